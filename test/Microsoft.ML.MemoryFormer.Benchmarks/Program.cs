@@ -1,0 +1,1 @@
+namespace Microsoft.ML.MemoryFormer.Benchmarks; internal static class Program { private static int Main() => 0; }
