@@ -1,0 +1,11 @@
+namespace Microsoft.ML.MemoryFormer.Configuration;
+
+/// <summary>How a Memory Layer weights the table row a chunk z selects (spec §1.3–§1.4).</summary>
+public enum HashWeightFunction
+{
+    /// <summary>The official code: ‖z‖₁ · Π σ(2|zᵢ|). Grows with |z| like a linear map; gradient does not saturate.</summary>
+    L1ScaledSigmoidProduct,
+
+    /// <summary>The paper, eq. 10: Π σ(2|zᵢ|/t), the softmax probability of the selected code at temperature t.</summary>
+    SigmoidProduct,
+}

@@ -1,0 +1,155 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Microsoft.ML.MemoryFormer.Configuration;
+
+/// <summary>
+/// The architecture of a MemoryFormer (or of the dense transformer of the same shape used as its baseline).
+/// Immutable; use <c>with</c> expressions to derive variants and <see cref="Validate"/> before building a model.
+/// </summary>
+/// <remarks>
+/// Symbols follow the paper (arXiv 2411.12992): d = <see cref="Width"/>, τ = <see cref="BitsPerChunk"/>,
+/// K = <see cref="ChunkCount"/> = d / τ hash tables of 2^τ rows each. Defaults follow the official code
+/// (see the specification §5.4): the code's weight function, a learned bias per Memory Layer, RMSNorm outside
+/// and LayerNorm inside the Memory Block, rotary embeddings on 25% of each head, no attention output projection.
+/// </remarks>
+public sealed record MemoryFormerConfig
+{
+    /// <summary>Which projections the model uses: hashed Memory Layers (MemoryFormer) or dense linear layers (baseline).</summary>
+    public TransformerKind Kind { get; init; } = TransformerKind.MemoryFormer;
+
+    /// <summary>Number of token ids the embedding and LM head cover.</summary>
+    public int VocabularySize { get; init; } = 256;
+
+    /// <summary>Longest sequence the model is trained on; generation crops its input to it (rotary does not extrapolate).</summary>
+    public int ContextLength { get; init; } = 128;
+
+    /// <summary>Hidden width d. Must equal K·τ for MemoryFormer (no projection before hashing, spec §1.1).</summary>
+    public int Width { get; init; } = 256;
+
+    /// <summary>Number of transformer blocks.</summary>
+    public int Layers { get; init; } = 4;
+
+    /// <summary>Attention heads; d must be divisible by it.</summary>
+    public int Heads { get; init; } = 4;
+
+    /// <summary>τ: bits per hash chunk, i.e. each table has 2^τ rows. The paper uses 8.</summary>
+    public int BitsPerChunk { get; init; } = 8;
+
+    /// <summary>Extra bits of the Memory Block's second layer (its chunks have τ + extra bits). The paper uses 2 (Table 5).</summary>
+    public int ExtraBits { get; init; } = 2;
+
+    /// <summary>Fraction of each head's dimensions that get rotary embeddings (0.25 as in the code).</summary>
+    public double RotaryFraction { get; init; } = 0.25;
+
+    /// <summary>Rotary base frequency.</summary>
+    public double RotaryBase { get; init; } = 10000;
+
+    /// <summary>How a chunk's bucket is weighted: the official code's ‖z‖₁·Π σ(2|zᵢ|) (default) or the paper's Π σ(2|zᵢ|/t).</summary>
+    public HashWeightFunction WeightFunction { get; init; } = HashWeightFunction.L1ScaledSigmoidProduct;
+
+    /// <summary>Temperature t of the paper's weight function (ignored by the code's function).</summary>
+    public double Temperature { get; init; } = 1.0;
+
+    /// <summary>Norm before attention, before the FFN and at the end: RMSNorm (code) or LayerNorm (Pythia).</summary>
+    public NormKind Norm { get; init; } = NormKind.RmsNorm;
+
+    /// <summary>Epsilon of the outer norms (the code's RMSNorm adds 1e-8 outside the root).</summary>
+    public double NormEpsilon { get; init; } = 1e-8;
+
+    /// <summary>Init std of Memory Block tables (code: 0.02).</summary>
+    public double TableInitStd { get; init; } = 0.02;
+
+    /// <summary>Init std of Q/K/V tables; null means small_init, sqrt(2 / (5d)), as the code's configs.</summary>
+    public double? QkvInitStd { get; init; }
+
+    /// <summary>Init std of Memory Layer biases (code: 0.001).</summary>
+    public double BiasInitStd { get; init; } = 0.001;
+
+    /// <summary>Init std of the token embedding, the LM head and the dense baseline's linear layers.</summary>
+    public double EmbeddingInitStd { get; init; } = 0.02;
+
+    /// <summary>Dropout on attention outputs and block outputs (0 as in the paper).</summary>
+    public double Dropout { get; init; }
+
+    /// <summary>K: number of chunks (hash tables) per Memory Layer, d / τ.</summary>
+    [JsonIgnore] public int ChunkCount => Width / BitsPerChunk;
+
+    /// <summary>Width of one attention head, d / heads.</summary>
+    [JsonIgnore] public int HeadWidth => Width / Heads;
+
+    /// <summary>Head dimensions that get rotary embeddings (even, rounded down).</summary>
+    [JsonIgnore] public int RotaryDims => (int)(HeadWidth * RotaryFraction) / 2 * 2;
+
+    /// <summary>Width of the Memory Block's hidden layer, K·(τ + extra bits).</summary>
+    [JsonIgnore] public int BlockHiddenWidth => ChunkCount * (BitsPerChunk + ExtraBits);
+
+    /// <summary>The std actually used for Q/K/V tables.</summary>
+    [JsonIgnore] public double EffectiveQkvInitStd => QkvInitStd ?? Math.Sqrt(2.0 / (5.0 * Width));
+
+    /// <summary>A few-thousand-parameter model for tests: d = 16, τ = 4, K = 4, 2 layers, 2 heads.</summary>
+    public static MemoryFormerConfig Nano { get; } = new()
+    {
+        VocabularySize = 64, ContextLength = 16, Width = 16, Layers = 2, Heads = 2, BitsPerChunk = 4,
+    };
+
+    /// <summary>A byte-level model that trains on a laptop CPU in minutes: d = 256, 4 layers, τ = 8 (K = 32).</summary>
+    public static MemoryFormerConfig Small256 { get; } = new()
+    {
+        VocabularySize = 256, ContextLength = 128, Width = 256, Layers = 4, Heads = 4, BitsPerChunk = 8,
+    };
+
+    /// <summary>The paper's MF-tiny: 6 × 512, K = 64, τ = 8, 8 heads (the shape of Pythia-70M), GPT-NeoX vocabulary.</summary>
+    public static MemoryFormerConfig Tiny { get; } = new()
+    {
+        VocabularySize = 50304, ContextLength = 2048, Width = 512, Layers = 6, Heads = 8, BitsPerChunk = 8,
+    };
+
+    /// <summary>The paper's MF-small: 12 × 768, K = 96, τ = 8, 12 heads (the shape of Pythia-160M).</summary>
+    public static MemoryFormerConfig PaperSmall { get; } = Tiny with { Width = 768, Layers = 12, Heads = 12 };
+
+    /// <summary>The paper's MF-base: 24 × 1024, K = 128, τ = 8, 16 heads (the shape of Pythia-410M).</summary>
+    public static MemoryFormerConfig Base { get; } = Tiny with { Width = 1024, Layers = 24, Heads = 16 };
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first field that breaks a rule.</summary>
+    /// <returns>This config, to allow chaining.</returns>
+    public MemoryFormerConfig Validate()
+    {
+        Require(VocabularySize > 0, nameof(VocabularySize), "must be positive");
+        Require(ContextLength > 0, nameof(ContextLength), "must be positive");
+        Require(Width > 0, nameof(Width), "must be positive");
+        Require(Layers > 0, nameof(Layers), "must be positive");
+        Require(Heads > 0 && Width % Heads == 0, nameof(Heads), $"must be positive and divide {nameof(Width)} ({Width})");
+        Require(BitsPerChunk is >= 1 and <= 16, nameof(BitsPerChunk), "must be between 1 and 16 (tables have 2^τ rows)");
+        Require(Width % BitsPerChunk == 0, nameof(Width),
+            $"must be divisible by {nameof(BitsPerChunk)} (d = K·τ; got d = {Width}, τ = {BitsPerChunk})");
+        Require(ExtraBits >= 0 && BitsPerChunk + ExtraBits <= 20, nameof(ExtraBits), "must be ≥ 0 with τ + extra bits ≤ 20");
+        Require(RotaryFraction is >= 0 and <= 1, nameof(RotaryFraction), "must be in [0, 1]");
+        Require(RotaryBase > 1, nameof(RotaryBase), "must be greater than 1");
+        Require(Temperature > 0, nameof(Temperature), "must be positive");
+        Require(NormEpsilon > 0, nameof(NormEpsilon), "must be positive");
+        Require(TableInitStd > 0 && BiasInitStd >= 0 && EmbeddingInitStd > 0 && (QkvInitStd ?? 1) > 0,
+            nameof(TableInitStd), "init stds must be positive");
+        Require(Dropout is >= 0 and < 1, nameof(Dropout), "must be in [0, 1)");
+        return this;
+    }
+
+    /// <summary>Serialises the config as indented JSON (enums as names).</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>Parses a config written by <see cref="ToJson"/> and validates it.</summary>
+    public static MemoryFormerConfig FromJson(string json) =>
+        (JsonSerializer.Deserialize<MemoryFormerConfig>(json, JsonOptions)
+         ?? throw new ArgumentException("The JSON text holds no MemoryFormer config.", nameof(json))).Validate();
+
+    internal static JsonSerializerOptions JsonOptions { get; } = new()
+    {
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter() },
+    };
+
+    private static void Require(bool ok, string field, string rule)
+    {
+        if (!ok) throw new ArgumentException($"MemoryFormerConfig.{field} {rule}.", field);
+    }
+}

@@ -1,0 +1,27 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers;
+
+/// <summary>The dense baseline's FFN: Linear d → 4d, GELU, Linear 4d → d.</summary>
+internal sealed class DenseMlp : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear expand;
+    private readonly GELU activation;
+    private readonly Linear project;
+
+    public DenseMlp(MemoryFormerConfig c) : base(nameof(DenseMlp))
+    {
+        expand = nn.Linear(c.Width, 4L * c.Width);
+        activation = nn.GELU();
+        project = nn.Linear(4L * c.Width, c.Width);
+        DenseInit.Normal(expand, c.EmbeddingInitStd);
+        DenseInit.Normal(project, c.EmbeddingInitStd / Math.Sqrt(2.0 * c.Layers));
+        RegisterComponents();
+    }
+
+    /// <summary>x [N, d] → [N, d].</summary>
+    public override Tensor forward(Tensor x) => project.call(activation.call(expand.call(x)));
+}

@@ -1,0 +1,26 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers;
+
+/// <summary>The dense baseline's Q, K, V: one fused linear layer d → 3d.</summary>
+internal sealed class DenseQkv : nn.Module<Tensor, (Tensor Q, Tensor K, Tensor V)>
+{
+    private readonly Linear qkv;
+
+    public DenseQkv(MemoryFormerConfig config) : base(nameof(DenseQkv))
+    {
+        qkv = nn.Linear(config.Width, 3L * config.Width);
+        DenseInit.Normal(qkv, config.EmbeddingInitStd);
+        RegisterComponents();
+    }
+
+    /// <summary>x [N, d] → Q, K, V each [N, d].</summary>
+    public override (Tensor Q, Tensor K, Tensor V) forward(Tensor x)
+    {
+        var parts = qkv.call(x).chunk(3, -1);                                   // 3 × [N, d]
+        return (parts[0], parts[1], parts[2]);
+    }
+}

@@ -1,0 +1,35 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers;
+
+/// <summary>
+/// The Memory Block that replaces the FFN (paper §2.4; code <c>extra_bit</c> expansion, spec §2.3):
+/// ML₁ (d → K·(τ+2)), LayerNorm, ML₂ re-chunking its input into the same K chunks of τ+2 bits (→ d).
+/// No activation in between (paper Table 6). Tables use std 0.02.
+/// </summary>
+internal sealed class MemoryBlock : nn.Module<Tensor, Tensor>
+{
+    private readonly MemoryLayer expand;
+    private readonly LayerNorm norm;
+    private readonly MemoryLayer project;
+
+    public MemoryBlock(MemoryFormerConfig c) : base(nameof(MemoryBlock))
+    {
+        expand = new MemoryLayer(c.ChunkCount, c.BitsPerChunk, c.BlockHiddenWidth, c.WeightFunction, c.Temperature,
+            c.TableInitStd, c.BiasInitStd);
+        norm = nn.LayerNorm(c.BlockHiddenWidth, 1e-5);
+        project = new MemoryLayer(c.ChunkCount, c.BitsPerChunk + c.ExtraBits, c.Width, c.WeightFunction, c.Temperature,
+            c.TableInitStd, c.BiasInitStd);
+        RegisterComponents();
+    }
+
+    /// <summary>x [N, d] → [N, d].</summary>
+    public override Tensor forward(Tensor x)
+    {
+        var hidden = expand.call(x);                                             // [N, K·(τ+2)]
+        return project.call(norm.call(hidden));                                  // [N, d]
+    }
+}

@@ -1,0 +1,35 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers;
+
+/// <summary>
+/// Q, K and V as three Memory Layers that share one hash of the normalised input (official code
+/// <c>_forward_memory_qkv</c>, spec §2.2): the same rows and weights read three different tables.
+/// Tables use small_init, std √(2/(5d)) (spec §1.5).
+/// </summary>
+internal sealed class MemoryQkv : nn.Module<Tensor, (Tensor Q, Tensor K, Tensor V)>
+{
+    private readonly MemoryLayer query;
+    private readonly MemoryLayer key;
+    private readonly MemoryLayer value;
+
+    public MemoryQkv(MemoryFormerConfig config) : base(nameof(MemoryQkv))
+    {
+        query = NewLayer(config);
+        key = NewLayer(config);
+        value = NewLayer(config);
+        RegisterComponents();
+    }
+
+    /// <summary>x [N, d] → Q, K, V each [N, d].</summary>
+    public override (Tensor Q, Tensor K, Tensor V) forward(Tensor x)
+    {
+        var codes = value.Hash(x);                                              // one hash: rows, weights [N, K]
+        return (query.Forward(codes), key.Forward(codes), value.Forward(codes)); // [N, d] each
+    }
+
+    private static MemoryLayer NewLayer(MemoryFormerConfig c) => new(c.ChunkCount, c.BitsPerChunk, c.Width,
+        c.WeightFunction, c.Temperature, c.EffectiveQkvInitStd, c.BiasInitStd);
+}

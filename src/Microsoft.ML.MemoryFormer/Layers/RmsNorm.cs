@@ -1,0 +1,35 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers;
+
+/// <summary>
+/// RMSNorm as in the official code (spec §2.4): x / (‖x‖₂/√d + ε) · g, with ε outside the root, a learned
+/// gain and no bias. Note it does not centre its input (spec §5.3 pitfall 4).
+/// </summary>
+public sealed class RmsNorm : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter weight;   // [d]
+    private readonly double epsilon;
+    private readonly double sqrtWidth;
+
+    /// <summary>Creates the norm over the last dimension of width <paramref name="width"/>.</summary>
+    public RmsNorm(int width, double epsilon) : base(nameof(RmsNorm))
+    {
+        weight = new Parameter(ones(width));
+        this.epsilon = epsilon;
+        sqrtWidth = Math.Sqrt(width);
+        RegisterComponents();
+    }
+
+    /// <summary>x [.., d] → [.., d].</summary>
+    public override Tensor forward(Tensor x) =>
+        x / (x.norm(-1, keepdim: true) / sqrtWidth + epsilon) * weight;
+
+    /// <summary>The norm the config asks for: RMSNorm or LayerNorm over <paramref name="width"/>.</summary>
+    internal static nn.Module<Tensor, Tensor> Create(Configuration.NormKind kind, int width, double epsilon) =>
+        kind == Configuration.NormKind.RmsNorm
+            ? new RmsNorm(width, epsilon)
+            : nn.LayerNorm(width, Math.Max(epsilon, 1e-5));
+}

@@ -1,0 +1,44 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers;
+
+/// <summary>
+/// Rotary position embedding (GPT-NeoX style, rotate-half) on the first <c>rotaryDims</c> of each head,
+/// 25% of the head in the code (spec §2.2). Rotary scores depend only on relative positions, so a batch may be
+/// left-padded without shifting positions.
+/// </summary>
+internal sealed class RotaryEmbedding : nn.Module
+{
+    private readonly Tensor cos;   // [P, r]
+    private readonly Tensor sin;   // [P, r]
+    private readonly int rotaryDims;
+
+    public RotaryEmbedding(int rotaryDims, int maxPositions, double @base) : base(nameof(RotaryEmbedding))
+    {
+        this.rotaryDims = rotaryDims;
+        var half = Math.Max(rotaryDims / 2, 1);
+        var inverse = pow(@base, -arange(0, half, dtype: ScalarType.Float64) * 2.0 / Math.Max(rotaryDims, 1)); // [r/2]
+        var angles = outer(arange(maxPositions, dtype: ScalarType.Float64), inverse);                        // [P, r/2]
+        var both = cat([angles, angles], -1).to(ScalarType.Float32);                                          // [P, r]
+        cos = both.cos();
+        sin = both.sin();
+        register_buffer("cos", cos, persistent: false);
+        register_buffer("sin", sin, persistent: false);
+    }
+
+    /// <summary>x [B, H, T, hd] at positions offset … offset+T−1 → same shape.</summary>
+    public Tensor Apply(Tensor x, long offset)
+    {
+        if (rotaryDims == 0) return x;
+        long t = x.shape[2];
+        var c = cos.narrow(0, offset, t).to(x.dtype);                           // [T, r]
+        var s = sin.narrow(0, offset, t).to(x.dtype);                           // [T, r]
+        var rot = x.narrow(-1, 0, rotaryDims);                                   // [B, H, T, r]
+        var pass = x.narrow(-1, rotaryDims, x.shape[^1] - rotaryDims);           // [B, H, T, hd−r]
+        var x1 = rot.narrow(-1, 0, rotaryDims / 2);
+        var x2 = rot.narrow(-1, rotaryDims / 2, rotaryDims / 2);
+        var rotated = cat([-x2, x1], -1);                                        // rotate-half
+        return cat([rot * c + rotated * s, pass], -1);                           // [B, H, T, hd]
+    }
+}

@@ -1,0 +1,54 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Microsoft.ML.MemoryFormer.Layers;
+
+/// <summary>
+/// Multi-head self-attention with rotary positions (paper §2.4, eq. 13). MemoryFormer gets Q/K/V from
+/// Memory Layers and has no output projection (<c>del_dense</c>, spec §2.2); the dense baseline uses linear
+/// Q/K/V and an output projection W_O. Everything else is shared, so the two differ only in the projections.
+/// </summary>
+internal sealed class SelfAttention : nn.Module
+{
+    private readonly nn.Module<Tensor, (Tensor Q, Tensor K, Tensor V)> qkv;
+    private readonly RotaryEmbedding rotary;
+    private readonly Linear? output;
+    private readonly int heads;
+    private readonly int headWidth;
+
+    public SelfAttention(MemoryFormerConfig config) : base(nameof(SelfAttention))
+    {
+        heads = config.Heads;
+        headWidth = config.HeadWidth;
+        qkv = config.Kind == TransformerKind.MemoryFormer ? new MemoryQkv(config) : new DenseQkv(config);
+        rotary = new RotaryEmbedding(config.RotaryDims, config.ContextLength, config.RotaryBase);
+        if (config.Kind == TransformerKind.Dense)
+        {
+            output = nn.Linear(config.Width, config.Width);
+            DenseInit.Normal(output, config.EmbeddingInitStd / Math.Sqrt(2.0 * config.Layers));
+        }
+        RegisterComponents();
+    }
+
+    /// <summary>x [B, T, d] (normalised) → [B, T, d]; <paramref name="cache"/> is this layer's KV cache, if any.</summary>
+    public Tensor Forward(Tensor x, AttentionContext context, AttentionCache? cache)
+    {
+        long b = x.shape[0], t = x.shape[1], past = cache?.Length ?? 0;
+        var (q, k, v) = qkv.call(x.reshape(b * t, -1));                         // [B·T, d] each
+        q = rotary.Apply(SplitHeads(q, b, t), past);                            // [B, H, T, hd]
+        k = rotary.Apply(SplitHeads(k, b, t), past);                            // [B, H, T, hd]
+        v = SplitHeads(v, b, t);                                                 // [B, H, T, hd]
+        if (cache is not null) (k, v) = cache.Append(k, v);                     // [B, H, past+T, hd]
+        var mask = context.BuildMask(t, past, x.device);                        // [B|1, 1, T, past+T] or null
+        bool causalFlag = mask is null && context.Causal && t > 1;              // top-left flag is exact only here
+        var y = F.scaled_dot_product_attention(q, k, v, mask, 0.0, causalFlag); // [B, H, T, hd]
+        y = y.transpose(1, 2).reshape(b, t, heads * headWidth);                 // [B, T, d]
+        return output is null ? y : output.call(y);
+    }
+
+    private Tensor SplitHeads(Tensor x, long b, long t) =>
+        x.view(b, t, heads, headWidth).transpose(1, 2);                          // [B, H, T, hd]
+}

@@ -1,0 +1,44 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Microsoft.ML.MemoryFormer.Layers;
+
+/// <summary>
+/// The sign hash of the Memory Layer (paper §2.2, eqs. 3–4; official code <c>compute_code_score_torch</c>).
+/// The input x [N, K·τ] is cut into K chunks of τ elements; each element's sign (z ≥ 0 → 1) is one bit of the
+/// chunk's bucket code, read most-significant-bit first as in the code (the paper reads it LSB-first, which is
+/// the same model up to a fixed permutation of table rows). Codes are built with integer ops (spec §5.3
+/// pitfall 2) and are not differentiable; gradients reach x only through the weights.
+/// </summary>
+internal static class SignHash
+{
+    /// <summary>Hashes x [N, K·τ] into rows and weights [N, K].</summary>
+    public static HashCodes Compute(Tensor x, int bitsPerChunk, HashWeightFunction function, double temperature)
+    {
+        long n = x.shape[0], k = x.shape[1] / bitsPerChunk;
+        var z = x.view(n, k, bitsPerChunk);                                       // [N, K, τ]
+        Tensor rows;
+        using (no_grad())
+        {
+            var bits = z.ge(0).to(ScalarType.Int64);                              // [N, K, τ] bit = z ≥ 0
+            var powers = pow(2, arange(bitsPerChunk - 1, -1, -1, ScalarType.Int64, x.device)); // [τ] MSB first
+            var codes = (bits * powers).sum(-1);                                  // [N, K] ∈ [0, 2^τ)
+            rows = codes + arange(k, ScalarType.Int64, x.device) * (1L << bitsPerChunk); // [N, K] global rows
+        }
+        return new HashCodes(rows, Weights(z, function, temperature));
+    }
+
+    /// <summary>
+    /// w(z) for chunks z [N, K, τ] → [N, K]. Paper eq. 10: p = Π σ(2|zᵢ|/t) = exp(−Σ softplus(−2|zᵢ|/t));
+    /// the code multiplies it by ‖z‖₁ and uses t = 1.
+    /// </summary>
+    public static Tensor Weights(Tensor z, HashWeightFunction function, double temperature)
+    {
+        var a = z.abs();                                                          // [N, K, τ]
+        if (function == HashWeightFunction.L1ScaledSigmoidProduct)
+            return (-F.softplus(a * -2.0).sum(-1)).exp() * a.sum(-1);             // ‖z‖₁ · Π σ(2|zᵢ|)
+        return (-F.softplus(a * (-2.0 / temperature)).sum(-1)).exp();             // Π σ(2|zᵢ|/t)
+    }
+}

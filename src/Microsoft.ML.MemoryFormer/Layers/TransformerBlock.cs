@@ -1,0 +1,37 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers;
+
+/// <summary>
+/// One pre-norm block (paper Fig. 3; code layout, spec §2.4): z = x + Attn(Norm(x)); out = z + FFN(Norm(z)).
+/// The FFN is the Memory Block for MemoryFormer and a GELU MLP for the dense baseline.
+/// </summary>
+internal sealed class TransformerBlock : nn.Module
+{
+    private readonly nn.Module<Tensor, Tensor> attentionNorm;
+    private readonly SelfAttention attention;
+    private readonly nn.Module<Tensor, Tensor> ffnNorm;
+    private readonly nn.Module<Tensor, Tensor> ffn;
+    private readonly Dropout dropout;
+
+    public TransformerBlock(MemoryFormerConfig c) : base(nameof(TransformerBlock))
+    {
+        attentionNorm = RmsNorm.Create(c.Norm, c.Width, c.NormEpsilon);
+        attention = new SelfAttention(c);
+        ffnNorm = RmsNorm.Create(c.Norm, c.Width, c.NormEpsilon);
+        ffn = c.Kind == TransformerKind.MemoryFormer ? new MemoryBlock(c) : new DenseMlp(c);
+        dropout = nn.Dropout(c.Dropout);
+        RegisterComponents();
+    }
+
+    /// <summary>x [B, T, d] → [B, T, d].</summary>
+    public Tensor Forward(Tensor x, AttentionContext context, AttentionCache? cache)
+    {
+        var z = x + dropout.call(attention.Forward(attentionNorm.call(x), context, cache)); // [B, T, d]
+        var flat = ffnNorm.call(z).reshape(-1, z.shape[^1]);                                 // [B·T, d]
+        return z + dropout.call(ffn.call(flat).view(z.shape));                              // [B, T, d]
+    }
+}

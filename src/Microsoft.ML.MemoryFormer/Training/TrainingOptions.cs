@@ -1,0 +1,68 @@
+namespace Microsoft.ML.MemoryFormer.Training;
+
+/// <summary>Optimisation settings shared by every task (language model, classification, regression).</summary>
+public sealed record TrainingOptions
+{
+    /// <summary>Optimizer steps to run.</summary>
+    public int MaxSteps { get; init; } = 1000;
+
+    /// <summary>Peak learning rate of dense parameters (embedding, head, norms, biases).</summary>
+    public double LearningRate { get; init; } = 1e-3;
+
+    /// <summary>Peak learning rate of Memory Layer tables; the paper uses 3× the dense rate (spec §4.1).</summary>
+    public double TableLearningRate { get; init; } = 3e-3;
+
+    /// <summary>Decoupled weight decay of dense matrices (biases and norm gains never decay).</summary>
+    public double WeightDecay { get; init; } = 0.1;
+
+    /// <summary>Decoupled weight decay of the tables (0.1 in the code; rarely hit rows shrink, spec §5.3 pitfall 3).</summary>
+    public double TableWeightDecay { get; init; } = 0.1;
+
+    /// <summary>Adam β₁.</summary>
+    public double Beta1 { get; init; } = 0.9;
+
+    /// <summary>Adam β₂ (0.95 as in the code and Pythia).</summary>
+    public double Beta2 { get; init; } = 0.95;
+
+    /// <summary>Adam ε.</summary>
+    public double Epsilon { get; init; } = 1e-8;
+
+    /// <summary>Global gradient-norm clip; 0 turns clipping off.</summary>
+    public double GradientClip { get; init; } = 1.0;
+
+    /// <summary>Linear warm-up steps.</summary>
+    public int WarmupSteps { get; init; } = 50;
+
+    /// <summary>The cosine schedule ends at this fraction of the peak rates.</summary>
+    public double MinLearningRateRatio { get; init; } = 0.1;
+
+    /// <summary>Run validation every this many steps (and after the last); 0 = only at the end.</summary>
+    public int ValidateEvery { get; init; }
+
+    /// <summary>Stop after this many validations without improvement and restore the best weights; 0 = off.</summary>
+    public int EarlyStoppingPatience { get; init; }
+
+    /// <summary>Report progress every this many steps.</summary>
+    public int ReportEvery { get; init; } = 10;
+
+    /// <summary>Throws naming the first invalid setting.</summary>
+    public TrainingOptions Validate()
+    {
+        Check(MaxSteps > 0, nameof(MaxSteps), "must be positive");
+        Check(LearningRate > 0 && TableLearningRate > 0, nameof(LearningRate), "learning rates must be positive");
+        Check(WeightDecay >= 0 && TableWeightDecay >= 0, nameof(WeightDecay), "weight decays must be ≥ 0");
+        Check(Beta1 is >= 0 and < 1 && Beta2 is >= 0 and < 1, nameof(Beta1), "Adam betas must be in [0, 1)");
+        Check(Epsilon > 0, nameof(Epsilon), "must be positive");
+        Check(GradientClip >= 0, nameof(GradientClip), "must be ≥ 0");
+        Check(WarmupSteps >= 0, nameof(WarmupSteps), "must be ≥ 0");
+        Check(MinLearningRateRatio is >= 0 and <= 1, nameof(MinLearningRateRatio), "must be in [0, 1]");
+        Check(ValidateEvery >= 0 && EarlyStoppingPatience >= 0 && ReportEvery > 0, nameof(ValidateEvery),
+            "ValidateEvery and EarlyStoppingPatience must be ≥ 0, ReportEvery positive");
+        return this;
+    }
+
+    private static void Check(bool ok, string name, string rule)
+    {
+        if (!ok) throw new ArgumentOutOfRangeException(name, $"TrainingOptions.{name} {rule}.");
+    }
+}

@@ -1,0 +1,14 @@
+namespace Microsoft.ML.MemoryFormer.Training;
+
+/// <summary>A progress report from a training run.</summary>
+/// <param name="Step">Steps completed.</param>
+/// <param name="TotalSteps">Steps planned.</param>
+/// <param name="Loss">Training loss of the last step.</param>
+/// <param name="LearningRate">Dense learning rate of the last step.</param>
+/// <param name="ItemsPerSecond">Tokens (language model) or rows (tasks) per second so far.</param>
+/// <param name="Elapsed">Wall time so far.</param>
+/// <param name="Remaining">Estimated time to the last step.</param>
+/// <param name="ValidationLoss">Loss on the validation set, when this report follows a validation.</param>
+/// <param name="ValidationMetric">The task's validation metric (e.g. accuracy), when it has one.</param>
+public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double LearningRate, double ItemsPerSecond,
+    TimeSpan Elapsed, TimeSpan Remaining, double? ValidationLoss = null, double? ValidationMetric = null);
