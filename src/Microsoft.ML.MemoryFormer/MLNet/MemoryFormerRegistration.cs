@@ -8,6 +8,11 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// <see cref="MLContext"/>, so a context that did not train the model needs this call once before loading:
 /// <code>mlContext.ComponentCatalog.RegisterMemoryFormer();</code>
 /// </summary>
+/// <remarks>
+/// Without it ML.NET 5.0 fails with <c>InvalidOperationException: Error during class instantiation</c> whose inner
+/// <see cref="FormatException"/> reads <c>Couldn't load model: 'TransformerChain/Transform_00N'</c>.
+/// Our estimators call this for the context they run in, so the context that trained a model can load it.
+/// </remarks>
 public static class MemoryFormerRegistration
 {
     private sealed record Loader(Type TransformerType, string LoaderSignature, MethodInfo Create);
