@@ -1,0 +1,211 @@
+using System.Reflection;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+
+namespace Microsoft.ML.MemoryFormer.MLNet;
+
+/// <summary>
+/// The one place that reaches into ML.NET internals (Microsoft.ML 5.0.x) by reflection; see
+/// docs/platform-notes §3. Every member is resolved once, lazily, and a missing one throws an
+/// <see cref="InvalidOperationException"/> that names it and the supported version.
+/// </summary>
+/// <remarks>
+/// The pattern a transformer follows (the test project's <c>AddConstantTransformer</c> is the worked example):
+/// <list type="number">
+/// <item>A static <see cref="ModelSignatureInfo"/> <c>Signature</c> and a loader
+/// <c>static T Create(IHostEnvironment env, object modelLoadContext)</c> (the context type is internal to ML.NET);
+/// the type implements <see cref="IModelLoadable{TSelf}"/>, which names both.</item>
+/// <item><c>ICanSaveModel.Save(ModelSaveContext ctx)</c> writes through <see cref="SaveModel"/> (usually via
+/// <c>ModelArchive.SaveTo</c>); <c>Create</c> reads back through <see cref="BeginLoadModel"/> and
+/// <see cref="TryLoadBinaryStream"/> (usually via <c>ModelArchive.LoadFrom</c>).</item>
+/// <item>The estimator calls <c>env.ComponentCatalog.RegisterMemoryFormer()</c> so that the same MLContext can load
+/// what it saved; a fresh MLContext needs that public call once before <c>mlContext.Model.Load</c>.</item>
+/// <item><c>GetOutputSchema</c> builds its columns with <see cref="NewColumn"/>; catalog extensions get the
+/// environment with <see cref="GetEnvironment"/>.</item>
+/// </list>
+/// </remarks>
+internal static class MLNetInternals
+{
+    private const string SupportedVersion = "5.0.x";
+    private const BindingFlags Any = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static;
+
+    private static readonly Assembly CoreAssembly = typeof(IHostEnvironment).Assembly;
+    private static readonly Assembly DataAssembly = typeof(MLContext).Assembly;
+
+    private static readonly Lazy<Type> VersionInfoType = Resolve(() => CoreAssembly.GetType("Microsoft.ML.VersionInfo"), "Microsoft.ML.VersionInfo");
+    private static readonly Lazy<Type> LoadContextType = Resolve(() => CoreAssembly.GetType("Microsoft.ML.ModelLoadContext"), "Microsoft.ML.ModelLoadContext");
+    private static readonly Lazy<Type> SignatureLoadModelType = Resolve(() => CoreAssembly.GetType("Microsoft.ML.SignatureLoadModel"), "Microsoft.ML.SignatureLoadModel");
+
+    private static readonly Lazy<ConstructorInfo> VersionInfoCtor = Resolve(() => VersionInfoType.Value.GetConstructor(Any, null,
+        [typeof(string), typeof(uint), typeof(uint), typeof(uint), typeof(string), typeof(string), typeof(string)], null),
+        "VersionInfo(string, uint, uint, uint, string, string, string)");
+
+    private static readonly Lazy<MethodInfo> SaveCheckAtModel = Method(typeof(ModelSaveContext), "CheckAtModel", []);
+    private static readonly Lazy<MethodInfo> SaveSetVersionInfo = Resolve(() => typeof(ModelSaveContext).GetMethod("SetVersionInfo", Any, [VersionInfoType.Value]), "ModelSaveContext.SetVersionInfo(VersionInfo)");
+    private static readonly Lazy<FieldInfo> SaveWriter = Field(typeof(ModelSaveContext), "Writer");
+    private static readonly Lazy<MethodInfo> SaveBinaryStream = Method(typeof(ModelSaveContext), "SaveBinaryStream", [typeof(string), typeof(Action<BinaryWriter>)]);
+
+    private static readonly Lazy<MethodInfo> LoadCheckAtModel = Resolve(() => LoadContextType.Value.GetMethod("CheckAtModel", Any, [VersionInfoType.Value]), "ModelLoadContext.CheckAtModel(VersionInfo)");
+    private static readonly Lazy<FieldInfo> LoadReader = Resolve(() => LoadContextType.Value.GetField("Reader", Any), "ModelLoadContext.Reader");
+    private static readonly Lazy<MethodInfo> LoadBinaryStream = Resolve(() => LoadContextType.Value.GetMethod("TryLoadBinaryStream", Any, [typeof(string), typeof(Action<BinaryReader>)]), "ModelLoadContext.TryLoadBinaryStream(string, Action<BinaryReader>)");
+
+    private static readonly Lazy<ConstructorInfo> LoadableClassAttributeCtor = Resolve(() => CoreAssembly.GetType("Microsoft.ML.LoadableClassAttribute")?.GetConstructor(Any, null,
+        [typeof(Type), typeof(Type), typeof(Type), typeof(Type), typeof(string), typeof(string[])], null),
+        "LoadableClassAttribute(Type, Type, Type, Type, string, string[])");
+    private static readonly Lazy<Type> LoadableClassInfoType = Resolve(() => typeof(ComponentCatalog).GetNestedType("LoadableClassInfo", Any), "ComponentCatalog.LoadableClassInfo");
+    private static readonly Lazy<ConstructorInfo> LoadableClassInfoCtor = Resolve(() => LoadableClassInfoType.Value.GetConstructors(Any).SingleOrDefault(c => c.GetParameters().Length == 5),
+        "ComponentCatalog.LoadableClassInfo(LoadableClassAttributeBase, MethodInfo, ConstructorInfo, MethodInfo, bool)");
+    private static readonly Lazy<PropertyInfo> LoadableClassInfoTypeProperty = Resolve(() => LoadableClassInfoType.Value.GetProperty("Type", Any), "ComponentCatalog.LoadableClassInfo.Type");
+    private static readonly Lazy<MethodInfo> CatalogAddClass = Resolve(() => typeof(ComponentCatalog).GetMethod("AddClass", Any, [LoadableClassInfoType.Value, typeof(string[]), typeof(bool)]), "ComponentCatalog.AddClass(LoadableClassInfo, string[], bool)");
+    private static readonly Lazy<MethodInfo> CatalogGetClassInfo = Method(typeof(ComponentCatalog), "GetLoadableClassInfo", [typeof(string), typeof(Type)]);
+    private static readonly Lazy<FieldInfo> CatalogLock = Field(typeof(ComponentCatalog), "_lock");
+
+    private static readonly Lazy<PropertyInfo> InternalCatalogEnvironment = Resolve(() => DataAssembly.GetType("Microsoft.ML.Data.IInternalCatalog")?.GetProperty("Environment", Any), "IInternalCatalog.Environment");
+    private static readonly Lazy<ConstructorInfo> SchemaColumnCtor = Resolve(() => typeof(SchemaShape.Column).GetConstructor(Any, null,
+        [typeof(string), typeof(SchemaShape.Column.VectorKind), typeof(DataViewType), typeof(bool), typeof(SchemaShape)], null),
+        "SchemaShape.Column(string, VectorKind, DataViewType, bool, SchemaShape)");
+    private static readonly Lazy<MethodInfo> SchemaShapeCreate = Method(typeof(SchemaShape), "Create", [typeof(DataViewSchema)]);
+
+    /// <summary>
+    /// Writes a model block: checks the context, records <paramref name="info"/> in the header, lets
+    /// <paramref name="writeHeader"/> write the small model block, then stores each binary stream as its own zip entry.
+    /// </summary>
+    public static void SaveModel(ModelSaveContext ctx, ModelSignatureInfo info, Action<BinaryWriter> writeHeader,
+        IReadOnlyDictionary<string, byte[]> binaryStreams)
+    {
+        ArgumentNullException.ThrowIfNull(ctx);
+        Invoke(SaveCheckAtModel.Value, ctx);
+        Invoke(SaveSetVersionInfo.Value, ctx, NewVersionInfo(info));
+        writeHeader((BinaryWriter)SaveWriter.Value.GetValue(ctx)!);
+        foreach (var (name, bytes) in binaryStreams)
+            Invoke(SaveBinaryStream.Value, ctx, name, (Action<BinaryWriter>)(w => w.Write(bytes)));
+    }
+
+    /// <summary>
+    /// Checks that <paramref name="modelLoadContext"/> holds a model written with <paramref name="info"/>'s signature
+    /// and a readable version, and returns the reader positioned at the model block. The loader must read exactly
+    /// what <see cref="SaveModel"/>'s header writer wrote: ML.NET checks the block length afterwards.
+    /// </summary>
+    public static BinaryReader BeginLoadModel(object modelLoadContext, ModelSignatureInfo info)
+    {
+        CheckLoadContext(modelLoadContext);
+        Invoke(LoadCheckAtModel.Value, modelLoadContext, NewVersionInfo(info));
+        return (BinaryReader)LoadReader.Value.GetValue(modelLoadContext)!;
+    }
+
+    /// <summary>Returns the bytes of the binary stream <paramref name="name"/> next to the model, or null if absent.</summary>
+    public static byte[]? TryLoadBinaryStream(object modelLoadContext, string name)
+    {
+        CheckLoadContext(modelLoadContext);
+        byte[]? bytes = null;
+        var read = (Action<BinaryReader>)(r =>
+        {
+            using var buffer = new MemoryStream();
+            r.BaseStream.CopyTo(buffer);
+            bytes = buffer.ToArray();
+        });
+        return (bool)Invoke(LoadBinaryStream.Value, modelLoadContext, name, read)! ? bytes : null;
+    }
+
+    /// <summary>
+    /// Registers <paramref name="create"/> (<c>static T Create(IHostEnvironment, object)</c>) as the loader of
+    /// <paramref name="transformerType"/> under <paramref name="loaderSignature"/> in <paramref name="catalog"/>.
+    /// Idempotent; throws if the name is already taken by another type.
+    /// </summary>
+    public static void RegisterLoader(ComponentCatalog catalog, Type transformerType, string loaderSignature, MethodInfo create)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        CheckCreateMethod(transformerType, create);
+        lock (CatalogLock.Value.GetValue(catalog)!)
+        {
+            var existing = Invoke(CatalogGetClassInfo.Value, catalog, loaderSignature, SignatureLoadModelType.Value);
+            if (existing is not null)
+            {
+                var registeredType = (Type)LoadableClassInfoTypeProperty.Value.GetValue(existing)!;
+                if (registeredType == transformerType)
+                    return;
+                throw new InvalidOperationException(
+                    $"Loader signature '{loaderSignature}' is already registered for '{registeredType.FullName}'; cannot register '{transformerType.FullName}'.");
+            }
+
+            string[] loadNames = [loaderSignature];
+            var attribute = Invoke(LoadableClassAttributeCtor.Value, null,
+                transformerType, create.DeclaringType!, null, SignatureLoadModelType.Value, transformerType.Name, loadNames);
+            var info = Invoke(LoadableClassInfoCtor.Value, null, attribute, null, null, create, /* requireEnvironment */ true);
+            Invoke(CatalogAddClass.Value, catalog, info, loadNames, /* throwOnError */ true);
+        }
+    }
+
+    /// <summary>
+    /// The <see cref="IHostEnvironment"/> behind <paramref name="catalogOrContext"/>: an <see cref="MLContext"/> (or any
+    /// environment) itself, or any ML.NET catalog (trainer catalogs, <c>TransformsCatalog.TextTransforms</c>, ...).
+    /// </summary>
+    public static IHostEnvironment GetEnvironment(object catalogOrContext)
+    {
+        ArgumentNullException.ThrowIfNull(catalogOrContext);
+        if (catalogOrContext is IHostEnvironment env)
+            return env;
+        var property = InternalCatalogEnvironment.Value;
+        if (!property.DeclaringType!.IsInstanceOfType(catalogOrContext))
+            throw new ArgumentException($"'{catalogOrContext.GetType().FullName}' is neither an ML.NET catalog nor an IHostEnvironment.", nameof(catalogOrContext));
+        return (IHostEnvironment)property.GetValue(catalogOrContext)!;
+    }
+
+    /// <summary>Creates a <see cref="SchemaShape.Column"/> (its constructor is internal) for <c>GetOutputSchema</c>.</summary>
+    public static SchemaShape.Column NewColumn(string name, SchemaShape.Column.VectorKind kind, DataViewType itemType,
+        bool isKey, SchemaShape? annotations = null) =>
+        (SchemaShape.Column)Invoke(SchemaColumnCtor.Value, null, name, kind, itemType, isKey, annotations ?? new SchemaShape([]))!;
+
+    /// <summary>The shape of <paramref name="schema"/>, as ML.NET computes it (<c>SchemaShape.Create</c>).</summary>
+    public static SchemaShape ShapeOf(DataViewSchema schema) => (SchemaShape)Invoke(SchemaShapeCreate.Value, null, schema)!;
+
+    /// <summary>The shape of a column's annotations, for copying them onto a <see cref="SchemaShape.Column"/>.</summary>
+    public static SchemaShape ShapeOf(DataViewSchema.Annotations annotations) => ShapeOf(annotations.Schema);
+
+    private static object NewVersionInfo(ModelSignatureInfo info)
+    {
+        info.Validate();
+        return Invoke(VersionInfoCtor.Value, null, info.ModelSignature, info.VerWritten, info.VerReadable,
+            info.VerWeCanReadBack, info.LoaderAssemblyName, info.LoaderSignature, info.LoaderSignatureAlt)!;
+    }
+
+    private static void CheckLoadContext(object modelLoadContext)
+    {
+        ArgumentNullException.ThrowIfNull(modelLoadContext);
+        if (!LoadContextType.Value.IsInstanceOfType(modelLoadContext))
+            throw new ArgumentException($"Expected ML.NET's ModelLoadContext, got '{modelLoadContext.GetType().FullName}'.", nameof(modelLoadContext));
+    }
+
+    private static void CheckCreateMethod(Type transformerType, MethodInfo create)
+    {
+        var parameters = create.GetParameters();
+        if (!create.IsStatic || !transformerType.IsAssignableFrom(create.ReturnType) || parameters.Length != 2
+            || parameters[0].ParameterType != typeof(IHostEnvironment) || parameters[1].ParameterType != typeof(object))
+            throw new ArgumentException(
+                $"Loader '{create.DeclaringType?.Name}.{create.Name}' must be 'static {transformerType.Name} Create(IHostEnvironment env, object modelLoadContext)'.", nameof(create));
+    }
+
+    /// <summary>Invokes a reflected member and rethrows what it threw, not the TargetInvocationException around it.</summary>
+    private static object? Invoke(MethodBase member, object? target, params object?[] args)
+    {
+        try
+        {
+            return member is ConstructorInfo ctor ? ctor.Invoke(args) : member.Invoke(target, args);
+        }
+        catch (TargetInvocationException e) when (e.InnerException is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
+            throw;
+        }
+    }
+
+    private static Lazy<MethodInfo> Method(Type type, string name, Type[] parameters) =>
+        Resolve(() => type.GetMethod(name, Any, parameters), $"{type.Name}.{name}({string.Join(", ", parameters.Select(p => p.Name))})");
+
+    private static Lazy<FieldInfo> Field(Type type, string name) => Resolve(() => type.GetField(name, Any), $"{type.Name}.{name}");
+
+    private static Lazy<T> Resolve<T>(Func<T?> find, string member) where T : class =>
+        new(() => find() ?? throw new InvalidOperationException(
+            $"ML.NET internal member '{member}' was not found in Microsoft.ML {CoreAssembly.GetName().Version}. " +
+            $"Microsoft.ML.MemoryFormer supports Microsoft.ML {SupportedVersion} only."));
+}

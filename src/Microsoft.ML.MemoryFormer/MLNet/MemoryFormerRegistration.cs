@@ -1,0 +1,71 @@
+using System.Reflection;
+using Microsoft.ML.Runtime;
+
+namespace Microsoft.ML.MemoryFormer.MLNet;
+
+/// <summary>
+/// Makes MemoryFormer models loadable by <c>mlContext.Model.Load</c>. ML.NET keeps loaders per
+/// <see cref="MLContext"/>, so a context that did not train the model needs this call once before loading:
+/// <code>mlContext.ComponentCatalog.RegisterMemoryFormer();</code>
+/// </summary>
+/// <remarks>
+/// Without it ML.NET 5.0 fails with <c>InvalidOperationException: Error during class instantiation</c> whose inner
+/// <see cref="FormatException"/> reads <c>Couldn't load model: 'TransformerChain/Transform_00N'</c>.
+/// Our estimators call this for the context they run in, so the context that trained a model can load it.
+/// </remarks>
+public static class MemoryFormerRegistration
+{
+    private sealed record Loader(Type TransformerType, string LoaderSignature, MethodInfo Create);
+
+    private static readonly Lock Gate = new();
+    private static readonly List<Loader> Loaders = [];
+    private static readonly Lazy<bool> BuiltInsAdded = new(AddBuiltIns);
+
+    /// <summary>
+    /// Registers the loaders of every MemoryFormer transformer with <paramref name="catalog"/>. Calling it again
+    /// on the same catalog does nothing.
+    /// </summary>
+    /// <param name="catalog">The catalog of the <see cref="MLContext"/> that will load models (<c>mlContext.ComponentCatalog</c>).</param>
+    public static void RegisterMemoryFormer(this ComponentCatalog catalog)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        foreach (var loader in Snapshot())
+            MLNetInternals.RegisterLoader(catalog, loader.TransformerType, loader.LoaderSignature, loader.Create);
+    }
+
+    /// <summary>
+    /// Adds <typeparamref name="T"/> to the loaders that <see cref="RegisterMemoryFormer"/> applies. Transformers of
+    /// this assembly are found automatically; types elsewhere (tests, extensions) call this themselves.
+    /// </summary>
+    internal static void Register<T>() where T : class, ITransformer, IModelLoadable<T>
+    {
+        Func<IHostEnvironment, object, T> create = T.Create;
+        var loader = new Loader(typeof(T), T.Signature.Validate().LoaderSignature, create.Method);
+        lock (Gate)
+        {
+            if (!Loaders.Contains(loader))
+                Loaders.Add(loader);
+        }
+    }
+
+    /// <summary>The registered loaders, after adding this assembly's <see cref="IModelLoadable{TSelf}"/> types once.</summary>
+    private static Loader[] Snapshot()
+    {
+        _ = BuiltInsAdded.Value;
+        lock (Gate)
+            return [.. Loaders];
+    }
+
+    private static bool AddBuiltIns()
+    {
+        var register = typeof(MemoryFormerRegistration).GetMethod(nameof(Register), BindingFlags.NonPublic | BindingFlags.Static)!;
+        foreach (var type in typeof(MemoryFormerRegistration).Assembly.GetTypes().Where(IsLoadable))
+            register.MakeGenericMethod(type).Invoke(null, null);
+        return true;
+    }
+
+    private static bool IsLoadable(Type type) =>
+        type is { IsClass: true, IsAbstract: false, IsGenericTypeDefinition: false }
+        && type.GetInterfaces().Any(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IModelLoadable<>)
+            && i.GetGenericArguments()[0] == type);
+}

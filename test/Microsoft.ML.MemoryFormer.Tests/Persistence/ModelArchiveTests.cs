@@ -1,0 +1,119 @@
+using Microsoft.ML.MemoryFormer.Persistence;
+using TorchSharp;
+
+namespace Microsoft.ML.MemoryFormer.Tests.Persistence;
+
+public sealed class ModelArchiveTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("mf-archive-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private static ModelArchive Sample() => new ModelArchive()
+        .SetText(ModelArchive.ConfigEntry, """{"width":8}""")
+        .Set(ModelArchive.WeightsEntry, [1, 2, 3, 255])
+        .SetText(ModelArchive.LabelsEntry, """["é","b"]""");
+
+    private static byte[] Bytes(ModelArchive archive)
+    {
+        using var stream = new MemoryStream();
+        archive.WriteTo(stream);
+        return stream.ToArray();
+    }
+
+    [Fact]
+    public void Round_trip_through_a_stream_keeps_every_entry()
+    {
+        var read = ModelArchive.ReadFrom(new MemoryStream(Bytes(Sample())));
+
+        Assert.Equal(Sample().EntryNames, read.EntryNames);
+        Assert.Equal([1, 2, 3, 255], read.Get(ModelArchive.WeightsEntry));
+        Assert.Equal("""["é","b"]""", read.GetText(ModelArchive.LabelsEntry));
+    }
+
+    [Fact]
+    public void SaveAtomically_replaces_the_file_and_leaves_no_temporary_file()
+    {
+        var path = Path.Combine(_folder, "model.mfa");
+        new ModelArchive().SetText(ModelArchive.ConfigEntry, "old").SaveAtomically(path);
+
+        Sample().SaveAtomically(path);
+
+        Assert.Equal("""{"width":8}""", ModelArchive.Load(path).GetText(ModelArchive.ConfigEntry));
+        Assert.Equal([path], Directory.GetFiles(_folder));
+    }
+
+    [Fact]
+    public void A_writer_failing_midway_leaves_the_old_file_intact()
+    {
+        var path = Path.Combine(_folder, "model.mfa");
+        Sample().SaveAtomically(path);
+        var before = File.ReadAllBytes(path);
+
+        Assert.Throws<IOException>(() => ModelArchive.WriteFileAtomically(path, stream =>
+        {
+            stream.Write(new byte[100]);
+            throw new IOException("disk full");
+        }));
+
+        Assert.Equal(before, File.ReadAllBytes(path));
+        Assert.Equal([path], Directory.GetFiles(_folder));
+    }
+
+    [Fact]
+    public void Every_truncation_is_reported_as_invalid_data()
+    {
+        var bytes = Bytes(Sample());
+
+        for (int length = 0; length < bytes.Length; length++)
+        {
+            var error = Assert.Throws<InvalidDataException>(() => ModelArchive.ReadFrom(new MemoryStream(bytes[..length])));
+            Assert.Contains(length < 8 ? "Not a MemoryFormer model archive" : "truncated", error.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Unknown_format_version_is_named_in_the_error()
+    {
+        var bytes = Bytes(Sample());
+        BitConverter.TryWriteBytes(bytes.AsSpan(8, 4), 99);
+
+        var error = Assert.Throws<InvalidDataException>(() => ModelArchive.ReadFrom(new MemoryStream(bytes)));
+
+        Assert.Contains("format version 99", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Missing_entry_is_named_in_the_error()
+    {
+        var error = Assert.Throws<InvalidDataException>(() => Sample().Get(ModelArchive.TokenizerEntry));
+
+        Assert.Contains(ModelArchive.TokenizerEntry, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Entry_names_must_be_plain_file_names()
+    {
+        Assert.Throws<ArgumentException>(() => new ModelArchive().Set("../escape", []));
+        Assert.Throws<ArgumentException>(() => new ModelArchive().Set("", []));
+    }
+
+    [Fact]
+    public void TorchSharp_weights_survive_a_checkpoint_file()
+    {
+        var path = Path.Combine(_folder, "linear.mfa");
+        torch.manual_seed(7);
+        using var original = torch.nn.Linear(3, 2);
+        using (var weights = new MemoryStream())
+        {
+            original.save(weights);
+            new ModelArchive().Set(ModelArchive.WeightsEntry, weights.ToArray()).SaveAtomically(path);
+        }
+
+        using var restored = torch.nn.Linear(3, 2);
+        restored.load(new MemoryStream(ModelArchive.Load(path).Get(ModelArchive.WeightsEntry)));
+
+        Assert.True((original.weight! == restored.weight!).all().item<bool>());
+        Assert.True((original.bias! == restored.bias!).all().item<bool>());
+    }
+}
