@@ -1,0 +1,141 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Generation.Sampling;
+
+/// <summary>
+/// Picks the next token from a model's logits as <see cref="GenerationOptions"/> say: vocabulary limit, repetition
+/// penalty, then greedy argmax (temperature 0) or temperature → top-k → top-p → a draw from a seeded
+/// <see cref="torch.Generator"/>. Works on [V] logits (one sequence) or [B, V] logits (B sequences at once), on any
+/// device; the draws depend only on the seed, the logits and the device.
+/// </summary>
+internal sealed class TokenSampler : IDisposable
+{
+    private readonly ILogitsProcessor[] _beforeChoice;
+    private readonly ILogitsProcessor[] _truncation;
+    private readonly ulong _seed;
+    private Generator? _generator;
+
+    /// <param name="options">Validated here.</param>
+    /// <param name="defaultSeed">Seed when <see cref="GenerationOptions.Seed"/> is null (the model's or MLContext's).</param>
+    /// <param name="vocabularySize">Real vocabulary size when the logits are wider (padded); null when they are not.</param>
+    public TokenSampler(GenerationOptions options, int defaultSeed = 0, int? vocabularySize = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        Options = options;
+        _seed = unchecked((ulong)(uint)(options.Seed ?? defaultSeed));
+
+        var beforeChoice = new List<ILogitsProcessor>();
+        if (vocabularySize is int size)
+        {
+            beforeChoice.Add(new VocabularyLimit(size));
+        }
+
+        if (options.RepetitionPenalty != 1.0)
+        {
+            beforeChoice.Add(new RepetitionPenalty(options.RepetitionPenalty));
+        }
+
+        var truncation = new List<ILogitsProcessor>();
+        if (!IsGreedy)
+        {
+            truncation.Add(new Temperature(options.Temperature));
+            if (options.TopK > 0)
+            {
+                truncation.Add(new TopK(options.TopK));
+            }
+
+            if (options.TopP < 1.0)
+            {
+                truncation.Add(new TopP(options.TopP));
+            }
+        }
+
+        _beforeChoice = [.. beforeChoice];
+        _truncation = [.. truncation];
+    }
+
+    /// <summary>The options this sampler follows.</summary>
+    public GenerationOptions Options { get; }
+
+    /// <summary>Whether tokens are chosen by argmax (temperature 0).</summary>
+    public bool IsGreedy => Options.Temperature == 0;
+
+    /// <summary>Picks the next token of one sequence.</summary>
+    /// <param name="logits">[V] next-token logits.</param>
+    /// <param name="history">Ids already in the sequence (prompt and output), for the repetition penalty.</param>
+    /// <returns>The chosen id.</returns>
+    public int Sample(Tensor logits, IReadOnlyList<int> history)
+    {
+        ArgumentNullException.ThrowIfNull(logits);
+        ArgumentNullException.ThrowIfNull(history);
+        if (logits.dim() != 1)
+        {
+            throw new ArgumentException($"Expected [V] logits, got shape [{string.Join(", ", logits.shape)}].", nameof(logits));
+        }
+
+        using DisposeScope scope = torch.NewDisposeScope();
+        return Sample(logits.unsqueeze(0), [history])[0]; // [1, V]
+    }
+
+    /// <summary>Picks the next token of each of B sequences.</summary>
+    /// <param name="logits">[B, V] next-token logits.</param>
+    /// <param name="histories">Per row, ids already in the sequence; B entries.</param>
+    /// <returns>B chosen ids.</returns>
+    public int[] Sample(Tensor logits, IReadOnlyList<IReadOnlyList<int>> histories)
+    {
+        ArgumentNullException.ThrowIfNull(logits);
+        ArgumentNullException.ThrowIfNull(histories);
+        if (logits.dim() != 2)
+        {
+            throw new ArgumentException($"Expected [B, V] logits, got shape [{string.Join(", ", logits.shape)}].", nameof(logits));
+        }
+
+        using DisposeScope scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        Tensor scores = logits.detach().to_type(ScalarType.Float32);  // [B, V]
+        foreach (ILogitsProcessor processor in _beforeChoice)
+        {
+            scores = processor.Process(scores, histories);
+        }
+
+        Tensor chosen;                                                 // [B]
+        if (IsGreedy)
+        {
+            chosen = scores.argmax(-1);
+        }
+        else
+        {
+            foreach (ILogitsProcessor processor in _truncation)
+            {
+                scores = processor.Process(scores, histories);
+            }
+
+            Tensor probabilities = scores.softmax(-1);                 // [B, V]
+            chosen = torch.multinomial(probabilities, 1, generator: GeneratorFor(logits.device)).squeeze(-1);
+        }
+
+        long[] ids = chosen.cpu().data<long>().ToArray();
+        return Array.ConvertAll(ids, id => (int)id);
+    }
+
+    /// <summary>Releases the random generator.</summary>
+    public void Dispose()
+    {
+        _generator?.Dispose();
+        _generator = null;
+    }
+
+    private Generator GeneratorFor(Device device)
+    {
+        // One generator per sampler, made on the logits' device on first use: CUDA sampling needs a CUDA generator.
+        _generator ??= new Generator(_seed, device);
+        if (_generator.device.type != device.type || (device.type != DeviceType.CPU && _generator.device.index != device.index))
+        {
+            throw new ArgumentException($"This sampler draws on {_generator.device}; logits are on {device}.", nameof(device));
+        }
+
+        return _generator;
+    }
+}
