@@ -65,6 +65,10 @@ internal static class MLNetInternals
         [typeof(string), typeof(SchemaShape.Column.VectorKind), typeof(DataViewType), typeof(bool), typeof(SchemaShape)], null),
         "SchemaShape.Column(string, VectorKind, DataViewType, bool, SchemaShape)");
     private static readonly Lazy<MethodInfo> SchemaShapeCreate = Method(typeof(SchemaShape), "Create", [typeof(DataViewSchema)]);
+    private static readonly Lazy<PropertyInfo> EnvironmentSeed = Resolve(() => CoreAssembly.GetType("Microsoft.ML.Runtime.IHostEnvironmentInternal")?.GetProperty("Seed", Any), "IHostEnvironmentInternal.Seed");
+    private static readonly Lazy<PropertyInfo> EnvironmentGpuDeviceId = Resolve(() => CoreAssembly.GetType("Microsoft.ML.Runtime.IHostEnvironmentInternal")?.GetProperty("GpuDeviceId", Any), "IHostEnvironmentInternal.GpuDeviceId");
+    private static readonly Lazy<PropertyInfo> EnvironmentFallbackToCpu = Resolve(() => CoreAssembly.GetType("Microsoft.ML.Runtime.IHostEnvironmentInternal")?.GetProperty("FallbackToCpu", Any), "IHostEnvironmentInternal.FallbackToCpu");
+    private static readonly Lazy<PropertyInfo> EnvironmentIsCanceled = Resolve(() => CoreAssembly.GetType("Microsoft.ML.Runtime.ICancelable")?.GetProperty("IsCanceled", Any), "ICancelable.IsCanceled");
 
     /// <summary>
     /// Writes a model block: checks the context, records <paramref name="info"/> in the header, lets
@@ -150,6 +154,25 @@ internal static class MLNetInternals
             throw new ArgumentException($"'{catalogOrContext.GetType().FullName}' is neither an ML.NET catalog nor an IHostEnvironment.", nameof(catalogOrContext));
         return (IHostEnvironment)property.GetValue(catalogOrContext)!;
     }
+
+    /// <summary>The seed the <see cref="MLContext"/> was created with (<c>new MLContext(seed)</c>), or null when it has none.</summary>
+    public static int? GetSeed(IHostEnvironment env) =>
+        EnvironmentSeed.Value.DeclaringType!.IsInstanceOfType(env) ? (int?)EnvironmentSeed.Value.GetValue(env) : null;
+
+    /// <summary>
+    /// The device preference of the environment (<c>MLContext.GpuDeviceId</c> / <c>FallbackToCpu</c>); environments
+    /// that ML.NET hands to loaders are not always the MLContext itself, so this reads the internal interface.
+    /// </summary>
+    public static (int? GpuDeviceId, bool FallbackToCpu) GetDevicePreference(IHostEnvironment env)
+    {
+        if (env is MLContext ml) return (ml.GpuDeviceId, ml.FallbackToCpu);
+        if (!EnvironmentGpuDeviceId.Value.DeclaringType!.IsInstanceOfType(env)) return (null, true);
+        return ((int?)EnvironmentGpuDeviceId.Value.GetValue(env), (bool)EnvironmentFallbackToCpu.Value.GetValue(env)!);
+    }
+
+    /// <summary>Whether ML.NET asked the environment to stop (its internal <c>ICancelable.CancelExecution</c>).</summary>
+    public static bool IsCanceled(IHostEnvironment env) =>
+        EnvironmentIsCanceled.Value.DeclaringType!.IsInstanceOfType(env) && (bool)EnvironmentIsCanceled.Value.GetValue(env)!;
 
     /// <summary>Creates a <see cref="SchemaShape.Column"/> (its constructor is internal) for <c>GetOutputSchema</c>.</summary>
     public static SchemaShape.Column NewColumn(string name, SchemaShape.Column.VectorKind kind, DataViewType itemType,

@@ -1,0 +1,80 @@
+using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Runtime;
+using Microsoft.ML.MemoryFormer.Text;
+using Microsoft.ML.MemoryFormer.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.LanguageModeling;
+
+/// <summary>
+/// Trains a causal language model on documents: tokenize, join with end-of-text, pack into windows of T + 1 tokens,
+/// split off validation, then run the one <see cref="TrainingLoop"/> on a <see cref="LanguageModelTask"/>.
+/// </summary>
+internal static class LanguageModelTrainer
+{
+    /// <summary>Trains a fresh model. On failure or cancellation the model is disposed and nothing is returned.</summary>
+    /// <param name="documents">Training documents.</param>
+    /// <param name="validationDocuments">Validation documents, or null to split off <see cref="LanguageModelTrainingPlan.ValidationFraction"/>.</param>
+    /// <param name="plan">Architecture, tokenizer and optimisation settings.</param>
+    /// <param name="progress">Progress callback.</param>
+    /// <param name="log">Log lines.</param>
+    /// <param name="stopRequested">Polled before every step, next to <paramref name="cancellation"/> (ML.NET's own cancellation).</param>
+    /// <param name="cancellation">Stops between steps.</param>
+    public static (LanguageModel Model, TrainingResult Result) Train(IEnumerable<string> documents, IEnumerable<string>? validationDocuments,
+        LanguageModelTrainingPlan plan, IProgress<TrainingProgress>? progress = null, Action<string>? log = null,
+        Func<bool>? stopRequested = null, CancellationToken cancellation = default)
+    {
+        int t = plan.Config.ContextLength;
+        var packer = new DocumentPacker(plan.Tokenizer);
+        var all = packer.Pack(documents, t);
+        if (all.Count == 0)
+            throw new ArgumentException($"The training text holds {all.Tokens.Length} tokens (end-of-text separators included); " +
+                $"at least ContextLength + 1 = {t + 1} are needed. Give more text or a smaller ContextLength.", nameof(documents));
+        var (train, validation) = validationDocuments is null ? all.Split(plan.ValidationFraction) : (all, packer.Pack(validationDocuments, t));
+        int steps = plan.MaxSteps ?? plan.Epochs * ((train.Count + plan.BatchSize - 1) / plan.BatchSize);
+        log?.Invoke($"{all.Tokens.Length} tokens → {train.Count} training and {validation.Count} validation windows of " +
+            $"{t + 1} tokens; {steps} steps of {plan.BatchSize} windows");
+
+        TorchRuntime.Seed(plan.Seed);
+        var model = new LanguageModel(plan.Config.Validate());
+        try
+        {
+            model.to(plan.Device);
+            using var trainWindows = ToTensor(train);                                    // [W, T+1]
+            using var validationWindows = validation.Count > 0 ? ToTensor(validation) : null; // [W', T+1]
+            ITrainingTask task = new LanguageModelTask(model, trainWindows, validationWindows, plan.BatchSize, plan.Seed, plan.Device);
+            if (stopRequested is not null) task = new StoppableTask(task, stopRequested);
+            var result = TrainingLoop.Run(model, task, plan.Optimization with { MaxSteps = steps }, progress, log, cancellation);
+            return (model, result);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The windows as an int64 tensor [W, T+1].</summary>
+    private static Tensor ToTensor(TokenWindows windows)
+    {
+        int width = windows.ContextLength + 1;
+        var ids = new long[windows.Count * width];
+        for (int w = 0; w < windows.Count; w++)
+        {
+            var window = windows.GetWindow(w);
+            for (int i = 0; i < width; i++) ids[(w * width) + i] = window[i];
+        }
+        return tensor(ids, [windows.Count, width]);
+    }
+
+    /// <summary>Checks an external stop signal before each step.</summary>
+    private sealed class StoppableTask(ITrainingTask inner, Func<bool> stopRequested) : ITrainingTask
+    {
+        public (Tensor Loss, long Items) Loss(int step) => stopRequested()
+            ? throw new OperationCanceledException($"Training was cancelled through ML.NET before step {step + 1}.")
+            : inner.Loss(step);
+
+        public (double Loss, double? Metric)? Validate() => inner.Validate();
+    }
+}

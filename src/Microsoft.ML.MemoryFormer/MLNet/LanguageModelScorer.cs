@@ -1,0 +1,43 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.MemoryFormer.Generation;
+
+namespace Microsoft.ML.MemoryFormer.MLNet;
+
+/// <summary>Continues a batch of prompts at once (<see cref="TextGenerator.GenerateBatch"/>): prompt text → generated text.</summary>
+internal sealed class LanguageModelScorer : IBatchScorer
+{
+    private readonly MemoryFormerLanguageModelTransformer owner;
+
+    public LanguageModelScorer(MemoryFormerLanguageModelTransformer owner, DataViewSchema inputSchema)
+    {
+        this.owner = owner;
+        InputColumns = [TextColumn.Find(inputSchema, owner.PromptColumnName, "PromptColumnName")];
+        OutputColumns = [new DataViewSchema.DetachedColumn(owner.GeneratedTextColumnName, TextDataViewType.Instance)];
+    }
+
+    public IReadOnlyList<DataViewSchema.Column> InputColumns { get; }
+    public IReadOnlyList<DataViewSchema.DetachedColumn> OutputColumns { get; }
+    public int BatchSize => owner.GenerationBatchSize;
+
+    public IBatchReader CreateReader(DataViewRow row) =>
+        new Reader(owner, row.GetGetter<ReadOnlyMemory<char>>(InputColumns[0]));
+
+    private sealed class Reader(MemoryFormerLanguageModelTransformer owner, ValueGetter<ReadOnlyMemory<char>> prompt) : IBatchReader
+    {
+        private readonly List<string> prompts = [];
+
+        public void Read()
+        {
+            ReadOnlyMemory<char> value = default;
+            prompt(ref value);
+            prompts.Add(value.ToString());
+        }
+
+        public Array[] Score()
+        {
+            var texts = owner.Generator.GenerateBatch(prompts, owner.DefaultGenerationOptions);
+            prompts.Clear();
+            return [texts.Select(t => t.AsMemory()).ToArray()];
+        }
+    }
+}

@@ -1,0 +1,215 @@
+using System.Text.Json;
+using Microsoft.ML.Data;
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Generation;
+using Microsoft.ML.MemoryFormer.LanguageModeling;
+using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Persistence;
+using Microsoft.ML.MemoryFormer.Runtime;
+using Microsoft.ML.MemoryFormer.Text;
+using Microsoft.ML.MemoryFormer.Training;
+using Microsoft.ML.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.MLNet;
+
+/// <summary>
+/// A trained MemoryFormer language model in an ML.NET pipeline: maps a prompt column to a generated-text column
+/// (prompts are generated in batches), and offers <see cref="Generate"/>, <see cref="GenerateStreaming"/> and
+/// <see cref="Evaluate"/> directly. Dispose it to free the model.
+/// </summary>
+/// <remarks>
+/// <para><b>Prompt truncation:</b> a prompt longer than the context keeps its last ContextLength − 1 tokens (one
+/// position is left for the first new token), and generation slides over the last ContextLength tokens: rotary
+/// positions do not extrapolate past the trained context.</para>
+/// <para><b>Saving:</b> <c>mlContext.Model.Save</c> stores the config, tokenizer description, weights, generation
+/// defaults and column names; another MLContext loads it after <c>mlContext.ComponentCatalog.RegisterMemoryFormer()</c>.
+/// <see cref="Save(string)"/> / <see cref="Load"/> write and read the same content as a standalone checkpoint, which
+/// the classification and tabular trainers can start from.</para>
+/// </remarks>
+public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDisposable, IModelLoadable<MemoryFormerLanguageModelTransformer>
+{
+    private const string ColumnsEntry = "columns.json";
+    private readonly LanguageModel model;
+    private readonly Device device;
+    private readonly LanguageModelColumns columns;
+    private TextGenerator? generator;
+    private bool disposed;
+
+    internal MemoryFormerLanguageModelTransformer(LanguageModel model, ITextTokenizer tokenizer, Device device,
+        GenerationOptions generation, LanguageModelColumns columns, int generationBatchSize, TrainingResult? trainingResult)
+    {
+        generation.Validate();
+        this.model = model;
+        this.device = device;
+        this.columns = columns;
+        Tokenizer = tokenizer;
+        DefaultGenerationOptions = generation;
+        GenerationBatchSize = generationBatchSize;
+        TrainingResult = trainingResult;
+        model.eval();
+    }
+
+    private sealed record ColumnsJson(string Text, string Prompt, string GeneratedText, int GenerationBatchSize);
+
+    /// <summary>What ML.NET writes into the model header for this transformer.</summary>
+    static ModelSignatureInfo IModelLoadable<MemoryFormerLanguageModelTransformer>.Signature => Signature;
+
+    internal static ModelSignatureInfo Signature { get; } =
+        ModelSignatureInfo.For(typeof(MemoryFormerLanguageModelTransformer), "MFLMTRNS", "MemoryFormerLanguageModel");
+
+    /// <summary>The architecture (vocabulary and context length included).</summary>
+    public MemoryFormerConfig Config => model.Config;
+
+    /// <summary>The tokenizer the model was trained with.</summary>
+    public ITextTokenizer Tokenizer { get; }
+
+    /// <summary>Generation settings used for the prompt column and when <see cref="Generate"/> gets no options.</summary>
+    public GenerationOptions DefaultGenerationOptions { get; }
+
+    /// <summary>Column of prompts read by <see cref="Transform"/>.</summary>
+    public string PromptColumnName => columns.Prompt;
+
+    /// <summary>Column of continuations added by <see cref="Transform"/>.</summary>
+    public string GeneratedTextColumnName => columns.GeneratedText;
+
+    /// <summary>Default text column of <see cref="Evaluate"/> (the training column).</summary>
+    public string TextColumnName => columns.Text;
+
+    /// <summary>Prompts generated together by <see cref="Transform"/>.</summary>
+    public int GenerationBatchSize { get; }
+
+    /// <summary>Steps, losses and time of the training run; null for a loaded model.</summary>
+    public TrainingResult? TrainingResult { get; }
+
+    /// <summary>Always true: the transformer maps rows one to one.</summary>
+    public bool IsRowToRowMapper => true;
+
+    /// <summary>The model, for trainers that start from this backbone (device: <see cref="Device"/>).</summary>
+    internal LanguageModel Model => Alive(model);
+
+    /// <summary>Where the model lives.</summary>
+    internal Device Device => device;
+
+    internal TextGenerator Generator => generator ??= new TextGenerator(Alive(model), Tokenizer, device);
+
+    /// <summary>Continues <paramref name="prompt"/>.</summary>
+    /// <param name="prompt">Text to continue (see the truncation policy in the remarks).</param>
+    /// <param name="options">Generation settings; null takes <see cref="DefaultGenerationOptions"/>.</param>
+    /// <param name="cancellationToken">Stops between tokens.</param>
+    /// <returns>The generated text, without the prompt.</returns>
+    public string Generate(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
+        Generator.Generate(prompt, options ?? DefaultGenerationOptions, cancellationToken);
+
+    /// <summary>Continues <paramref name="prompt"/>, yielding text pieces as they are decoded; their concatenation equals
+    /// <see cref="Generate"/>'s result for the same options.</summary>
+    /// <param name="prompt">Text to continue.</param>
+    /// <param name="options">Generation settings; null takes <see cref="DefaultGenerationOptions"/>.</param>
+    /// <param name="cancellationToken">Stops between tokens.</param>
+    /// <returns>The pieces of the generated text.</returns>
+    public IAsyncEnumerable<string> GenerateStreaming(string prompt, GenerationOptions? options = null,
+        CancellationToken cancellationToken = default) =>
+        Generator.GenerateStreaming(prompt, options ?? DefaultGenerationOptions, cancellationToken);
+
+    /// <summary>Perplexity, nats per token and bits per byte of the model on a text column.</summary>
+    /// <param name="data">Documents to score.</param>
+    /// <param name="textColumnName">Text column; null takes <see cref="TextColumnName"/>.</param>
+    /// <param name="cancellationToken">Stops between batches.</param>
+    /// <returns>The metrics.</returns>
+    public LanguageModelMetrics Evaluate(IDataView data, string? textColumnName = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        var texts = TextColumn.ReadAll(data, textColumnName ?? TextColumnName, "textColumnName", cancellationToken);
+        return LanguageModelEvaluator.Evaluate(Alive(model), Tokenizer, texts, device, batchSize: 16, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Mapper(inputSchema).OutputSchema;
+
+    /// <inheritdoc />
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Mapper(inputSchema);
+
+    /// <summary>Adds the generated-text column; rows are generated <see cref="GenerationBatchSize"/> at a time.</summary>
+    /// <param name="input">Data with the prompt column.</param>
+    /// <returns>The input with the generated-text column.</returns>
+    public IDataView Transform(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        return new BatchScoringDataView(input, Mapper(input.Schema));
+    }
+
+    /// <summary>Writes a standalone checkpoint (atomically: the file is either complete or untouched).</summary>
+    /// <param name="path">Checkpoint file.</param>
+    public void Save(string path) => ToArchive().SaveAtomically(path);
+
+    /// <summary>Reads a checkpoint written by <see cref="Save(string)"/>.</summary>
+    /// <param name="path">Checkpoint file.</param>
+    /// <param name="gpuDeviceId">CUDA device to load onto; null for the CPU.</param>
+    /// <param name="fallbackToCpu">Use the CPU when the GPU is not available.</param>
+    /// <returns>The transformer (dispose it).</returns>
+    public static MemoryFormerLanguageModelTransformer Load(string path, int? gpuDeviceId = null, bool fallbackToCpu = true) =>
+        FromArchive(ModelArchive.Load(path), TorchRuntime.SelectDevice(gpuDeviceId, fallbackToCpu));
+
+    void ICanSaveModel.Save(ModelSaveContext ctx) => ToArchive().SaveTo(ctx, Signature);
+
+    /// <summary>ML.NET's loader (registered by <c>RegisterMemoryFormer</c>).</summary>
+    /// <param name="env">The loading environment (its GpuDeviceId / FallbackToCpu choose the device).</param>
+    /// <param name="modelLoadContext">ML.NET's internal ModelLoadContext.</param>
+    /// <returns>The loaded transformer.</returns>
+    static MemoryFormerLanguageModelTransformer IModelLoadable<MemoryFormerLanguageModelTransformer>.Create(IHostEnvironment env,
+        object modelLoadContext) => Create(env, modelLoadContext);
+
+    internal static MemoryFormerLanguageModelTransformer Create(IHostEnvironment env, object modelLoadContext)
+    {
+        var (gpu, fallback) = MLNetInternals.GetDevicePreference(env);
+        return FromArchive(ModelArchive.LoadFrom(modelLoadContext, Signature), TorchRuntime.SelectDevice(gpu, fallback));
+    }
+
+    /// <summary>Frees the model's tensors.</summary>
+    public void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        model.Dispose();
+    }
+
+    private ScoringMapper Mapper(DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        return new ScoringMapper(new LanguageModelScorer(this, inputSchema), inputSchema);
+    }
+
+    private ModelArchive ToArchive() => new ModelArchive()
+        .SetText(ModelArchive.ConfigEntry, Config.ToJson())
+        .SetText(ModelArchive.TokenizerEntry, Tokenizer.Describe().ToJson())
+        .SetText(ModelArchive.GenerationEntry, JsonSerializer.Serialize(DefaultGenerationOptions))
+        .SetText(ColumnsEntry, JsonSerializer.Serialize(new ColumnsJson(columns.Text, columns.Prompt, columns.GeneratedText, GenerationBatchSize)))
+        .Set(ModelArchive.WeightsEntry, ModuleWeights.ToBytes(Alive(model)));
+
+    private static MemoryFormerLanguageModelTransformer FromArchive(ModelArchive archive, Device device)
+    {
+        var config = MemoryFormerConfig.FromJson(archive.GetText(ModelArchive.ConfigEntry));
+        var tokenizer = ITextTokenizer.FromDescription(TokenizerDescription.FromJson(archive.GetText(ModelArchive.TokenizerEntry)));
+        var generation = JsonSerializer.Deserialize<GenerationOptions>(archive.GetText(ModelArchive.GenerationEntry))
+            ?? throw new InvalidDataException($"The model's '{ModelArchive.GenerationEntry}' is empty.");
+        var c = JsonSerializer.Deserialize<ColumnsJson>(archive.GetText(ColumnsEntry))
+            ?? throw new InvalidDataException($"The model's '{ColumnsEntry}' is empty.");
+        TorchRuntime.EnsureAvailable();
+        var model = new LanguageModel(config);
+        try
+        {
+            ModuleWeights.Load(model, archive.Get(ModelArchive.WeightsEntry), config);
+            model.to(device);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        return new MemoryFormerLanguageModelTransformer(model, tokenizer, device, generation,
+            new LanguageModelColumns(c.Text, c.Prompt, c.GeneratedText), c.GenerationBatchSize, trainingResult: null);
+    }
+
+    private T Alive<T>(T value) => disposed ? throw new ObjectDisposedException(nameof(MemoryFormerLanguageModelTransformer)) : value;
+}
