@@ -57,7 +57,7 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
     static ModelSignatureInfo IModelLoadable<MemoryFormerLanguageModelTransformer>.Signature => Signature;
 
     internal static ModelSignatureInfo Signature { get; } =
-        ModelSignatureInfo.For(typeof(MemoryFormerLanguageModelTransformer), "MFLMTRNS", "MemoryFormerLanguageModel");
+        ModelSignatureInfo.For(typeof(MemoryFormerLanguageModelTransformer), "MFLMTRNS", "MemoryFormerLM");
 
     /// <summary>The architecture (vocabulary and context length included).</summary>
     public MemoryFormerConfig Config => model.Config;
