@@ -52,6 +52,7 @@ public class FusedMemoryGatherTests
     [InlineData(13, 8, 4, 67)]      // N and h not multiples of 8 or 64
     [InlineData(130, 16, 8, 200)]   // 3 full 64-wide tiles + an 8-wide tile + a scalar tail
     [InlineData(257, 6, 5, 64)]
+    [InlineData(70, 8, 6, 300)]     // a 256-wide AVX-512 tile, then the 256-bit kernel for the last 44 columns
     public void Forward_matches_EmbeddingBag_and_a_naive_loop(int n, int k, int bits, int h)
     {
         using var scope = NewDisposeScope();
@@ -68,6 +69,7 @@ public class FusedMemoryGatherTests
     [Theory]
     [InlineData(13, 8, 4, 67)]
     [InlineData(130, 16, 8, 200)]
+    [InlineData(70, 8, 6, 300)]
     public void Gradients_match_EmbeddingBag(int n, int k, int bits, int h)
     {
         using var scope = NewDisposeScope();
