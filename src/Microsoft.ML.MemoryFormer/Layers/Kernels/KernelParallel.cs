@@ -30,7 +30,9 @@ internal static class KernelParallel
 
         // A few ranges per worker balance a machine where other processes steal a core now and then.
         int ranges = Math.Min(count, workers * 4);
-        var options = new ParallelOptions { MaxDegreeOfParallelism = workers };
+        // TaskScheduler.Default explicitly: Parallel.For otherwise inherits TaskScheduler.Current, and a caller
+        // running under a limited scheduler (xunit's test scheduler, measured) then runs every range inline.
+        var options = new ParallelOptions { MaxDegreeOfParallelism = workers, TaskScheduler = TaskScheduler.Default };
         Parallel.For(0, ranges, options, r =>
         {
             int start = (int)((long)count * r / ranges);
