@@ -27,7 +27,7 @@ public sealed partial class MemoryFormerLanguageModelEstimator
         /// <summary>Tokenizer: byte-level (default, small corpora) or GPT-2 byte-pair encoding.</summary>
         public TextTokenizerKind Tokenizer = TextTokenizerKind.ByteLevel;
 
-        /// <summary>Tokens the model sees at once (T); generation keeps the last T − 1 prompt tokens. Default 128.</summary>
+        /// <summary>Tokens the model sees at once (T); generation keeps the last T tokens of a prompt. Default 128.</summary>
         public int ContextLength = 128;
 
         /// <summary>Windows of <see cref="ContextLength"/> + 1 tokens per step. Default 16.</summary>

@@ -20,9 +20,10 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// <see cref="Evaluate"/> directly. Dispose it to free the model.
 /// </summary>
 /// <remarks>
-/// <para><b>Prompt truncation:</b> a prompt longer than the context keeps its last ContextLength − 1 tokens (one
-/// position is left for the first new token), and generation slides over the last ContextLength tokens: rotary
-/// positions do not extrapolate past the trained context.</para>
+/// <para><b>Prompt truncation</b> (the <see cref="TextGenerator"/> policy): a prompt longer than the context keeps its
+/// last ContextLength tokens and the rest is dropped without an error; when prompt plus output fill the context, the
+/// window slides to its last ContextLength / 2 tokens and the KV cache is refilled from them. The model never sees
+/// more than the ContextLength it was trained on: rotary positions do not extrapolate past it.</para>
 /// <para><b>Saving:</b> <c>mlContext.Model.Save</c> stores the config, tokenizer description, weights, generation
 /// defaults and column names; another MLContext loads it after <c>mlContext.ComponentCatalog.RegisterMemoryFormer()</c>.
 /// <see cref="Save(string)"/> / <see cref="Load"/> write and read the same content as a standalone checkpoint, which
@@ -92,7 +93,7 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
     /// <summary>Where the model lives.</summary>
     internal Device Device => device;
 
-    internal TextGenerator Generator => generator ??= new TextGenerator(Alive(model), Tokenizer, device);
+    internal TextGenerator Generator => generator ??= new TextGenerator(Alive(model), Tokenizer, device, DefaultGenerationOptions.Seed ?? 0);
 
     /// <summary>Continues <paramref name="prompt"/>.</summary>
     /// <param name="prompt">Text to continue (see the truncation policy in the remarks).</param>
