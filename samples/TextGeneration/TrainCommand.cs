@@ -19,12 +19,12 @@ public sealed class TrainCommand : AsyncCommand<TrainCommand.Settings>
 
         /// <summary>Optimizer steps.</summary>
         [CommandOption("--steps <N>")]
-        [Description("Optimizer steps of 16 × 128 bytes (default 600)")]
+        [Description("Optimizer steps of 16 × 128 bytes (default: as many as fit in --minutes)")]
         public int? Steps { get; init; }
 
         /// <summary>Train for about this many minutes instead of a step count.</summary>
         [CommandOption("--minutes <M>")]
-        [Description("Train for about this many minutes (measures the step time first); overrides --steps")]
+        [Description("Train for about this many minutes, measuring the step time first (default 4; overrides --steps)")]
         public double? Minutes { get; init; }
 
         /// <summary>Where the corpus is cached.</summary>
@@ -64,7 +64,8 @@ public sealed class TrainCommand : AsyncCommand<TrainCommand.Settings>
         AnsiConsole.MarkupLine($"[grey]{Path.GetFileName(path)}: {documents.Count} documents, {heldOut} held out[/]");
 
         // 2. Train. The progress callback moves a Spectre.Console progress bar.
-        int steps = settings.Minutes is { } minutes ? StepsFor(mlContext, trainData, minutes) : settings.Steps ?? 600;
+        // A time budget by default, so the demo takes a few minutes on any machine; --steps makes runs repeatable.
+        int steps = settings.Steps is { } fixedSteps && settings.Minutes is null ? fixedSteps : StepsFor(mlContext, trainData, settings.Minutes ?? 4);
         var model = Train(mlContext, trainData, testData, steps, cancellationToken);
         using var owned = model;
 
