@@ -130,4 +130,28 @@ public class MemoryFormerLanguageModelTests
         var ml = new MLContext(seed: 1);
         Assert.ThrowsAny<OperationCanceledException>(() => ml.Text.MemoryFormer(options).Fit(ml.Data.LoadFromEnumerable(Corpus)));
     }
+
+    [Fact]
+    public void A_gpt2_tokenized_model_trains_generates_and_reloads_with_its_tokenizer()
+    {
+        var options = NanoOptions(steps: 3);
+        options.Tokenizer = Microsoft.ML.MemoryFormer.Text.TextTokenizerKind.Gpt2;
+        options.ContextLength = 8;
+        options.ValidationFraction = 0;
+        var (_, model) = Fit(options);
+        using var owned = model;
+        Assert.Equal(50304, model.Config.VocabularySize);
+        string path = Path.Combine(Path.GetTempPath(), $"mf-lm-{Guid.NewGuid():N}.mfm");
+        try
+        {
+            model.Save(path);
+            using var loaded = MemoryFormerLanguageModelTransformer.Load(path);
+            Assert.Equal("gpt2", loaded.Tokenizer.Describe().Kind);
+            Assert.Equal(model.Generate("the cat"), loaded.Generate("the cat"));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
 }
