@@ -115,12 +115,15 @@ public sealed class TrainCommand : AsyncCommand<TrainCommand.Settings>
             });
 
     // Times a few steps, then picks the step count that fills the budget (the learning-rate schedule needs it up front).
+    // The first steps are slow (allocation, optimizer state), so the time between the reports at steps 5 and 10 counts
+    // (step 11 ends the probe with a validation pass, which stays out of the measurement).
     private static int StepsFor(MLContext mlContext, IDataView trainData, double minutes)
     {
-        const int probeSteps = 6;
+        var reports = new List<TrainingProgress>();
         using var probe = AnsiConsole.Status().Start("Measuring the step time…",
-            _ => TextGenerationModel.RetrainModel(mlContext, trainData, probeSteps));
-        double secondsPerStep = probe.TrainingResult!.Elapsed.TotalSeconds / probeSteps;
+            _ => TextGenerationModel.RetrainModel(mlContext, trainData, steps: 11, progress: new SynchronousProgress(reports.Add)));
+        reports.RemoveAll(r => r.ValidationLoss is not null);   // the closing validation pass is not a training step
+        double secondsPerStep = (reports[^1].Elapsed - reports[0].Elapsed).TotalSeconds / (reports[^1].Step - reports[0].Step);
         int steps = Math.Max(10, (int)(minutes * 60 * 0.9 / secondsPerStep));
         AnsiConsole.MarkupLine($"[grey]{secondsPerStep:F2} s per step → {steps} steps in about {minutes} min[/]");
         return steps;
