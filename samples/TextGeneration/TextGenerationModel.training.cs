@@ -60,7 +60,8 @@ public static partial class TextGenerationModel
 
     /// <summary>
     /// Cuts a book into documents of about <paramref name="chunkBytes"/> characters at paragraph breaks, so that the
-    /// end-of-text separator between documents is rare and falls where the text has a natural pause.
+    /// end-of-text separator between documents is rare and falls where the text has a natural pause. (Generation
+    /// stops at end-of-text: with short documents the model learns to end soon after a paragraph break.)
     /// </summary>
     /// <param name="text">The whole book.</param>
     /// <param name="chunkBytes">Target document length.</param>

