@@ -46,14 +46,14 @@ internal static class FusedSignHash
         public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
         {
             var result = (SignHashKernel.Result)vars[1];
-            ctx.save_data("jacobian", result.Jacobian!);
+            ctx.save_for_backward([result.Jacobian!]);
             ctx.save_data("bits", result.BitsPerChunk);
             return result.Weights;
         }
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
         {
-            var jacobian = (Tensor)ctx.get_data("jacobian");
+            var jacobian = ctx.get_saved_variables()[0];
             int bits = (int)ctx.get_data("bits");
             var dx = SignHashKernel.Backward(grad_output, jacobian, bits);   // [N, K·τ]
             jacobian.Dispose();
