@@ -1,14 +1,22 @@
-// The benchmark program: one Spectre.Console.Cli command per benchmark, each in its own file.
-// Run `build/build.sh bench --help` for the list, `build/build.sh bench lm --help` for one command's options.
-using Microsoft.ML.MemoryFormer.Benchmarks;
+using Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 using Spectre.Console.Cli;
 
-var app = new CommandApp();
-app.Configure(config =>
+namespace Microsoft.ML.MemoryFormer.Benchmarks;
+
+/// <summary>The benchmark program: a registry of Spectre.Console.Cli commands, each benchmark in its own files.</summary>
+internal static class Program
 {
-    config.SetApplicationName("bench");
-    config.AddCommand<LanguageModelBenchmarkCommand>("lm")
-        .WithDescription("MemoryFormer vs the dense baseline as byte-level language models on tinyshakespeare");
-    // Other benchmarks register here, one line each (classification, tabular, kernels).
-});
-return app.Run(args);
+    private static int Main(string[] args)
+    {
+        var app = new CommandApp();
+        app.Configure(config =>
+        {
+            config.SetApplicationName("Microsoft.ML.MemoryFormer.Benchmarks");
+            config.AddPerfCommands();
+            config.AddCommand<LanguageModelBenchmarkCommand>("lm")
+                .WithDescription("MemoryFormer vs the dense baseline as byte-level language models on tinyshakespeare");
+            // Other benchmarks register here, one line each (classification, tabular).
+        });
+        return app.Run(args);
+    }
+}

@@ -12,16 +12,21 @@ namespace Microsoft.ML.MemoryFormer.Layers;
 /// </summary>
 internal static class MemoryGather
 {
-    /// <summary>codes.Rows, codes.Weights [N, K] and a table [R, h] → [N, h].</summary>
-    public static Tensor Apply(HashCodes codes, EmbeddingBag table) => UsesFusedKernel(codes, table.weight!)
-        ? FusedMemoryGather.Apply(codes.Rows, codes.Weights, table.weight!)                   // [N, h]
-        : table.call(codes.Rows, null, codes.Weights);                                        // [N, h]
+    /// <summary>codes.Rows, codes.Weights [N, K] and the layer's table [R, h] → [N, h].</summary>
+    public static Tensor Apply(HashCodes codes, MemoryLayer layer)
+    {
+        var table = layer.Table;
+        return UsesFusedKernel(codes, table)
+            ? FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, [table], [layer.Gradient])[0]  // [N, h]
+            : layer.Bag.call(codes.Rows, null, codes.Weights);                                      // [N, h]
+    }
 
     /// <summary>Several layers read with the same codes (Q, K, V) → one [N, h] per layer, biases added.</summary>
     public static Tensor[] ApplyShared(HashCodes codes, IReadOnlyList<MemoryLayer> layers)
     {
         if (!layers.All(l => UsesFusedKernel(codes, l.Table))) return layers.Select(l => l.Forward(codes)).ToArray();
-        var outputs = FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, layers.Select(l => (Tensor)l.Table).ToArray());
+        var outputs = FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, layers.Select(l => (Tensor)l.Table).ToArray(),
+            layers.Select(l => (TableGradient?)l.Gradient).ToArray());
         return outputs.Select((y, i) => y + layers[i].Bias).ToArray();                         // [N, h] each
     }
 

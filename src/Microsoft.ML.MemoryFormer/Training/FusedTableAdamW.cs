@@ -97,7 +97,10 @@ internal sealed class FusedTableAdamW : IDisposable
     public long StepCount(int index) => _steps[index];
 
     /// <summary>One AdamW step with learning rate <paramref name="lr"/> over every parameter that has a gradient.</summary>
-    public void Step(double lr)
+    /// <param name="lr">The learning rate of this step.</param>
+    /// <param name="gradScale">Factor applied to every gradient as it is read (gradient clipping folded into the same
+    /// pass); the stored gradient is not changed.</param>
+    public void Step(double lr, double gradScale = 1.0)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var guard = no_grad();
@@ -108,7 +111,7 @@ internal sealed class FusedTableAdamW : IDisposable
             if (grad is null || grad.IsInvalid)
                 continue;
             long t = ++_steps[i];
-            var c = new Coefficients(lr, Beta1, Beta2, Eps, WeightDecay, t);
+            var c = new Coefficients(lr, Beta1, Beta2, Eps, WeightDecay, t, gradScale);
             bool managed = TensorMemory.IsCpuFloat32(p) && TensorMemory.IsCpuFloat32(grad)
                 && p.is_contiguous() && grad.is_contiguous();
             if (managed)
@@ -145,8 +148,9 @@ internal sealed class FusedTableAdamW : IDisposable
     }
 
     /// <summary>The step's scalars, rounded to fp32 as torch's CPU kernels do for a float tensor.</summary>
-    private readonly struct Coefficients(double lr, double beta1, double beta2, double eps, double weightDecay, long step)
+    private readonly struct Coefficients(double lr, double beta1, double beta2, double eps, double weightDecay, long step, double gradScale)
     {
+        public readonly float GradScale = (float)gradScale;
         public readonly float Decay = (float)(1 - (lr * weightDecay));
         public readonly float Beta1 = (float)beta1;
         public readonly float OneMinusBeta1 = (float)(1 - beta1);
@@ -220,11 +224,13 @@ internal sealed class FusedTableAdamW : IDisposable
             var bias2 = Vector256.Create(c.Bias2Sqrt);
             var eps = Vector256.Create(c.Eps);
             var negStep = Vector256.Create(c.NegStepSize);
+            var scale = Vector256.Create(c.GradScale);
+            bool scaled = c.GradScale != 1f;
             for (; i + 8 <= n; i += 8)
             {
                 // Same fp32 operation order as torch's mul_, add_(alpha), addcmul_, sqrt/div/add_, addcdiv_;
                 // no FMA contraction, so results match torch.optim.AdamW to the last bit or two.
-                var gi = Vector256.Load(g + i);
+                var gi = scaled ? Vector256.Load(g + i) * scale : Vector256.Load(g + i);
                 var pi = Vector256.Load(p + i) * decay;
                 var mi = (Vector256.Load(m + i) * b1) + (omb1 * gi);
                 var vi = (Vector256.Load(v + i) * b2) + (omb2 * gi * gi);
@@ -237,7 +243,7 @@ internal sealed class FusedTableAdamW : IDisposable
         }
         for (; i < n; i++)
         {
-            float gi = g[i];
+            float gi = c.GradScale != 1f ? g[i] * c.GradScale : g[i];
             float pi = p[i] * c.Decay;
             float mi = (m[i] * c.Beta1) + (c.OneMinusBeta1 * gi);
             float vi = (v[i] * c.Beta2) + (c.OneMinusBeta2 * gi * gi);
@@ -252,6 +258,8 @@ internal sealed class FusedTableAdamW : IDisposable
     private void StepTorch(Tensor p, Tensor grad, Tensor m, Tensor v, Coefficients c)
     {
         using var scope = NewDisposeScope();
+        if (c.GradScale != 1f)
+            grad = grad.mul(c.GradScale);
         if (SkipUntouchedRows && p.dim() > 0)
         {
             var g2 = grad.reshape(grad.shape[0], -1);

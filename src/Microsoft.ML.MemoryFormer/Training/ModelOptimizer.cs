@@ -19,12 +19,19 @@ internal sealed class ModelOptimizer : IDisposable
     private readonly FusedTableAdamW? fusedTables;
     private readonly optim.Optimizer? adam;
     private readonly List<(ParamGroup Group, bool Table)> groups = [];
+    private readonly Parameter[] tables;
+    private readonly TableGradient[] tableGradients;
+    private readonly Parameter[] others;
 
     public ModelOptimizer(nn.Module model, TrainingOptions options)
     {
         this.options = options;
         var g = ParameterGroups.Of(model);
         all = [.. g.Tables, .. g.Matrices, .. g.Vectors];
+        var layers = ParameterGroups.TableLayers(model);
+        tables = [.. g.Tables];
+        tableGradients = layers.Count == tables.Length ? layers.Select(l => l.Gradient).ToArray() : [];
+        others = [.. g.Matrices, .. g.Vectors];
         bool fused = g.Tables.Count > 0 && TorchRuntime.UseFusedKernels && g.Tables.All(FusedMemoryGather.IsSupported);
         if (fused)
             fusedTables = new FusedTableAdamW(g.Tables, options.Beta1, options.Beta2, options.Epsilon, options.TableWeightDecay,
@@ -53,15 +60,44 @@ internal sealed class ModelOptimizer : IDisposable
     }
 
     /// <summary>Clips, sets the scheduled learning rates and applies one AdamW step; returns the gradient norm.</summary>
+    /// <remarks>With the fused table optimizer, clipping makes no pass of its own over the table gradients: their
+    /// norms come from the fused backward (<see cref="TableGradient"/>) and the clip factor is applied inside the
+    /// optimizer's single pass. Same result as <c>clip_grad_norm_</c> followed by AdamW, within float rounding.</remarks>
     public double Step(int step)
     {
-        double norm = options.GradientClip > 0
-            ? nn.utils.clip_grad_norm_(all.Where(p => p.grad is not null), options.GradientClip)
-            : double.NaN;
+        double norm = double.NaN;
+        double tableScale = 1.0;
+        if (options.GradientClip > 0 && fusedTables is null)
+            norm = nn.utils.clip_grad_norm_(all.Where(p => p.grad is not null), options.GradientClip);
+        else if (options.GradientClip > 0)
+            (norm, tableScale) = ClipFolded(options.GradientClip);
         foreach (var (group, table) in groups) group.LearningRate = RateAt(step, table);
         adam?.step();
-        fusedTables?.Step(RateAt(step, table: true));
+        fusedTables?.Step(RateAt(step, table: true), tableScale);
         return norm;
+    }
+
+    /// <summary>Global norm as clip_grad_norm_ computes it; scales the dense gradients, returns the tables' factor.</summary>
+    private (double Norm, double TableScale) ClipFolded(double maxNorm)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        double squared = 0;
+        for (int i = 0; i < tables.Length; i++)
+        {
+            if (i < tableGradients.Length && tableGradients[i].TryTakeSquaredNorm(tables[i], out double measured))
+                squared += measured;
+            else if (tables[i].grad is { } g && !g.IsInvalid)
+                squared += Math.Pow(g.norm().to(ScalarType.Float64).item<double>(), 2);
+        }
+        var dense = others.Select(p => p.grad).Where(g => g is not null && !g.IsInvalid).Select(g => g!).ToArray();
+        if (dense.Length > 0)
+            squared += stack(dense.Select(g => g.norm().to(ScalarType.Float64)).ToArray()).pow(2).sum().item<double>();
+        double norm = Math.Sqrt(squared);
+        double coefficient = maxNorm / (norm + 1e-6);
+        if (coefficient >= 1.0) return (norm, 1.0);
+        foreach (var g in dense) g.mul_(coefficient);
+        return (norm, coefficient);
     }
 
     /// <summary>The dense learning rate at <paramref name="step"/>.</summary>

@@ -95,4 +95,24 @@ public class FusedTableAdamWTests
         opt.ZeroGrad();
         Assert.Null(a.grad);
     }
+
+    [Fact]
+    public void A_gradient_scale_equals_scaling_the_gradient_first()
+    {
+        var gen = new Generator(7);
+        var scaled = RandomTable(9, 37, gen);
+        var prescaled = new Parameter(scaled.detach().clone());
+        using var a = new FusedTableAdamW([scaled], beta2: 0.95, weightDecay: 0.1);
+        using var b = new FusedTableAdamW([prescaled], beta2: 0.95, weightDecay: 0.1);
+        for (int step = 0; step < 3; step++)
+        {
+            var g = randn(scaled.shape, generator: gen);
+            scaled.grad = g.clone();
+            prescaled.grad = g.mul(0.37f);
+            a.Step(1e-3, gradScale: 0.37);
+            b.Step(1e-3);
+        }
+        AssertClose(prescaled, scaled, "parameters");
+        AssertClose(b.ExpAvgSq(0), a.ExpAvgSq(0), "second moments");
+    }
 }

@@ -48,7 +48,10 @@ internal static class FusedMemoryGather
     /// <param name="rows">int64 [N, K], global table rows.</param>
     /// <param name="weights">[N, K], the per-chunk weights.</param>
     /// <param name="tables">Tables [R_t, h_t]; every row index must be below every table's row count.</param>
-    public static Tensor[] ApplyMany(Tensor rows, Tensor weights, IReadOnlyList<Tensor> tables)
+    /// <param name="gradients">Optional, one per table: a reusable gradient buffer the backward writes and sets as the
+    /// table's <c>grad</c> (see <see cref="TableGradient"/>); null entries, or no list, hand autograd a fresh tensor.</param>
+    public static Tensor[] ApplyMany(Tensor rows, Tensor weights, IReadOnlyList<Tensor> tables,
+        IReadOnlyList<TableGradient?>? gradients = null)
     {
         ArgumentNullException.ThrowIfNull(tables);
         if (tables.Count == 0)
@@ -59,11 +62,12 @@ internal static class FusedMemoryGather
         if (!managed)
             return tables.Select(t => Reference(rows, weights, t)).ToArray();
 
-        var args = new object[tables.Count + 2];
+        var args = new object[tables.Count + 3];
         args[0] = rows;
         args[1] = weights;
         for (int t = 0; t < tables.Count; t++)
             args[t + 2] = tables[t];
+        args[^1] = new GradientSinks(tables.ToArray(), gradients?.ToArray() ?? new TableGradient?[tables.Count]);
         return GatherFunction.apply(args).ToArray();
     }
 
@@ -108,7 +112,7 @@ internal static class FusedMemoryGather
         {
             var rows = (Tensor)vars[0];
             var weights = (Tensor)vars[1];
-            int tableCount = vars.Length - 2;
+            int tableCount = vars.Length - 3;
             var tables = new Tensor[tableCount];
             for (int t = 0; t < tableCount; t++)
                 tables[t] = (Tensor)vars[t + 2];
@@ -145,6 +149,7 @@ internal static class FusedMemoryGather
             ctx.save_for_backward([weights, .. tables]);
             ctx.save_data("rows", rows32);
             ctx.save_data("k", k);
+            ctx.save_data("sinks", vars[^1]);
             ctx.save_data("weightsNeedGrad", weights.requires_grad);
             ctx.save_data("tablesNeedGrad", tables.Select(t => t.requires_grad).ToArray());
             return outputs.Select(o => o.MoveToOuterDisposeScope()).ToList();
@@ -156,6 +161,7 @@ internal static class FusedMemoryGather
             int k = (int)ctx.get_data("k");
             bool weightsNeedGrad = (bool)ctx.get_data("weightsNeedGrad");
             var tablesNeedGrad = (bool[])ctx.get_data("tablesNeedGrad");
+            var sinks = (GradientSinks)ctx.get_data("sinks");
             int n = rows32.Length / k;
             int tableCount = tablesNeedGrad.Length;
 
@@ -207,31 +213,66 @@ internal static class FusedMemoryGather
                     hits ??= RowHits.Build(rows32, k, (float*)wPtr, (int)tables.Min(x => x.shape[0]));
                     int rowCount = (int)tables[t].shape[0];
                     int h = widths[t];
-                    var gt = empty(rowCount, h, dtype: ScalarType.Float32);
-                    nint gtPtr = (nint)TensorMemory.Floats(gt);
-                    nint gPtr = gradPtrs[t];
-                    var csr = hits;
-                    KernelParallel.For(rowCount, h * (1L + (csr.Tokens.Length / Math.Max(1, rowCount))), (start, end) =>
+                    var sink = sinks.Gradients[t];
+                    var existing = sink is null ? null : sinks.Tables[t].grad;
+                    bool useSink = sink is not null && (existing is null || existing.IsInvalid
+                        || (TensorMemory.IsCpuFloat32(existing) && existing.is_contiguous() && existing.shape.SequenceEqual(tables[t].shape)));
+                    bool accumulate = useSink && existing is not null && !existing.IsInvalid;
+                    var gt = !useSink ? empty(rowCount, h, dtype: ScalarType.Float32) : accumulate ? existing! : sink!.Rent(tables[t]);
+                    double squaredNorm = WriteTableGradient(hits!, gradPtrs[t], h, rowCount, gt, accumulate);
+                    if (!useSink)
                     {
-                        fixed (int* tok = csr.Tokens)
-                        fixed (float* tw = csr.Weights)
-                        fixed (int* offs = csr.Starts)
-                        {
-                            for (int r = start; r < end; r++)
-                            {
-                                // Rows past the sorted range (a larger table than the smallest) have no hits.
-                                int s = r < csr.RowCount ? offs[r] : 0;
-                                int count = r < csr.RowCount ? offs[r + 1] - s : 0;
-                                RowKernels.WeightedBagSum((float*)gPtr, h, tok + s, tw + s, count, (float*)gtPtr + ((long)r * h));
-                            }
-                        }
-                    });
-                    result.Add(gt.MoveToOuterDisposeScope());
+                        result.Add(gt.MoveToOuterDisposeScope());
+                        continue;
+                    }
+                    if (!accumulate)
+                        sinks.Tables[t].grad = gt;
+                    sink!.Record(squaredNorm);
+                    result.Add(null!);
                 }
             }
             foreach (var s in saved)
                 s.Dispose();
+            result.Add(null!);                                                   // the gradient sinks argument
             return result;
+        }
+
+        /// <summary>Writes (or adds) every row of one table's gradient; returns the squared norm of the result.</summary>
+        private static unsafe double WriteTableGradient(RowHits csr, nint gradOut, int h, int rowCount, Tensor target, bool accumulate)
+        {
+            nint gtPtr = (nint)TensorMemory.Floats(target);
+            double total = 0;
+            var gate = new Lock();
+            KernelParallel.For(rowCount, h * (1L + (csr.Tokens.Length / Math.Max(1, rowCount))), (start, end) =>
+            {
+                var scratch = accumulate ? new float[h] : null;
+                double partial = 0;
+                fixed (int* tok = csr.Tokens)
+                fixed (float* tw = csr.Weights)
+                fixed (int* offs = csr.Starts)
+                fixed (float* tmp = scratch)
+                {
+                    for (int r = start; r < end; r++)
+                    {
+                        // Rows past the sorted range (a larger table than the smallest) have no hits.
+                        int s = r < csr.RowCount ? offs[r] : 0;
+                        int count = r < csr.RowCount ? offs[r + 1] - s : 0;
+                        float* dst = (float*)gtPtr + ((long)r * h);
+                        if (accumulate && count == 0)
+                        {
+                            partial += RowKernels.Dot(dst, dst, h);
+                            continue;
+                        }
+                        RowKernels.WeightedBagSum((float*)gradOut, h, tok + s, tw + s, count, accumulate ? tmp : dst);
+                        if (accumulate)
+                            RowKernels.Add(tmp, dst, h);
+                        partial += count == 0 ? 0 : RowKernels.Dot(dst, dst, h);
+                    }
+                }
+                lock (gate)
+                    total += partial;
+            });
+            return total;
         }
 
         private static unsafe int[] ToCheckedInt32(Tensor rows, long rowLimit)
@@ -254,6 +295,9 @@ internal static class FusedMemoryGather
             return result;
         }
     }
+
+    /// <summary>The tables as passed in (their <c>grad</c> is set in the backward) and their optional gradient buffers.</summary>
+    private sealed record GradientSinks(Tensor[] Tables, TableGradient?[] Gradients);
 
     /// <summary>The (token, chunk) hits counting-sorted by table row: CSR offsets, token ids and their weights.</summary>
     private sealed class RowHits

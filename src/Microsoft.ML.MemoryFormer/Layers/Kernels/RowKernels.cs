@@ -36,6 +36,20 @@ internal static unsafe class RowKernels
             WeightedBagSumVector(src, h, idx, w, count, dst);
     }
 
+    /// <summary>dst[i] += src[i] over <paramref name="h"/> floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Add(float* src, float* dst, int h)
+    {
+        int c = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; c + 8 <= h; c += 8)
+                (Vector256.Load(dst + c) + Vector256.Load(src + c)).Store(dst + c);
+        }
+        for (; c < h; c++)
+            dst[c] += src[c];
+    }
+
     /// <summary>Σ_i a[i] · b[i] over <paramref name="h"/> floats, accumulated in fp32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot(float* a, float* b, int h)
