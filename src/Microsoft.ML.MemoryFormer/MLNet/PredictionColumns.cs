@@ -32,7 +32,7 @@ internal static class PredictionColumns
     public static IEnumerable<SchemaShape.Column> Shapes(TabularTaskKind kind) =>
         For(kind, ["a", "b"]).Select(c => MLNetInternals.NewColumn(c.Name,
             c.Type is VectorDataViewType ? SchemaShape.Column.VectorKind.Vector : SchemaShape.Column.VectorKind.Scalar,
-            c.Type is VectorDataViewType v ? v.ItemType : c.Type, c.Type is KeyDataViewType, MLNetInternals.ShapeOf(c.Annotations)));
+            c.Type switch { VectorDataViewType v => v.ItemType, KeyDataViewType => NumberDataViewType.UInt32, var t => t }, c.Type is KeyDataViewType, MLNetInternals.ShapeOf(c.Annotations)));
 
     private static DataViewSchema.Annotations Kinds(string columnKind, string valueKind, bool normalized = false,
         IReadOnlyList<string>? slotNames = null)
