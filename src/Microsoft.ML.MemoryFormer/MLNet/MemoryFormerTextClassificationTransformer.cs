@@ -21,7 +21,7 @@ public sealed class MemoryFormerTextClassificationTransformer : ITransformer, ID
         string[]? ClassNames, string Score, string PredictedLabel, int BatchSize);
 
     private static readonly ModelSignatureInfo SignatureInfo =
-        ModelSignatureInfo.For(typeof(MemoryFormerTextClassificationTransformer), "MFTXTCLS", "MemoryFormerTextClassifier");
+        ModelSignatureInfo.For(typeof(MemoryFormerTextClassificationTransformer), "MFTXTCLS", "MFTextClassifier");
 
     private readonly TextClassifierModel model;
     private readonly PredictionKind kind;

@@ -41,7 +41,7 @@ internal sealed record PredictionColumns(LabelColumn Label, string ScoreColumnNa
     /// <summary>The same columns as <see cref="SchemaShape.Column"/>s, for an estimator's <c>GetOutputSchema</c>.</summary>
     public IEnumerable<SchemaShape.Column> Shape() => Columns().Select(c => MLNetInternals.NewColumn(c.Name,
         c.Type is VectorDataViewType ? SchemaShape.Column.VectorKind.Vector : SchemaShape.Column.VectorKind.Scalar,
-        c.Type is VectorDataViewType v ? v.ItemType : c.Type, c.Type is KeyDataViewType,
+        c.Type switch { VectorDataViewType v => v.ItemType, KeyDataViewType => NumberDataViewType.UInt32, var t => t }, c.Type is KeyDataViewType,
         MLNetInternals.ShapeOf(c.Annotations)));
 
     /// <summary>
