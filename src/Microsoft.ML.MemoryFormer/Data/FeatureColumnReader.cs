@@ -1,12 +1,13 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.MemoryFormer.Training;
+using Microsoft.ML.MemoryFormer.MLNet;
 
 namespace Microsoft.ML.MemoryFormer.Data;
 
 /// <summary>
 /// Reads a known-size Single vector column (ML.NET's Features) and a label column into <see cref="TabularData"/>,
-/// with errors that name the column, what it is and what is expected. NaN features are kept (missing values);
-/// infinite ones are refused. Rows whose label is missing (NaN value, key 0) are skipped, as ML.NET's trainers do.
+/// with errors that name the column, what it is and what is expected (the label through <see cref="LabelColumn"/>).
+/// NaN features are kept (missing values); infinite ones are refused. Rows whose label is missing (NaN value, key 0)
+/// are skipped, as ML.NET's trainers do.
 /// </summary>
 internal static class FeatureColumnReader
 {
@@ -28,23 +29,6 @@ internal static class FeatureColumnReader
         return vector.Size;
     }
 
-    /// <summary>Checks that the label column suits <paramref name="kind"/> and returns it.</summary>
-    public static DataViewSchema.Column CheckLabel(DataViewSchema schema, string name, TabularTaskKind kind)
-    {
-        var column = schema.GetColumnOrNull(name) ?? throw new ArgumentOutOfRangeException(nameof(schema),
-            $"Label column '{name}' was not found; expected {ExpectedLabel(kind)}.");
-        bool ok = kind switch
-        {
-            TabularTaskKind.Regression => column.Type == NumberDataViewType.Single,
-            TabularTaskKind.BinaryClassification => column.Type == BooleanDataViewType.Instance,
-            _ => column.Type is KeyDataViewType { RawType: var raw } key && raw == typeof(uint) && key.Count >= 2,
-        };
-        if (!ok)
-            throw new ArgumentOutOfRangeException(nameof(schema),
-                $"Label column '{name}' has type {column.Type}; expected {ExpectedLabel(kind)}.");
-        return column;
-    }
-
     /// <summary>Refuses infinite values; NaN (missing) is allowed.</summary>
     public static void CheckFinite(ReadOnlySpan<float> values, string column, long row)
     {
@@ -56,32 +40,29 @@ internal static class FeatureColumnReader
     }
 
     /// <summary>Reads every row of <paramref name="data"/> into memory.</summary>
-    public static TabularData Read(IDataView data, string featureColumn, string labelColumn, TabularTaskKind kind)
+    public static TabularData Read(IDataView data, string featureColumn, LabelColumn label)
     {
         int f = CheckFeatures(data.Schema, featureColumn);
-        var label = CheckLabel(data.Schema, labelColumn, kind);
         var features = new List<float>();
         var labels = new List<float>();
         var row = new float[f];
         var featureCol = data.Schema[featureColumn];
-        using var cursor = data.GetRowCursor([featureCol, label]);
+        using var cursor = data.GetRowCursor([featureCol, data.Schema[label.Name]]);
         var getFeatures = cursor.GetGetter<VBuffer<float>>(featureCol);
-        var getLabel = LabelGetter(cursor, label, kind);
+        var getLabel = LabelGetter(cursor, label);
         VBuffer<float> buffer = default;
-        long position = 0;
+        int skipped = 0;
         while (cursor.MoveNext())
         {
-            float y = getLabel();
             getFeatures(ref buffer);
-            Dense(buffer, row, featureColumn, position);
-            CheckFinite(row, featureColumn, position++);
-            if (float.IsNaN(y)) continue;
+            Dense(buffer, row, featureColumn, cursor.Position);
+            CheckFinite(row, featureColumn, cursor.Position);
+            float y = getLabel();
+            if (float.IsNaN(y)) { skipped++; continue; }
             features.AddRange(row);
             labels.Add(y);
         }
-        if (labels.Count == 0)
-            throw new InvalidOperationException($"No training rows: the data is empty or every '{labelColumn}' is missing.");
-        return new TabularData([.. features], [.. labels], f, ClassNames(label, kind));
+        return new TabularData([.. features], [.. labels], f, skipped);
     }
 
     /// <summary>Copies a (possibly sparse) vector into <paramref name="row"/>, checking its length.</summary>
@@ -93,43 +74,14 @@ internal static class FeatureColumnReader
         buffer.CopyTo(row);
     }
 
-    private static Func<float> LabelGetter(DataViewRow cursor, DataViewSchema.Column label, TabularTaskKind kind)
+    private static Func<float> LabelGetter(DataViewRow cursor, LabelColumn label)
     {
-        switch (kind)
+        if (label.Kind != PredictionKind.Regression)
         {
-            case TabularTaskKind.Regression:
-                var single = cursor.GetGetter<float>(label);
-                return () => { float v = 0; single(ref v); return v; };
-            case TabularTaskKind.BinaryClassification:
-                var flag = cursor.GetGetter<bool>(label);
-                return () => { bool v = false; flag(ref v); return v ? 1f : 0f; };
-            default:
-                var key = cursor.GetGetter<uint>(label);
-                return () => { uint v = 0; key(ref v); return v == 0 ? float.NaN : v - 1; };
+            var read = label.Reader(cursor);
+            return () => read() is var c && c < 0 ? float.NaN : c;
         }
+        var single = cursor.GetGetter<float>(cursor.Schema[label.Name]);
+        return () => { float v = 0; single(ref v); return v; };
     }
-
-    private static string[] ClassNames(DataViewSchema.Column label, TabularTaskKind kind)
-    {
-        if (kind != TabularTaskKind.MulticlassClassification) return [];
-        int count = (int)((KeyDataViewType)label.Type).Count;
-        var names = Enumerable.Range(1, count).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-        if (label.Annotations.Schema.GetColumnOrNull(AnnotationUtilsKeyValues) is { Type: VectorDataViewType { ItemType: TextDataViewType } })
-        {
-            VBuffer<ReadOnlyMemory<char>> values = default;
-            label.Annotations.GetValue(AnnotationUtilsKeyValues, ref values);
-            var dense = values.DenseValues().Select(v => v.ToString()).ToArray();
-            if (dense.Length == count) names = dense;
-        }
-        return names;
-    }
-
-    private const string AnnotationUtilsKeyValues = "KeyValues";
-
-    private static string ExpectedLabel(TabularTaskKind kind) => kind switch
-    {
-        TabularTaskKind.Regression => "Single (float), the value to predict",
-        TabularTaskKind.BinaryClassification => "Boolean (bool); map other types with mlContext.Transforms.Conversion or CustomMapping",
-        _ => "a key type over UInt32 with at least 2 classes; apply mlContext.Transforms.Conversion.MapValueToKey to the label first",
-    };
 }

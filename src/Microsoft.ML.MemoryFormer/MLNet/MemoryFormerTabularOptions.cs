@@ -10,49 +10,44 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 public sealed class MemoryFormerTabularOptions
 {
     /// <summary>The known-size Single vector column to learn from (NaN = missing value).</summary>
-    public string FeatureColumnName = "Features";
+    public string FeatureColumnName { get; set; } = "Features";
 
     /// <summary>The label: Single for regression, Boolean for binary, a UInt32 key for multiclass.</summary>
-    public string LabelColumnName = "Label";
+    public string LabelColumnName { get; set; } = "Label";
 
     /// <summary>The architecture (width, blocks, heads, τ, dropout); its context length is set from the feature count.</summary>
-    public MemoryFormerConfig Architecture = TabularPresets.Small;
+    public MemoryFormerConfig Architecture { get; set; } = TabularPresets.Small;
 
     /// <summary>Rows per optimizer step.</summary>
-    public int BatchSize = 256;
+    public int BatchSize { get; set; } = 256;
 
     /// <summary>Passes over the training rows at most (early stopping may end sooner).</summary>
-    public int MaxEpochs = 30;
+    public int MaxEpochs { get; set; } = 30;
 
     /// <summary>Peak learning rate of dense parameters; Memory Layer tables use 3× (paper §4.1).</summary>
-    public double LearningRate = 1e-3;
+    public double LearningRate { get; set; } = 1e-3;
 
     /// <summary>Decoupled weight decay of dense matrices.</summary>
-    public double WeightDecay = 1e-5;
+    public double WeightDecay { get; set; } = 1e-5;
 
     /// <summary>Rows to validate on after every epoch; when null, <see cref="ValidationFraction"/> of the training rows are held out.</summary>
-    public IDataView? ValidationSet;
+    public IDataView? ValidationSet { get; set; }
 
     /// <summary>Fraction of training rows held out for validation when <see cref="ValidationSet"/> is null; 0 = none.</summary>
-    public double ValidationFraction = 0.1;
+    public double ValidationFraction { get; set; } = 0.1;
 
-    /// <summary>Stop after this many epochs without a lower validation loss and keep the best weights; 0 = off.</summary>
-    public int EarlyStoppingPatience = 5;
+    /// <summary>Stop after this many epochs without a better validation metric (accuracy, or −RMSE) and keep the best weights; 0 = off.</summary>
+    public int EarlyStoppingPatience { get; set; } = 5;
 
-    /// <summary>Seed of initialisation, shuffling, dropout and the validation hold-out.</summary>
-    public int Seed = 1;
-
-    /// <summary>CUDA device to train and score on; null = CPU.</summary>
-    public int? GpuDeviceId;
-
-    /// <summary>Use the CPU when <see cref="GpuDeviceId"/> is set but CUDA is unavailable (else throw).</summary>
-    public bool FallbackToCpu = true;
+    /// <summary>Seed of initialisation, shuffling, dropout and the validation hold-out; null = drawn from the MLContext's seed.
+    /// The device comes from <see cref="MLContext.GpuDeviceId"/> and <see cref="MLContext.FallbackToCpu"/>.</summary>
+    public int? Seed { get; set; }
 
     /// <summary>Receives a report after every epoch (loss, validation loss, rows/s, time left).</summary>
-    public IProgress<TrainingProgress>? Progress;
+    public IProgress<TrainingProgress>? Progress { get; set; }
 
     /// <summary>Receives one log line per report.</summary>
-    public Action<string>? Log;
+    public Action<string>? Log { get; set; }
 
     internal MemoryFormerTabularOptions Validate()
     {

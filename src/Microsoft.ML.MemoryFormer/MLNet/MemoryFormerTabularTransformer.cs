@@ -6,6 +6,7 @@ using Microsoft.ML.MemoryFormer.Persistence;
 using Microsoft.ML.MemoryFormer.Runtime;
 using Microsoft.ML.MemoryFormer.Training;
 using Microsoft.ML.Runtime;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.MLNet;
@@ -60,7 +61,6 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
     void ICanSaveModel.Save(ModelSaveContext ctx) => new ModelArchive()
         .SetText(ModelArchive.ConfigEntry, model.Config.ToJson())
         .SetText(TabularModelInfo.Entry, JsonSerializer.Serialize(info, MemoryFormerConfig.JsonOptions))
-        .SetText(ModelArchive.LabelsEntry, JsonSerializer.Serialize(info.ClassNames))
         .Set(ModelArchive.WeightsEntry, ModuleWeights.ToBytes(model))
         .SaveTo(ctx, Signature);
 
@@ -74,7 +74,9 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
             ?? throw new InvalidDataException($"The model's '{TabularModelInfo.Entry}' entry is empty.");
         var model = new TabularModel(config, info.FeatureCount, info.OutputCount);
         ModuleWeights.Load(model, archive.Get(ModelArchive.WeightsEntry), config);
-        return new MemoryFormerTabularTransformer(model, info, CPU, training: null);
+        var device = MLContextDevice.Of(env);
+        model.to(device);
+        return new MemoryFormerTabularTransformer(model, info, device, training: null);
     }
 
     static MemoryFormerTabularTransformer IModelLoadable<MemoryFormerTabularTransformer>.Create(IHostEnvironment env,

@@ -1,64 +1,83 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.MemoryFormer.Training;
 
 namespace Microsoft.ML.MemoryFormer.MLNet;
 
 /// <summary>
-/// The output columns ML.NET's own trainers append for each task, with the annotations its evaluators and
-/// <c>MapKeyToValue</c> read (docs/platform-notes §3): regression Score; binary Score, Probability, PredictedLabel
-/// (bool); multiclass Score (probabilities with SlotNames) and PredictedLabel (key with KeyValues).
+/// The output columns of a MemoryFormer predictor, named and annotated exactly as ML.NET's own trainers, so
+/// <c>mlContext.*.Evaluate</c>, <c>MapKeyToValue</c> and PredictionEngine work unchanged:
+/// multiclass Score (vector of probabilities, SlotNames) + PredictedLabel (key with KeyValues); binary Score (margin),
+/// Probability and PredictedLabel (bool); regression Score. Every column carries ScoreColumnKind and ScoreValueKind.
 /// </summary>
-internal static class PredictionColumns
+/// <param name="Label">The label the model was trained on (task, classes, class names).</param>
+/// <param name="ScoreColumnName">Name of the Score column.</param>
+/// <param name="PredictedLabelColumnName">Name of the PredictedLabel column.</param>
+internal sealed record PredictionColumns(LabelColumn Label, string ScoreColumnName, string PredictedLabelColumnName)
 {
-    /// <summary>The columns appended for <paramref name="kind"/>; <paramref name="classNames"/> only for multiclass.</summary>
-    public static DataViewSchema.DetachedColumn[] For(TabularTaskKind kind, IReadOnlyList<string> classNames) => kind switch
+    private const string ProbabilityColumnName = "Probability";
+
+    private string KindName => Label.Kind.ToString();
+
+    /// <summary>The columns appended to the input schema, with their annotations.</summary>
+    public DataViewSchema.DetachedColumn[] Columns()
     {
-        TabularTaskKind.Regression => [new("Score", NumberDataViewType.Single, Kinds("Regression", "Score"))],
-        TabularTaskKind.BinaryClassification =>
-        [
-            new("Score", NumberDataViewType.Single, Kinds("BinaryClassification", "Score")),
-            new("Probability", NumberDataViewType.Single, Kinds("BinaryClassification", "Probability", normalized: true)),
-            new("PredictedLabel", BooleanDataViewType.Instance, Kinds("BinaryClassification", "PredictedLabel")),
-        ],
-        _ =>
-        [
-            new("Score", new VectorDataViewType(NumberDataViewType.Single, classNames.Count),
-                Kinds("MulticlassClassification", "Score", slotNames: classNames)),
-            new("PredictedLabel", new KeyDataViewType(typeof(uint), classNames.Count), KeyValues(classNames)),
-        ],
-    };
+        int classes = Label.Classes;
+        return Label.Kind switch
+        {
+            PredictionKind.MulticlassClassification =>
+            [
+                new(ScoreColumnName, new VectorDataViewType(NumberDataViewType.Single, classes), Annotate("Score", slotNames: true)),
+                new(PredictedLabelColumnName, new KeyDataViewType(typeof(uint), classes), Annotate("PredictedLabel", keyValues: true)),
+            ],
+            PredictionKind.BinaryClassification =>
+            [
+                new(ScoreColumnName, NumberDataViewType.Single, Annotate("Score")),
+                new(ProbabilityColumnName, NumberDataViewType.Single, Annotate("Probability")),
+                new(PredictedLabelColumnName, BooleanDataViewType.Instance, Annotate("PredictedLabel")),
+            ],
+            _ => [new(ScoreColumnName, NumberDataViewType.Single, Annotate("Score"))],
+        };
+    }
 
     /// <summary>The same columns as <see cref="SchemaShape.Column"/>s, for an estimator's <c>GetOutputSchema</c>.</summary>
-    public static IEnumerable<SchemaShape.Column> Shapes(TabularTaskKind kind) =>
-        For(kind, ["a", "b"]).Select(c => MLNetInternals.NewColumn(c.Name,
-            c.Type is VectorDataViewType ? SchemaShape.Column.VectorKind.Vector : SchemaShape.Column.VectorKind.Scalar,
-            c.Type switch { VectorDataViewType v => v.ItemType, KeyDataViewType => NumberDataViewType.UInt32, var t => t }, c.Type is KeyDataViewType, MLNetInternals.ShapeOf(c.Annotations)));
+    public IEnumerable<SchemaShape.Column> Shape() => Columns().Select(c => MLNetInternals.NewColumn(c.Name,
+        c.Type is VectorDataViewType ? SchemaShape.Column.VectorKind.Vector : SchemaShape.Column.VectorKind.Scalar,
+        c.Type switch { VectorDataViewType v => v.ItemType, KeyDataViewType => NumberDataViewType.UInt32, var t => t }, c.Type is KeyDataViewType,
+        MLNetInternals.ShapeOf(c.Annotations)));
 
-    private static DataViewSchema.Annotations Kinds(string columnKind, string valueKind, bool normalized = false,
-        IReadOnlyList<string>? slotNames = null)
+    /// <summary>
+    /// Column values of scored rows from the model's log-probabilities [rows][classes] (or raw values for regression):
+    /// one array per column of <see cref="Columns"/>, one element per row.
+    /// </summary>
+    public Array[] Values(float[][] outputs) => Label.Kind switch
+    {
+        PredictionKind.MulticlassClassification =>
+        [
+            outputs.Select(lp => new VBuffer<float>(lp.Length, lp.Select(MathF.Exp).ToArray())).ToArray(),
+            outputs.Select(lp => (uint)(Array.IndexOf(lp, lp.Max()) + 1)).ToArray(),
+        ],
+        PredictionKind.BinaryClassification =>
+        [
+            outputs.Select(lp => lp[1] - lp[0]).ToArray(),
+            outputs.Select(lp => MathF.Exp(lp[1])).ToArray(),
+            outputs.Select(lp => lp[1] > lp[0]).ToArray(),
+        ],
+        _ => [outputs.Select(o => o[0]).ToArray()],
+    };
+
+    private DataViewSchema.Annotations Annotate(string valueKind, bool slotNames = false, bool keyValues = false)
     {
         var builder = new DataViewSchema.Annotations.Builder();
-        if (slotNames is not null) AddNames(builder, "SlotNames", slotNames);
-        AddText(builder, "ScoreColumnKind", columnKind);
-        AddText(builder, "ScoreValueKind", valueKind);
-        if (normalized) builder.Add("IsNormalized", BooleanDataViewType.Instance, (ref bool v) => v = true);
+        if ((slotNames || keyValues) && Label.ClassNames is { } names)
+        {
+            var type = new VectorDataViewType(TextDataViewType.Instance, names.Length);
+            ValueGetter<VBuffer<ReadOnlyMemory<char>>> getter = (ref VBuffer<ReadOnlyMemory<char>> value) =>
+                value = new VBuffer<ReadOnlyMemory<char>>(names.Length, names.Select(n => n.AsMemory()).ToArray());
+            builder.Add(slotNames ? "SlotNames" : "KeyValues", type, getter);
+        }
+        builder.Add("ScoreColumnKind", TextDataViewType.Instance, Text(KindName));
+        builder.Add("ScoreValueKind", TextDataViewType.Instance, Text(valueKind));
         return builder.ToAnnotations();
     }
 
-    private static DataViewSchema.Annotations KeyValues(IReadOnlyList<string> classNames)
-    {
-        var builder = new DataViewSchema.Annotations.Builder();
-        AddNames(builder, "KeyValues", classNames);
-        return builder.ToAnnotations();
-    }
-
-    private static void AddText(DataViewSchema.Annotations.Builder builder, string name, string text) =>
-        builder.Add(name, TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = text.AsMemory());
-
-    private static void AddNames(DataViewSchema.Annotations.Builder builder, string name, IReadOnlyList<string> names)
-    {
-        var values = names.Select(n => n.AsMemory()).ToArray();
-        builder.Add(name, new VectorDataViewType(TextDataViewType.Instance, values.Length),
-            (ref VBuffer<ReadOnlyMemory<char>> v) => new VBuffer<ReadOnlyMemory<char>>(values.Length, values).CopyTo(ref v));
-    }
+    private static ValueGetter<ReadOnlyMemory<char>> Text(string value) => (ref ReadOnlyMemory<char> v) => v = value.AsMemory();
 }

@@ -1,4 +1,3 @@
-using Microsoft.ML.MemoryFormer.Training;
 
 namespace Microsoft.ML.MemoryFormer.MLNet;
 
@@ -31,19 +30,19 @@ public static class TabularCatalogExtensions
     /// <param name="options">Columns, architecture and training settings.</param>
     public static MemoryFormerTabularTrainer MemoryFormer(this RegressionCatalog.RegressionTrainers catalog,
         MemoryFormerTabularOptions options) =>
-        new(MLNetInternals.GetEnvironment(catalog), options, TabularTaskKind.Regression);
+        new(MLNetInternals.GetEnvironment(catalog), options, PredictionKind.Regression);
 
     /// <summary>A MemoryFormer binary classifier on a Features vector and a Boolean label; appends Score, Probability, PredictedLabel.</summary>
     /// <param name="catalog">The binary classification trainers catalog.</param>
     /// <param name="options">Columns, architecture and training settings.</param>
     public static MemoryFormerTabularTrainer MemoryFormer(this BinaryClassificationCatalog.BinaryClassificationTrainers catalog,
         MemoryFormerTabularOptions options) =>
-        new(MLNetInternals.GetEnvironment(catalog), options, TabularTaskKind.BinaryClassification);
+        new(MLNetInternals.GetEnvironment(catalog), options, PredictionKind.BinaryClassification);
 
     /// <summary>A MemoryFormer multiclass classifier on a Features vector and a key label; appends Score (probabilities) and PredictedLabel (key).</summary>
     /// <param name="catalog">The multiclass classification trainers catalog.</param>
     /// <param name="options">Columns, architecture and training settings.</param>
     public static MemoryFormerTabularTrainer MemoryFormer(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         MemoryFormerTabularOptions options) =>
-        new(MLNetInternals.GetEnvironment(catalog), options, TabularTaskKind.MulticlassClassification);
+        new(MLNetInternals.GetEnvironment(catalog), options, PredictionKind.MulticlassClassification);
 }

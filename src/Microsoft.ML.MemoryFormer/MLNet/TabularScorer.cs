@@ -1,7 +1,6 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.Data;
 using Microsoft.ML.MemoryFormer.Models;
-using Microsoft.ML.MemoryFormer.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -22,7 +21,7 @@ internal sealed class TabularScorer : IBatchScorer
                 $"{f} slots; the model was trained on {info.FeatureCount}. Featurize scoring data with the training pipeline.");
         (this.model, this.info, this.device) = (model, info, device);
         InputColumns = [inputSchema[info.FeatureColumnName]];
-        OutputColumns = PredictionColumns.For(info.Kind, info.ClassNames);
+        OutputColumns = info.Columns.Columns();
     }
 
     public IReadOnlyList<DataViewSchema.Column> InputColumns { get; }
@@ -31,43 +30,21 @@ internal sealed class TabularScorer : IBatchScorer
 
     public IBatchReader CreateReader(DataViewRow row) => new Reader(this, row, row.GetGetter<VBuffer<float>>(InputColumns[0]));
 
-    /// <summary>Model outputs [n, outputs] of <paramref name="features"/> [n·F] (raw, row-major).</summary>
-    public float[] Forward(float[] features, int rows)
+    /// <summary>
+    /// Per row, the standardised-back value (regression) or class log-probabilities (classification) of
+    /// <paramref name="features"/> [n·F] (raw, row-major), as <see cref="PredictionColumns.Values"/> takes them.
+    /// </summary>
+    public float[][] Forward(float[] features, int rows)
     {
         info.Scaler.Apply(features);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var x = tensor(features, [rows, info.FeatureCount]).to(device);         // [n, F]
-        return model.call(x).cpu().data<float>().ToArray();                     // [n·outputs]
-    }
-
-    /// <summary>The output columns' values for <paramref name="rows"/> rows of model outputs.</summary>
-    public Array[] ToColumns(float[] outputs, int rows) => info.Kind switch
-    {
-        TabularTaskKind.Regression => [outputs.Select(o => o * info.LabelStd + info.LabelMean).ToArray()],
-        TabularTaskKind.BinaryClassification =>
-            [outputs, outputs.Select(o => 1f / (1f + MathF.Exp(-o))).ToArray(), outputs.Select(o => o > 0).ToArray()],
-        _ => Multiclass(outputs, rows, info.ClassNames.Length),
-    };
-
-    private static Array[] Multiclass(float[] logits, int rows, int classes)
-    {
-        var scores = new VBuffer<float>[rows];
-        var predicted = new uint[rows];
-        for (int r = 0; r < rows; r++)
-        {
-            var row = logits.AsSpan(r * classes, classes);
-            float max = float.NegativeInfinity;
-            int best = 0;
-            for (int c = 0; c < classes; c++) if (row[c] > max) (max, best) = (row[c], c);
-            var p = new float[classes];
-            float sum = 0;
-            for (int c = 0; c < classes; c++) sum += p[c] = MathF.Exp(row[c] - max);
-            for (int c = 0; c < classes; c++) p[c] /= sum;
-            scores[r] = new VBuffer<float>(classes, p);
-            predicted[r] = (uint)best + 1;
-        }
-        return [scores, predicted];
+        var outputs = model.call(x);                                             // [n, C]
+        if (info.Label.Kind != PredictionKind.Regression) outputs = outputs.log_softmax(1);
+        else outputs = outputs * info.LabelStd + info.LabelMean;
+        var flat = outputs.cpu().data<float>().ToArray();                       // [n·C]
+        return Enumerable.Range(0, rows).Select(r => flat.AsSpan(r * info.OutputCount, info.OutputCount).ToArray()).ToArray();
     }
 
     private sealed class Reader(TabularScorer scorer, DataViewRow row, ValueGetter<VBuffer<float>> getter) : IBatchReader
@@ -92,7 +69,7 @@ internal sealed class TabularScorer : IBatchScorer
             var outputs = n == 0 ? [] : scorer.Forward([.. buffered], n);
             buffered.Clear();
             rows = 0;
-            return scorer.ToColumns(outputs, n);
+            return scorer.info.Columns.Values(outputs);
         }
     }
 }

@@ -1,34 +1,32 @@
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Layers;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Models;
 
 /// <summary>
 /// A MemoryFormer for rows of a table: <see cref="FeatureTokenizer"/> → bidirectional MemoryFormer blocks of a
-/// <see cref="TransformerBackbone"/> (its token embedding is unused) → a linear head on the [CLS] token
+/// <see cref="TransformerBackbone"/> (its token embedding is unused) → the shared <see cref="PredictionHead"/> on the
+/// [CLS] token (first-token pooling)
 /// (FT-Transformer's layout, Gorishniy et al. 2021, with the blocks of MemoryFormer, paper §2.4).
 /// </summary>
 internal sealed class TabularModel : nn.Module<Tensor, Tensor>
 {
     private readonly FeatureTokenizer tokenizer;
     private readonly TransformerBackbone backbone;
-    private readonly Dropout dropout;
-    private readonly Linear head;
+    private readonly PredictionHead head;
 
     /// <summary>
     /// Builds the model for <paramref name="featureCount"/> slots and <paramref name="outputCount"/> outputs
-    /// (1 for regression and binary logits, C for C classes). The context length is set to 1 + F.
+    /// (1 for regression, C logits for C classes, 2 for binary). The context length is set to 1 + F.
     /// </summary>
     public TabularModel(MemoryFormerConfig config, int featureCount, int outputCount) : base(nameof(TabularModel))
     {
         Config = ForFeatures(config, featureCount);
         tokenizer = new FeatureTokenizer(featureCount, Config.Width);
         backbone = new TransformerBackbone(Config);
-        dropout = nn.Dropout(Config.Dropout);
-        head = nn.Linear(Config.Width, outputCount);
+        head = new PredictionHead(Config.Width, outputCount, PoolingKind.First, Config.Dropout, Config.EmbeddingInitStd);
         OutputCount = outputCount;
         RegisterComponents();
     }
@@ -48,6 +46,6 @@ internal sealed class TabularModel : nn.Module<Tensor, Tensor>
     {
         var tokens = tokenizer.call(x);                                          // [B, 1 + F, d]
         var hidden = backbone.ForwardEmbeddings(tokens, new AttentionContext(Causal: false)); // [B, 1 + F, d]
-        return head.call(dropout.call(hidden.select(1, 0)));                     // [B, outputs]
+        return head.Forward(hidden, mask: null);                                 // [B, outputs]
     }
 }

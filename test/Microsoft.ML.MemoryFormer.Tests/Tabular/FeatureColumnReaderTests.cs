@@ -72,12 +72,12 @@ public class FeatureColumnReaderTests
         var rows = TabularRows.MulticlassRows(8, 1).ToArray();
         var data = Ml.Data.LoadFromEnumerable(rows);
         var e = Assert.ThrowsAny<Exception>(() => Ml.MulticlassClassification.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(data));
-        Assert.Contains("Label column 'Label' has type String; expected a key type", e.Message);
+        Assert.Contains("The label column 'Label' is String, but multiclass classification needs a key type", e.Message);
         Assert.Contains("MapValueToKey", e.Message);
         e = Assert.ThrowsAny<Exception>(() => Ml.BinaryClassification.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(data));
-        Assert.Contains("expected Boolean", e.Message);
+        Assert.Contains("binary classification needs a Boolean label", e.Message);
         e = FitRegression(new[] { new StringLabelRow { Features = [1, 2], Label = "x" } });
-        Assert.Contains("Label column 'Label' has type String; expected Single", e.Message);
+        Assert.Contains("The label column 'Label' is String, but regression needs a Single (float) label", e.Message);
     }
 
     [Fact]
