@@ -23,7 +23,7 @@ public class TabularTrainerTests
     public void Binary_uses_the_missing_value_embedding_and_appends_MLNet_columns()
     {
         var ml = new MLContext(1);
-        var train = ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(400, 3));
+        var train = ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(256, 3));
         var test = ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(200, 4));
         using var model = ml.BinaryClassification.Trainers.MemoryFormer(TabularRows.TinyOptions()).Fit(train);
         var scored = model.Transform(test);
@@ -45,7 +45,7 @@ public class TabularTrainerTests
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
             .Append(ml.MulticlassClassification.Trainers.MemoryFormer(TabularRows.TinyOptions()))
             .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedName", "PredictedLabel"));
-        var model = pipeline.Fit(ml.Data.LoadFromEnumerable(TabularRows.MulticlassRows(300, 5)));
+        var model = pipeline.Fit(ml.Data.LoadFromEnumerable(TabularRows.MulticlassRows(192, 5)));
         var scored = model.Transform(ml.Data.LoadFromEnumerable(TabularRows.MulticlassRows(100, 6)));
         var metrics = ml.MulticlassClassification.Evaluate(scored);
         Assert.True(metrics.MacroAccuracy > 0.85, $"macro accuracy = {metrics.MacroAccuracy}");
