@@ -1,1 +1,18 @@
-namespace Microsoft.ML.MemoryFormer.Benchmarks; internal static class Program { private static int Main() => 0; }
+using Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
+using Spectre.Console.Cli;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks;
+
+internal static class Program
+{
+    private static int Main(string[] args)
+    {
+        var app = new CommandApp();
+        app.Configure(config =>
+        {
+            config.SetApplicationName("Microsoft.ML.MemoryFormer.Benchmarks");
+            config.AddTabularCommand();
+        });
+        return app.Run(args);
+    }
+}
