@@ -1,3 +1,4 @@
+using Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 using Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
 using Spectre.Console.Cli;
 
@@ -11,6 +12,7 @@ internal static class Program
         app.Configure(config =>
         {
             config.SetApplicationName("Microsoft.ML.MemoryFormer.Benchmarks");
+            config.AddPerfCommands();
             config.AddTabularCommand();
         });
         return app.Run(args);

@@ -1,4 +1,5 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -14,6 +15,9 @@ namespace Microsoft.ML.MemoryFormer.Layers;
 public sealed class MemoryLayer : nn.Module<Tensor, Tensor>
 {
     private readonly EmbeddingBag table;   // [K·2^τ, h]
+
+    /// <summary>The EmbeddingBag holding the table (the libtorch reference path).</summary>
+    internal EmbeddingBag Bag => table;
     private readonly Parameter bias;       // [h]
 
     /// <summary>Creates a layer over inputs of <paramref name="chunkCount"/> × <paramref name="bitsPerChunk"/> elements.</summary>
@@ -56,6 +60,9 @@ public sealed class MemoryLayer : nn.Module<Tensor, Tensor>
     /// <summary>The bias parameter [h].</summary>
     public Parameter Bias => bias;
 
+    /// <summary>The reusable table-gradient buffer of the fused CPU backward, and the norm it measured.</summary>
+    internal TableGradient Gradient { get; } = new();
+
     /// <summary>x [.., K·τ] → y [.., h].</summary>
     public override Tensor forward(Tensor x)
     {
@@ -68,5 +75,12 @@ public sealed class MemoryLayer : nn.Module<Tensor, Tensor>
     internal HashCodes Hash(Tensor x) => SignHash.Compute(x, BitsPerChunk, WeightFunction, Temperature);
 
     /// <summary>Reads this layer's tables with precomputed codes (the shared Q/K/V hash) → [N, h].</summary>
-    internal Tensor Forward(HashCodes codes) => MemoryGather.Apply(codes, table) + bias;
+    internal Tensor Forward(HashCodes codes) => MemoryGather.Apply(codes, this) + bias;
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) Gradient.Dispose();
+        base.Dispose(disposing);
+    }
 }

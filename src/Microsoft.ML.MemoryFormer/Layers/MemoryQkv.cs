@@ -27,7 +27,8 @@ internal sealed class MemoryQkv : nn.Module<Tensor, (Tensor Q, Tensor K, Tensor 
     public override (Tensor Q, Tensor K, Tensor V) forward(Tensor x)
     {
         var codes = value.Hash(x);                                              // one hash: rows, weights [N, K]
-        return (query.Forward(codes), key.Forward(codes), value.Forward(codes)); // [N, d] each
+        var y = MemoryGather.ApplyShared(codes, [query, key, value]);           // 3 × [N, d], one fused pass
+        return (y[0], y[1], y[2]);
     }
 
     private static MemoryLayer NewLayer(MemoryFormerConfig c) => new(c.ChunkCount, c.BitsPerChunk, c.Width,

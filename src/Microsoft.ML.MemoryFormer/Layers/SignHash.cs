@@ -1,4 +1,6 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using Microsoft.ML.MemoryFormer.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -10,12 +12,20 @@ namespace Microsoft.ML.MemoryFormer.Layers;
 /// The input x [N, K·τ] is cut into K chunks of τ elements; each element's sign (z ≥ 0 → 1) is one bit of the
 /// chunk's bucket code, read most-significant-bit first as in the code (the paper reads it LSB-first, which is
 /// the same model up to a fixed permutation of table rows). Codes are built with integer ops (spec §5.3
-/// pitfall 2) and are not differentiable; gradients reach x only through the weights.
+/// pitfall 2) and are not differentiable; gradients reach x only through the weights. On the CPU in fp32 (with
+/// <see cref="TorchRuntime.UseFusedKernels"/>) it runs <see cref="FusedSignHash"/>, one managed pass with a custom
+/// backward; elsewhere <see cref="Reference"/>, plain torch ops.
 /// </summary>
 internal static class SignHash
 {
     /// <summary>Hashes x [N, K·τ] into rows and weights [N, K].</summary>
-    public static HashCodes Compute(Tensor x, int bitsPerChunk, HashWeightFunction function, double temperature)
+    public static HashCodes Compute(Tensor x, int bitsPerChunk, HashWeightFunction function, double temperature) =>
+        TorchRuntime.UseFusedKernels && FusedSignHash.IsSupported(x)
+            ? FusedSignHash.Compute(x, bitsPerChunk, function, temperature)
+            : Reference(x, bitsPerChunk, function, temperature);
+
+    /// <summary>The torch-ops hash, the reference for the fused kernel and the path for CUDA and other dtypes.</summary>
+    public static HashCodes Reference(Tensor x, int bitsPerChunk, HashWeightFunction function, double temperature)
     {
         long n = x.shape[0], k = x.shape[1] / bitsPerChunk;
         var z = x.view(n, k, bitsPerChunk);                                       // [N, K, τ]

@@ -1,5 +1,6 @@
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Layers;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -41,6 +42,9 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
     internal Tensor ForwardLast(Tensor tokens, AttentionContext context)
     {
         var hidden = backbone.Forward(tokens, context);                          // [B, T, d]
-        return head.call(hidden.select(1, -1));                                  // [B, V]
+        var last = hidden.select(1, -1);                                          // [B, d]
+        return HeadGemv.Applies(last, head.weight!)
+            ? HeadGemv.Apply(last, head.weight!)                                  // [B, V], one pass over the weight
+            : head.call(last);                                                    // [B, V]
     }
 }

@@ -32,13 +32,8 @@ public sealed class TransformerBackbone : nn.Module
     public MemoryFormerConfig Config { get; }
 
     /// <summary>Token ids [B, T] → hidden states [B, T, d].</summary>
-    internal Tensor Forward(Tensor tokens, AttentionContext context)
-    {
-        var x = embedding.call(tokens);                                          // [B, T, d]
-        for (int i = 0; i < blocks.Count; i++)
-            x = blocks[i].Forward(x, context, context.Caches?[i]);              // [B, T, d]
-        return finalNorm.call(x);                                                // [B, T, d]
-    }
+    internal Tensor Forward(Tensor tokens, AttentionContext context) =>
+        ForwardEmbeddings(embedding.call(tokens), context);                     // [B, T, d]
 
     /// <summary>The embedding vectors of token ids [..] → [.., d] (used by tabular feature tokens).</summary>
     internal Tensor Embed(Tensor tokens) => embedding.call(tokens);

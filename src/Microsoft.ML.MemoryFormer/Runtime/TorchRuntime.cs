@@ -13,6 +13,13 @@ public static class TorchRuntime
     private static bool loaded;
 
     /// <summary>
+    /// Whether Memory Layers on the CPU use the library's fused managed SIMD kernels (gather with a custom backward,
+    /// single-pass AdamW over the tables). Default true. False runs the plain libtorch path (EmbeddingBag and
+    /// torch.optim.AdamW), which is the reference the kernels are tested against and what CUDA always uses.
+    /// </summary>
+    public static bool UseFusedKernels { get; set; } = true;
+
+    /// <summary>
     /// Makes sure LibTorchSharp loads; turns the bare <see cref="DllNotFoundException"/> into an explanation.
     /// </summary>
     /// <exception cref="InvalidOperationException">The native library cannot be loaded.</exception>

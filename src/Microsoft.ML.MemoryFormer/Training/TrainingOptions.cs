@@ -18,6 +18,13 @@ public sealed record TrainingOptions
     /// <summary>Decoupled weight decay of the tables (0.1 in the code; rarely hit rows shrink, spec §5.3 pitfall 3).</summary>
     public double TableWeightDecay { get; init; } = 0.1;
 
+    /// <summary>
+    /// Lazy table updates: table rows that no token hit in a step keep their value and Adam moments unchanged (no
+    /// decay, no momentum drift). Cheaper for small batches and closer to a sparse optimiser; the paper's
+    /// training used dense AdamW, which keeps moving and decaying every row (spec §5.3 pitfall 3). Default false.
+    /// </summary>
+    public bool LazyTableUpdates { get; init; }
+
     /// <summary>Adam β₁.</summary>
     public double Beta1 { get; init; } = 0.9;
 

@@ -83,6 +83,8 @@ public class LanguageModelTests
         var groups = ParameterGroups.Of(model);
         long expectedTables = kind == TransformerKind.MemoryFormer ? model.Config.Layers * CostEstimator.BlockTableParameters(model.Config) : 0;
         Assert.Equal(expectedTables, groups.Counts.Tables);
+        var (tables, matrices, vectors) = groups.Counts;
+        Assert.Equal(actual, tables + matrices + vectors);                 // a partition: no parameter in two groups
     }
 
     [Theory]

@@ -1,0 +1,333 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+
+/// <summary>
+/// The Memory Layer's weighted gather as one custom autograd function (spec §1.3–1.6, §5.1; issue 7):
+/// <c>y[n, :] = Σ_k w[n, k] · table[row[n, k], :]</c> for rows int64 [N, K] (global rows, the chunk offset
+/// k·2^τ already added), weights fp32 [N, K] and one or more tables fp32 [R, h]. The bias is not part of it.
+/// </summary>
+/// <remarks>
+/// <para>CPU fp32 runs managed SIMD kernels (<see cref="RowKernels"/>), parallel over tokens. Anything else
+/// (CUDA, fp16/bf16) runs <see cref="Reference"/>, a plain torch-ops path; <see cref="IsSupported(Tensor)"/>
+/// says which one a tensor gets.</para>
+/// <para>Backward, following the official CUDA kernel's <c>WeightedVectorGatherAdd.backward</c>:
+/// <c>∂L/∂w[n, k] = Σ_tables ⟨∂L/∂y[n], table[row[n, k]]⟩</c> and
+/// <c>∂L/∂table[r] = Σ_{(n, k): row[n, k] = r} w[n, k] · ∂L/∂y[n]</c>. The table gradient is dense in shape (what
+/// torch optimizers expect) but it is computed as a gather, not a scatter: the (n, k) hits are counting-sorted
+/// by row once (shared by all tables), then every table row is written exactly once as a weighted sum of the
+/// gradient rows that hit it, accumulated in registers. Untouched rows get zeros in the same pass, so there is
+/// no separate zero-fill and no read-modify-write of the gradient, and the sum order (tokens ascending) does not
+/// depend on the thread count: the result is deterministic, unlike the CUDA kernel's atomicAdd (§5.3 pitfall 9).
+/// The rows receive no gradient.</para>
+/// <para>Several tables read with the same rows and weights (Q, K and V share one hash, §5.3 pitfall 7) go
+/// through <see cref="ApplyMany"/> in one node: the rows are validated and sorted once, and the weight gradient
+/// sums all tables' inner products in one pass.</para>
+/// </remarks>
+internal static class FusedMemoryGather
+{
+    /// <summary>True when <paramref name="tensor"/> (a table or the weights) takes the managed CPU kernel.</summary>
+    public static bool IsSupported(Tensor tensor)
+    {
+        return TensorMemory.IsCpuFloat32(tensor);
+    }
+
+    /// <summary>y [N, h] = Σ_k weights[:, k] · table[rows[:, k]]; differentiable in weights and table.</summary>
+    /// <param name="rows">int64 [N, K], global table rows.</param>
+    /// <param name="weights">[N, K], the per-chunk weights (the hash's score).</param>
+    /// <param name="table">[R, h], the Memory Layer's table parameter.</param>
+    public static Tensor Apply(Tensor rows, Tensor weights, Tensor table)
+    {
+        return ApplyMany(rows, weights, [table])[0];
+    }
+
+    /// <summary>
+    /// One output per table, all read with the same rows and weights, computed and differentiated in one node.
+    /// </summary>
+    /// <param name="rows">int64 [N, K], global table rows.</param>
+    /// <param name="weights">[N, K], the per-chunk weights.</param>
+    /// <param name="tables">Tables [R_t, h_t]; every row index must be below every table's row count.</param>
+    /// <param name="gradients">Optional, one per table: a reusable gradient buffer the backward writes and sets as the
+    /// table's <c>grad</c> (see <see cref="TableGradient"/>); null entries, or no list, hand autograd a fresh tensor.</param>
+    public static Tensor[] ApplyMany(Tensor rows, Tensor weights, IReadOnlyList<Tensor> tables,
+        IReadOnlyList<TableGradient?>? gradients = null)
+    {
+        ArgumentNullException.ThrowIfNull(tables);
+        if (tables.Count == 0)
+            throw new ArgumentException("At least one table is needed.", nameof(tables));
+        Validate(rows, weights, tables);
+
+        bool managed = rows.device_type == DeviceType.CPU && IsSupported(weights) && tables.All(IsSupported);
+        if (!managed)
+            return tables.Select(t => Reference(rows, weights, t)).ToArray();
+
+        var args = new object[tables.Count + 3];
+        args[0] = rows;
+        args[1] = weights;
+        for (int t = 0; t < tables.Count; t++)
+            args[t + 2] = tables[t];
+        args[^1] = new GradientSinks(tables.ToArray(), gradients?.ToArray() ?? new TableGradient?[tables.Count]);
+        return GatherFunction.apply(args).ToArray();
+    }
+
+    /// <summary>
+    /// The torch-ops path: <c>index_select</c> then a batched weighted sum. It materialises [N, K, h], which is
+    /// fine on a GPU and is the fallback there; on the CPU the managed kernel is used instead.
+    /// </summary>
+    public static Tensor Reference(Tensor rows, Tensor weights, Tensor table)
+    {
+        long n = rows.shape[0], k = rows.shape[1], h = table.shape[1];
+        using var scope = NewDisposeScope();
+        var gathered = table.index_select(0, rows.reshape(-1)).view(n, k, h);          // [N, K, h]
+        var y = bmm(weights.to(table.dtype).unsqueeze(1), gathered).squeeze(1);          // [N, h]
+        return y.MoveToOuterDisposeScope();
+    }
+
+    private static void Validate(Tensor rows, Tensor weights, IReadOnlyList<Tensor> tables)
+    {
+        if (rows.dtype != ScalarType.Int64 || rows.dim() != 2)
+            throw new ArgumentException($"rows must be int64 [N, K], got {rows.dtype} {Shape(rows)}.", nameof(rows));
+        if (weights.dim() != 2 || weights.shape[0] != rows.shape[0] || weights.shape[1] != rows.shape[1])
+            throw new ArgumentException($"weights must be [N, K] like rows {Shape(rows)}, got {Shape(weights)}.", nameof(weights));
+        foreach (var table in tables)
+        {
+            if (table.dim() != 2)
+                throw new ArgumentException($"Each table must be [R, h], got {Shape(table)}.", nameof(tables));
+            if (table.shape[0] > int.MaxValue || table.shape[0] * table.shape[1] > (1L << 40))
+                throw new ArgumentException("Table too large for the kernel's index types.", nameof(tables));
+        }
+        if (rows.shape[0] * rows.shape[1] > int.MaxValue)
+            throw new ArgumentException("Too many (token, chunk) pairs for one call.", nameof(rows));
+    }
+
+    private static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
+
+    /// <summary>The autograd node: inputs (rows, weights, table_0..table_{T-1}), outputs y_0..y_{T-1}.</summary>
+    private sealed class GatherFunction : autograd.MultiTensorFunction<GatherFunction>
+    {
+        public override string Name => nameof(FusedMemoryGather);
+
+        public override unsafe List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
+        {
+            var rows = (Tensor)vars[0];
+            var weights = (Tensor)vars[1];
+            int tableCount = vars.Length - 3;
+            var tables = new Tensor[tableCount];
+            for (int t = 0; t < tableCount; t++)
+                tables[t] = (Tensor)vars[t + 2];
+
+            int n = (int)rows.shape[0], k = (int)rows.shape[1];
+            long rowLimit = tables.Min(t => t.shape[0]);
+            int[] rows32 = ToCheckedInt32(rows, rowLimit);
+
+            using var scope = NewDisposeScope();
+            var w = weights.contiguous();
+            var tablesC = tables.Select(t => t.contiguous()).ToArray();
+            var outputs = tables.Select(t => empty(n, t.shape[1], dtype: ScalarType.Float32)).ToArray();
+
+            nint wPtr = (nint)TensorMemory.Floats(w);
+            var tablePtrs = tablesC.Select(t => (nint)TensorMemory.Floats(t)).ToArray();
+            var outPtrs = outputs.Select(o => (nint)TensorMemory.Floats(o)).ToArray();
+            var widths = tables.Select(t => (int)t.shape[1]).ToArray();
+            long work = k * (long)widths.Sum();
+
+            KernelParallel.For(n, work, (start, end) =>
+            {
+                fixed (int* r = rows32)
+                {
+                    for (int t = 0; t < tableCount; t++)
+                    {
+                        int h = widths[t];
+                        float* src = (float*)tablePtrs[t], dst = (float*)outPtrs[t], wp = (float*)wPtr;
+                        for (int i = start; i < end; i++)
+                            RowKernels.WeightedBagSum(src, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h));
+                    }
+                }
+            });
+
+            ctx.save_for_backward([weights, .. tables]);
+            ctx.save_data("rows", rows32);
+            ctx.save_data("k", k);
+            ctx.save_data("sinks", vars[^1]);
+            ctx.save_data("weightsNeedGrad", weights.requires_grad);
+            ctx.save_data("tablesNeedGrad", tables.Select(t => t.requires_grad).ToArray());
+            return outputs.Select(o => o.MoveToOuterDisposeScope()).ToList();
+        }
+
+        public override unsafe List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grad_outputs)
+        {
+            var rows32 = (int[])ctx.get_data("rows");
+            int k = (int)ctx.get_data("k");
+            bool weightsNeedGrad = (bool)ctx.get_data("weightsNeedGrad");
+            var tablesNeedGrad = (bool[])ctx.get_data("tablesNeedGrad");
+            var sinks = (GradientSinks)ctx.get_data("sinks");
+            int n = rows32.Length / k;
+            int tableCount = tablesNeedGrad.Length;
+
+            var saved = ctx.get_saved_variables();
+            var result = new List<Tensor> { null!, null! };
+            using (var scope = NewDisposeScope())
+            {
+                var w = saved[0].contiguous();
+                var tables = saved.Skip(1).Select(t => t.contiguous()).ToArray();
+                var grads = grad_outputs.Select(g => g.to(ScalarType.Float32).contiguous()).ToArray();
+                var widths = tables.Select(t => (int)t.shape[1]).ToArray();
+                var gradPtrs = grads.Select(g => (nint)TensorMemory.Floats(g)).ToArray();
+                nint wPtr = (nint)TensorMemory.Floats(w);
+
+                if (weightsNeedGrad)
+                {
+                    var gw = empty(n, k, dtype: ScalarType.Float32);
+                    var tablePtrs = tables.Select(t => (nint)TensorMemory.Floats(t)).ToArray();
+                    nint gwPtr = (nint)TensorMemory.Floats(gw);
+                    KernelParallel.For(n, k * (long)widths.Sum(), (start, end) =>
+                    {
+                        float* dst = (float*)gwPtr;
+                        for (int i = start; i < end; i++)
+                        {
+                            for (int j = 0; j < k; j++)
+                            {
+                                int row = rows32[((long)i * k) + j];
+                                float sum = 0f;
+                                for (int t = 0; t < tableCount; t++)
+                                {
+                                    int h = widths[t];
+                                    sum += RowKernels.Dot((float*)gradPtrs[t] + ((long)i * h), (float*)tablePtrs[t] + ((long)row * h), h);
+                                }
+                                dst[((long)i * k) + j] = sum;
+                            }
+                        }
+                    });
+                    result[1] = gw.MoveToOuterDisposeScope();
+                }
+
+                RowHits? hits = null;
+                for (int t = 0; t < tableCount; t++)
+                {
+                    if (!tablesNeedGrad[t])
+                    {
+                        result.Add(null!);
+                        continue;
+                    }
+                    hits ??= RowHits.Build(rows32, k, (float*)wPtr, (int)tables.Min(x => x.shape[0]));
+                    int rowCount = (int)tables[t].shape[0];
+                    int h = widths[t];
+                    var sink = sinks.Gradients[t];
+                    var existing = sink is null ? null : sinks.Tables[t].grad;
+                    bool useSink = sink is not null && (existing is null || existing.IsInvalid
+                        || (TensorMemory.IsCpuFloat32(existing) && existing.is_contiguous() && existing.shape.SequenceEqual(tables[t].shape)));
+                    bool accumulate = useSink && existing is not null && !existing.IsInvalid;
+                    var gt = !useSink ? empty(rowCount, h, dtype: ScalarType.Float32) : accumulate ? existing! : sink!.Rent(tables[t]);
+                    double squaredNorm = WriteTableGradient(hits!, gradPtrs[t], h, rowCount, gt, accumulate);
+                    if (!useSink)
+                    {
+                        result.Add(gt.MoveToOuterDisposeScope());
+                        continue;
+                    }
+                    if (!accumulate)
+                        sinks.Tables[t].grad = gt;
+                    sink!.Record(squaredNorm);
+                    result.Add(null!);
+                }
+            }
+            foreach (var s in saved)
+                s.Dispose();
+            result.Add(null!);                                                   // the gradient sinks argument
+            return result;
+        }
+
+        /// <summary>Writes (or adds) every row of one table's gradient; returns the squared norm of the result.</summary>
+        private static unsafe double WriteTableGradient(RowHits csr, nint gradOut, int h, int rowCount, Tensor target, bool accumulate)
+        {
+            nint gtPtr = (nint)TensorMemory.Floats(target);
+            double total = 0;
+            var gate = new Lock();
+            KernelParallel.For(rowCount, h * (1L + (csr.Tokens.Length / Math.Max(1, rowCount))), (start, end) =>
+            {
+                var scratch = accumulate ? new float[h] : null;
+                double partial = 0;
+                fixed (int* tok = csr.Tokens)
+                fixed (float* tw = csr.Weights)
+                fixed (int* offs = csr.Starts)
+                fixed (float* tmp = scratch)
+                {
+                    for (int r = start; r < end; r++)
+                    {
+                        // Rows past the sorted range (a larger table than the smallest) have no hits.
+                        int s = r < csr.RowCount ? offs[r] : 0;
+                        int count = r < csr.RowCount ? offs[r + 1] - s : 0;
+                        float* dst = (float*)gtPtr + ((long)r * h);
+                        if (accumulate && count == 0)
+                        {
+                            partial += RowKernels.Dot(dst, dst, h);
+                            continue;
+                        }
+                        RowKernels.WeightedBagSum((float*)gradOut, h, tok + s, tw + s, count, accumulate ? tmp : dst);
+                        if (accumulate)
+                            RowKernels.Add(tmp, dst, h);
+                        partial += count == 0 ? 0 : RowKernels.Dot(dst, dst, h);
+                    }
+                }
+                lock (gate)
+                    total += partial;
+            });
+            return total;
+        }
+
+        private static unsafe int[] ToCheckedInt32(Tensor rows, long rowLimit)
+        {
+            using var scope = NewDisposeScope();
+            var r = rows.contiguous();
+            long count = r.numel();
+            long* p = TensorMemory.Longs(r);
+            var result = new int[count];
+            long bad = -1;
+            for (long i = 0; i < count; i++)
+            {
+                long v = p[i];
+                if ((ulong)v >= (ulong)rowLimit)
+                    bad = i;
+                result[i] = (int)v;
+            }
+            if (bad >= 0)
+                throw new ArgumentOutOfRangeException(nameof(rows), $"Row index {p[bad]} at flat position {bad} is outside [0, {rowLimit}).");
+            return result;
+        }
+    }
+
+    /// <summary>The tables as passed in (their <c>grad</c> is set in the backward) and their optional gradient buffers.</summary>
+    private sealed record GradientSinks(Tensor[] Tables, TableGradient?[] Gradients);
+
+    /// <summary>The (token, chunk) hits counting-sorted by table row: CSR offsets, token ids and their weights.</summary>
+    private sealed class RowHits
+    {
+        public required int RowCount { get; init; }
+        public required int[] Starts { get; init; }
+        public required int[] Tokens { get; init; }
+        public required float[] Weights { get; init; }
+
+        public static unsafe RowHits Build(int[] rows, int chunkCount, float* weights, int rowCount)
+        {
+            int pairs = rows.Length;
+            var starts = new int[rowCount + 1];
+            foreach (int r in rows)
+                starts[r + 1]++;
+            for (int r = 0; r < rowCount; r++)
+                starts[r + 1] += starts[r];
+
+            var cursor = new int[rowCount];
+            Array.Copy(starts, cursor, rowCount);
+            var tokens = new int[pairs];
+            var tokenWeights = new float[pairs];
+            // Hits are visited in flat (token-major) order, so every row's list is sorted by token.
+            for (int i = 0; i < pairs; i++)
+            {
+                int pos = cursor[rows[i]]++;
+                tokens[pos] = i / chunkCount;
+                tokenWeights[pos] = weights[i];
+            }
+            return new RowHits { RowCount = rowCount, Starts = starts, Tokens = tokens, Weights = tokenWeights };
+        }
+    }
+}

@@ -1,0 +1,63 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+
+/// <summary>
+/// The sign hash (spec §1.1–§1.4, §1.6) as one managed pass over x [N, K·τ] on the CPU: bucket rows (bit = z ≥ 0,
+/// MSB first, plus the chunk offset k·2^τ) and weights — code ‖z‖₁·Π σ(2|zᵢ|) or paper Π σ(2|zᵢ|/t) — with a
+/// custom backward for ∂L/∂x. It replaces the dozen torch ops of <see cref="SignHash.Reference"/> (abs, softplus,
+/// sum, exp, compare, shifts …) and their saved activations.
+/// </summary>
+/// <remarks>
+/// <para>Weights use the product form p = 1 / Π (1 + e^(−2|zᵢ|/t)), equal to torch's exp(−Σ softplus(−2|zᵢ|/t)) within
+/// float rounding; τ ≤ 16 keeps the product below 2^16. When x needs a gradient, the forward also stores
+/// J = ∂w/∂z per element ([N, K·τ]), so the backward is one multiply: ∂L/∂zᵢ = ∂L/∂w · Jᵢ with
+/// Jᵢ = sgn(zᵢ)·p·(1 + 2‖z‖₁·σ(−2|zᵢ|)) (code) or sgn(zᵢ)·p·(2/t)·σ(−2|zᵢ|/t) (paper); sgn(0) = 0 as in the
+/// gradient of torch.abs.</para>
+/// </remarks>
+internal static class FusedSignHash
+{
+    /// <summary>True when <paramref name="x"/> takes the managed kernel (CPU float32).</summary>
+    public static bool IsSupported(Tensor x) => TensorMemory.IsCpuFloat32(x);
+
+    /// <summary>x [N, K·τ] → rows int64 [N, K] and weights [N, K] (differentiable in x).</summary>
+    public static HashCodes Compute(Tensor x, int bitsPerChunk, HashWeightFunction function, double temperature)
+    {
+        if (x.dim() != 2 || x.shape[1] % bitsPerChunk != 0)
+            throw new ArgumentException($"x must be [N, K·{bitsPerChunk}], got [{string.Join(", ", x.shape)}].", nameof(x));
+        if (bitsPerChunk is < 1 or > 16)
+            throw new ArgumentOutOfRangeException(nameof(bitsPerChunk), "The fused hash supports 1 to 16 bits per chunk.");
+        bool needsGrad = x.requires_grad && is_grad_enabled();
+        var result = SignHashKernel.Run(x, bitsPerChunk, function == HashWeightFunction.L1ScaledSigmoidProduct,
+            (float)temperature, needsGrad);
+        if (!needsGrad)
+            return new HashCodes(result.Rows, result.Weights);
+        var weights = WeightsFunction.apply(x, result);
+        return new HashCodes(result.Rows, weights);
+    }
+
+    /// <summary>Hands the precomputed weights to autograd; the backward multiplies by the saved Jacobian.</summary>
+    private sealed class WeightsFunction : autograd.SingleTensorFunction<WeightsFunction>
+    {
+        public override string Name => nameof(FusedSignHash);
+
+        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        {
+            var result = (SignHashKernel.Result)vars[1];
+            ctx.save_for_backward([result.Jacobian!]);
+            ctx.save_data("bits", result.BitsPerChunk);
+            return result.Weights;
+        }
+
+        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
+        {
+            var jacobian = ctx.get_saved_variables()[0];
+            int bits = (int)ctx.get_data("bits");
+            var dx = SignHashKernel.Backward(grad_output, jacobian, bits);   // [N, K·τ]
+            jacobian.Dispose();
+            return [dx, null!];                                                  // none for the kernel result
+        }
+    }
+}

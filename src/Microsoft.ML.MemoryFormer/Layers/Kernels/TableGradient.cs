@@ -1,0 +1,53 @@
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+
+/// <summary>
+/// A Memory Layer's reusable table-gradient buffer and the squared norm the backward measured while writing it.
+/// </summary>
+/// <remarks>
+/// <para>Allocating a fresh [K·2^τ, h] gradient every step costs page faults and kernel zeroing over the whole table
+/// (tens of MB), a fixed cost that dominated small batches. The fused gather's backward therefore writes every row
+/// of this buffer once (zeros for untouched rows) and sets it as the parameter's <c>grad</c> itself, instead of
+/// handing autograd a new tensor. A parameter whose <c>grad</c> is already defined (gradient accumulation) gets the
+/// step's gradient added in place, as autograd would. The buffer is overwritten by the next backward after the
+/// gradient was cleared, so clone <c>grad</c> to keep it across steps.</para>
+/// <para>The squared norm lets the optimizer clip without another pass over the table gradients
+/// (<see cref="TryTakeSquaredNorm"/>); it is valid only while the parameter's gradient is still this buffer.</para>
+/// </remarks>
+internal sealed class TableGradient : IDisposable
+{
+    private Tensor? buffer;
+    private double? squaredNorm;
+
+    /// <summary>The buffer, shaped like <paramref name="table"/>, allocated on first use (contents undefined).</summary>
+    public Tensor Rent(Tensor table)
+    {
+        if (buffer is null || !buffer.shape.SequenceEqual(table.shape))
+        {
+            buffer?.Dispose();
+            buffer = empty(table.shape, ScalarType.Float32).DetachFromDisposeScope();
+        }
+        squaredNorm = null;
+        return buffer;
+    }
+
+    /// <summary>Records ‖grad‖² of the table's gradient as just written by the backward.</summary>
+    public void Record(double value) => squaredNorm = value;
+
+    /// <summary>‖grad‖² of <paramref name="table"/>'s current gradient if the backward measured it; forgets it.</summary>
+    public unsafe bool TryTakeSquaredNorm(Tensor table, out double value)
+    {
+        value = squaredNorm ?? 0;
+        bool valid = squaredNorm is not null && buffer is not null && table.grad is { } g && !g.IsInvalid
+            && TensorMemory.IsCpuFloat32(g) && g.is_contiguous() && TensorMemory.Address(g) == TensorMemory.Address(buffer);
+        squaredNorm = null;
+        return valid;
+    }
+
+    public void Dispose()
+    {
+        buffer?.Dispose();
+        buffer = null;
+    }
+}

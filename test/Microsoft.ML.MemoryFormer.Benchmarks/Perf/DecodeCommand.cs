@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Generation;
+using Microsoft.ML.MemoryFormer.Generation.Sampling;
+using Microsoft.ML.MemoryFormer.Models;
+using Spectre.Console.Cli;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
+
+/// <summary>
+/// <c>perf decode</c>: batch-1 greedy decode tokens/s with the KV cache, MemoryFormer vs dense at d=1024, 6 layers,
+/// 16 heads, vocab 50304 (random weights, 16-token prompt), and the fraction of the bandwidth bound reached.
+/// </summary>
+internal sealed class DecodeCommand : Command<PerfSettings>
+{
+    public override int Execute(CommandContext context, PerfSettings settings, CancellationToken cancellationToken)
+    {
+        settings.Apply();
+        if (double.IsNaN(BandwidthCommand.CopyGBps)) BandwidthCommand.Measure(settings);
+        Measure(settings).Publish(settings.Output);
+        return 0;
+    }
+
+    public static PerfTable Measure(PerfSettings settings)
+    {
+        int width = settings.Quick ? 512 : 1024, newTokens = settings.Quick ? 32 : 128;
+        double readGBps = BandwidthCommand.CopyGBps / 2;                        // copy counts read + write; decode mostly reads
+        var table = new PerfTable("decode", $"Batch-1 decode with KV cache, d={width}, 6 layers, vocab 50304, {newTokens} new tokens",
+            "model", "ms/token", "tokens/s", "MB read/token", "bound tokens/s", "% of bound", "MF ÷ dense");
+        var dense = Run(TransformerKind.Dense, width, newTokens);
+        var mf = Run(TransformerKind.MemoryFormer, width, newTokens);
+        foreach (var (name, r) in new[] { ("dense", dense), ("MemoryFormer", mf) })
+        {
+            double bound = readGBps * 1e3 / r.MegabytesPerToken;
+            table.AddRow(name, r.MsPerToken, 1000 / r.MsPerToken, r.MegabytesPerToken, bound, 100 * (1000 / r.MsPerToken) / bound,
+                name == "dense" ? "" : (dense.MsPerToken / mf.MsPerToken).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×");
+        }
+        table.AddNote($"median ms per decode step over 3 generations after a warm-up one (prefill excluded); bound = bytes read per token at half the copy bandwidth ({readGBps:F1} GB/s); bytes: every dense matrix incl. the head, K rows per Memory Layer");
+        return table;
+    }
+
+    private static (double MsPerToken, double MegabytesPerToken) Run(TransformerKind kind, int width, int newTokens)
+    {
+        random.manual_seed(3);
+        var config = new MemoryFormerConfig
+        {
+            Kind = kind, VocabularySize = 50304, Width = width, Layers = 6, Heads = width / 64, ContextLength = 256,
+        };
+        using var model = new LanguageModel(config);
+        model.eval();
+        var decoder = new TokenDecoder(model, padId: 0, startId: 0, CPU);
+        var prompt = Enumerable.Range(0, 16).Select(i => (i * 7919) % 50304).ToArray();
+        var options = new GenerationOptions { MaxNewTokens = newTokens, Temperature = 0 };
+        var perRun = new List<double>();
+        for (int run = 0; run < 4; run++)
+        {
+            using var sampler = new TokenSampler(options, 0, 50304);
+            var steps = new List<double>();
+            long start = Stopwatch.GetTimestamp();
+            foreach (var _ in decoder.Decode([prompt], sampler, useCache: true))
+            {
+                steps.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                start = Stopwatch.GetTimestamp();
+            }
+            if (run > 0) perRun.Add(steps.Skip(1).OrderBy(v => v).ElementAt((steps.Count - 1) / 2));
+        }
+        double d = width, v = 50304, k = width / 8.0;
+        double floats = kind == TransformerKind.Dense
+            ? 6 * 12 * d * d + v * d                                               // Q,K,V,O + 4d MLP, head
+            : 6 * (3 * k * d + k * (k * 10) + k * d) + v * d;                       // Q,K,V; ML1 → K(τ+2); ML2; head
+        return (perRun.OrderBy(x => x).ElementAt(perRun.Count / 2), floats * 4 / 1e6);
+    }
+}

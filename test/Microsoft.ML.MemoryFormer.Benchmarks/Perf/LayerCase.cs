@@ -1,0 +1,58 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
+
+/// <summary>
+/// One Memory Layer (d → d, τ = 8, K = d/8, hashing included) next to <c>nn.Linear(d, d)</c> on N tokens, as in the
+/// performance anchors §1: forward under no_grad, and forward + backward of sum(y) with gradients for the input and
+/// every parameter, gradients set to none before each call so their allocation is counted.
+/// </summary>
+internal sealed class LayerCase : IDisposable
+{
+    public const int BitsPerChunk = 8;
+    private readonly MemoryLayer memory;
+    private readonly Linear linear;
+    private readonly Tensor x;
+
+    public LayerCase(int width, int tokens)
+    {
+        random.manual_seed(7);
+        memory = new MemoryLayer(width / BitsPerChunk, BitsPerChunk, width, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.02, 0.001);
+        linear = nn.Linear(width, width);
+        x = randn(tokens, width).requires_grad_(true);
+    }
+
+    public void MemoryForward() => Forward(memory);
+
+    public void LinearForward() => Forward(linear);
+
+    public void MemoryForwardBackward() => ForwardBackward(memory);
+
+    public void LinearForwardBackward() => ForwardBackward(linear);
+
+    private void Forward(nn.Module<Tensor, Tensor> layer)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        layer.call(x);
+    }
+
+    private void ForwardBackward(nn.Module<Tensor, Tensor> layer)
+    {
+        using var scope = NewDisposeScope();
+        x.grad = null;
+        foreach (var p in layer.parameters()) p.grad = null;
+        layer.call(x).sum().backward();
+    }
+
+    public void Dispose()
+    {
+        memory.Dispose();
+        linear.Dispose();
+        x.Dispose();
+    }
+}

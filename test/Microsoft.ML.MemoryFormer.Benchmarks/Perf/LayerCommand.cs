@@ -1,0 +1,88 @@
+using System.ComponentModel;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using Spectre.Console.Cli;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
+
+/// <summary><c>perf layer</c>: Memory Layer vs Linear, forward and forward + backward, for a sweep of d and N.</summary>
+internal sealed class LayerCommand : Command<LayerCommand.Settings>
+{
+    internal sealed class Settings : PerfSettings
+    {
+        [CommandOption("--engine")]
+        [Description("bdn (BenchmarkDotNet, short in-process job) or stopwatch (median of looped repeats). Default bdn.")]
+        [DefaultValue("bdn")]
+        public string Engine { get; init; } = "bdn";
+
+        [CommandOption("--widths")]
+        [Description("Comma-separated d values. Default 256,512,1024,2048.")]
+        [DefaultValue("256,512,1024,2048")]
+        public string Widths { get; init; } = "256,512,1024,2048";
+
+        [CommandOption("--tokens")]
+        [Description("Comma-separated N values. Default 1,64,4096.")]
+        [DefaultValue("1,64,4096")]
+        public string Tokens { get; init; } = "1,64,4096";
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        settings.Apply();
+        var widths = settings.Widths.Split(',').Select(int.Parse).ToArray();
+        var tokens = settings.Tokens.Split(',').Select(int.Parse).ToArray();
+        var results = settings.Engine == "stopwatch" ? RunStopwatch(widths, tokens, settings.Quick) : RunBdn(widths, tokens, settings);
+        var table = new PerfTable("layer", "Memory Layer (d→d, τ=8) vs nn.Linear(d, d): ms per call, Linear ÷ MF (> 1: MF faster)",
+            "d", "N", "Linear fwd", "MF fwd", "fwd ratio", "Linear fwd+bwd", "MF fwd+bwd", "fwd+bwd ratio");
+        foreach (var ((d, n), r) in results)
+            table.AddRow(d, n, r[0], r[1], r[0] / r[1], r[2], r[3], r[2] / r[3]);
+        table.AddNote($"engine {settings.Engine}; MF includes hashing and bias; fwd under no_grad; fwd+bwd = sum(y).backward() with grads for x and all parameters, set to none before each call");
+        table.Publish(settings.Output);
+        return 0;
+    }
+
+    /// <summary>(d, N) → [Linear fwd, MF fwd, Linear fwd+bwd, MF fwd+bwd] in ms.</summary>
+    private static SortedDictionary<(int, int), double[]> RunStopwatch(int[] widths, int[] tokens, bool quick)
+    {
+        var results = new SortedDictionary<(int, int), double[]>();
+        foreach (int d in widths)
+            foreach (int n in tokens)
+            {
+                using var layer = new LayerCase(d, n);
+                Action[] bodies = [layer.LinearForward, layer.MemoryForward, layer.LinearForwardBackward, layer.MemoryForwardBackward];
+                results[(d, n)] = bodies.Select(b => Timing.MeasureLooped(b, 2, quick ? 3 : 7, quick ? 30 : 100).Median).ToArray();
+            }
+        return results;
+    }
+
+    private static SortedDictionary<(int, int), double[]> RunBdn(int[] widths, int[] tokens, Settings settings)
+    {
+        LayerBenchmarks.Widths = widths;
+        LayerBenchmarks.TokenCounts = tokens;
+        LayerBenchmarks.Threads = settings.Threads;
+        var job = Job.Dry.WithToolchain(InProcessEmitToolchain.Instance)
+            .WithLaunchCount(1).WithWarmupCount(2).WithIterationCount(settings.Quick ? 3 : 7)
+            .WithIterationTime(Perfolizer.Horology.TimeInterval.FromMilliseconds(settings.Quick ? 50 : 150))
+            .WithStrategy(BenchmarkDotNet.Engines.RunStrategy.Throughput).WithId("short");
+        var config = ManualConfig.CreateEmpty().AddJob(job)
+            .AddColumnProvider(BenchmarkDotNet.Columns.DefaultColumnProviders.Instance)
+            .AddLogger(BenchmarkDotNet.Loggers.ConsoleLogger.Default)
+            .WithArtifactsPath(Path.Combine(settings.Output, "bdn"))
+            .WithOptions(ConfigOptions.DisableOptimizationsValidator | ConfigOptions.JoinSummary);
+        var summary = BenchmarkRunner.Run<LayerBenchmarks>(config);
+        string[] order = [nameof(LayerBenchmarks.LinearForward), nameof(LayerBenchmarks.MemoryForward),
+            nameof(LayerBenchmarks.LinearForwardBackward), nameof(LayerBenchmarks.MemoryForwardBackward)];
+        var results = new SortedDictionary<(int, int), double[]>();
+        foreach (var report in summary.Reports)
+        {
+            var p = report.BenchmarkCase.Parameters;
+            var key = ((int)p["D"], (int)p["N"]);
+            if (!results.TryGetValue(key, out var row)) results[key] = row = [double.NaN, double.NaN, double.NaN, double.NaN];
+            int i = Array.IndexOf(order, report.BenchmarkCase.Descriptor.WorkloadMethod.Name);
+            row[i] = (report.ResultStatistics?.Median ?? double.NaN) / 1e6;
+        }
+        return results;
+    }
+}

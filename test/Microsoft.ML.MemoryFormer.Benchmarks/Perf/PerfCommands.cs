@@ -1,0 +1,23 @@
+using Spectre.Console.Cli;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
+
+/// <summary>Registers the <c>perf</c> branch (issue 7): one line in Program.cs, <c>config.AddPerfCommands()</c>.</summary>
+internal static class PerfCommands
+{
+    public static IConfigurator AddPerfCommands(this IConfigurator config)
+    {
+        config.AddBranch("perf", perf =>
+        {
+            perf.SetDescription("Performance benchmarks of issue 7: MemoryFormer vs dense, side by side in one run.");
+            perf.AddCommand<LayerCommand>("layer").WithDescription("Memory Layer vs Linear, fwd and fwd+bwd, d × N sweep.");
+            perf.AddCommand<TrainCommand>("train").WithDescription("Training tokens/s, MF vs dense, d=256 and d=512.");
+            perf.AddCommand<DecodeCommand>("decode").WithDescription("Batch-1 decode tokens/s with KV cache, MF vs dense, d=1024.");
+            perf.AddCommand<OptimizerCommand>("optimizer").WithDescription("Table AdamW step time vs table size and the bandwidth bound.");
+            perf.AddCommand<BandwidthCommand>("bandwidth").WithDescription("Memory-bandwidth probe: a 512 MB tensor copy and sum.");
+            perf.AddCommand<AllCommand>("all").WithDescription("Everything above in one run, plus artifacts/perf/summary.md.");
+            perf.AddCommand<ProfileCommand>("profile").WithDescription("Phase breakdown of one Memory Layer fwd+bwd.");
+        });
+        return config;
+    }
+}

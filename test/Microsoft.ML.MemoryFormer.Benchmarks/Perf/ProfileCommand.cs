@@ -1,0 +1,57 @@
+using System.ComponentModel;
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Layers;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using Spectre.Console.Cli;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
+
+/// <summary><c>perf profile</c>: where a Memory Layer's forward + backward spends its time, phase by phase.</summary>
+internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
+{
+    internal sealed class Settings : PerfSettings
+    {
+        [CommandOption("--width")]
+        [Description("d. Default 512.")]
+        [DefaultValue(512)]
+        public int Width { get; init; } = 512;
+
+        [CommandOption("--tokens")]
+        [Description("N. Default 4096.")]
+        [DefaultValue(4096)]
+        public int Tokens { get; init; } = 4096;
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        settings.Apply();
+        int d = settings.Width, n = settings.Tokens;
+        random.manual_seed(7);
+        using var layer = new MemoryLayer(d / 8, 8, d, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.02, 0.001);
+        using var linear = TorchSharp.torch.nn.Linear(d, d);
+        var x = randn(n, d);
+        var xg = x.clone().requires_grad_(true);
+        var table = new PerfTable($"profile-d{d}-n{n}", $"Memory Layer d={d}, N={n}: phases (ms, median)", "phase", "ms");
+        void Row(string name, Action body) => table.AddRow(name, Timing.MeasureLooped(body, 2, settings.Quick ? 3 : 7, 100).Median);
+        void Scoped(Action body) { using var s = NewDisposeScope(); body(); }
+
+        Row("hash, no grad", () => Scoped(() => { using var g = no_grad(); layer.Hash(x); }));
+        Row("hash, with Jacobian", () => Scoped(() => layer.Hash(xg)));
+        Row("hash, torch-ops reference, no grad", () => Scoped(() => { using var g = no_grad(); SignHash.Reference(x, 8, HashWeightFunction.L1ScaledSigmoidProduct, 1.0); }));
+        var codes = layer.Hash(x);
+        Row("gather fwd, no grad", () => Scoped(() => { using var g = no_grad(); FusedMemoryGather.Apply(codes.Rows, codes.Weights, layer.Table); }));
+        Row("layer fwd, no grad", () => Scoped(() => { using var g = no_grad(); layer.call(x); }));
+        Row("layer fwd, grad graph", () => Scoped(() => { xg.grad = null; layer.call(xg); }));
+        void FwdBwd(Tensor input) { input.grad = null; foreach (var p in layer.parameters()) p.grad = null; layer.call(input).sum().backward(); }
+        Row("layer fwd+bwd (all grads)", () => Scoped(() => FwdBwd(xg)));
+        Row("layer fwd+bwd, x without grad (table + bias grads)", () => Scoped(() => FwdBwd(x)));
+        layer.Table.requires_grad = false;
+        Row("layer fwd+bwd, table frozen (dx + weight grads)", () => Scoped(() => FwdBwd(xg)));
+        layer.Table.requires_grad = true;
+        Row("table-sized zeros (allocation + one write)", () => Scoped(() => zeros_like(layer.Table)));
+        Row("Linear fwd+bwd", () => Scoped(() => { xg.grad = null; foreach (var p in linear.parameters()) p.grad = null; linear.call(xg).sum().backward(); }));
+        table.Publish(settings.Output);
+        return 0;
+    }
+}

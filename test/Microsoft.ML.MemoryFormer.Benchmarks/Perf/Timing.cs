@@ -1,0 +1,48 @@
+using System.Diagnostics;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
+
+/// <summary>Plain Stopwatch timing for whole-model runs: warm-up calls, then the median of timed repeats.</summary>
+internal static class Timing
+{
+    /// <summary>Median milliseconds of <paramref name="repeats"/> calls after <paramref name="warmup"/> untimed ones.</summary>
+    public static Sample Measure(Action body, int warmup, int repeats)
+    {
+        for (int i = 0; i < warmup; i++)
+            body();
+        var times = new double[repeats];
+        for (int i = 0; i < repeats; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            body();
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        Array.Sort(times);
+        return new Sample(times[repeats / 2], times[0], times[^1]);
+    }
+
+    /// <summary>Like <see cref="Measure"/>, but each timed repeat loops <paramref name="body"/> until it lasts ≥ <paramref name="minMs"/>.</summary>
+    public static Sample MeasureLooped(Action body, int warmup, int repeats, double minMs)
+    {
+        for (int i = 0; i < warmup; i++)
+            body();
+        long start = Stopwatch.GetTimestamp();
+        body();
+        double once = Math.Max(Stopwatch.GetElapsedTime(start).TotalMilliseconds, 1e-3);
+        int loops = Math.Max(1, (int)Math.Ceiling(minMs / once));
+        return Measure(() => { for (int i = 0; i < loops; i++) body(); }, 0, repeats).Scale(1.0 / loops);
+    }
+
+    /// <summary>The load average of the last minute (Linux), reported next to every number.</summary>
+    public static double LoadAverage()
+    {
+        try { return double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture); }
+        catch (IOException) { return double.NaN; }
+    }
+}
+
+/// <summary>A timing in milliseconds: median, fastest and slowest repeat.</summary>
+internal readonly record struct Sample(double Median, double Min, double Max)
+{
+    public Sample Scale(double factor) => new(Median * factor, Min * factor, Max * factor);
+}

@@ -1,0 +1,94 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Generation;
+using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Text;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Tests.Generation;
+
+public sealed class TextGeneratorTests : IDisposable
+{
+    private readonly LanguageModel model;
+    private readonly TextGenerator generator;
+    private static readonly GenerationOptions Greedy = new() { Temperature = 0, MaxNewTokens = 40 };
+
+    public TextGeneratorTests()
+    {
+        var tokenizer = new ByteLevelTokenizer();
+        random.manual_seed(21);
+        // context 16: 40 new tokens slide the window twice
+        model = new LanguageModel(MemoryFormerConfig.Nano with { VocabularySize = tokenizer.ModelVocabularySize, Kind = TransformerKind.MemoryFormer });
+        generator = new TextGenerator(model, tokenizer, CPU, defaultSeed: 5);
+    }
+
+    public void Dispose() => model.Dispose();
+
+    [Theory]
+    [InlineData("Hello")]
+    [InlineData("a prompt longer than the sixteen-token context")]
+    [InlineData("")]
+    public void Greedy_tokens_with_and_without_the_kv_cache_are_identical(string prompt)
+    {
+        var ids = generator.Tokenizer.Encode(prompt);
+        var cached = generator.GenerateIds(ids, Greedy, useCache: true);
+        var recomputed = generator.GenerateIds(ids, Greedy, useCache: false);
+        Assert.Equal(40, cached.Length);
+        Assert.Equal(recomputed, cached);
+    }
+
+    [Fact]
+    public void Sampled_tokens_with_and_without_the_cache_are_identical_for_the_same_seed()
+    {
+        var options = new GenerationOptions { Temperature = 1.0, TopK = 20, MaxNewTokens = 30, Seed = 9 };
+        var ids = generator.Tokenizer.Encode("Seeded");
+        Assert.Equal(generator.GenerateIds(ids, options, false), generator.GenerateIds(ids, options, true));
+    }
+
+    [Fact]
+    public void A_batch_of_prompts_of_different_lengths_gives_the_same_greedy_text_as_one_at_a_time()
+    {
+        // within the 16-token context (the window slides per batch, by its longest row, once it is full)
+        string[] prompts = ["To be", "or not", "x"];
+        var options = Greedy with { MaxNewTokens = 10 };
+        var batch = generator.GenerateBatch(prompts, options);
+        Assert.Equal(prompts.Select(p => generator.Generate(p, options)), batch);
+    }
+
+    [Fact]
+    public async Task Streamed_pieces_concatenate_to_the_generated_text()
+    {
+        var options = new GenerationOptions { Temperature = 0.9, MaxNewTokens = 30, Seed = 3 };
+        var pieces = new List<string>();
+        await foreach (var piece in generator.GenerateStreaming("Once", options)) pieces.Add(piece);
+        Assert.NotEmpty(pieces);
+        Assert.Equal(generator.Generate("Once", options), string.Concat(pieces));
+    }
+
+    [Fact]
+    public void The_same_seed_gives_the_same_text_and_another_seed_does_not()
+    {
+        var a = generator.Generate("Seed", new GenerationOptions { Temperature = 1.2, MaxNewTokens = 30, Seed = 1 });
+        var b = generator.Generate("Seed", new GenerationOptions { Temperature = 1.2, MaxNewTokens = 30, Seed = 1 });
+        var c = generator.Generate("Seed", new GenerationOptions { Temperature = 1.2, MaxNewTokens = 30, Seed = 2 });
+        Assert.Equal(a, b);
+        Assert.NotEqual(a, c);
+    }
+
+    [Fact]
+    public void Text_stops_before_a_stop_sequence()
+    {
+        var free = generator.Generate("Stop", Greedy with { MaxNewTokens = 30 });
+        Assert.True(free.Length >= 4, $"expected some text, got '{free}'");
+        var stop = free.Substring(2, 2);
+        var cut = generator.Generate("Stop", Greedy with { MaxNewTokens = 30, StopSequences = [stop] });
+        Assert.Equal(free[..free.IndexOf(stop, StringComparison.Ordinal)], cut);
+    }
+
+    [Fact]
+    public void Cancellation_stops_generation()
+    {
+        using var cancel = new CancellationTokenSource();
+        cancel.Cancel();
+        Assert.Throws<OperationCanceledException>(() => generator.Generate("x", Greedy, cancel.Token));
+    }
+}

@@ -1,0 +1,159 @@
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
+
+public class FusedMemoryGatherTests
+{
+    /// <summary>Random global rows (chunk k reads rows [k·2^τ, (k+1)·2^τ)), weights and a table.</summary>
+    private static (Tensor Rows, Tensor Weights, Tensor Table) RandomInputs(int n, int k, int bits, int h, long seed)
+    {
+        var gen = new Generator((ulong)seed);
+        int buckets = 1 << bits;
+        var codes = randint(0, buckets, [n, k], dtype: ScalarType.Int64, generator: gen);
+        var rows = codes + (arange(k, dtype: ScalarType.Int64) * buckets).unsqueeze(0);
+        var weights = rand([n, k], generator: gen).requires_grad_(true);
+        var table = (randn([k * buckets, h], generator: gen) * 0.02f).requires_grad_(true);
+        return (rows, weights, table);
+    }
+
+    private static TorchSharp.Modules.EmbeddingBag ReferenceBag(Tensor table)
+    {
+        var bag = nn.EmbeddingBag(table.shape[0], table.shape[1], mode: EmbeddingBagMode.Sum);
+        using (no_grad())
+            bag.weight!.copy_(table);
+        return bag;
+    }
+
+    private static float[] Naive(Tensor rows, Tensor weights, Tensor table)
+    {
+        long n = rows.shape[0], k = rows.shape[1], h = table.shape[1];
+        var r = rows.data<long>().ToArray();
+        var w = weights.detach().data<float>().ToArray();
+        var t = table.detach().data<float>().ToArray();
+        var y = new float[n * h];
+        for (long i = 0; i < n; i++)
+            for (long j = 0; j < k; j++)
+                for (long c = 0; c < h; c++)
+                    y[(i * h) + c] += w[(i * k) + j] * t[(r[(i * k) + j] * h) + c];
+        return y;
+    }
+
+    private static void AssertClose(Tensor expected, Tensor actual, double rtol = 1e-5, double atol = 1e-6)
+    {
+        Assert.Equal(expected.shape, actual.shape);
+        double maxDiff = (expected - actual).abs().max().to(ScalarType.Float64).item<double>();
+        Assert.True(allclose(actual, expected, rtol, atol), $"max |diff| = {maxDiff}");
+    }
+
+    [Theory]
+    [InlineData(1, 4, 3, 8)]
+    [InlineData(13, 8, 4, 67)]      // N and h not multiples of 8 or 64
+    [InlineData(130, 16, 8, 200)]   // 3 full 64-wide tiles + an 8-wide tile + a scalar tail
+    [InlineData(257, 6, 5, 64)]
+    [InlineData(70, 8, 6, 300)]     // a 256-wide AVX-512 tile, then the 256-bit kernel for the last 44 columns
+    public void Forward_matches_EmbeddingBag_and_a_naive_loop(int n, int k, int bits, int h)
+    {
+        using var scope = NewDisposeScope();
+        var (rows, weights, table) = RandomInputs(n, k, bits, h, seed: n * 31 + h);
+        using var bag = ReferenceBag(table);
+
+        var fused = FusedMemoryGather.Apply(rows, weights, table);
+        var reference = bag.call(rows, null, weights);
+
+        AssertClose(reference, fused);
+        AssertClose(tensor(Naive(rows, weights, table)).view(n, h), fused);
+    }
+
+    [Theory]
+    [InlineData(13, 8, 4, 67)]
+    [InlineData(130, 16, 8, 200)]
+    [InlineData(70, 8, 6, 300)]
+    public void Gradients_match_EmbeddingBag(int n, int k, int bits, int h)
+    {
+        using var scope = NewDisposeScope();
+        var (rows, weights, table) = RandomInputs(n, k, bits, h, seed: 7 + n);
+        var refWeights = weights.detach().clone().requires_grad_(true);
+        using var bag = ReferenceBag(table);
+        var upstream = randn(n, h);
+
+        (FusedMemoryGather.Apply(rows, weights, table) * upstream).sum().backward();
+        (bag.call(rows, null, refWeights) * upstream).sum().backward();
+
+        AssertClose(refWeights.grad!, weights.grad!, rtol: 1e-4, atol: 1e-5);
+        AssertClose(bag.weight!.grad!, table.grad!, rtol: 1e-4, atol: 1e-6);
+    }
+
+    [Fact]
+    public void Table_gradient_is_zero_in_untouched_rows_and_deterministic()
+    {
+        using var scope = NewDisposeScope();
+        var (rows, weights, table) = RandomInputs(300, 4, 8, 24, seed: 3);
+        var upstream = randn(300, 24);
+        (FusedMemoryGather.Apply(rows, weights, table) * upstream).sum().backward();
+        var first = table.grad!.clone();
+        table.grad = null;
+        (FusedMemoryGather.Apply(rows, weights, table) * upstream).sum().backward();
+
+        Assert.True((first == table.grad!).all().item<bool>());
+        var touched = zeros(table.shape[0], dtype: ScalarType.Bool).index_fill_(0, rows.reshape(-1), true);
+        Assert.Equal(0f, first[~touched].abs().sum().item<float>());
+    }
+
+    [Fact]
+    public void ApplyMany_matches_separate_applications_for_shared_rows()
+    {
+        using var scope = NewDisposeScope();
+        var (rows, weights, tableQ) = RandomInputs(37, 8, 6, 40, seed: 11);
+        var tableV = (randn(tableQ.shape[0], 24) * 0.02f).requires_grad_(true);
+        var w2 = weights.detach().clone().requires_grad_(true);
+        var q2 = tableQ.detach().clone().requires_grad_(true);
+        var v2 = tableV.detach().clone().requires_grad_(true);
+        var gq = randn(37, 40);
+        var gv = randn(37, 24);
+
+        var outs = FusedMemoryGather.ApplyMany(rows, weights, [tableQ, tableV]);
+        ((outs[0] * gq).sum() + (outs[1] * gv).sum()).backward();
+        ((FusedMemoryGather.Reference(rows, w2, q2) * gq).sum() + (FusedMemoryGather.Reference(rows, w2, v2) * gv).sum()).backward();
+
+        AssertClose(w2.grad!, weights.grad!, rtol: 1e-4, atol: 1e-5);
+        AssertClose(q2.grad!, tableQ.grad!, rtol: 1e-4, atol: 1e-6);
+        AssertClose(v2.grad!, tableV.grad!, rtol: 1e-4, atol: 1e-6);
+    }
+
+    [Fact]
+    public void Frozen_table_gets_no_gradient_and_weights_still_do()
+    {
+        using var scope = NewDisposeScope();
+        var (rows, weights, table) = RandomInputs(20, 4, 4, 16, seed: 5);
+        table.requires_grad_(false);
+        FusedMemoryGather.Apply(rows, weights, table).sum().backward();
+        Assert.Null(table.grad);
+        Assert.NotNull(weights.grad);
+    }
+
+    [Fact]
+    public void Out_of_range_rows_are_rejected()
+    {
+        using var scope = NewDisposeScope();
+        var (rows, weights, table) = RandomInputs(4, 2, 3, 8, seed: 1);
+        rows[0, 0] = tensor(table.shape[0]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => FusedMemoryGather.Apply(rows, weights, table));
+    }
+
+    [Fact]
+    public void Float64_tables_take_the_reference_path()
+    {
+        using var scope = NewDisposeScope();
+        var (rows, weights, table) = RandomInputs(9, 4, 3, 10, seed: 2);
+        var t64 = table.detach().to(ScalarType.Float64).requires_grad_(true);
+        var w64 = weights.detach().to(ScalarType.Float64).requires_grad_(true);
+        Assert.False(FusedMemoryGather.IsSupported(t64));
+        var y = FusedMemoryGather.Apply(rows, w64, t64);
+        Assert.Equal(ScalarType.Float64, y.dtype);
+        AssertClose(FusedMemoryGather.Apply(rows, weights, table).to(ScalarType.Float64), y, atol: 1e-6);
+        y.sum().backward();
+        Assert.NotNull(t64.grad);
+    }
+}
