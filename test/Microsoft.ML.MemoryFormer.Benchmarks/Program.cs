@@ -1,4 +1,5 @@
 using Microsoft.ML.MemoryFormer.Benchmarks.Perf;
+using Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
 using Spectre.Console.Cli;
 
 namespace Microsoft.ML.MemoryFormer.Benchmarks;
@@ -15,7 +16,7 @@ internal static class Program
             config.AddPerfCommands();
             config.AddCommand<LanguageModelBenchmarkCommand>("lm")
                 .WithDescription("MemoryFormer vs the dense baseline as byte-level language models on tinyshakespeare");
-            // Other benchmarks register here, one line each (classification, tabular).
+            config.AddTabularCommand();
         });
         return app.Run(args);
     }

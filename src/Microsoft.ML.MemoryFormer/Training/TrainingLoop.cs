@@ -91,8 +91,9 @@ internal static class TrainingLoop
         finally { model.train(); }
     }
 
+    /// <summary>A higher metric wins; on a tie (e.g. accuracy saturated at 100% on a small set) the lower loss wins.</summary>
     private static bool IsBetter((double Loss, double? Metric) candidate, (double Loss, double? Metric) best) =>
-        candidate.Metric is { } m && best.Metric is { } b ? m > b : candidate.Loss < best.Loss;
+        candidate.Metric is { } m && best.Metric is { } b && m != b ? m > b : candidate.Loss < best.Loss;
 
     private static Dictionary<string, Tensor> Snapshot(nn.Module model, Dictionary<string, Tensor>? previous)
     {

@@ -1,0 +1,34 @@
+// Classifies Palmer penguins by species with a MemoryFormer on tabular features, Model Builder style:
+// load → split → train (with progress) → evaluate → save → load → predict.
+// Usage: dotnet run --project samples/TabularClassification [path/to/penguins.csv]
+using Microsoft.ML;
+using Microsoft.ML.MemoryFormer.Training;
+using TabularClassification;
+
+var mlContext = new MLContext(seed: 0);
+
+// 1. Load penguins.csv (fetched with apt-get into a cache on first run, or your own file) and hold out 20% for testing.
+var path = PenguinsData.Locate(args);
+var data = mlContext.Data.LoadFromTextFile<ModelInput>(path, separatorChar: ',', hasHeader: true);
+var split = mlContext.Data.TrainTestSplit(data, testFraction: 0.2, seed: 0);
+
+// 2. Train. Progress arrives once per epoch; training stops early when validation accuracy stops improving.
+var progress = new Progress<TrainingProgress>(p => Console.WriteLine(
+    $"  step {p.Step,4}/{p.TotalSteps}  loss {p.Loss:F4}" + (p.ValidationMetric is { } a ? $"  validation accuracy {a:P1}" : "")));
+Console.WriteLine("Training...");
+var model = PenguinsModel.RetrainModel(mlContext, split.TrainSet, progress);
+
+// 3. Evaluate on the held-out rows with ML.NET's own evaluator.
+var metrics = mlContext.MulticlassClassification.Evaluate(model.Transform(split.TestSet));
+Console.WriteLine($"Macro accuracy {metrics.MacroAccuracy:P1}, micro accuracy {metrics.MicroAccuracy:P1}, log-loss {metrics.LogLoss:F3}");
+Console.WriteLine(metrics.ConfusionMatrix.GetFormattedConfusionTable());
+
+// 4. Save, then predict through the consumption code, which loads the file in a fresh MLContext.
+mlContext.Model.Save(model, data.Schema, PenguinsModel.ModelPath);
+Console.WriteLine($"Saved {PenguinsModel.ModelPath}");
+foreach (var row in mlContext.Data.CreateEnumerable<ModelInput>(split.TestSet, reuseRowObject: false).Take(5))
+{
+    var prediction = PenguinsModel.Predict(row);
+    Console.WriteLine($"  {row.Island,-10} bill {row.BillLengthMm,5:F1} mm  flipper {row.FlipperLengthMm,4:F0} mm → " +
+        $"{prediction.PredictedSpecies,-10} ({prediction.Score.Max():P0}); truth {row.Species}");
+}

@@ -1,0 +1,90 @@
+using System.Text.Json;
+using Microsoft.ML.Data;
+using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Persistence;
+using Microsoft.ML.MemoryFormer.Training;
+using Microsoft.ML.Runtime;
+
+namespace Microsoft.ML.MemoryFormer.MLNet;
+
+/// <summary>
+/// A fitted MemoryFormer text classifier. <see cref="Transform"/> scores rows in batches; PredictionEngine scores one
+/// row at a time; <c>mlContext.Model.Save/Load</c> round-trip it (call
+/// <c>mlContext.ComponentCatalog.RegisterMemoryFormer()</c> once in a fresh context before loading).
+/// </summary>
+public sealed class MemoryFormerTextClassificationTransformer : ITransformer, IDisposable,
+    IModelLoadable<MemoryFormerTextClassificationTransformer>
+{
+    private const string PredictorEntry = "predictor.json";
+
+    private sealed record PredictorSettings(PredictionKind Kind, string Text, string? Second, string Label, int Classes,
+        string[]? ClassNames, string Score, string PredictedLabel, int BatchSize);
+
+    private static readonly ModelSignatureInfo SignatureInfo =
+        ModelSignatureInfo.For(typeof(MemoryFormerTextClassificationTransformer), "MFTXTCLS", "MFTextClassifier");
+
+    private readonly TextClassifierModel model;
+    private readonly PredictionKind kind;
+    private readonly TextColumns texts;
+    private readonly LabelColumn label;
+    private readonly PredictionColumns columns;
+    private readonly int batchSize;
+
+    internal MemoryFormerTextClassificationTransformer(TextClassifierModel model, PredictionKind kind, TextColumns texts,
+        LabelColumn label, PredictionColumns columns, int batchSize, TrainingResult? trainingResult)
+    {
+        (this.model, this.kind, this.texts, this.label, this.columns, this.batchSize) = (model, kind, texts, label, columns, batchSize);
+        TrainingResult = trainingResult;
+    }
+
+    static ModelSignatureInfo IModelLoadable<MemoryFormerTextClassificationTransformer>.Signature => SignatureInfo;
+
+    /// <summary>How training went (steps, time, best validation accuracy); null for a model loaded from a file.</summary>
+    public TrainingResult? TrainingResult { get; }
+
+    /// <summary>Number of classes the model predicts.</summary>
+    public int ClassCount => model.Classes;
+
+    /// <summary>The class names (the label's KeyValues) in key order; null for binary classification.</summary>
+    public IReadOnlyList<string>? ClassNames => label.ClassNames;
+
+    internal TextClassifierModel Model => model;
+
+    /// <inheritdoc />
+    public bool IsRowToRowMapper => true;
+
+    /// <inheritdoc />
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Mapper(inputSchema).OutputSchema;
+
+    /// <inheritdoc />
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Mapper(inputSchema);
+
+    /// <summary>Appends the prediction columns; rows are scored lazily, <c>2 × BatchSize</c> at a time.</summary>
+    public IDataView Transform(IDataView input) => new BatchScoringDataView(input, Mapper(input.Schema));
+
+    void ICanSaveModel.Save(ModelSaveContext ctx) => model.ToArchive()
+        .SetText(PredictorEntry, JsonSerializer.Serialize(new PredictorSettings(kind, texts.Text, texts.Second, label.Name,
+            label.Classes, label.ClassNames, columns.ScoreColumnName, columns.PredictedLabelColumnName, batchSize)))
+        .SaveTo(ctx, SignatureInfo);
+
+    static MemoryFormerTextClassificationTransformer IModelLoadable<MemoryFormerTextClassificationTransformer>.Create(
+        IHostEnvironment env, object modelLoadContext)
+    {
+        var archive = ModelArchive.LoadFrom(modelLoadContext, SignatureInfo);
+        var s = JsonSerializer.Deserialize<PredictorSettings>(archive.GetText(PredictorEntry))
+            ?? throw new InvalidDataException($"The model entry '{PredictorEntry}' is empty.");
+        var label = new LabelColumn(s.Label, s.Kind, s.Classes, s.ClassNames);
+        return new MemoryFormerTextClassificationTransformer(TextClassifierModel.FromArchive(archive, MLContextDevice.Of(env)),
+            s.Kind, new TextColumns(s.Text, s.Second), label, new PredictionColumns(label, s.Score, s.PredictedLabel), s.BatchSize, null);
+    }
+
+    /// <summary>Frees the model's tensors.</summary>
+    public void Dispose() => model.Dispose();
+
+    private ScoringMapper Mapper(DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        label.CheckSameClasses(inputSchema);
+        return new ScoringMapper(new TextClassificationScorer(model, texts, columns, inputSchema, batchSize), inputSchema);
+    }
+}

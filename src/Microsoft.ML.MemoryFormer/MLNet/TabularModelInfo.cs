@@ -1,0 +1,25 @@
+using Microsoft.ML.MemoryFormer.Data;
+
+namespace Microsoft.ML.MemoryFormer.MLNet;
+
+/// <summary>What a tabular transformer needs besides the architecture and weights; saved as <c>tabular.json</c>.</summary>
+/// <param name="FeatureColumnName">The feature vector column it reads.</param>
+/// <param name="Label">The label it was trained on: task, class count and names.</param>
+/// <param name="Scaler">The per-slot standardisation learned on the training rows.</param>
+/// <param name="LabelMean">Regression: mean of the training labels (the model predicts standardised labels).</param>
+/// <param name="LabelStd">Regression: standard deviation of the training labels.</param>
+internal sealed record TabularModelInfo(string FeatureColumnName, LabelColumn Label, FeatureScaler Scaler,
+    float LabelMean, float LabelStd)
+{
+    /// <summary>The archive entry holding this record.</summary>
+    public const string Entry = "tabular.json";
+
+    /// <summary>Feature slots F.</summary>
+    public int FeatureCount => Scaler.Means.Length;
+
+    /// <summary>Model outputs per row: one value for regression, one logit per class otherwise.</summary>
+    public int OutputCount => Label.Kind == PredictionKind.Regression ? 1 : Label.Classes;
+
+    /// <summary>The output columns, named as ML.NET's own trainers name them.</summary>
+    public PredictionColumns Columns => new(Label, "Score", "PredictedLabel");
+}

@@ -1,0 +1,43 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Models;
+
+/// <summary>
+/// The task head on top of a backbone: pooling → dropout → one linear layer d → outputs (class logits, or a single
+/// regression value). It reads hidden states only, so any token front end (text tokens, tabular feature tokens
+/// with a [CLS] token) can feed it.
+/// </summary>
+internal sealed class PredictionHead : nn.Module
+{
+    private readonly Dropout dropout;
+    private readonly Linear output;
+
+    public PredictionHead(int width, int outputs, PoolingKind pooling, double dropoutRate, double initStd = 0.02)
+        : base(nameof(PredictionHead))
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(outputs, 1);
+        Pooling = pooling;
+        Outputs = outputs;
+        dropout = nn.Dropout(dropoutRate);
+        output = nn.Linear(width, outputs);
+        using (no_grad())
+        {
+            output.weight!.normal_(0, initStd);
+            output.bias!.zero_();
+        }
+        RegisterComponents();
+    }
+
+    /// <summary>How rows are pooled.</summary>
+    public PoolingKind Pooling { get; }
+
+    /// <summary>Outputs per row.</summary>
+    public int Outputs { get; }
+
+    /// <summary>hidden [B, T, d] and mask bool [B, T] (null = unpadded) → outputs [B, outputs].</summary>
+    public Tensor Forward(Tensor hidden, Tensor? mask) =>
+        output.call(dropout.call(SequencePooling.Pool(hidden, mask, Pooling)));    // [B, outputs]
+}

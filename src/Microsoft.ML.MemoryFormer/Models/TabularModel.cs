@@ -1,0 +1,51 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Layers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Models;
+
+/// <summary>
+/// A MemoryFormer for rows of a table: <see cref="FeatureTokenizer"/> → bidirectional MemoryFormer blocks of a
+/// <see cref="TransformerBackbone"/> (its token embedding is unused) → the shared <see cref="PredictionHead"/> on the
+/// [CLS] token (first-token pooling)
+/// (FT-Transformer's layout, Gorishniy et al. 2021, with the blocks of MemoryFormer, paper §2.4).
+/// </summary>
+internal sealed class TabularModel : nn.Module<Tensor, Tensor>
+{
+    private readonly FeatureTokenizer tokenizer;
+    private readonly TransformerBackbone backbone;
+    private readonly PredictionHead head;
+
+    /// <summary>
+    /// Builds the model for <paramref name="featureCount"/> slots and <paramref name="outputCount"/> outputs
+    /// (1 for regression, C logits for C classes, 2 for binary). The context length is set to 1 + F.
+    /// </summary>
+    public TabularModel(MemoryFormerConfig config, int featureCount, int outputCount) : base(nameof(TabularModel))
+    {
+        Config = ForFeatures(config, featureCount);
+        tokenizer = new FeatureTokenizer(featureCount, Config.Width);
+        backbone = new TransformerBackbone(Config);
+        head = new PredictionHead(Config.Width, outputCount, PoolingKind.First, Config.Dropout, Config.EmbeddingInitStd);
+        OutputCount = outputCount;
+        RegisterComponents();
+    }
+
+    /// <summary>The architecture actually built (context length 1 + F).</summary>
+    public MemoryFormerConfig Config { get; }
+
+    /// <summary>Outputs per row.</summary>
+    public int OutputCount { get; }
+
+    /// <summary>The config a model of <paramref name="featureCount"/> slots runs with.</summary>
+    public static MemoryFormerConfig ForFeatures(MemoryFormerConfig config, int featureCount) =>
+        config with { ContextLength = featureCount + 1, VocabularySize = 1 };
+
+    /// <summary>Standardised features x [B, F] (NaN = missing) → outputs [B, outputs].</summary>
+    public override Tensor forward(Tensor x)
+    {
+        var tokens = tokenizer.call(x);                                          // [B, 1 + F, d]
+        var hidden = backbone.ForwardEmbeddings(tokens, new AttentionContext(Causal: false)); // [B, 1 + F, d]
+        return head.Forward(hidden, mask: null);                                 // [B, outputs]
+    }
+}

@@ -1,0 +1,21 @@
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Microsoft.ML.MemoryFormer.Training;
+
+/// <summary>Mean squared error on a single output; the validation metric is −RMSE (so that higher is better).</summary>
+internal sealed class RegressionObjective : SupervisedObjective
+{
+    public override string MetricName => "-RMSE";
+
+    public override Tensor Loss(Tensor outputs, Tensor targets) =>
+        F.mse_loss(outputs.squeeze(-1), targets);                               // scalar
+
+    public override (double LossSum, double MetricSum) Sums(Tensor outputs, Tensor targets)
+    {
+        double squared = F.mse_loss(outputs.squeeze(-1), targets, nn.Reduction.Sum).item<float>();
+        return (squared, squared);
+    }
+
+    public override double Metric(double metricSum, long count) => -Math.Sqrt(metricSum / count);
+}

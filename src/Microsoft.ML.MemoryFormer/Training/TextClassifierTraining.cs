@@ -1,0 +1,99 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Persistence;
+using Microsoft.ML.MemoryFormer.Runtime;
+using Microsoft.ML.MemoryFormer.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Training;
+
+/// <summary>
+/// Fine-tunes a <see cref="SequenceClassifier"/> on labelled texts through the one <see cref="TrainingLoop"/>: builds
+/// the encoder (fresh, or with a pretrained language model's backbone and tokenizer), encodes the rows once, trains for
+/// whole epochs with validation on the whole validation set after each, and returns the fitted model.
+/// </summary>
+internal static class TextClassifierTraining
+{
+    public static (TextClassifierModel Model, TrainingResult Result) Fit(TextClassifierSettings settings, LabelledTexts train,
+        LabelledTexts? validation, int classes, Device device, Action<string>? log = null,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        TorchRuntime.Seed(settings.Seed);
+        var (pretrained, pretrainedTokenizer) = settings.PretrainedModel is { } given ? (given, null)
+            : settings.PretrainedCheckpointPath is { } path ? PretrainedCheckpoint.Load(path) : ((LanguageModel?)null, (ITextTokenizer?)null);
+        var tokenizer = ChooseTokenizer(settings, pretrained, pretrainedTokenizer);
+        var config = ChooseArchitecture(settings, pretrained, tokenizer);
+        int maxTokens = Math.Min(settings.MaxTokensPerRow, config.ContextLength);
+        if (maxTokens < settings.MaxTokensPerRow)
+            log?.Invoke($"MaxTokensPerRow lowered from {settings.MaxTokensPerRow} to the pretrained context length {maxTokens}.");
+
+        var network = new SequenceClassifier(config, classes, settings.Pooling, settings.Dropout);
+        if (pretrained is not null) network.LoadBackbone(pretrained.Backbone);
+        if (settings.PretrainedCheckpointPath is not null) pretrained?.Dispose();
+        network.to(device);
+
+        var encoder = new TextPairEncoder(tokenizer, maxTokens);
+        ILabelledRows Rows(LabelledTexts data) => new TokenRows(network,
+            data.Rows.Select(r => encoder.Encode(r.Text, r.Second)).ToArray(), tensor(data.Labels), encoder.PadId, device);
+        var task = new SupervisedTask(new ClassificationObjective(ClassWeights(settings, train.Labels, classes)),
+            Rows(train), validation is null ? null : Rows(validation), settings.BatchSize, settings.Seed);
+
+        int steps = settings.Epochs * task.StepsPerEpoch;
+        var options = new TrainingOptions
+        {
+            MaxSteps = steps,
+            LearningRate = settings.LearningRate,
+            TableLearningRate = settings.TableLearningRate,
+            WeightDecay = settings.WeightDecay,
+            TableWeightDecay = settings.WeightDecay,
+            WarmupSteps = (int)(settings.WarmupFraction * steps),
+            ValidateEvery = validation is null ? 0 : task.StepsPerEpoch,
+            EarlyStoppingPatience = settings.EarlyStoppingPatience,
+            ReportEvery = Math.Max(1, task.StepsPerEpoch),
+        };
+        var epochLog = log is null ? null : new Action<string>(line => log($"epoch {EpochOf(line, task.StepsPerEpoch)}: {line}"));
+        var result = TrainingLoop.Run(network, task, options, progress, epochLog, cancellation);
+        return (new TextClassifierModel(network, tokenizer, maxTokens, device), result);
+    }
+
+    private static ITextTokenizer ChooseTokenizer(TextClassifierSettings settings, LanguageModel? pretrained, ITextTokenizer? fromCheckpoint)
+    {
+        if (fromCheckpoint is not null && settings.Tokenizer is not null
+            && settings.Tokenizer.Describe().ToJson() != fromCheckpoint.Describe().ToJson())
+            throw new ArgumentException($"The tokenizer option ({settings.Tokenizer.Describe().Kind}) differs from the pretrained " +
+                $"checkpoint's ({fromCheckpoint.Describe().Kind}); leave it unset to use the checkpoint's tokenizer.");
+        var tokenizer = fromCheckpoint ?? settings.Tokenizer ?? (pretrained is null ? new Gpt2Tokenizer()
+            : throw new ArgumentException("A pretrained LanguageModel was given without its tokenizer: set the Tokenizer option to the one it was trained with."));
+        if (pretrained is not null && pretrained.Config.VocabularySize < tokenizer.ModelVocabularySize)
+            throw new ArgumentException($"The pretrained model's vocabulary ({pretrained.Config.VocabularySize}) is smaller than the " +
+                $"tokenizer's ({tokenizer.ModelVocabularySize}); use the tokenizer the model was trained with.");
+        return tokenizer;
+    }
+
+    private static MemoryFormerConfig ChooseArchitecture(TextClassifierSettings settings, LanguageModel? pretrained, ITextTokenizer tokenizer) =>
+        pretrained is not null
+            ? pretrained.Config with { Dropout = settings.Dropout }
+            : (settings.Architecture ?? TextClassifierSettings.DefaultArchitecture) with
+            {
+                VocabularySize = tokenizer.ModelVocabularySize, ContextLength = settings.MaxTokensPerRow, Dropout = settings.Dropout,
+            };
+
+    private static Tensor? ClassWeights(TextClassifierSettings settings, long[] labels, int classes)
+    {
+        if (settings.ClassWeights is { } explicitWeights)
+        {
+            if (explicitWeights.Length != classes || explicitWeights.Any(w => !(w >= 0 && float.IsFinite(w))))
+                throw new ArgumentException($"ClassWeights must hold {classes} finite non-negative weights, one per class; got {explicitWeights.Length}.");
+            return tensor(explicitWeights);
+        }
+        if (settings.ClassWeighting == ClassWeighting.None) return null;
+        var counts = new long[classes];
+        foreach (var label in labels) counts[label]++;
+        return tensor(counts.Select(n => n == 0 ? 0f : (float)labels.Length / (classes * n)).ToArray());
+    }
+
+    private static int EpochOf(string line, int stepsPerEpoch) =>
+        line.StartsWith("step ", StringComparison.Ordinal) && int.TryParse(line.AsSpan(5, line.IndexOf('/') - 5), out int step)
+            ? (step + stepsPerEpoch - 1) / stepsPerEpoch : 0;
+}

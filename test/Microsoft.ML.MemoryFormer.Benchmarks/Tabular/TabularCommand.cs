@@ -1,0 +1,175 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Microsoft.ML.Data;
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.MLNet;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
+
+/// <summary>
+/// <c>tabular</c>: MemoryFormer vs ML.NET's LightGBM, FastTree and SDCA on adult (binary), penguins (multiclass) and
+/// housing (regression) with fixed splits; prints a table and writes it as Markdown (issue 6).
+/// </summary>
+internal sealed class TabularCommand : Command<TabularCommand.Settings>
+{
+    internal sealed class Settings : CommandSettings
+    {
+        [CommandOption("--data")]
+        [Description("Folder with adult.txt, penguins.csv, housing.txt. Default ../shared/data/tabular.")]
+        public string Data { get; init; } = Path.Combine("..", "shared", "data", "tabular");
+
+        [CommandOption("--sets")]
+        [Description("Comma-separated sets. Default adult,penguins,housing.")]
+        public string Sets { get; init; } = string.Join(',', TabularDataset.Names);
+
+        [CommandOption("--preset")]
+        [Description("MemoryFormer preset: small, medium or large. Default small.")]
+        public string Preset { get; init; } = "small";
+
+        [CommandOption("--epochs")]
+        [Description("MemoryFormer max epochs; default 2 on sets of 2,000+ training rows, 100 below.")]
+        public int? Epochs { get; init; }
+
+        [CommandOption("--out")]
+        [Description("Folder for tabular.md. Default artifacts/bench.")]
+        public string Output { get; init; } = Path.Combine("artifacts", "bench");
+
+        [CommandOption("--threads")]
+        [Description("torch intra-op threads for MemoryFormer; 0 = torch's default (all cores). Default 0.")]
+        public int Threads { get; init; }
+
+        [CommandOption("--verbose")]
+        [Description("Print MemoryFormer's per-epoch log.")]
+        public bool Verbose { get; init; }
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        if (settings.Threads > 0) TorchSharp.torch.set_num_threads(settings.Threads);
+        var results = new List<TabularResult>();
+        foreach (var name in settings.Sets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var ml = new MLContext(seed: 0);
+            var set = TabularDataset.Load(ml, settings.Data, name);
+            if (set is null)
+            {
+                AnsiConsole.MarkupLineInterpolated($"[yellow]Skipped {name}: not found in {Path.GetFullPath(settings.Data)} (developer data set, not part of the repository).[/]");
+                continue;
+            }
+            AnsiConsole.MarkupLineInterpolated($"[bold]{set.Name}[/] ({set.Task}): {set.Description}");
+            foreach (var contender in TabularContender.All(Options(settings, set), settings.Verbose ? Console.WriteLine : null))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var result = Run(ml, set, contender);
+                results.Add(result);
+                AnsiConsole.MarkupLineInterpolated($"  {result.Model,-12} {Format(result.Metric1)} {Format(result.Metric2)} train {result.TrainSeconds:F1} s, {result.ScoreRowsPerSecond:N0} rows/s {result.Note}");
+            }
+        }
+        var markdown = ToMarkdown(results, settings);
+        Directory.CreateDirectory(settings.Output);
+        File.WriteAllText(Path.Combine(settings.Output, "tabular.md"), markdown);
+        AnsiConsole.WriteLine(markdown);
+        return 0;
+    }
+
+    private static MemoryFormerTabularOptions Options(Settings settings, TabularDataset set)
+    {
+        bool small = CountRows(set.Train) < 2000;
+        return new MemoryFormerTabularOptions
+        {
+            Architecture = settings.Preset switch
+            {
+                "medium" => TabularPresets.Medium,
+                "large" => TabularPresets.Large,
+                _ => TabularPresets.Small,
+            },
+            BatchSize = small ? 32 : 256,
+            MaxEpochs = settings.Epochs ?? (small ? 100 : 2),
+            EarlyStoppingPatience = small ? 15 : 3,
+            ValidationFraction = small ? 0.15 : 0.1,
+            Seed = 0,
+        };
+    }
+
+    private static TabularResult Run(MLContext ml, TabularDataset set, TabularContender contender)
+    {
+        var pipeline = set.Featurize.Append(contender.Trainer(ml, set.Task));
+        var clock = Stopwatch.StartNew();
+        var model = pipeline.Fit(set.Train);
+        double trainSeconds = clock.Elapsed.TotalSeconds;
+        var scored = model.Transform(set.Test);
+        var (m1, m2) = set.Task switch
+        {
+            TabularTask.Binary => ml.BinaryClassification.Evaluate(scored) is var b ? (b.Accuracy, b.AreaUnderRocCurve) : default,
+            TabularTask.Multiclass => ml.MulticlassClassification.Evaluate(scored) is var c ? (c.MacroAccuracy, c.MicroAccuracy) : default,
+            _ => ml.Regression.Evaluate(scored) is var r ? (r.RootMeanSquaredError, r.RSquared) : default,
+        };
+        double rowsPerSecond = ScoringSpeed(model, set.Test);
+        string note = (model as TransformerChain<ITransformer>)?.LastTransformer is MemoryFormerTabularTransformer { Training: { } t }
+            ? $"{t.Steps} steps{(t.StoppedEarly ? ", stopped early" : "")}" : "";
+        (model as IDisposable)?.Dispose();
+        return new TabularResult(set.Name, set.Task, contender.Name, m1, m2, trainSeconds, rowsPerSecond, note);
+    }
+
+    /// <summary>Rows per second of Transform (featurization + model) over the test set, repeated to ≥ 5,000 rows.</summary>
+    private static double ScoringSpeed(ITransformer model, IDataView test)
+    {
+        long rows = 0;
+        var clock = Stopwatch.StartNew();
+        while (rows < 5000)
+        {
+            rows += Consume(model.Transform(test));
+        }
+        return rows / clock.Elapsed.TotalSeconds;
+    }
+
+    private static long Consume(IDataView scored)
+    {
+        var score = scored.Schema["Score"];
+        using var cursor = scored.GetRowCursor([score]);
+        long n = 0;
+        if (score.Type is VectorDataViewType)
+        {
+            var get = cursor.GetGetter<VBuffer<float>>(score);
+            VBuffer<float> v = default;
+            while (cursor.MoveNext()) { get(ref v); n++; }
+        }
+        else
+        {
+            var get = cursor.GetGetter<float>(score);
+            float v = 0;
+            while (cursor.MoveNext()) { get(ref v); n++; }
+        }
+        return n;
+    }
+
+    private static long CountRows(IDataView data)
+    {
+        using var cursor = data.GetRowCursor([]);
+        long n = 0;
+        while (cursor.MoveNext()) n++;
+        return n;
+    }
+
+    private static string Format(double value) => value.ToString("F4", CultureInfo.InvariantCulture);
+
+    private static string ToMarkdown(List<TabularResult> results, Settings settings)
+    {
+        var text = new StringBuilder();
+        foreach (var group in results.GroupBy(r => (r.Set, r.Task)))
+        {
+            var (first, second) = TabularResult.MetricNames(group.Key.Task);
+            text.AppendLine($"**{group.Key.Set}** ({group.Key.Task})").AppendLine();
+            text.AppendLine($"| model | {first} | {second} | train s | score rows/s | note |").AppendLine("|---|---|---|---|---|---|");
+            foreach (var r in group)
+                text.AppendLine(CultureInfo.InvariantCulture, $"| {r.Model} | {Format(r.Metric1)} | {Format(r.Metric2)} | {r.TrainSeconds:F1} | {r.ScoreRowsPerSecond:N0} | {r.Note} |");
+            text.AppendLine();
+        }
+        text.AppendLine($"MemoryFormer preset {settings.Preset}, torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
+        return text.ToString();
+    }
+}

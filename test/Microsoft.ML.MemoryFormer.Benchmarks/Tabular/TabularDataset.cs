@@ -1,0 +1,67 @@
+using Microsoft.ML.Data;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
+
+/// <summary>The task of a benchmark table.</summary>
+internal enum TabularTask { Binary, Multiclass, Regression }
+
+/// <summary>
+/// A developer data set from <c>../shared/data/tabular</c> with a fixed 80/20 split (ML.NET TrainTestSplit, seed 0) and the
+/// featurization every model shares: categorical columns one-hot encoded, numeric ones concatenated raw into Features
+/// (NaN kept: MemoryFormer and the trees handle it; SDCA gets ReplaceMissingValues + NormalizeMeanVariance on top).
+/// </summary>
+internal sealed record TabularDataset(string Name, TabularTask Task, IDataView Train, IDataView Test,
+    IEstimator<ITransformer> Featurize, string Description)
+{
+    public static string[] Names { get; } = ["adult", "penguins", "housing"];
+
+    /// <summary>Loads set <paramref name="name"/> from <paramref name="folder"/>, or returns null when its file is absent.</summary>
+    public static TabularDataset? Load(MLContext ml, string folder, string name) => name switch
+    {
+        "adult" => FromText(ml, folder, "adult.txt", TabularTask.Binary, ',', "label",
+            new TextLoader.Column("label", DataKind.Boolean, 14),
+            Numeric(("age", 0), ("fnlwgt", 2), ("education-num", 4), ("capital-gain", 10), ("capital-loss", 11), ("hours-per-week", 12)),
+            Categorical(("workclass", 1), ("education", 3), ("marital-status", 5), ("occupation", 6), ("relationship", 7),
+                ("ethnicity", 8), ("sex", 9), ("native-country", 13))),
+        "penguins" => FromText(ml, folder, "penguins.csv", TabularTask.Multiclass, ',', "species",
+            new TextLoader.Column("species", DataKind.String, 0),
+            Numeric(("bill_length_mm", 2), ("bill_depth_mm", 3), ("flipper_length_mm", 4), ("body_mass_g", 5), ("year", 7)),
+            Categorical(("island", 1), ("sex", 6))),
+        "housing" => FromText(ml, folder, "housing.txt", TabularTask.Regression, '\t', "MedianHomeValue",
+            new TextLoader.Column("MedianHomeValue", DataKind.Single, 0),
+            Enumerable.Range(1, 13).Select(i => new TextLoader.Column($"x{i}", DataKind.Single, i)).ToArray(), []),
+        _ => throw new ArgumentException($"Unknown tabular set '{name}'; known: {string.Join(", ", Names)}."),
+    };
+
+    private static TextLoader.Column[] Numeric(params (string Name, int Index)[] columns) =>
+        columns.Select(c => new TextLoader.Column(c.Name, DataKind.Single, c.Index)).ToArray();
+
+    private static TextLoader.Column[] Categorical(params (string Name, int Index)[] columns) =>
+        columns.Select(c => new TextLoader.Column(c.Name, DataKind.String, c.Index)).ToArray();
+
+    private static TabularDataset? FromText(MLContext ml, string folder, string file, TabularTask task, char separator,
+        string labelName, TextLoader.Column label, TextLoader.Column[] numeric, TextLoader.Column[] categorical)
+    {
+        var path = Path.Combine(folder, file);
+        if (!File.Exists(path)) return null;
+        var loader = ml.Data.CreateTextLoader(new TextLoader.Options
+        {
+            Separators = [separator], HasHeader = true, TrimWhitespace = true, Columns = [label, .. numeric, .. categorical],
+        });
+        var data = loader.Load(path);
+        var split = ml.Data.TrainTestSplit(data, testFraction: 0.2, seed: 0);
+        IEstimator<ITransformer> featurize = task switch
+        {
+            TabularTask.Multiclass => ml.Transforms.Conversion.MapValueToKey("Label", labelName),
+            _ => ml.Transforms.CopyColumns("Label", labelName),
+        };
+        if (categorical.Length > 0)
+            featurize = featurize.Append(ml.Transforms.Categorical.OneHotEncoding(
+                categorical.Select(c => new InputOutputColumnPair(c.Name + "_onehot", c.Name)).ToArray()));
+        featurize = featurize.Append(ml.Transforms.Concatenate("Features",
+            [.. numeric.Select(c => c.Name), .. categorical.Select(c => c.Name + "_onehot")]));
+        long rows = data.GetColumn<float>(numeric[0].Name).LongCount();
+        return new TabularDataset(Path.GetFileNameWithoutExtension(file), task, split.TrainSet, split.TestSet, featurize,
+            $"{rows} rows, {numeric.Length} numeric + {categorical.Length} categorical columns");
+    }
+}
