@@ -1,1 +1,7 @@
-namespace Microsoft.ML.MemoryFormer.Benchmarks; internal static class Program { private static int Main() => 0; }
+using Microsoft.ML.MemoryFormer.Benchmarks.Classification;
+using Spectre.Console.Cli;
+
+var app = new CommandApp();
+app.Configure(config => config.AddCommand<ClassificationCommand>("classification")
+    .WithDescription("Text classification: MemoryFormer vs FeaturizeText + SdcaMaximumEntropy."));
+return app.Run(args);
