@@ -1,3 +1,4 @@
+using Microsoft.ML.MemoryFormer.Benchmarks.Classification;
 using Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 using Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
 using Spectre.Console.Cli;
@@ -16,6 +17,8 @@ internal static class Program
             config.AddPerfCommands();
             config.AddCommand<LanguageModelBenchmarkCommand>("lm")
                 .WithDescription("MemoryFormer vs the dense baseline as byte-level language models on tinyshakespeare");
+            config.AddCommand<ClassificationCommand>("classification")
+                .WithDescription("Text classification: MemoryFormer vs FeaturizeText + SdcaMaximumEntropy");
             config.AddTabularCommand();
         });
         return app.Run(args);

@@ -1,0 +1,67 @@
+using Microsoft.ML.Data;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Classification;
+
+/// <summary>A text classification set from ../shared/data/classification: fixed train and test splits with Text and Label columns.</summary>
+internal sealed record ClassificationDataset(string Name, IDataView Train, IDataView Test)
+{
+    private sealed class Row
+    {
+        public string Text { get; set; } = "";
+        public string Label { get; set; } = "";
+    }
+
+    /// <summary>The sets found under <paramref name="folder"/>, and a line for each one that is missing.</summary>
+    public static (List<ClassificationDataset> Found, List<string> Missing) Load(MLContext ml, string folder, IReadOnlyCollection<string> names)
+    {
+        var found = new List<ClassificationDataset>();
+        var missing = new List<string>();
+        foreach (var name in names)
+        {
+            var files = name switch
+            {
+                "banking77" => new[] { "banking77_train.csv", "banking77_test.csv" },
+                "clinc150" => ["clinc150_train.tsv", "clinc150_test.tsv"],
+                "sms_spam" => ["sms_spam.tsv"],
+                _ => throw new ArgumentException($"Unknown data set '{name}' (known: banking77, clinc150, sms_spam)."),
+            };
+            var paths = files.Select(f => Path.Combine(folder, f)).ToArray();
+            if (paths.FirstOrDefault(p => !File.Exists(p)) is { } absent)
+            {
+                missing.Add($"Skipped {name}: {absent} not found (developer data set, not part of the repository).");
+                continue;
+            }
+            found.Add(name switch
+            {
+                "banking77" => new(name, Banking(ml, paths[0]), Banking(ml, paths[1])),
+                "clinc150" => new(name, Clinc(ml, paths[0]), Clinc(ml, paths[1])),
+                _ => Sms(ml, paths[0]),
+            });
+        }
+        return (found, missing);
+    }
+
+    // header text,category; RFC 4180 quoting with line breaks inside quotes
+    private static IDataView Banking(MLContext ml, string path) => ml.Data.LoadFromTextFile(path, new TextLoader.Options
+    {
+        Columns = [new TextLoader.Column("Text", DataKind.String, 0), new TextLoader.Column("Label", DataKind.String, 1)],
+        Separators = [','], HasHeader = true, AllowQuoting = true, ReadMultilines = true,
+    });
+
+    // header Intent<TAB>Domain<TAB>Text, no quoting
+    private static IDataView Clinc(MLContext ml, string path) => ml.Data.LoadFromTextFile(path, [
+        new TextLoader.Column("Label", DataKind.String, 0), new TextLoader.Column("Text", DataKind.String, 2)],
+        separatorChar: '\t', hasHeader: true, allowQuoting: false);
+
+    // no header: label<TAB>text; no fixed split upstream, so a seeded 80/20 split
+    private static ClassificationDataset Sms(MLContext ml, string path)
+    {
+        var rows = File.ReadLines(path).Where(l => l.Length > 0).Select(l => l.Split('\t', 2))
+            .Select(p => new Row { Label = p[0], Text = p[1] }).ToArray();
+        var order = Enumerable.Range(0, rows.Length).ToArray();
+        new Random(42).Shuffle(order);
+        int cut = rows.Length * 4 / 5;
+        return new("sms_spam", ml.Data.LoadFromEnumerable(order[..cut].Select(i => rows[i]).ToArray()),
+            ml.Data.LoadFromEnumerable(order[cut..].Select(i => rows[i]).ToArray()));
+    }
+}
