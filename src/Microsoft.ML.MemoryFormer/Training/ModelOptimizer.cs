@@ -9,16 +9,17 @@ namespace Microsoft.ML.MemoryFormer.Training;
 
 /// <summary>
 /// AdamW over the three parameter groups — tables, matrices, vectors — with their own learning rates and weight
-/// decays, plus global gradient clipping. On the CPU the tables (≈ 95% of a MemoryFormer's parameters) go through
-/// the single-pass <see cref="FusedTableAdamW"/>; everything else through torch's AdamW.
+/// decays, plus global gradient clipping. Each group has its own single-pass <see cref="FusedAdamW"/>; with fused
+/// Memory Layer kernels, clipping of the tables (≈ 95% of a MemoryFormer's parameters) is folded into their update.
 /// </summary>
 internal sealed class ModelOptimizer : IDisposable
 {
     private readonly TrainingOptions options;
     private readonly Parameter[] all;
-    private readonly FusedTableAdamW? fusedTables;
-    private readonly optim.Optimizer? adam;
-    private readonly List<(ParamGroup Group, bool Table)> groups = [];
+    private readonly FusedAdamW tableOptimizer;
+    private readonly FusedAdamW matrixOptimizer;
+    private readonly FusedAdamW vectorOptimizer;
+    private readonly bool foldClipping;
     private readonly Parameter[] tables;
     private readonly TableGradient[] tableGradients;
     private readonly Parameter[] others;
@@ -32,31 +33,21 @@ internal sealed class ModelOptimizer : IDisposable
         tables = [.. g.Tables];
         tableGradients = layers.Count == tables.Length ? layers.Select(l => l.Gradient).ToArray() : [];
         others = [.. g.Matrices, .. g.Vectors];
-        bool fused = g.Tables.Count > 0 && TorchRuntime.UseFusedKernels && g.Tables.All(FusedMemoryGather.IsSupported);
-        if (fused)
-            fusedTables = new FusedTableAdamW(g.Tables, options.Beta1, options.Beta2, options.Epsilon, options.TableWeightDecay,
-                options.LazyTableUpdates);
-        var specs = new List<(IReadOnlyList<Parameter> Params, double Lr, double Wd, bool Table)>
-        {
-            (fused ? [] : g.Tables, options.TableLearningRate, options.TableWeightDecay, true),
-            (g.Matrices, options.LearningRate, options.WeightDecay, false),
-            (g.Vectors, options.LearningRate, 0.0, false),
-        };
-        specs.RemoveAll(s => s.Params.Count == 0);
-        if (specs.Count == 0) return;
-        var paramGroups = specs.Select(s => new AdamW.ParamGroup(s.Params, new AdamW.Options
-        {
-            LearningRate = s.Lr, weight_decay = s.Wd, beta1 = options.Beta1, beta2 = options.Beta2, eps = options.Epsilon,
-        })).ToArray();
-        adam = optim.AdamW(paramGroups, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon);
-        groups.AddRange(paramGroups.Select((p, i) => ((ParamGroup)p, specs[i].Table)));
+        foldClipping = g.Tables.Count > 0 && TorchRuntime.UseFusedKernels && g.Tables.All(FusedMemoryGather.IsSupported);
+        tableOptimizer = New(g.Tables, options.TableWeightDecay, options.LazyTableUpdates);
+        matrixOptimizer = New(g.Matrices, options.WeightDecay, lazy: false);
+        vectorOptimizer = New(g.Vectors, 0.0, lazy: false);
     }
+
+    private FusedAdamW New(IEnumerable<Parameter> parameters, double weightDecay, bool lazy) =>
+        new(parameters, options.Beta1, options.Beta2, options.Epsilon, weightDecay, lazy);
 
     /// <summary>Clears all gradients (sets them to none).</summary>
     public void ZeroGrad()
     {
-        adam?.zero_grad();
-        fusedTables?.ZeroGrad();
+        tableOptimizer.ZeroGrad();
+        matrixOptimizer.ZeroGrad();
+        vectorOptimizer.ZeroGrad();
     }
 
     /// <summary>Clips, sets the scheduled learning rates and applies one AdamW step; returns the gradient norm.</summary>
@@ -67,18 +58,20 @@ internal sealed class ModelOptimizer : IDisposable
     {
         double norm = double.NaN;
         double tableScale = 1.0;
-        if (options.GradientClip > 0 && fusedTables is null)
-            norm = nn.utils.clip_grad_norm_(all.Where(p => p.grad is not null), options.GradientClip);
-        else if (options.GradientClip > 0)
-            (norm, tableScale) = ClipFolded(options.GradientClip);
-        foreach (var (group, table) in groups) group.LearningRate = RateAt(step, table);
-        adam?.step();
-        fusedTables?.Step(RateAt(step, table: true), tableScale);
+        if (options.GradientClip > 0)
+            (norm, tableScale) = Clip(options.GradientClip);
+        tableOptimizer.Step(RateAt(step, table: true), tableScale);
+        matrixOptimizer.Step(RateAt(step, table: false));
+        vectorOptimizer.Step(RateAt(step, table: false));
         return norm;
     }
 
-    /// <summary>Global norm as clip_grad_norm_ computes it; scales the dense gradients, returns the tables' factor.</summary>
-    private (double Norm, double TableScale) ClipFolded(double maxNorm)
+    /// <summary>
+    /// Global norm as clip_grad_norm_ computes it (which is not used: in TorchSharp 0.107 it leaks native memory every
+    /// step). Scales the dense gradients in place; the tables' factor is returned to be folded into their update, or
+    /// applied in place too when the fused kernels are off.
+    /// </summary>
+    private (double Norm, double TableScale) Clip(double maxNorm)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -97,7 +90,10 @@ internal sealed class ModelOptimizer : IDisposable
         double coefficient = maxNorm / (norm + 1e-6);
         if (coefficient >= 1.0) return (norm, 1.0);
         foreach (var g in dense) g.mul_(coefficient);
-        return (norm, coefficient);
+        if (foldClipping) return (norm, coefficient);
+        foreach (var t in tables)
+            if (t.grad is { } g && !g.IsInvalid) g.mul_(coefficient);
+        return (norm, 1.0);
     }
 
     /// <summary>The dense learning rate at <paramref name="step"/>.</summary>
@@ -108,7 +104,8 @@ internal sealed class ModelOptimizer : IDisposable
 
     public void Dispose()
     {
-        adam?.Dispose();
-        fusedTables?.Dispose();
+        tableOptimizer.Dispose();
+        matrixOptimizer.Dispose();
+        vectorOptimizer.Dispose();
     }
 }

@@ -45,7 +45,7 @@ internal sealed class OptimizerCommand : Command<PerfSettings>
         int warmup = 2, repeats = quick ? 3 : 7;
         if (useFused)
         {
-            using var fused = new FusedTableAdamW([p], beta2: 0.95, weightDecay: 0.1);
+            using var fused = new FusedAdamW([p], beta2: 0.95, weightDecay: 0.1);
             return Timing.Measure(() => fused.Step(1e-3), warmup, repeats).Median;
         }
         using var adam = TorchSharp.torch.optim.AdamW([p], lr: 1e-3, beta2: 0.95, weight_decay: 0.1);

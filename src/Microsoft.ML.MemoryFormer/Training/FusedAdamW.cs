@@ -8,10 +8,12 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.MemoryFormer.Training;
 
 /// <summary>
-/// AdamW for the Memory Layer tables in one pass per element: parameter, gradient and both moments are read
-/// once and parameter and moments written once (issue 7), instead of the five or six tensor-op passes of
-/// <c>torch.optim.AdamW</c> (140.7 ms against a 27 ms bandwidth bound for 33.5M parameters, performance anchors §0b).
-/// Use it next to a torch optimizer that owns the dense parameters; each one steps only its own parameters.
+/// AdamW in one pass per element: parameter, gradient and both moments are read once and parameter and moments
+/// written once (issue 7), instead of the five or six tensor-op passes of <c>torch.optim.AdamW</c> (140.7 ms against
+/// a 27 ms bandwidth bound for 33.5M table parameters, performance anchors §0b). The trainer uses one instance per
+/// parameter group (tables, matrices, vectors). It also replaces TorchSharp 0.107's <c>optim.AdamW</c>, whose
+/// step was measured to grow the process by about half the parameters' size per step (an unreleased native
+/// buffer), which ended long runs.
 /// </summary>
 /// <remarks>
 /// <para>Dense mode (the default) follows <c>torch.optim.AdamW</c> element for element, with the same fp32
@@ -26,10 +28,10 @@ namespace Microsoft.ML.MemoryFormer.Training;
 /// describe only the steps that touched it. The bias correction still uses the parameter's global step count
 /// (as TensorFlow's LazyAdam does). At training batch sizes most rows are hit every step (79–83% at 2,048 tokens,
 /// anchors "Supporting measurements"), so the mode mainly helps small batches and fine-tuning.</para>
-/// <para>CPU fp32 contiguous parameters take the managed SIMD kernel; any other parameter is updated with
-/// equivalent torch ops.</para>
+/// <para>CPU fp32 contiguous parameters take the managed SIMD kernel (unless <c>TorchRuntime.UseFusedKernels</c> is
+/// off); any other parameter is updated with equivalent torch ops.</para>
 /// </remarks>
-internal sealed class FusedTableAdamW : IDisposable
+internal sealed class FusedAdamW : IDisposable
 {
     private readonly Parameter[] _parameters;
     private readonly Tensor[] _expAvg;
@@ -44,7 +46,7 @@ internal sealed class FusedTableAdamW : IDisposable
     /// <param name="eps">ε added to the bias-corrected root of the second moment.</param>
     /// <param name="weightDecay">λ, decoupled weight decay (torch's AdamW default is 0.01).</param>
     /// <param name="skipUntouchedRows">Lazy mode, see <see cref="SkipUntouchedRows"/>.</param>
-    public FusedTableAdamW(
+    public FusedAdamW(
         IEnumerable<Parameter> parameters,
         double beta1 = 0.9,
         double beta2 = 0.999,
@@ -112,7 +114,7 @@ internal sealed class FusedTableAdamW : IDisposable
                 continue;
             long t = ++_steps[i];
             var c = new Coefficients(lr, Beta1, Beta2, Eps, WeightDecay, t, gradScale);
-            bool managed = TensorMemory.IsCpuFloat32(p) && TensorMemory.IsCpuFloat32(grad)
+            bool managed = Runtime.TorchRuntime.UseFusedKernels && TensorMemory.IsCpuFloat32(p) && TensorMemory.IsCpuFloat32(grad)
                 && p.is_contiguous() && grad.is_contiguous();
             if (managed)
                 StepManaged(p, grad, _expAvg[i], _expAvgSq[i], c);

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Training;
 
-public class FusedTableAdamWTests
+public class FusedAdamWTests
 {
     private static Parameter RandomTable(long rows, long width, Generator gen)
     {
@@ -27,7 +27,7 @@ public class FusedTableAdamWTests
         var gen = new Generator(42);
         var fused = new[] { RandomTable(37, 29, gen), RandomTable(5, 64, gen) };   // widths: a scalar tail, and whole vectors
         var reference = fused.Select(p => new Parameter(p.detach().clone())).ToArray();
-        using var ours = new FusedTableAdamW(fused, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: weightDecay);
+        using var ours = new FusedAdamW(fused, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: weightDecay);
         using var theirs = optim.AdamW(reference, lr: 3e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: weightDecay);
 
         double[] lrs = [3e-3, 2e-3, 1e-3];
@@ -57,8 +57,8 @@ public class FusedTableAdamWTests
         var gen = new Generator(7);
         var lazyTable = RandomTable(12, 20, gen);
         var denseTable = new Parameter(lazyTable.detach().clone());
-        using var lazy = new FusedTableAdamW([lazyTable], weightDecay: 0.1, skipUntouchedRows: true);
-        using var dense = new FusedTableAdamW([denseTable], weightDecay: 0.1);
+        using var lazy = new FusedAdamW([lazyTable], weightDecay: 0.1, skipUntouchedRows: true);
+        using var dense = new FusedAdamW([denseTable], weightDecay: 0.1);
         var before = lazyTable.detach().clone();
 
         var grad = randn([12, 20], generator: gen);
@@ -87,7 +87,7 @@ public class FusedTableAdamWTests
         var a = RandomTable(4, 8, gen);
         var b = RandomTable(4, 8, gen);
         var bBefore = b.detach().clone();
-        using var opt = new FusedTableAdamW([a, b]);
+        using var opt = new FusedAdamW([a, b]);
         a.grad = ones(4, 8);
         opt.Step(1e-3);
         Assert.True((b == bBefore).all().item<bool>());
@@ -102,8 +102,8 @@ public class FusedTableAdamWTests
         var gen = new Generator(7);
         var scaled = RandomTable(9, 37, gen);
         var prescaled = new Parameter(scaled.detach().clone());
-        using var a = new FusedTableAdamW([scaled], beta2: 0.95, weightDecay: 0.1);
-        using var b = new FusedTableAdamW([prescaled], beta2: 0.95, weightDecay: 0.1);
+        using var a = new FusedAdamW([scaled], beta2: 0.95, weightDecay: 0.1);
+        using var b = new FusedAdamW([prescaled], beta2: 0.95, weightDecay: 0.1);
         for (int step = 0; step < 3; step++)
         {
             var g = randn(scaled.shape, generator: gen);
