@@ -44,6 +44,24 @@ public sealed class MemoryFormerTextCatalog
     /// <returns>The estimator.</returns>
     public MemoryFormerLanguageModelEstimator MemoryFormer(MemoryFormerLanguageModelEstimator.Options options) => new(Environment, options);
 
+    /// <summary>
+    /// The multiclass text classifier, also reachable as <c>mlContext.MulticlassClassification.Trainers.MemoryFormer</c>:
+    /// fine-tunes a MemoryFormer encoder (optionally a pretrained language model's backbone) on a key-typed label.
+    /// </summary>
+    /// <param name="options">The settings.</param>
+    /// <returns>The trainer.</returns>
+    public MemoryFormerTextClassificationTrainer MulticlassClassifier(MemoryFormerTextClassificationOptions options) =>
+        mlContext.MulticlassClassification.Trainers.MemoryFormer(options);
+
+    /// <summary>
+    /// The binary text classifier, also reachable as <c>mlContext.BinaryClassification.Trainers.MemoryFormer</c>:
+    /// fine-tunes a MemoryFormer encoder on a Boolean label.
+    /// </summary>
+    /// <param name="options">The settings.</param>
+    /// <returns>The trainer.</returns>
+    public MemoryFormerTextClassificationTrainer BinaryClassifier(MemoryFormerTextClassificationOptions options) =>
+        mlContext.BinaryClassification.Trainers.MemoryFormer(options);
+
     /// <summary>Perplexity, nats per token and bits per byte of <paramref name="model"/> on a text column.</summary>
     /// <param name="model">A fitted or loaded language model.</param>
     /// <param name="data">Documents to score.</param>
