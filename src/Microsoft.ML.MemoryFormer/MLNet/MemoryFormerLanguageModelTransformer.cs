@@ -113,6 +113,13 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
         CancellationToken cancellationToken = default) =>
         Generator.GenerateStreaming(prompt, options ?? DefaultGenerationOptions, cancellationToken);
 
+    /// <summary>An <see cref="Microsoft.Extensions.AI.IChatClient"/> over this model (Microsoft.Extensions.AI), with
+    /// <see cref="DefaultGenerationOptions"/> where the chat options are silent. The model stays owned by this transformer.</summary>
+    /// <param name="modelId">The model id the client reports.</param>
+    /// <returns>The chat client.</returns>
+    public Microsoft.Extensions.AI.IChatClient AsChatClient(string modelId = "memoryformer") =>
+        new MemoryFormerChatClient(Generator, DefaultGenerationOptions, modelId);
+
     /// <summary>Perplexity, nats per token and bits per byte of the model on a text column.</summary>
     /// <param name="data">Documents to score.</param>
     /// <param name="textColumnName">Text column; null takes <see cref="TextColumnName"/>.</param>

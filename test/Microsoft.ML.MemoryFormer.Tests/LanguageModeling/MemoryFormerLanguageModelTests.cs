@@ -93,6 +93,22 @@ public class MemoryFormerLanguageModelTests
     }
 
     [Fact]
+    public async Task The_chat_client_answers_with_the_models_continuation_of_the_transcript()
+    {
+        var (_, model) = Fit();
+        using var _ = model;
+        using var chat = model.AsChatClient("tiny");
+        var options = new Microsoft.Extensions.AI.ChatOptions { MaxOutputTokens = 8, Temperature = 0 };
+        var response = await chat.GetResponseAsync([new(Microsoft.Extensions.AI.ChatRole.User, "hi")], options);
+        var expected = model.Generate("User: hi\nAssistant:", model.DefaultGenerationOptions with
+        {
+            MaxNewTokens = 8, Temperature = 0, StopSequences = [.. model.DefaultGenerationOptions.StopSequences, "\nUser:"],
+        });
+        Assert.Equal(expected.Trim(), response.Text);
+        Assert.Equal("tiny", response.ModelId);
+    }
+
+    [Fact]
     public void The_seed_comes_from_the_MLContext_so_two_fits_are_identical()
     {
         var (_, a) = Fit();
