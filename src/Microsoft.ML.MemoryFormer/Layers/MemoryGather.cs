@@ -27,7 +27,7 @@ internal static class MemoryGather
         if (!layers.All(l => UsesFusedKernel(codes, l.Table))) return layers.Select(l => l.Forward(codes)).ToArray();
         var outputs = FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, layers.Select(l => (Tensor)l.Table).ToArray(),
             layers.Select(l => (TableGradient?)l.Gradient).ToArray());
-        return outputs.Select((y, i) => y + layers[i].Bias).ToArray();                         // [N, h] each
+        return outputs.Select((y, i) => LiveScalars.Add(y, layers[i].Bias)).ToArray();                         // [N, h] each
     }
 
     private static bool UsesFusedKernel(HashCodes codes, Tensor table) =>

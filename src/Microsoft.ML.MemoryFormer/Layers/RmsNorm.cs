@@ -11,8 +11,8 @@ namespace Microsoft.ML.MemoryFormer.Layers;
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;   // [d]
-    private readonly double epsilon;
-    private readonly double sqrtWidth;
+    private readonly Scalar epsilon;     // module-owned scalars: see Runtime.LiveScalars
+    private readonly Scalar sqrtWidth;
 
     /// <summary>Creates the norm over the last dimension of width <paramref name="width"/>.</summary>
     public RmsNorm(int width, double epsilon) : base(nameof(RmsNorm))
@@ -25,7 +25,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 
     /// <summary>x [.., d] → [.., d].</summary>
     public override Tensor forward(Tensor x) =>
-        x / (x.norm(-1, keepdim: true) / sqrtWidth + epsilon) * weight;
+        x / x.norm(-1, keepdim: true).div(sqrtWidth).add(epsilon, Runtime.LiveScalars.One) * weight;
 
     /// <summary>The norm the config asks for: RMSNorm or LayerNorm over <paramref name="width"/>.</summary>
     internal static nn.Module<Tensor, Tensor> Create(Configuration.NormKind kind, int width, double epsilon) =>

@@ -39,6 +39,6 @@ internal sealed class RotaryEmbedding : nn.Module
         var x1 = rot.narrow(-1, 0, rotaryDims / 2);
         var x2 = rot.narrow(-1, rotaryDims / 2, rotaryDims / 2);
         var rotated = cat([-x2, x1], -1);                                        // rotate-half
-        return cat([rot * c + rotated * s, pass], -1);                           // [B, H, T, hd]
+        return cat([Runtime.LiveScalars.Add(rot * c, rotated * s), pass], -1);                           // [B, H, T, hd]
     }
 }

@@ -1,4 +1,5 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -30,8 +31,8 @@ internal sealed class TransformerBlock : nn.Module
     /// <summary>x [B, T, d] → [B, T, d].</summary>
     public Tensor Forward(Tensor x, AttentionContext context, AttentionCache? cache)
     {
-        var z = x + dropout.call(attention.Forward(attentionNorm.call(x), context, cache)); // [B, T, d]
+        var z = LiveScalars.Add(x, dropout.call(attention.Forward(attentionNorm.call(x), context, cache))); // [B, T, d]
         var flat = ffnNorm.call(z).reshape(-1, z.shape[^1]);                                 // [B·T, d]
-        return z + dropout.call(ffn.call(flat).view(z.shape));                              // [B, T, d]
+        return LiveScalars.Add(z, dropout.call(ffn.call(flat).view(z.shape)));                              // [B, T, d]
     }
 }

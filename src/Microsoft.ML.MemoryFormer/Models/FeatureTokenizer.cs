@@ -36,7 +36,7 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     {
         var isMissing = x.isnan().unsqueeze(-1);                                // [B, F, 1]
         var values = x.nan_to_num(0).unsqueeze(-1);                             // [B, F, 1]
-        var tokens = values * weight + bias;                                     // [B, F, d]
+        var tokens = Runtime.LiveScalars.Add(values * weight, bias);                                     // [B, F, d]
         tokens = where(isMissing, missing.expand_as(tokens), tokens);            // [B, F, d]
         var first = cls.view(1, 1, -1).expand(x.shape[0], 1, -1);               // [B, 1, d]
         return cat([first, tokens], 1);                                          // [B, 1 + F, d]

@@ -89,10 +89,11 @@ internal sealed class ModelOptimizer : IDisposable
         double norm = Math.Sqrt(squared);
         double coefficient = maxNorm / (norm + 1e-6);
         if (coefficient >= 1.0) return (norm, 1.0);
-        foreach (var g in dense) g.mul_(coefficient);
+        using Scalar factor = coefficient;                   // kept alive across the native calls (Runtime.LiveScalars)
+        foreach (var g in dense) g.mul_(factor);
         if (foldClipping) return (norm, coefficient);
         foreach (var t in tables)
-            if (t.grad is { } g && !g.IsInvalid) g.mul_(coefficient);
+            if (t.grad is { } g && !g.IsInvalid) g.mul_(factor);
         return (norm, 1.0);
     }
 

@@ -1,0 +1,20 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Runtime;
+
+/// <summary>
+/// Long-lived torch scalars for hot paths. TorchSharp 0.107's <see cref="Scalar"/> holds a raw native handle that its
+/// finalizer frees, so an implicit scalar — the <c>alpha = 1</c> behind <c>tensor + tensor</c>, or a double in
+/// <c>tensor / 2.0</c> — can be collected while the native op still reads it. Deep into long trainings (where the
+/// fused kernels make garbage collections frequent) that surfaced as a rare "Expected false to be true" from
+/// <c>c10::Scalar::toFloat</c>. Scalars here live as long as the process, or as long as the module that owns them.
+/// </summary>
+internal static class LiveScalars
+{
+    /// <summary>The scalar 1, for the alpha of additions.</summary>
+    public static readonly Scalar One = 1.0;
+
+    /// <summary>a + b without an implicit, collectable alpha scalar.</summary>
+    public static Tensor Add(Tensor a, Tensor b) => a.add(b, One);
+}
