@@ -13,9 +13,10 @@ public static class TorchRuntime
     private static bool loaded;
 
     /// <summary>
-    /// Whether Memory Layers on the CPU use the library's fused managed SIMD kernels (gather with a custom backward,
-    /// single-pass AdamW over the tables). Default true. False runs the plain libtorch path (EmbeddingBag and
-    /// torch.optim.AdamW), which is the reference the kernels are tested against and what CUDA always uses.
+    /// Whether Memory Layers and the optimizer on the CPU use the library's fused managed SIMD kernels (sign hash and
+    /// gather with custom backwards, single-pass AdamW). Default true. False runs plain libtorch ops (EmbeddingBag, the
+    /// torch-ops hash and the torch-ops form of the same AdamW update): the reference the kernels are tested against,
+    /// and what CUDA always uses.
     /// </summary>
     public static bool UseFusedKernels { get; set; } = true;
 
