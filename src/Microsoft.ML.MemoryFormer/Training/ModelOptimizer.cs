@@ -15,7 +15,6 @@ namespace Microsoft.ML.MemoryFormer.Training;
 internal sealed class ModelOptimizer : IDisposable
 {
     private readonly TrainingOptions options;
-    private readonly Parameter[] all;
     private readonly FusedAdamW tableOptimizer;
     private readonly FusedAdamW matrixOptimizer;
     private readonly FusedAdamW vectorOptimizer;
@@ -28,7 +27,6 @@ internal sealed class ModelOptimizer : IDisposable
     {
         this.options = options;
         var g = ParameterGroups.Of(model);
-        all = [.. g.Tables, .. g.Matrices, .. g.Vectors];
         var layers = ParameterGroups.TableLayers(model);
         tables = [.. g.Tables];
         tableGradients = layers.Count == tables.Length ? layers.Select(l => l.Gradient).ToArray() : [];
