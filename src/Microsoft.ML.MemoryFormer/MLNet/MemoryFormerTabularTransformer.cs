@@ -69,14 +69,26 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
     {
         TorchRuntime.EnsureAvailable();
         var archive = ModelArchive.LoadFrom(modelLoadContext, Signature);
-        var config = MemoryFormerConfig.FromJson(archive.GetText(ModelArchive.ConfigEntry));
-        var info = JsonSerializer.Deserialize<TabularModelInfo>(archive.GetText(TabularModelInfo.Entry), MemoryFormerConfig.JsonOptions)
-            ?? throw new InvalidDataException($"The model's '{TabularModelInfo.Entry}' entry is empty.");
+        var config = archive.GetJson(ModelArchive.ConfigEntry, MemoryFormerConfig.FromJson);
+        var info = archive.GetJson<TabularModelInfo>(TabularModelInfo.Entry, MemoryFormerConfig.JsonOptions);
+        if (info.FeatureCount < 1 || info.OutputCount < 1 || info.FeatureCount + 1 != config.ContextLength)
+            throw new InvalidDataException($"The model's '{TabularModelInfo.Entry}' declares {info.FeatureCount} features and " +
+                $"{info.OutputCount} outputs, which do not fit its config (ContextLength = {config.ContextLength} = 1 + features).");
+        var weights = archive.Get(ModelArchive.WeightsEntry);
+        ModuleWeights.CheckSizeFits(config, weights, headParameters: (3.0 * info.FeatureCount + info.OutputCount) * config.Width);
         var model = new TabularModel(config, info.FeatureCount, info.OutputCount);
-        ModuleWeights.Load(model, archive.Get(ModelArchive.WeightsEntry), config);
-        var device = MLContextDevice.Of(env);
-        model.to(device);
-        return new MemoryFormerTabularTransformer(model, info, device, training: null);
+        try
+        {
+            ModuleWeights.Load(model, weights, config);
+            var device = MLContextDevice.Of(env);
+            model.to(device);
+            return new MemoryFormerTabularTransformer(model, info, device, training: null);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     static MemoryFormerTabularTransformer IModelLoadable<MemoryFormerTabularTransformer>.Create(IHostEnvironment env,

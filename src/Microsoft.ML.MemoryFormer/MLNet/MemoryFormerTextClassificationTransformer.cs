@@ -71,8 +71,7 @@ public sealed class MemoryFormerTextClassificationTransformer : ITransformer, ID
         IHostEnvironment env, object modelLoadContext)
     {
         var archive = ModelArchive.LoadFrom(modelLoadContext, SignatureInfo);
-        var s = JsonSerializer.Deserialize<PredictorSettings>(archive.GetText(PredictorEntry))
-            ?? throw new InvalidDataException($"The model entry '{PredictorEntry}' is empty.");
+        var s = archive.GetJson<PredictorSettings>(PredictorEntry);
         var label = new LabelColumn(s.Label, s.Kind, s.Classes, s.ClassNames);
         return new MemoryFormerTextClassificationTransformer(TextClassifierModel.FromArchive(archive, MLContextDevice.Of(env)),
             s.Kind, new TextColumns(s.Text, s.Second), label, new PredictionColumns(label, s.Score, s.PredictedLabel), s.BatchSize, null);
