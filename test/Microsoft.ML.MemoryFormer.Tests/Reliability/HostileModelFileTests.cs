@@ -1,5 +1,9 @@
 using System.Diagnostics;
+using System.IO.Compression;
+using System.Text;
+using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
+using Microsoft.ML.MemoryFormer.Persistence;
 using Xunit.Abstractions;
 using static Microsoft.ML.MemoryFormer.Tests.Reliability.TinyModelFiles;
 
@@ -102,5 +106,142 @@ public class HostileModelFileTests(ITestOutputHelper output)
     {
         using var model = NewTransformer();
         Fuzz(MLNetZip(model), LoadMLNet, MLNetDocumented, seed: 13, maxCount: 150, maxTime: TimeSpan.FromSeconds(3));
+    }
+
+    /// <summary>Rewrites one entry of a saved standalone model and returns the file's bytes.</summary>
+    private static byte[] WithEntry(byte[] file, string name, byte[] bytes)
+    {
+        var archive = ModelArchive.ReadFrom(new MemoryStream(file)).Set(name, bytes);
+        using var stream = new MemoryStream();
+        archive.WriteTo(stream);
+        return stream.ToArray();
+    }
+
+    private static byte[] WithConfig(byte[] file, MemoryFormerConfig config) =>
+        WithEntry(file, ModelArchive.ConfigEntry, Encoding.UTF8.GetBytes(config.ToJson()));
+
+    /// <summary>Runs <paramref name="load"/>, which must throw <see cref="InvalidDataException"/> quickly and without allocating much.</summary>
+    private static InvalidDataException FailsFast(Action load)
+    {
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var clock = Stopwatch.StartNew();
+        var error = Assert.Throws<InvalidDataException>(load);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"Took {clock.Elapsed}.");
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated < 16 << 20, $"Allocated {allocated} bytes.");
+        return error;
+    }
+
+    [Fact]
+    public void A_truncated_file_is_reported_as_truncated()
+    {
+        using var model = NewTransformer();
+        var file = Standalone(model);
+        var error = FailsFast(() => LoadStandalone(file[..(file.Length * 2 / 3)]));
+        Assert.Contains("truncated", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_flipped_bit_in_the_weights_is_reported_as_damage_not_loaded()
+    {
+        using var model = NewTransformer();
+        var file = Standalone(model);
+        file[file.Length / 2] ^= 0x10;                                   // the middle of the file is inside weights.bin
+        var error = FailsFast(() => LoadStandalone(file));
+        Assert.Contains("'weights.bin' is damaged", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_config_of_another_architecture_is_refused_with_both_shapes_named()
+    {
+        using var model = NewTransformer();
+        var error = FailsFast(() => LoadStandalone(WithConfig(Standalone(model), Config with { Width = 8 })));
+        Assert.Contains("Width = 8", error.Message, StringComparison.Ordinal);
+        Assert.Contains("model expects", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_config_declaring_a_huge_model_is_refused_before_the_model_is_built()
+    {
+        using var model = NewTransformer();
+        var file = Standalone(model);
+        var huge = FailsFast(() => LoadStandalone(WithConfig(file, Config with { Width = 32768, Heads = 2, BitsPerChunk = 16, Layers = 1024 })));
+        Assert.Contains("needs at least", huge.Message, StringComparison.Ordinal);
+        var absurd = FailsFast(() => LoadStandalone(WithEntry(file, ModelArchive.ConfigEntry,
+            Encoding.UTF8.GetBytes(Config.ToJson().Replace("\"Width\": 16", "\"Width\": 1000000", StringComparison.Ordinal)))));
+        Assert.Contains("'config.json' is invalid", absurd.Message, StringComparison.Ordinal);
+        Assert.Contains("Width", absurd.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("rank")]
+    [InlineData("dimension")]
+    [InlineData("count")]
+    public void Weights_declaring_absurd_tensor_sizes_are_refused_without_allocating(string field)
+    {
+        using var model = NewTransformer();
+        var file = Standalone(model);
+        var weights = ModelArchive.ReadFrom(new MemoryStream(file)).Get(ModelArchive.WeightsEntry).ToList();
+        var huge = new byte[] { 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F };            // LEB128 of 2^56 - 1
+        if (field == "count")
+        {
+            weights.RemoveAt(0);                                                             // the count (< 128 tensors: one byte)
+            weights.InsertRange(0, huge);
+        }
+        else
+        {
+            int nameLength = weights[1], dtype = 2 + nameLength, rank = dtype + 1;
+            int at = field == "rank" ? rank : rank + 1;                                      // the rank, or the first dimension
+            weights.RemoveAt(at);
+            weights.InsertRange(at, huge);
+        }
+        var error = FailsFast(() => LoadStandalone(WithEntry(file, ModelArchive.WeightsEntry, [.. weights])));
+        output.WriteLine(error.Message);
+        Assert.Contains(field == "count" ? "tensors" : field, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_unknown_tokenizer_kind_names_the_entry()
+    {
+        using var model = NewTransformer();
+        var file = WithEntry(Standalone(model), ModelArchive.TokenizerEntry, """{"kind":"System.IO.File, System.IO","parameters":{"path":"/etc/passwd"}}"""u8.ToArray());
+        var error = FailsFast(() => LoadStandalone(file));
+        Assert.Contains("'tokenizer.json' is invalid", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Unknown tokenizer kind", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_MLNet_entry_name_that_leaves_its_folder_is_refused()
+    {
+        using var model = NewTransformer();
+        var zip = MLNetZip(model);
+        var patched = ReplaceInModelBlock(zip, "columns.json"u8.ToArray(), "../Model.key"u8.ToArray());
+        var error = FailsFast(() => new MLContext(seed: 1).Model.LoadChecked(new MemoryStream(patched), out _));
+        Assert.Contains("names must be plain file names", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Replaces <paramref name="from"/> with <paramref name="to"/> (same length) in the first zip entry holding it.</summary>
+    private static byte[] ReplaceInModelBlock(byte[] zip, byte[] from, byte[] to)
+    {
+        var stream = new MemoryStream();
+        stream.Write(zip);
+        using (var archive = new ZipArchive(stream, ZipArchiveMode.Update, leaveOpen: true))
+        {
+            var (entry, bytes, at) = archive.Entries.Select(e => (e, Bytes: ReadAll(e))).Select(x => (x.e, x.Bytes, At: x.Bytes.AsSpan().IndexOf(from)))
+                .First(x => x.At >= 0);
+            to.CopyTo(bytes, at);
+            using var write = entry.Open();
+            write.SetLength(0);
+            write.Write(bytes);
+        }
+        return stream.ToArray();
+    }
+
+    private static byte[] ReadAll(ZipArchiveEntry entry)
+    {
+        using var read = entry.Open();
+        using var copy = new MemoryStream();
+        read.CopyTo(copy);
+        return copy.ToArray();
     }
 }
