@@ -143,6 +143,9 @@ public sealed record MemoryFormerConfig
         Require(TableInitStd > 0 && BiasInitStd >= 0 && EmbeddingInitStd > 0 && (QkvInitStd ?? 1) > 0,
             nameof(TableInitStd), "init stds must be positive");
         Require(Dropout is >= 0 and < 1, nameof(Dropout), "must be in [0, 1)");
+        Require(Enum.IsDefined(Kind), nameof(Kind), $"must be one of {string.Join(", ", Enum.GetNames<TransformerKind>())}");
+        Require(Enum.IsDefined(Norm), nameof(Norm), $"must be one of {string.Join(", ", Enum.GetNames<NormKind>())}");
+        Require(Enum.IsDefined(WeightFunction), nameof(WeightFunction), $"must be one of {string.Join(", ", Enum.GetNames<HashWeightFunction>())}");
         return this;
     }
 

@@ -156,6 +156,8 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
     /// <param name="gpuDeviceId">CUDA device to load onto; null for the CPU.</param>
     /// <param name="fallbackToCpu">Use the CPU when the GPU is not available.</param>
     /// <returns>The transformer (dispose it).</returns>
+    /// <exception cref="InvalidDataException">The file is damaged, truncated, of another format version, or its entries
+    /// do not belong together; the message says which (docs/reliability.md).</exception>
     public static MemoryFormerLanguageModelTransformer Load(string path, int? gpuDeviceId = null, bool fallbackToCpu = true) =>
         FromArchive(ModelArchive.Load(path), TorchRuntime.SelectDevice(gpuDeviceId, fallbackToCpu));
 
