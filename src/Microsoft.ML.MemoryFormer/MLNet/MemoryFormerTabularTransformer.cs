@@ -71,9 +71,11 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
         var archive = ModelArchive.LoadFrom(modelLoadContext, Signature);
         var config = archive.GetJson(ModelArchive.ConfigEntry, MemoryFormerConfig.FromJson);
         var info = archive.GetJson<TabularModelInfo>(TabularModelInfo.Entry, MemoryFormerConfig.JsonOptions);
-        if (info.FeatureCount < 1 || info.OutputCount < 1 || info.FeatureCount + 1 != config.ContextLength)
-            throw new InvalidDataException($"The model's '{TabularModelInfo.Entry}' declares {info.FeatureCount} features and " +
-                $"{info.OutputCount} outputs, which do not fit its config (ContextLength = {config.ContextLength} = 1 + features).");
+        if (info.Scaler?.Means is null || info.Scaler.Stds?.Length != info.Scaler.Means.Length || info.Label is null
+            || !Enum.IsDefined(info.Label.Kind) || (info.Label.ClassNames is not null && info.Label.ClassNames.Length != info.Label.Classes)
+            || info.FeatureCount < 1 || info.OutputCount < 1 || info.FeatureCount + 1 != config.ContextLength)
+            throw new InvalidDataException($"The model's '{TabularModelInfo.Entry}' is inconsistent: its scaler, label and feature " +
+                $"count must agree with each other and with the config (ContextLength = {config.ContextLength} = 1 + features).");
         var weights = archive.Get(ModelArchive.WeightsEntry);
         ModuleWeights.CheckSizeFits(config, weights, headParameters: (3.0 * info.FeatureCount + info.OutputCount) * config.Width);
         var model = new TabularModel(config, info.FeatureCount, info.OutputCount);

@@ -1,3 +1,4 @@
+using Microsoft.ML.Data;
 using System.Diagnostics;
 using System.IO.Compression;
 using System.Text;
@@ -106,6 +107,52 @@ public class HostileModelFileTests(ITestOutputHelper output)
     {
         using var model = NewTransformer();
         Fuzz(MLNetZip(model), LoadMLNet, MLNetDocumented, seed: 13, maxCount: 150, maxTime: TimeSpan.FromSeconds(3));
+    }
+
+    /// <summary>
+    /// The tabular and text-classifier loaders share the archive checks: a short fuzz of each one's ML.NET zip through
+    /// <c>LoadChecked</c> gives identical scores or <see cref="InvalidDataException"/>.
+    /// </summary>
+    [Fact]
+    public void Fuzzed_tabular_and_text_classifier_zips_score_identically_or_throw_InvalidDataException()
+    {
+        var ml = new MLContext(seed: 1);
+        var tabularRows = ml.Data.LoadFromEnumerable(Tabular.TabularRows.RegressionRows(32, 3));
+        using var tabular = ml.Regression.Trainers.MemoryFormer(Tabular.TabularRows.TinyOptions(epochs: 1)).Fit(tabularRows);
+        FuzzScores(ml, tabular, tabularRows, seed: 21);
+
+        var textRows = ml.Data.LoadFromEnumerable(Classification.ClassificationRows.Binary());
+        using var classifier = ml.BinaryClassification.Trainers.MemoryFormer(Classification.ClassificationRows.Options(epochs: 1)).Fit(textRows);
+        FuzzScores(ml, classifier, textRows, seed: 22);
+    }
+
+    private void FuzzScores(MLContext ml, ITransformer model, IDataView rows, int seed)
+    {
+        using var saved = new MemoryStream();
+        ml.Model.Save(model, rows.Schema, saved);
+        var original = saved.ToArray();
+        float[] Scores(ITransformer m) => m.Transform(rows).GetColumn<float>("Score").ToArray();
+        var expected = Scores(model);
+        var random = new Random(seed);
+        var outcomes = new Dictionary<string, int>();
+        for (int i = 0; i < 60; i++)
+        {
+            var mutated = Mutate(original, random, out var description);
+            string outcome;
+            try
+            {
+                var loaded = new MLContext(seed: 1).Model.LoadChecked(new MemoryStream(mutated), out _);
+                Assert.True(expected.SequenceEqual(Scores(loaded)), $"Mutation {i} ({description}) loaded with different scores.");
+                (loaded as IDisposable)?.Dispose();
+                outcome = "loaded, same scores";
+            }
+            catch (InvalidDataException e)
+            {
+                outcome = e.InnerException?.GetType().Name ?? "InvalidDataException";
+            }
+            outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
+        }
+        output.WriteLine($"{model.GetType().Name}: " + string.Join(", ", outcomes.Select(o => $"{o.Key} × {o.Value}")));
     }
 
     /// <summary>Rewrites one entry of a saved standalone model and returns the file's bytes.</summary>
