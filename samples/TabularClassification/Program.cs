@@ -24,7 +24,7 @@ Console.WriteLine($"Macro accuracy {metrics.MacroAccuracy:P1}, micro accuracy {m
 Console.WriteLine(metrics.ConfusionMatrix.GetFormattedConfusionTable());
 
 // 4. Save, then predict through the consumption code, which loads the file in a fresh MLContext.
-mlContext.Model.Save(model, data.Schema, PenguinsModel.ModelPath);
+mlContext.Model.SaveAtomically(model, data.Schema, PenguinsModel.ModelPath);
 Console.WriteLine($"Saved {PenguinsModel.ModelPath}");
 foreach (var row in mlContext.Data.CreateEnumerable<ModelInput>(split.TestSet, reuseRowObject: false).Take(5))
 {

@@ -25,7 +25,7 @@ var metrics = mlContext.Regression.Evaluate(model.Transform(split.TestSet));
 Console.WriteLine($"RMSE {metrics.RootMeanSquaredError:F0} g, MAE {metrics.MeanAbsoluteError:F0} g, R² {metrics.RSquared:F3}");
 
 // 4. Save, then predict through the consumption code, which loads the file in a fresh MLContext.
-mlContext.Model.Save(model, data.Schema, PenguinMassModel.ModelPath);
+mlContext.Model.SaveAtomically(model, data.Schema, PenguinMassModel.ModelPath);
 Console.WriteLine($"Saved {PenguinMassModel.ModelPath}");
 foreach (var row in mlContext.Data.CreateEnumerable<ModelInput>(split.TestSet, reuseRowObject: false).Take(5))
     Console.WriteLine($"  {row.Species,-10} {row.Sex,-6} flipper {row.FlipperLengthMm,4:F0} mm → " +

@@ -51,7 +51,7 @@ for (int i = 0; i < classes.Length; i++)
 AnsiConsole.Write(confusion);
 
 // 5. Save, then consume the saved file the way an application would (SpamModel.consumption.cs loads it lazily).
-mlContext.Model.Save(model, data.Schema, SpamModel.ModelPath);
+mlContext.Model.SaveAtomically(model, data.Schema, SpamModel.ModelPath);
 AnsiConsole.MarkupLine($"Saved the model to [bold]{SpamModel.ModelPath}[/].");
 var samples = new[]
 {

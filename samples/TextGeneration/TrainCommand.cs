@@ -81,7 +81,7 @@ public sealed class TrainCommand : AsyncCommand<TrainCommand.Settings>
         // 4. Save the model (an ML.NET zip) and the loss curve.
         Directory.CreateDirectory(settings.Output);
         TextGenerationModel.ModelPath = Path.GetFullPath(Path.Combine(settings.Output, "TextGenerationModel.mlnet"));
-        mlContext.Model.Save(model, trainData.Schema, TextGenerationModel.ModelPath);
+        mlContext.Model.SaveAtomically(model, trainData.Schema, TextGenerationModel.ModelPath);
         string chart = Path.Combine(settings.Output, "loss.png");
         LossChart.Save(model.TrainingResult!.LossHistory, chart);
         AnsiConsole.MarkupLine($"[grey]Saved {TextGenerationModel.ModelPath} and {chart}[/]");

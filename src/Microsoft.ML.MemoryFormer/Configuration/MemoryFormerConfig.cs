@@ -111,14 +111,26 @@ public sealed record MemoryFormerConfig
     /// <summary>The paper's MF-base: 24 × 1024, K = 128, τ = 8, 16 heads (the shape of Pythia-410M).</summary>
     public static MemoryFormerConfig Base { get; } = Tiny with { Width = 1024, Layers = 24, Heads = 16 };
 
+    /// <summary>Largest <see cref="VocabularySize"/> <see cref="Validate"/> accepts (a bound against hostile model files).</summary>
+    public const int MaxVocabularySize = 1 << 22;
+
+    /// <summary>Largest <see cref="ContextLength"/> <see cref="Validate"/> accepts.</summary>
+    public const int MaxContextLength = 1 << 17;
+
+    /// <summary>Largest <see cref="Width"/> <see cref="Validate"/> accepts.</summary>
+    public const int MaxWidth = 1 << 15;
+
+    /// <summary>Largest <see cref="Layers"/> <see cref="Validate"/> accepts.</summary>
+    public const int MaxLayers = 1 << 10;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first field that breaks a rule.</summary>
     /// <returns>This config, to allow chaining.</returns>
     public MemoryFormerConfig Validate()
     {
-        Require(VocabularySize > 0, nameof(VocabularySize), "must be positive");
-        Require(ContextLength > 0, nameof(ContextLength), "must be positive");
-        Require(Width > 0, nameof(Width), "must be positive");
-        Require(Layers > 0, nameof(Layers), "must be positive");
+        Require(VocabularySize is > 0 and <= MaxVocabularySize, nameof(VocabularySize), $"must be between 1 and {MaxVocabularySize}");
+        Require(ContextLength is > 0 and <= MaxContextLength, nameof(ContextLength), $"must be between 1 and {MaxContextLength}");
+        Require(Width is > 0 and <= MaxWidth, nameof(Width), $"must be between 1 and {MaxWidth}");
+        Require(Layers is > 0 and <= MaxLayers, nameof(Layers), $"must be between 1 and {MaxLayers}");
         Require(Heads > 0 && Width % Heads == 0, nameof(Heads), $"must be positive and divide {nameof(Width)} ({Width})");
         Require(BitsPerChunk is >= 1 and <= 16, nameof(BitsPerChunk), "must be between 1 and 16 (tables have 2^τ rows)");
         Require(Width % BitsPerChunk == 0, nameof(Width),
@@ -131,6 +143,9 @@ public sealed record MemoryFormerConfig
         Require(TableInitStd > 0 && BiasInitStd >= 0 && EmbeddingInitStd > 0 && (QkvInitStd ?? 1) > 0,
             nameof(TableInitStd), "init stds must be positive");
         Require(Dropout is >= 0 and < 1, nameof(Dropout), "must be in [0, 1)");
+        Require(Enum.IsDefined(Kind), nameof(Kind), $"must be one of {string.Join(", ", Enum.GetNames<TransformerKind>())}");
+        Require(Enum.IsDefined(Norm), nameof(Norm), $"must be one of {string.Join(", ", Enum.GetNames<NormKind>())}");
+        Require(Enum.IsDefined(WeightFunction), nameof(WeightFunction), $"must be one of {string.Join(", ", Enum.GetNames<HashWeightFunction>())}");
         return this;
     }
 

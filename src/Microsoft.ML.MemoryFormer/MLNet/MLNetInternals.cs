@@ -97,15 +97,23 @@ internal static class MLNetInternals
         return (BinaryReader)LoadReader.Value.GetValue(modelLoadContext)!;
     }
 
-    /// <summary>Returns the bytes of the binary stream <paramref name="name"/> next to the model, or null if absent.</summary>
-    public static byte[]? TryLoadBinaryStream(object modelLoadContext, string name)
+    /// <summary>
+    /// Returns the bytes of the binary stream <paramref name="name"/> next to the model, or null if absent. Reads at most
+    /// <paramref name="maxBytes"/> + 1 bytes, so a damaged or hostile zip entry cannot make it decompress without bound;
+    /// a result longer than <paramref name="maxBytes"/> means the entry is longer than expected.
+    /// </summary>
+    public static byte[]? TryLoadBinaryStream(object modelLoadContext, string name, long maxBytes = int.MaxValue)
     {
         CheckLoadContext(modelLoadContext);
         byte[]? bytes = null;
         var read = (Action<BinaryReader>)(r =>
         {
             using var buffer = new MemoryStream();
-            r.BaseStream.CopyTo(buffer);
+            var block = new byte[81920];
+            long limit = Math.Min(maxBytes, Array.MaxLength - 1) + 1;
+            int n;
+            while (buffer.Length < limit && (n = r.BaseStream.Read(block, 0, (int)Math.Min(block.Length, limit - buffer.Length))) > 0)
+                buffer.Write(block, 0, n);
             bytes = buffer.ToArray();
         });
         return (bool)Invoke(LoadBinaryStream.Value, modelLoadContext, name, read)! ? bytes : null;

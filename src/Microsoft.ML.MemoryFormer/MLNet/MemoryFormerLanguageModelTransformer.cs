@@ -156,6 +156,8 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
     /// <param name="gpuDeviceId">CUDA device to load onto; null for the CPU.</param>
     /// <param name="fallbackToCpu">Use the CPU when the GPU is not available.</param>
     /// <returns>The transformer (dispose it).</returns>
+    /// <exception cref="InvalidDataException">The file is damaged, truncated, of another format version, or its entries
+    /// do not belong together; the message says which (docs/reliability.md).</exception>
     public static MemoryFormerLanguageModelTransformer Load(string path, int? gpuDeviceId = null, bool fallbackToCpu = true) =>
         FromArchive(ModelArchive.Load(path), TorchRuntime.SelectDevice(gpuDeviceId, fallbackToCpu));
 
@@ -197,17 +199,25 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
 
     private static MemoryFormerLanguageModelTransformer FromArchive(ModelArchive archive, Device device)
     {
-        var config = MemoryFormerConfig.FromJson(archive.GetText(ModelArchive.ConfigEntry));
-        var tokenizer = ITextTokenizer.FromDescription(TokenizerDescription.FromJson(archive.GetText(ModelArchive.TokenizerEntry)));
-        var generation = JsonSerializer.Deserialize<GenerationOptions>(archive.GetText(ModelArchive.GenerationEntry))
-            ?? throw new InvalidDataException($"The model's '{ModelArchive.GenerationEntry}' is empty.");
-        var c = JsonSerializer.Deserialize<ColumnsJson>(archive.GetText(ColumnsEntry))
-            ?? throw new InvalidDataException($"The model's '{ColumnsEntry}' is empty.");
+        var config = archive.GetJson(ModelArchive.ConfigEntry, MemoryFormerConfig.FromJson);
+        var tokenizer = archive.GetJson(ModelArchive.TokenizerEntry, json => ITextTokenizer.FromDescription(TokenizerDescription.FromJson(json)));
+        var generation = archive.GetJson(ModelArchive.GenerationEntry, json =>
+        {
+            var read = JsonSerializer.Deserialize<GenerationOptions>(json);
+            read?.Validate();
+            return read;
+        });
+        var c = archive.GetJson(ColumnsEntry, json => JsonSerializer.Deserialize<ColumnsJson>(json) is { } read && read.GenerationBatchSize > 0
+            && !string.IsNullOrEmpty(read.Prompt) && !string.IsNullOrEmpty(read.GeneratedText) && read.Text is not null
+            ? read : throw new ArgumentException("column names must be set and the generation batch size positive."));
+        ModelParts.CheckTokenizerFits(tokenizer, config);
+        var weights = archive.Get(ModelArchive.WeightsEntry);
+        ModuleWeights.CheckSizeFits(config, weights, headParameters: (double)config.VocabularySize * config.Width);
         TorchRuntime.EnsureAvailable();
         var model = new LanguageModel(config);
         try
         {
-            ModuleWeights.Load(model, archive.Get(ModelArchive.WeightsEntry), config);
+            ModuleWeights.Load(model, weights, config);
             model.to(device);
         }
         catch

@@ -69,14 +69,28 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
     {
         TorchRuntime.EnsureAvailable();
         var archive = ModelArchive.LoadFrom(modelLoadContext, Signature);
-        var config = MemoryFormerConfig.FromJson(archive.GetText(ModelArchive.ConfigEntry));
-        var info = JsonSerializer.Deserialize<TabularModelInfo>(archive.GetText(TabularModelInfo.Entry), MemoryFormerConfig.JsonOptions)
-            ?? throw new InvalidDataException($"The model's '{TabularModelInfo.Entry}' entry is empty.");
+        var config = archive.GetJson(ModelArchive.ConfigEntry, MemoryFormerConfig.FromJson);
+        var info = archive.GetJson<TabularModelInfo>(TabularModelInfo.Entry, MemoryFormerConfig.JsonOptions);
+        if (info.Scaler?.Means is null || info.Scaler.Stds?.Length != info.Scaler.Means.Length || info.Label is null
+            || !Enum.IsDefined(info.Label.Kind) || (info.Label.ClassNames is not null && info.Label.ClassNames.Length != info.Label.Classes)
+            || info.FeatureCount < 1 || info.OutputCount < 1 || info.FeatureCount + 1 != config.ContextLength)
+            throw new InvalidDataException($"The model's '{TabularModelInfo.Entry}' is inconsistent: its scaler, label and feature " +
+                $"count must agree with each other and with the config (ContextLength = {config.ContextLength} = 1 + features).");
+        var weights = archive.Get(ModelArchive.WeightsEntry);
+        ModuleWeights.CheckSizeFits(config, weights, headParameters: (3.0 * info.FeatureCount + info.OutputCount) * config.Width);
         var model = new TabularModel(config, info.FeatureCount, info.OutputCount);
-        ModuleWeights.Load(model, archive.Get(ModelArchive.WeightsEntry), config);
-        var device = MLContextDevice.Of(env);
-        model.to(device);
-        return new MemoryFormerTabularTransformer(model, info, device, training: null);
+        try
+        {
+            ModuleWeights.Load(model, weights, config);
+            var device = MLContextDevice.Of(env);
+            model.to(device);
+            return new MemoryFormerTabularTransformer(model, info, device, training: null);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     static MemoryFormerTabularTransformer IModelLoadable<MemoryFormerTabularTransformer>.Create(IHostEnvironment env,

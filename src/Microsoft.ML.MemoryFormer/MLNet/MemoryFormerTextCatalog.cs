@@ -77,6 +77,8 @@ public sealed class MemoryFormerTextCatalog
     /// MLContext's device (GpuDeviceId / FallbackToCpu), and registers the loaders with this MLContext.</summary>
     /// <param name="path">Checkpoint file.</param>
     /// <returns>The transformer (dispose it).</returns>
+    /// <exception cref="InvalidDataException">The file is damaged, truncated, of another format version, or its entries
+    /// do not belong together; the message says which (docs/reliability.md).</exception>
     public MemoryFormerLanguageModelTransformer LoadLanguageModel(string path)
     {
         mlContext.ComponentCatalog.RegisterMemoryFormer();

@@ -71,8 +71,10 @@ public sealed class MemoryFormerTextClassificationTransformer : ITransformer, ID
         IHostEnvironment env, object modelLoadContext)
     {
         var archive = ModelArchive.LoadFrom(modelLoadContext, SignatureInfo);
-        var s = JsonSerializer.Deserialize<PredictorSettings>(archive.GetText(PredictorEntry))
-            ?? throw new InvalidDataException($"The model entry '{PredictorEntry}' is empty.");
+        var s = archive.GetJson(PredictorEntry, json => JsonSerializer.Deserialize<PredictorSettings>(json) is { } read
+            && Enum.IsDefined(read.Kind) && read.Classes >= 1 && read.BatchSize >= 1 && (read.ClassNames is null || read.ClassNames.Length == read.Classes)
+            && !string.IsNullOrEmpty(read.Text) && !string.IsNullOrEmpty(read.Score) && !string.IsNullOrEmpty(read.PredictedLabel)
+            ? read : throw new ArgumentException("the task must be known, classes and batch size positive, one name per class and the column names set."));
         var label = new LabelColumn(s.Label, s.Kind, s.Classes, s.ClassNames);
         return new MemoryFormerTextClassificationTransformer(TextClassifierModel.FromArchive(archive, MLContextDevice.Of(env)),
             s.Kind, new TextColumns(s.Text, s.Second), label, new PredictionColumns(label, s.Score, s.PredictedLabel), s.BatchSize, null);

@@ -67,13 +67,24 @@ internal sealed class TextClassifierModel : IDisposable
     /// <summary>Rebuilds a model written by <see cref="ToArchive"/> on <paramref name="device"/>.</summary>
     public static TextClassifierModel FromArchive(ModelArchive archive, Device device)
     {
-        var config = MemoryFormerConfig.FromJson(archive.GetText(ModelArchive.ConfigEntry));
-        var head = JsonSerializer.Deserialize<HeadSettings>(archive.GetText(HeadEntry))
-            ?? throw new InvalidDataException($"The model archive entry '{HeadEntry}' is empty.");
-        var tokenizer = ITextTokenizer.FromDescription(TokenizerDescription.FromJson(archive.GetText(ModelArchive.TokenizerEntry)));
+        var config = archive.GetJson(ModelArchive.ConfigEntry, MemoryFormerConfig.FromJson);
+        var head = archive.GetJson(HeadEntry, json => JsonSerializer.Deserialize<HeadSettings>(json) is { Classes: >= 1, MaxTokensPerRow: >= 1 } read
+            && Enum.IsDefined(read.Pooling) ? read : throw new ArgumentException("Classes and MaxTokensPerRow must be positive and Pooling known."));
+        var tokenizer = archive.GetJson(ModelArchive.TokenizerEntry, json => ITextTokenizer.FromDescription(TokenizerDescription.FromJson(json)));
+        ModelParts.CheckTokenizerFits(tokenizer, config);
+        var weights = archive.Get(ModelArchive.WeightsEntry);
+        ModuleWeights.CheckSizeFits(config, weights, headParameters: (double)head.Classes * config.Width);
         var network = new SequenceClassifier(config, head.Classes, head.Pooling, config.Dropout);
-        ModuleWeights.Load(network, archive.Get(ModelArchive.WeightsEntry), config);
-        return new TextClassifierModel(network, tokenizer, head.MaxTokensPerRow, device);
+        try
+        {
+            ModuleWeights.Load(network, weights, config);
+            return new TextClassifierModel(network, tokenizer, head.MaxTokensPerRow, device);
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
     }
 
     public void Dispose() => network.Dispose();

@@ -41,4 +41,19 @@ public class MemoryFormerConfigTests
         var json = MemoryFormerConfig.Nano.ToJson().Replace("\"Heads\": 2", "\"Heads\": 5", StringComparison.Ordinal);
         Assert.Throws<ArgumentException>(() => MemoryFormerConfig.FromJson(json));
     }
+
+    [Theory]
+    [InlineData("\"Width\": 16", "\"Width\": 1000000", "Width")]
+    [InlineData("\"Layers\": 2", "\"Layers\": 100000", "Layers")]
+    [InlineData("\"VocabularySize\": 64", "\"VocabularySize\": 2000000000", "VocabularySize")]
+    [InlineData("\"ContextLength\": 16", "\"ContextLength\": 2000000000", "ContextLength")]
+    [InlineData("\"Kind\": \"MemoryFormer\"", "\"Kind\": 99", "Kind")]
+    [InlineData("\"Norm\": \"RmsNorm\"", "\"Norm\": 7", "Norm")]
+    public void Json_declaring_an_absurd_size_or_unknown_kind_is_rejected_on_load(string from, string to, string field)
+    {
+        var json = MemoryFormerConfig.Nano.ToJson();
+        Assert.Contains(from, json, StringComparison.Ordinal);
+        var e = Assert.Throws<ArgumentException>(() => MemoryFormerConfig.FromJson(json.Replace(from, to, StringComparison.Ordinal)));
+        Assert.Equal(field, e.ParamName);
+    }
 }

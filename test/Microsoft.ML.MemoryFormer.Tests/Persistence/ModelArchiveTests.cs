@@ -91,11 +91,97 @@ public sealed class ModelArchiveTests : IDisposable
         Assert.Contains(ModelArchive.TokenizerEntry, error.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public void Entry_names_must_be_plain_file_names()
+    [Theory]
+    [InlineData("../escape")]
+    [InlineData("..")]
+    [InlineData(".hidden")]
+    [InlineData("a/b")]
+    [InlineData("a\\b")]
+    [InlineData("")]
+    public void Entry_names_must_be_plain_file_names(string name)
     {
-        Assert.Throws<ArgumentException>(() => new ModelArchive().Set("../escape", []));
-        Assert.Throws<ArgumentException>(() => new ModelArchive().Set("", []));
+        Assert.Throws<ArgumentException>(() => new ModelArchive().Set(name, []));
+    }
+
+    [Theory]
+    [InlineData("../escape")]
+    [InlineData("..")]
+    [InlineData("a/b")]
+    public void A_file_with_an_entry_name_that_leaves_its_folder_is_refused(string name)
+    {
+        var bytes = Bytes(new ModelArchive().Set("x", [1]));
+        var forged = Forge(bytes, "x", name);
+
+        var error = Assert.Throws<InvalidDataException>(() => ModelArchive.ReadFrom(new MemoryStream(forged)));
+
+        Assert.Contains("plain file names", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A copy of a one-entry archive with the entry renamed (bypassing <see cref="ModelArchive.Set"/>'s check).</summary>
+    private static byte[] Forge(byte[] bytes, string from, string to)
+    {
+        var head = bytes[..16];                                              // magic, version, count
+        var rest = bytes[(16 + 1 + from.Length)..];                           // after the 7-bit length and the name
+        return [.. head, (byte)to.Length, .. System.Text.Encoding.UTF8.GetBytes(to), .. rest];
+    }
+
+    [Fact]
+    public void A_changed_byte_inside_an_entry_is_reported_as_damage()
+    {
+        var bytes = Bytes(Sample());
+        int at = bytes.AsSpan().IndexOf("""{"width":8}"""u8);
+        bytes[at + 2] = (byte)'W';
+
+        var error = Assert.Throws<InvalidDataException>(() => ModelArchive.ReadFrom(new MemoryStream(bytes)));
+
+        Assert.Contains("'config.json' is damaged", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Format_version_1_is_refused_with_a_message_to_save_again()
+    {
+        var bytes = Bytes(Sample());
+        BitConverter.TryWriteBytes(bytes.AsSpan(8, 4), 1);
+
+        var error = Assert.Throws<InvalidDataException>(() => ModelArchive.ReadFrom(new MemoryStream(bytes)));
+
+        Assert.Contains("save it again", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Absurd_declared_lengths_fail_fast_without_allocating_them(bool seekable)
+    {
+        var bytes = Bytes(new ModelArchive().Set("x", new byte[100]));
+        BitConverter.TryWriteBytes(bytes.AsSpan(16 + 2, 8), (long)int.MaxValue - 100);     // the entry's byte count
+        long before = GC.GetAllocatedBytesForCurrentThread();
+
+        var error = Assert.Throws<InvalidDataException>(() => ModelArchive.ReadFrom(seekable ? new MemoryStream(bytes) : new ForwardOnlyStream(bytes)));
+
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 8 << 20);
+        Assert.Contains(seekable ? "more than the file holds" : "truncated", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_absurd_entry_count_is_refused()
+    {
+        var bytes = Bytes(Sample());
+        BitConverter.TryWriteBytes(bytes.AsSpan(12, 4), int.MaxValue);
+
+        var error = Assert.Throws<InvalidDataException>(() => ModelArchive.ReadFrom(new MemoryStream(bytes)));
+
+        Assert.Contains("at most 64", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A stream that cannot seek or report its length, as a network stream.</summary>
+    private sealed class ForwardOnlyStream(byte[] bytes) : MemoryStream(bytes)
+    {
+        public override bool CanSeek => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => base.Position; set => throw new NotSupportedException(); }
     }
 
     [Fact]
