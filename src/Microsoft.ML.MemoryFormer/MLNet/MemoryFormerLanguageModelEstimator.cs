@@ -27,7 +27,8 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// </list>
 /// <para>Fit tokenizes the documents, joins them with end-of-text separators, packs them into windows of
 /// ContextLength + 1 tokens, and trains with AdamW (tables at their own learning rate), warm-up and cosine decay,
-/// logging through the MLContext's <c>Log</c> event. It writes no files: a failed or cancelled Fit leaves nothing.</para>
+/// logging through the MLContext's <c>Log</c> event. It writes no files unless <see cref="Options.CheckpointPath"/> is set
+/// (then only that checkpoint, atomically): a failed or cancelled Fit leaves nothing half-written.</para>
 /// </remarks>
 public sealed partial class MemoryFormerLanguageModelEstimator : IEstimator<MemoryFormerLanguageModelTransformer>
 {
