@@ -75,7 +75,7 @@ public sealed partial class MemoryFormerLanguageModelEstimator : IEstimator<Memo
         channel.Info(MessageSensitivity.None, $"Training a {config.Kind} language model (d = {config.Width}, " +
             $"{config.Layers} layers, T = {config.ContextLength}, {tokenizer.Describe().Kind} tokens) on {device}, seed {seed}");
         var (model, result) = LanguageModelTrainer.Train(documents, validation, plan, options.Progress,
-            message => channel.Info(MessageSensitivity.None, message), () => MLNetInternals.IsCanceled(env), ct);
+            message => channel.Info(MessageSensitivity.None, message), () => MLNetInternals.IsCanceled(host), ct);
         var generation = options.Generation.Seed is null ? options.Generation with { Seed = seed } : options.Generation;
         return new MemoryFormerLanguageModelTransformer(model, tokenizer, device, generation,
             new LanguageModelColumns(options.TextColumnName, options.PromptColumnName, options.GeneratedTextColumnName),

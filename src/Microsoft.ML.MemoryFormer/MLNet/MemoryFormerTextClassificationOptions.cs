@@ -97,8 +97,8 @@ public sealed class MemoryFormerTextClassificationOptions
     /// <summary>Receives progress after every epoch (with validation metrics when a validation set is given).</summary>
     public IProgress<TrainingProgress>? Progress { get; set; }
 
-    /// <summary>Stops Fit before the next step with <see cref="OperationCanceledException"/> (as <c>MLContext.CancelExecution</c>
-    /// does). With <see cref="CheckpointPath"/> set, the last completed step is checkpointed first. Default none.</summary>
+    /// <summary>Stops Fit before the next step with <see cref="OperationCanceledException"/> (as ML.NET's own cancellation,
+    /// <c>ICancelable.CancelExecution</c>, does). With <see cref="CheckpointPath"/> set, the last completed step is checkpointed first. Default none.</summary>
     public CancellationToken CancellationToken { get; set; }
 
     /// <summary>

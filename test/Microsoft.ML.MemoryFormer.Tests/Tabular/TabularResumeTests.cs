@@ -50,4 +50,19 @@ public class TabularResumeTests
         Assert.Equal(expectedScores, scores);
         Assert.Equal(CheckpointFolder.Tensors(folder.File("full.ckpt")), CheckpointFolder.Tensors(folder.File("run.ckpt")));
     }
+
+    [Fact]
+    public void MLNet_cancellation_stops_fit_before_the_next_step_and_checkpoints_the_last_one()
+    {
+        var ml = new MLContext(seed: 1);
+        using var folder = new CheckpointFolder();
+        int reported = 0;
+        var options = Options(folder.File("run.ckpt"), p => { reported = p.Step; MLNetCancellation.Cancel(ml); });
+        options.CheckpointInterval = null;                           // only the cancellation writes the checkpoint
+        var data = ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(128, 3));
+        Assert.ThrowsAny<OperationCanceledException>(() => ml.BinaryClassification.Trainers.MemoryFormer(options).Fit(data));
+        Assert.True(reported > 0);
+        Assert.Equal(reported, CheckpointFolder.StepOf(folder.File("run.ckpt")));
+        Assert.Empty(folder.Others("run.ckpt"));
+    }
 }

@@ -61,6 +61,18 @@ public class TrainingCheckpointTests
     }
 
     [Fact]
+    public void MLNet_cancellation_stops_the_language_model_before_the_next_step()
+    {
+        using var folder = new CheckpointFolder();
+        var ml = new MLContext(seed: 1);
+        int reported = 0;
+        var options = Options(folder.File("run.ckpt"), p => { reported = p.Step; if (p.Step == 3) MLNetCancellation.Cancel(ml); });
+        Assert.ThrowsAny<OperationCanceledException>(() => ml.Text.MemoryFormer(options).Fit(ml.Data.LoadFromEnumerable(Corpus)));
+        Assert.Equal(3, reported);
+        Assert.Equal(3, CheckpointFolder.StepOf(folder.File("run.ckpt")));
+    }
+
+    [Fact]
     public void A_checkpoint_of_another_run_is_refused_with_what_differs()
     {
         using var folder = new CheckpointFolder();
