@@ -6,21 +6,6 @@ using Microsoft.ML.MemoryFormer.Training;
 
 namespace Microsoft.ML.MemoryFormer.Benchmarks.Soak;
 
-/// <summary>One minute of the soak: where training was and what the process held.</summary>
-internal sealed record SoakSample(double Minute, int Step, double Loss, double TokensPerSecond, long WorkingSetBytes,
-    long PrivateBytes, long ManagedBytes);
-
-/// <summary>The checkpoint/resume cycle that ends the soak.</summary>
-/// <param name="CancelledAtStep">Step k at which the timed run was cancelled (its checkpoint holds k).</param>
-/// <param name="CancelSeconds">From the cancel request to Fit's <see cref="OperationCanceledException"/>, checkpoint write included.</param>
-/// <param name="ResumedFromStep">Step c of the last periodic checkpoint before k, from which the cycle resumes.</param>
-/// <param name="ResumeSeconds">From the resuming Fit call to its first step (text packing, checkpoint loading and that step).</param>
-/// <param name="LossesIdentical">Whether the replayed steps c+1..k had bit-identical losses to the timed run's.</param>
-/// <param name="StateIdentical">Whether the weights and optimizer state at k are bit-identical to the timed run's.</param>
-/// <param name="CheckpointBytes">Size of the checkpoint file.</param>
-internal sealed record SoakCycle(int CancelledAtStep, double CancelSeconds, int ResumedFromStep, double ResumeSeconds,
-    bool LossesIdentical, bool StateIdentical, long CheckpointBytes);
-
 /// <summary>
 /// A long language-model training run (Small256, byte level) that samples loss, tokens/s and process memory every
 /// minute, checkpoints periodically, is cancelled at the deadline (checkpointing its last step) and ends with a
@@ -51,6 +36,11 @@ internal sealed class SoakBenchmark(string dataPath, string folder, TimeSpan dur
         var options = Options(checkpoint, cancel.Token, p =>
         {
             losses.Add(p.Loss);
+            if (p.Step == 1)
+            {
+                sampleClock.Restart();                // tokens/s from the first step, not from the text packing before it
+                lastSampleStep = 1;
+            }
             if (File.Exists(checkpoint) && File.GetLastWriteTimeUtc(checkpoint) != lastWrite)
             {
                 // a periodic checkpoint was written before this report: keep a copy to resume the cycle from
