@@ -1,5 +1,6 @@
 using Microsoft.ML.MemoryFormer.Benchmarks.Classification;
 using Microsoft.ML.MemoryFormer.Benchmarks.Perf;
+using Microsoft.ML.MemoryFormer.Benchmarks.Soak;
 using Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
 using Spectre.Console.Cli;
 
@@ -20,6 +21,8 @@ internal static class Program
             config.AddCommand<ClassificationCommand>("classification")
                 .WithDescription("Text classification: MemoryFormer vs FeaturizeText + SdcaMaximumEntropy");
             config.AddTabularCommand();
+            config.AddCommand<SoakCommand>("soak")
+                .WithDescription("A long training run logging loss, tokens/s and memory every minute, ending with a checkpoint/resume cycle");
         });
         return app.Run(args);
     }

@@ -41,11 +41,17 @@ internal static class LanguageModelTrainer
         try
         {
             model.to(plan.Device);
-            using var trainWindows = ToTensor(train);                                    // [W, T+1]
-            using var validationWindows = validation.Count > 0 ? ToTensor(validation) : null; // [W', T+1]
+            var trainIds = Ids(train);
+            var validationIds = Ids(validation);
+            var run = new RunFingerprint().WithProperties("Architecture", plan.Config.ToJson())
+                .With("tokenizer", plan.Tokenizer.Describe().ToJson()).With("batch size", $"{plan.BatchSize}")
+                .WithData<long>("training windows", trainIds).WithData<long>("validation windows", validationIds);
+            using var trainWindows = tensor(trainIds, [train.Count, t + 1]);                                // [W, T+1]
+            using var validationWindows = validation.Count > 0 ? tensor(validationIds, [validation.Count, t + 1]) : null; // [W', T+1]
             ITrainingTask task = new LanguageModelTask(model, trainWindows, validationWindows, plan.BatchSize, plan.Seed, plan.Device);
             if (stopRequested is not null) task = new StoppableTask(task, stopRequested);
-            var result = TrainingLoop.Run(model, task, plan.Optimization with { MaxSteps = steps }, progress, log, cancellation);
+            var options = plan.Optimization with { MaxSteps = steps, Seed = plan.Seed };
+            var result = TrainingLoop.Run(model, task, options, progress, log, cancellation, run);
             return (model, result);
         }
         catch
@@ -55,8 +61,8 @@ internal static class LanguageModelTrainer
         }
     }
 
-    /// <summary>The windows as an int64 tensor [W, T+1].</summary>
-    private static Tensor ToTensor(TokenWindows windows)
+    /// <summary>The windows' ids, row-major [W, T+1].</summary>
+    private static long[] Ids(TokenWindows windows)
     {
         int width = windows.ContextLength + 1;
         var ids = new long[windows.Count * width];
@@ -65,16 +71,6 @@ internal static class LanguageModelTrainer
             var window = windows.GetWindow(w);
             for (int i = 0; i < width; i++) ids[(w * width) + i] = window[i];
         }
-        return tensor(ids, [windows.Count, width]);
-    }
-
-    /// <summary>Checks an external stop signal before each step.</summary>
-    private sealed class StoppableTask(ITrainingTask inner, Func<bool> stopRequested) : ITrainingTask
-    {
-        public (Tensor Loss, long Items) Loss(int step) => stopRequested()
-            ? throw new OperationCanceledException($"Training was cancelled through ML.NET before step {step + 1}.")
-            : inner.Loss(step);
-
-        public (double Loss, double? Metric)? Validate() => inner.Validate();
+        return ids;
     }
 }

@@ -79,8 +79,28 @@ public sealed partial class MemoryFormerLanguageModelEstimator
         /// <summary>Receives step, loss, validation loss, tokens/s and ETA. Default null.</summary>
         public IProgress<TrainingProgress>? Progress;
 
-        /// <summary>Stops Fit between steps with <see cref="OperationCanceledException"/>. Default none.</summary>
+        /// <summary>Stops Fit between steps with <see cref="OperationCanceledException"/>; with <see cref="CheckpointPath"/>
+        /// set, the last completed step is checkpointed first. Default none.</summary>
         public CancellationToken CancellationToken;
+
+        /// <summary>
+        /// Checkpoint file of the run; null (the default) writes none. When set, Fit writes the whole training state
+        /// (weights, optimizer moments, step, loss history, validation state) to it atomically every
+        /// <see cref="CheckpointEverySteps"/> steps, every <see cref="CheckpointInterval"/>, when cancelled and at the
+        /// end; and when the file already holds a checkpoint of the same run (same architecture, tokenizer, options,
+        /// seed and text) Fit resumes from it ("resumed from step k" in the log), reaching bit-identical weights and
+        /// losses; a finished run's checkpoint returns the same model at once. A checkpoint of another run makes Fit
+        /// throw an <see cref="InvalidOperationException"/> naming what differs. Set <see cref="Seed"/> (or the
+        /// MLContext's seed): the run's identity includes it.
+        /// </summary>
+        public string? CheckpointPath;
+
+        /// <summary>Write a checkpoint every this many steps; 0 = not by step count. Default 0.</summary>
+        public int CheckpointEverySteps;
+
+        /// <summary>Write a checkpoint after a step when this much wall time passed since the last one; null = not by
+        /// time. Default null.</summary>
+        public TimeSpan? CheckpointInterval;
 
         /// <summary>Throws naming the first invalid option.</summary>
         internal void Validate()
@@ -102,6 +122,9 @@ public sealed partial class MemoryFormerLanguageModelEstimator
             Require(ValidateEvery >= 0, nameof(ValidateEvery), "must be ≥ 0");
             Require(ReportEvery >= 1, nameof(ReportEvery), "must be at least 1");
             Require(GenerationBatchSize >= 1, nameof(GenerationBatchSize), "must be at least 1");
+            Require(CheckpointPath is null || !string.IsNullOrWhiteSpace(CheckpointPath), nameof(CheckpointPath), "must be null or a file path");
+            Require(CheckpointEverySteps >= 0, nameof(CheckpointEverySteps), "must be ≥ 0");
+            Require(CheckpointInterval is null || CheckpointInterval > TimeSpan.Zero, nameof(CheckpointInterval), "must be positive when set");
             Require(Generation is not null, nameof(Generation), "must not be null");
             Generation!.Validate();
         }
@@ -110,6 +133,7 @@ public sealed partial class MemoryFormerLanguageModelEstimator
         {
             LearningRate = LearningRate, TableLearningRate = TableLearningRate, WeightDecay = WeightDecay,
             TableWeightDecay = WeightDecay, WarmupSteps = WarmupSteps, ValidateEvery = ValidateEvery, ReportEvery = ReportEvery,
+            CheckpointPath = CheckpointPath, CheckpointEverySteps = CheckpointEverySteps, CheckpointInterval = CheckpointInterval,
         };
 
         private static void Require(bool ok, string option, string rule)

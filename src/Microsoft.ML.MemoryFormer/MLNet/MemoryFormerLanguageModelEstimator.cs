@@ -27,7 +27,8 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// </list>
 /// <para>Fit tokenizes the documents, joins them with end-of-text separators, packs them into windows of
 /// ContextLength + 1 tokens, and trains with AdamW (tables at their own learning rate), warm-up and cosine decay,
-/// logging through the MLContext's <c>Log</c> event. It writes no files: a failed or cancelled Fit leaves nothing.</para>
+/// logging through the MLContext's <c>Log</c> event. It writes no files unless <see cref="Options.CheckpointPath"/> is set
+/// (then only that checkpoint, atomically): a failed or cancelled Fit leaves nothing half-written.</para>
 /// </remarks>
 public sealed partial class MemoryFormerLanguageModelEstimator : IEstimator<MemoryFormerLanguageModelTransformer>
 {
@@ -74,7 +75,7 @@ public sealed partial class MemoryFormerLanguageModelEstimator : IEstimator<Memo
         channel.Info(MessageSensitivity.None, $"Training a {config.Kind} language model (d = {config.Width}, " +
             $"{config.Layers} layers, T = {config.ContextLength}, {tokenizer.Describe().Kind} tokens) on {device}, seed {seed}");
         var (model, result) = LanguageModelTrainer.Train(documents, validation, plan, options.Progress,
-            message => channel.Info(MessageSensitivity.None, message), () => MLNetInternals.IsCanceled(env), ct);
+            message => channel.Info(MessageSensitivity.None, message), () => MLNetInternals.IsCanceled(host), ct);
         var generation = options.Generation.Seed is null ? options.Generation with { Seed = seed } : options.Generation;
         return new MemoryFormerLanguageModelTransformer(model, tokenizer, device, generation,
             new LanguageModelColumns(options.TextColumnName, options.PromptColumnName, options.GeneratedTextColumnName),

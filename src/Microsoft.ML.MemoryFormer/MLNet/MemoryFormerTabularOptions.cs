@@ -49,6 +49,27 @@ public sealed class MemoryFormerTabularOptions
     /// <summary>Receives one log line per report.</summary>
     public Action<string>? Log { get; set; }
 
+    /// <summary>Stops Fit before the next step with <see cref="OperationCanceledException"/> (as ML.NET's own cancellation,
+    /// <c>ICancelable.CancelExecution</c>, does). With <see cref="CheckpointPath"/> set, the last completed step is checkpointed first. Default none.</summary>
+    public CancellationToken CancellationToken { get; set; }
+
+    /// <summary>
+    /// Checkpoint file of the run; null (the default) writes none. When set, Fit writes the whole training state
+    /// (weights, optimizer moments, step, loss history, early-stopping state) to it atomically every
+    /// <see cref="CheckpointEverySteps"/> steps, every <see cref="CheckpointInterval"/>, when cancelled and at the end;
+    /// and when the file already holds a checkpoint of the same run (same architecture, options, seed and data) Fit
+    /// resumes from it, reaching bit-identical weights and losses (a finished run's checkpoint returns the same model at
+    /// once). A checkpoint of another run makes Fit throw an <see cref="InvalidOperationException"/> naming what differs.
+    /// Set <see cref="Seed"/>: the run's identity includes it.
+    /// </summary>
+    public string? CheckpointPath { get; set; }
+
+    /// <summary>Write a checkpoint every this many optimizer steps; 0 (the default) = not by step count.</summary>
+    public int CheckpointEverySteps { get; set; }
+
+    /// <summary>Write a checkpoint after a step when this much wall time passed since the last one; null (the default) = not by time.</summary>
+    public TimeSpan? CheckpointInterval { get; set; }
+
     internal MemoryFormerTabularOptions Validate()
     {
         Architecture.Validate();
@@ -60,6 +81,9 @@ public sealed class MemoryFormerTabularOptions
         Check(WeightDecay >= 0, nameof(WeightDecay), "must be ≥ 0");
         Check(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), "must be in [0, 1)");
         Check(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), "must be ≥ 0");
+        Check(CheckpointPath is null || !string.IsNullOrWhiteSpace(CheckpointPath), nameof(CheckpointPath), "must be null or a file path");
+        Check(CheckpointEverySteps >= 0, nameof(CheckpointEverySteps), "must be ≥ 0");
+        Check(CheckpointInterval is null || CheckpointInterval > TimeSpan.Zero, nameof(CheckpointInterval), "must be positive when set");
         return this;
     }
 

@@ -90,18 +90,31 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
         using var validationRows = validation is null ? null : Rows(model, validation, info, device);
         SupervisedObjective objective = kind == PredictionKind.Regression ? new RegressionObjective() : new ClassificationObjective();
         var task = new SupervisedTask(objective, trainRows, validationRows, options.BatchSize, seed);
+        var stoppable = new StoppableTask(task, () => MLNetInternals.IsCanceled(host));
         int epoch = task.StepsPerEpoch, steps = epoch * options.MaxEpochs;
         var training = new TrainingOptions
         {
             MaxSteps = steps, LearningRate = options.LearningRate, TableLearningRate = 3 * options.LearningRate,
             WeightDecay = options.WeightDecay, TableWeightDecay = 0, Beta2 = 0.999, WarmupSteps = Math.Min(epoch, steps / 10),
             ValidateEvery = validation is null ? 0 : epoch, EarlyStoppingPatience = validation is null ? 0 : options.EarlyStoppingPatience,
-            ReportEvery = epoch,
+            ReportEvery = epoch, Seed = seed, CheckpointPath = options.CheckpointPath,
+            CheckpointEverySteps = options.CheckpointEverySteps, CheckpointInterval = options.CheckpointInterval,
         };
         using var channel = host.Start("Training");
-        var result = TrainingLoop.Run(model, task, training, options.Progress,
-            line => { channel.Info(MessageSensitivity.None, line); options.Log?.Invoke(line); });
+        var result = TrainingLoop.Run(model, stoppable, training, options.Progress,
+            line => { channel.Info(MessageSensitivity.None, line); options.Log?.Invoke(line); }, options.CancellationToken,
+            Fingerprint(train, validation, label));
         return new MemoryFormerTabularTransformer(model, info, device, result);
+    }
+
+    /// <summary>What identifies the run for its checkpoint besides the training options (which hold the seed).</summary>
+    private RunFingerprint Fingerprint(TabularData train, TabularData? validation, LabelColumn label)
+    {
+        var run = new RunFingerprint().WithProperties("Architecture", options.Architecture.ToJson())
+            .With("task", $"{kind}, {label.Classes} classes, {train.FeatureCount} features, batches of {options.BatchSize}")
+            .WithData<float>("training features", train.Features).WithData<float>("training labels", train.Labels);
+        return validation is null ? run
+            : run.WithData<float>("validation features", validation.Features).WithData<float>("validation labels", validation.Labels);
     }
 
     private TabularData Read(IDataView data, LabelColumn label, string what)

@@ -97,6 +97,27 @@ public sealed class MemoryFormerTextClassificationOptions
     /// <summary>Receives progress after every epoch (with validation metrics when a validation set is given).</summary>
     public IProgress<TrainingProgress>? Progress { get; set; }
 
+    /// <summary>Stops Fit before the next step with <see cref="OperationCanceledException"/> (as ML.NET's own cancellation,
+    /// <c>ICancelable.CancelExecution</c>, does). With <see cref="CheckpointPath"/> set, the last completed step is checkpointed first. Default none.</summary>
+    public CancellationToken CancellationToken { get; set; }
+
+    /// <summary>
+    /// Checkpoint file of the run; null (the default) writes none. When set, Fit writes the whole training state
+    /// (weights, optimizer moments, step, loss history, early-stopping state) to it atomically every
+    /// <see cref="CheckpointEverySteps"/> steps, every <see cref="CheckpointInterval"/>, when cancelled and at the end;
+    /// and when the file already holds a checkpoint of the same run (same architecture, options, seed and data) Fit
+    /// resumes from it, reaching bit-identical weights and losses (a finished run's checkpoint returns the same model at
+    /// once). A checkpoint of another run makes Fit throw an <see cref="InvalidOperationException"/> naming what differs.
+    /// Set <see cref="Seed"/>: the run's identity includes it.
+    /// </summary>
+    public string? CheckpointPath { get; set; }
+
+    /// <summary>Write a checkpoint every this many optimizer steps; 0 (the default) = not by step count.</summary>
+    public int CheckpointEverySteps { get; set; }
+
+    /// <summary>Write a checkpoint after a step when this much wall time passed since the last one; null (the default) = not by time.</summary>
+    public TimeSpan? CheckpointInterval { get; set; }
+
     internal void Validate()
     {
         static void Check(bool ok, string name, string rule)
@@ -112,6 +133,9 @@ public sealed class MemoryFormerTextClassificationOptions
         Check(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), "must be ≥ 0");
         Check(EarlyStoppingPatience == 0 || ValidationSet is not null, nameof(EarlyStoppingPatience), "needs a ValidationSet");
         Check(PretrainedModel is null || PretrainedCheckpointPath is null, nameof(PretrainedModel), "and PretrainedCheckpointPath cannot both be set");
+        Check(CheckpointPath is null || !string.IsNullOrWhiteSpace(CheckpointPath), nameof(CheckpointPath), "must be null or a file path");
+        Check(CheckpointEverySteps >= 0, nameof(CheckpointEverySteps), "must be ≥ 0");
+        Check(CheckpointInterval is null || CheckpointInterval > TimeSpan.Zero, nameof(CheckpointInterval), "must be positive when set");
     }
 
     internal TextClassifierSettings ToSettings(int seed) => new()
@@ -121,5 +145,6 @@ public sealed class MemoryFormerTextClassificationOptions
         WeightDecay = WeightDecay, WarmupFraction = WarmupFraction, Dropout = Dropout,
         EarlyStoppingPatience = EarlyStoppingPatience, ClassWeighting = ClassWeighting, ClassWeights = ClassWeights,
         Seed = seed, PretrainedCheckpointPath = PretrainedCheckpointPath, PretrainedModel = PretrainedModel,
+        CheckpointPath = CheckpointPath, CheckpointEverySteps = CheckpointEverySteps, CheckpointInterval = CheckpointInterval,
     };
 }

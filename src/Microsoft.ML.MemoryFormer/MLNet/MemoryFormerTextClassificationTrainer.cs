@@ -62,7 +62,8 @@ public sealed class MemoryFormerTextClassificationTrainer : IEstimator<MemoryFor
         using var channel = host.Start("Training");
         int seed = options.Seed ?? host.Rand.Next();
         var (model, result) = TextClassifierTraining.Fit(options.ToSettings(seed), train, validation, label.Classes,
-            MLContextDevice.Of(host), line => channel.Info(MessageSensitivity.None, line), options.Progress);
+            MLContextDevice.Of(host), line => channel.Info(MessageSensitivity.None, line), options.Progress,
+            () => MLNetInternals.IsCanceled(host), options.CancellationToken);
         channel.Info(MessageSensitivity.None, $"Trained {result.Steps} steps in {result.Elapsed.TotalSeconds:F1} s" +
             (result.BestValidationMetric is { } accuracy ? $", best validation accuracy {accuracy:P2}" : "") +
             (result.StoppedEarly ? " (stopped early)" : "") + ".");

@@ -98,6 +98,36 @@ internal sealed class FusedAdamW : IDisposable
     /// <summary>The number of steps taken by parameter <paramref name="index"/>.</summary>
     public long StepCount(int index) => _steps[index];
 
+    /// <summary>Writes the state (per parameter: step count, first and second moments) for a checkpoint.</summary>
+    public void SaveState(BinaryWriter writer)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        writer.Write(_parameters.Length);
+        for (int i = 0; i < _parameters.Length; i++)
+        {
+            writer.Write(_steps[i]);
+            _expAvg[i].Save(writer);
+            _expAvgSq[i].Save(writer);
+        }
+    }
+
+    /// <summary>Restores what <see cref="SaveState"/> wrote, into this optimizer's moments (same parameters, same shapes).</summary>
+    /// <exception cref="InvalidDataException">The state belongs to other parameters.</exception>
+    public void LoadState(BinaryReader reader)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int count = reader.ReadInt32();
+        if (count != _parameters.Length)
+            throw new InvalidDataException($"The optimizer state holds {count} parameters; this optimizer has {_parameters.Length}.");
+        using var guard = no_grad();
+        for (int i = 0; i < count; i++)
+        {
+            _steps[i] = reader.ReadInt64();
+            _expAvg[i].Load(reader);
+            _expAvgSq[i].Load(reader);
+        }
+    }
+
     /// <summary>One AdamW step with learning rate <paramref name="lr"/> over every parameter that has a gradient.</summary>
     /// <param name="lr">The learning rate of this step.</param>
     /// <param name="gradScale">Factor applied to every gradient as it is read (gradient clipping folded into the same

@@ -6,7 +6,8 @@ namespace Microsoft.ML.MemoryFormer.Training;
 
 /// <summary>
 /// Next-token prediction over packed windows: each window holds T+1 tokens, inputs are the first T and targets
-/// the last T. Batches are drawn with a seeded generator, so a seed fixes the whole run.
+/// the last T. The batch of step s is drawn with a generator seeded from (seed, s) (<see cref="StepSeed"/>), so the
+/// data position of a run is its step: a seed fixes the whole run and a resumed run sees the same batches.
 /// </summary>
 internal sealed class LanguageModelTask : ITrainingTask
 {
@@ -14,7 +15,7 @@ internal sealed class LanguageModelTask : ITrainingTask
     private readonly Tensor train;        // int64 [W, T+1]
     private readonly Tensor? validation;  // int64 [W', T+1]
     private readonly int batchSize;
-    private readonly Random random;
+    private readonly int seed;
     private readonly Device device;
 
     public LanguageModelTask(LanguageModel model, Tensor trainWindows, Tensor? validationWindows, int batchSize, int seed, Device device)
@@ -24,12 +25,13 @@ internal sealed class LanguageModelTask : ITrainingTask
         train = trainWindows;
         validation = validationWindows is { } v && v.shape[0] > 0 ? v : null;
         this.batchSize = batchSize;
-        random = new Random(seed);
+        this.seed = seed;
         this.device = device;
     }
 
     public (Tensor Loss, long Items) Loss(int step)
     {
+        var random = new Random(StepSeed.Of(seed, step));
         var picks = Enumerable.Range(0, batchSize).Select(_ => (long)random.Next((int)train.shape[0])).ToArray();
         var batch = train.index_select(0, tensor(picks)).to(device);             // [B, T+1]
         return (LossOf(batch), batch.shape[0] * (batch.shape[1] - 1));

@@ -101,6 +101,18 @@ internal sealed class ModelOptimizer : IDisposable
     private double RateAt(int step, bool table) => LearningRateSchedule.At(step,
         table ? options.TableLearningRate : options.LearningRate, options.WarmupSteps, options.MaxSteps, options.MinLearningRateRatio);
 
+    /// <summary>Writes the three groups' states (moments and step counts) for a checkpoint.</summary>
+    public void SaveState(BinaryWriter writer)
+    {
+        foreach (var group in new[] { tableOptimizer, matrixOptimizer, vectorOptimizer }) group.SaveState(writer);
+    }
+
+    /// <summary>Restores what <see cref="SaveState"/> wrote (same model, same parameter groups).</summary>
+    public void LoadState(BinaryReader reader)
+    {
+        foreach (var group in new[] { tableOptimizer, matrixOptimizer, vectorOptimizer }) group.LoadState(reader);
+    }
+
     public void Dispose()
     {
         tableOptimizer.Dispose();

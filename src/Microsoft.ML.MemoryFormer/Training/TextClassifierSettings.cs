@@ -30,4 +30,7 @@ internal sealed record TextClassifierSettings
     public int Seed { get; init; }
     public string? PretrainedCheckpointPath { get; init; }
     public LanguageModel? PretrainedModel { get; init; }
+    public string? CheckpointPath { get; init; }
+    public int CheckpointEverySteps { get; init; }
+    public TimeSpan? CheckpointInterval { get; init; }
 }

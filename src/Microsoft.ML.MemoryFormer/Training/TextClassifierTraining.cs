@@ -17,7 +17,7 @@ internal static class TextClassifierTraining
 {
     public static (TextClassifierModel Model, TrainingResult Result) Fit(TextClassifierSettings settings, LabelledTexts train,
         LabelledTexts? validation, int classes, Device device, Action<string>? log = null,
-        IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default)
+        IProgress<TrainingProgress>? progress = null, Func<bool>? stopRequested = null, CancellationToken cancellation = default)
     {
         TorchRuntime.Seed(settings.Seed);
         var (pretrained, pretrainedTokenizer) = settings.PretrainedModel is { } given ? (given, null)
@@ -38,6 +38,7 @@ internal static class TextClassifierTraining
             data.Rows.Select(r => encoder.Encode(r.Text, r.Second)).ToArray(), tensor(data.Labels), encoder.PadId, device);
         var task = new SupervisedTask(new ClassificationObjective(ClassWeights(settings, train.Labels, classes)),
             Rows(train), validation is null ? null : Rows(validation), settings.BatchSize, settings.Seed);
+        ITrainingTask stoppable = stopRequested is null ? task : new StoppableTask(task, stopRequested);
 
         int steps = settings.Epochs * task.StepsPerEpoch;
         var options = new TrainingOptions
@@ -51,10 +52,31 @@ internal static class TextClassifierTraining
             ValidateEvery = validation is null ? 0 : task.StepsPerEpoch,
             EarlyStoppingPatience = settings.EarlyStoppingPatience,
             ReportEvery = Math.Max(1, task.StepsPerEpoch),
+            Seed = settings.Seed,
+            CheckpointPath = settings.CheckpointPath,
+            CheckpointEverySteps = settings.CheckpointEverySteps,
+            CheckpointInterval = settings.CheckpointInterval,
         };
         var epochLog = log is null ? null : new Action<string>(line => log($"epoch {EpochOf(line, task.StepsPerEpoch)}: {line}"));
-        var result = TrainingLoop.Run(network, task, options, progress, epochLog, cancellation);
+        var result = TrainingLoop.Run(network, stoppable, options, progress, epochLog, cancellation,
+            Fingerprint(settings, config, tokenizer, maxTokens, classes, train, validation));
         return (new TextClassifierModel(network, tokenizer, maxTokens, device), result);
+    }
+
+    /// <summary>What identifies the run for its checkpoint besides the training options (which hold the seed).</summary>
+    private static RunFingerprint Fingerprint(TextClassifierSettings settings, MemoryFormerConfig config, ITextTokenizer tokenizer,
+        int maxTokens, int classes, LabelledTexts train, LabelledTexts? validation)
+    {
+        var run = new RunFingerprint().WithProperties("Architecture", config.ToJson())
+            .With("tokenizer", tokenizer.Describe().ToJson())
+            .With("head", $"{classes} classes, {settings.Pooling} pooling, {maxTokens} tokens per row, batches of {settings.BatchSize}")
+            .With("class weights", settings.ClassWeights is { } w ? string.Join(", ", w) : $"{settings.ClassWeighting}")
+            .With("pretrained backbone", settings.PretrainedCheckpointPath ?? (settings.PretrainedModel is null ? "none" : "a model in memory"))
+            .WithTexts("training texts", train.Rows.SelectMany(r => new[] { r.Text, r.Second }))
+            .WithData<long>("training labels", train.Labels);
+        return validation is null ? run : run
+            .WithTexts("validation texts", validation.Rows.SelectMany(r => new[] { r.Text, r.Second }))
+            .WithData<long>("validation labels", validation.Labels);
     }
 
     private static ITextTokenizer ChooseTokenizer(TextClassifierSettings settings, LanguageModel? pretrained, ITextTokenizer? fromCheckpoint)

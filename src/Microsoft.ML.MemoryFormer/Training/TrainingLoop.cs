@@ -18,65 +18,92 @@ public sealed record TrainingResult(int Steps, double FinalLoss, double? BestVal
 
 /// <summary>
 /// The one training loop of the library, for every task: the task supplies a loss per step and a validation pass;
-/// the loop owns the optimiser, schedule, clipping, progress, cancellation and early stopping. Reads top to bottom,
-/// one dispose scope per step.
+/// the loop owns the optimiser, schedule, clipping, progress, cancellation, early stopping and checkpoints. Reads top
+/// to bottom, one dispose scope per step.
 /// </summary>
+/// <remarks>
+/// Step s is a pure function of the state after step s − 1 and of (seed, s): the learning rate comes from the step,
+/// the task draws its batch from the step, and torch's generator (dropout) is reseeded from (seed, s). So a run resumed
+/// from a checkpoint (<see cref="TrainingOptions.CheckpointPath"/>) repeats the uninterrupted run bit for bit.
+/// Cancellation is checked before each step (and by tasks before they compute anything), never inside one, so a
+/// cancelled run stops within one step and its last checkpoint holds its last completed step.
+/// </remarks>
 internal static class TrainingLoop
 {
     public static TrainingResult Run(nn.Module model, ITrainingTask task, TrainingOptions options,
-        IProgress<TrainingProgress>? progress = null, Action<string>? log = null, CancellationToken cancellation = default)
+        IProgress<TrainingProgress>? progress = null, Action<string>? log = null, CancellationToken cancellation = default,
+        RunFingerprint? run = null)
     {
         options.Validate();
         TorchRuntime.EnsureAvailable();
         using var optimizer = new ModelOptimizer(model, options);
+        var checkpoint = options.CheckpointPath is null ? null : new TrainingCheckpoint(model, options, run);
+        using var state = checkpoint?.TryResume(model, optimizer) ?? new TrainingState();
+        if (checkpoint is not null && state.Step > 0)
+            log?.Invoke($"resumed from step {state.Step} of {options.MaxSteps} ({options.CheckpointPath})");
         var clock = Stopwatch.StartNew();
-        var losses = new List<double>(options.MaxSteps);
-        long items = 0;
-        (double Loss, double? Metric)? best = null;
-        Dictionary<string, Tensor>? bestWeights = null;
-        int sinceBest = 0, step = 0;
-        bool stoppedEarly = false;
+        TimeSpan Elapsed() => state.EarlierElapsed + clock.Elapsed;
         model.train();
-        for (; step < options.MaxSteps && !stoppedEarly; step++)
+        try
         {
-            cancellation.ThrowIfCancellationRequested();
-            using (var scope = NewDisposeScope())
+            while (state.Step < options.MaxSteps && !state.StoppedEarly)
             {
-                optimizer.ZeroGrad();
-                var (loss, count) = task.Loss(step);
-                loss.backward();
-                optimizer.Step(step);
-                double value = loss.item<float>();
-                if (!double.IsFinite(value))
-                    throw new InvalidOperationException($"The training loss became {value} at step {step + 1}. Lower the " +
-                        "learning rates (LearningRate, TableLearningRate) or enable gradient clipping.");
-                losses.Add(value);
-                items += count;
+                cancellation.ThrowIfCancellationRequested();
+                Step(model, task, optimizer, options, state);
+                if (state.Step < options.MaxSteps && checkpoint?.IsDue(state.Step) == true)
+                    checkpoint.Save(model, optimizer, state, Elapsed());
+                if (state.Step % options.ReportEvery == 0 || state.Step == options.MaxSteps
+                    || (options.ValidateEvery > 0 && state.Step % options.ValidateEvery == 0))
+                    Report(state, options, optimizer.LearningRateAt(state.Step - 1), Elapsed(), progress, log);
             }
-            bool last = step + 1 == options.MaxSteps;
-            bool validateNow = last || (options.ValidateEvery > 0 && (step + 1) % options.ValidateEvery == 0);
-            (double Loss, double? Metric)? validation = validateNow ? Validate(model, task) : null;
-            if (validation is { } v && (best is null || IsBetter(v, best.Value)))
-            {
-                best = v;
-                sinceBest = 0;
-                if (options.EarlyStoppingPatience > 0) bestWeights = Snapshot(model, bestWeights);
-            }
-            else if (validation is not null && options.EarlyStoppingPatience > 0 && ++sinceBest >= options.EarlyStoppingPatience)
-            {
-                stoppedEarly = true;
-            }
-            if (validateNow || last || (step + 1) % options.ReportEvery == 0)
-                Report(step + 1, options, losses[^1], optimizer.LearningRateAt(step), items, clock.Elapsed, validation, progress, log);
         }
-        if (bestWeights is not null)
+        catch (OperationCanceledException) when (checkpoint is not null && state.Step > 0 && checkpoint.SavedStep != state.Step)
         {
-            Restore(model, bestWeights);
-            foreach (var t in bestWeights.Values) t.Dispose();
+            checkpoint.Save(model, optimizer, state, Elapsed());
+            log?.Invoke($"cancelled after step {state.Step}; checkpoint written to {options.CheckpointPath}");
+            throw;
         }
+        if (checkpoint is not null && checkpoint.SavedStep != state.Step)
+            checkpoint.Save(model, optimizer, state, Elapsed());
+        if (state.BestWeights is { } best) Restore(model, best);
         model.eval();
-        return new TrainingResult(step, losses.Count > 0 ? losses[^1] : double.NaN, best?.Loss, best?.Metric, stoppedEarly,
-            clock.Elapsed, losses);
+        return new TrainingResult(state.Step, state.Losses.Count > 0 ? state.Losses[^1] : double.NaN, state.Best?.Loss,
+            state.Best?.Metric, state.StoppedEarly, Elapsed(), state.Losses.ToArray());
+    }
+
+    /// <summary>Runs step <c>state.Step</c>: loss, backward, clipped AdamW update, then validation and early stopping when due.</summary>
+    private static void Step(nn.Module model, ITrainingTask task, ModelOptimizer optimizer, TrainingOptions options, TrainingState state)
+    {
+        int step = state.Step;
+        TorchRuntime.Seed(StepSeed.Of(options.Seed, step));
+        using (var scope = NewDisposeScope())
+        {
+            optimizer.ZeroGrad();
+            var (loss, count) = task.Loss(step);
+            loss.backward();
+            optimizer.Step(step);
+            double value = loss.item<float>();
+            if (!double.IsFinite(value))
+                throw new InvalidOperationException($"The training loss became {value} at step {step + 1}. Lower the " +
+                    "learning rates (LearningRate, TableLearningRate) or enable gradient clipping.");
+            state.Losses.Add(value);
+            state.Items += count;
+        }
+        bool last = step + 1 == options.MaxSteps;
+        bool validateNow = last || (options.ValidateEvery > 0 && (step + 1) % options.ValidateEvery == 0);
+        var validation = validateNow ? Validate(model, task) : null;
+        if (validation is { } v && (state.Best is null || IsBetter(v, state.Best.Value)))
+        {
+            state.Best = v;
+            state.SinceBest = 0;
+            if (options.EarlyStoppingPatience > 0) state.SetBestWeights(Snapshot(model));
+        }
+        else if (validation is not null && options.EarlyStoppingPatience > 0 && ++state.SinceBest >= options.EarlyStoppingPatience)
+        {
+            state.StoppedEarly = true;
+        }
+        state.LastValidation = validation;
+        state.Step = step + 1;
     }
 
     private static (double Loss, double? Metric)? Validate(nn.Module model, ITrainingTask task)
@@ -95,9 +122,8 @@ internal static class TrainingLoop
     private static bool IsBetter((double Loss, double? Metric) candidate, (double Loss, double? Metric) best) =>
         candidate.Metric is { } m && best.Metric is { } b && m != b ? m > b : candidate.Loss < best.Loss;
 
-    private static Dictionary<string, Tensor> Snapshot(nn.Module model, Dictionary<string, Tensor>? previous)
+    private static Dictionary<string, Tensor> Snapshot(nn.Module model)
     {
-        if (previous is not null) foreach (var t in previous.Values) t.Dispose();
         using var noGrad = no_grad();
         return model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
     }
@@ -108,10 +134,13 @@ internal static class TrainingLoop
         foreach (var (name, tensor) in model.state_dict()) tensor.copy_(weights[name]);
     }
 
-    private static void Report(int step, TrainingOptions options, double loss, double lr, long items, TimeSpan elapsed,
-        (double Loss, double? Metric)? validation, IProgress<TrainingProgress>? progress, Action<string>? log)
+    private static void Report(TrainingState state, TrainingOptions options, double lr, TimeSpan elapsed,
+        IProgress<TrainingProgress>? progress, Action<string>? log)
     {
-        double perSecond = items / Math.Max(elapsed.TotalSeconds, 1e-9);
+        int step = state.Step;
+        double loss = state.Losses[^1];
+        var validation = state.LastValidation;
+        double perSecond = state.Items / Math.Max(elapsed.TotalSeconds, 1e-9);
         var remaining = TimeSpan.FromSeconds(elapsed.TotalSeconds / step * (options.MaxSteps - step));
         var report = new TrainingProgress(step, options.MaxSteps, loss, lr, perSecond, elapsed, remaining,
             validation?.Loss, validation?.Metric);

@@ -52,6 +52,26 @@ public sealed record TrainingOptions
     /// <summary>Report progress every this many steps.</summary>
     public int ReportEvery { get; init; } = 10;
 
+    /// <summary>
+    /// Seed of each step's randomness: before step s the loop reseeds torch's generator (dropout) from (Seed, s), so a
+    /// step's random draws do not depend on the steps before it and a run resumed from a checkpoint repeats them.
+    /// </summary>
+    public int Seed { get; init; }
+
+    /// <summary>
+    /// Checkpoint file of this run; null = no checkpoints. When set, the loop writes the complete training state
+    /// (weights, optimizer moments and step counts, loss history, early-stopping state) to it atomically every
+    /// <see cref="CheckpointEverySteps"/> steps, every <see cref="CheckpointInterval"/>, when cancelled (after the last
+    /// completed step) and at the end; and a run that finds a checkpoint of the same run there resumes from it.
+    /// </summary>
+    public string? CheckpointPath { get; init; }
+
+    /// <summary>Write a checkpoint every this many steps; 0 = not by step count.</summary>
+    public int CheckpointEverySteps { get; init; }
+
+    /// <summary>Write a checkpoint after a step when at least this much wall time passed since the last one; null = not by time.</summary>
+    public TimeSpan? CheckpointInterval { get; init; }
+
     /// <summary>Throws naming the first invalid setting.</summary>
     public TrainingOptions Validate()
     {
@@ -65,6 +85,9 @@ public sealed record TrainingOptions
         Check(MinLearningRateRatio is >= 0 and <= 1, nameof(MinLearningRateRatio), "must be in [0, 1]");
         Check(ValidateEvery >= 0 && EarlyStoppingPatience >= 0 && ReportEvery > 0, nameof(ValidateEvery),
             "ValidateEvery and EarlyStoppingPatience must be ≥ 0, ReportEvery positive");
+        Check(CheckpointPath is null || !string.IsNullOrWhiteSpace(CheckpointPath), nameof(CheckpointPath), "must be null or a file path");
+        Check(CheckpointEverySteps >= 0, nameof(CheckpointEverySteps), "must be ≥ 0");
+        Check(CheckpointInterval is null || CheckpointInterval > TimeSpan.Zero, nameof(CheckpointInterval), "must be positive when set");
         return this;
     }
 

@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.ML.MemoryFormer.Persistence;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Training;
+
+/// <summary>
+/// A training run's checkpoint file (<see cref="TrainingOptions.CheckpointPath"/>): the run's fingerprint, the weights,
+/// the optimizer's moments and step counts, and the loop's <see cref="TrainingState"/> (step, loss history, items,
+/// wall time, early-stopping state and best weights), as entries of a <see cref="ModelArchive"/> written atomically,
+/// so a kill at any moment leaves the previous checkpoint loadable. The learning rate is a pure function of the step
+/// and the batches and dropout of a step are pure functions of (seed, step), so they need no entry.
+/// </summary>
+internal sealed class TrainingCheckpoint
+{
+    private const string FingerprintEntry = "run.json";
+    private const string StateEntry = "loop.bin";
+    private const string WeightsEntry = "weights.bin";
+    private const string OptimizerEntry = "optimizer.bin";
+    private const string BestWeightsEntry = "best-weights.bin";
+
+    private readonly string path;
+    private readonly RunFingerprint fingerprint;
+    private readonly TrainingOptions options;
+    private readonly Stopwatch sinceLastSave = Stopwatch.StartNew();
+
+    /// <summary>A checkpoint at <see cref="TrainingOptions.CheckpointPath"/> for the run of <paramref name="model"/> with
+    /// <paramref name="options"/>, identified further by the caller's <paramref name="run"/> parts (architecture, data).</summary>
+    public TrainingCheckpoint(nn.Module model, TrainingOptions options, RunFingerprint? run)
+    {
+        path = Path.GetFullPath(options.CheckpointPath ?? throw new ArgumentException("No checkpoint path.", nameof(options)));
+        this.options = options;
+        fingerprint = run ?? new RunFingerprint();
+        var identifying = options with { CheckpointPath = null, CheckpointEverySteps = 0, CheckpointInterval = null, ReportEvery = 1 };
+        fingerprint.WithProperties(nameof(TrainingOptions), JsonSerializer.Serialize(identifying))
+            .With("parameters", string.Join("; ", model.state_dict().Select(kv => $"{kv.Key} [{string.Join(", ", kv.Value.shape)}]")));
+    }
+
+    /// <summary>The step the file holds (-1 before the first save or resume).</summary>
+    public int SavedStep { get; private set; } = -1;
+
+    /// <summary>
+    /// Loads the checkpoint into <paramref name="model"/> and <paramref name="optimizer"/> and returns the loop's state,
+    /// or null when there is no file yet.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The file is the checkpoint of another run.</exception>
+    /// <exception cref="InvalidDataException">The file cannot be read.</exception>
+    public TrainingState? TryResume(nn.Module model, ModelOptimizer optimizer)
+    {
+        if (!File.Exists(path)) return null;
+        try
+        {
+            var archive = ModelArchive.Load(path);
+            var saved = RunFingerprint.FromJson(archive.GetText(FingerprintEntry));
+            if (fingerprint.Difference(saved) is { } difference)
+                throw new InvalidOperationException($"The checkpoint '{path}' belongs to another training run: {difference}. " +
+                    "Delete the file, or set CheckpointPath to another path, to start this run afresh.");
+            using (var weights = new MemoryStream(archive.Get(WeightsEntry), writable: false))
+                model.load(weights, strict: true);
+            Read(archive, OptimizerEntry, optimizer.LoadState);
+            var state = Read(archive, StateEntry, TrainingState.ReadFrom);
+            if (archive.Contains(BestWeightsEntry))
+                state.SetBestWeights(Read(archive, BestWeightsEntry, reader => ReadTensors(reader, model)));
+            SavedStep = state.Step;
+            return state;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or JsonException)
+        {
+            throw new InvalidDataException($"The checkpoint '{path}' cannot be read ({e.Message}). Delete it to start the run afresh.", e);
+        }
+    }
+
+    /// <summary>Whether a checkpoint is due after <paramref name="step"/> completed steps (by step count or by time).</summary>
+    public bool IsDue(int step) => step != SavedStep
+        && ((options.CheckpointEverySteps > 0 && step % options.CheckpointEverySteps == 0)
+            || (options.CheckpointInterval is { } interval && sinceLastSave.Elapsed >= interval));
+
+    /// <summary>Writes the checkpoint of <paramref name="state"/> atomically (the previous file stays whole until the new one replaces it).</summary>
+    public void Save(nn.Module model, ModelOptimizer optimizer, TrainingState state, TimeSpan elapsed)
+    {
+        var archive = new ModelArchive()
+            .SetText(FingerprintEntry, fingerprint.ToJson())
+            .Set(WeightsEntry, ModuleWeights.ToBytes(model))
+            .Set(OptimizerEntry, Write(optimizer.SaveState))
+            .Set(StateEntry, Write(writer => state.WriteTo(writer, elapsed)));
+        if (state.BestWeights is { } best)
+            archive.Set(BestWeightsEntry, Write(writer => WriteTensors(writer, best)));
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        archive.SaveAtomically(path);
+        SavedStep = state.Step;
+        sinceLastSave.Restart();
+    }
+
+    private static byte[] Write(Action<BinaryWriter> write)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream)) write(writer);
+        return stream.ToArray();
+    }
+
+    private static T Read<T>(ModelArchive archive, string entry, Func<BinaryReader, T> read)
+    {
+        using var reader = new BinaryReader(new MemoryStream(archive.Get(entry), writable: false));
+        var result = read(reader);
+        if (reader.BaseStream.Position != reader.BaseStream.Length)
+            throw new InvalidDataException($"Checkpoint entry '{entry}' has {reader.BaseStream.Length - reader.BaseStream.Position} unread bytes.");
+        return result;
+    }
+
+    private static void Read(ModelArchive archive, string entry, Action<BinaryReader> read) =>
+        Read(archive, entry, reader => { read(reader); return true; });
+
+    private static void WriteTensors(BinaryWriter writer, Dictionary<string, Tensor> tensors)
+    {
+        writer.Write(tensors.Count);
+        foreach (var (name, tensor) in tensors)
+        {
+            writer.Write(name);
+            tensor.Save(writer);
+        }
+    }
+
+    private static Dictionary<string, Tensor> ReadTensors(BinaryReader reader, nn.Module model)
+    {
+        var shapes = model.state_dict();
+        int count = reader.ReadInt32();
+        var tensors = new Dictionary<string, Tensor>(count);
+        using var noGrad = no_grad();
+        for (int i = 0; i < count; i++)
+        {
+            string name = reader.ReadString();
+            var tensor = (shapes.TryGetValue(name, out var like) ? like : throw new InvalidDataException($"The model has no weight '{name}'."))
+                .detach().clone().DetachFromDisposeScope();
+            tensor.Load(reader);
+            tensors[name] = tensor;
+        }
+        return tensors;
+    }
+}

@@ -1,0 +1,55 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.MemoryFormer.MLNet;
+using Microsoft.ML.MemoryFormer.Tests.LanguageModeling;
+using Microsoft.ML.MemoryFormer.Tests.Reliability;
+using Microsoft.ML.MemoryFormer.Training;
+
+namespace Microsoft.ML.MemoryFormer.Tests.Classification;
+
+/// <summary>A text classifier cancelled after 3 epochs and resumed matches the uninterrupted run bit for bit.</summary>
+public class TextClassificationResumeTests
+{
+    private static MemoryFormerTextClassificationOptions Options(MLContext ml, string checkpoint, Action<TrainingProgress>? onEpoch = null,
+        CancellationToken cancel = default)
+    {
+        var options = ClassificationRows.Options(epochs: 8);
+        options.BatchSize = 4;                         // 3 steps per epoch
+        options.Dropout = 0.1;                         // the resumed run must replay the dropout masks
+        options.ValidationSet = ml.Data.LoadFromEnumerable(ClassificationRows.Binary());
+        options.EarlyStoppingPatience = 3;             // best weights and patience must survive the resume
+        options.CheckpointPath = checkpoint;
+        options.CheckpointEverySteps = 4;
+        options.CancellationToken = cancel;
+        if (onEpoch is not null) options.Progress = new SynchronousProgress(onEpoch);
+        return options;
+    }
+
+    private static (TrainingResult Result, float[] Scores) Fit(MemoryFormerTextClassificationOptions? options = null, string? checkpoint = null,
+        Action<TrainingProgress>? onEpoch = null, CancellationToken cancel = default)
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(ClassificationRows.Binary());
+        using var model = ml.BinaryClassification.Trainers.MemoryFormer(options ?? Options(ml, checkpoint!, onEpoch, cancel)).Fit(data);
+        return (model.TrainingResult!, model.Transform(data).GetColumn<float>("Score").ToArray());
+    }
+
+    [Fact]
+    public void A_cancelled_classifier_resumes_to_the_same_losses_weights_and_scores()
+    {
+        using var folder = new CheckpointFolder();
+        var (expected, expectedScores) = Fit(checkpoint: folder.File("full.ckpt"));
+
+        using var cancel = new CancellationTokenSource();
+        Assert.ThrowsAny<OperationCanceledException>(() => Fit(checkpoint: folder.File("run.ckpt"),
+            onEpoch: p => { if (p.Step == 9) cancel.Cancel(); }, cancel: cancel.Token));
+        Assert.Equal(9, CheckpointFolder.StepOf(folder.File("run.ckpt")));
+
+        var (resumed, scores) = Fit(checkpoint: folder.File("run.ckpt"));
+        Assert.Equal(expected.LossHistory, resumed.LossHistory);
+        Assert.Equal((expected.Steps, expected.StoppedEarly, expected.BestValidationLoss, expected.BestValidationMetric),
+            (resumed.Steps, resumed.StoppedEarly, resumed.BestValidationLoss, resumed.BestValidationMetric));
+        Assert.Equal(expectedScores, scores);
+        Assert.Equal(CheckpointFolder.Tensors(folder.File("full.ckpt")), CheckpointFolder.Tensors(folder.File("run.ckpt")));
+        Assert.Empty(folder.Others("full.ckpt", "run.ckpt"));
+    }
+}
