@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime;
 using System.Text.Json;
 using Microsoft.ML.MemoryFormer.Persistence;
 using TorchSharp;
@@ -80,6 +81,19 @@ internal sealed class TrainingCheckpoint
     /// <summary>Writes the checkpoint of <paramref name="state"/> atomically (the previous file stays whole until the new one replaces it).</summary>
     public void Save(nn.Module model, ModelOptimizer optimizer, TrainingState state, TimeSpan elapsed)
     {
+        WriteArchive(model, optimizer, state, elapsed);
+        SavedStep = state.Step;
+        sinceLastSave.Restart();
+        // The archive held the weights and both Adam moments as managed arrays (≈ 3× the parameters' bytes, on the
+        // large-object heap). Left to itself the GC sizes its next full-collection budget from that peak and lets
+        // every step's garbage pile up to gigabytes before collecting (the 30-minute soak grew the working set from
+        // 1.8 to 6.7 GB this way). One compacting collection per checkpoint returns it all and resets the budget.
+        GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+    }
+
+    private void WriteArchive(nn.Module model, ModelOptimizer optimizer, TrainingState state, TimeSpan elapsed)
+    {
         var archive = new ModelArchive()
             .SetText(FingerprintEntry, fingerprint.ToJson())
             .Set(WeightsEntry, ModuleWeights.ToBytes(model))
@@ -89,8 +103,6 @@ internal sealed class TrainingCheckpoint
             archive.Set(BestWeightsEntry, Write(writer => WriteTensors(writer, best)));
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         archive.SaveAtomically(path);
-        SavedStep = state.Step;
-        sinceLastSave.Restart();
     }
 
     private static byte[] Write(Action<BinaryWriter> write)
