@@ -102,6 +102,7 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
     private static double BlocksMs(LanguageModel model, int tokens)
     {
         using var noGrad = no_grad();
+        model.UseFusedDecode = true;
         var caches = model.Backbone.NewCaches(1, CPU);
         model.Forward(tensor(Enumerable.Range(0, 16).Select(i => (long)((i * 7919) % 50304)).ToArray(), [1, 16]),
             new Layers.AttentionContext(true, Caches: caches)).Dispose();
