@@ -47,6 +47,18 @@ internal sealed class TableGradient : IDisposable
     /// <summary>Records ‖grad‖² of the table's gradient as just written by the backward.</summary>
     public void Record(double value) => squaredNorm = value;
 
+    /// <summary>
+    /// <see cref="NonZeroRows"/> when <paramref name="table"/>'s gradient is this buffer (so every other row of it is
+    /// zero), else null: lets a lazy optimizer visit only those rows.
+    /// </summary>
+    public unsafe int[]? NonZeroRowsOf(Tensor table)
+    {
+        if (NonZeroRows is null || buffer is null || table.grad is not { } g || g.IsInvalid)
+            return null;
+        using (g)
+            return TensorMemory.IsCpuFloat32(g) && TensorMemory.Address(g) == TensorMemory.Address(buffer) ? NonZeroRows : null;
+    }
+
     /// <summary>‖grad‖² of <paramref name="table"/>'s current gradient if the backward measured it; forgets it.</summary>
     public unsafe bool TryTakeSquaredNorm(Tensor table, out double value)
     {
