@@ -9,7 +9,8 @@ namespace Microsoft.ML.MemoryFormer.Generation;
 /// <summary>
 /// The autoregressive loop over token ids for B sequences at once. Prompts are left-padded (pads masked out; rotary
 /// scores depend only on relative positions, so padding does not change the result). With the KV cache each new
-/// token costs one single-position forward; without it every step recomputes the window (the reference path).
+/// token costs one single-position forward (for one MemoryFormer sequence on the CPU, the fused
+/// <see cref="FusedDecodeStep"/>); without it every step recomputes the window (the reference path).
 /// An empty prompt starts from the end-of-text id, which separates documents in training.
 /// </summary>
 /// <remarks>
@@ -33,6 +34,7 @@ internal sealed class TokenDecoder(LanguageModel model, int padId, int startId, 
         var real = rows.Select(r => Enumerable.Repeat(false, length - r.Count).Concat(Enumerable.Repeat(true, r.Count)).ToList()).ToArray();
         var histories = rows.Select(r => (IReadOnlyList<int>)r).ToArray();
         var caches = useCache ? model.Backbone.NewCaches(b, device) : null;
+        var fused = FusedDecodeStep.TryCreate(model, caches);                       // null: the general path only
         int windowStart = 0;
         try
         {
@@ -43,7 +45,7 @@ internal sealed class TokenDecoder(LanguageModel model, int padId, int startId, 
                     windowStart = length - context / 2;
                     foreach (var c in caches ?? []) c.Reset();
                 }
-                var next = Step(tokens, real, windowStart, length, caches, sampler, histories);
+                var next = Step(tokens, real, windowStart, length, caches, fused, sampler, histories);
                 for (int i = 0; i < b; i++)
                 {
                     tokens[i].Add(next[i]);
@@ -61,12 +63,14 @@ internal sealed class TokenDecoder(LanguageModel model, int padId, int startId, 
     }
 
     private int[] Step(List<int>[] tokens, List<bool>[] real, int windowStart, int length, AttentionCache[]? caches,
-        TokenSampler sampler, IReadOnlyList<IReadOnlyList<int>> histories)
+        FusedDecodeStep? fused, TokenSampler sampler, IReadOnlyList<IReadOnlyList<int>> histories)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         long cached = caches?[0].Length ?? 0;
         int start = caches is null ? windowStart : windowStart + (int)cached;       // first position fed this step
+        if (fused is not null && tokens.Length == 1 && length - start == 1)
+            return sampler.Sample(fused.Logits(tokens[0][start]), histories);        // one token of one sequence: no mask
         var input = tensor(tokens.Select(t => t.Skip(start).Take(length - start).Select(x => (long)x)).SelectMany(x => x).ToArray(),
             [tokens.Length, length - start], device: device);                       // [B, T]
         bool padded = real.Any(r => r.Skip(windowStart).Take(length - windowStart).Contains(false));

@@ -35,6 +35,20 @@ internal sealed class AttentionCache : IDisposable
         return (keys.narrow(2, 0, Length), values.narrow(2, 0, Length));
     }
 
+    /// <summary>The key and value buffers [B, H, C, hd], for writers that fill position <see cref="Length"/> themselves.</summary>
+    internal (Tensor Keys, Tensor Values) Buffers => (keys, values);
+
+    /// <summary>True for a one-sequence fp32 cache on the CPU, the case the fused decode step writes directly.</summary>
+    internal bool IsBatchOneCpuFloat32 => keys.shape[0] == 1 && Layers.Kernels.TensorMemory.IsCpuFloat32(keys) && keys.is_contiguous();
+
+    /// <summary>Counts one more position written in place into <see cref="Buffers"/>.</summary>
+    internal void Advance()
+    {
+        if (Length >= Capacity)
+            throw new InvalidOperationException($"The KV cache holds {Capacity} positions; {Length + 1} were requested.");
+        Length++;
+    }
+
     /// <summary>Forgets the stored positions (the buffers are reused).</summary>
     public void Reset() => Length = 0;
 

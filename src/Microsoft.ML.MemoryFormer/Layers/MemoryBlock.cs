@@ -20,11 +20,23 @@ internal sealed class MemoryBlock : nn.Module<Tensor, Tensor>
     {
         expand = new MemoryLayer(c.ChunkCount, c.BitsPerChunk, c.BlockHiddenWidth, c.WeightFunction, c.Temperature,
             c.TableInitStd, c.BiasInitStd);
-        norm = nn.LayerNorm(c.BlockHiddenWidth, 1e-5);
+        norm = nn.LayerNorm(c.BlockHiddenWidth, NormEpsilon);
         project = new MemoryLayer(c.ChunkCount, c.BitsPerChunk + c.ExtraBits, c.Width, c.WeightFunction, c.Temperature,
             c.TableInitStd, c.BiasInitStd);
         RegisterComponents();
     }
+
+    /// <summary>ε of the inner LayerNorm.</summary>
+    internal const double NormEpsilon = 1e-5;
+
+    /// <summary>ML₁, d → K·(τ+2).</summary>
+    internal MemoryLayer Expand => expand;
+
+    /// <summary>The LayerNorm between the two layers.</summary>
+    internal LayerNorm Norm => norm;
+
+    /// <summary>ML₂, K chunks of τ+2 bits → d.</summary>
+    internal MemoryLayer Project => project;
 
     /// <summary>x [N, d] → [N, d].</summary>
     public override Tensor forward(Tensor x)

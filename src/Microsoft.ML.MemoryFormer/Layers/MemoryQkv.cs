@@ -23,6 +23,15 @@ internal sealed class MemoryQkv : nn.Module<Tensor, (Tensor Q, Tensor K, Tensor 
         RegisterComponents();
     }
 
+    /// <summary>The three layers Q, K, V; they share <see cref="Value"/>'s hash.</summary>
+    internal MemoryLayer Query => query;
+
+    /// <inheritdoc cref="Query"/>
+    internal MemoryLayer Key => key;
+
+    /// <inheritdoc cref="Query"/>
+    internal MemoryLayer Value => value;
+
     /// <summary>x [N, d] → Q, K, V each [N, d].</summary>
     public override (Tensor Q, Tensor K, Tensor V) forward(Tensor x)
     {

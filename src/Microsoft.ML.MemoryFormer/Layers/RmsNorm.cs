@@ -19,9 +19,16 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         weight = new Parameter(ones(width));
         this.epsilon = epsilon;
+        Epsilon = epsilon;
         sqrtWidth = Math.Sqrt(width);
         RegisterComponents();
     }
+
+    /// <summary>ε, added to ‖x‖₂/√d.</summary>
+    internal double Epsilon { get; }
+
+    /// <summary>The gain g [d].</summary>
+    internal Parameter Weight => weight;
 
     /// <summary>x [.., d] → [.., d].</summary>
     public override Tensor forward(Tensor x) =>

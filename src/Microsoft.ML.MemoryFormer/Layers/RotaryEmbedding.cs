@@ -27,6 +27,12 @@ internal sealed class RotaryEmbedding : nn.Module
         register_buffer("sin", sin, persistent: false);
     }
 
+    /// <summary>cos and sin [P, r] of every position (rotate-half layout: angles repeated over both halves).</summary>
+    internal (Tensor Cos, Tensor Sin) Tables => (cos, sin);
+
+    /// <summary>r, the rotated dimensions at the start of each head.</summary>
+    internal int RotaryDims => rotaryDims;
+
     /// <summary>x [B, H, T, hd] at positions offset … offset+T−1 → same shape.</summary>
     public Tensor Apply(Tensor x, long offset)
     {

@@ -33,6 +33,12 @@ internal sealed class SelfAttention : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>The Q/K/V projections: <see cref="MemoryQkv"/> or <see cref="DenseQkv"/>.</summary>
+    internal nn.Module<Tensor, (Tensor Q, Tensor K, Tensor V)> Qkv => qkv;
+
+    /// <summary>The rotary embedding applied to Q and K.</summary>
+    internal RotaryEmbedding Rotary => rotary;
+
     /// <summary>x [B, T, d] (normalised) → [B, T, d]; <paramref name="cache"/> is this layer's KV cache, if any.</summary>
     public Tensor Forward(Tensor x, AttentionContext context, AttentionCache? cache)
     {

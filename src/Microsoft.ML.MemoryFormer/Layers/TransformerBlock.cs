@@ -28,6 +28,18 @@ internal sealed class TransformerBlock : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>The norm before attention (read by the fused decode step).</summary>
+    internal nn.Module<Tensor, Tensor> AttentionNorm => attentionNorm;
+
+    /// <summary>The attention (read by the fused decode step).</summary>
+    internal SelfAttention Attention => attention;
+
+    /// <summary>The norm before the FFN (read by the fused decode step).</summary>
+    internal nn.Module<Tensor, Tensor> FfnNorm => ffnNorm;
+
+    /// <summary>The FFN: a <see cref="MemoryBlock"/> or a <see cref="DenseMlp"/>.</summary>
+    internal nn.Module<Tensor, Tensor> Ffn => ffn;
+
     /// <summary>x [B, T, d] → [B, T, d].</summary>
     public Tensor Forward(Tensor x, AttentionContext context, AttentionCache? cache)
     {

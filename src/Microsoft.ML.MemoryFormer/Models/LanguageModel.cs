@@ -28,8 +28,17 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
     /// <summary>The architecture.</summary>
     public MemoryFormerConfig Config => backbone.Config;
 
+    /// <summary>
+    /// Whether single-token CPU decode steps of a MemoryFormer take the fused managed path (<see cref="Generation.FusedDecodeStep"/>)
+    /// instead of the general torch path; on by default, off to compare the two.
+    /// </summary>
+    internal bool UseFusedDecode { get; set; } = true;
+
     /// <summary>The embedding, blocks and final norm, for fine-tuning with another head.</summary>
     public TransformerBackbone Backbone => backbone;
+
+    /// <summary>The LM head, W [V, d] without bias.</summary>
+    internal Linear Head => head;
 
     /// <summary>Token ids [B, T] → next-token logits [B, T, V] (causal, no cache).</summary>
     public override Tensor forward(Tensor tokens) => Forward(tokens, AttentionContext.CausalLm);

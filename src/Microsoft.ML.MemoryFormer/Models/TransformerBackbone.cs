@@ -31,6 +31,15 @@ public sealed class TransformerBackbone : nn.Module
     /// <summary>The architecture.</summary>
     public MemoryFormerConfig Config { get; }
 
+    /// <summary>The token embedding [V, d].</summary>
+    internal Embedding Embedding => embedding;
+
+    /// <summary>The blocks, in order.</summary>
+    internal IList<TransformerBlock> Blocks => blocks;
+
+    /// <summary>The final norm.</summary>
+    internal nn.Module<Tensor, Tensor> FinalNorm => finalNorm;
+
     /// <summary>Token ids [B, T] → hidden states [B, T, d].</summary>
     internal Tensor Forward(Tensor tokens, AttentionContext context) =>
         ForwardEmbeddings(embedding.call(tokens), context);                     // [B, T, d]

@@ -86,6 +86,13 @@ internal sealed class FusedAdamW : IDisposable
     /// <summary>Lazy Adam: leave rows whose gradient is all zero completely untouched (see the class remarks).</summary>
     public bool SkipUntouchedRows { get; set; }
 
+    /// <summary>
+    /// Optional, one per parameter (null entries allowed): the Memory Layers' gradient buffers. In lazy mode a parameter
+    /// whose gradient is its buffer with known non-zero rows (<see cref="TableGradient.NonZeroRowsOf"/>) is stepped over
+    /// those rows only — the same result, since every other row is zero and skipped, without reading the whole table.
+    /// </summary>
+    public IReadOnlyList<TableGradient?>? RowSources { get; set; }
+
     /// <summary>The parameters this optimizer updates.</summary>
     public IReadOnlyList<Parameter> Parameters => _parameters;
 
@@ -146,7 +153,10 @@ internal sealed class FusedAdamW : IDisposable
             var c = new Coefficients(lr, Beta1, Beta2, Eps, WeightDecay, t, gradScale);
             bool managed = Runtime.TorchRuntime.UseFusedKernels && TensorMemory.IsCpuFloat32(p) && TensorMemory.IsCpuFloat32(grad)
                 && p.is_contiguous() && grad.is_contiguous();
-            if (managed)
+            int[]? rows = SkipUntouchedRows && RowSources is { } sources && i < sources.Count ? sources[i]?.NonZeroRowsOf(p) : null;
+            if (managed && rows is not null)
+                StepRows(p, grad, _expAvg[i], _expAvgSq[i], c, rows);
+            else if (managed)
                 StepManaged(p, grad, _expAvg[i], _expAvgSq[i], c);
             else
                 StepTorch(p, grad, _expAvg[i], _expAvgSq[i], c);
@@ -218,6 +228,23 @@ internal sealed class FusedAdamW : IDisposable
                 if (lazy && IsZero((float*)gp + o, w))
                     continue;
                 UpdateRow((float*)pp + o, (float*)gp + o, (float*)mp + o, (float*)vp + o, w, c);
+            }
+        });
+    }
+
+    /// <summary>The lazy managed step over the given rows only (all others have a zero gradient).</summary>
+    private static unsafe void StepRows(Tensor p, Tensor grad, Tensor m, Tensor v, Coefficients c, int[] rows)
+    {
+        int w = (int)(p.numel() / p.shape[0]);
+        nint pp = (nint)TensorMemory.Floats(p), gp = (nint)TensorMemory.Floats(grad);
+        nint mp = (nint)TensorMemory.Floats(m), vp = (nint)TensorMemory.Floats(v);
+        KernelParallel.For(rows.Length, 4L * w, (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                long o = (long)rows[i] * w;
+                if (!IsZero((float*)gp + o, w))
+                    UpdateRow((float*)pp + o, (float*)gp + o, (float*)mp + o, (float*)vp + o, w, c);
             }
         });
     }

@@ -33,6 +33,8 @@ internal sealed class ModelOptimizer : IDisposable
         others = [.. g.Matrices, .. g.Vectors];
         foldClipping = g.Tables.Count > 0 && TorchRuntime.UseFusedKernels && g.Tables.All(FusedMemoryGather.IsSupported);
         tableOptimizer = New(g.Tables, options.TableWeightDecay, options.LazyTableUpdates);
+        if (tableGradients.Length == tables.Length)
+            tableOptimizer.RowSources = tableGradients;                  // lazy steps visit only the rows a small batch hit
         matrixOptimizer = New(g.Matrices, options.WeightDecay, lazy: false);
         vectorOptimizer = New(g.Vectors, 0.0, lazy: false);
     }

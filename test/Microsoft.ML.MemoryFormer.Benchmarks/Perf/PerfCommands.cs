@@ -16,6 +16,7 @@ internal static class PerfCommands
             perf.AddCommand<OptimizerCommand>("optimizer").WithDescription("Table AdamW step time vs table size and the bandwidth bound.");
             perf.AddCommand<BandwidthCommand>("bandwidth").WithDescription("Memory-bandwidth probe: a 512 MB tensor copy and sum.");
             perf.AddCommand<AllCommand>("all").WithDescription("Everything above in one run, plus artifacts/perf/summary.md.");
+            perf.AddCommand<DecodeProfileCommand>("decode-profile").WithDescription("One decode step: the LM head alone and fused vs general MF steps vs dense.");
             perf.AddCommand<ProfileCommand>("profile").WithDescription("Phase breakdown of one Memory Layer fwd+bwd.");
         });
         return config;

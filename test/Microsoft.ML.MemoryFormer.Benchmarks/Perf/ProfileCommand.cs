@@ -45,6 +45,9 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         Row("layer fwd, grad graph", () => Scoped(() => { xg.grad = null; layer.call(xg); }));
         void FwdBwd(Tensor input) { input.grad = null; foreach (var p in layer.parameters()) p.grad = null; layer.call(input).sum().backward(); }
         Row("layer fwd+bwd (all grads)", () => Scoped(() => FwdBwd(xg)));
+        FusedMemoryGather.WriteTouchedRowsOnly = false;
+        Row("layer fwd+bwd (all grads), whole table gradient written", () => Scoped(() => FwdBwd(xg)));
+        FusedMemoryGather.WriteTouchedRowsOnly = true;
         Row("layer fwd+bwd, x without grad (table + bias grads)", () => Scoped(() => FwdBwd(x)));
         layer.Table.requires_grad = false;
         Row("layer fwd+bwd, table frozen (dx + weight grads)", () => Scoped(() => FwdBwd(xg)));

@@ -1,3 +1,5 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Layers;
 using Microsoft.ML.MemoryFormer.Training;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -16,6 +18,31 @@ public class FusedAdamWTests
     {
         double maxRel = ((expected - actual).abs() / (expected.abs() + 1e-12)).max().to(ScalarType.Float64).item<double>();
         Assert.True(allclose(actual, expected, rtol: 1e-6, atol: 1e-9), $"{what}: max relative diff {maxRel}");
+    }
+
+    [Fact]
+    public void Lazy_steps_over_the_backward_touched_rows_equal_lazy_steps_over_the_whole_table()
+    {
+        random.manual_seed(11);
+        using var a = new MemoryLayer(4, 6, 16, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
+        using var b = new MemoryLayer(4, 6, 16, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
+        using (no_grad()) b.Table.copy_(a.Table);
+        using var rowsOnly = new FusedAdamW([a.Table], weightDecay: 0.1, skipUntouchedRows: true) { RowSources = [a.Gradient] };
+        using var wholeTable = new FusedAdamW([b.Table], weightDecay: 0.1, skipUntouchedRows: true);
+        foreach (int tokens in new[] { 2, 3, 40, 1 })                  // sparse backwards, a dense one, then sparse again
+        {
+            var x = randn(tokens, 24);
+            foreach (var (layer, optimizer) in new[] { (a, rowsOnly), (b, wholeTable) })
+            {
+                optimizer.ZeroGrad();
+                (layer.call(x) * x.narrow(1, 0, 16)).sum().backward();
+                if (layer == a)
+                    Assert.Equal(tokens < 40, a.Gradient.NonZeroRowsOf(a.Table) is not null);   // the row-only step runs
+                optimizer.Step(1e-2, gradScale: 0.7);
+            }
+            Assert.True(a.Table.eq(b.Table).all().item<bool>(), $"tables differ after a {tokens}-token step");
+            Assert.True(rowsOnly.ExpAvgSq(0).eq(wholeTable.ExpAvgSq(0)).all().item<bool>());
+        }
     }
 
     [Theory]

@@ -20,7 +20,9 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// gradient rows that hit it, accumulated in registers. Untouched rows get zeros in the same pass, so there is
 /// no separate zero-fill and no read-modify-write of the gradient, and the sum order (tokens ascending) does not
 /// depend on the thread count: the result is deterministic, unlike the CUDA kernel's atomicAdd (§5.3 pitfall 9).
-/// The rows receive no gradient.</para>
+/// The rows receive no gradient. When the batch touches at most a quarter of a table's rows and the gradient goes
+/// into the layer's reused buffer, only the touched rows are written, after zeroing the rows the previous backward
+/// had written (<see cref="TableGradient.NonZeroRows"/>): at N = 1–64 this replaces a table-sized pass.</para>
 /// <para>Several tables read with the same rows and weights (Q, K and V share one hash, §5.3 pitfall 7) go
 /// through <see cref="ApplyMany"/> in one node: the rows are validated and sorted once, and the weight gradient
 /// sums all tables' inner products in one pass.</para>
@@ -219,7 +221,11 @@ internal static class FusedMemoryGather
                         || (TensorMemory.IsCpuFloat32(existing) && existing.is_contiguous() && existing.shape.SequenceEqual(tables[t].shape)));
                     bool accumulate = useSink && existing is not null && !existing.IsInvalid;
                     var gt = !useSink ? empty(rowCount, h, dtype: ScalarType.Float32) : accumulate ? existing! : sink!.Rent(tables[t]);
-                    double squaredNorm = WriteTableGradient(hits!, gradPtrs[t], h, rowCount, gt, accumulate);
+                    double squaredNorm = useSink && !accumulate && WriteTouchedRowsOnly && hits!.TouchedRows.Length <= rowCount / SparseFraction
+                        ? WriteSparseTableGradient(hits!, gradPtrs[t], h, gt, sink!)
+                        : WriteTableGradient(hits!, gradPtrs[t], h, rowCount, gt, accumulate);
+                    if (useSink && (accumulate || !WriteTouchedRowsOnly || hits!.TouchedRows.Length > rowCount / SparseFraction))
+                        sink!.NonZeroRows = null;                                // every row written: unknown zeros
                     if (!useSink)
                     {
                         result.Add(gt.MoveToOuterDisposeScope());
@@ -235,6 +241,44 @@ internal static class FusedMemoryGather
                 s.Dispose();
             result.Add(null!);                                                   // the gradient sinks argument
             return result;
+        }
+
+        /// <summary>
+        /// Writes only the touched rows of a reused gradient buffer (small batches): zeroes the rows the previous
+        /// backward left non-zero, or the whole buffer when that is unknown, then writes the touched rows, each once as
+        /// in <see cref="WriteTableGradient"/>. Returns the squared norm; records the touched rows in the sink.
+        /// </summary>
+        private static unsafe double WriteSparseTableGradient(RowHits csr, nint gradOut, int h, Tensor target, TableGradient sink)
+        {
+            float* gt = TensorMemory.Floats(target);
+            if (sink.NonZeroRows is null)
+                target.zero_();
+            else
+                foreach (int r in sink.NonZeroRows)
+                    new Span<float>(gt + ((long)r * h), h).Clear();
+            nint gtPtr = (nint)gt;
+            int[] touched = csr.TouchedRows;
+            double total = 0;
+            var gate = new Lock();
+            KernelParallel.For(touched.Length, h * (1L + (csr.Tokens.Length / Math.Max(1, touched.Length))), (start, end) =>
+            {
+                double partial = 0;
+                fixed (int* tok = csr.Tokens)
+                fixed (float* tw = csr.Weights)
+                {
+                    for (int i = start; i < end; i++)
+                    {
+                        int r = touched[i], s = csr.Starts[r], count = csr.Starts[r + 1] - s;
+                        float* dst = (float*)gtPtr + ((long)r * h);
+                        RowKernels.WeightedBagSum((float*)gradOut, h, tok + s, tw + s, count, dst);
+                        partial += RowKernels.Dot(dst, dst, h);
+                    }
+                }
+                lock (gate)
+                    total += partial;
+            });
+            sink.NonZeroRows = touched;
+            return total;
         }
 
         /// <summary>Writes (or adds) every row of one table's gradient; returns the squared norm of the result.</summary>
@@ -297,6 +341,15 @@ internal static class FusedMemoryGather
     }
 
     /// <summary>The tables as passed in (their <c>grad</c> is set in the backward) and their optional gradient buffers.</summary>
+    /// <summary>A backward touching at most 1/this of a table's rows writes only those rows of a reused buffer.</summary>
+    private const int SparseFraction = 4;
+
+    /// <summary>
+    /// Whether small backwards write only the touched rows of the reused gradient buffer (see <see cref="TableGradient"/>);
+    /// on by default, off to measure the whole-table write it replaces.
+    /// </summary>
+    internal static bool WriteTouchedRowsOnly { get; set; } = true;
+
     private sealed record GradientSinks(Tensor[] Tables, TableGradient?[] Gradients);
 
     /// <summary>The (token, chunk) hits counting-sorted by table row: CSR offsets, token ids and their weights.</summary>
@@ -306,6 +359,9 @@ internal static class FusedMemoryGather
         public required int[] Starts { get; init; }
         public required int[] Tokens { get; init; }
         public required float[] Weights { get; init; }
+
+        /// <summary>The rows with at least one hit, ascending.</summary>
+        public required int[] TouchedRows { get; init; }
 
         public static unsafe RowHits Build(int[] rows, int chunkCount, float* weights, int rowCount)
         {
@@ -327,7 +383,13 @@ internal static class FusedMemoryGather
                 tokens[pos] = i / chunkCount;
                 tokenWeights[pos] = weights[i];
             }
-            return new RowHits { RowCount = rowCount, Starts = starts, Tokens = tokens, Weights = tokenWeights };
+            var touched = new List<int>();
+            for (int r = 0; r < rowCount; r++)
+            {
+                if (starts[r + 1] > starts[r])
+                    touched.Add(r);
+            }
+            return new RowHits { RowCount = rowCount, Starts = starts, Tokens = tokens, Weights = tokenWeights, TouchedRows = touched.ToArray() };
         }
     }
 }

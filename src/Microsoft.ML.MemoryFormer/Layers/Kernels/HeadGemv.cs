@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Microsoft.ML.MemoryFormer.Runtime;
 using static TorchSharp.torch;
 
@@ -5,13 +8,23 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
 /// <summary>
 /// The LM head at decode time, logits [B, V] = x [B, d] · Wᵀ for a few rows, as a managed GEMV that streams the
-/// weight [V, d] once at memory bandwidth: each vocabulary row is one contiguous dot product per sequence, split
-/// over threads by vocabulary range (issue 7). Only for inference on CPU fp32; training keeps <c>nn.Linear</c>.
+/// weight [V, d] once at memory bandwidth (issue 7). Only for inference on CPU fp32; training keeps <c>nn.Linear</c>.
 /// </summary>
+/// <remarks>
+/// The vocabulary is cut into blocks of about 1 MB of weight (so B &gt; 1 re-reads a block from L2), which the
+/// workers take from a shared counter: each streams contiguous memory, and a worker slowed by another process
+/// does not hold up the rest. Within a block, AVX-512 takes four vocabulary rows at a time (four accumulators,
+/// one load of x per four rows) and prefetches eight rows ahead. Measured on the loaded 2-core box, d = 1024,
+/// V = 50304, interleaved: ≈ 1.3× faster than the previous one-row-at-a-time AVX2 kernel over static ranges, on
+/// par with or faster than libtorch's <c>linear</c>/<c>mv</c> at 1 and 2 threads (<c>perf decode-profile</c>).
+/// </remarks>
 internal static class HeadGemv
 {
     /// <summary>Most rows per call; above it the GEMM reuses each weight row well enough.</summary>
     public const int MaxRows = 4;
+
+    private const long BlockBytes = 1 << 20;
+    private const int PrefetchRows = 8;
 
     /// <summary>True when x [B, d] and weight [V, d] take the managed kernel.</summary>
     public static bool Applies(Tensor x, Tensor weight) =>
@@ -25,16 +38,59 @@ internal static class HeadGemv
         var xc = x.contiguous();
         int b = (int)xc.shape[0], d = (int)xc.shape[1], v = (int)weight.shape[0];
         var y = empty(b, v, ScalarType.Float32);
-        nint xp = (nint)TensorMemory.Floats(xc), wp = (nint)TensorMemory.Floats(weight), yp = (nint)TensorMemory.Floats(y);
-        KernelParallel.For(v, (long)d * b, (start, end) =>
+        Compute(TensorMemory.Floats(xc), b, TensorMemory.Floats(weight), v, d, TensorMemory.Floats(y));
+        return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>y [B, V] = x [B, d] · w [V, d]ᵀ over raw contiguous fp32 memory.</summary>
+    public static unsafe void Compute(float* x, int b, float* w, int v, int d, float* y)
+    {
+        nint xp = (nint)x, wp = (nint)w, yp = (nint)y;
+        int blockRows = (int)Math.Max(4, BlockBytes / (4L * d) / 4 * 4);
+        int blocks = (v + blockRows - 1) / blockRows, next = 0;
+        int workers = Math.Max(1, Math.Min(get_num_threads(), Environment.ProcessorCount));
+        KernelParallel.For(workers, (long)v * d * b / workers, (first, last) =>
         {
-            for (int r = start; r < end; r++)
+            for (int worker = first; worker < last; worker++)
             {
-                float* w = (float*)wp + ((long)r * d);
-                for (int i = 0; i < b; i++)
-                    ((float*)yp)[((long)i * v) + r] = RowKernels.Dot((float*)xp + ((long)i * d), w, d);
+                int block;
+                while ((block = Interlocked.Increment(ref next) - 1) < blocks)
+                {
+                    int start = block * blockRows, end = Math.Min(v, start + blockRows);
+                    for (int i = 0; i < b; i++)
+                        DotRows((float*)xp + ((long)i * d), (float*)wp, d, start, end, (float*)yp + ((long)i * v));
+                }
             }
         });
-        return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>y[r] = ⟨x, w[r]⟩ for vocabulary rows start … end−1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void DotRows(float* x, float* w, int d, int start, int end, float* y)
+    {
+        int r = start;
+        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported && d % 16 == 0)
+        {
+            for (; r + 4 <= end; r += 4)
+            {
+                float* w0 = w + ((long)r * d), w1 = w0 + d, w2 = w1 + d, w3 = w2 + d;
+                Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
+                for (int c = 0; c < d; c += 16)
+                {
+                    Sse.Prefetch0(w0 + c + (PrefetchRows * d));                 // a hint: past the end is harmless
+                    var xv = Vector512.Load(x + c);
+                    a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(w0 + c), xv, a0);
+                    a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(w1 + c), xv, a1);
+                    a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(w2 + c), xv, a2);
+                    a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(w3 + c), xv, a3);
+                }
+                y[r] = Vector512.Sum(a0);
+                y[r + 1] = Vector512.Sum(a1);
+                y[r + 2] = Vector512.Sum(a2);
+                y[r + 3] = Vector512.Sum(a3);
+            }
+        }
+        for (; r < end; r++)
+            y[r] = RowKernels.Dot(x, w + ((long)r * d), d);
     }
 }

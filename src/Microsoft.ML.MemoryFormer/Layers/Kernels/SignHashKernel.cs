@@ -70,7 +70,7 @@ internal static unsafe class SignHashKernel
 
     /// <summary>e[i] = exp(scale · |x[i]|) for i &lt; d.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ExpOfScaledAbs(float* x, float* e, int d, float scale)
+    internal static void ExpOfScaledAbs(float* x, float* e, int d, float scale)
     {
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
@@ -91,7 +91,7 @@ internal static unsafe class SignHashKernel
 
     /// <summary>One token: codes, weights and (if <paramref name="j"/> is not null) the Jacobian row.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void HashRow(float* x, float* e, int k, int bits, bool l1Scaled, float twoOverT, long* rows, float* w, float* j)
+    internal static void HashRow(float* x, float* e, int k, int bits, bool l1Scaled, float twoOverT, long* rows, float* w, float* j)
     {
         for (int c = 0; c < k; c++)
         {

@@ -12,6 +12,11 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// handing autograd a new tensor. A parameter whose <c>grad</c> is already defined (gradient accumulation) gets the
 /// step's gradient added in place, as autograd would. The buffer is overwritten by the next backward after the
 /// gradient was cleared, so clone <c>grad</c> to keep it across steps.</para>
+/// <para>Small batches touch few rows (N·K of K·2^τ), yet writing the whole buffer costs a table-sized pass (33 MB per
+/// layer at d = 512). So the buffer remembers which rows it may hold non-zeros in (<see cref="NonZeroRows"/>): a
+/// backward that touches few rows zeroes only those and writes only its own, and the buffer equals the gradient
+/// everywhere. This needs the buffer's other rows to stay zero between backwards: code may scale or zero the gradient
+/// (clipping, <c>zero_()</c>) but must not write non-zeros into rows the backward left at zero.</para>
 /// <para>The squared norm lets the optimizer clip without another pass over the table gradients
 /// (<see cref="TryTakeSquaredNorm"/>); it is valid only while the parameter's gradient is still this buffer.</para>
 /// </remarks>
@@ -20,6 +25,12 @@ internal sealed class TableGradient : IDisposable
     private Tensor? buffer;
     private double? squaredNorm;
 
+    /// <summary>
+    /// Rows of the buffer that may be non-zero, all others being zero; null when unknown (a fresh buffer, or after a
+    /// dense write or an accumulation), which makes the next sparse write zero the whole buffer first.
+    /// </summary>
+    public int[]? NonZeroRows { get; set; }
+
     /// <summary>The buffer, shaped like <paramref name="table"/>, allocated on first use (contents undefined).</summary>
     public Tensor Rent(Tensor table)
     {
@@ -27,6 +38,7 @@ internal sealed class TableGradient : IDisposable
         {
             buffer?.Dispose();
             buffer = empty(table.shape, ScalarType.Float32).DetachFromDisposeScope();
+            NonZeroRows = null;
         }
         squaredNorm = null;
         return buffer;
@@ -34,6 +46,18 @@ internal sealed class TableGradient : IDisposable
 
     /// <summary>Records ‖grad‖² of the table's gradient as just written by the backward.</summary>
     public void Record(double value) => squaredNorm = value;
+
+    /// <summary>
+    /// <see cref="NonZeroRows"/> when <paramref name="table"/>'s gradient is this buffer (so every other row of it is
+    /// zero), else null: lets a lazy optimizer visit only those rows.
+    /// </summary>
+    public unsafe int[]? NonZeroRowsOf(Tensor table)
+    {
+        if (NonZeroRows is null || buffer is null || table.grad is not { } g || g.IsInvalid)
+            return null;
+        using (g)
+            return TensorMemory.IsCpuFloat32(g) && TensorMemory.Address(g) == TensorMemory.Address(buffer) ? NonZeroRows : null;
+    }
 
     /// <summary>‖grad‖² of <paramref name="table"/>'s current gradient if the backward measured it; forgets it.</summary>
     public unsafe bool TryTakeSquaredNorm(Tensor table, out double value)
@@ -49,5 +73,6 @@ internal sealed class TableGradient : IDisposable
     {
         buffer?.Dispose();
         buffer = null;
+        NonZeroRows = null;
     }
 }

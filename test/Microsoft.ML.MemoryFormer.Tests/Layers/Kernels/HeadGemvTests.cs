@@ -8,6 +8,8 @@ public class HeadGemvTests
     [Theory]
     [InlineData(1, 37, 1001)]
     [InlineData(3, 64, 50304)]
+    [InlineData(1, 1024, 5003)]    // the 4-row AVX-512 loop, a vocabulary that is not a multiple of 4 or of a block
+    [InlineData(2, 48, 4099)]
     public void Logits_equal_the_linear_layer(int rows, int width, int vocabulary)
     {
         var gen = new Generator(9);

@@ -40,6 +40,24 @@ public class TableGradientTests
     }
 
     [Fact]
+    public void Small_batches_writing_only_their_rows_still_leave_the_exact_gradient()
+    {
+        random.manual_seed(7);
+        using var layer = new MemoryLayer(4, 6, 16, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
+        // 1–3 tokens touch ≤ 12 of 256 rows (the sparse write); 40 tokens touch most rows (the dense write)
+        var batches = new[] { randn(2, 24), randn(3, 24), randn(1, 24), randn(40, 24), randn(2, 24), randn(2, 24) };
+        foreach (var x in batches)
+        {
+            var fused = TableGrad(layer, x, fused: true);
+            Assert.True(allclose(fused, TableGrad(layer, x, fused: false), 1e-4, 1e-6));
+        }
+        TableGrad(layer, batches[0], fused: true);
+        layer.Table.grad!.mul_(0.5);                                   // clipping scales in place: zeros stay zero
+        layer.Table.grad = null;
+        Assert.True(allclose(TableGrad(layer, batches[1], fused: true), TableGrad(layer, batches[1], fused: false), 1e-4, 1e-6));
+    }
+
+    [Fact]
     public void The_backward_records_the_squared_norm_of_the_gradient_it_wrote()
     {
         random.manual_seed(6);

@@ -1,0 +1,74 @@
+using System.Runtime.CompilerServices;
+using Microsoft.ML.MemoryFormer.Layers;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Runtime;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Generation;
+
+/// <summary>
+/// A whole batch-1 single-token decode step of a MemoryFormer language model without torch dispatch (issue 7):
+/// embedding row → <see cref="FusedDecodeBlock"/> per layer (appending to the KV caches) → final RMSNorm →
+/// <see cref="HeadGemv"/>. Replaces ≈ 30 small torch ops per layer per token. Built per generation for one set of
+/// caches by <see cref="TryCreate"/>, which returns null whenever the general path must run instead (CUDA, other
+/// dtypes, LayerNorm configs, the dense baseline, training mode, batches, <see cref="LanguageModel.UseFusedDecode"/> off).
+/// </summary>
+internal sealed unsafe class FusedDecodeStep
+{
+    private readonly LanguageModel model;                 // keeps the parameters alive
+    private readonly IReadOnlyList<AttentionCache> caches;
+    private readonly FusedDecodeBlock[] blocks;
+    private readonly FusedDecodeBlock.Scratch scratch;
+    private readonly float* embedding, finalGain, head;
+    private readonly float finalEpsilon;
+    private readonly int width, vocabulary;
+
+    private FusedDecodeStep(LanguageModel model, IReadOnlyList<AttentionCache> caches)
+    {
+        this.model = model;
+        this.caches = caches;
+        var c = model.Config;
+        (width, vocabulary) = (c.Width, c.VocabularySize);
+        blocks = model.Backbone.Blocks.Select(b => new FusedDecodeBlock(b, c)).ToArray();
+        scratch = new FusedDecodeBlock.Scratch(c);
+        embedding = TensorMemory.Floats(model.Backbone.Embedding.weight!);
+        var finalNorm = (RmsNorm)model.Backbone.FinalNorm;
+        finalGain = TensorMemory.Floats(finalNorm.Weight);
+        finalEpsilon = (float)finalNorm.Epsilon;
+        head = TensorMemory.Floats(model.Head.weight!);
+    }
+
+    /// <summary>The fused step for <paramref name="model"/> decoding one sequence into <paramref name="caches"/>, or null.</summary>
+    public static FusedDecodeStep? TryCreate(LanguageModel model, IReadOnlyList<AttentionCache>? caches)
+    {
+        if (caches is null || caches.Count != model.Config.Layers || !model.UseFusedDecode || !TorchRuntime.UseFusedKernels
+            || model.training || caches.Any(c => !c.IsBatchOneCpuFloat32)
+            || !model.Backbone.Blocks.All(b => FusedDecodeBlock.Supports(b, model.Config))
+            || !model.parameters().All(p => TensorMemory.IsCpuFloat32(p) && p.is_contiguous()))
+            return null;
+        return new FusedDecodeStep(model, caches);
+    }
+
+    /// <summary>Next-token logits [1, V] for <paramref name="token"/> at position <c>caches[0].Length</c>; appends to the caches.</summary>
+    public Tensor Logits(int token)
+    {
+        Hidden(token);
+        var logits = empty(1, vocabulary, ScalarType.Float32);                  // [1, V]
+        HeadGemv.Compute(scratch.Normed, 1, head, vocabulary, width, TensorMemory.Floats(logits));
+        GC.KeepAlive(model);
+        return logits;
+    }
+
+    /// <summary>Embedding → blocks → final norm for <paramref name="token"/>; the result is left in the scratch's normed vector.</summary>
+    internal void Hidden(int token)
+    {
+        if ((uint)token >= (uint)vocabulary)
+            throw new ArgumentOutOfRangeException(nameof(token), $"Token id {token} is outside the vocabulary of {vocabulary}.");
+        float* x = scratch.Residual;
+        Unsafe.CopyBlock(x, embedding + ((long)token * width), (uint)(width * sizeof(float)));
+        for (int i = 0; i < blocks.Length; i++)
+            blocks[i].Step(x, caches[i], scratch);
+        VectorKernels.RmsNorm(x, finalGain, width, finalEpsilon, scratch.Normed);
+    }
+}

@@ -1,0 +1,141 @@
+using System.Runtime.CompilerServices;
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers;
+
+/// <summary>
+/// One MemoryFormer <see cref="TransformerBlock"/> for a single token of a single sequence (batch-1 decode), as
+/// managed code over the block's own parameter memory and preallocated buffers, with no torch dispatch (issue 7):
+/// RMSNorm → sign hash → Q/K/V rows (one shared hash) → rotary → write K, V into the <see cref="AttentionCache"/> →
+/// attention over the cache → residual; RMSNorm → hash → ML₁ → LayerNorm → hash (τ+2 bits) → ML₂ → residual.
+/// The same arithmetic as the general path in fp32 (tested against it); CPU fp32, eval mode, RMSNorm only.
+/// </summary>
+/// <remarks>Holds raw pointers into the block's parameters: build it per generation and do not let the model's
+/// parameters be replaced (moved, reloaded into new tensors) while it is in use.</remarks>
+internal sealed unsafe class FusedDecodeBlock
+{
+    private readonly TransformerBlock block;           // keeps the parameters alive
+    private readonly int width, heads, headWidth, rotaryDims, hidden;
+    private readonly float* attentionGain, ffnGain, cos, sin, normWeight, normBias;
+    private readonly float attentionEpsilon, ffnEpsilon;
+    private readonly Layer query, key, value, expand, project;
+
+    /// <summary>Reads the block's parameters; <see cref="Supports"/> must be true.</summary>
+    public FusedDecodeBlock(TransformerBlock block, MemoryFormerConfig config)
+    {
+        this.block = block;
+        var attentionNorm = (RmsNorm)block.AttentionNorm;
+        var ffnNorm = (RmsNorm)block.FfnNorm;
+        var qkv = (MemoryQkv)block.Attention.Qkv;
+        var ffn = (MemoryBlock)block.Ffn;
+        (width, heads, headWidth, hidden) = (config.Width, config.Heads, config.HeadWidth, config.BlockHiddenWidth);
+        rotaryDims = block.Attention.Rotary.RotaryDims;
+        attentionGain = TensorMemory.Floats(attentionNorm.Weight);
+        attentionEpsilon = (float)attentionNorm.Epsilon;
+        ffnGain = TensorMemory.Floats(ffnNorm.Weight);
+        ffnEpsilon = (float)ffnNorm.Epsilon;
+        cos = TensorMemory.Floats(block.Attention.Rotary.Tables.Cos);
+        sin = TensorMemory.Floats(block.Attention.Rotary.Tables.Sin);
+        normWeight = TensorMemory.Floats(ffn.Norm.weight!);
+        normBias = TensorMemory.Floats(ffn.Norm.bias!);
+        (query, key, value) = (new Layer(qkv.Query), new Layer(qkv.Key), new Layer(qkv.Value));
+        (expand, project) = (new Layer(ffn.Expand), new Layer(ffn.Project));
+    }
+
+    /// <summary>True when the fused step computes this block exactly: a MemoryFormer block with RMSNorms, CPU fp32.</summary>
+    public static bool Supports(TransformerBlock block, MemoryFormerConfig config) =>
+        config.Kind == TransformerKind.MemoryFormer && config.Norm == NormKind.RmsNorm
+        && config.BitsPerChunk + config.ExtraBits <= 16 && block.parameters().All(p => Contiguous(p))
+        && block.buffers().All(b => Contiguous(b));
+
+    /// <summary>Runs the block on x [d] in place for the token at position <c>cache.Length</c>, appending its K and V.</summary>
+    public void Step(float* x, AttentionCache cache, Scratch s)
+    {
+        int position = (int)cache.Length, capacity = (int)cache.Capacity;
+        var (keyBuffer, valueBuffer) = cache.Buffers;
+        float* keys = TensorMemory.Floats(keyBuffer), values = TensorMemory.Floats(valueBuffer);   // [1, H, C, hd]
+
+        VectorKernels.RmsNorm(x, attentionGain, width, attentionEpsilon, s.Normed);
+        Hash(s.Normed, width, value, s);                                          // one hash for Q, K, V
+        Gather(query, s, s.Query);
+        Gather(key, s, s.Key);
+        Gather(value, s, s.Value);
+        VectorKernels.Rotary(s.Query, heads, headWidth, rotaryDims, cos + ((long)position * rotaryDims), sin + ((long)position * rotaryDims));
+        VectorKernels.Rotary(s.Key, heads, headWidth, rotaryDims, cos + ((long)position * rotaryDims), sin + ((long)position * rotaryDims));
+        for (int h = 0; h < heads; h++)
+        {
+            long at = (((long)h * capacity) + position) * headWidth;
+            Unsafe.CopyBlock(keys + at, s.Key + (h * headWidth), (uint)(headWidth * sizeof(float)));
+            Unsafe.CopyBlock(values + at, s.Value + (h * headWidth), (uint)(headWidth * sizeof(float)));
+        }
+        cache.Advance();
+        VectorKernels.Attend(s.Query, keys, values, heads, capacity, headWidth, position + 1, s.Scores, s.Attended);
+        RowKernels.Add(s.Attended, x, width);                                     // z = x + Attn(Norm(x))
+
+        VectorKernels.RmsNorm(x, ffnGain, width, ffnEpsilon, s.Normed);
+        Hash(s.Normed, width, expand, s);
+        Gather(expand, s, s.Hidden);                                              // [K·(τ+2)]
+        VectorKernels.LayerNorm(s.Hidden, normWeight, normBias, hidden, (float)MemoryBlock.NormEpsilon, s.HiddenNormed);
+        Hash(s.HiddenNormed, hidden, project, s);                                 // K chunks of τ+2 bits
+        Gather(project, s, s.Attended);
+        RowKernels.Add(s.Attended, x, width);                                     // out = z + FFN(Norm(z))
+    }
+
+    private static bool Contiguous(Tensor t) => TensorMemory.IsCpuFloat32(t) && t.is_contiguous();
+
+    private static void Hash(float* input, int n, Layer layer, Scratch s)
+    {
+        int chunks = n / layer.Bits;
+        SignHashKernel.ExpOfScaledAbs(input, s.Exp, n, layer.Scale);
+        SignHashKernel.HashRow(input, s.Exp, chunks, layer.Bits, layer.L1Scaled, -layer.Scale, s.Rows, s.Weights, null);
+        for (int c = 0; c < chunks; c++)
+            s.RowIndex[c] = (int)s.Rows[c];
+        s.Chunks = chunks;
+    }
+
+    private static void Gather(Layer layer, Scratch s, float* output)
+    {
+        RowKernels.WeightedBagSum(layer.Table, layer.Width, s.RowIndex, s.Weights, s.Chunks, output);
+        RowKernels.Add(layer.Bias, output, layer.Width);
+    }
+
+    /// <summary>One Memory Layer's table, bias and hash settings as raw memory.</summary>
+    private sealed class Layer(MemoryLayer layer)
+    {
+        public readonly float* Table = TensorMemory.Floats(layer.Table);
+        public readonly float* Bias = TensorMemory.Floats(layer.Bias);
+        public readonly int Width = layer.OutputWidth, Bits = layer.BitsPerChunk;
+        public readonly bool L1Scaled = layer.WeightFunction == HashWeightFunction.L1ScaledSigmoidProduct;
+        public readonly float Scale = -2f / (layer.WeightFunction == HashWeightFunction.L1ScaledSigmoidProduct ? 1f : (float)layer.Temperature);
+    }
+
+    /// <summary>Working vectors shared by all blocks of one decode step; pinned, so their addresses never change.</summary>
+    public sealed class Scratch(MemoryFormerConfig config)
+    {
+        private readonly float[] floats = GC.AllocateArray<float>(
+            (6 * config.Width) + (3 * config.BlockHiddenWidth) + (2 * config.ChunkCount) + config.ContextLength, pinned: true);
+        private readonly long[] rows = GC.AllocateArray<long>(config.ChunkCount, pinned: true);
+        private readonly int[] rowIndex = GC.AllocateArray<int>(config.ChunkCount, pinned: true);
+
+        private float* At(int offset) => (float*)Unsafe.AsPointer(ref floats[offset]);
+        private int D => config.Width;
+        private int M => config.BlockHiddenWidth;
+
+        public float* Normed => At(0);
+        public float* Query => At(D);
+        public float* Key => At(2 * D);
+        public float* Value => At(3 * D);
+        public float* Attended => At(4 * D);
+        public float* Residual => At(5 * D);
+        public float* Hidden => At(6 * D);
+        public float* HiddenNormed => At((6 * D) + M);
+        public float* Exp => At((6 * D) + (2 * M));                               // max(d, M) = M floats
+        public float* Weights => At((6 * D) + (3 * M));
+        public float* Scores => At((6 * D) + (3 * M) + (2 * config.ChunkCount));
+        public long* Rows => (long*)Unsafe.AsPointer(ref rows[0]);
+        public int* RowIndex => (int*)Unsafe.AsPointer(ref rowIndex[0]);
+        public int Chunks { get; set; }
+    }
+}

@@ -1,0 +1,137 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Generation;
+using Microsoft.ML.MemoryFormer.Generation.Sampling;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using Microsoft.ML.MemoryFormer.Models;
+using Spectre.Console.Cli;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
+
+/// <summary>
+/// <c>perf decode-profile</c>: where one batch-1 decode step of the <c>perf decode</c> models goes — the LM head
+/// alone (managed GEMV vs torch), and whole steps of MemoryFormer (fused single-token path and the general torch
+/// path) and dense, interleaved round by round so that a loaded machine slows every variant alike.
+/// </summary>
+internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settings>
+{
+    internal sealed class Settings : PerfSettings
+    {
+        [CommandOption("--parts")]
+        [Description("Comma-separated substrings: time only the parts whose name contains one (e.g. head,blocks). Default all.")]
+        public string? Parts { get; init; }
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        settings.Apply();
+        Measure(settings).Publish(settings.Output);
+        return 0;
+    }
+
+    public static PerfTable Measure(Settings settings)
+    {
+        int width = settings.Quick ? 512 : 1024, rounds = settings.Quick ? 2 : 5, tokens = settings.Quick ? 24 : 64;
+        var table = new PerfTable("decode-profile", $"One batch-1 decode step, d={width}, 6 layers, vocab 50304: median ms over {rounds} interleaved rounds",
+            "part", "median ms", "min ms", "GB/s");
+        using var mf = NewModel(TransformerKind.MemoryFormer, width);
+        using var dense = NewModel(TransformerKind.Dense, width);
+        var weight = mf.named_parameters().First(p => p.name == "head.weight").parameter;
+        var x = randn(1, width);
+        double headMb = weight.numel() * 4 / 1e6;
+        var parts = new (string Name, double MegaBytes, Func<double> Time)[]
+        {
+            ("head: managed HeadGemv", headMb, () => Time(() => HeadGemv.Apply(x, weight))),
+            ("head: torch linear", headMb, () => Time(() => nn.functional.linear(x, weight))),
+            ("head: torch mv", headMb, () => Time(() => mv(weight, x[0]))),
+            ("MF fused blocks only", double.NaN, () => BlocksMs(mf, tokens)),
+            ("step: MF fused", double.NaN, () => StepMs(mf, fused: true, tokens)),
+            ("step: MF general", double.NaN, () => StepMs(mf, fused: false, tokens)),
+            ("step: dense", double.NaN, () => StepMs(dense, fused: false, tokens)),
+        };
+        if (!string.IsNullOrEmpty(settings.Parts))
+            parts = parts.Where(p => settings.Parts.Split(',').Any(o => p.Name.Contains(o, StringComparison.Ordinal))).ToArray();
+        var samples = parts.Select(_ => new List<double>()).ToArray();
+        for (int round = 0; round <= rounds; round++)
+        {
+            for (int p = 0; p < parts.Length; p++)
+            {
+                double ms = parts[p].Time();
+                if (round > 0) samples[p].Add(ms);                                  // round 0 warms up
+            }
+        }
+        for (int p = 0; p < parts.Length; p++)
+        {
+            var s = samples[p].Order().ToArray();
+            double median = s[s.Length / 2];
+            table.AddRow(parts[p].Name, median, s[0], parts[p].MegaBytes / median);
+        }
+        table.AddNote("head: x [1, d] · Wᵀ, W [50304, d], median of 20 calls per round; step: median step of a greedy generation of " +
+            $"{tokens} tokens after a 16-token prompt (prefill excluded); GB/s = weight bytes / median time");
+        return table;
+    }
+
+    private static LanguageModel NewModel(TransformerKind kind, int width)
+    {
+        random.manual_seed(3);
+        var model = new LanguageModel(new MemoryFormerConfig
+        {
+            Kind = kind, VocabularySize = 50304, Width = width, Layers = 6, Heads = width / 64, ContextLength = 256,
+        });
+        model.eval();
+        return model;
+    }
+
+    private static double Time(Func<Tensor> body)
+    {
+        using var noGrad = no_grad();
+        var times = new double[20];
+        for (int i = 0; i < times.Length; i++)
+        {
+            using var scope = NewDisposeScope();
+            long start = Stopwatch.GetTimestamp();
+            body();
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        Array.Sort(times);
+        return times[times.Length / 2];
+    }
+
+    private static double BlocksMs(LanguageModel model, int tokens)
+    {
+        using var noGrad = no_grad();
+        model.UseFusedDecode = true;
+        var caches = model.Backbone.NewCaches(1, CPU);
+        model.Forward(tensor(Enumerable.Range(0, 16).Select(i => (long)((i * 7919) % 50304)).ToArray(), [1, 16]),
+            new Layers.AttentionContext(true, Caches: caches)).Dispose();
+        var fused = FusedDecodeStep.TryCreate(model, caches) ?? throw new InvalidOperationException("no fused step");
+        var times = new double[tokens];
+        for (int i = 0; i < tokens; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            fused.Hidden((i * 31) % 50304);
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        foreach (var c in caches) c.Dispose();
+        return times.Order().ElementAt(tokens / 2);
+    }
+
+    private static double StepMs(LanguageModel model, bool fused, int tokens)
+    {
+        model.UseFusedDecode = fused;
+        var decoder = new TokenDecoder(model, padId: 0, startId: 0, CPU);
+        var prompt = Enumerable.Range(0, 16).Select(i => (i * 7919) % 50304).ToArray();
+        var options = new GenerationOptions { MaxNewTokens = tokens, Temperature = 0 };
+        using var sampler = new TokenSampler(options, 0, 50304);
+        var steps = new List<double>();
+        long start = Stopwatch.GetTimestamp();
+        foreach (var _ in decoder.Decode([prompt], sampler, useCache: true))
+        {
+            steps.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            start = Stopwatch.GetTimestamp();
+        }
+        return steps.Skip(1).Order().ElementAt((steps.Count - 1) / 2);
+    }
+}

@@ -1,0 +1,87 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Generation;
+using Microsoft.ML.MemoryFormer.Layers;
+using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Text;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Tests.Generation;
+
+public class FusedDecodeStepTests
+{
+    public static TheoryData<string> Configs => ["nano", "wide", "paper-weights"];
+
+    private static MemoryFormerConfig Config(string name) => name switch
+    {
+        "nano" => MemoryFormerConfig.Nano,
+        // τ = 8, rotary on 8 of 32 head dims, τ + 2 = 10-bit chunks in the Memory Block
+        "wide" => MemoryFormerConfig.Nano with { Width = 64, Heads = 2, BitsPerChunk = 8, ContextLength = 32, VocabularySize = 100 },
+        _ => MemoryFormerConfig.Nano with { WeightFunction = HashWeightFunction.SigmoidProduct, Temperature = 0.7, ExtraBits = 1 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Configs))]
+    public void Logits_and_cache_equal_the_general_path_token_by_token(string name)
+    {
+        random.manual_seed(4);
+        using var model = new LanguageModel(Config(name));
+        model.eval();
+        using var _ = no_grad();
+        int v = model.Config.VocabularySize;
+        var tokens = randint(0, v, [1, 14]);
+        var general = model.Backbone.NewCaches(1, CPU);
+        var fusedCaches = model.Backbone.NewCaches(1, CPU);
+        model.Forward(tokens[.., ..5], new AttentionContext(true, Caches: general));      // same prefill for both
+        model.Forward(tokens[.., ..5], new AttentionContext(true, Caches: fusedCaches));
+        var fused = FusedDecodeStep.TryCreate(model, fusedCaches);
+        Assert.NotNull(fused);
+        for (int t = 5; t < 14; t++)
+        {
+            var expected = model.ForwardLast(tokens[.., t..(t + 1)], new AttentionContext(true, Caches: general)); // [1, V]
+            var actual = fused.Logits((int)tokens[0, t].item<long>());                                         // [1, V]
+            Assert.True(allclose(actual, expected, 1e-4, 1e-5), $"position {t}: max diff {(actual - expected).abs().max().item<float>()}");
+        }
+        for (int i = 0; i < general.Length; i++)
+        {
+            Assert.Equal(general[i].Length, fusedCaches[i].Length);
+            Assert.True(allclose(fusedCaches[i].Buffers.Keys, general[i].Buffers.Keys, 1e-5, 1e-6));
+            Assert.True(allclose(fusedCaches[i].Buffers.Values, general[i].Buffers.Values, 1e-5, 1e-6));
+        }
+        foreach (var c in general.Concat(fusedCaches)) c.Dispose();
+    }
+
+    [Theory]
+    [InlineData("Hello")]
+    [InlineData("")]
+    public void Greedy_tokens_with_and_without_the_fused_step_are_identical(string prompt)
+    {
+        var tokenizer = new ByteLevelTokenizer();
+        random.manual_seed(21);
+        // context 16: 40 new tokens slide the window (and refill the caches through the general path) twice
+        using var model = new LanguageModel(MemoryFormerConfig.Nano with { VocabularySize = tokenizer.ModelVocabularySize });
+        var generator = new TextGenerator(model, tokenizer, CPU);
+        var options = new GenerationOptions { Temperature = 0, MaxNewTokens = 40 };
+        var ids = tokenizer.Encode(prompt);
+        var fused = generator.GenerateIds(ids, options, useCache: true);
+        model.UseFusedDecode = false;
+        var general = generator.GenerateIds(ids, options, useCache: true);
+        Assert.Equal(general, fused);
+    }
+
+    [Fact]
+    public void The_general_path_runs_where_the_fused_step_does_not_apply()
+    {
+        random.manual_seed(1);
+        using var dense = new LanguageModel(MemoryFormerConfig.Nano with { Kind = TransformerKind.Dense });
+        using var layerNorm = new LanguageModel(MemoryFormerConfig.Nano with { Norm = NormKind.LayerNorm });
+        using var mf = new LanguageModel(MemoryFormerConfig.Nano);
+        foreach (var m in new[] { dense, layerNorm, mf }) m.eval();
+        Assert.Null(FusedDecodeStep.TryCreate(dense, dense.Backbone.NewCaches(1, CPU)));
+        Assert.Null(FusedDecodeStep.TryCreate(layerNorm, layerNorm.Backbone.NewCaches(1, CPU)));
+        Assert.Null(FusedDecodeStep.TryCreate(mf, mf.Backbone.NewCaches(2, CPU)));   // a batch
+        Assert.Null(FusedDecodeStep.TryCreate(mf, null));                             // no cache
+        Assert.NotNull(FusedDecodeStep.TryCreate(mf, mf.Backbone.NewCaches(1, CPU)));
+        mf.train();
+        Assert.Null(FusedDecodeStep.TryCreate(mf, mf.Backbone.NewCaches(1, CPU)));
+    }
+}
