@@ -1,3 +1,4 @@
+using System.Buffers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -69,7 +70,9 @@ internal static class FusedMemoryGather
         args[1] = weights;
         for (int t = 0; t < tables.Count; t++)
             args[t + 2] = tables[t];
-        args[^1] = new GradientSinks(tables.ToArray(), gradients?.ToArray() ?? new TableGradient?[tables.Count]);
+        // Decided here: the function's forward itself runs with grad mode off, as in PyTorch.
+        bool backwardPossible = is_grad_enabled() && (weights.requires_grad || tables.Any(t => t.requires_grad));
+        args[^1] = new GradientSinks(tables.ToArray(), gradients?.ToArray() ?? new TableGradient?[tables.Count], backwardPossible);
         return GatherFunction.apply(args).ToArray();
     }
 
@@ -121,7 +124,7 @@ internal static class FusedMemoryGather
 
             int n = (int)rows.shape[0], k = (int)rows.shape[1];
             long rowLimit = tables.Min(t => t.shape[0]);
-            int[] rows32 = ToCheckedInt32(rows, rowLimit);
+            var rows32 = PooledRows.From(rows, rowLimit);
 
             using var scope = NewDisposeScope();
             var w = weights.contiguous();
@@ -136,7 +139,7 @@ internal static class FusedMemoryGather
 
             KernelParallel.For(n, work, (start, end) =>
             {
-                fixed (int* r = rows32)
+                fixed (int* r = rows32.Array)
                 {
                     for (int t = 0; t < tableCount; t++)
                     {
@@ -148,6 +151,11 @@ internal static class FusedMemoryGather
                 }
             });
 
+            if (!((GradientSinks)vars[^1]).BackwardPossible)
+            {
+                rows32.Return();                                                 // no backward will read them
+                return outputs.Select(o => o.MoveToOuterDisposeScope()).ToList();
+            }
             ctx.save_for_backward([weights, .. tables]);
             ctx.save_data("rows", rows32);
             ctx.save_data("k", k);
@@ -159,12 +167,15 @@ internal static class FusedMemoryGather
 
         public override unsafe List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grad_outputs)
         {
-            var rows32 = (int[])ctx.get_data("rows");
+            var pooled = (PooledRows)ctx.get_data("rows");
+            var rows32 = pooled.Array ?? throw new InvalidOperationException(
+                "FusedMemoryGather's backward ran twice on one graph (retain_graph); it returns its buffers after the first. " +
+                "Set TorchRuntime.UseFusedKernels = false for double backward.");
             int k = (int)ctx.get_data("k");
             bool weightsNeedGrad = (bool)ctx.get_data("weightsNeedGrad");
             var tablesNeedGrad = (bool[])ctx.get_data("tablesNeedGrad");
             var sinks = (GradientSinks)ctx.get_data("sinks");
-            int n = rows32.Length / k;
+            int n = pooled.Count / k;
             int tableCount = tablesNeedGrad.Length;
 
             var saved = ctx.get_saved_variables();
@@ -212,7 +223,7 @@ internal static class FusedMemoryGather
                         result.Add(null!);
                         continue;
                     }
-                    hits ??= RowHits.Build(rows32, k, (float*)wPtr, (int)tables.Min(x => x.shape[0]));
+                    hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, (int)tables.Min(x => x.shape[0]));
                     int rowCount = (int)tables[t].shape[0];
                     int h = widths[t];
                     var sink = sinks.Gradients[t];
@@ -221,10 +232,10 @@ internal static class FusedMemoryGather
                         || (TensorMemory.IsCpuFloat32(existing) && existing.is_contiguous() && existing.shape.SequenceEqual(tables[t].shape)));
                     bool accumulate = useSink && existing is not null && !existing.IsInvalid;
                     var gt = !useSink ? empty(rowCount, h, dtype: ScalarType.Float32) : accumulate ? existing! : sink!.Rent(tables[t]);
-                    double squaredNorm = useSink && !accumulate && WriteTouchedRowsOnly && hits!.TouchedRows.Length <= rowCount / SparseFraction
+                    double squaredNorm = useSink && !accumulate && WriteTouchedRowsOnly && hits!.TouchedCount <= rowCount / SparseFraction
                         ? WriteSparseTableGradient(hits!, gradPtrs[t], h, gt, sink!)
                         : WriteTableGradient(hits!, gradPtrs[t], h, rowCount, gt, accumulate);
-                    if (useSink && (accumulate || !WriteTouchedRowsOnly || hits!.TouchedRows.Length > rowCount / SparseFraction))
+                    if (useSink && (accumulate || !WriteTouchedRowsOnly || hits!.TouchedCount > rowCount / SparseFraction))
                         sink!.NonZeroRows = null;                                // every row written: unknown zeros
                     if (!useSink)
                     {
@@ -236,7 +247,9 @@ internal static class FusedMemoryGather
                     sink!.Record(squaredNorm);
                     result.Add(null!);
                 }
+                hits?.Dispose();
             }
+            pooled.Return();
             foreach (var s in saved)
                 s.Dispose();
             result.Add(null!);                                                   // the gradient sinks argument
@@ -257,10 +270,10 @@ internal static class FusedMemoryGather
                 foreach (int r in sink.NonZeroRows)
                     new Span<float>(gt + ((long)r * h), h).Clear();
             nint gtPtr = (nint)gt;
-            int[] touched = csr.TouchedRows;
+            int[] touched = csr.TouchedRows();
             double total = 0;
             var gate = new Lock();
-            KernelParallel.For(touched.Length, h * (1L + (csr.Tokens.Length / Math.Max(1, touched.Length))), (start, end) =>
+            KernelParallel.For(touched.Length, h * (1L + (csr.Pairs / Math.Max(1, touched.Length))), (start, end) =>
             {
                 double partial = 0;
                 fixed (int* tok = csr.Tokens)
@@ -287,7 +300,7 @@ internal static class FusedMemoryGather
             nint gtPtr = (nint)TensorMemory.Floats(target);
             double total = 0;
             var gate = new Lock();
-            KernelParallel.For(rowCount, h * (1L + (csr.Tokens.Length / Math.Max(1, rowCount))), (start, end) =>
+            KernelParallel.For(rowCount, h * (1L + (csr.Pairs / Math.Max(1, rowCount))), (start, end) =>
             {
                 var scratch = accumulate ? new float[h] : null;
                 double partial = 0;
@@ -318,29 +331,8 @@ internal static class FusedMemoryGather
             });
             return total;
         }
-
-        private static unsafe int[] ToCheckedInt32(Tensor rows, long rowLimit)
-        {
-            using var scope = NewDisposeScope();
-            var r = rows.contiguous();
-            long count = r.numel();
-            long* p = TensorMemory.Longs(r);
-            var result = new int[count];
-            long bad = -1;
-            for (long i = 0; i < count; i++)
-            {
-                long v = p[i];
-                if ((ulong)v >= (ulong)rowLimit)
-                    bad = i;
-                result[i] = (int)v;
-            }
-            if (bad >= 0)
-                throw new ArgumentOutOfRangeException(nameof(rows), $"Row index {p[bad]} at flat position {bad} is outside [0, {rowLimit}).");
-            return result;
-        }
     }
 
-    /// <summary>The tables as passed in (their <c>grad</c> is set in the backward) and their optional gradient buffers.</summary>
     /// <summary>A backward touching at most 1/this of a table's rows writes only those rows of a reused buffer.</summary>
     private const int SparseFraction = 4;
 
@@ -350,32 +342,96 @@ internal static class FusedMemoryGather
     /// </summary>
     internal static bool WriteTouchedRowsOnly { get; set; } = true;
 
-    private sealed record GradientSinks(Tensor[] Tables, TableGradient?[] Gradients);
+    /// <summary>The tables as passed in (their <c>grad</c> is set in the backward), their optional gradient buffers, and
+    /// whether a backward can follow (grad mode on and something requires grad when the node was applied).</summary>
+    private sealed record GradientSinks(Tensor[] Tables, TableGradient?[] Gradients, bool BackwardPossible);
 
-    /// <summary>The (token, chunk) hits counting-sorted by table row: CSR offsets, token ids and their weights.</summary>
-    private sealed class RowHits
+    /// <summary>
+    /// The int32 row index of every (token, chunk) pair, in a pooled array kept from the forward to the backward.
+    /// Pooled because a fresh N·K array per call lands on the large-object heap, and the training soak showed such
+    /// per-step garbage piling up to gigabytes between full collections.
+    /// </summary>
+    private sealed class PooledRows
+    {
+        /// <summary>The pooled array (longer than <see cref="Count"/>); null once returned.</summary>
+        public int[]? Array { get; private set; }
+
+        /// <summary>Number of pairs (N·K).</summary>
+        public int Count { get; private init; }
+
+        /// <summary>Copies <paramref name="rows"/> (int64 [N, K]) to int32, checking every index is in [0, rowLimit).</summary>
+        public static unsafe PooledRows From(Tensor rows, long rowLimit)
+        {
+            using var scope = NewDisposeScope();
+            var r = rows.contiguous();
+            int count = (int)r.numel();
+            long* p = TensorMemory.Longs(r);
+            var result = new PooledRows { Array = ArrayPool<int>.Shared.Rent(count), Count = count };
+            long bad = -1;
+            for (int i = 0; i < count; i++)
+            {
+                long v = p[i];
+                if ((ulong)v >= (ulong)rowLimit)
+                    bad = i;
+                result.Array[i] = (int)v;
+            }
+            if (bad >= 0)
+            {
+                result.Return();
+                throw new ArgumentOutOfRangeException(nameof(rows), $"Row index {p[bad]} at flat position {bad} is outside [0, {rowLimit}).");
+            }
+            return result;
+        }
+
+        /// <summary>Gives the array back to the pool (once).</summary>
+        public void Return()
+        {
+            if (Array is { } array) ArrayPool<int>.Shared.Return(array);
+            Array = null;
+        }
+    }
+
+    /// <summary>The (token, chunk) hits counting-sorted by table row: CSR offsets, token ids and their weights (pooled arrays).</summary>
+    private sealed class RowHits : IDisposable
     {
         public required int RowCount { get; init; }
+        public required int Pairs { get; init; }
         public required int[] Starts { get; init; }
         public required int[] Tokens { get; init; }
         public required float[] Weights { get; init; }
 
-        /// <summary>The rows with at least one hit, ascending.</summary>
-        public required int[] TouchedRows { get; init; }
+        /// <summary>How many rows have at least one hit.</summary>
+        public required int TouchedCount { get; init; }
 
-        public static unsafe RowHits Build(int[] rows, int chunkCount, float* weights, int rowCount)
+        /// <summary>The rows with at least one hit, ascending (a new array: the gradient sink keeps it).</summary>
+        public int[] TouchedRows()
         {
-            int pairs = rows.Length;
-            var starts = new int[rowCount + 1];
-            foreach (int r in rows)
-                starts[r + 1]++;
-            for (int r = 0; r < rowCount; r++)
-                starts[r + 1] += starts[r];
+            var touched = new int[TouchedCount];
+            for (int r = 0, i = 0; r < RowCount; r++)
+            {
+                if (Starts[r + 1] > Starts[r])
+                    touched[i++] = r;
+            }
+            return touched;
+        }
 
-            var cursor = new int[rowCount];
-            Array.Copy(starts, cursor, rowCount);
-            var tokens = new int[pairs];
-            var tokenWeights = new float[pairs];
+        public static unsafe RowHits Build(int[] rows, int pairs, int chunkCount, float* weights, int rowCount)
+        {
+            var starts = ArrayPool<int>.Shared.Rent(rowCount + 1);
+            System.Array.Clear(starts, 0, rowCount + 1);
+            for (int i = 0; i < pairs; i++)
+                starts[rows[i] + 1]++;
+            int touchedCount = 0;
+            for (int r = 0; r < rowCount; r++)
+            {
+                if (starts[r + 1] > 0) touchedCount++;
+                starts[r + 1] += starts[r];
+            }
+
+            var cursor = ArrayPool<int>.Shared.Rent(rowCount);
+            System.Array.Copy(starts, cursor, rowCount);
+            var tokens = ArrayPool<int>.Shared.Rent(Math.Max(1, pairs));
+            var tokenWeights = ArrayPool<float>.Shared.Rent(Math.Max(1, pairs));
             // Hits are visited in flat (token-major) order, so every row's list is sorted by token.
             for (int i = 0; i < pairs; i++)
             {
@@ -383,13 +439,15 @@ internal static class FusedMemoryGather
                 tokens[pos] = i / chunkCount;
                 tokenWeights[pos] = weights[i];
             }
-            var touched = new List<int>();
-            for (int r = 0; r < rowCount; r++)
-            {
-                if (starts[r + 1] > starts[r])
-                    touched.Add(r);
-            }
-            return new RowHits { RowCount = rowCount, Starts = starts, Tokens = tokens, Weights = tokenWeights, TouchedRows = touched.ToArray() };
+            ArrayPool<int>.Shared.Return(cursor);
+            return new RowHits { RowCount = rowCount, Pairs = pairs, Starts = starts, Tokens = tokens, Weights = tokenWeights, TouchedCount = touchedCount };
+        }
+
+        public void Dispose()
+        {
+            ArrayPool<int>.Shared.Return(Starts);
+            ArrayPool<int>.Shared.Return(Tokens);
+            ArrayPool<float>.Shared.Return(Weights);
         }
     }
 }
