@@ -93,7 +93,9 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
     /// <summary>Where the model lives.</summary>
     internal Device Device => device;
 
-    internal TextGenerator Generator => generator ??= new TextGenerator(Alive(model), Tokenizer, device, DefaultGenerationOptions.Seed ?? 0);
+    // Made once even when the first calls race (threads share it: it keeps no per-call state).
+    internal TextGenerator Generator => Alive(LazyInitializer.EnsureInitialized(ref generator,
+        () => new TextGenerator(Alive(model), Tokenizer, device, DefaultGenerationOptions.Seed ?? 0)));
 
     /// <summary>Continues <paramref name="prompt"/>.</summary>
     /// <param name="prompt">Text to continue (see the truncation policy in the remarks).</param>

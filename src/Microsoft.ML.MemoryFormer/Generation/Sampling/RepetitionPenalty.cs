@@ -19,10 +19,14 @@ internal sealed class RepetitionPenalty : ILogitsProcessor
         }
 
         Penalty = penalty;
+        factor = penalty;
     }
 
     /// <summary>The penalty factor.</summary>
     public double Penalty { get; }
+
+    // Owned, not implicit: see Runtime.LiveScalars.
+    private readonly Scalar factor;
 
     /// <inheritdoc />
     public Tensor Process(Tensor logits, IReadOnlyList<IReadOnlyList<int>> history)
@@ -68,7 +72,7 @@ internal sealed class RepetitionPenalty : ILogitsProcessor
         Tensor index = torch.tensor(ids, [batch, length]).to(logits.device);     // [B, L]
         Tensor mask = torch.tensor(valid, [batch, length]).to(logits.device);    // [B, L]
         Tensor seen = logits.gather(1, index);                                   // [B, L]
-        Tensor penalized = torch.where(seen > 0, seen / Penalty, seen * Penalty); // [B, L]
+        Tensor penalized = torch.where(seen.gt(Runtime.LiveScalars.Zero), seen.div(factor), seen.mul(factor)); // [B, L]
         return logits.scatter(1, index, torch.where(mask, penalized, seen));     // [B, V]
     }
 }
