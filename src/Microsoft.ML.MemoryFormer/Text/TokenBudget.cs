@@ -52,7 +52,7 @@ internal static class TokenBudget
     }
 
     /// <summary>The first or last <paramref name="length"/> characters, one shorter when that would split a surrogate pair.</summary>
-    private static string Cut(string text, int length, bool fromEnd)
+    internal static string Cut(string text, int length, bool fromEnd)
     {
         if (fromEnd)
         {

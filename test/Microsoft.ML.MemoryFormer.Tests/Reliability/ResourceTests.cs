@@ -1,0 +1,115 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.MemoryFormer.Generation;
+using Microsoft.ML.MemoryFormer.Generation.Sampling;
+using Microsoft.ML.MemoryFormer.MLNet;
+using Microsoft.ML.MemoryFormer.Text;
+using Microsoft.ML.MemoryFormer.Tests.Tabular;
+using static Microsoft.ML.MemoryFormer.Tests.LanguageModeling.LanguageModelData;
+
+namespace Microsoft.ML.MemoryFormer.Tests.Reliability;
+
+/// <summary>
+/// Long runs keep native tensors and process memory flat after warm-up, and disposing a transformer releases its
+/// tensors (docs/reliability.md "Resources and cancellation").
+/// </summary>
+public class ResourceTests
+{
+    private const int Runs = 10_000;
+
+    private sealed class FeaturesOnly
+    {
+        [VectorType(4)] public float[] Features { get; set; } = [];
+    }
+
+    private sealed class Scored
+    {
+        public float Score { get; set; }
+    }
+
+    [Fact]
+    public void Generating_10000_tokens_keeps_tensors_and_memory_flat()
+    {
+        var ml = new MLContext(seed: 1);
+        var training = NanoOptions(steps: 2);
+        training.Architecture = training.Architecture with { Layers = 1 };     // 10,000 tokens in a few seconds
+        using var model = ml.Text.MemoryFormer(training).Fit(ml.Data.LoadFromEnumerable(Corpus));
+        var options = new GenerationOptions { Temperature = 0.9, TopK = 20, TopP = 0.95, RepetitionPenalty = 1.1, Seed = 1 };
+        var decoder = new TokenDecoder(model.Model, ByteLevelTokenizer.Padding, ByteLevelTokenizer.EndOfText, model.Device);
+        IReadOnlyList<int>[] prompts = [.. new[] { "the cat", "a", "", "the dog ran" }.Select(p => model.Tokenizer.Encode(p))];
+        // Four sequences at once, every step through the KV cache, all sampling stages and, every ContextLength / 2
+        // tokens, a window slide that refills the cache; the decoder never stops early, so exactly `tokens` are made.
+        void Generate(int tokens)
+        {
+            using var sampler = new TokenSampler(options with { MaxNewTokens = tokens / prompts.Length }, vocabularySize: model.Tokenizer.VocabularySize);
+            Assert.Equal(tokens, decoder.Decode(prompts, sampler, useCache: true).Sum(step => step.Length));
+        }
+
+        Generate(Runs / 10);
+        var before = MemoryProbe.Measure();
+        Generate(Runs);
+        var after = MemoryProbe.Measure();
+
+        Assert.Equal(before.Tensors, after.Tensors);
+        // A leak of one [1, V] logits tensor per token (or one [4, V] per step) would cost V·4 bytes of data plus ~300 bytes of native and
+        // managed bookkeeping per token.
+        long leakOfOneTensorPerToken = Runs * ((long)model.Config.VocabularySize * sizeof(float) + 300);
+        Assert.True(after.Bytes - before.Bytes < leakOfOneTensorPerToken,
+            $"memory grew {(after.Bytes - before.Bytes) / 1024} KiB over {Runs} tokens (one leaked tensor per token: {leakOfOneTensorPerToken / 1024} KiB)");
+    }
+
+    [Fact]
+    public void Making_10000_predictions_keeps_tensors_and_memory_flat()
+    {
+        var ml = new MLContext(seed: 1);
+        using var model = ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(32, 1)));
+        var engine = ml.Model.CreatePredictionEngine<FeaturesOnly, Scored>(model);
+        var rows = TabularRows.Points(100, 2, missing: 0.1).Select(f => new FeaturesOnly { Features = f }).ToArray();
+        var output = new Scored();
+        void Predict(int count)
+        {
+            for (int i = 0; i < count; i++) engine.Predict(rows[i % rows.Length], ref output);
+        }
+
+        Predict(Runs / 10);
+        var before = MemoryProbe.Measure();
+        Predict(Runs);
+        var after = MemoryProbe.Measure();
+
+        Assert.Equal(before.Tensors, after.Tensors);
+        // A leaked [1, F] input tensor per prediction: 16 bytes of data plus ~300 bytes of bookkeeping.
+        long leakOfOneTensorPerPrediction = Runs * (4L * sizeof(float) + 300);
+        Assert.True(after.Bytes - before.Bytes < leakOfOneTensorPerPrediction,
+            $"memory grew {(after.Bytes - before.Bytes) / 1024} KiB over {Runs} predictions (one leaked tensor each: {leakOfOneTensorPerPrediction / 1024} KiB)");
+    }
+
+    [Fact]
+    public void Disposing_a_transformer_releases_its_tensors()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(32, 1));
+        var tabularOptions = TabularRows.TinyOptions(1);
+        tabularOptions.Architecture = tabularOptions.Architecture with { Width = 64, BitsPerChunk = 8 };    // 5 tables of 2,048 × 64
+        var languageOptions = NanoOptions(steps: 1);
+        languageOptions.Architecture = languageOptions.Architecture with { Width = 64, BitsPerChunk = 8, Layers = 1 };
+        MemoryFormerTabularTransformer FitTabular() => ml.Regression.Trainers.MemoryFormer(tabularOptions).Fit(data);
+        MemoryFormerLanguageModelTransformer FitLanguage() => ml.Text.MemoryFormer(languageOptions).Fit(ml.Data.LoadFromEnumerable(Corpus));
+        FitTabular().Dispose();                                                 // warm-up: statics, JIT, allocator
+        using (var warm = FitLanguage()) warm.Generate("a");
+
+        long baseline = MemoryProbe.Measure().Bytes;
+        var tabular = FitTabular();
+        var language = FitLanguage();
+        language.Generate("the");
+        long loaded = MemoryProbe.Measure().Bytes;
+        tabular.Dispose();
+        language.Dispose();
+        long released = MemoryProbe.Measure().Bytes;
+        GC.KeepAlive(tabular);                                                  // still referenced: only Dispose can have freed them
+        GC.KeepAlive(language);
+
+        long modelBytes = 4L * 2 * (5 * 2048 * 64);                             // the tables alone: 5 per block of each model
+        Assert.True(loaded - baseline > modelBytes, $"the models hold {(loaded - baseline) / 1024} KiB; their tables alone {modelBytes / 1024} KiB");
+        Assert.True(released - baseline < modelBytes / 10, $"{(released - baseline) / 1024} KiB still held after Dispose");
+        Assert.Throws<ObjectDisposedException>(() => language.Generate("the"));
+    }
+}
