@@ -28,14 +28,15 @@ internal static class MemoryProbe
     private static extern MallInfo2 NativeMallInfo2();
 
     /// <summary>Live tensors of this thread and bytes in use, after a full collection.</summary>
-    public static (long Tensors, long Bytes) Measure()
+    public static (long Tensors, long Bytes, long Native, long Managed) Measure()
     {
         for (int i = 0; i < 2; i++)
         {
             GC.Collect();
             GC.WaitForPendingFinalizers();
         }
-        return (DisposeScopeManager.Statistics.ThreadTotalLiveCount, NativeBytes() + GC.GetTotalMemory(forceFullCollection: true));
+        long native = NativeBytes(), managed = GC.GetTotalMemory(forceFullCollection: true);
+        return (DisposeScopeManager.Statistics.ThreadTotalLiveCount, native + managed, native, managed);
     }
 
     private static long NativeBytes()
