@@ -30,7 +30,8 @@ internal static class SequencePooling
     private static Tensor Last(Tensor hidden, Tensor? mask)
     {
         if (mask is null) return hidden.select(1, -1);                             // [B, d]
-        var last = LiveScalars.Add(mask.to_type(ScalarType.Int64).sum(1), LiveScalars.MinusOne).clamp_min(LiveScalars.Zero); // [B]
+        var last = mask.to_type(ScalarType.Int64).sum(1).add(LiveScalars.MinusOneInteger, LiveScalars.OneInteger)
+            .clamp_min(LiveScalars.ZeroInteger);                                   // [B] int64
         var index = last.view(-1, 1, 1).expand(-1, 1, hidden.shape[2]);            // [B, 1, d]
         return hidden.gather(1, index).squeeze(1);                                 // [B, d]
     }

@@ -37,8 +37,8 @@ internal sealed class TopP : ILogitsProcessor
 
         (Tensor sorted, Tensor order) = logits.sort(dim: -1, descending: true);   // [B, V] each
         Tensor probabilities = sorted.softmax(-1);                                // [B, V]
-        Tensor massBefore = Runtime.LiveScalars.Subtract(probabilities.cumsum(-1), probabilities);             // [B, V] mass of more likely tokens
-        Tensor dropSorted = massBefore.ge(threshold);                                       // [B, V] first column always false
+        Tensor massBefore = Runtime.LiveScalars.Subtract(probabilities.cumsum(-1), probabilities); // [B, V] mass of more likely tokens
+        Tensor dropSorted = massBefore.ge(threshold);                             // [B, V] first column always false
         Tensor drop = torch.zeros_like(dropSorted).scatter(-1, order, dropSorted); // [B, V] back in id order
         return logits.masked_fill(drop, Runtime.LiveScalars.NegativeInfinity);
     }
