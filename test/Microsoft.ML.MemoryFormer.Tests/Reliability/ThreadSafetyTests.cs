@@ -41,7 +41,7 @@ public class ThreadSafetyTests
     }
 
     [Fact]
-    public void Seeded_generation_gives_the_same_text_on_8_threads_as_in_sequence()
+    public void Seeded_generation_streaming_and_evaluation_give_the_same_results_on_8_threads_as_in_sequence()
     {
         var ml = new MLContext(seed: 1);
         var options = NanoOptions(steps: 10);
@@ -53,18 +53,25 @@ public class ThreadSafetyTests
         var column = model.Transform(data).GetColumn<string>("GeneratedText").ToArray();
         var engine = ml.Model.CreatePredictionEngine<PromptRow, Generated>(model);
         var predicted = prompts.Select(p => engine.Predict(new PromptRow { Prompt = p }).GeneratedText).ToArray();
+        var corpus = ml.Data.LoadFromEnumerable(Corpus);
+        double nats = model.Evaluate(corpus).TotalNats;
+        Assert.Equal(generated[0], string.Concat(model.GenerateStreaming(prompts[0]).ToBlockingEnumerable()));
 
         var results = OnThreads(thread =>
         {
             var order = Rotated(prompts.Length, thread);
             var own = ml.Model.CreatePredictionEngine<PromptRow, Generated>(model);
             return (Generate: Unrotate(order.Select(i => model.Generate(prompts[i])).ToArray(), order),
+                Stream: Unrotate(order.Select(i => string.Concat(model.GenerateStreaming(prompts[i]).ToBlockingEnumerable())).ToArray(), order),
+                Nats: model.Evaluate(corpus).TotalNats,
                 Predict: Unrotate(order.Select(i => own.Predict(new PromptRow { Prompt = prompts[i] }).GeneratedText).ToArray(), order),
                 Transform: model.Transform(data).GetColumn<string>("GeneratedText").ToArray());
         });
         Assert.All(results, r =>
         {
             Assert.Equal(generated, r.Generate);
+            Assert.Equal(generated, r.Stream);
+            Assert.Equal(nats, r.Nats);
             Assert.Equal(predicted, r.Predict);
             Assert.Equal(column, r.Transform);
         });
