@@ -45,17 +45,15 @@ public class ResourceTests(ITestOutputHelper output)
             Assert.Equal(tokens, decoder.Decode(prompts, sampler, useCache: true).Sum(step => step.Length));
         }
 
-        Generate(Runs / 10);
-        var before = MemoryProbe.Measure();
-        Generate(Runs);
-        var after = MemoryProbe.Measure();
+        Generate(Runs / 10);                                                    // warm-up
+        var (tensors, steadyBytes, report) = MemoryProbe.Growth(() => Generate(Runs / 5), slices: 5);
+        output.WriteLine(report);
 
-        Assert.Equal(before.Tensors, after.Tensors);
-        // A leak of one [1, V] logits tensor per token (or one [4, V] per step) would cost V·4 bytes of data plus ~300 bytes of native and
-        // managed bookkeeping per token.
+        Assert.Equal(0, tensors);
+        // A leak of one [1, V] logits tensor per token (or one [4, V] per step) would cost V·4 bytes of data plus ~300
+        // bytes of native and managed bookkeeping per token.
         long leakOfOneTensorPerToken = Runs * ((long)model.Config.VocabularySize * sizeof(float) + 300);
-        Assert.True(after.Bytes - before.Bytes < leakOfOneTensorPerToken,
-            $"memory grew {(after.Bytes - before.Bytes) / 1024} KiB over {Runs} tokens (one leaked tensor per token: {leakOfOneTensorPerToken / 1024} KiB)");
+        Assert.True(steadyBytes < leakOfOneTensorPerToken, $"{report}; one leaked tensor per token: {leakOfOneTensorPerToken / 1024} KiB");
     }
 
     [Fact]
@@ -65,22 +63,20 @@ public class ResourceTests(ITestOutputHelper output)
         using var model = ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(32, 1)));
         var engine = ml.Model.CreatePredictionEngine<FeaturesOnly, Scored>(model);
         var rows = TabularRows.Points(100, 2, missing: 0.1).Select(f => new FeaturesOnly { Features = f }).ToArray();
-        var output = new Scored();
+        var scored = new Scored();
         void Predict(int count)
         {
-            for (int i = 0; i < count; i++) engine.Predict(rows[i % rows.Length], ref output);
+            for (int i = 0; i < count; i++) engine.Predict(rows[i % rows.Length], ref scored);
         }
 
-        Predict(Runs / 10);
-        var before = MemoryProbe.Measure();
-        Predict(Runs);
-        var after = MemoryProbe.Measure();
+        Predict(Runs / 10);                                                     // warm-up
+        var (tensors, steadyBytes, report) = MemoryProbe.Growth(() => Predict(Runs / 5), slices: 5);
+        output.WriteLine(report);
 
-        Assert.Equal(before.Tensors, after.Tensors);
-        // A leaked [1, F] input tensor per prediction: 16 bytes of data plus ~300 bytes of bookkeeping.
-        long leakOfOneTensorPerPrediction = Runs * (4L * sizeof(float) + 300);
-        Assert.True(after.Bytes - before.Bytes < leakOfOneTensorPerPrediction,
-            $"memory grew {(after.Bytes - before.Bytes) / 1024} KiB over {Runs} predictions (one leaked tensor each: {leakOfOneTensorPerPrediction / 1024} KiB)");
+        Assert.Equal(0, tensors);
+        // A leaked hidden state [1, 1 + F, d] per prediction: its data plus ~300 bytes of bookkeeping.
+        long leakOfOneTensorPerPrediction = Runs * ((1 + 4L) * model.Architecture.Width * sizeof(float) + 300);
+        Assert.True(steadyBytes < leakOfOneTensorPerPrediction, $"{report}; one leaked tensor per prediction: {leakOfOneTensorPerPrediction / 1024} KiB");
     }
 
     [Fact]
