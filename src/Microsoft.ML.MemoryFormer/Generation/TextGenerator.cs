@@ -98,7 +98,9 @@ public sealed class TextGenerator
         return decoder.Decode([prompt], sampler, useCache).Select(n => n[0]).ToArray();
     }
 
-    private IReadOnlyList<int> Encode(string prompt) => Tokenizer.Encode(prompt ?? throw new ArgumentNullException(nameof(prompt)));
+    // Only the prompt's tail that fits the context is tokenized (TokenBudget), so a 1 MB prompt costs about as much as a short one.
+    private IReadOnlyList<int> Encode(string prompt) =>
+        TokenBudget.Tail(Tokenizer, prompt ?? throw new ArgumentNullException(nameof(prompt)), Model.Config.ContextLength);
 
     private TokenSampler NewSampler(GenerationOptions options) =>
         new(options ?? throw new ArgumentNullException(nameof(options)), DefaultSeed, Tokenizer.VocabularySize);

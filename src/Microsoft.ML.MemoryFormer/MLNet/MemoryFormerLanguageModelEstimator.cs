@@ -58,9 +58,6 @@ public sealed partial class MemoryFormerLanguageModelEstimator : IEstimator<Memo
         var documents = TextColumn.ReadAll(input, options.TextColumnName, nameof(Options.TextColumnName), ct);
         var validation = options.ValidationSet is { } v
             ? TextColumn.ReadAll(v, options.TextColumnName, nameof(Options.ValidationSet), ct) : null;
-        if (documents.All(string.IsNullOrEmpty))
-            throw new ArgumentException($"Column '{options.TextColumnName}' (TextColumnName) holds no text: " +
-                $"{documents.Count} rows, all empty.", nameof(input));
 
         var host = env.Register(nameof(MemoryFormerLanguageModelEstimator));
         int seed = options.Seed ?? MLNetInternals.GetSeed(env) ?? host.Rand.Next();

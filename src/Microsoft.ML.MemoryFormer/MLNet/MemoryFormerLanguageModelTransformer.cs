@@ -21,7 +21,8 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// </summary>
 /// <remarks>
 /// <para><b>Prompt truncation</b> (the <see cref="TextGenerator"/> policy): a prompt longer than the context keeps its
-/// last ContextLength tokens and the rest is dropped without an error; when prompt plus output fill the context, the
+/// last ContextLength tokens and the rest is dropped without an error (only a window at its tail is tokenized, so a
+/// 1 MB prompt costs about as much as a short one); when prompt plus output fill the context, the
 /// window slides to its last ContextLength / 2 tokens and the KV cache is refilled from them. The model never sees
 /// more than the ContextLength it was trained on: rotary positions do not extrapolate past it.</para>
 /// <para><b>Saving:</b> <c>mlContext.Model.Save</c> stores the config, tokenizer description, weights, generation
@@ -93,7 +94,9 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
     /// <summary>Where the model lives.</summary>
     internal Device Device => device;
 
-    internal TextGenerator Generator => generator ??= new TextGenerator(Alive(model), Tokenizer, device, DefaultGenerationOptions.Seed ?? 0);
+    // Made once even when the first calls race (threads share it: it keeps no per-call state).
+    internal TextGenerator Generator => Alive(LazyInitializer.EnsureInitialized(ref generator,
+        () => new TextGenerator(Alive(model), Tokenizer, device, DefaultGenerationOptions.Seed ?? 0)));
 
     /// <summary>Continues <paramref name="prompt"/>.</summary>
     /// <param name="prompt">Text to continue (see the truncation policy in the remarks).</param>

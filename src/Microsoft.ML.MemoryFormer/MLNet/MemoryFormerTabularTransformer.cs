@@ -96,6 +96,10 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
     static MemoryFormerTabularTransformer IModelLoadable<MemoryFormerTabularTransformer>.Create(IHostEnvironment env,
         object modelLoadContext) => Create(env, modelLoadContext);
 
-    private ScoringMapper Mapper(DataViewSchema inputSchema) =>
-        new(new TabularScorer(model, info, device, inputSchema), inputSchema);
+    private ScoringMapper Mapper(DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        info.Label.CheckSameClasses(inputSchema);   // a label with classes training never saw would be evaluated under the wrong names
+        return new(new TabularScorer(model, info, device, inputSchema), inputSchema);
+    }
 }

@@ -39,7 +39,9 @@ public sealed class MemoryFormerTextClassificationOptions
 
     /// <summary>
     /// Longest token row, start and separator tokens included (default 128). Truncation policy: each text keeps its
-    /// first tokens; for sentence pairs the longer text is shortened first. Batches are padded to their longest row only.
+    /// first tokens; for sentence pairs the longer text is shortened first. Only a window at the head of a long text is
+    /// tokenized, so a 1 MB row costs about as much as a short one (docs/reliability.md, "Bad data"). Batches are padded
+    /// to their longest row only.
     /// </summary>
     public int MaxTokensPerRow { get; set; } = 128;
 

@@ -42,7 +42,11 @@ internal sealed class TabularScorer : IBatchScorer
         var x = tensor(features, [rows, info.FeatureCount]).to(device);         // [n, F]
         var outputs = model.call(x);                                             // [n, C]
         if (info.Label.Kind != PredictionKind.Regression) outputs = outputs.log_softmax(1);
-        else outputs = outputs * info.LabelStd + info.LabelMean;
+        else
+        {
+            using Scalar std = info.LabelStd, mean = info.LabelMean;            // disposed after use, not left to a finalizer
+            outputs = outputs.mul(std).add(mean, Runtime.LiveScalars.One);
+        }
         var flat = outputs.cpu().data<float>().ToArray();                       // [n·C]
         return Enumerable.Range(0, rows).Select(r => flat.AsSpan(r * info.OutputCount, info.OutputCount).ToArray()).ToArray();
     }

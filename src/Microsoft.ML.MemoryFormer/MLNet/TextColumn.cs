@@ -32,6 +32,7 @@ internal static class TextColumn
     }
 
     /// <summary>Every value of a text column, in row order (missing values become empty strings).</summary>
+    /// <exception cref="ArgumentException">Every value is empty (or there are no rows), naming the column.</exception>
     public static List<string> ReadAll(IDataView data, string name, string option, CancellationToken cancellation = default)
     {
         var column = Find(data.Schema, name, option);
@@ -45,6 +46,8 @@ internal static class TextColumn
             getter(ref value);
             texts.Add(value.ToString());
         }
+        if (texts.All(string.IsNullOrEmpty))
+            throw new ArgumentException($"Column '{name}' ({option}) holds no text: {texts.Count} rows, all empty.", nameof(data));
         return texts;
     }
 }

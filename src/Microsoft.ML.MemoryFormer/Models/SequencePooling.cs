@@ -1,9 +1,11 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Runtime;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Models;
 
 /// <summary>Hidden states [B, T, d] of padded rows → one vector per row [B, d] (<see cref="PoolingKind"/>).</summary>
+/// <remarks>Constants are <see cref="LiveScalars"/>: this runs on every prediction.</remarks>
 internal static class SequencePooling
 {
     /// <param name="hidden">Hidden states [B, T, d].</param>
@@ -21,14 +23,15 @@ internal static class SequencePooling
     {
         if (mask is null) return hidden.mean([1]);                                 // [B, d]
         var weights = mask.unsqueeze(-1).to_type(hidden.dtype);                    // [B, T, 1]
-        var counts = weights.sum(1).clamp_min(1);                                  // [B, 1]
+        var counts = weights.sum(1).clamp_min(LiveScalars.One);                    // [B, 1]
         return (hidden * weights).sum(1) / counts;                                 // [B, d]
     }
 
     private static Tensor Last(Tensor hidden, Tensor? mask)
     {
         if (mask is null) return hidden.select(1, -1);                             // [B, d]
-        var last = (mask.to_type(ScalarType.Int64).sum(1) - 1).clamp_min(0);       // [B]
+        var last = mask.to_type(ScalarType.Int64).sum(1).add(LiveScalars.MinusOneInteger, LiveScalars.OneInteger)
+            .clamp_min(LiveScalars.ZeroInteger);                                   // [B] int64
         var index = last.view(-1, 1, 1).expand(-1, 1, hidden.shape[2]);            // [B, 1, d]
         return hidden.gather(1, index).squeeze(1);                                 // [B, d]
     }

@@ -45,9 +45,12 @@ public sealed class Gpt2Tokenizer : ITextTokenizer
     public int? PadId => null;
 
     /// <inheritdoc />
+    /// <remarks>An unpaired UTF-16 surrogate is encoded as U+FFFD, as UTF-8 encoding (and <see cref="ByteLevelTokenizer"/>) does;
+    /// tiktoken alone would emit the surrogate's invalid three-byte sequence.</remarks>
     public IReadOnlyList<int> Encode(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        text = ReplaceLoneSurrogates(text);
         var ids = new List<int>();
         // Cut every "<|endoftext|>" before its closing "|>": no piece then holds the special token, and each cut
         // falls on a boundary of GPT-2's pre-tokenizer ("<|", "endoftext", "|>"), so the ids match plain-text encoding.
@@ -76,6 +79,20 @@ public sealed class Gpt2Tokenizer : ITextTokenizer
 
     /// <inheritdoc />
     public TokenizerDescription Describe() => new(Kind, new Dictionary<string, string>());
+
+    private static string ReplaceLoneSurrogates(string text)
+    {
+        int first = text.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF');
+        if (first < 0) return text;
+        var chars = text.ToCharArray();
+        for (int i = first; i < chars.Length; i++)
+        {
+            if (!char.IsSurrogate(chars[i])) continue;
+            if (char.IsHighSurrogate(chars[i]) && i + 1 < chars.Length && char.IsLowSurrogate(chars[i + 1])) i++;
+            else chars[i] = '\uFFFD';
+        }
+        return new string(chars);
+    }
 
     internal static Gpt2Tokenizer FromDescription(TokenizerDescription description)
     {

@@ -7,7 +7,8 @@ namespace Microsoft.ML.MemoryFormer.Text;
 /// <remarks>
 /// Truncation policy: each text keeps its <em>first</em> tokens (the head), since the start of a message usually
 /// carries its intent. For a pair, the longer text is shortened first, one token at a time, until both fit (BERT's
-/// "longest first"). The leading end-of-text id plays the role of a start token: it is what a pretrained language
+/// "longest first"). Only the head of a long text is tokenized (<see cref="TokenBudget.Head"/>), so a 1 MB row costs
+/// about as much as a short one. The leading end-of-text id plays the role of a start token: it is what a pretrained language
 /// model saw between documents, it makes first-token pooling meaningful, and it keeps an empty text a valid row.
 /// </remarks>
 internal sealed class TextPairEncoder
@@ -31,9 +32,9 @@ internal sealed class TextPairEncoder
     /// <summary>Encodes one row; <paramref name="second"/> is null for single-text rows.</summary>
     public int[] Encode(string text, string? second = null)
     {
-        var a = tokenizer.Encode(text ?? "");
-        var b = second is null ? null : tokenizer.Encode(second);
-        int budget = MaxTokens - 1 - (b is null ? 0 : 1);
+        int budget = MaxTokens - 1 - (second is null ? 0 : 1);
+        var a = TokenBudget.Head(tokenizer, text ?? "", budget);
+        var b = second is null ? null : TokenBudget.Head(tokenizer, second, budget);
         int keepA = a.Count, keepB = b?.Count ?? 0;
         while (keepA + keepB > budget)
         {

@@ -19,10 +19,14 @@ internal sealed class RepetitionPenalty : ILogitsProcessor
         }
 
         Penalty = penalty;
+        factor = penalty;
     }
 
     /// <summary>The penalty factor.</summary>
     public double Penalty { get; }
+
+    // Owned, not implicit: see Runtime.LiveScalars.
+    private readonly Scalar factor;
 
     /// <inheritdoc />
     public Tensor Process(Tensor logits, IReadOnlyList<IReadOnlyList<int>> history)
@@ -41,34 +45,40 @@ internal sealed class RepetitionPenalty : ILogitsProcessor
             return logits.alias();
         }
 
-        // Pad every row's seen ids to the same length L with that row's first id (a duplicate writes the same value);
-        // rows with no history get a slot that keeps its original value.
-        int length = Math.Max(1, history.Max(row => row.Count));
+        // Each row's distinct seen ids (a long generation repeats ids: the tensors stay ≤ V wide however long the
+        // history), padded to the same length L with the row's first id (a duplicate writes the same value); rows
+        // with no history get a slot that keeps its original value.
+        var distinct = new List<int>[batch];
+        for (int b = 0; b < batch; b++)
+        {
+            var seenIds = new HashSet<int>();
+            distinct[b] = [];
+            foreach (int id in history[b])
+            {
+                if (id >= 0 && id < vocabulary && seenIds.Add(id))
+                {
+                    distinct[b].Add(id);
+                }
+            }
+        }
+
+        int length = Math.Max(1, distinct.Max(row => row.Count));
         var ids = new long[batch * length];
         var valid = new bool[batch * length];
         for (int b = 0; b < batch; b++)
         {
-            int filled = 0;
-            foreach (int id in history[b])
+            var row = distinct[b];
+            for (int i = 0; i < length; i++)
             {
-                if (id >= 0 && id < vocabulary)
-                {
-                    ids[(b * length) + filled] = id;
-                    valid[(b * length) + filled] = true;
-                    filled++;
-                }
-            }
-
-            for (int i = filled; i < length; i++)
-            {
-                ids[(b * length) + i] = filled > 0 ? ids[b * length] : 0;
+                ids[(b * length) + i] = i < row.Count ? row[i] : row.Count > 0 ? row[0] : 0;
+                valid[(b * length) + i] = i < row.Count;
             }
         }
 
         Tensor index = torch.tensor(ids, [batch, length]).to(logits.device);     // [B, L]
         Tensor mask = torch.tensor(valid, [batch, length]).to(logits.device);    // [B, L]
         Tensor seen = logits.gather(1, index);                                   // [B, L]
-        Tensor penalized = torch.where(seen > 0, seen / Penalty, seen * Penalty); // [B, L]
+        Tensor penalized = torch.where(seen.gt(Runtime.LiveScalars.Zero), seen.div(factor), seen.mul(factor)); // [B, L]
         return logits.scatter(1, index, torch.where(mask, penalized, seen));     // [B, V]
     }
 }

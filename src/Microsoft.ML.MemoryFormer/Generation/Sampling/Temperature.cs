@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Generation.Sampling;
@@ -15,11 +16,15 @@ internal sealed class Temperature : ILogitsProcessor
         }
 
         Value = value;
+        divisor = value;
     }
 
     /// <summary>The temperature.</summary>
     public double Value { get; }
 
+    // Owned, not implicit: see Runtime.LiveScalars.
+    private readonly Scalar divisor;
+
     /// <inheritdoc />
-    public Tensor Process(Tensor logits, IReadOnlyList<IReadOnlyList<int>> history) => logits / Value;
+    public Tensor Process(Tensor logits, IReadOnlyList<IReadOnlyList<int>> history) => logits.div(divisor);
 }

@@ -26,6 +26,6 @@ internal sealed class TopK : ILogitsProcessor
         }
 
         (Tensor values, Tensor indices) = logits.topk(K, dim: -1);                               // [B, k] each
-        return torch.full_like(logits, double.NegativeInfinity).scatter(-1, indices, values);    // [B, V]
+        return torch.full_like(logits, Runtime.LiveScalars.NegativeInfinity).scatter(-1, indices, values); // [B, V]
     }
 }

@@ -18,10 +18,14 @@ internal sealed class TopP : ILogitsProcessor
         }
 
         P = p;
+        threshold = p;
     }
 
     /// <summary>Probability mass to keep.</summary>
     public double P { get; }
+
+    // Owned, not implicit: see Runtime.LiveScalars.
+    private readonly Scalar threshold;
 
     /// <inheritdoc />
     public Tensor Process(Tensor logits, IReadOnlyList<IReadOnlyList<int>> history)
@@ -33,9 +37,9 @@ internal sealed class TopP : ILogitsProcessor
 
         (Tensor sorted, Tensor order) = logits.sort(dim: -1, descending: true);   // [B, V] each
         Tensor probabilities = sorted.softmax(-1);                                // [B, V]
-        Tensor massBefore = probabilities.cumsum(-1) - probabilities;             // [B, V] mass of more likely tokens
-        Tensor dropSorted = massBefore >= P;                                       // [B, V] first column always false
+        Tensor massBefore = Runtime.LiveScalars.Subtract(probabilities.cumsum(-1), probabilities); // [B, V] mass of more likely tokens
+        Tensor dropSorted = massBefore.ge(threshold);                             // [B, V] first column always false
         Tensor drop = torch.zeros_like(dropSorted).scatter(-1, order, dropSorted); // [B, V] back in id order
-        return logits.masked_fill(drop, double.NegativeInfinity);
+        return logits.masked_fill(drop, Runtime.LiveScalars.NegativeInfinity);
     }
 }

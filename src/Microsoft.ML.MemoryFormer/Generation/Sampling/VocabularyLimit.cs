@@ -28,7 +28,7 @@ internal sealed class VocabularyLimit : ILogitsProcessor
         }
 
         Tensor result = logits.clone();
-        result.index_put_(double.NegativeInfinity, TensorIndex.Ellipsis, TensorIndex.Slice(VocabularySize));
+        result.index_put_(Runtime.LiveScalars.NegativeInfinity, TensorIndex.Ellipsis, TensorIndex.Slice(VocabularySize));
         return result;
     }
 }
