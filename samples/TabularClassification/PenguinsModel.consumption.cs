@@ -17,8 +17,7 @@ public static partial class PenguinsModel
     private static PredictionEngine<ModelInput, ModelOutput> CreateEngine()
     {
         var mlContext = new MLContext();
-        mlContext.ComponentCatalog.RegisterMemoryFormer();   // a fresh MLContext must learn how to load MemoryFormer models
-        var model = mlContext.Model.Load(ModelPath, out _);
+        var model = mlContext.Model.LoadChecked(ModelPath, out _);   // registers the MemoryFormer loaders; a damaged file is an InvalidDataException
         return mlContext.Model.CreatePredictionEngine<ModelInput, ModelOutput>(model);
     }
 }

@@ -18,9 +18,7 @@ public static partial class SpamModel
     private static PredictionEngine<ModelInput, ModelOutput> CreatePredictEngine()
     {
         var mlContext = new MLContext();
-        // A fresh MLContext must learn how to load MemoryFormer models once, before Model.Load.
-        mlContext.ComponentCatalog.RegisterMemoryFormer();
-        var model = mlContext.Model.Load(ModelPath, out _);
+        var model = mlContext.Model.LoadChecked(ModelPath, out _);   // registers the MemoryFormer loaders; a damaged file is an InvalidDataException
         return mlContext.Model.CreatePredictionEngine<ModelInput, ModelOutput>(model);
     }
 }

@@ -18,10 +18,8 @@ public static partial class TextGenerationModel
 
     private static PredictionEngine<ModelInput, ModelOutput> CreatePredictEngine()
     {
-        // A fresh MLContext knows nothing about MemoryFormer's model format: register it once before loading.
         var mlContext = new MLContext();
-        mlContext.ComponentCatalog.RegisterMemoryFormer();
-        ITransformer model = mlContext.Model.Load(ModelPath, out _);
+        ITransformer model = mlContext.Model.LoadChecked(ModelPath, out _);   // registers the MemoryFormer loaders; a damaged file is an InvalidDataException
         return mlContext.Model.CreatePredictionEngine<ModelInput, ModelOutput>(model);
     }
 }
