@@ -43,7 +43,8 @@ internal static class LanguageModelTrainer
             model.to(plan.Device);
             var trainIds = Ids(train);
             var validationIds = Ids(validation);
-            var run = new RunFingerprint().WithProperties("Architecture", plan.Config.ToJson())
+            // Hashes the data: only computed when the run checkpoints.
+            RunFingerprint DescribeRun() => new RunFingerprint().WithProperties("Architecture", plan.Config.ToJson())
                 .With("tokenizer", plan.Tokenizer.Describe().ToJson()).With("batch size", $"{plan.BatchSize}")
                 .WithData<long>("training windows", trainIds).WithData<long>("validation windows", validationIds);
             using var trainWindows = tensor(trainIds, [train.Count, t + 1]);                                // [W, T+1]
@@ -51,7 +52,7 @@ internal static class LanguageModelTrainer
             ITrainingTask task = new LanguageModelTask(model, trainWindows, validationWindows, plan.BatchSize, plan.Seed, plan.Device);
             if (stopRequested is not null) task = new StoppableTask(task, stopRequested);
             var options = plan.Optimization with { MaxSteps = steps, Seed = plan.Seed };
-            var result = TrainingLoop.Run(model, task, options, progress, log, cancellation, run);
+            var result = TrainingLoop.Run(model, task, options, progress, log, cancellation, DescribeRun);
             return (model, result);
         }
         catch

@@ -103,7 +103,7 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
         using var channel = host.Start("Training");
         var result = TrainingLoop.Run(model, stoppable, training, options.Progress,
             line => { channel.Info(MessageSensitivity.None, line); options.Log?.Invoke(line); }, options.CancellationToken,
-            Fingerprint(train, validation, label));
+            () => Fingerprint(train, validation, label));
         return new MemoryFormerTabularTransformer(model, info, device, result);
     }
 

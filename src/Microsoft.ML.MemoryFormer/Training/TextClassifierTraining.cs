@@ -59,7 +59,7 @@ internal static class TextClassifierTraining
         };
         var epochLog = log is null ? null : new Action<string>(line => log($"epoch {EpochOf(line, task.StepsPerEpoch)}: {line}"));
         var result = TrainingLoop.Run(network, stoppable, options, progress, epochLog, cancellation,
-            Fingerprint(settings, config, tokenizer, maxTokens, classes, train, validation));
+            () => Fingerprint(settings, config, tokenizer, maxTokens, classes, train, validation));
         return (new TextClassifierModel(network, tokenizer, maxTokens, device), result);
     }
 

@@ -32,12 +32,12 @@ internal static class TrainingLoop
 {
     public static TrainingResult Run(nn.Module model, ITrainingTask task, TrainingOptions options,
         IProgress<TrainingProgress>? progress = null, Action<string>? log = null, CancellationToken cancellation = default,
-        RunFingerprint? run = null)
+        Func<RunFingerprint>? describeRun = null)
     {
         options.Validate();
         TorchRuntime.EnsureAvailable();
         using var optimizer = new ModelOptimizer(model, options);
-        var checkpoint = options.CheckpointPath is null ? null : new TrainingCheckpoint(model, options, run);
+        var checkpoint = options.CheckpointPath is null ? null : new TrainingCheckpoint(model, options, describeRun?.Invoke());
         using var state = checkpoint?.TryResume(model, optimizer) ?? new TrainingState();
         if (checkpoint is not null && state.Step > 0)
             log?.Invoke($"resumed from step {state.Step} of {options.MaxSteps} ({options.CheckpointPath})");
