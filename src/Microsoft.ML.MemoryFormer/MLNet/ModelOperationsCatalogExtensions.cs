@@ -31,8 +31,8 @@ public static class ModelOperationsCatalogExtensions
         ArgumentException.ThrowIfNullOrEmpty(filePath);
         using var buffer = new MemoryStream();
         catalog.Save(model, inputSchema, buffer);
-        var zip = new MemoryStream(buffer.ToArray(), writable: false);
-        ModelArchive.WriteFileAtomically(filePath, stream => DeterministicZip.Normalize(zip, stream));
+        buffer.Position = 0;
+        ModelArchive.WriteFileAtomically(filePath, stream => DeterministicZip.Normalize(buffer, stream));
     }
 
     /// <summary>
