@@ -48,6 +48,9 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         FusedMemoryGather.WriteTouchedRowsOnly = false;
         Row("layer fwd+bwd (all grads), whole table gradient written", () => Scoped(() => FwdBwd(xg)));
         FusedMemoryGather.WriteTouchedRowsOnly = true;
+        FusedMemoryGather.WeightGradientInRowPass = false;
+        Row("layer fwd+bwd (all grads), weight gradient in its own pass", () => Scoped(() => FwdBwd(xg)));
+        FusedMemoryGather.WeightGradientInRowPass = true;
         Row("layer fwd+bwd, x without grad (table + bias grads)", () => Scoped(() => FwdBwd(x)));
         layer.Table.requires_grad = false;
         Row("layer fwd+bwd, table frozen (dx + weight grads)", () => Scoped(() => FwdBwd(xg)));

@@ -15,15 +15,17 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// says which one a tensor gets.</para>
 /// <para>Backward, following the official CUDA kernel's <c>WeightedVectorGatherAdd.backward</c>:
 /// <c>∂L/∂w[n, k] = Σ_tables ⟨∂L/∂y[n], table[row[n, k]]⟩</c> and
-/// <c>∂L/∂table[r] = Σ_{(n, k): row[n, k] = r} w[n, k] · ∂L/∂y[n]</c>. The table gradient is dense in shape (what
-/// torch optimizers expect) but it is computed as a gather, not a scatter: the (n, k) hits are counting-sorted
-/// by row once (shared by all tables), then every table row is written exactly once as a weighted sum of the
-/// gradient rows that hit it, accumulated in registers. Untouched rows get zeros in the same pass, so there is
-/// no separate zero-fill and no read-modify-write of the gradient, and the sum order (tokens ascending) does not
-/// depend on the thread count: the result is deterministic, unlike the CUDA kernel's atomicAdd (§5.3 pitfall 9).
-/// The rows receive no gradient. When the batch touches at most a quarter of a table's rows and the gradient goes
-/// into the layer's reused buffer, only the touched rows are written, after zeroing the rows the previous backward
-/// had written (<see cref="TableGradient.NonZeroRows"/>): at N = 1–64 this replaces a table-sized pass.</para>
+/// <c>∂L/∂table[r] = Σ_{(n, k): row[n, k] = r} w[n, k] · ∂L/∂y[n]</c>. Both come from one pass over table rows: the
+/// (n, k) hits are counting-sorted by row once (shared by all tables), then every table row is written exactly once
+/// as a weighted sum of the gradient rows that hit it, accumulated in registers, and each hit's inner product with the
+/// row is added to the weight gradient while its gradient row is loaded (<see cref="RowGradientKernel"/>). Untouched
+/// rows get zeros in the same pass, so there is no separate zero-fill and no read-modify-write of the gradient, and
+/// the sum orders (tokens ascending; tables, then column tiles ascending) do not depend on the thread count: the
+/// result is deterministic, unlike the CUDA kernel's atomicAdd (§5.3 pitfall 9). The rows receive no gradient.
+/// When the batch touches at most a quarter of a table's rows and the gradient goes into the layer's reused buffer,
+/// only the touched rows are written, after zeroing the rows the previous backward had written
+/// (<see cref="TableGradient.NonZeroRows"/>): at N = 1–64 this replaces a table-sized pass. A table that needs no
+/// gradient (frozen) has its inner products taken token by token instead.</para>
 /// <para>Several tables read with the same rows and weights (Q, K and V share one hash, §5.3 pitfall 7) go
 /// through <see cref="ApplyMany"/> in one node: the rows are validated and sorted once, and the weight gradient
 /// sums all tables' inner products in one pass.</para>
@@ -189,31 +191,21 @@ internal static class FusedMemoryGather
                 var gradPtrs = grads.Select(g => (nint)TensorMemory.Floats(g)).ToArray();
                 nint wPtr = (nint)TensorMemory.Floats(w);
 
+                // The weight gradient: the row pass of each table that needs a gradient adds its inner products
+                // (RowGradientKernel); any other table's products are added here, token by token.
+                bool rowPassDots = weightsNeedGrad && WeightGradientInRowPass && RowGradientKernel.IsAccelerated;
+                var tablePtrs = tables.Select(t => (nint)TensorMemory.Floats(t)).ToArray();
+                nint gwPtr = 0;
                 if (weightsNeedGrad)
                 {
-                    var gw = empty(n, k, dtype: ScalarType.Float32);
-                    var tablePtrs = tables.Select(t => (nint)TensorMemory.Floats(t)).ToArray();
-                    nint gwPtr = (nint)TensorMemory.Floats(gw);
-                    KernelParallel.For(n, k * (long)widths.Sum(), (start, end) =>
-                    {
-                        float* dst = (float*)gwPtr;
-                        for (int i = start; i < end; i++)
-                        {
-                            for (int j = 0; j < k; j++)
-                            {
-                                int row = rows32[((long)i * k) + j];
-                                float sum = 0f;
-                                for (int t = 0; t < tableCount; t++)
-                                {
-                                    int h = widths[t];
-                                    sum += RowKernels.Dot((float*)gradPtrs[t] + ((long)i * h), (float*)tablePtrs[t] + ((long)row * h), h);
-                                }
-                                dst[((long)i * k) + j] = sum;
-                            }
-                        }
-                    });
+                    var gw = zeros(n, k, dtype: ScalarType.Float32);
+                    gwPtr = (nint)TensorMemory.Floats(gw);
+                    var dotTables = Enumerable.Range(0, tableCount).Where(t => !(rowPassDots && tablesNeedGrad[t])).ToArray();
+                    if (dotTables.Length > 0)
+                        AddTokenMajorDots(rows32, n, k, dotTables, tablePtrs, gradPtrs, widths, gwPtr);
                     result[1] = gw.MoveToOuterDisposeScope();
                 }
+                nint rowPassGw = rowPassDots ? gwPtr : 0;
 
                 RowHits? hits = null;
                 for (int t = 0; t < tableCount; t++)
@@ -232,9 +224,10 @@ internal static class FusedMemoryGather
                         || (TensorMemory.IsCpuFloat32(existing) && existing.is_contiguous() && existing.shape.SequenceEqual(tables[t].shape)));
                     bool accumulate = useSink && existing is not null && !existing.IsInvalid;
                     var gt = !useSink ? empty(rowCount, h, dtype: ScalarType.Float32) : accumulate ? existing! : sink!.Rent(tables[t]);
+                    var pass = new RowPass(hits!, tablePtrs[t], gradPtrs[t], h, rowPassGw);
                     double squaredNorm = useSink && !accumulate && WriteTouchedRowsOnly && hits!.TouchedCount <= rowCount / SparseFraction
-                        ? WriteSparseTableGradient(hits!, gradPtrs[t], h, gt, sink!)
-                        : WriteTableGradient(hits!, gradPtrs[t], h, rowCount, gt, accumulate);
+                        ? WriteSparseTableGradient(pass, gt, sink!)
+                        : WriteTableGradient(pass, rowCount, gt, accumulate);
                     if (useSink && (accumulate || !WriteTouchedRowsOnly || hits!.TouchedCount > rowCount / SparseFraction))
                         sink!.NonZeroRows = null;                                // every row written: unknown zeros
                     if (!useSink)
@@ -261,8 +254,10 @@ internal static class FusedMemoryGather
         /// backward left non-zero, or the whole buffer when that is unknown, then writes the touched rows, each once as
         /// in <see cref="WriteTableGradient"/>. Returns the squared norm; records the touched rows in the sink.
         /// </summary>
-        private static unsafe double WriteSparseTableGradient(RowHits csr, nint gradOut, int h, Tensor target, TableGradient sink)
+        private static unsafe double WriteSparseTableGradient(RowPass pass, Tensor target, TableGradient sink)
         {
+            var csr = pass.Hits;
+            int h = pass.Width;
             float* gt = TensorMemory.Floats(target);
             if (sink.NonZeroRows is null)
                 target.zero_();
@@ -276,16 +271,12 @@ internal static class FusedMemoryGather
             KernelParallel.For(touched.Length, h * (1L + (csr.Pairs / Math.Max(1, touched.Length))), (start, end) =>
             {
                 double partial = 0;
-                fixed (int* tok = csr.Tokens)
-                fixed (float* tw = csr.Weights)
+                for (int i = start; i < end; i++)
                 {
-                    for (int i = start; i < end; i++)
-                    {
-                        int r = touched[i], s = csr.Starts[r], count = csr.Starts[r + 1] - s;
-                        float* dst = (float*)gtPtr + ((long)r * h);
-                        RowKernels.WeightedBagSum((float*)gradOut, h, tok + s, tw + s, count, dst);
-                        partial += RowKernels.Dot(dst, dst, h);
-                    }
+                    int r = touched[i];
+                    float* dst = (float*)gtPtr + ((long)r * h);
+                    pass.Write(r, dst);
+                    partial += RowKernels.Dot(dst, dst, h);
                 }
                 lock (gate)
                     total += partial;
@@ -295,8 +286,10 @@ internal static class FusedMemoryGather
         }
 
         /// <summary>Writes (or adds) every row of one table's gradient; returns the squared norm of the result.</summary>
-        private static unsafe double WriteTableGradient(RowHits csr, nint gradOut, int h, int rowCount, Tensor target, bool accumulate)
+        private static unsafe double WriteTableGradient(RowPass pass, int rowCount, Tensor target, bool accumulate)
         {
+            var csr = pass.Hits;
+            int h = pass.Width;
             nint gtPtr = (nint)TensorMemory.Floats(target);
             double total = 0;
             var gate = new Lock();
@@ -304,23 +297,18 @@ internal static class FusedMemoryGather
             {
                 var scratch = accumulate ? new float[h] : null;
                 double partial = 0;
-                fixed (int* tok = csr.Tokens)
-                fixed (float* tw = csr.Weights)
-                fixed (int* offs = csr.Starts)
                 fixed (float* tmp = scratch)
                 {
                     for (int r = start; r < end; r++)
                     {
-                        // Rows past the sorted range (a larger table than the smallest) have no hits.
-                        int s = r < csr.RowCount ? offs[r] : 0;
-                        int count = r < csr.RowCount ? offs[r + 1] - s : 0;
                         float* dst = (float*)gtPtr + ((long)r * h);
+                        int count = pass.HitCount(r);
                         if (accumulate && count == 0)
                         {
                             partial += RowKernels.Dot(dst, dst, h);
                             continue;
                         }
-                        RowKernels.WeightedBagSum((float*)gradOut, h, tok + s, tw + s, count, accumulate ? tmp : dst);
+                        pass.Write(r, accumulate ? tmp : dst);
                         if (accumulate)
                             RowKernels.Add(tmp, dst, h);
                         partial += count == 0 ? 0 : RowKernels.Dot(dst, dst, h);
@@ -333,6 +321,55 @@ internal static class FusedMemoryGather
         }
     }
 
+    /// <summary>gw[i, j] += Σ over <paramref name="dotTables"/> of ⟨grad_t[i], table_t[rows[i, j]]⟩, parallel over tokens.</summary>
+    private static unsafe void AddTokenMajorDots(int[] rows32, int n, int k, int[] dotTables, nint[] tablePtrs, nint[] gradPtrs, int[] widths, nint gwPtr)
+    {
+        KernelParallel.For(n, k * (long)dotTables.Sum(t => widths[t]), (start, end) =>
+        {
+            float* dst = (float*)gwPtr;
+            for (int i = start; i < end; i++)
+            {
+                for (int j = 0; j < k; j++)
+                {
+                    int row = rows32[((long)i * k) + j];
+                    float sum = 0f;
+                    foreach (int t in dotTables)
+                    {
+                        int h = widths[t];
+                        sum += RowKernels.Dot((float*)gradPtrs[t] + ((long)i * h), (float*)tablePtrs[t] + ((long)row * h), h);
+                    }
+                    dst[((long)i * k) + j] += sum;
+                }
+            }
+        });
+    }
+
+    /// <summary>
+    /// One table's row-by-row backward: writes a table row's gradient from its hits and, when <see cref="WeightGradient"/>
+    /// is set, adds the hits' inner products with the row to the weight gradient in the same pass (<see cref="RowGradientKernel"/>).
+    /// </summary>
+    private readonly record struct RowPass(RowHits Hits, nint Table, nint GradOut, int Width, nint WeightGradient)
+    {
+        /// <summary>Hits of row <paramref name="r"/>; rows past the sorted range (a larger table than the smallest) have none.</summary>
+        public int HitCount(int r) => r < Hits.RowCount ? Hits.Starts[r + 1] - Hits.Starts[r] : 0;
+
+        /// <summary>dst = row r's table gradient (zeros without hits), and the weight gradient's share of row r.</summary>
+        public unsafe void Write(int r, float* dst)
+        {
+            int count = HitCount(r), s = count == 0 ? 0 : Hits.Starts[r];
+            fixed (int* tok = Hits.Tokens)
+            fixed (int* pair = Hits.PairIndex)
+            fixed (float* tw = Hits.Weights)
+            {
+                if (WeightGradient == 0 || count == 0)
+                    RowKernels.WeightedBagSum((float*)GradOut, Width, tok + s, tw + s, count, dst);
+                else
+                    RowGradientKernel.Run((float*)Table + ((long)r * Width), (float*)GradOut, Width, tok + s, pair + s, tw + s, count,
+                        dst, (float*)WeightGradient);
+            }
+        }
+    }
+
     /// <summary>A backward touching at most 1/this of a table's rows writes only those rows of a reused buffer.</summary>
     private const int SparseFraction = 4;
 
@@ -341,6 +378,12 @@ internal static class FusedMemoryGather
     /// on by default, off to measure the whole-table write it replaces.
     /// </summary>
     internal static bool WriteTouchedRowsOnly { get; set; } = true;
+
+    /// <summary>
+    /// Whether the table gradient's row pass also computes the weight gradient (<see cref="RowGradientKernel"/>); on by
+    /// default, off to measure the separate token-major pass it replaces.
+    /// </summary>
+    internal static bool WeightGradientInRowPass { get; set; } = true;
 
     /// <summary>The tables as passed in (their <c>grad</c> is set in the backward), their optional gradient buffers, and
     /// whether a backward can follow (grad mode on and something requires grad when the node was applied).</summary>
@@ -398,6 +441,9 @@ internal static class FusedMemoryGather
         public required int Pairs { get; init; }
         public required int[] Starts { get; init; }
         public required int[] Tokens { get; init; }
+
+        /// <summary>The flat (token, chunk) index of each hit, in the same order as <see cref="Tokens"/>.</summary>
+        public required int[] PairIndex { get; init; }
         public required float[] Weights { get; init; }
 
         /// <summary>How many rows have at least one hit.</summary>
@@ -431,22 +477,25 @@ internal static class FusedMemoryGather
             var cursor = ArrayPool<int>.Shared.Rent(rowCount);
             System.Array.Copy(starts, cursor, rowCount);
             var tokens = ArrayPool<int>.Shared.Rent(Math.Max(1, pairs));
+            var pairIndex = ArrayPool<int>.Shared.Rent(Math.Max(1, pairs));
             var tokenWeights = ArrayPool<float>.Shared.Rent(Math.Max(1, pairs));
             // Hits are visited in flat (token-major) order, so every row's list is sorted by token.
             for (int i = 0; i < pairs; i++)
             {
                 int pos = cursor[rows[i]]++;
                 tokens[pos] = i / chunkCount;
+                pairIndex[pos] = i;
                 tokenWeights[pos] = weights[i];
             }
             ArrayPool<int>.Shared.Return(cursor);
-            return new RowHits { RowCount = rowCount, Pairs = pairs, Starts = starts, Tokens = tokens, Weights = tokenWeights, TouchedCount = touchedCount };
+            return new RowHits { RowCount = rowCount, Pairs = pairs, Starts = starts, Tokens = tokens, PairIndex = pairIndex, Weights = tokenWeights, TouchedCount = touchedCount };
         }
 
         public void Dispose()
         {
             ArrayPool<int>.Shared.Return(Starts);
             ArrayPool<int>.Shared.Return(Tokens);
+            ArrayPool<int>.Shared.Return(PairIndex);
             ArrayPool<float>.Shared.Return(Weights);
         }
     }

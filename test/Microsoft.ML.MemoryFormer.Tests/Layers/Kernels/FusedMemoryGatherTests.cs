@@ -101,25 +101,42 @@ public class FusedMemoryGatherTests
         Assert.Equal(0f, first[~touched].abs().sum().item<float>());
     }
 
-    [Fact]
-    public void ApplyMany_matches_separate_applications_for_shared_rows()
+    [Theory]
+    [InlineData(37, false, false)]
+    [InlineData(37, true, false)]     // a frozen table: its inner products take the token-major pass, the others the row pass
+    [InlineData(2, true, true)]       // few touched rows: the sparse row pass into reusable gradient buffers
+    [InlineData(300, false, true)]    // every row written into the buffers
+    public void ApplyMany_matches_separate_applications_for_shared_rows(int n, bool freezeMiddle, bool withBuffers)
     {
         using var scope = NewDisposeScope();
-        var (rows, weights, tableQ) = RandomInputs(37, 8, 6, 40, seed: 11);
+        var (rows, weights, tableQ) = RandomInputs(n, 8, 6, 40, seed: 11);
+        var tableK = (randn(tableQ.shape[0], 130) * 0.02f).requires_grad_(!freezeMiddle);   // a 128-wide tile and a tail
         var tableV = (randn(tableQ.shape[0], 24) * 0.02f).requires_grad_(true);
         var w2 = weights.detach().clone().requires_grad_(true);
-        var q2 = tableQ.detach().clone().requires_grad_(true);
-        var v2 = tableV.detach().clone().requires_grad_(true);
-        var gq = randn(37, 40);
-        var gv = randn(37, 24);
+        Tensor[] copies = [tableQ.detach().clone().requires_grad_(true), tableK.detach().clone().requires_grad_(!freezeMiddle),
+            tableV.detach().clone().requires_grad_(true)];
+        Tensor[] upstream = [randn(n, 40), randn(n, 130), randn(n, 24)];
+        TableGradient[] buffers = [new(), new(), new()];
 
-        var outs = FusedMemoryGather.ApplyMany(rows, weights, [tableQ, tableV]);
-        ((outs[0] * gq).sum() + (outs[1] * gv).sum()).backward();
-        ((FusedMemoryGather.Reference(rows, w2, q2) * gq).sum() + (FusedMemoryGather.Reference(rows, w2, v2) * gv).sum()).backward();
+        try
+        {
+            var outs = FusedMemoryGather.ApplyMany(rows, weights, [tableQ, tableK, tableV], withBuffers ? buffers : null);
+            outs.Select((y, i) => (y * upstream[i]).sum()).Aggregate((a, b) => a + b).backward();
+            copies.Select((t, i) => (FusedMemoryGather.Reference(rows, w2, t) * upstream[i]).sum()).Aggregate((a, b) => a + b).backward();
 
-        AssertClose(w2.grad!, weights.grad!, rtol: 1e-4, atol: 1e-5);
-        AssertClose(q2.grad!, tableQ.grad!, rtol: 1e-4, atol: 1e-6);
-        AssertClose(v2.grad!, tableV.grad!, rtol: 1e-4, atol: 1e-6);
+            AssertClose(w2.grad!, weights.grad!, rtol: 1e-4, atol: 1e-5);
+            AssertClose(copies[0].grad!, tableQ.grad!, rtol: 1e-4, atol: 1e-6);
+            AssertClose(copies[2].grad!, tableV.grad!, rtol: 1e-4, atol: 1e-6);
+            if (freezeMiddle)
+                Assert.Null(tableK.grad);
+            else
+                AssertClose(copies[1].grad!, tableK.grad!, rtol: 1e-4, atol: 1e-6);
+        }
+        finally
+        {
+            foreach (var b in buffers)
+                b.Dispose();
+        }
     }
 
     [Fact]

@@ -1,0 +1,134 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+
+/// <summary>
+/// Both gradients of the weighted gather for one table row r in one pass over the row's hits (issue 7):
+/// <c>∂L/∂table[r] = Σ_hits w · g[token]</c> and, per hit, <c>∂L/∂w[pair] += ⟨g[token], table[r]⟩</c>.
+/// </summary>
+/// <remarks>
+/// <para>The weight gradient used to be its own token-major pass: every (token, chunk) pair read a random 2 KB table row
+/// (N·K rows from a table bigger than L2), and then the table gradient read the same N·K gradient rows again. Walking
+/// the hits row by row instead keeps the table row's column tile in registers, so each hit reads its gradient row once
+/// for both products: the random traffic halves and the table is read sequentially, once
+/// (d = 512, N = 4096, 2 threads: 57 → 29 ms for the pair in a standalone probe).</para>
+/// <para>A hit's inner product is the sum of per-tile partial products, in ascending column order, added to
+/// <c>∂L/∂w[pair]</c>, which only this row's thread writes: the result does not depend on the thread count.</para>
+/// </remarks>
+internal static unsafe class RowGradientKernel
+{
+    /// <summary>True when this machine runs the fused kernel (256-bit SIMD); otherwise callers keep the two-pass path.</summary>
+    public static bool IsAccelerated => Vector256.IsHardwareAccelerated;
+
+    /// <summary>
+    /// dst[0..h) = Σ_j w[j] · grad[tokens[j]] and gw[pairs[j]] += ⟨grad[tokens[j]], row⟩ for the <paramref name="count"/> hits.
+    /// </summary>
+    /// <param name="row">The table row r [h].</param>
+    /// <param name="grad">∂L/∂y [N, h].</param>
+    /// <param name="h">The row width.</param>
+    /// <param name="tokens">The token of each hit.</param>
+    /// <param name="pairs">The flat (token, chunk) index of each hit, the position in <paramref name="gw"/>.</param>
+    /// <param name="w">The weight of each hit.</param>
+    /// <param name="count">Number of hits.</param>
+    /// <param name="dst">The gradient row to write (written, not added).</param>
+    /// <param name="gw">∂L/∂w [N·K], added to.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Run(float* row, float* grad, int h, int* tokens, int* pairs, float* w, int count, float* dst, float* gw)
+    {
+        int c = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; c + 128 <= h; c += 128)
+                Tile512(row, grad, h, c, tokens, pairs, w, count, dst, gw);
+        }
+        for (; c + 32 <= h; c += 32)
+            Tile256(row, grad, h, c, tokens, pairs, w, count, dst, gw);
+        if (c < h)
+            Tail(row, grad, h, c, tokens, pairs, w, count, dst, gw);
+    }
+
+    /// <summary>A 128-column tile with AVX-512: the table row's tile, the gradient sum and the hit's gradient tile take 24 registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile512(float* row, float* grad, int h, int c, int* tokens, int* pairs, float* w, int count, float* dst, float* gw)
+    {
+        float* t = row + c;
+        Vector512<float> t0 = Vector512.Load(t), t1 = Vector512.Load(t + 16), t2 = Vector512.Load(t + 32), t3 = Vector512.Load(t + 48),
+            t4 = Vector512.Load(t + 64), t5 = Vector512.Load(t + 80), t6 = Vector512.Load(t + 96), t7 = Vector512.Load(t + 112);
+        Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (int j = 0; j < count; j++)
+        {
+            float* g = grad + ((long)tokens[j] * h) + c;
+            var wj = Vector512.Create(w[j]);
+            Vector512<float> g0 = Vector512.Load(g), g1 = Vector512.Load(g + 16), g2 = Vector512.Load(g + 32), g3 = Vector512.Load(g + 48),
+                g4 = Vector512.Load(g + 64), g5 = Vector512.Load(g + 80), g6 = Vector512.Load(g + 96), g7 = Vector512.Load(g + 112);
+            a0 = Vector512.FusedMultiplyAdd(g0, wj, a0);
+            a1 = Vector512.FusedMultiplyAdd(g1, wj, a1);
+            a2 = Vector512.FusedMultiplyAdd(g2, wj, a2);
+            a3 = Vector512.FusedMultiplyAdd(g3, wj, a3);
+            a4 = Vector512.FusedMultiplyAdd(g4, wj, a4);
+            a5 = Vector512.FusedMultiplyAdd(g5, wj, a5);
+            a6 = Vector512.FusedMultiplyAdd(g6, wj, a6);
+            a7 = Vector512.FusedMultiplyAdd(g7, wj, a7);
+            var p = Vector512.FusedMultiplyAdd(g4, t4, Vector512.FusedMultiplyAdd(g1, t1, g0 * t0));
+            var q = Vector512.FusedMultiplyAdd(g5, t5, Vector512.FusedMultiplyAdd(g3, t3, g2 * t2));
+            p = Vector512.FusedMultiplyAdd(g6, t6, p);
+            q = Vector512.FusedMultiplyAdd(g7, t7, q);
+            gw[pairs[j]] += Vector512.Sum(p + q);
+        }
+        float* d = dst + c;
+        a0.Store(d);
+        a1.Store(d + 16);
+        a2.Store(d + 32);
+        a3.Store(d + 48);
+        a4.Store(d + 64);
+        a5.Store(d + 80);
+        a6.Store(d + 96);
+        a7.Store(d + 112);
+    }
+
+    /// <summary>A 32-column tile with 256-bit vectors (AVX2 machines, and the rest of a width that is not a multiple of 128).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile256(float* row, float* grad, int h, int c, int* tokens, int* pairs, float* w, int count, float* dst, float* gw)
+    {
+        float* t = row + c;
+        Vector256<float> t0 = Vector256.Load(t), t1 = Vector256.Load(t + 8), t2 = Vector256.Load(t + 16), t3 = Vector256.Load(t + 24);
+        Vector256<float> a0 = Vector256<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
+        for (int j = 0; j < count; j++)
+        {
+            float* g = grad + ((long)tokens[j] * h) + c;
+            var wj = Vector256.Create(w[j]);
+            Vector256<float> g0 = Vector256.Load(g), g1 = Vector256.Load(g + 8), g2 = Vector256.Load(g + 16), g3 = Vector256.Load(g + 24);
+            a0 = Vector256.FusedMultiplyAdd(g0, wj, a0);
+            a1 = Vector256.FusedMultiplyAdd(g1, wj, a1);
+            a2 = Vector256.FusedMultiplyAdd(g2, wj, a2);
+            a3 = Vector256.FusedMultiplyAdd(g3, wj, a3);
+            var p = Vector256.FusedMultiplyAdd(g1, t1, g0 * t0);
+            var q = Vector256.FusedMultiplyAdd(g3, t3, g2 * t2);
+            gw[pairs[j]] += Vector256.Sum(p + q);
+        }
+        float* d = dst + c;
+        a0.Store(d);
+        a1.Store(d + 8);
+        a2.Store(d + 16);
+        a3.Store(d + 24);
+    }
+
+    /// <summary>The last h mod 32 columns, scalar.</summary>
+    private static void Tail(float* row, float* grad, int h, int c, int* tokens, int* pairs, float* w, int count, float* dst, float* gw)
+    {
+        for (int i = c; i < h; i++)
+            dst[i] = 0f;
+        for (int j = 0; j < count; j++)
+        {
+            float* g = grad + ((long)tokens[j] * h);
+            float dot = 0f;
+            for (int i = c; i < h; i++)
+            {
+                dst[i] += w[j] * g[i];
+                dot += g[i] * row[i];
+            }
+            gw[pairs[j]] += dot;
+        }
+    }
+}
