@@ -88,8 +88,7 @@ internal sealed unsafe class FusedDecodeBlock
     private static void Hash(float* input, int n, Layer layer, Scratch s)
     {
         int chunks = n / layer.Bits;
-        SignHashKernel.ExpOfScaledAbs(input, s.Exp, n, layer.Scale);
-        SignHashKernel.HashRow(input, s.Exp, chunks, layer.Bits, layer.L1Scaled, -layer.Scale, s.Rows, s.Weights, null);
+        SignHashKernel.HashRow(input, chunks, layer.Bits, layer.L1Scaled, layer.Scale, s.Rows, s.Weights, null);
         for (int c = 0; c < chunks; c++)
             s.RowIndex[c] = (int)s.Rows[c];
         s.Chunks = chunks;
@@ -115,7 +114,7 @@ internal sealed unsafe class FusedDecodeBlock
     public sealed class Scratch(MemoryFormerConfig config)
     {
         private readonly float[] floats = GC.AllocateArray<float>(
-            (6 * config.Width) + (3 * config.BlockHiddenWidth) + (2 * config.ChunkCount) + config.ContextLength, pinned: true);
+            (6 * config.Width) + (2 * config.BlockHiddenWidth) + (2 * config.ChunkCount) + config.ContextLength, pinned: true);
         private readonly long[] rows = GC.AllocateArray<long>(config.ChunkCount, pinned: true);
         private readonly int[] rowIndex = GC.AllocateArray<int>(config.ChunkCount, pinned: true);
 
@@ -131,9 +130,8 @@ internal sealed unsafe class FusedDecodeBlock
         public float* Residual => At(5 * D);
         public float* Hidden => At(6 * D);
         public float* HiddenNormed => At((6 * D) + M);
-        public float* Exp => At((6 * D) + (2 * M));                               // max(d, M) = M floats
-        public float* Weights => At((6 * D) + (3 * M));
-        public float* Scores => At((6 * D) + (3 * M) + (2 * config.ChunkCount));
+        public float* Weights => At((6 * D) + (2 * M));
+        public float* Scores => At((6 * D) + (2 * M) + (2 * config.ChunkCount));
         public long* Rows => (long*)Unsafe.AsPointer(ref rows[0]);
         public int* RowIndex => (int*)Unsafe.AsPointer(ref rowIndex[0]);
         public int Chunks { get; set; }

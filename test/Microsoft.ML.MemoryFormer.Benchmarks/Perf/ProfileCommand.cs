@@ -38,6 +38,9 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
 
         Row("hash, no grad", () => Scoped(() => { using var g = no_grad(); layer.Hash(x); }));
         Row("hash, with Jacobian", () => Scoped(() => layer.Hash(xg)));
+        var hashed = SignHashKernel.Run(x, 8, l1Scaled: true, 1f, withJacobian: true);
+        var gradWeights = randn(n, d / 8);
+        Row("hash backward (dx = ∂L/∂w · J)", () => Scoped(() => SignHashKernel.Backward(gradWeights, hashed.Jacobian!, 8)));
         Row("hash, torch-ops reference, no grad", () => Scoped(() => { using var g = no_grad(); SignHash.Reference(x, 8, HashWeightFunction.L1ScaledSigmoidProduct, 1.0); }));
         var codes = layer.Hash(x);
         Row("gather fwd, no grad", () => Scoped(() => { using var g = no_grad(); FusedMemoryGather.Apply(codes.Rows, codes.Weights, layer.Table); }));
