@@ -20,7 +20,7 @@ internal static class SignHash
 {
     /// <summary>Hashes x [N, K·τ] into rows and weights [N, K].</summary>
     public static HashCodes Compute(Tensor x, int bitsPerChunk, HashWeightFunction function, double temperature) =>
-        TorchRuntime.UseFusedKernels && FusedSignHash.IsSupported(x)
+        TorchRuntime.UseFusedKernels && FusedSignHash.IsSupported(x, bitsPerChunk)
             ? FusedSignHash.Compute(x, bitsPerChunk, function, temperature)
             : Reference(x, bitsPerChunk, function, temperature);
 

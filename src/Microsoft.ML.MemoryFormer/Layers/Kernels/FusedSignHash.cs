@@ -19,15 +19,19 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// </remarks>
 internal static class FusedSignHash
 {
-    /// <summary>True when <paramref name="x"/> takes the managed kernel (CPU float32).</summary>
-    public static bool IsSupported(Tensor x) => TensorMemory.IsCpuFloat32(x);
+    /// <summary>The widest chunk the kernel hashes; the config allows τ + extra bits up to 20, which take the reference path.</summary>
+    public const int MaxBits = 16;
+
+    /// <summary>True when <paramref name="x"/> hashed with <paramref name="bitsPerChunk"/> bits takes the managed kernel
+    /// (CPU float32, at most <see cref="MaxBits"/> bits).</summary>
+    public static bool IsSupported(Tensor x, int bitsPerChunk) => TensorMemory.IsCpuFloat32(x) && bitsPerChunk is >= 1 and <= MaxBits;
 
     /// <summary>x [N, K·τ] → rows int64 [N, K] and weights [N, K] (differentiable in x).</summary>
     public static HashCodes Compute(Tensor x, int bitsPerChunk, HashWeightFunction function, double temperature)
     {
         if (x.dim() != 2 || x.shape[1] % bitsPerChunk != 0)
             throw new ArgumentException($"x must be [N, K·{bitsPerChunk}], got [{string.Join(", ", x.shape)}].", nameof(x));
-        if (bitsPerChunk is < 1 or > 16)
+        if (bitsPerChunk is < 1 or > MaxBits)
             throw new ArgumentOutOfRangeException(nameof(bitsPerChunk), "The fused hash supports 1 to 16 bits per chunk.");
         bool needsGrad = x.requires_grad && is_grad_enabled();
         var result = SignHashKernel.Run(x, bitsPerChunk, function == HashWeightFunction.L1ScaledSigmoidProduct,

@@ -105,6 +105,20 @@ public class FusedSignHashTests
         Assert.True(special[7] > 0f);
     }
 
+    [Theory]
+    [InlineData(17)]
+    [InlineData(20)]   // the config allows τ + extra bits up to 20; the kernel hashes at most 16
+    public void Chunks_wider_than_the_kernel_take_the_reference_path(int bits)
+    {
+        using var scope = NewDisposeScope();
+        var (x, _) = Inputs(5, 2, bits, seed: 3);
+        Assert.False(FusedSignHash.IsSupported(x, bits));
+        var codes = SignHash.Compute(x, bits, HashWeightFunction.L1ScaledSigmoidProduct, 1.0);
+        var expected = SignHash.Reference(x, bits, HashWeightFunction.L1ScaledSigmoidProduct, 1.0);
+        Assert.True(codes.Rows.eq(expected.Rows).all().item<bool>());
+        Assert.True(allclose(codes.Weights, expected.Weights));
+    }
+
     [Fact]
     public void Without_a_gradient_it_returns_plain_tensors_and_the_same_values()
     {
