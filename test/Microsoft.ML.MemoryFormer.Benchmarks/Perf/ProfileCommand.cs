@@ -21,27 +21,36 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         [Description("N. Default 4096.")]
         [DefaultValue(4096)]
         public int Tokens { get; init; } = 4096;
+
+        [CommandOption("--bits")]
+        [Description("τ, bits per chunk (d must be a multiple). Default 8; the Memory Block's second layer uses τ+2 = 10 on d = K·10.")]
+        [DefaultValue(8)]
+        public int Bits { get; init; } = 8;
+
+        [CommandOption("--out-width")]
+        [Description("h, the output width. Default: d.")]
+        public int? OutputWidth { get; init; }
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         settings.Apply();
-        int d = settings.Width, n = settings.Tokens;
+        int d = settings.Width, n = settings.Tokens, bits = settings.Bits, h = settings.OutputWidth ?? d;
         random.manual_seed(7);
-        using var layer = new MemoryLayer(d / 8, 8, d, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.02, 0.001);
-        using var linear = TorchSharp.torch.nn.Linear(d, d);
+        using var layer = new MemoryLayer(d / bits, bits, h, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.02, 0.001);
+        using var linear = TorchSharp.torch.nn.Linear(d, h);
         var x = randn(n, d);
         var xg = x.clone().requires_grad_(true);
-        var table = new PerfTable($"profile-d{d}-n{n}", $"Memory Layer d={d}, N={n}: phases (ms, median)", "phase", "ms");
+        var table = new PerfTable($"profile-d{d}-h{h}-t{bits}-n{n}", $"Memory Layer d={d} → h={h}, τ={bits}, N={n}: phases (ms, median)", "phase", "ms");
         void Row(string name, Action body) => table.AddRow(name, Timing.MeasureLooped(body, 2, settings.Quick ? 3 : 7, 100).Median);
         void Scoped(Action body) { using var s = NewDisposeScope(); body(); }
 
         Row("hash, no grad", () => Scoped(() => { using var g = no_grad(); layer.Hash(x); }));
         Row("hash, with Jacobian", () => Scoped(() => layer.Hash(xg)));
-        var hashed = SignHashKernel.Run(x, 8, l1Scaled: true, 1f, withJacobian: true);
-        var gradWeights = randn(n, d / 8);
-        Row("hash backward (dx = ∂L/∂w · J)", () => Scoped(() => SignHashKernel.Backward(gradWeights, hashed.Jacobian!, 8)));
-        Row("hash, torch-ops reference, no grad", () => Scoped(() => { using var g = no_grad(); SignHash.Reference(x, 8, HashWeightFunction.L1ScaledSigmoidProduct, 1.0); }));
+        var hashed = SignHashKernel.Run(x, bits, l1Scaled: true, 1f, withJacobian: true);
+        var gradWeights = randn(n, d / bits);
+        Row("hash backward (dx = ∂L/∂w · J)", () => Scoped(() => SignHashKernel.Backward(gradWeights, hashed.Jacobian!, bits)));
+        Row("hash, torch-ops reference, no grad", () => Scoped(() => { using var g = no_grad(); SignHash.Reference(x, bits, HashWeightFunction.L1ScaledSigmoidProduct, 1.0); }));
         var codes = layer.Hash(x);
         Row("gather fwd, no grad", () => Scoped(() => { using var g = no_grad(); FusedMemoryGather.Apply(codes.Rows, codes.Weights, layer.Table); }));
         Row("layer fwd, no grad", () => Scoped(() => { using var g = no_grad(); layer.call(x); }));
@@ -54,6 +63,10 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         FusedMemoryGather.WeightGradientInRowPass = false;
         Row("layer fwd+bwd (all grads), weight gradient in its own pass", () => Scoped(() => FwdBwd(xg)));
         FusedMemoryGather.WeightGradientInRowPass = true;
+        RowGradientKernel.StreamingStores = false;
+        Row("layer fwd+bwd (all grads), table gradient through the cache", () => Scoped(() => FwdBwd(xg)));
+        RowGradientKernel.StreamingStores = true;
+        Row("layer fwd+bwd (all grads), again", () => Scoped(() => FwdBwd(xg)));
         Row("layer fwd+bwd, x without grad (table + bias grads)", () => Scoped(() => FwdBwd(x)));
         layer.Table.requires_grad = false;
         Row("layer fwd+bwd, table frozen (dx + weight grads)", () => Scoped(() => FwdBwd(xg)));

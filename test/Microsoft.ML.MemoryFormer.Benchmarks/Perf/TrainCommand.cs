@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.Diagnostics;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Models;
@@ -11,23 +12,32 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 /// <c>perf train</c>: whole-model training tokens/s, MemoryFormer vs the dense transformer of the same shape, same
 /// tokens per step (random bytes, vocab 256; forward + backward + clip 1.0 + AdamW, as in the anchors §2).
 /// </summary>
-internal sealed class TrainCommand : Command<PerfSettings>
+internal sealed class TrainCommand : Command<TrainCommand.Settings>
 {
+    internal sealed class Settings : PerfSettings
+    {
+        [CommandOption("--width")]
+        [Description("Only the shape of this width (256 or 512), e.g. to trace one run. Default: both.")]
+        public int? Width { get; init; }
+    }
+
     private static readonly (int Width, int Layers, int Heads, int Context, int Batch)[] Shapes =
         [(256, 4, 4, 128, 16), (512, 6, 8, 256, 8)];
 
-    public override int Execute(CommandContext context, PerfSettings settings, CancellationToken cancellationToken)
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         settings.Apply();
-        Measure(settings).Publish(settings.Output);
+        Measure(settings, settings.Width).Publish(settings.Output);
         return 0;
     }
 
-    public static PerfTable Measure(PerfSettings settings)
+    public static PerfTable Measure(PerfSettings settings) => Measure(settings, null);
+
+    private static PerfTable Measure(PerfSettings settings, int? width)
     {
         var table = new PerfTable("train", "Training tokens/s, MemoryFormer vs dense (same tokens per step)",
             "shape", "model", "step ms", "fwd+bwd ms", "clip+AdamW ms", "tokens/s", "MF ÷ dense");
-        foreach (var s in Shapes)
+        foreach (var s in Shapes.Where(s => width is null || s.Width == width))
         {
             var dense = Run(s, TransformerKind.Dense, settings.Quick);
             var mf = Run(s, TransformerKind.MemoryFormer, settings.Quick);

@@ -274,10 +274,9 @@ internal static class FusedMemoryGather
                 for (int i = start; i < end; i++)
                 {
                     int r = touched[i];
-                    float* dst = (float*)gtPtr + ((long)r * h);
-                    pass.Write(r, dst);
-                    partial += RowKernels.Dot(dst, dst, h);
+                    partial += pass.Write(r, (float*)gtPtr + ((long)r * h));
                 }
+                RowGradientKernel.Fence();
                 lock (gate)
                     total += partial;
             });
@@ -308,12 +307,17 @@ internal static class FusedMemoryGather
                             partial += RowKernels.Dot(dst, dst, h);
                             continue;
                         }
-                        pass.Write(r, accumulate ? tmp : dst);
-                        if (accumulate)
-                            RowKernels.Add(tmp, dst, h);
-                        partial += count == 0 ? 0 : RowKernels.Dot(dst, dst, h);
+                        if (!accumulate)
+                        {
+                            partial += pass.Write(r, dst);
+                            continue;
+                        }
+                        pass.Write(r, tmp);
+                        RowKernels.Add(tmp, dst, h);
+                        partial += RowKernels.Dot(dst, dst, h);
                     }
                 }
+                RowGradientKernel.Fence();
                 lock (gate)
                     total += partial;
             });
@@ -353,19 +357,24 @@ internal static class FusedMemoryGather
         /// <summary>Hits of row <paramref name="r"/>; rows past the sorted range (a larger table than the smallest) have none.</summary>
         public int HitCount(int r) => r < Hits.RowCount ? Hits.Starts[r + 1] - Hits.Starts[r] : 0;
 
-        /// <summary>dst = row r's table gradient (zeros without hits), and the weight gradient's share of row r.</summary>
-        public unsafe void Write(int r, float* dst)
+        /// <summary>dst = row r's table gradient (zeros without hits), and the weight gradient's share of row r; returns ‖dst‖².</summary>
+        public unsafe double Write(int r, float* dst)
         {
             int count = HitCount(r), s = count == 0 ? 0 : Hits.Starts[r];
+            if (count == 0)
+            {
+                RowGradientKernel.Clear(dst, Width);
+                return 0;
+            }
             fixed (int* tok = Hits.Tokens)
             fixed (int* pair = Hits.PairIndex)
             fixed (float* tw = Hits.Weights)
             {
-                if (WeightGradient == 0 || count == 0)
-                    RowKernels.WeightedBagSum((float*)GradOut, Width, tok + s, tw + s, count, dst);
-                else
-                    RowGradientKernel.Run((float*)Table + ((long)r * Width), (float*)GradOut, Width, tok + s, pair + s, tw + s, count,
+                if (WeightGradient != 0)
+                    return RowGradientKernel.Run((float*)Table + ((long)r * Width), (float*)GradOut, Width, tok + s, pair + s, tw + s, count,
                         dst, (float*)WeightGradient);
+                RowKernels.WeightedBagSum((float*)GradOut, Width, tok + s, tw + s, count, dst);
+                return RowKernels.Dot(dst, dst, Width);
             }
         }
     }

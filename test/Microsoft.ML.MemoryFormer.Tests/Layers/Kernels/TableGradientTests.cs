@@ -15,7 +15,8 @@ public class TableGradientTests
         try
         {
             if (clear) layer.Table.grad = null;
-            (layer.call(x) * x.narrow(1, 0, 16)).sum().backward();
+            int width = layer.OutputWidth, copies = (width + (int)x.shape[1] - 1) / (int)x.shape[1];
+            (layer.call(x) * x.repeat(1, copies).narrow(1, 0, width)).sum().backward();   // an upstream gradient from x
             return layer.Table.grad!.clone();
         }
         finally { TorchRuntime.UseFusedKernels = previous; }
@@ -57,14 +58,24 @@ public class TableGradientTests
         Assert.True(allclose(TableGrad(layer, batches[1], fused: true), TableGrad(layer, batches[1], fused: false), 1e-4, 1e-6));
     }
 
-    [Fact]
-    public void The_backward_records_the_squared_norm_of_the_gradient_it_wrote()
+    [Theory]
+    [InlineData(16, 30)]
+    [InlineData(200, 30)]    // 128-wide and 32-wide tiles and a scalar tail, ordinary stores (rows not 64-byte aligned)
+    [InlineData(256, 30)]    // non-temporal stores, norm from registers
+    [InlineData(256, 2)]     // few touched rows: the sparse write
+    public void The_backward_writes_the_gradient_and_records_its_squared_norm(int width, int tokens)
     {
         random.manual_seed(6);
-        using var layer = new MemoryLayer(4, 6, 16, HashWeightFunction.SigmoidProduct, 0.8, 0.1, 0.01);
-        var grad = TableGrad(layer, randn(30, 24), fused: true);
+        using var layer = new MemoryLayer(4, 6, width, HashWeightFunction.SigmoidProduct, 0.8, 0.1, 0.01);
+        // x needs a gradient, so the row pass also computes the weight gradient (RowGradientKernel) and takes the norm
+        // from its registers; without it the plain gather writes the rows and reads them back.
+        var x = randn(tokens, 24).requires_grad_(width > 16);
+        var grad = TableGrad(layer, x, fused: true);
         Assert.True(layer.Gradient.TryTakeSquaredNorm(layer.Table, out double squared));
-        Assert.Equal(grad.pow(2).sum().item<float>(), squared, 3);
+        Assert.True(allclose(grad, TableGrad(layer, x, fused: false), 1e-4, 1e-6));   // streamed rows hold the right values
+        double expected = grad.pow(2).sum().item<float>();
+        Assert.True(expected > 0);
+        Assert.Equal(expected, squared, expected * 1e-5);
         Assert.False(layer.Gradient.TryTakeSquaredNorm(layer.Table, out _));   // taken once
     }
 }
