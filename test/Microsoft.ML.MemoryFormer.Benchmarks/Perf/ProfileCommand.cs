@@ -53,6 +53,11 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         Row("hash, torch-ops reference, no grad", () => Scoped(() => { using var g = no_grad(); SignHash.Reference(x, bits, HashWeightFunction.L1ScaledSigmoidProduct, 1.0); }));
         var codes = layer.Hash(x);
         Row("gather fwd, no grad", () => Scoped(() => { using var g = no_grad(); FusedMemoryGather.Apply(codes.Rows, codes.Weights, layer.Table); }));
+        var flatRows = codes.Rows.data<long>().Select(v => (int)v).ToArray();
+        var flatWeights = codes.Weights.data<float>().ToArray();
+        void Sort(bool chunked) => SortHits(flatRows, flatWeights, d / bits, (int)layer.Table.shape[0], chunked);
+        Row("backward's hit sort by row, chunk blocks in parallel", () => Sort(chunked: true));
+        Row("backward's hit sort by row, serial", () => Sort(chunked: false));
         Row("layer fwd, no grad", () => Scoped(() => { using var g = no_grad(); layer.call(x); }));
         Row("layer fwd, grad graph", () => Scoped(() => { xg.grad = null; layer.call(xg); }));
         void FwdBwd(Tensor input) { input.grad = null; foreach (var p in layer.parameters()) p.grad = null; layer.call(input).sum().backward(); }
@@ -75,5 +80,11 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         Row("Linear fwd+bwd", () => Scoped(() => { xg.grad = null; foreach (var p in linear.parameters()) p.grad = null; linear.call(xg).sum().backward(); }));
         table.Publish(settings.Output);
         return 0;
+    }
+
+    private static unsafe void SortHits(int[] rows, float[] weights, int chunks, int rowCount, bool chunked)
+    {
+        fixed (float* w = weights)
+            RowHits.Build(rows, rows.Length, chunks, w, rowCount, chunked).Dispose();
     }
 }

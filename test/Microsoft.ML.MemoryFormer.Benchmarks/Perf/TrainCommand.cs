@@ -39,35 +39,70 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "shape", "model", "step ms", "fwd+bwd ms", "clip+AdamW ms", "tokens/s", "MF ÷ dense");
         foreach (var s in Shapes.Where(s => width is null || s.Width == width))
         {
-            var dense = Run(s, TransformerKind.Dense, settings.Quick);
-            var mf = Run(s, TransformerKind.MemoryFormer, settings.Quick);
+            using var dense = new Trainee(s, TransformerKind.Dense);
+            using var mf = new Trainee(s, TransformerKind.MemoryFormer);
+            int warmup = settings.Quick ? 1 : s.Width >= 512 ? 2 : 3, rounds = settings.Quick ? 3 : s.Width >= 512 ? 6 : 10;
+            for (int step = 0; step < warmup; step++)
+            {
+                dense.Step(step, timed: false);
+                mf.Step(step, timed: false);
+            }
+            // Interleaved: this machine's speed drifts by up to 30% within minutes, so each round times one step of each
+            // model back to back, and the ratio is the median of the rounds' ratios.
+            var ratios = new List<double>();
+            for (int round = 0; round < rounds; round++)
+            {
+                double d = dense.Step(warmup + round, timed: true), m = mf.Step(warmup + round, timed: true);
+                ratios.Add(d / m);
+            }
             string shape = $"d={s.Width} L={s.Layers} ctx{s.Context}×{s.Batch}";
-            table.AddRow(shape, "dense", dense.Step, dense.ForwardBackward, dense.Optimizer, dense.TokensPerSecond, "");
-            table.AddRow(shape, "MemoryFormer", mf.Step, mf.ForwardBackward, mf.Optimizer, mf.TokensPerSecond,
-                (mf.TokensPerSecond / dense.TokensPerSecond).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×");
+            foreach (var t in new[] { dense, mf })
+            {
+                table.AddRow(shape, t.Kind == TransformerKind.Dense ? "dense" : "MemoryFormer", t.StepMs, Median(t.ForwardBackward),
+                    Median(t.Optimizer), s.Context * s.Batch / (t.StepMs / 1000),
+                    t.Kind == TransformerKind.Dense ? "" : Median(ratios).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×");
+            }
         }
-        table.AddNote("median over timed steps after warm-up (d=256: 3 + 10, d=512: 2 + 5; --quick: 1 + 3); MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults)");
+        table.AddNote("steps interleaved dense/MF after warm-up (d=256: 3 + 10 rounds, d=512: 2 + 6; --quick: 1 + 3); step ms = median; " +
+            "MF ÷ dense = median over rounds of dense step ÷ MF step; MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults)");
         return table;
     }
 
-    private static (double Step, double ForwardBackward, double Optimizer, double TokensPerSecond) Run(
-        (int Width, int Layers, int Heads, int Context, int Batch) s, TransformerKind kind, bool quick)
+    /// <summary>One model with its data and optimizer, stepped and timed one training step at a time.</summary>
+    private sealed class Trainee : IDisposable
     {
-        random.manual_seed(1337);
-        var config = new MemoryFormerConfig
+        private readonly LanguageModel model;
+        private readonly LanguageModelTask task;
+        private readonly ModelOptimizer optimizer;
+
+        public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, TransformerKind kind)
         {
-            Kind = kind, VocabularySize = 256, Width = s.Width, Layers = s.Layers, Heads = s.Heads, ContextLength = s.Context,
-        };
-        using var model = new LanguageModel(config);
-        var windows = randint(0, 256, [s.Batch * 4, s.Context + 1]);
-        var task = new LanguageModelTask(model, windows, null, s.Batch, seed: 1, CPU);
-        var options = new TrainingOptions { MaxSteps = 1000, WarmupSteps = 10 };
-        using var optimizer = new ModelOptimizer(model, options);
-        model.train();
-        int warmup = quick ? 1 : s.Width >= 512 ? 2 : 3, timed = quick ? 3 : s.Width >= 512 ? 5 : 10;
-        var fb = new List<double>();
-        var opt = new List<double>();
-        for (int step = 0; step < warmup + timed; step++)
+            Kind = kind;
+            random.manual_seed(1337);
+            var config = new MemoryFormerConfig
+            {
+                Kind = kind, VocabularySize = 256, Width = s.Width, Layers = s.Layers, Heads = s.Heads, ContextLength = s.Context,
+            };
+            model = new LanguageModel(config);
+            var windows = randint(0, 256, [s.Batch * 4, s.Context + 1]);
+            task = new LanguageModelTask(model, windows, null, s.Batch, seed: 1, CPU);
+            optimizer = new ModelOptimizer(model, new TrainingOptions { MaxSteps = 1000, WarmupSteps = 10 });
+            model.train();
+        }
+
+        public TransformerKind Kind { get; }
+
+        /// <summary>Timed steps' forward+backward milliseconds.</summary>
+        public List<double> ForwardBackward { get; } = [];
+
+        /// <summary>Timed steps' clip + AdamW milliseconds.</summary>
+        public List<double> Optimizer { get; } = [];
+
+        /// <summary>Median step time over the timed steps.</summary>
+        public double StepMs => Median(ForwardBackward.Zip(Optimizer, (a, b) => a + b));
+
+        /// <summary>One training step; returns its milliseconds, recorded when <paramref name="timed"/>.</summary>
+        public double Step(int step, bool timed)
         {
             using var scope = NewDisposeScope();
             long start = Stopwatch.GetTimestamp();
@@ -78,12 +113,19 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             start = Stopwatch.GetTimestamp();
             optimizer.Step(step);
             double optimizerMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            if (step < warmup) continue;
-            fb.Add(forwardBackward);
-            opt.Add(optimizerMs);
+            if (timed)
+            {
+                ForwardBackward.Add(forwardBackward);
+                Optimizer.Add(optimizerMs);
+            }
+            return forwardBackward + optimizerMs;
         }
-        double medianStep = Median(fb.Zip(opt, (a, b) => a + b));
-        return (medianStep, Median(fb), Median(opt), s.Context * s.Batch / (medianStep / 1000));
+
+        public void Dispose()
+        {
+            optimizer.Dispose();
+            model.Dispose();
+        }
     }
 
     private static double Median(IEnumerable<double> values)

@@ -215,7 +215,7 @@ internal static class FusedMemoryGather
                         result.Add(null!);
                         continue;
                     }
-                    hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, (int)tables.Min(x => x.shape[0]));
+                    hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, (int)tables.Min(x => x.shape[0]), pooled.Chunked);
                     int rowCount = (int)tables[t].shape[0];
                     int h = widths[t];
                     var sink = sinks.Gradients[t];
@@ -411,22 +411,32 @@ internal static class FusedMemoryGather
         /// <summary>Number of pairs (N·K).</summary>
         public int Count { get; private init; }
 
+        /// <summary>Whether chunk k reads only its own block of rowLimit / K rows, as a Memory Layer's hash gives (<see cref="RowHits"/>).</summary>
+        public bool Chunked { get; private init; }
+
         /// <summary>Copies <paramref name="rows"/> (int64 [N, K]) to int32, checking every index is in [0, rowLimit).</summary>
         public static unsafe PooledRows From(Tensor rows, long rowLimit)
         {
             using var scope = NewDisposeScope();
             var r = rows.contiguous();
-            int count = (int)r.numel();
+            int count = (int)r.numel(), k = (int)Math.Max(1, r.shape[1]);
             long* p = TensorMemory.Longs(r);
-            var result = new PooledRows { Array = ArrayPool<int>.Shared.Rent(count), Count = count };
+            var array = ArrayPool<int>.Shared.Rent(count);
+            int blockRows = rowLimit % k == 0 ? (int)(rowLimit / k) : 0;
+            bool chunked = blockRows > 0;
             long bad = -1;
-            for (int i = 0; i < count; i++)
+            for (int i = 0; i < count;)
             {
-                long v = p[i];
-                if ((ulong)v >= (ulong)rowLimit)
-                    bad = i;
-                result.Array[i] = (int)v;
+                for (int c = 0; c < k; c++, i++)
+                {
+                    long v = p[i];
+                    if ((ulong)v >= (ulong)rowLimit)
+                        bad = i;
+                    array[i] = (int)v;
+                    chunked &= RowHits.IsChunked((int)v, c, blockRows);
+                }
             }
+            var result = new PooledRows { Array = array, Count = count, Chunked = chunked };
             if (bad >= 0)
             {
                 result.Return();
@@ -440,72 +450,6 @@ internal static class FusedMemoryGather
         {
             if (Array is { } array) ArrayPool<int>.Shared.Return(array);
             Array = null;
-        }
-    }
-
-    /// <summary>The (token, chunk) hits counting-sorted by table row: CSR offsets, token ids and their weights (pooled arrays).</summary>
-    private sealed class RowHits : IDisposable
-    {
-        public required int RowCount { get; init; }
-        public required int Pairs { get; init; }
-        public required int[] Starts { get; init; }
-        public required int[] Tokens { get; init; }
-
-        /// <summary>The flat (token, chunk) index of each hit, in the same order as <see cref="Tokens"/>.</summary>
-        public required int[] PairIndex { get; init; }
-        public required float[] Weights { get; init; }
-
-        /// <summary>How many rows have at least one hit.</summary>
-        public required int TouchedCount { get; init; }
-
-        /// <summary>The rows with at least one hit, ascending (a new array: the gradient sink keeps it).</summary>
-        public int[] TouchedRows()
-        {
-            var touched = new int[TouchedCount];
-            for (int r = 0, i = 0; r < RowCount; r++)
-            {
-                if (Starts[r + 1] > Starts[r])
-                    touched[i++] = r;
-            }
-            return touched;
-        }
-
-        public static unsafe RowHits Build(int[] rows, int pairs, int chunkCount, float* weights, int rowCount)
-        {
-            var starts = ArrayPool<int>.Shared.Rent(rowCount + 1);
-            System.Array.Clear(starts, 0, rowCount + 1);
-            for (int i = 0; i < pairs; i++)
-                starts[rows[i] + 1]++;
-            int touchedCount = 0;
-            for (int r = 0; r < rowCount; r++)
-            {
-                if (starts[r + 1] > 0) touchedCount++;
-                starts[r + 1] += starts[r];
-            }
-
-            var cursor = ArrayPool<int>.Shared.Rent(rowCount);
-            System.Array.Copy(starts, cursor, rowCount);
-            var tokens = ArrayPool<int>.Shared.Rent(Math.Max(1, pairs));
-            var pairIndex = ArrayPool<int>.Shared.Rent(Math.Max(1, pairs));
-            var tokenWeights = ArrayPool<float>.Shared.Rent(Math.Max(1, pairs));
-            // Hits are visited in flat (token-major) order, so every row's list is sorted by token.
-            for (int i = 0; i < pairs; i++)
-            {
-                int pos = cursor[rows[i]]++;
-                tokens[pos] = i / chunkCount;
-                pairIndex[pos] = i;
-                tokenWeights[pos] = weights[i];
-            }
-            ArrayPool<int>.Shared.Return(cursor);
-            return new RowHits { RowCount = rowCount, Pairs = pairs, Starts = starts, Tokens = tokens, PairIndex = pairIndex, Weights = tokenWeights, TouchedCount = touchedCount };
-        }
-
-        public void Dispose()
-        {
-            ArrayPool<int>.Shared.Return(Starts);
-            ArrayPool<int>.Shared.Return(Tokens);
-            ArrayPool<int>.Shared.Return(PairIndex);
-            ArrayPool<float>.Shared.Return(Weights);
         }
     }
 }

@@ -139,6 +139,26 @@ public class FusedMemoryGatherTests
         }
     }
 
+    [Theory]
+    [InlineData(false)]   // chunk k reads only its block of rows (a Memory Layer's hash): sorted chunk by chunk in parallel
+    [InlineData(true)]    // rows anywhere in the table: the serial sort
+    public void Gradients_match_the_reference_whether_or_not_rows_follow_the_chunk_blocks(bool anywhere)
+    {
+        using var scope = NewDisposeScope();
+        var (rows, weights, table) = RandomInputs(300, 8, 5, 144, seed: 21);
+        if (anywhere)
+            rows = randint(0, table.shape[0], rows.shape, dtype: ScalarType.Int64, generator: new Generator(22));
+        var w2 = weights.detach().clone().requires_grad_(true);
+        var t2 = table.detach().clone().requires_grad_(true);
+        var upstream = randn(300, 144);
+
+        (FusedMemoryGather.Apply(rows, weights, table) * upstream).sum().backward();
+        (FusedMemoryGather.Reference(rows, w2, t2) * upstream).sum().backward();
+
+        AssertClose(w2.grad!, weights.grad!, rtol: 1e-4, atol: 1e-5);
+        AssertClose(t2.grad!, table.grad!, rtol: 1e-4, atol: 1e-6);
+    }
+
     [Fact]
     public void Frozen_table_gets_no_gradient_and_weights_still_do()
     {
