@@ -259,12 +259,19 @@ internal static class FusedMemoryGather
             var csr = pass.Hits;
             int h = pass.Width;
             float* gt = TensorMemory.Floats(target);
-            if (sink.NonZeroRows is null)
+            nint gtPtr = (nint)gt;
+            if (sink.NonZeroRows is not { } previous)
                 target.zero_();
             else
-                foreach (int r in sink.NonZeroRows)
-                    new Span<float>(gt + ((long)r * h), h).Clear();
-            nint gtPtr = (nint)gt;
+            {
+                // Rows written by the previous backward, zeroed in parallel and past the cache like the rows written next.
+                KernelParallel.For(previous.Length, h, (start, end) =>
+                {
+                    for (int i = start; i < end; i++)
+                        RowGradientKernel.Clear((float*)gtPtr + ((long)previous[i] * h), h);
+                    RowGradientKernel.Fence();
+                });
+            }
             int[] touched = csr.TouchedRows();
             double total = 0;
             var gate = new Lock();

@@ -116,33 +116,28 @@ internal static unsafe class RowGradientKernel
             gw[pairs[j]] += Vector512.Sum(p + q);
         }
         float* d = dst + c;
-        if (streaming)
-        {
-            a0.StoreAlignedNonTemporal(d);
-            a1.StoreAlignedNonTemporal(d + 16);
-            a2.StoreAlignedNonTemporal(d + 32);
-            a3.StoreAlignedNonTemporal(d + 48);
-            a4.StoreAlignedNonTemporal(d + 64);
-            a5.StoreAlignedNonTemporal(d + 80);
-            a6.StoreAlignedNonTemporal(d + 96);
-            a7.StoreAlignedNonTemporal(d + 112);
-        }
-        else
-        {
-            a0.Store(d);
-            a1.Store(d + 16);
-            a2.Store(d + 32);
-            a3.Store(d + 48);
-            a4.Store(d + 64);
-            a5.Store(d + 80);
-            a6.Store(d + 96);
-            a7.Store(d + 112);
-        }
+        Store(a0, d, streaming);
+        Store(a1, d + 16, streaming);
+        Store(a2, d + 32, streaming);
+        Store(a3, d + 48, streaming);
+        Store(a4, d + 64, streaming);
+        Store(a5, d + 80, streaming);
+        Store(a6, d + 96, streaming);
+        Store(a7, d + 112, streaming);
         var s0 = Vector512.FusedMultiplyAdd(a1, a1, a0 * a0);
         var s1 = Vector512.FusedMultiplyAdd(a3, a3, a2 * a2);
         s0 = Vector512.FusedMultiplyAdd(a5, a5, Vector512.FusedMultiplyAdd(a4, a4, s0));
         s1 = Vector512.FusedMultiplyAdd(a7, a7, Vector512.FusedMultiplyAdd(a6, a6, s1));
         return Vector512.Sum(s0 + s1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(Vector512<float> value, float* destination, bool streaming)
+    {
+        if (streaming)
+            value.StoreAlignedNonTemporal(destination);
+        else
+            value.Store(destination);
     }
 
     /// <summary>A 32-column tile with 256-bit vectors (AVX2 machines, and the rest of a width that is not a multiple of 128).</summary>
