@@ -121,17 +121,6 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
     private static double StepMs(LanguageModel model, bool fused, int tokens)
     {
         model.UseFusedDecode = fused;
-        var decoder = new TokenDecoder(model, padId: 0, startId: 0, CPU);
-        var prompt = Enumerable.Range(0, 16).Select(i => (i * 7919) % 50304).ToArray();
-        var options = new GenerationOptions { MaxNewTokens = tokens, Temperature = 0 };
-        using var sampler = new TokenSampler(options, 0, 50304);
-        var steps = new List<double>();
-        long start = Stopwatch.GetTimestamp();
-        foreach (var _ in decoder.Decode([prompt], sampler, useCache: true))
-        {
-            steps.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-            start = Stopwatch.GetTimestamp();
-        }
-        return steps.Skip(1).Order().ElementAt((steps.Count - 1) / 2);
+        return DecodeCommand.MedianStepMs(model, tokens);
     }
 }

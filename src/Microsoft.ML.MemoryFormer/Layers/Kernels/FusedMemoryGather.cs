@@ -308,19 +308,16 @@ internal static class FusedMemoryGather
                     for (int r = start; r < end; r++)
                     {
                         float* dst = (float*)gtPtr + ((long)r * h);
-                        int count = pass.HitCount(r);
-                        if (accumulate && count == 0)
-                        {
-                            partial += RowKernels.Dot(dst, dst, h);
-                            continue;
-                        }
                         if (!accumulate)
                         {
                             partial += pass.Write(r, dst);
                             continue;
                         }
-                        pass.Write(r, tmp);
-                        RowKernels.Add(tmp, dst, h);
+                        if (pass.HitCount(r) > 0)
+                        {
+                            pass.Write(r, tmp);
+                            RowKernels.Add(tmp, dst, h);
+                        }
                         partial += RowKernels.Dot(dst, dst, h);
                     }
                 }
