@@ -36,21 +36,26 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
         var results = new List<LanguageModelBenchmarkResult>();
         foreach (var name in models)
         {
-            var kind = name.Equals("dense", StringComparison.OrdinalIgnoreCase) ? TransformerKind.Dense : TransformerKind.MemoryFormer;
-            results.Add(RunOne(ml, kind, train, validation, text[split..(split + PromptBytes)], cancellationToken));
+            var (kind, moments, label) = name.ToLowerInvariant() switch
+            {
+                "dense" => (TransformerKind.Dense, MomentPrecision.Float32, "Dense"),
+                "mf-bf16" => (TransformerKind.MemoryFormer, MomentPrecision.BFloat16, "MemoryFormer, bf16 table moments"),
+                _ => (TransformerKind.MemoryFormer, MomentPrecision.Float32, "MemoryFormer"),
+            };
+            results.Add(RunOne(ml, kind, moments, label, train, validation, text[split..(split + PromptBytes)], cancellationToken));
         }
         return new LanguageModelBenchmarkReport(Path.GetFileName(dataPath), steps, validationText.Length, results);
     }
 
-    private LanguageModelBenchmarkResult RunOne(MLContext ml, TransformerKind kind, IDataView train, IDataView validation,
-        string decodePrompt, CancellationToken cancellationToken)
+    private LanguageModelBenchmarkResult RunOne(MLContext ml, TransformerKind kind, MomentPrecision moments, string label, IDataView train,
+        IDataView validation, string decodePrompt, CancellationToken cancellationToken)
     {
         var reports = new List<TrainingProgress>();
         var options = new MemoryFormerLanguageModelEstimator.Options
         {
             Architecture = MemoryFormerConfig.Small256 with { Kind = kind },
             ContextLength = 128, BatchSize = 16, MaxSteps = steps, WarmupSteps = Math.Min(50, steps / 10),
-            LearningRate = 1e-3, TableLearningRate = 3e-3, WeightDecay = 0.1,
+            LearningRate = 1e-3, TableLearningRate = 3e-3, WeightDecay = 0.1, TableMomentPrecision = moments,
             ValidationFraction = 0, ValidateEvery = 0, ReportEvery = 10, Seed = Seed,
             Generation = new GenerationOptions { Temperature = 0.8, MaxNewTokens = 200, Seed = Seed },
             Progress = new Recorder(reports), CancellationToken = cancellationToken,
@@ -58,14 +63,14 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
         LanguageModelBenchmarkResult result = null!;
         AnsiConsole.Progress().Start(ctx =>
         {
-            var task = ctx.AddTask($"{kind}", maxValue: steps);
-            options.Progress = new Recorder(reports, p => { task.Value = p.Step; task.Description = $"{kind} loss {p.Loss:F3}"; });
+            var task = ctx.AddTask(label, maxValue: steps);
+            options.Progress = new Recorder(reports, p => { task.Value = p.Step; task.Description = $"{label} loss {p.Loss:F3}"; });
             using var model = ml.Text.MemoryFormer(options).Fit(train);
-            task.Description = $"{kind}: evaluating";
+            task.Description = $"{label}: evaluating";
             var metrics = model.Evaluate(validation);
             // Training speed from the last report before the closing validation pass (validation is not training).
             double tokensPerSecond = reports.Last(r => r.ValidationLoss is null).ItemsPerSecond;
-            result = new LanguageModelBenchmarkResult(kind, model.Model.parameters().Sum(p => p.numel()),
+            result = new LanguageModelBenchmarkResult(label, kind, model.Model.parameters().Sum(p => p.numel()),
                 metrics, tokensPerSecond, DecodeTokensPerSecond(model, decodePrompt), model.TrainingResult!.LossHistory,
                 [model.Generate("ROMEO:\n"), model.Generate("\n")]);
         });

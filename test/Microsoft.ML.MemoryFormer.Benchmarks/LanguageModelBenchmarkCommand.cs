@@ -26,7 +26,7 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         public int? ValidationBytes { get; init; }
 
         [CommandOption("--models <LIST>")]
-        [Description("Comma-separated: mf, dense (default both)")]
+        [Description("Comma-separated: mf, dense, mf-bf16 (MemoryFormer with bf16 table moments); default mf,dense")]
         public string Models { get; init; } = "mf,dense";
 
         public override ValidationResult Validate() =>

@@ -51,6 +51,10 @@ public sealed partial class MemoryFormerLanguageModelEstimator
         /// <summary>Linear warm-up steps before the cosine decay. Default 50.</summary>
         public int WarmupSteps = 50;
 
+        /// <summary>Storage of the tables' Adam moments; <see cref="MomentPrecision.BFloat16"/> halves their memory and
+        /// speeds up the table update (see <see cref="TrainingOptions.TableMomentPrecision"/>). Default fp32.</summary>
+        public MomentPrecision TableMomentPrecision = MomentPrecision.Float32;
+
         /// <summary>Validation documents (same text column). When null, the last <see cref="ValidationFraction"/> of the
         /// training windows is held out. Default null.</summary>
         public IDataView? ValidationSet;
@@ -118,6 +122,8 @@ public sealed partial class MemoryFormerLanguageModelEstimator
             Require(TableLearningRate > 0 && double.IsFinite(TableLearningRate), nameof(TableLearningRate), "must be a positive number");
             Require(WeightDecay >= 0, nameof(WeightDecay), "must be ≥ 0");
             Require(WarmupSteps >= 0, nameof(WarmupSteps), "must be ≥ 0");
+            Require(Enum.IsDefined(TableMomentPrecision), nameof(TableMomentPrecision),
+                $"must be one of {string.Join(", ", Enum.GetNames<MomentPrecision>())}");
             Require(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), "must be in [0, 1)");
             Require(ValidateEvery >= 0, nameof(ValidateEvery), "must be ≥ 0");
             Require(ReportEvery >= 1, nameof(ReportEvery), "must be at least 1");
@@ -132,7 +138,7 @@ public sealed partial class MemoryFormerLanguageModelEstimator
         internal TrainingOptions ToTrainingOptions() => new()
         {
             LearningRate = LearningRate, TableLearningRate = TableLearningRate, WeightDecay = WeightDecay,
-            TableWeightDecay = WeightDecay, WarmupSteps = WarmupSteps, ValidateEvery = ValidateEvery, ReportEvery = ReportEvery,
+            TableWeightDecay = WeightDecay, WarmupSteps = WarmupSteps, TableMomentPrecision = TableMomentPrecision, ValidateEvery = ValidateEvery, ReportEvery = ReportEvery,
             CheckpointPath = CheckpointPath, CheckpointEverySteps = CheckpointEverySteps, CheckpointInterval = CheckpointInterval,
         };
 

@@ -46,13 +46,15 @@ internal sealed class FusedAdamW : IDisposable
     /// <param name="eps">ε added to the bias-corrected root of the second moment.</param>
     /// <param name="weightDecay">λ, decoupled weight decay (torch's AdamW default is 0.01).</param>
     /// <param name="skipUntouchedRows">Lazy mode, see <see cref="SkipUntouchedRows"/>.</param>
+    /// <param name="bf16Moments">Store the moments as bfloat16 with stochastic rounding (<see cref="Bf16Moments"/>).</param>
     public FusedAdamW(
         IEnumerable<Parameter> parameters,
         double beta1 = 0.9,
         double beta2 = 0.999,
         double eps = 1e-8,
         double weightDecay = 0.01,
-        bool skipUntouchedRows = false)
+        bool skipUntouchedRows = false,
+        bool bf16Moments = false)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         if (beta1 is < 0 or >= 1 || beta2 is < 0 or >= 1)
@@ -66,8 +68,9 @@ internal sealed class FusedAdamW : IDisposable
         _steps = new long[_parameters.Length];
         using (no_grad())
         {
-            _expAvg = _parameters.Select(p => zeros_like(p).DetachFromDisposeScope()).ToArray();
-            _expAvgSq = _parameters.Select(p => zeros_like(p).DetachFromDisposeScope()).ToArray();
+            var dtype = bf16Moments ? ScalarType.BFloat16 : (ScalarType?)null;
+            _expAvg = _parameters.Select(p => zeros_like(p, dtype: dtype).DetachFromDisposeScope()).ToArray();
+            _expAvgSq = _parameters.Select(p => zeros_like(p, dtype: dtype).DetachFromDisposeScope()).ToArray();
         }
     }
 
@@ -154,10 +157,13 @@ internal sealed class FusedAdamW : IDisposable
             bool managed = Runtime.TorchRuntime.UseFusedKernels && TensorMemory.IsCpuFloat32(p) && TensorMemory.IsCpuFloat32(grad)
                 && p.is_contiguous() && grad.is_contiguous();
             int[]? rows = SkipUntouchedRows && RowSources is { } sources && i < sources.Count ? sources[i]?.NonZeroRowsOf(p) : null;
+            var moments = new Moments(_expAvg[i], _expAvgSq[i], Bf16Moments.Salt(t, i));
             if (managed && rows is not null)
-                StepRows(p, grad, _expAvg[i], _expAvgSq[i], c, rows);
+                StepRows(p, grad, moments, c, rows);
             else if (managed)
-                StepManaged(p, grad, _expAvg[i], _expAvgSq[i], c);
+                StepManaged(p, grad, moments, c);
+            else if (moments.IsBFloat16)
+                StepTorchBf16(p, grad, moments, c);
             else
                 StepTorch(p, grad, _expAvg[i], _expAvgSq[i], c);
         }
@@ -189,8 +195,27 @@ internal sealed class FusedAdamW : IDisposable
             t.Dispose();
     }
 
+    /// <summary>One parameter's moment tensors and this step's rounding seed (bf16 moments).</summary>
+    private readonly unsafe struct Moments(Tensor m, Tensor v, uint salt)
+    {
+        public readonly bool IsBFloat16 = m.dtype == ScalarType.BFloat16;
+        public readonly Tensor M = m, V = v;
+        public readonly nint MPtr = m.device_type == DeviceType.CPU ? (nint)TensorMemory.Address(m) : 0;
+        public readonly nint VPtr = v.device_type == DeviceType.CPU ? (nint)TensorMemory.Address(v) : 0;
+        public readonly uint Salt = salt;
+
+        /// <summary>Updates the row of <paramref name="w"/> elements at element offset <paramref name="o"/>.</summary>
+        public void UpdateRow(nint p, nint g, long o, int w, in Coefficients c)
+        {
+            if (IsBFloat16)
+                Bf16Moments.UpdateRow((float*)p + o, (float*)g + o, (ushort*)MPtr + o, (ushort*)VPtr + o, w, c, o, Salt);
+            else
+                FusedAdamW.UpdateRow((float*)p + o, (float*)g + o, (float*)MPtr + o, (float*)VPtr + o, w, c);
+        }
+    }
+
     /// <summary>The step's scalars, rounded to fp32 as torch's CPU kernels do for a float tensor.</summary>
-    private readonly struct Coefficients(double lr, double beta1, double beta2, double eps, double weightDecay, long step, double gradScale)
+    internal readonly struct Coefficients(double lr, double beta1, double beta2, double eps, double weightDecay, long step, double gradScale)
     {
         public readonly float GradScale = (float)gradScale;
         public readonly float Decay = (float)(1 - (lr * weightDecay));
@@ -207,17 +232,19 @@ internal sealed class FusedAdamW : IDisposable
         public readonly double StepSize = lr / (1 - Math.Pow(beta1, step));
     }
 
-    private unsafe void StepManaged(Tensor p, Tensor grad, Tensor m, Tensor v, Coefficients c)
+    private unsafe void StepManaged(Tensor p, Tensor grad, Moments moments, Coefficients c)
     {
         long rows = p.dim() == 0 ? 1 : p.shape[0];
         long width = rows == 0 ? 0 : p.numel() / rows;
         if (rows > int.MaxValue || width > int.MaxValue)
         {
-            StepTorch(p, grad, m, v, c);
+            if (moments.IsBFloat16)
+                StepTorchBf16(p, grad, moments, c);
+            else
+                StepTorch(p, grad, moments.M, moments.V, c);
             return;
         }
         nint pp = (nint)TensorMemory.Floats(p), gp = (nint)TensorMemory.Floats(grad);
-        nint mp = (nint)TensorMemory.Floats(m), vp = (nint)TensorMemory.Floats(v);
         bool lazy = SkipUntouchedRows;
         int w = (int)width;
         KernelParallel.For((int)rows, width, (start, end) =>
@@ -227,24 +254,23 @@ internal sealed class FusedAdamW : IDisposable
                 long o = r * w;
                 if (lazy && IsZero((float*)gp + o, w))
                     continue;
-                UpdateRow((float*)pp + o, (float*)gp + o, (float*)mp + o, (float*)vp + o, w, c);
+                moments.UpdateRow(pp, gp, o, w, c);
             }
         });
     }
 
     /// <summary>The lazy managed step over the given rows only (all others have a zero gradient).</summary>
-    private static unsafe void StepRows(Tensor p, Tensor grad, Tensor m, Tensor v, Coefficients c, int[] rows)
+    private static unsafe void StepRows(Tensor p, Tensor grad, Moments moments, Coefficients c, int[] rows)
     {
         int w = (int)(p.numel() / p.shape[0]);
         nint pp = (nint)TensorMemory.Floats(p), gp = (nint)TensorMemory.Floats(grad);
-        nint mp = (nint)TensorMemory.Floats(m), vp = (nint)TensorMemory.Floats(v);
         KernelParallel.For(rows.Length, 4L * w, (start, end) =>
         {
             for (int i = start; i < end; i++)
             {
                 long o = (long)rows[i] * w;
                 if (!IsZero((float*)gp + o, w))
-                    UpdateRow((float*)pp + o, (float*)gp + o, (float*)mp + o, (float*)vp + o, w, c);
+                    moments.UpdateRow(pp, gp, o, w, c);
             }
         });
     }
@@ -270,7 +296,7 @@ internal sealed class FusedAdamW : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void UpdateRow(float* p, float* g, float* m, float* v, int n, Coefficients c)
+    internal static unsafe void UpdateRow(float* p, float* g, float* m, float* v, int n, Coefficients c)
     {
         int i = 0;
         if (Vector256.IsHardwareAccelerated)
@@ -311,6 +337,20 @@ internal sealed class FusedAdamW : IDisposable
             m[i] = mi;
             v[i] = vi;
         }
+    }
+
+    /// <summary>
+    /// <see cref="StepTorch"/> with bf16 moments: the update runs on fp32 copies, and the moments are stored back
+    /// rounded to nearest (torch's copy), not stochastically as in the managed kernel.
+    /// </summary>
+    private void StepTorchBf16(Tensor p, Tensor grad, Moments moments, Coefficients c)
+    {
+        using var scope = NewDisposeScope();
+        var m = moments.M.to(p.dtype);
+        var v = moments.V.to(p.dtype);
+        StepTorch(p, grad, m, v, c);
+        moments.M.copy_(m);
+        moments.V.copy_(v);
     }
 
     /// <summary>The same update with torch ops, for CUDA or non-fp32 parameters.</summary>

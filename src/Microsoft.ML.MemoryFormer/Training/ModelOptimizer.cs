@@ -1,3 +1,4 @@
+using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Runtime;
@@ -32,15 +33,16 @@ internal sealed class ModelOptimizer : IDisposable
         tableGradients = layers.Count == tables.Length ? layers.Select(l => l.Gradient).ToArray() : [];
         others = [.. g.Matrices, .. g.Vectors];
         foldClipping = g.Tables.Count > 0 && TorchRuntime.UseFusedKernels && g.Tables.All(FusedMemoryGather.IsSupported);
-        tableOptimizer = New(g.Tables, options.TableWeightDecay, options.LazyTableUpdates);
+        tableOptimizer = New(g.Tables, options.TableWeightDecay, options.LazyTableUpdates,
+            options.TableMomentPrecision == MomentPrecision.BFloat16);
         if (tableGradients.Length == tables.Length)
             tableOptimizer.RowSources = tableGradients;                  // lazy steps visit only the rows a small batch hit
         matrixOptimizer = New(g.Matrices, options.WeightDecay, lazy: false);
         vectorOptimizer = New(g.Vectors, 0.0, lazy: false);
     }
 
-    private FusedAdamW New(IEnumerable<Parameter> parameters, double weightDecay, bool lazy) =>
-        new(parameters, options.Beta1, options.Beta2, options.Epsilon, weightDecay, lazy);
+    private FusedAdamW New(IEnumerable<Parameter> parameters, double weightDecay, bool lazy, bool bf16Moments = false) =>
+        new(parameters, options.Beta1, options.Beta2, options.Epsilon, weightDecay, lazy, bf16Moments);
 
     /// <summary>Clears all gradients (sets them to none).</summary>
     public void ZeroGrad()
@@ -115,6 +117,7 @@ internal sealed class ModelOptimizer : IDisposable
         foreach (var group in new[] { tableOptimizer, matrixOptimizer, vectorOptimizer }) group.LoadState(reader);
     }
 
+    /// <summary>Disposes the optimizers' states.</summary>
     public void Dispose()
     {
         tableOptimizer.Dispose();

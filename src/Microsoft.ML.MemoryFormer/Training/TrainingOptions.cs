@@ -1,3 +1,6 @@
+using System.Text.Json.Serialization;
+using Microsoft.ML.MemoryFormer.Configuration;
+
 namespace Microsoft.ML.MemoryFormer.Training;
 
 /// <summary>Optimisation settings shared by every task (language model, classification, regression).</summary>
@@ -24,6 +27,17 @@ public sealed record TrainingOptions
     /// training used dense AdamW, which keeps moving and decaying every row (spec §5.3 pitfall 3). Default false.
     /// </summary>
     public bool LazyTableUpdates { get; init; }
+
+    /// <summary>
+    /// Storage of the tables' Adam moments. <see cref="MomentPrecision.BFloat16"/> halves their memory (8 → 4 bytes per
+    /// table parameter, 1.7 GB less for the d = 512, 6-layer model) and moves 20 instead of 28 bytes per table parameter in
+    /// every optimizer step; the moments are rounded stochastically, so they stay unbiased. Dense parameters keep fp32
+    /// moments. Default <see cref="MomentPrecision.Float32"/>.
+    /// </summary>
+    /// <remarks>Left out of a checkpoint's run fingerprint at its default, so checkpoints written before the option
+    /// existed still resume.</remarks>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public MomentPrecision TableMomentPrecision { get; init; } = MomentPrecision.Float32;
 
     /// <summary>Adam β₁.</summary>
     public double Beta1 { get; init; } = 0.9;
@@ -80,6 +94,8 @@ public sealed record TrainingOptions
         Check(WeightDecay >= 0 && TableWeightDecay >= 0, nameof(WeightDecay), "weight decays must be ≥ 0");
         Check(Beta1 is >= 0 and < 1 && Beta2 is >= 0 and < 1, nameof(Beta1), "Adam betas must be in [0, 1)");
         Check(Epsilon > 0, nameof(Epsilon), "must be positive");
+        Check(Enum.IsDefined(TableMomentPrecision), nameof(TableMomentPrecision),
+            $"must be one of {string.Join(", ", Enum.GetNames<MomentPrecision>())}");
         Check(GradientClip >= 0, nameof(GradientClip), "must be ≥ 0");
         Check(WarmupSteps >= 0, nameof(WarmupSteps), "must be ≥ 0");
         Check(MinLearningRateRatio is >= 0 and <= 1, nameof(MinLearningRateRatio), "must be in [0, 1]");

@@ -44,6 +44,13 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         var table = new PerfTable($"profile-d{d}-h{h}-t{bits}-n{n}", $"Memory Layer d={d} → h={h}, τ={bits}, N={n}: phases (ms, median)", "phase", "ms");
         void Row(string name, Action body) => table.AddRow(name, Timing.MeasureLooped(body, 2, settings.Quick ? 3 : 7, 100).Median);
         void Scoped(Action body) { using var s = NewDisposeScope(); body(); }
+        // Variants compared side by side are timed interleaved (Timing.Interleave).
+        void Interleaved(params (string Name, Action Body)[] variants)
+        {
+            var medians = Timing.Interleave(variants.Select(v => v.Body).ToArray(), settings.Quick ? 5 : 21);
+            for (int i = 0; i < variants.Length; i++)
+                table.AddRow(variants[i].Name, medians[i]);
+        }
 
         Row("hash, no grad", () => Scoped(() => { using var g = no_grad(); layer.Hash(x); }));
         Row("hash, with Jacobian", () => Scoped(() => layer.Hash(xg)));
@@ -52,13 +59,18 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         Row("hash backward (dx = ∂L/∂w · J)", () => Scoped(() => SignHashKernel.Backward(gradWeights, hashed.Jacobian!, bits)));
         Row("hash, torch-ops reference, no grad", () => Scoped(() => { using var g = no_grad(); SignHash.Reference(x, bits, HashWeightFunction.L1ScaledSigmoidProduct, 1.0); }));
         var codes = layer.Hash(x);
+        var x2 = randn(n, h);
         Row("gather fwd, no grad", () => Scoped(() => { using var g = no_grad(); FusedMemoryGather.Apply(codes.Rows, codes.Weights, layer.Table); }));
         var flatRows = codes.Rows.data<long>().Select(v => (int)v).ToArray();
         var flatWeights = codes.Weights.data<float>().ToArray();
         void Sort(bool chunked) => SortHits(flatRows, flatWeights, d / bits, (int)layer.Table.shape[0], chunked);
         Row("backward's hit sort by row, chunk blocks in parallel", () => Sort(chunked: true));
         Row("backward's hit sort by row, serial", () => Sort(chunked: false));
-        Row("layer fwd, no grad", () => Scoped(() => { using var g = no_grad(); layer.call(x); }));
+        Interleaved(
+            ("layer fwd, no grad", () => Scoped(() => { using var g = no_grad(); layer.call(x); })),
+            ("  its hash alone, no grad", () => Scoped(() => { using var g = no_grad(); layer.Hash(x); })),
+            ("  its gather alone, no grad", () => Scoped(() => { using var g = no_grad(); FusedMemoryGather.Apply(codes.Rows, codes.Weights, layer.Table); })),
+            ("  its bias add alone", () => Scoped(() => { using var g = no_grad(); Runtime.LiveScalars.Add(x2, layer.Bias); })));
         Row("layer fwd, grad graph", () => Scoped(() => { xg.grad = null; layer.call(xg); }));
         void FwdBwd(Tensor input) { input.grad = null; foreach (var p in layer.parameters()) p.grad = null; layer.call(input).sum().backward(); }
         Row("layer fwd+bwd (all grads)", () => Scoped(() => FwdBwd(xg)));

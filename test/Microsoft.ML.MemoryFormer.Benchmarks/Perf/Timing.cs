@@ -33,6 +33,27 @@ internal static class Timing
         return Measure(() => { for (int i = 0; i < loops; i++) body(); }, 0, repeats).Scale(1.0 / loops);
     }
 
+    /// <summary>
+    /// Median milliseconds of each of <paramref name="bodies"/>, timed one call each per round, in turn, for
+    /// <paramref name="rounds"/> rounds after one warm-up round: this machine drifts by ±30% within a minute, so
+    /// variants compared side by side are timed interleaved.
+    /// </summary>
+    public static double[] Interleave(IReadOnlyList<Action> bodies, int rounds)
+    {
+        var times = bodies.Select(_ => new double[rounds]).ToArray();
+        for (int round = -1; round < rounds; round++)
+        {
+            for (int b = 0; b < bodies.Count; b++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                bodies[b]();
+                if (round >= 0)
+                    times[b][round] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            }
+        }
+        return times.Select(t => t.Order().ElementAt(rounds / 2)).ToArray();
+    }
+
     /// <summary>The load average of the last minute (Linux), reported next to every number.</summary>
     public static double LoadAverage()
     {

@@ -39,32 +39,37 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "shape", "model", "step ms", "fwd+bwd ms", "clip+AdamW ms", "tokens/s", "MF ÷ dense");
         foreach (var s in Shapes.Where(s => width is null || s.Width == width))
         {
-            using var dense = new Trainee(s, TransformerKind.Dense);
-            using var mf = new Trainee(s, TransformerKind.MemoryFormer);
+            using var dense = new Trainee(s, TransformerKind.Dense, MomentPrecision.Float32);
+            using var mf = new Trainee(s, TransformerKind.MemoryFormer, MomentPrecision.Float32);
+            using var mixed = new Trainee(s, TransformerKind.MemoryFormer, MomentPrecision.BFloat16);
+            Trainee[] trainees = [dense, mf, mixed];
             int warmup = settings.Quick ? 1 : s.Width >= 512 ? 2 : 3, rounds = settings.Quick ? 3 : s.Width >= 512 ? 6 : 10;
             for (int step = 0; step < warmup; step++)
             {
-                dense.Step(step, timed: false);
-                mf.Step(step, timed: false);
+                foreach (var t in trainees)
+                    t.Step(step, timed: false);
             }
             // Interleaved: this machine's speed drifts by up to 30% within minutes, so each round times one step of each
-            // model back to back, and the ratio is the median of the rounds' ratios.
-            var ratios = new List<double>();
+            // model back to back, and a ratio is the median of the rounds' ratios.
+            var ratios = trainees.Select(_ => new List<double>()).ToArray();
             for (int round = 0; round < rounds; round++)
             {
-                double d = dense.Step(warmup + round, timed: true), m = mf.Step(warmup + round, timed: true);
-                ratios.Add(d / m);
+                var ms = trainees.Select(t => t.Step(warmup + round, timed: true)).ToArray();
+                for (int i = 1; i < trainees.Length; i++)
+                    ratios[i].Add(ms[0] / ms[i]);
             }
             string shape = $"d={s.Width} L={s.Layers} ctx{s.Context}×{s.Batch}";
-            foreach (var t in new[] { dense, mf })
+            string[] names = ["dense", "MemoryFormer", "MemoryFormer, bf16 table moments"];
+            for (int i = 0; i < trainees.Length; i++)
             {
-                table.AddRow(shape, t.Kind == TransformerKind.Dense ? "dense" : "MemoryFormer", t.StepMs, Median(t.ForwardBackward),
-                    Median(t.Optimizer), s.Context * s.Batch / (t.StepMs / 1000),
-                    t.Kind == TransformerKind.Dense ? "" : Median(ratios).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×");
+                var t = trainees[i];
+                table.AddRow(shape, names[i], t.StepMs, Median(t.ForwardBackward), Median(t.Optimizer), s.Context * s.Batch / (t.StepMs / 1000),
+                    i == 0 ? "" : Median(ratios[i]).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×");
             }
         }
         table.AddNote("steps interleaved dense/MF after warm-up (d=256: 3 + 10 rounds, d=512: 2 + 6; --quick: 1 + 3); step ms = median; " +
-            "MF ÷ dense = median over rounds of dense step ÷ MF step; MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults)");
+            "MF ÷ dense = median over rounds of dense step ÷ MF step; MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
+            "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16");
         return table;
     }
 
@@ -75,7 +80,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         private readonly LanguageModelTask task;
         private readonly ModelOptimizer optimizer;
 
-        public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, TransformerKind kind)
+        public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, TransformerKind kind, MomentPrecision precision)
         {
             Kind = kind;
             random.manual_seed(1337);
@@ -86,7 +91,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             model = new LanguageModel(config);
             var windows = randint(0, 256, [s.Batch * 4, s.Context + 1]);
             task = new LanguageModelTask(model, windows, null, s.Batch, seed: 1, CPU);
-            optimizer = new ModelOptimizer(model, new TrainingOptions { MaxSteps = 1000, WarmupSteps = 10 });
+            optimizer = new ModelOptimizer(model, new TrainingOptions { MaxSteps = 1000, WarmupSteps = 10, TableMomentPrecision = precision });
             model.train();
         }
 

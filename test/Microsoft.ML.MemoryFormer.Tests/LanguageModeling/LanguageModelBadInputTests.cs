@@ -1,3 +1,4 @@
+using Microsoft.ML.MemoryFormer.Configuration;
 using static Microsoft.ML.MemoryFormer.Tests.LanguageModeling.LanguageModelData;
 
 namespace Microsoft.ML.MemoryFormer.Tests.LanguageModeling;
@@ -52,6 +53,7 @@ public class LanguageModelBadInputTests
     [InlineData("ValidationFraction")]
     [InlineData("LearningRate")]
     [InlineData("MaxNewTokens")]
+    [InlineData("TableMomentPrecision")]
     public void Invalid_options_are_named(string option)
     {
         var options = NanoOptions();
@@ -62,6 +64,7 @@ public class LanguageModelBadInputTests
             case "ValidationFraction": options.ValidationFraction = 1.5; break;
             case "LearningRate": options.LearningRate = -1; break;
             case "MaxNewTokens": options.Generation = options.Generation with { MaxNewTokens = 0 }; break;
+            case "TableMomentPrecision": options.TableMomentPrecision = (MomentPrecision)9; break;
         }
         var e = Assert.ThrowsAny<ArgumentException>(() => new MLContext(1).Text.MemoryFormer(options));
         Assert.Equal(option, e.ParamName);

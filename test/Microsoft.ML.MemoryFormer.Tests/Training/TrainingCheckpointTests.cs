@@ -85,6 +85,20 @@ public class TrainingCheckpointTests
 
         var reseeded = Assert.Throws<InvalidOperationException>(() => Fit(Change(Options(path), steps: 6, seed: 6)));
         Assert.Contains("Seed differs", reseeded.Message, StringComparison.Ordinal);
+
+        var compact = Change(Options(path), steps: 6);
+        compact.TableMomentPrecision = MomentPrecision.BFloat16;                 // other optimizer state: not resumable
+        var moments = Assert.Throws<InvalidOperationException>(() => Fit(compact));
+        Assert.Contains("TableMomentPrecision differs", moments.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_moment_precision_is_left_out_of_the_run_identity_at_its_default()
+    {
+        // Checkpoints written before the option existed have no such part, and must still resume.
+        Assert.DoesNotContain(nameof(TrainingOptions.TableMomentPrecision), System.Text.Json.JsonSerializer.Serialize(new TrainingOptions()));
+        Assert.Contains(nameof(TrainingOptions.TableMomentPrecision),
+            System.Text.Json.JsonSerializer.Serialize(new TrainingOptions { TableMomentPrecision = MomentPrecision.BFloat16 }));
     }
 
     [Fact]

@@ -15,13 +15,13 @@ public class TrainingLoopTests
     }
 
     private static TrainingResult Train(TransformerKind kind, int seed, int steps, IProgress<TrainingProgress>? progress = null,
-        CancellationToken cancel = default)
+        CancellationToken cancel = default, MomentPrecision moments = MomentPrecision.Float32)
     {
         random.manual_seed(seed);
         using var model = new LanguageModel(MemoryFormerConfig.Nano with { Kind = kind });
         var windows = Windows();
         var task = new LanguageModelTask(model, windows, windows, batchSize: 4, seed, CPU);
-        var options = new TrainingOptions { MaxSteps = steps, LearningRate = 1e-2, TableLearningRate = 3e-2, WarmupSteps = 5, WeightDecay = 0, TableWeightDecay = 0, ReportEvery = 10 };
+        var options = new TrainingOptions { MaxSteps = steps, LearningRate = 1e-2, TableLearningRate = 3e-2, WarmupSteps = 5, WeightDecay = 0, TableWeightDecay = 0, ReportEvery = 10, TableMomentPrecision = moments };
         return TrainingLoop.Run(model, task, options, progress, cancellation: cancel);
     }
 
@@ -34,6 +34,16 @@ public class TrainingLoopTests
         // ln(64) = 4.16 nats at the start; memorised means well under 0.3 nats per token
         Assert.True(result.LossHistory[0] > 3.5, $"initial loss {result.LossHistory[0]}");
         Assert.True(result.BestValidationLoss < 0.3, $"{kind} reached only {result.BestValidationLoss:F3} nats/token");
+    }
+
+    [Fact]
+    public void With_bf16_table_moments_a_nano_MemoryFormer_memorises_as_well_and_stays_deterministic()
+    {
+        var a = Train(TransformerKind.MemoryFormer, seed: 1, steps: 150, moments: MomentPrecision.BFloat16);
+        Assert.True(a.BestValidationLoss < 0.3, $"bf16 moments reached only {a.BestValidationLoss:F3} nats/token");
+        var b = Train(TransformerKind.MemoryFormer, seed: 2, steps: 12, moments: MomentPrecision.BFloat16);
+        var c = Train(TransformerKind.MemoryFormer, seed: 2, steps: 12, moments: MomentPrecision.BFloat16);
+        Assert.Equal(b.LossHistory, c.LossHistory);
     }
 
     [Fact]

@@ -1,0 +1,116 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Microsoft.ML.MemoryFormer.Training;
+
+/// <summary>
+/// The AdamW row update of <see cref="FusedAdamW"/> with the moments stored as bfloat16 (issue 7): the table update is
+/// bound by memory bandwidth, and bf16 moments cut the bytes per parameter from 28 (read p, g, m, v; write p, m, v)
+/// to 20. The arithmetic is the fp32 update (with √v̂ taken as √v · (1/√(1 − β₂ᵗ)), one division fewer than torch's
+/// order, which the fp32 kernel keeps for bit parity); only the stored moments are rounded.
+/// </summary>
+/// <remarks>
+/// Rounding is stochastic: the fp32 bits plus a 16-bit random number, truncated to the upper 16 bits, rounds up with
+/// probability equal to the dropped fraction, so the stored moment is unbiased. Round-to-nearest would freeze a moment
+/// whose per-step change is below half a bf16 ulp (2⁻⁹ relative): with β₂ = 0.999, v would never decay. The random
+/// number is a hash of the element's index, the parameter and the step, so results do not depend on threads or on
+/// vector width. Non-finite moments are not handled (a diverged step is rejected before the update).
+/// </remarks>
+internal static unsafe class Bf16Moments
+{
+    /// <summary>The per-step, per-parameter seed of the rounding noise.</summary>
+    public static uint Salt(long step, int parameter) => Mix((uint)step * 0x9E3779B1u ^ ((uint)parameter * 0x85EBCA6Bu) ^ 0x5BD1E995u);
+
+    /// <summary>One AdamW step over <paramref name="n"/> elements whose first has index <paramref name="index"/> in its parameter.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void UpdateRow(float* p, float* g, ushort* m, ushort* v, int n, in FusedAdamW.Coefficients c, long index, uint salt)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var k = new VectorCoefficients(c);
+            var lanes = Vector256.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u);
+            for (; i + 16 <= n; i += 16)
+            {
+                var (m0, m1) = Vector256.Widen(Vector256.Load(m + i));
+                var (v0, v1) = Vector256.Widen(Vector256.Load(v + i));
+                var noise0 = Noise(Vector256.Create((uint)(index + i)) + lanes, salt);
+                var noise1 = Noise(Vector256.Create((uint)(index + i + 8)) + lanes, salt);
+                var (mo0, vo0) = Update(p + i, g + i, m0, v0, k);
+                var (mo1, vo1) = Update(p + i + 8, g + i + 8, m1, v1, k);
+                var mask = Vector256.Create(0xFFFFu);
+                Vector256.Narrow(Round(mo0, noise0 & mask), Round(mo1, noise1 & mask)).Store(m + i);
+                Vector256.Narrow(Round(vo0, noise0 >> 16), Round(vo1, noise1 >> 16)).Store(v + i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            uint noise = Mix((uint)(index + i) ^ salt);
+            float gi = c.GradScale != 1f ? g[i] * c.GradScale : g[i];
+            float pi = p[i] * c.Decay;
+            float mi = (ToFloat(m[i]) * c.Beta1) + (c.OneMinusBeta1 * gi);
+            float vi = (ToFloat(v[i]) * c.Beta2) + (c.OneMinusBeta2 * gi * gi);
+            float denom = (MathF.Sqrt(vi) * (1f / c.Bias2Sqrt)) + c.Eps;
+            p[i] = pi + (c.NegStepSize * mi / denom);
+            m[i] = (ushort)((BitConverter.SingleToUInt32Bits(mi) + (noise & 0xFFFF)) >> 16);
+            v[i] = (ushort)((BitConverter.SingleToUInt32Bits(vi) + (noise >> 16)) >> 16);
+        }
+    }
+
+    /// <summary>The bf16 value <paramref name="bits"/> as fp32 (exact).</summary>
+    public static float ToFloat(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
+
+    /// <summary>Eight elements of the fp32 update (the same operation order as the fp32 kernel); returns the new moments.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<float> M, Vector256<float> V) Update(float* p, float* g, Vector256<uint> m16, Vector256<uint> v16, in VectorCoefficients k)
+    {
+        var gi = k.Scaled ? Vector256.Load(g) * k.Scale : Vector256.Load(g);
+        var pi = Vector256.Load(p) * k.Decay;
+        var mi = ((m16 << 16).AsSingle() * k.Beta1) + (k.OneMinusBeta1 * gi);
+        var vi = ((v16 << 16).AsSingle() * k.Beta2) + (k.OneMinusBeta2 * gi * gi);
+        var denom = (Vector256.Sqrt(vi) * k.InverseBias2) + k.Eps;
+        pi += k.NegStep * mi / denom;
+        pi.Store(p);
+        return (mi, vi);
+    }
+
+    /// <summary>fp32 → bf16 bits (in the low half of each lane), rounded up with probability (dropped bits) / 2¹⁶.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<uint> Round(Vector256<float> x, Vector256<uint> noise16) => (x.AsUInt32() + noise16) >> 16;
+
+    /// <summary>32 random bits per lane from the element indices (lowbias32 hash).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<uint> Noise(Vector256<uint> index, uint salt)
+    {
+        var x = index ^ Vector256.Create(salt);
+        x ^= x >> 16;
+        x *= Vector256.Create(0x7FEB352Du);
+        x ^= x >> 15;
+        x *= Vector256.Create(0x846CA68Bu);
+        return x ^ (x >> 16);
+    }
+
+    /// <summary>The scalar <see cref="Noise"/>.</summary>
+    private static uint Mix(uint x)
+    {
+        x ^= x >> 16;
+        x *= 0x7FEB352Du;
+        x ^= x >> 15;
+        x *= 0x846CA68Bu;
+        return x ^ (x >> 16);
+    }
+
+    private readonly struct VectorCoefficients(in FusedAdamW.Coefficients c)
+    {
+        public readonly bool Scaled = c.GradScale != 1f;
+        public readonly Vector256<float> Scale = Vector256.Create(c.GradScale);
+        public readonly Vector256<float> Decay = Vector256.Create(c.Decay);
+        public readonly Vector256<float> Beta1 = Vector256.Create(c.Beta1);
+        public readonly Vector256<float> OneMinusBeta1 = Vector256.Create(c.OneMinusBeta1);
+        public readonly Vector256<float> Beta2 = Vector256.Create(c.Beta2);
+        public readonly Vector256<float> OneMinusBeta2 = Vector256.Create(c.OneMinusBeta2);
+        public readonly Vector256<float> InverseBias2 = Vector256.Create(1f / c.Bias2Sqrt);
+        public readonly Vector256<float> Eps = Vector256.Create(c.Eps);
+        public readonly Vector256<float> NegStep = Vector256.Create(c.NegStepSize);
+    }
+}
