@@ -95,7 +95,7 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
         var training = new TrainingOptions
         {
             MaxSteps = steps, LearningRate = options.LearningRate, TableLearningRate = 3 * options.LearningRate,
-            WeightDecay = options.WeightDecay, TableWeightDecay = 0, Beta2 = 0.999, WarmupSteps = Math.Min(epoch, steps / 10),
+            WeightDecay = options.WeightDecay, TableWeightDecay = 0, Beta2 = 0.999, TableMomentPrecision = options.TableMomentPrecision, WarmupSteps = Math.Min(epoch, steps / 10),
             ValidateEvery = validation is null ? 0 : epoch, EarlyStoppingPatience = validation is null ? 0 : options.EarlyStoppingPatience,
             ReportEvery = epoch, Seed = seed, CheckpointPath = options.CheckpointPath,
             CheckpointEverySteps = options.CheckpointEverySteps, CheckpointInterval = options.CheckpointInterval,

@@ -63,6 +63,10 @@ public sealed class MemoryFormerTextClassificationOptions
     /// <summary>Decoupled weight decay of matrices and tables (biases and norm gains never decay). Default 0.01.</summary>
     public double WeightDecay { get; set; } = 0.01;
 
+    /// <summary>Storage of the tables' Adam moments; <see cref="MomentPrecision.BFloat16"/> halves their memory and speeds up the
+    /// table update (see <see cref="TrainingOptions.TableMomentPrecision"/>). Default fp32.</summary>
+    public MomentPrecision TableMomentPrecision { get; set; } = MomentPrecision.Float32;
+
     /// <summary>Fraction of all steps spent warming the learning rates up linearly, before a cosine decay. Default 0.1.</summary>
     public double WarmupFraction { get; set; } = 0.1;
 
@@ -132,6 +136,7 @@ public sealed class MemoryFormerTextClassificationOptions
         Check(Epochs > 0, nameof(Epochs), "must be positive");
         Check(WarmupFraction is >= 0 and < 1, nameof(WarmupFraction), "must be in [0, 1)");
         Check(Dropout is >= 0 and < 1, nameof(Dropout), "must be in [0, 1)");
+        Check(Enum.IsDefined(TableMomentPrecision), nameof(TableMomentPrecision), $"must be one of {string.Join(", ", Enum.GetNames<MomentPrecision>())}");
         Check(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), "must be ≥ 0");
         Check(EarlyStoppingPatience == 0 || ValidationSet is not null, nameof(EarlyStoppingPatience), "needs a ValidationSet");
         Check(PretrainedModel is null || PretrainedCheckpointPath is null, nameof(PretrainedModel), "and PretrainedCheckpointPath cannot both be set");
@@ -144,7 +149,7 @@ public sealed class MemoryFormerTextClassificationOptions
     {
         Architecture = Architecture, Tokenizer = Tokenizer, MaxTokensPerRow = MaxTokensPerRow, Pooling = Pooling,
         BatchSize = BatchSize, Epochs = Epochs, LearningRate = LearningRate, TableLearningRate = TableLearningRate,
-        WeightDecay = WeightDecay, WarmupFraction = WarmupFraction, Dropout = Dropout,
+        WeightDecay = WeightDecay, TableMomentPrecision = TableMomentPrecision, WarmupFraction = WarmupFraction, Dropout = Dropout,
         EarlyStoppingPatience = EarlyStoppingPatience, ClassWeighting = ClassWeighting, ClassWeights = ClassWeights,
         Seed = seed, PretrainedCheckpointPath = PretrainedCheckpointPath, PretrainedModel = PretrainedModel,
         CheckpointPath = CheckpointPath, CheckpointEverySteps = CheckpointEverySteps, CheckpointInterval = CheckpointInterval,

@@ -22,6 +22,7 @@ internal sealed record TextClassifierSettings
     public double LearningRate { get; init; } = 1e-3;
     public double TableLearningRate { get; init; } = 3e-3;
     public double WeightDecay { get; init; } = 0.01;
+    public MomentPrecision TableMomentPrecision { get; init; }
     public double WarmupFraction { get; init; } = 0.1;
     public double Dropout { get; init; } = 0.1;
     public int EarlyStoppingPatience { get; init; }

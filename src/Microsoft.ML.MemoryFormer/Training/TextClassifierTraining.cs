@@ -48,6 +48,7 @@ internal static class TextClassifierTraining
             TableLearningRate = settings.TableLearningRate,
             WeightDecay = settings.WeightDecay,
             TableWeightDecay = settings.WeightDecay,
+            TableMomentPrecision = settings.TableMomentPrecision,
             WarmupSteps = (int)(settings.WarmupFraction * steps),
             ValidateEvery = validation is null ? 0 : task.StepsPerEpoch,
             EarlyStoppingPatience = settings.EarlyStoppingPatience,

@@ -1,3 +1,5 @@
+using Microsoft.ML.MemoryFormer.Tests.Tabular;
+using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Classification;
@@ -74,5 +76,18 @@ public class BadInputTests
         options.EarlyStoppingPatience = 2;
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => Ml.MulticlassClassification.Trainers.MemoryFormer(options));
         Assert.Contains("needs a ValidationSet", e.Message);
+    }
+
+    [Fact]
+    public void An_undefined_moment_precision_is_refused_by_name()
+    {
+        var options = ClassificationRows.Options(1);
+        options.TableMomentPrecision = (MomentPrecision)5;
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Ml.MulticlassClassification.Trainers.MemoryFormer(options));
+        Assert.Equal(nameof(options.TableMomentPrecision), e.ParamName);
+        var tabular = TabularRows.TinyOptions();
+        tabular.TableMomentPrecision = (MomentPrecision)5;
+        Assert.Equal(nameof(tabular.TableMomentPrecision),
+            Assert.Throws<ArgumentOutOfRangeException>(() => Ml.Regression.Trainers.MemoryFormer(tabular)).ParamName);
     }
 }

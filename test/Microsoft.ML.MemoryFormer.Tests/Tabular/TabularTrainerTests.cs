@@ -1,3 +1,4 @@
+using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
 
@@ -5,13 +6,17 @@ namespace Microsoft.ML.MemoryFormer.Tests.Tabular;
 
 public class TabularTrainerTests
 {
-    [Fact]
-    public void Regression_learns_a_linear_target_and_evaluates_with_MLNet()
+    [Theory]
+    [InlineData(MomentPrecision.Float32)]
+    [InlineData(MomentPrecision.BFloat16)]
+    public void Regression_learns_a_linear_target_and_evaluates_with_MLNet(MomentPrecision moments)
     {
         var ml = new MLContext(1);
         var train = ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(256, 1));
         var test = ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(64, 2));
-        using var model = ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions()).Fit(train);
+        var options = TabularRows.TinyOptions();
+        options.TableMomentPrecision = moments;
+        using var model = ml.Regression.Trainers.MemoryFormer(options).Fit(train);
         var metrics = ml.Regression.Evaluate(model.Transform(test));
         Assert.True(metrics.RSquared > 0.9, $"R² = {metrics.RSquared}");
         var score = model.GetOutputSchema(train.Schema)["Score"];
