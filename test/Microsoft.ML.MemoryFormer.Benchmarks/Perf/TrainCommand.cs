@@ -36,7 +36,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
     private static PerfTable Measure(PerfSettings settings, int? width)
     {
         var table = new PerfTable("train", "Training tokens/s, MemoryFormer vs dense (same tokens per step)",
-            "shape", "model", "step ms", "fwd+bwd ms", "clip+AdamW ms", "tokens/s", "MF ÷ dense");
+            "shape", "model", "step ms", "fwd+bwd ms", "clip+AdamW ms", "page faults/step", "tokens/s", "MF ÷ dense");
         foreach (var s in Shapes.Where(s => width is null || s.Width == width))
         {
             using var dense = new Trainee(s, TransformerKind.Dense, MomentPrecision.Float32);
@@ -63,12 +63,13 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             for (int i = 0; i < trainees.Length; i++)
             {
                 var t = trainees[i];
-                table.AddRow(shape, names[i], t.StepMs, Median(t.ForwardBackward), Median(t.Optimizer), s.Context * s.Batch / (t.StepMs / 1000),
+                table.AddRow(shape, names[i], t.StepMs, Median(t.ForwardBackward), Median(t.Optimizer), Median(t.Faults),
+                    s.Context * s.Batch / (t.StepMs / 1000),
                     i == 0 ? "" : Median(ratios[i]).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×");
             }
         }
         table.AddNote("steps interleaved dense/MF after warm-up (d=256: 3 + 10 rounds, d=512: 2 + 6; --quick: 1 + 3); step ms = median; " +
-            "MF ÷ dense = median over rounds of dense step ÷ MF step; MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
+            "MF ÷ dense = median over rounds of dense step ÷ MF step; page faults = minor faults per timed step (fresh pages the kernel mapped); MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
             "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16");
         return table;
     }
@@ -103,6 +104,9 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         /// <summary>Timed steps' clip + AdamW milliseconds.</summary>
         public List<double> Optimizer { get; } = [];
 
+        /// <summary>Timed steps' minor page faults (fresh memory the kernel had to map and zero).</summary>
+        public List<double> Faults { get; } = [];
+
         /// <summary>Median step time over the timed steps.</summary>
         public double StepMs => Median(ForwardBackward.Zip(Optimizer, (a, b) => a + b));
 
@@ -110,6 +114,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         public double Step(int step, bool timed)
         {
             using var scope = NewDisposeScope();
+            long faults = PageFaults.Minor();
             long start = Stopwatch.GetTimestamp();
             optimizer.ZeroGrad();
             var (loss, _) = task.Loss(step);
@@ -120,6 +125,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             double optimizerMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
             if (timed)
             {
+                Faults.Add(PageFaults.Minor() - faults);
                 ForwardBackward.Add(forwardBackward);
                 Optimizer.Add(optimizerMs);
             }
