@@ -60,7 +60,7 @@ internal static unsafe class Bf16Moments
     /// <summary>The bf16 value <paramref name="bits"/> as fp32 (exact).</summary>
     public static float ToFloat(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
 
-    /// <summary>Eight elements of the fp32 update (the same operation order as the fp32 kernel); returns the new moments.</summary>
+    /// <summary>Eight elements of the fp32 update (the fp32 kernel's order, the bias correction multiplied); returns the new moments.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (Vector256<float> M, Vector256<float> V) Update(float* p, float* g, Vector256<uint> m16, Vector256<uint> v16, in VectorCoefficients k)
     {

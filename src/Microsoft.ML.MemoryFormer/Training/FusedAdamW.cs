@@ -28,6 +28,9 @@ namespace Microsoft.ML.MemoryFormer.Training;
 /// describe only the steps that touched it. The bias correction still uses the parameter's global step count
 /// (as TensorFlow's LazyAdam does). At training batch sizes most rows are hit every step (79–83% at 2,048 tokens,
 /// anchors "Supporting measurements"), so the mode mainly helps small batches and fine-tuning.</para>
+/// <para>With bf16 moments (<see cref="Bf16Moments"/>, <c>TrainingOptions.TableMomentPrecision</c>) the moments are stored
+/// as stochastically rounded bfloat16 and the update is otherwise the same fp32 arithmetic; it then no longer matches
+/// torch bit for bit.</para>
 /// <para>CPU fp32 contiguous parameters take the managed SIMD kernel (unless <c>TorchRuntime.UseFusedKernels</c> is
 /// off); any other parameter is updated with equivalent torch ops.</para>
 /// </remarks>
@@ -296,7 +299,7 @@ internal sealed class FusedAdamW : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static unsafe void UpdateRow(float* p, float* g, float* m, float* v, int n, Coefficients c)
+    private static unsafe void UpdateRow(float* p, float* g, float* m, float* v, int n, Coefficients c)
     {
         int i = 0;
         if (Vector256.IsHardwareAccelerated)
