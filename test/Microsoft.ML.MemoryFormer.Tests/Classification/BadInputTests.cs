@@ -1,4 +1,3 @@
-using Microsoft.ML.MemoryFormer.Tests.Tabular;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
 
@@ -85,9 +84,5 @@ public class BadInputTests
         options.TableMomentPrecision = (MomentPrecision)5;
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => Ml.MulticlassClassification.Trainers.MemoryFormer(options));
         Assert.Equal(nameof(options.TableMomentPrecision), e.ParamName);
-        var tabular = TabularRows.TinyOptions();
-        tabular.TableMomentPrecision = (MomentPrecision)5;
-        Assert.Equal(nameof(tabular.TableMomentPrecision),
-            Assert.Throws<ArgumentOutOfRangeException>(() => Ml.Regression.Trainers.MemoryFormer(tabular)).ParamName);
     }
 }

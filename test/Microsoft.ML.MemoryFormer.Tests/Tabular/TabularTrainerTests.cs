@@ -6,6 +6,15 @@ namespace Microsoft.ML.MemoryFormer.Tests.Tabular;
 
 public class TabularTrainerTests
 {
+    [Fact]
+    public void An_undefined_moment_precision_is_refused_by_name()
+    {
+        var options = TabularRows.TinyOptions();
+        options.TableMomentPrecision = (MomentPrecision)5;
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new MLContext(1).Regression.Trainers.MemoryFormer(options));
+        Assert.Equal(nameof(options.TableMomentPrecision), e.ParamName);
+    }
+
     [Theory]
     [InlineData(MomentPrecision.Float32)]
     [InlineData(MomentPrecision.BFloat16)]
