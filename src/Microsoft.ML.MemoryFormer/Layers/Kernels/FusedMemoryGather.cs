@@ -225,10 +225,9 @@ internal static class FusedMemoryGather
                     bool accumulate = useSink && existing is not null && !existing.IsInvalid;
                     var gt = !useSink ? empty(rowCount, h, dtype: ScalarType.Float32) : accumulate ? existing! : sink!.Rent(tables[t]);
                     var pass = new RowPass(hits!, tablePtrs[t], gradPtrs[t], h, rowPassGw);
-                    double squaredNorm = useSink && !accumulate && WriteTouchedRowsOnly && hits!.TouchedCount <= rowCount / SparseFraction
-                        ? WriteSparseTableGradient(pass, gt, sink!)
-                        : WriteTableGradient(pass, rowCount, gt, accumulate);
-                    if (useSink && (accumulate || !WriteTouchedRowsOnly || hits!.TouchedCount > rowCount / SparseFraction))
+                    bool sparse = useSink && !accumulate && WriteTouchedRowsOnly && hits!.TouchedCount <= rowCount / SparseFraction;
+                    double squaredNorm = sparse ? WriteSparseTableGradient(pass, gt, sink!) : WriteTableGradient(pass, rowCount, gt, accumulate);
+                    if (useSink && !sparse)
                         sink!.NonZeroRows = null;                                // every row written: unknown zeros
                     if (!useSink)
                     {
