@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Training;
+using Spectre.Console;
 using Spectre.Console.Cli;
 using static TorchSharp.torch;
 
@@ -20,6 +21,23 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         [CommandOption("--width")]
         [Description("Only the shape of this width (256 or 512), e.g. to trace one run. Default: both.")]
         public int? Width { get; init; }
+
+        [CommandOption("--models <LIST>")]
+        [Description("Comma-separated subset of dense, mf, mf-bf16, e.g. to time one model per process. Default: all three.")]
+        [DefaultValue("dense,mf,mf-bf16")]
+        public string Models { get; init; } = "dense,mf,mf-bf16";
+
+        public override ValidationResult Validate()
+        {
+            var unknown = ModelList.Where(m => !Known.Contains(m)).ToArray();
+            return unknown.Length == 0 && ModelList.Length > 0
+                ? ValidationResult.Success()
+                : ValidationResult.Error($"--models: unknown or empty '{Models}'; use a comma-separated subset of {string.Join(", ", Known)}");
+        }
+
+        internal static readonly string[] Known = ["dense", "mf", "mf-bf16"];
+
+        internal string[] ModelList => Models.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
     }
 
     private static readonly (int Width, int Layers, int Heads, int Context, int Batch)[] Shapes =
@@ -28,22 +46,26 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         settings.Apply();
-        Measure(settings, settings.Width).Publish(settings.Output);
+        Measure(settings, settings.Width, settings.ModelList).Publish(settings.Output);
         return 0;
     }
 
-    public static PerfTable Measure(PerfSettings settings) => Measure(settings, null);
+    public static PerfTable Measure(PerfSettings settings) => Measure(settings, null, Settings.Known);
 
-    private static PerfTable Measure(PerfSettings settings, int? width)
+    private static PerfTable Measure(PerfSettings settings, int? width, string[] models)
     {
+        (string Key, string Name, TransformerKind Kind, MomentPrecision Precision)[] all =
+        [
+            ("dense", "dense", TransformerKind.Dense, MomentPrecision.Float32),
+            ("mf", "MemoryFormer", TransformerKind.MemoryFormer, MomentPrecision.Float32),
+            ("mf-bf16", "MemoryFormer, bf16 table moments", TransformerKind.MemoryFormer, MomentPrecision.BFloat16),
+        ];
+        var chosen = all.Where(m => models.Contains(m.Key)).ToArray();
         var table = new PerfTable("train", "Training tokens/s, MemoryFormer vs dense (same tokens per step)",
             "shape", "model", "step ms", "fwd+bwd ms", "clip+AdamW ms", "page faults/step", "tokens/s", "MF ÷ dense");
         foreach (var s in Shapes.Where(s => width is null || s.Width == width))
         {
-            using var dense = new Trainee(s, TransformerKind.Dense, MomentPrecision.Float32);
-            using var mf = new Trainee(s, TransformerKind.MemoryFormer, MomentPrecision.Float32);
-            using var mixed = new Trainee(s, TransformerKind.MemoryFormer, MomentPrecision.BFloat16);
-            Trainee[] trainees = [dense, mf, mixed];
+            var trainees = chosen.Select(m => new Trainee(s, m.Kind, m.Precision)).ToArray();
             int warmup = settings.Quick ? 1 : s.Width >= 512 ? 2 : 3, rounds = settings.Quick ? 3 : s.Width >= 512 ? 6 : 10;
             for (int step = 0; step < warmup; step++)
             {
@@ -56,18 +78,19 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             for (int round = 0; round < rounds; round++)
             {
                 var ms = trainees.Select(t => t.Step(warmup + round, timed: true)).ToArray();
-                for (int i = 1; i < trainees.Length; i++)
+                for (int i = 1; i < trainees.Length && chosen[0].Key == "dense"; i++)
                     ratios[i].Add(ms[0] / ms[i]);
             }
             string shape = $"d={s.Width} L={s.Layers} ctx{s.Context}×{s.Batch}";
-            string[] names = ["dense", "MemoryFormer", "MemoryFormer, bf16 table moments"];
             for (int i = 0; i < trainees.Length; i++)
             {
                 var t = trainees[i];
-                table.AddRow(shape, names[i], t.StepMs, Median(t.ForwardBackward), Median(t.Optimizer), Median(t.Faults),
+                table.AddRow(shape, chosen[i].Name, t.StepMs, Median(t.ForwardBackward), Median(t.Optimizer), Median(t.Faults),
                     s.Context * s.Batch / (t.StepMs / 1000),
-                    i == 0 ? "" : Median(ratios[i]).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×");
+                    ratios[i].Count == 0 ? "" : Median(ratios[i]).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×");
             }
+            foreach (var t in trainees)
+                t.Dispose();
         }
         table.AddNote("steps interleaved dense/MF after warm-up (d=256: 3 + 10 rounds, d=512: 2 + 6; --quick: 1 + 3); step ms = median; " +
             "MF ÷ dense = median over rounds of dense step ÷ MF step; page faults = minor faults per timed step (fresh pages the kernel mapped); MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
