@@ -12,21 +12,21 @@ namespace Microsoft.ML.MemoryFormer.Layers;
 /// </summary>
 internal static class MemoryGather
 {
-    /// <summary>codes.Rows, codes.Weights [N, K] and the layer's table [R, h] → [N, h].</summary>
-    public static Tensor Apply(HashCodes codes, MemoryLayer layer)
-    {
-        var table = layer.Table;
-        return UsesFusedKernel(codes, table)
-            ? FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, [table], [layer.Gradient])[0]  // [N, h]
-            : layer.Bag.call(codes.Rows, null, codes.Weights);                                      // [N, h]
-    }
+    /// <summary>codes.Rows, codes.Weights [N, K], the layer's table [R, h] and bias [h] → [N, h], bias added.</summary>
+    public static Tensor Apply(HashCodes codes, MemoryLayer layer) => ApplyShared(codes, [layer])[0];
 
     /// <summary>Several layers read with the same codes (Q, K, V) → one [N, h] per layer, biases added.</summary>
+    /// <remarks>The fused kernel starts each output row from the bias (<see cref="FusedMemoryGather.FoldBias"/>); the
+    /// EmbeddingBag path adds it afterwards.</remarks>
     public static Tensor[] ApplyShared(HashCodes codes, IReadOnlyList<MemoryLayer> layers)
     {
-        if (!layers.All(l => UsesFusedKernel(codes, l.Table))) return layers.Select(l => l.Forward(codes)).ToArray();
-        var outputs = FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, layers.Select(l => (Tensor)l.Table).ToArray(),
-            layers.Select(l => (TableGradient?)l.Gradient).ToArray());
+        if (!layers.All(l => UsesFusedKernel(codes, l.Table)))
+            return layers.Select(l => LiveScalars.Add(l.Bag.call(codes.Rows, null, codes.Weights), l.Bias)).ToArray(); // [N, h] each
+        var tables = layers.Select(l => (Tensor)l.Table).ToArray();
+        var gradients = layers.Select(l => (TableGradient?)l.Gradient).ToArray();
+        if (FusedMemoryGather.FoldBias)
+            return FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, layers.Select(l => (Tensor)l.Bias).ToArray());
+        var outputs = FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients);
         return outputs.Select((y, i) => LiveScalars.Add(y, layers[i].Bias)).ToArray();                         // [N, h] each
     }
 

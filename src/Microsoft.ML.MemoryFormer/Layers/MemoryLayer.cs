@@ -75,7 +75,7 @@ public sealed class MemoryLayer : nn.Module<Tensor, Tensor>
     internal HashCodes Hash(Tensor x) => SignHash.Compute(x, BitsPerChunk, WeightFunction, Temperature);
 
     /// <summary>Reads this layer's tables with precomputed codes (the shared Q/K/V hash) → [N, h].</summary>
-    internal Tensor Forward(HashCodes codes) => Runtime.LiveScalars.Add(MemoryGather.Apply(codes, this), bias);
+    internal Tensor Forward(HashCodes codes) => MemoryGather.Apply(codes, this);
 
     /// <inheritdoc />
     protected override void Dispose(bool disposing)

@@ -74,6 +74,12 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         Row("layer fwd, grad graph", () => Scoped(() => { xg.grad = null; layer.call(xg); }));
         void FwdBwd(Tensor input) { input.grad = null; foreach (var p in layer.parameters()) p.grad = null; layer.call(input).sum().backward(); }
         Row("layer fwd+bwd (all grads)", () => Scoped(() => FwdBwd(xg)));
+        void WithBias(bool fold, Action body) { FusedMemoryGather.FoldBias = fold; try { body(); } finally { FusedMemoryGather.FoldBias = true; } }
+        Interleaved(
+            ("layer fwd, no grad, bias folded into the gather", () => WithBias(true, () => Scoped(() => { using var g = no_grad(); layer.call(x); }))),
+            ("layer fwd, no grad, bias added after it", () => WithBias(false, () => Scoped(() => { using var g = no_grad(); layer.call(x); }))),
+            ("layer fwd+bwd, bias folded into the gather", () => WithBias(true, () => Scoped(() => FwdBwd(xg)))),
+            ("layer fwd+bwd, bias added after it", () => WithBias(false, () => Scoped(() => FwdBwd(xg)))));
         FusedMemoryGather.WriteTouchedRowsOnly = false;
         Row("layer fwd+bwd (all grads), whole table gradient written", () => Scoped(() => FwdBwd(xg)));
         FusedMemoryGather.WriteTouchedRowsOnly = true;

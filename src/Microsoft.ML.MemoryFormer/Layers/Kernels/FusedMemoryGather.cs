@@ -7,7 +7,8 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <summary>
 /// The Memory Layer's weighted gather as one custom autograd function (spec §1.3–1.6, §5.1; issue 7):
 /// <c>y[n, :] = Σ_k w[n, k] · table[row[n, k], :]</c> for rows int64 [N, K] (global rows, the chunk offset
-/// k·2^τ already added), weights fp32 [N, K] and one or more tables fp32 [R, h]. The bias is not part of it.
+/// k·2^τ already added), weights fp32 [N, K] and one or more tables fp32 [R, h], plus optionally each table's
+/// bias [h], which then starts the sum (one pass over the output instead of a separate add and its autograd node).
 /// </summary>
 /// <remarks>
 /// <para>CPU fp32 runs managed SIMD kernels (<see cref="RowKernels"/>), parallel over tokens. Anything else
@@ -55,26 +56,33 @@ internal static class FusedMemoryGather
     /// <param name="tables">Tables [R_t, h_t]; every row index must be below every table's row count.</param>
     /// <param name="gradients">Optional, one per table: a reusable gradient buffer the backward writes and sets as the
     /// table's <c>grad</c> (see <see cref="TableGradient"/>); null entries, or no list, hand autograd a fresh tensor.</param>
+    /// <param name="biases">Optional, one [h_t] bias per table, added to its output (and differentiated) in the same
+    /// node; null adds none.</param>
     public static Tensor[] ApplyMany(Tensor rows, Tensor weights, IReadOnlyList<Tensor> tables,
-        IReadOnlyList<TableGradient?>? gradients = null)
+        IReadOnlyList<TableGradient?>? gradients = null, IReadOnlyList<Tensor>? biases = null)
     {
         ArgumentNullException.ThrowIfNull(tables);
         if (tables.Count == 0)
             throw new ArgumentException("At least one table is needed.", nameof(tables));
-        Validate(rows, weights, tables);
+        Validate(rows, weights, tables, biases);
 
-        bool managed = rows.device_type == DeviceType.CPU && IsSupported(weights) && tables.All(IsSupported);
+        bool managed = rows.device_type == DeviceType.CPU && IsSupported(weights) && tables.All(IsSupported)
+            && (biases is null || biases.All(IsSupported));
         if (!managed)
-            return tables.Select(t => Reference(rows, weights, t)).ToArray();
+            return tables.Select((t, i) => biases is null ? Reference(rows, weights, t) : Reference(rows, weights, t).add_(biases[i])).ToArray();
 
-        var args = new object[tables.Count + 3];
+        int tableCount = tables.Count, biasCount = biases?.Count ?? 0;
+        var args = new object[tableCount + biasCount + 3];
         args[0] = rows;
         args[1] = weights;
-        for (int t = 0; t < tables.Count; t++)
+        for (int t = 0; t < tableCount; t++)
             args[t + 2] = tables[t];
+        for (int t = 0; t < biasCount; t++)
+            args[tableCount + t + 2] = biases![t];
         // Decided here: the function's forward itself runs with grad mode off, as in PyTorch.
-        bool backwardPossible = is_grad_enabled() && (weights.requires_grad || tables.Any(t => t.requires_grad));
-        args[^1] = new GradientSinks(tables.ToArray(), gradients?.ToArray() ?? new TableGradient?[tables.Count], backwardPossible);
+        bool backwardPossible = is_grad_enabled()
+            && (weights.requires_grad || tables.Any(t => t.requires_grad) || (biases?.Any(b => b.requires_grad) ?? false));
+        args[^1] = new GradientSinks(tables.ToArray(), gradients?.ToArray() ?? new TableGradient?[tableCount], backwardPossible, biasCount > 0);
         return GatherFunction.apply(args).ToArray();
     }
 
@@ -91,8 +99,12 @@ internal static class FusedMemoryGather
         return y.MoveToOuterDisposeScope();
     }
 
-    private static void Validate(Tensor rows, Tensor weights, IReadOnlyList<Tensor> tables)
+    private static void Validate(Tensor rows, Tensor weights, IReadOnlyList<Tensor> tables, IReadOnlyList<Tensor>? biases)
     {
+        if (biases is not null && (biases.Count != tables.Count
+            || biases.Zip(tables).Any(p => p.First.dim() != 1 || p.First.shape[0] != p.Second.shape[1])))
+            throw new ArgumentException($"biases must be one [h] per table, got {string.Join(", ", biases.Select(Shape))} for tables " +
+                $"{string.Join(", ", tables.Select(Shape))}.", nameof(biases));
         if (rows.dtype != ScalarType.Int64 || rows.dim() != 2)
             throw new ArgumentException($"rows must be int64 [N, K], got {rows.dtype} {Shape(rows)}.", nameof(rows));
         if (weights.dim() != 2 || weights.shape[0] != rows.shape[0] || weights.shape[1] != rows.shape[1])
@@ -119,10 +131,12 @@ internal static class FusedMemoryGather
         {
             var rows = (Tensor)vars[0];
             var weights = (Tensor)vars[1];
-            int tableCount = vars.Length - 3;
+            var sinks = (GradientSinks)vars[^1];
+            int tableCount = sinks.Tables.Length;
             var tables = new Tensor[tableCount];
             for (int t = 0; t < tableCount; t++)
                 tables[t] = (Tensor)vars[t + 2];
+            var biases = sinks.HasBias ? Enumerable.Range(0, tableCount).Select(t => ((Tensor)vars[tableCount + t + 2]).contiguous()).ToArray() : null;
 
             int n = (int)rows.shape[0], k = (int)rows.shape[1];
             long rowLimit = tables.Min(t => t.shape[0]);
@@ -136,6 +150,7 @@ internal static class FusedMemoryGather
             nint wPtr = (nint)TensorMemory.Floats(w);
             var tablePtrs = tablesC.Select(t => (nint)TensorMemory.Floats(t)).ToArray();
             var outPtrs = outputs.Select(o => (nint)TensorMemory.Floats(o)).ToArray();
+            var biasPtrs = biases?.Select(b => (nint)TensorMemory.Floats(b)).ToArray() ?? new nint[tableCount];
             var widths = tables.Select(t => (int)t.shape[1]).ToArray();
             long work = k * (long)widths.Sum();
 
@@ -146,14 +161,14 @@ internal static class FusedMemoryGather
                     for (int t = 0; t < tableCount; t++)
                     {
                         int h = widths[t];
-                        float* src = (float*)tablePtrs[t], dst = (float*)outPtrs[t], wp = (float*)wPtr;
+                        float* src = (float*)tablePtrs[t], dst = (float*)outPtrs[t], wp = (float*)wPtr, bias = (float*)biasPtrs[t];
                         for (int i = start; i < end; i++)
-                            RowKernels.WeightedBagSum(src, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h));
+                            RowKernels.WeightedBagSum(src, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), bias);
                     }
                 }
             });
 
-            if (!((GradientSinks)vars[^1]).BackwardPossible)
+            if (!sinks.BackwardPossible)
             {
                 rows32.Return();                                                 // no backward will read them
                 return outputs.Select(o => o.MoveToOuterDisposeScope()).ToList();
@@ -164,6 +179,7 @@ internal static class FusedMemoryGather
             ctx.save_data("sinks", vars[^1]);
             ctx.save_data("weightsNeedGrad", weights.requires_grad);
             ctx.save_data("tablesNeedGrad", tables.Select(t => t.requires_grad).ToArray());
+            ctx.save_data("biasesNeedGrad", sinks.HasBias ? Enumerable.Range(0, tableCount).Select(t => ((Tensor)vars[tableCount + t + 2]).requires_grad).ToArray() : Array.Empty<bool>());
             return outputs.Select(o => o.MoveToOuterDisposeScope()).ToList();
         }
 
@@ -240,6 +256,10 @@ internal static class FusedMemoryGather
                     result.Add(null!);
                 }
                 hits?.Dispose();
+                // The biases' gradients: ∂L/∂b_t = Σ_n ∂L/∂y_t[n].
+                var biasesNeedGrad = (bool[])ctx.get_data("biasesNeedGrad");
+                for (int t = 0; t < biasesNeedGrad.Length; t++)
+                    result.Add(biasesNeedGrad[t] ? grads[t].sum(0L).MoveToOuterDisposeScope() : null!);
             }
             pooled.Return();
             foreach (var s in saved)
@@ -397,9 +417,15 @@ internal static class FusedMemoryGather
     /// </summary>
     internal static bool WeightGradientInRowPass { get; set; } = true;
 
+    /// <summary>
+    /// Whether Memory Layers pass their bias to the gather, which then starts each output row from it; on by default, off
+    /// to measure the separate add (and its autograd node) it replaces.
+    /// </summary>
+    internal static bool FoldBias { get; set; } = true;
+
     /// <summary>The tables as passed in (their <c>grad</c> is set in the backward), their optional gradient buffers, and
     /// whether a backward can follow (grad mode on and something requires grad when the node was applied).</summary>
-    private sealed record GradientSinks(Tensor[] Tables, TableGradient?[] Gradients, bool BackwardPossible);
+    private sealed record GradientSinks(Tensor[] Tables, TableGradient?[] Gradients, bool BackwardPossible, bool HasBias);
 
     /// <summary>
     /// The int32 row index of every (token, chunk) pair, in a pooled array kept from the forward to the backward.

@@ -25,16 +25,26 @@ internal static unsafe class RowKernels
     private const int Tile512 = 256;
 
 
+    /// <summary>
+    /// <c>dst = init + Σ_j w[j] · src[idx[j], :]</c> over <paramref name="h"/> columns, with <paramref name="init"/> (a
+    /// row of <paramref name="h"/> floats, e.g. the layer's bias) taken as zeros when null.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void WeightedBagSum(float* src, int h, int* idx, float* w, int count, float* dst)
+    public static void WeightedBagSum(float* src, int h, int* idx, float* w, int count, float* dst, float* init = null)
     {
         if (Vector512.IsHardwareAccelerated && h >= Tile512)
-            WeightedBagSum512(src, h, idx, w, count, dst);
+            WeightedBagSum512(src, h, idx, w, count, dst, init);
         else if (Vector256.IsHardwareAccelerated)
-            WeightedBagSum256(src, h, idx, w, count, dst);
+            WeightedBagSum256(src, h, idx, w, count, dst, init);
         else
-            WeightedBagSumVector(src, h, idx, w, count, dst);
+            WeightedBagSumVector(src, h, idx, w, count, dst, init);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Start512(float* init, int c) => init is null ? Vector512<float>.Zero : Vector512.Load(init + c);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Start256(float* init, int c) => init is null ? Vector256<float>.Zero : Vector256.Load(init + c);
 
     /// <summary>dst[i] += src[i] over <paramref name="h"/> floats.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -98,12 +108,15 @@ internal static unsafe class RowKernels
 
     /// <summary>AVX-512: a 256-column tile in sixteen of the 32 registers, so h = 512 takes two passes per token.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void WeightedBagSum512(float* src, int h, int* idx, float* w, int count, float* dst)
+    private static void WeightedBagSum512(float* src, int h, int* idx, float* w, int count, float* dst, float* init)
     {
         int c = 0;
         for (; c + Tile512 <= h; c += Tile512)
         {
-            Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+            Vector512<float> a0 = Start512(init, c), a1 = Start512(init, c + 16), a2 = Start512(init, c + 32), a3 = Start512(init, c + 48),
+                a4 = Start512(init, c + 64), a5 = Start512(init, c + 80), a6 = Start512(init, c + 96), a7 = Start512(init, c + 112),
+                a8 = Start512(init, c + 128), a9 = Start512(init, c + 144), a10 = Start512(init, c + 160), a11 = Start512(init, c + 176),
+                a12 = Start512(init, c + 192), a13 = Start512(init, c + 208), a14 = Start512(init, c + 224), a15 = Start512(init, c + 240);
             for (int j = 0; j < count; j++)
             {
                 float* r = src + ((long)idx[j] * h) + c;
@@ -144,15 +157,16 @@ internal static unsafe class RowKernels
             a15.Store(d + 240);
         }
         if (c < h)
-            WeightedBagSum256(src, h, idx, w, count, dst, c);
+            WeightedBagSum256(src, h, idx, w, count, dst, init, c);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void WeightedBagSum256(float* src, int h, int* idx, float* w, int count, float* dst, int c = 0)
+    private static void WeightedBagSum256(float* src, int h, int* idx, float* w, int count, float* dst, float* init, int c = 0)
     {
         for (; c + Tile <= h; c += Tile)
         {
-            Vector256<float> a0 = Vector256<float>.Zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            Vector256<float> a0 = Start256(init, c), a1 = Start256(init, c + 8), a2 = Start256(init, c + 16), a3 = Start256(init, c + 24),
+                a4 = Start256(init, c + 32), a5 = Start256(init, c + 40), a6 = Start256(init, c + 48), a7 = Start256(init, c + 56);
             for (int j = 0; j < count; j++)
             {
                 float* r = src + ((long)idx[j] * h) + c;
@@ -178,16 +192,16 @@ internal static unsafe class RowKernels
         }
         for (; c + 8 <= h; c += 8)
         {
-            var a = Vector256<float>.Zero;
+            var a = Start256(init, c);
             for (int j = 0; j < count; j++)
                 a = MulAdd(Vector256.Load(src + ((long)idx[j] * h) + c), Vector256.Create(w[j]), a);
             a.Store(dst + c);
         }
-        ScalarTail(src, h, idx, w, count, dst, c);
+        ScalarTail(src, h, idx, w, count, dst, init, c);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void WeightedBagSumVector(float* src, int h, int* idx, float* w, int count, float* dst)
+    private static void WeightedBagSumVector(float* src, int h, int* idx, float* w, int count, float* dst, float* init)
     {
         int c = 0;
         int width = Vector<float>.Count;
@@ -195,7 +209,8 @@ internal static unsafe class RowKernels
         {
             for (; c + (4 * width) <= h; c += 4 * width)
             {
-                Vector<float> a0 = Vector<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
+                Vector<float> a0 = StartVector(init, c), a1 = StartVector(init, c + width), a2 = StartVector(init, c + (2 * width)),
+                    a3 = StartVector(init, c + (3 * width));
                 for (int j = 0; j < count; j++)
                 {
                     float* r = src + ((long)idx[j] * h) + c;
@@ -211,15 +226,18 @@ internal static unsafe class RowKernels
                 a3.Store(dst + c + (3 * width));
             }
         }
-        ScalarTail(src, h, idx, w, count, dst, c);
+        ScalarTail(src, h, idx, w, count, dst, init, c);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<float> StartVector(float* init, int c) => init is null ? Vector<float>.Zero : Vector.Load(init + c);
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ScalarTail(float* src, int h, int* idx, float* w, int count, float* dst, int c)
+    private static void ScalarTail(float* src, int h, int* idx, float* w, int count, float* dst, float* init, int c)
     {
         for (; c < h; c++)
         {
-            float a = 0f;
+            float a = init is null ? 0f : init[c];
             for (int j = 0; j < count; j++)
                 a += w[j] * src[((long)idx[j] * h) + c];
             dst[c] = a;

@@ -159,6 +159,50 @@ public class FusedMemoryGatherTests
         AssertClose(t2.grad!, table.grad!, rtol: 1e-4, atol: 1e-6);
     }
 
+    [Theory]
+    [InlineData(13, 8, 4, 67, false)]    // 256-bit tiles, an 8-wide tile and a scalar tail start from the bias
+    [InlineData(70, 8, 6, 300, false)]   // an AVX-512 tile, then the 256-bit kernel
+    [InlineData(40, 4, 5, 96, true)]     // two tables sharing the rows, one of them frozen
+    public void A_folded_bias_equals_adding_it_afterwards_in_output_and_gradients(int n, int k, int bits, int h, bool twoTables)
+    {
+        using var scope = NewDisposeScope();
+        var (rows, weights, table) = RandomInputs(n, k, bits, h, seed: 11 + n);
+        var second = (randn(table.shape) * 0.02f).requires_grad_(!twoTables);
+        Tensor[] tables = twoTables ? [table, second] : [table];
+        var biases = tables.Select(_ => (randn(h) * 0.1f).requires_grad_(true)).ToArray();
+        var upstream = tables.Select(_ => randn(n, h)).ToArray();
+        var clones = (weights.detach().clone().requires_grad_(true), tables.Select(t => t.detach().clone().requires_grad_(t.requires_grad)).ToArray(),
+            biases.Select(b => b.detach().clone().requires_grad_(true)).ToArray());
+
+        var folded = FusedMemoryGather.ApplyMany(rows, weights, tables, biases: biases);
+        var added = FusedMemoryGather.ApplyMany(rows, clones.Item1, clones.Item2).Select((y, i) => y + clones.Item3[i]).ToArray();
+        for (int i = 0; i < tables.Length; i++)
+            AssertClose(added[i], folded[i]);
+        folded.Select((y, i) => (y * upstream[i]).sum()).Aggregate((a, b) => a + b).backward();
+        added.Select((y, i) => (y * upstream[i]).sum()).Aggregate((a, b) => a + b).backward();
+
+        for (int i = 0; i < tables.Length; i++)
+        {
+            AssertClose(clones.Item3[i].grad!, biases[i].grad!, rtol: 1e-5, atol: 1e-5);
+            AssertClose(upstream[i].sum(0L), biases[i].grad!, rtol: 1e-5, atol: 1e-5);
+            if (tables[i].requires_grad)
+                AssertClose(clones.Item2[i].grad!, tables[i].grad!, rtol: 1e-5, atol: 1e-6);
+            else
+                Assert.Null(tables[i].grad);
+        }
+        AssertClose(clones.Item1.grad!, weights.grad!, rtol: 1e-5, atol: 1e-5);
+    }
+
+    [Fact]
+    public void A_bias_of_the_wrong_width_is_named()
+    {
+        using var scope = NewDisposeScope();
+        var (rows, weights, table) = RandomInputs(4, 2, 3, 8, seed: 1);
+        var e = Assert.Throws<ArgumentException>(() => FusedMemoryGather.ApplyMany(rows, weights, [table], biases: [zeros(7)]));
+        Assert.Equal("biases", e.ParamName);
+        Assert.Contains("[7]", e.Message);
+    }
+
     [Fact]
     public void Frozen_table_gets_no_gradient_and_weights_still_do()
     {
