@@ -136,13 +136,13 @@ internal static class FusedMemoryGather
             var tables = new Tensor[tableCount];
             for (int t = 0; t < tableCount; t++)
                 tables[t] = (Tensor)vars[t + 2];
-            var biases = sinks.HasBias ? Enumerable.Range(0, tableCount).Select(t => ((Tensor)vars[tableCount + t + 2]).contiguous()).ToArray() : null;
 
             int n = (int)rows.shape[0], k = (int)rows.shape[1];
             long rowLimit = tables.Min(t => t.shape[0]);
             var rows32 = PooledRows.From(rows, rowLimit);
 
             using var scope = NewDisposeScope();
+            var biases = sinks.HasBias ? Enumerable.Range(0, tableCount).Select(t => ((Tensor)vars[tableCount + t + 2]).contiguous()).ToArray() : null;
             var w = weights.contiguous();
             var tablesC = tables.Select(t => t.contiguous()).ToArray();
             var outputs = tables.Select(t => empty(n, t.shape[1], dtype: ScalarType.Float32)).ToArray();
