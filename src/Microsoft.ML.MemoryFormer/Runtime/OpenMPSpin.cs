@@ -17,7 +17,9 @@ namespace Microsoft.ML.MemoryFormer.Runtime;
 /// <para>libgomp reads the variable once, when libtorch loads; so it is set when this assembly is first used, and has
 /// an effect only if no torch call came before. It is set only on Linux and only when the process has set neither
 /// <c>OMP_WAIT_POLICY</c> nor <c>GOMP_SPINCOUNT</c>: set either (for example <c>OMP_WAIT_POLICY=ACTIVE</c>) to keep
-/// OpenMP's own behaviour. Results do not depend on it, only speed.</para>
+/// OpenMP's own behaviour. Results do not depend on it, only speed. Like any <c>setenv</c>, it is not safe against
+/// native <c>getenv</c> calls racing on other threads; it runs once, when the assembly is first used, which in practice
+/// is during start-up.</para>
 /// </remarks>
 internal static partial class OpenMPSpin
 {
