@@ -10,24 +10,35 @@ namespace Microsoft.ML.MemoryFormer.Tests.Reliability;
 internal sealed class ChildProcess : IDisposable
 {
     private readonly Process process;
+    private readonly string tempFolder;
     private readonly BlockingCollection<string> lines = new();
     private readonly ConcurrentQueue<string> errors = new();
 
-    private ChildProcess(Process process) => this.process = process;
+    private ChildProcess(Process process, string tempFolder)
+    {
+        this.process = process;
+        this.tempFolder = tempFolder;
+    }
 
     /// <summary>Everything the child wrote to stderr so far (for assertion messages).</summary>
     public string Errors => string.Join(Environment.NewLine, errors);
 
-    /// <summary>Starts <c>dotnet TestHost.dll args…</c> with stdout and stderr captured.</summary>
+    /// <summary>
+    /// Starts <c>dotnet TestHost.dll args…</c> with stdout and stderr captured, and with its own temporary folder
+    /// (<c>TMPDIR</c>): a child killed mid-save leaves ML.NET's <c>ml_dotnet_*</c> scratch folders behind, and
+    /// <see cref="Dispose"/> deletes them with the folder instead of leaving them in the machine's /tmp.
+    /// </summary>
     public static ChildProcess Start(params string[] args)
     {
         var host = Path.Combine(AppContext.BaseDirectory, "Microsoft.ML.MemoryFormer.TestHost.dll");
         if (!File.Exists(host)) throw new FileNotFoundException("The test host was not built next to the tests.", host);
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var tempFolder = Directory.CreateTempSubdirectory("mf-testhost-").FullName;
+        info.Environment["TMPDIR"] = tempFolder;
         info.ArgumentList.Add(host);
         foreach (var a in args) info.ArgumentList.Add(a);
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };
-        var child = new ChildProcess(process);
+        var child = new ChildProcess(process, tempFolder);
         process.OutputDataReceived += (_, e) => { if (e.Data is null) child.lines.CompleteAdding(); else child.lines.Add(e.Data); };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) child.errors.Enqueue(e.Data); };
         process.Start();
@@ -76,5 +87,7 @@ internal sealed class ChildProcess : IDisposable
         Kill();
         process.Dispose();
         lines.Dispose();
+        try { Directory.Delete(tempFolder, recursive: true); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // best effort: must not fail a test
     }
 }
