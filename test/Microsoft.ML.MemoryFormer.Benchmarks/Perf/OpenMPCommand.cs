@@ -32,9 +32,9 @@ internal sealed class OpenMPCommand : Command<PerfSettings>
         for (int i = 0; i < rounds; i++)
         {
             TorchOp();
-            var before = Process.GetCurrentProcess().TotalProcessorTime;
+            var before = ProcessCpu();
             Thread.Sleep(IdleMs);
-            cpu[i] = (Process.GetCurrentProcess().TotalProcessorTime - before).TotalMilliseconds;
+            cpu[i] = (ProcessCpu() - before).TotalMilliseconds;
         }
         table.AddRow($"CPU burnt in a {IdleMs} ms idle gap after a torch op", Median(cpu));
 
@@ -65,6 +65,12 @@ internal sealed class OpenMPCommand : Command<PerfSettings>
             $"GOMP_SPINCOUNT={OpenMPSpin.SpinCount} only when neither variable is set (Runtime/OpenMPSpin.cs)");
         table.Publish(settings.Output);
         return 0;
+    }
+
+    private static TimeSpan ProcessCpu()
+    {
+        using var self = Process.GetCurrentProcess();
+        return self.TotalProcessorTime;
     }
 
     private static double Time(Action body)
