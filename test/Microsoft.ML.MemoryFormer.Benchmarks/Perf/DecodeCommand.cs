@@ -24,8 +24,8 @@ internal sealed class DecodeCommand : Command<DecodeCommand.Settings>
 
         [CommandOption("--vocab")]
         [Description("Vocabulary size. Default 50304; 256 gives the byte-level shape of bench lm.")]
-        [DefaultValue(50304)]
-        public int Vocabulary { get; init; } = 50304;
+        [DefaultValue(Gpt2Vocabulary)]
+        public int Vocabulary { get; init; } = Gpt2Vocabulary;
 
         public override ValidationResult Validate() =>
             Width is { } w && (w <= 0 || w % 64 != 0) ? ValidationResult.Error($"--width {w}: must be a positive multiple of 64")
@@ -41,7 +41,10 @@ internal sealed class DecodeCommand : Command<DecodeCommand.Settings>
         return 0;
     }
 
-    public static PerfTable Measure(PerfSettings settings) => Measure(settings, null, 50304);
+    /// <summary>GPT-2's padded vocabulary, the anchors' decode shape.</summary>
+    private const int Gpt2Vocabulary = 50304;
+
+    public static PerfTable Measure(PerfSettings settings) => Measure(settings, null, Gpt2Vocabulary);
 
     private static PerfTable Measure(PerfSettings settings, int? requestedWidth, int vocabulary)
     {
@@ -87,7 +90,7 @@ internal sealed class DecodeCommand : Command<DecodeCommand.Settings>
     /// Greedy decode of <paramref name="tokens"/> tokens after a fixed 16-token prompt with the KV cache; the median
     /// milliseconds per token, the first (prefill) step excluded.
     /// </summary>
-    internal static double MedianStepMs(LanguageModel model, int tokens, int vocabulary = 50304)
+    internal static double MedianStepMs(LanguageModel model, int tokens, int vocabulary = Gpt2Vocabulary)
     {
         var decoder = new TokenDecoder(model, padId: 0, startId: 0, CPU);
         var prompt = Enumerable.Range(0, 16).Select(i => (i * 7919) % vocabulary).ToArray();

@@ -29,16 +29,23 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
 
         public override ValidationResult Validate()
         {
-            var unknown = ModelList.Where(m => !Known.Contains(m)).ToArray();
-            return unknown.Length == 0 && ModelList.Length > 0
+            var list = ModelList;
+            return list.Length > 0 && list.All(m => Variants.Any(v => v.Key == m))
                 ? ValidationResult.Success()
-                : ValidationResult.Error($"--models: unknown or empty '{Models}'; use a comma-separated subset of {string.Join(", ", Known)}");
+                : ValidationResult.Error($"--models: unknown or empty '{Models}'; use a comma-separated subset of " +
+                    string.Join(", ", Variants.Select(v => v.Key)));
         }
-
-        internal static readonly string[] Known = ["dense", "mf", "mf-bf16"];
 
         internal string[] ModelList => Models.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
     }
+
+    /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
+    private static readonly (string Key, string Name, TransformerKind Kind, MomentPrecision Precision)[] Variants =
+    [
+        ("dense", "dense", TransformerKind.Dense, MomentPrecision.Float32),
+        ("mf", "MemoryFormer", TransformerKind.MemoryFormer, MomentPrecision.Float32),
+        ("mf-bf16", "MemoryFormer, bf16 table moments", TransformerKind.MemoryFormer, MomentPrecision.BFloat16),
+    ];
 
     private static readonly (int Width, int Layers, int Heads, int Context, int Batch)[] Shapes =
         [(256, 4, 4, 128, 16), (512, 6, 8, 256, 8)];
@@ -50,17 +57,11 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         return 0;
     }
 
-    public static PerfTable Measure(PerfSettings settings) => Measure(settings, null, Settings.Known);
+    public static PerfTable Measure(PerfSettings settings) => Measure(settings, null, Variants.Select(v => v.Key).ToArray());
 
     private static PerfTable Measure(PerfSettings settings, int? width, string[] models)
     {
-        (string Key, string Name, TransformerKind Kind, MomentPrecision Precision)[] all =
-        [
-            ("dense", "dense", TransformerKind.Dense, MomentPrecision.Float32),
-            ("mf", "MemoryFormer", TransformerKind.MemoryFormer, MomentPrecision.Float32),
-            ("mf-bf16", "MemoryFormer, bf16 table moments", TransformerKind.MemoryFormer, MomentPrecision.BFloat16),
-        ];
-        var chosen = all.Where(m => models.Contains(m.Key)).ToArray();
+        var chosen = Variants.Where(m => models.Contains(m.Key)).ToArray();
         var table = new PerfTable("train", "Training tokens/s, MemoryFormer vs dense (same tokens per step)",
             "shape", "model", "step ms", "fwd+bwd ms", "clip+AdamW ms", "page faults/step", "tokens/s", "MF ÷ dense");
         foreach (var s in Shapes.Where(s => width is null || s.Width == width))
