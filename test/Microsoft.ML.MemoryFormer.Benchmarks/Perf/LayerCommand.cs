@@ -13,7 +13,7 @@ internal sealed class LayerCommand : Command<LayerCommand.Settings>
     internal sealed class Settings : PerfSettings
     {
         [CommandOption("--engine")]
-        [Description("bdn (BenchmarkDotNet, short in-process job) or stopwatch (median of looped repeats). Default bdn.")]
+        [Description("bdn (BenchmarkDotNet, short in-process job) or stopwatch (looped calls timed interleaved, median of the rounds). Default bdn.")]
         [DefaultValue("bdn")]
         public string Engine { get; init; } = "bdn";
 
@@ -37,13 +37,17 @@ internal sealed class LayerCommand : Command<LayerCommand.Settings>
         var table = new PerfTable("layer", "Memory Layer (d→d, τ=8) vs nn.Linear(d, d): ms per call, Linear ÷ MF (> 1: MF faster)",
             "d", "N", "Linear fwd", "MF fwd", "fwd ratio", "Linear fwd+bwd", "MF fwd+bwd", "fwd+bwd ratio");
         foreach (var ((d, n), r) in results)
-            table.AddRow(d, n, r[0], r[1], r[0] / r[1], r[2], r[3], r[2] / r[3]);
-        table.AddNote($"engine {settings.Engine}; MF includes hashing and bias; fwd under no_grad; fwd+bwd = sum(y).backward() with grads for x and all parameters, set to none before each call");
+            table.AddRow(d, n, r[0], r[1], r.Length > 4 ? r[4] : r[0] / r[1], r[2], r[3], r.Length > 4 ? r[5] : r[2] / r[3]);
+        table.AddNote($"engine {settings.Engine}{(settings.Engine == "stopwatch" ? " (the four calls interleaved, 9 rounds; ratio = median of the rounds' ratios)" : "")}; MF includes hashing and bias; fwd under no_grad; fwd+bwd = sum(y).backward() with grads for x and all parameters, set to none before each call");
         table.Publish(settings.Output);
         return 0;
     }
 
-    /// <summary>(d, N) → [Linear fwd, MF fwd, Linear fwd+bwd, MF fwd+bwd] in ms.</summary>
+    /// <summary>
+    /// (d, N) → [Linear fwd, MF fwd, Linear fwd+bwd, MF fwd+bwd] in ms, and the two ratios Linear ÷ MF. The four
+    /// calls are timed interleaved, one (looped) call each per round, and a ratio is the median of the rounds' ratios:
+    /// this machine's speed drifts by up to 30% within a minute, as in <c>perf train</c>.
+    /// </summary>
     private static SortedDictionary<(int, int), double[]> RunStopwatch(int[] widths, int[] tokens, bool quick)
     {
         var results = new SortedDictionary<(int, int), double[]>();
@@ -51,8 +55,12 @@ internal sealed class LayerCommand : Command<LayerCommand.Settings>
             foreach (int n in tokens)
             {
                 using var layer = new LayerCase(d, n);
-                Action[] bodies = [layer.LinearForward, layer.MemoryForward, layer.LinearForwardBackward, layer.MemoryForwardBackward];
-                results[(d, n)] = bodies.Select(b => Timing.MeasureLooped(b, 2, quick ? 3 : 7, quick ? 30 : 100).Median).ToArray();
+                var looped = new[] { layer.LinearForward, layer.MemoryForward, layer.LinearForwardBackward, layer.MemoryForwardBackward }
+                    .Select(b => Timing.Looped(b, 2, quick ? 30 : 100)).ToArray();
+                var rounds = Timing.InterleaveRounds(looped.Select(l => l.Body).ToArray(), quick ? 3 : 9);
+                var ms = rounds.Select((t, i) => t.Select(v => v / looped[i].Loops).ToArray()).ToArray();
+                double Ratio(int linear, int memory) => Timing.Median(ms[linear].Zip(ms[memory], (l, m) => l / m));
+                results[(d, n)] = [.. ms.Select(Timing.Median), Ratio(0, 1), Ratio(2, 3)];
             }
         return results;
     }

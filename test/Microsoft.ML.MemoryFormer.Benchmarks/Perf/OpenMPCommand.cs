@@ -36,7 +36,7 @@ internal sealed class OpenMPCommand : Command<PerfSettings>
             Thread.Sleep(IdleMs);
             cpu[i] = (ProcessCpu() - before).TotalMilliseconds;
         }
-        table.AddRow($"CPU burnt in a {IdleMs} ms idle gap after a torch op", Median(cpu));
+        table.AddRow($"CPU burnt in a {IdleMs} ms idle gap after a torch op", Timing.Median(cpu));
 
         // The same work started right after a torch op (workers spinning) or after an idle gap (workers asleep),
         // alternated round by round.
@@ -55,8 +55,8 @@ internal sealed class OpenMPCommand : Command<PerfSettings>
                 hot[i] = h;
                 cold[i] = c;
             }
-            table.AddRow($"{name}, right after a torch op", Median(hot));
-            table.AddRow($"{name}, after a {IdleMs} ms idle gap", Median(cold));
+            table.AddRow($"{name}, right after a torch op", Timing.Median(hot));
+            table.AddRow($"{name}, after a {IdleMs} ms idle gap", Timing.Median(cold));
         }
         Pair($"Memory Layer forward (managed kernels), d={Width}, N={Tokens}", layer.MemoryForward);
         Pair($"Linear forward (libtorch), d={Width}, N={Tokens}", layer.LinearForward);
@@ -79,6 +79,4 @@ internal sealed class OpenMPCommand : Command<PerfSettings>
         body();
         return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
     }
-
-    private static double Median(double[] values) => values.Order().ElementAt(values.Length / 2);
 }

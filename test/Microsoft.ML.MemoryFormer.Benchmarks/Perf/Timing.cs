@@ -24,13 +24,8 @@ internal static class Timing
     /// <summary>Like <see cref="Measure"/>, but each timed repeat loops <paramref name="body"/> until it lasts ≥ <paramref name="minMs"/>.</summary>
     public static Sample MeasureLooped(Action body, int warmup, int repeats, double minMs)
     {
-        for (int i = 0; i < warmup; i++)
-            body();
-        long start = Stopwatch.GetTimestamp();
-        body();
-        double once = Math.Max(Stopwatch.GetElapsedTime(start).TotalMilliseconds, 1e-3);
-        int loops = Math.Max(1, (int)Math.Ceiling(minMs / once));
-        return Measure(() => { for (int i = 0; i < loops; i++) body(); }, 0, repeats).Scale(1.0 / loops);
+        var (looped, loops) = Looped(body, warmup, minMs);
+        return Measure(looped, 0, repeats).Scale(1.0 / loops);
     }
 
     /// <summary>
@@ -39,6 +34,12 @@ internal static class Timing
     /// variants compared side by side are timed interleaved.
     /// </summary>
     public static double[] Interleave(IReadOnlyList<Action> bodies, int rounds)
+    {
+        return InterleaveRounds(bodies, rounds).Select(Median).ToArray();
+    }
+
+    /// <summary>Like <see cref="Interleave"/>, but every round's milliseconds: [body][round], for per-round ratios.</summary>
+    public static double[][] InterleaveRounds(IReadOnlyList<Action> bodies, int rounds)
     {
         var times = bodies.Select(_ => new double[rounds]).ToArray();
         for (int round = -1; round < rounds; round++)
@@ -51,7 +52,29 @@ internal static class Timing
                     times[b][round] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
             }
         }
-        return times.Select(t => t.Order().ElementAt(rounds / 2)).ToArray();
+        return times;
+    }
+
+    /// <summary>
+    /// <paramref name="body"/> repeated so that one call of the result lasts ≥ <paramref name="minMs"/> (after
+    /// <paramref name="warmup"/> untimed calls), with the repeat count, to time short calls.
+    /// </summary>
+    public static (Action Body, int Loops) Looped(Action body, int warmup, double minMs)
+    {
+        for (int i = 0; i < warmup; i++)
+            body();
+        long start = Stopwatch.GetTimestamp();
+        body();
+        double once = Math.Max(Stopwatch.GetElapsedTime(start).TotalMilliseconds, 1e-3);
+        int loops = Math.Max(1, (int)Math.Ceiling(minMs / once));
+        return (() => { for (int i = 0; i < loops; i++) body(); }, loops);
+    }
+
+    /// <summary>The middle value (the upper one of an even count).</summary>
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted[sorted.Length / 2];
     }
 
     /// <summary>The load average of the last minute (Linux), reported next to every number.</summary>

@@ -86,9 +86,9 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             for (int i = 0; i < trainees.Length; i++)
             {
                 var t = trainees[i];
-                table.AddRow(shape, chosen[i].Name, t.StepMs, Median(t.ForwardBackward), Median(t.Optimizer), Median(t.Faults),
+                table.AddRow(shape, chosen[i].Name, t.StepMs, Timing.Median(t.ForwardBackward), Timing.Median(t.Optimizer), Timing.Median(t.Faults),
                     s.Context * s.Batch / (t.StepMs / 1000),
-                    ratios[i].Count == 0 ? "" : Median(ratios[i]).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×");
+                    ratios[i].Count == 0 ? "" : Timing.Median(ratios[i]).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×");
             }
             foreach (var t in trainees)
                 t.Dispose();
@@ -130,7 +130,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         public List<double> Faults { get; } = [];
 
         /// <summary>Median step time over the timed steps.</summary>
-        public double StepMs => Median(ForwardBackward.Zip(Optimizer, (a, b) => a + b));
+        public double StepMs => Timing.Median(ForwardBackward.Zip(Optimizer, (a, b) => a + b));
 
         /// <summary>One training step; returns its milliseconds, recorded when <paramref name="timed"/>.</summary>
         public double Step(int step, bool timed)
@@ -159,11 +159,5 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             optimizer.Dispose();
             model.Dispose();
         }
-    }
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.OrderBy(v => v).ToArray();
-        return sorted[sorted.Length / 2];
     }
 }
