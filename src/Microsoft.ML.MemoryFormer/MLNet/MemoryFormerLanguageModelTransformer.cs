@@ -150,9 +150,17 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
         return new BatchScoringDataView(input, Mapper(input.Schema));
     }
 
-    /// <summary>Writes a standalone checkpoint (atomically: the file is either complete or untouched).</summary>
+    /// <summary>
+    /// Writes a standalone checkpoint (atomically: the file is either complete or untouched). The weights are streamed
+    /// from the model to the file, so this works for models of any size; <c>mlContext.Model.Save</c> holds each entry of
+    /// the ML.NET zip in one array and so stops at 2 GB of weights (about 500M parameters).
+    /// </summary>
     /// <param name="path">Checkpoint file.</param>
-    public void Save(string path) => ToArchive().SaveAtomically(path);
+    public void Save(string path)
+    {
+        using var archive = ToArchive();
+        archive.SaveAtomically(path);
+    }
 
     /// <summary>Reads a checkpoint written by <see cref="Save(string)"/>.</summary>
     /// <param name="path">Checkpoint file.</param>
@@ -161,8 +169,11 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
     /// <returns>The transformer (dispose it).</returns>
     /// <exception cref="InvalidDataException">The file is damaged, truncated, of another format version, or its entries
     /// do not belong together; the message says which (docs/reliability.md).</exception>
-    public static MemoryFormerLanguageModelTransformer Load(string path, int? gpuDeviceId = null, bool fallbackToCpu = true) =>
-        FromArchive(ModelArchive.Load(path), TorchRuntime.SelectDevice(gpuDeviceId, fallbackToCpu));
+    public static MemoryFormerLanguageModelTransformer Load(string path, int? gpuDeviceId = null, bool fallbackToCpu = true)
+    {
+        using var archive = ModelArchive.Load(path);
+        return FromArchive(archive, TorchRuntime.SelectDevice(gpuDeviceId, fallbackToCpu));
+    }
 
     void ICanSaveModel.Save(ModelSaveContext ctx) => ToArchive().SaveTo(ctx, Signature);
 
@@ -198,7 +209,7 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
         .SetText(ModelArchive.TokenizerEntry, Tokenizer.Describe().ToJson())
         .SetText(ModelArchive.GenerationEntry, JsonSerializer.Serialize(DefaultGenerationOptions))
         .SetText(ColumnsEntry, JsonSerializer.Serialize(new ColumnsJson(columns.Text, columns.Prompt, columns.GeneratedText, GenerationBatchSize)))
-        .Set(ModelArchive.WeightsEntry, ModuleWeights.ToBytes(Alive(model)));
+        .WithWeights(Alive(model));
 
     private static MemoryFormerLanguageModelTransformer FromArchive(ModelArchive archive, Device device)
     {
@@ -214,13 +225,12 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
             && !string.IsNullOrEmpty(read.Prompt) && !string.IsNullOrEmpty(read.GeneratedText) && read.Text is not null
             ? read : throw new ArgumentException("column names must be set and the generation batch size positive."));
         ModelParts.CheckTokenizerFits(tokenizer, config);
-        var weights = archive.Get(ModelArchive.WeightsEntry);
-        ModuleWeights.CheckSizeFits(config, weights, headParameters: (double)config.VocabularySize * config.Width);
+        ModuleWeights.CheckSizeFits(config, archive, headParameters: (double)config.VocabularySize * config.Width);
         TorchRuntime.EnsureAvailable();
         var model = new LanguageModel(config);
         try
         {
-            ModuleWeights.Load(model, weights, config);
+            ModuleWeights.Load(model, archive, config);
             model.to(device);
         }
         catch

@@ -61,7 +61,7 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
     void ICanSaveModel.Save(ModelSaveContext ctx) => new ModelArchive()
         .SetText(ModelArchive.ConfigEntry, model.Config.ToJson())
         .SetText(TabularModelInfo.Entry, JsonSerializer.Serialize(info, MemoryFormerConfig.JsonOptions))
-        .Set(ModelArchive.WeightsEntry, ModuleWeights.ToBytes(model))
+        .WithWeights(model)
         .SaveTo(ctx, Signature);
 
     /// <summary>ML.NET's loader entry point (registered by <see cref="MemoryFormerRegistration"/>).</summary>
@@ -76,12 +76,11 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
             || info.FeatureCount < 1 || info.OutputCount < 1 || info.FeatureCount + 1 != config.ContextLength)
             throw new InvalidDataException($"The model's '{TabularModelInfo.Entry}' is inconsistent: its scaler, label and feature " +
                 $"count must agree with each other and with the config (ContextLength = {config.ContextLength} = 1 + features).");
-        var weights = archive.Get(ModelArchive.WeightsEntry);
-        ModuleWeights.CheckSizeFits(config, weights, headParameters: (3.0 * info.FeatureCount + info.OutputCount) * config.Width);
+        ModuleWeights.CheckSizeFits(config, archive, headParameters: (3.0 * info.FeatureCount + info.OutputCount) * config.Width);
         var model = new TabularModel(config, info.FeatureCount, info.OutputCount);
         try
         {
-            ModuleWeights.Load(model, weights, config);
+            ModuleWeights.Load(model, archive, config);
             var device = MLContextDevice.Of(env);
             model.to(device);
             return new MemoryFormerTabularTransformer(model, info, device, training: null);

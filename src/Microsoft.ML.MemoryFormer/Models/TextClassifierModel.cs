@@ -62,7 +62,7 @@ internal sealed class TextClassifierModel : IDisposable
         .SetText(ModelArchive.ConfigEntry, network.Config.ToJson())
         .SetText(ModelArchive.TokenizerEntry, Tokenizer.Describe().ToJson())
         .SetText(HeadEntry, JsonSerializer.Serialize(new HeadSettings(Classes, network.Head.Pooling, MaxTokensPerRow)))
-        .Set(ModelArchive.WeightsEntry, ModuleWeights.ToBytes(network));
+        .WithWeights(network);
 
     /// <summary>Rebuilds a model written by <see cref="ToArchive"/> on <paramref name="device"/>.</summary>
     public static TextClassifierModel FromArchive(ModelArchive archive, Device device)
@@ -72,12 +72,11 @@ internal sealed class TextClassifierModel : IDisposable
             && Enum.IsDefined(read.Pooling) ? read : throw new ArgumentException("Classes and MaxTokensPerRow must be positive and Pooling known."));
         var tokenizer = archive.GetJson(ModelArchive.TokenizerEntry, json => ITextTokenizer.FromDescription(TokenizerDescription.FromJson(json)));
         ModelParts.CheckTokenizerFits(tokenizer, config);
-        var weights = archive.Get(ModelArchive.WeightsEntry);
-        ModuleWeights.CheckSizeFits(config, weights, headParameters: (double)head.Classes * config.Width);
+        ModuleWeights.CheckSizeFits(config, archive, headParameters: (double)head.Classes * config.Width);
         var network = new SequenceClassifier(config, head.Classes, head.Pooling, config.Dropout);
         try
         {
-            ModuleWeights.Load(network, weights, config);
+            ModuleWeights.Load(network, archive, config);
             return new TextClassifierModel(network, tokenizer, head.MaxTokensPerRow, device);
         }
         catch

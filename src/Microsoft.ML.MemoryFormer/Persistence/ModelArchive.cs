@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Microsoft.ML.MemoryFormer.MLNet;
 
 namespace Microsoft.ML.MemoryFormer.Persistence;
 
@@ -12,6 +11,12 @@ namespace Microsoft.ML.MemoryFormer.Persistence;
 /// into an ML.NET model zip (<see cref="SaveTo"/>, <see cref="LoadFrom"/>), where each entry is a zip entry.
 /// </summary>
 /// <remarks>
+/// <para>Large entries (weights, optimizer moments) need not pass through memory: <see cref="SetStreamed"/> entries are
+/// written straight into the file when it is saved, and <see cref="Load"/> leaves entries above a size limit in the file,
+/// read through <see cref="OpenRead"/>. So a checkpoint of any size is written and read with memory for one tensor at a
+/// time, and no entry is limited to the 2 GB of a .NET array. A loaded archive keeps its file open until disposed.</para>
+/// </remarks>
+/// <remarks>
 /// <para>Standalone file layout (little endian): magic <c>"MFARCHV\0"</c>, int32 format version, int32 entry count,
 /// then per entry a length-prefixed UTF-8 name, an int64 byte count, the 32-byte SHA-256 of the bytes and the bytes;
 /// then the end magic <c>"MFEND\0\0\0"</c>. In an ML.NET model the model block holds the format version and each
@@ -21,7 +26,7 @@ namespace Microsoft.ML.MemoryFormer.Persistence;
 /// entry's SHA-256 is checked. Every problem is an <see cref="InvalidDataException"/> that says what is wrong.
 /// Version 1 files (no checksums) are refused with a message asking to save the model again.</para>
 /// </remarks>
-internal sealed class ModelArchive
+internal sealed partial class ModelArchive : IDisposable
 {
     /// <summary>The format version this code writes and the only one it reads (2: per-entry SHA-256).</summary>
     public const int CurrentFormatVersion = 2;
@@ -47,23 +52,38 @@ internal sealed class ModelArchive
     /// <summary>Default generation options (JSON).</summary>
     public const string GenerationEntry = "generation.json";
 
+    /// <summary>Entries up to this many bytes are read into memory by <see cref="Load"/>; larger ones stay in the file.</summary>
+    public const long DefaultInMemoryLimit = 16L << 20;
+
     private const int HashLength = 32;
     private static readonly byte[] Magic = "MFARCHV\0"u8.ToArray();
     private static readonly byte[] EndMagic = "MFEND\0\0\0"u8.ToArray();
 
-    private readonly SortedDictionary<string, byte[]> _entries = new(StringComparer.Ordinal);
+    private readonly SortedDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private Stream? _file;
 
     /// <summary>The entry names, in ordinal order.</summary>
     public IReadOnlyCollection<string> EntryNames => _entries.Keys;
 
     /// <summary>Sets entry <paramref name="name"/> (a letter or digit, then letters, digits, '.', '_', '-') to <paramref name="bytes"/>.</summary>
-    public ModelArchive Set(string name, byte[] bytes)
+    public ModelArchive Set(string name, byte[] bytes) =>
+        Put(name, new Entry { Bytes = bytes ?? throw new ArgumentNullException(nameof(bytes)), Length = bytes.Length });
+
+    /// <summary>
+    /// Sets entry <paramref name="name"/> to what <paramref name="write"/> writes when the archive is saved to a file
+    /// (<see cref="WriteTo"/> on a seekable stream): its bytes go straight to the file and are never held in memory.
+    /// The stream given to <paramref name="write"/> may be disposed by it.
+    /// </summary>
+    public ModelArchive SetStreamed(string name, Action<Stream> write) =>
+        Put(name, new Entry { Write = write ?? throw new ArgumentNullException(nameof(write)), Length = -1 });
+
+    private ModelArchive Put(string name, Entry entry)
     {
         if (!IsPlainName(name))
             throw new ArgumentException($"Entry name '{name}' must start with an ASCII letter or digit and hold only letters, digits, '.', '_' or '-' (at most {MaxNameLength}).", nameof(name));
         if (_entries.Count >= MaxEntries && !_entries.ContainsKey(name))
             throw new ArgumentException($"A model archive holds at most {MaxEntries} entries.", nameof(name));
-        _entries[name] = bytes ?? throw new ArgumentNullException(nameof(bytes));
+        _entries[name] = entry;
         return this;
     }
 
@@ -74,8 +94,55 @@ internal sealed class ModelArchive
     public bool Contains(string name) => _entries.ContainsKey(name);
 
     /// <summary>The bytes of entry <paramref name="name"/>; throws <see cref="InvalidDataException"/> naming it if absent.</summary>
-    public byte[] Get(string name) => _entries.TryGetValue(name, out var bytes)
-        ? bytes
+    /// <exception cref="NotSupportedException">The entry is larger than a .NET array (2 GB); read it with <see cref="OpenRead"/>.</exception>
+    public byte[] Get(string name)
+    {
+        var entry = Find(name);
+        if (entry.Bytes is { } bytes)
+            return bytes;
+        if (entry.Write is { } write)
+            return Materialize(name, write);
+        if (entry.Length > Array.MaxLength)
+            throw new NotSupportedException($"The model archive entry '{name}' holds {entry.Length:N0} bytes, more than one .NET array can " +
+                "(2 GB); it can only be read as a stream.");
+        using var stream = new MemoryStream();
+        using (var source = OpenRead(name))
+            source.CopyTo(stream);
+        return stream.ToArray();
+    }
+
+    private static byte[] Materialize(string name, Action<Stream> write)
+    {
+        var stream = new MemoryStream();
+        try
+        {
+            write(stream);
+        }
+        catch (IOException e) when (!stream.CanSeek || stream.Length >= Array.MaxLength / 2)
+        {
+            throw new NotSupportedException($"The model archive entry '{name}' is larger than one .NET array can hold (2 GB); it can only be " +
+                "written to a file (a standalone checkpoint), not held in memory.", e);
+        }
+        return stream.ToArray();
+    }
+
+    /// <summary>The bytes of entry <paramref name="name"/> as a read-only stream, in memory or read in place from the archive's file.</summary>
+    public Stream OpenRead(string name)
+    {
+        var entry = Find(name);
+        if (entry.Bytes is { } bytes)
+            return new MemoryStream(bytes, writable: false);
+        if (entry.Write is not null)
+            throw new InvalidOperationException($"The model archive entry '{name}' is written when the archive is saved; it cannot be read before.");
+        ObjectDisposedException.ThrowIf(_file is null, this);
+        return new EntryReadStream(_file, entry.Offset, entry.Length);
+    }
+
+    /// <summary>The byte count of entry <paramref name="name"/> (-1 for a streamed entry not yet written).</summary>
+    public long LengthOf(string name) => Find(name).Length;
+
+    private Entry Find(string name) => _entries.TryGetValue(name, out var entry)
+        ? entry
         : throw new InvalidDataException($"The model archive has no entry '{name}' (it has: {string.Join(", ", _entries.Keys)}).");
 
     /// <summary>Entry <paramref name="name"/> decoded as UTF-8.</summary>
@@ -103,147 +170,17 @@ internal sealed class ModelArchive
     public T GetJson<T>(string name, JsonSerializerOptions? options = null) where T : class =>
         GetJson(name, text => JsonSerializer.Deserialize<T>(text, options));
 
-    /// <summary>Writes the standalone format to <paramref name="stream"/>.</summary>
-    public void WriteTo(Stream stream)
-    {
-        using var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
-        writer.Write(Magic);
-        writer.Write(CurrentFormatVersion);
-        writer.Write(_entries.Count);
-        foreach (var (name, bytes) in _entries)
-        {
-            writer.Write(name);
-            writer.Write((long)bytes.Length);
-            writer.Write(SHA256.HashData(bytes));
-            writer.Write(bytes);
-        }
-        writer.Write(EndMagic);
-    }
-
-    /// <summary>Reads the standalone format; throws <see cref="InvalidDataException"/> on a foreign, older, newer, damaged or truncated file.</summary>
-    public static ModelArchive ReadFrom(Stream stream)
-    {
-        using var reader = new BinaryReader(stream, Encoding.UTF8, leaveOpen: true);
-        try
-        {
-            if (!reader.ReadBytes(Magic.Length).AsSpan().SequenceEqual(Magic))
-                throw new InvalidDataException("Not a MemoryFormer model archive (bad magic bytes).");
-            CheckFormatVersion(reader.ReadInt32());
-            var archive = new ModelArchive();
-            int count = ReadEntryCount(reader);
-            for (int i = 0; i < count; i++)
-            {
-                string name = ReadName(reader);
-                long length = reader.ReadInt64();
-                var hash = ReadExactly(reader, HashLength, name);
-                if (length < 0 || length > Array.MaxLength || (stream.CanSeek && length > stream.Length - stream.Position))
-                    throw new InvalidDataException($"Model archive entry '{name}' declares {length} bytes, more than the file holds (truncated or damaged).");
-                archive.Add(name, ReadExactly(reader, (int)length, name), hash);
-            }
-            if (!reader.ReadBytes(EndMagic.Length).AsSpan().SequenceEqual(EndMagic))
-                throw Truncated("at the end marker");
-            return archive;
-        }
-        catch (EndOfStreamException e)
-        {
-            throw Truncated("unexpected end of data", e);
-        }
-    }
-
-    /// <summary>Loads a checkpoint file written by <see cref="SaveAtomically"/>.</summary>
-    public static ModelArchive Load(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return ReadFrom(stream);
-    }
-
-    /// <summary>Writes a checkpoint file such that <paramref name="path"/> is either the old file or the complete new one.</summary>
-    public void SaveAtomically(string path) => WriteFileAtomically(path, WriteTo);
-
-    /// <summary>
-    /// Runs <paramref name="write"/> on a temporary file in the target folder (named <c>.{file}.{guid}.tmp</c>), flushes
-    /// it to disk and renames it over <paramref name="path"/>. If <paramref name="write"/> throws, the temporary file is
-    /// deleted and the target is untouched; if the process dies, the target is untouched and the temporary file stays.
-    /// </summary>
-    public static void WriteFileAtomically(string path, Action<Stream> write)
-    {
-        var fullPath = Path.GetFullPath(path);
-        var temp = Path.Combine(Path.GetDirectoryName(fullPath)!, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-            {
-                write(stream);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, fullPath, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
-    }
-
-    /// <summary>Stores the archive in an ML.NET model (from <c>ICanSaveModel.Save</c>): one zip entry per archive entry.</summary>
-    public void SaveTo(ModelSaveContext ctx, ModelSignatureInfo signature) =>
-        MLNetInternals.SaveModel(ctx, signature, writer =>
-        {
-            writer.Write(CurrentFormatVersion);
-            writer.Write(_entries.Count);
-            foreach (var (name, bytes) in _entries)
-            {
-                writer.Write(name);
-                writer.Write((long)bytes.Length);
-                writer.Write(SHA256.HashData(bytes));
-            }
-        }, _entries);
-
-    /// <summary>
-    /// Reads what <see cref="SaveTo"/> stored (from a transformer's <c>Create(IHostEnvironment, object)</c> loader);
-    /// throws <see cref="InvalidDataException"/> when an entry is missing, longer than recorded or damaged.
-    /// </summary>
-    public static ModelArchive LoadFrom(object modelLoadContext, ModelSignatureInfo signature)
-    {
-        var reader = MLNetInternals.BeginLoadModel(modelLoadContext, signature);
-        var archive = new ModelArchive();
-        try
-        {
-            CheckFormatVersion(reader.ReadInt32());
-            int count = ReadEntryCount(reader);
-            var expected = new (string Name, long Length, byte[] Hash)[count];
-            for (int i = 0; i < count; i++)
-            {
-                string name = ReadName(reader);
-                long length = reader.ReadInt64();
-                if (length < 0 || length > Array.MaxLength)
-                    throw new InvalidDataException($"Model entry '{name}' of '{signature.LoaderSignature}' declares an invalid length {length}.");
-                expected[i] = (name, length, ReadExactly(reader, HashLength, name));
-            }
-            foreach (var (name, length, hash) in expected)
-            {
-                var bytes = MLNetInternals.TryLoadBinaryStream(modelLoadContext, name, maxBytes: length)
-                    ?? throw new InvalidDataException($"The ML.NET model lacks the entry '{name}' of '{signature.LoaderSignature}'.");
-                if (bytes.Length != length)
-                    throw new InvalidDataException($"Model entry '{name}' of '{signature.LoaderSignature}' holds {(bytes.Length > length ? "more" : "fewer")} bytes than the {length} recorded (damaged).");
-                archive.Add(name, bytes, hash);
-            }
-        }
-        catch (EndOfStreamException e)
-        {
-            throw new InvalidDataException($"The model block of '{signature.LoaderSignature}' is truncated.", e);
-        }
-        return archive;
-    }
-
     private void Add(string name, byte[] bytes, byte[] hash)
     {
         if (_entries.ContainsKey(name))
             throw new InvalidDataException($"The model archive holds entry '{name}' twice.");
         if (!SHA256.HashData(bytes).AsSpan().SequenceEqual(hash))
-            throw new InvalidDataException($"The model archive entry '{name}' is damaged: its SHA-256 does not match the one recorded when it was saved.");
-        _entries[name] = bytes;
+            throw Damaged(name);
+        _entries[name] = new Entry { Bytes = bytes, Length = bytes.Length };
     }
+
+    private static InvalidDataException Damaged(string name) =>
+        new($"The model archive entry '{name}' is damaged: its SHA-256 does not match the one recorded when it was saved.");
 
     private static int ReadEntryCount(BinaryReader reader)
     {
@@ -312,4 +249,16 @@ internal sealed class ModelArchive
 
     private static InvalidDataException Truncated(string where, Exception? inner = null) =>
         new($"The MemoryFormer model archive is truncated ({where}).", inner);
+
+    /// <summary>An entry's bytes: in memory, written by a callback when saved, or at an offset of the loaded file.</summary>
+    private sealed class Entry
+    {
+        public byte[]? Bytes { get; init; }
+
+        public Action<Stream>? Write { get; init; }
+
+        public long Offset { get; init; } = -1;
+
+        public long Length { get; init; }
+    }
 }

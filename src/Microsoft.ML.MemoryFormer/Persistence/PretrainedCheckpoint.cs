@@ -16,16 +16,15 @@ internal static class PretrainedCheckpoint
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"The pretrained checkpoint '{path}' does not exist. Pass the file saved by the MemoryFormer language-model trainer.", path);
-        var archive = ModelArchive.Load(path);
+        using var archive = ModelArchive.Load(path);
         var config = archive.GetJson(ModelArchive.ConfigEntry, MemoryFormerConfig.FromJson);
         var tokenizer = archive.GetJson(ModelArchive.TokenizerEntry, json => ITextTokenizer.FromDescription(TokenizerDescription.FromJson(json)));
         ModelParts.CheckTokenizerFits(tokenizer, config);
-        var weights = archive.Get(ModelArchive.WeightsEntry);
-        ModuleWeights.CheckSizeFits(config, weights, headParameters: (double)config.VocabularySize * config.Width);
+        ModuleWeights.CheckSizeFits(config, archive, headParameters: (double)config.VocabularySize * config.Width);
         var model = new LanguageModel(config);
         try
         {
-            ModuleWeights.Load(model, weights, config);
+            ModuleWeights.Load(model, archive, config);
         }
         catch
         {

@@ -5,7 +5,7 @@ namespace Microsoft.ML.MemoryFormer.Persistence;
 
 /// <summary>
 /// Checks bytes written by TorchSharp's <c>module.save(Stream)</c> against the state dict they are meant for, without
-/// allocating from anything the bytes declare. TorchSharp 0.107's format: LEB128 entry count, then per tensor a
+/// allocating from anything the bytes declare or reading the values. TorchSharp 0.107's format: LEB128 entry count, then per tensor a
 /// BinaryWriter string (name), LEB128 dtype, LEB128 rank, LEB128 dims and the raw little-endian values.
 /// </summary>
 internal static class StateDictLayout
@@ -14,7 +14,9 @@ internal static class StateDictLayout
     private const int MaxNameBytes = 1024;
 
     /// <summary>Throws <see cref="InvalidDataException"/> naming the first tensor whose name, dtype, shape or byte count does not match.</summary>
-    public static void Check(byte[] weights, IReadOnlyDictionary<string, torch.Tensor> expected)
+    /// <param name="weights">The bytes, as a seekable stream read from its current position to its end (the values are skipped, not read).</param>
+    /// <param name="expected">The state dict of the module the bytes are for.</param>
+    public static void Check(Stream weights, IReadOnlyDictionary<string, torch.Tensor> expected)
     {
         var reader = new Reader(weights);
         long count = reader.Leb128("the tensor count");
@@ -44,24 +46,24 @@ internal static class StateDictLayout
             reader.Skip(tensor.NumberOfElements * tensor.ElementSize, name);
         }
         if (!reader.AtEnd)
-            throw new InvalidDataException($"The weights have {weights.Length - reader.Position} bytes after the last tensor (damaged).");
+            throw new InvalidDataException($"The weights have {weights.Length - weights.Position} bytes after the last tensor (damaged).");
     }
 
     private static string Printable(string name) => name.Length > 80 ? name[..80] + "…" : name;
 
-    private sealed class Reader(byte[] bytes)
+    private sealed class Reader(Stream stream)
     {
-        public int Position { get; private set; }
+        public bool AtEnd => stream.Position == stream.Length;
 
-        public bool AtEnd => Position == bytes.Length;
+        private long Left => stream.Length - stream.Position;
 
         public long Leb128(string what)
         {
             long value = 0;
             for (int shift = 0; shift < 64; shift += 7)
             {
-                if (Position >= bytes.Length) throw Truncated(what);
-                byte b = bytes[Position++];
+                int b = stream.ReadByte();
+                if (b < 0) throw Truncated(what);
                 value |= (long)(b & 0x7F) << shift;
                 if ((b & 0x80) == 0) return value;
             }
@@ -71,17 +73,17 @@ internal static class StateDictLayout
         public string Name()
         {
             long length = Leb128("a tensor name");
-            if (length is < 0 or > MaxNameBytes || length > bytes.Length - Position)
+            if (length is < 0 or > MaxNameBytes || length > Left)
                 throw new InvalidDataException($"The weights are damaged: a tensor name declares {length} bytes.");
-            var name = Encoding.UTF8.GetString(bytes, Position, (int)length);
-            Position += (int)length;
-            return name;
+            var bytes = new byte[length];
+            stream.ReadExactly(bytes);
+            return Encoding.UTF8.GetString(bytes);
         }
 
         public void Skip(long count, string name)
         {
-            if (count > bytes.Length - Position) throw Truncated($"the values of '{name}'");
-            Position += (int)count;
+            if (count > Left) throw Truncated($"the values of '{name}'");
+            stream.Seek(count, SeekOrigin.Current);
         }
 
         private static InvalidDataException Truncated(string what) => new($"The weights are truncated (in {what}).");

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime;
 using System.Text.Json;
 using Microsoft.ML.MemoryFormer.Persistence;
 using TorchSharp;
@@ -12,7 +11,9 @@ namespace Microsoft.ML.MemoryFormer.Training;
 /// the optimizer's moments and step counts, and the loop's <see cref="TrainingState"/> (step, loss history, items,
 /// wall time, early-stopping state and best weights), as entries of a <see cref="ModelArchive"/> written atomically,
 /// so a kill at any moment leaves the previous checkpoint loadable. The learning rate is a pure function of the step
-/// and the batches and dropout of a step are pure functions of (seed, step), so they need no entry.
+/// and the batches and dropout of a step are pure functions of (seed, step), so they need no entry. The tensors are
+/// streamed between TorchSharp and the file, never gathered in managed arrays, so a checkpoint may exceed 2 GB and
+/// needs no memory beyond the model's and the optimizer's.
 /// </summary>
 internal sealed class TrainingCheckpoint
 {
@@ -53,12 +54,12 @@ internal sealed class TrainingCheckpoint
         if (!File.Exists(path)) return null;
         try
         {
-            var archive = ModelArchive.Load(path);
+            using var archive = ModelArchive.Load(path);
             var saved = RunFingerprint.FromJson(archive.GetText(FingerprintEntry));
             if (fingerprint.Difference(saved) is { } difference)
                 throw new InvalidOperationException($"The checkpoint '{path}' belongs to another training run: {difference}. " +
                     "Delete the file, or set CheckpointPath to another path, to start this run afresh.");
-            using (var weights = new MemoryStream(archive.Get(WeightsEntry), writable: false))
+            using (var weights = archive.OpenRead(WeightsEntry))
                 model.load(weights, strict: true);
             Read(archive, OptimizerEntry, optimizer.LoadState);
             var state = Read(archive, StateEntry, TrainingState.ReadFrom);
@@ -84,23 +85,17 @@ internal sealed class TrainingCheckpoint
         WriteArchive(model, optimizer, state, elapsed);
         SavedStep = state.Step;
         sinceLastSave.Restart();
-        // The archive held the weights and both Adam moments as managed arrays (≈ 3× the parameters' bytes, on the
-        // large-object heap). Left to itself the GC sizes its next full-collection budget from that peak and lets
-        // every step's garbage pile up to gigabytes before collecting (the 30-minute soak grew the working set from
-        // 1.8 to 6.7 GB this way). One compacting collection per checkpoint returns it all and resets the budget.
-        GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
 
     private void WriteArchive(nn.Module model, ModelOptimizer optimizer, TrainingState state, TimeSpan elapsed)
     {
-        var archive = new ModelArchive()
+        using var archive = new ModelArchive()
             .SetText(FingerprintEntry, fingerprint.ToJson())
-            .Set(WeightsEntry, ModuleWeights.ToBytes(model))
-            .Set(OptimizerEntry, Write(optimizer.SaveState))
+            .SetStreamed(WeightsEntry, stream => model.save(stream))
+            .SetStreamed(OptimizerEntry, stream => Write(stream, optimizer.SaveState))
             .Set(StateEntry, Write(writer => state.WriteTo(writer, elapsed)));
         if (state.BestWeights is { } best)
-            archive.Set(BestWeightsEntry, Write(writer => WriteTensors(writer, best)));
+            archive.SetStreamed(BestWeightsEntry, stream => Write(stream, writer => WriteTensors(writer, best)));
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         archive.SaveAtomically(path);
     }
@@ -112,9 +107,15 @@ internal sealed class TrainingCheckpoint
         return stream.ToArray();
     }
 
+    private static void Write(Stream stream, Action<BinaryWriter> write)
+    {
+        using var writer = new BinaryWriter(stream);
+        write(writer);
+    }
+
     private static T Read<T>(ModelArchive archive, string entry, Func<BinaryReader, T> read)
     {
-        using var reader = new BinaryReader(new MemoryStream(archive.Get(entry), writable: false));
+        using var reader = new BinaryReader(archive.OpenRead(entry));
         var result = read(reader);
         if (reader.BaseStream.Position != reader.BaseStream.Length)
             throw new InvalidDataException($"Checkpoint entry '{entry}' has {reader.BaseStream.Length - reader.BaseStream.Position} unread bytes.");

@@ -175,6 +175,92 @@ public sealed class ModelArchiveTests : IDisposable
     }
 
     /// <summary>A stream that cannot seek or report its length, as a network stream.</summary>
+    private static byte[] Pattern(int length, int seed = 0) => [.. Enumerable.Range(0, length).Select(i => (byte)((i * 7) + (i >> 9) + seed))];
+
+    private static byte[] ReadAll(Stream stream)
+    {
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        return copy.ToArray();
+    }
+
+    [Fact]
+    public void A_streamed_entry_writes_the_same_file_as_its_bytes_held_in_memory()
+    {
+        var bytes = Pattern(300_000);
+        var held = new ModelArchive().SetText(ModelArchive.ConfigEntry, "{}").Set(ModelArchive.WeightsEntry, bytes);
+        var streamed = new ModelArchive().SetText(ModelArchive.ConfigEntry, "{}").SetStreamed(ModelArchive.WeightsEntry, stream =>
+        {
+            stream.Write(bytes, 0, 1000);
+            stream.Write(bytes.AsSpan(1000));
+            stream.Dispose();                                    // as TorchSharp's module.save does; the file stays open
+        });
+
+        Assert.Equal(Bytes(held), Bytes(streamed));
+        Assert.Equal(bytes, streamed.Get(ModelArchive.WeightsEntry));
+    }
+
+    [Fact]
+    public void Large_entries_are_verified_when_loaded_then_read_in_place_until_the_archive_is_disposed()
+    {
+        var path = Path.Combine(_folder, "run.ckpt");
+        var weights = Pattern(3 << 20);
+        var moments = Pattern(1 << 20, seed: 3);
+        new ModelArchive().SetText(ModelArchive.ConfigEntry, "{}")
+            .SetStreamed(ModelArchive.WeightsEntry, stream => stream.Write(weights))
+            .SetStreamed("optimizer.bin", stream => stream.Write(moments))
+            .SaveAtomically(path);
+
+        var archive = ModelArchive.Load(path, inMemoryLimit: 4096);
+        Assert.Equal(weights.Length, archive.LengthOf(ModelArchive.WeightsEntry));
+        using (var first = archive.OpenRead(ModelArchive.WeightsEntry))
+        using (var second = archive.OpenRead("optimizer.bin"))
+        {
+            var head = new byte[10];
+            first.ReadExactly(head);
+            Assert.Equal(moments, ReadAll(second));                  // two entries of one file read in turns stay apart
+            Assert.Equal(weights[10..], ReadAll(first));
+            Assert.Equal(0, first.Read(head));                      // and end with their entry
+        }
+        Assert.Equal(weights, archive.Get(ModelArchive.WeightsEntry));
+        Assert.Equal("{}", archive.GetText(ModelArchive.ConfigEntry));
+
+        archive.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => archive.OpenRead(ModelArchive.WeightsEntry));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_damaged_or_truncated_large_entry_is_refused_when_the_file_is_loaded(bool truncate)
+    {
+        var path = Path.Combine(_folder, "run.ckpt");
+        new ModelArchive().SetStreamed(ModelArchive.WeightsEntry, stream => stream.Write(Pattern(1 << 20))).SaveAtomically(path);
+        var bytes = File.ReadAllBytes(path);
+        if (truncate)
+            bytes = bytes[..^100];
+        else
+            bytes[bytes.Length / 2] ^= 1;
+        File.WriteAllBytes(path, bytes);
+
+        var error = Assert.Throws<InvalidDataException>(() => ModelArchive.Load(path, inMemoryLimit: 4096));
+
+        Assert.Contains(truncate ? "truncated" : "'weights.bin' is damaged", error.Message, StringComparison.Ordinal);
+        File.Delete(path);                                          // the failed load left the file closed
+    }
+
+    [Fact]
+    public void A_streamed_entry_is_written_only_to_a_seekable_stream_and_cannot_be_opened_before()
+    {
+        var archive = new ModelArchive().SetStreamed(ModelArchive.WeightsEntry, stream => stream.Write([1, 2, 3]));
+
+        var error = Assert.Throws<NotSupportedException>(() => archive.WriteTo(new System.IO.Compression.GZipStream(new MemoryStream(),
+            System.IO.Compression.CompressionMode.Compress)));
+        Assert.Contains("'weights.bin'", error.Message, StringComparison.Ordinal);
+        Assert.Throws<InvalidOperationException>(() => archive.OpenRead(ModelArchive.WeightsEntry));
+        Assert.Equal([1, 2, 3], archive.Get(ModelArchive.WeightsEntry));
+    }
+
     private sealed class ForwardOnlyStream(byte[] bytes) : MemoryStream(bytes)
     {
         public override bool CanSeek => false;

@@ -19,7 +19,8 @@ internal sealed class CheckpointFolder : IDisposable
     /// <summary>The completed step a checkpoint holds.</summary>
     public static int StepOf(string path)
     {
-        using var reader = new BinaryReader(new MemoryStream(ModelArchive.Load(path).Get("loop.bin")));
+        using var archive = ModelArchive.Load(path);
+        using var reader = new BinaryReader(archive.OpenRead("loop.bin"));
         using var state = TrainingState.ReadFrom(reader);
         return state.Step;
     }
@@ -27,7 +28,7 @@ internal sealed class CheckpointFolder : IDisposable
     /// <summary>The weights, optimizer and best-weights entries: equal for two runs that trained bit-identically.</summary>
     public static byte[][] Tensors(string path)
     {
-        var archive = ModelArchive.Load(path);
+        using var archive = ModelArchive.Load(path);
         return [.. new[] { "weights.bin", "optimizer.bin", "best-weights.bin" }.Where(archive.Contains).Select(archive.Get)];
     }
 

@@ -1,3 +1,4 @@
+using TorchSharp;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Tests.LanguageModeling;
@@ -112,6 +113,37 @@ public class TrainingCheckpointTests
         var error = Assert.Throws<InvalidDataException>(() => Fit(Change(Options(path), steps: 6)));
         Assert.Contains(path, error.Message, StringComparison.Ordinal);
         Assert.Contains("Delete it", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_checkpoint_streams_the_tensors_to_and_from_the_file_without_a_managed_copy()
+    {
+        using var folder = new CheckpointFolder();
+        var options = new TrainingOptions { MaxSteps = 4, CheckpointPath = folder.File("run.ckpt") };
+        var config = MemoryFormerConfig.Nano with { Width = 128, Layers = 1, BitsPerChunk = 8 };
+        torch.random.manual_seed(1);
+        using var model = new MemoryFormer.Models.LanguageModel(config);
+        using var optimizer = new ModelOptimizer(model, options);
+        using var state = new TrainingState { Step = 1 };
+        state.Losses.Add(4.0);
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        new TrainingCheckpoint(model, options, null).Save(model, optimizer, state, TimeSpan.Zero);
+        long saving = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        torch.random.manual_seed(2);
+        using var other = new MemoryFormer.Models.LanguageModel(config);
+        using var otherOptimizer = new ModelOptimizer(other, options);
+        before = GC.GetAllocatedBytesForCurrentThread();
+        using var resumed = new TrainingCheckpoint(other, options, null).TryResume(other, otherOptimizer);
+        long loading = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        long file = new FileInfo(options.CheckpointPath).Length;
+        Assert.True(file > 24 << 20, $"the checkpoint is only {file} bytes; the test needs one large enough to see a copy");
+        Assert.True(saving < file / 10, $"saving a {file}-byte checkpoint allocated {saving} managed bytes");
+        Assert.True(loading < file / 10, $"resuming a {file}-byte checkpoint allocated {loading} managed bytes");
+        Assert.Equal(1, resumed!.Step);
+        Assert.All(model.parameters().Zip(other.parameters()), p => Assert.True(p.First.allclose(p.Second, rtol: 0, atol: 0)));
     }
 
     private static MemoryFormerLanguageModelEstimator.Options Change(MemoryFormerLanguageModelEstimator.Options o, int steps, int seed = 5)

@@ -1,0 +1,118 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Training;
+using Spectre.Console.Cli;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
+
+/// <summary>
+/// <c>perf checkpoint</c>: writes and resumes a training checkpoint (weights, both Adam moments, loop state) of a
+/// MemoryFormer language model, and reports the file size, the time and how far the process's resident memory rose
+/// above what the model and optimizer already hold.
+/// </summary>
+internal sealed class CheckpointCommand : Command<CheckpointCommand.Settings>
+{
+    internal sealed class Settings : PerfSettings
+    {
+        [CommandOption("--width")]
+        [Description("Model width d. Default 512.")]
+        [DefaultValue(512)]
+        public int Width { get; init; } = 512;
+
+        [CommandOption("--layers")]
+        [Description("Number of blocks. Default 6 (the d=512 training shape: 415M table parameters).")]
+        [DefaultValue(6)]
+        public int Layers { get; init; } = 6;
+
+        [CommandOption("--folder")]
+        [Description("Where the checkpoint is written (and deleted after). Default: the system's temp folder.")]
+        public string? Folder { get; init; }
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        settings.Apply();
+        var config = new MemoryFormerConfig
+        {
+            Kind = TransformerKind.MemoryFormer, VocabularySize = 256, Width = settings.Width, Layers = settings.Layers,
+            Heads = Math.Max(1, settings.Width / 64), ContextLength = 256,
+        };
+        string folder = Path.Combine(settings.Folder ?? Path.GetTempPath(), $"mf-checkpoint-{Environment.ProcessId}");
+        Directory.CreateDirectory(folder);
+        var options = new TrainingOptions { MaxSteps = 10, CheckpointPath = Path.Combine(folder, "run.ckpt") };
+        var table = new PerfTable("checkpoint", $"Training checkpoint of a MemoryFormer LM, d={config.Width}, {config.Layers} layers",
+            "operation", "parameters (M)", "file GB", "seconds", "peak RSS rise GB", "managed allocated GB", "result");
+        try
+        {
+            random.manual_seed(1);
+            using var model = new LanguageModel(config);
+            using var optimizer = new ModelOptimizer(model, options);
+            double parameters = model.parameters().Sum(p => p.numel()) / 1e6;
+            using var state = new TrainingState { Step = 1 };
+            state.Losses.Add(5.5);                                         // one completed step
+            var checkpoint = new TrainingCheckpoint(model, options, null);
+            var (saveSeconds, saveRise, saveAllocated, saveError) = Observe(() => checkpoint.Save(model, optimizer, state, TimeSpan.Zero));
+            double fileGb = File.Exists(options.CheckpointPath) ? new FileInfo(options.CheckpointPath).Length / 1e9 : double.NaN;
+            table.AddRow("save", parameters, fileGb, saveSeconds, saveRise, saveAllocated, saveError ?? "ok");
+            if (saveError is null)
+            {
+                random.manual_seed(2);
+                using var resumed = new LanguageModel(config);
+                using var resumedOptimizer = new ModelOptimizer(resumed, options);
+                TrainingState? loaded = null;
+                var (loadSeconds, loadRise, loadAllocated, loadError) = Observe(() =>
+                    loaded = new TrainingCheckpoint(resumed, options, null).TryResume(resumed, resumedOptimizer));
+                bool same = loadError is null && model.parameters().Zip(resumed.parameters()).All(p => p.First.allclose(p.Second, rtol: 0, atol: 0));
+                table.AddRow("resume", parameters, fileGb, loadSeconds, loadRise, loadAllocated,
+                    loadError ?? (same ? "ok, weights equal" : "WEIGHTS DIFFER"));
+                loaded?.Dispose();
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+        table.AddNote("peak RSS rise = highest resident set size sampled every 10 ms during the operation minus the one before it; " +
+            "managed allocated = GC.GetTotalAllocatedBytes during it; the resumed model and optimizer are built before timing");
+        table.Publish(settings.Output);
+        return 0;
+    }
+
+    /// <summary>Runs <paramref name="body"/>: seconds, peak resident-set rise (GB), managed bytes allocated (GB), error message.</summary>
+    private static (double Seconds, double RiseGb, double AllocatedGb, string? Error) Observe(Action body)
+    {
+        using var process = Process.GetCurrentProcess();
+        GC.Collect();
+        process.Refresh();
+        long before = process.WorkingSet64, peak = before;
+        using var done = new ManualResetEventSlim();
+        var sampler = new Thread(() =>
+        {
+            using var self = Process.GetCurrentProcess();
+            while (!done.Wait(10))
+            {
+                self.Refresh();
+                peak = Math.Max(peak, self.WorkingSet64);
+            }
+        }) { IsBackground = true };
+        sampler.Start();
+        long allocated = GC.GetTotalAllocatedBytes(precise: true);
+        var watch = Stopwatch.StartNew();
+        string? error = null;
+        try
+        {
+            body();
+        }
+        catch (Exception e)
+        {
+            error = $"{e.GetType().Name}: {e.Message}";
+        }
+        double seconds = watch.Elapsed.TotalSeconds;
+        done.Set();
+        sampler.Join();
+        return (seconds, (peak - before) / 1e9, (GC.GetTotalAllocatedBytes(precise: true) - allocated) / 1e9, error);
+    }
+}
