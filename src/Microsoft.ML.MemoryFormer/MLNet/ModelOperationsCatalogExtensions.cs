@@ -17,8 +17,9 @@ public static class ModelOperationsCatalogExtensions
     /// Prefer it to <c>Model.Save(..., filePath)</c>, which writes the path in place (a crash or a full disk mid-save
     /// leaves a damaged model where the good one was) and stamps entries with the current time (equal models, different
     /// bytes, so checksums and caches cannot tell that nothing changed). <c>mlContext.Model.Load</c> reads the result
-    /// as usual. A process killed mid-save may leave a hidden <c>.{file}.{guid}.tmp</c> file next to the model; it is
-    /// never read as the model and can be deleted.
+    /// as usual. A process killed mid-save may leave a hidden <c>.{file}.{pid}.{guid}.tmp</c> file next to the model; it
+    /// is never read as the model, and the next save to the same path deletes it. The zip is built in memory first and
+    /// ML.NET writes each entry from one array, so a model's weights are limited to 2 GB here.
     /// </remarks>
     /// <param name="catalog"><c>mlContext.Model</c>.</param>
     /// <param name="model">The trained pipeline.</param>

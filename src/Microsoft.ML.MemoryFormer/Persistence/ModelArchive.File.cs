@@ -130,14 +130,17 @@ internal sealed partial class ModelArchive
     public void SaveAtomically(string path) => WriteFileAtomically(path, WriteTo);
 
     /// <summary>
-    /// Runs <paramref name="write"/> on a temporary file in the target folder (named <c>.{file}.{guid}.tmp</c>), flushes
-    /// it to disk and renames it over <paramref name="path"/>. If <paramref name="write"/> throws, the temporary file is
-    /// deleted and the target is untouched; if the process dies, the target is untouched and the temporary file stays.
+    /// Runs <paramref name="write"/> on a temporary file in the target folder (named <c>.{file}.{pid}.{guid}.tmp</c>),
+    /// flushes it to disk and renames it over <paramref name="path"/>. If <paramref name="write"/> throws, the temporary
+    /// file is deleted and the target is untouched; if the process dies, the target is untouched and the temporary file
+    /// stays until the next save to the same path, which deletes the temporary files of processes that no longer run.
     /// </summary>
     public static void WriteFileAtomically(string path, Action<Stream> write)
     {
         var fullPath = Path.GetFullPath(path);
-        var temp = Path.Combine(Path.GetDirectoryName(fullPath)!, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
+        string folder = Path.GetDirectoryName(fullPath)!, prefix = $".{Path.GetFileName(fullPath)}.";
+        DeleteAbandonedTemporaryFiles(folder, prefix);
+        var temp = Path.Combine(folder, $"{prefix}{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
@@ -151,6 +154,44 @@ internal sealed partial class ModelArchive
         {
             File.Delete(temp);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Deletes <c>{prefix}{pid}.{guid}.tmp</c> files whose writing process has ended (killed mid-save: a checkpoint's
+    /// temporary file can be gigabytes). Files of running processes, and names without a process id, are left alone.
+    /// </summary>
+    private static void DeleteAbandonedTemporaryFiles(string folder, string prefix)
+    {
+        if (!Directory.Exists(folder))
+            return;
+        foreach (var file in Directory.EnumerateFiles(folder, prefix + "*.tmp"))
+        {
+            var parts = Path.GetFileName(file)[prefix.Length..^".tmp".Length].Split('.');
+            if (parts.Length != 2 || !int.TryParse(parts[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid)
+                || IsRunning(pid))
+                continue;
+            try
+            {
+                File.Delete(file);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Another process's cleanup got there first, or the folder forbids it: the save goes on.
+            }
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return false;
         }
     }
 

@@ -44,6 +44,36 @@ public sealed class ModelArchiveTests : IDisposable
     }
 
     [Fact]
+    public void A_save_deletes_the_temporary_files_of_ended_processes_and_keeps_those_of_running_ones()
+    {
+        var path = Path.Combine(_folder, "model.mfa");
+        int ended = EndedProcessId();
+        string abandoned = Path.Combine(_folder, $".model.mfa.{ended}.{Guid.NewGuid():N}.tmp"),
+            running = Path.Combine(_folder, $".model.mfa.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp"),
+            otherTarget = Path.Combine(_folder, $".other.mfa.{ended}.{Guid.NewGuid():N}.tmp"),
+            withoutProcess = Path.Combine(_folder, $".model.mfa.{Guid.NewGuid():N}.tmp");
+        foreach (var file in new[] { abandoned, running, otherTarget, withoutProcess })
+            File.WriteAllBytes(file, [1]);
+
+        Sample().SaveAtomically(path);
+
+        Assert.False(File.Exists(abandoned));
+        Assert.True(File.Exists(running));
+        Assert.True(File.Exists(otherTarget));
+        Assert.True(File.Exists(withoutProcess));
+    }
+
+    private static int EndedProcessId()
+    {
+        var start = OperatingSystem.IsWindows()
+            ? new System.Diagnostics.ProcessStartInfo("cmd.exe", "/c exit 0")
+            : new System.Diagnostics.ProcessStartInfo("true");
+        using var process = System.Diagnostics.Process.Start(start)!;
+        process.WaitForExit();
+        return process.Id;
+    }
+
+    [Fact]
     public void A_writer_failing_midway_leaves_the_old_file_intact()
     {
         var path = Path.Combine(_folder, "model.mfa");

@@ -43,6 +43,8 @@ public sealed class CrashSafeSavingTests(ITestOutputHelper output) : IDisposable
             Assert.InRange(version, first + 1, first + 999);
             Assert.All(Directory.GetFiles(folder), f => Assert.True(f == path || Path.GetFileName(f).StartsWith($".{Path.GetFileName(path)}.", StringComparison.Ordinal)
                 && f.EndsWith(".tmp", StringComparison.Ordinal), $"unexpected file {f}"));
+            // the killed run's temporary file at most: each run's saves deleted the one the run before it left
+            Assert.True(Directory.GetFiles(folder).Length <= 2, $"abandoned temporary files pile up: {Directory.GetFiles(folder).Length - 1}");
         }
     }
 
