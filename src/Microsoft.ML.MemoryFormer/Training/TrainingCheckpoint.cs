@@ -13,9 +13,11 @@ namespace Microsoft.ML.MemoryFormer.Training;
 /// so a kill at any moment leaves the previous checkpoint loadable. The learning rate is a pure function of the step
 /// and the batches and dropout of a step are pure functions of (seed, step), so they need no entry. The tensors are
 /// streamed between TorchSharp and the file, never gathered in managed arrays, so a checkpoint may exceed 2 GB and
-/// needs no memory beyond the model's and the optimizer's.
+/// needs no memory beyond the model's and the optimizer's. While it exists it holds an exclusive lock on a hidden
+/// <c>.{file}.lock</c> beside the file, so a second run (in this or another process) cannot train on the same
+/// checkpoint at the same time.
 /// </summary>
-internal sealed class TrainingCheckpoint
+internal sealed class TrainingCheckpoint : IDisposable
 {
     private const string FingerprintEntry = "run.json";
     private const string StateEntry = "loop.bin";
@@ -27,18 +29,44 @@ internal sealed class TrainingCheckpoint
     private readonly RunFingerprint fingerprint;
     private readonly TrainingOptions options;
     private readonly Stopwatch sinceLastSave = Stopwatch.StartNew();
+    private readonly FileStream runLock;
 
     /// <summary>A checkpoint at <see cref="TrainingOptions.CheckpointPath"/> for the run of <paramref name="model"/> with
     /// <paramref name="options"/>, identified further by the caller's <paramref name="run"/> parts (architecture, data).</summary>
+    /// <exception cref="InvalidOperationException">Another run holds the checkpoint.</exception>
     public TrainingCheckpoint(nn.Module model, TrainingOptions options, RunFingerprint? run)
     {
         path = Path.GetFullPath(options.CheckpointPath ?? throw new ArgumentException("No checkpoint path.", nameof(options)));
+        runLock = Lock(path);
         this.options = options;
         fingerprint = run ?? new RunFingerprint();
         var identifying = options with { CheckpointPath = null, CheckpointEverySteps = 0, CheckpointInterval = null, ReportEvery = 1 };
         fingerprint.WithProperties(nameof(TrainingOptions), JsonSerializer.Serialize(identifying))
             .With("parameters", string.Join("; ", model.state_dict().Select(kv => $"{kv.Key} [{string.Join(", ", kv.Value.shape)}]")));
     }
+
+    /// <summary>
+    /// Opens <c>.{file}.lock</c> beside <paramref name="checkpoint"/> exclusively (an OS file lock, released even if the
+    /// process dies) and deletes it when closed.
+    /// </summary>
+    private static FileStream Lock(string checkpoint)
+    {
+        var folder = Path.GetDirectoryName(checkpoint)!;
+        Directory.CreateDirectory(folder);
+        var lockPath = Path.Combine(folder, $".{Path.GetFileName(checkpoint)}.lock");
+        try
+        {
+            return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
+        }
+        catch (IOException e)
+        {
+            throw new InvalidOperationException($"The checkpoint '{checkpoint}' is in use by another training run, in this process or " +
+                $"another (it holds '{lockPath}'). Wait for that run to end, or set CheckpointPath to another path.", e);
+        }
+    }
+
+    /// <summary>Releases the checkpoint for other runs.</summary>
+    public void Dispose() => runLock.Dispose();
 
     /// <summary>The step the file holds (-1 before the first save or resume).</summary>
     public int SavedStep { get; private set; } = -1;

@@ -37,7 +37,7 @@ internal static class TrainingLoop
         options.Validate();
         TorchRuntime.EnsureAvailable();
         using var optimizer = new ModelOptimizer(model, options);
-        var checkpoint = options.CheckpointPath is null ? null : new TrainingCheckpoint(model, options, describeRun?.Invoke());
+        using var checkpoint = options.CheckpointPath is null ? null : new TrainingCheckpoint(model, options, describeRun?.Invoke());
         using var state = checkpoint?.TryResume(model, optimizer) ?? new TrainingState();
         if (checkpoint is not null && state.Step > 0)
             log?.Invoke($"resumed from step {state.Step} of {options.MaxSteps} ({options.CheckpointPath})");

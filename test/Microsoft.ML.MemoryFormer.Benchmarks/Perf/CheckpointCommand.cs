@@ -53,8 +53,9 @@ internal sealed class CheckpointCommand : Command<CheckpointCommand.Settings>
             double parameters = model.parameters().Sum(p => p.numel()) / 1e6;
             using var state = new TrainingState { Step = 1 };
             state.Losses.Add(5.5);                                         // one completed step
-            var checkpoint = new TrainingCheckpoint(model, options, null);
-            var (saveSeconds, saveRise, saveAllocated, saveError) = Observe(() => checkpoint.Save(model, optimizer, state, TimeSpan.Zero));
+            var (saveSeconds, saveRise, saveAllocated, saveError) = (0.0, 0.0, 0.0, (string?)null);
+            using (var checkpoint = new TrainingCheckpoint(model, options, null))
+                (saveSeconds, saveRise, saveAllocated, saveError) = Observe(() => checkpoint.Save(model, optimizer, state, TimeSpan.Zero));
             double fileGb = File.Exists(options.CheckpointPath) ? new FileInfo(options.CheckpointPath).Length / 1e9 : double.NaN;
             table.AddRow("save", parameters, fileGb, saveSeconds, saveRise, saveAllocated, saveError ?? "ok");
             if (saveError is null)
@@ -63,8 +64,8 @@ internal sealed class CheckpointCommand : Command<CheckpointCommand.Settings>
                 using var resumed = new LanguageModel(config);
                 using var resumedOptimizer = new ModelOptimizer(resumed, options);
                 TrainingState? loaded = null;
-                var (loadSeconds, loadRise, loadAllocated, loadError) = Observe(() =>
-                    loaded = new TrainingCheckpoint(resumed, options, null).TryResume(resumed, resumedOptimizer));
+                using var reader = new TrainingCheckpoint(resumed, options, null);
+                var (loadSeconds, loadRise, loadAllocated, loadError) = Observe(() => loaded = reader.TryResume(resumed, resumedOptimizer));
                 bool same = loadError is null && model.parameters().Zip(resumed.parameters()).All(p => p.First.allclose(p.Second, rtol: 0, atol: 0));
                 table.AddRow("resume", parameters, fileGb, loadSeconds, loadRise, loadAllocated,
                     loadError ?? (same ? "ok, weights equal" : "WEIGHTS DIFFER"));

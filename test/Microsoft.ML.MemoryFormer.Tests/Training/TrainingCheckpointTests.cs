@@ -128,14 +128,16 @@ public class TrainingCheckpointTests
         state.Losses.Add(4.0);
 
         long before = GC.GetAllocatedBytesForCurrentThread();
-        new TrainingCheckpoint(model, options, null).Save(model, optimizer, state, TimeSpan.Zero);
+        using (var writer = new TrainingCheckpoint(model, options, null))
+            writer.Save(model, optimizer, state, TimeSpan.Zero);
         long saving = GC.GetAllocatedBytesForCurrentThread() - before;
 
         torch.random.manual_seed(2);
         using var other = new MemoryFormer.Models.LanguageModel(config);
         using var otherOptimizer = new ModelOptimizer(other, options);
+        using var reader = new TrainingCheckpoint(other, options, null);
         before = GC.GetAllocatedBytesForCurrentThread();
-        using var resumed = new TrainingCheckpoint(other, options, null).TryResume(other, otherOptimizer);
+        using var resumed = reader.TryResume(other, otherOptimizer);
         long loading = GC.GetAllocatedBytesForCurrentThread() - before;
 
         long file = new FileInfo(options.CheckpointPath).Length;
@@ -144,6 +146,28 @@ public class TrainingCheckpointTests
         Assert.True(loading < file / 10, $"resuming a {file}-byte checkpoint allocated {loading} managed bytes");
         Assert.Equal(1, resumed!.Step);
         Assert.All(model.parameters().Zip(other.parameters()), p => Assert.True(p.First.allclose(p.Second, rtol: 0, atol: 0)));
+    }
+
+    [Fact]
+    public void A_checkpoint_in_use_by_a_running_fit_is_refused_until_that_run_ends()
+    {
+        using var folder = new CheckpointFolder();
+        string path = folder.File("run.ckpt");
+        Exception? second = null;
+        var options = Change(Options(path, p =>
+        {
+            if (p.Step == 2)                                         // while the first run trains, a second one starts
+                second = Record.Exception(() => Fit(Change(Options(path), steps: 6)));
+        }), steps: 6);
+
+        Fit(options);
+
+        var refused = Assert.IsType<InvalidOperationException>(second);
+        Assert.Contains(path, refused.Message, StringComparison.Ordinal);
+        Assert.Contains("in use by another training run", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(6, CheckpointFolder.StepOf(path));              // the first run finished and saved
+        Assert.Empty(folder.Others("run.ckpt"));                     // and released its lock file
+        Fit(Change(Options(path), steps: 6));                        // which a later run can take
     }
 
     private static MemoryFormerLanguageModelEstimator.Options Change(MemoryFormerLanguageModelEstimator.Options o, int steps, int seed = 5)
