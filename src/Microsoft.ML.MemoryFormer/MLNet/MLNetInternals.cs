@@ -71,18 +71,20 @@ internal static class MLNetInternals
     private static readonly Lazy<PropertyInfo> EnvironmentIsCanceled = Resolve(() => CoreAssembly.GetType("Microsoft.ML.Runtime.ICancelable")?.GetProperty("IsCanceled", Any), "ICancelable.IsCanceled");
 
     /// <summary>
-    /// Writes a model block: checks the context, records <paramref name="info"/> in the header, lets
-    /// <paramref name="writeHeader"/> write the small model block, then stores each binary stream as its own zip entry.
+    /// Writes a model block: checks the context, records <paramref name="info"/> in the header, stores each binary
+    /// stream as its own zip entry (each written straight into ML.NET's entry, which ML.NET keeps in a temporary file
+    /// until it zips it), then lets <paramref name="writeHeader"/> write the small model block, so the header can
+    /// describe the streams just written.
     /// </summary>
-    public static void SaveModel(ModelSaveContext ctx, ModelSignatureInfo info, Action<BinaryWriter> writeHeader,
-        IReadOnlyDictionary<string, byte[]> binaryStreams)
+    public static void SaveModel(ModelSaveContext ctx, ModelSignatureInfo info,
+        IReadOnlyList<(string Name, Action<Stream> Write)> binaryStreams, Action<BinaryWriter> writeHeader)
     {
         ArgumentNullException.ThrowIfNull(ctx);
         Invoke(SaveCheckAtModel.Value, ctx);
         Invoke(SaveSetVersionInfo.Value, ctx, NewVersionInfo(info));
+        foreach (var (name, write) in binaryStreams)
+            Invoke(SaveBinaryStream.Value, ctx, name, (Action<BinaryWriter>)(w => { w.Flush(); write(w.BaseStream); }));
         writeHeader((BinaryWriter)SaveWriter.Value.GetValue(ctx)!);
-        foreach (var (name, bytes) in binaryStreams)
-            Invoke(SaveBinaryStream.Value, ctx, name, (Action<BinaryWriter>)(w => w.Write(bytes)));
     }
 
     /// <summary>
@@ -104,19 +106,27 @@ internal static class MLNetInternals
     /// </summary>
     public static byte[]? TryLoadBinaryStream(object modelLoadContext, string name, long maxBytes = int.MaxValue)
     {
-        CheckLoadContext(modelLoadContext);
         byte[]? bytes = null;
-        var read = (Action<BinaryReader>)(r =>
+        return TryReadBinaryStream(modelLoadContext, name, stream =>
         {
             using var buffer = new MemoryStream();
             var block = new byte[81920];
             long limit = Math.Min(maxBytes, Array.MaxLength - 1) + 1;
             int n;
-            while (buffer.Length < limit && (n = r.BaseStream.Read(block, 0, (int)Math.Min(block.Length, limit - buffer.Length))) > 0)
+            while (buffer.Length < limit && (n = stream.Read(block, 0, (int)Math.Min(block.Length, limit - buffer.Length))) > 0)
                 buffer.Write(block, 0, n);
             bytes = buffer.ToArray();
-        });
-        return (bool)Invoke(LoadBinaryStream.Value, modelLoadContext, name, read)! ? bytes : null;
+        }) ? bytes : null;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="read"/> on the binary stream <paramref name="name"/> next to the model, valid only during the
+    /// call (ML.NET extracts the zip entry to a temporary file, or to memory, so it is seekable); false if absent.
+    /// </summary>
+    public static bool TryReadBinaryStream(object modelLoadContext, string name, Action<Stream> read)
+    {
+        CheckLoadContext(modelLoadContext);
+        return (bool)Invoke(LoadBinaryStream.Value, modelLoadContext, name, (Action<BinaryReader>)(r => read(r.BaseStream)))!;
     }
 
     /// <summary>

@@ -18,8 +18,8 @@ public static class ModelOperationsCatalogExtensions
     /// leaves a damaged model where the good one was) and stamps entries with the current time (equal models, different
     /// bytes, so checksums and caches cannot tell that nothing changed). <c>mlContext.Model.Load</c> reads the result
     /// as usual. A process killed mid-save may leave a hidden <c>.{file}.{pid}.{guid}.tmp</c> file next to the model; it
-    /// is never read as the model, and the next save to the same path deletes it. The zip is built in memory first and
-    /// ML.NET writes each entry from one array, so a model's weights are limited to 2 GB here.
+    /// is never read as the model, and the next save to the same path deletes it. The model's entries are streamed
+    /// (through ML.NET's temporary files), so its size is not limited by memory.
     /// </remarks>
     /// <param name="catalog"><c>mlContext.Model</c>.</param>
     /// <param name="model">The trained pipeline.</param>
@@ -30,10 +30,23 @@ public static class ModelOperationsCatalogExtensions
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(filePath);
-        using var buffer = new MemoryStream();
-        catalog.Save(model, inputSchema, buffer);
-        buffer.Position = 0;
-        ModelArchive.WriteFileAtomically(filePath, stream => DeterministicZip.Normalize(buffer, stream));
+        // ML.NET's zip goes to a temporary file first (not memory: a model may exceed 2 GB), then is rewritten with fixed
+        // time stamps into the target, atomically.
+        var fullPath = Path.GetFullPath(filePath);
+        var raw = ModelArchive.TemporaryFileFor(fullPath);
+        try
+        {
+            using (var stream = new FileStream(raw, FileMode.CreateNew, FileAccess.ReadWrite))
+            {
+                catalog.Save(model, inputSchema, stream);
+                stream.Position = 0;
+                ModelArchive.WriteFileAtomically(fullPath, target => DeterministicZip.Normalize(stream, target));
+            }
+        }
+        finally
+        {
+            File.Delete(raw);
+        }
     }
 
     /// <summary>

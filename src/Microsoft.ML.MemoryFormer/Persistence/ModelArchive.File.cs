@@ -35,13 +35,7 @@ internal sealed partial class ModelArchive
             writer.Write(new byte[HashLength]);
             writer.Flush();
             var hashing = new HashingWriteStream(stream);
-            if (entry.Write is { } write)
-                write(hashing);
-            else
-            {
-                using var source = OpenRead(name);
-                source.CopyTo(hashing);
-            }
+            WriteEntry(name, hashing);
             hashing.Flush();
             long end = stream.Position;
             stream.Position = header;
@@ -140,7 +134,7 @@ internal sealed partial class ModelArchive
         var fullPath = Path.GetFullPath(path);
         string folder = Path.GetDirectoryName(fullPath)!, prefix = $".{Path.GetFileName(fullPath)}.";
         DeleteAbandonedTemporaryFiles(folder, prefix);
-        var temp = Path.Combine(folder, $"{prefix}{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        var temp = TemporaryFileFor(fullPath);
         try
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
@@ -156,6 +150,10 @@ internal sealed partial class ModelArchive
             throw;
         }
     }
+
+    /// <summary>A new hidden temporary file name beside <paramref name="fullPath"/>, <c>.{file}.{pid}.{guid}.tmp</c>.</summary>
+    public static string TemporaryFileFor(string fullPath) =>
+        Path.Combine(Path.GetDirectoryName(fullPath)!, $".{Path.GetFileName(fullPath)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
 
     /// <summary>
     /// Deletes <c>{prefix}{pid}.{guid}.tmp</c> files whose writing process has ended (killed mid-save: a checkpoint's
@@ -201,17 +199,12 @@ internal sealed partial class ModelArchive
         if (_entries.ContainsKey(name))
             throw new InvalidDataException($"The model archive holds entry '{name}' twice.");
         long offset = stream.Position;
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var block = new byte[1 << 20];
-        for (long left = length; left > 0;)
-        {
-            int read = stream.Read(block, 0, (int)Math.Min(block.Length, left));
-            if (read == 0) throw Truncated($"in entry '{name}'");
-            sha.AppendData(block, 0, read);
-            left -= read;
-        }
-        if (!sha.GetHashAndReset().AsSpan().SequenceEqual(hash))
+        var actual = Sha256(stream, length, out long read);
+        if (read < length)
+            throw Truncated($"in entry '{name}'");
+        if (!actual.AsSpan().SequenceEqual(hash))
             throw Damaged(name);
+        stream.Position = offset + length;
         _entries[name] = new Entry { Offset = offset, Length = length };
     }
 }

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Microsoft.ML.MemoryFormer.MLNet;
 
 namespace Microsoft.ML.MemoryFormer.Persistence;
@@ -7,30 +6,37 @@ namespace Microsoft.ML.MemoryFormer.Persistence;
 internal sealed partial class ModelArchive
 {
     /// <summary>
-    /// Stores the archive in an ML.NET model (from <c>ICanSaveModel.Save</c>): one zip entry per archive entry. ML.NET
-    /// writes each entry from one array, so an entry is limited to 2 GB here (<see cref="Get"/> says so).
+    /// Stores the archive in an ML.NET model (from <c>ICanSaveModel.Save</c>): one zip entry per archive entry, each
+    /// written straight into ML.NET's entry, then the model block with every entry's name, length and SHA-256.
     /// </summary>
     public void SaveTo(ModelSaveContext ctx, ModelSignatureInfo signature)
     {
-        var entries = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
-        foreach (var name in _entries.Keys)
-            entries[name] = Get(name);
-        MLNetInternals.SaveModel(ctx, signature, writer =>
+        var written = new List<(string Name, long Length, byte[] Hash)>();
+        var streams = _entries.Keys.Select(name => (name, (Action<Stream>)(stream =>
+        {
+            var hashing = new HashingWriteStream(stream);
+            WriteEntry(name, hashing);
+            hashing.Flush();
+            written.Add((name, hashing.Count, hashing.TakeHash()));
+        }))).ToList();
+        MLNetInternals.SaveModel(ctx, signature, streams, writer =>
         {
             writer.Write(CurrentFormatVersion);
-            writer.Write(entries.Count);
-            foreach (var (name, bytes) in entries)
+            writer.Write(written.Count);
+            foreach (var (name, length, hash) in written)
             {
                 writer.Write(name);
-                writer.Write((long)bytes.Length);
-                writer.Write(SHA256.HashData(bytes));
+                writer.Write(length);
+                writer.Write(hash);
             }
-        }, entries);
+        });
     }
 
     /// <summary>
     /// Reads what <see cref="SaveTo"/> stored (from a transformer's <c>Create(IHostEnvironment, object)</c> loader);
-    /// throws <see cref="InvalidDataException"/> when an entry is missing, longer than recorded or damaged.
+    /// throws <see cref="InvalidDataException"/> when an entry is missing, longer or shorter than recorded, or damaged.
+    /// Entries above <see cref="DefaultInMemoryLimit"/> bytes are checksummed in one streaming pass and read again
+    /// through <see cref="ReadEntry"/>, which works only while ML.NET's load context is open (during the loader).
     /// </summary>
     public static ModelArchive LoadFrom(object modelLoadContext, ModelSignatureInfo signature)
     {
@@ -45,17 +51,40 @@ internal sealed partial class ModelArchive
             {
                 string name = ReadName(reader);
                 long length = reader.ReadInt64();
-                if (length < 0 || length > Array.MaxLength)
+                if (length < 0)
                     throw new InvalidDataException($"Model entry '{name}' of '{signature.LoaderSignature}' declares an invalid length {length}.");
                 expected[i] = (name, length, ReadExactly(reader, HashLength, name));
             }
             foreach (var (name, length, hash) in expected)
             {
-                var bytes = MLNetInternals.TryLoadBinaryStream(modelLoadContext, name, maxBytes: length)
-                    ?? throw new InvalidDataException($"The ML.NET model lacks the entry '{name}' of '{signature.LoaderSignature}'.");
-                if (bytes.Length != length)
-                    throw new InvalidDataException($"Model entry '{name}' of '{signature.LoaderSignature}' holds {(bytes.Length > length ? "more" : "fewer")} bytes than the {length} recorded (damaged).");
-                archive.Add(name, bytes, hash);
+                InvalidDataException Lacks() => new($"The ML.NET model lacks the entry '{name}' of '{signature.LoaderSignature}'.");
+                InvalidDataException Holds(long actual) => new($"Model entry '{name}' of '{signature.LoaderSignature}' holds " +
+                    $"{(actual > length ? "more" : "fewer")} bytes than the {length} recorded (damaged).");
+                if (length <= DefaultInMemoryLimit)
+                {
+                    var bytes = MLNetInternals.TryLoadBinaryStream(modelLoadContext, name, maxBytes: length) ?? throw Lacks();
+                    if (bytes.Length != length)
+                        throw Holds(bytes.Length);
+                    archive.Add(name, bytes, hash);
+                    continue;
+                }
+                bool present = MLNetInternals.TryReadBinaryStream(modelLoadContext, name, stream =>
+                {
+                    var actual = Sha256(stream, length, out long read);
+                    if (read != length)
+                        throw Holds(read);
+                    if (!actual.AsSpan().SequenceEqual(hash))
+                        throw Damaged(name);
+                });
+                if (!present)
+                    throw Lacks();
+                if (archive.Contains(name))
+                    throw new InvalidDataException($"The model archive holds entry '{name}' twice.");
+                archive.Put(name, new Entry
+                {
+                    Length = length,
+                    Source = read => { if (!MLNetInternals.TryReadBinaryStream(modelLoadContext, name, read)) throw Lacks(); },
+                });
             }
         }
         catch (EndOfStreamException e)

@@ -52,8 +52,11 @@ internal sealed partial class ModelArchive : IDisposable
     /// <summary>Default generation options (JSON).</summary>
     public const string GenerationEntry = "generation.json";
 
-    /// <summary>Entries up to this many bytes are read into memory by <see cref="Load"/>; larger ones stay in the file.</summary>
-    public const long DefaultInMemoryLimit = 16L << 20;
+    /// <summary>
+    /// Entries up to this many bytes are read into memory by <see cref="Load"/> and <see cref="LoadFrom"/>; larger ones
+    /// (weights, optimizer state) are read in place, as streams.
+    /// </summary>
+    public const long DefaultInMemoryLimit = 64L << 10;
 
     private const int HashLength = 32;
     private static readonly byte[] Magic = "MFARCHV\0"u8.ToArray();
@@ -106,8 +109,7 @@ internal sealed partial class ModelArchive : IDisposable
             throw new NotSupportedException($"The model archive entry '{name}' holds {entry.Length:N0} bytes, more than one .NET array can " +
                 "(2 GB); it can only be read as a stream.");
         using var stream = new MemoryStream();
-        using (var source = OpenRead(name))
-            source.CopyTo(stream);
+        ReadEntry(name, source => source.CopyTo(stream));
         return stream.ToArray();
     }
 
@@ -126,7 +128,10 @@ internal sealed partial class ModelArchive : IDisposable
         return stream.ToArray();
     }
 
-    /// <summary>The bytes of entry <paramref name="name"/> as a read-only stream, in memory or read in place from the archive's file.</summary>
+    /// <summary>
+    /// The bytes of entry <paramref name="name"/> as a read-only stream, in memory or read in place from the archive's
+    /// file. An entry of an ML.NET model (<see cref="LoadFrom"/>) is read with <see cref="ReadEntry"/> instead.
+    /// </summary>
     public Stream OpenRead(string name)
     {
         var entry = Find(name);
@@ -134,8 +139,57 @@ internal sealed partial class ModelArchive : IDisposable
             return new MemoryStream(bytes, writable: false);
         if (entry.Write is not null)
             throw new InvalidOperationException($"The model archive entry '{name}' is written when the archive is saved; it cannot be read before.");
+        if (entry.Source is not null)
+            throw new InvalidOperationException($"The model archive entry '{name}' is read from the ML.NET model while it loads; use ReadEntry.");
         ObjectDisposedException.ThrowIf(_file is null, this);
         return new EntryReadStream(_file, entry.Offset, entry.Length);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="read"/> on the bytes of entry <paramref name="name"/>: a seekable stream of exactly the
+    /// entry's bytes, valid during the call, wherever the entry is (memory, the archive's file, an ML.NET model).
+    /// </summary>
+    public void ReadEntry(string name, Action<Stream> read)
+    {
+        var entry = Find(name);
+        if (entry.Source is { } source)
+        {
+            source(stream => read(stream.CanSeek ? new EntryReadStream(stream, 0, entry.Length) : stream));
+            return;
+        }
+        using var opened = OpenRead(name);
+        read(opened);
+    }
+
+    /// <summary>Writes entry <paramref name="name"/>'s bytes to <paramref name="target"/>, wherever they are.</summary>
+    private void WriteEntry(string name, Stream target)
+    {
+        var entry = Find(name);
+        if (entry.Bytes is { } bytes)
+            target.Write(bytes);
+        else if (entry.Write is { } write)
+            write(target);
+        else
+            ReadEntry(name, source => source.CopyTo(target));
+    }
+
+    /// <summary>
+    /// The SHA-256 of <paramref name="stream"/>'s bytes up to <paramref name="limit"/>; <paramref name="count"/> is how
+    /// many it held, <paramref name="limit"/> + 1 meaning more (the rest is not read).
+    /// </summary>
+    private static byte[] Sha256(Stream stream, long limit, out long count)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var block = new byte[1 << 20];
+        count = 0;
+        while (count <= limit)
+        {
+            int read = stream.Read(block, 0, (int)Math.Min(block.Length, limit + 1 - count));
+            if (read == 0) break;
+            sha.AppendData(block, 0, (int)Math.Min(read, limit - count));
+            count += read;
+        }
+        return sha.GetHashAndReset();
     }
 
     /// <summary>The byte count of entry <paramref name="name"/> (-1 for a streamed entry not yet written).</summary>
@@ -250,12 +304,15 @@ internal sealed partial class ModelArchive : IDisposable
     private static InvalidDataException Truncated(string where, Exception? inner = null) =>
         new($"The MemoryFormer model archive is truncated ({where}).", inner);
 
-    /// <summary>An entry's bytes: in memory, written by a callback when saved, or at an offset of the loaded file.</summary>
+    /// <summary>An entry's bytes: in memory, written by a callback when saved, at an offset of the loaded file, or in an ML.NET model.</summary>
     private sealed class Entry
     {
         public byte[]? Bytes { get; init; }
 
         public Action<Stream>? Write { get; init; }
+
+        /// <summary>Runs a reader on the entry's stream in the ML.NET model being loaded.</summary>
+        public Action<Action<Stream>>? Source { get; init; }
 
         public long Offset { get; init; } = -1;
 

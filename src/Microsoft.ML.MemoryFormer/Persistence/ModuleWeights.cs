@@ -46,11 +46,8 @@ internal static class ModuleWeights
 
     /// <summary>Loads the archive's weights (written by <see cref="WithWeights"/>) into a module built from <paramref name="config"/>.</summary>
     /// <exception cref="InvalidDataException">The weights were saved from another architecture or are damaged.</exception>
-    public static void Load(torch.nn.Module module, ModelArchive archive, MemoryFormerConfig config)
-    {
-        using var weights = archive.OpenRead(ModelArchive.WeightsEntry);
-        Load(module, weights, config);
-    }
+    public static void Load(torch.nn.Module module, ModelArchive archive, MemoryFormerConfig config) =>
+        archive.ReadEntry(ModelArchive.WeightsEntry, weights => Load(module, weights, config));
 
     /// <summary>Loads weights written by <see cref="ToBytes"/> into a module built from <paramref name="config"/>.</summary>
     /// <exception cref="InvalidDataException">The weights were saved from another architecture or are damaged.</exception>

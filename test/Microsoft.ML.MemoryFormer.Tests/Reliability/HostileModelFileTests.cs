@@ -179,6 +179,51 @@ public class HostileModelFileTests(ITestOutputHelper output)
         return error;
     }
 
+    /// <summary>
+    /// Entries above <see cref="ModelArchive.DefaultInMemoryLimit"/> are streamed into and out of the ML.NET zip
+    /// (no 2 GB array limit) and keep the in-memory path's checks: same outputs when intact, a named error when a byte
+    /// changed or bytes are missing.
+    /// </summary>
+    [Fact]
+    public void Large_entries_of_an_MLNet_zip_are_streamed_and_still_checked()
+    {
+        using var model = NewTransformer(config: Config with { Width = 48 });
+        var zip = MLNetZip(model);
+        Assert.True(ZipEntry(zip, ModelArchive.WeightsEntry).Length > ModelArchive.DefaultInMemoryLimit, "the weights must take the streamed path");
+        using (var loaded = LoadChecked(zip))
+            Assert.Equal(Logits(model), Logits(loaded));
+
+        var damaged = FailsFast(() => LoadChecked(WithZipEntry(zip, ModelArchive.WeightsEntry, bytes => { bytes[bytes.Length / 2] ^= 0x10; return bytes; })));
+        Assert.Contains("'weights.bin' is damaged", damaged.GetBaseException().Message, StringComparison.Ordinal);
+        var shorter = FailsFast(() => LoadChecked(WithZipEntry(zip, ModelArchive.WeightsEntry, bytes => bytes[..^10])));
+        Assert.Contains("fewer bytes", shorter.GetBaseException().Message, StringComparison.Ordinal);
+    }
+
+    private static byte[] ZipEntry(byte[] zip, string name)
+    {
+        using var archive = new ZipArchive(new MemoryStream(zip, writable: false), ZipArchiveMode.Read);
+        using var stream = archive.Entries.Single(e => e.Name == name).Open();
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        return copy.ToArray();
+    }
+
+    private static byte[] WithZipEntry(byte[] zip, string name, Func<byte[], byte[]> change)
+    {
+        var bytes = change(ZipEntry(zip, name));
+        using var buffer = new MemoryStream();
+        buffer.Write(zip);
+        using (var archive = new ZipArchive(buffer, ZipArchiveMode.Update, leaveOpen: true))
+        {
+            var entry = archive.Entries.Single(e => e.Name == name);
+            string path = entry.FullName;
+            entry.Delete();
+            using var stream = archive.CreateEntry(path).Open();
+            stream.Write(bytes);
+        }
+        return buffer.ToArray();
+    }
+
     [Fact]
     public void A_truncated_file_is_reported_as_truncated()
     {
