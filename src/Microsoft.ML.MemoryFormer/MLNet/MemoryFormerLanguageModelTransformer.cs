@@ -152,8 +152,7 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
 
     /// <summary>
     /// Writes a standalone checkpoint (atomically: the file is either complete or untouched). The weights are streamed
-    /// from the model to the file, so this works for models of any size; <c>mlContext.Model.Save</c> holds each entry of
-    /// the ML.NET zip in one array and so stops at 2 GB of weights (about 500M parameters).
+    /// from the model to the file, so a model of any size is saved without a copy in memory.
     /// </summary>
     /// <param name="path">Checkpoint file.</param>
     public void Save(string path)
