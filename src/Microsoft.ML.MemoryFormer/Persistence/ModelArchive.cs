@@ -12,11 +12,11 @@ namespace Microsoft.ML.MemoryFormer.Persistence;
 /// </summary>
 /// <remarks>
 /// <para>Large entries (weights, optimizer moments) need not pass through memory: <see cref="SetStreamed"/> entries are
-/// written straight into the file when it is saved, and <see cref="Load"/> leaves entries above a size limit in the file,
-/// read through <see cref="OpenRead"/>. So a checkpoint of any size is written and read with memory for one tensor at a
-/// time, and no entry is limited to the 2 GB of a .NET array. A loaded archive keeps its file open until disposed.</para>
-/// </remarks>
-/// <remarks>
+/// written straight into the file or the ML.NET zip entry when saved, and <see cref="Load"/> and <see cref="LoadFrom"/>
+/// leave entries above <see cref="DefaultInMemoryLimit"/> where they are, read through <see cref="ReadEntry"/> (or
+/// <see cref="OpenRead"/> for a file). So a model or checkpoint of any size is written and read with memory for one
+/// tensor at a time, and no entry is limited to the 2 GB of a .NET array. A loaded archive keeps its file open until
+/// disposed.</para>
 /// <para>Standalone file layout (little endian): magic <c>"MFARCHV\0"</c>, int32 format version, int32 entry count,
 /// then per entry a length-prefixed UTF-8 name, an int64 byte count, the 32-byte SHA-256 of the bytes and the bytes;
 /// then the end magic <c>"MFEND\0\0\0"</c>. In an ML.NET model the model block holds the format version and each
@@ -97,7 +97,7 @@ internal sealed partial class ModelArchive : IDisposable
     public bool Contains(string name) => _entries.ContainsKey(name);
 
     /// <summary>The bytes of entry <paramref name="name"/>; throws <see cref="InvalidDataException"/> naming it if absent.</summary>
-    /// <exception cref="NotSupportedException">The entry is larger than a .NET array (2 GB); read it with <see cref="OpenRead"/>.</exception>
+    /// <exception cref="NotSupportedException">The entry is larger than a .NET array (2 GB); read it with <see cref="ReadEntry"/>.</exception>
     public byte[] Get(string name)
     {
         var entry = Find(name);
