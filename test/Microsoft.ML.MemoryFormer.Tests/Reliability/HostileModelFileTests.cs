@@ -110,6 +110,21 @@ public class HostileModelFileTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A model whose weights pass <see cref="ModelArchive.DefaultInMemoryLimit"/>, so they are checksummed and read as
+    /// streams (in place in a standalone file, through ML.NET's entry in a zip): fuzzed, each load gives the original
+    /// outputs or <see cref="InvalidDataException"/>.
+    /// </summary>
+    [Fact]
+    public void Fuzzed_files_with_streamed_weights_load_identically_or_throw_InvalidDataException()
+    {
+        using var model = NewTransformer(config: Config with { Width = 48 });
+        var standalone = Standalone(model);
+        Assert.True(standalone.Length > 2 * ModelArchive.DefaultInMemoryLimit, "the weights must take the streamed path");
+        Fuzz(standalone, LoadStandalone, StandaloneDocumented, seed: 14, maxCount: 200, maxTime: TimeSpan.FromSeconds(4));
+        Fuzz(MLNetZip(model), LoadChecked, StandaloneDocumented, seed: 15, maxCount: 200, maxTime: TimeSpan.FromSeconds(4));
+    }
+
+    /// <summary>
     /// The tabular and text-classifier loaders share the archive checks: a short fuzz of each one's ML.NET zip through
     /// <c>LoadChecked</c> gives identical scores or <see cref="InvalidDataException"/>.
     /// </summary>
