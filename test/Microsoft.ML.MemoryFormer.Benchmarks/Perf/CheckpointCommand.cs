@@ -119,6 +119,19 @@ internal sealed class CheckpointCommand : Command<CheckpointCommand.Settings>
             && model.Model.parameters().Zip(lm.Model.parameters()).All(p => p.First.allclose(p.Second, rtol: 0, atol: 0));
         table.AddRow("mlContext.Model.LoadChecked", parameters, fileGb, seconds, rise, allocated, error ?? (same ? "ok, weights equal" : "WEIGHTS DIFFER"));
         (loaded as IDisposable)?.Dispose();
+        File.Delete(path);
+
+        // The same model as a standalone file (no compression), for comparison.
+        string standalone = Path.Combine(folder, "model.mfa");
+        (seconds, rise, allocated, error) = Observe(() => model.Save(standalone));
+        fileGb = File.Exists(standalone) ? new FileInfo(standalone).Length / 1e9 : double.NaN;
+        table.AddRow("lm.Save(path), standalone", parameters, fileGb, seconds, rise, allocated, error ?? "ok");
+        MemoryFormerLanguageModelTransformer? reloaded = null;
+        (seconds, rise, allocated, error) = Observe(() => reloaded = MemoryFormerLanguageModelTransformer.Load(standalone));
+        same = error is null && model.Model.parameters().Zip(reloaded!.Model.parameters()).All(p => p.First.allclose(p.Second, rtol: 0, atol: 0));
+        table.AddRow("MemoryFormerLanguageModelTransformer.Load(path)", parameters, fileGb, seconds, rise, allocated,
+            error ?? (same ? "ok, weights equal" : "WEIGHTS DIFFER"));
+        reloaded?.Dispose();
     }
 
     /// <summary>Runs <paramref name="body"/>: seconds, peak resident-set rise (GB), managed bytes allocated (GB), error message.</summary>
