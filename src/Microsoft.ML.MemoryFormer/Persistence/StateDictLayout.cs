@@ -5,8 +5,8 @@ namespace Microsoft.ML.MemoryFormer.Persistence;
 
 /// <summary>
 /// Checks bytes written by TorchSharp's <c>module.save(Stream)</c> against the state dict they are meant for, without
-/// allocating from anything the bytes declare or reading the values. TorchSharp 0.107's format: LEB128 entry count, then per tensor a
-/// BinaryWriter string (name), LEB128 dtype, LEB128 rank, LEB128 dims and the raw little-endian values.
+/// allocating from anything the bytes declare or reading the values. TorchSharp 0.107's format: LEB128 entry count,
+/// then per tensor a BinaryWriter string (name), LEB128 dtype, LEB128 rank, LEB128 dims and the raw little-endian values.
 /// </summary>
 internal static class StateDictLayout
 {

@@ -37,12 +37,12 @@ internal sealed class TrainingCheckpoint : IDisposable
     public TrainingCheckpoint(nn.Module model, TrainingOptions options, RunFingerprint? run)
     {
         path = Path.GetFullPath(options.CheckpointPath ?? throw new ArgumentException("No checkpoint path.", nameof(options)));
-        runLock = Lock(path);
         this.options = options;
         fingerprint = run ?? new RunFingerprint();
         var identifying = options with { CheckpointPath = null, CheckpointEverySteps = 0, CheckpointInterval = null, ReportEvery = 1 };
         fingerprint.WithProperties(nameof(TrainingOptions), JsonSerializer.Serialize(identifying))
             .With("parameters", string.Join("; ", model.state_dict().Select(kv => $"{kv.Key} [{string.Join(", ", kv.Value.shape)}]")));
+        runLock = Lock(path);                                                // last: nothing after it can throw and leak it
     }
 
     /// <summary>
