@@ -32,7 +32,7 @@ internal sealed class HashingWriteStream(Stream inner) : Stream
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
-    public override void WriteByte(byte value) => Write([value]);
+    public override void WriteByte(byte value) => Write(new ReadOnlySpan<byte>(in value));
 
     public override void Flush() => inner.Flush();
 

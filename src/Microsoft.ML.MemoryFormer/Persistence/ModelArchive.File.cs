@@ -196,8 +196,7 @@ internal sealed partial class ModelArchive
     /// <summary>Verifies the checksum of the <paramref name="length"/> bytes at the stream's position and records them as an entry left in place.</summary>
     private void AddInPlace(string name, Stream stream, long length, byte[] hash)
     {
-        if (_entries.ContainsKey(name))
-            throw new InvalidDataException($"The model archive holds entry '{name}' twice.");
+        CheckNotRead(name);
         long offset = stream.Position;
         var actual = Sha256(stream, length, out long read);
         if (read < length)

@@ -78,8 +78,7 @@ internal sealed partial class ModelArchive
                 });
                 if (!present)
                     throw Lacks();
-                if (archive.Contains(name))
-                    throw new InvalidDataException($"The model archive holds entry '{name}' twice.");
+                archive.CheckNotRead(name);
                 archive.Put(name, new Entry
                 {
                     Length = length,

@@ -103,27 +103,18 @@ internal sealed partial class ModelArchive : IDisposable
         var entry = Find(name);
         if (entry.Bytes is { } bytes)
             return bytes;
-        if (entry.Write is { } write)
-            return Materialize(name, write);
+        NotSupportedException TooLarge(Exception? inner) => new($"The model archive entry '{name}' is larger than one .NET array can " +
+            "hold (2 GB); it can only be read or written as a stream.", inner);
         if (entry.Length > Array.MaxLength)
-            throw new NotSupportedException($"The model archive entry '{name}' holds {entry.Length:N0} bytes, more than one .NET array can " +
-                "(2 GB); it can only be read as a stream.");
-        using var stream = new MemoryStream();
-        ReadEntry(name, source => source.CopyTo(stream));
-        return stream.ToArray();
-    }
-
-    private static byte[] Materialize(string name, Action<Stream> write)
-    {
+            throw TooLarge(null);
         var stream = new MemoryStream();
         try
         {
-            write(stream);
+            WriteEntry(name, stream);                                      // a streamed entry's writer may dispose it
         }
         catch (IOException e) when (!stream.CanSeek || stream.Length >= Array.MaxLength / 2)
         {
-            throw new NotSupportedException($"The model archive entry '{name}' is larger than one .NET array can hold (2 GB); it can only be " +
-                "written to a file (a standalone checkpoint), not held in memory.", e);
+            throw TooLarge(e);
         }
         return stream.ToArray();
     }
@@ -224,10 +215,16 @@ internal sealed partial class ModelArchive : IDisposable
     public T GetJson<T>(string name, JsonSerializerOptions? options = null) where T : class =>
         GetJson(name, text => JsonSerializer.Deserialize<T>(text, options));
 
-    private void Add(string name, byte[] bytes, byte[] hash)
+    /// <summary>Throws <see cref="InvalidDataException"/> when a file being read holds entry <paramref name="name"/> a second time.</summary>
+    private void CheckNotRead(string name)
     {
         if (_entries.ContainsKey(name))
             throw new InvalidDataException($"The model archive holds entry '{name}' twice.");
+    }
+
+    private void Add(string name, byte[] bytes, byte[] hash)
+    {
+        CheckNotRead(name);
         if (!SHA256.HashData(bytes).AsSpan().SequenceEqual(hash))
             throw Damaged(name);
         _entries[name] = new Entry { Bytes = bytes, Length = bytes.Length };

@@ -79,9 +79,9 @@ internal sealed class CheckpointCommand : Command<CheckpointCommand.Settings>
         double parameters = model.parameters().Sum(p => p.numel()) / 1e6;
         using var state = new TrainingState { Step = 1 };
         state.Losses.Add(5.5);                                         // one completed step
-        var (saveSeconds, saveRise, saveAllocated, saveError) = (0.0, 0.0, 0.0, (string?)null);
-        using (var checkpoint = new TrainingCheckpoint(model, options, null))
-            (saveSeconds, saveRise, saveAllocated, saveError) = Observe(() => checkpoint.Save(model, optimizer, state, TimeSpan.Zero));
+        var checkpoint = new TrainingCheckpoint(model, options, null);
+        var (saveSeconds, saveRise, saveAllocated, saveError) = Observe(() => checkpoint.Save(model, optimizer, state, TimeSpan.Zero));
+        checkpoint.Dispose();                                                // the resume below takes the checkpoint's lock
         double fileGb = File.Exists(options.CheckpointPath) ? new FileInfo(options.CheckpointPath).Length / 1e9 : double.NaN;
         table.AddRow("save", parameters, fileGb, saveSeconds, saveRise, saveAllocated, saveError ?? "ok");
         if (saveError is null)
