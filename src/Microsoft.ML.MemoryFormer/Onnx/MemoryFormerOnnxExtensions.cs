@@ -1,0 +1,119 @@
+using Microsoft.ML.MemoryFormer.MLNet;
+using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Onnx.Protobuf;
+using Microsoft.ML.MemoryFormer.Text;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Onnx;
+
+/// <summary>
+/// Exports trained MemoryFormer models to ONNX (opset 18, standard operators only, no custom ops), for ONNX Runtime
+/// and ML.NET's <c>ApplyOnnxModel</c>. Input, output and metadata names are in <see cref="MemoryFormerOnnxNames"/>;
+/// batch and sequence axes are dynamic. The graph is the eval-mode forward pass: the language model's logits for a
+/// token window (no KV cache), the text classifier's and the tabular model's scores. Tokenization stays outside the
+/// graph; the tokenizer's description is in the metadata. Files are limited to 2 GiB of weights (protobuf).
+/// </summary>
+public static class MemoryFormerOnnxExtensions
+{
+    /// <summary>
+    /// ML.NET-style entry point: writes <paramref name="transformer"/> as an ONNX model to <paramref name="stream"/>.
+    /// <paramref name="inputData"/>, when given, is checked to be data the transformer can score.
+    /// </summary>
+    public static void ConvertToOnnx(this ModelOperationsCatalog catalog, MemoryFormerTextClassificationTransformer transformer,
+        IDataView? inputData, Stream stream)
+    {
+        CheckData(catalog, transformer, inputData);
+        transformer.ExportToOnnx(stream);
+    }
+
+    /// <inheritdoc cref="ConvertToOnnx(ModelOperationsCatalog, MemoryFormerTextClassificationTransformer, IDataView?, Stream)"/>
+    public static void ConvertToOnnx(this ModelOperationsCatalog catalog, MemoryFormerTabularTransformer transformer,
+        IDataView? inputData, Stream stream)
+    {
+        CheckData(catalog, transformer, inputData);
+        transformer.ExportToOnnx(stream);
+    }
+
+    /// <summary>Writes the language model of <paramref name="transformer"/> (logits for a token window) to <paramref name="stream"/>.</summary>
+    public static void ConvertToOnnx(this ModelOperationsCatalog catalog, MemoryFormerLanguageModelTransformer transformer, Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        transformer.ExportToOnnx(stream);
+    }
+
+    /// <summary>
+    /// Writes the classifier as ONNX: inputs <c>input_ids</c>, <c>attention_mask</c> int64 [batch, sequence]; outputs
+    /// <c>logits</c>, <c>probabilities</c> float [batch, classes]. Rows are encoded as the model's tokenizer does
+    /// (layout and tokenizer in the metadata).
+    /// </summary>
+    public static void ExportToOnnx(this MemoryFormerTextClassificationTransformer transformer, Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(transformer);
+        Write(() => OnnxModelExporter.TextClassifier(transformer.Model, transformer.Kind, transformer.ClassNames), stream);
+    }
+
+    /// <summary>
+    /// Writes the tabular model as ONNX: input <c>features</c> float [batch, F] (raw, NaN = missing; the training
+    /// standardisation is in the graph); outputs <c>logits</c> and <c>probabilities</c> [batch, classes], or
+    /// <c>score</c> [batch, 1] for regression.
+    /// </summary>
+    public static void ExportToOnnx(this MemoryFormerTabularTransformer transformer, Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(transformer);
+        Write(() => OnnxModelExporter.Tabular(transformer.Model, transformer.Info), stream);
+    }
+
+    /// <summary>
+    /// Writes the language model as ONNX: inputs <c>input_ids</c>, <c>attention_mask</c> int64 [batch, sequence];
+    /// output <c>logits</c> float [batch, sequence, vocabulary] (causal). Decoding reruns the window (no KV cache).
+    /// </summary>
+    public static void ExportToOnnx(this MemoryFormerLanguageModelTransformer transformer, Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(transformer);
+        Write(() => OnnxModelExporter.LanguageModel(transformer.Model, transformer.Tokenizer), stream);
+    }
+
+    /// <inheritdoc cref="ExportToOnnx(MemoryFormerLanguageModelTransformer, Stream)"/>
+    /// <param name="model">The language model.</param>
+    /// <param name="stream">Where the ONNX model is written.</param>
+    /// <param name="tokenizer">The tokenizer to describe in the metadata, if any.</param>
+    public static void ExportToOnnx(this LanguageModel model, Stream stream, ITextTokenizer? tokenizer = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        Write(() => OnnxModelExporter.LanguageModel(model, tokenizer), stream);
+    }
+
+    /// <summary>Writes the classifier as ONNX to the file <paramref name="path"/> (created or overwritten).</summary>
+    public static void ExportToOnnx(this MemoryFormerTextClassificationTransformer transformer, string path) =>
+        ToFile(path, s => transformer.ExportToOnnx(s));
+
+    /// <summary>Writes the tabular model as ONNX to the file <paramref name="path"/> (created or overwritten).</summary>
+    public static void ExportToOnnx(this MemoryFormerTabularTransformer transformer, string path) =>
+        ToFile(path, s => transformer.ExportToOnnx(s));
+
+    /// <summary>Writes the language model as ONNX to the file <paramref name="path"/> (created or overwritten).</summary>
+    public static void ExportToOnnx(this MemoryFormerLanguageModelTransformer transformer, string path) =>
+        ToFile(path, s => transformer.ExportToOnnx(s));
+
+    private static void Write(Func<ModelProto> build, Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!stream.CanWrite) throw new ArgumentException("The stream must be writable.", nameof(stream));
+        using var noGrad = no_grad();
+        OnnxModelExporter.Write(build(), stream);
+    }
+
+    private static void ToFile(string path, Action<Stream> write)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        using var file = File.Create(path);
+        write(file);
+    }
+
+    private static void CheckData(ModelOperationsCatalog catalog, ITransformer transformer, IDataView? inputData)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(transformer);
+        if (inputData is not null) transformer.GetOutputSchema(inputData.Schema);   // throws, naming the column, if it cannot score it
+    }
+}
