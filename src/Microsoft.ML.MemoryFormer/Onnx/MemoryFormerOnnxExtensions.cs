@@ -10,8 +10,9 @@ namespace Microsoft.ML.MemoryFormer.Onnx;
 /// Exports trained MemoryFormer models to ONNX (opset 18, standard operators only, no custom ops), for ONNX Runtime
 /// and ML.NET's <c>ApplyOnnxModel</c>. Input, output and metadata names are in <see cref="MemoryFormerOnnxNames"/>;
 /// batch and sequence axes are dynamic. The graph is the eval-mode forward pass: the language model's logits for a
-/// token window (no KV cache), the text classifier's and the tabular model's scores. Tokenization stays outside the
-/// graph; the tokenizer's description is in the metadata. Files are limited to 2 GiB of weights (protobuf).
+/// token window (optionally with a KV cache for incremental decoding), the text classifier's and the tabular model's
+/// scores. Tokenization stays outside the graph; the tokenizer's description is in the metadata. Files are limited
+/// to 2 GiB of weights (protobuf).
 /// </summary>
 public static class MemoryFormerOnnxExtensions
 {
@@ -65,22 +66,29 @@ public static class MemoryFormerOnnxExtensions
 
     /// <summary>
     /// Writes the language model as ONNX: inputs <c>input_ids</c>, <c>attention_mask</c> int64 [batch, sequence];
-    /// output <c>logits</c> float [batch, sequence, vocabulary] (causal). Decoding reruns the window (no KV cache).
+    /// output <c>logits</c> float [batch, sequence, vocabulary] (causal). With <paramref name="kvCache"/>, the graph
+    /// also takes <c>past_key.i</c>/<c>past_value.i</c> and returns <c>present_key.i</c>/<c>present_value.i</c> per
+    /// layer (see <see cref="MemoryFormerOnnxNames.PastKeyPrefix"/>) and <c>attention_mask</c> covers past and new
+    /// positions, for incremental decoding; without it, decoding reruns the whole window.
     /// </summary>
-    public static void ExportToOnnx(this MemoryFormerLanguageModelTransformer transformer, Stream stream)
+    /// <param name="transformer">The fitted language model.</param>
+    /// <param name="stream">Where the ONNX model is written.</param>
+    /// <param name="kvCache">Whether to export the KV-cache variant.</param>
+    public static void ExportToOnnx(this MemoryFormerLanguageModelTransformer transformer, Stream stream, bool kvCache = false)
     {
         ArgumentNullException.ThrowIfNull(transformer);
-        Write(() => OnnxModelExporter.LanguageModel(transformer.Model, transformer.Tokenizer), stream);
+        Write(() => OnnxModelExporter.LanguageModel(transformer.Model, transformer.Tokenizer, kvCache), stream);
     }
 
-    /// <inheritdoc cref="ExportToOnnx(MemoryFormerLanguageModelTransformer, Stream)"/>
+    /// <inheritdoc cref="ExportToOnnx(MemoryFormerLanguageModelTransformer, Stream, bool)"/>
     /// <param name="model">The language model.</param>
     /// <param name="stream">Where the ONNX model is written.</param>
     /// <param name="tokenizer">The tokenizer to describe in the metadata, if any.</param>
-    public static void ExportToOnnx(this LanguageModel model, Stream stream, ITextTokenizer? tokenizer = null)
+    /// <param name="kvCache">Whether to export the KV-cache variant.</param>
+    public static void ExportToOnnx(this LanguageModel model, Stream stream, ITextTokenizer? tokenizer = null, bool kvCache = false)
     {
         ArgumentNullException.ThrowIfNull(model);
-        Write(() => OnnxModelExporter.LanguageModel(model, tokenizer), stream);
+        Write(() => OnnxModelExporter.LanguageModel(model, tokenizer, kvCache), stream);
     }
 
     /// <summary>Writes the classifier as ONNX to the file <paramref name="path"/> (created or overwritten).</summary>
@@ -92,8 +100,11 @@ public static class MemoryFormerOnnxExtensions
         ToFile(path, s => transformer.ExportToOnnx(s));
 
     /// <summary>Writes the language model as ONNX to the file <paramref name="path"/> (created or overwritten).</summary>
-    public static void ExportToOnnx(this MemoryFormerLanguageModelTransformer transformer, string path) =>
-        ToFile(path, s => transformer.ExportToOnnx(s));
+    /// <param name="transformer">The fitted language model.</param>
+    /// <param name="path">The file to write.</param>
+    /// <param name="kvCache">Whether to export the KV-cache variant.</param>
+    public static void ExportToOnnx(this MemoryFormerLanguageModelTransformer transformer, string path, bool kvCache = false) =>
+        ToFile(path, s => transformer.ExportToOnnx(s, kvCache));
 
     private static void Write(Func<ModelProto> build, Stream stream)
     {

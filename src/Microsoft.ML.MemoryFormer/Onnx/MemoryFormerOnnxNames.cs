@@ -25,6 +25,20 @@ public static class MemoryFormerOnnxNames
     /// <summary>Output: the predicted value in label units, float [batch, 1] (tabular regression).</summary>
     public const string Score = "score";
 
+    /// <summary>Input prefix (language model with a KV cache): <c>past_key.{layer}</c>, float [batch, heads,
+    /// past_sequence, head_width], the keys after rotary of the positions already seen (past_sequence = 0 at the start).</summary>
+    public const string PastKeyPrefix = "past_key.";
+
+    /// <summary>Input prefix (language model with a KV cache): <c>past_value.{layer}</c>, as <see cref="PastKeyPrefix"/>.</summary>
+    public const string PastValuePrefix = "past_value.";
+
+    /// <summary>Output prefix (language model with a KV cache): <c>present_key.{layer}</c>, float [batch, heads,
+    /// past_sequence + sequence, head_width]; feed it back as <see cref="PastKeyPrefix"/> on the next step.</summary>
+    public const string PresentKeyPrefix = "present_key.";
+
+    /// <summary>Output prefix (language model with a KV cache): <c>present_value.{layer}</c>, as <see cref="PresentKeyPrefix"/>.</summary>
+    public const string PresentValuePrefix = "present_value.";
+
     /// <summary>Metadata key: which model the graph holds (<c>LanguageModel</c>, <c>TextClassifier</c> or <c>Tabular</c>).</summary>
     public const string ModelKindKey = "memoryformer.model_kind";
 

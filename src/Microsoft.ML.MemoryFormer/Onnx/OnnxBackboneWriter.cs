@@ -25,48 +25,70 @@ internal sealed class OnnxBackboneWriter(OnnxGraphBuilder g, TransformerBackbone
 
     /// <summary>
     /// The attention inputs of one forward pass over x [B, T, d]: <paramref name="BatchTime"/> is int64 [2] = (B, T),
-    /// <paramref name="Length"/> int64 [1] = T, <paramref name="Mask"/> the bool mask [B or 1, 1, T, T] (null = all
-    /// positions visible).
+    /// <paramref name="Length"/> int64 [1] = T, <paramref name="Mask"/> the bool mask [B or 1, 1, T, P + T] (null =
+    /// all positions visible), <paramref name="Past"/> int64 [1] = P, the cached positions (null without a cache),
+    /// and <paramref name="Caches"/> the per-layer past keys/values [B, H, P, hd] (after rotary) with the names of
+    /// the present ones [B, H, P + T, hd] filled in as the blocks are written.
     /// </summary>
-    internal sealed record Pass(string BatchTime, string Length, string? Mask);
+    internal sealed record Pass(string BatchTime, string Length, string? Mask, string? Past = null, LayerCache[]? Caches = null);
+
+    /// <summary>One layer's past key/value inputs and, once written, its present key/value values.</summary>
+    internal sealed class LayerCache(string pastKey, string pastValue)
+    {
+        public string PastKey { get; } = pastKey;
+        public string PastValue { get; } = pastValue;
+        public string? PresentKey { get; set; }
+        public string? PresentValue { get; set; }
+    }
 
     /// <summary>
     /// The pass over token rows shaped like <paramref name="like"/> [B, T, ..]: causal or not, with the key mask
     /// <paramref name="keyMask"/> (bool [B, T], null = no padding). Mirrors <see cref="AttentionContext.BuildMask"/>.
     /// </summary>
-    public Pass NewPass(string like, bool causal, string? keyMask)
+    public Pass NewPass(string like, bool causal, string? keyMask) => NewPass(like, causal, keyMask, null);
+
+    /// <summary>
+    /// As <see cref="NewPass(string, bool, string?)"/>, after the cached positions of <paramref name="caches"/>
+    /// (past keys [B, H, P, hd]); <paramref name="keyMask"/> then covers all P + T positions.
+    /// </summary>
+    public Pass NewPass(string like, bool causal, string? keyMask, LayerCache[]? caches)
     {
         var batchTime = g.Slice(g.Shape(like, "shape_in"), [0], [2], [0], "batch_time");        // [2]
         var length = g.Slice(batchTime, [1], [2], [0], "time");                                  // [1]
-        if (!causal && keyMask is null) return new Pass(batchTime, length, null);
-        var limit = g.Squeeze(length, [0], "time_scalar");
-        var range = g.Node("Range", "positions", [g.Ints([0], scalar: true), limit, g.Ints([1], scalar: true)]); // [T]
-        var queries = g.Unsqueeze(range, [1], "query_pos");                                      // [T, 1]
-        var keys = g.Unsqueeze(range, [0], "key_pos");                                           // [1, T]
-        string? allowed = causal ? g.Node("LessOrEqual", "causal", [keys, queries]) : null;     // [T, T]
+        var past = caches is null ? null : g.Dim(caches[0].PastKey, 2, "past");                 // [1]
+        if (!causal && keyMask is null && past is null) return new Pass(batchTime, length, null);
+        var total = past is null ? length : g.Add(past, length, "total");                       // [1] P + T
+        var one = g.Ints([1], scalar: true);
+        var keyRange = g.Node("Range", "key_positions", [g.Ints([0], scalar: true), g.Squeeze(total, [0], "total_scalar"), one]);
+        var queryRange = past is null ? keyRange
+            : g.Node("Range", "query_positions", [g.Squeeze(past, [0], "past_scalar"), g.Squeeze(total, [0], "end_scalar"), one]);
+        var queries = g.Unsqueeze(queryRange, [1], "query_pos");                                 // [T, 1]
+        var keys = g.Unsqueeze(keyRange, [0], "key_pos");                                        // [1, P + T]
+        string? allowed = causal ? g.Node("LessOrEqual", "causal", [keys, queries]) : null;     // [T, P + T]
         if (keyMask is not null)
         {
-            var visible = g.Unsqueeze(keyMask, [1, 2], "key_visible");                          // [B, 1, 1, T]
-            allowed = allowed is null ? visible : g.Node("And", "allowed", [allowed, visible]); // [B, 1, T, T]
+            var visible = g.Unsqueeze(keyMask, [1, 2], "key_visible");                          // [B, 1, 1, P + T]
+            allowed = allowed is null ? visible : g.Node("And", "allowed", [allowed, visible]); // [B, 1, T, P + T]
         }
-        var self = g.Node("Equal", "self", [keys, queries]);                                     // [T, T]
-        return new Pass(batchTime, length, g.Node("Or", "attention_mask_4d", [allowed!, self])); // a query sees itself
+        var self = g.Node("Equal", "self", [keys, queries]);                                     // [T, P + T]
+        var mask = allowed is null ? null : g.Node("Or", "attention_mask_4d", [allowed, self]); // a query sees itself
+        return new Pass(batchTime, length, mask, past, caches);
     }
 
     /// <summary>Embeddings x [B, T, d] → hidden states [B, T, d] after the blocks and the final norm.</summary>
     public string Blocks(string x, Pass pass)
     {
         for (int i = 0; i < backbone.Blocks.Count; i++)
-            x = Block(backbone.Blocks[i], x, pass, $"blocks.{i}");
+            x = Block(backbone.Blocks[i], x, pass, pass.Caches?[i], $"blocks.{i}");
         return Norm(backbone.FinalNorm, x, "final_norm");
     }
 
     /// <summary>Token ids int64 [B, T] → embeddings [B, T, d].</summary>
     public string Embed(string ids) => g.Gather(g.Weight("embedding.weight", backbone.Embedding.weight!), ids, 0, "embedded");
 
-    private string Block(TransformerBlock block, string x, Pass pass, string name)
+    private string Block(TransformerBlock block, string x, Pass pass, LayerCache? cache, string name)
     {
-        var attended = Attention(block.Attention, Norm(block.AttentionNorm, x, name + ".attention_norm"), pass, name + ".attention");
+        var attended = Attention(block.Attention, Norm(block.AttentionNorm, x, name + ".attention_norm"), pass, cache, name + ".attention");
         var z = g.Add(x, attended, name + ".residual1");                                        // [B, T, d]
         var flat = g.Reshape(Norm(block.FfnNorm, z, name + ".ffn_norm"), [-1, Config.Width], name + ".ffn_in"); // [N, d]
         var ffn = block.Ffn switch
@@ -79,7 +101,7 @@ internal sealed class OnnxBackboneWriter(OnnxGraphBuilder g, TransformerBackbone
         return g.Add(z, shaped, name + ".residual2");
     }
 
-    private string Attention(SelfAttention attention, string x, Pass pass, string name)
+    private string Attention(SelfAttention attention, string x, Pass pass, LayerCache? cache, string name)
     {
         var flat = g.Reshape(x, [-1, Config.Width], name + ".flat");                            // [N, d]
         string q, k, v;
@@ -103,6 +125,11 @@ internal sealed class OnnxBackboneWriter(OnnxGraphBuilder g, TransformerBackbone
         q = Rotary(attention.Rotary, SplitHeads(q, headShape, name + ".qh"), pass, name + ".q_rot");   // [B, H, T, hd]
         k = Rotary(attention.Rotary, SplitHeads(k, headShape, name + ".kh"), pass, name + ".k_rot");   // [B, H, T, hd]
         v = SplitHeads(v, headShape, name + ".vh");                                                     // [B, H, T, hd]
+        if (cache is not null)
+        {
+            k = cache.PresentKey = g.Concat([cache.PastKey, k], 2, name + ".present_key");              // [B, H, P + T, hd]
+            v = cache.PresentValue = g.Concat([cache.PastValue, v], 2, name + ".present_value");
+        }
         var scores = g.MatMul(q, g.Transpose(k, [0, 1, 3, 2], name + ".kt"), name + ".scores");        // [B, H, T, T]
         scores = g.Mul(scores, g.Float((float)(1.0 / Math.Sqrt(Config.HeadWidth))), name + ".scaled");
         if (pass.Mask is not null)
@@ -118,7 +145,7 @@ internal sealed class OnnxBackboneWriter(OnnxGraphBuilder g, TransformerBackbone
     private string SplitHeads(string x, string headShape, string name) =>
         g.Transpose(g.Reshape(x, headShape, name + "_split"), [0, 2, 1, 3], name);            // [B, H, T, hd]
 
-    /// <summary>Rotate-half on the first r dims of each head at positions 0 … T−1, as <see cref="RotaryEmbedding.Apply"/>.</summary>
+    /// <summary>Rotate-half on the first r dims of each head at positions P … P+T−1, as <see cref="RotaryEmbedding.Apply"/>.</summary>
     private string Rotary(RotaryEmbedding rotary, string x, Pass pass, string name)
     {
         int r = rotary.RotaryDims, hd = Config.HeadWidth;
@@ -134,12 +161,14 @@ internal sealed class OnnxBackboneWriter(OnnxGraphBuilder g, TransformerBackbone
         return g.Concat([mixed, pass2], 3, name);
     }
 
-    /// <summary>cos and sin [T, r] of positions 0 … T−1 (every block has the same tables).</summary>
+    /// <summary>cos and sin [T, r] of positions P … P+T−1 (every block has the same tables).</summary>
     private (string Cos, string Sin) RotaryTables(RotaryEmbedding rotary, Pass pass)
     {
-        var (cos, sin) = rotary.Tables;                                                          // [P, r]
-        return (g.Slice(g.Weight("rotary.cos", cos), g.Ints([0]), pass.Length, [0], "rotary_cos"),
-            g.Slice(g.Weight("rotary.sin", sin), g.Ints([0]), pass.Length, [0], "rotary_sin"));
+        var (cos, sin) = rotary.Tables;                                                          // [context, r]
+        var start = pass.Past ?? g.Ints([0]);
+        var end = pass.Past is null ? pass.Length : g.Add(pass.Past, pass.Length, "rotary_end");
+        return (g.Slice(g.Weight("rotary.cos", cos), start, end, [0], "rotary_cos"),
+            g.Slice(g.Weight("rotary.sin", sin), start, end, [0], "rotary_sin"));
     }
 
     /// <summary>x [N, K·τ] → (rows int64 [N, K], weights [N, K]) as <see cref="SignHash.Reference"/> computes them.</summary>

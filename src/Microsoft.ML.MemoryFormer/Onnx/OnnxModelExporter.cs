@@ -23,26 +23,43 @@ internal static class OnnxModelExporter
 
     private static readonly object[] TokenDims = ["batch", "sequence"];
 
-    /// <summary>Token ids (and attention mask) → next-token logits [batch, sequence, vocabulary], causal.</summary>
-    public static ModelProto LanguageModel(LanguageModel model, ITextTokenizer? tokenizer)
+    /// <summary>
+    /// Token ids (and attention mask) → next-token logits [batch, sequence, vocabulary], causal. With
+    /// <paramref name="kvCache"/>, the graph also takes each layer's past keys/values and returns the present ones
+    /// (incremental decoding; see <see cref="MemoryFormerOnnxNames.PastKeyPrefix"/>).
+    /// </summary>
+    public static ModelProto LanguageModel(LanguageModel model, ITextTokenizer? tokenizer, bool kvCache = false)
     {
+        var config = model.Config;
         var g = new OnnxGraphBuilder();
-        g.Graph.Name = "MemoryFormerLanguageModel";
+        g.Graph.Name = kvCache ? "MemoryFormerLanguageModelWithCache" : "MemoryFormerLanguageModel";
         var writer = new OnnxBackboneWriter(g, model.Backbone);
-        var (ids, mask) = TokenInputs(g);
-        var pass = writer.NewPass(ids, causal: true, mask);
+        var (ids, mask) = TokenInputs(g, kvCache ? "total_sequence" : "sequence");
+        object[] cacheDims = ["batch", config.Heads, "past_sequence", config.HeadWidth];
+        var caches = !kvCache ? null : Enumerable.Range(0, config.Layers).Select(i => new OnnxBackboneWriter.LayerCache(
+            g.Input(N.PastKeyPrefix + i, DataType.Float, cacheDims, $"Layer {i}'s keys (after rotary) of the past positions."),
+            g.Input(N.PastValuePrefix + i, DataType.Float, cacheDims, $"Layer {i}'s values of the past positions."))).ToArray();
+        var pass = writer.NewPass(ids, causal: true, mask, caches);
         var hidden = writer.Blocks(writer.Embed(ids), pass);                                    // [B, T, d]
         var logits = g.Linear(hidden, model.Head.weight!, null, "lm_head");                     // [B, T, V]
-        g.Output(logits, N.Logits, DataType.Float, ["batch", "sequence", model.Config.VocabularySize],
-            "Next-token logits at every position (causal: position t sees positions 0 … t).");
-        var metadata = new Dictionary<string, string> { [N.ModelKindKey] = "LanguageModel", [N.ConfigKey] = model.Config.ToJson() };
+        g.Output(logits, N.Logits, DataType.Float, ["batch", "sequence", config.VocabularySize],
+            "Next-token logits at every position (causal: position t sees positions 0 … t, after the past ones).");
+        object[] presentDims = ["batch", config.Heads, "total_sequence", config.HeadWidth];
+        for (int i = 0; caches is not null && i < caches.Length; i++)
+        {
+            g.Output(caches[i].PresentKey!, N.PresentKeyPrefix + i, DataType.Float, presentDims, $"Layer {i}'s past and new keys.");
+            g.Output(caches[i].PresentValue!, N.PresentValuePrefix + i, DataType.Float, presentDims, $"Layer {i}'s past and new values.");
+        }
+        var metadata = new Dictionary<string, string> { [N.ModelKindKey] = "LanguageModel", [N.ConfigKey] = config.ToJson() };
         if (tokenizer is not null)
         {
             metadata[N.TokenizerKey] = tokenizer.Describe().ToJson();
             metadata[N.PadIdKey] = (tokenizer.PadId ?? tokenizer.EndOfTextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
         return Model(g, "MemoryFormer causal language model: input_ids and attention_mask [batch, sequence] → logits " +
-            "[batch, sequence, vocabulary]. Rows may be left-padded (rotary scores depend on relative positions only).", metadata);
+            "[batch, sequence, vocabulary]. Rows may be left-padded (rotary scores depend on relative positions only)." +
+            (kvCache ? " With a KV cache: attention_mask covers past and new positions; feed present_key.i/present_value.i " +
+                "back as past_key.i/past_value.i (start with past_sequence = 0)." : ""), metadata);
     }
 
     /// <summary>Token ids and attention mask → class logits and probabilities [batch, classes].</summary>
@@ -115,10 +132,10 @@ internal static class OnnxModelExporter
         model.WriteTo(stream);
     }
 
-    private static (string Ids, string Mask) TokenInputs(OnnxGraphBuilder g)
+    private static (string Ids, string Mask) TokenInputs(OnnxGraphBuilder g, string maskLength = "sequence")
     {
         var ids = g.Input(N.InputIds, DataType.Int64, TokenDims, "Token ids of each row, padded to the longest row.");
-        var mask = g.Input(N.AttentionMask, DataType.Int64, TokenDims, "1 for a real token, 0 for a padded position.");
+        var mask = g.Input(N.AttentionMask, DataType.Int64, ["batch", maskLength], "1 for a real token, 0 for a padded position.");
         return (ids, g.Cast(mask, DataType.Bool, "key_mask"));
     }
 

@@ -5,6 +5,7 @@ using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Onnx;
 using Microsoft.ML.MemoryFormer.Text;
 using Microsoft.ML.OnnxRuntime;
+using DenseTensor = Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<float>;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -72,6 +73,63 @@ public class OnnxModelEquivalenceTests
         var (logits, shape) = onnx[MemoryFormerOnnxNames.Logits];
         Assert.Equal([2, 8, 64], shape);
         OnnxRunner.AssertClose(expected, logits, "logits");
+    }
+
+    [Theory]
+    [InlineData(TransformerKind.MemoryFormer)]
+    [InlineData(TransformerKind.Dense)]
+    public void Language_model_with_a_kv_cache_decodes_step_by_step_like_torch(TransformerKind kind)
+    {
+        torch.manual_seed(13);
+        var config = Tiny(kind, NormKind.RmsNorm, HashWeightFunction.L1ScaledSigmoidProduct, 0.25);
+        using var model = new LanguageModel(config);
+        model.eval();
+        ZeroHalfOfOneEmbedding(model.Backbone);
+        using var session = new InferenceSession(Bytes(s => model.ExportToOnnx(s, kvCache: true)));
+        var caches = model.Backbone.NewCaches(2, CPU);
+        int[] cacheShape = [2, config.Heads, 0, config.HeadWidth];
+        var past = Enumerable.Range(0, 2 * config.Layers).Select(_ => new DenseTensor(Array.Empty<float>(), cacheShape)).ToArray();
+        long[][] steps = [[3, 9, ZeroedToken, 2, 0, 0, 7, 5], [8, 11], [1, ZeroedToken]];   // a prompt of 4 (row 1 left-padded), then 2 steps
+        var mask = new List<long[]> { new long[] { 1, 1, 1, 1 }, new long[] { 0, 0, 1, 1 } };
+        try
+        {
+            foreach (var step in steps)
+            {
+                int t = step.Length / 2;
+                if (mask[0].Length < caches[0].Length + t)
+                    for (int r = 0; r < 2; r++) mask[r] = [.. mask[r], .. Enumerable.Repeat(1L, t)];
+                var flatMask = mask.SelectMany(m => m).ToArray();
+                float[] expected;
+                using (no_grad())
+                {
+                    var keyMask = tensor(flatMask.Select(m => m == 1).ToArray(), [2, flatMask.Length / 2]);
+                    expected = model.Forward(tensor(step, [2, t]), new AttentionContext(true, keyMask, caches)).data<float>().ToArray();
+                }
+                var inputs = new List<NamedOnnxValue>
+                {
+                    OnnxRunner.Longs(MemoryFormerOnnxNames.InputIds, step, 2, t),
+                    OnnxRunner.Longs(MemoryFormerOnnxNames.AttentionMask, flatMask, 2, flatMask.Length / 2),
+                };
+                for (int i = 0; i < config.Layers; i++)
+                {
+                    inputs.Add(NamedOnnxValue.CreateFromTensor(MemoryFormerOnnxNames.PastKeyPrefix + i, past[2 * i]));
+                    inputs.Add(NamedOnnxValue.CreateFromTensor(MemoryFormerOnnxNames.PastValuePrefix + i, past[2 * i + 1]));
+                }
+                using var results = session.Run(inputs);
+                var byName = results.ToDictionary(r => r.Name, r => r.AsTensor<float>());
+                OnnxRunner.AssertClose(expected, byName[MemoryFormerOnnxNames.Logits].ToArray(), $"logits after {caches[0].Length - t} cached positions");
+                for (int i = 0; i < config.Layers; i++)
+                {
+                    past[2 * i] = byName[MemoryFormerOnnxNames.PresentKeyPrefix + i].ToDenseTensor();
+                    past[2 * i + 1] = byName[MemoryFormerOnnxNames.PresentValuePrefix + i].ToDenseTensor();
+                }
+                Assert.Equal(caches[0].Length, past[0].Dimensions[2]);
+            }
+        }
+        finally
+        {
+            foreach (var cache in caches) cache.Dispose();
+        }
     }
 
     [Fact]
