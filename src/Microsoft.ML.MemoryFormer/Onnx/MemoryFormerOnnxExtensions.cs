@@ -106,6 +106,40 @@ public static class MemoryFormerOnnxExtensions
     public static void ExportToOnnx(this MemoryFormerLanguageModelTransformer transformer, string path, bool kvCache = false) =>
         ToFile(path, s => transformer.ExportToOnnx(s, kvCache));
 
+    /// <summary>
+    /// The ML.NET step in front of an exported text classifier in <c>ApplyOnnxModel</c>: encodes
+    /// <paramref name="textColumnName"/> (and <paramref name="secondTextColumnName"/> for text pairs) with the tokenizer
+    /// described in the ONNX model's metadata into the vector columns <c>input_ids</c> and <c>attention_mask</c>
+    /// (int64, max_tokens_per_row slots, padding masked out). The mapping is not saveable with the ML.NET model.
+    /// </summary>
+    /// <param name="catalog">The transforms catalog.</param>
+    /// <param name="onnxModelPath">An ONNX file written by a text classifier's <c>ExportToOnnx</c>/<c>ConvertToOnnx</c>.</param>
+    /// <param name="textColumnName">The text column.</param>
+    /// <param name="secondTextColumnName">The second text of a pair, if the classifier was trained on pairs.</param>
+    public static IEstimator<ITransformer> TokenizeForOnnx(this TransformsCatalog catalog, string onnxModelPath,
+        string textColumnName = "Text", string? secondTextColumnName = null)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentException.ThrowIfNullOrEmpty(onnxModelPath);
+        ArgumentException.ThrowIfNullOrEmpty(textColumnName);
+        using var file = File.OpenRead(onnxModelPath);
+        return OnnxTextTokens.Estimator(catalog, OnnxTextTokens.ReadEncoder(file), textColumnName, secondTextColumnName);
+    }
+
+    /// <summary>
+    /// The <c>shapeDictionary</c> ML.NET's <c>ApplyOnnxModel</c> needs for an exported text classifier (its sequence
+    /// axis is dynamic, the columns of <see cref="TokenizeForOnnx"/> are not): <c>input_ids</c> and
+    /// <c>attention_mask</c> → [1, max_tokens_per_row].
+    /// </summary>
+    /// <param name="onnxModelPath">An ONNX file written by a text classifier's <c>ExportToOnnx</c>/<c>ConvertToOnnx</c>.</param>
+    public static IDictionary<string, int[]> TextInputShapes(string onnxModelPath)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(onnxModelPath);
+        using var file = File.OpenRead(onnxModelPath);
+        int n = OnnxTextTokens.ReadEncoder(file).MaxTokens;
+        return new Dictionary<string, int[]> { [MemoryFormerOnnxNames.InputIds] = [1, n], [MemoryFormerOnnxNames.AttentionMask] = [1, n] };
+    }
+
     private static void Write(Func<ModelProto> build, Stream stream)
     {
         ArgumentNullException.ThrowIfNull(stream);

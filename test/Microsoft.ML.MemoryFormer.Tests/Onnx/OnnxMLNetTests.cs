@@ -13,20 +13,6 @@ namespace Microsoft.ML.MemoryFormer.Tests.Onnx;
 /// </summary>
 public class OnnxMLNetTests
 {
-    private const int MaxTokens = 32;   // ClassificationRows.Options().MaxTokensPerRow
-
-    /// <summary>A text row tokenized outside the graph: ids and mask padded to <see cref="MaxTokens"/>.</summary>
-    public sealed class TokenRow
-    {
-        [ColumnName(MemoryFormerOnnxNames.InputIds), VectorType(MaxTokens)] public long[] InputIds { get; set; } = [];
-        [ColumnName(MemoryFormerOnnxNames.AttentionMask), VectorType(MaxTokens)] public long[] AttentionMask { get; set; } = [];
-    }
-
-    public sealed class TextInput
-    {
-        public string Text { get; set; } = "";
-    }
-
     private static (MLContext Ml, IDataView Data, MemoryFormerTextClassificationTransformer Model) FitMulticlass()
     {
         var ml = new MLContext(seed: 1);
@@ -69,33 +55,52 @@ public class OnnxMLNetTests
     {
         var (ml, data, model) = FitMulticlass();
         using var _ = model;
-        var onnx = Export(s => ml.Model.ConvertToOnnx(model, data, s));
-        var encoder = new TextPairEncoder(model.Model.Tokenizer, model.Model.MaxTokensPerRow);
-
-        var tokenize = ml.Transforms.CustomMapping<TextInput, TokenRow>((input, output) =>
+        var path = Path.Combine(Path.GetTempPath(), $"mf-onnx-{Guid.NewGuid():N}.onnx");
+        try
         {
-            var row = encoder.Encode(input.Text);
-            output.InputIds = Enumerable.Range(0, MaxTokens).Select(j => j < row.Length ? (long)row[j] : encoder.PadId).ToArray();
-            output.AttentionMask = Enumerable.Range(0, MaxTokens).Select(j => j < row.Length ? 1L : 0L).ToArray();
-        }, contractName: null);
-        using var onnxStream = new MemoryStream(onnx);
-        var pipeline = tokenize
-            .Append(ml.Transforms.ApplyOnnxModel([MemoryFormerOnnxNames.Probabilities],
-                [MemoryFormerOnnxNames.InputIds, MemoryFormerOnnxNames.AttentionMask], onnxStream,
-                new Dictionary<string, int[]> { [MemoryFormerOnnxNames.InputIds] = [1, MaxTokens], [MemoryFormerOnnxNames.AttentionMask] = [1, MaxTokens] },
-                gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100))
-            .Append(ml.Transforms.CopyColumns("Score", MemoryFormerOnnxNames.Probabilities));
-        var onnxModel = pipeline.Fit(data);
-        var scored = onnxModel.Transform(data);
+            using (var file = File.Create(path))
+                ml.Model.ConvertToOnnx(model, data, file);
 
-        var viaOnnx = ml.MulticlassClassification.Evaluate(scored, predictedLabelColumnName: "Score");
-        var viaTorch = ml.MulticlassClassification.Evaluate(model.Transform(data));
-        Assert.Equal(viaTorch.MicroAccuracy, viaOnnx.MicroAccuracy, 6);
-        Assert.Equal(viaTorch.MacroAccuracy, viaOnnx.MacroAccuracy, 6);
-        Assert.Equal(viaTorch.LogLoss, viaOnnx.LogLoss, 4);
-        OnnxRunner.AssertClose(model.Transform(data).GetColumn<float[]>("Score").SelectMany(s => s).ToArray(),
-            scored.GetColumn<float[]>("Score").SelectMany(s => s).ToArray(), "Score");
-        (onnxModel as IDisposable)?.Dispose();
+            var pipeline = ml.Transforms.TokenizeForOnnx(path, "Text")
+                .Append(ml.Transforms.ApplyOnnxModel([MemoryFormerOnnxNames.Probabilities],
+                    [MemoryFormerOnnxNames.InputIds, MemoryFormerOnnxNames.AttentionMask], path,
+                    MemoryFormerOnnxExtensions.TextInputShapes(path), gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100))
+                .Append(ml.Transforms.CopyColumns("Score", MemoryFormerOnnxNames.Probabilities));
+            var onnxModel = pipeline.Fit(data);
+            var scored = onnxModel.Transform(data);
+
+            var viaOnnx = ml.MulticlassClassification.Evaluate(scored, predictedLabelColumnName: "Score");
+            var viaTorch = ml.MulticlassClassification.Evaluate(model.Transform(data));
+            Assert.Equal(viaTorch.MicroAccuracy, viaOnnx.MicroAccuracy, 6);
+            Assert.Equal(viaTorch.MacroAccuracy, viaOnnx.MacroAccuracy, 6);
+            Assert.Equal(viaTorch.LogLoss, viaOnnx.LogLoss, 4);
+            OnnxRunner.AssertClose(model.Transform(data).GetColumn<float[]>("Score").SelectMany(s => s).ToArray(),
+                scored.GetColumn<float[]>("Score").SelectMany(s => s).ToArray(), "Score");
+            (onnxModel as IDisposable)?.Dispose();
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void TokenizeForOnnx_refuses_a_model_without_tokenizer_metadata()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(16, 4));
+        using var model = ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(epochs: 1)).Fit(data);
+        var path = Path.Combine(Path.GetTempPath(), $"mf-onnx-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            model.ExportToOnnx(path);
+            var e = Assert.Throws<ArgumentException>(() => ml.Transforms.TokenizeForOnnx(path));
+            Assert.Contains(MemoryFormerOnnxNames.TokenizerKey, e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     [Fact]
