@@ -141,6 +141,27 @@ public class OnnxMLNetTests
     }
 
     [Fact]
+    public void Exported_language_model_transformer_gives_the_same_logits_and_describes_its_tokenizer()
+    {
+        var ml = new MLContext(seed: 7);
+        using var lm = ml.Text.MemoryFormer(LanguageModeling.LanguageModelData.NanoOptions(steps: 2))
+            .Fit(ml.Data.LoadFromEnumerable(LanguageModeling.LanguageModelData.Corpus));
+        var onnx = Export(s => ml.Model.ConvertToOnnx(lm, s));
+        long[] ids = [.. lm.Tokenizer.Encode("the cat sat").Select(i => (long)i)];
+
+        float[] expected;
+        using (TorchSharp.torch.no_grad())
+            expected = lm.Model.forward(TorchSharp.torch.tensor(ids, [1, ids.Length])).data<float>().ToArray();
+        var outputs = OnnxRunner.Run(onnx, OnnxRunner.Longs(MemoryFormerOnnxNames.InputIds, ids, 1, ids.Length),
+            OnnxRunner.Longs(MemoryFormerOnnxNames.AttentionMask, [.. ids.Select(_ => 1L)], 1, ids.Length));
+        OnnxRunner.AssertClose(expected, outputs[MemoryFormerOnnxNames.Logits].Values, "logits");
+
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(onnx);
+        var description = session.ModelMetadata.CustomMetadataMap[MemoryFormerOnnxNames.TokenizerKey];
+        Assert.Equal(lm.Tokenizer.Describe().ToJson(), description);
+    }
+
+    [Fact]
     public void ConvertToOnnx_names_the_missing_column_when_the_data_cannot_be_scored()
     {
         var ml = new MLContext(seed: 1);
