@@ -195,6 +195,16 @@ public class OnnxModelEquivalenceTests
     }
 
     [Fact]
+    public void Exporting_the_same_model_twice_gives_identical_bytes()
+    {
+        torch.manual_seed(4);
+        using var model = new LanguageModel(MemoryFormerConfig.Nano);
+        var first = Bytes(s => model.ExportToOnnx(s, kvCache: true));
+        Assert.Equal(first, Bytes(s => model.ExportToOnnx(s, kvCache: true)));
+        Assert.NotEqual(first, Bytes(s => model.ExportToOnnx(s)));
+    }
+
+    [Fact]
     public void Export_to_a_read_only_stream_is_refused_with_a_clear_message()
     {
         using var model = new LanguageModel(MemoryFormerConfig.Nano);
