@@ -37,6 +37,12 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
     /// <summary>The architecture of the model (context length = 1 + feature count).</summary>
     public MemoryFormerConfig Architecture => model.Config;
 
+    /// <summary>The network (read by the ONNX export).</summary>
+    internal TabularModel Model => model;
+
+    /// <summary>Scaler, label and column settings (read by the ONNX export).</summary>
+    internal TabularModelInfo Info => info;
+
     /// <summary>The feature vector column the model reads.</summary>
     public string FeatureColumnName => info.FeatureColumnName;
 

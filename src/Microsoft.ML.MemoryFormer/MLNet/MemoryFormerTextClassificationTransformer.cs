@@ -50,6 +50,9 @@ public sealed class MemoryFormerTextClassificationTransformer : ITransformer, ID
 
     internal TextClassifierModel Model => model;
 
+    /// <summary>The task: binary or multiclass classification (read by the ONNX export).</summary>
+    internal PredictionKind Kind => kind;
+
     /// <inheritdoc />
     public bool IsRowToRowMapper => true;
 

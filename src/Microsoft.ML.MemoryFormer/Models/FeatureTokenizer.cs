@@ -31,6 +31,18 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     /// <summary>F, the number of feature slots.</summary>
     public int FeatureCount { get; }
 
+    /// <summary>W [F, d] (read by the ONNX export, as are <see cref="Bias"/>, <see cref="Missing"/> and <see cref="Cls"/>).</summary>
+    internal Parameter Weight => weight;
+
+    /// <summary>b [F, d].</summary>
+    internal Parameter Bias => bias;
+
+    /// <summary>M [F, d], the missing-value embeddings.</summary>
+    internal Parameter Missing => missing;
+
+    /// <summary>The [CLS] token [d].</summary>
+    internal Parameter Cls => cls;
+
     /// <summary>Features x [B, F] (NaN = missing) → tokens [B, 1 + F, d], [CLS] first.</summary>
     public override Tensor forward(Tensor x)
     {

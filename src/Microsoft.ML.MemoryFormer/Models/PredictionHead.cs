@@ -37,6 +37,9 @@ internal sealed class PredictionHead : nn.Module
     /// <summary>Outputs per row.</summary>
     public int Outputs { get; }
 
+    /// <summary>The linear layer d → outputs (read by the ONNX export).</summary>
+    internal Linear Output => output;
+
     /// <summary>hidden [B, T, d] and mask bool [B, T] (null = unpadded) → outputs [B, outputs].</summary>
     public Tensor Forward(Tensor hidden, Tensor? mask) =>
         output.call(dropout.call(SequencePooling.Pool(hidden, mask, Pooling)));    // [B, outputs]

@@ -37,6 +37,15 @@ internal sealed class TabularModel : nn.Module<Tensor, Tensor>
     /// <summary>Outputs per row.</summary>
     public int OutputCount { get; }
 
+    /// <summary>The feature tokenizer (read by the ONNX export).</summary>
+    internal FeatureTokenizer Tokenizer => tokenizer;
+
+    /// <summary>The blocks and final norm (read by the ONNX export).</summary>
+    internal TransformerBackbone Backbone => backbone;
+
+    /// <summary>The head on the [CLS] token (read by the ONNX export).</summary>
+    internal PredictionHead Head => head;
+
     /// <summary>The config a model of <paramref name="featureCount"/> slots runs with.</summary>
     public static MemoryFormerConfig ForFeatures(MemoryFormerConfig config, int featureCount) =>
         config with { ContextLength = featureCount + 1, VocabularySize = 1 };
