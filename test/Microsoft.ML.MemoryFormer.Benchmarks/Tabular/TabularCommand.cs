@@ -88,7 +88,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
                 _ => TabularPresets.Small,
             },
             BatchSize = small ? 32 : 256,
-            MaxEpochs = settings.Epochs ?? (small ? 100 : 2),
+            Epochs = settings.Epochs ?? (small ? 100 : 2),
             EarlyStoppingPatience = small ? 15 : 3,
             ValidationFraction = small ? 0.15 : 0.1,
             Seed = 0,

@@ -29,7 +29,7 @@ public class TextClassificationResumeTests
     {
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(ClassificationRows.Binary());
-        using var model = ml.BinaryClassification.Trainers.MemoryFormer(options ?? Options(ml, checkpoint!, onEpoch, cancel)).Fit(data);
+        using var model = ml.BinaryClassification.Trainers.MemoryFormerTextClassification(options ?? Options(ml, checkpoint!, onEpoch, cancel)).Fit(data);
         return (model.TrainingResult!, model.Transform(data).GetColumn<float>("Score").ToArray());
     }
 

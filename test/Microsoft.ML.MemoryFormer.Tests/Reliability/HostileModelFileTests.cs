@@ -133,11 +133,11 @@ public class HostileModelFileTests(ITestOutputHelper output)
     {
         var ml = new MLContext(seed: 1);
         var tabularRows = ml.Data.LoadFromEnumerable(Tabular.TabularRows.RegressionRows(32, 3));
-        using var tabular = ml.Regression.Trainers.MemoryFormer(Tabular.TabularRows.TinyOptions(epochs: 1)).Fit(tabularRows);
+        using var tabular = ml.Regression.Trainers.MemoryFormerTabular(Tabular.TabularRows.TinyOptions(epochs: 1)).Fit(tabularRows);
         FuzzScores(ml, tabular, tabularRows, seed: 21);
 
         var textRows = ml.Data.LoadFromEnumerable(Classification.ClassificationRows.Binary());
-        using var classifier = ml.BinaryClassification.Trainers.MemoryFormer(Classification.ClassificationRows.Options(epochs: 1)).Fit(textRows);
+        using var classifier = ml.BinaryClassification.Trainers.MemoryFormerTextClassification(Classification.ClassificationRows.Options(epochs: 1)).Fit(textRows);
         FuzzScores(ml, classifier, textRows, seed: 22);
     }
 
