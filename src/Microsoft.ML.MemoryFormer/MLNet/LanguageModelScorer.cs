@@ -5,9 +5,10 @@ using Microsoft.ML.MemoryFormer.Generation;
 namespace Microsoft.ML.MemoryFormer.MLNet;
 
 /// <summary>
-/// Continues a batch of prompts at once (<see cref="TextGenerator.GenerateBatch"/>): prompt text → generated text. Data
-/// without the prompt column (the training documents, when the estimator sits in an <c>Append</c> chain) passes
-/// through: no input, no output column.
+/// Continues a batch of prompts at once (<see cref="TextGenerator.GenerateBatch"/>): prompt text → generated text.
+/// Training data (it has the training text column but no prompt column, as when the estimator sits in an
+/// <c>Append</c> chain and the chain transforms the training data) passes through: no input, no output column. Other
+/// data without the prompt column gets an error naming it.
 /// </summary>
 internal sealed class LanguageModelScorer : IBatchScorer
 {
@@ -16,7 +17,8 @@ internal sealed class LanguageModelScorer : IBatchScorer
     public LanguageModelScorer(MemoryFormerLanguageModelTransformer owner, DataViewSchema inputSchema)
     {
         this.owner = owner;
-        bool hasPrompts = inputSchema.GetColumnOrNull(owner.PromptColumnName) is not null;
+        bool hasPrompts = inputSchema.GetColumnOrNull(owner.PromptColumnName) is not null
+            || inputSchema.GetColumnOrNull(owner.TextColumnName) is null;
         InputColumns = hasPrompts ? [TextColumn.Find(inputSchema, owner.PromptColumnName, "PromptColumnName")] : [];
         OutputColumns = hasPrompts ? [new DataViewSchema.DetachedColumn(owner.GeneratedTextColumnName, TextDataViewType.Instance)] : [];
     }

@@ -142,9 +142,9 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
     /// <inheritdoc />
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Mapper(inputSchema);
 
-    /// <summary>Adds the generated-text column; rows are generated <see cref="GenerationBatchSize"/> at a time. Data
-    /// without the prompt column (e.g. the training documents when the estimator sits in an <c>Append</c> chain) is
-    /// returned unchanged.</summary>
+    /// <summary>Adds the generated-text column; rows are generated <see cref="GenerationBatchSize"/> at a time. Training
+    /// data (the text column, no prompt column: what an <c>Append</c> chain transforms after Fit) is returned unchanged;
+    /// other data without the prompt column is refused with an error naming it.</summary>
     /// <param name="input">Data with the prompt column.</param>
     /// <returns>The input with the generated-text column.</returns>
     public IDataView Transform(IDataView input)

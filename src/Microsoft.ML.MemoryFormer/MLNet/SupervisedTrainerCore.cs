@@ -96,7 +96,7 @@ internal sealed class SupervisedTrainerCore<TData> where TData : class, ILabelle
     private LabelColumn ShapeLabel(SchemaShape.Column label)
     {
         if (Kind != PredictionKind.MulticlassClassification) return new LabelColumn(label.Name, Kind, Kind == PredictionKind.BinaryClassification ? 2 : 1, null);
-        int classes = label.ItemType is KeyDataViewType key ? checked((int)key.Count) : 0;
+        int classes = label.ItemType is KeyDataViewType key ? checked((int)key.Count) : 1;   // a shape keeps no key count
         var keyValues = label.Annotations.LastOrDefault(c => c.Name == "KeyValues");
         if (keyValues.Name is null || !LabelColumn.TryKindOf(keyValues.ItemType, out var kind))
             return new LabelColumn(label.Name, Kind, classes, null);
