@@ -94,16 +94,7 @@ public static class MemoryFormerClassificationCatalog
         new(MLNetInternals.GetEnvironment(catalog), PredictionKind.BinaryClassification, options);
 
     /// <summary>The former name of <see cref="MemoryFormerTextClassification(MulticlassClassificationCatalog.MulticlassClassificationTrainers, string, string, string?, int, int, int, IDataView?, string?)"/>.</summary>
-    /// <param name="catalog">The multiclass trainers catalog.</param>
-    /// <param name="labelColumnName">The key-typed label column.</param>
-    /// <param name="textColumnName">The text column.</param>
-    /// <param name="secondTextColumnName">An optional second text column (sentence pairs).</param>
-    /// <param name="maxTokensPerRow">Longest token row; texts keep their first tokens.</param>
-    /// <param name="batchSize">Rows per step.</param>
-    /// <param name="epochs">Passes over the training rows.</param>
-    /// <param name="validationSet">Optional preprocessed rows validated after every epoch.</param>
-    /// <param name="pretrainedCheckpointPath">Optional language-model checkpoint whose backbone and tokenizer are fine-tuned.</param>
-    /// <returns>The trainer.</returns>
+    /// <inheritdoc cref="MemoryFormerTextClassification(MulticlassClassificationCatalog.MulticlassClassificationTrainers, string, string, string?, int, int, int, IDataView?, string?)"/>
     [Obsolete("Use MulticlassClassification.Trainers.MemoryFormerTextClassification (text) or MemoryFormerTabular (a Features vector).")]
     public static MemoryFormerTextClassificationTrainer MemoryFormer(
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
@@ -114,25 +105,14 @@ public static class MemoryFormerClassificationCatalog
             epochs, validationSet, pretrainedCheckpointPath);
 
     /// <summary>The former name of <see cref="MemoryFormerTextClassification(MulticlassClassificationCatalog.MulticlassClassificationTrainers, MemoryFormerTextClassificationOptions)"/>.</summary>
-    /// <param name="catalog">The multiclass trainers catalog.</param>
-    /// <param name="options">The options.</param>
-    /// <returns>The trainer.</returns>
+    /// <inheritdoc cref="MemoryFormerTextClassification(MulticlassClassificationCatalog.MulticlassClassificationTrainers, MemoryFormerTextClassificationOptions)"/>
     [Obsolete("Use MulticlassClassification.Trainers.MemoryFormerTextClassification(options).")]
     public static MemoryFormerTextClassificationTrainer MemoryFormer(
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, MemoryFormerTextClassificationOptions options) =>
         catalog.MemoryFormerTextClassification(options);
 
     /// <summary>The former name of <see cref="MemoryFormerTextClassification(BinaryClassificationCatalog.BinaryClassificationTrainers, string, string, string?, int, int, int, IDataView?, string?)"/>.</summary>
-    /// <param name="catalog">The binary trainers catalog.</param>
-    /// <param name="labelColumnName">The Boolean label column.</param>
-    /// <param name="textColumnName">The text column.</param>
-    /// <param name="secondTextColumnName">An optional second text column (sentence pairs).</param>
-    /// <param name="maxTokensPerRow">Longest token row; texts keep their first tokens.</param>
-    /// <param name="batchSize">Rows per step.</param>
-    /// <param name="epochs">Passes over the training rows.</param>
-    /// <param name="validationSet">Optional preprocessed rows validated after every epoch.</param>
-    /// <param name="pretrainedCheckpointPath">Optional language-model checkpoint whose backbone and tokenizer are fine-tuned.</param>
-    /// <returns>The trainer.</returns>
+    /// <inheritdoc cref="MemoryFormerTextClassification(BinaryClassificationCatalog.BinaryClassificationTrainers, string, string, string?, int, int, int, IDataView?, string?)"/>
     [Obsolete("Use BinaryClassification.Trainers.MemoryFormerTextClassification (text) or MemoryFormerTabular (a Features vector).")]
     public static MemoryFormerTextClassificationTrainer MemoryFormer(
         this BinaryClassificationCatalog.BinaryClassificationTrainers catalog,
@@ -143,9 +123,7 @@ public static class MemoryFormerClassificationCatalog
             epochs, validationSet, pretrainedCheckpointPath);
 
     /// <summary>The former name of <see cref="MemoryFormerTextClassification(BinaryClassificationCatalog.BinaryClassificationTrainers, MemoryFormerTextClassificationOptions)"/>.</summary>
-    /// <param name="catalog">The binary trainers catalog.</param>
-    /// <param name="options">The options.</param>
-    /// <returns>The trainer.</returns>
+    /// <inheritdoc cref="MemoryFormerTextClassification(BinaryClassificationCatalog.BinaryClassificationTrainers, MemoryFormerTextClassificationOptions)"/>
     [Obsolete("Use BinaryClassification.Trainers.MemoryFormerTextClassification(options).")]
     public static MemoryFormerTextClassificationTrainer MemoryFormer(
         this BinaryClassificationCatalog.BinaryClassificationTrainers catalog, MemoryFormerTextClassificationOptions options) =>

@@ -136,7 +136,7 @@ public static class TabularCatalogExtensions
         catalog.MemoryFormerTabular(labelColumnName, featureColumnName, maxEpochs, batchSize, learningRate, validationSet);
 
     /// <summary>The former name of <c>MemoryFormerTabular(options)</c> on the regression catalog.</summary>
-    /// <param name="catalog">The regression trainers catalog.</param>
+    /// <param name="catalog">The trainers catalog.</param>
     /// <param name="options">Columns, architecture and training settings.</param>
     /// <returns>The trainer.</returns>
     [Obsolete("Use MemoryFormerTabular(options): text and tabular trainers are told apart by name.")]
@@ -144,7 +144,7 @@ public static class TabularCatalogExtensions
         catalog.MemoryFormerTabular(options);
 
     /// <summary>The former name of <c>MemoryFormerTabular(options)</c> on the binary classification catalog.</summary>
-    /// <param name="catalog">The binary classification trainers catalog.</param>
+    /// <param name="catalog">The trainers catalog.</param>
     /// <param name="options">Columns, architecture and training settings.</param>
     /// <returns>The trainer.</returns>
     [Obsolete("Use MemoryFormerTabular(options): text and tabular trainers are told apart by name.")]
@@ -152,7 +152,7 @@ public static class TabularCatalogExtensions
         catalog.MemoryFormerTabular(options);
 
     /// <summary>The former name of <c>MemoryFormerTabular(options)</c> on the multiclass classification catalog.</summary>
-    /// <param name="catalog">The multiclass classification trainers catalog.</param>
+    /// <param name="catalog">The trainers catalog.</param>
     /// <param name="options">Columns, architecture and training settings.</param>
     /// <returns>The trainer.</returns>
     [Obsolete("Use MemoryFormerTabular(options): text and tabular trainers are told apart by name.")]
