@@ -1,6 +1,4 @@
 using Microsoft.ML.MemoryFormer.MLNet;
-using Microsoft.ML.MemoryFormer.Tests.Classification;
-using Microsoft.ML.MemoryFormer.Tests.Tabular;
 using TorchSharp;
 
 namespace Microsoft.ML.MemoryFormer.Tests.MLNet;

@@ -1,7 +1,5 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
-using Microsoft.ML.MemoryFormer.Tests.Classification;
-using Microsoft.ML.MemoryFormer.Tests.Tabular;
 
 namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 

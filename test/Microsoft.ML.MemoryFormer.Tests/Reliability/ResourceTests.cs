@@ -3,7 +3,7 @@ using Microsoft.ML.MemoryFormer.Generation;
 using Microsoft.ML.MemoryFormer.Generation.Sampling;
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Text;
-using Microsoft.ML.MemoryFormer.Tests.Tabular;
+using Microsoft.ML.MemoryFormer.Tests.MLNet;
 using Xunit.Abstractions;
 using static Microsoft.ML.MemoryFormer.Tests.LanguageModeling.LanguageModelData;
 

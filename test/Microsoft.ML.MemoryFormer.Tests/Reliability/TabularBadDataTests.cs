@@ -1,6 +1,6 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
-using Microsoft.ML.MemoryFormer.Tests.Tabular;
+using Microsoft.ML.MemoryFormer.Tests.MLNet;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Reliability;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Microsoft.ML.MemoryFormer.MLNet;
-using Microsoft.ML.MemoryFormer.Tests.Classification;
+using Microsoft.ML.MemoryFormer.Tests.MLNet;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Reliability;
 

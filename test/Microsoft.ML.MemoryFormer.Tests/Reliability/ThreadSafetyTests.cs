@@ -1,8 +1,7 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.Generation;
 using Microsoft.ML.MemoryFormer.MLNet;
-using Microsoft.ML.MemoryFormer.Tests.Classification;
-using Microsoft.ML.MemoryFormer.Tests.Tabular;
+using Microsoft.ML.MemoryFormer.Tests.MLNet;
 using static Microsoft.ML.MemoryFormer.Tests.LanguageModeling.LanguageModelData;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Reliability;

@@ -1,9 +1,8 @@
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
-using Microsoft.ML.MemoryFormer.Tests.Classification;
+using Microsoft.ML.MemoryFormer.Tests.MLNet;
 using Microsoft.ML.MemoryFormer.Tests.LanguageModeling;
 using Microsoft.ML.MemoryFormer.Tests.Reliability;
-using Microsoft.ML.MemoryFormer.Tests.Tabular;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Training;
 

@@ -1,13 +1,14 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Tests.LanguageModeling;
+using Microsoft.ML.MemoryFormer.Tests.Training;
 using Microsoft.ML.MemoryFormer.Tests.Reliability;
 using Microsoft.ML.MemoryFormer.Training;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Classification;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
 /// <summary>A text classifier cancelled after 3 epochs and resumed matches the uninterrupted run bit for bit.</summary>
-public class TextClassificationResumeTests
+public class MemoryFormerTextClassificationResumeTests
 {
     private static MemoryFormerTextClassificationOptions Options(MLContext ml, string checkpoint, Action<TrainingProgress>? onEpoch = null,
         CancellationToken cancel = default)

@@ -2,9 +2,9 @@ using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Tabular;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
-public class TabularTrainerTests
+public class MemoryFormerTabularTrainerTests
 {
     [Fact]
     public void An_undefined_moment_precision_is_refused_by_name()

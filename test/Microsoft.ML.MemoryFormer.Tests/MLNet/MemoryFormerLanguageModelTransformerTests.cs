@@ -4,9 +4,11 @@ using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Training;
 using static Microsoft.ML.MemoryFormer.Tests.LanguageModeling.LanguageModelData;
 
-namespace Microsoft.ML.MemoryFormer.Tests.LanguageModeling;
+using Microsoft.ML.MemoryFormer.Tests.Training;
 
-public class MemoryFormerLanguageModelTests
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
+
+public class MemoryFormerLanguageModelTransformerTests
 {
     private static (MLContext Ml, MemoryFormerLanguageModelTransformer Model) Fit(MemoryFormerLanguageModelEstimator.Options? options = null)
     {

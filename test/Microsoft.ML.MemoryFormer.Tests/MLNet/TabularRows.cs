@@ -2,7 +2,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Tabular;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
 /// <summary>Small synthetic tables and a tiny architecture for the tabular tests.</summary>
 internal static class TabularRows

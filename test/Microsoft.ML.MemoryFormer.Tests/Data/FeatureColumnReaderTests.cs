@@ -1,7 +1,8 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
+using Microsoft.ML.MemoryFormer.Tests.MLNet;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Tabular;
+namespace Microsoft.ML.MemoryFormer.Tests.Data;
 
 public class FeatureColumnReaderTests
 {

@@ -1,9 +1,9 @@
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Classification;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
-public class BadInputTests
+public class MemoryFormerTextClassificationBadInputTests
 {
     private static readonly MLContext Ml = new(seed: 1);
 

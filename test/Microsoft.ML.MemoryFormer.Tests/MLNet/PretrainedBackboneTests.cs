@@ -5,7 +5,7 @@ using Microsoft.ML.MemoryFormer.Persistence;
 using Microsoft.ML.MemoryFormer.Text;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Classification;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
 public class PretrainedBackboneTests
 {

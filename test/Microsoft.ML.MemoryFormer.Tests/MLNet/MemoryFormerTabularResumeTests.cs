@@ -1,13 +1,14 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Tests.LanguageModeling;
+using Microsoft.ML.MemoryFormer.Tests.Training;
 using Microsoft.ML.MemoryFormer.Tests.Reliability;
 using Microsoft.ML.MemoryFormer.Training;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Tabular;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
 /// <summary>A tabular model cancelled after 2 epochs and resumed matches the uninterrupted run bit for bit.</summary>
-public class TabularResumeTests
+public class MemoryFormerTabularResumeTests
 {
     private static MemoryFormerTabularOptions Options(string checkpoint, Action<TrainingProgress>? onEpoch = null, CancellationToken cancel = default)
     {

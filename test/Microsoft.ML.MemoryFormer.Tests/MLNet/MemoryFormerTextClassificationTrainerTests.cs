@@ -1,9 +1,9 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Classification;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
-public class TextClassificationTests
+public class MemoryFormerTextClassificationTrainerTests
 {
     private static (MLContext Ml, IDataView Data, ITransformer Model) FitMulticlass()
     {
