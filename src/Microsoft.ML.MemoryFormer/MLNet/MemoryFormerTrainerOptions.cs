@@ -47,7 +47,9 @@ public abstract class MemoryFormerTrainerOptions
     /// <see cref="ValidationFraction"/> of the training data is held out. Default null.</summary>
     public IDataView? ValidationSet;
 
-    /// <summary>Fraction of the training data held out for validation when <see cref="ValidationSet"/> is null; 0 = none.</summary>
+    /// <summary>Fraction of the training data held out for validation when <see cref="ValidationSet"/> is null; 0 = none.
+    /// The language model holds out the last windows; the text and tabular trainers hold out a seeded random sample of
+    /// rows, and only when <see cref="EarlyStoppingPatience"/> is on.</summary>
     public double ValidationFraction;
 
     /// <summary>Stop after this many validations without a better metric (accuracy, −RMSE, or the loss) and keep the

@@ -109,7 +109,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             _ => ml.Regression.Evaluate(scored) is var r ? (r.RootMeanSquaredError, r.RSquared) : default,
         };
         double rowsPerSecond = ScoringSpeed(model, set.Test);
-        string note = (model as TransformerChain<ITransformer>)?.LastTransformer is MemoryFormerTabularTransformer { Training: { } t }
+        string note = (model as TransformerChain<ITransformer>)?.LastTransformer is MemoryFormerTabularTransformer { TrainingResult: { } t }
             ? $"{t.Steps} steps{(t.StoppedEarly ? ", stopped early" : "")}" : "";
         (model as IDisposable)?.Dispose();
         return new TabularResult(set.Name, set.Task, contender.Name, m1, m2, trainSeconds, rowsPerSecond, note);
