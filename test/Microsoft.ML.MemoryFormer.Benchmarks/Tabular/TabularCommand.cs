@@ -12,7 +12,7 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
 
 /// <summary>
 /// <c>tabular</c>: MemoryFormer vs ML.NET's LightGBM, FastTree and SDCA on adult (binary), penguins (multiclass) and
-/// housing (regression) with fixed splits; prints a table and writes it as Markdown (issue 6).
+/// housing (regression) with fixed splits; prints a table and writes it as Markdown (docs/benchmarks.md).
 /// </summary>
 internal sealed class TabularCommand : Command<TabularCommand.Settings>
 {
