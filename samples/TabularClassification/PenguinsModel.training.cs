@@ -15,7 +15,7 @@ public static partial class PenguinsModel
     {
         var options = new MemoryFormerTabularOptions
         {
-            LabelColumnName = "Label", FeatureColumnName = "Features", BatchSize = 32, MaxEpochs = 60,
+            LabelColumnName = "Label", FeatureColumnName = "Features", BatchSize = 32, Epochs = 60,
             EarlyStoppingPatience = 10, ValidationFraction = 0.15, Progress = progress,
         };
         return mlContext.Transforms.Conversion.MapValueToKey("Label", nameof(ModelInput.Species))
@@ -23,7 +23,7 @@ public static partial class PenguinsModel
                 new("SexOneHot", nameof(ModelInput.Sex))]))
             .Append(mlContext.Transforms.Concatenate("Features", nameof(ModelInput.BillLengthMm), nameof(ModelInput.BillDepthMm),
                 nameof(ModelInput.FlipperLengthMm), nameof(ModelInput.BodyMassG), nameof(ModelInput.Year), "IslandOneHot", "SexOneHot"))
-            .Append(mlContext.MulticlassClassification.Trainers.MemoryFormer(options))
+            .Append(mlContext.MulticlassClassification.Trainers.MemoryFormerTabular(options))
             .Append(mlContext.Transforms.Conversion.MapKeyToValue(nameof(ModelOutput.PredictedSpecies), "PredictedLabel"));
     }
 

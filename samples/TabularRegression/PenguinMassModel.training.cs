@@ -15,7 +15,7 @@ public static partial class PenguinMassModel
     {
         var options = new MemoryFormerTabularOptions
         {
-            LabelColumnName = "Label", FeatureColumnName = "Features", BatchSize = 32, MaxEpochs = 80,
+            LabelColumnName = "Label", FeatureColumnName = "Features", BatchSize = 32, Epochs = 80,
             EarlyStoppingPatience = 15, ValidationFraction = 0.15, Progress = progress,
         };
         return mlContext.Transforms.CopyColumns("Label", nameof(ModelInput.BodyMassG))
@@ -23,7 +23,7 @@ public static partial class PenguinMassModel
                 new("IslandOneHot", nameof(ModelInput.Island)), new("SexOneHot", nameof(ModelInput.Sex))]))
             .Append(mlContext.Transforms.Concatenate("Features", nameof(ModelInput.BillLengthMm), nameof(ModelInput.BillDepthMm),
                 nameof(ModelInput.FlipperLengthMm), "SpeciesOneHot", "IslandOneHot", "SexOneHot"))
-            .Append(mlContext.Regression.Trainers.MemoryFormer(options));
+            .Append(mlContext.Regression.Trainers.MemoryFormerTabular(options));
     }
 
     /// <summary>Trains the pipeline on <paramref name="trainData"/> (rows without a body mass are skipped).</summary>

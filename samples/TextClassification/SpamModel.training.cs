@@ -14,7 +14,7 @@ public static partial class SpamModel
     /// <param name="epochs">Passes over the training rows.</param>
     public static IEstimator<ITransformer> BuildPipeline(MLContext mlContext, int epochs = 4) =>
         mlContext.Transforms.Conversion.MapValueToKey(outputColumnName: "Label", inputColumnName: "Label")
-            .Append(mlContext.MulticlassClassification.Trainers.MemoryFormer(new MemoryFormerTextClassificationOptions
+            .Append(mlContext.MulticlassClassification.Trainers.MemoryFormerTextClassification(new MemoryFormerTextClassificationOptions
             {
                 LabelColumnName = "Label",
                 TextColumnName = "Text",

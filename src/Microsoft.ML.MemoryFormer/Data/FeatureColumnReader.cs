@@ -1,5 +1,4 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.MemoryFormer.MLNet;
 
 namespace Microsoft.ML.MemoryFormer.Data;
 

@@ -8,8 +8,23 @@ namespace Microsoft.ML.MemoryFormer.Data;
 /// <param name="Labels">N labels.</param>
 /// <param name="FeatureCount">F.</param>
 /// <param name="Skipped">Rows left out because their label was missing.</param>
-internal sealed record TabularData(float[] Features, float[] Labels, int FeatureCount, int Skipped)
+internal sealed record TabularData(float[] Features, float[] Labels, int FeatureCount, int Skipped) : ILabelledData<TabularData>
 {
     /// <summary>N, the number of rows.</summary>
     public int Rows => Labels.Length;
+
+    /// <inheritdoc/>
+    public int Count => Labels.Length;
+
+    /// <inheritdoc/>
+    public long ClassOf(int row) => (long)Labels[row];
+
+    /// <inheritdoc/>
+    public TabularData Subset(int[] rows)
+    {
+        int f = FeatureCount;
+        var features = new float[rows.Length * f];
+        for (int i = 0; i < rows.Length; i++) Features.AsSpan(rows[i] * f, f).CopyTo(features.AsSpan(i * f));
+        return this with { Features = features, Labels = rows.Select(r => Labels[r]).ToArray() };
+    }
 }

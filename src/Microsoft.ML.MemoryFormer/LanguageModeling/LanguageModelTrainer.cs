@@ -32,9 +32,9 @@ internal static class LanguageModelTrainer
             throw new ArgumentException($"The training text holds {all.Tokens.Length} tokens (end-of-text separators included); " +
                 $"at least ContextLength + 1 = {t + 1} are needed. Give more text or a smaller ContextLength.", nameof(documents));
         var (train, validation) = validationDocuments is null ? all.Split(plan.ValidationFraction) : (all, packer.Pack(validationDocuments, t));
-        int steps = plan.MaxSteps ?? plan.Epochs * ((train.Count + plan.BatchSize - 1) / plan.BatchSize);
+        var options = plan.Schedule((train.Count + plan.BatchSize - 1) / plan.BatchSize, validation.Count > 0);
         log?.Invoke($"{all.Tokens.Length} tokens → {train.Count} training and {validation.Count} validation windows of " +
-            $"{t + 1} tokens; {steps} steps of {plan.BatchSize} windows");
+            $"{t + 1} tokens; {options.MaxSteps} steps of {plan.BatchSize} windows");
 
         TorchRuntime.Seed(plan.Seed);
         var model = new LanguageModel(plan.Config.Validate());
@@ -51,7 +51,6 @@ internal static class LanguageModelTrainer
             using var validationWindows = validation.Count > 0 ? tensor(validationIds, [validation.Count, t + 1]) : null; // [W', T+1]
             ITrainingTask task = new LanguageModelTask(model, trainWindows, validationWindows, plan.BatchSize, plan.Seed, plan.Device);
             if (stopRequested is not null) task = new StoppableTask(task, stopRequested);
-            var options = plan.Optimization with { MaxSteps = steps, Seed = plan.Seed };
             var result = TrainingLoop.Run(model, task, options, progress, log, cancellation, DescribeRun);
             return (model, result);
         }

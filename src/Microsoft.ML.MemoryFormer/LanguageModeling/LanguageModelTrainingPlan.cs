@@ -9,11 +9,9 @@ namespace Microsoft.ML.MemoryFormer.LanguageModeling;
 /// <param name="Config">Architecture, with the tokenizer's vocabulary and the context length already set.</param>
 /// <param name="Tokenizer">Turns documents into ids.</param>
 /// <param name="BatchSize">Windows per step.</param>
-/// <param name="Epochs">Passes over the training windows, used when <paramref name="MaxSteps"/> is null.</param>
-/// <param name="MaxSteps">Steps to run; overrides <paramref name="Epochs"/>.</param>
 /// <param name="ValidationFraction">Tail of the windows kept for validation when no validation text is given.</param>
 /// <param name="Seed">Seeds initialisation and batch order.</param>
 /// <param name="Device">Where to train.</param>
-/// <param name="Optimization">Learning rates, decay, warm-up (its MaxSteps is replaced).</param>
-internal sealed record LanguageModelTrainingPlan(MemoryFormerConfig Config, ITextTokenizer Tokenizer, int BatchSize, int Epochs,
-    int? MaxSteps, double ValidationFraction, int Seed, Device Device, TrainingOptions Optimization);
+/// <param name="Schedule">Run length, learning rates, decay, warm-up, validation and checkpoints for the packed windows.</param>
+internal sealed record LanguageModelTrainingPlan(MemoryFormerConfig Config, ITextTokenizer Tokenizer, int BatchSize,
+    double ValidationFraction, int Seed, Device Device, TrainingSchedule Schedule);

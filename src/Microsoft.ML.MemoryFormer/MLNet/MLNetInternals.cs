@@ -5,8 +5,9 @@ using Microsoft.ML.Runtime;
 namespace Microsoft.ML.MemoryFormer.MLNet;
 
 /// <summary>
-/// The one place that reaches into ML.NET internals (Microsoft.ML 5.0.x) by reflection; see
-/// docs/platform-notes §3. Every member is resolved once, lazily, and a missing one throws an
+/// The one place that reaches into ML.NET internals (Microsoft.ML 5.0.x) by reflection (the members ML.NET keeps
+/// internal: model save/load contexts, the component catalog, schema shapes, the environment's seed, device and
+/// cancellation). Every member is resolved once, lazily, and a missing one throws an
 /// <see cref="InvalidOperationException"/> that names it and the supported version.
 /// </summary>
 /// <remarks>

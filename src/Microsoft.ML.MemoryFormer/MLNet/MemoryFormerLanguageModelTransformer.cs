@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Data;
 using Microsoft.ML.MemoryFormer.Generation;
 using Microsoft.ML.MemoryFormer.LanguageModeling;
 using Microsoft.ML.MemoryFormer.Models;
@@ -141,13 +142,16 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
     /// <inheritdoc />
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Mapper(inputSchema);
 
-    /// <summary>Adds the generated-text column; rows are generated <see cref="GenerationBatchSize"/> at a time.</summary>
+    /// <summary>Adds the generated-text column; rows are generated <see cref="GenerationBatchSize"/> at a time. Training
+    /// data (the text column, no prompt column: what an <c>Append</c> chain transforms after Fit) is returned unchanged;
+    /// other data without the prompt column is refused with an error naming it.</summary>
     /// <param name="input">Data with the prompt column.</param>
     /// <returns>The input with the generated-text column.</returns>
     public IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        return new BatchScoringDataView(input, Mapper(input.Schema));
+        var mapper = Mapper(input.Schema);
+        return mapper.Scorer.OutputColumns.Count == 0 ? input : new BatchScoringDataView(input, mapper);
     }
 
     /// <summary>
@@ -185,8 +189,7 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
 
     internal static MemoryFormerLanguageModelTransformer Create(IHostEnvironment env, object modelLoadContext)
     {
-        var (gpu, fallback) = MLNetInternals.GetDevicePreference(env);
-        return FromArchive(ModelArchive.LoadFrom(modelLoadContext, Signature), TorchRuntime.SelectDevice(gpu, fallback));
+        return FromArchive(ModelArchive.LoadFrom(modelLoadContext, Signature), MLContextDevice.Of(env));
     }
 
     /// <summary>Frees the model's tensors.</summary>
@@ -226,19 +229,9 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
         ModelParts.CheckTokenizerFits(tokenizer, config);
         ModuleWeights.CheckSizeFits(config, archive, headParameters: (double)config.VocabularySize * config.Width);
         TorchRuntime.EnsureAvailable();
-        var model = new LanguageModel(config);
-        try
-        {
-            ModuleWeights.Load(model, archive, config);
-            model.to(device);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        return new MemoryFormerLanguageModelTransformer(model, tokenizer, device, generation,
-            new LanguageModelColumns(c.Text, c.Prompt, c.GeneratedText), c.GenerationBatchSize, trainingResult: null);
+        return ModuleLoader.Load(archive, config, () => new LanguageModel(config), device, model =>
+            new MemoryFormerLanguageModelTransformer(model, tokenizer, device, generation,
+                new LanguageModelColumns(c.Text, c.Prompt, c.GeneratedText), c.GenerationBatchSize, trainingResult: null));
     }
 
     private T Alive<T>(T value) => disposed ? throw new ObjectDisposedException(nameof(MemoryFormerLanguageModelTransformer)) : value;

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Models;
@@ -6,27 +5,23 @@ using Microsoft.ML.MemoryFormer.Persistence;
 using Microsoft.ML.MemoryFormer.Runtime;
 using Microsoft.ML.MemoryFormer.Training;
 using Microsoft.ML.Runtime;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.MLNet;
 
 /// <summary>
 /// A trained MemoryFormer on a Features vector (regression, binary or multiclass). Appends the same columns as
 /// ML.NET's own trainers of the task, so <c>Evaluate</c>, <c>MapKeyToValue</c> and PredictionEngine work unchanged.
-/// Transform scores rows in batches. Saved and loaded with <c>mlContext.Model.Save/Load</c> (a fresh MLContext
-/// calls <c>mlContext.ComponentCatalog.RegisterMemoryFormer()</c> once first). Dispose to free the model.
+/// Transform scores rows in batches (through <c>Models/TabularPredictor</c>, which knows nothing of ML.NET). Saved and
+/// loaded with <c>mlContext.Model.Save/Load</c> (a fresh MLContext calls <c>mlContext.ComponentCatalog.RegisterMemoryFormer()</c>
+/// once first). Dispose to free the model.
 /// </summary>
 public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, IModelLoadable<MemoryFormerTabularTransformer>
 {
-    private readonly TabularModel model;
-    private readonly TabularModelInfo info;
-    private readonly Device device;
+    private readonly TabularPredictor model;
 
-    internal MemoryFormerTabularTransformer(TabularModel model, TabularModelInfo info, Device device, TrainingResult? training)
+    internal MemoryFormerTabularTransformer(TabularPredictor model, TrainingResult? trainingResult)
     {
-        (this.model, this.info, this.device, Training) = (model, info, device, training);
-        model.eval();
+        (this.model, TrainingResult) = (model, trainingResult);
     }
 
     internal static ModelSignatureInfo Signature { get; } =
@@ -38,16 +33,20 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
     public MemoryFormerConfig Architecture => model.Config;
 
     /// <summary>The network (read by the ONNX export).</summary>
-    internal TabularModel Model => model;
+    internal TabularModel Model => model.Model;
 
     /// <summary>Scaler, label and column settings (read by the ONNX export).</summary>
-    internal TabularModelInfo Info => info;
+    internal TabularModelInfo Info => model.Info;
 
     /// <summary>The feature vector column the model reads.</summary>
-    public string FeatureColumnName => info.FeatureColumnName;
+    public string FeatureColumnName => model.Info.FeatureColumnName;
 
     /// <summary>The outcome of training (steps, losses, early stopping, time); null for a loaded model.</summary>
-    public TrainingResult? Training { get; }
+    public TrainingResult? TrainingResult { get; }
+
+    /// <summary>The former name of <see cref="TrainingResult"/>.</summary>
+    [Obsolete("Use TrainingResult, the name every MemoryFormer transformer uses.")]
+    public TrainingResult? Training => TrainingResult;
 
     /// <inheritdoc/>
     public bool IsRowToRowMapper => true;
@@ -64,38 +63,16 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
     /// <summary>Frees the model's tensors.</summary>
     public void Dispose() => model.Dispose();
 
-    void ICanSaveModel.Save(ModelSaveContext ctx) => new ModelArchive()
-        .SetText(ModelArchive.ConfigEntry, model.Config.ToJson())
-        .SetText(TabularModelInfo.Entry, JsonSerializer.Serialize(info, MemoryFormerConfig.JsonOptions))
-        .WithWeights(model)
-        .SaveTo(ctx, Signature);
+    void ICanSaveModel.Save(ModelSaveContext ctx) => model.ToArchive().SaveTo(ctx, Signature);
 
-    /// <summary>ML.NET's loader entry point (registered by <see cref="MemoryFormerRegistration"/>).</summary>
+    /// <summary>ML.NET's loader entry point (registered by <see cref="MemoryFormerRegistration"/>); the device follows the
+    /// loading MLContext's <see cref="MLContext.GpuDeviceId"/> and <see cref="MLContext.FallbackToCpu"/>.</summary>
     internal static MemoryFormerTabularTransformer Create(IHostEnvironment env, object modelLoadContext)
     {
         TorchRuntime.EnsureAvailable();
+        var device = MLContextDevice.Of(env);
         var archive = ModelArchive.LoadFrom(modelLoadContext, Signature);
-        var config = archive.GetJson(ModelArchive.ConfigEntry, MemoryFormerConfig.FromJson);
-        var info = archive.GetJson<TabularModelInfo>(TabularModelInfo.Entry, MemoryFormerConfig.JsonOptions);
-        if (info.Scaler?.Means is null || info.Scaler.Stds?.Length != info.Scaler.Means.Length || info.Label is null
-            || !Enum.IsDefined(info.Label.Kind) || (info.Label.ClassNames is not null && info.Label.ClassNames.Length != info.Label.Classes)
-            || info.FeatureCount < 1 || info.OutputCount < 1 || info.FeatureCount + 1 != config.ContextLength)
-            throw new InvalidDataException($"The model's '{TabularModelInfo.Entry}' is inconsistent: its scaler, label and feature " +
-                $"count must agree with each other and with the config (ContextLength = {config.ContextLength} = 1 + features).");
-        ModuleWeights.CheckSizeFits(config, archive, headParameters: (3.0 * info.FeatureCount + info.OutputCount) * config.Width);
-        var model = new TabularModel(config, info.FeatureCount, info.OutputCount);
-        try
-        {
-            ModuleWeights.Load(model, archive, config);
-            var device = MLContextDevice.Of(env);
-            model.to(device);
-            return new MemoryFormerTabularTransformer(model, info, device, training: null);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
+        return new MemoryFormerTabularTransformer(TabularPredictor.FromArchive(archive, device), trainingResult: null);
     }
 
     static MemoryFormerTabularTransformer IModelLoadable<MemoryFormerTabularTransformer>.Create(IHostEnvironment env,
@@ -104,7 +81,7 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
     private ScoringMapper Mapper(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        info.Label.CheckSameClasses(inputSchema);   // a label with classes training never saw would be evaluated under the wrong names
-        return new(new TabularScorer(model, info, device, inputSchema), inputSchema);
+        model.Info.Label.CheckSameClasses(inputSchema);   // a label with classes training never saw would be evaluated under the wrong names
+        return new(new TabularScorer(model, inputSchema), inputSchema);
     }
 }

@@ -45,22 +45,22 @@ public sealed class MemoryFormerTextCatalog
     public MemoryFormerLanguageModelEstimator MemoryFormer(MemoryFormerLanguageModelEstimator.Options options) => new(Environment, options);
 
     /// <summary>
-    /// The multiclass text classifier, also reachable as <c>mlContext.MulticlassClassification.Trainers.MemoryFormer</c>:
+    /// The multiclass text classifier, also reachable as <c>mlContext.MulticlassClassification.Trainers.MemoryFormerTextClassification</c>:
     /// fine-tunes a MemoryFormer encoder (optionally a pretrained language model's backbone) on a key-typed label.
     /// </summary>
     /// <param name="options">The settings.</param>
     /// <returns>The trainer.</returns>
     public MemoryFormerTextClassificationTrainer MulticlassClassifier(MemoryFormerTextClassificationOptions options) =>
-        mlContext.MulticlassClassification.Trainers.MemoryFormer(options);
+        mlContext.MulticlassClassification.Trainers.MemoryFormerTextClassification(options);
 
     /// <summary>
-    /// The binary text classifier, also reachable as <c>mlContext.BinaryClassification.Trainers.MemoryFormer</c>:
+    /// The binary text classifier, also reachable as <c>mlContext.BinaryClassification.Trainers.MemoryFormerTextClassification</c>:
     /// fine-tunes a MemoryFormer encoder on a Boolean label.
     /// </summary>
     /// <param name="options">The settings.</param>
     /// <returns>The trainer.</returns>
     public MemoryFormerTextClassificationTrainer BinaryClassifier(MemoryFormerTextClassificationOptions options) =>
-        mlContext.BinaryClassification.Trainers.MemoryFormer(options);
+        mlContext.BinaryClassification.Trainers.MemoryFormerTextClassification(options);
 
     /// <summary>Perplexity, nats per token and bits per byte of <paramref name="model"/> on a text column.</summary>
     /// <param name="model">A fitted or loaded language model.</param>

@@ -1,5 +1,7 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.ML.Data;
+using Microsoft.ML.MemoryFormer.Data;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Persistence;
 using Microsoft.ML.MemoryFormer.Training;
@@ -10,7 +12,8 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// <summary>
 /// A fitted MemoryFormer text classifier. <see cref="Transform"/> scores rows in batches; PredictionEngine scores one
 /// row at a time; <c>mlContext.Model.Save/Load</c> round-trip it (call
-/// <c>mlContext.ComponentCatalog.RegisterMemoryFormer()</c> once in a fresh context before loading).
+/// <c>mlContext.ComponentCatalog.RegisterMemoryFormer()</c> once in a fresh context before loading); a loaded model goes
+/// to the loading MLContext's device (<see cref="MLContext.GpuDeviceId"/>, <see cref="MLContext.FallbackToCpu"/>).
 /// </summary>
 public sealed class MemoryFormerTextClassificationTransformer : ITransformer, IDisposable,
     IModelLoadable<MemoryFormerTextClassificationTransformer>
@@ -18,7 +21,8 @@ public sealed class MemoryFormerTextClassificationTransformer : ITransformer, ID
     private const string PredictorEntry = "predictor.json";
 
     private sealed record PredictorSettings(PredictionKind Kind, string Text, string? Second, string Label, int Classes,
-        string[]? ClassNames, string Score, string PredictedLabel, int BatchSize);
+        string[]? ClassNames, string Score, string PredictedLabel, int BatchSize,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ClassValueKind = null);
 
     private static readonly ModelSignatureInfo SignatureInfo =
         ModelSignatureInfo.For(typeof(MemoryFormerTextClassificationTransformer), "MFTXTCLS", "MFTextClassifier");
@@ -67,7 +71,7 @@ public sealed class MemoryFormerTextClassificationTransformer : ITransformer, ID
 
     void ICanSaveModel.Save(ModelSaveContext ctx) => model.ToArchive()
         .SetText(PredictorEntry, JsonSerializer.Serialize(new PredictorSettings(kind, texts.Text, texts.Second, label.Name,
-            label.Classes, label.ClassNames, columns.ScoreColumnName, columns.PredictedLabelColumnName, batchSize)))
+            label.Classes, label.ClassNames, columns.ScoreColumnName, columns.PredictedLabelColumnName, batchSize, label.ClassValueKind)))
         .SaveTo(ctx, SignatureInfo);
 
     static MemoryFormerTextClassificationTransformer IModelLoadable<MemoryFormerTextClassificationTransformer>.Create(
@@ -77,8 +81,10 @@ public sealed class MemoryFormerTextClassificationTransformer : ITransformer, ID
         var s = archive.GetJson(PredictorEntry, json => JsonSerializer.Deserialize<PredictorSettings>(json) is { } read
             && Enum.IsDefined(read.Kind) && read.Classes >= 1 && read.BatchSize >= 1 && (read.ClassNames is null || read.ClassNames.Length == read.Classes)
             && !string.IsNullOrEmpty(read.Text) && !string.IsNullOrEmpty(read.Score) && !string.IsNullOrEmpty(read.PredictedLabel)
-            ? read : throw new ArgumentException("the task must be known, classes and batch size positive, one name per class and the column names set."));
-        var label = new LabelColumn(s.Label, s.Kind, s.Classes, s.ClassNames);
+            && (read.ClassValueKind is null || LabelColumn.KeyValueTypes.ContainsKey(read.ClassValueKind))
+            ? read : throw new ArgumentException("the task must be known, classes and batch size positive, one name per class, the " +
+                "class value kind known and the column names set."));
+        var label = new LabelColumn(s.Label, s.Kind, s.Classes, s.ClassNames, s.ClassValueKind);
         return new MemoryFormerTextClassificationTransformer(TextClassifierModel.FromArchive(archive, MLContextDevice.Of(env)),
             s.Kind, new TextColumns(s.Text, s.Second), label, new PredictionColumns(label, s.Score, s.PredictedLabel), s.BatchSize, null);
     }

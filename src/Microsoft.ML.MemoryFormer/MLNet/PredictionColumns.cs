@@ -1,4 +1,6 @@
+using System.Globalization;
 using Microsoft.ML.Data;
+using Microsoft.ML.MemoryFormer.Data;
 
 namespace Microsoft.ML.MemoryFormer.MLNet;
 
@@ -67,16 +69,47 @@ internal sealed record PredictionColumns(LabelColumn Label, string ScoreColumnNa
     private DataViewSchema.Annotations Annotate(string valueKind, bool slotNames = false, bool keyValues = false)
     {
         var builder = new DataViewSchema.Annotations.Builder();
-        if ((slotNames || keyValues) && Label.ClassNames is { } names)
-        {
-            var type = new VectorDataViewType(TextDataViewType.Instance, names.Length);
-            ValueGetter<VBuffer<ReadOnlyMemory<char>>> getter = (ref VBuffer<ReadOnlyMemory<char>> value) =>
-                value = new VBuffer<ReadOnlyMemory<char>>(names.Length, names.Select(n => n.AsMemory()).ToArray());
-            builder.Add(slotNames ? "SlotNames" : "KeyValues", type, getter);
-        }
+        if (slotNames && Label.ClassNames is { } names)
+            AddValues(builder, "SlotNames", TextDataViewType.Instance, names, n => n.AsMemory());
+        if (keyValues && Label.ClassNames is { } values)
+            AddKeyValues(builder, values);
         builder.Add("ScoreColumnKind", TextDataViewType.Instance, Text(KindName));
         builder.Add("ScoreValueKind", TextDataViewType.Instance, Text(valueKind));
         return builder.ToAnnotations();
+    }
+
+    /// <summary>The label's KeyValues in their own item type (text, a number type or Boolean), so that
+    /// <c>MapKeyToValue("PredictedLabel")</c> gives back values of the label's type.</summary>
+    private void AddKeyValues(DataViewSchema.Annotations.Builder builder, string[] names)
+    {
+        var type = Label.ClassValueType;
+        var c = CultureInfo.InvariantCulture;
+        switch (Label.ClassValueKind)
+        {
+            case null: AddValues(builder, "KeyValues", type, names, n => n.AsMemory()); break;
+            case "Single": AddValues(builder, "KeyValues", type, names, n => float.Parse(n, c)); break;
+            case "Double": AddValues(builder, "KeyValues", type, names, n => double.Parse(n, c)); break;
+            case "SByte": AddValues(builder, "KeyValues", type, names, n => sbyte.Parse(n, c)); break;
+            case "Byte": AddValues(builder, "KeyValues", type, names, n => byte.Parse(n, c)); break;
+            case "Int16": AddValues(builder, "KeyValues", type, names, n => short.Parse(n, c)); break;
+            case "UInt16": AddValues(builder, "KeyValues", type, names, n => ushort.Parse(n, c)); break;
+            case "Int32": AddValues(builder, "KeyValues", type, names, n => int.Parse(n, c)); break;
+            case "UInt32": AddValues(builder, "KeyValues", type, names, n => uint.Parse(n, c)); break;
+            case "Int64": AddValues(builder, "KeyValues", type, names, n => long.Parse(n, c)); break;
+            case "UInt64": AddValues(builder, "KeyValues", type, names, n => ulong.Parse(n, c)); break;
+            case "Boolean": AddValues(builder, "KeyValues", type, names, bool.Parse); break;
+            default: throw new InvalidDataException($"The label's class value kind '{Label.ClassValueKind}' is not one of " +
+                $"Text, {string.Join(", ", LabelColumn.KeyValueTypes.Keys)}.");
+        }
+    }
+
+    /// <summary>Adds a vector annotation of <paramref name="names"/>, converted lazily (a schema shape never reads it).</summary>
+    private static void AddValues<T>(DataViewSchema.Annotations.Builder builder, string name, DataViewType itemType,
+        string[] names, Func<string, T> convert)
+    {
+        ValueGetter<VBuffer<T>> getter = (ref VBuffer<T> value) =>
+            value = new VBuffer<T>(names.Length, names.Select(convert).ToArray());
+        builder.Add(name, new VectorDataViewType((PrimitiveDataViewType)itemType, names.Length), getter);
     }
 
     private static ValueGetter<ReadOnlyMemory<char>> Text(string value) => (ref ReadOnlyMemory<char> v) => v = value.AsMemory();

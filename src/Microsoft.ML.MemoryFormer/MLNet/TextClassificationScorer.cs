@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.MemoryFormer.Data;
 using Microsoft.ML.MemoryFormer.Models;
 
 namespace Microsoft.ML.MemoryFormer.MLNet;

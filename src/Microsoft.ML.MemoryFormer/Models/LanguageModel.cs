@@ -8,8 +8,8 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.MemoryFormer.Models;
 
 /// <summary>
-/// A causal language model: backbone + untied LM head (<c>no-weight-tying</c>, spec §2.4). The head is the only
-/// dense matrix left in a MemoryFormer (paper §3.1).
+/// A causal language model: backbone + untied LM head (<c>no-weight-tying: true</c> in the official code's
+/// <c>configs/*.yml</c>). The head is the only dense matrix left in a MemoryFormer (paper §3.1).
 /// </summary>
 public sealed class LanguageModel : nn.Module<Tensor, Tensor>
 {

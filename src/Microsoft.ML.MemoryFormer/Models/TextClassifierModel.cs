@@ -73,17 +73,8 @@ internal sealed class TextClassifierModel : IDisposable
         var tokenizer = archive.GetJson(ModelArchive.TokenizerEntry, json => ITextTokenizer.FromDescription(TokenizerDescription.FromJson(json)));
         ModelParts.CheckTokenizerFits(tokenizer, config);
         ModuleWeights.CheckSizeFits(config, archive, headParameters: (double)head.Classes * config.Width);
-        var network = new SequenceClassifier(config, head.Classes, head.Pooling, config.Dropout);
-        try
-        {
-            ModuleWeights.Load(network, archive, config);
-            return new TextClassifierModel(network, tokenizer, head.MaxTokensPerRow, device);
-        }
-        catch
-        {
-            network.Dispose();
-            throw;
-        }
+        return ModuleLoader.Load(archive, config, () => new SequenceClassifier(config, head.Classes, head.Pooling, config.Dropout),
+            device, network => new TextClassifierModel(network, tokenizer, head.MaxTokensPerRow, device));
     }
 
     public void Dispose() => network.Dispose();

@@ -21,16 +21,6 @@ internal static class PretrainedCheckpoint
         var tokenizer = archive.GetJson(ModelArchive.TokenizerEntry, json => ITextTokenizer.FromDescription(TokenizerDescription.FromJson(json)));
         ModelParts.CheckTokenizerFits(tokenizer, config);
         ModuleWeights.CheckSizeFits(config, archive, headParameters: (double)config.VocabularySize * config.Width);
-        var model = new LanguageModel(config);
-        try
-        {
-            ModuleWeights.Load(model, archive, config);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        return (model, tokenizer);
+        return ModuleLoader.Load(archive, config, () => new LanguageModel(config), device: null, model => (model, tokenizer));
     }
 }

@@ -4,7 +4,11 @@ using Microsoft.ML.MemoryFormer.Text;
 
 namespace Microsoft.ML.MemoryFormer.Training;
 
-/// <summary>Everything <see cref="TextClassifierTraining"/> needs besides the data (the ML.NET options map onto it).</summary>
+/// <summary>
+/// The model side of a text-classifier run (encoder, tokenizer, head, loss weights, pretrained backbone):
+/// <see cref="TextClassifierTraining"/> takes it besides the data, the seed and the optimisation schedule, which the
+/// shared trainer options map once (<c>MemoryFormerTrainerOptions.ToTrainingOptions</c>).
+/// </summary>
 internal sealed record TextClassifierSettings
 {
     /// <summary>A small encoder that trains from scratch on a CPU in minutes: d = 128, 2 blocks, 4 heads, τ = 8 (K = 16).</summary>
@@ -18,20 +22,9 @@ internal sealed record TextClassifierSettings
     public int MaxTokensPerRow { get; init; } = 128;
     public PoolingKind Pooling { get; init; } = PoolingKind.Mean;
     public int BatchSize { get; init; } = 32;
-    public int Epochs { get; init; } = 10;
-    public double LearningRate { get; init; } = 1e-3;
-    public double TableLearningRate { get; init; } = 3e-3;
-    public double WeightDecay { get; init; } = 0.01;
-    public MomentPrecision TableMomentPrecision { get; init; }
-    public double WarmupFraction { get; init; } = 0.1;
     public double Dropout { get; init; } = 0.1;
-    public int EarlyStoppingPatience { get; init; }
     public ClassWeighting ClassWeighting { get; init; }
     public float[]? ClassWeights { get; init; }
-    public int Seed { get; init; }
     public string? PretrainedCheckpointPath { get; init; }
     public LanguageModel? PretrainedModel { get; init; }
-    public string? CheckpointPath { get; init; }
-    public int CheckpointEverySteps { get; init; }
-    public TimeSpan? CheckpointInterval { get; init; }
 }

@@ -1,4 +1,5 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Data;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Persistence;
 using Microsoft.ML.MemoryFormer.Runtime;
@@ -15,53 +16,55 @@ namespace Microsoft.ML.MemoryFormer.Training;
 /// </summary>
 internal static class TextClassifierTraining
 {
+    /// <summary>Builds, trains and returns the classifier; on failure or cancellation everything it built (the network,
+    /// a pretrained model it loaded) is disposed and nothing is returned.</summary>
     public static (TextClassifierModel Model, TrainingResult Result) Fit(TextClassifierSettings settings, LabelledTexts train,
-        LabelledTexts? validation, int classes, Device device, Action<string>? log = null,
+        LabelledTexts? validation, int classes, int seed, Device device, TrainingSchedule schedule, Action<string>? log = null,
         IProgress<TrainingProgress>? progress = null, Func<bool>? stopRequested = null, CancellationToken cancellation = default)
     {
-        TorchRuntime.Seed(settings.Seed);
+        TorchRuntime.Seed(seed);
         var (pretrained, pretrainedTokenizer) = settings.PretrainedModel is { } given ? (given, null)
             : settings.PretrainedCheckpointPath is { } path ? PretrainedCheckpoint.Load(path) : ((LanguageModel?)null, (ITextTokenizer?)null);
-        var tokenizer = ChooseTokenizer(settings, pretrained, pretrainedTokenizer);
-        var config = ChooseArchitecture(settings, pretrained, tokenizer);
-        int maxTokens = Math.Min(settings.MaxTokensPerRow, config.ContextLength);
-        if (maxTokens < settings.MaxTokensPerRow)
-            log?.Invoke($"MaxTokensPerRow lowered from {settings.MaxTokensPerRow} to the pretrained context length {maxTokens}.");
-
-        var network = new SequenceClassifier(config, classes, settings.Pooling, settings.Dropout);
-        if (pretrained is not null) network.LoadBackbone(pretrained.Backbone);
-        if (settings.PretrainedCheckpointPath is not null) pretrained?.Dispose();
-        network.to(device);
-
-        var encoder = new TextPairEncoder(tokenizer, maxTokens);
-        ILabelledRows Rows(LabelledTexts data) => new TokenRows(network,
-            data.Rows.Select(r => encoder.Encode(r.Text, r.Second)).ToArray(), tensor(data.Labels), encoder.PadId, device);
-        var task = new SupervisedTask(new ClassificationObjective(ClassWeights(settings, train.Labels, classes)),
-            Rows(train), validation is null ? null : Rows(validation), settings.BatchSize, settings.Seed);
-        ITrainingTask stoppable = stopRequested is null ? task : new StoppableTask(task, stopRequested);
-
-        int steps = settings.Epochs * task.StepsPerEpoch;
-        var options = new TrainingOptions
+        SequenceClassifier? network = null;
+        try
         {
-            MaxSteps = steps,
-            LearningRate = settings.LearningRate,
-            TableLearningRate = settings.TableLearningRate,
-            WeightDecay = settings.WeightDecay,
-            TableWeightDecay = settings.WeightDecay,
-            TableMomentPrecision = settings.TableMomentPrecision,
-            WarmupSteps = (int)(settings.WarmupFraction * steps),
-            ValidateEvery = validation is null ? 0 : task.StepsPerEpoch,
-            EarlyStoppingPatience = settings.EarlyStoppingPatience,
-            ReportEvery = Math.Max(1, task.StepsPerEpoch),
-            Seed = settings.Seed,
-            CheckpointPath = settings.CheckpointPath,
-            CheckpointEverySteps = settings.CheckpointEverySteps,
-            CheckpointInterval = settings.CheckpointInterval,
-        };
-        var epochLog = log is null ? null : new Action<string>(line => log($"epoch {EpochOf(line, task.StepsPerEpoch)}: {line}"));
-        var result = TrainingLoop.Run(network, stoppable, options, progress, epochLog, cancellation,
-            () => Fingerprint(settings, config, tokenizer, maxTokens, classes, train, validation));
-        return (new TextClassifierModel(network, tokenizer, maxTokens, device), result);
+            var tokenizer = ChooseTokenizer(settings, pretrained, pretrainedTokenizer);
+            var config = ChooseArchitecture(settings, pretrained, tokenizer);
+            int maxTokens = Math.Min(settings.MaxTokensPerRow, config.ContextLength);
+            if (maxTokens < settings.MaxTokensPerRow)
+                log?.Invoke($"MaxTokensPerRow lowered from {settings.MaxTokensPerRow} to the pretrained context length {maxTokens}.");
+
+            network = new SequenceClassifier(config, classes, settings.Pooling, settings.Dropout);
+            if (pretrained is not null) network.LoadBackbone(pretrained.Backbone);
+            if (settings.PretrainedCheckpointPath is not null)
+            {
+                pretrained?.Dispose();
+                pretrained = null;
+            }
+            network.to(device);
+
+            var encoder = new TextPairEncoder(tokenizer, maxTokens);
+            var model = network;
+            TokenRows Rows(LabelledTexts data) => new(model,
+                data.Rows.Select(r => encoder.Encode(r.Text, r.Second)).ToArray(), tensor(data.Labels), encoder.PadId, device);
+            using var weights = ClassWeights(settings, train.Labels, classes);
+            using var trainRows = Rows(train);
+            using var validationRows = validation is null ? null : Rows(validation);
+            var task = new SupervisedTask(new ClassificationObjective(weights), trainRows, validationRows, settings.BatchSize, seed);
+            ITrainingTask stoppable = stopRequested is null ? task : new StoppableTask(task, stopRequested);
+
+            var options = schedule(task.StepsPerEpoch, validation is not null);
+            var epochLog = log is null ? null : new Action<string>(line => log($"epoch {EpochOf(line, task.StepsPerEpoch)}: {line}"));
+            var result = TrainingLoop.Run(network, stoppable, options, progress, epochLog, cancellation,
+                () => Fingerprint(settings, config, tokenizer, maxTokens, classes, train, validation));
+            return (new TextClassifierModel(network, tokenizer, maxTokens, device), result);
+        }
+        catch
+        {
+            network?.Dispose();
+            if (settings.PretrainedCheckpointPath is not null) pretrained?.Dispose();
+            throw;
+        }
     }
 
     /// <summary>What identifies the run for its checkpoint besides the training options (which hold the seed).</summary>

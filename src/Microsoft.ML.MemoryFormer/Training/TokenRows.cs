@@ -11,7 +11,7 @@ namespace Microsoft.ML.MemoryFormer.Training;
 /// <param name="padId">Id used for padding (masked out).</param>
 /// <param name="device">Where the model runs.</param>
 internal sealed class TokenRows(SequenceClassifier model, IReadOnlyList<int[]> rows, Tensor targets, int padId, Device device)
-    : ILabelledRows
+    : ILabelledRows, IDisposable
 {
     public int Count => rows.Count;
 
@@ -21,4 +21,6 @@ internal sealed class TokenRows(SequenceClassifier model, IReadOnlyList<int[]> r
         var picked = targets.index_select(0, tensor(indices.Select(i => (long)i).ToArray())).to(device); // [B]
         return (model.Forward(tokens, mask), picked);                                                  // [B, C], [B]
     }
+
+    public void Dispose() => targets.Dispose();
 }

@@ -73,10 +73,10 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
             results.Add(Run(ml, set.Name, "FeaturizeText + SdcaMaximumEntropy", train, test,
                 ml.Transforms.Text.FeaturizeText("Features", "Text").Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy()), ""));
             results.Add(Run(ml, set.Name, "MemoryFormer (scratch)", train, test,
-                ml.MulticlassClassification.Trainers.MemoryFormer(Options(settings, null)), Describe(settings)));
+                ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, null)), Describe(settings)));
             if (pretrained)
                 results.Add(Run(ml, set.Name, "MemoryFormer (pretrained)", train, test,
-                    ml.MulticlassClassification.Trainers.MemoryFormer(Options(settings, settings.Checkpoint)), Path.GetFileName(settings.Checkpoint!)));
+                    ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, settings.Checkpoint)), Path.GetFileName(settings.Checkpoint!)));
         }
         var markdown = ClassificationReport.Markdown(results);
         AnsiConsole.Write(ClassificationReport.Table(results));

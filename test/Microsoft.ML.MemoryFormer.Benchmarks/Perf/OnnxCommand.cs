@@ -79,7 +79,7 @@ internal sealed class OnnxCommand : Command<OnnxCommand.Settings>
         using var keyMask = tensor(mask.Select(m => m == 1).ToArray(), [rows, longest]);
         using var stream = new MemoryStream();
         using var model = new TextClassifierModel(network, new Text.ByteLevelTokenizer(), longest, CPU);
-        OnnxModelExporter.Write(OnnxModelExporter.TextClassifier(model, MLNet.PredictionKind.MulticlassClassification, null), stream);
+        OnnxModelExporter.Write(OnnxModelExporter.TextClassifier(model, Data.PredictionKind.MulticlassClassification, null), stream);
         using var options = Options(s);
         using var session = new InferenceSession(stream.ToArray(), options);
         var inputs = new[]

@@ -12,7 +12,7 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
 
 /// <summary>
 /// <c>tabular</c>: MemoryFormer vs ML.NET's LightGBM, FastTree and SDCA on adult (binary), penguins (multiclass) and
-/// housing (regression) with fixed splits; prints a table and writes it as Markdown (issue 6).
+/// housing (regression) with fixed splits; prints a table and writes it as Markdown (docs/benchmarks.md).
 /// </summary>
 internal sealed class TabularCommand : Command<TabularCommand.Settings>
 {
@@ -88,7 +88,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
                 _ => TabularPresets.Small,
             },
             BatchSize = small ? 32 : 256,
-            MaxEpochs = settings.Epochs ?? (small ? 100 : 2),
+            Epochs = settings.Epochs ?? (small ? 100 : 2),
             EarlyStoppingPatience = small ? 15 : 3,
             ValidationFraction = small ? 0.15 : 0.1,
             Seed = 0,
@@ -109,7 +109,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             _ => ml.Regression.Evaluate(scored) is var r ? (r.RootMeanSquaredError, r.RSquared) : default,
         };
         double rowsPerSecond = ScoringSpeed(model, set.Test);
-        string note = (model as TransformerChain<ITransformer>)?.LastTransformer is MemoryFormerTabularTransformer { Training: { } t }
+        string note = (model as TransformerChain<ITransformer>)?.LastTransformer is MemoryFormerTabularTransformer { TrainingResult: { } t }
             ? $"{t.Steps} steps{(t.StoppedEarly ? ", stopped early" : "")}" : "";
         (model as IDisposable)?.Dispose();
         return new TabularResult(set.Name, set.Task, contender.Name, m1, m2, trainSeconds, rowsPerSecond, note);

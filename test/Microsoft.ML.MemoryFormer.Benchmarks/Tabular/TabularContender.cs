@@ -11,9 +11,9 @@ internal sealed record TabularContender(string Name, Func<MLContext, TabularTask
     [
         new("MemoryFormer", (ml, task) => task switch
         {
-            TabularTask.Binary => ml.BinaryClassification.Trainers.MemoryFormer(With(memoryFormer, log)),
-            TabularTask.Multiclass => ml.MulticlassClassification.Trainers.MemoryFormer(With(memoryFormer, log)),
-            _ => ml.Regression.Trainers.MemoryFormer(With(memoryFormer, log)),
+            TabularTask.Binary => ml.BinaryClassification.Trainers.MemoryFormerTabular(With(memoryFormer, log)),
+            TabularTask.Multiclass => ml.MulticlassClassification.Trainers.MemoryFormerTabular(With(memoryFormer, log)),
+            _ => ml.Regression.Trainers.MemoryFormerTabular(With(memoryFormer, log)),
         }),
         new("LightGBM", (ml, task) => task switch
         {
@@ -41,7 +41,7 @@ internal sealed record TabularContender(string Name, Func<MLContext, TabularTask
 
     private static MemoryFormerTabularOptions With(MemoryFormerTabularOptions o, Action<string>? log) => new()
     {
-        Architecture = o.Architecture, BatchSize = o.BatchSize, MaxEpochs = o.MaxEpochs, LearningRate = o.LearningRate,
+        Architecture = o.Architecture, BatchSize = o.BatchSize, Epochs = o.Epochs, LearningRate = o.LearningRate,
         WeightDecay = o.WeightDecay, ValidationFraction = o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
         Seed = o.Seed, Log = log,
     };

@@ -16,7 +16,7 @@ public class GenerationOptionsTests
         Assert.Equal(1.0, options.RepetitionPenalty);
         Assert.Empty(options.StopSequences);
         Assert.Null(options.Seed);
-        options.Validate();
+        Assert.Null(Record.Exception(options.Validate));
     }
 
     public static TheoryData<GenerationOptions, string, string> OutOfRange => new()
@@ -55,6 +55,8 @@ public class GenerationOptionsTests
     [Fact]
     public void Greedy_and_boundary_values_are_valid()
     {
-        new GenerationOptions { Temperature = 0, TopP = 1, TopK = 0, MaxNewTokens = 1, Seed = -5 }.Validate();
+        var boundary = new GenerationOptions { Temperature = 0, TopP = 1, TopK = 0, MaxNewTokens = 1, Seed = -5 };
+
+        Assert.Null(Record.Exception(boundary.Validate));
     }
 }

@@ -1,8 +1,7 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Onnx;
-using Microsoft.ML.MemoryFormer.Tests.Classification;
-using Microsoft.ML.MemoryFormer.Tests.Tabular;
+using Microsoft.ML.MemoryFormer.Tests.MLNet;
 using Microsoft.ML.MemoryFormer.Text;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Onnx;
@@ -18,7 +17,7 @@ public class OnnxMLNetTests
         var ml = new MLContext(seed: 1);
         var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(ClassificationRows.Multiclass()))
             .Transform(ml.Data.LoadFromEnumerable(ClassificationRows.Multiclass()));
-        var model = ml.MulticlassClassification.Trainers.MemoryFormer(ClassificationRows.Options(epochs: 3)).Fit(data);
+        var model = ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options(epochs: 3)).Fit(data);
         return (ml, data, model);
     }
 
@@ -89,7 +88,7 @@ public class OnnxMLNetTests
     {
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(16, 4));
-        using var model = ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(epochs: 1)).Fit(data);
+        using var model = ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(epochs: 1)).Fit(data);
         var path = Path.Combine(Path.GetTempPath(), $"mf-onnx-{Guid.NewGuid():N}.onnx");
         try
         {
@@ -108,7 +107,7 @@ public class OnnxMLNetTests
     {
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(64, 3));
-        using var model = ml.BinaryClassification.Trainers.MemoryFormer(TabularRows.TinyOptions(epochs: 2)).Fit(data);
+        using var model = ml.BinaryClassification.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(epochs: 2)).Fit(data);
         var onnx = Export(s => ml.Model.ConvertToOnnx(model, data, s));
 
         var features = data.GetColumn<float[]>("Features").ToArray();
@@ -129,7 +128,7 @@ public class OnnxMLNetTests
     {
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(64, 4));
-        using var model = ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(epochs: 2)).Fit(data);
+        using var model = ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(epochs: 2)).Fit(data);
         var onnx = Export(s => model.ExportToOnnx(s));
 
         var features = data.GetColumn<float[]>("Features").ToArray();
@@ -166,7 +165,7 @@ public class OnnxMLNetTests
     {
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(32, 4));
-        using var model = ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(epochs: 1)).Fit(data);
+        using var model = ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(epochs: 1)).Fit(data);
         var other = ml.Data.LoadFromEnumerable(ClassificationRows.Multiclass());
         var e = Assert.ThrowsAny<ArgumentException>(() => ml.Model.ConvertToOnnx(model, other, new MemoryStream()));
         Assert.Contains("Features", e.Message, StringComparison.Ordinal);

@@ -1,3 +1,4 @@
+using Microsoft.ML.MemoryFormer.Data;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Layers;
 using Microsoft.ML.MemoryFormer.MLNet;

@@ -132,12 +132,12 @@ public class HostileModelFileTests(ITestOutputHelper output)
     public void Fuzzed_tabular_and_text_classifier_zips_score_identically_or_throw_InvalidDataException()
     {
         var ml = new MLContext(seed: 1);
-        var tabularRows = ml.Data.LoadFromEnumerable(Tabular.TabularRows.RegressionRows(32, 3));
-        using var tabular = ml.Regression.Trainers.MemoryFormer(Tabular.TabularRows.TinyOptions(epochs: 1)).Fit(tabularRows);
+        var tabularRows = ml.Data.LoadFromEnumerable(MLNet.TabularRows.RegressionRows(32, 3));
+        using var tabular = ml.Regression.Trainers.MemoryFormerTabular(MLNet.TabularRows.TinyOptions(epochs: 1)).Fit(tabularRows);
         FuzzScores(ml, tabular, tabularRows, seed: 21);
 
-        var textRows = ml.Data.LoadFromEnumerable(Classification.ClassificationRows.Binary());
-        using var classifier = ml.BinaryClassification.Trainers.MemoryFormer(Classification.ClassificationRows.Options(epochs: 1)).Fit(textRows);
+        var textRows = ml.Data.LoadFromEnumerable(MLNet.ClassificationRows.Binary());
+        using var classifier = ml.BinaryClassification.Trainers.MemoryFormerTextClassification(MLNet.ClassificationRows.Options(epochs: 1)).Fit(textRows);
         FuzzScores(ml, classifier, textRows, seed: 22);
     }
 

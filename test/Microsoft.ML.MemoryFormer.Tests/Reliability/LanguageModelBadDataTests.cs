@@ -49,11 +49,10 @@ public class LanguageModelBadDataTests(LanguageModelBadDataTests.Trained trained
             var e = Fit(t, new[] { new NullablePrompt { Prompt = "hi" } });
             Assert.Contains("Column 'Text' (TextColumnName) was not found; the data has: 'Prompt'", e.Message);
         },
-        ["missing prompt column at Transform"] = t =>
+        ["training data (no prompt column) at Transform"] = t =>
         {
-            var data = t.Ml.Data.LoadFromEnumerable(Corpus);
-            Assert.Contains("Column 'Prompt' (PromptColumnName) was not found",
-                Assert.ThrowsAny<ArgumentException>(() => t.Model.Transform(data)).Message);
+            var data = t.Ml.Data.LoadFromEnumerable(Corpus);   // passes through, as an Append chain needs after Fit
+            Assert.Equal(data.Schema.Select(c => c.Name), t.Model.Transform(data).Schema.Select(c => c.Name));
         },
         ["text column of another type"] = t =>
             Assert.Contains("Column 'Text' (TextColumnName) must be text (String), but it is Single", Fit(t, [new NumberRow()]).Message),
@@ -68,7 +67,7 @@ public class LanguageModelBadDataTests(LanguageModelBadDataTests.Trained trained
             var generated = t.Model.Transform(prompts).GetColumn<string>("GeneratedText").ToArray();
             Assert.Equal(t.Model.Generate(""), generated[0]);
             Assert.Equal(generated[0], generated[1]);
-            Assert.NotNull(generated[2]);
+            Assert.Equal(t.Model.Generate("   "), generated[2]);
         },
         ["a 1 MB prompt and a 1 MB document"] = t =>
         {

@@ -3,7 +3,7 @@ using Microsoft.ML.MemoryFormer.Generation;
 using Microsoft.ML.MemoryFormer.Generation.Sampling;
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Text;
-using Microsoft.ML.MemoryFormer.Tests.Tabular;
+using Microsoft.ML.MemoryFormer.Tests.MLNet;
 using Xunit.Abstractions;
 using static Microsoft.ML.MemoryFormer.Tests.LanguageModeling.LanguageModelData;
 
@@ -60,7 +60,7 @@ public class ResourceTests(ITestOutputHelper output)
     public void Making_10000_predictions_keeps_tensors_and_memory_flat()
     {
         var ml = new MLContext(seed: 1);
-        using var model = ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(32, 1)));
+        using var model = ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(32, 1)));
         var engine = ml.Model.CreatePredictionEngine<FeaturesOnly, Scored>(model);
         var rows = TabularRows.Points(100, 2, missing: 0.1).Select(f => new FeaturesOnly { Features = f }).ToArray();
         var scored = new Scored();
@@ -88,7 +88,7 @@ public class ResourceTests(ITestOutputHelper output)
         tabularOptions.Architecture = tabularOptions.Architecture with { Width = 128, BitsPerChunk = 8 };   // tables of 4,096 rows and more
         var languageOptions = NanoOptions(steps: 1);
         languageOptions.Architecture = languageOptions.Architecture with { Width = 128, BitsPerChunk = 8, Layers = 1 };
-        MemoryFormerTabularTransformer FitTabular() => ml.Regression.Trainers.MemoryFormer(tabularOptions).Fit(data);
+        MemoryFormerTabularTransformer FitTabular() => ml.Regression.Trainers.MemoryFormerTabular(tabularOptions).Fit(data);
         MemoryFormerLanguageModelTransformer FitLanguage() => ml.Text.MemoryFormer(languageOptions).Fit(ml.Data.LoadFromEnumerable(Corpus));
         FitTabular().Dispose();                                                 // warm-up: statics, JIT, allocator
         using (var warm = FitLanguage()) warm.Generate("a");

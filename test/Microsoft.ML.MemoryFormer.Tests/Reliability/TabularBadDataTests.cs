@@ -1,6 +1,6 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
-using Microsoft.ML.MemoryFormer.Tests.Tabular;
+using Microsoft.ML.MemoryFormer.Tests.MLNet;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Reliability;
 
@@ -21,9 +21,9 @@ public class TabularBadDataTests(TabularBadDataTests.Trained trained) : IClassFi
 
         public Trained()
         {
-            Regression = Ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(2)).Fit(Ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(64, 1)));
-            Binary = Ml.BinaryClassification.Trainers.MemoryFormer(TabularRows.TinyOptions(2)).Fit(Ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(64, 2)));
-            Multiclass = Ml.MulticlassClassification.Trainers.MemoryFormer(TabularRows.TinyOptions(2))
+            Regression = Ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(2)).Fit(Ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(64, 1)));
+            Binary = Ml.BinaryClassification.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(2)).Fit(Ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(64, 2)));
+            Multiclass = Ml.MulticlassClassification.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(2))
                 .Fit(Keyed(Ml, TabularRows.MulticlassRows(64, 3).ToArray()));
         }
 
@@ -68,9 +68,9 @@ public class TabularBadDataTests(TabularBadDataTests.Trained trained) : IClassFi
         {
             Assert.Contains("The training data has no rows.", FitRegression(t, []).Message);
             Assert.Contains("The training data has no rows.", Assert.ThrowsAny<Exception>(() =>
-                t.Ml.BinaryClassification.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(t.Ml.Data.LoadFromEnumerable(Array.Empty<TabularRows.Binary>()))).Message);
+                t.Ml.BinaryClassification.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(t.Ml.Data.LoadFromEnumerable(Array.Empty<TabularRows.Binary>()))).Message);
             Assert.Contains("The training data has no rows.", Assert.ThrowsAny<Exception>(() =>
-                t.Ml.MulticlassClassification.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(Keyed(t.Ml, []))).Message);
+                t.Ml.MulticlassClassification.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(Keyed(t.Ml, []))).Message);
         },
         ["every label missing"] = t =>
         {
@@ -79,7 +79,7 @@ public class TabularBadDataTests(TabularBadDataTests.Trained trained) : IClassFi
         },
         ["missing feature column"] = t =>
         {
-            var e = Assert.ThrowsAny<Exception>(() => t.Ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(1))
+            var e = Assert.ThrowsAny<Exception>(() => t.Ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1))
                 .Fit(t.Ml.Data.LoadFromEnumerable(new[] { new OtherName { Inputs = [1, 2, 3, 4] } })));
             Assert.Contains("Feature column 'Features' was not found", e.Message);
             Assert.Contains("Concatenate", e.Message);
@@ -88,13 +88,13 @@ public class TabularBadDataTests(TabularBadDataTests.Trained trained) : IClassFi
         },
         ["missing label column"] = t =>
         {
-            var e = Assert.ThrowsAny<Exception>(() => t.Ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(1))
+            var e = Assert.ThrowsAny<Exception>(() => t.Ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1))
                 .Fit(t.Ml.Data.LoadFromEnumerable(new[] { new FeaturesOnly { Features = [1, 2, 3, 4] } })));
             Assert.Contains("The label column 'Label' is not in the data (columns: Features)", e.Message);
         },
         ["features of another type"] = t =>
         {
-            var e = Assert.ThrowsAny<Exception>(() => t.Ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(1))
+            var e = Assert.ThrowsAny<Exception>(() => t.Ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1))
                 .Fit(t.Ml.Data.LoadFromEnumerable(new[] { new DoubleRow { Features = [1, 2, 3, 4] } })));
             Assert.Contains("Feature column 'Features' has type Vector<Double, 4>", e.Message);
             Assert.Contains("ConvertType", e.Message);
@@ -103,9 +103,9 @@ public class TabularBadDataTests(TabularBadDataTests.Trained trained) : IClassFi
         {
             var data = t.Ml.Data.LoadFromEnumerable(TabularRows.MulticlassRows(8, 1));
             Assert.Contains("regression needs a Single (float) label", Assert.ThrowsAny<Exception>(() =>
-                t.Ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(data)).Message);
+                t.Ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(data)).Message);
             Assert.Contains("MapValueToKey(\"Label\")", Assert.ThrowsAny<Exception>(() =>
-                t.Ml.MulticlassClassification.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(data)).Message);
+                t.Ml.MulticlassClassification.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(data)).Message);
         },
         ["NaN features"] = t =>
         {
@@ -115,7 +115,7 @@ public class TabularBadDataTests(TabularBadDataTests.Trained trained) : IClassFi
                 Assert.True(float.IsFinite(t.Ml.Model.CreatePredictionEngine<FeaturesOnly, Scored>(model).Predict(allMissing).Score));
             var rows = TabularRows.RegressionRows(32, 4).ToArray();
             foreach (var r in rows.Take(16)) r.Features[3] = float.NaN;                 // a slot missing in half the rows
-            using var fitted = t.Ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(t.Ml.Data.LoadFromEnumerable(rows));
+            using var fitted = t.Ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(t.Ml.Data.LoadFromEnumerable(rows));
             Assert.All(fitted.Transform(t.Ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("Score"), s => Assert.True(float.IsFinite(s)));
         },
         ["±∞ features at Fit"] = t =>
@@ -153,10 +153,10 @@ public class TabularBadDataTests(TabularBadDataTests.Trained trained) : IClassFi
         {
             var binary = TabularRows.BinaryRows(8, 1).Select(r => { r.Label = false; return r; });
             Assert.Contains("holds a single class", Assert.ThrowsAny<Exception>(() =>
-                t.Ml.BinaryClassification.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(t.Ml.Data.LoadFromEnumerable(binary))).Message);
+                t.Ml.BinaryClassification.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(t.Ml.Data.LoadFromEnumerable(binary))).Message);
             var multi = TabularRows.MulticlassRows(8, 1).Select(r => { r.Label = "mid"; return r; }).ToArray();
             Assert.Contains("single class ('mid')", Assert.ThrowsAny<Exception>(() =>
-                t.Ml.MulticlassClassification.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(Keyed(t.Ml, multi))).Message);
+                t.Ml.MulticlassClassification.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(Keyed(t.Ml, multi))).Message);
         },
         ["another slot count at prediction"] = t =>
         {
@@ -178,5 +178,5 @@ public class TabularBadDataTests(TabularBadDataTests.Trained trained) : IClassFi
     }
 
     private static Exception FitRegression(Trained t, TabularRows.Regression[] rows) =>
-        Assert.ThrowsAny<Exception>(() => t.Ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(t.Ml.Data.LoadFromEnumerable(rows)));
+        Assert.ThrowsAny<Exception>(() => t.Ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(t.Ml.Data.LoadFromEnumerable(rows)));
 }

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Microsoft.ML.MemoryFormer.MLNet;
-using Microsoft.ML.MemoryFormer.Tests.Classification;
+using Microsoft.ML.MemoryFormer.Tests.MLNet;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Reliability;
 
@@ -19,9 +19,9 @@ public class TextClassifierBadDataTests(TextClassifierBadDataTests.Trained train
 
         public Trained()
         {
-            Binary = Ml.BinaryClassification.Trainers.MemoryFormer(ClassificationRows.Options(epochs: 3))
+            Binary = Ml.BinaryClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options(epochs: 3))
                 .Fit(Ml.Data.LoadFromEnumerable(ClassificationRows.Binary()));
-            Multiclass = Ml.MulticlassClassification.Trainers.MemoryFormer(ClassificationRows.Options(epochs: 3))
+            Multiclass = Ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options(epochs: 3))
                 .Fit(KeyedMulticlass(Ml, ClassificationRows.Multiclass()));
         }
 
@@ -89,14 +89,14 @@ public class TextClassifierBadDataTests(TextClassifierBadDataTests.Trained train
             var data = t.Ml.Data.LoadFromEnumerable(ClassificationRows.Multiclass());
             Assert.Contains("The label column 'Label' is String, but binary classification needs a Boolean label", Fit(t, data).Message);
             Assert.Contains("MapValueToKey(\"Label\")", Assert.ThrowsAny<Exception>(() =>
-                t.Ml.MulticlassClassification.Trainers.MemoryFormer(ClassificationRows.Options(1)).Fit(data)).Message);
+                t.Ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options(1)).Fit(data)).Message);
         },
         ["null, empty and whitespace texts"] = t =>
         {
             // Documented: such a row is the start token alone (or its whitespace bytes): it trains and predicts.
             var rows = ClassificationRows.Binary().Select(r => new NullableRow { Text = r.Text, Label = r.Label })
                 .Concat([new() { Text = null, Label = true }, new() { Text = "", Label = false }, new() { Text = " \t\n", Label = true }]);
-            using var model = t.Ml.BinaryClassification.Trainers.MemoryFormer(ClassificationRows.Options(1)).Fit(t.Ml.Data.LoadFromEnumerable(rows));
+            using var model = t.Ml.BinaryClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options(1)).Fit(t.Ml.Data.LoadFromEnumerable(rows));
             var empty = PredictBinary(t, t.Binary, "");
             Assert.Equal(empty.Score, PredictBinary(t, t.Binary, null).Score);
             Assert.InRange(PredictBinary(t, t.Binary, " \t\n").Probability, 0, 1);
@@ -116,7 +116,7 @@ public class TextClassifierBadDataTests(TextClassifierBadDataTests.Trained train
             Assert.Equal(PredictMulticlass(t, head), multi);
             var rows = ClassificationRows.Binary().Append(new ClassificationRows.BinaryRow { Text = OneMegabyte, Label = false });
             clock.Restart();
-            using var model = t.Ml.BinaryClassification.Trainers.MemoryFormer(ClassificationRows.Options(1)).Fit(t.Ml.Data.LoadFromEnumerable(rows));
+            using var model = t.Ml.BinaryClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options(1)).Fit(t.Ml.Data.LoadFromEnumerable(rows));
             Assert.True(clock.ElapsedMilliseconds < 10_000, $"fitting with a 1 MB row took {clock.ElapsedMilliseconds} ms");
         },
         ["unpaired UTF-16 surrogates"] = t =>
@@ -125,7 +125,7 @@ public class TextClassifierBadDataTests(TextClassifierBadDataTests.Trained train
             Assert.Equal(PredictBinary(t, t.Binary, "WIN \uFFFD prize").Score, PredictBinary(t, t.Binary, "WIN \uD800 prize").Score);
             Assert.Equal(PredictMulticlass(t, "rain \uFFFD"), PredictMulticlass(t, "rain \uDC00"));
             var rows = ClassificationRows.Binary().Append(new ClassificationRows.BinaryRow { Text = "\uDBFF lone", Label = true });
-            using var model = t.Ml.BinaryClassification.Trainers.MemoryFormer(ClassificationRows.Options(1)).Fit(t.Ml.Data.LoadFromEnumerable(rows));
+            using var model = t.Ml.BinaryClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options(1)).Fit(t.Ml.Data.LoadFromEnumerable(rows));
         },
         ["labels unseen in training"] = t =>
         {
@@ -156,12 +156,12 @@ public class TextClassifierBadDataTests(TextClassifierBadDataTests.Trained train
     }
 
     private static Exception Fit(Trained t, IDataView data) =>
-        Assert.ThrowsAny<Exception>(() => t.Ml.BinaryClassification.Trainers.MemoryFormer(ClassificationRows.Options(1)).Fit(data));
+        Assert.ThrowsAny<Exception>(() => t.Ml.BinaryClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options(1)).Fit(data));
 
     private static Exception FitBinary(Trained t, IEnumerable<ClassificationRows.BinaryRow> rows) => Fit(t, t.Ml.Data.LoadFromEnumerable(rows));
 
     private static MemoryFormerTextClassificationTransformer FitMulticlass(Trained t, ClassificationRows.TextRow[] rows) =>
-        t.Ml.MulticlassClassification.Trainers.MemoryFormer(ClassificationRows.Options(1)).Fit(KeyedMulticlass(t.Ml, rows));
+        t.Ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options(1)).Fit(KeyedMulticlass(t.Ml, rows));
 
     private static BinaryScore PredictBinary(Trained t, ITransformer model, string? text) =>
         t.Ml.Model.CreatePredictionEngine<TextOnly, BinaryScore>(model).Predict(new TextOnly { Text = text });

@@ -1,8 +1,7 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.Generation;
 using Microsoft.ML.MemoryFormer.MLNet;
-using Microsoft.ML.MemoryFormer.Tests.Classification;
-using Microsoft.ML.MemoryFormer.Tests.Tabular;
+using Microsoft.ML.MemoryFormer.Tests.MLNet;
 using static Microsoft.ML.MemoryFormer.Tests.LanguageModeling.LanguageModelData;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Reliability;
@@ -83,7 +82,7 @@ public class ThreadSafetyTests
         var ml = new MLContext(seed: 1);
         var rows = ClassificationRows.Multiclass();
         var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(rows)).Transform(ml.Data.LoadFromEnumerable(rows));
-        using var model = ml.MulticlassClassification.Trainers.MemoryFormer(ClassificationRows.Options(epochs: 2)).Fit(keyed);
+        using var model = ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options(epochs: 2)).Fit(keyed);
         var texts = rows.Select(r => r.Text).ToArray();
         var data = ml.Data.LoadFromEnumerable(texts.Select(t => new TextOnly { Text = t }));
         var engine = ml.Model.CreatePredictionEngine<TextOnly, ClassScores>(model);
@@ -108,7 +107,7 @@ public class ThreadSafetyTests
     public void A_tabular_model_scores_the_same_on_8_threads_as_in_sequence()
     {
         var ml = new MLContext(seed: 1);
-        using var model = ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(2)).Fit(ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(64, 1)));
+        using var model = ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(2)).Fit(ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(64, 1)));
         var features = TabularRows.Points(48, 2, missing: 0.1);
         var data = ml.Data.LoadFromEnumerable(features.Select(f => new FeaturesOnly { Features = f }));
         var engine = ml.Model.CreatePredictionEngine<FeaturesOnly, Scored>(model);

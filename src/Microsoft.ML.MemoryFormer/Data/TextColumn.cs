@@ -1,6 +1,6 @@
 using Microsoft.ML.Data;
 
-namespace Microsoft.ML.MemoryFormer.MLNet;
+namespace Microsoft.ML.MemoryFormer.Data;
 
 /// <summary>Finds and reads a text column, with errors that name the column, the option and what was found instead.</summary>
 internal static class TextColumn

@@ -1,8 +1,8 @@
 using Microsoft.ML.MemoryFormer.Data;
 
-namespace Microsoft.ML.MemoryFormer.MLNet;
+namespace Microsoft.ML.MemoryFormer.Models;
 
-/// <summary>What a tabular transformer needs besides the architecture and weights; saved as <c>tabular.json</c>.</summary>
+/// <summary>What a tabular model needs besides the architecture and weights; saved as <c>tabular.json</c>.</summary>
 /// <param name="FeatureColumnName">The feature vector column it reads.</param>
 /// <param name="Label">The label it was trained on: task, class count and names.</param>
 /// <param name="Scaler">The per-slot standardisation learned on the training rows.</param>
@@ -19,7 +19,4 @@ internal sealed record TabularModelInfo(string FeatureColumnName, LabelColumn La
 
     /// <summary>Model outputs per row: one value for regression, one logit per class otherwise.</summary>
     public int OutputCount => Label.Kind == PredictionKind.Regression ? 1 : Label.Classes;
-
-    /// <summary>The output columns, named as ML.NET's own trainers name them.</summary>
-    public PredictionColumns Columns => new(Label, "Score", "PredictedLabel");
 }

@@ -1,4 +1,4 @@
-namespace Microsoft.ML.MemoryFormer.MLNet;
+namespace Microsoft.ML.MemoryFormer.Data;
 
 /// <summary>Which ML.NET task a trainer serves; fixes the label type and the output columns.</summary>
 internal enum PredictionKind

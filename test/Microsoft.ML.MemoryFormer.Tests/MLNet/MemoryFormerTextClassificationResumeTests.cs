@@ -1,13 +1,14 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Tests.LanguageModeling;
+using Microsoft.ML.MemoryFormer.Tests.Training;
 using Microsoft.ML.MemoryFormer.Tests.Reliability;
 using Microsoft.ML.MemoryFormer.Training;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Classification;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
 /// <summary>A text classifier cancelled after 3 epochs and resumed matches the uninterrupted run bit for bit.</summary>
-public class TextClassificationResumeTests
+public class MemoryFormerTextClassificationResumeTests
 {
     private static MemoryFormerTextClassificationOptions Options(MLContext ml, string checkpoint, Action<TrainingProgress>? onEpoch = null,
         CancellationToken cancel = default)
@@ -29,7 +30,7 @@ public class TextClassificationResumeTests
     {
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(ClassificationRows.Binary());
-        using var model = ml.BinaryClassification.Trainers.MemoryFormer(options ?? Options(ml, checkpoint!, onEpoch, cancel)).Fit(data);
+        using var model = ml.BinaryClassification.Trainers.MemoryFormerTextClassification(options ?? Options(ml, checkpoint!, onEpoch, cancel)).Fit(data);
         return (model.TrainingResult!, model.Transform(data).GetColumn<float>("Score").ToArray());
     }
 

@@ -2,7 +2,7 @@ using Microsoft.ML.MemoryFormer.Data;
 using Microsoft.ML.MemoryFormer.Models;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Tabular;
+namespace Microsoft.ML.MemoryFormer.Tests.Models;
 
 public class FeatureTokenizerTests
 {

@@ -1,9 +1,9 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Classification;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
-public class TextCatalogClassifierTests
+public class MemoryFormerTextCatalogTests
 {
     private sealed class Row
     {

@@ -2,16 +2,16 @@ using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Tabular;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
-public class TabularTrainerTests
+public class MemoryFormerTabularTrainerTests
 {
     [Fact]
     public void An_undefined_moment_precision_is_refused_by_name()
     {
         var options = TabularRows.TinyOptions();
         options.TableMomentPrecision = (MomentPrecision)5;
-        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new MLContext(1).Regression.Trainers.MemoryFormer(options));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new MLContext(1).Regression.Trainers.MemoryFormerTabular(options));
         Assert.Equal(nameof(options.TableMomentPrecision), e.ParamName);
     }
 
@@ -25,7 +25,7 @@ public class TabularTrainerTests
         var test = ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(64, 2));
         var options = TabularRows.TinyOptions();
         options.TableMomentPrecision = moments;
-        using var model = ml.Regression.Trainers.MemoryFormer(options).Fit(train);
+        using var model = ml.Regression.Trainers.MemoryFormerTabular(options).Fit(train);
         var metrics = ml.Regression.Evaluate(model.Transform(test));
         Assert.True(metrics.RSquared > 0.9, $"R² = {metrics.RSquared}");
         var score = model.GetOutputSchema(train.Schema)["Score"];
@@ -39,7 +39,7 @@ public class TabularTrainerTests
         var ml = new MLContext(1);
         var train = ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(256, 3));
         var test = ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(200, 4));
-        using var model = ml.BinaryClassification.Trainers.MemoryFormer(TabularRows.TinyOptions()).Fit(train);
+        using var model = ml.BinaryClassification.Trainers.MemoryFormerTabular(TabularRows.TinyOptions()).Fit(train);
         var scored = model.Transform(test);
         var metrics = ml.BinaryClassification.Evaluate(scored);
         Assert.True(metrics.Accuracy > 0.9, $"accuracy = {metrics.Accuracy}");
@@ -57,7 +57,7 @@ public class TabularTrainerTests
     {
         var ml = new MLContext(1);
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
-            .Append(ml.MulticlassClassification.Trainers.MemoryFormer(TabularRows.TinyOptions()))
+            .Append(ml.MulticlassClassification.Trainers.MemoryFormerTabular(TabularRows.TinyOptions()))
             .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedName", "PredictedLabel"));
         var model = pipeline.Fit(ml.Data.LoadFromEnumerable(TabularRows.MulticlassRows(192, 5)));
         var scored = model.Transform(ml.Data.LoadFromEnumerable(TabularRows.MulticlassRows(100, 6)));
@@ -78,7 +78,7 @@ public class TabularTrainerTests
     {
         var ml = new MLContext(1);
         var train = ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(64, 1));
-        using var model = ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(epochs: 2)).Fit(train);
+        using var model = ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(epochs: 2)).Fit(train);
         var path = Path.Combine(Path.GetTempPath(), $"mf-tab-{Guid.NewGuid():N}.zip");
         try
         {

@@ -2,7 +2,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Tabular;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
 /// <summary>Small synthetic tables and a tiny architecture for the tabular tests.</summary>
 internal static class TabularRows
@@ -29,7 +29,7 @@ internal static class TabularRows
     public static MemoryFormerTabularOptions TinyOptions(int epochs = 25) => new()
     {
         Architecture = TabularPresets.Small with { Width = 16, Layers = 1, Heads = 2, Dropout = 0 },
-        BatchSize = 32, MaxEpochs = epochs, LearningRate = 5e-3, EarlyStoppingPatience = 0, Seed = 7,
+        BatchSize = 32, Epochs = epochs, LearningRate = 5e-3, EarlyStoppingPatience = 0, Seed = 7,
     };
 
     public static float[][] Points(int count, int seed, double missing = 0)

@@ -1,9 +1,9 @@
 using Microsoft.ML.MemoryFormer.Configuration;
 using static Microsoft.ML.MemoryFormer.Tests.LanguageModeling.LanguageModelData;
 
-namespace Microsoft.ML.MemoryFormer.Tests.LanguageModeling;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
-public class LanguageModelBadInputTests
+public class MemoryFormerLanguageModelBadInputTests
 {
     private sealed class NumberRow
     {

@@ -1,7 +1,8 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
+using Microsoft.ML.MemoryFormer.Tests.MLNet;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Tabular;
+namespace Microsoft.ML.MemoryFormer.Tests.Data;
 
 public class FeatureColumnReaderTests
 {
@@ -32,7 +33,7 @@ public class FeatureColumnReaderTests
     private static readonly MLContext Ml = new(1);
 
     private static Exception FitRegression<T>(IEnumerable<T> rows) where T : class =>
-        Assert.ThrowsAny<Exception>(() => Ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(Ml.Data.LoadFromEnumerable(rows)));
+        Assert.ThrowsAny<Exception>(() => Ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(Ml.Data.LoadFromEnumerable(rows)));
 
     [Fact]
     public void Scalar_features_are_refused_naming_the_column_and_the_expected_type()
@@ -71,10 +72,10 @@ public class FeatureColumnReaderTests
     {
         var rows = TabularRows.MulticlassRows(8, 1).ToArray();
         var data = Ml.Data.LoadFromEnumerable(rows);
-        var e = Assert.ThrowsAny<Exception>(() => Ml.MulticlassClassification.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(data));
+        var e = Assert.ThrowsAny<Exception>(() => Ml.MulticlassClassification.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(data));
         Assert.Contains("The label column 'Label' is String, but multiclass classification needs a key type", e.Message);
         Assert.Contains("MapValueToKey", e.Message);
-        e = Assert.ThrowsAny<Exception>(() => Ml.BinaryClassification.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(data));
+        e = Assert.ThrowsAny<Exception>(() => Ml.BinaryClassification.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(data));
         Assert.Contains("binary classification needs a Boolean label", e.Message);
         e = FitRegression(new[] { new StringLabelRow { Features = [1, 2], Label = "x" } });
         Assert.Contains("The label column 'Label' is String, but regression needs a Single (float) label", e.Message);
@@ -85,7 +86,7 @@ public class FeatureColumnReaderTests
     {
         var rows = TabularRows.BinaryRows(8, 1).Select(r => { r.Label = true; return r; });
         var e = Assert.ThrowsAny<Exception>(() =>
-            Ml.BinaryClassification.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(Ml.Data.LoadFromEnumerable(rows)));
+            Ml.BinaryClassification.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(Ml.Data.LoadFromEnumerable(rows)));
         Assert.Contains("holds a single class", e.Message);
     }
 
@@ -93,7 +94,7 @@ public class FeatureColumnReaderTests
     public void Scoring_refuses_infinite_values_and_a_different_slot_count()
     {
         var train = Ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(16, 1));
-        using var model = Ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(1)).Fit(train);
+        using var model = Ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(train);
         var rows = TabularRows.RegressionRows(2, 2).ToArray();
         rows[1].Features[0] = float.NegativeInfinity;
         var e = Assert.ThrowsAny<Exception>(() => model.Transform(Ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("Score").ToArray());

@@ -1,15 +1,15 @@
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Classification;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
-public class BadInputTests
+public class MemoryFormerTextClassificationBadInputTests
 {
     private static readonly MLContext Ml = new(seed: 1);
 
     private static Exception FitMulticlass(IDataView data, bool mapLabel = true)
     {
-        IEstimator<ITransformer> trainer = Ml.MulticlassClassification.Trainers.MemoryFormer(ClassificationRows.Options(epochs: 1));
+        IEstimator<ITransformer> trainer = Ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options(epochs: 1));
         if (mapLabel) trainer = Ml.Transforms.Conversion.MapValueToKey("Label").Append(trainer);
         return Assert.ThrowsAny<Exception>(() => trainer.Fit(data));
     }
@@ -26,7 +26,7 @@ public class BadInputTests
     public void A_text_label_for_binary_asks_for_a_Boolean()
     {
         var data = Ml.Data.LoadFromEnumerable(ClassificationRows.Multiclass());
-        var e = Assert.ThrowsAny<Exception>(() => Ml.BinaryClassification.Trainers.MemoryFormer(ClassificationRows.Options(1)).Fit(data));
+        var e = Assert.ThrowsAny<Exception>(() => Ml.BinaryClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options(1)).Fit(data));
         Assert.Contains("needs a Boolean label", e.Message);
     }
 
@@ -58,7 +58,7 @@ public class BadInputTests
     {
         var train = Ml.Transforms.Conversion.MapValueToKey("Label").Fit(Ml.Data.LoadFromEnumerable(ClassificationRows.Multiclass()))
             .Transform(Ml.Data.LoadFromEnumerable(ClassificationRows.Multiclass()));
-        var model = Ml.MulticlassClassification.Trainers.MemoryFormer(ClassificationRows.Options(epochs: 1)).Fit(train);
+        var model = Ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options(epochs: 1)).Fit(train);
         var other = ClassificationRows.Multiclass().Append(new ClassificationRows.TextRow { Text = "goal!", Label = "sports" });
         var test = Ml.Transforms.Conversion.MapValueToKey("Label").Fit(Ml.Data.LoadFromEnumerable(other))
             .Transform(Ml.Data.LoadFromEnumerable(other));
@@ -73,7 +73,7 @@ public class BadInputTests
     {
         var options = ClassificationRows.Options(1);
         options.EarlyStoppingPatience = 2;
-        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Ml.MulticlassClassification.Trainers.MemoryFormer(options));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(options));
         Assert.Contains("needs a ValidationSet", e.Message);
     }
 
@@ -82,7 +82,7 @@ public class BadInputTests
     {
         var options = ClassificationRows.Options(1);
         options.TableMomentPrecision = (MomentPrecision)5;
-        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Ml.MulticlassClassification.Trainers.MemoryFormer(options));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(options));
         Assert.Equal(nameof(options.TableMomentPrecision), e.ParamName);
     }
 }

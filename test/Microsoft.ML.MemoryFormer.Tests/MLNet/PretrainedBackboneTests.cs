@@ -5,7 +5,7 @@ using Microsoft.ML.MemoryFormer.Persistence;
 using Microsoft.ML.MemoryFormer.Text;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Classification;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
 public class PretrainedBackboneTests
 {
@@ -39,11 +39,12 @@ public class PretrainedBackboneTests
             options.Tokenizer = null;                                   // taken from the checkpoint
             options.Architecture = MemoryFormerConfig.Nano;              // ignored: the checkpoint's architecture wins
             options.PretrainedCheckpointPath = path;
-            options.LearningRate = options.TableLearningRate = 1e-12;   // keep the weights where the checkpoint put them
+            options.LearningRate = 1e-12;
+            options.TableLearningRate = 1e-12;   // keep the weights where the checkpoint put them
             options.WeightDecay = 0;
             options.MaxTokensPerRow = 64;                               // lowered to the checkpoint's context, 24
             var data = ml.Data.LoadFromEnumerable(ClassificationRows.Binary());
-            var model = ml.BinaryClassification.Trainers.MemoryFormer(options).Fit(data).Model;
+            var model = ml.BinaryClassification.Trainers.MemoryFormerTextClassification(options).Fit(data).Model;
 
             Assert.IsType<ByteLevelTokenizer>(model.Tokenizer);
             Assert.Equal(24, model.MaxTokensPerRow);
@@ -67,7 +68,7 @@ public class PretrainedBackboneTests
         options.PretrainedCheckpointPath = "/nonexistent/lm.mfa";
         var ml = new MLContext(seed: 1);
         var e = Assert.Throws<FileNotFoundException>(() =>
-            ml.BinaryClassification.Trainers.MemoryFormer(options).Fit(ml.Data.LoadFromEnumerable(ClassificationRows.Binary())));
+            ml.BinaryClassification.Trainers.MemoryFormerTextClassification(options).Fit(ml.Data.LoadFromEnumerable(ClassificationRows.Binary())));
         Assert.Contains("/nonexistent/lm.mfa", e.Message);
     }
 }

@@ -1,13 +1,14 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Tests.LanguageModeling;
+using Microsoft.ML.MemoryFormer.Tests.Training;
 using Microsoft.ML.MemoryFormer.Tests.Reliability;
 using Microsoft.ML.MemoryFormer.Training;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Tabular;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
 /// <summary>A tabular model cancelled after 2 epochs and resumed matches the uninterrupted run bit for bit.</summary>
-public class TabularResumeTests
+public class MemoryFormerTabularResumeTests
 {
     private static MemoryFormerTabularOptions Options(string checkpoint, Action<TrainingProgress>? onEpoch = null, CancellationToken cancel = default)
     {
@@ -26,8 +27,8 @@ public class TabularResumeTests
     {
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(128, 3));
-        using var model = ml.BinaryClassification.Trainers.MemoryFormer(options).Fit(data);
-        return (model.Training!, model.Transform(data).GetColumn<float>("Score").ToArray());
+        using var model = ml.BinaryClassification.Trainers.MemoryFormerTabular(options).Fit(data);
+        return (model.TrainingResult!, model.Transform(data).GetColumn<float>("Score").ToArray());
     }
 
     [Fact]
@@ -60,7 +61,7 @@ public class TabularResumeTests
         var options = Options(folder.File("run.ckpt"), p => { reported = p.Step; MLNetCancellation.Cancel(ml); });
         options.CheckpointInterval = null;                           // only the cancellation writes the checkpoint
         var data = ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(128, 3));
-        Assert.ThrowsAny<OperationCanceledException>(() => ml.BinaryClassification.Trainers.MemoryFormer(options).Fit(data));
+        Assert.ThrowsAny<OperationCanceledException>(() => ml.BinaryClassification.Trainers.MemoryFormerTabular(options).Fit(data));
         Assert.True(reported > 0);
         Assert.Equal(reported, CheckpointFolder.StepOf(folder.File("run.ckpt")));
         Assert.Empty(folder.Others("run.ckpt"));

@@ -2,7 +2,7 @@ using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Text;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Classification;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
 /// <summary>Tiny inline data sets and a fast trainer setup shared by the classification tests.</summary>
 internal static class ClassificationRows

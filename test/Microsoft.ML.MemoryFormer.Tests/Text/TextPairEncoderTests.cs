@@ -3,7 +3,7 @@ using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Text;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Classification;
+namespace Microsoft.ML.MemoryFormer.Tests.Text;
 
 public class TextPairEncoderTests
 {

@@ -1,6 +1,6 @@
 using Microsoft.ML.Data;
 
-namespace Microsoft.ML.MemoryFormer.MLNet;
+namespace Microsoft.ML.MemoryFormer.Data;
 
 /// <summary>The text column (and optional second text column, for sentence pairs) a text model reads.</summary>
 /// <param name="Text">Name of the text column.</param>

@@ -1,6 +1,5 @@
-using Microsoft.ML.MemoryFormer.Training;
 
-namespace Microsoft.ML.MemoryFormer.MLNet;
+namespace Microsoft.ML.MemoryFormer.Data;
 
 /// <summary>Reads the texts and labels of an <see cref="IDataView"/> into memory for training.</summary>
 internal static class LabelledTextReader

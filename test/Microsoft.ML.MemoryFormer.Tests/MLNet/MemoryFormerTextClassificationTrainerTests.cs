@@ -1,16 +1,16 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Classification;
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
-public class TextClassificationTests
+public class MemoryFormerTextClassificationTrainerTests
 {
     private static (MLContext Ml, IDataView Data, ITransformer Model) FitMulticlass()
     {
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(ClassificationRows.Multiclass());
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
-            .Append(ml.MulticlassClassification.Trainers.MemoryFormer(ClassificationRows.Options()));
+            .Append(ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options()));
         return (ml, data, pipeline.Fit(data));
     }
 
@@ -66,7 +66,7 @@ public class TextClassificationTests
     {
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(ClassificationRows.Binary());
-        var model = ml.BinaryClassification.Trainers.MemoryFormer(ClassificationRows.Options()).Fit(data);
+        var model = ml.BinaryClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options()).Fit(data);
         var scored = model.Transform(data);
 
         var schema = scored.Schema;
@@ -115,7 +115,7 @@ public class TextClassificationTests
         var data = ml.Data.LoadFromEnumerable(rows);
         var options = ClassificationRows.Options(epochs: 2);
         options.SecondTextColumnName = "Second";
-        var model = ml.BinaryClassification.Trainers.MemoryFormer(options).Fit(data);
+        var model = ml.BinaryClassification.Trainers.MemoryFormerTextClassification(options).Fit(data);
 
         var empty = ml.Data.LoadFromEnumerable(new[] { new { Text = "", Second = "", Label = false } });
         var probability = model.Transform(empty).GetColumn<float>("Probability").Single();

@@ -1,0 +1,158 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Training;
+using Microsoft.ML.Runtime;
+
+namespace Microsoft.ML.MemoryFormer.MLNet;
+
+/// <summary>
+/// The options every MemoryFormer trainer shares (language model, text classification, tabular): seed, run length,
+/// learning rates, validation and early stopping, progress, cancellation and checkpoints. Each task's options derive
+/// from it and set their own defaults; <see cref="ToTrainingOptions"/> is the one mapping onto the training loop's
+/// <see cref="TrainingOptions"/>, so a new shared option is added here and nowhere else.
+/// </summary>
+public abstract class MemoryFormerTrainerOptions
+{
+    private protected MemoryFormerTrainerOptions()
+    {
+    }
+
+    /// <summary>Seed of initialisation, batch order, dropout and the validation hold-out; null takes the MLContext's
+    /// seed, and a random one when the MLContext has none (as ML.NET does).</summary>
+    public int? Seed;
+
+    /// <summary>Passes over the training rows (or windows), used when <see cref="MaxSteps"/> is null.</summary>
+    public int Epochs = 1;
+
+    /// <summary>Optimizer steps; overrides <see cref="Epochs"/> when set. Default null.</summary>
+    public int? MaxSteps;
+
+    /// <summary>Rows (or windows) per optimizer step.</summary>
+    public int BatchSize = 32;
+
+    /// <summary>Peak learning rate of dense parameters (embedding, head, norms). Default 1e-3.</summary>
+    public double LearningRate = 1e-3;
+
+    /// <summary>Peak learning rate of the Memory Layer tables; null (the default) takes 3 × <see cref="LearningRate"/>,
+    /// the ratio of the paper (arXiv 2411.12992, §4.1).</summary>
+    public double? TableLearningRate;
+
+    /// <summary>Decoupled weight decay of dense matrices (biases and norm gains never decay).</summary>
+    public double WeightDecay = 0.01;
+
+    /// <summary>Storage of the tables' Adam moments; <see cref="MomentPrecision.BFloat16"/> halves their memory and speeds
+    /// up the table update (see <see cref="TrainingOptions.TableMomentPrecision"/>). Default fp32.</summary>
+    public MomentPrecision TableMomentPrecision = MomentPrecision.Float32;
+
+    /// <summary>Data validated during training (same columns and preprocessing as the training data); when null,
+    /// <see cref="ValidationFraction"/> of the training data is held out. Default null.</summary>
+    public IDataView? ValidationSet;
+
+    /// <summary>Fraction of the training data held out for validation when <see cref="ValidationSet"/> is null; 0 = none.
+    /// The language model holds out the last windows; the text and tabular trainers hold out a seeded random sample of
+    /// rows, and only when <see cref="EarlyStoppingPatience"/> is on.</summary>
+    public double ValidationFraction;
+
+    /// <summary>Stop after this many validations without a better metric (accuracy, −RMSE, or the loss) and keep the
+    /// best weights; 0 = off.</summary>
+    public int EarlyStoppingPatience;
+
+    /// <summary>Receives step, loss, validation metrics, items/s and the time left at every report. Default null.</summary>
+    public IProgress<TrainingProgress>? Progress;
+
+    /// <summary>Receives each log line (they also go to the MLContext's <c>Log</c> event). Default null.</summary>
+    public Action<string>? Log;
+
+    /// <summary>Stops Fit before the next step with <see cref="OperationCanceledException"/> (as ML.NET's own cancellation,
+    /// <c>ICancelable.CancelExecution</c>, does); Fit then disposes the model it built. With <see cref="CheckpointPath"/>
+    /// set, the last completed step is checkpointed first. Default none.</summary>
+    public CancellationToken CancellationToken;
+
+    /// <summary>
+    /// Checkpoint file of the run; null (the default) writes none. When set, Fit writes the whole training state
+    /// (weights, optimizer moments, step, loss history, validation and early-stopping state) to it atomically every
+    /// <see cref="CheckpointEverySteps"/> steps, every <see cref="CheckpointInterval"/>, when cancelled and at the end;
+    /// and when the file already holds a checkpoint of the same run (same architecture, options, seed and data) Fit
+    /// resumes from it ("resumed from step k" in the log), reaching bit-identical weights and losses; a finished run's
+    /// checkpoint returns the same model at once. A checkpoint of another run makes Fit throw an
+    /// <see cref="InvalidOperationException"/> naming what differs. Set <see cref="Seed"/> (or the MLContext's seed):
+    /// the run's identity includes it.
+    /// </summary>
+    public string? CheckpointPath;
+
+    /// <summary>Write a checkpoint every this many optimizer steps; 0 (the default) = not by step count.</summary>
+    public int CheckpointEverySteps;
+
+    /// <summary>Write a checkpoint after a step when this much wall time passed since the last one; null (the default) =
+    /// not by time.</summary>
+    public TimeSpan? CheckpointInterval;
+
+    /// <summary>The name the error messages give these options, e.g. <c>MemoryFormerTabularOptions</c>.</summary>
+    private protected abstract string OptionsName { get; }
+
+    /// <summary>Throws an <see cref="ArgumentOutOfRangeException"/> naming the first invalid option.</summary>
+    internal virtual void Validate()
+    {
+        Check(Epochs >= 1, nameof(Epochs), "must be at least 1");
+        Check(MaxSteps is null or >= 1, nameof(MaxSteps), "must be at least 1 when set");
+        Check(BatchSize >= 1, nameof(BatchSize), "must be at least 1");
+        Check(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "must be a positive number");
+        Check(TableLearningRate is null || (TableLearningRate > 0 && double.IsFinite(TableLearningRate.Value)),
+            nameof(TableLearningRate), "must be null or a positive number");
+        Check(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), "must be ≥ 0");
+        Check(Enum.IsDefined(TableMomentPrecision), nameof(TableMomentPrecision),
+            $"must be one of {string.Join(", ", Enum.GetNames<MomentPrecision>())}");
+        Check(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), "must be in [0, 1)");
+        Check(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), "must be ≥ 0");
+        Check(CheckpointPath is null || !string.IsNullOrWhiteSpace(CheckpointPath), nameof(CheckpointPath), "must be null or a file path");
+        Check(CheckpointEverySteps >= 0, nameof(CheckpointEverySteps), "must be ≥ 0");
+        Check(CheckpointInterval is null || CheckpointInterval > TimeSpan.Zero, nameof(CheckpointInterval), "must be positive when set");
+    }
+
+    /// <summary>
+    /// The one mapping of these options onto the training loop's: called by the ML.NET-free trainer once it knows the
+    /// optimizer steps of one pass over its data and whether it validates.
+    /// </summary>
+    /// <param name="seed">The run's seed (this option, or the MLContext's).</param>
+    /// <param name="stepsPerEpoch">Optimizer steps in one pass over the training data.</param>
+    /// <param name="validated">Whether the run has validation data.</param>
+    internal TrainingOptions ToTrainingOptions(int seed, int stepsPerEpoch, bool validated)
+    {
+        int steps = MaxSteps ?? Epochs * stepsPerEpoch;
+        return TaskDefaults(new TrainingOptions
+        {
+            MaxSteps = steps,
+            LearningRate = LearningRate,
+            TableLearningRate = TableLearningRate ?? 3 * LearningRate,
+            WeightDecay = WeightDecay,
+            TableWeightDecay = WeightDecay,
+            TableMomentPrecision = TableMomentPrecision,
+            WarmupSteps = WarmupStepsOf(stepsPerEpoch, steps),
+            ValidateEvery = validated ? stepsPerEpoch : 0,
+            EarlyStoppingPatience = validated ? EarlyStoppingPatience : 0,
+            ReportEvery = Math.Max(1, stepsPerEpoch),
+            Seed = seed,
+            CheckpointPath = CheckpointPath,
+            CheckpointEverySteps = CheckpointEverySteps,
+            CheckpointInterval = CheckpointInterval,
+        });
+    }
+
+    /// <summary>A log that writes each line to <paramref name="channel"/> (the MLContext's <c>Log</c> event) and to <see cref="Log"/>.</summary>
+    internal Action<string> LogTo(IChannel channel) => line =>
+    {
+        channel.Info(MessageSensitivity.None, line);
+        Log?.Invoke(line);
+    };
+
+    /// <summary>Linear warm-up steps of a run of <paramref name="steps"/> steps.</summary>
+    private protected abstract int WarmupStepsOf(int stepsPerEpoch, int steps);
+
+    /// <summary>A task's own settings on top of the shared mapping (the default keeps it as is).</summary>
+    private protected virtual TrainingOptions TaskDefaults(TrainingOptions options) => options;
+
+    /// <summary>Throws naming <paramref name="option"/> and the rule it breaks when <paramref name="ok"/> is false.</summary>
+    private protected void Check(bool ok, string option, string rule)
+    {
+        if (!ok) throw new ArgumentOutOfRangeException(option, $"{OptionsName}.{option} {rule}.");
+    }
+}

@@ -1,0 +1,93 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Data;
+using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Training;
+
+/// <summary>
+/// Trains a <see cref="TabularModel"/> on feature rows in memory through the one <see cref="TrainingLoop"/>, without
+/// ML.NET: learns the per-slot standardisation (and, for regression, the label's mean and spread) on the training
+/// rows, trains whole epochs with validation after each, and returns the fitted <see cref="TabularPredictor"/>. On
+/// failure or cancellation the model is disposed and nothing is returned.
+/// </summary>
+internal static class TabularTraining
+{
+    /// <param name="architecture">Width, blocks, heads, τ, dropout; the context length is set from the feature count.</param>
+    /// <param name="featureColumnName">The feature column the predictor will read (saved with it).</param>
+    /// <param name="label">The label: task, classes, class names.</param>
+    /// <param name="train">Training rows.</param>
+    /// <param name="validation">Validation rows, or null.</param>
+    /// <param name="batchSize">Rows per step.</param>
+    /// <param name="seed">Seeds initialisation, batch order and dropout.</param>
+    /// <param name="device">Where to train.</param>
+    /// <param name="schedule">The training loop's options for the run's steps per epoch.</param>
+    /// <param name="log">Log lines.</param>
+    /// <param name="progress">Progress after every epoch.</param>
+    /// <param name="stopRequested">Polled before every step, next to <paramref name="cancellation"/>.</param>
+    /// <param name="cancellation">Stops between steps.</param>
+    public static (TabularPredictor Model, TrainingResult Result) Fit(MemoryFormerConfig architecture, string featureColumnName,
+        LabelColumn label, TabularData train, TabularData? validation, int batchSize, int seed, Device device,
+        TrainingSchedule schedule, Action<string>? log = null, IProgress<TrainingProgress>? progress = null,
+        Func<bool>? stopRequested = null, CancellationToken cancellation = default)
+    {
+        bool regression = label.Kind == PredictionKind.Regression;
+        var scaler = FeatureScaler.Fit(train.Features, train.FeatureCount);
+        var (labelMean, labelStd) = regression ? MeanStd(train.Labels) : (0f, 1f);
+        var info = new TabularModelInfo(featureColumnName, label, scaler, labelMean, labelStd);
+
+        TorchRuntime.Seed(seed);
+        var model = new TabularModel(architecture, info.FeatureCount, info.OutputCount);
+        try
+        {
+            model.to(device);
+            using var trainRows = Rows(model, train, info, device);
+            using var validationRows = validation is null ? null : Rows(model, validation, info, device);
+            SupervisedObjective objective = regression ? new RegressionObjective() : new ClassificationObjective();
+            var task = new SupervisedTask(objective, trainRows, validationRows, batchSize, seed);
+            ITrainingTask stoppable = stopRequested is null ? task : new StoppableTask(task, stopRequested);
+            var options = schedule(task.StepsPerEpoch, validation is not null);
+            var result = TrainingLoop.Run(model, stoppable, options, progress, log, cancellation,
+                () => Fingerprint(architecture, label, batchSize, train, validation));
+            return (new TabularPredictor(model, info, device), result);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The warm-up of a tabular run: one epoch, or a tenth of the run when that is shorter.</summary>
+    public static int WarmupSteps(int stepsPerEpoch, int steps) => Math.Min(stepsPerEpoch, steps / 10);
+
+    /// <summary>What identifies the run for its checkpoint besides the training options (which hold the seed).</summary>
+    private static RunFingerprint Fingerprint(MemoryFormerConfig architecture, LabelColumn label, int batchSize,
+        TabularData train, TabularData? validation)
+    {
+        var run = new RunFingerprint().WithProperties("Architecture", architecture.ToJson())
+            .With("task", $"{label.Kind}, {label.Classes} classes, {train.FeatureCount} features, batches of {batchSize}")
+            .WithData<float>("training features", train.Features).WithData<float>("training labels", train.Labels);
+        return validation is null ? run
+            : run.WithData<float>("validation features", validation.Features).WithData<float>("validation labels", validation.Labels);
+    }
+
+    private static (float Mean, float Std) MeanStd(float[] values)
+    {
+        double mean = values.Average();
+        double std = Math.Sqrt(values.Average(v => (v - mean) * (v - mean)));
+        return ((float)mean, std > 1e-12 ? (float)std : 1f);
+    }
+
+    private static FeatureRows Rows(TabularModel model, TabularData data, TabularModelInfo info, Device device)
+    {
+        var features = (float[])data.Features.Clone();
+        info.Scaler.Apply(features);
+        var targets = info.Label.Kind == PredictionKind.Regression
+            ? tensor(data.Labels.Select(l => (l - info.LabelMean) / info.LabelStd).ToArray())           // [N] float
+            : tensor(data.Labels.Select(l => (long)l).ToArray());                                        // [N] int64
+        return new FeatureRows(model, tensor(features, [data.Rows, data.FeatureCount]), targets, device);
+    }
+}

@@ -1,0 +1,61 @@
+using System.Reflection;
+using Microsoft.ML.MemoryFormer.MLNet;
+
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
+
+/// <summary>The one mapping from every trainer's options to the training loop's, and one options style.</summary>
+public class MemoryFormerTrainerOptionsTests
+{
+    [Fact]
+    public void Tabular_options_map_to_whole_epochs_with_validation_each_epoch_and_tables_at_three_times_the_rate()
+    {
+        var mapped = new MemoryFormerTabularOptions { LearningRate = 2e-3 }.ToTrainingOptions(seed: 3, stepsPerEpoch: 5, validated: true);
+
+        Assert.Equal((150, 2e-3, 6e-3, 1e-5, 0d, 0.999), (mapped.MaxSteps, mapped.LearningRate, mapped.TableLearningRate,
+            mapped.WeightDecay, mapped.TableWeightDecay, mapped.Beta2));
+        Assert.Equal((5, 5, 5, 5, 3), (mapped.WarmupSteps, mapped.ValidateEvery, mapped.EarlyStoppingPatience, mapped.ReportEvery, mapped.Seed));
+    }
+
+    [Fact]
+    public void Text_classification_options_warm_up_for_a_fraction_of_the_run_and_validate_only_with_validation_data()
+    {
+        var options = new MemoryFormerTextClassificationOptions { TableLearningRate = 5e-3, EarlyStoppingPatience = 2, CheckpointPath = "run.ckpt" };
+
+        var mapped = options.ToTrainingOptions(seed: 1, stepsPerEpoch: 4, validated: false);
+
+        Assert.Equal((40, 4, 5e-3, 0.01, 0.01), (mapped.MaxSteps, mapped.WarmupSteps, mapped.TableLearningRate, mapped.WeightDecay, mapped.TableWeightDecay));
+        Assert.Equal((0, 0, 4, "run.ckpt"), (mapped.ValidateEvery, mapped.EarlyStoppingPatience, mapped.ReportEvery, mapped.CheckpointPath));
+    }
+
+    [Fact]
+    public void Language_model_options_validate_and_report_by_step_and_MaxSteps_overrides_epochs()
+    {
+        var options = new MemoryFormerLanguageModelEstimator.Options { MaxSteps = 7, WarmupSteps = 2, ValidateEvery = 3, ReportEvery = 1 };
+
+        var mapped = options.ToTrainingOptions(seed: 9, stepsPerEpoch: 100, validated: true);
+
+        Assert.Equal((7, 2, 3, 1, 3e-3, 0.1), (mapped.MaxSteps, mapped.WarmupSteps, mapped.ValidateEvery, mapped.ReportEvery,
+            mapped.TableLearningRate, mapped.TableWeightDecay));
+    }
+
+    [Theory]
+    [InlineData(typeof(MemoryFormerTabularOptions))]
+    [InlineData(typeof(MemoryFormerTextClassificationOptions))]
+    [InlineData(typeof(MemoryFormerLanguageModelEstimator.Options))]
+    public void Every_options_class_derives_from_the_shared_base_and_uses_public_fields(Type type)
+    {
+        Assert.True(type.IsSubclassOf(typeof(MemoryFormerTrainerOptions)));
+        var properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.GetCustomAttribute<ObsoleteAttribute>() is null).Select(p => p.Name);
+        Assert.Empty(properties);
+        Assert.Contains(type.GetFields(BindingFlags.Public | BindingFlags.Instance), f => f.Name == nameof(MemoryFormerTrainerOptions.Epochs));
+    }
+
+    [Fact]
+    public void A_bad_shared_option_is_refused_naming_the_options_class_and_the_option()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new MemoryFormerTabularOptions { TableLearningRate = -1 }.Validate());
+        Assert.Equal("TableLearningRate", e.ParamName);
+        Assert.Contains("MemoryFormerTabularOptions.TableLearningRate must be null or a positive number", e.Message);
+    }
+}
