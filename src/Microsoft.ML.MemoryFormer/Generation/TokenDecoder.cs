@@ -1,5 +1,6 @@
 using Microsoft.ML.MemoryFormer.Generation.Sampling;
 using Microsoft.ML.MemoryFormer.Layers;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Models;
 using TorchSharp;
 using static TorchSharp.torch;

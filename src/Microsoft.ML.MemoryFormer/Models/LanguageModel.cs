@@ -29,7 +29,7 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
     public MemoryFormerConfig Config => backbone.Config;
 
     /// <summary>
-    /// Whether single-token CPU decode steps of a MemoryFormer take the fused managed path (<see cref="Generation.FusedDecodeStep"/>)
+    /// Whether single-token CPU decode steps of a MemoryFormer take the fused managed path (<see cref="FusedDecodeStep"/>)
     /// instead of the general torch path; on by default, off to compare the two.
     /// </summary>
     internal bool UseFusedDecode { get; set; } = true;

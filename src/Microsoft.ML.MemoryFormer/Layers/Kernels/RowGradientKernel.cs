@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Microsoft.ML.MemoryFormer.Runtime;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -81,10 +82,7 @@ internal static unsafe class RowGradientKernel
     /// is read next by the optimizer, after the rest of the backward has long evicted it, so ordinary stores only add a
     /// read of every line before it is written (measured: 8–50% of this pass, the most at small batches).
     /// </summary>
-    private static bool IsStreamable(float* dst, int h) => StreamingStores && ((nint)dst & 63) == 0 && h % 16 == 0;
-
-    /// <summary>Whether gradient rows are written with non-temporal stores when aligned; on by default, off to measure.</summary>
-    internal static bool StreamingStores { get; set; } = true;
+    private static bool IsStreamable(float* dst, int h) => KernelSettings.Current.StreamingStores && ((nint)dst & 63) == 0 && h % 16 == 0;
 
     /// <summary>A 128-column tile with AVX-512: the table row's tile, the gradient sum and the hit's gradient tile take 24 registers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

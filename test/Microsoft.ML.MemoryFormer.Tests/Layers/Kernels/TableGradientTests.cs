@@ -27,6 +27,7 @@ public class TableGradientTests
     {
         random.manual_seed(5);
         using var layer = new MemoryLayer(4, 6, 16, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
+        layer.Gradient.Attached = true;                               // as ModelOptimizer does for a training run
         var x1 = randn(40, 24);
         var x2 = randn(3, 24);                                        // few tokens: most rows untouched, must be zero
 
@@ -45,6 +46,7 @@ public class TableGradientTests
     {
         random.manual_seed(7);
         using var layer = new MemoryLayer(4, 6, 16, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
+        layer.Gradient.Attached = true;                               // as ModelOptimizer does for a training run
         // 1–3 tokens touch ≤ 12 of 256 rows (the sparse write); 40 tokens touch most rows (the dense write)
         var batches = new[] { randn(2, 24), randn(3, 24), randn(1, 24), randn(40, 24), randn(2, 24), randn(2, 24) };
         foreach (var x in batches)
@@ -67,6 +69,7 @@ public class TableGradientTests
     {
         random.manual_seed(6);
         using var layer = new MemoryLayer(4, 6, width, HashWeightFunction.SigmoidProduct, 0.8, 0.1, 0.01);
+        layer.Gradient.Attached = true;
         // x needs a gradient, so the row pass also computes the weight gradient (RowGradientKernel) and takes the norm
         // from its registers; without it the plain gather writes the rows and reads them back.
         var x = randn(tokens, 24).requires_grad_(width > 16);

@@ -1,11 +1,12 @@
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Generation;
 using Microsoft.ML.MemoryFormer.Layers;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Text;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Generation;
+namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 
 public class FusedDecodeStepTests
 {
@@ -73,7 +74,7 @@ public class FusedDecodeStepTests
     {
         random.manual_seed(1);
         using var dense = new LanguageModel(MemoryFormerConfig.Nano with { Kind = TransformerKind.Dense });
-        using var layerNorm = new LanguageModel(MemoryFormerConfig.Nano with { Norm = NormKind.LayerNorm });
+        using var layerNorm = new LanguageModel(MemoryFormerConfig.Nano with { Norm = NormKind.LayerNorm, NormEpsilon = 1e-5 });
         using var mf = new LanguageModel(MemoryFormerConfig.Nano);
         foreach (var m in new[] { dense, layerNorm, mf }) m.eval();
         Assert.Null(FusedDecodeStep.TryCreate(dense, dense.Backbone.NewCaches(1, CPU)));
