@@ -85,4 +85,31 @@ public class FusedDecodeStepTests
         mf.train();
         Assert.Null(FusedDecodeStep.TryCreate(mf, mf.Backbone.NewCaches(1, CPU)));
     }
+
+    [Fact]
+    public void Decoding_to_the_end_of_the_cache_then_one_more_is_refused_before_any_write()
+    {
+        random.manual_seed(6);
+        using var model = new LanguageModel(MemoryFormerConfig.Nano);           // 16 positions, 2 heads
+        model.eval();
+        using var _ = no_grad();
+        var caches = model.Backbone.NewCaches(1, CPU);
+        var fused = FusedDecodeStep.TryCreate(model, caches);
+        Assert.NotNull(fused);
+        for (int t = 0; t < model.Config.ContextLength; t++)
+            Assert.True(fused.Logits(t % 64).isfinite().all().item<bool>());
+        Assert.All(caches, c => Assert.Equal(c.Capacity, c.Length));
+
+        var before = caches.Select(c => (c.Buffers.Keys.clone(), c.Buffers.Values.clone())).ToArray();
+        var e = Assert.Throws<InvalidOperationException>(() => fused.Logits(1));
+        Assert.Contains("full", e.Message);
+        for (int i = 0; i < caches.Length; i++)
+        {
+            // Before the check, layer 0 wrote head 0's key past the end of its row, over head 1's first position.
+            Assert.Equal(caches[i].Capacity, caches[i].Length);
+            Assert.True(caches[i].Buffers.Keys.eq(before[i].Item1).all().item<bool>(), $"layer {i}'s keys changed");
+            Assert.True(caches[i].Buffers.Values.eq(before[i].Item2).all().item<bool>(), $"layer {i}'s values changed");
+        }
+        foreach (var c in caches) c.Dispose();
+    }
 }

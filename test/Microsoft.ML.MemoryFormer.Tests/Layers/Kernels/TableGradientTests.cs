@@ -81,4 +81,34 @@ public class TableGradientTests
         Assert.Equal(expected, squared, expected * 1e-5);
         Assert.False(layer.Gradient.TryTakeSquaredNorm(layer.Table, out _));   // taken once
     }
+
+    [Theory]
+    [InlineData(64, 600)]    // most rows touched: every row written, the pass split over threads
+    [InlineData(512, 20)]    // few rows touched: the sparse write, split over threads
+    public void The_recorded_norm_is_the_same_bits_on_one_and_two_threads(int width, int tokens)
+    {
+        random.manual_seed(8);
+        using var layer = new MemoryLayer(8, 8, width, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
+        layer.Gradient.Attached = true;
+        var x = randn(tokens, 64);
+        // Upstream rows over 16 decades: row norms so different in size that their double sum depends on its order.
+        var upstream = randn(tokens, width) * pow(10.0, randint(-8, 9, [tokens, 1]).to(ScalarType.Float32));
+        (double Norm, Tensor Grad) Backward(int threads)
+        {
+            int previous = get_num_threads();
+            set_num_threads(threads);
+            try
+            {
+                layer.Table.grad = null;
+                (layer.call(x) * upstream).sum().backward();
+                Assert.True(layer.Gradient.TryTakeSquaredNorm(layer.Table, out double squared));
+                return (squared, layer.Table.grad!.clone());
+            }
+            finally { set_num_threads(previous); }
+        }
+        var one = Backward(1);
+        var two = Backward(2);
+        Assert.Equal(BitConverter.DoubleToInt64Bits(one.Norm), BitConverter.DoubleToInt64Bits(two.Norm));
+        Assert.True(one.Grad.eq(two.Grad).all().item<bool>());
+    }
 }
