@@ -14,9 +14,9 @@ namespace Microsoft.ML.MemoryFormer.Layers;
 /// </summary>
 /// <remarks>
 /// <para>Used on its own, the layer is an ordinary autograd module on every path: the table's gradient comes back
-/// through autograd, so <c>torch.autograd.grad</c>, parameter hooks and <c>backward(inputs: …)</c> see it, it is
-/// accumulated into <c>Table.grad</c> (a kept <c>grad</c> is never overwritten), and a graph built with
-/// <c>retain_graph</c> can be run backward again.</para>
+/// through autograd, so <c>torch.autograd.grad</c> and <c>backward(inputs: …)</c> see it (as would tensor hooks,
+/// which TorchSharp 0.107 does not expose), it is accumulated into <c>Table.grad</c> (a kept <c>grad</c> is never
+/// overwritten), and a graph built with <c>retain_graph</c> can be run backward again.</para>
 /// <para>The library's training loop (<c>Training/ModelOptimizer.cs</c>) switches its own layers to a faster mode for
 /// the duration of a run: the fused CPU backward then writes the table gradient into a buffer the layer reuses every
 /// step and sets it as <c>Table.grad</c> directly, which autograd does not see. It switches them back when the run

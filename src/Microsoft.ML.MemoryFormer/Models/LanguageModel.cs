@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.MemoryFormer.Models;
 
 /// <summary>
-/// A causal language model: backbone + untied LM head (<c>no-weight-tying</c>, spec §2.4). The head is the only
+/// A causal language model: backbone + untied LM head (the official code's <c>no-weight-tying</c>; docs/model-spec.md, "Embedding and head"). The head is the only
 /// dense matrix left in a MemoryFormer (paper §3.1).
 /// </summary>
 public sealed class LanguageModel : nn.Module<Tensor, Tensor>

@@ -8,7 +8,7 @@ namespace Microsoft.ML.MemoryFormer.Models;
 
 /// <summary>
 /// Token embedding → L blocks → final norm: the body shared by the language model and the task heads.
-/// No learned positions: rotary only (spec §2.4). Built as a MemoryFormer or as the dense baseline of the
+/// No learned positions: rotary only (docs/model-spec.md, "Attention and rotary"). Built as a MemoryFormer or as the dense baseline of the
 /// same shape, from <see cref="MemoryFormerConfig.Kind"/>.
 /// </summary>
 public sealed class TransformerBackbone : nn.Module
