@@ -123,8 +123,7 @@ internal static class FusedMemoryGather
 
             int n = (int)rows.shape[0], k = (int)rows.shape[1];
             long rowLimit = tables.Min(t => t.shape[0]);
-            // Pooled unless a standalone graph may be run backward twice (retain_graph), see PooledRows.
-            var rows32 = PooledRows.From(rows, rowLimit, pool: !sinks.BackwardPossible || sinks.Gradients.Any(g => g is not null));
+            var rows32 = PooledRows.From(rows, rowLimit);
 
             using var scope = NewDisposeScope();
             var biases = sinks.HasBias ? Enumerable.Range(0, tableCount).Select(t => ((Tensor)vars[tableCount + t + 2]).contiguous()).ToArray() : null;
@@ -158,7 +157,7 @@ internal static class FusedMemoryGather
                 rows32.Return();                                                 // no backward will read them
                 return outputs.Select(o => o.MoveToOuterDisposeScope()).ToList();
             }
-            ctx.save_for_backward([weights, .. tables]);
+            ctx.save_for_backward([weights, .. tables, rows]);                  // rows: for a second backward (retain_graph)
             ctx.save_data("rows", rows32);
             ctx.save_data("k", k);
             ctx.save_data("sinks", vars[^1]);
@@ -170,11 +169,11 @@ internal static class FusedMemoryGather
 
         public override unsafe List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grad_outputs)
         {
+            var saved = ctx.get_saved_variables();                              // weights, tables…, rows
             var pooled = (PooledRows)ctx.get_data("rows");
-            var rows32 = pooled.Array ?? throw new InvalidOperationException(
-                "FusedMemoryGather's backward ran twice on one graph whose table gradients go to a training loop's reused buffers " +
-                "(ModelOptimizer attaches them); it returns its buffers after the first. Run a second backward on a standalone " +
-                "MemoryLayer, or set TorchRuntime.UseFusedKernels = false.");
+            if (pooled.Array is null)                                           // a second backward of a retained graph
+                pooled = PooledRows.From(saved[^1], saved.Skip(1).SkipLast(1).Min(t => t.shape[0]));
+            var rows32 = pooled.Array!;
             int k = (int)ctx.get_data("k");
             bool weightsNeedGrad = (bool)ctx.get_data("weightsNeedGrad");
             var tablesNeedGrad = (bool[])ctx.get_data("tablesNeedGrad");
@@ -182,12 +181,11 @@ internal static class FusedMemoryGather
             int n = pooled.Count / k;
             int tableCount = tablesNeedGrad.Length;
 
-            var saved = ctx.get_saved_variables();
             var result = new List<Tensor> { null!, null! };
             using (var scope = NewDisposeScope())
             {
                 var w = saved[0].contiguous();
-                var tables = saved.Skip(1).Select(t => t.contiguous()).ToArray();
+                var tables = saved.Skip(1).SkipLast(1).Select(t => t.contiguous()).ToArray();
                 var grads = grad_outputs.Select(g => g.to(ScalarType.Float32).contiguous()).ToArray();
                 var widths = tables.Select(t => (int)t.shape[1]).ToArray();
                 var gradPtrs = grads.Select(g => (nint)TensorMemory.Floats(g)).ToArray();
