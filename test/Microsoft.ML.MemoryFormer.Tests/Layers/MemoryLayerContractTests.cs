@@ -55,6 +55,11 @@ public class MemoryLayerContractTests
         Assert.NotNull(layer.Table.grad);
         Assert.True(allclose(layer.Table.grad!, ReferenceGradient(layer, x), 1e-4, 1e-6));
         Assert.True(layer.Bias.grad is null || layer.Bias.grad.IsInvalid, "the bias was not named in inputs");
+
+        layer.Table.grad = null;
+        Loss(layer, x).backward(inputs: [layer.Bias]);
+        Assert.True(layer.Table.grad is null || layer.Table.grad.IsInvalid, "the table was not named in inputs");
+        Assert.NotNull(layer.Bias.grad);
     }
 
     [Fact]
