@@ -1,6 +1,6 @@
 namespace Microsoft.ML.MemoryFormer.Configuration;
 
-/// <summary>How a Memory Layer weights the table row a chunk z selects (spec §1.3–§1.4).</summary>
+/// <summary>How a Memory Layer weights the table row a chunk z selects (docs/model-spec.md, "Weight functions").</summary>
 public enum HashWeightFunction
 {
     /// <summary>The official code: ‖z‖₁ · Π σ(2|zᵢ|). Grows with |z| like a linear map; gradient does not saturate.</summary>

@@ -10,7 +10,7 @@ namespace Microsoft.ML.MemoryFormer.Configuration;
 /// <remarks>
 /// Symbols follow the paper (arXiv 2411.12992): d = <see cref="Width"/>, τ = <see cref="BitsPerChunk"/>,
 /// K = <see cref="ChunkCount"/> = d / τ hash tables of 2^τ rows each. Defaults follow the official code
-/// (see the specification §5.4): the code's weight function, a learned bias per Memory Layer, RMSNorm outside
+/// (docs/model-spec.md, "Where the paper and the code differ"): the code's weight function, a learned bias per Memory Layer, RMSNorm outside
 /// and LayerNorm inside the Memory Block, rotary embeddings on 25% of each head, no attention output projection.
 /// </remarks>
 public sealed record MemoryFormerConfig
@@ -24,7 +24,7 @@ public sealed record MemoryFormerConfig
     /// <summary>Longest sequence the model is trained on; generation crops its input to it (rotary does not extrapolate).</summary>
     public int ContextLength { get; init; } = 128;
 
-    /// <summary>Hidden width d. Must equal K·τ for MemoryFormer (no projection before hashing, spec §1.1).</summary>
+    /// <summary>Hidden width d. Must equal K·τ for MemoryFormer (no projection before hashing; docs/model-spec.md, "Sign hash").</summary>
     public int Width { get; init; } = 256;
 
     /// <summary>Number of transformer blocks.</summary>
@@ -48,13 +48,18 @@ public sealed record MemoryFormerConfig
     /// <summary>How a chunk's bucket is weighted: the official code's ‖z‖₁·Π σ(2|zᵢ|) (default) or the paper's Π σ(2|zᵢ|/t).</summary>
     public HashWeightFunction WeightFunction { get; init; } = HashWeightFunction.L1ScaledSigmoidProduct;
 
-    /// <summary>Temperature t of the paper's weight function (ignored by the code's function).</summary>
+    /// <summary>Temperature t of the paper's weight function (ignored by the code's function), between
+    /// <see cref="MinTemperature"/> and <see cref="MaxTemperature"/>.</summary>
     public double Temperature { get; init; } = 1.0;
 
     /// <summary>Norm before attention, before the FFN and at the end: RMSNorm (code) or LayerNorm (Pythia).</summary>
     public NormKind Norm { get; init; } = NormKind.RmsNorm;
 
-    /// <summary>Epsilon of the outer norms (the code's RMSNorm adds 1e-8 outside the root).</summary>
+    /// <summary>
+    /// Epsilon of the outer norms, used exactly as given. The code's RMSNorm adds 1e-8 outside the root (the default);
+    /// with <see cref="NormKind.LayerNorm"/> it must be at least <see cref="MinLayerNormEpsilon"/> (Pythia's and torch's
+    /// 1e-5): set it explicitly when choosing LayerNorm.
+    /// </summary>
     public double NormEpsilon { get; init; } = 1e-8;
 
     /// <summary>Init std of Memory Block tables (code: 0.02).</summary>
@@ -123,6 +128,21 @@ public sealed record MemoryFormerConfig
     /// <summary>Largest <see cref="Layers"/> <see cref="Validate"/> accepts.</summary>
     public const int MaxLayers = 1 << 10;
 
+    /// <summary>Widest chunk a Memory Layer hashes: τ + <see cref="ExtraBits"/> in the Memory Block's second layer.</summary>
+    public const int MaxLayerBits = 20;
+
+    /// <summary>
+    /// Smallest <see cref="Temperature"/>: the paper's weight Π σ(2|zᵢ|/t) takes 2/t in fp32, which overflows below
+    /// about 6e-39 and turns the weight of a zero element into NaN; far above that, every weight is already 0 or 1.
+    /// </summary>
+    public const double MinTemperature = 1e-4;
+
+    /// <summary>Largest <see cref="Temperature"/>: beyond it every weight is 2^−τ to within fp32 rounding.</summary>
+    public const double MaxTemperature = 1e4;
+
+    /// <summary>Smallest <see cref="NormEpsilon"/> accepted with <see cref="NormKind.LayerNorm"/> (Pythia's value).</summary>
+    public const double MinLayerNormEpsilon = 1e-5;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first field that breaks a rule.</summary>
     /// <returns>This config, to allow chaining.</returns>
     public MemoryFormerConfig Validate()
@@ -135,11 +155,14 @@ public sealed record MemoryFormerConfig
         Require(BitsPerChunk is >= 1 and <= 16, nameof(BitsPerChunk), "must be between 1 and 16 (tables have 2^τ rows)");
         Require(Width % BitsPerChunk == 0, nameof(Width),
             $"must be divisible by {nameof(BitsPerChunk)} (d = K·τ; got d = {Width}, τ = {BitsPerChunk})");
-        Require(ExtraBits >= 0 && BitsPerChunk + ExtraBits <= 20, nameof(ExtraBits), "must be ≥ 0 with τ + extra bits ≤ 20");
+        Require(ExtraBits >= 0 && BitsPerChunk + ExtraBits <= MaxLayerBits, nameof(ExtraBits), $"must be ≥ 0 with τ + extra bits ≤ {MaxLayerBits}");
         Require(RotaryFraction is >= 0 and <= 1, nameof(RotaryFraction), "must be in [0, 1]");
         Require(RotaryBase > 1, nameof(RotaryBase), "must be greater than 1");
-        Require(Temperature > 0, nameof(Temperature), "must be positive");
+        Require(Temperature is >= MinTemperature and <= MaxTemperature, nameof(Temperature),
+            $"must be between {MinTemperature} and {MaxTemperature} (got {Temperature}; below about 6e-39 the weight function gives NaN)");
         Require(NormEpsilon > 0, nameof(NormEpsilon), "must be positive");
+        Require(Norm != NormKind.LayerNorm || NormEpsilon >= MinLayerNormEpsilon, nameof(NormEpsilon),
+            $"must be at least {MinLayerNormEpsilon} with Norm = LayerNorm (got {NormEpsilon}); set NormEpsilon = {MinLayerNormEpsilon} with LayerNorm");
         Require(TableInitStd > 0 && BiasInitStd >= 0 && EmbeddingInitStd > 0 && (QkvInitStd ?? 1) > 0,
             nameof(TableInitStd), "init stds must be positive");
         Require(Dropout is >= 0 and < 1, nameof(Dropout), "must be in [0, 1)");
@@ -153,9 +176,16 @@ public sealed record MemoryFormerConfig
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
     /// <summary>Parses a config written by <see cref="ToJson"/> and validates it.</summary>
-    public static MemoryFormerConfig FromJson(string json) =>
-        (JsonSerializer.Deserialize<MemoryFormerConfig>(json, JsonOptions)
-         ?? throw new ArgumentException("The JSON text holds no MemoryFormer config.", nameof(json))).Validate();
+    /// <remarks>Files written before LayerNorm configs had to state their epsilon may hold a LayerNorm with the RMSNorm
+    /// default 1e-8; those models always ran with <see cref="MinLayerNormEpsilon"/>, which is what they load with.</remarks>
+    public static MemoryFormerConfig FromJson(string json)
+    {
+        var config = JsonSerializer.Deserialize<MemoryFormerConfig>(json, JsonOptions)
+            ?? throw new ArgumentException("The JSON text holds no MemoryFormer config.", nameof(json));
+        if (config.Norm == NormKind.LayerNorm && config.NormEpsilon is > 0 and < MinLayerNormEpsilon)
+            config = config with { NormEpsilon = MinLayerNormEpsilon };
+        return config.Validate();
+    }
 
     internal static JsonSerializerOptions JsonOptions { get; } = new()
     {

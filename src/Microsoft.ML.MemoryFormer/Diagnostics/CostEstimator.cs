@@ -4,7 +4,7 @@ namespace Microsoft.ML.MemoryFormer.Diagnostics;
 
 /// <summary>
 /// FLOPs, parameters and memory of a MemoryFormer and of the dense transformer of the same shape, counted as the
-/// paper counts them (spec §3: one multiply-add = one FLOP, inference, one block).
+/// paper counts them (paper §3, Tables 1–3: one multiply-add = one FLOP, inference, one block; docs/model-spec.md, "Cost").
 /// </summary>
 public static class CostEstimator
 {
@@ -19,7 +19,7 @@ public static class CostEstimator
         6.0 * config.ChunkCount * sequenceLength * config.Width;
 
     /// <summary>
-    /// The exact count of row reads: s·K·(3d + (τ+extra)·K + d), i.e. 5.25·s·K·d at τ = 8 (spec §3: the paper's
+    /// The exact count of row reads: s·K·(3d + (τ+extra)·K + d), i.e. 5.25·s·K·d at τ = 8 (docs/model-spec.md, "Cost": the paper's
     /// 6·K·s·d slightly overcounts).
     /// </summary>
     public static double ExactMemoryGatherFlops(int sequenceLength, MemoryFormerConfig config) =>
@@ -43,7 +43,7 @@ public static class CostEstimator
         MemoryLayerTableParameters(c.ChunkCount, c.BitsPerChunk, c.BlockHiddenWidth)
         + MemoryLayerTableParameters(c.ChunkCount, c.BitsPerChunk + c.ExtraBits, c.Width);
 
-    /// <summary>Table parameters of a whole MemoryFormer block: Q, K, V and the Memory Block (spec §5.2).</summary>
+    /// <summary>Table parameters of a whole MemoryFormer block: Q, K, V and the Memory Block (docs/model-spec.md, "Tables").</summary>
     public static long BlockTableParameters(MemoryFormerConfig c) =>
         3 * MemoryLayerTableParameters(c.ChunkCount, c.BitsPerChunk, c.Width) + MemoryBlockTableParameters(c);
 

@@ -1,5 +1,6 @@
 using Microsoft.ML.MemoryFormer.Generation.Sampling;
 using Microsoft.ML.MemoryFormer.Layers;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -16,7 +17,7 @@ namespace Microsoft.ML.MemoryFormer.Generation;
 /// <remarks>
 /// Context policy: a prompt keeps its last <c>ContextLength</c> tokens. When the window would exceed the context
 /// length, it slides so that the last <c>ContextLength / 2</c> tokens remain, and the cache is refilled from them
-/// (rotary positions do not extrapolate past the trained context, spec-anchors §4). Both paths follow the same
+/// (rotary positions do not extrapolate past the trained context). Both paths follow the same
 /// policy, so greedy output is identical with and without the cache. In a batch the window is shared and slides when
 /// the longest row fills it, so rows of a batch match single-prompt output until then.
 /// </remarks>

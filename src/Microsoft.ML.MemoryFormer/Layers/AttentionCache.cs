@@ -4,7 +4,7 @@ namespace Microsoft.ML.MemoryFormer.Layers;
 
 /// <summary>
 /// One layer's key/value cache, preallocated to the context length so decoding writes in place instead of
-/// concatenating per token (issue 7). Keys are stored after rotary.
+/// concatenating per token. Keys are stored after rotary.
 /// </summary>
 internal sealed class AttentionCache : IDisposable
 {

@@ -10,8 +10,20 @@ namespace Microsoft.ML.MemoryFormer.Layers;
 /// A Memory Layer, the stand-in for one fully-connected layer d → h (paper §2.2–§2.3, eq. 11):
 /// y = Σₖ w(zₖ) · Tₖ[h(zₖ)] + b. The K tables are one flat parameter [K·2^τ, h] (table k owns rows
 /// k·2^τ … (k+1)·2^τ − 1), read as a weighted bag per token. The learned bias follows the official code
-/// (the paper has none). Only the selected rows get a gradient (eq. 12).
+/// (the paper has none). Only the selected rows get a gradient (eq. 12). See docs/model-spec.md, "Memory Layer".
 /// </summary>
+/// <remarks>
+/// <para>Used on its own, the layer is an ordinary autograd module on every path: the table's gradient comes back
+/// through autograd, so <c>torch.autograd.grad</c> and <c>backward(inputs: …)</c> see it (as would tensor hooks,
+/// which TorchSharp 0.107 does not expose), it is accumulated into <c>Table.grad</c> (a kept <c>grad</c> is never
+/// overwritten), and a graph built with <c>retain_graph</c> can be run backward again.</para>
+/// <para>The library's training loop (<c>Training/ModelOptimizer.cs</c>) switches its own layers to a faster mode for
+/// the duration of a run: the fused CPU backward then writes the table gradient into a buffer the layer reuses every
+/// step and sets it as <c>Table.grad</c> directly, which autograd does not see. It switches them back when the run
+/// ends.</para>
+/// <para>Inputs must have a last dimension of exactly K·τ (<see cref="InputWidth"/>); anything else is refused with
+/// the expected and actual widths.</para>
+/// </remarks>
 public sealed class MemoryLayer : nn.Module<Tensor, Tensor>
 {
     private readonly EmbeddingBag table;   // [K·2^τ, h]
@@ -24,6 +36,14 @@ public sealed class MemoryLayer : nn.Module<Tensor, Tensor>
     public MemoryLayer(int chunkCount, int bitsPerChunk, int outputWidth, HashWeightFunction weightFunction,
         double temperature, double tableInitStd, double biasInitStd) : base(nameof(MemoryLayer))
     {
+        Require(chunkCount > 0, nameof(chunkCount), chunkCount, "must be positive");
+        Require(bitsPerChunk is >= 1 and <= MemoryFormerConfig.MaxLayerBits, nameof(bitsPerChunk), bitsPerChunk,
+            $"must be between 1 and {MemoryFormerConfig.MaxLayerBits} (each table has 2^τ rows)");
+        Require(outputWidth > 0, nameof(outputWidth), outputWidth, "must be positive");
+        Require(Enum.IsDefined(weightFunction), nameof(weightFunction), weightFunction, "is not a defined weight function");
+        Require(temperature is >= MemoryFormerConfig.MinTemperature and <= MemoryFormerConfig.MaxTemperature, nameof(temperature), temperature,
+            $"must be between {MemoryFormerConfig.MinTemperature} and {MemoryFormerConfig.MaxTemperature}");
+        Require(tableInitStd > 0 && biasInitStd >= 0, nameof(tableInitStd), tableInitStd, "and biasInitStd must be positive and non-negative");
         ChunkCount = chunkCount;
         BitsPerChunk = bitsPerChunk;
         OutputWidth = outputWidth;
@@ -45,6 +65,9 @@ public sealed class MemoryLayer : nn.Module<Tensor, Tensor>
     /// <summary>τ, bits per chunk; each table has 2^τ rows.</summary>
     public int BitsPerChunk { get; }
 
+    /// <summary>K·τ, the width of the inputs the layer hashes.</summary>
+    public int InputWidth => ChunkCount * BitsPerChunk;
+
     /// <summary>h, the output width.</summary>
     public int OutputWidth { get; }
 
@@ -60,19 +83,40 @@ public sealed class MemoryLayer : nn.Module<Tensor, Tensor>
     /// <summary>The bias parameter [h].</summary>
     public Parameter Bias => bias;
 
-    /// <summary>The reusable table-gradient buffer of the fused CPU backward, and the norm it measured.</summary>
+    /// <summary>The reusable table-gradient buffer of the fused CPU backward, and the norm it measured; used only while
+    /// a training loop has attached it (<see cref="TableGradient.Attached"/>).</summary>
     internal TableGradient Gradient { get; } = new();
 
     /// <summary>x [.., K·τ] → y [.., h].</summary>
+    /// <exception cref="ArgumentException">The last dimension of <paramref name="x"/> is not K·τ.</exception>
     public override Tensor forward(Tensor x)
     {
+        ArgumentNullException.ThrowIfNull(x);
+        CheckWidth(x);
         var flat = x.reshape(-1, x.shape[^1]);                                   // [N, K·τ]
         var y = Forward(Hash(flat));                                              // [N, h]
         return y.view([.. x.shape[..^1], OutputWidth]);                          // [.., h]
     }
 
     /// <summary>Hashes x [N, K·τ] with this layer's τ and weight function.</summary>
-    internal HashCodes Hash(Tensor x) => SignHash.Compute(x, BitsPerChunk, WeightFunction, Temperature);
+    internal HashCodes Hash(Tensor x)
+    {
+        CheckWidth(x);
+        return SignHash.Compute(x, BitsPerChunk, WeightFunction, Temperature);
+    }
+
+    private void CheckWidth(Tensor x)
+    {
+        if (x.dim() == 0 || x.shape[^1] != InputWidth)
+            throw new ArgumentException($"MemoryLayer expects inputs whose last dimension is K·τ = {ChunkCount}·{BitsPerChunk} = {InputWidth}; " +
+                $"got {(x.dim() == 0 ? "a scalar" : x.shape[^1].ToString(System.Globalization.CultureInfo.InvariantCulture))} " +
+                $"(shape [{string.Join(", ", x.shape)}]). Reshape the input, or build the layer with chunkCount·bitsPerChunk equal to its width.", nameof(x));
+    }
+
+    private static void Require<T>(bool ok, string name, T value, string rule)
+    {
+        if (!ok) throw new ArgumentOutOfRangeException(name, value, $"MemoryLayer: {name} {rule}; got {value}.");
+    }
 
     /// <summary>Reads this layer's tables with precomputed codes (the shared Q/K/V hash) → [N, h].</summary>
     internal Tensor Forward(HashCodes codes) => MemoryGather.Apply(codes, this);

@@ -6,8 +6,8 @@ namespace Microsoft.ML.MemoryFormer.Layers;
 
 /// <summary>
 /// Q, K and V as three Memory Layers that share one hash of the normalised input (official code
-/// <c>_forward_memory_qkv</c>, spec §2.2): the same rows and weights read three different tables.
-/// Tables use small_init, std √(2/(5d)) (spec §1.5).
+/// <c>_forward_memory_qkv</c> in <c>megatron/model/transformer.py</c>; docs/model-spec.md, "Q/K/V sharing"): the same
+/// rows and weights read three different tables. Tables use the code's small_init, std √(2/(5d)).
 /// </summary>
 internal sealed class MemoryQkv : nn.Module<Tensor, (Tensor Q, Tensor K, Tensor V)>
 {

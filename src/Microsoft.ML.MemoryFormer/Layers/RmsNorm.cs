@@ -5,8 +5,9 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.MemoryFormer.Layers;
 
 /// <summary>
-/// RMSNorm as in the official code (spec §2.4): x / (‖x‖₂/√d + ε) · g, with ε outside the root, a learned
-/// gain and no bias. Note it does not centre its input (spec §5.3 pitfall 4).
+/// RMSNorm as in the official code (<c>megatron/model/norms.py</c>): x / (‖x‖₂/√d + ε) · g, with ε outside the root,
+/// a learned gain and no bias. It does not centre its input, so a per-channel offset biases that channel's hash bit
+/// (docs/model-spec.md, "Norms").
 /// </summary>
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
@@ -34,9 +35,10 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) =>
         x / x.norm(-1, keepdim: true).div(sqrtWidth).add(epsilon, Runtime.LiveScalars.One) * weight;
 
-    /// <summary>The norm the config asks for: RMSNorm or LayerNorm over <paramref name="width"/>.</summary>
+    /// <summary>The norm the config asks for: RMSNorm or LayerNorm over <paramref name="width"/>, with exactly
+    /// <paramref name="epsilon"/> (a validated config keeps a LayerNorm's at 1e-5 or more).</summary>
     internal static nn.Module<Tensor, Tensor> Create(Configuration.NormKind kind, int width, double epsilon) =>
         kind == Configuration.NormKind.RmsNorm
             ? new RmsNorm(width, epsilon)
-            : nn.LayerNorm(width, Math.Max(epsilon, 1e-5));
+            : nn.LayerNorm(width, epsilon);
 }

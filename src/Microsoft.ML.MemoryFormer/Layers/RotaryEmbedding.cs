@@ -5,7 +5,7 @@ namespace Microsoft.ML.MemoryFormer.Layers;
 
 /// <summary>
 /// Rotary position embedding (GPT-NeoX style, rotate-half) on the first <c>rotaryDims</c> of each head,
-/// 25% of the head in the code (spec §2.2). Rotary scores depend only on relative positions, so a batch may be
+/// 25% of the head in the official code (docs/model-spec.md, "Attention and rotary"). Rotary scores depend only on relative positions, so a batch may be
 /// left-padded without shifting positions.
 /// </summary>
 internal sealed class RotaryEmbedding : nn.Module

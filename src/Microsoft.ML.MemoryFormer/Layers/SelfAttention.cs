@@ -8,7 +8,8 @@ namespace Microsoft.ML.MemoryFormer.Layers;
 
 /// <summary>
 /// Multi-head self-attention with rotary positions (paper §2.4, eq. 13). MemoryFormer gets Q/K/V from
-/// Memory Layers and has no output projection (<c>del_dense</c>, spec §2.2); the dense baseline uses linear
+/// Memory Layers and has no output projection (the official code's <c>del_dense</c>; docs/model-spec.md,
+/// "Attention and rotary"); the dense baseline uses linear
 /// Q/K/V and an output projection W_O. Everything else is shared, so the two differ only in the projections.
 /// </summary>
 internal sealed class SelfAttention : nn.Module

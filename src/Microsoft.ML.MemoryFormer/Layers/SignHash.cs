@@ -11,18 +11,25 @@ namespace Microsoft.ML.MemoryFormer.Layers;
 /// The sign hash of the Memory Layer (paper §2.2, eqs. 3–4; official code <c>compute_code_score_torch</c>).
 /// The input x [N, K·τ] is cut into K chunks of τ elements; each element's sign (z ≥ 0 → 1) is one bit of the
 /// chunk's bucket code, read most-significant-bit first as in the code (the paper reads it LSB-first, which is
-/// the same model up to a fixed permutation of table rows). Codes are built with integer ops (spec §5.3
-/// pitfall 2) and are not differentiable; gradients reach x only through the weights. On the CPU in fp32 (with
-/// <see cref="TorchRuntime.UseFusedKernels"/>) it runs <see cref="FusedSignHash"/>, one managed pass with a custom
-/// backward; elsewhere <see cref="Reference"/>, plain torch ops.
+/// the same model up to a fixed permutation of table rows). Codes are built with integer ops (a float code is exact
+/// only up to 2^8 in bf16, too few for the Memory Block's τ+2 bits) and are not differentiable; gradients reach x only
+/// through the weights (docs/model-spec.md, "Sign hash" and "Gradient flow"). This is the hash's one dispatcher: on the
+/// CPU in fp32 (with <see cref="KernelSettings.UseFusedKernels"/>) it runs <see cref="FusedSignHash"/>, one managed
+/// pass with a custom backward; elsewhere <see cref="Reference"/>, plain torch ops.
 /// </summary>
 internal static class SignHash
 {
     /// <summary>Hashes x [N, K·τ] into rows and weights [N, K].</summary>
-    public static HashCodes Compute(Tensor x, int bitsPerChunk, HashWeightFunction function, double temperature) =>
-        TorchRuntime.UseFusedKernels && FusedSignHash.IsSupported(x, bitsPerChunk)
+    /// <exception cref="ArgumentException">x is not 2-D or its width is not a multiple of τ.</exception>
+    public static HashCodes Compute(Tensor x, int bitsPerChunk, HashWeightFunction function, double temperature)
+    {
+        if (x.dim() != 2 || bitsPerChunk < 1 || x.shape[1] % bitsPerChunk != 0)
+            throw new ArgumentException($"The sign hash expects x [N, K·τ] with τ = {bitsPerChunk}: a width that is a multiple of " +
+                $"{bitsPerChunk}; got shape [{string.Join(", ", x.shape)}].", nameof(x));
+        return KernelSettings.Current.UseFusedKernels && FusedSignHash.IsSupported(x, bitsPerChunk)
             ? FusedSignHash.Compute(x, bitsPerChunk, function, temperature)
             : Reference(x, bitsPerChunk, function, temperature);
+    }
 
     /// <summary>The torch-ops hash, the reference for the fused kernel and the path for CUDA and other dtypes.</summary>
     public static HashCodes Reference(Tensor x, int bitsPerChunk, HashWeightFunction function, double temperature)

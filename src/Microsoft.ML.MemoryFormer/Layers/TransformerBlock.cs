@@ -7,7 +7,8 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.MemoryFormer.Layers;
 
 /// <summary>
-/// One pre-norm block (paper Fig. 3; code layout, spec §2.4): z = x + Attn(Norm(x)); out = z + FFN(Norm(z)).
+/// One pre-norm block (paper Fig. 3, with the official code's residual layout; docs/model-spec.md, "Block"):
+/// z = x + Attn(Norm(x)); out = z + FFN(Norm(z)).
 /// The FFN is the Memory Block for MemoryFormer and a GELU MLP for the dense baseline.
 /// </summary>
 internal sealed class TransformerBlock : nn.Module
@@ -17,9 +18,11 @@ internal sealed class TransformerBlock : nn.Module
     private readonly nn.Module<Tensor, Tensor> ffnNorm;
     private readonly nn.Module<Tensor, Tensor> ffn;
     private readonly Dropout dropout;
+    private readonly int width;
 
     public TransformerBlock(MemoryFormerConfig c) : base(nameof(TransformerBlock))
     {
+        width = c.Width;
         attentionNorm = RmsNorm.Create(c.Norm, c.Width, c.NormEpsilon);
         attention = new SelfAttention(c);
         ffnNorm = RmsNorm.Create(c.Norm, c.Width, c.NormEpsilon);
@@ -41,8 +44,11 @@ internal sealed class TransformerBlock : nn.Module
     internal nn.Module<Tensor, Tensor> Ffn => ffn;
 
     /// <summary>x [B, T, d] → [B, T, d].</summary>
+    /// <exception cref="ArgumentException">x is not [B, T, d].</exception>
     public Tensor Forward(Tensor x, AttentionContext context, AttentionCache? cache)
     {
+        if (x.dim() != 3 || x.shape[2] != width)
+            throw new ArgumentException($"A block expects x [B, T, d] with d = {width}; got shape [{string.Join(", ", x.shape)}].", nameof(x));
         var z = LiveScalars.Add(x, dropout.call(attention.Forward(attentionNorm.call(x), context, cache))); // [B, T, d]
         var flat = ffnNorm.call(z).reshape(-1, z.shape[^1]);                                 // [B·T, d]
         return LiveScalars.Add(z, dropout.call(ffn.call(flat).view(z.shape)));                              // [B, T, d]

@@ -46,6 +46,9 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     /// <summary>Features x [B, F] (NaN = missing) → tokens [B, 1 + F, d], [CLS] first.</summary>
     public override Tensor forward(Tensor x)
     {
+        if (x.dim() != 2 || x.shape[1] != FeatureCount)
+            throw new ArgumentException($"The tabular model expects features [B, F] with F = {FeatureCount}; got shape " +
+                $"[{string.Join(", ", x.shape)}].", nameof(x));
         var isMissing = x.isnan().unsqueeze(-1);                                // [B, F, 1]
         var values = x.nan_to_num(0).unsqueeze(-1);                             // [B, F, 1]
         var tokens = Runtime.LiveScalars.Add(values * weight, bias);                                     // [B, F, d]

@@ -8,8 +8,8 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.MemoryFormer.Models;
 
 /// <summary>
-/// A causal language model: backbone + untied LM head (<c>no-weight-tying: true</c> in the official code's
-/// <c>configs/*.yml</c>). The head is the only dense matrix left in a MemoryFormer (paper §3.1).
+/// A causal language model: backbone + untied LM head (the official code's <c>no-weight-tying</c>; docs/model-spec.md, "Embedding and head"). The head is the only
+/// dense matrix left in a MemoryFormer (paper §3.1).
 /// </summary>
 public sealed class LanguageModel : nn.Module<Tensor, Tensor>
 {
@@ -29,7 +29,7 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
     public MemoryFormerConfig Config => backbone.Config;
 
     /// <summary>
-    /// Whether single-token CPU decode steps of a MemoryFormer take the fused managed path (<see cref="Generation.FusedDecodeStep"/>)
+    /// Whether single-token CPU decode steps of a MemoryFormer take the fused managed path (<see cref="FusedDecodeStep"/>)
     /// instead of the general torch path; on by default, off to compare the two.
     /// </summary>
     internal bool UseFusedDecode { get; set; } = true;

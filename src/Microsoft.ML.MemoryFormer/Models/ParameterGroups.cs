@@ -5,10 +5,9 @@ using TorchSharp.Modules;
 namespace Microsoft.ML.MemoryFormer.Models;
 
 /// <summary>
-/// Splits a model's parameters the way the optimiser treats them: Memory Layer tables (their own learning rate,
-/// the paper's 3×, §4.1), other matrices (weight decay) and vectors — biases, norm gains — (no decay),
-/// following the code's rule that only biases and norm parameters are excluded from decay (official code,
-/// <c>megatron/model/utils.py</c>).
+/// Splits a model's parameters the way the optimiser treats them: Memory Layer tables (their own learning rate, this
+/// library's choice; docs/model-spec.md, "Training"), other matrices (weight decay) and vectors — biases, norm gains —
+/// (no decay), following the official code's rule that only biases and norm parameters are excluded from decay.
 /// </summary>
 internal sealed record ParameterGroups(IReadOnlyList<Parameter> Tables, IReadOnlyList<Parameter> Matrices,
     IReadOnlyList<Parameter> Vectors)

@@ -8,7 +8,7 @@ namespace Microsoft.ML.MemoryFormer.Models;
 
 /// <summary>
 /// Token embedding → L blocks → final norm: the body shared by the language model and the task heads.
-/// No learned positions: rotary only (<c>pos-emb: rotary</c> in the official code's <c>configs/*.yml</c>). Built as a MemoryFormer or as the dense baseline of the
+/// No learned positions: rotary only (docs/model-spec.md, "Attention and rotary"). Built as a MemoryFormer or as the dense baseline of the
 /// same shape, from <see cref="MemoryFormerConfig.Kind"/>.
 /// </summary>
 public sealed class TransformerBackbone : nn.Module
@@ -41,15 +41,28 @@ public sealed class TransformerBackbone : nn.Module
     internal nn.Module<Tensor, Tensor> FinalNorm => finalNorm;
 
     /// <summary>Token ids [B, T] → hidden states [B, T, d].</summary>
-    internal Tensor Forward(Tensor tokens, AttentionContext context) =>
-        ForwardEmbeddings(embedding.call(tokens), context);                     // [B, T, d]
+    /// <exception cref="ArgumentException">tokens is not [B, T].</exception>
+    internal Tensor Forward(Tensor tokens, AttentionContext context)
+    {
+        if (tokens.dim() != 2)
+            throw new ArgumentException($"Token ids must be [B, T]; got shape [{string.Join(", ", tokens.shape)}].", nameof(tokens));
+        return ForwardEmbeddings(embedding.call(tokens), context);              // [B, T, d]
+    }
 
     /// <summary>The embedding vectors of token ids [..] → [.., d] (used by tabular feature tokens).</summary>
     internal Tensor Embed(Tensor tokens) => embedding.call(tokens);
 
     /// <summary>Runs the blocks and final norm on embeddings x [B, T, d] (task heads that build their own tokens).</summary>
+    /// <exception cref="ArgumentException">x is not [B, T, d], or the positions run past the context length.</exception>
     internal Tensor ForwardEmbeddings(Tensor x, AttentionContext context)
     {
+        if (x.dim() != 3 || x.shape[2] != Config.Width)
+            throw new ArgumentException($"The backbone expects embeddings [B, T, d] with d = {Config.Width}; got shape " +
+                $"[{string.Join(", ", x.shape)}].", nameof(x));
+        long past = context.PastLength;
+        if (past + x.shape[1] > Config.ContextLength)
+            throw new ArgumentException($"The model covers {Config.ContextLength} positions (ContextLength); got {x.shape[1]} " +
+                $"{(past > 0 ? $"after {past} cached " : "")}positions. Crop the sequence to the last {Config.ContextLength} tokens.", nameof(x));
         for (int i = 0; i < blocks.Count; i++)
             x = blocks[i].Forward(x, context, context.Caches?[i]);              // [B, T, d]
         return finalNorm.call(x);                                                // [B, T, d]

@@ -16,9 +16,13 @@ public static class TorchRuntime
     /// Whether Memory Layers and the optimizer on the CPU use the library's fused managed SIMD kernels (sign hash and
     /// gather with custom backwards, single-pass AdamW). Default true. False runs plain libtorch ops (EmbeddingBag, the
     /// torch-ops hash and the torch-ops form of the same AdamW update): the reference the kernels are tested against,
-    /// and what CUDA always uses.
+    /// and what CUDA always uses. Stored in the kernels' one settings object, <see cref="KernelSettings"/>.
     /// </summary>
-    public static bool UseFusedKernels { get; set; } = true;
+    public static bool UseFusedKernels
+    {
+        get => KernelSettings.Current.UseFusedKernels;
+        set => KernelSettings.Current.UseFusedKernels = value;
+    }
 
     /// <summary>
     /// Makes sure LibTorchSharp loads; turns the bare <see cref="DllNotFoundException"/> into an explanation.

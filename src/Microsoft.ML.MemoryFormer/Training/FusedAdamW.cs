@@ -1,6 +1,5 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using Microsoft.ML.MemoryFormer.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,8 +8,8 @@ namespace Microsoft.ML.MemoryFormer.Training;
 
 /// <summary>
 /// AdamW in one pass per element: parameter, gradient and both moments are read once and parameter and moments
-/// written once (issue 7), instead of the five or six tensor-op passes of <c>torch.optim.AdamW</c> (140.7 ms against
-/// a 27 ms bandwidth bound for 33.5M table parameters, performance anchors §0b). The trainer uses one instance per
+/// written once (the row kernel is <see cref="AdamWKernel"/>), instead of the five or six tensor-op passes of
+/// <c>torch.optim.AdamW</c>, which on the CPU is bound by that memory traffic. The trainer uses one instance per
 /// parameter group (tables, matrices, vectors). It also replaces TorchSharp 0.107's <c>optim.AdamW</c>, whose
 /// step was measured to grow the process by about half the parameters' size per step (an unreleased native
 /// buffer), which ended long runs.
@@ -22,12 +21,12 @@ namespace Microsoft.ML.MemoryFormer.Training;
 /// per parameter. A parameter whose <c>grad</c> is undefined is skipped, as torch does.</para>
 /// <para>With <see cref="SkipUntouchedRows"/> ("lazy" Adam) a table row (first dimension) whose gradient is all
 /// zero this step is left bit-for-bit untouched: no weight decay, no moment decay and no parameter update. This is
-/// not the paper's dense AdamW (spec §5.3 pitfall 3): there, every row decays by (1 − lr·λ) every step and rows
+/// not the dense AdamW of the paper and the official code (docs/model-spec.md, "Training"): there, every row decays by (1 − lr·λ) every step and rows
 /// hit in earlier steps keep moving on their momentum, so rarely hit rows shrink toward zero; under lazy Adam a
 /// row changes only in the steps that hit it, so it neither decays nor coasts while unused, and its moments then
 /// describe only the steps that touched it. The bias correction still uses the parameter's global step count
-/// (as TensorFlow's LazyAdam does). At training batch sizes most rows are hit every step (79–83% at 2,048 tokens,
-/// anchors "Supporting measurements"), so the mode mainly helps small batches and fine-tuning.</para>
+/// (as TensorFlow's LazyAdam does). At training batch sizes most rows are hit every step (a batch of N tokens makes N
+/// draws from each table's 2^τ rows), so the mode mainly helps small batches and fine-tuning.</para>
 /// <para>With bf16 moments (<see cref="Bf16Moments"/>, <c>TrainingOptions.TableMomentPrecision</c>) the moments are stored
 /// as stochastically rounded bfloat16 and the update is otherwise the same fp32 arithmetic; it then no longer matches
 /// torch bit for bit.</para>
@@ -156,17 +155,15 @@ internal sealed class FusedAdamW : IDisposable
             if (grad is null || grad.IsInvalid)
                 continue;
             long t = ++_steps[i];
-            var c = new Coefficients(lr, Beta1, Beta2, Eps, WeightDecay, t, gradScale);
-            bool managed = Runtime.TorchRuntime.UseFusedKernels && TensorMemory.IsCpuFloat32(p) && TensorMemory.IsCpuFloat32(grad)
-                && p.is_contiguous() && grad.is_contiguous();
+            var c = new AdamWKernel.Coefficients(lr, Beta1, Beta2, Eps, WeightDecay, t, gradScale);
             int[]? rows = SkipUntouchedRows && RowSources is { } sources && i < sources.Count ? sources[i]?.NonZeroRowsOf(p) : null;
-            var moments = new Moments(_expAvg[i], _expAvgSq[i], Bf16Moments.Salt(t, i));
+            bool managed = KernelSettings.Current.UseFusedKernels && AdamWKernel.IsSupported(p, grad, _expAvg[i]);
             if (managed && rows is not null)
-                StepRows(p, grad, moments, c, rows);
+                AdamWKernel.StepRows(p, grad, _expAvg[i], _expAvgSq[i], c, Bf16Moments.Salt(t, i), rows);
             else if (managed)
-                StepManaged(p, grad, moments, c);
-            else if (moments.IsBFloat16)
-                StepTorchBf16(p, grad, moments, c);
+                AdamWKernel.Step(p, grad, _expAvg[i], _expAvgSq[i], c, Bf16Moments.Salt(t, i), SkipUntouchedRows);
+            else if (_expAvg[i].dtype == ScalarType.BFloat16)
+                StepTorchBf16(p, grad, _expAvg[i], _expAvgSq[i], c);
             else
                 StepTorch(p, grad, _expAvg[i], _expAvgSq[i], c);
         }
@@ -198,166 +195,22 @@ internal sealed class FusedAdamW : IDisposable
             t.Dispose();
     }
 
-    /// <summary>One parameter's moment tensors and this step's rounding seed (bf16 moments).</summary>
-    private readonly unsafe struct Moments(Tensor m, Tensor v, uint salt)
-    {
-        public readonly bool IsBFloat16 = m.dtype == ScalarType.BFloat16;
-        public readonly Tensor M = m, V = v;
-        public readonly nint MPtr = m.device_type == DeviceType.CPU ? (nint)TensorMemory.Address(m) : 0;
-        public readonly nint VPtr = v.device_type == DeviceType.CPU ? (nint)TensorMemory.Address(v) : 0;
-        public readonly uint Salt = salt;
-
-        /// <summary>Updates the row of <paramref name="w"/> elements at element offset <paramref name="o"/>.</summary>
-        public void UpdateRow(nint p, nint g, long o, int w, in Coefficients c)
-        {
-            if (IsBFloat16)
-                Bf16Moments.UpdateRow((float*)p + o, (float*)g + o, (ushort*)MPtr + o, (ushort*)VPtr + o, w, c, o, Salt);
-            else
-                FusedAdamW.UpdateRow((float*)p + o, (float*)g + o, (float*)MPtr + o, (float*)VPtr + o, w, c);
-        }
-    }
-
-    /// <summary>The step's scalars, rounded to fp32 as torch's CPU kernels do for a float tensor.</summary>
-    internal readonly struct Coefficients(double lr, double beta1, double beta2, double eps, double weightDecay, long step, double gradScale)
-    {
-        public readonly float GradScale = (float)gradScale;
-        public readonly float Decay = (float)(1 - (lr * weightDecay));
-        public readonly float Beta1 = (float)beta1;
-        public readonly float OneMinusBeta1 = (float)(1 - beta1);
-        public readonly float Beta2 = (float)beta2;
-        public readonly float OneMinusBeta2 = (float)(1 - beta2);
-        public readonly float Bias2Sqrt = (float)Math.Sqrt(1 - Math.Pow(beta2, step));
-        public readonly float Eps = (float)eps;
-        public readonly float NegStepSize = (float)(-lr / (1 - Math.Pow(beta1, step)));
-        public readonly double Lr = lr;
-        public readonly double WeightDecay = weightDecay;
-        public readonly double Bias2SqrtDouble = Math.Sqrt(1 - Math.Pow(beta2, step));
-        public readonly double StepSize = lr / (1 - Math.Pow(beta1, step));
-    }
-
-    private unsafe void StepManaged(Tensor p, Tensor grad, Moments moments, Coefficients c)
-    {
-        long rows = p.dim() == 0 ? 1 : p.shape[0];
-        long width = rows == 0 ? 0 : p.numel() / rows;
-        if (rows > int.MaxValue || width > int.MaxValue)
-        {
-            if (moments.IsBFloat16)
-                StepTorchBf16(p, grad, moments, c);
-            else
-                StepTorch(p, grad, moments.M, moments.V, c);
-            return;
-        }
-        nint pp = (nint)TensorMemory.Floats(p), gp = (nint)TensorMemory.Floats(grad);
-        bool lazy = SkipUntouchedRows;
-        int w = (int)width;
-        KernelParallel.For((int)rows, width, (start, end) =>
-        {
-            for (long r = start; r < end; r++)
-            {
-                long o = r * w;
-                if (lazy && IsZero((float*)gp + o, w))
-                    continue;
-                moments.UpdateRow(pp, gp, o, w, c);
-            }
-        });
-    }
-
-    /// <summary>The lazy managed step over the given rows only (all others have a zero gradient).</summary>
-    private static unsafe void StepRows(Tensor p, Tensor grad, Moments moments, Coefficients c, int[] rows)
-    {
-        int w = (int)(p.numel() / p.shape[0]);
-        nint pp = (nint)TensorMemory.Floats(p), gp = (nint)TensorMemory.Floats(grad);
-        KernelParallel.For(rows.Length, 4L * w, (start, end) =>
-        {
-            for (int i = start; i < end; i++)
-            {
-                long o = (long)rows[i] * w;
-                if (!IsZero((float*)gp + o, w))
-                    moments.UpdateRow(pp, gp, o, w, c);
-            }
-        });
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe bool IsZero(float* g, int n)
-    {
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            for (; i + 8 <= n; i += 8)
-            {
-                if (Vector256.Load(g + i) != Vector256<float>.Zero)
-                    return false;
-            }
-        }
-        for (; i < n; i++)
-        {
-            if (g[i] != 0f)
-                return false;
-        }
-        return true;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void UpdateRow(float* p, float* g, float* m, float* v, int n, Coefficients c)
-    {
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var decay = Vector256.Create(c.Decay);
-            var b1 = Vector256.Create(c.Beta1);
-            var omb1 = Vector256.Create(c.OneMinusBeta1);
-            var b2 = Vector256.Create(c.Beta2);
-            var omb2 = Vector256.Create(c.OneMinusBeta2);
-            var bias2 = Vector256.Create(c.Bias2Sqrt);
-            var eps = Vector256.Create(c.Eps);
-            var negStep = Vector256.Create(c.NegStepSize);
-            var scale = Vector256.Create(c.GradScale);
-            bool scaled = c.GradScale != 1f;
-            for (; i + 8 <= n; i += 8)
-            {
-                // Same fp32 operation order as torch's mul_, add_(alpha), addcmul_, sqrt/div/add_, addcdiv_;
-                // no FMA contraction, so results match torch.optim.AdamW to the last bit or two.
-                var gi = scaled ? Vector256.Load(g + i) * scale : Vector256.Load(g + i);
-                var pi = Vector256.Load(p + i) * decay;
-                var mi = (Vector256.Load(m + i) * b1) + (omb1 * gi);
-                var vi = (Vector256.Load(v + i) * b2) + (omb2 * gi * gi);
-                var denom = (Vector256.Sqrt(vi) / bias2) + eps;
-                pi += negStep * mi / denom;
-                pi.Store(p + i);
-                mi.Store(m + i);
-                vi.Store(v + i);
-            }
-        }
-        for (; i < n; i++)
-        {
-            float gi = c.GradScale != 1f ? g[i] * c.GradScale : g[i];
-            float pi = p[i] * c.Decay;
-            float mi = (m[i] * c.Beta1) + (c.OneMinusBeta1 * gi);
-            float vi = (v[i] * c.Beta2) + (c.OneMinusBeta2 * gi * gi);
-            float denom = (MathF.Sqrt(vi) / c.Bias2Sqrt) + c.Eps;
-            p[i] = pi + (c.NegStepSize * mi / denom);
-            m[i] = mi;
-            v[i] = vi;
-        }
-    }
-
     /// <summary>
     /// <see cref="StepTorch"/> with bf16 moments: the update runs on fp32 copies, and the moments are stored back
     /// rounded to nearest (torch's copy), not stochastically as in the managed kernel.
     /// </summary>
-    private void StepTorchBf16(Tensor p, Tensor grad, Moments moments, Coefficients c)
+    private void StepTorchBf16(Tensor p, Tensor grad, Tensor m16, Tensor v16, AdamWKernel.Coefficients c)
     {
         using var scope = NewDisposeScope();
-        var m = moments.M.to(p.dtype);
-        var v = moments.V.to(p.dtype);
+        var m = m16.to(p.dtype);
+        var v = v16.to(p.dtype);
         StepTorch(p, grad, m, v, c);
-        moments.M.copy_(m);
-        moments.V.copy_(v);
+        m16.copy_(m);
+        v16.copy_(v);
     }
 
     /// <summary>The same update with torch ops, for CUDA or non-fp32 parameters.</summary>
-    private void StepTorch(Tensor p, Tensor grad, Tensor m, Tensor v, Coefficients c)
+    private void StepTorch(Tensor p, Tensor grad, Tensor m, Tensor v, AdamWKernel.Coefficients c)
     {
         using var scope = NewDisposeScope();
         if (c.GradScale != 1f)

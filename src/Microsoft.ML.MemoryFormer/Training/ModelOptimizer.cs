@@ -13,6 +13,10 @@ namespace Microsoft.ML.MemoryFormer.Training;
 /// decays, plus global gradient clipping. Each group has its own single-pass <see cref="FusedAdamW"/>; with fused
 /// Memory Layer kernels, clipping of the tables (≈ 95% of a MemoryFormer's parameters) is folded into their update.
 /// </summary>
+/// <remarks>While it exists it attaches the model's Memory Layers to their reused gradient buffers
+/// (<see cref="TableGradient.Attached"/>): the fused backward then writes each table gradient in place for this
+/// optimizer to consume in the same step, instead of returning it through autograd. <see cref="Dispose"/> detaches
+/// them, so the model behaves as an ordinary autograd module again after training.</remarks>
 internal sealed class ModelOptimizer : IDisposable
 {
     private readonly TrainingOptions options;
@@ -31,8 +35,10 @@ internal sealed class ModelOptimizer : IDisposable
         var layers = ParameterGroups.TableLayers(model);
         tables = [.. g.Tables];
         tableGradients = layers.Count == tables.Length ? layers.Select(l => l.Gradient).ToArray() : [];
+        foreach (var gradient in tableGradients)
+            gradient.Attached = true;                                    // the fused backward writes in place for this optimizer
         others = [.. g.Matrices, .. g.Vectors];
-        foldClipping = g.Tables.Count > 0 && TorchRuntime.UseFusedKernels && g.Tables.All(FusedMemoryGather.IsSupported);
+        foldClipping = g.Tables.Count > 0 && KernelSettings.Current.UseFusedKernels && g.Tables.All(FusedMemoryGather.IsSupported);
         tableOptimizer = New(g.Tables, options.TableWeightDecay, options.LazyTableUpdates,
             options.TableMomentPrecision == MomentPrecision.BFloat16);
         if (tableGradients.Length == tables.Length)
@@ -117,9 +123,11 @@ internal sealed class ModelOptimizer : IDisposable
         foreach (var group in new[] { tableOptimizer, matrixOptimizer, vectorOptimizer }) group.LoadState(reader);
     }
 
-    /// <summary>Disposes the optimizers' states.</summary>
+    /// <summary>Disposes the optimizers' states and detaches the layers' gradient buffers.</summary>
     public void Dispose()
     {
+        foreach (var gradient in tableGradients)
+            gradient.Attached = false;
         tableOptimizer.Dispose();
         matrixOptimizer.Dispose();
         vectorOptimizer.Dispose();

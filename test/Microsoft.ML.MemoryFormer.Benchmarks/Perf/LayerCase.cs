@@ -8,8 +8,9 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 
 /// <summary>
 /// One Memory Layer (d → d, τ = 8, K = d/8, hashing included) next to <c>nn.Linear(d, d)</c> on N tokens, as in the
-/// performance anchors §1: forward under no_grad, and forward + backward of sum(y) with gradients for the input and
-/// every parameter, gradients set to none before each call so their allocation is counted.
+/// docs/benchmarks.md: forward under no_grad, and forward + backward of sum(y) with gradients for the input and
+/// every parameter, gradients set to none before each call so their allocation is counted. The Memory Layer's table
+/// gradient goes to its reused buffer, as in a training run (<c>Training/ModelOptimizer.cs</c> attaches it).
 /// </summary>
 internal sealed class LayerCase : IDisposable
 {
@@ -22,6 +23,7 @@ internal sealed class LayerCase : IDisposable
     {
         random.manual_seed(7);
         memory = new MemoryLayer(width / BitsPerChunk, BitsPerChunk, width, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.02, 0.001);
+        memory.Gradient.Attached = true;
         linear = nn.Linear(width, width);
         x = randn(tokens, width).requires_grad_(true);
     }

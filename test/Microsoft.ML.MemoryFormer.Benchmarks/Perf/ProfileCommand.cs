@@ -2,6 +2,7 @@ using System.ComponentModel;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Layers;
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using Microsoft.ML.MemoryFormer.Runtime;
 using Spectre.Console.Cli;
 using static TorchSharp.torch;
 
@@ -74,22 +75,24 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         Row("layer fwd, grad graph", () => Scoped(() => { xg.grad = null; layer.call(xg); }));
         void FwdBwd(Tensor input) { input.grad = null; foreach (var p in layer.parameters()) p.grad = null; layer.call(input).sum().backward(); }
         Row("layer fwd+bwd (all grads)", () => Scoped(() => FwdBwd(xg)));
-        void WithBias(bool fold, Action body) { FusedMemoryGather.FoldBias = fold; try { body(); } finally { FusedMemoryGather.FoldBias = true; } }
+        var kernels = KernelSettings.Current;
+        layer.Gradient.Attached = true;                                   // the training loop's in-place table gradient
+        void WithBias(bool fold, Action body) => kernels.With(k => k.FoldBias = fold, body);
         Interleaved(
             ("layer fwd, no grad, bias folded into the gather", () => WithBias(true, () => Scoped(() => { using var g = no_grad(); layer.call(x); }))),
             ("layer fwd, no grad, bias added after it", () => WithBias(false, () => Scoped(() => { using var g = no_grad(); layer.call(x); }))),
             ("layer fwd+bwd, bias folded into the gather", () => WithBias(true, () => Scoped(() => FwdBwd(xg)))),
             ("layer fwd+bwd, bias added after it", () => WithBias(false, () => Scoped(() => FwdBwd(xg)))));
-        FusedMemoryGather.WriteTouchedRowsOnly = false;
-        Row("layer fwd+bwd (all grads), whole table gradient written", () => Scoped(() => FwdBwd(xg)));
-        FusedMemoryGather.WriteTouchedRowsOnly = true;
-        FusedMemoryGather.WeightGradientInRowPass = false;
-        Row("layer fwd+bwd (all grads), weight gradient in its own pass", () => Scoped(() => FwdBwd(xg)));
-        FusedMemoryGather.WeightGradientInRowPass = true;
-        RowGradientKernel.StreamingStores = false;
-        Row("layer fwd+bwd (all grads), table gradient through the cache", () => Scoped(() => FwdBwd(xg)));
-        RowGradientKernel.StreamingStores = true;
+        kernels.With(k => k.WriteTouchedRowsOnly = false,
+            () => Row("layer fwd+bwd (all grads), whole table gradient written", () => Scoped(() => FwdBwd(xg))));
+        kernels.With(k => k.WeightGradientInRowPass = false,
+            () => Row("layer fwd+bwd (all grads), weight gradient in its own pass", () => Scoped(() => FwdBwd(xg))));
+        kernels.With(k => k.StreamingStores = false,
+            () => Row("layer fwd+bwd (all grads), table gradient through the cache", () => Scoped(() => FwdBwd(xg))));
         Row("layer fwd+bwd (all grads), again", () => Scoped(() => FwdBwd(xg)));
+        layer.Gradient.Attached = false;
+        Row("layer fwd+bwd (all grads), standalone: table gradient through autograd", () => Scoped(() => FwdBwd(xg)));
+        layer.Gradient.Attached = true;
         Row("layer fwd+bwd, x without grad (table + bias grads)", () => Scoped(() => FwdBwd(x)));
         layer.Table.requires_grad = false;
         Row("layer fwd+bwd, table frozen (dx + weight grads)", () => Scoped(() => FwdBwd(xg)));

@@ -56,4 +56,43 @@ public class MemoryFormerConfigTests
         var e = Assert.Throws<ArgumentException>(() => MemoryFormerConfig.FromJson(json.Replace(from, to, StringComparison.Ordinal)));
         Assert.Equal(field, e.ParamName);
     }
+
+    [Theory]
+    [InlineData(1e-39)]   // > 0 was accepted, yet the paper's weight of a zero element is then NaN
+    [InlineData(1e-5)]
+    [InlineData(1e5)]
+    public void A_temperature_outside_the_sane_range_is_refused(double temperature)
+    {
+        var e = Assert.Throws<ArgumentException>(() => (MemoryFormerConfig.Nano with { Temperature = temperature }).Validate());
+        Assert.Equal("Temperature", e.ParamName);
+        (MemoryFormerConfig.Nano with { Temperature = MemoryFormerConfig.MinTemperature }).Validate();
+        (MemoryFormerConfig.Nano with { Temperature = MemoryFormerConfig.MaxTemperature }).Validate();
+    }
+
+    [Fact]
+    public void A_LayerNorm_epsilon_is_honoured_or_refused_never_silently_raised()
+    {
+        // Before, a LayerNorm config with ε = 1e-8 validated and then ran with 1e-5.
+        var e = Assert.Throws<ArgumentException>(() => (MemoryFormerConfig.Nano with { Norm = NormKind.LayerNorm }).Validate());
+        Assert.Equal("NormEpsilon", e.ParamName);
+        Assert.Contains("1E-05", e.Message.ToUpperInvariant());
+
+        var config = MemoryFormerConfig.Nano with { Norm = NormKind.LayerNorm, NormEpsilon = 1e-3 };
+        using var backbone = new Microsoft.ML.MemoryFormer.Models.TransformerBackbone(config);
+        var norm = Assert.IsType<TorchSharp.Modules.LayerNorm>(backbone.FinalNorm);
+        var x = TorchSharp.torch.tensor(new float[] { 0.01f, -0.01f, 0.02f, -0.02f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }).view(1, 16);
+        var mean = x.mean([1L], keepdim: true);
+        var variance = (x - mean).pow(2).mean([1L], keepdim: true);
+        var expected = (x - mean) / (variance + 1e-3).sqrt();                // ε = 1e-3 dominates this small variance
+        Assert.True(TorchSharp.torch.allclose(norm.call(x), expected, 1e-4, 1e-5), "LayerNorm did not use the configured ε");
+    }
+
+    [Fact]
+    public void A_saved_LayerNorm_config_from_before_the_rule_loads_with_the_epsilon_it_ran_with()
+    {
+        var json = (MemoryFormerConfig.Nano with { Norm = NormKind.LayerNorm, NormEpsilon = 1e-5 }).ToJson()
+            .Replace("\"NormEpsilon\": 1E-05", "\"NormEpsilon\": 1E-08", StringComparison.Ordinal);
+        Assert.Contains("1E-08", json, StringComparison.Ordinal);
+        Assert.Equal(MemoryFormerConfig.MinLayerNormEpsilon, MemoryFormerConfig.FromJson(json).NormEpsilon);
+    }
 }

@@ -27,6 +27,7 @@ public class FusedAdamWTests
         using var a = new MemoryLayer(4, 6, 16, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
         using var b = new MemoryLayer(4, 6, 16, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
         using (no_grad()) b.Table.copy_(a.Table);
+        a.Gradient.Attached = true;                                      // as ModelOptimizer does for a training run
         using var rowsOnly = new FusedAdamW([a.Table], weightDecay: 0.1, skipUntouchedRows: true) { RowSources = [a.Gradient] };
         using var wholeTable = new FusedAdamW([b.Table], weightDecay: 0.1, skipUntouchedRows: true);
         foreach (int tokens in new[] { 2, 3, 40, 1 })                  // sparse backwards, a dense one, then sparse again

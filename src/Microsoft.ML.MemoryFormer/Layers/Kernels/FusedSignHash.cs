@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
 /// <summary>
-/// The sign hash (spec §1.1–§1.4, §1.6) as one managed pass over x [N, K·τ] on the CPU: bucket rows (bit = z ≥ 0,
+/// The sign hash (docs/model-spec.md, "Sign hash", "Weight functions" and "Gradient flow") as one managed pass over x [N, K·τ] on the CPU: bucket rows (bit = z ≥ 0,
 /// MSB first, plus the chunk offset k·2^τ) and weights — code ‖z‖₁·Π σ(2|zᵢ|) or paper Π σ(2|zᵢ|/t) — with a
 /// custom backward for ∂L/∂x. It replaces the dozen torch ops of <see cref="SignHash.Reference"/> (abs, softplus,
 /// sum, exp, compare, shifts …) and their saved activations.

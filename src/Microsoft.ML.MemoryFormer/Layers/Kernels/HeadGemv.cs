@@ -8,15 +8,14 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
 /// <summary>
 /// The LM head at decode time, logits [B, V] = x [B, d] · Wᵀ for a few rows, as a managed GEMV that streams the
-/// weight [V, d] once at memory bandwidth (issue 7). Only for inference on CPU fp32; training keeps <c>nn.Linear</c>.
+/// weight [V, d] once at memory bandwidth. Only for inference on CPU fp32; training keeps <c>nn.Linear</c>.
 /// </summary>
 /// <remarks>
 /// The vocabulary is cut into blocks of about 1 MB of weight (so B &gt; 1 re-reads a block from L2), which the
 /// workers take from a shared counter: each streams contiguous memory, and a worker slowed by another process
 /// does not hold up the rest. Within a block, AVX-512 takes four vocabulary rows at a time (four accumulators,
-/// one load of x per four rows) and prefetches eight rows ahead. Measured on the loaded 2-core box, d = 1024,
-/// V = 50304, interleaved: ≈ 1.3× faster than the previous one-row-at-a-time AVX2 kernel over static ranges, on
-/// par with or faster than libtorch's <c>linear</c>/<c>mv</c> at 1 and 2 threads (<c>perf decode-profile</c>).
+/// one load of x per four rows) and prefetches eight rows ahead. <c>perf decode-profile</c> compares it with
+/// libtorch's <c>linear</c>/<c>mv</c>.
 /// </remarks>
 internal static class HeadGemv
 {

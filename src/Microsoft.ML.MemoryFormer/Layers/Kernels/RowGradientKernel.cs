@@ -1,19 +1,20 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Microsoft.ML.MemoryFormer.Runtime;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
 /// <summary>
-/// Both gradients of the weighted gather for one table row r in one pass over the row's hits (issue 7):
+/// Both gradients of the weighted gather for one table row r in one pass over the row's hits:
 /// <c>∂L/∂table[r] = Σ_hits w · g[token]</c> and, per hit, <c>∂L/∂w[pair] += ⟨g[token], table[r]⟩</c>.
 /// </summary>
 /// <remarks>
 /// <para>The weight gradient used to be its own token-major pass: every (token, chunk) pair read a random 2 KB table row
 /// (N·K rows from a table bigger than L2), and then the table gradient read the same N·K gradient rows again. Walking
 /// the hits row by row instead keeps the table row's column tile in registers, so each hit reads its gradient row once
-/// for both products: the random traffic halves and the table is read sequentially, once
-/// (d = 512, N = 4096, 2 threads: 57 → 29 ms for the pair in a standalone probe).</para>
+/// for both products: the random traffic halves and the table is read sequentially, once (<c>perf profile</c> times
+/// both, with <see cref="KernelSettings.WeightGradientInRowPass"/> off for the old pass).</para>
 /// <para>A hit's inner product is the sum of per-tile partial products, in ascending column order, added to
 /// <c>∂L/∂w[pair]</c>, which only this row's thread writes: the result does not depend on the thread count.</para>
 /// </remarks>
@@ -79,12 +80,10 @@ internal static unsafe class RowGradientKernel
     /// <summary>
     /// Whether a gradient row can be written with non-temporal stores (64-byte aligned, whole vectors). The table gradient
     /// is read next by the optimizer, after the rest of the backward has long evicted it, so ordinary stores only add a
-    /// read of every line before it is written (measured: 8–50% of this pass, the most at small batches).
+    /// read of every line before it is written, a cost that is largest at small batches (<c>perf profile</c> measures it
+/// with <see cref="KernelSettings.StreamingStores"/> off).
     /// </summary>
-    private static bool IsStreamable(float* dst, int h) => StreamingStores && ((nint)dst & 63) == 0 && h % 16 == 0;
-
-    /// <summary>Whether gradient rows are written with non-temporal stores when aligned; on by default, off to measure.</summary>
-    internal static bool StreamingStores { get; set; } = true;
+    private static bool IsStreamable(float* dst, int h) => KernelSettings.Current.StreamingStores && ((nint)dst & 63) == 0 && h % 16 == 0;
 
     /// <summary>A 128-column tile with AVX-512: the table row's tile, the gradient sum and the hit's gradient tile take 24 registers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

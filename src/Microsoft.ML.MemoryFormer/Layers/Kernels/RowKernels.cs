@@ -6,18 +6,17 @@ using System.Runtime.Intrinsics.X86;
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
 /// <summary>
-/// The two inner loops of the Memory Layer on the CPU (spec §5.1), over raw fp32 rows of width <c>h</c>:
+/// The two inner loops of the Memory Layer on the CPU, over raw fp32 rows of width <c>h</c>:
 /// a weighted bag sum <c>dst = Σ_j w[j] · src[idx[j], :]</c> (the forward gather, and the table gradient once
 /// the hits are sorted by row), and a dot product (the weight gradient).
 /// </summary>
 /// <remarks>
 /// The bag sum keeps a 64-column tile of the output in eight AVX registers while it walks the whole bag, so each
 /// output value is written once per token instead of once per chunk (the naive kernel that re-read and re-wrote
-/// the output row per chunk was 7× slower than EmbeddingBag, performance anchors §0b). With AVX-512 the tile is
-/// 256 columns in sixteen registers. Measured and dropped (shared 2-core box, rough): software prefetch of the
-/// row 4–16 hits ahead (no gain or slower) and a row-at-a-time loop with the output row in L1 (~15% slower).
-/// Without 256-bit hardware
-/// it falls back to <see cref="Vector{T}"/> with the same structure. Accumulation is fp32 (spec §5.3 pitfall 6).
+/// the output row per chunk was several times slower than EmbeddingBag). With AVX-512 the tile is 256 columns in
+/// sixteen registers. Tried and dropped: software prefetch of the row a few hits ahead and a row-at-a-time loop with the
+/// output row in L1 (neither was faster). Without 256-bit hardware it falls back to <see cref="Vector{T}"/> with the
+/// same structure. Accumulation is fp32 (the official fp16 CUDA kernel accumulates in half precision).
 /// </remarks>
 internal static unsafe class RowKernels
 {

@@ -3,7 +3,9 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
 /// <summary>
-/// A Memory Layer's reusable table-gradient buffer and the squared norm the backward measured while writing it.
+/// A Memory Layer's reusable table-gradient buffer and the squared norm the backward measured while writing it. Used
+/// only while a training loop has <see cref="Attached"/> it (<c>Training/ModelOptimizer.cs</c> does, for the run);
+/// a detached layer hands its table gradient to autograd like any op.
 /// </summary>
 /// <remarks>
 /// <para>Allocating a fresh [K·2^τ, h] gradient every step costs page faults and kernel zeroing over the whole table
@@ -24,6 +26,13 @@ internal sealed class TableGradient : IDisposable
 {
     private Tensor? buffer;
     private double? squaredNorm;
+
+    /// <summary>
+    /// Whether the fused backward writes this buffer and sets it as the table's <c>grad</c> itself, bypassing autograd
+    /// (no hooks, nothing for <c>autograd.grad</c> or <c>backward(inputs:)</c>, the buffer reused next step). False
+    /// by default; set by the optimizer that owns the training step, which knows the gradient is consumed in that step.
+    /// </summary>
+    public bool Attached { get; set; }
 
     /// <summary>
     /// Rows of the buffer that may be non-zero, all others being zero; null when unknown (a fresh buffer, or after a

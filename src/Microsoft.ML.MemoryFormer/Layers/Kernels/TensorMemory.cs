@@ -7,7 +7,7 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <summary>
 /// Raw pointers into contiguous CPU tensors for the managed kernels. TorchSharp 0.107 has no <c>data_ptr()</c>;
 /// <c>tensor.bytes</c> is a writable span over the tensor's native storage, which never moves, so taking its
-/// address needs no pinning (platform notes §4).
+/// address needs no pinning.
 /// </summary>
 internal static unsafe class TensorMemory
 {

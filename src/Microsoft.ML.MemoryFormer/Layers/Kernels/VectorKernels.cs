@@ -6,7 +6,7 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <summary>
 /// The small per-token operations of a decode step over raw fp32 vectors — norms, rotary, attention of one query
 /// against a KV cache — for <see cref="FusedDecodeBlock"/>. Each replaces a handful of torch ops whose dispatch
-/// costs more than their arithmetic at batch 1 (issue 7). Reductions accumulate in fp32 like the torch ops.
+/// costs more than their arithmetic at batch 1. Reductions accumulate in fp32 like the torch ops.
 /// </summary>
 internal static unsafe class VectorKernels
 {

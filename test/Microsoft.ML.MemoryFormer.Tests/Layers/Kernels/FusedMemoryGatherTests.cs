@@ -1,3 +1,5 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Layers;
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -122,7 +124,7 @@ public class FusedMemoryGatherTests
         {
             var outs = FusedMemoryGather.ApplyMany(rows, weights, [tableQ, tableK, tableV], withBuffers ? buffers : null);
             outs.Select((y, i) => (y * upstream[i]).sum()).Aggregate((a, b) => a + b).backward();
-            copies.Select((t, i) => (FusedMemoryGather.Reference(rows, w2, t) * upstream[i]).sum()).Aggregate((a, b) => a + b).backward();
+            copies.Select((t, i) => (Reference(rows, w2, t) * upstream[i]).sum()).Aggregate((a, b) => a + b).backward();
 
             AssertClose(w2.grad!, weights.grad!, rtol: 1e-4, atol: 1e-5);
             AssertClose(copies[0].grad!, tableQ.grad!, rtol: 1e-4, atol: 1e-6);
@@ -153,7 +155,7 @@ public class FusedMemoryGatherTests
         var upstream = randn(300, 144);
 
         (FusedMemoryGather.Apply(rows, weights, table) * upstream).sum().backward();
-        (FusedMemoryGather.Reference(rows, w2, t2) * upstream).sum().backward();
+        (Reference(rows, w2, t2) * upstream).sum().backward();
 
         AssertClose(w2.grad!, weights.grad!, rtol: 1e-4, atol: 1e-5);
         AssertClose(t2.grad!, table.grad!, rtol: 1e-4, atol: 1e-6);
@@ -224,17 +226,34 @@ public class FusedMemoryGatherTests
     }
 
     [Fact]
-    public void Float64_tables_take_the_reference_path()
+    public void Float64_tables_are_refused_by_the_kernel_and_a_float64_layer_takes_EmbeddingBag()
     {
         using var scope = NewDisposeScope();
         var (rows, weights, table) = RandomInputs(9, 4, 3, 10, seed: 2);
         var t64 = table.detach().to(ScalarType.Float64).requires_grad_(true);
         var w64 = weights.detach().to(ScalarType.Float64).requires_grad_(true);
         Assert.False(FusedMemoryGather.IsSupported(t64));
-        var y = FusedMemoryGather.Apply(rows, w64, t64);
+        var e = Assert.Throws<ArgumentException>(() => FusedMemoryGather.Apply(rows, w64, t64));
+        Assert.Contains("Float64", e.Message);
+
+        random.manual_seed(3);
+        using var layer = new MemoryLayer(4, 3, 10, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
+        var x = randn(9, 12);
+        var y32 = layer.call(x);
+        layer.to(ScalarType.Float64);
+        var x64 = x.to(ScalarType.Float64);
+        var y = layer.call(x64);
         Assert.Equal(ScalarType.Float64, y.dtype);
-        AssertClose(FusedMemoryGather.Apply(rows, weights, table).to(ScalarType.Float64), y, atol: 1e-6);
+        AssertClose(y32.to(ScalarType.Float64), y, atol: 1e-5);
         y.sum().backward();
-        Assert.NotNull(t64.grad);
+        Assert.NotNull(layer.Table.grad);
+    }
+
+    /// <summary>The obviously correct gather: index_select then a batched weighted sum, through autograd.</summary>
+    private static Tensor Reference(Tensor rows, Tensor weights, Tensor table)
+    {
+        long n = rows.shape[0], k = rows.shape[1], h = table.shape[1];
+        var gathered = table.index_select(0, rows.reshape(-1)).view(n, k, h);          // [N, K, h]
+        return bmm(weights.to(table.dtype).unsqueeze(1), gathered).squeeze(1);           // [N, h]
     }
 }

@@ -106,17 +106,51 @@ public class FusedSignHashTests
     }
 
     [Theory]
-    [InlineData(17)]
-    [InlineData(20)]   // the config allows τ + extra bits up to 20; the kernel hashes at most 16
-    public void Chunks_wider_than_the_kernel_take_the_reference_path(int bits)
+    [InlineData(17, HashWeightFunction.L1ScaledSigmoidProduct)]
+    [InlineData(20, HashWeightFunction.SigmoidProduct)]   // the config allows τ + extra bits up to 20; the kernel hashes at most 16
+    public void Chunks_wider_than_the_kernel_take_the_reference_path_which_equals_a_naive_loop(int bits, HashWeightFunction function)
     {
         using var scope = NewDisposeScope();
         var (x, _) = Inputs(5, 2, bits, seed: 3);
         Assert.False(FusedSignHash.IsSupported(x, bits));
-        var codes = SignHash.Compute(x, bits, HashWeightFunction.L1ScaledSigmoidProduct, 1.0);
-        var expected = SignHash.Reference(x, bits, HashWeightFunction.L1ScaledSigmoidProduct, 1.0);
-        Assert.True(codes.Rows.eq(expected.Rows).all().item<bool>());
-        Assert.True(allclose(codes.Weights, expected.Weights));
+        var codes = SignHash.Compute(x, bits, function, 0.7);
+        var (rows, weights) = NaiveHash(x, bits, function, 0.7);
+        Assert.Equal(rows, codes.Rows.data<long>().ToArray());
+        var actual = codes.Weights.data<float>().ToArray();
+        for (int i = 0; i < weights.Length; i++)
+            Assert.Equal(weights[i], actual[i], Math.Max(1e-6, Math.Abs(weights[i]) * 1e-5));
+    }
+
+    /// <summary>
+    /// The hash written out element by element in double: bit i of chunk k is z ≥ 0 (−0.0 counts as ≥ 0), the first
+    /// element the most significant bit, row = code + k·2^τ; weight ‖z‖₁ · Π 1/(1 + e^(−2|zᵢ|)) (code) or
+    /// Π 1/(1 + e^(−2|zᵢ|/t)) (paper).
+    /// </summary>
+    private static (long[] Rows, double[] Weights) NaiveHash(Tensor x, int bits, HashWeightFunction function, double t)
+    {
+        int n = (int)x.shape[0], k = (int)x.shape[1] / bits;
+        var values = x.data<float>().ToArray();
+        var rows = new long[n * k];
+        var weights = new double[n * k];
+        for (int i = 0; i < n; i++)
+        {
+            for (int c = 0; c < k; c++)
+            {
+                long code = 0;
+                double p = 1, l1 = 0;
+                for (int j = 0; j < bits; j++)
+                {
+                    double z = values[(i * k * bits) + (c * bits) + j];
+                    if (z >= 0) code |= 1L << (bits - 1 - j);
+                    double scale = function == HashWeightFunction.SigmoidProduct ? t : 1.0;
+                    p /= 1 + Math.Exp(-2 * Math.Abs(z) / scale);
+                    l1 += Math.Abs(z);
+                }
+                rows[(i * k) + c] = code + (c * (1L << bits));
+                weights[(i * k) + c] = function == HashWeightFunction.SigmoidProduct ? p : l1 * p;
+            }
+        }
+        return (rows, weights);
     }
 
     [Fact]

@@ -27,6 +27,7 @@ public class TableGradientTests
     {
         random.manual_seed(5);
         using var layer = new MemoryLayer(4, 6, 16, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
+        layer.Gradient.Attached = true;                               // as ModelOptimizer does for a training run
         var x1 = randn(40, 24);
         var x2 = randn(3, 24);                                        // few tokens: most rows untouched, must be zero
 
@@ -45,6 +46,7 @@ public class TableGradientTests
     {
         random.manual_seed(7);
         using var layer = new MemoryLayer(4, 6, 16, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
+        layer.Gradient.Attached = true;                               // as ModelOptimizer does for a training run
         // 1–3 tokens touch ≤ 12 of 256 rows (the sparse write); 40 tokens touch most rows (the dense write)
         var batches = new[] { randn(2, 24), randn(3, 24), randn(1, 24), randn(40, 24), randn(2, 24), randn(2, 24) };
         foreach (var x in batches)
@@ -67,6 +69,7 @@ public class TableGradientTests
     {
         random.manual_seed(6);
         using var layer = new MemoryLayer(4, 6, width, HashWeightFunction.SigmoidProduct, 0.8, 0.1, 0.01);
+        layer.Gradient.Attached = true;
         // x needs a gradient, so the row pass also computes the weight gradient (RowGradientKernel) and takes the norm
         // from its registers; without it the plain gather writes the rows and reads them back.
         var x = randn(tokens, 24).requires_grad_(width > 16);
@@ -77,5 +80,35 @@ public class TableGradientTests
         Assert.True(expected > 0);
         Assert.Equal(expected, squared, expected * 1e-5);
         Assert.False(layer.Gradient.TryTakeSquaredNorm(layer.Table, out _));   // taken once
+    }
+
+    [Theory]
+    [InlineData(64, 600)]    // most rows touched: every row written, the pass split over threads
+    [InlineData(512, 20)]    // few rows touched: the sparse write, split over threads
+    public void The_recorded_norm_is_the_same_bits_on_one_and_two_threads(int width, int tokens)
+    {
+        random.manual_seed(8);
+        using var layer = new MemoryLayer(8, 8, width, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
+        layer.Gradient.Attached = true;
+        var x = randn(tokens, 64);
+        // Upstream rows over 16 decades: row norms so different in size that their double sum depends on its order.
+        var upstream = randn(tokens, width) * pow(10.0, randint(-8, 9, [tokens, 1]).to(ScalarType.Float32));
+        (double Norm, Tensor Grad) Backward(int threads)
+        {
+            int previous = get_num_threads();
+            set_num_threads(threads);
+            try
+            {
+                layer.Table.grad = null;
+                (layer.call(x) * upstream).sum().backward();
+                Assert.True(layer.Gradient.TryTakeSquaredNorm(layer.Table, out double squared));
+                return (squared, layer.Table.grad!.clone());
+            }
+            finally { set_num_threads(previous); }
+        }
+        var one = Backward(1);
+        var two = Backward(2);
+        Assert.Equal(BitConverter.DoubleToInt64Bits(one.Norm), BitConverter.DoubleToInt64Bits(two.Norm));
+        Assert.True(one.Grad.eq(two.Grad).all().item<bool>());
     }
 }

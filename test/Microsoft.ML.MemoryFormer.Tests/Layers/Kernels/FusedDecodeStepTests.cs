@@ -1,11 +1,12 @@
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Generation;
 using Microsoft.ML.MemoryFormer.Layers;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Text;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Generation;
+namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 
 public class FusedDecodeStepTests
 {
@@ -73,7 +74,7 @@ public class FusedDecodeStepTests
     {
         random.manual_seed(1);
         using var dense = new LanguageModel(MemoryFormerConfig.Nano with { Kind = TransformerKind.Dense });
-        using var layerNorm = new LanguageModel(MemoryFormerConfig.Nano with { Norm = NormKind.LayerNorm });
+        using var layerNorm = new LanguageModel(MemoryFormerConfig.Nano with { Norm = NormKind.LayerNorm, NormEpsilon = 1e-5 });
         using var mf = new LanguageModel(MemoryFormerConfig.Nano);
         foreach (var m in new[] { dense, layerNorm, mf }) m.eval();
         Assert.Null(FusedDecodeStep.TryCreate(dense, dense.Backbone.NewCaches(1, CPU)));
@@ -83,5 +84,32 @@ public class FusedDecodeStepTests
         Assert.NotNull(FusedDecodeStep.TryCreate(mf, mf.Backbone.NewCaches(1, CPU)));
         mf.train();
         Assert.Null(FusedDecodeStep.TryCreate(mf, mf.Backbone.NewCaches(1, CPU)));
+    }
+
+    [Fact]
+    public void Decoding_to_the_end_of_the_cache_then_one_more_is_refused_before_any_write()
+    {
+        random.manual_seed(6);
+        using var model = new LanguageModel(MemoryFormerConfig.Nano);           // 16 positions, 2 heads
+        model.eval();
+        using var _ = no_grad();
+        var caches = model.Backbone.NewCaches(1, CPU);
+        var fused = FusedDecodeStep.TryCreate(model, caches);
+        Assert.NotNull(fused);
+        for (int t = 0; t < model.Config.ContextLength; t++)
+            Assert.True(fused.Logits(t % 64).isfinite().all().item<bool>());
+        Assert.All(caches, c => Assert.Equal(c.Capacity, c.Length));
+
+        var before = caches.Select(c => (c.Buffers.Keys.clone(), c.Buffers.Values.clone())).ToArray();
+        var e = Assert.Throws<InvalidOperationException>(() => fused.Logits(1));
+        Assert.Contains("full", e.Message);
+        for (int i = 0; i < caches.Length; i++)
+        {
+            // Before the check, layer 0 wrote head 0's key past the end of its row, over head 1's first position.
+            Assert.Equal(caches[i].Capacity, caches[i].Length);
+            Assert.True(caches[i].Buffers.Keys.eq(before[i].Item1).all().item<bool>(), $"layer {i}'s keys changed");
+            Assert.True(caches[i].Buffers.Values.eq(before[i].Item2).all().item<bool>(), $"layer {i}'s values changed");
+        }
+        foreach (var c in caches) c.Dispose();
     }
 }

@@ -1,10 +1,10 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
-namespace Microsoft.ML.MemoryFormer.Training;
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
 /// <summary>
-/// The AdamW row update of <see cref="FusedAdamW"/> with the moments stored as bfloat16 (issue 7): the table update is
+/// The AdamW row update of <see cref="AdamWKernel"/> with the moments stored as bfloat16: the table update is
 /// bound by memory bandwidth, and bf16 moments cut the bytes per parameter from 28 (read p, g, m, v; write p, m, v)
 /// to 20. The arithmetic is the fp32 update (with √v̂ taken as √v · (1/√(1 − β₂ᵗ)), one division fewer than torch's
 /// order, which the fp32 kernel keeps for bit parity); only the stored moments are rounded.
@@ -23,7 +23,7 @@ internal static unsafe class Bf16Moments
 
     /// <summary>One AdamW step over <paramref name="n"/> elements whose first has index <paramref name="index"/> in its parameter.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void UpdateRow(float* p, float* g, ushort* m, ushort* v, int n, in FusedAdamW.Coefficients c, long index, uint salt)
+    public static void UpdateRow(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt)
     {
         int i = 0;
         if (Vector256.IsHardwareAccelerated)
@@ -100,7 +100,7 @@ internal static unsafe class Bf16Moments
         return x ^ (x >> 16);
     }
 
-    private readonly struct VectorCoefficients(in FusedAdamW.Coefficients c)
+    private readonly struct VectorCoefficients(in AdamWKernel.Coefficients c)
     {
         public readonly bool Scaled = c.GradScale != 1f;
         public readonly Vector256<float> Scale = Vector256.Create(c.GradScale);

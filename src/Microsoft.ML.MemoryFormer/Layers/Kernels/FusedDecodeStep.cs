@@ -1,19 +1,21 @@
 using System.Runtime.CompilerServices;
-using Microsoft.ML.MemoryFormer.Layers;
-using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Runtime;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.MemoryFormer.Generation;
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
 /// <summary>
-/// A whole batch-1 single-token decode step of a MemoryFormer language model without torch dispatch (issue 7):
+/// A whole batch-1 single-token decode step of a MemoryFormer language model without torch dispatch:
 /// embedding row → <see cref="FusedDecodeBlock"/> per layer (appending to the KV caches) → final RMSNorm →
 /// <see cref="HeadGemv"/>. Replaces ≈ 30 small torch ops per layer per token. Built per generation for one set of
 /// caches by <see cref="TryCreate"/>, which returns null whenever the general path must run instead (CUDA, other
 /// dtypes, LayerNorm configs, the dense baseline, training mode, batches, <see cref="LanguageModel.UseFusedDecode"/> off).
+/// All of the decode step's managed code is here and in <see cref="FusedDecodeBlock"/>; <c>Generation/TokenDecoder.cs</c>
+/// is its only caller.
 /// </summary>
+/// <remarks>Every step first checks that each layer's cache has room for one more position (and that the rotary tables
+/// reach it), so a full cache is refused before any cache, scratch vector or logit is written.</remarks>
 internal sealed unsafe class FusedDecodeStep
 {
     private readonly LanguageModel model;                 // keeps the parameters alive
@@ -42,7 +44,7 @@ internal sealed unsafe class FusedDecodeStep
     /// <summary>The fused step for <paramref name="model"/> decoding one sequence into <paramref name="caches"/>, or null.</summary>
     public static FusedDecodeStep? TryCreate(LanguageModel model, IReadOnlyList<AttentionCache>? caches)
     {
-        if (caches is null || caches.Count != model.Config.Layers || !model.UseFusedDecode || !TorchRuntime.UseFusedKernels
+        if (caches is null || caches.Count != model.Config.Layers || !model.UseFusedDecode || !KernelSettings.Current.UseFusedKernels
             || model.training || caches.Any(c => !c.IsBatchOneCpuFloat32)
             || !model.Backbone.Blocks.All(b => FusedDecodeBlock.Supports(b, model.Config))
             || !model.parameters().All(p => TensorMemory.IsCpuFloat32(p) && p.is_contiguous()))
@@ -65,6 +67,14 @@ internal sealed unsafe class FusedDecodeStep
     {
         if ((uint)token >= (uint)vocabulary)
             throw new ArgumentOutOfRangeException(nameof(token), $"Token id {token} is outside the vocabulary of {vocabulary}.");
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            long position = caches[i].Length;
+            if (position >= caches[i].Capacity || position >= blocks[i].RotaryPositions)
+                throw new InvalidOperationException($"The KV cache of layer {i} is full: it holds {caches[i].Capacity} positions " +
+                    $"(rotary tables: {blocks[i].RotaryPositions}) and position {position} was requested. Start a new sequence, or " +
+                    "crop the context to the model's ContextLength before decoding.");
+        }
         float* x = scratch.Residual;
         Unsafe.CopyBlock(x, embedding + ((long)token * width), (uint)(width * sizeof(float)));
         for (int i = 0; i < blocks.Length; i++)

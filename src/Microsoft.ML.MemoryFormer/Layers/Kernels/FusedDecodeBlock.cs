@@ -1,13 +1,12 @@
 using System.Runtime.CompilerServices;
 using Microsoft.ML.MemoryFormer.Configuration;
-using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.MemoryFormer.Layers;
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
 /// <summary>
 /// One MemoryFormer <see cref="TransformerBlock"/> for a single token of a single sequence (batch-1 decode), as
-/// managed code over the block's own parameter memory and preallocated buffers, with no torch dispatch (issue 7):
+/// managed code over the block's own parameter memory and preallocated buffers, with no torch dispatch:
 /// RMSNorm → sign hash → Q/K/V rows (one shared hash) → rotary → write K, V into the <see cref="AttentionCache"/> →
 /// attention over the cache → residual; RMSNorm → hash → ML₁ → LayerNorm → hash (τ+2 bits) → ML₂ → residual.
 /// The same arithmetic as the general path in fp32 (tested against it); CPU fp32, eval mode, RMSNorm only.
@@ -50,10 +49,19 @@ internal sealed unsafe class FusedDecodeBlock
         && config.BitsPerChunk + config.ExtraBits <= 16 && block.parameters().All(p => Contiguous(p))
         && block.buffers().All(b => Contiguous(b));
 
+    /// <summary>Positions the rotary tables cover; a cache position at or past it cannot be decoded.</summary>
+    public long RotaryPositions => block.Attention.Rotary.Tables.Cos.shape[0];
+
     /// <summary>Runs the block on x [d] in place for the token at position <c>cache.Length</c>, appending its K and V.</summary>
+    /// <remarks>The caller checks first that the position is below the cache's capacity and <see cref="RotaryPositions"/>
+    /// (<see cref="FusedDecodeStep"/> does, for every layer, before anything is written); this re-checks so that no
+    /// caller can make it write outside the cache.</remarks>
     public void Step(float* x, AttentionCache cache, Scratch s)
     {
         int position = (int)cache.Length, capacity = (int)cache.Capacity;
+        if (position >= capacity || position >= RotaryPositions)
+            throw new InvalidOperationException($"The KV cache holds {capacity} positions and the rotary tables {RotaryPositions}; " +
+                $"position {position} cannot be decoded.");
         var (keyBuffer, valueBuffer) = cache.Buffers;
         float* keys = TensorMemory.Floats(keyBuffer), values = TensorMemory.Floats(valueBuffer);   // [1, H, C, hd]
 

@@ -1,10 +1,11 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.MemoryFormer.Tests.Training;
+namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 
 /// <summary><see cref="FusedAdamW"/> with bfloat16 moments (<see cref="MomentPrecision.BFloat16"/>).</summary>
 public class Bf16MomentsTests

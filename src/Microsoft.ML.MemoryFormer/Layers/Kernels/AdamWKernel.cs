@@ -1,0 +1,160 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+
+/// <summary>
+/// The managed AdamW update of <c>Training/FusedAdamW.cs</c>: one pass per element over a CPU float32 parameter,
+/// its gradient and both moments (fp32, or bf16 through <see cref="Bf16Moments"/>), parallel over rows (the first
+/// dimension). Each row is updated by one thread with the same arithmetic, so the result does not depend on threads.
+/// </summary>
+internal static unsafe class AdamWKernel
+{
+    /// <summary>True when the kernel can update <paramref name="p"/>: CPU float32, contiguous, rows and row width
+    /// within int range, with a float32 gradient and CPU moments.</summary>
+    public static bool IsSupported(Tensor p, Tensor grad, Tensor moment)
+    {
+        if (!TensorMemory.IsCpuFloat32(p) || !TensorMemory.IsCpuFloat32(grad) || !p.is_contiguous() || !grad.is_contiguous()
+            || moment.device_type != DeviceType.CPU)
+            return false;
+        long rows = p.dim() == 0 ? 1 : p.shape[0];
+        return rows <= int.MaxValue && (rows == 0 || p.numel() / rows <= int.MaxValue);
+    }
+
+    /// <summary>One step over every row (in lazy mode, every row whose gradient is not all zero).</summary>
+    public static void Step(Tensor p, Tensor grad, Tensor m, Tensor v, Coefficients c, uint salt, bool lazy)
+    {
+        long rows = p.dim() == 0 ? 1 : p.shape[0];
+        int w = rows == 0 ? 0 : (int)(p.numel() / rows);
+        var moments = new Moments(m, v, salt);
+        nint pp = (nint)TensorMemory.Floats(p), gp = (nint)TensorMemory.Floats(grad);
+        KernelParallel.For((int)rows, w, (start, end) =>
+        {
+            for (long r = start; r < end; r++)
+            {
+                long o = r * w;
+                if (lazy && IsZero((float*)gp + o, w))
+                    continue;
+                moments.UpdateRow(pp, gp, o, w, c);
+            }
+        });
+    }
+
+    /// <summary>The lazy step over the given rows only (all others have a zero gradient).</summary>
+    public static void StepRows(Tensor p, Tensor grad, Tensor m, Tensor v, Coefficients c, uint salt, int[] rows)
+    {
+        int w = (int)(p.numel() / p.shape[0]);
+        var moments = new Moments(m, v, salt);
+        nint pp = (nint)TensorMemory.Floats(p), gp = (nint)TensorMemory.Floats(grad);
+        KernelParallel.For(rows.Length, 4L * w, (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                long o = (long)rows[i] * w;
+                if (!IsZero((float*)gp + o, w))
+                    moments.UpdateRow(pp, gp, o, w, c);
+            }
+        });
+    }
+
+    /// <summary>The step's scalars, rounded to fp32 as torch's CPU kernels do for a float tensor.</summary>
+    public readonly struct Coefficients(double lr, double beta1, double beta2, double eps, double weightDecay, long step, double gradScale)
+    {
+        public readonly float GradScale = (float)gradScale;
+        public readonly float Decay = (float)(1 - (lr * weightDecay));
+        public readonly float Beta1 = (float)beta1;
+        public readonly float OneMinusBeta1 = (float)(1 - beta1);
+        public readonly float Beta2 = (float)beta2;
+        public readonly float OneMinusBeta2 = (float)(1 - beta2);
+        public readonly float Bias2Sqrt = (float)Math.Sqrt(1 - Math.Pow(beta2, step));
+        public readonly float Eps = (float)eps;
+        public readonly float NegStepSize = (float)(-lr / (1 - Math.Pow(beta1, step)));
+        public readonly double Lr = lr;
+        public readonly double WeightDecay = weightDecay;
+        public readonly double Bias2SqrtDouble = Math.Sqrt(1 - Math.Pow(beta2, step));
+        public readonly double StepSize = lr / (1 - Math.Pow(beta1, step));
+    }
+
+    /// <summary>One parameter's moment tensors and this step's rounding seed (bf16 moments).</summary>
+    private readonly struct Moments(Tensor m, Tensor v, uint salt)
+    {
+        private readonly bool isBFloat16 = m.dtype == ScalarType.BFloat16;
+        private readonly nint mPtr = (nint)TensorMemory.Address(m);
+        private readonly nint vPtr = (nint)TensorMemory.Address(v);
+
+        /// <summary>Updates the row of <paramref name="w"/> elements at element offset <paramref name="o"/>.</summary>
+        public void UpdateRow(nint p, nint g, long o, int w, in Coefficients c)
+        {
+            if (isBFloat16)
+                Bf16Moments.UpdateRow((float*)p + o, (float*)g + o, (ushort*)mPtr + o, (ushort*)vPtr + o, w, c, o, salt);
+            else
+                AdamWKernel.UpdateRow((float*)p + o, (float*)g + o, (float*)mPtr + o, (float*)vPtr + o, w, c);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static bool IsZero(float* g, int n)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i + 8 <= n; i += 8)
+            {
+                if (Vector256.Load(g + i) != Vector256<float>.Zero)
+                    return false;
+            }
+        }
+        for (; i < n; i++)
+        {
+            if (g[i] != 0f)
+                return false;
+        }
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void UpdateRow(float* p, float* g, float* m, float* v, int n, Coefficients c)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var decay = Vector256.Create(c.Decay);
+            var b1 = Vector256.Create(c.Beta1);
+            var omb1 = Vector256.Create(c.OneMinusBeta1);
+            var b2 = Vector256.Create(c.Beta2);
+            var omb2 = Vector256.Create(c.OneMinusBeta2);
+            var bias2 = Vector256.Create(c.Bias2Sqrt);
+            var eps = Vector256.Create(c.Eps);
+            var negStep = Vector256.Create(c.NegStepSize);
+            var scale = Vector256.Create(c.GradScale);
+            bool scaled = c.GradScale != 1f;
+            for (; i + 8 <= n; i += 8)
+            {
+                // Same fp32 operation order as torch's mul_, add_(alpha), addcmul_, sqrt/div/add_, addcdiv_;
+                // no FMA contraction, so results match torch.optim.AdamW to the last bit or two.
+                var gi = scaled ? Vector256.Load(g + i) * scale : Vector256.Load(g + i);
+                var pi = Vector256.Load(p + i) * decay;
+                var mi = (Vector256.Load(m + i) * b1) + (omb1 * gi);
+                var vi = (Vector256.Load(v + i) * b2) + (omb2 * gi * gi);
+                var denom = (Vector256.Sqrt(vi) / bias2) + eps;
+                pi += negStep * mi / denom;
+                pi.Store(p + i);
+                mi.Store(m + i);
+                vi.Store(v + i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float gi = c.GradScale != 1f ? g[i] * c.GradScale : g[i];
+            float pi = p[i] * c.Decay;
+            float mi = (m[i] * c.Beta1) + (c.OneMinusBeta1 * gi);
+            float vi = (v[i] * c.Beta2) + (c.OneMinusBeta2 * gi * gi);
+            float denom = (MathF.Sqrt(vi) / c.Bias2Sqrt) + c.Eps;
+            p[i] = pi + (c.NegStepSize * mi / denom);
+            m[i] = mi;
+            v[i] = vi;
+        }
+    }
+}

@@ -1,0 +1,62 @@
+using System.Buffers;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+
+/// <summary>
+/// The int32 row index of every (token, chunk) pair, in a pooled array kept from the gather's forward to its backward.
+/// Pooled because a fresh N·K array per call lands on the large-object heap, and the training soak showed such per-step
+/// garbage piling up to gigabytes between full collections. The backward returns it; a second backward of a retained
+/// graph builds it again from the saved int64 rows.
+/// </summary>
+internal sealed class PooledRows
+{
+    /// <summary>The pooled array (longer than <see cref="Count"/>); null once returned.</summary>
+    public int[]? Array { get; private set; }
+
+    /// <summary>Number of pairs (N·K).</summary>
+    public int Count { get; private init; }
+
+    /// <summary>Whether chunk k reads only its own block of rowLimit / K rows, as a Memory Layer's hash gives (<see cref="RowHits"/>).</summary>
+    public bool Chunked { get; private init; }
+
+    /// <summary>Copies <paramref name="rows"/> (int64 [N, K]) to int32, checking every index is in [0, rowLimit).</summary>
+    /// <param name="rows">int64 [N, K], global table rows.</param>
+    /// <param name="rowLimit">The smallest table's row count.</param>
+    public static unsafe PooledRows From(Tensor rows, long rowLimit)
+    {
+        using var scope = NewDisposeScope();
+        var r = rows.contiguous();
+        int count = (int)r.numel(), k = (int)Math.Max(1, r.shape[1]);
+        long* p = TensorMemory.Longs(r);
+        var array = ArrayPool<int>.Shared.Rent(count);
+        int blockRows = rowLimit % k == 0 ? (int)(rowLimit / k) : 0;
+        bool chunked = blockRows > 0;
+        long bad = -1;
+        for (int i = 0; i < count;)
+        {
+            for (int c = 0; c < k; c++, i++)
+            {
+                long v = p[i];
+                if ((ulong)v >= (ulong)rowLimit)
+                    bad = i;
+                array[i] = (int)v;
+                chunked &= RowHits.IsChunked((int)v, c, blockRows);
+            }
+        }
+        var result = new PooledRows { Array = array, Count = count, Chunked = chunked };
+        if (bad >= 0)
+        {
+            result.Return();
+            throw new ArgumentOutOfRangeException(nameof(rows), $"Row index {p[bad]} at flat position {bad} is outside [0, {rowLimit}).");
+        }
+        return result;
+    }
+
+    /// <summary>Gives the array back to the pool (once).</summary>
+    public void Return()
+    {
+        if (Array is { } array) ArrayPool<int>.Shared.Return(array);
+        Array = null;
+    }
+}

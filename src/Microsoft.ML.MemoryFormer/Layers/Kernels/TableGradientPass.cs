@@ -1,0 +1,153 @@
+using System.Buffers;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+
+/// <summary>
+/// The gather's backward for one table, row by row: every table row's gradient is written once as the weighted sum of
+/// the gradient rows that hit it (<see cref="RowHits"/>), and, when asked, each hit's inner product with the row is added
+/// to the weight gradient in the same pass (<see cref="RowGradientKernel"/>). Also the token-major inner products for
+/// tables that need no gradient.
+/// </summary>
+/// <remarks>
+/// Every sum has a fixed order: a row's hits by ascending token, column tiles ascending, and the squared norm of the
+/// written gradient as per-row values added in ascending row order after the parallel pass. So the result, norm
+/// included, is the same bits whatever the thread count and whichever thread finishes first (the official CUDA
+/// kernel's atomicAdd is not).
+/// </remarks>
+internal static unsafe class TableGradientPass
+{
+    /// <summary>
+    /// Writes only the touched rows of a reused gradient buffer (small batches): zeroes the rows the previous backward
+    /// left non-zero, or the whole buffer when that is unknown, then writes the touched rows, each once as in
+    /// <see cref="WriteAll"/>. Returns the squared norm; records the touched rows in the sink.
+    /// </summary>
+    public static double WriteTouched(RowPass pass, Tensor target, TableGradient sink)
+    {
+        var csr = pass.Hits;
+        int h = pass.Width;
+        nint gtPtr = (nint)TensorMemory.Floats(target);
+        if (sink.NonZeroRows is not { } previous)
+            target.zero_();
+        else
+        {
+            // Rows written by the previous backward, zeroed in parallel and past the cache like the rows written next.
+            KernelParallel.For(previous.Length, h, (start, end) =>
+            {
+                for (int i = start; i < end; i++)
+                    RowGradientKernel.Clear((float*)gtPtr + ((long)previous[i] * h), h);
+                RowGradientKernel.Fence();
+            });
+        }
+        int[] touched = csr.TouchedRows();
+        var squares = ArrayPool<double>.Shared.Rent(touched.Length);
+        KernelParallel.For(touched.Length, h * (1L + (csr.Pairs / Math.Max(1, touched.Length))), (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                int r = touched[i];
+                squares[i] = pass.Write(r, (float*)gtPtr + ((long)r * h));
+            }
+            RowGradientKernel.Fence();
+        });
+        sink.NonZeroRows = touched;
+        return SumInOrder(squares, touched.Length);
+    }
+
+    /// <summary>Writes (or adds) every row of one table's gradient; returns the squared norm of the result.</summary>
+    public static double WriteAll(RowPass pass, int rowCount, Tensor target, bool accumulate)
+    {
+        var csr = pass.Hits;
+        int h = pass.Width;
+        nint gtPtr = (nint)TensorMemory.Floats(target);
+        var squares = ArrayPool<double>.Shared.Rent(rowCount);
+        KernelParallel.For(rowCount, h * (1L + (csr.Pairs / Math.Max(1, rowCount))), (start, end) =>
+        {
+            var scratch = accumulate ? new float[h] : null;
+            fixed (float* tmp = scratch)
+            {
+                for (int r = start; r < end; r++)
+                {
+                    float* dst = (float*)gtPtr + ((long)r * h);
+                    if (!accumulate)
+                    {
+                        squares[r] = pass.Write(r, dst);
+                        continue;
+                    }
+                    if (pass.HitCount(r) > 0)
+                    {
+                        pass.Write(r, tmp);
+                        RowKernels.Add(tmp, dst, h);
+                    }
+                    squares[r] = RowKernels.Dot(dst, dst, h);
+                }
+            }
+            RowGradientKernel.Fence();
+        });
+        return SumInOrder(squares, rowCount);
+    }
+
+    /// <summary>Σ values[0..count) in index order, then returns the pooled array: the thread-independent reduction.</summary>
+    private static double SumInOrder(double[] values, int count)
+    {
+        double total = 0;
+        for (int i = 0; i < count; i++)
+            total += values[i];
+        ArrayPool<double>.Shared.Return(values);
+        return total;
+    }
+
+    /// <summary>gw[i, j] += Σ over <paramref name="dotTables"/> of ⟨grad_t[i], table_t[rows[i, j]]⟩, parallel over tokens.</summary>
+    public static void AddTokenMajorDots(int[] rows32, int n, int k, int[] dotTables, nint[] tablePtrs, nint[] gradPtrs, int[] widths, nint gwPtr)
+    {
+        KernelParallel.For(n, k * (long)dotTables.Sum(t => widths[t]), (start, end) =>
+        {
+            float* dst = (float*)gwPtr;
+            for (int i = start; i < end; i++)
+            {
+                for (int j = 0; j < k; j++)
+                {
+                    int row = rows32[((long)i * k) + j];
+                    float sum = 0f;
+                    foreach (int t in dotTables)
+                    {
+                        int h = widths[t];
+                        sum += RowKernels.Dot((float*)gradPtrs[t] + ((long)i * h), (float*)tablePtrs[t] + ((long)row * h), h);
+                    }
+                    dst[((long)i * k) + j] += sum;
+                }
+            }
+        });
+    }
+
+    /// <summary>
+    /// One table's row-by-row backward: writes a table row's gradient from its hits and, when <see cref="WeightGradient"/>
+    /// is set, adds the hits' inner products with the row to the weight gradient in the same pass (<see cref="RowGradientKernel"/>).
+    /// </summary>
+    public readonly record struct RowPass(RowHits Hits, nint Table, nint GradOut, int Width, nint WeightGradient)
+    {
+        /// <summary>Hits of row <paramref name="r"/>; rows past the sorted range (a larger table than the smallest) have none.</summary>
+        public int HitCount(int r) => r < Hits.RowCount ? Hits.Starts[r + 1] - Hits.Starts[r] : 0;
+
+        /// <summary>dst = row r's table gradient (zeros without hits), and the weight gradient's share of row r; returns ‖dst‖².</summary>
+        public double Write(int r, float* dst)
+        {
+            int count = HitCount(r), s = count == 0 ? 0 : Hits.Starts[r];
+            if (count == 0)
+            {
+                RowGradientKernel.Clear(dst, Width);
+                return 0;
+            }
+            fixed (int* tok = Hits.Tokens)
+            fixed (int* pair = Hits.PairIndex)
+            fixed (float* tw = Hits.Weights)
+            {
+                if (WeightGradient != 0)
+                    return RowGradientKernel.Run((float*)Table + ((long)r * Width), (float*)GradOut, Width, tok + s, pair + s, tw + s, count,
+                        dst, (float*)WeightGradient);
+                RowKernels.WeightedBagSum((float*)GradOut, Width, tok + s, tw + s, count, dst);
+                return RowKernels.Dot(dst, dst, Width);
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+namespace Microsoft.ML.MemoryFormer.Runtime;
+
+/// <summary>
+/// The one set of switches of the managed CPU kernels: whether they run at all, and the variants a benchmark turns
+/// off to measure what each optimisation saves. Every switch is on by default; the kernels read
+/// <see cref="Current"/> when they run, so a change applies to the next call.
+/// </summary>
+/// <remarks>Process-wide, like torch's own thread setting. Only <see cref="UseFusedKernels"/> is public, through
+/// <see cref="TorchRuntime.UseFusedKernels"/>; the others exist for the <c>perf</c> benchmarks.</remarks>
+internal sealed class KernelSettings
+{
+    /// <summary>The settings every kernel reads.</summary>
+    public static KernelSettings Current { get; } = new();
+
+    /// <summary>
+    /// Whether Memory Layers and the optimizer on the CPU use the managed kernels (sign hash and gather with custom
+    /// backwards, single-pass AdamW, the fused decode step). Off runs plain libtorch ops, the reference the kernels are
+    /// tested against and what CUDA always uses.
+    /// </summary>
+    public bool UseFusedKernels { get; set; } = true;
+
+    /// <summary>Whether small backwards write only the touched rows of a layer's reused gradient buffer
+    /// (<c>Layers/Kernels/TableGradient.cs</c>); off writes the whole table.</summary>
+    public bool WriteTouchedRowsOnly { get; set; } = true;
+
+    /// <summary>Whether the table gradient's row pass also computes the weight gradient (<c>Layers/Kernels/RowGradientKernel.cs</c>);
+    /// off takes a separate token-major pass.</summary>
+    public bool WeightGradientInRowPass { get; set; } = true;
+
+    /// <summary>Whether Memory Layers pass their bias to the gather, which then starts each output row from it; off adds
+    /// it afterwards (one more op and autograd node).</summary>
+    public bool FoldBias { get; set; } = true;
+
+    /// <summary>Whether gradient rows are written with non-temporal stores when aligned; off writes through the cache.</summary>
+    public bool StreamingStores { get; set; } = true;
+
+    /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
+    public void With(Action<KernelSettings> change, Action body)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        ArgumentNullException.ThrowIfNull(body);
+        var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores);
+        try
+        {
+            change(this);
+            body();
+        }
+        finally
+        {
+            (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores) = saved;
+        }
+    }
+}
