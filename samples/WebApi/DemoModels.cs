@@ -60,7 +60,7 @@ public static class DemoModels
         bool tiny = size == DemoModelSize.Tiny;
         var architecture = tiny
             ? MemoryFormerConfig.Nano with { Width = 16, Layers = 1 }
-            : MemoryFormerConfig.Nano with { Width = 64, Layers = 2, Heads = 2, BitsPerChunk = 8 };
+            : MemoryFormerConfig.Nano with { Width = 128, Layers = 2, Heads = 4, BitsPerChunk = 8 };
         var classifier = mlContext.MulticlassClassification.Trainers.MemoryFormer(new MemoryFormerTextClassificationOptions
         {
             Architecture = architecture,
@@ -77,7 +77,7 @@ public static class DemoModels
             Architecture = architecture,
             ContextLength = tiny ? 16 : 64,
             BatchSize = 16,
-            MaxSteps = tiny ? 20 : 300,
+            MaxSteps = tiny ? 20 : 600,
             WarmupSteps = tiny ? 2 : 20,
             LearningRate = 1e-2,
             TableLearningRate = 3e-2,

@@ -81,10 +81,17 @@ public static class RequestValidator
         catch (ArgumentException e)
         {
             string field = e.ParamName is { Length: > 0 } p ? JsonName(p) : "options";
-            errors[field == "stopSequences" ? "stop" : field] = [e.Message];
+            errors[field == "stopSequences" ? "stop" : field] = [RuleOf(e)];
             return (errors, null);
         }
         return (errors, options);
+    }
+
+    // The rule without .NET's "(Parameter 'X')" and "Actual value was" suffixes.
+    private static string RuleOf(ArgumentException e)
+    {
+        int end = e.Message.IndexOf(" (Parameter '", StringComparison.Ordinal);
+        return end > 0 ? e.Message[..end] : e.Message;
     }
 
     private static string JsonName(string property) => char.ToLowerInvariant(property[0]) + property[1..];
