@@ -1,4 +1,5 @@
 using Microsoft.Extensions.ObjectPool;
+using Microsoft.Extensions.Options;
 using Microsoft.ML;
 
 namespace WebApi;
@@ -6,8 +7,14 @@ namespace WebApi;
 /// <summary>
 /// Pooled classifier <see cref="PredictionEngine{TSrc, TDst}"/>s, the way ASP.NET apps pool ML.NET engines: an engine
 /// is not thread-safe, so each request rents one, uses it alone and returns it; the pool keeps up to
-/// <c>2 × cores</c> idle engines and creates more under load (they are cheap: the model's weights are shared).
+/// <see cref="ServingOptions.MaxIdleEngines"/> idle engines, creates more under load (they are cheap: the model's
+/// weights are shared) and disposes those it does not keep.
 /// </summary>
+/// <remarks>
+/// The engines are created with <c>OwnsTransformer = false</c>: ML.NET's default (true) makes an engine dispose the
+/// model when the engine is disposed, so the first engine the pool dropped would have disposed the shared classifier
+/// and failed every later request (seen under load before this setting).
+/// </remarks>
 public sealed class ClassifierEnginePool : IDisposable
 {
     private readonly ObjectPool<PredictionEngine<ClassifierInput, ClassifierOutput>> pool;
@@ -16,11 +23,13 @@ public sealed class ClassifierEnginePool : IDisposable
     /// <summary>Creates the pool over <paramref name="models"/>' classifier.</summary>
     /// <param name="models">The loaded models.</param>
     /// <param name="counters">Where rents and returns are counted.</param>
-    public ClassifierEnginePool(ServedModels models, ServingCounters counters)
+    /// <param name="options">The number of idle engines to keep.</param>
+    public ClassifierEnginePool(ServedModels models, ServingCounters counters, IOptions<ServingOptions> options)
     {
         ArgumentNullException.ThrowIfNull(models);
+        ArgumentNullException.ThrowIfNull(options);
         this.counters = counters ?? throw new ArgumentNullException(nameof(counters));
-        var provider = new DefaultObjectPoolProvider { MaximumRetained = 2 * Environment.ProcessorCount };
+        var provider = new DefaultObjectPoolProvider { MaximumRetained = options.Value.MaxIdleEngines };
         pool = provider.Create(new EnginePolicy(models, counters));
     }
 
@@ -72,7 +81,8 @@ public sealed class ClassifierEnginePool : IDisposable
         public override PredictionEngine<ClassifierInput, ClassifierOutput> Create()
         {
             counters.EngineCreated();
-            return models.MLContext.Model.CreatePredictionEngine<ClassifierInput, ClassifierOutput>(models.Classifier);
+            return models.MLContext.Model.CreatePredictionEngine<ClassifierInput, ClassifierOutput>(models.Classifier,
+                new PredictionEngineOptions { OwnsTransformer = false });
         }
 
         public override bool Return(PredictionEngine<ClassifierInput, ClassifierOutput> obj) => true;

@@ -37,6 +37,9 @@ public sealed class ServingOptions
     /// <summary>Generations that run at once; further requests wait (in order) for a slot. Default 8.</summary>
     public int MaxConcurrentGenerations { get; set; } = 8;
 
+    /// <summary>Idle classifier engines the pool keeps; more are made under load and disposed when returned. Default 2 × cores.</summary>
+    public int MaxIdleEngines { get; set; } = 2 * Environment.ProcessorCount;
+
     /// <summary>Where the demo models live when no path is configured: <c>~/.cache/memoryformer/webapi</c>.</summary>
     public static string DefaultModelFolder { get; } =
         Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "memoryformer", "webapi");
@@ -59,6 +62,7 @@ public sealed class ServingOptions
         Positive(nameof(MaxPromptLength), MaxPromptLength);
         Positive(nameof(MaxNewTokens), MaxNewTokens);
         Positive(nameof(MaxConcurrentGenerations), MaxConcurrentGenerations);
+        Positive(nameof(MaxIdleEngines), MaxIdleEngines);
         if (MaxStopSequences < 0) Positive(nameof(MaxStopSequences), MaxStopSequences);
     }
 

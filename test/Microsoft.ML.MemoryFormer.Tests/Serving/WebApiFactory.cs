@@ -40,6 +40,9 @@ public sealed class WebApiFactory : WebApplicationFactory<ServingApp>
     /// <summary>The app's counters.</summary>
     public ServingCountersSnapshot Counters => Services.GetRequiredService<ServingCounters>().Snapshot();
 
+    /// <summary>The app's classifier engine pool.</summary>
+    public ClassifierEnginePool Engines => Services.GetRequiredService<ClassifierEnginePool>();
+
     /// <summary>Generation slots taken now.</summary>
     public int SlotsInUse => Services.GetRequiredService<GenerationSlots>().InUse;
 
@@ -53,6 +56,7 @@ public sealed class WebApiFactory : WebApplicationFactory<ServingApp>
         builder.UseSetting("Serving:MaxRequestBodyBytes", $"{MaxRequestBodyBytes}");
         builder.UseSetting("Serving:MaxNewTokens", $"{MaxNewTokens}");
         builder.UseSetting("Serving:MaxConcurrentGenerations", "4");
+        builder.UseSetting("Serving:MaxIdleEngines", "1");
     }
 
     /// <inheritdoc />

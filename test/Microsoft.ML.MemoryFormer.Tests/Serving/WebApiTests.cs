@@ -63,6 +63,22 @@ public sealed class WebApiTests(WebApiFactory app) : IClassFixture<WebApiFactory
     }
 
     [Fact]
+    public async Task Engines_the_pool_does_not_keep_are_disposed_without_disposing_the_shared_classifier()
+    {
+        var expected = DirectPredictions();
+        var before = app.Counters;
+        var leases = Enumerable.Range(0, 3).Select(_ => app.Engines.Rent()).ToArray();   // the pool keeps 1 idle engine
+        foreach (var lease in leases) Assert.Equal(expected[0].Label, lease.Engine.Predict(new ClassifierInput { Text = Texts[0] }).PredictedLabel);
+        foreach (var lease in leases) lease.Dispose();   // two of them are dropped and disposed
+        Assert.True(app.Counters.EnginesCreated >= before.EnginesCreated + 2);
+
+        var answer = await PostAsync("/classify", new { texts = new[] { Texts[1] } });
+        Assert.Equal(HttpStatusCode.OK, answer.Status);
+        Assert.Equal(expected[1].Label, answer.Json.GetProperty("predictions")[0].GetProperty("label").GetString());
+        AssertNothingHeld();
+    }
+
+    [Fact]
     public async Task Plain_and_streamed_generation_under_concurrency_match_the_models_own_text()
     {
         using var lm = (MemoryFormerLanguageModelTransformer)new MLContext().Model.LoadChecked(app.LanguageModelPath, out _);
