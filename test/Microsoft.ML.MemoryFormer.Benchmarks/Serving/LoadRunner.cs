@@ -8,10 +8,10 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Serving;
 
 /// <summary>
 /// N concurrent HTTP clients against the server for one phase: each sends its next request as soon as the previous
-/// one ended, until the phase's time or request budget is spent. Every <c>abortEvery</c>-th stream is dropped by its
-/// client after three pieces; client 0 sends every 25th request deliberately malformed (it must get 400).
+/// one ended, until the phase's time or request budget is spent. Every <c>abortEvery</c>-th stream asks for
+/// <c>abortedTokens</c> tokens and is dropped by its client after three pieces, so the server must notice mid-generation; every 25th request of a phase is sent deliberately malformed (it must get 400).
 /// </summary>
-internal sealed class LoadRunner(HttpClient client, int classifyBatch, int maxNewTokens, int abortEvery)
+internal sealed class LoadRunner(HttpClient client, int classifyBatch, int maxNewTokens, int abortEvery, int abortedTokens)
 {
     private const int MalformedEvery = 25;
 
@@ -32,9 +32,10 @@ internal sealed class LoadRunner(HttpClient client, int classifyBatch, int maxNe
         await Task.WhenAll(Enumerable.Range(0, stats.Clients).Select(async c =>
         {
             var random = new Random(c * 7919 + (int)Interlocked.Read(ref streamCount));
-            for (int n = 0; watch.Elapsed < duration && Interlocked.Increment(ref sent) <= maxRequests; n++)
+            long n;
+            while (watch.Elapsed < duration && (n = Interlocked.Increment(ref sent)) <= maxRequests)
             {
-                if (c == 0 && n % MalformedEvery == MalformedEvery - 1)
+                if (n % MalformedEvery == 0)
                     await MalformedAsync(stats, n);
                 else if (stats.Kind == LoadKind.Classify)
                     await ClassifyAsync(stats, random);
@@ -71,7 +72,7 @@ internal sealed class LoadRunner(HttpClient client, int classifyBatch, int maxNe
     private async Task StreamAsync(PhaseStats stats, Random random)
     {
         bool abort = Interlocked.Increment(ref streamCount) % abortEvery == 0;
-        var body = new { prompt = Sentences[random.Next(Sentences.Length)], maxNewTokens, temperature = 0.8, seed = random.Next() };
+        var body = new { prompt = Sentences[random.Next(Sentences.Length)], maxNewTokens = abort ? abortedTokens : maxNewTokens, temperature = 0.8, seed = random.Next() };
         long start = Stopwatch.GetTimestamp();
         double? firstPiece = null;
         try
@@ -111,7 +112,7 @@ internal sealed class LoadRunner(HttpClient client, int classifyBatch, int maxNe
         }
     }
 
-    private async Task MalformedAsync(PhaseStats stats, int n)
+    private async Task MalformedAsync(PhaseStats stats, long n)
     {
         string path = stats.Kind == LoadKind.Classify ? "classify" : "generate/stream";
         string json = (n / MalformedEvery % 2) == 0 ? "{\"texts\": [\"unterminated\"" : "{\"prompt\": \"a\", \"maxNewTokens\": -1}";

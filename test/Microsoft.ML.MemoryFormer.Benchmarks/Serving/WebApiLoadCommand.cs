@@ -13,7 +13,7 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Serving;
 /// process on 127.0.0.1 (training its demo models the first time), then cycles through six phases — classification
 /// and streamed generation with 1, 8 and 32 concurrent clients — until the time is up, sampling the server's resident
 /// memory every 5 s. Reports requests/s, texts or tokens/s, p50/p99 latency, aborted streams, deliberate 400s and
-/// errors per phase, and the memory series; writes webapi.md. Exits 1 on any error or a server crash.
+/// errors per phase, the memory series and the server's own counters at the end; writes webapi.md. Exits 1 on any error or a server crash.
 /// </summary>
 internal sealed class WebApiLoadCommand : AsyncCommand<WebApiLoadCommand.Settings>
 {
@@ -45,6 +45,10 @@ internal sealed class WebApiLoadCommand : AsyncCommand<WebApiLoadCommand.Setting
         [Description("Every N-th stream is dropped by its client after three pieces (default 4)")]
         public int AbortEvery { get; init; } = 4;
 
+        [CommandOption("--aborted-tokens <N>")]
+        [Description("Tokens asked for by the streams that are dropped (default 512, the server's limit)")]
+        public int AbortedTokens { get; init; } = 512;
+
         [CommandOption("--slots <N>")]
         [Description("The server's Serving:MaxConcurrentGenerations (default 8)")]
         public int Slots { get; init; } = 8;
@@ -62,7 +66,7 @@ internal sealed class WebApiLoadCommand : AsyncCommand<WebApiLoadCommand.Setting
         public string? Output { get; init; }
 
         public override ValidationResult Validate() =>
-            Minutes > 0 && PhaseSeconds > 0 && MaxRequests > 0 && MaxNewTokens > 0 && Batch > 0 && AbortEvery > 0 && Slots > 0
+            Minutes > 0 && PhaseSeconds > 0 && MaxRequests > 0 && MaxNewTokens > 0 && AbortedTokens > 0 && Batch > 0 && AbortEvery > 0 && Slots > 0
                 ? ValidationResult.Success() : ValidationResult.Error("every number must be positive");
     }
 
@@ -76,9 +80,11 @@ internal sealed class WebApiLoadCommand : AsyncCommand<WebApiLoadCommand.Setting
         AnsiConsole.WriteLine(Invariant($"Machine before: GEMM {before.GemmGflops:F1} GFLOP/s, copy {before.CopyGBps:F1} GB/s, {Environment.ProcessorCount} cores"));
 
         using var process = await ServerProcess.StartAsync(server, settings.Port, Path.Combine(output, "webapi-models"), settings.Slots, TimeSpan.FromMinutes(5));
-        using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
+        // MaxResponseDrainSize = 0: a dropped stream closes its connection, as a browser tab or a killed client does (by
+        // default HttpClient would read the rest of the response to reuse the connection, and the server would never know).
+        using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = TimeSpan.FromMinutes(5), MaxResponseDrainSize = 0 };
         using var client = new HttpClient(handler) { BaseAddress = process.Address, Timeout = TimeSpan.FromSeconds(120) };
-        var runner = new LoadRunner(client, settings.Batch, settings.MaxNewTokens, settings.AbortEvery);
+        var runner = new LoadRunner(client, settings.Batch, settings.MaxNewTokens, settings.AbortEvery, settings.AbortedTokens);
         var phases = ClientCounts.Select(n => new PhaseStats(LoadKind.Classify, n))
             .Concat(ClientCounts.Select(n => new PhaseStats(LoadKind.Stream, n))).ToArray();
 
@@ -119,16 +125,29 @@ internal sealed class WebApiLoadCommand : AsyncCommand<WebApiLoadCommand.Setting
         await stopSampling.CancelAsync();
         await sampler;
         bool alive = process.IsRunning;
+        string counters = alive ? await ServerCountersAsync(client) : "";
         var after = MachineProbe.Measure();
 
-        string markdown = ToMarkdown(settings, before, after, phases, samples, load.Elapsed, cycle, alive);
+        string markdown = ToMarkdown(settings, before, after, phases, samples, load.Elapsed, cycle, alive) + counters;
         string path = Path.Combine(output, "webapi.md");
         await File.WriteAllTextAsync(path, markdown, cancellationToken);
-        AnsiConsole.WriteLine(markdown);
+        Console.WriteLine(markdown);
         foreach (var phase in phases.Where(p => p.FirstError is not null))
             AnsiConsole.WriteLine($"first error, {Name(phase.Kind)} × {phase.Clients}: {phase.FirstError}");
         AnsiConsole.MarkupLine($"[grey]Wrote {Markup.Escape(path)}[/]");
         return alive && phases.All(p => p.Errors == 0) ? 0 : 1;
+    }
+
+    // The server's view after the load: engines all returned, no generation left running, one cancellation per dropped stream.
+    private static async Task<string> ServerCountersAsync(HttpClient client)
+    {
+        await Task.Delay(2000);   // let the last dropped streams notice their client is gone
+        using var health = System.Text.Json.JsonDocument.Parse(await client.GetStringAsync(new Uri("health", UriKind.Relative)));
+        var c = health.RootElement.GetProperty("counters");
+        long Get(string name) => c.GetProperty(name).GetInt64();
+        return Invariant($"Server counters at the end (GET /health, warm-up included): {Get("classifyRequests")} classifications, {Get("generationsCompleted")} generations completed, ",
+            $"{Get("generationsCancelled")} cancelled by their client, {Get("generationsFailed")} failed, {Get("rejectedRequests")} rejected requests; ",
+            $"engines created {Get("enginesCreated")}, in use {Get("enginesInUse")}; generations running {Get("generationsRunning")}.\n");
     }
 
     private static string ToMarkdown(Settings settings, (double GemmGflops, double CopyGBps) before, (double GemmGflops, double CopyGBps) after,
@@ -138,8 +157,8 @@ internal sealed class WebApiLoadCommand : AsyncCommand<WebApiLoadCommand.Setting
         md.AppendLine(Invariant($"`build/build.sh bench webapi --minutes {settings.Minutes} --phase-seconds {settings.PhaseSeconds}` on {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC: ",
             $"{elapsed.TotalMinutes:F1} min of load in {cycles} cycles of six {settings.PhaseSeconds:F0} s phases; server and clients on the same machine (127.0.0.1). ",
             $"Machine: GEMM {before.GemmGflops:F1} GFLOP/s and copy {before.CopyGBps:F1} GB/s before the run, {after.GemmGflops:F1} and {after.CopyGBps:F1} after. ",
-            $"Classification: {settings.Batch} texts per request; streams: {settings.MaxNewTokens} new tokens, every {settings.AbortEvery}th dropped by its client after 3 pieces; ",
-            $"{settings.Slots} generation slots; client 0 sends every 25th request malformed (counted as deliberate 400s)."));
+            $"Classification: {settings.Batch} texts per request; streams: {settings.MaxNewTokens} new tokens, every {settings.AbortEvery}th asks for {settings.AbortedTokens} and is dropped by its client after 3 pieces; ",
+            $"{settings.Slots} generation slots; every 25th request of a phase is sent malformed (counted as deliberate 400s)."));
         md.AppendLine();
         md.AppendLine("| endpoint | clients | requests | requests/s | texts/s or tokens/s | p50 ms | p99 ms | first piece p50 ms | aborted by client | deliberate 400 | errors |");
         md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
