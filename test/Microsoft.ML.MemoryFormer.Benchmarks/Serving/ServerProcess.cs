@@ -28,6 +28,7 @@ internal sealed class ServerProcess : IDisposable
     {
         if (!File.Exists(serverDll))
             throw new FileNotFoundException($"{serverDll} not found: build it first (build/build.sh build, or dotnet build samples/WebApi -c Release).", serverDll);
+        Console.WriteLine($"Starting {serverDll} on {port} (it trains the demo models into {modelFolder} if they are not there)");
         var address = new Uri($"http://127.0.0.1:{port}/");
         var start = new ProcessStartInfo("dotnet")
         {

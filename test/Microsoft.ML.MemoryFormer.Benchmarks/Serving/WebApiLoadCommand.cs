@@ -75,6 +75,7 @@ internal sealed class WebApiLoadCommand : AsyncCommand<WebApiLoadCommand.Setting
         string output = settings.Output ?? Path.Combine(BenchmarkPaths.RepoRoot, "artifacts", "benchmarks");
         string server = settings.Server ?? Path.Combine(BenchmarkPaths.RepoRoot, "samples", "WebApi", "bin", "Release", "net10.0", "WebApi.dll");
         Directory.CreateDirectory(output);
+        if (settings.Server is null && !File.Exists(server)) await BuildServerAsync();
         TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
         var before = MachineProbe.Measure();
         AnsiConsole.WriteLine(Invariant($"Machine before: GEMM {before.GemmGflops:F1} GFLOP/s, copy {before.CopyGBps:F1} GB/s, {Environment.ProcessorCount} cores"));
@@ -136,6 +137,17 @@ internal sealed class WebApiLoadCommand : AsyncCommand<WebApiLoadCommand.Setting
             AnsiConsole.WriteLine($"first error, {Name(phase.Kind)} × {phase.Clients}: {phase.FirstError}");
         AnsiConsole.MarkupLine($"[grey]Wrote {Markup.Escape(path)}[/]");
         return alive && phases.All(p => p.Errors == 0) ? 0 : 1;
+    }
+
+    // build/build.sh bench builds only the benchmark project: build the server the first time.
+    private static async Task BuildServerAsync()
+    {
+        string project = Path.Combine(BenchmarkPaths.RepoRoot, "samples", "WebApi", "WebApi.csproj");
+        Console.WriteLine($"Building {project}");
+        using var build = Process.Start(new ProcessStartInfo("dotnet", ["build", project, "-c", "Release", "-nologo", "-clp:ErrorsOnly"]))
+            ?? throw new InvalidOperationException("dotnet did not start.");
+        await build.WaitForExitAsync();
+        if (build.ExitCode != 0) throw new InvalidOperationException($"Building {project} failed (exit code {build.ExitCode}).");
     }
 
     // The server's view after the load: engines all returned, no generation left running, one cancellation per dropped stream.
