@@ -158,6 +158,13 @@ public sealed class WebApiTests(WebApiFactory app) : IClassFixture<WebApiFactory
     public async Task A_client_that_aborts_a_stream_stops_its_generation_and_frees_its_slot()
     {
         const int tokens = WebApiFactory.MaxNewTokens;
+        using (var lm = (MemoryFormerLanguageModelTransformer)new MLContext().Model.LoadChecked(app.LanguageModelPath, out _))
+        {
+            // Precondition: left alone, this seeded generation runs its full length (no end-of-text), so a stream of
+            // it that stops early was stopped by the server noticing the client had gone.
+            var options = lm.DefaultGenerationOptions with { MaxNewTokens = tokens, Temperature = 1.0, Seed = 3 };
+            Assert.Equal(tokens, lm.Tokenizer.Encode(lm.Generate("the team", options)).Count);
+        }
         var before = app.Counters;
         using var cancel = new CancellationTokenSource();
         using var request = new HttpRequestMessage(HttpMethod.Post, "/generate/stream")
