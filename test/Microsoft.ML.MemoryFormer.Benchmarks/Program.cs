@@ -1,5 +1,6 @@
 using Microsoft.ML.MemoryFormer.Benchmarks.Classification;
 using Microsoft.ML.MemoryFormer.Benchmarks.Perf;
+using Microsoft.ML.MemoryFormer.Benchmarks.Serving;
 using Microsoft.ML.MemoryFormer.Benchmarks.Soak;
 using Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
 using Spectre.Console.Cli;
@@ -23,6 +24,8 @@ internal static class Program
             config.AddTabularCommand();
             config.AddCommand<SoakCommand>("soak")
                 .WithDescription("A long training run logging loss, tokens/s and memory every minute, ending with a checkpoint/resume cycle");
+            config.AddCommand<WebApiLoadCommand>("webapi")
+                .WithDescription("Load on samples/WebApi over loopback: classification and streamed generation with 1, 8 and 32 clients, server memory over time");
         });
         return app.Run(args);
     }

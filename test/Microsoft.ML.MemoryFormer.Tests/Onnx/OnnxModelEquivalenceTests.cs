@@ -24,7 +24,7 @@ public class OnnxModelEquivalenceTests
         MemoryFormerConfig.Nano with
         {
             Width = 32, Heads = 2, Layers = 2, Kind = kind, Norm = norm, WeightFunction = function, Temperature = 0.7,
-            RotaryFraction = rotary, Dropout = 0,
+            RotaryFraction = rotary, Dropout = 0, NormEpsilon = norm == NormKind.LayerNorm ? 1e-5 : MemoryFormerConfig.Nano.NormEpsilon,
         };
 
     /// <summary>Every second element of token <see cref="ZeroedToken"/>'s embedding is exactly 0, so after RMSNorm
