@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The consumer check (run by build/build.sh test): pack the library, then build and run test/ConsumerCheck — a user's
+# console app that references the .nupkg from a local folder feed — against each ML.NET version given (default
+# 6.0.0 5.0.1): Fit → Save in one process, Load → Predict in a second one. Prints one "consumer check ..." line per
+# version and, last, "N passed, N failed". Needs the library built (Release) already.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+CONFIG="${CONFIGURATION:-Release}"
+VERSIONS=("$@"); [ ${#VERSIONS[@]} -eq 0 ] && VERSIONS=(6.0.0 5.0.1)
+PACKAGE_VERSION=0.0.0-consumercheck
+FEED="$ROOT/artifacts/consumer-feed"
+APP="$ROOT/test/ConsumerCheck"
+
+rm -rf "$FEED"
+if ! dotnet pack "$ROOT/src/Microsoft.ML.MemoryFormer/Microsoft.ML.MemoryFormer.csproj" -c "$CONFIG" --no-build -nologo \
+    -clp:ErrorsOnly -o "$FEED" -p:Version="$PACKAGE_VERSION" >/dev/null; then
+  echo "consumer check: pack failed"; echo "0 passed, ${#VERSIONS[@]} failed"; exit 1
+fi
+# Only our package leaves the NuGet cache, so a stale copy is never used and nothing else is downloaded again.
+rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}/microsoft.ml.memoryformer/$PACKAGE_VERSION" "$ROOT/artifacts/consumer-check"
+
+passed=0 failed=0
+for v in "${VERSIONS[@]}"; do
+  work="$(mktemp -d)"
+  dll="$ROOT/artifacts/consumer-check/mlnet-$v/bin/$CONFIG/net10.0/ConsumerCheck.dll"
+  if dotnet build "$APP/ConsumerCheck.csproj" -c "$CONFIG" -nologo -clp:ErrorsOnly -p:MLNetVersion="$v" >"$work/build.log" 2>&1 \
+     && dotnet "$dll" fit "$work/model" >"$work/fit.log" 2>&1 \
+     && dotnet "$dll" predict "$work/model" >"$work/predict.log" 2>&1; then
+    echo "consumer check, ML.NET $v: passed ($(tail -n1 "$work/predict.log"))"
+    passed=$((passed + 1))
+  else
+    echo "consumer check, ML.NET $v: FAILED"
+    tail -n 30 "$work"/*.log
+    failed=$((failed + 1))
+  fi
+  rm -rf "$work"
+done
+echo "${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,89 @@
+// The consumer check: what a new user does with the package, in two processes.
+//   ConsumerCheck fit <folder>      trains a tiny tabular regression model, saves it with mlContext.Model.Save and
+//                                   writes the scores it gives to <folder>/expected.txt
+//   ConsumerCheck predict <folder>  a fresh process: new MLContext, mlContext.Model.Load, PredictionEngine, and the
+//                                   same scores as the process that trained. ML.NET keeps loaders per MLContext and
+//                                   gives a library no hook to add its own to a context it did not create, so a
+//                                   context that did not train the model registers MemoryFormer once (README "Install").
+using System.Globalization;
+using System.Reflection;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.MLNet;
+
+if (args.Length != 2 || args[0] is not ("fit" or "predict"))
+{
+    Console.Error.WriteLine("usage: ConsumerCheck fit|predict <folder>");
+    return 2;
+}
+
+var folder = args[1];
+var modelPath = Path.Combine(folder, "model.zip");
+var expectedPath = Path.Combine(folder, "expected.txt");
+var mlNet = typeof(MLContext).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0];
+var rows = Rows(32, seed: 2);
+
+if (args[0] == "fit")
+{
+    Directory.CreateDirectory(folder);
+    var mlContext = new MLContext(seed: 1);
+    var train = mlContext.Data.LoadFromEnumerable(Rows(128, seed: 1));
+    var options = new MemoryFormerTabularOptions
+    {
+        Architecture = TabularPresets.Small with { Width = 16, Layers = 1, Heads = 2, Dropout = 0 },
+        BatchSize = 32, MaxEpochs = 3, Seed = 7,
+    };
+    var model = mlContext.Regression.Trainers.MemoryFormer(options).Fit(train);
+    mlContext.Model.Save(model, train.Schema, modelPath);
+    var scores = mlContext.Data.CreateEnumerable<Prediction>(model.Transform(mlContext.Data.LoadFromEnumerable(rows)), reuseRowObject: false);
+    File.WriteAllLines(expectedPath, scores.Select(p => p.Score.ToString("R", CultureInfo.InvariantCulture)));
+    Console.WriteLine($"fit: saved {modelPath} ({new FileInfo(modelPath).Length} bytes) with ML.NET {mlNet}");
+    return 0;
+}
+
+var fresh = new MLContext();
+fresh.ComponentCatalog.RegisterMemoryFormer();
+var loaded = fresh.Model.Load(modelPath, out _);
+var engine = fresh.Model.CreatePredictionEngine<Row, Prediction>(loaded);
+var expected = File.ReadAllLines(expectedPath).Select(s => float.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+int bad = 0;
+for (int i = 0; i < rows.Length; i++)
+{
+    float score = engine.Predict(rows[i]).Score;
+    if (!(Math.Abs(score - expected[i]) <= 1e-3f * Math.Max(1f, Math.Abs(expected[i]))))
+    {
+        Console.Error.WriteLine($"row {i}: predicted {score}, the training process scored {expected[i]}");
+        bad++;
+    }
+}
+if (bad > 0)
+{
+    Console.Error.WriteLine($"predict: {bad} of {rows.Length} rows differ");
+    return 1;
+}
+Console.WriteLine($"predict: loaded in a fresh process and predicted {rows.Length} rows as the training process did, ML.NET {mlNet}");
+return 0;
+
+static Row[] Rows(int count, int seed)
+{
+    var random = new Random(seed);
+    return Enumerable.Range(0, count).Select(_ =>
+    {
+        var x = Enumerable.Range(0, 4).Select(_ => (float)(random.NextDouble() * 4 - 2)).ToArray();
+        return new Row { Features = x, Label = 10 + 3 * x[0] - 2 * x[1] };
+    }).ToArray();
+}
+
+/// <summary>One training or scoring row.</summary>
+internal sealed class Row
+{
+    [VectorType(4)] public float[] Features { get; set; } = [];
+    public float Label { get; set; }
+}
+
+/// <summary>What the model predicts for a row.</summary>
+internal sealed class Prediction
+{
+    public float Score { get; set; }
+}
