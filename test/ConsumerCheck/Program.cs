@@ -1,10 +1,8 @@
 // The consumer check: what a new user does with the package, in two processes.
 //   ConsumerCheck fit <folder>      trains a tiny tabular regression model, saves it with mlContext.Model.Save and
 //                                   writes the scores it gives to <folder>/expected.txt
-//   ConsumerCheck predict <folder>  a fresh process: new MLContext, mlContext.Model.Load, PredictionEngine, and the
-//                                   same scores as the process that trained. ML.NET keeps loaders per MLContext and
-//                                   gives a library no hook to add its own to a context it did not create, so a
-//                                   context that did not train the model registers MemoryFormer once (README "Install").
+//   ConsumerCheck predict <folder>  a fresh process: new MLContext, mlContext.Model.Load with no registration call,
+//                                   PredictionEngine, and the same scores as the process that trained
 using System.Globalization;
 using System.Reflection;
 using Microsoft.ML;
@@ -35,6 +33,7 @@ if (args[0] == "fit")
         BatchSize = 32, MaxEpochs = 3, Seed = 7,
     };
     var model = mlContext.Regression.Trainers.MemoryFormer(options).Fit(train);
+    mlContext.ComponentCatalog.RegisterMemoryFormer();             // not needed, and harmless
     mlContext.Model.Save(model, train.Schema, modelPath);
     var scores = mlContext.Data.CreateEnumerable<Prediction>(model.Transform(mlContext.Data.LoadFromEnumerable(rows)), reuseRowObject: false);
     File.WriteAllLines(expectedPath, scores.Select(p => p.Score.ToString("R", CultureInfo.InvariantCulture)));
@@ -43,7 +42,6 @@ if (args[0] == "fit")
 }
 
 var fresh = new MLContext();
-fresh.ComponentCatalog.RegisterMemoryFormer();
 var loaded = fresh.Model.Load(modelPath, out _);
 var engine = fresh.Model.CreatePredictionEngine<Row, Prediction>(loaded);
 var expected = File.ReadAllLines(expectedPath).Select(s => float.Parse(s, CultureInfo.InvariantCulture)).ToArray();
