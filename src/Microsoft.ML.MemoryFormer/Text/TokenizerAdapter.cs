@@ -78,7 +78,8 @@ public sealed class TokenizerAdapter : ITextTokenizer
         ArgumentNullException.ThrowIfNull(specialTokens);
         int endOfText = SpecialId(specialTokens, endOfTextToken, nameof(specialTokens));
         var specials = new Dictionary<string, int>(specialTokens);
-        var preTokenizer = new RegexPreTokenizer(new Regex(pattern, RegexOptions.Compiled), specials);
+        // A pattern read from a model file could backtrack without end: a match may take one second at most.
+        var preTokenizer = new RegexPreTokenizer(new Regex(pattern, RegexOptions.Compiled, TimeSpan.FromSeconds(1)), specials);
         using var vocabulary = new MemoryStream(vocabularyFile, writable: false);
         var tokenizer = TiktokenTokenizer.Create(vocabulary, preTokenizer, normalizer: null, specials);
         int size = Math.Max(MaxTiktokenRank(vocabularyFile), specials.Values.Max()) + 1;
@@ -250,7 +251,17 @@ public sealed class TokenizerAdapter : ITextTokenizer
         }
         Dictionary<string, int> Specials() => JsonSerializer.Deserialize<Dictionary<string, int>>(Get("specialTokens"))
             ?? throw new ArgumentException($"The 'specialTokens' parameter of the '{Kind}' tokenizer is empty.", nameof(description));
-        return Get("type") switch
+        try
+        {
+            return Rebuild();
+        }
+        catch (Exception e) when (e is not ArgumentException and not OutOfMemoryException)
+        {
+            // Whatever Microsoft.ML.Tokenizers throws for a malformed file: the model archive reports it as invalid.
+            throw new ArgumentException($"The stored '{p.GetValueOrDefault("type")}' tokenizer files are invalid: {e.Message}", nameof(description), e);
+        }
+
+        TokenizerAdapter Rebuild() => Get("type") switch
         {
             "tiktoken" => Tiktoken(Bytes("vocabulary"), Get("pattern"), Specials(), Get("endOfText")),
             "bpe" => Bpe(Bytes("vocabulary"), Bytes("merges"), Specials(), Get("endOfText"), p.GetValueOrDefault("unknownToken")),

@@ -114,6 +114,11 @@ public class TokenizerAdapterTests
         Assert.Contains("'morse'", Assert.Throws<ArgumentException>(() => ITextTokenizer.FromDescription(unknown)).Message);
         var missing = new TokenizerDescription(TokenizerAdapter.Kind, new Dictionary<string, string> { ["type"] = "bert" });
         Assert.Contains("'vocabulary'", Assert.Throws<ArgumentException>(() => ITextTokenizer.FromDescription(missing)).Message);
+        var garbage = new Dictionary<string, string>(TinyTiktoken().Describe().Parameters)
+        {
+            ["vocabulary"] = Convert.ToBase64String(Encoding.UTF8.GetBytes("not base64!! x\n")),
+        };
+        Assert.Throws<ArgumentException>(() => ITextTokenizer.FromDescription(new TokenizerDescription(TokenizerAdapter.Kind, garbage)));
     }
 
     [Fact]
