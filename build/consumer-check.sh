@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 CONFIG="${CONFIGURATION:-Release}"
 VERSIONS=("$@"); [ ${#VERSIONS[@]} -eq 0 ] && VERSIONS=(6.0.0 5.0.1)
-PACKAGE_VERSION=0.0.0-consumercheck
+# A version of its own for every run: no stale copy of the package, from this run or a concurrent one, is ever used.
+PACKAGE_VERSION="0.0.0-consumercheck.$(date +%s).$$"
+PACKAGE_CACHE="${NUGET_PACKAGES:-$HOME/.nuget/packages}/microsoft.ml.memoryformer/$PACKAGE_VERSION"
 FEED="$ROOT/artifacts/consumer-feed"
 APP="$ROOT/test/ConsumerCheck"
 
@@ -17,14 +19,16 @@ if ! dotnet pack "$ROOT/src/Microsoft.ML.MemoryFormer/Microsoft.ML.MemoryFormer.
     -clp:ErrorsOnly -o "$FEED" -p:Version="$PACKAGE_VERSION" >/dev/null; then
   echo "consumer check: pack failed"; echo "0 passed, ${#VERSIONS[@]} failed"; exit 1
 fi
-# Only our package leaves the NuGet cache, so a stale copy is never used and nothing else is downloaded again.
-rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}/microsoft.ml.memoryformer/$PACKAGE_VERSION" "$ROOT/artifacts/consumer-check"
+# Everything else comes from the usual NuGet cache; this run's copy of our package leaves it at the end.
+rm -rf "$ROOT/artifacts/consumer-check"
+trap 'rm -rf "$PACKAGE_CACHE"' EXIT
 
 passed=0 failed=0
 for v in "${VERSIONS[@]}"; do
   work="$(mktemp -d)"
   dll="$ROOT/artifacts/consumer-check/mlnet-$v/bin/$CONFIG/net10.0/ConsumerCheck.dll"
-  if dotnet build "$APP/ConsumerCheck.csproj" -c "$CONFIG" -nologo -clp:ErrorsOnly -p:MLNetVersion="$v" >"$work/build.log" 2>&1 \
+  if dotnet build "$APP/ConsumerCheck.csproj" -c "$CONFIG" -nologo -clp:ErrorsOnly -p:MLNetVersion="$v" \
+       -p:MemoryFormerPackageVersion="$PACKAGE_VERSION" >"$work/build.log" 2>&1 \
      && dotnet "$dll" fit "$work/model" >"$work/fit.log" 2>&1 \
      && dotnet "$dll" predict "$work/model" >"$work/predict.log" 2>&1; then
     echo "consumer check, ML.NET $v: passed ($(tail -n1 "$work/predict.log"))"
