@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The consumer check (run by build/build.sh test): pack the library, then build and run test/ConsumerCheck — a user's
 # console app that references the .nupkg from a local folder feed — against each ML.NET version given (default
-# 6.0.0 5.0.1): Fit → Save in one process, Load → Predict in a second one. Prints one "consumer check ..." line per
-# version and, last, "N passed, N failed". Needs the library built (Release) already.
+# 6.0.0 5.0.1): Fit → Save in one process, Load → Predict in a second one; and, once, what the .nupkg promises
+# (no backend forced on the app, ML.NET range, readme, licence, repository, native fix, symbols). Prints one
+# "consumer check ..." line per check and, last, "N passed, N failed". Needs the library built (Release) already.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -37,6 +38,17 @@ for v in "${VERSIONS[@]}"; do
     echo "consumer check, ML.NET $v: FAILED"
     tail -n 30 "$work"/*.log
     failed=$((failed + 1))
+  fi
+  # The package's metadata, once, with the first app that built.
+  if [ -z "${package_checked:-}" ] && [ -f "$dll" ]; then
+    package_checked=1
+    if dotnet "$dll" package "$FEED/Microsoft.ML.MemoryFormer.$PACKAGE_VERSION.nupkg" >"$work/package.log" 2>&1; then
+      echo "consumer check, package: passed ($(tail -n1 "$work/package.log"))"
+      passed=$((passed + 1))
+    else
+      echo "consumer check, package: FAILED"; cat "$work/package.log"
+      failed=$((failed + 1))
+    fi
   fi
   rm -rf "$work"
 done

@@ -3,18 +3,24 @@
 //                                   writes the scores it gives to <folder>/expected.txt
 //   ConsumerCheck predict <folder>  a fresh process: new MLContext, mlContext.Model.Load with no registration call,
 //                                   PredictionEngine, and the same scores as the process that trained
+//   ConsumerCheck package <nupkg>   what the package promises a user: no libtorch backend forced on the app, the
+//                                   ML.NET range, readme, licence, repository, the native fix, symbols
 using System.Globalization;
+using System.IO.Compression;
 using System.Reflection;
+using System.Xml.Linq;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
 
-if (args.Length != 2 || args[0] is not ("fit" or "predict"))
+if (args.Length != 2 || args[0] is not ("fit" or "predict" or "package"))
 {
-    Console.Error.WriteLine("usage: ConsumerCheck fit|predict <folder>");
+    Console.Error.WriteLine("usage: ConsumerCheck fit|predict <folder> | package <nupkg>");
     return 2;
 }
+if (args[0] == "package")
+    return CheckPackage(args[1]);
 
 var folder = args[1];
 var modelPath = Path.Combine(folder, "model.zip");
@@ -62,6 +68,34 @@ if (bad > 0)
 }
 Console.WriteLine($"predict: loaded in a fresh process and predicted {rows.Length} rows as the training process did, ML.NET {mlNet}");
 return 0;
+
+static int CheckPackage(string nupkg)
+{
+    using var zip = ZipFile.OpenRead(nupkg);
+    var files = zip.Entries.Select(e => e.FullName).ToHashSet();
+    using var nuspecStream = zip.Entries.Single(e => e.FullName.EndsWith(".nuspec", StringComparison.Ordinal)).Open();
+    var metadata = XDocument.Load(nuspecStream).Root!.Elements().Single(e => e.Name.LocalName == "metadata");
+    string? Value(string name) => metadata.Elements().SingleOrDefault(e => e.Name.LocalName == name)?.Value;
+    var dependencies = metadata.Descendants().Where(e => e.Name.LocalName == "dependency")
+        .ToDictionary(e => (string)e.Attribute("id")!, e => (string)e.Attribute("version")!);
+    var repository = metadata.Elements().SingleOrDefault(e => e.Name.LocalName == "repository");
+    var problems = new List<string>();
+    void Require(bool ok, string what) { if (!ok) problems.Add(what); }
+    Require(!dependencies.Keys.Any(id => id.StartsWith("TorchSharp-", StringComparison.Ordinal) || id == "libtorch-cpu"),
+        "no libtorch backend package among the dependencies (the app chooses TorchSharp-cpu or -cuda)");
+    Require(dependencies.ContainsKey("TorchSharp"), "a dependency on TorchSharp (managed)");
+    Require(dependencies.GetValueOrDefault("Microsoft.ML") == "[5.0.1, 7.0.0)", "Microsoft.ML [5.0.1, 7.0.0)");
+    Require(Value("readme") is { } readme && files.Contains(readme), "a readme in the package");
+    Require(Value("license") == "MIT" && files.Contains("LICENSE"), "the MIT licence expression and the LICENSE file");
+    Require(repository?.Attribute("url")?.Value.StartsWith("https://", StringComparison.Ordinal) == true
+        && !string.IsNullOrEmpty(repository.Attribute("commit")?.Value), "the repository URL and commit (SourceLink)");
+    Require(files.Contains("buildTransitive/Microsoft.ML.MemoryFormer.targets"), "the native fix as buildTransitive targets");
+    Require(File.Exists(Path.ChangeExtension(nupkg, ".snupkg")), "a symbol package (.snupkg) next to it");
+    foreach (var p in problems) Console.Error.WriteLine($"package: missing {p}");
+    if (problems.Count > 0) return 1;
+    Console.WriteLine($"package: {Path.GetFileName(nupkg)} has its metadata, the native fix and symbols, and leaves the backend to the app");
+    return 0;
+}
 
 static Row[] Rows(int count, int seed)
 {
