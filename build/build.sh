@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one entry point for building, testing, running the demo and the benchmarks, and packing.
 #   build/build.sh build          restore and build everything (Release)
-#   build/build.sh test           build and run the test suite; ends with "N passed, N failed"
+#   build/build.sh test           build and run the test suite (ML.NET 5.0.1), the ML.NET integration and persistence
+#                                 tests again against ML.NET 6.0.0, and the consumer check (build/consumer-check.sh);
+#                                 ends with "N passed, N failed, N skipped" summed over all of them
 #   build/build.sh demo [args]    train a MemoryFormer language model on Moby Dick and generate text (samples/TextGeneration)
 #   build/build.sh bench [args]   run the benchmark program (test/Microsoft.ML.MemoryFormer.Benchmarks)
 #   build/build.sh pack           create the NuGet package in artifacts/
@@ -21,6 +23,19 @@ ensure_npm() {
 
 build() { dotnet build "$ROOT/Microsoft.ML.MemoryFormer.sln" -c "$CONFIG" -nologo -clp:ErrorsOnly "$@"; }
 
+# The ML.NET integration and persistence tests, run a second time against the newest supported ML.NET (the main run
+# uses the lowest, 5.0.1; see Directory.Packages.props).
+MLNET_LATEST=6.0.0
+MLNET_LATEST_FILTER="FullyQualifiedName~Tests.MLNet.|FullyQualifiedName~Tests.Persistence.|FullyQualifiedName~MemoryFormerLanguageModelTests|FullyQualifiedName~TextCatalogClassifierTests|FullyQualifiedName~TabularTrainerTests|FullyQualifiedName~MemoryFormerChatClientTests"
+
+# "passed failed skipped" of one trx file, or "0 1 0" when the run left none.
+trx_counts() {
+  local trx="$1" counters
+  if [ ! -f "$trx" ]; then echo "0 1 0"; return; fi
+  counters="$(grep -o '<Counters [^>]*>' "$trx")"
+  echo "$(sed -E 's/.* passed="([0-9]+)".*/\1/' <<<"$counters") $(sed -E 's/.* failed="([0-9]+)".*/\1/' <<<"$counters") $(grep -c 'outcome="NotExecuted"' "$trx" || true)"
+}
+
 run_tests() {
   build
   local results="$ROOT/artifacts/test-results"
@@ -28,13 +43,31 @@ run_tests() {
   local rc=0
   dotnet test "$ROOT/test/Microsoft.ML.MemoryFormer.Tests/Microsoft.ML.MemoryFormer.Tests.csproj" -c "$CONFIG" --no-build \
     --logger "trx;LogFileName=tests.trx" --logger "console;verbosity=normal" --results-directory "$results" "$@" || rc=$?
-  local trx="$results/tests.trx"
-  if [ ! -f "$trx" ]; then echo "0 passed, 1 failed"; return 1; fi
-  local counters passed failed skipped
-  counters="$(grep -o '<Counters [^>]*>' "$trx")"
-  passed="$(sed -E 's/.* passed="([0-9]+)".*/\1/' <<<"$counters")"
-  failed="$(sed -E 's/.* failed="([0-9]+)".*/\1/' <<<"$counters")"
-  skipped="$(grep -c 'outcome="NotExecuted"' "$trx" || true)"
+
+  echo "== ML.NET ${MLNET_LATEST}: integration and persistence tests =="
+  if dotnet build "$ROOT/test/Microsoft.ML.MemoryFormer.Tests/Microsoft.ML.MemoryFormer.Tests.csproj" -c "$CONFIG" -nologo \
+      -clp:ErrorsOnly -p:MLNetVersion="$MLNET_LATEST"; then
+    dotnet test "$ROOT/artifacts/mlnet-$MLNET_LATEST/bin/Microsoft.ML.MemoryFormer.Tests/$CONFIG/net10.0/Microsoft.ML.MemoryFormer.Tests.dll" \
+      --filter "$MLNET_LATEST_FILTER" --logger "trx;LogFileName=tests-mlnet-$MLNET_LATEST.trx" --results-directory "$results" || rc=1
+  else
+    rc=1
+  fi
+
+  echo "== consumer check =="
+  local consumer
+  bash "$ROOT/build/consumer-check.sh" >"$results/consumer-check.log" 2>&1 || rc=1
+  cat "$results/consumer-check.log"
+  consumer="$(tail -n1 "$results/consumer-check.log")"
+
+  local passed=0 failed=0 skipped=0 p f s
+  for trx in "$results/tests.trx" "$results/tests-mlnet-$MLNET_LATEST.trx"; do
+    read -r p f s <<<"$(trx_counts "$trx")"
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  done
+  read -r p f <<<"$(sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/' <<<"$consumer")"
+  [[ "$p" =~ ^[0-9]+$ && "$f" =~ ^[0-9]+$ ]] || { p=0; f=1; }
+  passed=$((passed + p)); failed=$((failed + f))
+  [ "$failed" -gt 0 ] && rc=1
   echo "${passed} passed, ${failed} failed, ${skipped} skipped"
   return "$rc"
 }

@@ -71,21 +71,38 @@ public sealed class TextGenerator
 
     /// <summary>Streams the continuation of <paramref name="prompt"/> as text pieces, as soon as each is decoded.</summary>
     /// <remarks>Pieces never split a multi-byte character; their concatenation equals <see cref="Generate"/>'s text.</remarks>
-    public async IAsyncEnumerable<string> GenerateStreaming(string prompt, GenerationOptions options,
+    public IAsyncEnumerable<string> GenerateStreaming(string prompt, GenerationOptions options,
+        CancellationToken cancellationToken = default) =>
+        GenerateStreaming(prompt, options, new GenerationReport(), cancellationToken);
+
+    /// <summary>
+    /// <see cref="GenerateStreaming(string, GenerationOptions, CancellationToken)"/> that also fills in
+    /// <paramref name="report"/>: prompt and generated token counts, and whether it ended at MaxNewTokens.
+    /// </summary>
+    internal async IAsyncEnumerable<string> GenerateStreaming(string prompt, GenerationOptions options, GenerationReport report,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(report);
         var output = new Continuation(Tokenizer, options);
         using var sampler = NewSampler(options);
-        foreach (var next in decoder.Decode([Encode(prompt)], sampler, useCache: true))
+        var ids = Encode(prompt);
+        report.PromptTokens = Math.Min(Math.Max(ids.Count, 1), Model.Config.ContextLength);
+        report.ReachedLimit = true;
+        foreach (var next in decoder.Decode([ids], sampler, useCache: true))
         {
             cancellationToken.ThrowIfCancellationRequested();
+            report.GeneratedTokens++;
             var piece = output.Push(next[0]);
             if (piece.Length > 0)
             {
                 yield return piece;
                 await Task.Yield();
             }
-            if (output.Done) break;
+            if (output.Done)
+            {
+                report.ReachedLimit = false;
+                break;
+            }
         }
         var tail = output.FinishPiece();
         if (tail.Length > 0) yield return tail;

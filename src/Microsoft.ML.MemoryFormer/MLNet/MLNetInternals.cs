@@ -19,15 +19,15 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// <item><c>ICanSaveModel.Save(ModelSaveContext ctx)</c> writes through <see cref="SaveModel"/> (usually via
 /// <c>ModelArchive.SaveTo</c>); <c>Create</c> reads back through <see cref="BeginLoadModel"/> and
 /// <see cref="TryLoadBinaryStream"/> (usually via <c>ModelArchive.LoadFrom</c>).</item>
-/// <item>The estimator calls <c>env.ComponentCatalog.RegisterMemoryFormer()</c> so that the same MLContext can load
-/// what it saved; a fresh MLContext needs that public call once before <c>mlContext.Model.Load</c>.</item>
+/// <item>Any MLContext finds the loaders by itself through the assembly's <c>LoadableClass</c> attributes
+/// (MemoryFormerLoadableClasses.cs); <see cref="RegisterLoader"/> serves types outside this assembly.</item>
 /// <item><c>GetOutputSchema</c> builds its columns with <see cref="NewColumn"/>; catalog extensions get the
 /// environment with <see cref="GetEnvironment"/>.</item>
 /// </list>
 /// </remarks>
 internal static class MLNetInternals
 {
-    private const string SupportedVersion = "5.0.x";
+    private const string SupportedVersion = "5.0.1 to 6.x";
     private const BindingFlags Any = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static;
 
     private static readonly Assembly CoreAssembly = typeof(IHostEnvironment).Assembly;

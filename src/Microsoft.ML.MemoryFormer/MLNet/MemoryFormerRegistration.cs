@@ -4,14 +4,15 @@ using Microsoft.ML.Runtime;
 namespace Microsoft.ML.MemoryFormer.MLNet;
 
 /// <summary>
-/// Makes MemoryFormer models loadable by <c>mlContext.Model.Load</c>. ML.NET keeps loaders per
-/// <see cref="MLContext"/>, so a context that did not train the model needs this call once before loading:
+/// Registers MemoryFormer's model loaders with an ML.NET <see cref="ComponentCatalog"/>. Not needed to load a model:
+/// <c>mlContext.Model.Load</c> finds the loaders by itself, in any <see cref="MLContext"/> and any process (ML.NET
+/// registers the assembly a saved model names, and this assembly declares its loaders with ML.NET's
+/// <c>LoadableClass</c> attributes). Calling it anyway is harmless:
 /// <code>mlContext.ComponentCatalog.RegisterMemoryFormer();</code>
 /// </summary>
 /// <remarks>
-/// Without it ML.NET 5.0 fails with <c>InvalidOperationException: Error during class instantiation</c> whose inner
-/// <see cref="FormatException"/> reads <c>Couldn't load model: 'TransformerChain/Transform_00N'</c>.
-/// Our estimators call this for the context they run in, so the context that trained a model can load it.
+/// Library versions before 0.1 needed this call before <c>Model.Load</c> in a context that did not train the model;
+/// without it ML.NET failed with <c>FormatException: Couldn't load model: 'TransformerChain'</c>.
 /// </remarks>
 public static class MemoryFormerRegistration
 {
@@ -29,6 +30,9 @@ public static class MemoryFormerRegistration
     public static void RegisterMemoryFormer(this ComponentCatalog catalog)
     {
         ArgumentNullException.ThrowIfNull(catalog);
+        // This assembly's loaders, through its LoadableClass attributes and exactly as Model.Load would register them
+        // (once per catalog), so the two ways never register the same loader twice.
+        catalog.RegisterAssembly(typeof(MemoryFormerRegistration).Assembly);
         foreach (var loader in Snapshot())
             MLNetInternals.RegisterLoader(catalog, loader.TransformerType, loader.LoaderSignature, loader.Create);
     }

@@ -6,7 +6,8 @@ namespace Microsoft.ML.MemoryFormer.Text;
 /// </summary>
 /// <remarks>
 /// Implementations: <see cref="ByteLevelTokenizer"/> (UTF-8 bytes, no vocabulary file, lossless for any text) and
-/// <see cref="Gpt2Tokenizer"/> (GPT-2 byte-pair encoding, offline).
+/// <see cref="Gpt2Tokenizer"/> (GPT-2 byte-pair encoding, offline) and <see cref="TokenizerAdapter"/> (any
+/// Microsoft.ML.Tokenizers tokenizer: tiktoken, BPE, SentencePiece, WordPiece/BERT).
 /// <see cref="Encode"/> treats its input as plain user text: it never produces <see cref="EndOfTextId"/> or
 /// <see cref="PadId"/>, even when the text spells a special token. Callers add separators themselves.
 /// </remarks>
@@ -61,8 +62,9 @@ public interface ITextTokenizer
         {
             ByteLevelTokenizer.Kind => ByteLevelTokenizer.FromDescription(description),
             Gpt2Tokenizer.Kind => Gpt2Tokenizer.FromDescription(description),
+            TokenizerAdapter.Kind => TokenizerAdapter.FromDescription(description),
             _ => throw new ArgumentException(
-                $"Unknown tokenizer kind '{description.Kind}'; known kinds are '{ByteLevelTokenizer.Kind}' and '{Gpt2Tokenizer.Kind}'.",
+                $"Unknown tokenizer kind '{description.Kind}'; known kinds are '{ByteLevelTokenizer.Kind}', '{Gpt2Tokenizer.Kind}' and '{TokenizerAdapter.Kind}'.",
                 nameof(description)),
         };
     }
