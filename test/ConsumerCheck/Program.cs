@@ -36,9 +36,9 @@ if (args[0] == "fit")
     var options = new MemoryFormerTabularOptions
     {
         Architecture = TabularPresets.Small with { Width = 16, Layers = 1, Heads = 2, Dropout = 0 },
-        BatchSize = 32, MaxEpochs = 3, Seed = 7,
+        BatchSize = 32, Epochs = 3, Seed = 7,
     };
-    var model = mlContext.Regression.Trainers.MemoryFormer(options).Fit(train);
+    var model = mlContext.Regression.Trainers.MemoryFormerTabular(options).Fit(train);
     mlContext.ComponentCatalog.RegisterMemoryFormer();             // not needed, and harmless
     mlContext.Model.Save(model, train.Schema, modelPath);
     var scores = mlContext.Data.CreateEnumerable<Prediction>(model.Transform(mlContext.Data.LoadFromEnumerable(rows)), reuseRowObject: false);

@@ -38,6 +38,11 @@ public sealed partial class MemoryFormerLanguageModelEstimator
         /// <summary>Tokenizer: byte-level (default, small corpora) or GPT-2 byte-pair encoding.</summary>
         public TextTokenizerKind Tokenizer = TextTokenizerKind.ByteLevel;
 
+        /// <summary>Any other tokenizer, e.g. a <see cref="TokenizerAdapter"/> over a Microsoft.ML.Tokenizers tokenizer
+        /// (tiktoken, BPE, SentencePiece, WordPiece); when set it replaces <see cref="Tokenizer"/>. It must be storable
+        /// (<see cref="ITextTokenizer.Describe"/>) for the model to be saved. Default null.</summary>
+        public ITextTokenizer? CustomTokenizer;
+
         /// <summary>Tokens the model sees at once (T); generation keeps the last T tokens of a prompt. Default 128.</summary>
         public int ContextLength = 128;
 

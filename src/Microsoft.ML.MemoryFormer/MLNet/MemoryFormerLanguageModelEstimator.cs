@@ -64,7 +64,8 @@ public sealed partial class MemoryFormerLanguageModelEstimator : IEstimator<Memo
         var host = env.Register(nameof(MemoryFormerLanguageModelEstimator));
         int seed = options.Seed ?? MLNetInternals.GetSeed(env) ?? host.Rand.Next();
         var device = MLContextDevice.Of(env);
-        ITextTokenizer tokenizer = options.Tokenizer == TextTokenizerKind.Gpt2 ? new Gpt2Tokenizer() : new ByteLevelTokenizer();
+        ITextTokenizer tokenizer = options.CustomTokenizer
+            ?? (options.Tokenizer == TextTokenizerKind.Gpt2 ? new Gpt2Tokenizer() : new ByteLevelTokenizer());
         var config = options.Architecture with { VocabularySize = tokenizer.ModelVocabularySize, ContextLength = options.ContextLength };
         var plan = new LanguageModelTrainingPlan(config, tokenizer, options.BatchSize, options.ValidationFraction, seed, device,
             (stepsPerEpoch, validated) => options.ToTrainingOptions(seed, stepsPerEpoch, validated));

@@ -27,7 +27,7 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// window slides to its last ContextLength / 2 tokens and the KV cache is refilled from them. The model never sees
 /// more than the ContextLength it was trained on: rotary positions do not extrapolate past it.</para>
 /// <para><b>Saving:</b> <c>mlContext.Model.Save</c> stores the config, tokenizer description, weights, generation
-/// defaults and column names; another MLContext loads it after <c>mlContext.ComponentCatalog.RegisterMemoryFormer()</c>.
+/// defaults and column names; any MLContext, in any process, loads it with no registration call.
 /// <see cref="Save(string)"/> / <see cref="Load"/> write and read the same content as a standalone checkpoint, which
 /// the classification and tabular trainers can start from.</para>
 /// </remarks>

@@ -12,8 +12,7 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// A trained MemoryFormer on a Features vector (regression, binary or multiclass). Appends the same columns as
 /// ML.NET's own trainers of the task, so <c>Evaluate</c>, <c>MapKeyToValue</c> and PredictionEngine work unchanged.
 /// Transform scores rows in batches (through <c>Models/TabularPredictor</c>, which knows nothing of ML.NET). Saved and
-/// loaded with <c>mlContext.Model.Save/Load</c> (a fresh MLContext calls <c>mlContext.ComponentCatalog.RegisterMemoryFormer()</c>
-/// once first). Dispose to free the model.
+/// loaded with <c>mlContext.Model.Save/Load</c> (any MLContext, in any process, loads it with no registration call). Dispose to free the model.
 /// </summary>
 public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, IModelLoadable<MemoryFormerTabularTransformer>
 {

@@ -11,8 +11,8 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 
 /// <summary>
 /// A fitted MemoryFormer text classifier. <see cref="Transform"/> scores rows in batches; PredictionEngine scores one
-/// row at a time; <c>mlContext.Model.Save/Load</c> round-trip it (call
-/// <c>mlContext.ComponentCatalog.RegisterMemoryFormer()</c> once in a fresh context before loading); a loaded model goes
+/// row at a time; <c>mlContext.Model.Save/Load</c> round-trip it (any MLContext,
+/// in any process, loads it with no registration call); a loaded model goes
 /// to the loading MLContext's device (<see cref="MLContext.GpuDeviceId"/>, <see cref="MLContext.FallbackToCpu"/>).
 /// </summary>
 public sealed class MemoryFormerTextClassificationTransformer : ITransformer, IDisposable,

@@ -2,7 +2,6 @@ using System.Reflection;
 using System.Text.Json;
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
-using Microsoft.ML.MemoryFormer.Tests.Tabular;
 
 namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
@@ -44,7 +43,7 @@ public class CrossVersionModelTests
     {
         var ml = new MLContext(1);
         var train = ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(64, 1));
-        using var model = ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(epochs: 2)).Fit(train);
+        using var model = ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(epochs: 2)).Fit(train);
         var scores = model.Transform(ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(16, 2))).GetColumn<float>("Score").ToArray();
         var path = Path.Combine(Path.GetTempPath(), $"mf-xver-{Guid.NewGuid():N}.zip");
         try

@@ -1,6 +1,5 @@
 using System.Reflection;
 using Microsoft.ML.MemoryFormer.MLNet;
-using Microsoft.ML.MemoryFormer.Tests.Tabular;
 
 namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
@@ -32,7 +31,7 @@ public class MemoryFormerRegistrationTests
     {
         var ml = new MLContext(1);
         var data = ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(32, 1));
-        using var model = ml.Regression.Trainers.MemoryFormer(TabularRows.TinyOptions(epochs: 1)).Fit(data);
+        using var model = ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(epochs: 1)).Fit(data);
         using var stream = new MemoryStream();
         ml.Model.Save(model, data.Schema, stream);
 

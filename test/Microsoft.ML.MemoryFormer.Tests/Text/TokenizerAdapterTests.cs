@@ -1,7 +1,7 @@
 using System.Text;
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
-using Microsoft.ML.MemoryFormer.Tests.Classification;
+using Microsoft.ML.MemoryFormer.Tests.MLNet;
 using Microsoft.ML.MemoryFormer.Text;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Text;
@@ -129,7 +129,7 @@ public class TokenizerAdapterTests
         options.Tokenizer = TinyBert(words);
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(ClassificationRows.Multiclass());
-        var model = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.MemoryFormer(options)).Fit(data);
+        var model = ml.Transforms.Conversion.MapValueToKey("Label").Append(ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(options)).Fit(data);
         var expected = model.Transform(data).GetColumn<float[]>("Score").ToArray();
         using var stream = new MemoryStream();
         ml.Model.Save(model, data.Schema, stream);
@@ -139,5 +139,29 @@ public class TokenizerAdapterTests
         fresh.ComponentCatalog.RegisterMemoryFormer();
         var loaded = fresh.Model.Load(stream, out _);
         Assert.Equal(expected, loaded.Transform(fresh.Data.LoadFromEnumerable(ClassificationRows.Multiclass())).GetColumn<float[]>("Score").ToArray());
+    }
+
+    [Fact]
+    public void A_language_model_with_a_tiktoken_tokenizer_trains_saves_and_loads_with_identical_text()
+    {
+        var ml = new MLContext(seed: 1);
+        var options = LanguageModeling.LanguageModelData.NanoOptions(steps: 10);
+        options.CustomTokenizer = TinyTiktoken();
+        using var model = ml.Text.MemoryFormer(options).Fit(ml.Data.LoadFromEnumerable(LanguageModeling.LanguageModelData.Corpus));
+        Assert.Equal(TokenizerAdapter.Kind, model.Tokenizer.Describe().Kind);
+        string expected = model.Generate("the cat", LanguageModeling.LanguageModelData.Greedy);
+
+        string path = Path.Combine(Path.GetTempPath(), $"mf-tiktoken-{Guid.NewGuid():N}.mfckpt");
+        try
+        {
+            model.Save(path);
+            using var loaded = MemoryFormerLanguageModelTransformer.Load(path);
+            Assert.Equal(TokenizerAdapter.Kind, loaded.Tokenizer.Describe().Kind);
+            Assert.Equal(expected, loaded.Generate("the cat", LanguageModeling.LanguageModelData.Greedy));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 }
