@@ -203,14 +203,17 @@ internal static partial class GptNeoXCheckpoint
         bool rms = views.ContainsKey(Key(2, "input_layernorm.scale"));
         if (views.Keys.Any(k => k.EndsWith("|mlp.tables", StringComparison.Ordinal)))
             throw new NotSupportedException("The checkpoint's MLP is a single MemoryLayer (double_mlp_table: false); only the Memory Block of double_mlp_table: true, mlp_expand_type: extra_bit is supported.");
-        if (views.Keys.Any(k => k.EndsWith(".weight", StringComparison.Ordinal) && k.Contains("|attention.query_proj", StringComparison.Ordinal)))
+        if (views.Keys.Any(k => k.EndsWith("|attention.query_proj.weight", StringComparison.Ordinal)))
             throw new NotSupportedException("The checkpoint's attention uses nn.Linear Q/K/V (fc_qkv: true, the dense baseline); only Memory Layer Q/K/V are supported.");
         var q = Shape(2, "attention.query_proj.tables");
-        int tau = Enumerable.Range(1, 16).FirstOrDefault(t => width % t == 0 && q.Length == 2 && (long)(width / t) << t == q[0]);
+        var mlp0 = Shape(2, "mlp.0.tables");
+        // τ = 1 and τ = 2 give Q/K/V tables of the same size (2d rows); the Memory Block's width K·(τ+2) tells them apart.
+        bool Fits(int t) => width % t == 0 && q.Length == 2 && (long)(width / t) << t == q[0];
+        int tau = Enumerable.Range(1, 16).Where(Fits).OrderByDescending(t => mlp0.Length == 2 && mlp0[1] == (long)(width / t) * (t + 2)).FirstOrDefault();
         if (tau == 0) throw new InvalidDataException($"attention.query_proj.tables has shape [{string.Join(", ", q)}], which is not [K·2^τ, {width}] with K·τ = {width} (a hashing projection, remove_projection: false, is not supported).");
         int k = width / tau;
-        var mlp0 = Shape(2, "mlp.0.tables");
-        if (mlp0.Length == 2 && mlp0[1] == 2L * width && mlp0[1] != (long)k * (tau + 2))
+        var mlp2 = Shape(2, "mlp.2.tables");
+        if (mlp2.Length == 2 && mlp2[0] == (2L * k) << tau)                        // extra_table: 2K tables of 2^τ rows (extra_bit: K of 2^(τ+2))
             throw new NotSupportedException("The checkpoint's Memory Block uses mlp_expand_type: extra_table; only extra_bit (the official configs' setting) is supported.");
         int heads = options.Heads ?? Arg(args, "num_attention_heads")
             ?? throw new InvalidDataException("The checkpoint does not record num_attention_heads; pass GptNeoXImportOptions.Heads (num-attention-heads of its config).");

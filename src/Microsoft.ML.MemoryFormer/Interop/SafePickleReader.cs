@@ -136,6 +136,7 @@ internal sealed class SafePickleReader
 
     private object? Global(string module, string name)
     {
+        if (module == "__builtin__") module = "builtins";                        // protocol 2 spells Python 3 names the Python 2 way
         var full = $"{module}.{name}";
         if (module == "torch" && StorageDtypes.TryGetValue(name, out var dtype)) return new PickleStorageType(name, dtype);
         if (full is "collections.OrderedDict" or "torch._utils._rebuild_tensor_v2" or "torch._utils._rebuild_parameter"
