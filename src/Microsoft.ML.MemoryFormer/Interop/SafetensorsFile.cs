@@ -63,6 +63,18 @@ internal sealed class SafetensorsFile : IDisposable
 
     private static (List<Entry>, Dictionary<string, string>, long) ReadHeader(Stream stream, string path)
     {
+        try
+        {
+            return ParseHeader(stream, path);
+        }
+        catch (InvalidOperationException e)                                         // e.g. a name that is not valid UTF-8
+        {
+            throw Bad(path, $"its header cannot be read ({e.Message})");
+        }
+    }
+
+    private static (List<Entry>, Dictionary<string, string>, long) ParseHeader(Stream stream, string path)
+    {
         Span<byte> lengthBytes = stackalloc byte[8];
         if (stream.Length < 8 || stream.ReadAtLeast(lengthBytes, 8, throwOnEndOfStream: false) < 8)
             throw Bad(path, "it is shorter than the 8-byte header length");
@@ -169,10 +181,37 @@ internal sealed class SafetensorsFile : IDisposable
         }
     }
 
-    /// <summary>Writes <paramref name="tensors"/> (as float32) and <paramref name="metadata"/> to <paramref name="path"/>, replacing it.</summary>
+    /// <summary>The <c>__metadata__</c> key under which <see cref="Write"/> records the SHA-256 of the data section.</summary>
+    public const string ChecksumKey = "memoryformer.data_sha256";
+
+    /// <summary>
+    /// When the file records a <see cref="ChecksumKey"/> (files written by this library do; safetensors itself has no
+    /// checksum), reads the data section once and compares its SHA-256, so damaged values are refused instead of loaded.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The data section does not have the recorded checksum.</exception>
+    public void VerifyChecksum()
+    {
+        if (!Metadata.TryGetValue(ChecksumKey, out var recorded)) return;
+        stream.Position = dataStart;
+        var actual = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
+        if (!string.Equals(actual, recorded, StringComparison.Ordinal))
+            throw new InvalidDataException($"The safetensors data section does not match its recorded SHA-256 ({ChecksumKey}): the file is damaged.");
+    }
+
+    /// <summary>
+    /// Writes <paramref name="tensors"/> (as float32) and <paramref name="metadata"/> to <paramref name="path"/>, replacing
+    /// it; the SHA-256 of the data section is added to the metadata under <see cref="ChecksumKey"/>.
+    /// </summary>
     public static void Write(string path, IReadOnlyList<(string Name, torch.Tensor Tensor)> tensors, IReadOnlyDictionary<string, string> metadata)
     {
-        var header = new Dictionary<string, object>(StringComparer.Ordinal) { ["__metadata__"] = metadata };
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var (_, tensor) in tensors)
+        {
+            using var t = tensor.detach().cpu().to_type(torch.ScalarType.Float32).contiguous();
+            sha.AppendData(t.bytes);
+        }
+        var withChecksum = new Dictionary<string, string>(metadata, StringComparer.Ordinal) { [ChecksumKey] = Convert.ToHexStringLower(sha.GetHashAndReset()) };
+        var header = new Dictionary<string, object>(StringComparer.Ordinal) { ["__metadata__"] = withChecksum };
         long offset = 0;
         foreach (var (name, tensor) in tensors)
         {

@@ -53,6 +53,7 @@ internal static class SafetensorsModel
         if (!File.Exists(configPath)) throw new FileNotFoundException($"'{folder}' has no {ConfigFile}.", configPath);
         var config = SafetensorsConfig.FromJson(File.ReadAllText(configPath), configPath);
         using var file = SafetensorsFile.Open(Path.Combine(folder, WeightsFile));
+        file.VerifyChecksum();
         long stored = file.Entries.Sum(e => TensorDtypes.Count(e.Shape));
         long needed = CostEstimator.LanguageModelParameters(config);
         if (needed != stored)

@@ -120,13 +120,19 @@ internal sealed class TorchCheckpointFile : IDisposable
         {
             using var stream = entry.Open();
             var target = storage.bytes;
+            uint crc = ZipCrc32.Start;
             int read = 0;
             while (read < target.Length)
             {
                 int n = stream.Read(target[read..]);
                 if (n == 0) throw new InvalidDataException($"The storage of tensor '{name}' is truncated.");
+                crc = ZipCrc32.Append(crc, target.Slice(read, n));
                 read += n;
             }
+            var rest = new byte[64 << 10];                                          // the storage's tail, which this view does not use
+            for (int n; (n = stream.Read(rest)) > 0;) crc = ZipCrc32.Append(crc, rest.AsSpan(0, n));
+            if (ZipCrc32.Finish(crc) != entry.Crc32)
+                throw new InvalidDataException($"The storage of tensor '{name}' does not match its CRC-32: the checkpoint is damaged.");
         }
         catch (IOException e)
         {
@@ -144,14 +150,23 @@ internal sealed class TorchCheckpointFile : IDisposable
     private static byte[] ReadAll(ZipArchiveEntry entry, long length)
     {
         var bytes = new byte[length];
-        using var stream = entry.Open();
-        int read = 0;
-        while (read < bytes.Length)
+        try
         {
-            int n = stream.Read(bytes, read, bytes.Length - read);
-            if (n == 0) throw new InvalidDataException($"The zip record '{entry.FullName}' is truncated.");
-            read += n;
+            using var stream = entry.Open();
+            int read = 0;
+            while (read < bytes.Length)
+            {
+                int n = stream.Read(bytes, read, bytes.Length - read);
+                if (n == 0) throw new InvalidDataException($"The zip record '{entry.FullName}' is truncated.");
+                read += n;
+            }
         }
+        catch (IOException e)
+        {
+            throw new InvalidDataException($"The zip record '{entry.FullName}' cannot be read: {e.Message}", e);
+        }
+        if (ZipCrc32.Compute(bytes) != entry.Crc32)
+            throw new InvalidDataException($"The zip record '{entry.FullName}' does not match its CRC-32: the checkpoint is damaged.");
         return bytes;
     }
 }

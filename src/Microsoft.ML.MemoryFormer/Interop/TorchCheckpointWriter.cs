@@ -164,7 +164,7 @@ internal static class TorchCheckpointWriter
             if (extra is > 0 and < 4) extra += 64;                                  // an extra field needs a 4-byte header
             if (offset + 30 + nameBytes.Length + extra + data.Length > uint.MaxValue)
                 throw new NotSupportedException("The checkpoint would exceed 4 GiB; export in the pipeline layout (one file per layer) or as safetensors.");
-            uint crc = Crc32(data);
+            uint crc = ZipCrc32.Compute(data);
             Span<byte> h = stackalloc byte[30];
             BinaryPrimitives.WriteUInt32LittleEndian(h, 0x04034b50);
             BinaryPrimitives.WriteUInt16LittleEndian(h[4..], 20);                   // version needed
@@ -222,20 +222,6 @@ internal static class TorchCheckpointWriter
             BinaryPrimitives.WriteUInt16LittleEndian(extra, 0x4b46);                // "FK", the id torch's writer uses for padding
             BinaryPrimitives.WriteUInt16LittleEndian(extra.AsSpan(2), (ushort)(length - 4));
             return extra;
-        }
-
-        private static readonly uint[] Table = Enumerable.Range(0, 256).Select(n =>
-        {
-            uint c = (uint)n;
-            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            return c;
-        }).ToArray();
-
-        private static uint Crc32(ReadOnlySpan<byte> data)
-        {
-            uint c = 0xFFFFFFFFu;
-            foreach (var b in data) c = Table[(c ^ b) & 0xFF] ^ (c >> 8);
-            return c ^ 0xFFFFFFFFu;
         }
     }
 }

@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.IO.Compression;
+using System.Text;
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Interop;
+using Microsoft.ML.MemoryFormer.Models;
+using TorchSharp;
+using Xunit.Abstractions;
+using static Microsoft.ML.MemoryFormer.Tests.Interop.InteropFiles;
+
+namespace Microsoft.ML.MemoryFormer.Tests.Interop;
+
+/// <summary>
+/// Hostile and damaged interop files, in the style of Reliability/HostileModelFileTests: every mutated file either loads
+/// with the original logits or throws the documented exception, quickly; and pickles that would run code in Python are
+/// refused without running anything.
+/// </summary>
+public class HostileInteropFileTests(ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData("cos\nsystem\n(X\u0002\u0000\u0000\u0000idtR.", "os.system")]
+    [InlineData("cbuiltins\neval\n(X\u0001\u0000\u0000\u00001tR.", "builtins.eval")]
+    [InlineData("\u0080\u0002ctorch\nload\n.", "torch.load")]
+    [InlineData("(ios\nsystem\n.", "opcode 0x69")]                                // INST
+    [InlineData("(K\u0001o.", "opcode 0x6f")]                                   // OBJ
+    [InlineData("Pfoo\n.", "opcode 0x50")]                                        // text PERSID
+    [InlineData("\u0082\u0001.", "opcode 0x82")]                                  // EXT1
+    [InlineData("K\u0001", "STOP")]
+    [InlineData("h\u0005.", "memo slot 5")]
+    [InlineData("t.", "MARK")]
+    public void Pickles_that_could_run_code_or_are_malformed_are_refused(string pickle, string expected)
+    {
+        var bytes = Encoding.Latin1.GetBytes(pickle);
+        var e = Assert.Throws<InvalidDataException>(() => SafePickleReader.Read(bytes));
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void A_checkpoint_whose_pickle_names_a_forbidden_global_is_refused_and_nothing_runs()
+    {
+        using var folder = NewFolder();
+        var marker = Path.Combine(folder.Path, "ran");
+        var path = Path.Combine(folder.Path, "evil.pt");
+        var pickle = Encoding.Latin1.GetBytes($"\u0080\u0002cos\nsystem\nX{(char)(marker.Length + 6)}\u0000\u0000\u0000touch {marker}\u0085R.");
+        using (var zip = ZipFile.Open(path, ZipArchiveMode.Create))
+        {
+            using var s = zip.CreateEntry("archive/data.pkl").Open();
+            s.Write(pickle);
+        }
+        var e = Assert.Throws<InvalidDataException>(() => LanguageModel.ImportGptNeoXCheckpoint(path));
+        Assert.Contains("os.system", e.Message);
+        Assert.False(File.Exists(marker));
+    }
+
+    [Fact]
+    public void Deeply_nested_or_huge_declarations_are_refused_without_allocating()
+    {
+        var huge = new List<byte> { 0x80, 2, (byte)'X' };
+        huge.AddRange(BitConverter.GetBytes(int.MaxValue));                       // a 2 GB string in a 7-byte pickle
+        Assert.Contains("truncated", Assert.Throws<InvalidDataException>(() => SafePickleReader.Read([.. huge])).Message);
+        var marks = Enumerable.Repeat((byte)'(', SafePickleReader.MaxStack + 2).Append((byte)'.').ToArray();
+        Assert.Contains("stack", Assert.Throws<InvalidDataException>(() => SafePickleReader.Read(marks)).Message);
+    }
+
+    [Fact]
+    public void Fuzzed_official_checkpoints_load_identically_or_throw_documented_exceptions()
+    {
+        var (tokens, _) = Expected();
+        var original = File.ReadAllBytes(OfficialFile);
+        float[] expected;
+        using (var reference = LanguageModel.ImportGptNeoXCheckpoint(OfficialFile)) expected = Logits(reference, tokens);
+        using var folder = NewFolder();
+        var step = Path.Combine(folder.Path, "global_step0");
+        Directory.CreateDirectory(step);
+        var path = Path.Combine(step, "mp_rank_00_model_states.pt");
+        Fuzz(original, bytes =>
+        {
+            File.WriteAllBytes(path, bytes);
+            using var model = LanguageModel.ImportGptNeoXCheckpoint(path);
+            return Logits(model, tokens);
+        }, expected, e => e is InvalidDataException or NotSupportedException, seed: 21, maxCount: 250, maxTime: TimeSpan.FromSeconds(8));
+    }
+
+    [Fact]
+    public void Fuzzed_safetensors_load_identically_or_throw_InvalidDataException()
+    {
+        torch.manual_seed(4);
+        using var model = new LanguageModel(MemoryFormerConfig.Nano);
+        using var folder = NewFolder();
+        model.ExportSafetensors(folder.Path);
+        var path = Path.Combine(folder.Path, "model.safetensors");
+        var original = File.ReadAllBytes(path);
+        var tokens = new long[,] { { 1, 2, 3, 4 } };
+        var expected = Logits(model, tokens);
+        Fuzz(original, bytes =>
+        {
+            File.WriteAllBytes(path, bytes);
+            using var back = LanguageModel.ImportSafetensors(folder.Path);
+            return Logits(back, tokens);
+        }, expected, e => e is InvalidDataException, seed: 22, maxCount: 300, maxTime: TimeSpan.FromSeconds(6));
+    }
+
+    private enum Mutation { FlipBit, OverwriteByte, Truncate, Insert, OverwriteInt32 }
+
+    private void Fuzz(byte[] original, Func<byte[], float[]> load, float[] expected, Func<Exception, bool> documented, int seed, int maxCount, TimeSpan maxTime)
+    {
+        var random = new Random(seed);
+        var clock = Stopwatch.StartNew();
+        var outcomes = new Dictionary<string, int>();
+        int count = 0;
+        for (; count < maxCount && clock.Elapsed < maxTime; count++)
+        {
+            var bytes = original.ToList();
+            var kind = (Mutation)random.Next(5);
+            int at = random.Next(original.Length);
+            switch (kind)
+            {
+                case Mutation.FlipBit: bytes[at] ^= (byte)(1 << random.Next(8)); break;
+                case Mutation.OverwriteByte: bytes[at] = (byte)random.Next(256); break;
+                case Mutation.Truncate: bytes.RemoveRange(at, bytes.Count - at); break;
+                case Mutation.Insert: bytes.InsertRange(at, Enumerable.Range(0, 1 + random.Next(8)).Select(_ => (byte)random.Next(256))); break;
+                case Mutation.OverwriteInt32:
+                    var value = BitConverter.GetBytes(random.Next(2) == 0 ? int.MaxValue : random.Next());
+                    for (int i = 0; i < 4 && at + i < bytes.Count; i++) bytes[at + i] = value[i];
+                    break;
+            }
+            var one = Stopwatch.StartNew();
+            try
+            {
+                var logits = load([.. bytes]);
+                Assert.True(expected.SequenceEqual(logits), $"Mutation {count} ({kind} at {at}) loaded with different outputs.");
+                outcomes["loaded, same outputs"] = outcomes.GetValueOrDefault("loaded, same outputs") + 1;
+            }
+            catch (Exception e) when (documented(e))
+            {
+                var key = e.GetType().Name;
+                if (!outcomes.ContainsKey(key)) output.WriteLine($"{key}: {e.Message}");
+                outcomes[key] = outcomes.GetValueOrDefault(key) + 1;
+            }
+            catch (Exception e) when (e is not Xunit.Sdk.XunitException)
+            {
+                Assert.Fail($"Mutation {count} ({kind} at {at}) threw an undocumented {e.GetType().FullName}: {e}");
+            }
+            Assert.True(one.Elapsed < TimeSpan.FromSeconds(5), $"Mutation {count} ({kind} at {at}) took {one.Elapsed}.");
+        }
+        output.WriteLine($"{count} mutations in {clock.Elapsed.TotalSeconds:0.0} s: " +
+            string.Join(", ", outcomes.OrderByDescending(o => o.Value).Select(o => $"{o.Key} × {o.Value}")));
+        Assert.True(count >= 50, $"Only {count} mutations ran in {maxTime}.");
+    }
+}
