@@ -81,6 +81,59 @@ public class HostileInteropFileTests(ITestOutputHelper output)
         }, expected, e => e is InvalidDataException or NotSupportedException, seed: 21, maxCount: 250, maxTime: TimeSpan.FromSeconds(8));
     }
 
+    /// <summary>
+    /// The zip CRC stops random damage before the pickle machine sees it, so this fuzzes the machine itself: mutated
+    /// pickles re-zipped with valid CRCs (what an attacker would write). A valid mutated pickle may describe other values,
+    /// so the outcome is a model or a documented exception — never another exception, a hang or a large allocation.
+    /// </summary>
+    [Fact]
+    public void Fuzzed_pickles_with_valid_crcs_load_or_throw_documented_exceptions()
+    {
+        var (tokens, _) = Expected();
+        byte[] pickle;
+        using (var zip = ZipFile.OpenRead(OfficialFile))
+        using (var s = zip.Entries.Single(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal)).Open())
+        using (var m = new MemoryStream())
+        {
+            s.CopyTo(m);
+            pickle = m.ToArray();
+        }
+        using var folder = NewFolder();
+        var path = Path.Combine(folder.Path, "mp_rank_00_model_states.pt");
+        var random = new Random(23);
+        var clock = Stopwatch.StartNew();
+        var outcomes = new Dictionary<string, int>();
+        int count = 0;
+        for (; count < 400 && clock.Elapsed < TimeSpan.FromSeconds(8); count++)
+        {
+            var bytes = (byte[])pickle.Clone();
+            for (int k = 1 + random.Next(3); k > 0; k--) bytes[random.Next(bytes.Length)] = (byte)random.Next(256);
+            File.Copy(OfficialFile, path, overwrite: true);
+            using (var zip = ZipFile.Open(path, ZipArchiveMode.Update))
+            {
+                var entry = zip.Entries.Single(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal));
+                var name = entry.FullName;
+                entry.Delete();
+                using var s = zip.CreateEntry(name, CompressionLevel.NoCompression).Open();
+                s.Write(bytes);
+            }
+            var one = Stopwatch.StartNew();
+            try
+            {
+                using var model = LanguageModel.ImportGptNeoXCheckpoint(path);
+                Logits(model, tokens);
+                outcomes["loaded"] = outcomes.GetValueOrDefault("loaded") + 1;
+            }
+            catch (Exception e) when (e is InvalidDataException or NotSupportedException)
+            {
+                outcomes[e.GetType().Name] = outcomes.GetValueOrDefault(e.GetType().Name) + 1;
+            }
+            Assert.True(one.Elapsed < TimeSpan.FromSeconds(5), $"Mutation {count} took {one.Elapsed}.");
+        }
+        output.WriteLine($"{count} pickle mutations in {clock.Elapsed.TotalSeconds:0.0} s: " + string.Join(", ", outcomes.Select(o => $"{o.Key} × {o.Value}")));
+        Assert.True(count >= 50, $"Only {count} mutations ran.");
+    }
+
     [Fact]
     public void Fuzzed_safetensors_load_identically_or_throw_InvalidDataException()
     {
