@@ -224,13 +224,14 @@ def load_exported(path):
         single = os.path.join(path, "mp_rank_00_model_states.pt")
     else:
         single, path = path, os.path.dirname(path)
-    state = torch.load(single, map_location="cpu")
+    # weights_only=True: torch's restricted unpickler must accept what Microsoft.ML.MemoryFormer writes (torch >= 1.13).
+    state = torch.load(single, map_location="cpu", weights_only=True)
     if state.get("module") is not None:
         return state["module"]
     merged = {}
     for name in sorted(os.listdir(path)):
         if name.startswith("layer_") and name.endswith("-model_00-model_states.pt"):
             stage = int(name[len("layer_"):].split("-")[0])
-            for key, value in torch.load(os.path.join(path, name), map_location="cpu").items():
+            for key, value in torch.load(os.path.join(path, name), map_location="cpu", weights_only=True).items():
                 merged[f"sequential.{stage}.{key}"] = value
     return merged
