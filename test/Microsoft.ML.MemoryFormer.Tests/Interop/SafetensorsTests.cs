@@ -31,6 +31,24 @@ public class SafetensorsTests
     }
 
     [Fact]
+    public void MLContext_imports_a_safetensors_folder_as_a_transformer_that_generates_and_saves()
+    {
+        torch.manual_seed(8);
+        using var model = new LanguageModel(MemoryFormerConfig.Nano with { VocabularySize = 258 });
+        using var folder = NewFolder();
+        model.ExportSafetensors(folder.Path, new ByteLevelTokenizer().Describe());
+        var ml = new MLContext(seed: 1);
+        using var transformer = ml.Text.ImportLanguageModel(folder.Path);
+        Assert.Equal(model.Config, transformer.Config);
+        var text = transformer.Generate("ab", new MemoryFormer.Generation.GenerationOptions { MaxNewTokens = 3, Temperature = 0 });
+        Assert.NotNull(text);
+        var saved = Path.Combine(folder.Path, "model.mfa");
+        transformer.Save(saved);
+        using var reloaded = ml.Text.LoadLanguageModel(saved);
+        Assert.Equal(text, reloaded.Generate("ab", new MemoryFormer.Generation.GenerationOptions { MaxNewTokens = 3, Temperature = 0 }));
+    }
+
+    [Fact]
     public void Config_json_uses_the_documented_keys()
     {
         using var model = new LanguageModel(MemoryFormerConfig.Nano);
