@@ -46,6 +46,13 @@ public class SafetensorsTests
         transformer.Save(saved);
         using var reloaded = ml.Text.LoadLanguageModel(saved);
         Assert.Equal(text, reloaded.Generate("ab", new MemoryFormer.Generation.GenerationOptions { MaxNewTokens = 3, Temperature = 0 }));
+        var again = Path.Combine(folder.Path, "again");
+        reloaded.ExportSafetensors(again);                                         // the transformer's own export carries its tokenizer
+        Assert.Equal("byte-level", LanguageModel.ReadSafetensorsTokenizer(again)!.Kind);
+        using var neox = NewFolder();
+        reloaded.ExportGptNeoXCheckpoint(neox.Path);
+        using var back = LanguageModel.ImportGptNeoXCheckpoint(neox.Path);
+        Assert.Equal(Logits(model, Tokens), Logits(back, Tokens));
     }
 
     [Fact]

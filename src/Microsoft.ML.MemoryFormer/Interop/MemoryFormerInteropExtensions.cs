@@ -8,10 +8,12 @@ using TorchSharp;
 namespace Microsoft.ML.MemoryFormer.Interop;
 
 /// <summary>
-/// <c>mlContext.Text.ImportLanguageModel(path)</c>: an ML.NET language-model transformer from a safetensors folder or an
-/// official-code (GPT-NeoX) checkpoint, ready to generate, evaluate, save as an ML.NET model, or start a classifier from.
+/// The ML.NET side of interop: <c>mlContext.Text.ImportLanguageModel(path)</c> gives a language-model transformer from a
+/// safetensors folder or an official-code (GPT-NeoX) checkpoint, ready to generate, evaluate, save as an ML.NET model or
+/// a checkpoint a classifier starts from; <c>lm.ExportSafetensors</c> and <c>lm.ExportGptNeoXCheckpoint</c> write a
+/// trained transformer's model out (docs/scale.md).
 /// </summary>
-public static class MemoryFormerInteropCatalogExtensions
+public static class MemoryFormerInteropExtensions
 {
     /// <summary>
     /// Imports a model written by <c>ExportSafetensors</c> (a folder with <c>model.safetensors</c>) or by the official code
@@ -51,5 +53,29 @@ public static class MemoryFormerInteropCatalogExtensions
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Writes the transformer's model as safetensors with its config and tokenizer description (see <c>LanguageModel.ExportSafetensors</c>).</summary>
+    /// <param name="languageModel">A fitted or loaded language model.</param>
+    /// <param name="directory">The folder.</param>
+    public static void ExportSafetensors(this MemoryFormerLanguageModelTransformer languageModel, string directory)
+    {
+        ArgumentNullException.ThrowIfNull(languageModel);
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        SafetensorsModel.Export(languageModel.Model, directory, languageModel.Tokenizer.Describe());
+    }
+
+    /// <summary>Writes the transformer's model as a checkpoint of the official code (see <c>LanguageModel.ExportGptNeoXCheckpoint</c>).
+    /// The tokenizer is not part of it: configure the same one on the official side (docs/scale.md).</summary>
+    /// <param name="languageModel">A fitted or loaded language model.</param>
+    /// <param name="directory">The save folder.</param>
+    /// <param name="options">Layout and iteration; null: single file, iteration 0.</param>
+    /// <returns>The <c>global_stepN</c> folder written.</returns>
+    public static string ExportGptNeoXCheckpoint(this MemoryFormerLanguageModelTransformer languageModel, string directory,
+        GptNeoXExportOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(languageModel);
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        return GptNeoXCheckpoint.Export(languageModel.Model, directory, options ?? new GptNeoXExportOptions());
     }
 }
