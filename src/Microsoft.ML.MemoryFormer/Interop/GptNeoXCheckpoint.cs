@@ -295,7 +295,9 @@ internal static partial class GptNeoXCheckpoint
 
     private static string ModelYaml(MemoryFormerConfig c, bool pipeline)
     {
-        string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+        // YAML 1.1 (PyYAML, which GPT-NeoX uses) reads a float only with a '.', so 1e-8 is written 1.0e-08.
+        string F(double v) => v.ToString(v != 0 && (Math.Abs(v) < 1e-4 || Math.Abs(v) >= 1e15) ? "0.0##############e-00" : "0.0##############",
+            CultureInfo.InvariantCulture);
         var sb = new StringBuilder();
         sb.AppendLine("# Model settings of a checkpoint exported by Microsoft.ML.MemoryFormer; merge into the official code's training config");
         sb.AppendLine("# (e.g. configs/memoryformer_tiny.yml) and load it with \"finetune\": true (weights only, fresh optimizer).");
@@ -309,7 +311,7 @@ internal static partial class GptNeoXCheckpoint
         sb.AppendLine($"  \"max-position-embeddings\": {c.ContextLength},");
         sb.AppendLine("  \"pos-emb\": \"rotary\",");
         sb.AppendLine($"  \"rotary-pct\": {F(c.RotaryFraction)},");
-        sb.AppendLine($"  \"rotary_emb_base\": {F(c.RotaryBase)},");
+        sb.AppendLine($"  \"rotary_emb_base\": {(c.RotaryBase % 1 == 0 && c.RotaryBase < 1e15 ? ((long)c.RotaryBase).ToString(CultureInfo.InvariantCulture) : F(c.RotaryBase))},"); // an int in neox_args
         sb.AppendLine("  \"no-weight-tying\": true,");
         sb.AppendLine("  \"gpt-j-residual\": false,");
         sb.AppendLine($"  \"norm\": \"{(c.Norm == NormKind.RmsNorm ? "rmsnorm" : "layernorm")}\",");
