@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Diagnostics;
 using Microsoft.ML.MemoryFormer.Models;
 using TorchSharp;
 
@@ -63,13 +64,20 @@ internal static partial class GptNeoXCheckpoint
                     throw new InvalidDataException($"'{path}' holds no weights: neither a 'module' in {ModelStates} nor layer_XX-model_00-model_states.pt files in '{folder}'.");
                 foreach (var layer in layers)
                 {
-                    int stage = int.Parse(LayerFile().Match(Path.GetFileName(layer)).Groups[1].Value, CultureInfo.InvariantCulture);
+                    var match = LayerFile().Match(Path.GetFileName(layer));
+                    if (!match.Success || !int.TryParse(match.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int stage))
+                        throw new InvalidDataException($"'{layer}' is not named layer_<stage>-model_00-model_states.pt.");
                     var lf = TorchCheckpointFile.Open(layer);
                     opened.Add(lf);
                     Collect(lf.Root as PickleDict ?? throw new InvalidDataException($"'{layer}' does not hold a state dict."), lf, layer, stage, views);
                 }
             }
             var config = InferConfig(views, args, options);
+            CheckNames(config, views);
+            long stored = views.Values.DistinctBy(v => (v.File, v.View.Storage.Key)).Sum(v => v.View.Storage.Numel);
+            long needed = CostEstimator.LanguageModelParameters(config);
+            if (needed > stored)                                                    // before the model is allocated
+                throw new InvalidDataException($"The checkpoint's shapes describe a model of {needed} parameters but its storages hold {stored} values (damaged, or tensors share storage).");
             return Build(config, views);
         }
         finally
@@ -156,9 +164,9 @@ internal static partial class GptNeoXCheckpoint
         foreach (var f in Directory.EnumerateFiles(folder).Select(Path.GetFileName))
         {
             var mp = MpRankFile().Match(f!);
-            if (mp.Success && int.Parse(mp.Groups[1].Value, CultureInfo.InvariantCulture) > 0) throw TensorParallel($"'{folder}' holds {f}");
+            if (mp.Success && mp.Groups[1].Value.Any(c => c != '0')) throw TensorParallel($"'{folder}' holds {f}");
             var layer = LayerFile().Match(f!);
-            if (layer.Success && int.Parse(layer.Groups[2].Value, CultureInfo.InvariantCulture) > 0) throw TensorParallel($"'{folder}' holds {f}");
+            if (layer.Success && layer.Groups[2].Value.Any(c => c != '0')) throw TensorParallel($"'{folder}' holds {f}");
         }
     }
 
@@ -196,7 +204,9 @@ internal static partial class GptNeoXCheckpoint
             : throw new InvalidDataException($"The checkpoint lacks '{name}' of pipeline stage {stage}; it is not a MemoryFormer GPT-NeoX checkpoint of the supported shape (see docs/scale.md).");
         var embedding = Shape(0, "word_embeddings.weight");
         if (embedding.Length != 2) throw new InvalidDataException($"word_embeddings.weight has shape [{string.Join(", ", embedding)}]; expected [vocabulary, hidden].");
-        int vocab = checked((int)embedding[0]), width = checked((int)embedding[1]);
+        if (embedding[0] > MemoryFormerConfig.MaxVocabularySize || embedding[1] > MemoryFormerConfig.MaxWidth)
+            throw new InvalidDataException($"word_embeddings.weight has shape [{string.Join(", ", embedding)}], beyond the largest vocabulary or width supported.");
+        int vocab = (int)embedding[0], width = (int)embedding[1];
         int layers = 0;
         while (views.Keys.Any(k => k.StartsWith($"{GptNeoXLayout.BlockStage(layers)}|input_layernorm.", StringComparison.Ordinal))) layers++;
         if (layers == 0) throw new InvalidDataException("The checkpoint holds no transformer layer (no 'input_layernorm' in stage 2).");
@@ -247,16 +257,7 @@ internal static partial class GptNeoXCheckpoint
         try
         {
             var slots = GptNeoXLayout.Slots(model);
-            var expected = slots.Select(s => Key(s.Stage, s.Name)).ToHashSet(StringComparer.Ordinal);
-            var missing = expected.Where(e => !views.ContainsKey(e)).ToList();
-            if (missing.Count > 0)
-                throw new InvalidDataException($"The checkpoint lacks {missing.Count} tensors the model needs, e.g. {Describe(missing)}.");
-            var rotary = views.Keys.Where(key => key.EndsWith("|attention.rotary_emb.inv_freq", StringComparison.Ordinal)).ToList();
-            var unexpected = views.Keys.Where(key => !expected.Contains(key) && !rotary.Contains(key)).ToList();
-            if (unexpected.Count > 0)
-                throw new InvalidDataException($"The checkpoint holds {unexpected.Count} tensors this model has no place for, e.g. {Describe(unexpected)} " +
-                    "(a hashing projection, qk-layernorm, a dense attention output or another option the import does not support).");
-            foreach (var key in rotary) CheckRotary(config, key, views[key]);
+            foreach (var key in views.Keys.Where(IsRotary)) CheckRotary(config, key, views[key]);
             using (torch.no_grad())
             {
                 foreach (var slot in slots)
@@ -275,6 +276,29 @@ internal static partial class GptNeoXCheckpoint
         {
             model.Dispose();
             throw;
+        }
+    }
+
+    private static bool IsRotary(string key) => key.EndsWith("|attention.rotary_emb.inv_freq", StringComparison.Ordinal);
+
+    /// <summary>Refuses missing and unexpected tensors by name, before anything is allocated from the shapes.</summary>
+    private static void CheckNames(MemoryFormerConfig config, Dictionary<string, (TorchCheckpointFile File, PickleTensor View)> views)
+    {
+        var names = GptNeoXLayout.Names(config);
+        var expected = names.Select(n => Key(n.Stage, n.Name)).ToHashSet(StringComparer.Ordinal);
+        var missing = expected.Where(e => !views.ContainsKey(e)).ToList();
+        if (missing.Count > 0)
+            throw new InvalidDataException($"The checkpoint lacks {missing.Count} tensors the model needs, e.g. {Describe(missing)}.");
+        var unexpected = views.Keys.Where(key => !expected.Contains(key) && !IsRotary(key)).ToList();
+        if (unexpected.Count > 0)
+            throw new InvalidDataException($"The checkpoint holds {unexpected.Count} tensors this model has no place for, e.g. {Describe(unexpected)} " +
+                "(a hashing projection, qk-layernorm, a dense attention output or another option the import does not support).");
+        foreach (var (stage, name, shape) in names)
+        {
+            var stored = views[Key(stage, name)].View.Shape;
+            if (!stored.SequenceEqual(shape))
+                throw new InvalidDataException($"Tensor '{name}' of stage {stage} has shape [{string.Join(", ", stored)}]; " +
+                    $"the model described by the checkpoint's other shapes expects [{string.Join(", ", shape)}].");
         }
     }
 

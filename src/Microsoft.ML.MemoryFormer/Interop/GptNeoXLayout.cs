@@ -53,6 +53,28 @@ internal static class GptNeoXLayout
             throw new NotSupportedException($"The model uses Dropout = {c.Dropout}; set hidden-dropout/attention-dropout in the official config instead (weights carry no dropout). Export a copy with Dropout = 0.");
     }
 
+    /// <summary>The (stage, name, shape) of every tensor a model of <paramref name="c"/> has, in <see cref="Slots"/> order, without building it.</summary>
+    public static List<(int Stage, string Name, long[] Shape)> Names(MemoryFormerConfig c)
+    {
+        long d = c.Width, k = c.ChunkCount, h1 = c.BlockHiddenWidth, v = c.VocabularySize;
+        IEnumerable<(string, long[])> Norm(string name) => c.Norm == NormKind.RmsNorm
+            ? [($"{name}.scale", [d])] : [($"{name}.weight", [d]), ($"{name}.bias", [d])];
+        var names = new List<(int, string, long[])> { (0, "word_embeddings.weight", [v, d]) };
+        for (int i = 0; i < c.Layers; i++)
+        {
+            int stage = BlockStage(i);
+            names.AddRange(Norm("input_layernorm").Select(n => (stage, n.Item1, n.Item2)));
+            foreach (var p in new[] { "query_proj", "key_proj", "value_proj" })
+                names.AddRange([(stage, $"attention.{p}.tables", [k << c.BitsPerChunk, d]), (stage, $"attention.{p}.bias", [d])]);
+            names.AddRange(Norm("post_attention_layernorm").Select(n => (stage, n.Item1, n.Item2)));
+            names.AddRange([(stage, "mlp.0.tables", [k << c.BitsPerChunk, h1]), (stage, "mlp.0.bias", [h1]), (stage, "mlp.1.weight", [h1]),
+                (stage, "mlp.1.bias", [h1]), (stage, "mlp.2.tables", [k << (c.BitsPerChunk + c.ExtraBits), d]), (stage, "mlp.2.bias", [d])]);
+        }
+        names.AddRange(Norm("norm").Select(n => (NormStage(c), n.Item1, n.Item2)));
+        names.Add((HeadStage(c), "final_linear.weight", [v, d]));
+        return names;
+    }
+
     /// <summary>Every tensor of <paramref name="model"/> with its place in the official layout.</summary>
     public static List<Slot> Slots(LanguageModel model)
     {

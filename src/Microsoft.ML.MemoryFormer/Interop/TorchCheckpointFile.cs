@@ -16,13 +16,18 @@ internal sealed class TorchCheckpointFile : IDisposable
     /// <summary>Most zip entries a checkpoint may hold.</summary>
     public const int MaxEntries = 1 << 16;
 
+    /// <summary>Deflate expands at most about 1032:1; a record declaring more is damaged or hostile.</summary>
+    private const long MaxDeflateRatio = 1032;
+
     private readonly ZipArchive zip;
     private readonly string prefix;
+    private readonly long archiveLength;
 
-    private TorchCheckpointFile(ZipArchive zip, string prefix, object? root)
+    private TorchCheckpointFile(ZipArchive zip, string prefix, object? root, long archiveLength)
     {
         this.zip = zip;
         this.prefix = prefix;
+        this.archiveLength = archiveLength;
         Root = root;
     }
 
@@ -53,7 +58,7 @@ internal sealed class TorchCheckpointFile : IDisposable
             var pkl = zip.Entries.Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1).ToList();
             if (pkl.Count != 1)
                 throw new InvalidDataException($"'{path}' holds {pkl.Count} '<name>/data.pkl' records; a torch.save file holds exactly one.");
-            if (pkl[0].Length > MaxPickleBytes)
+            if (pkl[0].Length > MaxPickleBytes || pkl[0].CompressedLength > stream.Length || pkl[0].Length > Math.Max(pkl[0].CompressedLength, 1) * MaxDeflateRatio)
                 throw new InvalidDataException($"The pickle of '{path}' declares {pkl[0].Length} bytes (at most {MaxPickleBytes}).");
             var bytes = ReadAll(pkl[0], pkl[0].Length);
             var prefix = pkl[0].FullName[..^"data.pkl".Length];
@@ -66,7 +71,7 @@ internal sealed class TorchCheckpointFile : IDisposable
             {
                 throw new InvalidDataException($"'{path}': {e.Message}", e);
             }
-            return new TorchCheckpointFile(zip, prefix, root);
+            return new TorchCheckpointFile(zip, prefix, root, stream.Length);
         }
         catch
         {
@@ -100,8 +105,12 @@ internal sealed class TorchCheckpointFile : IDisposable
             }
         if (count > 0 && last >= view.Storage.Numel)
             throw new InvalidDataException($"Tensor '{name}' reaches element {last} of a storage of {view.Storage.Numel} (damaged).");
+        if (count > view.Storage.Numel - view.Offset)                             // stride-0 views could claim more values than stored
+            throw new InvalidDataException($"Tensor '{name}' declares {count} values in a storage of {view.Storage.Numel}: weights never overlap.");
         var entry = zip.GetEntry(prefix + "data/" + view.Storage.Key)
             ?? throw new InvalidDataException($"The storage '{view.Storage.Key}' of tensor '{name}' is missing from the checkpoint.");
+        if (entry.CompressedLength > archiveLength || entry.Length > Math.Max(entry.CompressedLength, 1) * MaxDeflateRatio)
+            throw new InvalidDataException($"The storage of tensor '{name}' declares {entry.Length} bytes from {entry.CompressedLength} in a file of {archiveLength}.");
         if (view.Storage.Numel > long.MaxValue / size || entry.Length < view.Storage.Numel * size)
             throw new InvalidDataException($"The storage of tensor '{name}' holds {entry.Length} bytes; it declares {view.Storage.Numel} × {size}.");
         return (type, count, last, entry);

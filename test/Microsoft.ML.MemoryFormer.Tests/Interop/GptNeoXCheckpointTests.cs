@@ -89,6 +89,17 @@ public class GptNeoXCheckpointTests
         Assert.Equal(Logits(model, tokens), Logits(back, tokens));
     }
 
+    [Theory]
+    [InlineData(NormKind.RmsNorm)]
+    [InlineData(NormKind.LayerNorm)]
+    public void The_names_checked_before_allocation_are_the_names_of_the_model(NormKind norm)
+    {
+        using var model = new LanguageModel(MemoryFormerConfig.Nano with { Norm = norm });
+        Assert.Equal(GptNeoXLayout.Names(model.Config).Select(n => $"{n.Stage}|{n.Name}|{string.Join(",", n.Shape)}"),
+            GptNeoXLayout.Slots(model).Select(s => $"{s.Stage}|{s.Name}|{string.Join(",", s.Tensor.shape)}"));
+        Assert.Equal(model.parameters().Count(), GptNeoXLayout.Slots(model).Count);  // every parameter has a place
+    }
+
     [Fact]
     public void Tensor_parallel_shards_are_refused()
     {

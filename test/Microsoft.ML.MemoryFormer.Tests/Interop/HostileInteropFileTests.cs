@@ -52,6 +52,40 @@ public class HostileInteropFileTests(ITestOutputHelper output)
         Assert.False(File.Exists(marker));
     }
 
+    [Theory]
+    [InlineData(new long[] { 32768, 32768 }, new long[] { 0, 0 }, "never overlap")]        // 4 GB claimed from 16 bytes
+    [InlineData(new long[] { 2, 2 }, new long[] { 2, 1 }, null)]                           // a dense 2 × 2 view: fine
+    [InlineData(new long[] { 3, 2 }, new long[] { 2, 1 }, "reaches element")]
+    public void Views_that_claim_more_values_than_their_storage_are_refused_before_allocating(long[] shape, long[] stride, string? error)
+    {
+        using var folder = NewFolder();
+        var path = Path.Combine(folder.Path, "views.pt");
+        var p = new List<byte> { 0x80, 2, (byte)'}', (byte)'(' };
+        p.AddRange(Encoding.Latin1.GetBytes("X\u0005\0\0\0first"));
+        p.AddRange(Encoding.Latin1.GetBytes("ctorch._utils\n_rebuild_tensor_v2\n((X\u0007\0\0\0storagectorch\nFloatStorage\nX\u0001\0\0\00X\u0003\0\0\0cpuK\u0004tQK\0"));
+        foreach (var dims in new[] { shape, stride })
+        {
+            p.Add((byte)'(');
+            foreach (var d in dims) { p.Add((byte)'J'); p.AddRange(BitConverter.GetBytes((int)d)); }
+            p.Add((byte)'t');
+        }
+        p.AddRange(Encoding.Latin1.GetBytes("\u0089ccollections\nOrderedDict\n)RtRu."));
+        using (var zip = ZipFile.Open(path, ZipArchiveMode.Create))
+        {
+            using (var s = zip.CreateEntry("views/data.pkl").Open()) s.Write(p.ToArray());
+            using (var s = zip.CreateEntry("views/data/0").Open()) s.Write(new byte[16]);
+        }
+        using var file = TorchCheckpointFile.Open(path);
+        var view = (PickleTensor)((PickleDict)file.Root!).Get("first")!;
+        if (error is null)
+        {
+            using var t = file.ReadFloat32(view, "first");
+            Assert.Equal(shape, t.shape);
+            return;
+        }
+        Assert.Contains(error, Assert.Throws<InvalidDataException>(() => file.CheckFits(view, "first")).Message);
+    }
+
     [Fact]
     public void Deeply_nested_or_huge_declarations_are_refused_without_allocating()
     {
