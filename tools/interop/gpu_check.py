@@ -28,18 +28,41 @@ import official_model  # noqa: E402
 from make_fixture import CONFIG, TOKENS, relative_error  # noqa: E402
 
 
+def build_without_ninja(name, sources):
+    """torch.utils.cpp_extension.load needs ninja; without it, build the same extension with setuptools (no network)."""
+    import importlib
+    import tempfile
+    from setuptools import setup
+    from torch.utils.cpp_extension import BuildExtension, CUDAExtension
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or tempfile.mkdtemp()
+    lib, tmp = os.path.join(root, name + "_lib"), os.path.join(root, name + "_tmp")
+    setup(name=name, ext_modules=[CUDAExtension(name, sources)],
+          cmdclass={"build_ext": BuildExtension.with_options(use_ninja=False)},
+          script_args=["-q", "build_ext", "--build-lib", lib, "--build-temp", tmp])
+    sys.path.insert(0, lib)
+    return importlib.import_module(name)
+
+
+BUILD = {}
+
+
 def import_memory_layer_cuda(repo):
     """Official MemoryLayer with the real CUDA gather extension; the CPU-only extensions (built with -march=native) are stubbed."""
     import types
     import torch.utils.cpp_extension as cpp_extension
     real_load = cpp_extension.load
 
-    def load(name, *args, **kwargs):
+    def load(name, sources, *args, **kwargs):
         if name in ("ccs_cpu", "gather_add_cpu"):
             module = types.ModuleType(name)
             sys.modules[name] = module
             return module
-        module = real_load(name, *args, **kwargs)
+        if cpp_extension.is_ninja_available():
+            BUILD[name] = "torch.utils.cpp_extension.load (ninja)"
+            module = real_load(name, sources, *args, **kwargs)
+        else:
+            BUILD[name] = "setuptools BuildExtension without ninja"
+            module = build_without_ninja(name, sources)
         sys.modules[name] = module
         return module
 
@@ -92,7 +115,7 @@ def main():
             ctx["MemoryLayer"] = official_model.import_memory_layer(args.official_repo, stub_extensions=True)
             return {"dry_run_cpu": True}
         ctx["MemoryLayer"] = import_memory_layer_cuda(args.official_repo)     # compiles the CUDA gather kernel (minutes)
-        return {}
+        return {"built_with": dict(BUILD)}
 
     step("build the official CUDA extension", build)
     torch.backends.cuda.matmul.allow_tf32 = False
