@@ -4,7 +4,7 @@
 # Runs a model exported by this library through the official MemoryFormer code's CUDA path and compares its logits with
 # the fixture's (gpu_check.py lists the steps). Needs one NVIDIA GPU, PyTorch with CUDA, nvcc and g++, no network, no
 # .NET; a few minutes, most of it building the official CUDA gather kernel. Uploads nothing beyond this repository
-# (~2 MB) and the official memory_module/ (~0.1 MB).
+# (~2 MB) and the official memory_module/ (~0.2 MB).
 #
 #   tools/interop/gpu_check.sh [OFFICIAL_REPO]
 #     OFFICIAL_REPO: checkout of github.com/C0-Design/MemoryFormer (only memory_module/ is used); default
