@@ -6,22 +6,26 @@ internal sealed class PickleDict
     /// <summary>Written as <c>collections.OrderedDict</c> (as torch state dicts are) rather than a plain dict.</summary>
     public bool Ordered { get; init; }
 
-    /// <summary>The entries in insertion order (later duplicates replace the value, keeping the first position).</summary>
-    public List<KeyValuePair<object?, object?>> Entries { get; } = [];
+    private static readonly object NullKey = new();
+    private readonly List<KeyValuePair<object?, object?>> entries = [];
+    private readonly Dictionary<object, int> index = [];                           // key → position: Set is O(1), so a hostile pickle cannot make it quadratic
 
-    /// <summary>Sets <paramref name="key"/> (strings and integers compare by value).</summary>
+    /// <summary>The entries in insertion order (later duplicates replace the value, keeping the first position).</summary>
+    public IReadOnlyList<KeyValuePair<object?, object?>> Entries => entries;
+
+    /// <summary>Sets <paramref name="key"/> (strings and numbers compare by value, other keys by reference).</summary>
     public void Set(object? key, object? value)
     {
-        for (int i = 0; i < Entries.Count; i++)
-            if (Equals(Entries[i].Key, key)) { Entries[i] = new(key, value); return; }
-        Entries.Add(new(key, value));
+        if (index.TryGetValue(key ?? NullKey, out int at)) { entries[at] = new(key, value); return; }
+        index[key ?? NullKey] = entries.Count;
+        entries.Add(new(key, value));
     }
 
     /// <summary>The value of a string key, or null when absent.</summary>
-    public object? Get(string key) => Entries.FirstOrDefault(e => e.Key is string s && s == key).Value;
+    public object? Get(string key) => index.TryGetValue(key, out int at) ? entries[at].Value : null;
 
     /// <summary>Whether a string key is present.</summary>
-    public bool Has(string key) => Entries.Any(e => e.Key is string s && s == key);
+    public bool Has(string key) => index.ContainsKey(key);
 }
 
 /// <summary>A <c>torch.*Storage</c> class named by a pickle: its element type.</summary>

@@ -114,9 +114,9 @@ internal sealed class SafePickleReader
                 case (byte)'C': Push(Bytes(Byte()).ToArray()); break;                  // SHORT_BINBYTES
                 case (byte)'B': Push(Bytes(UInt32()).ToArray()); break;                // BINBYTES
                 case 0x8e: Push(Bytes(UInt64()).ToArray()); break;                     // BINBYTES8
-                case (byte)'s': { var v = Pop(); var k = Pop(); AsDict(Peek()).Set(k, v); break; } // SETITEM
+                case (byte)'s': { var v = Pop(); var k = Pop(); SetItems(AsDict(Peek()), [k, v]); break; } // SETITEM
                 case (byte)'u': { var items = PopToMark(); SetItems(AsDict(Peek()), items); break; } // SETITEMS
-                case (byte)'a': { var v = Pop(); AsList(Peek()).Add(v); break; }      // APPEND
+                case (byte)'a': { var v = Pop(); AddItems(AsList(Peek()), [v]); break; } // APPEND
                 case (byte)'e': case 0x90: { var items = PopToMark(); AddItems(AsList(Peek()), items); break; } // APPENDS, ADDITEMS
                 case (byte)'2': Push(Peek()); break;                                   // DUP
                 case (byte)'0': Pop(); break;                                          // POP
@@ -208,6 +208,7 @@ internal sealed class SafePickleReader
     private static void SetItems(PickleDict dict, List<object?> items)
     {
         if (items.Count % 2 != 0) throw Bad("SETITEMS has an odd number of values");
+        if (dict.Entries.Count + items.Count / 2 > MaxItems) throw Bad($"a dict grows past {MaxItems} items");
         for (int i = 0; i < items.Count; i += 2) dict.Set(items[i], items[i + 1]);
     }
 

@@ -87,6 +87,23 @@ public class HostileInteropFileTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_dict_of_many_distinct_keys_is_read_in_linear_time()
+    {
+        var p = new List<byte> { 0x80, 2, (byte)'}', (byte)'(' };
+        for (int i = 0; i < 300_000; i++)
+        {
+            p.Add((byte)'J');
+            p.AddRange(BitConverter.GetBytes(i));
+            p.Add((byte)'N');
+        }
+        p.AddRange("u."u8.ToArray());
+        var clock = Stopwatch.StartNew();
+        var dict = (PickleDict)SafePickleReader.Read([.. p])!;
+        Assert.Equal(300_000, dict.Entries.Count);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed}");  // quadratic insertion took minutes
+    }
+
+    [Fact]
     public void Deeply_nested_or_huge_declarations_are_refused_without_allocating()
     {
         var huge = new List<byte> { 0x80, 2, (byte)'X' };
