@@ -59,6 +59,10 @@ public class GptNeoXCheckpointTests
         using var back = LanguageModel.ImportGptNeoXCheckpoint(folder.Path);
         Assert.Equal(Logits(model, tokens), Logits(back, tokens));
         Assert.Equal(model.Config, back.Config);
+        var yaml = File.ReadAllText(Path.Combine(folder.Path, "memoryformer_model.yml"));
+        foreach (var line in new[] { "\"num-layers\": 2,", "\"hidden-size\": 64,", "\"rms_norm_epsilon\": 1.0e-08,", "\"rotary_emb_base\": 10000,",
+                     $"\"pipe-parallel-size\": {(pipeline ? 1 : 0)},", "\"mlp_expand_type\": \"extra_bit\",", "\"ffn_num_table\": 32, \"code_length\": 2," })
+            Assert.Contains(line, yaml);
     }
 
     [Fact]
