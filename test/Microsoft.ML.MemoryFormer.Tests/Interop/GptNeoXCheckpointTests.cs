@@ -117,6 +117,43 @@ public class GptNeoXCheckpointTests
     }
 
     [Fact]
+    public void Tensor_parallel_layer_files_and_recorded_world_sizes_are_refused()
+    {
+        using var model = LanguageModel.ImportGptNeoXCheckpoint(OfficialFile);
+        using (var folder = NewFolder())
+        {
+            var step = model.ExportGptNeoXCheckpoint(folder.Path, new GptNeoXExportOptions { PipelineLayout = true });
+            File.Copy(Path.Combine(step, "layer_02-model_00-model_states.pt"), Path.Combine(step, "layer_02-model_01-model_states.pt"));
+            Assert.Contains("layer_02-model_01", Assert.Throws<NotSupportedException>(() => LanguageModel.ImportGptNeoXCheckpoint(folder.Path)).Message);
+        }
+        using (var folder = NewFolder())
+        {
+            var path = Path.Combine(folder.Path, "mp_rank_00_model_states.pt");
+            var module = new PickleDict { Ordered = true };
+            foreach (var s in GptNeoXLayout.Slots(model)) module.Set(s.SequentialKey, s.Tensor);
+            var root = new PickleDict();
+            root.Set("module", module);
+            root.Set("mp_world_size", 2L);
+            TorchCheckpointWriter.Write(path, root);
+            Assert.Contains("mp_world_size = 2", Assert.Throws<NotSupportedException>(() => LanguageModel.ImportGptNeoXCheckpoint(path)).Message);
+        }
+    }
+
+    [Fact]
+    public void An_extra_table_memory_block_is_refused()
+    {
+        using var model = LanguageModel.ImportGptNeoXCheckpoint(OfficialFile);
+        // extra_table: ML1 d -> 2d over K tables of 2^tau rows, ML2 over 2K tables of 2^tau rows (d = 64, K = 32, tau = 2).
+        var slots = GptNeoXLayout.Slots(model).Select(s => s.Name switch
+        {
+            "mlp.0.tables" => s with { Tensor = torch.zeros(128, 128) },
+            "mlp.2.tables" => s with { Tensor = torch.zeros(256, 64) },
+            _ => s,
+        });
+        Assert.Contains("extra_table", ImportNotSupported(slots).Message);
+    }
+
+    [Fact]
     public void Other_weight_functions_dense_models_and_other_extra_bits_are_refused_on_export()
     {
         using var folder = NewFolder();
@@ -126,6 +163,7 @@ public class GptNeoXCheckpointTests
                      (MemoryFormerConfig.Nano with { Kind = TransformerKind.Dense }, "dense baseline"),
                      (MemoryFormerConfig.Nano with { ExtraBits = 3 }, "ExtraBits = 3"),
                      (MemoryFormerConfig.Nano with { Width = 24, Heads = 2, BitsPerChunk = 4, RotaryFraction = 0.25 }, "odd"),
+                     (MemoryFormerConfig.Nano with { Dropout = 0.1 }, "Dropout = 0.1"),
                  })
         {
             using var model = new LanguageModel(config);
