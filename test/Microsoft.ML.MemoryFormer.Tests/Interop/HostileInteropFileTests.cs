@@ -60,21 +60,7 @@ public class HostileInteropFileTests(ITestOutputHelper output)
     {
         using var folder = NewFolder();
         var path = Path.Combine(folder.Path, "views.pt");
-        var p = new List<byte> { 0x80, 2, (byte)'}', (byte)'(' };
-        p.AddRange(Encoding.Latin1.GetBytes("X\u0005\0\0\0first"));
-        p.AddRange(Encoding.Latin1.GetBytes("ctorch._utils\n_rebuild_tensor_v2\n((X\u0007\0\0\0storagectorch\nFloatStorage\nX\u0001\0\0\00X\u0003\0\0\0cpuK\u0004tQK\0"));
-        foreach (var dims in new[] { shape, stride })
-        {
-            p.Add((byte)'(');
-            foreach (var d in dims) { p.Add((byte)'J'); p.AddRange(BitConverter.GetBytes((int)d)); }
-            p.Add((byte)'t');
-        }
-        p.AddRange(Encoding.Latin1.GetBytes("\u0089ccollections\nOrderedDict\n)RtRu."));
-        using (var zip = ZipFile.Open(path, ZipArchiveMode.Create))
-        {
-            using (var s = zip.CreateEntry("views/data.pkl").Open()) s.Write(p.ToArray());
-            using (var s = zip.CreateEntry("views/data/0").Open()) s.Write(new byte[16]);
-        }
+        WriteOneTensor(path, "FloatStorage", new byte[16], 4, shape, stride);
         using var file = TorchCheckpointFile.Open(path);
         var view = (PickleTensor)((PickleDict)file.Root!).Get("first")!;
         if (error is null)
@@ -84,6 +70,41 @@ public class HostileInteropFileTests(ITestOutputHelper output)
             return;
         }
         Assert.Contains(error, Assert.Throws<InvalidDataException>(() => file.CheckFits(view, "first")).Message);
+    }
+
+    [Theory]
+    [InlineData("HalfStorage")]
+    [InlineData("BFloat16Storage")]
+    public void Half_precision_storages_are_widened_to_float32(string storage)
+    {
+        float[] values = [1.5f, -2.25f, 0.125f, 1024f];                             // exact in fp16 and bf16
+        var bytes = storage == "HalfStorage"
+            ? values.SelectMany(v => BitConverter.GetBytes((Half)v)).ToArray()
+            : values.SelectMany(v => BitConverter.GetBytes((ushort)(BitConverter.SingleToUInt32Bits(v) >> 16))).ToArray();
+        using var folder = NewFolder();
+        var path = Path.Combine(folder.Path, "half.pt");
+        WriteOneTensor(path, storage, bytes, 4, [2, 2], [2, 1]);
+        using var file = TorchCheckpointFile.Open(path);
+        using var t = file.ReadFloat32((PickleTensor)((PickleDict)file.Root!).Get("first")!, "first");
+        Assert.Equal(values, t.data<float>().ToArray());
+    }
+
+    /// <summary>A torch.save-style zip holding {"first": tensor(shape, stride) over storage 0 of the given class and bytes}.</summary>
+    private static void WriteOneTensor(string path, string storageClass, byte[] data, int numel, long[] shape, long[] stride)
+    {
+        var p = new List<byte> { 0x80, 2, (byte)'}', (byte)'(' };
+        p.AddRange(Encoding.Latin1.GetBytes("X\u0005\0\0\0first"));
+        p.AddRange(Encoding.Latin1.GetBytes($"ctorch._utils\n_rebuild_tensor_v2\n((X\u0007\0\0\0storagectorch\n{storageClass}\nX\u0001\0\0\00X\u0003\0\0\0cpuK{(char)numel}tQK\0"));
+        foreach (var dims in new[] { shape, stride })
+        {
+            p.Add((byte)'(');
+            foreach (var d in dims) { p.Add((byte)'J'); p.AddRange(BitConverter.GetBytes((int)d)); }
+            p.Add((byte)'t');
+        }
+        p.AddRange(Encoding.Latin1.GetBytes("\u0089ccollections\nOrderedDict\n)RtRu."));
+        using var zip = ZipFile.Open(path, ZipArchiveMode.Create);
+        using (var s = zip.CreateEntry("archive/data.pkl").Open()) s.Write(p.ToArray());
+        using (var s = zip.CreateEntry("archive/data/0").Open()) s.Write(data);
     }
 
     [Fact]
