@@ -66,6 +66,12 @@ public class SafetensorsTests
                      "\"vocab_size\": 64", "\"code_length\": 4", "\"num_tables\": 4", "\"extra_bits\": 2", "\"rotary_pct\": 0.25", "\"norm\": \"rmsnorm\"" })
             Assert.Contains(key, json);
         Assert.Null(LanguageModel.ReadSafetensorsTokenizer(folder.Path));
+        using var file = SafetensorsFile.Open(Path.Combine(folder.Path, "model.safetensors"));
+        var names = file.Entries.Select(e => e.Name).ToList();
+        Assert.Equal(model.state_dict().Keys, names);                              // the state-dict names, in order
+        Assert.Contains("head.weight", names);
+        Assert.All(file.Entries, e => Assert.Equal("F32", e.Dtype));
+        Assert.True(file.Metadata.ContainsKey(SafetensorsFile.ChecksumKey));
     }
 
     [Fact]
