@@ -238,7 +238,7 @@ public class GptNeoXCheckpointTests
     }
 
     [Fact]
-    public void MLContext_imports_a_checkpoint_as_a_transformer_that_generates()
+    public void MLContext_import_of_a_checkpoint_needs_a_tokenizer_that_fits_its_vocabulary()
     {
         var ml = new MLContext(seed: 1);
         var tokenizer = new ByteLevelTokenizer();
