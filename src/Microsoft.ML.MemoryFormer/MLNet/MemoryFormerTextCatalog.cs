@@ -18,6 +18,9 @@ public sealed class MemoryFormerTextCatalog
 
     private IHostEnvironment Environment => MLNetInternals.GetEnvironment(mlContext);
 
+    /// <summary>The MLContext this catalog belongs to (for catalog extensions in other folders, e.g. Interop).</summary>
+    internal MLContext Context => mlContext;
+
     /// <summary>A causal MemoryFormer language model trained on <paramref name="textColumnName"/>.</summary>
     /// <param name="textColumnName">Column of training documents.</param>
     /// <param name="promptColumnName">Column of prompts the transformer continues.</param>
