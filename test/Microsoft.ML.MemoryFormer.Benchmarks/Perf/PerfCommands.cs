@@ -20,6 +20,7 @@ internal static class PerfCommands
             perf.AddCommand<ProfileCommand>("profile").WithDescription("Phase breakdown of one Memory Layer fwd+bwd.");
             perf.AddCommand<CheckpointCommand>("checkpoint").WithDescription("Write and resume a training checkpoint: size, time, peak memory.");
             perf.AddCommand<OpenMPCommand>("openmp").WithDescription("What idle OpenMP workers spinning after a torch op cost the managed kernels.");
+            perf.AddCommand<ProbeCommand>("probe").WithDescription("Issue 16 probe: hits on 1/8/33.5 MB tables; blocked column-tiled gather vs today's kernel.");
             perf.AddCommand<OnnxCommand>("onnx").WithDescription("ONNX Runtime CPU vs this library: batched classification scoring and batch-1 decode.");
         });
         return config;
