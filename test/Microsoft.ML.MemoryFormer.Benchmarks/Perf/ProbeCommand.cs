@@ -141,11 +141,15 @@ internal sealed class ProbeCommand : Command<ProbeCommand.Settings>
 
                 Action[] bodies = [() => TodayForward(table, rows, weights, n, yToday), () => Fwd(1), () => Fwd(4), TodayForwardBackward, FwdBwd];
                 var times = Timing.InterleaveRounds(bodies, rounds);
-                double Ratio(int today, int blocked) => Timing.Median(times[today].Zip(times[blocked], (a, b) => a / b));
+                string Ratio(int today, int blocked)
+                {
+                    var ratios = times[today].Zip(times[blocked], (a, b) => a / b).Order().ToArray();
+                    return FormattableString.Invariant($"{Timing.Median(ratios):F2} ({ratios[0]:F2}–{ratios[^1]:F2})");
+                }
                 var ms = times.Select(Timing.Median).ToArray();
                 result.AddRow(w, blockKb, g, ms[0], ms[1], Ratio(0, 1), ms[2], Ratio(0, 2), ms[3], ms[4], Ratio(3, 4), $"{dyMax:G2}, {dtMax:G2}, {dwMax:G2}");
             }
-        result.AddNote($"{rounds} interleaved rounds per row (today fwd, blocked fwd ×2, today fwd+bwd, blocked fwd+bwd); ratio = median of per-round ratios");
+        result.AddNote($"{rounds} interleaved rounds per row (today fwd, blocked fwd ×2, today fwd+bwd, blocked fwd+bwd); ratio = median of the per-round ratios (lowest–highest round)");
         result.AddNote("today fwd+bwd = FusedMemoryGather through autograd (hit sort, row pass with weight-gradient dots, fresh table gradient); blocked fwd+bwd = blocked fwd (4 tokens) + blocked bwd (gradient block zeroed and accumulated in L2, per-tile dots summed in tile order)");
         result.AddNote("rows: uniform random bucket per chunk; weights U(0,1); hashing excluded from both");
         result.AddNote(machine);

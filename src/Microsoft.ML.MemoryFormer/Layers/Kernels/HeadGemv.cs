@@ -42,9 +42,15 @@ internal static class HeadGemv
     }
 
     /// <summary>y [B, V] = x [B, d] · w [V, d]ᵀ over raw contiguous fp32 memory.</summary>
-    public static unsafe void Compute(float* x, int b, float* w, int v, int d, float* y)
+    public static unsafe void Compute(float* x, int b, float* w, int v, int d, float* y) => Compute(x, b, w, null, v, d, y);
+
+    /// <summary>
+    /// y [B, V] = x [B, d] · w [V, d]ᵀ with w in bf16 when <paramref name="w16"/> is not null (half the bytes streamed;
+    /// widened to fp32, fp32 accumulation), else from the fp32 <paramref name="w"/>.
+    /// </summary>
+    public static unsafe void Compute(float* x, int b, float* w, ushort* w16, int v, int d, float* y)
     {
-        nint xp = (nint)x, wp = (nint)w, yp = (nint)y;
+        nint xp = (nint)x, wp = (nint)w, w16p = (nint)w16, yp = (nint)y;
         int blockRows = (int)Math.Max(4, BlockBytes / (4L * d) / 4 * 4);
         int blocks = (v + blockRows - 1) / blockRows, next = 0;
         int workers = Math.Max(1, Math.Min(get_num_threads(), Environment.ProcessorCount));
@@ -57,7 +63,12 @@ internal static class HeadGemv
                 {
                     int start = block * blockRows, end = Math.Min(v, start + blockRows);
                     for (int i = 0; i < b; i++)
-                        DotRows((float*)xp + ((long)i * d), (float*)wp, d, start, end, (float*)yp + ((long)i * v));
+                    {
+                        if (w16p != 0)
+                            DotRowsBf16((float*)xp + ((long)i * d), (ushort*)w16p, d, start, end, (float*)yp + ((long)i * v));
+                        else
+                            DotRows((float*)xp + ((long)i * d), (float*)wp, d, start, end, (float*)yp + ((long)i * v));
+                    }
                 }
             }
         });
@@ -92,4 +103,44 @@ internal static class HeadGemv
         for (; r < end; r++)
             y[r] = RowKernels.Dot(x, w + ((long)r * d), d);
     }
+
+    /// <summary>y[r] = ⟨x, w[r]⟩ for vocabulary rows start … end−1, w in bf16 (each value widened: its bits shifted up 16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void DotRowsBf16(float* x, ushort* w, int d, int start, int end, float* y)
+    {
+        int r = start;
+        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported && d % 16 == 0)
+        {
+            for (; r + 4 <= end; r += 4)
+            {
+                ushort* w0 = w + ((long)r * d), w1 = w0 + d, w2 = w1 + d, w3 = w2 + d;
+                Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
+                for (int c = 0; c < d; c += 16)
+                {
+                    Sse.Prefetch0(w0 + c + (2 * PrefetchRows * d));             // as many bytes ahead as the fp32 kernel
+                    var xv = Vector512.Load(x + c);
+                    a0 = Avx512F.FusedMultiplyAdd(Widen(w0 + c), xv, a0);
+                    a1 = Avx512F.FusedMultiplyAdd(Widen(w1 + c), xv, a1);
+                    a2 = Avx512F.FusedMultiplyAdd(Widen(w2 + c), xv, a2);
+                    a3 = Avx512F.FusedMultiplyAdd(Widen(w3 + c), xv, a3);
+                }
+                y[r] = Vector512.Sum(a0);
+                y[r + 1] = Vector512.Sum(a1);
+                y[r + 2] = Vector512.Sum(a2);
+                y[r + 3] = Vector512.Sum(a3);
+            }
+        }
+        for (; r < end; r++)
+        {
+            float sum = 0f;
+            ushort* row = w + ((long)r * d);
+            for (int c = 0; c < d; c++)
+                sum += x[c] * BitConverter.UInt32BitsToSingle((uint)row[c] << 16);
+            y[r] = sum;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector512<float> Widen(ushort* p) =>
+        Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Vector256.Load(p)), 16).AsSingle();
 }
