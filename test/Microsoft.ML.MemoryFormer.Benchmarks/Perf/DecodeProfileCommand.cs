@@ -49,7 +49,8 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
             ("MF fused blocks only", double.NaN, () => BlocksMs(mf, tokens)),
             ("step: MF fused", double.NaN, () => StepMs(mf, fused: true, tokens)),
             ("step: MF general", double.NaN, () => StepMs(mf, fused: false, tokens)),
-            ("step: dense", double.NaN, () => StepMs(dense, fused: false, tokens)),
+            ("step: dense fused", double.NaN, () => StepMs(dense, fused: true, tokens)),
+            ("step: dense general", double.NaN, () => StepMs(dense, fused: false, tokens)),
         };
         if (!string.IsNullOrEmpty(settings.Parts))
             parts = parts.Where(p => settings.Parts.Split(',').Any(o => p.Name.Contains(o, StringComparison.Ordinal))).ToArray();
