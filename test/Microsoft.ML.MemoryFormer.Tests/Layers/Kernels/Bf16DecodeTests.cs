@@ -91,6 +91,24 @@ public class Bf16DecodeTests
         Assert.True(agree >= 20, $"greedy texts agree on the first {agree} of {fp32.Length} tokens only");
     }
 
+    [Theory]
+    [InlineData(64, 1003)]     // pairs of bf16 per 32-bit lane (d a multiple of 32)
+    [InlineData(48, 517)]      // 16 values widened at a time
+    [InlineData(37, 99)]       // scalar
+    public unsafe void Bf16_head_gemv_equals_a_linear_layer_over_the_rounded_weights(int width, int vocabulary)
+    {
+        random.manual_seed(width);
+        using var weight = randn(vocabulary, width);
+        using var x = randn(1, width);
+        var copy = Bf16Matrix.From(weight);
+        using var rounded = weight.to(ScalarType.BFloat16).to(ScalarType.Float32);   // torch rounds to nearest even too
+        using var expected = x.matmul(rounded.t());
+        using var actual = empty(1, vocabulary);
+        HeadGemv.Compute(TensorMemory.Floats(x), 1, TensorMemory.Floats(weight), copy.Pointer, vocabulary, width, TensorMemory.Floats(actual));
+        GC.KeepAlive(copy);
+        Assert.True(allclose(actual, expected, 1e-4, 1e-4), $"max diff {(actual - expected).abs().max().item<float>()}");
+    }
+
     [Fact]
     public void Bf16_rounding_is_to_nearest_with_ties_to_even()
     {
