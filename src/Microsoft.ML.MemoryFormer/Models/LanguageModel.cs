@@ -43,9 +43,10 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
     /// Bandwidth-lean decode: with <paramref name="enabled"/> true, rounds the LM head (and, for the dense baseline, the
     /// attention and MLP matrices) to bf16 copies that the fused batch-1 CPU decode step reads instead of the fp32
     /// weights, halving the bytes a step streams; fp32 accumulation. Opt-in, inference only: training, batched scoring
-    /// and the general path keep the fp32 weights, and the copies are a snapshot, so call this again after the weights
-    /// change (training, loading). MemoryFormer's tables stay fp32 (a decode step reads only K rows of each). False drops
-    /// the copies. The accuracy cost is measured in docs/benchmarks.md (<c>perf decode</c>).
+    /// and the general path keep the fp32 weights. The copies are a snapshot: switching the model to training mode drops
+    /// them; after the weights change otherwise (loading into this model), call this again. MemoryFormer's tables stay
+    /// fp32 (a decode step reads only K rows of each). False drops the copies. Speed and accuracy cost are measured in
+    /// docs/benchmarks.md (<c>perf decode</c>, <c>perf bf16</c>).
     /// </summary>
     /// <exception cref="InvalidOperationException">The model is not on the CPU in float32.</exception>
     public unsafe void UseBFloat16Inference(bool enabled = true)
@@ -69,6 +70,14 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
             throw new InvalidOperationException($"bf16 inference copies are made from CPU float32 weights; this model has {bad.dtype} on {bad.device_type}. " +
                 "Move the model to the CPU in float32 first (model.to(CPU, float32)).");
         bf16Copies = weights.ToDictionary(w => (nint)TensorMemory.Floats(w), Bf16Matrix.From);
+    }
+
+    /// <summary>Switches training mode; switching it on drops any bf16 inference copies, which training would leave stale.</summary>
+    public override void train(bool on = true)
+    {
+        if (on)
+            bf16Copies = null;
+        base.train(on);
     }
 
     /// <summary>The bf16 copy of <paramref name="weight"/> made by <see cref="UseBFloat16Inference"/>, or null.</summary>

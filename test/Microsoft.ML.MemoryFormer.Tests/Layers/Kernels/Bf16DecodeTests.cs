@@ -76,6 +76,18 @@ public class Bf16DecodeTests
     }
 
     [Fact]
+    public void Switching_to_training_mode_drops_the_bf16_copies_so_they_cannot_go_stale()
+    {
+        using var model = Model("memoryformer", 6);
+        model.UseBFloat16Inference();
+        model.eval();                                                            // eval keeps them
+        Assert.True(model.BFloat16Inference);
+        model.train();
+        model.eval();
+        Assert.False(model.BFloat16Inference);
+    }
+
+    [Fact]
     public void Greedy_text_with_bf16_matches_fp32_on_a_confident_model()
     {
         // A model whose head strongly prefers one continuation per token: bf16 must not change greedy choices.
