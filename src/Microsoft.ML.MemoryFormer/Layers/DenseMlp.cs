@@ -22,6 +22,12 @@ internal sealed class DenseMlp : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>The first projection d → 4d (read by the fused decode step).</summary>
+    internal Linear Expand => expand;
+
+    /// <summary>The second projection 4d → d (read by the fused decode step).</summary>
+    internal Linear Project => project;
+
     /// <summary>x [N, d] → [N, d].</summary>
     public override Tensor forward(Tensor x) => project.call(activation.call(expand.call(x)));
 }

@@ -17,6 +17,9 @@ internal sealed class DenseQkv : nn.Module<Tensor, (Tensor Q, Tensor K, Tensor V
         RegisterComponents();
     }
 
+    /// <summary>The fused Q/K/V projection d → 3d (read by the fused decode step).</summary>
+    internal Linear Projection => qkv;
+
     /// <summary>x [N, d] → Q, K, V each [N, d].</summary>
     public override (Tensor Q, Tensor K, Tensor V) forward(Tensor x)
     {

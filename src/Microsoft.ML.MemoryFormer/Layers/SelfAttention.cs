@@ -40,6 +40,9 @@ internal sealed class SelfAttention : nn.Module
     /// <summary>The rotary embedding applied to Q and K.</summary>
     internal RotaryEmbedding Rotary => rotary;
 
+    /// <summary>The dense baseline's output projection W_O; null for MemoryFormer (read by the fused decode step).</summary>
+    internal Linear? Output => output;
+
     /// <summary>x [B, T, d] (normalised) → [B, T, d]; <paramref name="cache"/> is this layer's KV cache, if any.</summary>
     public Tensor Forward(Tensor x, AttentionContext context, AttentionCache? cache)
     {

@@ -34,6 +34,57 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
     /// </summary>
     internal bool UseFusedDecode { get; set; } = true;
 
+    private Dictionary<nint, Bf16Matrix>? bf16Copies;
+
+    /// <summary>Whether the fused CPU decode step reads bf16 copies of the dense matrices (<see cref="UseBFloat16Inference"/>).</summary>
+    public bool BFloat16Inference => bf16Copies is not null;
+
+    /// <summary>
+    /// Bandwidth-lean decode: with <paramref name="enabled"/> true, rounds the LM head (and, for the dense baseline, the
+    /// attention and MLP matrices) to bf16 copies that the fused batch-1 CPU decode step reads instead of the fp32
+    /// weights, halving the bytes a step streams; fp32 accumulation. Opt-in, inference only: training, batched scoring
+    /// and the general path keep the fp32 weights. The copies are a snapshot: switching the model to training mode drops
+    /// them; after the weights change otherwise (loading into this model), call this again. MemoryFormer's tables stay
+    /// fp32 (a decode step reads only K rows of each). False drops the copies. Speed and accuracy cost are measured in
+    /// docs/benchmarks.md (<c>perf decode</c>, <c>perf bf16</c>).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The model is not on the CPU in float32.</exception>
+    public unsafe void UseBFloat16Inference(bool enabled = true)
+    {
+        if (!enabled)
+        {
+            bf16Copies = null;
+            return;
+        }
+        var weights = new List<Tensor> { head.weight! };
+        if (Config.Kind == TransformerKind.Dense)
+            foreach (var block in backbone.Blocks)
+            {
+                weights.Add(((DenseQkv)block.Attention.Qkv).Projection.weight!);
+                weights.Add(block.Attention.Output!.weight!);
+                weights.Add(((DenseMlp)block.Ffn).Expand.weight!);
+                weights.Add(((DenseMlp)block.Ffn).Project.weight!);
+            }
+        var bad = weights.FirstOrDefault(w => !TensorMemory.IsCpuFloat32(w) || !w.is_contiguous());
+        if (bad is not null)
+            throw new InvalidOperationException($"bf16 inference copies are made from CPU float32 weights; this model has {bad.dtype} on {bad.device_type}. " +
+                "Move the model to the CPU in float32 first (model.to(CPU, float32)).");
+        bf16Copies = weights.ToDictionary(w => (nint)TensorMemory.Floats(w), Bf16Matrix.From);
+    }
+
+    /// <summary>Switches training mode; switching it on drops any bf16 inference copies, which training would leave stale.</summary>
+    public override void train(bool on = true)
+    {
+        if (on)
+            bf16Copies = null;
+        base.train(on);
+    }
+
+    /// <summary>The bf16 copy of <paramref name="weight"/> made by <see cref="UseBFloat16Inference"/>, or null.</summary>
+    internal unsafe Bf16Matrix? BFloat16Copy(Tensor weight) =>
+        bf16Copies is not null && TensorMemory.IsCpuFloat32(weight) && bf16Copies.TryGetValue((nint)TensorMemory.Floats(weight), out var copy)
+            && copy.Rows == weight.shape[0] && copy.Columns == weight.shape[1] ? copy : null;
+
     /// <summary>The embedding, blocks and final norm, for fine-tuning with another head.</summary>
     public TransformerBackbone Backbone => backbone;
 

@@ -36,7 +36,6 @@ internal sealed class DecodeCommand : Command<DecodeCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         settings.Apply();
-        if (double.IsNaN(BandwidthCommand.CopyGBps)) BandwidthCommand.Measure(settings);
         Measure(settings, settings.Width, settings.Vocabulary).Publish(settings.Output);
         return 0;
     }
@@ -48,42 +47,72 @@ internal sealed class DecodeCommand : Command<DecodeCommand.Settings>
 
     private static PerfTable Measure(PerfSettings settings, int? requestedWidth, int vocabulary)
     {
-        int width = requestedWidth ?? (settings.Quick ? 512 : 1024), newTokens = settings.Quick ? 32 : 128;
+        int width = requestedWidth ?? (settings.Quick ? 512 : 1024), newTokens = settings.Quick ? 32 : 128, rounds = settings.Quick ? 3 : 5;
+        string machine = MachineFigures.Measure(settings);
         double readGBps = BandwidthCommand.CopyGBps / 2;                        // copy counts read + write; decode mostly reads
         var table = new PerfTable("decode", $"Batch-1 decode with KV cache, d={width}, 6 layers, vocab {vocabulary}, {newTokens} new tokens",
-            "model", "ms/token", "tokens/s", "MB read/token", "bound tokens/s", "% of bound", "MF ÷ dense");
-        var dense = Run(TransformerKind.Dense, width, vocabulary, newTokens);
-        var mf = Run(TransformerKind.MemoryFormer, width, vocabulary, newTokens);
-        foreach (var (name, r) in new[] { ("dense", dense), ("MemoryFormer", mf) })
+            "model", "step", "weights", "ms/token", "tokens/s", "MB read/token", "bound tokens/s", "% of bound", "MF ÷ dense (same step, precision)");
+        using var dense = NewModel(TransformerKind.Dense, width, vocabulary);
+        using var mf = NewModel(TransformerKind.MemoryFormer, width, vocabulary);
+        // Variants, timed interleaved round by round (each a whole generation; its median step time counts).
+        var variants = new (string Model, string Step, bool Bf16, LanguageModel Network)[]
         {
-            double bound = readGBps * 1e3 / r.MegabytesPerToken;
-            table.AddRow(name, r.MsPerToken, 1000 / r.MsPerToken, r.MegabytesPerToken, bound, 100 * (1000 / r.MsPerToken) / bound,
-                name == "dense" ? "" : (dense.MsPerToken / mf.MsPerToken).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×");
+            ("dense", "op by op", false, dense), ("dense", "fused", false, dense), ("MemoryFormer", "fused", false, mf),
+            ("dense", "fused", true, dense), ("MemoryFormer", "fused", true, mf),
+        };
+        var ms = variants.Select(_ => new List<double>()).ToArray();
+        for (int round = -1; round < rounds; round++)
+            for (int i = 0; i < variants.Length; i++)
+            {
+                var v = variants[i];
+                v.Network.UseFusedDecode = v.Step == "fused";
+                v.Network.UseBFloat16Inference(v.Bf16);
+                double median = MedianStepMs(v.Network, newTokens, vocabulary);
+                if (round >= 0) ms[i].Add(median);
+                v.Network.UseFusedDecode = true;
+                v.Network.UseBFloat16Inference(false);
+            }
+        for (int i = 0; i < variants.Length; i++)
+        {
+            var v = variants[i];
+            double step = Timing.Median(ms[i]), megabytes = Megabytes(v.Network.Config.Kind, width, vocabulary, v.Bf16);
+            double bound = readGBps * 1e3 / megabytes;
+            int denseIndex = Array.FindIndex(variants, d => d.Model == "dense" && d.Step == v.Step && d.Bf16 == v.Bf16);
+            string ratio = v.Model == "dense" ? "" : RatioText(ms[denseIndex], ms[i]);
+            table.AddRow(v.Model, v.Step, v.Bf16 ? "bf16 head" + (v.Model == "dense" ? " + matrices" : "") : "fp32", step, 1000 / step, megabytes, bound, 100 * (1000 / step) / bound, ratio);
         }
-        table.AddNote($"median ms per decode step over 3 generations after a warm-up one (prefill excluded); bound = bytes read per token at half the copy bandwidth ({readGBps:F1} GB/s); bytes: every dense matrix incl. the head, K rows per Memory Layer");
+        table.AddNote($"{rounds} interleaved rounds after a warm-up one; per variant the median over rounds of one generation's median ms per step (prefill excluded); " +
+            "MF ÷ dense = median of the per-round ratios of dense to MF step time (lowest–highest round), both decoded by the same fused step at the same precision");
+        table.AddNote($"bound = bytes read per token at half the copy bandwidth ({readGBps:F1} GB/s); bytes: every dense matrix incl. the head (2 bytes a weight in bf16), K rows per Memory Layer (fp32)");
+        table.AddNote("random weights; bf16 = LanguageModel.UseBFloat16Inference() (MemoryFormer: the head; dense: the head and every matrix); its accuracy cost: perf bf16");
+        table.AddNote(machine);
         return table;
     }
 
-    private static (double MsPerToken, double MegabytesPerToken) Run(TransformerKind kind, int width, int vocabulary, int newTokens)
+    private static string RatioText(List<double> dense, List<double> mf)
+    {
+        var ratios = dense.Zip(mf, (d, m) => d / m).Order().ToArray();
+        return FormattableString.Invariant($"{Timing.Median(ratios):F2}× ({ratios[0]:F2}–{ratios[^1]:F2})");
+    }
+
+    private static LanguageModel NewModel(TransformerKind kind, int width, int vocabulary)
     {
         random.manual_seed(3);
-        var config = new MemoryFormerConfig
+        var model = new LanguageModel(new MemoryFormerConfig
         {
             Kind = kind, VocabularySize = vocabulary, Width = width, Layers = 6, Heads = width / 64, ContextLength = 256,
-        };
-        using var model = new LanguageModel(config);
+        });
         model.eval();
-        var perRun = new List<double>();
-        for (int run = 0; run < 4; run++)
-        {
-            double median = MedianStepMs(model, newTokens, vocabulary);
-            if (run > 0) perRun.Add(median);
-        }
-        double d = width, v = vocabulary, k = width / 8.0;
-        double floats = kind == TransformerKind.Dense
-            ? 6 * 12 * d * d + v * d                                               // Q,K,V,O + 4d MLP, head
-            : 6 * (3 * k * d + k * (k * 10) + k * d) + v * d;                       // Q,K,V; ML1 → K(τ+2); ML2; head
-        return (perRun.OrderBy(x => x).ElementAt(perRun.Count / 2), floats * 4 / 1e6);
+        return model;
+    }
+
+    /// <summary>MB of weights one decode step reads.</summary>
+    private static double Megabytes(TransformerKind kind, int width, int vocabulary, bool bf16)
+    {
+        double d = width, v = vocabulary, k = width / 8.0, matrixBytes = bf16 ? 2 : 4;
+        return kind == TransformerKind.Dense
+            ? (6 * 12 * d * d + v * d) * matrixBytes / 1e6                                   // Q,K,V,O + 4d MLP, head
+            : ((6 * (3 * k * d + k * (k * 10) + k * d) * 4) + (v * d * matrixBytes)) / 1e6;  // Q,K,V; ML1 → K(τ+2); ML2 (fp32); head
     }
 
     /// <summary>

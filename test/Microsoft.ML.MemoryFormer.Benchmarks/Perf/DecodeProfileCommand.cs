@@ -34,6 +34,7 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
     public static PerfTable Measure(Settings settings)
     {
         int width = settings.Quick ? 512 : 1024, rounds = settings.Quick ? 2 : 5, tokens = settings.Quick ? 24 : 64;
+        string machine = MachineFigures.Measure(settings);
         var table = new PerfTable("decode-profile", $"One batch-1 decode step, d={width}, 6 layers, vocab 50304: median ms over {rounds} interleaved rounds",
             "part", "median ms", "min ms", "GB/s");
         using var mf = NewModel(TransformerKind.MemoryFormer, width);
@@ -41,15 +42,18 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
         var weight = mf.named_parameters().First(p => p.name == "head.weight").parameter;
         var x = randn(1, width);
         double headMb = weight.numel() * 4 / 1e6;
+        var weight16 = Bf16Matrix.From(weight);                                  // LanguageModel.UseBFloat16Inference's copy
         var parts = new (string Name, double MegaBytes, Func<double> Time)[]
         {
             ("head: managed HeadGemv", headMb, () => Time(() => HeadGemv.Apply(x, weight))),
+            ("head: managed HeadGemv, bf16 weights", headMb / 2, () => Time(() => HeadBf16(x, weight, weight16))),
             ("head: torch linear", headMb, () => Time(() => nn.functional.linear(x, weight))),
             ("head: torch mv", headMb, () => Time(() => mv(weight, x[0]))),
             ("MF fused blocks only", double.NaN, () => BlocksMs(mf, tokens)),
             ("step: MF fused", double.NaN, () => StepMs(mf, fused: true, tokens)),
             ("step: MF general", double.NaN, () => StepMs(mf, fused: false, tokens)),
-            ("step: dense", double.NaN, () => StepMs(dense, fused: false, tokens)),
+            ("step: dense fused", double.NaN, () => StepMs(dense, fused: true, tokens)),
+            ("step: dense general", double.NaN, () => StepMs(dense, fused: false, tokens)),
         };
         if (!string.IsNullOrEmpty(settings.Parts))
             parts = parts.Where(p => settings.Parts.Split(',').Any(o => p.Name.Contains(o, StringComparison.Ordinal))).ToArray();
@@ -68,6 +72,7 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
             double median = s[s.Length / 2];
             table.AddRow(parts[p].Name, median, s[0], parts[p].MegaBytes / median);
         }
+        table.AddNote(machine);
         table.AddNote("head: x [1, d] · Wᵀ, W [50304, d], median of 20 calls per round; step: median step of a greedy generation of " +
             $"{tokens} tokens after a 16-token prompt (prefill excluded); GB/s = weight bytes / median time");
         return table;
@@ -82,6 +87,15 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
         });
         model.eval();
         return model;
+    }
+
+    /// <summary>The head GEMV over the bf16 copy, as the fused decode step runs it after <c>UseBFloat16Inference()</c>.</summary>
+    private static unsafe Tensor HeadBf16(Tensor x, Tensor weight, Bf16Matrix weight16)
+    {
+        var y = empty(1, weight.shape[0]);
+        HeadGemv.Compute(TensorMemory.Floats(x), 1, TensorMemory.Floats(weight), weight16.Pointer, (int)weight.shape[0], (int)weight.shape[1], TensorMemory.Floats(y));
+        GC.KeepAlive(weight16);
+        return y;
     }
 
     private static double Time(Func<Tensor> body)

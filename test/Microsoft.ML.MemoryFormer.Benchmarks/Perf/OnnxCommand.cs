@@ -41,7 +41,7 @@ internal sealed class OnnxCommand : Command<OnnxCommand.Settings>
     {
         settings.Apply();
         BandwidthCommand.Measure(settings);
-        double gflops = GemmGflops();
+        double gflops = MachineFigures.GemmGflops();
         var table = new PerfTable("onnx", $"ONNX Runtime {OrtVersion()} CPU vs this library (TorchSharp), d={settings.Width}, 4 layers, same weights",
             "workload", "library ms", "ONNX Runtime ms", "ORT ÷ library time", "max |diff|");
         Classification(settings, table);
@@ -159,16 +159,6 @@ internal sealed class OnnxCommand : Command<OnnxCommand.Settings>
             times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         }
         return times.Skip(1).Order().ElementAt((times.Count - 1) / 2);
-    }
-
-    /// <summary>fp32 GEMM throughput of this machine now: the best of 5 torch.mm 1024³ after a warm-up.</summary>
-    private static double GemmGflops()
-    {
-        const int n = 1024;
-        using var a = randn(n, n);
-        using var b = randn(n, n);
-        var sample = Timing.Measure(() => { using var c = a.mm(b); }, 1, 5);
-        return 2.0 * n * n * n / (sample.Min * 1e6);
     }
 
     private static string OrtVersion() => typeof(InferenceSession).Assembly.GetName().Version?.ToString(3) ?? "";

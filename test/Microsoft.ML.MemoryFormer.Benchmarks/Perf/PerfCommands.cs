@@ -12,7 +12,7 @@ internal static class PerfCommands
             perf.SetDescription("Performance benchmarks of issue 7: MemoryFormer vs dense, side by side in one run.");
             perf.AddCommand<LayerCommand>("layer").WithDescription("Memory Layer vs Linear, fwd and fwd+bwd, d × N sweep.");
             perf.AddCommand<TrainCommand>("train").WithDescription("Training tokens/s, MF vs dense, d=256 and d=512.");
-            perf.AddCommand<DecodeCommand>("decode").WithDescription("Batch-1 decode tokens/s with KV cache, MF vs dense, d=1024.");
+            perf.AddCommand<DecodeCommand>("decode").WithDescription("Batch-1 decode tokens/s with KV cache, MF vs dense (both fused, fp32 and bf16), d=1024.");
             perf.AddCommand<OptimizerCommand>("optimizer").WithDescription("Table AdamW step time vs table size and the bandwidth bound.");
             perf.AddCommand<BandwidthCommand>("bandwidth").WithDescription("Memory-bandwidth probe: a 512 MB tensor copy and sum.");
             perf.AddCommand<AllCommand>("all").WithDescription("Everything above in one run, plus artifacts/perf/summary.md.");
@@ -20,6 +20,8 @@ internal static class PerfCommands
             perf.AddCommand<ProfileCommand>("profile").WithDescription("Phase breakdown of one Memory Layer fwd+bwd.");
             perf.AddCommand<CheckpointCommand>("checkpoint").WithDescription("Write and resume a training checkpoint: size, time, peak memory.");
             perf.AddCommand<OpenMPCommand>("openmp").WithDescription("What idle OpenMP workers spinning after a torch op cost the managed kernels.");
+            perf.AddCommand<ProbeCommand>("probe").WithDescription("Issue 16 probe: hits on 1/8/33.5 MB tables; blocked column-tiled gather vs today's kernel.");
+            perf.AddCommand<Bf16Command>("bf16").WithDescription("Issue 16: accuracy cost of bf16 inference weights (bits/byte, greedy text) on small trained models.");
             perf.AddCommand<OnnxCommand>("onnx").WithDescription("ONNX Runtime CPU vs this library: batched classification scoring and batch-1 decode.");
         });
         return config;

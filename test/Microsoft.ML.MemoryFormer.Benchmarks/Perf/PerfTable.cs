@@ -26,7 +26,7 @@ internal sealed class PerfTable(string name, string title, params string[] colum
         double loadAtEnd = Timing.LoadAverage();
         notes.Add($"load average (1 min) at start {loadAtStart:F2}, at end {loadAtEnd:F2}; torch threads {TorchSharp.torch.get_num_threads()}, " +
             $"{Environment.ProcessorCount} logical CPUs, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
-        var table = new Table().Title(title);
+        var table = new Table().Title(Markup.Escape(title));
         foreach (var c in columns) table.AddColumn(new TableColumn(Markup.Escape(c)).RightAligned());
         foreach (var r in rows) table.AddRow(r.Select(Markup.Escape).ToArray());
         AnsiConsole.Write(table);

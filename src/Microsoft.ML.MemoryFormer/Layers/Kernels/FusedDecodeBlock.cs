@@ -13,7 +13,7 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// </summary>
 /// <remarks>Holds raw pointers into the block's parameters: build it per generation and do not let the model's
 /// parameters be replaced (moved, reloaded into new tensors) while it is in use.</remarks>
-internal sealed unsafe class FusedDecodeBlock
+internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
 {
     private readonly TransformerBlock block;           // keeps the parameters alive
     private readonly int width, heads, headWidth, rotaryDims, hidden;

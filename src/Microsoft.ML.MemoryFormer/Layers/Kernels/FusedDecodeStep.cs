@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Runtime;
 using static TorchSharp.torch;
@@ -10,7 +11,9 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// embedding row → <see cref="FusedDecodeBlock"/> per layer (appending to the KV caches) → final RMSNorm →
 /// <see cref="HeadGemv"/>. Replaces ≈ 30 small torch ops per layer per token. Built per generation for one set of
 /// caches by <see cref="TryCreate"/>, which returns null whenever the general path must run instead (CUDA, other
-/// dtypes, LayerNorm configs, the dense baseline, training mode, batches, <see cref="LanguageModel.UseFusedDecode"/> off).
+/// dtypes, LayerNorm configs, training mode, batches, <see cref="LanguageModel.UseFusedDecode"/> off). The dense baseline
+/// takes the same step with <see cref="FusedDenseDecodeBlock"/>, so decode ratios compare equally optimised models; with
+/// <see cref="LanguageModel.UseBFloat16Inference"/> the head (and the dense baseline's matrices) are read in bf16.
 /// All of the decode step's managed code is here and in <see cref="FusedDecodeBlock"/>; <c>Generation/TokenDecoder.cs</c>
 /// is its only caller.
 /// </summary>
@@ -20,9 +23,10 @@ internal sealed unsafe class FusedDecodeStep
 {
     private readonly LanguageModel model;                 // keeps the parameters alive
     private readonly IReadOnlyList<AttentionCache> caches;
-    private readonly FusedDecodeBlock[] blocks;
+    private readonly IFusedDecodeBlock[] blocks;
     private readonly FusedDecodeBlock.Scratch scratch;
     private readonly float* embedding, finalGain, head;
+    private readonly Bf16Matrix? head16;
     private readonly float finalEpsilon;
     private readonly int width, vocabulary;
 
@@ -32,13 +36,16 @@ internal sealed unsafe class FusedDecodeStep
         this.caches = caches;
         var c = model.Config;
         (width, vocabulary) = (c.Width, c.VocabularySize);
-        blocks = model.Backbone.Blocks.Select(b => new FusedDecodeBlock(b, c)).ToArray();
+        blocks = model.Backbone.Blocks.Select(b => c.Kind == TransformerKind.Dense
+            ? new FusedDenseDecodeBlock(b, c, model.BFloat16Copy)
+            : (IFusedDecodeBlock)new FusedDecodeBlock(b, c)).ToArray();
         scratch = new FusedDecodeBlock.Scratch(c);
         embedding = TensorMemory.Floats(model.Backbone.Embedding.weight!);
         var finalNorm = (RmsNorm)model.Backbone.FinalNorm;
         finalGain = TensorMemory.Floats(finalNorm.Weight);
         finalEpsilon = (float)finalNorm.Epsilon;
         head = TensorMemory.Floats(model.Head.weight!);
+        head16 = model.BFloat16Copy(model.Head.weight!);
     }
 
     /// <summary>The fused step for <paramref name="model"/> decoding one sequence into <paramref name="caches"/>, or null.</summary>
@@ -46,7 +53,7 @@ internal sealed unsafe class FusedDecodeStep
     {
         if (caches is null || caches.Count != model.Config.Layers || !model.UseFusedDecode || !KernelSettings.Current.UseFusedKernels
             || model.training || caches.Any(c => !c.IsBatchOneCpuFloat32)
-            || !model.Backbone.Blocks.All(b => FusedDecodeBlock.Supports(b, model.Config))
+            || !model.Backbone.Blocks.All(b => FusedDecodeBlock.Supports(b, model.Config) || FusedDenseDecodeBlock.Supports(b, model.Config))
             || !model.parameters().All(p => TensorMemory.IsCpuFloat32(p) && p.is_contiguous()))
             return null;
         return new FusedDecodeStep(model, caches);
@@ -57,8 +64,9 @@ internal sealed unsafe class FusedDecodeStep
     {
         Hidden(token);
         var logits = empty(1, vocabulary, ScalarType.Float32);                  // [1, V]
-        HeadGemv.Compute(scratch.Normed, 1, head, vocabulary, width, TensorMemory.Floats(logits));
+        HeadGemv.Compute(scratch.Normed, 1, head, head16 is null ? null : head16.Pointer, vocabulary, width, TensorMemory.Floats(logits));
         GC.KeepAlive(model);
+        GC.KeepAlive(head16);
         return logits;
     }
 

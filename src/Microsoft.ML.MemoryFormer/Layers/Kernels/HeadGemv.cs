@@ -25,6 +25,9 @@ internal static class HeadGemv
     private const long BlockBytes = 1 << 20;
     private const int PrefetchRows = 8;
 
+    /// <summary>Widest d whose even and odd halves of x the bf16 kernel splits on the stack (2 × 32 KB).</summary>
+    private const int MaxPairedWidth = 16384;
+
     /// <summary>True when x [B, d] and weight [V, d] take the managed kernel.</summary>
     public static bool Applies(Tensor x, Tensor weight) =>
         TorchRuntime.UseFusedKernels && !is_grad_enabled() && x.dim() == 2 && x.shape[0] <= MaxRows
@@ -42,9 +45,15 @@ internal static class HeadGemv
     }
 
     /// <summary>y [B, V] = x [B, d] · w [V, d]ᵀ over raw contiguous fp32 memory.</summary>
-    public static unsafe void Compute(float* x, int b, float* w, int v, int d, float* y)
+    public static unsafe void Compute(float* x, int b, float* w, int v, int d, float* y) => Compute(x, b, w, null, v, d, y);
+
+    /// <summary>
+    /// y [B, V] = x [B, d] · w [V, d]ᵀ with w in bf16 when <paramref name="w16"/> is not null (half the bytes streamed;
+    /// widened to fp32, fp32 accumulation), else from the fp32 <paramref name="w"/>.
+    /// </summary>
+    public static unsafe void Compute(float* x, int b, float* w, ushort* w16, int v, int d, float* y)
     {
-        nint xp = (nint)x, wp = (nint)w, yp = (nint)y;
+        nint xp = (nint)x, wp = (nint)w, w16p = (nint)w16, yp = (nint)y;
         int blockRows = (int)Math.Max(4, BlockBytes / (4L * d) / 4 * 4);
         int blocks = (v + blockRows - 1) / blockRows, next = 0;
         int workers = Math.Max(1, Math.Min(get_num_threads(), Environment.ProcessorCount));
@@ -57,7 +66,12 @@ internal static class HeadGemv
                 {
                     int start = block * blockRows, end = Math.Min(v, start + blockRows);
                     for (int i = 0; i < b; i++)
-                        DotRows((float*)xp + ((long)i * d), (float*)wp, d, start, end, (float*)yp + ((long)i * v));
+                    {
+                        if (w16p != 0)
+                            DotRowsBf16((float*)xp + ((long)i * d), (ushort*)w16p, d, start, end, (float*)yp + ((long)i * v));
+                        else
+                            DotRows((float*)xp + ((long)i * d), (float*)wp, d, start, end, (float*)yp + ((long)i * v));
+                    }
                 }
             }
         });
@@ -92,4 +106,79 @@ internal static class HeadGemv
         for (; r < end; r++)
             y[r] = RowKernels.Dot(x, w + ((long)r * d), d);
     }
+
+    /// <summary>y[r] = ⟨x, w[r]⟩ for vocabulary rows start … end−1, w in bf16 (each value widened: its bits shifted up 16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void DotRowsBf16(float* x, ushort* w, int d, int start, int end, float* y)
+    {
+        int r = start;
+        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported && d % 32 == 0 && d <= MaxPairedWidth)
+        {
+            // 32 bf16 values per 512-bit load, as 16 pairs: the even element of a pair is its low half shifted up,
+            // the odd one its high half masked, so two cheap ops widen 32 values; x is split into its even and odd
+            // elements once to match.
+            int half = d / 2;
+            float* xe = stackalloc float[half], xo = stackalloc float[half];
+            for (int i = 0; i < half; i++)
+                (xe[i], xo[i]) = (x[2 * i], x[(2 * i) + 1]);
+            var high = Vector512.Create(0xFFFF0000u);
+            for (; r + 4 <= end; r += 4)
+            {
+                ushort* w0 = w + ((long)r * d), w1 = w0 + d, w2 = w1 + d, w3 = w2 + d;
+                Vector512<float> e0 = Vector512<float>.Zero, e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+                for (int c = 0; c < d; c += 32)
+                {
+                    Sse.Prefetch0(w0 + c + (2 * PrefetchRows * d));             // as many bytes ahead as the fp32 kernel
+                    Vector512<float> xev = Vector512.Load(xe + (c / 2)), xov = Vector512.Load(xo + (c / 2));
+                    Vector512<uint> p0 = Vector512.Load((uint*)(w0 + c)), p1 = Vector512.Load((uint*)(w1 + c)),
+                        p2 = Vector512.Load((uint*)(w2 + c)), p3 = Vector512.Load((uint*)(w3 + c));
+                    e0 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(p0, 16).AsSingle(), xev, e0);
+                    o0 = Avx512F.FusedMultiplyAdd((p0 & high).AsSingle(), xov, o0);
+                    e1 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(p1, 16).AsSingle(), xev, e1);
+                    o1 = Avx512F.FusedMultiplyAdd((p1 & high).AsSingle(), xov, o1);
+                    e2 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(p2, 16).AsSingle(), xev, e2);
+                    o2 = Avx512F.FusedMultiplyAdd((p2 & high).AsSingle(), xov, o2);
+                    e3 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(p3, 16).AsSingle(), xev, e3);
+                    o3 = Avx512F.FusedMultiplyAdd((p3 & high).AsSingle(), xov, o3);
+                }
+                y[r] = Vector512.Sum(e0 + o0);
+                y[r + 1] = Vector512.Sum(e1 + o1);
+                y[r + 2] = Vector512.Sum(e2 + o2);
+                y[r + 3] = Vector512.Sum(e3 + o3);
+            }
+        }
+        else if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported && d % 16 == 0)
+        {
+            for (; r + 4 <= end; r += 4)
+            {
+                ushort* w0 = w + ((long)r * d), w1 = w0 + d, w2 = w1 + d, w3 = w2 + d;
+                Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
+                for (int c = 0; c < d; c += 16)
+                {
+                    Sse.Prefetch0(w0 + c + (2 * PrefetchRows * d));             // as many bytes ahead as the fp32 kernel
+                    var xv = Vector512.Load(x + c);
+                    a0 = Avx512F.FusedMultiplyAdd(Widen(w0 + c), xv, a0);
+                    a1 = Avx512F.FusedMultiplyAdd(Widen(w1 + c), xv, a1);
+                    a2 = Avx512F.FusedMultiplyAdd(Widen(w2 + c), xv, a2);
+                    a3 = Avx512F.FusedMultiplyAdd(Widen(w3 + c), xv, a3);
+                }
+                y[r] = Vector512.Sum(a0);
+                y[r + 1] = Vector512.Sum(a1);
+                y[r + 2] = Vector512.Sum(a2);
+                y[r + 3] = Vector512.Sum(a3);
+            }
+        }
+        for (; r < end; r++)
+        {
+            float sum = 0f;
+            ushort* row = w + ((long)r * d);
+            for (int c = 0; c < d; c++)
+                sum += x[c] * BitConverter.UInt32BitsToSingle((uint)row[c] << 16);
+            y[r] = sum;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector512<float> Widen(ushort* p) =>
+        Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Vector256.Load(p)), 16).AsSingle();
 }

@@ -10,13 +10,16 @@ namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 
 public class FusedDecodeStepTests
 {
-    public static TheoryData<string> Configs => ["nano", "wide", "paper-weights"];
+    public static TheoryData<string> Configs => ["nano", "wide", "paper-weights", "dense", "dense-wide"];
 
     private static MemoryFormerConfig Config(string name) => name switch
     {
         "nano" => MemoryFormerConfig.Nano,
         // τ = 8, rotary on 8 of 32 head dims, τ + 2 = 10-bit chunks in the Memory Block
         "wide" => MemoryFormerConfig.Nano with { Width = 64, Heads = 2, BitsPerChunk = 8, ContextLength = 32, VocabularySize = 100 },
+        // the dense baseline takes the same fused step (FusedDenseDecodeBlock)
+        "dense" => MemoryFormerConfig.Nano with { Kind = TransformerKind.Dense },
+        "dense-wide" => MemoryFormerConfig.Nano with { Kind = TransformerKind.Dense, Width = 64, Heads = 2, ContextLength = 32, VocabularySize = 100 },
         _ => MemoryFormerConfig.Nano with { WeightFunction = HashWeightFunction.SigmoidProduct, Temperature = 0.7, ExtraBits = 1 },
     };
 
@@ -70,6 +73,20 @@ public class FusedDecodeStepTests
     }
 
     [Fact]
+    public void Greedy_tokens_of_the_dense_baseline_with_and_without_the_fused_step_are_identical()
+    {
+        var tokenizer = new ByteLevelTokenizer();
+        random.manual_seed(22);
+        using var model = new LanguageModel(MemoryFormerConfig.Nano with { Kind = TransformerKind.Dense, VocabularySize = tokenizer.ModelVocabularySize });
+        var generator = new TextGenerator(model, tokenizer, CPU);
+        var options = new GenerationOptions { Temperature = 0, MaxNewTokens = 40 };
+        var ids = tokenizer.Encode("To be");
+        var fused = generator.GenerateIds(ids, options, useCache: true);
+        model.UseFusedDecode = false;
+        Assert.Equal(generator.GenerateIds(ids, options, useCache: true), fused);
+    }
+
+    [Fact]
     public void The_general_path_runs_where_the_fused_step_does_not_apply()
     {
         random.manual_seed(1);
@@ -77,7 +94,7 @@ public class FusedDecodeStepTests
         using var layerNorm = new LanguageModel(MemoryFormerConfig.Nano with { Norm = NormKind.LayerNorm, NormEpsilon = 1e-5 });
         using var mf = new LanguageModel(MemoryFormerConfig.Nano);
         foreach (var m in new[] { dense, layerNorm, mf }) m.eval();
-        Assert.Null(FusedDecodeStep.TryCreate(dense, dense.Backbone.NewCaches(1, CPU)));
+        Assert.NotNull(FusedDecodeStep.TryCreate(dense, dense.Backbone.NewCaches(1, CPU)));   // the dense step exists too
         Assert.Null(FusedDecodeStep.TryCreate(layerNorm, layerNorm.Backbone.NewCaches(1, CPU)));
         Assert.Null(FusedDecodeStep.TryCreate(mf, mf.Backbone.NewCaches(2, CPU)));   // a batch
         Assert.Null(FusedDecodeStep.TryCreate(mf, null));                             // no cache
