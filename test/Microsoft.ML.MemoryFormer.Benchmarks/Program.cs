@@ -1,4 +1,5 @@
 using Microsoft.ML.MemoryFormer.Benchmarks.Classification;
+using Microsoft.ML.MemoryFormer.Benchmarks.LanguageModelEval;
 using Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 using Microsoft.ML.MemoryFormer.Benchmarks.Serving;
 using Microsoft.ML.MemoryFormer.Benchmarks.Soak;
@@ -19,6 +20,8 @@ internal static class Program
             config.AddPerfCommands();
             config.AddCommand<LanguageModelBenchmarkCommand>("lm")
                 .WithDescription("MemoryFormer vs the dense baseline as byte-level language models on tinyshakespeare");
+            config.AddCommand<BlimpCommand>("blimp")
+                .WithDescription("Zero-shot BLiMP minimal-pair accuracy of a small MemoryFormer and dense language model");
             config.AddCommand<ClassificationCommand>("classification")
                 .WithDescription("Text classification: MemoryFormer vs FeaturizeText + SdcaMaximumEntropy");
             config.AddTabularCommand();

@@ -136,6 +136,16 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
         return LanguageModelEvaluator.Evaluate(Alive(model), Tokenizer, texts, device, batchSize: 16, cancellationToken);
     }
 
+    /// <summary>
+    /// Zero-shot minimal-pair accuracy (BLiMP style, as lm-evaluation-harness scores it): the share of pairs whose good
+    /// sentence gets a strictly higher summed token log-probability, after an end-of-text token, than its bad one.
+    /// </summary>
+    /// <param name="pairs">(acceptable, unacceptable) sentences; each must be non-empty and fit the context length.</param>
+    /// <param name="cancellationToken">Stops between batches.</param>
+    /// <returns>Accuracy, pair count and mean log-probability margin.</returns>
+    public MinimalPairsMetrics EvaluateMinimalPairs(IEnumerable<(string Good, string Bad)> pairs, CancellationToken cancellationToken = default) =>
+        MinimalPairsEvaluator.Evaluate(Alive(model), Tokenizer, pairs, device, batchSize: 16, cancellationToken);
+
     /// <inheritdoc />
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Mapper(inputSchema).OutputSchema;
 

@@ -48,12 +48,32 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     public ITextTokenizer? Tokenizer;
 
     /// <summary>
-    /// Longest token row, start and separator tokens included (default 128). Truncation policy: each text keeps its
-    /// first tokens; for sentence pairs the longer text is shortened first. Only a window at the head of a long text is
-    /// tokenized, so a 1 MB row costs about as much as a short one (docs/reliability.md, "Bad data"). Batches are padded
-    /// to their longest row only.
+    /// Longest token window, start and separator tokens included (default 128); a single text longer than one window
+    /// is read as up to <see cref="MaxWindowsPerRow"/> windows. Truncation policy: each text keeps its first tokens;
+    /// for sentence pairs (always one window) the longer text is shortened first. Only the head of a long text that
+    /// the windows can hold is tokenized, so a 1 MB row costs about as much as a short one (docs/reliability.md, "Bad
+    /// data"). Batches are padded to their longest window only.
     /// </summary>
     public int MaxTokensPerRow = 128;
+
+    /// <summary>
+    /// Most windows read from one long text (default 4, i.e. the first 4 × 127 = 508 tokens with the default window).
+    /// A text longer than one window is cut into consecutive windows of <see cref="MaxTokensPerRow"/> − 1 tokens (no
+    /// overlap; the last window is moved back to end at the last kept token, so it overlaps its predecessor), each
+    /// starting with the end-of-text token; the encoder scores every window and the row's logits are the mean of its
+    /// windows' logits, in training and in scoring. Rows that fit one window, and sentence pairs, are scored exactly
+    /// as with 1. Training and scoring cost grow with the windows read: a batch of long rows holds up to
+    /// <see cref="MemoryFormerTrainerOptions.BatchSize"/> × this many windows. Saved with the model.
+    /// </summary>
+    public int MaxWindowsPerRow = 4;
+
+    /// <summary>
+    /// After training, fit a softmax temperature on the validation rows (<see cref="MemoryFormerTrainerOptions.ValidationSet"/>,
+    /// or the hold-out of <see cref="MemoryFormerTrainerOptions.ValidationFraction"/> when early stopping is on) to
+    /// minimise their log-loss, and divide the logits by it when scoring (temperature scaling, Guo et al. 2017).
+    /// Predicted labels do not change; probabilities get better calibrated. No effect without validation rows. Default true.
+    /// </summary>
+    public bool CalibrateTemperature = true;
 
     /// <summary>How the row's hidden states are pooled before the linear head (default mean over real tokens).</summary>
     public PoolingKind Pooling = PoolingKind.Mean;
@@ -86,6 +106,7 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
         base.Validate();
         Check(!string.IsNullOrEmpty(LabelColumnName) && !string.IsNullOrEmpty(TextColumnName), nameof(TextColumnName), "and LabelColumnName must be set");
         Check(MaxTokensPerRow >= 3, nameof(MaxTokensPerRow), "must be at least 3");
+        Check(MaxWindowsPerRow is >= 1 and <= 4096, nameof(MaxWindowsPerRow), "must be in [1, 4096]");
         Check(WarmupFraction is >= 0 and < 1, nameof(WarmupFraction), "must be in [0, 1)");
         Check(Dropout is >= 0 and < 1, nameof(Dropout), "must be in [0, 1)");
         Check(EarlyStoppingPatience == 0 || ValidationSet is not null || ValidationFraction > 0, nameof(EarlyStoppingPatience),
@@ -97,7 +118,8 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
 
     internal TextClassifierSettings ToSettings() => new()
     {
-        Architecture = Architecture, Tokenizer = Tokenizer, MaxTokensPerRow = MaxTokensPerRow, Pooling = Pooling,
+        Architecture = Architecture, Tokenizer = Tokenizer, MaxTokensPerRow = MaxTokensPerRow,
+        MaxWindowsPerRow = MaxWindowsPerRow, CalibrateTemperature = CalibrateTemperature, Pooling = Pooling,
         BatchSize = BatchSize, Dropout = Dropout, ClassWeighting = ClassWeighting, ClassWeights = ClassWeights,
         PretrainedCheckpointPath = PretrainedCheckpointPath, PretrainedModel = PretrainedModel,
     };

@@ -24,7 +24,9 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// <para><b>Trainer characteristics</b>: machine learning task multiclass or binary classification; needs
 /// normalization no; needs caching no (rows are read into memory once); required NuGet besides ML.NET
 /// Microsoft.ML.MemoryFormer (TorchSharp-cpu or a CUDA backend). The encoder attends bidirectionally with padded
-/// positions masked; every epoch can be validated on a whole validation set, with early stopping on its accuracy. The
+/// positions masked; a text longer than one window is read as up to <c>MaxWindowsPerRow</c> windows whose logits are
+/// averaged, in training and in scoring; every epoch can be validated on a whole validation set, with early stopping on
+/// its accuracy, and a softmax temperature is then fitted on it (<c>CalibrateTemperature</c>). The
 /// device follows <see cref="MLContext.GpuDeviceId"/> and <see cref="MLContext.FallbackToCpu"/>; a failed or cancelled Fit
 /// disposes everything it built.</para>
 /// </remarks>

@@ -19,6 +19,24 @@ internal static class SequencePooling
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown pooling."),
     };
 
+    /// <summary>
+    /// Outputs of the windows of several rows [W, C], rows' windows consecutive → one output per row [B, C]: the mean of
+    /// its windows' outputs (logits, before the softmax). Returned unchanged when every row has one window, so short
+    /// rows score exactly as without windows.
+    /// </summary>
+    /// <param name="outputs">Outputs of each window [W, C].</param>
+    /// <param name="windowsPerRow">How many consecutive windows belong to each row (each at least 1; sum W).</param>
+    public static Tensor MeanOverWindows(Tensor outputs, IReadOnlyList<int> windowsPerRow)
+    {
+        int rows = windowsPerRow.Count, windows = (int)outputs.shape[0];
+        if (rows == windows) return outputs;                                       // [B, C]
+        var average = new float[rows * windows];                                   // [B, W]
+        for (int r = 0, w = 0; r < rows; w += windowsPerRow[r], r++)
+            for (int i = 0; i < windowsPerRow[r]; i++) average[r * windows + w + i] = 1f / windowsPerRow[r];
+        using var weights = tensor(average, [rows, windows], device: outputs.device).to_type(outputs.dtype);
+        return weights.matmul(outputs);                                            // [B, C]
+    }
+
     private static Tensor Mean(Tensor hidden, Tensor? mask)
     {
         if (mask is null) return hidden.mean([1]);                                 // [B, d]

@@ -73,6 +73,7 @@ internal static class OnnxModelExporter
         var (ids, mask) = TokenInputs(g);
         var hidden = writer.Blocks(writer.Embed(ids), writer.NewPass(ids, causal: false, mask)); // [B, T, d]
         var logits = Head(g, network.Head, Pool(g, hidden, mask, network.Head.Pooling));        // [B, C]
+        if (model.Temperature != 1) logits = g.Div(logits, g.Float((float)model.Temperature), "calibrated_logits");
         ClassOutputs(g, logits, model.Classes);
         var tokenizer = model.Tokenizer;
         var metadata = new Dictionary<string, string>
@@ -83,7 +84,9 @@ internal static class OnnxModelExporter
             [N.MaxTokensPerRowKey] = model.MaxTokensPerRow.ToString(System.Globalization.CultureInfo.InvariantCulture),
             [N.PadIdKey] = (tokenizer.PadId ?? tokenizer.EndOfTextId).ToString(System.Globalization.CultureInfo.InvariantCulture),
             [N.RowLayoutKey] = $"[{tokenizer.EndOfTextId}] + tokens(text) (+ [{tokenizer.EndOfTextId}] + tokens(second text)), " +
-                $"at most {model.MaxTokensPerRow} ids; padded positions have attention_mask 0",
+                $"at most {model.MaxTokensPerRow} ids; padded positions have attention_mask 0" + (model.MaxWindowsPerRow == 1 ? "" :
+                $"; the trained model reads a longer single text as up to {model.MaxWindowsPerRow} such windows and averages their " +
+                "logits: this graph scores one window, so average its logits over the windows outside it"),
             [N.PredictionKindKey] = kind.ToString(),
         };
         if (classNames is not null) metadata[N.ClassNamesKey] = JsonSerializer.Serialize(classNames);

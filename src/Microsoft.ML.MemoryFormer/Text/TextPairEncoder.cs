@@ -10,6 +10,8 @@ namespace Microsoft.ML.MemoryFormer.Text;
 /// "longest first"). Only the head of a long text is tokenized (<see cref="TokenBudget.Head"/>), so a 1 MB row costs
 /// about as much as a short one. The leading end-of-text id plays the role of a start token: it is what a pretrained language
 /// model saw between documents, it makes first-token pooling meaningful, and it keeps an empty text a valid row.
+/// <see cref="EncodeWindows"/> reads a long single text further: up to a bounded number of windows, each scored by the
+/// classifier and pooled (see <see cref="Models.SequencePooling.MeanOverWindows"/>).
 /// </remarks>
 internal sealed class TextPairEncoder
 {
@@ -48,5 +50,33 @@ internal sealed class TextPairEncoder
         row[1 + keepA] = tokenizer.EndOfTextId;
         for (int i = 0; i < keepB; i++) row[2 + keepA + i] = b[i];
         return row;
+    }
+
+    /// <summary>
+    /// Encodes one row as one or more windows of at most <see cref="MaxTokens"/> ids, each <c>[EOT] tokens</c>: a text
+    /// longer than one window is cut into consecutive windows of <c>MaxTokens − 1</c> tokens (stride = window, no
+    /// overlap), except that the last window is moved back to end at the text's last kept token, overlapping its
+    /// predecessor, so that every window is full. At most <paramref name="maxWindows"/> windows: the first
+    /// <c>maxWindows × (MaxTokens − 1)</c> tokens are kept (only those are tokenized, <see cref="TokenBudget.Head"/>).
+    /// A row that fits one window, and every sentence pair (truncated as <see cref="Encode"/> does), is exactly
+    /// <c>[Encode(text, second)]</c>.
+    /// </summary>
+    public int[][] EncodeWindows(string text, string? second, int maxWindows)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxWindows, 1);
+        if (second is not null || maxWindows == 1) return [Encode(text, second)];
+        int perWindow = MaxTokens - 1;
+        var ids = TokenBudget.Head(tokenizer, text ?? "", checked(perWindow * maxWindows));
+        if (ids.Count <= perWindow) return [Encode(text ?? "")];
+        int count = (ids.Count + perWindow - 1) / perWindow;
+        var windows = new int[count][];
+        for (int w = 0; w < count; w++)
+        {
+            int start = Math.Min(w * perWindow, ids.Count - perWindow);
+            var row = windows[w] = new int[MaxTokens];
+            row[0] = tokenizer.EndOfTextId;
+            for (int i = 0; i < perWindow; i++) row[1 + i] = ids[start + i];
+        }
+        return windows;
     }
 }

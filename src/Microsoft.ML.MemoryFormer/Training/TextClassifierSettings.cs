@@ -20,6 +20,8 @@ internal sealed record TextClassifierSettings
     public MemoryFormerConfig? Architecture { get; init; }
     public ITextTokenizer? Tokenizer { get; init; }
     public int MaxTokensPerRow { get; init; } = 128;
+    public int MaxWindowsPerRow { get; init; } = 1;
+    public bool CalibrateTemperature { get; init; }
     public PoolingKind Pooling { get; init; } = PoolingKind.Mean;
     public int BatchSize { get; init; } = 32;
     public double Dropout { get; init; } = 0.1;

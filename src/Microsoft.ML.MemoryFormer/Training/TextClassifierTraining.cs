@@ -11,8 +11,10 @@ namespace Microsoft.ML.MemoryFormer.Training;
 
 /// <summary>
 /// Fine-tunes a <see cref="SequenceClassifier"/> on labelled texts through the one <see cref="TrainingLoop"/>: builds
-/// the encoder (fresh, or with a pretrained language model's backbone and tokenizer), encodes the rows once, trains for
-/// whole epochs with validation on the whole validation set after each, and returns the fitted model.
+/// the encoder (fresh, or with a pretrained language model's backbone and tokenizer), encodes the rows once (each as up
+/// to <see cref="TextClassifierSettings.MaxWindowsPerRow"/> windows whose logits are averaged), trains for whole epochs
+/// with validation on the whole validation set after each, optionally fits a softmax temperature on the validation rows
+/// (<see cref="TextClassifierCalibration"/>), and returns the fitted model.
 /// </summary>
 internal static class TextClassifierTraining
 {
@@ -46,7 +48,8 @@ internal static class TextClassifierTraining
             var encoder = new TextPairEncoder(tokenizer, maxTokens);
             var model = network;
             TokenRows Rows(LabelledTexts data) => new(model,
-                data.Rows.Select(r => encoder.Encode(r.Text, r.Second)).ToArray(), tensor(data.Labels), encoder.PadId, device);
+                data.Rows.Select(r => encoder.EncodeWindows(r.Text, r.Second, settings.MaxWindowsPerRow)).ToArray(), tensor(data.Labels),
+                encoder.PadId, device);
             using var weights = ClassWeights(settings, train.Labels, classes);
             using var trainRows = Rows(train);
             using var validationRows = validation is null ? null : Rows(validation);
@@ -57,7 +60,9 @@ internal static class TextClassifierTraining
             var epochLog = log is null ? null : new Action<string>(line => log($"epoch {EpochOf(line, task.StepsPerEpoch)}: {line}"));
             var result = TrainingLoop.Run(network, stoppable, options, progress, epochLog, cancellation,
                 () => Fingerprint(settings, config, tokenizer, maxTokens, classes, train, validation));
-            return (new TextClassifierModel(network, tokenizer, maxTokens, device), result);
+            double temperature = settings.CalibrateTemperature && validationRows is not null
+                ? TextClassifierCalibration.FitTemperature(network, validationRows, settings.BatchSize, log) : 1;
+            return (new TextClassifierModel(network, tokenizer, maxTokens, device, settings.MaxWindowsPerRow, temperature), result);
         }
         catch
         {
@@ -73,7 +78,8 @@ internal static class TextClassifierTraining
     {
         var run = new RunFingerprint().WithProperties("Architecture", config.ToJson())
             .With("tokenizer", tokenizer.Describe().ToJson())
-            .With("head", $"{classes} classes, {settings.Pooling} pooling, {maxTokens} tokens per row, batches of {settings.BatchSize}")
+            .With("head", $"{classes} classes, {settings.Pooling} pooling, {maxTokens} tokens per row" +
+                (settings.MaxWindowsPerRow > 1 ? $" (per window), up to {settings.MaxWindowsPerRow} windows per row" : "") + $", batches of {settings.BatchSize}")
             .With("class weights", settings.ClassWeights is { } w ? string.Join(", ", w) : $"{settings.ClassWeighting}")
             .With("pretrained backbone", settings.PretrainedCheckpointPath ?? (settings.PretrainedModel is null ? "none" : "a model in memory"))
             .WithTexts("training texts", train.Rows.SelectMany(r => new[] { r.Text, r.Second }))

@@ -47,6 +47,22 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         [CommandOption("--max-tokens")]
         public int MaxTokens { get; init; } = 64;
 
+        [Description("Most windows of --max-tokens read from one long row (their logits are averaged).")]
+        [CommandOption("--max-windows")]
+        public int MaxWindows { get; init; } = 4;
+
+        [Description("Fraction of the training rows held out for early stopping and temperature scaling (0 = none).")]
+        [CommandOption("--validation-fraction")]
+        public double ValidationFraction { get; init; }
+
+        [Description("Early-stopping patience in epochs (needs --validation-fraction; 0 = off).")]
+        [CommandOption("--patience")]
+        public int Patience { get; init; }
+
+        [Description("Do not fit a softmax temperature on the held-out rows after training.")]
+        [CommandOption("--no-calibrate")]
+        public bool NoCalibrate { get; init; }
+
         [Description("Language-model checkpoint for the pretrained-backbone run (skipped when absent).")]
         [CommandOption("--checkpoint")]
         public string? Checkpoint { get; init; }
@@ -78,8 +94,10 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
                 results.Add(Run(ml, set.Name, "MemoryFormer (pretrained)", train, test,
                     ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, settings.Checkpoint)), Path.GetFileName(settings.Checkpoint!)));
         }
-        var markdown = ClassificationReport.Markdown(results);
+        string machine = MachineProbe.Describe();
+        var markdown = ClassificationReport.Markdown(results) + Environment.NewLine + machine + Environment.NewLine;
         AnsiConsole.Write(ClassificationReport.Table(results));
+        AnsiConsole.WriteLine(machine);
         if (settings.Output is { } output) File.WriteAllText(output, markdown);
         return 0;
     }
@@ -88,10 +106,29 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
     {
         Architecture = checkpoint is null ? new MemoryFormerConfig { Width = s.Width, Layers = s.Layers, Heads = 4, BitsPerChunk = 8 } : null,
         MaxTokensPerRow = s.MaxTokens, BatchSize = s.BatchSize, Epochs = s.Epochs, Seed = 1, PretrainedCheckpointPath = checkpoint,
+        MaxWindowsPerRow = s.MaxWindows, ValidationFraction = s.ValidationFraction, EarlyStoppingPatience = s.Patience,
+        CalibrateTemperature = !s.NoCalibrate, Log = line => { if (line.StartsWith("Temperature", StringComparison.Ordinal)) AnsiConsole.WriteLine("  " + line); },
     };
 
     private static string Describe(Settings s) => string.Create(CultureInfo.InvariantCulture,
-        $"d={s.Width}, {s.Layers} blocks, τ=8, GPT-2 tokens ≤ {s.MaxTokens}, {s.Epochs} epochs, batch {s.BatchSize}");
+        $"d={s.Width}, {s.Layers} blocks, τ=8, GPT-2 tokens ≤ {s.MaxTokens} × {s.MaxWindows} windows, {s.Epochs} epochs, batch {s.BatchSize}") +
+        (s.Patience > 0 && s.ValidationFraction > 0
+            ? string.Create(CultureInfo.InvariantCulture, $", {s.ValidationFraction:P0} held out, patience {s.Patience}") + (s.NoCalibrate ? ", uncalibrated" : ", temperature-scaled")
+            : "");
+
+    /// <summary>Test log-loss of the same model at temperature 1, recovered from the calibrated probabilities:
+    /// T · log p_T = z − T · logsumexp(z / T), so softmax(T · log p_T) = softmax(z).</summary>
+    private static double UncalibratedLogLoss(IDataView scored, double temperature)
+    {
+        var labels = scored.GetColumn<uint>("Label").ToArray();
+        var scores = scored.GetColumn<float[]>("Score").ToArray();
+        return labels.Select((label, i) =>
+        {
+            var z = scores[i].Select(p => temperature * Math.Log(Math.Max(p, 1e-45))).ToArray();
+            double max = z.Max();
+            return max + Math.Log(z.Sum(v => Math.Exp(v - max))) - z[label - 1];
+        }).Average();
+    }
 
     private static ClassificationResult Run(MLContext ml, string dataset, string name, IDataView train, IDataView test,
         IEstimator<ITransformer> estimator, string notes)
@@ -105,6 +142,9 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         int rows = scored.GetColumn<float[]>("Score").Count();
         double rowsPerSecond = rows / clock.Elapsed.TotalSeconds;
         var metrics = ml.MulticlassClassification.Evaluate(scored);   // a second, untimed pass
+        if (model is MemoryFormerTextClassificationTransformer { Model.Temperature: not 1.0 and var temperature })
+            notes += FormattableString.Invariant(
+                $"; temperature {temperature:F2}, log-loss without it {UncalibratedLogLoss(scored, temperature):F3}");
         (model as IDisposable)?.Dispose();
         int trainRows = (int)(train.GetRowCount() ?? train.GetColumn<uint>("Label").Count());
         var result = new ClassificationResult(dataset, name, trainRows, rows, metrics.MicroAccuracy, metrics.MacroAccuracy,

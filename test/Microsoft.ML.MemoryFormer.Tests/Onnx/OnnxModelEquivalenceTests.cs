@@ -178,6 +178,28 @@ public class OnnxModelEquivalenceTests
     }
 
     [Fact]
+    public void A_temperature_scaled_text_classifier_exports_the_probabilities_it_scores()
+    {
+        torch.manual_seed(5);
+        var tokenizer = new ByteLevelTokenizer();
+        var config = Tiny(TransformerKind.MemoryFormer, NormKind.RmsNorm, HashWeightFunction.L1ScaledSigmoidProduct, 0.25)
+            with { VocabularySize = tokenizer.ModelVocabularySize, ContextLength = 24 };
+        var network = new SequenceClassifier(config, 3, PoolingKind.Mean, 0);
+        using (no_grad()) network.Head.named_parameters().ToList().ForEach(p => p.parameter.mul_(30));   // logits of a few units
+        using var model = new TextClassifierModel(network, tokenizer, 24, CPU, temperature: 2.5);
+        var encoder = new TextPairEncoder(model.Tokenizer, 24);
+        (string, string?)[] texts = [("a longer row of text", null), ("short", null), ("mid length", "pair")];
+        var (ids, mask, tokens, _) = PaddedRows(texts.Select(r => encoder.Encode(r.Item1, r.Item2)).ToArray(), encoder.PadId);
+        int t = (int)tokens.shape[1];
+
+        var expected = model.LogProbabilities(texts).SelectMany(row => row.Select(MathF.Exp)).ToArray();
+        var onnx = OnnxRunner.Run(Bytes(s => OnnxModelExporter.Write(
+                OnnxModelExporter.TextClassifier(model, PredictionKind.MulticlassClassification, ["a", "b", "c"]), s)),
+            OnnxRunner.Longs(MemoryFormerOnnxNames.InputIds, ids, 3, t), OnnxRunner.Longs(MemoryFormerOnnxNames.AttentionMask, mask, 3, t));
+        OnnxRunner.AssertClose(expected, onnx[MemoryFormerOnnxNames.Probabilities].Values, "probabilities");
+    }
+
+    [Fact]
     public void Metadata_describes_the_tokenizer_and_the_axes_are_dynamic()
     {
         torch.manual_seed(2);

@@ -105,7 +105,8 @@ public class TextClassifierBadDataTests(TextClassifierBadDataTests.Trained train
         },
         ["a 1 MB text"] = t =>
         {
-            // Documented: the row keeps its first MaxTokensPerRow − 1 tokens (head), and only those are tokenized.
+            // Documented: the row keeps its first MaxWindowsPerRow × (MaxTokensPerRow − 1) tokens (head; here 4 × 31 bytes,
+            // inside the 200-character head), and only those are tokenized.
             var head = OneMegabyte[..200];
             PredictBinary(t, t.Binary, head);
             var clock = Stopwatch.StartNew();

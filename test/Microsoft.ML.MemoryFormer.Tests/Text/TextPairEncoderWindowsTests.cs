@@ -1,0 +1,47 @@
+using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Text;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Tests.Text;
+
+public class TextPairEncoderWindowsTests
+{
+    private const int Eot = ByteLevelTokenizer.EndOfText;
+    private static readonly TextPairEncoder Encoder = new(new ByteLevelTokenizer(), maxTokens: 4);   // 3 tokens per window
+
+    [Fact]
+    public void A_row_that_fits_one_window_and_a_pair_are_encoded_as_before()
+    {
+        Assert.Equal([Encoder.Encode("abc")], Encoder.EncodeWindows("abc", null, maxWindows: 5));
+        Assert.Equal([Encoder.Encode("")], Encoder.EncodeWindows("", null, maxWindows: 5));
+        Assert.Equal([Encoder.Encode("abcdefgh", "xy")], Encoder.EncodeWindows("abcdefgh", "xy", maxWindows: 5));
+        Assert.Equal([Encoder.Encode("abcdefgh")], Encoder.EncodeWindows("abcdefgh", null, maxWindows: 1));
+    }
+
+    [Fact]
+    public void A_long_row_is_cut_into_full_windows_the_last_one_moved_back_to_end_at_the_last_token()
+    {
+        var windows = Encoder.EncodeWindows("abcdefgh", null, maxWindows: 5);
+        Assert.Equal(3, windows.Length);
+        Assert.Equal([Eot, 'a', 'b', 'c'], windows[0]);
+        Assert.Equal([Eot, 'd', 'e', 'f'], windows[1]);
+        Assert.Equal([Eot, 'f', 'g', 'h'], windows[2]);
+    }
+
+    [Fact]
+    public void The_window_count_is_bounded_and_the_rest_of_the_text_dropped()
+    {
+        var windows = Encoder.EncodeWindows(new string('a', 9) + "XYZ" + new string('b', 10_000), null, maxWindows: 4);
+        Assert.Equal(4, windows.Length);
+        Assert.Equal([Eot, 'X', 'Y', 'Z'], windows[3]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Encoder.EncodeWindows("abc", null, maxWindows: 0));
+    }
+
+    [Fact]
+    public void Window_outputs_are_averaged_per_row_and_single_windows_pass_through()
+    {
+        var outputs = tensor(new float[] { 1, 2, 3, 4, 5, 6, 7, 8 }, [4, 2]);                         // [W=4, C=2]
+        Assert.Equal(new float[] { 1, 2, 4, 5, 7, 8 }, SequencePooling.MeanOverWindows(outputs, [1, 2, 1]).data<float>().ToArray());
+        Assert.Same(outputs, SequencePooling.MeanOverWindows(outputs, [1, 1, 1, 1]));
+    }
+}
