@@ -92,6 +92,13 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
     /// <summary>The model, for trainers that start from this backbone (device: <see cref="Device"/>).</summary>
     internal LanguageModel Model => Alive(model);
 
+    /// <summary>
+    /// Opts batch-1 CPU decoding into bf16 copies of the LM head (and of the dense baseline's matrices): half the bytes
+    /// per generated token, fp32 accumulation; false returns to the fp32 weights. Inference only; see
+    /// <see cref="LanguageModel.UseBFloat16Inference"/>.
+    /// </summary>
+    public void UseBFloat16Inference(bool enabled = true) => Alive(model).UseBFloat16Inference(enabled);
+
     /// <summary>Where the model lives.</summary>
     internal Device Device => device;
 

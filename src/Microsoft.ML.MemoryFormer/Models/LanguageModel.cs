@@ -49,7 +49,7 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
     /// docs/benchmarks.md (<c>perf decode</c>, <c>perf bf16</c>).
     /// </summary>
     /// <exception cref="InvalidOperationException">The model is not on the CPU in float32.</exception>
-    public unsafe void UseBFloat16Inference(bool enabled = true)
+    public void UseBFloat16Inference(bool enabled = true)
     {
         if (!enabled)
         {
@@ -69,7 +69,7 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
         if (bad is not null)
             throw new InvalidOperationException($"bf16 inference copies are made from CPU float32 weights; this model has {bad.dtype} on {bad.device_type}. " +
                 "Move the model to the CPU in float32 first (model.to(CPU, float32)).");
-        bf16Copies = weights.ToDictionary(w => (nint)TensorMemory.Floats(w), Bf16Matrix.From);
+        bf16Copies = weights.ToDictionary(TensorMemory.Key, Bf16Matrix.From);
     }
 
     /// <summary>Switches training mode; switching it on drops any bf16 inference copies, which training would leave stale.</summary>
@@ -81,8 +81,8 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>The bf16 copy of <paramref name="weight"/> made by <see cref="UseBFloat16Inference"/>, or null.</summary>
-    internal unsafe Bf16Matrix? BFloat16Copy(Tensor weight) =>
-        bf16Copies is not null && TensorMemory.IsCpuFloat32(weight) && bf16Copies.TryGetValue((nint)TensorMemory.Floats(weight), out var copy)
+    internal Bf16Matrix? BFloat16Copy(Tensor weight) =>
+        bf16Copies is not null && TensorMemory.IsCpuFloat32(weight) && bf16Copies.TryGetValue(TensorMemory.Key(weight), out var copy)
             && copy.Rows == weight.shape[0] && copy.Columns == weight.shape[1] ? copy : null;
 
     /// <summary>The embedding, blocks and final norm, for fine-tuning with another head.</summary>

@@ -18,6 +18,10 @@ internal static unsafe class TensorMemory
         return Unsafe.AsPointer(ref MemoryMarshal.GetReference(tensor.bytes));
     }
 
+    /// <summary>The address of a contiguous CPU float32 tensor as a number: an identity for its storage that code outside
+    /// this folder can use as a key without <c>unsafe</c>.</summary>
+    public static nint Key(torch.Tensor tensor) => (nint)Floats(tensor);
+
     /// <summary>Address of a contiguous CPU float32 tensor.</summary>
     public static float* Floats(torch.Tensor tensor)
     {
