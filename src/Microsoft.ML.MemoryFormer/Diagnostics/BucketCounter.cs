@@ -32,13 +32,14 @@ internal sealed class BucketCounter : IDisposable
     /// <summary>Copies the counts to managed memory.</summary>
     public long[] ToArray()
     {
-        using var cpu = counts.cpu();
-        return cpu.data<long>().ToArray();
+        using var scope = NewDisposeScope();                               // frees the wrappers the ops return
+        return counts.cpu().data<long>().ToArray();
     }
 
     /// <summary>Clears the counts.</summary>
     public void Reset()
     {
+        using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         counts.zero_();
     }

@@ -1,4 +1,5 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Training;
 
 namespace Microsoft.ML.MemoryFormer.MLNet;
@@ -31,6 +32,17 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
     /// Default <see cref="TabularPresets.Small"/>.</summary>
     public MemoryFormerConfig Architecture = TabularPresets.Small;
 
+    /// <summary>How numeric slots become tokens: <see cref="TabularNumericEmbedding.Linear"/> (FT-Transformer, the default)
+    /// or <see cref="TabularNumericEmbedding.Periodic"/> (Gorishniy et al. 2022). Saved with the model.</summary>
+    public TabularNumericEmbedding NumericEmbedding = TabularNumericEmbedding.Linear;
+
+    /// <summary>k, learned frequencies per slot of periodic embeddings. Default 16.</summary>
+    public int PeriodicFrequencies = 16;
+
+    /// <summary>σ of the N(0, σ²) initialisation of the periodic frequencies, on standardised features (the paper tunes it;
+    /// small values start close to a smooth function of the value). Default 0.1.</summary>
+    public double PeriodicScale = 0.1;
+
     /// <summary>The former name of <see cref="MemoryFormerTrainerOptions.Epochs"/>.</summary>
     [Obsolete("Use Epochs: every MemoryFormer trainer names the passes over the data Epochs.")]
     public int MaxEpochs
@@ -48,6 +60,11 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
         Architecture!.Validate();
         Check(!string.IsNullOrEmpty(FeatureColumnName), nameof(FeatureColumnName), "must name a column");
         Check(!string.IsNullOrEmpty(LabelColumnName), nameof(LabelColumnName), "must name a column");
+        Check(Enum.IsDefined(NumericEmbedding), nameof(NumericEmbedding),
+            $"must be one of {string.Join(", ", Enum.GetNames<TabularNumericEmbedding>())}");
+        Check(PeriodicFrequencies is >= 1 and <= TabularPredictor.MaxPeriodicFrequencies, nameof(PeriodicFrequencies),
+            $"must be between 1 and {TabularPredictor.MaxPeriodicFrequencies}");
+        Check(PeriodicScale > 0 && double.IsFinite(PeriodicScale), nameof(PeriodicScale), "must be a positive number");
     }
 
     private protected override int WarmupStepsOf(int stepsPerEpoch, int steps) => TabularTraining.WarmupSteps(stepsPerEpoch, steps);

@@ -65,7 +65,8 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
         using var channel = core.Host.Start("Training");
         var (model, result) = TabularTraining.Fit(options.Architecture, options.FeatureColumnName, label, train, validation,
             options.BatchSize, seed, core.Device, (stepsPerEpoch, validated) => options.ToTrainingOptions(seed, stepsPerEpoch, validated),
-            options.LogTo(channel), options.Progress, core.IsCanceled, options.CancellationToken);
+            options.LogTo(channel), options.Progress, core.IsCanceled, options.CancellationToken,
+            (options.NumericEmbedding, options.PeriodicFrequencies, options.PeriodicScale));
         return new MemoryFormerTabularTransformer(model, result);
     }
 }
