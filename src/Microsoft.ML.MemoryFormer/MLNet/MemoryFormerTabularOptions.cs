@@ -12,14 +12,45 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
 {
     /// <summary>Sets the tabular defaults: at most 30 epochs of 256 rows, weight decay 1e-5, 10% of the rows held out
-    /// for early stopping with patience 5.</summary>
+    /// for early stopping with patience 5; with <see cref="SizeAwareDefaults"/>, small tables get a longer budget.</summary>
     public MemoryFormerTabularOptions()
     {
-        Epochs = 30;
-        BatchSize = 256;
+        Epochs = DefaultEpochs;
+        BatchSize = DefaultBatchSize;
         WeightDecay = 1e-5;
-        ValidationFraction = 0.1;
-        EarlyStoppingPatience = 5;
+        ValidationFraction = DefaultValidationFraction;
+        EarlyStoppingPatience = DefaultPatience;
+    }
+
+    private const int DefaultEpochs = 30;
+    private const int DefaultBatchSize = 256;
+    private const double DefaultValidationFraction = 0.1;
+    private const int DefaultPatience = 5;
+
+    /// <summary>Fewer training rows than this count as a small table for <see cref="SizeAwareDefaults"/>.</summary>
+    public const int SmallTableRows = 2000;
+
+    /// <summary>
+    /// When true (the default), Fit adapts the run to the number of input rows: below <see cref="SmallTableRows"/> rows,
+    /// each of <see cref="MemoryFormerTrainerOptions.BatchSize"/>, <see cref="MemoryFormerTrainerOptions.Epochs"/>,
+    /// <see cref="MemoryFormerTrainerOptions.EarlyStoppingPatience"/> and <see cref="MemoryFormerTrainerOptions.ValidationFraction"/>
+    /// still at its default becomes 32, 100, 15 and 0.15 (the settings of the tabular benchmarks on penguins and housing,
+    /// docs/benchmarks.md): 256-row batches would leave a few hundred rows one or two steps per epoch, and 30 epochs
+    /// stop such a run after well under a second. Options you set yourself are kept. Larger tables keep the defaults.
+    /// </summary>
+    public bool SizeAwareDefaults = true;
+
+    /// <summary>These options, with <see cref="SizeAwareDefaults"/> applied for <paramref name="rows"/> input rows (a copy
+    /// when anything changes; the caller's object is never modified).</summary>
+    internal MemoryFormerTabularOptions ForRows(long rows)
+    {
+        if (!SizeAwareDefaults || rows >= SmallTableRows) return this;
+        var copy = (MemoryFormerTabularOptions)MemberwiseClone();
+        if (BatchSize == DefaultBatchSize) copy.BatchSize = 32;
+        if (Epochs == DefaultEpochs && MaxSteps is null) copy.Epochs = 100;
+        if (EarlyStoppingPatience == DefaultPatience) copy.EarlyStoppingPatience = 15;
+        if (ValidationFraction == DefaultValidationFraction && ValidationSet is null) copy.ValidationFraction = 0.15;
+        return copy;
     }
 
     /// <summary>The known-size Single vector column to learn from (NaN = missing value). Default "Features".</summary>

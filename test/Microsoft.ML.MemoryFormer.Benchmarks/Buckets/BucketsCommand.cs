@@ -60,8 +60,7 @@ internal sealed class BucketsCommand : Command<BucketsCommand.Settings>
         var config = MemoryFormerConfig.Small256 with { Width = 128, Layers = 2, Heads = 4, ContextLength = Context };
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"buckets: {Path.GetFileName(path)}, d = {config.Width}, {config.Layers} blocks, K = {config.ChunkCount}, τ = {config.BitsPerChunk}, " +
-            $"T = {Context}, batch {settings.Batch}, {settings.Steps} steps, table lr 3e-3, weight decay 0.1; machine: GEMM {GemmGflops():F1} GFLOP/s, " +
-            $"copy {CopyGBps():F1} GB/s (read + write), shared and loaded"));
+            $"T = {Context}, batch {settings.Batch}, {settings.Steps} steps, table lr 3e-3, weight decay 0.1; machine: {MachineProbe.Describe()}"));
         IReadOnlyList<BucketUsage>? plotted = null;
         foreach (bool lazy in new[] { false, true })
         {
@@ -129,24 +128,5 @@ internal sealed class BucketsCommand : Command<BucketsCommand.Settings>
         for (int w = 0; w < count; w++)
             for (int t = 0; t <= Context; t++) ids[w * (Context + 1) + t] = bytes[w * Context + t];
         return tensor(ids, [count, Context + 1]);
-    }
-
-    /// <summary>fp32 GEMM throughput now: the best of 5 torch.mm 1024³ after a warm-up.</summary>
-    private static double GemmGflops()
-    {
-        const int n = 1024;
-        using var a = randn(n, n);
-        using var b = randn(n, n);
-        var best = Enumerable.Range(0, 6).Select(_ => { var c = Stopwatch.StartNew(); using var r = a.mm(b); return c.Elapsed.TotalSeconds; }).Skip(1).Min();
-        return 2.0 * n * n * n / best / 1e9;
-    }
-
-    /// <summary>Copy bandwidth now (read + write) over 256 MB fp32, the best of 5.</summary>
-    private static double CopyGBps()
-    {
-        using var a = randn(64L << 20);
-        using var b = empty_like(a);
-        var best = Enumerable.Range(0, 6).Select(_ => { var c = Stopwatch.StartNew(); b.copy_(a); return c.Elapsed.TotalSeconds; }).Skip(1).Min();
-        return 2.0 * a.numel() * 4 / best / 1e9;
     }
 }
