@@ -199,7 +199,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         text.AppendLine($"Machine at the start of the write-up: {MachineProbe.Describe()}.");
         text.AppendLine($"MemoryFormer preset {settings.Preset}, numeric embedding {settings.Embedding}" +
             (settings.Embedding == "periodic" ? $" (k = {settings.PeriodicFrequencies}, σ = {settings.PeriodicScale})" : "") +
-            (settings.TrainerDefaults ? ", trainer defaults" : "") + ", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
+            (settings.TrainerDefaults ? ", trainer defaults" : "") + $", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
         return text.ToString();
     }
 }
