@@ -14,4 +14,7 @@ public enum TabularNumericEmbedding
     /// which a linear token cannot.
     /// </summary>
     Periodic = 1,
+
+    /// <summary>The periodic embedding without the ReLU ("PL" in the same paper): [cos(2π cᵢ x), sin(2π cᵢ x)] · Wᵢ + bᵢ.</summary>
+    PeriodicLinear = 2,
 }

@@ -6,7 +6,8 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 
 /// <summary>
 /// Options of the MemoryFormer trainers on a Features vector (<c>MemoryFormerTabular</c> on the regression, binary and
-/// multiclass catalogs). Defaults suit a few thousand to a few hundred thousand rows of up to ~100 slots on a CPU; the
+/// multiclass catalogs). Defaults suit a few thousand to a few hundred thousand rows of up to ~100 slots on a CPU (smaller
+/// tables get a longer budget, see <see cref="SizeAwareDefaults"/>); the
 /// options every trainer shares are in <see cref="MemoryFormerTrainerOptions"/>.
 /// </summary>
 public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
@@ -63,8 +64,9 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
     /// Default <see cref="TabularPresets.Small"/>.</summary>
     public MemoryFormerConfig Architecture = TabularPresets.Small;
 
-    /// <summary>How numeric slots become tokens: <see cref="TabularNumericEmbedding.Linear"/> (FT-Transformer, the default)
-    /// or <see cref="TabularNumericEmbedding.Periodic"/> (Gorishniy et al. 2022). Saved with the model.</summary>
+    /// <summary>How numeric slots become tokens: <see cref="TabularNumericEmbedding.Linear"/> (FT-Transformer, the default),
+    /// <see cref="TabularNumericEmbedding.Periodic"/> or <see cref="TabularNumericEmbedding.PeriodicLinear"/> (Gorishniy et al. 2022).
+    /// Saved with the model.</summary>
     public TabularNumericEmbedding NumericEmbedding = TabularNumericEmbedding.Linear;
 
     /// <summary>k, learned frequencies per slot of periodic embeddings. Default 16.</summary>

@@ -12,7 +12,8 @@ namespace Microsoft.ML.MemoryFormer.Models;
 /// </summary>
 /// <remarks>With <see cref="TabularNumericEmbedding.Periodic"/> the token of a present value is instead
 /// ReLU([cos(2π c_i x), sin(2π c_i x)] · P_i + b_i) (Gorishniy et al., NeurIPS 2022, "PLR" embeddings), with k learned
-/// frequencies c_i [k] and a per-slot projection P_i [2k, d]; missing values and [CLS] are as above.</remarks>
+/// frequencies c_i [k] and a per-slot projection P_i [2k, d] (<see cref="TabularNumericEmbedding.PeriodicLinear"/>: the
+/// same without the ReLU, "PL"); missing values and [CLS] are as above.</remarks>
 internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter? weight;       // W [F, d] (linear)
@@ -34,13 +35,13 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     public FeatureTokenizer(int featureCount, int width, TabularNumericEmbedding embedding = TabularNumericEmbedding.Linear,
         int periodicFrequencies = 0, double periodicScale = 0) : base(nameof(FeatureTokenizer))
     {
-        if (embedding == TabularNumericEmbedding.Periodic && (periodicFrequencies < 1 || !(periodicScale > 0)))
+        if (embedding != TabularNumericEmbedding.Linear && (periodicFrequencies < 1 || !(periodicScale > 0)))
             throw new ArgumentOutOfRangeException(nameof(periodicFrequencies), $"Periodic embeddings need at least one frequency " +
                 $"and a positive scale; got {periodicFrequencies} frequencies and scale {periodicScale}.");
         FeatureCount = featureCount;
         Embedding = embedding;
         double bound = 1 / Math.Sqrt(width);                  // FT-Transformer's uniform(−1/√d, 1/√d) init
-        if (embedding == TabularNumericEmbedding.Periodic)
+        if (embedding != TabularNumericEmbedding.Linear)
         {
             frequencies = new Parameter(empty(featureCount, periodicFrequencies).normal_(0, periodicScale));
             double fanIn = 1 / Math.Sqrt(2 * periodicFrequencies); // nn.Linear's init of the 2k → d layer
@@ -97,12 +98,13 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
         return cat([first, tokens], 1);                                          // [B, 1 + F, d]
     }
 
-    /// <summary>values [B, F, 1] → ReLU([cos 2πcx, sin 2πcx] · P + b) [B, F, d].</summary>
+    /// <summary>values [B, F, 1] → ReLU([cos 2πcx, sin 2πcx] · P + b) [B, F, d] (no ReLU for PeriodicLinear).</summary>
     private Tensor Periodic(Tensor values)
     {
         var angles = values.mul(frequencies!).mul_(TwoPi);                      // [B, F, k]
         var features = cat([angles.cos(), angles.sin()], -1);                  // [B, F, 2k]
         var projected = einsum("bfk,fkd->bfd", features, projection!);         // [B, F, d]
-        return nn.functional.relu(Runtime.LiveScalars.Add(projected, bias));    // [B, F, d]
+        var tokens = Runtime.LiveScalars.Add(projected, bias);                   // [B, F, d]
+        return Embedding == TabularNumericEmbedding.PeriodicLinear ? tokens : nn.functional.relu(tokens);
     }
 }

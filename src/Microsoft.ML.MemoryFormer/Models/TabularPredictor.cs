@@ -71,7 +71,7 @@ internal sealed class TabularPredictor : IDisposable
             || (info.Label.ClassValueKind is { } kind && !LabelColumn.KeyValueTypes.ContainsKey(kind))
             || info.FeatureCount < 1 || info.OutputCount < 1 || info.FeatureCount + 1 != config.ContextLength
             || !Enum.IsDefined(info.NumericEmbedding) || info.PeriodicFrequencies is < 0 or > MaxPeriodicFrequencies
-            || (info.NumericEmbedding == TabularNumericEmbedding.Periodic) != (info.PeriodicFrequencies > 0))
+            || (info.NumericEmbedding != TabularNumericEmbedding.Linear) != (info.PeriodicFrequencies > 0))
             throw new InvalidDataException($"The model's '{TabularModelInfo.Entry}' is inconsistent: its scaler, label and feature " +
                 $"count must agree with each other and with the config (ContextLength = {config.ContextLength} = 1 + features).");
         ModuleWeights.CheckSizeFits(config, archive, headParameters: (3.0 * info.FeatureCount + info.OutputCount) * config.Width

@@ -38,7 +38,7 @@ internal static class TabularTraining
         bool regression = label.Kind == PredictionKind.Regression;
         var scaler = FeatureScaler.Fit(train.Features, train.FeatureCount);
         var (labelMean, labelStd) = regression ? MeanStd(train.Labels) : (0f, 1f);
-        bool periodic = embedding.Kind == TabularNumericEmbedding.Periodic;
+        bool periodic = embedding.Kind != TabularNumericEmbedding.Linear;
         var info = new TabularModelInfo(featureColumnName, label, scaler, labelMean, labelStd, embedding.Kind,
             periodic ? embedding.Frequencies : 0);
 
@@ -75,9 +75,9 @@ internal static class TabularTraining
         var run = new RunFingerprint().WithProperties("Architecture", architecture.ToJson())
             .With("task", $"{label.Kind}, {label.Classes} classes, {train.FeatureCount} features, batches of {batchSize}")
             .WithData<float>("training features", train.Features).WithData<float>("training labels", train.Labels);
-        if (embedding.Kind == TabularNumericEmbedding.Periodic)   // linear runs keep the fingerprint they had before the option
+        if (embedding.Kind != TabularNumericEmbedding.Linear)   // linear runs keep the fingerprint they had before the option
             run = run.With("numeric embedding", string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"periodic, k = {embedding.Frequencies}, σ = {embedding.Scale:R}"));
+                $"{embedding.Kind}, k = {embedding.Frequencies}, σ = {embedding.Scale:R}"));
         return validation is null ? run
             : run.WithData<float>("validation features", validation.Features).WithData<float>("validation labels", validation.Labels);
     }

@@ -43,7 +43,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         public int Threads { get; init; }
 
         [CommandOption("--embedding")]
-        [Description("MemoryFormer numeric embedding: linear or periodic. Default linear.")]
+        [Description("MemoryFormer numeric embedding: linear, periodic (PLR) or periodic-linear (PL). Default linear.")]
         public string Embedding { get; init; } = "linear";
 
         [CommandOption("--periodic-scale")]
@@ -95,8 +95,12 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
     private static MemoryFormerTabularOptions Options(Settings settings, TabularDataset set)
     {
         bool small = CountRows(set.Train) < 2000;
-        var embedding = settings.Embedding.Equals("periodic", StringComparison.OrdinalIgnoreCase)
-            ? TabularNumericEmbedding.Periodic : TabularNumericEmbedding.Linear;
+        var embedding = settings.Embedding.ToLowerInvariant() switch
+        {
+            "periodic" => TabularNumericEmbedding.Periodic,
+            "periodic-linear" => TabularNumericEmbedding.PeriodicLinear,
+            _ => TabularNumericEmbedding.Linear,
+        };
         if (settings.TrainerDefaults)
             return new MemoryFormerTabularOptions
             {
@@ -198,7 +202,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         }
         text.AppendLine($"Machine at the start of the write-up: {MachineProbe.Describe()}.");
         text.AppendLine($"MemoryFormer preset {settings.Preset}, numeric embedding {settings.Embedding}" +
-            (settings.Embedding == "periodic" ? $" (k = {settings.PeriodicFrequencies}, σ = {settings.PeriodicScale})" : "") +
+            (settings.Embedding != "linear" ? $" (k = {settings.PeriodicFrequencies}, σ = {settings.PeriodicScale})" : "") +
             (settings.TrainerDefaults ? ", trainer defaults" : "") + $", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
         return text.ToString();
     }

@@ -14,33 +14,37 @@ public class MemoryFormerTabularPeriodicTests
     private static IEnumerable<TabularRows.Regression> WaveRows(int count, int seed) =>
         TabularRows.Points(count, seed).Select(x => new TabularRows.Regression { Features = x, Label = 10 + 3 * MathF.Sin(3 * x[0]) });
 
-    private static MemoryFormerTabularOptions Periodic(int epochs = 25)
+    private static MemoryFormerTabularOptions Periodic(int epochs = 25, TabularNumericEmbedding kind = TabularNumericEmbedding.Periodic)
     {
         var options = TabularRows.TinyOptions(epochs);
-        options.NumericEmbedding = TabularNumericEmbedding.Periodic;
+        options.NumericEmbedding = kind;
         options.PeriodicFrequencies = 8;
         options.PeriodicScale = 0.5;
         return options;
     }
 
-    [Fact]
-    public void Periodic_embeddings_learn_a_wave_target()
+    [Theory]
+    [InlineData(TabularNumericEmbedding.Periodic)]
+    [InlineData(TabularNumericEmbedding.PeriodicLinear)]
+    public void Periodic_embeddings_learn_a_wave_target(TabularNumericEmbedding kind)
     {
         var ml = new MLContext(1);
         var train = ml.Data.LoadFromEnumerable(WaveRows(384, 1));
         var test = ml.Data.LoadFromEnumerable(WaveRows(128, 2));
-        using var model = ml.Regression.Trainers.MemoryFormerTabular(Periodic(epochs: 30)).Fit(train);
+        using var model = ml.Regression.Trainers.MemoryFormerTabular(Periodic(epochs: 30, kind)).Fit(train);
         var metrics = ml.Regression.Evaluate(model.Transform(test));
         Assert.True(metrics.RSquared > 0.9, $"R² = {metrics.RSquared}");
     }
 
-    [Fact]
-    public void A_periodic_model_saves_its_embedding_and_loads_with_identical_scores()
+    [Theory]
+    [InlineData(TabularNumericEmbedding.Periodic)]
+    [InlineData(TabularNumericEmbedding.PeriodicLinear)]
+    public void A_periodic_model_saves_its_embedding_and_loads_with_identical_scores(TabularNumericEmbedding kind)
     {
         var ml = new MLContext(1);
         var train = ml.Data.LoadFromEnumerable(WaveRows(64, 1));
-        using var model = ml.Regression.Trainers.MemoryFormerTabular(Periodic(epochs: 2)).Fit(train);
-        Assert.Equal(TabularNumericEmbedding.Periodic, model.Info.NumericEmbedding);
+        using var model = ml.Regression.Trainers.MemoryFormerTabular(Periodic(epochs: 2, kind)).Fit(train);
+        Assert.Equal(kind, model.Info.NumericEmbedding);
         Assert.Equal(8, model.Info.PeriodicFrequencies);
         var path = Path.Combine(Path.GetTempPath(), $"mf-tab-periodic-{Guid.NewGuid():N}.zip");
         try
