@@ -1,3 +1,4 @@
+using Microsoft.ML.MemoryFormer.Benchmarks.Buckets;
 using Microsoft.ML.MemoryFormer.Benchmarks.Classification;
 using Microsoft.ML.MemoryFormer.Benchmarks.LanguageModelEval;
 using Microsoft.ML.MemoryFormer.Benchmarks.Perf;
@@ -25,6 +26,8 @@ internal static class Program
             config.AddCommand<ClassificationCommand>("classification")
                 .WithDescription("Text classification: MemoryFormer vs FeaturizeText + SdcaMaximumEntropy");
             config.AddTabularCommand();
+            config.AddCommand<BucketsCommand>("buckets")
+                .WithDescription("Bucket health of a briefly trained LM, dense AdamW vs lazy table updates, and a Fig. 4 style plot");
             config.AddCommand<SoakCommand>("soak")
                 .WithDescription("A long training run logging loss, tokens/s and memory every minute, ending with a checkpoint/resume cycle");
             config.AddCommand<WebApiLoadCommand>("webapi")

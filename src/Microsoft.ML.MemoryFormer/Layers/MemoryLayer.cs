@@ -1,4 +1,5 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Diagnostics;
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -102,8 +103,14 @@ public sealed class MemoryLayer : nn.Module<Tensor, Tensor>
     internal HashCodes Hash(Tensor x)
     {
         CheckWidth(x);
-        return SignHash.Compute(x, BitsPerChunk, WeightFunction, Temperature);
+        var codes = SignHash.Compute(x, BitsPerChunk, WeightFunction, Temperature);
+        if (UsageCounter is { } counter && (training || !counter.TrainingOnly))
+            counter.Record(codes.Rows);
+        return codes;
     }
+
+    /// <summary>Hit counts of the table rows, while a <see cref="BucketUsageRecorder"/> is attached (else null).</summary>
+    internal BucketCounter? UsageCounter { get; set; }
 
     private void CheckWidth(Tensor x)
     {

@@ -153,6 +153,22 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
     public MinimalPairsMetrics EvaluateMinimalPairs(IEnumerable<(string Good, string Bad)> pairs, CancellationToken cancellationToken = default) =>
         MinimalPairsEvaluator.Evaluate(Alive(model), Tokenizer, pairs, device, batchSize: 16, cancellationToken);
 
+    /// <summary>
+    /// Bucket health (the paper's Fig. 4): how often each row of each Memory Layer table is selected while the model reads
+    /// a text column, with the never-hit fraction and normalised entropy per table. Empty for the dense baseline.
+    /// </summary>
+    /// <param name="data">Documents to read (as <see cref="Evaluate"/> does).</param>
+    /// <param name="textColumnName">Text column; null takes <see cref="TextColumnName"/>.</param>
+    /// <param name="cancellationToken">Stops between batches.</param>
+    /// <returns>One entry per Memory Layer, in module order; Q/K/V of one block share a hash and appear once.</returns>
+    public IReadOnlyList<Diagnostics.BucketUsage> MeasureBucketUsage(IDataView data, string? textColumnName = null,
+        CancellationToken cancellationToken = default)
+    {
+        using var recorder = Diagnostics.BucketUsageRecorder.Attach(Alive(model));
+        Evaluate(data, textColumnName, cancellationToken);
+        return recorder.Snapshot();
+    }
+
     /// <inheritdoc />
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Mapper(inputSchema).OutputSchema;
 

@@ -1,24 +1,57 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Training;
 
 namespace Microsoft.ML.MemoryFormer.MLNet;
 
 /// <summary>
 /// Options of the MemoryFormer trainers on a Features vector (<c>MemoryFormerTabular</c> on the regression, binary and
-/// multiclass catalogs). Defaults suit a few thousand to a few hundred thousand rows of up to ~100 slots on a CPU; the
+/// multiclass catalogs). Defaults suit a few thousand to a few hundred thousand rows of up to ~100 slots on a CPU (smaller
+/// tables get a longer budget, see <see cref="SizeAwareDefaults"/>); the
 /// options every trainer shares are in <see cref="MemoryFormerTrainerOptions"/>.
 /// </summary>
 public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
 {
     /// <summary>Sets the tabular defaults: at most 30 epochs of 256 rows, weight decay 1e-5, 10% of the rows held out
-    /// for early stopping with patience 5.</summary>
+    /// for early stopping with patience 5; with <see cref="SizeAwareDefaults"/>, small tables get a longer budget.</summary>
     public MemoryFormerTabularOptions()
     {
-        Epochs = 30;
-        BatchSize = 256;
+        Epochs = DefaultEpochs;
+        BatchSize = DefaultBatchSize;
         WeightDecay = 1e-5;
-        ValidationFraction = 0.1;
-        EarlyStoppingPatience = 5;
+        ValidationFraction = DefaultValidationFraction;
+        EarlyStoppingPatience = DefaultPatience;
+    }
+
+    private const int DefaultEpochs = 30;
+    private const int DefaultBatchSize = 256;
+    private const double DefaultValidationFraction = 0.1;
+    private const int DefaultPatience = 5;
+
+    /// <summary>Fewer training rows than this count as a small table for <see cref="SizeAwareDefaults"/>.</summary>
+    public const int SmallTableRows = 2000;
+
+    /// <summary>
+    /// When true (the default), Fit adapts the run to the number of input rows: below <see cref="SmallTableRows"/> rows,
+    /// each of <see cref="MemoryFormerTrainerOptions.BatchSize"/>, <see cref="MemoryFormerTrainerOptions.Epochs"/>,
+    /// <see cref="MemoryFormerTrainerOptions.EarlyStoppingPatience"/> and <see cref="MemoryFormerTrainerOptions.ValidationFraction"/>
+    /// still at its default becomes 32, 100, 15 and 0.15 (the settings of the tabular benchmarks on penguins and housing,
+    /// docs/benchmarks.md): 256-row batches would leave a few hundred rows one or two steps per epoch, and 30 epochs
+    /// stop such a run after well under a second. Options you set yourself are kept. Larger tables keep the defaults.
+    /// </summary>
+    public bool SizeAwareDefaults = true;
+
+    /// <summary>These options, with <see cref="SizeAwareDefaults"/> applied for <paramref name="rows"/> input rows (a copy
+    /// when anything changes; the caller's object is never modified).</summary>
+    internal MemoryFormerTabularOptions ForRows(long rows)
+    {
+        if (!SizeAwareDefaults || rows >= SmallTableRows) return this;
+        var copy = (MemoryFormerTabularOptions)MemberwiseClone();
+        if (BatchSize == DefaultBatchSize) copy.BatchSize = 32;
+        if (Epochs == DefaultEpochs && MaxSteps is null) copy.Epochs = 100;
+        if (EarlyStoppingPatience == DefaultPatience) copy.EarlyStoppingPatience = 15;
+        if (ValidationFraction == DefaultValidationFraction && ValidationSet is null) copy.ValidationFraction = 0.15;
+        return copy;
     }
 
     /// <summary>The known-size Single vector column to learn from (NaN = missing value). Default "Features".</summary>
@@ -30,6 +63,18 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
     /// <summary>The architecture (width, blocks, heads, τ, dropout); its context length is set from the feature count.
     /// Default <see cref="TabularPresets.Small"/>.</summary>
     public MemoryFormerConfig Architecture = TabularPresets.Small;
+
+    /// <summary>How numeric slots become tokens: <see cref="TabularNumericEmbedding.Linear"/> (FT-Transformer, the default),
+    /// <see cref="TabularNumericEmbedding.Periodic"/> or <see cref="TabularNumericEmbedding.PeriodicLinear"/> (Gorishniy et al. 2022).
+    /// Saved with the model.</summary>
+    public TabularNumericEmbedding NumericEmbedding = TabularNumericEmbedding.Linear;
+
+    /// <summary>k, learned frequencies per slot of periodic embeddings. Default 16.</summary>
+    public int PeriodicFrequencies = 16;
+
+    /// <summary>σ of the N(0, σ²) initialisation of the periodic frequencies, on standardised features (the paper tunes it;
+    /// small values start close to a smooth function of the value). Default 0.1.</summary>
+    public double PeriodicScale = 0.1;
 
     /// <summary>The former name of <see cref="MemoryFormerTrainerOptions.Epochs"/>.</summary>
     [Obsolete("Use Epochs: every MemoryFormer trainer names the passes over the data Epochs.")]
@@ -48,6 +93,11 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
         Architecture!.Validate();
         Check(!string.IsNullOrEmpty(FeatureColumnName), nameof(FeatureColumnName), "must name a column");
         Check(!string.IsNullOrEmpty(LabelColumnName), nameof(LabelColumnName), "must name a column");
+        Check(Enum.IsDefined(NumericEmbedding), nameof(NumericEmbedding),
+            $"must be one of {string.Join(", ", Enum.GetNames<TabularNumericEmbedding>())}");
+        Check(PeriodicFrequencies is >= 1 and <= TabularPredictor.MaxPeriodicFrequencies, nameof(PeriodicFrequencies),
+            $"must be between 1 and {TabularPredictor.MaxPeriodicFrequencies}");
+        Check(PeriodicScale > 0 && double.IsFinite(PeriodicScale), nameof(PeriodicScale), "must be a positive number");
     }
 
     private protected override int WarmupStepsOf(int stepsPerEpoch, int steps) => TabularTraining.WarmupSteps(stepsPerEpoch, steps);

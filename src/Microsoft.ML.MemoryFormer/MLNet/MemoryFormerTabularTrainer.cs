@@ -32,19 +32,23 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
 {
     private readonly MemoryFormerTabularOptions options;
     private readonly SupervisedTrainerCore<TabularData> core;
+    private readonly IHostEnvironment env;
+    private readonly PredictionKind kind;
 
     internal MemoryFormerTabularTrainer(IHostEnvironment env, MemoryFormerTabularOptions options, PredictionKind kind)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        this.options = options;
-        core = new SupervisedTrainerCore<TabularData>(env, nameof(MemoryFormerTabularTrainer), kind, options, options.LabelColumnName,
-            (data, label) =>
-            {
-                var rows = FeatureColumnReader.Read(data, options.FeatureColumnName, label);
-                return (rows, rows.Skipped);
-            });
+        (this.options, this.env, this.kind) = (options, env, kind);
+        core = Core(options);
     }
+
+    private SupervisedTrainerCore<TabularData> Core(MemoryFormerTabularOptions o) =>
+        new(env, nameof(MemoryFormerTabularTrainer), kind, o, o.LabelColumnName, (data, label) =>
+        {
+            var rows = FeatureColumnReader.Read(data, o.FeatureColumnName, label);
+            return (rows, rows.Skipped);
+        });
 
     /// <summary>The input schema plus the columns ML.NET's own trainers of the task append.</summary>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
@@ -61,11 +65,27 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
     /// <summary>Reads the rows, trains with early stopping on the validation rows and returns the transformer.</summary>
     public MemoryFormerTabularTransformer Fit(IDataView input)
     {
+        ArgumentNullException.ThrowIfNull(input);
+        var options = this.options.ForRows(this.options.SizeAwareDefaults ? CountRows(input) : long.MaxValue);
+        var core = ReferenceEquals(options, this.options) ? this.core : Core(options);
         var (label, train, validation, seed) = core.Read(input);
         using var channel = core.Host.Start("Training");
+        if (!ReferenceEquals(options, this.options))
+            options.LogTo(channel)($"small table: batch {options.BatchSize}, at most {options.Epochs} epochs, patience " +
+                $"{options.EarlyStoppingPatience}, hold-out {options.ValidationFraction:P0} (SizeAwareDefaults)");
         var (model, result) = TabularTraining.Fit(options.Architecture, options.FeatureColumnName, label, train, validation,
             options.BatchSize, seed, core.Device, (stepsPerEpoch, validated) => options.ToTrainingOptions(seed, stepsPerEpoch, validated),
-            options.LogTo(channel), options.Progress, core.IsCanceled, options.CancellationToken);
+            options.LogTo(channel), options.Progress, core.IsCanceled, options.CancellationToken,
+            (options.NumericEmbedding, options.PeriodicFrequencies, options.PeriodicScale));
         return new MemoryFormerTabularTransformer(model, result);
+    }
+
+    private static long CountRows(IDataView data)
+    {
+        if (data.GetRowCount() is { } known) return known;
+        using var cursor = data.GetRowCursor([]);
+        long n = 0;
+        while (cursor.MoveNext() && n < MemoryFormerTabularOptions.SmallTableRows) n++;
+        return n;
     }
 }

@@ -59,6 +59,34 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
     /// <inheritdoc/>
     public IDataView Transform(IDataView input) => new BatchScoringDataView(input, Mapper(input.Schema));
 
+    /// <summary>
+    /// Bucket health (the paper's Fig. 4): how often each row of each Memory Layer table is selected while the model scores
+    /// <paramref name="data"/>, with the never-hit fraction and normalised entropy per table.
+    /// </summary>
+    /// <param name="data">Rows with the feature column the model was trained on.</param>
+    /// <returns>One entry per Memory Layer, in module order; Q/K/V of one block share a hash and appear once.</returns>
+    public IReadOnlyList<Diagnostics.BucketUsage> MeasureBucketUsage(IDataView data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        using var recorder = Diagnostics.BucketUsageRecorder.Attach(model.Model);
+        var scored = Transform(data);
+        var score = scored.Schema["Score"];
+        using var cursor = scored.GetRowCursor([score]);
+        if (score.Type is VectorDataViewType)
+        {
+            var getter = cursor.GetGetter<VBuffer<float>>(score);
+            VBuffer<float> value = default;
+            while (cursor.MoveNext()) getter(ref value);
+        }
+        else
+        {
+            var getter = cursor.GetGetter<float>(score);
+            float value = 0;
+            while (cursor.MoveNext()) getter(ref value);
+        }
+        return recorder.Snapshot();
+    }
+
     /// <summary>Frees the model's tensors.</summary>
     public void Dispose() => model.Dispose();
 

@@ -21,10 +21,18 @@ internal sealed class TabularModel : nn.Module<Tensor, Tensor>
     /// Builds the model for <paramref name="featureCount"/> slots and <paramref name="outputCount"/> outputs
     /// (1 for regression, C logits for C classes, 2 for binary). The context length is set to 1 + F.
     /// </summary>
-    public TabularModel(MemoryFormerConfig config, int featureCount, int outputCount) : base(nameof(TabularModel))
+    /// <param name="config">The architecture.</param>
+    /// <param name="featureCount">F, feature slots.</param>
+    /// <param name="outputCount">Outputs per row.</param>
+    /// <param name="embedding">How numeric slots become tokens (see <see cref="FeatureTokenizer"/>).</param>
+    /// <param name="periodicFrequencies">k of periodic embeddings.</param>
+    /// <param name="periodicScale">σ of the periodic frequencies' initialisation.</param>
+    public TabularModel(MemoryFormerConfig config, int featureCount, int outputCount,
+        TabularNumericEmbedding embedding = TabularNumericEmbedding.Linear, int periodicFrequencies = 0, double periodicScale = 0)
+        : base(nameof(TabularModel))
     {
         Config = ForFeatures(config, featureCount);
-        tokenizer = new FeatureTokenizer(featureCount, Config.Width);
+        tokenizer = new FeatureTokenizer(featureCount, Config.Width, embedding, periodicFrequencies, periodicScale);
         backbone = new TransformerBackbone(Config);
         head = new PredictionHead(Config.Width, outputCount, PoolingKind.First, Config.Dropout, Config.EmbeddingInitStd);
         OutputCount = outputCount;

@@ -1,3 +1,4 @@
+using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Data;
 
 namespace Microsoft.ML.MemoryFormer.Models;
@@ -8,8 +9,11 @@ namespace Microsoft.ML.MemoryFormer.Models;
 /// <param name="Scaler">The per-slot standardisation learned on the training rows.</param>
 /// <param name="LabelMean">Regression: mean of the training labels (the model predicts standardised labels).</param>
 /// <param name="LabelStd">Regression: standard deviation of the training labels.</param>
+/// <param name="NumericEmbedding">How numeric slots become tokens; absent in models saved before the option (linear).</param>
+/// <param name="PeriodicFrequencies">k of periodic embeddings (0 for linear).</param>
 internal sealed record TabularModelInfo(string FeatureColumnName, LabelColumn Label, FeatureScaler Scaler,
-    float LabelMean, float LabelStd)
+    float LabelMean, float LabelStd, TabularNumericEmbedding NumericEmbedding = TabularNumericEmbedding.Linear,
+    int PeriodicFrequencies = 0)
 {
     /// <summary>The archive entry holding this record.</summary>
     public const string Entry = "tabular.json";

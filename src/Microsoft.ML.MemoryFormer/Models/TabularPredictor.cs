@@ -69,13 +69,20 @@ internal sealed class TabularPredictor : IDisposable
         if (info.Scaler?.Means is null || info.Scaler.Stds?.Length != info.Scaler.Means.Length || info.Label is null
             || !Enum.IsDefined(info.Label.Kind) || (info.Label.ClassNames is not null && info.Label.ClassNames.Length != info.Label.Classes)
             || (info.Label.ClassValueKind is { } kind && !LabelColumn.KeyValueTypes.ContainsKey(kind))
-            || info.FeatureCount < 1 || info.OutputCount < 1 || info.FeatureCount + 1 != config.ContextLength)
+            || info.FeatureCount < 1 || info.OutputCount < 1 || info.FeatureCount + 1 != config.ContextLength
+            || !Enum.IsDefined(info.NumericEmbedding) || info.PeriodicFrequencies is < 0 or > MaxPeriodicFrequencies
+            || (info.NumericEmbedding != TabularNumericEmbedding.Linear) != (info.PeriodicFrequencies > 0))
             throw new InvalidDataException($"The model's '{TabularModelInfo.Entry}' is inconsistent: its scaler, label and feature " +
                 $"count must agree with each other and with the config (ContextLength = {config.ContextLength} = 1 + features).");
-        ModuleWeights.CheckSizeFits(config, archive, headParameters: (3.0 * info.FeatureCount + info.OutputCount) * config.Width);
-        return ModuleLoader.Load(archive, config, () => new TabularModel(config, info.FeatureCount, info.OutputCount), device,
+        ModuleWeights.CheckSizeFits(config, archive, headParameters: (3.0 * info.FeatureCount + info.OutputCount) * config.Width
+            + (double)info.FeatureCount * info.PeriodicFrequencies * (2.0 * config.Width + 1));
+        return ModuleLoader.Load(archive, config, () => new TabularModel(config, info.FeatureCount, info.OutputCount,
+            info.NumericEmbedding, info.PeriodicFrequencies, periodicScale: 1), device,
             model => new TabularPredictor(model, info, device));
     }
+
+    /// <summary>Largest number of periodic frequencies a saved model may declare (a bound against hostile files).</summary>
+    internal const int MaxPeriodicFrequencies = 1024;
 
     /// <summary>Frees the model's tensors.</summary>
     public void Dispose() => model.Dispose();

@@ -178,6 +178,9 @@ internal static class OnnxModelExporter
     /// <summary>Scaled features [B, F] → tokens [B, 1 + F, d], as <see cref="FeatureTokenizer"/>.</summary>
     private static string FeatureTokens(OnnxGraphBuilder g, FeatureTokenizer tokenizer, string x)
     {
+        if (tokenizer.Weight is null)
+            throw new NotSupportedException("ONNX export of tabular models with periodic numeric embeddings is not implemented; " +
+                "train with MemoryFormerTabularOptions.NumericEmbedding = Linear to export.");
         var missing = g.Unsqueeze(g.Unary("IsNaN", x, "is_missing"), [-1], "is_missing3");        // [B, F, 1]
         var values = g.Unsqueeze(g.Where(g.Unary("IsNaN", x, "is_nan"), g.Float(0f), x, "values"), [-1], "values3");
         var tokens = g.Add(g.Mul(values, g.Weight("features.weight", tokenizer.Weight), "feature_scaled"),

@@ -28,18 +28,23 @@ internal static class TabularTraining
     /// <param name="progress">Progress after every epoch.</param>
     /// <param name="stopRequested">Polled before every step, next to <paramref name="cancellation"/>.</param>
     /// <param name="cancellation">Stops between steps.</param>
+    /// <param name="embedding">How numeric slots become tokens, and for periodic embeddings k and σ (saved with the model).</param>
     public static (TabularPredictor Model, TrainingResult Result) Fit(MemoryFormerConfig architecture, string featureColumnName,
         LabelColumn label, TabularData train, TabularData? validation, int batchSize, int seed, Device device,
         TrainingSchedule schedule, Action<string>? log = null, IProgress<TrainingProgress>? progress = null,
-        Func<bool>? stopRequested = null, CancellationToken cancellation = default)
+        Func<bool>? stopRequested = null, CancellationToken cancellation = default,
+        (TabularNumericEmbedding Kind, int Frequencies, double Scale) embedding = default)
     {
         bool regression = label.Kind == PredictionKind.Regression;
         var scaler = FeatureScaler.Fit(train.Features, train.FeatureCount);
         var (labelMean, labelStd) = regression ? MeanStd(train.Labels) : (0f, 1f);
-        var info = new TabularModelInfo(featureColumnName, label, scaler, labelMean, labelStd);
+        bool periodic = embedding.Kind != TabularNumericEmbedding.Linear;
+        var info = new TabularModelInfo(featureColumnName, label, scaler, labelMean, labelStd, embedding.Kind,
+            periodic ? embedding.Frequencies : 0);
 
         TorchRuntime.Seed(seed);
-        var model = new TabularModel(architecture, info.FeatureCount, info.OutputCount);
+        var model = new TabularModel(architecture, info.FeatureCount, info.OutputCount, embedding.Kind, info.PeriodicFrequencies,
+            embedding.Scale);
         try
         {
             model.to(device);
@@ -50,7 +55,7 @@ internal static class TabularTraining
             ITrainingTask stoppable = stopRequested is null ? task : new StoppableTask(task, stopRequested);
             var options = schedule(task.StepsPerEpoch, validation is not null);
             var result = TrainingLoop.Run(model, stoppable, options, progress, log, cancellation,
-                () => Fingerprint(architecture, label, batchSize, train, validation));
+                () => Fingerprint(architecture, label, batchSize, train, validation, embedding));
             return (new TabularPredictor(model, info, device), result);
         }
         catch
@@ -65,11 +70,14 @@ internal static class TabularTraining
 
     /// <summary>What identifies the run for its checkpoint besides the training options (which hold the seed).</summary>
     private static RunFingerprint Fingerprint(MemoryFormerConfig architecture, LabelColumn label, int batchSize,
-        TabularData train, TabularData? validation)
+        TabularData train, TabularData? validation, (TabularNumericEmbedding Kind, int Frequencies, double Scale) embedding)
     {
         var run = new RunFingerprint().WithProperties("Architecture", architecture.ToJson())
             .With("task", $"{label.Kind}, {label.Classes} classes, {train.FeatureCount} features, batches of {batchSize}")
             .WithData<float>("training features", train.Features).WithData<float>("training labels", train.Labels);
+        if (embedding.Kind != TabularNumericEmbedding.Linear)   // linear runs keep the fingerprint they had before the option
+            run = run.With("numeric embedding", string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{embedding.Kind}, k = {embedding.Frequencies}, σ = {embedding.Scale:R}"));
         return validation is null ? run
             : run.WithData<float>("validation features", validation.Features).WithData<float>("validation labels", validation.Labels);
     }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.ML.MemoryFormer.Diagnostics;
 using Microsoft.ML.MemoryFormer.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -41,6 +42,7 @@ internal static class TrainingLoop
         using var state = checkpoint?.TryResume(model, optimizer) ?? new TrainingState();
         if (checkpoint is not null && state.Step > 0)
             log?.Invoke($"resumed from step {state.Step} of {options.MaxSteps} ({options.CheckpointPath})");
+        using var buckets = log is null ? null : BucketUsageRecorder.TryAttachForTraining(model);   // bucket health per report
         var clock = Stopwatch.StartNew();
         TimeSpan Elapsed() => state.EarlierElapsed + clock.Elapsed;
         model.train();
@@ -54,7 +56,7 @@ internal static class TrainingLoop
                     checkpoint.Save(model, optimizer, state, Elapsed());
                 if (state.Step % options.ReportEvery == 0 || state.Step == options.MaxSteps
                     || (options.ValidateEvery > 0 && state.Step % options.ValidateEvery == 0))
-                    Report(state, options, optimizer.LearningRateAt(state.Step - 1), Elapsed(), progress, log);
+                    Report(state, options, optimizer.LearningRateAt(state.Step - 1), Elapsed(), progress, log, buckets);
             }
         }
         catch (OperationCanceledException) when (checkpoint is not null && state.Step > 0 && checkpoint.SavedStep != state.Step)
@@ -135,7 +137,7 @@ internal static class TrainingLoop
     }
 
     private static void Report(TrainingState state, TrainingOptions options, double lr, TimeSpan elapsed,
-        IProgress<TrainingProgress>? progress, Action<string>? log)
+        IProgress<TrainingProgress>? progress, Action<string>? log, BucketUsageRecorder? buckets)
     {
         int step = state.Step;
         double loss = state.Losses[^1];
@@ -147,6 +149,7 @@ internal static class TrainingLoop
         progress?.Report(report);
         log?.Invoke($"step {step}/{options.MaxSteps} loss {loss:F4} lr {lr:G3} {perSecond:F0} items/s" +
             (validation is { } v ? $" validation loss {v.Loss:F4}" + (v.Metric is { } m ? $" metric {m:F4}" : "") : "") +
-            $" ETA {remaining:hh\\:mm\\:ss}");
+            $" ETA {remaining:hh\\:mm\\:ss}" + (buckets is null ? "" : BucketUsageRecorder.Summarise(buckets.Snapshot())));
+        buckets?.Reset();                                                // each line covers the steps since the last one
     }
 }

@@ -94,7 +94,7 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
                 results.Add(Run(ml, set.Name, "MemoryFormer (pretrained)", train, test,
                     ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, settings.Checkpoint)), Path.GetFileName(settings.Checkpoint!)));
         }
-        string machine = MachineProbe.Describe();
+        string machine = Perf.MachineFigures.Measure();
         var markdown = ClassificationReport.Markdown(results) + Environment.NewLine + machine + Environment.NewLine;
         AnsiConsole.Write(ClassificationReport.Table(results));
         AnsiConsole.WriteLine(machine);

@@ -93,7 +93,7 @@ internal sealed class BlimpCommand : Command<BlimpCommand.Settings>
             columns.Add((label, time, model.TrainingResult!.LossHistory.TakeLast(20).Average(), scores));
             AnsiConsole.MarkupLineInterpolated($"  {time.TotalSeconds:F0} s, mean accuracy {scores.Average(s => s.Accuracy):P1}");
         }
-        string markdown = Markdown(tasks, columns, settings) + Environment.NewLine + MachineProbe.Describe() + Environment.NewLine;
+        string markdown = Markdown(tasks, columns, settings) + Environment.NewLine + Perf.MachineFigures.Measure() + Environment.NewLine;
         AnsiConsole.WriteLine(markdown);
         if (settings.Output is { } output) File.WriteAllText(output, markdown);
         return 0;

@@ -18,11 +18,18 @@ internal static class MachineFigures
         return 2.0 * n * n * n / (sample.Min * 1e6);
     }
 
-    /// <summary>Measures both figures and returns the note that goes under a table.</summary>
-    public static string Measure(PerfSettings settings)
+    /// <summary>Both figures now: GEMM GFLOP/s and copy GB/s (read + write).</summary>
+    public static (double GemmGflops, double CopyGBps) Figures(PerfSettings? settings = null)
     {
-        BandwidthCommand.Measure(settings);
-        double gflops = GemmGflops();
+        BandwidthCommand.Measure(settings ?? new PerfSettings { Quick = true });
+        return (GemmGflops(), BandwidthCommand.CopyGBps);
+    }
+
+    /// <summary>Measures both figures and returns the note that goes under a table (a quick bandwidth probe when no
+    /// settings are given).</summary>
+    public static string Measure(PerfSettings? settings = null)
+    {
+        var (gflops, _) = Figures(settings);
         return $"machine in the same run: GEMM {gflops:F1} GFLOP/s (fp32 1024³ torch.mm), copy bandwidth {BandwidthCommand.CopyGBps:F1} GB/s (read + write), " +
             $"load average {Timing.LoadAverage():F2} on {Environment.ProcessorCount} logical CPUs{(Timing.LoadAverage() > Environment.ProcessorCount * 0.5 ? " (machine LOADED: ratios only)" : "")}";
     }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -77,7 +78,7 @@ internal sealed class WebApiLoadCommand : AsyncCommand<WebApiLoadCommand.Setting
         Directory.CreateDirectory(output);
         if (settings.Server is null && !File.Exists(server)) await BuildServerAsync();
         TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
-        var before = MachineProbe.Measure();
+        var before = MachineFigures.Figures();
         AnsiConsole.WriteLine(Invariant($"Machine before: GEMM {before.GemmGflops:F1} GFLOP/s, copy {before.CopyGBps:F1} GB/s, {Environment.ProcessorCount} cores"));
 
         using var process = await ServerProcess.StartAsync(server, settings.Port, Path.Combine(output, "webapi-models"), settings.Slots, TimeSpan.FromMinutes(5));
@@ -127,7 +128,7 @@ internal sealed class WebApiLoadCommand : AsyncCommand<WebApiLoadCommand.Setting
         await sampler;
         bool alive = process.IsRunning;
         string counters = alive ? await ServerCountersAsync(client) : "";
-        var after = MachineProbe.Measure();
+        var after = MachineFigures.Figures();
 
         string markdown = ToMarkdown(settings, before, after, phases, samples, load.Elapsed, cycle, alive) + counters;
         string path = Path.Combine(output, "webapi.md");

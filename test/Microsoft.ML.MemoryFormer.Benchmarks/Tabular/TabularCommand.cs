@@ -42,6 +42,22 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [Description("torch intra-op threads for MemoryFormer; 0 = torch's default (all cores). Default 0.")]
         public int Threads { get; init; }
 
+        [CommandOption("--embedding")]
+        [Description("MemoryFormer numeric embedding: linear, periodic (PLR) or periodic-linear (PL). Default linear.")]
+        public string Embedding { get; init; } = "linear";
+
+        [CommandOption("--periodic-scale")]
+        [Description("σ of the periodic frequencies' initialisation. Default 0.1.")]
+        public double PeriodicScale { get; init; } = 0.1;
+
+        [CommandOption("--periodic-frequencies")]
+        [Description("k, periodic frequencies per slot. Default 16.")]
+        public int PeriodicFrequencies { get; init; } = 16;
+
+        [CommandOption("--trainer-defaults")]
+        [Description("Give MemoryFormer the trainer's own defaults (size-aware) instead of the benchmark's per-size settings.")]
+        public bool TrainerDefaults { get; init; }
+
         [CommandOption("--verbose")]
         [Description("Print MemoryFormer's per-epoch log.")]
         public bool Verbose { get; init; }
@@ -79,14 +95,22 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
     private static MemoryFormerTabularOptions Options(Settings settings, TabularDataset set)
     {
         bool small = CountRows(set.Train) < 2000;
+        var embedding = settings.Embedding.ToLowerInvariant() switch
+        {
+            "periodic" => TabularNumericEmbedding.Periodic,
+            "periodic-linear" => TabularNumericEmbedding.PeriodicLinear,
+            _ => TabularNumericEmbedding.Linear,
+        };
+        if (settings.TrainerDefaults)
+            return new MemoryFormerTabularOptions
+            {
+                Architecture = Preset(settings), Seed = 0, NumericEmbedding = embedding,
+                PeriodicScale = settings.PeriodicScale, PeriodicFrequencies = settings.PeriodicFrequencies,
+            };
         return new MemoryFormerTabularOptions
         {
-            Architecture = settings.Preset switch
-            {
-                "medium" => TabularPresets.Medium,
-                "large" => TabularPresets.Large,
-                _ => TabularPresets.Small,
-            },
+            NumericEmbedding = embedding, PeriodicScale = settings.PeriodicScale, PeriodicFrequencies = settings.PeriodicFrequencies,
+            Architecture = Preset(settings),
             BatchSize = small ? 32 : 256,
             Epochs = settings.Epochs ?? (small ? 100 : 2),
             EarlyStoppingPatience = small ? 15 : 3,
@@ -94,6 +118,13 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             Seed = 0,
         };
     }
+
+    private static MemoryFormerConfig Preset(Settings settings) => settings.Preset switch
+    {
+        "medium" => TabularPresets.Medium,
+        "large" => TabularPresets.Large,
+        _ => TabularPresets.Small,
+    };
 
     private static TabularResult Run(MLContext ml, TabularDataset set, TabularContender contender)
     {
@@ -169,7 +200,10 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
                 text.AppendLine(CultureInfo.InvariantCulture, $"| {r.Model} | {Format(r.Metric1)} | {Format(r.Metric2)} | {r.TrainSeconds:F1} | {r.ScoreRowsPerSecond:N0} | {r.Note} |");
             text.AppendLine();
         }
-        text.AppendLine($"MemoryFormer preset {settings.Preset}, torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
+        text.AppendLine($"Machine at the start of the write-up: {Perf.MachineFigures.Measure()}.");
+        text.AppendLine($"MemoryFormer preset {settings.Preset}, numeric embedding {settings.Embedding}" +
+            (settings.Embedding != "linear" ? $" (k = {settings.PeriodicFrequencies}, σ = {settings.PeriodicScale})" : "") +
+            (settings.TrainerDefaults ? ", trainer defaults" : "") + $", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
         return text.ToString();
     }
 }

@@ -43,6 +43,7 @@ internal sealed record TabularContender(string Name, Func<MLContext, TabularTask
     {
         Architecture = o.Architecture, BatchSize = o.BatchSize, Epochs = o.Epochs, LearningRate = o.LearningRate,
         WeightDecay = o.WeightDecay, ValidationFraction = o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
-        Seed = o.Seed, Log = log,
+        Seed = o.Seed, Log = log, NumericEmbedding = o.NumericEmbedding, PeriodicFrequencies = o.PeriodicFrequencies,
+        PeriodicScale = o.PeriodicScale, SizeAwareDefaults = o.SizeAwareDefaults,
     };
 }
