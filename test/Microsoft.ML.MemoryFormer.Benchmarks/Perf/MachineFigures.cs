@@ -31,6 +31,6 @@ internal static class MachineFigures
     {
         var (gflops, _) = Figures(settings);
         return $"machine in the same run: GEMM {gflops:F1} GFLOP/s (fp32 1024³ torch.mm), copy bandwidth {BandwidthCommand.CopyGBps:F1} GB/s (read + write), " +
-            $"load average {Timing.LoadAverage():F2} on {Environment.ProcessorCount} logical CPUs{(Timing.LoadAverage() > Environment.ProcessorCount * 0.5 ? " (machine LOADED: ratios only)" : "")}";
+            $"load average {Timing.LoadAverage():F2} on {Environment.ProcessorCount} logical CPUs{(Timing.LoadAverage() > Environment.ProcessorCount * 1.5 ? " (machine LOADED by other work: ratios only)" : "")}";
     }
 }

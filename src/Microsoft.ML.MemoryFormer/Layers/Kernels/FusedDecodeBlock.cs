@@ -16,27 +16,21 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
 {
     private readonly TransformerBlock block;           // keeps the parameters alive
-    private readonly int width, heads, headWidth, rotaryDims, hidden;
-    private readonly float* attentionGain, ffnGain, cos, sin, normWeight, normBias;
-    private readonly float attentionEpsilon, ffnEpsilon;
+    private readonly int width, hidden;
+    private readonly DecodeAttention attention;
+    private readonly DecodeRmsNorm ffnNorm;
+    private readonly float* normWeight, normBias;
     private readonly Layer query, key, value, expand, project;
 
     /// <summary>Reads the block's parameters; <see cref="Supports"/> must be true.</summary>
     public FusedDecodeBlock(TransformerBlock block, MemoryFormerConfig config)
     {
         this.block = block;
-        var attentionNorm = (RmsNorm)block.AttentionNorm;
-        var ffnNorm = (RmsNorm)block.FfnNorm;
         var qkv = (MemoryQkv)block.Attention.Qkv;
         var ffn = (MemoryBlock)block.Ffn;
-        (width, heads, headWidth, hidden) = (config.Width, config.Heads, config.HeadWidth, config.BlockHiddenWidth);
-        rotaryDims = block.Attention.Rotary.RotaryDims;
-        attentionGain = TensorMemory.Floats(attentionNorm.Weight);
-        attentionEpsilon = (float)attentionNorm.Epsilon;
-        ffnGain = TensorMemory.Floats(ffnNorm.Weight);
-        ffnEpsilon = (float)ffnNorm.Epsilon;
-        cos = TensorMemory.Floats(block.Attention.Rotary.Tables.Cos);
-        sin = TensorMemory.Floats(block.Attention.Rotary.Tables.Sin);
+        (width, hidden) = (config.Width, config.BlockHiddenWidth);
+        attention = new DecodeAttention(block, config);
+        ffnNorm = new DecodeRmsNorm((RmsNorm)block.FfnNorm, width);
         normWeight = TensorMemory.Floats(ffn.Norm.weight!);
         normBias = TensorMemory.Floats(ffn.Norm.bias!);
         (query, key, value) = (new Layer(qkv.Query), new Layer(qkv.Key), new Layer(qkv.Value));
@@ -50,7 +44,7 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
         && block.buffers().All(b => Contiguous(b));
 
     /// <summary>Positions the rotary tables cover; a cache position at or past it cannot be decoded.</summary>
-    public long RotaryPositions => block.Attention.Rotary.Tables.Cos.shape[0];
+    public long RotaryPositions => attention.RotaryPositions;
 
     /// <summary>Runs the block on x [d] in place for the token at position <c>cache.Length</c>, appending its K and V.</summary>
     /// <remarks>The caller checks first that the position is below the cache's capacity and <see cref="RotaryPositions"/>
@@ -58,31 +52,16 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
     /// caller can make it write outside the cache.</remarks>
     public void Step(float* x, AttentionCache cache, Scratch s)
     {
-        int position = (int)cache.Length, capacity = (int)cache.Capacity;
-        if (position >= capacity || position >= RotaryPositions)
-            throw new InvalidOperationException($"The KV cache holds {capacity} positions and the rotary tables {RotaryPositions}; " +
-                $"position {position} cannot be decoded.");
-        var (keyBuffer, valueBuffer) = cache.Buffers;
-        float* keys = TensorMemory.Floats(keyBuffer), values = TensorMemory.Floats(valueBuffer);   // [1, H, C, hd]
-
-        VectorKernels.RmsNorm(x, attentionGain, width, attentionEpsilon, s.Normed);
+        attention.CheckRoom(cache);
+        attention.Norm.Apply(x, s.Normed);
         Hash(s.Normed, width, value, s);                                          // one hash for Q, K, V
         Gather(query, s, s.Query);
         Gather(key, s, s.Key);
         Gather(value, s, s.Value);
-        VectorKernels.Rotary(s.Query, heads, headWidth, rotaryDims, cos + ((long)position * rotaryDims), sin + ((long)position * rotaryDims));
-        VectorKernels.Rotary(s.Key, heads, headWidth, rotaryDims, cos + ((long)position * rotaryDims), sin + ((long)position * rotaryDims));
-        for (int h = 0; h < heads; h++)
-        {
-            long at = (((long)h * capacity) + position) * headWidth;
-            Unsafe.CopyBlock(keys + at, s.Key + (h * headWidth), (uint)(headWidth * sizeof(float)));
-            Unsafe.CopyBlock(values + at, s.Value + (h * headWidth), (uint)(headWidth * sizeof(float)));
-        }
-        cache.Advance();
-        VectorKernels.Attend(s.Query, keys, values, heads, capacity, headWidth, position + 1, s.Scores, s.Attended);
+        attention.Attend(s.Query, s.Key, s.Value, cache, s.Scores, s.Attended);  // rotary, K/V into the cache
         RowKernels.Add(s.Attended, x, width);                                     // z = x + Attn(Norm(x))
 
-        VectorKernels.RmsNorm(x, ffnGain, width, ffnEpsilon, s.Normed);
+        ffnNorm.Apply(x, s.Normed);
         Hash(s.Normed, width, expand, s);
         Gather(expand, s, s.Hidden);                                              // [K·(τ+2)]
         VectorKernels.LayerNorm(s.Hidden, normWeight, normBias, hidden, (float)MemoryBlock.NormEpsilon, s.HiddenNormed);

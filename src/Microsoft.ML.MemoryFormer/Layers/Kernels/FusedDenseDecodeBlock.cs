@@ -16,9 +16,9 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 internal sealed unsafe class FusedDenseDecodeBlock : IFusedDecodeBlock
 {
     private readonly TransformerBlock block;           // keeps the parameters alive
-    private readonly int width, heads, headWidth, rotaryDims;
-    private readonly float* attentionGain, ffnGain, cos, sin;
-    private readonly float attentionEpsilon, ffnEpsilon;
+    private readonly int width;
+    private readonly DecodeAttention attention;
+    private readonly DecodeRmsNorm ffnNorm;
     private readonly Matrix qkv, output, expand, project;
     private readonly float[] buffers;                  // qkv [3d], hidden [4d], projected [d]; pinned
 
@@ -26,17 +26,10 @@ internal sealed unsafe class FusedDenseDecodeBlock : IFusedDecodeBlock
     public FusedDenseDecodeBlock(TransformerBlock block, MemoryFormerConfig config, Func<Tensor, Bf16Matrix?> bf16)
     {
         this.block = block;
-        var attentionNorm = (RmsNorm)block.AttentionNorm;
-        var ffnNorm = (RmsNorm)block.FfnNorm;
         var mlp = (DenseMlp)block.Ffn;
-        (width, heads, headWidth) = (config.Width, config.Heads, config.HeadWidth);
-        rotaryDims = block.Attention.Rotary.RotaryDims;
-        attentionGain = TensorMemory.Floats(attentionNorm.Weight);
-        attentionEpsilon = (float)attentionNorm.Epsilon;
-        ffnGain = TensorMemory.Floats(ffnNorm.Weight);
-        ffnEpsilon = (float)ffnNorm.Epsilon;
-        cos = TensorMemory.Floats(block.Attention.Rotary.Tables.Cos);
-        sin = TensorMemory.Floats(block.Attention.Rotary.Tables.Sin);
+        width = config.Width;
+        attention = new DecodeAttention(block, config);
+        ffnNorm = new DecodeRmsNorm((RmsNorm)block.FfnNorm, width);
         qkv = new Matrix(((DenseQkv)block.Attention.Qkv).Projection, bf16);
         output = new Matrix(block.Attention.Output!, bf16);
         (expand, project) = (new Matrix(mlp.Expand, bf16), new Matrix(mlp.Project, bf16));
@@ -51,35 +44,20 @@ internal sealed unsafe class FusedDenseDecodeBlock : IFusedDecodeBlock
         && block.buffers().All(b => TensorMemory.IsCpuFloat32(b) && b.is_contiguous());
 
     /// <inheritdoc/>
-    public long RotaryPositions => block.Attention.Rotary.Tables.Cos.shape[0];
+    public long RotaryPositions => attention.RotaryPositions;
 
     /// <inheritdoc/>
     public void Step(float* x, AttentionCache cache, FusedDecodeBlock.Scratch s)
     {
-        int position = (int)cache.Length, capacity = (int)cache.Capacity;
-        if (position >= capacity || position >= RotaryPositions)
-            throw new InvalidOperationException($"The KV cache holds {capacity} positions and the rotary tables {RotaryPositions}; " +
-                $"position {position} cannot be decoded.");
-        var (keyBuffer, valueBuffer) = cache.Buffers;
-        float* keys = TensorMemory.Floats(keyBuffer), values = TensorMemory.Floats(valueBuffer);   // [1, H, C, hd]
         float* q = At(0), k = q + width, v = k + width, hidden = At(3 * width), projected = hidden + expand.Rows;
-
-        VectorKernels.RmsNorm(x, attentionGain, width, attentionEpsilon, s.Normed);
+        attention.CheckRoom(cache);
+        attention.Norm.Apply(x, s.Normed);
         qkv.Apply(s.Normed, q);                                                   // [Q | K | V]
-        VectorKernels.Rotary(q, heads, headWidth, rotaryDims, cos + ((long)position * rotaryDims), sin + ((long)position * rotaryDims));
-        VectorKernels.Rotary(k, heads, headWidth, rotaryDims, cos + ((long)position * rotaryDims), sin + ((long)position * rotaryDims));
-        for (int h = 0; h < heads; h++)
-        {
-            long at = (((long)h * capacity) + position) * headWidth;
-            Unsafe.CopyBlock(keys + at, k + (h * headWidth), (uint)(headWidth * sizeof(float)));
-            Unsafe.CopyBlock(values + at, v + (h * headWidth), (uint)(headWidth * sizeof(float)));
-        }
-        cache.Advance();
-        VectorKernels.Attend(q, keys, values, heads, capacity, headWidth, position + 1, s.Scores, s.Attended);
+        attention.Attend(q, k, v, cache, s.Scores, s.Attended);                   // rotary, K/V into the cache
         output.Apply(s.Attended, projected);
         RowKernels.Add(projected, x, width);                                      // z = x + W_O·Attn(Norm(x))
 
-        VectorKernels.RmsNorm(x, ffnGain, width, ffnEpsilon, s.Normed);
+        ffnNorm.Apply(x, s.Normed);
         expand.Apply(s.Normed, hidden);
         for (int i = 0; i < expand.Rows; i++)
             hidden[i] = Gelu(hidden[i]);
