@@ -32,8 +32,9 @@ public abstract class MemoryFormerTrainerOptions
     /// <summary>Peak learning rate of dense parameters (embedding, head, norms). Default 1e-3.</summary>
     public double LearningRate = 1e-3;
 
-    /// <summary>Peak learning rate of the Memory Layer tables; null (the default) takes 3 × <see cref="LearningRate"/>,
-    /// the ratio of the paper (arXiv 2411.12992, §4.1).</summary>
+    /// <summary>Peak learning rate of the Memory Layer tables; null (the default) takes 3 × <see cref="LearningRate"/>.
+    /// The separate table rate is this library's choice: the paper trains the whole model at 3× the rate of the Pythia
+    /// model of the same size, and the official configs use one rate for every parameter (docs/model-spec.md, "Training").</summary>
     public double? TableLearningRate;
 
     /// <summary>Decoupled weight decay of dense matrices (biases and norm gains never decay).</summary>
