@@ -84,7 +84,9 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         var (fast, slow) = runs[0].Seconds <= runs[1].Seconds ? (runs[0], runs[1]) : (runs[1], runs[0]);
         int steps = (int)Math.Round(settings.Steps * slow.Seconds / fast.Seconds);
         var fastKind = fast.Label == "Dense" ? TransformerKind.Dense : TransformerKind.MemoryFormer;
-        runs.Add(Train(ml, fastKind, fast.Label, $"equal time ({slow.Seconds:F0} s of {slow.Label})", steps, train, test, settings, cancellationToken));
+        string budget = $"equal time ({slow.Seconds:F0} s of {slow.Label})";
+        runs.Add(steps == settings.Steps ? fast with { Budget = budget + ", same steps: not retrained" }   // training is seeded: a rerun repeats it
+            : Train(ml, fastKind, fast.Label, budget, steps, train, test, settings, cancellationToken));
         string markdown = Markdown(runs, settings, testText.Length) + Environment.NewLine + Perf.MachineFigures.Measure() + Environment.NewLine;
         AnsiConsole.WriteLine(markdown);
         if (settings.Output is { } output) File.WriteAllText(output, markdown);
