@@ -5,6 +5,7 @@ using System.Text;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.LanguageModeling;
 using Microsoft.ML.MemoryFormer.MLNet;
+using Microsoft.ML.MemoryFormer.Text;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -53,13 +54,8 @@ internal sealed class BlimpCommand : Command<BlimpCommand.Settings>
             Steps > 0 && Pairs > 0 && Width > 0 && Layers > 0 ? ValidationResult.Success() : ValidationResult.Error("--steps, --pairs, --width and --layers must be positive");
     }
 
-    private const int ContextLength = 128;   // every BLiMP sentence of the shipped files fits in 128 bytes after EOT
-    private const int Seed = 1337;
-
-    private sealed class Document
-    {
-        public string Text { get; set; } = "";
-    }
+    private const int ContextLength = SmallLanguageModel.ContextLength;   // every BLiMP sentence of the shipped files fits in 128 bytes after EOT
+    private const int Seed = SmallLanguageModel.Seed;
 
     /// <inheritdoc />
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -74,18 +70,13 @@ internal sealed class BlimpCommand : Command<BlimpCommand.Settings>
         var tasks = BlimpTask.LoadAll(blimp, settings.Pairs)
             .Select(t => t with { Pairs = t.Pairs.Where(p => Fits(p.Good) && Fits(p.Bad)).ToArray() }).ToArray();
         var ml = new MLContext(Seed);
-        var train = ml.Data.LoadFromEnumerable(new[] { new Document { Text = File.ReadAllText(data) } });
+        var train = ml.Data.LoadFromEnumerable(new[] { new SmallLanguageModel.Document { Text = File.ReadAllText(data) } });
         var columns = new List<(string Label, TimeSpan Time, double Loss, MinimalPairsMetrics[] Scores)>();
         foreach (var (kind, label) in new[] { (TransformerKind.MemoryFormer, "MemoryFormer"), (TransformerKind.Dense, "Dense") })
         {
             AnsiConsole.MarkupLineInterpolated($"training {label} for {settings.Steps} steps ...");
-            var options = new MemoryFormerLanguageModelEstimator.Options
-            {
-                Architecture = new MemoryFormerConfig { Width = settings.Width, Layers = settings.Layers, Heads = 4, BitsPerChunk = 8, Kind = kind },
-                ContextLength = ContextLength, BatchSize = 16, MaxSteps = settings.Steps, WarmupSteps = Math.Min(50, settings.Steps / 10),
-                LearningRate = 1e-3, TableLearningRate = 3e-3, WeightDecay = 0.1, ValidationFraction = 0, ValidateEvery = 0, Seed = Seed,
-                CancellationToken = cancellationToken,
-            };
+            var options = SmallLanguageModel.Options(kind, settings.Width, settings.Layers, batchSize: 16, settings.Steps,
+                TextTokenizerKind.ByteLevel, cancellationToken);
             var clock = Stopwatch.StartNew();
             using var model = ml.Text.MemoryFormer(options).Fit(train);
             var time = clock.Elapsed;

@@ -52,13 +52,8 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
                 ? ValidationResult.Success() : ValidationResult.Error("--steps, --width, --layers, --batch and --test-chars must be positive");
     }
 
-    private const int ContextLength = 128;
-    private const int Seed = 1337;
-
-    private sealed class Document
-    {
-        public string Text { get; set; } = "";
-    }
+    private const int ContextLength = SmallLanguageModel.ContextLength;
+    private const int Seed = SmallLanguageModel.Seed;
 
     private sealed record Run(string Label, string Budget, int Steps, double Seconds, double TokensPerSecond, LanguageModelMetrics Test, double TrainLoss);
 
@@ -75,8 +70,8 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         string testText = File.ReadAllText(testPath);
         if (settings.TestChars is { } n && n < testText.Length) testText = testText[..n];
         var ml = new MLContext(Seed);
-        var train = ml.Data.LoadFromEnumerable(new[] { new Document { Text = File.ReadAllText(trainPath) } });
-        var test = ml.Data.LoadFromEnumerable(new[] { new Document { Text = testText } });
+        var train = ml.Data.LoadFromEnumerable(new[] { new SmallLanguageModel.Document { Text = File.ReadAllText(trainPath) } });
+        var test = ml.Data.LoadFromEnumerable(new[] { new SmallLanguageModel.Document { Text = testText } });
         var runs = new List<Run>();
         foreach (var (kind, label) in new[] { (TransformerKind.MemoryFormer, "MemoryFormer"), (TransformerKind.Dense, "Dense") })
             runs.Add(Train(ml, kind, label, "equal steps", settings.Steps, train, test, settings, cancellationToken));
@@ -98,14 +93,9 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
     {
         AnsiConsole.MarkupLineInterpolated($"training {label} for {steps} steps ({budget}) ...");
         var reports = new List<TrainingProgress>();
-        var options = new MemoryFormerLanguageModelEstimator.Options
-        {
-            Architecture = new MemoryFormerConfig { Width = settings.Width, Layers = settings.Layers, Heads = 4, BitsPerChunk = 8, Kind = kind },
-            Tokenizer = TextTokenizerKind.Gpt2, ContextLength = ContextLength, BatchSize = settings.Batch, MaxSteps = steps,
-            WarmupSteps = Math.Min(50, steps / 10), LearningRate = 1e-3, TableLearningRate = 3e-3, WeightDecay = 0.1,
-            ValidationFraction = 0, ValidateEvery = 0, ReportEvery = 10, Seed = Seed, CancellationToken = cancellationToken,
-            Progress = new Progress(reports),
-        };
+        var options = SmallLanguageModel.Options(kind, settings.Width, settings.Layers, settings.Batch, steps, TextTokenizerKind.Gpt2, cancellationToken);
+        options.ReportEvery = 10;
+        options.Progress = new Progress(reports);
         using var model = ml.Text.MemoryFormer(options).Fit(train);
         var last = reports.Last(r => r.ValidationLoss is null);   // training only: the closing validation is not timed
         var metrics = model.Evaluate(test, cancellationToken: cancellationToken);
