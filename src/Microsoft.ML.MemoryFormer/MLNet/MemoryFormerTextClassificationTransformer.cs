@@ -54,6 +54,9 @@ public sealed class MemoryFormerTextClassificationTransformer : ITransformer, ID
 
     internal TextClassifierModel Model => model;
 
+    /// <summary>Rows per training batch; <see cref="Transform"/> reads this many rows at a time.</summary>
+    internal int BatchSize => batchSize;
+
     /// <summary>The task: binary or multiclass classification (read by the ONNX export).</summary>
     internal PredictionKind Kind => kind;
 
@@ -66,7 +69,8 @@ public sealed class MemoryFormerTextClassificationTransformer : ITransformer, ID
     /// <inheritdoc />
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Mapper(inputSchema);
 
-    /// <summary>Appends the prediction columns; rows are scored lazily, <c>2 × BatchSize</c> at a time.</summary>
+    /// <summary>Appends the prediction columns; rows are scored lazily, at least 256 at a time (their windows sorted by length
+    /// into batches padded only to their own longest window).</summary>
     public IDataView Transform(IDataView input) => new BatchScoringDataView(input, Mapper(input.Schema));
 
     void ICanSaveModel.Save(ModelSaveContext ctx) => model.ToArchive()
