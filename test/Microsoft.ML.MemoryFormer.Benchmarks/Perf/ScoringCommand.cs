@@ -91,7 +91,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var (gflops, copy) = MachineFigures.Figures(settings);
 
         var table = new PerfTable("scoring", "Text-classification scoring: default architecture (d=128, 2 blocks, GPT-2, 128-token windows × ≤ 4)",
-            "rows", "path", "Transform rows/s", "Transform tokens/s", "PredictionEngine rows/s", "Transform ÷ reference", "PredictionEngine ÷ reference", "max |Δ log p|, argmax equal");
+            "rows", "path", "Transform rows/s", "Transform tokens/s", "PredictionEngine rows/s", "Transform ÷ reference", "Transform CPU time ÷ reference", "PredictionEngine ÷ reference", "max |Δ log p|, argmax equal");
         var phases = new PerfTable("scoring-phases", "Where one Transform pass goes (ms per pass, from the same model's profile)",
             "rows", "path", "tokenize", "window/pad", "encoder forward", "pooling/head", "ML.NET overhead", "Transform total", "padded ÷ real tokens");
         int defaultBudget = model.ScoringTokensPerBatch;
@@ -109,7 +109,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             };
             paths.AddRange(budgets.Select(b => ($"batched ({b} tokens per batch)", (Action<TextClassifierModel>)(m => (m.UseReferenceScoring, m.ScoringTokensPerBatch) = (false, b)))));
 
-            var transformMs = Timing.Interleave(paths.Select(p => (Action)(() => { p.Set(model); TimeTransform(transformer, data, rows.Length); })).ToArray(), rounds);
+            var (transformMs, transformCpuMs) = InterleaveWithCpu(paths.Select(p => (Action)(() => { p.Set(model); TimeTransform(transformer, data, rows.Length); })).ToArray(), rounds);
             var engineRows = rows.Take(settings.EngineRows).ToArray();
             using var engine = ml.Model.CreatePredictionEngine<Row, Scored>(transformer, new PredictionEngineOptions { OwnsTransformer = false });
             var engineMs = Timing.Interleave(paths.Select(p => (Action)(() => { p.Set(model); TimeEngine(engine, engineRows); })).ToArray(), rounds);
@@ -123,7 +123,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 double diff = scores.Zip(reference).Max(p => p.First.Zip(p.Second).Max(v => Math.Abs(v.First - v.Second)));
                 int same = scores.Zip(reference).Count(p => ArgMax(p.First) == ArgMax(p.Second));
                 table.AddRow(name, paths[i].Name, Rate(rows.Length, transformMs[i]), Rate(tokens, transformMs[i]), Rate(engineRows.Length, engineMs[i]),
-                    FormattableString.Invariant($"{transformMs[0] / transformMs[i]:F2}×"), FormattableString.Invariant($"{engineMs[0] / engineMs[i]:F2}×"),
+                    FormattableString.Invariant($"{transformMs[0] / transformMs[i]:F2}×"), FormattableString.Invariant($"{transformCpuMs[0] / transformCpuMs[i]:F2}×"),
+                    FormattableString.Invariant($"{engineMs[0] / engineMs[i]:F2}×"),
                     FormattableString.Invariant($"{diff:g2}, {same}/{rows.Length}"));
 
                 var profile = model.Profile = new ScoringProfile();
@@ -137,7 +138,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         string machine = string.Create(CultureInfo.InvariantCulture,
             $"machine in the same run: GEMM {gflops:F1} GFLOP/s (fp32 1024³ torch.mm), copy bandwidth {copy:F1} GB/s (read + write)");
         table.AddNote(FormattableString.Invariant($"long rows: {settings.LongRows} Moby Dick paragraphs of 500–3,000 characters (whitespace collapsed), cycled; short rows: {settings.ShortRows} banking77 test texts; PredictionEngine: the first {settings.EngineRows} of each"));
-        table.AddNote(FormattableString.Invariant($"median of {rounds} rounds, the paths timed interleaved; tokens/s counts the windows' real tokens (start token included)"));
+        table.AddNote(FormattableString.Invariant($"median of {rounds} rounds, the paths timed interleaved; tokens/s counts the windows' real tokens (start token included); CPU time is the process's user + system time of a pass (less disturbed by other processes than wall time on a loaded machine)"));
         table.AddNote("reference: Transform reads the training batch size (32) of rows per model call and scores them as one batch padded to its longest window; batched: at least 256 rows per call, windows sorted by length into batches padded to their own longest");
         table.AddNote(machine);
         phases.AddNote("ML.NET overhead = Transform total − the four phases (cursors, getters, output columns)");
@@ -145,6 +146,29 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         table.Publish(settings.Output);
         phases.Publish(settings.Output);
         return 0;
+    }
+
+    /// <summary>Median wall and process CPU milliseconds of each body, timed one call each per round, in turn, after one
+    /// warm-up round.</summary>
+    private static (double[] Wall, double[] Cpu) InterleaveWithCpu(IReadOnlyList<Action> bodies, int rounds)
+    {
+        var wall = bodies.Select(_ => new double[rounds]).ToArray();
+        var cpu = bodies.Select(_ => new double[rounds]).ToArray();
+        using var process = Process.GetCurrentProcess();
+        for (int round = -1; round < rounds; round++)
+            for (int b = 0; b < bodies.Count; b++)
+            {
+                process.Refresh();
+                var cpuStart = process.TotalProcessorTime;
+                long start = Stopwatch.GetTimestamp();
+                bodies[b]();
+                double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                process.Refresh();
+                if (round < 0) continue;
+                wall[b][round] = ms;
+                cpu[b][round] = (process.TotalProcessorTime - cpuStart).TotalMilliseconds;
+            }
+        return (wall.Select(Timing.Median).ToArray(), cpu.Select(Timing.Median).ToArray());
     }
 
     private static int ArgMax(float[] values) => Array.IndexOf(values, values.Max());
