@@ -38,11 +38,16 @@ internal sealed class TextClassificationScorer : IBatchScorer
 
     public IBatchReader CreateReader(DataViewRow row) => new Reader(this, texts.Reader(row));
 
-    private sealed class Reader(TextClassificationScorer scorer, Func<(string, string?)> read) : IBatchReader
+    private sealed class Reader(TextClassificationScorer scorer, Func<(string Text, string? Second)> read) : IBatchReader
     {
-        private readonly List<(string, string?)> rows = [];
+        private readonly List<int[][]> rows = [];
 
-        public void Read() => rows.Add(read());
+        /// <summary>Keeps the row's token windows, not its text: a buffer of very long rows holds only what is scored.</summary>
+        public void Read()
+        {
+            var (text, second) = read();
+            rows.Add(scorer.model.Encode(text, second));
+        }
 
         public Array[] Score()
         {

@@ -1,7 +1,7 @@
 namespace Microsoft.ML.MemoryFormer.Models;
 
 /// <summary>
-/// Where the time of <see cref="TextClassifierModel.LogProbabilities"/> goes, accumulated over calls while a profile is
+/// Where the time of <see cref="TextClassifierModel.LogProbabilities(IReadOnlyList{int[][]})"/> goes, accumulated over calls while a profile is
 /// attached (<see cref="TextClassifierModel.Profile"/>): read by the <c>perf scoring</c> benchmark.
 /// </summary>
 internal sealed class ScoringProfile

@@ -84,23 +84,37 @@ internal sealed class TextClassifierModel : IDisposable
     /// most <see cref="ScoringTokensPerBatch"/> tokens, each padded only to its longest window (<see cref="WindowBatches"/>);
     /// the result equals <see cref="UseReferenceScoring"/>'s up to float rounding.
     /// </summary>
-    public float[][] LogProbabilities(IReadOnlyList<(string Text, string? Second)> rows)
+    public float[][] LogProbabilities(IReadOnlyList<(string Text, string? Second)> rows) =>
+        LogProbabilities(rows.Select(r => Encode(r.Text, r.Second)).ToArray());
+
+    /// <summary>The windows of one row, as <see cref="LogProbabilities(IReadOnlyList{int[][]})"/> reads them: a scorer that
+    /// buffers rows keeps these (at most <see cref="MaxWindowsPerRow"/> × <see cref="MaxTokensPerRow"/> ids) rather than the
+    /// text, so a buffer of very long rows holds only what is scored.</summary>
+    public int[][] Encode(string text, string? second)
     {
-        if (rows.Count == 0) return [];
         long start = Stopwatch.GetTimestamp();
-        var encoded = rows.Select(r => encoder.EncodeWindows(r.Text, r.Second, MaxWindowsPerRow)).ToArray();
+        var windows = encoder.EncodeWindows(text, second, MaxWindowsPerRow);
+        if (Profile is { } profile) profile.TokenizeMs += Elapsed(ref start);
+        return windows;
+    }
+
+    /// <summary>Log-probabilities of each class for rows already encoded by <see cref="Encode"/>.</summary>
+    public float[][] LogProbabilities(IReadOnlyList<int[][]> encodedRows)
+    {
+        if (encodedRows.Count == 0) return [];
+        long start = Stopwatch.GetTimestamp();
+        var encoded = encodedRows as int[][][] ?? encodedRows.ToArray();
         var profile = Profile;
         if (profile is not null)
         {
             profile.Calls++;
-            profile.TokenizeMs += Elapsed(ref start);
             profile.Windows += encoded.Sum(w => w.Length);
             profile.Tokens += encoded.Sum(w => w.Sum(window => (long)window.Length));
         }
         if (UseReferenceScoring) return ReferenceLogProbabilities(encoded, profile, start);
         var logits = BatchedLogits(encoded, profile, ref start);
-        var result = new float[rows.Count][];
-        for (int i = 0; i < rows.Count; i++) result[i] = LogSoftmax(logits.AsSpan(i * Classes, Classes));
+        var result = new float[encoded.Length][];
+        for (int i = 0; i < encoded.Length; i++) result[i] = LogSoftmax(logits.AsSpan(i * Classes, Classes));
         if (profile is not null) profile.HeadMs += Elapsed(ref start);
         return result;
     }
