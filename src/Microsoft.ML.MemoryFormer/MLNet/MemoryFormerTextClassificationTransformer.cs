@@ -54,9 +54,6 @@ public sealed class MemoryFormerTextClassificationTransformer : ITransformer, ID
 
     internal TextClassifierModel Model => model;
 
-    /// <summary>Rows per training batch; <see cref="Transform"/> reads this many rows at a time.</summary>
-    internal int BatchSize => batchSize;
-
     /// <summary>The task: binary or multiclass classification (read by the ONNX export).</summary>
     internal PredictionKind Kind => kind;
 
