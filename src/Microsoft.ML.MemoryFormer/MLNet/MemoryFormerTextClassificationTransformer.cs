@@ -66,7 +66,8 @@ public sealed class MemoryFormerTextClassificationTransformer : ITransformer, ID
     /// <inheritdoc />
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Mapper(inputSchema);
 
-    /// <summary>Appends the prediction columns; rows are scored lazily, <c>2 × BatchSize</c> at a time.</summary>
+    /// <summary>Appends the prediction columns; rows are scored lazily, at least 256 at a time (their windows sorted by length
+    /// into batches padded only to their own longest window).</summary>
     public IDataView Transform(IDataView input) => new BatchScoringDataView(input, Mapper(input.Schema));
 
     void ICanSaveModel.Save(ModelSaveContext ctx) => model.ToArchive()

@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Layers;
 using Microsoft.ML.MemoryFormer.Persistence;
 using Microsoft.ML.MemoryFormer.Text;
 using TorchSharp;
@@ -62,19 +64,138 @@ internal sealed class TextClassifierModel : IDisposable
     /// <summary>The network (for tests and inspection).</summary>
     public SequenceClassifier Network => network;
 
-    /// <summary>Log-probabilities of each class for each row, as one padded batch.</summary>
-    public float[][] LogProbabilities(IReadOnlyList<(string Text, string? Second)> rows)
+    /// <summary>
+    /// Most padded tokens per encoder batch when scoring (<see cref="WindowBatches"/>). Small enough that a batch's
+    /// activations stay in cache, large enough that each op's fixed cost is spread over many tokens.
+    /// </summary>
+    internal int ScoringTokensPerBatch { get; set; } = 4096;
+
+    /// <summary>
+    /// Score every call as one batch padded to its longest window (the path before length-sorted batches): kept as the
+    /// reference the batched path is tested and benchmarked against.
+    /// </summary>
+    internal bool UseReferenceScoring { get; set; }
+
+    /// <summary>When set, every call adds the time of its phases to it (the <c>perf scoring</c> benchmark).</summary>
+    internal ScoringProfile? Profile { get; set; }
+
+    /// <summary>
+    /// Log-probabilities of each class for each row. The rows' windows are sorted by length and scored in batches of at
+    /// most <see cref="ScoringTokensPerBatch"/> tokens, each padded only to its longest window (<see cref="WindowBatches"/>);
+    /// the result equals <see cref="UseReferenceScoring"/>'s up to float rounding.
+    /// </summary>
+    public float[][] LogProbabilities(IReadOnlyList<(string Text, string? Second)> rows) =>
+        LogProbabilities(rows.Select(r => Encode(r.Text, r.Second)).ToArray());
+
+    /// <summary>The windows of one row, as <see cref="LogProbabilities(IReadOnlyList{int[][]})"/> reads them: a scorer that
+    /// buffers rows keeps these (at most <see cref="MaxWindowsPerRow"/> × <see cref="MaxTokensPerRow"/> ids) rather than the
+    /// text, so a buffer of very long rows holds only what is scored.</summary>
+    public int[][] Encode(string text, string? second)
     {
-        if (rows.Count == 0) return [];
+        long start = Stopwatch.GetTimestamp();
+        var windows = encoder.EncodeWindows(text, second, MaxWindowsPerRow);
+        if (Profile is { } profile) profile.TokenizeMs += Elapsed(ref start);
+        return windows;
+    }
+
+    /// <summary>Log-probabilities of each class for rows already encoded by <see cref="Encode"/>.</summary>
+    public float[][] LogProbabilities(IReadOnlyList<int[][]> encodedRows)
+    {
+        if (encodedRows.Count == 0) return [];
+        long start = Stopwatch.GetTimestamp();
+        var encoded = encodedRows as int[][][] ?? encodedRows.ToArray();
+        var profile = Profile;
+        if (profile is not null)
+        {
+            profile.Calls++;
+            profile.Windows += encoded.Sum(w => w.Length);
+            profile.Tokens += encoded.Sum(w => w.Sum(window => (long)window.Length));
+        }
+        if (UseReferenceScoring) return ReferenceLogProbabilities(encoded, profile, start);
+        var logits = BatchedLogits(encoded, profile, ref start);
+        var result = new float[encoded.Length][];
+        for (int i = 0; i < encoded.Length; i++) result[i] = LogSoftmax(logits.AsSpan(i * Classes, Classes));
+        if (profile is not null) profile.HeadMs += Elapsed(ref start);
+        return result;
+    }
+
+    /// <summary>The path before length-sorted batches: every window of the call in one batch padded to the longest.</summary>
+    private float[][] ReferenceLogProbabilities(int[][][] encoded, ScoringProfile? profile, long start)
+    {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var encoded = rows.Select(r => encoder.EncodeWindows(r.Text, r.Second, MaxWindowsPerRow)).ToArray();
         var (tokens, mask) = PaddedBatch.Create(encoded.SelectMany(w => w).ToArray(), encoder.PadId, device); // [W, T]
-        var logits = SequencePooling.MeanOverWindows(network.Forward(tokens, mask), encoded.Select(w => w.Length).ToArray()); // [B, C]
+        if (profile is not null)
+        {
+            profile.PaddedTokens += tokens.numel();
+            profile.PadMs += Elapsed(ref start);
+        }
+        var hidden = network.Backbone.Forward(tokens, new AttentionContext(Causal: false, KeyMask: mask)); // [W, T, d]
+        if (profile is not null) profile.ForwardMs += Elapsed(ref start);
+        var logits = SequencePooling.MeanOverWindows(network.Head.Forward(hidden, mask), encoded.Select(w => w.Length).ToArray()); // [B, C]
         if (Temperature != 1) logits = logits / Temperature;
-        var logProbs = F.log_softmax(logits, 1).cpu();                                     // [B, C]
-        var flat = logProbs.data<float>().ToArray();
-        return Enumerable.Range(0, rows.Count).Select(i => flat.AsSpan(i * Classes, Classes).ToArray()).ToArray();
+        var flat = F.log_softmax(logits, 1).cpu().data<float>().ToArray();          // [B·C]
+        var result = Enumerable.Range(0, encoded.Length).Select(i => flat.AsSpan(i * Classes, Classes).ToArray()).ToArray();
+        if (profile is not null) profile.HeadMs += Elapsed(ref start);
+        return result;
+    }
+
+    /// <summary>The rows' logits [B·C] (divided by the temperature), windows in length-sorted batches.</summary>
+    private float[] BatchedLogits(int[][][] encoded, ScoringProfile? profile, ref long start)
+    {
+        var windows = encoded.SelectMany(w => w).ToArray();
+        var windowLogits = new float[windows.Length * Classes];                  // [W, C]
+        using var noGrad = no_grad();
+        foreach (var batch in WindowBatches.Plan(windows.Select(w => w.Length).ToArray(), ScoringTokensPerBatch))
+        {
+            using var scope = NewDisposeScope();
+            var (tokens, mask) = PaddedBatch.Create(batch.Select(i => windows[i]).ToArray(), encoder.PadId, device); // [b, T]
+            if (profile is not null)
+            {
+                profile.PaddedTokens += tokens.numel();
+                profile.PadMs += Elapsed(ref start);
+            }
+            var hidden = network.Backbone.Forward(tokens, new AttentionContext(Causal: false, KeyMask: mask)); // [b, T, d]
+            if (profile is not null) profile.ForwardMs += Elapsed(ref start);
+            var outputs = network.Head.Forward(hidden, mask).cpu();                // [b, C]
+            var values = outputs.data<float>();
+            for (int j = 0; j < batch.Length; j++)
+                for (int c = 0; c < Classes; c++) windowLogits[batch[j] * Classes + c] = values[j * Classes + c];
+            if (profile is not null) profile.HeadMs += Elapsed(ref start);
+        }
+        var logits = new float[encoded.Length * Classes];                         // [B, C]: mean over each row's windows
+        for (int r = 0, w = 0; r < encoded.Length; w += encoded[r].Length, r++)
+        {
+            float share = 1f / encoded[r].Length;
+            for (int c = 0; c < Classes; c++)
+            {
+                float sum = 0;
+                for (int i = 0; i < encoded[r].Length; i++)
+                    sum += encoded[r].Length == 1 ? windowLogits[(w + i) * Classes + c] : share * windowLogits[(w + i) * Classes + c];
+                logits[r * Classes + c] = Temperature == 1 ? sum : (float)(sum / Temperature);
+            }
+        }
+        return logits;
+    }
+
+    private static float[] LogSoftmax(ReadOnlySpan<float> logits)
+    {
+        float max = float.NegativeInfinity;
+        foreach (var v in logits) max = Math.Max(max, v);
+        double sum = 0;
+        foreach (var v in logits) sum += Math.Exp(v - max);
+        float logSum = (float)Math.Log(sum);
+        var result = new float[logits.Length];
+        for (int c = 0; c < logits.Length; c++) result[c] = logits[c] - max - logSum;
+        return result;
+    }
+
+    private static double Elapsed(ref long start)
+    {
+        long now = Stopwatch.GetTimestamp();
+        double ms = (now - start) * 1000.0 / Stopwatch.Frequency;
+        start = now;
+        return ms;
     }
 
     /// <summary>The model as archive entries: config, tokenizer, head settings and weights.</summary>

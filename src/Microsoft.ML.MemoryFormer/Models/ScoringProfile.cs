@@ -1,0 +1,35 @@
+namespace Microsoft.ML.MemoryFormer.Models;
+
+/// <summary>
+/// Where the time of <see cref="TextClassifierModel.LogProbabilities(IReadOnlyList{int[][]})"/> goes, accumulated over calls while a profile is
+/// attached (<see cref="TextClassifierModel.Profile"/>): read by the <c>perf scoring</c> benchmark.
+/// </summary>
+internal sealed class ScoringProfile
+{
+    /// <summary>Milliseconds encoding rows into token windows.</summary>
+    public double TokenizeMs { get; set; }
+
+    /// <summary>Milliseconds grouping and padding windows into token tensors.</summary>
+    public double PadMs { get; set; }
+
+    /// <summary>Milliseconds in the encoder (embedding, blocks, final norm).</summary>
+    public double ForwardMs { get; set; }
+
+    /// <summary>Milliseconds in pooling, the head, averaging windows and the softmax.</summary>
+    public double HeadMs { get; set; }
+
+    /// <summary>Calls of the model.</summary>
+    public long Calls { get; set; }
+
+    /// <summary>Windows scored.</summary>
+    public long Windows { get; set; }
+
+    /// <summary>Real tokens scored.</summary>
+    public long Tokens { get; set; }
+
+    /// <summary>Tokens in the batches the encoder ran, padding included.</summary>
+    public long PaddedTokens { get; set; }
+
+    /// <summary>Milliseconds of all four phases.</summary>
+    public double TotalMs => TokenizeMs + PadMs + ForwardMs + HeadMs;
+}

@@ -1,0 +1,241 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.ML.Data;
+using Microsoft.ML.MemoryFormer.MLNet;
+using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Text;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
+
+/// <summary>
+/// <c>perf scoring</c> (issue 16, item 4 and the scoring target): text-classification scoring rows/s of a classifier
+/// with the default architecture (d = 128, 2 blocks, GPT-2 tokens, 128-token windows, up to 4 windows per row), on long
+/// rows (Moby Dick paragraphs of 500–3,000 characters) and short rows (banking77 test texts): <c>Transform</c> with a full
+/// enumeration of the scored rows and PredictionEngine row by row, the reference scoring path and the batched one timed
+/// interleaved, a phase breakdown of one pass, and the machine's GEMM GFLOP/s and copy bandwidth from the same run.
+/// </summary>
+internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
+{
+    internal sealed class Settings : PerfSettings
+    {
+        [CommandOption("--long-rows")]
+        [Description("Long rows scored per round. Default 256.")]
+        [DefaultValue(256)]
+        public int LongRows { get; init; } = 256;
+
+        [CommandOption("--short-rows")]
+        [Description("Short rows scored per round. Default 1024.")]
+        [DefaultValue(1024)]
+        public int ShortRows { get; init; } = 1024;
+
+        [CommandOption("--engine-rows")]
+        [Description("Rows scored one by one through PredictionEngine per round. Default 32.")]
+        [DefaultValue(32)]
+        public int EngineRows { get; init; } = 32;
+
+        [CommandOption("--rounds")]
+        [Description("Interleaved timed rounds (median reported). Default 5 (3 with --quick).")]
+        public int? Rounds { get; init; }
+
+        [CommandOption("--train-steps")]
+        [Description("Training steps of the classifier (the weights do not change the scoring speed). Default 8.")]
+        [DefaultValue(8)]
+        public int TrainSteps { get; init; } = 8;
+
+        [CommandOption("--budgets")]
+        [Description("Comma-separated tokens per encoder batch of the batched path to compare (a tuning sweep); empty = the default only.")]
+        [DefaultValue("")]
+        public string Budgets { get; init; } = "";
+
+        public override ValidationResult Validate() =>
+            LongRows < 1 || ShortRows < 1 || EngineRows < 1 ? ValidationResult.Error("--long-rows, --short-rows and --engine-rows must be positive")
+            : Rounds is < 1 ? ValidationResult.Error("--rounds must be positive")
+            : TrainSteps < 1 ? ValidationResult.Error("--train-steps must be positive")
+            : ValidationResult.Success();
+    }
+
+    /// <summary>One input row.</summary>
+    private sealed class Row
+    {
+        public string Text { get; set; } = "";
+        public string Label { get; set; } = "";
+    }
+
+    /// <summary>PredictionEngine's output.</summary>
+    private sealed class Scored
+    {
+        public float[] Score { get; set; } = [];
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        settings.Apply();
+        string mobyDick = BenchmarkPaths.SharedData(Path.Combine("text", "moby_dick.txt"));
+        string banking = BenchmarkPaths.SharedData(Path.Combine("classification", "banking77_test.csv"));
+        if (!File.Exists(mobyDick))
+        {
+            Console.Error.WriteLine($"perf scoring skipped: {mobyDick} is absent (the Moby Dick text of the shared data folder).");
+            return 0;
+        }
+        int rounds = settings.Rounds ?? (settings.Quick ? 3 : 5);
+        var longRows = Cycle(Paragraphs(File.ReadAllText(mobyDick)), settings.LongRows);
+        var shortRows = File.Exists(banking) ? Cycle(BankingTexts(banking), settings.ShortRows) : null;
+        if (shortRows is null) AnsiConsole.MarkupLineInterpolated($"[yellow]{banking} is absent: the short-row rows are skipped.[/]");
+
+        var ml = new MLContext(seed: 1);
+        using var transformer = Train(ml, longRows, settings.TrainSteps);
+        var model = transformer.Model;
+        var (gflops, copy) = MachineFigures.Figures(settings);
+
+        var table = new PerfTable("scoring", "Text-classification scoring: default architecture (d=128, 2 blocks, GPT-2, 128-token windows × ≤ 4)",
+            "rows", "path", "Transform rows/s", "Transform tokens/s", "PredictionEngine rows/s", "Transform speed-up, wall (reference ÷ path)", "Transform speed-up, CPU time", "PredictionEngine speed-up, wall", "max |Δ log p|, argmax equal");
+        var phases = new PerfTable("scoring-phases", "Where one Transform pass goes (ms per pass, from the same model's profile)",
+            "rows", "path", "tokenize", "window/pad", "encoder forward", "pooling/head", "ML.NET overhead", "Transform total", "padded ÷ real tokens");
+        int defaultBudget = model.ScoringTokensPerBatch;
+        var budgets = settings.Budgets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(b => int.Parse(b, CultureInfo.InvariantCulture)).Where(b => b != defaultBudget).ToArray();
+        foreach (var (name, rows) in new[] { ("long", longRows), ("short", shortRows) })
+        {
+            if (rows is null) continue;
+            var data = ml.Data.LoadFromEnumerable(rows.Select(t => new Row { Text = t, Label = "a" }));
+            long tokens = rows.Sum(t => CountTokens(model, t));
+            var paths = new List<(string Name, Action<TextClassifierModel> Set)>
+            {
+                ("reference (one padded batch per call)", m => (m.UseReferenceScoring, m.ScoringTokensPerBatch) = (true, defaultBudget)),
+                ($"batched ({defaultBudget} tokens per batch)", m => (m.UseReferenceScoring, m.ScoringTokensPerBatch) = (false, defaultBudget)),
+            };
+            paths.AddRange(budgets.Select(b => ($"batched ({b} tokens per batch)", (Action<TextClassifierModel>)(m => (m.UseReferenceScoring, m.ScoringTokensPerBatch) = (false, b)))));
+
+            var (transformMs, transformCpuMs) = InterleaveWithCpu(paths.Select(p => (Action)(() => { p.Set(model); TimeTransform(transformer, data, rows.Length); })).ToArray(), rounds);
+            var engineRows = rows.Take(settings.EngineRows).ToArray();
+            using var engine = ml.Model.CreatePredictionEngine<Row, Scored>(transformer, new PredictionEngineOptions { OwnsTransformer = false });
+            var engineMs = Timing.Interleave(paths.Select(p => (Action)(() => { p.Set(model); TimeEngine(engine, engineRows); })).ToArray(), rounds);
+
+            paths[0].Set(model);
+            var reference = model.LogProbabilities(rows.Select(t => (t, (string?)null)).ToArray());
+            for (int i = 0; i < paths.Count; i++)
+            {
+                paths[i].Set(model);
+                var scores = model.LogProbabilities(rows.Select(t => (t, (string?)null)).ToArray());
+                double diff = scores.Zip(reference).Max(p => p.First.Zip(p.Second).Max(v => Math.Abs(v.First - v.Second)));
+                int same = scores.Zip(reference).Count(p => ArgMax(p.First) == ArgMax(p.Second));
+                table.AddRow(name, paths[i].Name, Rate(rows.Length, transformMs[i]), Rate(tokens, transformMs[i]), Rate(engineRows.Length, engineMs[i]),
+                    FormattableString.Invariant($"{transformMs[0] / transformMs[i]:F2}×"), FormattableString.Invariant($"{transformCpuMs[0] / transformCpuMs[i]:F2}×"),
+                    FormattableString.Invariant($"{engineMs[0] / engineMs[i]:F2}×"),
+                    FormattableString.Invariant($"{diff:g2}, {same}/{rows.Length}"));
+
+                var profile = model.Profile = new ScoringProfile();
+                double total = TimeTransform(transformer, data, rows.Length);
+                model.Profile = null;
+                phases.AddRow(name, paths[i].Name, profile.TokenizeMs, profile.PadMs, profile.ForwardMs, profile.HeadMs,
+                    Math.Max(0, total - profile.TotalMs), total, FormattableString.Invariant($"{(double)profile.PaddedTokens / profile.Tokens:F2}"));
+            }
+            paths[1].Set(model);
+        }
+        string machine = string.Create(CultureInfo.InvariantCulture,
+            $"machine in the same run: GEMM {gflops:F1} GFLOP/s (fp32 1024³ torch.mm), copy bandwidth {copy:F1} GB/s (read + write)");
+        table.AddNote(FormattableString.Invariant($"long rows: {settings.LongRows} Moby Dick paragraphs of 500–3,000 characters (whitespace collapsed), cycled; short rows: {settings.ShortRows} banking77 test texts; PredictionEngine: the first {settings.EngineRows} of each"));
+        table.AddNote(FormattableString.Invariant($"median of {rounds} rounds, the paths timed interleaved; tokens/s counts the windows' real tokens (start token included); CPU time is the process's user + system time of a pass (less disturbed by other processes than wall time; with several threads it also counts OpenMP workers waiting, so --threads 1 measures work)"));
+        table.AddNote("reference: Transform reads the training batch size (32) of rows per model call and scores them as one batch padded to its longest window; batched: at least 256 rows per call, windows sorted by length into batches padded to their own longest");
+        table.AddNote(machine);
+        phases.AddNote("ML.NET overhead = Transform total − the four phases (cursors, getters, output columns)");
+        phases.AddNote(machine);
+        table.Publish(settings.Output);
+        phases.Publish(settings.Output);
+        return 0;
+    }
+
+    /// <summary>Median wall and process CPU milliseconds of each body, timed one call each per round, in turn, after one
+    /// warm-up round.</summary>
+    private static (double[] Wall, double[] Cpu) InterleaveWithCpu(IReadOnlyList<Action> bodies, int rounds)
+    {
+        var wall = bodies.Select(_ => new double[rounds]).ToArray();
+        var cpu = bodies.Select(_ => new double[rounds]).ToArray();
+        using var process = Process.GetCurrentProcess();
+        for (int round = -1; round < rounds; round++)
+            for (int b = 0; b < bodies.Count; b++)
+            {
+                process.Refresh();
+                var cpuStart = process.TotalProcessorTime;
+                long start = Stopwatch.GetTimestamp();
+                bodies[b]();
+                double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                process.Refresh();
+                if (round < 0) continue;
+                wall[b][round] = ms;
+                cpu[b][round] = (process.TotalProcessorTime - cpuStart).TotalMilliseconds;
+            }
+        return (wall.Select(Timing.Median).ToArray(), cpu.Select(Timing.Median).ToArray());
+    }
+
+    private static int ArgMax(float[] values) => Array.IndexOf(values, values.Max());
+
+    private static double Rate(long count, double ms) => count / (ms / 1000);
+
+    /// <summary>Paragraphs of 500–3,000 characters, whitespace collapsed.</summary>
+    internal static string[] Paragraphs(string text) =>
+        text.Replace("\r", "", StringComparison.Ordinal).Split("\n\n")
+            .Select(p => string.Join(' ', p.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)))
+            .Where(p => p.Length is >= 500 and <= 3000).ToArray();
+
+    private static string[] BankingTexts(string path) =>
+        File.ReadLines(path).Skip(1).Where(line => line.LastIndexOf(',') > 0)
+            .Select(line => line[..line.LastIndexOf(',')].Trim('"')).Where(t => t.Length > 0).ToArray();
+
+    private static string[] Cycle(string[] source, int count) =>
+        source.Length == 0 ? throw new InvalidDataException("No rows to score.") : Enumerable.Range(0, count).Select(i => source[i % source.Length]).ToArray();
+
+    private static long CountTokens(TextClassifierModel model, string text) =>
+        new TextPairEncoder(model.Tokenizer, model.MaxTokensPerRow).EncodeWindows(text, null, model.MaxWindowsPerRow).Sum(w => w.Length);
+
+    /// <summary>The classifier of the default options, trained for a few steps on four arbitrary classes.</summary>
+    private static MemoryFormerTextClassificationTransformer Train(MLContext ml, string[] rows, int steps)
+    {
+        var data = ml.Data.LoadFromEnumerable(rows.Select((t, i) => new Row { Text = t, Label = ((char)('a' + i % 4)).ToString() }));
+        var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(new MemoryFormerTextClassificationOptions
+            {
+                MaxSteps = steps, Seed = 1, CalibrateTemperature = false,
+            }));
+        var clock = Stopwatch.StartNew();
+        var chain = pipeline.Fit(data);
+        AnsiConsole.MarkupLineInterpolated($"trained {steps} steps in {clock.Elapsed.TotalSeconds:F1} s");
+        return chain.LastTransformer;
+    }
+
+    private static double TimeTransform(MemoryFormerTextClassificationTransformer transformer, IDataView data, int expected)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var scored = transformer.Transform(data);
+        int count = 0;
+        using (var cursor = scored.GetRowCursor(scored.Schema.Where(c => c.Name == "Score")))
+        {
+            var getter = cursor.GetGetter<VBuffer<float>>(scored.Schema["Score"]);
+            VBuffer<float> value = default;
+            while (cursor.MoveNext())
+            {
+                getter(ref value);
+                count++;
+            }
+        }
+        double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        if (count != expected) throw new InvalidOperationException($"Scored {count} rows, expected {expected}.");
+        return ms;
+    }
+
+    private static double TimeEngine(PredictionEngine<Row, Scored> engine, string[] rows)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var input = new Row();
+        foreach (var text in rows)
+        {
+            input.Text = text;
+            if (engine.Predict(input).Score.Length == 0) throw new InvalidOperationException("Empty score.");
+        }
+        return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    }
+
+}
