@@ -22,8 +22,8 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
     public sealed class Settings : CommandSettings
     {
         [CommandOption("--steps <N>")]
-        [Description("Training steps. Default 1200.")]
-        public int Steps { get; init; } = 1200;
+        [Description("Training steps. Default 400 (about one pass over the corpus).")]
+        public int Steps { get; init; } = 400;
 
         [CommandOption("--width <D>")]
         [Description("Model width d (τ = 8, 4 heads). Default 128, the text classifier's default width.")]
@@ -85,20 +85,29 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         MemoryFormerLanguageModelTransformer? model = null;
         try
         {
-            AnsiConsole.Progress().Start(ctx =>
+            if (interactive)
+                AnsiConsole.Progress().Start(ctx =>
+                {
+                    var task = ctx.AddTask("pretraining", maxValue: settings.Steps);
+                    options.Progress = new Recorder(p =>
+                    {
+                        reports.Add(p);
+                        task.Value = p.Step;
+                        task.Description = string.Create(CultureInfo.InvariantCulture, $"loss {p.Loss:F3}, {p.ItemsPerSecond:F0} tokens/s");
+                    });
+                    model = ml.Text.MemoryFormer(options).Fit(train);
+                });
+            else   // output redirected to a file: a plain line every 50 steps instead of the bar
             {
-                var task = ctx.AddTask("pretraining", maxValue: settings.Steps);
                 options.Progress = new Recorder(p =>
                 {
                     reports.Add(p);
-                    task.Value = p.Step;
-                    task.Description = string.Create(CultureInfo.InvariantCulture, $"loss {p.Loss:F3}, {p.ItemsPerSecond:F0} tokens/s");
-                    if (!interactive && p.Step % 100 == 0)   // redirected output: a plain line now and then instead of the bar
+                    if (p.Step % 50 == 0 && p.ValidationLoss is null)
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                             $"step {p.Step}/{p.TotalSteps}: loss {p.Loss:F3}, {p.ItemsPerSecond:F0} tokens/s, {p.Elapsed.TotalSeconds:F0} s"));
                 });
                 model = ml.Text.MemoryFormer(options).Fit(train);
-            });
+            }
             var trained = reports.Last(r => r.ValidationLoss is null);
             AnsiConsole.MarkupLineInterpolated($"Trained in {trained.Elapsed.TotalSeconds:F0} s ({trained.ItemsPerSecond:F0} tokens/s at the end); scoring wikitext2_test.txt ...");
             var metrics = model!.Evaluate(test, cancellationToken: cancellationToken);
