@@ -11,7 +11,9 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Classification;
 
 /// <summary>
 /// Text classification benchmark: MemoryFormer (from scratch, and from a language-model checkpoint when one is given)
-/// against ML.NET's FeaturizeText + SdcaMaximumEntropy on the same fixed splits of banking77, clinc150 and sms_spam.
+/// against ML.NET's FeaturizeText + SdcaMaximumEntropy on the same fixed splits of banking77, clinc150, sms_spam and
+/// wikipedia_detox_250. With a checkpoint it also trains the checkpoint's architecture from random weights, so the
+/// pretrained row's difference to the scratch rows separates pretraining from architecture.
 /// Reports micro/macro accuracy, log-loss, training time and scoring rows/s; writes a Markdown table.
 /// </summary>
 internal sealed class ClassificationCommand : Command<ClassificationCommand.Settings>
@@ -23,9 +25,9 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         [CommandOption("--data")]
         public string Data { get; init; } = "../shared/data/classification";
 
-        [Description("Comma-separated data sets: banking77, clinc150, sms_spam.")]
+        [Description("Comma-separated data sets: banking77, clinc150, sms_spam, detox.")]
         [CommandOption("--datasets")]
-        public string Datasets { get; init; } = "banking77,clinc150,sms_spam";
+        public string Datasets { get; init; } = "banking77,clinc150,sms_spam,detox";
 
         [Description("MemoryFormer training epochs.")]
         [CommandOption("--epochs")]
@@ -63,14 +65,28 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         [CommandOption("--no-calibrate")]
         public bool NoCalibrate { get; init; }
 
-        [Description("Language-model checkpoint for the pretrained-backbone run (skipped when absent).")]
+        [Description("Language-model checkpoint (bench pretrain) for the pretrained-backbone run and the same-architecture-from-scratch run (skipped when absent).")]
         [CommandOption("--checkpoint")]
         public string? Checkpoint { get; init; }
+
+        [Description("Comma-separated models to train: sdca, scratch, same-arch (the checkpoint's architecture from random weights), pretrained. Default all.")]
+        [CommandOption("--runs")]
+        public string Runs { get; init; } = "sdca,scratch,same-arch,pretrained";
+
+        [Description("Learning rate of the pretrained run (tables at 3×). Default: the scratch runs' 1e-3.")]
+        [CommandOption("--finetune-lr")]
+        public double? FinetuneLearningRate { get; init; }
+
+        [Description("Epochs of the pretrained run. Default: --epochs.")]
+        [CommandOption("--finetune-epochs")]
+        public int? FinetuneEpochs { get; init; }
 
         [Description("Markdown file the table is written to.")]
         [CommandOption("--output")]
         public string? Output { get; init; }
     }
+
+    private static readonly string[] KnownRuns = ["sdca", "scratch", "same-arch", "pretrained"];
 
     /// <inheritdoc />
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -78,21 +94,45 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         var ml = new MLContext(seed: 1);
         var (sets, missing) = ClassificationDataset.Load(ml, settings.Data, settings.Datasets.Split(',', StringSplitOptions.TrimEntries));
         missing.ForEach(m => AnsiConsole.MarkupLineInterpolated($"[yellow]{m}[/]"));
+        var runs = settings.Runs.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+        if (runs.FirstOrDefault(r => !KnownRuns.Contains(r)) is { } unknown)
+            throw new ArgumentException($"Unknown run '{unknown}' in --runs (known: {string.Join(", ", KnownRuns)}).");
         bool pretrained = settings.Checkpoint is { } c && File.Exists(c);
-        if (!pretrained)
-            AnsiConsole.MarkupLineInterpolated($"[yellow]No language-model checkpoint{(settings.Checkpoint is null ? "" : $" at {settings.Checkpoint}")}: the pretrained-backbone run is skipped.[/]");
+        if (!pretrained && (runs.Contains("pretrained") || runs.Contains("same-arch")))
+            AnsiConsole.MarkupLineInterpolated($"[yellow]No language-model checkpoint{(settings.Checkpoint is null ? "" : $" at {settings.Checkpoint}")}: the pretrained-backbone and same-architecture runs are skipped.[/]");
+        var checkpointArchitecture = pretrained ? ArchitectureOf(settings.Checkpoint!) : null;
+        bool sameArchitecture = checkpointArchitecture is not null && runs.Contains("same-arch");
+        if (sameArchitecture && Comparable(checkpointArchitecture!) == Comparable(ScratchArchitecture(settings)))
+        {
+            AnsiConsole.MarkupLine("[yellow]The checkpoint has the scratch run's architecture: the same-architecture run would repeat the scratch run, so it is skipped.[/]");
+            sameArchitecture = false;
+        }
         var results = new List<ClassificationResult>();
         foreach (var set in sets)
         {
             var keys = ml.Transforms.Conversion.MapValueToKey("Label").Fit(set.Train);
             var (train, test) = (keys.Transform(set.Train), keys.Transform(set.Test));
-            results.Add(Run(ml, set.Name, "FeaturizeText + SdcaMaximumEntropy", train, test,
-                ml.Transforms.Text.FeaturizeText("Features", "Text").Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy()), ""));
-            results.Add(Run(ml, set.Name, "MemoryFormer (scratch)", train, test,
-                ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, null)), Describe(settings)));
-            if (pretrained)
+            if (runs.Contains("sdca"))
+                results.Add(Run(ml, set.Name, "FeaturizeText + SdcaMaximumEntropy", train, test,
+                    ml.Transforms.Text.FeaturizeText("Features", "Text").Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy()), ""));
+            if (runs.Contains("scratch"))
+                results.Add(Run(ml, set.Name, "MemoryFormer (scratch)", train, test,
+                    ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, ScratchArchitecture(settings), null)),
+                    Describe(settings, ScratchArchitecture(settings), settings.Epochs)));
+            if (sameArchitecture)
+                results.Add(Run(ml, set.Name, "MemoryFormer (scratch, checkpoint's architecture)", train, test,
+                    ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, checkpointArchitecture, null)),
+                    Describe(settings, checkpointArchitecture!, settings.Epochs)));
+            if (pretrained && runs.Contains("pretrained"))
+            {
+                var options = Options(settings, null, settings.Checkpoint);
+                options.Epochs = settings.FinetuneEpochs ?? settings.Epochs;
+                options.LearningRate = settings.FinetuneLearningRate ?? options.LearningRate;
                 results.Add(Run(ml, set.Name, "MemoryFormer (pretrained)", train, test,
-                    ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, settings.Checkpoint)), Path.GetFileName(settings.Checkpoint!)));
+                    ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(options),
+                    $"{Path.GetFileName(settings.Checkpoint!)}: " + Describe(settings, checkpointArchitecture!, options.Epochs) +
+                    FormattableString.Invariant($", learning rate {options.LearningRate:G3}")));
+            }
         }
         string machine = Perf.MachineFigures.Measure();
         var markdown = ClassificationReport.Markdown(results) + Environment.NewLine + machine + Environment.NewLine;
@@ -102,16 +142,28 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         return 0;
     }
 
-    private static MemoryFormerTextClassificationOptions Options(Settings s, string? checkpoint) => new()
+    private static MemoryFormerConfig ScratchArchitecture(Settings s) => new() { Width = s.Width, Layers = s.Layers, Heads = 4, BitsPerChunk = 8 };
+
+    /// <summary>The architecture saved in a language-model checkpoint.</summary>
+    private static MemoryFormerConfig ArchitectureOf(string checkpoint)
     {
-        Architecture = checkpoint is null ? new MemoryFormerConfig { Width = s.Width, Layers = s.Layers, Heads = 4, BitsPerChunk = 8 } : null,
+        using var lm = MemoryFormerLanguageModelTransformer.Load(checkpoint);
+        return lm.Model.Config;
+    }
+
+    /// <summary>What the classifier keeps of an architecture: vocabulary, context and dropout are set by the classifier.</summary>
+    private static MemoryFormerConfig Comparable(MemoryFormerConfig config) => config with { VocabularySize = 0, ContextLength = 0, Dropout = 0 };
+
+    private static MemoryFormerTextClassificationOptions Options(Settings s, MemoryFormerConfig? architecture, string? checkpoint) => new()
+    {
+        Architecture = architecture,
         MaxTokensPerRow = s.MaxTokens, BatchSize = s.BatchSize, Epochs = s.Epochs, Seed = 1, PretrainedCheckpointPath = checkpoint,
         MaxWindowsPerRow = s.MaxWindows, ValidationFraction = s.ValidationFraction, EarlyStoppingPatience = s.Patience,
         CalibrateTemperature = !s.NoCalibrate, Log = line => { if (line.StartsWith("Temperature", StringComparison.Ordinal)) AnsiConsole.WriteLine("  " + line); },
     };
 
-    private static string Describe(Settings s) => string.Create(CultureInfo.InvariantCulture,
-        $"d={s.Width}, {s.Layers} blocks, τ=8, GPT-2 tokens ≤ {s.MaxTokens} × {s.MaxWindows} windows, {s.Epochs} epochs, batch {s.BatchSize}") +
+    private static string Describe(Settings s, MemoryFormerConfig architecture, int epochs) => string.Create(CultureInfo.InvariantCulture,
+        $"d={architecture.Width}, {architecture.Layers} blocks, τ={architecture.BitsPerChunk}, GPT-2 tokens ≤ {s.MaxTokens} × {s.MaxWindows} windows, {epochs} epochs, batch {s.BatchSize}") +
         (s.Patience > 0 && s.ValidationFraction > 0
             ? string.Create(CultureInfo.InvariantCulture, $", {s.ValidationFraction:P0} held out, patience {s.Patience}") + (s.NoCalibrate ? ", uncalibrated" : ", temperature-scaled")
             : "");

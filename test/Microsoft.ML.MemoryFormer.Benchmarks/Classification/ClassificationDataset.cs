@@ -23,7 +23,8 @@ internal sealed record ClassificationDataset(string Name, IDataView Train, IData
                 "banking77" => new[] { "banking77_train.csv", "banking77_test.csv" },
                 "clinc150" => ["clinc150_train.tsv", "clinc150_test.tsv"],
                 "sms_spam" => ["sms_spam.tsv"],
-                _ => throw new ArgumentException($"Unknown data set '{name}' (known: banking77, clinc150, sms_spam)."),
+                "detox" => ["wikipedia_detox_250.tsv"],
+                _ => throw new ArgumentException($"Unknown data set '{name}' (known: banking77, clinc150, sms_spam, detox)."),
             };
             var paths = files.Select(f => Path.Combine(folder, f)).ToArray();
             if (paths.FirstOrDefault(p => !File.Exists(p)) is { } absent)
@@ -35,6 +36,7 @@ internal sealed record ClassificationDataset(string Name, IDataView Train, IData
             {
                 "banking77" => new(name, Banking(ml, paths[0]), Banking(ml, paths[1])),
                 "clinc150" => new(name, Clinc(ml, paths[0]), Clinc(ml, paths[1])),
+                "detox" => Detox(ml, paths[0]),
                 _ => Sms(ml, paths[0]),
             });
         }
@@ -63,5 +65,26 @@ internal sealed record ClassificationDataset(string Name, IDataView Train, IData
         int cut = rows.Length * 4 / 5;
         return new("sms_spam", ml.Data.LoadFromEnumerable(order[..cut].Select(i => rows[i]).ToArray()),
             ml.Data.LoadFromEnumerable(order[cut..].Select(i => rows[i]).ToArray()));
+    }
+
+    // header Sentiment<TAB>SentimentText<TAB>LoggedIn (label 1 = toxic), 250 rows, no split upstream: a seeded split
+    // stratified by label, 80 % of each class for training
+    private static ClassificationDataset Detox(MLContext ml, string path)
+    {
+        var rows = File.ReadLines(path).Skip(1).Where(l => l.Length > 0).Select(l => l.Split('\t'))
+            .Select(p => new Row { Label = p[0], Text = p[1].Trim() }).ToArray();
+        var random = new Random(42);
+        var train = new List<Row>();
+        var test = new List<Row>();
+        foreach (var group in rows.GroupBy(r => r.Label).OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            var members = group.ToArray();
+            random.Shuffle(members);
+            int cut = (int)Math.Round(members.Length * 0.8);
+            train.AddRange(members[..cut]);
+            test.AddRange(members[cut..]);
+        }
+        random.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(train));   // no class-sorted training order
+        return new("detox", ml.Data.LoadFromEnumerable(train), ml.Data.LoadFromEnumerable(test));
     }
 }

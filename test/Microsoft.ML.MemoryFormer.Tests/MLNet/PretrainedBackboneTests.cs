@@ -2,6 +2,7 @@ using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Persistence;
+using Microsoft.ML.MemoryFormer.Tests.LanguageModeling;
 using Microsoft.ML.MemoryFormer.Text;
 using static TorchSharp.torch;
 
@@ -54,6 +55,38 @@ public class PretrainedBackboneTests
             Assert.Equal(expected.Keys.Order(), actual.Keys.Order());
             foreach (var (name, weight) in expected)
                 Assert.True(weight.allclose(actual[name], rtol: 0, atol: 1e-6), $"backbone weight '{name}' differs from the checkpoint");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void A_language_model_saved_by_its_estimator_is_a_checkpoint_the_classifier_fine_tunes()
+    {
+        var ml = new MLContext(seed: 1);
+        using var lm = ml.Text.MemoryFormer(LanguageModelData.NanoOptions(steps: 3))
+            .Fit(ml.Data.LoadFromEnumerable(LanguageModelData.Corpus));
+        var path = Path.Combine(Path.GetTempPath(), $"mf-lm-{Guid.NewGuid():N}.mfckpt");
+        try
+        {
+            lm.Save(path);
+            var options = ClassificationRows.Options(epochs: 1);
+            options.Tokenizer = null;
+            options.Architecture = null;
+            options.PretrainedCheckpointPath = path;
+            options.LearningRate = 1e-12;
+            options.TableLearningRate = 1e-12;
+            options.WeightDecay = 0;
+            var model = ml.BinaryClassification.Trainers.MemoryFormerTextClassification(options)
+                .Fit(ml.Data.LoadFromEnumerable(ClassificationRows.Binary())).Model;
+
+            Assert.Equal(lm.Model.Config with { Dropout = options.Dropout }, model.Network.Config);
+            Assert.Equal(lm.Tokenizer.Describe().ToJson(), model.Tokenizer.Describe().ToJson());
+            var expected = lm.Model.Backbone.state_dict();
+            foreach (var (name, weight) in model.Network.Backbone.state_dict())
+                Assert.True(weight.allclose(expected[name], rtol: 0, atol: 1e-6), $"backbone weight '{name}' differs from the saved language model");
         }
         finally
         {
