@@ -66,9 +66,9 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
     /// change otherwise (loading into this model), call this again. Speed and accuracy cost are measured in
     /// docs/benchmarks.md (<c>perf decode</c>, <c>perf bf16</c>).
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="precision"/> is not a defined value.</exception>
-    /// <exception cref="InvalidOperationException">The model is not on the CPU in float32.</exception>
-    /// <exception cref="ArgumentException">Int8: a weight holds NaN or ±∞.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="precision"/> is not a defined value (the precision is unchanged).</exception>
+    /// <exception cref="InvalidOperationException">The model is not on the CPU in float32 (the model is left in fp32).</exception>
+    /// <exception cref="ArgumentException">Int8: a weight holds NaN or ±∞ (the model is left in fp32).</exception>
     public void UseInferencePrecision(InferencePrecision precision)
     {
         if (!Enum.IsDefined(precision))
