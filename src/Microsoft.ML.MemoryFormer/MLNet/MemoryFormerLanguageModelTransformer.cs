@@ -99,6 +99,17 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
     /// </summary>
     public void UseBFloat16Inference(bool enabled = true) => Alive(model).UseBFloat16Inference(enabled);
 
+    /// <summary>
+    /// Opts batch-1 CPU decoding into reduced-precision copies of the weights it streams: bf16 (the LM head) or int8
+    /// row-wise (the LM head and the Memory Layer tables), half or a quarter of the bytes; fp32 activations and
+    /// accumulation. <see cref="InferencePrecision.Float32"/> returns to the fp32 weights exactly. Inference only, not
+    /// saved; see <see cref="LanguageModel.UseInferencePrecision"/>.
+    /// </summary>
+    public void UseInferencePrecision(InferencePrecision precision) => Alive(model).UseInferencePrecision(precision);
+
+    /// <summary>The precision batch-1 CPU decoding reads the weights in (<see cref="UseInferencePrecision"/>).</summary>
+    public InferencePrecision InferencePrecision => Alive(model).InferencePrecision;
+
     /// <summary>Where the model lives.</summary>
     internal Device Device => device;
 

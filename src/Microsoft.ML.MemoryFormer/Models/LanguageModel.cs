@@ -35,55 +35,89 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
     internal bool UseFusedDecode { get; set; } = true;
 
     private Dictionary<nint, Bf16Matrix>? bf16Copies;
+    private Dictionary<nint, Int8Matrix>? int8Copies;
+
+    /// <summary>The precision of the weights the fused CPU decode step reads (<see cref="UseInferencePrecision"/>).</summary>
+    public InferencePrecision InferencePrecision =>
+        int8Copies is not null ? InferencePrecision.Int8 : bf16Copies is not null ? InferencePrecision.BFloat16 : InferencePrecision.Float32;
 
     /// <summary>Whether the fused CPU decode step reads bf16 copies of the dense matrices (<see cref="UseBFloat16Inference"/>).</summary>
-    public bool BFloat16Inference => bf16Copies is not null;
+    public bool BFloat16Inference => InferencePrecision == InferencePrecision.BFloat16;
 
     /// <summary>
-    /// Bandwidth-lean decode: with <paramref name="enabled"/> true, rounds the LM head (and, for the dense baseline, the
-    /// attention and MLP matrices) to bf16 copies that the fused batch-1 CPU decode step reads instead of the fp32
-    /// weights, halving the bytes a step streams; fp32 accumulation. Opt-in, inference only: training, batched scoring
-    /// and the general path keep the fp32 weights. The copies are a snapshot: switching the model to training mode drops
-    /// them; after the weights change otherwise (loading into this model), call this again. MemoryFormer's tables stay
-    /// fp32 (a decode step reads only K rows of each). False drops the copies. Speed and accuracy cost are measured in
-    /// docs/benchmarks.md (<c>perf decode</c>, <c>perf bf16</c>).
+    /// Bandwidth-lean decode in bf16: <c>UseInferencePrecision(enabled ? BFloat16 : Float32)</c>. Rounds the LM head
+    /// (and, for the dense baseline, the attention and MLP matrices) to bf16 copies that the fused batch-1 CPU decode
+    /// step reads instead of the fp32 weights, halving the bytes a step streams; fp32 accumulation. False drops the
+    /// copies (and any int8 ones). See <see cref="UseInferencePrecision"/>.
     /// </summary>
     /// <exception cref="InvalidOperationException">The model is not on the CPU in float32.</exception>
-    public void UseBFloat16Inference(bool enabled = true)
+    public void UseBFloat16Inference(bool enabled = true) =>
+        UseInferencePrecision(enabled ? InferencePrecision.BFloat16 : InferencePrecision.Float32);
+
+    /// <summary>
+    /// Bandwidth-lean decode: the precision of the weight copies the fused batch-1 CPU decode step reads instead of the
+    /// fp32 weights. <see cref="InferencePrecision.BFloat16"/>: bf16 copies of the LM head (and, for the dense baseline,
+    /// of the attention and MLP matrices), half the bytes. <see cref="InferencePrecision.Int8"/>: int8 row-wise copies
+    /// (one fp32 scale per row) of the LM head, of MemoryFormer's Memory Layer tables and of the dense baseline's
+    /// matrices, a quarter of the bytes. Activations and accumulation stay fp32. Opt-in, inference only: training,
+    /// batched scoring and the general path keep the fp32 weights, which are never changed, so
+    /// <see cref="InferencePrecision.Float32"/> drops the copies and gives the fp32 results back exactly. The copies are
+    /// a snapshot and are not saved with the model: switching the model to training mode drops them; after the weights
+    /// change otherwise (loading into this model), call this again. Speed and accuracy cost are measured in
+    /// docs/benchmarks.md (<c>perf decode</c>, <c>perf bf16</c>).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="precision"/> is not a defined value (the precision is unchanged).</exception>
+    /// <exception cref="InvalidOperationException">The model is not on the CPU in float32 (the model is left in fp32).</exception>
+    /// <exception cref="ArgumentException">Int8: a weight holds NaN or ±∞ (the model is left in fp32).</exception>
+    public void UseInferencePrecision(InferencePrecision precision)
     {
-        if (!enabled)
-        {
-            bf16Copies = null;
+        if (!Enum.IsDefined(precision))
+            throw new ArgumentOutOfRangeException(nameof(precision), precision,
+                $"Unknown inference precision {(int)precision}; use {string.Join(", ", Enum.GetNames<InferencePrecision>())}.");
+        (bf16Copies, int8Copies) = (null, null);
+        if (precision == InferencePrecision.Float32)
             return;
-        }
         var weights = new List<Tensor> { head.weight! };
-        if (Config.Kind == TransformerKind.Dense)
-            foreach (var block in backbone.Blocks)
-            {
-                weights.Add(((DenseQkv)block.Attention.Qkv).Projection.weight!);
-                weights.Add(block.Attention.Output!.weight!);
-                weights.Add(((DenseMlp)block.Ffn).Expand.weight!);
-                weights.Add(((DenseMlp)block.Ffn).Project.weight!);
-            }
+        foreach (var block in backbone.Blocks)
+        {
+            if (Config.Kind == TransformerKind.Dense)
+                weights.AddRange([((DenseQkv)block.Attention.Qkv).Projection.weight!, block.Attention.Output!.weight!,
+                    ((DenseMlp)block.Ffn).Expand.weight!, ((DenseMlp)block.Ffn).Project.weight!]);
+            else if (precision == InferencePrecision.Int8 && UseInt8Tables && block.Attention.Qkv is MemoryQkv qkv && block.Ffn is MemoryBlock ffn)
+                weights.AddRange([qkv.Query.Table, qkv.Key.Table, qkv.Value.Table, ffn.Expand.Table, ffn.Project.Table]);
+        }
         var bad = weights.FirstOrDefault(w => !TensorMemory.IsCpuFloat32(w) || !w.is_contiguous());
         if (bad is not null)
-            throw new InvalidOperationException($"bf16 inference copies are made from CPU float32 weights; this model has {bad.dtype} on {bad.device_type}. " +
+            throw new InvalidOperationException($"{precision} inference copies are made from CPU float32 weights; this model has {bad.dtype} on {bad.device_type}. " +
                 "Move the model to the CPU in float32 first (model.to(CPU, float32)).");
-        bf16Copies = weights.ToDictionary(TensorMemory.Key, Bf16Matrix.From);
+        if (precision == InferencePrecision.BFloat16)
+            bf16Copies = weights.ToDictionary(TensorMemory.Key, Bf16Matrix.From);
+        else
+            int8Copies = weights.ToDictionary(TensorMemory.Key, Int8Matrix.From);
     }
 
-    /// <summary>Switches training mode; switching it on drops any bf16 inference copies, which training would leave stale.</summary>
+    /// <summary>Switches training mode; switching it on drops any inference copies, which training would leave stale.</summary>
     public override void train(bool on = true)
     {
         if (on)
-            bf16Copies = null;
+            (bf16Copies, int8Copies) = (null, null);
         base.train(on);
     }
 
-    /// <summary>The bf16 copy of <paramref name="weight"/> made by <see cref="UseBFloat16Inference"/>, or null.</summary>
+    /// <summary>The bf16 copy of <paramref name="weight"/> made by <see cref="UseInferencePrecision"/>, or null.</summary>
     internal Bf16Matrix? BFloat16Copy(Tensor weight) =>
         bf16Copies is not null && TensorMemory.IsCpuFloat32(weight) && bf16Copies.TryGetValue(TensorMemory.Key(weight), out var copy)
             && copy.Rows == weight.shape[0] && copy.Columns == weight.shape[1] ? copy : null;
+
+    /// <summary>The int8 copy of <paramref name="weight"/> made by <see cref="UseInferencePrecision"/>, or null.</summary>
+    internal Int8Matrix? Int8Copy(Tensor weight) =>
+        int8Copies is not null && TensorMemory.IsCpuFloat32(weight) && int8Copies.TryGetValue(TensorMemory.Key(weight), out var copy)
+            && copy.Rows == weight.shape[0] && copy.Columns == weight.shape[1] ? copy : null;
+
+    /// <summary>Whether <see cref="UseInferencePrecision"/>(Int8) copies the Memory Layer tables too and the fused decode
+    /// step reads those copies (on by default; off to measure what they add: <c>perf decode</c>, <c>perf bf16</c>). Set it
+    /// before switching to int8.</summary>
+    internal bool UseInt8Tables { get; set; } = true;
 
     /// <summary>The embedding, blocks and final norm, for fine-tuning with another head.</summary>
     public TransformerBackbone Backbone => backbone;

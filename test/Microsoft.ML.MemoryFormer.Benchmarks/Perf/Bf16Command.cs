@@ -12,9 +12,10 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 
 /// <summary>
-/// <c>perf bf16</c> (issue 16, item 4): the accuracy cost of <see cref="LanguageModel.UseBFloat16Inference"/> on small
-/// byte-level models trained on tinyshakespeare: bits/byte of held-out text through the fused decode step in fp32 and
-/// in bf16, and how much of the greedy text stays the same, for MemoryFormer (bf16 head) and dense (every matrix bf16).
+/// <c>perf bf16</c> (issue 16, item 4): the accuracy cost of <see cref="LanguageModel.UseInferencePrecision"/> (bf16 and
+/// int8) on small byte-level models trained on tinyshakespeare: bits/byte of held-out text through the fused decode step
+/// in fp32 and in each reduced precision, and how much of the greedy text stays the same, for MemoryFormer (the head; with
+/// int8 also the head and the tables) and dense (every matrix).
 /// </summary>
 internal sealed class Bf16Command : Command<Bf16Command.Settings>
 {
@@ -42,8 +43,8 @@ internal sealed class Bf16Command : Command<Bf16Command.Settings>
         int split = text.Length * 9 / 10;
         string train = text[..split], held = text[split..Math.Min(text.Length, split + EvalBytes)];
         int steps = settings.Steps ?? (settings.Quick ? 60 : 300);
-        var table = new PerfTable("bf16", $"bf16 inference weights: accuracy on tinyshakespeare (byte-level, d=128, 2 layers, {steps} steps)",
-            "model", "bf16 weights", "bits/byte fp32", "bits/byte bf16", "Δ bits/byte", "greedy tokens equal", "mean tokens before first difference");
+        var table = new PerfTable("bf16", $"bf16 and int8 inference weights: accuracy on tinyshakespeare (byte-level, d=128, 2 layers, {steps} steps)",
+            "model", "reduced weights", "bits/byte fp32", "bits/byte reduced", "Δ bits/byte", "greedy tokens equal", "mean tokens before first difference");
         foreach (var kind in new[] { TransformerKind.MemoryFormer, TransformerKind.Dense })
         {
             var tokenizer = new ByteLevelTokenizer();
@@ -59,17 +60,27 @@ internal sealed class Bf16Command : Command<Bf16Command.Settings>
                 model.eval();
                 double fp32 = DecodeBitsPerByte(model, tokenizer, held);
                 var fp32Texts = Greedy(model, tokenizer, held);
-                model.UseBFloat16Inference();
-                double bf16 = DecodeBitsPerByte(model, tokenizer, held);
-                var bf16Texts = Greedy(model, tokenizer, held);
-                int total = fp32Texts.Sum(t => t.Length);
-                int equal = fp32Texts.Zip(bf16Texts).Sum(p => p.First.Zip(p.Second).Count(q => q.First == q.Second));
-                double prefix = fp32Texts.Zip(bf16Texts).Average(p => p.First.Zip(p.Second).TakeWhile(q => q.First == q.Second).Count());
-                table.AddRow(kind == TransformerKind.Dense ? "dense" : "MemoryFormer", kind == TransformerKind.Dense ? "head + all matrices" : "head",
-                    fp32.ToString("F4", Invariant), bf16.ToString("F4", Invariant), (bf16 - fp32).ToString("+0.00000;-0.00000;0", Invariant), $"{100.0 * equal / total:F1}% of {total}", prefix);
+                bool dense = kind == TransformerKind.Dense;
+                var settingsToTry = dense
+                    ? new (InferencePrecision Precision, bool Tables, string Label)[] { (InferencePrecision.BFloat16, false, "bf16 head + all matrices"), (InferencePrecision.Int8, false, "int8 head + all matrices") }
+                    : [(InferencePrecision.BFloat16, false, "bf16 head"), (InferencePrecision.Int8, false, "int8 head"), (InferencePrecision.Int8, true, "int8 head + tables")];
+                foreach (var (precision, tables, label) in settingsToTry)
+                {
+                    model.UseInt8Tables = tables;
+                    model.UseInferencePrecision(precision);
+                    double reduced = DecodeBitsPerByte(model, tokenizer, held);
+                    var reducedTexts = Greedy(model, tokenizer, held);
+                    model.UseInferencePrecision(InferencePrecision.Float32);
+                    model.UseInt8Tables = true;
+                    int total = fp32Texts.Sum(t => t.Length);
+                    int equal = fp32Texts.Zip(reducedTexts).Sum(p => p.First.Zip(p.Second).Count(q => q.First == q.Second));
+                    double prefix = fp32Texts.Zip(reducedTexts).Average(p => p.First.Zip(p.Second).TakeWhile(q => q.First == q.Second).Count());
+                    table.AddRow(dense ? "dense" : "MemoryFormer", label, fp32.ToString("F4", Invariant), reduced.ToString("F4", Invariant),
+                        (reduced - fp32).ToString("+0.00000;-0.00000;0", Invariant), $"{100.0 * equal / total:F1}% of {total}", prefix);
+                }
             }
         }
-        table.AddNote($"bits/byte: {held.Length:N0} held-out bytes (the text's last tenth), windows of the context length decoded token by token through the fused step (FusedDecodeStep), fp32 then bf16");
+        table.AddNote($"bits/byte: {held.Length:N0} held-out bytes (the text's last tenth), windows of the context length decoded token by token through the fused step (FusedDecodeStep), fp32 then each reduced precision (LanguageModel.UseInferencePrecision)");
         table.AddNote($"greedy: {Prompts} prompts of {PromptBytes} held-out bytes, {NewTokens} new tokens each, with the KV cache; position-wise agreement with the fp32 text");
         table.AddNote("a short run on a loaded machine: timings are not reported here, only accuracy");
         table.Publish(settings.Output);

@@ -54,11 +54,15 @@ internal sealed class DecodeCommand : Command<DecodeCommand.Settings>
             "model", "step", "weights", "ms/token", "tokens/s", "MB read/token", "bound tokens/s", "% of bound", "MF ÷ dense (same step, precision)");
         using var dense = NewModel(TransformerKind.Dense, width, vocabulary);
         using var mf = NewModel(TransformerKind.MemoryFormer, width, vocabulary);
-        // Variants, timed interleaved round by round (each a whole generation; its median step time counts).
-        var variants = new (string Model, string Step, bool Bf16, LanguageModel Network)[]
+        // Variants, timed interleaved round by round (each a whole generation; its median step time counts). Int8 MF runs
+        // twice: with int8 tables (the default) and with fp32 tables, to show what the tables add.
+        var variants = new (string Model, string Step, InferencePrecision Precision, bool Int8Tables, LanguageModel Network)[]
         {
-            ("dense", "op by op", false, dense), ("dense", "fused", false, dense), ("MemoryFormer", "fused", false, mf),
-            ("dense", "fused", true, dense), ("MemoryFormer", "fused", true, mf),
+            ("dense", "op by op", InferencePrecision.Float32, false, dense), ("dense", "fused", InferencePrecision.Float32, false, dense),
+            ("MemoryFormer", "fused", InferencePrecision.Float32, false, mf),
+            ("dense", "fused", InferencePrecision.BFloat16, false, dense), ("MemoryFormer", "fused", InferencePrecision.BFloat16, false, mf),
+            ("dense", "fused", InferencePrecision.Int8, false, dense), ("MemoryFormer", "fused", InferencePrecision.Int8, false, mf),
+            ("MemoryFormer", "fused", InferencePrecision.Int8, true, mf),
         };
         var ms = variants.Select(_ => new List<double>()).ToArray();
         for (int round = -1; round < rounds; round++)
@@ -66,25 +70,30 @@ internal sealed class DecodeCommand : Command<DecodeCommand.Settings>
             {
                 var v = variants[i];
                 v.Network.UseFusedDecode = v.Step == "fused";
-                v.Network.UseBFloat16Inference(v.Bf16);
+                v.Network.UseInt8Tables = v.Int8Tables;
+                v.Network.UseInferencePrecision(v.Precision);                     // copies made outside the timed steps
                 double median = MedianStepMs(v.Network, newTokens, vocabulary);
                 if (round >= 0) ms[i].Add(median);
                 v.Network.UseFusedDecode = true;
-                v.Network.UseBFloat16Inference(false);
+                v.Network.UseInferencePrecision(InferencePrecision.Float32);
+                v.Network.UseInt8Tables = true;
+                GC.Collect();                                                       // free the dropped copies (≈ 1.7 GB of int8 tables at d=1024) now
+                GC.WaitForPendingFinalizers();
             }
         for (int i = 0; i < variants.Length; i++)
         {
             var v = variants[i];
-            double step = Timing.Median(ms[i]), megabytes = Megabytes(v.Network.Config.Kind, width, vocabulary, v.Bf16);
+            double step = Timing.Median(ms[i]), megabytes = Megabytes(v.Network.Config.Kind, width, vocabulary, v.Precision, v.Int8Tables);
             double bound = readGBps * 1e3 / megabytes;
-            int denseIndex = Array.FindIndex(variants, d => d.Model == "dense" && d.Step == v.Step && d.Bf16 == v.Bf16);
+            int denseIndex = Array.FindIndex(variants, d => d.Model == "dense" && d.Step == v.Step && d.Precision == v.Precision);
             string ratio = v.Model == "dense" ? "" : RatioText(ms[denseIndex], ms[i]);
-            table.AddRow(v.Model, v.Step, v.Bf16 ? "bf16 head" + (v.Model == "dense" ? " + matrices" : "") : "fp32", step, 1000 / step, megabytes, bound, 100 * (1000 / step) / bound, ratio);
+            table.AddRow(v.Model, v.Step, WeightsText(v.Model, v.Precision, v.Int8Tables), step, 1000 / step, megabytes, bound, 100 * (1000 / step) / bound, ratio);
         }
         table.AddNote($"{rounds} interleaved rounds after a warm-up one; per variant the median over rounds of one generation's median ms per step (prefill excluded); " +
             "MF ÷ dense = median of the per-round ratios of dense to MF step time (lowest–highest round), both decoded by the same fused step at the same precision");
-        table.AddNote($"bound = bytes read per token at half the copy bandwidth ({readGBps:F1} GB/s); bytes: every dense matrix incl. the head (2 bytes a weight in bf16), K rows per Memory Layer (fp32)");
-        table.AddNote("random weights; bf16 = LanguageModel.UseBFloat16Inference() (MemoryFormer: the head; dense: the head and every matrix); its accuracy cost: perf bf16");
+        table.AddNote($"bound = bytes read per token at half the copy bandwidth ({readGBps:F1} GB/s); bytes: every dense matrix incl. the head (2 bytes a weight in bf16, 1 in int8 + 4 per row), K rows per Memory Layer (4 bytes a value, 1 with int8 tables)");
+        table.AddNote("random weights; bf16 / int8 = LanguageModel.UseInferencePrecision(BFloat16 / Int8) (MemoryFormer: the head, and with int8 the tables too unless marked fp32; " +
+            "dense: the head and every matrix); their accuracy cost: perf bf16");
         table.AddNote(machine);
         return table;
     }
@@ -106,13 +115,25 @@ internal sealed class DecodeCommand : Command<DecodeCommand.Settings>
         return model;
     }
 
-    /// <summary>MB of weights one decode step reads.</summary>
-    private static double Megabytes(TransformerKind kind, int width, int vocabulary, bool bf16)
+    private static string WeightsText(string model, InferencePrecision precision, bool int8Tables) => precision switch
     {
-        double d = width, v = vocabulary, k = width / 8.0, matrixBytes = bf16 ? 2 : 4;
-        return kind == TransformerKind.Dense
-            ? (6 * 12 * d * d + v * d) * matrixBytes / 1e6                                   // Q,K,V,O + 4d MLP, head
-            : ((6 * (3 * k * d + k * (k * 10) + k * d) * 4) + (v * d * matrixBytes)) / 1e6;  // Q,K,V; ML1 → K(τ+2); ML2 (fp32); head
+        InferencePrecision.Float32 => "fp32",
+        InferencePrecision.BFloat16 => model == "dense" ? "bf16 head + matrices" : "bf16 head",
+        _ => model == "dense" ? "int8 head + matrices" : int8Tables ? "int8 head + tables" : "int8 head, fp32 tables",
+    };
+
+    /// <summary>MB of weights one decode step reads.</summary>
+    private static double Megabytes(TransformerKind kind, int width, int vocabulary, InferencePrecision precision, bool int8Tables)
+    {
+        double d = width, v = vocabulary, k = width / 8.0;
+        double matrixBytes = precision switch { InferencePrecision.Float32 => 4, InferencePrecision.BFloat16 => 2, _ => 1 };
+        double perRow = precision == InferencePrecision.Int8 ? 4 : 0;                                      // the row scales
+        double head = (v * d * matrixBytes) + (v * perRow);
+        if (kind == TransformerKind.Dense)
+            return ((6 * ((12 * d * d * matrixBytes) + (9 * d * perRow))) + head) / 1e6;               // Q,K,V,O + 4d MLP (rows: 3d+d+4d+d), head
+        double tableBytes = int8Tables ? 1 : 4, rows = 3 * k + k + k;                                     // rows gathered: Q,K,V; ML1; ML2
+        double tables = (3 * k * d + k * (k * 10) + k * d) * tableBytes + (int8Tables ? rows * 4 : 0);    // Q,K,V; ML1 → K(τ+2); ML2
+        return ((6 * tables) + head) / 1e6;
     }
 
     /// <summary>

@@ -43,13 +43,16 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
         var x = randn(1, width);
         double headMb = weight.numel() * 4 / 1e6;
         var weight16 = Bf16Matrix.From(weight);                                  // LanguageModel.UseBFloat16Inference's copy
+        var weight8 = Int8Matrix.From(weight);                                   // UseInferencePrecision(Int8)'s copy
         var parts = new (string Name, double MegaBytes, Func<double> Time)[]
         {
             ("head: managed HeadGemv", headMb, () => Time(() => HeadGemv.Apply(x, weight))),
             ("head: managed HeadGemv, bf16 weights", headMb / 2, () => Time(() => HeadBf16(x, weight, weight16))),
+            ("head: managed HeadGemv, int8 weights", headMb / 4, () => Time(() => HeadInt8(x, weight8))),
             ("head: torch linear", headMb, () => Time(() => nn.functional.linear(x, weight))),
             ("head: torch mv", headMb, () => Time(() => mv(weight, x[0]))),
             ("MF fused blocks only", double.NaN, () => BlocksMs(mf, tokens)),
+            ("MF fused blocks only, int8 tables", double.NaN, () => Int8BlocksMs(mf, tokens)),
             ("step: MF fused", double.NaN, () => StepMs(mf, fused: true, tokens)),
             ("step: MF general", double.NaN, () => StepMs(mf, fused: false, tokens)),
             ("step: dense fused", double.NaN, () => StepMs(dense, fused: true, tokens)),
@@ -96,6 +99,29 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
         HeadGemv.Compute(TensorMemory.Floats(x), 1, TensorMemory.Floats(weight), weight16.Pointer, (int)weight.shape[0], (int)weight.shape[1], TensorMemory.Floats(y));
         GC.KeepAlive(weight16);
         return y;
+    }
+
+    /// <summary>The head GEMV over the int8 row-wise copy, as the fused decode step runs it after <c>UseInferencePrecision(Int8)</c>.</summary>
+    private static unsafe Tensor HeadInt8(Tensor x, Int8Matrix weight8)
+    {
+        var y = empty(1, weight8.Rows);
+        HeadGemv.Compute(TensorMemory.Floats(x), 1, weight8, TensorMemory.Floats(y));
+        return y;
+    }
+
+    /// <summary><see cref="BlocksMs"/> with int8 copies of the tables, made before and dropped after the timed steps.</summary>
+    private static double Int8BlocksMs(LanguageModel model, int tokens)
+    {
+        model.UseInferencePrecision(InferencePrecision.Int8);
+        try
+        {
+            return BlocksMs(model, tokens);
+        }
+        finally
+        {
+            model.UseInferencePrecision(InferencePrecision.Float32);
+            GC.Collect();                                                           // ≈ 1.7 GB of int8 tables at d=1024
+        }
     }
 
     private static double Time(Func<Tensor> body)

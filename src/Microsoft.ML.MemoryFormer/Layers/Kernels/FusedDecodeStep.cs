@@ -13,7 +13,8 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// caches by <see cref="TryCreate"/>, which returns null whenever the general path must run instead (CUDA, other
 /// dtypes, LayerNorm configs, training mode, batches, <see cref="LanguageModel.UseFusedDecode"/> off). The dense baseline
 /// takes the same step with <see cref="FusedDenseDecodeBlock"/>, so decode ratios compare equally optimised models; with
-/// <see cref="LanguageModel.UseBFloat16Inference"/> the head (and the dense baseline's matrices) are read in bf16.
+/// <see cref="LanguageModel.UseInferencePrecision"/> the head (and the dense baseline's matrices) are read in bf16 or int8,
+/// and with int8 MemoryFormer's tables too.
 /// All of the decode step's managed code is here and in <see cref="FusedDecodeBlock"/>; <c>Generation/TokenDecoder.cs</c>
 /// is its only caller.
 /// </summary>
@@ -27,6 +28,7 @@ internal sealed unsafe class FusedDecodeStep
     private readonly FusedDecodeBlock.Scratch scratch;
     private readonly float* embedding, finalGain, head;
     private readonly Bf16Matrix? head16;
+    private readonly Int8Matrix? head8;
     private readonly float finalEpsilon;
     private readonly int width, vocabulary;
 
@@ -37,8 +39,8 @@ internal sealed unsafe class FusedDecodeStep
         var c = model.Config;
         (width, vocabulary) = (c.Width, c.VocabularySize);
         blocks = model.Backbone.Blocks.Select(b => c.Kind == TransformerKind.Dense
-            ? new FusedDenseDecodeBlock(b, c, model.BFloat16Copy)
-            : (IFusedDecodeBlock)new FusedDecodeBlock(b, c)).ToArray();
+            ? new FusedDenseDecodeBlock(b, c, model.BFloat16Copy, model.Int8Copy)
+            : (IFusedDecodeBlock)new FusedDecodeBlock(b, c, model.UseInt8Tables ? model.Int8Copy : _ => null)).ToArray();
         scratch = new FusedDecodeBlock.Scratch(c);
         embedding = TensorMemory.Floats(model.Backbone.Embedding.weight!);
         var finalNorm = (RmsNorm)model.Backbone.FinalNorm;
@@ -46,6 +48,7 @@ internal sealed unsafe class FusedDecodeStep
         finalEpsilon = (float)finalNorm.Epsilon;
         head = TensorMemory.Floats(model.Head.weight!);
         head16 = model.BFloat16Copy(model.Head.weight!);
+        head8 = model.Int8Copy(model.Head.weight!);
     }
 
     /// <summary>The fused step for <paramref name="model"/> decoding one sequence into <paramref name="caches"/>, or null.</summary>
@@ -64,7 +67,10 @@ internal sealed unsafe class FusedDecodeStep
     {
         Hidden(token);
         var logits = empty(1, vocabulary, ScalarType.Float32);                  // [1, V]
-        HeadGemv.Compute(scratch.Normed, 1, head, head16 is null ? null : head16.Pointer, vocabulary, width, TensorMemory.Floats(logits));
+        if (head8 is not null)
+            HeadGemv.Compute(scratch.Normed, 1, head8, TensorMemory.Floats(logits));
+        else
+            HeadGemv.Compute(scratch.Normed, 1, head, head16 is null ? null : head16.Pointer, vocabulary, width, TensorMemory.Floats(logits));
         GC.KeepAlive(model);
         GC.KeepAlive(head16);
         return logits;

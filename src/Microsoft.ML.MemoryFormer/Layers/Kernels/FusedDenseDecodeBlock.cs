@@ -9,8 +9,8 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// One dense-baseline <see cref="TransformerBlock"/> for a single token of a single sequence, the counterpart of
 /// <see cref="FusedDecodeBlock"/> so that decode ratios compare equally optimised models (issue 16, item 4):
 /// RMSNorm → Q/K/V GEMV (d → 3d) → rotary → write K, V into the cache → attention → W_O GEMV → residual; RMSNorm →
-/// GEMV d → 4d → GELU (erf) → GEMV 4d → d → residual. Every matrix goes through <see cref="HeadGemv"/>, in bf16 when
-/// the model holds bf16 copies (<c>LanguageModel.UseBFloat16Inference</c>). CPU fp32, eval mode, RMSNorm only.
+/// GEMV d → 4d → GELU (erf) → GEMV 4d → d → residual. Every matrix goes through <see cref="HeadGemv"/>, in bf16 or int8
+/// when the model holds such copies (<c>LanguageModel.UseInferencePrecision</c>). CPU fp32, eval mode, RMSNorm only.
 /// </summary>
 /// <remarks>Holds raw pointers into the block's parameters: build it per generation.</remarks>
 internal sealed unsafe class FusedDenseDecodeBlock : IFusedDecodeBlock
@@ -22,17 +22,18 @@ internal sealed unsafe class FusedDenseDecodeBlock : IFusedDecodeBlock
     private readonly Matrix qkv, output, expand, project;
     private readonly float[] buffers;                  // qkv [3d], hidden [4d], projected [d]; pinned
 
-    /// <summary>Reads the block's parameters (and any bf16 copies from <paramref name="bf16"/>); <see cref="Supports"/> must be true.</summary>
-    public FusedDenseDecodeBlock(TransformerBlock block, MemoryFormerConfig config, Func<Tensor, Bf16Matrix?> bf16)
+    /// <summary>Reads the block's parameters (and any bf16 or int8 copies from <paramref name="bf16"/>, <paramref name="int8"/>);
+    /// <see cref="Supports"/> must be true.</summary>
+    public FusedDenseDecodeBlock(TransformerBlock block, MemoryFormerConfig config, Func<Tensor, Bf16Matrix?> bf16, Func<Tensor, Int8Matrix?> int8)
     {
         this.block = block;
         var mlp = (DenseMlp)block.Ffn;
         width = config.Width;
         attention = new DecodeAttention(block, config);
         ffnNorm = new DecodeRmsNorm((RmsNorm)block.FfnNorm, width);
-        qkv = new Matrix(((DenseQkv)block.Attention.Qkv).Projection, bf16);
-        output = new Matrix(block.Attention.Output!, bf16);
-        (expand, project) = (new Matrix(mlp.Expand, bf16), new Matrix(mlp.Project, bf16));
+        qkv = new Matrix(((DenseQkv)block.Attention.Qkv).Projection, bf16, int8);
+        output = new Matrix(block.Attention.Output!, bf16, int8);
+        (expand, project) = (new Matrix(mlp.Expand, bf16, int8), new Matrix(mlp.Project, bf16, int8));
         buffers = GC.AllocateArray<float>((3 * width) + expand.Rows + width, pinned: true);
     }
 
@@ -77,15 +78,17 @@ internal sealed unsafe class FusedDenseDecodeBlock : IFusedDecodeBlock
         return (float)(0.5 * value * (1.0 + (z < 0 ? -erf : erf)));
     }
 
-    /// <summary>A linear layer y = W x + b as raw memory, W [rows, cols] in fp32 and optionally bf16.</summary>
+    /// <summary>A linear layer y = W x + b as raw memory, W [rows, cols] in fp32 and optionally bf16 or int8.</summary>
     private sealed class Matrix
     {
         private readonly float* weight, bias;
         private readonly Bf16Matrix? weight16;
+        private readonly Int8Matrix? weight8;
         private readonly int columns;
 
-        public Matrix(Linear linear, Func<Tensor, Bf16Matrix?> bf16)
+        public Matrix(Linear linear, Func<Tensor, Bf16Matrix?> bf16, Func<Tensor, Int8Matrix?> int8)
         {
+            weight8 = int8(linear.weight!);
             weight = TensorMemory.Floats(linear.weight!);
             bias = TensorMemory.Floats(linear.bias!);
             weight16 = bf16(linear.weight!);
@@ -96,7 +99,10 @@ internal sealed unsafe class FusedDenseDecodeBlock : IFusedDecodeBlock
 
         public void Apply(float* x, float* y)
         {
-            HeadGemv.Compute(x, 1, weight, weight16 is null ? null : weight16.Pointer, Rows, columns, y);
+            if (weight8 is not null)
+                HeadGemv.Compute(x, 1, weight8, y);
+            else
+                HeadGemv.Compute(x, 1, weight, weight16 is null ? null : weight16.Pointer, Rows, columns, y);
             GC.KeepAlive(weight16);
             RowKernels.Add(bias, y, Rows);
         }

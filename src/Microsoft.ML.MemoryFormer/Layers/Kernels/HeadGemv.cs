@@ -8,7 +8,7 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
 /// <summary>
 /// The LM head at decode time, logits [B, V] = x [B, d] · Wᵀ for a few rows, as a managed GEMV that streams the
-/// weight [V, d] once at memory bandwidth. Only for inference on CPU fp32; training keeps <c>nn.Linear</c>.
+/// weight [V, d] once at memory bandwidth, in fp32, bf16 (<see cref="Bf16Matrix"/>) or int8 row-wise (<see cref="Int8Matrix"/>). Only for inference on CPU fp32; training keeps <c>nn.Linear</c>.
 /// </summary>
 /// <remarks>
 /// The vocabulary is cut into blocks of about 1 MB of weight (so B &gt; 1 re-reads a block from L2), which the
@@ -51,9 +51,25 @@ internal static class HeadGemv
     /// y [B, V] = x [B, d] · w [V, d]ᵀ with w in bf16 when <paramref name="w16"/> is not null (half the bytes streamed;
     /// widened to fp32, fp32 accumulation), else from the fp32 <paramref name="w"/>.
     /// </summary>
-    public static unsafe void Compute(float* x, int b, float* w, ushort* w16, int v, int d, float* y)
+    public static unsafe void Compute(float* x, int b, float* w, ushort* w16, int v, int d, float* y) => Run(x, b, w, w16, null, null, v, d, y);
+
+    /// <summary>
+    /// y [B, V] = x [B, d] · (s ⊙ q) [V, d]ᵀ over an int8 row-wise matrix (<see cref="Int8Matrix"/>: a quarter of the fp32
+    /// bytes streamed): each q widened to fp32 in registers, fp32 accumulation, the row's scale applied once to its sum.
+    /// </summary>
+    public static unsafe void Compute(float* x, int b, Int8Matrix w, float* y)
     {
-        nint xp = (nint)x, wp = (nint)w, w16p = (nint)w16, yp = (nint)y;
+        Run(x, b, null, null, w.Pointer, w.Scales, w.Rows, w.Columns, y);
+        GC.KeepAlive(w);
+    }
+
+    /// <summary>
+    /// y [B, V] = x · w [V, d]ᵀ from whichever copy is given: int8 (<paramref name="w8"/> and its row scales), else bf16
+    /// (<paramref name="w16"/>), else fp32 (<paramref name="w"/>).
+    /// </summary>
+    private static unsafe void Run(float* x, int b, float* w, ushort* w16, sbyte* w8, float* scales, int v, int d, float* y)
+    {
+        nint xp = (nint)x, wp = (nint)w, w16p = (nint)w16, w8p = (nint)w8, sp = (nint)scales, yp = (nint)y;
         int blockRows = (int)Math.Max(4, BlockBytes / (4L * d) / 4 * 4);
         int blocks = (v + blockRows - 1) / blockRows, next = 0;
         int workers = Math.Max(1, Math.Min(get_num_threads(), Environment.ProcessorCount));
@@ -67,7 +83,9 @@ internal static class HeadGemv
                     int start = block * blockRows, end = Math.Min(v, start + blockRows);
                     for (int i = 0; i < b; i++)
                     {
-                        if (w16p != 0)
+                        if (w8p != 0)
+                            DotRowsInt8((float*)xp + ((long)i * d), (sbyte*)w8p, (float*)sp, d, start, end, (float*)yp + ((long)i * v), VectorBits);
+                        else if (w16p != 0)
                             DotRowsBf16((float*)xp + ((long)i * d), (ushort*)w16p, d, start, end, (float*)yp + ((long)i * v));
                         else
                             DotRows((float*)xp + ((long)i * d), (float*)wp, d, start, end, (float*)yp + ((long)i * v));
@@ -177,6 +195,79 @@ internal static class HeadGemv
             y[r] = sum;
         }
     }
+
+    /// <summary>The widest vector path of the int8 kernel on this machine: 512 (AVX-512), 256 (AVX2 + FMA) or 0 (scalar).</summary>
+    internal static int VectorBits { get; } =
+        Vector512.IsHardwareAccelerated && Avx512F.IsSupported ? 512 : Avx2.IsSupported && Fma.IsSupported ? 256 : 0;
+
+    /// <summary>
+    /// y[r] = s[r] · ⟨x, q[r]⟩ for vocabulary rows start … end−1, q in int8 (sign-extended to int32 and converted to fp32
+    /// in registers); <paramref name="vectorBits"/> picks the path (512, 256 or 0 for scalar; tests run each one that
+    /// the machine supports). Four rows at a time share each load of x.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void DotRowsInt8(float* x, sbyte* q, float* scales, int d, int start, int end, float* y, int vectorBits)
+    {
+        int r = start;
+        if (vectorBits >= 512 && Avx512F.IsSupported && d % 16 == 0)
+        {
+            for (; r + 4 <= end; r += 4)
+            {
+                sbyte* q0 = q + ((long)r * d), q1 = q0 + d, q2 = q1 + d, q3 = q2 + d;
+                Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
+                for (int c = 0; c < d; c += 16)
+                {
+                    Sse.Prefetch0(q0 + c + (4 * PrefetchRows * d));             // as many bytes ahead as the fp32 kernel
+                    var xv = Vector512.Load(x + c);
+                    a0 = Avx512F.FusedMultiplyAdd(Widen(q0 + c), xv, a0);
+                    a1 = Avx512F.FusedMultiplyAdd(Widen(q1 + c), xv, a1);
+                    a2 = Avx512F.FusedMultiplyAdd(Widen(q2 + c), xv, a2);
+                    a3 = Avx512F.FusedMultiplyAdd(Widen(q3 + c), xv, a3);
+                }
+                y[r] = scales[r] * Vector512.Sum(a0);
+                y[r + 1] = scales[r + 1] * Vector512.Sum(a1);
+                y[r + 2] = scales[r + 2] * Vector512.Sum(a2);
+                y[r + 3] = scales[r + 3] * Vector512.Sum(a3);
+            }
+        }
+        else if (vectorBits >= 256 && Avx2.IsSupported && Fma.IsSupported && d % 8 == 0)
+        {
+            for (; r + 4 <= end; r += 4)
+            {
+                sbyte* q0 = q + ((long)r * d), q1 = q0 + d, q2 = q1 + d, q3 = q2 + d;
+                Vector256<float> a0 = Vector256<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
+                for (int c = 0; c < d; c += 8)
+                {
+                    Sse.Prefetch0(q0 + c + (4 * PrefetchRows * d));
+                    var xv = Vector256.Load(x + c);
+                    a0 = Fma.MultiplyAdd(Widen256(q0 + c), xv, a0);
+                    a1 = Fma.MultiplyAdd(Widen256(q1 + c), xv, a1);
+                    a2 = Fma.MultiplyAdd(Widen256(q2 + c), xv, a2);
+                    a3 = Fma.MultiplyAdd(Widen256(q3 + c), xv, a3);
+                }
+                y[r] = scales[r] * Vector256.Sum(a0);
+                y[r + 1] = scales[r + 1] * Vector256.Sum(a1);
+                y[r + 2] = scales[r + 2] * Vector256.Sum(a2);
+                y[r + 3] = scales[r + 3] * Vector256.Sum(a3);
+            }
+        }
+        for (; r < end; r++)
+        {
+            float sum = 0f;
+            sbyte* row = q + ((long)r * d);
+            for (int c = 0; c < d; c++)
+                sum += x[c] * row[c];
+            y[r] = scales[r] * sum;
+        }
+    }
+
+    /// <summary>16 int8 → 16 fp32 (exact).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe Vector512<float> Widen(sbyte* p) => Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p)));
+
+    /// <summary>8 int8 → 8 fp32 (exact).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe Vector256<float> Widen256(sbyte* p) => Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(p));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe Vector512<float> Widen(ushort* p) =>
