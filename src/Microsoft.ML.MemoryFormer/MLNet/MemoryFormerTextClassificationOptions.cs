@@ -78,6 +78,20 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     /// <summary>How the row's hidden states are pooled before the linear head (default mean over real tokens).</summary>
     public PoolingKind Pooling = PoolingKind.Mean;
 
+    /// <summary>
+    /// Rows of the wide branch's hash table (default 65,536; 0 turns the branch off): each window's token n-grams (up to
+    /// <see cref="NgramLength"/>) are hashed into this many rows of a [buckets, d] table, averaged, and added to the
+    /// pooled encoder output in front of the head (a fastText-style bag of n-grams, Joulin et al. 2017). With few
+    /// training rows it learns what a linear model on n-gram counts learns (FeaturizeText + SDCA); with many the encoder
+    /// adds to it. Costs buckets × d parameters (8.4 M at d = 128), saved with the model. Allowed in [0, 16,777,216].
+    /// Models saved before this option existed load with the branch off.
+    /// </summary>
+    public int NgramBuckets = 1 << 16;
+
+    /// <summary>Longest token n-gram the wide branch hashes (default 2: token unigrams and bigrams); in [1, 3].
+    /// Ignored when <see cref="NgramBuckets"/> is 0. Saved with the model.</summary>
+    public int NgramLength = 2;
+
     /// <summary>Fraction of all steps spent warming the learning rates up linearly, before a cosine decay. Default 0.1.</summary>
     public double WarmupFraction = 0.1;
 
@@ -107,6 +121,8 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
         Check(!string.IsNullOrEmpty(LabelColumnName) && !string.IsNullOrEmpty(TextColumnName), nameof(TextColumnName), "and LabelColumnName must be set");
         Check(MaxTokensPerRow >= 3, nameof(MaxTokensPerRow), "must be at least 3");
         Check(MaxWindowsPerRow is >= 1 and <= 4096, nameof(MaxWindowsPerRow), "must be in [1, 4096]");
+        Check(NgramBuckets is >= 0 and <= 1 << 24, nameof(NgramBuckets), "must be in [0, 16777216] (0 = no n-gram bag)");
+        Check(NgramLength is >= 1 and <= 3, nameof(NgramLength), "must be in [1, 3]");
         Check(WarmupFraction is >= 0 and < 1, nameof(WarmupFraction), "must be in [0, 1)");
         Check(Dropout is >= 0 and < 1, nameof(Dropout), "must be in [0, 1)");
         Check(EarlyStoppingPatience == 0 || ValidationSet is not null || ValidationFraction > 0, nameof(EarlyStoppingPatience),
@@ -120,6 +136,7 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     {
         Architecture = Architecture, Tokenizer = Tokenizer, MaxTokensPerRow = MaxTokensPerRow,
         MaxWindowsPerRow = MaxWindowsPerRow, CalibrateTemperature = CalibrateTemperature, Pooling = Pooling,
+        NgramBuckets = NgramBuckets, NgramLength = NgramLength,
         BatchSize = BatchSize, Dropout = Dropout, ClassWeighting = ClassWeighting, ClassWeights = ClassWeights,
         PretrainedCheckpointPath = PretrainedCheckpointPath, PretrainedModel = PretrainedModel,
     };

@@ -15,15 +15,16 @@ namespace Microsoft.ML.MemoryFormer.Models;
 /// <remarks>
 /// A row longer than one window is read as up to <see cref="MaxWindowsPerRow"/> windows whose logits are averaged
 /// (<see cref="TextPairEncoder.EncodeWindows"/>, <see cref="SequencePooling.MeanOverWindows"/>); the logits are divided by
-/// <see cref="Temperature"/> before the softmax. Models saved before these settings existed load with one window and
-/// temperature 1, and score exactly as before.
+/// <see cref="Temperature"/> before the softmax. Models saved before these settings existed load with one window,
+/// temperature 1 and no n-gram bag (<see cref="HashedNgramBag"/>), and score exactly as before.
 /// </remarks>
 internal sealed class TextClassifierModel : IDisposable
 {
     /// <summary>Archive entry with the head settings (JSON).</summary>
     public const string HeadEntry = "head.json";
 
-    private sealed record HeadSettings(int Classes, PoolingKind Pooling, int MaxTokensPerRow, int MaxWindowsPerRow = 1, double Temperature = 1);
+    private sealed record HeadSettings(int Classes, PoolingKind Pooling, int MaxTokensPerRow, int MaxWindowsPerRow = 1, double Temperature = 1,
+        int NgramBuckets = 0, int NgramLength = 2);
 
     private readonly SequenceClassifier network;
     private readonly TextPairEncoder encoder;
@@ -81,7 +82,8 @@ internal sealed class TextClassifierModel : IDisposable
     public ModelArchive ToArchive() => new ModelArchive()
         .SetText(ModelArchive.ConfigEntry, network.Config.ToJson())
         .SetText(ModelArchive.TokenizerEntry, Tokenizer.Describe().ToJson())
-        .SetText(HeadEntry, JsonSerializer.Serialize(new HeadSettings(Classes, network.Head.Pooling, MaxTokensPerRow, MaxWindowsPerRow, Temperature)))
+        .SetText(HeadEntry, JsonSerializer.Serialize(new HeadSettings(Classes, network.Head.Pooling, MaxTokensPerRow, MaxWindowsPerRow, Temperature,
+            network.NgramBag?.Buckets ?? 0, network.NgramBag?.NgramLength ?? 2)))
         .WithWeights(network);
 
     /// <summary>Rebuilds a model written by <see cref="ToArchive"/> on <paramref name="device"/>.</summary>
@@ -89,12 +91,15 @@ internal sealed class TextClassifierModel : IDisposable
     {
         var config = archive.GetJson(ModelArchive.ConfigEntry, MemoryFormerConfig.FromJson);
         var head = archive.GetJson(HeadEntry, json => JsonSerializer.Deserialize<HeadSettings>(json) is { Classes: >= 1, MaxTokensPerRow: >= 1, MaxWindowsPerRow: >= 1 } read
-            && Enum.IsDefined(read.Pooling) && read.Temperature > 0 && double.IsFinite(read.Temperature) ? read
-            : throw new ArgumentException("Classes, MaxTokensPerRow, MaxWindowsPerRow and Temperature must be positive and Pooling known."));
+            && Enum.IsDefined(read.Pooling) && read.Temperature > 0 && double.IsFinite(read.Temperature)
+            && read.NgramBuckets >= 0 && read.NgramLength is >= 1 and <= 3 ? read
+            : throw new ArgumentException("Classes, MaxTokensPerRow, MaxWindowsPerRow and Temperature must be positive, Pooling known, " +
+                "NgramBuckets ≥ 0 and NgramLength in [1, 3]."));
         var tokenizer = archive.GetJson(ModelArchive.TokenizerEntry, json => ITextTokenizer.FromDescription(TokenizerDescription.FromJson(json)));
         ModelParts.CheckTokenizerFits(tokenizer, config);
-        ModuleWeights.CheckSizeFits(config, archive, headParameters: (double)head.Classes * config.Width);
-        return ModuleLoader.Load(archive, config, () => new SequenceClassifier(config, head.Classes, head.Pooling, config.Dropout),
+        ModuleWeights.CheckSizeFits(config, archive, headParameters: ((double)head.Classes + head.NgramBuckets) * config.Width);
+        return ModuleLoader.Load(archive, config,
+            () => new SequenceClassifier(config, head.Classes, head.Pooling, config.Dropout, head.NgramBuckets, head.NgramLength),
             device, network => new TextClassifierModel(network, tokenizer, head.MaxTokensPerRow, device, head.MaxWindowsPerRow, head.Temperature));
     }
 

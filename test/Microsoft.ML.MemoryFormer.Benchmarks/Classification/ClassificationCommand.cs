@@ -67,6 +67,18 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         [CommandOption("--checkpoint")]
         public string? Checkpoint { get; init; }
 
+        [Description("Train MemoryFormer with the options' flat defaults (only Seed = 1 set) instead of the settings above.")]
+        [CommandOption("--flat-defaults")]
+        public bool FlatDefaults { get; init; }
+
+        [Description("Option fields to set on top of either configuration, e.g. \"Epochs=4,MaxWindowsPerRow=2\".")]
+        [CommandOption("--set")]
+        public string? Set { get; init; }
+
+        [Description("Train on at most this many training rows (a seeded sample, the same for every model; 0 = all).")]
+        [CommandOption("--max-train-rows")]
+        public int MaxTrainRows { get; init; }
+
         [Description("Markdown file the table is written to.")]
         [CommandOption("--output")]
         public string? Output { get; init; }
@@ -82,14 +94,17 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         if (!pretrained)
             AnsiConsole.MarkupLineInterpolated($"[yellow]No language-model checkpoint{(settings.Checkpoint is null ? "" : $" at {settings.Checkpoint}")}: the pretrained-backbone run is skipped.[/]");
         var results = new List<ClassificationResult>();
-        foreach (var set in sets)
+        foreach (var set in sets.Select(d => d.WithTrainingRows(ml, settings.MaxTrainRows)))
         {
             var keys = ml.Transforms.Conversion.MapValueToKey("Label").Fit(set.Train);
             var (train, test) = (keys.Transform(set.Train), keys.Transform(set.Test));
             results.Add(Run(ml, set.Name, "FeaturizeText + SdcaMaximumEntropy", train, test,
                 ml.Transforms.Text.FeaturizeText("Features", "Text").Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy()), ""));
-            results.Add(Run(ml, set.Name, "MemoryFormer (scratch)", train, test,
-                ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, null)), Describe(settings)));
+            results.Add(settings.FlatDefaults
+                ? Run(ml, set.Name, "MemoryFormer (flat defaults)", train, test,
+                    ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(FlatDefaults(settings)), settings.Set ?? "")
+                : Run(ml, set.Name, "MemoryFormer (scratch)", train, test,
+                    ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, null)), Describe(settings)));
             if (pretrained)
                 results.Add(Run(ml, set.Name, "MemoryFormer (pretrained)", train, test,
                     ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, settings.Checkpoint)), Path.GetFileName(settings.Checkpoint!)));
@@ -102,13 +117,21 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         return 0;
     }
 
-    private static MemoryFormerTextClassificationOptions Options(Settings s, string? checkpoint) => new()
+    private static MemoryFormerTextClassificationOptions FlatDefaults(Settings s) =>
+        OptionOverrides.Apply(new MemoryFormerTextClassificationOptions { Seed = 1, Log = LogTemperature }, s.Set);
+
+    private static void LogTemperature(string line)
+    {
+        if (line.StartsWith("Temperature", StringComparison.Ordinal)) AnsiConsole.WriteLine("  " + line);
+    }
+
+    private static MemoryFormerTextClassificationOptions Options(Settings s, string? checkpoint) => OptionOverrides.Apply(new MemoryFormerTextClassificationOptions
     {
         Architecture = checkpoint is null ? new MemoryFormerConfig { Width = s.Width, Layers = s.Layers, Heads = 4, BitsPerChunk = 8 } : null,
         MaxTokensPerRow = s.MaxTokens, BatchSize = s.BatchSize, Epochs = s.Epochs, Seed = 1, PretrainedCheckpointPath = checkpoint,
         MaxWindowsPerRow = s.MaxWindows, ValidationFraction = s.ValidationFraction, EarlyStoppingPatience = s.Patience,
-        CalibrateTemperature = !s.NoCalibrate, Log = line => { if (line.StartsWith("Temperature", StringComparison.Ordinal)) AnsiConsole.WriteLine("  " + line); },
-    };
+        CalibrateTemperature = !s.NoCalibrate, Log = LogTemperature,
+    }, s.Set);
 
     private static string Describe(Settings s) => string.Create(CultureInfo.InvariantCulture,
         $"d={s.Width}, {s.Layers} blocks, τ=8, GPT-2 tokens ≤ {s.MaxTokens} × {s.MaxWindows} windows, {s.Epochs} epochs, batch {s.BatchSize}") +
