@@ -79,6 +79,10 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         [CommandOption("--max-train-rows")]
         public int MaxTrainRows { get; init; }
 
+        [Description("Skip the FeaturizeText + SdcaMaximumEntropy rows (e.g. when comparing MemoryFormer settings only).")]
+        [CommandOption("--skip-sdca")]
+        public bool SkipSdca { get; init; }
+
         [Description("Markdown file the table is written to.")]
         [CommandOption("--output")]
         public string? Output { get; init; }
@@ -98,8 +102,9 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         {
             var keys = ml.Transforms.Conversion.MapValueToKey("Label").Fit(set.Train);
             var (train, test) = (keys.Transform(set.Train), keys.Transform(set.Test));
-            results.Add(Run(ml, set.Name, "FeaturizeText + SdcaMaximumEntropy", train, test,
-                ml.Transforms.Text.FeaturizeText("Features", "Text").Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy()), ""));
+            if (!settings.SkipSdca)
+                results.Add(Run(ml, set.Name, "FeaturizeText + SdcaMaximumEntropy", train, test,
+                    ml.Transforms.Text.FeaturizeText("Features", "Text").Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy()), ""));
             results.Add(settings.FlatDefaults
                 ? Run(ml, set.Name, "MemoryFormer (flat defaults)", train, test,
                     ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(FlatDefaults(settings)), settings.Set ?? "")
