@@ -57,7 +57,5 @@ internal static class ClassificationRows
         WarmupFraction = 0.05,
         Dropout = 0,
         Seed = 1,
-        ValidationFraction = 0,      // train on every inline row for exactly `epochs` epochs (the defaults hold out 10 %)
-        EarlyStoppingPatience = 0,
     };
 }

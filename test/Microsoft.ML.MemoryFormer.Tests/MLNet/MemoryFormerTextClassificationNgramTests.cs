@@ -49,25 +49,4 @@ public class MemoryFormerTextClassificationNgramTests
         using var model = ml.BinaryClassification.Trainers.MemoryFormerTextClassification(options).Fit(data);
         Assert.Null(model.Model.Network.NgramBag);
     }
-
-    [Fact]
-    public void The_defaults_hold_out_a_tenth_for_early_stopping_and_calibration_and_the_hold_out_is_used()
-    {
-        var defaults = new MemoryFormerTextClassificationOptions();
-        Assert.Equal(0.1, defaults.ValidationFraction);
-        Assert.Equal(2, defaults.EarlyStoppingPatience);
-        Assert.True(defaults.CalibrateTemperature);
-
-        var ml = new MLContext(seed: 1);
-        var rows = Enumerable.Range(0, 4).SelectMany(_ => ClassificationRows.Multiclass()).ToArray();   // 72 rows, 7 held out
-        var options = ClassificationRows.Options(epochs: 4);
-        options.ValidationFraction = defaults.ValidationFraction;
-        options.EarlyStoppingPatience = defaults.EarlyStoppingPatience;
-        var lines = new List<string>();
-        options.Log = lines.Add;
-        var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(rows));
-        using var model = ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(options)
-            .Fit(keyed.Transform(ml.Data.LoadFromEnumerable(rows)));
-        Assert.Contains(lines, l => l.StartsWith("Temperature scaling on 7 validation rows", StringComparison.Ordinal));
-    }
 }
