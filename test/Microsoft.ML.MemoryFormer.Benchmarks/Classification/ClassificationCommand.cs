@@ -23,7 +23,7 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         [CommandOption("--data")]
         public string Data { get; init; } = "../shared/data/classification";
 
-        [Description("Comma-separated data sets: banking77, clinc150, sms_spam.")]
+        [Description("Comma-separated data sets: banking77, clinc150, sms_spam, and the long-document proxies wikitext15, moby15, mixed15 (LongDocumentSets).")]
         [CommandOption("--datasets")]
         public string Datasets { get; init; } = "banking77,clinc150,sms_spam";
 
