@@ -16,7 +16,7 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     /// <summary>
     /// Sets the text classifier's defaults: 10 epochs of 32 rows, weight decay 0.01, no validation unless a
     /// <see cref="MemoryFormerTrainerOptions.ValidationSet"/> is given or <see cref="MemoryFormerTrainerOptions.ValidationFraction"/>
-    /// and <see cref="MemoryFormerTrainerOptions.EarlyStoppingPatience"/> are set. Kept after measuring them across six sets
+    /// and <see cref="MemoryFormerTrainerOptions.EarlyStoppingPatience"/> are set. Kept after measuring them on five sets
     /// (docs/benchmarks.md, "Long documents and flat defaults"): with them MemoryFormer's accuracy is above
     /// FeaturizeText + SDCA's on every measured set, long documents included. Holding out 10 % for early stopping
     /// (ValidationFraction = 0.1, EarlyStoppingPatience = 2), which also fits the temperature, brings log-loss to about
