@@ -17,15 +17,16 @@ namespace Microsoft.ML.MemoryFormer.Models;
 /// <remarks>
 /// A row longer than one window is read as up to <see cref="MaxWindowsPerRow"/> windows whose logits are averaged
 /// (<see cref="TextPairEncoder.EncodeWindows"/>, <see cref="SequencePooling.MeanOverWindows"/>); the logits are divided by
-/// <see cref="Temperature"/> before the softmax. Models saved before these settings existed load with one window and
-/// temperature 1, and score exactly as before.
+/// <see cref="Temperature"/> before the softmax. Models saved before these settings existed load with one window,
+/// temperature 1 and no n-gram bag (<see cref="HashedNgramBag"/>), and score exactly as before.
 /// </remarks>
 internal sealed class TextClassifierModel : IDisposable
 {
     /// <summary>Archive entry with the head settings (JSON).</summary>
     public const string HeadEntry = "head.json";
 
-    private sealed record HeadSettings(int Classes, PoolingKind Pooling, int MaxTokensPerRow, int MaxWindowsPerRow = 1, double Temperature = 1);
+    private sealed record HeadSettings(int Classes, PoolingKind Pooling, int MaxTokensPerRow, int MaxWindowsPerRow = 1, double Temperature = 1,
+        int NgramBuckets = 0, int NgramLength = 2);
 
     private readonly SequenceClassifier network;
     private readonly TextPairEncoder encoder;
@@ -132,7 +133,7 @@ internal sealed class TextClassifierModel : IDisposable
         }
         var hidden = network.Backbone.Forward(tokens, new AttentionContext(Causal: false, KeyMask: mask)); // [W, T, d]
         if (profile is not null) profile.ForwardMs += Elapsed(ref start);
-        var logits = SequencePooling.MeanOverWindows(network.Head.Forward(hidden, mask), encoded.Select(w => w.Length).ToArray()); // [B, C]
+        var logits = SequencePooling.MeanOverWindows(network.Outputs(tokens, hidden, mask), encoded.Select(w => w.Length).ToArray()); // [B, C]
         if (Temperature != 1) logits = logits / Temperature;
         var flat = F.log_softmax(logits, 1).cpu().data<float>().ToArray();          // [B·C]
         var result = Enumerable.Range(0, encoded.Length).Select(i => flat.AsSpan(i * Classes, Classes).ToArray()).ToArray();
@@ -157,7 +158,7 @@ internal sealed class TextClassifierModel : IDisposable
             }
             var hidden = network.Backbone.Forward(tokens, new AttentionContext(Causal: false, KeyMask: mask)); // [b, T, d]
             if (profile is not null) profile.ForwardMs += Elapsed(ref start);
-            var outputs = network.Head.Forward(hidden, mask).cpu();                // [b, C]
+            var outputs = network.Outputs(tokens, hidden, mask).cpu();                // [b, C]
             var values = outputs.data<float>();
             for (int j = 0; j < batch.Length; j++)
                 for (int c = 0; c < Classes; c++) windowLogits[batch[j] * Classes + c] = values[j * Classes + c];
@@ -202,7 +203,8 @@ internal sealed class TextClassifierModel : IDisposable
     public ModelArchive ToArchive() => new ModelArchive()
         .SetText(ModelArchive.ConfigEntry, network.Config.ToJson())
         .SetText(ModelArchive.TokenizerEntry, Tokenizer.Describe().ToJson())
-        .SetText(HeadEntry, JsonSerializer.Serialize(new HeadSettings(Classes, network.Head.Pooling, MaxTokensPerRow, MaxWindowsPerRow, Temperature)))
+        .SetText(HeadEntry, JsonSerializer.Serialize(new HeadSettings(Classes, network.Head.Pooling, MaxTokensPerRow, MaxWindowsPerRow, Temperature,
+            network.NgramBag?.Buckets ?? 0, network.NgramBag?.NgramLength ?? 2)))
         .WithWeights(network);
 
     /// <summary>Rebuilds a model written by <see cref="ToArchive"/> on <paramref name="device"/>.</summary>
@@ -210,12 +212,15 @@ internal sealed class TextClassifierModel : IDisposable
     {
         var config = archive.GetJson(ModelArchive.ConfigEntry, MemoryFormerConfig.FromJson);
         var head = archive.GetJson(HeadEntry, json => JsonSerializer.Deserialize<HeadSettings>(json) is { Classes: >= 1, MaxTokensPerRow: >= 1, MaxWindowsPerRow: >= 1 } read
-            && Enum.IsDefined(read.Pooling) && read.Temperature > 0 && double.IsFinite(read.Temperature) ? read
-            : throw new ArgumentException("Classes, MaxTokensPerRow, MaxWindowsPerRow and Temperature must be positive and Pooling known."));
+            && Enum.IsDefined(read.Pooling) && read.Temperature > 0 && double.IsFinite(read.Temperature)
+            && read.NgramBuckets >= 0 && read.NgramLength is >= 1 and <= 3 ? read
+            : throw new ArgumentException("Classes, MaxTokensPerRow, MaxWindowsPerRow and Temperature must be positive, Pooling known, " +
+                "NgramBuckets ≥ 0 and NgramLength in [1, 3]."));
         var tokenizer = archive.GetJson(ModelArchive.TokenizerEntry, json => ITextTokenizer.FromDescription(TokenizerDescription.FromJson(json)));
         ModelParts.CheckTokenizerFits(tokenizer, config);
-        ModuleWeights.CheckSizeFits(config, archive, headParameters: (double)head.Classes * config.Width);
-        return ModuleLoader.Load(archive, config, () => new SequenceClassifier(config, head.Classes, head.Pooling, config.Dropout),
+        ModuleWeights.CheckSizeFits(config, archive, headParameters: ((double)head.Classes + head.NgramBuckets) * config.Width);
+        return ModuleLoader.Load(archive, config,
+            () => new SequenceClassifier(config, head.Classes, head.Pooling, config.Dropout, head.NgramBuckets, head.NgramLength),
             device, network => new TextClassifierModel(network, tokenizer, head.MaxTokensPerRow, device, head.MaxWindowsPerRow, head.Temperature));
     }
 

@@ -73,6 +73,7 @@ internal static class OnnxModelExporter
         var (ids, mask) = TokenInputs(g);
         var hidden = writer.Blocks(writer.Embed(ids), writer.NewPass(ids, causal: false, mask)); // [B, T, d]
         var logits = Head(g, network.Head, Pool(g, hidden, mask, network.Head.Pooling));        // [B, C]
+        if (network.NgramBag is { } bag) logits = OnnxNgramBagWriter.AddTo(g, bag, network.Head, ids, mask, logits);
         if (model.Temperature != 1) logits = g.Div(logits, g.Float((float)model.Temperature), "calibrated_logits");
         ClassOutputs(g, logits, model.Classes);
         var tokenizer = model.Tokenizer;

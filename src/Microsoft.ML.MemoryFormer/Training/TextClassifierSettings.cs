@@ -23,6 +23,8 @@ internal sealed record TextClassifierSettings
     public int MaxWindowsPerRow { get; init; } = 1;
     public bool CalibrateTemperature { get; init; }
     public PoolingKind Pooling { get; init; } = PoolingKind.Mean;
+    public int NgramBuckets { get; init; }
+    public int NgramLength { get; init; } = 2;
     public int BatchSize { get; init; } = 32;
     public double Dropout { get; init; } = 0.1;
     public ClassWeighting ClassWeighting { get; init; }

@@ -36,7 +36,7 @@ internal static class TextClassifierTraining
             if (maxTokens < settings.MaxTokensPerRow)
                 log?.Invoke($"MaxTokensPerRow lowered from {settings.MaxTokensPerRow} to the pretrained context length {maxTokens}.");
 
-            network = new SequenceClassifier(config, classes, settings.Pooling, settings.Dropout);
+            network = new SequenceClassifier(config, classes, settings.Pooling, settings.Dropout, settings.NgramBuckets, settings.NgramLength);
             if (pretrained is not null) network.LoadBackbone(pretrained.Backbone);
             if (settings.PretrainedCheckpointPath is not null)
             {
@@ -79,7 +79,8 @@ internal static class TextClassifierTraining
         var run = new RunFingerprint().WithProperties("Architecture", config.ToJson())
             .With("tokenizer", tokenizer.Describe().ToJson())
             .With("head", $"{classes} classes, {settings.Pooling} pooling, {maxTokens} tokens per row" +
-                (settings.MaxWindowsPerRow > 1 ? $" (per window), up to {settings.MaxWindowsPerRow} windows per row" : "") + $", batches of {settings.BatchSize}")
+                (settings.MaxWindowsPerRow > 1 ? $" (per window), up to {settings.MaxWindowsPerRow} windows per row" : "") + $", batches of {settings.BatchSize}" +
+                (settings.NgramBuckets > 0 ? $", n-gram bag of {settings.NgramBuckets} buckets, n ≤ {settings.NgramLength}" : ""))
             .With("class weights", settings.ClassWeights is { } w ? string.Join(", ", w) : $"{settings.ClassWeighting}")
             .With("pretrained backbone", settings.PretrainedCheckpointPath ?? (settings.PretrainedModel is null ? "none" : "a model in memory"))
             .WithTexts("training texts", train.Rows.SelectMany(r => new[] { r.Text, r.Second }))

@@ -25,7 +25,7 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         [CommandOption("--data")]
         public string Data { get; init; } = "../shared/data/classification";
 
-        [Description("Comma-separated data sets: banking77, clinc150, sms_spam, detox.")]
+        [Description("Comma-separated data sets: banking77, clinc150, sms_spam, detox, and the long-document proxies wikitext15, moby15, mixed15 (LongDocumentSets).")]
         [CommandOption("--datasets")]
         public string Datasets { get; init; } = "banking77,clinc150,sms_spam,detox";
 
@@ -81,6 +81,22 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         [CommandOption("--finetune-epochs")]
         public int? FinetuneEpochs { get; init; }
 
+        [Description("Train MemoryFormer with the options' flat defaults (only Seed = 1 set) instead of the settings above.")]
+        [CommandOption("--flat-defaults")]
+        public bool FlatDefaults { get; init; }
+
+        [Description("Option fields to set on top of either configuration, e.g. \"Epochs=4,MaxWindowsPerRow=2\".")]
+        [CommandOption("--set")]
+        public string? Set { get; init; }
+
+        [Description("Train on at most this many training rows (a seeded sample, the same for every model; 0 = all).")]
+        [CommandOption("--max-train-rows")]
+        public int MaxTrainRows { get; init; }
+
+        [Description("Skip the FeaturizeText + SdcaMaximumEntropy rows (e.g. when comparing MemoryFormer settings only).")]
+        [CommandOption("--skip-sdca")]
+        public bool SkipSdca { get; init; }
+
         [Description("Markdown file the table is written to.")]
         [CommandOption("--output")]
         public string? Output { get; init; }
@@ -108,17 +124,20 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
             sameArchitecture = false;
         }
         var results = new List<ClassificationResult>();
-        foreach (var set in sets)
+        foreach (var set in sets.Select(d => d.WithTrainingRows(ml, settings.MaxTrainRows)))
         {
             var keys = ml.Transforms.Conversion.MapValueToKey("Label").Fit(set.Train);
             var (train, test) = (keys.Transform(set.Train), keys.Transform(set.Test));
-            if (runs.Contains("sdca"))
+            if (runs.Contains("sdca") && !settings.SkipSdca)
                 results.Add(Run(ml, set.Name, "FeaturizeText + SdcaMaximumEntropy", train, test,
                     ml.Transforms.Text.FeaturizeText("Features", "Text").Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy()), ""));
             if (runs.Contains("scratch"))
-                results.Add(Run(ml, set.Name, "MemoryFormer (scratch)", train, test,
-                    ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, ScratchArchitecture(settings), null)),
-                    Describe(settings, ScratchArchitecture(settings), settings.Epochs)));
+                results.Add(settings.FlatDefaults
+                    ? Run(ml, set.Name, "MemoryFormer (flat defaults)", train, test,
+                        ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(FlatDefaults(settings)), settings.Set ?? "")
+                    : Run(ml, set.Name, "MemoryFormer (scratch)", train, test,
+                        ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, ScratchArchitecture(settings), null)),
+                        Describe(settings, ScratchArchitecture(settings), settings.Epochs)));
             if (sameArchitecture)
                 results.Add(Run(ml, set.Name, "MemoryFormer (scratch, checkpoint's architecture)", train, test,
                     ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, checkpointArchitecture, null)),
@@ -142,6 +161,14 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         return 0;
     }
 
+    private static MemoryFormerTextClassificationOptions FlatDefaults(Settings s) =>
+        OptionOverrides.Apply(new MemoryFormerTextClassificationOptions { Seed = 1, Log = LogTemperature }, s.Set);
+
+    private static void LogTemperature(string line)
+    {
+        if (line.StartsWith("Temperature", StringComparison.Ordinal)) AnsiConsole.WriteLine("  " + line);
+    }
+
     private static MemoryFormerConfig ScratchArchitecture(Settings s) => new() { Width = s.Width, Layers = s.Layers, Heads = 4, BitsPerChunk = 8 };
 
     /// <summary>The architecture saved in a language-model checkpoint.</summary>
@@ -154,13 +181,13 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
     /// <summary>What the classifier keeps of an architecture: vocabulary, context and dropout are set by the classifier.</summary>
     private static MemoryFormerConfig Comparable(MemoryFormerConfig config) => config with { VocabularySize = 0, ContextLength = 0, Dropout = 0 };
 
-    private static MemoryFormerTextClassificationOptions Options(Settings s, MemoryFormerConfig? architecture, string? checkpoint) => new()
+    private static MemoryFormerTextClassificationOptions Options(Settings s, MemoryFormerConfig? architecture, string? checkpoint) => OptionOverrides.Apply(new MemoryFormerTextClassificationOptions
     {
         Architecture = architecture,
         MaxTokensPerRow = s.MaxTokens, BatchSize = s.BatchSize, Epochs = s.Epochs, Seed = 1, PretrainedCheckpointPath = checkpoint,
         MaxWindowsPerRow = s.MaxWindows, ValidationFraction = s.ValidationFraction, EarlyStoppingPatience = s.Patience,
-        CalibrateTemperature = !s.NoCalibrate, Log = line => { if (line.StartsWith("Temperature", StringComparison.Ordinal)) AnsiConsole.WriteLine("  " + line); },
-    };
+        CalibrateTemperature = !s.NoCalibrate, Log = LogTemperature,
+    }, s.Set);
 
     private static string Describe(Settings s, MemoryFormerConfig architecture, int epochs) => string.Create(CultureInfo.InvariantCulture,
         $"d={architecture.Width}, {architecture.Layers} blocks, τ={architecture.BitsPerChunk}, GPT-2 tokens ≤ {s.MaxTokens} × {s.MaxWindows} windows, {epochs} epochs, batch {s.BatchSize}") +

@@ -18,13 +18,22 @@ internal sealed record ClassificationDataset(string Name, IDataView Train, IData
         var missing = new List<string>();
         foreach (var name in names)
         {
+            if (LongDocumentSets.Names.Contains(name))
+            {
+                var shared = Path.GetFullPath(Path.Combine(folder, ".."));
+                if (LongDocumentSets.Files(name).Select(f => Path.Combine(shared, f)).FirstOrDefault(p => !File.Exists(p)) is { } file)
+                    missing.Add($"Skipped {name}: {file} not found (developer data set, not part of the repository).");
+                else
+                    found.Add(Split(ml, name, LongDocumentSets.Rows(name, shared).Select(r => new Row { Text = r.Text, Label = r.Label }).ToArray()));
+                continue;
+            }
             var files = name switch
             {
                 "banking77" => new[] { "banking77_train.csv", "banking77_test.csv" },
                 "clinc150" => ["clinc150_train.tsv", "clinc150_test.tsv"],
                 "sms_spam" => ["sms_spam.tsv"],
                 "detox" => ["wikipedia_detox_250.tsv"],
-                _ => throw new ArgumentException($"Unknown data set '{name}' (known: banking77, clinc150, sms_spam, detox)."),
+                _ => throw new ArgumentException($"Unknown data set '{name}' (known: banking77, clinc150, sms_spam, detox, {string.Join(", ", LongDocumentSets.Names)})."),
             };
             var paths = files.Select(f => Path.Combine(folder, f)).ToArray();
             if (paths.FirstOrDefault(p => !File.Exists(p)) is { } absent)
@@ -60,10 +69,16 @@ internal sealed record ClassificationDataset(string Name, IDataView Train, IData
     {
         var rows = File.ReadLines(path).Where(l => l.Length > 0).Select(l => l.Split('\t', 2))
             .Select(p => new Row { Label = p[0], Text = p[1] }).ToArray();
+        return Split(ml, "sms_spam", rows);
+    }
+
+    // rows in file order → shuffled with Random(42), first 80 % train, rest test
+    private static ClassificationDataset Split(MLContext ml, string name, Row[] rows)
+    {
         var order = Enumerable.Range(0, rows.Length).ToArray();
         new Random(42).Shuffle(order);
         int cut = rows.Length * 4 / 5;
-        return new("sms_spam", ml.Data.LoadFromEnumerable(order[..cut].Select(i => rows[i]).ToArray()),
+        return new(name, ml.Data.LoadFromEnumerable(order[..cut].Select(i => rows[i]).ToArray()),
             ml.Data.LoadFromEnumerable(order[cut..].Select(i => rows[i]).ToArray()));
     }
 
@@ -86,5 +101,17 @@ internal sealed record ClassificationDataset(string Name, IDataView Train, IData
         }
         random.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(train));   // no class-sorted training order
         return new("detox", ml.Data.LoadFromEnumerable(train), ml.Data.LoadFromEnumerable(test));
+    }
+
+    /// <summary>At most <paramref name="rows"/> training rows: a seeded (Random(7)) sample, in file order; the test split is kept whole.</summary>
+    public ClassificationDataset WithTrainingRows(MLContext ml, int rows)
+    {
+        var all = ml.Data.CreateEnumerable<Row>(Train, reuseRowObject: false).ToArray();
+        if (rows <= 0 || rows >= all.Length) return this;
+        var order = Enumerable.Range(0, all.Length).ToArray();
+        new Random(7).Shuffle(order);
+        var kept = order[..rows];
+        Array.Sort(kept);
+        return this with { Train = ml.Data.LoadFromEnumerable(kept.Select(i => all[i]).ToArray()) };
     }
 }
