@@ -34,12 +34,16 @@ internal sealed class KernelSettings
     /// <summary>Whether gradient rows are written with non-temporal stores when aligned; off writes through the cache.</summary>
     public bool StreamingStores { get; set; } = true;
 
+    /// <summary>Whether the gather's backward writes a table gradient block by block without sorting the hits
+    /// (<c>Layers/Kernels/BlockedTableGradient.cs</c>) where it applies; off takes the row pass (<c>TableGradientPass</c>).</summary>
+    public bool BlockedTableGradient { get; set; } = true;
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
-        var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores);
+        var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient);
         try
         {
             change(this);
@@ -47,7 +51,7 @@ internal sealed class KernelSettings
         }
         finally
         {
-            (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores) = saved;
+            (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient) = saved;
         }
     }
 }
