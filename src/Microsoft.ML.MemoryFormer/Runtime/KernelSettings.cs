@@ -38,12 +38,17 @@ internal sealed class KernelSettings
     /// (<c>Layers/Kernels/BlockedTableGradient.cs</c>) where it applies; off takes the row pass (<c>TableGradientPass</c>).</summary>
     public bool BlockedTableGradient { get; set; } = true;
 
+    /// <summary>Whether an optimizer step armed on a table's gradient buffer (<c>Layers/Kernels/TableUpdate.cs</c>, only with
+    /// <c>TrainingOptions.TableGradientClipping</c> other than Global) is applied inside the blocked backward; off writes
+    /// the gradient and the optimizer takes the same step afterwards.</summary>
+    public bool FusedTableUpdate { get; set; } = true;
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
-        var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient);
+        var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate);
         try
         {
             change(this);
@@ -51,7 +56,7 @@ internal sealed class KernelSettings
         }
         finally
         {
-            (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient) = saved;
+            (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate) = saved;
         }
     }
 }

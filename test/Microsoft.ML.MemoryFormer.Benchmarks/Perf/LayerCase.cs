@@ -34,6 +34,10 @@ internal sealed class LayerCase : IDisposable
 
     public void MemoryForwardBackward() => ForwardBackward(memory);
 
+    /// <summary><see cref="MemoryForwardBackward"/> with the blocked table gradient off (the row pass it replaced).</summary>
+    public void MemoryForwardBackwardRowPass() =>
+        Runtime.KernelSettings.Current.With(k => k.BlockedTableGradient = false, () => ForwardBackward(memory));
+
     public void LinearForwardBackward() => ForwardBackward(linear);
 
     private void Forward(nn.Module<Tensor, Tensor> layer)

@@ -36,7 +36,7 @@ internal static unsafe class BlockedTableGradient
     public readonly record struct Plan(int TileWidth, int GroupChunks)
     {
         /// <summary>The default, from <c>perf probe</c>'s sweep at d = 512, τ = 8 (docs/benchmarks.md).</summary>
-        public static Plan Default { get; } = new(64, 2);
+        public static Plan Default { get; } = new(64, 4);
     }
 
     /// <summary>
@@ -55,13 +55,17 @@ internal static unsafe class BlockedTableGradient
     /// <param name="grad">The gradient [R, h] to write (every row).</param>
     /// <param name="gw">∂L/∂w [N, K] to add to, or null.</param>
     /// <param name="plan">Block shape.</param>
+    /// <param name="update">Instead of writing <paramref name="grad"/> (then unused), apply this AdamW step to each block
+    /// of <paramref name="table"/> while its gradient is in cache (<see cref="TableUpdate"/>); the block's inner products
+    /// are taken before its update. The same bits as writing the gradient and stepping with <see cref="AdamWKernel"/>.</param>
     public static double Write(int[] rows, int n, int k, int bucketRows, float* weights, float* table, float* dy, int h,
-        float* grad, float* gw, Plan plan)
+        float* grad, float* gw, Plan plan, FusedStep? update = null)
     {
         int tileWidth = Math.Clamp(plan.TileWidth, 16, Math.Max(16, h)), groupChunks = Math.Clamp(plan.GroupChunks, 1, k);
         int groups = (k + groupChunks - 1) / groupChunks;
         var squares = ArrayPool<double>.Shared.Rent(groups);
         nint wp = (nint)weights, tp = (nint)table, dyp = (nint)dy, gp = (nint)grad, gwp = (nint)gw;
+        var step = update ?? default;
         bool streaming = KernelSettings.Current.StreamingStores && ((nint)grad & 63) == 0 && h % 16 == 0 && tileWidth % 16 == 0;
         KernelParallel.For(groups, 2L * n * groupChunks * h, (first, last) =>
         {
@@ -76,7 +80,7 @@ internal static unsafe class BlockedTableGradient
                 fixed (float* hw = hitWeights)
                 fixed (float* dt = dots)
                 {
-                    var block = new Block(k, bucketRows, h, (float*)tp, (float*)dyp, (float*)gp, o, hw, dt, scratch, streaming);
+                    var block = new Block(k, bucketRows, h, (float*)tp, (float*)dyp, (float*)gp, o, hw, dt, scratch, streaming, update is not null, step);
                     for (int group = first; group < last; group++)
                         squares[group] = block.Run(rows, n, group * groupChunks, Math.Min(groupChunks, k - (group * groupChunks)),
                             tileWidth, (float*)wp, (float*)gwp);
@@ -98,9 +102,15 @@ internal static unsafe class BlockedTableGradient
         return total;
     }
 
+    /// <summary>An AdamW step fused into the backward: the table's moments (fp32, row-major like the table) and the coefficients.</summary>
+    /// <param name="ExpAvg">The first moment.</param>
+    /// <param name="ExpAvgSq">The second moment.</param>
+    /// <param name="Coefficients">The step's coefficients, gradient scale included.</param>
+    public readonly record struct FusedStep(nint ExpAvg, nint ExpAvgSq, AdamWKernel.Coefficients Coefficients);
+
     /// <summary>One worker's view of the tensors and its scratch buffers.</summary>
     private readonly struct Block(int k, int bucketRows, int h, float* table, float* dy, float* grad, int* offsets, float* hitWeights,
-        float* dots, float* scratch, bool streaming)
+        float* dots, float* scratch, bool streaming, bool update, FusedStep step)
     {
         /// <summary>The gradient of chunks [kStart, kStart + chunks) over all columns; returns its squared norm.</summary>
         public double Run(int[] rows, int n, int kStart, int chunks, int tileWidth, float* weights, float* gw)
@@ -134,6 +144,19 @@ internal static unsafe class BlockedTableGradient
                         if (dots is not null)
                             dots[p] = c0 == 0 ? dot : dots[p] + dot;
                     }
+                }
+                if (update)
+                {
+                    // The block's AdamW step while its gradient is in cache; its inner products above used the old rows.
+                    long at = ((long)rowBase * h) + c0;
+                    float* m = (float*)step.ExpAvg + at, v = (float*)step.ExpAvgSq + at;
+                    for (int r = 0; r < blockRows; r++)
+                    {
+                        long o = (long)r * h;
+                        squares += SquaredNorm(scratch + (r * width), width);
+                        AdamWKernel.UpdateRow(tableTile + o, scratch + (r * width), m + o, v + o, width, step.Coefficients);
+                    }
+                    continue;
                 }
                 float* gradTile = grad + ((long)rowBase * h) + c0;
                 for (int r = 0; r < blockRows; r++)
@@ -187,6 +210,23 @@ internal static unsafe class BlockedTableGradient
             dot += d[c] * t[c];
         }
         return dot;
+    }
+
+    /// <summary>‖s‖² over <paramref name="width"/> floats, summed as <see cref="CopyOut"/> does.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float SquaredNorm(float* s, int width)
+    {
+        var acc = Vector512<float>.Zero;
+        int c = 0;
+        for (; c + 16 <= width; c += 16)
+        {
+            var v = Vector512.Load(s + c);
+            acc = Vector512.FusedMultiplyAdd(v, v, acc);
+        }
+        float squares = Vector512.Sum(acc);
+        for (; c < width; c++)
+            squares += s[c] * s[c];
+        return squares;
     }
 
     /// <summary>Copies a finished gradient row tile to the buffer (past the cache when it can); returns its squared norm.</summary>

@@ -223,9 +223,21 @@ internal static class FusedMemoryGather
                     bool useSink = sink is not null && (existing is null || existing.IsInvalid
                         || (TensorMemory.IsCpuFloat32(existing) && existing.is_contiguous() && existing.shape.SequenceEqual(tables[t].shape)));
                     bool accumulate = useSink && existing is not null && !existing.IsInvalid;
+                    bool blocks = !accumulate && rowCount == smallest && UsesBlocks(pooled, n, k, rowCount, useSink);
+                    if (blocks && useSink && sink!.Update is { } update && CanFuse(update, sinks.Tables[t], tables[t]))
+                    {
+                        // The optimizer's step applied block by block (TableUpdate): no gradient is written or set.
+                        var step = new BlockedTableGradient.FusedStep((nint)TensorMemory.Floats(update.ExpAvg), (nint)TensorMemory.Floats(update.ExpAvgSq),
+                            update.Coefficients);
+                        update.SquaredNorm = BlockedTableGradient.Write(rows32, n, k, rowCount / k, (float*)wPtr, (float*)tablePtrs[t], (float*)gradPtrs[t], h,
+                            null, (float*)rowPassGw, BlockedTableGradient.Plan.Default, step);
+                        update.Applied = true;
+                        result.Add(null!);
+                        continue;
+                    }
                     var gt = !useSink ? empty(rowCount, h, dtype: ScalarType.Float32) : accumulate ? existing! : sink!.Rent(tables[t]);
                     double squaredNorm;
-                    if (!accumulate && rowCount == smallest && UsesBlocks(pooled, n, k, rowCount, useSink))
+                    if (blocks)
                     {
                         // Every row written block by block, no hit sort (BlockedTableGradient).
                         squaredNorm = BlockedTableGradient.Write(rows32, n, k, rowCount / k, (float*)wPtr, (float*)tablePtrs[t], (float*)gradPtrs[t], h,
@@ -268,6 +280,15 @@ internal static class FusedMemoryGather
 
     /// <summary>A backward touching at most 1/this of a table's rows writes only those rows of a reused buffer.</summary>
     private const int SparseFraction = 4;
+
+    /// <summary>Whether <paramref name="update"/> can be applied in place: not yet applied, fp32 contiguous moments shaped like
+    /// the parameter, and the backward's table is the parameter's own storage.</summary>
+    private static unsafe bool CanFuse(TableUpdate update, Tensor parameter, Tensor table) =>
+        KernelSettings.Current.FusedTableUpdate && !update.Applied
+        && TensorMemory.IsCpuFloat32(update.ExpAvg) && TensorMemory.IsCpuFloat32(update.ExpAvgSq)
+        && update.ExpAvg.is_contiguous() && update.ExpAvgSq.is_contiguous()
+        && update.ExpAvg.shape.SequenceEqual(parameter.shape) && update.ExpAvgSq.shape.SequenceEqual(parameter.shape)
+        && parameter.is_contiguous() && TensorMemory.Address(parameter) == TensorMemory.Address(table);
 
     /// <summary>
     /// Whether a table's gradient is written by <see cref="BlockedTableGradient"/>: switched on, AVX-512, a Memory Layer's
