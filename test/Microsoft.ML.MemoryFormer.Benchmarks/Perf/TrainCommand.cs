@@ -70,6 +70,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
     private static PerfTable Measure(PerfSettings settings, int? width, string[] models)
     {
         var chosen = models.Select(key => Variants.First(v => v.Key == key)).ToArray();
+        string machine = MachineFigures.Measure(settings);
         var table = new PerfTable("train", "Training tokens/s, MemoryFormer vs dense (same tokens per step)",
             "shape", "model", "step ms", "fwd+bwd ms", "clip+AdamW ms", "page faults/step", "tokens/s", "MF ÷ dense");
         foreach (var s in Shapes.Where(s => width is null || s.Width == width))
@@ -105,6 +106,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "MF ÷ dense = median over rounds of dense step ÷ MF step; page faults = minor faults per timed step (fresh pages the kernel mapped); MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
             "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16; blocked = KernelSettings.BlockedTableGradient (on unless 'blocked off'); " +
             "fused = TrainingOptions.TableGradientClipping PreviousStep (AdamW applied to each table block inside the backward)");
+        table.AddNote(machine);
         return table;
     }
 

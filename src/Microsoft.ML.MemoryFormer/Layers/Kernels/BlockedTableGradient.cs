@@ -11,7 +11,7 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// rows of <see cref="Plan.GroupChunks"/> consecutive chunks (each chunk owns 2^τ rows) times <see cref="Plan.TileWidth"/>
 /// columns. Its gradient is accumulated in a small contiguous scratch that stays in L2 while every token's hits into
 /// the block are added in token order, then streamed once into the row-major gradient buffer. The table keeps its
-/// stored row-major layout [K·2^τ, h].
+/// stored row-major layout [K·2^τ, h]; each block's tile of it is copied into a second contiguous scratch first.
 /// </summary>
 /// <remarks>
 /// <para>Today's row pass (<see cref="TableGradientPass"/>) sorts the N·K hits by row and then reads, for every hit, a
@@ -73,14 +73,17 @@ internal static unsafe class BlockedTableGradient
             var hitWeights = ArrayPool<float>.Shared.Rent(n * groupChunks);
             var dots = gwp != 0 ? ArrayPool<float>.Shared.Rent(n * groupChunks) : null;
             long scratchFloats = (long)groupChunks * bucketRows * tileWidth;
-            float* scratch = (float*)NativeMemory.AlignedAlloc((nuint)(scratchFloats * sizeof(float)), 64);
+            // Two block-sized scratches: the gradient being accumulated and a contiguous copy of the table's tile (read
+            // in place, its rows 4h bytes apart fall into a fraction of L2's sets and the tile would not stay there).
+            float* scratch = ThreadScratch(2 * scratchFloats);
             try
             {
                 fixed (int* o = offsets)
                 fixed (float* hw = hitWeights)
                 fixed (float* dt = dots)
                 {
-                    var block = new Block(k, bucketRows, h, (float*)tp, (float*)dyp, (float*)gp, o, hw, dt, scratch, streaming, update is not null, step);
+                    var block = new Block(k, bucketRows, h, (float*)tp, (float*)dyp, (float*)gp, o, hw, dt, scratch, scratch + scratchFloats, streaming,
+                        update is not null, step);
                     for (int group = first; group < last; group++)
                         squares[group] = block.Run(rows, n, group * groupChunks, Math.Min(groupChunks, k - (group * groupChunks)),
                             tileWidth, (float*)wp, (float*)gwp);
@@ -88,7 +91,6 @@ internal static unsafe class BlockedTableGradient
             }
             finally
             {
-                NativeMemory.AlignedFree(scratch);
                 ArrayPool<int>.Shared.Return(offsets);
                 ArrayPool<float>.Shared.Return(hitWeights);
                 if (dots is not null) ArrayPool<float>.Shared.Return(dots);
@@ -102,6 +104,29 @@ internal static unsafe class BlockedTableGradient
         return total;
     }
 
+    [ThreadStatic]
+    private static nint threadScratch;
+
+    [ThreadStatic]
+    private static long threadScratchFloats;
+
+    /// <summary>
+    /// This thread's scratch of at least <paramref name="floats"/> floats, 64-byte aligned, kept for the thread's life
+    /// (≈ 0.5 MB at the default plan): allocated per call, the blocks' fresh pages cost page faults and kernel zeroing
+    /// every backward (<c>perf train</c> counts them).
+    /// </summary>
+    private static float* ThreadScratch(long floats)
+    {
+        if (threadScratchFloats < floats)
+        {
+            if (threadScratch != 0)
+                NativeMemory.AlignedFree((void*)threadScratch);
+            threadScratch = (nint)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+            threadScratchFloats = floats;
+        }
+        return (float*)threadScratch;
+    }
+
     /// <summary>An AdamW step fused into the backward: the table's moments (fp32, row-major like the table) and the coefficients.</summary>
     /// <param name="ExpAvg">The first moment.</param>
     /// <param name="ExpAvgSq">The second moment.</param>
@@ -110,7 +135,7 @@ internal static unsafe class BlockedTableGradient
 
     /// <summary>One worker's view of the tensors and its scratch buffers.</summary>
     private readonly struct Block(int k, int bucketRows, int h, float* table, float* dy, float* grad, int* offsets, float* hitWeights,
-        float* dots, float* scratch, bool streaming, bool update, FusedStep step)
+        float* dots, float* scratch, float* tableCopy, bool streaming, bool update, FusedStep step)
     {
         /// <summary>The gradient of chunks [kStart, kStart + chunks) over all columns; returns its squared norm.</summary>
         public double Run(int[] rows, int n, int kStart, int chunks, int tileWidth, float* weights, float* gw)
@@ -132,6 +157,8 @@ internal static unsafe class BlockedTableGradient
                 int width = Math.Min(tileWidth, h - c0);
                 new Span<float>(scratch, blockRows * width).Clear();
                 float* tableTile = table + ((long)rowBase * h) + c0;
+                for (int r = 0; r < blockRows; r++)
+                    new Span<float>(tableTile + ((long)r * h), width).CopyTo(new Span<float>(tableCopy + (r * width), width));
                 for (int i = 0, p = 0; i < n; i++)
                 {
                     float* d = dy + ((long)i * h) + c0;
@@ -139,8 +166,8 @@ internal static unsafe class BlockedTableGradient
                     {
                         int r = offsets[p];
                         float dot = width == 64
-                            ? Hit64(scratch + (r * 64), tableTile + ((long)r * h), d, hitWeights[p])
-                            : Hit(scratch + (r * width), tableTile + ((long)r * h), d, hitWeights[p], width);
+                            ? Hit64(scratch + (r * 64), tableCopy + (r * 64), d, hitWeights[p])
+                            : Hit(scratch + (r * width), tableCopy + (r * width), d, hitWeights[p], width);
                         if (dots is not null)
                             dots[p] = c0 == 0 ? dot : dots[p] + dot;
                     }
