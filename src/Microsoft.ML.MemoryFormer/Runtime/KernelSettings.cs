@@ -35,11 +35,13 @@ internal sealed class KernelSettings
     public bool StreamingStores { get; set; } = true;
 
     /// <summary>Whether the gather's backward writes a table gradient block by block without sorting the hits
-    /// (<c>Layers/Kernels/BlockedTableGradient.cs</c>) where it applies; off takes the row pass (<c>TableGradientPass</c>).</summary>
-    public bool BlockedTableGradient { get; set; } = true;
+    /// (<c>Layers/Kernels/BlockedTableGradient.cs</c>) where it applies; off takes the row pass (<c>TableGradientPass</c>).
+    /// Off by default: on this project's loaded 2-core machine it did not beat the row pass (docs/benchmarks.md, "Probe");
+    /// a table update fused into the backward (<see cref="FusedTableUpdate"/>) runs in whichever of the two passes is on.</summary>
+    public bool BlockedTableGradient { get; set; }
 
     /// <summary>Whether an optimizer step armed on a table's gradient buffer (<c>Layers/Kernels/TableUpdate.cs</c>, only with
-    /// <c>TrainingOptions.TableGradientClipping</c> other than Global) is applied inside the blocked backward; off writes
+    /// <c>TrainingOptions.TableGradientClipping</c> other than Global) is applied inside the backward (row pass or blocks); off writes
     /// the gradient and the optimizer takes the same step afterwards.</summary>
     public bool FusedTableUpdate { get; set; } = true;
 

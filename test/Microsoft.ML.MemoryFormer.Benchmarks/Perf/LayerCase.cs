@@ -34,9 +34,9 @@ internal sealed class LayerCase : IDisposable
 
     public void MemoryForwardBackward() => ForwardBackward(memory);
 
-    /// <summary><see cref="MemoryForwardBackward"/> with the blocked table gradient off (the row pass it replaced).</summary>
-    public void MemoryForwardBackwardRowPass() =>
-        Runtime.KernelSettings.Current.With(k => k.BlockedTableGradient = false, () => ForwardBackward(memory));
+    /// <summary><see cref="MemoryForwardBackward"/> with the blocked table gradient on (off by default: the row pass).</summary>
+    public void MemoryForwardBackwardBlocked() =>
+        Runtime.KernelSettings.Current.With(k => k.BlockedTableGradient = true, () => ForwardBackward(memory));
 
     public void LinearForwardBackward() => ForwardBackward(linear);
 

@@ -23,7 +23,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         public int? Width { get; init; }
 
         [CommandOption("--models <LIST>")]
-        [Description("Comma-separated subset of dense, mf, mf-bf16, mf-rowpass (blocked table gradient off), mf-fused (table update fused into the backward), " +
+        [Description("Comma-separated subset of dense, mf, mf-bf16, mf-blocked (blocked table gradient on), mf-fused (table update fused into the backward), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
         public string Models { get; init; } = "dense,mf,mf-bf16";
@@ -42,7 +42,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
 
     /// <summary>One model <c>perf train</c> can time: its <c>--models</c> key, and the settings that differ.</summary>
     private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision Precision = MomentPrecision.Float32,
-        bool Blocked = true, TableGradientClipping Clipping = TableGradientClipping.Global);
+        bool? Blocked = null, TableGradientClipping Clipping = TableGradientClipping.Global);
 
     /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
     private static readonly Variant[] Variants =
@@ -50,7 +50,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         new("dense", "dense", TransformerKind.Dense),
         new("mf", "MemoryFormer", TransformerKind.MemoryFormer),
         new("mf-bf16", "MemoryFormer, bf16 table moments", TransformerKind.MemoryFormer, MomentPrecision.BFloat16),
-        new("mf-rowpass", "MemoryFormer, row-pass table gradient (blocked off)", TransformerKind.MemoryFormer, Blocked: false),
+        new("mf-blocked", "MemoryFormer, blocked table gradient", TransformerKind.MemoryFormer, Blocked: true),
         new("mf-fused", "MemoryFormer, table update fused into the backward (PreviousStep clip)", TransformerKind.MemoryFormer,
             Clipping: TableGradientClipping.PreviousStep),
     ];
@@ -104,7 +104,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         }
         table.AddNote("steps interleaved dense/MF after warm-up (d=256: 3 + 10 rounds, d=512: 2 + 6; --quick: 1 + 3); step ms = median; " +
             "MF ÷ dense = median over rounds of dense step ÷ MF step; page faults = minor faults per timed step (fresh pages the kernel mapped); MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
-            "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16; blocked = KernelSettings.BlockedTableGradient (on unless 'blocked off'); " +
+            "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16; blocked = KernelSettings.BlockedTableGradient on (off by default: the row pass); " +
             "fused = TrainingOptions.TableGradientClipping PreviousStep (AdamW applied to each table block inside the backward)");
         table.AddNote(machine);
         return table;
@@ -116,7 +116,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         private readonly LanguageModel model;
         private readonly LanguageModelTask task;
         private readonly ModelOptimizer optimizer;
-        private readonly bool blocked;
+        private readonly bool? blocked;
 
         public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, Variant variant)
         {
@@ -153,7 +153,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         public double Step(int step, bool timed)
         {
             double ms = 0;
-            Runtime.KernelSettings.Current.With(k => k.BlockedTableGradient = blocked, () => ms = StepOnce(step, timed));
+            Runtime.KernelSettings.Current.With(k => k.BlockedTableGradient = blocked ?? k.BlockedTableGradient, () => ms = StepOnce(step, timed));
             return ms;
         }
 

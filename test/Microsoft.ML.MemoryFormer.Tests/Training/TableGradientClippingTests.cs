@@ -18,11 +18,13 @@ namespace Microsoft.ML.MemoryFormer.Tests.Training;
 public class TableGradientClippingTests
 {
     /// <summary>Trains a small model (d = 64, τ = 8: large enough batches take the blocked backward); returns every parameter's bytes.</summary>
-    private static (byte[][] Parameters, IReadOnlyList<double> Losses) Train(TableGradientClipping clipping, double clip, bool fused)
+    private static (byte[][] Parameters, IReadOnlyList<double> Losses) Train(TableGradientClipping clipping, double clip, bool fused, bool blocked = true)
     {
         byte[][] parameters = [];
         IReadOnlyList<double> losses = [];
-        KernelSettings.Current.With(k => k.FusedTableUpdate = fused, () =>
+        // One backward kernel for every rule compared, so that only the clipping and the fusion differ (the row pass and
+        // the blocks round the weight gradient differently).
+        KernelSettings.Current.With(k => { k.FusedTableUpdate = fused; k.BlockedTableGradient = blocked; }, () =>
         {
             random.manual_seed(9);
             var config = MemoryFormerConfig.Nano with { Width = 64, Heads = 2, BitsPerChunk = 8, Layers = 1, ContextLength = 32 };
@@ -46,20 +48,25 @@ public class TableGradientClippingTests
     }
 
     [Theory]
-    [InlineData(TableGradientClipping.PreviousStep)]
-    [InlineData(TableGradientClipping.None)]
-    public void The_update_fused_into_the_backward_gives_the_bits_of_the_separate_step(TableGradientClipping clipping)
+    [InlineData(TableGradientClipping.PreviousStep, false)]   // fused into the row pass
+    [InlineData(TableGradientClipping.PreviousStep, true)]    // fused into the blocks
+    [InlineData(TableGradientClipping.None, false)]
+    public void The_update_fused_into_the_backward_gives_the_bits_of_the_separate_step(TableGradientClipping clipping, bool blocked)
     {
         // A tiny clip norm scales every step's gradients, so the previous step's factor matters from step 2 on.
-        var separate = Train(clipping, clip: 1e-3, fused: false);
-        var fused = Train(clipping, clip: 1e-3, fused: true);
+        var separate = Train(clipping, clip: 1e-3, fused: false, blocked);
+        var fused = Train(clipping, clip: 1e-3, fused: true, blocked);
         AssertSameBytes(separate, fused);
     }
 
-    [SkippableFact]
-    public void The_backward_updates_every_table_in_place_and_leaves_no_table_gradient()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_backward_updates_every_table_in_place_and_leaves_no_table_gradient(bool blocked) =>
+        KernelSettings.Current.With(k => k.BlockedTableGradient = blocked, UpdatesInPlace);
+
+    private static void UpdatesInPlace()
     {
-        Skip.IfNot(BlockedTableGradient.IsAccelerated, "The fused update runs in the blocked backward, which needs AVX-512.");
         random.manual_seed(9);
         var config = MemoryFormerConfig.Nano with { Width = 64, Heads = 2, BitsPerChunk = 8, Layers = 1, ContextLength = 32 };
         using var model = new LanguageModel(config);

@@ -223,8 +223,9 @@ internal static class FusedMemoryGather
                     bool useSink = sink is not null && (existing is null || existing.IsInvalid
                         || (TensorMemory.IsCpuFloat32(existing) && existing.is_contiguous() && existing.shape.SequenceEqual(tables[t].shape)));
                     bool accumulate = useSink && existing is not null && !existing.IsInvalid;
+                    var armed = useSink && sink!.Update is { } u && CanFuse(u, sinks.Tables[t], tables[t]) ? u : null;
                     bool blocks = !accumulate && rowCount == smallest && UsesBlocks(pooled, n, k, rowCount, useSink);
-                    if (blocks && useSink && sink!.Update is { } update && CanFuse(update, sinks.Tables[t], tables[t]))
+                    if (blocks && armed is { } update)
                     {
                         // The optimizer's step applied block by block (TableUpdate): no gradient is written or set.
                         var step = new BlockedTableGradient.FusedStep((nint)TensorMemory.Floats(update.ExpAvg), (nint)TensorMemory.Floats(update.ExpAvgSq),
@@ -232,6 +233,17 @@ internal static class FusedMemoryGather
                         update.SquaredNorm = BlockedTableGradient.Write(rows32, n, k, rowCount / k, (float*)wPtr, (float*)tablePtrs[t], (float*)gradPtrs[t], h,
                             null, (float*)rowPassGw, BlockedTableGradient.Plan.Default, step);
                         update.Applied = true;
+                        result.Add(null!);
+                        continue;
+                    }
+                    if (!accumulate && armed is { } rowUpdate)
+                    {
+                        // The same step fused into the row pass: each row updated right after its gradient row is formed.
+                        hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, smallest, pooled.Chunked);
+                        var step = new BlockedTableGradient.FusedStep((nint)TensorMemory.Floats(rowUpdate.ExpAvg), (nint)TensorMemory.Floats(rowUpdate.ExpAvgSq),
+                            rowUpdate.Coefficients);
+                        rowUpdate.SquaredNorm = TableGradientPass.UpdateAll(new TableGradientPass.RowPass(hits, tablePtrs[t], gradPtrs[t], h, rowPassGw), rowCount, step);
+                        rowUpdate.Applied = true;
                         result.Add(null!);
                         continue;
                     }
