@@ -109,6 +109,14 @@ public class TableGradientClippingTests
     }
 
     [Fact]
+    public void The_ML_NET_options_pass_the_rule_to_the_training_loop()
+    {
+        var options = new MemoryFormerLanguageModelEstimator.Options { TableGradientClipping = TableGradientClipping.None };
+        Assert.Equal(TableGradientClipping.None, options.ToTrainingOptions(seed: 1, stepsPerEpoch: 10, validated: false).TableGradientClipping);
+        Assert.Equal(TableGradientClipping.Global, new MemoryFormerLanguageModelEstimator.Options().ToTrainingOptions(1, 10, false).TableGradientClipping);
+    }
+
+    [Fact]
     public void An_unknown_rule_is_refused_with_its_name()
     {
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => new TrainingOptions { TableGradientClipping = (TableGradientClipping)7 }.Validate());
