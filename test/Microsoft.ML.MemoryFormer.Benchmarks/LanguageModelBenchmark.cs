@@ -22,6 +22,7 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
     }
 
     private const int Seed = 1337;
+    private TableGradientClipping tableClipping = TableGradientClipping.Global;
     private const int PromptBytes = 16;
     private const int DecodeTokens = 100;   // 16 + 100 < T = 128: every step is one cached single-token forward
 
@@ -40,8 +41,11 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
             {
                 "dense" => (TransformerKind.Dense, MomentPrecision.Float32, "Dense"),
                 "mf-bf16" => (TransformerKind.MemoryFormer, MomentPrecision.BFloat16, "MemoryFormer, bf16 table moments"),
+                "mf-prevclip" => (TransformerKind.MemoryFormer, MomentPrecision.Float32, "MemoryFormer, tables clipped by the previous step's factor (fused update)"),
                 _ => (TransformerKind.MemoryFormer, MomentPrecision.Float32, "MemoryFormer"),
             };
+            // mf-prevclip: TableGradientClipping.PreviousStep, the table update fused into the backward (issue 16, item 3).
+            tableClipping = name.Equals("mf-prevclip", StringComparison.OrdinalIgnoreCase) ? TableGradientClipping.PreviousStep : TableGradientClipping.Global;
             results.Add(RunOne(ml, kind, moments, label, train, validation, text[split..(split + PromptBytes)], cancellationToken));
         }
         return new LanguageModelBenchmarkReport(Path.GetFileName(dataPath), steps, validationText.Length, results);
@@ -55,7 +59,7 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
         {
             Architecture = MemoryFormerConfig.Small256 with { Kind = kind },
             ContextLength = 128, BatchSize = 16, MaxSteps = steps, WarmupSteps = Math.Min(50, steps / 10),
-            LearningRate = 1e-3, TableLearningRate = 3e-3, WeightDecay = 0.1, TableMomentPrecision = moments,
+            LearningRate = 1e-3, TableLearningRate = 3e-3, WeightDecay = 0.1, TableMomentPrecision = moments, TableGradientClipping = tableClipping,
             ValidationFraction = 0, ValidateEvery = 0, ReportEvery = 10, Seed = Seed,
             Generation = new GenerationOptions { Temperature = 0.8, MaxNewTokens = 200, Seed = Seed },
             Progress = new Recorder(reports), CancellationToken = cancellationToken,

@@ -44,6 +44,11 @@ public abstract class MemoryFormerTrainerOptions
     /// up the table update (see <see cref="TrainingOptions.TableMomentPrecision"/>). Default fp32.</summary>
     public MomentPrecision TableMomentPrecision = MomentPrecision.Float32;
 
+    /// <summary>The clip factor of the tables' update: this step's global norm (<see cref="Training.TableGradientClipping.Global"/>,
+    /// the default), the previous step's, or none; the last two let the CPU backward update the tables in place, faster
+    /// (see <see cref="TrainingOptions.TableGradientClipping"/>).</summary>
+    public TableGradientClipping TableGradientClipping = TableGradientClipping.Global;
+
     /// <summary>Data validated during training (same columns and preprocessing as the training data); when null,
     /// <see cref="ValidationFraction"/> of the training data is held out. Default null.</summary>
     public IDataView? ValidationSet;
@@ -102,6 +107,8 @@ public abstract class MemoryFormerTrainerOptions
         Check(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), "must be ≥ 0");
         Check(Enum.IsDefined(TableMomentPrecision), nameof(TableMomentPrecision),
             $"must be one of {string.Join(", ", Enum.GetNames<MomentPrecision>())}");
+        Check(Enum.IsDefined(TableGradientClipping), nameof(TableGradientClipping),
+            $"must be one of {string.Join(", ", Enum.GetNames<TableGradientClipping>())}");
         Check(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), "must be in [0, 1)");
         Check(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), "must be ≥ 0");
         Check(CheckpointPath is null || !string.IsNullOrWhiteSpace(CheckpointPath), nameof(CheckpointPath), "must be null or a file path");
@@ -127,6 +134,7 @@ public abstract class MemoryFormerTrainerOptions
             WeightDecay = WeightDecay,
             TableWeightDecay = WeightDecay,
             TableMomentPrecision = TableMomentPrecision,
+            TableGradientClipping = TableGradientClipping,
             WarmupSteps = WarmupStepsOf(stepsPerEpoch, steps),
             ValidateEvery = validated ? stepsPerEpoch : 0,
             EarlyStoppingPatience = validated ? EarlyStoppingPatience : 0,

@@ -34,12 +34,23 @@ internal sealed class KernelSettings
     /// <summary>Whether gradient rows are written with non-temporal stores when aligned; off writes through the cache.</summary>
     public bool StreamingStores { get; set; } = true;
 
+    /// <summary>Whether the gather's backward writes a table gradient block by block without sorting the hits
+    /// (<c>Layers/Kernels/BlockedTableGradient.cs</c>) where it applies; off takes the row pass (<c>TableGradientPass</c>).
+    /// Off by default: on this project's loaded 2-core machine it did not beat the row pass (docs/benchmarks.md, "Probe");
+    /// a table update fused into the backward (<see cref="FusedTableUpdate"/>) runs in whichever of the two passes is on.</summary>
+    public bool BlockedTableGradient { get; set; }
+
+    /// <summary>Whether an optimizer step armed on a table's gradient buffer (<c>Layers/Kernels/TableUpdate.cs</c>, only with
+    /// <c>TrainingOptions.TableGradientClipping</c> other than Global) is applied inside the backward (row pass or blocks); off writes
+    /// the gradient and the optimizer takes the same step afterwards.</summary>
+    public bool FusedTableUpdate { get; set; } = true;
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
-        var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores);
+        var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate);
         try
         {
             change(this);
@@ -47,7 +58,7 @@ internal sealed class KernelSettings
         }
         finally
         {
-            (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores) = saved;
+            (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate) = saved;
         }
     }
 }

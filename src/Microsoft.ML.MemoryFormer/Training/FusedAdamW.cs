@@ -39,6 +39,7 @@ internal sealed class FusedAdamW : IDisposable
     private readonly Tensor[] _expAvg;
     private readonly Tensor[] _expAvgSq;
     private readonly long[] _steps;
+    private TableUpdate?[]? _armed;
     private bool _disposed;
 
     /// <summary>Creates the optimizer and its zero moments (one pair per parameter, same shape and device).</summary>
@@ -140,6 +141,29 @@ internal sealed class FusedAdamW : IDisposable
         }
     }
 
+    /// <summary>
+    /// This step's update of parameter <paramref name="index"/> as a <see cref="TableUpdate"/> for the backward to apply
+    /// in place (<see cref="TableGradient.Update"/>), or null where only this optimizer can take it (bf16 moments, lazy
+    /// mode, fused kernels off, a parameter the kernel does not take). <see cref="Step"/> then counts the step of an
+    /// applied update and skips the parameter; one not applied leaves its gradient for <see cref="Step"/> as usual.
+    /// </summary>
+    /// <param name="index">The parameter.</param>
+    /// <param name="lr">The learning rate of the coming step.</param>
+    /// <param name="gradScale">The gradient scale of the coming step; <see cref="Step"/> must get the same one.</param>
+    public TableUpdate? Arm(int index, double lr, double gradScale)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var p = _parameters[index];
+        if (SkipUntouchedRows || !KernelSettings.Current.UseFusedKernels || !TensorMemory.IsCpuFloat32(p) || !p.is_contiguous()
+            || !TensorMemory.IsCpuFloat32(_expAvg[index]))
+            return null;
+        var update = new TableUpdate(_expAvg[index], _expAvgSq[index],
+            new AdamWKernel.Coefficients(lr, Beta1, Beta2, Eps, WeightDecay, _steps[index] + 1, gradScale));
+        _armed ??= new TableUpdate?[_parameters.Length];
+        _armed[index] = update;
+        return update;
+    }
+
     /// <summary>One AdamW step with learning rate <paramref name="lr"/> over every parameter that has a gradient.</summary>
     /// <param name="lr">The learning rate of this step.</param>
     /// <param name="gradScale">Factor applied to every gradient as it is read (gradient clipping folded into the same
@@ -148,8 +172,15 @@ internal sealed class FusedAdamW : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var guard = no_grad();
+        var armed = _armed;
+        _armed = null;
         for (int i = 0; i < _parameters.Length; i++)
         {
+            if (armed?[i] is { Applied: true })
+            {
+                ++_steps[i];                                                // taken inside the backward (Arm)
+                continue;
+            }
             var p = _parameters[i];
             using var grad = p.grad;
             if (grad is null || grad.IsInvalid)

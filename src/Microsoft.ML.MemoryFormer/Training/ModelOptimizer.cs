@@ -27,6 +27,10 @@ internal sealed class ModelOptimizer : IDisposable
     private readonly Parameter[] tables;
     private readonly TableGradient[] tableGradients;
     private readonly Parameter[] others;
+    private readonly bool fuseTableUpdates;
+
+    /// <summary>The previous step's global clip factor (1 before the first step), for <see cref="TableGradientClipping.PreviousStep"/>.</summary>
+    private double previousFactor = 1.0;
 
     public ModelOptimizer(nn.Module model, TrainingOptions options)
     {
@@ -45,18 +49,31 @@ internal sealed class ModelOptimizer : IDisposable
             tableOptimizer.RowSources = tableGradients;                  // lazy steps visit only the rows a small batch hit
         matrixOptimizer = New(g.Matrices, options.WeightDecay, lazy: false);
         vectorOptimizer = New(g.Vectors, 0.0, lazy: false);
+        fuseTableUpdates = options.TableGradientClipping != TableGradientClipping.Global && tableGradients.Length == tables.Length
+            && tables.Length > 0 && foldClipping;
     }
 
     private FusedAdamW New(IEnumerable<Parameter> parameters, double weightDecay, bool lazy, bool bf16Moments = false) =>
         new(parameters, options.Beta1, options.Beta2, options.Epsilon, weightDecay, lazy, bf16Moments);
 
-    /// <summary>Clears all gradients (sets them to none).</summary>
-    public void ZeroGrad()
+    /// <summary>Clears all gradients (sets them to none); given the coming <paramref name="step"/>, also arms the tables'
+    /// update for the backward to apply in place when the clipping rule allows (<see cref="TableUpdate"/>).</summary>
+    public void ZeroGrad(int? step = null)
     {
         tableOptimizer.ZeroGrad();
         matrixOptimizer.ZeroGrad();
         vectorOptimizer.ZeroGrad();
+        foreach (var gradient in tableGradients)
+            gradient.Update = null;
+        if (step is not { } s || !fuseTableUpdates)
+            return;
+        double lr = RateAt(s, table: true), scale = TableScale();
+        for (int i = 0; i < tables.Length; i++)
+            tableGradients[i].Update = tableOptimizer.Arm(i, lr, scale);
     }
+
+    /// <summary>The tables' gradient scale known before the backward: the previous step's factor, or 1.</summary>
+    private double TableScale() => options.GradientClip > 0 && options.TableGradientClipping == TableGradientClipping.PreviousStep ? previousFactor : 1.0;
 
     /// <summary>Clips, sets the scheduled learning rates and applies one AdamW step; returns the gradient norm.</summary>
     /// <remarks>With the fused table optimizer, clipping makes no pass of its own over the table gradients: their
@@ -69,6 +86,8 @@ internal sealed class ModelOptimizer : IDisposable
         if (options.GradientClip > 0)
             (norm, tableScale) = Clip(options.GradientClip);
         tableOptimizer.Step(RateAt(step, table: true), tableScale);
+        foreach (var gradient in tableGradients)
+            gradient.Update = null;
         matrixOptimizer.Step(RateAt(step, table: false));
         vectorOptimizer.Step(RateAt(step, table: false));
         return norm;
@@ -86,7 +105,9 @@ internal sealed class ModelOptimizer : IDisposable
         double squared = 0;
         for (int i = 0; i < tables.Length; i++)
         {
-            if (i < tableGradients.Length && tableGradients[i].TryTakeSquaredNorm(tables[i], out double measured))
+            if (i < tableGradients.Length && tableGradients[i].Update is { Applied: true } applied)
+                squared += applied.SquaredNorm;                                 // updated inside the backward, norm measured there
+            else if (i < tableGradients.Length && tableGradients[i].TryTakeSquaredNorm(tables[i], out double measured))
                 squared += measured;
             else if (tables[i].grad is { } g && !g.IsInvalid)
                 squared += Math.Pow(g.norm().to(ScalarType.Float64).item<double>(), 2);
@@ -95,13 +116,25 @@ internal sealed class ModelOptimizer : IDisposable
         if (dense.Length > 0)
             squared += stack(dense.Select(g => g.norm().to(ScalarType.Float64)).ToArray()).pow(2).sum().item<double>();
         double norm = Math.Sqrt(squared);
-        double coefficient = maxNorm / (norm + 1e-6);
-        if (coefficient >= 1.0) return (norm, 1.0);
-        using Scalar factor = coefficient;                   // kept alive across the native calls (Runtime.LiveScalars)
-        foreach (var g in dense) g.mul_(factor);
-        if (foldClipping) return (norm, coefficient);
+        double coefficient = Math.Min(1.0, maxNorm / (norm + 1e-6));
+        // The tables' factor by the clipping rule; this step's global factor is the next step's "previous" one.
+        double tableFactor = options.TableGradientClipping switch
+        {
+            TableGradientClipping.PreviousStep => previousFactor,
+            TableGradientClipping.None => 1.0,
+            _ => coefficient,
+        };
+        previousFactor = coefficient;
+        if (coefficient < 1.0)
+        {
+            using Scalar factor = coefficient;               // kept alive across the native calls (Runtime.LiveScalars)
+            foreach (var g in dense) g.mul_(factor);
+        }
+        if (tableFactor >= 1.0) return (norm, 1.0);
+        if (foldClipping) return (norm, tableFactor);
+        using Scalar tablesFactor = tableFactor;
         foreach (var t in tables)
-            if (t.grad is { } g && !g.IsInvalid) g.mul_(factor);
+            if (t.grad is { } g && !g.IsInvalid) g.mul_(tablesFactor);
         return (norm, 1.0);
     }
 
@@ -115,12 +148,16 @@ internal sealed class ModelOptimizer : IDisposable
     public void SaveState(BinaryWriter writer)
     {
         foreach (var group in new[] { tableOptimizer, matrixOptimizer, vectorOptimizer }) group.SaveState(writer);
+        if (options.TableGradientClipping == TableGradientClipping.PreviousStep)
+            writer.Write(previousFactor);                                       // the next step's table clip factor
     }
 
     /// <summary>Restores what <see cref="SaveState"/> wrote (same model, same parameter groups).</summary>
     public void LoadState(BinaryReader reader)
     {
         foreach (var group in new[] { tableOptimizer, matrixOptimizer, vectorOptimizer }) group.LoadState(reader);
+        if (options.TableGradientClipping == TableGradientClipping.PreviousStep)
+            previousFactor = reader.ReadDouble();
     }
 
     /// <summary>Disposes the optimizers' states and detaches the layers' gradient buffers.</summary>

@@ -80,7 +80,7 @@ internal static class TrainingLoop
         TorchRuntime.Seed(StepSeed.Of(options.Seed, step));
         using (var scope = NewDisposeScope())
         {
-            optimizer.ZeroGrad();
+            optimizer.ZeroGrad(step);
             var (loss, count) = task.Loss(step);
             loss.backward();
             optimizer.Step(step);

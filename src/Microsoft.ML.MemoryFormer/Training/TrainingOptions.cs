@@ -44,6 +44,17 @@ public sealed record TrainingOptions
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public MomentPrecision TableMomentPrecision { get; init; } = MomentPrecision.Float32;
 
+    /// <summary>
+    /// The clip factor of the tables' update (see <see cref="Training.TableGradientClipping"/>): <c>Global</c> (default)
+    /// clips every parameter by this step's global gradient norm; <c>PreviousStep</c> and <c>None</c> let the fused CPU
+    /// backward update each table block while its gradient is in cache (no table-gradient write; docs/benchmarks.md, "Probe").
+    /// Dense parameters are clipped by the global norm in every mode.
+    /// </summary>
+    /// <remarks>Left out of a checkpoint's run fingerprint at its default, so checkpoints written before the option existed
+    /// still resume; with another value the checkpoint also keeps the previous step's factor.</remarks>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public TableGradientClipping TableGradientClipping { get; init; } = TableGradientClipping.Global;
+
     /// <summary>Adam β₁.</summary>
     public double Beta1 { get; init; } = 0.9;
 
@@ -102,6 +113,8 @@ public sealed record TrainingOptions
         Check(Enum.IsDefined(TableMomentPrecision), nameof(TableMomentPrecision),
             $"must be one of {string.Join(", ", Enum.GetNames<MomentPrecision>())}");
         Check(GradientClip >= 0, nameof(GradientClip), "must be ≥ 0");
+        Check(Enum.IsDefined(TableGradientClipping), nameof(TableGradientClipping),
+            $"must be one of {string.Join(", ", Enum.GetNames<TableGradientClipping>())}");
         Check(WarmupSteps >= 0, nameof(WarmupSteps), "must be ≥ 0");
         Check(MinLearningRateRatio is >= 0 and <= 1, nameof(MinLearningRateRatio), "must be in [0, 1]");
         Check(ValidateEvery >= 0 && EarlyStoppingPatience >= 0 && ReportEvery > 0, nameof(ValidateEvery),

@@ -76,6 +76,35 @@ internal static unsafe class BlockedGather
         });
     }
 
+    /// <summary>
+    /// <see cref="Forward"/> on today's row-major table [K·2^τ, h]: the same blocks (G chunks' rows × W columns), read
+    /// with row stride h instead of W (the step-1 check of issue 16, item 2: does the contiguous layout matter?).
+    /// </summary>
+    public static void ForwardRowMajor(float* table, int* rows, float* weights, int n, int chunks, int bucketRows, int h, int w, int g,
+        int interleave, float* y)
+    {
+        int tiles = h / w, blockRows = g * bucketRows;
+        nint tp = (nint)table, rp = (nint)rows, wp = (nint)weights, yp = (nint)y;
+        Layers.Kernels.KernelParallel.For(tiles, (long)n * chunks * w, (first, last) =>
+        {
+            for (int tile = first; tile < last; tile++)
+                for (int group = 0; group < chunks / g; group++)
+                {
+                    int kStart = group * g, rowBase = group * blockRows;
+                    float* block = (float*)tp + ((long)rowBase * h) + (tile * w);
+                    for (int s = 0; s < w; s += 32)
+                    {
+                        int i = 0;
+                        if (interleave >= 4)
+                            for (; i + 4 <= n; i += 4)
+                                Slice4(block, h, s, (int*)rp, (float*)wp, chunks, kStart, g, rowBase, (float*)yp, h, (tile * w) + s, i, group == 0);
+                        for (; i < n; i++)
+                            Slice1(block, h, s, (int*)rp, (float*)wp, chunks, kStart, g, rowBase, (float*)yp, h, (tile * w) + s, i, group == 0);
+                    }
+                }
+        });
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Slice1(float* block, int w, int s, int* rows, float* weights, int chunks, int kStart, int g, int rowBase,
         float* y, int h, int col, int token, bool first)

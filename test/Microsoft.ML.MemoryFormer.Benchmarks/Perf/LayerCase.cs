@@ -34,6 +34,10 @@ internal sealed class LayerCase : IDisposable
 
     public void MemoryForwardBackward() => ForwardBackward(memory);
 
+    /// <summary><see cref="MemoryForwardBackward"/> with the blocked table gradient on (off by default: the row pass).</summary>
+    public void MemoryForwardBackwardBlocked() =>
+        Runtime.KernelSettings.Current.With(k => k.BlockedTableGradient = true, () => ForwardBackward(memory));
+
     public void LinearForwardBackward() => ForwardBackward(linear);
 
     private void Forward(nn.Module<Tensor, Tensor> layer)

@@ -25,6 +25,10 @@ internal sealed class ProbeCommand : Command<ProbeCommand.Settings>
         [Description("Interleaved rounds per comparison (median of the per-round ratios). Default 7; --quick uses 3.")]
         [DefaultValue(7)]
         public int Rounds { get; init; } = 7;
+
+        [CommandOption("--row-major-only")]
+        [Description("Run only (c), the blocked kernels on today's row-major table against the contiguous layout.")]
+        public bool RowMajorOnly { get; init; }
     }
 
     private const int Width = 512, Bits = 8, Chunks = Width / Bits, BucketRows = 1 << Bits;
@@ -48,8 +52,12 @@ internal sealed class ProbeCommand : Command<ProbeCommand.Settings>
         using var table = randn(Chunks * BucketRows, Width).mul_(0.02);
         using var dy = randn(n, Width);
 
-        TableSizes(settings, rows, weights, n, rounds, machine);
-        Blocked(settings, rows, weights, table, dy, n, rounds, machine);
+        if (!settings.RowMajorOnly)
+        {
+            TableSizes(settings, rows, weights, n, rounds, machine);
+            Blocked(settings, rows, weights, table, dy, n, rounds, machine);
+        }
+        RowMajor(settings, rows, weights, table, dy, n, rounds, machine);
         return 0;
     }
 
@@ -86,6 +94,99 @@ internal sealed class ProbeCommand : Command<ProbeCommand.Settings>
                 for (int i = start; i < end; i++)
                     RowKernels.WeightedBagSum((float*)tp, Width, r + ((long)i * Chunks), (float*)wp + ((long)i * Chunks), Chunks, (float*)yp + ((long)i * Width));
         });
+    }
+
+    /// <summary>
+    /// (c) The blocked backward (and forward) on today's row-major table [K·256, h] against the same on the contiguous
+    /// block layout: if the row-major one is within ≈ 15%, the stored format can stay. Also the library's fused gather
+    /// forward + backward with <see cref="Runtime.KernelSettings.BlockedTableGradient"/> off and on.
+    /// </summary>
+    private static unsafe void RowMajor(Settings settings, int[] rows, Tensor weights, Tensor table, Tensor dy, int n, int rounds, string machine)
+    {
+        (int W, int G)[] contiguous = [(64, 8), (64, 4)];
+        BlockedTableGradient.Plan[] plans = [new(64, 1), new(64, 2), new(64, 4), new(64, 8), new(128, 2), new(32, 8)];
+        var tiled = contiguous.Select(_ => empty_like(table)).ToArray();
+        using var tiledGrad = empty_like(table);
+        using var grad = empty_like(table);
+        using var partial = empty(Width / 32 * (long)n * Chunks);
+        using var gradWeights = zeros(n, Chunks);
+        using var y = empty(n, Width);
+        using var rowsLong = tensor(rows.Select(r => (long)r).ToArray(), [n, Chunks]);
+        using var tableGrad = table.detach().clone().requires_grad_(true);
+        using var weightsGrad = weights.detach().clone().requires_grad_(true);
+        nint tp = (nint)TensorMemory.Floats(table), wp = (nint)TensorMemory.Floats(weights), dyp = (nint)TensorMemory.Floats(dy),
+            gp = (nint)TensorMemory.Floats(grad), tgp = (nint)TensorMemory.Floats(tiledGrad), pp = (nint)TensorMemory.Floats(partial),
+            gwp = (nint)TensorMemory.Floats(gradWeights), yp = (nint)TensorMemory.Floats(y);
+        var tiledPtrs = tiled.Select(t => (nint)TensorMemory.Floats(t)).ToArray();
+        for (int c = 0; c < contiguous.Length; c++)
+            BlockedGather.ToTiled((float*)tp, (float*)tiledPtrs[c], Chunks, BucketRows, Width, contiguous[c].W, contiguous[c].G);
+
+        var names = new List<string>();
+        var bodies = new List<Action>();
+        void Add(string name, Action body)
+        {
+            names.Add(name);
+            bodies.Add(body);
+        }
+        Add("today fwd", () => TodayForward(table, rows, weights, n, y));
+        for (int c = 0; c < contiguous.Length; c++)
+        {
+            var (w, g) = contiguous[c];
+            nint block = tiledPtrs[c];
+            Add($"contiguous fwd W{w} G{g} ({g * BucketRows * w * 4 / 1024} KB), 4 tokens", () =>
+            {
+                fixed (int* r = rows)
+                    BlockedGather.Forward((float*)block, r, (float*)wp, n, Chunks, BucketRows, Width, w, g, 4, (float*)yp);
+            });
+            Add($"row-major fwd W{w} G{g}, 4 tokens", () =>
+            {
+                fixed (int* r = rows)
+                    BlockedGather.ForwardRowMajor((float*)tp, r, (float*)wp, n, Chunks, BucketRows, Width, w, g, 4, (float*)yp);
+            });
+        }
+        int firstBackward = names.Count;
+        for (int c = 0; c < contiguous.Length; c++)
+        {
+            var (w, g) = contiguous[c];
+            nint block = tiledPtrs[c];
+            Add($"contiguous bwd W{w} G{g} ({g * BucketRows * w * 4 / 1024} KB, in place, per-tile dots)", () =>
+            {
+                fixed (int* r = rows)
+                    BlockedGather.Backward((float*)block, r, (float*)wp, (float*)dyp, n, Chunks, BucketRows, Width, w, g, (float*)tgp, (float*)pp, (float*)gwp);
+            });
+        }
+        foreach (var plan in plans)
+            Add($"row-major bwd W{plan.TileWidth} G{plan.GroupChunks} (library kernel, {plan.GroupChunks * BucketRows * plan.TileWidth * 4 / 1024} KB scratch)",
+                () => BlockedTableGradient.Write(rows, n, Chunks, BucketRows, (float*)wp, (float*)tp, (float*)dyp, Width, (float*)gp, (float*)gwp, plan));
+        int firstLibrary = names.Count;
+        foreach (bool blocked in new[] { false, true })
+            Add($"library gather fwd+bwd (autograd), blocked {(blocked ? "on" : "off")}", () => Runtime.KernelSettings.Current.With(k => k.BlockedTableGradient = blocked, () =>
+            {
+                using var scope = NewDisposeScope();
+                tableGrad.grad = null;
+                weightsGrad.grad = null;
+                FusedMemoryGather.Apply(rowsLong, weightsGrad, tableGrad).backward([dy]);
+            }));
+
+        var times = Timing.InterleaveRounds(bodies.ToArray(), rounds);
+        string Ratio(int baseline, int body)
+        {
+            var ratios = times[baseline].Zip(times[body], (a, b) => a / b).Order().ToArray();
+            return FormattableString.Invariant($"{Timing.Median(ratios):F2} ({ratios[0]:F2}–{ratios[^1]:F2})");
+        }
+        var result = new PerfTable("probe-row-major", $"Blocked kernels on today's row-major table [K·256, h] vs the contiguous [K/G][h/W][G·256][W] layout, N={n}, K={Chunks}, h={Width}",
+            "kernel", "ms", "baseline ÷ this (> 1: this faster)", "baseline");
+        for (int b = 0; b < names.Count; b++)
+        {
+            int baseline = b < firstBackward ? 0 : b < firstLibrary ? firstBackward : firstLibrary;
+            result.AddRow(names[b], Timing.Median(times[b]), b == baseline ? "—" : Ratio(baseline, b), names[baseline]);
+        }
+        result.AddNote($"{rounds} interleaved rounds of all rows; ratio = median of the per-round ratios (lowest–highest round)");
+        result.AddNote("row-major bwd = BlockedTableGradient (a thread owns G chunks: their gradient accumulated in a contiguous scratch per W-column tile, streamed to the row-major buffer; table rows read with stride h)");
+        result.AddNote(machine);
+        result.Publish(settings.Output);
+        foreach (var t in tiled)
+            t.Dispose();
     }
 
     /// <summary>(b) For each tile width and block size: blocked forward (1 and 4 tokens interleaved) and forward + backward vs today's.</summary>

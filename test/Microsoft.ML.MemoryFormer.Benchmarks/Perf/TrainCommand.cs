@@ -23,7 +23,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         public int? Width { get; init; }
 
         [CommandOption("--models <LIST>")]
-        [Description("Comma-separated subset of dense, mf, mf-bf16, e.g. to time one model per process. Default: all three.")]
+        [Description("Comma-separated subset of dense, mf, mf-bf16, mf-blocked (blocked table gradient on), mf-fused (table update fused into the backward), " +
+            "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
         public string Models { get; init; } = "dense,mf,mf-bf16";
 
@@ -39,12 +40,19 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         internal string[] ModelList => Models.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
     }
 
+    /// <summary>One model <c>perf train</c> can time: its <c>--models</c> key, and the settings that differ.</summary>
+    private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision Precision = MomentPrecision.Float32,
+        bool? Blocked = null, TableGradientClipping Clipping = TableGradientClipping.Global);
+
     /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
-    private static readonly (string Key, string Name, TransformerKind Kind, MomentPrecision Precision)[] Variants =
+    private static readonly Variant[] Variants =
     [
-        ("dense", "dense", TransformerKind.Dense, MomentPrecision.Float32),
-        ("mf", "MemoryFormer", TransformerKind.MemoryFormer, MomentPrecision.Float32),
-        ("mf-bf16", "MemoryFormer, bf16 table moments", TransformerKind.MemoryFormer, MomentPrecision.BFloat16),
+        new("dense", "dense", TransformerKind.Dense),
+        new("mf", "MemoryFormer", TransformerKind.MemoryFormer),
+        new("mf-bf16", "MemoryFormer, bf16 table moments", TransformerKind.MemoryFormer, MomentPrecision.BFloat16),
+        new("mf-blocked", "MemoryFormer, blocked table gradient", TransformerKind.MemoryFormer, Blocked: true),
+        new("mf-fused", "MemoryFormer, table update fused into the backward (PreviousStep clip)", TransformerKind.MemoryFormer,
+            Clipping: TableGradientClipping.PreviousStep),
     ];
 
     private static readonly (int Width, int Layers, int Heads, int Context, int Batch)[] Shapes =
@@ -57,16 +65,17 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         return 0;
     }
 
-    public static PerfTable Measure(PerfSettings settings) => Measure(settings, null, Variants.Select(v => v.Key).ToArray());
+    public static PerfTable Measure(PerfSettings settings) => Measure(settings, null, ["dense", "mf", "mf-bf16"]);
 
     private static PerfTable Measure(PerfSettings settings, int? width, string[] models)
     {
-        var chosen = Variants.Where(m => models.Contains(m.Key)).ToArray();
+        var chosen = models.Select(key => Variants.First(v => v.Key == key)).ToArray();
+        string machine = MachineFigures.Measure(settings);
         var table = new PerfTable("train", "Training tokens/s, MemoryFormer vs dense (same tokens per step)",
             "shape", "model", "step ms", "fwd+bwd ms", "clip+AdamW ms", "page faults/step", "tokens/s", "MF ÷ dense");
         foreach (var s in Shapes.Where(s => width is null || s.Width == width))
         {
-            var trainees = chosen.Select(m => new Trainee(s, m.Kind, m.Precision)).ToArray();
+            var trainees = chosen.Select(m => new Trainee(s, m)).ToArray();
             int warmup = settings.Quick ? 1 : s.Width >= 512 ? 2 : 3, rounds = settings.Quick ? 3 : s.Width >= 512 ? 6 : 10;
             for (int step = 0; step < warmup; step++)
             {
@@ -95,7 +104,9 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         }
         table.AddNote("steps interleaved dense/MF after warm-up (d=256: 3 + 10 rounds, d=512: 2 + 6; --quick: 1 + 3); step ms = median; " +
             "MF ÷ dense = median over rounds of dense step ÷ MF step; page faults = minor faults per timed step (fresh pages the kernel mapped); MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
-            "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16");
+            "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16; blocked = KernelSettings.BlockedTableGradient on (off by default: the row pass); " +
+            "fused = TrainingOptions.TableGradientClipping PreviousStep (AdamW applied to each table block inside the backward)");
+        table.AddNote(machine);
         return table;
     }
 
@@ -105,9 +116,12 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         private readonly LanguageModel model;
         private readonly LanguageModelTask task;
         private readonly ModelOptimizer optimizer;
+        private readonly bool? blocked;
 
-        public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, TransformerKind kind, MomentPrecision precision)
+        public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, Variant variant)
         {
+            var (kind, precision) = (variant.Kind, variant.Precision);
+            blocked = variant.Blocked;
             random.manual_seed(1337);
             var config = new MemoryFormerConfig
             {
@@ -116,7 +130,10 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             model = new LanguageModel(config);
             var windows = randint(0, 256, [s.Batch * 4, s.Context + 1]);
             task = new LanguageModelTask(model, windows, null, s.Batch, seed: 1, CPU);
-            optimizer = new ModelOptimizer(model, new TrainingOptions { MaxSteps = 1000, WarmupSteps = 10, TableMomentPrecision = precision });
+            optimizer = new ModelOptimizer(model, new TrainingOptions
+            {
+                MaxSteps = 1000, WarmupSteps = 10, TableMomentPrecision = precision, TableGradientClipping = variant.Clipping,
+            });
             model.train();
         }
 
@@ -135,10 +152,17 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         /// <summary>One training step; returns its milliseconds, recorded when <paramref name="timed"/>.</summary>
         public double Step(int step, bool timed)
         {
+            double ms = 0;
+            Runtime.KernelSettings.Current.With(k => k.BlockedTableGradient = blocked ?? k.BlockedTableGradient, () => ms = StepOnce(step, timed));
+            return ms;
+        }
+
+        private double StepOnce(int step, bool timed)
+        {
             using var scope = NewDisposeScope();
             long faults = PageFaults.Minor();
             long start = Stopwatch.GetTimestamp();
-            optimizer.ZeroGrad();
+            optimizer.ZeroGrad(step);
             var (loss, _) = task.Loss(step);
             loss.backward();
             double forwardBackward = Stopwatch.GetElapsedTime(start).TotalMilliseconds;

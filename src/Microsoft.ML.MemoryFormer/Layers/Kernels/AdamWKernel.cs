@@ -114,8 +114,10 @@ internal static unsafe class AdamWKernel
         return true;
     }
 
+    /// <summary>One AdamW step over <paramref name="n"/> contiguous fp32 elements (also a column tile of a row: the
+    /// update is elementwise, so any split of a row gives the same bits).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void UpdateRow(float* p, float* g, float* m, float* v, int n, Coefficients c)
+    public static void UpdateRow(float* p, float* g, float* m, float* v, int n, Coefficients c)
     {
         int i = 0;
         if (Vector256.IsHardwareAccelerated)

@@ -208,6 +208,7 @@ internal static class FusedMemoryGather
                 nint rowPassGw = rowPassDots ? gwPtr : 0;
 
                 RowHits? hits = null;
+                int smallest = (int)tables.Min(x => x.shape[0]);                // chunk blocks are sized by the smallest table
                 for (int t = 0; t < tableCount; t++)
                 {
                     if (!tablesNeedGrad[t])
@@ -215,7 +216,6 @@ internal static class FusedMemoryGather
                         result.Add(null!);
                         continue;
                     }
-                    hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, (int)tables.Min(x => x.shape[0]), pooled.Chunked);
                     int rowCount = (int)tables[t].shape[0];
                     int h = widths[t];
                     var sink = sinks.Gradients[t];
@@ -223,12 +223,49 @@ internal static class FusedMemoryGather
                     bool useSink = sink is not null && (existing is null || existing.IsInvalid
                         || (TensorMemory.IsCpuFloat32(existing) && existing.is_contiguous() && existing.shape.SequenceEqual(tables[t].shape)));
                     bool accumulate = useSink && existing is not null && !existing.IsInvalid;
+                    var armed = useSink && sink!.Update is { } u && CanFuse(u, sinks.Tables[t], tables[t]) ? u : null;
+                    bool blocks = !accumulate && rowCount == smallest && UsesBlocks(pooled, n, k, rowCount, useSink);
+                    if (blocks && armed is { } update)
+                    {
+                        // The optimizer's step applied block by block (TableUpdate): no gradient is written or set.
+                        var step = new BlockedTableGradient.FusedStep((nint)TensorMemory.Floats(update.ExpAvg), (nint)TensorMemory.Floats(update.ExpAvgSq),
+                            update.Coefficients);
+                        update.SquaredNorm = BlockedTableGradient.Write(rows32, n, k, rowCount / k, (float*)wPtr, (float*)tablePtrs[t], (float*)gradPtrs[t], h,
+                            null, (float*)rowPassGw, BlockedTableGradient.Plan.Default, step);
+                        update.Applied = true;
+                        result.Add(null!);
+                        continue;
+                    }
+                    if (!accumulate && armed is { } rowUpdate)
+                    {
+                        // The same step fused into the row pass: each row updated right after its gradient row is formed.
+                        hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, smallest, pooled.Chunked);
+                        var step = new BlockedTableGradient.FusedStep((nint)TensorMemory.Floats(rowUpdate.ExpAvg), (nint)TensorMemory.Floats(rowUpdate.ExpAvgSq),
+                            rowUpdate.Coefficients);
+                        rowUpdate.SquaredNorm = TableGradientPass.UpdateAll(new TableGradientPass.RowPass(hits, tablePtrs[t], gradPtrs[t], h, rowPassGw), rowCount, step);
+                        rowUpdate.Applied = true;
+                        result.Add(null!);
+                        continue;
+                    }
                     var gt = !useSink ? empty(rowCount, h, dtype: ScalarType.Float32) : accumulate ? existing! : sink!.Rent(tables[t]);
-                    var pass = new TableGradientPass.RowPass(hits!, tablePtrs[t], gradPtrs[t], h, rowPassGw);
-                    bool sparse = useSink && !accumulate && KernelSettings.Current.WriteTouchedRowsOnly && hits!.TouchedCount <= rowCount / SparseFraction;
-                    double squaredNorm = sparse ? TableGradientPass.WriteTouched(pass, gt, sink!) : TableGradientPass.WriteAll(pass, rowCount, gt, accumulate);
-                    if (useSink && !sparse)
-                        sink!.NonZeroRows = null;                                // every row written: unknown zeros
+                    double squaredNorm;
+                    if (blocks)
+                    {
+                        // Every row written block by block, no hit sort (BlockedTableGradient).
+                        squaredNorm = BlockedTableGradient.Write(rows32, n, k, rowCount / k, (float*)wPtr, (float*)tablePtrs[t], (float*)gradPtrs[t], h,
+                            TensorMemory.Floats(gt), (float*)rowPassGw, BlockedTableGradient.Plan.Default);
+                        if (useSink)
+                            sink!.NonZeroRows = null;
+                    }
+                    else
+                    {
+                        hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, smallest, pooled.Chunked);
+                        var pass = new TableGradientPass.RowPass(hits!, tablePtrs[t], gradPtrs[t], h, rowPassGw);
+                        bool sparse = useSink && !accumulate && KernelSettings.Current.WriteTouchedRowsOnly && hits!.TouchedCount <= rowCount / SparseFraction;
+                        squaredNorm = sparse ? TableGradientPass.WriteTouched(pass, gt, sink!) : TableGradientPass.WriteAll(pass, rowCount, gt, accumulate);
+                        if (useSink && !sparse)
+                            sink!.NonZeroRows = null;                            // every row written: unknown zeros
+                    }
                     if (!useSink)
                     {
                         result.Add(gt.MoveToOuterDisposeScope());
@@ -255,6 +292,28 @@ internal static class FusedMemoryGather
 
     /// <summary>A backward touching at most 1/this of a table's rows writes only those rows of a reused buffer.</summary>
     private const int SparseFraction = 4;
+
+    /// <summary>Whether <paramref name="update"/> can be applied in place: not yet applied, fp32 contiguous moments shaped like
+    /// the parameter, and the backward's table is the parameter's own storage.</summary>
+    private static unsafe bool CanFuse(TableUpdate update, Tensor parameter, Tensor table) =>
+        KernelSettings.Current.FusedTableUpdate && !update.Applied
+        && TensorMemory.IsCpuFloat32(update.ExpAvg) && TensorMemory.IsCpuFloat32(update.ExpAvgSq)
+        && update.ExpAvg.is_contiguous() && update.ExpAvgSq.is_contiguous()
+        && update.ExpAvg.shape.SequenceEqual(parameter.shape) && update.ExpAvgSq.shape.SequenceEqual(parameter.shape)
+        && parameter.is_contiguous() && TensorMemory.Address(parameter) == TensorMemory.Address(table);
+
+    /// <summary>
+    /// Whether a table's gradient is written by <see cref="BlockedTableGradient"/>: switched on, AVX-512, a Memory Layer's
+    /// chunked rows over exactly K blocks of rows, and a batch large enough that it touches more than 1/<see cref="SparseFraction"/>
+    /// of them when the gradient goes to a reused buffer (smaller ones write only their touched rows), or any batch for a fresh tensor.
+    /// </summary>
+    private static bool UsesBlocks(PooledRows rows, int n, int k, int rowCount, bool useSink)
+    {
+        if (!KernelSettings.Current.BlockedTableGradient || !BlockedTableGradient.IsAccelerated || !rows.Chunked || k == 0 || rowCount % k != 0)
+            return false;
+        // Each chunk's N hits touch at most N of its rowCount / K rows.
+        return !useSink || !KernelSettings.Current.WriteTouchedRowsOnly || (long)n * SparseFraction > rowCount / k;
+    }
 
     /// <summary>The tables as passed in (their <c>grad</c> is set in the backward), their optional gradient buffers, and
     /// whether a backward can follow (grad mode on and something requires grad when the node was applied).</summary>

@@ -35,15 +35,16 @@ internal static unsafe class RowGradientKernel
     /// <param name="count">Number of hits.</param>
     /// <param name="dst">The gradient row to write (written, not added).</param>
     /// <param name="gw">∂L/∂w [N·K], added to.</param>
+    /// <param name="cached">Write <paramref name="dst"/> through the cache (it is read again at once) even where it could be streamed.</param>
     /// <returns>‖dst‖², taken from the registers (the row is not read back).</returns>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static float Run(float* row, float* grad, int h, int* tokens, int* pairs, float* w, int count, float* dst, float* gw)
+    public static float Run(float* row, float* grad, int h, int* tokens, int* pairs, float* w, int count, float* dst, float* gw, bool cached = false)
     {
         int c = 0;
         float squares = 0f;
         if (Vector512.IsHardwareAccelerated)
         {
-            bool streaming = IsStreamable(dst, h);
+            bool streaming = !cached && IsStreamable(dst, h);
             for (; c + 128 <= h; c += 128)
                 squares += Tile512(row, grad, h, c, tokens, pairs, w, count, dst, gw, streaming);
         }

@@ -40,6 +40,12 @@ internal sealed class TableGradient : IDisposable
     /// </summary>
     public int[]? NonZeroRows { get; set; }
 
+    /// <summary>
+    /// An optimizer step to apply inside the next backward instead of writing the gradient (<see cref="TableUpdate"/>);
+    /// null (the default) writes the gradient. Armed and cleared by the optimizer around one training step.
+    /// </summary>
+    public TableUpdate? Update { get; set; }
+
     /// <summary>The buffer, shaped like <paramref name="table"/>, allocated on first use (contents undefined).</summary>
     public Tensor Rent(Tensor table)
     {

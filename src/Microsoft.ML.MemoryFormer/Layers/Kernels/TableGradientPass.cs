@@ -87,6 +87,33 @@ internal static unsafe class TableGradientPass
         return SumInOrder(squares, rowCount);
     }
 
+    /// <summary>
+    /// Applies an armed AdamW step (<see cref="TableUpdate"/>) to every row of the table, each from its gradient row
+    /// written into a per-thread row that stays in cache (no table-gradient write); rows without hits get a zero
+    /// gradient (decay and momentum, as the dense step does). The row's inner products are taken before its update.
+    /// Returns the squared norm of the gradient, summed as <see cref="WriteAll"/> does.
+    /// </summary>
+    public static double UpdateAll(RowPass pass, int rowCount, BlockedTableGradient.FusedStep step)
+    {
+        int h = pass.Width;
+        var squares = ArrayPool<double>.Shared.Rent(rowCount);
+        KernelParallel.For(rowCount, h * (1L + (pass.Hits.Pairs / Math.Max(1, rowCount))), (start, end) =>
+        {
+            var row = new float[h + 16];
+            fixed (float* buffer = row)
+            {
+                float* g = buffer;
+                for (int r = start; r < end; r++)
+                {
+                    long o = (long)r * h;
+                    squares[r] = pass.Write(r, g, cached: true);
+                    AdamWKernel.UpdateRow((float*)pass.Table + o, g, (float*)step.ExpAvg + o, (float*)step.ExpAvgSq + o, h, step.Coefficients);
+                }
+            }
+        });
+        return SumInOrder(squares, rowCount);
+    }
+
     /// <summary>Σ values[0..count) in index order, then returns the pooled array: the thread-independent reduction.</summary>
     private static double SumInOrder(double[] values, int count)
     {
@@ -130,12 +157,18 @@ internal static unsafe class TableGradientPass
         public int HitCount(int r) => r < Hits.RowCount ? Hits.Starts[r + 1] - Hits.Starts[r] : 0;
 
         /// <summary>dst = row r's table gradient (zeros without hits), and the weight gradient's share of row r; returns ‖dst‖².</summary>
-        public double Write(int r, float* dst)
+        /// <param name="r">The row.</param>
+        /// <param name="dst">Where the gradient row goes.</param>
+        /// <param name="cached">Write through the cache: the caller reads <paramref name="dst"/> at once.</param>
+        public double Write(int r, float* dst, bool cached = false)
         {
             int count = HitCount(r), s = count == 0 ? 0 : Hits.Starts[r];
             if (count == 0)
             {
-                RowGradientKernel.Clear(dst, Width);
+                if (cached)
+                    new Span<float>(dst, Width).Clear();
+                else
+                    RowGradientKernel.Clear(dst, Width);
                 return 0;
             }
             fixed (int* tok = Hits.Tokens)
@@ -144,7 +177,7 @@ internal static unsafe class TableGradientPass
             {
                 if (WeightGradient != 0)
                     return RowGradientKernel.Run((float*)Table + ((long)r * Width), (float*)GradOut, Width, tok + s, pair + s, tw + s, count,
-                        dst, (float*)WeightGradient);
+                        dst, (float*)WeightGradient, cached);
                 RowKernels.WeightedBagSum((float*)GradOut, Width, tok + s, tw + s, count, dst);
                 return RowKernels.Dot(dst, dst, Width);
             }
