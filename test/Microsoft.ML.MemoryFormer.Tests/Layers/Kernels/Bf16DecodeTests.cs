@@ -9,30 +9,11 @@ namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 
 public class Bf16DecodeTests
 {
-    public static TheoryData<string> Kinds => ["memoryformer", "dense"];
+    public static TheoryData<string> Kinds => DecodeTestModels.Kinds;
 
-    private static LanguageModel Model(string kind, int seed)
-    {
-        random.manual_seed(seed);
-        // d = 64 so the AVX-512 bf16 kernel (d a multiple of 16) runs where the machine has it.
-        var model = new LanguageModel(MemoryFormerConfig.Nano with
-        {
-            Width = 64, Heads = 2, ContextLength = 32, VocabularySize = 300,
-            Kind = kind == "dense" ? TransformerKind.Dense : TransformerKind.MemoryFormer,
-        });
-        model.eval();
-        return model;
-    }
+    private static LanguageModel Model(string kind, int seed) => DecodeTestModels.Model(kind, seed);
 
-    private static Tensor[] DecodeLogits(LanguageModel model, long[] tokens)
-    {
-        var caches = model.Backbone.NewCaches(1, CPU);
-        var step = FusedDecodeStep.TryCreate(model, caches);
-        Assert.NotNull(step);
-        var logits = tokens.Select(t => step.Logits((int)t)).ToArray();
-        foreach (var c in caches) c.Dispose();
-        return logits;
-    }
+    private static Tensor[] DecodeLogits(LanguageModel model, long[] tokens) => DecodeTestModels.DecodeLogits(model, tokens);
 
     /// <summary>
     /// Tolerance: a bf16 weight has a relative rounding error ≤ 2⁻⁹, so a logit Σ x_i w_i moves by at most

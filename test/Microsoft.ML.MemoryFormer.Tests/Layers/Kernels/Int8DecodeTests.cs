@@ -11,7 +11,7 @@ namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 
 public class Int8DecodeTests
 {
-    public static TheoryData<string> Kinds => ["memoryformer", "dense"];
+    public static TheoryData<string> Kinds => DecodeTestModels.Kinds;
 
     /// <summary>Every vector path of the int8 kernels; a path the machine lacks falls back to the next narrower one.</summary>
     public static TheoryData<int, int> WidthsAndPaths => new()
@@ -19,27 +19,9 @@ public class Int8DecodeTests
         { 64, 512 }, { 64, 256 }, { 64, 0 }, { 48, 512 }, { 48, 256 }, { 37, 512 }, { 37, 0 }, { 200, 512 }, { 200, 256 },
     };
 
-    private static LanguageModel Model(string kind, int seed)
-    {
-        random.manual_seed(seed);
-        var model = new LanguageModel(MemoryFormerConfig.Nano with
-        {
-            Width = 64, Heads = 2, ContextLength = 32, VocabularySize = 300,
-            Kind = kind == "dense" ? TransformerKind.Dense : TransformerKind.MemoryFormer,
-        });
-        model.eval();
-        return model;
-    }
+    private static LanguageModel Model(string kind, int seed) => DecodeTestModels.Model(kind, seed);
 
-    private static Tensor[] DecodeLogits(LanguageModel model, long[] tokens)
-    {
-        var caches = model.Backbone.NewCaches(1, CPU);
-        var step = FusedDecodeStep.TryCreate(model, caches);
-        Assert.NotNull(step);
-        var logits = tokens.Select(t => step.Logits((int)t)).ToArray();
-        foreach (var c in caches) c.Dispose();
-        return logits;
-    }
+    private static Tensor[] DecodeLogits(LanguageModel model, long[] tokens) => DecodeTestModels.DecodeLogits(model, tokens);
 
     private static readonly long[] Tokens = Enumerable.Range(0, 20).Select(i => (long)((i * 37) + 5) % 300).ToArray();
 

@@ -1,0 +1,37 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Generation;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using Microsoft.ML.MemoryFormer.Models;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
+
+/// <summary>The tiny models and the token-by-token fused decode the reduced-precision decode tests share.</summary>
+internal static class DecodeTestModels
+{
+    public static TheoryData<string> Kinds => ["memoryformer", "dense"];
+
+    /// <summary>A random model in eval mode; d = 64 so the AVX-512 kernels (d a multiple of 16) run where the machine has them.</summary>
+    public static LanguageModel Model(string kind, int seed)
+    {
+        random.manual_seed(seed);
+        var model = new LanguageModel(MemoryFormerConfig.Nano with
+        {
+            Width = 64, Heads = 2, ContextLength = 32, VocabularySize = 300,
+            Kind = kind == "dense" ? TransformerKind.Dense : TransformerKind.MemoryFormer,
+        });
+        model.eval();
+        return model;
+    }
+
+    /// <summary>The logits of each of <paramref name="tokens"/> fed one at a time through the fused decode step.</summary>
+    public static Tensor[] DecodeLogits(LanguageModel model, long[] tokens)
+    {
+        var caches = model.Backbone.NewCaches(1, CPU);
+        var step = FusedDecodeStep.TryCreate(model, caches);
+        Assert.NotNull(step);
+        var logits = tokens.Select(t => step.Logits((int)t)).ToArray();
+        foreach (var c in caches) c.Dispose();
+        return logits;
+    }
+}
