@@ -26,7 +26,7 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         public int? ValidationBytes { get; init; }
 
         [CommandOption("--models <LIST>")]
-        [Description("Comma-separated: mf, dense, mf-bf16 (MemoryFormer with bf16 table moments), mf-prevclip (tables clipped by the previous step's factor, update fused into the backward); default mf,dense")]
+        [Description("Comma-separated: mf, dense, mf-bf16 (MemoryFormer with bf16 table moments), mf-global (tables clipped by this step's global norm, the default before PreviousStep), mf-prevclip (PreviousStep set explicitly, = mf); default mf,dense")]
         public string Models { get; init; } = "mf,dense";
 
         public override ValidationResult Validate() =>

@@ -44,10 +44,12 @@ public abstract class MemoryFormerTrainerOptions
     /// up the table update (see <see cref="TrainingOptions.TableMomentPrecision"/>). Default fp32.</summary>
     public MomentPrecision TableMomentPrecision = MomentPrecision.Float32;
 
-    /// <summary>The clip factor of the tables' update: this step's global norm (<see cref="Training.TableGradientClipping.Global"/>,
-    /// the default), the previous step's, or none; the last two let the CPU backward update the tables in place, faster
-    /// (see <see cref="TrainingOptions.TableGradientClipping"/>).</summary>
-    public TableGradientClipping TableGradientClipping = TableGradientClipping.Global;
+    /// <summary>The clip factor of the tables' update: the previous step's global norm
+    /// (<see cref="Training.TableGradientClipping.PreviousStep"/>), this step's (<see cref="Training.TableGradientClipping.Global"/>)
+    /// or none. Null (the default) takes <c>PreviousStep</c> for a new run, which lets the CPU backward update the tables in
+    /// place, faster, and the checkpoint's own rule when the run resumes from <see cref="CheckpointPath"/> (a checkpoint
+    /// written when <c>Global</c> was the default continues with <c>Global</c>); see <see cref="TrainingOptions.TableGradientClipping"/>.</summary>
+    public TableGradientClipping? TableGradientClipping;
 
     /// <summary>Data validated during training (same columns and preprocessing as the training data); when null,
     /// <see cref="ValidationFraction"/> of the training data is held out. Default null.</summary>
@@ -107,8 +109,8 @@ public abstract class MemoryFormerTrainerOptions
         Check(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), "must be ≥ 0");
         Check(Enum.IsDefined(TableMomentPrecision), nameof(TableMomentPrecision),
             $"must be one of {string.Join(", ", Enum.GetNames<MomentPrecision>())}");
-        Check(Enum.IsDefined(TableGradientClipping), nameof(TableGradientClipping),
-            $"must be one of {string.Join(", ", Enum.GetNames<TableGradientClipping>())}");
+        Check(TableGradientClipping is not { } rule || Enum.IsDefined(rule), nameof(TableGradientClipping),
+            $"must be null (the default) or one of {string.Join(", ", Enum.GetNames<TableGradientClipping>())}");
         Check(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), "must be in [0, 1)");
         Check(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), "must be ≥ 0");
         Check(CheckpointPath is null || !string.IsNullOrWhiteSpace(CheckpointPath), nameof(CheckpointPath), "must be null or a file path");

@@ -49,7 +49,7 @@ internal sealed class ModelOptimizer : IDisposable
             tableOptimizer.RowSources = tableGradients;                  // lazy steps visit only the rows a small batch hit
         matrixOptimizer = New(g.Matrices, options.WeightDecay, lazy: false);
         vectorOptimizer = New(g.Vectors, 0.0, lazy: false);
-        fuseTableUpdates = options.TableGradientClipping != TableGradientClipping.Global && tableGradients.Length == tables.Length
+        fuseTableUpdates = options.TableClippingRule != TableGradientClipping.Global && tableGradients.Length == tables.Length
             && tables.Length > 0 && foldClipping;
     }
 
@@ -73,7 +73,7 @@ internal sealed class ModelOptimizer : IDisposable
     }
 
     /// <summary>The tables' gradient scale known before the backward: the previous step's factor, or 1.</summary>
-    private double TableScale() => options.GradientClip > 0 && options.TableGradientClipping == TableGradientClipping.PreviousStep ? previousFactor : 1.0;
+    private double TableScale() => options.GradientClip > 0 && options.TableClippingRule == TableGradientClipping.PreviousStep ? previousFactor : 1.0;
 
     /// <summary>Clips, sets the scheduled learning rates and applies one AdamW step; returns the gradient norm.</summary>
     /// <remarks>With the fused table optimizer, clipping makes no pass of its own over the table gradients: their
@@ -118,7 +118,7 @@ internal sealed class ModelOptimizer : IDisposable
         double norm = Math.Sqrt(squared);
         double coefficient = Math.Min(1.0, maxNorm / (norm + 1e-6));
         // The tables' factor by the clipping rule; this step's global factor is the next step's "previous" one.
-        double tableFactor = options.TableGradientClipping switch
+        double tableFactor = options.TableClippingRule switch
         {
             TableGradientClipping.PreviousStep => previousFactor,
             TableGradientClipping.None => 1.0,
@@ -148,7 +148,7 @@ internal sealed class ModelOptimizer : IDisposable
     public void SaveState(BinaryWriter writer)
     {
         foreach (var group in new[] { tableOptimizer, matrixOptimizer, vectorOptimizer }) group.SaveState(writer);
-        if (options.TableGradientClipping == TableGradientClipping.PreviousStep)
+        if (options.TableClippingRule == TableGradientClipping.PreviousStep)
             writer.Write(previousFactor);                                       // the next step's table clip factor
     }
 
@@ -156,7 +156,7 @@ internal sealed class ModelOptimizer : IDisposable
     public void LoadState(BinaryReader reader)
     {
         foreach (var group in new[] { tableOptimizer, matrixOptimizer, vectorOptimizer }) group.LoadState(reader);
-        if (options.TableGradientClipping == TableGradientClipping.PreviousStep)
+        if (options.TableClippingRule == TableGradientClipping.PreviousStep)
             previousFactor = reader.ReadDouble();
     }
 

@@ -58,13 +58,21 @@ internal sealed class RunFingerprint
     /// <summary>How this run differs from <paramref name="saved"/>'s (the checkpoint's), or null when they are the same run.</summary>
     public string? Difference(RunFingerprint saved)
     {
+        if (FirstDifference(saved) is not { } name) return null;
+        saved.parts.TryGetValue(name, out var before);
+        parts.TryGetValue(name, out var now);
+        bool shown = before is not null && now is not null && !before.StartsWith("sha256:", StringComparison.Ordinal);
+        return shown ? $"its {name} differs (checkpoint: {before}; this run: {now})" : $"its {name} differs";
+    }
+
+    /// <summary>The name of the first part (in name order) that differs from <paramref name="saved"/>'s, or null.</summary>
+    public string? FirstDifference(RunFingerprint saved)
+    {
         foreach (var name in parts.Keys.Union(saved.parts.Keys).Order(StringComparer.Ordinal))
         {
             saved.parts.TryGetValue(name, out var before);
             parts.TryGetValue(name, out var now);
-            if (before == now) continue;
-            bool shown = before is not null && now is not null && !before.StartsWith("sha256:", StringComparison.Ordinal);
-            return shown ? $"its {name} differs (checkpoint: {before}; this run: {now})" : $"its {name} differs";
+            if (before != now) return name;
         }
         return null;
     }

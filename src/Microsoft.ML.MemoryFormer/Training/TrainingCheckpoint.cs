@@ -34,15 +34,63 @@ internal sealed class TrainingCheckpoint : IDisposable
     /// <summary>A checkpoint at <see cref="TrainingOptions.CheckpointPath"/> for the run of <paramref name="model"/> with
     /// <paramref name="options"/>, identified further by the caller's <paramref name="run"/> parts (architecture, data).</summary>
     /// <exception cref="InvalidOperationException">Another run holds the checkpoint.</exception>
-    public TrainingCheckpoint(nn.Module model, TrainingOptions options, RunFingerprint? run)
+    /// <remarks>Options left at a run-dependent default are resolved here (<see cref="Options"/>): an unset
+    /// <see cref="TrainingOptions.TableGradientClipping"/> takes the rule of the checkpoint's run when the file holds
+    /// one (logged to <paramref name="log"/> when it is not today's default), else today's default.</remarks>
+    public TrainingCheckpoint(nn.Module model, TrainingOptions options, RunFingerprint? run, Action<string>? log = null)
     {
         path = Path.GetFullPath(options.CheckpointPath ?? throw new ArgumentException("No checkpoint path.", nameof(options)));
-        this.options = options;
+        this.options = options = Resolve(options, PeekFingerprint(path), path, log);
         fingerprint = run ?? new RunFingerprint();
-        var identifying = options with { CheckpointPath = null, CheckpointEverySteps = 0, CheckpointInterval = null, ReportEvery = 1 };
+        // The rule is recorded as the resolved one; Global is left out, as every checkpoint did before PreviousStep became
+        // the default, so those resume (and a Global checkpoint written now still resumes on older versions).
+        var rule = options.TableClippingRule;
+        var identifying = options with
+        {
+            CheckpointPath = null, CheckpointEverySteps = 0, CheckpointInterval = null, ReportEvery = 1,
+            TableGradientClipping = rule == TableGradientClipping.Global ? null : rule,
+        };
         fingerprint.WithProperties(nameof(TrainingOptions), JsonSerializer.Serialize(identifying))
             .With("parameters", string.Join("; ", model.state_dict().Select(kv => $"{kv.Key} [{string.Join(", ", kv.Value.shape)}]")));
         runLock = Lock(path);                                                // last: nothing after it can throw and leak it
+    }
+
+    /// <summary>The run's options with its run-dependent defaults resolved (the table clipping rule is never null).</summary>
+    public TrainingOptions Options => options;
+
+    private const string ClippingPart = nameof(TrainingOptions) + "." + nameof(TrainingOptions.TableGradientClipping);
+
+    /// <summary>The fingerprint stored in the checkpoint at <paramref name="checkpoint"/>, or null when there is none or
+    /// it cannot be read (<see cref="TryResume"/> then reports why).</summary>
+    private static RunFingerprint? PeekFingerprint(string checkpoint)
+    {
+        if (!File.Exists(checkpoint)) return null;
+        try
+        {
+            using var archive = ModelArchive.Load(checkpoint);
+            return RunFingerprint.FromJson(archive.GetText(FingerprintEntry));
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The table clipping rule of the run that wrote <paramref name="saved"/>: the recorded number, Global when
+    /// absent (the default before PreviousStep), null when the record is not a known rule.</summary>
+    private static TableGradientClipping? RuleOf(RunFingerprint saved) =>
+        !saved.Parts.TryGetValue(ClippingPart, out var text) ? TableGradientClipping.Global
+        : int.TryParse(text, out int number) && Enum.IsDefined((TableGradientClipping)number) ? (TableGradientClipping)number
+        : null;
+
+    private static TrainingOptions Resolve(TrainingOptions options, RunFingerprint? saved, string checkpoint, Action<string>? log)
+    {
+        if (options.TableGradientClipping is not null) return options;
+        if (saved is null || RuleOf(saved) is not { } rule) return options with { TableGradientClipping = TrainingOptions.DefaultTableGradientClipping };
+        if (rule != TrainingOptions.DefaultTableGradientClipping)
+            log?.Invoke($"the checkpoint '{checkpoint}' was written by a run with TableGradientClipping {rule}; the run continues " +
+                $"with {rule} (TableGradientClipping is unset; a new run would use {TrainingOptions.DefaultTableGradientClipping})");
+        return options with { TableGradientClipping = rule };
     }
 
     /// <summary>
@@ -84,6 +132,11 @@ internal sealed class TrainingCheckpoint : IDisposable
         {
             using var archive = ModelArchive.Load(path);
             var saved = RunFingerprint.FromJson(archive.GetText(FingerprintEntry));
+            if (fingerprint.FirstDifference(saved) == ClippingPart && RuleOf(saved) is { } savedRule)
+                throw new InvalidOperationException($"The checkpoint '{path}' belongs to another training run: its " +
+                    $"{ClippingPart} differs (checkpoint: {savedRule}; this run: {options.TableClippingRule}). Leave " +
+                    $"TableGradientClipping unset (null) or set it to {savedRule} to resume that run; or delete the file, or " +
+                    "set CheckpointPath to another path, to start this run afresh.");
             if (fingerprint.Difference(saved) is { } difference)
                 throw new InvalidOperationException($"The checkpoint '{path}' belongs to another training run: {difference}. " +
                     "Delete the file, or set CheckpointPath to another path, to start this run afresh.");

@@ -37,8 +37,9 @@ internal static class TrainingLoop
     {
         options.Validate();
         TorchRuntime.EnsureAvailable();
+        using var checkpoint = options.CheckpointPath is null ? null : new TrainingCheckpoint(model, options, describeRun?.Invoke(), log);
+        options = checkpoint?.Options ?? options;                            // an unset clipping rule: the checkpoint's
         using var optimizer = new ModelOptimizer(model, options);
-        using var checkpoint = options.CheckpointPath is null ? null : new TrainingCheckpoint(model, options, describeRun?.Invoke());
         using var state = checkpoint?.TryResume(model, optimizer) ?? new TrainingState();
         if (checkpoint is not null && state.Step > 0)
             log?.Invoke($"resumed from step {state.Step} of {options.MaxSteps} ({options.CheckpointPath})");

@@ -45,15 +45,27 @@ public sealed record TrainingOptions
     public MomentPrecision TableMomentPrecision { get; init; } = MomentPrecision.Float32;
 
     /// <summary>
-    /// The clip factor of the tables' update (see <see cref="Training.TableGradientClipping"/>): <c>Global</c> (default)
-    /// clips every parameter by this step's global gradient norm; <c>PreviousStep</c> and <c>None</c> let the fused CPU
-    /// backward update each table block while its gradient is in cache (no table-gradient write; docs/benchmarks.md, "Probe").
-    /// Dense parameters are clipped by the global norm in every mode.
+    /// The clip factor of the tables' update (see <see cref="Training.TableGradientClipping"/>); null (the default) takes
+    /// <see cref="DefaultTableGradientClipping"/> (<c>PreviousStep</c>) for a new run, and the checkpoint's own rule when
+    /// the run resumes from <see cref="CheckpointPath"/> (a checkpoint written when <c>Global</c> was the default goes on
+    /// with <c>Global</c>, and the loop logs it). <c>PreviousStep</c> and <c>None</c> let the fused CPU backward update
+    /// each table block while its gradient is in cache (no table-gradient write; docs/benchmarks.md, "Probe");
+    /// <c>Global</c> clips every parameter by this step's global gradient norm. Dense parameters are clipped by the
+    /// global norm in every mode.
     /// </summary>
-    /// <remarks>Left out of a checkpoint's run fingerprint at its default, so checkpoints written before the option existed
-    /// still resume; with another value the checkpoint also keeps the previous step's factor.</remarks>
+    /// <remarks>A checkpoint's run fingerprint records the rule the run uses, except <c>Global</c>, which it leaves out as
+    /// checkpoints did before the option existed. Set explicitly to a rule other than the checkpoint's, the run is
+    /// refused as another training run; with <c>PreviousStep</c> or <c>None</c> the checkpoint also keeps the previous
+    /// step's factor.</remarks>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
-    public TableGradientClipping TableGradientClipping { get; init; } = TableGradientClipping.Global;
+    public TableGradientClipping? TableGradientClipping { get; init; }
+
+    /// <summary>The rule of a new run whose <see cref="TableGradientClipping"/> is null: <c>PreviousStep</c>.</summary>
+    public const TableGradientClipping DefaultTableGradientClipping = Training.TableGradientClipping.PreviousStep;
+
+    /// <summary>The rule this run applies: <see cref="TableGradientClipping"/>, or <see cref="DefaultTableGradientClipping"/>
+    /// when null (the training loop has already replaced null by the checkpoint's rule when it resumes one).</summary>
+    internal TableGradientClipping TableClippingRule => TableGradientClipping ?? DefaultTableGradientClipping;
 
     /// <summary>Adam β₁.</summary>
     public double Beta1 { get; init; } = 0.9;
@@ -113,8 +125,8 @@ public sealed record TrainingOptions
         Check(Enum.IsDefined(TableMomentPrecision), nameof(TableMomentPrecision),
             $"must be one of {string.Join(", ", Enum.GetNames<MomentPrecision>())}");
         Check(GradientClip >= 0, nameof(GradientClip), "must be ≥ 0");
-        Check(Enum.IsDefined(TableGradientClipping), nameof(TableGradientClipping),
-            $"must be one of {string.Join(", ", Enum.GetNames<TableGradientClipping>())}");
+        Check(TableGradientClipping is not { } rule || Enum.IsDefined(rule), nameof(TableGradientClipping),
+            $"must be null (the default) or one of {string.Join(", ", Enum.GetNames<TableGradientClipping>())}");
         Check(WarmupSteps >= 0, nameof(WarmupSteps), "must be ≥ 0");
         Check(MinLearningRateRatio is >= 0 and <= 1, nameof(MinLearningRateRatio), "must be in [0, 1]");
         Check(ValidateEvery >= 0 && EarlyStoppingPatience >= 0 && ReportEvery > 0, nameof(ValidateEvery),

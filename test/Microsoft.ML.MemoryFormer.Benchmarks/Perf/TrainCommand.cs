@@ -23,7 +23,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         public int? Width { get; init; }
 
         [CommandOption("--models <LIST>")]
-        [Description("Comma-separated subset of dense, mf, mf-bf16, mf-blocked (blocked table gradient on), mf-fused (table update fused into the backward), " +
+        [Description("Comma-separated subset of dense, mf (default clip: PreviousStep, table update fused into the backward), mf-global " +
+            "(Global clip, the table update after the backward), mf-bf16, mf-blocked (blocked table gradient on), mf-fused (= mf), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
         public string Models { get; init; } = "dense,mf,mf-bf16";
@@ -42,16 +43,18 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
 
     /// <summary>One model <c>perf train</c> can time: its <c>--models</c> key, and the settings that differ.</summary>
     private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision Precision = MomentPrecision.Float32,
-        bool? Blocked = null, TableGradientClipping Clipping = TableGradientClipping.Global);
+        bool? Blocked = null, TableGradientClipping? Clipping = null);
 
     /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
     private static readonly Variant[] Variants =
     [
         new("dense", "dense", TransformerKind.Dense),
-        new("mf", "MemoryFormer", TransformerKind.MemoryFormer),
+        new("mf", "MemoryFormer", TransformerKind.MemoryFormer),                     // the default clipping rule (PreviousStep)
+        new("mf-global", "MemoryFormer, Global clip (separate table update)", TransformerKind.MemoryFormer,
+            Clipping: TableGradientClipping.Global),
         new("mf-bf16", "MemoryFormer, bf16 table moments", TransformerKind.MemoryFormer, MomentPrecision.BFloat16),
         new("mf-blocked", "MemoryFormer, blocked table gradient", TransformerKind.MemoryFormer, Blocked: true),
-        new("mf-fused", "MemoryFormer, table update fused into the backward (PreviousStep clip)", TransformerKind.MemoryFormer,
+        new("mf-fused", "MemoryFormer, PreviousStep clip set explicitly (= mf)", TransformerKind.MemoryFormer,
             Clipping: TableGradientClipping.PreviousStep),
     ];
 
@@ -105,7 +108,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         table.AddNote("steps interleaved dense/MF after warm-up (d=256: 3 + 10 rounds, d=512: 2 + 6; --quick: 1 + 3); step ms = median; " +
             "MF ÷ dense = median over rounds of dense step ÷ MF step; page faults = minor faults per timed step (fresh pages the kernel mapped); MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
             "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16; blocked = KernelSettings.BlockedTableGradient on (off by default: the row pass); " +
-            "fused = TrainingOptions.TableGradientClipping PreviousStep (AdamW applied to each table block inside the backward)");
+            "every MemoryFormer row but mf-global uses the default TrainingOptions.TableGradientClipping (PreviousStep: AdamW applied " +
+            "to each table block inside the backward); mf-global = Global clip (the default before 2026-12-05: tables updated after the backward)");
         table.AddNote(machine);
         return table;
     }
