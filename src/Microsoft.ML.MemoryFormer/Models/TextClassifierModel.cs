@@ -176,7 +176,7 @@ internal sealed class TextClassifierModel : IDisposable
             var group = windows[first..end];
             using (var scope = NewDisposeScope())
             {
-                var pooled = fused.Pooled(group, network.Head.Pooling);         // [b, d]
+                var pooled = fused.Pooled(group, network.Head.Pooling, profile); // [b, d]
                 if (profile is not null)
                 {
                     profile.PaddedTokens += group.Sum(w => (long)w.Length);

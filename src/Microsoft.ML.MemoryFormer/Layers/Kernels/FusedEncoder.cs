@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Models;
@@ -55,16 +56,18 @@ internal sealed unsafe class FusedEncoder
     /// <summary>Windows of token ids (each 1 … context length long) → pooled vectors [W, d] after the final norm, as a
     /// tensor libtorch allocated (its GEMMs may take another summation order for a differently aligned managed array).</summary>
     /// <exception cref="ArgumentException">A window is empty or too long, or a token id is outside the vocabulary.</exception>
-    public Tensor Pooled(IReadOnlyList<int[]> windows, PoolingKind pooling)
+    public Tensor Pooled(IReadOnlyList<int[]> windows, PoolingKind pooling, ScoringProfile? profile = null)
     {
         var pooled = empty(windows.Count, width);                              // [W, d]
-        Pooled(windows, pooling, TensorMemory.Floats(pooled));
+        Pooled(windows, pooling, TensorMemory.Floats(pooled), profile);
         return pooled;
     }
 
-    /// <summary>As <see cref="Pooled(IReadOnlyList{int[]}, PoolingKind)"/>, into <paramref name="output"/> [W·d].</summary>
-    public void Pooled(IReadOnlyList<int[]> windows, PoolingKind pooling, float* output)
+    /// <summary>As <see cref="Pooled(IReadOnlyList{int[]}, PoolingKind, ScoringProfile?)"/>, into <paramref name="output"/> [W·d];
+    /// <paramref name="profile"/>, when set, gets the time of each part.</summary>
+    public void Pooled(IReadOnlyList<int[]> windows, PoolingKind pooling, float* output, ScoringProfile? profile = null)
     {
+        long clock = Stopwatch.GetTimestamp();
         var starts = new int[windows.Count + 1];
         for (int w = 0; w < windows.Count; w++)
         {
@@ -87,10 +90,14 @@ internal sealed unsafe class FusedEncoder
                     throw new ArgumentException($"Token id {id} of window {w} is outside the vocabulary of {vocabulary} ids.", nameof(windows));
                 Unsafe.CopyBlock(x + ((long)(starts[w] + t) * width), embedding + ((long)id * width), (uint)(width * sizeof(float)));
             }
+        if (profile is not null) profile.FusedEmbeddingMs += FusedEncoderBlock.Lap(ref clock);
         foreach (var block in blocks)
-            block.Forward(x, starts, q, k, v, attended);
+            block.Forward(x, starts, q, k, v, attended, profile);
+        clock = Stopwatch.GetTimestamp();
         for (int w = 0; w < windows.Count; w++)
             Pool(x, starts[w], starts[w + 1], pooling, q, output + ((long)w * width));
+        if (profile is not null) profile.FusedPoolingMs += FusedEncoderBlock.Lap(ref clock);
+        GC.KeepAlive(buffer);                                                    // x, q, k, v point into it
         GC.KeepAlive(backbone);
     }
 

@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
+using System.Diagnostics;
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Models;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -58,7 +60,14 @@ internal sealed unsafe class FusedEncoderBlock
     /// Runs the block in place on x [N, d], windows [starts[w], starts[w+1]). <paramref name="q"/>, <paramref name="k"/>,
     /// <paramref name="v"/> and <paramref name="attended"/> are working buffers of N·d floats each.
     /// </summary>
-    public void Forward(float* x, int[] starts, float* q, float* k, float* v, float* attended)
+    /// <param name="x">Hidden states [N, d], replaced by the block's output.</param>
+    /// <param name="starts">Window starts, W + 1 entries, the last N.</param>
+    /// <param name="q">Working buffer [N, d].</param>
+    /// <param name="k">Working buffer [N, d].</param>
+    /// <param name="v">Working buffer [N, d].</param>
+    /// <param name="attended">Working buffer [N, d].</param>
+    /// <param name="profile">When set, the time of each pass is added to it.</param>
+    public void Forward(float* x, int[] starts, float* q, float* k, float* v, float* attended, ScoringProfile? profile = null)
     {
         int n = starts[^1];
         var positions = new int[n];
@@ -71,10 +80,23 @@ internal sealed unsafe class FusedEncoderBlock
         }
         nint xa = (nint)x, qa = (nint)q, ka = (nint)k, va = (nint)v, ya = (nint)attended;
         long tokenWork = 3L * chunks * width;
+        long clock = Stopwatch.GetTimestamp();
         KernelParallel.For(n, tokenWork, (start, end) => AttentionInputs((float*)xa, positions, start, end, (float*)qa, (float*)ka, (float*)va));
+        if (profile is not null) profile.FusedAttentionInputsMs += Lap(ref clock);
         WindowAttention.Run(q, k, v, attended, heads, headWidth, starts);
+        if (profile is not null) profile.FusedAttentionMs += Lap(ref clock);
         KernelParallel.For(n, tokenWork, (start, end) => Feedforward((float*)xa, (float*)ya, start, end));
+        if (profile is not null) profile.FusedFeedforwardMs += Lap(ref clock);
         GC.KeepAlive(block);
+    }
+
+    /// <summary>Milliseconds since <paramref name="clock"/>, which moves to now.</summary>
+    internal static double Lap(ref long clock)
+    {
+        long now = Stopwatch.GetTimestamp();
+        double ms = (now - clock) * 1000.0 / Stopwatch.Frequency;
+        clock = now;
+        return ms;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

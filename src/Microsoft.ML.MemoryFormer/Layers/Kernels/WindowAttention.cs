@@ -49,13 +49,15 @@ internal static unsafe class WindowAttention
         int padded = (longest + KeyTile - 1) / KeyTile * KeyTile;
         KernelParallel.For(windows * heads, 2L * longest * longest * headWidth, (start, end) =>
         {
-            var scratch = GC.AllocateUninitializedArray<float>((headWidth * padded) + (Queries * padded), pinned: true);
-            float* keys = (float*)Unsafe.AsPointer(ref scratch[0]);
-            for (int item = start; item < end; item++)
+            var scratch = GC.AllocateUninitializedArray<float>((headWidth * padded) + (Queries * padded));
+            fixed (float* keys = scratch)                                         // pinned and alive until the range is done
             {
-                int w = item / heads, h = item % heads;
-                Head((float*)qa, (float*)ka, (float*)va, (float*)ya, heads * headWidth, headWidth, h, starts[w], starts[w + 1] - starts[w],
-                    keys, keys + (headWidth * padded));
+                for (int item = start; item < end; item++)
+                {
+                    int w = item / heads, h = item % heads;
+                    Head((float*)qa, (float*)ka, (float*)va, (float*)ya, heads * headWidth, headWidth, h, starts[w], starts[w + 1] - starts[w],
+                        keys, keys + (headWidth * padded));
+                }
             }
         });
     }
