@@ -82,7 +82,9 @@ internal sealed class TextClassifierModel : IDisposable
     /// Run the encoder of the batched path as the fused managed inference forward (<see cref="FusedEncoder"/>: packed,
     /// unpadded windows, no torch dispatch) where it applies (<see cref="FusedEncoder.Supports"/>); off, or where it does
     /// not apply, windows run through the torch modules in length-sorted padded batches. On by default; the benchmark
-    /// and the equivalence tests switch it off to compare.
+    /// and the equivalence tests switch it off to compare. The same arithmetic in another order: scores agree to float
+    /// rounding, except that where an activation lies within rounding of zero a token's sign-hash bit can flip and it
+    /// reads another table row (a rare, isolated difference of ≈ 1e-3 in a long row's log-probabilities; docs/benchmarks.md).
     /// </summary>
     internal bool UseFusedScoring { get; set; } = true;
 
