@@ -18,6 +18,22 @@ internal sealed class ScoringProfile
     /// <summary>Milliseconds in pooling, the head, averaging windows and the softmax.</summary>
     public double HeadMs { get; set; }
 
+    /// <summary>Of <see cref="ForwardMs"/>, in the fused encoder only (<see cref="Layers.Kernels.FusedEncoder"/>): milliseconds
+    /// copying embedding rows.</summary>
+    public double FusedEmbeddingMs { get; set; }
+
+    /// <summary>Fused encoder: milliseconds in the per-token pass before attention (RMSNorm, hash, Q/K/V rows, rotary).</summary>
+    public double FusedAttentionInputsMs { get; set; }
+
+    /// <summary>Fused encoder: milliseconds in attention (<see cref="Layers.Kernels.WindowAttention"/>).</summary>
+    public double FusedAttentionMs { get; set; }
+
+    /// <summary>Fused encoder: milliseconds in the per-token pass after attention (residual, RMSNorm, Memory Block, residual).</summary>
+    public double FusedFeedforwardMs { get; set; }
+
+    /// <summary>Fused encoder: milliseconds in the final norm and pooling.</summary>
+    public double FusedPoolingMs { get; set; }
+
     /// <summary>Calls of the model.</summary>
     public long Calls { get; set; }
 

@@ -61,6 +61,18 @@ internal sealed class SequenceClassifier : nn.Module
         return LiveScalars.Add(outputs, bag.matmul(head.Output.weight!.t()));                    // [B, C]
     }
 
+    /// <summary>The head (and the wide branch, when on) over vectors already pooled [B, d] (the fused inference encoder,
+    /// <see cref="Layers.Kernels.FusedEncoder"/>) → outputs [B, C], as <see cref="Outputs"/> in eval mode;
+    /// <paramref name="tokens"/> builds the padded tokens and mask, called only when the wide branch is on.</summary>
+    public Tensor PooledOutputs(Tensor pooled, Func<(Tensor Tokens, Tensor? Mask)> tokens)
+    {
+        var outputs = head.Output.call(pooled);                                                  // [B, C]
+        if (ngrams is null) return outputs;
+        var (ids, mask) = tokens();
+        var bag = ngrams.Forward(ids, mask);                                                     // [B, d]
+        return LiveScalars.Add(outputs, bag.matmul(head.Output.weight!.t()));                    // [B, C]
+    }
+
     /// <summary>Copies every backbone weight from <paramref name="source"/> (same architecture).</summary>
     public void LoadBackbone(TransformerBackbone source)
     {

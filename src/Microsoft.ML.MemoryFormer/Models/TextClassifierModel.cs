@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Layers;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Persistence;
 using Microsoft.ML.MemoryFormer.Text;
 using TorchSharp;
@@ -77,6 +78,16 @@ internal sealed class TextClassifierModel : IDisposable
     /// </summary>
     internal bool UseReferenceScoring { get; set; }
 
+    /// <summary>
+    /// Run the encoder of the batched path as the fused managed inference forward (<see cref="FusedEncoder"/>: packed,
+    /// unpadded windows, no torch dispatch) where it applies (<see cref="FusedEncoder.Supports"/>); off, or where it does
+    /// not apply, windows run through the torch modules in length-sorted padded batches. On by default; the benchmark
+    /// and the equivalence tests switch it off to compare. The same arithmetic in another order: scores agree to float
+    /// rounding, except that where an activation lies within rounding of zero a token's sign-hash bit can flip and it
+    /// reads another table row (a rare, isolated difference of ≈ 1e-3 in a long row's log-probabilities; docs/benchmarks.md).
+    /// </summary>
+    internal bool UseFusedScoring { get; set; } = true;
+
     /// <summary>When set, every call adds the time of its phases to it (the <c>perf scoring</c> benchmark).</summary>
     internal ScoringProfile? Profile { get; set; }
 
@@ -147,6 +158,45 @@ internal sealed class TextClassifierModel : IDisposable
         var windows = encoded.SelectMany(w => w).ToArray();
         var windowLogits = new float[windows.Length * Classes];                  // [W, C]
         using var noGrad = no_grad();
+        if (UseFusedScoring && FusedEncoder.Supports(network.Backbone))
+            FusedWindowLogits(windows, windowLogits, profile, ref start);
+        else
+            BatchedWindowLogits(windows, windowLogits, profile, ref start);
+        return MeanLogits(encoded, windowLogits);
+    }
+
+    /// <summary>Window logits [W, C] from the fused encoder: windows in order, packed unpadded into groups of at most
+    /// <see cref="ScoringTokensPerBatch"/> tokens (a longer window forms a group alone).</summary>
+    private void FusedWindowLogits(int[][] windows, float[] windowLogits, ScoringProfile? profile, ref long start)
+    {
+        var fused = new FusedEncoder(network.Backbone);
+        for (int first = 0; first < windows.Length;)
+        {
+            int end = first + 1;
+            for (long tokens = windows[first].Length; end < windows.Length && tokens + windows[end].Length <= ScoringTokensPerBatch; end++)
+                tokens += windows[end].Length;
+            var group = windows[first..end];
+            using (var scope = NewDisposeScope())
+            {
+                var pooled = fused.Pooled(group, network.Head.Pooling, profile); // [b, d]
+                if (profile is not null)
+                {
+                    profile.PaddedTokens += group.Sum(w => (long)w.Length);
+                    profile.ForwardMs += Elapsed(ref start);
+                }
+                var outputs = network.PooledOutputs(pooled, () => PaddedBatch.Create(group, encoder.PadId, device)); // [b, C]
+                var values = outputs.data<float>();
+                for (int j = 0; j < group.Length; j++)
+                    for (int c = 0; c < Classes; c++) windowLogits[(first + j) * Classes + c] = values[j * Classes + c];
+            }
+            if (profile is not null) profile.HeadMs += Elapsed(ref start);
+            first = end;
+        }
+    }
+
+    /// <summary>Window logits [W, C] through the torch modules, windows sorted by length into padded batches (<see cref="WindowBatches"/>).</summary>
+    private void BatchedWindowLogits(int[][] windows, float[] windowLogits, ScoringProfile? profile, ref long start)
+    {
         foreach (var batch in WindowBatches.Plan(windows.Select(w => w.Length).ToArray(), ScoringTokensPerBatch))
         {
             using var scope = NewDisposeScope();
@@ -164,6 +214,11 @@ internal sealed class TextClassifierModel : IDisposable
                 for (int c = 0; c < Classes; c++) windowLogits[batch[j] * Classes + c] = values[j * Classes + c];
             if (profile is not null) profile.HeadMs += Elapsed(ref start);
         }
+    }
+
+    /// <summary>The rows' logits [B·C] (divided by the temperature) from their windows' logits [W, C].</summary>
+    private float[] MeanLogits(int[][][] encoded, float[] windowLogits)
+    {
         var logits = new float[encoded.Length * Classes];                         // [B, C]: mean over each row's windows
         for (int r = 0, w = 0; r < encoded.Length; w += encoded[r].Length, r++)
         {

@@ -14,8 +14,8 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 /// <c>perf scoring</c> (issue 16, item 4 and the scoring target): text-classification scoring rows/s of a classifier
 /// with the default architecture (d = 128, 2 blocks, GPT-2 tokens, 128-token windows, up to 4 windows per row), on long
 /// rows (Moby Dick paragraphs of 500–3,000 characters) and short rows (banking77 test texts): <c>Transform</c> with a full
-/// enumeration of the scored rows and PredictionEngine row by row, the reference scoring path and the batched one timed
-/// interleaved, a phase breakdown of one pass, and the machine's GEMM GFLOP/s and copy bandwidth from the same run.
+/// enumeration of the scored rows and PredictionEngine row by row, the reference scoring path, the batched one through the
+/// torch modules and the batched one through the fused managed encoder timed interleaved, a phase breakdown of one pass, and the machine's GEMM GFLOP/s and copy bandwidth from the same run.
 /// </summary>
 internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 {
@@ -94,6 +94,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             "rows", "path", "Transform rows/s", "Transform tokens/s", "PredictionEngine rows/s", "Transform speed-up, wall (reference ÷ path)", "Transform speed-up, CPU time", "PredictionEngine speed-up, wall", "max |Δ log p|, argmax equal");
         var phases = new PerfTable("scoring-phases", "Where one Transform pass goes (ms per pass, from the same model's profile)",
             "rows", "path", "tokenize", "window/pad", "encoder forward", "pooling/head", "ML.NET overhead", "Transform total", "padded ÷ real tokens");
+        var parts = new PerfTable("scoring-fused-parts", "Where the fused encoder's forward goes (ms per Transform pass, both blocks together)",
+            "rows", "embedding", "norm + hash + Q/K/V + rotary", "attention", "residual + norm + Memory Block + residual", "final norm + pooling", "encoder forward", "ns per token per block");
         int defaultBudget = model.ScoringTokensPerBatch;
         var budgets = settings.Budgets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(b => int.Parse(b, CultureInfo.InvariantCulture)).Where(b => b != defaultBudget).ToArray();
@@ -104,10 +106,12 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             long tokens = rows.Sum(t => CountTokens(model, t));
             var paths = new List<(string Name, Action<TextClassifierModel> Set)>
             {
-                ("reference (one padded batch per call)", m => (m.UseReferenceScoring, m.ScoringTokensPerBatch) = (true, defaultBudget)),
-                ($"batched ({defaultBudget} tokens per batch)", m => (m.UseReferenceScoring, m.ScoringTokensPerBatch) = (false, defaultBudget)),
+                ("reference (one padded batch per call)", m => (m.UseReferenceScoring, m.UseFusedScoring, m.ScoringTokensPerBatch) = (true, false, defaultBudget)),
+                ($"batched, torch modules ({defaultBudget} tokens per batch)", m => (m.UseReferenceScoring, m.UseFusedScoring, m.ScoringTokensPerBatch) = (false, false, defaultBudget)),
+                ($"fused encoder ({defaultBudget} tokens per group)", m => (m.UseReferenceScoring, m.UseFusedScoring, m.ScoringTokensPerBatch) = (false, true, defaultBudget)),
             };
-            paths.AddRange(budgets.Select(b => ($"batched ({b} tokens per batch)", (Action<TextClassifierModel>)(m => (m.UseReferenceScoring, m.ScoringTokensPerBatch) = (false, b)))));
+            paths.AddRange(budgets.Select(b => ($"batched, torch modules ({b} tokens per batch)", (Action<TextClassifierModel>)(m => (m.UseReferenceScoring, m.UseFusedScoring, m.ScoringTokensPerBatch) = (false, false, b)))));
+            paths.AddRange(budgets.Select(b => ($"fused encoder ({b} tokens per group)", (Action<TextClassifierModel>)(m => (m.UseReferenceScoring, m.UseFusedScoring, m.ScoringTokensPerBatch) = (false, true, b)))));
 
             var (transformMs, transformCpuMs) = InterleaveWithCpu(paths.Select(p => (Action)(() => { p.Set(model); TimeTransform(transformer, data, rows.Length); })).ToArray(), rounds);
             var engineRows = rows.Take(settings.EngineRows).ToArray();
@@ -132,19 +136,26 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 model.Profile = null;
                 phases.AddRow(name, paths[i].Name, profile.TokenizeMs, profile.PadMs, profile.ForwardMs, profile.HeadMs,
                     Math.Max(0, total - profile.TotalMs), total, FormattableString.Invariant($"{(double)profile.PaddedTokens / profile.Tokens:F2}"));
+                if (profile.FusedAttentionMs > 0 && i == 2)
+                    parts.AddRow(name, profile.FusedEmbeddingMs, profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs,
+                        profile.FusedPoolingMs, profile.ForwardMs,
+                        FormattableString.Invariant($"{profile.ForwardMs * 1e6 / profile.Tokens / model.Network.Config.Layers:F0}"));
             }
-            paths[1].Set(model);
+            paths[2].Set(model);
         }
         string machine = string.Create(CultureInfo.InvariantCulture,
             $"machine in the same run: GEMM {gflops:F1} GFLOP/s (fp32 1024³ torch.mm), copy bandwidth {copy:F1} GB/s (read + write)");
         table.AddNote(FormattableString.Invariant($"long rows: {settings.LongRows} Moby Dick paragraphs of 500–3,000 characters (whitespace collapsed), cycled; short rows: {settings.ShortRows} banking77 test texts; PredictionEngine: the first {settings.EngineRows} of each"));
         table.AddNote(FormattableString.Invariant($"median of {rounds} rounds, the paths timed interleaved; tokens/s counts the windows' real tokens (start token included); CPU time is the process's user + system time of a pass (less disturbed by other processes than wall time; with several threads it also counts OpenMP workers waiting, so --threads 1 measures work)"));
         table.AddNote("reference: Transform reads the training batch size (32) of rows per model call and scores them as one batch padded to its longest window; batched: at least 256 rows per call, windows sorted by length into batches padded to their own longest");
+        table.AddNote("fused encoder (the default since 2026-12-05): the batched path's encoder as one managed inference forward (Layers/Kernels/FusedEncoder.cs), windows packed unpadded; \"batched, torch modules\" is the default before it");
         table.AddNote(machine);
         phases.AddNote("ML.NET overhead = Transform total − the four phases (cursors, getters, output columns)");
         phases.AddNote(machine);
         table.Publish(settings.Output);
         phases.Publish(settings.Output);
+        parts.AddNote(machine);
+        parts.Publish(settings.Output);
         return 0;
     }
 

@@ -96,6 +96,7 @@ public class TextClassifierModelScoringTests
     public void The_profile_counts_every_window_and_its_padding()
     {
         using var model = NewModel();
+        model.UseFusedScoring = false;                                           // the torch path pads; the fused one does not
         var profile = model.Profile = new ScoringProfile();
         (string, string?)[] rows = [("abcdefghijklmn", null), ("hi", null), ("abc", null)];   // 2 full windows + [EOT]hi + [EOT]abc
         Score(model, rows, reference: false, tokensPerBatch: 64);
@@ -104,6 +105,18 @@ public class TextClassifierModelScoringTests
         Assert.Equal(2 * WindowTokens + 3 + 4, profile.Tokens);
         int[] lengths = [WindowTokens, WindowTokens, 3, 4];                      // the windows in row order
         Assert.Equal(WindowBatches.Plan(lengths, 64).Sum(b => b.Length * b.Max(i => lengths[i])), profile.PaddedTokens);
+        Assert.True(profile.ForwardMs > 0 && profile.TotalMs >= profile.ForwardMs);
+    }
+
+    [Fact]
+    public void The_profile_of_the_fused_path_counts_no_padding()
+    {
+        using var model = NewModel();
+        var profile = model.Profile = new ScoringProfile();
+        (string, string?)[] rows = [("abcdefghijklmn", null), ("hi", null), ("abc", null)];
+        Score(model, rows, reference: false, tokensPerBatch: 64);
+        Assert.Equal(4, profile.Windows);
+        Assert.Equal(profile.Tokens, profile.PaddedTokens);
         Assert.True(profile.ForwardMs > 0 && profile.TotalMs >= profile.ForwardMs);
     }
 }

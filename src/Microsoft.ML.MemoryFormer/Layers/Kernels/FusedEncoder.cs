@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+
+/// <summary>
+/// The inference forward of a bidirectional MemoryFormer encoder over unpadded token windows, in managed code:
+/// embedding rows → <see cref="FusedEncoderBlock"/> per layer → final RMSNorm → pooling (<see cref="PoolingKind"/>),
+/// giving one pooled vector per window. The windows are packed back to back, so nothing is padded or masked, and each
+/// window attends only to itself: the result equals <see cref="TransformerBackbone"/>'s forward (attention without the
+/// causal mask, padded keys masked out) followed by <see cref="SequencePooling.Pool"/> up to float rounding.
+/// </summary>
+/// <remarks>Holds raw pointers into the backbone's parameters: build it per call (cheap).</remarks>
+internal sealed unsafe class FusedEncoder
+{
+    private readonly TransformerBackbone backbone;     // keeps the parameters alive
+    private readonly FusedEncoderBlock[] blocks;
+    private readonly float* embedding, finalGain;
+    private readonly float finalEpsilon;
+    private readonly int width;
+    private readonly long vocabulary;
+    private float[] buffer = [];
+
+    /// <summary>Reads the backbone's parameters; <see cref="Supports"/> must be true.</summary>
+    public FusedEncoder(TransformerBackbone backbone)
+    {
+        this.backbone = backbone;
+        width = backbone.Config.Width;
+        blocks = backbone.Blocks.Select(b => new FusedEncoderBlock(b, backbone.Config)).ToArray();
+        embedding = TensorMemory.Floats(backbone.Embedding.weight!);
+        vocabulary = backbone.Embedding.weight!.shape[0];
+        var norm = (RmsNorm)backbone.FinalNorm;
+        finalGain = TensorMemory.Floats(norm.Weight);
+        finalEpsilon = (float)norm.Epsilon;
+    }
+
+    /// <summary>
+    /// True when the fused forward computes this backbone exactly: fused kernels on, a MemoryFormer with RMSNorms in eval
+    /// mode, every parameter contiguous CPU fp32, and no bucket-usage counter attached (the fused forward records no hits).
+    /// </summary>
+    public static bool Supports(TransformerBackbone backbone)
+    {
+        var config = backbone.Config;
+        return KernelSettings.Current.UseFusedKernels && !backbone.training && config.Kind == TransformerKind.MemoryFormer
+            && config.Norm == NormKind.RmsNorm && backbone.FinalNorm is RmsNorm
+            && backbone.parameters().All(p => TensorMemory.IsCpuFloat32(p) && p.is_contiguous())
+            && backbone.Blocks.All(b => FusedEncoderBlock.Supports(b, config))
+            && backbone.modules().OfType<MemoryLayer>().All(l => l.UsageCounter is null);
+    }
+
+    /// <summary>Windows of token ids (each 1 … context length long) → pooled vectors [W, d] after the final norm, as a
+    /// tensor libtorch allocated (its GEMMs may take another summation order for a differently aligned managed array).</summary>
+    /// <exception cref="ArgumentException">A window is empty or too long, or a token id is outside the vocabulary.</exception>
+    public Tensor Pooled(IReadOnlyList<int[]> windows, PoolingKind pooling, ScoringProfile? profile = null)
+    {
+        var pooled = empty(windows.Count, width);                              // [W, d]
+        Pooled(windows, pooling, TensorMemory.Floats(pooled), profile);
+        return pooled;
+    }
+
+    /// <summary>As <see cref="Pooled(IReadOnlyList{int[]}, PoolingKind, ScoringProfile?)"/>, into <paramref name="output"/> [W·d];
+    /// <paramref name="profile"/>, when set, gets the time of each part.</summary>
+    public void Pooled(IReadOnlyList<int[]> windows, PoolingKind pooling, float* output, ScoringProfile? profile = null)
+    {
+        long clock = Stopwatch.GetTimestamp();
+        var starts = new int[windows.Count + 1];
+        for (int w = 0; w < windows.Count; w++)
+        {
+            int length = windows[w].Length;
+            if (length < 1 || length > backbone.Config.ContextLength)
+                throw new ArgumentException($"Window {w} has {length} tokens; the encoder takes 1 to {backbone.Config.ContextLength} (ContextLength).", nameof(windows));
+            starts[w + 1] = starts[w] + length;
+        }
+        int n = starts[^1];
+        long size = 5L * n * width;
+        if (buffer.LongLength < size)
+            buffer = GC.AllocateUninitializedArray<float>(checked((int)size), pinned: true);
+        float* x = (float*)Unsafe.AsPointer(ref buffer[0]);
+        float* q = x + ((long)n * width), k = q + ((long)n * width), v = k + ((long)n * width), attended = v + ((long)n * width);
+        for (int w = 0; w < windows.Count; w++)
+            for (int t = 0; t < windows[w].Length; t++)
+            {
+                int id = windows[w][t];
+                if ((uint)id >= vocabulary)
+                    throw new ArgumentException($"Token id {id} of window {w} is outside the vocabulary of {vocabulary} ids.", nameof(windows));
+                Unsafe.CopyBlock(x + ((long)(starts[w] + t) * width), embedding + ((long)id * width), (uint)(width * sizeof(float)));
+            }
+        if (profile is not null) profile.FusedEmbeddingMs += FusedEncoderBlock.Lap(ref clock);
+        foreach (var block in blocks)
+            block.Forward(x, starts, q, k, v, attended, profile);
+        clock = Stopwatch.GetTimestamp();
+        for (int w = 0; w < windows.Count; w++)
+            Pool(x, starts[w], starts[w + 1], pooling, q, output + ((long)w * width));
+        if (profile is not null) profile.FusedPoolingMs += FusedEncoderBlock.Lap(ref clock);
+        GC.KeepAlive(buffer);                                                    // x, q, k, v point into it
+        GC.KeepAlive(backbone);
+    }
+
+    /// <summary>The final norm of the tokens pooling reads, then the pooled vector of window [start, end).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void Pool(float* x, int start, int end, PoolingKind pooling, float* normed, float* output)
+    {
+        switch (pooling)
+        {
+            case PoolingKind.First:
+                VectorKernels.RmsNorm(x + ((long)start * width), finalGain, width, finalEpsilon, output);
+                break;
+            case PoolingKind.Last:
+                VectorKernels.RmsNorm(x + ((long)(end - 1) * width), finalGain, width, finalEpsilon, output);
+                break;
+            case PoolingKind.Mean:
+                new Span<float>(output, width).Clear();
+                for (int t = start; t < end; t++)
+                {
+                    VectorKernels.RmsNorm(x + ((long)t * width), finalGain, width, finalEpsilon, normed);
+                    RowKernels.Add(normed, output, width);
+                }
+                for (int c = 0; c < width; c++)
+                    output[c] /= end - start;
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(pooling), pooling, "Unknown pooling.");
+        }
+    }
+}

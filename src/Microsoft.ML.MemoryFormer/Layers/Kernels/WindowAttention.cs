@@ -1,0 +1,234 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+
+/// <summary>
+/// Bidirectional softmax attention of packed, unpadded windows for the fused inference encoder
+/// (<see cref="FusedEncoderBlock"/>): every token of a window attends to every token of the same window, as
+/// <c>scaled_dot_product_attention</c> without a mask (scale 1/√hd). Q, K, V and the output are token-major
+/// [N, H·hd] (heads side by side in a token's row, as the Memory Layers write them), windows back to back.
+/// </summary>
+/// <remarks>
+/// One (window, head) pair per work item: the head's keys are copied transposed into [hd, L'] (L' = L rounded up to 32,
+/// the tail zero and masked out), then four queries at a time get their scores from 4 × 32 register tiles
+/// (QKᵀ), a softmax with the vectorised exp of the sign hash (<see cref="SignHashKernel.ExpOfNonPositive"/>) and
+/// P·V in 4 × 32-column register tiles, normalised at the end. A window is never padded, so no key mask is needed.
+/// Needs hd a multiple of 8. Accumulates in fp32; results differ from libtorch's by float rounding only. Every method is
+/// compiled fully optimised from the first call (<c>AggressiveOptimization</c>): a vector reduction such as
+/// <c>Vector256.Sum</c> adds in another order in tier-0 code, and the scores must not change between calls.
+/// </remarks>
+internal static unsafe class WindowAttention
+{
+    private const int Queries = 4;
+    private const int KeyTile = 32;
+
+    /// <summary>True when the kernel handles heads of this width.</summary>
+    public static bool Supports(int headWidth) => headWidth > 0 && headWidth % 8 == 0 && Vector256.IsHardwareAccelerated;
+
+    /// <summary>
+    /// y[n, h·hd …] = softmax(q_h kᵀ_h / √hd) v_h within each window; windows are [starts[w], starts[w+1]) of the N tokens.
+    /// </summary>
+    /// <param name="q">Queries [N, H·hd] (rotary applied).</param>
+    /// <param name="k">Keys [N, H·hd] (rotary applied).</param>
+    /// <param name="v">Values [N, H·hd].</param>
+    /// <param name="y">Output [N, H·hd].</param>
+    /// <param name="heads">H.</param>
+    /// <param name="headWidth">hd, a multiple of 8.</param>
+    /// <param name="starts">Window starts, W + 1 entries, the last N.</param>
+    public static void Run(float* q, float* k, float* v, float* y, int heads, int headWidth, int[] starts)
+    {
+        if (!Supports(headWidth))
+            throw new ArgumentOutOfRangeException(nameof(headWidth), headWidth, "The window attention kernel needs a head width that is a multiple of 8 and 256-bit vectors.");
+        int windows = starts.Length - 1, longest = 0;
+        for (int w = 0; w < windows; w++)
+            longest = Math.Max(longest, starts[w + 1] - starts[w]);
+        if (windows <= 0 || longest == 0)
+            return;
+        nint qa = (nint)q, ka = (nint)k, va = (nint)v, ya = (nint)y;
+        int padded = (longest + KeyTile - 1) / KeyTile * KeyTile;
+        KernelParallel.For(windows * heads, 2L * longest * longest * headWidth, (start, end) =>
+        {
+            var scratch = GC.AllocateUninitializedArray<float>((headWidth * padded) + (Queries * padded));
+            fixed (float* keys = scratch)                                         // pinned and alive until the range is done
+            {
+                for (int item = start; item < end; item++)
+                {
+                    int w = item / heads, h = item % heads;
+                    Head((float*)qa, (float*)ka, (float*)va, (float*)ya, heads * headWidth, headWidth, h, starts[w], starts[w + 1] - starts[w],
+                        keys, keys + (headWidth * padded));
+                }
+            }
+        });
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Head(float* q, float* k, float* v, float* y, int width, int headWidth, int head, int offset, int length,
+        float* keys, float* scores)
+    {
+        if (length == 0)
+            return;
+        int padded = (length + KeyTile - 1) / KeyTile * KeyTile, column = head * headWidth;
+        for (int c = 0; c < headWidth; c++)                                      // keys transposed: [hd, L']
+        {
+            float* row = keys + (c * padded);
+            float* source = k + ((long)offset * width) + column + c;
+            for (int j = 0; j < length; j++)
+                row[j] = source[(long)j * width];
+            for (int j = length; j < padded; j++)
+                row[j] = 0f;
+        }
+        float scale = 1f / MathF.Sqrt(headWidth);
+        var queries = stackalloc float*[Queries];
+        var inverse = stackalloc float[Queries];
+        for (int i0 = 0; i0 < length; i0 += Queries)
+        {
+            for (int r = 0; r < Queries; r++)                                    // a short last group repeats its last query
+                queries[r] = q + ((long)(offset + Math.Min(i0 + r, length - 1)) * width) + column;
+            Scores(queries, keys, headWidth, padded, scale, scores);
+            for (int r = 0; r < Queries; r++)
+                inverse[r] = 1f / Softmax(scores + (r * padded), length, padded);
+            int rows = Math.Min(Queries, length - i0);
+            WeightedValues(scores, padded, v + ((long)offset * width) + column, width, length, headWidth, inverse,
+                y + ((long)(offset + i0) * width) + column, rows);
+        }
+    }
+
+    /// <summary>scores[r, j] = q_r · key_j · scale for the four queries and all L' keys.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Scores(float** queries, float* keys, int headWidth, int padded, float scale, float* scores)
+    {
+        float* q0 = queries[0], q1 = queries[1], q2 = queries[2], q3 = queries[3];
+        var s = Vector256.Create(scale);
+        for (int j = 0; j < padded; j += KeyTile)
+        {
+            Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default;
+            Vector256<float> a10 = default, a11 = default, a12 = default, a13 = default;
+            Vector256<float> a20 = default, a21 = default, a22 = default, a23 = default;
+            Vector256<float> a30 = default, a31 = default, a32 = default, a33 = default;
+            float* key = keys + j;
+            for (int c = 0; c < headWidth; c++, key += padded)
+            {
+                var k0 = Vector256.Load(key);
+                var k1 = Vector256.Load(key + 8);
+                var k2 = Vector256.Load(key + 16);
+                var k3 = Vector256.Load(key + 24);
+                var b = Vector256.Create(q0[c]);
+                a00 = Vector256.FusedMultiplyAdd(b, k0, a00); a01 = Vector256.FusedMultiplyAdd(b, k1, a01);
+                a02 = Vector256.FusedMultiplyAdd(b, k2, a02); a03 = Vector256.FusedMultiplyAdd(b, k3, a03);
+                b = Vector256.Create(q1[c]);
+                a10 = Vector256.FusedMultiplyAdd(b, k0, a10); a11 = Vector256.FusedMultiplyAdd(b, k1, a11);
+                a12 = Vector256.FusedMultiplyAdd(b, k2, a12); a13 = Vector256.FusedMultiplyAdd(b, k3, a13);
+                b = Vector256.Create(q2[c]);
+                a20 = Vector256.FusedMultiplyAdd(b, k0, a20); a21 = Vector256.FusedMultiplyAdd(b, k1, a21);
+                a22 = Vector256.FusedMultiplyAdd(b, k2, a22); a23 = Vector256.FusedMultiplyAdd(b, k3, a23);
+                b = Vector256.Create(q3[c]);
+                a30 = Vector256.FusedMultiplyAdd(b, k0, a30); a31 = Vector256.FusedMultiplyAdd(b, k1, a31);
+                a32 = Vector256.FusedMultiplyAdd(b, k2, a32); a33 = Vector256.FusedMultiplyAdd(b, k3, a33);
+            }
+            float* o = scores + j;
+            (a00 * s).Store(o); (a01 * s).Store(o + 8); (a02 * s).Store(o + 16); (a03 * s).Store(o + 24);
+            o += padded;
+            (a10 * s).Store(o); (a11 * s).Store(o + 8); (a12 * s).Store(o + 16); (a13 * s).Store(o + 24);
+            o += padded;
+            (a20 * s).Store(o); (a21 * s).Store(o + 8); (a22 * s).Store(o + 16); (a23 * s).Store(o + 24);
+            o += padded;
+            (a30 * s).Store(o); (a31 * s).Store(o + 8); (a32 * s).Store(o + 16); (a33 * s).Store(o + 24);
+        }
+    }
+
+    /// <summary>Replaces the first <paramref name="length"/> scores by exp(s − max) and the rest by 0; returns their sum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Softmax(float* scores, int length, int padded)
+    {
+        for (int j = length; j < padded; j++)
+            scores[j] = float.NegativeInfinity;
+        var max = Vector256.Create(float.NegativeInfinity);
+        for (int j = 0; j < padded; j += 8)
+            max = Vector256.Max(max, Vector256.Load(scores + j));
+        var top = Vector256.Create(HorizontalMax(max));
+        var sum = Vector256<float>.Zero;
+        for (int j = 0; j < padded; j += 8)
+        {
+            var e = SignHashKernel.ExpOfNonPositive(Vector256.Load(scores + j) - top);   // −∞ → 0
+            e.Store(scores + j);
+            sum += e;
+        }
+        return Vector256.Sum(sum);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float HorizontalMax(Vector256<float> v)
+    {
+        var m = Vector128.Max(v.GetLower(), v.GetUpper());
+        return MathF.Max(MathF.Max(m[0], m[1]), MathF.Max(m[2], m[3]));
+    }
+
+    /// <summary>y_r = inverse[r] · Σ_j p[r, j] · v_j for the first <paramref name="rows"/> of the four queries.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void WeightedValues(float* p, int padded, float* values, int width, int length, int headWidth, float* inverse,
+        float* y, int rows)
+    {
+        float* p0 = p, p1 = p + padded, p2 = p + (2 * padded), p3 = p + (3 * padded);
+        int c = 0;
+        for (; c + 32 <= headWidth; c += 32)
+        {
+            Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default;
+            Vector256<float> a10 = default, a11 = default, a12 = default, a13 = default;
+            Vector256<float> a20 = default, a21 = default, a22 = default, a23 = default;
+            Vector256<float> a30 = default, a31 = default, a32 = default, a33 = default;
+            float* value = values + c;
+            for (int j = 0; j < length; j++, value += width)
+            {
+                var v0 = Vector256.Load(value);
+                var v1 = Vector256.Load(value + 8);
+                var v2 = Vector256.Load(value + 16);
+                var v3 = Vector256.Load(value + 24);
+                var b = Vector256.Create(p0[j]);
+                a00 = Vector256.FusedMultiplyAdd(b, v0, a00); a01 = Vector256.FusedMultiplyAdd(b, v1, a01);
+                a02 = Vector256.FusedMultiplyAdd(b, v2, a02); a03 = Vector256.FusedMultiplyAdd(b, v3, a03);
+                b = Vector256.Create(p1[j]);
+                a10 = Vector256.FusedMultiplyAdd(b, v0, a10); a11 = Vector256.FusedMultiplyAdd(b, v1, a11);
+                a12 = Vector256.FusedMultiplyAdd(b, v2, a12); a13 = Vector256.FusedMultiplyAdd(b, v3, a13);
+                b = Vector256.Create(p2[j]);
+                a20 = Vector256.FusedMultiplyAdd(b, v0, a20); a21 = Vector256.FusedMultiplyAdd(b, v1, a21);
+                a22 = Vector256.FusedMultiplyAdd(b, v2, a22); a23 = Vector256.FusedMultiplyAdd(b, v3, a23);
+                b = Vector256.Create(p3[j]);
+                a30 = Vector256.FusedMultiplyAdd(b, v0, a30); a31 = Vector256.FusedMultiplyAdd(b, v1, a31);
+                a32 = Vector256.FusedMultiplyAdd(b, v2, a32); a33 = Vector256.FusedMultiplyAdd(b, v3, a33);
+            }
+            Store(y + c, width, 0, rows, inverse, a00, a01, a02, a03);
+            Store(y + c, width, 1, rows, inverse, a10, a11, a12, a13);
+            Store(y + c, width, 2, rows, inverse, a20, a21, a22, a23);
+            Store(y + c, width, 3, rows, inverse, a30, a31, a32, a33);
+        }
+        for (; c < headWidth; c += 8)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            float* value = values + c;
+            for (int j = 0; j < length; j++, value += width)
+            {
+                var v0 = Vector256.Load(value);
+                a0 = Vector256.FusedMultiplyAdd(Vector256.Create(p0[j]), v0, a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.Create(p1[j]), v0, a1);
+                a2 = Vector256.FusedMultiplyAdd(Vector256.Create(p2[j]), v0, a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.Create(p3[j]), v0, a3);
+            }
+            if (rows > 0) (a0 * inverse[0]).Store(y + c);
+            if (rows > 1) (a1 * inverse[1]).Store(y + width + c);
+            if (rows > 2) (a2 * inverse[2]).Store(y + (2 * width) + c);
+            if (rows > 3) (a3 * inverse[3]).Store(y + (3 * width) + c);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Store(float* y, int width, int r, int rows, float* inverse,
+        Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3)
+    {
+        if (r >= rows)
+            return;
+        var s = Vector256.Create(inverse[r]);
+        float* o = y + ((long)r * width);
+        (a0 * s).Store(o); (a1 * s).Store(o + 8); (a2 * s).Store(o + 16); (a3 * s).Store(o + 24);
+    }
+}
