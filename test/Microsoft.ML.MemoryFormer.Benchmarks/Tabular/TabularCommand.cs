@@ -66,6 +66,10 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [Description("MemoryFormer seed. Default 0.")]
         public int Seed { get; init; }
 
+        [CommandOption("--ensemble")]
+        [Description("K > 1: instead of the comparison, train K MemoryFormer models (seeds Seed..Seed+K−1) and report each, their spread and their averaged prediction.")]
+        public int Ensemble { get; init; } = 1;
+
         [CommandOption("--memoryformer-only")]
         [Description("Run MemoryFormer only (skip LightGBM, FastTree and SDCA).")]
         public bool MemoryFormerOnly { get; init; }
@@ -93,6 +97,11 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
                 continue;
             }
             AnsiConsole.MarkupLineInterpolated($"[bold]{set.Name}[/] ({set.Task}): {set.Description}");
+            if (settings.Ensemble > 1)
+            {
+                AnsiConsole.WriteLine(TabularEnsemble.Measure(set, Options(settings, set), settings.Ensemble, settings.Verbose ? Console.WriteLine : null));
+                continue;
+            }
             foreach (var contender in TabularContender.All(Options(settings, set), settings.Verbose ? Console.WriteLine : null)
                 .Where(c => !settings.MemoryFormerOnly || c.Name == "MemoryFormer"))
             {
