@@ -99,7 +99,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             AnsiConsole.MarkupLineInterpolated($"[bold]{set.Name}[/] ({set.Task}): {set.Description}");
             if (settings.Ensemble > 1)
             {
-                AnsiConsole.WriteLine(TabularEnsemble.Measure(set, Options(settings, set), settings.Ensemble, settings.Verbose ? Console.WriteLine : null));
+                Console.WriteLine(TabularEnsemble.Measure(set, Options(settings, set), settings.Ensemble, settings.Verbose ? Console.WriteLine : null));
                 continue;
             }
             foreach (var contender in TabularContender.All(Options(settings, set), settings.Verbose ? Console.WriteLine : null)

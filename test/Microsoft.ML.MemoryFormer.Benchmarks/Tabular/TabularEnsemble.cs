@@ -1,7 +1,6 @@
 using System.Globalization;
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
-using Spectre.Console;
 
 namespace Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
 
@@ -9,7 +8,8 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
 /// <c>tabular --ensemble K</c>: trains K MemoryFormer models that differ only in their seed (Seed, Seed + 1, …) and
 /// reports each model's test metric, their mean and spread, and the metric of their averaged prediction (regression:
 /// the mean value; binary: the mean probability) — a deep ensemble (Lakshminarayanan et al. 2017), the variance
-/// reduction FT-Transformer's authors also report for small tables. Regression and binary sets only.
+/// reduction FT-Transformer's authors also report for small tables. Regression and binary sets only. Plain Console output (no
+/// wrapping), so the summary line can be grepped.
 /// </summary>
 internal static class TabularEnsemble
 {
@@ -30,7 +30,7 @@ internal static class TabularEnsemble
                 : scored.GetColumn<bool>("Label").Select(l => l ? 1f : 0f).ToArray();
             predictions.Add(scored.GetColumn<float>(regression ? "Score" : "Probability").ToArray());
             (model as IDisposable)?.Dispose();
-            AnsiConsole.WriteLine($"  seed {first + i}: {Metrics(predictions[^1], labels, regression)}");
+            Console.WriteLine($"  seed {first + i}: {Metrics(predictions[^1], labels, regression)}");
         }
         var mean = Enumerable.Range(0, labels.Length).Select(r => predictions.Average(p => p[r])).Select(v => (float)v).ToArray();
         var singles = predictions.Select(p => Metric(p, labels, regression)).ToArray();
