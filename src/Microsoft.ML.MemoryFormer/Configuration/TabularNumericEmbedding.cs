@@ -17,4 +17,12 @@ public enum TabularNumericEmbedding
 
     /// <summary>The periodic embedding without the ReLU ("PL" in the same paper): [cos(2π cᵢ x), sin(2π cᵢ x)] · Wᵢ + bᵢ.</summary>
     PeriodicLinear = 2,
+
+    /// <summary>
+    /// Piecewise-linear encoding followed by a linear layer ("PLE", Gorishniy et al., NeurIPS 2022, §3.2): PLE(x) · Pᵢ + bᵢ,
+    /// where PLE(x) has one component per bin of the slot — 0 below the bin, 1 above it, linear inside — over bin edges
+    /// learned on the training rows (<see cref="TabularBinning"/>). One-hot (two-valued) slots get a single bin, which is
+    /// the linear token again, so only genuinely numeric slots are binned. The edges are saved with the model.
+    /// </summary>
+    PiecewiseLinear = 3,
 }

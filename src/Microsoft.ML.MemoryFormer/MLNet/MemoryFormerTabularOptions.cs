@@ -65,8 +65,8 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
     public MemoryFormerConfig Architecture = TabularPresets.Small;
 
     /// <summary>How numeric slots become tokens: <see cref="TabularNumericEmbedding.Linear"/> (FT-Transformer, the default),
-    /// <see cref="TabularNumericEmbedding.Periodic"/> or <see cref="TabularNumericEmbedding.PeriodicLinear"/> (Gorishniy et al. 2022).
-    /// Saved with the model.</summary>
+    /// <see cref="TabularNumericEmbedding.Periodic"/>, <see cref="TabularNumericEmbedding.PeriodicLinear"/> or
+    /// <see cref="TabularNumericEmbedding.PiecewiseLinear"/> (Gorishniy et al. 2022). Saved with the model.</summary>
     public TabularNumericEmbedding NumericEmbedding = TabularNumericEmbedding.Linear;
 
     /// <summary>k, learned frequencies per slot of periodic embeddings. Default 16.</summary>
@@ -75,6 +75,15 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
     /// <summary>σ of the N(0, σ²) initialisation of the periodic frequencies, on standardised features (the paper tunes it;
     /// small values start close to a smooth function of the value). Default 0.1.</summary>
     public double PeriodicScale = 0.1;
+
+    /// <summary>T, the most bins per slot of <see cref="TabularNumericEmbedding.PiecewiseLinear"/> embeddings (a slot gets
+    /// fewer when it has fewer distinct values or the tree finds fewer useful splits; one-hot slots get one). Between 1 and
+    /// 256. Default 16.</summary>
+    public int PiecewiseLinearBins = 16;
+
+    /// <summary>How the bin edges of <see cref="TabularNumericEmbedding.PiecewiseLinear"/> embeddings are chosen on the
+    /// training rows: <see cref="TabularBinning.Tree"/> (target-aware, the default) or <see cref="TabularBinning.Quantile"/>.</summary>
+    public TabularBinning PiecewiseLinearBinning = TabularBinning.Tree;
 
     /// <summary>The former name of <see cref="MemoryFormerTrainerOptions.Epochs"/>.</summary>
     [Obsolete("Use Epochs: every MemoryFormer trainer names the passes over the data Epochs.")]
@@ -98,6 +107,10 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
         Check(PeriodicFrequencies is >= 1 and <= TabularPredictor.MaxPeriodicFrequencies, nameof(PeriodicFrequencies),
             $"must be between 1 and {TabularPredictor.MaxPeriodicFrequencies}");
         Check(PeriodicScale > 0 && double.IsFinite(PeriodicScale), nameof(PeriodicScale), "must be a positive number");
+        Check(PiecewiseLinearBins is >= 1 and <= TabularPredictor.MaxBins, nameof(PiecewiseLinearBins),
+            $"must be between 1 and {TabularPredictor.MaxBins}");
+        Check(Enum.IsDefined(PiecewiseLinearBinning), nameof(PiecewiseLinearBinning),
+            $"must be one of {string.Join(", ", Enum.GetNames<TabularBinning>())}");
     }
 
     private protected override int WarmupStepsOf(int stepsPerEpoch, int steps) => TabularTraining.WarmupSteps(stepsPerEpoch, steps);

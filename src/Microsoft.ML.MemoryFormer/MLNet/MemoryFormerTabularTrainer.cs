@@ -76,7 +76,8 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
         var (model, result) = TabularTraining.Fit(options.Architecture, options.FeatureColumnName, label, train, validation,
             options.BatchSize, seed, core.Device, (stepsPerEpoch, validated) => options.ToTrainingOptions(seed, stepsPerEpoch, validated),
             options.LogTo(channel), options.Progress, core.IsCanceled, options.CancellationToken,
-            (options.NumericEmbedding, options.PeriodicFrequencies, options.PeriodicScale));
+            (options.NumericEmbedding, options.PeriodicFrequencies, options.PeriodicScale),
+            (options.PiecewiseLinearBins, options.PiecewiseLinearBinning));
         return new MemoryFormerTabularTransformer(model, result);
     }
 

@@ -13,12 +13,19 @@ namespace Microsoft.ML.MemoryFormer.Models;
 /// <remarks>With <see cref="TabularNumericEmbedding.Periodic"/> the token of a present value is instead
 /// ReLU([cos(2π c_i x), sin(2π c_i x)] · P_i + b_i) (Gorishniy et al., NeurIPS 2022, "PLR" embeddings), with k learned
 /// frequencies c_i [k] and a per-slot projection P_i [2k, d] (<see cref="TabularNumericEmbedding.PeriodicLinear"/>: the
-/// same without the ReLU, "PL"); missing values and [CLS] are as above.</remarks>
+/// same without the ReLU, "PL"); missing values and [CLS] are as above. With
+/// <see cref="TabularNumericEmbedding.PiecewiseLinear"/> it is PLE(x) · P_i + b_i, where PLE(x) [T] is the piecewise-linear
+/// encoding of x over the slot's bin edges (Gorishniy et al., NeurIPS 2022, §3.2; see <see cref="Encode"/>) and P_i [T, d].</remarks>
 internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter? weight;       // W [F, d] (linear)
     private readonly Parameter? frequencies;  // c [F, k] (periodic)
-    private readonly Parameter? projection;   // P [F, 2k, d] (periodic)
+    private readonly Parameter? projection;   // P [F, 2k, d] (periodic) or [F, T, d] (piecewise-linear)
+    private readonly Tensor? binLeft;         // b_{t−1} [F, T] (piecewise-linear; padded bins: the last edge)
+    private readonly Tensor? binWidth;        // b_t − b_{t−1} [F, T] (padded bins: 1)
+    private readonly Tensor? binLow;          // −∞ for the first bin of a slot, else 0 [F, T]
+    private readonly Tensor? binHigh;         // +∞ for the last bin of a slot, else 1 [F, T]
+    private readonly Tensor? binMask;         // 1 for a slot's bins, 0 for padding [F, T]
     private readonly Parameter bias;          // b [F, d]
     private readonly Parameter missing;       // M [F, d]
     private readonly Parameter cls;           // [d]
@@ -32,16 +39,27 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     /// <param name="embedding">Linear (FT-Transformer) or periodic numeric embeddings.</param>
     /// <param name="periodicFrequencies">k, frequencies per slot (periodic only).</param>
     /// <param name="periodicScale">σ of the frequencies' N(0, σ²) initialisation (periodic only).</param>
+    /// <param name="binEdges">Per slot, the strictly increasing bin edges (piecewise-linear only; see <see cref="Data.BinEdges"/>).</param>
     public FeatureTokenizer(int featureCount, int width, TabularNumericEmbedding embedding = TabularNumericEmbedding.Linear,
-        int periodicFrequencies = 0, double periodicScale = 0) : base(nameof(FeatureTokenizer))
+        int periodicFrequencies = 0, double periodicScale = 0, float[][]? binEdges = null) : base(nameof(FeatureTokenizer))
     {
-        if (embedding != TabularNumericEmbedding.Linear && (periodicFrequencies < 1 || !(periodicScale > 0)))
+        bool periodic = embedding is TabularNumericEmbedding.Periodic or TabularNumericEmbedding.PeriodicLinear;
+        if (periodic && (periodicFrequencies < 1 || !(periodicScale > 0)))
             throw new ArgumentOutOfRangeException(nameof(periodicFrequencies), $"Periodic embeddings need at least one frequency " +
                 $"and a positive scale; got {periodicFrequencies} frequencies and scale {periodicScale}.");
         FeatureCount = featureCount;
         Embedding = embedding;
         double bound = 1 / Math.Sqrt(width);                  // FT-Transformer's uniform(−1/√d, 1/√d) init
-        if (embedding != TabularNumericEmbedding.Linear)
+        if (embedding == TabularNumericEmbedding.PiecewiseLinear)
+        {
+            CheckEdges(binEdges, featureCount);
+            int bins = binEdges!.Max(e => e.Length - 1);
+            (binLeft, binWidth, binLow, binHigh, binMask) = BinTensors(binEdges!, bins);
+            double fanIn = 1 / Math.Sqrt(bins);                     // nn.Linear's init of the T → d layer
+            projection = new Parameter(empty(featureCount, bins, width).uniform_(-fanIn, fanIn));
+            Bins = bins;
+        }
+        else if (periodic)
         {
             frequencies = new Parameter(empty(featureCount, periodicFrequencies).normal_(0, periodicScale));
             double fanIn = 1 / Math.Sqrt(2 * periodicFrequencies); // nn.Linear's init of the 2k → d layer
@@ -63,6 +81,9 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     /// <summary>How present numeric values become tokens.</summary>
     public TabularNumericEmbedding Embedding { get; }
 
+    /// <summary>T, the most bins of any slot (piecewise-linear only; 0 otherwise).</summary>
+    public int Bins { get; }
+
     /// <summary>W [F, d] of the linear embedding (read by the ONNX export, as are <see cref="Bias"/>, <see cref="Missing"/>
     /// and <see cref="Cls"/>); null for periodic embeddings.</summary>
     internal Parameter? Weight => weight;
@@ -70,7 +91,7 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     /// <summary>c [F, k], the frequencies of the periodic embedding; null for linear embeddings.</summary>
     internal Parameter? Frequencies => frequencies;
 
-    /// <summary>P [F, 2k, d], the projection of the periodic embedding; null for linear embeddings.</summary>
+    /// <summary>P [F, 2k, d] of the periodic or [F, T, d] of the piecewise-linear embedding; null for linear embeddings.</summary>
     internal Parameter? Projection => projection;
 
     /// <summary>b [F, d].</summary>
@@ -90,9 +111,9 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
                 $"[{string.Join(", ", x.shape)}].", nameof(x));
         var isMissing = x.isnan().unsqueeze(-1);                                // [B, F, 1]
         var values = x.nan_to_num(0).unsqueeze(-1);                             // [B, F, 1]
-        var tokens = frequencies is null
-            ? Runtime.LiveScalars.Add(values * weight!, bias)                                             // [B, F, d]
-            : Periodic(values);
+        var tokens = weight is not null ? Runtime.LiveScalars.Add(values * weight, bias)               // [B, F, d]
+            : frequencies is not null ? Periodic(values)
+            : Runtime.LiveScalars.Add(einsum("bft,ftd->bfd", Encode(values.squeeze(-1)), projection!), bias);
         tokens = where(isMissing, missing.expand_as(tokens), tokens);            // [B, F, d]
         var first = cls.view(1, 1, -1).expand(x.shape[0], 1, -1);               // [B, 1, d]
         return cat([first, tokens], 1);                                          // [B, 1 + F, d]
@@ -106,5 +127,73 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
         var projected = einsum("bfk,fkd->bfd", features, projection!);         // [B, F, d]
         var tokens = Runtime.LiveScalars.Add(projected, bias);                   // [B, F, d]
         return Embedding == TabularNumericEmbedding.PeriodicLinear ? tokens : nn.functional.relu(tokens);
+    }
+
+    /// <summary>
+    /// Piecewise-linear encoding of standardised values x [B, F] (no NaN) → [B, F, T]: component t of slot i is
+    /// (x − b_{t−1}) / (b_t − b_{t−1}) clipped to [0, 1], except that the first bin is not clipped below and the last
+    /// not above (so values outside the training range extrapolate linearly); bins a slot does not have are 0.
+    /// </summary>
+    internal Tensor Encode(Tensor x)
+    {
+        if (binLeft is null) throw new InvalidOperationException("Only piecewise-linear tokenizers have an encoding.");
+        var ratio = (x.unsqueeze(-1) - On(binLeft, x)).div_(On(binWidth!, x));                    // [B, F, T]
+        return maximum(ratio, On(binLow!, x)).minimum(On(binHigh!, x)).mul_(On(binMask!, x));
+    }
+
+    /// <summary>A bin tensor on <paramref name="x"/>'s device (the bins are constants, not parameters, so Module.to leaves them).</summary>
+    private static Tensor On(Tensor bins, Tensor x) =>
+        bins.device_type == x.device_type && bins.device_index == x.device_index ? bins : bins.to(x.device);
+
+    private static void CheckEdges(float[][]? edges, int featureCount)
+    {
+        if (edges is null || edges.Length != featureCount)
+            throw new ArgumentException($"Piecewise-linear embeddings need bin edges for each of the {featureCount} slots; got " +
+                $"{(edges is null ? "none" : $"{edges.Length}")}.", nameof(edges));
+        for (int slot = 0; slot < featureCount; slot++)
+        {
+            var e = edges[slot];
+            if (e is null || e.Length < 2 || e.Any(v => !float.IsFinite(v)) || e.Zip(e.Skip(1)).Any(p => !(p.First < p.Second)))
+                throw new ArgumentException($"The bin edges of slot {slot} must be at least two finite, strictly increasing " +
+                    $"values; got [{(e is null ? "" : string.Join(", ", e))}].", nameof(edges));
+        }
+    }
+
+    private static (Tensor Left, Tensor Width, Tensor Low, Tensor High, Tensor Mask) BinTensors(float[][] edges, int bins)
+    {
+        int f = edges.Length;
+        float[] left = new float[f * bins], width = new float[f * bins], low = new float[f * bins], high = new float[f * bins],
+            mask = new float[f * bins];
+        for (int slot = 0; slot < f; slot++)
+        {
+            var e = edges[slot];
+            int own = e.Length - 1;
+            for (int t = 0; t < bins; t++)
+            {
+                int i = slot * bins + t;
+                bool present = t < own;
+                left[i] = present ? e[t] : e[^1];
+                width[i] = present ? e[t + 1] - e[t] : 1;
+                low[i] = t == 0 ? float.NegativeInfinity : 0;
+                high[i] = t == own - 1 ? float.PositiveInfinity : 1;
+                mask[i] = present ? 1 : 0;
+            }
+        }
+        return (tensor(left, [f, bins]), tensor(width, [f, bins]), tensor(low, [f, bins]), tensor(high, [f, bins]),
+            tensor(mask, [f, bins]));
+    }
+
+    /// <summary>Frees the bin tensors with the module.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            binLeft?.Dispose();
+            binWidth?.Dispose();
+            binLow?.Dispose();
+            binHigh?.Dispose();
+            binMask?.Dispose();
+        }
+        base.Dispose(disposing);
     }
 }

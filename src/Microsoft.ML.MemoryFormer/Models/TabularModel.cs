@@ -27,12 +27,14 @@ internal sealed class TabularModel : nn.Module<Tensor, Tensor>
     /// <param name="embedding">How numeric slots become tokens (see <see cref="FeatureTokenizer"/>).</param>
     /// <param name="periodicFrequencies">k of periodic embeddings.</param>
     /// <param name="periodicScale">σ of the periodic frequencies' initialisation.</param>
+    /// <param name="binEdges">Per-slot bin edges of piecewise-linear embeddings.</param>
     public TabularModel(MemoryFormerConfig config, int featureCount, int outputCount,
-        TabularNumericEmbedding embedding = TabularNumericEmbedding.Linear, int periodicFrequencies = 0, double periodicScale = 0)
+        TabularNumericEmbedding embedding = TabularNumericEmbedding.Linear, int periodicFrequencies = 0, double periodicScale = 0,
+        float[][]? binEdges = null)
         : base(nameof(TabularModel))
     {
         Config = ForFeatures(config, featureCount);
-        tokenizer = new FeatureTokenizer(featureCount, Config.Width, embedding, periodicFrequencies, periodicScale);
+        tokenizer = new FeatureTokenizer(featureCount, Config.Width, embedding, periodicFrequencies, periodicScale, binEdges);
         backbone = new TransformerBackbone(Config);
         head = new PredictionHead(Config.Width, outputCount, PoolingKind.First, Config.Dropout, Config.EmbeddingInitStd);
         OutputCount = outputCount;

@@ -10,10 +10,12 @@ namespace Microsoft.ML.MemoryFormer.Models;
 /// <param name="LabelMean">Regression: mean of the training labels (the model predicts standardised labels).</param>
 /// <param name="LabelStd">Regression: standard deviation of the training labels.</param>
 /// <param name="NumericEmbedding">How numeric slots become tokens; absent in models saved before the option (linear).</param>
-/// <param name="PeriodicFrequencies">k of periodic embeddings (0 for linear).</param>
+/// <param name="PeriodicFrequencies">k of periodic embeddings (0 otherwise).</param>
+/// <param name="BinEdges">Per slot, the bin edges of piecewise-linear embeddings on standardised values (null otherwise;
+/// absent in models saved before the option).</param>
 internal sealed record TabularModelInfo(string FeatureColumnName, LabelColumn Label, FeatureScaler Scaler,
     float LabelMean, float LabelStd, TabularNumericEmbedding NumericEmbedding = TabularNumericEmbedding.Linear,
-    int PeriodicFrequencies = 0)
+    int PeriodicFrequencies = 0, float[][]? BinEdges = null)
 {
     /// <summary>The archive entry holding this record.</summary>
     public const string Entry = "tabular.json";

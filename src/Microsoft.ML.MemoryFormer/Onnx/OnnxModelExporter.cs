@@ -180,7 +180,7 @@ internal static class OnnxModelExporter
     private static string FeatureTokens(OnnxGraphBuilder g, FeatureTokenizer tokenizer, string x)
     {
         if (tokenizer.Weight is null)
-            throw new NotSupportedException("ONNX export of tabular models with periodic numeric embeddings is not implemented; " +
+            throw new NotSupportedException($"ONNX export of tabular models with {tokenizer.Embedding} numeric embeddings is not implemented; " +
                 "train with MemoryFormerTabularOptions.NumericEmbedding = Linear to export.");
         var missing = g.Unsqueeze(g.Unary("IsNaN", x, "is_missing"), [-1], "is_missing3");        // [B, F, 1]
         var values = g.Unsqueeze(g.Where(g.Unary("IsNaN", x, "is_nan"), g.Float(0f), x, "values"), [-1], "values3");

@@ -29,22 +29,34 @@ internal static class TabularTraining
     /// <param name="stopRequested">Polled before every step, next to <paramref name="cancellation"/>.</param>
     /// <param name="cancellation">Stops between steps.</param>
     /// <param name="embedding">How numeric slots become tokens, and for periodic embeddings k and σ (saved with the model).</param>
+    /// <param name="bins">Piecewise-linear embeddings: the most bins per slot and how their edges are chosen on the
+    /// standardised training rows (the edges are saved with the model).</param>
     public static (TabularPredictor Model, TrainingResult Result) Fit(MemoryFormerConfig architecture, string featureColumnName,
         LabelColumn label, TabularData train, TabularData? validation, int batchSize, int seed, Device device,
         TrainingSchedule schedule, Action<string>? log = null, IProgress<TrainingProgress>? progress = null,
         Func<bool>? stopRequested = null, CancellationToken cancellation = default,
-        (TabularNumericEmbedding Kind, int Frequencies, double Scale) embedding = default)
+        (TabularNumericEmbedding Kind, int Frequencies, double Scale) embedding = default,
+        (int Count, TabularBinning Binning) bins = default)
     {
         bool regression = label.Kind == PredictionKind.Regression;
         var scaler = FeatureScaler.Fit(train.Features, train.FeatureCount);
         var (labelMean, labelStd) = regression ? MeanStd(train.Labels) : (0f, 1f);
-        bool periodic = embedding.Kind != TabularNumericEmbedding.Linear;
+        bool periodic = embedding.Kind is TabularNumericEmbedding.Periodic or TabularNumericEmbedding.PeriodicLinear;
+        float[][]? edges = null;
+        if (embedding.Kind == TabularNumericEmbedding.PiecewiseLinear)
+        {
+            var standardised = (float[])train.Features.Clone();
+            scaler.Apply(standardised);
+            edges = BinEdges.Fit(standardised, train.FeatureCount, bins.Count, bins.Binning, train.Labels, regression ? 0 : label.Classes);
+            log?.Invoke($"piecewise-linear embedding: {bins.Binning} bins, {edges.Sum(e => e.Length - 1)} in all over " +
+                $"{edges.Length} slots ({edges.Count(e => e.Length > 2)} slots with more than one)");
+        }
         var info = new TabularModelInfo(featureColumnName, label, scaler, labelMean, labelStd, embedding.Kind,
-            periodic ? embedding.Frequencies : 0);
+            periodic ? embedding.Frequencies : 0, edges);
 
         TorchRuntime.Seed(seed);
         var model = new TabularModel(architecture, info.FeatureCount, info.OutputCount, embedding.Kind, info.PeriodicFrequencies,
-            embedding.Scale);
+            embedding.Scale, edges);
         try
         {
             model.to(device);
@@ -55,7 +67,7 @@ internal static class TabularTraining
             ITrainingTask stoppable = stopRequested is null ? task : new StoppableTask(task, stopRequested);
             var options = schedule(task.StepsPerEpoch, validation is not null);
             var result = TrainingLoop.Run(model, stoppable, options, progress, log, cancellation,
-                () => Fingerprint(architecture, label, batchSize, train, validation, embedding));
+                () => Fingerprint(architecture, label, batchSize, train, validation, embedding, bins));
             return (new TabularPredictor(model, info, device), result);
         }
         catch
@@ -70,12 +82,15 @@ internal static class TabularTraining
 
     /// <summary>What identifies the run for its checkpoint besides the training options (which hold the seed).</summary>
     private static RunFingerprint Fingerprint(MemoryFormerConfig architecture, LabelColumn label, int batchSize,
-        TabularData train, TabularData? validation, (TabularNumericEmbedding Kind, int Frequencies, double Scale) embedding)
+        TabularData train, TabularData? validation, (TabularNumericEmbedding Kind, int Frequencies, double Scale) embedding,
+        (int Count, TabularBinning Binning) bins)
     {
         var run = new RunFingerprint().WithProperties("Architecture", architecture.ToJson())
             .With("task", $"{label.Kind}, {label.Classes} classes, {train.FeatureCount} features, batches of {batchSize}")
             .WithData<float>("training features", train.Features).WithData<float>("training labels", train.Labels);
-        if (embedding.Kind != TabularNumericEmbedding.Linear)   // linear runs keep the fingerprint they had before the option
+        if (embedding.Kind == TabularNumericEmbedding.PiecewiseLinear)
+            run = run.With("numeric embedding", $"{embedding.Kind}, {bins.Count} {bins.Binning} bins");
+        else if (embedding.Kind != TabularNumericEmbedding.Linear)   // linear runs keep the fingerprint they had before the option
             run = run.With("numeric embedding", string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"{embedding.Kind}, k = {embedding.Frequencies}, σ = {embedding.Scale:R}"));
         return validation is null ? run

@@ -43,7 +43,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         public int Threads { get; init; }
 
         [CommandOption("--embedding")]
-        [Description("MemoryFormer numeric embedding: linear, periodic (PLR) or periodic-linear (PL). Default linear.")]
+        [Description("MemoryFormer numeric embedding: linear, periodic (PLR), periodic-linear (PL) or piecewise-linear (PLE). Default linear.")]
         public string Embedding { get; init; } = "linear";
 
         [CommandOption("--periodic-scale")]
@@ -53,6 +53,26 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [CommandOption("--periodic-frequencies")]
         [Description("k, periodic frequencies per slot. Default 16.")]
         public int PeriodicFrequencies { get; init; } = 16;
+
+        [CommandOption("--bins")]
+        [Description("T, most piecewise-linear bins per slot. Default 16.")]
+        public int Bins { get; init; } = 16;
+
+        [CommandOption("--binning")]
+        [Description("Piecewise-linear bin edges: tree (target-aware) or quantile. Default tree.")]
+        public string Binning { get; init; } = "tree";
+
+        [CommandOption("--seed")]
+        [Description("MemoryFormer seed. Default 0.")]
+        public int Seed { get; init; }
+
+        [CommandOption("--ensemble")]
+        [Description("K > 1: instead of the comparison, train K MemoryFormer models (seeds Seed..Seed+K−1) and report each, their spread and their averaged prediction.")]
+        public int Ensemble { get; init; } = 1;
+
+        [CommandOption("--memoryformer-only")]
+        [Description("Run MemoryFormer only (skip LightGBM, FastTree and SDCA).")]
+        public bool MemoryFormerOnly { get; init; }
 
         [CommandOption("--trainer-defaults")]
         [Description("Give MemoryFormer the trainer's own defaults (size-aware) instead of the benchmark's per-size settings.")]
@@ -77,7 +97,13 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
                 continue;
             }
             AnsiConsole.MarkupLineInterpolated($"[bold]{set.Name}[/] ({set.Task}): {set.Description}");
-            foreach (var contender in TabularContender.All(Options(settings, set), settings.Verbose ? Console.WriteLine : null))
+            if (settings.Ensemble > 1)
+            {
+                Console.WriteLine(TabularEnsemble.Measure(set, Options(settings, set), settings.Ensemble, settings.Verbose ? Console.WriteLine : null));
+                continue;
+            }
+            foreach (var contender in TabularContender.All(Options(settings, set), settings.Verbose ? Console.WriteLine : null)
+                .Where(c => !settings.MemoryFormerOnly || c.Name == "MemoryFormer"))
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var result = Run(ml, set, contender);
@@ -99,25 +125,31 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         {
             "periodic" => TabularNumericEmbedding.Periodic,
             "periodic-linear" => TabularNumericEmbedding.PeriodicLinear,
+            "piecewise-linear" => TabularNumericEmbedding.PiecewiseLinear,
             _ => TabularNumericEmbedding.Linear,
         };
         if (settings.TrainerDefaults)
             return new MemoryFormerTabularOptions
             {
-                Architecture = Preset(settings), Seed = 0, NumericEmbedding = embedding,
+                Architecture = Preset(settings), Seed = settings.Seed, NumericEmbedding = embedding,
                 PeriodicScale = settings.PeriodicScale, PeriodicFrequencies = settings.PeriodicFrequencies,
+                PiecewiseLinearBins = settings.Bins, PiecewiseLinearBinning = Binning(settings),
             };
         return new MemoryFormerTabularOptions
         {
             NumericEmbedding = embedding, PeriodicScale = settings.PeriodicScale, PeriodicFrequencies = settings.PeriodicFrequencies,
+            PiecewiseLinearBins = settings.Bins, PiecewiseLinearBinning = Binning(settings),
             Architecture = Preset(settings),
             BatchSize = small ? 32 : 256,
             Epochs = settings.Epochs ?? (small ? 100 : 2),
             EarlyStoppingPatience = small ? 15 : 3,
             ValidationFraction = small ? 0.15 : 0.1,
-            Seed = 0,
+            Seed = settings.Seed,
         };
     }
+
+    private static TabularBinning Binning(Settings settings) =>
+        settings.Binning.Equals("quantile", StringComparison.OrdinalIgnoreCase) ? TabularBinning.Quantile : TabularBinning.Tree;
 
     private static MemoryFormerConfig Preset(Settings settings) => settings.Preset switch
     {
@@ -202,7 +234,9 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         }
         text.AppendLine($"Machine at the start of the write-up: {Perf.MachineFigures.Measure()}.");
         text.AppendLine($"MemoryFormer preset {settings.Preset}, numeric embedding {settings.Embedding}" +
-            (settings.Embedding != "linear" ? $" (k = {settings.PeriodicFrequencies}, σ = {settings.PeriodicScale})" : "") +
+            (settings.Embedding == "piecewise-linear" ? $" ({settings.Bins} {settings.Binning} bins)"
+                : settings.Embedding != "linear" ? $" (k = {settings.PeriodicFrequencies}, σ = {settings.PeriodicScale})" : "") +
+            $", seed {settings.Seed}" +
             (settings.TrainerDefaults ? ", trainer defaults" : "") + $", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
         return text.ToString();
     }

@@ -74,6 +74,7 @@ public class MemoryFormerTabularPeriodicTests
         var read = JsonSerializer.Deserialize<TabularModelInfo>(JsonSerializer.Serialize(old), MemoryFormerConfig.JsonOptions)!;
         Assert.Equal(TabularNumericEmbedding.Linear, read.NumericEmbedding);
         Assert.Equal(0, read.PeriodicFrequencies);
+        Assert.Null(read.BinEdges);                                                  // nor piecewise-linear bins
     }
 
     [Fact]

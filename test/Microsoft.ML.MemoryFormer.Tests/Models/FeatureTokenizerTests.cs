@@ -1,3 +1,4 @@
+using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Data;
 using Microsoft.ML.MemoryFormer.Models;
 using static TorchSharp.torch;
@@ -38,5 +39,40 @@ public class FeatureTokenizerTests
         Assert.True(float.IsNaN(features[3]));
         Assert.Equal(0f, features[2]);
         Assert.Equal(0f, features[5]);
+    }
+
+    [Fact]
+    public void Piecewise_linear_encoding_matches_a_hand_computation()
+    {
+        // slot 0: bins [0, 1] and [1, 3]; slot 1: the single bin [0, 1] (padded to T = 2)
+        using var tokenizer = new FeatureTokenizer(featureCount: 2, width: 4, TabularNumericEmbedding.PiecewiseLinear,
+            binEdges: [[0f, 1f, 3f], [0f, 1f]]);
+        Assert.Equal(2, tokenizer.Bins);
+        var x = tensor(new[] { 2f, 5f, -1f, 0.5f, 4f, -2f, 0.5f, 1f }, [4, 2]);
+        var encoded = tokenizer.Encode(x).data<float>().ToArray();              // [4, 2, 2]
+        float[] expected =
+        [
+            1f, 0.5f,     5f, 0f,      // x = 2: first bin full, half of the second; x = 5 in a one-bin slot: linear, unclipped
+            -1f, 0f,      0.5f, 0f,    // x = −1: the first bin extrapolates below, the second is empty
+            1f, 1.5f,     -2f, 0f,     // x = 4: the last bin extrapolates above
+            0.5f, 0f,     1f, 0f,
+        ];
+        Assert.Equal(expected, encoded);
+
+        var p = tokenizer.named_parameters().ToDictionary(kv => kv.name, kv => kv.parameter);
+        var tokens = tokenizer.call(tensor(new[] { 2f, float.NaN }, [1, 2]));   // [1, 3, 4]
+        var byHand = p["projection"][0][0] + 0.5f * p["projection"][0][1] + p["bias"][0];
+        Assert.True(tokens[0, 1].allclose(byHand));
+        Assert.True(tokens[0, 2].allclose(p["missing"][1]));
+    }
+
+    [Fact]
+    public void Piecewise_linear_tokenizer_refuses_edges_that_do_not_increase()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new FeatureTokenizer(2, 4, TabularNumericEmbedding.PiecewiseLinear,
+            binEdges: [[0f, 1f], [1f, 1f]]));
+        Assert.Contains("slot 1", e.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => new FeatureTokenizer(2, 4, TabularNumericEmbedding.PiecewiseLinear,
+            binEdges: [[0f, 1f]]));
     }
 }
