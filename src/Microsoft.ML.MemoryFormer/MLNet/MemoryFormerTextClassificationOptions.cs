@@ -85,6 +85,31 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     /// </summary>
     public bool CalibrateTemperature = true;
 
+    /// <summary>
+    /// Share of the training rows held out only to fit the temperature when there are no validation rows (no
+    /// <see cref="MemoryFormerTrainerOptions.ValidationSet"/>, no early-stopping hold-out): stratified per class and
+    /// seeded, never a class's last row; the model trains on the rest with no early stopping, then the temperature is
+    /// fitted on the held-out rows (see <see cref="CalibrationRefit"/>). 0 turns it off (the behaviour before this
+    /// option: uncalibrated probabilities without validation rows). Ignored when <see cref="CalibrateTemperature"/> is
+    /// false or validation rows exist (the temperature is then fitted on them). In [0, 0.5].
+    /// </summary>
+    public double CalibrationFraction;
+
+    /// <summary>
+    /// With <see cref="CalibrationFraction"/> &gt; 0: after fitting the temperature on the held-out rows, train the
+    /// model again from the same seed on every row and keep that temperature ("fit T, then refit"). The predictions are
+    /// then exactly those of a run without calibration, at about (2 − <see cref="CalibrationFraction"/>) × its training
+    /// time; false keeps the model trained without the held-out rows (cheaper, sees fewer rows). Default true.
+    /// </summary>
+    public bool CalibrationRefit = true;
+
+    /// <summary>
+    /// Label smoothing of the training cross-entropy (Szegedy et al. 2016): the target puts this share of its mass
+    /// uniformly over all classes, which discourages over-confident logits. Validation log-loss is always the plain
+    /// one. Default 0 (off). In [0, 1).
+    /// </summary>
+    public double LabelSmoothing;
+
     /// <summary>How the row's hidden states are pooled before the linear head (default mean over real tokens).</summary>
     public PoolingKind Pooling = PoolingKind.Mean;
 
@@ -137,6 +162,8 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
         Check(NgramLength is >= 1 and <= 3, nameof(NgramLength), "must be in [1, 3]");
         Check(WarmupFraction is >= 0 and < 1, nameof(WarmupFraction), "must be in [0, 1)");
         Check(Dropout is >= 0 and < 1, nameof(Dropout), "must be in [0, 1)");
+        Check(CalibrationFraction is >= 0 and <= 0.5, nameof(CalibrationFraction), "must be in [0, 0.5] (0 = no calibration hold-out)");
+        Check(LabelSmoothing is >= 0 and < 1, nameof(LabelSmoothing), "must be in [0, 1) (0 = plain cross-entropy)");
         Check(EarlyStoppingPatience == 0 || ValidationSet is not null || ValidationFraction > 0, nameof(EarlyStoppingPatience),
             "needs a ValidationSet or a ValidationFraction");
         Check(PretrainedModel is null || PretrainedCheckpointPath is null, nameof(PretrainedModel), "and PretrainedCheckpointPath cannot both be set");
@@ -147,7 +174,8 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     internal TextClassifierSettings ToSettings() => new()
     {
         Architecture = Architecture, Tokenizer = Tokenizer, MaxTokensPerRow = MaxTokensPerRow,
-        MaxWindowsPerRow = MaxWindowsPerRow, CalibrateTemperature = CalibrateTemperature, Pooling = Pooling,
+        MaxWindowsPerRow = MaxWindowsPerRow, CalibrateTemperature = CalibrateTemperature, CalibrationFraction = CalibrationFraction,
+        CalibrationRefit = CalibrationRefit, LabelSmoothing = LabelSmoothing, Pooling = Pooling,
         NgramBuckets = NgramBuckets, NgramLength = NgramLength,
         BatchSize = BatchSize, Dropout = Dropout, ClassWeighting = ClassWeighting, ClassWeights = ClassWeights,
         PretrainedCheckpointPath = PretrainedCheckpointPath, PretrainedModel = PretrainedModel,
