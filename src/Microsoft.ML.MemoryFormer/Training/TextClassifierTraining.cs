@@ -33,6 +33,9 @@ internal static class TextClassifierTraining
     {
         var split = validation is null && settings.CalibrateTemperature && settings.CalibrationFraction > 0
             ? CalibrationSplit.Of(train.Labels, classes, settings.CalibrationFraction, seed) : null;
+        if (split is null && validation is null && settings.CalibrateTemperature && settings.CalibrationFraction > 0)
+            log?.Invoke($"Calibration: {settings.CalibrationFraction:P0} of {train.Count} rows would hold out fewer than " +
+                $"{CalibrationSplit.MinimumRowsPerClass} rows per class; no temperature is fitted.");
         if (split is null)
             return FitOnce(settings, train, validation, null, null, classes, seed, device, schedule, log, progress, stopRequested, cancellation);
         log?.Invoke($"Calibration: {split.Held.Length} of {train.Count} rows held out to fit the temperature" +

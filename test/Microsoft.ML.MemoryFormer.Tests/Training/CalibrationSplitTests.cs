@@ -11,22 +11,24 @@ public class CalibrationSplitTests
     public void The_split_is_stratified_seeded_and_keeps_a_row_of_every_class()
     {
         long[] labels = [.. Enumerable.Range(0, 40).Select(i => (long)(i % 4)), 4];   // 10 rows of classes 0–3, 1 of class 4
-        var split = CalibrationSplit.Of(labels, classes: 5, fraction: 0.2, seed: 7)!;
+        var split = CalibrationSplit.Of(labels, classes: 5, fraction: 0.3, seed: 7)!;
 
         Assert.Equal(Enumerable.Range(0, 41), split.Kept.Concat(split.Held).Order());
         Assert.Equal(split.Held.Order(), split.Held);
         Assert.Equal(split.Kept.Order(), split.Kept);
-        for (int c = 0; c < 4; c++) Assert.Equal(2, split.Held.Count(r => labels[r] == c));
+        for (int c = 0; c < 4; c++) Assert.Equal(3, split.Held.Count(r => labels[r] == c));
         Assert.Contains(40, split.Kept);                                            // a class's last row is never held out
-        Assert.Equal(split.Held, CalibrationSplit.Of(labels, 5, 0.2, seed: 7)!.Held);
-        Assert.NotEqual(split.Held, CalibrationSplit.Of(labels, 5, 0.2, seed: 8)!.Held);
+        Assert.Equal(split.Held, CalibrationSplit.Of(labels, 5, 0.3, seed: 7)!.Held);
+        Assert.NotEqual(split.Held, CalibrationSplit.Of(labels, 5, 0.3, seed: 8)!.Held);
     }
 
     [Fact]
-    public void No_split_when_no_row_would_be_held_out()
+    public void No_split_when_it_would_hold_out_fewer_than_two_rows_per_class()
     {
-        Assert.Null(CalibrationSplit.Of([0, 1, 1, 0], classes: 2, fraction: 0.1, seed: 1));
-        Assert.Null(CalibrationSplit.Of([0, 1], classes: 2, fraction: 0.5, seed: 1));
+        long[] labels = [.. Enumerable.Range(0, 12).Select(i => (long)(i % 2))];   // 6 rows per class
+        Assert.Null(CalibrationSplit.Of(labels, classes: 2, fraction: 0.1, seed: 1));  // 1 per class
+        Assert.Null(CalibrationSplit.Of([0, 1], classes: 2, fraction: 0.5, seed: 1));   // never a class's last row
+        Assert.Equal(4, CalibrationSplit.Of(labels, classes: 2, fraction: 0.34, seed: 1)!.Held.Length);
     }
 
     [Fact]
