@@ -84,5 +84,14 @@ public class MemoryFormerTextClassificationCalibrationTests
         }
     }
 
+    [Fact]
+    public void The_defaults_calibrate_on_a_hold_out_but_not_on_a_handful_of_rows()
+    {
+        var defaults = new MemoryFormerTextClassificationOptions();
+        Assert.Equal((5, 0.1, true, 0.0), (defaults.Epochs, defaults.CalibrationFraction, defaults.CalibrationRefit, defaults.LabelSmoothing));
+        var (tiny, _) = Train(Rows, _ => { });                               // 10 % of 6 rows per class: 1 row, too few
+        using (tiny) Assert.Equal(1, tiny.Model.Temperature);
+    }
+
     private static int ArgMax(float[] scores) => Array.IndexOf(scores, scores.Max());
 }
