@@ -18,7 +18,7 @@ public static class MemoryFormerClassificationCatalog
     /// <param name="secondTextColumnName">An optional second text column (sentence pairs).</param>
     /// <param name="maxTokensPerRow">Longest token row; texts keep their first tokens.</param>
     /// <param name="batchSize">Rows per step.</param>
-    /// <param name="epochs">Passes over the training rows.</param>
+    /// <param name="epochs">Passes over the training rows (default 5, as <see cref="MemoryFormerTextClassificationOptions"/>).</param>
     /// <param name="validationSet">Optional preprocessed rows validated after every epoch.</param>
     /// <param name="pretrainedCheckpointPath">Optional language-model checkpoint whose backbone and tokenizer are fine-tuned.</param>
     /// <returns>The trainer.</returns>
@@ -34,7 +34,7 @@ public static class MemoryFormerClassificationCatalog
     public static MemoryFormerTextClassificationTrainer MemoryFormerTextClassification(
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string labelColumnName = "Label", string textColumnName = "Text", string? secondTextColumnName = null,
-        int maxTokensPerRow = 128, int batchSize = 32, int epochs = 10, IDataView? validationSet = null,
+        int maxTokensPerRow = 128, int batchSize = 32, int epochs = 5, IDataView? validationSet = null,
         string? pretrainedCheckpointPath = null) =>
         catalog.MemoryFormerTextClassification(Flat(labelColumnName, textColumnName, secondTextColumnName, maxTokensPerRow,
             batchSize, epochs, validationSet, pretrainedCheckpointPath));
@@ -60,7 +60,7 @@ public static class MemoryFormerClassificationCatalog
     /// <param name="secondTextColumnName">An optional second text column (sentence pairs).</param>
     /// <param name="maxTokensPerRow">Longest token row; texts keep their first tokens.</param>
     /// <param name="batchSize">Rows per step.</param>
-    /// <param name="epochs">Passes over the training rows.</param>
+    /// <param name="epochs">Passes over the training rows (default 5, as <see cref="MemoryFormerTextClassificationOptions"/>).</param>
     /// <param name="validationSet">Optional preprocessed rows validated after every epoch.</param>
     /// <param name="pretrainedCheckpointPath">Optional language-model checkpoint whose backbone and tokenizer are fine-tuned.</param>
     /// <returns>The trainer.</returns>
@@ -74,7 +74,7 @@ public static class MemoryFormerClassificationCatalog
     public static MemoryFormerTextClassificationTrainer MemoryFormerTextClassification(
         this BinaryClassificationCatalog.BinaryClassificationTrainers catalog,
         string labelColumnName = "Label", string textColumnName = "Text", string? secondTextColumnName = null,
-        int maxTokensPerRow = 128, int batchSize = 32, int epochs = 10, IDataView? validationSet = null,
+        int maxTokensPerRow = 128, int batchSize = 32, int epochs = 5, IDataView? validationSet = null,
         string? pretrainedCheckpointPath = null) =>
         catalog.MemoryFormerTextClassification(Flat(labelColumnName, textColumnName, secondTextColumnName, maxTokensPerRow,
             batchSize, epochs, validationSet, pretrainedCheckpointPath));
@@ -99,7 +99,7 @@ public static class MemoryFormerClassificationCatalog
     public static MemoryFormerTextClassificationTrainer MemoryFormer(
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string labelColumnName = "Label", string textColumnName = "Text", string? secondTextColumnName = null,
-        int maxTokensPerRow = 128, int batchSize = 32, int epochs = 10, IDataView? validationSet = null,
+        int maxTokensPerRow = 128, int batchSize = 32, int epochs = 5, IDataView? validationSet = null,
         string? pretrainedCheckpointPath = null) =>
         catalog.MemoryFormerTextClassification(labelColumnName, textColumnName, secondTextColumnName, maxTokensPerRow, batchSize,
             epochs, validationSet, pretrainedCheckpointPath);
@@ -117,7 +117,7 @@ public static class MemoryFormerClassificationCatalog
     public static MemoryFormerTextClassificationTrainer MemoryFormer(
         this BinaryClassificationCatalog.BinaryClassificationTrainers catalog,
         string labelColumnName = "Label", string textColumnName = "Text", string? secondTextColumnName = null,
-        int maxTokensPerRow = 128, int batchSize = 32, int epochs = 10, IDataView? validationSet = null,
+        int maxTokensPerRow = 128, int batchSize = 32, int epochs = 5, IDataView? validationSet = null,
         string? pretrainedCheckpointPath = null) =>
         catalog.MemoryFormerTextClassification(labelColumnName, textColumnName, secondTextColumnName, maxTokensPerRow, batchSize,
             epochs, validationSet, pretrainedCheckpointPath);

@@ -4,15 +4,16 @@ using F = TorchSharp.torch.nn.functional;
 namespace Microsoft.ML.MemoryFormer.Training;
 
 /// <summary>
-/// Cross-entropy over class logits, optionally weighted per class for imbalanced labels; validation reports the
-/// unweighted log-loss and accuracy.
+/// Cross-entropy over class logits, optionally weighted per class for imbalanced labels and with label smoothing
+/// (the target puts <paramref name="labelSmoothing"/> of its mass uniformly over all classes, Szegedy et al. 2016);
+/// validation reports the plain (unweighted, unsmoothed) log-loss and accuracy.
 /// </summary>
-internal sealed class ClassificationObjective(Tensor? classWeights = null) : SupervisedObjective
+internal sealed class ClassificationObjective(Tensor? classWeights = null, double labelSmoothing = 0) : SupervisedObjective
 {
     public override string MetricName => "accuracy";
 
     public override Tensor Loss(Tensor outputs, Tensor targets) =>
-        F.cross_entropy(outputs, targets, classWeights?.to(outputs.device));    // scalar
+        F.cross_entropy(outputs, targets, classWeights?.to(outputs.device), label_smoothing: labelSmoothing);    // scalar
 
     public override (double LossSum, double MetricSum) Sums(Tensor outputs, Tensor targets)
     {

@@ -22,6 +22,9 @@ internal sealed record TextClassifierSettings
     public int MaxTokensPerRow { get; init; } = 128;
     public int MaxWindowsPerRow { get; init; } = 1;
     public bool CalibrateTemperature { get; init; }
+    public double CalibrationFraction { get; init; }
+    public bool CalibrationRefit { get; init; }
+    public double LabelSmoothing { get; init; }
     public PoolingKind Pooling { get; init; } = PoolingKind.Mean;
     public int NgramBuckets { get; init; }
     public int NgramLength { get; init; } = 2;

@@ -20,9 +20,43 @@ internal static class TextClassifierTraining
 {
     /// <summary>Builds, trains and returns the classifier; on failure or cancellation everything it built (the network,
     /// a pretrained model it loaded) is disposed and nothing is returned.</summary>
+    /// <remarks>
+    /// Without validation rows and with <see cref="TextClassifierSettings.CalibrationFraction"/> &gt; 0, a stratified
+    /// seeded share of the rows (<see cref="CalibrationSplit"/>) is held out only to fit the temperature of a model
+    /// trained on the rest (no early stopping); with <see cref="TextClassifierSettings.CalibrationRefit"/> the model is
+    /// then trained again, from the same seed, on every row, and keeps that temperature ("fit T, then refit"): its
+    /// predictions are those of a run without calibration, at about twice the training cost.
+    /// </remarks>
     public static (TextClassifierModel Model, TrainingResult Result) Fit(TextClassifierSettings settings, LabelledTexts train,
         LabelledTexts? validation, int classes, int seed, Device device, TrainingSchedule schedule, Action<string>? log = null,
         IProgress<TrainingProgress>? progress = null, Func<bool>? stopRequested = null, CancellationToken cancellation = default)
+    {
+        var split = validation is null && settings.CalibrateTemperature && settings.CalibrationFraction > 0
+            ? CalibrationSplit.Of(train.Labels, classes, settings.CalibrationFraction, seed) : null;
+        if (split is null && validation is null && settings.CalibrateTemperature && settings.CalibrationFraction > 0)
+            log?.Invoke($"Calibration: {settings.CalibrationFraction:P0} of {train.Count} rows would hold out fewer than " +
+                $"{CalibrationSplit.MinimumRowsPerClass} rows per class; no temperature is fitted.");
+        if (split is null)
+            return FitOnce(settings, train, validation, null, null, classes, seed, device, schedule, log, progress, stopRequested, cancellation);
+        log?.Invoke($"Calibration: {split.Held.Length} of {train.Count} rows held out to fit the temperature" +
+            (settings.CalibrationRefit ? ", then the model is trained again on every row." : "."));
+        if (!settings.CalibrationRefit)
+            return FitOnce(settings, train.Subset(split.Kept), null, train.Subset(split.Held), null, classes, seed, device, schedule,
+                log, progress, stopRequested, cancellation);
+        TrainingOptions Unsaved(int stepsPerEpoch, bool validated) => schedule(stepsPerEpoch, validated) with { CheckpointPath = null };
+        var (held, _) = FitOnce(settings, train.Subset(split.Kept), null, train.Subset(split.Held), null, classes, seed, device, Unsaved,
+            log, progress, stopRequested, cancellation);
+        double temperature = held.Temperature;
+        held.Dispose();
+        return FitOnce(settings, train, null, null, temperature, classes, seed, device, schedule, log, progress, stopRequested, cancellation);
+    }
+
+    /// <summary>One training run: <paramref name="validation"/> is validated on (and fits the temperature),
+    /// <paramref name="calibration"/> only fits the temperature, and <paramref name="temperature"/>, when given, is kept as is.</summary>
+    private static (TextClassifierModel Model, TrainingResult Result) FitOnce(TextClassifierSettings settings, LabelledTexts train,
+        LabelledTexts? validation, LabelledTexts? calibration, double? temperature, int classes, int seed, Device device,
+        TrainingSchedule schedule, Action<string>? log, IProgress<TrainingProgress>? progress, Func<bool>? stopRequested,
+        CancellationToken cancellation)
     {
         TorchRuntime.Seed(seed);
         var (pretrained, pretrainedTokenizer) = settings.PretrainedModel is { } given ? (given, null)
@@ -53,16 +87,19 @@ internal static class TextClassifierTraining
             using var weights = ClassWeights(settings, train.Labels, classes);
             using var trainRows = Rows(train);
             using var validationRows = validation is null ? null : Rows(validation);
-            var task = new SupervisedTask(new ClassificationObjective(weights), trainRows, validationRows, settings.BatchSize, seed);
+            using var calibrationRows = calibration is null ? null : Rows(calibration);
+            var task = new SupervisedTask(new ClassificationObjective(weights, settings.LabelSmoothing), trainRows, validationRows,
+                settings.BatchSize, seed);
             ITrainingTask stoppable = stopRequested is null ? task : new StoppableTask(task, stopRequested);
 
             var options = schedule(task.StepsPerEpoch, validation is not null);
             var epochLog = log is null ? null : new Action<string>(line => log($"epoch {EpochOf(line, task.StepsPerEpoch)}: {line}"));
             var result = TrainingLoop.Run(network, stoppable, options, progress, epochLog, cancellation,
                 () => Fingerprint(settings, config, tokenizer, maxTokens, classes, train, validation));
-            double temperature = settings.CalibrateTemperature && validationRows is not null
-                ? TextClassifierCalibration.FitTemperature(network, validationRows, settings.BatchSize, log) : 1;
-            return (new TextClassifierModel(network, tokenizer, maxTokens, device, settings.MaxWindowsPerRow, temperature), result);
+            var fitOn = calibrationRows ?? validationRows;
+            double t = temperature ?? (settings.CalibrateTemperature && fitOn is not null
+                ? TextClassifierCalibration.FitTemperature(network, fitOn, settings.BatchSize, log) : 1);
+            return (new TextClassifierModel(network, tokenizer, maxTokens, device, settings.MaxWindowsPerRow, t), result);
         }
         catch
         {

@@ -166,7 +166,8 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
 
     private static void LogTemperature(string line)
     {
-        if (line.StartsWith("Temperature", StringComparison.Ordinal)) AnsiConsole.WriteLine("  " + line);
+        if (line.StartsWith("Temperature", StringComparison.Ordinal) || line.StartsWith("Calibration", StringComparison.Ordinal))
+            AnsiConsole.WriteLine("  " + line);
     }
 
     private static MemoryFormerConfig ScratchArchitecture(Settings s) => new() { Width = s.Width, Layers = s.Layers, Heads = 4, BitsPerChunk = 8 };

@@ -21,9 +21,10 @@ public class MemoryFormerTrainerOptionsTests
     {
         var options = new MemoryFormerTextClassificationOptions { TableLearningRate = 5e-3, EarlyStoppingPatience = 2, CheckpointPath = "run.ckpt" };
 
+        // 5 epochs (the default) of 4 steps; warm-up 10 % of them
         var mapped = options.ToTrainingOptions(seed: 1, stepsPerEpoch: 4, validated: false);
 
-        Assert.Equal((40, 4, 5e-3, 0.01, 0.01), (mapped.MaxSteps, mapped.WarmupSteps, mapped.TableLearningRate, mapped.WeightDecay, mapped.TableWeightDecay));
+        Assert.Equal((20, 2, 5e-3, 0.01, 0.01), (mapped.MaxSteps, mapped.WarmupSteps, mapped.TableLearningRate, mapped.WeightDecay, mapped.TableWeightDecay));
         Assert.Equal((0, 0, 4, "run.ckpt"), (mapped.ValidateEvery, mapped.EarlyStoppingPatience, mapped.ReportEvery, mapped.CheckpointPath));
     }
 
