@@ -9,8 +9,9 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// managed code over the block's own parameter memory and preallocated buffers, with no torch dispatch:
 /// RMSNorm → sign hash → Q/K/V rows (one shared hash) → rotary → write K, V into the <see cref="AttentionCache"/> →
 /// attention over the cache → residual; RMSNorm → hash → ML₁ → LayerNorm → hash (τ+2 bits) → ML₂ → residual.
-/// The same arithmetic as the general path in fp32 (tested against it); CPU fp32, eval mode, RMSNorm only. With int8
-/// table copies (<c>LanguageModel.UseInferencePrecision(Int8)</c>) the gathers read those instead (<see cref="Int8Gather"/>).
+/// The same arithmetic as the general path in fp32 (tested against it); CPU fp32, eval mode, RMSNorm only. With bf16 or
+/// int8 table copies (<c>LanguageModel.UseInferencePrecision(BFloat16 / Int8)</c>) the gathers read those instead
+/// (<see cref="Bf16Gather"/>, <see cref="Int8Gather"/>).
 /// </summary>
 /// <remarks>Holds raw pointers into the block's parameters: build it per generation and do not let the model's
 /// parameters be replaced (moved, reloaded into new tensors) while it is in use.</remarks>
@@ -23,9 +24,9 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
     private readonly float* normWeight, normBias;
     private readonly Layer query, key, value, expand, project;
 
-    /// <summary>Reads the block's parameters and the int8 copies of its tables that <paramref name="int8"/> returns
-    /// (null: the fp32 table); <see cref="Supports"/> must be true.</summary>
-    public FusedDecodeBlock(TransformerBlock block, MemoryFormerConfig config, Func<Tensor, Int8Matrix?> int8)
+    /// <summary>Reads the block's parameters and the bf16 or int8 copies of its tables that <paramref name="bf16"/> or
+    /// <paramref name="int8"/> returns (null from both: the fp32 table); <see cref="Supports"/> must be true.</summary>
+    public FusedDecodeBlock(TransformerBlock block, MemoryFormerConfig config, Func<Tensor, Bf16Matrix?> bf16, Func<Tensor, Int8Matrix?> int8)
     {
         this.block = block;
         var qkv = (MemoryQkv)block.Attention.Qkv;
@@ -35,8 +36,8 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
         ffnNorm = new DecodeRmsNorm((RmsNorm)block.FfnNorm, width);
         normWeight = TensorMemory.Floats(ffn.Norm.weight!);
         normBias = TensorMemory.Floats(ffn.Norm.bias!);
-        (query, key, value) = (new Layer(qkv.Query, int8), new Layer(qkv.Key, int8), new Layer(qkv.Value, int8));
-        (expand, project) = (new Layer(ffn.Expand, int8), new Layer(ffn.Project, int8));
+        (query, key, value) = (new Layer(qkv.Query, bf16, int8), new Layer(qkv.Key, bf16, int8), new Layer(qkv.Value, bf16, int8));
+        (expand, project) = (new Layer(ffn.Expand, bf16, int8), new Layer(ffn.Project, bf16, int8));
     }
 
     /// <summary>True when the fused step computes this block exactly: a MemoryFormer block with RMSNorms, CPU fp32.</summary>
@@ -87,15 +88,18 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
     {
         if (layer.Table8 is { } table8)
             Int8Gather.WeightedBagSum(table8.Pointer, table8.Scales, layer.Width, s.RowIndex, s.Weights, s.Chunks, output, HeadGemv.VectorBits);
+        else if (layer.Table16 is { } table16)
+            Bf16Gather.WeightedBagSum(table16.Pointer, layer.Width, s.RowIndex, s.Weights, s.Chunks, output, HeadGemv.VectorBits);
         else
             RowKernels.WeightedBagSum(layer.Table, layer.Width, s.RowIndex, s.Weights, s.Chunks, output);
         RowKernels.Add(layer.Bias, output, layer.Width);
     }
 
-    /// <summary>One Memory Layer's table (and its int8 copy, if any), bias and hash settings as raw memory.</summary>
-    private sealed class Layer(MemoryLayer layer, Func<Tensor, Int8Matrix?> int8)
+    /// <summary>One Memory Layer's table (and its bf16 or int8 copy, if any), bias and hash settings as raw memory.</summary>
+    private sealed class Layer(MemoryLayer layer, Func<Tensor, Bf16Matrix?> bf16, Func<Tensor, Int8Matrix?> int8)
     {
         public readonly float* Table = TensorMemory.Floats(layer.Table);
+        public readonly Bf16Matrix? Table16 = bf16(layer.Table);
         public readonly Int8Matrix? Table8 = int8(layer.Table);
         public readonly float* Bias = TensorMemory.Floats(layer.Bias);
         public readonly int Width = layer.OutputWidth, Bits = layer.BitsPerChunk;

@@ -107,7 +107,7 @@ public class Int8DecodeTests
         using var model = Model("memoryformer", 3);
         using var _ = no_grad();
         var fp32 = DecodeLogits(model, Tokens);
-        model.UseInt8Tables = false;
+        model.UseTableCopies = false;
         model.UseInferencePrecision(InferencePrecision.Int8);
         Assert.Equal(InferencePrecision.Int8, model.InferencePrecision);
         var int8 = DecodeLogits(model, Tokens);
@@ -140,7 +140,7 @@ public class Int8DecodeTests
             for (int i = 0; i < Tokens.Length; i++)
                 model.Head.weight![((i * 13) + 1) % 300].add_(hidden[i] / hidden[i].norm() * 0.5);
         var fp32 = DecodeLogits(model, Tokens);
-        model.UseInt8Tables = false;
+        model.UseTableCopies = false;
         model.UseInferencePrecision(InferencePrecision.Int8);
         var int8 = DecodeLogits(model, Tokens);
         var copy = model.Int8Copy(model.Head.weight!)!;
@@ -225,10 +225,10 @@ public class Int8DecodeTests
     {
         using var model = Model("memoryformer", 5);
         using var _ = no_grad();
-        model.UseInt8Tables = false;
+        model.UseTableCopies = false;
         model.UseInferencePrecision(InferencePrecision.Int8);
         var headOnly = DecodeLogits(model, Tokens);
-        model.UseInt8Tables = true;
+        model.UseTableCopies = true;
         model.UseInferencePrecision(InferencePrecision.Int8);
         var withTables = DecodeLogits(model, Tokens);
         Assert.False(headOnly.Zip(withTables).All(p => p.First.eq(p.Second).all().item<bool>()), "the int8 tables were not read");
