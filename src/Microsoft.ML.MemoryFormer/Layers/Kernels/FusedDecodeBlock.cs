@@ -58,9 +58,24 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
         attention.CheckRoom(cache);
         attention.Norm.Apply(x, s.Normed);
         Hash(s.Normed, width, value, s);                                          // one hash for Q, K, V
-        Gather(query, s, s.Query);
-        Gather(key, s, s.Key);
-        Gather(value, s, s.Value);
+        // Q and K on one thread, V on another: the gathers wait on scattered rows, so two cores keep twice as many
+        // misses in flight (the dense step's GEMVs use both cores too). Each output is written by one thread, with
+        // the same arithmetic as one thread: the results are bit for bit the same.
+        KernelParallel.For(2, (long)s.Chunks * width * 3 / 2, (first, last) =>
+        {
+            for (int part = first; part < last; part++)
+            {
+                if (part == 0)
+                {
+                    Gather(query, s, s.Query);
+                    Gather(key, s, s.Key);
+                }
+                else
+                {
+                    Gather(value, s, s.Value);
+                }
+            }
+        });
         attention.Attend(s.Query, s.Key, s.Value, cache, s.Scores, s.Attended);  // rotary, K/V into the cache
         RowKernels.Add(s.Attended, x, width);                                     // z = x + Attn(Norm(x))
 

@@ -10,7 +10,7 @@ namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 
 public class FusedDecodeStepTests
 {
-    public static TheoryData<string> Configs => ["nano", "wide", "paper-weights", "dense", "dense-wide"];
+    public static TheoryData<string> Configs => ["nano", "wide", "paper-weights", "dense", "dense-wide", "parallel-gathers"];
 
     private static MemoryFormerConfig Config(string name) => name switch
     {
@@ -20,6 +20,8 @@ public class FusedDecodeStepTests
         // the dense baseline takes the same fused step (FusedDenseDecodeBlock)
         "dense" => MemoryFormerConfig.Nano with { Kind = TransformerKind.Dense },
         "dense-wide" => MemoryFormerConfig.Nano with { Kind = TransformerKind.Dense, Width = 64, Heads = 2, ContextLength = 32, VocabularySize = 100 },
+        // K·d = 112 · 448 rows·columns per Q/K/V gather: enough work that the step gathers Q, K on one thread and V on another
+        "parallel-gathers" => MemoryFormerConfig.Nano with { Width = 448, Heads = 7, Layers = 1 },
         _ => MemoryFormerConfig.Nano with { WeightFunction = HashWeightFunction.SigmoidProduct, Temperature = 0.7, ExtraBits = 1 },
     };
 
