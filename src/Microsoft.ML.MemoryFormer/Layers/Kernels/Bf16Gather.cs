@@ -29,27 +29,33 @@ internal static unsafe class Bf16Gather
     /// <summary>dst [h] = Σ_j w[j] · t[idx[j]] over <paramref name="count"/> bf16 rows of width <paramref name="h"/>;
     /// <paramref name="vectorBits"/> is the widest path to take, 512, 256 or 0 (scalar): <see cref="HeadGemv.VectorBits"/> in
     /// production, each supported one in the tests.</summary>
+    public static void WeightedBagSum(ushort* t, int h, int* idx, float* w, int count, float* dst, int vectorBits) =>
+        WeightedBagSum(t, h, idx, w, count, dst, vectorBits, 0, h);
+
+    /// <summary>Columns <paramref name="first"/> … <paramref name="last"/>−1 of <see cref="WeightedBagSum(ushort*, int, int*, float*, int, float*, int)"/>
+    /// (dst indexed by column, rows <paramref name="h"/> wide), so that two threads can share one gather with the same
+    /// arithmetic as one.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void WeightedBagSum(ushort* t, int h, int* idx, float* w, int count, float* dst, int vectorBits)
+    public static void WeightedBagSum(ushort* t, int h, int* idx, float* w, int count, float* dst, int vectorBits, int first, int last)
     {
         if (Sse.IsSupported)
             for (int j = 0; j < Math.Min(count, PrefetchAhead); j++)
-                PrefetchRow(t + ((long)idx[j] * h), h);
-        int c = 0;
+                PrefetchRow(t + ((long)idx[j] * h) + first, last - first);
+        int c = first;
         if (vectorBits >= 512 && Avx512F.IsSupported)
         {
             var high = Vector512.Create(0xFFFF0000u);
             // vpermt2ps indices: output lane 2i ← even[i], 2i+1 ← odd[i] (odd = second operand, lanes 16…31)
             var lower = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
             var upper = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-            for (; c + Tile512 <= h; c += Tile512)
+            for (; c + Tile512 <= last; c += Tile512)
             {
                 Vector512<float> e0 = Vector512<float>.Zero, e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
                 for (int j = 0; j < count; j++)
                 {
                     uint* r = (uint*)(t + ((long)idx[j] * h) + c);
-                    if (c == 0 && j + PrefetchAhead < count)
-                        PrefetchRow(t + ((long)idx[j + PrefetchAhead] * h), h);
+                    if (c == first && j + PrefetchAhead < count)
+                        PrefetchRow(t + ((long)idx[j + PrefetchAhead] * h) + first, last - first);
                     var wj = Vector512.Create(w[j]);
                     Vector512<uint> p0 = Vector512.Load(r), p1 = Vector512.Load(r + 16), p2 = Vector512.Load(r + 32), p3 = Vector512.Load(r + 48);
                     e0 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(p0, 16).AsSingle(), wj, e0);
@@ -74,14 +80,14 @@ internal static unsafe class Bf16Gather
         }
         if (vectorBits >= 256 && Avx2.IsSupported && Fma.IsSupported)
         {
-            for (; c + Tile256 <= h; c += Tile256)
+            for (; c + Tile256 <= last; c += Tile256)
             {
                 Vector256<float> a0 = Vector256<float>.Zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
                 for (int j = 0; j < count; j++)
                 {
                     ushort* r = t + ((long)idx[j] * h) + c;
-                    if (c == 0 && j + PrefetchAhead < count)
-                        PrefetchRow(t + ((long)idx[j + PrefetchAhead] * h), h);
+                    if (c == first && j + PrefetchAhead < count)
+                        PrefetchRow(t + ((long)idx[j + PrefetchAhead] * h) + first, last - first);
                     var wj = Vector256.Create(w[j]);
                     a0 = Fma.MultiplyAdd(Widen256(r), wj, a0);
                     a1 = Fma.MultiplyAdd(Widen256(r + 8), wj, a1);
@@ -102,7 +108,7 @@ internal static unsafe class Bf16Gather
                 a7.Store(dst + c + 56);
             }
         }
-        for (; c < h; c++)
+        for (; c < last; c++)
         {
             float sum = 0f;
             for (int j = 0; j < count; j++)

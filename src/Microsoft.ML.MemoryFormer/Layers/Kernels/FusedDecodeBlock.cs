@@ -58,22 +58,20 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
         attention.CheckRoom(cache);
         attention.Norm.Apply(x, s.Normed);
         Hash(s.Normed, width, value, s);                                          // one hash for Q, K, V
-        // Q and K on one thread, V on another: the gathers wait on scattered rows, so two cores keep twice as many
-        // misses in flight (the dense step's GEMVs use both cores too). Each output is written by one thread, with
-        // the same arithmetic as one thread: the results are bit for bit the same.
+        // Q on one thread, V on another, K split between them by columns (with bf16 or int8 tables; fp32 tables give K
+        // whole to the first): the gathers wait on scattered rows, so two cores keep twice as many misses in flight (the
+        // dense step's GEMVs use both cores too). Each output column is written by one thread with the same arithmetic
+        // as one thread, so the results are bit for bit the same.
         KernelParallel.For(2, (long)s.Chunks * width * 3 / 2, (first, last) =>
         {
             for (int part = first; part < last; part++)
             {
+                int split = key.Splits && Half(width) > 0 ? Half(width) : width;
+                Gather(part == 0 ? query : value, s, part == 0 ? s.Query : s.Value, 0, width);
                 if (part == 0)
-                {
-                    Gather(query, s, s.Query);
-                    Gather(key, s, s.Key);
-                }
-                else
-                {
-                    Gather(value, s, s.Value);
-                }
+                    Gather(key, s, s.Key, 0, split);
+                else if (split < width)
+                    Gather(key, s, s.Key, split, width);
             }
         });
         attention.Attend(s.Query, s.Key, s.Value, cache, s.Scores, s.Attended);  // rotary, K/V into the cache
@@ -81,10 +79,10 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
 
         ffnNorm.Apply(x, s.Normed);
         Hash(s.Normed, width, expand, s);
-        Gather(expand, s, s.Hidden);                                              // [K·(τ+2)]
+        GatherOnTwoThreads(expand, s, s.Hidden);                                  // [K·(τ+2)]
         VectorKernels.LayerNorm(s.Hidden, normWeight, normBias, hidden, (float)MemoryBlock.NormEpsilon, s.HiddenNormed);
         Hash(s.HiddenNormed, hidden, project, s);                                 // K chunks of τ+2 bits
-        Gather(project, s, s.Attended);
+        GatherOnTwoThreads(project, s, s.Attended);
         RowKernels.Add(s.Attended, x, width);                                     // out = z + FFN(Norm(z))
     }
 
@@ -99,15 +97,39 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
         s.Chunks = chunks;
     }
 
-    private static void Gather(Layer layer, Scratch s, float* output)
+    /// <summary>One gather with its columns split between two threads where its table copy allows (bf16, int8), else whole.</summary>
+    private static void GatherOnTwoThreads(Layer layer, Scratch s, float* output)
+    {
+        if (!layer.Splits || Half(layer.Width) == 0)
+        {
+            Gather(layer, s, output, 0, layer.Width);
+            return;
+        }
+        nint target = (nint)output;
+        KernelParallel.For(2, (long)s.Chunks * layer.Width / 2, (first, last) =>
+        {
+            for (int part = first; part < last; part++)
+                Gather(layer, s, (float*)target, part == 0 ? 0 : Half(layer.Width), part == 0 ? Half(layer.Width) : layer.Width);
+        });
+    }
+
+    /// <summary>Where a gather of width <paramref name="h"/> is split between two threads: about half, on a 128-column tile
+    /// (so both halves take the same tiles as the whole: bit for bit the same sums); 0 (no split) below 256 columns.</summary>
+    private static int Half(int h) => h / 2 / 128 * 128;
+
+    /// <summary>Columns <paramref name="first"/> … <paramref name="last"/>−1 of the layer's gather (+ bias) into
+    /// <paramref name="output"/>; the fp32 table takes only the whole width.</summary>
+    private static void Gather(Layer layer, Scratch s, float* output, int first, int last)
     {
         if (layer.Table8 is { } table8)
-            Int8Gather.WeightedBagSum(table8.Pointer, table8.Scales, layer.Width, s.RowIndex, s.Weights, s.Chunks, output, HeadGemv.VectorBits);
+            Int8Gather.WeightedBagSum(table8.Pointer, table8.Scales, layer.Width, s.RowIndex, s.Weights, s.Chunks, output, HeadGemv.VectorBits, first, last);
         else if (layer.Table16 is { } table16)
-            Bf16Gather.WeightedBagSum(table16.Pointer, layer.Width, s.RowIndex, s.Weights, s.Chunks, output, HeadGemv.VectorBits);
-        else
+            Bf16Gather.WeightedBagSum(table16.Pointer, layer.Width, s.RowIndex, s.Weights, s.Chunks, output, HeadGemv.VectorBits, first, last);
+        else if (first == 0 && last == layer.Width)
             RowKernels.WeightedBagSum(layer.Table, layer.Width, s.RowIndex, s.Weights, s.Chunks, output);
-        RowKernels.Add(layer.Bias, output, layer.Width);
+        else
+            throw new InvalidOperationException("An fp32 table is gathered whole (RowKernels has no column range).");
+        RowKernels.Add(layer.Bias + first, output + first, last - first);
     }
 
     /// <summary>One Memory Layer's table (and its bf16 or int8 copy, if any), bias and hash settings as raw memory.</summary>
@@ -116,6 +138,9 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
         public readonly float* Table = TensorMemory.Floats(layer.Table);
         public readonly Bf16Matrix? Table16 = bf16(layer.Table);
         public readonly Int8Matrix? Table8 = int8(layer.Table);
+
+        /// <summary>Whether the gather can be split by columns between threads (a bf16 or int8 copy is read).</summary>
+        public bool Splits => Table16 is not null || Table8 is not null;
         public readonly float* Bias = TensorMemory.Floats(layer.Bias);
         public readonly int Width = layer.OutputWidth, Bits = layer.BitsPerChunk;
         public readonly bool L1Scaled = layer.WeightFunction == HashWeightFunction.L1ScaledSigmoidProduct;

@@ -236,4 +236,30 @@ public class Bf16DecodeTests
         var withTables = DecodeLogits(model, tokens);
         Assert.False(headOnly.Zip(withTables).All(p => p.First.eq(p.Second).all().item<bool>()), "the bf16 tables were not read");
     }
+
+    [Theory]
+    [InlineData(1024, 512)]
+    [InlineData(1280, 512)]
+    [InlineData(384, 512)]
+    [InlineData(320, 256)]
+    [InlineData(300, 0)]
+    public unsafe void Bf16_gather_split_by_columns_equals_the_whole_gather_bit_for_bit(int width, int vectorBits)
+    {
+        random.manual_seed(width + vectorBits);
+        using var table = randn(40, width);
+        var copy = Bf16Matrix.From(table);
+        int[] index = [3, 0, 39, 3, 17, 22, 8, 8, 31];
+        float[] weights = [0.5f, -1f, 2f, 0.25f, 1f, -0.75f, 0.1f, 3f, -2f];
+        float[] whole = new float[width], halves = new float[width];
+        int split = width / 2 / 128 * 128;                                      // on a 128-column tile, as the decode step splits
+        fixed (int* idx = index)
+        fixed (float* w = weights, a = whole, b = halves)
+        {
+            Bf16Gather.WeightedBagSum(copy.Pointer, width, idx, w, index.Length, a, vectorBits);
+            Bf16Gather.WeightedBagSum(copy.Pointer, width, idx, w, index.Length, b, vectorBits, split, width);
+            Bf16Gather.WeightedBagSum(copy.Pointer, width, idx, w, index.Length, b, vectorBits, 0, split);
+        }
+        GC.KeepAlive(copy);
+        Assert.Equal(whole, halves);
+    }
 }
