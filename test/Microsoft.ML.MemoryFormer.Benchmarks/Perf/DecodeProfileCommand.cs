@@ -52,8 +52,11 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
             ("head: torch linear", headMb, () => Time(() => nn.functional.linear(x, weight))),
             ("head: torch mv", headMb, () => Time(() => mv(weight, x[0]))),
             ("MF fused blocks only", double.NaN, () => BlocksMs(mf, tokens)),
+            ("MF fused blocks only, one thread", double.NaN, () => OneThread(mf, () => BlocksMs(mf, tokens))),
             ("MF fused blocks only, bf16 tables", double.NaN, () => ReducedBlocksMs(mf, InferencePrecision.BFloat16, tokens)),
+            ("MF fused blocks only, bf16 tables, one thread", double.NaN, () => OneThread(mf, () => ReducedBlocksMs(mf, InferencePrecision.BFloat16, tokens))),
             ("MF fused blocks only, int8 tables", double.NaN, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens)),
+            ("MF fused blocks only, int8 tables, one thread", double.NaN, () => OneThread(mf, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens))),
             ("step: MF fused", double.NaN, () => StepMs(mf, fused: true, tokens)),
             ("step: MF general", double.NaN, () => StepMs(mf, fused: false, tokens)),
             ("step: dense fused", double.NaN, () => StepMs(dense, fused: true, tokens)),
@@ -108,6 +111,20 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
         var y = empty(1, weight8.Rows);
         HeadGemv.Compute(TensorMemory.Floats(x), 1, weight8, TensorMemory.Floats(y));
         return y;
+    }
+
+    /// <summary><paramref name="time"/> with the blocks' gathers kept on the calling thread (<c>LanguageModel.UseTwoThreadGathers</c> off).</summary>
+    private static double OneThread(LanguageModel model, Func<double> time)
+    {
+        model.UseTwoThreadGathers = false;
+        try
+        {
+            return time();
+        }
+        finally
+        {
+            model.UseTwoThreadGathers = true;
+        }
     }
 
     /// <summary><see cref="BlocksMs"/> with bf16 or int8 copies of the tables, made before and dropped after the timed steps.</summary>

@@ -23,12 +23,16 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
     private readonly DecodeRmsNorm ffnNorm;
     private readonly float* normWeight, normBias;
     private readonly Layer query, key, value, expand, project;
+    private readonly bool twoThreads;
 
     /// <summary>Reads the block's parameters and the bf16 or int8 copies of its tables that <paramref name="bf16"/> or
-    /// <paramref name="int8"/> returns (null from both: the fp32 table); <see cref="Supports"/> must be true.</summary>
-    public FusedDecodeBlock(TransformerBlock block, MemoryFormerConfig config, Func<Tensor, Bf16Matrix?> bf16, Func<Tensor, Int8Matrix?> int8)
+    /// <paramref name="int8"/> returns (null from both: the fp32 table); <see cref="Supports"/> must be true.
+    /// <paramref name="twoThreads"/> false keeps every gather on the calling thread (same results; to measure the split).</summary>
+    public FusedDecodeBlock(TransformerBlock block, MemoryFormerConfig config, Func<Tensor, Bf16Matrix?> bf16, Func<Tensor, Int8Matrix?> int8,
+        bool twoThreads = true)
     {
         this.block = block;
+        this.twoThreads = twoThreads;
         var qkv = (MemoryQkv)block.Attention.Qkv;
         var ffn = (MemoryBlock)block.Ffn;
         (width, hidden) = (config.Width, config.BlockHiddenWidth);
@@ -62,7 +66,7 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
         // whole to the first): the gathers wait on scattered rows, so two cores keep twice as many misses in flight (the
         // dense step's GEMVs use both cores too). Each output column is written by one thread with the same arithmetic
         // as one thread, so the results are bit for bit the same.
-        KernelParallel.For(2, (long)s.Chunks * width * 3 / 2, (first, last) =>
+        TwoParts((long)s.Chunks * width * 3 / 2, (first, last) =>
         {
             for (int part = first; part < last; part++)
             {
@@ -97,10 +101,19 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
         s.Chunks = chunks;
     }
 
-    /// <summary>One gather with its columns split between two threads where its table copy allows (bf16, int8), else whole.</summary>
-    private static void GatherOnTwoThreads(Layer layer, Scratch s, float* output)
+    /// <summary>Runs parts 0 and 1 of <paramref name="body"/> on two threads (where the work is large enough), or both here.</summary>
+    private void TwoParts(long workPerPart, Action<int, int> body)
     {
-        if (!layer.Splits || Half(layer.Width) == 0)
+        if (twoThreads)
+            KernelParallel.For(2, workPerPart, body);
+        else
+            body(0, 2);
+    }
+
+    /// <summary>One gather with its columns split between two threads where its table copy allows (bf16, int8), else whole.</summary>
+    private void GatherOnTwoThreads(Layer layer, Scratch s, float* output)
+    {
+        if (!layer.Splits || Half(layer.Width) == 0 || !twoThreads)
         {
             Gather(layer, s, output, 0, layer.Width);
             return;

@@ -41,7 +41,7 @@ internal sealed unsafe class FusedDecodeStep
         blocks = model.Backbone.Blocks.Select(b => c.Kind == TransformerKind.Dense
             ? new FusedDenseDecodeBlock(b, c, model.BFloat16Copy, model.Int8Copy)
             : (IFusedDecodeBlock)new FusedDecodeBlock(b, c, model.UseTableCopies ? model.BFloat16Copy : _ => null,
-                model.UseTableCopies ? model.Int8Copy : _ => null)).ToArray();
+                model.UseTableCopies ? model.Int8Copy : _ => null, model.UseTwoThreadGathers)).ToArray();
         scratch = new FusedDecodeBlock.Scratch(c);
         embedding = TensorMemory.Floats(model.Backbone.Embedding.weight!);
         var finalNorm = (RmsNorm)model.Backbone.FinalNorm;

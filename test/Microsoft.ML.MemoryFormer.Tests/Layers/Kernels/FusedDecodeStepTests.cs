@@ -131,4 +131,21 @@ public class FusedDecodeStepTests
         }
         foreach (var c in caches) c.Dispose();
     }
+
+    [Theory]
+    [InlineData(InferencePrecision.Float32)]
+    [InlineData(InferencePrecision.BFloat16)]
+    [InlineData(InferencePrecision.Int8)]
+    public void Gathers_split_between_two_threads_equal_one_thread_bit_for_bit(InferencePrecision precision)
+    {
+        using var model = DecodeTestModels.Model("memoryformer-wide", 11);
+        using var _ = no_grad();
+        model.UseInferencePrecision(precision);
+        long[] tokens = [1, 2, 3, 250, 7, 40, 99];
+        var split = DecodeTestModels.DecodeLogits(model, tokens);
+        model.UseTwoThreadGathers = false;
+        var oneThread = DecodeTestModels.DecodeLogits(model, tokens);
+        for (int i = 0; i < tokens.Length; i++)
+            Assert.True(split[i].eq(oneThread[i]).all().item<bool>(), $"token {i}");
+    }
 }
