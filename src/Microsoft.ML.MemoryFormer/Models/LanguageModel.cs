@@ -119,9 +119,10 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
     /// Set it before switching the precision.</summary>
     internal bool UseTableCopies { get; set; } = true;
 
-    /// <summary>Whether the fused MemoryFormer decode step splits a block's gathers between two threads (on by default;
-    /// off keeps them on the calling thread with the same results, for <c>perf decode-profile</c> to time the split).</summary>
-    internal bool UseTwoThreadGathers { get; set; } = true;
+    /// <summary>Whether the fused MemoryFormer decode step splits a block's gathers between two threads (same results
+    /// either way). Off by default: on a loaded machine the forks made the blocks 1.2–1.6× slower (docs/benchmarks.md,
+    /// decode third round); <c>perf decode-profile --parts blocks</c> times both, so an idle run can decide.</summary>
+    internal bool UseTwoThreadGathers { get; set; }
 
     /// <summary>The embedding, blocks and final norm, for fine-tuning with another head.</summary>
     public TransformerBackbone Backbone => backbone;

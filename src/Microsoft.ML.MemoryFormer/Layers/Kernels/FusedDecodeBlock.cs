@@ -27,9 +27,9 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
 
     /// <summary>Reads the block's parameters and the bf16 or int8 copies of its tables that <paramref name="bf16"/> or
     /// <paramref name="int8"/> returns (null from both: the fp32 table); <see cref="Supports"/> must be true.
-    /// <paramref name="twoThreads"/> false keeps every gather on the calling thread (same results; to measure the split).</summary>
+    /// <paramref name="twoThreads"/> splits the gathers between two threads (same results; <c>LanguageModel.UseTwoThreadGathers</c>).</summary>
     public FusedDecodeBlock(TransformerBlock block, MemoryFormerConfig config, Func<Tensor, Bf16Matrix?> bf16, Func<Tensor, Int8Matrix?> int8,
-        bool twoThreads = true)
+        bool twoThreads = false)
     {
         this.block = block;
         this.twoThreads = twoThreads;
@@ -62,10 +62,10 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
         attention.CheckRoom(cache);
         attention.Norm.Apply(x, s.Normed);
         Hash(s.Normed, width, value, s);                                          // one hash for Q, K, V
-        // Q on one thread, V on another, K split between them by columns (with bf16 or int8 tables; fp32 tables give K
-        // whole to the first): the gathers wait on scattered rows, so two cores keep twice as many misses in flight (the
-        // dense step's GEMVs use both cores too). Each output column is written by one thread with the same arithmetic
-        // as one thread, so the results are bit for bit the same.
+        // With twoThreads: Q on one thread, V on another, K split between them by columns (with bf16 or int8 tables;
+        // fp32 tables give K whole to the first): the gathers wait on scattered rows, so two cores could keep twice as
+        // many misses in flight (the dense step's GEMVs use both cores). Each output column is written by one thread
+        // with the same arithmetic as one thread, so the results are bit for bit the same.
         TwoParts((long)s.Chunks * width * 3 / 2, (first, last) =>
         {
             for (int part = first; part < last; part++)

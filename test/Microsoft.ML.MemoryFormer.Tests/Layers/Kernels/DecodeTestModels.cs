@@ -12,8 +12,8 @@ internal static class DecodeTestModels
     public static TheoryData<string> Kinds => ["memoryformer", "dense", "memoryformer-wide"];
 
     /// <summary>A random model in eval mode; d = 64 so the AVX-512 kernels (d a multiple of 16) run where the machine has them.
-    /// "memoryformer-wide" is one block at d = 448 (K = 112): enough work per gather that the decode step splits its
-    /// gathers between two threads.</summary>
+    /// "memoryformer-wide" is one block at d = 448 (K = 112): enough work per gather that the decode step forks when
+    /// <c>UseTwoThreadGathers</c> is on, and K's gather is cut at a 128-column tile.</summary>
     public static LanguageModel Model(string kind, int seed)
     {
         random.manual_seed(seed);

@@ -20,7 +20,7 @@ public class FusedDecodeStepTests
         // the dense baseline takes the same fused step (FusedDenseDecodeBlock)
         "dense" => MemoryFormerConfig.Nano with { Kind = TransformerKind.Dense },
         "dense-wide" => MemoryFormerConfig.Nano with { Kind = TransformerKind.Dense, Width = 64, Heads = 2, ContextLength = 32, VocabularySize = 100 },
-        // K·d = 112 · 448 rows·columns per Q/K/V gather: enough work that the step gathers Q, K on one thread and V on another
+        // K·d = 112 · 448 rows·columns per Q/K/V gather: enough work that the step could split its gathers between threads
         "parallel-gathers" => MemoryFormerConfig.Nano with { Width = 448, Heads = 7, Layers = 1 },
         _ => MemoryFormerConfig.Nano with { WeightFunction = HashWeightFunction.SigmoidProduct, Temperature = 0.7, ExtraBits = 1 },
     };
@@ -142,6 +142,7 @@ public class FusedDecodeStepTests
         using var _ = no_grad();
         model.UseInferencePrecision(precision);
         long[] tokens = [1, 2, 3, 250, 7, 40, 99];
+        model.UseTwoThreadGathers = true;
         var split = DecodeTestModels.DecodeLogits(model, tokens);
         model.UseTwoThreadGathers = false;
         var oneThread = DecodeTestModels.DecodeLogits(model, tokens);
