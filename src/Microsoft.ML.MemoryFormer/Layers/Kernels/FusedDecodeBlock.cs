@@ -66,18 +66,27 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
         // fp32 tables give K whole to the first): the gathers wait on scattered rows, so two cores could keep twice as
         // many misses in flight (the dense step's GEMVs use both cores). Each output column is written by one thread
         // with the same arithmetic as one thread, so the results are bit for bit the same.
-        TwoParts((long)s.Chunks * width * 3 / 2, (first, last) =>
+        if (twoThreads)
         {
-            for (int part = first; part < last; part++)
+            KernelParallel.For(2, (long)s.Chunks * width * 3 / 2, (first, last) =>
             {
-                int split = key.Splits && Half(width) > 0 ? Half(width) : width;
-                Gather(part == 0 ? query : value, s, part == 0 ? s.Query : s.Value, 0, width);
-                if (part == 0)
-                    Gather(key, s, s.Key, 0, split);
-                else if (split < width)
-                    Gather(key, s, s.Key, split, width);
-            }
-        });
+                for (int part = first; part < last; part++)
+                {
+                    int split = key.Splits && Half(width) > 0 ? Half(width) : width;
+                    Gather(part == 0 ? query : value, s, part == 0 ? s.Query : s.Value, 0, width);
+                    if (part == 0)
+                        Gather(key, s, s.Key, 0, split);
+                    else if (split < width)
+                        Gather(key, s, s.Key, split, width);
+                }
+            });
+        }
+        else
+        {
+            Gather(query, s, s.Query, 0, width);                                 // one pass over each table's rows
+            Gather(key, s, s.Key, 0, width);
+            Gather(value, s, s.Value, 0, width);
+        }
         attention.Attend(s.Query, s.Key, s.Value, cache, s.Scores, s.Attended);  // rotary, K/V into the cache
         RowKernels.Add(s.Attended, x, width);                                     // z = x + Attn(Norm(x))
 
@@ -99,15 +108,6 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
         for (int c = 0; c < chunks; c++)
             s.RowIndex[c] = (int)s.Rows[c];
         s.Chunks = chunks;
-    }
-
-    /// <summary>Runs parts 0 and 1 of <paramref name="body"/> on two threads (where the work is large enough), or both here.</summary>
-    private void TwoParts(long workPerPart, Action<int, int> body)
-    {
-        if (twoThreads)
-            KernelParallel.For(2, workPerPart, body);
-        else
-            body(0, 2);
     }
 
     /// <summary>One gather with its columns split between two threads where its table copy allows (bf16, int8), else whole.</summary>
@@ -151,13 +151,13 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
         public readonly float* Table = TensorMemory.Floats(layer.Table);
         public readonly Bf16Matrix? Table16 = bf16(layer.Table);
         public readonly Int8Matrix? Table8 = int8(layer.Table);
-
-        /// <summary>Whether the gather can be split by columns between threads (a bf16 or int8 copy is read).</summary>
-        public bool Splits => Table16 is not null || Table8 is not null;
         public readonly float* Bias = TensorMemory.Floats(layer.Bias);
         public readonly int Width = layer.OutputWidth, Bits = layer.BitsPerChunk;
         public readonly bool L1Scaled = layer.WeightFunction == HashWeightFunction.L1ScaledSigmoidProduct;
         public readonly float Scale = -2f / (layer.WeightFunction == HashWeightFunction.L1ScaledSigmoidProduct ? 1f : (float)layer.Temperature);
+
+        /// <summary>Whether the gather can be split by columns between threads (a bf16 or int8 copy is read).</summary>
+        public bool Splits => Table16 is not null || Table8 is not null;
     }
 
     /// <summary>Working vectors shared by all blocks of one decode step; pinned, so their addresses never change.</summary>
