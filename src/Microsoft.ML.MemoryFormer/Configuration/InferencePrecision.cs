@@ -11,8 +11,8 @@ public enum InferencePrecision
     Float32,
 
     /// <summary>
-    /// bf16 copies (round to nearest, ties to even) of the LM head and, for the dense baseline, of its attention and MLP
-    /// matrices: half the bytes of fp32, 8 significant bits, fp32's range.
+    /// bf16 copies (round to nearest, ties to even) of the LM head, of MemoryFormer's Memory Layer tables and, for the
+    /// dense baseline, of its attention and MLP matrices: half the bytes of fp32, 8 significant bits, fp32's range.
     /// </summary>
     BFloat16,
 

@@ -45,8 +45,8 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
     public bool BFloat16Inference => InferencePrecision == InferencePrecision.BFloat16;
 
     /// <summary>
-    /// Bandwidth-lean decode in bf16: <c>UseInferencePrecision(enabled ? BFloat16 : Float32)</c>. Rounds the LM head
-    /// (and, for the dense baseline, the attention and MLP matrices) to bf16 copies that the fused batch-1 CPU decode
+    /// Bandwidth-lean decode in bf16: <c>UseInferencePrecision(enabled ? BFloat16 : Float32)</c>. Rounds the LM head,
+    /// MemoryFormer's Memory Layer tables and the dense baseline's attention and MLP matrices to bf16 copies that the fused batch-1 CPU decode
     /// step reads instead of the fp32 weights, halving the bytes a step streams; fp32 accumulation. False drops the
     /// copies (and any int8 ones). See <see cref="UseInferencePrecision"/>.
     /// </summary>
@@ -56,8 +56,8 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Bandwidth-lean decode: the precision of the weight copies the fused batch-1 CPU decode step reads instead of the
-    /// fp32 weights. <see cref="InferencePrecision.BFloat16"/>: bf16 copies of the LM head (and, for the dense baseline,
-    /// of the attention and MLP matrices), half the bytes. <see cref="InferencePrecision.Int8"/>: int8 row-wise copies
+    /// fp32 weights. <see cref="InferencePrecision.BFloat16"/>: bf16 copies of the LM head, of MemoryFormer's Memory Layer
+    /// tables and of the dense baseline's attention and MLP matrices, half the bytes. <see cref="InferencePrecision.Int8"/>: int8 row-wise copies
     /// (one fp32 scale per row) of the LM head, of MemoryFormer's Memory Layer tables and of the dense baseline's
     /// matrices, a quarter of the bytes. Activations and accumulation stay fp32. Opt-in, inference only: training,
     /// batched scoring and the general path keep the fp32 weights, which are never changed, so
@@ -83,7 +83,7 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
             if (Config.Kind == TransformerKind.Dense)
                 weights.AddRange([((DenseQkv)block.Attention.Qkv).Projection.weight!, block.Attention.Output!.weight!,
                     ((DenseMlp)block.Ffn).Expand.weight!, ((DenseMlp)block.Ffn).Project.weight!]);
-            else if (precision == InferencePrecision.Int8 && UseInt8Tables && block.Attention.Qkv is MemoryQkv qkv && block.Ffn is MemoryBlock ffn)
+            else if (UseTableCopies && block.Attention.Qkv is MemoryQkv qkv && block.Ffn is MemoryBlock ffn)
                 weights.AddRange([qkv.Query.Table, qkv.Key.Table, qkv.Value.Table, ffn.Expand.Table, ffn.Project.Table]);
         }
         var bad = weights.FirstOrDefault(w => !TensorMemory.IsCpuFloat32(w) || !w.is_contiguous());
@@ -114,10 +114,15 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
         int8Copies is not null && TensorMemory.IsCpuFloat32(weight) && int8Copies.TryGetValue(TensorMemory.Key(weight), out var copy)
             && copy.Rows == weight.shape[0] && copy.Columns == weight.shape[1] ? copy : null;
 
-    /// <summary>Whether <see cref="UseInferencePrecision"/>(Int8) copies the Memory Layer tables too and the fused decode
-    /// step reads those copies (on by default; off to measure what they add: <c>perf decode</c>, <c>perf bf16</c>). Set it
-    /// before switching to int8.</summary>
-    internal bool UseInt8Tables { get; set; } = true;
+    /// <summary>Whether <see cref="UseInferencePrecision"/>(BFloat16 or Int8) copies the Memory Layer tables too and the
+    /// fused decode step reads those copies (on by default; off to measure what they add: <c>perf decode</c>, <c>perf bf16</c>).
+    /// Set it before switching the precision.</summary>
+    internal bool UseTableCopies { get; set; } = true;
+
+    /// <summary>Whether the fused MemoryFormer decode step splits a block's gathers between two threads (same results
+    /// either way). Off by default: on a loaded machine the forks made the blocks 1.2–1.6× slower (docs/benchmarks.md,
+    /// decode third round); <c>perf decode-profile --parts blocks</c> times both, so an idle run can decide.</summary>
+    internal bool UseTwoThreadGathers { get; set; }
 
     /// <summary>The embedding, blocks and final norm, for fine-tuning with another head.</summary>
     public TransformerBackbone Backbone => backbone;

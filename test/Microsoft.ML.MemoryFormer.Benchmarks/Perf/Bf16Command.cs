@@ -63,15 +63,16 @@ internal sealed class Bf16Command : Command<Bf16Command.Settings>
                 bool dense = kind == TransformerKind.Dense;
                 var settingsToTry = dense
                     ? new (InferencePrecision Precision, bool Tables, string Label)[] { (InferencePrecision.BFloat16, false, "bf16 head + all matrices"), (InferencePrecision.Int8, false, "int8 head + all matrices") }
-                    : [(InferencePrecision.BFloat16, false, "bf16 head"), (InferencePrecision.Int8, false, "int8 head"), (InferencePrecision.Int8, true, "int8 head + tables")];
+                    : [(InferencePrecision.BFloat16, false, "bf16 head"), (InferencePrecision.BFloat16, true, "bf16 head + tables"),
+                        (InferencePrecision.Int8, false, "int8 head"), (InferencePrecision.Int8, true, "int8 head + tables")];
                 foreach (var (precision, tables, label) in settingsToTry)
                 {
-                    model.UseInt8Tables = tables;
+                    model.UseTableCopies = tables;
                     model.UseInferencePrecision(precision);
                     double reduced = DecodeBitsPerByte(model, tokenizer, held);
                     var reducedTexts = Greedy(model, tokenizer, held);
                     model.UseInferencePrecision(InferencePrecision.Float32);
-                    model.UseInt8Tables = true;
+                    model.UseTableCopies = true;
                     int total = fp32Texts.Sum(t => t.Length);
                     int equal = fp32Texts.Zip(reducedTexts).Sum(p => p.First.Zip(p.Second).Count(q => q.First == q.Second));
                     double prefix = fp32Texts.Zip(reducedTexts).Average(p => p.First.Zip(p.Second).TakeWhile(q => q.First == q.Second).Count());

@@ -54,13 +54,15 @@ internal sealed class DecodeCommand : Command<DecodeCommand.Settings>
             "model", "step", "weights", "ms/token", "tokens/s", "MB read/token", "bound tokens/s", "% of bound", "MF ÷ dense (same step, precision)");
         using var dense = NewModel(TransformerKind.Dense, width, vocabulary);
         using var mf = NewModel(TransformerKind.MemoryFormer, width, vocabulary);
-        // Variants, timed interleaved round by round (each a whole generation; its median step time counts). Int8 MF runs
-        // twice: with int8 tables (the default) and with fp32 tables, to show what the tables add.
-        var variants = new (string Model, string Step, InferencePrecision Precision, bool Int8Tables, LanguageModel Network)[]
+        // Variants, timed interleaved round by round (each a whole generation; its median step time counts). MF runs each
+        // reduced precision twice: with the tables in that precision too (the default) and with fp32 tables, to show what
+        // the tables add.
+        var variants = new (string Model, string Step, InferencePrecision Precision, bool Tables, LanguageModel Network)[]
         {
             ("dense", "op by op", InferencePrecision.Float32, false, dense), ("dense", "fused", InferencePrecision.Float32, false, dense),
             ("MemoryFormer", "fused", InferencePrecision.Float32, false, mf),
             ("dense", "fused", InferencePrecision.BFloat16, false, dense), ("MemoryFormer", "fused", InferencePrecision.BFloat16, false, mf),
+            ("MemoryFormer", "fused", InferencePrecision.BFloat16, true, mf),
             ("dense", "fused", InferencePrecision.Int8, false, dense), ("MemoryFormer", "fused", InferencePrecision.Int8, false, mf),
             ("MemoryFormer", "fused", InferencePrecision.Int8, true, mf),
         };
@@ -70,29 +72,29 @@ internal sealed class DecodeCommand : Command<DecodeCommand.Settings>
             {
                 var v = variants[i];
                 v.Network.UseFusedDecode = v.Step == "fused";
-                v.Network.UseInt8Tables = v.Int8Tables;
+                v.Network.UseTableCopies = v.Tables;
                 v.Network.UseInferencePrecision(v.Precision);                     // copies made outside the timed steps
                 double median = MedianStepMs(v.Network, newTokens, vocabulary);
                 if (round >= 0) ms[i].Add(median);
                 v.Network.UseFusedDecode = true;
                 v.Network.UseInferencePrecision(InferencePrecision.Float32);
-                v.Network.UseInt8Tables = true;
-                GC.Collect();                                                       // free the dropped copies (≈ 1.7 GB of int8 tables at d=1024) now
+                v.Network.UseTableCopies = true;
+                GC.Collect();                                                       // free the dropped copies (≈ 1.7 GB of int8, 3.3 GB of bf16 tables at d=1024) now
                 GC.WaitForPendingFinalizers();
             }
         for (int i = 0; i < variants.Length; i++)
         {
             var v = variants[i];
-            double step = Timing.Median(ms[i]), megabytes = Megabytes(v.Network.Config.Kind, width, vocabulary, v.Precision, v.Int8Tables);
+            double step = Timing.Median(ms[i]), megabytes = Megabytes(v.Network.Config.Kind, width, vocabulary, v.Precision, v.Tables);
             double bound = readGBps * 1e3 / megabytes;
             int denseIndex = Array.FindIndex(variants, d => d.Model == "dense" && d.Step == v.Step && d.Precision == v.Precision);
             string ratio = v.Model == "dense" ? "" : RatioText(ms[denseIndex], ms[i]);
-            table.AddRow(v.Model, v.Step, WeightsText(v.Model, v.Precision, v.Int8Tables), step, 1000 / step, megabytes, bound, 100 * (1000 / step) / bound, ratio);
+            table.AddRow(v.Model, v.Step, WeightsText(v.Model, v.Precision, v.Tables), step, 1000 / step, megabytes, bound, 100 * (1000 / step) / bound, ratio);
         }
         table.AddNote($"{rounds} interleaved rounds after a warm-up one; per variant the median over rounds of one generation's median ms per step (prefill excluded); " +
             "MF ÷ dense = median of the per-round ratios of dense to MF step time (lowest–highest round), both decoded by the same fused step at the same precision");
-        table.AddNote($"bound = bytes read per token at half the copy bandwidth ({readGBps:F1} GB/s); bytes: every dense matrix incl. the head (2 bytes a weight in bf16, 1 in int8 + 4 per row), K rows per Memory Layer (4 bytes a value, 1 with int8 tables)");
-        table.AddNote("random weights; bf16 / int8 = LanguageModel.UseInferencePrecision(BFloat16 / Int8) (MemoryFormer: the head, and with int8 the tables too unless marked fp32; " +
+        table.AddNote($"bound = bytes read per token at half the copy bandwidth ({readGBps:F1} GB/s); bytes: every dense matrix incl. the head (2 bytes a weight in bf16, 1 in int8 + 4 per row), K rows per Memory Layer (4 bytes a value, 2 with bf16 tables, 1 + 4 per row with int8 tables)");
+        table.AddNote("random weights; bf16 / int8 = LanguageModel.UseInferencePrecision(BFloat16 / Int8) (MemoryFormer: the head, and the tables too unless marked fp32; " +
             "dense: the head and every matrix); their accuracy cost: perf bf16");
         table.AddNote(machine);
         return table;
@@ -115,15 +117,15 @@ internal sealed class DecodeCommand : Command<DecodeCommand.Settings>
         return model;
     }
 
-    private static string WeightsText(string model, InferencePrecision precision, bool int8Tables) => precision switch
+    private static string WeightsText(string model, InferencePrecision precision, bool tables) => precision switch
     {
         InferencePrecision.Float32 => "fp32",
-        InferencePrecision.BFloat16 => model == "dense" ? "bf16 head + matrices" : "bf16 head",
-        _ => model == "dense" ? "int8 head + matrices" : int8Tables ? "int8 head + tables" : "int8 head, fp32 tables",
+        InferencePrecision.BFloat16 => model == "dense" ? "bf16 head + matrices" : tables ? "bf16 head + tables" : "bf16 head, fp32 tables",
+        _ => model == "dense" ? "int8 head + matrices" : tables ? "int8 head + tables" : "int8 head, fp32 tables",
     };
 
     /// <summary>MB of weights one decode step reads.</summary>
-    private static double Megabytes(TransformerKind kind, int width, int vocabulary, InferencePrecision precision, bool int8Tables)
+    private static double Megabytes(TransformerKind kind, int width, int vocabulary, InferencePrecision precision, bool reducedTables)
     {
         double d = width, v = vocabulary, k = width / 8.0;
         double matrixBytes = precision switch { InferencePrecision.Float32 => 4, InferencePrecision.BFloat16 => 2, _ => 1 };
@@ -131,7 +133,8 @@ internal sealed class DecodeCommand : Command<DecodeCommand.Settings>
         double head = (v * d * matrixBytes) + (v * perRow);
         if (kind == TransformerKind.Dense)
             return ((6 * ((12 * d * d * matrixBytes) + (9 * d * perRow))) + head) / 1e6;               // Q,K,V,O + 4d MLP (rows: 3d+d+4d+d), head
-        double tableBytes = int8Tables ? 1 : 4, rows = 3 * k + k + k;                                     // rows gathered: Q,K,V; ML1; ML2
+        bool int8Tables = reducedTables && precision == InferencePrecision.Int8;
+        double tableBytes = reducedTables ? matrixBytes : 4, rows = 3 * k + k + k;                        // rows gathered: Q,K,V; ML1; ML2
         double tables = (3 * k * d + k * (k * 10) + k * d) * tableBytes + (int8Tables ? rows * 4 : 0);    // Q,K,V; ML1 → K(τ+2); ML2
         return ((6 * tables) + head) / 1e6;
     }

@@ -52,7 +52,11 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
             ("head: torch linear", headMb, () => Time(() => nn.functional.linear(x, weight))),
             ("head: torch mv", headMb, () => Time(() => mv(weight, x[0]))),
             ("MF fused blocks only", double.NaN, () => BlocksMs(mf, tokens)),
-            ("MF fused blocks only, int8 tables", double.NaN, () => Int8BlocksMs(mf, tokens)),
+            ("MF fused blocks only, gathers on two threads", double.NaN, () => TwoThreads(mf, () => BlocksMs(mf, tokens))),
+            ("MF fused blocks only, bf16 tables", double.NaN, () => ReducedBlocksMs(mf, InferencePrecision.BFloat16, tokens)),
+            ("MF fused blocks only, bf16 tables, gathers on two threads", double.NaN, () => TwoThreads(mf, () => ReducedBlocksMs(mf, InferencePrecision.BFloat16, tokens))),
+            ("MF fused blocks only, int8 tables", double.NaN, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens)),
+            ("MF fused blocks only, int8 tables, gathers on two threads", double.NaN, () => TwoThreads(mf, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens))),
             ("step: MF fused", double.NaN, () => StepMs(mf, fused: true, tokens)),
             ("step: MF general", double.NaN, () => StepMs(mf, fused: false, tokens)),
             ("step: dense fused", double.NaN, () => StepMs(dense, fused: true, tokens)),
@@ -109,10 +113,24 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
         return y;
     }
 
-    /// <summary><see cref="BlocksMs"/> with int8 copies of the tables, made before and dropped after the timed steps.</summary>
-    private static double Int8BlocksMs(LanguageModel model, int tokens)
+    /// <summary><paramref name="time"/> with the blocks' gathers split between two threads (<c>LanguageModel.UseTwoThreadGathers</c>).</summary>
+    private static double TwoThreads(LanguageModel model, Func<double> time)
     {
-        model.UseInferencePrecision(InferencePrecision.Int8);
+        model.UseTwoThreadGathers = true;
+        try
+        {
+            return time();
+        }
+        finally
+        {
+            model.UseTwoThreadGathers = false;
+        }
+    }
+
+    /// <summary><see cref="BlocksMs"/> with bf16 or int8 copies of the tables, made before and dropped after the timed steps.</summary>
+    private static double ReducedBlocksMs(LanguageModel model, InferencePrecision precision, int tokens)
+    {
+        model.UseInferencePrecision(precision);
         try
         {
             return BlocksMs(model, tokens);
@@ -120,7 +138,7 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
         finally
         {
             model.UseInferencePrecision(InferencePrecision.Float32);
-            GC.Collect();                                                           // ≈ 1.7 GB of int8 tables at d=1024
+            GC.Collect();                                                           // ≈ 1.7 GB of int8, 3.3 GB of bf16 tables at d=1024
         }
     }
 

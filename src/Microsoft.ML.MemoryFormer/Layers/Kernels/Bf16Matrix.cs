@@ -24,16 +24,21 @@ internal sealed unsafe class Bf16Matrix
     /// <summary>The values, row-major; pinned, so the address never changes.</summary>
     public ushort* Pointer => (ushort*)Unsafe.AsPointer(ref values[0]);
 
-    /// <summary>Rounds a contiguous CPU fp32 matrix [rows, cols] to bf16.</summary>
+    /// <summary>Rounds a contiguous CPU fp32 matrix [rows, cols] to bf16, rows in parallel.</summary>
     public static Bf16Matrix From(Tensor weight)
     {
         if (!TensorMemory.IsCpuFloat32(weight) || weight.dim() != 2 || !weight.is_contiguous())
             throw new ArgumentException($"A bf16 copy needs a contiguous CPU float32 matrix, got {weight.dtype} [{string.Join(", ", weight.shape)}] on {weight.device_type}.", nameof(weight));
         int rows = (int)weight.shape[0], columns = (int)weight.shape[1];
-        var values = GC.AllocateUninitializedArray<ushort>(rows * columns, pinned: true);
-        float* source = TensorMemory.Floats(weight);
-        for (long i = 0; i < values.LongLength; i++)
-            values[i] = Round(source[i]);
+        var values = GC.AllocateUninitializedArray<ushort>(checked(rows * columns), pinned: true);
+        if (values.Length == 0)
+            return new Bf16Matrix(values, rows, columns);
+        nint source = (nint)TensorMemory.Floats(weight), target = (nint)Unsafe.AsPointer(ref values[0]);
+        KernelParallel.For(rows, columns, (first, last) =>
+        {
+            for (long i = (long)first * columns, end = (long)last * columns; i < end; i++)
+                ((ushort*)target)[i] = Round(((float*)source)[i]);
+        });
         return new Bf16Matrix(values, rows, columns);
     }
 

@@ -13,8 +13,8 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// caches by <see cref="TryCreate"/>, which returns null whenever the general path must run instead (CUDA, other
 /// dtypes, LayerNorm configs, training mode, batches, <see cref="LanguageModel.UseFusedDecode"/> off). The dense baseline
 /// takes the same step with <see cref="FusedDenseDecodeBlock"/>, so decode ratios compare equally optimised models; with
-/// <see cref="LanguageModel.UseInferencePrecision"/> the head (and the dense baseline's matrices) are read in bf16 or int8,
-/// and with int8 MemoryFormer's tables too.
+/// <see cref="LanguageModel.UseInferencePrecision"/> the head, MemoryFormer's tables and the dense baseline's matrices
+/// are read in bf16 or int8.
 /// All of the decode step's managed code is here and in <see cref="FusedDecodeBlock"/>; <c>Generation/TokenDecoder.cs</c>
 /// is its only caller.
 /// </summary>
@@ -40,7 +40,8 @@ internal sealed unsafe class FusedDecodeStep
         (width, vocabulary) = (c.Width, c.VocabularySize);
         blocks = model.Backbone.Blocks.Select(b => c.Kind == TransformerKind.Dense
             ? new FusedDenseDecodeBlock(b, c, model.BFloat16Copy, model.Int8Copy)
-            : (IFusedDecodeBlock)new FusedDecodeBlock(b, c, model.UseInt8Tables ? model.Int8Copy : _ => null)).ToArray();
+            : (IFusedDecodeBlock)new FusedDecodeBlock(b, c, model.UseTableCopies ? model.BFloat16Copy : _ => null,
+                model.UseTableCopies ? model.Int8Copy : _ => null, model.UseTwoThreadGathers)).ToArray();
         scratch = new FusedDecodeBlock.Scratch(c);
         embedding = TensorMemory.Floats(model.Backbone.Embedding.weight!);
         var finalNorm = (RmsNorm)model.Backbone.FinalNorm;

@@ -13,9 +13,10 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <remarks>
 /// The vocabulary is cut into blocks of about 1 MB of weight (so B &gt; 1 re-reads a block from L2), which the
 /// workers take from a shared counter: each streams contiguous memory, and a worker slowed by another process
-/// does not hold up the rest. Within a block, AVX-512 takes four vocabulary rows at a time (four accumulators,
-/// one load of x per four rows) and prefetches eight rows ahead. <c>perf decode-profile</c> compares it with
-/// libtorch's <c>linear</c>/<c>mv</c>.
+/// does not hold up the rest. Within a block, the fp32 AVX-512 path takes four vocabulary rows at a time (four
+/// accumulators, one load of x per four rows) and prefetches eight rows ahead; the bf16 and int8 paths, which spend more
+/// instructions per byte, take one row at a time (one contiguous stream: faster per core, measured). <c>perf decode-profile</c>
+/// compares it with libtorch's <c>linear</c>/<c>mv</c>.
 /// </remarks>
 internal static class HeadGemv
 {
@@ -24,9 +25,6 @@ internal static class HeadGemv
 
     private const long BlockBytes = 1 << 20;
     private const int PrefetchRows = 8;
-
-    /// <summary>Widest d whose even and odd halves of x the bf16 kernel splits on the stack (2 × 32 KB).</summary>
-    private const int MaxPairedWidth = 16384;
 
     /// <summary>True when x [B, d] and weight [V, d] take the managed kernel.</summary>
     public static bool Applies(Tensor x, Tensor weight) =>
@@ -69,7 +67,17 @@ internal static class HeadGemv
     /// </summary>
     private static unsafe void Run(float* x, int b, float* w, ushort* w16, sbyte* w8, float* scales, int v, int d, float* y)
     {
-        nint xp = (nint)x, wp = (nint)w, w16p = (nint)w16, w8p = (nint)w8, sp = (nint)scales, yp = (nint)y;
+        float* split = null;
+        if (w16 != null && PairedBf16(d, VectorBits))
+        {
+            // x's even and odd elements, split once per call for every block and worker (not once per block)
+            if (splitBuffer is null || splitBuffer.Length < b * d)
+                splitBuffer = GC.AllocateArray<float>(Math.Max(b * d, 1024), pinned: true);
+            split = (float*)Unsafe.AsPointer(ref splitBuffer[0]);
+            for (int i = 0; i < b; i++)
+                SplitEvenOdd(x + ((long)i * d), d, split + ((long)i * d));
+        }
+        nint xp = (nint)x, wp = (nint)w, w16p = (nint)w16, w8p = (nint)w8, sp = (nint)scales, yp = (nint)y, splitp = (nint)split;
         int blockRows = (int)Math.Max(4, BlockBytes / (4L * d) / 4 * 4);
         int blocks = (v + blockRows - 1) / blockRows, next = 0;
         int workers = Math.Max(1, Math.Min(get_num_threads(), Environment.ProcessorCount));
@@ -86,13 +94,32 @@ internal static class HeadGemv
                         if (w8p != 0)
                             DotRowsInt8((float*)xp + ((long)i * d), (sbyte*)w8p, (float*)sp, d, start, end, (float*)yp + ((long)i * v), VectorBits);
                         else if (w16p != 0)
-                            DotRowsBf16((float*)xp + ((long)i * d), (ushort*)w16p, d, start, end, (float*)yp + ((long)i * v));
+                            DotRowsBf16((float*)xp + ((long)i * d), splitp == 0 ? null : (float*)splitp + ((long)i * d), (ushort*)w16p, d, start, end,
+                                (float*)yp + ((long)i * v), VectorBits);
                         else
                             DotRows((float*)xp + ((long)i * d), (float*)wp, d, start, end, (float*)yp + ((long)i * v));
                     }
                 }
             }
         });
+    }
+
+    /// <summary>The calling thread's buffer for x split into even and odd elements (the workers only read it during the call).</summary>
+    [ThreadStatic]
+    private static float[]? splitBuffer;
+
+    /// <summary>True when the bf16 kernel takes its paired AVX-512 path (each 32-bit lane a pair of bf16 values) for width d.</summary>
+    internal static bool PairedBf16(int d, int vectorBits) => vectorBits >= 512 && Avx512F.IsSupported && d % 32 == 0;
+
+    /// <summary>
+    /// split [d] = x's even elements [d/2] then its odd ones [d/2], the layout <see cref="DotRowsBf16"/>'s paired path reads
+    /// against a row's pairs (even element = low half of a 32-bit lane).
+    /// </summary>
+    internal static unsafe void SplitEvenOdd(float* x, int d, float* split)
+    {
+        int half = d / 2;
+        for (int i = 0; i < half; i++)
+            (split[i], split[half + i]) = (x[2 * i], x[(2 * i) + 1]);
     }
 
     /// <summary>y[r] = ⟨x, w[r]⟩ for vocabulary rows start … end−1.</summary>
@@ -125,47 +152,50 @@ internal static class HeadGemv
             y[r] = RowKernels.Dot(x, w + ((long)r * d), d);
     }
 
-    /// <summary>y[r] = ⟨x, w[r]⟩ for vocabulary rows start … end−1, w in bf16 (each value widened: its bits shifted up 16).</summary>
+    /// <summary>
+    /// y[r] = ⟨x, w[r]⟩ for vocabulary rows start … end−1, w in bf16 (each value widened: its bits shifted up 16);
+    /// <paramref name="split"/> is x as <see cref="SplitEvenOdd"/> lays it out, needed when <see cref="PairedBf16"/> holds
+    /// (else ignored, may be null); <paramref name="vectorBits"/> picks the path (512 or 0 for scalar; tests run both).
+    /// </summary>
+    /// <remarks>
+    /// The paired path reads 32 bf16 values per 512-bit load, as 16 pairs: the even element of a pair is its low half
+    /// shifted up, the odd one its high half masked, multiplied by x's even and odd elements (two cheap ops widen 32
+    /// values). It takes one row at a time, a single contiguous stream that the hardware prefetcher follows; four rows
+    /// at a time (four streams 2·d bytes apart, one load of x per four rows) measured ≈ 1.3–1.45× slower per core at d = 1024,
+    /// and software prefetching did not help either (<c>docs/benchmarks.md</c>, decode).
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void DotRowsBf16(float* x, ushort* w, int d, int start, int end, float* y)
+    internal static unsafe void DotRowsBf16(float* x, float* split, ushort* w, int d, int start, int end, float* y, int vectorBits)
     {
         int r = start;
-        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported && d % 32 == 0 && d <= MaxPairedWidth)
+        if (PairedBf16(d, vectorBits) && split != null)
         {
-            // 32 bf16 values per 512-bit load, as 16 pairs: the even element of a pair is its low half shifted up,
-            // the odd one its high half masked, so two cheap ops widen 32 values; x is split into its even and odd
-            // elements once to match.
             int half = d / 2;
-            float* xe = stackalloc float[half], xo = stackalloc float[half];
-            for (int i = 0; i < half; i++)
-                (xe[i], xo[i]) = (x[2 * i], x[(2 * i) + 1]);
+            float* xe = split, xo = split + half;
             var high = Vector512.Create(0xFFFF0000u);
-            for (; r + 4 <= end; r += 4)
+            for (; r < end; r++)
             {
-                ushort* w0 = w + ((long)r * d), w1 = w0 + d, w2 = w1 + d, w3 = w2 + d;
-                Vector512<float> e0 = Vector512<float>.Zero, e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
-                for (int c = 0; c < d; c += 32)
+                ushort* row = w + ((long)r * d);
+                Vector512<float> e0 = Vector512<float>.Zero, e1 = e0, o0 = e0, o1 = e0;
+                int c = 0;
+                for (; c + 64 <= d; c += 64)
                 {
-                    Sse.Prefetch0(w0 + c + (2 * PrefetchRows * d));             // as many bytes ahead as the fp32 kernel
-                    Vector512<float> xev = Vector512.Load(xe + (c / 2)), xov = Vector512.Load(xo + (c / 2));
-                    Vector512<uint> p0 = Vector512.Load((uint*)(w0 + c)), p1 = Vector512.Load((uint*)(w1 + c)),
-                        p2 = Vector512.Load((uint*)(w2 + c)), p3 = Vector512.Load((uint*)(w3 + c));
-                    e0 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(p0, 16).AsSingle(), xev, e0);
-                    o0 = Avx512F.FusedMultiplyAdd((p0 & high).AsSingle(), xov, o0);
-                    e1 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(p1, 16).AsSingle(), xev, e1);
-                    o1 = Avx512F.FusedMultiplyAdd((p1 & high).AsSingle(), xov, o1);
-                    e2 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(p2, 16).AsSingle(), xev, e2);
-                    o2 = Avx512F.FusedMultiplyAdd((p2 & high).AsSingle(), xov, o2);
-                    e3 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(p3, 16).AsSingle(), xev, e3);
-                    o3 = Avx512F.FusedMultiplyAdd((p3 & high).AsSingle(), xov, o3);
+                    Vector512<uint> p0 = Vector512.Load((uint*)(row + c)), p1 = Vector512.Load((uint*)(row + c + 32));
+                    e0 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(p0, 16).AsSingle(), Vector512.Load(xe + (c / 2)), e0);
+                    o0 = Avx512F.FusedMultiplyAdd((p0 & high).AsSingle(), Vector512.Load(xo + (c / 2)), o0);
+                    e1 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(p1, 16).AsSingle(), Vector512.Load(xe + (c / 2) + 16), e1);
+                    o1 = Avx512F.FusedMultiplyAdd((p1 & high).AsSingle(), Vector512.Load(xo + (c / 2) + 16), o1);
                 }
-                y[r] = Vector512.Sum(e0 + o0);
-                y[r + 1] = Vector512.Sum(e1 + o1);
-                y[r + 2] = Vector512.Sum(e2 + o2);
-                y[r + 3] = Vector512.Sum(e3 + o3);
+                if (c < d)                                                      // d = 32 (mod 64): one more pair vector
+                {
+                    Vector512<uint> p0 = Vector512.Load((uint*)(row + c));
+                    e0 = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(p0, 16).AsSingle(), Vector512.Load(xe + (c / 2)), e0);
+                    o0 = Avx512F.FusedMultiplyAdd((p0 & high).AsSingle(), Vector512.Load(xo + (c / 2)), o0);
+                }
+                y[r] = Vector512.Sum((e0 + o0) + (e1 + o1));
             }
         }
-        else if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported && d % 16 == 0)
+        else if (vectorBits >= 512 && Avx512F.IsSupported && d % 16 == 0)
         {
             for (; r + 4 <= end; r += 4)
             {
@@ -203,7 +233,7 @@ internal static class HeadGemv
     /// <summary>
     /// y[r] = s[r] · ⟨x, q[r]⟩ for vocabulary rows start … end−1, q in int8 (sign-extended to int32 and converted to fp32
     /// in registers); <paramref name="vectorBits"/> picks the path (512, 256 or 0 for scalar; tests run each one that
-    /// the machine supports). Four rows at a time share each load of x.
+    /// the machine supports). AVX-512 takes one row at a time, AVX2 four rows at a time (sharing each load of x).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void DotRowsInt8(float* x, sbyte* q, float* scales, int d, int start, int end, float* y, int vectorBits)
@@ -211,23 +241,24 @@ internal static class HeadGemv
         int r = start;
         if (vectorBits >= 512 && Avx512F.IsSupported && d % 16 == 0)
         {
-            for (; r + 4 <= end; r += 4)
+            // One row at a time, one contiguous stream (as the bf16 kernel; ≈ 1.17× faster per core than four rows at a time
+            // at d = 1024), prefetching eight rows ahead.
+            for (; r < end; r++)
             {
-                sbyte* q0 = q + ((long)r * d), q1 = q0 + d, q2 = q1 + d, q3 = q2 + d;
+                sbyte* row = q + ((long)r * d);
                 Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
-                for (int c = 0; c < d; c += 16)
+                int c = 0;
+                for (; c + 64 <= d; c += 64)
                 {
-                    Sse.Prefetch0(q0 + c + (4 * PrefetchRows * d));             // as many bytes ahead as the fp32 kernel
-                    var xv = Vector512.Load(x + c);
-                    a0 = Avx512F.FusedMultiplyAdd(Widen(q0 + c), xv, a0);
-                    a1 = Avx512F.FusedMultiplyAdd(Widen(q1 + c), xv, a1);
-                    a2 = Avx512F.FusedMultiplyAdd(Widen(q2 + c), xv, a2);
-                    a3 = Avx512F.FusedMultiplyAdd(Widen(q3 + c), xv, a3);
+                    Sse.Prefetch0(row + c + (PrefetchRows * d));                // a hint: past the end is harmless
+                    a0 = Avx512F.FusedMultiplyAdd(Widen(row + c), Vector512.Load(x + c), a0);
+                    a1 = Avx512F.FusedMultiplyAdd(Widen(row + c + 16), Vector512.Load(x + c + 16), a1);
+                    a2 = Avx512F.FusedMultiplyAdd(Widen(row + c + 32), Vector512.Load(x + c + 32), a2);
+                    a3 = Avx512F.FusedMultiplyAdd(Widen(row + c + 48), Vector512.Load(x + c + 48), a3);
                 }
-                y[r] = scales[r] * Vector512.Sum(a0);
-                y[r + 1] = scales[r + 1] * Vector512.Sum(a1);
-                y[r + 2] = scales[r + 2] * Vector512.Sum(a2);
-                y[r + 3] = scales[r + 3] * Vector512.Sum(a3);
+                for (; c < d; c += 16)
+                    a0 = Avx512F.FusedMultiplyAdd(Widen(row + c), Vector512.Load(x + c), a0);
+                y[r] = scales[r] * Vector512.Sum((a0 + a1) + (a2 + a3));
             }
         }
         else if (vectorBits >= 256 && Avx2.IsSupported && Fma.IsSupported && d % 8 == 0)

@@ -24,26 +24,32 @@ internal static unsafe class Int8Gather
     /// <summary>dst [h] = Σ_j w[j] · s[idx[j]] · q[idx[j]] over <paramref name="count"/> rows of width <paramref name="h"/>;
     /// <paramref name="vectorBits"/> is the widest path to take, 512, 256 or 0 (scalar): <see cref="HeadGemv.VectorBits"/> in
     /// production, each supported one in the tests.</summary>
+    public static void WeightedBagSum(sbyte* q, float* scales, int h, int* idx, float* w, int count, float* dst, int vectorBits) =>
+        WeightedBagSum(q, scales, h, idx, w, count, dst, vectorBits, 0, h);
+
+    /// <summary>Columns <paramref name="first"/> … <paramref name="last"/>−1 of
+    /// <see cref="WeightedBagSum(sbyte*, float*, int, int*, float*, int, float*, int)"/> (dst indexed by column, rows
+    /// <paramref name="h"/> wide), so that two threads can share one gather with the same arithmetic as one.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void WeightedBagSum(sbyte* q, float* scales, int h, int* idx, float* w, int count, float* dst, int vectorBits)
+    public static void WeightedBagSum(sbyte* q, float* scales, int h, int* idx, float* w, int count, float* dst, int vectorBits, int first, int last)
     {
         float* weights = stackalloc float[count];
         for (int j = 0; j < count; j++)
             weights[j] = w[j] * scales[idx[j]];
         if (Sse.IsSupported)
             for (int j = 0; j < Math.Min(count, PrefetchAhead); j++)
-                PrefetchRow(q + ((long)idx[j] * h), h);
-        int c = 0;
+                PrefetchRow(q + ((long)idx[j] * h) + first, last - first);
+        int c = first;
         if (vectorBits >= 512 && Avx512F.IsSupported)
         {
-            for (; c + Tile512 <= h; c += Tile512)
+            for (; c + Tile512 <= last; c += Tile512)
             {
                 Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
                 for (int j = 0; j < count; j++)
                 {
                     sbyte* r = q + ((long)idx[j] * h) + c;
-                    if (c == 0 && j + PrefetchAhead < count)
-                        PrefetchRow(q + ((long)idx[j + PrefetchAhead] * h), h);
+                    if (c == first && j + PrefetchAhead < count)
+                        PrefetchRow(q + ((long)idx[j + PrefetchAhead] * h) + first, last - first);
                     var wj = Vector512.Create(weights[j]);
                     a0 = Avx512F.FusedMultiplyAdd(HeadGemv.Widen(r), wj, a0);
                     a1 = Avx512F.FusedMultiplyAdd(HeadGemv.Widen(r + 16), wj, a1);
@@ -66,14 +72,14 @@ internal static unsafe class Int8Gather
         }
         if (vectorBits >= 256 && Avx2.IsSupported && Fma.IsSupported)
         {
-            for (; c + Tile256 <= h; c += Tile256)
+            for (; c + Tile256 <= last; c += Tile256)
             {
                 Vector256<float> a0 = Vector256<float>.Zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
                 for (int j = 0; j < count; j++)
                 {
                     sbyte* r = q + ((long)idx[j] * h) + c;
-                    if (c == 0 && j + PrefetchAhead < count)
-                        PrefetchRow(q + ((long)idx[j + PrefetchAhead] * h), h);
+                    if (c == first && j + PrefetchAhead < count)
+                        PrefetchRow(q + ((long)idx[j + PrefetchAhead] * h) + first, last - first);
                     var wj = Vector256.Create(weights[j]);
                     a0 = Fma.MultiplyAdd(HeadGemv.Widen256(r), wj, a0);
                     a1 = Fma.MultiplyAdd(HeadGemv.Widen256(r + 8), wj, a1);
@@ -94,7 +100,7 @@ internal static unsafe class Int8Gather
                 a7.Store(dst + c + 56);
             }
         }
-        for (; c < h; c++)
+        for (; c < last; c++)
         {
             float sum = 0f;
             for (int j = 0; j < count; j++)

@@ -9,15 +9,18 @@ namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 /// <summary>The tiny models and the token-by-token fused decode the reduced-precision decode tests share.</summary>
 internal static class DecodeTestModels
 {
-    public static TheoryData<string> Kinds => ["memoryformer", "dense"];
+    public static TheoryData<string> Kinds => ["memoryformer", "dense", "memoryformer-wide"];
 
-    /// <summary>A random model in eval mode; d = 64 so the AVX-512 kernels (d a multiple of 16) run where the machine has them.</summary>
+    /// <summary>A random model in eval mode; d = 64 so the AVX-512 kernels (d a multiple of 16) run where the machine has them.
+    /// "memoryformer-wide" is one block at d = 448 (K = 112): enough work per gather that the decode step forks when
+    /// <c>UseTwoThreadGathers</c> is on, and K's gather is cut at a 128-column tile.</summary>
     public static LanguageModel Model(string kind, int seed)
     {
         random.manual_seed(seed);
+        bool wide = kind == "memoryformer-wide";
         var model = new LanguageModel(MemoryFormerConfig.Nano with
         {
-            Width = 64, Heads = 2, ContextLength = 32, VocabularySize = 300,
+            Width = wide ? 448 : 64, Heads = wide ? 7 : 2, Layers = wide ? 1 : MemoryFormerConfig.Nano.Layers, ContextLength = 32, VocabularySize = 300,
             Kind = kind == "dense" ? TransformerKind.Dense : TransformerKind.MemoryFormer,
         });
         model.eval();

@@ -10,7 +10,7 @@ namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 
 public class FusedDecodeStepTests
 {
-    public static TheoryData<string> Configs => ["nano", "wide", "paper-weights", "dense", "dense-wide"];
+    public static TheoryData<string> Configs => ["nano", "wide", "paper-weights", "dense", "dense-wide", "parallel-gathers"];
 
     private static MemoryFormerConfig Config(string name) => name switch
     {
@@ -20,6 +20,8 @@ public class FusedDecodeStepTests
         // the dense baseline takes the same fused step (FusedDenseDecodeBlock)
         "dense" => MemoryFormerConfig.Nano with { Kind = TransformerKind.Dense },
         "dense-wide" => MemoryFormerConfig.Nano with { Kind = TransformerKind.Dense, Width = 64, Heads = 2, ContextLength = 32, VocabularySize = 100 },
+        // K·d = 112 · 448 rows·columns per Q/K/V gather: enough work that the step could split its gathers between threads
+        "parallel-gathers" => MemoryFormerConfig.Nano with { Width = 448, Heads = 7, Layers = 1 },
         _ => MemoryFormerConfig.Nano with { WeightFunction = HashWeightFunction.SigmoidProduct, Temperature = 0.7, ExtraBits = 1 },
     };
 
@@ -128,5 +130,23 @@ public class FusedDecodeStepTests
             Assert.True(caches[i].Buffers.Values.eq(before[i].Item2).all().item<bool>(), $"layer {i}'s values changed");
         }
         foreach (var c in caches) c.Dispose();
+    }
+
+    [Theory]
+    [InlineData(InferencePrecision.Float32)]
+    [InlineData(InferencePrecision.BFloat16)]
+    [InlineData(InferencePrecision.Int8)]
+    public void Gathers_split_between_two_threads_equal_one_thread_bit_for_bit(InferencePrecision precision)
+    {
+        using var model = DecodeTestModels.Model("memoryformer-wide", 11);
+        using var _ = no_grad();
+        model.UseInferencePrecision(precision);
+        long[] tokens = [1, 2, 3, 250, 7, 40, 99];
+        model.UseTwoThreadGathers = true;
+        var split = DecodeTestModels.DecodeLogits(model, tokens);
+        model.UseTwoThreadGathers = false;
+        var oneThread = DecodeTestModels.DecodeLogits(model, tokens);
+        for (int i = 0; i < tokens.Length; i++)
+            Assert.True(split[i].eq(oneThread[i]).all().item<bool>(), $"token {i}");
     }
 }

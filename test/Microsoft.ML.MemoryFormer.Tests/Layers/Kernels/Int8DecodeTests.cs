@@ -97,6 +97,32 @@ public class Int8DecodeTests
             Assert.True(Math.Abs(actual[c] - expected[c]) <= 1e-4 * (1 + Math.Abs(expected[c])), $"column {c}: {actual[c]} vs {expected[c]}");
     }
 
+    [Theory]
+    [InlineData(1024, 512)]
+    [InlineData(1280, 512)]
+    [InlineData(384, 512)]
+    [InlineData(320, 256)]
+    [InlineData(300, 0)]
+    public unsafe void Int8_gather_split_by_columns_equals_the_whole_gather_bit_for_bit(int width, int vectorBits)
+    {
+        random.manual_seed(width + vectorBits);
+        using var table = randn(40, width);
+        var copy = Int8Matrix.From(table);
+        int[] index = [3, 0, 39, 3, 17, 22, 8, 8, 31];
+        float[] weights = [0.5f, -1f, 2f, 0.25f, 1f, -0.75f, 0.1f, 3f, -2f];
+        float[] whole = new float[width], halves = new float[width];
+        int split = width / 2 / 128 * 128;                                      // on a 128-column tile, as the decode step splits
+        fixed (int* idx = index)
+        fixed (float* w = weights, a = whole, b = halves)
+        {
+            Int8Gather.WeightedBagSum(copy.Pointer, copy.Scales, width, idx, w, index.Length, a, vectorBits);
+            Int8Gather.WeightedBagSum(copy.Pointer, copy.Scales, width, idx, w, index.Length, b, vectorBits, split, width);
+            Int8Gather.WeightedBagSum(copy.Pointer, copy.Scales, width, idx, w, index.Length, b, vectorBits, 0, split);
+        }
+        GC.KeepAlive(copy);
+        Assert.Equal(whole, halves);
+    }
+
     /// <summary>
     /// With fp32 tables, only the head is int8, so the bound is exact: a head row r moves by |Σ_c x_c (w_rc − s_r q_rc)|
     /// ≤ (s_r / 2) ‖x‖₁, and x is the final RMSNorm's output, ‖x‖₁ ≤ max|g| · ‖n‖₁ ≤ max|g| · √d · ‖n‖₂ ≤ max|g| · d.
@@ -107,7 +133,7 @@ public class Int8DecodeTests
         using var model = Model("memoryformer", 3);
         using var _ = no_grad();
         var fp32 = DecodeLogits(model, Tokens);
-        model.UseInt8Tables = false;
+        model.UseTableCopies = false;
         model.UseInferencePrecision(InferencePrecision.Int8);
         Assert.Equal(InferencePrecision.Int8, model.InferencePrecision);
         var int8 = DecodeLogits(model, Tokens);
@@ -140,7 +166,7 @@ public class Int8DecodeTests
             for (int i = 0; i < Tokens.Length; i++)
                 model.Head.weight![((i * 13) + 1) % 300].add_(hidden[i] / hidden[i].norm() * 0.5);
         var fp32 = DecodeLogits(model, Tokens);
-        model.UseInt8Tables = false;
+        model.UseTableCopies = false;
         model.UseInferencePrecision(InferencePrecision.Int8);
         var int8 = DecodeLogits(model, Tokens);
         var copy = model.Int8Copy(model.Head.weight!)!;
@@ -225,10 +251,10 @@ public class Int8DecodeTests
     {
         using var model = Model("memoryformer", 5);
         using var _ = no_grad();
-        model.UseInt8Tables = false;
+        model.UseTableCopies = false;
         model.UseInferencePrecision(InferencePrecision.Int8);
         var headOnly = DecodeLogits(model, Tokens);
-        model.UseInt8Tables = true;
+        model.UseTableCopies = true;
         model.UseInferencePrecision(InferencePrecision.Int8);
         var withTables = DecodeLogits(model, Tokens);
         Assert.False(headOnly.Zip(withTables).All(p => p.First.eq(p.Second).all().item<bool>()), "the int8 tables were not read");
