@@ -66,8 +66,8 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
     /// would give, hold-out included), one after another through the same training loop, and the transformer predicts
     /// their mean (regression: the mean value; classification: the mean class probabilities). Null (the default) picks by
     /// size: <see cref="SmallTableEnsembleSize"/> members below <see cref="SmallTableRows"/> input rows when
-    /// <see cref="SizeAwareDefaults"/> is on (there k models cost seconds, and averaging 5 seeds took housing's test RMSE
-    /// from 3.70 to 3.07, docs/benchmarks.md), 1 otherwise. Between 1 and <see cref="MaxEnsembleSize"/>. Training and
+    /// <see cref="SizeAwareDefaults"/> is on (there k fits stay short, and averaging 5 seeds took housing's test RMSE
+    /// from 3.63 for the mean single model to 3.11, below LightGBM's 3.26, docs/benchmarks.md), 1 otherwise. Between 1 and <see cref="MaxEnsembleSize"/>. Training and
     /// scoring cost k times one model's; ONNX export needs a single model (1). Members after the first write their
     /// checkpoints to <see cref="MemoryFormerTrainerOptions.CheckpointPath"/> + ".member{i}".
     /// </summary>
