@@ -90,7 +90,17 @@ internal sealed class TabularEnsemblePredictor : IDisposable
         var loaded = new List<TabularPredictor>();
         try
         {
-            for (int i = 0; i < layout.Members; i++) loaded.Add(TabularPredictor.FromArchive(archive.Part(MemberPrefix(i)), device));
+            for (int i = 0; i < layout.Members; i++)
+            {
+                try
+                {
+                    loaded.Add(TabularPredictor.FromArchive(archive.Part(MemberPrefix(i)), device));
+                }
+                catch (InvalidDataException e)
+                {
+                    throw new InvalidDataException($"The model's ensemble member {i} (entries '{MemberPrefix(i)}*'): {e.Message}", e);
+                }
+            }
             return new TabularEnsemblePredictor(loaded);
         }
         catch (ArgumentException e)

@@ -1,6 +1,8 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
+using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Onnx;
+using Microsoft.ML.MemoryFormer.Persistence;
 using Microsoft.ML.MemoryFormer.Tests.Reliability;
 using Microsoft.ML.MemoryFormer.Tests.Training;
 using Microsoft.ML.MemoryFormer.Training;
@@ -118,6 +120,17 @@ public class MemoryFormerTabularEnsembleTests
         var loaded = Assert.IsType<MemoryFormerTabularTransformer>(new MLContext(3).Model.Load(zip, out _));
         Assert.Equal(1, loaded.EnsembleSize);
         loaded.Dispose();
+    }
+
+    [Theory]
+    [InlineData("{\"FormatVersion\":2,\"Members\":2}", "layout version 2")]
+    [InlineData("{\"FormatVersion\":1,\"Members\":99}", "99 members")]
+    [InlineData("{\"FormatVersion\":1,\"Members\":2}", "member_0.")]
+    public void A_damaged_ensemble_layout_is_refused_with_what_is_wrong(string layout, string expected)
+    {
+        var archive = new ModelArchive().SetText(TabularEnsemblePredictor.Entry, layout);
+        var e = Assert.Throws<InvalidDataException>(() => TabularEnsemblePredictor.FromArchive(archive, TorchSharp.torch.CPU));
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
     }
 
     [Theory]
