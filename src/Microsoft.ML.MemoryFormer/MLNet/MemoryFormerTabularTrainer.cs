@@ -1,5 +1,6 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.Data;
+using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Training;
 using Microsoft.ML.Runtime;
 
@@ -10,7 +11,7 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// tokenizer), bidirectional MemoryFormer blocks mix them, the shared prediction head reads the [CLS] token. Made by
 /// <c>mlContext.Regression.Trainers.MemoryFormerTabular(...)</c>, <c>mlContext.BinaryClassification.Trainers.MemoryFormerTabular(...)</c>
 /// and <c>mlContext.MulticlassClassification.Trainers.MemoryFormerTabular(...)</c>; the ML.NET-free training is
-/// <c>Training/TabularTraining</c>, the prediction <c>Models/TabularPredictor</c>.
+/// <c>Training/TabularTraining</c>, the prediction <c>Models/TabularPredictor</c> (one per member of an ensemble, <c>Models/TabularEnsemblePredictor</c>).
 /// </summary>
 /// <remarks>
 /// <para><b>Input and output columns.</b></para>
@@ -62,23 +63,68 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
         return core.OutputSchema(inputSchema, "Score", "PredictedLabel");
     }
 
-    /// <summary>Reads the rows, trains with early stopping on the validation rows and returns the transformer.</summary>
+    /// <summary>Reads the rows, trains with early stopping on the validation rows and returns the transformer; with
+    /// <see cref="MemoryFormerTabularOptions.EnsembleSize"/> k &gt; 1, trains k members one after another (seeds Seed, Seed + 1,
+    /// …; each with the hold-out of its own seed), and a failure or cancellation disposes every member built.</summary>
     public MemoryFormerTabularTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var options = this.options.ForRows(this.options.SizeAwareDefaults ? CountRows(input) : long.MaxValue);
+        long rows = this.options.SizeAwareDefaults ? CountRows(input) : long.MaxValue;
+        var options = this.options.ForRows(rows);
+        int members = this.options.EnsembleSizeFor(rows);
         var core = ReferenceEquals(options, this.options) ? this.core : Core(options);
         var (label, train, validation, seed) = core.Read(input);
         using var channel = core.Host.Start("Training");
         if (!ReferenceEquals(options, this.options))
             options.LogTo(channel)($"small table: batch {options.BatchSize}, at most {options.Epochs} epochs, patience " +
                 $"{options.EarlyStoppingPatience}, hold-out {options.ValidationFraction:P0} (SizeAwareDefaults)");
-        var (model, result) = TabularTraining.Fit(options.Architecture, options.FeatureColumnName, label, train, validation,
+        if (members == 1)
+        {
+            var (model, result) = Train(options, label, train, validation, seed, core, options.LogTo(channel), options.Progress);
+            return new MemoryFormerTabularTransformer(new([model]), [result]);
+        }
+        var fitted = new List<TabularPredictor>();
+        var results = new List<TrainingResult>();
+        try
+        {
+            for (int i = 0; i < members; i++)
+            {
+                int memberSeed = unchecked(seed + i);
+                var member = options.ForMember(i, memberSeed);
+                var memberCore = Core(member);
+                var (memberTrain, memberValidation) = i == 0 ? (train, validation) : Split(memberCore.Read(input));
+                var log = member.LogTo(channel);
+                log($"ensemble member {i + 1} of {members}: seed {memberSeed}");
+                var progress = member.Progress is { } inner ? new MemberProgress(inner, i + 1, members) : null;
+                var (model, result) = Train(member, label, memberTrain, memberValidation, memberSeed, memberCore, log, progress);
+                fitted.Add(model);
+                results.Add(result);
+            }
+            return new MemoryFormerTabularTransformer(new(fitted), results);
+        }
+        catch
+        {
+            fitted.ForEach(m => m.Dispose());
+            throw;
+        }
+    }
+
+    private static (TabularData Train, TabularData? Validation) Split((LabelColumn Label, TabularData Train, TabularData? Validation, int Seed) read) =>
+        (read.Train, read.Validation);
+
+    private static (TabularPredictor Model, TrainingResult Result) Train(MemoryFormerTabularOptions options, LabelColumn label,
+        TabularData train, TabularData? validation, int seed, SupervisedTrainerCore<TabularData> core, Action<string> log,
+        IProgress<TrainingProgress>? progress) =>
+        TabularTraining.Fit(options.Architecture, options.FeatureColumnName, label, train, validation,
             options.BatchSize, seed, core.Device, (stepsPerEpoch, validated) => options.ToTrainingOptions(seed, stepsPerEpoch, validated),
-            options.LogTo(channel), options.Progress, core.IsCanceled, options.CancellationToken,
+            log, progress, core.IsCanceled, options.CancellationToken,
             (options.NumericEmbedding, options.PeriodicFrequencies, options.PeriodicScale),
             (options.PiecewiseLinearBins, options.PiecewiseLinearBinning));
-        return new MemoryFormerTabularTransformer(model, result);
+
+    /// <summary>Reports an ensemble member's progress with its place in the ensemble.</summary>
+    private sealed class MemberProgress(IProgress<TrainingProgress> inner, int member, int members) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => inner.Report(value with { EnsembleMember = member, EnsembleSize = members });
     }
 
     private static long CountRows(IDataView data)

@@ -11,16 +11,17 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// <summary>
 /// A trained MemoryFormer on a Features vector (regression, binary or multiclass). Appends the same columns as
 /// ML.NET's own trainers of the task, so <c>Evaluate</c>, <c>MapKeyToValue</c> and PredictionEngine work unchanged.
-/// Transform scores rows in batches (through <c>Models/TabularPredictor</c>, which knows nothing of ML.NET). Saved and
+/// Transform scores rows in batches (through <c>Models/TabularEnsemblePredictor</c>, which knows nothing of ML.NET); an
+/// ensemble (<see cref="EnsembleSize"/> &gt; 1) appends its members' mean value or mean class probabilities. Saved and
 /// loaded with <c>mlContext.Model.Save/Load</c> (any MLContext, in any process, loads it with no registration call). Dispose to free the model.
 /// </summary>
 public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, IModelLoadable<MemoryFormerTabularTransformer>
 {
-    private readonly TabularPredictor model;
+    private readonly TabularEnsemblePredictor model;
 
-    internal MemoryFormerTabularTransformer(TabularPredictor model, TrainingResult? trainingResult)
+    internal MemoryFormerTabularTransformer(TabularEnsemblePredictor model, IReadOnlyList<TrainingResult>? trainingResults)
     {
-        (this.model, TrainingResult) = (model, trainingResult);
+        (this.model, MemberTrainingResults) = (model, trainingResults);
     }
 
     internal static ModelSignatureInfo Signature { get; } =
@@ -31,8 +32,12 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
     /// <summary>The architecture of the model (context length = 1 + feature count).</summary>
     public MemoryFormerConfig Architecture => model.Config;
 
-    /// <summary>The network (read by the ONNX export).</summary>
-    internal TabularModel Model => model.Model;
+    /// <summary>k, the models this transformer averages (<see cref="MemoryFormerTabularOptions.EnsembleSize"/>); 1 for a
+    /// single model and for every model saved before ensembles.</summary>
+    public int EnsembleSize => model.Members.Count;
+
+    /// <summary>The network of a single-member model (read by the ONNX export, which refuses ensembles before reading it).</summary>
+    internal TabularModel Model => model.Members[0].Model;
 
     /// <summary>Scaler, label and column settings (read by the ONNX export).</summary>
     internal TabularModelInfo Info => model.Info;
@@ -40,8 +45,12 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
     /// <summary>The feature vector column the model reads.</summary>
     public string FeatureColumnName => model.Info.FeatureColumnName;
 
-    /// <summary>The outcome of training (steps, losses, early stopping, time); null for a loaded model.</summary>
-    public TrainingResult? TrainingResult { get; }
+    /// <summary>The outcome of training (steps, losses, early stopping, time) of the first (or only) ensemble member; null
+    /// for a loaded model.</summary>
+    public TrainingResult? TrainingResult => MemberTrainingResults?[0];
+
+    /// <summary>The outcome of training of each ensemble member, in seed order; null for a loaded model.</summary>
+    public IReadOnlyList<TrainingResult>? MemberTrainingResults { get; }
 
     /// <summary>The former name of <see cref="TrainingResult"/>.</summary>
     [Obsolete("Use TrainingResult, the name every MemoryFormer transformer uses.")]
@@ -61,14 +70,14 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
 
     /// <summary>
     /// Bucket health (the paper's Fig. 4): how often each row of each Memory Layer table is selected while the model scores
-    /// <paramref name="data"/>, with the never-hit fraction and normalised entropy per table.
+    /// <paramref name="data"/>, with the never-hit fraction and normalised entropy per table. Of an ensemble, the tables of the first member.
     /// </summary>
     /// <param name="data">Rows with the feature column the model was trained on.</param>
     /// <returns>One entry per Memory Layer, in module order; Q/K/V of one block share a hash and appear once.</returns>
     public IReadOnlyList<Diagnostics.BucketUsage> MeasureBucketUsage(IDataView data)
     {
         ArgumentNullException.ThrowIfNull(data);
-        using var recorder = Diagnostics.BucketUsageRecorder.Attach(model.Model);
+        using var recorder = Diagnostics.BucketUsageRecorder.Attach(model.Members[0].Model);
         var scored = Transform(data);
         var score = scored.Schema["Score"];
         using var cursor = scored.GetRowCursor([score]);
@@ -87,7 +96,7 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
         return recorder.Snapshot();
     }
 
-    /// <summary>Frees the model's tensors.</summary>
+    /// <summary>Frees the tensors of every member.</summary>
     public void Dispose() => model.Dispose();
 
     void ICanSaveModel.Save(ModelSaveContext ctx) => model.ToArchive().SaveTo(ctx, Signature);
@@ -99,7 +108,7 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
         TorchRuntime.EnsureAvailable();
         var device = MLContextDevice.Of(env);
         var archive = ModelArchive.LoadFrom(modelLoadContext, Signature);
-        return new MemoryFormerTabularTransformer(TabularPredictor.FromArchive(archive, device), trainingResult: null);
+        return new MemoryFormerTabularTransformer(TabularEnsemblePredictor.FromArchive(archive, device), trainingResults: null);
     }
 
     static MemoryFormerTabularTransformer IModelLoadable<MemoryFormerTabularTransformer>.Create(IHostEnvironment env,

@@ -4,13 +4,13 @@ using Microsoft.ML.MemoryFormer.Models;
 
 namespace Microsoft.ML.MemoryFormer.MLNet;
 
-/// <summary>Scores buffered rows of a feature vector column with a <see cref="TabularPredictor"/> (one forward pass per batch).</summary>
+/// <summary>Scores buffered rows of a feature vector column with a <see cref="TabularEnsemblePredictor"/> (one forward pass per member and batch).</summary>
 internal sealed class TabularScorer : IBatchScorer
 {
-    private readonly TabularPredictor model;
+    private readonly TabularEnsemblePredictor model;
     private readonly PredictionColumns columns;
 
-    public TabularScorer(TabularPredictor model, DataViewSchema inputSchema)
+    public TabularScorer(TabularEnsemblePredictor model, DataViewSchema inputSchema)
     {
         var info = model.Info;
         int f = FeatureColumnReader.CheckFeatures(inputSchema, info.FeatureColumnName);

@@ -116,7 +116,7 @@ internal sealed partial class ModelArchive
     /// <summary>Closes the file a loaded archive reads its large entries from.</summary>
     public void Dispose()
     {
-        _file?.Dispose();
+        if (!_borrowsFile) _file?.Dispose();
         _file = null;
     }
 

@@ -64,6 +64,7 @@ internal sealed partial class ModelArchive : IDisposable
 
     private readonly SortedDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private Stream? _file;
+    private bool _borrowsFile;
 
     /// <summary>The entry names, in ordinal order.</summary>
     public IReadOnlyCollection<string> EntryNames => _entries.Keys;
@@ -88,6 +89,26 @@ internal sealed partial class ModelArchive : IDisposable
             throw new ArgumentException($"A model archive holds at most {MaxEntries} entries.", nameof(name));
         _entries[name] = entry;
         return this;
+    }
+
+    /// <summary>Sets every entry of <paramref name="part"/> here, named <paramref name="prefix"/> + its name (the entries of
+    /// one model of several, e.g. an ensemble member); bytes and streamed writers are shared, not copied.</summary>
+    public ModelArchive SetAll(string prefix, ModelArchive part)
+    {
+        ArgumentNullException.ThrowIfNull(part);
+        foreach (var (name, entry) in part._entries) Put(prefix + name, entry);
+        return this;
+    }
+
+    /// <summary>The entries named <paramref name="prefix"/> + name, as an archive of the names without the prefix (the
+    /// inverse of <see cref="SetAll"/>). It reads through this archive's file and ML.NET streams; disposing it closes nothing.</summary>
+    public ModelArchive Part(string prefix)
+    {
+        var part = new ModelArchive { _file = _file, _borrowsFile = true };
+        foreach (var (name, entry) in _entries)
+            if (name.Length > prefix.Length && name.StartsWith(prefix, StringComparison.Ordinal))
+                part._entries[name[prefix.Length..]] = entry;
+        return part;
     }
 
     /// <summary>Sets entry <paramref name="name"/> to <paramref name="text"/> in UTF-8.</summary>

@@ -11,4 +11,11 @@ namespace Microsoft.ML.MemoryFormer.Training;
 /// <param name="ValidationLoss">Loss on the validation set, when this report follows a validation.</param>
 /// <param name="ValidationMetric">The task's validation metric (e.g. accuracy), when it has one.</param>
 public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double LearningRate, double ItemsPerSecond,
-    TimeSpan Elapsed, TimeSpan Remaining, double? ValidationLoss = null, double? ValidationMetric = null);
+    TimeSpan Elapsed, TimeSpan Remaining, double? ValidationLoss = null, double? ValidationMetric = null)
+{
+    /// <summary>Which model of an ensemble this run trains, from 1 (the tabular trainer's EnsembleSize); 1 otherwise.</summary>
+    public int EnsembleMember { get; init; } = 1;
+
+    /// <summary>How many models the ensemble trains, one after another; 1 for a single model.</summary>
+    public int EnsembleSize { get; init; } = 1;
+}

@@ -67,8 +67,12 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         public int Seed { get; init; }
 
         [CommandOption("--ensemble")]
-        [Description("K > 1: instead of the comparison, train K MemoryFormer models (seeds Seed..Seed+K−1) and report each, their spread and their averaged prediction.")]
-        public int Ensemble { get; init; } = 1;
+        [Description("MemoryFormer's EnsembleSize: K models (seeds Seed..Seed+K−1) averaged by the trainer. Default: the trainer's size rule (5 below 2,000 training rows, else 1).")]
+        public int? Ensemble { get; init; }
+
+        [CommandOption("--seed-spread")]
+        [Description("K > 1: instead of the comparison, train K single MemoryFormer models (seeds Seed..Seed+K−1) and report each, their spread and their averaged prediction.")]
+        public int SeedSpread { get; init; } = 1;
 
         [CommandOption("--memoryformer-only")]
         [Description("Run MemoryFormer only (skip LightGBM, FastTree and SDCA).")]
@@ -97,9 +101,9 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
                 continue;
             }
             AnsiConsole.MarkupLineInterpolated($"[bold]{set.Name}[/] ({set.Task}): {set.Description}");
-            if (settings.Ensemble > 1)
+            if (settings.SeedSpread > 1)
             {
-                Console.WriteLine(TabularEnsemble.Measure(set, Options(settings, set), settings.Ensemble, settings.Verbose ? Console.WriteLine : null));
+                Console.WriteLine(TabularEnsemble.Measure(set, Options(settings, set), settings.SeedSpread, settings.Verbose ? Console.WriteLine : null));
                 continue;
             }
             foreach (var contender in TabularContender.All(Options(settings, set), settings.Verbose ? Console.WriteLine : null)
@@ -133,7 +137,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             {
                 Architecture = Preset(settings), Seed = settings.Seed, NumericEmbedding = embedding,
                 PeriodicScale = settings.PeriodicScale, PeriodicFrequencies = settings.PeriodicFrequencies,
-                PiecewiseLinearBins = settings.Bins, PiecewiseLinearBinning = Binning(settings),
+                PiecewiseLinearBins = settings.Bins, PiecewiseLinearBinning = Binning(settings), EnsembleSize = settings.Ensemble,
             };
         return new MemoryFormerTabularOptions
         {
@@ -145,6 +149,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             EarlyStoppingPatience = small ? 15 : 3,
             ValidationFraction = small ? 0.15 : 0.1,
             Seed = settings.Seed,
+            EnsembleSize = settings.Ensemble,
         };
     }
 
@@ -174,6 +179,8 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         double rowsPerSecond = ScoringSpeed(model, set.Test);
         string note = (model as TransformerChain<ITransformer>)?.LastTransformer is MemoryFormerTabularTransformer { TrainingResult: { } t }
             ? $"{t.Steps} steps{(t.StoppedEarly ? ", stopped early" : "")}" : "";
+        if ((model as TransformerChain<ITransformer>)?.LastTransformer is MemoryFormerTabularTransformer { EnsembleSize: > 1 } ensemble)
+            note = $"ensemble of {ensemble.EnsembleSize}; first member {note}";
         (model as IDisposable)?.Dispose();
         return new TabularResult(set.Name, set.Task, contender.Name, m1, m2, trainSeconds, rowsPerSecond, note);
     }
@@ -236,7 +243,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         text.AppendLine($"MemoryFormer preset {settings.Preset}, numeric embedding {settings.Embedding}" +
             (settings.Embedding == "piecewise-linear" ? $" ({settings.Bins} {settings.Binning} bins)"
                 : settings.Embedding != "linear" ? $" (k = {settings.PeriodicFrequencies}, σ = {settings.PeriodicScale})" : "") +
-            $", seed {settings.Seed}" +
+            $", seed {settings.Seed}" + (settings.Ensemble is { } k ? $", EnsembleSize {k}" : ", EnsembleSize by size") +
             (settings.TrainerDefaults ? ", trainer defaults" : "") + $", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
         return text.ToString();
     }

@@ -45,6 +45,6 @@ internal sealed record TabularContender(string Name, Func<MLContext, TabularTask
         WeightDecay = o.WeightDecay, ValidationFraction = o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
         Seed = o.Seed, Log = log, NumericEmbedding = o.NumericEmbedding, PeriodicFrequencies = o.PeriodicFrequencies,
         PeriodicScale = o.PeriodicScale, SizeAwareDefaults = o.SizeAwareDefaults,
-        PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning,
+        PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning, EnsembleSize = o.EnsembleSize,
     };
 }

@@ -5,10 +5,11 @@ using Microsoft.ML.MemoryFormer.MLNet;
 namespace Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
 
 /// <summary>
-/// <c>tabular --ensemble K</c>: trains K MemoryFormer models that differ only in their seed (Seed, Seed + 1, …) and
+/// <c>tabular --seed-spread K</c>: trains K single MemoryFormer models that differ only in their seed (Seed, Seed + 1, …) and
 /// reports each model's test metric, their mean and spread, and the metric of their averaged prediction (regression:
 /// the mean value; binary: the mean probability) — a deep ensemble (Lakshminarayanan et al. 2017), the variance
-/// reduction FT-Transformer's authors also report for small tables. Regression and binary sets only. Plain Console output (no
+/// reduction FT-Transformer's authors also report for small tables. Regression and binary sets only. The trainer's own ensemble is
+/// <c>--ensemble K</c> (MemoryFormerTabularOptions.EnsembleSize). Plain Console output (no
 /// wrapping), so the summary line can be grepped.
 /// </summary>
 internal static class TabularEnsemble
@@ -46,7 +47,7 @@ internal static class TabularEnsemble
         WeightDecay = o.WeightDecay, ValidationFraction = o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
         Seed = seed, NumericEmbedding = o.NumericEmbedding, PeriodicFrequencies = o.PeriodicFrequencies,
         PeriodicScale = o.PeriodicScale, SizeAwareDefaults = o.SizeAwareDefaults,
-        PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning,
+        PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning, EnsembleSize = 1,
     };
 
     private static double Metric(float[] predictions, float[] labels, bool regression) => regression
