@@ -120,9 +120,10 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
     internal bool UseTableCopies { get; set; } = true;
 
     /// <summary>Whether the fused MemoryFormer decode step splits a block's gathers between two threads (same results
-    /// either way). Off by default: on a loaded machine the forks made the blocks 1.2–1.6× slower (docs/benchmarks.md,
-    /// decode third round); <c>perf decode-profile --parts blocks</c> times both, so an idle run can decide.</summary>
-    internal bool UseTwoThreadGathers { get; set; }
+    /// either way). On by default: idle, <c>perf decode-profile --parts blocks</c> measured the six blocks 1.2–1.4× faster
+    /// with the split (fp32 1.87 → 1.53 ms, bf16 tables 1.62 → 1.16, int8 tables 1.25 → 0.88; docs/benchmarks.md), though on a
+    /// loaded machine the forks made them 1.2–1.6× slower.</summary>
+    internal bool UseTwoThreadGathers { get; set; } = true;
 
     /// <summary>The embedding, blocks and final norm, for fine-tuning with another head.</summary>
     public TransformerBackbone Backbone => backbone;

@@ -51,12 +51,12 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
             ("head: managed HeadGemv, int8 weights", headMb / 4, () => Time(() => HeadInt8(x, weight8))),
             ("head: torch linear", headMb, () => Time(() => nn.functional.linear(x, weight))),
             ("head: torch mv", headMb, () => Time(() => mv(weight, x[0]))),
-            ("MF fused blocks only", double.NaN, () => BlocksMs(mf, tokens)),
-            ("MF fused blocks only, gathers on two threads", double.NaN, () => TwoThreads(mf, () => BlocksMs(mf, tokens))),
-            ("MF fused blocks only, bf16 tables", double.NaN, () => ReducedBlocksMs(mf, InferencePrecision.BFloat16, tokens)),
-            ("MF fused blocks only, bf16 tables, gathers on two threads", double.NaN, () => TwoThreads(mf, () => ReducedBlocksMs(mf, InferencePrecision.BFloat16, tokens))),
-            ("MF fused blocks only, int8 tables", double.NaN, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens)),
-            ("MF fused blocks only, int8 tables, gathers on two threads", double.NaN, () => TwoThreads(mf, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens))),
+            ("MF fused blocks only, gathers on one thread", double.NaN, () => Gathers(mf, twoThreads: false, () => BlocksMs(mf, tokens))),
+            ("MF fused blocks only, gathers on two threads (default)", double.NaN, () => Gathers(mf, twoThreads: true, () => BlocksMs(mf, tokens))),
+            ("MF fused blocks only, bf16 tables, gathers on one thread", double.NaN, () => Gathers(mf, twoThreads: false, () => ReducedBlocksMs(mf, InferencePrecision.BFloat16, tokens))),
+            ("MF fused blocks only, bf16 tables, gathers on two threads", double.NaN, () => Gathers(mf, twoThreads: true, () => ReducedBlocksMs(mf, InferencePrecision.BFloat16, tokens))),
+            ("MF fused blocks only, int8 tables, gathers on one thread", double.NaN, () => Gathers(mf, twoThreads: false, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens))),
+            ("MF fused blocks only, int8 tables, gathers on two threads", double.NaN, () => Gathers(mf, twoThreads: true, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens))),
             ("step: MF fused", double.NaN, () => StepMs(mf, fused: true, tokens)),
             ("step: MF general", double.NaN, () => StepMs(mf, fused: false, tokens)),
             ("step: dense fused", double.NaN, () => StepMs(dense, fused: true, tokens)),
@@ -113,17 +113,18 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
         return y;
     }
 
-    /// <summary><paramref name="time"/> with the blocks' gathers split between two threads (<c>LanguageModel.UseTwoThreadGathers</c>).</summary>
-    private static double TwoThreads(LanguageModel model, Func<double> time)
+    /// <summary><paramref name="time"/> with the blocks' gathers on one or two threads (<c>LanguageModel.UseTwoThreadGathers</c>).</summary>
+    private static double Gathers(LanguageModel model, bool twoThreads, Func<double> time)
     {
-        model.UseTwoThreadGathers = true;
+        bool before = model.UseTwoThreadGathers;
+        model.UseTwoThreadGathers = twoThreads;
         try
         {
             return time();
         }
         finally
         {
-            model.UseTwoThreadGathers = false;
+            model.UseTwoThreadGathers = before;
         }
     }
 
