@@ -37,4 +37,14 @@ internal static class DecodeTestModels
         foreach (var c in caches) c.Dispose();
         return logits;
     }
+
+    /// <summary>Asserts that two decodes' logits agree up to fp32 rounding: max |Δ| ≤ 1e-4 · (1 + max |logit|) per token.</summary>
+    public static void AssertSameUpToRounding(Tensor[] expected, Tensor[] actual)
+    {
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double diff = (actual[i] - expected[i]).abs().max().item<float>(), scale = expected[i].abs().max().item<float>();
+            Assert.True(diff <= 1e-4 * (1 + scale), $"token {i}: max |Δ logit| {diff:G3} (scale {scale:G3})");
+        }
+    }
 }
