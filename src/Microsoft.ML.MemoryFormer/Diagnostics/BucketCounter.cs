@@ -26,7 +26,7 @@ internal sealed class BucketCounter : IDisposable
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var flat = rows.reshape(-1);
-        counts.add_(flat.bincount(null, counts.shape[0]));
+        counts.add_(flat.bincount(null, counts.shape[0]), Runtime.LiveScalars.OneInteger);
     }
 
     /// <summary>Copies the counts to managed memory.</summary>

@@ -306,7 +306,8 @@ internal static partial class GptNeoXCheckpoint
     {
         int dims = config.RotaryDims;
         using var saved = entry.File.ReadFloat32(entry.View, key);
-        using var expected = 1.0 / torch.pow(config.RotaryBase, torch.arange(0, dims, 2, dtype: torch.ScalarType.Float32) / dims);
+        using Scalar zero = 0, end = dims, step = 2, width = dims;   // named: see Runtime/LiveScalars.cs
+        using var expected = torch.pow(torch.tensor(config.RotaryBase), torch.arange(zero, end, step, dtype: torch.ScalarType.Float32).div(width)).reciprocal();
         if (saved.shape.Length != 1 || saved.shape[0] != expected.shape[0] || !saved.allclose(expected, rtol: 1e-3, atol: 1e-6))
             throw new InvalidDataException($"The checkpoint's {key.Replace('|', ' ')} does not match rotary-pct {config.RotaryFraction} and " +
                 $"rotary_emb_base {config.RotaryBase}; pass the checkpoint's values in GptNeoXImportOptions.");

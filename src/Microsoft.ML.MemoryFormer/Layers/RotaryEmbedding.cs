@@ -18,11 +18,13 @@ internal sealed class RotaryEmbedding : nn.Module
     {
         this.rotaryDims = rotaryDims;
         var half = Math.Max(rotaryDims / 2, 1);
-        var inverse = pow(@base, -arange(0, half, dtype: ScalarType.Float64) * 2.0 / Math.Max(rotaryDims, 1)); // [r/2]
-        var angles = outer(arange(maxPositions, dtype: ScalarType.Float64), inverse);                        // [P, r/2]
+        // Named scalars, disposed here: an implicit one could be finalized while the op reads it (Runtime/LiveScalars.cs).
+        using Scalar zero = 0, halfEnd = half, two = 2.0, dims = Math.Max(rotaryDims, 1), positions = maxPositions;
+        var inverse = pow(tensor(@base), -arange(zero, halfEnd, dtype: ScalarType.Float64).mul(two).div(dims)); // [r/2]
+        var angles = outer(arange(positions, dtype: ScalarType.Float64), inverse);                             // [P, r/2]
         var both = cat([angles, angles], -1).to(ScalarType.Float32);                                          // [P, r]
-        cos = both.cos();
-        sin = both.sin();
+        cos = both.cos().DetachFromDisposeScope();                              // owned by the module, not by a caller's scope
+        sin = both.sin().DetachFromDisposeScope();
         register_buffer("cos", cos, persistent: false);
         register_buffer("sin", sin, persistent: false);
     }

@@ -39,10 +39,12 @@ internal static class SignHash
         Tensor rows;
         using (no_grad())
         {
-            var bits = z.ge(0).to(ScalarType.Int64);                              // [N, K, τ] bit = z ≥ 0
-            var powers = pow(2, arange(bitsPerChunk - 1, -1, -1, ScalarType.Int64, x.device)); // [τ] MSB first
+            // Named scalars, disposed here: an implicit one could be finalized while an op reads it (Runtime/LiveScalars.cs).
+            using Scalar top = bitsPerChunk - 1L, chunks = k, bucketCount = 1L << bitsPerChunk;
+            var bits = z.ge(LiveScalars.Zero).to(ScalarType.Int64);               // [N, K, τ] bit = z ≥ 0
+            var powers = pow(tensor(2L), arange(top, LiveScalars.MinusOneInteger, LiveScalars.MinusOneInteger, ScalarType.Int64, x.device)); // [τ] MSB first
             var codes = (bits * powers).sum(-1);                                  // [N, K] ∈ [0, 2^τ)
-            rows = codes + arange(k, ScalarType.Int64, x.device) * (1L << bitsPerChunk); // [N, K] global rows
+            rows = codes.add(arange(chunks, ScalarType.Int64, x.device).mul(bucketCount), LiveScalars.OneInteger); // [N, K] global rows
         }
         return new HashCodes(rows, Weights(z, function, temperature));
     }
@@ -54,8 +56,8 @@ internal static class SignHash
     public static Tensor Weights(Tensor z, HashWeightFunction function, double temperature)
     {
         var a = z.abs();                                                          // [N, K, τ]
-        if (function == HashWeightFunction.L1ScaledSigmoidProduct)
-            return (-F.softplus(a * -2.0).sum(-1)).exp() * a.sum(-1);             // ‖z‖₁ · Π σ(2|zᵢ|)
-        return (-F.softplus(a * (-2.0 / temperature)).sum(-1)).exp();             // Π σ(2|zᵢ|/t)
+        using Scalar scale = function == HashWeightFunction.L1ScaledSigmoidProduct ? -2.0 : -2.0 / temperature;
+        var p = (-F.softplus(a.mul(scale)).sum(-1)).exp();                        // Π σ(2|zᵢ|/t)
+        return function == HashWeightFunction.L1ScaledSigmoidProduct ? p * a.sum(-1) : p;   // the code: ‖z‖₁ · Π σ(2|zᵢ|)
     }
 }

@@ -56,6 +56,7 @@ public sealed partial class MemoryFormerLanguageModelEstimator : IEstimator<Memo
     public MemoryFormerLanguageModelTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
+        using var torchScope = TorchSharp.torch.NewDisposeScope();               // temporaries stay reachable (Runtime/TorchScope.cs)
         var ct = options.CancellationToken;
         var documents = TextColumn.ReadAll(input, options.TextColumnName, nameof(Options.TextColumnName), ct);
         var validation = options.ValidationSet is { } v

@@ -69,6 +69,7 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
     public MemoryFormerTabularTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
+        using var torchScope = TorchSharp.torch.NewDisposeScope();               // temporaries stay reachable (Runtime/TorchScope.cs)
         long rows = this.options.SizeAwareDefaults ? CountRows(input) : long.MaxValue;
         var options = this.options.ForRows(rows);
         int members = this.options.EnsembleSizeFor(rows);

@@ -49,6 +49,7 @@ public sealed class MemoryFormerTextClassificationTrainer : IEstimator<MemoryFor
     /// <summary>Reads the rows into memory, trains the encoder and returns the scoring transformer.</summary>
     public MemoryFormerTextClassificationTransformer Fit(IDataView input)
     {
+        using var torchScope = TorchSharp.torch.NewDisposeScope();               // temporaries stay reachable (Runtime/TorchScope.cs)
         var (label, train, validation, seed) = core.Read(input);
         using var channel = core.Host.Start("Training");
         var log = options.LogTo(channel);

@@ -179,8 +179,8 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
                 mask[i] = present ? 1 : 0;
             }
         }
-        return (tensor(left, [f, bins]), tensor(width, [f, bins]), tensor(low, [f, bins]), tensor(high, [f, bins]),
-            tensor(mask, [f, bins]));
+        static Tensor Owned(float[] values, long f, long bins) => tensor(values, [f, bins]).DetachFromDisposeScope();   // the module's, not a scope's
+        return (Owned(left, f, bins), Owned(width, f, bins), Owned(low, f, bins), Owned(high, f, bins), Owned(mask, f, bins));
     }
 
     /// <summary>Frees the bin tensors with the module.</summary>

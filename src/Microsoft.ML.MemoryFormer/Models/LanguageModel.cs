@@ -23,6 +23,7 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
         head = nn.Linear(config.Width, config.VocabularySize, hasBias: false);
         using (no_grad()) head.weight!.normal_(0, config.EmbeddingInitStd);
         RegisterComponents();
+        Runtime.TorchScope.Keep(this);                                          // built inside a Fit's or a loader's scope
     }
 
     /// <summary>The architecture.</summary>

@@ -33,6 +33,7 @@ internal sealed class SequenceClassifier : nn.Module
         head = new PredictionHead(config.Width, outputs, pooling, headDropout, config.EmbeddingInitStd);
         ngrams = ngramBuckets > 0 ? new HashedNgramBag(ngramBuckets, ngramLength, config.Width) : null;
         RegisterComponents();
+        Runtime.TorchScope.Keep(this);                                          // built inside a Fit's or a loader's scope
     }
 
     /// <summary>The architecture of the encoder.</summary>

@@ -39,6 +39,7 @@ internal sealed class TabularModel : nn.Module<Tensor, Tensor>
         head = new PredictionHead(Config.Width, outputCount, PoolingKind.First, Config.Dropout, Config.EmbeddingInitStd);
         OutputCount = outputCount;
         RegisterComponents();
+        Runtime.TorchScope.Keep(this);                                          // built inside a Fit's or a loader's scope
     }
 
     /// <summary>The architecture actually built (context length 1 + F).</summary>

@@ -145,7 +145,11 @@ internal sealed class TextClassifierModel : IDisposable
         var hidden = network.Backbone.Forward(tokens, new AttentionContext(Causal: false, KeyMask: mask)); // [W, T, d]
         if (profile is not null) profile.ForwardMs += Elapsed(ref start);
         var logits = SequencePooling.MeanOverWindows(network.Outputs(tokens, hidden, mask), encoded.Select(w => w.Length).ToArray()); // [B, C]
-        if (Temperature != 1) logits = logits / Temperature;
+        if (Temperature != 1)
+        {
+            using Scalar temperature = Temperature;                                  // named: see Runtime/LiveScalars.cs
+            logits = logits.div(temperature);
+        }
         var flat = F.log_softmax(logits, 1).cpu().data<float>().ToArray();          // [B·C]
         var result = Enumerable.Range(0, encoded.Length).Select(i => flat.AsSpan(i * Classes, Classes).ToArray()).ToArray();
         if (profile is not null) profile.HeadMs += Elapsed(ref start);

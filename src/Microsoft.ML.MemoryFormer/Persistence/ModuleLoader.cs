@@ -16,6 +16,7 @@ internal static class ModuleLoader
     public static TResult Load<TModule, TResult>(ModelArchive archive, MemoryFormerConfig config, Func<TModule> create,
         Device? device, Func<TModule, TResult> wrap) where TModule : nn.Module
     {
+        using var torchScope = TorchSharp.torch.NewDisposeScope();               // temporaries stay reachable (Runtime/TorchScope.cs)
         var module = create();
         try
         {

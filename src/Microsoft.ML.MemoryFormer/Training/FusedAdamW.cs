@@ -244,27 +244,31 @@ internal sealed class FusedAdamW : IDisposable
     private void StepTorch(Tensor p, Tensor grad, Tensor m, Tensor v, AdamWKernel.Coefficients c)
     {
         using var scope = NewDisposeScope();
+        // Every scalar is a named local, disposed at the end: an implicit one could be finalized while an op reads it (LiveScalars).
+        using Scalar gradScale = c.GradScale, decay = c.Decay, beta1 = c.Beta1, beta2 = c.Beta2, eps = c.Eps,
+            oneMinusBeta1 = 1 - Beta1, oneMinusBeta2 = 1 - Beta2, bias2 = c.Bias2SqrtDouble, negStep = -c.StepSize,
+            weightDecay = 1 - (c.Lr * c.WeightDecay), beta1Double = Beta1, beta2Double = Beta2;
         if (c.GradScale != 1f)
-            grad = grad.mul(c.GradScale);
+            grad = grad.mul(gradScale);
         if (SkipUntouchedRows && p.dim() > 0)
         {
             var g2 = grad.reshape(grad.shape[0], -1);
-            var touched = g2.ne(0).any(1);                                              // [R]
+            var touched = g2.ne(LiveScalars.ZeroInteger).any(1);                       // [R]
             var mask = touched.view([p.shape[0], .. Enumerable.Repeat(1L, (int)p.dim() - 1)]);
-            var pNew = p.mul(c.Decay);
-            var mNew = m.mul(c.Beta1).add_(grad, alpha: 1 - Beta1);
-            var vNew = v.mul(c.Beta2).addcmul_(grad, grad, value: 1 - Beta2);
-            var denom = (vNew.sqrt() / c.Bias2SqrtDouble).add_(c.Eps);
-            pNew.addcdiv_(mNew, denom, value: -c.StepSize);
+            var pNew = p.mul(decay);
+            var mNew = m.mul(beta1).add_(grad, alpha: oneMinusBeta1);
+            var vNew = v.mul(beta2).addcmul_(grad, grad, value: oneMinusBeta2);
+            var denom = vNew.sqrt().div(bias2).add_(eps, LiveScalars.One);
+            pNew.addcdiv_(mNew, denom, value: negStep);
             p.copy_(where(mask, pNew, p));
             m.copy_(where(mask, mNew, m));
             v.copy_(where(mask, vNew, v));
             return;
         }
-        p.mul_(1 - (c.Lr * c.WeightDecay));
-        m.mul_(Beta1).add_(grad, alpha: 1 - Beta1);
-        v.mul_(Beta2).addcmul_(grad, grad, value: 1 - Beta2);
-        var d = (v.sqrt() / c.Bias2SqrtDouble).add_(c.Eps);
-        p.addcdiv_(m, d, value: -c.StepSize);
+        p.mul_(weightDecay);
+        m.mul_(beta1Double).add_(grad, alpha: oneMinusBeta1);
+        v.mul_(beta2Double).addcmul_(grad, grad, value: oneMinusBeta2);
+        var d = v.sqrt().div(bias2).add_(eps, LiveScalars.One);
+        p.addcdiv_(m, d, value: negStep);
     }
 }

@@ -114,7 +114,7 @@ internal sealed class ModelOptimizer : IDisposable
         }
         var dense = others.Select(p => p.grad).Where(g => g is not null && !g.IsInvalid).Select(g => g!).ToArray();
         if (dense.Length > 0)
-            squared += stack(dense.Select(g => g.norm().to(ScalarType.Float64)).ToArray()).pow(2).sum().item<double>();
+            squared += stack(dense.Select(g => g.norm().to(ScalarType.Float64)).ToArray()).square().sum().item<double>();
         double norm = Math.Sqrt(squared);
         double coefficient = Math.Min(1.0, maxNorm / (norm + 1e-6));
         // The tables' factor by the clipping rule; this step's global factor is the next step's "previous" one.

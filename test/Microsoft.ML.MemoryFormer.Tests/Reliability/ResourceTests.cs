@@ -80,6 +80,7 @@ public class ResourceTests(ITestOutputHelper output)
     }
 
     [Fact]
+    [WithoutTorchScope]                                                          // measures when Dispose frees native memory
     public void Disposing_a_transformer_releases_its_tensors()
     {
         var ml = new MLContext(seed: 1);
