@@ -1,3 +1,4 @@
+using Microsoft.ML.MemoryFormer.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -20,8 +21,8 @@ internal sealed class RotaryEmbedding : nn.Module
         var half = Math.Max(rotaryDims / 2, 1);
         // Named scalars, disposed here: an implicit one could be finalized while the op reads it (Runtime/LiveScalars.cs).
         using Scalar zero = 0, halfEnd = half, two = 2.0, dims = Math.Max(rotaryDims, 1), positions = maxPositions;
-        var inverse = pow(tensor(@base), -arange(zero, halfEnd, dtype: ScalarType.Float64).mul(two).div(dims)); // [r/2]
-        var angles = outer(arange(positions, dtype: ScalarType.Float64), inverse);                             // [P, r/2]
+        var inverse = pow(tensor(@base), -arange(zero, halfEnd, LiveScalars.OneInteger, dtype: ScalarType.Float64).mul(two).div(dims)); // [r/2]
+        var angles = outer(arange(zero, positions, LiveScalars.OneInteger, dtype: ScalarType.Float64), inverse);                             // [P, r/2]
         var both = cat([angles, angles], -1).to(ScalarType.Float32);                                          // [P, r]
         cos = both.cos().DetachFromDisposeScope();                              // owned by the module, not by a caller's scope
         sin = both.sin().DetachFromDisposeScope();

@@ -44,7 +44,7 @@ internal static class SignHash
             var bits = z.ge(LiveScalars.Zero).to(ScalarType.Int64);               // [N, K, τ] bit = z ≥ 0
             var powers = pow(tensor(2L), arange(top, LiveScalars.MinusOneInteger, LiveScalars.MinusOneInteger, ScalarType.Int64, x.device)); // [τ] MSB first
             var codes = (bits * powers).sum(-1);                                  // [N, K] ∈ [0, 2^τ)
-            rows = codes.add(arange(chunks, ScalarType.Int64, x.device).mul(bucketCount), LiveScalars.OneInteger); // [N, K] global rows
+            rows = codes.add(arange(LiveScalars.ZeroInteger, chunks, LiveScalars.OneInteger, ScalarType.Int64, x.device).mul(bucketCount), LiveScalars.OneInteger); // [N, K] global rows
         }
         return new HashCodes(rows, Weights(z, function, temperature));
     }

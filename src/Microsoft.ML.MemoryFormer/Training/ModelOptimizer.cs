@@ -114,7 +114,10 @@ internal sealed class ModelOptimizer : IDisposable
         }
         var dense = others.Select(p => p.grad).Where(g => g is not null && !g.IsInvalid).Select(g => g!).ToArray();
         if (dense.Length > 0)
-            squared += stack(dense.Select(g => g.norm().to(ScalarType.Float64)).ToArray()).square().sum().item<double>();
+        {
+            var norms = stack(dense.Select(g => g.norm().to(ScalarType.Float64)).ToArray());
+            squared += norms.mul(norms).sum().item<double>();                   // not square() or pow(2): TorchSharp makes an implicit scalar there
+        }
         double norm = Math.Sqrt(squared);
         double coefficient = Math.Min(1.0, maxNorm / (norm + 1e-6));
         // The tables' factor by the clipping rule; this step's global factor is the next step's "previous" one.
