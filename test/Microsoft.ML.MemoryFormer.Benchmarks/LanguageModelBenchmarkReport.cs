@@ -81,7 +81,7 @@ internal sealed record LanguageModelBenchmarkReport(string Data, int Steps, int 
         plot.XLabel(EqualTime ? "training seconds (steps at the run's mean step time)" : "step");
         plot.YLabel("training loss, 20-step mean (nats/byte)");
         plot.Title(EqualTime ? $"{Data}: MemoryFormer vs dense at equal wall-clock" : $"{Data}: MemoryFormer vs dense, {Steps} steps");
-        plot.ShowLegend();
+        plot.ShowLegend(ScottPlot.Alignment.UpperRight);   // the curves end low on the right
         plot.SavePng(path, 900, 500);
     }
 }
