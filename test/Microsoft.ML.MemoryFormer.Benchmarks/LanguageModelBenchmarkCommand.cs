@@ -1,16 +1,18 @@
 using System.ComponentModel;
+using Microsoft.ML.MemoryFormer.Configuration;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace Microsoft.ML.MemoryFormer.Benchmarks;
 
-/// <summary><c>bench lm</c>: trains MemoryFormer and the dense baseline at equal steps and compares them.</summary>
+/// <summary><c>bench lm</c>: trains MemoryFormer and the dense baseline at equal steps, or at equal wall-clock
+/// (<c>--equal-time</c>), and compares them.</summary>
 internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBenchmarkCommand.Settings>
 {
     public sealed class Settings : CommandSettings
     {
         [CommandOption("--steps <N>")]
-        [Description("Training steps per model (the PyTorch anchor uses 1500)")]
+        [Description("Training steps per model (the PyTorch anchor uses 1500); with --equal-time, the dense model's steps, whose training time is the budget")]
         public int Steps { get; init; } = 1500;
 
         [CommandOption("--data <PATH>")]
@@ -18,7 +20,7 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         public string? Data { get; init; }
 
         [CommandOption("--output <DIR>")]
-        [Description("Folder for lm.md and lm-loss.png (default artifacts/benchmarks)")]
+        [Description("Folder for lm.md and lm-loss.png (default artifacts/benchmarks); --equal-time writes lm-equal-time.md and lm-equal-time-loss.png")]
         public string? Output { get; init; }
 
         [CommandOption("--validation-bytes <N>")]
@@ -26,12 +28,41 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         public int? ValidationBytes { get; init; }
 
         [CommandOption("--models <LIST>")]
-        [Description("Comma-separated: mf, dense, mf-bf16 (MemoryFormer with bf16 table moments), mf-global (tables clipped by this step's global norm, the default before PreviousStep), mf-prevclip (PreviousStep set explicitly, = mf); default mf,dense")]
+        [Description("Comma-separated: mf, dense, mf-bf16 (MemoryFormer with bf16 table moments), mf-global (tables clipped by this step's global norm, the default before PreviousStep), mf-prevclip (PreviousStep set explicitly, = mf); default mf,dense. With --equal-time: dense and one MemoryFormer variant")]
         public string Models { get; init; } = "mf,dense";
 
-        public override ValidationResult Validate() =>
-            Steps > 0 ? ValidationResult.Success() : ValidationResult.Error("--steps must be positive");
+        [CommandOption("--equal-time")]
+        [Description("Equal wall-clock: dense trains --steps steps and its training time is the budget; MemoryFormer then trains, with its own full schedule, for the steps that fit in it, from its step time measured by a --calibration-steps run")]
+        public bool EqualTime { get; init; }
+
+        [CommandOption("--calibration-steps <N>")]
+        [Description("With --equal-time: steps of the MemoryFormer run that measures its step time (at least 30; the first 10 are left out as warm-up). Default 60")]
+        public int CalibrationSteps { get; init; } = 60;
+
+        [CommandOption("--width <D>")]
+        [Description("Model width d (4 heads, τ = 8: a multiple of 8). Default 256")]
+        public int Width { get; init; } = 256;
+
+        [CommandOption("--layers <N>")]
+        [Description("Blocks. Default 4")]
+        public int Layers { get; init; } = 4;
+
+        public override ValidationResult Validate()
+        {
+            if (Steps <= 0) return ValidationResult.Error($"--steps must be positive (got {Steps})");
+            if (ValidationBytes is <= 0) return ValidationResult.Error($"--validation-bytes must be positive (got {ValidationBytes})");
+            if (EqualTime && CalibrationSteps < MinCalibrationSteps)
+                return ValidationResult.Error($"--calibration-steps must be at least {MinCalibrationSteps} (got {CalibrationSteps}): the step time is " +
+                    "measured between progress reports every 10 steps, after the first 10");
+            try { _ = LanguageModelBenchmarkModel.Parse(Models, EqualTime); }
+            catch (ArgumentException e) { return ValidationResult.Error(e.Message); }
+            try { _ = (MemoryFormerConfig.Small256 with { Width = Width, Layers = Layers }).Validate(); }
+            catch (ArgumentException e) { return ValidationResult.Error($"--width {Width} --layers {Layers}: {e.Message}"); }
+            return ValidationResult.Success();
+        }
     }
+
+    private const int MinCalibrationSteps = 30;
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
@@ -42,10 +73,14 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
             return 0;
         }
         string output = settings.Output ?? Path.Combine(BenchmarkPaths.RepoRoot, "artifacts", "benchmarks");
-        var models = settings.Models.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        var report = new LanguageModelBenchmark(data, settings.Steps, settings.ValidationBytes).Run(models, cancellationToken);
+        var models = LanguageModelBenchmarkModel.Parse(settings.Models, settings.EqualTime);
+        var benchmark = new LanguageModelBenchmark(data, settings.Steps, settings.ValidationBytes, settings.Width, settings.Layers);
+        var report = settings.EqualTime
+            ? benchmark.RunEqualTime(models[0], models[1], settings.CalibrationSteps, cancellationToken)
+            : benchmark.Run(models, cancellationToken);
         Directory.CreateDirectory(output);
-        string markdown = Path.Combine(output, "lm.md"), chart = Path.Combine(output, "lm-loss.png");
+        string name = settings.EqualTime ? "lm-equal-time" : "lm";
+        string markdown = Path.Combine(output, $"{name}.md"), chart = Path.Combine(output, $"{name}-loss.png");
         File.WriteAllText(markdown, report.ToMarkdown());
         report.SaveLossChart(chart);
         AnsiConsole.WriteLine(report.ToMarkdown());

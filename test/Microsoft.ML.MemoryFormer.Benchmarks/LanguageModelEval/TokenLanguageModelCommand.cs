@@ -75,9 +75,9 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         var runs = new List<Run>();
         foreach (var (kind, label) in new[] { (TransformerKind.MemoryFormer, "MemoryFormer"), (TransformerKind.Dense, "Dense") })
             runs.Add(Train(ml, kind, label, "equal steps", settings.Steps, train, test, settings, cancellationToken));
-        // Equal wall-clock: the faster model gets the steps that fit in the slower one's training time.
+        // Equal wall-clock: the faster model gets the steps that fit in the slower one's training time (steps × slower s / faster s).
         var (fast, slow) = runs[0].Seconds <= runs[1].Seconds ? (runs[0], runs[1]) : (runs[1], runs[0]);
-        int steps = (int)Math.Round(settings.Steps * slow.Seconds / fast.Seconds);
+        int steps = StepTiming.FromRun(settings.Steps, fast.Seconds).StepsThatFit(slow.Seconds);
         var fastKind = fast.Label == "Dense" ? TransformerKind.Dense : TransformerKind.MemoryFormer;
         string budget = $"equal time ({slow.Seconds:F0} s of {slow.Label})";
         runs.Add(steps == settings.Steps ? fast with { Budget = budget + ", same steps: not retrained" }   // training is seeded: a rerun repeats it
