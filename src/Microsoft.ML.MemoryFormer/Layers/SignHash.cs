@@ -3,7 +3,6 @@ using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
-using F = TorchSharp.torch.nn.functional;
 
 namespace Microsoft.ML.MemoryFormer.Layers;
 
@@ -57,7 +56,7 @@ internal static class SignHash
     {
         var a = z.abs();                                                          // [N, K, τ]
         using Scalar scale = function == HashWeightFunction.L1ScaledSigmoidProduct ? -2.0 : -2.0 / temperature;
-        var p = (-F.softplus(a.mul(scale)).sum(-1)).exp();                        // Π σ(2|zᵢ|/t)
+        var p = (-a.mul(scale).exp().log1p().sum(-1)).exp();                      // Π σ(2|zᵢ|/t); log1p(exp(y)) is softplus for y ≤ 0
         return function == HashWeightFunction.L1ScaledSigmoidProduct ? p * a.sum(-1) : p;   // the code: ‖z‖₁ · Π σ(2|zᵢ|)
     }
 }

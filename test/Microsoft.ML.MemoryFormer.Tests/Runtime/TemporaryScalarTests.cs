@@ -42,11 +42,12 @@ public class TemporaryScalarTests
     {
         var bad = typeof(TemporaryScalarTests).GetMethod(nameof(Temporary), BindingFlags.NonPublic | BindingFlags.Static)!;
         var good = typeof(TemporaryScalarTests).GetMethod(nameof(Named), BindingFlags.NonPublic | BindingFlags.Static)!;
-        Assert.Equal(2, Problems(bad, bad.GetMethodBody()!.GetILAsByteArray()!).Count());      // `* 0.5` and the hidden alpha of add
+        // `* 0.5`, softplus's beta and threshold two calls down, and the hidden alpha of add
+        Assert.Equal(3, Problems(bad, bad.GetMethodBody()!.GetILAsByteArray()!).Count());
         Assert.Empty(Problems(good, good.GetMethodBody()!.GetILAsByteArray()!));
     }
 
-    private static torch.Tensor Temporary(torch.Tensor x) => (x * 0.5).add(x);
+    private static torch.Tensor Temporary(torch.Tensor x) => torch.nn.functional.softplus(x * 0.5).add(x);
 
     private static torch.Tensor Named(torch.Tensor x)
     {
@@ -83,18 +84,21 @@ public class TemporaryScalarTests
     private static bool MakesScalar(MethodBase m) =>
         m.DeclaringType is { } t && (t == typeof(Scalar) && m.Name == "op_Implicit" || t == typeof(ScalarExtensionMethods) && m.Name == "ToScalar");
 
-    private static readonly Dictionary<MethodBase, bool> Hiding = [];
+    private static readonly Dictionary<(MethodBase, int), bool> Hiding = [];
 
-    /// <summary>A TorchSharp method whose own body converts a number to a scalar that nothing keeps (the hidden
-    /// <c>alpha = 1</c> of <c>add(Tensor)</c>, <c>square()</c> as <c>pow(2)</c>, the numeric operators), read from TorchSharp's IL.</summary>
-    private static bool HidesScalar(MethodBase m)
+    /// <summary>A TorchSharp method that converts a number to a scalar nothing keeps, itself or through the TorchSharp
+    /// methods it calls (the hidden <c>alpha = 1</c> of <c>add(Tensor)</c>, <c>square()</c> as <c>pow(2)</c>,
+    /// <c>functional.softplus</c>'s beta and threshold), read from TorchSharp's IL a few calls deep.</summary>
+    private static bool HidesScalar(MethodBase m, int depth = 0)
     {
-        if (m.DeclaringType?.Assembly != typeof(Scalar).Assembly || MakesScalar(m)) return false;
+        if (m.DeclaringType?.Assembly != typeof(Scalar).Assembly || MakesScalar(m) || depth > 3) return false;
         lock (Hiding)
         {
-            if (Hiding.TryGetValue(m, out bool known)) return known;
-            bool hides = m.GetMethodBody()?.GetILAsByteArray() is { } il && Calls(m, il).Any(c => MakesScalar(c.Callee) && !IsStore(il, c.Next));
-            Hiding[m] = hides;
+            if (Hiding.TryGetValue((m, depth), out bool known)) return known;
+            Hiding[(m, depth)] = false;                                        // a recursive call sees "no" while this one is read
+            bool hides = m.GetMethodBody()?.GetILAsByteArray() is { } il
+                && Calls(m, il).Any(c => MakesScalar(c.Callee) ? !IsStore(il, c.Next) : HidesScalar(c.Callee, depth + 1));
+            Hiding[(m, depth)] = hides;
             return hides;
         }
     }
