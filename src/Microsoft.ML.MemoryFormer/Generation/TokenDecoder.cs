@@ -34,8 +34,13 @@ internal sealed class TokenDecoder(LanguageModel model, int padId, int startId, 
         var tokens = rows.Select(r => Enumerable.Repeat(padId, length - r.Count).Concat(r).ToList()).ToArray();   // left-padded
         var real = rows.Select(r => Enumerable.Repeat(false, length - r.Count).Concat(Enumerable.Repeat(true, r.Count)).ToList()).ToArray();
         var histories = rows.Select(r => (IReadOnlyList<int>)r).ToArray();
-        var caches = useCache ? model.Backbone.NewCaches(b, device) : null;
-        var fused = FusedDecodeStep.TryCreate(model, caches);                       // null: the general path only
+        AttentionCache[]? caches;
+        FusedDecodeStep? fused;
+        using (NewDisposeScope())                                                   // no tensor outside a scope (Runtime/TorchScope.cs)
+        {
+            caches = useCache ? model.Backbone.NewCaches(b, device) : null;        // their tensors are the caches' own
+            fused = FusedDecodeStep.TryCreate(model, caches);                       // null: the general path only
+        }
         int windowStart = 0;
         try
         {

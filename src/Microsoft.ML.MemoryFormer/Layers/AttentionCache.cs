@@ -13,8 +13,8 @@ internal sealed class AttentionCache : IDisposable
 
     public AttentionCache(long batch, long heads, long capacity, long headWidth, ScalarType dtype, Device device)
     {
-        keys = zeros([batch, heads, capacity, headWidth], dtype, device);
-        values = zeros([batch, heads, capacity, headWidth], dtype, device);
+        keys = zeros([batch, heads, capacity, headWidth], dtype, device).DetachFromDisposeScope();     // owned and disposed by the cache
+        values = zeros([batch, heads, capacity, headWidth], dtype, device).DetachFromDisposeScope();
     }
 
     /// <summary>Number of positions stored.</summary>

@@ -1,29 +1,37 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Generation;
+using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Tests.MLNet;
+using TorchSharp;
+using Xunit.Abstractions;
 using static Microsoft.ML.MemoryFormer.Tests.LanguageModeling.LanguageModelData;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Reliability;
 
 /// <summary>
-/// The library's entry points keep every TorchSharp wrapper reachable while libtorch uses it (docs/reliability.md,
-/// "Finalizers and native calls"): run without the test project's per-test dispose scope, with a thread forcing a
-/// garbage collection every millisecond, fitting, scoring, generating and reloading give the bits of a quiet run.
-/// Before the library's scopes and named scalars, such a thread crashed the test host within the first fits.
+/// The library's entry points make every tensor inside a dispose scope, so none can be finalized while libtorch still
+/// reads it (docs/reliability.md, "Finalizers and native calls"): run without the test project's per-test scope,
+/// fitting, scoring, generating, saving and reloading create no tensor outside a scope on the calling thread
+/// (TorchSharp's own count), and give the same bits with a thread forcing garbage collections back to back.
 /// </summary>
-public class GarbageCollectionRaceTests
+public class GarbageCollectionRaceTests(ITestOutputHelper output)
 {
     [Fact]
     [WithoutTorchScope]
-    public void Fit_score_generate_and_reload_under_constant_collections_give_the_quiet_runs_results()
+    public void Entry_points_create_no_tensor_outside_a_scope_and_give_the_same_bits_under_constant_collections()
     {
+        var statistics = DisposeScopeManager.Statistics;
+        statistics.Reset();
         var quiet = Run();
+        output.WriteLine(statistics.ToString());
+        Assert.True(statistics.CreatedInScopeCount > 1000, $"only {statistics.CreatedInScopeCount} tensors counted: the run did not reach torch");
+        Assert.Equal(0, statistics.CreatedOutsideScopeCount);
+
         var stressed = WithCollections(Run);
         Assert.Equal(quiet.Text, stressed.Text);
         Assert.Equal(quiet.Scores, stressed.Scores);
-        Assert.Equal(quiet.Reloaded, stressed.Reloaded);
         Assert.Equal(quiet.Scores, quiet.Reloaded);
+        Assert.Equal(quiet.Reloaded, stressed.Reloaded);
         Assert.False(string.IsNullOrEmpty(quiet.Text));
     }
 
@@ -56,7 +64,7 @@ public class GarbageCollectionRaceTests
             while (!Volatile.Read(ref stop))
             {
                 GC.Collect(0);
-                Thread.Sleep(1);
+                GC.WaitForPendingFinalizers();
             }
         }) { IsBackground = true };
         collector.Start();
