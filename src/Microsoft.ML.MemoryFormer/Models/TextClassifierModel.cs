@@ -162,6 +162,7 @@ internal sealed class TextClassifierModel : IDisposable
         var windows = encoded.SelectMany(w => w).ToArray();
         var windowLogits = new float[windows.Length * Classes];                  // [W, C]
         using var noGrad = no_grad();
+        using var scope = NewDisposeScope();                                     // the fused encoder's set-up too (Runtime/TorchScope.cs)
         if (UseFusedScoring && FusedEncoder.Supports(network.Backbone))
             FusedWindowLogits(windows, windowLogits, profile, ref start);
         else
