@@ -127,4 +127,33 @@ public class FusedEncoderTests
         Assert.Equal(once, Score(first, Rows, fused: true));
         Assert.Equal(once, Score(second, Rows, fused: true));
     }
+
+    [Fact]
+    public void Table_major_gathers_give_the_token_major_scores_bit_for_bit()
+    {
+        // 128-token windows as the default classifier: groups of hundreds of tokens, the Memory Block's second table
+        // (τ+2 = 10 bits) walked in chunk groups.
+        using var model = NewModel(PoolingKind.Mean, windowTokens: 128);
+        var text = string.Concat(Enumerable.Range(0, 60).Select(i => $"word{i} and some more text {i * 7}; "));
+        var rows = new (string, string?)[] { (text, null), ("short", null), (text[..333], "a pair"), (text[100..], null) };
+        Assert.False(model.UseTableMajorGathers);
+        var tokenMajor = Score(model, rows, fused: true);
+        model.UseTableMajorGathers = true;
+        var tableMajor = Score(model, rows, fused: true);
+        model.UseTableMajorGathers = false;
+        Assert.Equal(tokenMajor, tableMajor);
+        AssertClose(Score(model, rows, fused: false), tableMajor);
+    }
+
+    [Fact]
+    public void The_simd_per_token_kernels_score_as_the_scalar_ones()
+    {
+        using var model = NewModel(PoolingKind.Mean, windowTokens: 64);
+        Assert.True(model.UseEncoderSimdKernels);
+        var simd = Score(model, Rows, fused: true);
+        model.UseEncoderSimdKernels = false;
+        var scalar = Score(model, Rows, fused: true);
+        model.UseEncoderSimdKernels = true;
+        AssertClose(scalar, simd);
+    }
 }
