@@ -97,7 +97,7 @@ internal sealed unsafe class FusedEncoderBlock
         else
             TableMajorAttentionInputs(x, positions, q, k, v, scratch, profile);
         if (profile is not null) profile.FusedAttentionInputsMs += Lap(ref clock);
-        WindowAttention.Run(q, k, v, attended, heads, headWidth, starts);
+        WindowAttention.Run(q, k, v, attended, heads, headWidth, starts, Simd);
         if (profile is not null) profile.FusedAttentionMs += Lap(ref clock);
         if (scratch is null)
             KernelParallel.For(n, tokenWork, (start, end) => Feedforward((float*)xa, (float*)ya, start, end));
@@ -216,8 +216,9 @@ internal sealed unsafe class FusedEncoderBlock
         });
     }
 
-    /// <summary>Use the SIMD per-token kernels (<see cref="EncoderKernels"/>, the default) rather than the scalar decode
-    /// ones (<see cref="VectorKernels"/>, <see cref="RowKernels"/>; kept for the interleaved benchmark).</summary>
+    /// <summary>Use the SIMD per-token kernels (<see cref="EncoderKernels"/>, the default) and the AVX-512 attention kernel
+    /// rather than the scalar decode ones (<see cref="VectorKernels"/>, <see cref="RowKernels"/>) and the 256-bit attention
+    /// (kept for the interleaved benchmark).</summary>
     public bool Simd { get; set; } = true;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

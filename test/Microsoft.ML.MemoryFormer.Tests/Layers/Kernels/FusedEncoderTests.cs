@@ -14,11 +14,14 @@ public class FusedEncoderTests
 {
     private const float Tolerance = 1e-5f;
 
-    public static TheoryData<int, int> HeadShapes() => new() { { 1, 8 }, { 2, 32 }, { 3, 40 }, { 2, 16 } };
+    public static TheoryData<int, int, bool> HeadShapes() => new()
+    {
+        { 1, 8, true }, { 2, 32, true }, { 3, 40, true }, { 2, 16, true }, { 2, 64, true }, { 2, 32, false }, { 2, 64, false },
+    };
 
     [Theory]
     [MemberData(nameof(HeadShapes))]
-    public unsafe void Window_attention_equals_scaled_dot_product_attention_per_window(int heads, int headWidth)
+    public unsafe void Window_attention_equals_scaled_dot_product_attention_per_window(int heads, int headWidth, bool avx512)
     {
         int[] lengths = [1, 5, 33, 7, 64, 4, 128, 100];
         int n = lengths.Sum(), width = heads * headWidth;
@@ -30,7 +33,7 @@ public class FusedEncoderTests
         var starts = new int[lengths.Length + 1];
         for (int w = 0; w < lengths.Length; w++) starts[w + 1] = starts[w] + lengths[w];
         fixed (float* output = y)
-            WindowAttention.Run(TensorMemory.Floats(q), TensorMemory.Floats(k), TensorMemory.Floats(v), output, heads, headWidth, starts);
+            WindowAttention.Run(TensorMemory.Floats(q), TensorMemory.Floats(k), TensorMemory.Floats(v), output, heads, headWidth, starts, avx512);
         for (int w = 0; w < lengths.Length; w++)
         {
             Tensor Split(Tensor x) => x.narrow(0, starts[w], lengths[w]).view(1, lengths[w], heads, headWidth).transpose(1, 2); // [1, H, L, hd]
