@@ -159,4 +159,17 @@ public class FusedEncoderTests
         model.UseEncoderSimdKernels = true;
         AssertClose(scalar, simd);
     }
+
+    [Fact]
+    public void Staged_passes_give_the_per_token_pooled_vectors_bit_for_bit()
+    {
+        using var model = NewModel(PoolingKind.Mean, windowTokens: 128);
+        var text = string.Concat(Enumerable.Range(0, 40).Select(i => $"token {i} of a longer paragraph, {i * 3}. "));
+        var windows = new[] { text, "short", text[50..] }.SelectMany(t => model.Encode(t, null)).ToArray();
+        using var noGrad = no_grad();
+        float[] Pooled(FusedEncoder encoder) => encoder.Pooled(windows, PoolingKind.Mean).data<float>().ToArray();
+        var expected = Pooled(new FusedEncoder(model.Network.Backbone));
+        Assert.Equal(expected, Pooled(new FusedEncoder(model.Network.Backbone, staged: true)));
+        Assert.Equal(expected, Pooled(new FusedEncoder(model.Network.Backbone, tableMajor: true)));
+    }
 }
