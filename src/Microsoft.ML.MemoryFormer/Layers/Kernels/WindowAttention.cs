@@ -13,7 +13,9 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// One (window, head) pair per work item: the head's keys are copied transposed into [hd, L'] (L' = L rounded up to 32,
 /// the tail zero and masked out), then four queries at a time get their scores from 4 × 32 register tiles
 /// (QKᵀ), a softmax with the vectorised exp of the sign hash (<see cref="SignHashKernel.ExpOfNonPositive"/>) and
-/// P·V in 4 × 32-column register tiles, normalised at the end. A window is never padded, so no key mask is needed.
+/// P·V in 4 × 32-column register tiles, normalised at the end. With AVX-512 and hd a multiple of 32, eight queries at a
+/// time in 512-bit registers (the same dot products and value sums in the same order; the softmax sum reduced in another
+/// order). A window is never padded, so no key mask is needed.
 /// Needs hd a multiple of 8. Accumulates in fp32; results differ from libtorch's by float rounding only. Every method is
 /// compiled fully optimised from the first call (<c>AggressiveOptimization</c>): a vector reduction such as
 /// <c>Vector256.Sum</c> adds in another order in tier-0 code, and the scores must not change between calls.
