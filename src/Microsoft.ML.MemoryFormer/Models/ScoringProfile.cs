@@ -31,6 +31,16 @@ internal sealed class ScoringProfile
     /// <summary>Fused encoder: milliseconds in the per-token pass after attention (residual, RMSNorm, Memory Block, residual).</summary>
     public double FusedFeedforwardMs { get; set; }
 
+    /// <summary>Fused encoder with staged passes, of the two passes around attention: milliseconds in the
+    /// gathers (table-major or token by token); the rest is norms, hashes, rotary and residuals.</summary>
+    public double FusedGatherMs { get; set; }
+
+    /// <summary>Fused encoder with staged passes: milliseconds in the per-token norm + hash passes (with residuals).</summary>
+    public double FusedHashMs { get; set; }
+
+    /// <summary>Fused encoder with staged passes: milliseconds in rotary on Q and K.</summary>
+    public double FusedRotaryMs { get; set; }
+
     /// <summary>Fused encoder: milliseconds in the final norm and pooling.</summary>
     public double FusedPoolingMs { get; set; }
 

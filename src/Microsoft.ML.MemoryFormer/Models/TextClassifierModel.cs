@@ -88,6 +88,17 @@ internal sealed class TextClassifierModel : IDisposable
     /// </summary>
     internal bool UseFusedScoring { get; set; } = true;
 
+    /// <summary>
+    /// In the fused encoder, gather the Memory Layers' rows table-major, one 32-column table slice over every token of a
+    /// group (<see cref="ColumnSliceGather"/>), instead of token by token; the same results bit for bit. Off by default
+    /// (measured slower); the benchmark switches it on to compare.
+    /// </summary>
+    internal bool UseTableMajorGathers { get; set; }
+
+    /// <summary>In the fused encoder, the SIMD per-token kernels (<see cref="EncoderKernels"/>) rather than the decode
+    /// step's scalar ones. On by default; the benchmark switches it off to compare.</summary>
+    internal bool UseEncoderSimdKernels { get; set; } = true;
+
     /// <summary>When set, every call adds the time of its phases to it (the <c>perf scoring</c> benchmark).</summary>
     internal ScoringProfile? Profile { get; set; }
 
@@ -174,7 +185,7 @@ internal sealed class TextClassifierModel : IDisposable
     /// <see cref="ScoringTokensPerBatch"/> tokens (a longer window forms a group alone).</summary>
     private void FusedWindowLogits(int[][] windows, float[] windowLogits, ScoringProfile? profile, ref long start)
     {
-        var fused = new FusedEncoder(network.Backbone);
+        var fused = new FusedEncoder(network.Backbone, UseTableMajorGathers, simd: UseEncoderSimdKernels);
         for (int first = 0; first < windows.Length;)
         {
             int end = first + 1;

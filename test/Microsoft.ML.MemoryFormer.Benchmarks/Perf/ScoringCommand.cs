@@ -50,8 +50,14 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [DefaultValue("")]
         public string Budgets { get; init; } = "";
 
+        [CommandOption("--encoder-reps")]
+        [Description("Also time the fused encoder alone on one group of long-row windows (≈ 4,096 tokens), token-major vs table-major gathers interleaved, this many times each, and print the fastest time of each part (less disturbed by a loaded machine than a median). Default 0: off.")]
+        [DefaultValue(0)]
+        public int EncoderReps { get; init; }
+
         public override ValidationResult Validate() =>
-            LongRows < 1 || ShortRows < 1 || EngineRows < 1 ? ValidationResult.Error("--long-rows, --short-rows and --engine-rows must be positive")
+            EncoderReps < 0 ? ValidationResult.Error("--encoder-reps must be 0 or positive")
+            : LongRows < 1 || ShortRows < 1 || EngineRows < 1 ? ValidationResult.Error("--long-rows, --short-rows and --engine-rows must be positive")
             : Rounds is < 1 ? ValidationResult.Error("--rounds must be positive")
             : TrainSteps < 1 ? ValidationResult.Error("--train-steps must be positive")
             : ValidationResult.Success();
@@ -108,10 +114,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             {
                 ("reference (one padded batch per call)", m => (m.UseReferenceScoring, m.UseFusedScoring, m.ScoringTokensPerBatch) = (true, false, defaultBudget)),
                 ($"batched, torch modules ({defaultBudget} tokens per batch)", m => (m.UseReferenceScoring, m.UseFusedScoring, m.ScoringTokensPerBatch) = (false, false, defaultBudget)),
-                ($"fused encoder ({defaultBudget} tokens per group)", m => (m.UseReferenceScoring, m.UseFusedScoring, m.ScoringTokensPerBatch) = (false, true, defaultBudget)),
+                ($"fused encoder, scalar per-token kernels ({defaultBudget} tokens per group)", m => (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ScoringTokensPerBatch) = (false, true, false, defaultBudget)),
+                ($"fused encoder ({defaultBudget} tokens per group)", m => (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ScoringTokensPerBatch) = (false, true, true, defaultBudget)),
             };
             paths.AddRange(budgets.Select(b => ($"batched, torch modules ({b} tokens per batch)", (Action<TextClassifierModel>)(m => (m.UseReferenceScoring, m.UseFusedScoring, m.ScoringTokensPerBatch) = (false, false, b)))));
-            paths.AddRange(budgets.Select(b => ($"fused encoder ({b} tokens per group)", (Action<TextClassifierModel>)(m => (m.UseReferenceScoring, m.UseFusedScoring, m.ScoringTokensPerBatch) = (false, true, b)))));
+            paths.AddRange(budgets.Select(b => ($"fused encoder ({b} tokens per group)", (Action<TextClassifierModel>)(m => (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ScoringTokensPerBatch) = (false, true, true, b)))));
 
             var (transformMs, transformCpuMs) = InterleaveWithCpu(paths.Select(p => (Action)(() => { p.Set(model); TimeTransform(transformer, data, rows.Length); })).ToArray(), rounds);
             var engineRows = rows.Take(settings.EngineRows).ToArray();
@@ -136,12 +143,12 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 model.Profile = null;
                 phases.AddRow(name, paths[i].Name, profile.TokenizeMs, profile.PadMs, profile.ForwardMs, profile.HeadMs,
                     Math.Max(0, total - profile.TotalMs), total, FormattableString.Invariant($"{(double)profile.PaddedTokens / profile.Tokens:F2}"));
-                if (profile.FusedAttentionMs > 0 && i == 2)
-                    parts.AddRow(name, profile.FusedEmbeddingMs, profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs,
+                if (profile.FusedAttentionMs > 0 && i is 2 or 3)
+                    parts.AddRow(i == 2 ? $"{name} (scalar per-token kernels)" : name, profile.FusedEmbeddingMs, profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs,
                         profile.FusedPoolingMs, profile.ForwardMs,
                         FormattableString.Invariant($"{profile.ForwardMs * 1e6 / profile.Tokens / model.Network.Config.Layers:F0}"));
             }
-            paths[2].Set(model);
+            paths[3].Set(model);
         }
         string machine = string.Create(CultureInfo.InvariantCulture,
             $"machine in the same run: GEMM {gflops:F1} GFLOP/s (fp32 1024³ torch.mm), copy bandwidth {copy:F1} GB/s (read + write)");
@@ -149,6 +156,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         table.AddNote(FormattableString.Invariant($"median of {rounds} rounds, the paths timed interleaved; tokens/s counts the windows' real tokens (start token included); CPU time is the process's user + system time of a pass (less disturbed by other processes than wall time; with several threads it also counts OpenMP workers waiting, so --threads 1 measures work)"));
         table.AddNote("reference: Transform reads the training batch size (32) of rows per model call and scores them as one batch padded to its longest window; batched: at least 256 rows per call, windows sorted by length into batches padded to their own longest");
         table.AddNote("fused encoder (the default since 2026-12-05): the batched path's encoder as one managed inference forward (Layers/Kernels/FusedEncoder.cs), windows packed unpadded; \"batched, torch modules\" is the default before it");
+        table.AddNote("fused encoder: SIMD per-token kernels (Layers/Kernels/EncoderKernels.cs: norms, rotary, bag sums with the row in AVX-512 registers; the default since 2026-12-05 04:30); \"scalar per-token kernels\": the decode step's, as before");
         table.AddNote(machine);
         phases.AddNote("ML.NET overhead = Transform total − the four phases (cursors, getters, output columns)");
         phases.AddNote(machine);
@@ -156,7 +164,111 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         phases.Publish(settings.Output);
         parts.AddNote(machine);
         parts.Publish(settings.Output);
+        if (settings.EncoderReps > 0)
+            EncoderParts(model, longRows, settings.EncoderReps, machine, settings.Output);
         return 0;
+    }
+
+    /// <summary>The fused encoder alone on one group of long-row windows, both gather layouts interleaved: the fastest
+    /// milliseconds of each part over <paramref name="reps"/> calls each.</summary>
+    private static void EncoderParts(TextClassifierModel model, string[] rows, int reps, string machine, string output)
+    {
+        var encoder = new TextPairEncoder(model.Tokenizer, model.MaxTokensPerRow);
+        var windows = new List<int[]>();
+        int tokens = 0;
+        foreach (var window in rows.SelectMany(t => encoder.EncodeWindows(t, null, model.MaxWindowsPerRow)))
+        {
+            if (tokens + window.Length > model.ScoringTokensPerBatch) break;
+            windows.Add(window);
+            tokens += window.Length;
+        }
+        var backbone = model.Network.Backbone;
+        var pooling = model.Network.Head.Pooling;
+        var modes = new[]
+        {
+            ("per token, scalar kernels (before)", new Layers.Kernels.FusedEncoder(backbone, simd: false)),
+            ("per token, SIMD kernels (default)", new Layers.Kernels.FusedEncoder(backbone)),
+            ("staged, token-major gathers", new Layers.Kernels.FusedEncoder(backbone, staged: true)),
+            ("staged, table-major gathers", new Layers.Kernels.FusedEncoder(backbone, tableMajor: true)),
+        };
+        var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 8).ToArray()).ToArray();
+        using var noGrad = TorchSharp.torch.no_grad();
+        for (int rep = -1; rep < reps; rep++)
+            for (int m = 0; m < modes.Length; m++)
+            {
+                var profile = new ScoringProfile();
+                long start = Stopwatch.GetTimestamp();
+                using (var pooled = modes[m].Item2.Pooled(windows, pooling, profile)) { }
+                double total = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                if (rep < 0) continue;
+                double[] values = [profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs, profile.FusedEmbeddingMs + profile.FusedPoolingMs, total, profile.FusedGatherMs, profile.FusedHashMs, profile.FusedRotaryMs];
+                for (int i = 0; i < values.Length; i++) best[m][i] = Math.Min(best[m][i], values[i]);
+            }
+        var table = new PerfTable("scoring-encoder-min", FormattableString.Invariant($"The fused encoder alone: one group of {windows.Count} long-row windows ({tokens} tokens), fastest of {reps} calls per variant, ms, both blocks"),
+            "variant", "norm + hash + Q/K/V + rotary", "attention", "residual + norm + Memory Block + residual", "embedding + pooling", "encoder forward", "ns per token per block", "staged: gathers", "staged: norms + hashes", "staged: rotary");
+        for (int m = 0; m < modes.Length; m++)
+            table.AddRow(modes[m].Item1, best[m][0], best[m][1], best[m][2], best[m][3], best[m][4],
+                FormattableString.Invariant($"{best[m][4] * 1e6 / tokens / model.Network.Config.Layers:F0}"), best[m][5] == 0 ? "—" : best[m][5], best[m][6] == 0 ? "—" : best[m][6], best[m][7] == 0 ? "—" : best[m][7]);
+        table.AddNote("each part's minimum is taken on its own, so the parts need not add up to the forward's minimum; staged: each block's per-token work in passes over all tokens (norms + hashes, gathers, rotary) so each is timed; all but the scalar row give the same bits");
+        table.AddNote(machine);
+        table.Publish(output);
+        GatherAlone(tokens, reps * 5, machine, output);
+    }
+
+    /// <summary>One gather pass alone over random chunked rows of <paramref name="n"/> tokens (16 chunks): three 128-wide
+    /// tables of 8 bits (Q, K, V) and one of 10 bits (the Memory Block's second layer), token-major vs table-major
+    /// interleaved; fastest and median ms.</summary>
+    private static unsafe void GatherAlone(int n, int reps, string machine, string output)
+    {
+        const int k = 16, width = 128;
+        var table = new PerfTable("scoring-gather-min", FormattableString.Invariant($"One gather pass alone, {n} tokens × {k} chunks, uniform random rows, {reps} calls per layout interleaved (ms)"),
+            "tables", "token-major fastest", "token-major median", "table-major fastest", "table-major median");
+        foreach (var (name, bits, count) in new[] { ("Q, K, V (3 × 2 MB, 8 bits)", 8, 3), ("ML₂ (8 MB, 10 bits)", 10, 1) })
+        {
+            var random = new Random(1);
+            long rowCount = (long)k << bits;
+            var tables = Enumerable.Range(0, count).Select(_ => Enumerable.Range(0, (int)(rowCount * width)).Select(_ => (float)random.NextDouble()).ToArray()).ToArray();
+            var bias = new float[width];
+            var rows = Enumerable.Range(0, n * k).Select(i => ((i % k) << bits) + random.Next(1 << bits)).ToArray();
+            var weights = Enumerable.Range(0, n * k).Select(_ => (float)random.NextDouble()).ToArray();
+            var outputs = Enumerable.Range(0, count).Select(_ => new float[n * width]).ToArray();
+            var times = new[] { new List<double>(), new List<double>() };
+            var handles = tables.Concat(outputs).Append(bias).Append(weights).Select(a => System.Runtime.InteropServices.GCHandle.Alloc(a, System.Runtime.InteropServices.GCHandleType.Pinned)).ToList();
+            var rowsHandle = System.Runtime.InteropServices.GCHandle.Alloc(rows, System.Runtime.InteropServices.GCHandleType.Pinned);
+            try
+            {
+                int* r = (int*)rowsHandle.AddrOfPinnedObject();
+                float* w = (float*)handles[^1].AddrOfPinnedObject(), b = (float*)handles[^2].AddrOfPinnedObject();
+                var targets = Enumerable.Range(0, count).Select(t => new Layers.Kernels.ColumnSliceGather.Target(handles[t].AddrOfPinnedObject(), (nint)b,
+                    handles[count + t].AddrOfPinnedObject(), handles[count + t].AddrOfPinnedObject(), width, false)).ToArray();
+                for (int rep = -1; rep < reps; rep++)
+                {
+                    long start = Stopwatch.GetTimestamp();
+                    for (int t = 0; t < count; t++)
+                    {
+                        float* src = (float*)handles[t].AddrOfPinnedObject(), dst = (float*)handles[count + t].AddrOfPinnedObject();
+                        for (int i = 0; i < n; i++)
+                            Layers.Kernels.RowKernels.WeightedBagSum(src, width, r + ((long)i * k), w + ((long)i * k), k, dst + ((long)i * width), b);
+                    }
+                    double tokenMajor = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                    start = Stopwatch.GetTimestamp();
+                    Layers.Kernels.ColumnSliceGather.Run(targets, r, w, n, k, 1 << bits);
+                    double tableMajor = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                    if (rep < 0) continue;
+                    times[0].Add(tokenMajor);
+                    times[1].Add(tableMajor);
+                }
+            }
+            finally
+            {
+                foreach (var h in handles) h.Free();
+                rowsHandle.Free();
+            }
+            table.AddRow(name, times[0].Min(), Timing.Median(times[0].ToArray()), times[1].Min(), Timing.Median(times[1].ToArray()));
+        }
+        table.AddNote("token-major: RowKernels.WeightedBagSum token by token on one thread; table-major: ColumnSliceGather.Run on the torch threads");
+        table.AddNote(machine);
+        table.Publish(output);
     }
 
     /// <summary>Median wall and process CPU milliseconds of each body, timed one call each per round, in turn, after one

@@ -24,10 +24,19 @@ internal sealed unsafe class FusedEncoder
     private readonly float finalEpsilon;
     private readonly int width;
     private readonly long vocabulary;
+    private readonly bool staged;
     private float[] buffer = [];
 
     /// <summary>Reads the backbone's parameters; <see cref="Supports"/> must be true.</summary>
-    public FusedEncoder(TransformerBackbone backbone)
+    /// <param name="backbone">The encoder.</param>
+    /// <param name="tableMajor">Gather the Memory Layers' rows table-major, slice by slice over every token of a group
+    /// (<see cref="ColumnSliceGather"/>), where the widths allow; the same results bit for bit. Off by default: measured
+    /// slower than token by token on the benchmark's tables, which L3 holds (docs/benchmarks.md, "Scoring, second round").</param>
+    /// <param name="staged">Run each block's per-token work in stages over all tokens (hashes, then gathers, then rotary)
+    /// instead of token by token; implied by <paramref name="tableMajor"/> (the profile then times each stage).</param>
+    /// <param name="simd">The SIMD per-token kernels (<see cref="EncoderKernels"/>); false: the scalar ones of the decode step
+    /// (before 2026-12-05 04:30; kept for the interleaved benchmark).</param>
+    public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true)
     {
         this.backbone = backbone;
         width = backbone.Config.Width;
@@ -37,6 +46,9 @@ internal sealed unsafe class FusedEncoder
         var norm = (RmsNorm)backbone.FinalNorm;
         finalGain = TensorMemory.Floats(norm.Weight);
         finalEpsilon = (float)norm.Epsilon;
+        this.staged = (staged || tableMajor) && blocks.All(b => b.TableMajor);
+        foreach (var block in blocks)
+            (block.TableMajorGathers, block.Simd) = (tableMajor, simd);
     }
 
     /// <summary>
@@ -77,11 +89,13 @@ internal sealed unsafe class FusedEncoder
             starts[w + 1] = starts[w] + length;
         }
         int n = starts[^1];
-        long size = 5L * n * width;
+        long scratchSize = staged ? blocks.Max(b => b.ScratchFloats(n)) : 0;
+        long size = (5L * n * width) + scratchSize;
         if (buffer.LongLength < size)
             buffer = GC.AllocateUninitializedArray<float>(checked((int)size), pinned: true);
         float* x = (float*)Unsafe.AsPointer(ref buffer[0]);
         float* q = x + ((long)n * width), k = q + ((long)n * width), v = k + ((long)n * width), attended = v + ((long)n * width);
+        float* scratch = staged ? attended + ((long)n * width) : null;
         for (int w = 0; w < windows.Count; w++)
             for (int t = 0; t < windows[w].Length; t++)
             {
@@ -92,7 +106,7 @@ internal sealed unsafe class FusedEncoder
             }
         if (profile is not null) profile.FusedEmbeddingMs += FusedEncoderBlock.Lap(ref clock);
         foreach (var block in blocks)
-            block.Forward(x, starts, q, k, v, attended, profile);
+            block.Forward(x, starts, q, k, v, attended, scratch, profile);
         clock = Stopwatch.GetTimestamp();
         for (int w = 0; w < windows.Count; w++)
             Pool(x, starts[w], starts[w + 1], pooling, q, output + ((long)w * width));

@@ -56,6 +56,13 @@ internal sealed unsafe class FusedEncoderBlock
     /// <summary>Positions the rotary tables cover: no window may be longer.</summary>
     public long RotaryPositions { get; }
 
+    /// <summary>Whether <see cref="Forward"/> can take the table-major gathers (<see cref="ColumnSliceGather"/>): the model
+    /// width and the Memory Block's hidden width are multiples of its slice.</summary>
+    public bool TableMajor => ColumnSliceGather.Supports(width) && ColumnSliceGather.Supports(hidden);
+
+    /// <summary>Floats of the scratch <see cref="Forward"/> needs for <paramref name="n"/> tokens with table-major gathers.</summary>
+    public long ScratchFloats(int n) => (long)n * (hidden + (2L * chunks));
+
     /// <summary>
     /// Runs the block in place on x [N, d], windows [starts[w], starts[w+1]). <paramref name="q"/>, <paramref name="k"/>,
     /// <paramref name="v"/> and <paramref name="attended"/> are working buffers of N·d floats each.
@@ -66,8 +73,10 @@ internal sealed unsafe class FusedEncoderBlock
     /// <param name="k">Working buffer [N, d].</param>
     /// <param name="v">Working buffer [N, d].</param>
     /// <param name="attended">Working buffer [N, d].</param>
+    /// <param name="scratch"><see cref="ScratchFloats"/>(N) floats for the table-major gathers (<see cref="TableMajor"/>
+    /// must be true), or null for the token-major ones; both give bit-identical results.</param>
     /// <param name="profile">When set, the time of each pass is added to it.</param>
-    public void Forward(float* x, int[] starts, float* q, float* k, float* v, float* attended, ScoringProfile? profile = null)
+    public void Forward(float* x, int[] starts, float* q, float* k, float* v, float* attended, float* scratch, ScoringProfile? profile = null)
     {
         int n = starts[^1];
         var positions = new int[n];
@@ -78,16 +87,178 @@ internal sealed unsafe class FusedEncoderBlock
             for (int t = starts[w]; t < starts[w + 1]; t++)
                 positions[t] = t - starts[w];
         }
+        if (scratch is not null && !TableMajor)
+            throw new ArgumentException($"Table-major gathers need widths that are multiples of {ColumnSliceGather.Slice}; got d = {width}, hidden = {hidden}.", nameof(scratch));
         nint xa = (nint)x, qa = (nint)q, ka = (nint)k, va = (nint)v, ya = (nint)attended;
         long tokenWork = 3L * chunks * width;
         long clock = Stopwatch.GetTimestamp();
-        KernelParallel.For(n, tokenWork, (start, end) => AttentionInputs((float*)xa, positions, start, end, (float*)qa, (float*)ka, (float*)va));
+        if (scratch is null)
+            KernelParallel.For(n, tokenWork, (start, end) => AttentionInputs((float*)xa, positions, start, end, (float*)qa, (float*)ka, (float*)va));
+        else
+            TableMajorAttentionInputs(x, positions, q, k, v, scratch, profile);
         if (profile is not null) profile.FusedAttentionInputsMs += Lap(ref clock);
-        WindowAttention.Run(q, k, v, attended, heads, headWidth, starts);
+        WindowAttention.Run(q, k, v, attended, heads, headWidth, starts, Simd);
         if (profile is not null) profile.FusedAttentionMs += Lap(ref clock);
-        KernelParallel.For(n, tokenWork, (start, end) => Feedforward((float*)xa, (float*)ya, start, end));
+        if (scratch is null)
+            KernelParallel.For(n, tokenWork, (start, end) => Feedforward((float*)xa, (float*)ya, start, end));
+        else
+            TableMajorFeedforward(x, attended, n, q, scratch, profile);
         if (profile is not null) profile.FusedFeedforwardMs += Lap(ref clock);
         GC.KeepAlive(block);
+    }
+
+    /// <summary>Q, K, V of all tokens: the hashes first (per token), then each table slice by slice over every token, then rotary.</summary>
+    private void TableMajorAttentionInputs(float* x, int[] positions, float* q, float* k, float* v, float* scratch, ScoringProfile? profile)
+    {
+        int n = positions.Length;
+        float* weights = scratch + ((long)n * hidden);
+        int* rows = (int*)(weights + ((long)n * chunks));
+        nint xa = (nint)x, wa = (nint)weights, ra = (nint)rows;
+        long clock = Stopwatch.GetTimestamp();
+        KernelParallel.For(n, (long)width * 8, (start, end) =>
+        {
+            float* normed = stackalloc float[width];
+            long* wide = stackalloc long[chunks];
+            for (int t = start; t < end; t++)
+            {
+                RmsNorm((float*)xa + ((long)t * width), attentionGain, width, attentionEpsilon, normed);
+                HashInto(normed, value, wide, (int*)ra + ((long)t * chunks), (float*)wa + ((long)t * chunks));
+            }
+        });
+        if (profile is not null) profile.FusedHashMs += Lap(ref clock);
+        Gather(
+        [
+            new((nint)query.Table, (nint)query.Bias, (nint)q, (nint)q, width, false),
+            new((nint)key.Table, (nint)key.Bias, (nint)k, (nint)k, width, false),
+            new((nint)value.Table, (nint)value.Bias, (nint)v, (nint)v, width, false),
+        ], rows, weights, n, 1 << value.Bits);
+        if (profile is not null) profile.FusedGatherMs += Lap(ref clock);
+        nint qa = (nint)q, ka = (nint)k;
+        KernelParallel.For(n, (long)width * 4, (start, end) =>
+        {
+            for (int t = start; t < end; t++)
+            {
+                long at = (long)t * width, rotary = (long)positions[t] * rotaryDims;
+                Rotary((float*)qa + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
+                Rotary((float*)ka + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
+            }
+        });
+        if (profile is not null) profile.FusedRotaryMs += Lap(ref clock);
+    }
+
+    /// <summary>Residual, then the Memory Block of all tokens: ML₁ and ML₂ each hashed per token and gathered table-major;
+    /// <paramref name="partial"/> (N·d floats) holds ML₂'s partial sums between chunk groups.</summary>
+    private void TableMajorFeedforward(float* x, float* attended, int n, float* partial, float* scratch, ScoringProfile? profile)
+    {
+        float* inner = scratch;
+        float* weights = scratch + ((long)n * hidden);
+        int* rows = (int*)(weights + ((long)n * chunks));
+        nint xa = (nint)x, ya = (nint)attended, ia = (nint)inner, wa = (nint)weights, ra = (nint)rows;
+        long clock = Stopwatch.GetTimestamp();
+        KernelParallel.For(n, (long)width * 8, (start, end) =>
+        {
+            float* normed = stackalloc float[width];
+            long* wide = stackalloc long[chunks];
+            for (int t = start; t < end; t++)
+            {
+                float* row = (float*)xa + ((long)t * width);
+                RowKernels.Add((float*)ya + ((long)t * width), row, width);     // z = x + Attn(Norm(x))
+                RmsNorm(row, ffnGain, width, ffnEpsilon, normed);
+                HashInto(normed, expand, wide, (int*)ra + ((long)t * chunks), (float*)wa + ((long)t * chunks));
+            }
+        });
+        if (profile is not null) profile.FusedHashMs += Lap(ref clock);
+        Gather([new((nint)expand.Table, (nint)expand.Bias, (nint)inner, (nint)inner, hidden, false)], rows, weights, n, 1 << expand.Bits);
+        if (profile is not null) profile.FusedGatherMs += Lap(ref clock);
+        KernelParallel.For(n, (long)hidden * 8, (start, end) =>
+        {
+            float* innerNormed = stackalloc float[hidden];
+            long* wide = stackalloc long[chunks];
+            for (int t = start; t < end; t++)
+            {
+                LayerNorm((float*)ia + ((long)t * hidden), normWeight, normBias, hidden, (float)MemoryBlock.NormEpsilon, innerNormed);
+                HashInto(innerNormed, project, wide, (int*)ra + ((long)t * chunks), (float*)wa + ((long)t * chunks));  // τ+2 bits
+            }
+        });
+        if (profile is not null) profile.FusedHashMs += Lap(ref clock);
+        Gather([new((nint)project.Table, (nint)project.Bias, (nint)x, (nint)partial, width, true)], rows, weights, n, 1 << project.Bits);
+        if (profile is not null) profile.FusedGatherMs += Lap(ref clock);
+    }
+
+    /// <summary>The staged gathers: table-major (<see cref="ColumnSliceGather"/>) or token by token, parallel over tokens.</summary>
+    private void Gather(ColumnSliceGather.Target[] targets, int* rows, float* weights, int n, int rowsPerChunk)
+    {
+        if (TableMajorGathers)
+        {
+            ColumnSliceGather.Run(targets, rows, weights, n, chunks, rowsPerChunk);
+            return;
+        }
+        nint ra = (nint)rows, wa = (nint)weights;
+        int widest = targets.Max(t => t.Width);
+        KernelParallel.For(n, (long)chunks * targets.Sum(t => t.Width), (start, end) =>
+        {
+            float* sum = stackalloc float[widest];
+            foreach (var target in targets)
+            {
+                int h = target.Width;
+                for (int t = start; t < end; t++)
+                {
+                    float* output = (float*)target.Output + ((long)t * h);
+                    if (target.AddToOutput)
+                    {
+                        BagSum((float*)target.Table, h, (int*)ra + ((long)t * chunks), (float*)wa + ((long)t * chunks), chunks, sum, (float*)target.Bias);
+                        RowKernels.Add(sum, output, h);
+                    }
+                    else
+                        BagSum((float*)target.Table, h, (int*)ra + ((long)t * chunks), (float*)wa + ((long)t * chunks), chunks, output, (float*)target.Bias);
+                }
+            }
+        });
+    }
+
+    /// <summary>Use the SIMD per-token kernels (<see cref="EncoderKernels"/>, the default) and the AVX-512 attention kernel
+    /// rather than the scalar decode ones (<see cref="VectorKernels"/>, <see cref="RowKernels"/>) and the 256-bit attention
+    /// (kept for the interleaved benchmark).</summary>
+    public bool Simd { get; set; } = true;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void RmsNorm(float* x, float* gain, int d, float epsilon, float* y)
+    {
+        if (Simd) EncoderKernels.RmsNorm(x, gain, d, epsilon, y);
+        else VectorKernels.RmsNorm(x, gain, d, epsilon, y);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void LayerNorm(float* x, float* weight, float* bias, int n, float epsilon, float* y)
+    {
+        if (Simd) EncoderKernels.LayerNorm(x, weight, bias, n, epsilon, y);
+        else VectorKernels.LayerNorm(x, weight, bias, n, epsilon, y);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Rotary(float* x, int heads, int headWidth, int r, float* cos, float* sin)
+    {
+        if (Simd) EncoderKernels.Rotary(x, heads, headWidth, r, cos, sin);
+        else VectorKernels.Rotary(x, heads, headWidth, r, cos, sin);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void BagSum(float* src, int h, int* idx, float* w, int count, float* dst, float* init)
+    {
+        if (Simd) EncoderKernels.BagSum(src, h, idx, w, count, dst, init);
+        else RowKernels.WeightedBagSum(src, h, idx, w, count, dst, init);
+    }
+
+    /// <summary>With staged passes (<see cref="Forward"/> given scratch): gather table-major (true) or token by token.</summary>
+    public bool TableMajorGathers { get; set; } = true;
+
+    /// <summary>One token's hash into int rows and weights (<paramref name="wide"/>: K longs of scratch).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void HashInto(float* input, Layer layer, long* wide, int* rows, float* weights)
+    {
+        SignHashKernel.HashRow(input, chunks, layer.Bits, layer.L1Scaled, layer.Scale, wide, weights, null);
+        for (int c = 0; c < chunks; c++)
+            rows[c] = (int)wide[c];
     }
 
     /// <summary>Milliseconds since <paramref name="clock"/>, which moves to now.</summary>
@@ -109,14 +280,14 @@ internal sealed unsafe class FusedEncoderBlock
         for (int t = start; t < end; t++)
         {
             long at = (long)t * width;
-            VectorKernels.RmsNorm(x + at, attentionGain, width, attentionEpsilon, normed);
+            RmsNorm(x + at, attentionGain, width, attentionEpsilon, normed);
             Hash(normed, value, rows, index, weights);                          // one hash for Q, K, V
-            RowKernels.WeightedBagSum(query.Table, width, index, weights, chunks, q + at, query.Bias);
-            RowKernels.WeightedBagSum(key.Table, width, index, weights, chunks, k + at, key.Bias);
-            RowKernels.WeightedBagSum(value.Table, width, index, weights, chunks, v + at, value.Bias);
+            BagSum(query.Table, width, index, weights, chunks, q + at, query.Bias);
+            BagSum(key.Table, width, index, weights, chunks, k + at, key.Bias);
+            BagSum(value.Table, width, index, weights, chunks, v + at, value.Bias);
             long rotary = (long)positions[t] * rotaryDims;
-            VectorKernels.Rotary(q + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
-            VectorKernels.Rotary(k + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
+            Rotary(q + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
+            Rotary(k + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
         }
     }
 
@@ -134,12 +305,12 @@ internal sealed unsafe class FusedEncoderBlock
         {
             float* row = x + ((long)t * width);
             RowKernels.Add(attended + ((long)t * width), row, width);         // z = x + Attn(Norm(x))
-            VectorKernels.RmsNorm(row, ffnGain, width, ffnEpsilon, normed);
+            RmsNorm(row, ffnGain, width, ffnEpsilon, normed);
             Hash(normed, expand, rows, index, weights);
-            RowKernels.WeightedBagSum(expand.Table, hidden, index, weights, chunks, inner, expand.Bias);   // [K·(τ+2)]
-            VectorKernels.LayerNorm(inner, normWeight, normBias, hidden, (float)MemoryBlock.NormEpsilon, innerNormed);
+            BagSum(expand.Table, hidden, index, weights, chunks, inner, expand.Bias);   // [K·(τ+2)]
+            LayerNorm(inner, normWeight, normBias, hidden, (float)MemoryBlock.NormEpsilon, innerNormed);
             Hash(innerNormed, project, rows, index, weights);                  // K chunks of τ+2 bits
-            RowKernels.WeightedBagSum(project.Table, width, index, weights, chunks, output, project.Bias);
+            BagSum(project.Table, width, index, weights, chunks, output, project.Bias);
             RowKernels.Add(output, row, width);                                // out = z + FFN(Norm(z))
         }
     }

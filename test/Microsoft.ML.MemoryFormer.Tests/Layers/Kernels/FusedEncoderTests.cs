@@ -14,11 +14,14 @@ public class FusedEncoderTests
 {
     private const float Tolerance = 1e-5f;
 
-    public static TheoryData<int, int> HeadShapes() => new() { { 1, 8 }, { 2, 32 }, { 3, 40 }, { 2, 16 } };
+    public static TheoryData<int, int, bool> HeadShapes() => new()
+    {
+        { 1, 8, true }, { 2, 32, true }, { 3, 40, true }, { 2, 16, true }, { 2, 64, true }, { 2, 32, false }, { 2, 64, false },
+    };
 
     [Theory]
     [MemberData(nameof(HeadShapes))]
-    public unsafe void Window_attention_equals_scaled_dot_product_attention_per_window(int heads, int headWidth)
+    public unsafe void Window_attention_equals_scaled_dot_product_attention_per_window(int heads, int headWidth, bool avx512)
     {
         int[] lengths = [1, 5, 33, 7, 64, 4, 128, 100];
         int n = lengths.Sum(), width = heads * headWidth;
@@ -30,7 +33,7 @@ public class FusedEncoderTests
         var starts = new int[lengths.Length + 1];
         for (int w = 0; w < lengths.Length; w++) starts[w + 1] = starts[w] + lengths[w];
         fixed (float* output = y)
-            WindowAttention.Run(TensorMemory.Floats(q), TensorMemory.Floats(k), TensorMemory.Floats(v), output, heads, headWidth, starts);
+            WindowAttention.Run(TensorMemory.Floats(q), TensorMemory.Floats(k), TensorMemory.Floats(v), output, heads, headWidth, starts, avx512);
         for (int w = 0; w < lengths.Length; w++)
         {
             Tensor Split(Tensor x) => x.narrow(0, starts[w], lengths[w]).view(1, lengths[w], heads, headWidth).transpose(1, 2); // [1, H, L, hd]
@@ -126,5 +129,47 @@ public class FusedEncoderTests
         var once = Score(first, Rows, fused: true);
         Assert.Equal(once, Score(first, Rows, fused: true));
         Assert.Equal(once, Score(second, Rows, fused: true));
+    }
+
+    [Fact]
+    public void Table_major_gathers_give_the_token_major_scores_bit_for_bit()
+    {
+        // 128-token windows as the default classifier: groups of hundreds of tokens, the Memory Block's second table
+        // (τ+2 = 10 bits) walked in chunk groups.
+        using var model = NewModel(PoolingKind.Mean, windowTokens: 128);
+        var text = string.Concat(Enumerable.Range(0, 60).Select(i => $"word{i} and some more text {i * 7}; "));
+        var rows = new (string, string?)[] { (text, null), ("short", null), (text[..333], "a pair"), (text[100..], null) };
+        Assert.False(model.UseTableMajorGathers);
+        var tokenMajor = Score(model, rows, fused: true);
+        model.UseTableMajorGathers = true;
+        var tableMajor = Score(model, rows, fused: true);
+        model.UseTableMajorGathers = false;
+        Assert.Equal(tokenMajor, tableMajor);
+        AssertClose(Score(model, rows, fused: false), tableMajor);
+    }
+
+    [Fact]
+    public void The_simd_per_token_kernels_score_as_the_scalar_ones()
+    {
+        using var model = NewModel(PoolingKind.Mean, windowTokens: 64);
+        Assert.True(model.UseEncoderSimdKernels);
+        var simd = Score(model, Rows, fused: true);
+        model.UseEncoderSimdKernels = false;
+        var scalar = Score(model, Rows, fused: true);
+        model.UseEncoderSimdKernels = true;
+        AssertClose(scalar, simd);
+    }
+
+    [Fact]
+    public void Staged_passes_give_the_per_token_pooled_vectors_bit_for_bit()
+    {
+        using var model = NewModel(PoolingKind.Mean, windowTokens: 128);
+        var text = string.Concat(Enumerable.Range(0, 40).Select(i => $"token {i} of a longer paragraph, {i * 3}. "));
+        var windows = new[] { text, "short", text[50..] }.SelectMany(t => model.Encode(t, null)).ToArray();
+        using var noGrad = no_grad();
+        float[] Pooled(FusedEncoder encoder) => encoder.Pooled(windows, PoolingKind.Mean).data<float>().ToArray();
+        var expected = Pooled(new FusedEncoder(model.Network.Backbone));
+        Assert.Equal(expected, Pooled(new FusedEncoder(model.Network.Backbone, staged: true)));
+        Assert.Equal(expected, Pooled(new FusedEncoder(model.Network.Backbone, tableMajor: true)));
     }
 }

@@ -1,0 +1,159 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+
+/// <summary>
+/// The per-token operations of the fused inference encoder (<see cref="FusedEncoderBlock"/>) in SIMD: RMSNorm, LayerNorm,
+/// rotary and the Memory Layer's weighted bag sum with the whole output row in AVX-512 registers. The decode step keeps
+/// its scalar <see cref="VectorKernels"/> (batch 1 is bound by the head, not by these).
+/// </summary>
+/// <remarks>
+/// RMSNorm, rotary and the bag sum do the same float operations per element as <see cref="VectorKernels"/> and
+/// <see cref="RowKernels.WeightedBagSum"/> (no FMA where those have none, the bag sum's FMA chain from the bias through
+/// the chunks in order), so they give the same bits. LayerNorm sums its mean and variance in eight lanes instead of one
+/// running scalar (whose add latency made it the slowest step of a token), a different rounding of the same sums.
+/// </remarks>
+internal static unsafe class EncoderKernels
+{
+    /// <summary>RMSNorm as <see cref="VectorKernels.RmsNorm"/>: y = x · (1 / (‖x‖₂/√d + ε)) · g, the same bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RmsNorm(float* x, float* gain, int d, float epsilon, float* y)
+    {
+        float scale = 1f / ((MathF.Sqrt(RowKernels.Dot(x, x, d)) / MathF.Sqrt(d)) + epsilon);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var s = Vector256.Create(scale);
+            for (; i + 8 <= d; i += 8)
+                (Vector256.Load(x + i) * s * Vector256.Load(gain + i)).Store(y + i);
+        }
+        for (; i < d; i++)
+            y[i] = x[i] * scale * gain[i];
+    }
+
+    /// <summary>LayerNorm over n values: y = (x − mean) / √(var + ε) · w + b, biased variance as torch; the sums in
+    /// eight lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void LayerNorm(float* x, float* weight, float* bias, int n, float epsilon, float* y)
+    {
+        if (!Vector256.IsHardwareAccelerated || n < 8)
+        {
+            VectorKernels.LayerNorm(x, weight, bias, n, epsilon, y);
+            return;
+        }
+        int i = 0;
+        var sum = Vector256<float>.Zero;
+        for (; i + 8 <= n; i += 8)
+            sum += Vector256.Load(x + i);
+        float mean = Vector256.Sum(sum);
+        for (; i < n; i++)
+            mean += x[i];
+        mean /= n;
+        var m = Vector256.Create(mean);
+        var squares = Vector256<float>.Zero;
+        for (i = 0; i + 8 <= n; i += 8)
+        {
+            var c = Vector256.Load(x + i) - m;
+            squares += c * c;
+        }
+        float variance = Vector256.Sum(squares);
+        for (; i < n; i++)
+        {
+            float c = x[i] - mean;
+            variance += c * c;
+        }
+        float inverse = 1f / MathF.Sqrt((variance / n) + epsilon);
+        var inv = Vector256.Create(inverse);
+        for (i = 0; i + 8 <= n; i += 8)
+            (((Vector256.Load(x + i) - m) * inv * Vector256.Load(weight + i)) + Vector256.Load(bias + i)).Store(y + i);
+        for (; i < n; i++)
+            y[i] = ((x[i] - mean) * inverse * weight[i]) + bias[i];
+    }
+
+    /// <summary>Rotary as <see cref="VectorKernels.Rotary"/> (rotate-half on the first r dims of each head, in place), the
+    /// same bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Rotary(float* x, int heads, int headWidth, int r, float* cos, float* sin)
+    {
+        int half = r / 2;
+        for (int h = 0; h < heads; h++)
+        {
+            float* v = x + (h * headWidth);
+            int i = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                for (; i + 8 <= half; i += 8)
+                {
+                    var x1 = Vector256.Load(v + i);
+                    var x2 = Vector256.Load(v + i + half);
+                    ((x1 * Vector256.Load(cos + i)) - (x2 * Vector256.Load(sin + i))).Store(v + i);
+                    ((x2 * Vector256.Load(cos + i + half)) + (x1 * Vector256.Load(sin + i + half))).Store(v + i + half);
+                }
+            }
+            for (; i < half; i++)
+            {
+                float x1 = v[i], x2 = v[i + half];
+                v[i] = (x1 * cos[i]) - (x2 * sin[i]);
+                v[i + half] = (x2 * cos[i + half]) + (x1 * sin[i + half]);
+            }
+        }
+    }
+
+    /// <summary>
+    /// dst = init + Σ_j w[j] · src[idx[j], :] as <see cref="RowKernels.WeightedBagSum"/> (the same bits; init required):
+    /// with AVX-512 and h a multiple of 16, 128 columns at a time in eight registers, so h = 128 walks the bag once
+    /// instead of twice and h = 160 twice instead of six times.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void BagSum(float* src, int h, int* idx, float* w, int count, float* dst, float* init)
+    {
+        if (!Vector512.IsHardwareAccelerated || h % 16 != 0)
+        {
+            RowKernels.WeightedBagSum(src, h, idx, w, count, dst, init);
+            return;
+        }
+        int c = 0;
+        for (; c + 128 <= h; c += 128)
+        {
+            Vector512<float> a0 = Vector512.Load(init + c), a1 = Vector512.Load(init + c + 16), a2 = Vector512.Load(init + c + 32),
+                a3 = Vector512.Load(init + c + 48), a4 = Vector512.Load(init + c + 64), a5 = Vector512.Load(init + c + 80),
+                a6 = Vector512.Load(init + c + 96), a7 = Vector512.Load(init + c + 112);
+            for (int j = 0; j < count; j++)
+            {
+                float* r = src + ((long)idx[j] * h) + c;
+                var wj = Vector512.Create(w[j]);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(r), wj, a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 16), wj, a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 32), wj, a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 48), wj, a3);
+                a4 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 64), wj, a4);
+                a5 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 80), wj, a5);
+                a6 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 96), wj, a6);
+                a7 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 112), wj, a7);
+            }
+            float* d = dst + c;
+            a0.Store(d); a1.Store(d + 16); a2.Store(d + 32); a3.Store(d + 48);
+            a4.Store(d + 64); a5.Store(d + 80); a6.Store(d + 96); a7.Store(d + 112);
+        }
+        for (; c + 32 <= h; c += 32)
+        {
+            Vector512<float> a0 = Vector512.Load(init + c), a1 = Vector512.Load(init + c + 16);
+            for (int j = 0; j < count; j++)
+            {
+                float* r = src + ((long)idx[j] * h) + c;
+                var wj = Vector512.Create(w[j]);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(r), wj, a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 16), wj, a1);
+            }
+            a0.Store(dst + c); a1.Store(dst + c + 16);
+        }
+        for (; c < h; c += 16)
+        {
+            var a = Vector512.Load(init + c);
+            for (int j = 0; j < count; j++)
+                a = Vector512.FusedMultiplyAdd(Vector512.Load(src + ((long)idx[j] * h) + c), Vector512.Create(w[j]), a);
+            a.Store(dst + c);
+        }
+    }
+}

@@ -1,0 +1,76 @@
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
+
+namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
+
+/// <summary>The fused encoder's SIMD per-token kernels (<see cref="EncoderKernels"/>) against the scalar ones of the decode
+/// step: the same bits for RMSNorm, rotary and the bag sum, LayerNorm to float rounding.</summary>
+public class EncoderKernelsTests
+{
+    private static float[] Random(int n, int seed, float scale = 1f)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, n).Select(_ => (float)((random.NextDouble() * 2) - 1) * scale).ToArray();
+    }
+
+    [Theory]
+    [InlineData(128)]
+    [InlineData(160)]
+    [InlineData(13)]
+    public unsafe void Norms_equal_the_scalar_kernels(int d)
+    {
+        var x = Random(d, d, 3f);
+        var gain = Random(d, d + 1);
+        var bias = Random(d, d + 2);
+        var (expected, actual) = (new float[d], new float[d]);
+        fixed (float* xp = x, g = gain, b = bias, e = expected, a = actual)
+        {
+            VectorKernels.RmsNorm(xp, g, d, 1e-6f, e);
+            EncoderKernels.RmsNorm(xp, g, d, 1e-6f, a);
+            Assert.Equal(expected, actual);
+            VectorKernels.LayerNorm(xp, g, b, d, 1e-5f, e);
+            EncoderKernels.LayerNorm(xp, g, b, d, 1e-5f, a);
+        }
+        for (int i = 0; i < d; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"LayerNorm element {i}: {expected[i]} vs {actual[i]}");
+    }
+
+    [Theory]
+    [InlineData(4, 32, 32)]
+    [InlineData(2, 40, 20)]
+    [InlineData(3, 16, 8)]
+    public unsafe void Rotary_equals_the_scalar_kernel_bit_for_bit(int heads, int headWidth, int rotaryDims)
+    {
+        var x = Random(heads * headWidth, 5, 2f);
+        var (cos, sin) = (Random(rotaryDims, 6), Random(rotaryDims, 7));
+        var expected = (float[])x.Clone();
+        fixed (float* e = expected, a = x, c = cos, s = sin)
+        {
+            VectorKernels.Rotary(e, heads, headWidth, rotaryDims, c, s);
+            EncoderKernels.Rotary(a, heads, headWidth, rotaryDims, c, s);
+        }
+        Assert.Equal(expected, x);
+    }
+
+    [Theory]
+    [InlineData(128, 16)]
+    [InlineData(160, 16)]
+    [InlineData(48, 5)]
+    [InlineData(40, 3)]
+    [InlineData(512, 4)]
+    public unsafe void Bag_sum_equals_the_row_kernel_bit_for_bit(int h, int count)
+    {
+        const int rows = 64;
+        var table = Random(rows * h, h);
+        var bias = Random(h, h + 1);
+        var weights = Random(count, h + 2);
+        var index = Enumerable.Range(0, count).Select(i => (i * 37 + 5) % rows).ToArray();
+        var (expected, actual) = (new float[h], new float[h]);
+        fixed (float* t = table, b = bias, w = weights, e = expected, a = actual)
+        fixed (int* idx = index)
+        {
+            RowKernels.WeightedBagSum(t, h, idx, w, count, e, b);
+            EncoderKernels.BagSum(t, h, idx, w, count, a, b);
+        }
+        Assert.Equal(expected, actual);
+    }
+}
