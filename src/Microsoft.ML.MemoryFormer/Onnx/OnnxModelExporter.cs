@@ -179,6 +179,9 @@ internal static class OnnxModelExporter
     /// <summary>Scaled features [B, F] → tokens [B, 1 + F, d], as <see cref="FeatureTokenizer"/>.</summary>
     private static string FeatureTokens(OnnxGraphBuilder g, FeatureTokenizer tokenizer, string x)
     {
+        if (tokenizer.Grouped)
+            throw new NotSupportedException("ONNX export of tabular models with one-hot slot groups is not implemented; " +
+                "train with MemoryFormerTabularOptions.GroupOneHotSlots = false to export.");
         if (tokenizer.Weight is null)
             throw new NotSupportedException($"ONNX export of tabular models with {tokenizer.Embedding} numeric embeddings is not implemented; " +
                 "train with MemoryFormerTabularOptions.NumericEmbedding = Linear to export.");
