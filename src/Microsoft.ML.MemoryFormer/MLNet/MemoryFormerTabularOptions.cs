@@ -124,8 +124,8 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
     /// embedding per category (FT-Transformer's categorical tokenizer, Gorishniy et al. 2021) instead of one token per
     /// one-hot slot: Fit finds the groups on the training rows (runs of adjacent slots that are all 0 or 1 with at most
     /// one 1 per row, as <c>OneHotEncoding</c> + <c>Concatenate</c> write them), keeps their slots raw and sums their
-    /// tokens. Fewer tokens make each step cheaper (adult: 14 instead of 108). Saved with the model; ONNX export needs
-    /// false. Default false.
+    /// tokens. Fewer tokens make each step cheaper (adult: 14 instead of 108). Saved with the model and in ONNX exports.
+    /// Default false.
     /// </summary>
     public bool GroupOneHotSlots;
 

@@ -99,8 +99,8 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     /// <summary>G, the feature tokens per row (after [CLS]): F, or the number of slot groups.</summary>
     public int TokenCount { get; }
 
-    /// <summary>Whether slots are summed into group tokens (the ONNX export refuses such models).</summary>
-    public bool Grouped => groups is not null;
+    /// <summary>The 0/1 matrix [G, F] that sums slot tokens into group tokens (read by the ONNX export); null without groups.</summary>
+    internal Tensor? Groups => groups;
 
     /// <summary>How present numeric values become tokens.</summary>
     public TabularNumericEmbedding Embedding { get; }

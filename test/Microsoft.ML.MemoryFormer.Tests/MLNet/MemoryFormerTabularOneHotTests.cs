@@ -91,12 +91,18 @@ public class MemoryFormerTabularOneHotTests
     }
 
     [Fact]
-    public void Onnx_export_of_a_grouped_model_is_refused_with_the_way_out()
+    public void An_exported_grouped_model_scores_as_the_model_does()
     {
         var ml = new MLContext(1);
-        using var model = ml.BinaryClassification.Trainers.MemoryFormerTabular(Grouped(1)).Fit(ml.Data.LoadFromEnumerable(Rows(32, 1)));
+        var data = ml.Data.LoadFromEnumerable(Rows(64, 1));
+        using var model = ml.BinaryClassification.Trainers.MemoryFormerTabular(Grouped(2)).Fit(data);
         using var stream = new MemoryStream();
-        var e = Assert.ThrowsAny<Exception>(() => model.ExportToOnnx(stream));
-        Assert.Contains("GroupOneHotSlots = false", (e.InnerException ?? e).Message, StringComparison.Ordinal);
+        ml.Model.ConvertToOnnx(model, data, stream);
+        var features = data.GetColumn<float[]>("Features").ToArray();
+        var outputs = Onnx.OnnxRunner.Run(stream.ToArray(),
+            Onnx.OnnxRunner.Floats(MemoryFormerOnnxNames.Features, features.SelectMany(f => f).ToArray(), features.Length, 4));
+        var probabilities = outputs[MemoryFormerOnnxNames.Probabilities].Values;
+        Onnx.OnnxRunner.AssertClose(model.Transform(data).GetColumn<float>("Probability").ToArray(),
+            Enumerable.Range(0, features.Length).Select(r => probabilities[2 * r + 1]).ToArray(), "Probability");
     }
 }
