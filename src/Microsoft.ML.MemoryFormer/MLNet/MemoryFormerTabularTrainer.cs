@@ -8,7 +8,8 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 
 /// <summary>
 /// Trains a MemoryFormer on the Features vector of a table: each slot becomes a token (FT-Transformer's feature
-/// tokenizer), bidirectional MemoryFormer blocks mix them, the shared prediction head reads the [CLS] token. Made by
+/// tokenizer; with <see cref="MemoryFormerTabularOptions.GroupOneHotSlots"/>, each one-hot encoded column), bidirectional
+/// MemoryFormer blocks mix them, the shared prediction head reads the [CLS] token. Made by
 /// <c>mlContext.Regression.Trainers.MemoryFormerTabular(...)</c>, <c>mlContext.BinaryClassification.Trainers.MemoryFormerTabular(...)</c>
 /// and <c>mlContext.MulticlassClassification.Trainers.MemoryFormerTabular(...)</c>; the ML.NET-free training is
 /// <c>Training/TabularTraining</c>, the prediction <c>Models/TabularPredictor</c> (one per member of an ensemble, <c>Models/TabularEnsemblePredictor</c>).
