@@ -36,6 +36,21 @@ internal sealed record FeatureScaler(float[] Means, float[] Stds)
         return new FeatureScaler(means, stds);
     }
 
+    /// <summary>This scaler with the slots of every one-hot group of two or more slots left raw (mean 0, std 1), so their
+    /// 0/1 values select a category's embedding (see <see cref="OneHotGroups"/>).</summary>
+    /// <param name="slotTokens">Per slot, its token (<see cref="OneHotGroups.Find"/>).</param>
+    public FeatureScaler WithRawGroups(int[] slotTokens)
+    {
+        var means = (float[])Means.Clone();
+        var stds = (float[])Stds.Clone();
+        for (int s = 0; s < slotTokens.Length; s++)
+        {
+            bool grouped = (s > 0 && slotTokens[s - 1] == slotTokens[s]) || (s + 1 < slotTokens.Length && slotTokens[s + 1] == slotTokens[s]);
+            if (grouped) (means[s], stds[s]) = (0f, 1f);
+        }
+        return new FeatureScaler(means, stds);
+    }
+
     /// <summary>Standardises <paramref name="features"/> [N, F] row-major in place.</summary>
     public void Apply(Span<float> features)
     {

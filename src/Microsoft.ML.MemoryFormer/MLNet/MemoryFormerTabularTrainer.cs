@@ -8,7 +8,8 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 
 /// <summary>
 /// Trains a MemoryFormer on the Features vector of a table: each slot becomes a token (FT-Transformer's feature
-/// tokenizer), bidirectional MemoryFormer blocks mix them, the shared prediction head reads the [CLS] token. Made by
+/// tokenizer; with <see cref="MemoryFormerTabularOptions.GroupOneHotSlots"/>, each one-hot encoded column), bidirectional
+/// MemoryFormer blocks mix them, the shared prediction head reads the [CLS] token. Made by
 /// <c>mlContext.Regression.Trainers.MemoryFormerTabular(...)</c>, <c>mlContext.BinaryClassification.Trainers.MemoryFormerTabular(...)</c>
 /// and <c>mlContext.MulticlassClassification.Trainers.MemoryFormerTabular(...)</c>; the ML.NET-free training is
 /// <c>Training/TabularTraining</c>, the prediction <c>Models/TabularPredictor</c> (one per member of an ensemble, <c>Models/TabularEnsemblePredictor</c>).
@@ -120,7 +121,7 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
             options.BatchSize, seed, core.Device, (stepsPerEpoch, validated) => options.ToTrainingOptions(seed, stepsPerEpoch, validated),
             log, progress, core.IsCanceled, options.CancellationToken,
             (options.NumericEmbedding, options.PeriodicFrequencies, options.PeriodicScale),
-            (options.PiecewiseLinearBins, options.PiecewiseLinearBinning));
+            (options.PiecewiseLinearBins, options.PiecewiseLinearBinning), options.GroupOneHotSlots);
 
     /// <summary>Reports an ensemble member's progress with its place in the ensemble.</summary>
     private sealed class MemberProgress(IProgress<TrainingProgress> inner, int member, int members) : IProgress<TrainingProgress>

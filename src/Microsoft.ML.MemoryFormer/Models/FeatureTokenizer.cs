@@ -15,7 +15,10 @@ namespace Microsoft.ML.MemoryFormer.Models;
 /// frequencies c_i [k] and a per-slot projection P_i [2k, d] (<see cref="TabularNumericEmbedding.PeriodicLinear"/>: the
 /// same without the ReLU, "PL"); missing values and [CLS] are as above. With
 /// <see cref="TabularNumericEmbedding.PiecewiseLinear"/> it is PLE(x) · P_i + b_i, where PLE(x) [T] is the piecewise-linear
-/// encoding of x over the slot's bin edges (Gorishniy et al., NeurIPS 2022, §3.2; see <see cref="Encode"/>) and P_i [T, d].</remarks>
+/// encoding of x over the slot's bin edges (Gorishniy et al., NeurIPS 2022, §3.2; see <see cref="Encode"/>) and P_i [T, d].
+/// With slot groups (<see cref="Data.OneHotGroups"/>), the tokens of a group's slots are summed into one token: for a one-hot
+/// column with raw 0/1 slots that is the learned embedding W_c of its category c plus the group's summed biases
+/// (FT-Transformer's categorical tokenizer), so a row has 1 + G tokens for G groups instead of 1 + F.</remarks>
 internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter? weight;       // W [F, d] (linear)
@@ -26,6 +29,7 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     private readonly Tensor? binLow;          // −∞ for the first bin of a slot, else 0 [F, T]
     private readonly Tensor? binHigh;         // +∞ for the last bin of a slot, else 1 [F, T]
     private readonly Tensor? binMask;         // 1 for a slot's bins, 0 for padding [F, T]
+    private readonly Tensor? groups;          // 1 where slot f belongs to token g [G, F] (slot groups only)
     private readonly Parameter bias;          // b [F, d]
     private readonly Parameter missing;       // M [F, d]
     private readonly Parameter cls;           // [d]
@@ -40,9 +44,15 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     /// <param name="periodicFrequencies">k, frequencies per slot (periodic only).</param>
     /// <param name="periodicScale">σ of the frequencies' N(0, σ²) initialisation (periodic only).</param>
     /// <param name="binEdges">Per slot, the strictly increasing bin edges (piecewise-linear only; see <see cref="Data.BinEdges"/>).</param>
+    /// <param name="slotTokens">Per slot, the token it is summed into (see <see cref="Data.OneHotGroups"/>), or null for one
+    /// token per slot.</param>
     public FeatureTokenizer(int featureCount, int width, TabularNumericEmbedding embedding = TabularNumericEmbedding.Linear,
-        int periodicFrequencies = 0, double periodicScale = 0, float[][]? binEdges = null) : base(nameof(FeatureTokenizer))
+        int periodicFrequencies = 0, double periodicScale = 0, float[][]? binEdges = null, int[]? slotTokens = null)
+        : base(nameof(FeatureTokenizer))
     {
+        if (slotTokens is not null && !Data.OneHotGroups.IsValid(slotTokens, featureCount))
+            throw new ArgumentException($"Slot groups need one token index per slot of the {featureCount}, numbered 0, 1, … in " +
+                $"slot order; got {slotTokens.Length} entries.", nameof(slotTokens));
         bool periodic = embedding is TabularNumericEmbedding.Periodic or TabularNumericEmbedding.PeriodicLinear;
         if (periodic && (periodicFrequencies < 1 || !(periodicScale > 0)))
             throw new ArgumentOutOfRangeException(nameof(periodicFrequencies), $"Periodic embeddings need at least one frequency " +
@@ -72,11 +82,25 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
         bias = new Parameter(empty(featureCount, width).uniform_(-bound, bound));
         missing = new Parameter(empty(featureCount, width).uniform_(-bound, bound));
         cls = new Parameter(empty(width).uniform_(-bound, bound));
+        TokenCount = featureCount;
+        if (slotTokens is not null)
+        {
+            TokenCount = Data.OneHotGroups.TokenCount(slotTokens);
+            var g = new float[TokenCount * featureCount];
+            for (int slot = 0; slot < featureCount; slot++) g[slotTokens[slot] * featureCount + slot] = 1;
+            groups = tensor(g, [TokenCount, featureCount]);
+        }
         RegisterComponents();
     }
 
     /// <summary>F, the number of feature slots.</summary>
     public int FeatureCount { get; }
+
+    /// <summary>G, the feature tokens per row (after [CLS]): F, or the number of slot groups.</summary>
+    public int TokenCount { get; }
+
+    /// <summary>The 0/1 matrix [G, F] that sums slot tokens into group tokens (read by the ONNX export); null without groups.</summary>
+    internal Tensor? Groups => groups;
 
     /// <summary>How present numeric values become tokens.</summary>
     public TabularNumericEmbedding Embedding { get; }
@@ -103,7 +127,7 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     /// <summary>The [CLS] token [d].</summary>
     internal Parameter Cls => cls;
 
-    /// <summary>Features x [B, F] (NaN = missing) → tokens [B, 1 + F, d], [CLS] first.</summary>
+    /// <summary>Features x [B, F] (NaN = missing) → tokens [B, 1 + G, d], [CLS] first (G = F without slot groups).</summary>
     public override Tensor forward(Tensor x)
     {
         if (x.dim() != 2 || x.shape[1] != FeatureCount)
@@ -115,8 +139,9 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
             : frequencies is not null ? Periodic(values)
             : Runtime.LiveScalars.Add(einsum("bft,ftd->bfd", Encode(values.squeeze(-1)), projection!), bias);
         tokens = where(isMissing, missing.expand_as(tokens), tokens);            // [B, F, d]
+        if (groups is not null) tokens = On(groups, x).matmul(tokens);           // [B, G, d]
         var first = cls.view(1, 1, -1).expand(x.shape[0], 1, -1);               // [B, 1, d]
-        return cat([first, tokens], 1);                                          // [B, 1 + F, d]
+        return cat([first, tokens], 1);                                          // [B, 1 + G, d]
     }
 
     /// <summary>values [B, F, 1] → ReLU([cos 2πcx, sin 2πcx] · P + b) [B, F, d] (no ReLU for PeriodicLinear).</summary>
@@ -193,6 +218,7 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
             binLow?.Dispose();
             binHigh?.Dispose();
             binMask?.Dispose();
+            groups?.Dispose();
         }
         base.Dispose(disposing);
     }

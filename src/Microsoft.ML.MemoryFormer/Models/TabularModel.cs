@@ -19,7 +19,7 @@ internal sealed class TabularModel : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Builds the model for <paramref name="featureCount"/> slots and <paramref name="outputCount"/> outputs
-    /// (1 for regression, C logits for C classes, 2 for binary). The context length is set to 1 + F.
+    /// (1 for regression, C logits for C classes, 2 for binary). The context length is set to 1 + F (1 + G with slot groups).
     /// </summary>
     /// <param name="config">The architecture.</param>
     /// <param name="featureCount">F, feature slots.</param>
@@ -28,13 +28,15 @@ internal sealed class TabularModel : nn.Module<Tensor, Tensor>
     /// <param name="periodicFrequencies">k of periodic embeddings.</param>
     /// <param name="periodicScale">σ of the periodic frequencies' initialisation.</param>
     /// <param name="binEdges">Per-slot bin edges of piecewise-linear embeddings.</param>
+    /// <param name="slotTokens">Per slot, its token when one-hot groups share one (see <see cref="Data.OneHotGroups"/>);
+    /// null for one token per slot. The context length is then 1 + the number of tokens.</param>
     public TabularModel(MemoryFormerConfig config, int featureCount, int outputCount,
         TabularNumericEmbedding embedding = TabularNumericEmbedding.Linear, int periodicFrequencies = 0, double periodicScale = 0,
-        float[][]? binEdges = null)
+        float[][]? binEdges = null, int[]? slotTokens = null)
         : base(nameof(TabularModel))
     {
-        Config = ForFeatures(config, featureCount);
-        tokenizer = new FeatureTokenizer(featureCount, Config.Width, embedding, periodicFrequencies, periodicScale, binEdges);
+        tokenizer = new FeatureTokenizer(featureCount, config.Width, embedding, periodicFrequencies, periodicScale, binEdges, slotTokens);
+        Config = ForFeatures(config, tokenizer.TokenCount);
         backbone = new TransformerBackbone(Config);
         head = new PredictionHead(Config.Width, outputCount, PoolingKind.First, Config.Dropout, Config.EmbeddingInitStd);
         OutputCount = outputCount;
@@ -57,15 +59,15 @@ internal sealed class TabularModel : nn.Module<Tensor, Tensor>
     /// <summary>The head on the [CLS] token (read by the ONNX export).</summary>
     internal PredictionHead Head => head;
 
-    /// <summary>The config a model of <paramref name="featureCount"/> slots runs with.</summary>
-    public static MemoryFormerConfig ForFeatures(MemoryFormerConfig config, int featureCount) =>
-        config with { ContextLength = featureCount + 1, VocabularySize = 1 };
+    /// <summary>The config a model of <paramref name="tokenCount"/> feature tokens (slots, or slot groups) runs with.</summary>
+    public static MemoryFormerConfig ForFeatures(MemoryFormerConfig config, int tokenCount) =>
+        config with { ContextLength = tokenCount + 1, VocabularySize = 1 };
 
     /// <summary>Standardised features x [B, F] (NaN = missing) → outputs [B, outputs].</summary>
     public override Tensor forward(Tensor x)
     {
-        var tokens = tokenizer.call(x);                                          // [B, 1 + F, d]
-        var hidden = backbone.ForwardEmbeddings(tokens, new AttentionContext(Causal: false)); // [B, 1 + F, d]
+        var tokens = tokenizer.call(x);                                          // [B, 1 + G, d]
+        var hidden = backbone.ForwardEmbeddings(tokens, new AttentionContext(Causal: false)); // [B, 1 + G, d]
         return head.Forward(hidden, mask: null);                                 // [B, outputs]
     }
 }

@@ -13,15 +13,20 @@ namespace Microsoft.ML.MemoryFormer.Models;
 /// <param name="PeriodicFrequencies">k of periodic embeddings (0 otherwise).</param>
 /// <param name="BinEdges">Per slot, the bin edges of piecewise-linear embeddings on standardised values (null otherwise;
 /// absent in models saved before the option).</param>
+/// <param name="SlotTokens">Per slot, the token its one-hot group shares (<see cref="OneHotGroups"/>); null for one token
+/// per slot (absent in models saved before the option).</param>
 internal sealed record TabularModelInfo(string FeatureColumnName, LabelColumn Label, FeatureScaler Scaler,
     float LabelMean, float LabelStd, TabularNumericEmbedding NumericEmbedding = TabularNumericEmbedding.Linear,
-    int PeriodicFrequencies = 0, float[][]? BinEdges = null)
+    int PeriodicFrequencies = 0, float[][]? BinEdges = null, int[]? SlotTokens = null)
 {
     /// <summary>The archive entry holding this record.</summary>
     public const string Entry = "tabular.json";
 
     /// <summary>Feature slots F.</summary>
     public int FeatureCount => Scaler.Means.Length;
+
+    /// <summary>Feature tokens per row after [CLS]: F, or the number of one-hot groups and other slots.</summary>
+    public int TokenCount => SlotTokens is null ? FeatureCount : OneHotGroups.TokenCount(SlotTokens);
 
     /// <summary>Model outputs per row: one value for regression, one logit per class otherwise.</summary>
     public int OutputCount => Label.Kind == PredictionKind.Regression ? 1 : Label.Classes;

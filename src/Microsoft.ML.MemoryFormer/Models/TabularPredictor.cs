@@ -69,19 +69,21 @@ internal sealed class TabularPredictor : IDisposable
         if (info.Scaler?.Means is null || info.Scaler.Stds?.Length != info.Scaler.Means.Length || info.Label is null
             || !Enum.IsDefined(info.Label.Kind) || (info.Label.ClassNames is not null && info.Label.ClassNames.Length != info.Label.Classes)
             || (info.Label.ClassValueKind is { } kind && !LabelColumn.KeyValueTypes.ContainsKey(kind))
-            || info.FeatureCount < 1 || info.OutputCount < 1 || info.FeatureCount + 1 != config.ContextLength
+            || info.FeatureCount < 1 || info.OutputCount < 1
+            || (info.SlotTokens is not null && !OneHotGroups.IsValid(info.SlotTokens, info.FeatureCount))
+            || info.TokenCount + 1 != config.ContextLength
             || !Enum.IsDefined(info.NumericEmbedding) || info.PeriodicFrequencies is < 0 or > MaxPeriodicFrequencies
             || (info.NumericEmbedding is TabularNumericEmbedding.Periodic or TabularNumericEmbedding.PeriodicLinear) != (info.PeriodicFrequencies > 0)
             || (info.NumericEmbedding == TabularNumericEmbedding.PiecewiseLinear) != (info.BinEdges is not null)
             || (info.BinEdges is { } edges && (edges.Length != info.FeatureCount
                 || edges.Any(e => e is null || e.Length is < 2 or > MaxBins + 1))))
             throw new InvalidDataException($"The model's '{TabularModelInfo.Entry}' is inconsistent: its scaler, label and feature " +
-                $"count must agree with each other and with the config (ContextLength = {config.ContextLength} = 1 + features).");
+                $"count must agree with each other and with the config (ContextLength = {config.ContextLength} = 1 + feature tokens).");
         ModuleWeights.CheckSizeFits(config, archive, headParameters: (3.0 * info.FeatureCount + info.OutputCount) * config.Width
             + (double)info.FeatureCount * info.PeriodicFrequencies * (2.0 * config.Width + 1)
             + (double)info.FeatureCount * (info.BinEdges?.Max(e => e.Length - 1) ?? 0) * config.Width);
         return ModuleLoader.Load(archive, config, () => new TabularModel(config, info.FeatureCount, info.OutputCount,
-            info.NumericEmbedding, info.PeriodicFrequencies, periodicScale: 1, info.BinEdges), device,
+            info.NumericEmbedding, info.PeriodicFrequencies, periodicScale: 1, info.BinEdges, info.SlotTokens), device,
             model => new TabularPredictor(model, info, device));
     }
 

@@ -176,7 +176,7 @@ internal static class OnnxModelExporter
             "Class probabilities (softmax of the logits), in the order of the class names.");
     }
 
-    /// <summary>Scaled features [B, F] → tokens [B, 1 + F, d], as <see cref="FeatureTokenizer"/>.</summary>
+    /// <summary>Scaled features [B, F] → tokens [B, 1 + G, d], as <see cref="FeatureTokenizer"/> (G = F without slot groups).</summary>
     private static string FeatureTokens(OnnxGraphBuilder g, FeatureTokenizer tokenizer, string x)
     {
         if (tokenizer.Weight is null)
@@ -187,6 +187,8 @@ internal static class OnnxModelExporter
         var tokens = g.Add(g.Mul(values, g.Weight("features.weight", tokenizer.Weight), "feature_scaled"),
             g.Weight("features.bias", tokenizer.Bias), "feature_tokens");                         // [B, F, d]
         tokens = g.Where(missing, g.Weight("features.missing", tokenizer.Missing), tokens, "feature_tokens_or_missing");
+        if (tokenizer.Groups is { } groups)                                                         // one-hot groups: [G, F] · [B, F, d]
+            tokens = g.MatMul(g.Weight("features.groups", groups), tokens, "group_tokens");           // [B, G, d]
         var d = tokenizer.Cls.shape[0];
         var clsShape = g.Concat([g.Dim(x, 0, "rows"), g.Ints([1, d])], 0, "cls_shape");
         var cls = g.Node("Expand", "cls_tokens", [g.Reshape(g.Weight("features.cls", tokenizer.Cls), [1, 1, d], "cls3"), clsShape]);

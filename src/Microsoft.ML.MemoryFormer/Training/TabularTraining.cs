@@ -31,15 +31,23 @@ internal static class TabularTraining
     /// <param name="embedding">How numeric slots become tokens, and for periodic embeddings k and σ (saved with the model).</param>
     /// <param name="bins">Piecewise-linear embeddings: the most bins per slot and how their edges are chosen on the
     /// standardised training rows (the edges are saved with the model).</param>
+    /// <param name="groupOneHot">Whether each one-hot group of slots becomes one token (<see cref="OneHotGroups"/>; the
+    /// grouping is found on the raw training rows and saved with the model).</param>
     public static (TabularPredictor Model, TrainingResult Result) Fit(MemoryFormerConfig architecture, string featureColumnName,
         LabelColumn label, TabularData train, TabularData? validation, int batchSize, int seed, Device device,
         TrainingSchedule schedule, Action<string>? log = null, IProgress<TrainingProgress>? progress = null,
         Func<bool>? stopRequested = null, CancellationToken cancellation = default,
         (TabularNumericEmbedding Kind, int Frequencies, double Scale) embedding = default,
-        (int Count, TabularBinning Binning) bins = default)
+        (int Count, TabularBinning Binning) bins = default, bool groupOneHot = false)
     {
         bool regression = label.Kind == PredictionKind.Regression;
         var scaler = FeatureScaler.Fit(train.Features, train.FeatureCount);
+        var slotTokens = groupOneHot ? OneHotGroups.Find(train.Features, train.FeatureCount) : null;
+        if (slotTokens is not null)
+        {
+            scaler = scaler.WithRawGroups(slotTokens);
+            log?.Invoke($"one-hot groups: {train.FeatureCount} slots as {OneHotGroups.TokenCount(slotTokens)} tokens");
+        }
         var (labelMean, labelStd) = regression ? MeanStd(train.Labels) : (0f, 1f);
         bool periodic = embedding.Kind is TabularNumericEmbedding.Periodic or TabularNumericEmbedding.PeriodicLinear;
         float[][]? edges = null;
@@ -52,11 +60,11 @@ internal static class TabularTraining
                 $"{edges.Length} slots ({edges.Count(e => e.Length > 2)} slots with more than one)");
         }
         var info = new TabularModelInfo(featureColumnName, label, scaler, labelMean, labelStd, embedding.Kind,
-            periodic ? embedding.Frequencies : 0, edges);
+            periodic ? embedding.Frequencies : 0, edges, slotTokens);
 
         TorchRuntime.Seed(seed);
         var model = new TabularModel(architecture, info.FeatureCount, info.OutputCount, embedding.Kind, info.PeriodicFrequencies,
-            embedding.Scale, edges);
+            embedding.Scale, edges, slotTokens);
         try
         {
             model.to(device);
@@ -67,7 +75,7 @@ internal static class TabularTraining
             ITrainingTask stoppable = stopRequested is null ? task : new StoppableTask(task, stopRequested);
             var options = schedule(task.StepsPerEpoch, validation is not null);
             var result = TrainingLoop.Run(model, stoppable, options, progress, log, cancellation,
-                () => Fingerprint(architecture, label, batchSize, train, validation, embedding, bins));
+                () => Fingerprint(architecture, label, batchSize, train, validation, embedding, bins, slotTokens));
             return (new TabularPredictor(model, info, device), result);
         }
         catch
@@ -83,7 +91,7 @@ internal static class TabularTraining
     /// <summary>What identifies the run for its checkpoint besides the training options (which hold the seed).</summary>
     private static RunFingerprint Fingerprint(MemoryFormerConfig architecture, LabelColumn label, int batchSize,
         TabularData train, TabularData? validation, (TabularNumericEmbedding Kind, int Frequencies, double Scale) embedding,
-        (int Count, TabularBinning Binning) bins)
+        (int Count, TabularBinning Binning) bins, int[]? slotTokens)
     {
         var run = new RunFingerprint().WithProperties("Architecture", architecture.ToJson())
             .With("task", $"{label.Kind}, {label.Classes} classes, {train.FeatureCount} features, batches of {batchSize}")
@@ -93,6 +101,7 @@ internal static class TabularTraining
         else if (embedding.Kind != TabularNumericEmbedding.Linear)   // linear runs keep the fingerprint they had before the option
             run = run.With("numeric embedding", string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"{embedding.Kind}, k = {embedding.Frequencies}, σ = {embedding.Scale:R}"));
+        if (slotTokens is not null) run = run.With("one-hot groups", string.Join(",", slotTokens));
         return validation is null ? run
             : run.WithData<float>("validation features", validation.Features).WithData<float>("validation labels", validation.Labels);
     }

@@ -62,6 +62,14 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [Description("Piecewise-linear bin edges: tree (target-aware) or quantile. Default tree.")]
         public string Binning { get; init; } = "tree";
 
+        [CommandOption("--group-onehot")]
+        [Description("MemoryFormer's GroupOneHotSlots: one token per one-hot categorical column instead of one per slot.")]
+        public bool GroupOneHot { get; init; }
+
+        [CommandOption("--lr")]
+        [Description("MemoryFormer learning rate; default the trainer's.")]
+        public double? LearningRate { get; init; }
+
         [CommandOption("--seed")]
         [Description("MemoryFormer seed. Default 0.")]
         public int Seed { get; init; }
@@ -132,6 +140,14 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             "piecewise-linear" => TabularNumericEmbedding.PiecewiseLinear,
             _ => TabularNumericEmbedding.Linear,
         };
+        var options = Base(settings, small, embedding);
+        options.GroupOneHotSlots = settings.GroupOneHot;
+        if (settings.LearningRate is { } lr) options.LearningRate = lr;
+        return options;
+    }
+
+    private static MemoryFormerTabularOptions Base(Settings settings, bool small, TabularNumericEmbedding embedding)
+    {
         if (settings.TrainerDefaults)
             return new MemoryFormerTabularOptions
             {
@@ -244,7 +260,8 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             (settings.Embedding == "piecewise-linear" ? $" ({settings.Bins} {settings.Binning} bins)"
                 : settings.Embedding != "linear" ? $" (k = {settings.PeriodicFrequencies}, σ = {settings.PeriodicScale})" : "") +
             $", seed {settings.Seed}" + (settings.Ensemble is { } k ? $", EnsembleSize {k}" : ", EnsembleSize by size") +
-            (settings.TrainerDefaults ? ", trainer defaults" : "") + $", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
+            (settings.TrainerDefaults ? ", trainer defaults" : "") + (settings.GroupOneHot ? ", one-hot groups" : "") +
+            (settings.LearningRate is { } lr ? $", lr {lr}" : "") + $", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
         return text.ToString();
     }
 }

@@ -48,6 +48,7 @@ internal static class TabularEnsemble
         Seed = seed, NumericEmbedding = o.NumericEmbedding, PeriodicFrequencies = o.PeriodicFrequencies,
         PeriodicScale = o.PeriodicScale, SizeAwareDefaults = o.SizeAwareDefaults,
         PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning, EnsembleSize = 1,
+        GroupOneHotSlots = o.GroupOneHotSlots,
     };
 
     private static double Metric(float[] predictions, float[] labels, bool regression) => regression
