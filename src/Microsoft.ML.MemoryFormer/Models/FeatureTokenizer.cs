@@ -88,7 +88,7 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
             TokenCount = Data.OneHotGroups.TokenCount(slotTokens);
             var g = new float[TokenCount * featureCount];
             for (int slot = 0; slot < featureCount; slot++) g[slotTokens[slot] * featureCount + slot] = 1;
-            groups = tensor(g, [TokenCount, featureCount]);
+            groups = tensor(g, [TokenCount, featureCount]).DetachFromDisposeScope();     // the module's, not a scope's
         }
         RegisterComponents();
     }
