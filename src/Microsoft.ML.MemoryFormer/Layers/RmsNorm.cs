@@ -36,7 +36,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         ArgumentNullException.ThrowIfNull(x);
-        return Runtime.KernelSettings.Current.UseFusedKernels && Kernels.FusedRmsNorm.IsSupported(x, weight)
+        return Runtime.KernelSettings.Current.UseFusedKernels && Runtime.KernelSettings.Current.FusedNormAndRotary && Kernels.FusedRmsNorm.IsSupported(x, weight)
             ? Kernels.FusedRmsNorm.Apply(x, weight, Epsilon)
             : Reference(x);
     }

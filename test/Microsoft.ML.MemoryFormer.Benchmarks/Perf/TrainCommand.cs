@@ -25,6 +25,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         [CommandOption("--models <LIST>")]
         [Description("Comma-separated subset of dense, mf (default clip: PreviousStep, table update fused into the backward), mf-global " +
             "(Global clip, the table update after the backward), mf-bf16, mf-blocked (blocked table gradient on), mf-fused (= mf), " +
+            "dense-torchnorm and mf-torchnorm (RMSNorm and rotary as torch ops instead of the managed passes), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
         public string Models { get; init; } = "dense,mf,mf-bf16";
@@ -43,7 +44,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
 
     /// <summary>One model <c>perf train</c> can time: its <c>--models</c> key, and the settings that differ.</summary>
     private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision Precision = MomentPrecision.Float32,
-        bool? Blocked = null, TableGradientClipping? Clipping = null);
+        bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false);
 
     /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
     private static readonly Variant[] Variants =
@@ -56,6 +57,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         new("mf-blocked", "MemoryFormer, blocked table gradient", TransformerKind.MemoryFormer, Blocked: true),
         new("mf-fused", "MemoryFormer, PreviousStep clip set explicitly (= mf)", TransformerKind.MemoryFormer,
             Clipping: TableGradientClipping.PreviousStep),
+        new("dense-torchnorm", "dense, RMSNorm and rotary as torch ops", TransformerKind.Dense, TorchNorms: true),
+        new("mf-torchnorm", "MemoryFormer, RMSNorm and rotary as torch ops", TransformerKind.MemoryFormer, TorchNorms: true),
     ];
 
     private static readonly (int Width, int Layers, int Heads, int Context, int Batch)[] Shapes =
@@ -108,7 +111,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         table.AddNote("steps interleaved dense/MF after warm-up (d=256: 3 + 10 rounds, d=512: 2 + 6; --quick: 1 + 3); step ms = median; " +
             "MF ÷ dense = median over rounds of dense step ÷ MF step; page faults = minor faults per timed step (fresh pages the kernel mapped); MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
             "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16; blocked = KernelSettings.BlockedTableGradient on (off by default: the row pass); " +
-            "every MemoryFormer row but mf-global uses the default TrainingOptions.TableGradientClipping (PreviousStep: AdamW applied " +
+            "torchnorm = KernelSettings.FusedNormAndRotary off (both models' RMSNorm and rotary as torch ops, the path before 2026-12-05 04:30); every MemoryFormer row but mf-global uses the default TrainingOptions.TableGradientClipping (PreviousStep: AdamW applied " +
             "to each table block inside the backward); mf-global = Global clip (the default before 2026-12-05: tables updated after the backward)");
         table.AddNote(machine);
         return table;
@@ -121,11 +124,13 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         private readonly LanguageModelTask task;
         private readonly ModelOptimizer optimizer;
         private readonly bool? blocked;
+        private readonly bool torchNorms;
 
         public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, Variant variant)
         {
             var (kind, precision) = (variant.Kind, variant.Precision);
             blocked = variant.Blocked;
+            torchNorms = variant.TorchNorms;
             random.manual_seed(1337);
             var config = new MemoryFormerConfig
             {
@@ -157,7 +162,11 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         public double Step(int step, bool timed)
         {
             double ms = 0;
-            Runtime.KernelSettings.Current.With(k => k.BlockedTableGradient = blocked ?? k.BlockedTableGradient, () => ms = StepOnce(step, timed));
+            Runtime.KernelSettings.Current.With(k =>
+            {
+                k.BlockedTableGradient = blocked ?? k.BlockedTableGradient;
+                k.FusedNormAndRotary = !torchNorms;
+            }, () => ms = StepOnce(step, timed));
             return ms;
         }
 

@@ -151,12 +151,17 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
                 new("embedding", 1, Scoped(() => backbone.Embedding.call(tokens).backward([g])), true),
                 new("one block (all of it)", layers, Scoped(() => block.Forward(x, AttentionContext.CausalLm, null).backward([g])), true),
                 new("  norm before attention / FFN (each)", 2 * layers, Scoped(() => block.AttentionNorm.call(x).backward([g])), false),
+                new("    the same norm as torch ops (before 2026-12-05)", 2 * layers,
+                    Scoped(() => ((RmsNorm)block.AttentionNorm).Reference(x).backward([g])), false),
                 new("  Q/K/V", layers, Scoped(() =>
                 {
                     var (q, k, v) = block.Attention.Qkv.call(flat);
                     autograd.backward([q, k, v], [gFlat, gFlat, gFlat]);
                 }), false),
-                new("  rotary on Q and K (each)", 2 * layers, Scoped(() => block.Attention.Rotary.Apply(qh, 0).backward([gHeads])), false),
+                new("  rotary on Q and K, split into heads (each)", 2 * layers,
+                    Scoped(() => block.Attention.Rotary.SplitAndApply(x, (int)heads, 0).backward([gHeads])), false),
+                new("    the same as torch ops (before 2026-12-05)", 2 * layers, Scoped(() => Runtime.KernelSettings.Current.With(
+                    k => k.FusedNormAndRotary = false, () => block.Attention.Rotary.SplitAndApply(x, (int)heads, 0).backward([gHeads]))), false),
                 new("  causal scaled_dot_product_attention", layers,
                     Scoped(() => F.scaled_dot_product_attention(qh, kh, vh, null, 0.0, true).backward([gHeads])), false),
             };
