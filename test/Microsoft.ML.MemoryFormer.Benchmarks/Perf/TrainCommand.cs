@@ -71,6 +71,13 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         return 0;
     }
 
+    /// <summary>The dense row a model's ratio divides: dense-torchnorm for the torchnorm rows when it was timed, else dense (row 0).</summary>
+    private static int DenseFor(Variant[] chosen, int i)
+    {
+        int match = Array.FindIndex(chosen, v => v.Kind == TransformerKind.Dense && v.TorchNorms == chosen[i].TorchNorms);
+        return match >= 0 && match != i ? match : 0;
+    }
+
     public static PerfTable Measure(PerfSettings settings) => Measure(settings, null, ["dense", "mf", "mf-bf16"]);
 
     private static PerfTable Measure(PerfSettings settings, int? width, string[] models)
@@ -95,7 +102,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             {
                 var ms = trainees.Select(t => t.Step(warmup + round, timed: true)).ToArray();
                 for (int i = 1; i < trainees.Length && chosen[0].Key == "dense"; i++)
-                    ratios[i].Add(ms[0] / ms[i]);
+                    ratios[i].Add(ms[DenseFor(chosen, i)] / ms[i]);
             }
             string shape = $"d={s.Width} L={s.Layers} ctx{s.Context}×{s.Batch}";
             for (int i = 0; i < trainees.Length; i++)
@@ -111,7 +118,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         table.AddNote("steps interleaved dense/MF after warm-up (d=256: 3 + 10 rounds, d=512: 2 + 6; --quick: 1 + 3); step ms = median; " +
             "MF ÷ dense = median over rounds of dense step ÷ MF step; page faults = minor faults per timed step (fresh pages the kernel mapped); MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
             "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16; blocked = KernelSettings.BlockedTableGradient on (off by default: the row pass); " +
-            "torchnorm = KernelSettings.FusedNormAndRotary off (both models' RMSNorm and rotary as torch ops, the path before 2026-12-05 04:30); every MemoryFormer row but mf-global uses the default TrainingOptions.TableGradientClipping (PreviousStep: AdamW applied " +
+            "torchnorm = KernelSettings.FusedNormAndRotary off (both models' RMSNorm and rotary as torch ops, the path before 2026-12-05 04:30; an mf-torchnorm row's ratio divides dense-torchnorm when that was timed); every MemoryFormer row but mf-global uses the default TrainingOptions.TableGradientClipping (PreviousStep: AdamW applied " +
             "to each table block inside the backward); mf-global = Global clip (the default before 2026-12-05: tables updated after the backward)");
         table.AddNote(machine);
         return table;

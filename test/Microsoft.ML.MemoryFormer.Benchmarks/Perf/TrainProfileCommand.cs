@@ -144,6 +144,7 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
             var kh = Keep(randn(b, heads, t, hd).requires_grad_(true));
             var vh = Keep(randn(b, heads, t, hd).requires_grad_(true));
             var targets = Keep(randint(0, 256, [n]));
+            var causal = Keep(ones(t, t, ScalarType.Bool).triu(1));                // true above the diagonal: masked
             int layers = s.Layers;
             var parts = new List<Part>
             {
@@ -164,6 +165,12 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
                     k => k.FusedNormAndRotary = false, () => block.Attention.Rotary.SplitAndApply(x, (int)heads, 0).backward([gHeads]))), false),
                 new("  causal scaled_dot_product_attention", layers,
                     Scoped(() => F.scaled_dot_product_attention(qh, kh, vh, null, 0.0, true).backward([gHeads])), false),
+                new("    the same as explicit matmuls + masked softmax (for comparison)", layers, Scoped(() =>
+                {
+                    var scores = qh.matmul(kh.transpose(-2, -1)).mul_(1.0 / Math.Sqrt(hd));   // [B, H, T, T]
+                    var probs = F.softmax(scores.masked_fill(causal, double.NegativeInfinity), -1);
+                    probs.matmul(vh).backward([gHeads]);
+                }), false),
             };
             if (block.Attention.Output is { } output)
                 parts.Add(new("  W_O (dense only)", layers, Scoped(() => output.call(flat).backward([gFlat])), false));
