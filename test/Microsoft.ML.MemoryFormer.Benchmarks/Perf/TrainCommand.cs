@@ -101,7 +101,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             for (int round = 0; round < rounds; round++)
             {
                 var ms = trainees.Select(t => t.Step(warmup + round, timed: true)).ToArray();
-                for (int i = 1; i < trainees.Length && chosen[0].Key == "dense"; i++)
+                for (int i = 1; i < trainees.Length && chosen[0].Kind == TransformerKind.Dense; i++)
                     ratios[i].Add(ms[DenseFor(chosen, i)] / ms[i]);
             }
             string shape = $"d={s.Width} L={s.Layers} ctx{s.Context}×{s.Batch}";
