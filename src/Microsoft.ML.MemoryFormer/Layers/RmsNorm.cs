@@ -31,8 +31,18 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     /// <summary>The gain g [d].</summary>
     internal Parameter Weight => weight;
 
-    /// <summary>x [.., d] → [.., d].</summary>
-    public override Tensor forward(Tensor x) =>
+    /// <summary>x [.., d] → [.., d]. On the CPU in fp32 (with <see cref="Runtime.KernelSettings.UseFusedKernels"/>) one managed
+    /// pass forward and backward (<see cref="Kernels.FusedRmsNorm"/>); elsewhere <see cref="Reference"/>.</summary>
+    public override Tensor forward(Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        return Runtime.KernelSettings.Current.UseFusedKernels && Runtime.KernelSettings.Current.FusedNormAndRotary && Kernels.FusedRmsNorm.IsSupported(x, weight)
+            ? Kernels.FusedRmsNorm.Apply(x, weight, Epsilon)
+            : Reference(x);
+    }
+
+    /// <summary>The torch-ops norm, the reference for the fused kernel and the path for CUDA and other dtypes.</summary>
+    internal Tensor Reference(Tensor x) =>
         x / x.norm(-1, keepdim: true).div(sqrtWidth).add(epsilon, Runtime.LiveScalars.One) * weight;
 
     /// <summary>The norm the config asks for: RMSNorm or LayerNorm over <paramref name="width"/>, with exactly

@@ -36,6 +36,16 @@ internal sealed class RotaryEmbedding : nn.Module
     /// <summary>r, the rotated dimensions at the start of each head.</summary>
     internal int RotaryDims => rotaryDims;
 
+    /// <summary>Q or K as the projections give them, x [B, T, H·hd], split into heads and rotated at positions
+    /// offset … offset+T−1 → [B, H, T, hd]. On the CPU in fp32 (with <see cref="Runtime.KernelSettings.UseFusedKernels"/>)
+    /// one managed pass each way (<see cref="Kernels.FusedRotary"/>); elsewhere the split view and <see cref="Apply"/>.</summary>
+    public Tensor SplitAndApply(Tensor x, int heads, long offset)
+    {
+        if (Runtime.KernelSettings.Current.UseFusedKernels && Runtime.KernelSettings.Current.FusedNormAndRotary && Kernels.FusedRotary.IsSupported(x, cos, rotaryDims))
+            return Kernels.FusedRotary.Apply(x, heads, rotaryDims, cos, sin, offset);           // [B, H, T, hd]
+        return Apply(x.view(x.shape[0], x.shape[1], heads, -1).transpose(1, 2), offset);        // [B, H, T, hd]
+    }
+
     /// <summary>x [B, H, T, hd] at positions offset … offset+T−1 → same shape.</summary>
     public Tensor Apply(Tensor x, long offset)
     {

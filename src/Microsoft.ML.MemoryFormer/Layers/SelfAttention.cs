@@ -48,8 +48,8 @@ internal sealed class SelfAttention : nn.Module
     {
         long b = x.shape[0], t = x.shape[1], past = cache?.Length ?? 0;
         var (q, k, v) = qkv.call(x.reshape(b * t, -1));                         // [B·T, d] each
-        q = rotary.Apply(SplitHeads(q, b, t), past);                            // [B, H, T, hd]
-        k = rotary.Apply(SplitHeads(k, b, t), past);                            // [B, H, T, hd]
+        q = rotary.SplitAndApply(q.view(b, t, -1), heads, past);                // [B, H, T, hd]
+        k = rotary.SplitAndApply(k.view(b, t, -1), heads, past);                // [B, H, T, hd]
         v = SplitHeads(v, b, t);                                                 // [B, H, T, hd]
         if (cache is not null) (k, v) = cache.Append(k, v);                     // [B, H, past+T, hd]
         var mask = context.BuildMask(t, past, x.device);                        // [B|1, 1, T, past+T] or null

@@ -45,12 +45,17 @@ internal sealed class KernelSettings
     /// the gradient and the optimizer takes the same step afterwards.</summary>
     public bool FusedTableUpdate { get; set; } = true;
 
+    /// <summary>Whether RMSNorm and rotary (with the split into heads) run as managed passes with custom backwards
+    /// (<c>Layers/Kernels/FusedRmsNorm.cs</c>, <c>FusedRotary.cs</c>) while <see cref="UseFusedKernels"/> is on; off runs their
+    /// torch ops, for <c>perf train</c> to time what the two save in both models.</summary>
+    public bool FusedNormAndRotary { get; set; } = true;
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
-        var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate);
+        var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary);
         try
         {
             change(this);
@@ -58,7 +63,7 @@ internal sealed class KernelSettings
         }
         finally
         {
-            (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate) = saved;
+            (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary) = saved;
         }
     }
 }

@@ -25,6 +25,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         [CommandOption("--models <LIST>")]
         [Description("Comma-separated subset of dense, mf (default clip: PreviousStep, table update fused into the backward), mf-global " +
             "(Global clip, the table update after the backward), mf-bf16, mf-blocked (blocked table gradient on), mf-fused (= mf), " +
+            "dense-torchnorm and mf-torchnorm (RMSNorm and rotary as torch ops instead of the managed passes), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
         public string Models { get; init; } = "dense,mf,mf-bf16";
@@ -43,7 +44,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
 
     /// <summary>One model <c>perf train</c> can time: its <c>--models</c> key, and the settings that differ.</summary>
     private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision Precision = MomentPrecision.Float32,
-        bool? Blocked = null, TableGradientClipping? Clipping = null);
+        bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false);
 
     /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
     private static readonly Variant[] Variants =
@@ -56,6 +57,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         new("mf-blocked", "MemoryFormer, blocked table gradient", TransformerKind.MemoryFormer, Blocked: true),
         new("mf-fused", "MemoryFormer, PreviousStep clip set explicitly (= mf)", TransformerKind.MemoryFormer,
             Clipping: TableGradientClipping.PreviousStep),
+        new("dense-torchnorm", "dense, RMSNorm and rotary as torch ops", TransformerKind.Dense, TorchNorms: true),
+        new("mf-torchnorm", "MemoryFormer, RMSNorm and rotary as torch ops", TransformerKind.MemoryFormer, TorchNorms: true),
     ];
 
     private static readonly (int Width, int Layers, int Heads, int Context, int Batch)[] Shapes =
@@ -66,6 +69,13 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         settings.Apply();
         Measure(settings, settings.Width, settings.ModelList).Publish(settings.Output);
         return 0;
+    }
+
+    /// <summary>The dense row a model's ratio divides: dense-torchnorm for the torchnorm rows when it was timed, else dense (row 0).</summary>
+    private static int DenseFor(Variant[] chosen, int i)
+    {
+        int match = Array.FindIndex(chosen, v => v.Kind == TransformerKind.Dense && v.TorchNorms == chosen[i].TorchNorms);
+        return match >= 0 && match != i ? match : 0;
     }
 
     public static PerfTable Measure(PerfSettings settings) => Measure(settings, null, ["dense", "mf", "mf-bf16"]);
@@ -91,8 +101,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             for (int round = 0; round < rounds; round++)
             {
                 var ms = trainees.Select(t => t.Step(warmup + round, timed: true)).ToArray();
-                for (int i = 1; i < trainees.Length && chosen[0].Key == "dense"; i++)
-                    ratios[i].Add(ms[0] / ms[i]);
+                for (int i = 1; i < trainees.Length && chosen[0].Kind == TransformerKind.Dense; i++)
+                    ratios[i].Add(ms[DenseFor(chosen, i)] / ms[i]);
             }
             string shape = $"d={s.Width} L={s.Layers} ctx{s.Context}×{s.Batch}";
             for (int i = 0; i < trainees.Length; i++)
@@ -108,7 +118,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         table.AddNote("steps interleaved dense/MF after warm-up (d=256: 3 + 10 rounds, d=512: 2 + 6; --quick: 1 + 3); step ms = median; " +
             "MF ÷ dense = median over rounds of dense step ÷ MF step; page faults = minor faults per timed step (fresh pages the kernel mapped); MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
             "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16; blocked = KernelSettings.BlockedTableGradient on (off by default: the row pass); " +
-            "every MemoryFormer row but mf-global uses the default TrainingOptions.TableGradientClipping (PreviousStep: AdamW applied " +
+            "torchnorm = KernelSettings.FusedNormAndRotary off (both models' RMSNorm and rotary as torch ops, the path before 2026-12-05 04:30; an mf-torchnorm row's ratio divides dense-torchnorm when that was timed); every MemoryFormer row but mf-global uses the default TrainingOptions.TableGradientClipping (PreviousStep: AdamW applied " +
             "to each table block inside the backward); mf-global = Global clip (the default before 2026-12-05: tables updated after the backward)");
         table.AddNote(machine);
         return table;
@@ -121,11 +131,13 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         private readonly LanguageModelTask task;
         private readonly ModelOptimizer optimizer;
         private readonly bool? blocked;
+        private readonly bool torchNorms;
 
         public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, Variant variant)
         {
             var (kind, precision) = (variant.Kind, variant.Precision);
             blocked = variant.Blocked;
+            torchNorms = variant.TorchNorms;
             random.manual_seed(1337);
             var config = new MemoryFormerConfig
             {
@@ -157,7 +169,11 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         public double Step(int step, bool timed)
         {
             double ms = 0;
-            Runtime.KernelSettings.Current.With(k => k.BlockedTableGradient = blocked ?? k.BlockedTableGradient, () => ms = StepOnce(step, timed));
+            Runtime.KernelSettings.Current.With(k =>
+            {
+                k.BlockedTableGradient = blocked ?? k.BlockedTableGradient;
+                k.FusedNormAndRotary = !torchNorms;
+            }, () => ms = StepOnce(step, timed));
             return ms;
         }
 
