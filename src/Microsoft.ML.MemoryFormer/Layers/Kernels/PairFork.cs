@@ -1,0 +1,131 @@
+using System.Runtime.ExceptionServices;
+
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+
+/// <summary>
+/// A fork/join of exactly two parts for the batch-1 decode step: part 0 on the calling thread, part 1 on one
+/// dedicated helper thread that waits for work by spinning briefly, then sleeps. A decode step forks ≈ 20–30 times
+/// (MemoryFormer: three gathers per block; dense: four GEMVs per block; both: the head), each job only tens of
+/// microseconds long, so the few microseconds a <c>Parallel.For</c> spends on tasks, replicas and thread-pool wake-ups
+/// are a visible share of the step. Both models' steps use it alike.
+/// </summary>
+/// <remarks>
+/// One fork at a time: a caller that finds the helper busy (another thread decoding, or a fork inside a part) runs
+/// through <see cref="KernelParallel.For"/> instead, with the same parts, so the results never depend on which way
+/// ran. An exception in a part is rethrown on the caller after both parts ended (the caller's own if both threw).
+/// </remarks>
+internal static class PairFork
+{
+    /// <summary>Spin iterations the helper waits for the next job before it sleeps (≈ 50–100 µs: the gaps inside a
+    /// decode step, not those between steps of different callers).</summary>
+    private const int SpinIterations = 2000;
+
+    private static readonly SemaphoreSlim Wake = new(0);
+    private static readonly object StartGate = new();
+    private static Thread? helper;
+    private static Action<int>? job;
+    private static ExceptionDispatchInfo? failure;
+    private static int busy;                        // 1 while a caller owns the helper
+    private static int posted;                      // 1 from posting a job until the helper finished it
+    private static int sleeping;                    // 1 while the helper waits on Wake
+
+    /// <summary>Whether forks go to the helper thread (on by default; <c>perf decode-profile</c> turns it off to compare
+    /// with <see cref="KernelParallel.For"/>).</summary>
+    public static bool Enabled { get; set; } = true;
+
+    /// <summary>Runs <paramref name="part"/>(0) and <paramref name="part"/>(1) concurrently and returns when both ended;
+    /// <paramref name="workPerPart"/> is passed to <see cref="KernelParallel.For"/> when the helper is not used (it
+    /// decides whether a small job runs inline).</summary>
+    public static void Run(long workPerPart, Action<int> part)
+    {
+        if (!Enabled || KernelParallel.Workers != 2 || 2 * workPerPart < KernelParallel.InlineWork
+            || Interlocked.CompareExchange(ref busy, 1, 0) != 0)
+        {
+            try
+            {
+                KernelParallel.For(2, workPerPart, (first, last) =>
+                {
+                    for (int p = first; p < last; p++)
+                        part(p);
+                });
+            }
+            catch (AggregateException e) when (e.InnerExceptions.Count == 1)
+            {
+                ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);          // as the helper path: the part's own exception
+            }
+            return;
+        }
+        try
+        {
+            EnsureHelper();
+            job = part;
+            failure = null;
+            Interlocked.Exchange(ref posted, 1);                          // full fence: the job is visible first
+            if (Volatile.Read(ref sleeping) == 1)
+                Wake.Release();
+            ExceptionDispatchInfo? mine = null;
+            try
+            {
+                part(0);
+            }
+            catch (Exception e)
+            {
+                mine = ExceptionDispatchInfo.Capture(e);
+            }
+            var wait = new SpinWait();
+            while (Volatile.Read(ref posted) == 1)
+                wait.SpinOnce(sleep1Threshold: -1);                        // never Sleep(1): a whole millisecond
+            job = null;
+            (mine ?? failure)?.Throw();
+        }
+        finally
+        {
+            Volatile.Write(ref busy, 0);
+        }
+    }
+
+    private static void EnsureHelper()
+    {
+        if (helper is not null)
+            return;
+        lock (StartGate)
+            helper ??= StartHelper();
+    }
+
+    private static Thread StartHelper()
+    {
+        var thread = new Thread(Loop) { IsBackground = true, Name = "MemoryFormer decode helper" };
+        thread.Start();
+        return thread;
+    }
+
+    private static void Loop()
+    {
+        while (true)
+        {
+            int spins = 0;
+            while (Volatile.Read(ref posted) == 0)
+            {
+                if (++spins < SpinIterations)
+                {
+                    Thread.SpinWait(20);
+                    continue;
+                }
+                Interlocked.Exchange(ref sleeping, 1);                    // full fence, then re-check: no lost wake-up
+                if (Volatile.Read(ref posted) == 0)
+                    Wake.Wait();
+                Interlocked.Exchange(ref sleeping, 0);
+                spins = 0;
+            }
+            try
+            {
+                job!(1);
+            }
+            catch (Exception e)
+            {
+                failure = ExceptionDispatchInfo.Capture(e);
+            }
+            Volatile.Write(ref posted, 0);
+        }
+    }
+}
