@@ -11,8 +11,9 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// </summary>
 /// <remarks>
 /// One fork at a time: a caller that finds the helper busy (another thread decoding, or a fork inside a part) runs
-/// through <see cref="KernelParallel.For"/> instead, with the same parts, so the results never depend on which way
-/// ran. An exception in a part is rethrown on the caller after both parts ended (the caller's own if both threw).
+/// through <see cref="KernelParallel.For"/> instead, with the same parts; and a caller that finishes part 0 before the
+/// helper has started part 1 runs part 1 itself (on a loaded machine the helper may wait long for a core). The results
+/// never depend on which thread ran a part. An exception in a part is rethrown on the caller after both parts ended (the caller's own if both threw).
 /// </remarks>
 internal static class PairFork
 {
@@ -26,8 +27,10 @@ internal static class PairFork
     private static Action<int>? job;
     private static ExceptionDispatchInfo? failure;
     private static int busy;                        // 1 while a caller owns the helper
-    private static int posted;                      // 1 from posting a job until the helper finished it
+    private static int state;                       // Idle, Posted (part 1 unclaimed), Helping (the helper runs it) or Taken (the caller does)
     private static int sleeping;                    // 1 while the helper waits on Wake
+
+    private const int Idle = 0, Posted = 1, Helping = 2, Taken = 3;
 
     /// <summary>Whether forks go to the helper thread (on by default; <c>perf decode-profile</c> turns it off to compare
     /// with <see cref="KernelParallel.For"/>).</summary>
@@ -59,8 +62,7 @@ internal static class PairFork
         {
             EnsureHelper();
             job = part;
-            failure = null;
-            Interlocked.Exchange(ref posted, 1);                          // full fence: the job is visible first
+            Interlocked.Exchange(ref state, Posted);                      // full fence: the job is visible first
             if (Volatile.Read(ref sleeping) == 1)
                 Wake.Release();
             ExceptionDispatchInfo? mine = null;
@@ -72,11 +74,29 @@ internal static class PairFork
             {
                 mine = ExceptionDispatchInfo.Capture(e);
             }
-            var wait = new SpinWait();
-            while (Volatile.Read(ref posted) == 1)
-                wait.SpinOnce(sleep1Threshold: -1);                        // never Sleep(1): a whole millisecond
+            // Part 1 not started yet (the helper asleep, or not scheduled on a loaded machine): the caller takes it, as
+            // Parallel.For's caller takes unclaimed ranges, instead of waiting for a thread that has no core.
+            if (Interlocked.CompareExchange(ref state, Taken, Posted) == Posted)
+            {
+                try
+                {
+                    part(1);
+                }
+                catch (Exception e)
+                {
+                    mine ??= ExceptionDispatchInfo.Capture(e);
+                }
+            }
+            else
+            {
+                var wait = new SpinWait();
+                while (Volatile.Read(ref state) == Helping)
+                    wait.SpinOnce(sleep1Threshold: -1);                    // never Sleep(1): a whole millisecond
+                mine ??= failure;
+            }
+            Volatile.Write(ref state, Idle);
             job = null;
-            (mine ?? failure)?.Throw();
+            mine?.Throw();
         }
         finally
         {
@@ -104,7 +124,7 @@ internal static class PairFork
         while (true)
         {
             int spins = 0;
-            while (Volatile.Read(ref posted) == 0)
+            while (Volatile.Read(ref state) != Posted)
             {
                 if (++spins < SpinIterations)
                 {
@@ -112,20 +132,24 @@ internal static class PairFork
                     continue;
                 }
                 Interlocked.Exchange(ref sleeping, 1);                    // full fence, then re-check: no lost wake-up
-                if (Volatile.Read(ref posted) == 0)
+                if (Volatile.Read(ref state) != Posted)
                     Wake.Wait();
                 Interlocked.Exchange(ref sleeping, 0);
                 spins = 0;
             }
+            if (Interlocked.CompareExchange(ref state, Helping, Posted) != Posted)
+                continue;                                                 // the caller took part 1 itself
+            var work = job!;
+            failure = null;
             try
             {
-                job!(1);
+                work(1);
             }
             catch (Exception e)
             {
                 failure = ExceptionDispatchInfo.Capture(e);
             }
-            Volatile.Write(ref posted, 0);
+            Volatile.Write(ref state, Taken);                            // done: the caller sees "not Helping" and resets to Idle
         }
     }
 }

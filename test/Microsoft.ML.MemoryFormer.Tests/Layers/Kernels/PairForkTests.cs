@@ -8,6 +8,14 @@ public class PairForkTests
     private const long Large = KernelParallel.InlineWork;          // enough work per part that the fork is not inlined
 
     [Fact]
+    public void A_part_the_helper_has_not_started_is_taken_by_the_caller()
+    {
+        var threads = new int[2];
+        PairFork.Run(Large, part => threads[part] = Environment.CurrentManagedThreadId);
+        Assert.All(threads, t => Assert.NotEqual(0, t));            // both ran, on whichever thread claimed part 1 first
+    }
+
+    [Fact]
     public void Each_part_runs_exactly_once_per_fork()
     {
         var counts = new int[2];
@@ -22,7 +30,15 @@ public class PairForkTests
         if (KernelParallel.Workers != 2)
             return;                                                 // one worker: both parts run inline (covered above)
         var threads = new int[2];
-        PairFork.Run(Large, part => threads[part] = Environment.CurrentManagedThreadId);
+        using var started = new ManualResetEventSlim();
+        PairFork.Run(Large, part =>
+        {
+            threads[part] = Environment.CurrentManagedThreadId;
+            if (part == 1)
+                started.Set();
+            else
+                started.Wait(TimeSpan.FromSeconds(30));             // else the caller takes part 1 itself once part 0 ends
+        });
         Assert.NotEqual(threads[0], threads[1]);
     }
 
