@@ -63,10 +63,10 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
                 () => SmallPages(() => Gathers(mf, twoThreads: false, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens)))),
             ("MF fused blocks only, int8 tables on 4 KB pages, gathers on two threads", double.NaN,
                 () => SmallPages(() => Gathers(mf, twoThreads: true, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens)))),
-            ("MF fused blocks only, int8 tables, gathers on two threads, Parallel.For forks", double.NaN,
-                () => ForkPool(() => Gathers(mf, twoThreads: true, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens)))),
-            ("step: MF fused, int8, Parallel.For forks", double.NaN, () => ForkPool(() => Reduced(mf, InferencePrecision.Int8, () => StepMs(mf, fused: true, tokens)))),
-            ("step: dense fused, int8, Parallel.For forks", double.NaN, () => ForkPool(() => Reduced(dense, InferencePrecision.Int8, () => StepMs(dense, fused: true, tokens)))),
+            ("MF fused blocks only, int8 tables, gathers on two threads, PairFork helper", double.NaN,
+                () => ForkHelper(() => Gathers(mf, twoThreads: true, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens)))),
+            ("step: MF fused, int8, PairFork helper", double.NaN, () => ForkHelper(() => Reduced(mf, InferencePrecision.Int8, () => StepMs(mf, fused: true, tokens)))),
+            ("step: dense fused, int8, PairFork helper", double.NaN, () => ForkHelper(() => Reduced(dense, InferencePrecision.Int8, () => StepMs(dense, fused: true, tokens)))),
             ("step: MF fused, int8", double.NaN, () => Reduced(mf, InferencePrecision.Int8, () => StepMs(mf, fused: true, tokens))),
             ("step: dense fused, int8", double.NaN, () => Reduced(dense, InferencePrecision.Int8, () => StepMs(dense, fused: true, tokens))),
             ("step: MF fused", double.NaN, () => StepMs(mf, fused: true, tokens)),
@@ -154,17 +154,18 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
         }
     }
 
-    /// <summary><paramref name="time"/> with the decode step's two-part forks on <c>Parallel.For</c> (<c>PairFork.Enabled</c> off).</summary>
-    private static double ForkPool(Func<double> time)
+    /// <summary><paramref name="time"/> with the decode step's two-part forks on the spinning helper thread (<c>PairFork.Enabled</c>,
+    /// off by default: forks take <c>Parallel.For</c>).</summary>
+    private static double ForkHelper(Func<double> time)
     {
-        PairFork.Enabled = false;
+        PairFork.Enabled = true;
         try
         {
             return time();
         }
         finally
         {
-            PairFork.Enabled = true;
+            PairFork.Enabled = false;
         }
     }
 

@@ -101,7 +101,7 @@ internal static class HeadGemv
         }
         if (workers == 2)
         {
-            PairFork.Run((long)v * d * b / 2, _ => Work());                     // the decode step's many small forks: a spinning helper
+            PairFork.Run((long)v * d * b / 2, _ => Work());                     // Parallel.For unless PairFork.Enabled (opt-in helper thread)
             return;
         }
         KernelParallel.For(workers, (long)v * d * b / workers, (first, last) =>

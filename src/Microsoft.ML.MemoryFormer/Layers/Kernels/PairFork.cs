@@ -32,9 +32,11 @@ internal static class PairFork
 
     private const int Idle = 0, Posted = 1, Helping = 2, Taken = 3;
 
-    /// <summary>Whether forks go to the helper thread (on by default; <c>perf decode-profile</c> turns it off to compare
-    /// with <see cref="KernelParallel.For"/>).</summary>
-    public static bool Enabled { get; set; } = true;
+    /// <summary>Whether forks go to the helper thread; off by default (every fork then takes <see cref="KernelParallel.For"/>)
+    /// until an idle run shows it pays: on a loaded machine (load 20–28) it made whole int8 steps of both models ≈ 1.6×
+    /// slower (the spinning helper takes time slices from the decoding thread), the blocks alone unchanged.
+    /// <c>perf decode-profile</c> times both ways.</summary>
+    public static bool Enabled { get; set; }
 
     /// <summary>Runs <paramref name="part"/>(0) and <paramref name="part"/>(1) concurrently and returns when both ended;
     /// <paramref name="workPerPart"/> is passed to <see cref="KernelParallel.For"/> when the helper is not used (it

@@ -3,8 +3,12 @@ using Microsoft.ML.MemoryFormer.Layers.Kernels;
 namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 
 /// <summary>The decode step's two-part fork: each part runs once, errors come back, nested and concurrent callers fall back.</summary>
-public class PairForkTests
+public sealed class PairForkTests : IDisposable
 {
+    public PairForkTests() => PairFork.Enabled = true;      // opt-in (off by default); only which thread runs a part depends on it
+
+    public void Dispose() => PairFork.Enabled = false;
+
     private const long Large = KernelParallel.InlineWork;          // enough work per part that the fork is not inlined
 
     [Fact]
