@@ -7,18 +7,19 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// dedicated helper thread that waits for work by spinning briefly, then sleeps. A decode step forks ≈ 20–30 times
 /// (MemoryFormer: three gathers per block; dense: four GEMVs per block; both: the head), each job only tens of
 /// microseconds long, so the few microseconds a <c>Parallel.For</c> spends on tasks, replicas and thread-pool wake-ups
-/// are a visible share of the step. Both models' steps use it alike.
+/// may be a visible share of the step. Both models' steps go through it alike; opt-in (<see cref="Enabled"/>).
 /// </summary>
 /// <remarks>
 /// One fork at a time: a caller that finds the helper busy (another thread decoding, or a fork inside a part) runs
 /// through <see cref="KernelParallel.For"/> instead, with the same parts; and a caller that finishes part 0 before the
 /// helper has started part 1 runs part 1 itself (on a loaded machine the helper may wait long for a core). The results
-/// never depend on which thread ran a part. An exception in a part is rethrown on the caller after both parts ended (the caller's own if both threw).
+/// never depend on which thread ran a part. An exception in a part is rethrown on the caller after both parts ended
+/// (the caller's own if both threw).
 /// </remarks>
 internal static class PairFork
 {
-    /// <summary>Spin iterations the helper waits for the next job before it sleeps (≈ 50–100 µs: the gaps inside a
-    /// decode step, not those between steps of different callers).</summary>
+    /// <summary>Spin iterations (each <c>Thread.SpinWait(20)</c>) the helper waits for the next job before it sleeps:
+    /// meant to cover the gaps between the forks of a decode step (tens to hundreds of µs; not tuned).</summary>
     private const int SpinIterations = 2000;
 
     private static readonly SemaphoreSlim Wake = new(0);
