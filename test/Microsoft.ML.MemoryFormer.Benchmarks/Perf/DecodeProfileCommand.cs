@@ -44,11 +44,13 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
         double headMb = weight.numel() * 4 / 1e6;
         var weight16 = Bf16Matrix.From(weight);                                  // LanguageModel.UseBFloat16Inference's copy
         var weight8 = Int8Matrix.From(weight);                                   // UseInferencePrecision(Int8)'s copy
+        var weight8Small = SmallPages(() => Int8Matrix.From(weight));            // the same on 4 KB pages
         var parts = new (string Name, double MegaBytes, Func<double> Time)[]
         {
             ("head: managed HeadGemv", headMb, () => Time(() => HeadGemv.Apply(x, weight))),
             ("head: managed HeadGemv, bf16 weights", headMb / 2, () => Time(() => HeadBf16(x, weight, weight16))),
             ("head: managed HeadGemv, int8 weights", headMb / 4, () => Time(() => HeadInt8(x, weight8))),
+            ("head: managed HeadGemv, int8 weights, 4 KB pages", headMb / 4, () => Time(() => HeadInt8(x, weight8Small))),
             ("head: torch linear", headMb, () => Time(() => nn.functional.linear(x, weight))),
             ("head: torch mv", headMb, () => Time(() => mv(weight, x[0]))),
             ("MF fused blocks only, gathers on one thread", double.NaN, () => Gathers(mf, twoThreads: false, () => BlocksMs(mf, tokens))),
@@ -57,6 +59,16 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
             ("MF fused blocks only, bf16 tables, gathers on two threads", double.NaN, () => Gathers(mf, twoThreads: true, () => ReducedBlocksMs(mf, InferencePrecision.BFloat16, tokens))),
             ("MF fused blocks only, int8 tables, gathers on one thread", double.NaN, () => Gathers(mf, twoThreads: false, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens))),
             ("MF fused blocks only, int8 tables, gathers on two threads", double.NaN, () => Gathers(mf, twoThreads: true, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens))),
+            ("MF fused blocks only, int8 tables on 4 KB pages, gathers on one thread", double.NaN,
+                () => SmallPages(() => Gathers(mf, twoThreads: false, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens)))),
+            ("MF fused blocks only, int8 tables on 4 KB pages, gathers on two threads", double.NaN,
+                () => SmallPages(() => Gathers(mf, twoThreads: true, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens)))),
+            ("MF fused blocks only, int8 tables, gathers on two threads, PairFork helper", double.NaN,
+                () => ForkHelper(() => Gathers(mf, twoThreads: true, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens)))),
+            ("step: MF fused, int8, PairFork helper", double.NaN, () => ForkHelper(() => Reduced(mf, InferencePrecision.Int8, () => StepMs(mf, fused: true, tokens)))),
+            ("step: dense fused, int8, PairFork helper", double.NaN, () => ForkHelper(() => Reduced(dense, InferencePrecision.Int8, () => StepMs(dense, fused: true, tokens)))),
+            ("step: MF fused, int8", double.NaN, () => Reduced(mf, InferencePrecision.Int8, () => StepMs(mf, fused: true, tokens))),
+            ("step: dense fused, int8", double.NaN, () => Reduced(dense, InferencePrecision.Int8, () => StepMs(dense, fused: true, tokens))),
             ("step: MF fused", double.NaN, () => StepMs(mf, fused: true, tokens)),
             ("step: MF general", double.NaN, () => StepMs(mf, fused: false, tokens)),
             ("step: dense fused", double.NaN, () => StepMs(dense, fused: true, tokens)),
@@ -128,13 +140,46 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
         }
     }
 
+    /// <summary><paramref name="make"/> with the inference copies it makes left on 4 KB pages (<c>HugePages.Enabled</c> off).</summary>
+    private static T SmallPages<T>(Func<T> make)
+    {
+        HugePages.Enabled = false;
+        try
+        {
+            return make();
+        }
+        finally
+        {
+            HugePages.Enabled = true;
+        }
+    }
+
+    /// <summary><paramref name="time"/> with the decode step's two-part forks on the spinning helper thread (<c>PairFork.Enabled</c>,
+    /// off by default: forks take <c>Parallel.For</c>).</summary>
+    private static double ForkHelper(Func<double> time)
+    {
+        PairFork.Enabled = true;
+        try
+        {
+            return time();
+        }
+        finally
+        {
+            PairFork.Enabled = false;
+        }
+    }
+
     /// <summary><see cref="BlocksMs"/> with bf16 or int8 copies of the tables, made before and dropped after the timed steps.</summary>
-    private static double ReducedBlocksMs(LanguageModel model, InferencePrecision precision, int tokens)
+    private static double ReducedBlocksMs(LanguageModel model, InferencePrecision precision, int tokens) =>
+        Reduced(model, precision, () => BlocksMs(model, tokens));
+
+    /// <summary><paramref name="time"/> with bf16 or int8 copies of the weights, made before and dropped after it.</summary>
+    private static double Reduced(LanguageModel model, InferencePrecision precision, Func<double> time)
     {
         model.UseInferencePrecision(precision);
         try
         {
-            return BlocksMs(model, tokens);
+            return time();
         }
         finally
         {

@@ -34,6 +34,7 @@ internal sealed unsafe class Bf16Matrix
         if (values.Length == 0)
             return new Bf16Matrix(values, rows, columns);
         nint source = (nint)TensorMemory.Floats(weight), target = (nint)Unsafe.AsPointer(ref values[0]);
+        HugePages.Advise((void*)target, 2L * values.Length);               // before the first write: faulted in huge
         KernelParallel.For(rows, columns, (first, last) =>
         {
             for (long i = (long)first * columns, end = (long)last * columns; i < end; i++)

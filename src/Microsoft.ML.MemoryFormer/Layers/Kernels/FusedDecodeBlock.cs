@@ -68,17 +68,14 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
         // with the same arithmetic as one thread, so the results are bit for bit the same.
         if (twoThreads)
         {
-            KernelParallel.For(2, (long)s.Chunks * width * 3 / 2, (first, last) =>
+            PairFork.Run((long)s.Chunks * width * 3 / 2, part =>
             {
-                for (int part = first; part < last; part++)
-                {
-                    int split = key.Splits && Half(width) > 0 ? Half(width) : width;
-                    Gather(part == 0 ? query : value, s, part == 0 ? s.Query : s.Value, 0, width);
-                    if (part == 0)
-                        Gather(key, s, s.Key, 0, split);
-                    else if (split < width)
-                        Gather(key, s, s.Key, split, width);
-                }
+                int split = key.Splits && Half(width) > 0 ? Half(width) : width;
+                Gather(part == 0 ? query : value, s, part == 0 ? s.Query : s.Value, 0, width);
+                if (part == 0)
+                    Gather(key, s, s.Key, 0, split);
+                else if (split < width)
+                    Gather(key, s, s.Key, split, width);
             });
         }
         else
@@ -119,11 +116,8 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
             return;
         }
         nint target = (nint)output;
-        KernelParallel.For(2, (long)s.Chunks * layer.Width / 2, (first, last) =>
-        {
-            for (int part = first; part < last; part++)
-                Gather(layer, s, (float*)target, part == 0 ? 0 : Half(layer.Width), part == 0 ? Half(layer.Width) : layer.Width);
-        });
+        PairFork.Run((long)s.Chunks * layer.Width / 2, part =>
+            Gather(layer, s, (float*)target, part == 0 ? 0 : Half(layer.Width), part == 0 ? Half(layer.Width) : layer.Width));
     }
 
     /// <summary>Where a gather of width <paramref name="h"/> is split between two threads: about half, on a 128-column tile

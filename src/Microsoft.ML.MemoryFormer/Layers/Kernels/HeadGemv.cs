@@ -80,27 +80,34 @@ internal static class HeadGemv
         nint xp = (nint)x, wp = (nint)w, w16p = (nint)w16, w8p = (nint)w8, sp = (nint)scales, yp = (nint)y, splitp = (nint)split;
         int blockRows = (int)Math.Max(4, BlockBytes / (4L * d) / 4 * 4);
         int blocks = (v + blockRows - 1) / blockRows, next = 0;
-        int workers = Math.Max(1, Math.Min(get_num_threads(), Environment.ProcessorCount));
+        int workers = KernelParallel.Workers;
+        void Work()
+        {
+            int block;
+            while ((block = Interlocked.Increment(ref next) - 1) < blocks)
+            {
+                int start = block * blockRows, end = Math.Min(v, start + blockRows);
+                for (int i = 0; i < b; i++)
+                {
+                    if (w8p != 0)
+                        DotRowsInt8((float*)xp + ((long)i * d), (sbyte*)w8p, (float*)sp, d, start, end, (float*)yp + ((long)i * v), VectorBits);
+                    else if (w16p != 0)
+                        DotRowsBf16((float*)xp + ((long)i * d), splitp == 0 ? null : (float*)splitp + ((long)i * d), (ushort*)w16p, d, start, end,
+                            (float*)yp + ((long)i * v), VectorBits);
+                    else
+                        DotRows((float*)xp + ((long)i * d), (float*)wp, d, start, end, (float*)yp + ((long)i * v));
+                }
+            }
+        }
+        if (workers == 2)
+        {
+            PairFork.Run((long)v * d * b / 2, _ => Work());                     // Parallel.For unless PairFork.Enabled (opt-in helper thread)
+            return;
+        }
         KernelParallel.For(workers, (long)v * d * b / workers, (first, last) =>
         {
             for (int worker = first; worker < last; worker++)
-            {
-                int block;
-                while ((block = Interlocked.Increment(ref next) - 1) < blocks)
-                {
-                    int start = block * blockRows, end = Math.Min(v, start + blockRows);
-                    for (int i = 0; i < b; i++)
-                    {
-                        if (w8p != 0)
-                            DotRowsInt8((float*)xp + ((long)i * d), (sbyte*)w8p, (float*)sp, d, start, end, (float*)yp + ((long)i * v), VectorBits);
-                        else if (w16p != 0)
-                            DotRowsBf16((float*)xp + ((long)i * d), splitp == 0 ? null : (float*)splitp + ((long)i * d), (ushort*)w16p, d, start, end,
-                                (float*)yp + ((long)i * v), VectorBits);
-                        else
-                            DotRows((float*)xp + ((long)i * d), (float*)wp, d, start, end, (float*)yp + ((long)i * v));
-                    }
-                }
-            }
+                Work();
         });
     }
 

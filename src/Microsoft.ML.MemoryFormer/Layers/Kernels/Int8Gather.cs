@@ -33,12 +33,14 @@ internal static unsafe class Int8Gather
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void WeightedBagSum(sbyte* q, float* scales, int h, int* idx, float* w, int count, float* dst, int vectorBits, int first, int last)
     {
-        float* weights = stackalloc float[count];
-        for (int j = 0; j < count; j++)
-            weights[j] = w[j] * scales[idx[j]];
+        // The first rows' prefetches go out before the scales are read: each scale is a scattered read too, and the
+        // rows' misses then overlap it instead of waiting behind it.
         if (Sse.IsSupported)
             for (int j = 0; j < Math.Min(count, PrefetchAhead); j++)
                 PrefetchRow(q + ((long)idx[j] * h) + first, last - first);
+        float* weights = stackalloc float[count];
+        for (int j = 0; j < count; j++)
+            weights[j] = w[j] * scales[idx[j]];
         int c = first;
         if (vectorBits >= 512 && Avx512F.IsSupported)
         {

@@ -46,6 +46,7 @@ internal sealed unsafe class Int8Matrix
         var values = GC.AllocateUninitializedArray<sbyte>(checked(rows * columns), pinned: true);
         var scales = GC.AllocateArray<float>(rows, pinned: true);
         nint source = (nint)TensorMemory.Floats(weight), target = (nint)Unsafe.AsPointer(ref values[0]);
+        HugePages.Advise((void*)target, values.Length);                    // before the first write: faulted in huge
         int badRow = -1;
         KernelParallel.For(rows, columns, (first, last) =>
         {

@@ -13,6 +13,9 @@ internal static class KernelParallel
     /// <summary>Below this many multiply-adds (or bytes touched) a job runs on the calling thread.</summary>
     public const long InlineWork = 1L << 17;
 
+    /// <summary>Workers a job may use: libtorch's thread setting, at most the logical CPUs.</summary>
+    public static int Workers => Math.Max(1, Math.Min(torch.get_num_threads(), Environment.ProcessorCount));
+
     /// <summary>Runs <paramref name="body"/>(start, end) over [0, count) in a few ranges per worker.</summary>
     /// <param name="count">Number of items.</param>
     /// <param name="workPerItem">Rough cost of one item (multiply-adds), to decide whether to fork at all.</param>
@@ -21,7 +24,7 @@ internal static class KernelParallel
     {
         if (count <= 0)
             return;
-        int workers = Math.Max(1, Math.Min(torch.get_num_threads(), Environment.ProcessorCount));
+        int workers = Workers;
         if (workers == 1 || count == 1 || count * Math.Max(1, workPerItem) < InlineWork)
         {
             body(0, count);
