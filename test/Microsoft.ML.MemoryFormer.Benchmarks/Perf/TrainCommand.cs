@@ -125,6 +125,20 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
     }
 
     /// <summary>One model with its data and optimizer, stepped and timed one training step at a time.</summary>
+    /// <summary>The seeded byte-level model (vocabulary 256) of shape <paramref name="s"/> and a task over random windows:
+    /// what <c>perf train</c> and <c>perf train-profile</c> time.</summary>
+    internal static (LanguageModel Model, LanguageModelTask Task) ByteModel((int Width, int Layers, int Heads, int Context, int Batch) s,
+        TransformerKind kind)
+    {
+        random.manual_seed(1337);
+        var model = new LanguageModel(new MemoryFormerConfig
+        {
+            Kind = kind, VocabularySize = 256, Width = s.Width, Layers = s.Layers, Heads = s.Heads, ContextLength = s.Context,
+        });
+        var windows = randint(0, 256, [s.Batch * 4, s.Context + 1]);
+        return (model, new LanguageModelTask(model, windows, null, s.Batch, seed: 1, CPU));
+    }
+
     private sealed class Trainee : IDisposable
     {
         private readonly LanguageModel model;
@@ -138,14 +152,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             var (kind, precision) = (variant.Kind, variant.Precision);
             blocked = variant.Blocked;
             torchNorms = variant.TorchNorms;
-            random.manual_seed(1337);
-            var config = new MemoryFormerConfig
-            {
-                Kind = kind, VocabularySize = 256, Width = s.Width, Layers = s.Layers, Heads = s.Heads, ContextLength = s.Context,
-            };
-            model = new LanguageModel(config);
-            var windows = randint(0, 256, [s.Batch * 4, s.Context + 1]);
-            task = new LanguageModelTask(model, windows, null, s.Batch, seed: 1, CPU);
+            (model, task) = ByteModel(s, kind);
             optimizer = new ModelOptimizer(model, new TrainingOptions
             {
                 MaxSteps = 1000, WarmupSteps = 10, TableMomentPrecision = precision, TableGradientClipping = variant.Clipping,

@@ -115,14 +115,7 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
 
         public Profiled((int Width, int Layers, int Heads, int Context, int Batch) s, TransformerKind kind)
         {
-            random.manual_seed(1337);
-            var config = new MemoryFormerConfig
-            {
-                Kind = kind, VocabularySize = 256, Width = s.Width, Layers = s.Layers, Heads = s.Heads, ContextLength = s.Context,
-            };
-            model = new LanguageModel(config);
-            var windows = randint(0, 256, [s.Batch * 4, s.Context + 1]);
-            task = new LanguageModelTask(model, windows, null, s.Batch, seed: 1, CPU);
+            (model, task) = TrainCommand.ByteModel(s, kind);
             optimizer = new ModelOptimizer(model, new TrainingOptions { MaxSteps = 1000, WarmupSteps = 10 });
             model.train();
             for (int i = 0; i < 2; i++)
