@@ -27,9 +27,9 @@ internal sealed record AttentionContext(bool Causal, Tensor? KeyMask = null, IRe
     {
         long keys = past + queries;
         if (KeyMask is null && (!Causal || queries == 1 || past == 0)) return null;
-        using Scalar first = past, end = keys;                                     // named: an implicit scalar could be finalized mid-call (LiveScalars)
-        var qPos = arange(first, end, LiveScalars.OneInteger, ScalarType.Int64, device).unsqueeze(1);      // [T, 1]
-        var kPos = arange(LiveScalars.ZeroInteger, end, LiveScalars.OneInteger, ScalarType.Int64, device).unsqueeze(0);             // [1, S]
+        using Scalar first = past, end = keys;                                     // named, not implicit: see Runtime/TorchScope.cs
+        var qPos = arange(first, end, LiveScalars.OneInteger, ScalarType.Int64, device).unsqueeze(1);                 // [T, 1]
+        var kPos = arange(LiveScalars.ZeroInteger, end, LiveScalars.OneInteger, ScalarType.Int64, device).unsqueeze(0); // [1, S]
         var allowed = Causal ? kPos.le(qPos) : ones([queries, keys], ScalarType.Bool, device); // [T, S]
         allowed = allowed.unsqueeze(0).unsqueeze(0);                               // [1, 1, T, S]
         if (KeyMask is not null)

@@ -18,6 +18,8 @@ internal static class TorchScope
     /// code that built the module can end without disposing it (a <c>Parameter</c> joins the scope of the tensor it was
     /// made from). The top-level models call it at the end of their constructors.
     /// </summary>
+    /// <remarks>TorchSharp 0.107's <c>buffers()</c> leaves out non-persistent buffers, so a module detaches those itself
+    /// where it makes them (the rotary tables in <c>Layers/RotaryEmbedding.cs</c>).</remarks>
     public static void Keep(torch.nn.Module module)
     {
         foreach (var parameter in module.parameters())
