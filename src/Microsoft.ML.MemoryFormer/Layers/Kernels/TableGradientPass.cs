@@ -91,6 +91,8 @@ internal static unsafe class TableGradientPass
     /// Applies an armed AdamW step (<see cref="TableUpdate"/>) to every row of the table, each from its gradient row
     /// written into a per-thread row that stays in cache (no table-gradient write); rows without hits get a zero
     /// gradient (decay and momentum, as the dense step does). The row's inner products are taken before its update.
+    /// fp32 moments take <see cref="AdamWKernel.UpdateRow"/>, bf16 ones <see cref="Bf16Moments.UpdateRow"/> (element index and
+    /// salt as in the optimizer's own step, so the same bits).
     /// Returns the squared norm of the gradient, summed as <see cref="WriteAll"/> does.
     /// </summary>
     public static double UpdateAll(RowPass pass, int rowCount, BlockedTableGradient.FusedStep step)
@@ -107,7 +109,10 @@ internal static unsafe class TableGradientPass
                 {
                     long o = (long)r * h;
                     squares[r] = pass.Write(r, g, cached: true);
-                    AdamWKernel.UpdateRow((float*)pass.Table + o, g, (float*)step.ExpAvg + o, (float*)step.ExpAvgSq + o, h, step.Coefficients);
+                    if (step.Bf16)                                               // the optimizer's own bf16 step: same index and salt, same bits
+                        Bf16Moments.UpdateRow((float*)pass.Table + o, g, (ushort*)step.ExpAvg + o, (ushort*)step.ExpAvgSq + o, h, step.Coefficients, o, step.Salt);
+                    else
+                        AdamWKernel.UpdateRow((float*)pass.Table + o, g, (float*)step.ExpAvg + o, (float*)step.ExpAvgSq + o, h, step.Coefficients);
                 }
             }
         });
