@@ -50,12 +50,18 @@ internal sealed class KernelSettings
     /// torch ops, for <c>perf train</c> to time what the two save in both models.</summary>
     public bool FusedNormAndRotary { get; set; } = true;
 
+    /// <summary>Whether the row pass prefetches the ∂L/∂y rows of the next table row's hits while it works on the current
+    /// one (<c>Layers/Kernels/TableGradientPass.cs</c>): those rows are random reads from an [N, h] matrix in L2/L3. Same
+    /// results either way; <c>perf layer --engine stopwatch</c> times it off as an extra interleaved call.</summary>
+    public bool PrefetchHitRows { get; set; } = true;
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary);
+        bool savedPrefetch = PrefetchHitRows;
         try
         {
             change(this);
@@ -64,6 +70,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary) = saved;
+            PrefetchHitRows = savedPrefetch;
         }
     }
 }

@@ -143,8 +143,9 @@ internal sealed class FusedAdamW : IDisposable
 
     /// <summary>
     /// This step's update of parameter <paramref name="index"/> as a <see cref="TableUpdate"/> for the backward to apply
-    /// in place (<see cref="TableGradient.Update"/>), or null where only this optimizer can take it (bf16 moments, lazy
-    /// mode, fused kernels off, a parameter the kernel does not take). <see cref="Step"/> then counts the step of an
+    /// in place (<see cref="TableGradient.Update"/>), or null where only this optimizer can take it (lazy mode, fused
+    /// kernels off, a parameter the kernel does not take). fp32 and bf16 moments both fuse (the row pass takes bf16 ones
+    /// with the rounding seed this optimizer would use). <see cref="Step"/> then counts the step of an
     /// applied update and skips the parameter; one not applied leaves its gradient for <see cref="Step"/> as usual.
     /// </summary>
     /// <param name="index">The parameter.</param>
@@ -154,11 +155,13 @@ internal sealed class FusedAdamW : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var p = _parameters[index];
+        bool bf16 = _expAvg[index].dtype == ScalarType.BFloat16 && _expAvg[index].device_type == DeviceType.CPU && _expAvg[index].is_contiguous();
         if (SkipUntouchedRows || !KernelSettings.Current.UseFusedKernels || !TensorMemory.IsCpuFloat32(p) || !p.is_contiguous()
-            || !TensorMemory.IsCpuFloat32(_expAvg[index]))
+            || !(TensorMemory.IsCpuFloat32(_expAvg[index]) || bf16))
             return null;
+        long t = _steps[index] + 1;
         var update = new TableUpdate(_expAvg[index], _expAvgSq[index],
-            new AdamWKernel.Coefficients(lr, Beta1, Beta2, Eps, WeightDecay, _steps[index] + 1, gradScale));
+            new AdamWKernel.Coefficients(lr, Beta1, Beta2, Eps, WeightDecay, t, gradScale), Bf16Moments.Salt(t, index));
         _armed ??= new TableUpdate?[_parameters.Length];
         _armed[index] = update;
         return update;

@@ -38,6 +38,10 @@ internal sealed class LayerCase : IDisposable
     public void MemoryForwardBackwardBlocked() =>
         Runtime.KernelSettings.Current.With(k => k.BlockedTableGradient = true, () => ForwardBackward(memory));
 
+    /// <summary><see cref="MemoryForwardBackward"/> with the row pass's prefetch of the next row's ∂L/∂y rows off (on by default).</summary>
+    public void MemoryForwardBackwardNoPrefetch() =>
+        Runtime.KernelSettings.Current.With(k => k.PrefetchHitRows = false, () => ForwardBackward(memory));
+
     public void LinearForwardBackward() => ForwardBackward(linear);
 
     private void Forward(nn.Module<Tensor, Tensor> layer)

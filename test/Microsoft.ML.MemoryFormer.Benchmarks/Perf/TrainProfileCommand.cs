@@ -16,8 +16,13 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 /// Layers and inner LayerNorm, head + loss) runs forward + backward on its own with the step's shapes and a fixed
 /// upstream gradient, on the trained model's own modules (the training loop's in-place table gradients attached), and is
 /// multiplied by how often a step runs it; the whole step and its optimizer share are timed as in <c>perf train</c>. The
-/// step minus the parts is what the parts do not see: residual adds, dropout, reshapes, autograd bookkeeping.
+/// step minus the parts is what the parts do not see: residual adds, dropout, reshapes, autograd bookkeeping, and the
+/// page faults of a whole step's fresh native memory (counted in their own row).
 /// </summary>
+/// <remarks>Before each part the optimizer arms this step's table update (<c>ModelOptimizer.ZeroGrad(step)</c>, as the
+/// training loop does), so a MemoryFormer part's backward applies AdamW to its tables in place exactly as in a step (the
+/// moments' traffic included); before 2026-12-05 07:00 the parts wrote the table gradient instead, which a step never
+/// does, and the update's extra traffic showed up only in "step − parts".</remarks>
 internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings>
 {
     internal sealed class Settings : PerfSettings
@@ -26,6 +31,10 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
         [Description("The shape of perf train to profile: 256 (L=4 ctx128×16) or 512 (L=6 ctx256×8). Default 256.")]
         [DefaultValue(256)]
         public int Width { get; init; } = 256;
+
+        [CommandOption("--bf16-moments")]
+        [Description("Give MemoryFormer bf16 table moments (TrainingOptions.TableMomentPrecision BFloat16), as perf train's mf-bf16.")]
+        public bool Bf16Moments { get; init; }
 
         [CommandOption("--rounds")]
         [Description("Interleaved timing rounds after one warm-up round (median). Default 7; --quick: 3.")]
@@ -42,7 +51,7 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
         (int Width, int Layers, int Heads, int Context, int Batch) s = settings.Width == 256 ? (256, 4, 4, 128, 16) : (512, 6, 8, 256, 8);
         string machine = MachineFigures.Measure(settings);
         using var dense = new Profiled(s, TransformerKind.Dense);
-        using var mf = new Profiled(s, TransformerKind.MemoryFormer);
+        using var mf = new Profiled(s, TransformerKind.MemoryFormer, settings.Bf16Moments ? MomentPrecision.BFloat16 : MomentPrecision.Float32);
         var parts = dense.Parts.Select(p => p.Name).Union(mf.Parts.Select(p => p.Name)).ToArray();
         var bodies = new List<Action>();
         var slots = new List<(string Name, int Model)>();
@@ -86,10 +95,13 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
         double stepDense = Ms(Profiled.StepName, 0), stepMf = Ms(Profiled.StepName, 1);
         double restDense = stepDense - Attributed(0, dense), restMf = stepMf - Attributed(1, mf);
         table.AddRow("step − (embedding + blocks + final norm + head/loss + clip/AdamW)", 1, Cell(restDense), Cell(restMf), Cell(restDense - restMf));
+        table.AddRow("  minor page faults in a whole step (fresh native memory; median)", 1, Cell(Timing.Median(dense.Faults)), Cell(Timing.Median(mf.Faults)),
+            Cell(Timing.Median(dense.Faults) - Timing.Median(mf.Faults)));
         table.AddRow("tokens/s (whole step)", "", Cell(s.Context * s.Batch / stepDense * 1000), Cell(s.Context * s.Batch / stepMf * 1000),
             (stepDense / stepMf).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "× MF ÷ dense");
         table.AddNote("each part = forward + backward alone on the step's shapes with a fixed upstream gradient (the model's own modules, " +
-            "the training loop's table gradients attached, so MemoryFormer's backward also runs the PreviousStep table update), " +
+            "the training loop's table gradients attached and this step's table update armed before each part, so MemoryFormer's backward " +
+            "also runs the PreviousStep table update as in a step), " +
             "× how often one step runs it; indented rows are pieces of the row above them; 'one block' includes its norms, residual " +
             "adds and dropout; the step's forward/backward/clip split is measured inside the timed whole steps");
         table.AddNote(machine);
@@ -113,16 +125,18 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
         private readonly List<Tensor> keep = [];
         private int step;
 
-        public Profiled((int Width, int Layers, int Heads, int Context, int Batch) s, TransformerKind kind)
+        public Profiled((int Width, int Layers, int Heads, int Context, int Batch) s, TransformerKind kind,
+            MomentPrecision moments = MomentPrecision.Float32)
         {
             (model, task) = TrainCommand.ByteModel(s, kind);
-            optimizer = new ModelOptimizer(model, new TrainingOptions { MaxSteps = 1000, WarmupSteps = 10 });
+            optimizer = new ModelOptimizer(model, new TrainingOptions { MaxSteps = 1000, WarmupSteps = 10, TableMomentPrecision = moments });
             model.train();
             for (int i = 0; i < 2; i++)
                 Step();                                                            // moments allocated, tables touched
             Forward.Clear();
             Backward.Clear();
             Optimizer.Clear();
+            Faults.Clear();
 
             long b = s.Batch, t = s.Context, d = s.Width, heads = s.Heads, hd = d / heads, n = b * t;
             var backbone = model.Backbone;
@@ -195,9 +209,19 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
         /// <inheritdoc cref="Forward"/>
         public List<double> Optimizer { get; } = [];
 
+        /// <summary>The whole steps' minor page faults.</summary>
+        public List<double> Faults { get; } = [];
+
         private void Step()
         {
-            using var scope = NewDisposeScope();
+            long faults = PageFaults.Minor();
+            using (var scope = NewDisposeScope())
+                StepIn();
+            Faults.Add(PageFaults.Minor() - faults);
+        }
+
+        private void StepIn()
+        {
             long start = Stopwatch.GetTimestamp();
             optimizer.ZeroGrad(step);
             var (loss, _) = task.Loss(step);
@@ -217,6 +241,7 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
         {
             foreach (var t in keep.Where(t => t.requires_grad))
                 t.grad = null;
+            optimizer.ZeroGrad(step);                                          // arms the tables' update, as a step does
             using var scope = NewDisposeScope();
             body();
         };

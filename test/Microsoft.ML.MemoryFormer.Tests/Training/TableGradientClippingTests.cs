@@ -18,7 +18,8 @@ namespace Microsoft.ML.MemoryFormer.Tests.Training;
 public class TableGradientClippingTests
 {
     /// <summary>Trains a small model (d = 64, τ = 8: large enough batches take the blocked backward); returns every parameter's bytes.</summary>
-    private static (byte[][] Parameters, IReadOnlyList<double> Losses) Train(TableGradientClipping clipping, double clip, bool fused, bool blocked = true)
+    private static (byte[][] Parameters, IReadOnlyList<double> Losses) Train(TableGradientClipping clipping, double clip, bool fused, bool blocked = true,
+        MomentPrecision moments = MomentPrecision.Float32)
     {
         byte[][] parameters = [];
         IReadOnlyList<double> losses = [];
@@ -31,7 +32,10 @@ public class TableGradientClippingTests
             using var model = new LanguageModel(config);
             var windows = randint(0, 64, [16, 33], dtype: ScalarType.Int64, generator: new TorchSharp.torch.Generator(3));
             var task = new LanguageModelTask(model, windows, windows, batchSize: 16, seed: 9, CPU);
-            var options = new TrainingOptions { MaxSteps = 5, WarmupSteps = 1, GradientClip = clip, ReportEvery = 1, TableGradientClipping = clipping };
+            var options = new TrainingOptions
+            {
+                MaxSteps = 5, WarmupSteps = 1, GradientClip = clip, ReportEvery = 1, TableGradientClipping = clipping, TableMomentPrecision = moments,
+            };
             var result = TrainingLoop.Run(model, task, options);
             parameters = model.parameters().Select(p => p.bytes.ToArray()).ToArray();
             losses = result.LossHistory;
@@ -60,19 +64,38 @@ public class TableGradientClippingTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void The_backward_updates_every_table_in_place_and_leaves_no_table_gradient(bool blocked) =>
-        KernelSettings.Current.With(k => k.BlockedTableGradient = blocked, UpdatesInPlace);
+    [InlineData(TableGradientClipping.PreviousStep, false)]   // bf16 moments: only the row pass fuses them
+    [InlineData(TableGradientClipping.PreviousStep, true)]    // blocks on: a bf16 step still fuses, into the row pass
+    [InlineData(TableGradientClipping.None, false)]
+    public void The_update_with_bf16_moments_fused_into_the_row_pass_gives_the_bits_of_the_separate_step(TableGradientClipping clipping, bool blocked)
+    {
+        // The separate bf16 step writes the gradient with the same kernel as the fused one (the row pass) only when the
+        // blocks are off, so with blocks on the separate run is the row pass too; both differ from fp32 moments.
+        var separate = Train(clipping, clip: 1e-3, fused: false, blocked: false, MomentPrecision.BFloat16);
+        var fused = Train(clipping, clip: 1e-3, fused: true, blocked, MomentPrecision.BFloat16);
+        AssertSameBytes(separate, fused);
+        var fp32 = Train(clipping, clip: 1e-3, fused: true, blocked: false);
+        Assert.False(fp32.Parameters.Zip(fused.Parameters).All(p => p.First.AsSpan().SequenceEqual(p.Second)), "bf16 moments changed nothing");
+    }
 
-    private static void UpdatesInPlace()
+    [Theory]
+    [InlineData(false, MomentPrecision.Float32)]
+    [InlineData(true, MomentPrecision.Float32)]
+    [InlineData(false, MomentPrecision.BFloat16)]
+    public void The_backward_updates_every_table_in_place_and_leaves_no_table_gradient(bool blocked, MomentPrecision moments) =>
+        KernelSettings.Current.With(k => k.BlockedTableGradient = blocked, () => UpdatesInPlace(moments));
+
+    private static void UpdatesInPlace(MomentPrecision moments)
     {
         random.manual_seed(9);
         var config = MemoryFormerConfig.Nano with { Width = 64, Heads = 2, BitsPerChunk = 8, Layers = 1, ContextLength = 32 };
         using var model = new LanguageModel(config);
         var windows = randint(0, 64, [16, 33], dtype: ScalarType.Int64, generator: new TorchSharp.torch.Generator(3));
         var task = new LanguageModelTask(model, windows, windows, batchSize: 16, seed: 9, CPU);
-        using var optimizer = new ModelOptimizer(model, new TrainingOptions { MaxSteps = 2, TableGradientClipping = TableGradientClipping.PreviousStep });
+        using var optimizer = new ModelOptimizer(model, new TrainingOptions
+        {
+            MaxSteps = 2, TableGradientClipping = TableGradientClipping.PreviousStep, TableMomentPrecision = moments,
+        });
         var layers = ParameterGroups.TableLayers(model);
         var before = layers.Select(l => l.Table.detach().clone()).ToArray();
         model.train();

@@ -120,6 +120,8 @@ internal static unsafe class AdamWKernel
     public static void UpdateRow(float* p, float* g, float* m, float* v, int n, Coefficients c)
     {
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            i = UpdateRow512(p, g, m, v, n, c);
         if (Vector256.IsHardwareAccelerated)
         {
             var decay = Vector256.Create(c.Decay);
@@ -132,7 +134,7 @@ internal static unsafe class AdamWKernel
             var negStep = Vector256.Create(c.NegStepSize);
             var scale = Vector256.Create(c.GradScale);
             bool scaled = c.GradScale != 1f;
-            for (; i + 8 <= n; i += 8)
+            for (; i + 8 <= n; i += 8)                                   // from where the 512-bit loop stopped
             {
                 // Same fp32 operation order as torch's mul_, add_(alpha), addcmul_, sqrt/div/add_, addcdiv_;
                 // no FMA contraction, so results match torch.optim.AdamW to the last bit or two.
@@ -158,5 +160,30 @@ internal static unsafe class AdamWKernel
             m[i] = mi;
             v[i] = vi;
         }
+    }
+
+    /// <summary>The 512-bit loop of <see cref="UpdateRow"/> (16 elements at a time): the same elementwise operations in the
+    /// same order, so the same bits, with half the instructions. Returns how many elements it did.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int UpdateRow512(float* p, float* g, float* m, float* v, int n, Coefficients c)
+    {
+        Vector512<float> decay = Vector512.Create(c.Decay), b1 = Vector512.Create(c.Beta1), omb1 = Vector512.Create(c.OneMinusBeta1),
+            b2 = Vector512.Create(c.Beta2), omb2 = Vector512.Create(c.OneMinusBeta2), bias2 = Vector512.Create(c.Bias2Sqrt),
+            eps = Vector512.Create(c.Eps), negStep = Vector512.Create(c.NegStepSize), scale = Vector512.Create(c.GradScale);
+        bool scaled = c.GradScale != 1f;
+        int i = 0;
+        for (; i + 16 <= n; i += 16)
+        {
+            var gi = scaled ? Vector512.Load(g + i) * scale : Vector512.Load(g + i);
+            var pi = Vector512.Load(p + i) * decay;
+            var mi = (Vector512.Load(m + i) * b1) + (omb1 * gi);
+            var vi = (Vector512.Load(v + i) * b2) + (omb2 * gi * gi);
+            var denom = (Vector512.Sqrt(vi) / bias2) + eps;
+            pi += negStep * mi / denom;
+            pi.Store(p + i);
+            mi.Store(m + i);
+            vi.Store(v + i);
+        }
+        return i;
     }
 }

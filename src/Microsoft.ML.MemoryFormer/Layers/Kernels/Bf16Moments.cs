@@ -26,6 +26,8 @@ internal static unsafe class Bf16Moments
     public static void UpdateRow(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt)
     {
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            i = UpdateRow512(p, g, m, v, n, c, index, salt);
         if (Vector256.IsHardwareAccelerated)
         {
             var k = new VectorCoefficients(c);
@@ -55,6 +57,59 @@ internal static unsafe class Bf16Moments
             m[i] = (ushort)((BitConverter.SingleToUInt32Bits(mi) + (noise & 0xFFFF)) >> 16);
             v[i] = (ushort)((BitConverter.SingleToUInt32Bits(vi) + (noise >> 16)) >> 16);
         }
+    }
+
+    /// <summary>
+    /// The 512-bit loop of <see cref="UpdateRow"/> (32 elements at a time; half the instructions of the 256-bit loop on
+    /// a row): the same elementwise operations and the same noise per element index, so the same bits. Returns how many
+    /// elements it did.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int UpdateRow512(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt)
+    {
+        var k = new VectorCoefficients512(c);
+        var lanes = Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);
+        var mask = Vector512.Create(0xFFFFu);
+        var saltVector = Vector512.Create(salt);
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            var (m0, m1) = Vector512.Widen(Vector512.Load(m + i));
+            var (v0, v1) = Vector512.Widen(Vector512.Load(v + i));
+            var noise0 = Noise512(Vector512.Create((uint)(index + i)) + lanes, saltVector);
+            var noise1 = Noise512(Vector512.Create((uint)(index + i + 16)) + lanes, saltVector);
+            var (mo0, vo0) = Update512(p + i, g + i, m0, v0, k);
+            var (mo1, vo1) = Update512(p + i + 16, g + i + 16, m1, v1, k);
+            Vector512.Narrow((mo0.AsUInt32() + (noise0 & mask)) >> 16, (mo1.AsUInt32() + (noise1 & mask)) >> 16).Store(m + i);
+            Vector512.Narrow((vo0.AsUInt32() + (noise0 >> 16)) >> 16, (vo1.AsUInt32() + (noise1 >> 16)) >> 16).Store(v + i);
+        }
+        return i;
+    }
+
+    /// <summary><see cref="Update"/> on sixteen elements.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<float> M, Vector512<float> V) Update512(float* p, float* g, Vector512<uint> m16, Vector512<uint> v16, in VectorCoefficients512 k)
+    {
+        var gi = k.Scaled ? Vector512.Load(g) * k.Scale : Vector512.Load(g);
+        var pi = Vector512.Load(p) * k.Decay;
+        var mi = ((m16 << 16).AsSingle() * k.Beta1) + (k.OneMinusBeta1 * gi);
+        var vi = ((v16 << 16).AsSingle() * k.Beta2) + (k.OneMinusBeta2 * gi * gi);
+        var denom = (Vector512.Sqrt(vi) * k.InverseBias2) + k.Eps;
+        pi += k.NegStep * mi / denom;
+        pi.Store(p);
+        return (mi, vi);
+    }
+
+    /// <summary><see cref="Noise"/> on sixteen lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<uint> Noise512(Vector512<uint> index, Vector512<uint> salt)
+    {
+        var x = index ^ salt;
+        x ^= x >> 16;
+        x *= Vector512.Create(0x7FEB352Du);
+        x ^= x >> 15;
+        x *= Vector512.Create(0x846CA68Bu);
+        return x ^ (x >> 16);
     }
 
     /// <summary>The bf16 value <paramref name="bits"/> as fp32 (exact).</summary>
@@ -112,5 +167,19 @@ internal static unsafe class Bf16Moments
         public readonly Vector256<float> InverseBias2 = Vector256.Create(1f / c.Bias2Sqrt);
         public readonly Vector256<float> Eps = Vector256.Create(c.Eps);
         public readonly Vector256<float> NegStep = Vector256.Create(c.NegStepSize);
+    }
+
+    private readonly struct VectorCoefficients512(in AdamWKernel.Coefficients c)
+    {
+        public readonly bool Scaled = c.GradScale != 1f;
+        public readonly Vector512<float> Scale = Vector512.Create(c.GradScale);
+        public readonly Vector512<float> Decay = Vector512.Create(c.Decay);
+        public readonly Vector512<float> Beta1 = Vector512.Create(c.Beta1);
+        public readonly Vector512<float> OneMinusBeta1 = Vector512.Create(c.OneMinusBeta1);
+        public readonly Vector512<float> Beta2 = Vector512.Create(c.Beta2);
+        public readonly Vector512<float> OneMinusBeta2 = Vector512.Create(c.OneMinusBeta2);
+        public readonly Vector512<float> InverseBias2 = Vector512.Create(1f / c.Bias2Sqrt);
+        public readonly Vector512<float> Eps = Vector512.Create(c.Eps);
+        public readonly Vector512<float> NegStep = Vector512.Create(c.NegStepSize);
     }
 }

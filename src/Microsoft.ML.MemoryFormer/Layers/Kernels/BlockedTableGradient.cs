@@ -127,11 +127,13 @@ internal static unsafe class BlockedTableGradient
         return (float*)threadScratch;
     }
 
-    /// <summary>An AdamW step fused into the backward: the table's moments (fp32, row-major like the table) and the coefficients.</summary>
+    /// <summary>An AdamW step fused into the backward: the table's moments (row-major like the table) and the coefficients.</summary>
     /// <param name="ExpAvg">The first moment.</param>
     /// <param name="ExpAvgSq">The second moment.</param>
     /// <param name="Coefficients">The step's coefficients, gradient scale included.</param>
-    public readonly record struct FusedStep(nint ExpAvg, nint ExpAvgSq, AdamWKernel.Coefficients Coefficients);
+    /// <param name="Bf16">The moments are bfloat16 (<see cref="Bf16Moments"/>); only the row pass takes them, the blocks need fp32.</param>
+    /// <param name="Salt">The bf16 moments' rounding seed of this step and parameter (<see cref="Bf16Moments.Salt"/>).</param>
+    public readonly record struct FusedStep(nint ExpAvg, nint ExpAvgSq, AdamWKernel.Coefficients Coefficients, bool Bf16 = false, uint Salt = 0);
 
     /// <summary>One worker's view of the tensors and its scratch buffers.</summary>
     private readonly struct Block(int k, int bucketRows, int h, float* table, float* dy, float* grad, int* offsets, float* hitWeights,

@@ -224,12 +224,11 @@ internal static class FusedMemoryGather
                         || (TensorMemory.IsCpuFloat32(existing) && existing.is_contiguous() && existing.shape.SequenceEqual(tables[t].shape)));
                     bool accumulate = useSink && existing is not null && !existing.IsInvalid;
                     var armed = useSink && sink!.Update is { } u && CanFuse(u, sinks.Tables[t], tables[t]) ? u : null;
-                    bool blocks = !accumulate && rowCount == smallest && UsesBlocks(pooled, n, k, rowCount, useSink);
+                    bool blocks = !accumulate && rowCount == smallest && UsesBlocks(pooled, n, k, rowCount, useSink) && armed is not { Bf16: true };
                     if (blocks && armed is { } update)
                     {
                         // The optimizer's step applied block by block (TableUpdate): no gradient is written or set.
-                        var step = new BlockedTableGradient.FusedStep((nint)TensorMemory.Floats(update.ExpAvg), (nint)TensorMemory.Floats(update.ExpAvgSq),
-                            update.Coefficients);
+                        var step = update.Kernel();
                         update.SquaredNorm = BlockedTableGradient.Write(rows32, n, k, rowCount / k, (float*)wPtr, (float*)tablePtrs[t], (float*)gradPtrs[t], h,
                             null, (float*)rowPassGw, BlockedTableGradient.Plan.Default, step);
                         update.Applied = true;
@@ -240,9 +239,8 @@ internal static class FusedMemoryGather
                     {
                         // The same step fused into the row pass: each row updated right after its gradient row is formed.
                         hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, smallest, pooled.Chunked);
-                        var step = new BlockedTableGradient.FusedStep((nint)TensorMemory.Floats(rowUpdate.ExpAvg), (nint)TensorMemory.Floats(rowUpdate.ExpAvgSq),
-                            rowUpdate.Coefficients);
-                        rowUpdate.SquaredNorm = TableGradientPass.UpdateAll(new TableGradientPass.RowPass(hits, tablePtrs[t], gradPtrs[t], h, rowPassGw), rowCount, step);
+                        rowUpdate.SquaredNorm = TableGradientPass.UpdateAll(new TableGradientPass.RowPass(hits, tablePtrs[t], gradPtrs[t], h, rowPassGw), rowCount,
+                            rowUpdate.Kernel());
                         rowUpdate.Applied = true;
                         result.Add(null!);
                         continue;
@@ -293,14 +291,17 @@ internal static class FusedMemoryGather
     /// <summary>A backward touching at most 1/this of a table's rows writes only those rows of a reused buffer.</summary>
     private const int SparseFraction = 4;
 
-    /// <summary>Whether <paramref name="update"/> can be applied in place: not yet applied, fp32 contiguous moments shaped like
-    /// the parameter, and the backward's table is the parameter's own storage.</summary>
+    /// <summary>Whether <paramref name="update"/> can be applied in place: not yet applied, fp32 (or bf16, <see cref="TableUpdate.Bf16"/>)
+    /// contiguous CPU moments shaped like the parameter, and the backward's table is the parameter's own storage.</summary>
     private static unsafe bool CanFuse(TableUpdate update, Tensor parameter, Tensor table) =>
         KernelSettings.Current.FusedTableUpdate && !update.Applied
-        && TensorMemory.IsCpuFloat32(update.ExpAvg) && TensorMemory.IsCpuFloat32(update.ExpAvgSq)
+        && IsMoment(update.ExpAvg) && IsMoment(update.ExpAvgSq) && update.ExpAvg.dtype == update.ExpAvgSq.dtype
         && update.ExpAvg.is_contiguous() && update.ExpAvgSq.is_contiguous()
         && update.ExpAvg.shape.SequenceEqual(parameter.shape) && update.ExpAvgSq.shape.SequenceEqual(parameter.shape)
         && parameter.is_contiguous() && TensorMemory.Address(parameter) == TensorMemory.Address(table);
+
+    private static bool IsMoment(Tensor moment) =>
+        TensorMemory.IsCpuFloat32(moment) || (moment.device_type == DeviceType.CPU && moment.dtype == ScalarType.BFloat16);
 
     /// <summary>
     /// Whether a table's gradient is written by <see cref="BlockedTableGradient"/>: switched on, AVX-512, a Memory Layer's

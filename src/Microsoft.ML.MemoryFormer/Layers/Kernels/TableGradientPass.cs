@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Runtime.Intrinsics.X86;
+using Microsoft.ML.MemoryFormer.Runtime;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
@@ -43,9 +45,12 @@ internal static unsafe class TableGradientPass
         var squares = ArrayPool<double>.Shared.Rent(touched.Length);
         KernelParallel.For(touched.Length, h * (1L + (csr.Pairs / Math.Max(1, touched.Length))), (start, end) =>
         {
+            bool prefetch = pass.Prefetching;
             for (int i = start; i < end; i++)
             {
                 int r = touched[i];
+                if (prefetch && i + 1 < end)
+                    pass.Prefetch(touched[i + 1]);
                 squares[i] = pass.Write(r, (float*)gtPtr + ((long)r * h));
             }
             RowGradientKernel.Fence();
@@ -64,11 +69,14 @@ internal static unsafe class TableGradientPass
         KernelParallel.For(rowCount, h * (1L + (csr.Pairs / Math.Max(1, rowCount))), (start, end) =>
         {
             var scratch = accumulate ? new float[h] : null;
+            bool prefetch = pass.Prefetching;
             fixed (float* tmp = scratch)
             {
                 for (int r = start; r < end; r++)
                 {
                     float* dst = (float*)gtPtr + ((long)r * h);
+                    if (prefetch && r + 1 < end)
+                        pass.Prefetch(r + 1);
                     if (!accumulate)
                     {
                         squares[r] = pass.Write(r, dst);
@@ -91,6 +99,8 @@ internal static unsafe class TableGradientPass
     /// Applies an armed AdamW step (<see cref="TableUpdate"/>) to every row of the table, each from its gradient row
     /// written into a per-thread row that stays in cache (no table-gradient write); rows without hits get a zero
     /// gradient (decay and momentum, as the dense step does). The row's inner products are taken before its update.
+    /// fp32 moments take <see cref="AdamWKernel.UpdateRow"/>, bf16 ones <see cref="Bf16Moments.UpdateRow"/> (element index and
+    /// salt as in the optimizer's own step, so the same bits).
     /// Returns the squared norm of the gradient, summed as <see cref="WriteAll"/> does.
     /// </summary>
     public static double UpdateAll(RowPass pass, int rowCount, BlockedTableGradient.FusedStep step)
@@ -100,14 +110,20 @@ internal static unsafe class TableGradientPass
         KernelParallel.For(rowCount, h * (1L + (pass.Hits.Pairs / Math.Max(1, rowCount))), (start, end) =>
         {
             var row = new float[h + 16];
+            bool prefetch = pass.Prefetching;
             fixed (float* buffer = row)
             {
                 float* g = buffer;
                 for (int r = start; r < end; r++)
                 {
                     long o = (long)r * h;
+                    if (prefetch && r + 1 < end)
+                        pass.Prefetch(r + 1);
                     squares[r] = pass.Write(r, g, cached: true);
-                    AdamWKernel.UpdateRow((float*)pass.Table + o, g, (float*)step.ExpAvg + o, (float*)step.ExpAvgSq + o, h, step.Coefficients);
+                    if (step.Bf16)                                               // the optimizer's own bf16 step: same index and salt, same bits
+                        Bf16Moments.UpdateRow((float*)pass.Table + o, g, (ushort*)step.ExpAvg + o, (ushort*)step.ExpAvgSq + o, h, step.Coefficients, o, step.Salt);
+                    else
+                        AdamWKernel.UpdateRow((float*)pass.Table + o, g, (float*)step.ExpAvg + o, (float*)step.ExpAvgSq + o, h, step.Coefficients);
                 }
             }
         });
@@ -155,6 +171,32 @@ internal static unsafe class TableGradientPass
     {
         /// <summary>Hits of row <paramref name="r"/>; rows past the sorted range (a larger table than the smallest) have none.</summary>
         public int HitCount(int r) => r < Hits.RowCount ? Hits.Starts[r + 1] - Hits.Starts[r] : 0;
+
+        /// <summary>Whether the passes call <see cref="Prefetch"/> (<see cref="KernelSettings.PrefetchHitRows"/>, x86 only).</summary>
+        public bool Prefetching => Sse.IsSupported && KernelSettings.Current.PrefetchHitRows;
+
+        /// <summary>
+        /// Asks for the ∂L/∂y rows of row <paramref name="r"/>'s hits (every cache line of each) while the caller still
+        /// works on the row before: they are random reads from [N, h], in L2 or L3, and each of the row's column tiles
+        /// would otherwise wait for its lines. A hint only: the results are the same bits.
+        /// </summary>
+        public void Prefetch(int r)
+        {
+            int count = HitCount(r);
+            if (count == 0)
+                return;
+            long bytes = (long)Width * sizeof(float);
+            fixed (int* tok = Hits.Tokens)
+            {
+                int* t = tok + Hits.Starts[r];
+                for (int j = 0; j < count; j++)
+                {
+                    byte* line = (byte*)((float*)GradOut + ((long)t[j] * Width));
+                    for (long b = 0; b < bytes; b += 64)
+                        Sse.Prefetch0(line + b);
+                }
+            }
+        }
 
         /// <summary>dst = row r's table gradient (zeros without hits), and the weight gradient's share of row r; returns ‖dst‖².</summary>
         /// <param name="r">The row.</param>

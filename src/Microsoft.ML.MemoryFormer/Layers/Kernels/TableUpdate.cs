@@ -14,7 +14,8 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <param name="expAvg">The table's first moment, fp32, shaped like the table.</param>
 /// <param name="expAvgSq">The second moment.</param>
 /// <param name="coefficients">This step's coefficients (learning rate, bias corrections for step t, gradient scale).</param>
-internal sealed class TableUpdate(Tensor expAvg, Tensor expAvgSq, AdamWKernel.Coefficients coefficients)
+/// <param name="salt">The rounding seed of bf16 moments for this step and parameter (<see cref="Bf16Moments.Salt"/>); unused for fp32.</param>
+internal sealed class TableUpdate(Tensor expAvg, Tensor expAvgSq, AdamWKernel.Coefficients coefficients, uint salt = 0)
 {
     /// <summary>The first moment.</summary>
     public Tensor ExpAvg { get; } = expAvg;
@@ -24,6 +25,17 @@ internal sealed class TableUpdate(Tensor expAvg, Tensor expAvgSq, AdamWKernel.Co
 
     /// <summary>The step's coefficients.</summary>
     public AdamWKernel.Coefficients Coefficients { get; } = coefficients;
+
+    /// <summary>True when the moments are stored as bfloat16 (<c>TrainingOptions.TableMomentPrecision</c>): only the row
+    /// pass applies such a step, with <see cref="Bf16Moments"/>, the same bits as the optimizer's own step.</summary>
+    public bool Bf16 { get; } = expAvg.dtype == ScalarType.BFloat16;
+
+    /// <summary>The bf16 moments' rounding seed (<see cref="Bf16Moments.Salt"/> of the step and parameter).</summary>
+    public uint Salt { get; } = salt;
+
+    /// <summary>The step as the backward's kernels take it (raw pointers to the moments).</summary>
+    public unsafe BlockedTableGradient.FusedStep Kernel() =>
+        new((nint)TensorMemory.Address(ExpAvg), (nint)TensorMemory.Address(ExpAvgSq), Coefficients, Bf16, Salt);
 
     /// <summary>Set by the backward once it has updated every row of the table.</summary>
     public bool Applied { get; set; }

@@ -83,6 +83,36 @@ public class TableGradientTests
     }
 
     [Theory]
+    [InlineData(64, 600)]    // most rows touched: every row written
+    [InlineData(200, 600)]   // 128- and 32-wide tiles and a scalar tail
+    [InlineData(512, 20)]    // few rows touched: the sparse write
+    public void Prefetching_the_next_rows_hits_changes_no_bit_of_either_gradient(int width, int tokens)
+    {
+        random.manual_seed(11);
+        using var layer = new MemoryLayer(8, 8, width, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
+        layer.Gradient.Attached = true;
+        var x = randn(tokens, 64).requires_grad_(true);
+        var upstream = randn(tokens, width);
+        (Tensor Table, Tensor X) Backward(bool prefetch)
+        {
+            (Tensor, Tensor) result = default;
+            KernelSettings.Current.With(k => k.PrefetchHitRows = prefetch, () =>
+            {
+                layer.Table.grad = null;
+                x.grad = null;
+                (layer.call(x) * upstream).sum().backward();
+                result = (layer.Table.grad!.clone(), x.grad!.clone());
+            });
+            return result;
+        }
+        var on = Backward(true);
+        var off = Backward(false);
+        Assert.True(on.Table.abs().sum().item<float>() > 0);
+        Assert.True(on.Table.eq(off.Table).all().item<bool>(), "the table gradient differs");
+        Assert.True(on.X.eq(off.X).all().item<bool>(), "the weight gradient (through the hash into x) differs");
+    }
+
+    [Theory]
     [InlineData(64, 600)]    // most rows touched: every row written, the pass split over threads
     [InlineData(512, 20)]    // few rows touched: the sparse write, split over threads
     public void The_recorded_norm_is_the_same_bits_on_one_and_two_threads(int width, int tokens)
