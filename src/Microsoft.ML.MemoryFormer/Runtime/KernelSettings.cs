@@ -50,7 +50,7 @@ internal sealed class KernelSettings
     /// torch ops, for <c>perf train</c> to time what the two save in both models.</summary>
     public bool FusedNormAndRotary { get; set; } = true;
 
-    /// <summary>Whether the gather's forward serves batches that hit each table row about twice or more one 16-column tile
+    /// <summary>Whether the gather's forward serves batches that hit each table row about four times or more one 16-column tile
     /// at a time from L2 (<c>Layers/Kernels/TiledGather.cs</c>); off keeps the token-major kernel for every batch.</summary>
     public bool TiledForward { get; set; } = true;
 

@@ -96,9 +96,10 @@ internal sealed class ForwardProbeCommand : Command<ForwardProbeCommand.Settings
         }
         using var tileMajor = empty(RowCount, Width);
         void TileMajorOnly() => TiledGather.ToTileMajor((float*)tp[0], Width, RowCount, TensorMemory.Floats(tileMajor));
+        void TileMajorStreamingOnly() => TiledGather.ToTileMajor((float*)tp[0], Width, RowCount, TensorMemory.Floats(tileMajor), streaming: true);
 
         Today(1, rp);
-        TiledGather.Plan[] plans = [new(0, 4, true), new(0, 8, true), new(0, 4, true, true), new(0, 8, true, true), new(16, 8, true, true), new(0, 4, false), new(0, 8, false), new(16, 8, false)];
+        TiledGather.Plan[] plans = [new(0, 4, true), new(0, 8, true), new(0, 4, true, true), new(0, 8, true, true), new(0, 8, true, true, true), new(16, 8, true, true), new(0, 4, false), new(0, 8, false)];
         var names = new List<string> { "today, 1 table" };
         var bodies = new List<Action> { () => Today(1, op[0]) };
         var deltas = new List<string> { "—" };
@@ -106,7 +107,7 @@ internal sealed class ForwardProbeCommand : Command<ForwardProbeCommand.Settings
         {
             Tiled(1, plan, op[0]);
             deltas.Add($"{outputs[0].sub(reference).abs().max().item<float>():G2}");
-            names.Add($"tiled G{plan.GroupChunks} T{plan.Tokens} {(plan.TileMajor ? plan.StageGroup ? "tile-major staged" : "tile-major" : "strided")}, 1 table");
+            names.Add($"tiled G{plan.GroupChunks} T{plan.Tokens} {(plan.TileMajor ? plan.StageGroup ? "tile-major staged" : "tile-major" : "strided")}{(plan.StreamingCopy ? ", streaming copy" : "")}, 1 table");
             bodies.Add(() => Tiled(1, plan, op[0]));
         }
         names.Add("strided tile copy only (1 table, all tiles)");
@@ -114,6 +115,9 @@ internal sealed class ForwardProbeCommand : Command<ForwardProbeCommand.Settings
         deltas.Add("—");
         names.Add("tile-major copy only (1 table)");
         bodies.Add(TileMajorOnly);
+        deltas.Add("—");
+        names.Add("tile-major copy only, streaming stores (1 table)");
+        bodies.Add(TileMajorStreamingOnly);
         deltas.Add("—");
         int qkv = names.Count;
         names.Add("today, Q/K/V (3 tables)");

@@ -12,7 +12,7 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <see cref="MemoryGather"/> decides when it runs; anything else (CUDA, other dtypes) is refused here.
 /// </summary>
 /// <remarks>
-/// <para>The forward runs managed SIMD kernels: for a batch that hits each table row about twice or more,
+/// <para>The forward runs managed SIMD kernels: for a batch that hits each table row about four times or more,
 /// <see cref="TiledGather"/> (16-column tiles of the table served from L2, threads owning output tiles); otherwise
 /// <see cref="RowKernels"/>, parallel over tokens. Both give the same values (see <see cref="TiledGather"/>).</para>
 /// <para>Backward, following the official code's <c>WeightedVectorGatherAdd.backward</c>

@@ -39,10 +39,12 @@ internal static unsafe class TiledGather
     /// into its own scratch per group.</param>
     /// <param name="StageGroup">With <paramref name="TileMajor"/>: each group's contiguous tile is first copied into the thread's
     /// scratch (sequential reads) instead of read in place.</param>
-    public readonly record struct Plan(int GroupChunks, int Tokens, bool TileMajor, bool StageGroup = false)
+    /// <param name="StreamingCopy">With <paramref name="TileMajor"/>: the tile-major copy is written with non-temporal stores
+    /// (no read for ownership of lines that are overwritten whole).</param>
+    public readonly record struct Plan(int GroupChunks, int Tokens, bool TileMajor, bool StageGroup = false, bool StreamingCopy = false)
     {
         /// <summary>The default, from <c>perf probe-forward</c> at d = 512, τ = 8 (docs/benchmarks.md).</summary>
-        public static Plan Default { get; } = new(0, 8, true, true);
+        public static Plan Default { get; } = new(0, 8, TileMajor: true, StageGroup: true, StreamingCopy: true);
     }
 
     /// <summary>The bytes one chunk group's tile may take when <see cref="Plan.GroupChunks"/> is 0 (half of a 1 MB L2).</summary>
@@ -50,13 +52,14 @@ internal static unsafe class TiledGather
 
     /// <summary>
     /// Whether the tiled kernel is expected to beat the token-major one: accelerated, at least one full tile, and enough
-    /// hits per table row (each row hit about <see cref="MinHitsPerRow"/> times or more) that copying the table pays.
+    /// hits per table row (each row hit about <see cref="MinHitsPerRow"/> times or more) that copying the table pays
+    /// (<c>perf probe-forward</c>, loaded: no gain at 2 hits per row, N = 512 at d = 512; 1.2–1.7× at 4–8).
     /// </summary>
     public static bool Pays(int n, int k, long rowLimit, int h) =>
         IsAccelerated && h >= TileWidth && rowLimit > 0 && (long)n * k >= MinHitsPerRow * rowLimit;
 
     /// <summary>The hits per table row from which the tiled kernel runs (<see cref="Pays"/>).</summary>
-    public const int MinHitsPerRow = 2;
+    public const int MinHitsPerRow = 4;
 
     /// <summary>
     /// Writes <paramref name="outputs"/>[t] [N, h_t] = bias_t + Σ_k weights[n, k] · tables[t][rows[n, k]] for every table.
@@ -109,7 +112,7 @@ internal static unsafe class TiledGather
             {
                 int h = widths[t];
                 nint table = tables[t], bias = biases[t], output = outputs[t];
-                ToTileMajor((float*)table, h, rowLimit, (float*)buffer);
+                ToTileMajor((float*)table, h, rowLimit, (float*)buffer, plan.StreamingCopy);
                 KernelParallel.For(Tiles(h), (long)n * k * TileWidth, (start, end) =>
                 {
                     float* scratch = ThreadScratch((long)n * TileWidth + (plan.StageGroup ? cut.GroupRows * TileWidth : 0));
@@ -130,8 +133,13 @@ internal static unsafe class TiledGather
     private readonly record struct Cut(int N, int K, long RowLimit, long GroupRows, int GroupChunks, int Groups, int Tokens);
 
     /// <summary>Copies rows [0, rowLimit) of a row-major table into [h/16][rowLimit][16] (last tile zero-padded), in parallel over rows.</summary>
-    internal static void ToTileMajor(float* table, int h, long rowLimit, float* buffer)
+    internal static void ToTileMajor(float* table, int h, long rowLimit, float* buffer, bool streaming = false)
     {
+        if (streaming && ((nint)buffer & 63) == 0)
+        {
+            ToTileMajorStreaming(table, h, rowLimit, buffer);
+            return;
+        }
         int tiles = Tiles(h);
         nint src = (nint)table, dst = (nint)buffer;
         KernelParallel.For((int)rowLimit, h, (start, end) =>
@@ -146,6 +154,31 @@ internal static unsafe class TiledGather
                     for (int c = 0; c < TileWidth; c++)
                         d[(tile * rowLimit * TileWidth) + c] = (tile * TileWidth) + c < h ? s[(tile * TileWidth) + c] : 0f;
             }
+        });
+    }
+
+    /// <summary><see cref="ToTileMajor"/> with non-temporal stores (every destination tile row is one aligned 64-byte line).</summary>
+    private static void ToTileMajorStreaming(float* table, int h, long rowLimit, float* buffer)
+    {
+        int tiles = Tiles(h);
+        nint src = (nint)table, dst = (nint)buffer;
+        KernelParallel.For((int)rowLimit, h, (start, end) =>
+        {
+            var last = stackalloc float[TileWidth];
+            for (long r = start; r < end; r++)
+            {
+                float* s = (float*)src + (r * h), d = (float*)dst + (r * TileWidth);
+                int tile = 0;
+                for (; tile < h / TileWidth; tile++)
+                    Avx512F.StoreAlignedNonTemporal(d + (tile * rowLimit * TileWidth), Vector512.Load(s + (tile * TileWidth)));
+                if (tile < tiles)
+                {
+                    for (int c = 0; c < TileWidth; c++)
+                        last[c] = (tile * TileWidth) + c < h ? s[(tile * TileWidth) + c] : 0f;
+                    Avx512F.StoreAlignedNonTemporal(d + (tile * rowLimit * TileWidth), Vector512.Load(last));
+                }
+            }
+            Sse.StoreFence();
         });
     }
 
