@@ -138,6 +138,10 @@ internal sealed class ForwardProbeCommand : Command<ForwardProbeCommand.Settings
             int baseline = b < qkv ? 0 : qkv;
             result.AddRow(n, names[b], Timing.Median(times[b]), b == baseline ? "—" : Ratio(baseline, b), deltas[b]);
         }
+        long faults = PageFaults.Minor();
+        for (int call = 0; call < 5; call++)
+            Tiled(3, TiledGather.Plan.Default, op[0]);
+        result.AddRow(n, "minor page faults per call, tiled default, Q/K/V (5 calls after the timing)", (PageFaults.Minor() - faults) / 5.0, "—", "—");
         foreach (var o in outputs)
             o.Dispose();
     }
