@@ -19,13 +19,19 @@ internal sealed class ForwardProbeCommand : Command<ForwardProbeCommand.Settings
         [DefaultValue("4096,1024,512")]
         public string Tokens { get; init; } = "4096,1024,512";
 
+        [CommandOption("--width")]
+        [Description("h = d (K = d/8 chunks of 256 rows). Default 512 (33.5 MB tables); 256 gives the 8 MB tables of d = 256.")]
+        [DefaultValue(512)]
+        public int Width { get; init; } = 512;
+
         [CommandOption("--rounds")]
         [Description("Interleaved rounds (median of per-round ratios). Default 7; --quick uses 3.")]
         [DefaultValue(7)]
         public int Rounds { get; init; } = 7;
     }
 
-    private const int Width = 512, Bits = 8, Chunks = Width / Bits, BucketRows = 1 << Bits, RowCount = Chunks * BucketRows;
+    private const int Bits = 8, BucketRows = 1 << Bits;
+    private static int Width = 512, Chunks = Width / Bits, RowCount = Chunks * BucketRows;
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
@@ -37,10 +43,12 @@ internal sealed class ForwardProbeCommand : Command<ForwardProbeCommand.Settings
         }
         string machine = MachineFigures.Measure(settings);
         int rounds = settings.Quick ? 3 : settings.Rounds;
+        (Width, Chunks) = (settings.Width, settings.Width / Bits);
+        RowCount = Chunks * BucketRows;
         random.manual_seed(11);
         var tables = Enumerable.Range(0, 3).Select(_ => randn(RowCount, Width).mul_(0.02)).ToArray();
         using var bias = randn(Width);
-        var result = new PerfTable("probe-forward", $"Forward gather: today's token-major kernel vs TiledGather (16-column tiles in an L2 scratch), K={Chunks}, h={Width}, 33.5 MB tables",
+        var result = new PerfTable("probe-forward", $"Forward gather: today's token-major kernel vs TiledGather (16-column tiles in an L2 scratch), K={Chunks}, h={Width}, {(long)RowCount * Width * 4 / 1e6:F1} MB tables",
             "N", "variant", "ms", "today ÷ this (> 1: this faster)", "max |Δ| vs today");
         foreach (int n in settings.Tokens.Split(',').Select(int.Parse))
             Probe(result, n, tables, bias, rounds);
@@ -90,8 +98,9 @@ internal sealed class ForwardProbeCommand : Command<ForwardProbeCommand.Settings
                 var scratch = new float[BucketRows * 32 * TiledGather.TileWidth];
                 fixed (float* s = scratch)
                     for (int tile = start; tile < end; tile++)
-                        for (int g = 0; g < 2; g++)
-                            TiledGather.CopyTile((float*)tp[0], Width, tile * TiledGather.TileWidth, TiledGather.TileWidth, g * 32L * BucketRows, (g + 1) * 32L * BucketRows, s);
+                        for (int g = 0; g * 32 < Chunks; g++)
+                            TiledGather.CopyTile((float*)tp[0], Width, tile * TiledGather.TileWidth, TiledGather.TileWidth, g * 32L * BucketRows,
+                                Math.Min(RowCount, (g + 1) * 32L * BucketRows), s);
             });
         }
         using var tileMajor = empty(RowCount, Width);

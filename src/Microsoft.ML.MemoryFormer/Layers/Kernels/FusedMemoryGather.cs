@@ -12,8 +12,8 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <see cref="MemoryGather"/> decides when it runs; anything else (CUDA, other dtypes) is refused here.
 /// </summary>
 /// <remarks>
-/// <para>The forward runs managed SIMD kernels: for a batch that hits each table row about four times or more,
-/// <see cref="TiledGather"/> (16-column tiles of the table served from L2, threads owning output tiles); otherwise
+/// <para>The forward runs managed SIMD kernels: for a batch that hits each table row about four times or more, on
+/// tables larger together than <see cref="KernelSettings.TiledForwardMinTableBytes"/>, <see cref="TiledGather"/> (16-column tiles of the table served from L2, threads owning output tiles); otherwise
 /// <see cref="RowKernels"/>, parallel over tokens. Both give the same values (see <see cref="TiledGather"/>).</para>
 /// <para>Backward, following the official code's <c>WeightedVectorGatherAdd.backward</c>
 /// (<c>memory_module/gather/cuda/kernel.py</c>): <c>∂L/∂w[n, k] = Σ_tables ⟨∂L/∂y[n], table[row[n, k]]⟩</c> and
@@ -140,7 +140,9 @@ internal static class FusedMemoryGather
             var widths = tables.Select(t => (int)t.shape[1]).ToArray();
             long work = k * (long)widths.Sum();
 
-            if (KernelSettings.Current.TiledForward && widths.All(h => TiledGather.Pays(n, k, rowLimit, h)))
+            var settings = KernelSettings.Current;
+            if (settings.TiledForward && widths.All(h => TiledGather.Pays(n, k, rowLimit, h))
+                && tables.Sum(t => t.shape[0] * t.shape[1] * sizeof(float)) >= settings.TiledForwardMinTableBytes)
                 TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, TiledGather.Plan.Default);
             else
                 KernelParallel.For(n, work, (start, end) =>

@@ -25,7 +25,11 @@ public class TiledGatherTests
     private static Tensor[] Forward(Tensor rows, Tensor weights, Tensor[] tables, Tensor[]? biases, bool tiled)
     {
         Tensor[] outputs = [];
-        KernelSettings.Current.With(s => s.TiledForward = tiled, () => outputs = FusedMemoryGather.ApplyMany(rows, weights, tables, biases: biases));
+        KernelSettings.Current.With(s =>
+        {
+            s.TiledForward = tiled;
+            s.TiledForwardMinTableBytes = 0;                                    // the tiny test tables take the tiled path too
+        }, () => outputs = FusedMemoryGather.ApplyMany(rows, weights, tables, biases: biases));
         return outputs;
     }
 
@@ -50,6 +54,7 @@ public class TiledGatherTests
     [InlineData(13, 5, 3, 67)]      // K odd, h = 4 tiles + 3 columns
     [InlineData(130, 16, 6, 200)]   // several groups with a small scratch
     [InlineData(300, 8, 8, 64)]     // τ = 8
+    [InlineData(40, 3, 4, 300)]     // the token-major kernel's 256-column AVX-512 tile, then 8-wide vectors and a scalar tail
     public unsafe void Every_cut_equals_the_token_major_kernel(int n, int k, int bits, int h)
     {
         Skip.IfNot(TiledGather.IsAccelerated, "The tiled kernel needs AVX-512.");
