@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -87,6 +88,50 @@ internal static unsafe class TiledGather
             : plan.GroupChunks > 0 ? Math.Min(k, plan.GroupChunks)
             : Math.Clamp(ScratchBytes / (blockRows * TileWidth * sizeof(float)), 1, k);
         var cut = new Cut(n, k, rowLimit, chunked ? (long)groupChunks * blockRows : rowLimit, groupChunks, (k + groupChunks - 1) / groupChunks, plan.Tokens);
+        // For the 8-token steps, each block of 8 tokens' rows and weights interleaved [N/8][K][8]: one pointer each walks
+        // all eight, so the loop keeps every address in a register (eight separate pointers each did not fit).
+        int blocks = plan.Tokens >= 8 ? n / 8 : 0;
+        var rowsT = ArrayPool<int>.Shared.Rent(Math.Max(1, blocks * k * 8));
+        var weightsT = ArrayPool<float>.Shared.Rent(Math.Max(1, blocks * k * 8));
+        try
+        {
+            fixed (int* r = rows, rt = rowsT)
+            fixed (float* wt = weightsT)
+            {
+                Interleave(r, (float*)weights, blocks, k, rt, wt);
+                Run(new Inputs((nint)r, weights, (nint)rt, (nint)wt), tables, widths, biases, outputs, plan, cut);
+            }
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(rowsT);
+            ArrayPool<float>.Shared.Return(weightsT);
+        }
+    }
+
+    /// <summary>The rows and weights [N, K] and their 8-token interleaved copies [N/8][K][8].</summary>
+    private readonly record struct Inputs(nint Rows, nint Weights, nint RowsT, nint WeightsT);
+
+    private static void Interleave(int* rows, float* weights, int blocks, int k, int* rowsT, float* weightsT)
+    {
+        for (long b = 0; b < blocks; b++)
+            for (int m = 0; m < 8; m++)
+            {
+                int* r = rows + (((b * 8) + m) * k);
+                float* w = weights + (((b * 8) + m) * k);
+                long o = (b * k * 8) + m;
+                for (int j = 0; j < k; j++)
+                {
+                    rowsT[o + (j * 8)] = r[j];
+                    weightsT[o + (j * 8)] = w[j];
+                }
+            }
+    }
+
+    private static void Run(Inputs inputs, nint[] tables, int[] widths, nint[] biases, nint[] outputs, Plan plan, Cut cut)
+    {
+        int n = cut.N, k = cut.K;
+        long rowLimit = cut.RowLimit;
         if (!plan.TileMajor)
         {
             var firstTile = new int[tables.Length + 1];
@@ -98,7 +143,7 @@ internal static unsafe class TiledGather
                 for (int item = start; item < end; item++)
                 {
                     int t = Array.FindLastIndex(firstTile, f => f <= item);
-                    GatherTile(rows, weights, tables[t], widths[t], biases[t], outputs[t], item - firstTile[t], cut, scratch, 0, false);
+                    GatherTile(inputs, tables[t], widths[t], biases[t], outputs[t], item - firstTile[t], cut, scratch, 0, false);
                 }
             });
             return;
@@ -117,7 +162,7 @@ internal static unsafe class TiledGather
                 {
                     float* scratch = ThreadScratch((long)n * TileWidth + (plan.StageGroup ? cut.GroupRows * TileWidth : 0));
                     for (int tile = start; tile < end; tile++)
-                        GatherTile(rows, weights, table, h, bias, output, tile, cut, scratch, buffer, plan.StageGroup);
+                        GatherTile(inputs, table, h, bias, output, tile, cut, scratch, buffer, plan.StageGroup);
                 });
             }
         }
@@ -185,7 +230,7 @@ internal static unsafe class TiledGather
     /// <summary>One output tile of one table: every chunk group's pass over all tokens. With <c>tileMajor</c> 0 (strided mode)
     /// <c>scratch</c> is the thread's group tile followed by the partial sums; otherwise it is the partial sums and the
     /// tile is read from the table's tile-major copy.</summary>
-    private static void GatherTile(int[] rows, nint weights, nint table, int h, nint bias, nint output, int tile, Cut cut,
+    private static void GatherTile(Inputs inputs, nint table, int h, nint bias, nint output, int tile, Cut cut,
         float* scratch, nint tileMajor, bool stage)
     {
         int c0 = tile * TileWidth, cols = Math.Min(TileWidth, h - c0);
@@ -194,7 +239,6 @@ internal static unsafe class TiledGather
         for (int c = 0; c < TileWidth; c++)
             biasTile[c] = bias != 0 && c < cols ? ((float*)bias)[c0 + c] : 0f;
         bool direct = cols == TileWidth;                                  // a partial last tile goes through the partial sums
-        fixed (int* r = rows)
         {
             for (int g = 0; g < cut.Groups; g++)
             {
@@ -216,7 +260,7 @@ internal static unsafe class TiledGather
                     }
                 }
                 bool last = g == cut.Groups - 1;
-                var step = new Pass(region, r, (float*)weights, cut.K, g * cut.GroupChunks, Math.Min(cut.K, (g + 1) * cut.GroupChunks),
+                var step = new Pass(region, (int*)inputs.Rows, (float*)inputs.Weights, (int*)inputs.RowsT, (float*)inputs.WeightsT, cut.K, g * cut.GroupChunks, Math.Min(cut.K, (g + 1) * cut.GroupChunks),
                     g == 0 && bias != 0 ? biasTile : null, g == 0 ? null : partial,
                     last && direct ? (float*)output + c0 : partial, last && direct ? h : TileWidth);
                 int i = 0, n = cut.N;
@@ -260,11 +304,11 @@ internal static unsafe class TiledGather
     /// row), where each token's sum starts (bias tile, partial sums, or zero) and where it goes (output or partial sums).
     /// The hot loops call nothing: a vector local live across a call is kept on the stack by the JIT, which made every
     /// fused multiply-add wait for a store and a reload.</summary>
-    private readonly struct Pass(float* region, int* rows, float* weights, int k, int kBegin, int kEnd, float* bias, float* load,
-        float* store, int storeStride)
+    private readonly struct Pass(float* region, int* rows, float* weights, int* rowsT, float* weightsT, int k, int kBegin, int kEnd,
+        float* bias, float* load, float* store, int storeStride)
     {
-        public readonly float* Region = region, Weights = weights, Bias = bias, Load = load, Store = store;
-        public readonly int* Rows = rows;
+        public readonly float* Region = region, Weights = weights, WeightsT = weightsT, Bias = bias, Load = load, Store = store;
+        public readonly int* Rows = rows, RowsT = rowsT;
         public readonly int K = k, KBegin = kBegin, KEnd = kEnd, StoreStride = storeStride;
     }
 
@@ -315,19 +359,19 @@ internal static unsafe class TiledGather
         Vector512<float> a0 = Start(in p, i), a1 = Start(in p, i + 1), a2 = Start(in p, i + 2), a3 = Start(in p, i + 3),
             a4 = Start(in p, i + 4), a5 = Start(in p, i + 5), a6 = Start(in p, i + 6), a7 = Start(in p, i + 7);
         float* region = p.Region;
-        int k = p.K;
-        int* r0 = p.Rows + ((long)i * k), r1 = r0 + k, r2 = r1 + k, r3 = r2 + k, r4 = r3 + k, r5 = r4 + k, r6 = r5 + k, r7 = r6 + k;
-        float* w0 = p.Weights + ((long)i * k), w1 = w0 + k, w2 = w1 + k, w3 = w2 + k, w4 = w3 + k, w5 = w4 + k, w6 = w5 + k, w7 = w6 + k;
-        for (int j = p.KBegin; j < p.KEnd; j++)
+        long first = (((long)i * p.K) + (p.KBegin * 8L));                  // i is a multiple of 8: block i/8, chunk KBegin
+        int* r = p.RowsT + first;
+        float* w = p.WeightsT + first;
+        for (int j = p.KBegin; j < p.KEnd; j++, r += 8, w += 8)
         {
-            a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r0[j] * TileWidth)), Vector512.Create(w0[j]), a0);
-            a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r1[j] * TileWidth)), Vector512.Create(w1[j]), a1);
-            a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r2[j] * TileWidth)), Vector512.Create(w2[j]), a2);
-            a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r3[j] * TileWidth)), Vector512.Create(w3[j]), a3);
-            a4 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r4[j] * TileWidth)), Vector512.Create(w4[j]), a4);
-            a5 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r5[j] * TileWidth)), Vector512.Create(w5[j]), a5);
-            a6 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r6[j] * TileWidth)), Vector512.Create(w6[j]), a6);
-            a7 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r7[j] * TileWidth)), Vector512.Create(w7[j]), a7);
+            a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r[0] * TileWidth)), Vector512.Create(w[0]), a0);
+            a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r[1] * TileWidth)), Vector512.Create(w[1]), a1);
+            a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r[2] * TileWidth)), Vector512.Create(w[2]), a2);
+            a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r[3] * TileWidth)), Vector512.Create(w[3]), a3);
+            a4 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r[4] * TileWidth)), Vector512.Create(w[4]), a4);
+            a5 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r[5] * TileWidth)), Vector512.Create(w[5]), a5);
+            a6 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r[6] * TileWidth)), Vector512.Create(w[6]), a6);
+            a7 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r[7] * TileWidth)), Vector512.Create(w[7]), a7);
         }
         Finish(in p, i, a0);
         Finish(in p, i + 1, a1);
