@@ -13,13 +13,14 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// </summary>
 /// <remarks>
 /// <para>Today's token-major kernel (<see cref="RowKernels.WeightedBagSum"/>) reads N·K whole rows: at d = 512, N = 4096
-/// that is 512 MB streamed from DRAM for a 33.5 MB table, each row read N/256 times. Here each thread owns whole output
-/// tiles (columns [16·t, 16·t + 16) of one table): it copies the tile's column slice of the rows of
-/// <see cref="Plan.GroupChunks"/> chunks (512 KB at 2^τ = 256) into its scratch, so the table is read from memory once
-/// per forward, then walks all tokens, <see cref="Plan.Tokens"/> at a time, each token's tile accumulated in one AVX-512
-/// register over its hits in those chunks. With more than one chunk group a token's partial tile waits in a second
-/// contiguous scratch between groups. The stored table keeps its row-major layout: nothing is cached between calls, so
-/// a table that changed since the last forward cannot be read stale.</para>
+/// that is 512 MB streamed from DRAM for a 33.5 MB table, each row read N/256 times. With the default <see cref="Plan"/>
+/// the table is first copied into a pooled tile-major buffer [h/16][R][16] (rows read in order, 64-byte streaming
+/// stores); each thread then owns whole output tiles (columns [16·t, 16·t + 16) of one table): per group of
+/// <see cref="Plan.GroupChunks"/> chunks (512 KB of tile at 2^τ = 256) it copies the group's contiguous tile into its
+/// scratch, which stays in L2, and walks all tokens, <see cref="Plan.Tokens"/> at a time, each token's tile accumulated
+/// in one AVX-512 register over its hits in those chunks. With more than one chunk group a token's partial tile waits in
+/// a contiguous [N, 16] scratch between groups. The stored table keeps its row-major layout and the copy is rebuilt on
+/// every call, so a table that changed since the last forward cannot be read stale.</para>
 /// <para>Every output value is the same chain of fused multiply-adds as in today's kernel (bias or zero, then the
 /// chunks in ascending order), so results are bit-identical to it except in the last 1–7 columns of a width that is
 /// not a multiple of 8, where today's kernel adds without fusing. No atomics; nothing depends on the thread count.</para>
