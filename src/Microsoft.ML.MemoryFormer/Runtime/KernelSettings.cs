@@ -54,8 +54,9 @@ internal sealed class KernelSettings
     /// at a time from L2 (<c>Layers/Kernels/TiledGather.cs</c>); off keeps the token-major kernel for every batch.</summary>
     public bool TiledForward { get; set; } = true;
 
-    /// <summary>The tiled forward runs only when the tables of one call hold at least this many bytes together: smaller
-    /// ones stay in the shared L3, where the token-major kernel is as fast (<c>perf probe-forward --width 256</c>).</summary>
+    /// <summary>The tiled forward runs only when every table of the call holds at least this many bytes: smaller ones
+    /// (d = 256: 8–10 MB) stay in the shared L3, where the token-major kernel is as fast (<c>perf probe-forward --width 256</c>,
+    /// <c>perf train --width 256</c>).</summary>
     public long TiledForwardMinTableBytes { get; set; } = 16L << 20;
 
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>

@@ -13,7 +13,7 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// </summary>
 /// <remarks>
 /// <para>The forward runs managed SIMD kernels: for a batch that hits each table row about four times or more, on
-/// tables larger together than <see cref="KernelSettings.TiledForwardMinTableBytes"/>, <see cref="TiledGather"/> (16-column tiles of the table served from L2, threads owning output tiles); otherwise
+/// tables each at least <see cref="KernelSettings.TiledForwardMinTableBytes"/> large, <see cref="TiledGather"/> (16-column tiles of the table served from L2, threads owning output tiles); otherwise
 /// <see cref="RowKernels"/>, parallel over tokens. Both give the same values (see <see cref="TiledGather"/>).</para>
 /// <para>Backward, following the official code's <c>WeightedVectorGatherAdd.backward</c>
 /// (<c>memory_module/gather/cuda/kernel.py</c>): <c>∂L/∂w[n, k] = Σ_tables ⟨∂L/∂y[n], table[row[n, k]]⟩</c> and
@@ -142,7 +142,7 @@ internal static class FusedMemoryGather
 
             var settings = KernelSettings.Current;
             if (settings.TiledForward && widths.All(h => TiledGather.Pays(n, k, rowLimit, h))
-                && tables.Sum(t => t.shape[0] * t.shape[1] * sizeof(float)) >= settings.TiledForwardMinTableBytes)
+                && tables.Min(t => t.shape[0] * t.shape[1] * sizeof(float)) >= settings.TiledForwardMinTableBytes)
                 TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, TiledGather.Plan.Default);
             else
                 KernelParallel.For(n, work, (start, end) =>

@@ -113,6 +113,7 @@ internal static unsafe class TiledGather
     /// <summary>The rows and weights [N, K] and their 8-token interleaved copies [N/8][K][8].</summary>
     private readonly record struct Inputs(nint Rows, nint Weights, nint RowsT, nint WeightsT);
 
+    /// <summary>rows/weights [N, K] → [blocks][K][8] for the first 8·<paramref name="blocks"/> tokens.</summary>
     private static void Interleave(int* rows, float* weights, int blocks, int k, int* rowsT, float* weightsT)
     {
         for (long b = 0; b < blocks; b++)
@@ -129,6 +130,7 @@ internal static unsafe class TiledGather
             }
     }
 
+    /// <summary>Every table's tiles, split between threads: strided per-thread copies, or through the tile-major buffer.</summary>
     private static void Run(Inputs inputs, nint[] tables, int[] widths, nint[] biases, nint[] outputs, Plan plan, Cut cut)
     {
         int n = cut.N, k = cut.K;
