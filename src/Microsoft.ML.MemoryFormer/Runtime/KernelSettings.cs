@@ -55,12 +55,21 @@ internal sealed class KernelSettings
     /// results either way; <c>perf layer --engine stopwatch</c> times it off as an extra interleaved call.</summary>
     public bool PrefetchHitRows { get; set; } = true;
 
+    /// <summary>Whether the gather's forward serves batches that hit each table row about four times or more one 16-column tile
+    /// at a time from L2 (<c>Layers/Kernels/TiledGather.cs</c>); off keeps the token-major kernel for every batch.</summary>
+    public bool TiledForward { get; set; } = true;
+
+    /// <summary>The tiled forward runs only when every table of the call holds at least this many bytes: smaller ones
+    /// (d = 256: 8–10 MB) stay in the shared L3, where the token-major kernel is as fast (<c>perf probe-forward --width 256</c>,
+    /// <c>perf train --width 256</c>).</summary>
+    public long TiledForwardMinTableBytes { get; set; } = 16L << 20;
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
-        var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary);
+        var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes);
         bool savedPrefetch = PrefetchHitRows;
         try
         {
@@ -69,7 +78,7 @@ internal sealed class KernelSettings
         }
         finally
         {
-            (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary) = saved;
+            (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes) = saved;
             PrefetchHitRows = savedPrefetch;
         }
     }

@@ -44,6 +44,14 @@ internal sealed class LayerCase : IDisposable
 
     public void LinearForwardBackward() => ForwardBackward(linear);
 
+    /// <summary><see cref="MemoryForward"/> with the tiled forward off (the token-major kernel for every batch).</summary>
+    public void MemoryForwardUntiled() =>
+        Runtime.KernelSettings.Current.With(k => k.TiledForward = false, () => Forward(memory));
+
+    /// <summary><see cref="MemoryForwardBackward"/> with the tiled forward off.</summary>
+    public void MemoryForwardBackwardUntiled() =>
+        Runtime.KernelSettings.Current.With(k => k.TiledForward = false, () => ForwardBackward(memory));
+
     private void Forward(nn.Module<Tensor, Tensor> layer)
     {
         using var scope = NewDisposeScope();

@@ -25,7 +25,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         [CommandOption("--models <LIST>")]
         [Description("Comma-separated subset of dense, mf (default clip: PreviousStep, table update fused into the backward), mf-global " +
             "(Global clip, the table update after the backward), mf-bf16, mf-blocked (blocked table gradient on), mf-fused (= mf), " +
-            "dense-torchnorm and mf-torchnorm (RMSNorm and rotary as torch ops instead of the managed passes), " +
+            "dense-torchnorm and mf-torchnorm (RMSNorm and rotary as torch ops instead of the managed passes), mf-untiled (KernelSettings.TiledForward off), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
         public string Models { get; init; } = "dense,mf,mf-bf16";
@@ -44,7 +44,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
 
     /// <summary>One model <c>perf train</c> can time: its <c>--models</c> key, and the settings that differ.</summary>
     private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision Precision = MomentPrecision.Float32,
-        bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false);
+        bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false, bool Untiled = false);
 
     /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
     private static readonly Variant[] Variants =
@@ -59,6 +59,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             Clipping: TableGradientClipping.PreviousStep),
         new("dense-torchnorm", "dense, RMSNorm and rotary as torch ops", TransformerKind.Dense, TorchNorms: true),
         new("mf-torchnorm", "MemoryFormer, RMSNorm and rotary as torch ops", TransformerKind.MemoryFormer, TorchNorms: true),
+        new("mf-untiled", "MemoryFormer, token-major gather forward (tiled off)", TransformerKind.MemoryFormer, Untiled: true),
     ];
 
     private static readonly (int Width, int Layers, int Heads, int Context, int Batch)[] Shapes =
@@ -146,12 +147,14 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         private readonly ModelOptimizer optimizer;
         private readonly bool? blocked;
         private readonly bool torchNorms;
+        private readonly bool untiled;
 
         public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, Variant variant)
         {
             var (kind, precision) = (variant.Kind, variant.Precision);
             blocked = variant.Blocked;
             torchNorms = variant.TorchNorms;
+            untiled = variant.Untiled;
             (model, task) = ByteModel(s, kind);
             optimizer = new ModelOptimizer(model, new TrainingOptions
             {
@@ -180,6 +183,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             {
                 k.BlockedTableGradient = blocked ?? k.BlockedTableGradient;
                 k.FusedNormAndRotary = !torchNorms;
+                k.TiledForward = !untiled;
             }, () => ms = StepOnce(step, timed));
             return ms;
         }

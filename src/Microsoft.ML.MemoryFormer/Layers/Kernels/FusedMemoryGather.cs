@@ -12,7 +12,9 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <see cref="MemoryGather"/> decides when it runs; anything else (CUDA, other dtypes) is refused here.
 /// </summary>
 /// <remarks>
-/// <para>The forward runs managed SIMD kernels (<see cref="RowKernels"/>), parallel over tokens.</para>
+/// <para>The forward runs managed SIMD kernels: for a batch that hits each table row about four times or more, on
+/// tables each at least <see cref="KernelSettings.TiledForwardMinTableBytes"/> large, <see cref="TiledGather"/> (16-column tiles of the table served from L2, threads owning output tiles); otherwise
+/// <see cref="RowKernels"/>, parallel over tokens. Both give the same values (see <see cref="TiledGather"/>).</para>
 /// <para>Backward, following the official code's <c>WeightedVectorGatherAdd.backward</c>
 /// (<c>memory_module/gather/cuda/kernel.py</c>): <c>∂L/∂w[n, k] = Σ_tables ⟨∂L/∂y[n], table[row[n, k]]⟩</c> and
 /// <c>∂L/∂table[r] = Σ_{(n, k): row[n, k] = r} w[n, k] · ∂L/∂y[n]</c>. Both come from one pass over table rows
@@ -138,19 +140,24 @@ internal static class FusedMemoryGather
             var widths = tables.Select(t => (int)t.shape[1]).ToArray();
             long work = k * (long)widths.Sum();
 
-            KernelParallel.For(n, work, (start, end) =>
-            {
-                fixed (int* r = rows32.Array)
+            var settings = KernelSettings.Current;
+            if (settings.TiledForward && widths.All(h => TiledGather.Pays(n, k, rowLimit, h))
+                && tables.Min(t => t.shape[0] * t.shape[1] * sizeof(float)) >= settings.TiledForwardMinTableBytes)
+                TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, TiledGather.Plan.Default);
+            else
+                KernelParallel.For(n, work, (start, end) =>
                 {
-                    for (int t = 0; t < tableCount; t++)
+                    fixed (int* r = rows32.Array)
                     {
-                        int h = widths[t];
-                        float* src = (float*)tablePtrs[t], dst = (float*)outPtrs[t], wp = (float*)wPtr, bias = (float*)biasPtrs[t];
-                        for (int i = start; i < end; i++)
-                            RowKernels.WeightedBagSum(src, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), bias);
+                        for (int t = 0; t < tableCount; t++)
+                        {
+                            int h = widths[t];
+                            float* src = (float*)tablePtrs[t], dst = (float*)outPtrs[t], wp = (float*)wPtr, bias = (float*)biasPtrs[t];
+                            for (int i = start; i < end; i++)
+                                RowKernels.WeightedBagSum(src, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), bias);
+                        }
                     }
-                }
-            });
+                });
 
             if (!sinks.BackwardPossible)
             {
