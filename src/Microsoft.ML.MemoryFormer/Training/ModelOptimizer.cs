@@ -44,7 +44,7 @@ internal sealed class ModelOptimizer : IDisposable
         others = [.. g.Matrices, .. g.Vectors];
         foldClipping = g.Tables.Count > 0 && KernelSettings.Current.UseFusedKernels && g.Tables.All(FusedMemoryGather.IsSupported);
         tableOptimizer = New(g.Tables, options.TableWeightDecay, options.LazyTableUpdates,
-            options.TableMomentPrecision == MomentPrecision.BFloat16);
+            options.TableMoments == MomentPrecision.BFloat16);
         if (tableGradients.Length == tables.Length)
             tableOptimizer.RowSources = tableGradients;                  // lazy steps visit only the rows a small batch hit
         matrixOptimizer = New(g.Matrices, options.WeightDecay, lazy: false);
