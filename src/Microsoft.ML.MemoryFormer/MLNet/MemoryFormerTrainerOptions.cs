@@ -41,7 +41,8 @@ public abstract class MemoryFormerTrainerOptions
     public double WeightDecay = 0.01;
 
     /// <summary>Storage of the tables' Adam moments; <see cref="MomentPrecision.BFloat16"/> halves their memory and speeds
-    /// up the table update. Null (the default) takes <c>BFloat16</c> for a new run and the checkpoint's own precision
+    /// up the table update. Null (the default) takes <c>BFloat16</c> for a new run on the CPU kernels (<c>Float32</c> on
+    /// CUDA) and the checkpoint's own precision
     /// when the run resumes from <see cref="CheckpointPath"/> (a checkpoint written when <c>Float32</c> was the default
     /// continues with <c>Float32</c>); see <see cref="TrainingOptions.TableMomentPrecision"/>.</summary>
     public MomentPrecision? TableMomentPrecision;

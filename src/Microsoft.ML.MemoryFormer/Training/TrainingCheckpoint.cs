@@ -38,17 +38,18 @@ internal sealed class TrainingCheckpoint : IDisposable
     /// <remarks>Options left at a run-dependent default are resolved here (<see cref="Options"/>): an unset
     /// <see cref="TrainingOptions.TableGradientClipping"/> takes the rule of the checkpoint's run when the file holds
     /// one (logged to <paramref name="log"/> when it is not today's default), else today's default; an unset
-    /// <see cref="TrainingOptions.TableMomentPrecision"/> likewise.</remarks>
+    /// <see cref="TrainingOptions.TableMomentPrecision"/> likewise (a new run's default depends on the model's device:
+    /// <see cref="ModelOptimizer.DefaultMoments"/>).</remarks>
     public TrainingCheckpoint(nn.Module model, TrainingOptions options, RunFingerprint? run, Action<string>? log = null)
     {
         path = Path.GetFullPath(options.CheckpointPath ?? throw new ArgumentException("No checkpoint path.", nameof(options)));
-        this.options = options = Resolve(options, PeekFingerprint(path), path, log);
+        this.options = options = Resolve(options, PeekFingerprint(path), path, log, ModelOptimizer.DefaultMoments(model));
         fingerprint = run ?? new RunFingerprint();
         // The rule is recorded as the resolved one; Global is left out, as every checkpoint did before PreviousStep became
         // the default, so those resume (and a Global checkpoint written now still resumes on older versions).
         // Likewise the moments' precision: Float32, the default before BFloat16, is left out.
         var rule = options.TableClippingRule;
-        var moments = options.TableMoments;
+        var moments = options.TableMomentPrecision!.Value;
         var identifying = options with
         {
             CheckpointPath = null, CheckpointEverySteps = 0, CheckpointInterval = null, ReportEvery = 1,
@@ -98,7 +99,8 @@ internal sealed class TrainingCheckpoint : IDisposable
         : int.TryParse(text, out int number) && Enum.IsDefined((MomentPrecision)number) ? (MomentPrecision)number
         : null;
 
-    private static TrainingOptions Resolve(TrainingOptions options, RunFingerprint? saved, string checkpoint, Action<string>? log)
+    private static TrainingOptions Resolve(TrainingOptions options, RunFingerprint? saved, string checkpoint, Action<string>? log,
+        MomentPrecision newRunMoments)
     {
         if (options.TableGradientClipping is null)
         {
@@ -111,10 +113,10 @@ internal sealed class TrainingCheckpoint : IDisposable
         if (options.TableMomentPrecision is null)
         {
             var moments = saved is null ? null : MomentsOf(saved);
-            if (moments is { } m && m != TrainingOptions.DefaultTableMomentPrecision)
+            if (moments is { } m && m != newRunMoments)
                 log?.Invoke($"the checkpoint '{checkpoint}' was written by a run with TableMomentPrecision {m}; the run continues " +
-                    $"with {m} (TableMomentPrecision is unset; a new run would use {TrainingOptions.DefaultTableMomentPrecision})");
-            options = options with { TableMomentPrecision = moments ?? TrainingOptions.DefaultTableMomentPrecision };
+                    $"with {m} (TableMomentPrecision is unset; a new run would use {newRunMoments})");
+            options = options with { TableMomentPrecision = moments ?? newRunMoments };
         }
         return options;
     }
@@ -165,7 +167,7 @@ internal sealed class TrainingCheckpoint : IDisposable
                     "set CheckpointPath to another path, to start this run afresh.");
             if (fingerprint.FirstDifference(saved) == MomentsPart && MomentsOf(saved) is { } savedMoments)
                 throw new InvalidOperationException($"The checkpoint '{path}' belongs to another training run: its " +
-                    $"{MomentsPart} differs (checkpoint: {savedMoments}; this run: {options.TableMoments}): its optimizer state " +
+                    $"{MomentsPart} differs (checkpoint: {savedMoments}; this run: {options.TableMomentPrecision}): its optimizer state " +
                     $"holds moments of the other precision. Leave TableMomentPrecision unset (null) or set it to {savedMoments} to " +
                     "resume that run; or delete the file, or set CheckpointPath to another path, to start this run afresh.");
             if (fingerprint.Difference(saved) is { } difference)

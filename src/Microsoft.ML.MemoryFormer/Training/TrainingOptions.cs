@@ -39,8 +39,10 @@ public sealed record TrainingOptions
     /// in every optimizer step where the update runs inside the backward (<c>TableGradientClipping</c> other than Global;
     /// 20 instead of 28 in the separate step); the moments are rounded stochastically, so they stay unbiased. Dense
     /// parameters keep fp32 moments. Null (the default) takes <see cref="DefaultTableMomentPrecision"/> (<c>BFloat16</c>)
-    /// for a new run, and the checkpoint's own precision when the run resumes from <see cref="CheckpointPath"/> (a
-    /// checkpoint written when <c>Float32</c> was the default goes on with <c>Float32</c>, and the loop logs it).
+    /// for a new run whose tables take the managed CPU kernels, <c>Float32</c> for any other new run (CUDA, other dtypes,
+    /// fused kernels off: there torch rounds the moments to nearest, which can freeze a slowly moving moment), and the
+    /// checkpoint's own precision when the run resumes from <see cref="CheckpointPath"/> (a checkpoint written when
+    /// <c>Float32</c> was the default goes on with <c>Float32</c>, and the loop logs it).
     /// </summary>
     /// <remarks>A checkpoint's run fingerprint records the precision the run uses, except <c>Float32</c>, which it leaves
     /// out as checkpoints did before the option existed. Set explicitly to a precision other than the checkpoint's, the
@@ -48,14 +50,10 @@ public sealed record TrainingOptions
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public MomentPrecision? TableMomentPrecision { get; init; }
 
-    /// <summary>The moments' precision of a new run whose <see cref="TableMomentPrecision"/> is null: <c>BFloat16</c>
-    /// (docs/benchmarks.md: the same LM quality as fp32 at 1,500 steps, and less memory traffic in every step).</summary>
+    /// <summary>The moments' precision of a new run on the managed CPU kernels whose <see cref="TableMomentPrecision"/> is
+    /// null: <c>BFloat16</c> (docs/benchmarks.md: the same LM quality as fp32 at 1,500 steps, 1.7 GB less memory at
+    /// d = 512 and a third less memory traffic in every table update).</summary>
     public const MomentPrecision DefaultTableMomentPrecision = MomentPrecision.BFloat16;
-
-    /// <summary>The precision this run stores the table moments in: <see cref="TableMomentPrecision"/>, or
-    /// <see cref="DefaultTableMomentPrecision"/> when null (the training loop has already replaced null by the
-    /// checkpoint's precision when it resumes one).</summary>
-    internal MomentPrecision TableMoments => TableMomentPrecision ?? DefaultTableMomentPrecision;
 
     /// <summary>
     /// The clip factor of the tables' update (see <see cref="Training.TableGradientClipping"/>); null (the default) takes

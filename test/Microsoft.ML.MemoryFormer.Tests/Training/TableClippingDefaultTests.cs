@@ -179,7 +179,24 @@ public class TableClippingDefaultTests
         AssertSameBytes(Train(null, moments: MomentPrecision.BFloat16), unset);
         Assert.NotEqual(Train(null, moments: MomentPrecision.Float32).Losses[^1], unset.Losses[^1]);
         Assert.Equal(MomentPrecision.BFloat16, TrainingOptions.DefaultTableMomentPrecision);
-        Assert.Equal(MomentPrecision.BFloat16, new TrainingOptions().TableMoments);
+    }
+
+    [Fact]
+    public void Unset_moments_are_fp32_where_the_tables_do_not_take_the_managed_kernels()
+    {
+        // torch's update (CUDA, fused kernels off) rounds bf16 moments to nearest, which can freeze a slow moment: fp32 there.
+        using var model = new LanguageModel(MemoryFormerConfig.Nano with { Width = 64, Heads = 2, BitsPerChunk = 8, Layers = 1, ContextLength = 32 });
+        Assert.Equal(MomentPrecision.BFloat16, ModelOptimizer.DefaultMoments(model));
+        KernelSettings.Current.With(k => k.UseFusedKernels = false, () =>
+        {
+            Assert.Equal(MomentPrecision.Float32, ModelOptimizer.DefaultMoments(model));
+            using var optimizer = new ModelOptimizer(model, new TrainingOptions());
+            Assert.Equal(MomentPrecision.Float32, optimizer.TableMoments);
+        });
+        using (var optimizer = new ModelOptimizer(model, new TrainingOptions()))
+            Assert.Equal(MomentPrecision.BFloat16, optimizer.TableMoments);
+        using (var optimizer = new ModelOptimizer(model, new TrainingOptions { TableMomentPrecision = MomentPrecision.Float32 }))
+            Assert.Equal(MomentPrecision.Float32, optimizer.TableMoments);
     }
 
     [Fact]
