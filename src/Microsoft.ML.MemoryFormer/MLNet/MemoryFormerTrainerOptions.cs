@@ -41,8 +41,11 @@ public abstract class MemoryFormerTrainerOptions
     public double WeightDecay = 0.01;
 
     /// <summary>Storage of the tables' Adam moments; <see cref="MomentPrecision.BFloat16"/> halves their memory and speeds
-    /// up the table update (see <see cref="TrainingOptions.TableMomentPrecision"/>). Default fp32.</summary>
-    public MomentPrecision TableMomentPrecision = MomentPrecision.Float32;
+    /// up the table update. Null (the default) takes <c>BFloat16</c> for a new run on the CPU kernels (<c>Float32</c> on
+    /// CUDA) and the checkpoint's own precision
+    /// when the run resumes from <see cref="CheckpointPath"/> (a checkpoint written when <c>Float32</c> was the default
+    /// continues with <c>Float32</c>); see <see cref="TrainingOptions.TableMomentPrecision"/>.</summary>
+    public MomentPrecision? TableMomentPrecision;
 
     /// <summary>The clip factor of the tables' update: the previous step's global norm
     /// (<see cref="Training.TableGradientClipping.PreviousStep"/>), this step's (<see cref="Training.TableGradientClipping.Global"/>)
@@ -107,8 +110,8 @@ public abstract class MemoryFormerTrainerOptions
         Check(TableLearningRate is null || (TableLearningRate > 0 && double.IsFinite(TableLearningRate.Value)),
             nameof(TableLearningRate), "must be null or a positive number");
         Check(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), "must be ≥ 0");
-        Check(Enum.IsDefined(TableMomentPrecision), nameof(TableMomentPrecision),
-            $"must be one of {string.Join(", ", Enum.GetNames<MomentPrecision>())}");
+        Check(TableMomentPrecision is not { } moments || Enum.IsDefined(moments), nameof(TableMomentPrecision),
+            $"must be null (the default) or one of {string.Join(", ", Enum.GetNames<MomentPrecision>())}");
         Check(TableGradientClipping is not { } rule || Enum.IsDefined(rule), nameof(TableGradientClipping),
             $"must be null (the default) or one of {string.Join(", ", Enum.GetNames<TableGradientClipping>())}");
         Check(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), "must be in [0, 1)");

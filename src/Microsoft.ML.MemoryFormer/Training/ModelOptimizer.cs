@@ -42,9 +42,9 @@ internal sealed class ModelOptimizer : IDisposable
         foreach (var gradient in tableGradients)
             gradient.Attached = true;                                    // the fused backward writes in place for this optimizer
         others = [.. g.Matrices, .. g.Vectors];
-        foldClipping = g.Tables.Count > 0 && KernelSettings.Current.UseFusedKernels && g.Tables.All(FusedMemoryGather.IsSupported);
-        tableOptimizer = New(g.Tables, options.TableWeightDecay, options.LazyTableUpdates,
-            options.TableMomentPrecision == MomentPrecision.BFloat16);
+        foldClipping = ManagedTables(g.Tables);
+        TableMoments = options.TableMomentPrecision ?? DefaultMoments(model);
+        tableOptimizer = New(g.Tables, options.TableWeightDecay, options.LazyTableUpdates, TableMoments == MomentPrecision.BFloat16);
         if (tableGradients.Length == tables.Length)
             tableOptimizer.RowSources = tableGradients;                  // lazy steps visit only the rows a small batch hit
         matrixOptimizer = New(g.Matrices, options.WeightDecay, lazy: false);
@@ -52,6 +52,19 @@ internal sealed class ModelOptimizer : IDisposable
         fuseTableUpdates = options.TableClippingRule != TableGradientClipping.Global && tableGradients.Length == tables.Length
             && tables.Length > 0 && foldClipping;
     }
+
+    /// <summary>The precision the tables' moments are stored in (the option, or <see cref="DefaultMoments"/> when unset).</summary>
+    public MomentPrecision TableMoments { get; }
+
+    /// <summary>The moments' precision of a new run of <paramref name="model"/> whose option is unset:
+    /// <see cref="TrainingOptions.DefaultTableMomentPrecision"/> when its tables take the managed CPU kernels (which round
+    /// bf16 moments stochastically), else Float32 (torch's path rounds to nearest, which can freeze a slow moment).</summary>
+    public static MomentPrecision DefaultMoments(nn.Module model) =>
+        ManagedTables(ParameterGroups.Of(model).Tables) ? TrainingOptions.DefaultTableMomentPrecision : MomentPrecision.Float32;
+
+    /// <summary>Whether there are tables and every one takes the managed CPU kernels (fused kernels on, CPU fp32).</summary>
+    private static bool ManagedTables(IReadOnlyCollection<Parameter> tables) =>
+        tables.Count > 0 && KernelSettings.Current.UseFusedKernels && tables.All(FusedMemoryGather.IsSupported);
 
     private FusedAdamW New(IEnumerable<Parameter> parameters, double weightDecay, bool lazy, bool bf16Moments = false) =>
         new(parameters, options.Beta1, options.Beta2, options.Epsilon, weightDecay, lazy, bf16Moments);

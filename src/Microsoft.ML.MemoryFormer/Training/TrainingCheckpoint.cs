@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Persistence;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -36,26 +37,32 @@ internal sealed class TrainingCheckpoint : IDisposable
     /// <exception cref="InvalidOperationException">Another run holds the checkpoint.</exception>
     /// <remarks>Options left at a run-dependent default are resolved here (<see cref="Options"/>): an unset
     /// <see cref="TrainingOptions.TableGradientClipping"/> takes the rule of the checkpoint's run when the file holds
-    /// one (logged to <paramref name="log"/> when it is not today's default), else today's default.</remarks>
+    /// one (logged to <paramref name="log"/> when it is not today's default), else today's default; an unset
+    /// <see cref="TrainingOptions.TableMomentPrecision"/> likewise (a new run's default depends on the model's device:
+    /// <see cref="ModelOptimizer.DefaultMoments"/>).</remarks>
     public TrainingCheckpoint(nn.Module model, TrainingOptions options, RunFingerprint? run, Action<string>? log = null)
     {
         path = Path.GetFullPath(options.CheckpointPath ?? throw new ArgumentException("No checkpoint path.", nameof(options)));
-        this.options = options = Resolve(options, PeekFingerprint(path), path, log);
+        this.options = options = Resolve(options, PeekFingerprint(path), path, log, ModelOptimizer.DefaultMoments(model));
         fingerprint = run ?? new RunFingerprint();
         // The rule is recorded as the resolved one; Global is left out, as every checkpoint did before PreviousStep became
         // the default, so those resume (and a Global checkpoint written now still resumes on older versions).
+        // Likewise the moments' precision: Float32, the default before BFloat16, is left out.
         var rule = options.TableClippingRule;
+        var moments = options.TableMomentPrecision!.Value;
         var identifying = options with
         {
             CheckpointPath = null, CheckpointEverySteps = 0, CheckpointInterval = null, ReportEvery = 1,
             TableGradientClipping = rule == TableGradientClipping.Global ? null : rule,
+            TableMomentPrecision = moments == MomentPrecision.Float32 ? null : moments,
         };
         fingerprint.WithProperties(nameof(TrainingOptions), JsonSerializer.Serialize(identifying))
             .With("parameters", string.Join("; ", model.state_dict().Select(kv => $"{kv.Key} [{string.Join(", ", kv.Value.shape)}]")));
         runLock = Lock(path);                                                // last: nothing after it can throw and leak it
     }
 
-    /// <summary>The run's options with its run-dependent defaults resolved (the table clipping rule is never null).</summary>
+    /// <summary>The run's options with its run-dependent defaults resolved (the table clipping rule and the moments'
+    /// precision are never null).</summary>
     public TrainingOptions Options => options;
 
     private const string ClippingPart = nameof(TrainingOptions) + "." + nameof(TrainingOptions.TableGradientClipping);
@@ -83,14 +90,35 @@ internal sealed class TrainingCheckpoint : IDisposable
         : int.TryParse(text, out int number) && Enum.IsDefined((TableGradientClipping)number) ? (TableGradientClipping)number
         : null;
 
-    private static TrainingOptions Resolve(TrainingOptions options, RunFingerprint? saved, string checkpoint, Action<string>? log)
+    private const string MomentsPart = nameof(TrainingOptions) + "." + nameof(TrainingOptions.TableMomentPrecision);
+
+    /// <summary>The moments' precision of the run that wrote <paramref name="saved"/>: the recorded number, Float32 when
+    /// absent (the default before BFloat16), null when the record is not a known precision.</summary>
+    private static MomentPrecision? MomentsOf(RunFingerprint saved) =>
+        !saved.Parts.TryGetValue(MomentsPart, out var text) ? MomentPrecision.Float32
+        : int.TryParse(text, out int number) && Enum.IsDefined((MomentPrecision)number) ? (MomentPrecision)number
+        : null;
+
+    private static TrainingOptions Resolve(TrainingOptions options, RunFingerprint? saved, string checkpoint, Action<string>? log,
+        MomentPrecision newRunMoments)
     {
-        if (options.TableGradientClipping is not null) return options;
-        if (saved is null || RuleOf(saved) is not { } rule) return options with { TableGradientClipping = TrainingOptions.DefaultTableGradientClipping };
-        if (rule != TrainingOptions.DefaultTableGradientClipping)
-            log?.Invoke($"the checkpoint '{checkpoint}' was written by a run with TableGradientClipping {rule}; the run continues " +
-                $"with {rule} (TableGradientClipping is unset; a new run would use {TrainingOptions.DefaultTableGradientClipping})");
-        return options with { TableGradientClipping = rule };
+        if (options.TableGradientClipping is null)
+        {
+            var rule = saved is null ? null : RuleOf(saved);
+            if (rule is { } r && r != TrainingOptions.DefaultTableGradientClipping)
+                log?.Invoke($"the checkpoint '{checkpoint}' was written by a run with TableGradientClipping {r}; the run continues " +
+                    $"with {r} (TableGradientClipping is unset; a new run would use {TrainingOptions.DefaultTableGradientClipping})");
+            options = options with { TableGradientClipping = rule ?? TrainingOptions.DefaultTableGradientClipping };
+        }
+        if (options.TableMomentPrecision is null)
+        {
+            var moments = saved is null ? null : MomentsOf(saved);
+            if (moments is { } m && m != newRunMoments)
+                log?.Invoke($"the checkpoint '{checkpoint}' was written by a run with TableMomentPrecision {m}; the run continues " +
+                    $"with {m} (TableMomentPrecision is unset; a new run would use {newRunMoments})");
+            options = options with { TableMomentPrecision = moments ?? newRunMoments };
+        }
+        return options;
     }
 
     /// <summary>
@@ -137,6 +165,11 @@ internal sealed class TrainingCheckpoint : IDisposable
                     $"{ClippingPart} differs (checkpoint: {savedRule}; this run: {options.TableClippingRule}). Leave " +
                     $"TableGradientClipping unset (null) or set it to {savedRule} to resume that run; or delete the file, or " +
                     "set CheckpointPath to another path, to start this run afresh.");
+            if (fingerprint.FirstDifference(saved) == MomentsPart && MomentsOf(saved) is { } savedMoments)
+                throw new InvalidOperationException($"The checkpoint '{path}' belongs to another training run: its " +
+                    $"{MomentsPart} differs (checkpoint: {savedMoments}; this run: {options.TableMomentPrecision}): its optimizer state " +
+                    $"holds moments of the other precision. Leave TableMomentPrecision unset (null) or set it to {savedMoments} to " +
+                    "resume that run; or delete the file, or set CheckpointPath to another path, to start this run afresh.");
             if (fingerprint.Difference(saved) is { } difference)
                 throw new InvalidOperationException($"The checkpoint '{path}' belongs to another training run: {difference}. " +
                     "Delete the file, or set CheckpointPath to another path, to start this run afresh.");

@@ -35,15 +35,25 @@ public sealed record TrainingOptions
 
     /// <summary>
     /// Storage of the tables' Adam moments. <see cref="MomentPrecision.BFloat16"/> halves their memory (8 → 4 bytes per
-    /// table parameter, 1.7 GB less for the d = 512, 6-layer model) and moves 20 instead of 28 bytes per table parameter in
-    /// every optimizer step (16 instead of 24 where the update runs inside the backward, <c>TableGradientClipping</c>
-    /// other than Global; both precisions fuse); the moments are rounded stochastically, so they stay unbiased. Dense
-    /// parameters keep fp32 moments. Default <see cref="MomentPrecision.Float32"/>.
+    /// table parameter, 1.7 GB less for the d = 512, 6-layer model) and moves 16 instead of 24 bytes per table parameter
+    /// in every optimizer step where the update runs inside the backward (<c>TableGradientClipping</c> other than Global;
+    /// 20 instead of 28 in the separate step); the moments are rounded stochastically, so they stay unbiased. Dense
+    /// parameters keep fp32 moments. Null (the default) takes <see cref="DefaultTableMomentPrecision"/> (<c>BFloat16</c>)
+    /// for a new run whose tables take the managed CPU kernels, <c>Float32</c> for any other new run (CUDA, other dtypes,
+    /// fused kernels off: there torch rounds the moments to nearest, which can freeze a slowly moving moment), and the
+    /// checkpoint's own precision when the run resumes from <see cref="CheckpointPath"/> (a checkpoint written when
+    /// <c>Float32</c> was the default goes on with <c>Float32</c>, and the loop logs it).
     /// </summary>
-    /// <remarks>Left out of a checkpoint's run fingerprint at its default, so checkpoints written before the option
-    /// existed still resume.</remarks>
+    /// <remarks>A checkpoint's run fingerprint records the precision the run uses, except <c>Float32</c>, which it leaves
+    /// out as checkpoints did before the option existed. Set explicitly to a precision other than the checkpoint's, the
+    /// run is refused as another training run (the optimizer state would not fit).</remarks>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
-    public MomentPrecision TableMomentPrecision { get; init; } = MomentPrecision.Float32;
+    public MomentPrecision? TableMomentPrecision { get; init; }
+
+    /// <summary>The moments' precision of a new run on the managed CPU kernels whose <see cref="TableMomentPrecision"/> is
+    /// null: <c>BFloat16</c> (docs/benchmarks.md: the same LM quality as fp32 at 1,500 steps, 1.7 GB less memory at
+    /// d = 512 and a third less memory traffic in every table update).</summary>
+    public const MomentPrecision DefaultTableMomentPrecision = MomentPrecision.BFloat16;
 
     /// <summary>
     /// The clip factor of the tables' update (see <see cref="Training.TableGradientClipping"/>); null (the default) takes
@@ -123,8 +133,8 @@ public sealed record TrainingOptions
         Check(WeightDecay >= 0 && TableWeightDecay >= 0, nameof(WeightDecay), "weight decays must be ≥ 0");
         Check(Beta1 is >= 0 and < 1 && Beta2 is >= 0 and < 1, nameof(Beta1), "Adam betas must be in [0, 1)");
         Check(Epsilon > 0, nameof(Epsilon), "must be positive");
-        Check(Enum.IsDefined(TableMomentPrecision), nameof(TableMomentPrecision),
-            $"must be one of {string.Join(", ", Enum.GetNames<MomentPrecision>())}");
+        Check(TableMomentPrecision is not { } moments || Enum.IsDefined(moments), nameof(TableMomentPrecision),
+            $"must be null (the default) or one of {string.Join(", ", Enum.GetNames<MomentPrecision>())}");
         Check(GradientClip >= 0, nameof(GradientClip), "must be ≥ 0");
         Check(TableGradientClipping is not { } rule || Enum.IsDefined(rule), nameof(TableGradientClipping),
             $"must be null (the default) or one of {string.Join(", ", Enum.GetNames<TableGradientClipping>())}");

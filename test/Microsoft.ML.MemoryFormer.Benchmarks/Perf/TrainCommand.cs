@@ -43,17 +43,18 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
     }
 
     /// <summary>One model <c>perf train</c> can time: its <c>--models</c> key, and the settings that differ.</summary>
-    private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision Precision = MomentPrecision.Float32,
+    private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision? Precision = null,
         bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false, bool Untiled = false);
 
     /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
     private static readonly Variant[] Variants =
     [
         new("dense", "dense", TransformerKind.Dense),
-        new("mf", "MemoryFormer", TransformerKind.MemoryFormer),                     // the default clipping rule (PreviousStep)
+        new("mf", "MemoryFormer", TransformerKind.MemoryFormer),                     // the defaults: PreviousStep clip, bf16 table moments
         new("mf-global", "MemoryFormer, Global clip (separate table update)", TransformerKind.MemoryFormer,
             Clipping: TableGradientClipping.Global),
-        new("mf-bf16", "MemoryFormer, bf16 table moments", TransformerKind.MemoryFormer, MomentPrecision.BFloat16),
+        new("mf-bf16", "MemoryFormer, bf16 table moments set explicitly (= mf)", TransformerKind.MemoryFormer, MomentPrecision.BFloat16),
+        new("mf-fp32", "MemoryFormer, fp32 table moments (the default before 2026-12-05)", TransformerKind.MemoryFormer, MomentPrecision.Float32),
         new("mf-blocked", "MemoryFormer, blocked table gradient", TransformerKind.MemoryFormer, Blocked: true),
         new("mf-fused", "MemoryFormer, PreviousStep clip set explicitly (= mf)", TransformerKind.MemoryFormer,
             Clipping: TableGradientClipping.PreviousStep),

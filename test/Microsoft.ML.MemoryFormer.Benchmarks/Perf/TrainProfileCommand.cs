@@ -32,9 +32,9 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
         [DefaultValue(256)]
         public int Width { get; init; } = 256;
 
-        [CommandOption("--bf16-moments")]
-        [Description("Give MemoryFormer bf16 table moments (TrainingOptions.TableMomentPrecision BFloat16), as perf train's mf-bf16.")]
-        public bool Bf16Moments { get; init; }
+        [CommandOption("--fp32-moments")]
+        [Description("Give MemoryFormer fp32 table moments (TrainingOptions.TableMomentPrecision Float32, the default before 2026-12-05), as perf train's mf-fp32; default: the library's (bf16).")]
+        public bool Fp32Moments { get; init; }
 
         [CommandOption("--rounds")]
         [Description("Interleaved timing rounds after one warm-up round (median). Default 7; --quick: 3.")]
@@ -51,7 +51,7 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
         (int Width, int Layers, int Heads, int Context, int Batch) s = settings.Width == 256 ? (256, 4, 4, 128, 16) : (512, 6, 8, 256, 8);
         string machine = MachineFigures.Measure(settings);
         using var dense = new Profiled(s, TransformerKind.Dense);
-        using var mf = new Profiled(s, TransformerKind.MemoryFormer, settings.Bf16Moments ? MomentPrecision.BFloat16 : MomentPrecision.Float32);
+        using var mf = new Profiled(s, TransformerKind.MemoryFormer, settings.Fp32Moments ? MomentPrecision.Float32 : null);
         var parts = dense.Parts.Select(p => p.Name).Union(mf.Parts.Select(p => p.Name)).ToArray();
         var bodies = new List<Action>();
         var slots = new List<(string Name, int Model)>();
@@ -126,7 +126,7 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
         private int step;
 
         public Profiled((int Width, int Layers, int Heads, int Context, int Batch) s, TransformerKind kind,
-            MomentPrecision moments = MomentPrecision.Float32)
+            MomentPrecision? moments = null)
         {
             (model, task) = TrainCommand.ByteModel(s, kind);
             optimizer = new ModelOptimizer(model, new TrainingOptions { MaxSteps = 1000, WarmupSteps = 10, TableMomentPrecision = moments });

@@ -34,7 +34,7 @@ public class LanguageModelBenchmarkModelTests
         var error = Assert.Throws<ArgumentException>(() => LanguageModelBenchmarkModel.Parse("mf,desne", equalTime: false));
 
         Assert.Contains("'desne'", error.Message, StringComparison.Ordinal);
-        Assert.Contains("mf, dense, mf-bf16, mf-prevclip, mf-global", error.Message, StringComparison.Ordinal);
+        Assert.Contains("mf, dense, mf-bf16, mf-fp32, mf-prevclip, mf-global", error.Message, StringComparison.Ordinal);
     }
 
     [Theory]

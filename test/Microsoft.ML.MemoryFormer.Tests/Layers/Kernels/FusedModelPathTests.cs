@@ -37,8 +37,10 @@ public class FusedModelPathTests
             Assert.True(allclose(fused.Grads[i], reference.Grads[i], 1e-3, 1e-6), $"gradient {i} differs");
     }
 
-    [Fact]
-    public void Training_losses_match_the_reference_path()
+    [Theory]
+    [InlineData(MomentPrecision.Float32, 3)]
+    [InlineData(MomentPrecision.BFloat16, 2)]   // the reference path rounds bf16 moments to nearest, the kernels stochastically
+    public void Training_losses_match_the_reference_path(MomentPrecision moments, int decimals)
     {
         IReadOnlyList<double> Train()
         {
@@ -46,10 +48,10 @@ public class FusedModelPathTests
             using var model = new LanguageModel(MemoryFormerConfig.Nano);
             var windows = randint(0, 64, [8, 17]);
             var task = new LanguageModelTask(model, windows, null, batchSize: 4, seed: 6, CPU);
-            return TrainingLoop.Run(model, task, new TrainingOptions { MaxSteps = 8, WarmupSteps = 2 }).LossHistory;
+            return TrainingLoop.Run(model, task, new TrainingOptions { MaxSteps = 8, WarmupSteps = 2, TableMomentPrecision = moments }).LossHistory;
         }
         var fused = WithKernels(true, Train);
         var reference = WithKernels(false, Train);
-        for (int i = 0; i < fused.Count; i++) Assert.Equal(reference[i], fused[i], 3);
+        for (int i = 0; i < fused.Count; i++) Assert.Equal(reference[i], fused[i], decimals);
     }
 }
