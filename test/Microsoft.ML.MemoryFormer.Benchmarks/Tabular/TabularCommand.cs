@@ -254,7 +254,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         if ((model as TransformerChain<ITransformer>)?.LastTransformer is MemoryFormerTabularTransformer { EnsembleSize: > 1 } ensemble)
             note = $"ensemble of {ensemble.EnsembleSize}; first member {note}";
         else if (contender.Name == "MemoryFormer" && set.Task == TabularTask.Binary)
-            note += "; " + TabularThreshold.Measure(model, set, scored, options.ValidationFraction, options.Seed ?? 0);
+            note += "; " + TabularThreshold.Measure(model, set.Train, scored, options.ValidationFraction, options.Seed ?? 0);
         (model as IDisposable)?.Dispose();
         return new TabularResult(set.Name, set.Task, contender.Name, m1, m2, trainSeconds, rowsPerSecond, note);
     }

@@ -14,16 +14,18 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
 internal static class TabularThreshold
 {
     /// <summary>A note for the result table: the chosen threshold, hold-out accuracy at 0.5 and at it, test accuracy at it.</summary>
-    public static string Measure(ITransformer model, TabularDataset set, IDataView scoredTest, double fraction, int seed)
+    /// <param name="model">The fitted pipeline (featurization + binary MemoryFormer, one model).</param>
+    /// <param name="train">The training rows the model was fitted on (before featurization; labels never missing).</param>
+    /// <param name="scoredTest">The test rows scored by <paramref name="model"/>.</param>
+    /// <param name="fraction">The trainer's ValidationFraction.</param>
+    /// <param name="seed">The trainer's seed.</param>
+    public static string Measure(ITransformer model, IDataView train, IDataView scoredTest, double fraction, int seed)
     {
-        var scoredTrain = model.Transform(set.Train);
+        var scoredTrain = model.Transform(train);
         bool[] labels = scoredTrain.GetColumn<bool>("Label").ToArray();
         float[] probabilities = scoredTrain.GetColumn<float>("Probability").ToArray();
-        int held = (int)(labels.Length * fraction);
-        if (held < 1) return "no hold-out to choose a threshold on";
-        var order = Enumerable.Range(0, labels.Length).ToArray();
-        new Random(seed).Shuffle(order);
-        var holdOut = order[..held];
+        var holdOut = HoldOut(labels.Length, fraction, seed);
+        if (holdOut.Length < 1) return "no hold-out to choose a threshold on";
         float threshold = Choose(holdOut.Select(i => probabilities[i]).ToArray(), holdOut.Select(i => labels[i]).ToArray());
         double atHalf = Accuracy(holdOut.Select(i => probabilities[i]), holdOut.Select(i => labels[i]), 0.5f);
         double atThreshold = Accuracy(holdOut.Select(i => probabilities[i]), holdOut.Select(i => labels[i]), threshold);
@@ -32,9 +34,17 @@ internal static class TabularThreshold
             $"hold-out accuracy {atHalf:F4} at 0.5; threshold {threshold:F3} chosen on it: hold-out {atThreshold:F4}, test accuracy {test:F4}");
     }
 
+    /// <summary>The indices of the rows the trainer holds out of <paramref name="rows"/> training rows.</summary>
+    internal static int[] HoldOut(int rows, double fraction, int seed)
+    {
+        var order = Enumerable.Range(0, rows).ToArray();
+        new Random(seed).Shuffle(order);
+        return order[..(int)(rows * fraction)];
+    }
+
     /// <summary>The cut between two distinct probabilities that maximises accuracy (predict true above it); among equal
     /// accuracies the one nearest 0.5.</summary>
-    private static float Choose(float[] probabilities, bool[] labels)
+    internal static float Choose(float[] probabilities, bool[] labels)
     {
         var order = Enumerable.Range(0, probabilities.Length).OrderByDescending(i => probabilities[i]).ToArray();
         int negatives = labels.Count(l => !l);
@@ -51,6 +61,6 @@ internal static class TabularThreshold
         return bestThreshold;
     }
 
-    private static double Accuracy(IEnumerable<float> probabilities, IEnumerable<bool> labels, float threshold) =>
+    internal static double Accuracy(IEnumerable<float> probabilities, IEnumerable<bool> labels, float threshold) =>
         probabilities.Zip(labels).Average(p => p.First > threshold == p.Second ? 1.0 : 0.0);
 }
