@@ -299,6 +299,15 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         return n;
     }
 
+    /// <summary>The knobs set on the command line beyond preset, embedding, seed and lr, for the write-up's footer.</summary>
+    private static string Overrides(Settings s) => string.Concat(
+        new (string Name, object? Value)[]
+        {
+            ("table lr", s.TableLearningRate), ("weight decay", s.WeightDecay), ("batch", s.Batch), ("patience", s.Patience),
+            ("width", s.Width), ("blocks", s.Layers), ("heads", s.Heads), ("τ", s.Tau), ("dropout", s.Dropout),
+            ("label smoothing", s.LabelSmoothing != 0 ? s.LabelSmoothing : null),
+        }.Where(o => o.Value is not null).Select(o => string.Create(CultureInfo.InvariantCulture, $", {o.Name} {o.Value}")));
+
     private static string Format(double value) => value.ToString("F4", CultureInfo.InvariantCulture);
 
     private static string ToMarkdown(List<TabularResult> results, Settings settings)
@@ -319,7 +328,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
                 : settings.Embedding != "linear" ? $" (k = {settings.PeriodicFrequencies}, σ = {settings.PeriodicScale})" : "") +
             $", seed {settings.Seed}" + (settings.Ensemble is { } k ? $", EnsembleSize {k}" : ", EnsembleSize by size") +
             (settings.TrainerDefaults ? ", trainer defaults" : "") + (settings.GroupOneHot ? ", one-hot groups" : "") +
-            (settings.LearningRate is { } lr ? $", lr {lr}" : "") + $", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
+            (settings.LearningRate is { } lr ? $", lr {lr}" : "") + Overrides(settings) + $", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
         return text.ToString();
     }
 }
