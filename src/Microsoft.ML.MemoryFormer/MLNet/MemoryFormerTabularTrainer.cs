@@ -41,6 +41,9 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        if (kind == PredictionKind.Regression && options.LabelSmoothing != 0)
+            throw new ArgumentOutOfRangeException(nameof(MemoryFormerTabularOptions.LabelSmoothing), options.LabelSmoothing,
+                $"{nameof(MemoryFormerTabularOptions)}.{nameof(MemoryFormerTabularOptions.LabelSmoothing)} applies to classification only; set it to 0 for regression.");
         (this.options, this.env, this.kind) = (options, env, kind);
         core = Core(options);
     }
@@ -121,7 +124,7 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
             options.BatchSize, seed, core.Device, (stepsPerEpoch, validated) => options.ToTrainingOptions(seed, stepsPerEpoch, validated),
             log, progress, core.IsCanceled, options.CancellationToken,
             (options.NumericEmbedding, options.PeriodicFrequencies, options.PeriodicScale),
-            (options.PiecewiseLinearBins, options.PiecewiseLinearBinning), options.GroupOneHotSlots);
+            (options.PiecewiseLinearBins, options.PiecewiseLinearBinning), options.GroupOneHotSlots, options.LabelSmoothing);
 
     /// <summary>Reports an ensemble member's progress with its place in the ensemble.</summary>
     private sealed class MemberProgress(IProgress<TrainingProgress> inner, int member, int members) : IProgress<TrainingProgress>

@@ -33,12 +33,13 @@ internal static class TabularTraining
     /// standardised training rows (the edges are saved with the model).</param>
     /// <param name="groupOneHot">Whether each one-hot group of slots becomes one token (<see cref="OneHotGroups"/>; the
     /// grouping is found on the raw training rows and saved with the model).</param>
+    /// <param name="labelSmoothing">Classification: label smoothing of the training cross-entropy (0 = none).</param>
     public static (TabularPredictor Model, TrainingResult Result) Fit(MemoryFormerConfig architecture, string featureColumnName,
         LabelColumn label, TabularData train, TabularData? validation, int batchSize, int seed, Device device,
         TrainingSchedule schedule, Action<string>? log = null, IProgress<TrainingProgress>? progress = null,
         Func<bool>? stopRequested = null, CancellationToken cancellation = default,
         (TabularNumericEmbedding Kind, int Frequencies, double Scale) embedding = default,
-        (int Count, TabularBinning Binning) bins = default, bool groupOneHot = false)
+        (int Count, TabularBinning Binning) bins = default, bool groupOneHot = false, double labelSmoothing = 0)
     {
         bool regression = label.Kind == PredictionKind.Regression;
         var scaler = FeatureScaler.Fit(train.Features, train.FeatureCount);
@@ -70,12 +71,12 @@ internal static class TabularTraining
             model.to(device);
             using var trainRows = Rows(model, train, info, device);
             using var validationRows = validation is null ? null : Rows(model, validation, info, device);
-            SupervisedObjective objective = regression ? new RegressionObjective() : new ClassificationObjective();
+            SupervisedObjective objective = regression ? new RegressionObjective() : new ClassificationObjective(labelSmoothing: labelSmoothing);
             var task = new SupervisedTask(objective, trainRows, validationRows, batchSize, seed);
             ITrainingTask stoppable = stopRequested is null ? task : new StoppableTask(task, stopRequested);
             var options = schedule(task.StepsPerEpoch, validation is not null);
             var result = TrainingLoop.Run(model, stoppable, options, progress, log, cancellation,
-                () => Fingerprint(architecture, label, batchSize, train, validation, embedding, bins, slotTokens));
+                () => Fingerprint(architecture, label, batchSize, train, validation, embedding, bins, slotTokens, labelSmoothing));
             return (new TabularPredictor(model, info, device), result);
         }
         catch
@@ -91,7 +92,7 @@ internal static class TabularTraining
     /// <summary>What identifies the run for its checkpoint besides the training options (which hold the seed).</summary>
     private static RunFingerprint Fingerprint(MemoryFormerConfig architecture, LabelColumn label, int batchSize,
         TabularData train, TabularData? validation, (TabularNumericEmbedding Kind, int Frequencies, double Scale) embedding,
-        (int Count, TabularBinning Binning) bins, int[]? slotTokens)
+        (int Count, TabularBinning Binning) bins, int[]? slotTokens, double labelSmoothing)
     {
         var run = new RunFingerprint().WithProperties("Architecture", architecture.ToJson())
             .With("task", $"{label.Kind}, {label.Classes} classes, {train.FeatureCount} features, batches of {batchSize}")
@@ -102,6 +103,8 @@ internal static class TabularTraining
             run = run.With("numeric embedding", string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"{embedding.Kind}, k = {embedding.Frequencies}, σ = {embedding.Scale:R}"));
         if (slotTokens is not null) run = run.With("one-hot groups", string.Join(",", slotTokens));
+        if (labelSmoothing != 0)   // runs without it keep the fingerprint they had before the option
+            run = run.With("label smoothing", labelSmoothing.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
         return validation is null ? run
             : run.WithData<float>("validation features", validation.Features).WithData<float>("validation labels", validation.Labels);
     }

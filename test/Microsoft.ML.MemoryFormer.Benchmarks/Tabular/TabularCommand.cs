@@ -70,6 +70,46 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [Description("MemoryFormer learning rate; default the trainer's.")]
         public double? LearningRate { get; init; }
 
+        [CommandOption("--table-lr")]
+        [Description("MemoryFormer Memory Layer table learning rate; default the trainer's (3 × lr).")]
+        public double? TableLearningRate { get; init; }
+
+        [CommandOption("--weight-decay")]
+        [Description("MemoryFormer weight decay of dense matrices; default the trainer's (1e-5).")]
+        public double? WeightDecay { get; init; }
+
+        [CommandOption("--batch")]
+        [Description("MemoryFormer rows per step; default 256 on sets of 2,000+ training rows, 32 below.")]
+        public int? Batch { get; init; }
+
+        [CommandOption("--patience")]
+        [Description("MemoryFormer early-stopping patience in epochs; default 3 on sets of 2,000+ training rows, 15 below.")]
+        public int? Patience { get; init; }
+
+        [CommandOption("--width")]
+        [Description("Override the preset's width d.")]
+        public int? Width { get; init; }
+
+        [CommandOption("--layers")]
+        [Description("Override the preset's number of blocks.")]
+        public int? Layers { get; init; }
+
+        [CommandOption("--heads")]
+        [Description("Override the preset's attention heads.")]
+        public int? Heads { get; init; }
+
+        [CommandOption("--tau")]
+        [Description("Override the preset's τ, bits per hash chunk (K = d / τ tables of 2^τ rows).")]
+        public int? Tau { get; init; }
+
+        [CommandOption("--dropout")]
+        [Description("Override the preset's dropout.")]
+        public double? Dropout { get; init; }
+
+        [CommandOption("--label-smoothing")]
+        [Description("MemoryFormer's LabelSmoothing (classification). Default 0.")]
+        public double LabelSmoothing { get; init; }
+
         [CommandOption("--seed")]
         [Description("MemoryFormer seed. Default 0.")]
         public int Seed { get; init; }
@@ -114,11 +154,12 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
                 Console.WriteLine(TabularEnsemble.Measure(set, Options(settings, set), settings.SeedSpread, settings.Verbose ? Console.WriteLine : null));
                 continue;
             }
-            foreach (var contender in TabularContender.All(Options(settings, set), settings.Verbose ? Console.WriteLine : null)
+            var options = Options(settings, set);
+            foreach (var contender in TabularContender.All(options, settings.Verbose ? Console.WriteLine : null)
                 .Where(c => !settings.MemoryFormerOnly || c.Name == "MemoryFormer"))
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var result = Run(ml, set, contender);
+                var result = Run(ml, set, contender, options);
                 results.Add(result);
                 AnsiConsole.MarkupLineInterpolated($"  {result.Model,-12} {Format(result.Metric1)} {Format(result.Metric2)} train {result.TrainSeconds:F1} s, {result.ScoreRowsPerSecond:N0} rows/s {result.Note}");
             }
@@ -143,6 +184,19 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         var options = Base(settings, small, embedding);
         options.GroupOneHotSlots = settings.GroupOneHot;
         if (settings.LearningRate is { } lr) options.LearningRate = lr;
+        if (settings.TableLearningRate is { } tableLr) options.TableLearningRate = tableLr;
+        if (settings.WeightDecay is { } decay) options.WeightDecay = decay;
+        options.LabelSmoothing = settings.LabelSmoothing;
+        if (settings.Batch is { } batch) options.BatchSize = batch;
+        if (settings.Patience is { } patience) options.EarlyStoppingPatience = patience;
+        options.Architecture = options.Architecture with
+        {
+            Width = settings.Width ?? options.Architecture.Width,
+            Layers = settings.Layers ?? options.Architecture.Layers,
+            Heads = settings.Heads ?? options.Architecture.Heads,
+            BitsPerChunk = settings.Tau ?? options.Architecture.BitsPerChunk,
+            Dropout = settings.Dropout ?? options.Architecture.Dropout,
+        };
         return options;
     }
 
@@ -179,7 +233,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         _ => TabularPresets.Small,
     };
 
-    private static TabularResult Run(MLContext ml, TabularDataset set, TabularContender contender)
+    private static TabularResult Run(MLContext ml, TabularDataset set, TabularContender contender, MemoryFormerTabularOptions options)
     {
         var pipeline = set.Featurize.Append(contender.Trainer(ml, set.Task));
         var clock = Stopwatch.StartNew();
@@ -194,9 +248,13 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         };
         double rowsPerSecond = ScoringSpeed(model, set.Test);
         string note = (model as TransformerChain<ITransformer>)?.LastTransformer is MemoryFormerTabularTransformer { TrainingResult: { } t }
-            ? $"{t.Steps} steps{(t.StoppedEarly ? ", stopped early" : "")}" : "";
+            ? $"{t.Steps} steps{(t.StoppedEarly ? ", stopped early" : "")}" +
+              (t.BestValidationMetric is { } best ? string.Create(CultureInfo.InvariantCulture, $", best validation metric {best:F4}") : "")
+            : "";
         if ((model as TransformerChain<ITransformer>)?.LastTransformer is MemoryFormerTabularTransformer { EnsembleSize: > 1 } ensemble)
             note = $"ensemble of {ensemble.EnsembleSize}; first member {note}";
+        else if (contender.Name == "MemoryFormer" && set.Task == TabularTask.Binary)
+            note += "; " + TabularThreshold.Measure(model, set.Train, scored, options.ValidationFraction, options.Seed ?? 0);
         (model as IDisposable)?.Dispose();
         return new TabularResult(set.Name, set.Task, contender.Name, m1, m2, trainSeconds, rowsPerSecond, note);
     }
@@ -241,6 +299,15 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         return n;
     }
 
+    /// <summary>The knobs set on the command line beyond preset, embedding, seed and lr, for the write-up's footer.</summary>
+    private static string Overrides(Settings s) => string.Concat(
+        new (string Name, object? Value)[]
+        {
+            ("table lr", s.TableLearningRate), ("weight decay", s.WeightDecay), ("batch", s.Batch), ("patience", s.Patience),
+            ("width", s.Width), ("blocks", s.Layers), ("heads", s.Heads), ("τ", s.Tau), ("dropout", s.Dropout),
+            ("label smoothing", s.LabelSmoothing != 0 ? s.LabelSmoothing : null),
+        }.Where(o => o.Value is not null).Select(o => string.Create(CultureInfo.InvariantCulture, $", {o.Name} {o.Value}")));
+
     private static string Format(double value) => value.ToString("F4", CultureInfo.InvariantCulture);
 
     private static string ToMarkdown(List<TabularResult> results, Settings settings)
@@ -261,7 +328,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
                 : settings.Embedding != "linear" ? $" (k = {settings.PeriodicFrequencies}, σ = {settings.PeriodicScale})" : "") +
             $", seed {settings.Seed}" + (settings.Ensemble is { } k ? $", EnsembleSize {k}" : ", EnsembleSize by size") +
             (settings.TrainerDefaults ? ", trainer defaults" : "") + (settings.GroupOneHot ? ", one-hot groups" : "") +
-            (settings.LearningRate is { } lr ? $", lr {lr}" : "") + $", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
+            (settings.LearningRate is { } lr ? $", lr {lr}" : "") + Overrides(settings) + $", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
         return text.ToString();
     }
 }

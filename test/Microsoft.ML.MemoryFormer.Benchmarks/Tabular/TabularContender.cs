@@ -42,10 +42,10 @@ internal sealed record TabularContender(string Name, Func<MLContext, TabularTask
     private static MemoryFormerTabularOptions With(MemoryFormerTabularOptions o, Action<string>? log) => new()
     {
         Architecture = o.Architecture, BatchSize = o.BatchSize, Epochs = o.Epochs, LearningRate = o.LearningRate,
-        WeightDecay = o.WeightDecay, ValidationFraction = o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
+        TableLearningRate = o.TableLearningRate, WeightDecay = o.WeightDecay, ValidationFraction = o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
         Seed = o.Seed, Log = log, NumericEmbedding = o.NumericEmbedding, PeriodicFrequencies = o.PeriodicFrequencies,
         PeriodicScale = o.PeriodicScale, SizeAwareDefaults = o.SizeAwareDefaults,
         PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning, EnsembleSize = o.EnsembleSize,
-        GroupOneHotSlots = o.GroupOneHotSlots,
+        GroupOneHotSlots = o.GroupOneHotSlots, LabelSmoothing = o.LabelSmoothing,
     };
 }

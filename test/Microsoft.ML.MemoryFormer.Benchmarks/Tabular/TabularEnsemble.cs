@@ -44,11 +44,11 @@ internal static class TabularEnsemble
     private static MemoryFormerTabularOptions With(MemoryFormerTabularOptions o, int seed) => new()
     {
         Architecture = o.Architecture, BatchSize = o.BatchSize, Epochs = o.Epochs, LearningRate = o.LearningRate,
-        WeightDecay = o.WeightDecay, ValidationFraction = o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
+        TableLearningRate = o.TableLearningRate, WeightDecay = o.WeightDecay, ValidationFraction = o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
         Seed = seed, NumericEmbedding = o.NumericEmbedding, PeriodicFrequencies = o.PeriodicFrequencies,
         PeriodicScale = o.PeriodicScale, SizeAwareDefaults = o.SizeAwareDefaults,
         PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning, EnsembleSize = 1,
-        GroupOneHotSlots = o.GroupOneHotSlots,
+        GroupOneHotSlots = o.GroupOneHotSlots, LabelSmoothing = o.LabelSmoothing,
     };
 
     private static double Metric(float[] predictions, float[] labels, bool regression) => regression
