@@ -70,8 +70,10 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         var gradOut = randn(n, h);
         var weightGrad = zeros(n, d / bits);
         var tableGrad = zeros_like(layer.Table);
-        Row("backward's chunked sort + row pass (table + weight gradients)",
-            () => RowPassAlone(flatRows, flatWeights, d / bits, layer.Table, gradOut, weightGrad, tableGrad));
+        void RowPass() => RowPassAlone(flatRows, flatWeights, d / bits, layer.Table, gradOut, weightGrad, tableGrad);
+        Interleaved(
+            ("backward's chunked sort + row pass (table + weight gradients)", RowPass),
+            ("  the same, ∂L/∂y rows not prefetched", () => KernelSettings.Current.With(k => k.PrefetchHitRows = false, RowPass)));
         Interleaved(
             ("layer fwd, no grad", () => Scoped(() => { using var g = no_grad(); layer.call(x); })),
             ("  its hash alone, no grad", () => Scoped(() => { using var g = no_grad(); layer.Hash(x); })),
