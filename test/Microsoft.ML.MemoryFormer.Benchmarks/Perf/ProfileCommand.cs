@@ -67,6 +67,13 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         void Sort(bool chunked) => SortHits(flatRows, flatWeights, d / bits, (int)layer.Table.shape[0], chunked);
         Row("backward's hit sort by row, chunk blocks in parallel", () => Sort(chunked: true));
         Row("backward's hit sort by row, serial", () => Sort(chunked: false));
+        var gradOut = randn(n, h);
+        var weightGrad = zeros(n, d / bits);
+        var tableGrad = zeros_like(layer.Table);
+        void RowPass() => RowPassAlone(flatRows, flatWeights, d / bits, layer.Table, gradOut, weightGrad, tableGrad);
+        Interleaved(
+            ("backward's chunked sort + row pass (table + weight gradients)", RowPass),
+            ("  the same, ∂L/∂y rows not prefetched", () => KernelSettings.Current.With(k => k.PrefetchHitRows = false, RowPass)));
         Interleaved(
             ("layer fwd, no grad", () => Scoped(() => { using var g = no_grad(); layer.call(x); })),
             ("  its hash alone, no grad", () => Scoped(() => { using var g = no_grad(); layer.Hash(x); })),
@@ -101,6 +108,19 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         Row("Linear fwd+bwd", () => Scoped(() => { xg.grad = null; foreach (var p in linear.parameters()) p.grad = null; linear.call(xg).sum().backward(); }));
         table.Publish(settings.Output);
         return 0;
+    }
+
+    /// <summary>The gather's backward kernels alone: the hit sort, then the row pass writing the table and weight gradients.</summary>
+    private static unsafe void RowPassAlone(int[] rows, float[] weights, int chunks, Tensor table, Tensor gradOut, Tensor weightGrad, Tensor tableGrad)
+    {
+        int rowCount = (int)table.shape[0], h = (int)table.shape[1];
+        fixed (float* w = weights)
+        {
+            using var hits = RowHits.Build(rows, rows.Length, chunks, w, rowCount, chunked: true);
+            var pass = new TableGradientPass.RowPass(hits, (nint)TensorMemory.Floats(table), (nint)TensorMemory.Floats(gradOut), h,
+                (nint)TensorMemory.Floats(weightGrad));
+            TableGradientPass.WriteAll(pass, rowCount, tableGrad, accumulate: false);
+        }
     }
 
     private static unsafe void SortHits(int[] rows, float[] weights, int chunks, int rowCount, bool chunked)

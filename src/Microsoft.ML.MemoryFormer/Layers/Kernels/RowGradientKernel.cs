@@ -113,7 +113,7 @@ internal static unsafe class RowGradientKernel
             var q = Vector512.FusedMultiplyAdd(g5, t5, Vector512.FusedMultiplyAdd(g3, t3, g2 * t2));
             p = Vector512.FusedMultiplyAdd(g6, t6, p);
             q = Vector512.FusedMultiplyAdd(g7, t7, q);
-            gw[pairs[j]] += Vector512.Sum(p + q);
+            gw[pairs[j]] += TreeSum(p + q);
         }
         float* d = dst + c;
         Store(a0, d, streaming);
@@ -129,6 +129,23 @@ internal static unsafe class RowGradientKernel
         s0 = Vector512.FusedMultiplyAdd(a5, a5, Vector512.FusedMultiplyAdd(a4, a4, s0));
         s1 = Vector512.FusedMultiplyAdd(a7, a7, Vector512.FusedMultiplyAdd(a6, a6, s1));
         return Vector512.Sum(s0 + s1);
+    }
+
+    /// <summary>
+    /// <see cref="Vector512.Sum{T}(Vector512{T})"/> with the same bits in fewer instructions: the JIT sums each 128-bit
+    /// quarter on its own (two shuffles, two adds, three extracts per vector, 22 instructions in all), while the same
+    /// tree, adjacent pairs first, then pairs of pairs, then quarters, then halves, takes four shuffles and four adds on
+    /// the whole register. Float addition is commutative, so only the tree's shape fixes the result.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float TreeSum(Vector512<float> v)
+    {
+        if (!Avx512F.IsSupported)
+            return Vector512.Sum(v);
+        var x = Avx512F.Add(Avx512F.Permute4x32(v, 0b10_11_00_01), v);              // lanes 2i: v[2i] + v[2i+1]
+        x = Avx512F.Add(Avx512F.Permute4x32(x, 0b01_00_11_10), x);                  // lanes 4i: the sum of quarter i
+        x = Avx512F.Add(x, Avx512F.Shuffle4x128(x, x, 0b10_11_00_01));              // lanes 0 and 8: quarters 0+1 and 2+3
+        return x.ToScalar() + x.GetUpper().ToScalar();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

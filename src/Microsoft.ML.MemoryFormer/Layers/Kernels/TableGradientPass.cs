@@ -176,25 +176,23 @@ internal static unsafe class TableGradientPass
         public bool Prefetching => Sse.IsSupported && KernelSettings.Current.PrefetchHitRows;
 
         /// <summary>
-        /// Asks for the ∂L/∂y rows of row <paramref name="r"/>'s hits (every cache line of each) while the caller still
-        /// works on the row before: they are random reads from [N, h], in L2 or L3, and each of the row's column tiles
-        /// would otherwise wait for its lines. A hint only: the results are the same bits.
+        /// Asks for the first cache line of each of row <paramref name="r"/>'s ∂L/∂y rows while the caller still works on
+        /// the row before: they are random reads from [N, h], in L2 or L3; the hardware prefetcher follows the rest of
+        /// each row. Asking for every line of every hit (32 KB a row at h = 512, 16 hits) filled L1 with the next row
+        /// and evicted the current one's lines, which its four column tiles read four times: that cost 1.5 to 2 ms of
+        /// an 8 ms row pass (<c>perf profile</c>, docs/benchmarks.md "Backward row pass, JIT codegen"). A hint only:
+        /// the results are the same bits.
         /// </summary>
         public void Prefetch(int r)
         {
             int count = HitCount(r);
             if (count == 0)
                 return;
-            long bytes = (long)Width * sizeof(float);
             fixed (int* tok = Hits.Tokens)
             {
                 int* t = tok + Hits.Starts[r];
                 for (int j = 0; j < count; j++)
-                {
-                    byte* line = (byte*)((float*)GradOut + ((long)t[j] * Width));
-                    for (long b = 0; b < bytes; b += 64)
-                        Sse.Prefetch0(line + b);
-                }
+                    Sse.Prefetch0((byte*)((float*)GradOut + ((long)t[j] * Width)));
             }
         }
 
