@@ -64,18 +64,13 @@ internal sealed class KernelSettings
     /// <c>perf train --width 256</c>).</summary>
     public long TiledForwardMinTableBytes { get; set; } = 16L << 20;
 
-    /// <summary>Whether the row pass writing a whole table gradient walks 32-column slices with ∂L/∂y's slice held in L2
-    /// (<c>Layers/Kernels/SlicedRowPass.cs</c>); off walks whole rows (<c>TableGradientPass.WriteAll</c>). The table gradient is
-    /// the same bits either way; the weight gradient and the norm differ by rounding.</summary>
-    public bool SlicedRowPass { get; set; } = true;
-
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes);
-        var savedRowPass = (PrefetchHitRows, SlicedRowPass);
+        bool savedPrefetch = PrefetchHitRows;
         try
         {
             change(this);
@@ -84,7 +79,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes) = saved;
-            (PrefetchHitRows, SlicedRowPass) = savedRowPass;
+            PrefetchHitRows = savedPrefetch;
         }
     }
 }

@@ -267,9 +267,7 @@ internal static class FusedMemoryGather
                         hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, smallest, pooled.Chunked);
                         var pass = new TableGradientPass.RowPass(hits!, tablePtrs[t], gradPtrs[t], h, rowPassGw);
                         bool sparse = useSink && !accumulate && KernelSettings.Current.WriteTouchedRowsOnly && hits!.TouchedCount <= rowCount / SparseFraction;
-                        squaredNorm = sparse ? TableGradientPass.WriteTouched(pass, gt, sink!)
-                            : !accumulate && SlicedRowPass.Applies(h) ? SlicedRowPass.WriteAll(pass, n, rowCount, TensorMemory.Floats(gt))
-                            : TableGradientPass.WriteAll(pass, rowCount, gt, accumulate);
+                        squaredNorm = sparse ? TableGradientPass.WriteTouched(pass, gt, sink!) : TableGradientPass.WriteAll(pass, rowCount, gt, accumulate);
                         if (useSink && !sparse)
                             sink!.NonZeroRows = null;                            // every row written: unknown zeros
                     }

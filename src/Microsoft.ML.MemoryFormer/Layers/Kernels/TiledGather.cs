@@ -392,7 +392,7 @@ internal static unsafe class TiledGather
 
     /// <summary>A 64-byte aligned buffer of at least <paramref name="floats"/> floats, reused across calls (a fresh 33.5 MB
     /// buffer per forward would cost page faults and kernel zeroing each time); concurrent callers get their own.</summary>
-    internal static nint RentBuffer(long floats, out long size)
+    private static nint RentBuffer(long floats, out long size)
     {
         lock (PoolLock)
         {
@@ -411,7 +411,7 @@ internal static unsafe class TiledGather
     }
 
     /// <summary>Keeps <paramref name="buffer"/> for the next call (the larger of it and the kept one), frees the other.</summary>
-    internal static void ReturnBuffer(nint buffer, long floats)
+    private static void ReturnBuffer(nint buffer, long floats)
     {
         nint free = buffer;
         lock (PoolLock)

@@ -2,13 +2,19 @@ using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Microsoft.ML.MemoryFormer.Runtime;
 
-namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using System.Runtime.InteropServices;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 
 /// <summary>
-/// The row pass (<see cref="TableGradientPass.WriteAll"/>) one 32-column slice at a time, so that the slice of ∂L/∂y every
-/// hit reads ([N, 32]: 512 KB at N = 4096) stays in the thread's L2 while all its table rows are served (issue 16,
-/// "Memory Layer, fourth round" in docs/benchmarks.md).
+/// A probe kernel (not in the library; <c>perf probe-rowpass</c>): the row pass (<see cref="TableGradientPass.WriteAll"/>)
+/// one 32-column slice at a time, so that the slice of ∂L/∂y every hit reads ([N, 32]: 512 KB at N = 4096) stays in the
+/// thread's L2 while all its table rows are served. It lost (issue 16, "Memory Layer, fourth round" in docs/benchmarks.md):
+/// each slice pass reads 128 bytes of every 2 KB table row and writes 128 bytes of every gradient row, and those strided
+/// accesses cost what the resident ∂L/∂y saves.
 /// </summary>
 /// <remarks>
 /// <para>The row pass reads each hit's whole ∂L/∂y row: N·K random 2 KB rows (537 MB at d = 512, N = 4096) from an [N, h]
@@ -29,10 +35,8 @@ internal static unsafe class SlicedRowPass
     /// <summary>Table rows a worker walks per slice: their hits' indices and weight-gradient sums stay in cache across slices.</summary>
     internal static int BlockRows { get; set; } = 4096;
 
-    /// <summary>Whether the sliced pass runs for a table of width <paramref name="h"/>: AVX-512, whole slices, and
-    /// <see cref="Runtime.KernelSettings.SlicedRowPass"/> on.</summary>
-    public static bool Applies(int h) =>
-        Runtime.KernelSettings.Current.SlicedRowPass && Avx512F.IsSupported && Vector512.IsHardwareAccelerated && h % SliceWidth == 0;
+    /// <summary>Whether the kernel runs for a table of width <paramref name="h"/>: AVX-512 and whole slices.</summary>
+    public static bool Applies(int h) => Avx512F.IsSupported && Vector512.IsHardwareAccelerated && h % SliceWidth == 0;
 
     /// <summary>
     /// Writes every row of one table's gradient into <paramref name="target"/> [rowCount, h] and, when the pass has one,
@@ -45,7 +49,7 @@ internal static unsafe class SlicedRowPass
     public static double WriteAll(TableGradientPass.RowPass pass, int n, int rowCount, float* target)
     {
         int h = pass.Width, slices = h / SliceWidth;
-        nint buffer = TiledGather.RentBuffer((long)n * h, out long bufferFloats);
+        nint buffer = (nint)NativeMemory.AlignedAlloc((nuint)((long)n * h * sizeof(float)), 64);
         var squares = ArrayPool<double>.Shared.Rent(rowCount);
         try
         {
@@ -64,7 +68,7 @@ internal static unsafe class SlicedRowPass
         }
         finally
         {
-            TiledGather.ReturnBuffer(buffer, bufferFloats);
+            NativeMemory.AlignedFree((void*)buffer);
         }
         double total = 0;
         for (int r = 0; r < rowCount; r++)
@@ -112,7 +116,7 @@ internal static unsafe class SlicedRowPass
             ArrayPool<float>.Shared.Return(dots);
             dots = ArrayPool<float>.Shared.Rent(last - first);
         }
-        bool streaming = Runtime.KernelSettings.Current.StreamingStores && ((nint)job.Target & 63) == 0 && h % 16 == 0;
+        bool streaming = KernelSettings.Current.StreamingStores && ((nint)job.Target & 63) == 0 && h % 16 == 0;
         bool weightGradient = job.Pass.WeightGradient != 0;
         fixed (int* starts = hits.Starts, tokens = hits.Tokens, pairs = hits.PairIndex)
         fixed (float* weights = hits.Weights, dot = dots, sq = rowSquares)
