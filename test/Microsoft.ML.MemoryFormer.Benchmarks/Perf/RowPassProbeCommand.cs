@@ -116,7 +116,8 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
         var outputs = empty(n, Width);
         forwardOutput = outputs;
         nint op = (nint)TensorMemory.Floats(outputs), weightPtr = (nint)TensorMemory.Floats(weights);
-        void Forward() => TiledGather.Forward(rows, chunked: true, n, Chunks, RowCount, weightPtr, [tp], [Width], [0], [op], TiledGather.Plan.Default);
+        void Forward() => Cut(TiledGather.Plan.Default);
+        void Cut(TiledGather.Plan plan) => TiledGather.Forward(rows, chunked: true, n, Chunks, RowCount, weightPtr, [tp], [Width], [0], [op], plan);
         return
         [
             ("row pass, whole rows (the library's)", () => Pass(hits)),
@@ -129,6 +130,8 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
             ("  the same, ∂L/∂y folded into 256 tokens (32 KB a slice: L1)", () => SlicedRowPass.WriteAll(new TableGradientPass.RowPass(folded, tp, gp, Width, wp), n, RowCount, TensorMemory.Floats(gt))),
             ("  the same, no weight gradient", () => SlicedRowPass.WriteAll(new TableGradientPass.RowPass(hits, tp, gp, Width, 0), n, RowCount, TensorMemory.Floats(gt))),
             ("tiled forward, one table (for scale)", Forward),
+            ("  the same, groups of 16 chunks (256 KB)", () => Cut(TiledGather.Plan.Default with { GroupChunks = 16 })),
+            ("  the same, groups of 8 chunks (128 KB)", () => Cut(TiledGather.Plan.Default with { GroupChunks = 8 })),
         ];
     }
 }
