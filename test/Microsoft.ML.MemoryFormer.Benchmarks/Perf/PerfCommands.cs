@@ -22,6 +22,7 @@ internal static class PerfCommands
             perf.AddCommand<CheckpointCommand>("checkpoint").WithDescription("Write and resume a training checkpoint: size, time, peak memory.");
             perf.AddCommand<OpenMPCommand>("openmp").WithDescription("What idle OpenMP workers spinning after a torch op cost the managed kernels.");
             perf.AddCommand<ProbeCommand>("probe").WithDescription("Issue 16 probe: hits on 1/8/33.5 MB tables; blocked column-tiled gather vs today's kernel.");
+            perf.AddCommand<RowPassProbeCommand>("probe-rowpass").WithDescription("Issue 16: the backward row pass alone, today vs variants, interleaved.");
             perf.AddCommand<ForwardProbeCommand>("probe-forward").WithDescription("Issue 16: the forward gather, today's kernel vs 16-column tiles in an L2 scratch, interleaved.");
             perf.AddCommand<Bf16Command>("bf16").WithDescription("Issue 16: accuracy cost of bf16 inference weights (bits/byte, greedy text) on small trained models.");
             perf.AddCommand<ScoringCommand>("scoring").WithDescription("Issue 16: text-classification scoring rows/s on long and short rows, Transform and PredictionEngine, phases.");
