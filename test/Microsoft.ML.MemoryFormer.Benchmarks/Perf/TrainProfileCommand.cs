@@ -170,8 +170,10 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
                     Scoped(() => block.Attention.Rotary.SplitAndApply(x, (int)heads, 0).backward([gHeads])), false),
                 new("    the same as torch ops (before 2026-12-05)", 2 * layers, Scoped(() => Runtime.KernelSettings.Current.With(
                     k => k.FusedNormAndRotary = false, () => block.Attention.Rotary.SplitAndApply(x, (int)heads, 0).backward([gHeads]))), false),
-                new("  causal scaled_dot_product_attention", layers,
+                new("  causal scaled_dot_product_attention (libtorch; before 2026-12-05 evening)", layers,
                     Scoped(() => F.scaled_dot_product_attention(qh, kh, vh, null, 0.0, true).backward([gHeads])), false),
+                new("    the managed causal attention (FusedCausalAttention, what a step runs)", layers,
+                    Scoped(() => Layers.Kernels.FusedCausalAttention.Apply(qh, kh, vh).backward([gHeads])), false),
                 new("    the same as explicit matmuls + masked softmax (for comparison)", layers, Scoped(() =>
                 {
                     var scores = qh.matmul(kh.transpose(-2, -1)).mul_(1.0 / Math.Sqrt(hd));   // [B, H, T, T]
