@@ -1,10 +1,13 @@
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 
 /// <summary>
-/// Causal softmax attention for training on the CPU, softmax(q kᵀ/√hd + causal mask) v, computed in query blocks so that
+/// The first design tried for issue 16's training attention, kept for <c>perf attention</c> to time beside the managed kernel
+/// (<c>Layers/Kernels/FusedCausalAttention.cs</c>): it lost to libtorch's SDPA on this CPU (docs/benchmarks.md).
+/// Causal softmax attention, softmax(q kᵀ/√hd + causal mask) v, computed in query blocks so that
 /// only the key blocks at or below the diagonal are multiplied: the scores of query block i (rows r0…r1−1) are one batched
 /// matmul [B·H, len, hd] × [B·H, hd, r1], masked only in their last len columns (the diagonal block). At T = 256 and
 /// blocks of 64 that is 62.5% of the full T × T work (T = 128: 75%). A custom autograd function with a hand-written
@@ -16,7 +19,7 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <c>scaled_dot_product_attention(q, k, v, is_causal: true)</c> up to float rounding.</remarks>
 internal static class BlockedCausalAttention
 {
-    /// <summary>Query rows per block: 64 measured best at both training shapes (<c>perf attention</c>).</summary>
+    /// <summary>Query rows per block: 64 was the best of 32, 64 and 128 at both training shapes (<c>perf attention</c>).</summary>
     public const int DefaultBlock = 64;
 
     /// <summary>True when q, k, v [B, H, T, hd] (any strides) take this path: CPU float32, T &gt; 1, equal shapes.</summary>
