@@ -158,6 +158,8 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
                 new(StepName, 1, () => Step(), false),
                 new("embedding", 1, Scoped(() => backbone.Embedding.call(tokens).backward([g])), true),
                 new("one block (all of it)", layers, Scoped(() => block.Forward(x, AttentionContext.CausalLm, null).backward([g])), true),
+                new("  the same block with libtorch's SDPA (before 2026-12-05 evening)", layers, Scoped(() => Runtime.KernelSettings.Current.With(
+                    k => k.FusedCausalAttention = false, () => block.Forward(x, AttentionContext.CausalLm, null).backward([g]))), false),
                 new("  norm before attention / FFN (each)", 2 * layers, Scoped(() => block.AttentionNorm.call(x).backward([g])), false),
                 new("    the same norm as torch ops (before 2026-12-05)", 2 * layers,
                     Scoped(() => ((RmsNorm)block.AttentionNorm).Reference(x).backward([g])), false),
