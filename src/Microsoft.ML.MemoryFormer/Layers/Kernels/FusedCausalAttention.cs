@@ -14,12 +14,16 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// read in place; any other layout is copied once.</remarks>
 internal static unsafe class FusedCausalAttention
 {
-    /// <summary>True when q, k, v [B, H, T, hd] take the kernel: CPU float32, equal shapes, T &gt; 1, AVX-512 and hd a
-    /// multiple of 32.</summary>
+    /// <summary>The longest sequence the kernel takes: its backward keeps P and dS [T, T] of a pair per thread (8 MB at
+    /// 1,024), which stop fitting the caches well before; longer ones stay with libtorch's SDPA.</summary>
+    public const int MaxTokens = 1024;
+
+    /// <summary>True when q, k, v [B, H, T, hd] take the kernel: CPU float32, equal shapes, 1 &lt; T ≤ <see cref="MaxTokens"/>,
+    /// AVX-512 and hd a multiple of 32.</summary>
     public static bool IsSupported(Tensor q, Tensor k, Tensor v) =>
         TensorMemory.IsCpuFloat32(q) && TensorMemory.IsCpuFloat32(k) && TensorMemory.IsCpuFloat32(v) && q.dim() == 4
-        && q.shape.SequenceEqual(k.shape) && q.shape.SequenceEqual(v.shape) && q.shape[2] > 1
-        && CausalAttentionKernel.Supports(q.shape[3]) && q.shape[0] * q.shape[1] * q.shape[2] < int.MaxValue;
+        && q.shape.SequenceEqual(k.shape) && q.shape.SequenceEqual(v.shape) && q.shape[2] > 1 && q.shape[2] <= MaxTokens
+        && CausalAttentionKernel.Supports(q.shape[3]) && q.shape[0] * q.shape[1] < int.MaxValue;
 
     /// <summary>Causal attention of q, k, v [B, H, T, hd] → [B, H, T, hd]; differentiable in all three.</summary>
     public static Tensor Apply(Tensor q, Tensor k, Tensor v)

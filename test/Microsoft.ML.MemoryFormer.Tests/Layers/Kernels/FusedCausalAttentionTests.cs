@@ -89,6 +89,8 @@ public class FusedCausalAttentionTests
         var q = randn(1, 2, 5, 16);
         Assert.False(FusedCausalAttention.IsSupported(q, q, q));                  // hd 16: not a multiple of 32
         Assert.False(FusedCausalAttention.IsSupported(randn(1, 2, 1, 32), randn(1, 2, 1, 32), randn(1, 2, 1, 32)));   // T = 1
+        var longer = randn(1, 1, FusedCausalAttention.MaxTokens + 1, 32);
+        Assert.False(FusedCausalAttention.IsSupported(longer, longer, longer));     // beyond the per-thread scratch bound
         Assert.Throws<ArgumentException>(() => FusedCausalAttention.Apply(q, q, q));
     }
 
