@@ -47,6 +47,10 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         [Description("Blocks. Default 4")]
         public int Layers { get; init; } = 4;
 
+        [CommandOption("--sdpa-attention")]
+        [Description("Attention by libtorch's scaled_dot_product_attention (KernelSettings.FusedCausalAttention off), the path before 2026-12-05 evening: the 'before' of a quality comparison")]
+        public bool SdpaAttention { get; init; }
+
         public override ValidationResult Validate()
         {
             if (Steps <= 0) return ValidationResult.Error($"--steps must be positive (got {Steps})");
@@ -75,9 +79,10 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         string output = settings.Output ?? Path.Combine(BenchmarkPaths.RepoRoot, "artifacts", "benchmarks");
         var models = LanguageModelBenchmarkModel.Parse(settings.Models, settings.EqualTime);
         var benchmark = new LanguageModelBenchmark(data, settings.Steps, settings.ValidationBytes, settings.Width, settings.Layers);
-        var report = settings.EqualTime
+        LanguageModelBenchmarkReport report = null!;
+        Runtime.KernelSettings.Current.With(k => k.FusedCausalAttention = !settings.SdpaAttention, () => report = settings.EqualTime
             ? benchmark.RunEqualTime(models[0], models[1], settings.CalibrationSteps, cancellationToken)
-            : benchmark.Run(models, cancellationToken);
+            : benchmark.Run(models, cancellationToken));
         Directory.CreateDirectory(output);
         string name = settings.EqualTime ? "lm-equal-time" : "lm";
         string markdown = Path.Combine(output, $"{name}.md"), chart = Path.Combine(output, $"{name}-loss.png");

@@ -54,9 +54,20 @@ internal sealed class SelfAttention : nn.Module
         if (cache is not null) (k, v) = cache.Append(k, v);                     // [B, H, past+T, hd]
         var mask = context.BuildMask(t, past, x.device);                        // [B|1, 1, T, past+T] or null
         bool causalFlag = mask is null && context.Causal && t > 1;              // top-left flag is exact only here
-        var y = F.scaled_dot_product_attention(q, k, v, mask, 0.0, causalFlag); // [B, H, T, hd]
+        var y = UsesFusedAttention(q, k, v, causalFlag && cache is null)
+            ? Kernels.FusedCausalAttention.Apply(q, k, v)                        // [B, H, T, hd], token-major storage
+            : F.scaled_dot_product_attention(q, k, v, mask, 0.0, causalFlag);   // [B, H, T, hd]
         y = y.transpose(1, 2).reshape(b, t, heads * headWidth);                 // [B, T, d]
         return output is null ? y : output.call(y);
+    }
+
+    /// <summary>Training on the CPU (gradients on, causal, no mask or cache) takes the managed causal attention
+    /// (<see cref="Kernels.FusedCausalAttention"/>); everything else libtorch's SDPA.</summary>
+    private static bool UsesFusedAttention(Tensor q, Tensor k, Tensor v, bool plainCausal)
+    {
+        var settings = Runtime.KernelSettings.Current;
+        return plainCausal && settings.UseFusedKernels && settings.FusedCausalAttention && is_grad_enabled()
+            && (q.requires_grad || k.requires_grad || v.requires_grad) && Kernels.FusedCausalAttention.IsSupported(q, k, v);
     }
 
     private Tensor SplitHeads(Tensor x, long b, long t) =>

@@ -64,13 +64,18 @@ internal sealed class KernelSettings
     /// <c>perf train --width 256</c>).</summary>
     public long TiledForwardMinTableBytes { get; set; } = 16L << 20;
 
+    /// <summary>Whether causal self-attention in training on the CPU (no padding mask, no cache, gradients on) runs the managed
+    /// kernel with its own backward (<c>Layers/Kernels/FusedCausalAttention.cs</c>) while <see cref="UseFusedKernels"/> is on;
+    /// off runs libtorch's <c>scaled_dot_product_attention</c>, which every other case takes.</summary>
+    public bool FusedCausalAttention { get; set; } = true;
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes);
-        bool savedPrefetch = PrefetchHitRows;
+        bool savedPrefetch = PrefetchHitRows, savedAttention = FusedCausalAttention;
         try
         {
             change(this);
@@ -79,7 +84,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes) = saved;
-            PrefetchHitRows = savedPrefetch;
+            (PrefetchHitRows, FusedCausalAttention) = (savedPrefetch, savedAttention);
         }
     }
 }

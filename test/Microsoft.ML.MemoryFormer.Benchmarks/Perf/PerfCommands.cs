@@ -26,6 +26,7 @@ internal static class PerfCommands
             perf.AddCommand<ForwardProbeCommand>("probe-forward").WithDescription("Issue 16: the forward gather, today's kernel vs 16-column tiles in an L2 scratch, interleaved.");
             perf.AddCommand<Bf16Command>("bf16").WithDescription("Issue 16: accuracy cost of bf16 inference weights (bits/byte, greedy text) on small trained models.");
             perf.AddCommand<ScoringCommand>("scoring").WithDescription("Issue 16: text-classification scoring rows/s on long and short rows, Transform and PredictionEngine, phases.");
+            perf.AddCommand<AttentionCommand>("attention").WithDescription("Issue 16: causal attention at the training shapes, SDPA vs blocked, fwd and fwd+bwd, interleaved.");
             perf.AddCommand<OnnxCommand>("onnx").WithDescription("ONNX Runtime CPU vs this library: batched classification scoring and batch-1 decode.");
         });
         return config;

@@ -26,6 +26,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         [Description("Comma-separated subset of dense, mf (default clip: PreviousStep, table update fused into the backward), mf-global " +
             "(Global clip, the table update after the backward), mf-bf16, mf-blocked (blocked table gradient on), mf-fused (= mf), " +
             "dense-torchnorm and mf-torchnorm (RMSNorm and rotary as torch ops instead of the managed passes), mf-untiled (KernelSettings.TiledForward off), " +
+            "dense-sdpa and mf-sdpa (libtorch's scaled_dot_product_attention instead of the managed causal attention), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
         public string Models { get; init; } = "dense,mf,mf-bf16";
@@ -44,7 +45,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
 
     /// <summary>One model <c>perf train</c> can time: its <c>--models</c> key, and the settings that differ.</summary>
     private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision? Precision = null,
-        bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false, bool Untiled = false);
+        bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false, bool Untiled = false, bool Sdpa = false);
 
     /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
     private static readonly Variant[] Variants =
@@ -61,6 +62,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         new("dense-torchnorm", "dense, RMSNorm and rotary as torch ops", TransformerKind.Dense, TorchNorms: true),
         new("mf-torchnorm", "MemoryFormer, RMSNorm and rotary as torch ops", TransformerKind.MemoryFormer, TorchNorms: true),
         new("mf-untiled", "MemoryFormer, token-major gather forward (tiled off)", TransformerKind.MemoryFormer, Untiled: true),
+        new("dense-sdpa", "dense, attention by libtorch's SDPA", TransformerKind.Dense, Sdpa: true),
+        new("mf-sdpa", "MemoryFormer, attention by libtorch's SDPA", TransformerKind.MemoryFormer, Sdpa: true),
     ];
 
     private static readonly (int Width, int Layers, int Heads, int Context, int Batch)[] Shapes =
@@ -73,10 +76,11 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         return 0;
     }
 
-    /// <summary>The dense row a model's ratio divides: dense-torchnorm for the torchnorm rows when it was timed, else dense (row 0).</summary>
+    /// <summary>The dense row a model's ratio divides: the dense row with the same norms and attention (dense-torchnorm for the
+    /// torchnorm rows, dense-sdpa for the sdpa rows) when it was timed, else dense (row 0).</summary>
     private static int DenseFor(Variant[] chosen, int i)
     {
-        int match = Array.FindIndex(chosen, v => v.Kind == TransformerKind.Dense && v.TorchNorms == chosen[i].TorchNorms);
+        int match = Array.FindIndex(chosen, v => v.Kind == TransformerKind.Dense && v.TorchNorms == chosen[i].TorchNorms && v.Sdpa == chosen[i].Sdpa);
         return match >= 0 && match != i ? match : 0;
     }
 
@@ -121,7 +125,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "MF ÷ dense = median over rounds of dense step ÷ MF step; page faults = minor faults per timed step (fresh pages the kernel mapped); MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
             "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16; blocked = KernelSettings.BlockedTableGradient on (off by default: the row pass); " +
             "torchnorm = KernelSettings.FusedNormAndRotary off (both models' RMSNorm and rotary as torch ops, the path before 2026-12-05 04:30; an mf-torchnorm row's ratio divides dense-torchnorm when that was timed); every MemoryFormer row but mf-global uses the default TrainingOptions.TableGradientClipping (PreviousStep: AdamW applied " +
-            "to each table block inside the backward); mf-global = Global clip (the default before 2026-12-05: tables updated after the backward)");
+            "to each table block inside the backward); mf-global = Global clip (the default before 2026-12-05: tables updated after the backward); " +
+            "sdpa = KernelSettings.FusedCausalAttention off (libtorch's causal scaled_dot_product_attention, the path before 2026-12-05 evening; an mf-sdpa row's ratio divides dense-sdpa when that was timed)");
         table.AddNote(machine);
         return table;
     }
@@ -149,6 +154,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         private readonly bool? blocked;
         private readonly bool torchNorms;
         private readonly bool untiled;
+        private readonly bool sdpa;
 
         public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, Variant variant)
         {
@@ -156,6 +162,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             blocked = variant.Blocked;
             torchNorms = variant.TorchNorms;
             untiled = variant.Untiled;
+            sdpa = variant.Sdpa;
             (model, task) = ByteModel(s, kind);
             optimizer = new ModelOptimizer(model, new TrainingOptions
             {
@@ -185,6 +192,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
                 k.BlockedTableGradient = blocked ?? k.BlockedTableGradient;
                 k.FusedNormAndRotary = !torchNorms;
                 k.TiledForward = !untiled;
+                k.FusedCausalAttention = !sdpa;
             }, () => ms = StepOnce(step, timed));
             return ms;
         }

@@ -205,7 +205,7 @@ internal static unsafe class WindowAttention
 
     /// <summary><see cref="SignHashKernel.ExpOfNonPositive"/> in 512-bit lanes: the same operations, the same bits per lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Exp512(Vector512<float> x)
+    internal static Vector512<float> Exp512(Vector512<float> x)
     {
         var n = Vector512.Round(x * 1.44269504f);
         var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);
