@@ -64,13 +64,18 @@ internal sealed class KernelSettings
     /// <c>perf train --width 256</c>).</summary>
     public long TiledForwardMinTableBytes { get; set; } = 16L << 20;
 
+    /// <summary>Whether the managed kernels take their outputs and workspaces from blocks the library keeps mapped and
+    /// reuses (<c>Layers/Kernels/KernelBuffers.cs</c>); off allocates each through torch (glibc's heap, fresh pages
+    /// whenever the heap was trimmed).</summary>
+    public bool ReuseKernelBuffers { get; set; } = true;
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes);
-        bool savedPrefetch = PrefetchHitRows;
+        bool savedPrefetch = PrefetchHitRows, savedReuse = ReuseKernelBuffers;
         try
         {
             change(this);
@@ -79,7 +84,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes) = saved;
-            PrefetchHitRows = savedPrefetch;
+            (PrefetchHitRows, ReuseKernelBuffers) = (savedPrefetch, savedReuse);
         }
     }
 }
