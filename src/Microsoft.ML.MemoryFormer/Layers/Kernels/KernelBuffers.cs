@@ -35,6 +35,8 @@ internal static unsafe class KernelBuffers
     private static readonly object Gate = new();
     private static long idleBytes;
     private static long liveBlocks;
+    private static long tensorsMade;
+    private static long releases;
 
     /// <summary>Bytes held in idle blocks now.</summary>
     public static long IdleBytes
@@ -44,6 +46,12 @@ internal static unsafe class KernelBuffers
 
     /// <summary>Blocks currently owned by live tensors.</summary>
     public static long LiveBlocks => Interlocked.Read(ref liveBlocks);
+
+    /// <summary>How many times <see cref="ReleaseIdle"/> ran (tests: a reuse check is void across one).</summary>
+    public static long Releases => Interlocked.Read(ref releases);
+
+    /// <summary>Tensors made on blocks since the process started.</summary>
+    public static long TensorsMade => Interlocked.Read(ref tensorsMade);
 
     /// <summary>An uninitialised float32 CPU tensor of <paramref name="shape"/>, on a reused block when large enough.</summary>
     public static Tensor Empty(params long[] shape) => Make<float>(shape, ScalarType.Float32) ?? empty(shape, ScalarType.Float32);
@@ -69,6 +77,7 @@ internal static unsafe class KernelBuffers
     {
         lock (Gate)
         {
+            releases++;
             foreach (var stack in Idle.Values)
             {
                 while (stack.TryPop(out var block))
@@ -100,6 +109,7 @@ internal static unsafe class KernelBuffers
             Released(block);                                                  // libtorch refused it: torch's allocator instead
             return null;
         }
+        Interlocked.Increment(ref tensorsMade);
         return Tensor.UnsafeCreateTensor(handle);
     }
 

@@ -13,15 +13,22 @@ public unsafe class KernelBuffersTests
     public void A_block_is_shared_with_its_tensor_and_reused_once_the_storage_is_freed()
     {
         const long rows = 131, width = 257;                                    // 134,668 bytes: above MinBytes
-        nint first;
-        using (var t = KernelBuffers.Empty(rows, width))
+        for (int attempt = 0; ; attempt++)
         {
-            first = (nint)TensorMemory.Floats(t);
-            t.fill_(3f);
-            Assert.Equal(3f, ((float*)first)[rows * width - 1]);               // the tensor writes the block itself
+            long releases = KernelBuffers.Releases;                            // a training ending in parallel frees idle blocks
+            nint first;
+            using (var t = KernelBuffers.Empty(rows, width))
+            {
+                first = (nint)TensorMemory.Floats(t);
+                t.fill_(3f);
+                Assert.Equal(3f, ((float*)first)[rows * width - 1]);           // the tensor writes the block itself
+            }
+            using var again = KernelBuffers.Empty(rows, width);
+            if (KernelBuffers.Releases != releases && attempt < 10)
+                continue;
+            Assert.Equal(first, (nint)TensorMemory.Floats(again));
+            return;
         }
-        using var again = KernelBuffers.Empty(rows, width);
-        Assert.Equal(first, (nint)TensorMemory.Floats(again));
     }
 
     [Fact]
@@ -42,7 +49,7 @@ public unsafe class KernelBuffersTests
         const long rows = 139, width = 269;
         using (var t = KernelBuffers.Empty(rows, width))
             t.fill_(5f);
-        using var z = KernelBuffers.Zeros(rows, width);
+        using var z = KernelBuffers.Zeros(rows, width);                        // most likely the block just filled
         Assert.Equal(0f, z.abs().max().item<float>());
     }
 
