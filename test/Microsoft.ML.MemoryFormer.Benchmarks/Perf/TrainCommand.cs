@@ -26,6 +26,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         [Description("Comma-separated subset of dense, mf (default clip: PreviousStep, table update fused into the backward), mf-global " +
             "(Global clip, the table update after the backward), mf-bf16, mf-blocked (blocked table gradient on), mf-fused (= mf), " +
             "dense-torchnorm and mf-torchnorm (RMSNorm and rotary as torch ops instead of the managed passes), mf-untiled (KernelSettings.TiledForward off), " +
+            "mf-fresh and dense-fresh (KernelSettings.ReuseKernelBuffers off: kernel outputs from torch.empty, the path before 2026-12-05 23:00), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
         public string Models { get; init; } = "dense,mf,mf-bf16";
@@ -44,7 +45,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
 
     /// <summary>One model <c>perf train</c> can time: its <c>--models</c> key, and the settings that differ.</summary>
     private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision? Precision = null,
-        bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false, bool Untiled = false);
+        bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false, bool Untiled = false, bool Fresh = false);
 
     /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
     private static readonly Variant[] Variants =
@@ -61,6 +62,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         new("dense-torchnorm", "dense, RMSNorm and rotary as torch ops", TransformerKind.Dense, TorchNorms: true),
         new("mf-torchnorm", "MemoryFormer, RMSNorm and rotary as torch ops", TransformerKind.MemoryFormer, TorchNorms: true),
         new("mf-untiled", "MemoryFormer, token-major gather forward (tiled off)", TransformerKind.MemoryFormer, Untiled: true),
+        new("mf-fresh", "MemoryFormer, kernel outputs from torch.empty (reused blocks off)", TransformerKind.MemoryFormer, Fresh: true),
+        new("dense-fresh", "dense, kernel outputs from torch.empty (reused blocks off)", TransformerKind.Dense, Fresh: true),
     ];
 
     private static readonly (int Width, int Layers, int Heads, int Context, int Batch)[] Shapes =
@@ -149,6 +152,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         private readonly bool? blocked;
         private readonly bool torchNorms;
         private readonly bool untiled;
+        private readonly bool fresh;
 
         public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, Variant variant)
         {
@@ -156,6 +160,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             blocked = variant.Blocked;
             torchNorms = variant.TorchNorms;
             untiled = variant.Untiled;
+            fresh = variant.Fresh;
             (model, task) = ByteModel(s, kind);
             optimizer = new ModelOptimizer(model, new TrainingOptions
             {
@@ -185,6 +190,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
                 k.BlockedTableGradient = blocked ?? k.BlockedTableGradient;
                 k.FusedNormAndRotary = !torchNorms;
                 k.TiledForward = !untiled;
+                k.ReuseKernelBuffers = !fresh;
             }, () => ms = StepOnce(step, timed));
             return ms;
         }
