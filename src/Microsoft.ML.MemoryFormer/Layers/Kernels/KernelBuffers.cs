@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.ML.MemoryFormer.Runtime;
 using TorchSharp;
@@ -20,7 +22,10 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// runs when libtorch frees the storage (every view and autograd reference gone, on whatever thread drops the last
 /// one); only then does the block return to the free list, so reuse can never alias a live tensor. Contents are
 /// undefined, as <c>torch.empty</c>'s. Tensors under <see cref="MinBytes"/> and all non-CPU work keep using torch's
-/// allocator. Idle blocks beyond <see cref="MaxIdleBytes"/> are freed at once.</para>
+/// allocator. Idle blocks beyond <see cref="MaxIdleBytes"/> are freed at once; the rest stay until
+/// <see cref="ReleaseIdle"/> (the training's optimizer calls it when disposed).</para>
+/// <para>It binds TorchSharp's native <c>THSTensor_new</c> (the signature of TorchSharp 0.107, the version this package
+/// pins) because the managed <c>torch.tensor(Memory&lt;T&gt;, …)</c> copies its argument in 0.107.</para>
 /// </remarks>
 internal static unsafe class KernelBuffers
 {
@@ -31,7 +36,7 @@ internal static unsafe class KernelBuffers
     public const long MaxIdleBytes = 2L << 30;
 
     private static readonly Dictionary<long, Stack<nint>> Idle = [];
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<nint, long> Sizes = new();
+    private static readonly ConcurrentDictionary<nint, long> Sizes = new();        // live blocks by address
     private static readonly object Gate = new();
     private static long idleBytes;
     private static long liveBlocks;
@@ -121,7 +126,7 @@ internal static unsafe class KernelBuffers
         int deviceType, int deviceIndex, byte requiresGrad);
 
     /// <summary>The storage of a block's tensor was freed (any thread): the block goes back to the free list.</summary>
-    [UnmanagedCallersOnly(CallConvs = [typeof(System.Runtime.CompilerServices.CallConvCdecl)])]
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static void Release(nint block) => Released(block);
 
     private static void Released(nint block)
