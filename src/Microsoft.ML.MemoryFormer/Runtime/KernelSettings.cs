@@ -34,6 +34,11 @@ internal sealed class KernelSettings
     /// <summary>Whether gradient rows are written with non-temporal stores when aligned; off writes through the cache.</summary>
     public bool StreamingStores { get; set; } = true;
 
+    /// <summary>Whether the managed kernels take their outputs and workspaces from blocks the library keeps mapped and
+    /// reuses (<c>Layers/Kernels/KernelBuffers.cs</c>); off allocates each through torch (glibc's heap, fresh pages
+    /// whenever the heap was trimmed).</summary>
+    public bool ReuseKernelBuffers { get; set; } = true;
+
     /// <summary>Whether the gather's backward writes a table gradient block by block without sorting the hits
     /// (<c>Layers/Kernels/BlockedTableGradient.cs</c>) where it applies; off takes the row pass (<c>TableGradientPass</c>).
     /// Off by default: on this project's loaded 2-core machine it did not beat the row pass (docs/benchmarks.md, "Probe");
@@ -64,18 +69,14 @@ internal sealed class KernelSettings
     /// <c>perf train --width 256</c>).</summary>
     public long TiledForwardMinTableBytes { get; set; } = 16L << 20;
 
-    /// <summary>Whether the managed kernels take their outputs and workspaces from blocks the library keeps mapped and
-    /// reuses (<c>Layers/Kernels/KernelBuffers.cs</c>); off allocates each through torch (glibc's heap, fresh pages
-    /// whenever the heap was trimmed).</summary>
-    public bool ReuseKernelBuffers { get; set; } = true;
-
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
+        bool savedReuse = ReuseKernelBuffers;
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes);
-        bool savedPrefetch = PrefetchHitRows, savedReuse = ReuseKernelBuffers;
+        bool savedPrefetch = PrefetchHitRows;
         try
         {
             change(this);
@@ -83,8 +84,9 @@ internal sealed class KernelSettings
         }
         finally
         {
+            ReuseKernelBuffers = savedReuse;
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes) = saved;
-            (PrefetchHitRows, ReuseKernelBuffers) = (savedPrefetch, savedReuse);
+            PrefetchHitRows = savedPrefetch;
         }
     }
 }
