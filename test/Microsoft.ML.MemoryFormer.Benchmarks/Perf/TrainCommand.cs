@@ -23,10 +23,10 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         public int? Width { get; init; }
 
         [CommandOption("--models <LIST>")]
-        [Description("Comma-separated subset of dense, mf (default clip: PreviousStep, table update fused into the backward), mf-global " +
+        [Description("Comma-separated subset of dense, mf (default clip: PreviousStep, table update fused into the backward), " +
+            "mf-fresh and dense-fresh (KernelSettings.ReuseKernelBuffers off: kernel outputs from torch.empty, the path before 2026-12-05 23:00), mf-global " +
             "(Global clip, the table update after the backward), mf-bf16, mf-blocked (blocked table gradient on), mf-fused (= mf), " +
             "dense-torchnorm and mf-torchnorm (RMSNorm and rotary as torch ops instead of the managed passes), mf-untiled (KernelSettings.TiledForward off), " +
-            "mf-fresh and dense-fresh (KernelSettings.ReuseKernelBuffers off: kernel outputs from torch.empty, the path before 2026-12-05 23:00), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
         public string Models { get; init; } = "dense,mf,mf-bf16";
@@ -45,13 +45,15 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
 
     /// <summary>One model <c>perf train</c> can time: its <c>--models</c> key, and the settings that differ.</summary>
     private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision? Precision = null,
-        bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false, bool Untiled = false, bool Fresh = false);
+        bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false, bool Untiled = false);
 
     /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
     private static readonly Variant[] Variants =
     [
         new("dense", "dense", TransformerKind.Dense),
         new("mf", "MemoryFormer", TransformerKind.MemoryFormer),                     // the defaults: PreviousStep clip, bf16 table moments
+        new("mf-fresh", "MemoryFormer, kernel outputs from torch.empty (reused blocks off)", TransformerKind.MemoryFormer),
+        new("dense-fresh", "dense, kernel outputs from torch.empty (reused blocks off)", TransformerKind.Dense),
         new("mf-global", "MemoryFormer, Global clip (separate table update)", TransformerKind.MemoryFormer,
             Clipping: TableGradientClipping.Global),
         new("mf-bf16", "MemoryFormer, bf16 table moments set explicitly (= mf)", TransformerKind.MemoryFormer, MomentPrecision.BFloat16),
@@ -62,8 +64,6 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         new("dense-torchnorm", "dense, RMSNorm and rotary as torch ops", TransformerKind.Dense, TorchNorms: true),
         new("mf-torchnorm", "MemoryFormer, RMSNorm and rotary as torch ops", TransformerKind.MemoryFormer, TorchNorms: true),
         new("mf-untiled", "MemoryFormer, token-major gather forward (tiled off)", TransformerKind.MemoryFormer, Untiled: true),
-        new("mf-fresh", "MemoryFormer, kernel outputs from torch.empty (reused blocks off)", TransformerKind.MemoryFormer, Fresh: true),
-        new("dense-fresh", "dense, kernel outputs from torch.empty (reused blocks off)", TransformerKind.Dense, Fresh: true),
     ];
 
     private static readonly (int Width, int Layers, int Heads, int Context, int Batch)[] Shapes =
@@ -150,17 +150,17 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         private readonly LanguageModelTask task;
         private readonly ModelOptimizer optimizer;
         private readonly bool? blocked;
+        private readonly bool fresh;
         private readonly bool torchNorms;
         private readonly bool untiled;
-        private readonly bool fresh;
 
         public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, Variant variant)
         {
             var (kind, precision) = (variant.Kind, variant.Precision);
             blocked = variant.Blocked;
+            fresh = variant.Key.EndsWith("-fresh", StringComparison.Ordinal);
             torchNorms = variant.TorchNorms;
             untiled = variant.Untiled;
-            fresh = variant.Fresh;
             (model, task) = ByteModel(s, kind);
             optimizer = new ModelOptimizer(model, new TrainingOptions
             {
@@ -188,9 +188,9 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             Runtime.KernelSettings.Current.With(k =>
             {
                 k.BlockedTableGradient = blocked ?? k.BlockedTableGradient;
+                k.ReuseKernelBuffers = !fresh;
                 k.FusedNormAndRotary = !torchNorms;
                 k.TiledForward = !untiled;
-                k.ReuseKernelBuffers = !fresh;
             }, () => ms = StepOnce(step, timed));
             return ms;
         }
