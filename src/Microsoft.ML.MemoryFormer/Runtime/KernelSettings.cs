@@ -34,6 +34,11 @@ internal sealed class KernelSettings
     /// <summary>Whether gradient rows are written with non-temporal stores when aligned; off writes through the cache.</summary>
     public bool StreamingStores { get; set; } = true;
 
+    /// <summary>Whether the managed kernels take their outputs and workspaces from blocks the library keeps mapped and
+    /// reuses (<c>Layers/Kernels/KernelBuffers.cs</c>); off allocates each through torch (glibc's heap, fresh pages
+    /// whenever the heap was trimmed).</summary>
+    public bool ReuseKernelBuffers { get; set; } = true;
+
     /// <summary>Whether the gather's backward writes a table gradient block by block without sorting the hits
     /// (<c>Layers/Kernels/BlockedTableGradient.cs</c>) where it applies; off takes the row pass (<c>TableGradientPass</c>).
     /// Off by default: on this project's loaded 2-core machine it did not beat the row pass (docs/benchmarks.md, "Probe");
@@ -74,6 +79,7 @@ internal sealed class KernelSettings
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
+        bool savedReuse = ReuseKernelBuffers;
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes);
         bool savedPrefetch = PrefetchHitRows, savedAttention = FusedCausalAttention;
         try
@@ -83,6 +89,7 @@ internal sealed class KernelSettings
         }
         finally
         {
+            ReuseKernelBuffers = savedReuse;
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes) = saved;
             (PrefetchHitRows, FusedCausalAttention) = (savedPrefetch, savedAttention);
         }

@@ -176,7 +176,8 @@ internal sealed class ModelOptimizer : IDisposable
             previousFactor = reader.ReadDouble();
     }
 
-    /// <summary>Disposes the optimizers' states and detaches the layers' gradient buffers.</summary>
+    /// <summary>Disposes the optimizers' states, detaches the layers' gradient buffers and frees the kernels' idle
+    /// reused blocks (<see cref="KernelBuffers"/>: kept between steps, not after training).</summary>
     public void Dispose()
     {
         foreach (var gradient in tableGradients)
@@ -184,5 +185,6 @@ internal sealed class ModelOptimizer : IDisposable
         tableOptimizer.Dispose();
         matrixOptimizer.Dispose();
         vectorOptimizer.Dispose();
+        KernelBuffers.ReleaseIdle();
     }
 }

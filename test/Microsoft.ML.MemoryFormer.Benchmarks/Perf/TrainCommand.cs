@@ -23,7 +23,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         public int? Width { get; init; }
 
         [CommandOption("--models <LIST>")]
-        [Description("Comma-separated subset of dense, mf (default clip: PreviousStep, table update fused into the backward), mf-global " +
+        [Description("Comma-separated subset of dense, mf (default clip: PreviousStep, table update fused into the backward), " +
+            "mf-fresh and dense-fresh (KernelSettings.ReuseKernelBuffers off: kernel outputs from torch.empty, the path before 2026-12-05 23:00), mf-global " +
             "(Global clip, the table update after the backward), mf-bf16, mf-blocked (blocked table gradient on), mf-fused (= mf), " +
             "dense-torchnorm and mf-torchnorm (RMSNorm and rotary as torch ops instead of the managed passes), mf-untiled (KernelSettings.TiledForward off), " +
             "dense-sdpa and mf-sdpa (libtorch's scaled_dot_product_attention instead of the managed causal attention), " +
@@ -52,6 +53,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
     [
         new("dense", "dense", TransformerKind.Dense),
         new("mf", "MemoryFormer", TransformerKind.MemoryFormer),                     // the defaults: PreviousStep clip, bf16 table moments
+        new("mf-fresh", "MemoryFormer, kernel outputs from torch.empty (reused blocks off)", TransformerKind.MemoryFormer),
+        new("dense-fresh", "dense, kernel outputs from torch.empty (reused blocks off)", TransformerKind.Dense),
         new("mf-global", "MemoryFormer, Global clip (separate table update)", TransformerKind.MemoryFormer,
             Clipping: TableGradientClipping.Global),
         new("mf-bf16", "MemoryFormer, bf16 table moments set explicitly (= mf)", TransformerKind.MemoryFormer, MomentPrecision.BFloat16),
@@ -152,6 +155,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         private readonly LanguageModelTask task;
         private readonly ModelOptimizer optimizer;
         private readonly bool? blocked;
+        private readonly bool fresh;
         private readonly bool torchNorms;
         private readonly bool untiled;
         private readonly bool sdpa;
@@ -160,6 +164,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         {
             var (kind, precision) = (variant.Kind, variant.Precision);
             blocked = variant.Blocked;
+            fresh = variant.Key.EndsWith("-fresh", StringComparison.Ordinal);
             torchNorms = variant.TorchNorms;
             untiled = variant.Untiled;
             sdpa = variant.Sdpa;
@@ -190,6 +195,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             Runtime.KernelSettings.Current.With(k =>
             {
                 k.BlockedTableGradient = blocked ?? k.BlockedTableGradient;
+                k.ReuseKernelBuffers = !fresh;
                 k.FusedNormAndRotary = !torchNorms;
                 k.TiledForward = !untiled;
                 k.FusedCausalAttention = !sdpa;

@@ -131,7 +131,7 @@ internal static class FusedMemoryGather
             var biases = sinks.HasBias ? Enumerable.Range(0, tableCount).Select(t => ((Tensor)vars[tableCount + t + 2]).contiguous()).ToArray() : null;
             var w = weights.contiguous();
             var tablesC = tables.Select(t => t.contiguous()).ToArray();
-            var outputs = tables.Select(t => empty(n, t.shape[1], dtype: ScalarType.Float32)).ToArray();
+            var outputs = tables.Select(t => KernelBuffers.Empty(n, t.shape[1])).ToArray();
 
             nint wPtr = (nint)TensorMemory.Floats(w);
             var tablePtrs = tablesC.Select(t => (nint)TensorMemory.Floats(t)).ToArray();
@@ -205,7 +205,7 @@ internal static class FusedMemoryGather
                 nint gwPtr = 0;
                 if (weightsNeedGrad)
                 {
-                    var gw = zeros(n, k, dtype: ScalarType.Float32);
+                    var gw = KernelBuffers.Zeros(n, k);
                     gwPtr = (nint)TensorMemory.Floats(gw);
                     var dotTables = Enumerable.Range(0, tableCount).Where(t => !(rowPassDots && tablesNeedGrad[t])).ToArray();
                     if (dotTables.Length > 0)

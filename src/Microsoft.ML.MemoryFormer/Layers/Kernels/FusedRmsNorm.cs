@@ -42,7 +42,7 @@ internal static unsafe class FusedRmsNorm
     {
         int d = (int)x.shape[^1];
         int rows = d == 0 ? 0 : (int)(x.numel() / d);
-        var y = empty_like(x);
+        var y = KernelBuffers.EmptyLike(x);
         float* xp = TensorMemory.Floats(x), yp = TensorMemory.Floats(y), gp = TensorMemory.Floats(gain);
         float* sp = scales is null ? null : TensorMemory.Floats(scales);
         float root = MathF.Sqrt(d);
@@ -69,9 +69,9 @@ internal static unsafe class FusedRmsNorm
     {
         int d = (int)x.shape[^1];
         int rows = d == 0 ? 0 : (int)(x.numel() / d);
-        var dx = wantDx ? empty_like(x) : null;
+        var dx = wantDx ? KernelBuffers.EmptyLike(x) : null;
         int blocks = (rows + GainBlock - 1) / GainBlock;
-        var partial = wantDgain ? zeros(Math.Max(blocks, 1), d) : null;
+        var partial = wantDgain ? KernelBuffers.Zeros(Math.Max(blocks, 1), d) : null;
         float* dyp = TensorMemory.Floats(dy), xp = TensorMemory.Floats(x), gp = TensorMemory.Floats(gain), sp = TensorMemory.Floats(scales);
         float* dxp = dx is null ? null : TensorMemory.Floats(dx), pp = partial is null ? null : TensorMemory.Floats(partial);
         KernelParallel.For(blocks, 6L * d * GainBlock, (startBlock, endBlock) =>
@@ -170,7 +170,7 @@ internal static unsafe class FusedRmsNorm
             var gain = ((Tensor)vars[1]).contiguous();
             float epsilon = (float)(double)vars[2];
             int d = (int)x.shape[^1];
-            var scales = empty(2 * (d == 0 ? 0 : x.numel() / d));
+            var scales = KernelBuffers.Empty(2 * (d == 0 ? 0 : x.numel() / d));
             var y = Forward(x, gain, epsilon, scales);
             ctx.save_for_backward([x, gain, scales]);
             ctx.save_data("dx", ((Tensor)vars[0]).requires_grad);

@@ -49,7 +49,7 @@ internal static unsafe class FusedRotary
     /// <summary>Forward: [B, T, H·hd] → [B, H, T, hd]. Backward: the gradient [B, H, T, hd] → [B, T, H·hd].</summary>
     private static Tensor Run(Tensor source, Tensor cos, Tensor sin, Shape s, bool backward)
     {
-        var result = backward ? empty(s.Batch, s.Tokens, (long)s.Heads * s.HeadWidth) : empty(s.Batch, s.Heads, s.Tokens, s.HeadWidth);
+        var result = backward ? KernelBuffers.Empty(s.Batch, s.Tokens, (long)s.Heads * s.HeadWidth) : KernelBuffers.Empty(s.Batch, s.Heads, s.Tokens, s.HeadWidth);
         float* src = TensorMemory.Floats(source), dst = TensorMemory.Floats(result);
         float* cp = TensorMemory.Floats(cos), sp = TensorMemory.Floats(sin);
         int heads = s.Heads, hd = s.HeadWidth, r = s.Rotary, half = r / 2;

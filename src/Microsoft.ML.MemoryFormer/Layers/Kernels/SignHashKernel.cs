@@ -28,9 +28,9 @@ internal static unsafe class SignHashKernel
         using var scope = NewDisposeScope();
         var xc = x.detach().contiguous();
         int n = (int)xc.shape[0], d = (int)xc.shape[1], k = d / bits;
-        var rows = empty(n, k, ScalarType.Int64);
-        var weights = empty(n, k, ScalarType.Float32);
-        var jacobian = withJacobian ? empty(n, d, ScalarType.Float32) : null;
+        var rows = KernelBuffers.EmptyInt64(n, k);
+        var weights = KernelBuffers.Empty(n, k);
+        var jacobian = withJacobian ? KernelBuffers.Empty(n, d) : null;
         nint xp = (nint)TensorMemory.Floats(xc), rp = (nint)TensorMemory.Longs(rows), wp = (nint)TensorMemory.Floats(weights);
         nint jp = jacobian is null ? 0 : (nint)TensorMemory.Floats(jacobian);
         float scale = -2f / (l1Scaled ? 1f : temperature);
@@ -52,7 +52,7 @@ internal static unsafe class SignHashKernel
         using var scope = NewDisposeScope();
         var g = gradWeights.to(ScalarType.Float32).contiguous();
         int n = (int)jacobian.shape[0], d = (int)jacobian.shape[1], k = d / bits;
-        var dx = empty(n, d, ScalarType.Float32);
+        var dx = KernelBuffers.Empty(n, d);
         nint gp = (nint)TensorMemory.Floats(g), jp = (nint)TensorMemory.Floats(jacobian), dp = (nint)TensorMemory.Floats(dx);
         KernelParallel.For(n, d, (start, end) =>
         {
