@@ -20,6 +20,7 @@ namespace Microsoft.ML.MemoryFormer.Training;
 internal sealed class ModelOptimizer : IDisposable
 {
     private readonly TrainingOptions options;
+    private readonly IDisposable training;
     private readonly FusedAdamW tableOptimizer;
     private readonly FusedAdamW matrixOptimizer;
     private readonly FusedAdamW vectorOptimizer;
@@ -51,6 +52,7 @@ internal sealed class ModelOptimizer : IDisposable
         vectorOptimizer = New(g.Vectors, 0.0, lazy: false);
         fuseTableUpdates = options.TableClippingRule != TableGradientClipping.Global && tableGradients.Length == tables.Length
             && tables.Length > 0 && foldClipping;
+        training = KernelBuffers.Training();                             // last: a constructor that throws holds no lease
     }
 
     /// <summary>The precision the tables' moments are stored in (the option, or <see cref="DefaultMoments"/> when unset).</summary>
@@ -185,6 +187,6 @@ internal sealed class ModelOptimizer : IDisposable
         tableOptimizer.Dispose();
         matrixOptimizer.Dispose();
         vectorOptimizer.Dispose();
-        KernelBuffers.ReleaseIdle();
+        training.Dispose();                                              // the last training's end frees the kernels' idle blocks
     }
 }

@@ -21,9 +21,11 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <para>A tensor made here owns its block through libtorch's <c>from_blob</c> with a deleter, which
 /// runs when libtorch frees the storage (every view and autograd reference gone, on whatever thread drops the last
 /// one); only then does the block return to the free list, so reuse can never alias a live tensor. Contents are
-/// undefined, as <c>torch.empty</c>'s. Tensors under <see cref="MinBytes"/> and all non-CPU work keep using torch's
-/// allocator. Idle blocks beyond <see cref="MaxIdleBytes"/> are freed at once; the rest stay until
-/// <see cref="ReleaseIdle"/> (the training's optimizer calls it when disposed).</para>
+/// undefined, as <c>torch.empty</c>'s. Blocks are used only while a training runs (<see cref="Training"/>, opened by
+/// the training's optimizer); tensors under <see cref="MinBytes"/>, all non-CPU work and everything made while no
+/// training runs (a process that only scores or generates) keep using torch's allocator, so a serving process holds no
+/// idle blocks. Idle blocks beyond <see cref="MaxIdleBytes"/> are freed at once; the rest stay until the
+/// last running training ends, which frees them, and a block returned after that is freed at once.</para>
 /// <para>It binds TorchSharp's native <c>THSTensor_new</c> (the signature of TorchSharp 0.107, the version this package
 /// pins) because the managed <c>torch.tensor(Memory&lt;T&gt;, …)</c> copies its argument in 0.107.</para>
 /// </remarks>
@@ -42,6 +44,7 @@ internal static unsafe class KernelBuffers
     private static long liveBlocks;
     private static long tensorsMade;
     private static long releases;
+    private static int trainings;
 
     /// <summary>Bytes held in idle blocks now.</summary>
     public static long IdleBytes
@@ -77,6 +80,27 @@ internal static unsafe class KernelBuffers
     /// <summary>Like <see cref="Empty"/> with the shape of <paramref name="like"/>.</summary>
     public static Tensor EmptyLike(Tensor like) => Empty(like.shape);
 
+    /// <summary>
+    /// Marks a training as running until the result is disposed (<c>Training/ModelOptimizer.cs</c> holds one): kernel
+    /// outputs take blocks only while one runs, and the idle blocks are freed when the last one ends.
+    /// </summary>
+    public static IDisposable Training()
+    {
+        Interlocked.Increment(ref trainings);
+        return new TrainingLease();
+    }
+
+    private sealed class TrainingLease : IDisposable
+    {
+        private int disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref disposed, 1) == 0 && Interlocked.Decrement(ref trainings) == 0)
+                ReleaseIdle();
+        }
+    }
+
     /// <summary>Frees every idle block (tests; a host that wants the memory back between trainings).</summary>
     public static void ReleaseIdle()
     {
@@ -95,8 +119,8 @@ internal static unsafe class KernelBuffers
 
     private static Tensor? Make<T>(long[] shape, ScalarType dtype) where T : unmanaged
     {
-        if (!KernelSettings.Current.ReuseKernelBuffers)
-            return null;
+        if (!KernelSettings.Current.ReuseKernelBuffers || Volatile.Read(ref trainings) == 0)
+            return null;                                                      // no training: torch's allocator, nothing retained
         long count = 1;
         foreach (long s in shape)
             count *= s;
@@ -153,7 +177,7 @@ internal static unsafe class KernelBuffers
         Interlocked.Decrement(ref liveBlocks);
         lock (Gate)
         {
-            if (idleBytes + bytes <= MaxIdleBytes)
+            if (Volatile.Read(ref trainings) > 0 && idleBytes + bytes <= MaxIdleBytes)
             {
                 if (!Idle.TryGetValue(bytes, out var stack))
                     Idle[bytes] = stack = new Stack<nint>();

@@ -12,6 +12,7 @@ public unsafe class KernelBuffersTests
     [Fact]
     public void A_block_is_shared_with_its_tensor_and_reused_once_the_storage_is_freed()
     {
+        using var training = KernelBuffers.Training();                        // blocks are used only while a training runs
         const long rows = 131, width = 257;                                    // 134,668 bytes: above MinBytes
         for (int attempt = 0; ; attempt++)
         {
@@ -34,6 +35,7 @@ public unsafe class KernelBuffersTests
     [Fact]
     public void A_view_keeps_the_block_from_being_handed_out_again()
     {
+        using var training = KernelBuffers.Training();                        // blocks are used only while a training runs
         const long rows = 137, width = 263;
         var t = KernelBuffers.Empty(rows, width);
         nint first = (nint)TensorMemory.Floats(t);
@@ -46,6 +48,7 @@ public unsafe class KernelBuffersTests
     [Fact]
     public void Zeros_clears_a_reused_block()
     {
+        using var training = KernelBuffers.Training();                        // blocks are used only while a training runs
         const long rows = 139, width = 269;
         using (var t = KernelBuffers.Empty(rows, width))
             t.fill_(5f);
@@ -56,10 +59,27 @@ public unsafe class KernelBuffersTests
     [Fact]
     public void Small_tensors_come_from_torch()
     {
+        using var training = KernelBuffers.Training();                        // blocks are used only while a training runs
         using var t = KernelBuffers.Empty(3, 5);
         Assert.Equal(new long[] { 3, 5 }, t.shape);
         Assert.Equal(ScalarType.Float32, t.dtype);
         using var r = KernelBuffers.EmptyInt64(150, 149);
         Assert.Equal(ScalarType.Int64, r.dtype);
+    }
+
+    [Fact]
+    public void Without_a_running_training_kernel_outputs_come_from_torch()
+    {
+        const long rows = 149, width = 271;
+        for (int attempt = 0; ; attempt++)
+        {
+            long made = KernelBuffers.TensorsMade;                             // another test's training may be running meanwhile
+            using (var t = KernelBuffers.Empty(rows, width))
+                Assert.Equal(new long[] { rows, width }, t.shape);
+            if (KernelBuffers.TensorsMade == made)
+                return;
+            Assert.True(attempt < 600, "kernel outputs kept coming from blocks with no training running");
+            Thread.Sleep(50);
+        }
     }
 }
