@@ -151,7 +151,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             AnsiConsole.MarkupLineInterpolated($"[bold]{set.Name}[/] ({set.Task}): {set.Description}");
             if (settings.SeedSpread > 1)
             {
-                Console.WriteLine(TabularEnsemble.Measure(set, Options(settings, set), settings.SeedSpread, settings.Verbose ? Console.WriteLine : null));
+                Console.WriteLine(TabularEnsemble.Measure(set, Options(settings, set), settings.SeedSpread, settings.Verbose ? Console.WriteLine : null, settings.Output));
                 continue;
             }
             var options = Options(settings, set);

@@ -6,7 +6,7 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
 
 /// <summary>
 /// <c>tabular --seed-spread K</c>: trains K single MemoryFormer models that differ only in their seed (Seed, Seed + 1, …) and
-/// reports each model's test metric, their mean and spread, and the metric of their averaged prediction (regression:
+/// reports each model's test metric and train time, the metric of the ensemble of the models so far (each model's test predictions go to the output folder), their mean and spread, and the metric of their averaged prediction (regression:
 /// the mean value; binary: the mean probability) — a deep ensemble (Lakshminarayanan et al. 2017), the variance
 /// reduction FT-Transformer's authors also report for small tables. Regression and binary sets only. The trainer's own ensemble is
 /// <c>--ensemble K</c> (MemoryFormerTabularOptions.EnsembleSize). Plain Console output (no
@@ -14,7 +14,7 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
 /// </summary>
 internal static class TabularEnsemble
 {
-    public static string Measure(TabularDataset set, MemoryFormerTabularOptions options, int size, Action<string>? log)
+    public static string Measure(TabularDataset set, MemoryFormerTabularOptions options, int size, Action<string>? log, string? output = null)
     {
         if (set.Task == TabularTask.Multiclass) return $"{set.Name}: ensembles are measured on regression and binary sets only.";
         var ml = new MLContext(seed: 0);
@@ -25,21 +25,39 @@ internal static class TabularEnsemble
         for (int i = 0; i < size; i++)
         {
             var contender = TabularContender.All(With(options, first + i), log)[0];
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             var model = set.Featurize.Append(contender.Trainer(ml, set.Task)).Fit(set.Train);
+            double trainSeconds = clock.Elapsed.TotalSeconds;
             var scored = model.Transform(set.Test);
             labels = regression ? scored.GetColumn<float>("Label").ToArray()
                 : scored.GetColumn<bool>("Label").Select(l => l ? 1f : 0f).ToArray();
             predictions.Add(scored.GetColumn<float>(regression ? "Score" : "Probability").ToArray());
             (model as IDisposable)?.Dispose();
-            Console.WriteLine($"  seed {first + i}: {Metrics(predictions[^1], labels, regression)}");
+            if (output is not null) Save(output, $"{set.Name}-seed{first + i}", predictions[^1], labels);
+            string running = i == 0 ? "" : $"; ensemble of seeds {first}–{first + i}: {Metrics(Mean(predictions), labels, regression)}";
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  seed {first + i}: {Metrics(predictions[^1], labels, regression)}, train {trainSeconds:F0} s{running}"));
         }
-        var mean = Enumerable.Range(0, labels.Length).Select(r => predictions.Average(p => p[r])).Select(v => (float)v).ToArray();
+        var mean = Mean(predictions);
         var singles = predictions.Select(p => Metric(p, labels, regression)).ToArray();
         double average = singles.Average(), spread = Math.Sqrt(singles.Average(s => (s - average) * (s - average)));
         return string.Create(CultureInfo.InvariantCulture,
             $"{set.Name}: {size} seeds from {first}, single models {(regression ? "RMSE" : "accuracy")} {average:F4} ± {spread:F4} " +
             $"(min {singles.Min():F4}, max {singles.Max():F4}); ensemble of {size}: {Metrics(mean, labels, regression)}");
     }
+
+    /// <summary>Writes one member's test predictions as "label prediction" lines (output/name.txt), so that members of
+    /// several runs can be averaged afterwards.</summary>
+    private static void Save(string output, string name, float[] predictions, float[] labels)
+    {
+        Directory.CreateDirectory(output);
+        File.WriteAllLines(Path.Combine(output, name + ".txt"),
+            predictions.Zip(labels).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Second:R} {p.First:R}")));
+    }
+
+    /// <summary>The averaged prediction of the members so far: [rows] mean over the members' [rows] predictions.</summary>
+    private static float[] Mean(List<float[]> predictions) =>
+        Enumerable.Range(0, predictions[0].Length).Select(r => (float)predictions.Average(p => p[r])).ToArray();
 
     private static MemoryFormerTabularOptions With(MemoryFormerTabularOptions o, int seed) => new()
     {
