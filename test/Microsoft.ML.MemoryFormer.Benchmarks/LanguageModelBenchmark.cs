@@ -16,7 +16,8 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks;
 /// parameters at 1e-3), with the first 90% of the text for training and the last 10% for validation. Either at equal
 /// steps (<see cref="Run"/>) or at equal wall-clock (<see cref="RunEqualTime"/>).
 /// </summary>
-internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? validationBytes = null, int width = 256, int layers = 4)
+internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? validationBytes = null, int width = 256, int layers = 4,
+    int seed = LanguageModelBenchmark.DefaultSeed)
 {
     private sealed class Row
     {
@@ -24,7 +25,10 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
         public string Prompt { get; set; } = "";
     }
 
-    private const int Seed = 1337;
+    /// <summary>The seed of every recorded run (model initialisation, batches, sampling).</summary>
+    public const int DefaultSeed = 1337;
+
+    private int Seed => seed;
     private const int ReportEvery = 10;
     private const int PromptBytes = 16;
     private const int DecodeTokens = 100;   // 16 + 100 < T = 128: every step is one cached single-token forward
@@ -36,7 +40,7 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
     {
         var data = Load();
         var results = models.Select(m => RunOne(data, m, steps, $"{steps} steps", measureDecode: true, cancellationToken)).ToList();
-        return new LanguageModelBenchmarkReport(Path.GetFileName(dataPath), steps, data.ValidationBytes, results) { Width = width, Layers = layers };
+        return new LanguageModelBenchmarkReport(Path.GetFileName(dataPath), steps, data.ValidationBytes, results) { Width = width, Layers = layers, Seed = seed };
     }
 
     /// <summary>
@@ -63,7 +67,7 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
             $"{timing.SecondsFor(candidateSteps):F0} s for {candidateSteps} steps, and the run trained {candidateRun.TrainSeconds:F0} s).";
         return new LanguageModelBenchmarkReport(Path.GetFileName(dataPath), steps, data.ValidationBytes, [referenceRun, candidateRun])
         {
-            Width = width, Layers = layers, EqualTimeNote = note, MachineNotes = [$"before: {before}", $"after: {after}"],
+            Width = width, Layers = layers, Seed = seed, EqualTimeNote = note, MachineNotes = [$"before: {before}", $"after: {after}"],
         };
     }
 

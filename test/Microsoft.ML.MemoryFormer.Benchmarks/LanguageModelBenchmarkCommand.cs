@@ -47,6 +47,10 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         [Description("Blocks. Default 4")]
         public int Layers { get; init; } = 4;
 
+        [CommandOption("--seed <N>")]
+        [Description("Seed of the models, batches and sampling. Default 1337 (every recorded run); another seed measures how far a number moves by chance")]
+        public int Seed { get; init; } = LanguageModelBenchmark.DefaultSeed;
+
         [CommandOption("--sdpa-attention")]
         [Description("Attention by libtorch's scaled_dot_product_attention (KernelSettings.FusedCausalAttention off), the path before 2026-12-05 evening: the 'before' of a quality comparison")]
         public bool SdpaAttention { get; init; }
@@ -78,7 +82,7 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         }
         string output = settings.Output ?? Path.Combine(BenchmarkPaths.RepoRoot, "artifacts", "benchmarks");
         var models = LanguageModelBenchmarkModel.Parse(settings.Models, settings.EqualTime);
-        var benchmark = new LanguageModelBenchmark(data, settings.Steps, settings.ValidationBytes, settings.Width, settings.Layers);
+        var benchmark = new LanguageModelBenchmark(data, settings.Steps, settings.ValidationBytes, settings.Width, settings.Layers, settings.Seed);
         LanguageModelBenchmarkReport report = null!;
         Runtime.KernelSettings.Current.With(k => k.FusedCausalAttention = !settings.SdpaAttention, () => report = settings.EqualTime
             ? benchmark.RunEqualTime(models[0], models[1], settings.CalibrationSteps, cancellationToken)

@@ -12,6 +12,9 @@ internal sealed record LanguageModelBenchmarkReport(string Data, int Steps, int 
     /// <summary>Blocks.</summary>
     public int Layers { get; init; } = 4;
 
+    /// <summary>The run's seed (models, batches, sampling).</summary>
+    public int Seed { get; init; } = LanguageModelBenchmark.DefaultSeed;
+
     /// <summary>How the equal wall-clock budget was set; null for an equal-steps run.</summary>
     public string? EqualTimeNote { get; init; }
 
@@ -39,7 +42,7 @@ internal sealed record LanguageModelBenchmarkReport(string Data, int Steps, int 
                 $"{r.DecodeTokensPerSecond:F0} | {r.LossHistory.TakeLast(20).Average():F3} |");
         foreach (var r in Results)
         {
-            md.AppendLine().AppendLine($"{r.Name} samples (temperature 0.8, 200 bytes, seed 1337):");
+            md.AppendLine().AppendLine($"{r.Name} samples (temperature 0.8, 200 bytes, seed {Seed}):");
             foreach (var (prompt, sample) in new[] { "ROMEO:\n", "\n" }.Zip(r.Samples))
                 md.AppendLine("```").AppendLine(prompt + sample).AppendLine("```");
         }
