@@ -52,8 +52,12 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         public int Seed { get; init; } = LanguageModelBenchmark.DefaultSeed;
 
         [CommandOption("--sdpa-attention")]
-        [Description("Attention by libtorch's scaled_dot_product_attention (KernelSettings.FusedCausalAttention off), the path before 2026-12-05 evening: the 'before' of a quality comparison")]
+        [Description("Attention by libtorch's scaled_dot_product_attention, set explicitly (KernelSettings.FusedCausalAttention off, the default)")]
         public bool SdpaAttention { get; init; }
+
+        [CommandOption("--fused-attention")]
+        [Description("The managed causal attention in training (KernelSettings.FusedCausalAttention on, opt-in): the quality comparison that kept it off")]
+        public bool FusedAttention { get; init; }
 
         public override ValidationResult Validate()
         {
@@ -64,6 +68,7 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
                     "measured between progress reports every 10 steps, after the first 10");
             try { _ = LanguageModelBenchmarkModel.Parse(Models, EqualTime); }
             catch (ArgumentException e) { return ValidationResult.Error(e.Message); }
+            if (SdpaAttention && FusedAttention) return ValidationResult.Error("--sdpa-attention and --fused-attention exclude each other");
             try { _ = (MemoryFormerConfig.Small256 with { Width = Width, Layers = Layers }).Validate(); }
             catch (ArgumentException e) { return ValidationResult.Error($"--width {Width} --layers {Layers}: {e.Message}"); }
             return ValidationResult.Success();
@@ -84,7 +89,7 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         var models = LanguageModelBenchmarkModel.Parse(settings.Models, settings.EqualTime);
         var benchmark = new LanguageModelBenchmark(data, settings.Steps, settings.ValidationBytes, settings.Width, settings.Layers, settings.Seed);
         LanguageModelBenchmarkReport report = null!;
-        Runtime.KernelSettings.Current.With(k => k.FusedCausalAttention = !settings.SdpaAttention, () => report = settings.EqualTime
+        Runtime.KernelSettings.Current.With(k => k.FusedCausalAttention = settings.FusedAttention || (!settings.SdpaAttention && k.FusedCausalAttention), () => report = settings.EqualTime
             ? benchmark.RunEqualTime(models[0], models[1], settings.CalibrationSteps, cancellationToken)
             : benchmark.Run(models, cancellationToken));
         Directory.CreateDirectory(output);

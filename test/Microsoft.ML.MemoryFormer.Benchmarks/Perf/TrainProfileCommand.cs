@@ -158,8 +158,8 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
                 new(StepName, 1, () => Step(), false),
                 new("embedding", 1, Scoped(() => backbone.Embedding.call(tokens).backward([g])), true),
                 new("one block (all of it)", layers, Scoped(() => block.Forward(x, AttentionContext.CausalLm, null).backward([g])), true),
-                new("  the same block with libtorch's SDPA (before 2026-12-05 evening)", layers, Scoped(() => Runtime.KernelSettings.Current.With(
-                    k => k.FusedCausalAttention = false, () => block.Forward(x, AttentionContext.CausalLm, null).backward([g]))), false),
+                new("  the same block with the managed causal attention (opt-in)", layers, Scoped(() => Runtime.KernelSettings.Current.With(
+                    k => k.FusedCausalAttention = true, () => block.Forward(x, AttentionContext.CausalLm, null).backward([g]))), false),
                 new("  norm before attention / FFN (each)", 2 * layers, Scoped(() => block.AttentionNorm.call(x).backward([g])), false),
                 new("    the same norm as torch ops (before 2026-12-05)", 2 * layers,
                     Scoped(() => ((RmsNorm)block.AttentionNorm).Reference(x).backward([g])), false),
@@ -174,7 +174,7 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
                     k => k.FusedNormAndRotary = false, () => block.Attention.Rotary.SplitAndApply(x, (int)heads, 0).backward([gHeads]))), false),
                 new("  causal scaled_dot_product_attention (libtorch; before 2026-12-05 evening)", layers,
                     Scoped(() => F.scaled_dot_product_attention(qh, kh, vh, null, 0.0, true).backward([gHeads])), false),
-                new("    the managed causal attention (FusedCausalAttention, what a step runs)", layers,
+                new("    the managed causal attention (FusedCausalAttention, opt-in)", layers,
                     Scoped(() => Layers.Kernels.FusedCausalAttention.Apply(qh, kh, vh).backward([gHeads])), false),
                 new("    the same as explicit matmuls + masked softmax (for comparison)", layers, Scoped(() =>
                 {
