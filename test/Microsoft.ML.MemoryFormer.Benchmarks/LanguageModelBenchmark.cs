@@ -28,7 +28,6 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
     /// <summary>The seed of every recorded run (model initialisation, batches, sampling).</summary>
     public const int DefaultSeed = 1337;
 
-    private int Seed => seed;
     private const int ReportEvery = 10;
     private const int PromptBytes = 16;
     private const int DecodeTokens = 100;   // 16 + 100 < T = 128: every step is one cached single-token forward
@@ -75,7 +74,7 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
     {
         string text = File.ReadAllText(dataPath);
         int split = (int)(text.Length * 0.9);
-        var ml = new MLContext(Seed);
+        var ml = new MLContext(seed);
         var train = ml.Data.LoadFromEnumerable(new[] { new Row { Text = text[..split] } });
         string validationText = validationBytes is { } n && n < text.Length - split ? text.Substring(split, n) : text[split..];
         var validation = ml.Data.LoadFromEnumerable(new[] { new Row { Text = validationText } });
@@ -88,8 +87,8 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
         Architecture = MemoryFormerConfig.Small256 with { Kind = model.Kind, Width = width, Layers = layers },
         ContextLength = 128, BatchSize = 16, MaxSteps = stepCount, WarmupSteps = Math.Min(50, stepCount / 10),
         LearningRate = 1e-3, TableLearningRate = 3e-3, WeightDecay = 0.1, TableMomentPrecision = model.Moments, TableGradientClipping = model.Clipping,
-        ValidationFraction = 0, ValidateEvery = 0, ReportEvery = ReportEvery, Seed = Seed,
-        Generation = new GenerationOptions { Temperature = 0.8, MaxNewTokens = 200, Seed = Seed },
+        ValidationFraction = 0, ValidateEvery = 0, ReportEvery = ReportEvery, Seed = seed,
+        Generation = new GenerationOptions { Temperature = 0.8, MaxNewTokens = 200, Seed = seed },
         Progress = progress, CancellationToken = cancellationToken,
     };
 

@@ -83,9 +83,8 @@ internal sealed class KernelSettings
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
-        bool savedReuse = ReuseKernelBuffers;
-        var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes);
-        bool savedPrefetch = PrefetchHitRows, savedAttention = FusedCausalAttention;
+        var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers);
         try
         {
             change(this);
@@ -93,9 +92,8 @@ internal sealed class KernelSettings
         }
         finally
         {
-            ReuseKernelBuffers = savedReuse;
-            (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate, FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes) = saved;
-            (PrefetchHitRows, FusedCausalAttention) = (savedPrefetch, savedAttention);
+            (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers) = saved;
         }
     }
 }

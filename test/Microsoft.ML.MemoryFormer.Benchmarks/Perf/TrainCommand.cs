@@ -46,15 +46,15 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
 
     /// <summary>One model <c>perf train</c> can time: its <c>--models</c> key, and the settings that differ.</summary>
     private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision? Precision = null,
-        bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false, bool Untiled = false, bool? FusedAttention = null);
+        bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false, bool Untiled = false, bool? FusedAttention = null, bool Fresh = false);
 
     /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
     private static readonly Variant[] Variants =
     [
         new("dense", "dense", TransformerKind.Dense),
         new("mf", "MemoryFormer", TransformerKind.MemoryFormer),                     // the defaults: PreviousStep clip, bf16 table moments
-        new("mf-fresh", "MemoryFormer, kernel outputs from torch.empty (reused blocks off)", TransformerKind.MemoryFormer),
-        new("dense-fresh", "dense, kernel outputs from torch.empty (reused blocks off)", TransformerKind.Dense),
+        new("mf-fresh", "MemoryFormer, kernel outputs from torch.empty (reused blocks off)", TransformerKind.MemoryFormer, Fresh: true),
+        new("dense-fresh", "dense, kernel outputs from torch.empty (reused blocks off)", TransformerKind.Dense, Fresh: true),
         new("mf-global", "MemoryFormer, Global clip (separate table update)", TransformerKind.MemoryFormer,
             Clipping: TableGradientClipping.Global),
         new("mf-bf16", "MemoryFormer, bf16 table moments set explicitly (= mf)", TransformerKind.MemoryFormer, MomentPrecision.BFloat16),
@@ -166,7 +166,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         {
             var (kind, precision) = (variant.Kind, variant.Precision);
             blocked = variant.Blocked;
-            fresh = variant.Key.EndsWith("-fresh", StringComparison.Ordinal);
+            fresh = variant.Fresh;
             torchNorms = variant.TorchNorms;
             untiled = variant.Untiled;
             fusedAttention = variant.FusedAttention;

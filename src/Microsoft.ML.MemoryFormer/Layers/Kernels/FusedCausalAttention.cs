@@ -33,11 +33,12 @@ internal static unsafe class FusedCausalAttention
         if (is_grad_enabled() && (q.requires_grad || k.requires_grad || v.requires_grad))
             return AttentionFunction.apply(q, k, v);
         using var _ = no_grad();
-        var (operands, tokenMajor) = Operands(q, k, v);
+        Tensor[] inputs = [q, k, v];
+        var (operands, tokenMajor) = Operands(inputs);
         var (output, lse) = Forward(operands, tokenMajor, SizesOf(q));
         lse.Dispose();
-        for (int i = 0; i < 3; i++)
-            if (!ReferenceEquals(operands[i], i == 0 ? q : i == 1 ? k : v)) operands[i].Dispose();
+        for (int i = 0; i < inputs.Length; i++)
+            if (!ReferenceEquals(operands[i], inputs[i])) operands[i].Dispose();      // views or copies made here
         return output.transpose(1, 2);
     }
 

@@ -41,19 +41,9 @@ internal static unsafe class KernelBuffers
     private static readonly ConcurrentDictionary<nint, long> Sizes = new();        // live blocks by address
     private static readonly object Gate = new();
     private static long idleBytes;
-    private static long liveBlocks;
     private static long tensorsMade;
     private static long releases;
     private static int trainings;
-
-    /// <summary>Bytes held in idle blocks now.</summary>
-    public static long IdleBytes
-    {
-        get { lock (Gate) return idleBytes; }
-    }
-
-    /// <summary>Blocks currently owned by live tensors.</summary>
-    public static long LiveBlocks => Interlocked.Read(ref liveBlocks);
 
     /// <summary>How many times <see cref="ReleaseIdle"/> ran (tests: a reuse check is void across one).</summary>
     public static long Releases => Interlocked.Read(ref releases);
@@ -129,7 +119,6 @@ internal static unsafe class KernelBuffers
             return null;
         nint block = Rent(bytes);
         Sizes[block] = bytes;
-        Interlocked.Increment(ref liveBlocks);
         nint handle;
         fixed (long* sizes = shape)
             handle = THSTensor_new(block, (nint)(delegate* unmanaged[Cdecl]<nint, void>)&Release, sizes, shape.Length, (sbyte)dtype, (sbyte)dtype, 0, -1, 0);
@@ -174,7 +163,6 @@ internal static unsafe class KernelBuffers
 
     private static void Return(nint block, long bytes)
     {
-        Interlocked.Decrement(ref liveBlocks);
         lock (Gate)
         {
             if (Volatile.Read(ref trainings) > 0 && idleBytes + bytes <= MaxIdleBytes)
