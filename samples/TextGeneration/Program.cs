@@ -10,5 +10,5 @@ using Spectre.Console.Cli;
 using TextGeneration;
 
 var app = new CommandApp<TrainCommand>();
-app.Configure(config => config.SetApplicationName("TextGeneration"));
+app.Configure(config => config.SetApplicationName("TextGeneration").UseStrictParsing());
 return await app.RunAsync(args);

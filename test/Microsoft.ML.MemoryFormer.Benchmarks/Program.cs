@@ -18,6 +18,7 @@ internal static class Program
         app.Configure(config =>
         {
             config.SetApplicationName("Microsoft.ML.MemoryFormer.Benchmarks");
+            config.UseStrictParsing(); // a misspelt option is an error, not silently ignored
             config.AddPerfCommands();
             config.AddCommand<LanguageModelBenchmarkCommand>("lm")
                 .WithDescription("MemoryFormer vs the dense baseline as byte-level language models on tinyshakespeare");

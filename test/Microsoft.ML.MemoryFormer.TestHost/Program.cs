@@ -6,6 +6,7 @@ var app = new CommandApp();
 app.Configure(config =>
 {
     config.SetApplicationName("testhost");
+    config.UseStrictParsing();
     config.AddCommand<PingCommand>("ping").WithDescription("Prints READY and exits (checks that the host starts).");
     config.AddCommand<SaveLoopCommand>("save-loop").WithDescription("Saves model versions to one path in a loop (crash-safe saving test).");
     config.AddCommand<TrainCommand>("train").WithDescription("Trains a tiny language model with checkpoints; prints STEP n and CHECKPOINT n.");
