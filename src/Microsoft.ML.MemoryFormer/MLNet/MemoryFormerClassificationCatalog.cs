@@ -16,7 +16,7 @@ public static class MemoryFormerClassificationCatalog
     /// <param name="labelColumnName">The key-typed label column.</param>
     /// <param name="textColumnName">The text column.</param>
     /// <param name="secondTextColumnName">An optional second text column (sentence pairs).</param>
-    /// <param name="maxTokensPerRow">Longest token row; texts keep their first tokens.</param>
+    /// <param name="maxTokensPerRow">Longest token window; a longer text is read as up to four windows whose logits are averaged (<see cref="MemoryFormerTextClassificationOptions.MaxWindowsPerRow"/>).</param>
     /// <param name="batchSize">Rows per step.</param>
     /// <param name="epochs">Passes over the training rows (default 5, as <see cref="MemoryFormerTextClassificationOptions"/>).</param>
     /// <param name="validationSet">Optional preprocessed rows validated after every epoch.</param>
@@ -58,7 +58,7 @@ public static class MemoryFormerClassificationCatalog
     /// <param name="labelColumnName">The Boolean label column.</param>
     /// <param name="textColumnName">The text column.</param>
     /// <param name="secondTextColumnName">An optional second text column (sentence pairs).</param>
-    /// <param name="maxTokensPerRow">Longest token row; texts keep their first tokens.</param>
+    /// <param name="maxTokensPerRow">Longest token window; a longer text is read as up to four windows whose logits are averaged (<see cref="MemoryFormerTextClassificationOptions.MaxWindowsPerRow"/>).</param>
     /// <param name="batchSize">Rows per step.</param>
     /// <param name="epochs">Passes over the training rows (default 5, as <see cref="MemoryFormerTextClassificationOptions"/>).</param>
     /// <param name="validationSet">Optional preprocessed rows validated after every epoch.</param>

@@ -54,7 +54,7 @@ internal sealed class TextClassifierModel : IDisposable
     /// <summary>The tokenizer rows are encoded with.</summary>
     public ITextTokenizer Tokenizer { get; }
 
-    /// <summary>Longest token row (see <see cref="TextPairEncoder"/> for the truncation policy).</summary>
+    /// <summary>Longest token window (see <see cref="TextPairEncoder"/> for the truncation policy and <see cref="MaxWindowsPerRow"/> for long texts).</summary>
     public int MaxTokensPerRow => encoder.MaxTokens;
 
     /// <summary>Most windows of <see cref="MaxTokensPerRow"/> tokens read from one row (1 = the row's head only).</summary>
