@@ -36,11 +36,18 @@ internal sealed unsafe class FusedEncoder
     /// instead of token by token; implied by <paramref name="tableMajor"/> (the profile then times each stage).</param>
     /// <param name="simd">The SIMD per-token kernels (<see cref="EncoderKernels"/>); false: the scalar ones of the decode step
     /// (before 2026-12-05 04:30; kept for the interleaved benchmark).</param>
-    public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true)
+    /// <param name="bf16">The bf16 copy of a Memory Layer table to gather from, or null for the fp32 table; null: every
+    /// table in fp32 (<c>TextClassifierModel.UseInferencePrecision</c>).</param>
+    /// <param name="bf16Attention">Attention in bf16 arithmetic (<see cref="Bf16WindowAttention"/>).</param>
+    /// <param name="shareFirstProjections">Compute the first block's Q, K and V before rotary once per distinct token id of
+    /// the encoder's calls (<see cref="FusedEncoderBlock.Project"/>) instead of once per token: they depend on the id alone,
+    /// so the results are the same bits. On by default; off for the interleaved benchmark and the equality tests.</param>
+    public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true,
+        Func<Tensor, Bf16Matrix?>? bf16 = null, bool bf16Attention = false, bool shareFirstProjections = true)
     {
         this.backbone = backbone;
         width = backbone.Config.Width;
-        blocks = backbone.Blocks.Select(b => new FusedEncoderBlock(b, backbone.Config)).ToArray();
+        blocks = backbone.Blocks.Select(b => new FusedEncoderBlock(b, backbone.Config, bf16) { Bf16Attention = bf16Attention }).ToArray();
         embedding = TensorMemory.Floats(backbone.Embedding.weight!);
         vocabulary = backbone.Embedding.weight!.shape[0];
         var norm = (RmsNorm)backbone.FinalNorm;
@@ -49,7 +56,10 @@ internal sealed unsafe class FusedEncoder
         this.staged = (staged || tableMajor) && blocks.All(b => b.TableMajor);
         foreach (var block in blocks)
             (block.TableMajorGathers, block.Simd) = (tableMajor, simd);
+        projections = shareFirstProjections && !this.staged && blocks.Length > 0 ? new FirstProjections(blocks[0], width, vocabulary) : null;
     }
+
+    private readonly FirstProjections? projections;
 
     /// <summary>
     /// True when the fused forward computes this backbone exactly: fused kernels on, a MemoryFormer with RMSNorms in eval
@@ -105,13 +115,24 @@ internal sealed unsafe class FusedEncoder
                 Unsafe.CopyBlock(x + ((long)(starts[w] + t) * width), embedding + ((long)id * width), (uint)(width * sizeof(float)));
             }
         if (profile is not null) profile.FusedEmbeddingMs += FusedEncoderBlock.Lap(ref clock);
-        foreach (var block in blocks)
-            block.Forward(x, starts, q, k, v, attended, scratch, profile);
+        for (int b = 0; b < blocks.Length; b++)
+        {
+            if (b == 0 && projections is not null)
+            {
+                long clock0 = Stopwatch.GetTimestamp();
+                var slots = projections.Slots(windows, embedding, n);
+                if (profile is not null) profile.FusedAttentionInputsMs += FusedEncoderBlock.Lap(ref clock0);
+                blocks[0].Forward(x, starts, q, k, v, attended, null, profile, projections.Rows, slots);
+            }
+            else
+                blocks[b].Forward(x, starts, q, k, v, attended, scratch, profile);
+        }
         clock = Stopwatch.GetTimestamp();
         for (int w = 0; w < windows.Count; w++)
             Pool(x, starts[w], starts[w + 1], pooling, q, output + ((long)w * width));
         if (profile is not null) profile.FusedPoolingMs += FusedEncoderBlock.Lap(ref clock);
         GC.KeepAlive(buffer);                                                    // x, q, k, v point into it
+        GC.KeepAlive(projections);
         GC.KeepAlive(backbone);
     }
 
@@ -139,6 +160,76 @@ internal sealed unsafe class FusedEncoder
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(pooling), pooling, "Unknown pooling.");
+        }
+    }
+    /// <summary>
+    /// The first block's Q, K, V before rotary of each distinct token id met by this encoder, [U, 3·d] rows computed once
+    /// per id (<see cref="FusedEncoderBlock.Project"/>) and copied per token: the first block's input is the token's
+    /// embedding row, so they depend on the id alone (a 4,096-token group of English text has ≈ 1,000–1,500 distinct ids).
+    /// Bounded: past <see cref="MaxRows"/> ids (or d·3·4 bytes each beyond 64 MB) it starts over.
+    /// </summary>
+    private sealed class FirstProjections(FusedEncoderBlock block, int width, long vocabulary)
+    {
+        private readonly int[] slotOfId = Enumerable.Repeat(-1, checked((int)vocabulary)).ToArray();
+        private readonly int maxRows = (int)Math.Max(4096, Math.Min(65536, (64L << 20) / (12L * width)));
+        private float[] rows = [];
+        private int count;
+
+        /// <summary>Most distinct ids kept.</summary>
+        public int MaxRows => maxRows;
+
+        /// <summary>The rows; valid until the next <see cref="Slots"/>.</summary>
+        public float* Rows => (float*)Unsafe.AsPointer(ref rows[0]);
+
+        /// <summary>Each token's row (computing the rows of ids not met before from their embedding rows).</summary>
+        public int[] Slots(IReadOnlyList<int[]> windows, float* embedding, int n)
+        {
+            var fresh = new List<int>();
+            foreach (var window in windows)
+                foreach (int id in window)
+                    if (slotOfId[id] < 0)
+                    {
+                        slotOfId[id] = -2;                                       // met in this call, row not yet made
+                        fresh.Add(id);
+                    }
+            if (count + fresh.Count > Math.Max(maxRows, fresh.Count))            // start over: keep this call's ids only
+            {
+                Array.Fill(slotOfId, -1);
+                count = 0;
+                fresh.Clear();
+                foreach (var window in windows)
+                    foreach (int id in window)
+                        if (slotOfId[id] < 0) { slotOfId[id] = -2; fresh.Add(id); }
+            }
+            if (fresh.Count > 0)
+                Add(fresh, embedding);
+            var slots = new int[n];
+            int t = 0;
+            foreach (var window in windows)
+                foreach (int id in window)
+                    slots[t++] = slotOfId[id];
+            return slots;
+        }
+
+        private void Add(List<int> fresh, float* embedding)
+        {
+            long needed = 3L * width * (count + fresh.Count);
+            if (rows.LongLength < needed)
+            {
+                var grown = GC.AllocateUninitializedArray<float>(checked((int)Math.Max(needed, Math.Min(2L * rows.LongLength, 3L * width * maxRows))), pinned: true);
+                Array.Copy(rows, grown, 3L * width * count);
+                rows = grown;
+            }
+            var inputs = GC.AllocateUninitializedArray<float>(fresh.Count * width, pinned: true);
+            float* input = (float*)Unsafe.AsPointer(ref inputs[0]);
+            for (int i = 0; i < fresh.Count; i++)
+            {
+                Unsafe.CopyBlock(input + ((long)i * width), embedding + ((long)fresh[i] * width), (uint)(width * sizeof(float)));
+                slotOfId[fresh[i]] = count + i;
+            }
+            block.Project(input, fresh.Count, Rows + (3L * width * count));
+            count += fresh.Count;
+            GC.KeepAlive(inputs);
         }
     }
 }
