@@ -55,9 +55,9 @@ public sealed class MemoryFormerTextClassificationTransformer : ITransformer, ID
     internal TextClassifierModel Model => model;
 
     /// <summary>
-    /// Opts batched CPU scoring into lower-precision arithmetic: <see cref="Configuration.InferencePrecision.BFloat16"/> gathers from
-    /// bf16 copies of the Memory Layer tables and runs attention with bf16 dot products (fp32 accumulation, norms and
-    /// softmax); <see cref="Configuration.InferencePrecision.Float32"/> returns to the fp32 results exactly; Int8 is not implemented for
+    /// Opts batched CPU scoring into lower-precision weights: <see cref="Configuration.InferencePrecision.BFloat16"/> gathers from
+    /// bf16 copies of the Memory Layer tables (fp32 activations and accumulation);
+    /// <see cref="Configuration.InferencePrecision.Float32"/> returns to the fp32 results exactly; Int8 is not implemented for
     /// scoring. Inference only, not saved; the accuracy cost is measured in docs/benchmarks.md. See
     /// <see cref="TextClassifierModel.UseInferencePrecision"/>.
     /// </summary>

@@ -106,22 +106,23 @@ internal sealed class TextClassifierModel : IDisposable
 
     private Dictionary<nint, Bf16Matrix>? bf16Tables;
 
-    /// <summary>With <see cref="InferencePrecision.BFloat16"/>, run attention in bf16 too (on by default; the benchmark
-    /// switches it off to time the bf16 tables alone).</summary>
-    internal bool UseBf16Attention { get; set; } = true;
+    /// <summary>With <see cref="InferencePrecision.BFloat16"/>, also run attention with bf16 dot products
+    /// (<see cref="Bf16WindowAttention"/>). Off: measured no faster than the fp32 kernel, whose softmax never leaves the
+    /// registers, while the bf16 GEMMs materialise the score matrix (docs/benchmarks.md, "Scoring, third round"); the
+    /// benchmark and the accuracy command switch it on to compare.</summary>
+    internal bool UseBf16Attention { get; set; }
 
     /// <summary>The precision the fused scoring encoder computes in (<see cref="UseInferencePrecision"/>).</summary>
     public InferencePrecision InferencePrecision => bf16Tables is not null ? InferencePrecision.BFloat16 : InferencePrecision.Float32;
 
     /// <summary>
     /// Lower-precision batched scoring, opt-in (the fp32 weights never change). <see cref="InferencePrecision.BFloat16"/>:
-    /// the fused scoring encoder gathers from bf16 copies of the Memory Layer tables (half the bytes, fp32 accumulation)
-    /// and runs attention with bf16 dot products (<see cref="Bf16WindowAttention"/>: libtorch's bf16 batched GEMMs, a
-    /// softmax in fp32) for windows of 64 tokens or more; norms, hashes and everything else stay fp32.
-    /// <see cref="InferencePrecision.Float32"/> drops the copies and gives the fp32 results back exactly. The copies are a
-    /// snapshot of the current weights: call this again after the weights change. Applies where the fused encoder does
-    /// (CPU fp32 MemoryFormer, <see cref="FusedEncoder.Supports"/>); the reference and torch paths stay fp32. Speed and
-    /// accuracy cost: docs/benchmarks.md (<c>perf scoring</c>, <c>perf scoring-precision</c>).
+    /// the fused scoring encoder gathers from bf16 copies of the Memory Layer tables (half the bytes, fp32 accumulation);
+    /// norms, hashes, attention and everything else stay fp32. <see cref="InferencePrecision.Float32"/> drops the copies
+    /// and gives the fp32 results back exactly. The copies are a snapshot of the current weights: call this again after
+    /// the weights change. Applies where the fused encoder does (CPU fp32 MemoryFormer, <see cref="FusedEncoder.Supports"/>);
+    /// the reference and torch paths stay fp32. Speed and accuracy cost: docs/benchmarks.md (<c>perf scoring</c>,
+    /// <c>perf scoring-precision</c>).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="precision"/> is not a defined value.</exception>
     /// <exception cref="NotSupportedException"><see cref="InferencePrecision.Int8"/>: not implemented for scoring (the precision is unchanged).</exception>

@@ -53,7 +53,7 @@ internal sealed class ScoringBf16ProbeCommand : Command<ScoringBf16ProbeCommand.
                 fixed (float* p = tokenMajor)
                     Layers.Kernels.WindowAttention.Run(p, p + (n * d), p + (2 * n * d), p + (3 * n * d), heads, hd, starts);
             }),
-            ("managed bf16 attention: Bf16WindowAttention (token-major, packing + 2 bf16 bmm + fp32 softmax)", () =>
+            ("Bf16WindowAttention (token-major: packing + 2 bf16 bmm + fp32 softmax), all 32 windows in one batch", () =>
             {
                 fixed (float* p = tokenMajor)
                     Layers.Kernels.Bf16WindowAttention.Run(p, p + (n * d), p + (2 * n * d), p + (3 * n * d), heads, hd, starts);
