@@ -105,7 +105,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var phases = new PerfTable("scoring-phases", "Where one Transform pass goes (ms per pass, from the same model's profile)",
             "rows", "path", "tokenize", "window/pad", "encoder forward", "pooling/head", "ML.NET overhead", "Transform total", "padded ÷ real tokens");
         var parts = new PerfTable("scoring-fused-parts", "Where the fused encoder's forward goes (ms per Transform pass, both blocks together)",
-            "rows", "embedding", "norm + hash + Q/K/V + rotary", "attention", "residual + norm + Memory Block + residual", "final norm + pooling", "encoder forward", "ns per token per block");
+            "rows", "embedding", "norm + hash + Q/K/V + rotary", "attention", "residual + norm + Memory Block + residual", "final norm + pooling", "encoder forward", "ns per token per block", "first-block Q/K/V rows computed ÷ tokens");
         int defaultBudget = model.ScoringTokensPerBatch;
         var budgets = settings.Budgets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(b => int.Parse(b, CultureInfo.InvariantCulture)).Where(b => b != defaultBudget).ToArray();
@@ -159,7 +159,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 if (profile.FusedAttentionMs > 0)
                     parts.AddRow($"{name}: {paths[i].Name}", profile.FusedEmbeddingMs, profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs,
                         profile.FusedPoolingMs, profile.ForwardMs,
-                        FormattableString.Invariant($"{profile.ForwardMs * 1e6 / profile.Tokens / model.Network.Config.Layers:F0}"));
+                        FormattableString.Invariant($"{profile.ForwardMs * 1e6 / profile.Tokens / model.Network.Config.Layers:F0}"),
+                        FormattableString.Invariant($"{(double)profile.FusedFirstBlockRows / profile.Tokens:F3}"));
             }
             paths[fusedIndex].Set(model);
         }

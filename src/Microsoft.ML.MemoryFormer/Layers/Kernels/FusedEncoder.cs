@@ -56,7 +56,7 @@ internal sealed unsafe class FusedEncoder
         this.staged = (staged || tableMajor) && blocks.All(b => b.TableMajor);
         foreach (var block in blocks)
             (block.TableMajorGathers, block.Simd) = (tableMajor, simd);
-        projections = shareFirstProjections && !this.staged && blocks.Length > 0 ? new FirstProjections(blocks[0], width, vocabulary) : null;
+        projections = shareFirstProjections && !this.staged && blocks.Length > 0 ? new FirstProjections(blocks[0], width) : null;
     }
 
     private readonly FirstProjections? projections;
@@ -120,12 +120,15 @@ internal sealed unsafe class FusedEncoder
             if (b == 0 && projections is not null)
             {
                 long clock0 = Stopwatch.GetTimestamp();
-                var slots = projections.Slots(windows, embedding, n);
+                var slots = projections.Slots(windows, embedding, n, profile);
                 if (profile is not null) profile.FusedAttentionInputsMs += FusedEncoderBlock.Lap(ref clock0);
                 blocks[0].Forward(x, starts, q, k, v, attended, null, profile, projections.Rows, slots);
             }
             else
+            {
+                if (b == 0 && profile is not null) profile.FusedFirstBlockRows += n;
                 blocks[b].Forward(x, starts, q, k, v, attended, scratch, profile);
+            }
         }
         clock = Stopwatch.GetTimestamp();
         for (int w = 0; w < windows.Count; w++)
@@ -168,10 +171,10 @@ internal sealed unsafe class FusedEncoder
     /// embedding row, so they depend on the id alone (a 4,096-token group of English text has ≈ 1,000–1,500 distinct ids).
     /// Bounded: past <see cref="MaxRows"/> ids (or d·3·4 bytes each beyond 64 MB) it starts over.
     /// </summary>
-    private sealed class FirstProjections(FusedEncoderBlock block, int width, long vocabulary)
+    private sealed class FirstProjections(FusedEncoderBlock block, int width)
     {
-        private readonly int[] slotOfId = Enumerable.Repeat(-1, checked((int)vocabulary)).ToArray();
-        private readonly int maxRows = (int)Math.Max(4096, Math.Min(65536, (64L << 20) / (12L * width)));
+        private readonly Dictionary<int, int> slotOfId = [];                     // a dictionary, not an array of the
+        private readonly int maxRows = (int)Math.Max(4096, Math.Min(65536, (64L << 20) / (12L * width)));  // vocabulary: cheap for one-row calls
         private float[] rows = [];
         private int count;
 
@@ -182,33 +185,36 @@ internal sealed unsafe class FusedEncoder
         public float* Rows => (float*)Unsafe.AsPointer(ref rows[0]);
 
         /// <summary>Each token's row (computing the rows of ids not met before from their embedding rows).</summary>
-        public int[] Slots(IReadOnlyList<int[]> windows, float* embedding, int n)
+        public int[] Slots(IReadOnlyList<int[]> windows, float* embedding, int n, ScoringProfile? profile)
         {
-            var fresh = new List<int>();
-            foreach (var window in windows)
-                foreach (int id in window)
-                    if (slotOfId[id] < 0)
-                    {
-                        slotOfId[id] = -2;                                       // met in this call, row not yet made
-                        fresh.Add(id);
-                    }
-            if (count + fresh.Count > Math.Max(maxRows, fresh.Count))            // start over: keep this call's ids only
+            var fresh = Fresh(windows);
+            if (count + fresh.Count > Math.Max(maxRows, fresh.Count))            // start over: keep this group's ids only
             {
-                Array.Fill(slotOfId, -1);
+                slotOfId.Clear();
                 count = 0;
-                fresh.Clear();
-                foreach (var window in windows)
-                    foreach (int id in window)
-                        if (slotOfId[id] < 0) { slotOfId[id] = -2; fresh.Add(id); }
+                fresh = Fresh(windows);
             }
             if (fresh.Count > 0)
                 Add(fresh, embedding);
+            if (profile is not null) profile.FusedFirstBlockRows += fresh.Count;
             var slots = new int[n];
             int t = 0;
             foreach (var window in windows)
                 foreach (int id in window)
                     slots[t++] = slotOfId[id];
             return slots;
+        }
+
+        /// <summary>The distinct ids of the windows without a row yet, in order of first appearance.</summary>
+        private List<int> Fresh(IReadOnlyList<int[]> windows)
+        {
+            var fresh = new List<int>();
+            var seen = new HashSet<int>();
+            foreach (var window in windows)
+                foreach (int id in window)
+                    if (!slotOfId.ContainsKey(id) && seen.Add(id))
+                        fresh.Add(id);
+            return fresh;
         }
 
         private void Add(List<int> fresh, float* embedding)
