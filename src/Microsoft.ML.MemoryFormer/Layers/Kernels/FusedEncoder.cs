@@ -226,16 +226,10 @@ internal sealed unsafe class FusedEncoder
                 Array.Copy(rows, grown, 3L * width * count);
                 rows = grown;
             }
-            var inputs = GC.AllocateUninitializedArray<float>(fresh.Count * width, pinned: true);
-            float* input = (float*)Unsafe.AsPointer(ref inputs[0]);
             for (int i = 0; i < fresh.Count; i++)
-            {
-                Unsafe.CopyBlock(input + ((long)i * width), embedding + ((long)fresh[i] * width), (uint)(width * sizeof(float)));
                 slotOfId[fresh[i]] = count + i;
-            }
-            block.Project(input, fresh.Count, Rows + (3L * width * count));
+            block.Project(embedding, fresh.ToArray(), fresh.Count, Rows + (3L * width * count));
             count += fresh.Count;
-            GC.KeepAlive(inputs);
         }
     }
 }

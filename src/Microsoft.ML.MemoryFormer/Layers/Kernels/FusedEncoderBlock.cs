@@ -305,31 +305,34 @@ internal sealed unsafe class FusedEncoderBlock
     }
 
     /// <summary>
-    /// Q, K, V before rotary of <paramref name="count"/> hidden rows x [count, d] into rows [count, 3·d] (Q, then K, then V
-    /// of a row side by side): the first pass of <see cref="Forward"/> without rotary, the same kernels and so the same
-    /// bits. For the first block, whose input is a token's embedding row, they depend on the token id alone, so the
-    /// encoder computes them once per distinct id (<see cref="FusedEncoder"/>).
+    /// Q, K, V before rotary of the hidden rows x[ids[i]] (x [·, d], e.g. the embedding table) into rows [count, 3·d] (Q,
+    /// then K, then V of a row side by side): the first pass of <see cref="Forward"/> without rotary, the same kernels and
+    /// so the same bits. For the first block, whose input is a token's embedding row, they depend on the token id alone,
+    /// so the encoder computes them once per distinct id (<see cref="FusedEncoder"/>).
     /// </summary>
-    public void Project(float* x, int count, float* rows)
+    public void Project(float* x, int[] ids, int count, float* rows)
     {
         nint xa = (nint)x, ra = (nint)rows;
-        KernelParallel.For(count, 3L * chunks * width, (start, end) =>
-        {
-            float* normed = stackalloc float[width];
-            float* weights = stackalloc float[chunks];
-            long* wide = stackalloc long[chunks];
-            int* index = stackalloc int[chunks];
-            for (int t = start; t < end; t++)
-            {
-                float* row = (float*)ra + (3L * t * width);
-                RmsNorm((float*)xa + ((long)t * width), attentionGain, width, attentionEpsilon, normed);
-                Hash(normed, value, wide, index, weights);                   // one hash for Q, K, V
-                Bag(query, width, index, weights, row);
-                Bag(key, width, index, weights, row + width);
-                Bag(value, width, index, weights, row + (2 * width));
-            }
-        });
+        KernelParallel.For(count, 3L * chunks * width, (start, end) => ProjectRange((float*)xa, ids, start, end, (float*)ra));
         GC.KeepAlive(block);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void ProjectRange(float* x, int[] ids, int start, int end, float* rows)
+    {
+        float* normed = stackalloc float[width];
+        float* weights = stackalloc float[chunks];
+        long* wide = stackalloc long[chunks];
+        int* index = stackalloc int[chunks];
+        for (int i = start; i < end; i++)
+        {
+            float* row = rows + (3L * i * width);
+            RmsNorm(x + ((long)ids[i] * width), attentionGain, width, attentionEpsilon, normed);
+            Hash(normed, value, wide, index, weights);                           // one hash for Q, K, V
+            Bag(query, width, index, weights, row);
+            Bag(key, width, index, weights, row + width);
+            Bag(value, width, index, weights, row + (2 * width));
+        }
     }
 
     /// <summary>The first pass from rows <see cref="Project"/> made: copy token t's row slots[t], rotary on Q and K.</summary>
