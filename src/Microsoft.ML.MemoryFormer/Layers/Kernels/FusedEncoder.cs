@@ -56,7 +56,7 @@ internal sealed unsafe class FusedEncoder
         this.staged = (staged || tableMajor) && blocks.All(b => b.TableMajor);
         foreach (var block in blocks)
             (block.TableMajorGathers, block.Simd) = (tableMajor, simd);
-        projections = shareFirstProjections && !this.staged && blocks.Length > 0 ? new FirstProjections(blocks[0], width) : null;
+        projections = shareFirstProjections && !this.staged && blocks.Length > 0 ? new FirstProjections(blocks[0], width, vocabulary) : null;
     }
 
     private readonly FirstProjections? projections;
@@ -117,10 +117,9 @@ internal sealed unsafe class FusedEncoder
         if (profile is not null) profile.FusedEmbeddingMs += FusedEncoderBlock.Lap(ref clock);
         for (int b = 0; b < blocks.Length; b++)
         {
-            if (b == 0 && projections is not null)
+            long clock0 = Stopwatch.GetTimestamp();
+            if (b == 0 && projections?.Slots(windows, embedding, n, profile) is { } slots)
             {
-                long clock0 = Stopwatch.GetTimestamp();
-                var slots = projections.Slots(windows, embedding, n, profile);
                 if (profile is not null) profile.FusedAttentionInputsMs += FusedEncoderBlock.Lap(ref clock0);
                 blocks[0].Forward(x, starts, q, k, v, attended, null, profile, projections.Rows, slots);
             }
@@ -168,13 +167,17 @@ internal sealed unsafe class FusedEncoder
     /// <summary>
     /// The first block's Q, K, V before rotary of each distinct token id met by this encoder, [U, 3·d] rows computed once
     /// per id (<see cref="FusedEncoderBlock.Project"/>) and copied per token: the first block's input is the token's
-    /// embedding row, so they depend on the id alone (a 4,096-token group of English text has ≈ 1,000–1,500 distinct ids).
-    /// Bounded: past <see cref="MaxRows"/> ids (or d·3·4 bytes each beyond 64 MB) it starts over.
+    /// embedding row, so they depend on the id alone (a scoring call of English text has ≈ 0.13–0.15 distinct ids per
+    /// token). Groups of fewer than <see cref="MinTokens"/> tokens (a PredictionEngine call of a short row) compute per token
+    /// instead. Bounded: past <see cref="MaxRows"/> ids it starts over.
     /// </summary>
-    private sealed class FirstProjections(FusedEncoderBlock block, int width)
+    private sealed class FirstProjections(FusedEncoderBlock block, int width, long vocabulary)
     {
-        private readonly Dictionary<int, int> slotOfId = [];                     // a dictionary, not an array of the
-        private readonly int maxRows = (int)Math.Max(4096, Math.Min(65536, (64L << 20) / (12L * width)));  // vocabulary: cheap for one-row calls
+        /// <summary>Fewest tokens of a group that take the shared rows.</summary>
+        public const int MinTokens = 256;
+
+        private int[]? slotOfId;                                                 // [vocabulary], −1 = no row yet
+        private readonly int maxRows = (int)Math.Max(4096, Math.Min(65536, (64L << 20) / (12L * width)));
         private float[] rows = [];
         private int count;
 
@@ -184,37 +187,36 @@ internal sealed unsafe class FusedEncoder
         /// <summary>The rows; valid until the next <see cref="Slots"/>.</summary>
         public float* Rows => (float*)Unsafe.AsPointer(ref rows[0]);
 
-        /// <summary>Each token's row (computing the rows of ids not met before from their embedding rows).</summary>
-        public int[] Slots(IReadOnlyList<int[]> windows, float* embedding, int n, ScoringProfile? profile)
+        /// <summary>Each token's row (computing the rows of ids not met before from their embedding rows), or null when the
+        /// group is too small to share.</summary>
+        public int[]? Slots(IReadOnlyList<int[]> windows, float* embedding, int n, ScoringProfile? profile)
         {
-            var fresh = Fresh(windows);
-            if (count + fresh.Count > Math.Max(maxRows, fresh.Count))            // start over: keep this group's ids only
+            if (n < MinTokens)
+                return null;
+            if (slotOfId is null || count + n > maxRows)                         // first use, or start over
             {
-                slotOfId.Clear();
+                slotOfId ??= new int[checked((int)vocabulary)];
+                Array.Fill(slotOfId, -1);
                 count = 0;
-                fresh = Fresh(windows);
             }
-            if (fresh.Count > 0)
-                Add(fresh, embedding);
-            if (profile is not null) profile.FusedFirstBlockRows += fresh.Count;
             var slots = new int[n];
+            var fresh = new List<int>();
             int t = 0;
             foreach (var window in windows)
                 foreach (int id in window)
-                    slots[t++] = slotOfId[id];
-            return slots;
-        }
-
-        /// <summary>The distinct ids of the windows without a row yet, in order of first appearance.</summary>
-        private List<int> Fresh(IReadOnlyList<int[]> windows)
-        {
-            var fresh = new List<int>();
-            var seen = new HashSet<int>();
-            foreach (var window in windows)
-                foreach (int id in window)
-                    if (!slotOfId.ContainsKey(id) && seen.Add(id))
+                {
+                    int slot = slotOfId[id];
+                    if (slot < 0)
+                    {
+                        slot = slotOfId[id] = count + fresh.Count;
                         fresh.Add(id);
-            return fresh;
+                    }
+                    slots[t++] = slot;
+                }
+            if (fresh.Count > 0)
+                Add(fresh, embedding);
+            if (profile is not null) profile.FusedFirstBlockRows += fresh.Count;
+            return slots;
         }
 
         private void Add(List<int> fresh, float* embedding)
@@ -226,8 +228,6 @@ internal sealed unsafe class FusedEncoder
                 Array.Copy(rows, grown, 3L * width * count);
                 rows = grown;
             }
-            for (int i = 0; i < fresh.Count; i++)
-                slotOfId[fresh[i]] = count + i;
             block.Project(embedding, fresh.ToArray(), fresh.Count, Rows + (3L * width * count));
             count += fresh.Count;
         }

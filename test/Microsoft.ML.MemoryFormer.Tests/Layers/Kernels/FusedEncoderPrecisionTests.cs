@@ -49,7 +49,23 @@ public class FusedEncoderPrecisionTests
         Assert.Equal(perToken, Score(model));
         // Small groups: rows made in one group are reused in later ones (compared at one group size: the head's GEMM may
         // round another batch size differently).
-        Assert.Equal(Score(model, share: false, tokensPerBatch: 200), Score(model, tokensPerBatch: 200));
+        Assert.Equal(Score(model, share: false, tokensPerBatch: 300), Score(model, tokensPerBatch: 300));
+    }
+
+    [Fact]
+    public void The_profile_counts_one_first_block_row_per_distinct_id_of_a_large_group()
+    {
+        using var model = NewModel();
+        var windows = LongRows.SelectMany(r => model.Encode(r.Item1, r.Item2)).ToArray();
+        int tokens = windows.Sum(w => w.Length), distinct = windows.SelectMany(w => w).Distinct().Count();
+        Assert.True(tokens >= 256 && distinct < tokens);
+        model.Profile = new ScoringProfile();
+        Score(model);
+        Assert.Equal(distinct, model.Profile.FusedFirstBlockRows);
+        model.Profile = new ScoringProfile();
+        Score(model, share: false);
+        Assert.Equal(tokens, model.Profile.FusedFirstBlockRows);
+        model.Profile = null;
     }
 
     [Fact]
