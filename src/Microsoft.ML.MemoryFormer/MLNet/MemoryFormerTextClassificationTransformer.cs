@@ -54,6 +54,19 @@ public sealed class MemoryFormerTextClassificationTransformer : ITransformer, ID
 
     internal TextClassifierModel Model => model;
 
+    /// <summary>
+    /// Opts batched CPU scoring into lower-precision weights: <see cref="Configuration.InferencePrecision.BFloat16"/> gathers from
+    /// bf16 copies of the Memory Layer tables (fp32 activations and accumulation);
+    /// <see cref="Configuration.InferencePrecision.Float32"/> returns to the fp32 results exactly; Int8 is not implemented for
+    /// scoring. Inference only, not saved; the accuracy cost is measured in docs/benchmarks.md. See
+    /// <see cref="TextClassifierModel.UseInferencePrecision"/>.
+    /// </summary>
+    /// <exception cref="NotSupportedException"><see cref="Configuration.InferencePrecision.Int8"/>.</exception>
+    public void UseInferencePrecision(Configuration.InferencePrecision precision) => model.UseInferencePrecision(precision);
+
+    /// <summary>The precision batched scoring computes in (<see cref="UseInferencePrecision"/>).</summary>
+    public Configuration.InferencePrecision InferencePrecision => model.InferencePrecision;
+
     /// <summary>The task: binary or multiclass classification (read by the ONNX export).</summary>
     internal PredictionKind Kind => kind;
 

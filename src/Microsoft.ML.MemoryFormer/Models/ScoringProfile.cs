@@ -47,6 +47,10 @@ internal sealed class ScoringProfile
     /// <summary>Calls of the model.</summary>
     public long Calls { get; set; }
 
+    /// <summary>Rows of the first block's Q, K, V the fused encoder computed (once per distinct token id of a call when
+    /// shared; <see cref="Tokens"/> when not).</summary>
+    public long FusedFirstBlockRows { get; set; }
+
     /// <summary>Windows scored.</summary>
     public long Windows { get; set; }
 

@@ -99,6 +99,53 @@ internal sealed class TextClassifierModel : IDisposable
     /// step's scalar ones. On by default; the benchmark switches it off to compare.</summary>
     internal bool UseEncoderSimdKernels { get; set; } = true;
 
+    /// <summary>In the fused encoder, compute the first block's Q, K and V once per distinct token id of a call rather than
+    /// once per token (<see cref="FusedEncoder"/>: the same bits). On by default; the benchmark and the equality tests
+    /// switch it off to compare.</summary>
+    internal bool ShareFirstProjections { get; set; } = true;
+
+    private Dictionary<nint, Bf16Matrix>? bf16Tables;
+
+    /// <summary>With <see cref="InferencePrecision.BFloat16"/>, also run attention with bf16 dot products
+    /// (<see cref="Bf16WindowAttention"/>). Off: measured no faster than the fp32 kernel, whose softmax never leaves the
+    /// registers, while the bf16 GEMMs materialise the score matrix (docs/benchmarks.md, "Scoring, third round"); the
+    /// benchmark and the accuracy command switch it on to compare.</summary>
+    internal bool UseBf16Attention { get; set; }
+
+    /// <summary>The precision the fused scoring encoder computes in (<see cref="UseInferencePrecision"/>).</summary>
+    public InferencePrecision InferencePrecision => bf16Tables is not null ? InferencePrecision.BFloat16 : InferencePrecision.Float32;
+
+    /// <summary>
+    /// Lower-precision batched scoring, opt-in (the fp32 weights never change). <see cref="InferencePrecision.BFloat16"/>:
+    /// the fused scoring encoder gathers from bf16 copies of the Memory Layer tables (half the bytes, fp32 accumulation);
+    /// norms, hashes, attention and everything else stay fp32. <see cref="InferencePrecision.Float32"/> drops the copies
+    /// and gives the fp32 results back exactly. The copies are a snapshot of the current weights: call this again after
+    /// the weights change. Applies where the fused encoder does (CPU fp32 MemoryFormer, <see cref="FusedEncoder.Supports"/>);
+    /// the reference and torch paths stay fp32. Speed and accuracy cost: docs/benchmarks.md (<c>perf scoring</c>,
+    /// <c>perf scoring-precision</c>).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="precision"/> is not a defined value.</exception>
+    /// <exception cref="NotSupportedException"><see cref="InferencePrecision.Int8"/>: not implemented for scoring (the precision is unchanged).</exception>
+    public void UseInferencePrecision(InferencePrecision precision)
+    {
+        if (!Enum.IsDefined(precision))
+            throw new ArgumentOutOfRangeException(nameof(precision), precision,
+                $"Unknown inference precision {(int)precision}; use {string.Join(", ", Enum.GetNames<InferencePrecision>())}.");
+        if (precision == InferencePrecision.Int8)
+            throw new NotSupportedException("Int8 scoring is not implemented; use BFloat16 or Float32.");
+        bf16Tables = null;
+        if (precision == InferencePrecision.Float32)
+            return;
+        var tables = network.Backbone.modules().OfType<MemoryLayer>().Select(l => l.Table)
+            .Where(t => TensorMemory.IsCpuFloat32(t) && t.is_contiguous()).ToArray();
+        bf16Tables = tables.ToDictionary(TensorMemory.Key, Bf16Matrix.From);
+    }
+
+    /// <summary>The bf16 copy of a table made by <see cref="UseInferencePrecision"/>, or null.</summary>
+    private Bf16Matrix? Bf16Table(Tensor table) =>
+        bf16Tables is not null && TensorMemory.IsCpuFloat32(table) && bf16Tables.TryGetValue(TensorMemory.Key(table), out var copy)
+            && copy.Rows == table.shape[0] && copy.Columns == table.shape[1] ? copy : null;
+
     /// <summary>When set, every call adds the time of its phases to it (the <c>perf scoring</c> benchmark).</summary>
     internal ScoringProfile? Profile { get; set; }
 
@@ -185,7 +232,9 @@ internal sealed class TextClassifierModel : IDisposable
     /// <see cref="ScoringTokensPerBatch"/> tokens (a longer window forms a group alone).</summary>
     private void FusedWindowLogits(int[][] windows, float[] windowLogits, ScoringProfile? profile, ref long start)
     {
-        var fused = new FusedEncoder(network.Backbone, UseTableMajorGathers, simd: UseEncoderSimdKernels);
+        bool bf16 = bf16Tables is not null;
+        var fused = new FusedEncoder(network.Backbone, UseTableMajorGathers && !bf16, simd: UseEncoderSimdKernels,
+            bf16: bf16 ? Bf16Table : null, bf16Attention: bf16 && UseBf16Attention, shareFirstProjections: ShareFirstProjections);
         for (int first = 0; first < windows.Length;)
         {
             int end = first + 1;

@@ -25,6 +25,8 @@ internal static class PerfCommands
             perf.AddCommand<RowPassProbeCommand>("probe-rowpass").WithDescription("Issue 16: the backward row pass alone, today vs variants, interleaved.");
             perf.AddCommand<ForwardProbeCommand>("probe-forward").WithDescription("Issue 16: the forward gather, today's kernel vs 16-column tiles in an L2 scratch, interleaved.");
             perf.AddCommand<Bf16Command>("bf16").WithDescription("Issue 16: accuracy cost of bf16 inference weights (bits/byte, greedy text) on small trained models.");
+            perf.AddCommand<ScoringBf16ProbeCommand>("scoring-bf16-probe").WithDescription("Issue 16: the scoring encoder's window attention as torch bmm/SDPA in fp32 and bf16 vs the managed kernel.");
+            perf.AddCommand<ScoringPrecisionCommand>("scoring-precision").WithDescription("Issue 16: accuracy cost of bf16 scoring (tables, attention) on trained classifiers: accuracy, log-loss, argmax agreement.");
             perf.AddCommand<ScoringCommand>("scoring").WithDescription("Issue 16: text-classification scoring rows/s on long and short rows, Transform and PredictionEngine, phases.");
             perf.AddCommand<AttentionCommand>("attention").WithDescription("Issue 16: causal attention at the training shapes, SDPA vs blocked, fwd and fwd+bwd, interleaved.");
             perf.AddCommand<OnnxCommand>("onnx").WithDescription("ONNX Runtime CPU vs this library: batched classification scoring and batch-1 decode.");

@@ -50,6 +50,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [DefaultValue("")]
         public string Budgets { get; init; } = "";
 
+        [CommandOption("--legacy-paths")]
+        [Description("Also time the batched path through the torch modules and the fused encoder with the scalar per-token kernels (superseded defaults).")]
+        public bool LegacyPaths { get; init; }
+
         [CommandOption("--encoder-reps")]
         [Description("Also time the fused encoder alone on one group of long-row windows (≈ 4,096 tokens), token-major vs table-major gathers interleaved, this many times each, and print the fastest time of each part (less disturbed by a loaded machine than a median). Default 0: off.")]
         [DefaultValue(0)]
@@ -101,7 +105,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var phases = new PerfTable("scoring-phases", "Where one Transform pass goes (ms per pass, from the same model's profile)",
             "rows", "path", "tokenize", "window/pad", "encoder forward", "pooling/head", "ML.NET overhead", "Transform total", "padded ÷ real tokens");
         var parts = new PerfTable("scoring-fused-parts", "Where the fused encoder's forward goes (ms per Transform pass, both blocks together)",
-            "rows", "embedding", "norm + hash + Q/K/V + rotary", "attention", "residual + norm + Memory Block + residual", "final norm + pooling", "encoder forward", "ns per token per block");
+            "rows", "embedding", "norm + hash + Q/K/V + rotary", "attention", "residual + norm + Memory Block + residual", "final norm + pooling", "encoder forward", "ns per token per block", "first-block Q/K/V rows computed ÷ tokens");
         int defaultBudget = model.ScoringTokensPerBatch;
         var budgets = settings.Budgets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(b => int.Parse(b, CultureInfo.InvariantCulture)).Where(b => b != defaultBudget).ToArray();
@@ -112,18 +116,27 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             long tokens = rows.Sum(t => CountTokens(model, t));
             var paths = new List<(string Name, Action<TextClassifierModel> Set)>
             {
-                ("reference (one padded batch per call)", m => (m.UseReferenceScoring, m.UseFusedScoring, m.ScoringTokensPerBatch) = (true, false, defaultBudget)),
-                ($"batched, torch modules ({defaultBudget} tokens per batch)", m => (m.UseReferenceScoring, m.UseFusedScoring, m.ScoringTokensPerBatch) = (false, false, defaultBudget)),
-                ($"fused encoder, scalar per-token kernels ({defaultBudget} tokens per group)", m => (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ScoringTokensPerBatch) = (false, true, false, defaultBudget)),
-                ($"fused encoder ({defaultBudget} tokens per group)", m => (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ScoringTokensPerBatch) = (false, true, true, defaultBudget)),
+                ("reference (one padded batch per call)", m => Fused(m, false, defaultBudget, reference: true)),
+                ($"fused encoder, every token's first Q/K/V (before; {defaultBudget} tokens per group)", m => Fused(m, true, defaultBudget, share: false)),
+                ("fused encoder, first Q/K/V once per distinct id (default)", m => Fused(m, true, defaultBudget)),
+                ("fused encoder, bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, bf16Attention: false)),
+                ("fused encoder, bf16 tables + bf16 attention (internal switch, off)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16)),
             };
-            paths.AddRange(budgets.Select(b => ($"batched, torch modules ({b} tokens per batch)", (Action<TextClassifierModel>)(m => (m.UseReferenceScoring, m.UseFusedScoring, m.ScoringTokensPerBatch) = (false, false, b)))));
-            paths.AddRange(budgets.Select(b => ($"fused encoder ({b} tokens per group)", (Action<TextClassifierModel>)(m => (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ScoringTokensPerBatch) = (false, true, true, b)))));
+            if (settings.LegacyPaths)
+                paths.InsertRange(1,
+                [
+                    ($"batched, torch modules ({defaultBudget} tokens per batch)", m => Fused(m, false, defaultBudget)),
+                    ("fused encoder, scalar per-token kernels, every token's first Q/K/V", m => Fused(m, true, defaultBudget, simd: false, share: false)),
+                ]);
+            int fusedIndex = paths.FindIndex(p => p.Name.EndsWith("(default)", StringComparison.Ordinal));
+            paths.AddRange(budgets.Select(b => ($"batched, torch modules ({b} tokens per batch)", (Action<TextClassifierModel>)(m => Fused(m, false, b)))));
+            paths.AddRange(budgets.Select(b => ($"fused encoder ({b} tokens per group)", (Action<TextClassifierModel>)(m => Fused(m, true, b)))));
 
-            var (transformMs, transformCpuMs) = InterleaveWithCpu(paths.Select(p => (Action)(() => { p.Set(model); TimeTransform(transformer, data, rows.Length); })).ToArray(), rounds);
+            var (transformMs, transformCpuMs) = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(),
+                () => TimeTransform(transformer, data, rows.Length), rounds);
             var engineRows = rows.Take(settings.EngineRows).ToArray();
             using var engine = ml.Model.CreatePredictionEngine<Row, Scored>(transformer, new PredictionEngineOptions { OwnsTransformer = false });
-            var engineMs = Timing.Interleave(paths.Select(p => (Action)(() => { p.Set(model); TimeEngine(engine, engineRows); })).ToArray(), rounds);
+            var engineMs = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(), () => TimeEngine(engine, engineRows), rounds).Wall;
 
             paths[0].Set(model);
             var reference = model.LogProbabilities(rows.Select(t => (t, (string?)null)).ToArray());
@@ -143,12 +156,13 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 model.Profile = null;
                 phases.AddRow(name, paths[i].Name, profile.TokenizeMs, profile.PadMs, profile.ForwardMs, profile.HeadMs,
                     Math.Max(0, total - profile.TotalMs), total, FormattableString.Invariant($"{(double)profile.PaddedTokens / profile.Tokens:F2}"));
-                if (profile.FusedAttentionMs > 0 && i is 2 or 3)
-                    parts.AddRow(i == 2 ? $"{name} (scalar per-token kernels)" : name, profile.FusedEmbeddingMs, profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs,
+                if (profile.FusedAttentionMs > 0)
+                    parts.AddRow($"{name}: {paths[i].Name}", profile.FusedEmbeddingMs, profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs,
                         profile.FusedPoolingMs, profile.ForwardMs,
-                        FormattableString.Invariant($"{profile.ForwardMs * 1e6 / profile.Tokens / model.Network.Config.Layers:F0}"));
+                        FormattableString.Invariant($"{profile.ForwardMs * 1e6 / profile.Tokens / model.Network.Config.Layers:F0}"),
+                        FormattableString.Invariant($"{(double)profile.FusedFirstBlockRows / profile.Tokens:F3}"));
             }
-            paths[3].Set(model);
+            paths[fusedIndex].Set(model);
         }
         string machine = string.Create(CultureInfo.InvariantCulture,
             $"machine in the same run: GEMM {gflops:F1} GFLOP/s (fp32 1024³ torch.mm), copy bandwidth {copy:F1} GB/s (read + write)");
@@ -157,6 +171,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         table.AddNote("reference: Transform reads the training batch size (32) of rows per model call and scores them as one batch padded to its longest window; batched: at least 256 rows per call, windows sorted by length into batches padded to their own longest");
         table.AddNote("fused encoder (the default since 2026-12-05): the batched path's encoder as one managed inference forward (Layers/Kernels/FusedEncoder.cs), windows packed unpadded; \"batched, torch modules\" is the default before it");
         table.AddNote("fused encoder: SIMD per-token kernels (Layers/Kernels/EncoderKernels.cs: norms, rotary, bag sums with the row in AVX-512 registers; the default since 2026-12-05 04:30); \"scalar per-token kernels\": the decode step's, as before");
+        table.AddNote("first Q/K/V once per distinct id (the default since 2026-12-06): the first block's Q, K, V before rotary depend on the token id alone, so they are computed once per distinct id of a call and copied (the same bits); bf16: TextClassifierModel.UseInferencePrecision(BFloat16), bf16 copies of the Memory Layer tables; bf16 attention (TextClassifierModel.UseBf16Attention, off): libtorch's bf16 batched GEMMs for QKᵀ and PV with an fp32 softmax (windows ≥ 64 tokens)");
         table.AddNote(machine);
         phases.AddNote("ML.NET overhead = Transform total − the four phases (cursors, getters, output columns)");
         phases.AddNote(machine);
@@ -184,12 +199,15 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         }
         var backbone = model.Network.Backbone;
         var pooling = model.Network.Head.Pooling;
-        var modes = new[]
+        var copies = backbone.modules().OfType<Layers.MemoryLayer>().ToDictionary(l => Layers.Kernels.TensorMemory.Key(l.Table), l => Layers.Kernels.Bf16Matrix.From(l.Table));
+        Func<TorchSharp.torch.Tensor, Layers.Kernels.Bf16Matrix?> bf16 = t => copies.GetValueOrDefault(Layers.Kernels.TensorMemory.Key(t));
+        var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
-            ("per token, scalar kernels (before)", new Layers.Kernels.FusedEncoder(backbone, simd: false)),
-            ("per token, SIMD kernels (default)", new Layers.Kernels.FusedEncoder(backbone)),
-            ("staged, token-major gathers", new Layers.Kernels.FusedEncoder(backbone, staged: true)),
-            ("staged, table-major gathers", new Layers.Kernels.FusedEncoder(backbone, tableMajor: true)),
+            ("per token, SIMD kernels, every token's first Q/K/V (before)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: false)),
+            ("per token, first Q/K/V once per distinct id (default)", () => new Layers.Kernels.FusedEncoder(backbone)),
+            ("bf16 tables (opt-in BFloat16)", () => new Layers.Kernels.FusedEncoder(backbone, bf16: bf16)),
+            ("fp32 tables, bf16 attention", () => new Layers.Kernels.FusedEncoder(backbone, bf16Attention: true)),
+            ("bf16 tables + bf16 attention", () => new Layers.Kernels.FusedEncoder(backbone, bf16: bf16, bf16Attention: true)),
         };
         var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 8).ToArray()).ToArray();
         using var noGrad = TorchSharp.torch.no_grad();
@@ -198,7 +216,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             {
                 var profile = new ScoringProfile();
                 long start = Stopwatch.GetTimestamp();
-                using (var pooled = modes[m].Item2.Pooled(windows, pooling, profile)) { }
+                using (var pooled = modes[m].Item2().Pooled(windows, pooling, profile)) { }
                 double total = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
                 if (rep < 0) continue;
                 double[] values = [profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs, profile.FusedEmbeddingMs + profile.FusedPoolingMs, total, profile.FusedGatherMs, profile.FusedHashMs, profile.FusedRotaryMs];
@@ -209,7 +227,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         for (int m = 0; m < modes.Length; m++)
             table.AddRow(modes[m].Item1, best[m][0], best[m][1], best[m][2], best[m][3], best[m][4],
                 FormattableString.Invariant($"{best[m][4] * 1e6 / tokens / model.Network.Config.Layers:F0}"), best[m][5] == 0 ? "—" : best[m][5], best[m][6] == 0 ? "—" : best[m][6], best[m][7] == 0 ? "—" : best[m][7]);
-        table.AddNote("each part's minimum is taken on its own, so the parts need not add up to the forward's minimum; staged: each block's per-token work in passes over all tokens (norms + hashes, gathers, rotary) so each is timed; all but the scalar row give the same bits");
+        table.AddNote("each part's minimum is taken on its own, so the parts need not add up to the forward's minimum; the first two rows give the same bits; a new encoder per call, as per scoring call, so the shared first Q/K/V are computed in every call (once per distinct id of the group)");
         table.AddNote(machine);
         table.Publish(output);
         GatherAlone(tokens, reps * 5, machine, output);
@@ -271,20 +289,30 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         table.Publish(output);
     }
 
-    /// <summary>Median wall and process CPU milliseconds of each body, timed one call each per round, in turn, after one
-    /// warm-up round.</summary>
-    private static (double[] Wall, double[] Cpu) InterleaveWithCpu(IReadOnlyList<Action> bodies, int rounds)
+    /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
+    private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
+        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool bf16Attention = true)
     {
-        var wall = bodies.Select(_ => new double[rounds]).ToArray();
-        var cpu = bodies.Select(_ => new double[rounds]).ToArray();
+        (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.UseBf16Attention) =
+            (reference, fused, simd, share, budget, bf16Attention);
+        if (m.InferencePrecision != precision) m.UseInferencePrecision(precision);
+    }
+
+    /// <summary>Median wall and process CPU milliseconds of <paramref name="body"/> after each of <paramref name="setups"/>,
+    /// one call each per round, in turn, after one warm-up round; the set-ups are not timed.</summary>
+    private static (double[] Wall, double[] Cpu) InterleaveWithCpu(IReadOnlyList<Action> setups, Action body, int rounds)
+    {
+        var wall = setups.Select(_ => new double[rounds]).ToArray();
+        var cpu = setups.Select(_ => new double[rounds]).ToArray();
         using var process = Process.GetCurrentProcess();
         for (int round = -1; round < rounds; round++)
-            for (int b = 0; b < bodies.Count; b++)
+            for (int b = 0; b < setups.Count; b++)
             {
+                setups[b]();
                 process.Refresh();
                 var cpuStart = process.TotalProcessorTime;
                 long start = Stopwatch.GetTimestamp();
-                bodies[b]();
+                body();
                 double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
                 process.Refresh();
                 if (round < 0) continue;

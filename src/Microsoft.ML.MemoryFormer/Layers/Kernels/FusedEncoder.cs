@@ -36,11 +36,18 @@ internal sealed unsafe class FusedEncoder
     /// instead of token by token; implied by <paramref name="tableMajor"/> (the profile then times each stage).</param>
     /// <param name="simd">The SIMD per-token kernels (<see cref="EncoderKernels"/>); false: the scalar ones of the decode step
     /// (before 2026-12-05 04:30; kept for the interleaved benchmark).</param>
-    public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true)
+    /// <param name="bf16">The bf16 copy of a Memory Layer table to gather from, or null for the fp32 table; null: every
+    /// table in fp32 (<c>TextClassifierModel.UseInferencePrecision</c>).</param>
+    /// <param name="bf16Attention">Attention in bf16 arithmetic (<see cref="Bf16WindowAttention"/>).</param>
+    /// <param name="shareFirstProjections">Compute the first block's Q, K and V before rotary once per distinct token id of
+    /// the encoder's calls (<see cref="FusedEncoderBlock.Project"/>) instead of once per token: they depend on the id alone,
+    /// so the results are the same bits. On by default; off for the interleaved benchmark and the equality tests.</param>
+    public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true,
+        Func<Tensor, Bf16Matrix?>? bf16 = null, bool bf16Attention = false, bool shareFirstProjections = true)
     {
         this.backbone = backbone;
         width = backbone.Config.Width;
-        blocks = backbone.Blocks.Select(b => new FusedEncoderBlock(b, backbone.Config)).ToArray();
+        blocks = backbone.Blocks.Select(b => new FusedEncoderBlock(b, backbone.Config, bf16) { Bf16Attention = bf16Attention }).ToArray();
         embedding = TensorMemory.Floats(backbone.Embedding.weight!);
         vocabulary = backbone.Embedding.weight!.shape[0];
         var norm = (RmsNorm)backbone.FinalNorm;
@@ -49,7 +56,10 @@ internal sealed unsafe class FusedEncoder
         this.staged = (staged || tableMajor) && blocks.All(b => b.TableMajor);
         foreach (var block in blocks)
             (block.TableMajorGathers, block.Simd) = (tableMajor, simd);
+        projections = shareFirstProjections && !this.staged && blocks.Length > 0 ? new FirstProjections(blocks[0], width, vocabulary) : null;
     }
+
+    private readonly FirstProjections? projections;
 
     /// <summary>
     /// True when the fused forward computes this backbone exactly: fused kernels on, a MemoryFormer with RMSNorms in eval
@@ -105,13 +115,26 @@ internal sealed unsafe class FusedEncoder
                 Unsafe.CopyBlock(x + ((long)(starts[w] + t) * width), embedding + ((long)id * width), (uint)(width * sizeof(float)));
             }
         if (profile is not null) profile.FusedEmbeddingMs += FusedEncoderBlock.Lap(ref clock);
-        foreach (var block in blocks)
-            block.Forward(x, starts, q, k, v, attended, scratch, profile);
+        for (int b = 0; b < blocks.Length; b++)
+        {
+            long clock0 = Stopwatch.GetTimestamp();
+            if (b == 0 && projections?.Slots(windows, embedding, n, profile) is { } slots)
+            {
+                if (profile is not null) profile.FusedAttentionInputsMs += FusedEncoderBlock.Lap(ref clock0);
+                blocks[0].Forward(x, starts, q, k, v, attended, null, profile, projections.Rows, slots);
+            }
+            else
+            {
+                if (b == 0 && profile is not null) profile.FusedFirstBlockRows += n;
+                blocks[b].Forward(x, starts, q, k, v, attended, scratch, profile);
+            }
+        }
         clock = Stopwatch.GetTimestamp();
         for (int w = 0; w < windows.Count; w++)
             Pool(x, starts[w], starts[w + 1], pooling, q, output + ((long)w * width));
         if (profile is not null) profile.FusedPoolingMs += FusedEncoderBlock.Lap(ref clock);
         GC.KeepAlive(buffer);                                                    // x, q, k, v point into it
+        GC.KeepAlive(projections);
         GC.KeepAlive(backbone);
     }
 
@@ -139,6 +162,74 @@ internal sealed unsafe class FusedEncoder
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(pooling), pooling, "Unknown pooling.");
+        }
+    }
+    /// <summary>
+    /// The first block's Q, K, V before rotary of each distinct token id met by this encoder, [U, 3·d] rows computed once
+    /// per id (<see cref="FusedEncoderBlock.Project"/>) and copied per token: the first block's input is the token's
+    /// embedding row, so they depend on the id alone (a scoring call of English text has ≈ 0.13–0.15 distinct ids per
+    /// token). Groups of fewer than <see cref="MinTokens"/> tokens (a PredictionEngine call of a short row) compute per token
+    /// instead. Bounded: past <see cref="MaxRows"/> ids it starts over.
+    /// </summary>
+    private sealed class FirstProjections(FusedEncoderBlock block, int width, long vocabulary)
+    {
+        /// <summary>Fewest tokens of a group that take the shared rows.</summary>
+        public const int MinTokens = 256;
+
+        private int[]? slotOfId;                                                 // [vocabulary], −1 = no row yet
+        private readonly int maxRows = (int)Math.Max(4096, Math.Min(65536, (64L << 20) / (12L * width)));
+        private float[] rows = [];
+        private int count;
+
+        /// <summary>Most distinct ids kept.</summary>
+        public int MaxRows => maxRows;
+
+        /// <summary>The rows; valid until the next <see cref="Slots"/>.</summary>
+        public float* Rows => (float*)Unsafe.AsPointer(ref rows[0]);
+
+        /// <summary>Each token's row (computing the rows of ids not met before from their embedding rows), or null when the
+        /// group is too small to share.</summary>
+        public int[]? Slots(IReadOnlyList<int[]> windows, float* embedding, int n, ScoringProfile? profile)
+        {
+            if (n < MinTokens)
+                return null;
+            if (slotOfId is null || count + n > maxRows)                         // first use, or start over
+            {
+                slotOfId ??= new int[checked((int)vocabulary)];
+                Array.Fill(slotOfId, -1);
+                count = 0;
+            }
+            var slots = new int[n];
+            var fresh = new List<int>();
+            int t = 0;
+            foreach (var window in windows)
+                foreach (int id in window)
+                {
+                    int slot = slotOfId[id];
+                    if (slot < 0)
+                    {
+                        slot = slotOfId[id] = count + fresh.Count;
+                        fresh.Add(id);
+                    }
+                    slots[t++] = slot;
+                }
+            if (fresh.Count > 0)
+                Add(fresh, embedding);
+            if (profile is not null) profile.FusedFirstBlockRows += fresh.Count;
+            return slots;
+        }
+
+        private void Add(List<int> fresh, float* embedding)
+        {
+            long needed = 3L * width * (count + fresh.Count);
+            if (rows.LongLength < needed)
+            {
+                var grown = GC.AllocateUninitializedArray<float>(checked((int)Math.Max(needed, Math.Min(2L * rows.LongLength, 3L * width * maxRows))), pinned: true);
+                Array.Copy(rows, grown, 3L * width * count);
+                rows = grown;
+            }
+            block.Project(embedding, fresh.ToArray(), fresh.Count, Rows + (3L * width * count));
+            count += fresh.Count;
         }
     }
 }

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Diagnostics;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Models;
+using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -27,7 +28,11 @@ internal sealed unsafe class FusedEncoderBlock
     private readonly Layer query, key, value, expand, project;
 
     /// <summary>Reads the block's parameters; <see cref="Supports"/> must be true.</summary>
-    public FusedEncoderBlock(TransformerBlock block, MemoryFormerConfig config)
+    /// <param name="block">The block.</param>
+    /// <param name="config">The encoder's configuration.</param>
+    /// <param name="bf16">The bf16 copy of a Memory Layer table to gather from instead of the fp32 table, or null
+    /// (<c>TextClassifierModel.UseInferencePrecision</c>); null: the fp32 tables.</param>
+    public FusedEncoderBlock(TransformerBlock block, MemoryFormerConfig config, Func<Tensor, Bf16Matrix?>? bf16 = null)
     {
         this.block = block;
         var qkv = (MemoryQkv)block.Attention.Qkv;
@@ -44,9 +49,17 @@ internal sealed unsafe class FusedEncoderBlock
         cos = TensorMemory.Floats(block.Attention.Rotary.Tables.Cos);
         sin = TensorMemory.Floats(block.Attention.Rotary.Tables.Sin);
         RotaryPositions = block.Attention.Rotary.Tables.Cos.shape[0];
-        (query, key, value) = (new Layer(qkv.Query), new Layer(qkv.Key), new Layer(qkv.Value));
-        (expand, project) = (new Layer(ffn.Expand), new Layer(ffn.Project));
+        (query, key, value) = (new Layer(qkv.Query, bf16), new Layer(qkv.Key, bf16), new Layer(qkv.Value, bf16));
+        (expand, project) = (new Layer(ffn.Expand, bf16), new Layer(ffn.Project, bf16));
+        Bf16Tables = query.Table16 is not null;
     }
+
+    /// <summary>Whether the gathers read bf16 table copies (then the table-major gathers are not available).</summary>
+    public bool Bf16Tables { get; }
+
+    /// <summary>Run attention in bf16 arithmetic (<see cref="Bf16WindowAttention"/>: libtorch's bf16 batched GEMMs, fp32
+    /// softmax) for windows of at least <see cref="Bf16WindowAttention.MinLength"/> tokens; false: the fp32 kernel.</summary>
+    public bool Bf16Attention { get; set; }
 
     /// <summary>True when this computes the block exactly: a MemoryFormer block with RMSNorms, contiguous CPU fp32
     /// parameters, τ+2 ≤ 16 and a head width the attention kernel handles.</summary>
@@ -58,7 +71,7 @@ internal sealed unsafe class FusedEncoderBlock
 
     /// <summary>Whether <see cref="Forward"/> can take the table-major gathers (<see cref="ColumnSliceGather"/>): the model
     /// width and the Memory Block's hidden width are multiples of its slice.</summary>
-    public bool TableMajor => ColumnSliceGather.Supports(width) && ColumnSliceGather.Supports(hidden);
+    public bool TableMajor => ColumnSliceGather.Supports(width) && ColumnSliceGather.Supports(hidden) && !Bf16Tables;
 
     /// <summary>Floats of the scratch <see cref="Forward"/> needs for <paramref name="n"/> tokens with table-major gathers.</summary>
     public long ScratchFloats(int n) => (long)n * (hidden + (2L * chunks));
@@ -76,7 +89,11 @@ internal sealed unsafe class FusedEncoderBlock
     /// <param name="scratch"><see cref="ScratchFloats"/>(N) floats for the table-major gathers (<see cref="TableMajor"/>
     /// must be true), or null for the token-major ones; both give bit-identical results.</param>
     /// <param name="profile">When set, the time of each pass is added to it.</param>
-    public void Forward(float* x, int[] starts, float* q, float* k, float* v, float* attended, float* scratch, ScoringProfile? profile = null)
+    /// <param name="projected">Token-major scratch: when set (with <paramref name="slots"/>), token t's Q, K and V before
+    /// rotary are read from row slots[t] of these [U, 3·d] rows (<see cref="Project"/>) instead of computed from x.</param>
+    /// <param name="slots">The row of <paramref name="projected"/> of each of the N tokens.</param>
+    public void Forward(float* x, int[] starts, float* q, float* k, float* v, float* attended, float* scratch, ScoringProfile? profile = null,
+        float* projected = null, int[]? slots = null)
     {
         int n = starts[^1];
         var positions = new int[n];
@@ -92,12 +109,20 @@ internal sealed unsafe class FusedEncoderBlock
         nint xa = (nint)x, qa = (nint)q, ka = (nint)k, va = (nint)v, ya = (nint)attended;
         long tokenWork = 3L * chunks * width;
         long clock = Stopwatch.GetTimestamp();
-        if (scratch is null)
+        if (projected is not null && slots is not null)
+        {
+            nint pa = (nint)projected;
+            KernelParallel.For(n, 3L * width, (start, end) => ProjectedInputs((float*)pa, slots, positions, start, end, (float*)qa, (float*)ka, (float*)va));
+        }
+        else if (scratch is null)
             KernelParallel.For(n, tokenWork, (start, end) => AttentionInputs((float*)xa, positions, start, end, (float*)qa, (float*)ka, (float*)va));
         else
             TableMajorAttentionInputs(x, positions, q, k, v, scratch, profile);
         if (profile is not null) profile.FusedAttentionInputsMs += Lap(ref clock);
-        WindowAttention.Run(q, k, v, attended, heads, headWidth, starts, Simd);
+        if (Bf16Attention)
+            Bf16WindowAttention.Run(q, k, v, attended, heads, headWidth, starts);
+        else
+            WindowAttention.Run(q, k, v, attended, heads, headWidth, starts, Simd);
         if (profile is not null) profile.FusedAttentionMs += Lap(ref clock);
         if (scratch is null)
             KernelParallel.For(n, tokenWork, (start, end) => Feedforward((float*)xa, (float*)ya, start, end));
@@ -270,6 +295,64 @@ internal sealed unsafe class FusedEncoderBlock
         return ms;
     }
 
+    /// <summary>One layer's gather for one token: from its bf16 copy where there is one, else the fp32 table.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Bag(Layer layer, int h, int* index, float* weights, float* output)
+    {
+        ushort* table16 = layer.Table16;
+        if (table16 is not null) EncoderKernels.BagSumBf16(table16, h, index, weights, chunks, output, layer.Bias);
+        else BagSum(layer.Table, h, index, weights, chunks, output, layer.Bias);
+    }
+
+    /// <summary>
+    /// Q, K, V before rotary of the hidden rows x[ids[i]] (x [·, d], e.g. the embedding table) into rows [count, 3·d] (Q,
+    /// then K, then V of a row side by side): the first pass of <see cref="Forward"/> without rotary, the same kernels and
+    /// so the same bits. For the first block, whose input is a token's embedding row, they depend on the token id alone,
+    /// so the encoder computes them once per distinct id (<see cref="FusedEncoder"/>).
+    /// </summary>
+    public void Project(float* x, int[] ids, int count, float* rows)
+    {
+        nint xa = (nint)x, ra = (nint)rows;
+        KernelParallel.For(count, 3L * chunks * width, (start, end) => ProjectRange((float*)xa, ids, start, end, (float*)ra));
+        GC.KeepAlive(block);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void ProjectRange(float* x, int[] ids, int start, int end, float* rows)
+    {
+        float* normed = stackalloc float[width];
+        float* weights = stackalloc float[chunks];
+        long* wide = stackalloc long[chunks];
+        int* index = stackalloc int[chunks];
+        for (int i = start; i < end; i++)
+        {
+            float* row = rows + (3L * i * width);
+            RmsNorm(x + ((long)ids[i] * width), attentionGain, width, attentionEpsilon, normed);
+            Hash(normed, value, wide, index, weights);                           // one hash for Q, K, V
+            Bag(query, width, index, weights, row);
+            Bag(key, width, index, weights, row + width);
+            Bag(value, width, index, weights, row + (2 * width));
+        }
+    }
+
+    /// <summary>The first pass from rows <see cref="Project"/> made: copy token t's row slots[t], rotary on Q and K.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void ProjectedInputs(float* projected, int[] slots, int[] positions, int start, int end, float* q, float* k, float* v)
+    {
+        uint bytes = (uint)(width * sizeof(float));
+        for (int t = start; t < end; t++)
+        {
+            long at = (long)t * width;
+            float* row = projected + (3L * slots[t] * width);
+            Unsafe.CopyBlock(q + at, row, bytes);
+            Unsafe.CopyBlock(k + at, row + width, bytes);
+            Unsafe.CopyBlock(v + at, row + (2 * width), bytes);
+            long rotary = (long)positions[t] * rotaryDims;
+            Rotary(q + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
+            Rotary(k + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AttentionInputs(float* x, int[] positions, int start, int end, float* q, float* k, float* v)
     {
@@ -282,9 +365,9 @@ internal sealed unsafe class FusedEncoderBlock
             long at = (long)t * width;
             RmsNorm(x + at, attentionGain, width, attentionEpsilon, normed);
             Hash(normed, value, rows, index, weights);                          // one hash for Q, K, V
-            BagSum(query.Table, width, index, weights, chunks, q + at, query.Bias);
-            BagSum(key.Table, width, index, weights, chunks, k + at, key.Bias);
-            BagSum(value.Table, width, index, weights, chunks, v + at, value.Bias);
+            Bag(query, width, index, weights, q + at);
+            Bag(key, width, index, weights, k + at);
+            Bag(value, width, index, weights, v + at);
             long rotary = (long)positions[t] * rotaryDims;
             Rotary(q + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
             Rotary(k + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
@@ -307,10 +390,10 @@ internal sealed unsafe class FusedEncoderBlock
             RowKernels.Add(attended + ((long)t * width), row, width);         // z = x + Attn(Norm(x))
             RmsNorm(row, ffnGain, width, ffnEpsilon, normed);
             Hash(normed, expand, rows, index, weights);
-            BagSum(expand.Table, hidden, index, weights, chunks, inner, expand.Bias);   // [K·(τ+2)]
+            Bag(expand, hidden, index, weights, inner);                        // [K·(τ+2)]
             LayerNorm(inner, normWeight, normBias, hidden, (float)MemoryBlock.NormEpsilon, innerNormed);
             Hash(innerNormed, project, rows, index, weights);                  // K chunks of τ+2 bits
-            BagSum(project.Table, width, index, weights, chunks, output, project.Bias);
+            Bag(project, width, index, weights, output);
             RowKernels.Add(output, row, width);                                // out = z + FFN(Norm(z))
         }
     }
@@ -324,9 +407,11 @@ internal sealed unsafe class FusedEncoderBlock
     }
 
     /// <summary>One Memory Layer's table, bias and hash settings as raw memory.</summary>
-    private sealed class Layer(MemoryLayer layer)
+    private sealed class Layer(MemoryLayer layer, Func<Tensor, Bf16Matrix?>? bf16)
     {
+        private readonly Bf16Matrix? copy = bf16?.Invoke(layer.Table);         // kept alive with the block
         public readonly float* Table = TensorMemory.Floats(layer.Table);
+        public ushort* Table16 => copy is null ? null : copy.Pointer;
         public readonly float* Bias = TensorMemory.Floats(layer.Bias);
         public readonly int Bits = layer.BitsPerChunk;
         public readonly bool L1Scaled = layer.WeightFunction == HashWeightFunction.L1ScaledSigmoidProduct;

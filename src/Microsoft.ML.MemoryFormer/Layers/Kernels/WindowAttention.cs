@@ -41,12 +41,18 @@ internal static unsafe class WindowAttention
     /// <param name="starts">Window starts, W + 1 entries, the last N.</param>
     /// <param name="avx512">Take the AVX-512 kernel (eight queries against 32-key tiles in 512-bit registers) where the
     /// hardware has it and hd is a multiple of 32; false: the 256-bit one (kept for the benchmark and the tests).</param>
-    public static void Run(float* q, float* k, float* v, float* y, int heads, int headWidth, int[] starts, bool avx512 = true)
+    public static void Run(float* q, float* k, float* v, float* y, int heads, int headWidth, int[] starts, bool avx512 = true) =>
+        Run(q, k, v, y, heads, headWidth, starts, null, avx512);
+
+    /// <summary>As <see cref="Run(float*, float*, float*, float*, int, int, int[], bool)"/> for the windows listed in
+    /// <paramref name="selected"/> only (all when null); the other windows' output rows are left alone.</summary>
+    public static void Run(float* q, float* k, float* v, float* y, int heads, int headWidth, int[] starts, int[]? selected, bool avx512 = true)
     {
         if (!Supports(headWidth))
             throw new ArgumentOutOfRangeException(nameof(headWidth), headWidth, "The window attention kernel needs a head width that is a multiple of 8 and 256-bit vectors.");
-        int windows = starts.Length - 1, longest = 0;
-        for (int w = 0; w < windows; w++)
+        var chosen = selected ?? Enumerable.Range(0, starts.Length - 1).ToArray();
+        int windows = chosen.Length, longest = 0;
+        foreach (int w in chosen)
             longest = Math.Max(longest, starts[w + 1] - starts[w]);
         if (windows <= 0 || longest == 0)
             return;
@@ -60,7 +66,7 @@ internal static unsafe class WindowAttention
             {
                 for (int item = start; item < end; item++)
                 {
-                    int w = item / heads, h = item % heads;
+                    int w = chosen[item / heads], h = item % heads;
                     if (wide)
                         Head512((float*)qa, (float*)ka, (float*)va, (float*)ya, heads * headWidth, headWidth, h, starts[w], starts[w + 1] - starts[w],
                             keys, keys + (headWidth * padded));
