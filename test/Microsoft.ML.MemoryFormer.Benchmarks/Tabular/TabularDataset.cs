@@ -33,6 +33,17 @@ internal sealed record TabularDataset(string Name, TabularTask Task, IDataView T
         _ => throw new ArgumentException($"Unknown tabular set '{name}'; known: {string.Join(", ", Names)}."),
     };
 
+    /// <summary>
+    /// The set for model selection: the training split cut again (TrainTestSplit, seed 1) into a (1 − <paramref name="fraction"/>)
+    /// training part and a <paramref name="fraction"/> development part that takes the test split's place, so that
+    /// choices are made without the test rows.
+    /// </summary>
+    public TabularDataset Development(MLContext ml, double fraction)
+    {
+        var split = ml.Data.TrainTestSplit(Train, testFraction: fraction, seed: 1);
+        return this with { Train = split.TrainSet, Test = split.TestSet, Description = $"{Description}; development split: {fraction} of the training split scored, the rest trained on" };
+    }
+
     private static TextLoader.Column[] Numeric(params (string Name, int Index)[] columns) =>
         columns.Select(c => new TextLoader.Column(c.Name, DataKind.Single, c.Index)).ToArray();
 
