@@ -138,6 +138,10 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [Description("F in (0, 1): select on the training rows only: train on a (1 − F) part of the training split and score the other F part (TrainTestSplit of the training split, seed 1) instead of the test split. Default 0 (the test split).")]
         public double DevSplit { get; init; }
 
+        [CommandOption("--value-categories")]
+        [Description("Comma-separated numeric columns that every model also gets one-hot encoded by value (each distinct value a category, e.g. adult's capital-gain,capital-loss amounts).")]
+        public string? ValueCategories { get; init; }
+
         [CommandOption("--save-predictions")]
         [Description("Binary sets: write every contender's scored probabilities (\"label probability\" lines, {set}-{model}.txt) and the scored rows' raw columns ({set}-rows.tsv) to the --out folder, for row-level comparisons.")]
         public bool SavePredictions { get; init; }
@@ -154,7 +158,8 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         foreach (var name in settings.Sets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var ml = new MLContext(seed: 0);
-            var set = TabularDataset.Load(ml, settings.Data, name);
+            var set = TabularDataset.Load(ml, settings.Data, name,
+                settings.ValueCategories?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
             if (set is null)
             {
                 AnsiConsole.MarkupLineInterpolated($"[yellow]Skipped {name}: not found in {Path.GetFullPath(settings.Data)} (developer data set, not part of the repository).[/]");
@@ -342,7 +347,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             (settings.Embedding == "piecewise-linear" ? $" ({settings.Bins} {settings.Binning} bins{(settings.MinLeaf is { } m ? $", at least {m} rows a bin" : "")})"
                 : settings.Embedding != "linear" ? $" (k = {settings.PeriodicFrequencies}, σ = {settings.PeriodicScale})" : "") +
             $", seed {settings.Seed}" + (settings.DevSplit > 0 ? $", scored on a {settings.DevSplit} development split of the training rows" : "") + (settings.Ensemble is { } k ? $", EnsembleSize {k}" : ", EnsembleSize by size") +
-            (settings.TrainerDefaults ? ", trainer defaults" : "") + (settings.GroupOneHot ? ", one-hot groups" : "") +
+            (settings.ValueCategories is { } values ? $", value categories {values}" : "") + (settings.TrainerDefaults ? ", trainer defaults" : "") + (settings.GroupOneHot ? ", one-hot groups" : "") +
             (settings.LearningRate is { } lr ? $", lr {lr}" : "") + Overrides(settings) + $", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
         return text.ToString();
     }
