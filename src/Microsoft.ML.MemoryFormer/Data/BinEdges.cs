@@ -18,9 +18,12 @@ internal static class BinEdges
     /// <param name="binning">Quantile or tree edges.</param>
     /// <param name="labels">Training labels (regression value or 0-based class); read by tree binning only.</param>
     /// <param name="classes">Class count, or 0 for regression.</param>
-    public static float[][] Fit(float[] features, int featureCount, int bins, TabularBinning binning, float[] labels, int classes)
+    /// <param name="minLeafRows">Tree binning: the fewest rows a bin may hold; null takes <see cref="MinLeaf"/>'s rule.</param>
+    public static float[][] Fit(float[] features, int featureCount, int bins, TabularBinning binning, float[] labels, int classes,
+        int? minLeafRows = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(bins, 1);
+        if (minLeafRows is { } least) ArgumentOutOfRangeException.ThrowIfLessThan(least, 1, nameof(minLeafRows));
         int rows = featureCount == 0 ? 0 : features.Length / featureCount;
         var edges = new float[featureCount][];
         for (int slot = 0; slot < featureCount; slot++)
@@ -32,7 +35,7 @@ internal static class BinEdges
                 ? [values.Length == 0 ? 0f : values[0], (values.Length == 0 ? 0f : values[0]) + 1f]
                 : TwoValued(values) ? [values[0], values[^1]]
                 : binning == TabularBinning.Quantile ? Quantiles(values, bins)
-                : Tree(values, order.Select(r => labels[r]).ToArray(), classes, bins);
+                : Tree(values, order.Select(r => labels[r]).ToArray(), classes, bins, minLeafRows ?? MinLeaf(values.Length, bins));
         }
         return edges;
     }
@@ -54,7 +57,7 @@ internal static class BinEdges
     }
 
     /// <summary>Thresholds of a best-first tree of at most <paramref name="bins"/> leaves on one slot, plus its min and max.</summary>
-    private static float[] Tree(float[] sorted, float[] labels, int classes, int bins)
+    private static float[] Tree(float[] sorted, float[] labels, int classes, int bins, int minLeaf)
     {
         int n = sorted.Length, width = classes > 0 ? classes : 1;
         // prefix sums of the target vector (one-hot class or the value) and of its squares: a segment's impurity is
@@ -68,7 +71,6 @@ internal static class BinEdges
             sum[(i + 1) * width + (classes > 0 ? (int)labels[i] : 0)] += y;
             squares[i + 1] = squares[i] + y * y;
         }
-        int minLeaf = MinLeaf(n, bins);
         var leaves = new List<(int Start, int End)> { (0, n) };
         var thresholds = new List<float>();
         while (leaves.Count < bins)
@@ -111,6 +113,6 @@ internal static class BinEdges
         }
     }
 
-    /// <summary>Fewest rows a tree leaf may hold: a quarter of an equal share of the rows per bin, between 1 and 64.</summary>
+    /// <summary>Fewest rows a tree leaf may hold by default: a quarter of an equal share of the rows per bin, between 1 and 64.</summary>
     internal static int MinLeaf(int rows, int bins) => Math.Clamp(rows / (4 * bins), 1, 64);
 }

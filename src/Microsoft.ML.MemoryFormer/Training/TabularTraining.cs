@@ -29,8 +29,9 @@ internal static class TabularTraining
     /// <param name="stopRequested">Polled before every step, next to <paramref name="cancellation"/>.</param>
     /// <param name="cancellation">Stops between steps.</param>
     /// <param name="embedding">How numeric slots become tokens, and for periodic embeddings k and σ (saved with the model).</param>
-    /// <param name="bins">Piecewise-linear embeddings: the most bins per slot and how their edges are chosen on the
-    /// standardised training rows (the edges are saved with the model).</param>
+    /// <param name="bins">Piecewise-linear embeddings: the most bins per slot, how their edges are chosen on the
+    /// standardised training rows and, for tree bins, the fewest rows a bin may hold (null: the default rule); the edges
+    /// are saved with the model.</param>
     /// <param name="groupOneHot">Whether each one-hot group of slots becomes one token (<see cref="OneHotGroups"/>; the
     /// grouping is found on the raw training rows and saved with the model).</param>
     /// <param name="labelSmoothing">Classification: label smoothing of the training cross-entropy (0 = none).</param>
@@ -39,7 +40,7 @@ internal static class TabularTraining
         TrainingSchedule schedule, Action<string>? log = null, IProgress<TrainingProgress>? progress = null,
         Func<bool>? stopRequested = null, CancellationToken cancellation = default,
         (TabularNumericEmbedding Kind, int Frequencies, double Scale) embedding = default,
-        (int Count, TabularBinning Binning) bins = default, bool groupOneHot = false, double labelSmoothing = 0)
+        (int Count, TabularBinning Binning, int? MinLeafRows) bins = default, bool groupOneHot = false, double labelSmoothing = 0)
     {
         bool regression = label.Kind == PredictionKind.Regression;
         var scaler = FeatureScaler.Fit(train.Features, train.FeatureCount);
@@ -56,7 +57,8 @@ internal static class TabularTraining
         {
             var standardised = (float[])train.Features.Clone();
             scaler.Apply(standardised);
-            edges = BinEdges.Fit(standardised, train.FeatureCount, bins.Count, bins.Binning, train.Labels, regression ? 0 : label.Classes);
+            edges = BinEdges.Fit(standardised, train.FeatureCount, bins.Count, bins.Binning, train.Labels, regression ? 0 : label.Classes,
+                bins.MinLeafRows);
             log?.Invoke($"piecewise-linear embedding: {bins.Binning} bins, {edges.Sum(e => e.Length - 1)} in all over " +
                 $"{edges.Length} slots ({edges.Count(e => e.Length > 2)} slots with more than one)");
         }
@@ -92,13 +94,14 @@ internal static class TabularTraining
     /// <summary>What identifies the run for its checkpoint besides the training options (which hold the seed).</summary>
     private static RunFingerprint Fingerprint(MemoryFormerConfig architecture, LabelColumn label, int batchSize,
         TabularData train, TabularData? validation, (TabularNumericEmbedding Kind, int Frequencies, double Scale) embedding,
-        (int Count, TabularBinning Binning) bins, int[]? slotTokens, double labelSmoothing)
+        (int Count, TabularBinning Binning, int? MinLeafRows) bins, int[]? slotTokens, double labelSmoothing)
     {
         var run = new RunFingerprint().WithProperties("Architecture", architecture.ToJson())
             .With("task", $"{label.Kind}, {label.Classes} classes, {train.FeatureCount} features, batches of {batchSize}")
             .WithData<float>("training features", train.Features).WithData<float>("training labels", train.Labels);
         if (embedding.Kind == TabularNumericEmbedding.PiecewiseLinear)
-            run = run.With("numeric embedding", $"{embedding.Kind}, {bins.Count} {bins.Binning} bins");
+            run = run.With("numeric embedding", $"{embedding.Kind}, {bins.Count} {bins.Binning} bins" +
+                (bins.MinLeafRows is { } least ? $", at least {least} rows a bin" : ""));   // unset: the fingerprint it had before the option
         else if (embedding.Kind != TabularNumericEmbedding.Linear)   // linear runs keep the fingerprint they had before the option
             run = run.With("numeric embedding", string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"{embedding.Kind}, k = {embedding.Frequencies}, σ = {embedding.Scale:R}"));

@@ -58,6 +58,10 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [Description("T, most piecewise-linear bins per slot. Default 16.")]
         public int Bins { get; init; } = 16;
 
+        [CommandOption("--min-leaf")]
+        [Description("Tree bins: MemoryFormer's PiecewiseLinearMinLeafRows, the fewest rows a bin may hold. Default the trainer's rule.")]
+        public int? MinLeaf { get; init; }
+
         [CommandOption("--binning")]
         [Description("Piecewise-linear bin edges: tree (target-aware) or quantile. Default tree.")]
         public string Binning { get; init; } = "tree";
@@ -130,6 +134,18 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [Description("Give MemoryFormer the trainer's own defaults (size-aware) instead of the benchmark's per-size settings.")]
         public bool TrainerDefaults { get; init; }
 
+        [CommandOption("--dev-split")]
+        [Description("F in (0, 1): select on the training rows only: train on a (1 − F) part of the training split and score the other F part (TrainTestSplit of the training split, seed 1) instead of the test split. Default 0 (the test split).")]
+        public double DevSplit { get; init; }
+
+        [CommandOption("--value-categories")]
+        [Description("Comma-separated numeric columns that every model also gets one-hot encoded by value (each distinct value a category, e.g. adult's capital-gain,capital-loss amounts).")]
+        public string? ValueCategories { get; init; }
+
+        [CommandOption("--save-predictions")]
+        [Description("Binary sets: write every contender's scored probabilities (\"label probability\" lines, {set}-{model}.txt) and the scored rows' raw columns ({set}-rows.tsv) to the --out folder, for row-level comparisons.")]
+        public bool SavePredictions { get; init; }
+
         [CommandOption("--verbose")]
         [Description("Print MemoryFormer's per-epoch log.")]
         public bool Verbose { get; init; }
@@ -142,12 +158,14 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         foreach (var name in settings.Sets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var ml = new MLContext(seed: 0);
-            var set = TabularDataset.Load(ml, settings.Data, name);
+            var set = TabularDataset.Load(ml, settings.Data, name,
+                settings.ValueCategories?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
             if (set is null)
             {
                 AnsiConsole.MarkupLineInterpolated($"[yellow]Skipped {name}: not found in {Path.GetFullPath(settings.Data)} (developer data set, not part of the repository).[/]");
                 continue;
             }
+            if (settings.DevSplit > 0) set = set.Development(ml, settings.DevSplit);
             AnsiConsole.MarkupLineInterpolated($"[bold]{set.Name}[/] ({set.Task}): {set.Description}");
             if (settings.SeedSpread > 1)
             {
@@ -159,7 +177,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
                 .Where(c => !settings.MemoryFormerOnly || c.Name == "MemoryFormer"))
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var result = Run(ml, set, contender, options);
+                var result = Run(ml, set, contender, options, settings.SavePredictions ? settings.Output : null);
                 results.Add(result);
                 AnsiConsole.MarkupLineInterpolated($"  {result.Model,-12} {Format(result.Metric1)} {Format(result.Metric2)} train {result.TrainSeconds:F1} s, {result.ScoreRowsPerSecond:N0} rows/s {result.Note}");
             }
@@ -207,12 +225,12 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             {
                 Architecture = Preset(settings), Seed = settings.Seed, NumericEmbedding = embedding,
                 PeriodicScale = settings.PeriodicScale, PeriodicFrequencies = settings.PeriodicFrequencies,
-                PiecewiseLinearBins = settings.Bins, PiecewiseLinearBinning = Binning(settings), EnsembleSize = settings.Ensemble,
+                PiecewiseLinearBins = settings.Bins, PiecewiseLinearBinning = Binning(settings), PiecewiseLinearMinLeafRows = settings.MinLeaf, EnsembleSize = settings.Ensemble,
             };
         return new MemoryFormerTabularOptions
         {
             NumericEmbedding = embedding, PeriodicScale = settings.PeriodicScale, PeriodicFrequencies = settings.PeriodicFrequencies,
-            PiecewiseLinearBins = settings.Bins, PiecewiseLinearBinning = Binning(settings),
+            PiecewiseLinearBins = settings.Bins, PiecewiseLinearBinning = Binning(settings), PiecewiseLinearMinLeafRows = settings.MinLeaf,
             Architecture = Preset(settings),
             BatchSize = small ? 32 : 256,
             Epochs = settings.Epochs ?? (small ? 100 : 2),
@@ -233,7 +251,8 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         _ => TabularPresets.Small,
     };
 
-    private static TabularResult Run(MLContext ml, TabularDataset set, TabularContender contender, MemoryFormerTabularOptions options)
+    private static TabularResult Run(MLContext ml, TabularDataset set, TabularContender contender, MemoryFormerTabularOptions options,
+        string? predictionsFolder)
     {
         var pipeline = set.Featurize.Append(contender.Trainer(ml, set.Task));
         var clock = Stopwatch.StartNew();
@@ -246,6 +265,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             TabularTask.Multiclass => ml.MulticlassClassification.Evaluate(scored) is var c ? (c.MacroAccuracy, c.MicroAccuracy) : default,
             _ => ml.Regression.Evaluate(scored) is var r ? (r.RootMeanSquaredError, r.RSquared) : default,
         };
+        if (predictionsFolder is not null && set.Task == TabularTask.Binary) TabularPredictions.Save(predictionsFolder, set.Name, contender.Name, scored);
         double rowsPerSecond = ScoringSpeed(model, set.Test);
         string note = (model as TransformerChain<ITransformer>)?.LastTransformer is MemoryFormerTabularTransformer { TrainingResult: { } t }
             ? $"{t.Steps} steps{(t.StoppedEarly ? ", stopped early" : "")}" +
@@ -324,10 +344,10 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         }
         text.AppendLine($"Machine at the start of the write-up: {Perf.MachineFigures.Measure()}.");
         text.AppendLine($"MemoryFormer preset {settings.Preset}, numeric embedding {settings.Embedding}" +
-            (settings.Embedding == "piecewise-linear" ? $" ({settings.Bins} {settings.Binning} bins)"
+            (settings.Embedding == "piecewise-linear" ? $" ({settings.Bins} {settings.Binning} bins{(settings.MinLeaf is { } m ? $", at least {m} rows a bin" : "")})"
                 : settings.Embedding != "linear" ? $" (k = {settings.PeriodicFrequencies}, σ = {settings.PeriodicScale})" : "") +
-            $", seed {settings.Seed}" + (settings.Ensemble is { } k ? $", EnsembleSize {k}" : ", EnsembleSize by size") +
-            (settings.TrainerDefaults ? ", trainer defaults" : "") + (settings.GroupOneHot ? ", one-hot groups" : "") +
+            $", seed {settings.Seed}" + (settings.DevSplit > 0 ? $", scored on a {settings.DevSplit} development split of the training rows" : "") + (settings.Ensemble is { } k ? $", EnsembleSize {k}" : ", EnsembleSize by size") +
+            (settings.ValueCategories is { } values ? $", value categories {values}" : "") + (settings.TrainerDefaults ? ", trainer defaults" : "") + (settings.GroupOneHot ? ", one-hot groups" : "") +
             (settings.LearningRate is { } lr ? $", lr {lr}" : "") + Overrides(settings) + $", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
         return text.ToString();
     }

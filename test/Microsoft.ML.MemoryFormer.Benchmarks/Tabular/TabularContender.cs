@@ -45,7 +45,7 @@ internal sealed record TabularContender(string Name, Func<MLContext, TabularTask
         TableLearningRate = o.TableLearningRate, WeightDecay = o.WeightDecay, ValidationFraction = o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
         Seed = o.Seed, Log = log, NumericEmbedding = o.NumericEmbedding, PeriodicFrequencies = o.PeriodicFrequencies,
         PeriodicScale = o.PeriodicScale, SizeAwareDefaults = o.SizeAwareDefaults,
-        PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning, EnsembleSize = o.EnsembleSize,
+        PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning, PiecewiseLinearMinLeafRows = o.PiecewiseLinearMinLeafRows, EnsembleSize = o.EnsembleSize,
         GroupOneHotSlots = o.GroupOneHotSlots, LabelSmoothing = o.LabelSmoothing,
     };
 }

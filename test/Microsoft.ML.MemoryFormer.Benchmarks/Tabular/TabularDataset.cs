@@ -15,23 +15,36 @@ internal sealed record TabularDataset(string Name, TabularTask Task, IDataView T
 {
     public static string[] Names { get; } = ["adult", "penguins", "housing"];
 
-    /// <summary>Loads set <paramref name="name"/> from <paramref name="folder"/>, or returns null when its file is absent.</summary>
-    public static TabularDataset? Load(MLContext ml, string folder, string name) => name switch
+    /// <summary>Loads set <paramref name="name"/> from <paramref name="folder"/>, or returns null when its file is absent.
+    /// The numeric columns named in <paramref name="valueCategories"/> are also read as text and one-hot encoded after
+    /// the categorical columns (each distinct value a category), for every model alike.</summary>
+    public static TabularDataset? Load(MLContext ml, string folder, string name, IReadOnlyCollection<string>? valueCategories = null) => name switch
     {
         "adult" => FromText(ml, folder, "adult.txt", TabularTask.Binary, ',', "label",
             new TextLoader.Column("label", DataKind.Boolean, 14),
             Numeric(("age", 0), ("fnlwgt", 2), ("education-num", 4), ("capital-gain", 10), ("capital-loss", 11), ("hours-per-week", 12)),
             Categorical(("workclass", 1), ("education", 3), ("marital-status", 5), ("occupation", 6), ("relationship", 7),
-                ("ethnicity", 8), ("sex", 9), ("native-country", 13))),
+                ("ethnicity", 8), ("sex", 9), ("native-country", 13)), valueCategories),
         "penguins" => FromText(ml, folder, "penguins.csv", TabularTask.Multiclass, ',', "species",
             new TextLoader.Column("species", DataKind.String, 0),
             Numeric(("bill_length_mm", 2), ("bill_depth_mm", 3), ("flipper_length_mm", 4), ("body_mass_g", 5), ("year", 7)),
-            Categorical(("island", 1), ("sex", 6))),
+            Categorical(("island", 1), ("sex", 6)), valueCategories),
         "housing" => FromText(ml, folder, "housing.txt", TabularTask.Regression, '\t', "MedianHomeValue",
             new TextLoader.Column("MedianHomeValue", DataKind.Single, 0),
-            Enumerable.Range(1, 13).Select(i => new TextLoader.Column($"x{i}", DataKind.Single, i)).ToArray(), []),
+            Enumerable.Range(1, 13).Select(i => new TextLoader.Column($"x{i}", DataKind.Single, i)).ToArray(), [], valueCategories),
         _ => throw new ArgumentException($"Unknown tabular set '{name}'; known: {string.Join(", ", Names)}."),
     };
+
+    /// <summary>
+    /// The set for model selection: the training split cut again (TrainTestSplit, seed 1) into a (1 − <paramref name="fraction"/>)
+    /// training part and a <paramref name="fraction"/> development part that takes the test split's place, so that
+    /// choices are made without the test rows.
+    /// </summary>
+    public TabularDataset Development(MLContext ml, double fraction)
+    {
+        var split = ml.Data.TrainTestSplit(Train, testFraction: fraction, seed: 1);
+        return this with { Train = split.TrainSet, Test = split.TestSet, Description = $"{Description}; development split: {fraction} of the training split scored, the rest trained on" };
+    }
 
     private static TextLoader.Column[] Numeric(params (string Name, int Index)[] columns) =>
         columns.Select(c => new TextLoader.Column(c.Name, DataKind.Single, c.Index)).ToArray();
@@ -40,8 +53,13 @@ internal sealed record TabularDataset(string Name, TabularTask Task, IDataView T
         columns.Select(c => new TextLoader.Column(c.Name, DataKind.String, c.Index)).ToArray();
 
     private static TabularDataset? FromText(MLContext ml, string folder, string file, TabularTask task, char separator,
-        string labelName, TextLoader.Column label, TextLoader.Column[] numeric, TextLoader.Column[] categorical)
+        string labelName, TextLoader.Column label, TextLoader.Column[] numeric, TextLoader.Column[] categorical,
+        IReadOnlyCollection<string>? valueCategories)
     {
+        var unknown = valueCategories?.Where(v => numeric.All(c => c.Name != v)).ToArray() ?? [];
+        if (unknown.Length > 0) throw new ArgumentException($"--value-categories: {string.Join(", ", unknown)} is not a numeric column of {file}.");
+        categorical = [.. categorical, .. numeric.Where(c => valueCategories?.Contains(c.Name) == true)
+            .Select(c => new TextLoader.Column(c.Name + "_value", DataKind.String, c.Source[0].Min))];
         var path = Path.Combine(folder, file);
         if (!File.Exists(path)) return null;
         var loader = ml.Data.CreateTextLoader(new TextLoader.Options

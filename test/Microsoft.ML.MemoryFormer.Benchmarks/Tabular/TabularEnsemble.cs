@@ -65,7 +65,7 @@ internal static class TabularEnsemble
         TableLearningRate = o.TableLearningRate, WeightDecay = o.WeightDecay, ValidationFraction = o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
         Seed = seed, NumericEmbedding = o.NumericEmbedding, PeriodicFrequencies = o.PeriodicFrequencies,
         PeriodicScale = o.PeriodicScale, SizeAwareDefaults = o.SizeAwareDefaults,
-        PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning, EnsembleSize = 1,
+        PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning, PiecewiseLinearMinLeafRows = o.PiecewiseLinearMinLeafRows, EnsembleSize = 1,
         GroupOneHotSlots = o.GroupOneHotSlots, LabelSmoothing = o.LabelSmoothing,
     };
 

@@ -59,6 +59,22 @@ public class BinEdgesTests
     }
 
     [Fact]
+    public void A_smaller_minimum_leaf_isolates_a_rare_value_that_carries_the_label()
+    {
+        // one slot, values 0..99, 10 rows each; only the value 50 is positive: isolating it takes a 10-row bin
+        var features = Enumerable.Range(0, 1000).Select(r => (float)(r / 10)).ToArray();
+        var labels = features.Select(v => v == 50 ? 1f : 0f).ToArray();
+        Assert.True(BinEdges.MinLeaf(1000, 16) > 10);     // the default rule: 15 rows at 16 bins
+        var byDefault = BinEdges.Fit(features, 1, bins: 16, TabularBinning.Tree, labels, classes: 2)[0];
+        var fine = BinEdges.Fit(features, 1, bins: 16, TabularBinning.Tree, labels, classes: 2, minLeafRows: 5)[0];
+        Assert.False(byDefault.Contains(49.5f) && byDefault.Contains(50.5f), string.Join(", ", byDefault));
+        Assert.Contains(49.5f, fine);
+        Assert.Contains(50.5f, fine);
+        Assert.Equal(2, fine.Count(e => e > 0 && e < 99));   // 49.5, 50.5 and nothing else: the other splits gain nothing
+        Assert.Throws<ArgumentOutOfRangeException>(() => BinEdges.Fit(features, 1, 16, TabularBinning.Tree, labels, 2, minLeafRows: 0));
+    }
+
+    [Fact]
     public void Quantile_edges_are_the_order_statistics()
     {
         var features = Enumerable.Range(0, 9).Select(i => (float)i).ToArray();  // one slot, values 0..8

@@ -80,6 +80,10 @@ public class MemoryFormerTabularPiecewiseTests
             var e = Assert.Throws<ArgumentOutOfRangeException>(() => new MLContext(1).Regression.Trainers.MemoryFormerTabular(options));
             Assert.Equal(nameof(options.PiecewiseLinearBins), e.ParamName);
         }
+        var leaf = Piecewise(1);
+        leaf.PiecewiseLinearMinLeafRows = 0;
+        Assert.Equal(nameof(leaf.PiecewiseLinearMinLeafRows),
+            Assert.Throws<ArgumentOutOfRangeException>(() => new MLContext(1).Regression.Trainers.MemoryFormerTabular(leaf)).ParamName);
         var bad = Piecewise(1);
         bad.PiecewiseLinearBinning = (TabularBinning)7;
         var error = Assert.Throws<ArgumentOutOfRangeException>(() => new MLContext(1).Regression.Trainers.MemoryFormerTabular(bad));
