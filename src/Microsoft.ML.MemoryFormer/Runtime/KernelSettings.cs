@@ -78,13 +78,18 @@ internal sealed class KernelSettings
     /// (docs/benchmarks.md, "Training: causal attention").</summary>
     public bool FusedCausalAttention { get; set; }
 
+    /// <summary>Whether the backward's row pass reads a bf16 copy of ∂L/∂y (<c>Layers/Kernels/Bf16GradientRows.cs</c>), made once
+    /// per table and backward, instead of the fp32 rows: half the bytes of its random row reads, accumulated in fp32. It changes
+    /// the table and weight gradients by ∂L/∂y's rounding (relative 2⁻⁹ per element); off reads fp32.</summary>
+    public bool Bf16GradientRows { get; set; } = true;
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows);
         try
         {
             change(this);
@@ -93,7 +98,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows) = saved;
         }
     }
 }
