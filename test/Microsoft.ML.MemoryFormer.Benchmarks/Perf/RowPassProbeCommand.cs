@@ -116,12 +116,6 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
         return (nint)block;
     }
 
-    private static void Wide32(Action body)
-    {
-        RowGradientKernel.WideTiles = true;
-        try { body(); } finally { RowGradientKernel.WideTiles = false; }
-    }
-
     private static void Narrow128(Action body)
     {
         Bf16RowGradientKernel.WideTiles = false;
@@ -194,8 +188,6 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
             ("  the same, prefetch off: the library's bf16 path (pass alone)", () => Bf16Pass(hits)),
             ("  the same, incl. its narrow", () => { Narrow(); Bf16Pass(hits); }),
             ("  the same, ∂L/∂y folded into 256 tokens", () => Bf16Pass(folded)),
-            ("row pass, fp32 ∂L/∂y, 256-column tiles (probe switch), prefetch on", () => Wide32(() => Pass(hits))),
-            ("  the same, prefetch off", () => Wide32(() => KernelSettings.Current.With(k => k.PrefetchHitRows = false, () => Pass(hits)))),
         ];
     }
 }

@@ -45,11 +45,6 @@ internal static unsafe class RowGradientKernel
         if (Vector512.IsHardwareAccelerated)
         {
             bool streaming = !cached && IsStreamable(dst, h);
-            if (WideTiles)
-            {
-                for (; c + 256 <= h; c += 256)
-                    squares += Tile256Wide(row, grad, h, c, tokens, pairs, w, count, dst, gw, streaming);
-            }
             for (; c + 128 <= h; c += 128)
                 squares += Tile512(row, grad, h, c, tokens, pairs, w, count, dst, gw, streaming);
         }
@@ -133,64 +128,6 @@ internal static unsafe class RowGradientKernel
         var s1 = Vector512.FusedMultiplyAdd(a3, a3, a2 * a2);
         s0 = Vector512.FusedMultiplyAdd(a5, a5, Vector512.FusedMultiplyAdd(a4, a4, s0));
         s1 = Vector512.FusedMultiplyAdd(a7, a7, Vector512.FusedMultiplyAdd(a6, a6, s1));
-        return Vector512.Sum(s0 + s1);
-    }
-
-    /// <summary>Whether 256-column tiles go first (a probe switch, off: <c>perf probe-rowpass</c> times it against the bf16 kernel's).</summary>
-    internal static bool WideTiles { get; set; }
-
-    /// <summary>256 fp32 columns: 16 accumulators, one gradient vector at a time, the table row read from L1 by the inner products.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Tile256Wide(float* row, float* grad, int h, int c, int* tokens, int* pairs, float* w, int count, float* dst, float* gw,
-        bool streaming)
-    {
-        float* t = row + c;
-        Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
-            a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
-        for (int j = 0; j < count; j++)
-        {
-            float* g = grad + ((long)tokens[j] * h) + c;
-            var wj = Vector512.Create(w[j]);
-            Vector512<float> x, y, p, q;
-            x = Vector512.Load(g); y = Vector512.Load(g + 16);
-            a0 = Vector512.FusedMultiplyAdd(x, wj, a0); a1 = Vector512.FusedMultiplyAdd(y, wj, a1);
-            p = x * Vector512.Load(t); q = y * Vector512.Load(t + 16);
-            x = Vector512.Load(g + 32); y = Vector512.Load(g + 48);
-            a2 = Vector512.FusedMultiplyAdd(x, wj, a2); a3 = Vector512.FusedMultiplyAdd(y, wj, a3);
-            p = Vector512.FusedMultiplyAdd(x, Vector512.Load(t + 32), p); q = Vector512.FusedMultiplyAdd(y, Vector512.Load(t + 48), q);
-            x = Vector512.Load(g + 64); y = Vector512.Load(g + 80);
-            a4 = Vector512.FusedMultiplyAdd(x, wj, a4); a5 = Vector512.FusedMultiplyAdd(y, wj, a5);
-            p = Vector512.FusedMultiplyAdd(x, Vector512.Load(t + 64), p); q = Vector512.FusedMultiplyAdd(y, Vector512.Load(t + 80), q);
-            x = Vector512.Load(g + 96); y = Vector512.Load(g + 112);
-            a6 = Vector512.FusedMultiplyAdd(x, wj, a6); a7 = Vector512.FusedMultiplyAdd(y, wj, a7);
-            p = Vector512.FusedMultiplyAdd(x, Vector512.Load(t + 96), p); q = Vector512.FusedMultiplyAdd(y, Vector512.Load(t + 112), q);
-            x = Vector512.Load(g + 128); y = Vector512.Load(g + 144);
-            a8 = Vector512.FusedMultiplyAdd(x, wj, a8); a9 = Vector512.FusedMultiplyAdd(y, wj, a9);
-            p = Vector512.FusedMultiplyAdd(x, Vector512.Load(t + 128), p); q = Vector512.FusedMultiplyAdd(y, Vector512.Load(t + 144), q);
-            x = Vector512.Load(g + 160); y = Vector512.Load(g + 176);
-            a10 = Vector512.FusedMultiplyAdd(x, wj, a10); a11 = Vector512.FusedMultiplyAdd(y, wj, a11);
-            p = Vector512.FusedMultiplyAdd(x, Vector512.Load(t + 160), p); q = Vector512.FusedMultiplyAdd(y, Vector512.Load(t + 176), q);
-            x = Vector512.Load(g + 192); y = Vector512.Load(g + 208);
-            a12 = Vector512.FusedMultiplyAdd(x, wj, a12); a13 = Vector512.FusedMultiplyAdd(y, wj, a13);
-            p = Vector512.FusedMultiplyAdd(x, Vector512.Load(t + 192), p); q = Vector512.FusedMultiplyAdd(y, Vector512.Load(t + 208), q);
-            x = Vector512.Load(g + 224); y = Vector512.Load(g + 240);
-            a14 = Vector512.FusedMultiplyAdd(x, wj, a14); a15 = Vector512.FusedMultiplyAdd(y, wj, a15);
-            p = Vector512.FusedMultiplyAdd(x, Vector512.Load(t + 224), p); q = Vector512.FusedMultiplyAdd(y, Vector512.Load(t + 240), q);
-            gw[pairs[j]] += TreeSum(p + q);
-        }
-        float* d = dst + c;
-        Store(a0, d, streaming); Store(a1, d + 16, streaming); Store(a2, d + 32, streaming); Store(a3, d + 48, streaming);
-        Store(a4, d + 64, streaming); Store(a5, d + 80, streaming); Store(a6, d + 96, streaming); Store(a7, d + 112, streaming);
-        Store(a8, d + 128, streaming); Store(a9, d + 144, streaming); Store(a10, d + 160, streaming); Store(a11, d + 176, streaming);
-        Store(a12, d + 192, streaming); Store(a13, d + 208, streaming); Store(a14, d + 224, streaming); Store(a15, d + 240, streaming);
-        var s0 = Vector512.FusedMultiplyAdd(a1, a1, a0 * a0);
-        var s1 = Vector512.FusedMultiplyAdd(a3, a3, a2 * a2);
-        s0 = Vector512.FusedMultiplyAdd(a5, a5, Vector512.FusedMultiplyAdd(a4, a4, s0));
-        s1 = Vector512.FusedMultiplyAdd(a7, a7, Vector512.FusedMultiplyAdd(a6, a6, s1));
-        s0 = Vector512.FusedMultiplyAdd(a9, a9, Vector512.FusedMultiplyAdd(a8, a8, s0));
-        s1 = Vector512.FusedMultiplyAdd(a11, a11, Vector512.FusedMultiplyAdd(a10, a10, s1));
-        s0 = Vector512.FusedMultiplyAdd(a13, a13, Vector512.FusedMultiplyAdd(a12, a12, s0));
-        s1 = Vector512.FusedMultiplyAdd(a15, a15, Vector512.FusedMultiplyAdd(a14, a14, s1));
         return Vector512.Sum(s0 + s1);
     }
 
