@@ -59,9 +59,9 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         [Description("The managed causal attention in training (KernelSettings.FusedCausalAttention on, opt-in): the quality comparison that kept it off")]
         public bool FusedAttention { get; init; }
 
-        [CommandOption("--fp32-grad-rows")]
-        [Description("The backward's row pass reads fp32 ∂L/∂y (KernelSettings.Bf16GradientRows off; on by default: a bf16 copy): the quality comparison for that default")]
-        public bool Fp32GradRows { get; init; }
+        [CommandOption("--bf16-grad-rows")]
+        [Description("The backward's row pass reads a bf16 copy of ∂L/∂y (KernelSettings.Bf16GradientRows on, opt-in): the quality comparison for that switch")]
+        public bool Bf16GradRows { get; init; }
 
         public override ValidationResult Validate()
         {
@@ -96,7 +96,7 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         Runtime.KernelSettings.Current.With(k =>
         {
             k.FusedCausalAttention = settings.FusedAttention || (!settings.SdpaAttention && k.FusedCausalAttention);
-            k.Bf16GradientRows &= !settings.Fp32GradRows;
+            k.Bf16GradientRows |= settings.Bf16GradRows;
         }, () => report = settings.EqualTime
             ? benchmark.RunEqualTime(models[0], models[1], settings.CalibrationSteps, cancellationToken)
             : benchmark.Run(models, cancellationToken));

@@ -10,8 +10,9 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 /// <c>perf probe-rowpass</c> (issue 16, Memory Layer fourth round): the backward's row pass alone (table and weight
 /// gradients, hit sort excluded) at h = 512, τ = 8 (K = 64), interleaved against: the same pass with every hit's ∂L/∂y
 /// row folded into the first 256 tokens (a 512 KB ∂L/∂y that stays in L2: how much of the pass waits for ∂L/∂y), and the
-/// <see cref="SlicedRowPass"/> probe kernel (32-column slices with ∂L/∂y's slice held in L2). Wall and CPU time both: on
-/// this project's shared machine the process's CPU time is the steadier of the two.
+/// <see cref="SlicedRowPass"/> probe kernel (32-column slices with ∂L/∂y's slice held in L2), and the row pass over a bf16
+/// copy of ∂L/∂y (<see cref="Bf16GradientRows"/>: 128- or 256-column tiles, prefetch on or off, on 4 KB or 2 MB pages, with
+/// and without the narrow). Wall and CPU time both: on this project's shared machine the process's CPU time is the steadier of the two.
 /// </summary>
 internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings>
 {

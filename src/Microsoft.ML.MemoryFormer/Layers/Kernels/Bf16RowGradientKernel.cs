@@ -5,10 +5,17 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
 /// <summary>
 /// <see cref="RowGradientKernel.Run"/> reading ∂L/∂y from its paired bf16 copy (<see cref="Bf16GradientRows"/>): half the
-/// bytes a hit reads. Each gradient vector is widened exactly and then takes the fp32 kernel's multiply-adds in the same
-/// order, so when ∂L/∂y holds bf16 values already both kernels give the same bits; otherwise the difference is ∂L/∂y's
-/// rounding alone (relative 2⁻⁹ per element), accumulated in fp32.
+/// bytes a hit reads. Each gradient vector is widened exactly and each table-gradient column takes the fp32 kernel's
+/// multiply-adds over the hits in the same order, so when ∂L/∂y holds bf16 values already the table gradient is the fp32
+/// kernel's bits (the inner products sum the columns in another order: rounding); otherwise the difference is ∂L/∂y's
+/// rounding (relative 2⁻⁹ per element), accumulated in fp32.
 /// </summary>
+/// <remarks>
+/// 256-column tiles first (<see cref="WideTiles"/>): a hit's 512 bytes of bf16 cover 256 columns, so each hit's row is visited
+/// half as often as by the fp32 kernel's 128-column tiles for the same bytes a visit. With 128-column tiles the bf16 pass was
+/// no faster than the fp32 one, and an fp32 kernel with 256-column tiles was slower (<c>perf probe-rowpass</c>,
+/// docs/benchmarks.md "Row pass over a bf16 copy of ∂L/∂y"): the halved bytes pay only with the halved visits.
+/// </remarks>
 internal static unsafe class Bf16RowGradientKernel
 {
     /// <summary>
