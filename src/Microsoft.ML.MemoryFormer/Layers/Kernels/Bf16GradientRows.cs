@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using Microsoft.ML.MemoryFormer.Runtime;
 
@@ -21,6 +23,40 @@ internal static unsafe class Bf16GradientRows
 {
     /// <summary>Whether a table of width <paramref name="h"/> can take the bf16 row pass on this machine (AVX-512, h % 32 = 0).</summary>
     public static bool Supports(int h) => Vector512.IsHardwareAccelerated && h > 0 && h % 32 == 0;
+
+    /// <summary>
+    /// The paired copy of src [N, h] in a pooled, pinned array (<see cref="ArrayPool{T}.Shared"/>): a backward reuses the
+    /// previous one's array instead of mapping fresh pages each call (outside a training, <c>KernelBuffers</c> would hand
+    /// out a fresh torch tensor, and its page faults cost a layer's backward at N = 2048 what the copy saved). Dispose it
+    /// after the pass.
+    /// </summary>
+    public static Copy Make(float* src, int n, int h)
+    {
+        var copy = new Copy(ArrayPool<uint>.Shared.Rent(Math.Max(1, n * (h / 2))));
+        Narrow(src, copy.Pointer, n, h);
+        return copy;
+    }
+
+    /// <summary>A pooled array pinned while the pass reads it.</summary>
+    public sealed class Copy : IDisposable
+    {
+        private readonly uint[] array;
+        private GCHandle handle;
+
+        internal Copy(uint[] array) => (this.array, handle) = (array, GCHandle.Alloc(array, GCHandleType.Pinned));
+
+        /// <summary>The first lane.</summary>
+        public uint* Pointer => (uint*)handle.AddrOfPinnedObject();
+
+        /// <summary>Unpins the array and returns it to the pool.</summary>
+        public void Dispose()
+        {
+            if (!handle.IsAllocated)
+                return;
+            handle.Free();
+            ArrayPool<uint>.Shared.Return(array);
+        }
+    }
 
     /// <summary>dst [N, h/2] lanes = the paired bf16 copy of src [N, h], rows in parallel (<see cref="Supports"/> must hold).</summary>
     public static void Narrow(float* src, uint* dst, int n, int h)

@@ -299,19 +299,13 @@ internal static class FusedMemoryGather
 
     /// <summary>
     /// The paired bf16 copy of one table's ∂L/∂y [N, h] that its row pass reads (<see cref="KernelSettings.Bf16GradientRows"/>,
-    /// <see cref="Bf16GradientRows"/>): N × h/2 32-bit lanes on a reused block, or null where the switch is off or the width
-    /// does not fit. The caller disposes it after the pass, so the next table's copy takes the same block.
+    /// <see cref="Bf16GradientRows"/>): N × h/2 32-bit lanes in a pooled array, or null where the switch is off or the width
+    /// does not fit. The caller disposes it after the pass, so the next table's copy takes the same array.
     /// </summary>
-    private static unsafe Tensor? Bf16Rows(Tensor grad, int n, int h)
-    {
-        if (!KernelSettings.Current.Bf16GradientRows || !Bf16GradientRows.Supports(h))
-            return null;
-        var copy = KernelBuffers.Empty(n, h / 2);
-        Bf16GradientRows.Narrow(TensorMemory.Floats(grad), (uint*)TensorMemory.Floats(copy), n, h);
-        return copy;
-    }
+    private static unsafe Bf16GradientRows.Copy? Bf16Rows(Tensor grad, int n, int h) =>
+        KernelSettings.Current.Bf16GradientRows && Bf16GradientRows.Supports(h) ? Bf16GradientRows.Make(TensorMemory.Floats(grad), n, h) : null;
 
-    private static unsafe nint Address(Tensor? copy) => copy is null ? 0 : (nint)TensorMemory.Floats(copy);
+    private static unsafe nint Address(Bf16GradientRows.Copy? copy) => copy is null ? 0 : (nint)copy.Pointer;
 
     /// <summary>A backward touching at most 1/this of a table's rows writes only those rows of a reused buffer.</summary>
     private const int SparseFraction = 4;
