@@ -25,36 +25,41 @@ internal static unsafe class Bf16GradientRows
     public static bool Supports(int h) => Vector512.IsHardwareAccelerated && h > 0 && h % 32 == 0;
 
     /// <summary>
-    /// The paired copy of src [N, h] in a pooled, pinned array (<see cref="ArrayPool{T}.Shared"/>): a backward reuses the
-    /// previous one's array instead of mapping fresh pages each call (outside a training, <c>KernelBuffers</c> would hand
-    /// out a fresh torch tensor, and its page faults cost a layer's backward at N = 2048 what the copy saved). Dispose it
-    /// after the pass.
+    /// The paired copy of src [N, h] on memory a backward reuses: a <see cref="KernelBuffers"/> block while a training runs
+    /// (the blocks it keeps mapped), otherwise a pooled, pinned array (<see cref="ArrayPool{T}.Shared"/>). Outside a training
+    /// <see cref="KernelBuffers"/> hands out a fresh torch tensor, and its page faults cost a layer's backward at N = 2048
+    /// what the copy saved (<c>perf layer</c>); inside one, steps with pooled arrays showed more page faults than with the
+    /// blocks (<c>perf train</c>, loaded). Dispose it after the pass.
     /// </summary>
     public static Copy Make(float* src, int n, int h)
     {
-        var copy = new Copy(ArrayPool<uint>.Shared.Rent(Math.Max(1, n * (h / 2))));
+        var copy = KernelBuffers.Reusing ? new Copy(KernelBuffers.Empty(n, h / 2)) : new Copy(ArrayPool<uint>.Shared.Rent(Math.Max(1, n * (h / 2))));
         Narrow(src, copy.Pointer, n, h);
         return copy;
     }
 
-    /// <summary>A pooled array pinned while the pass reads it.</summary>
+    /// <summary>The memory of one copy: a reused tensor block, or a pooled array pinned while the pass reads it.</summary>
     public sealed class Copy : IDisposable
     {
-        private readonly uint[] array;
+        private readonly uint[]? array;
+        private readonly TorchSharp.torch.Tensor? tensor;
         private GCHandle handle;
 
         internal Copy(uint[] array) => (this.array, handle) = (array, GCHandle.Alloc(array, GCHandleType.Pinned));
 
-        /// <summary>The first lane.</summary>
-        public uint* Pointer => (uint*)handle.AddrOfPinnedObject();
+        internal Copy(TorchSharp.torch.Tensor tensor) => this.tensor = tensor;
 
-        /// <summary>Unpins the array and returns it to the pool.</summary>
+        /// <summary>The first lane.</summary>
+        public uint* Pointer => tensor is not null ? (uint*)TensorMemory.Floats(tensor) : (uint*)handle.AddrOfPinnedObject();
+
+        /// <summary>Returns the block or the array for reuse.</summary>
         public void Dispose()
         {
+            tensor?.Dispose();
             if (!handle.IsAllocated)
                 return;
             handle.Free();
-            ArrayPool<uint>.Shared.Return(array);
+            ArrayPool<uint>.Shared.Return(array!);
         }
     }
 
