@@ -81,9 +81,9 @@ internal sealed class KernelSettings
     /// <summary>Whether the backward's row pass reads a bf16 copy of ∂L/∂y (<c>Layers/Kernels/Bf16GradientRows.cs</c>), made once
     /// per table and backward, instead of the fp32 rows: half the bytes of its random row reads, accumulated in fp32. It changes
     /// the table and weight gradients by ∂L/∂y's rounding (relative 2⁻⁹ per element). Off by default: on this project's loaded
-    /// machine it made the row pass 1.3–1.8× and a layer's forward + backward 1.12–1.34× faster at d = 512, the d = 512 training step
-    /// 0.93–1.34× (faster in five of six runs; d = 256: nothing clear), and kept the 300-step LM within the 0.01 bar (+0.008), but the 1,500-step
-    /// quality bar was not run yet (docs/benchmarks.md, "Row pass over a bf16 copy of ∂L/∂y").</summary>
+    /// machine it made the row pass 1.3–1.8× and a layer's forward + backward 1.12–1.34× faster at d = 512, but the d = 512
+    /// training step only 0.93–1.34× (0.93–1.07× at the lowest loads; d = 256: nothing clear); the 300-step LM stayed within
+    /// the 0.01 bar (+0.008) and the 1,500-step quality bar was not run yet (docs/benchmarks.md, "Row pass over a bf16 copy of ∂L/∂y").</summary>
     public bool Bf16GradientRows { get; set; }
 
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
