@@ -59,6 +59,10 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         [Description("The managed causal attention in training (KernelSettings.FusedCausalAttention on, opt-in): the quality comparison that kept it off")]
         public bool FusedAttention { get; init; }
 
+        [CommandOption("--bf16-grad-rows")]
+        [Description("The backward's row pass reads a bf16 copy of ∂L/∂y (KernelSettings.Bf16GradientRows on, opt-in): the quality comparison for that switch")]
+        public bool Bf16GradRows { get; init; }
+
         public override ValidationResult Validate()
         {
             if (Steps <= 0) return ValidationResult.Error($"--steps must be positive (got {Steps})");
@@ -89,7 +93,11 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         var models = LanguageModelBenchmarkModel.Parse(settings.Models, settings.EqualTime);
         var benchmark = new LanguageModelBenchmark(data, settings.Steps, settings.ValidationBytes, settings.Width, settings.Layers, settings.Seed);
         LanguageModelBenchmarkReport report = null!;
-        Runtime.KernelSettings.Current.With(k => k.FusedCausalAttention = settings.FusedAttention || (!settings.SdpaAttention && k.FusedCausalAttention), () => report = settings.EqualTime
+        Runtime.KernelSettings.Current.With(k =>
+        {
+            k.FusedCausalAttention = settings.FusedAttention || (!settings.SdpaAttention && k.FusedCausalAttention);
+            k.Bf16GradientRows |= settings.Bf16GradRows;
+        }, () => report = settings.EqualTime
             ? benchmark.RunEqualTime(models[0], models[1], settings.CalibrationSteps, cancellationToken)
             : benchmark.Run(models, cancellationToken));
         Directory.CreateDirectory(output);

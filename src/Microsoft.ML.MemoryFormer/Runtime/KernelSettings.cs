@@ -78,13 +78,21 @@ internal sealed class KernelSettings
     /// (docs/benchmarks.md, "Training: causal attention").</summary>
     public bool FusedCausalAttention { get; set; }
 
+    /// <summary>Whether the backward's row pass reads a bf16 copy of ∂L/∂y (<c>Layers/Kernels/Bf16GradientRows.cs</c>), made once
+    /// per table and backward, instead of the fp32 rows: half the bytes of its random row reads, accumulated in fp32. It changes
+    /// the table and weight gradients by ∂L/∂y's rounding (relative 2⁻⁹ per element). Off by default: on this project's loaded
+    /// machine it made the row pass 1.3–1.8× and a layer's forward + backward 1.12–1.34× faster at d = 512, but the d = 512
+    /// training step only 0.93–1.34× (0.93–1.07× at the lowest loads; d = 256: nothing clear); the 300-step LM stayed within
+    /// the 0.01 bar (+0.008) and the 1,500-step quality bar was not run yet (docs/benchmarks.md, "Row pass over a bf16 copy of ∂L/∂y").</summary>
+    public bool Bf16GradientRows { get; set; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows);
         try
         {
             change(this);
@@ -93,7 +101,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows) = saved;
         }
     }
 }

@@ -42,6 +42,10 @@ internal sealed class LayerCase : IDisposable
     public void MemoryForwardBackwardNoPrefetch() =>
         Runtime.KernelSettings.Current.With(k => k.PrefetchHitRows = false, () => ForwardBackward(memory));
 
+    /// <summary><see cref="MemoryForwardBackward"/> with <c>KernelSettings.Bf16GradientRows</c> flipped (the row pass's ∂L/∂y in the other precision).</summary>
+    public void MemoryForwardBackwardBf16Flipped() =>
+        Runtime.KernelSettings.Current.With(k => k.Bf16GradientRows = !k.Bf16GradientRows, () => ForwardBackward(memory));
+
     public void LinearForwardBackward() => ForwardBackward(linear);
 
     /// <summary><see cref="MemoryForward"/> with the tiled forward off (the token-major kernel for every batch).</summary>

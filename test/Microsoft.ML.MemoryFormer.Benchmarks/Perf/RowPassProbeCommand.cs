@@ -10,8 +10,9 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 /// <c>perf probe-rowpass</c> (issue 16, Memory Layer fourth round): the backward's row pass alone (table and weight
 /// gradients, hit sort excluded) at h = 512, τ = 8 (K = 64), interleaved against: the same pass with every hit's ∂L/∂y
 /// row folded into the first 256 tokens (a 512 KB ∂L/∂y that stays in L2: how much of the pass waits for ∂L/∂y), and the
-/// <see cref="SlicedRowPass"/> probe kernel (32-column slices with ∂L/∂y's slice held in L2). Wall and CPU time both: on
-/// this project's shared machine the process's CPU time is the steadier of the two.
+/// <see cref="SlicedRowPass"/> probe kernel (32-column slices with ∂L/∂y's slice held in L2), and the row pass over a bf16
+/// copy of ∂L/∂y (<see cref="Bf16GradientRows"/>: 128- or 256-column tiles, prefetch on or off, on 4 KB or 2 MB pages, with
+/// and without the narrow). Wall and CPU time both: on this project's shared machine the process's CPU time is the steadier of the two.
 /// </summary>
 internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings>
 {
@@ -72,12 +73,13 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
         result.AddNote("CPU ms = the process's processor time during the call (both threads; unlike wall time, it leaves out time spent waiting for a core on a loaded machine)");
         result.AddNote("rows: uniform random bucket per chunk; hit sort outside the timing; the table gradient written with the library's stores");
         result.AddNote(check);
+        result.AddNote(CheckBf16(variants, settings.Variants is null));
         result.AddNote(machine);
         result.Publish(settings.Output);
         return 0;
     }
 
-    private static Tensor? weightGradient, tableGradient, forwardOutput;
+    private static Tensor? weightGradient, tableGradient, forwardOutput, bf16Copy;
 
     /// <summary>Runs the library's pass and the sliced probe kernel once each: their table gradients' bytes and weight gradients.</summary>
     private static string CheckSliced((string Name, Action Body)[] variants)
@@ -91,6 +93,40 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
         float dw = (weightGradient - whole.Weights).abs().max().item<float>(), scale = whole.Weights.abs().max().item<float>();
         return $"check: the sliced kernel's table gradient is {(same ? "bit-identical to" : "DIFFERENT from")} the library row pass's; " +
             FormattableString.Invariant($"weight gradient max |Δ| {dw:G2} (max |∂L/∂w| {scale:G3}: rounding of the per-slice sums)");
+    }
+
+    /// <summary>The bf16 row pass against the fp32 one: the table and weight gradients' largest differences, relative to their largest values.</summary>
+    private static string CheckBf16((string Name, Action Body)[] variants, bool all)
+    {
+        if (!all)
+            return "check: bf16 not compared (a --variants subset)";
+        weightGradient!.zero_();
+        variants[0].Body();
+        var exact = (Table: tableGradient!.clone(), Weights: weightGradient.clone());
+        weightGradient.zero_();
+        variants[19].Body();
+        double Rel(Tensor a, Tensor b) => (a - b).abs().max().item<float>() / (double)b.abs().max().item<float>();
+        return FormattableString.Invariant($"check: bf16 ∂L/∂y vs fp32: table gradient max |Δ| / max |g| {Rel(tableGradient, exact.Table):G3}, weight gradient {Rel(weightGradient, exact.Weights):G3}");
+    }
+
+    /// <summary>A never-freed 2 MB-aligned native block of <paramref name="bytes"/>, advised onto huge pages before its first write.</summary>
+    private static unsafe nint Huge(long bytes)
+    {
+        var block = System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)bytes, 2 << 20);
+        HugePages.Advise(block, bytes);
+        return (nint)block;
+    }
+
+    private static void Narrow128(Action body)
+    {
+        Bf16RowGradientKernel.WideTiles = false;
+        try { body(); } finally { Bf16RowGradientKernel.WideTiles = true; }
+    }
+
+    private static void Prefetched(Action body)
+    {
+        TableGradientPass.RowPass.PrefetchBf16Rows = true;
+        try { body(); } finally { TableGradientPass.RowPass.PrefetchBf16Rows = false; }
     }
 
     private static void WithBlock(int rows, Action body)
@@ -116,6 +152,16 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
         var outputs = empty(n, Width);
         forwardOutput = outputs;
         nint op = (nint)TensorMemory.Floats(outputs), weightPtr = (nint)TensorMemory.Floats(weights);
+        var narrowed = empty(n, Width / 2);                               // the paired bf16 copy of ∂L/∂y (Bf16GradientRows)
+        bf16Copy = narrowed;
+        nint np = (nint)TensorMemory.Floats(narrowed);
+        void Narrow() => Bf16GradientRows.Narrow((float*)gp, (uint*)np, n, Width);
+        Narrow();
+        void Bf16Pass(RowHits h) => TableGradientPass.WriteAll(new TableGradientPass.RowPass(h, tp, gp, Width, wp, np), RowCount, gt, accumulate: false);
+        // The same two matrices on 2 MB pages (HugePages): how much of a hit's wait is the page walk of its random row.
+        nint hugeGrad = Huge(n * (long)Width * sizeof(float)), hugeBf16 = Huge(n * (long)Width * 2);
+        gradOut.bytes.ToArray().AsSpan().CopyTo(new Span<byte>((void*)hugeGrad, n * Width * sizeof(float)));
+        Bf16GradientRows.Narrow((float*)gp, (uint*)hugeBf16, n, Width);
         void Forward() => Cut(TiledGather.Plan.Default);
         void Cut(TiledGather.Plan plan) => TiledGather.Forward(rows, chunked: true, n, Chunks, RowCount, weightPtr, [tp], [Width], [0], [op], plan);
         return
@@ -132,6 +178,17 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
             ("tiled forward, one table (for scale)", Forward),
             ("  the same, groups of 16 chunks (256 KB)", () => Cut(TiledGather.Plan.Default with { GroupChunks = 16 })),
             ("  the same, groups of 8 chunks (128 KB)", () => Cut(TiledGather.Plan.Default with { GroupChunks = 8 })),
+            ("row pass, bf16 ∂L/∂y, 128-column tiles, prefetch on, incl. its narrow", () => Narrow128(() => Prefetched(() => { Narrow(); Bf16Pass(hits); }))),
+            ("  the same, pass alone (copy made before)", () => Narrow128(() => Prefetched(() => Bf16Pass(hits)))),
+            ("  the same, prefetch off", () => Narrow128(() => Bf16Pass(hits))),
+            ("  the narrow alone (8 MB fp32 → 4 MB bf16)", Narrow),
+            ("row pass, fp32 ∂L/∂y on 2 MB pages", () => TableGradientPass.WriteAll(new TableGradientPass.RowPass(hits, tp, hugeGrad, Width, wp), RowCount, gt, accumulate: false)),
+            ("row pass, bf16 ∂L/∂y on 2 MB pages (128-column tiles, prefetch on)", () => Narrow128(() => Prefetched(() =>
+                TableGradientPass.WriteAll(new TableGradientPass.RowPass(hits, tp, gp, Width, wp, hugeBf16), RowCount, gt, accumulate: false)))),
+            ("row pass, bf16 ∂L/∂y, 256-column tiles, prefetch on (pass alone)", () => Prefetched(() => Bf16Pass(hits))),
+            ("  the same, prefetch off: the library's bf16 path (pass alone)", () => Bf16Pass(hits)),
+            ("  the same, incl. its narrow", () => { Narrow(); Bf16Pass(hits); }),
+            ("  the same, ∂L/∂y folded into 256 tokens", () => Bf16Pass(folded)),
         ];
     }
 }

@@ -46,7 +46,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
 
     /// <summary>One model <c>perf train</c> can time: its <c>--models</c> key, and the settings that differ.</summary>
     private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision? Precision = null,
-        bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false, bool Untiled = false, bool? FusedAttention = null, bool Fresh = false);
+        bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false, bool Untiled = false, bool? FusedAttention = null, bool Fresh = false,
+        bool? Bf16Rows = null);
 
     /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
     private static readonly Variant[] Variants =
@@ -67,6 +68,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         new("mf-untiled", "MemoryFormer, token-major gather forward (tiled off)", TransformerKind.MemoryFormer, Untiled: true),
         new("dense-sdpa", "dense, attention by libtorch's SDPA set explicitly (= dense)", TransformerKind.Dense, FusedAttention: false),
         new("mf-sdpa", "MemoryFormer, attention by libtorch's SDPA set explicitly (= mf)", TransformerKind.MemoryFormer, FusedAttention: false),
+        new("mf-bf16rows", "MemoryFormer, row pass reads a bf16 copy of ∂L/∂y (Bf16GradientRows on)", TransformerKind.MemoryFormer, Bf16Rows: true),
+        new("mf-fp32rows", "MemoryFormer, row pass reads fp32 ∂L/∂y (Bf16GradientRows off)", TransformerKind.MemoryFormer, Bf16Rows: false),
         new("dense-fattn", "dense, the managed causal attention (opt-in)", TransformerKind.Dense, FusedAttention: true),
         new("mf-fattn", "MemoryFormer, the managed causal attention (opt-in)", TransformerKind.MemoryFormer, FusedAttention: true),
     ];
@@ -112,8 +115,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             for (int round = 0; round < rounds; round++)
             {
                 var ms = trainees.Select(t => t.Step(warmup + round, timed: true)).ToArray();
-                for (int i = 1; i < trainees.Length && chosen[0].Kind == TransformerKind.Dense; i++)
-                    ratios[i].Add(ms[DenseFor(chosen, i)] / ms[i]);
+                for (int i = 1; i < trainees.Length; i++)
+                    ratios[i].Add(ms[chosen[0].Kind == TransformerKind.Dense ? DenseFor(chosen, i) : 0] / ms[i]);
             }
             string shape = $"d={s.Width} L={s.Layers} ctx{s.Context}×{s.Batch}";
             for (int i = 0; i < trainees.Length; i++)
@@ -131,7 +134,10 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16; blocked = KernelSettings.BlockedTableGradient on (off by default: the row pass); " +
             "torchnorm = KernelSettings.FusedNormAndRotary off (both models' RMSNorm and rotary as torch ops, the path before 2026-12-05 04:30; an mf-torchnorm row's ratio divides dense-torchnorm when that was timed); every MemoryFormer row but mf-global uses the default TrainingOptions.TableGradientClipping (PreviousStep: AdamW applied " +
             "to each table block inside the backward); mf-global = Global clip (the default before 2026-12-05: tables updated after the backward); " +
-            "fattn = KernelSettings.FusedCausalAttention on (the managed causal attention: about half of SDPA's time, but opt-in since it cost 0.014-0.022 bits/byte at 1,500 LM steps; an mf-fattn row's ratio divides dense-fattn when that was timed)");
+            "fattn = KernelSettings.FusedCausalAttention on (the managed causal attention: about half of SDPA's time, but opt-in since it cost 0.014-0.022 bits/byte at 1,500 LM steps; an mf-fattn row's ratio divides dense-fattn when that was timed); " +
+            "bf16rows / fp32rows = KernelSettings.Bf16GradientRows on / off (the backward's row pass reads a bf16 copy of ∂L/∂y, or fp32)");
+        if (chosen[0].Kind != TransformerKind.Dense)
+            table.AddNote("the first model is not dense: the last column is the first model's step ÷ this model's step (median over rounds; > 1: this one faster)");
         table.AddNote(machine);
         return table;
     }
@@ -161,6 +167,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         private readonly bool torchNorms;
         private readonly bool untiled;
         private readonly bool? fusedAttention;
+        private readonly bool? bf16Rows;
 
         public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, Variant variant)
         {
@@ -170,6 +177,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             torchNorms = variant.TorchNorms;
             untiled = variant.Untiled;
             fusedAttention = variant.FusedAttention;
+            bf16Rows = variant.Bf16Rows;
             (model, task) = ByteModel(s, kind);
             optimizer = new ModelOptimizer(model, new TrainingOptions
             {
@@ -201,6 +209,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
                 k.FusedNormAndRotary = !torchNorms;
                 k.TiledForward = !untiled;
                 k.FusedCausalAttention = fusedAttention ?? k.FusedCausalAttention;
+                k.Bf16GradientRows = bf16Rows ?? k.Bf16GradientRows;
             }, () => ms = StepOnce(step, timed));
             return ms;
         }

@@ -246,8 +246,9 @@ internal static class FusedMemoryGather
                     {
                         // The same step fused into the row pass: each row updated right after its gradient row is formed.
                         hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, smallest, pooled.Chunked);
-                        rowUpdate.SquaredNorm = TableGradientPass.UpdateAll(new TableGradientPass.RowPass(hits, tablePtrs[t], gradPtrs[t], h, rowPassGw), rowCount,
-                            rowUpdate.Kernel());
+                        using var narrow = Bf16Rows(grads[t], n, h);
+                        rowUpdate.SquaredNorm = TableGradientPass.UpdateAll(new TableGradientPass.RowPass(hits, tablePtrs[t], gradPtrs[t], h, rowPassGw,
+                            Address(narrow)), rowCount, rowUpdate.Kernel());
                         rowUpdate.Applied = true;
                         result.Add(null!);
                         continue;
@@ -265,7 +266,8 @@ internal static class FusedMemoryGather
                     else
                     {
                         hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, smallest, pooled.Chunked);
-                        var pass = new TableGradientPass.RowPass(hits!, tablePtrs[t], gradPtrs[t], h, rowPassGw);
+                        using var narrow = Bf16Rows(grads[t], n, h);
+                        var pass = new TableGradientPass.RowPass(hits!, tablePtrs[t], gradPtrs[t], h, rowPassGw, Address(narrow));
                         bool sparse = useSink && !accumulate && KernelSettings.Current.WriteTouchedRowsOnly && hits!.TouchedCount <= rowCount / SparseFraction;
                         squaredNorm = sparse ? TableGradientPass.WriteTouched(pass, gt, sink!) : TableGradientPass.WriteAll(pass, rowCount, gt, accumulate);
                         if (useSink && !sparse)
@@ -294,6 +296,16 @@ internal static class FusedMemoryGather
             return result;
         }
     }
+
+    /// <summary>
+    /// The paired bf16 copy of one table's ∂L/∂y [N, h] that its row pass reads (<see cref="KernelSettings.Bf16GradientRows"/>,
+    /// <see cref="Bf16GradientRows"/>): N × h/2 32-bit lanes in a pooled array, or null where the switch is off or the width
+    /// does not fit. The caller disposes it after the pass, so the next table's copy takes the same array.
+    /// </summary>
+    private static unsafe Bf16GradientRows.Copy? Bf16Rows(Tensor grad, int n, int h) =>
+        KernelSettings.Current.Bf16GradientRows && Bf16GradientRows.Supports(h) ? Bf16GradientRows.Make(TensorMemory.Floats(grad), n, h) : null;
+
+    private static unsafe nint Address(Bf16GradientRows.Copy? copy) => copy is null ? 0 : (nint)copy.Pointer;
 
     /// <summary>A backward touching at most 1/this of a table's rows writes only those rows of a reused buffer.</summary>
     private const int SparseFraction = 4;

@@ -48,6 +48,10 @@ internal static unsafe class KernelBuffers
     /// <summary>How many times <see cref="ReleaseIdle"/> ran (tests: a reuse check is void across one).</summary>
     public static long Releases => Interlocked.Read(ref releases);
 
+    /// <summary>Whether <see cref="Empty"/> hands out reused blocks now (a training runs and the switch is on); otherwise it
+    /// returns torch tensors on fresh memory.</summary>
+    public static bool Reusing => KernelSettings.Current.ReuseKernelBuffers && Volatile.Read(ref trainings) > 0;
+
     /// <summary>Tensors made on blocks since the process started.</summary>
     public static long TensorsMade => Interlocked.Read(ref tensorsMade);
 

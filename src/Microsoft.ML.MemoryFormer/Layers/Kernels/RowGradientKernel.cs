@@ -84,7 +84,7 @@ internal static unsafe class RowGradientKernel
     /// read of every line before it is written, a cost that is largest at small batches (<c>perf profile</c> measures it
 /// with <see cref="KernelSettings.StreamingStores"/> off).
     /// </summary>
-    private static bool IsStreamable(float* dst, int h) => KernelSettings.Current.StreamingStores && ((nint)dst & 63) == 0 && h % 16 == 0;
+    internal static bool IsStreamable(float* dst, int h) => KernelSettings.Current.StreamingStores && ((nint)dst & 63) == 0 && h % 16 == 0;
 
     /// <summary>A 128-column tile with AVX-512: the table row's tile, the gradient sum and the hit's gradient tile take 24 registers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -166,14 +166,20 @@ internal static unsafe class TableGradientPass
     /// <summary>
     /// One table's row-by-row backward: writes a table row's gradient from its hits and, when <see cref="WeightGradient"/>
     /// is set, adds the hits' inner products with the row to the weight gradient in the same pass (<see cref="RowGradientKernel"/>).
+    /// With <see cref="GradOut16"/> set (the paired bf16 copy of ∂L/∂y, <see cref="Bf16GradientRows"/>) every hit reads that
+    /// instead of <see cref="GradOut"/> (<see cref="Bf16RowGradientKernel"/>).
     /// </summary>
-    public readonly record struct RowPass(RowHits Hits, nint Table, nint GradOut, int Width, nint WeightGradient)
+    public readonly record struct RowPass(RowHits Hits, nint Table, nint GradOut, int Width, nint WeightGradient, nint GradOut16 = 0)
     {
         /// <summary>Hits of row <paramref name="r"/>; rows past the sorted range (a larger table than the smallest) have none.</summary>
         public int HitCount(int r) => r < Hits.RowCount ? Hits.Starts[r + 1] - Hits.Starts[r] : 0;
 
-        /// <summary>Whether the passes call <see cref="Prefetch"/> (<see cref="KernelSettings.PrefetchHitRows"/>, x86 only).</summary>
-        public bool Prefetching => Sse.IsSupported && KernelSettings.Current.PrefetchHitRows;
+        /// <summary>Whether the passes call <see cref="Prefetch"/> (<see cref="KernelSettings.PrefetchHitRows"/>, x86 only; with bf16 rows
+        /// only where <see cref="PrefetchBf16Rows"/> asks: the 256-column bf16 kernel ran 1.3–1.4× faster without it, <c>perf probe-rowpass</c>).</summary>
+        public bool Prefetching => Sse.IsSupported && KernelSettings.Current.PrefetchHitRows && (GradOut16 == 0 || PrefetchBf16Rows);
+
+        /// <summary>Whether a pass over bf16 ∂L/∂y rows prefetches them too (off; a probe switch).</summary>
+        internal static bool PrefetchBf16Rows { get; set; }
 
         /// <summary>
         /// Asks for the first cache line of each of row <paramref name="r"/>'s ∂L/∂y rows while the caller still works on
@@ -191,6 +197,12 @@ internal static unsafe class TableGradientPass
             fixed (int* tok = Hits.Tokens)
             {
                 int* t = tok + Hits.Starts[r];
+                if (GradOut16 != 0)
+                {
+                    for (int j = 0; j < count; j++)
+                        Sse.Prefetch0((byte*)((uint*)GradOut16 + ((long)t[j] * (Width / 2))));
+                    return;
+                }
                 for (int j = 0; j < count; j++)
                     Sse.Prefetch0((byte*)((float*)GradOut + ((long)t[j] * Width)));
             }
@@ -215,6 +227,9 @@ internal static unsafe class TableGradientPass
             fixed (int* pair = Hits.PairIndex)
             fixed (float* tw = Hits.Weights)
             {
+                if (GradOut16 != 0)
+                    return Bf16RowGradientKernel.Run((float*)Table + ((long)r * Width), (uint*)GradOut16, Width, tok + s, pair + s, tw + s, count,
+                        dst, (float*)WeightGradient, cached);
                 if (WeightGradient != 0)
                     return RowGradientKernel.Run((float*)Table + ((long)r * Width), (float*)GradOut, Width, tok + s, pair + s, tw + s, count,
                         dst, (float*)WeightGradient, cached);

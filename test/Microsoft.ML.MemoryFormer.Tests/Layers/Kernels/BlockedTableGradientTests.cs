@@ -27,12 +27,13 @@ public class BlockedTableGradientTests
         return (rows, weights, table, randn([n, h], generator: gen));
     }
 
-    /// <summary>The weight and table gradients of one fused gather with the blocked backward switched on or off.</summary>
+    /// <summary>The weight and table gradients of one fused gather with the blocked backward switched on or off (the row pass on
+    /// fp32 ∂L/∂y, which the blocked kernel matches bit for bit; the bf16 row pass has its own tests, Bf16GradientRowsTests).</summary>
     private static (Tensor Weights, Tensor Table) Gradients(Tensor rows, Tensor weights, Tensor table, Tensor upstream, bool blocked)
     {
         var w = weights.detach().clone().requires_grad_(true);
         var t = table.detach().clone().requires_grad_(true);
-        KernelSettings.Current.With(s => s.BlockedTableGradient = blocked,
+        KernelSettings.Current.With(s => (s.BlockedTableGradient, s.Bf16GradientRows) = (blocked, false),
             () => (FusedMemoryGather.Apply(rows, w, t) * upstream).sum().backward());
         return (w.grad!, t.grad!);
     }
@@ -116,7 +117,7 @@ public class BlockedTableGradientTests
         var t = table.detach().clone().requires_grad_(true);
         using var sink = new TableGradient { Attached = true };
         sink.Rent(t).fill_(float.NaN);                                      // stale contents must all be overwritten
-        KernelSettings.Current.With(s => s.BlockedTableGradient = blocked,
+        KernelSettings.Current.With(s => (s.BlockedTableGradient, s.Bf16GradientRows) = (blocked, false),
             () => (FusedMemoryGather.ApplyMany(rows, weights.detach().clone().requires_grad_(true), [t], [sink])[0] * upstream).sum().backward());
 
         AssertBitEqual(reference, t.grad!);
@@ -138,7 +139,7 @@ public class BlockedTableGradientTests
             var w = weights.detach().clone().requires_grad_(true);
             var q = tableQ.detach().clone().requires_grad_(true);
             var kk = tableK.detach().clone().requires_grad_(true);
-            KernelSettings.Current.With(s => s.BlockedTableGradient = blocked, () =>
+            KernelSettings.Current.With(s => (s.BlockedTableGradient, s.Bf16GradientRows) = (blocked, false), () =>
             {
                 var outs = FusedMemoryGather.ApplyMany(rows, w, [q, kk]);
                 ((outs[0] * upstreamQ).sum() + (outs[1] * upstreamK).sum()).backward();
