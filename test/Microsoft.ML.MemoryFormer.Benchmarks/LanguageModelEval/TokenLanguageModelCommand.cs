@@ -48,6 +48,11 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
             "(default 300,000) instead of the test text, and make no equal-time row.")]
         public int? ValidationChars { get; init; }
 
+        [CommandOption("--sealed-test <FILE>")]
+        [Description("Tuning mode: also score each model on the test text (the first --test-chars) and write only that " +
+            "table to FILE, not to the console, to be opened once the settings are chosen on the tuning text.")]
+        public string? SealedTest { get; init; }
+
         [CommandOption("--models <LIST>")]
         [Description("Models to train: mf, dense or both (\"mf,dense\", the default; equal time needs both).")]
         public string Models { get; init; } = "mf,dense";
@@ -99,25 +104,32 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
             return 0;
         }
         if (settings.Threads > 0) TorchSharp.torch.set_num_threads(settings.Threads);
-        string testText = ScoredText(File.ReadAllText(testPath), settings);
+        string testFile = File.ReadAllText(testPath);
+        string testText = ScoredText(testFile, settings.TestChars, settings.ValidationChars);
+        string sealedText = ScoredText(testFile, settings.TestChars, null);
         var ml = new MLContext(Seed);
         var train = ml.Data.LoadFromEnumerable(new[] { new SmallLanguageModel.Document { Text = File.ReadAllText(trainPath) } });
         var test = ml.Data.LoadFromEnumerable(new[] { new SmallLanguageModel.Document { Text = testText } });
-        var runs = settings.Kinds.Select(kind => Train(ml, kind, "equal steps", settings.Steps, train, test, settings, cancellationToken)).ToList();
+        var sealedTest = settings.SealedTest is null ? null
+            : ml.Data.LoadFromEnumerable(new[] { new SmallLanguageModel.Document { Text = sealedText } });
+        var sealedRuns = new List<Run>();
+        var runs = settings.Kinds.Select(kind => Train(ml, kind, "equal steps", settings.Steps, train, test, settings, cancellationToken, sealedTest, sealedRuns)).ToList();
+        if (settings.SealedTest is { } sealedFile && settings.ValidationChars is not null)
+            File.WriteAllText(sealedFile, Markdown(sealedRuns, settings, sealedText.Length, validation: false) + Environment.NewLine);
         if (runs.Count == 2 && settings.ValidationChars is null)
             runs.Add(EqualTime(ml, runs, train, test, settings, cancellationToken));
-        string markdown = Markdown(runs, settings, testText.Length) + Environment.NewLine + Perf.MachineFigures.Measure() + Environment.NewLine;
+        string markdown = Markdown(runs, settings, testText.Length, settings.ValidationChars is not null) + Environment.NewLine + Perf.MachineFigures.Measure() + Environment.NewLine;
         AnsiConsole.WriteLine(markdown);
         if (settings.Output is { } output) File.WriteAllText(output, markdown);
         return 0;
     }
 
     /// <summary>The scored text: the first --test-chars of the test file, or in tuning mode the --validation-chars after them.</summary>
-    private static string ScoredText(string testFile, Settings settings)
+    private static string ScoredText(string testFile, int? testChars, int? validationChars)
     {
-        if (settings.ValidationChars is not { } v)
-            return settings.TestChars is { } n && n < testFile.Length ? testFile[..n] : testFile;
-        int start = settings.TestChars ?? DefaultValidationOffset;
+        if (validationChars is not { } v)
+            return testChars is { } n && n < testFile.Length ? testFile[..n] : testFile;
+        int start = testChars ?? DefaultValidationOffset;
         if (start + v > testFile.Length) throw new ArgumentException($"--validation-chars: the test file has only {testFile.Length:N0} characters.");
         return testFile.Substring(start, v);
     }
@@ -133,7 +145,7 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
     }
 
     private static Run Train(MLContext ml, TransformerKind kind, string budget, int steps, IDataView train, IDataView test,
-        Settings settings, CancellationToken cancellationToken)
+        Settings settings, CancellationToken cancellationToken, IDataView? sealedTest = null, List<Run>? sealedRuns = null)
     {
         string label = Label(kind);
         AnsiConsole.MarkupLineInterpolated($"training {label} for {steps} steps ({budget}) ...");
@@ -149,6 +161,8 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         var run = new Run(kind, label, budget, steps, last.Elapsed.TotalSeconds * steps / last.Step, last.ItemsPerSecond, metrics,
             model.TrainingResult!.LossHistory.TakeLast(20).Average());
         AnsiConsole.MarkupLineInterpolated($"  {run.Seconds:F0} s, {Scored(settings)} perplexity {metrics.Perplexity:F1}");
+        if (sealedTest is not null)
+            sealedRuns!.Add(run with { Test = model.Evaluate(sealedTest, cancellationToken: cancellationToken) });
         return run;
     }
 
@@ -156,11 +170,11 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
 
     private static string Scored(Settings settings) => settings.ValidationChars is null ? "test" : "validation";
 
-    private static string Markdown(List<Run> runs, Settings settings, int testChars)
+    private static string Markdown(List<Run> runs, Settings settings, int testChars, bool validation)
     {
         var c = CultureInfo.InvariantCulture;
         var text = new StringBuilder();
-        string scored = Scored(settings);
+        string scored = validation ? "validation" : "test";
         text.AppendLine($"| model | budget | steps | train s | train tokens/s | **{scored} perplexity (per GPT-2 token)** | {scored} nats/token | {scored} bits/byte | train loss (last 20 steps) |");
         text.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in runs)
@@ -168,7 +182,7 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
                 $"{r.Test.LossNatsPerToken:F4} | {r.Test.BitsPerByte:F4} | {r.TrainLoss:F3} |");
         text.AppendLine();
         int start = settings.TestChars ?? DefaultValidationOffset;
-        string where = settings.ValidationChars is null ? string.Create(c, $"the first {testChars:N0} characters")
+        string where = !validation ? string.Create(c, $"the first {testChars:N0} characters")
             : string.Create(c, $"characters {start:N0} to {start + testChars:N0} (tuning text, not the reported test text)");
         text.AppendLine(c, $"GPT-2 tokens, d = {settings.Width}, {settings.Layers} blocks, 4 heads, τ = 8, T = {ContextLength}, batch {settings.Batch}, " +
             $"seed {Seed}; trained on wikitext2_valid.txt (the train split is not in ../shared/data), scored on {where} " +
