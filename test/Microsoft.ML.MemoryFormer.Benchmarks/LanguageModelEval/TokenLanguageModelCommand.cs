@@ -43,19 +43,55 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         [Description("Score only the first N characters of wikitext2_test.txt (default: all of it).")]
         public int? TestChars { get; init; }
 
+        [CommandOption("--validation-chars <N>")]
+        [Description("Tuning mode: score on the N characters of wikitext2_test.txt that follow the first --test-chars " +
+            "(default 300,000) instead of the test text, and make no equal-time row.")]
+        public int? ValidationChars { get; init; }
+
+        [CommandOption("--sealed-test <FILE>")]
+        [Description("Tuning mode: also score each model on the test text (the first --test-chars) and write only that " +
+            "table to FILE, not to the console, to be opened once the settings are chosen on the tuning text.")]
+        public string? SealedTest { get; init; }
+
+        [CommandOption("--models <LIST>")]
+        [Description("Models to train: mf, dense or both (\"mf,dense\", the default; equal time needs both).")]
+        public string Models { get; init; } = "mf,dense";
+
+        [CommandOption("--mf-set <ASSIGNMENTS>")]
+        [Description("MemoryFormer's settings on top of the recipe: option fields and Architecture.* properties, " +
+            "e.g. \"TableLearningRate=0.01,Architecture.BitsPerChunk=4\".")]
+        public string? MemoryFormerSet { get; init; }
+
+        [CommandOption("--dense-set <ASSIGNMENTS>")]
+        [Description("The dense model's settings on top of the recipe, e.g. \"LearningRate=0.003\".")]
+        public string? DenseSet { get; init; }
+
+        [CommandOption("--threads <N>")]
+        [Description("torch.set_num_threads for the run (the managed kernels follow it). Default: torch's.")]
+        public int Threads { get; init; }
+
         [CommandOption("--output <FILE>")]
         [Description("Markdown file the table is written to.")]
         public string? Output { get; init; }
 
+        /// <summary>The models named by <see cref="Models"/>, MemoryFormer first.</summary>
+        public IReadOnlyList<TransformerKind> Kinds =>
+            [.. new[] { ("mf", TransformerKind.MemoryFormer), ("dense", TransformerKind.Dense) }
+                .Where(m => Models.Split(',', StringSplitOptions.TrimEntries).Contains(m.Item1, StringComparer.OrdinalIgnoreCase)).Select(m => m.Item2)];
+
         public override ValidationResult Validate() =>
-            Steps > 0 && Width > 0 && Layers > 0 && Batch > 0 && TestChars is null or > 0
-                ? ValidationResult.Success() : ValidationResult.Error("--steps, --width, --layers, --batch and --test-chars must be positive");
+            !(Steps > 0 && Width > 0 && Layers > 0 && Batch > 0 && TestChars is null or > 0 && ValidationChars is null or > 0 && Threads >= 0)
+                ? ValidationResult.Error("--steps, --width, --layers, --batch, --test-chars and --validation-chars must be positive")
+                : Kinds.Count == 0 ? ValidationResult.Error("--models: name mf, dense or both") : ValidationResult.Success();
     }
+
+    /// <summary>Characters of the test file the tuning text starts after when --test-chars is not given.</summary>
+    private const int DefaultValidationOffset = 300_000;
 
     private const int ContextLength = SmallLanguageModel.ContextLength;
     private const int Seed = SmallLanguageModel.Seed;
 
-    private sealed record Run(string Label, string Budget, int Steps, double Seconds, double TokensPerSecond, LanguageModelMetrics Test, double TrainLoss);
+    private sealed record Run(TransformerKind Kind, string Label, string Budget, int Steps, double Seconds, double TokensPerSecond, LanguageModelMetrics Test, double TrainLoss);
 
     /// <inheritdoc />
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -67,57 +103,93 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
             AnsiConsole.MarkupLineInterpolated($"[yellow]Skipped: {trainPath} or {testPath} not found (developer data, not part of the repository).[/]");
             return 0;
         }
-        string testText = File.ReadAllText(testPath);
-        if (settings.TestChars is { } n && n < testText.Length) testText = testText[..n];
+        if (settings.Threads > 0) TorchSharp.torch.set_num_threads(settings.Threads);
+        string testFile = File.ReadAllText(testPath);
+        string testText = ScoredText(testFile, settings.TestChars, settings.ValidationChars);
+        string sealedText = ScoredText(testFile, settings.TestChars, null);
         var ml = new MLContext(Seed);
         var train = ml.Data.LoadFromEnumerable(new[] { new SmallLanguageModel.Document { Text = File.ReadAllText(trainPath) } });
         var test = ml.Data.LoadFromEnumerable(new[] { new SmallLanguageModel.Document { Text = testText } });
-        var runs = new List<Run>();
-        foreach (var (kind, label) in new[] { (TransformerKind.MemoryFormer, "MemoryFormer"), (TransformerKind.Dense, "Dense") })
-            runs.Add(Train(ml, kind, label, "equal steps", settings.Steps, train, test, settings, cancellationToken));
-        // Equal wall-clock: the faster model gets the steps that fit in the slower one's training time (steps × slower s / faster s).
-        var (fast, slow) = runs[0].Seconds <= runs[1].Seconds ? (runs[0], runs[1]) : (runs[1], runs[0]);
-        int steps = StepTiming.FromRun(settings.Steps, fast.Seconds).StepsThatFit(slow.Seconds);
-        var fastKind = fast.Label == "Dense" ? TransformerKind.Dense : TransformerKind.MemoryFormer;
-        string budget = $"equal time ({slow.Seconds:F0} s of {slow.Label})";
-        runs.Add(steps == settings.Steps ? fast with { Budget = budget + ", same steps: not retrained" }   // training is seeded: a rerun repeats it
-            : Train(ml, fastKind, fast.Label, budget, steps, train, test, settings, cancellationToken));
-        string markdown = Markdown(runs, settings, testText.Length) + Environment.NewLine + Perf.MachineFigures.Measure() + Environment.NewLine;
+        var sealedTest = settings.SealedTest is null ? null
+            : ml.Data.LoadFromEnumerable(new[] { new SmallLanguageModel.Document { Text = sealedText } });
+        var sealedRuns = new List<Run>();
+        var runs = settings.Kinds.Select(kind => Train(ml, kind, "equal steps", settings.Steps, train, test, settings, cancellationToken, sealedTest, sealedRuns)).ToList();
+        if (settings.SealedTest is { } sealedFile && settings.ValidationChars is not null)
+            File.WriteAllText(sealedFile, Markdown(sealedRuns, settings, sealedText.Length, validation: false) + Environment.NewLine);
+        if (runs.Count == 2 && settings.ValidationChars is null)
+            runs.Add(EqualTime(ml, runs, train, test, settings, cancellationToken));
+        string markdown = Markdown(runs, settings, testText.Length, settings.ValidationChars is not null) + Environment.NewLine + Perf.MachineFigures.Measure() + Environment.NewLine;
         AnsiConsole.WriteLine(markdown);
         if (settings.Output is { } output) File.WriteAllText(output, markdown);
         return 0;
     }
 
-    private static Run Train(MLContext ml, TransformerKind kind, string label, string budget, int steps, IDataView train, IDataView test,
-        Settings settings, CancellationToken cancellationToken)
+    /// <summary>The scored text: the first --test-chars of the test file, or in tuning mode the --validation-chars after them.</summary>
+    private static string ScoredText(string testFile, int? testChars, int? validationChars)
     {
+        if (validationChars is not { } v)
+            return testChars is { } n && n < testFile.Length ? testFile[..n] : testFile;
+        int start = testChars ?? DefaultValidationOffset;
+        if (start + v > testFile.Length) throw new ArgumentException($"--validation-chars: the test file has only {testFile.Length:N0} characters.");
+        return testFile.Substring(start, v);
+    }
+
+    /// <summary>Equal wall-clock: the faster model gets the steps that fit in the slower one's training time (steps × slower s / faster s).</summary>
+    private static Run EqualTime(MLContext ml, List<Run> runs, IDataView train, IDataView test, Settings settings, CancellationToken cancellationToken)
+    {
+        var (fast, slow) = runs[0].Seconds <= runs[1].Seconds ? (runs[0], runs[1]) : (runs[1], runs[0]);
+        int steps = StepTiming.FromRun(settings.Steps, fast.Seconds).StepsThatFit(slow.Seconds);
+        string budget = $"equal time ({slow.Seconds:F0} s of {slow.Label})";
+        return steps == settings.Steps ? fast with { Budget = budget + ", same steps: not retrained" }   // training is seeded: a rerun repeats it
+            : Train(ml, fast.Kind, budget, steps, train, test, settings, cancellationToken);
+    }
+
+    private static Run Train(MLContext ml, TransformerKind kind, string budget, int steps, IDataView train, IDataView test,
+        Settings settings, CancellationToken cancellationToken, IDataView? sealedTest = null, List<Run>? sealedRuns = null)
+    {
+        string label = Label(kind);
         AnsiConsole.MarkupLineInterpolated($"training {label} for {steps} steps ({budget}) ...");
         var reports = new List<TrainingProgress>();
-        var options = SmallLanguageModel.Options(kind, settings.Width, settings.Layers, settings.Batch, steps, TextTokenizerKind.Gpt2, cancellationToken);
+        var options = LanguageModelOverrides.Apply(
+            SmallLanguageModel.Options(kind, settings.Width, settings.Layers, settings.Batch, steps, TextTokenizerKind.Gpt2, cancellationToken),
+            kind == TransformerKind.Dense ? settings.DenseSet : settings.MemoryFormerSet);
         options.ReportEvery = 10;
         options.Progress = new Progress(reports);
         using var model = ml.Text.MemoryFormer(options).Fit(train);
         var last = reports.Last(r => r.ValidationLoss is null);   // training only: the closing validation is not timed
         var metrics = model.Evaluate(test, cancellationToken: cancellationToken);
-        var run = new Run(label, budget, steps, last.Elapsed.TotalSeconds * steps / last.Step, last.ItemsPerSecond, metrics,
+        var run = new Run(kind, label, budget, steps, last.Elapsed.TotalSeconds * steps / last.Step, last.ItemsPerSecond, metrics,
             model.TrainingResult!.LossHistory.TakeLast(20).Average());
-        AnsiConsole.MarkupLineInterpolated($"  {run.Seconds:F0} s, test perplexity {metrics.Perplexity:F1}");
+        AnsiConsole.MarkupLineInterpolated($"  {run.Seconds:F0} s, {Scored(settings)} perplexity {metrics.Perplexity:F1}");
+        if (sealedTest is not null)
+            sealedRuns!.Add(run with { Test = model.Evaluate(sealedTest, cancellationToken: cancellationToken) });
         return run;
     }
 
-    private static string Markdown(List<Run> runs, Settings settings, int testChars)
+    private static string Label(TransformerKind kind) => kind == TransformerKind.Dense ? "Dense" : "MemoryFormer";
+
+    private static string Scored(Settings settings) => settings.ValidationChars is null ? "test" : "validation";
+
+    private static string Markdown(List<Run> runs, Settings settings, int testChars, bool validation)
     {
         var c = CultureInfo.InvariantCulture;
         var text = new StringBuilder();
-        text.AppendLine("| model | budget | steps | train s | train tokens/s | **test perplexity (per GPT-2 token)** | test nats/token | test bits/byte | train loss (last 20 steps) |");
+        string scored = validation ? "validation" : "test";
+        text.AppendLine($"| model | budget | steps | train s | train tokens/s | **{scored} perplexity (per GPT-2 token)** | {scored} nats/token | {scored} bits/byte | train loss (last 20 steps) |");
         text.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in runs)
             text.AppendLine(c, $"| {r.Label} | {r.Budget} | {r.Steps} | {r.Seconds:F0} | {r.TokensPerSecond:F0} | **{r.Test.Perplexity:F1}** | " +
                 $"{r.Test.LossNatsPerToken:F4} | {r.Test.BitsPerByte:F4} | {r.TrainLoss:F3} |");
         text.AppendLine();
+        int start = settings.TestChars ?? DefaultValidationOffset;
+        string where = !validation ? string.Create(c, $"the first {testChars:N0} characters")
+            : string.Create(c, $"characters {start:N0} to {start + testChars:N0} (tuning text, not the reported test text)");
         text.AppendLine(c, $"GPT-2 tokens, d = {settings.Width}, {settings.Layers} blocks, 4 heads, τ = 8, T = {ContextLength}, batch {settings.Batch}, " +
-            $"seed {Seed}; trained on wikitext2_valid.txt (the train split is not in ../shared/data), scored on the first {testChars:N0} characters " +
+            $"seed {Seed}; trained on wikitext2_valid.txt (the train split is not in ../shared/data), scored on {where} " +
             $"of wikitext2_test.txt ({runs[0].Test.Tokens:N0} tokens, non-overlapping {ContextLength}-token windows).");
+        foreach (var (name, set) in new[] { ("MemoryFormer", settings.MemoryFormerSet), ("Dense", settings.DenseSet) })
+            if (!string.IsNullOrWhiteSpace(set)) text.AppendLine($"{name} settings on top of the recipe: `{set}`.");
+        text.AppendLine($"torch threads {TorchSharp.torch.get_num_threads()}.");
         return text.ToString();
     }
 
