@@ -100,9 +100,10 @@ internal sealed class TextClassifierModel : IDisposable
     internal bool UseEncoderSimdKernels { get; set; } = true;
 
     /// <summary>In the fused encoder, compute the first block's Q, K and V once per distinct token id of a call rather than
-    /// once per token (<see cref="FusedEncoder"/>: the same bits). On by default; the benchmark and the equality tests
-    /// switch it off to compare.</summary>
-    internal bool ShareFirstProjections { get; set; } = true;
+    /// once per token (<see cref="FusedEncoder"/>: the same bits). Off: on an idle machine (docs/benchmarks.md, "Idle re-run
+    /// after the night merges") short-row Transform passes ran 25–30 % slower with it in three of four runs while long rows
+    /// gained 0–8 %; the benchmark and the equality tests switch it on.</summary>
+    internal bool ShareFirstProjections { get; set; }
 
     private Dictionary<nint, Bf16Matrix>? bf16Tables;
 

@@ -117,8 +117,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             var paths = new List<(string Name, Action<TextClassifierModel> Set)>
             {
                 ("reference (one padded batch per call)", m => Fused(m, false, defaultBudget, reference: true)),
-                ($"fused encoder, every token's first Q/K/V (before; {defaultBudget} tokens per group)", m => Fused(m, true, defaultBudget, share: false)),
-                ("fused encoder, first Q/K/V once per distinct id (default)", m => Fused(m, true, defaultBudget)),
+                ($"fused encoder, every token's first Q/K/V, {defaultBudget} tokens per group (default)", m => Fused(m, true, defaultBudget)),
+                ("fused encoder, first Q/K/V once per distinct id (internal switch, off)", m => Fused(m, true, defaultBudget, share: true)),
                 ("fused encoder, bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, bf16Attention: false)),
                 ("fused encoder, bf16 tables + bf16 attention (internal switch, off)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16)),
             };
@@ -126,7 +126,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 paths.InsertRange(1,
                 [
                     ($"batched, torch modules ({defaultBudget} tokens per batch)", m => Fused(m, false, defaultBudget)),
-                    ("fused encoder, scalar per-token kernels, every token's first Q/K/V", m => Fused(m, true, defaultBudget, simd: false, share: false)),
+                    ("fused encoder, scalar per-token kernels, every token's first Q/K/V", m => Fused(m, true, defaultBudget, simd: false)),
                 ]);
             int fusedIndex = paths.FindIndex(p => p.Name.EndsWith("(default)", StringComparison.Ordinal));
             paths.AddRange(budgets.Select(b => ($"batched, torch modules ({b} tokens per batch)", (Action<TextClassifierModel>)(m => Fused(m, false, b)))));
@@ -167,11 +167,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         string machine = string.Create(CultureInfo.InvariantCulture,
             $"machine in the same run: GEMM {gflops:F1} GFLOP/s (fp32 1024³ torch.mm), copy bandwidth {copy:F1} GB/s (read + write)");
         table.AddNote(FormattableString.Invariant($"long rows: {settings.LongRows} Moby Dick paragraphs of 500–3,000 characters (whitespace collapsed), cycled; short rows: {settings.ShortRows} banking77 test texts; PredictionEngine: the first {settings.EngineRows} of each"));
-        table.AddNote(FormattableString.Invariant($"median of {rounds} rounds, the paths timed interleaved; tokens/s counts the windows' real tokens (start token included); CPU time is the process's user + system time of a pass (less disturbed by other processes than wall time; with several threads it also counts OpenMP workers waiting, so --threads 1 measures work)"));
+        table.AddNote(FormattableString.Invariant($"median of {rounds} rounds, the paths timed interleaved, each round starting one path later; tokens/s counts the windows' real tokens (start token included); CPU time is the process's user + system time of a pass (less disturbed by other processes than wall time; with several threads it also counts OpenMP workers waiting, so --threads 1 measures work)"));
         table.AddNote("reference: Transform reads the training batch size (32) of rows per model call and scores them as one batch padded to its longest window; batched: at least 256 rows per call, windows sorted by length into batches padded to their own longest");
         table.AddNote("fused encoder (the default since 2026-12-05): the batched path's encoder as one managed inference forward (Layers/Kernels/FusedEncoder.cs), windows packed unpadded; \"batched, torch modules\" is the default before it");
         table.AddNote("fused encoder: SIMD per-token kernels (Layers/Kernels/EncoderKernels.cs: norms, rotary, bag sums with the row in AVX-512 registers; the default since 2026-12-05 04:30); \"scalar per-token kernels\": the decode step's, as before");
-        table.AddNote("first Q/K/V once per distinct id (the default since 2026-12-06): the first block's Q, K, V before rotary depend on the token id alone, so they are computed once per distinct id of a call and copied (the same bits); bf16: TextClassifierModel.UseInferencePrecision(BFloat16), bf16 copies of the Memory Layer tables; bf16 attention (TextClassifierModel.UseBf16Attention, off): libtorch's bf16 batched GEMMs for QKᵀ and PV with an fp32 softmax (windows ≥ 64 tokens)");
+        table.AddNote("first Q/K/V once per distinct id (TextClassifierModel.ShareFirstProjections, internal, off: idle, short-row Transform passes ran 25–30 % slower with it in three of four runs, long rows gained 0–8 %): the first block's Q, K, V before rotary depend on the token id alone, so they are computed once per distinct id of a call and copied (the same bits); bf16: TextClassifierModel.UseInferencePrecision(BFloat16), bf16 copies of the Memory Layer tables; bf16 attention (TextClassifierModel.UseBf16Attention, off): libtorch's bf16 batched GEMMs for QKᵀ and PV with an fp32 softmax (windows ≥ 64 tokens)");
         table.AddNote(machine);
         phases.AddNote("ML.NET overhead = Transform total − the four phases (cursors, getters, output columns)");
         phases.AddNote(machine);
@@ -203,8 +203,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         Func<TorchSharp.torch.Tensor, Layers.Kernels.Bf16Matrix?> bf16 = t => copies.GetValueOrDefault(Layers.Kernels.TensorMemory.Key(t));
         var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
-            ("per token, SIMD kernels, every token's first Q/K/V (before)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: false)),
-            ("per token, first Q/K/V once per distinct id (default)", () => new Layers.Kernels.FusedEncoder(backbone)),
+            ("per token, SIMD kernels, every token's first Q/K/V (default)", () => new Layers.Kernels.FusedEncoder(backbone)),
+            ("per token, first Q/K/V once per distinct id (internal switch, off)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true)),
             ("bf16 tables (opt-in BFloat16)", () => new Layers.Kernels.FusedEncoder(backbone, bf16: bf16)),
             ("fp32 tables, bf16 attention", () => new Layers.Kernels.FusedEncoder(backbone, bf16Attention: true)),
             ("bf16 tables + bf16 attention", () => new Layers.Kernels.FusedEncoder(backbone, bf16: bf16, bf16Attention: true)),
@@ -290,7 +290,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     }
 
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
-    private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
+    private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = false,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool bf16Attention = true)
     {
         (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.UseBf16Attention) =
@@ -299,14 +299,14 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     }
 
     /// <summary>Median wall and process CPU milliseconds of <paramref name="body"/> after each of <paramref name="setups"/>,
-    /// one call each per round, in turn, after one warm-up round; the set-ups are not timed.</summary>
+    /// one call each per round, in a rotating order (<see cref="Timing.Rotation"/>), after one warm-up round; the set-ups are not timed.</summary>
     private static (double[] Wall, double[] Cpu) InterleaveWithCpu(IReadOnlyList<Action> setups, Action body, int rounds)
     {
         var wall = setups.Select(_ => new double[rounds]).ToArray();
         var cpu = setups.Select(_ => new double[rounds]).ToArray();
         using var process = Process.GetCurrentProcess();
         for (int round = -1; round < rounds; round++)
-            for (int b = 0; b < setups.Count; b++)
+            foreach (int b in Timing.Rotation(setups.Count, round))
             {
                 setups[b]();
                 process.Refresh();

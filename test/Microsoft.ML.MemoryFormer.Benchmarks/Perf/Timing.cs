@@ -31,7 +31,8 @@ internal static class Timing
     /// <summary>
     /// Median milliseconds of each of <paramref name="bodies"/>, timed one call each per round, in turn, for
     /// <paramref name="rounds"/> rounds after one warm-up round: this machine drifts by ±30% within a minute, so
-    /// variants compared side by side are timed interleaved.
+    /// variants compared side by side are timed interleaved. Each round starts one body later (<see cref="Rotation"/>),
+    /// so no variant always follows the same one: a fixed order made one slot slow whichever path sat in it (2026-12-06).
     /// </summary>
     public static double[] Interleave(IReadOnlyList<Action> bodies, int rounds)
     {
@@ -44,7 +45,7 @@ internal static class Timing
         var times = bodies.Select(_ => new double[rounds]).ToArray();
         for (int round = -1; round < rounds; round++)
         {
-            for (int b = 0; b < bodies.Count; b++)
+            foreach (int b in Rotation(bodies.Count, round))
             {
                 long start = Stopwatch.GetTimestamp();
                 bodies[b]();
@@ -53,6 +54,15 @@ internal static class Timing
             }
         }
         return times;
+    }
+
+    /// <summary>The order of <paramref name="count"/> interleaved variants in <paramref name="round"/> (−1: the warm-up,
+    /// in list order): each round starts one variant later than the one before.</summary>
+    public static IEnumerable<int> Rotation(int count, int round)
+    {
+        int first = Math.Max(round, 0) % Math.Max(count, 1);
+        for (int k = 0; k < count; k++)
+            yield return (first + k) % count;
     }
 
     /// <summary>

@@ -110,11 +110,14 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
                     t.Step(step, timed: false);
             }
             // Interleaved: this machine's speed drifts by up to 30% within minutes, so each round times one step of each
-            // model back to back, and a ratio is the median of the rounds' ratios.
+            // model back to back, starting one model later each round (a fixed order let the model in one slot win
+            // whichever it was), and a ratio is the median of the rounds' ratios.
             var ratios = trainees.Select(_ => new List<double>()).ToArray();
             for (int round = 0; round < rounds; round++)
             {
-                var ms = trainees.Select(t => t.Step(warmup + round, timed: true)).ToArray();
+                var ms = new double[trainees.Length];
+                foreach (int i in Timing.Rotation(trainees.Length, round))
+                    ms[i] = trainees[i].Step(warmup + round, timed: true);
                 for (int i = 1; i < trainees.Length; i++)
                     ratios[i].Add(ms[chosen[0].Kind == TransformerKind.Dense ? DenseFor(chosen, i) : 0] / ms[i]);
             }
@@ -129,7 +132,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             foreach (var t in trainees)
                 t.Dispose();
         }
-        table.AddNote("steps interleaved dense/MF after warm-up (d=256: 3 + 10 rounds, d=512: 2 + 6; --quick: 1 + 3); step ms = median; " +
+        table.AddNote("steps interleaved dense/MF after warm-up, each round starting one model later (d=256: 3 + 10 rounds, d=512: 2 + 6; --quick: 1 + 3); step ms = median; " +
             "MF ÷ dense = median over rounds of dense step ÷ MF step; page faults = minor faults per timed step (fresh pages the kernel mapped); MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
             "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16; blocked = KernelSettings.BlockedTableGradient on (off by default: the row pass); " +
             "torchnorm = KernelSettings.FusedNormAndRotary off (both models' RMSNorm and rotary as torch ops, the path before 2026-12-05 04:30; an mf-torchnorm row's ratio divides dense-torchnorm when that was timed); every MemoryFormer row but mf-global uses the default TrainingOptions.TableGradientClipping (PreviousStep: AdamW applied " +

@@ -41,9 +41,9 @@ internal sealed unsafe class FusedEncoder
     /// <param name="bf16Attention">Attention in bf16 arithmetic (<see cref="Bf16WindowAttention"/>).</param>
     /// <param name="shareFirstProjections">Compute the first block's Q, K and V before rotary once per distinct token id of
     /// the encoder's calls (<see cref="FusedEncoderBlock.Project"/>) instead of once per token: they depend on the id alone,
-    /// so the results are the same bits. On by default; off for the interleaved benchmark and the equality tests.</param>
+    /// so the results are the same bits. Off by default (<see cref="TextClassifierModel.ShareFirstProjections"/>).</param>
     public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true,
-        Func<Tensor, Bf16Matrix?>? bf16 = null, bool bf16Attention = false, bool shareFirstProjections = true)
+        Func<Tensor, Bf16Matrix?>? bf16 = null, bool bf16Attention = false, bool shareFirstProjections = false)
     {
         this.backbone = backbone;
         width = backbone.Config.Width;
