@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using static Microsoft.ML.MemoryFormer.Layers.Kernels.RowGradientKernel;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -146,20 +147,7 @@ internal static unsafe class Bf16RowGradientKernel
             q = Vector512.FusedMultiplyAdd(g7, t7, q);
             gw[pairs[j]] += RowGradientKernel.TreeSum(p + q);
         }
-        float* d = dst + c;
-        Store(a0, d, streaming);
-        Store(a1, d + 16, streaming);
-        Store(a2, d + 32, streaming);
-        Store(a3, d + 48, streaming);
-        Store(a4, d + 64, streaming);
-        Store(a5, d + 80, streaming);
-        Store(a6, d + 96, streaming);
-        Store(a7, d + 112, streaming);
-        var s0 = Vector512.FusedMultiplyAdd(a1, a1, a0 * a0);
-        var s1 = Vector512.FusedMultiplyAdd(a3, a3, a2 * a2);
-        s0 = Vector512.FusedMultiplyAdd(a5, a5, Vector512.FusedMultiplyAdd(a4, a4, s0));
-        s1 = Vector512.FusedMultiplyAdd(a7, a7, Vector512.FusedMultiplyAdd(a6, a6, s1));
-        return Vector512.Sum(s0 + s1);
+        return RowGradientKernel.StoreTile(dst + c, streaming, a0, a1, a2, a3, a4, a5, a6, a7);
     }
 
     /// <summary>The last h mod 128 columns, 32 at a time (one lane vector a hit); written through the cache.</summary>
@@ -182,14 +170,5 @@ internal static unsafe class Bf16RowGradientKernel
         a0.Store(dst + c);
         a1.Store(dst + c + 16);
         return Vector512.Sum(Vector512.FusedMultiplyAdd(a1, a1, a0 * a0));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(Vector512<float> value, float* destination, bool streaming)
-    {
-        if (streaming)
-            value.StoreAlignedNonTemporal(destination);
-        else
-            value.Store(destination);
     }
 }

@@ -115,7 +115,15 @@ internal static unsafe class RowGradientKernel
             q = Vector512.FusedMultiplyAdd(g7, t7, q);
             gw[pairs[j]] += TreeSum(p + q);
         }
-        float* d = dst + c;
+        return StoreTile(dst + c, streaming, a0, a1, a2, a3, a4, a5, a6, a7);
+    }
+
+    /// <summary>Writes a 128-column tile's gradient sums to <paramref name="d"/> and returns their squared norm (the
+    /// clip's share of the tile); shared by the fp32 and bf16 row kernels so both keep the same bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float StoreTile(float* d, bool streaming, Vector512<float> a0, Vector512<float> a1, Vector512<float> a2,
+        Vector512<float> a3, Vector512<float> a4, Vector512<float> a5, Vector512<float> a6, Vector512<float> a7)
+    {
         Store(a0, d, streaming);
         Store(a1, d + 16, streaming);
         Store(a2, d + 32, streaming);
@@ -149,7 +157,7 @@ internal static unsafe class RowGradientKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(Vector512<float> value, float* destination, bool streaming)
+    internal static void Store(Vector512<float> value, float* destination, bool streaming)
     {
         if (streaming)
             value.StoreAlignedNonTemporal(destination);
