@@ -107,12 +107,6 @@ internal sealed class TextClassifierModel : IDisposable
 
     private Dictionary<nint, Bf16Matrix>? bf16Tables;
 
-    /// <summary>With <see cref="InferencePrecision.BFloat16"/>, also run attention with bf16 dot products
-    /// (<see cref="Bf16WindowAttention"/>). Off: measured no faster than the fp32 kernel, whose softmax never leaves the
-    /// registers, while the bf16 GEMMs materialise the score matrix (docs/benchmarks.md, "Scoring, third round"); the
-    /// benchmark and the accuracy command switch it on to compare.</summary>
-    internal bool UseBf16Attention { get; set; }
-
     /// <summary>The precision the fused scoring encoder computes in (<see cref="UseInferencePrecision"/>).</summary>
     public InferencePrecision InferencePrecision => bf16Tables is not null ? InferencePrecision.BFloat16 : InferencePrecision.Float32;
 
@@ -235,7 +229,7 @@ internal sealed class TextClassifierModel : IDisposable
     {
         bool bf16 = bf16Tables is not null;
         var fused = new FusedEncoder(network.Backbone, UseTableMajorGathers && !bf16, simd: UseEncoderSimdKernels,
-            bf16: bf16 ? Bf16Table : null, bf16Attention: bf16 && UseBf16Attention, shareFirstProjections: ShareFirstProjections);
+            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections);
         for (int first = 0; first < windows.Length;)
         {
             int end = first + 1;

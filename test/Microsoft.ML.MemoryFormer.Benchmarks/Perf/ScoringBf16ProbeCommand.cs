@@ -56,7 +56,7 @@ internal sealed class ScoringBf16ProbeCommand : Command<ScoringBf16ProbeCommand.
             ("Bf16WindowAttention (token-major: packing + 2 bf16 bmm + fp32 softmax), all 32 windows in one batch", () =>
             {
                 fixed (float* p = tokenMajor)
-                    Layers.Kernels.Bf16WindowAttention.Run(p, p + (n * d), p + (2 * n * d), p + (3 * n * d), heads, hd, starts);
+                    Bf16WindowAttention.Run(p, p + (n * d), p + (2 * n * d), p + (3 * n * d), heads, hd, starts);
             }),
         };
         var times = Timing.InterleaveRounds(bodies.Select(b => b.Body).ToArray(), settings.Reps);
@@ -68,8 +68,24 @@ internal sealed class ScoringBf16ProbeCommand : Command<ScoringBf16ProbeCommand.
             double f = bodies[i].Name.Contains("only", StringComparison.Ordinal) ? flops / 2 : flops;
             table.AddRow(bodies[i].Name, median, min, (f / (min * 1e6)).ToString("F1", CultureInfo.InvariantCulture));
         }
+        table.AddNote(FormattableString.Invariant($"largest |Bf16WindowAttention − WindowAttention| over the outputs: {LargestDifference(tokenMajor, n * d, heads, hd, starts):g3} (inputs uniform in [−1, 1])"));
         table.AddNote(machine);
         table.Publish(settings.Output);
         return 0;
+    }
+
+    /// <summary>The bf16 probe's accuracy: both kernels on the same Q, K, V (the first three blocks of
+    /// <paramref name="inputs"/>), the largest absolute difference of their outputs.</summary>
+    private static unsafe double LargestDifference(float[] inputs, int block, int heads, int headWidth, int[] starts)
+    {
+        var (fp32, bf16) = ((float[])inputs.Clone(), (float[])inputs.Clone());
+        fixed (float* a = fp32, b = bf16)
+        {
+            Layers.Kernels.WindowAttention.Run(a, a + block, a + (2 * block), a + (3 * block), heads, headWidth, starts);
+            Bf16WindowAttention.Run(b, b + block, b + (2 * block), b + (3 * block), heads, headWidth, starts);
+        }
+        double worst = 0;
+        for (int i = 3 * block; i < 4 * block; i++) worst = Math.Max(worst, Math.Abs(fp32[i] - bf16[i]));
+        return worst;
     }
 }

@@ -119,8 +119,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 ("reference (one padded batch per call)", m => Fused(m, false, defaultBudget, reference: true)),
                 ($"fused encoder, every token's first Q/K/V, {defaultBudget} tokens per group (default)", m => Fused(m, true, defaultBudget)),
                 ("fused encoder, first Q/K/V once per distinct id (internal switch, off)", m => Fused(m, true, defaultBudget, share: true)),
-                ("fused encoder, bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, bf16Attention: false)),
-                ("fused encoder, bf16 tables + bf16 attention (internal switch, off)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16)),
+                ("fused encoder, bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16)),
             };
             if (settings.LegacyPaths)
                 paths.InsertRange(1,
@@ -171,7 +170,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         table.AddNote("reference: Transform reads the training batch size (32) of rows per model call and scores them as one batch padded to its longest window; batched: at least 256 rows per call, windows sorted by length into batches padded to their own longest");
         table.AddNote("fused encoder (the default since 2026-12-05): the batched path's encoder as one managed inference forward (Layers/Kernels/FusedEncoder.cs), windows packed unpadded; \"batched, torch modules\" is the default before it");
         table.AddNote("fused encoder: SIMD per-token kernels (Layers/Kernels/EncoderKernels.cs: norms, rotary, bag sums with the row in AVX-512 registers; the default since 2026-12-05 04:30); \"scalar per-token kernels\": the decode step's, as before");
-        table.AddNote("first Q/K/V once per distinct id (TextClassifierModel.ShareFirstProjections, internal, off: idle, short-row Transform passes ran 25–30 % slower with it in three of four runs, long rows gained 0–8 %): the first block's Q, K, V before rotary depend on the token id alone, so they are computed once per distinct id of a call and copied (the same bits); bf16: TextClassifierModel.UseInferencePrecision(BFloat16), bf16 copies of the Memory Layer tables; bf16 attention (TextClassifierModel.UseBf16Attention, off): libtorch's bf16 batched GEMMs for QKᵀ and PV with an fp32 softmax (windows ≥ 64 tokens)");
+        table.AddNote("first Q/K/V once per distinct id (TextClassifierModel.ShareFirstProjections, internal, off: idle, short-row Transform passes ran 25–30 % slower with it in three of four runs, long rows gained 0–8 %): the first block's Q, K, V before rotary depend on the token id alone, so they are computed once per distinct id of a call and copied (the same bits); bf16: TextClassifierModel.UseInferencePrecision(BFloat16), bf16 copies of the Memory Layer tables; bf16 attention left the library (measured no faster: docs/benchmarks.md, \"Scoring, third round\"); perf scoring-bf16-probe times it alone");
         table.AddNote(machine);
         phases.AddNote("ML.NET overhead = Transform total − the four phases (cursors, getters, output columns)");
         phases.AddNote(machine);
@@ -206,8 +205,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             ("per token, SIMD kernels, every token's first Q/K/V (default)", () => new Layers.Kernels.FusedEncoder(backbone)),
             ("per token, first Q/K/V once per distinct id (internal switch, off)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true)),
             ("bf16 tables (opt-in BFloat16)", () => new Layers.Kernels.FusedEncoder(backbone, bf16: bf16)),
-            ("fp32 tables, bf16 attention", () => new Layers.Kernels.FusedEncoder(backbone, bf16Attention: true)),
-            ("bf16 tables + bf16 attention", () => new Layers.Kernels.FusedEncoder(backbone, bf16: bf16, bf16Attention: true)),
         };
         var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 8).ToArray()).ToArray();
         using var noGrad = TorchSharp.torch.no_grad();
@@ -291,10 +288,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = false,
-        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool bf16Attention = true)
+        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32)
     {
-        (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.UseBf16Attention) =
-            (reference, fused, simd, share, budget, bf16Attention);
+        (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch) =
+            (reference, fused, simd, share, budget);
         if (m.InferencePrecision != precision) m.UseInferencePrecision(precision);
     }
 

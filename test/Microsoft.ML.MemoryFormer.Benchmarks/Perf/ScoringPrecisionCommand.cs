@@ -12,7 +12,7 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 
 /// <summary>
 /// <c>perf scoring-precision</c> (issue 16, scoring target): the accuracy cost of lower-precision batched scoring
-/// (<c>UseInferencePrecision(BFloat16)</c>: bf16 tables; and the internal bf16 attention switch) on classifiers trained with the flat defaults
+/// (<c>UseInferencePrecision(BFloat16)</c>: bf16 tables) on classifiers trained with the flat defaults
 /// on developer sets (banking77, a long-document proxy): accuracy, log-loss and argmax agreement with fp32 scoring of the
 /// same trained model, and the largest difference of a log-probability. Deterministic; no timing.
 /// </summary>
@@ -53,16 +53,9 @@ internal sealed class ScoringPrecisionCommand : Command<ScoringPrecisionCommand.
             var classifier = ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(
                 new MemoryFormerTextClassificationOptions { Seed = 1, Epochs = settings.Epochs }).Fit(train);
             AnsiConsole.MarkupLineInterpolated($"{set.Name}: trained in {clock.Elapsed.TotalSeconds:F0} s");
-            var model = classifier.Model;
             float[][]? reference = null;
-            foreach (var (name, precision, attention) in new[]
+            foreach (var (name, precision) in new[] { ("fp32", InferencePrecision.Float32), ("bf16 tables (BFloat16)", InferencePrecision.BFloat16) })
             {
-                ("fp32", InferencePrecision.Float32, false),
-                ("bf16 tables (BFloat16)", InferencePrecision.BFloat16, false),
-                ("bf16 tables + bf16 attention (internal switch)", InferencePrecision.BFloat16, true),
-            })
-            {
-                model.UseBf16Attention = attention;
                 classifier.UseInferencePrecision(precision);
                 var scored = classifier.Transform(test);
                 var metrics = ml.MulticlassClassification.Evaluate(scored);
@@ -76,9 +69,8 @@ internal sealed class ScoringPrecisionCommand : Command<ScoringPrecisionCommand.
                     FormattableString.Invariant($"{same}/{scores.Length} ({(double)same / scores.Length:P2})"), FormattableString.Invariant($"{max:g3}"), FormattableString.Invariant($"{mean:g3}"));
             }
             classifier.UseInferencePrecision(InferencePrecision.Float32);
-            model.UseBf16Attention = false;
         }
-        table.AddNote("the same trained model scored three ways; Δ log p from ML.NET's Score column (probabilities); bf16 attention applies to windows of ≥ 64 tokens, so on short rows only the tables change");
+        table.AddNote("the same trained model scored both ways; Δ log p from ML.NET's Score column (probabilities)");
         table.AddNote(FormattableString.Invariant($"load average {Timing.LoadAverage():F2} (accuracy only: deterministic, load does not matter)"));
         table.Publish(settings.Output);
         return 0;

@@ -38,16 +38,15 @@ internal sealed unsafe class FusedEncoder
     /// (before 2026-12-05 04:30; kept for the interleaved benchmark).</param>
     /// <param name="bf16">The bf16 copy of a Memory Layer table to gather from, or null for the fp32 table; null: every
     /// table in fp32 (<c>TextClassifierModel.UseInferencePrecision</c>).</param>
-    /// <param name="bf16Attention">Attention in bf16 arithmetic (<see cref="Bf16WindowAttention"/>).</param>
     /// <param name="shareFirstProjections">Compute the first block's Q, K and V before rotary once per distinct token id of
     /// the encoder's calls (<see cref="FusedEncoderBlock.Project"/>) instead of once per token: they depend on the id alone,
     /// so the results are the same bits. Off by default (<see cref="TextClassifierModel.ShareFirstProjections"/>).</param>
     public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true,
-        Func<Tensor, Bf16Matrix?>? bf16 = null, bool bf16Attention = false, bool shareFirstProjections = false)
+        Func<Tensor, Bf16Matrix?>? bf16 = null, bool shareFirstProjections = false)
     {
         this.backbone = backbone;
         width = backbone.Config.Width;
-        blocks = backbone.Blocks.Select(b => new FusedEncoderBlock(b, backbone.Config, bf16) { Bf16Attention = bf16Attention }).ToArray();
+        blocks = backbone.Blocks.Select(b => new FusedEncoderBlock(b, backbone.Config, bf16)).ToArray();
         embedding = TensorMemory.Floats(backbone.Embedding.weight!);
         vocabulary = backbone.Embedding.weight!.shape[0];
         var norm = (RmsNorm)backbone.FinalNorm;

@@ -57,10 +57,6 @@ internal sealed unsafe class FusedEncoderBlock
     /// <summary>Whether the gathers read bf16 table copies (then the table-major gathers are not available).</summary>
     public bool Bf16Tables { get; }
 
-    /// <summary>Run attention in bf16 arithmetic (<see cref="Bf16WindowAttention"/>: libtorch's bf16 batched GEMMs, fp32
-    /// softmax) for windows of at least <see cref="Bf16WindowAttention.MinLength"/> tokens; false: the fp32 kernel.</summary>
-    public bool Bf16Attention { get; set; }
-
     /// <summary>True when this computes the block exactly: a MemoryFormer block with RMSNorms, contiguous CPU fp32
     /// parameters, τ+2 ≤ 16 and a head width the attention kernel handles.</summary>
     public static bool Supports(TransformerBlock block, MemoryFormerConfig config) =>
@@ -119,10 +115,7 @@ internal sealed unsafe class FusedEncoderBlock
         else
             TableMajorAttentionInputs(x, positions, q, k, v, scratch, profile);
         if (profile is not null) profile.FusedAttentionInputsMs += Lap(ref clock);
-        if (Bf16Attention)
-            Bf16WindowAttention.Run(q, k, v, attended, heads, headWidth, starts);
-        else
-            WindowAttention.Run(q, k, v, attended, heads, headWidth, starts, Simd);
+        WindowAttention.Run(q, k, v, attended, heads, headWidth, starts, Simd);
         if (profile is not null) profile.FusedAttentionMs += Lap(ref clock);
         if (scratch is null)
             KernelParallel.For(n, tokenWork, (start, end) => Feedforward((float*)xa, (float*)ya, start, end));

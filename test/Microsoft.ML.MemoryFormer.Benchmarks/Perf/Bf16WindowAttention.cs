@@ -1,13 +1,15 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 
 /// <summary>
-/// <see cref="WindowAttention"/> with bf16 dot products, for opt-in lower-precision scoring
-/// (<c>TextClassifierModel.UseInferencePrecision(BFloat16)</c>): .NET 10 has no AVX-512 BF16 intrinsics, but libtorch's
+/// A probe, not a library path: <see cref="WindowAttention"/> with bf16 dot products, tried for lower-precision scoring
+/// and measured no faster than the fp32 kernel as a whole (docs/benchmarks.md, "Scoring, third round"), so it left the
+/// library and lives here for <c>perf scoring-bf16-probe</c>. .NET 10 has no AVX-512 BF16 intrinsics, but libtorch's
 /// CPU bf16 batched GEMM goes through oneDNN, which uses <c>vdpbf16ps</c> where the CPU has it (measured ≈ 3–5× the
 /// GFLOP/s of an fp32 bmm of the same shape, <c>perf scoring-bf16-probe</c>). Windows of one length are batched:
 /// Q (pre-scaled by 1/√hd), K and V rounded to bf16 [W·H, L, hd] → S = Q·Kᵀ (bf16 out) → softmax in fp32 in managed code,
