@@ -85,15 +85,7 @@ internal static unsafe class WindowAttention
         if (length == 0)
             return;
         int padded = (length + KeyTile - 1) / KeyTile * KeyTile, column = head * headWidth;
-        for (int c = 0; c < headWidth; c++)                                      // keys transposed: [hd, L']
-        {
-            float* row = keys + (c * padded);
-            float* source = k + ((long)offset * width) + column + c;
-            for (int j = 0; j < length; j++)
-                row[j] = source[(long)j * width];
-            for (int j = length; j < padded; j++)
-                row[j] = 0f;
-        }
+        TransposeKeys(k + ((long)offset * width) + column, width, headWidth, length, padded, keys);
         float scale = 1f / MathF.Sqrt(headWidth);
         var queries = stackalloc float*[Queries];
         var inverse = stackalloc float[Queries];
@@ -110,6 +102,20 @@ internal static unsafe class WindowAttention
         }
     }
 
+    /// <summary>One head's keys of a window, transposed and zero-padded: keys [hd, padded] from k's rows
+    /// [length, hd] (row stride <paramref name="width"/>).</summary>
+    private static void TransposeKeys(float* k, int width, int headWidth, int length, int padded, float* keys)
+    {
+        for (int c = 0; c < headWidth; c++)
+        {
+            float* row = keys + (c * padded);
+            for (int j = 0; j < length; j++)
+                row[j] = k[((long)j * width) + c];
+            for (int j = length; j < padded; j++)
+                row[j] = 0f;
+        }
+    }
+
     /// <summary><see cref="Head"/> with AVX-512: eight queries at a time, scores in 8 × 32 tiles of sixteen 512-bit
     /// registers, the softmax's exp in 512-bit lanes and P·V in 8 × 32-column tiles; hd a multiple of 32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -119,15 +125,7 @@ internal static unsafe class WindowAttention
         if (length == 0)
             return;
         int padded = (length + KeyTile - 1) / KeyTile * KeyTile, column = head * headWidth;
-        for (int c = 0; c < headWidth; c++)                                      // keys transposed: [hd, L']
-        {
-            float* row = keys + (c * padded);
-            float* source = k + ((long)offset * width) + column + c;
-            for (int j = 0; j < length; j++)
-                row[j] = source[(long)j * width];
-            for (int j = length; j < padded; j++)
-                row[j] = 0f;
-        }
+        TransposeKeys(k + ((long)offset * width) + column, width, headWidth, length, padded, keys);
         float scale = 1f / MathF.Sqrt(headWidth);
         var queries = stackalloc float*[WideQueries];
         var inverse = stackalloc float[WideQueries];
