@@ -104,9 +104,11 @@ internal sealed unsafe class LayerPhases : IDisposable
         return new Dictionary<string, string> { [WholeRatio] = Ratio(WholeCall, rounds), [GatherRatio] = Ratio(Forward, rounds) };
     }
 
-    private static string Ratio(Action after, int rounds)
+    private static string Ratio(Action after, int rounds) => Pair(() => Unsharing(after), after, rounds);
+
+    private static string Pair(Action before, Action after, int rounds)
     {
-        var times = Timing.InterleaveRounds([() => Unsharing(after), after], rounds);
+        var times = Timing.InterleaveRounds([before, after], rounds);
         var ratios = times[0].Zip(times[1], (b, a) => b / a).Order().ToArray();
         var c = System.Globalization.CultureInfo.InvariantCulture;
         return $"{Timing.Median(ratios).ToString("F2", c)} ({ratios[0].ToString("F2", c)}–{ratios[^1].ToString("F2", c)})";

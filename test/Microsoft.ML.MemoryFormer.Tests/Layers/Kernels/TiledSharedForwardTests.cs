@@ -1,3 +1,5 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Layers;
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Runtime;
 using static TorchSharp.torch;
@@ -51,6 +53,42 @@ public class TiledSharedForwardTests
 
         var before = Run(rows, weights, tables, biases, upstream, shared: false);
         var after = Run(rows, weights, tables, biases, upstream, shared: true);
+        for (int i = 0; i < before.Length; i++)
+            Assert.True(before[i].bytes.ToArray().AsSpan().SequenceEqual(after[i].bytes.ToArray()), $"tensor {i} differs");
+    }
+
+    [SkippableFact]
+    public void MemoryQkv_gives_the_same_bytes_with_its_three_tables_tiled_together()
+    {
+        Skip.IfNot(TiledGather.IsAccelerated, "The tiled kernel needs AVX-512.");
+        using var scope = NewDisposeScope();
+        random.manual_seed(21);
+        using var qkv = new MemoryQkv(MemoryFormerConfig.Nano);                  // d = 16, τ = 4, K = 4: three [64, 16] tables of 4 KB
+        var x = randn(256, 16);                                                  // 16 hits a row
+        var upstream = Enumerable.Range(0, 3).Select(_ => randn(256, 16)).ToArray();
+        Assert.True(FusedMemoryGather.TakesTiledForward(256, 4, 64, [16, 16, 16], [4 << 10, 4 << 10, 4 << 10],
+            new KernelSettings { TiledForwardMinTableBytes = 10 << 10 }));
+
+        Tensor[] Run(bool shared)
+        {
+            Tensor[] result = [];
+            KernelSettings.Current.With(s =>
+            {
+                s.TiledSharedForward = shared;
+                s.TiledForwardMinTableBytes = 10 << 10;                          // between one table (4 KB) and the three (12 KB)
+            }, () =>
+            {
+                qkv.zero_grad();
+                var input = x.detach().clone().requires_grad_(true);
+                var (q, k, v) = qkv.call(input);
+                autograd.backward([q, k, v], upstream);
+                result = [q.detach(), k.detach(), v.detach(), input.grad!, .. qkv.parameters().Select(p => p.grad!.clone())];
+            });
+            return result;
+        }
+        var before = Run(shared: false);
+        var after = Run(shared: true);
+        Assert.Equal(before.Length, after.Length);
         for (int i = 0; i < before.Length; i++)
             Assert.True(before[i].bytes.ToArray().AsSpan().SequenceEqual(after[i].bytes.ToArray()), $"tensor {i} differs");
     }
