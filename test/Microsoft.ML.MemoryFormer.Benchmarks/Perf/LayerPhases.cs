@@ -19,9 +19,10 @@ internal sealed unsafe class LayerPhases : IDisposable
     public const string TokenMajor = "  token-major kernel forced";
     public const string WholeRatio = "before ÷ after, whole call (TiledSharedForward off ÷ on)";
     public const string GatherRatio = "before ÷ after, gather forward";
+    public const string SweepRatio = "AdamW sweep alone, rows of h ÷ the same elements as rows of 4h";
 
     /// <summary>The rows of the before/after table: median of per-round ratios (lowest–highest).</summary>
-    public static readonly string[] RatioNames = [WholeRatio, GatherRatio];
+    public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio];
     public const string Tiled = "  tiled kernel forced (where TiledGather.Pays)";
     public const string RowCopy = "  of it: int64 → int32 row copy";
     public const string Sort = "hit sort (chunked, shared by the tables)";
@@ -101,7 +102,8 @@ internal sealed unsafe class LayerPhases : IDisposable
         var tables = layers.Select(l => (Tensor)l.Table).ToArray();
         var biases = layers.Select(l => (Tensor)l.Bias).ToArray();
         void Forward() { using var s = NewDisposeScope(); using var g = no_grad(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, null, biases); }
-        return new Dictionary<string, string> { [WholeRatio] = Ratio(WholeCall, rounds), [GatherRatio] = Ratio(Forward, rounds) };
+        return new Dictionary<string, string> { [WholeRatio] = Ratio(WholeCall, rounds), [GatherRatio] = Ratio(Forward, rounds),
+            [SweepRatio] = Pair(SweepAlone, () => SweepWide(4), rounds) };
     }
 
     private static string Ratio(Action after, int rounds) => Pair(() => Unsharing(after), after, rounds);
@@ -190,6 +192,20 @@ internal sealed unsafe class LayerPhases : IDisposable
         {
             var u = Update(t);
             AdamWKernel.Step(clones[t], gradients[t], u.ExpAvg, u.ExpAvgSq, u.Coefficients, u.Salt, lazy: false);
+        }
+    }
+
+    private void SweepWide(int f)
+    {
+        for (int t = 0; t < layers.Length; t++)
+        {
+            var u = Update(t);
+            long r = clones[t].shape[0] / f, w = clones[t].shape[1] * f;
+            using var p = clones[t].view(r, w);
+            using var g = gradients[t].view(r, w);
+            using var m = u.ExpAvg.view(r, w);
+            using var v = u.ExpAvgSq.view(r, w);
+            AdamWKernel.Step(p, g, m, v, u.Coefficients, u.Salt, lazy: false);
         }
     }
 

@@ -70,12 +70,13 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
             times.AddRow([name, .. results.Select(r => (object)r.Ms[name])]);
         foreach (var name in LayerPhases.RateNames)
             rates.AddRow([name, .. results.SelectMany(r => new object[] { r.Megabytes[name], r.Megabytes[name] / r.Ms[name] })]);
-        var ab = new PerfTable($"profile-phases-d{s.Width}-before-after", $"TiledSharedForward off ÷ on, d={s.Width}, N={n} " +
+        var ab = new PerfTable($"profile-phases-d{s.Width}-before-after", $"Before ÷ after, d={s.Width}, N={n} " +
             $"(median of {3 * rounds} alternating rounds' ratios, lowest–highest; > 1: on is faster)", ["comparison", .. calls.Select(c => c.Name)]);
         var ratios = calls.Select(c => c.Phases.Ratios(3 * rounds)).ToArray();
         foreach (var name in LayerPhases.RatioNames)
             ab.AddRow([name, .. ratios.Select(r => (object)r[name])]);
-        ab.AddNote("the same code runs both ways where the gate does not change (ML₁, ML₂ at d = 256; every call at d = 512): those columns show the noise");
+        ab.AddNote("TiledSharedForward changes only a call of several tables below 16 MB each (Q/K/V at d = 256): the other columns run the same " +
+            "code both ways and show the noise; the last row times the AdamW sweep over the same elements viewed as rows 4× wider (a per-row cost would show as > 1)");
         ab.AddNote(machine);
         string shapes = string.Join("; ", calls.Select(c => $"{c.Name}: {c.Phases.Describe()}"));
         times.AddNote("each phase alone on the call's own tables, codes and a fixed ∂L/∂y; 'whole' = hash + gather forward + backward as in a " +
