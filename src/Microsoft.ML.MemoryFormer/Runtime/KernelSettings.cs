@@ -64,9 +64,9 @@ internal sealed class KernelSettings
     /// at a time from L2 (<c>Layers/Kernels/TiledGather.cs</c>); off keeps the token-major kernel for every batch.</summary>
     public bool TiledForward { get; set; } = true;
 
-    /// <summary>The tiled forward runs only when every table of the call holds at least this many bytes: smaller ones
-    /// (d = 256: 8–10 MB) stay in the shared L3, where the token-major kernel is as fast (<c>perf probe-forward --width 256</c>,
-    /// <c>perf train --width 256</c>).</summary>
+    /// <summary>The tiled forward runs only when every table of the call holds at least this many bytes (or, with
+    /// <see cref="TiledSharedForward"/>, a call's several tables together): a single smaller one (d = 256: ML₁'s 10 MB) stays in
+    /// the shared L3, where the token-major kernel is as fast (<c>perf probe-forward --width 256</c>, <c>perf profile-phases</c>).</summary>
     public long TiledForwardMinTableBytes { get; set; } = 16L << 20;
 
     /// <summary>Whether a gather forward over several tables read with the same rows (the shared Q/K/V) takes the tiled forward
