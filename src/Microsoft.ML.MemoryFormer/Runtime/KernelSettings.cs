@@ -64,10 +64,16 @@ internal sealed class KernelSettings
     /// at a time from L2 (<c>Layers/Kernels/TiledGather.cs</c>); off keeps the token-major kernel for every batch.</summary>
     public bool TiledForward { get; set; } = true;
 
-    /// <summary>The tiled forward runs only when every table of the call holds at least this many bytes: smaller ones
-    /// (d = 256: 8–10 MB) stay in the shared L3, where the token-major kernel is as fast (<c>perf probe-forward --width 256</c>,
-    /// <c>perf train --width 256</c>).</summary>
+    /// <summary>The tiled forward runs only when every table of the call holds at least this many bytes (or, with
+    /// <see cref="TiledSharedForward"/>, a call's several tables together): a single smaller one (d = 256: ML₁'s 10 MB) stays in
+    /// the shared L3, where the token-major kernel is as fast (<c>perf probe-forward --width 256</c>, <c>perf profile-phases</c>).</summary>
     public long TiledForwardMinTableBytes { get; set; } = 16L << 20;
+
+    /// <summary>Whether a gather forward over several tables read with the same rows (the shared Q/K/V) takes the tiled forward
+    /// when the tables together hold <see cref="TiledForwardMinTableBytes"/> (3 × 8 MB at d = 256), widths multiples of 8 (the same
+    /// bits as the token-major kernel); off, each table must hold that much. The token-major kernel cycles all of the call's tables
+    /// through the shared L3 (24 MB at d = 256), where each alone would fit (docs/benchmarks.md, "Memory Layers at d = 256").</summary>
+    public bool TiledSharedForward { get; set; } = true;
 
     /// <summary>Whether causal self-attention in training on the CPU (no padding mask, no cache, gradients on) runs the managed
     /// kernel with its own backward (<c>Layers/Kernels/FusedCausalAttention.cs</c>) while <see cref="UseFusedKernels"/> is on;
@@ -92,7 +98,7 @@ internal sealed class KernelSettings
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward);
         try
         {
             change(this);
@@ -101,7 +107,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward) = saved;
         }
     }
 }

@@ -27,6 +27,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "mf-fresh and dense-fresh (KernelSettings.ReuseKernelBuffers off: kernel outputs from torch.empty, the path before 2026-12-05 23:00), mf-global " +
             "(Global clip, the table update after the backward), mf-bf16, mf-blocked (blocked table gradient on), mf-fused (= mf), " +
             "dense-torchnorm and mf-torchnorm (RMSNorm and rotary as torch ops instead of the managed passes), mf-untiled (KernelSettings.TiledForward off), " +
+            "mf-unshared (KernelSettings.TiledSharedForward off: the shared Q/K/V forward tiled only when each table holds 16 MB), " +
             "dense-fattn and mf-fattn (the managed causal attention, opt-in, instead of libtorch's scaled_dot_product_attention), dense-sdpa and mf-sdpa (SDPA set explicitly), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
@@ -47,7 +48,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
     /// <summary>One model <c>perf train</c> can time: its <c>--models</c> key, and the settings that differ.</summary>
     private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision? Precision = null,
         bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false, bool Untiled = false, bool? FusedAttention = null, bool Fresh = false,
-        bool? Bf16Rows = null);
+        bool? Bf16Rows = null, Action<Runtime.KernelSettings>? Tweak = null);
 
     /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
     private static readonly Variant[] Variants =
@@ -70,6 +71,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         new("mf-sdpa", "MemoryFormer, attention by libtorch's SDPA set explicitly (= mf)", TransformerKind.MemoryFormer, FusedAttention: false),
         new("mf-bf16rows", "MemoryFormer, row pass reads a bf16 copy of ∂L/∂y (Bf16GradientRows on)", TransformerKind.MemoryFormer, Bf16Rows: true),
         new("mf-fp32rows", "MemoryFormer, row pass reads fp32 ∂L/∂y (Bf16GradientRows off)", TransformerKind.MemoryFormer, Bf16Rows: false),
+        new("mf-unshared", "MemoryFormer, each Q/K/V table gated alone for the tiled forward (TiledSharedForward off, before 2026-12-06 04:00)",
+            TransformerKind.MemoryFormer, Tweak: k => k.TiledSharedForward = false),
         new("dense-fattn", "dense, the managed causal attention (opt-in)", TransformerKind.Dense, FusedAttention: true),
         new("mf-fattn", "MemoryFormer, the managed causal attention (opt-in)", TransformerKind.MemoryFormer, FusedAttention: true),
     ];
@@ -171,6 +174,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         private readonly bool untiled;
         private readonly bool? fusedAttention;
         private readonly bool? bf16Rows;
+        private readonly Action<Runtime.KernelSettings>? tweak;
 
         public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, Variant variant)
         {
@@ -179,6 +183,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             fresh = variant.Fresh;
             torchNorms = variant.TorchNorms;
             untiled = variant.Untiled;
+            tweak = variant.Tweak;
             fusedAttention = variant.FusedAttention;
             bf16Rows = variant.Bf16Rows;
             (model, task) = ByteModel(s, kind);
@@ -213,6 +218,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
                 k.TiledForward = !untiled;
                 k.FusedCausalAttention = fusedAttention ?? k.FusedCausalAttention;
                 k.Bf16GradientRows = bf16Rows ?? k.Bf16GradientRows;
+                tweak?.Invoke(k);
             }, () => ms = StepOnce(step, timed));
             return ms;
         }

@@ -13,7 +13,8 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// </summary>
 /// <remarks>
 /// <para>The forward runs managed SIMD kernels: for a batch that hits each table row about four times or more, on
-/// tables each at least <see cref="KernelSettings.TiledForwardMinTableBytes"/> large, <see cref="TiledGather"/> (16-column tiles of the table served from L2, threads owning output tiles); otherwise
+/// tables each at least <see cref="KernelSettings.TiledForwardMinTableBytes"/> large (or several tables that large together,
+/// <see cref="KernelSettings.TiledSharedForward"/>), <see cref="TiledGather"/> (16-column tiles of the table served from L2, threads owning output tiles); otherwise
 /// <see cref="RowKernels"/>, parallel over tokens. Both give the same values (see <see cref="TiledGather"/>).</para>
 /// <para>Backward, following the official code's <c>WeightedVectorGatherAdd.backward</c>
 /// (<c>memory_module/gather/cuda/kernel.py</c>): <c>∂L/∂w[n, k] = Σ_tables ⟨∂L/∂y[n], table[row[n, k]]⟩</c> and
@@ -141,8 +142,7 @@ internal static class FusedMemoryGather
             long work = k * (long)widths.Sum();
 
             var settings = KernelSettings.Current;
-            if (settings.TiledForward && widths.All(h => TiledGather.Pays(n, k, rowLimit, h))
-                && tables.Min(t => t.shape[0] * t.shape[1] * sizeof(float)) >= settings.TiledForwardMinTableBytes)
+            if (TakesTiledForward(n, k, rowLimit, widths, tables.Select(t => t.shape[0] * t.shape[1] * sizeof(float)).ToArray(), settings))
                 TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, TiledGather.Plan.Default);
             else
                 KernelParallel.For(n, work, (start, end) =>
@@ -306,6 +306,20 @@ internal static class FusedMemoryGather
         KernelSettings.Current.Bf16GradientRows && Bf16GradientRows.Supports(h) ? Bf16GradientRows.Make(TensorMemory.Floats(grad), n, h) : null;
 
     private static unsafe nint Address(Bf16GradientRows.Copy? copy) => copy is null ? 0 : (nint)copy.Pointer;
+
+    /// <summary>
+    /// Whether the forward takes <see cref="TiledGather"/>: switched on, enough hits a row (<see cref="TiledGather.Pays"/>) and
+    /// tables large enough that the token-major kernel would stream them: each at least <see cref="KernelSettings.TiledForwardMinTableBytes"/>,
+    /// or, with <see cref="KernelSettings.TiledSharedForward"/>, several tables read with the same rows (the shared Q/K/V) that hold as
+    /// much together and whose widths are multiples of 8 (where both kernels give the same bits).
+    /// </summary>
+    internal static bool TakesTiledForward(int n, int k, long rowLimit, int[] widths, long[] tableBytes, KernelSettings settings)
+    {
+        if (!settings.TiledForward || !widths.All(h => TiledGather.Pays(n, k, rowLimit, h)))
+            return false;
+        bool shared = settings.TiledSharedForward && tableBytes.Length > 1 && widths.All(h => h % 8 == 0);
+        return (shared ? tableBytes.Sum() : tableBytes.Min()) >= settings.TiledForwardMinTableBytes;
+    }
 
     /// <summary>A backward touching at most 1/this of a table's rows writes only those rows of a reused buffer.</summary>
     private const int SparseFraction = 4;

@@ -1,0 +1,224 @@
+using Microsoft.ML.MemoryFormer.Layers;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using Microsoft.ML.MemoryFormer.Runtime;
+using Microsoft.ML.MemoryFormer.Training;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
+
+/// <summary>
+/// One Memory Layer call of a training step (<c>perf profile-phases</c>): a hash layer and the layers that read its codes
+/// (the shared Q/K/V, or one layer), with the kernels of its forward and backward as separate timed bodies. The phases
+/// that update tables work on clones (with their own bf16 moments), so they never change the model.
+/// </summary>
+internal sealed unsafe class LayerPhases : IDisposable
+{
+    public const string Whole = "whole call (fwd + bwd, update armed)";
+    public const string Hash = "hash forward (with Jacobian)";
+    public const string Gather = "gather forward (as dispatched)";
+    public const string TokenMajor = "  token-major kernel forced";
+    public const string WholeRatio = "before ÷ after, whole call (TiledSharedForward off ÷ on)";
+    public const string GatherRatio = "before ÷ after, gather forward";
+    public const string SweepRatio = "AdamW sweep alone, rows of h ÷ the same elements as rows of 4h";
+
+    /// <summary>The rows of the before/after table: median of per-round ratios (lowest–highest).</summary>
+    public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio];
+    public const string Tiled = "  tiled kernel forced (where TiledGather.Pays)";
+    public const string RowCopy = "  of it: int64 → int32 row copy";
+    public const string Sort = "hit sort (chunked, shared by the tables)";
+    public const string RowPassUpdate = "row pass + fused AdamW, all tables";
+    public const string RowPass = "  row pass writing the gradient";
+    public const string Sweep = "  AdamW sweep alone (bf16 moments)";
+    public const string HashBackward = "hash backward (dx = ∂L/∂w · J)";
+    public const string BiasSums = "bias gradients (Σ_n ∂L/∂y)";
+    public const string Rest = "everything else (whole − the phases above)";
+
+    /// <summary>The rows of the time table, in order.</summary>
+    public static readonly string[] Names = [Whole, Hash, Gather, TokenMajor, Tiled, RowCopy, Sort, RowPassUpdate, RowPass, Sweep, HashBackward, BiasSums, Rest];
+
+    /// <summary>The rows of the rate table.</summary>
+    public static readonly string[] RateNames = [Gather, TokenMajor, Tiled, RowPassUpdate, RowPass, Sweep];
+
+    private readonly MemoryLayer hashLayer;
+    private readonly MemoryLayer[] layers;
+    private readonly ModelOptimizer optimizer;
+    private readonly List<IDisposable> owned = [];
+    private readonly Tensor x, gradWeights;
+    private readonly Tensor[] gradOuts, clones, moments1, moments2, gradients;
+    private readonly SignHashKernel.Result codes;
+    private readonly int[] rows32;
+    private readonly float[] weights32;
+    private readonly RowHits hits;
+    private readonly Tensor weightGrad;
+    private readonly int n, k, rowCount;
+
+    public LayerPhases(MemoryLayer hashLayer, MemoryLayer[] layers, int n, ModelOptimizer optimizer)
+    {
+        this.hashLayer = hashLayer;
+        this.layers = layers;
+        this.optimizer = optimizer;
+        this.n = n;
+        k = hashLayer.ChunkCount;
+        rowCount = (int)layers.Min(l => l.Table.shape[0]);
+        x = Own(randn(n, hashLayer.InputWidth).requires_grad_(true));
+        gradWeights = Own(randn(n, k));
+        gradOuts = layers.Select(l => Own(randn(n, l.OutputWidth))).ToArray();
+        codes = SignHashKernel.Run(x, hashLayer.BitsPerChunk, l1Scaled: true, 1f, withJacobian: true);
+        rows32 = codes.Rows.data<long>().Select(v => (int)v).ToArray();
+        weights32 = codes.Weights.data<float>().ToArray();
+        clones = layers.Select(l => Own(l.Table.detach().clone())).ToArray();
+        moments1 = layers.Select(l => Own(zeros(l.Table.shape, ScalarType.BFloat16))).ToArray();
+        moments2 = layers.Select(l => Own(zeros(l.Table.shape, ScalarType.BFloat16))).ToArray();
+        gradients = layers.Select(l => Own(zeros_like(l.Table))).ToArray();
+        weightGrad = Own(zeros(n, k));
+        fixed (float* w = weights32)
+            hits = RowHits.Build(rows32, rows32.Length, k, w, rowCount, chunked: true);
+    }
+
+    /// <summary>The call's shapes, for the table's note.</summary>
+    public string Describe()
+    {
+        var t = layers[0].Table;
+        double mb = t.shape[0] * t.shape[1] * 4.0 / (1 << 20);
+        return $"K={k}, τ={hashLayer.BitsPerChunk}, {layers.Length} table(s) [{t.shape[0]}, {t.shape[1]}] of {mb:F1} MB, " +
+            $"{(double)n * k / rowCount:F1} hits a row";
+    }
+
+    /// <summary>Milliseconds per call of every phase (median of <paramref name="rounds"/> interleaved rounds) and the bytes each moves.</summary>
+    public (Dictionary<string, double> Ms, Dictionary<string, double> Megabytes) Measure(int rounds)
+    {
+        var bodies = Bodies();
+        var looped = bodies.Select(b => Timing.Looped(b.Body, 1, 20)).ToArray();
+        var medians = Timing.Interleave(looped.Select(l => l.Body).ToArray(), rounds);
+        var ms = bodies.Select((b, i) => (b.Name, Ms: medians[i] / looped[i].Loops)).ToDictionary(p => p.Name, p => p.Ms);
+        ms[Rest] = ms[Whole] - ms[Hash] - ms[Gather] - ms[Sort] - ms[RowPassUpdate] - ms[HashBackward] - ms[BiasSums];
+        return (ms, Bytes());
+    }
+
+    /// <summary>Before ÷ after (TiledSharedForward off ÷ on) for the whole call and the gather forward, each pair timed
+    /// alternately for <paramref name="rounds"/> rounds: the median of the per-round ratios, and the lowest and highest.</summary>
+    public Dictionary<string, string> Ratios(int rounds)
+    {
+        var tables = layers.Select(l => (Tensor)l.Table).ToArray();
+        var biases = layers.Select(l => (Tensor)l.Bias).ToArray();
+        void Forward() { using var s = NewDisposeScope(); using var g = no_grad(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, null, biases); }
+        return new Dictionary<string, string> { [WholeRatio] = Ratio(WholeCall, rounds), [GatherRatio] = Ratio(Forward, rounds),
+            [SweepRatio] = Pair(SweepAlone, () => SweepWide(4), rounds) };
+    }
+
+    private static string Ratio(Action after, int rounds) => Pair(() => Unsharing(after), after, rounds);
+
+    private static string Pair(Action before, Action after, int rounds)
+    {
+        var times = Timing.InterleaveRounds([before, after], rounds);
+        var ratios = times[0].Zip(times[1], (b, a) => b / a).Order().ToArray();
+        var c = System.Globalization.CultureInfo.InvariantCulture;
+        return $"{Timing.Median(ratios).ToString("F2", c)} ({ratios[0].ToString("F2", c)}–{ratios[^1].ToString("F2", c)})";
+    }
+
+    private Dictionary<string, double> Bytes()
+    {
+        double rowBytes = 4.0 * n * k * layers.Sum(l => l.OutputWidth), outBytes = 4.0 * n * layers.Sum(l => l.OutputWidth);
+        double elements = layers.Sum(l => (double)l.Table.numel());
+        const double MB = 1 << 20;
+        return new Dictionary<string, double>
+        {
+            [Gather] = (rowBytes + outBytes) / MB, [TokenMajor] = (rowBytes + outBytes) / MB, [Tiled] = (rowBytes + outBytes) / MB,
+            [RowPass] = (rowBytes + (8 * elements)) / MB, [RowPassUpdate] = (rowBytes + (20 * elements)) / MB, [Sweep] = 20 * elements / MB,
+        };
+    }
+
+    private List<(string Name, Action Body)> Bodies()
+    {
+        var tables = layers.Select(l => (Tensor)l.Table).ToArray();
+        var biases = layers.Select(l => (Tensor)l.Bias).ToArray();
+        void Forward() { using var s = NewDisposeScope(); using var g = no_grad(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, null, biases); }
+        void ForwardWith(long minBytes) => KernelSettings.Current.With(c => c.TiledForwardMinTableBytes = minBytes, Forward);
+        return
+        [
+            (Whole, WholeCall),
+            (Hash, () => { using var s = NewDisposeScope(); SignHashKernel.Run(x, hashLayer.BitsPerChunk, l1Scaled: true, 1f, withJacobian: true); }),
+            (Gather, Forward),
+            (TokenMajor, () => ForwardWith(long.MaxValue)),
+            (Tiled, () => ForwardWith(0)),
+            (RowCopy, () => PooledRows.From(codes.Rows, rowCount).Return()),
+            (Sort, SortHits),
+            (RowPassUpdate, RowPassWithUpdate),
+            (RowPass, RowPassAlone),
+            (Sweep, SweepAlone),
+            (HashBackward, () => { using var s = NewDisposeScope(); SignHashKernel.Backward(gradWeights, codes.Jacobian!, hashLayer.BitsPerChunk); }),
+            (BiasSums, () => { using var s = NewDisposeScope(); foreach (var g in gradOuts) g.sum(0L); }),
+        ];
+    }
+
+    /// <summary>The layer call as a training step runs it: this step's table update armed, hash + gather, backward.</summary>
+    private void WholeCall()
+    {
+        optimizer.ZeroGrad(2);
+        using var scope = NewDisposeScope();
+        x.grad = null;
+        var ys = MemoryGather.ApplyShared(hashLayer.Hash(x), layers);
+        TorchSharp.torch.autograd.backward(ys, gradOuts);
+    }
+
+    private static void Unsharing(Action body) => KernelSettings.Current.With(c => c.TiledSharedForward = false, body);
+
+    private void SortHits()
+    {
+        fixed (float* w = weights32)
+            RowHits.Build(rows32, rows32.Length, k, w, rowCount, chunked: true).Dispose();
+    }
+
+    private TableGradientPass.RowPass Pass(int t) => new(hits, (nint)TensorMemory.Floats(clones[t]), (nint)TensorMemory.Floats(gradOuts[t]),
+        layers[t].OutputWidth, (nint)TensorMemory.Floats(weightGrad));
+
+    private TableUpdate Update(int t) => new(moments1[t], moments2[t], new AdamWKernel.Coefficients(1e-4, 0.9, 0.95, 1e-8, 0.1, 3, 1.0), Bf16Moments.Salt(3, t));
+
+    private void RowPassWithUpdate()
+    {
+        for (int t = 0; t < layers.Length; t++)
+            TableGradientPass.UpdateAll(Pass(t), (int)clones[t].shape[0], Update(t).Kernel());
+    }
+
+    private void RowPassAlone()
+    {
+        for (int t = 0; t < layers.Length; t++)
+            TableGradientPass.WriteAll(Pass(t), (int)clones[t].shape[0], gradients[t], accumulate: false);
+    }
+
+    private void SweepAlone()
+    {
+        for (int t = 0; t < layers.Length; t++)
+        {
+            var u = Update(t);
+            AdamWKernel.Step(clones[t], gradients[t], u.ExpAvg, u.ExpAvgSq, u.Coefficients, u.Salt, lazy: false);
+        }
+    }
+
+    private void SweepWide(int f)
+    {
+        for (int t = 0; t < layers.Length; t++)
+        {
+            var u = Update(t);
+            long r = clones[t].shape[0] / f, w = clones[t].shape[1] * f;
+            using var p = clones[t].view(r, w);
+            using var g = gradients[t].view(r, w);
+            using var m = u.ExpAvg.view(r, w);
+            using var v = u.ExpAvgSq.view(r, w);
+            AdamWKernel.Step(p, g, m, v, u.Coefficients, u.Salt, lazy: false);
+        }
+    }
+
+    private Tensor Own(Tensor t)
+    {
+        owned.Add(t);
+        return t;
+    }
+
+    public void Dispose()
+    {
+        hits.Dispose();
+        foreach (var o in owned)
+            o.Dispose();
+    }
+}
