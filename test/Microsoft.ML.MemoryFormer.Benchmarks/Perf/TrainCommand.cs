@@ -28,6 +28,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "(Global clip, the table update after the backward), mf-bf16, mf-blocked (blocked table gradient on), mf-fused (= mf), " +
             "dense-torchnorm and mf-torchnorm (RMSNorm and rotary as torch ops instead of the managed passes), mf-untiled (KernelSettings.TiledForward off), " +
             "dense-fattn and mf-fattn (the managed causal attention, opt-in, instead of libtorch's scaled_dot_product_attention), dense-sdpa and mf-sdpa (SDPA set explicitly), " +
+            "mf-bf16rows (Bf16GradientRows on), dense-bf16 (the dense Linear layers in bf16 with fp32 masters, autocast-style: KernelSettings.Bf16DenseLinear), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
         public string Models { get; init; } = "dense,mf,mf-bf16";
@@ -47,7 +48,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
     /// <summary>One model <c>perf train</c> can time: its <c>--models</c> key, and the settings that differ.</summary>
     private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision? Precision = null,
         bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false, bool Untiled = false, bool? FusedAttention = null, bool Fresh = false,
-        bool? Bf16Rows = null);
+        bool? Bf16Rows = null, bool Bf16Dense = false);
 
     /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
     private static readonly Variant[] Variants =
@@ -70,6 +71,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         new("mf-sdpa", "MemoryFormer, attention by libtorch's SDPA set explicitly (= mf)", TransformerKind.MemoryFormer, FusedAttention: false),
         new("mf-bf16rows", "MemoryFormer, row pass reads a bf16 copy of ∂L/∂y (Bf16GradientRows on)", TransformerKind.MemoryFormer, Bf16Rows: true),
         new("mf-fp32rows", "MemoryFormer, row pass reads fp32 ∂L/∂y (Bf16GradientRows off)", TransformerKind.MemoryFormer, Bf16Rows: false),
+        new("dense-bf16", "dense, Linear layers in bf16 with fp32 masters (Bf16DenseLinear on)", TransformerKind.Dense, Bf16Dense: true),
         new("dense-fattn", "dense, the managed causal attention (opt-in)", TransformerKind.Dense, FusedAttention: true),
         new("mf-fattn", "MemoryFormer, the managed causal attention (opt-in)", TransformerKind.MemoryFormer, FusedAttention: true),
     ];
@@ -98,8 +100,10 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
     {
         var chosen = models.Select(key => Variants.First(v => v.Key == key)).ToArray();
         string machine = MachineFigures.Measure(settings);
+        int bf16Dense = Array.FindIndex(chosen, v => v.Bf16Dense);           // a second column of ratios against dense-bf16, if timed
+        string[] columns = ["shape", "model", "step ms", "fwd+bwd ms", "clip+AdamW ms", "page faults/step", "tokens/s", "MF ÷ dense"];
         var table = new PerfTable("train", "Training tokens/s, MemoryFormer vs dense (same tokens per step)",
-            "shape", "model", "step ms", "fwd+bwd ms", "clip+AdamW ms", "page faults/step", "tokens/s", "MF ÷ dense");
+            bf16Dense > 0 ? [.. columns, "÷ dense-bf16"] : columns);
         foreach (var s in Shapes.Where(s => width is null || s.Width == width))
         {
             var trainees = chosen.Select(m => new Trainee(s, m)).ToArray();
@@ -113,6 +117,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             // model back to back, starting one model later each round (a fixed order let the model in one slot win
             // whichever it was), and a ratio is the median of the rounds' ratios.
             var ratios = trainees.Select(_ => new List<double>()).ToArray();
+            var bf16Ratios = trainees.Select(_ => new List<double>()).ToArray();
             for (int round = 0; round < rounds; round++)
             {
                 var ms = new double[trainees.Length];
@@ -120,14 +125,16 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
                     ms[i] = trainees[i].Step(warmup + round, timed: true);
                 for (int i = 1; i < trainees.Length; i++)
                     ratios[i].Add(ms[chosen[0].Kind == TransformerKind.Dense ? DenseFor(chosen, i) : 0] / ms[i]);
+                for (int i = 0; i < trainees.Length && bf16Dense > 0; i++)
+                    bf16Ratios[i].Add(ms[bf16Dense] / ms[i]);
             }
             string shape = $"d={s.Width} L={s.Layers} ctx{s.Context}×{s.Batch}";
             for (int i = 0; i < trainees.Length; i++)
             {
                 var t = trainees[i];
-                table.AddRow(shape, chosen[i].Name, t.StepMs, Timing.Median(t.ForwardBackward), Timing.Median(t.Optimizer), Timing.Median(t.Faults),
-                    s.Context * s.Batch / (t.StepMs / 1000),
-                    ratios[i].Count == 0 ? "" : Timing.Median(ratios[i]).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×");
+                object[] cells = [shape, chosen[i].Name, t.StepMs, Timing.Median(t.ForwardBackward), Timing.Median(t.Optimizer), Timing.Median(t.Faults),
+                    s.Context * s.Batch / (t.StepMs / 1000), Ratio(ratios[i])];
+                table.AddRow(bf16Dense > 0 ? [.. cells, i == bf16Dense ? "" : Ratio(bf16Ratios[i])] : cells);
             }
             foreach (var t in trainees)
                 t.Dispose();
@@ -138,12 +145,18 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "torchnorm = KernelSettings.FusedNormAndRotary off (both models' RMSNorm and rotary as torch ops, the path before 2026-12-05 04:30; an mf-torchnorm row's ratio divides dense-torchnorm when that was timed); every MemoryFormer row but mf-global uses the default TrainingOptions.TableGradientClipping (PreviousStep: AdamW applied " +
             "to each table block inside the backward); mf-global = Global clip (the default before 2026-12-05: tables updated after the backward); " +
             "fattn = KernelSettings.FusedCausalAttention on (the managed causal attention: about half of SDPA's time, but opt-in since it cost 0.014-0.022 bits/byte at 1,500 LM steps; an mf-fattn row's ratio divides dense-fattn when that was timed); " +
-            "bf16rows / fp32rows = KernelSettings.Bf16GradientRows on / off (the backward's row pass reads a bf16 copy of ∂L/∂y, or fp32)");
+            "bf16rows / fp32rows = KernelSettings.Bf16GradientRows on / off (the backward's row pass reads a bf16 copy of ∂L/∂y, or fp32); " +
+            "dense-bf16 = KernelSettings.Bf16DenseLinear on (Q/K/V, W_O and the FFN as bf16 GEMMs with fp32 master weights, autocast-style casts; LM head fp32 as in MemoryFormer); " +
+            "÷ dense-bf16 (when dense-bf16 is timed after the first row) = median over rounds of the dense-bf16 step ÷ this row's step");
         if (chosen[0].Kind != TransformerKind.Dense)
             table.AddNote("the first model is not dense: the last column is the first model's step ÷ this model's step (median over rounds; > 1: this one faster)");
         table.AddNote(machine);
         return table;
     }
+
+    /// <summary>The median of a row's per-round ratios as "1.23×", or blank when it has none.</summary>
+    private static string Ratio(List<double> ratios) =>
+        ratios.Count == 0 ? "" : Timing.Median(ratios).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×";
 
     /// <summary>One model with its data and optimizer, stepped and timed one training step at a time.</summary>
     /// <summary>The seeded byte-level model (vocabulary 256) of shape <paramref name="s"/> and a task over random windows:
@@ -171,6 +184,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         private readonly bool untiled;
         private readonly bool? fusedAttention;
         private readonly bool? bf16Rows;
+        private readonly bool bf16Dense;
 
         public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, Variant variant)
         {
@@ -181,6 +195,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             untiled = variant.Untiled;
             fusedAttention = variant.FusedAttention;
             bf16Rows = variant.Bf16Rows;
+            bf16Dense = variant.Bf16Dense;
             (model, task) = ByteModel(s, kind);
             optimizer = new ModelOptimizer(model, new TrainingOptions
             {
@@ -213,6 +228,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
                 k.TiledForward = !untiled;
                 k.FusedCausalAttention = fusedAttention ?? k.FusedCausalAttention;
                 k.Bf16GradientRows = bf16Rows ?? k.Bf16GradientRows;
+                k.Bf16DenseLinear = bf16Dense;
             }, () => ms = StepOnce(step, timed));
             return ms;
         }
