@@ -36,7 +36,7 @@ internal sealed class DenseBf16ProbeCommand : Command<DenseBf16ProbeCommand.Sett
         double bf16Gflops = Bf16GemmGflops();
         int rounds = settings.Quick ? 3 : settings.Rounds;
         var table = new PerfTable("dense-bf16-probe", $"Dense Linear layers at the perf train shapes (N = {Tokens}), fp32 vs bf16 (autocast-style), {rounds} interleaved rounds",
-            "layer", "variant", "median ms", "GFLOP/s", "fp32 ÷ this");
+            "layer", "variant", "median ms", "GFLOP/s", "fp32 ÷ this", "page faults/call");
         foreach (int d in new[] { 256, 512 }.Where(w => settings.Width is null || settings.Width == w))
         {
             foreach (var (name, inputs, outputs) in new[] { ("Q/K/V", d, 3 * d), ("W_O", d, d), ("FFN expand", d, 4 * d), ("FFN project", 4 * d, d) })
@@ -45,7 +45,7 @@ internal sealed class DenseBf16ProbeCommand : Command<DenseBf16ProbeCommand.Sett
         table.AddNote("fwd+bwd = y = linear(x, W, b) and autograd.grad of x, W, b for a fixed ∂L/∂y (GFLOP/s of 6·N·in·out); " +
             "bf16 autocast-style = x, W, b cast to bf16 inside the graph each call (W once per step: a layer runs once a step), linear in bf16, y cast to fp32, " +
             "the gradients flowing back through the casts to fp32; bare GEMM = the forward torch.mm alone on tensors already in the dtype (2·N·in·out); " +
-            "casts = x → bf16 and W → bf16 alone; fp32 ÷ this = median over rounds of the fp32 row's time ÷ this row's time within a round (> 1: this is faster)");
+            "casts = x → bf16 and W → bf16 alone; page faults = minor faults of one more call after the timed rounds (fresh pages mapped); fp32 ÷ this = median over rounds of the fp32 row's time ÷ this row's time within a round (> 1: this is faster)");
         table.AddNote(FormattableString.Invariant($"bf16 GEMM in the same run: {bf16Gflops:F1} GFLOP/s (bf16 1024³ torch.mm, best of 5)"));
         table.AddNote(machine);
         table.Publish(settings.Output);
@@ -81,7 +81,10 @@ internal sealed class DenseBf16ProbeCommand : Command<DenseBf16ProbeCommand.Sett
             double median = Timing.Median(times[i]);
             int reference = i < 2 ? 0 : i < 4 ? 2 : -1;
             string ratio = reference < 0 || reference == i ? "" : Timing.Median(times[reference].Zip(times[i], (r, t) => r / t)).ToString("F2", CultureInfo.InvariantCulture) + "×";
-            table.AddRow(layer, bodies[i].Name, median, double.IsNaN(bodies[i].Flops) ? double.NaN : bodies[i].Flops / (median * 1e6), ratio);
+            long faults = PageFaults.Minor();
+            bodies[i].Body();                                                    // one more call, untimed, for its page faults
+            table.AddRow(layer, bodies[i].Name, median, double.IsNaN(bodies[i].Flops) ? double.NaN : bodies[i].Flops / (median * 1e6), ratio,
+                (double)(PageFaults.Minor() - faults));
         }
         foreach (var t in new[] { x, w, b, dy, xb, wb, wt, wbt })
             t.Dispose();
