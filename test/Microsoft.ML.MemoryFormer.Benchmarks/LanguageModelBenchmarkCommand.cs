@@ -63,6 +63,10 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         [Description("The backward's row pass reads a bf16 copy of ∂L/∂y (KernelSettings.Bf16GradientRows on, opt-in): the quality comparison for that switch")]
         public bool Bf16GradRows { get; init; }
 
+        [CommandOption("--bf16-dense")]
+        [Description("The dense baseline's Linear layers in bf16 with fp32 master weights, autocast-style (KernelSettings.Bf16DenseLinear on, opt-in): the quality comparison for the dense-bf16 baseline of perf train")]
+        public bool Bf16Dense { get; init; }
+
         public override ValidationResult Validate()
         {
             if (Steps <= 0) return ValidationResult.Error($"--steps must be positive (got {Steps})");
@@ -97,6 +101,7 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         {
             k.FusedCausalAttention = settings.FusedAttention || (!settings.SdpaAttention && k.FusedCausalAttention);
             k.Bf16GradientRows |= settings.Bf16GradRows;
+            k.Bf16DenseLinear |= settings.Bf16Dense;
         }, () => report = settings.EqualTime
             ? benchmark.RunEqualTime(models[0], models[1], settings.CalibrationSteps, cancellationToken)
             : benchmark.Run(models, cancellationToken));

@@ -28,6 +28,7 @@ internal sealed class DenseMlp : nn.Module<Tensor, Tensor>
     /// <summary>The second projection 4d → d (read by the fused decode step).</summary>
     internal Linear Project => project;
 
-    /// <summary>x [N, d] → [N, d].</summary>
-    public override Tensor forward(Tensor x) => project.call(activation.call(expand.call(x)));
+    /// <summary>x [N, d] → [N, d]; with <see cref="Runtime.KernelSettings.Bf16DenseLinear"/> the hidden [N, 4d] and its GELU stay bf16.</summary>
+    public override Tensor forward(Tensor x) =>
+        DenseLinear.Apply(project, activation.call(DenseLinear.Apply(expand, x, keepBf16: true)));
 }

@@ -20,10 +20,10 @@ internal sealed class DenseQkv : nn.Module<Tensor, (Tensor Q, Tensor K, Tensor V
     /// <summary>The fused Q/K/V projection d → 3d (read by the fused decode step).</summary>
     internal Linear Projection => qkv;
 
-    /// <summary>x [N, d] → Q, K, V each [N, d].</summary>
+    /// <summary>x [N, d] → Q, K, V each [N, d] (fp32; in bf16 inside with <see cref="Runtime.KernelSettings.Bf16DenseLinear"/>).</summary>
     public override (Tensor Q, Tensor K, Tensor V) forward(Tensor x)
     {
-        var parts = qkv.call(x).chunk(3, -1);                                   // 3 × [N, d]
+        var parts = DenseLinear.Apply(qkv, x).chunk(3, -1);                      // 3 × [N, d]
         return (parts[0], parts[1], parts[2]);
     }
 }

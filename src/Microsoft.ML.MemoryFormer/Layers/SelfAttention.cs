@@ -58,7 +58,7 @@ internal sealed class SelfAttention : nn.Module
             ? Kernels.FusedCausalAttention.Apply(q, k, v)                        // [B, H, T, hd], token-major storage
             : F.scaled_dot_product_attention(q, k, v, mask, 0.0, causalFlag);   // [B, H, T, hd]
         y = y.transpose(1, 2).reshape(b, t, heads * headWidth);                 // [B, T, d]
-        return output is null ? y : output.call(y);
+        return output is null ? y : DenseLinear.Apply(output, y);
     }
 
     /// <summary>Training on the CPU (gradients on, causal, no mask or cache) takes the managed causal attention

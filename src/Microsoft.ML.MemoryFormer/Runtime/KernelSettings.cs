@@ -92,13 +92,20 @@ internal sealed class KernelSettings
     /// the 0.01 bar (+0.008) and the 1,500-step quality bar was not run yet (docs/benchmarks.md, "Row pass over a bf16 copy of ∂L/∂y").</summary>
     public bool Bf16GradientRows { get; set; }
 
+    /// <summary>Whether the dense baseline's Linear layers (Q/K/V, W_O, the FFN; not the LM head) compute in bf16 with their fp32
+    /// weights as masters, as torch autocast does on the CPU (<c>Layers/DenseLinear.cs</c>): x and W cast to bf16 inside the graph,
+    /// bf16 GEMMs (oneDNN), the output back to fp32 (the FFN's hidden layer and GELU stay bf16), gradients back to fp32 through
+    /// the casts. Off by default; it never touches MemoryFormer. It exists so <c>perf train</c> can time a dense baseline with the
+    /// same mixed precision as MemoryFormer's bf16 options (docs/benchmarks.md, "Dense baseline in bf16").</summary>
+    public bool Bf16DenseLinear { get; set; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear);
         try
         {
             change(this);
@@ -107,7 +114,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear) = saved;
         }
     }
 }

@@ -29,6 +29,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "dense-torchnorm and mf-torchnorm (RMSNorm and rotary as torch ops instead of the managed passes), mf-untiled (KernelSettings.TiledForward off), " +
             "mf-unshared (KernelSettings.TiledSharedForward off: the shared Q/K/V forward tiled only when each table holds 16 MB), " +
             "dense-fattn and mf-fattn (the managed causal attention, opt-in, instead of libtorch's scaled_dot_product_attention), dense-sdpa and mf-sdpa (SDPA set explicitly), " +
+            "mf-bf16rows (Bf16GradientRows on), dense-bf16 (the dense Linear layers in bf16 with fp32 masters, autocast-style: KernelSettings.Bf16DenseLinear), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
         public string Models { get; init; } = "dense,mf,mf-bf16";
@@ -73,6 +74,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         new("mf-fp32rows", "MemoryFormer, row pass reads fp32 ∂L/∂y (Bf16GradientRows off)", TransformerKind.MemoryFormer, Bf16Rows: false),
         new("mf-unshared", "MemoryFormer, each Q/K/V table gated alone for the tiled forward (TiledSharedForward off, before 2026-12-06 04:00)",
             TransformerKind.MemoryFormer, Tweak: k => k.TiledSharedForward = false),
+        new("dense-bf16", "dense, Linear layers in bf16 with fp32 masters (Bf16DenseLinear on)", TransformerKind.Dense, Tweak: k => k.Bf16DenseLinear = true),
         new("dense-fattn", "dense, the managed causal attention (opt-in)", TransformerKind.Dense, FusedAttention: true),
         new("mf-fattn", "MemoryFormer, the managed causal attention (opt-in)", TransformerKind.MemoryFormer, FusedAttention: true),
     ];
@@ -101,8 +103,10 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
     {
         var chosen = models.Select(key => Variants.First(v => v.Key == key)).ToArray();
         string machine = MachineFigures.Measure(settings);
+        int bf16Dense = Array.FindIndex(chosen, v => v.Key == "dense-bf16");           // a second column of ratios against dense-bf16, if timed
+        string[] columns = ["shape", "model", "step ms", "fwd+bwd ms", "clip+AdamW ms", "page faults/step", "tokens/s", "MF ÷ dense"];
         var table = new PerfTable("train", "Training tokens/s, MemoryFormer vs dense (same tokens per step)",
-            "shape", "model", "step ms", "fwd+bwd ms", "clip+AdamW ms", "page faults/step", "tokens/s", "MF ÷ dense");
+            bf16Dense > 0 ? [.. columns, "÷ dense-bf16"] : columns);
         foreach (var s in Shapes.Where(s => width is null || s.Width == width))
         {
             var trainees = chosen.Select(m => new Trainee(s, m)).ToArray();
@@ -116,6 +120,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             // model back to back, starting one model later each round (a fixed order let the model in one slot win
             // whichever it was), and a ratio is the median of the rounds' ratios.
             var ratios = trainees.Select(_ => new List<double>()).ToArray();
+            var bf16Ratios = trainees.Select(_ => new List<double>()).ToArray();
             for (int round = 0; round < rounds; round++)
             {
                 var ms = new double[trainees.Length];
@@ -123,14 +128,16 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
                     ms[i] = trainees[i].Step(warmup + round, timed: true);
                 for (int i = 1; i < trainees.Length; i++)
                     ratios[i].Add(ms[chosen[0].Kind == TransformerKind.Dense ? DenseFor(chosen, i) : 0] / ms[i]);
+                for (int i = 0; i < trainees.Length && bf16Dense > 0; i++)
+                    bf16Ratios[i].Add(ms[bf16Dense] / ms[i]);
             }
             string shape = $"d={s.Width} L={s.Layers} ctx{s.Context}×{s.Batch}";
             for (int i = 0; i < trainees.Length; i++)
             {
                 var t = trainees[i];
-                table.AddRow(shape, chosen[i].Name, t.StepMs, Timing.Median(t.ForwardBackward), Timing.Median(t.Optimizer), Timing.Median(t.Faults),
-                    s.Context * s.Batch / (t.StepMs / 1000),
-                    ratios[i].Count == 0 ? "" : Timing.Median(ratios[i]).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×");
+                object[] cells = [shape, chosen[i].Name, t.StepMs, Timing.Median(t.ForwardBackward), Timing.Median(t.Optimizer), Timing.Median(t.Faults),
+                    s.Context * s.Batch / (t.StepMs / 1000), Ratio(ratios[i])];
+                table.AddRow(bf16Dense > 0 ? [.. cells, i == bf16Dense ? "" : Ratio(bf16Ratios[i])] : cells);
             }
             foreach (var t in trainees)
                 t.Dispose();
@@ -141,12 +148,18 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "torchnorm = KernelSettings.FusedNormAndRotary off (both models' RMSNorm and rotary as torch ops, the path before 2026-12-05 04:30; an mf-torchnorm row's ratio divides dense-torchnorm when that was timed); every MemoryFormer row but mf-global uses the default TrainingOptions.TableGradientClipping (PreviousStep: AdamW applied " +
             "to each table block inside the backward); mf-global = Global clip (the default before 2026-12-05: tables updated after the backward); " +
             "fattn = KernelSettings.FusedCausalAttention on (the managed causal attention: about half of SDPA's time, but opt-in since it cost 0.014-0.022 bits/byte at 1,500 LM steps; an mf-fattn row's ratio divides dense-fattn when that was timed); " +
-            "bf16rows / fp32rows = KernelSettings.Bf16GradientRows on / off (the backward's row pass reads a bf16 copy of ∂L/∂y, or fp32)");
+            "bf16rows / fp32rows = KernelSettings.Bf16GradientRows on / off (the backward's row pass reads a bf16 copy of ∂L/∂y, or fp32); " +
+            "dense-bf16 = KernelSettings.Bf16DenseLinear on (Q/K/V, W_O and the FFN as bf16 GEMMs with fp32 master weights, autocast-style casts; LM head fp32 as in MemoryFormer); " +
+            "÷ dense-bf16 (when dense-bf16 is timed after the first row) = median over rounds of the dense-bf16 step ÷ this row's step");
         if (chosen[0].Kind != TransformerKind.Dense)
             table.AddNote("the first model is not dense: the last column is the first model's step ÷ this model's step (median over rounds; > 1: this one faster)");
         table.AddNote(machine);
         return table;
     }
+
+    /// <summary>The median of a row's per-round ratios as "1.23×", or blank when it has none.</summary>
+    private static string Ratio(List<double> ratios) =>
+        ratios.Count == 0 ? "" : Timing.Median(ratios).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×";
 
     /// <summary>One model with its data and optimizer, stepped and timed one training step at a time.</summary>
     /// <summary>The seeded byte-level model (vocabulary 256) of shape <paramref name="s"/> and a task over random windows:
