@@ -86,13 +86,21 @@ internal sealed class KernelSettings
     /// the 0.01 bar (+0.008) and the 1,500-step quality bar was not run yet (docs/benchmarks.md, "Row pass over a bf16 copy of ∂L/∂y").</summary>
     public bool Bf16GradientRows { get; set; }
 
+    /// <summary>Whether the training forward of each Memory Layer reads a bf16 copy of its table (<c>Layers/Kernels/Bf16TableCopy.cs</c>)
+    /// instead of the fp32 table: the mixed-precision recipe (fp32 master table updated by the optimizer, a bf16 copy read by the
+    /// forward, fp32 accumulation), half the bytes of the forward gather (token-major or tiled). The weight gradient's inner
+    /// products take the same rounded rows. The copy is written by the fused table update row by row and rebuilt whole whenever
+    /// the table changed any other way. Only where gradients flow (a forward under no_grad reads fp32) and where libtorch's version
+    /// counter can be read. Off by default (docs/benchmarks.md, "Mixed-precision training").</summary>
+    public bool Bf16ForwardTables { get; set; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, Bf16ForwardTables);
         try
         {
             change(this);
@@ -101,7 +109,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, Bf16ForwardTables) = saved;
         }
     }
 }

@@ -101,6 +101,7 @@ internal static unsafe class TableGradientPass
     /// gradient (decay and momentum, as the dense step does). The row's inner products are taken before its update.
     /// fp32 moments take <see cref="AdamWKernel.UpdateRow"/>, bf16 ones <see cref="Bf16Moments.UpdateRow"/> (element index and
     /// salt as in the optimizer's own step, so the same bits).
+    /// With <see cref="RowPass.Table16"/> set, each updated row is also rounded into the table's bf16 copy (<see cref="Bf16TableCopy"/>).
     /// Returns the squared norm of the gradient, summed as <see cref="WriteAll"/> does.
     /// </summary>
     public static double UpdateAll(RowPass pass, int rowCount, BlockedTableGradient.FusedStep step)
@@ -124,6 +125,8 @@ internal static unsafe class TableGradientPass
                         Bf16Moments.UpdateRow((float*)pass.Table + o, g, (ushort*)step.ExpAvg + o, (ushort*)step.ExpAvgSq + o, h, step.Coefficients, o, step.Salt);
                     else
                         AdamWKernel.UpdateRow((float*)pass.Table + o, g, (float*)step.ExpAvg + o, (float*)step.ExpAvgSq + o, h, step.Coefficients);
+                    if (pass.Table16 != 0)                                       // the bf16 copy's row, while the new row is in L1
+                        Bf16TableCopy.WriteRow((float*)pass.Table + o, (ushort*)pass.Table16 + o, h);
                 }
             }
         });
@@ -140,8 +143,10 @@ internal static unsafe class TableGradientPass
         return total;
     }
 
-    /// <summary>gw[i, j] += Σ over <paramref name="dotTables"/> of ⟨grad_t[i], table_t[rows[i, j]]⟩, parallel over tokens.</summary>
-    public static void AddTokenMajorDots(int[] rows32, int n, int k, int[] dotTables, nint[] tablePtrs, nint[] gradPtrs, int[] widths, nint gwPtr)
+    /// <summary>gw[i, j] += Σ over <paramref name="dotTables"/> of ⟨grad_t[i], table_t[rows[i, j]]⟩, parallel over tokens; a table
+    /// with a non-zero entry in <paramref name="tables16"/> is read from that bf16 copy (<see cref="Bf16TableCopy"/>).</summary>
+    public static void AddTokenMajorDots(int[] rows32, int n, int k, int[] dotTables, nint[] tablePtrs, nint[] gradPtrs, int[] widths, nint gwPtr,
+        nint[]? tables16 = null)
     {
         KernelParallel.For(n, k * (long)dotTables.Sum(t => widths[t]), (start, end) =>
         {
@@ -155,7 +160,9 @@ internal static unsafe class TableGradientPass
                     foreach (int t in dotTables)
                     {
                         int h = widths[t];
-                        sum += RowKernels.Dot((float*)gradPtrs[t] + ((long)i * h), (float*)tablePtrs[t] + ((long)row * h), h);
+                        sum += tables16 is not null && tables16[t] != 0
+                            ? Bf16TableCopy.Dot((float*)gradPtrs[t] + ((long)i * h), (ushort*)tables16[t] + ((long)row * h), h)
+                            : RowKernels.Dot((float*)gradPtrs[t] + ((long)i * h), (float*)tablePtrs[t] + ((long)row * h), h);
                     }
                     dst[((long)i * k) + j] += sum;
                 }
@@ -167,9 +174,12 @@ internal static unsafe class TableGradientPass
     /// One table's row-by-row backward: writes a table row's gradient from its hits and, when <see cref="WeightGradient"/>
     /// is set, adds the hits' inner products with the row to the weight gradient in the same pass (<see cref="RowGradientKernel"/>).
     /// With <see cref="GradOut16"/> set (the paired bf16 copy of ∂L/∂y, <see cref="Bf16GradientRows"/>) every hit reads that
-    /// instead of <see cref="GradOut"/> (<see cref="Bf16RowGradientKernel"/>).
+    /// instead of <see cref="GradOut"/> (<see cref="Bf16RowGradientKernel"/>). With <see cref="RoundDots"/> (the forward read the
+    /// table's bf16 copy) the inner products take the row rounded to bf16, the values the forward used; <see cref="Table16"/>, when
+    /// set, is that copy, which <see cref="UpdateAll"/> keeps current.
     /// </summary>
-    public readonly record struct RowPass(RowHits Hits, nint Table, nint GradOut, int Width, nint WeightGradient, nint GradOut16 = 0)
+    public readonly record struct RowPass(RowHits Hits, nint Table, nint GradOut, int Width, nint WeightGradient, nint GradOut16 = 0,
+        nint Table16 = 0, bool RoundDots = false)
     {
         /// <summary>Hits of row <paramref name="r"/>; rows past the sorted range (a larger table than the smallest) have none.</summary>
         public int HitCount(int r) => r < Hits.RowCount ? Hits.Starts[r + 1] - Hits.Starts[r] : 0;
@@ -208,6 +218,25 @@ internal static unsafe class TableGradientPass
             }
         }
 
+        [ThreadStatic]
+        private static nint roundedRow;
+
+        [ThreadStatic]
+        private static int roundedWidth;
+
+        /// <summary>This thread's row of <paramref name="h"/> floats for the rounded table row, 64-byte aligned, kept for the thread's life.</summary>
+        private static float* RoundedRow(int h)
+        {
+            if (roundedWidth < h)
+            {
+                if (roundedRow != 0)
+                    System.Runtime.InteropServices.NativeMemory.AlignedFree((void*)roundedRow);
+                roundedRow = (nint)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(h * sizeof(float)), 64);
+                roundedWidth = h;
+            }
+            return (float*)roundedRow;
+        }
+
         /// <summary>dst = row r's table gradient (zeros without hits), and the weight gradient's share of row r; returns ‖dst‖².</summary>
         /// <param name="r">The row.</param>
         /// <param name="dst">Where the gradient row goes.</param>
@@ -223,15 +252,22 @@ internal static unsafe class TableGradientPass
                     RowGradientKernel.Clear(dst, Width);
                 return 0;
             }
+            float* row = (float*)Table + ((long)r * Width);
+            if (RoundDots && WeightGradient != 0)
+            {
+                float* rounded = RoundedRow(Width);
+                Bf16TableCopy.RoundRow(row, rounded, Width);
+                row = rounded;
+            }
             fixed (int* tok = Hits.Tokens)
             fixed (int* pair = Hits.PairIndex)
             fixed (float* tw = Hits.Weights)
             {
                 if (GradOut16 != 0)
-                    return Bf16RowGradientKernel.Run((float*)Table + ((long)r * Width), (uint*)GradOut16, Width, tok + s, pair + s, tw + s, count,
+                    return Bf16RowGradientKernel.Run(row, (uint*)GradOut16, Width, tok + s, pair + s, tw + s, count,
                         dst, (float*)WeightGradient, cached);
                 if (WeightGradient != 0)
-                    return RowGradientKernel.Run((float*)Table + ((long)r * Width), (float*)GradOut, Width, tok + s, pair + s, tw + s, count,
+                    return RowGradientKernel.Run(row, (float*)GradOut, Width, tok + s, pair + s, tw + s, count,
                         dst, (float*)WeightGradient, cached);
                 RowKernels.WeightedBagSum((float*)GradOut, Width, tok + s, tw + s, count, dst);
                 return RowKernels.Dot(dst, dst, Width);
