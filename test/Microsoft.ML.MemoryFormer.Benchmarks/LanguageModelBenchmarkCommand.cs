@@ -63,6 +63,10 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         [Description("The backward's row pass reads a bf16 copy of ∂L/∂y (KernelSettings.Bf16GradientRows on, opt-in): the quality comparison for that switch")]
         public bool Bf16GradRows { get; init; }
 
+        [CommandOption("--bf16-fwd-tables")]
+        [Description("The training forward reads a bf16 copy of each Memory Layer table (KernelSettings.Bf16ForwardTables on, opt-in): the quality comparison for that switch")]
+        public bool Bf16FwdTables { get; init; }
+
         public override ValidationResult Validate()
         {
             if (Steps <= 0) return ValidationResult.Error($"--steps must be positive (got {Steps})");
@@ -97,6 +101,7 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         {
             k.FusedCausalAttention = settings.FusedAttention || (!settings.SdpaAttention && k.FusedCausalAttention);
             k.Bf16GradientRows |= settings.Bf16GradRows;
+            k.Bf16ForwardTables |= settings.Bf16FwdTables;
         }, () => report = settings.EqualTime
             ? benchmark.RunEqualTime(models[0], models[1], settings.CalibrationSteps, cancellationToken)
             : benchmark.Run(models, cancellationToken));

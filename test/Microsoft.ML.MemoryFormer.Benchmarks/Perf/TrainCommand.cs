@@ -47,7 +47,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
     /// <summary>One model <c>perf train</c> can time: its <c>--models</c> key, and the settings that differ.</summary>
     private sealed record Variant(string Key, string Name, TransformerKind Kind, MomentPrecision? Precision = null,
         bool? Blocked = null, TableGradientClipping? Clipping = null, bool TorchNorms = false, bool Untiled = false, bool? FusedAttention = null, bool Fresh = false,
-        bool? Bf16Rows = null);
+        bool? Bf16Rows = null, bool? Bf16Forward = null);
 
     /// <summary>The models <c>perf train</c> can time, by their <c>--models</c> key.</summary>
     private static readonly Variant[] Variants =
@@ -70,6 +70,9 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         new("mf-sdpa", "MemoryFormer, attention by libtorch's SDPA set explicitly (= mf)", TransformerKind.MemoryFormer, FusedAttention: false),
         new("mf-bf16rows", "MemoryFormer, row pass reads a bf16 copy of ∂L/∂y (Bf16GradientRows on)", TransformerKind.MemoryFormer, Bf16Rows: true),
         new("mf-fp32rows", "MemoryFormer, row pass reads fp32 ∂L/∂y (Bf16GradientRows off)", TransformerKind.MemoryFormer, Bf16Rows: false),
+        new("mf-bf16fwd", "MemoryFormer, forward reads a bf16 copy of the tables (Bf16ForwardTables on)", TransformerKind.MemoryFormer, Bf16Forward: true),
+        new("mf-mixed", "MemoryFormer, both bf16 switches (Bf16ForwardTables and Bf16GradientRows on)", TransformerKind.MemoryFormer,
+            Bf16Rows: true, Bf16Forward: true),
         new("dense-fattn", "dense, the managed causal attention (opt-in)", TransformerKind.Dense, FusedAttention: true),
         new("mf-fattn", "MemoryFormer, the managed causal attention (opt-in)", TransformerKind.MemoryFormer, FusedAttention: true),
     ];
@@ -138,7 +141,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "torchnorm = KernelSettings.FusedNormAndRotary off (both models' RMSNorm and rotary as torch ops, the path before 2026-12-05 04:30; an mf-torchnorm row's ratio divides dense-torchnorm when that was timed); every MemoryFormer row but mf-global uses the default TrainingOptions.TableGradientClipping (PreviousStep: AdamW applied " +
             "to each table block inside the backward); mf-global = Global clip (the default before 2026-12-05: tables updated after the backward); " +
             "fattn = KernelSettings.FusedCausalAttention on (the managed causal attention: about half of SDPA's time, but opt-in since it cost 0.014-0.022 bits/byte at 1,500 LM steps; an mf-fattn row's ratio divides dense-fattn when that was timed); " +
-            "bf16rows / fp32rows = KernelSettings.Bf16GradientRows on / off (the backward's row pass reads a bf16 copy of ∂L/∂y, or fp32)");
+            "bf16rows / fp32rows = KernelSettings.Bf16GradientRows on / off (the backward's row pass reads a bf16 copy of ∂L/∂y, or fp32); " +
+            "bf16fwd = KernelSettings.Bf16ForwardTables on (the forward gathers read a bf16 copy of each table, kept current by the fused update); mixed = both");
         if (chosen[0].Kind != TransformerKind.Dense)
             table.AddNote("the first model is not dense: the last column is the first model's step ÷ this model's step (median over rounds; > 1: this one faster)");
         table.AddNote(machine);
@@ -171,6 +175,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         private readonly bool untiled;
         private readonly bool? fusedAttention;
         private readonly bool? bf16Rows;
+        private readonly bool? bf16Forward;
 
         public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, Variant variant)
         {
@@ -181,6 +186,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             untiled = variant.Untiled;
             fusedAttention = variant.FusedAttention;
             bf16Rows = variant.Bf16Rows;
+            bf16Forward = variant.Bf16Forward;
             (model, task) = ByteModel(s, kind);
             optimizer = new ModelOptimizer(model, new TrainingOptions
             {
@@ -213,6 +219,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
                 k.TiledForward = !untiled;
                 k.FusedCausalAttention = fusedAttention ?? k.FusedCausalAttention;
                 k.Bf16GradientRows = bf16Rows ?? k.Bf16GradientRows;
+                k.Bf16ForwardTables = bf16Forward ?? k.Bf16ForwardTables;
             }, () => ms = StepOnce(step, timed));
             return ms;
         }

@@ -14,7 +14,9 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <remarks>
 /// <para>The forward runs managed SIMD kernels: for a batch that hits each table row about four times or more, on
 /// tables each at least <see cref="KernelSettings.TiledForwardMinTableBytes"/> large, <see cref="TiledGather"/> (16-column tiles of the table served from L2, threads owning output tiles); otherwise
-/// <see cref="RowKernels"/>, parallel over tokens. Both give the same values (see <see cref="TiledGather"/>).</para>
+/// <see cref="RowKernels"/>, parallel over tokens. Both give the same values (see <see cref="TiledGather"/>). With
+/// <see cref="KernelSettings.Bf16ForwardTables"/> a forward that a backward can follow reads each table's bf16 copy instead
+/// (<see cref="Bf16TableCopy"/>): <see cref="Bf16TiledGather"/> (32-column bf16 tiles) or <see cref="EncoderKernels.BagSumBf16"/>.</para>
 /// <para>Backward, following the official code's <c>WeightedVectorGatherAdd.backward</c>
 /// (<c>memory_module/gather/cuda/kernel.py</c>): <c>∂L/∂w[n, k] = Σ_tables ⟨∂L/∂y[n], table[row[n, k]]⟩</c> and
 /// <c>∂L/∂table[r] = Σ_{(n, k): row[n, k] = r} w[n, k] · ∂L/∂y[n]</c>. Both come from one pass over table rows
@@ -148,7 +150,12 @@ internal static class FusedMemoryGather
             var table16 = ForwardCopies(sinks, tables, tablesC);                // 0 where the forward reads fp32
             if (settings.TiledForward && widths.All(h => TiledGather.Pays(n, k, rowLimit, h))
                 && tables.Min(t => t.shape[0] * t.shape[1] * sizeof(float)) >= settings.TiledForwardMinTableBytes)
-                TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, TiledGather.Plan.Default, table16);
+            {
+                if (table16.All(p => p != 0) && Bf16TiledGather.Supports(widths))
+                    Bf16TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, table16, widths, biasPtrs, outPtrs);
+                else
+                    TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, TiledGather.Plan.Default, table16);
+            }
             else
                 KernelParallel.For(n, work, (start, end) =>
                 {

@@ -116,7 +116,7 @@ internal static unsafe class TiledGather
     private readonly record struct Inputs(nint Rows, nint Weights, nint RowsT, nint WeightsT);
 
     /// <summary>rows/weights [N, K] → [blocks][K][8] for the first 8·<paramref name="blocks"/> tokens.</summary>
-    private static void Interleave(int* rows, float* weights, int blocks, int k, int* rowsT, float* weightsT)
+    internal static void Interleave(int* rows, float* weights, int blocks, int k, int* rowsT, float* weightsT)
     {
         for (long b = 0; b < blocks; b++)
             for (int m = 0; m < 8; m++)
@@ -436,7 +436,7 @@ internal static unsafe class TiledGather
 
     /// <summary>A 64-byte aligned buffer of at least <paramref name="floats"/> floats, reused across calls (a fresh 33.5 MB
     /// buffer per forward would cost page faults and kernel zeroing each time); concurrent callers get their own.</summary>
-    private static nint RentBuffer(long floats, out long size)
+    internal static nint RentBuffer(long floats, out long size)
     {
         lock (PoolLock)
         {
@@ -455,7 +455,7 @@ internal static unsafe class TiledGather
     }
 
     /// <summary>Keeps <paramref name="buffer"/> for the next call (the larger of it and the kept one), frees the other.</summary>
-    private static void ReturnBuffer(nint buffer, long floats)
+    internal static void ReturnBuffer(nint buffer, long floats)
     {
         nint free = buffer;
         lock (PoolLock)
@@ -477,7 +477,7 @@ internal static unsafe class TiledGather
 
     /// <summary>This thread's scratch of at least <paramref name="floats"/> floats, 64-byte aligned, kept for the thread's
     /// life (fresh pages every call would cost page faults and kernel zeroing each forward).</summary>
-    private static float* ThreadScratch(long floats)
+    internal static float* ThreadScratch(long floats)
     {
         if (threadScratchFloats < floats)
         {

@@ -43,21 +43,23 @@ public class Bf16TableCopyTests
     }
 
     [SkippableTheory]
-    [InlineData(true)]     // the tiled forward (forced on a small table): the output bit for bit too
-    [InlineData(false)]    // the token-major bf16 kernel: the output within fp32 rounding (the bias is added last)
-    public void A_layer_with_the_switch_computes_what_fp32_computes_on_the_rounded_table(bool tiled)
+    [InlineData(true, 64, 8)]     // the tiled forward (forced on a small table), 32-column bf16 tiles: the output bit for bit too
+    [InlineData(true, 32, 40)]    // two chunk groups (32 + 8 chunks of 256 rows): partial sums between them
+    [InlineData(true, 48, 8)]     // a width the bf16 tiles do not take: the fp32 tiles over the widened copy, bit for bit
+    [InlineData(false, 64, 8)]    // the token-major bf16 kernel: the output within fp32 rounding (the bias is added last)
+    public void A_layer_with_the_switch_computes_what_fp32_computes_on_the_rounded_table(bool tiled, int width, int chunks)
     {
         Skip.IfNot(TableVersion.IsAvailable && TiledGather.IsAccelerated, "Needs libtorch's version counter and AVX-512.");
-        const int tokens = 1200, width = 64;
+        const int tokens = 1203;
         random.manual_seed(21);
-        using var bf16 = new MemoryLayer(8, 8, width, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
-        using var fp32 = new MemoryLayer(8, 8, width, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
+        using var bf16 = new MemoryLayer(chunks, 8, width, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
+        using var fp32 = new MemoryLayer(chunks, 8, width, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
         using (no_grad())
         {
             fp32.Table.copy_(bf16.Table.to(ScalarType.BFloat16).to(ScalarType.Float32));     // torch rounds to nearest, ties to even
             fp32.Bias.copy_(bf16.Bias);
         }
-        var x = randn(tokens, 64);
+        var x = randn(tokens, chunks * 8);
         var upstream = randn(tokens, width);
         var a = Run(bf16, x, upstream, on: true, tiled);
         var b = Run(fp32, x, upstream, on: false, tiled);
