@@ -31,6 +31,10 @@ internal sealed unsafe class Bf16TableCopy : IDisposable
     private long rows;
     private int width;
 
+    /// <summary>Whether the layer's training forward reads this copy even with <see cref="KernelSettings.Bf16ForwardTables"/> off: set
+    /// for the duration of a run by the optimizer of a training with <c>TrainingOptions.MixedPrecisionTables</c>.</summary>
+    public bool Requested { get; set; }
+
     /// <summary>The copy's first value (valid after <see cref="Sync"/> returned non-zero).</summary>
     public ushort* Pointer => values;
 

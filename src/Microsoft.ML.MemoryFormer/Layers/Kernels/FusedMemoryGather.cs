@@ -331,15 +331,16 @@ internal static class FusedMemoryGather
 
     private static unsafe nint Address(Bf16GradientRows.Copy? copy) => copy is null ? 0 : (nint)copy.Pointer;
 
-    /// <summary>The bf16 copy each table's forward reads (<see cref="KernelSettings.Bf16ForwardTables"/>), made current, or 0 where it
-    /// reads fp32: the switch off, no backward to follow, no copy, a table that is not the parameter's own contiguous storage.</summary>
+    /// <summary>The bf16 copy each table's forward reads (<see cref="KernelSettings.Bf16ForwardTables"/>, or the copy's own
+    /// <see cref="Bf16TableCopy.Requested"/>), made current, or 0 where it reads fp32: neither set, no backward to follow, no copy, a table that is not the parameter's own contiguous storage.</summary>
     private static nint[] ForwardCopies(GradientSinks sinks, Tensor[] tables, Tensor[] contiguous)
     {
         var result = new nint[tables.Length];
-        if (!KernelSettings.Current.Bf16ForwardTables || !sinks.BackwardPossible)
+        if (!sinks.BackwardPossible)
             return result;
+        bool all = KernelSettings.Current.Bf16ForwardTables;
         for (int t = 0; t < tables.Length; t++)
-            result[t] = sinks.Copies[t] is { } copy && tables[t].is_contiguous() ? copy.Sync(contiguous[t]) : 0;
+            result[t] = sinks.Copies[t] is { } copy && (all || copy.Requested) && tables[t].is_contiguous() ? copy.Sync(contiguous[t]) : 0;
         return result;
     }
 

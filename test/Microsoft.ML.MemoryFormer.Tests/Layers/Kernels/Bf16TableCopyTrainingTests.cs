@@ -56,7 +56,17 @@ public class Bf16TableCopyTrainingTests
         Assert.False(fp32.Zip(first.Parameters).All(p => p.First.AsSpan().SequenceEqual(p.Second)), "the switch changed nothing");
     }
 
-    private static (byte[][] Parameters, IReadOnlyList<double> Losses) Train(bool on)
+    [SkippableFact]
+    public unsafe void The_training_option_trains_as_the_switch_does_for_that_run_only()
+    {
+        Skip.IfNot(TableVersion.IsAvailable, "Needs libtorch's version counter.");
+        var bySwitch = Train(on: true);
+        var byOption = Train(on: false, option: true);
+        Assert.Equal(bySwitch.Losses, byOption.Losses);
+        Assert.All(bySwitch.Parameters.Zip(byOption.Parameters), p => Assert.True(p.First.AsSpan().SequenceEqual(p.Second)));
+    }
+
+    private static unsafe (byte[][] Parameters, IReadOnlyList<double> Losses) Train(bool on, bool option = false)
     {
         byte[][] parameters = [];
         IReadOnlyList<double> losses = [];
@@ -65,7 +75,12 @@ public class Bf16TableCopyTrainingTests
             random.manual_seed(9);
             using var model = new LanguageModel(Config);
             var task = new LanguageModelTask(model, Windows(), Windows(), batchSize: 16, seed: 9, CPU);
-            var result = TrainingLoop.Run(model, task, new TrainingOptions { MaxSteps = 4, WarmupSteps = 1, ReportEvery = 1 });
+            var result = TrainingLoop.Run(model, task, new TrainingOptions { MaxSteps = 4, WarmupSteps = 1, ReportEvery = 1, MixedPrecisionTables = option });
+            Assert.All(ParameterGroups.TableLayers(model), l =>
+            {
+                Assert.False(l.ForwardCopy.Requested);                            // the option ends with the run
+                Assert.True(option || !on ? l.ForwardCopy.Pointer == null : l.ForwardCopy.Pointer != null, "the copy's memory after the run");
+            });
             parameters = model.parameters().Select(p => p.bytes.ToArray()).ToArray();
             losses = result.LossHistory;
         });
