@@ -66,6 +66,11 @@ internal sealed class Bf16ForwardProbeCommand : Command<Bf16ForwardProbeCommand.
             ("MF fwd+bwd, bf16 table copy in the forward", B(true, false)),
             ("MF fwd+bwd, bf16 ∂L/∂y rows in the backward", B(false, true)),
             ("MF fwd+bwd, both (mixed)", B(true, true)),
+            ("MF fwd+bwd, both, inner products on the fp32 rows (probe)", () =>
+            {
+                TableGradientPass.RowPass.RoundDotRows = false;
+                try { B(true, true)(); } finally { TableGradientPass.RowPass.RoundDotRows = true; }
+            }),
         ];
         foreach (var v in variants) v.Body();                              // warm-up (the copy is built here)
         int rounds = settings.Quick ? 5 : 11, loops = 3;

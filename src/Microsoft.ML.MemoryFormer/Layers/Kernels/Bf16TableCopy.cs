@@ -110,6 +110,18 @@ internal sealed unsafe class Bf16TableCopy : IDisposable
             dst[c] = Bf16Matrix.ToFloat(Bf16Matrix.Round(src[c]));
     }
 
+    /// <summary>dst[0..h) = the bf16 row src widened to fp32 (exact): <see cref="RoundRow"/>'s values where src is the copy's row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void WidenRow(ushort* src, float* dst, int h)
+    {
+        int c = 0;
+        if (Avx512F.IsSupported)
+            for (; c + 16 <= h; c += 16)
+                Widen(src + c).Store(dst + c);
+        for (; c < h; c++)
+            dst[c] = Bf16Matrix.ToFloat(src[c]);
+    }
+
     /// <summary>Σ_i a[i] · b[i] over <paramref name="h"/> columns, a fp32 and b a bf16 row, accumulated in fp32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot(float* a, ushort* b, int h)

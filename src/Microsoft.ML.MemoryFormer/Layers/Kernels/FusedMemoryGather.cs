@@ -291,7 +291,8 @@ internal static class FusedMemoryGather
                     {
                         hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, smallest, pooled.Chunked);
                         using var narrow = Bf16Rows(grads[t], n, h);
-                        var pass = new TableGradientPass.RowPass(hits!, tablePtrs[t], gradPtrs[t], h, rowPassGw, Address(narrow), RoundDots: readBf16[t]);
+                        var pass = new TableGradientPass.RowPass(hits!, tablePtrs[t], gradPtrs[t], h, rowPassGw, Address(narrow), Table16: readBf16[t] ? CurrentCopy(sinks, t, tables[t]) : 0,
+                            RoundDots: readBf16[t]);
                         bool sparse = useSink && !accumulate && KernelSettings.Current.WriteTouchedRowsOnly && hits!.TouchedCount <= rowCount / SparseFraction;
                         squaredNorm = sparse ? TableGradientPass.WriteTouched(pass, gt, sink!) : TableGradientPass.WriteAll(pass, rowCount, gt, accumulate);
                         if (useSink && !sparse)

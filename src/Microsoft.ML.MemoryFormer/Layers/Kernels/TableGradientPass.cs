@@ -46,12 +46,15 @@ internal static unsafe class TableGradientPass
         KernelParallel.For(touched.Length, h * (1L + (csr.Pairs / Math.Max(1, touched.Length))), (start, end) =>
         {
             bool prefetch = pass.Prefetching;
-            for (int i = start; i < end; i++)
+            fixed (float* rounding = pass.RoundDots ? new float[h] : null)
             {
-                int r = touched[i];
-                if (prefetch && i + 1 < end)
-                    pass.Prefetch(touched[i + 1]);
-                squares[i] = pass.Write(r, (float*)gtPtr + ((long)r * h));
+                for (int i = start; i < end; i++)
+                {
+                    int r = touched[i];
+                    if (prefetch && i + 1 < end)
+                        pass.Prefetch(touched[i + 1]);
+                    squares[i] = pass.Write(r, (float*)gtPtr + ((long)r * h), rowScratch: rounding);
+                }
             }
             RowGradientKernel.Fence();
         });
@@ -70,7 +73,7 @@ internal static unsafe class TableGradientPass
         {
             var scratch = accumulate ? new float[h] : null;
             bool prefetch = pass.Prefetching;
-            fixed (float* tmp = scratch)
+            fixed (float* tmp = scratch, rounding = pass.RoundDots ? new float[h] : null)
             {
                 for (int r = start; r < end; r++)
                 {
@@ -79,12 +82,12 @@ internal static unsafe class TableGradientPass
                         pass.Prefetch(r + 1);
                     if (!accumulate)
                     {
-                        squares[r] = pass.Write(r, dst);
+                        squares[r] = pass.Write(r, dst, rowScratch: rounding);
                         continue;
                     }
                     if (pass.HitCount(r) > 0)
                     {
-                        pass.Write(r, tmp);
+                        pass.Write(r, tmp, rowScratch: rounding);
                         RowKernels.Add(tmp, dst, h);
                     }
                     squares[r] = RowKernels.Dot(dst, dst, h);
@@ -110,17 +113,17 @@ internal static unsafe class TableGradientPass
         var squares = ArrayPool<double>.Shared.Rent(rowCount);
         KernelParallel.For(rowCount, h * (1L + (pass.Hits.Pairs / Math.Max(1, rowCount))), (start, end) =>
         {
-            var row = new float[h + 16];
+            var row = new float[(2 * h) + 16];
             bool prefetch = pass.Prefetching;
             fixed (float* buffer = row)
             {
-                float* g = buffer;
+                float* g = buffer, rounding = buffer + h + 16;
                 for (int r = start; r < end; r++)
                 {
                     long o = (long)r * h;
                     if (prefetch && r + 1 < end)
                         pass.Prefetch(r + 1);
-                    squares[r] = pass.Write(r, g, cached: true);
+                    squares[r] = pass.Write(r, g, cached: true, rounding);
                     if (step.Bf16)                                               // the optimizer's own bf16 step: same index and salt, same bits
                         Bf16Moments.UpdateRow((float*)pass.Table + o, g, (ushort*)step.ExpAvg + o, (ushort*)step.ExpAvgSq + o, h, step.Coefficients, o, step.Salt);
                     else
@@ -188,6 +191,9 @@ internal static unsafe class TableGradientPass
         /// only where <see cref="PrefetchBf16Rows"/> asks: the 256-column bf16 kernel ran 1.3–1.4× faster without it, <c>perf probe-rowpass</c>).</summary>
         public bool Prefetching => Sse.IsSupported && KernelSettings.Current.PrefetchHitRows && (GradOut16 == 0 || PrefetchBf16Rows);
 
+        /// <summary>Whether <see cref="RoundDots"/> is honoured (on; a probe switch: off takes the fp32 row's inner products, to time the rounding).</summary>
+        internal static bool RoundDotRows { get; set; } = true;
+
         /// <summary>Whether a pass over bf16 ∂L/∂y rows prefetches them too (off; a probe switch).</summary>
         internal static bool PrefetchBf16Rows { get; set; }
 
@@ -218,30 +224,12 @@ internal static unsafe class TableGradientPass
             }
         }
 
-        [ThreadStatic]
-        private static nint roundedRow;
-
-        [ThreadStatic]
-        private static int roundedWidth;
-
-        /// <summary>This thread's row of <paramref name="h"/> floats for the rounded table row, 64-byte aligned, kept for the thread's life.</summary>
-        private static float* RoundedRow(int h)
-        {
-            if (roundedWidth < h)
-            {
-                if (roundedRow != 0)
-                    System.Runtime.InteropServices.NativeMemory.AlignedFree((void*)roundedRow);
-                roundedRow = (nint)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(h * sizeof(float)), 64);
-                roundedWidth = h;
-            }
-            return (float*)roundedRow;
-        }
-
         /// <summary>dst = row r's table gradient (zeros without hits), and the weight gradient's share of row r; returns ‖dst‖².</summary>
         /// <param name="r">The row.</param>
         /// <param name="dst">Where the gradient row goes.</param>
         /// <param name="cached">Write through the cache: the caller reads <paramref name="dst"/> at once.</param>
-        public double Write(int r, float* dst, bool cached = false)
+        /// <param name="rowScratch">The calling thread's row of <see cref="Width"/> floats for the rounded table row (needed with <see cref="RoundDots"/>).</param>
+        public double Write(int r, float* dst, bool cached = false, float* rowScratch = null)
         {
             int count = HitCount(r), s = count == 0 ? 0 : Hits.Starts[r];
             if (count == 0)
@@ -253,10 +241,13 @@ internal static unsafe class TableGradientPass
                 return 0;
             }
             float* row = (float*)Table + ((long)r * Width);
-            if (RoundDots && WeightGradient != 0)
+            if (RoundDots && RoundDotRows && WeightGradient != 0 && rowScratch != null)
             {
-                float* rounded = RoundedRow(Width);
-                Bf16TableCopy.RoundRow(row, rounded, Width);
+                float* rounded = rowScratch;
+                if (Table16 != 0)                                            // the copy's row, widened: the values the forward read
+                    Bf16TableCopy.WidenRow((ushort*)Table16 + ((long)r * Width), rounded, Width);
+                else
+                    Bf16TableCopy.RoundRow(row, rounded, Width);
                 row = rounded;
             }
             fixed (int* tok = Hits.Tokens)
