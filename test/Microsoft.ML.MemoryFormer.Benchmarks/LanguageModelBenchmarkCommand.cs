@@ -67,6 +67,10 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         [Description("The dense baseline's Linear layers in bf16 with fp32 master weights, autocast-style (KernelSettings.Bf16DenseLinear on, opt-in): the quality comparison for the dense-bf16 baseline of perf train")]
         public bool Bf16Dense { get; init; }
 
+        [CommandOption("--bf16-fwd-tables")]
+        [Description("The training forward reads a bf16 copy of each Memory Layer table (KernelSettings.Bf16ForwardTables on, opt-in): the quality comparison for that switch")]
+        public bool Bf16FwdTables { get; init; }
+
         public override ValidationResult Validate()
         {
             if (Steps <= 0) return ValidationResult.Error($"--steps must be positive (got {Steps})");
@@ -102,6 +106,7 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
             k.FusedCausalAttention = settings.FusedAttention || (!settings.SdpaAttention && k.FusedCausalAttention);
             k.Bf16GradientRows |= settings.Bf16GradRows;
             k.Bf16DenseLinear |= settings.Bf16Dense;
+            k.Bf16ForwardTables |= settings.Bf16FwdTables;
         }, () => report = settings.EqualTime
             ? benchmark.RunEqualTime(models[0], models[1], settings.CalibrationSteps, cancellationToken)
             : benchmark.Run(models, cancellationToken));

@@ -18,7 +18,9 @@ internal static class MemoryGather
     /// <summary>Several layers read with the same codes (Q, K, V) → one [N, h] per layer, biases added.</summary>
     /// <remarks>The fused kernel starts each output row from the bias (<see cref="KernelSettings.FoldBias"/>); the
     /// EmbeddingBag path adds it afterwards. A layer's reused gradient buffer is passed only while a training loop has
-    /// attached it (<see cref="TableGradient.Attached"/>).</remarks>
+    /// attached it (<see cref="TableGradient.Attached"/>). Each layer's bf16 copy (<see cref="MemoryLayer.ForwardCopy"/>) is passed
+    /// always: the kernel reads it only in a training forward with <see cref="KernelSettings.Bf16ForwardTables"/> on, and keeps it
+    /// current whenever it updates a table in place.</remarks>
     public static Tensor[] ApplyShared(HashCodes codes, IReadOnlyList<MemoryLayer> layers)
     {
         var settings = KernelSettings.Current;
@@ -26,9 +28,10 @@ internal static class MemoryGather
             return layers.Select(l => LiveScalars.Add(l.Bag.call(codes.Rows, null, codes.Weights), l.Bias)).ToArray(); // [N, h] each
         var tables = layers.Select(l => (Tensor)l.Table).ToArray();
         var gradients = layers.Select(l => l.Gradient.Attached ? l.Gradient : null).ToArray();
+        var copies = layers.Select(l => l.ForwardCopy).ToArray();
         if (settings.FoldBias)
-            return FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, layers.Select(l => (Tensor)l.Bias).ToArray());
-        var outputs = FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients);
+            return FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, layers.Select(l => (Tensor)l.Bias).ToArray(), copies);
+        var outputs = FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, copies: copies);
         return outputs.Select((y, i) => LiveScalars.Add(y, layers[i].Bias)).ToArray();                         // [N, h] each
     }
 

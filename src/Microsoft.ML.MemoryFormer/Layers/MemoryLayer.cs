@@ -88,6 +88,10 @@ public sealed class MemoryLayer : nn.Module<Tensor, Tensor>
     /// a training loop has attached it (<see cref="TableGradient.Attached"/>).</summary>
     internal TableGradient Gradient { get; } = new();
 
+    /// <summary>The bf16 copy of the table that the training forward reads while <see cref="Runtime.KernelSettings.Bf16ForwardTables"/>
+    /// is on (made on first use, kept current; <see cref="Bf16TableCopy"/>).</summary>
+    internal Bf16TableCopy ForwardCopy { get; } = new();
+
     /// <summary>x [.., K·τ] → y [.., h].</summary>
     /// <exception cref="ArgumentException">The last dimension of <paramref name="x"/> is not K·τ.</exception>
     public override Tensor forward(Tensor x)
@@ -131,7 +135,11 @@ public sealed class MemoryLayer : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        if (disposing) Gradient.Dispose();
+        if (disposing)
+        {
+            Gradient.Dispose();
+            ForwardCopy.Dispose();
+        }
         base.Dispose(disposing);
     }
 }

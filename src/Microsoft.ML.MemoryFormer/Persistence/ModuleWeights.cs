@@ -64,6 +64,7 @@ internal static class ModuleWeights
             StateDictLayout.Check(weights, module.state_dict());
             weights.Position = 0;
             module.load(weights, strict: true);
+            Layers.Kernels.TableVersion.BumpAll(module);                      // raw writes: bf16 table copies must see them
         }
         catch (Exception e) when (e is InvalidDataException or ArgumentException or InvalidOperationException or EndOfStreamException or IOException)
         {

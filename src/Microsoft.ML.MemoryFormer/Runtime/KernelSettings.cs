@@ -86,10 +86,12 @@ internal sealed class KernelSettings
 
     /// <summary>Whether the backward's row pass reads a bf16 copy of ∂L/∂y (<c>Layers/Kernels/Bf16GradientRows.cs</c>), made once
     /// per table and backward, instead of the fp32 rows: half the bytes of its random row reads, accumulated in fp32. It changes
-    /// the table and weight gradients by ∂L/∂y's rounding (relative 2⁻⁹ per element). Off by default: on this project's loaded
-    /// machine it made the row pass 1.3–1.8× and a layer's forward + backward 1.12–1.34× faster at d = 512, but the d = 512
-    /// training step only 0.93–1.34× (0.93–1.07× at the lowest loads; d = 256: nothing clear); the 300-step LM stayed within
-    /// the 0.01 bar (+0.008) and the 1,500-step quality bar was not run yet (docs/benchmarks.md, "Row pass over a bf16 copy of ∂L/∂y").</summary>
+    /// the table and weight gradients by ∂L/∂y's rounding (relative 2⁻⁹ per element). Off by default: it made the row pass
+    /// 1.3–1.8× and a layer's forward + backward 1.12–1.34× faster at d = 512 on the loaded machine, and the d = 512 training step
+    /// 2.09–2.11× dense against 1.81–1.87× without it on the idle one; the 300-step LM stayed within the 0.01 bar (+0.008), but the
+    /// 1,500-step LM benchmark's recorded seed ended at 2.2810 bits/byte against 2.2525 without it, above the 2.258 bar, though seeds
+    /// 2 and 3 gave 2.2641 and 2.2491 against 2.2814 and 2.2924 (three-seed mean 0.011 better: rounding sensitivity, not a cost)
+    /// (docs/benchmarks.md, "Row pass over a bf16 copy of ∂L/∂y").</summary>
     public bool Bf16GradientRows { get; set; }
 
     /// <summary>Whether the dense baseline's Linear layers (Q/K/V, W_O, the FFN; not the LM head) compute in bf16 with their fp32
@@ -99,13 +101,21 @@ internal sealed class KernelSettings
     /// same mixed precision as MemoryFormer's bf16 options (docs/benchmarks.md, "Dense baseline in bf16").</summary>
     public bool Bf16DenseLinear { get; set; }
 
+    /// <summary>Whether the training forward of each Memory Layer reads a bf16 copy of its table (<c>Layers/Kernels/Bf16TableCopy.cs</c>)
+    /// instead of the fp32 table: the mixed-precision recipe (fp32 master table updated by the optimizer, a bf16 copy read by the
+    /// forward, fp32 accumulation), half the bytes of the forward gather (token-major or tiled). The weight gradient's inner
+    /// products take the same rounded rows. The copy is written by the fused table update row by row and rebuilt whole whenever
+    /// the table changed any other way. Only where gradients flow (a forward under no_grad reads fp32) and where libtorch's version
+    /// counter can be read. Off by default (docs/benchmarks.md, "Mixed-precision training").</summary>
+    public bool Bf16ForwardTables { get; set; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables);
         try
         {
             change(this);
@@ -114,7 +124,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables) = saved;
         }
     }
 }

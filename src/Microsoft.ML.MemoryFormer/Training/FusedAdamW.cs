@@ -196,6 +196,8 @@ internal sealed class FusedAdamW : IDisposable
                 AdamWKernel.StepRows(p, grad, _expAvg[i], _expAvgSq[i], c, Bf16Moments.Salt(t, i), rows);
             else if (managed)
                 AdamWKernel.Step(p, grad, _expAvg[i], _expAvgSq[i], c, Bf16Moments.Salt(t, i), SkipUntouchedRows);
+            if (managed)
+                TableVersion.Bump(p);                                       // a raw write: a Memory Layer's bf16 copy is stale (Bf16TableCopy)
             else if (_expAvg[i].dtype == ScalarType.BFloat16)
                 StepTorchBf16(p, grad, _expAvg[i], _expAvgSq[i], c);
             else

@@ -33,6 +33,8 @@ internal sealed class ModelOptimizer : IDisposable
     /// <summary>The previous step's global clip factor (1 before the first step), for <see cref="TableGradientClipping.PreviousStep"/>.</summary>
     private double previousFactor = 1.0;
 
+    private readonly Layers.Kernels.Bf16TableCopy[] forwardCopies;
+
     public ModelOptimizer(nn.Module model, TrainingOptions options)
     {
         this.options = options;
@@ -42,6 +44,9 @@ internal sealed class ModelOptimizer : IDisposable
         tableGradients = layers.Count == tables.Length ? layers.Select(l => l.Gradient).ToArray() : [];
         foreach (var gradient in tableGradients)
             gradient.Attached = true;                                    // the fused backward writes in place for this optimizer
+        forwardCopies = options.MixedPrecisionTables ? layers.Select(l => l.ForwardCopy).ToArray() : [];
+        foreach (var copy in forwardCopies)
+            copy.Requested = true;                                       // the training forward reads the bf16 copy (Bf16TableCopy)
         others = [.. g.Matrices, .. g.Vectors];
         foldClipping = ManagedTables(g.Tables);
         TableMoments = options.TableMomentPrecision ?? DefaultMoments(model);
@@ -184,6 +189,11 @@ internal sealed class ModelOptimizer : IDisposable
     {
         foreach (var gradient in tableGradients)
             gradient.Attached = false;
+        foreach (var copy in forwardCopies)
+        {
+            copy.Requested = false;
+            copy.Dispose();                                              // its memory back; a later run rebuilds it
+        }
         tableOptimizer.Dispose();
         matrixOptimizer.Dispose();
         vectorOptimizer.Dispose();

@@ -175,6 +175,7 @@ internal sealed class TrainingCheckpoint : IDisposable
                     "Delete the file, or set CheckpointPath to another path, to start this run afresh.");
             using (var weights = archive.OpenRead(WeightsEntry))
                 model.load(weights, strict: true);
+            Layers.Kernels.TableVersion.BumpAll(model);                       // raw writes: bf16 table copies must see them
             Read(archive, OptimizerEntry, optimizer.LoadState);
             var state = Read(archive, StateEntry, TrainingState.ReadFrom);
             if (archive.Contains(BestWeightsEntry))

@@ -50,6 +50,21 @@ public sealed record TrainingOptions
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public MomentPrecision? TableMomentPrecision { get; init; }
 
+    /// <summary>
+    /// Mixed-precision Memory Layers: while this training runs, each Memory Layer's forward reads a bfloat16 copy of its table
+    /// instead of the fp32 table (the optimizer still updates the fp32 table, and sums are accumulated in fp32), which halves the
+    /// bytes of the forward's table reads. The copy is rounded to nearest (ties to even), written row by row by the table update
+    /// inside the backward and rebuilt whenever the table changed otherwise, so it is never stale; the weight gradient uses the
+    /// same rounded rows. Applies on the CPU with the managed kernels (<c>TorchRuntime.UseFusedKernels</c>) where libtorch's
+    /// version counter can be read (Linux); elsewhere the forward reads fp32. Costs half the tables' size in memory for the run.
+    /// Default false: on the byte-level LM benchmark it changed bits/byte by less than 0.01 at 300 steps (docs/benchmarks.md,
+    /// "Mixed-precision training"). Validation and inference after training read the fp32 tables.
+    /// </summary>
+    /// <remarks>Recorded in a checkpoint's run fingerprint when true, like <see cref="TableMomentPrecision"/>: a run resumed with
+    /// another value is refused as another training run.</remarks>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool MixedPrecisionTables { get; init; }
+
     /// <summary>The moments' precision of a new run on the managed CPU kernels whose <see cref="TableMomentPrecision"/> is
     /// null: <c>BFloat16</c> (docs/benchmarks.md: the same LM quality as fp32 at 1,500 steps, 1.7 GB less memory at
     /// d = 512 and a third less memory traffic in every table update).</summary>

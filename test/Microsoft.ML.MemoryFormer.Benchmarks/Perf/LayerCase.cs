@@ -46,6 +46,14 @@ internal sealed class LayerCase : IDisposable
     public void MemoryForwardBackwardBf16Flipped() =>
         Runtime.KernelSettings.Current.With(k => k.Bf16GradientRows = !k.Bf16GradientRows, () => ForwardBackward(memory));
 
+    /// <summary><see cref="MemoryForwardBackward"/> with <c>KernelSettings.Bf16ForwardTables</c> on (the forward reads the bf16 copy).</summary>
+    public void MemoryForwardBackwardBf16Forward() =>
+        Runtime.KernelSettings.Current.With(k => k.Bf16ForwardTables = true, () => ForwardBackward(memory));
+
+    /// <summary><see cref="MemoryForwardBackward"/> with both bf16 switches on (<c>Bf16ForwardTables</c> and <c>Bf16GradientRows</c>).</summary>
+    public void MemoryForwardBackwardMixed() =>
+        Runtime.KernelSettings.Current.With(k => { k.Bf16ForwardTables = true; k.Bf16GradientRows = true; }, () => ForwardBackward(memory));
+
     public void LinearForwardBackward() => ForwardBackward(linear);
 
     /// <summary><see cref="MemoryForward"/> with the tiled forward off (the token-major kernel for every batch).</summary>

@@ -85,6 +85,15 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         var kernels = KernelSettings.Current;
         layer.Gradient.Attached = true;                                   // the training loop's in-place table gradient
         void WithBias(bool fold, Action body) => kernels.With(k => k.FoldBias = fold, body);
+        void Fwd() => Scoped(() => { xg.grad = null; layer.call(xg); });
+        void Bf16(bool tables, bool rows, Action body) => kernels.With(k => { k.Bf16ForwardTables = tables; k.Bf16GradientRows = rows; }, body);
+        Interleaved(
+            ("layer fwd, grad graph, fp32 tables", () => Bf16(false, false, Fwd)),
+            ("  the same, forward reads the bf16 table copy (Bf16ForwardTables)", () => Bf16(true, false, Fwd)),
+            ("layer fwd+bwd, fp32 tables and ∂L/∂y rows", () => Bf16(false, false, () => Scoped(() => FwdBwd(xg)))),
+            ("  the same, bf16 table copy in the forward", () => Bf16(true, false, () => Scoped(() => FwdBwd(xg)))),
+            ("  the same, bf16 ∂L/∂y rows in the backward (Bf16GradientRows)", () => Bf16(false, true, () => Scoped(() => FwdBwd(xg)))),
+            ("  the same, both (mixed)", () => Bf16(true, true, () => Scoped(() => FwdBwd(xg)))));
         Interleaved(
             ("layer fwd, no grad, bias folded into the gather", () => WithBias(true, () => Scoped(() => { using var g = no_grad(); layer.call(x); }))),
             ("layer fwd, no grad, bias added after it", () => WithBias(false, () => Scoped(() => { using var g = no_grad(); layer.call(x); }))),

@@ -75,6 +75,14 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         new("mf-unshared", "MemoryFormer, each Q/K/V table gated alone for the tiled forward (TiledSharedForward off, before 2026-12-06 04:00)",
             TransformerKind.MemoryFormer, Tweak: k => k.TiledSharedForward = false),
         new("dense-bf16", "dense, Linear layers in bf16 with fp32 masters (Bf16DenseLinear on)", TransformerKind.Dense, Tweak: k => k.Bf16DenseLinear = true),
+        new("mf-bf16fwd", "MemoryFormer, forward reads a bf16 copy of the tables (Bf16ForwardTables on)", TransformerKind.MemoryFormer,
+            Tweak: k => k.Bf16ForwardTables = true),
+        new("mf-mixed", "MemoryFormer, both bf16 switches (Bf16ForwardTables and Bf16GradientRows on)", TransformerKind.MemoryFormer,
+            Bf16Rows: true, Tweak: k => k.Bf16ForwardTables = true),
+        new("mf-mixed-fattn", "MemoryFormer, both bf16 switches and the managed causal attention", TransformerKind.MemoryFormer,
+            Bf16Rows: true, FusedAttention: true, Tweak: k => k.Bf16ForwardTables = true),
+        new("dense-bf16-fattn", "dense, Linear layers in bf16 and the managed causal attention", TransformerKind.Dense,
+            FusedAttention: true, Tweak: k => k.Bf16DenseLinear = true),
         new("dense-fattn", "dense, the managed causal attention (opt-in)", TransformerKind.Dense, FusedAttention: true),
         new("mf-fattn", "MemoryFormer, the managed causal attention (opt-in)", TransformerKind.MemoryFormer, FusedAttention: true),
     ];
@@ -149,6 +157,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "to each table block inside the backward); mf-global = Global clip (the default before 2026-12-05: tables updated after the backward); " +
             "fattn = KernelSettings.FusedCausalAttention on (the managed causal attention: about half of SDPA's time, but opt-in since it cost 0.014-0.022 bits/byte at 1,500 LM steps; an mf-fattn row's ratio divides dense-fattn when that was timed); " +
             "bf16rows / fp32rows = KernelSettings.Bf16GradientRows on / off (the backward's row pass reads a bf16 copy of ∂L/∂y, or fp32); " +
+            "bf16fwd = KernelSettings.Bf16ForwardTables on (the forward gathers read a bf16 copy of each table, kept current by the fused update); mixed = both bf16 switches; " +
             "dense-bf16 = KernelSettings.Bf16DenseLinear on (Q/K/V, W_O and the FFN as bf16 GEMMs with fp32 master weights, autocast-style casts; LM head fp32 as in MemoryFormer); " +
             "÷ dense-bf16 (when dense-bf16 is timed after the first row) = median over rounds of the dense-bf16 step ÷ this row's step");
         if (chosen[0].Kind != TransformerKind.Dense)

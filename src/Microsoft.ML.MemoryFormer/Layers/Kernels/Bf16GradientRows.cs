@@ -107,7 +107,7 @@ internal static unsafe class Bf16GradientRows
     /// A NaN keeps its upper bits with the quiet bit set, as <see cref="Bf16Matrix.Round"/> (the sum could carry it into infinity).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<uint> Round(Vector512<float> x)
+    internal static Vector512<uint> Round(Vector512<float> x)
     {
         var bits = x.AsUInt32();
         var rounded = bits + Vector512.Create(0x7FFFu) + ((bits >> 16) & Vector512<uint>.One);

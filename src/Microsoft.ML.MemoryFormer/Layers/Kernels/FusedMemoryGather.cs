@@ -15,7 +15,9 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <para>The forward runs managed SIMD kernels: for a batch that hits each table row about four times or more, on
 /// tables each at least <see cref="KernelSettings.TiledForwardMinTableBytes"/> large (or several tables that large together,
 /// <see cref="KernelSettings.TiledSharedForward"/>), <see cref="TiledGather"/> (16-column tiles of the table served from L2, threads owning output tiles); otherwise
-/// <see cref="RowKernels"/>, parallel over tokens. Both give the same values (see <see cref="TiledGather"/>).</para>
+/// <see cref="RowKernels"/>, parallel over tokens. Both give the same values (see <see cref="TiledGather"/>). With
+/// <see cref="KernelSettings.Bf16ForwardTables"/> a forward that a backward can follow reads each table's bf16 copy instead
+/// (<see cref="Bf16TableCopy"/>): <see cref="Bf16TiledGather"/> (32-column bf16 tiles) or <see cref="EncoderKernels.BagSumBf16"/>.</para>
 /// <para>Backward, following the official code's <c>WeightedVectorGatherAdd.backward</c>
 /// (<c>memory_module/gather/cuda/kernel.py</c>): <c>∂L/∂w[n, k] = Σ_tables ⟨∂L/∂y[n], table[row[n, k]]⟩</c> and
 /// <c>∂L/∂table[r] = Σ_{(n, k): row[n, k] = r} w[n, k] · ∂L/∂y[n]</c>. Both come from one pass over table rows
@@ -60,8 +62,11 @@ internal static class FusedMemoryGather
     /// entries, or no list, hand autograd a fresh tensor.</param>
     /// <param name="biases">Optional, one [h_t] bias per table, added to its output (and differentiated) in the same
     /// node; null adds none.</param>
+    /// <param name="copies">Optional, one per table: its layer's bf16 copy (<see cref="Bf16TableCopy"/>), read by a forward that
+    /// a backward can follow while <see cref="KernelSettings.Bf16ForwardTables"/> is on, and kept current by an update fused
+    /// into the backward.</param>
     public static Tensor[] ApplyMany(Tensor rows, Tensor weights, IReadOnlyList<Tensor> tables,
-        IReadOnlyList<TableGradient?>? gradients = null, IReadOnlyList<Tensor>? biases = null)
+        IReadOnlyList<TableGradient?>? gradients = null, IReadOnlyList<Tensor>? biases = null, IReadOnlyList<Bf16TableCopy>? copies = null)
     {
         ArgumentNullException.ThrowIfNull(tables);
         if (tables.Count == 0)
@@ -79,7 +84,8 @@ internal static class FusedMemoryGather
         // Decided here: the function's forward itself runs with grad mode off, as in PyTorch.
         bool backwardPossible = is_grad_enabled()
             && (weights.requires_grad || tables.Any(t => t.requires_grad) || (biases?.Any(b => b.requires_grad) ?? false));
-        args[^1] = new GradientSinks(tables.ToArray(), gradients?.ToArray() ?? new TableGradient?[tableCount], backwardPossible, biasCount > 0);
+        args[^1] = new GradientSinks(tables.ToArray(), gradients?.ToArray() ?? new TableGradient?[tableCount], backwardPossible, biasCount > 0,
+            copies?.ToArray() ?? new Bf16TableCopy?[tableCount]);
         return GatherFunction.apply(args).ToArray();
     }
 
@@ -142,8 +148,14 @@ internal static class FusedMemoryGather
             long work = k * (long)widths.Sum();
 
             var settings = KernelSettings.Current;
+            var table16 = ForwardCopies(sinks, tables, tablesC);                // 0 where the forward reads fp32
             if (TakesTiledForward(n, k, rowLimit, widths, tables.Select(t => t.shape[0] * t.shape[1] * sizeof(float)).ToArray(), settings))
-                TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, TiledGather.Plan.Default);
+            {
+                if (table16.All(p => p != 0) && Bf16TiledGather.Supports(widths))
+                    Bf16TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, table16, widths, biasPtrs, outPtrs);
+                else
+                    TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, TiledGather.Plan.Default, table16);
+            }
             else
                 KernelParallel.For(n, work, (start, end) =>
                 {
@@ -153,8 +165,16 @@ internal static class FusedMemoryGather
                         {
                             int h = widths[t];
                             float* src = (float*)tablePtrs[t], dst = (float*)outPtrs[t], wp = (float*)wPtr, bias = (float*)biasPtrs[t];
+                            ushort* src16 = (ushort*)table16[t];
                             for (int i = start; i < end; i++)
-                                RowKernels.WeightedBagSum(src, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), bias);
+                            {
+                                if (src16 == null)
+                                    RowKernels.WeightedBagSum(src, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), bias);
+                                else if (bias != null)
+                                    EncoderKernels.BagSumBf16(src16, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), bias);
+                                else
+                                    Bf16Gather.WeightedBagSum(src16, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), 512);
+                            }
                         }
                     }
                 });
@@ -168,6 +188,7 @@ internal static class FusedMemoryGather
             ctx.save_data("rows", rows32);
             ctx.save_data("k", k);
             ctx.save_data("sinks", vars[^1]);
+            ctx.save_data("bf16", table16.Select(p => p != 0).ToArray());
             ctx.save_data("weightsNeedGrad", weights.requires_grad);
             ctx.save_data("tablesNeedGrad", tables.Select(t => t.requires_grad).ToArray());
             ctx.save_data("biasesNeedGrad", sinks.HasBias ? Enumerable.Range(0, tableCount).Select(t => ((Tensor)vars[tableCount + t + 2]).requires_grad).ToArray() : Array.Empty<bool>());
@@ -185,6 +206,7 @@ internal static class FusedMemoryGather
             bool weightsNeedGrad = (bool)ctx.get_data("weightsNeedGrad");
             var tablesNeedGrad = (bool[])ctx.get_data("tablesNeedGrad");
             var sinks = (GradientSinks)ctx.get_data("sinks");
+            var readBf16 = (bool[])ctx.get_data("bf16");                        // tables whose forward read the bf16 copy
             int n = pooled.Count / k;
             int tableCount = tablesNeedGrad.Length;
 
@@ -209,7 +231,8 @@ internal static class FusedMemoryGather
                     gwPtr = (nint)TensorMemory.Floats(gw);
                     var dotTables = Enumerable.Range(0, tableCount).Where(t => !(rowPassDots && tablesNeedGrad[t])).ToArray();
                     if (dotTables.Length > 0)
-                        TableGradientPass.AddTokenMajorDots(rows32, n, k, dotTables, tablePtrs, gradPtrs, widths, gwPtr);
+                        TableGradientPass.AddTokenMajorDots(rows32, n, k, dotTables, tablePtrs, gradPtrs, widths, gwPtr,
+                            Enumerable.Range(0, tableCount).Select(t => readBf16[t] ? CurrentCopy(sinks, t, tables[t]) : 0).ToArray());
                     result[1] = gw.MoveToOuterDisposeScope();
                 }
                 nint rowPassGw = rowPassDots ? gwPtr : 0;
@@ -231,7 +254,7 @@ internal static class FusedMemoryGather
                         || (TensorMemory.IsCpuFloat32(existing) && existing.is_contiguous() && existing.shape.SequenceEqual(tables[t].shape)));
                     bool accumulate = useSink && existing is not null && !existing.IsInvalid;
                     var armed = useSink && sink!.Update is { } u && CanFuse(u, sinks.Tables[t], tables[t]) ? u : null;
-                    bool blocks = !accumulate && rowCount == smallest && UsesBlocks(pooled, n, k, rowCount, useSink) && armed is not { Bf16: true };
+                    bool blocks = !accumulate && rowCount == smallest && UsesBlocks(pooled, n, k, rowCount, useSink) && armed is not { Bf16: true } && !readBf16[t];
                     if (blocks && armed is { } update)
                     {
                         // The optimizer's step applied block by block (TableUpdate): no gradient is written or set.
@@ -239,6 +262,7 @@ internal static class FusedMemoryGather
                         update.SquaredNorm = BlockedTableGradient.Write(rows32, n, k, rowCount / k, (float*)wPtr, (float*)tablePtrs[t], (float*)gradPtrs[t], h,
                             null, (float*)rowPassGw, BlockedTableGradient.Plan.Default, step);
                         update.Applied = true;
+                        TableVersion.Bump(sinks.Tables[t]);                      // a raw write no bf16 copy followed
                         result.Add(null!);
                         continue;
                     }
@@ -248,7 +272,7 @@ internal static class FusedMemoryGather
                         hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, smallest, pooled.Chunked);
                         using var narrow = Bf16Rows(grads[t], n, h);
                         rowUpdate.SquaredNorm = TableGradientPass.UpdateAll(new TableGradientPass.RowPass(hits, tablePtrs[t], gradPtrs[t], h, rowPassGw,
-                            Address(narrow)), rowCount, rowUpdate.Kernel());
+                            Address(narrow), CurrentCopy(sinks, t, tables[t]), readBf16[t]), rowCount, rowUpdate.Kernel());
                         rowUpdate.Applied = true;
                         result.Add(null!);
                         continue;
@@ -267,7 +291,8 @@ internal static class FusedMemoryGather
                     {
                         hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, smallest, pooled.Chunked);
                         using var narrow = Bf16Rows(grads[t], n, h);
-                        var pass = new TableGradientPass.RowPass(hits!, tablePtrs[t], gradPtrs[t], h, rowPassGw, Address(narrow));
+                        var pass = new TableGradientPass.RowPass(hits!, tablePtrs[t], gradPtrs[t], h, rowPassGw, Address(narrow), Table16: readBf16[t] ? CurrentCopy(sinks, t, tables[t]) : 0,
+                            RoundDots: readBf16[t]);
                         bool sparse = useSink && !accumulate && KernelSettings.Current.WriteTouchedRowsOnly && hits!.TouchedCount <= rowCount / SparseFraction;
                         squaredNorm = sparse ? TableGradientPass.WriteTouched(pass, gt, sink!) : TableGradientPass.WriteAll(pass, rowCount, gt, accumulate);
                         if (useSink && !sparse)
@@ -321,6 +346,23 @@ internal static class FusedMemoryGather
         return (shared ? tableBytes.Sum() : tableBytes.Min()) >= settings.TiledForwardMinTableBytes;
     }
 
+    /// <summary>The bf16 copy each table's forward reads (<see cref="KernelSettings.Bf16ForwardTables"/>, or the copy's own
+    /// <see cref="Bf16TableCopy.Requested"/>), made current, or 0 where it reads fp32: neither set, no backward to follow, no copy, a table that is not the parameter's own contiguous storage.</summary>
+    private static nint[] ForwardCopies(GradientSinks sinks, Tensor[] tables, Tensor[] contiguous)
+    {
+        var result = new nint[tables.Length];
+        if (!sinks.BackwardPossible)
+            return result;
+        bool all = KernelSettings.Current.Bf16ForwardTables;
+        for (int t = 0; t < tables.Length; t++)
+            result[t] = sinks.Copies[t] is { } copy && (all || copy.Requested) && tables[t].is_contiguous() ? copy.Sync(contiguous[t]) : 0;
+        return result;
+    }
+
+    /// <summary>Table <paramref name="t"/>'s bf16 copy if it holds the table's current values, else 0.</summary>
+    private static unsafe nint CurrentCopy(GradientSinks sinks, int t, Tensor table) =>
+        sinks.Copies[t] is { } copy && copy.IsCurrent(table) ? (nint)copy.Pointer : 0;
+
     /// <summary>A backward touching at most 1/this of a table's rows writes only those rows of a reused buffer.</summary>
     private const int SparseFraction = 4;
 
@@ -350,6 +392,6 @@ internal static class FusedMemoryGather
     }
 
     /// <summary>The tables as passed in (their <c>grad</c> is set in the backward), their optional gradient buffers, and
-    /// whether a backward can follow (grad mode on and something requires grad when the node was applied).</summary>
-    private sealed record GradientSinks(Tensor[] Tables, TableGradient?[] Gradients, bool BackwardPossible, bool HasBias);
+    /// whether a backward can follow (grad mode on and something requires grad when the node was applied), and the tables' bf16 copies.</summary>
+    private sealed record GradientSinks(Tensor[] Tables, TableGradient?[] Gradients, bool BackwardPossible, bool HasBias, Bf16TableCopy?[] Copies);
 }

@@ -46,12 +46,15 @@ internal static unsafe class TableGradientPass
         KernelParallel.For(touched.Length, h * (1L + (csr.Pairs / Math.Max(1, touched.Length))), (start, end) =>
         {
             bool prefetch = pass.Prefetching;
-            for (int i = start; i < end; i++)
+            fixed (float* rounding = pass.RoundDots ? new float[h] : null)
             {
-                int r = touched[i];
-                if (prefetch && i + 1 < end)
-                    pass.Prefetch(touched[i + 1]);
-                squares[i] = pass.Write(r, (float*)gtPtr + ((long)r * h));
+                for (int i = start; i < end; i++)
+                {
+                    int r = touched[i];
+                    if (prefetch && i + 1 < end)
+                        pass.Prefetch(touched[i + 1]);
+                    squares[i] = pass.Write(r, (float*)gtPtr + ((long)r * h), rowScratch: rounding);
+                }
             }
             RowGradientKernel.Fence();
         });
@@ -70,7 +73,7 @@ internal static unsafe class TableGradientPass
         {
             var scratch = accumulate ? new float[h] : null;
             bool prefetch = pass.Prefetching;
-            fixed (float* tmp = scratch)
+            fixed (float* tmp = scratch, rounding = pass.RoundDots ? new float[h] : null)
             {
                 for (int r = start; r < end; r++)
                 {
@@ -79,12 +82,12 @@ internal static unsafe class TableGradientPass
                         pass.Prefetch(r + 1);
                     if (!accumulate)
                     {
-                        squares[r] = pass.Write(r, dst);
+                        squares[r] = pass.Write(r, dst, rowScratch: rounding);
                         continue;
                     }
                     if (pass.HitCount(r) > 0)
                     {
-                        pass.Write(r, tmp);
+                        pass.Write(r, tmp, rowScratch: rounding);
                         RowKernels.Add(tmp, dst, h);
                     }
                     squares[r] = RowKernels.Dot(dst, dst, h);
@@ -101,6 +104,7 @@ internal static unsafe class TableGradientPass
     /// gradient (decay and momentum, as the dense step does). The row's inner products are taken before its update.
     /// fp32 moments take <see cref="AdamWKernel.UpdateRow"/>, bf16 ones <see cref="Bf16Moments.UpdateRow"/> (element index and
     /// salt as in the optimizer's own step, so the same bits).
+    /// With <see cref="RowPass.Table16"/> set, each updated row is also rounded into the table's bf16 copy (<see cref="Bf16TableCopy"/>).
     /// Returns the squared norm of the gradient, summed as <see cref="WriteAll"/> does.
     /// </summary>
     public static double UpdateAll(RowPass pass, int rowCount, BlockedTableGradient.FusedStep step)
@@ -109,21 +113,23 @@ internal static unsafe class TableGradientPass
         var squares = ArrayPool<double>.Shared.Rent(rowCount);
         KernelParallel.For(rowCount, h * (1L + (pass.Hits.Pairs / Math.Max(1, rowCount))), (start, end) =>
         {
-            var row = new float[h + 16];
+            var row = new float[(2 * h) + 16];
             bool prefetch = pass.Prefetching;
             fixed (float* buffer = row)
             {
-                float* g = buffer;
+                float* g = buffer, rounding = buffer + h + 16;
                 for (int r = start; r < end; r++)
                 {
                     long o = (long)r * h;
                     if (prefetch && r + 1 < end)
                         pass.Prefetch(r + 1);
-                    squares[r] = pass.Write(r, g, cached: true);
+                    squares[r] = pass.Write(r, g, cached: true, rounding);
                     if (step.Bf16)                                               // the optimizer's own bf16 step: same index and salt, same bits
                         Bf16Moments.UpdateRow((float*)pass.Table + o, g, (ushort*)step.ExpAvg + o, (ushort*)step.ExpAvgSq + o, h, step.Coefficients, o, step.Salt);
                     else
                         AdamWKernel.UpdateRow((float*)pass.Table + o, g, (float*)step.ExpAvg + o, (float*)step.ExpAvgSq + o, h, step.Coefficients);
+                    if (pass.Table16 != 0)                                       // the bf16 copy's row, while the new row is in L1
+                        Bf16TableCopy.WriteRow((float*)pass.Table + o, (ushort*)pass.Table16 + o, h);
                 }
             }
         });
@@ -140,8 +146,10 @@ internal static unsafe class TableGradientPass
         return total;
     }
 
-    /// <summary>gw[i, j] += Σ over <paramref name="dotTables"/> of ⟨grad_t[i], table_t[rows[i, j]]⟩, parallel over tokens.</summary>
-    public static void AddTokenMajorDots(int[] rows32, int n, int k, int[] dotTables, nint[] tablePtrs, nint[] gradPtrs, int[] widths, nint gwPtr)
+    /// <summary>gw[i, j] += Σ over <paramref name="dotTables"/> of ⟨grad_t[i], table_t[rows[i, j]]⟩, parallel over tokens; a table
+    /// with a non-zero entry in <paramref name="tables16"/> is read from that bf16 copy (<see cref="Bf16TableCopy"/>).</summary>
+    public static void AddTokenMajorDots(int[] rows32, int n, int k, int[] dotTables, nint[] tablePtrs, nint[] gradPtrs, int[] widths, nint gwPtr,
+        nint[]? tables16 = null)
     {
         KernelParallel.For(n, k * (long)dotTables.Sum(t => widths[t]), (start, end) =>
         {
@@ -155,7 +163,9 @@ internal static unsafe class TableGradientPass
                     foreach (int t in dotTables)
                     {
                         int h = widths[t];
-                        sum += RowKernels.Dot((float*)gradPtrs[t] + ((long)i * h), (float*)tablePtrs[t] + ((long)row * h), h);
+                        sum += tables16 is not null && tables16[t] != 0
+                            ? Bf16TableCopy.Dot((float*)gradPtrs[t] + ((long)i * h), (ushort*)tables16[t] + ((long)row * h), h)
+                            : RowKernels.Dot((float*)gradPtrs[t] + ((long)i * h), (float*)tablePtrs[t] + ((long)row * h), h);
                     }
                     dst[((long)i * k) + j] += sum;
                 }
@@ -167,9 +177,12 @@ internal static unsafe class TableGradientPass
     /// One table's row-by-row backward: writes a table row's gradient from its hits and, when <see cref="WeightGradient"/>
     /// is set, adds the hits' inner products with the row to the weight gradient in the same pass (<see cref="RowGradientKernel"/>).
     /// With <see cref="GradOut16"/> set (the paired bf16 copy of ∂L/∂y, <see cref="Bf16GradientRows"/>) every hit reads that
-    /// instead of <see cref="GradOut"/> (<see cref="Bf16RowGradientKernel"/>).
+    /// instead of <see cref="GradOut"/> (<see cref="Bf16RowGradientKernel"/>). With <see cref="RoundDots"/> (the forward read the
+    /// table's bf16 copy) the inner products take the row rounded to bf16, the values the forward used; <see cref="Table16"/>, when
+    /// set, is that copy, which <see cref="UpdateAll"/> keeps current.
     /// </summary>
-    public readonly record struct RowPass(RowHits Hits, nint Table, nint GradOut, int Width, nint WeightGradient, nint GradOut16 = 0)
+    public readonly record struct RowPass(RowHits Hits, nint Table, nint GradOut, int Width, nint WeightGradient, nint GradOut16 = 0,
+        nint Table16 = 0, bool RoundDots = false)
     {
         /// <summary>Hits of row <paramref name="r"/>; rows past the sorted range (a larger table than the smallest) have none.</summary>
         public int HitCount(int r) => r < Hits.RowCount ? Hits.Starts[r + 1] - Hits.Starts[r] : 0;
@@ -177,6 +190,9 @@ internal static unsafe class TableGradientPass
         /// <summary>Whether the passes call <see cref="Prefetch"/> (<see cref="KernelSettings.PrefetchHitRows"/>, x86 only; with bf16 rows
         /// only where <see cref="PrefetchBf16Rows"/> asks: the 256-column bf16 kernel ran 1.3–1.4× faster without it, <c>perf probe-rowpass</c>).</summary>
         public bool Prefetching => Sse.IsSupported && KernelSettings.Current.PrefetchHitRows && (GradOut16 == 0 || PrefetchBf16Rows);
+
+        /// <summary>Whether <see cref="RoundDots"/> is honoured (on; a probe switch: off takes the fp32 row's inner products, to time the rounding).</summary>
+        internal static bool RoundDotRows { get; set; } = true;
 
         /// <summary>Whether a pass over bf16 ∂L/∂y rows prefetches them too (off; a probe switch).</summary>
         internal static bool PrefetchBf16Rows { get; set; }
@@ -212,7 +228,8 @@ internal static unsafe class TableGradientPass
         /// <param name="r">The row.</param>
         /// <param name="dst">Where the gradient row goes.</param>
         /// <param name="cached">Write through the cache: the caller reads <paramref name="dst"/> at once.</param>
-        public double Write(int r, float* dst, bool cached = false)
+        /// <param name="rowScratch">The calling thread's row of <see cref="Width"/> floats for the rounded table row (needed with <see cref="RoundDots"/>).</param>
+        public double Write(int r, float* dst, bool cached = false, float* rowScratch = null)
         {
             int count = HitCount(r), s = count == 0 ? 0 : Hits.Starts[r];
             if (count == 0)
@@ -223,15 +240,25 @@ internal static unsafe class TableGradientPass
                     RowGradientKernel.Clear(dst, Width);
                 return 0;
             }
+            float* row = (float*)Table + ((long)r * Width);
+            if (RoundDots && RoundDotRows && WeightGradient != 0 && rowScratch != null)
+            {
+                float* rounded = rowScratch;
+                if (Table16 != 0)                                            // the copy's row, widened: the values the forward read
+                    Bf16TableCopy.WidenRow((ushort*)Table16 + ((long)r * Width), rounded, Width);
+                else
+                    Bf16TableCopy.RoundRow(row, rounded, Width);
+                row = rounded;
+            }
             fixed (int* tok = Hits.Tokens)
             fixed (int* pair = Hits.PairIndex)
             fixed (float* tw = Hits.Weights)
             {
                 if (GradOut16 != 0)
-                    return Bf16RowGradientKernel.Run((float*)Table + ((long)r * Width), (uint*)GradOut16, Width, tok + s, pair + s, tw + s, count,
+                    return Bf16RowGradientKernel.Run(row, (uint*)GradOut16, Width, tok + s, pair + s, tw + s, count,
                         dst, (float*)WeightGradient, cached);
                 if (WeightGradient != 0)
-                    return RowGradientKernel.Run((float*)Table + ((long)r * Width), (float*)GradOut, Width, tok + s, pair + s, tw + s, count,
+                    return RowGradientKernel.Run(row, (float*)GradOut, Width, tok + s, pair + s, tw + s, count,
                         dst, (float*)WeightGradient, cached);
                 RowKernels.WeightedBagSum((float*)GradOut, Width, tok + s, tw + s, count, dst);
                 return RowKernels.Dot(dst, dst, Width);

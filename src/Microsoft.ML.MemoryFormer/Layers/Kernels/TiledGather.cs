@@ -78,8 +78,10 @@ internal static unsafe class TiledGather
     /// <param name="biases">[h_t] per table, or 0 for none.</param>
     /// <param name="outputs">[N, h_t] per table.</param>
     /// <param name="plan">How the work is cut.</param>
+    /// <param name="tables16">Optional, per table: a bf16 copy [R_t, h_t] (<see cref="Bf16TableCopy"/>) to read instead of the table
+    /// (0: the fp32 table); the tile-major buffer then holds its widened values (exact), so the sums are those of the bf16 table.</param>
     public static void Forward(int[] rows, bool chunked, int n, int k, long rowLimit, nint weights, nint[] tables, int[] widths,
-        nint[] biases, nint[] outputs, Plan plan)
+        nint[] biases, nint[] outputs, Plan plan, nint[]? tables16 = null)
     {
         ArgumentNullException.ThrowIfNull(rows);
         if (n == 0 || k == 0)
@@ -100,7 +102,7 @@ internal static unsafe class TiledGather
             fixed (float* wt = weightsT)
             {
                 Interleave(r, (float*)weights, blocks, k, rt, wt);
-                Run(new Inputs((nint)r, weights, (nint)rt, (nint)wt), tables, widths, biases, outputs, plan, cut);
+                Run(new Inputs((nint)r, weights, (nint)rt, (nint)wt), tables, widths, biases, outputs, plan, cut, tables16);
             }
         }
         finally
@@ -114,7 +116,7 @@ internal static unsafe class TiledGather
     private readonly record struct Inputs(nint Rows, nint Weights, nint RowsT, nint WeightsT);
 
     /// <summary>rows/weights [N, K] → [blocks][K][8] for the first 8·<paramref name="blocks"/> tokens.</summary>
-    private static void Interleave(int* rows, float* weights, int blocks, int k, int* rowsT, float* weightsT)
+    internal static void Interleave(int* rows, float* weights, int blocks, int k, int* rowsT, float* weightsT)
     {
         for (long b = 0; b < blocks; b++)
             for (int m = 0; m < 8; m++)
@@ -131,11 +133,12 @@ internal static unsafe class TiledGather
     }
 
     /// <summary>Every table's tiles, split between threads: strided per-thread copies, or through the tile-major buffer.</summary>
-    private static void Run(Inputs inputs, nint[] tables, int[] widths, nint[] biases, nint[] outputs, Plan plan, Cut cut)
+    private static void Run(Inputs inputs, nint[] tables, int[] widths, nint[] biases, nint[] outputs, Plan plan, Cut cut, nint[]? tables16)
     {
         int n = cut.N, k = cut.K;
         long rowLimit = cut.RowLimit;
-        if (!plan.TileMajor)
+        bool bf16 = tables16 is not null && tables16.Any(t => t != 0);
+        if (!plan.TileMajor && !bf16)
         {
             var firstTile = new int[tables.Length + 1];
             for (int t = 0; t < tables.Length; t++)
@@ -160,7 +163,10 @@ internal static unsafe class TiledGather
             {
                 int h = widths[t];
                 nint table = tables[t], bias = biases[t], output = outputs[t];
-                ToTileMajor((float*)table, h, rowLimit, (float*)buffer, plan.StreamingCopy);
+                if (tables16 is not null && tables16[t] != 0)
+                    ToTileMajor((ushort*)tables16[t], h, rowLimit, (float*)buffer);
+                else
+                    ToTileMajor((float*)table, h, rowLimit, (float*)buffer, plan.StreamingCopy);
                 KernelParallel.For(Tiles(h), (long)n * k * TileWidth, (start, end) =>
                 {
                     float* scratch = ThreadScratch((long)n * TileWidth + (plan.StageGroup ? cut.GroupRows * TileWidth : 0));
@@ -205,7 +211,45 @@ internal static unsafe class TiledGather
         });
     }
 
-    /// <summary><see cref="ToTileMajor"/> with non-temporal stores (every destination tile row is one aligned 64-byte line).</summary>
+    /// <summary>
+    /// Copies rows [0, rowLimit) of a bf16 table (<see cref="Bf16TableCopy"/>) into the fp32 [h/16][rowLimit][16] buffer, each value
+    /// widened exactly (last tile zero-padded), with non-temporal stores where the buffer is 64-byte aligned: half the reads of the
+    /// fp32 copy.
+    /// </summary>
+    internal static void ToTileMajor(ushort* table, int h, long rowLimit, float* buffer)
+    {
+        int tiles = Tiles(h);
+        bool streaming = ((nint)buffer & 63) == 0;
+        nint src = (nint)table, dst = (nint)buffer;
+        KernelParallel.For((int)rowLimit, h, (start, end) =>
+        {
+            var last = stackalloc float[TileWidth];
+            for (long r = start; r < end; r++)
+            {
+                ushort* s = (ushort*)src + (r * h);
+                float* d = (float*)dst + (r * TileWidth);
+                for (int tile = 0; tile < tiles; tile++)
+                {
+                    Vector512<float> v;
+                    if ((tile + 1) * TileWidth <= h)
+                        v = Bf16TableCopy.Widen(s + (tile * TileWidth));
+                    else
+                    {
+                        for (int c = 0; c < TileWidth; c++)
+                            last[c] = (tile * TileWidth) + c < h ? Bf16Matrix.ToFloat(s[(tile * TileWidth) + c]) : 0f;
+                        v = Vector512.Load(last);
+                    }
+                    if (streaming)
+                        Avx512F.StoreAlignedNonTemporal(d + (tile * rowLimit * TileWidth), v);
+                    else
+                        v.Store(d + (tile * rowLimit * TileWidth));
+                }
+            }
+            Sse.StoreFence();
+        });
+    }
+
+    /// <summary><see cref="ToTileMajor(float*, int, long, float*, bool)"/> with non-temporal stores (every destination tile row is one aligned 64-byte line).</summary>
     private static void ToTileMajorStreaming(float* table, int h, long rowLimit, float* buffer)
     {
         int tiles = Tiles(h);
@@ -392,7 +436,7 @@ internal static unsafe class TiledGather
 
     /// <summary>A 64-byte aligned buffer of at least <paramref name="floats"/> floats, reused across calls (a fresh 33.5 MB
     /// buffer per forward would cost page faults and kernel zeroing each time); concurrent callers get their own.</summary>
-    private static nint RentBuffer(long floats, out long size)
+    internal static nint RentBuffer(long floats, out long size)
     {
         lock (PoolLock)
         {
@@ -411,7 +455,7 @@ internal static unsafe class TiledGather
     }
 
     /// <summary>Keeps <paramref name="buffer"/> for the next call (the larger of it and the kept one), frees the other.</summary>
-    private static void ReturnBuffer(nint buffer, long floats)
+    internal static void ReturnBuffer(nint buffer, long floats)
     {
         nint free = buffer;
         lock (PoolLock)
@@ -433,7 +477,7 @@ internal static unsafe class TiledGather
 
     /// <summary>This thread's scratch of at least <paramref name="floats"/> floats, 64-byte aligned, kept for the thread's
     /// life (fresh pages every call would cost page faults and kernel zeroing each forward).</summary>
-    private static float* ThreadScratch(long floats)
+    internal static float* ThreadScratch(long floats)
     {
         if (threadScratchFloats < floats)
         {
