@@ -34,15 +34,13 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
         [DefaultValue("qkv,ml1,ml2")]
         public string Calls { get; init; } = "qkv,ml1,ml2";
 
-        public override Spectre.Console.ValidationResult Validate() => Width is 256 or 512
-            ? Spectre.Console.ValidationResult.Success()
-            : Spectre.Console.ValidationResult.Error($"--width must be 256 or 512 (perf train's shapes); got {Width}.");
+        public override Spectre.Console.ValidationResult Validate() => TrainCommand.ValidateWidth(Width);
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         settings.Apply();
-        (int Width, int Layers, int Heads, int Context, int Batch) s = settings.Width == 256 ? (256, 4, 4, 128, 16) : (512, 6, 8, 256, 8);
+        var s = TrainCommand.ShapeOf(settings.Width);
         string machine = MachineFigures.Measure(settings);
         var (model, task) = TrainCommand.ByteModel(s, TransformerKind.MemoryFormer);
         using var optimizer = new ModelOptimizer(model, new TrainingOptions { MaxSteps = 1000, WarmupSteps = 10 });

@@ -90,6 +90,14 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
     private static readonly (int Width, int Layers, int Heads, int Context, int Batch)[] Shapes =
         [(256, 4, 4, 128, 16), (512, 6, 8, 256, 8)];
 
+    /// <summary>The shape <c>perf train</c> times at <paramref name="width"/> (256 or 512), for the commands that profile it.</summary>
+    internal static (int Width, int Layers, int Heads, int Context, int Batch) ShapeOf(int width) => Shapes.Single(s => s.Width == width);
+
+    /// <summary>Accepts the widths of <see cref="Shapes"/> only.</summary>
+    internal static Spectre.Console.ValidationResult ValidateWidth(int width) => Shapes.Any(s => s.Width == width)
+        ? Spectre.Console.ValidationResult.Success()
+        : Spectre.Console.ValidationResult.Error($"--width must be 256 or 512 (perf train's shapes); got {width}.");
+
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         settings.Apply();

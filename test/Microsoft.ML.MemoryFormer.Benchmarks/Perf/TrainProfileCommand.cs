@@ -40,15 +40,13 @@ internal sealed class TrainProfileCommand : Command<TrainProfileCommand.Settings
         [Description("Interleaved timing rounds after one warm-up round (median). Default 7; --quick: 3.")]
         public int? Rounds { get; init; }
 
-        public override Spectre.Console.ValidationResult Validate() => Width is 256 or 512
-            ? Spectre.Console.ValidationResult.Success()
-            : Spectre.Console.ValidationResult.Error($"--width must be 256 or 512 (perf train's shapes); got {Width}.");
+        public override Spectre.Console.ValidationResult Validate() => TrainCommand.ValidateWidth(Width);
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         settings.Apply();
-        (int Width, int Layers, int Heads, int Context, int Batch) s = settings.Width == 256 ? (256, 4, 4, 128, 16) : (512, 6, 8, 256, 8);
+        var s = TrainCommand.ShapeOf(settings.Width);
         string machine = MachineFigures.Measure(settings);
         using var dense = new Profiled(s, TransformerKind.Dense);
         using var mf = new Profiled(s, TransformerKind.MemoryFormer, settings.Fp32Moments ? MomentPrecision.Float32 : null);
