@@ -192,12 +192,14 @@ internal sealed class FusedAdamW : IDisposable
             var c = new AdamWKernel.Coefficients(lr, Beta1, Beta2, Eps, WeightDecay, t, gradScale);
             int[]? rows = SkipUntouchedRows && RowSources is { } sources && i < sources.Count ? sources[i]?.NonZeroRowsOf(p) : null;
             bool managed = KernelSettings.Current.UseFusedKernels && AdamWKernel.IsSupported(p, grad, _expAvg[i]);
-            if (managed && rows is not null)
-                AdamWKernel.StepRows(p, grad, _expAvg[i], _expAvgSq[i], c, Bf16Moments.Salt(t, i), rows);
-            else if (managed)
-                AdamWKernel.Step(p, grad, _expAvg[i], _expAvgSq[i], c, Bf16Moments.Salt(t, i), SkipUntouchedRows);
             if (managed)
+            {
+                if (rows is not null)
+                    AdamWKernel.StepRows(p, grad, _expAvg[i], _expAvgSq[i], c, Bf16Moments.Salt(t, i), rows);
+                else
+                    AdamWKernel.Step(p, grad, _expAvg[i], _expAvgSq[i], c, Bf16Moments.Salt(t, i), SkipUntouchedRows);
                 TableVersion.Bump(p);                                       // a raw write: a Memory Layer's bf16 copy is stale (Bf16TableCopy)
+            }
             else if (_expAvg[i].dtype == ScalarType.BFloat16)
                 StepTorchBf16(p, grad, _expAvg[i], _expAvgSq[i], c);
             else

@@ -46,9 +46,8 @@ internal sealed unsafe class Bf16TableCopy : IDisposable
     {
         if (!TableVersion.IsAvailable)
             return 0;
-        if (IsCurrent(table))
-            return (nint)values;
-        Rebuild(table);
+        if (!IsCurrent(table))
+            Rebuild(table);
         return (nint)values;
     }
 
@@ -57,8 +56,6 @@ internal sealed unsafe class Bf16TableCopy : IDisposable
         values != null && version >= 0 && address == (nint)TensorMemory.Address(table) && rows == table.shape[0] && width == table.shape[1]
         && version == TableVersion.Of(table);
 
-    /// <summary>Forgets the copy's contents (the next <see cref="Sync"/> rebuilds it).</summary>
-    public void Invalidate() => version = -1;
 
     /// <summary>How many whole rebuilds this copy has made (tests).</summary>
     internal int Rebuilds { get; private set; }
