@@ -54,6 +54,12 @@ public abstract class MemoryFormerTrainerOptions
     /// written when <c>Global</c> was the default continues with <c>Global</c>); see <see cref="TrainingOptions.TableGradientClipping"/>.</summary>
     public TableGradientClipping? TableGradientClipping;
 
+    /// <summary>Mixed-precision Memory Layers while training: the forward reads a bfloat16 copy of each table that the table
+    /// update keeps current, halving the forward's table reads; the fp32 tables are what the optimizer updates and what the
+    /// trained model scores with. Default false; see <see cref="TrainingOptions.MixedPrecisionTables"/> for where it applies
+    /// and the quality it was measured at.</summary>
+    public bool MixedPrecisionTables;
+
     /// <summary>Data validated during training (same columns and preprocessing as the training data); when null,
     /// <see cref="ValidationFraction"/> of the training data is held out. Default null.</summary>
     public IDataView? ValidationSet;
@@ -140,6 +146,7 @@ public abstract class MemoryFormerTrainerOptions
             TableWeightDecay = WeightDecay,
             TableMomentPrecision = TableMomentPrecision,
             TableGradientClipping = TableGradientClipping,
+            MixedPrecisionTables = MixedPrecisionTables,
             WarmupSteps = WarmupStepsOf(stepsPerEpoch, steps),
             ValidateEvery = validated ? stepsPerEpoch : 0,
             EarlyStoppingPatience = validated ? EarlyStoppingPatience : 0,

@@ -39,6 +39,16 @@ public class MemoryFormerTrainerOptionsTests
             mapped.TableLearningRate, mapped.TableWeightDecay));
     }
 
+    [Fact]
+    public void Mixed_precision_tables_reach_the_training_loop_only_when_asked_for()
+    {
+        Assert.False(new MemoryFormerTabularOptions().ToTrainingOptions(seed: 1, stepsPerEpoch: 2, validated: false).MixedPrecisionTables);
+        Assert.True(new MemoryFormerTextClassificationOptions { MixedPrecisionTables = true }
+            .ToTrainingOptions(seed: 1, stepsPerEpoch: 2, validated: false).MixedPrecisionTables);
+        Assert.True(new MemoryFormerLanguageModelEstimator.Options { MixedPrecisionTables = true }
+            .ToTrainingOptions(seed: 1, stepsPerEpoch: 2, validated: false).MixedPrecisionTables);
+    }
+
     [Theory]
     [InlineData(typeof(MemoryFormerTabularOptions))]
     [InlineData(typeof(MemoryFormerTextClassificationOptions))]

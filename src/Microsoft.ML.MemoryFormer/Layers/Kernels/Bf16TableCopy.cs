@@ -19,7 +19,8 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// load, a torch-ops optimizer step, the reference path, a user's edit: each bumps the counter or moves the storage).
 /// The fused table update (<see cref="TableGradientPass.UpdateAll"/>) writes each updated row's copy in the same pass, so
 /// the copy stays current without a bump; every other raw write of a table by this library bumps the counter
-/// (<c>Training/FusedAdamW.cs</c>, the blocked update, the weight loaders).</para>
+/// (<c>Training/FusedAdamW.cs</c>, the weight loaders); the blocked update, which writes the table inside the backward,
+/// marks the copy stale with <see cref="Invalidate"/> instead.</para>
 /// <para>Where the version counter cannot be read (<see cref="TableVersion.IsAvailable"/>) no copy is made and the forward
 /// reads the fp32 table.</para>
 /// </remarks>
@@ -56,6 +57,10 @@ internal sealed unsafe class Bf16TableCopy : IDisposable
         values != null && version >= 0 && address == (nint)TensorMemory.Address(table) && rows == table.shape[0] && width == table.shape[1]
         && version == TableVersion.Of(table);
 
+
+    /// <summary>Marks the copy stale, so the next <see cref="Sync"/> rebuilds it: for a raw write of the table inside a backward,
+    /// where bumping the table's version counter would fail a retained graph's second backward (the table is saved for it).</summary>
+    public void Invalidate() => version = -1;
 
     /// <summary>How many whole rebuilds this copy has made (tests).</summary>
     internal int Rebuilds { get; private set; }

@@ -262,7 +262,8 @@ internal static class FusedMemoryGather
                         update.SquaredNorm = BlockedTableGradient.Write(rows32, n, k, rowCount / k, (float*)wPtr, (float*)tablePtrs[t], (float*)gradPtrs[t], h,
                             null, (float*)rowPassGw, BlockedTableGradient.Plan.Default, step);
                         update.Applied = true;
-                        TableVersion.Bump(sinks.Tables[t]);                      // a raw write no bf16 copy followed
+                        // A raw write no bf16 copy followed. No version bump: the table is saved for a retained graph's second backward.
+                        sinks.Copies[t]?.Invalidate();
                         result.Add(null!);
                         continue;
                     }

@@ -66,6 +66,39 @@ public class Bf16TableCopyTrainingTests
         Assert.All(bySwitch.Parameters.Zip(byOption.Parameters), p => Assert.True(p.First.AsSpan().SequenceEqual(p.Second)));
     }
 
+    [SkippableFact]
+    public void The_blocked_update_marks_an_existing_copy_stale_without_breaking_a_retained_graph()
+    {
+        Skip.IfNot(TableVersion.IsAvailable && BlockedTableGradient.IsAccelerated, "Needs libtorch's version counter and AVX-512.");
+        random.manual_seed(9);
+        using var model = new LanguageModel(Config);
+        var task = new LanguageModelTask(model, Windows(), Windows(), batchSize: 16, seed: 9, CPU);
+        var layers = ParameterGroups.TableLayers(model).ToList();
+        using var optimizer = new ModelOptimizer(model, new TrainingOptions
+        {
+            MaxSteps = 2, TableGradientClipping = TableGradientClipping.PreviousStep, TableMomentPrecision = MomentPrecision.Float32, // the blocked update takes fp32 moments
+        });
+        model.train();
+        KernelSettings.Current.With(k => k.Bf16ForwardTables = true, () =>
+        {
+            using var scope = NewDisposeScope();
+            optimizer.ZeroGrad(0);
+            task.Loss(0).Loss.backward();                                       // the copies are made and kept by the row pass
+            optimizer.Step(0);
+        });
+        Assert.All(layers, l => Assert.True(l.ForwardCopy.IsCurrent(l.Table)));
+        KernelSettings.Current.With(k => k.BlockedTableGradient = true, () =>
+        {
+            using var scope = NewDisposeScope();
+            optimizer.ZeroGrad(1);
+            var loss = task.Loss(1).Loss;
+            loss.backward(retain_graph: true);                                  // the blocked update writes the tables, not the copies
+            Assert.All(layers, l => Assert.False(l.ForwardCopy.IsCurrent(l.Table), "the blocked update's raw write went unnoticed"));
+            loss.backward();                                                    // no in-place error from the saved tables
+            optimizer.Step(1);
+        });
+    }
+
     private static unsafe (byte[][] Parameters, IReadOnlyList<double> Losses) Train(bool on, bool option = false)
     {
         byte[][] parameters = [];
