@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.ML.MemoryFormer.Diagnostics;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -83,7 +84,7 @@ internal static class TrainingLoop
         {
             optimizer.ZeroGrad(step);
             var (loss, count) = task.Loss(step);
-            loss.backward();
+            BackwardGuard.Backward(loss);
             optimizer.Step(step);
             double value = loss.item<float>();
             if (!double.IsFinite(value))

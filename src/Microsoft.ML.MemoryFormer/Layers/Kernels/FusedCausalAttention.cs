@@ -83,11 +83,11 @@ internal static unsafe class FusedCausalAttention
     }
 
     /// <summary>The autograd node: saves q, k, v (as read), the token-major output and the log-sum-exp.</summary>
-    private sealed class AttentionFunction : autograd.SingleTensorFunction<AttentionFunction>
+    private sealed class AttentionFunction : GuardedFunction<AttentionFunction>
     {
         public override string Name => nameof(FusedCausalAttention);
 
-        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        protected override Tensor ForwardPass(autograd.AutogradContext ctx, object[] vars)
         {
             var (q, k, v) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2]);
             var s = SizesOf(q);
@@ -98,7 +98,7 @@ internal static unsafe class FusedCausalAttention
             return output.transpose(1, 2);                                                      // [B, H, T, hd]
         }
 
-        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
+        protected override List<Tensor> BackwardPass(autograd.AutogradContext ctx, Tensor grad_output)
         {
             var saved = ctx.get_saved_variables();
             var tokenMajor = (bool[])ctx.get_data("tokenMajor");

@@ -116,11 +116,11 @@ internal static class FusedMemoryGather
     private static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
 
     /// <summary>The autograd node: inputs (rows, weights, table_0..table_{T-1}), outputs y_0..y_{T-1}.</summary>
-    private sealed class GatherFunction : autograd.MultiTensorFunction<GatherFunction>
+    private sealed class GatherFunction : GuardedMultiFunction<GatherFunction>
     {
         public override string Name => nameof(FusedMemoryGather);
 
-        public override unsafe List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
+        protected override unsafe List<Tensor> ForwardPass(autograd.AutogradContext ctx, object[] vars)
         {
             var rows = (Tensor)vars[0];
             var weights = (Tensor)vars[1];
@@ -195,7 +195,7 @@ internal static class FusedMemoryGather
             return outputs.Select(o => o.MoveToOuterDisposeScope()).ToList();
         }
 
-        public override unsafe List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grad_outputs)
+        protected override unsafe List<Tensor> BackwardPass(autograd.AutogradContext ctx, List<Tensor> grad_outputs)
         {
             var saved = ctx.get_saved_variables();                              // weights, tables…, rows
             var pooled = (PooledRows)ctx.get_data("rows");

@@ -160,11 +160,11 @@ internal static unsafe class FusedRmsNorm
     }
 
     /// <summary>The autograd node: saves x, the gain and the rows' scales; the backward is one pass.</summary>
-    private sealed class NormFunction : autograd.SingleTensorFunction<NormFunction>
+    private sealed class NormFunction : GuardedFunction<NormFunction>
     {
         public override string Name => nameof(FusedRmsNorm);
 
-        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        protected override Tensor ForwardPass(autograd.AutogradContext ctx, object[] vars)
         {
             var x = ((Tensor)vars[0]).contiguous();
             var gain = ((Tensor)vars[1]).contiguous();
@@ -178,7 +178,7 @@ internal static unsafe class FusedRmsNorm
             return y;
         }
 
-        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
+        protected override List<Tensor> BackwardPass(autograd.AutogradContext ctx, Tensor grad_output)
         {
             var saved = ctx.get_saved_variables();
             var (x, gain, scales) = (saved[0], saved[1], saved[2]);

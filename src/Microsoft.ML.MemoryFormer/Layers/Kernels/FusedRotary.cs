@@ -91,11 +91,11 @@ internal static unsafe class FusedRotary
     }
 
     /// <summary>The autograd node: saves the tables (not differentiated) and the sizes.</summary>
-    private sealed class RotaryFunction : autograd.SingleTensorFunction<RotaryFunction>
+    private sealed class RotaryFunction : GuardedFunction<RotaryFunction>
     {
         public override string Name => nameof(FusedRotary);
 
-        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        protected override Tensor ForwardPass(autograd.AutogradContext ctx, object[] vars)
         {
             var (x, cos, sin, shape) = (((Tensor)vars[0]).contiguous(), ((Tensor)vars[1]).contiguous(), ((Tensor)vars[2]).contiguous(), (Shape)vars[3]);
             ctx.save_for_backward([cos, sin]);
@@ -103,7 +103,7 @@ internal static unsafe class FusedRotary
             return Run(x, cos, sin, shape, backward: false);
         }
 
-        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
+        protected override List<Tensor> BackwardPass(autograd.AutogradContext ctx, Tensor grad_output)
         {
             var saved = ctx.get_saved_variables();
             var dx = Run(grad_output.contiguous(), saved[0], saved[1], (Shape)ctx.get_data("shape"), backward: true);

@@ -43,11 +43,11 @@ internal static class FusedSignHash
     }
 
     /// <summary>Hands the precomputed weights to autograd; the backward multiplies by the saved Jacobian.</summary>
-    private sealed class WeightsFunction : autograd.SingleTensorFunction<WeightsFunction>
+    private sealed class WeightsFunction : GuardedFunction<WeightsFunction>
     {
         public override string Name => nameof(FusedSignHash);
 
-        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        protected override Tensor ForwardPass(autograd.AutogradContext ctx, object[] vars)
         {
             var result = (SignHashKernel.Result)vars[1];
             ctx.save_for_backward([result.Jacobian!]);
@@ -55,7 +55,7 @@ internal static class FusedSignHash
             return result.Weights;
         }
 
-        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
+        protected override List<Tensor> BackwardPass(autograd.AutogradContext ctx, Tensor grad_output)
         {
             var jacobian = ctx.get_saved_variables()[0];
             int bits = (int)ctx.get_data("bits");
