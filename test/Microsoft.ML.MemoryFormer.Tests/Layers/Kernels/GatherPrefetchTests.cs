@@ -1,12 +1,16 @@
+using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Runtime;
+using Microsoft.ML.MemoryFormer.Training;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 
 /// <summary>
-/// The token-major forward gather's row prefetch (<see cref="KernelSettings.PrefetchGatherRows"/>,
-/// <see cref="RowKernels.WeightedBagSumPrefetched"/>): a hint only, so the same bytes as the plain kernel, forward and backward.
+/// The training kernels' prefetches into L2: the token-major forward gather's rows (<see cref="KernelSettings.PrefetchGatherRows"/>,
+/// <see cref="RowKernels.WeightedBagSumPrefetched"/>) and the fused update's table and moment rows (<see cref="KernelSettings.PrefetchUpdateRows"/>):
+/// hints only, so the same bytes as without them, kernel by kernel and over training steps.
 /// </summary>
 public class GatherPrefetchTests
 {
@@ -77,5 +81,41 @@ public class GatherPrefetchTests
         for (int i = 0; i < before.Length; i++)
             Assert.True(before[i].bytes.ToArray().AsSpan().SequenceEqual(after[i].bytes.ToArray()), $"tensor {i} differs");
         Assert.True(before[0].abs().sum().item<float>() > 0f);
+    }
+
+    [Theory]
+    [InlineData(MomentPrecision.Float32)]
+    [InlineData(MomentPrecision.BFloat16)]
+    public void Training_steps_give_the_same_bytes_with_and_without_both_prefetches(MomentPrecision moments)
+    {
+        var off = Train(prefetch: false, moments);
+        var on = Train(prefetch: true, moments);
+        Assert.Equal(off.Losses, on.Losses);
+        Assert.Equal(off.Parameters.Length, on.Parameters.Length);
+        for (int i = 0; i < off.Parameters.Length; i++)
+            Assert.True(off.Parameters[i].AsSpan().SequenceEqual(on.Parameters[i]), $"parameter {i} differs");
+    }
+
+    /// <summary>Three steps of a d = 256 model (tables 256 and 320 wide, small: the token-major forward; PreviousStep clipping: the
+    /// update fused into the row pass); every parameter's bytes and the losses.</summary>
+    private static (byte[][] Parameters, IReadOnlyList<double> Losses) Train(bool prefetch, MomentPrecision moments)
+    {
+        byte[][] parameters = [];
+        IReadOnlyList<double> losses = [];
+        KernelSettings.Current.With(k => k.PrefetchGatherRows = k.PrefetchUpdateRows = prefetch, () =>
+        {
+            random.manual_seed(4);
+            var config = MemoryFormerConfig.Nano with { Width = 256, Heads = 2, BitsPerChunk = 4, Layers = 1, ContextLength = 16 };
+            using var model = new LanguageModel(config);
+            var windows = randint(0, 64, [8, 17], dtype: ScalarType.Int64, generator: new Generator(3));
+            var task = new LanguageModelTask(model, windows, windows, batchSize: 8, seed: 4, CPU);
+            var options = new TrainingOptions
+            {
+                MaxSteps = 3, WarmupSteps = 1, ReportEvery = 1, TableGradientClipping = TableGradientClipping.PreviousStep, TableMomentPrecision = moments,
+            };
+            losses = TrainingLoop.Run(model, task, options).LossHistory;
+            parameters = model.parameters().Select(p => p.bytes.ToArray()).ToArray();
+        });
+        return (parameters, losses);
     }
 }
