@@ -68,10 +68,14 @@ internal sealed unsafe class GatherPrefetchProbeCommand : Command<GatherPrefetch
         nint refPtr = (nint)TensorMemory.Floats(reference), outPtr = (nint)TensorMemory.Floats(output);
 
         // As FusedMemoryGather's token-major forward: a thread's range of tokens, the next token's rows visible to the prefetch.
-        void Gather(nint dst, int ahead, bool l1 = false) => KernelParallel.For(n, (long)k * h, (start, end) =>
+        void Gather(nint dst, int ahead, bool l1 = false)
         {
-            bool saved = RowKernels.PrefetchIntoL1;
-            RowKernels.PrefetchIntoL1 = l1;
+            RowKernels.PrefetchIntoL1 = l1;                              // set around the fork, not inside it: the workers share it
+            KernelParallel.For(n, (long)k * h, (start, end) => GatherRange(dst, ahead, start, end));
+            RowKernels.PrefetchIntoL1 = false;
+        }
+        void GatherRange(nint dst, int ahead, int start, int end)
+        {
             fixed (int* r = rows)
             {
                 for (int i = start; i < end; i++)
@@ -84,8 +88,7 @@ internal sealed unsafe class GatherPrefetchProbeCommand : Command<GatherPrefetch
                             (float*)dst + ((long)i * h), (float*)biasPtr, ahead, i + 1 < end ? 2 * k : k);
                 }
             }
-            RowKernels.PrefetchIntoL1 = saved;
-        });
+        }
         var variants = new List<Variant>
         {
             new("no prefetch (before)", () => Gather(outPtr, 0)),
