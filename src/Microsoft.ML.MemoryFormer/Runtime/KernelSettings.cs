@@ -112,7 +112,8 @@ internal sealed class KernelSettings
     /// <summary>Whether the fp32 token-major forward gather (<c>Layers/Kernels/RowKernels.cs</c>, <c>WeightedBagSumPrefetched</c>) asks for
     /// the whole table row <see cref="Layers.Kernels.RowKernels.GatherPrefetchAhead"/> hits ahead into L2 (<c>prefetcht1</c>) during its
     /// first column pass, the next token's rows included, as the decode gathers do with theirs: the rows are scattered, so the hardware
-    /// prefetcher cannot guess them. Same results either way (a hint only); off for <c>perf</c> to time it.</summary>
+    /// prefetcher cannot guess them. The same for the bf16 table copies of <see cref="Bf16ForwardTables"/> (<c>EncoderKernels.BagSumBf16</c>).
+    /// Same results either way (a hint only); off for <c>perf</c> to time it.</summary>
     public bool PrefetchGatherRows { get; set; } = true;
 
     /// <summary>Whether the table update fused into the row pass (<see cref="FusedTableUpdate"/>, <c>Layers/Kernels/TableGradientPass.cs</c>)

@@ -9,7 +9,8 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 /// <c>perf probe-gather-prefetch</c> (issue 16): the training forward's token-major gather alone (<see cref="RowKernels"/>, as
 /// <see cref="FusedMemoryGather"/> runs it over a thread's tokens, bias on) without and with the whole rows prefetched a few hits
 /// ahead, into L2 or L1, interleaved. Default shape: ML₂ of <c>perf train --width 512</c> (a [65536, 512] table of 128 MB, K = 64,
-/// τ = 10, N = 2048: 2 hits a row). Wall and CPU time both (CPU time is the steadier on a shared machine); every variant's output is
+/// τ = 10, N = 2048: 2 hits a row), and the mixed-precision forward's bf16 kernel (<see cref="EncoderKernels.BagSumBf16"/>) without and
+/// with the same prefetch. Wall and CPU time both (CPU time is the steadier on a shared machine); every variant's output is
 /// checked byte for byte against the plain kernel's.
 /// </summary>
 internal sealed unsafe class GatherPrefetchProbeCommand : Command<GatherPrefetchProbeCommand.Settings>
@@ -89,6 +90,23 @@ internal sealed unsafe class GatherPrefetchProbeCommand : Command<GatherPrefetch
                 }
             }
         }
+        // The mixed-precision forward's kernel (KernelSettings.Bf16ForwardTables, bias folded) over a bf16 copy of the table.
+        var table16 = new ushort[(long)rowCount * h];
+        fixed (ushort* d16 = table16)
+            for (long e = 0; e < table16.LongLength; e++)
+                d16[e] = (ushort)(BitConverter.SingleToUInt32Bits(((float*)tablePtr)[e]) >> 16);
+        var bf16Reference = new float[n * h];
+        void GatherBf16(float[] dst, int ahead) => KernelParallel.For(n, (long)k * h, (start, end) =>
+        {
+            fixed (int* r = rows)
+            fixed (ushort* t16 = table16)
+            fixed (float* d = dst)
+                for (int i = start; i < end; i++)
+                    EncoderKernels.BagSumBf16(t16, h, r + ((long)i * k), (float*)wPtr + ((long)i * k), k, d + ((long)i * h), (float*)biasPtr,
+                        ahead, i + 1 < end ? 2 * k : k);
+        });
+        GatherBf16(bf16Reference, 0);
+        var bf16Output = new float[n * h];
         var variants = new List<Variant>
         {
             new("no prefetch (before)", () => Gather(outPtr, 0)),
@@ -97,9 +115,14 @@ internal sealed unsafe class GatherPrefetchProbeCommand : Command<GatherPrefetch
             new("whole rows 16 ahead into L2", () => Gather(outPtr, 16)),
             new("whole rows 4 ahead into L1", () => Gather(outPtr, 4, l1: true)),
             new("whole rows 8 ahead into L1", () => Gather(outPtr, 8, l1: true)),
+            new("bf16 table (mixed precision), no prefetch", () => GatherBf16(bf16Output, 0)),
+            new($"bf16 table, whole rows {RowKernels.GatherPrefetchAhead} ahead into L2 (the library's)", () => GatherBf16(bf16Output, RowKernels.GatherPrefetchAhead)),
         };
         Gather(refPtr, 0);
-        string check = Check(variants, reference, output);
+        string check = Check(variants.Where(v => !v.Name.StartsWith("bf16", StringComparison.Ordinal)).ToList(), reference, output);
+        GatherBf16(bf16Output, RowKernels.GatherPrefetchAhead);
+        check += bf16Output.AsSpan().SequenceEqual(bf16Reference) ? "; the bf16 kernel's output is the same bytes with and without its prefetch"
+            : "; DIFFERS: the bf16 kernel with its prefetch";
         if (settings.Variants is { } only)
             variants = only.Split(',').Select(int.Parse).Select(i => variants[i]).ToList();
         var (times, cpu) = TimeWithCpu(variants, rounds);

@@ -176,7 +176,8 @@ internal static class FusedMemoryGather
                                 else if (src16 == null)
                                     RowKernels.WeightedBagSum(src, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), bias);
                                 else if (bias != null)
-                                    EncoderKernels.BagSumBf16(src16, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), bias);
+                                    EncoderKernels.BagSumBf16(src16, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), bias,
+                                        ahead, i + 1 < end ? 2 * k : k);
                                 else
                                     Bf16Gather.WeightedBagSum(src16, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), 512);
                             }

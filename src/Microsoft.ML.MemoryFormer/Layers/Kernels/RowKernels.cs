@@ -188,7 +188,7 @@ internal static unsafe class RowKernels
 
     /// <summary>Every 64-byte line of a row of <paramref name="bytes"/>, into L2 (or L1).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchRow(byte* p, int bytes, bool l1)
+    internal static void PrefetchRow(byte* p, int bytes, bool l1)
     {
         if (l1)
         {

@@ -9,7 +9,7 @@ namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 
 /// <summary>
 /// The training kernels' prefetches into L2: the token-major forward gather's rows (<see cref="KernelSettings.PrefetchGatherRows"/>,
-/// <see cref="RowKernels.WeightedBagSumPrefetched"/>) and the fused update's table and moment rows (<see cref="KernelSettings.PrefetchUpdateRows"/>):
+/// <see cref="RowKernels.WeightedBagSumPrefetched"/>, and over bf16 table copies <see cref="EncoderKernels.BagSumBf16"/>) and the fused update's table and moment rows (<see cref="KernelSettings.PrefetchUpdateRows"/>):
 /// hints only, so the same bytes as without them, kernel by kernel and over training steps.
 /// </summary>
 public class GatherPrefetchTests
@@ -43,6 +43,33 @@ public class GatherPrefetchTests
             }
         }
         Assert.True(plain.AsSpan().SequenceEqual(prefetched), "the prefetching kernel changed a value");
+        Assert.Contains(plain, v => v != 0f);
+    }
+
+    [Theory]
+    [InlineData(160)]                                                    // 128 + one 32-column step
+    [InlineData(512)]
+    public unsafe void The_bf16_kernel_gives_the_same_bytes_with_and_without_its_prefetch(int h)
+    {
+        const int rowCount = 100, tokens = 4, k = 12;
+        var rng = new Random(h);
+        var table = Enumerable.Range(0, rowCount * h).Select(_ => (ushort)(BitConverter.SingleToUInt32Bits((float)(rng.NextDouble() - 0.5)) >> 16)).ToArray();
+        var bias = Enumerable.Range(0, h).Select(_ => (float)rng.NextDouble()).ToArray();
+        var rows = Enumerable.Range(0, tokens * k).Select(_ => rng.Next(rowCount)).ToArray();
+        var weights = Enumerable.Range(0, tokens * k).Select(_ => (float)rng.NextDouble()).ToArray();
+        var plain = new float[tokens * h];
+        var prefetched = new float[tokens * h];
+        fixed (ushort* t = table)
+        fixed (float* b = bias, w = weights, p = plain, q = prefetched)
+        fixed (int* r = rows)
+        {
+            for (int i = 0; i < tokens; i++)
+            {
+                EncoderKernels.BagSumBf16(t, h, r + (i * k), w + (i * k), k, p + (i * h), b);
+                EncoderKernels.BagSumBf16(t, h, r + (i * k), w + (i * k), k, q + (i * h), b, RowKernels.GatherPrefetchAhead, i + 1 < tokens ? 2 * k : k);
+            }
+        }
+        Assert.True(plain.AsSpan().SequenceEqual(prefetched), "the prefetch changed a value");
         Assert.Contains(plain, v => v != 0f);
     }
 
@@ -84,12 +111,13 @@ public class GatherPrefetchTests
     }
 
     [Theory]
-    [InlineData(MomentPrecision.Float32)]
-    [InlineData(MomentPrecision.BFloat16)]
-    public void Training_steps_give_the_same_bytes_with_and_without_both_prefetches(MomentPrecision moments)
+    [InlineData(MomentPrecision.Float32, false)]
+    [InlineData(MomentPrecision.BFloat16, false)]
+    [InlineData(MomentPrecision.BFloat16, true)]                          // mixed precision: the forward reads bf16 table copies
+    public void Training_steps_give_the_same_bytes_with_and_without_both_prefetches(MomentPrecision moments, bool bf16Tables)
     {
-        var off = Train(prefetch: false, moments);
-        var on = Train(prefetch: true, moments);
+        var off = Train(prefetch: false, moments, bf16Tables);
+        var on = Train(prefetch: true, moments, bf16Tables);
         Assert.Equal(off.Losses, on.Losses);
         Assert.Equal(off.Parameters.Length, on.Parameters.Length);
         for (int i = 0; i < off.Parameters.Length; i++)
@@ -98,11 +126,15 @@ public class GatherPrefetchTests
 
     /// <summary>Three steps of a d = 256 model (tables 256 and 320 wide, small: the token-major forward; PreviousStep clipping: the
     /// update fused into the row pass); every parameter's bytes and the losses.</summary>
-    private static (byte[][] Parameters, IReadOnlyList<double> Losses) Train(bool prefetch, MomentPrecision moments)
+    private static (byte[][] Parameters, IReadOnlyList<double> Losses) Train(bool prefetch, MomentPrecision moments, bool bf16Tables)
     {
         byte[][] parameters = [];
         IReadOnlyList<double> losses = [];
-        KernelSettings.Current.With(k => k.PrefetchGatherRows = k.PrefetchUpdateRows = prefetch, () =>
+        KernelSettings.Current.With(k =>
+        {
+            k.PrefetchGatherRows = k.PrefetchUpdateRows = prefetch;
+            k.Bf16ForwardTables = bf16Tables;
+        }, () =>
         {
             random.manual_seed(4);
             var config = MemoryFormerConfig.Nano with { Width = 256, Heads = 2, BitsPerChunk = 4, Layers = 1, ContextLength = 16 };
