@@ -109,13 +109,25 @@ internal sealed class KernelSettings
     /// counter can be read. Off by default (docs/benchmarks.md, "Mixed-precision training").</summary>
     public bool Bf16ForwardTables { get; set; }
 
+    /// <summary>Whether the fp32 token-major forward gather (<c>Layers/Kernels/RowKernels.cs</c>, <c>WeightedBagSumPrefetched</c>) asks for
+    /// the whole table row <see cref="Layers.Kernels.RowKernels.GatherPrefetchAhead"/> hits ahead into L2 (<c>prefetcht1</c>) during its
+    /// first column pass, the next token's rows included, as the decode gathers do with theirs: the rows are scattered, so the hardware
+    /// prefetcher cannot guess them. The same for the bf16 table copies of <see cref="Bf16ForwardTables"/> (<c>EncoderKernels.BagSumBf16</c>).
+    /// Same results either way (a hint only); off for <c>perf</c> to time it.</summary>
+    public bool PrefetchGatherRows { get; set; } = true;
+
+    /// <summary>Whether the table update fused into the row pass (<see cref="FusedTableUpdate"/>, <c>Layers/Kernels/TableGradientPass.cs</c>)
+    /// asks for the table, m and v rows <see cref="Layers.Kernels.TableGradientPass.UpdatePrefetchAhead"/> rows ahead into L2
+    /// (<c>prefetcht1</c>). Same results either way (a hint only); off for <c>perf</c> to time it.</summary>
+    public bool PrefetchUpdateRows { get; set; } = true;
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows);
         try
         {
             change(this);
@@ -124,7 +136,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows) = saved;
         }
     }
 }

@@ -20,9 +20,14 @@ internal sealed unsafe class LayerPhases : IDisposable
     public const string WholeRatio = "before ÷ after, whole call (TiledSharedForward off ÷ on)";
     public const string GatherRatio = "before ÷ after, gather forward";
     public const string SweepRatio = "AdamW sweep alone, rows of h ÷ the same elements as rows of 4h";
+    public const string PrefetchWholeRatio = "before ÷ after, whole call (PrefetchGatherRows off ÷ on)";
+    public const string UpdatePrefetchRatio = "before ÷ after, row pass + fused AdamW (PrefetchUpdateRows off ÷ on)";
+    public const string BothWholeRatio = "before ÷ after, whole call (both prefetches off ÷ on)";
+    public const string PrefetchGatherRatio = "before ÷ after, token-major gather forward (PrefetchGatherRows off ÷ on)";
 
     /// <summary>The rows of the before/after table: median of per-round ratios (lowest–highest).</summary>
-    public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio];
+    public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio, PrefetchWholeRatio, PrefetchGatherRatio, UpdatePrefetchRatio, BothWholeRatio];
+
     public const string Tiled = "  tiled kernel forced (where TiledGather.Pays)";
     public const string RowCopy = "  of it: int64 → int32 row copy";
     public const string Sort = "hit sort (chunked, shared by the tables)";
@@ -102,9 +107,26 @@ internal sealed unsafe class LayerPhases : IDisposable
         var tables = layers.Select(l => (Tensor)l.Table).ToArray();
         var biases = layers.Select(l => (Tensor)l.Bias).ToArray();
         void Forward() { using var s = NewDisposeScope(); using var g = no_grad(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, null, biases); }
-        return new Dictionary<string, string> { [WholeRatio] = Ratio(WholeCall, rounds), [GatherRatio] = Ratio(Forward, rounds),
-            [SweepRatio] = Pair(SweepAlone, () => SweepWide(4), rounds) };
+        var ratios = new Dictionary<string, string> { [WholeRatio] = Ratio(WholeCall, rounds), [GatherRatio] = Ratio(Forward, rounds),
+            [SweepRatio] = Pair(SweepAlone, () => SweepWide(4), rounds),
+            [PrefetchWholeRatio] = Switched(c => c.PrefetchGatherRows = false, c => c.PrefetchGatherRows = true, WholeCall, rounds),
+            [PrefetchGatherRatio] = Switched(TokenMajorWith(false), TokenMajorWith(true), Forward, rounds) };
+        ratios[UpdatePrefetchRatio] = Switched(c => c.PrefetchUpdateRows = false, c => c.PrefetchUpdateRows = true, RowPassWithUpdate, rounds);
+        ratios[BothWholeRatio] = Switched(c => c.PrefetchUpdateRows = c.PrefetchGatherRows = false, c => c.PrefetchUpdateRows = c.PrefetchGatherRows = true,
+            WholeCall, rounds);
+        return ratios;
     }
+
+    /// <summary>Before ÷ after of <paramref name="body"/> with the switches set by <paramref name="before"/> and <paramref name="after"/>.</summary>
+    private static string Switched(Action<KernelSettings> before, Action<KernelSettings> after, Action body, int rounds) =>
+        Pair(() => KernelSettings.Current.With(before, body), () => KernelSettings.Current.With(after, body), rounds);
+
+    /// <summary>The token-major forward forced (TiledForwardMinTableBytes past any table), its prefetch as <paramref name="prefetch"/>.</summary>
+    private static Action<KernelSettings> TokenMajorWith(bool prefetch) => c =>
+    {
+        c.TiledForwardMinTableBytes = long.MaxValue;
+        c.PrefetchGatherRows = prefetch;
+    };
 
     private static string Ratio(Action after, int rounds) => Pair(() => Unsharing(after), after, rounds);
 

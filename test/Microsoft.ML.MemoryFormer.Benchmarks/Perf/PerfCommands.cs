@@ -23,6 +23,7 @@ internal static class PerfCommands
             perf.AddCommand<CheckpointCommand>("checkpoint").WithDescription("Write and resume a training checkpoint: size, time, peak memory.");
             perf.AddCommand<OpenMPCommand>("openmp").WithDescription("What idle OpenMP workers spinning after a torch op cost the managed kernels.");
             perf.AddCommand<ProbeCommand>("probe").WithDescription("Issue 16 probe: hits on 1/8/33.5 MB tables; blocked column-tiled gather vs today's kernel.");
+            perf.AddCommand<GatherPrefetchProbeCommand>("probe-gather-prefetch").WithDescription("Issue 16: the token-major forward gather alone, without and with whole rows prefetched a few hits ahead (L2 or L1), interleaved.");
             perf.AddCommand<RowPassProbeCommand>("probe-rowpass").WithDescription("Issue 16: the backward row pass alone, today vs variants, interleaved.");
             perf.AddCommand<Bf16ForwardProbeCommand>("probe-bf16fwd").WithDescription("Issue 16: the training forward over the fp32 table vs its bf16 copy, tiled and token-major, CPU time and wall time.");
             perf.AddCommand<ForwardProbeCommand>("probe-forward").WithDescription("Issue 16: the forward gather, today's kernel vs 16-column tiles in an L2 scratch, interleaved.");

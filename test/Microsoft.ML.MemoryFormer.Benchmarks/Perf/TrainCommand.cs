@@ -28,6 +28,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "(Global clip, the table update after the backward), mf-bf16, mf-blocked (blocked table gradient on), mf-fused (= mf), " +
             "dense-torchnorm and mf-torchnorm (RMSNorm and rotary as torch ops instead of the managed passes), mf-untiled (KernelSettings.TiledForward off), " +
             "mf-unshared (KernelSettings.TiledSharedForward off: the shared Q/K/V forward tiled only when each table holds 16 MB), " +
+            "mf-noprefetch (KernelSettings.PrefetchGatherRows and PrefetchUpdateRows off: no L2 prefetch in the token-major forward nor the fused update), " +
+            "mf-mixed-noprefetch (mf-mixed with both off), " +
             "dense-fattn and mf-fattn (the managed causal attention, opt-in, instead of libtorch's scaled_dot_product_attention), dense-sdpa and mf-sdpa (SDPA set explicitly), " +
             "mf-bf16rows (Bf16GradientRows on), dense-bf16 (the dense Linear layers in bf16 with fp32 masters, autocast-style: KernelSettings.Bf16DenseLinear), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
@@ -74,6 +76,14 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         new("mf-fp32rows", "MemoryFormer, row pass reads fp32 ∂L/∂y (Bf16GradientRows off)", TransformerKind.MemoryFormer, Bf16Rows: false),
         new("mf-unshared", "MemoryFormer, each Q/K/V table gated alone for the tiled forward (TiledSharedForward off, before 2026-12-06 04:00)",
             TransformerKind.MemoryFormer, Tweak: k => k.TiledSharedForward = false),
+        new("mf-noprefetch", "MemoryFormer, no L2 prefetch in the token-major forward gather nor the fused update (PrefetchGatherRows and PrefetchUpdateRows off, before 2026-12-06 06:00)",
+            TransformerKind.MemoryFormer, Tweak: k => k.PrefetchGatherRows = k.PrefetchUpdateRows = false),
+        new("mf-mixed-noprefetch", "MemoryFormer, both bf16 switches, no L2 prefetch (PrefetchGatherRows and PrefetchUpdateRows off)", TransformerKind.MemoryFormer,
+            Bf16Rows: true, Tweak: k =>
+            {
+                k.Bf16ForwardTables = true;
+                k.PrefetchGatherRows = k.PrefetchUpdateRows = false;
+            }),
         new("dense-bf16", "dense, Linear layers in bf16 with fp32 masters (Bf16DenseLinear on)", TransformerKind.Dense, Tweak: k => k.Bf16DenseLinear = true),
         new("mf-bf16fwd", "MemoryFormer, forward reads a bf16 copy of the tables (Bf16ForwardTables on)", TransformerKind.MemoryFormer,
             Tweak: k => k.Bf16ForwardTables = true),

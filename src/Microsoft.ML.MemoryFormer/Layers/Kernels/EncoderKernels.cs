@@ -161,10 +161,12 @@ internal static unsafe class EncoderKernels
     /// dst = init + Σ_j w[j] · t[idx[j], :] over a bf16 table copy (<see cref="Bf16Matrix"/>), each value widened to fp32
     /// in registers and accumulated in fp32 (the bias added last): half the bytes of <see cref="BagSum"/>. With AVX-512, 128
     /// columns at a time as 4 pairs of registers (even columns by a shift, odd by a mask, as <see cref="Bf16Gather"/>),
-    /// then 32 at a time, so the 160-wide ML₁ row needs no scalar tail.
+    /// then 32 at a time, so the 160-wide ML₁ row needs no scalar tail. With <paramref name="ahead"/> &gt; 0 the first pass also asks
+    /// for the whole row that many hits ahead into L2, reading entries of <paramref name="idx"/> below <paramref name="visible"/> (past
+    /// <paramref name="count"/>: the next token's rows), as <see cref="RowKernels.WeightedBagSumPrefetched"/> does: a hint, the same bits.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void BagSumBf16(ushort* t, int h, int* idx, float* w, int count, float* dst, float* init)
+    public static void BagSumBf16(ushort* t, int h, int* idx, float* w, int count, float* dst, float* init, int ahead = 0, int visible = 0)
     {
         if (!Avx512F.IsSupported)
         {
@@ -175,12 +177,15 @@ internal static unsafe class EncoderKernels
         var high = Vector512.Create(0xFFFF0000u);
         var lower = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
         var upper = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-        int c = 0;
+        int c = 0, rowBytes = h * sizeof(ushort);
         for (; c + 128 <= h; c += 128)
         {
             Vector512<float> e0 = Vector512<float>.Zero, e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+            int limit = c == 0 && ahead > 0 && Sse.IsSupported ? visible - ahead : 0;   // rows to prefetch: first pass only
             for (int j = 0; j < count; j++)
             {
+                if (j < limit)
+                    RowKernels.PrefetchRow((byte*)(t + ((long)idx[j + ahead] * h)), rowBytes, l1: false);
                 uint* r = (uint*)(t + ((long)idx[j] * h) + c);
                 var wj = Vector512.Create(w[j]);
                 Vector512<uint> p0 = Vector512.Load(r), p1 = Vector512.Load(r + 16), p2 = Vector512.Load(r + 32), p3 = Vector512.Load(r + 48);

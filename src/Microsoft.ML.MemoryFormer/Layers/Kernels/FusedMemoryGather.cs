@@ -15,7 +15,7 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <para>The forward runs managed SIMD kernels: for a batch that hits each table row about four times or more, on
 /// tables each at least <see cref="KernelSettings.TiledForwardMinTableBytes"/> large (or several tables that large together,
 /// <see cref="KernelSettings.TiledSharedForward"/>), <see cref="TiledGather"/> (16-column tiles of the table served from L2, threads owning output tiles); otherwise
-/// <see cref="RowKernels"/>, parallel over tokens. Both give the same values (see <see cref="TiledGather"/>). With
+/// <see cref="RowKernels"/>, parallel over tokens, asking for the rows a few hits ahead into L2 (<see cref="KernelSettings.PrefetchGatherRows"/>). Both give the same values (see <see cref="TiledGather"/>). With
 /// <see cref="KernelSettings.Bf16ForwardTables"/> a forward that a backward can follow reads each table's bf16 copy instead
 /// (<see cref="Bf16TableCopy"/>): <see cref="Bf16TiledGather"/> (32-column bf16 tiles) or <see cref="EncoderKernels.BagSumBf16"/>.</para>
 /// <para>Backward, following the official code's <c>WeightedVectorGatherAdd.backward</c>
@@ -157,6 +157,8 @@ internal static class FusedMemoryGather
                     TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, TiledGather.Plan.Default, table16);
             }
             else
+            {
+                int ahead = settings.PrefetchGatherRows ? RowKernels.GatherPrefetchAhead : 0;
                 KernelParallel.For(n, work, (start, end) =>
                 {
                     fixed (int* r = rows32.Array)
@@ -168,16 +170,21 @@ internal static class FusedMemoryGather
                             ushort* src16 = (ushort*)table16[t];
                             for (int i = start; i < end; i++)
                             {
-                                if (src16 == null)
+                                if (src16 == null && ahead > 0)                  // the next token's rows are prefetched too
+                                    RowKernels.WeightedBagSumPrefetched(src, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), bias,
+                                        ahead, i + 1 < end ? 2 * k : k);
+                                else if (src16 == null)
                                     RowKernels.WeightedBagSum(src, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), bias);
                                 else if (bias != null)
-                                    EncoderKernels.BagSumBf16(src16, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), bias);
+                                    EncoderKernels.BagSumBf16(src16, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), bias,
+                                        ahead, i + 1 < end ? 2 * k : k);
                                 else
                                     Bf16Gather.WeightedBagSum(src16, h, r + ((long)i * k), wp + ((long)i * k), k, dst + ((long)i * h), 512);
                             }
                         }
                     }
                 });
+            }
 
             if (!sinks.BackwardPossible)
             {

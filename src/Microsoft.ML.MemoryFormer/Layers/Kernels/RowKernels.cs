@@ -14,8 +14,8 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// The bag sum keeps a 64-column tile of the output in eight AVX registers while it walks the whole bag, so each
 /// output value is written once per token instead of once per chunk (the naive kernel that re-read and re-wrote
 /// the output row per chunk was several times slower than EmbeddingBag). With AVX-512 the tile is 256 columns in
-/// sixteen registers. Tried and dropped: software prefetch of the row a few hits ahead and a row-at-a-time loop with the
-/// output row in L1 (neither was faster). Without 256-bit hardware it falls back to <see cref="Vector{T}"/> with the
+/// sixteen registers. <see cref="WeightedBagSumPrefetched"/> asks for whole rows a few hits ahead into L2 (into L1 it had
+/// shown no gain; a row-at-a-time loop with the output row in L1 was not faster either). Without 256-bit hardware it falls back to <see cref="Vector{T}"/> with the
 /// same structure. Accumulation is fp32 (the official fp16 CUDA kernel accumulates in half precision).
 /// </remarks>
 internal static unsafe class RowKernels
@@ -107,17 +107,21 @@ internal static unsafe class RowKernels
 
     /// <summary>AVX-512: a 256-column tile in sixteen of the 32 registers, so h = 512 takes two passes per token.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void WeightedBagSum512(float* src, int h, int* idx, float* w, int count, float* dst, float* init)
+    private static void WeightedBagSum512(float* src, int h, int* idx, float* w, int count, float* dst, float* init, int ahead = 0, int visible = 0)
     {
-        int c = 0;
+        int c = 0, rowBytes = h * sizeof(float);
+        bool l1 = PrefetchIntoL1;
         for (; c + Tile512 <= h; c += Tile512)
         {
             Vector512<float> a0 = Start512(init, c), a1 = Start512(init, c + 16), a2 = Start512(init, c + 32), a3 = Start512(init, c + 48),
                 a4 = Start512(init, c + 64), a5 = Start512(init, c + 80), a6 = Start512(init, c + 96), a7 = Start512(init, c + 112),
                 a8 = Start512(init, c + 128), a9 = Start512(init, c + 144), a10 = Start512(init, c + 160), a11 = Start512(init, c + 176),
                 a12 = Start512(init, c + 192), a13 = Start512(init, c + 208), a14 = Start512(init, c + 224), a15 = Start512(init, c + 240);
+            int limit = c == 0 && ahead > 0 ? visible - ahead : 0;       // rows to prefetch: first pass only
             for (int j = 0; j < count; j++)
             {
+                if (j < limit)
+                    PrefetchRow((byte*)(src + ((long)idx[j + ahead] * h)), rowBytes, l1);
                 float* r = src + ((long)idx[j] * h) + c;
                 var wj = Vector512.Create(w[j]);
                 a0 = Mul512(Vector512.Load(r + 0), wj, a0);
@@ -157,6 +161,43 @@ internal static unsafe class RowKernels
         }
         if (c < h)
             WeightedBagSum256(src, h, idx, w, count, dst, init, c);
+    }
+
+    /// <summary>Hits ahead whose whole row <see cref="WeightedBagSumPrefetched"/> asks for (<c>perf probe-gather-prefetch</c>: 8 and 16
+    /// alike, 4 a little slower).</summary>
+    public const int GatherPrefetchAhead = 8;
+
+    /// <summary>Whether <see cref="WeightedBagSumPrefetched"/> prefetches into L1 (<c>prefetcht0</c>) instead of L2; a probe knob:
+    /// into L1 it gained little or nothing (<c>perf probe-gather-prefetch</c>).</summary>
+    internal static bool PrefetchIntoL1 { get; set; }
+
+    /// <summary>
+    /// <see cref="WeightedBagSum"/> that also asks for the whole row <paramref name="ahead"/> hits ahead into L2 (<c>prefetcht1</c>)
+    /// during its first column pass: entries of <paramref name="idx"/> below <paramref name="visible"/> (≥ <paramref name="count"/>;
+    /// past count, the next token's rows) are read for that. The rows are scattered, so the hardware prefetcher cannot guess them,
+    /// and with AVX-512 a 512-wide row is read in two passes of 256 columns, the second from L2. Same bits (a hint only); widths
+    /// below 256 or no AVX-512 run <see cref="WeightedBagSum"/> as it is.
+    /// </summary>
+    public static void WeightedBagSumPrefetched(float* src, int h, int* idx, float* w, int count, float* dst, float* init, int ahead, int visible)
+    {
+        if (Vector512.IsHardwareAccelerated && Sse.IsSupported && h >= Tile512)
+            WeightedBagSum512(src, h, idx, w, count, dst, init, ahead, visible);
+        else
+            WeightedBagSum(src, h, idx, w, count, dst, init);
+    }
+
+    /// <summary>Every 64-byte line of a row of <paramref name="bytes"/>, into L2 (or L1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void PrefetchRow(byte* p, int bytes, bool l1)
+    {
+        if (l1)
+        {
+            for (int l = 0; l < bytes; l += 64)
+                Sse.Prefetch0(p + l);
+            return;
+        }
+        for (int l = 0; l < bytes; l += 64)
+            Sse.Prefetch1(p + l);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -118,11 +118,14 @@ internal static unsafe class TableGradientPass
             fixed (float* buffer = row)
             {
                 float* g = buffer, rounding = buffer + h + 16;
+                int ahead = Sse.IsSupported && KernelSettings.Current.PrefetchUpdateRows ? UpdatePrefetchAhead : 0;
                 for (int r = start; r < end; r++)
                 {
                     long o = (long)r * h;
                     if (prefetch && r + 1 < end)
                         pass.Prefetch(r + 1);
+                    if (ahead > 0 && r + ahead < end)
+                        PrefetchUpdateRows(pass, step, o + ((long)ahead * h), h);
                     squares[r] = pass.Write(r, g, cached: true, rounding);
                     if (step.Bf16)                                               // the optimizer's own bf16 step: same index and salt, same bits
                         Bf16Moments.UpdateRow((float*)pass.Table + o, g, (ushort*)step.ExpAvg + o, (ushort*)step.ExpAvgSq + o, h, step.Coefficients, o, step.Salt);
@@ -134,6 +137,30 @@ internal static unsafe class TableGradientPass
             }
         });
         return SumInOrder(squares, rowCount);
+    }
+
+    /// <summary>Table rows ahead whose table, m and v rows <see cref="UpdateAll"/> asks for (<see cref="KernelSettings.PrefetchUpdateRows"/>;
+    /// <c>perf profile-phases</c>: 1, 2, 4 and 8 alike).</summary>
+    public const int UpdatePrefetchAhead = 2;
+
+    /// <summary>
+    /// Asks for the table row at element <paramref name="o"/> and its two moments' rows into L2 (<c>prefetcht1</c>): the fused update
+    /// reads and writes all three for every row, and the row pass's random ∂L/∂y reads in between keep the hardware prefetcher from
+    /// running ahead on them. Into L1 (<c>prefetcht0</c>) this had shown nothing (docs/benchmarks.md, "Memory Layers at d = 256").
+    /// A hint only: the same results.
+    /// </summary>
+    private static void PrefetchUpdateRows(RowPass pass, BlockedTableGradient.FusedStep step, long o, int h)
+    {
+        byte* p = (byte*)((float*)pass.Table + o);
+        for (int l = 0; l < h * sizeof(float); l += 64)
+            Sse.Prefetch1(p + l);
+        int momentBytes = step.Bf16 ? sizeof(ushort) : sizeof(float);
+        byte* m = (byte*)step.ExpAvg + (o * momentBytes), v = (byte*)step.ExpAvgSq + (o * momentBytes);
+        for (int l = 0; l < h * momentBytes; l += 64)
+        {
+            Sse.Prefetch1(m + l);
+            Sse.Prefetch1(v + l);
+        }
     }
 
     /// <summary>Σ values[0..count) in index order, then returns the pooled array: the thread-independent reduction.</summary>
