@@ -45,4 +45,36 @@ public class FusedNormAndRotaryModelTests
             Assert.True(allclose(fusedGrads[i], referenceGrads[i], 1e-3, 1e-5),
                 $"parameter {i} gradient differs by {(fusedGrads[i] - referenceGrads[i]).abs().max().item<float>()}");
     }
+
+    // KernelSettings.StridedRotaryGradient: the rotary backward reads SDPA's token-major ∂L/∂q, ∂L/∂k in place instead of a
+    // contiguous copy; every parameter gradient keeps its bits.
+    [Theory]
+    [InlineData(TransformerKind.Dense)]
+    [InlineData(TransformerKind.MemoryFormer)]
+    public void Reading_the_attention_gradient_in_place_keeps_every_gradient_bit(TransformerKind kind)
+    {
+        random.manual_seed(22);
+        var config = MemoryFormerConfig.Nano with { Kind = kind, Width = 64, Heads = 2, BitsPerChunk = 4, RotaryFraction = 0.5, VocabularySize = 40, ContextLength = 32 };
+        using var model = new LanguageModel(config);
+        model.train();
+        var windows = randint(0, 40, [4, 33], generator: new Generator(6));
+        byte[][] Grads(bool strided)
+        {
+            byte[][] grads = [];
+            KernelSettings.Current.With(k => k.StridedRotaryGradient = strided, () =>
+            {
+                model.zero_grad();
+                var logits = model.call(windows.narrow(1, 0, 32));                      // [B, T, V]
+                F.cross_entropy(logits.reshape(-1, 40), windows.narrow(1, 1, 32).reshape(-1)).backward();
+                grads = model.parameters().Select(p => p.grad is null ? [] : p.grad.contiguous().bytes.ToArray()).ToArray();
+            });
+            return grads;
+        }
+
+        var inPlace = Grads(strided: true);
+        var copied = Grads(strided: false);
+        Assert.Equal(copied.Length, inPlace.Length);
+        for (int i = 0; i < inPlace.Length; i++)
+            Assert.True(copied[i].AsSpan().SequenceEqual(inPlace[i]), $"parameter {i}'s gradient bits differ");
+    }
 }
