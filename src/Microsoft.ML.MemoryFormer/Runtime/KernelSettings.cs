@@ -114,13 +114,18 @@ internal sealed class KernelSettings
     /// before 2026-12-06). The same values either way; <c>perf train</c> times it off as dense-rotcopy and mf-rotcopy.</summary>
     public bool StridedRotaryGradient { get; set; } = true;
 
+    /// <summary>Whether self-attention copies the heads' outputs into a reused kernel block while a training runs
+    /// (<c>Layers/SelfAttention.cs</c>, <c>TokenMajor</c>); off lets <c>reshape</c> copy them into fresh memory (the path before
+    /// 2026-12-06). The same values either way; <c>perf train</c> times both of this session's switches off as dense-copies and mf-copies.</summary>
+    public bool PooledAttentionOutput { get; set; } = true;
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, StridedRotaryGradient);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, StridedRotaryGradient, PooledAttentionOutput);
         try
         {
             change(this);
@@ -129,7 +134,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, StridedRotaryGradient) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, StridedRotaryGradient, PooledAttentionOutput) = saved;
         }
     }
 }

@@ -1,4 +1,5 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Runtime;
 using static TorchSharp.torch;
@@ -47,34 +48,37 @@ public class FusedNormAndRotaryModelTests
     }
 
     // KernelSettings.StridedRotaryGradient: the rotary backward reads SDPA's token-major ∂L/∂q, ∂L/∂k in place instead of a
-    // contiguous copy; every parameter gradient keeps its bits.
+    // contiguous copy; PooledAttentionOutput: the heads' outputs are copied into a reused kernel block (a training runs) instead
+    // of fresh memory. The loss and every parameter gradient keep their bits.
     [Theory]
     [InlineData(TransformerKind.Dense)]
     [InlineData(TransformerKind.MemoryFormer)]
-    public void Reading_the_attention_gradient_in_place_keeps_every_gradient_bit(TransformerKind kind)
+    public void Attention_without_fresh_copies_keeps_the_loss_and_every_gradient_bit(TransformerKind kind)
     {
         random.manual_seed(22);
         var config = MemoryFormerConfig.Nano with { Kind = kind, Width = 64, Heads = 2, BitsPerChunk = 4, RotaryFraction = 0.5, VocabularySize = 40, ContextLength = 32 };
         using var model = new LanguageModel(config);
         model.train();
         var windows = randint(0, 40, [4, 33], generator: new Generator(6));
-        byte[][] Grads(bool strided)
+        using var training = KernelBuffers.Training();                                 // kernel blocks are reused only while a training runs
+        byte[][] Grads(bool lean)
         {
             byte[][] grads = [];
-            KernelSettings.Current.With(k => k.StridedRotaryGradient = strided, () =>
+            KernelSettings.Current.With(k => (k.StridedRotaryGradient, k.PooledAttentionOutput) = (lean, lean), () =>
             {
                 model.zero_grad();
                 var logits = model.call(windows.narrow(1, 0, 32));                      // [B, T, V]
-                F.cross_entropy(logits.reshape(-1, 40), windows.narrow(1, 1, 32).reshape(-1)).backward();
-                grads = model.parameters().Select(p => p.grad is null ? [] : p.grad.contiguous().bytes.ToArray()).ToArray();
+                var loss = F.cross_entropy(logits.reshape(-1, 40), windows.narrow(1, 1, 32).reshape(-1));
+                loss.backward();
+                grads = [loss.detach().bytes.ToArray(), .. model.parameters().Select(p => p.grad is null ? [] : p.grad.contiguous().bytes.ToArray())];
             });
             return grads;
         }
 
-        var inPlace = Grads(strided: true);
-        var copied = Grads(strided: false);
+        var inPlace = Grads(lean: true);
+        var copied = Grads(lean: false);
         Assert.Equal(copied.Length, inPlace.Length);
         for (int i = 0; i < inPlace.Length; i++)
-            Assert.True(copied[i].AsSpan().SequenceEqual(inPlace[i]), $"parameter {i}'s gradient bits differ");
+            Assert.True(copied[i].AsSpan().SequenceEqual(inPlace[i]), i == 0 ? "the loss's bits differ" : $"parameter {i - 1}'s gradient bits differ");
     }
 }
