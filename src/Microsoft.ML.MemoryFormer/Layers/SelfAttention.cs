@@ -57,7 +57,7 @@ internal sealed class SelfAttention : nn.Module
         var y = UsesFusedAttention(q, k, v, causalFlag && cache is null)
             ? Kernels.FusedCausalAttention.Apply(q, k, v)                        // [B, H, T, hd], token-major storage
             : F.scaled_dot_product_attention(q, k, v, mask, 0.0, causalFlag);   // [B, H, T, hd]
-        y = y.transpose(1, 2).reshape(b, t, heads * headWidth);                 // [B, T, d]
+        y = TokenMajor(y.transpose(1, 2), b, t);                                // [B, T, d]
         return output is null ? y : DenseLinear.Apply(output, y);
     }
 
@@ -68,6 +68,22 @@ internal sealed class SelfAttention : nn.Module
         var settings = Runtime.KernelSettings.Current;
         return plainCausal && settings.UseFusedKernels && settings.FusedCausalAttention && is_grad_enabled()
             && (q.requires_grad || k.requires_grad || v.requires_grad) && Kernels.FusedCausalAttention.IsSupported(q, k, v);
+    }
+
+    /// <summary>
+    /// The heads' outputs [B, T, H, hd] as one [B, T, d]. libtorch's CPU scaled_dot_product_attention returns head-major
+    /// storage, so this is a copy; while a training runs it goes into a reused kernel block (<see cref="Kernels.KernelBuffers"/>)
+    /// instead of the fresh memory <c>reshape</c> would allocate (6 × 4 MB a d = 512 step). The same values, and the same
+    /// gradient for y: the copy's backward hands ∂L/∂out on unchanged, as the reshape's view did.
+    /// </summary>
+    private Tensor TokenMajor(Tensor y, long b, long t)
+    {
+        if (y.is_contiguous() || !Runtime.KernelSettings.Current.PooledAttentionOutput || !Kernels.TensorMemory.IsCpuFloat32(y)
+            || !Kernels.KernelBuffers.Reusing)
+            return y.reshape(b, t, heads * headWidth);
+        var output = Kernels.KernelBuffers.Empty(y.shape);                     // [B, T, H, hd]
+        output.copy_(y);                                                        // recorded by autograd when y needs a gradient
+        return output.view(b, t, heads * headWidth);
     }
 
     private Tensor SplitHeads(Tensor x, long b, long t) =>

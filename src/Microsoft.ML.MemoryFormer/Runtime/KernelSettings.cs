@@ -121,13 +121,23 @@ internal sealed class KernelSettings
     /// (<c>prefetcht1</c>). Same results either way (a hint only); off for <c>perf</c> to time it.</summary>
     public bool PrefetchUpdateRows { get; set; } = true;
 
+    /// <summary>Whether the managed rotary's backward reads ∂L/∂y where libtorch's CPU attention left it, a [B, H, T, hd] view of
+    /// token-major storage (<c>Layers/Kernels/FusedRotary.cs</c>); off copies it to a contiguous tensor first (fresh memory, the path
+    /// before 2026-12-06). The same values either way; <c>perf train</c> times it off as dense-rotcopy and mf-rotcopy.</summary>
+    public bool StridedRotaryGradient { get; set; } = true;
+
+    /// <summary>Whether self-attention copies the heads' outputs into a reused kernel block while a training runs
+    /// (<c>Layers/SelfAttention.cs</c>, <c>TokenMajor</c>); off lets <c>reshape</c> copy them into fresh memory (the path before
+    /// 2026-12-06). The same values either way; <c>perf train</c> times both of this session's switches off as dense-copies and mf-copies.</summary>
+    public bool PooledAttentionOutput { get; set; } = true;
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput);
         try
         {
             change(this);
@@ -136,7 +146,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput) = saved;
         }
     }
 }

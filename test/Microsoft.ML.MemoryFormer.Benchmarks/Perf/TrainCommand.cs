@@ -31,6 +31,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "mf-noprefetch (KernelSettings.PrefetchGatherRows and PrefetchUpdateRows off: no L2 prefetch in the token-major forward nor the fused update), " +
             "mf-mixed-noprefetch (mf-mixed with both off), " +
             "dense-fattn and mf-fattn (the managed causal attention, opt-in, instead of libtorch's scaled_dot_product_attention), dense-sdpa and mf-sdpa (SDPA set explicitly), " +
+            "dense-rotcopy and mf-rotcopy (KernelSettings.StridedRotaryGradient off: the rotary backward copies ∂L/∂y to contiguous memory first), " +
+            "dense-copies and mf-copies (that and KernelSettings.PooledAttentionOutput off: the attention output's copy in fresh memory too), " +
             "mf-bf16rows (Bf16GradientRows on), dense-bf16 (the dense Linear layers in bf16 with fp32 masters, autocast-style: KernelSettings.Bf16DenseLinear), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
@@ -95,6 +97,14 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             FusedAttention: true, Tweak: k => k.Bf16DenseLinear = true),
         new("dense-fattn", "dense, the managed causal attention (opt-in)", TransformerKind.Dense, FusedAttention: true),
         new("mf-fattn", "MemoryFormer, the managed causal attention (opt-in)", TransformerKind.MemoryFormer, FusedAttention: true),
+        new("dense-rotcopy", "dense, rotary backward copies ∂L/∂y first (StridedRotaryGradient off, before 2026-12-06 06:30)", TransformerKind.Dense,
+            Tweak: k => k.StridedRotaryGradient = false),
+        new("dense-copies", "dense, both copies into fresh memory (StridedRotaryGradient and PooledAttentionOutput off, before 2026-12-06 06:30)",
+            TransformerKind.Dense, Tweak: k => (k.StridedRotaryGradient, k.PooledAttentionOutput) = (false, false)),
+        new("mf-copies", "MemoryFormer, both copies into fresh memory (StridedRotaryGradient and PooledAttentionOutput off, before 2026-12-06 06:30)",
+            TransformerKind.MemoryFormer, Tweak: k => (k.StridedRotaryGradient, k.PooledAttentionOutput) = (false, false)),
+        new("mf-rotcopy", "MemoryFormer, rotary backward copies ∂L/∂y first (StridedRotaryGradient off, before 2026-12-06 06:30)", TransformerKind.MemoryFormer,
+            Tweak: k => k.StridedRotaryGradient = false),
     ];
 
     private static readonly (int Width, int Layers, int Heads, int Context, int Batch)[] Shapes =

@@ -50,7 +50,9 @@ internal static unsafe class FusedRotary
     private static Tensor Run(Tensor source, Tensor cos, Tensor sin, Shape s, bool backward)
     {
         var result = backward ? KernelBuffers.Empty(s.Batch, s.Tokens, (long)s.Heads * s.HeadWidth) : KernelBuffers.Empty(s.Batch, s.Heads, s.Tokens, s.HeadWidth);
-        float* src = TensorMemory.Floats(source), dst = TensorMemory.Floats(result);
+        // The [B, H, T, hd] side: the forward's own contiguous output, or the backward's ∂L/∂y in whatever strides it came.
+        var (sb, sh, st) = backward ? (source.stride(0), source.stride(1), source.stride(2)) : ((long)s.Heads * s.Tokens * s.HeadWidth, s.Tokens * s.HeadWidth, (long)s.HeadWidth);
+        float* src = Floats(source), dst = TensorMemory.Floats(result);
         float* cp = TensorMemory.Floats(cos), sp = TensorMemory.Floats(sin);
         int heads = s.Heads, hd = s.HeadWidth, r = s.Rotary, half = r / 2;
         long tokens = s.Tokens, offset = s.Offset;
@@ -63,7 +65,7 @@ internal static unsafe class FusedRotary
                 for (int h = 0; h < heads; h++)
                 {
                     float* rowMajor = (backward ? dst : src) + (((long)n * heads) + h) * hd;             // [B, T, H, hd]
-                    float* headMajor = (backward ? src : dst) + ((((batch * heads) + h) * tokens) + token) * hd; // [B, H, T, hd]
+                    float* headMajor = (backward ? src : dst) + (batch * sb) + (h * sh) + (token * st);       // [B, H, T, hd]
                     if (backward)
                     {
                         for (int i = 0; i < half; i++)
@@ -90,6 +92,32 @@ internal static unsafe class FusedRotary
         return result;
     }
 
+    /// <summary>
+    /// ∂L/∂y [B, H, T, hd] as the backward reads it: contiguous, or as it is when it views token-major [B, T, H, hd] storage.
+    /// libtorch's CPU scaled_dot_product_attention returns ∂L/∂q and ∂L/∂k that way, the layout this backward writes; a
+    /// <c>contiguous()</c> would copy each into fresh memory first (12 copies of 4 MB a d = 512 training step). The backward
+    /// reads the same values through the strides, so the result is the same either way.
+    /// </summary>
+    private static Tensor HeadMajor(Tensor grad)
+    {
+        if (grad.dim() == 4 && !grad.is_contiguous() && Runtime.KernelSettings.Current.StridedRotaryGradient)
+        {
+            using var tokenMajor = grad.transpose(1, 2);
+            if (tokenMajor.is_contiguous())
+                return grad;
+        }
+        return grad.contiguous();
+    }
+
+    /// <summary>The first element of a contiguous tensor, or of a [B, H, T, hd] view of token-major storage (<see cref="HeadMajor"/>).</summary>
+    private static float* Floats(Tensor source)
+    {
+        if (source.is_contiguous())
+            return TensorMemory.Floats(source);
+        using var tokenMajor = source.transpose(1, 2);                          // the same first element, contiguous
+        return TensorMemory.Floats(tokenMajor);
+    }
+
     /// <summary>The autograd node: saves the tables (not differentiated) and the sizes.</summary>
     private sealed class RotaryFunction : GuardedFunction<RotaryFunction>
     {
@@ -106,7 +134,7 @@ internal static unsafe class FusedRotary
         protected override List<Tensor> BackwardPass(autograd.AutogradContext ctx, Tensor grad_output)
         {
             var saved = ctx.get_saved_variables();
-            var dx = Run(grad_output.contiguous(), saved[0], saved[1], (Shape)ctx.get_data("shape"), backward: true);
+            var dx = Run(HeadMajor(grad_output), saved[0], saved[1], (Shape)ctx.get_data("shape"), backward: true);
             return [dx, null!, null!, null!];
         }
     }

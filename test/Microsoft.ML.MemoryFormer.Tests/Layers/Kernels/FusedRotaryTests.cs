@@ -43,6 +43,31 @@ public class FusedRotaryTests
         Assert.True(allclose(dxf, dxr, 1e-5, 1e-6), $"∂L/∂x differs by {(dxf - dxr).abs().max().item<float>()}");
     }
 
+    // libtorch's CPU SDPA hands ∂L/∂q and ∂L/∂k back as [B, H, T, hd] views of token-major storage; the backward reads
+    // them in place instead of copying them: the same bits as from the contiguous copy.
+    [Theory]
+    [InlineData(2, 5, 4, 16, 4, 0)]
+    [InlineData(3, 7, 2, 8, 8, 3)]
+    public void A_token_major_gradient_gives_the_bits_of_its_contiguous_copy(int b, int t, int heads, int hd, int r, int offset)
+    {
+        using var rotary = new RotaryEmbedding(r, 16, 10000);
+        var gen = new Generator((ulong)(b * 10 + t));
+        var x = randn([b, t, heads * hd], generator: gen);
+        var upstream = randn([b, t, heads, hd], generator: gen).transpose(1, 2);   // [B, H, T, hd] over [B, T, H, hd]
+        Assert.False(upstream.is_contiguous());
+        Tensor Dx(Tensor grad)
+        {
+            var leaf = x.clone().requires_grad_(true);
+            autograd.backward([rotary.SplitAndApply(leaf, heads, offset)], [grad]);
+            return leaf.grad!;
+        }
+
+        var strided = Dx(upstream);
+        var copied = Dx(upstream.contiguous());
+        Assert.True(strided.bytes.ToArray().AsSpan().SequenceEqual(copied.bytes.ToArray()), $"∂L/∂x differs by {(strided - copied).abs().max().item<float>()}");
+        Assert.True(allclose(strided, Run(fused: false, x, upstream.contiguous(), rotary, heads, offset, strided: false).Dx, 1e-5, 1e-6));
+    }
+
     [Fact]
     public void Positions_past_the_tables_are_refused_with_the_shapes()
     {
