@@ -54,6 +54,15 @@ public abstract class MemoryFormerTrainerOptions
     /// written when <c>Global</c> was the default continues with <c>Global</c>); see <see cref="TrainingOptions.TableGradientClipping"/>.</summary>
     public TableGradientClipping? TableGradientClipping;
 
+    /// <summary>
+    /// Weight averaging: null (the default) = off; otherwise the decay d in [0, 1) of an exponential moving average of
+    /// the weights (Polyak averaging), updated after every optimizer step and spanning about 1 / (1 − d) recent steps
+    /// (bias-corrected as Adam's moments are: the initial weights have no share in it). Validation, early stopping and the trained model use the averaged weights; training
+    /// itself follows the same path as without. Costs one more copy of the weights in memory (Memory Layer tables
+    /// included) and one pass over them per step. See <see cref="TrainingOptions.WeightAveragingDecay"/>.
+    /// </summary>
+    public double? WeightAveragingDecay;
+
     /// <summary>Data validated during training (same columns and preprocessing as the training data); when null,
     /// <see cref="ValidationFraction"/> of the training data is held out. Default null.</summary>
     public IDataView? ValidationSet;
@@ -114,6 +123,8 @@ public abstract class MemoryFormerTrainerOptions
             $"must be null (the default) or one of {string.Join(", ", Enum.GetNames<MomentPrecision>())}");
         Check(TableGradientClipping is not { } rule || Enum.IsDefined(rule), nameof(TableGradientClipping),
             $"must be null (the default) or one of {string.Join(", ", Enum.GetNames<TableGradientClipping>())}");
+        Check(WeightAveragingDecay is not { } decay || decay is >= 0 and < 1, nameof(WeightAveragingDecay),
+            "must be null (off, the default) or in [0, 1)");
         Check(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), "must be in [0, 1)");
         Check(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), "must be ≥ 0");
         Check(CheckpointPath is null || !string.IsNullOrWhiteSpace(CheckpointPath), nameof(CheckpointPath), "must be null or a file path");
@@ -140,6 +151,7 @@ public abstract class MemoryFormerTrainerOptions
             TableWeightDecay = WeightDecay,
             TableMomentPrecision = TableMomentPrecision,
             TableGradientClipping = TableGradientClipping,
+            WeightAveragingDecay = WeightAveragingDecay,
             WarmupSteps = WarmupStepsOf(stepsPerEpoch, steps),
             ValidateEvery = validated ? stepsPerEpoch : 0,
             EarlyStoppingPatience = validated ? EarlyStoppingPatience : 0,
