@@ -57,9 +57,10 @@ public abstract class MemoryFormerTrainerOptions
     /// <summary>
     /// Weight averaging: null (the default) = off; otherwise the decay d in [0, 1) of an exponential moving average of
     /// the weights (Polyak averaging), updated after every optimizer step and spanning about 1 / (1 − d) recent steps
-    /// (bias-corrected as Adam's moments are: the initial weights have no share in it). Validation, early stopping and the trained model use the averaged weights; training
-    /// itself follows the same path as without. Costs one more copy of the weights in memory (Memory Layer tables
-    /// included) and one pass over them per step. See <see cref="TrainingOptions.WeightAveragingDecay"/>.
+    /// (bias-corrected as Adam's moments are: the initial weights have no share in it). Validation, early stopping and
+    /// the trained model use the averaged weights; training itself follows the same path as without. Costs one more copy
+    /// of the weights in memory (Memory Layer tables included) and one pass over them per step. See
+    /// <see cref="TrainingOptions.WeightAveragingDecay"/>.
     /// </summary>
     public double? WeightAveragingDecay;
 
