@@ -40,6 +40,16 @@ public abstract class MemoryFormerTrainerOptions
     /// <summary>Decoupled weight decay of dense matrices (biases and norm gains never decay).</summary>
     public double WeightDecay = 0.01;
 
+    /// <summary>
+    /// Weight averaging: null (the default) = off; otherwise the decay d in [0, 1) of an exponential moving average of
+    /// the weights (Polyak averaging), updated after every optimizer step and spanning about 1 / (1 − d) recent steps
+    /// (bias-corrected as Adam's moments are: the initial weights have no share in it). Validation, early stopping and
+    /// the trained model use the averaged weights; training itself follows the same path as without. Costs one more copy
+    /// of the weights in memory (Memory Layer tables included) and one pass over them per step. See
+    /// <see cref="TrainingOptions.WeightAveragingDecay"/>.
+    /// </summary>
+    public double? WeightAveragingDecay;
+
     /// <summary>Storage of the tables' Adam moments; <see cref="MomentPrecision.BFloat16"/> halves their memory and speeds
     /// up the table update. Null (the default) takes <c>BFloat16</c> for a new run on the CPU kernels (<c>Float32</c> on
     /// CUDA) and the checkpoint's own precision
@@ -53,16 +63,6 @@ public abstract class MemoryFormerTrainerOptions
     /// place, faster, and the checkpoint's own rule when the run resumes from <see cref="CheckpointPath"/> (a checkpoint
     /// written when <c>Global</c> was the default continues with <c>Global</c>); see <see cref="TrainingOptions.TableGradientClipping"/>.</summary>
     public TableGradientClipping? TableGradientClipping;
-
-    /// <summary>
-    /// Weight averaging: null (the default) = off; otherwise the decay d in [0, 1) of an exponential moving average of
-    /// the weights (Polyak averaging), updated after every optimizer step and spanning about 1 / (1 − d) recent steps
-    /// (bias-corrected as Adam's moments are: the initial weights have no share in it). Validation, early stopping and
-    /// the trained model use the averaged weights; training itself follows the same path as without. Costs one more copy
-    /// of the weights in memory (Memory Layer tables included) and one pass over them per step. See
-    /// <see cref="TrainingOptions.WeightAveragingDecay"/>.
-    /// </summary>
-    public double? WeightAveragingDecay;
 
     /// <summary>Data validated during training (same columns and preprocessing as the training data); when null,
     /// <see cref="ValidationFraction"/> of the training data is held out. Default null.</summary>
@@ -150,9 +150,9 @@ public abstract class MemoryFormerTrainerOptions
             TableLearningRate = TableLearningRate ?? 3 * LearningRate,
             WeightDecay = WeightDecay,
             TableWeightDecay = WeightDecay,
+            WeightAveragingDecay = WeightAveragingDecay,
             TableMomentPrecision = TableMomentPrecision,
             TableGradientClipping = TableGradientClipping,
-            WeightAveragingDecay = WeightAveragingDecay,
             WarmupSteps = WarmupStepsOf(stepsPerEpoch, steps),
             ValidateEvery = validated ? stepsPerEpoch : 0,
             EarlyStoppingPatience = validated ? EarlyStoppingPatience : 0,
