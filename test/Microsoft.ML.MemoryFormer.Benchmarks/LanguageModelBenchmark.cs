@@ -28,6 +28,9 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
     /// <summary>The seed of every recorded run (model initialisation, batches, sampling).</summary>
     public const int DefaultSeed = 1337;
 
+    /// <summary>The trainer's <c>WeightAveragingDecay</c> for every model (null: off, the default).</summary>
+    public double? WeightAveragingDecay { get; init; }
+
     private const int ReportEvery = 10;
     private const int PromptBytes = 16;
     private const int DecodeTokens = 100;   // 16 + 100 < T = 128: every step is one cached single-token forward
@@ -87,7 +90,7 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
         Architecture = MemoryFormerConfig.Small256 with { Kind = model.Kind, Width = width, Layers = layers },
         ContextLength = 128, BatchSize = 16, MaxSteps = stepCount, WarmupSteps = Math.Min(50, stepCount / 10),
         LearningRate = 1e-3, TableLearningRate = 3e-3, WeightDecay = 0.1, TableMomentPrecision = model.Moments, TableGradientClipping = model.Clipping,
-        ValidationFraction = 0, ValidateEvery = 0, ReportEvery = ReportEvery, Seed = seed,
+        ValidationFraction = 0, ValidateEvery = 0, ReportEvery = ReportEvery, Seed = seed, WeightAveragingDecay = WeightAveragingDecay,
         Generation = new GenerationOptions { Temperature = 0.8, MaxNewTokens = 200, Seed = seed },
         Progress = progress, CancellationToken = cancellationToken,
     };

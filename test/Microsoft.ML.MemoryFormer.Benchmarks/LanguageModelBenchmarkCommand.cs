@@ -71,6 +71,10 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         [Description("The training forward reads a bf16 copy of each Memory Layer table (KernelSettings.Bf16ForwardTables on, opt-in): the quality comparison for that switch")]
         public bool Bf16FwdTables { get; init; }
 
+        [CommandOption("--ema <D>")]
+        [Description("The trainer's WeightAveragingDecay d in [0, 1): the evaluated model is the moving average of its weights. Default off")]
+        public double? Ema { get; init; }
+
         public override ValidationResult Validate()
         {
             if (Steps <= 0) return ValidationResult.Error($"--steps must be positive (got {Steps})");
@@ -99,7 +103,10 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         }
         string output = settings.Output ?? Path.Combine(BenchmarkPaths.RepoRoot, "artifacts", "benchmarks");
         var models = LanguageModelBenchmarkModel.Parse(settings.Models, settings.EqualTime);
-        var benchmark = new LanguageModelBenchmark(data, settings.Steps, settings.ValidationBytes, settings.Width, settings.Layers, settings.Seed);
+        var benchmark = new LanguageModelBenchmark(data, settings.Steps, settings.ValidationBytes, settings.Width, settings.Layers, settings.Seed)
+        {
+            WeightAveragingDecay = settings.Ema,
+        };
         LanguageModelBenchmarkReport report = null!;
         Runtime.KernelSettings.Current.With(k =>
         {

@@ -40,6 +40,16 @@ public abstract class MemoryFormerTrainerOptions
     /// <summary>Decoupled weight decay of dense matrices (biases and norm gains never decay).</summary>
     public double WeightDecay = 0.01;
 
+    /// <summary>
+    /// Weight averaging: null (the default) = off; otherwise the decay d in [0, 1) of an exponential moving average of
+    /// the weights (Polyak averaging), updated after every optimizer step and spanning about 1 / (1 − d) recent steps
+    /// (bias-corrected as Adam's moments are: the initial weights have no share in it). Validation, early stopping and
+    /// the trained model use the averaged weights; training itself follows the same path as without. Costs one more copy
+    /// of the weights in memory (Memory Layer tables included) and one pass over them per step. See
+    /// <see cref="TrainingOptions.WeightAveragingDecay"/>.
+    /// </summary>
+    public double? WeightAveragingDecay;
+
     /// <summary>Storage of the tables' Adam moments; <see cref="MomentPrecision.BFloat16"/> halves their memory and speeds
     /// up the table update. Null (the default) takes <c>BFloat16</c> for a new run on the CPU kernels (<c>Float32</c> on
     /// CUDA) and the checkpoint's own precision
@@ -120,6 +130,8 @@ public abstract class MemoryFormerTrainerOptions
             $"must be null (the default) or one of {string.Join(", ", Enum.GetNames<MomentPrecision>())}");
         Check(TableGradientClipping is not { } rule || Enum.IsDefined(rule), nameof(TableGradientClipping),
             $"must be null (the default) or one of {string.Join(", ", Enum.GetNames<TableGradientClipping>())}");
+        Check(WeightAveragingDecay is not { } decay || decay is >= 0 and < 1, nameof(WeightAveragingDecay),
+            "must be null (off, the default) or in [0, 1)");
         Check(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), "must be in [0, 1)");
         Check(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), "must be ≥ 0");
         Check(CheckpointPath is null || !string.IsNullOrWhiteSpace(CheckpointPath), nameof(CheckpointPath), "must be null or a file path");
@@ -144,6 +156,7 @@ public abstract class MemoryFormerTrainerOptions
             TableLearningRate = TableLearningRate ?? 3 * LearningRate,
             WeightDecay = WeightDecay,
             TableWeightDecay = WeightDecay,
+            WeightAveragingDecay = WeightAveragingDecay,
             TableMomentPrecision = TableMomentPrecision,
             TableGradientClipping = TableGradientClipping,
             MixedPrecisionTables = MixedPrecisionTables,

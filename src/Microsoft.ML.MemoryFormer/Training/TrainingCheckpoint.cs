@@ -10,7 +10,7 @@ namespace Microsoft.ML.MemoryFormer.Training;
 /// <summary>
 /// A training run's checkpoint file (<see cref="TrainingOptions.CheckpointPath"/>): the run's fingerprint, the weights,
 /// the optimizer's moments and step counts, and the loop's <see cref="TrainingState"/> (step, loss history, items,
-/// wall time, early-stopping state and best weights), as entries of a <see cref="ModelArchive"/> written atomically,
+/// wall time, early-stopping state and best weights) and the weight average when the run keeps one, as entries of a <see cref="ModelArchive"/> written atomically,
 /// so a kill at any moment leaves the previous checkpoint loadable. The learning rate is a pure function of the step
 /// and the batches and dropout of a step are pure functions of (seed, step), so they need no entry. The tensors are
 /// streamed between TorchSharp and the file, never gathered in managed arrays, so a checkpoint may exceed 2 GB and
@@ -25,6 +25,7 @@ internal sealed class TrainingCheckpoint : IDisposable
     private const string WeightsEntry = "weights.bin";
     private const string OptimizerEntry = "optimizer.bin";
     private const string BestWeightsEntry = "best-weights.bin";
+    private const string AverageEntry = "weight-average.bin";
 
     private readonly string path;
     private readonly RunFingerprint fingerprint;
@@ -148,12 +149,12 @@ internal sealed class TrainingCheckpoint : IDisposable
     public int SavedStep { get; private set; } = -1;
 
     /// <summary>
-    /// Loads the checkpoint into <paramref name="model"/> and <paramref name="optimizer"/> and returns the loop's state,
-    /// or null when there is no file yet.
+    /// Loads the checkpoint into <paramref name="model"/>, <paramref name="optimizer"/> and <paramref name="average"/> (when
+    /// the run keeps one) and returns the loop's state, or null when there is no file yet.
     /// </summary>
     /// <exception cref="InvalidOperationException">The file is the checkpoint of another run.</exception>
     /// <exception cref="InvalidDataException">The file cannot be read.</exception>
-    public TrainingState? TryResume(nn.Module model, ModelOptimizer optimizer)
+    public TrainingState? TryResume(nn.Module model, ModelOptimizer optimizer, WeightAverage? average = null)
     {
         if (!File.Exists(path)) return null;
         try
@@ -177,6 +178,8 @@ internal sealed class TrainingCheckpoint : IDisposable
                 model.load(weights, strict: true);
             Layers.Kernels.TableVersion.BumpAll(model);                       // raw writes: bf16 table copies must see them
             Read(archive, OptimizerEntry, optimizer.LoadState);
+            if (average is not null)
+                Read(archive, AverageEntry, average.ReadFrom);                // the fingerprint says the file has one
             var state = Read(archive, StateEntry, TrainingState.ReadFrom);
             if (archive.Contains(BestWeightsEntry))
                 state.SetBestWeights(Read(archive, BestWeightsEntry, reader => ReadTensors(reader, model)));
@@ -195,20 +198,22 @@ internal sealed class TrainingCheckpoint : IDisposable
             || (options.CheckpointInterval is { } interval && sinceLastSave.Elapsed >= interval));
 
     /// <summary>Writes the checkpoint of <paramref name="state"/> atomically (the previous file stays whole until the new one replaces it).</summary>
-    public void Save(nn.Module model, ModelOptimizer optimizer, TrainingState state, TimeSpan elapsed)
+    public void Save(nn.Module model, ModelOptimizer optimizer, TrainingState state, TimeSpan elapsed, WeightAverage? average = null)
     {
-        WriteArchive(model, optimizer, state, elapsed);
+        WriteArchive(model, optimizer, state, elapsed, average);
         SavedStep = state.Step;
         sinceLastSave.Restart();
     }
 
-    private void WriteArchive(nn.Module model, ModelOptimizer optimizer, TrainingState state, TimeSpan elapsed)
+    private void WriteArchive(nn.Module model, ModelOptimizer optimizer, TrainingState state, TimeSpan elapsed, WeightAverage? average)
     {
         using var archive = new ModelArchive()
             .SetText(FingerprintEntry, fingerprint.ToJson())
             .SetStreamed(WeightsEntry, stream => model.save(stream))
             .SetStreamed(OptimizerEntry, stream => Write(stream, optimizer.SaveState))
             .Set(StateEntry, Write(writer => state.WriteTo(writer, elapsed)));
+        if (average is not null)
+            archive.SetStreamed(AverageEntry, stream => Write(stream, average.WriteTo));
         if (state.BestWeights is { } best)
             archive.SetStreamed(BestWeightsEntry, stream => Write(stream, writer => WriteTensors(writer, best)));
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);

@@ -41,7 +41,8 @@ internal static class TrainingLoop
         using var checkpoint = options.CheckpointPath is null ? null : new TrainingCheckpoint(model, options, describeRun?.Invoke(), log);
         options = checkpoint?.Options ?? options;                            // an unset clipping rule: the checkpoint's
         using var optimizer = new ModelOptimizer(model, options);
-        using var state = checkpoint?.TryResume(model, optimizer) ?? new TrainingState();
+        using var average = options.WeightAveragingDecay is { } decay ? new WeightAverage(model, decay) : null;
+        using var state = checkpoint?.TryResume(model, optimizer, average) ?? new TrainingState();
         if (checkpoint is not null && state.Step > 0)
             log?.Invoke($"resumed from step {state.Step} of {options.MaxSteps} ({options.CheckpointPath})");
         using var buckets = log is null ? null : BucketUsageRecorder.TryAttachForTraining(model);   // bucket health per report
@@ -53,9 +54,9 @@ internal static class TrainingLoop
             while (state.Step < options.MaxSteps && !state.StoppedEarly)
             {
                 cancellation.ThrowIfCancellationRequested();
-                Step(model, task, optimizer, options, state);
+                Step(model, task, optimizer, average, options, state);
                 if (state.Step < options.MaxSteps && checkpoint?.IsDue(state.Step) == true)
-                    checkpoint.Save(model, optimizer, state, Elapsed());
+                    checkpoint.Save(model, optimizer, state, Elapsed(), average);
                 if (state.Step % options.ReportEvery == 0 || state.Step == options.MaxSteps
                     || (options.ValidateEvery > 0 && state.Step % options.ValidateEvery == 0))
                     Report(state, options, optimizer.LearningRateAt(state.Step - 1), Elapsed(), progress, log, buckets);
@@ -63,20 +64,23 @@ internal static class TrainingLoop
         }
         catch (OperationCanceledException) when (checkpoint is not null && state.Step > 0 && checkpoint.SavedStep != state.Step)
         {
-            checkpoint.Save(model, optimizer, state, Elapsed());
+            checkpoint.Save(model, optimizer, state, Elapsed(), average);
             log?.Invoke($"cancelled after step {state.Step}; checkpoint written to {options.CheckpointPath}");
             throw;
         }
         if (checkpoint is not null && checkpoint.SavedStep != state.Step)
-            checkpoint.Save(model, optimizer, state, Elapsed());
-        if (state.BestWeights is { } best) Restore(model, best);
+            checkpoint.Save(model, optimizer, state, Elapsed(), average);
+        if (state.BestWeights is { } best) Restore(model, best);            // averaged weights when averaging is on
+        else average?.CopyInto();
         model.eval();
         return new TrainingResult(state.Step, state.Losses.Count > 0 ? state.Losses[^1] : double.NaN, state.Best?.Loss,
             state.Best?.Metric, state.StoppedEarly, Elapsed(), state.Losses.ToArray());
     }
 
-    /// <summary>Runs step <c>state.Step</c>: loss, backward, clipped AdamW update, then validation and early stopping when due.</summary>
-    private static void Step(nn.Module model, ITrainingTask task, ModelOptimizer optimizer, TrainingOptions options, TrainingState state)
+    /// <summary>Runs step <c>state.Step</c>: loss, backward, clipped AdamW update, the weight average's update, then
+    /// validation and early stopping when due (of the averaged weights when averaging is on).</summary>
+    private static void Step(nn.Module model, ITrainingTask task, ModelOptimizer optimizer, WeightAverage? average,
+        TrainingOptions options, TrainingState state)
     {
         int step = state.Step;
         TorchRuntime.Seed(StepSeed.Of(options.Seed, step));
@@ -86,6 +90,7 @@ internal static class TrainingLoop
             var (loss, count) = task.Loss(step);
             BackwardGuard.Backward(loss);
             optimizer.Step(step);
+            average?.Update(step);
             double value = loss.item<float>();
             if (!double.IsFinite(value))
                 throw new InvalidOperationException($"The training loss became {value} at step {step + 1}. Lower the " +
@@ -95,19 +100,32 @@ internal static class TrainingLoop
         }
         bool last = step + 1 == options.MaxSteps;
         bool validateNow = last || (options.ValidateEvery > 0 && (step + 1) % options.ValidateEvery == 0);
-        var validation = validateNow ? Validate(model, task) : null;
-        if (validation is { } v && (state.Best is null || IsBetter(v, state.Best.Value)))
+        if (validateNow)
+        {
+            average?.Swap();                                             // the model holds the averaged weights ...
+            try { Validated(model, task, options, state); }
+            finally { average?.Swap(); }                                 // ... and its trained ones again
+        }
+        else state.LastValidation = null;
+        state.Step = step + 1;
+    }
+
+    /// <summary>Validates the model's current weights and keeps early stopping's books (a copy of the best weights).</summary>
+    private static void Validated(nn.Module model, ITrainingTask task, TrainingOptions options, TrainingState state)
+    {
+        var validation = Validate(model, task);
+        state.LastValidation = validation;
+        if (validation is not { } v) return;                              // the task has no validation data
+        if (state.Best is null || IsBetter(v, state.Best.Value))
         {
             state.Best = v;
             state.SinceBest = 0;
             if (options.EarlyStoppingPatience > 0) state.SetBestWeights(Snapshot(model));
         }
-        else if (validation is not null && options.EarlyStoppingPatience > 0 && ++state.SinceBest >= options.EarlyStoppingPatience)
+        else if (options.EarlyStoppingPatience > 0 && ++state.SinceBest >= options.EarlyStoppingPatience)
         {
             state.StoppedEarly = true;
         }
-        state.LastValidation = validation;
-        state.Step = step + 1;
     }
 
     private static (double Loss, double? Metric)? Validate(nn.Module model, ITrainingTask task)

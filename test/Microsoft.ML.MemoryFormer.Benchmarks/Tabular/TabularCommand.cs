@@ -114,6 +114,10 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [Description("MemoryFormer's LabelSmoothing (classification). Default 0.")]
         public double LabelSmoothing { get; init; }
 
+        [CommandOption("--ema")]
+        [Description("MemoryFormer's WeightAveragingDecay: d in [0, 1), an exponential moving average of the weights used for validation, early stopping and the trained model. Default off.")]
+        public double? Ema { get; init; }
+
         [CommandOption("--seed")]
         [Description("MemoryFormer seed. Default 0.")]
         public int Seed { get; init; }
@@ -205,6 +209,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         if (settings.TableLearningRate is { } tableLr) options.TableLearningRate = tableLr;
         if (settings.WeightDecay is { } decay) options.WeightDecay = decay;
         options.LabelSmoothing = settings.LabelSmoothing;
+        options.WeightAveragingDecay = settings.Ema;
         if (settings.Batch is { } batch) options.BatchSize = batch;
         if (settings.Patience is { } patience) options.EarlyStoppingPatience = patience;
         options.Architecture = options.Architecture with
@@ -325,7 +330,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         {
             ("table lr", s.TableLearningRate), ("weight decay", s.WeightDecay), ("batch", s.Batch), ("patience", s.Patience),
             ("width", s.Width), ("blocks", s.Layers), ("heads", s.Heads), ("τ", s.Tau), ("dropout", s.Dropout),
-            ("label smoothing", s.LabelSmoothing != 0 ? s.LabelSmoothing : null),
+            ("label smoothing", s.LabelSmoothing != 0 ? s.LabelSmoothing : null), ("weight averaging decay", s.Ema),
         }.Where(o => o.Value is not null).Select(o => string.Create(CultureInfo.InvariantCulture, $", {o.Name} {o.Value}")));
 
     private static string Format(double value) => value.ToString("F4", CultureInfo.InvariantCulture);

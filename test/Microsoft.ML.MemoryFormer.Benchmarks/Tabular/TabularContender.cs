@@ -46,6 +46,6 @@ internal sealed record TabularContender(string Name, Func<MLContext, TabularTask
         Seed = o.Seed, Log = log, NumericEmbedding = o.NumericEmbedding, PeriodicFrequencies = o.PeriodicFrequencies,
         PeriodicScale = o.PeriodicScale, SizeAwareDefaults = o.SizeAwareDefaults,
         PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning, PiecewiseLinearMinLeafRows = o.PiecewiseLinearMinLeafRows, EnsembleSize = o.EnsembleSize,
-        GroupOneHotSlots = o.GroupOneHotSlots, LabelSmoothing = o.LabelSmoothing,
+        GroupOneHotSlots = o.GroupOneHotSlots, LabelSmoothing = o.LabelSmoothing, WeightAveragingDecay = o.WeightAveragingDecay,
     };
 }

@@ -66,7 +66,7 @@ internal static class TabularEnsemble
         Seed = seed, NumericEmbedding = o.NumericEmbedding, PeriodicFrequencies = o.PeriodicFrequencies,
         PeriodicScale = o.PeriodicScale, SizeAwareDefaults = o.SizeAwareDefaults,
         PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning, PiecewiseLinearMinLeafRows = o.PiecewiseLinearMinLeafRows, EnsembleSize = 1,
-        GroupOneHotSlots = o.GroupOneHotSlots, LabelSmoothing = o.LabelSmoothing,
+        GroupOneHotSlots = o.GroupOneHotSlots, LabelSmoothing = o.LabelSmoothing, WeightAveragingDecay = o.WeightAveragingDecay,
     };
 
     private static double Metric(float[] predictions, float[] labels, bool regression) => regression

@@ -10,7 +10,8 @@ namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 /// <summary>A tabular model cancelled after 2 epochs and resumed matches the uninterrupted run bit for bit.</summary>
 public class MemoryFormerTabularResumeTests
 {
-    private static MemoryFormerTabularOptions Options(string checkpoint, Action<TrainingProgress>? onEpoch = null, CancellationToken cancel = default)
+    private static MemoryFormerTabularOptions Options(string checkpoint, Action<TrainingProgress>? onEpoch = null, CancellationToken cancel = default,
+        double? averaging = null)
     {
         var options = TabularRows.TinyOptions(epochs: 6);
         options.Architecture = options.Architecture with { Dropout = 0.1 };
@@ -19,6 +20,7 @@ public class MemoryFormerTabularResumeTests
         options.CheckpointPath = checkpoint;
         options.CheckpointInterval = TimeSpan.FromTicks(1);          // by time: after every step
         options.CancellationToken = cancel;
+        options.WeightAveragingDecay = averaging;                    // on: the average must survive the resume too
         if (onEpoch is not null) options.Progress = new SynchronousProgress(onEpoch);
         return options;
     }
@@ -31,20 +33,22 @@ public class MemoryFormerTabularResumeTests
         return (model.TrainingResult!, model.Transform(data).GetColumn<float>("Score").ToArray());
     }
 
-    [Fact]
-    public void A_cancelled_tabular_model_resumes_to_the_same_losses_weights_and_scores()
+    [Theory]
+    [InlineData(null)]
+    [InlineData(0.9)]
+    public void A_cancelled_tabular_model_resumes_to_the_same_losses_weights_and_scores(double? averaging)
     {
         using var folder = new CheckpointFolder();
-        var (expected, expectedScores) = Fit(Options(folder.File("full.ckpt")));
+        var (expected, expectedScores) = Fit(Options(folder.File("full.ckpt"), averaging: averaging));
 
         using var cancel = new CancellationTokenSource();
         int cancelledAt = 0;
         Assert.ThrowsAny<OperationCanceledException>(() => Fit(Options(folder.File("run.ckpt"),
-            p => { if (cancelledAt == 0 && p.Step > 1) { cancelledAt = p.Step; cancel.Cancel(); } }, cancel.Token)));
+            p => { if (cancelledAt == 0 && p.Step > 1) { cancelledAt = p.Step; cancel.Cancel(); } }, cancel.Token, averaging)));
         Assert.Equal(cancelledAt, CheckpointFolder.StepOf(folder.File("run.ckpt")));
         Assert.True(cancelledAt < expected.Steps, $"cancelled at {cancelledAt} of {expected.Steps}");
 
-        var (resumed, scores) = Fit(Options(folder.File("run.ckpt")));
+        var (resumed, scores) = Fit(Options(folder.File("run.ckpt"), averaging: averaging));
         Assert.Equal(expected.LossHistory, resumed.LossHistory);
         Assert.Equal((expected.Steps, expected.StoppedEarly, expected.BestValidationLoss, expected.BestValidationMetric),
             (resumed.Steps, resumed.StoppedEarly, resumed.BestValidationLoss, resumed.BestValidationMetric));

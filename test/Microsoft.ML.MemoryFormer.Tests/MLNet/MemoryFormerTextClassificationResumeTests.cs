@@ -11,7 +11,7 @@ namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 public class MemoryFormerTextClassificationResumeTests
 {
     private static MemoryFormerTextClassificationOptions Options(MLContext ml, string checkpoint, Action<TrainingProgress>? onEpoch = null,
-        CancellationToken cancel = default)
+        CancellationToken cancel = default, double? averaging = null)
     {
         var options = ClassificationRows.Options(epochs: 8);
         options.BatchSize = 4;                         // 3 steps per epoch
@@ -21,31 +21,34 @@ public class MemoryFormerTextClassificationResumeTests
         options.CheckpointPath = checkpoint;
         options.CheckpointEverySteps = 4;
         options.CancellationToken = cancel;
+        options.WeightAveragingDecay = averaging;      // on: the average must survive the resume too
         if (onEpoch is not null) options.Progress = new SynchronousProgress(onEpoch);
         return options;
     }
 
     private static (TrainingResult Result, float[] Scores) Fit(MemoryFormerTextClassificationOptions? options = null, string? checkpoint = null,
-        Action<TrainingProgress>? onEpoch = null, CancellationToken cancel = default)
+        Action<TrainingProgress>? onEpoch = null, CancellationToken cancel = default, double? averaging = null)
     {
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(ClassificationRows.Binary());
-        using var model = ml.BinaryClassification.Trainers.MemoryFormerTextClassification(options ?? Options(ml, checkpoint!, onEpoch, cancel)).Fit(data);
+        using var model = ml.BinaryClassification.Trainers.MemoryFormerTextClassification(options ?? Options(ml, checkpoint!, onEpoch, cancel, averaging)).Fit(data);
         return (model.TrainingResult!, model.Transform(data).GetColumn<float>("Score").ToArray());
     }
 
-    [Fact]
-    public void A_cancelled_classifier_resumes_to_the_same_losses_weights_and_scores()
+    [Theory]
+    [InlineData(null)]
+    [InlineData(0.9)]
+    public void A_cancelled_classifier_resumes_to_the_same_losses_weights_and_scores(double? averaging)
     {
         using var folder = new CheckpointFolder();
-        var (expected, expectedScores) = Fit(checkpoint: folder.File("full.ckpt"));
+        var (expected, expectedScores) = Fit(checkpoint: folder.File("full.ckpt"), averaging: averaging);
 
         using var cancel = new CancellationTokenSource();
         Assert.ThrowsAny<OperationCanceledException>(() => Fit(checkpoint: folder.File("run.ckpt"),
-            onEpoch: p => { if (p.Step == 9) cancel.Cancel(); }, cancel: cancel.Token));
+            onEpoch: p => { if (p.Step == 9) cancel.Cancel(); }, cancel: cancel.Token, averaging: averaging));
         Assert.Equal(9, CheckpointFolder.StepOf(folder.File("run.ckpt")));
 
-        var (resumed, scores) = Fit(checkpoint: folder.File("run.ckpt"));
+        var (resumed, scores) = Fit(checkpoint: folder.File("run.ckpt"), averaging: averaging);
         Assert.Equal(expected.LossHistory, resumed.LossHistory);
         Assert.Equal((expected.Steps, expected.StoppedEarly, expected.BestValidationLoss, expected.BestValidationMetric),
             (resumed.Steps, resumed.StoppedEarly, resumed.BestValidationLoss, resumed.BestValidationMetric));

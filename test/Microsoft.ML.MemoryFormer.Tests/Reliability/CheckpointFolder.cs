@@ -25,11 +25,11 @@ internal sealed class CheckpointFolder : IDisposable
         return state.Step;
     }
 
-    /// <summary>The weights, optimizer and best-weights entries: equal for two runs that trained bit-identically.</summary>
+    /// <summary>The weights, optimizer, best-weights and weight-average entries: equal for two runs that trained bit-identically.</summary>
     public static byte[][] Tensors(string path)
     {
         using var archive = ModelArchive.Load(path);
-        return [.. new[] { "weights.bin", "optimizer.bin", "best-weights.bin" }.Where(archive.Contains).Select(archive.Get)];
+        return [.. new[] { "weights.bin", "optimizer.bin", "best-weights.bin", "weight-average.bin" }.Where(archive.Contains).Select(archive.Get)];
     }
 
     public void Dispose()
