@@ -127,9 +127,10 @@ internal sealed class KernelSettings
     public bool PrefetchEncoderRows { get; set; } = true;
 
     /// <summary>Whether the decode step's bf16 and int8 gathers (<c>Layers/Kernels/Bf16Gather.cs</c>, <c>Int8Gather.cs</c>) prefetch their
-    /// rows into L2 (<c>prefetcht1</c>) instead of L1 (<c>prefetcht0</c>), as the training gather does. Same results either way (a hint
-    /// only); for <c>perf decode</c> to time it.</summary>
-    public bool DecodePrefetchIntoL2 { get; set; }
+    /// rows into L2 (<c>prefetcht1</c>) instead of L1 (<c>prefetcht0</c>), as the training gather does: the d = 1024 blocks 1.2–1.7× faster
+    /// loaded (docs/benchmarks.md, "Inference gathers: rows prefetched into L2"). Same results either way (a hint only); off for
+    /// <c>perf decode-profile</c> to time it.</summary>
+    public bool DecodePrefetchIntoL2 { get; set; } = true;
 
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)

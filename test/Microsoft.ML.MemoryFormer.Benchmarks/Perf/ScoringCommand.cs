@@ -253,7 +253,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         const int k = 16, width = 128;
         var table = new PerfTable("scoring-gather-min", FormattableString.Invariant($"One gather pass alone, {n} tokens × {k} chunks, uniform random rows, {reps} calls per layout interleaved (ms)"),
             "tables", "token-major fastest", "token-major median", "table-major fastest", "table-major median",
-            "encoder bag sum median", "+ 8 ahead into L2, median", "+ next table's rows into L2, median", "no prefetch ÷ 8 ahead (median of per-call ratios)", "no prefetch ÷ next table too");
+            "encoder bag sum median", "+ 8 ahead into L2, median", "+ next table's rows into L2, median", "next table's rows only, median", "no prefetch ÷ 8 ahead (median of per-call ratios)", "no prefetch ÷ next table too", "no prefetch ÷ next table only");
         foreach (var (name, bits, count) in new[] { ("Q, K, V (3 × 2 MB, 8 bits)", 8, 3), ("ML₂ (8 MB, 10 bits)", 10, 1) })
         {
             var random = new Random(1);
@@ -263,7 +263,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             var rows = Enumerable.Range(0, n * k).Select(i => ((i % k) << bits) + random.Next(1 << bits)).ToArray();
             var weights = Enumerable.Range(0, n * k).Select(_ => (float)random.NextDouble()).ToArray();
             var outputs = Enumerable.Range(0, count).Select(_ => new float[n * width]).ToArray();
-            var times = Enumerable.Range(0, 5).Select(_ => new List<double>()).ToArray();
+            var times = Enumerable.Range(0, 6).Select(_ => new List<double>()).ToArray();
             var handles = tables.Concat(outputs).Append(bias).Append(weights).Select(a => System.Runtime.InteropServices.GCHandle.Alloc(a, System.Runtime.InteropServices.GCHandleType.Pinned)).ToList();
             var rowsHandle = System.Runtime.InteropServices.GCHandle.Alloc(rows, System.Runtime.InteropServices.GCHandleType.Pinned);
             try
@@ -285,16 +285,16 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                     start = Stopwatch.GetTimestamp();
                     Layers.Kernels.ColumnSliceGather.Run(targets, r, w, n, k, 1 << bits);
                     double tableMajor = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-                    double[] encoder = new double[3];
-                    for (int v = 0; v < 3; v++)                                   // the fused encoder's kernel, its prefetches off / ahead / and the next table
+                    double[] encoder = new double[4];
+                    for (int v = 0; v < 4; v++)                                   // the fused encoder's kernel, its prefetches off / ahead / and the next table / the next table only
                     {
-                        int mode = (v + rep + 3) % 3;                              // rotate the order each call
+                        int mode = (v + rep + 4) % 4;                              // rotate the order each call
                         start = Stopwatch.GetTimestamp();
                         for (int t = 0; t < count; t++)
                         {
                             float* src = (float*)handles[t].AddrOfPinnedObject(), dst = (float*)handles[count + t].AddrOfPinnedObject();
-                            float* next = mode == 2 && t + 1 < count ? (float*)handles[t + 1].AddrOfPinnedObject() : null;
-                            int ahead = mode == 0 ? 0 : Layers.Kernels.RowKernels.GatherPrefetchAhead;
+                            float* next = mode >= 2 && t + 1 < count ? (float*)handles[t + 1].AddrOfPinnedObject() : null;
+                            int ahead = mode is 0 or 3 ? 0 : Layers.Kernels.RowKernels.GatherPrefetchAhead;
                             for (int i = 0; i < n; i++)
                                 Layers.Kernels.EncoderKernels.BagSum(src, width, r + ((long)i * k), w + ((long)i * k), k, dst + ((long)i * width), b, ahead, next, width);
                         }
@@ -303,7 +303,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                     if (rep < 0) continue;
                     times[0].Add(tokenMajor);
                     times[1].Add(tableMajor);
-                    for (int v = 0; v < 3; v++) times[2 + v].Add(encoder[v]);
+                    for (int v = 0; v < 4; v++) times[2 + v].Add(encoder[v]);
                 }
             }
             finally
@@ -312,12 +312,13 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 rowsHandle.Free();
             }
             table.AddRow(name, times[0].Min(), Timing.Median(times[0].ToArray()), times[1].Min(), Timing.Median(times[1].ToArray()),
-                Timing.Median(times[2].ToArray()), Timing.Median(times[3].ToArray()), Timing.Median(times[4].ToArray()),
+                Timing.Median(times[2].ToArray()), Timing.Median(times[3].ToArray()), Timing.Median(times[4].ToArray()), Timing.Median(times[5].ToArray()),
                 FormattableString.Invariant($"{Timing.Median(times[2].Zip(times[3], (a, c) => a / c).ToArray()):F2}×"),
-                FormattableString.Invariant($"{Timing.Median(times[2].Zip(times[4], (a, c) => a / c).ToArray()):F2}×"));
+                FormattableString.Invariant($"{Timing.Median(times[2].Zip(times[4], (a, c) => a / c).ToArray()):F2}×"),
+                FormattableString.Invariant($"{Timing.Median(times[2].Zip(times[5], (a, c) => a / c).ToArray()):F2}×"));
         }
         table.AddNote("token-major: RowKernels.WeightedBagSum token by token on one thread; table-major: ColumnSliceGather.Run on the torch threads");
-        table.AddNote("encoder bag sum: EncoderKernels.BagSum token by token on one thread (the fused encoder's kernel), without prefetch, asking for each row 8 hits ahead into L2, and also for the next table's row of the same hit (Q → K → V), the three in a rotating order each call");
+        table.AddNote("encoder bag sum: EncoderKernels.BagSum token by token on one thread (the fused encoder's kernel), without prefetch, asking for each row 8 hits ahead into L2, and also for the next table's row of the same hit (Q → K → V), and for the next table's row only, the four in a rotating order each call");
         table.AddNote(machine);
         table.Publish(output);
     }

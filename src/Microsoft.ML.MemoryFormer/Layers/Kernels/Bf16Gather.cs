@@ -122,8 +122,8 @@ internal static unsafe class Bf16Gather
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Widen256(ushort* p) => Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(p), 16).AsSingle();
 
-    /// <summary>Hints every cache line of one row into L1 (<c>prefetcht0</c>) or, with <see cref="KernelSettings.DecodePrefetchIntoL2"/>,
-    /// into L2 (<c>prefetcht1</c>): a hint, harmless if already there.</summary>
+    /// <summary>Hints every cache line of one row into L2 (<c>prefetcht1</c>, <see cref="KernelSettings.DecodePrefetchIntoL2"/>, the
+    /// default: 1.2–1.7× faster blocks than into L1, docs/benchmarks.md) or L1 (<c>prefetcht0</c>): harmless if already there.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchRow(ushort* row, int h)
     {

@@ -112,8 +112,8 @@ internal static unsafe class Int8Gather
         }
     }
 
-    /// <summary>Hints every cache line of one row into L1 (<c>prefetcht0</c>) or, with <see cref="KernelSettings.DecodePrefetchIntoL2"/>,
-    /// into L2 (<c>prefetcht1</c>): a hint, harmless if already there.</summary>
+    /// <summary>Hints every cache line of one row into L2 (<c>prefetcht1</c>, <see cref="KernelSettings.DecodePrefetchIntoL2"/>, the
+    /// default: 1.2–1.7× faster blocks than into L1, docs/benchmarks.md) or L1 (<c>prefetcht0</c>): harmless if already there.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchRow(sbyte* row, int h)
     {
