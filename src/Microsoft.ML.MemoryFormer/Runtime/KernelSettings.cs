@@ -121,11 +121,6 @@ internal sealed class KernelSettings
     /// (<c>prefetcht1</c>). Same results either way (a hint only); off for <c>perf</c> to time it.</summary>
     public bool PrefetchUpdateRows { get; set; } = true;
 
-    /// <summary>Whether the fused inference encoder's per-token fp32 gathers (<c>Layers/Kernels/FusedEncoderBlock.cs</c>, scoring)
-    /// ask for each bag's rows 8 hits ahead into L2 (<c>prefetcht1</c>), and the Q and K gathers for the K and V rows of the same
-    /// hits. Same results either way (a hint only); off for <c>perf scoring</c> to time it.</summary>
-    public bool PrefetchEncoderRows { get; set; } = true;
-
     /// <summary>Whether the decode step's bf16 and int8 gathers (<c>Layers/Kernels/Bf16Gather.cs</c>, <c>Int8Gather.cs</c>) prefetch their
     /// rows into L2 (<c>prefetcht1</c>) instead of L1 (<c>prefetcht0</c>), as the training gather does: the d = 1024 blocks 1.2–1.7× faster
     /// loaded (docs/benchmarks.md, "Inference gathers: rows prefetched into L2"). Same results either way (a hint only); off for
@@ -138,7 +133,7 @@ internal sealed class KernelSettings
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, PrefetchEncoderRows, DecodePrefetchIntoL2);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, DecodePrefetchIntoL2);
         try
         {
             change(this);
@@ -147,7 +142,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, PrefetchEncoderRows, DecodePrefetchIntoL2) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, DecodePrefetchIntoL2) = saved;
         }
     }
 }

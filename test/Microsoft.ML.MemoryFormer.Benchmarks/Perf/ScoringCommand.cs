@@ -4,7 +4,6 @@ using System.Globalization;
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Models;
-using Microsoft.ML.MemoryFormer.Runtime;
 using Microsoft.ML.MemoryFormer.Text;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -119,8 +118,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             {
                 ("reference (one padded batch per call)", m => Fused(m, false, defaultBudget, reference: true)),
                 ($"fused encoder, every token's first Q/K/V, {defaultBudget} tokens per group (default)", m => Fused(m, true, defaultBudget)),
-                ("fused encoder, no row prefetch (before 2026-12-06 07:00)", m => Fused(m, true, defaultBudget, prefetch: 0)),
-                ("fused encoder, row prefetch within each gather only", m => Fused(m, true, defaultBudget, prefetch: 1)),
                 ("fused encoder, first Q/K/V once per distinct id (internal switch, off)", m => Fused(m, true, defaultBudget, share: true)),
                 ("fused encoder, bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16)),
             };
@@ -205,9 +202,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         Func<TorchSharp.torch.Tensor, Layers.Kernels.Bf16Matrix?> bf16 = t => copies.GetValueOrDefault(Layers.Kernels.TensorMemory.Key(t));
         var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
-            ("per token, SIMD kernels, every token's first Q/K/V (default)", () => Prefetching(2, () => new Layers.Kernels.FusedEncoder(backbone))),
-            ("per token, no row prefetch", () => Prefetching(0, () => new Layers.Kernels.FusedEncoder(backbone))),
-            ("per token, row prefetch within each gather only", () => Prefetching(1, () => new Layers.Kernels.FusedEncoder(backbone))),
+            ("per token, SIMD kernels, every token's first Q/K/V (default)", () => new Layers.Kernels.FusedEncoder(backbone)),
             ("per token, first Q/K/V once per distinct id (internal switch, off)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true)),
             ("bf16 tables (opt-in BFloat16)", () => new Layers.Kernels.FusedEncoder(backbone, bf16: bf16)),
         };
@@ -235,16 +230,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         GatherAlone(tokens, reps * 5, machine, output);
     }
 
-    /// <summary>Builds an encoder with the row prefetch off (0), within each gather (1) or also the next table's rows (2, the default);
-    /// the switch is read when the blocks are built, so the encoder keeps it.</summary>
-    private static Layers.Kernels.FusedEncoder Prefetching(int mode, Func<Layers.Kernels.FusedEncoder> build)
-    {
-        Layers.Kernels.FusedEncoderBlock.PrefetchNextTable = mode > 1;
-        Layers.Kernels.FusedEncoder? encoder = null;
-        KernelSettings.Current.With(s => s.PrefetchEncoderRows = mode > 0, () => encoder = build());
-        return encoder!;
-    }
-
     /// <summary>One gather pass alone over random chunked rows of <paramref name="n"/> tokens (16 chunks): three 128-wide
     /// tables of 8 bits (Q, K, V) and one of 10 bits (the Memory Block's second layer), token-major vs table-major
     /// interleaved; fastest and median ms.</summary>
@@ -252,8 +237,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     {
         const int k = 16, width = 128;
         var table = new PerfTable("scoring-gather-min", FormattableString.Invariant($"One gather pass alone, {n} tokens × {k} chunks, uniform random rows, {reps} calls per layout interleaved (ms)"),
-            "tables", "token-major fastest", "token-major median", "table-major fastest", "table-major median",
-            "encoder bag sum median", "+ 8 ahead into L2, median", "+ next table's rows into L2, median", "next table's rows only, median", "no prefetch ÷ 8 ahead (median of per-call ratios)", "no prefetch ÷ next table too", "no prefetch ÷ next table only");
+            "tables", "token-major fastest", "token-major median", "table-major fastest", "table-major median");
         foreach (var (name, bits, count) in new[] { ("Q, K, V (3 × 2 MB, 8 bits)", 8, 3), ("ML₂ (8 MB, 10 bits)", 10, 1) })
         {
             var random = new Random(1);
@@ -263,7 +247,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             var rows = Enumerable.Range(0, n * k).Select(i => ((i % k) << bits) + random.Next(1 << bits)).ToArray();
             var weights = Enumerable.Range(0, n * k).Select(_ => (float)random.NextDouble()).ToArray();
             var outputs = Enumerable.Range(0, count).Select(_ => new float[n * width]).ToArray();
-            var times = Enumerable.Range(0, 6).Select(_ => new List<double>()).ToArray();
+            var times = new[] { new List<double>(), new List<double>() };
             var handles = tables.Concat(outputs).Append(bias).Append(weights).Select(a => System.Runtime.InteropServices.GCHandle.Alloc(a, System.Runtime.InteropServices.GCHandleType.Pinned)).ToList();
             var rowsHandle = System.Runtime.InteropServices.GCHandle.Alloc(rows, System.Runtime.InteropServices.GCHandleType.Pinned);
             try
@@ -285,25 +269,9 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                     start = Stopwatch.GetTimestamp();
                     Layers.Kernels.ColumnSliceGather.Run(targets, r, w, n, k, 1 << bits);
                     double tableMajor = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-                    double[] encoder = new double[4];
-                    for (int v = 0; v < 4; v++)                                   // the fused encoder's kernel, its prefetches off / ahead / and the next table / the next table only
-                    {
-                        int mode = (v + rep + 4) % 4;                              // rotate the order each call
-                        start = Stopwatch.GetTimestamp();
-                        for (int t = 0; t < count; t++)
-                        {
-                            float* src = (float*)handles[t].AddrOfPinnedObject(), dst = (float*)handles[count + t].AddrOfPinnedObject();
-                            float* next = mode >= 2 && t + 1 < count ? (float*)handles[t + 1].AddrOfPinnedObject() : null;
-                            int ahead = mode is 0 or 3 ? 0 : Layers.Kernels.RowKernels.GatherPrefetchAhead;
-                            for (int i = 0; i < n; i++)
-                                Layers.Kernels.EncoderKernels.BagSum(src, width, r + ((long)i * k), w + ((long)i * k), k, dst + ((long)i * width), b, ahead, next, width);
-                        }
-                        encoder[mode] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-                    }
                     if (rep < 0) continue;
                     times[0].Add(tokenMajor);
                     times[1].Add(tableMajor);
-                    for (int v = 0; v < 4; v++) times[2 + v].Add(encoder[v]);
                 }
             }
             finally
@@ -311,24 +279,17 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 foreach (var h in handles) h.Free();
                 rowsHandle.Free();
             }
-            table.AddRow(name, times[0].Min(), Timing.Median(times[0].ToArray()), times[1].Min(), Timing.Median(times[1].ToArray()),
-                Timing.Median(times[2].ToArray()), Timing.Median(times[3].ToArray()), Timing.Median(times[4].ToArray()), Timing.Median(times[5].ToArray()),
-                FormattableString.Invariant($"{Timing.Median(times[2].Zip(times[3], (a, c) => a / c).ToArray()):F2}×"),
-                FormattableString.Invariant($"{Timing.Median(times[2].Zip(times[4], (a, c) => a / c).ToArray()):F2}×"),
-                FormattableString.Invariant($"{Timing.Median(times[2].Zip(times[5], (a, c) => a / c).ToArray()):F2}×"));
+            table.AddRow(name, times[0].Min(), Timing.Median(times[0].ToArray()), times[1].Min(), Timing.Median(times[1].ToArray()));
         }
         table.AddNote("token-major: RowKernels.WeightedBagSum token by token on one thread; table-major: ColumnSliceGather.Run on the torch threads");
-        table.AddNote("encoder bag sum: EncoderKernels.BagSum token by token on one thread (the fused encoder's kernel), without prefetch, asking for each row 8 hits ahead into L2, and also for the next table's row of the same hit (Q → K → V), and for the next table's row only, the four in a rotating order each call");
         table.AddNote(machine);
         table.Publish(output);
     }
 
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = false,
-        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, int prefetch = 2)
+        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32)
     {
-        KernelSettings.Current.PrefetchEncoderRows = prefetch > 0;                   // 1: within a gather; 2: and the next table's rows
-        Layers.Kernels.FusedEncoderBlock.PrefetchNextTable = prefetch > 1;
         (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch) =
             (reference, fused, simd, share, budget);
         if (m.InferencePrecision != precision) m.UseInferencePrecision(precision);

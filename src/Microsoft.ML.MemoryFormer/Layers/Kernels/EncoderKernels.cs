@@ -105,20 +105,16 @@ internal static unsafe class EncoderKernels
     /// dst = init + Σ_j w[j] · src[idx[j], :] as <see cref="RowKernels.WeightedBagSum"/> (the same bits; init required):
     /// with AVX-512 and h a multiple of 16, 128 columns at a time in eight registers, so h = 128 walks the bag once
     /// instead of twice and h = 160 twice instead of six times.
-    /// With <paramref name="ahead"/> &gt; 0 the first column pass also asks for the whole row that many hits ahead into L2
-    /// (<c>prefetcht1</c>), and with <paramref name="next"/> set the whole row idx[j] of that table ([·, <paramref name="nextWidth"/>],
-    /// the next gather with the same rows: K after Q, V after K) at hit j: hints only, the same bits.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void BagSum(float* src, int h, int* idx, float* w, int count, float* dst, float* init, int ahead = 0, float* next = null, int nextWidth = 0)
+    public static void BagSum(float* src, int h, int* idx, float* w, int count, float* dst, float* init)
     {
         if (!Vector512.IsHardwareAccelerated || h % 16 != 0)
         {
             RowKernels.WeightedBagSum(src, h, idx, w, count, dst, init);
             return;
         }
-        int c = 0, rowBytes = h * sizeof(float), nextBytes = nextWidth * sizeof(float);
-        bool hints = (ahead > 0 || next is not null) && Sse.IsSupported;
+        int c = 0;
         for (; c + 128 <= h; c += 128)
         {
             Vector512<float> a0 = Vector512.Load(init + c), a1 = Vector512.Load(init + c + 16), a2 = Vector512.Load(init + c + 32),
@@ -126,8 +122,6 @@ internal static unsafe class EncoderKernels
                 a6 = Vector512.Load(init + c + 96), a7 = Vector512.Load(init + c + 112);
             for (int j = 0; j < count; j++)
             {
-                if (hints && c == 0)
-                    Prefetch(src, h, idx, count, j, ahead, rowBytes, next, nextWidth, nextBytes);
                 float* r = src + ((long)idx[j] * h) + c;
                 var wj = Vector512.Create(w[j]);
                 a0 = Vector512.FusedMultiplyAdd(Vector512.Load(r), wj, a0);
@@ -148,8 +142,6 @@ internal static unsafe class EncoderKernels
             Vector512<float> a0 = Vector512.Load(init + c), a1 = Vector512.Load(init + c + 16);
             for (int j = 0; j < count; j++)
             {
-                if (hints && c == 0)
-                    Prefetch(src, h, idx, count, j, ahead, rowBytes, next, nextWidth, nextBytes);
                 float* r = src + ((long)idx[j] * h) + c;
                 var wj = Vector512.Create(w[j]);
                 a0 = Vector512.FusedMultiplyAdd(Vector512.Load(r), wj, a0);
@@ -165,16 +157,6 @@ internal static unsafe class EncoderKernels
             a.Store(dst + c);
         }
     }
-    /// <summary>The hints of <see cref="BagSum"/>'s hit j: this table's row ahead, the next table's row idx[j] (whole rows, into L2).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Prefetch(float* src, int h, int* idx, int count, int j, int ahead, int rowBytes, float* next, int nextWidth, int nextBytes)
-    {
-        if (ahead > 0 && j + ahead < count)
-            RowKernels.PrefetchRow((byte*)(src + ((long)idx[j + ahead] * h)), rowBytes, l1: false);
-        if (next is not null)
-            RowKernels.PrefetchRow((byte*)(next + ((long)idx[j] * nextWidth)), nextBytes, l1: false);
-    }
-
     /// <summary>
     /// dst = init + Σ_j w[j] · t[idx[j], :] over a bf16 table copy (<see cref="Bf16Matrix"/>), each value widened to fp32
     /// in registers and accumulated in fp32 (the bias added last): half the bytes of <see cref="BagSum"/>. With AVX-512, 128

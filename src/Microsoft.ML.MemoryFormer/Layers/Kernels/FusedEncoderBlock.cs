@@ -2,7 +2,6 @@ using System.Runtime.CompilerServices;
 using System.Diagnostics;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Models;
-using Microsoft.ML.MemoryFormer.Runtime;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
@@ -262,9 +261,9 @@ internal sealed unsafe class FusedEncoderBlock
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void BagSum(float* src, int h, int* idx, float* w, int count, float* dst, float* init, int ahead = 0, float* next = null, int nextWidth = 0)
+    private void BagSum(float* src, int h, int* idx, float* w, int count, float* dst, float* init)
     {
-        if (Simd) EncoderKernels.BagSum(src, h, idx, w, count, dst, init, ahead, next, nextWidth);
+        if (Simd) EncoderKernels.BagSum(src, h, idx, w, count, dst, init);
         else RowKernels.WeightedBagSum(src, h, idx, w, count, dst, init);
     }
 
@@ -289,29 +288,14 @@ internal sealed unsafe class FusedEncoderBlock
         return ms;
     }
 
-    /// <summary>One layer's gather for one token: from its bf16 copy where there is one, else the fp32 table. With
-    /// <see cref="PrefetchRows"/> the fp32 gather asks for its rows <see cref="PrefetchAhead"/> hits ahead into L2 and, with
-    /// <paramref name="next"/> (the next layer gathered with the same rows: K after Q, V after K), for that layer's rows too.</summary>
+    /// <summary>One layer's gather for one token: from its bf16 copy where there is one, else the fp32 table.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Bag(Layer layer, int h, int* index, float* weights, float* output, Layer? next = null)
+    private void Bag(Layer layer, int h, int* index, float* weights, float* output)
     {
         ushort* table16 = layer.Table16;
         if (table16 is not null) EncoderKernels.BagSumBf16(table16, h, index, weights, chunks, output, layer.Bias);
-        else if (PrefetchRows)
-            BagSum(layer.Table, h, index, weights, chunks, output, layer.Bias, PrefetchAhead, next is null || !PrefetchNextTable ? null : next.Table, width);
         else BagSum(layer.Table, h, index, weights, chunks, output, layer.Bias);
     }
-
-    /// <summary>Whether the per-token fp32 gathers ask for their table rows ahead into L2 (<see cref="KernelSettings.PrefetchEncoderRows"/>
-    /// when the block is built); the same bits either way.</summary>
-    public bool PrefetchRows { get; set; } = KernelSettings.Current.PrefetchEncoderRows;
-
-    /// <summary>With <see cref="PrefetchRows"/>: whether the Q and K gathers also ask for the K and V rows (same rows, next
-    /// table); a probe knob for <c>perf scoring</c>.</summary>
-    internal static bool PrefetchNextTable { get; set; } = true;
-
-    /// <summary>Hits ahead within one gather whose whole row is asked for (as <see cref="RowKernels.GatherPrefetchAhead"/>).</summary>
-    internal static int PrefetchAhead { get; set; } = RowKernels.GatherPrefetchAhead;
 
     /// <summary>
     /// Q, K, V before rotary of the hidden rows x[ids[i]] (x [·, d], e.g. the embedding table) into rows [count, 3·d] (Q,
@@ -338,8 +322,8 @@ internal sealed unsafe class FusedEncoderBlock
             float* row = rows + (3L * i * width);
             RmsNorm(x + ((long)ids[i] * width), attentionGain, width, attentionEpsilon, normed);
             Hash(normed, value, wide, index, weights);                           // one hash for Q, K, V
-            Bag(query, width, index, weights, row, key);
-            Bag(key, width, index, weights, row + width, value);
+            Bag(query, width, index, weights, row);
+            Bag(key, width, index, weights, row + width);
             Bag(value, width, index, weights, row + (2 * width));
         }
     }
@@ -374,8 +358,8 @@ internal sealed unsafe class FusedEncoderBlock
             long at = (long)t * width;
             RmsNorm(x + at, attentionGain, width, attentionEpsilon, normed);
             Hash(normed, value, rows, index, weights);                          // one hash for Q, K, V
-            Bag(query, width, index, weights, q + at, key);
-            Bag(key, width, index, weights, k + at, value);
+            Bag(query, width, index, weights, q + at);
+            Bag(key, width, index, weights, k + at);
             Bag(value, width, index, weights, v + at);
             long rotary = (long)positions[t] * rotaryDims;
             Rotary(q + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);

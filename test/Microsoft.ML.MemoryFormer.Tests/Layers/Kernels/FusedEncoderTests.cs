@@ -172,31 +172,4 @@ public class FusedEncoderTests
         Assert.Equal(expected, Pooled(new FusedEncoder(model.Network.Backbone, staged: true)));
         Assert.Equal(expected, Pooled(new FusedEncoder(model.Network.Backbone, tableMajor: true)));
     }
-
-    [Fact]
-    public void The_row_prefetches_give_the_same_pooled_vectors_bit_for_bit()
-    {
-        using var model = NewModel(PoolingKind.Mean, windowTokens: 128);
-        var text = string.Concat(Enumerable.Range(0, 40).Select(i => $"token {i} of a longer paragraph, {i * 3}. "));
-        var windows = new[] { text, "short", text[50..] }.SelectMany(t => model.Encode(t, null)).ToArray();
-        using var noGrad = no_grad();
-        float[] Pooled(bool prefetch, bool nextTable)
-        {
-            FusedEncoderBlock.PrefetchNextTable = nextTable;
-            FusedEncoder? encoder = null;
-            KernelSettings.Current.With(s => s.PrefetchEncoderRows = prefetch, () => encoder = new FusedEncoder(model.Network.Backbone));
-            try
-            {
-                return encoder!.Pooled(windows, PoolingKind.Mean).data<float>().ToArray();
-            }
-            finally
-            {
-                FusedEncoderBlock.PrefetchNextTable = true;
-            }
-        }
-        var plain = Pooled(prefetch: false, nextTable: false);
-        Assert.Equal(plain, Pooled(prefetch: true, nextTable: true));           // the default
-        Assert.Equal(plain, Pooled(prefetch: true, nextTable: false));
-        Assert.Contains(plain, v => v != 0f);
-    }
 }

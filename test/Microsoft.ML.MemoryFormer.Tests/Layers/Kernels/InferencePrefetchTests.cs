@@ -4,45 +4,11 @@ using Microsoft.ML.MemoryFormer.Runtime;
 namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 
 /// <summary>
-/// The inference gathers' prefetches: the fused encoder's bag sum asking for rows ahead and the next table's rows into L2
-/// (<see cref="KernelSettings.PrefetchEncoderRows"/>, <see cref="EncoderKernels.BagSum"/>), and the decode gathers prefetching
-/// into L2 instead of L1 (<see cref="KernelSettings.DecodePrefetchIntoL2"/>): hints only, so the same bytes as without them.
+/// The decode gathers prefetching their rows into L2 instead of L1 (<see cref="KernelSettings.DecodePrefetchIntoL2"/>): hints only,
+/// so the same bytes either way.
 /// </summary>
 public class InferencePrefetchTests
 {
-    [Theory]
-    [InlineData(16, 16)]                                                 // one 16-column step: no prefetch pass
-    [InlineData(32, 16)]                                                 // the 32-column pass first
-    [InlineData(128, 16)]                                                // the scoring model's Q/K/V and ML₂ rows
-    [InlineData(160, 16)]                                                // its ML₁ rows: 128 + one 32-column step
-    [InlineData(256, 3)]                                                 // fewer hits than the prefetch distance
-    public unsafe void The_encoder_bag_sum_gives_the_same_bytes_with_and_without_its_prefetches(int h, int k)
-    {
-        const int rowCount = 200, tokens = 4;
-        var rng = new Random(h + k);
-        var table = Enumerable.Range(0, rowCount * h).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
-        var next = Enumerable.Range(0, rowCount * 64).Select(_ => (float)rng.NextDouble()).ToArray();
-        var bias = Enumerable.Range(0, h).Select(_ => (float)rng.NextDouble()).ToArray();
-        var rows = Enumerable.Range(0, tokens * k).Select(_ => rng.Next(rowCount)).ToArray();
-        var weights = Enumerable.Range(0, tokens * k).Select(_ => (float)rng.NextDouble()).ToArray();
-        var plain = new float[tokens * h];
-        var ahead = new float[tokens * h];
-        var both = new float[tokens * h];
-        fixed (float* t = table, n = next, b = bias, w = weights, p = plain, a = ahead, q = both)
-        fixed (int* r = rows)
-        {
-            for (int i = 0; i < tokens; i++)
-            {
-                EncoderKernels.BagSum(t, h, r + (i * k), w + (i * k), k, p + (i * h), b);
-                EncoderKernels.BagSum(t, h, r + (i * k), w + (i * k), k, a + (i * h), b, RowKernels.GatherPrefetchAhead);
-                EncoderKernels.BagSum(t, h, r + (i * k), w + (i * k), k, q + (i * h), b, RowKernels.GatherPrefetchAhead, n, 64);
-            }
-        }
-        Assert.True(plain.AsSpan().SequenceEqual(ahead), "the prefetch ahead changed a value");
-        Assert.True(plain.AsSpan().SequenceEqual(both), "the next table's prefetch changed a value");
-        Assert.Contains(plain, v => v != 0f);
-    }
-
     [Theory]
     [InlineData(512)]
     [InlineData(256)]
