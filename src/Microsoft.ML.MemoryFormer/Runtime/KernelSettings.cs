@@ -19,6 +19,12 @@ internal sealed class KernelSettings
     /// </summary>
     public bool UseFusedKernels { get; set; } = true;
 
+    /// <summary>Whether the decode step's bf16 and int8 gathers (<c>Layers/Kernels/Bf16Gather.cs</c>, <c>Int8Gather.cs</c>) prefetch their
+    /// rows into L2 (<c>prefetcht1</c>) instead of L1 (<c>prefetcht0</c>), as the training gather does: the d = 1024 blocks 1.2–1.7× faster
+    /// (docs/benchmarks.md, "Inference gathers: rows prefetched into L2"). Same results either way (a hint only); off for
+    /// <c>perf decode-profile</c> to time it. Not among the switches <see cref="With"/> restores: set and restore it directly.</summary>
+    public bool DecodePrefetchIntoL2 { get; set; } = true;
+
     /// <summary>Whether small backwards write only the touched rows of a layer's reused gradient buffer
     /// (<c>Layers/Kernels/TableGradient.cs</c>); off writes the whole table.</summary>
     public bool WriteTouchedRowsOnly { get; set; } = true;
@@ -121,19 +127,13 @@ internal sealed class KernelSettings
     /// (<c>prefetcht1</c>). Same results either way (a hint only); off for <c>perf</c> to time it.</summary>
     public bool PrefetchUpdateRows { get; set; } = true;
 
-    /// <summary>Whether the decode step's bf16 and int8 gathers (<c>Layers/Kernels/Bf16Gather.cs</c>, <c>Int8Gather.cs</c>) prefetch their
-    /// rows into L2 (<c>prefetcht1</c>) instead of L1 (<c>prefetcht0</c>), as the training gather does: the d = 1024 blocks 1.2–1.7× faster
-    /// loaded (docs/benchmarks.md, "Inference gathers: rows prefetched into L2"). Same results either way (a hint only); off for
-    /// <c>perf decode-profile</c> to time it.</summary>
-    public bool DecodePrefetchIntoL2 { get; set; } = true;
-
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, DecodePrefetchIntoL2);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows);
         try
         {
             change(this);
@@ -142,7 +142,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, DecodePrefetchIntoL2) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows) = saved;
         }
     }
 }

@@ -134,9 +134,17 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
     /// <summary>Times <paramref name="time"/> with the decode gathers prefetching into L1 as before 2026-12-06 (<see cref="Runtime.KernelSettings.DecodePrefetchIntoL2"/> off).</summary>
     private static double IntoL1(Func<double> time)
     {
-        double ms = 0;
-        Runtime.KernelSettings.Current.With(s => s.DecodePrefetchIntoL2 = false, () => ms = time());
-        return ms;
+        var settings = Runtime.KernelSettings.Current;
+        bool before = settings.DecodePrefetchIntoL2;
+        settings.DecodePrefetchIntoL2 = false;
+        try
+        {
+            return time();
+        }
+        finally
+        {
+            settings.DecodePrefetchIntoL2 = before;
+        }
     }
 
     private static double Gathers(LanguageModel model, bool twoThreads, Func<double> time)
