@@ -19,6 +19,12 @@ internal sealed class KernelSettings
     /// </summary>
     public bool UseFusedKernels { get; set; } = true;
 
+    /// <summary>Whether the decode step's bf16 and int8 gathers (<c>Layers/Kernels/Bf16Gather.cs</c>, <c>Int8Gather.cs</c>) prefetch their
+    /// rows into L2 (<c>prefetcht1</c>) instead of L1 (<c>prefetcht0</c>), as the training gather does: the d = 1024 blocks 1.2–1.7× faster
+    /// (docs/benchmarks.md, "Inference gathers: rows prefetched into L2"). Same results either way (a hint only); off for
+    /// <c>perf decode-profile</c> to time it. Not among the switches <see cref="With"/> restores: set and restore it directly.</summary>
+    public bool DecodePrefetchIntoL2 { get; set; } = true;
+
     /// <summary>Whether small backwards write only the touched rows of a layer's reused gradient buffer
     /// (<c>Layers/Kernels/TableGradient.cs</c>); off writes the whole table.</summary>
     public bool WriteTouchedRowsOnly { get; set; } = true;

@@ -57,6 +57,11 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
             ("MF fused blocks only, gathers on two threads (default)", double.NaN, () => Gathers(mf, twoThreads: true, () => BlocksMs(mf, tokens))),
             ("MF fused blocks only, bf16 tables, gathers on one thread", double.NaN, () => Gathers(mf, twoThreads: false, () => ReducedBlocksMs(mf, InferencePrecision.BFloat16, tokens))),
             ("MF fused blocks only, bf16 tables, gathers on two threads", double.NaN, () => Gathers(mf, twoThreads: true, () => ReducedBlocksMs(mf, InferencePrecision.BFloat16, tokens))),
+            ("MF fused blocks only, bf16 tables, gathers on two threads, rows prefetched into L1 (before 2026-12-06 07:00)", double.NaN, () => IntoL1(() => Gathers(mf, twoThreads: true, () => ReducedBlocksMs(mf, InferencePrecision.BFloat16, tokens)))),
+            ("MF fused blocks only, int8 tables, gathers on two threads, rows prefetched into L1 (before)", double.NaN, () => IntoL1(() => Gathers(mf, twoThreads: true, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens)))),
+            ("step: MF fused, bf16", double.NaN, () => Reduced(mf, InferencePrecision.BFloat16, () => StepMs(mf, fused: true, tokens))),
+            ("step: MF fused, bf16, rows prefetched into L1 (before)", double.NaN, () => IntoL1(() => Reduced(mf, InferencePrecision.BFloat16, () => StepMs(mf, fused: true, tokens)))),
+            ("step: MF fused, int8, rows prefetched into L1 (before)", double.NaN, () => IntoL1(() => Reduced(mf, InferencePrecision.Int8, () => StepMs(mf, fused: true, tokens)))),
             ("MF fused blocks only, int8 tables, gathers on one thread", double.NaN, () => Gathers(mf, twoThreads: false, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens))),
             ("MF fused blocks only, int8 tables, gathers on two threads", double.NaN, () => Gathers(mf, twoThreads: true, () => ReducedBlocksMs(mf, InferencePrecision.Int8, tokens))),
             ("MF fused blocks only, int8 tables on 4 KB pages, gathers on one thread", double.NaN,
@@ -126,6 +131,22 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
     }
 
     /// <summary><paramref name="time"/> with the blocks' gathers on one or two threads (<c>LanguageModel.UseTwoThreadGathers</c>).</summary>
+    /// <summary>Times <paramref name="time"/> with the decode gathers prefetching into L1 as before 2026-12-06 (<see cref="Runtime.KernelSettings.DecodePrefetchIntoL2"/> off).</summary>
+    private static double IntoL1(Func<double> time)
+    {
+        var settings = Runtime.KernelSettings.Current;
+        bool before = settings.DecodePrefetchIntoL2;
+        settings.DecodePrefetchIntoL2 = false;
+        try
+        {
+            return time();
+        }
+        finally
+        {
+            settings.DecodePrefetchIntoL2 = before;
+        }
+    }
+
     private static double Gathers(LanguageModel model, bool twoThreads, Func<double> time)
     {
         bool before = model.UseTwoThreadGathers;

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Microsoft.ML.MemoryFormer.Runtime;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -121,10 +122,17 @@ internal static unsafe class Bf16Gather
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Widen256(ushort* p) => Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(p), 16).AsSingle();
 
-    /// <summary>Hints every cache line of one row into the cache (a hint: harmless if already there).</summary>
+    /// <summary>Hints every cache line of one row into L2 (<c>prefetcht1</c>, <see cref="KernelSettings.DecodePrefetchIntoL2"/>, the
+    /// default: 1.2–1.7× faster blocks than into L1, docs/benchmarks.md) or L1 (<c>prefetcht0</c>): harmless if already there.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchRow(ushort* row, int h)
     {
+        if (KernelSettings.Current.DecodePrefetchIntoL2)
+        {
+            for (int o = 0; o < h; o += 32)
+                Sse.Prefetch1(row + o);
+            return;
+        }
         for (int o = 0; o < h; o += 32)
             Sse.Prefetch0(row + o);
     }
