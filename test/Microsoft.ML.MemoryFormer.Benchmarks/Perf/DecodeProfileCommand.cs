@@ -130,23 +130,15 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
         return y;
     }
 
-    /// <summary><paramref name="time"/> with the blocks' gathers on one or two threads (<c>LanguageModel.UseTwoThreadGathers</c>).</summary>
     /// <summary>Times <paramref name="time"/> with the decode gathers prefetching into L1 as before 2026-12-06 (<see cref="Runtime.KernelSettings.DecodePrefetchIntoL2"/> off).</summary>
     private static double IntoL1(Func<double> time)
     {
-        var settings = Runtime.KernelSettings.Current;
-        bool before = settings.DecodePrefetchIntoL2;
-        settings.DecodePrefetchIntoL2 = false;
-        try
-        {
-            return time();
-        }
-        finally
-        {
-            settings.DecodePrefetchIntoL2 = before;
-        }
+        double result = 0;
+        Runtime.KernelSettings.Current.With(k => k.DecodePrefetchIntoL2 = false, () => result = time());
+        return result;
     }
 
+    /// <summary><paramref name="time"/> with the blocks' gathers on one or two threads (<c>LanguageModel.UseTwoThreadGathers</c>).</summary>
     private static double Gathers(LanguageModel model, bool twoThreads, Func<double> time)
     {
         bool before = model.UseTwoThreadGathers;

@@ -25,9 +25,7 @@ public class InferencePrefetchTests
         float[] Run(bool intoL2, bool int8)
         {
             var output = new float[h];
-            bool before = KernelSettings.Current.DecodePrefetchIntoL2;
-            KernelSettings.Current.DecodePrefetchIntoL2 = intoL2;
-            try
+            KernelSettings.Current.With(k => k.DecodePrefetchIntoL2 = intoL2, () =>
             {
                 fixed (ushort* t = table16)
                 fixed (sbyte* q = table8)
@@ -37,11 +35,7 @@ public class InferencePrefetchTests
                     if (int8) Int8Gather.WeightedBagSum(q, s, h, r, w, k, d, vectorBits);
                     else Bf16Gather.WeightedBagSum(t, h, r, w, k, d, vectorBits);
                 }
-            }
-            finally
-            {
-                KernelSettings.Current.DecodePrefetchIntoL2 = before;
-            }
+            });
             return output;
         }
         foreach (bool int8 in new[] { false, true })
