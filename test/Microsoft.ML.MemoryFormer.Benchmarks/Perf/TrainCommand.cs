@@ -86,6 +86,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
                 k.Bf16ForwardTables = true;
                 k.PrefetchGatherRows = k.PrefetchUpdateRows = false;
             }),
+        new("mf-sepupdate", "MemoryFormer, the tables' AdamW after the backward instead of inside it (FusedTableUpdate off; same bits)",
+            TransformerKind.MemoryFormer, Tweak: k => k.FusedTableUpdate = false),
         new("dense-bf16", "dense, Linear layers in bf16 with fp32 masters (Bf16DenseLinear on)", TransformerKind.Dense, Tweak: k => k.Bf16DenseLinear = true),
         new("mf-bf16fwd", "MemoryFormer, forward reads a bf16 copy of the tables (Bf16ForwardTables on)", TransformerKind.MemoryFormer,
             Tweak: k => k.Bf16ForwardTables = true),
