@@ -91,13 +91,6 @@ internal sealed class WeightAverage : IDisposable
         }
     }
 
-    /// <summary>The averages (a copy each), by parameter name: for tests and diagnostics.</summary>
-    public Dictionary<string, Tensor> Snapshot()
-    {
-        using var noGrad = no_grad();
-        return entries.ToDictionary(e => e.Name, e => e.Average.clone().DetachFromDisposeScope());
-    }
-
     public void Dispose()
     {
         foreach (var (_, _, average) in entries) average.Dispose();

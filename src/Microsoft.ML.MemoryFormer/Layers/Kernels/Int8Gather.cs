@@ -115,15 +115,6 @@ internal static unsafe class Int8Gather
     /// <summary>Hints every cache line of one row into L2 (<c>prefetcht1</c>, <see cref="KernelSettings.DecodePrefetchIntoL2"/>, the
     /// default: 1.2–1.7× faster blocks than into L1, docs/benchmarks.md) or L1 (<c>prefetcht0</c>): harmless if already there.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchRow(sbyte* row, int h)
-    {
-        if (KernelSettings.Current.DecodePrefetchIntoL2)
-        {
-            for (int o = 0; o < h; o += 64)
-                Sse.Prefetch1(row + o);
-            return;
-        }
-        for (int o = 0; o < h; o += 64)
-            Sse.Prefetch0(row + o);
-    }
+    private static void PrefetchRow(sbyte* row, int h) =>
+        RowKernels.PrefetchRow((byte*)row, h * sizeof(sbyte), l1: !KernelSettings.Current.DecodePrefetchIntoL2);
 }

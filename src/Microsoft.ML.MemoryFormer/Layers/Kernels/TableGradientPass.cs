@@ -151,16 +151,10 @@ internal static unsafe class TableGradientPass
     /// </summary>
     private static void PrefetchUpdateRows(RowPass pass, BlockedTableGradient.FusedStep step, long o, int h)
     {
-        byte* p = (byte*)((float*)pass.Table + o);
-        for (int l = 0; l < h * sizeof(float); l += 64)
-            Sse.Prefetch1(p + l);
+        RowKernels.PrefetchRow((byte*)((float*)pass.Table + o), h * sizeof(float), l1: false);
         int momentBytes = step.Bf16 ? sizeof(ushort) : sizeof(float);
-        byte* m = (byte*)step.ExpAvg + (o * momentBytes), v = (byte*)step.ExpAvgSq + (o * momentBytes);
-        for (int l = 0; l < h * momentBytes; l += 64)
-        {
-            Sse.Prefetch1(m + l);
-            Sse.Prefetch1(v + l);
-        }
+        RowKernels.PrefetchRow((byte*)step.ExpAvg + (o * momentBytes), h * momentBytes, l1: false);
+        RowKernels.PrefetchRow((byte*)step.ExpAvgSq + (o * momentBytes), h * momentBytes, l1: false);
     }
 
     /// <summary>Σ values[0..count) in index order, then returns the pooled array: the thread-independent reduction.</summary>
