@@ -40,6 +40,11 @@ public abstract class MemoryFormerTrainerOptions
     /// <summary>Decoupled weight decay of dense matrices (biases and norm gains never decay).</summary>
     public double WeightDecay = 0.01;
 
+    /// <summary>Where the cosine learning-rate schedule ends, as a fraction in [0, 1] of the peak rates (both
+    /// <see cref="LearningRate"/> and the table rate); null (the default) keeps the training loop's 0.1
+    /// (<see cref="TrainingOptions.MinLearningRateRatio"/>). 0 decays to zero, 1 holds the peak rate after warm-up.</summary>
+    public double? MinLearningRateRatio;
+
     /// <summary>
     /// Weight averaging: null (the default) = off; otherwise the decay d in [0, 1) of an exponential moving average of
     /// the weights (Polyak averaging), updated after every optimizer step and spanning about 1 / (1 − d) recent steps
@@ -126,6 +131,8 @@ public abstract class MemoryFormerTrainerOptions
         Check(TableLearningRate is null || (TableLearningRate > 0 && double.IsFinite(TableLearningRate.Value)),
             nameof(TableLearningRate), "must be null or a positive number");
         Check(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), "must be ≥ 0");
+        Check(MinLearningRateRatio is not { } floor || floor is >= 0 and <= 1, nameof(MinLearningRateRatio),
+            "must be null (the default, 0.1) or in [0, 1]");
         Check(TableMomentPrecision is not { } moments || Enum.IsDefined(moments), nameof(TableMomentPrecision),
             $"must be null (the default) or one of {string.Join(", ", Enum.GetNames<MomentPrecision>())}");
         Check(TableGradientClipping is not { } rule || Enum.IsDefined(rule), nameof(TableGradientClipping),
@@ -149,7 +156,7 @@ public abstract class MemoryFormerTrainerOptions
     internal TrainingOptions ToTrainingOptions(int seed, int stepsPerEpoch, bool validated)
     {
         int steps = MaxSteps ?? Epochs * stepsPerEpoch;
-        return TaskDefaults(new TrainingOptions
+        var options = TaskDefaults(new TrainingOptions
         {
             MaxSteps = steps,
             LearningRate = LearningRate,
@@ -169,6 +176,7 @@ public abstract class MemoryFormerTrainerOptions
             CheckpointEverySteps = CheckpointEverySteps,
             CheckpointInterval = CheckpointInterval,
         });
+        return MinLearningRateRatio is { } floor ? options with { MinLearningRateRatio = floor } : options;
     }
 
     /// <summary>A log that writes each line to <paramref name="channel"/> (the MLContext's <c>Log</c> event) and to <see cref="Log"/>.</summary>

@@ -20,7 +20,7 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
     internal sealed class Settings : PerfSettings
     {
         [CommandOption("--parts")]
-        [Description("Comma-separated substrings: time only the parts whose name contains one (e.g. head,blocks). Default all.")]
+        [Description("Substrings separated by commas, or by semicolons when the list has one (part names contain commas): time only the parts whose name contains one (e.g. head,blocks or \"gathers on two threads, rows;step: MF fused\"). Default all.")]
         public string? Parts { get; init; }
     }
 
@@ -80,7 +80,10 @@ internal sealed class DecodeProfileCommand : Command<DecodeProfileCommand.Settin
             ("step: dense general", double.NaN, () => StepMs(dense, fused: false, tokens)),
         };
         if (!string.IsNullOrEmpty(settings.Parts))
-            parts = parts.Where(p => settings.Parts.Split(',').Any(o => p.Name.Contains(o, StringComparison.Ordinal))).ToArray();
+        {
+            var wanted = settings.Parts.Split(settings.Parts.Contains(';') ? ';' : ',', StringSplitOptions.RemoveEmptyEntries);
+            parts = parts.Where(p => wanted.Any(o => p.Name.Contains(o, StringComparison.Ordinal))).ToArray();
+        }
         var samples = parts.Select(_ => new List<double>()).ToArray();
         for (int round = 0; round <= rounds; round++)
         {

@@ -49,6 +49,20 @@ public class MemoryFormerTrainerOptionsTests
             .ToTrainingOptions(seed: 1, stepsPerEpoch: 2, validated: false).MixedPrecisionTables);
     }
 
+    [Fact]
+    public void The_schedule_floor_keeps_the_loop_default_unless_set_and_a_bad_one_is_refused()
+    {
+        Assert.Equal(0.1, new MemoryFormerTabularOptions().ToTrainingOptions(seed: 1, stepsPerEpoch: 2, validated: false).MinLearningRateRatio);
+        Assert.Equal(0d, new MemoryFormerTextClassificationOptions { MinLearningRateRatio = 0 }
+            .ToTrainingOptions(seed: 1, stepsPerEpoch: 2, validated: false).MinLearningRateRatio);
+        Assert.Equal(0.5, new MemoryFormerLanguageModelEstimator.Options { MinLearningRateRatio = 0.5 }
+            .ToTrainingOptions(seed: 1, stepsPerEpoch: 2, validated: false).MinLearningRateRatio);
+
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new MemoryFormerTabularOptions { MinLearningRateRatio = 1.5 }.Validate());
+        Assert.Equal("MinLearningRateRatio", e.ParamName);
+        Assert.Contains("MemoryFormerTabularOptions.MinLearningRateRatio must be null (the default, 0.1) or in [0, 1]", e.Message);
+    }
+
     [Theory]
     [InlineData(typeof(MemoryFormerTabularOptions))]
     [InlineData(typeof(MemoryFormerTextClassificationOptions))]
