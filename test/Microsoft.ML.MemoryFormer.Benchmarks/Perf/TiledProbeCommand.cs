@@ -38,6 +38,10 @@ internal sealed unsafe class TiledProbeCommand : Command<TiledProbeCommand.Setti
     private static readonly Dictionary<string, Shape> Shapes = new()
     {
         ["layer"] = new("layer d=512, N=4096", 64, 8, 4096, [512]),
+        ["layer2048"] = new("layer d=512, N=2048", 64, 8, 2048, [512]),
+        ["layer1024"] = new("layer d=512, N=1024", 64, 8, 1024, [512]),
+        ["layer512"] = new("layer d=512, N=512", 64, 8, 512, [512]),
+        ["qkv512-1024"] = new("Q/K/V d=512, N=1024", 64, 8, 1024, [512, 512, 512]),
         ["qkv512"] = new("Q/K/V d=512", 64, 8, 2048, [512, 512, 512]),
         ["ml1-512"] = new("ML₁ d=512", 64, 8, 2048, [640]),
         ["ml2-512"] = new("ML₂ d=512", 64, 10, 2048, [512]),
