@@ -137,32 +137,13 @@ internal sealed class KernelSettings
     /// 2026-12-06). The same values either way; <c>perf train</c> times both of this session's switches off as dense-copies and mf-copies.</summary>
     public bool PooledAttentionOutput { get; set; } = true;
 
-    /// <summary>Whether the tiled forward (<see cref="TiledForward"/>) skips the tile-major copy of each table and has each thread copy its
-    /// tile's column slice of a chunk group straight from the row-major table into its L2 scratch, asking for the slices a few rows ahead
-    /// (<c>Layers/Kernels/TiledGather.cs</c>, <c>Plan.Direct</c>): one read of the table instead of a read, a write and a second read.
-    /// The same bits either way; off by default while measured (<c>perf probe-tiled</c>).</summary>
-    public bool TiledDirectStage { get; set; }
-
-    /// <summary>Whether the tiled forward takes two adjacent 16-column tiles per thread step (<c>Layers/Kernels/TiledGatherPairs.cs</c>): each
-    /// hit's row index and weight read once for 32 columns. The same bits either way; off by default while measured (<c>perf probe-tiled</c>).</summary>
-    public bool TiledPairs { get; set; }
-
-    /// <summary>Whether the tiled forward, while it walks the tokens over one staged chunk group, asks for the rows it stages next into L2
-    /// (<c>Layers/Kernels/TiledGather.cs</c>, <c>Plan.PrefetchNext</c>), so that staging copy reads L2 instead of DRAM. A hint only: the same
-    /// bits either way; off by default while measured (<c>perf probe-tiled</c>).</summary>
-    public bool TiledPrefetchNextGroup { get; set; }
-
-    /// <summary>The bytes of table rows the tiled forward stages per chunk group and thread step (all of a step's tiles together; the scratch
-    /// stays in L2). The same bits at any size.</summary>
-    public int TiledGroupBytes { get; set; } = Layers.Kernels.TiledGather.ScratchBytes;
-
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, TiledDirectStage, TiledPairs, TiledGroupBytes, TiledPrefetchNextGroup);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2);
         try
         {
             change(this);
@@ -171,7 +152,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, TiledDirectStage, TiledPairs, TiledGroupBytes, TiledPrefetchNextGroup) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2) = saved;
         }
     }
 }

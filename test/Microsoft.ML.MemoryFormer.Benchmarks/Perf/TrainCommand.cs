@@ -29,7 +29,6 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "dense-torchnorm and mf-torchnorm (RMSNorm and rotary as torch ops instead of the managed passes), mf-untiled (KernelSettings.TiledForward off), " +
             "mf-unshared (KernelSettings.TiledSharedForward off: the shared Q/K/V forward tiled only when each table holds 16 MB), " +
             "mf-noprefetch (KernelSettings.PrefetchGatherRows and PrefetchUpdateRows off: no L2 prefetch in the token-major forward nor the fused update), " +
-            "mf-tiledpairs and mf-tileddirect (the tiled forward's variants TiledPairs, and TiledDirectStage + TiledPairs + TiledPrefetchNextGroup at 256 KB groups; same bits), " +
             "mf-mixed-noprefetch (mf-mixed with both off), " +
             "dense-fattn and mf-fattn (the managed causal attention, opt-in, instead of libtorch's scaled_dot_product_attention), dense-sdpa and mf-sdpa (SDPA set explicitly), " +
             "dense-rotcopy and mf-rotcopy (KernelSettings.StridedRotaryGradient off: the rotary backward copies ∂L/∂y to contiguous memory first), " +
@@ -86,14 +85,6 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             {
                 k.Bf16ForwardTables = true;
                 k.PrefetchGatherRows = k.PrefetchUpdateRows = false;
-            }),
-        new("mf-tiledpairs", "MemoryFormer, the tiled forward two tiles a step (TiledPairs on; same bits)", TransformerKind.MemoryFormer,
-            Tweak: k => k.TiledPairs = true),
-        new("mf-tileddirect", "MemoryFormer, the tiled forward without the tile-major copy: pairs of tiles staged straight from the table, the next rows into L2, 256 KB groups (TiledDirectStage, TiledPairs, TiledPrefetchNextGroup on; same bits)",
-            TransformerKind.MemoryFormer, Tweak: k =>
-            {
-                k.TiledDirectStage = k.TiledPairs = k.TiledPrefetchNextGroup = true;
-                k.TiledGroupBytes = 256 << 10;
             }),
         new("mf-sepupdate", "MemoryFormer, the tables' AdamW after the backward instead of inside it (FusedTableUpdate off; same bits)",
             TransformerKind.MemoryFormer, Tweak: k => k.FusedTableUpdate = false),

@@ -154,7 +154,7 @@ internal static class FusedMemoryGather
                 if (table16.All(p => p != 0) && Bf16TiledGather.Supports(widths))
                     Bf16TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, table16, widths, biasPtrs, outPtrs);
                 else
-                    TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, TiledPlan(settings), table16);
+                    TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, TiledGather.Plan.Default, table16);
             }
             else
             {
@@ -353,16 +353,6 @@ internal static class FusedMemoryGather
         bool shared = settings.TiledSharedForward && tableBytes.Length > 1 && widths.All(h => h % 8 == 0);
         return (shared ? tableBytes.Sum() : tableBytes.Min()) >= settings.TiledForwardMinTableBytes;
     }
-
-    /// <summary>The tiled forward's plan under <paramref name="settings"/>: <see cref="TiledGather.Plan.Default"/> or <see cref="TiledGather.Plan.Direct"/>,
-    /// tiles in pairs or alone, and the bytes staged per chunk group.</summary>
-    internal static TiledGather.Plan TiledPlan(KernelSettings settings) =>
-        (settings.TiledDirectStage ? TiledGather.Plan.Direct : TiledGather.Plan.Default) with
-        {
-            Pairs = settings.TiledPairs,
-            GroupBytes = settings.TiledGroupBytes,
-            PrefetchNext = settings.TiledPrefetchNextGroup,
-        };
 
     /// <summary>The bf16 copy each table's forward reads (<see cref="KernelSettings.Bf16ForwardTables"/>, or the copy's own
     /// <see cref="Bf16TableCopy.Requested"/>), made current, or 0 where it reads fp32: neither set, no backward to follow, no copy, a table that is not the parameter's own contiguous storage.</summary>

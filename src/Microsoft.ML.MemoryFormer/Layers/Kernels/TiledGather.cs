@@ -3,7 +3,6 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using Microsoft.ML.MemoryFormer.Runtime;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -26,7 +25,7 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// chunks in ascending order), so results are bit-identical to it except in the last 1–7 columns of a width that is
 /// not a multiple of 8, where today's kernel adds without fusing. No atomics; nothing depends on the thread count.</para>
 /// </remarks>
-internal static unsafe partial class TiledGather
+internal static unsafe class TiledGather
 {
     /// <summary>Columns per tile: one AVX-512 register of fp32.</summary>
     public const int TileWidth = 16;
@@ -44,32 +43,15 @@ internal static unsafe partial class TiledGather
     /// scratch (sequential reads) instead of read in place.</param>
     /// <param name="StreamingCopy">With <paramref name="TileMajor"/>: the tile-major copy is written with non-temporal stores
     /// (no read for ownership of lines that are overwritten whole).</param>
-    /// <param name="CopyAhead">Without <paramref name="TileMajor"/>: the strided per-thread copy asks for the tile slice of the row this many
-    /// rows ahead (<c>prefetcht0</c>; 0: none): the rows are h·4 bytes apart, so the hardware prefetchers stop at every page.</param>
-    /// <param name="Pairs">With <paramref name="TileMajor"/> and <paramref name="StageGroup"/>: each thread takes two adjacent full tiles at a time,
-    /// both staged, and every token step adds a hit's 32 columns (two registers) after one read of its row and weight
-    /// (<see cref="KernelSettings.TiledPairs"/>, TiledGatherPairs.cs).</param>
-    /// <param name="PrefetchNext">With <paramref name="StageGroup"/>: while a group's tokens are walked, the rows the thread stages next (the tile's
-    /// next group, or the next tile's first) are asked for into L2 a few lines per 8 tokens (<see cref="KernelSettings.TiledPrefetchNextGroup"/>),
-    /// so the staging copy reads L2 instead of DRAM.</param>
-    /// <param name="GroupBytes">The bytes of tile rows one chunk group stages, all of a step's tiles together, when <paramref name="GroupChunks"/> is 0.</param>
-    public readonly record struct Plan(int GroupChunks, int Tokens, bool TileMajor, bool StageGroup = false, bool StreamingCopy = false, int CopyAhead = 0,
-        bool Pairs = false, int GroupBytes = ScratchBytes, bool PrefetchNext = false)
+    public readonly record struct Plan(int GroupChunks, int Tokens, bool TileMajor, bool StageGroup = false, bool StreamingCopy = false)
     {
         /// <summary>The default, from <c>perf probe-forward</c> at d = 512, τ = 8 (docs/benchmarks.md).</summary>
         public static Plan Default { get; } = new(0, 8, TileMajor: true, StageGroup: true, StreamingCopy: true);
-
-        /// <summary>No tile-major copy: each thread copies its tile's column slice of each chunk group straight from the row-major
-        /// table into its L2 scratch, asking for the slices <see cref="DirectCopyAhead"/> rows ahead (<see cref="KernelSettings.TiledDirectStage"/>).</summary>
-        public static Plan Direct { get; } = new(0, 8, TileMajor: false, CopyAhead: DirectCopyAhead);
     }
 
     /// <summary>A probe knob (<c>perf probe-tiled</c>), 0 outside probes: 1 skips the token walks (the copies alone), 2 skips the staging
     /// copies (the walks read whatever the scratch holds: timing only, wrong outputs).</summary>
     internal static int ProbeSkip { get; set; }
-
-    /// <summary>Rows ahead whose tile slice <see cref="Plan.Direct"/>'s copy asks for.</summary>
-    public const int DirectCopyAhead = 16;
 
     /// <summary>The bytes one chunk group's tile may take when <see cref="Plan.GroupChunks"/> is 0 (half of a 1 MB L2).</summary>
     public const int ScratchBytes = 512 * 1024;
@@ -109,12 +91,10 @@ internal static unsafe partial class TiledGather
         if (n == 0 || k == 0)
             return;
         int blockRows = chunked ? (int)(rowLimit / k) : 0;
-        int tilesAStep = plan.Pairs ? 2 : 1;
         int groupChunks = !chunked ? k
             : plan.GroupChunks > 0 ? Math.Min(k, plan.GroupChunks)
-            : Math.Clamp(plan.GroupBytes / (tilesAStep * blockRows * TileWidth * sizeof(float)), 1, k);
-        var cut = new Cut(n, k, rowLimit, chunked ? (long)groupChunks * blockRows : rowLimit, groupChunks, (k + groupChunks - 1) / groupChunks, plan.Tokens,
-            plan.PrefetchNext && (plan.StageGroup || !plan.TileMajor));
+            : Math.Clamp(ScratchBytes / (blockRows * TileWidth * sizeof(float)), 1, k);
+        var cut = new Cut(n, k, rowLimit, chunked ? (long)groupChunks * blockRows : rowLimit, groupChunks, (k + groupChunks - 1) / groupChunks, plan.Tokens);
         // For the 8-token steps, each block of 8 tokens' rows and weights interleaved [N/8][K][8]: one pointer each walks
         // all eight, so the loop keeps every address in a register (eight separate pointers each did not fit).
         int blocks = plan.Tokens >= 8 ? n / 8 : 0;
@@ -137,7 +117,7 @@ internal static unsafe partial class TiledGather
     }
 
     /// <summary>The rows and weights [N, K] and their 8-token interleaved copies [N/8][K][8].</summary>
-    internal readonly record struct Inputs(nint Rows, nint Weights, nint RowsT, nint WeightsT);
+    private readonly record struct Inputs(nint Rows, nint Weights, nint RowsT, nint WeightsT);
 
     /// <summary>rows/weights [N, K] → [blocks][K][8] for the first 8·<paramref name="blocks"/> tokens.</summary>
     internal static void Interleave(int* rows, float* weights, int blocks, int k, int* rowsT, float* weightsT)
@@ -162,12 +142,6 @@ internal static unsafe partial class TiledGather
         int n = cut.N, k = cut.K;
         long rowLimit = cut.RowLimit;
         bool bf16 = tables16 is not null && tables16.Any(t => t != 0);
-        if (!plan.TileMajor && !bf16 && plan.Pairs)
-        {
-            for (int t = 0; t < tables.Length; t++)
-                GatherPairs(inputs, tables[t], widths[t], biases[t], outputs[t], cut, 0);
-            return;
-        }
         if (!plan.TileMajor && !bf16)
         {
             var firstTile = new int[tables.Length + 1];
@@ -179,7 +153,7 @@ internal static unsafe partial class TiledGather
                 for (int item = start; item < end; item++)
                 {
                     int t = Array.FindLastIndex(firstTile, f => f <= item);
-                    GatherTile(inputs, tables[t], widths[t], biases[t], outputs[t], item - firstTile[t], cut, scratch, 0, false, plan.CopyAhead);
+                    GatherTile(inputs, tables[t], widths[t], biases[t], outputs[t], item - firstTile[t], cut, scratch, 0, false);
                 }
             });
             return;
@@ -197,11 +171,6 @@ internal static unsafe partial class TiledGather
                     ToTileMajor((ushort*)tables16[t], h, rowLimit, (float*)buffer);
                 else
                     ToTileMajor((float*)table, h, rowLimit, (float*)buffer, plan.StreamingCopy);
-                if (plan.Pairs && plan.StageGroup)
-                {
-                    GatherPairs(inputs, table, h, bias, output, cut, buffer);
-                    continue;
-                }
                 KernelParallel.For(Tiles(h), (long)n * k * TileWidth, (start, end) =>
                 {
                     float* scratch = ThreadScratch((long)n * TileWidth + (plan.StageGroup ? cut.GroupRows * TileWidth : 0));
@@ -216,10 +185,10 @@ internal static unsafe partial class TiledGather
         }
     }
 
-    internal static int Tiles(int h) => (h + TileWidth - 1) / TileWidth;
+    private static int Tiles(int h) => (h + TileWidth - 1) / TileWidth;
 
     /// <summary>The shape of one call: tokens, chunks, rows, and how chunks are grouped.</summary>
-    internal readonly record struct Cut(int N, int K, long RowLimit, long GroupRows, int GroupChunks, int Groups, int Tokens, bool PrefetchNext = false);
+    private readonly record struct Cut(int N, int K, long RowLimit, long GroupRows, int GroupChunks, int Groups, int Tokens);
 
     /// <summary>Copies rows [0, rowLimit) of a row-major table into [h/16][rowLimit][16] (last tile zero-padded), in parallel over rows.</summary>
     internal static void ToTileMajor(float* table, int h, long rowLimit, float* buffer, bool streaming = false)
@@ -312,8 +281,8 @@ internal static unsafe partial class TiledGather
     /// <summary>One output tile of one table: every chunk group's pass over all tokens. With <c>tileMajor</c> 0 (strided mode)
     /// <c>scratch</c> is the thread's group tile followed by the partial sums; otherwise it is the partial sums and the
     /// tile is read from the table's tile-major copy.</summary>
-    internal static void GatherTile(Inputs inputs, nint table, int h, nint bias, nint output, int tile, Cut cut,
-        float* scratch, nint tileMajor, bool stage, int copyAhead = 0)
+    private static void GatherTile(Inputs inputs, nint table, int h, nint bias, nint output, int tile, Cut cut,
+        float* scratch, nint tileMajor, bool stage)
     {
         int c0 = tile * TileWidth, cols = Math.Min(TileWidth, h - c0);
         float* partial = tileMajor == 0 || stage ? scratch + (cut.GroupRows * TileWidth) : scratch;
@@ -328,7 +297,7 @@ internal static unsafe partial class TiledGather
                 float* region;
                 if (tileMajor == 0)
                 {
-                    CopyTile((float*)table, h, c0, cols, lo, hi, scratch, copyAhead);
+                    CopyTile((float*)table, h, c0, cols, lo, hi, scratch);
                     region = scratch - (lo * TileWidth);
                 }
                 else
@@ -349,10 +318,6 @@ internal static unsafe partial class TiledGather
                     g == 0 && bias != 0 ? biasTile : null, g == 0 ? null : partial,
                     last && direct ? (float*)output + c0 : partial, last && direct ? h : TileWidth);
                 int i = 0, n = cut.N;
-                if (cut.Tokens >= 8 && cut.PrefetchNext && stage)
-                    i = Tokens8Prefetching(in step, n, NextStaged(cut, h, tile, g, tileMajor));
-                else if (cut.Tokens >= 8 && cut.PrefetchNext && tileMajor == 0)
-                    i = Tokens8Prefetching(in step, n, NextSlices(cut, h, tile, 1, g, table));
                 if (cut.Tokens >= 8)
                     for (; i + 8 <= n; i += 8)
                         Tokens8(in step, i);
@@ -369,83 +334,12 @@ internal static unsafe partial class TiledGather
                     ((float*)output)[(i * h) + c0 + c] = partial[(i * TileWidth) + c];
     }
 
-    /// <summary>The rows of the tile-major copy that a thread on tile <paramref name="tile"/>, group <paramref name="g"/> stages next: the
-    /// tile's next group, else the next tile's first (another thread's where the tiles split: then a wasted hint); empty after the last tile.</summary>
-    private static Hints NextStaged(Cut cut, int h, int tile, int g, nint tileMajor)
-    {
-        (int nextTile, int nextGroup) = g + 1 < cut.Groups ? (tile, g + 1) : (tile + 1, 0);
-        if (nextTile >= Tiles(h))
-            return default;
-        long lo = nextGroup * cut.GroupRows, hi = Math.Min(cut.RowLimit, lo + cut.GroupRows);
-        return new((byte*)tileMajor + ((((long)nextTile * cut.RowLimit) + lo) * TileWidth * sizeof(float)), hi - lo, 64, 1);   // one 64-byte line a row
-    }
-
-    /// <summary>The row-major table's slices that a thread on <paramref name="tiles"/> tiles from <paramref name="tile"/>, group
-    /// <paramref name="g"/>, stages next (the same tiles' next group, else the next tiles' first): one slice of <paramref name="tiles"/>
-    /// lines a row, h·4 bytes apart; none after the last full step.</summary>
-    internal static Hints NextSlices(Cut cut, int h, int tile, int tiles, int g, nint table)
-    {
-        (int nextTile, int nextGroup) = g + 1 < cut.Groups ? (tile, g + 1) : (tile + tiles, 0);
-        if ((nextTile + tiles) * TileWidth > h)
-            return default;
-        long lo = nextGroup * cut.GroupRows, hi = Math.Min(cut.RowLimit, lo + cut.GroupRows);
-        return new((byte*)table + (((lo * h) + ((long)nextTile * TileWidth)) * sizeof(float)), hi - lo, (long)h * sizeof(float), tiles);
-    }
-
-    /// <summary>Prefetch hints spread over a walk: <c>Count</c> items <c>Stride</c> bytes apart from <c>Start</c>, <c>Lines</c> 64-byte lines each.</summary>
-    internal readonly struct Hints(byte* start, long count, long stride, int lines)
-    {
-        public readonly byte* Start = start;
-        public readonly long Count = count, Stride = stride;
-        public readonly int Lines = lines;
-
-        /// <summary>Asks for items [<paramref name="from"/>, <paramref name="to"/>) into L2.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Issue(long from, long to)
-        {
-            for (long item = from; item < to; item++)
-                for (int l = 0; l < Lines; l++)
-                    Sse.Prefetch1(Start + (item * Stride) + (l * 64));
-        }
-    }
-
-    /// <summary>The 8-token steps of one pass, each followed by hints for the next staged rows (spread evenly over the steps, into L2);
-    /// returns the first token not done.</summary>
-    private static int Tokens8Prefetching(in Pass step, int n, Hints next)
-    {
-        int steps = n / 8;
-        long perStep = steps == 0 ? 0 : (next.Count + steps - 1) / steps, item = 0;
-        int i = 0;
-        for (; i + 8 <= n; i += 8)
-        {
-            Tokens8(in step, i);
-            long end = Math.Min(next.Count, item + perStep);
-            next.Issue(item, end);
-            item = end;
-        }
-        return i;
-    }
-
-    /// <summary>Copies columns [c0, c0 + cols) of rows [lo, hi) into <paramref name="scratch"/> [hi − lo, 16], zero-padded, asking for
-    /// the slice <paramref name="ahead"/> rows ahead (0: none; the rows past <paramref name="hi"/> are the next group's).</summary>
+    /// <summary>Copies columns [c0, c0 + cols) of rows [lo, hi) into <paramref name="scratch"/> [hi − lo, 16], zero-padded.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void CopyTile(float* table, int h, int c0, int cols, long lo, long hi, float* scratch, int ahead = 0)
+    internal static void CopyTile(float* table, int h, int c0, int cols, long lo, long hi, float* scratch)
     {
         float* src = table + (lo * h) + c0;
         long count = hi - lo;
-        if (cols == TileWidth && ahead > 0)
-        {
-            long hinted = Math.Max(0, count - ahead);
-            long i = 0;
-            for (; i < hinted; i++)
-            {
-                Sse.Prefetch0(src + ((i + ahead) * h));
-                Vector512.Load(src + (i * h)).Store(scratch + (i * TileWidth));
-            }
-            for (; i < count; i++)
-                Vector512.Load(src + (i * h)).Store(scratch + (i * TileWidth));
-            return;
-        }
         if (cols == TileWidth)
         {
             for (long i = 0; i < count; i++)
