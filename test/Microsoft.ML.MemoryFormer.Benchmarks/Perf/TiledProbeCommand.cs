@@ -9,9 +9,10 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 /// <summary>
 /// <c>perf probe-tiled</c> (issue 16): the fp32 forward gather of each Memory Layer call shape of <c>perf train</c> (d = 256 and
 /// 512) and of <c>perf layer</c> (d = 512, N = 4096) through <see cref="FusedMemoryGather.ApplyMany"/> under no_grad, bias on:
-/// as dispatched, the token-major kernel with its L2 prefetch forced, the tiled kernel forced, and the tiled kernel's variants
-/// behind <see cref="KernelSettings"/> switches, interleaved, wall and CPU time, every output checked byte for byte against the
-/// dispatched one; plus the tiled kernel's pieces (the tile-major copy, the 8-token interleave) alone.
+/// as dispatched, the token-major kernel with its L2 prefetch forced, the tiled kernel forced, and the tiled kernel
+/// alone and in pieces (its copies without the token walks, the walks without the staging copy or with every row in L1, other
+/// cuts, the tile-major copy, the 8-token interleave; <see cref="TiledGather.ProbeSkip"/>), interleaved, wall and CPU time, minor
+/// faults, every dispatched output checked byte for byte against the default's.
 /// </summary>
 internal sealed unsafe class TiledProbeCommand : Command<TiledProbeCommand.Settings>
 {
@@ -57,7 +58,7 @@ internal sealed unsafe class TiledProbeCommand : Command<TiledProbeCommand.Setti
         settings.Apply();
         string machine = MachineFigures.Measure(settings);
         int rounds = settings.Quick ? 3 : settings.Rounds;
-        var result = new PerfTable("probe-tiled", "Forward gather per call shape: as dispatched vs the token-major kernel (L2 prefetch) vs the tiled kernel and its variants (ms, median of interleaved rounds)",
+        var result = new PerfTable("probe-tiled", "Forward gather per call shape: as dispatched vs the token-major kernel (L2 prefetch) vs the tiled kernel, alone and in pieces (ms, median of interleaved rounds)",
             "call", "variant", "ms", "dispatched ÷ this (> 1: this faster)", "CPU ms", "dispatched ÷ this, CPU", "output", "minor faults a call");
         using var training = KernelBuffers.Training();                         // only the variant that turns ReuseKernelBuffers on uses it
         foreach (var name in settings.Calls.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
@@ -107,8 +108,14 @@ internal sealed unsafe class TiledProbeCommand : Command<TiledProbeCommand.Setti
         static void Skipping(int skip, Action body)
         {
             TiledGather.ProbeSkip = skip;
-            body();
-            TiledGather.ProbeSkip = 0;
+            try
+            {
+                body();
+            }
+            finally
+            {
+                TiledGather.ProbeSkip = 0;
+            }
         }
         var variants = new List<Variant>
         {
