@@ -28,6 +28,10 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         [DefaultValue(8)]
         public int Bits { get; init; } = 8;
 
+        [CommandOption("--layer-phases")]
+        [Description("Only perf layer's MF fwd+bwd and its phases, interleaved, beside Linear's.")]
+        public bool LayerPhasesOnly { get; init; }
+
         [CommandOption("--out-width")]
         [Description("h, the output width. Default: d.")]
         public int? OutputWidth { get; init; }
@@ -53,6 +57,21 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
                 table.AddRow(variants[i].Name, medians[i]);
         }
 
+        if (settings.LayerPhasesOnly)
+        {
+            var hashedOnly = SignHashKernel.Run(x, bits, l1Scaled: true, 1f, withJacobian: true);
+            var codesOnly = layer.Hash(x);
+            int[] r32 = codesOnly.Rows.data<long>().Select(v => (int)v).ToArray();
+            float[] w32 = codesOnly.Weights.data<float>().ToArray();
+            using var gOut = randn(n, h);
+            using var gW = zeros(n, d / bits);
+            using var gT = zeros_like(layer.Table);
+            LayerBenchmarkPhases(table, layer, linear, xg, hashedOnly, randn(n, d / bits), gOut,
+                () => RowPassAlone(r32, w32, d / bits, layer.Table, gOut, gW, gT), settings.Quick ? 5 : 15);
+            table.AddNote(MachineFigures.Measure(settings));
+            table.Publish(settings.Output);
+            return 0;
+        }
         Row("hash, no grad", () => Scoped(() => { using var g = no_grad(); layer.Hash(x); }));
         Row("hash, with Jacobian", () => Scoped(() => layer.Hash(xg)));
         var hashed = SignHashKernel.Run(x, bits, l1Scaled: true, 1f, withJacobian: true);
@@ -115,8 +134,43 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         layer.Table.requires_grad = true;
         Row("table-sized zeros (allocation + one write)", () => Scoped(() => zeros_like(layer.Table)));
         Row("Linear fwd+bwd", () => Scoped(() => { xg.grad = null; foreach (var p in linear.parameters()) p.grad = null; linear.call(xg).sum().backward(); }));
+        LayerBenchmarkPhases(table, layer, linear, xg, hashed, gradWeights, gradOut, RowPass, settings.Quick ? 5 : 15);
         table.Publish(settings.Output);
         return 0;
+    }
+
+    /// <summary>
+    /// <c>perf layer</c>'s MF fwd + bwd (table gradient attached, no update armed) and its phases, all interleaved (median of
+    /// <paramref name="rounds"/> rounds), beside Linear's: "the rest" is the whole call less its forward (with the grad graph) and
+    /// the backward's kernels (hit sort + row pass, hash backward, bias sum), i.e. autograd, ∂L/∂y = ones, the dx add and allocations.
+    /// </summary>
+    private static void LayerBenchmarkPhases(PerfTable table, MemoryLayer layer, TorchSharp.Modules.Linear linear, Tensor xg, SignHashKernel.Result hashed,
+        Tensor gradWeights, Tensor gradOut, Action rowPass, int rounds)
+    {
+        void Scoped(Action body) { using var s = NewDisposeScope(); body(); }
+        void Clear(TorchSharp.torch.nn.Module m) { xg.grad = null; foreach (var p in m.parameters()) p.grad = null; }
+        int bits = layer.BitsPerChunk;
+        layer.Gradient.Attached = true;
+        var codes = layer.Hash(xg.detach());
+        (string Name, Action Body)[] phases =
+        [
+            ("perf layer: MF fwd+bwd (table gradient attached, no update)", () => Scoped(() => { Clear(layer); layer.call(xg).sum().backward(); })),
+            ("  MF forward with the grad graph (hash + gather)", () => Scoped(() => { xg.grad = null; layer.call(xg); })),
+            ("    hash with Jacobian", () => Scoped(() => SignHashKernel.Run(xg.detach(), bits, l1Scaled: true, 1f, withJacobian: true))),
+            ("    gather forward (tiled), bias folded", () => Scoped(() => { using var g = no_grad(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, [layer.Table], biases: [layer.Bias]); })),
+            ("  backward: hit sort + row pass (table gradient, streaming stores; weight gradient)", rowPass),
+            ("  backward: hash backward (dx = ∂L/∂w · J)", () => Scoped(() => SignHashKernel.Backward(gradWeights, hashed.Jacobian!, bits))),
+            ("  backward: bias gradient (Σ_n ∂L/∂y)", () => Scoped(() => gradOut.sum(0L))),
+            ("perf layer: Linear fwd+bwd", () => Scoped(() => { Clear(linear); linear.call(xg).sum().backward(); })),
+            ("  Linear forward", () => Scoped(() => { using var g = no_grad(); linear.call(xg); })),
+        ];
+        var looped = phases.Select(p => Timing.Looped(p.Body, 1, 60)).ToArray();
+        var medians = Timing.Interleave(looped.Select(l => l.Body).ToArray(), rounds);
+        var ms = medians.Select((m, i) => m / looped[i].Loops).ToArray();
+        for (int i = 0; i < phases.Length; i++)
+            table.AddRow("[interleaved] " + phases[i].Name, ms[i]);
+        table.AddRow("[interleaved]   the rest of MF fwd+bwd (autograd, ∂L/∂y, dx add, allocations)", ms[0] - ms[1] - ms[4] - ms[5] - ms[6]);
+        table.AddNote($"[interleaved] rows: {rounds} interleaved rounds after a warm-up, each body looped to ≥ 60 ms; {Timing.LoadAverage():F1} load average at the end");
     }
 
     /// <summary>The gather's backward kernels alone: the hit sort, then the row pass writing the table and weight gradients.</summary>

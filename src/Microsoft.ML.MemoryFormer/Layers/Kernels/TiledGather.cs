@@ -49,6 +49,10 @@ internal static unsafe class TiledGather
         public static Plan Default { get; } = new(0, 8, TileMajor: true, StageGroup: true, StreamingCopy: true);
     }
 
+    /// <summary>A probe knob (<c>perf probe-tiled</c>), 0 outside probes: 1 skips the token walks (the copies alone), 2 skips the staging
+    /// copies (the walks read whatever the scratch holds: timing only, wrong outputs).</summary>
+    internal static int ProbeSkip { get; set; }
+
     /// <summary>The bytes one chunk group's tile may take when <see cref="Plan.GroupChunks"/> is 0 (half of a 1 MB L2).</summary>
     public const int ScratchBytes = 512 * 1024;
 
@@ -302,10 +306,13 @@ internal static unsafe class TiledGather
                     if (stage)
                     {
                         long bytes = (hi - lo) * TileWidth * sizeof(float);
-                        Buffer.MemoryCopy(region + (lo * TileWidth), scratch, bytes, bytes);
+                        if (ProbeSkip != 2)
+                            Buffer.MemoryCopy(region + (lo * TileWidth), scratch, bytes, bytes);
                         region = scratch - (lo * TileWidth);
                     }
                 }
+                if (ProbeSkip == 1)
+                    continue;
                 bool last = g == cut.Groups - 1;
                 var step = new Pass(region, (int*)inputs.Rows, (float*)inputs.Weights, (int*)inputs.RowsT, (float*)inputs.WeightsT, cut.K, g * cut.GroupChunks, Math.Min(cut.K, (g + 1) * cut.GroupChunks),
                     g == 0 && bias != 0 ? biasTile : null, g == 0 ? null : partial,
