@@ -25,8 +25,20 @@ internal sealed unsafe class LayerPhases : IDisposable
     public const string BothWholeRatio = "before ÷ after, whole call (both prefetches off ÷ on)";
     public const string PrefetchGatherRatio = "before ÷ after, token-major gather forward (PrefetchGatherRows off ÷ on)";
 
+    public const string StreamingUpdateRatio = "before ÷ after, row pass + fused AdamW (StreamingTableUpdate off ÷ on)";
+    public const string NtaPrefetchRatio = "before ÷ after, row pass + fused AdamW (UpdatePrefetchNonTemporal off ÷ on)";
+    public const string Block16Ratio = "before ÷ after, row pass + fused AdamW (UpdateBlockRows 1 ÷ 16)";
+    public const string Block64Ratio = "before ÷ after, row pass + fused AdamW (UpdateBlockRows 1 ÷ 64)";
+    public const string Block256Ratio = "before ÷ after, row pass + fused AdamW (UpdateBlockRows 1 ÷ 256)";
+    public const string Block64WholeRatio = "before ÷ after, whole call (UpdateBlockRows 1 ÷ 64)";
+    public const string StreamingWholeRatio = "before ÷ after, whole call (StreamingTableUpdate off ÷ on)";
+
     /// <summary>The rows of the before/after table: median of per-round ratios (lowest–highest).</summary>
-    public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio, PrefetchWholeRatio, PrefetchGatherRatio, UpdatePrefetchRatio, BothWholeRatio];
+    public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio, PrefetchWholeRatio, PrefetchGatherRatio, UpdatePrefetchRatio, BothWholeRatio,
+        "probe: fused ÷ fused without its update", "probe: fused ÷ fused without its row pass", "probe: fused ÷ row pass alone", "probe: fused ÷ sweep alone",
+        "HitPrefetchMode 0 ÷ 1, fused", "HitPrefetchMode 0 ÷ 2, fused", "HitPrefetchMode 0 ÷ 1, row pass alone", "HitPrefetchMode 0 ÷ 2, row pass alone",
+        "A/A: fused ÷ fused", "HitPrefetchMode 0 ÷ 3 (2 rows ahead), fused", "HitPrefetchMode 0 ÷ 4 (into L2), fused", "UpdateInterleave 0 ÷ 4 (lean), fused", "UpdateInterleave 0 ÷ 3, fused", "UpdateInterleave 0 ÷ 3, whole call", "ColumnSliceRowPass off ÷ on, fused", "ColumnSliceRowPass off ÷ on, whole call", "fused: tables one by one ÷ together (UpdateAllShared)", "UpdateInterleave 0 ÷ 1, fused", "UpdateInterleave 0 ÷ 2, fused", "UpdateInterleave 0 ÷ 2, whole call",
+        StreamingUpdateRatio, NtaPrefetchRatio, StreamingWholeRatio, Block16Ratio, Block64Ratio, Block256Ratio, Block64WholeRatio];
 
     public const string Tiled = "  tiled kernel forced (where TiledGather.Pays)";
     public const string RowCopy = "  of it: int64 → int32 row copy";
@@ -100,21 +112,53 @@ internal sealed unsafe class LayerPhases : IDisposable
         return (ms, Bytes());
     }
 
-    /// <summary>Before ÷ after (TiledSharedForward off ÷ on) for the whole call and the gather forward, each pair timed
-    /// alternately for <paramref name="rounds"/> rounds: the median of the per-round ratios, and the lowest and highest.</summary>
-    public Dictionary<string, string> Ratios(int rounds)
+    /// <summary>Before ÷ after (TiledSharedForward off ÷ on, and each switch's row) for the whole call, the gather forward or the
+    /// row pass, each pair timed alternately for <paramref name="rounds"/> rounds: the median of the per-round ratios, and the lowest
+    /// and highest. Rows not named by <paramref name="only"/> (substrings; null: all) are left empty.</summary>
+    public Dictionary<string, string> Ratios(int rounds, string[]? only = null)
     {
         var tables = layers.Select(l => (Tensor)l.Table).ToArray();
         var biases = layers.Select(l => (Tensor)l.Bias).ToArray();
         void Forward() { using var s = NewDisposeScope(); using var g = no_grad(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, null, biases); }
-        var ratios = new Dictionary<string, string> { [WholeRatio] = Ratio(WholeCall, rounds), [GatherRatio] = Ratio(Forward, rounds),
-            [SweepRatio] = Pair(SweepAlone, () => SweepWide(4), rounds),
-            [PrefetchWholeRatio] = Switched(c => c.PrefetchGatherRows = false, c => c.PrefetchGatherRows = true, WholeCall, rounds),
-            [PrefetchGatherRatio] = Switched(TokenMajorWith(false), TokenMajorWith(true), Forward, rounds) };
-        ratios[UpdatePrefetchRatio] = Switched(c => c.PrefetchUpdateRows = false, c => c.PrefetchUpdateRows = true, RowPassWithUpdate, rounds);
-        ratios[BothWholeRatio] = Switched(c => c.PrefetchUpdateRows = c.PrefetchGatherRows = false, c => c.PrefetchUpdateRows = c.PrefetchGatherRows = true,
-            WholeCall, rounds);
-        return ratios;
+        var pairs = new Dictionary<string, Func<string>>
+        {
+            [WholeRatio] = () => Ratio(WholeCall, rounds),
+            [GatherRatio] = () => Ratio(Forward, rounds),
+            [SweepRatio] = () => Pair(SweepAlone, () => SweepWide(4), rounds),
+            [PrefetchWholeRatio] = () => Switched(c => c.PrefetchGatherRows = false, c => c.PrefetchGatherRows = true, WholeCall, rounds),
+            [PrefetchGatherRatio] = () => Switched(TokenMajorWith(false), TokenMajorWith(true), Forward, rounds),
+            [UpdatePrefetchRatio] = () => Switched(c => c.PrefetchUpdateRows = false, c => c.PrefetchUpdateRows = true, RowPassWithUpdate, rounds),
+            [BothWholeRatio] = () => Switched(c => c.PrefetchUpdateRows = c.PrefetchGatherRows = false, c => c.PrefetchUpdateRows = c.PrefetchGatherRows = true,
+                WholeCall, rounds),
+            [StreamingUpdateRatio] = () => Switched(c => c.StreamingTableUpdate = false, c => c.StreamingTableUpdate = true, RowPassWithUpdate, rounds),
+            [NtaPrefetchRatio] = () => Switched(c => c.UpdatePrefetchNonTemporal = false, c => c.UpdatePrefetchNonTemporal = true, RowPassWithUpdate, rounds),
+            [Block16Ratio] = () => Switched(c => c.UpdateBlockRows = 1, c => c.UpdateBlockRows = 16, RowPassWithUpdate, rounds),
+            [Block64Ratio] = () => Switched(c => c.UpdateBlockRows = 1, c => c.UpdateBlockRows = 64, RowPassWithUpdate, rounds),
+            [Block256Ratio] = () => Switched(c => c.UpdateBlockRows = 1, c => c.UpdateBlockRows = 256, RowPassWithUpdate, rounds),
+            [Block64WholeRatio] = () => Switched(c => c.UpdateBlockRows = 1, c => c.UpdateBlockRows = 64, WholeCall, rounds),
+            ["probe: fused ÷ fused without its update"] = () => Pair(RowPassWithUpdate, () => Probe(1, RowPassWithUpdate), rounds),
+            ["probe: fused ÷ fused without its row pass"] = () => Pair(RowPassWithUpdate, () => Probe(2, RowPassWithUpdate), rounds),
+            ["probe: fused ÷ row pass alone"] = () => Pair(RowPassWithUpdate, RowPassAlone, rounds),
+            ["probe: fused ÷ sweep alone"] = () => Pair(RowPassWithUpdate, SweepAlone, rounds),
+            ["HitPrefetchMode 0 ÷ 1, fused"] = () => Switched(c => c.HitPrefetchMode = 0, c => c.HitPrefetchMode = 1, RowPassWithUpdate, rounds),
+            ["HitPrefetchMode 0 ÷ 2, fused"] = () => Switched(c => c.HitPrefetchMode = 0, c => c.HitPrefetchMode = 2, RowPassWithUpdate, rounds),
+            ["HitPrefetchMode 0 ÷ 1, row pass alone"] = () => Switched(c => c.HitPrefetchMode = 0, c => c.HitPrefetchMode = 1, RowPassAlone, rounds),
+            ["HitPrefetchMode 0 ÷ 2, row pass alone"] = () => Switched(c => c.HitPrefetchMode = 0, c => c.HitPrefetchMode = 2, RowPassAlone, rounds),
+            ["UpdateInterleave 0 ÷ 1, fused"] = () => Switched(c => c.UpdateInterleave = 0, c => c.UpdateInterleave = 1, RowPassWithUpdate, rounds),
+            ["UpdateInterleave 0 ÷ 2, fused"] = () => Switched(c => c.UpdateInterleave = 0, c => c.UpdateInterleave = 2, RowPassWithUpdate, rounds),
+            ["UpdateInterleave 0 ÷ 2, whole call"] = () => Switched(c => c.UpdateInterleave = 0, c => c.UpdateInterleave = 2, WholeCall, rounds),
+            ["A/A: fused ÷ fused"] = () => Switched(c => c.UpdateInterleave = 0, c => c.UpdateInterleave = 0, RowPassWithUpdate, rounds),
+            ["fused: tables one by one ÷ together (UpdateAllShared)"] = () => Pair(RowPassWithUpdate, RowPassWithUpdateShared, rounds),
+            ["ColumnSliceRowPass off ÷ on, fused"] = () => Switched(c => c.ColumnSliceRowPass = false, c => c.ColumnSliceRowPass = true, RowPassWithUpdate, rounds),
+            ["ColumnSliceRowPass off ÷ on, whole call"] = () => Switched(c => c.ColumnSliceRowPass = false, c => c.ColumnSliceRowPass = true, WholeCall, rounds),
+            ["UpdateInterleave 0 ÷ 3, fused"] = () => Switched(c => c.UpdateInterleave = 0, c => c.UpdateInterleave = 3, RowPassWithUpdate, rounds),
+            ["UpdateInterleave 0 ÷ 3, whole call"] = () => Switched(c => c.UpdateInterleave = 0, c => c.UpdateInterleave = 3, WholeCall, rounds),
+            ["UpdateInterleave 0 ÷ 4 (lean), fused"] = () => Switched(c => c.UpdateInterleave = 0, c => c.UpdateInterleave = 4, RowPassWithUpdate, rounds),
+            ["HitPrefetchMode 0 ÷ 3 (2 rows ahead), fused"] = () => Switched(c => c.HitPrefetchMode = 0, c => c.HitPrefetchMode = 3, RowPassWithUpdate, rounds),
+            ["HitPrefetchMode 0 ÷ 4 (into L2), fused"] = () => Switched(c => c.HitPrefetchMode = 0, c => c.HitPrefetchMode = 4, RowPassWithUpdate, rounds),
+            [StreamingWholeRatio] = () => Switched(c => c.StreamingTableUpdate = false, c => c.StreamingTableUpdate = true, WholeCall, rounds),
+        };
+        return RatioNames.ToDictionary(n => n, n => only is null || only.Any(o => n.Contains(o, StringComparison.Ordinal)) ? pairs[n]() : "");
     }
 
     /// <summary>Before ÷ after of <paramref name="body"/> with the switches set by <paramref name="before"/> and <paramref name="after"/>.</summary>
@@ -130,12 +174,58 @@ internal sealed unsafe class LayerPhases : IDisposable
 
     private static string Ratio(Action after, int rounds) => Pair(() => Unsharing(after), after, rounds);
 
+    /// <summary>Whether <see cref="Pair"/> compares the process's CPU time (<c>clock_gettime</c>, all threads) instead of wall time:
+    /// on the loaded shared machine the steadier of the two (<c>perf profile-phases --cpu-time</c>).</summary>
+    public static bool CpuTime { get; set; }
+
     private static string Pair(Action before, Action after, int rounds)
     {
-        var times = Timing.InterleaveRounds([before, after], rounds);
+        var times = CpuTime ? CpuRounds([before, after], rounds) : Timing.InterleaveRounds([before, after], rounds);
         var ratios = times[0].Zip(times[1], (b, a) => b / a).Order().ToArray();
         var c = System.Globalization.CultureInfo.InvariantCulture;
         return $"{Timing.Median(ratios).ToString("F2", c)} ({ratios[0].ToString("F2", c)}–{ratios[^1].ToString("F2", c)})";
+    }
+
+    /// <summary><see cref="Timing.InterleaveRounds"/> with the process's CPU milliseconds of each call instead of wall time.</summary>
+    private static double[][] CpuRounds(Action[] bodies, int rounds)
+    {
+        var cpu = bodies.Select(_ => new double[rounds]).ToArray();
+        int[] round = new int[bodies.Length];
+        var timed = bodies.Select((b, i) => (Action)(() =>
+        {
+            double start = ProcessCpuMs();
+            b();
+            if (round[i] < rounds)
+                cpu[i][round[i]] = ProcessCpuMs() - start;
+            round[i]++;
+        })).ToArray();
+        foreach (var b in bodies)
+            b();                                                              // the warm-up round, outside the record
+        Timing.InterleaveRounds(timed, rounds - 1);                           // its own first round is recorded here as round 0
+        return cpu;
+    }
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, out Timespec time);
+
+    /// <summary>CPU time of the whole process (CLOCK_PROCESS_CPUTIME_ID), ms, to the nanosecond.</summary>
+    private static double ProcessCpuMs()
+    {
+        ClockGetTime(2, out var t);
+        return (t.Seconds * 1e3) + (t.Nanoseconds / 1e6);
+    }
+
+    private static void Probe(int mode, Action body)
+    {
+        TableGradientPass.ProbeMode = mode;
+        try { body(); } finally { TableGradientPass.ProbeMode = 0; }
     }
 
     private Dictionary<string, double> Bytes()
@@ -201,6 +291,10 @@ internal sealed unsafe class LayerPhases : IDisposable
         for (int t = 0; t < layers.Length; t++)
             TableGradientPass.UpdateAll(Pass(t), (int)clones[t].shape[0], Update(t).Kernel());
     }
+
+    private void RowPassWithUpdateShared() =>
+        TableGradientPass.UpdateAllShared(Enumerable.Range(0, layers.Length).Select(Pass).ToArray(), (int)clones[0].shape[0],
+            Enumerable.Range(0, layers.Length).Select(t => Update(t).Kernel()).ToArray());
 
     private void RowPassAlone()
     {

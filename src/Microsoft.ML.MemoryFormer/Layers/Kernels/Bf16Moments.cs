@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -21,13 +22,16 @@ internal static unsafe class Bf16Moments
     /// <summary>The per-step, per-parameter seed of the rounding noise.</summary>
     public static uint Salt(long step, int parameter) => Mix((uint)step * 0x9E3779B1u ^ ((uint)parameter * 0x85EBCA6Bu) ^ 0x5BD1E995u);
 
-    /// <summary>One AdamW step over <paramref name="n"/> elements whose first has index <paramref name="index"/> in its parameter.</summary>
+    /// <summary>One AdamW step over <paramref name="n"/> elements whose first has index <paramref name="index"/> in its parameter;
+    /// with <paramref name="streaming"/> (the caller checked <see cref="CanStream"/> and fences after its rows) the 512-bit loop
+    /// writes p, m and v with non-temporal stores: the same values, past the caches.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void UpdateRow(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt)
+    public static void UpdateRow(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt,
+        bool streaming = false)
     {
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
-            i = UpdateRow512(p, g, m, v, n, c, index, salt);
+            i = streaming ? UpdateRow512Streaming(p, g, m, v, n, c, index, salt) : UpdateRow512(p, g, m, v, n, c, index, salt);
         if (Vector256.IsHardwareAccelerated)
         {
             var k = new VectorCoefficients(c);
@@ -86,9 +90,43 @@ internal static unsafe class Bf16Moments
         return i;
     }
 
-    /// <summary><see cref="Update"/> on sixteen elements.</summary>
+    /// <summary>
+    /// Whether rows of <paramref name="h"/> elements at these bases can take <see cref="UpdateRow"/>'s non-temporal stores: AVX-512,
+    /// whole 32-element steps (so every row of p, m and v starts on a 64-byte line) and 64-byte aligned bases.
+    /// </summary>
+    public static bool CanStream(float* p, ushort* m, ushort* v, int h) =>
+        Vector512.IsHardwareAccelerated && h % 32 == 0 && (((nint)p | (nint)m | (nint)v) & 63) == 0;
+
+    /// <summary><see cref="UpdateRow512"/> with non-temporal stores of p, m and v (64-byte aligned, <see cref="CanStream"/>): the same
+    /// operations, so the same bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int UpdateRow512Streaming(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt)
+    {
+        var k = new VectorCoefficients512(c);
+        var lanes = Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);
+        var mask = Vector512.Create(0xFFFFu);
+        var saltVector = Vector512.Create(salt);
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            var (m0, m1) = Vector512.Widen(Vector512.Load(m + i));
+            var (v0, v1) = Vector512.Widen(Vector512.Load(v + i));
+            var noise0 = Noise512(Vector512.Create((uint)(index + i)) + lanes, saltVector);
+            var noise1 = Noise512(Vector512.Create((uint)(index + i + 16)) + lanes, saltVector);
+            var (p0, mo0, vo0) = Step512(p + i, g + i, m0, v0, k);
+            var (p1, mo1, vo1) = Step512(p + i + 16, g + i + 16, m1, v1, k);
+            p0.StoreAlignedNonTemporal(p + i);
+            p1.StoreAlignedNonTemporal(p + i + 16);
+            Vector512.Narrow((mo0.AsUInt32() + (noise0 & mask)) >> 16, (mo1.AsUInt32() + (noise1 & mask)) >> 16).StoreAlignedNonTemporal(m + i);
+            Vector512.Narrow((vo0.AsUInt32() + (noise0 >> 16)) >> 16, (vo1.AsUInt32() + (noise1 >> 16)) >> 16).StoreAlignedNonTemporal(v + i);
+        }
+        return i;
+    }
+
+    /// <summary><see cref="Update512"/> returning the new p instead of storing it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector512<float> M, Vector512<float> V) Update512(float* p, float* g, Vector512<uint> m16, Vector512<uint> v16, in VectorCoefficients512 k)
+    private static (Vector512<float> P, Vector512<float> M, Vector512<float> V) Step512(float* p, float* g, Vector512<uint> m16, Vector512<uint> v16,
+        in VectorCoefficients512 k)
     {
         var gi = k.Scaled ? Vector512.Load(g) * k.Scale : Vector512.Load(g);
         var pi = Vector512.Load(p) * k.Decay;
@@ -96,6 +134,14 @@ internal static unsafe class Bf16Moments
         var vi = ((v16 << 16).AsSingle() * k.Beta2) + (k.OneMinusBeta2 * gi * gi);
         var denom = (Vector512.Sqrt(vi) * k.InverseBias2) + k.Eps;
         pi += k.NegStep * mi / denom;
+        return (pi, mi, vi);
+    }
+
+    /// <summary><see cref="Update"/> on sixteen elements.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<float> M, Vector512<float> V) Update512(float* p, float* g, Vector512<uint> m16, Vector512<uint> v16, in VectorCoefficients512 k)
+    {
+        var (pi, mi, vi) = Step512(p, g, m16, v16, k);
         pi.Store(p);
         return (mi, vi);
     }
@@ -169,7 +215,52 @@ internal static unsafe class Bf16Moments
         public readonly Vector256<float> NegStep = Vector256.Create(c.NegStepSize);
     }
 
-    private readonly struct VectorCoefficients512(in AdamWKernel.Coefficients c)
+    /// <summary>
+    /// Sixteen elements of <see cref="UpdateRow"/> (element index <paramref name="index"/> of the first): the 512-bit loop's
+    /// operations on one half of its 32, with each element's own noise, so the same bits. Inlined into the row pass's hit loop
+    /// (<see cref="RowGradientKernel.TileWithUpdate"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Step16(float* p, float* g, ushort* m, ushort* v, in VectorCoefficients512 k, uint index, uint salt)
+    {
+        var lanes = Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);
+        var m16 = Avx512F.ConvertToVector512UInt32(Vector256.Load(m));
+        var v16 = Avx512F.ConvertToVector512UInt32(Vector256.Load(v));
+        var noise = Noise512(Vector512.Create(index) + lanes, Vector512.Create(salt));
+        var (pi, mi, vi) = Step512(p, g, m16, v16, k);
+        pi.Store(p);
+        var mask = Vector512.Create(0xFFFFu);
+        Avx512F.ConvertToVector256UInt16((mi.AsUInt32() + (noise & mask)) >> 16).Store(m);    // < 2^16: the truncation is exact
+        Avx512F.ConvertToVector256UInt16((vi.AsUInt32() + (noise >> 16)) >> 16).Store(v);
+    }
+
+    /// <summary><see cref="UpdateRow"/> with the coefficient vectors made once by the caller (<paramref name="k"/>, from <paramref name="c"/>):
+    /// the 512-bit loop, then <see cref="UpdateRow"/> for any rest. The same bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void UpdateRowPrepared(float* p, float* g, ushort* m, ushort* v, int n, in VectorCoefficients512 k, in AdamWKernel.Coefficients c,
+        long index, uint salt)
+    {
+        var lanes = Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);
+        var mask = Vector512.Create(0xFFFFu);
+        var saltVector = Vector512.Create(salt);
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            var (m0, m1) = Vector512.Widen(Vector512.Load(m + i));
+            var (v0, v1) = Vector512.Widen(Vector512.Load(v + i));
+            var noise0 = Noise512(Vector512.Create((uint)(index + i)) + lanes, saltVector);
+            var noise1 = Noise512(Vector512.Create((uint)(index + i + 16)) + lanes, saltVector);
+            var (mo0, vo0) = Update512(p + i, g + i, m0, v0, k);
+            var (mo1, vo1) = Update512(p + i + 16, g + i + 16, m1, v1, k);
+            Vector512.Narrow((mo0.AsUInt32() + (noise0 & mask)) >> 16, (mo1.AsUInt32() + (noise1 & mask)) >> 16).Store(m + i);
+            Vector512.Narrow((vo0.AsUInt32() + (noise0 >> 16)) >> 16, (vo1.AsUInt32() + (noise1 >> 16)) >> 16).Store(v + i);
+        }
+        if (i < n)
+            UpdateRow(p + i, g + i, m + i, v + i, n - i, c, index + i, salt);
+    }
+
+    /// <summary>The step's coefficients as 512-bit vectors.</summary>
+    internal readonly struct VectorCoefficients512(in AdamWKernel.Coefficients c)
     {
         public readonly bool Scaled = c.GradScale != 1f;
         public readonly Vector512<float> Scale = Vector512.Create(c.GradScale);
