@@ -127,35 +127,11 @@ internal sealed class KernelSettings
     /// (<c>prefetcht1</c>). Same results either way (a hint only); off for <c>perf</c> to time it.</summary>
     public bool PrefetchUpdateRows { get; set; } = true;
 
-    /// <summary>Whether the table update fused into the row pass (<see cref="FusedTableUpdate"/>, bf16 moments, no bf16 table copy) writes
-    /// the updated table row and its moments with non-temporal stores (<c>Layers/Kernels/Bf16Moments.cs</c>): nothing reads them again
-    /// before the next step's forward, and through the cache their dirty lines evict the row pass's ∂L/∂y rows from L2. Same results
-    /// either way; off for <c>perf</c> to time it.</summary>
-    public bool StreamingTableUpdate { get; set; }
-
-    /// <summary>Rows per block of the table update fused into the row pass (<see cref="FusedTableUpdate"/>,
-    /// <c>Layers/Kernels/TableGradientPass.cs</c>): the row pass writes a block's gradient rows into a per-thread scratch that stays
-    /// in cache, then the block's rows take their AdamW step from it. 1 updates each row right after its gradient row. The same bits
-    /// for any value; a <c>perf</c> switch.</summary>
-    public int UpdateBlockRows { get; set; } = 1;
-
-    /// <summary>What the row pass's <see cref="PrefetchHitRows"/> asks for of each next hit's ∂L/∂y row: 0 its first line into L1, 1 every
-    /// line into L1, 2 every line into L2 and the first into L1. Same results for any value; a <c>perf</c> switch.</summary>
-    public int HitPrefetchMode { get; set; }
-
-    /// <summary>How the table update fused into the row pass places each row's AdamW step (bf16 moments, widths of whole 128-column
-    /// tiles): 0 after the row's gradient row, 1 tile by tile right after each 128-column tile of the row's gradient, 2 the previous row's
-    /// tile after each tile of this row's gradient. The same bits for any value; a <c>perf</c> switch.</summary>
-    public int UpdateInterleave { get; set; }
-
-    /// <summary>Whether the row pass with the fused table update walks the table one 128-column slice at a time, the workers taking
-    /// whole slices (<c>Layers/Kernels/ColumnSlicePass.cs</c>): each core then reads one slice of ∂L/∂y, which stays in its L2. The same
-    /// bits either way; a <c>perf</c> switch.</summary>
-    public bool ColumnSliceRowPass { get; set; }
-
-    /// <summary>Whether <see cref="PrefetchUpdateRows"/> asks with <c>prefetchnta</c> (into L1, not kept in L2) instead of <c>prefetcht1</c>.
-    /// Same results either way; a <c>perf</c> switch.</summary>
-    public bool UpdatePrefetchNonTemporal { get; set; }
+    /// <summary>Whether the bf16-moment AdamW row kernel (<c>Layers/Kernels/Bf16Moments.cs</c>), which the fused table update calls once
+    /// per table row, keeps its coefficients in vector locals and rounds each moment to bf16 with one word permute: before, every call
+    /// zeroed and built a 640-byte coefficient struct by a call (and a 320-byte one for its 256-bit loop, also when nothing was left for
+    /// it). Same bits either way; off for <c>perf</c> to time it (docs/benchmarks.md, "Fused row pass and AdamW").</summary>
+    public bool LeanMomentRows { get; set; } = true;
 
     /// <summary>Whether the managed rotary's backward reads ∂L/∂y where libtorch's CPU attention left it, a [B, H, T, hd] view of
     /// token-major storage (<c>Layers/Kernels/FusedRotary.cs</c>); off copies it to a contiguous tensor first (fresh memory, the path
@@ -173,7 +149,7 @@ internal sealed class KernelSettings
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, StreamingTableUpdate, UpdatePrefetchNonTemporal, UpdateBlockRows, HitPrefetchMode, UpdateInterleave, ColumnSliceRowPass);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, LeanMomentRows);
         try
         {
             change(this);
@@ -182,7 +158,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, StreamingTableUpdate, UpdatePrefetchNonTemporal, UpdateBlockRows, HitPrefetchMode, UpdateInterleave, ColumnSliceRowPass) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, LeanMomentRows) = saved;
         }
     }
 }

@@ -25,20 +25,13 @@ internal sealed unsafe class LayerPhases : IDisposable
     public const string BothWholeRatio = "before ÷ after, whole call (both prefetches off ÷ on)";
     public const string PrefetchGatherRatio = "before ÷ after, token-major gather forward (PrefetchGatherRows off ÷ on)";
 
-    public const string StreamingUpdateRatio = "before ÷ after, row pass + fused AdamW (StreamingTableUpdate off ÷ on)";
-    public const string NtaPrefetchRatio = "before ÷ after, row pass + fused AdamW (UpdatePrefetchNonTemporal off ÷ on)";
-    public const string Block16Ratio = "before ÷ after, row pass + fused AdamW (UpdateBlockRows 1 ÷ 16)";
-    public const string Block64Ratio = "before ÷ after, row pass + fused AdamW (UpdateBlockRows 1 ÷ 64)";
-    public const string Block256Ratio = "before ÷ after, row pass + fused AdamW (UpdateBlockRows 1 ÷ 256)";
-    public const string Block64WholeRatio = "before ÷ after, whole call (UpdateBlockRows 1 ÷ 64)";
-    public const string StreamingWholeRatio = "before ÷ after, whole call (StreamingTableUpdate off ÷ on)";
+    public const string LeanFusedRatio = "before ÷ after, row pass + fused AdamW (LeanMomentRows off ÷ on)";
+    public const string LeanSweepRatio = "before ÷ after, AdamW sweep alone (LeanMomentRows off ÷ on)";
+    public const string LeanWholeRatio = "before ÷ after, whole call (LeanMomentRows off ÷ on)";
 
     /// <summary>The rows of the before/after table: median of per-round ratios (lowest–highest).</summary>
     public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio, PrefetchWholeRatio, PrefetchGatherRatio, UpdatePrefetchRatio, BothWholeRatio,
-        "probe: fused ÷ fused without its update", "probe: fused ÷ fused without its row pass", "probe: fused ÷ row pass alone", "probe: fused ÷ sweep alone",
-        "HitPrefetchMode 0 ÷ 1, fused", "HitPrefetchMode 0 ÷ 2, fused", "HitPrefetchMode 0 ÷ 1, row pass alone", "HitPrefetchMode 0 ÷ 2, row pass alone",
-        "A/A: fused ÷ fused", "HitPrefetchMode 0 ÷ 3 (2 rows ahead), fused", "HitPrefetchMode 0 ÷ 4 (into L2), fused", "UpdateInterleave 0 ÷ 4 (lean), fused", "UpdateInterleave 0 ÷ 3, fused", "UpdateInterleave 0 ÷ 3, whole call", "ColumnSliceRowPass off ÷ on, fused", "ColumnSliceRowPass off ÷ on, whole call", "fused: tables one by one ÷ together (UpdateAllShared)", "UpdateInterleave 0 ÷ 1, fused", "UpdateInterleave 0 ÷ 2, fused", "UpdateInterleave 0 ÷ 2, whole call",
-        StreamingUpdateRatio, NtaPrefetchRatio, StreamingWholeRatio, Block16Ratio, Block64Ratio, Block256Ratio, Block64WholeRatio];
+        LeanFusedRatio, LeanSweepRatio, LeanWholeRatio];
 
     public const string Tiled = "  tiled kernel forced (where TiledGather.Pays)";
     public const string RowCopy = "  of it: int64 → int32 row copy";
@@ -130,33 +123,9 @@ internal sealed unsafe class LayerPhases : IDisposable
             [UpdatePrefetchRatio] = () => Switched(c => c.PrefetchUpdateRows = false, c => c.PrefetchUpdateRows = true, RowPassWithUpdate, rounds),
             [BothWholeRatio] = () => Switched(c => c.PrefetchUpdateRows = c.PrefetchGatherRows = false, c => c.PrefetchUpdateRows = c.PrefetchGatherRows = true,
                 WholeCall, rounds),
-            [StreamingUpdateRatio] = () => Switched(c => c.StreamingTableUpdate = false, c => c.StreamingTableUpdate = true, RowPassWithUpdate, rounds),
-            [NtaPrefetchRatio] = () => Switched(c => c.UpdatePrefetchNonTemporal = false, c => c.UpdatePrefetchNonTemporal = true, RowPassWithUpdate, rounds),
-            [Block16Ratio] = () => Switched(c => c.UpdateBlockRows = 1, c => c.UpdateBlockRows = 16, RowPassWithUpdate, rounds),
-            [Block64Ratio] = () => Switched(c => c.UpdateBlockRows = 1, c => c.UpdateBlockRows = 64, RowPassWithUpdate, rounds),
-            [Block256Ratio] = () => Switched(c => c.UpdateBlockRows = 1, c => c.UpdateBlockRows = 256, RowPassWithUpdate, rounds),
-            [Block64WholeRatio] = () => Switched(c => c.UpdateBlockRows = 1, c => c.UpdateBlockRows = 64, WholeCall, rounds),
-            ["probe: fused ÷ fused without its update"] = () => Pair(RowPassWithUpdate, () => Probe(1, RowPassWithUpdate), rounds),
-            ["probe: fused ÷ fused without its row pass"] = () => Pair(RowPassWithUpdate, () => Probe(2, RowPassWithUpdate), rounds),
-            ["probe: fused ÷ row pass alone"] = () => Pair(RowPassWithUpdate, RowPassAlone, rounds),
-            ["probe: fused ÷ sweep alone"] = () => Pair(RowPassWithUpdate, SweepAlone, rounds),
-            ["HitPrefetchMode 0 ÷ 1, fused"] = () => Switched(c => c.HitPrefetchMode = 0, c => c.HitPrefetchMode = 1, RowPassWithUpdate, rounds),
-            ["HitPrefetchMode 0 ÷ 2, fused"] = () => Switched(c => c.HitPrefetchMode = 0, c => c.HitPrefetchMode = 2, RowPassWithUpdate, rounds),
-            ["HitPrefetchMode 0 ÷ 1, row pass alone"] = () => Switched(c => c.HitPrefetchMode = 0, c => c.HitPrefetchMode = 1, RowPassAlone, rounds),
-            ["HitPrefetchMode 0 ÷ 2, row pass alone"] = () => Switched(c => c.HitPrefetchMode = 0, c => c.HitPrefetchMode = 2, RowPassAlone, rounds),
-            ["UpdateInterleave 0 ÷ 1, fused"] = () => Switched(c => c.UpdateInterleave = 0, c => c.UpdateInterleave = 1, RowPassWithUpdate, rounds),
-            ["UpdateInterleave 0 ÷ 2, fused"] = () => Switched(c => c.UpdateInterleave = 0, c => c.UpdateInterleave = 2, RowPassWithUpdate, rounds),
-            ["UpdateInterleave 0 ÷ 2, whole call"] = () => Switched(c => c.UpdateInterleave = 0, c => c.UpdateInterleave = 2, WholeCall, rounds),
-            ["A/A: fused ÷ fused"] = () => Switched(c => c.UpdateInterleave = 0, c => c.UpdateInterleave = 0, RowPassWithUpdate, rounds),
-            ["fused: tables one by one ÷ together (UpdateAllShared)"] = () => Pair(RowPassWithUpdate, RowPassWithUpdateShared, rounds),
-            ["ColumnSliceRowPass off ÷ on, fused"] = () => Switched(c => c.ColumnSliceRowPass = false, c => c.ColumnSliceRowPass = true, RowPassWithUpdate, rounds),
-            ["ColumnSliceRowPass off ÷ on, whole call"] = () => Switched(c => c.ColumnSliceRowPass = false, c => c.ColumnSliceRowPass = true, WholeCall, rounds),
-            ["UpdateInterleave 0 ÷ 3, fused"] = () => Switched(c => c.UpdateInterleave = 0, c => c.UpdateInterleave = 3, RowPassWithUpdate, rounds),
-            ["UpdateInterleave 0 ÷ 3, whole call"] = () => Switched(c => c.UpdateInterleave = 0, c => c.UpdateInterleave = 3, WholeCall, rounds),
-            ["UpdateInterleave 0 ÷ 4 (lean), fused"] = () => Switched(c => c.UpdateInterleave = 0, c => c.UpdateInterleave = 4, RowPassWithUpdate, rounds),
-            ["HitPrefetchMode 0 ÷ 3 (2 rows ahead), fused"] = () => Switched(c => c.HitPrefetchMode = 0, c => c.HitPrefetchMode = 3, RowPassWithUpdate, rounds),
-            ["HitPrefetchMode 0 ÷ 4 (into L2), fused"] = () => Switched(c => c.HitPrefetchMode = 0, c => c.HitPrefetchMode = 4, RowPassWithUpdate, rounds),
-            [StreamingWholeRatio] = () => Switched(c => c.StreamingTableUpdate = false, c => c.StreamingTableUpdate = true, WholeCall, rounds),
+            [LeanFusedRatio] = () => Switched(c => c.LeanMomentRows = false, c => c.LeanMomentRows = true, RowPassWithUpdate, rounds),
+            [LeanSweepRatio] = () => Switched(c => c.LeanMomentRows = false, c => c.LeanMomentRows = true, SweepAlone, rounds),
+            [LeanWholeRatio] = () => Switched(c => c.LeanMomentRows = false, c => c.LeanMomentRows = true, WholeCall, rounds),
         };
         return RatioNames.ToDictionary(n => n, n => only is null || only.Any(o => n.Contains(o, StringComparison.Ordinal)) ? pairs[n]() : "");
     }
@@ -222,12 +191,6 @@ internal sealed unsafe class LayerPhases : IDisposable
         return (t.Seconds * 1e3) + (t.Nanoseconds / 1e6);
     }
 
-    private static void Probe(int mode, Action body)
-    {
-        TableGradientPass.ProbeMode = mode;
-        try { body(); } finally { TableGradientPass.ProbeMode = 0; }
-    }
-
     private Dictionary<string, double> Bytes()
     {
         double rowBytes = 4.0 * n * k * layers.Sum(l => l.OutputWidth), outBytes = 4.0 * n * layers.Sum(l => l.OutputWidth);
@@ -291,10 +254,6 @@ internal sealed unsafe class LayerPhases : IDisposable
         for (int t = 0; t < layers.Length; t++)
             TableGradientPass.UpdateAll(Pass(t), (int)clones[t].shape[0], Update(t).Kernel());
     }
-
-    private void RowPassWithUpdateShared() =>
-        TableGradientPass.UpdateAllShared(Enumerable.Range(0, layers.Length).Select(Pass).ToArray(), (int)clones[0].shape[0],
-            Enumerable.Range(0, layers.Length).Select(t => Update(t).Kernel()).ToArray());
 
     private void RowPassAlone()
     {

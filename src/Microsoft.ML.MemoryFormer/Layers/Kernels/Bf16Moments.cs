@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Microsoft.ML.MemoryFormer.Runtime;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -22,16 +23,16 @@ internal static unsafe class Bf16Moments
     /// <summary>The per-step, per-parameter seed of the rounding noise.</summary>
     public static uint Salt(long step, int parameter) => Mix((uint)step * 0x9E3779B1u ^ ((uint)parameter * 0x85EBCA6Bu) ^ 0x5BD1E995u);
 
-    /// <summary>One AdamW step over <paramref name="n"/> elements whose first has index <paramref name="index"/> in its parameter;
-    /// with <paramref name="streaming"/> (the caller checked <see cref="CanStream"/> and fences after its rows) the 512-bit loop
-    /// writes p, m and v with non-temporal stores: the same values, past the caches.</summary>
+    /// <summary>One AdamW step over <paramref name="n"/> elements whose first has index <paramref name="index"/> in its parameter.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void UpdateRow(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt,
-        bool streaming = false)
+    public static void UpdateRow(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt)
     {
         int i = 0;
+        bool lean = KernelSettings.Current.LeanMomentRows;
         if (Vector512.IsHardwareAccelerated)
-            i = streaming ? UpdateRow512Streaming(p, g, m, v, n, c, index, salt) : UpdateRow512(p, g, m, v, n, c, index, salt);
+            i = lean ? UpdateRow512Lean(p, g, m, v, n, c, index, salt) : UpdateRow512(p, g, m, v, n, c, index, salt);
+        if (lean && i == n)
+            return;                                                          // no 256-bit set-up for nothing
         if (Vector256.IsHardwareAccelerated)
         {
             var k = new VectorCoefficients(c);
@@ -91,18 +92,18 @@ internal static unsafe class Bf16Moments
     }
 
     /// <summary>
-    /// Whether rows of <paramref name="h"/> elements at these bases can take <see cref="UpdateRow"/>'s non-temporal stores: AVX-512,
-    /// whole 32-element steps (so every row of p, m and v starts on a 64-byte line) and 64-byte aligned bases.
+    /// <see cref="UpdateRow512"/> as the fused row pass calls it once per table row (<see cref="KernelSettings.LeanMomentRows"/>): the
+    /// coefficients as vector locals (<see cref="UpdateRow512"/>'s 640-byte struct is zeroed and built by a call on every row, since its
+    /// constructor is too large to inline) and each bf16 result taken as the upper 16 bits of its lanes by one two-source word permute
+    /// instead of two shifts, two narrowing moves and an insert. The same operations on every element, so the same bits.
     /// </summary>
-    public static bool CanStream(float* p, ushort* m, ushort* v, int h) =>
-        Vector512.IsHardwareAccelerated && h % 32 == 0 && (((nint)p | (nint)m | (nint)v) & 63) == 0;
-
-    /// <summary><see cref="UpdateRow512"/> with non-temporal stores of p, m and v (64-byte aligned, <see cref="CanStream"/>): the same
-    /// operations, so the same bits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int UpdateRow512Streaming(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt)
+    private static int UpdateRow512Lean(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt)
     {
-        var k = new VectorCoefficients512(c);
+        Vector512<float> scale = Vector512.Create(c.GradScale), decay = Vector512.Create(c.Decay), beta1 = Vector512.Create(c.Beta1),
+            omb1 = Vector512.Create(c.OneMinusBeta1), beta2 = Vector512.Create(c.Beta2), omb2 = Vector512.Create(c.OneMinusBeta2),
+            inverseBias2 = Vector512.Create(1f / c.Bias2Sqrt), eps = Vector512.Create(c.Eps), negStep = Vector512.Create(c.NegStepSize);
+        bool scaled = c.GradScale != 1f;
         var lanes = Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);
         var mask = Vector512.Create(0xFFFFu);
         var saltVector = Vector512.Create(salt);
@@ -113,20 +114,36 @@ internal static unsafe class Bf16Moments
             var (v0, v1) = Vector512.Widen(Vector512.Load(v + i));
             var noise0 = Noise512(Vector512.Create((uint)(index + i)) + lanes, saltVector);
             var noise1 = Noise512(Vector512.Create((uint)(index + i + 16)) + lanes, saltVector);
-            var (p0, mo0, vo0) = Step512(p + i, g + i, m0, v0, k);
-            var (p1, mo1, vo1) = Step512(p + i + 16, g + i + 16, m1, v1, k);
-            p0.StoreAlignedNonTemporal(p + i);
-            p1.StoreAlignedNonTemporal(p + i + 16);
-            Vector512.Narrow((mo0.AsUInt32() + (noise0 & mask)) >> 16, (mo1.AsUInt32() + (noise1 & mask)) >> 16).StoreAlignedNonTemporal(m + i);
-            Vector512.Narrow((vo0.AsUInt32() + (noise0 >> 16)) >> 16, (vo1.AsUInt32() + (noise1 >> 16)) >> 16).StoreAlignedNonTemporal(v + i);
+            var g0 = scaled ? Vector512.Load(g + i) * scale : Vector512.Load(g + i);
+            var g1 = scaled ? Vector512.Load(g + i + 16) * scale : Vector512.Load(g + i + 16);
+            var m0f = ((m0 << 16).AsSingle() * beta1) + (omb1 * g0);                // Update512's order, element by element
+            var m1f = ((m1 << 16).AsSingle() * beta1) + (omb1 * g1);
+            var v0f = ((v0 << 16).AsSingle() * beta2) + (omb2 * g0 * g0);
+            var v1f = ((v1 << 16).AsSingle() * beta2) + (omb2 * g1 * g1);
+            var p0 = Vector512.Load(p + i) * decay;
+            var p1 = Vector512.Load(p + i + 16) * decay;
+            p0 += negStep * m0f / ((Vector512.Sqrt(v0f) * inverseBias2) + eps);
+            p1 += negStep * m1f / ((Vector512.Sqrt(v1f) * inverseBias2) + eps);
+            p0.Store(p + i);
+            p1.Store(p + i + 16);
+            UpperHalves(m0f.AsUInt32() + (noise0 & mask), m1f.AsUInt32() + (noise1 & mask)).Store(m + i);
+            UpperHalves(v0f.AsUInt32() + (noise0 >> 16), v1f.AsUInt32() + (noise1 >> 16)).Store(v + i);
         }
         return i;
     }
 
-    /// <summary><see cref="Update512"/> returning the new p instead of storing it.</summary>
+    /// <summary>Word indices 1, 3, …, 63: the upper halves of the 32-bit lanes of two vectors.</summary>
+    private static readonly Vector512<ushort> OddWords = Vector512.Create(
+        (ushort)1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 33, 35, 37, 39, 41, 43, 45, 47, 49, 51, 53, 55, 57, 59, 61, 63);
+
+    /// <summary>The upper 16 bits of each lane of <paramref name="a"/>, then of <paramref name="b"/>: Narrow(a >> 16, b >> 16) in one permute.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector512<float> P, Vector512<float> M, Vector512<float> V) Step512(float* p, float* g, Vector512<uint> m16, Vector512<uint> v16,
-        in VectorCoefficients512 k)
+    private static Vector512<ushort> UpperHalves(Vector512<uint> a, Vector512<uint> b) =>
+        Avx512BW.PermuteVar32x16x2(a.AsUInt16(), OddWords, b.AsUInt16());
+
+    /// <summary><see cref="Update"/> on sixteen elements.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<float> M, Vector512<float> V) Update512(float* p, float* g, Vector512<uint> m16, Vector512<uint> v16, in VectorCoefficients512 k)
     {
         var gi = k.Scaled ? Vector512.Load(g) * k.Scale : Vector512.Load(g);
         var pi = Vector512.Load(p) * k.Decay;
@@ -134,14 +151,6 @@ internal static unsafe class Bf16Moments
         var vi = ((v16 << 16).AsSingle() * k.Beta2) + (k.OneMinusBeta2 * gi * gi);
         var denom = (Vector512.Sqrt(vi) * k.InverseBias2) + k.Eps;
         pi += k.NegStep * mi / denom;
-        return (pi, mi, vi);
-    }
-
-    /// <summary><see cref="Update"/> on sixteen elements.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector512<float> M, Vector512<float> V) Update512(float* p, float* g, Vector512<uint> m16, Vector512<uint> v16, in VectorCoefficients512 k)
-    {
-        var (pi, mi, vi) = Step512(p, g, m16, v16, k);
         pi.Store(p);
         return (mi, vi);
     }
@@ -215,52 +224,7 @@ internal static unsafe class Bf16Moments
         public readonly Vector256<float> NegStep = Vector256.Create(c.NegStepSize);
     }
 
-    /// <summary>
-    /// Sixteen elements of <see cref="UpdateRow"/> (element index <paramref name="index"/> of the first): the 512-bit loop's
-    /// operations on one half of its 32, with each element's own noise, so the same bits. Inlined into the row pass's hit loop
-    /// (<see cref="RowGradientKernel.TileWithUpdate"/>).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void Step16(float* p, float* g, ushort* m, ushort* v, in VectorCoefficients512 k, uint index, uint salt)
-    {
-        var lanes = Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);
-        var m16 = Avx512F.ConvertToVector512UInt32(Vector256.Load(m));
-        var v16 = Avx512F.ConvertToVector512UInt32(Vector256.Load(v));
-        var noise = Noise512(Vector512.Create(index) + lanes, Vector512.Create(salt));
-        var (pi, mi, vi) = Step512(p, g, m16, v16, k);
-        pi.Store(p);
-        var mask = Vector512.Create(0xFFFFu);
-        Avx512F.ConvertToVector256UInt16((mi.AsUInt32() + (noise & mask)) >> 16).Store(m);    // < 2^16: the truncation is exact
-        Avx512F.ConvertToVector256UInt16((vi.AsUInt32() + (noise >> 16)) >> 16).Store(v);
-    }
-
-    /// <summary><see cref="UpdateRow"/> with the coefficient vectors made once by the caller (<paramref name="k"/>, from <paramref name="c"/>):
-    /// the 512-bit loop, then <see cref="UpdateRow"/> for any rest. The same bits.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void UpdateRowPrepared(float* p, float* g, ushort* m, ushort* v, int n, in VectorCoefficients512 k, in AdamWKernel.Coefficients c,
-        long index, uint salt)
-    {
-        var lanes = Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);
-        var mask = Vector512.Create(0xFFFFu);
-        var saltVector = Vector512.Create(salt);
-        int i = 0;
-        for (; i + 32 <= n; i += 32)
-        {
-            var (m0, m1) = Vector512.Widen(Vector512.Load(m + i));
-            var (v0, v1) = Vector512.Widen(Vector512.Load(v + i));
-            var noise0 = Noise512(Vector512.Create((uint)(index + i)) + lanes, saltVector);
-            var noise1 = Noise512(Vector512.Create((uint)(index + i + 16)) + lanes, saltVector);
-            var (mo0, vo0) = Update512(p + i, g + i, m0, v0, k);
-            var (mo1, vo1) = Update512(p + i + 16, g + i + 16, m1, v1, k);
-            Vector512.Narrow((mo0.AsUInt32() + (noise0 & mask)) >> 16, (mo1.AsUInt32() + (noise1 & mask)) >> 16).Store(m + i);
-            Vector512.Narrow((vo0.AsUInt32() + (noise0 >> 16)) >> 16, (vo1.AsUInt32() + (noise1 >> 16)) >> 16).Store(v + i);
-        }
-        if (i < n)
-            UpdateRow(p + i, g + i, m + i, v + i, n - i, c, index + i, salt);
-    }
-
-    /// <summary>The step's coefficients as 512-bit vectors.</summary>
-    internal readonly struct VectorCoefficients512(in AdamWKernel.Coefficients c)
+    private readonly struct VectorCoefficients512(in AdamWKernel.Coefficients c)
     {
         public readonly bool Scaled = c.GradScale != 1f;
         public readonly Vector512<float> Scale = Vector512.Create(c.GradScale);

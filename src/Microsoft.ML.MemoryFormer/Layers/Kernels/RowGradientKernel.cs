@@ -55,67 +55,6 @@ internal static unsafe class RowGradientKernel
         return squares;
     }
 
-    /// <summary>Columns [c, c + 128) of <see cref="Run"/> with AVX-512 (through the cache): writes dst[c..c + 128) and returns their
-    /// share of ‖dst‖², the same bits as that tile of <see cref="Run"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static float Tile(float* row, float* grad, int h, int c, int* tokens, int* pairs, float* w, int count, float* dst, float* gw) =>
-        Tile512(row, grad, h, c, tokens, pairs, w, count, dst, gw, streaming: false);
-
-    /// <summary>A bf16-moment AdamW step in progress, sixteen elements at a time (<see cref="TileWithUpdate"/>): the row's table,
-    /// gradient and moment rows at its first element, that element's index in the parameter, the elements done and in all.</summary>
-    internal unsafe struct PendingUpdate
-    {
-        public float* P, G;
-        public ushort* M, V;
-        public long Index;
-        public int Done, Count;
-
-        /// <summary>Whether sixteen more elements remain.</summary>
-        public readonly bool Open => Done + 16 <= Count;
-    }
-
-    /// <summary>
-    /// <see cref="Tile"/> with one sixteen-element step of another row's pending AdamW update (<paramref name="u"/>) placed after
-    /// each hit, so the update's arithmetic runs while the hits' ∂L/∂y rows arrive (<see cref="KernelSettings.UpdateInterleave"/> 3).
-    /// The tile's values are the same bits as <see cref="Tile"/>'s; the update's are <see cref="Bf16Moments.UpdateRow"/>'s.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float TileWithUpdate(float* row, float* grad, int h, int c, int* tokens, int* pairs, float* w, int count, float* dst, float* gw,
-        ref PendingUpdate u, in Bf16Moments.VectorCoefficients512 k, uint salt)
-    {
-        float* t = row + c;
-        Vector512<float> t0 = Vector512.Load(t), t1 = Vector512.Load(t + 16), t2 = Vector512.Load(t + 32), t3 = Vector512.Load(t + 48),
-            t4 = Vector512.Load(t + 64), t5 = Vector512.Load(t + 80), t6 = Vector512.Load(t + 96), t7 = Vector512.Load(t + 112);
-        Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        for (int j = 0; j < count; j++)
-        {
-            float* g = grad + ((long)tokens[j] * h) + c;
-            var wj = Vector512.Create(w[j]);
-            Vector512<float> g0 = Vector512.Load(g), g1 = Vector512.Load(g + 16), g2 = Vector512.Load(g + 32), g3 = Vector512.Load(g + 48),
-                g4 = Vector512.Load(g + 64), g5 = Vector512.Load(g + 80), g6 = Vector512.Load(g + 96), g7 = Vector512.Load(g + 112);
-            a0 = Vector512.FusedMultiplyAdd(g0, wj, a0);
-            a1 = Vector512.FusedMultiplyAdd(g1, wj, a1);
-            a2 = Vector512.FusedMultiplyAdd(g2, wj, a2);
-            a3 = Vector512.FusedMultiplyAdd(g3, wj, a3);
-            a4 = Vector512.FusedMultiplyAdd(g4, wj, a4);
-            a5 = Vector512.FusedMultiplyAdd(g5, wj, a5);
-            a6 = Vector512.FusedMultiplyAdd(g6, wj, a6);
-            a7 = Vector512.FusedMultiplyAdd(g7, wj, a7);
-            var p = Vector512.FusedMultiplyAdd(g4, t4, Vector512.FusedMultiplyAdd(g1, t1, g0 * t0));
-            var q = Vector512.FusedMultiplyAdd(g5, t5, Vector512.FusedMultiplyAdd(g3, t3, g2 * t2));
-            p = Vector512.FusedMultiplyAdd(g6, t6, p);
-            q = Vector512.FusedMultiplyAdd(g7, t7, q);
-            gw[pairs[j]] += TreeSum(p + q);
-            if (u.Open)
-            {
-                int e = u.Done;
-                Bf16Moments.Step16(u.P + e, u.G + e, u.M + e, u.V + e, k, (uint)(u.Index + e), salt);
-                u.Done = e + 16;
-            }
-        }
-        return StoreTile(dst + c, false, a0, a1, a2, a3, a4, a5, a6, a7);
-    }
-
     /// <summary>
     /// Writes zeros over a row of <paramref name="h"/> floats (a row without hits), bypassing the cache when it can:
     /// nothing reads the gradient again before the optimizer, after every other layer's backward.

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Microsoft.ML.MemoryFormer.Runtime;
 using static TorchSharp.torch;
@@ -110,252 +109,34 @@ internal static unsafe class TableGradientPass
     /// </summary>
     public static double UpdateAll(RowPass pass, int rowCount, BlockedTableGradient.FusedStep step)
     {
-        if (ColumnSlicePass.Applies(pass))
-            return ColumnSlicePass.Update(pass, rowCount, step);
-        if (KernelSettings.Current.UpdateInterleave == 3 && pass.CanTile && step.Bf16 && Avx512F.IsSupported)
-            return UpdateWithinHits(pass, rowCount, step);
-        if (KernelSettings.Current.UpdateInterleave != 0 && pass.CanTile && step.Bf16)
-            return UpdateInterleaved(pass, rowCount, step, KernelSettings.Current.UpdateInterleave == 2);
-        int h = pass.Width, block = Math.Max(1, KernelSettings.Current.UpdateBlockRows);
-        var squares = ArrayPool<double>.Shared.Rent(rowCount);
-        // Non-temporal table and moment rows (KernelSettings.StreamingTableUpdate) unless the bf16 copy reads the new row back at once.
-        bool streaming = KernelSettings.Current.StreamingTableUpdate && step.Bf16 && pass.Table16 == 0
-            && Bf16Moments.CanStream((float*)pass.Table, (ushort*)step.ExpAvg, (ushort*)step.ExpAvgSq, h);
-        KernelParallel.For(rowCount, h * (1L + (pass.Hits.Pairs / Math.Max(1, rowCount))), (start, end) =>
-        {
-            // The block's gradient rows [block, h] and the rounding row, 64-byte aligned, kept by the thread.
-            long stride = (h + 15) & ~15L;
-            float* grads = UpdateScratch((block + 1) * stride), rounding = grads + (block * stride);
-            bool prefetch = pass.Prefetching;
-            int ahead = Sse.IsSupported && KernelSettings.Current.PrefetchUpdateRows ? UpdatePrefetchAhead : 0;
-            bool nta = KernelSettings.Current.UpdatePrefetchNonTemporal;
-            int hitAhead = KernelSettings.Current.HitPrefetchMode == 3 ? 2 : 1;
-            bool lean = KernelSettings.Current.UpdateInterleave == 4 && step.Bf16 && !streaming && pass.Table16 == 0 && Vector512.IsHardwareAccelerated;
-            var k = new Bf16Moments.VectorCoefficients512(step.Coefficients);
-            for (int first = start; first < end; first += block)
-            {
-                int last = Math.Min(end, first + block);
-                // The block's row pass: gradient rows into the scratch (inner products with the rows not yet updated).
-                for (int r = first; r < last; r++)
-                {
-                    if (prefetch && r + hitAhead < end)
-                        pass.Prefetch(r + hitAhead);
-                    if (ahead > 0 && r + ahead < end)
-                        PrefetchUpdateRows(pass, step, (long)(r + ahead) * h, h, nta);
-                    if (ProbeMode != 2)
-                        squares[r] = pass.Write(r, grads + ((r - first) * stride), cached: true, rounding);
-                }
-                if (ProbeMode == 1)
-                    continue;
-                // Then its AdamW sweep, from the scratch: the same row update in the same order, so the same bits whatever the block.
-                for (int r = first; r < last; r++)
-                {
-                    if (lean)
-                    {
-                        long o = (long)r * h;
-                        Bf16Moments.UpdateRowPrepared((float*)pass.Table + o, grads + ((r - first) * stride), (ushort*)step.ExpAvg + o, (ushort*)step.ExpAvgSq + o,
-                            h, k, step.Coefficients, o, step.Salt);
-                    }
-                    else
-                        UpdateRow(pass, step, r, grads + ((r - first) * stride), streaming);
-                }
-            }
-            if (streaming)
-                RowGradientKernel.Fence();
-        });
-        return SumInOrder(squares, rowCount);
-    }
-
-    /// <summary>
-    /// <see cref="UpdateAll"/> (bf16 moments) with each row's AdamW step cut into 128-column tiles placed between the row pass's tiles
-    /// (<see cref="KernelSettings.UpdateInterleave"/>): after tile c of row r's gradient, tile c of row r (<paramref name="lag"/> false)
-    /// or of row r − 1 (true) takes its step. Every element's step is the same operations with the same index and salt, and a row's
-    /// inner products still read it before its update, so the same bits.
-    /// </summary>
-    private static double UpdateInterleaved(RowPass pass, int rowCount, BlockedTableGradient.FusedStep step, bool lag)
-    {
         int h = pass.Width;
         var squares = ArrayPool<double>.Shared.Rent(rowCount);
         KernelParallel.For(rowCount, h * (1L + (pass.Hits.Pairs / Math.Max(1, rowCount))), (start, end) =>
         {
-            float* current = UpdateScratch(2L * h), previous = current + h;
+            var row = new float[(2 * h) + 16];
             bool prefetch = pass.Prefetching;
-            int ahead = Sse.IsSupported && KernelSettings.Current.PrefetchUpdateRows ? UpdatePrefetchAhead : 0;
-            for (int r = start; r < end; r++)
+            fixed (float* buffer = row)
             {
-                if (prefetch && r + 1 < end)
-                    pass.Prefetch(r + 1);
-                if (ahead > 0 && r + ahead < end)
-                    PrefetchUpdateRows(pass, step, (long)(r + ahead) * h, h, nta: false);
-                int stepped = lag ? r - 1 : r;                               // the row whose tiles take their step here
-                float* g = lag ? previous : current;
-                if (pass.HitCount(r) == 0)
-                {
-                    new Span<float>(current, h).Clear();
-                    squares[r] = 0;
-                    if (stepped >= start)
-                        UpdateTiles(pass, step, stepped, g, 0, h);
-                }
-                else
-                {
-                    float sum = 0f;
-                    for (int c = 0; c < h; c += 128)
-                    {
-                        sum += pass.WriteTile(r, c, current);
-                        if (stepped >= start)
-                            UpdateTiles(pass, step, stepped, g, c, 128);
-                    }
-                    squares[r] = sum;
-                }
-                float* swap = current;
-                current = previous;
-                previous = swap;
-            }
-            if (lag && end > start)
-                UpdateTiles(pass, step, end - 1, previous, 0, h);
-        });
-        return SumInOrder(squares, rowCount);
-    }
-
-    /// <summary>
-    /// <see cref="UpdateAll"/> (bf16 moments, <see cref="RowPass.CanTile"/>) with the previous row's AdamW step spread over this row's
-    /// hits sixteen elements at a time (<see cref="RowGradientKernel.TileWithUpdate"/>); what is left after the row's tiles is finished
-    /// at once. The same bits: every element's step is the same operations with its own index, and a row is updated only after its
-    /// own inner products.
-    /// </summary>
-    private static double UpdateWithinHits(RowPass pass, int rowCount, BlockedTableGradient.FusedStep step)
-    {
-        int h = pass.Width;
-        var squares = ArrayPool<double>.Shared.Rent(rowCount);
-        KernelParallel.For(rowCount, h * (1L + (pass.Hits.Pairs / Math.Max(1, rowCount))), (start, end) =>
-        {
-            float* current = UpdateScratch(2L * h), previous = current + h;
-            var k = new Bf16Moments.VectorCoefficients512(step.Coefficients);
-            bool prefetch = pass.Prefetching;
-            int ahead = Sse.IsSupported && KernelSettings.Current.PrefetchUpdateRows ? UpdatePrefetchAhead : 0;
-            var u = default(RowGradientKernel.PendingUpdate);
-            fixed (int* tok = pass.Hits.Tokens)
-            fixed (int* pair = pass.Hits.PairIndex)
-            fixed (float* tw = pass.Hits.Weights)
-            {
+                float* g = buffer, rounding = buffer + h + 16;
+                int ahead = Sse.IsSupported && KernelSettings.Current.PrefetchUpdateRows ? UpdatePrefetchAhead : 0;
                 for (int r = start; r < end; r++)
                 {
+                    long o = (long)r * h;
                     if (prefetch && r + 1 < end)
                         pass.Prefetch(r + 1);
                     if (ahead > 0 && r + ahead < end)
-                        PrefetchUpdateRows(pass, step, (long)(r + ahead) * h, h, nta: false);
-                    int count = pass.HitCount(r);
-                    if (count == 0)
-                    {
-                        new Span<float>(current, h).Clear();
-                        squares[r] = 0;
-                    }
+                        PrefetchUpdateRows(pass, step, o + ((long)ahead * h), h);
+                    squares[r] = pass.Write(r, g, cached: true, rounding);
+                    if (step.Bf16)                                               // the optimizer's own bf16 step: same index and salt, same bits
+                        Bf16Moments.UpdateRow((float*)pass.Table + o, g, (ushort*)step.ExpAvg + o, (ushort*)step.ExpAvgSq + o, h, step.Coefficients, o, step.Salt);
                     else
-                    {
-                        int s = pass.Hits.Starts[r];
-                        float* row = (float*)pass.Table + ((long)r * h), gw = (float*)pass.WeightGradient;
-                        float sum = 0f;
-                        for (int c = 0; c < h; c += 128)
-                            sum += RowGradientKernel.TileWithUpdate(row, (float*)pass.GradOut, h, c, tok + s, pair + s, tw + s, count, current, gw, ref u, k, step.Salt);
-                        squares[r] = sum;
-                    }
-                    Finish(ref u, step);
-                    long o = (long)r * h;
-                    u = new RowGradientKernel.PendingUpdate
-                    {
-                        P = (float*)pass.Table + o, G = current, M = (ushort*)step.ExpAvg + o, V = (ushort*)step.ExpAvgSq + o, Index = o, Count = h,
-                    };
-                    float* swap = current;
-                    current = previous;
-                    previous = swap;
+                        AdamWKernel.UpdateRow((float*)pass.Table + o, g, (float*)step.ExpAvg + o, (float*)step.ExpAvgSq + o, h, step.Coefficients);
+                    if (pass.Table16 != 0)                                       // the bf16 copy's row, while the new row is in L1
+                        Bf16TableCopy.WriteRow((float*)pass.Table + o, (ushort*)pass.Table16 + o, h);
                 }
-                Finish(ref u, step);
             }
         });
         return SumInOrder(squares, rowCount);
-    }
-
-    /// <summary>The rest of a pending update (<see cref="RowGradientKernel.PendingUpdate"/>), by <see cref="Bf16Moments.UpdateRow"/>.</summary>
-    private static void Finish(ref RowGradientKernel.PendingUpdate u, BlockedTableGradient.FusedStep step)
-    {
-        int e = u.Done;
-        if (e < u.Count)
-            Bf16Moments.UpdateRow(u.P + e, u.G + e, u.M + e, u.V + e, u.Count - e, step.Coefficients, u.Index + e, step.Salt);
-        u.Count = 0;
-    }
-
-    /// <summary>Columns [c, c + width) of row <paramref name="r"/>'s bf16-moment AdamW step from its gradient row <paramref name="g"/>.</summary>
-    private static void UpdateTiles(RowPass pass, BlockedTableGradient.FusedStep step, int r, float* g, int c, int width)
-    {
-        long o = ((long)r * pass.Width) + c;
-        Bf16Moments.UpdateRow((float*)pass.Table + o, g + c, (ushort*)step.ExpAvg + o, (ushort*)step.ExpAvgSq + o, width, step.Coefficients, o, step.Salt);
-    }
-
-    /// <summary>
-    /// <see cref="UpdateAll"/> for several tables read with the same hits (the shared Q/K/V): each row of every table in one pass,
-    /// row by row, the tables in order within a row. A pair's weight gradient takes its tables' inner products in the same order
-    /// as table-by-table passes (each pair lies in one row), every table row's gradient and update are the same operations, so
-    /// the same bits. Returns each table's squared norm.
-    /// </summary>
-    public static double[] UpdateAllShared(RowPass[] passes, int rowCount, BlockedTableGradient.FusedStep[] steps)
-    {
-        int tables = passes.Length, widest = passes.Max(p => p.Width);
-        var squares = passes.Select(_ => ArrayPool<double>.Shared.Rent(rowCount)).ToArray();
-        KernelParallel.For(rowCount, passes.Sum(p => (long)p.Width) * (1L + (passes[0].Hits.Pairs / Math.Max(1, rowCount))), (start, end) =>
-        {
-            long stride = (widest + 15) & ~15L;
-            float* g = UpdateScratch(2 * stride), rounding = g + stride;
-            int ahead = Sse.IsSupported && KernelSettings.Current.PrefetchUpdateRows ? UpdatePrefetchAhead : 0;
-            for (int r = start; r < end; r++)
-            {
-                for (int t = 0; t < tables; t++)
-                {
-                    var pass = passes[t];
-                    if (pass.Prefetching && r + 1 < end)
-                        pass.Prefetch(r + 1);
-                    if (ahead > 0 && r + ahead < end)
-                        PrefetchUpdateRows(pass, steps[t], (long)(r + ahead) * pass.Width, pass.Width, nta: false);
-                    squares[t][r] = pass.Write(r, g, cached: true, rounding);
-                    UpdateRow(pass, steps[t], r, g, streaming: false);
-                }
-            }
-        });
-        return squares.Select(q => SumInOrder(q, rowCount)).ToArray();
-    }
-
-    /// <summary>Row <paramref name="r"/>'s AdamW step from its gradient row <paramref name="g"/>, and its bf16 copy's row.</summary>
-    private static void UpdateRow(RowPass pass, BlockedTableGradient.FusedStep step, int r, float* g, bool streaming)
-    {
-        long o = (long)r * pass.Width;
-        int h = pass.Width;
-        if (step.Bf16)                                                       // the optimizer's own bf16 step: same index and salt, same bits
-            Bf16Moments.UpdateRow((float*)pass.Table + o, g, (ushort*)step.ExpAvg + o, (ushort*)step.ExpAvgSq + o, h, step.Coefficients, o, step.Salt, streaming);
-        else
-            AdamWKernel.UpdateRow((float*)pass.Table + o, g, (float*)step.ExpAvg + o, (float*)step.ExpAvgSq + o, h, step.Coefficients);
-        if (pass.Table16 != 0)                                               // the bf16 copy's row, while the new row is in L1
-            Bf16TableCopy.WriteRow((float*)pass.Table + o, (ushort*)pass.Table16 + o, h);
-    }
-
-    /// <summary>TEMPORARY probe: 1 skips the update, 2 skips the row pass.</summary>
-    internal static int ProbeMode { get; set; }
-
-    [ThreadStatic]
-    private static nint updateScratch;
-
-    [ThreadStatic]
-    private static long updateScratchFloats;
-
-    /// <summary>This thread's scratch of at least <paramref name="floats"/> floats, 64-byte aligned, kept for the thread's life.</summary>
-    private static float* UpdateScratch(long floats)
-    {
-        if (updateScratchFloats < floats)
-        {
-            if (updateScratch != 0)
-                System.Runtime.InteropServices.NativeMemory.AlignedFree((void*)updateScratch);
-            updateScratch = (nint)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
-            updateScratchFloats = floats;
-        }
-        return (float*)updateScratch;
     }
 
     /// <summary>Table rows ahead whose table, m and v rows <see cref="UpdateAll"/> asks for (<see cref="KernelSettings.PrefetchUpdateRows"/>;
@@ -368,26 +149,12 @@ internal static unsafe class TableGradientPass
     /// running ahead on them. Into L1 (<c>prefetcht0</c>) this had shown nothing (docs/benchmarks.md, "Memory Layers at d = 256").
     /// A hint only: the same results.
     /// </summary>
-    private static void PrefetchUpdateRows(RowPass pass, BlockedTableGradient.FusedStep step, long o, int h, bool nta)
+    private static void PrefetchUpdateRows(RowPass pass, BlockedTableGradient.FusedStep step, long o, int h)
     {
-        int momentBytes = step.Bf16 ? sizeof(ushort) : sizeof(float);
-        if (nta)
-        {
-            PrefetchNonTemporal((byte*)((float*)pass.Table + o), h * sizeof(float));
-            PrefetchNonTemporal((byte*)step.ExpAvg + (o * momentBytes), h * momentBytes);
-            PrefetchNonTemporal((byte*)step.ExpAvgSq + (o * momentBytes), h * momentBytes);
-            return;
-        }
         RowKernels.PrefetchRow((byte*)((float*)pass.Table + o), h * sizeof(float), l1: false);
+        int momentBytes = step.Bf16 ? sizeof(ushort) : sizeof(float);
         RowKernels.PrefetchRow((byte*)step.ExpAvg + (o * momentBytes), h * momentBytes, l1: false);
         RowKernels.PrefetchRow((byte*)step.ExpAvgSq + (o * momentBytes), h * momentBytes, l1: false);
-    }
-
-    /// <summary>Every 64-byte line of a row, <c>prefetchnta</c> (<see cref="KernelSettings.UpdatePrefetchNonTemporal"/>).</summary>
-    private static void PrefetchNonTemporal(byte* p, int bytes)
-    {
-        for (int l = 0; l < bytes; l += 64)
-            Sse.PrefetchNonTemporal(p + l);
     }
 
     /// <summary>Σ values[0..count) in index order, then returns the pooled array: the thread-independent reduction.</summary>
@@ -441,7 +208,7 @@ internal static unsafe class TableGradientPass
         /// <summary>Hits of row <paramref name="r"/>; rows past the sorted range (a larger table than the smallest) have none.</summary>
         public int HitCount(int r) => r < Hits.RowCount ? Hits.Starts[r + 1] - Hits.Starts[r] : 0;
 
-        /// <summary>Whether the passes call <see cref="Prefetch(int)"/> (<see cref="KernelSettings.PrefetchHitRows"/>, x86 only; with bf16 rows
+        /// <summary>Whether the passes call <see cref="Prefetch"/> (<see cref="KernelSettings.PrefetchHitRows"/>, x86 only; with bf16 rows
         /// only where <see cref="PrefetchBf16Rows"/> asks: the 256-column bf16 kernel ran 1.3–1.4× faster without it, <c>perf probe-rowpass</c>).</summary>
         public bool Prefetching => Sse.IsSupported && KernelSettings.Current.PrefetchHitRows && (GradOut16 == 0 || PrefetchBf16Rows);
 
@@ -459,10 +226,7 @@ internal static unsafe class TableGradientPass
         /// an 8 ms row pass (<c>perf profile</c>, docs/benchmarks.md "Backward row pass, JIT codegen"). A hint only:
         /// the results are the same bits.
         /// </summary>
-        public void Prefetch(int r) => Prefetch(r, 0);
-
-        /// <summary><see cref="Prefetch(int)"/> of the line at column <paramref name="column"/> of each hit's fp32 ∂L/∂y row.</summary>
-        public void Prefetch(int r, int column)
+        public void Prefetch(int r)
         {
             int count = HitCount(r);
             if (count == 0)
@@ -476,41 +240,9 @@ internal static unsafe class TableGradientPass
                         Sse.Prefetch0((byte*)((uint*)GradOut16 + ((long)t[j] * (Width / 2))));
                     return;
                 }
-                int mode = KernelSettings.Current.HitPrefetchMode;
-                if (mode == 4)
-                {
-                    for (int j = 0; j < count; j++)
-                        Sse.Prefetch1((byte*)((float*)GradOut + ((long)t[j] * Width) + column));
-                    return;
-                }
-                if (mode == 0 || mode == 3)
-                {
-                    for (int j = 0; j < count; j++)
-                        Sse.Prefetch0((byte*)((float*)GradOut + ((long)t[j] * Width) + column));
-                    return;
-                }
                 for (int j = 0; j < count; j++)
-                    RowKernels.PrefetchRow((byte*)((float*)GradOut + ((long)t[j] * Width)), Width * sizeof(float), l1: mode == 1);
-                if (mode == 2)
-                {
-                    for (int j = 0; j < count; j++)
-                        Sse.Prefetch0((byte*)((float*)GradOut + ((long)t[j] * Width)));
-                }
+                    Sse.Prefetch0((byte*)((float*)GradOut + ((long)t[j] * Width)));
             }
-        }
-
-        /// <summary>Whether <see cref="WriteTile"/> serves this pass: AVX-512, widths of whole 128-column tiles, fp32 ∂L/∂y, the weight
-        /// gradient wanted, no bf16 table copy to read or keep.</summary>
-        public bool CanTile => Vector512.IsHardwareAccelerated && Width % 128 == 0 && GradOut16 == 0 && WeightGradient != 0 && !RoundDots && Table16 == 0;
-
-        /// <summary>Columns [c, c + 128) of <see cref="Write"/> for a row with hits (<see cref="CanTile"/>): dst[c..c + 128) and their share of ‖dst‖².</summary>
-        public float WriteTile(int r, int c, float* dst)
-        {
-            int s = Hits.Starts[r], count = Hits.Starts[r + 1] - s;
-            fixed (int* tok = Hits.Tokens)
-            fixed (int* pair = Hits.PairIndex)
-            fixed (float* tw = Hits.Weights)
-                return RowGradientKernel.Tile((float*)Table + ((long)r * Width), (float*)GradOut, Width, c, tok + s, pair + s, tw + s, count, dst, (float*)WeightGradient);
         }
 
         /// <summary>dst = row r's table gradient (zeros without hits), and the weight gradient's share of row r; returns ‖dst‖².</summary>
