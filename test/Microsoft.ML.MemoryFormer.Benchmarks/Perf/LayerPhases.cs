@@ -25,13 +25,8 @@ internal sealed unsafe class LayerPhases : IDisposable
     public const string BothWholeRatio = "before ÷ after, whole call (both prefetches off ÷ on)";
     public const string PrefetchGatherRatio = "before ÷ after, token-major gather forward (PrefetchGatherRows off ÷ on)";
 
-    public const string LeanFusedRatio = "before ÷ after, row pass + fused AdamW (LeanMomentRows off ÷ on)";
-    public const string LeanSweepRatio = "before ÷ after, AdamW sweep alone (LeanMomentRows off ÷ on)";
-    public const string LeanWholeRatio = "before ÷ after, whole call (LeanMomentRows off ÷ on)";
-
     /// <summary>The rows of the before/after table: median of per-round ratios (lowest–highest).</summary>
-    public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio, PrefetchWholeRatio, PrefetchGatherRatio, UpdatePrefetchRatio, BothWholeRatio,
-        LeanFusedRatio, LeanSweepRatio, LeanWholeRatio];
+    public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio, PrefetchWholeRatio, PrefetchGatherRatio, UpdatePrefetchRatio, BothWholeRatio];
 
     public const string Tiled = "  tiled kernel forced (where TiledGather.Pays)";
     public const string RowCopy = "  of it: int64 → int32 row copy";
@@ -123,9 +118,6 @@ internal sealed unsafe class LayerPhases : IDisposable
             [UpdatePrefetchRatio] = () => Switched(c => c.PrefetchUpdateRows = false, c => c.PrefetchUpdateRows = true, RowPassWithUpdate, rounds),
             [BothWholeRatio] = () => Switched(c => c.PrefetchUpdateRows = c.PrefetchGatherRows = false, c => c.PrefetchUpdateRows = c.PrefetchGatherRows = true,
                 WholeCall, rounds),
-            [LeanFusedRatio] = () => Switched(c => c.LeanMomentRows = false, c => c.LeanMomentRows = true, RowPassWithUpdate, rounds),
-            [LeanSweepRatio] = () => Switched(c => c.LeanMomentRows = false, c => c.LeanMomentRows = true, SweepAlone, rounds),
-            [LeanWholeRatio] = () => Switched(c => c.LeanMomentRows = false, c => c.LeanMomentRows = true, WholeCall, rounds),
         };
         return RatioNames.ToDictionary(n => n, n => only is null || only.Any(o => n.Contains(o, StringComparison.Ordinal)) ? pairs[n]() : "");
     }

@@ -1,7 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
-using Microsoft.ML.MemoryFormer.Runtime;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -28,11 +26,8 @@ internal static unsafe class Bf16Moments
     public static void UpdateRow(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt)
     {
         int i = 0;
-        bool lean = KernelSettings.Current.LeanMomentRows;
         if (Vector512.IsHardwareAccelerated)
-            i = lean ? UpdateRow512Lean(p, g, m, v, n, c, index, salt) : UpdateRow512(p, g, m, v, n, c, index, salt);
-        if (lean && i == n)
-            return;                                                          // no 256-bit set-up for nothing
+            i = UpdateRow512(p, g, m, v, n, c, index, salt);
         if (Vector256.IsHardwareAccelerated)
         {
             var k = new VectorCoefficients(c);
@@ -90,56 +85,6 @@ internal static unsafe class Bf16Moments
         }
         return i;
     }
-
-    /// <summary>
-    /// <see cref="UpdateRow512"/> as the fused row pass calls it once per table row (<see cref="KernelSettings.LeanMomentRows"/>): the
-    /// coefficients as vector locals (<see cref="UpdateRow512"/>'s 640-byte struct is zeroed and built by a call on every row, since its
-    /// constructor is too large to inline) and each bf16 result taken as the upper 16 bits of its lanes by one two-source word permute
-    /// instead of two shifts, two narrowing moves and an insert. The same operations on every element, so the same bits.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int UpdateRow512Lean(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt)
-    {
-        Vector512<float> scale = Vector512.Create(c.GradScale), decay = Vector512.Create(c.Decay), beta1 = Vector512.Create(c.Beta1),
-            omb1 = Vector512.Create(c.OneMinusBeta1), beta2 = Vector512.Create(c.Beta2), omb2 = Vector512.Create(c.OneMinusBeta2),
-            inverseBias2 = Vector512.Create(1f / c.Bias2Sqrt), eps = Vector512.Create(c.Eps), negStep = Vector512.Create(c.NegStepSize);
-        bool scaled = c.GradScale != 1f;
-        var lanes = Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);
-        var mask = Vector512.Create(0xFFFFu);
-        var saltVector = Vector512.Create(salt);
-        int i = 0;
-        for (; i + 32 <= n; i += 32)
-        {
-            var (m0, m1) = Vector512.Widen(Vector512.Load(m + i));
-            var (v0, v1) = Vector512.Widen(Vector512.Load(v + i));
-            var noise0 = Noise512(Vector512.Create((uint)(index + i)) + lanes, saltVector);
-            var noise1 = Noise512(Vector512.Create((uint)(index + i + 16)) + lanes, saltVector);
-            var g0 = scaled ? Vector512.Load(g + i) * scale : Vector512.Load(g + i);
-            var g1 = scaled ? Vector512.Load(g + i + 16) * scale : Vector512.Load(g + i + 16);
-            var m0f = ((m0 << 16).AsSingle() * beta1) + (omb1 * g0);                // Update512's order, element by element
-            var m1f = ((m1 << 16).AsSingle() * beta1) + (omb1 * g1);
-            var v0f = ((v0 << 16).AsSingle() * beta2) + (omb2 * g0 * g0);
-            var v1f = ((v1 << 16).AsSingle() * beta2) + (omb2 * g1 * g1);
-            var p0 = Vector512.Load(p + i) * decay;
-            var p1 = Vector512.Load(p + i + 16) * decay;
-            p0 += negStep * m0f / ((Vector512.Sqrt(v0f) * inverseBias2) + eps);
-            p1 += negStep * m1f / ((Vector512.Sqrt(v1f) * inverseBias2) + eps);
-            p0.Store(p + i);
-            p1.Store(p + i + 16);
-            UpperHalves(m0f.AsUInt32() + (noise0 & mask), m1f.AsUInt32() + (noise1 & mask)).Store(m + i);
-            UpperHalves(v0f.AsUInt32() + (noise0 >> 16), v1f.AsUInt32() + (noise1 >> 16)).Store(v + i);
-        }
-        return i;
-    }
-
-    /// <summary>Word indices 1, 3, …, 63: the upper halves of the 32-bit lanes of two vectors.</summary>
-    private static readonly Vector512<ushort> OddWords = Vector512.Create(
-        (ushort)1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 33, 35, 37, 39, 41, 43, 45, 47, 49, 51, 53, 55, 57, 59, 61, 63);
-
-    /// <summary>The upper 16 bits of each lane of <paramref name="a"/>, then of <paramref name="b"/>: Narrow(a >> 16, b >> 16) in one permute.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<ushort> UpperHalves(Vector512<uint> a, Vector512<uint> b) =>
-        Avx512BW.PermuteVar32x16x2(a.AsUInt16(), OddWords, b.AsUInt16());
 
     /// <summary><see cref="Update"/> on sixteen elements.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
