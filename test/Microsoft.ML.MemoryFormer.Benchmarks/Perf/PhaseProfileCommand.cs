@@ -35,7 +35,7 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
         public string Calls { get; init; } = "qkv,ml1,ml2";
 
         [CommandOption("--ratios")]
-        [Description("Only the before ÷ after rows whose name contains one of these comma-separated substrings (e.g. StreamingTableUpdate). Default all.")]
+        [Description("Only the before ÷ after rows whose name contains one of these comma-separated substrings (e.g. PrefetchUpdateRows). Default all.")]
         public string? Ratios { get; init; }
 
         [CommandOption("--cpu-time")]
