@@ -89,6 +89,48 @@ internal sealed unsafe class LayerPhases : IDisposable
             $"{(double)n * k / rowCount:F1} hits a row";
     }
 
+    /// <summary>The rows of <see cref="Cold"/>: the fused pass and its two halves, each timed right after the caches were flushed.</summary>
+    public static readonly string[] ColdNames = [RowPassUpdate, RowPass, Sweep];
+
+    /// <summary>
+    /// Milliseconds of one call of the fused pass and of each half (median of <paramref name="rounds"/> rounds, the three in turn),
+    /// each call right after a read of a 96 MB buffer that evicts the tables, moments, gradients and ∂L/∂y from every cache level, as
+    /// a training step finds them; the flush is outside the timing (wall or, with <see cref="CpuTime"/>, process CPU time). The
+    /// looped phase table keeps part of a half's data in the 32 MB L3 from one call to the next.
+    /// </summary>
+    public Dictionary<string, double> Cold(int rounds)
+    {
+        Action[] bodies = [RowPassWithUpdate, RowPassAlone, SweepAlone];
+        var times = bodies.Select(_ => new double[rounds]).ToArray();
+        foreach (var b in bodies)
+            b();
+        for (int round = 0; round < rounds; round++)
+        {
+            foreach (int b in Timing.Rotation(bodies.Length, round))
+            {
+                Flush();
+                double start = CpuTime ? ProcessCpuMs() : System.Diagnostics.Stopwatch.GetTimestamp();
+                bodies[b]();
+                times[b][round] = CpuTime ? ProcessCpuMs() - start
+                    : System.Diagnostics.Stopwatch.GetElapsedTime((long)start).TotalMilliseconds;
+            }
+        }
+        return ColdNames.Select((n, i) => (n, Timing.Median(times[i]))).ToDictionary(p => p.n, p => p.Item2);
+    }
+
+    private static long[]? flushBuffer;
+
+    /// <summary>Reads one long of every 64-byte line of a 96 MB buffer (three times the L3).</summary>
+    private static void Flush()
+    {
+        flushBuffer ??= Enumerable.Repeat(1L, 96 << 17).ToArray();
+        long sum = 0;
+        for (int i = 0; i < flushBuffer.Length; i += 8)
+            sum += flushBuffer[i];
+        if (sum == 0)
+            throw new InvalidOperationException("unreachable");
+    }
+
     /// <summary>Milliseconds per call of every phase (median of <paramref name="rounds"/> interleaved rounds) and the bytes each moves.</summary>
     public (Dictionary<string, double> Ms, Dictionary<string, double> Megabytes) Measure(int rounds)
     {

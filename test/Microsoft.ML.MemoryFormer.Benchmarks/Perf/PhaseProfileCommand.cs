@@ -42,6 +42,10 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
         [Description("The before ÷ after rows compare the process's CPU time instead of wall time (steadier on a loaded machine).")]
         public bool CpuTime { get; init; }
 
+        [CommandOption("--cold")]
+        [Description("Also time the fused row pass + AdamW and its two halves one call each right after a 96 MB cache flush.")]
+        public bool Cold { get; init; }
+
         [CommandOption("--skip-phases")]
         [Description("Time only the before ÷ after rows (no phase and rate tables).")]
         public bool SkipPhases { get; init; }
@@ -83,6 +87,18 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
             rates.AddRow([name, .. results.SelectMany(r => new object[] { r.Megabytes[name], r.Megabytes[name] / r.Ms[name] })]);
         var ab = new PerfTable($"profile-phases-d{s.Width}-before-after", $"Before ÷ after, d={s.Width}, N={n} " +
             $"(median of {3 * rounds} alternating rounds' ratios of {(settings.CpuTime ? "process CPU time" : "wall time")}, lowest–highest; > 1: on is faster)", ["comparison", .. calls.Select(c => c.Name)]);
+        if (settings.Cold)
+        {
+            var cold = new PerfTable($"profile-phases-d{s.Width}-cold", $"The fused pass and its halves on cold caches, d={s.Width}, N={n} " +
+                $"(ms of {(settings.CpuTime ? "process CPU time" : "wall time")} per call, median of {3 * rounds} rounds)", ["phase", .. calls.Select(c => c.Name)]);
+            var colds = calls.Select(c => c.Phases.Cold(3 * rounds)).ToArray();
+            foreach (var name in LayerPhases.ColdNames)
+                cold.AddRow([name, .. colds.Select(r => (object)r[name])]);
+            cold.AddRow(["  the two halves together", .. colds.Select(r => (object)(r[LayerPhases.RowPass] + r[LayerPhases.Sweep]))]);
+            cold.AddNote("each call right after reading a 96 MB buffer (three times the L3), outside the timing: the data as a training step finds it");
+            cold.AddNote(machine);
+            cold.Publish(settings.Output);
+        }
         var only = settings.Ratios?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         var ratios = calls.Select(c => c.Phases.Ratios(3 * rounds, only)).ToArray();
         foreach (var name in LayerPhases.RatioNames.Where(n => only is null || ratios[0][n].Length > 0))
