@@ -25,13 +25,8 @@ internal sealed unsafe class LayerPhases : IDisposable
     public const string BothWholeRatio = "before ÷ after, whole call (both prefetches off ÷ on)";
     public const string PrefetchGatherRatio = "before ÷ after, token-major gather forward (PrefetchGatherRows off ÷ on)";
 
-    public const string SpreadFusedRatio = "before ÷ after, row pass + fused AdamW (SpreadRowRanges off ÷ on)";
-    public const string SpreadRowPassRatio = "before ÷ after, row pass writing the gradient (SpreadRowRanges off ÷ on)";
-    public const string SpreadWholeRatio = "before ÷ after, whole call (SpreadRowRanges off ÷ on)";
-
     /// <summary>The rows of the before/after table: median of per-round ratios (lowest–highest).</summary>
-    public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio, PrefetchWholeRatio, PrefetchGatherRatio, UpdatePrefetchRatio, BothWholeRatio,
-        SpreadFusedRatio, SpreadRowPassRatio, SpreadWholeRatio];
+    public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio, PrefetchWholeRatio, PrefetchGatherRatio, UpdatePrefetchRatio, BothWholeRatio];
 
     public const string Tiled = "  tiled kernel forced (where TiledGather.Pays)";
     public const string RowCopy = "  of it: int64 → int32 row copy";
@@ -165,9 +160,6 @@ internal sealed unsafe class LayerPhases : IDisposable
             [UpdatePrefetchRatio] = () => Switched(c => c.PrefetchUpdateRows = false, c => c.PrefetchUpdateRows = true, RowPassWithUpdate, rounds),
             [BothWholeRatio] = () => Switched(c => c.PrefetchUpdateRows = c.PrefetchGatherRows = false, c => c.PrefetchUpdateRows = c.PrefetchGatherRows = true,
                 WholeCall, rounds),
-            [SpreadFusedRatio] = () => Switched(c => c.SpreadRowRanges = false, c => c.SpreadRowRanges = true, RowPassWithUpdate, rounds),
-            [SpreadRowPassRatio] = () => Switched(c => c.SpreadRowRanges = false, c => c.SpreadRowRanges = true, RowPassAlone, rounds),
-            [SpreadWholeRatio] = () => Switched(c => c.SpreadRowRanges = false, c => c.SpreadRowRanges = true, WholeCall, rounds),
         };
         return RatioNames.ToDictionary(n => n, n => only is null || only.Any(o => n.Contains(o, StringComparison.Ordinal)) ? pairs[n]() : "");
     }

@@ -189,7 +189,6 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
             ("  the same, prefetch off: the library's bf16 path (pass alone)", () => Bf16Pass(hits)),
             ("  the same, incl. its narrow", () => { Narrow(); Bf16Pass(hits); }),
             ("  the same, ∂L/∂y folded into 256 tokens", () => Bf16Pass(folded)),
-            ("row pass, workers' rows half the table apart (SpreadRowRanges on)", () => KernelSettings.Current.With(k => k.SpreadRowRanges = true, () => Pass(hits))),
         ];
     }
 }

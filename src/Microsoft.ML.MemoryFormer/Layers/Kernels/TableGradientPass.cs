@@ -69,7 +69,7 @@ internal static unsafe class TableGradientPass
         int h = pass.Width;
         nint gtPtr = (nint)TensorMemory.Floats(target);
         var squares = ArrayPool<double>.Shared.Rent(rowCount);
-        ForRows(rowCount, h * (1L + (csr.Pairs / Math.Max(1, rowCount))), (start, end) =>
+        KernelParallel.For(rowCount, h * (1L + (csr.Pairs / Math.Max(1, rowCount))), (start, end) =>
         {
             var scratch = accumulate ? new float[h] : null;
             bool prefetch = pass.Prefetching;
@@ -111,7 +111,7 @@ internal static unsafe class TableGradientPass
     {
         int h = pass.Width;
         var squares = ArrayPool<double>.Shared.Rent(rowCount);
-        ForRows(rowCount, h * (1L + (pass.Hits.Pairs / Math.Max(1, rowCount))), (start, end) =>
+        KernelParallel.For(rowCount, h * (1L + (pass.Hits.Pairs / Math.Max(1, rowCount))), (start, end) =>
         {
             var row = new float[(2 * h) + 16];
             bool prefetch = pass.Prefetching;
@@ -137,31 +137,6 @@ internal static unsafe class TableGradientPass
             }
         });
         return SumInOrder(squares, rowCount);
-    }
-
-    /// <summary>
-    /// <see cref="KernelParallel.For"/> over the table's rows, or, with <see cref="KernelSettings.SpreadRowRanges"/>, over as many
-    /// blocks of rows taken in the order 0, n/2, 1, n/2 + 1, …: the ranges two workers run at once then lie half the table apart.
-    /// Each ∂L/∂w line holds 16 chunks of one token, and a chunk's rows are consecutive, so neighbouring ranges add into the same
-    /// lines from two cores and the lines move between their caches on almost every hit. Same bits: every row is still done by
-    /// one worker, with the same operations.
-    /// </summary>
-    private static void ForRows(int rowCount, long workPerRow, Action<int, int> body)
-    {
-        int blocks = KernelParallel.Workers * 4;
-        if (!KernelSettings.Current.SpreadRowRanges || KernelParallel.Workers == 1 || rowCount < blocks)
-        {
-            KernelParallel.For(rowCount, workPerRow, body);
-            return;
-        }
-        KernelParallel.For(blocks, workPerRow * (rowCount / blocks), (first, last) =>
-        {
-            for (int b = first; b < last; b++)
-            {
-                int s = b % 2 == 0 ? b / 2 : ((blocks + 1) / 2) + (b / 2);
-                body((int)((long)rowCount * s / blocks), (int)((long)rowCount * (s + 1) / blocks));
-            }
-        });
     }
 
     /// <summary>Table rows ahead whose table, m and v rows <see cref="UpdateAll"/> asks for (<see cref="KernelSettings.PrefetchUpdateRows"/>;
