@@ -177,8 +177,9 @@ internal sealed unsafe class LayerPhases : IDisposable
 
     private static string Ratio(Action after, int rounds) => Pair(() => Unsharing(after), after, rounds);
 
-    /// <summary>Whether <see cref="Pair"/> compares the process's CPU time (<c>clock_gettime</c>, all threads) instead of wall time:
-    /// on the loaded shared machine the steadier of the two (<c>perf profile-phases --cpu-time</c>).</summary>
+    /// <summary>Whether <see cref="Pair"/> and <see cref="Cold"/> take the process's CPU time (<c>clock_gettime</c>, all threads) instead of
+    /// wall time: on the loaded shared machine the steadier of the two (<c>perf profile-phases --cpu-time</c>). Exact with one thread; with
+    /// two, Linux counts a worker that is still running only up to its last scheduler tick, so short calls undercount.</summary>
     public static bool CpuTime { get; set; }
 
     private static string Pair(Action before, Action after, int rounds)
