@@ -89,6 +89,48 @@ internal sealed unsafe class LayerPhases : IDisposable
             $"{(double)n * k / rowCount:F1} hits a row";
     }
 
+    /// <summary>The rows of <see cref="Cold"/>: the fused pass and its two halves, each timed right after the caches were flushed.</summary>
+    public static readonly string[] ColdNames = [RowPassUpdate, RowPass, Sweep];
+
+    /// <summary>
+    /// Milliseconds of one call of the fused pass and of each half (median of <paramref name="rounds"/> rounds, the three in turn),
+    /// each call right after a read of a 96 MB buffer that evicts the tables, moments, gradients and ∂L/∂y from every cache level, as
+    /// a training step finds them; the flush is outside the timing (wall or, with <see cref="CpuTime"/>, process CPU time). The
+    /// looped phase table keeps part of a half's data in the 32 MB L3 from one call to the next.
+    /// </summary>
+    public Dictionary<string, double> Cold(int rounds)
+    {
+        Action[] bodies = [RowPassWithUpdate, RowPassAlone, SweepAlone];
+        var times = bodies.Select(_ => new double[rounds]).ToArray();
+        foreach (var b in bodies)
+            b();
+        for (int round = 0; round < rounds; round++)
+        {
+            foreach (int b in Timing.Rotation(bodies.Length, round))
+            {
+                Flush();
+                double start = CpuTime ? ProcessCpuMs() : System.Diagnostics.Stopwatch.GetTimestamp();
+                bodies[b]();
+                times[b][round] = CpuTime ? ProcessCpuMs() - start
+                    : System.Diagnostics.Stopwatch.GetElapsedTime((long)start).TotalMilliseconds;
+            }
+        }
+        return ColdNames.Select((n, i) => (n, Timing.Median(times[i]))).ToDictionary(p => p.n, p => p.Item2);
+    }
+
+    private static long[]? flushBuffer;
+
+    /// <summary>Reads one long of every 64-byte line of a 96 MB buffer (three times the L3).</summary>
+    private static void Flush()
+    {
+        flushBuffer ??= Enumerable.Repeat(1L, 96 << 17).ToArray();
+        long sum = 0;
+        for (int i = 0; i < flushBuffer.Length; i += 8)
+            sum += flushBuffer[i];
+        if (sum == 0)
+            throw new InvalidOperationException("unreachable");
+    }
+
     /// <summary>Milliseconds per call of every phase (median of <paramref name="rounds"/> interleaved rounds) and the bytes each moves.</summary>
     public (Dictionary<string, double> Ms, Dictionary<string, double> Megabytes) Measure(int rounds)
     {
@@ -100,21 +142,26 @@ internal sealed unsafe class LayerPhases : IDisposable
         return (ms, Bytes());
     }
 
-    /// <summary>Before ÷ after (TiledSharedForward off ÷ on) for the whole call and the gather forward, each pair timed
-    /// alternately for <paramref name="rounds"/> rounds: the median of the per-round ratios, and the lowest and highest.</summary>
-    public Dictionary<string, string> Ratios(int rounds)
+    /// <summary>Before ÷ after (TiledSharedForward off ÷ on, and each switch's row) for the whole call, the gather forward or the
+    /// row pass, each pair timed alternately for <paramref name="rounds"/> rounds: the median of the per-round ratios, and the lowest
+    /// and highest. Rows not named by <paramref name="only"/> (substrings; null: all) are left empty.</summary>
+    public Dictionary<string, string> Ratios(int rounds, string[]? only = null)
     {
         var tables = layers.Select(l => (Tensor)l.Table).ToArray();
         var biases = layers.Select(l => (Tensor)l.Bias).ToArray();
         void Forward() { using var s = NewDisposeScope(); using var g = no_grad(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, null, biases); }
-        var ratios = new Dictionary<string, string> { [WholeRatio] = Ratio(WholeCall, rounds), [GatherRatio] = Ratio(Forward, rounds),
-            [SweepRatio] = Pair(SweepAlone, () => SweepWide(4), rounds),
-            [PrefetchWholeRatio] = Switched(c => c.PrefetchGatherRows = false, c => c.PrefetchGatherRows = true, WholeCall, rounds),
-            [PrefetchGatherRatio] = Switched(TokenMajorWith(false), TokenMajorWith(true), Forward, rounds) };
-        ratios[UpdatePrefetchRatio] = Switched(c => c.PrefetchUpdateRows = false, c => c.PrefetchUpdateRows = true, RowPassWithUpdate, rounds);
-        ratios[BothWholeRatio] = Switched(c => c.PrefetchUpdateRows = c.PrefetchGatherRows = false, c => c.PrefetchUpdateRows = c.PrefetchGatherRows = true,
-            WholeCall, rounds);
-        return ratios;
+        var pairs = new Dictionary<string, Func<string>>
+        {
+            [WholeRatio] = () => Ratio(WholeCall, rounds),
+            [GatherRatio] = () => Ratio(Forward, rounds),
+            [SweepRatio] = () => Pair(SweepAlone, () => SweepWide(4), rounds),
+            [PrefetchWholeRatio] = () => Switched(c => c.PrefetchGatherRows = false, c => c.PrefetchGatherRows = true, WholeCall, rounds),
+            [PrefetchGatherRatio] = () => Switched(TokenMajorWith(false), TokenMajorWith(true), Forward, rounds),
+            [UpdatePrefetchRatio] = () => Switched(c => c.PrefetchUpdateRows = false, c => c.PrefetchUpdateRows = true, RowPassWithUpdate, rounds),
+            [BothWholeRatio] = () => Switched(c => c.PrefetchUpdateRows = c.PrefetchGatherRows = false, c => c.PrefetchUpdateRows = c.PrefetchGatherRows = true,
+                WholeCall, rounds),
+        };
+        return RatioNames.ToDictionary(n => n, n => only is null || only.Any(o => n.Contains(o, StringComparison.Ordinal)) ? pairs[n]() : "");
     }
 
     /// <summary>Before ÷ after of <paramref name="body"/> with the switches set by <paramref name="before"/> and <paramref name="after"/>.</summary>
@@ -130,12 +177,53 @@ internal sealed unsafe class LayerPhases : IDisposable
 
     private static string Ratio(Action after, int rounds) => Pair(() => Unsharing(after), after, rounds);
 
+    /// <summary>Whether <see cref="Pair"/> and <see cref="Cold"/> take the process's CPU time (<c>clock_gettime</c>, all threads) instead of
+    /// wall time: on the loaded shared machine the steadier of the two (<c>perf profile-phases --cpu-time</c>). Exact with one thread; with
+    /// two, Linux counts a worker that is still running only up to its last scheduler tick, so short calls undercount.</summary>
+    public static bool CpuTime { get; set; }
+
     private static string Pair(Action before, Action after, int rounds)
     {
-        var times = Timing.InterleaveRounds([before, after], rounds);
+        var times = CpuTime ? CpuRounds([before, after], rounds) : Timing.InterleaveRounds([before, after], rounds);
         var ratios = times[0].Zip(times[1], (b, a) => b / a).Order().ToArray();
         var c = System.Globalization.CultureInfo.InvariantCulture;
         return $"{Timing.Median(ratios).ToString("F2", c)} ({ratios[0].ToString("F2", c)}–{ratios[^1].ToString("F2", c)})";
+    }
+
+    /// <summary><see cref="Timing.InterleaveRounds"/> with the process's CPU milliseconds of each call instead of wall time.</summary>
+    private static double[][] CpuRounds(Action[] bodies, int rounds)
+    {
+        var cpu = bodies.Select(_ => new double[rounds]).ToArray();
+        int[] round = new int[bodies.Length];
+        var timed = bodies.Select((b, i) => (Action)(() =>
+        {
+            double start = ProcessCpuMs();
+            b();
+            if (round[i] < rounds)
+                cpu[i][round[i]] = ProcessCpuMs() - start;
+            round[i]++;
+        })).ToArray();
+        foreach (var b in bodies)
+            b();                                                              // the warm-up round, outside the record
+        Timing.InterleaveRounds(timed, rounds - 1);                           // its own first round is recorded here as round 0
+        return cpu;
+    }
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, out Timespec time);
+
+    /// <summary>CPU time of the whole process (CLOCK_PROCESS_CPUTIME_ID), ms, to the nanosecond.</summary>
+    private static double ProcessCpuMs()
+    {
+        ClockGetTime(2, out var t);
+        return (t.Seconds * 1e3) + (t.Nanoseconds / 1e6);
     }
 
     private Dictionary<string, double> Bytes()

@@ -34,12 +34,29 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
         [DefaultValue("qkv,ml1,ml2")]
         public string Calls { get; init; } = "qkv,ml1,ml2";
 
+        [CommandOption("--ratios")]
+        [Description("Only the before ÷ after rows whose name contains one of these comma-separated substrings (e.g. PrefetchUpdateRows). Default all.")]
+        public string? Ratios { get; init; }
+
+        [CommandOption("--cpu-time")]
+        [Description("The before ÷ after rows compare the process's CPU time instead of wall time (steadier on a loaded machine).")]
+        public bool CpuTime { get; init; }
+
+        [CommandOption("--cold")]
+        [Description("Also time the fused row pass + AdamW and its two halves one call each right after a 96 MB cache flush.")]
+        public bool Cold { get; init; }
+
+        [CommandOption("--skip-phases")]
+        [Description("Time only the before ÷ after rows (no phase and rate tables).")]
+        public bool SkipPhases { get; init; }
+
         public override Spectre.Console.ValidationResult Validate() => TrainCommand.ValidateWidth(Width);
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         settings.Apply();
+        LayerPhases.CpuTime = settings.CpuTime;
         var s = TrainCommand.ShapeOf(settings.Width);
         string machine = MachineFigures.Measure(settings);
         var (model, task) = TrainCommand.ByteModel(s, TransformerKind.MemoryFormer);
@@ -63,15 +80,28 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
             $"(N={n}; ms per call, median of {rounds} interleaved rounds)", ["phase", .. calls.Select(c => c.Name)]);
         var rates = new PerfTable($"profile-phases-d{s.Width}-rates", $"The same phases as bytes moved and GB/s (d={s.Width}, N={n})",
             ["phase", .. calls.SelectMany(c => new[] { c.Name + " MB", c.Name + " GB/s" })]);
-        var results = calls.Select(c => c.Phases.Measure(rounds)).ToArray();
-        foreach (var name in LayerPhases.Names)
+        var results = settings.SkipPhases ? [] : calls.Select(c => c.Phases.Measure(rounds)).ToArray();
+        foreach (var name in results.Length == 0 ? [] : LayerPhases.Names)
             times.AddRow([name, .. results.Select(r => (object)r.Ms[name])]);
-        foreach (var name in LayerPhases.RateNames)
+        foreach (var name in results.Length == 0 ? [] : LayerPhases.RateNames)
             rates.AddRow([name, .. results.SelectMany(r => new object[] { r.Megabytes[name], r.Megabytes[name] / r.Ms[name] })]);
         var ab = new PerfTable($"profile-phases-d{s.Width}-before-after", $"Before ÷ after, d={s.Width}, N={n} " +
-            $"(median of {3 * rounds} alternating rounds' ratios, lowest–highest; > 1: on is faster)", ["comparison", .. calls.Select(c => c.Name)]);
-        var ratios = calls.Select(c => c.Phases.Ratios(3 * rounds)).ToArray();
-        foreach (var name in LayerPhases.RatioNames)
+            $"(median of {3 * rounds} alternating rounds' ratios of {(settings.CpuTime ? "process CPU time" : "wall time")}, lowest–highest; > 1: on is faster)", ["comparison", .. calls.Select(c => c.Name)]);
+        if (settings.Cold)
+        {
+            var cold = new PerfTable($"profile-phases-d{s.Width}-cold", $"The fused pass and its halves on cold caches, d={s.Width}, N={n} " +
+                $"(ms of {(settings.CpuTime ? "process CPU time" : "wall time")} per call, median of {3 * rounds} rounds)", ["phase", .. calls.Select(c => c.Name)]);
+            var colds = calls.Select(c => c.Phases.Cold(3 * rounds)).ToArray();
+            foreach (var name in LayerPhases.ColdNames)
+                cold.AddRow([name, .. colds.Select(r => (object)r[name])]);
+            cold.AddRow(["  the two halves together", .. colds.Select(r => (object)(r[LayerPhases.RowPass] + r[LayerPhases.Sweep]))]);
+            cold.AddNote("each call right after reading a 96 MB buffer (three times the L3), outside the timing: the data as a training step finds it");
+            cold.AddNote(machine);
+            cold.Publish(settings.Output);
+        }
+        var only = settings.Ratios?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var ratios = calls.Select(c => c.Phases.Ratios(3 * rounds, only)).ToArray();
+        foreach (var name in LayerPhases.RatioNames.Where(n => only is null || ratios[0][n].Length > 0))
             ab.AddRow([name, .. ratios.Select(r => (object)r[name])]);
         ab.AddNote("TiledSharedForward changes only a call of several tables below 16 MB each (Q/K/V at d = 256): the other columns run the same " +
             "code both ways and show the noise; the last row times the AdamW sweep over the same elements viewed as rows 4× wider (a per-row cost would show as > 1)");
@@ -84,8 +114,11 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
         rates.AddNote("bytes: gather = N·K·Σh·4 (rows read) + N·Σh·4 (written); row pass = N·K·Σh·4 (∂L/∂y rows) + Σ R·h·4 (table); update = " +
             "Σ R·h·(4 + 4 + 2·2 + 2·2) (table read + write, bf16 moments read + write; + 4 reading the gradient when alone)");
         rates.AddNote(machine);
-        times.Publish(settings.Output);
-        rates.Publish(settings.Output);
+        if (results.Length > 0)
+        {
+            times.Publish(settings.Output);
+            rates.Publish(settings.Output);
+        }
         ab.Publish(settings.Output);
         foreach (var c in calls)
             c.Phases.Dispose();
