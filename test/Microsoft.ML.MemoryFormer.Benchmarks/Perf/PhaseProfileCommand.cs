@@ -34,6 +34,23 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
         [DefaultValue("qkv,ml1,ml2")]
         public string Calls { get; init; } = "qkv,ml1,ml2";
 
+        [CommandOption("--cold")]
+        [Description("Also time every phase with cold caches (a 96 MB buffer written before each call), as in a whole step.")]
+        public bool Cold { get; init; }
+
+        [CommandOption("--no-ratios")]
+        [Description("Skip the before ÷ after table (the longest part of the run).")]
+        public bool NoRatios { get; init; }
+
+        [CommandOption("--ratios")]
+        [Description("Only the before ÷ after rows whose name contains this text (e.g. ManagedBiasSums). Default: all.")]
+        public string? RatioFilter { get; init; }
+
+        [CommandOption("--loop-whole")]
+        [Description("Only loop the whole call of each chosen call for this many seconds and print ms per call (for perf record). Default 0: off.")]
+        [DefaultValue(0.0)]
+        public double LoopWhole { get; init; }
+
         public override Spectre.Console.ValidationResult Validate() => TrainCommand.ValidateWidth(Width);
     }
 
@@ -59,6 +76,19 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
             calls.Add(($"ML₁ {s.Width} → {memory.Expand.OutputWidth}", new LayerPhases(memory.Expand, [memory.Expand], n, optimizer)));
         if (wanted.Contains("ml2"))
             calls.Add(($"ML₂ {memory.Project.InputWidth} → {s.Width}", new LayerPhases(memory.Project, [memory.Project], n, optimizer)));
+        if (settings.LoopWhole > 0)
+        {
+            foreach (var c in calls)
+            {
+                var split = c.Phases.SplitWhole(30);
+                Console.WriteLine($"{c.Name}: split hash {split[0]:F3} gather {split[1]:F3} backward {split[2]:F3} ms");
+                Console.WriteLine($"{c.Name}: whole call {c.Phases.LoopWhole(settings.LoopWhole):F3} ms (median of the seconds' calls)");
+            }
+            foreach (var c in calls)
+                c.Phases.Dispose();
+            model.Dispose();
+            return 0;
+        }
         var times = new PerfTable($"profile-phases-d{s.Width}", $"Memory Layer calls of one d={s.Width} training step, phase by phase " +
             $"(N={n}; ms per call, median of {rounds} interleaved rounds)", ["phase", .. calls.Select(c => c.Name)]);
         var rates = new PerfTable($"profile-phases-d{s.Width}-rates", $"The same phases as bytes moved and GB/s (d={s.Width}, N={n})",
@@ -68,13 +98,26 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
             times.AddRow([name, .. results.Select(r => (object)r.Ms[name])]);
         foreach (var name in LayerPhases.RateNames)
             rates.AddRow([name, .. results.SelectMany(r => new object[] { r.Megabytes[name], r.Megabytes[name] / r.Ms[name] })]);
+        if (settings.Cold)
+        {
+            var evict = new byte[96 << 20];
+            var cold = calls.Select(c => c.Phases.MeasureCold(rounds, evict)).ToArray();
+            var coldTable = new PerfTable($"profile-phases-d{s.Width}-cold", $"The same phases with cold caches (d={s.Width}, N={n}; " +
+                $"ms per single call after writing 96 MB, median of {rounds} rounds)", ["phase", .. calls.Select(c => c.Name)]);
+            foreach (var name in LayerPhases.Names)
+                coldTable.AddRow([name, .. cold.Select(r => (object)r[name])]);
+            coldTable.AddNote("as the first table, but each call timed alone right after an untimed write of a 96 MB buffer (L3 is 32 MB): " +
+                "tables, moments and codes come from memory, as in a training step where the other blocks run between two uses of a table");
+            coldTable.AddNote(machine);
+            coldTable.Publish(settings.Output);
+        }
         var ab = new PerfTable($"profile-phases-d{s.Width}-before-after", $"Before ÷ after, d={s.Width}, N={n} " +
             $"(median of {3 * rounds} alternating rounds' ratios, lowest–highest; > 1: on is faster)", ["comparison", .. calls.Select(c => c.Name)]);
-        var ratios = calls.Select(c => c.Phases.Ratios(3 * rounds)).ToArray();
-        foreach (var name in LayerPhases.RatioNames)
+        var ratios = settings.NoRatios ? [] : calls.Select(c => c.Phases.Ratios(3 * rounds, Wanted(settings))).ToArray();
+        foreach (var name in settings.NoRatios ? [] : LayerPhases.RatioNames.Where(Wanted(settings)))
             ab.AddRow([name, .. ratios.Select(r => (object)r[name])]);
         ab.AddNote("TiledSharedForward changes only a call of several tables below 16 MB each (Q/K/V at d = 256): the other columns run the same " +
-            "code both ways and show the noise; the last row times the AdamW sweep over the same elements viewed as rows 4× wider (a per-row cost would show as > 1)");
+            "code both ways and show the noise; ManagedBiasSums: the bias gradients by the managed ColumnSums instead of torch's sum(0) (same bits); the sweep row times the AdamW sweep over the same elements viewed as rows 4× wider (a per-row cost would show as > 1)");
         ab.AddNote(machine);
         string shapes = string.Join("; ", calls.Select(c => $"{c.Name}: {c.Phases.Describe()}"));
         times.AddNote("each phase alone on the call's own tables, codes and a fixed ∂L/∂y; 'whole' = hash + gather forward + backward as in a " +
@@ -86,12 +129,16 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
         rates.AddNote(machine);
         times.Publish(settings.Output);
         rates.Publish(settings.Output);
-        ab.Publish(settings.Output);
+        if (!settings.NoRatios)
+            ab.Publish(settings.Output);
         foreach (var c in calls)
             c.Phases.Dispose();
         model.Dispose();
         return 0;
     }
+
+    /// <summary>The before ÷ after rows <c>--ratios</c> asks for.</summary>
+    private static Func<string, bool> Wanted(Settings settings) => name => settings.RatioFilter is not { } f || name.Contains(f, StringComparison.Ordinal);
 
     private static void TrainStep(ModelOptimizer optimizer, LanguageModelTask task, int step)
     {

@@ -317,10 +317,10 @@ internal static class FusedMemoryGather
                     result.Add(null!);
                 }
                 hits?.Dispose();
-                // The biases' gradients: ∂L/∂b_t = Σ_n ∂L/∂y_t[n].
+                // The biases' gradients: ∂L/∂b_t = Σ_n ∂L/∂y_t[n], torch's sum(0) bits (ColumnSums).
                 var biasesNeedGrad = (bool[])ctx.get_data("biasesNeedGrad");
                 for (int t = 0; t < biasesNeedGrad.Length; t++)
-                    result.Add(biasesNeedGrad[t] ? grads[t].sum(0L).MoveToOuterDisposeScope() : null!);
+                    result.Add(biasesNeedGrad[t] ? ColumnSums.Of(grads[t]).MoveToOuterDisposeScope() : null!);
             }
             pooled.Return();
             foreach (var s in saved)

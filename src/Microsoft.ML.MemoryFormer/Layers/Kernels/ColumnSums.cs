@@ -1,0 +1,133 @@
+using System.Numerics;
+using System.Runtime.Intrinsics;
+using Microsoft.ML.MemoryFormer.Runtime;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+
+/// <summary>
+/// Column sums of a row-major fp32 matrix [N, h] → [h] (a Memory Layer's bias gradient Σ_n ∂L/∂y[n]) in the managed
+/// kernels, with the bits of libtorch's <c>x.sum(0)</c> on the CPU: each column added up over the rows in libtorch's
+/// cascade order (<c>aten/src/ATen/native/cpu/SumKernel.cpp</c>, <c>multi_row_sum</c> as <c>vectorized_outer_sum</c> calls
+/// it for groups of 4 × 8 columns with its AVX2 kernels). It spares the backward a torch op, whose OpenMP region wakes
+/// libtorch's worker thread, which then spins on a core the next managed kernel wants (<see cref="OpenMPSpin"/>).
+/// </summary>
+/// <remarks>
+/// <para>libtorch's order, per column: four float accumulators (levels); rows go into level 0 in runs of
+/// 2^p rows (p = max(4, ⌈log₂ N⌉ / 4)); after each run level j−1 is added into level j and cleared, going one level
+/// higher only while the row count is a multiple of 2^(p·j); the rows after the last whole run go into level 0, and the
+/// result is level 0 + level 1 + level 2 + level 3, stored as 0 + result into the zero-filled output. Splitting the
+/// columns between OpenMP threads (on multiples of 32 columns) does not change a column's order, so the result does not
+/// depend on the thread count. Columns past the last whole group of 32 take libtorch's other order (<c>row_sum</c>), which
+/// this kernel does not reproduce: such widths keep the torch op (<see cref="Supports"/>).</para>
+/// <para>Whether this process's libtorch adds in that order (its AVX2 kernels; AVX-512 ones group 64 columns, which
+/// can differ at a thread split) is checked once, against <c>sum(0)</c> on a probe matrix whose columns' bits depend on
+/// the order (<see cref="MatchesTorch"/>); where it does not match, every call keeps the torch op.</para>
+/// </remarks>
+internal static unsafe class ColumnSums
+{
+    /// <summary>Columns libtorch's AVX2 kernel sums together, each in the cascade order.</summary>
+    public const int Group = 32;
+
+    private static readonly Lazy<bool> Matches = new(Probe);
+
+    /// <summary>Whether <see cref="Sum"/> gives the bits of <c>x.sum(0)</c> for an [N, <paramref name="width"/>] fp32 matrix:
+    /// the width is a multiple of <see cref="Group"/> and this process's libtorch was found to use the same order.</summary>
+    public static bool Supports(int width) => width > 0 && width % Group == 0 && MatchesTorch;
+
+    /// <summary>Whether this process's libtorch sums columns in the order <see cref="Sum"/> reproduces (probed once).</summary>
+    public static bool MatchesTorch => Matches.Value;
+
+    /// <summary>The bias gradient Σ_n g[n] of a contiguous fp32 [N, h] tensor as a new [h] tensor, by the managed kernel where
+    /// <see cref="KernelSettings.ManagedBiasSums"/> is on and <see cref="Supports"/> holds, else by <c>g.sum(0)</c>: the same bits.</summary>
+    public static Tensor Of(Tensor g)
+    {
+        int h = (int)g.shape[1];
+        if (!KernelSettings.Current.ManagedBiasSums || !TensorMemory.IsCpuFloat32(g) || !g.is_contiguous() || !Supports(h)
+            || g.shape[0] > int.MaxValue)
+            return g.sum(0L);
+        var result = empty(h, ScalarType.Float32);
+        Sum(TensorMemory.Floats(g), (int)g.shape[0], h, TensorMemory.Floats(result));
+        return result;
+    }
+
+    /// <summary>out[c] = Σ_n x[n, c] in libtorch's cascade order, for a width that is a multiple of <see cref="Group"/>;
+    /// groups of columns in parallel (each column's order is fixed, so the split does not matter).</summary>
+    public static void Sum(float* x, int n, int h, float* output)
+    {
+        nint xp = (nint)x, op = (nint)output;
+        KernelParallel.For(h / Group, (long)n * Group, (first, last) =>
+        {
+            for (int g = first; g < last; g++)
+                SumGroup((float*)xp + ((long)g * Group), n, h, (float*)op + ((long)g * Group));
+        });
+    }
+
+    /// <summary>One group of <see cref="Group"/> columns at <paramref name="x"/> (row stride <paramref name="h"/>): libtorch's
+    /// <c>multi_row_sum</c>, four levels, lanes independent (a lane's adds are the scalar order's).</summary>
+    private static void SumGroup(float* x, int n, int h, float* output)
+    {
+        const int Levels = 4, Lanes = Group / 8;
+        int power = Math.Max(4, CeilLog2(n) / Levels), step = 1 << power, mask = step - 1;
+        var acc = stackalloc Vector256<float>[Levels * Lanes];
+        for (int a = 0; a < Levels * Lanes; a++)
+            acc[a] = Vector256<float>.Zero;
+        int i = 0;
+        while (i + step <= n)
+        {
+            for (int j = 0; j < step; j++, i++)
+                AddRow(acc, x + ((long)i * h));
+            for (int level = 1; level < Levels; level++)
+            {
+                for (int lane = 0; lane < Lanes; lane++)
+                {
+                    acc[(level * Lanes) + lane] += acc[((level - 1) * Lanes) + lane];
+                    acc[((level - 1) * Lanes) + lane] = Vector256<float>.Zero;
+                }
+                if ((i & (mask << (level * power))) != 0)
+                    break;
+            }
+        }
+        for (; i < n; i++)
+            AddRow(acc, x + ((long)i * h));
+        for (int level = 1; level < Levels; level++)
+        {
+            for (int lane = 0; lane < Lanes; lane++)
+                acc[lane] += acc[(level * Lanes) + lane];
+        }
+        for (int lane = 0; lane < Lanes; lane++)
+            (Vector256<float>.Zero + acc[lane]).Store(output + (lane * 8));        // the output starts at 0 (so −0 becomes +0)
+    }
+
+    private static void AddRow(Vector256<float>* level0, float* row)
+    {
+        for (int lane = 0; lane < Group / 8; lane++)
+            level0[lane] += Vector256.Load(row + (lane * 8));
+    }
+
+    /// <summary>libtorch's <c>CeilLog2</c>: 1 for x ≤ 2, else ⌈log₂ x⌉.</summary>
+    internal static int CeilLog2(int x) => x <= 2 ? 1 : 32 - BitOperations.LeadingZeroCount((uint)(x - 1));
+
+    /// <summary>Compares <see cref="Sum"/> with <c>sum(0)</c> on matrices whose column sums depend on the order of the adds
+    /// (values of mixed magnitudes and signs, row counts that leave partial runs and levels).</summary>
+    private static bool Probe()
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new TorchSharp.torch.Generator(12345);
+        foreach (var (n, h) in new[] { (2048, 64), (1000, 96), (37, 32), (5000, 32) })
+        {
+            var x = (randn(n, h, generator: generator) * exp(randn(n, h, generator: generator) * 4)).contiguous();
+            var expected = x.sum(0L).contiguous();
+            var actual = new float[h];
+            fixed (float* a = actual)
+                Sum(TensorMemory.Floats(x), n, h, a);
+            var e = expected.data<float>().ToArray();
+            for (int c = 0; c < h; c++)
+            {
+                if (BitConverter.SingleToInt32Bits(e[c]) != BitConverter.SingleToInt32Bits(actual[c]))
+                    return false;
+            }
+        }
+        return true;
+    }
+}
