@@ -51,58 +51,59 @@ internal static unsafe class ColumnSums
         return result;
     }
 
-    /// <summary>out[c] = Σ_n x[n, c] in libtorch's cascade order, for a width that is a multiple of <see cref="Group"/>;
-    /// groups of columns in parallel (each column's order is fixed, so the split does not matter).</summary>
+    /// <summary>Most columns summed in one sweep over the rows (their accumulators on the stack: 4 levels × 2048 floats, 32 KB).</summary>
+    private const int SweepColumns = 2048;
+
+    /// <summary>out[c] = Σ_n x[n, c] in libtorch's cascade order, for a width that is a multiple of <see cref="Group"/>, on the
+    /// calling thread: one sequential read of x (2 MB for a d = 256 step's ∂L/∂y), too short to pay for a fork and join.</summary>
     public static void Sum(float* x, int n, int h, float* output)
     {
-        nint xp = (nint)x, op = (nint)output;
-        KernelParallel.For(h / Group, (long)n * Group, (first, last) =>
-        {
-            for (int g = first; g < last; g++)
-                SumGroup((float*)xp + ((long)g * Group), n, h, (float*)op + ((long)g * Group));
-        });
+        for (int c = 0; c < h; c += SweepColumns)
+            Sweep(x + c, n, h, Math.Min(SweepColumns, h - c), output + c);
     }
 
-    /// <summary>One group of <see cref="Group"/> columns at <paramref name="x"/> (row stride <paramref name="h"/>): libtorch's
-    /// <c>multi_row_sum</c>, four levels, lanes independent (a lane's adds are the scalar order's).</summary>
-    private static void SumGroup(float* x, int n, int h, float* output)
+    /// <summary>Columns [0, <paramref name="width"/>) at <paramref name="x"/> (row stride <paramref name="h"/>), row by row: libtorch's
+    /// <c>multi_row_sum</c> with four levels for every column at once. Its control flow depends only on the row index, and lanes are
+    /// independent, so each column gets exactly the scalar order.</summary>
+    private static void Sweep(float* x, int n, int h, int width, float* output)
     {
-        const int Levels = 4, Lanes = Group / 8;
-        int power = Math.Max(4, CeilLog2(n) / Levels), step = 1 << power, mask = step - 1;
-        var acc = stackalloc Vector256<float>[Levels * Lanes];
-        for (int a = 0; a < Levels * Lanes; a++)
+        const int Levels = 4;
+        int vectors = width / 8, power = Math.Max(4, CeilLog2(n) / Levels), step = 1 << power, mask = step - 1;
+        var acc = stackalloc Vector256<float>[Levels * vectors];                  // acc[level * vectors + v]
+        for (int a = 0; a < Levels * vectors; a++)
             acc[a] = Vector256<float>.Zero;
         int i = 0;
         while (i + step <= n)
         {
             for (int j = 0; j < step; j++, i++)
-                AddRow(acc, x + ((long)i * h));
+                AddRow(acc, x + ((long)i * h), vectors);
             for (int level = 1; level < Levels; level++)
             {
-                for (int lane = 0; lane < Lanes; lane++)
+                Vector256<float>* lower = acc + ((level - 1) * vectors), upper = acc + (level * vectors);
+                for (int v = 0; v < vectors; v++)
                 {
-                    acc[(level * Lanes) + lane] += acc[((level - 1) * Lanes) + lane];
-                    acc[((level - 1) * Lanes) + lane] = Vector256<float>.Zero;
+                    upper[v] += lower[v];
+                    lower[v] = Vector256<float>.Zero;
                 }
                 if ((i & (mask << (level * power))) != 0)
                     break;
             }
         }
         for (; i < n; i++)
-            AddRow(acc, x + ((long)i * h));
+            AddRow(acc, x + ((long)i * h), vectors);
         for (int level = 1; level < Levels; level++)
         {
-            for (int lane = 0; lane < Lanes; lane++)
-                acc[lane] += acc[(level * Lanes) + lane];
+            for (int v = 0; v < vectors; v++)
+                acc[v] += acc[(level * vectors) + v];
         }
-        for (int lane = 0; lane < Lanes; lane++)
-            (Vector256<float>.Zero + acc[lane]).Store(output + (lane * 8));        // the output starts at 0 (so −0 becomes +0)
+        for (int v = 0; v < vectors; v++)
+            (Vector256<float>.Zero + acc[v]).Store(output + (v * 8));            // the output starts at 0 (so −0 becomes +0)
     }
 
-    private static void AddRow(Vector256<float>* level0, float* row)
+    private static void AddRow(Vector256<float>* level0, float* row, int vectors)
     {
-        for (int lane = 0; lane < Group / 8; lane++)
-            level0[lane] += Vector256.Load(row + (lane * 8));
+        for (int v = 0; v < vectors; v++)
+            level0[v] += Vector256.Load(row + (v * 8));
     }
 
     /// <summary>libtorch's <c>CeilLog2</c>: 1 for x ≤ 2, else ⌈log₂ x⌉.</summary>

@@ -27,6 +27,7 @@ public class ColumnSumsTests
     [InlineData(273, 96)]                                                // whole runs, a level carry and a partial run
     [InlineData(4097, 160)]                                              // 2^12 + 1 rows: all four levels
     [InlineData(70000, 32)]                                              // 2^(4·p) with p = 5 runs of 32 rows
+    [InlineData(40, 2080)]                                               // two sweeps: 2048 columns, then 32
     public unsafe void Sums_give_torchs_bytes(int n, int h)
     {
         using var scope = NewDisposeScope();
