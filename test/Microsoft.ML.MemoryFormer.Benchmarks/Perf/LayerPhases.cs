@@ -125,7 +125,31 @@ internal sealed unsafe class LayerPhases : IDisposable
         }
         var ms = bodies.Select((b, i) => (b.Name, Ms: Timing.Median(times[i]))).ToDictionary(p => p.Name, p => p.Ms);
         ms[Rest] = ms[Whole] - ms[Hash] - ms[Gather] - ms[Sort] - ms[RowPassUpdate] - ms[HashBackward] - ms[BiasSums];
+        ms[WholeAfterPause] = Timing.Median(Enumerable.Range(0, rounds).Select(_ => AfterPause(WholeCall)));
+        ms[WholeBackToBack] = Timing.Median(Enumerable.Range(0, rounds).Select(_ => BackToBack(WholeCall)));
         return ms;
+    }
+
+    /// <summary>The whole call timed alone after 20 ms asleep (caches as the previous call left them; idle threads asleep).</summary>
+    public const string WholeAfterPause = "whole call after 20 ms asleep, caches warm";
+
+    /// <summary>The second of two whole calls run back to back (as the warm table's looped timing runs them).</summary>
+    public const string WholeBackToBack = "whole call right after another whole call";
+
+    private static double AfterPause(Action body)
+    {
+        Thread.Sleep(20);
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        body();
+        return System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    }
+
+    private static double BackToBack(Action body)
+    {
+        body();
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        body();
+        return System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
     }
 
     /// <summary>Writes every cache line of <paramref name="buffer"/> (pushes the tables and moments out of L3).</summary>

@@ -104,10 +104,11 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
             var cold = calls.Select(c => c.Phases.MeasureCold(rounds, evict)).ToArray();
             var coldTable = new PerfTable($"profile-phases-d{s.Width}-cold", $"The same phases with cold caches (d={s.Width}, N={n}; " +
                 $"ms per single call after writing 96 MB, median of {rounds} rounds)", ["phase", .. calls.Select(c => c.Name)]);
-            foreach (var name in LayerPhases.Names)
+            foreach (var name in LayerPhases.Names.Append(LayerPhases.WholeAfterPause).Append(LayerPhases.WholeBackToBack))
                 coldTable.AddRow([name, .. cold.Select(r => (object)r[name])]);
             coldTable.AddNote("as the first table, but each call timed alone right after an untimed write of a 96 MB buffer (L3 is 32 MB): " +
-                "tables, moments and codes come from memory, as in a training step where the other blocks run between two uses of a table");
+                "tables, moments and codes come from memory, as in a training step where the other blocks run between two uses of a table; " +
+                "the last two rows time the whole call without the eviction: alone after 20 ms asleep, and as the second of two calls back to back");
             coldTable.AddNote(machine);
             coldTable.Publish(settings.Output);
         }
