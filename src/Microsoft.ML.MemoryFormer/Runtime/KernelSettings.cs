@@ -140,8 +140,10 @@ internal sealed class KernelSettings
     /// <summary>Whether the Memory Layer gather's backward sums each bias gradient (Σ_n ∂L/∂y[n]) with the managed kernel that
     /// reproduces libtorch's order (<c>Layers/Kernels/ColumnSums.cs</c>) instead of the torch op <c>sum(0)</c>, whose OpenMP region
     /// wakes libtorch's worker thread between two managed kernels. The same bits either way (where the kernel does not match
-    /// this process's libtorch, or the width is not a multiple of 32, the torch op runs); off for <c>perf</c> to time it.</summary>
-    public bool ManagedBiasSums { get; set; } = true;
+    /// this process's libtorch, or the width is not a multiple of 32, the torch op runs). Off by default: on the loaded machine
+    /// it saved 2–5% of a step's CPU time but no wall time (docs/benchmarks.md, "Around the Memory Layer kernels at d = 256");
+    /// <c>perf train</c>'s mf-managedsums times it on.</summary>
+    public bool ManagedBiasSums { get; set; }
 
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
