@@ -137,13 +137,21 @@ internal sealed class KernelSettings
     /// 2026-12-06). The same values either way; <c>perf train</c> times both of this session's switches off as dense-copies and mf-copies.</summary>
     public bool PooledAttentionOutput { get; set; } = true;
 
+    /// <summary>Whether the Memory Layer gather's backward sums each bias gradient (Σ_n ∂L/∂y[n]) with the managed kernel that
+    /// reproduces libtorch's order (<c>Layers/Kernels/ColumnSums.cs</c>) instead of the torch op <c>sum(0)</c>, whose OpenMP region
+    /// wakes libtorch's worker thread between two managed kernels. The same bits either way (where the kernel does not match
+    /// this process's libtorch, or the width is not a multiple of 32, the torch op runs). Off by default: on the loaded machine
+    /// it saved 2–5% of a step's CPU time but no wall time (docs/benchmarks.md, "Around the Memory Layer kernels at d = 256");
+    /// <c>perf train</c>'s mf-managedsums times it on.</summary>
+    public bool ManagedBiasSums { get; set; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, ManagedBiasSums);
         try
         {
             change(this);
@@ -152,7 +160,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, ManagedBiasSums) = saved;
         }
     }
 }

@@ -24,9 +24,12 @@ internal sealed unsafe class LayerPhases : IDisposable
     public const string UpdatePrefetchRatio = "before ÷ after, row pass + fused AdamW (PrefetchUpdateRows off ÷ on)";
     public const string BothWholeRatio = "before ÷ after, whole call (both prefetches off ÷ on)";
     public const string PrefetchGatherRatio = "before ÷ after, token-major gather forward (PrefetchGatherRows off ÷ on)";
+    public const string BiasSumsWholeRatio = "before ÷ after, whole call (ManagedBiasSums off ÷ on)";
+    public const string BiasSumsRatio = "before ÷ after, bias gradients (ManagedBiasSums off ÷ on)";
 
     /// <summary>The rows of the before/after table: median of per-round ratios (lowest–highest).</summary>
-    public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio, PrefetchWholeRatio, PrefetchGatherRatio, UpdatePrefetchRatio, BothWholeRatio];
+    public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio, PrefetchWholeRatio, PrefetchGatherRatio, UpdatePrefetchRatio, BothWholeRatio,
+        BiasSumsWholeRatio, BiasSumsRatio];
 
     public const string Tiled = "  tiled kernel forced (where TiledGather.Pays)";
     public const string RowCopy = "  of it: int64 → int32 row copy";
@@ -142,6 +145,62 @@ internal sealed unsafe class LayerPhases : IDisposable
         return (ms, Bytes());
     }
 
+    /// <summary>
+    /// Milliseconds per call of every phase and the whole call with cold caches: before each timed single call an untimed pass
+    /// writes <paramref name="evict"/> (larger than L3), so every phase starts from memory as it does in a training step, where the
+    /// other blocks' work runs between two uses of a table. Median of <paramref name="rounds"/> rounds, bodies rotated.
+    /// </summary>
+    public Dictionary<string, double> MeasureCold(int rounds, byte[] evict)
+    {
+        var bodies = Bodies();
+        var times = bodies.Select(_ => new double[rounds]).ToArray();
+        for (int round = -1; round < rounds; round++)
+        {
+            foreach (int i in Timing.Rotation(bodies.Count, round))
+            {
+                Evict(evict);
+                long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                bodies[i].Body();
+                if (round >= 0)
+                    times[i][round] = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            }
+        }
+        var ms = bodies.Select((b, i) => (b.Name, Ms: Timing.Median(times[i]))).ToDictionary(p => p.Name, p => p.Ms);
+        ms[Rest] = ms[Whole] - ms[Hash] - ms[Gather] - ms[Sort] - ms[RowPassUpdate] - ms[HashBackward] - ms[BiasSums];
+        ms[WholeAfterPause] = Timing.Median(Enumerable.Range(0, rounds).Select(_ => AfterPause(WholeCall)));
+        ms[WholeBackToBack] = Timing.Median(Enumerable.Range(0, rounds).Select(_ => BackToBack(WholeCall)));
+        return ms;
+    }
+
+    /// <summary>The whole call timed alone after 20 ms asleep (caches as the previous call left them; idle threads asleep).</summary>
+    public const string WholeAfterPause = "whole call after 20 ms asleep, caches warm";
+
+    /// <summary>The second of two whole calls run back to back (as the warm table's looped timing runs them).</summary>
+    public const string WholeBackToBack = "whole call right after another whole call";
+
+    private static double AfterPause(Action body)
+    {
+        Thread.Sleep(20);
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        body();
+        return System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    }
+
+    private static double BackToBack(Action body)
+    {
+        body();
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        body();
+        return System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    }
+
+    /// <summary>Writes every cache line of <paramref name="buffer"/> (pushes the tables and moments out of L3).</summary>
+    public static void Evict(byte[] buffer)
+    {
+        for (int i = 0; i < buffer.Length; i += 64)
+            buffer[i]++;
+    }
+
     /// <summary>Before ÷ after (TiledSharedForward off ÷ on, and each switch's row) for the whole call, the gather forward or the
     /// row pass, each pair timed alternately for <paramref name="rounds"/> rounds: the median of the per-round ratios, and the lowest
     /// and highest. Rows not named by <paramref name="only"/> (substrings; null: all) are left empty.</summary>
@@ -160,6 +219,8 @@ internal sealed unsafe class LayerPhases : IDisposable
             [UpdatePrefetchRatio] = () => Switched(c => c.PrefetchUpdateRows = false, c => c.PrefetchUpdateRows = true, RowPassWithUpdate, rounds),
             [BothWholeRatio] = () => Switched(c => c.PrefetchUpdateRows = c.PrefetchGatherRows = false, c => c.PrefetchUpdateRows = c.PrefetchGatherRows = true,
                 WholeCall, rounds),
+            [BiasSumsWholeRatio] = () => Switched(c => c.ManagedBiasSums = false, c => c.ManagedBiasSums = true, WholeCall, rounds),
+            [BiasSumsRatio] = () => Switched(c => c.ManagedBiasSums = false, c => c.ManagedBiasSums = true, BiasSumsAsDispatched, rounds),
         };
         return RatioNames.ToDictionary(n => n, n => only is null || only.Any(o => n.Contains(o, StringComparison.Ordinal)) ? pairs[n]() : "");
     }
@@ -257,8 +318,51 @@ internal sealed unsafe class LayerPhases : IDisposable
             (RowPass, RowPassAlone),
             (Sweep, SweepAlone),
             (HashBackward, () => { using var s = NewDisposeScope(); SignHashKernel.Backward(gradWeights, codes.Jacobian!, hashLayer.BitsPerChunk); }),
-            (BiasSums, () => { using var s = NewDisposeScope(); foreach (var g in gradOuts) g.sum(0L); }),
+            (BiasSums, BiasSumsAsDispatched),
         ];
+    }
+
+    /// <summary>The whole call looped for <paramref name="seconds"/> (a window for <c>perf record</c>): median ms per call.</summary>
+    public double LoopWhole(double seconds)
+    {
+        var times = new List<double>();
+        long end = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(seconds * System.Diagnostics.Stopwatch.Frequency);
+        while (System.Diagnostics.Stopwatch.GetTimestamp() < end)
+        {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            WholeCall();
+            times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        }
+        return Timing.Median(times);
+    }
+
+    /// <summary>The whole call with its three stages timed inside the one sequence: ZeroGrad + hash forward (the module),
+    /// the gather's autograd node forward, the backward (autograd). Median ms of each over <paramref name="calls"/> calls.</summary>
+    public double[] SplitWhole(int calls)
+    {
+        var times = new double[3][];
+        for (int i = 0; i < 3; i++)
+            times[i] = new double[calls];
+        for (int c = -2; c < calls; c++)
+        {
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            optimizer.ZeroGrad(2);
+            using var scope = NewDisposeScope();
+            x.grad = null;
+            var codes = hashLayer.Hash(x);
+            long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
+            var ys = MemoryGather.ApplyShared(codes, layers);
+            long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
+            TorchSharp.torch.autograd.backward(ys, gradOuts);
+            long t3 = System.Diagnostics.Stopwatch.GetTimestamp();
+            if (c < 0)
+                continue;
+            double f = 1000.0 / System.Diagnostics.Stopwatch.Frequency;
+            times[0][c] = (t1 - t0) * f;
+            times[1][c] = (t2 - t1) * f;
+            times[2][c] = (t3 - t2) * f;
+        }
+        return times.Select(Timing.Median).ToArray();
     }
 
     /// <summary>The layer call as a training step runs it: this step's table update armed, hash + gather, backward.</summary>
@@ -269,6 +373,14 @@ internal sealed unsafe class LayerPhases : IDisposable
         x.grad = null;
         var ys = MemoryGather.ApplyShared(hashLayer.Hash(x), layers);
         TorchSharp.torch.autograd.backward(ys, gradOuts);
+    }
+
+    /// <summary>The bias gradients as the backward takes them (<see cref="ColumnSums.Of"/>: the managed sum, or torch's where switched off).</summary>
+    private void BiasSumsAsDispatched()
+    {
+        using var s = NewDisposeScope();
+        foreach (var g in gradOuts)
+            ColumnSums.Of(g);
     }
 
     private static void Unsharing(Action body) => KernelSettings.Current.With(c => c.TiledSharedForward = false, body);

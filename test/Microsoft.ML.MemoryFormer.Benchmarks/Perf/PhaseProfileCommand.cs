@@ -42,13 +42,26 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
         [Description("The before ÷ after rows compare the process's CPU time instead of wall time (steadier on a loaded machine).")]
         public bool CpuTime { get; init; }
 
-        [CommandOption("--cold")]
+        [CommandOption("--cold-halves")]
         [Description("Also time the fused row pass + AdamW and its two halves one call each right after a 96 MB cache flush.")]
-        public bool Cold { get; init; }
+        public bool ColdHalves { get; init; }
 
         [CommandOption("--skip-phases")]
         [Description("Time only the before ÷ after rows (no phase and rate tables).")]
         public bool SkipPhases { get; init; }
+
+        [CommandOption("--cold")]
+        [Description("Also time every phase with cold caches (a 96 MB buffer written before each call), as in a whole step.")]
+        public bool Cold { get; init; }
+
+        [CommandOption("--no-ratios")]
+        [Description("Skip the before ÷ after table (the longest part of the run).")]
+        public bool NoRatios { get; init; }
+
+        [CommandOption("--loop-whole")]
+        [Description("Only loop the whole call of each chosen call for this many seconds and print ms per call (for perf record). Default 0: off.")]
+        [DefaultValue(0.0)]
+        public double LoopWhole { get; init; }
 
         public override Spectre.Console.ValidationResult Validate() => TrainCommand.ValidateWidth(Width);
     }
@@ -76,6 +89,19 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
             calls.Add(($"ML₁ {s.Width} → {memory.Expand.OutputWidth}", new LayerPhases(memory.Expand, [memory.Expand], n, optimizer)));
         if (wanted.Contains("ml2"))
             calls.Add(($"ML₂ {memory.Project.InputWidth} → {s.Width}", new LayerPhases(memory.Project, [memory.Project], n, optimizer)));
+        if (settings.LoopWhole > 0)
+        {
+            foreach (var c in calls)
+            {
+                var split = c.Phases.SplitWhole(30);
+                Console.WriteLine($"{c.Name}: split hash {split[0]:F3} gather {split[1]:F3} backward {split[2]:F3} ms");
+                Console.WriteLine($"{c.Name}: whole call {c.Phases.LoopWhole(settings.LoopWhole):F3} ms (median of the seconds' calls)");
+            }
+            foreach (var c in calls)
+                c.Phases.Dispose();
+            model.Dispose();
+            return 0;
+        }
         var times = new PerfTable($"profile-phases-d{s.Width}", $"Memory Layer calls of one d={s.Width} training step, phase by phase " +
             $"(N={n}; ms per call, median of {rounds} interleaved rounds)", ["phase", .. calls.Select(c => c.Name)]);
         var rates = new PerfTable($"profile-phases-d{s.Width}-rates", $"The same phases as bytes moved and GB/s (d={s.Width}, N={n})",
@@ -85,9 +111,23 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
             times.AddRow([name, .. results.Select(r => (object)r.Ms[name])]);
         foreach (var name in results.Length == 0 ? [] : LayerPhases.RateNames)
             rates.AddRow([name, .. results.SelectMany(r => new object[] { r.Megabytes[name], r.Megabytes[name] / r.Ms[name] })]);
+        if (settings.Cold)
+        {
+            var evict = new byte[96 << 20];
+            var cold = calls.Select(c => c.Phases.MeasureCold(rounds, evict)).ToArray();
+            var coldTable = new PerfTable($"profile-phases-d{s.Width}-cold", $"The same phases with cold caches (d={s.Width}, N={n}; " +
+                $"ms per single call after writing 96 MB, median of {rounds} rounds)", ["phase", .. calls.Select(c => c.Name)]);
+            foreach (var name in LayerPhases.Names.Append(LayerPhases.WholeAfterPause).Append(LayerPhases.WholeBackToBack))
+                coldTable.AddRow([name, .. cold.Select(r => (object)r[name])]);
+            coldTable.AddNote("as the first table, but each call timed alone right after an untimed write of a 96 MB buffer (L3 is 32 MB): " +
+                "tables, moments and codes come from memory, as in a training step where the other blocks run between two uses of a table; " +
+                "the last two rows time the whole call without the eviction: alone after 20 ms asleep, and as the second of two calls back to back");
+            coldTable.AddNote(machine);
+            coldTable.Publish(settings.Output);
+        }
         var ab = new PerfTable($"profile-phases-d{s.Width}-before-after", $"Before ÷ after, d={s.Width}, N={n} " +
             $"(median of {3 * rounds} alternating rounds' ratios of {(settings.CpuTime ? "process CPU time" : "wall time")}, lowest–highest; > 1: on is faster)", ["comparison", .. calls.Select(c => c.Name)]);
-        if (settings.Cold)
+        if (settings.ColdHalves)
         {
             var cold = new PerfTable($"profile-phases-d{s.Width}-cold", $"The fused pass and its halves on cold caches, d={s.Width}, N={n} " +
                 $"(ms of {(settings.CpuTime ? "process CPU time" : "wall time")} per call, median of {3 * rounds} rounds)", ["phase", .. calls.Select(c => c.Name)]);
@@ -100,11 +140,11 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
             cold.Publish(settings.Output);
         }
         var only = settings.Ratios?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        var ratios = calls.Select(c => c.Phases.Ratios(3 * rounds, only)).ToArray();
-        foreach (var name in LayerPhases.RatioNames.Where(n => only is null || ratios[0][n].Length > 0))
+        var ratios = settings.NoRatios ? [] : calls.Select(c => c.Phases.Ratios(3 * rounds, only)).ToArray();
+        foreach (var name in settings.NoRatios ? [] : LayerPhases.RatioNames.Where(n => only is null || ratios[0][n].Length > 0))
             ab.AddRow([name, .. ratios.Select(r => (object)r[name])]);
         ab.AddNote("TiledSharedForward changes only a call of several tables below 16 MB each (Q/K/V at d = 256): the other columns run the same " +
-            "code both ways and show the noise; the last row times the AdamW sweep over the same elements viewed as rows 4× wider (a per-row cost would show as > 1)");
+            "code both ways and show the noise; ManagedBiasSums: the bias gradients by the managed ColumnSums instead of torch's sum(0) (same bits); the sweep row times the AdamW sweep over the same elements viewed as rows 4× wider (a per-row cost would show as > 1)");
         ab.AddNote(machine);
         string shapes = string.Join("; ", calls.Select(c => $"{c.Name}: {c.Phases.Describe()}"));
         times.AddNote("each phase alone on the call's own tables, codes and a fixed ∂L/∂y; 'whole' = hash + gather forward + backward as in a " +
@@ -119,7 +159,8 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
             times.Publish(settings.Output);
             rates.Publish(settings.Output);
         }
-        ab.Publish(settings.Output);
+        if (!settings.NoRatios)
+            ab.Publish(settings.Output);
         foreach (var c in calls)
             c.Phases.Dispose();
         model.Dispose();

@@ -33,7 +33,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "dense-fattn and mf-fattn (the managed causal attention, opt-in, instead of libtorch's scaled_dot_product_attention), dense-sdpa and mf-sdpa (SDPA set explicitly), " +
             "dense-rotcopy and mf-rotcopy (KernelSettings.StridedRotaryGradient off: the rotary backward copies ∂L/∂y to contiguous memory first), " +
             "dense-copies and mf-copies (that and KernelSettings.PooledAttentionOutput off: the attention output's copy in fresh memory too), " +
-            "mf-bf16rows (Bf16GradientRows on), dense-bf16 (the dense Linear layers in bf16 with fp32 masters, autocast-style: KernelSettings.Bf16DenseLinear), " +
+            "mf-bf16rows (Bf16GradientRows on), mf-managedsums (KernelSettings.ManagedBiasSums on: the bias gradients by the managed ColumnSums instead of torch's sum(0)), dense-bf16 (the dense Linear layers in bf16 with fp32 masters, autocast-style: KernelSettings.Bf16DenseLinear), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
         public string Models { get; init; } = "dense,mf,mf-bf16";
@@ -105,6 +105,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             TransformerKind.Dense, Tweak: k => (k.StridedRotaryGradient, k.PooledAttentionOutput) = (false, false)),
         new("mf-copies", "MemoryFormer, both copies into fresh memory (StridedRotaryGradient and PooledAttentionOutput off, before 2026-12-06 06:30)",
             TransformerKind.MemoryFormer, Tweak: k => (k.StridedRotaryGradient, k.PooledAttentionOutput) = (false, false)),
+        new("mf-managedsums", "MemoryFormer, bias gradients by the managed ColumnSums, each before its row pass (ManagedBiasSums on, opt-in; same bits)",
+            TransformerKind.MemoryFormer, Tweak: k => k.ManagedBiasSums = true),
         new("mf-rotcopy", "MemoryFormer, rotary backward copies ∂L/∂y first (StridedRotaryGradient off, before 2026-12-06 06:30)", TransformerKind.MemoryFormer,
             Tweak: k => k.StridedRotaryGradient = false),
     ];
@@ -142,7 +144,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         var chosen = models.Select(key => Variants.First(v => v.Key == key)).ToArray();
         string machine = MachineFigures.Measure(settings);
         int bf16Dense = Array.FindIndex(chosen, v => v.Key == "dense-bf16");           // a second column of ratios against dense-bf16, if timed
-        string[] columns = ["shape", "model", "step ms", "fwd+bwd ms", "clip+AdamW ms", "page faults/step", "tokens/s", "MF ÷ dense"];
+        string[] columns = ["shape", "model", "step ms", "fwd+bwd ms", "clip+AdamW ms", "page faults/step", "CPU ms/step", "tokens/s", "MF ÷ dense"];
         var table = new PerfTable("train", "Training tokens/s, MemoryFormer vs dense (same tokens per step)",
             bf16Dense > 0 ? [.. columns, "÷ dense-bf16"] : columns);
         foreach (var s in Shapes.Where(s => width is null || s.Width == width))
@@ -173,7 +175,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             for (int i = 0; i < trainees.Length; i++)
             {
                 var t = trainees[i];
-                object[] cells = [shape, chosen[i].Name, t.StepMs, Timing.Median(t.ForwardBackward), Timing.Median(t.Optimizer), Timing.Median(t.Faults),
+                object[] cells = [shape, chosen[i].Name, t.StepMs, Timing.Median(t.ForwardBackward), Timing.Median(t.Optimizer), Timing.Median(t.Faults), Timing.Median(t.CpuMs),
                     s.Context * s.Batch / (t.StepMs / 1000), Ratio(ratios[i])];
                 table.AddRow(bf16Dense > 0 ? [.. cells, i == bf16Dense ? "" : Ratio(bf16Ratios[i])] : cells);
             }
@@ -181,7 +183,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
                 t.Dispose();
         }
         table.AddNote("steps interleaved dense/MF after warm-up, each round starting one model later (d=256: 3 + 10 rounds, d=512: 2 + 6; --quick: 1 + 3); step ms = median; " +
-            "MF ÷ dense = median over rounds of dense step ÷ MF step; page faults = minor faults per timed step (fresh pages the kernel mapped); MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
+            "MF ÷ dense = median over rounds of dense step ÷ MF step; page faults = minor faults per timed step (fresh pages the kernel mapped); CPU ms/step = the process's CPU time per timed step, all threads, median (spinning counts, sleeping not; less stretched by load than step ms); MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
             "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16; blocked = KernelSettings.BlockedTableGradient on (off by default: the row pass); " +
             "torchnorm = KernelSettings.FusedNormAndRotary off (both models' RMSNorm and rotary as torch ops, the path before 2026-12-05 04:30; an mf-torchnorm row's ratio divides dense-torchnorm when that was timed); every MemoryFormer row but mf-global uses the default TrainingOptions.TableGradientClipping (PreviousStep: AdamW applied " +
             "to each table block inside the backward); mf-global = Global clip (the default before 2026-12-05: tables updated after the backward); " +
@@ -255,6 +257,10 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         /// <summary>Timed steps' minor page faults (fresh memory the kernel had to map and zero).</summary>
         public List<double> Faults { get; } = [];
 
+        /// <summary>Timed steps' CPU milliseconds, all of the process's threads (user + system): what a step costs in work, which the
+        /// load stretches far less than its wall time; spinning threads count, sleeping ones do not.</summary>
+        public List<double> CpuMs { get; } = [];
+
         /// <summary>Median step time over the timed steps.</summary>
         public double StepMs => Timing.Median(ForwardBackward.Zip(Optimizer, (a, b) => a + b));
 
@@ -279,6 +285,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         {
             using var scope = NewDisposeScope();
             long faults = PageFaults.Minor();
+            var cpu = Environment.CpuUsage.TotalTime;
             long start = Stopwatch.GetTimestamp();
             optimizer.ZeroGrad(step);
             var (loss, _) = task.Loss(step);
@@ -290,6 +297,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             if (timed)
             {
                 Faults.Add(PageFaults.Minor() - faults);
+                CpuMs.Add((Environment.CpuUsage.TotalTime - cpu).TotalMilliseconds);
                 ForwardBackward.Add(forwardBackward);
                 Optimizer.Add(optimizerMs);
             }

@@ -246,8 +246,15 @@ internal static class FusedMemoryGather
 
                 RowHits? hits = null;
                 int smallest = (int)tables.Min(x => x.shape[0]);                // chunk blocks are sized by the smallest table
+                var biasesNeedGrad = (bool[])ctx.get_data("biasesNeedGrad");
+                var biasGrads = new Tensor?[biasesNeedGrad.Length];
+                bool sumsFirst = KernelSettings.Current.ManagedBiasSums;
                 for (int t = 0; t < tableCount; t++)
                 {
+                    // ∂L/∂b_t = Σ_n ∂L/∂y_t[n] (torch's sum(0) bits, ColumnSums), taken first: its sequential read of ∂L/∂y_t leaves it
+                    // in cache for the row pass's scattered reads of the same rows (switched off: torch's sums after the passes, as before).
+                    if (sumsFirst && t < biasGrads.Length && biasesNeedGrad[t])
+                        biasGrads[t] = ColumnSums.Of(grads[t]);
                     if (!tablesNeedGrad[t])
                     {
                         result.Add(null!);
@@ -317,10 +324,8 @@ internal static class FusedMemoryGather
                     result.Add(null!);
                 }
                 hits?.Dispose();
-                // The biases' gradients: ∂L/∂b_t = Σ_n ∂L/∂y_t[n].
-                var biasesNeedGrad = (bool[])ctx.get_data("biasesNeedGrad");
-                for (int t = 0; t < biasesNeedGrad.Length; t++)
-                    result.Add(biasesNeedGrad[t] ? grads[t].sum(0L).MoveToOuterDisposeScope() : null!);
+                for (int t = 0; t < biasGrads.Length; t++)
+                    result.Add(biasesNeedGrad[t] ? (biasGrads[t] ?? ColumnSums.Of(grads[t])).MoveToOuterDisposeScope() : null!);
             }
             pooled.Return();
             foreach (var s in saved)
