@@ -2,7 +2,8 @@ namespace Microsoft.ML.MemoryFormer.Runtime;
 
 /// <summary>
 /// The one set of switches of the managed CPU kernels: whether they run at all, and the variants a benchmark turns
-/// off to measure what each optimisation saves. Every switch is on by default; the kernels read
+/// off to measure what each optimisation saves. The optimisations that won are on by default; the few that did not
+/// (each switch's summary says which, and where it was measured) stay off for the benchmarks to time. The kernels read
 /// <see cref="Current"/> when they run, so a change applies to the next call.
 /// </summary>
 /// <remarks>Process-wide, like torch's own thread setting. Only <see cref="UseFusedKernels"/> is public, through
