@@ -41,7 +41,8 @@ internal sealed class AdaptiveSoftmaxHead : nn.Module
             foreach (var p in down) p.weight!.normal_(0, 1.0 / Math.Sqrt(d));   // keeps the projected hidden at the hidden's scale
             foreach (var p in up) p.weight!.normal_(0, config.EmbeddingInitStd);
         }
-        token_rank = arange(config.VocabularySize, dtype: ScalarType.Int64).DetachFromDisposeScope();
+        using Scalar vocabulary = (long)config.VocabularySize;                  // named: see Runtime/LiveScalars.cs
+        token_rank = arange(LiveScalars.ZeroInteger, vocabulary, LiveScalars.OneInteger, dtype: ScalarType.Int64).DetachFromDisposeScope(); // [V]
         RegisterComponents();
     }
 
@@ -110,7 +111,7 @@ internal sealed class AdaptiveSoftmaxHead : nn.Module
         var headLogProbs = F.log_softmax(head.call(hidden), 1);                   // [N, s + c]
         var parts = new List<Tensor> { headLogProbs.narrow(1, 0, bounds[0]) };   // [N, s]
         for (int i = 0; i < down.Count; i++)
-            parts.Add(ClusterLogProbs(hidden, i).add(headLogProbs.narrow(1, bounds[0] + i, 1))); // [N, size_i]
+            parts.Add(LiveScalars.Add(ClusterLogProbs(hidden, i), headLogProbs.narrow(1, bounds[0] + i, 1))); // [N, size_i]
         return cat(parts, 1).index_select(1, token_rank);                         // [N, V]: column id = rank[id]
     }
 
