@@ -77,6 +77,21 @@ public sealed record MemoryFormerConfig
     /// <summary>Dropout on attention outputs and block outputs (0 as in the paper).</summary>
     public double Dropout { get; init; }
 
+    /// <summary>
+    /// Opt-in adaptive softmax output head for language models (Grave et al. 2017; PyTorch's
+    /// <c>nn.AdaptiveLogSoftmaxWithLoss</c>): strictly increasing frequency-rank cutoffs, e.g. [2000, 10000] — a head over
+    /// the 2,000 most frequent tokens plus one logit per tail cluster, tail cluster i (ranks cutoff_i … cutoff_{i+1} − 1,
+    /// the last up to <see cref="VocabularySize"/>) scored through a d / 4^(i+1) projection. Probabilities stay exact and
+    /// normalised. Null (the default): the full V × d head. Tokens are ranked by their count in the training text.
+    /// Not supported by ONNX export and GPT-NeoX / safetensors interop (they throw <see cref="NotSupportedException"/>);
+    /// generation uses the general decode path (the fused single-token step needs the full head).
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int[]? AdaptiveSoftmaxCutoffs { get; init; }
+
+    /// <summary>Largest number of adaptive softmax tail clusters <see cref="Validate"/> accepts.</summary>
+    public const int MaxAdaptiveSoftmaxClusters = 8;
+
     /// <summary>K: number of chunks (hash tables) per Memory Layer, d / τ.</summary>
     [JsonIgnore] public int ChunkCount => Width / BitsPerChunk;
 
@@ -166,6 +181,9 @@ public sealed record MemoryFormerConfig
         Require(TableInitStd > 0 && BiasInitStd >= 0 && EmbeddingInitStd > 0 && (QkvInitStd ?? 1) > 0,
             nameof(TableInitStd), "init stds must be positive");
         Require(Dropout is >= 0 and < 1, nameof(Dropout), "must be in [0, 1)");
+        Require(AdaptiveSoftmaxCutoffs is null || CutoffsValid(AdaptiveSoftmaxCutoffs), nameof(AdaptiveSoftmaxCutoffs),
+            $"must be 1 to {MaxAdaptiveSoftmaxClusters} strictly increasing ranks, the first positive and the last below " +
+            $"{nameof(VocabularySize)} ({VocabularySize}), with each tail projection d / 4^(i+1) at least 1 wide (d = {Width})");
         Require(Enum.IsDefined(Kind), nameof(Kind), $"must be one of {string.Join(", ", Enum.GetNames<TransformerKind>())}");
         Require(Enum.IsDefined(Norm), nameof(Norm), $"must be one of {string.Join(", ", Enum.GetNames<NormKind>())}");
         Require(Enum.IsDefined(WeightFunction), nameof(WeightFunction), $"must be one of {string.Join(", ", Enum.GetNames<HashWeightFunction>())}");
@@ -192,6 +210,11 @@ public sealed record MemoryFormerConfig
         WriteIndented = true,
         Converters = { new JsonStringEnumConverter() },
     };
+
+    private bool CutoffsValid(int[] cutoffs) =>
+        cutoffs.Length is >= 1 and <= MaxAdaptiveSoftmaxClusters && cutoffs[0] > 0 && cutoffs[^1] < VocabularySize
+        && cutoffs.Zip(cutoffs.Skip(1)).All(p => p.First < p.Second)
+        && Width / Math.Pow(4, cutoffs.Length) >= 1;
 
     private static void Require(bool ok, string field, string rule)
     {

@@ -49,7 +49,7 @@ public static class CostEstimator
 
     /// <summary>Exact parameter count of a <see cref="Models.LanguageModel"/> built from <paramref name="c"/>.</summary>
     public static long LanguageModelParameters(MemoryFormerConfig c) =>
-        2L * c.VocabularySize * c.Width + NormParameters(c.Norm, c.Width) + c.Layers * BlockParameters(c);
+        (long)c.VocabularySize * c.Width + (long)Models.LanguageModel.HeadParameterCount(c) + NormParameters(c.Norm, c.Width) + c.Layers * BlockParameters(c);
 
     /// <summary>Exact parameter count of one block (norms included).</summary>
     public static long BlockParameters(MemoryFormerConfig c)

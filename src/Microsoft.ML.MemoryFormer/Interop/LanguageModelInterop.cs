@@ -68,6 +68,7 @@ public static class LanguageModelInterop
         {
             ArgumentNullException.ThrowIfNull(model);
             ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+            model.ThrowIfAdaptiveHead("Safetensors export");
             SafetensorsModel.Export(model, directory, tokenizer);
         }
 
@@ -85,6 +86,7 @@ public static class LanguageModelInterop
         {
             ArgumentNullException.ThrowIfNull(model);
             ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+            model.ThrowIfAdaptiveHead("GPT-NeoX checkpoint export");
             return GptNeoXCheckpoint.Export(model, directory, options ?? new GptNeoXExportOptions());
         }
     }

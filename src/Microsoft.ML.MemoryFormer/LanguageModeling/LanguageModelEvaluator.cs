@@ -55,6 +55,8 @@ internal static class LanguageModelEvaluator
 
     private static double SumNats(LanguageModel model, Tensor inputs, Tensor targets)
     {
+        if (model.AdaptiveHead is not null)                                             // exact log-probs of the targets only
+            return model.TargetLogProbs(inputs, targets).to_type(ScalarType.Float64).sum().neg().item<double>();
         var logits = model.Forward(inputs, AttentionContext.CausalLm);                 // [B, T, V]
         return F.cross_entropy(logits.reshape(-1, logits.shape[^1]).to_type(ScalarType.Float64), targets.reshape(-1),
             reduction: nn.Reduction.Sum).item<double>();

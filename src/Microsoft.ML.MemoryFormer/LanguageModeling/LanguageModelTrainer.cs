@@ -43,6 +43,7 @@ internal static class LanguageModelTrainer
             model.to(plan.Device);
             var trainIds = Ids(train);
             var validationIds = Ids(validation);
+            model.AdaptiveHead?.SetTokenCounts(Counts(trainIds, plan.Config.VocabularySize)); // ranks by training-text frequency
             // Hashes the data: only computed when the run checkpoints.
             RunFingerprint DescribeRun() => new RunFingerprint().WithProperties("Architecture", plan.Config.ToJson())
                 .With("tokenizer", plan.Tokenizer.Describe().ToJson()).With("batch size", $"{plan.BatchSize}")
@@ -59,6 +60,15 @@ internal static class LanguageModelTrainer
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>How often each token id occurs in <paramref name="ids"/> (ids outside the vocabulary are not counted).</summary>
+    internal static long[] Counts(long[] ids, int vocabularySize)
+    {
+        var counts = new long[vocabularySize];
+        foreach (var id in ids)
+            if ((ulong)id < (ulong)vocabularySize) counts[id]++;
+        return counts;
     }
 
     /// <summary>The windows' ids, row-major [W, T+1].</summary>

@@ -271,7 +271,7 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
             && !string.IsNullOrEmpty(read.Prompt) && !string.IsNullOrEmpty(read.GeneratedText) && read.Text is not null
             ? read : throw new ArgumentException("column names must be set and the generation batch size positive."));
         ModelParts.CheckTokenizerFits(tokenizer, config);
-        ModuleWeights.CheckSizeFits(config, archive, headParameters: (double)config.VocabularySize * config.Width);
+        ModuleWeights.CheckSizeFits(config, archive, headParameters: LanguageModel.HeadParameterCount(config));
         TorchRuntime.EnsureAvailable();
         return ModuleLoader.Load(archive, config, () => new LanguageModel(config), device, model =>
             new MemoryFormerLanguageModelTransformer(model, tokenizer, device, generation,

@@ -4,6 +4,7 @@ using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace Microsoft.ML.MemoryFormer.Models;
 
@@ -14,14 +15,20 @@ namespace Microsoft.ML.MemoryFormer.Models;
 public sealed class LanguageModel : nn.Module<Tensor, Tensor>
 {
     private readonly TransformerBackbone backbone;
-    private readonly Linear head;
+    private readonly Linear? head;                          // the full head, or null with the adaptive softmax head
+    private readonly AdaptiveSoftmaxHead? adaptive_head;    // MemoryFormerConfig.AdaptiveSoftmaxCutoffs set
 
     /// <summary>Builds a model of the given architecture with fresh weights (seed torch first for determinism).</summary>
     public LanguageModel(MemoryFormerConfig config) : base(nameof(LanguageModel))
     {
         backbone = new TransformerBackbone(config);
-        head = nn.Linear(config.Width, config.VocabularySize, hasBias: false);
-        using (no_grad()) head.weight!.normal_(0, config.EmbeddingInitStd);
+        if (config.AdaptiveSoftmaxCutoffs is null)
+        {
+            head = nn.Linear(config.Width, config.VocabularySize, hasBias: false);
+            using (no_grad()) head.weight!.normal_(0, config.EmbeddingInitStd);
+        }
+        else
+            adaptive_head = new AdaptiveSoftmaxHead(config);
         RegisterComponents();
         Runtime.TorchScope.Keep(this);                                          // built inside a Fit's or a loader's scope
     }
@@ -78,7 +85,8 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
         (bf16Copies, int8Copies) = (null, null);
         if (precision == InferencePrecision.Float32)
             return;
-        var weights = new List<Tensor> { head.weight! };
+        ThrowIfAdaptiveHead($"{precision} inference copies (the fused decode step reads the full head)");
+        var weights = new List<Tensor> { head!.weight! };
         foreach (var block in backbone.Blocks)
         {
             if (Config.Kind == TransformerKind.Dense)
@@ -129,23 +137,63 @@ public sealed class LanguageModel : nn.Module<Tensor, Tensor>
     /// <summary>The embedding, blocks and final norm, for fine-tuning with another head.</summary>
     public TransformerBackbone Backbone => backbone;
 
-    /// <summary>The LM head, W [V, d] without bias.</summary>
-    internal Linear Head => head;
+    /// <summary>The full LM head, W [V, d] without bias.</summary>
+    /// <exception cref="NotSupportedException">The model has the adaptive softmax head.</exception>
+    internal Linear Head => head ?? throw AdaptiveHeadNotSupported("This operation");
 
-    /// <summary>Token ids [B, T] → next-token logits [B, T, V] (causal, no cache).</summary>
+    /// <summary>The adaptive softmax head, or null with the full head.</summary>
+    internal AdaptiveSoftmaxHead? AdaptiveHead => adaptive_head;
+
+    /// <summary>Parameters outside the backbone for <paramref name="config"/>: V·d for the full head, less for the adaptive one.</summary>
+    internal static double HeadParameterCount(MemoryFormerConfig config) => config.AdaptiveSoftmaxCutoffs is null
+        ? (double)config.VocabularySize * config.Width : AdaptiveSoftmaxHead.ParameterCount(config);
+
+    /// <summary>Throws <see cref="NotSupportedException"/> naming <paramref name="what"/> when the model has the adaptive softmax head.</summary>
+    internal void ThrowIfAdaptiveHead(string what)
+    {
+        if (adaptive_head is not null) throw AdaptiveHeadNotSupported(what);
+    }
+
+    private static NotSupportedException AdaptiveHeadNotSupported(string what) => new(
+        $"{what} needs the full V × d output head, and this model has the adaptive softmax head " +
+        $"({nameof(MemoryFormerConfig)}.{nameof(MemoryFormerConfig.AdaptiveSoftmaxCutoffs)} is set). " +
+        $"Train with {nameof(MemoryFormerConfig.AdaptiveSoftmaxCutoffs)} = null to use it.");
+
+    /// <summary>Token ids [B, T] → next-token logits [B, T, V] (causal, no cache); with the adaptive softmax head, the
+    /// exact log-probabilities, which are valid logits (softmax gives the same distribution).</summary>
     public override Tensor forward(Tensor tokens) => Forward(tokens, AttentionContext.CausalLm);
 
     /// <summary>Token ids [B, T] → logits [B, T, V] under the given attention context (masks, KV caches).</summary>
-    internal Tensor Forward(Tensor tokens, AttentionContext context) =>
-        head.call(backbone.Forward(tokens, context));                           // [B, T, V]
+    internal Tensor Forward(Tensor tokens, AttentionContext context) => Logits(backbone.Forward(tokens, context)); // [B, T, V]
+
+    /// <summary>
+    /// log P(target) for every position, tokens and targets [B, T] → [B, T]. With the adaptive softmax head no [B, T, V]
+    /// matrix is built; with the full head, log_softmax of the logits.
+    /// </summary>
+    internal Tensor TargetLogProbs(Tensor tokens, Tensor targets)
+    {
+        var hidden = backbone.Forward(tokens, AttentionContext.CausalLm);      // [B, T, d]
+        if (adaptive_head is null)
+            return F.log_softmax(head!.call(hidden), -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1); // [B, T]
+        return adaptive_head.TargetLogProbs(hidden.reshape(-1, hidden.shape[^1]), targets.reshape(-1)).view(targets.shape); // [B, T]
+    }
+
+    /// <summary>Hidden states [..., d] → logits [..., V] (log-probabilities with the adaptive softmax head).</summary>
+    private Tensor Logits(Tensor hidden)
+    {
+        if (adaptive_head is null) return head!.call(hidden);                   // [..., V]
+        var flat = adaptive_head.LogProbs(hidden.reshape(-1, hidden.shape[^1])); // [N, V]
+        return flat.view([.. hidden.shape[..^1], flat.shape[1]]);               // [..., V]
+    }
 
     /// <summary>Logits of the last position only, [B, V]: the decode step, where the head is one GEMV per row.</summary>
     internal Tensor ForwardLast(Tensor tokens, AttentionContext context)
     {
         var hidden = backbone.Forward(tokens, context);                          // [B, T, d]
         var last = hidden.select(1, -1);                                          // [B, d]
-        return HeadGemv.Applies(last, head.weight!)
-            ? HeadGemv.Apply(last, head.weight!)                                  // [B, V], one pass over the weight
-            : head.call(last);                                                    // [B, V]
+        if (adaptive_head is not null) return Logits(last);                       // [B, V] log-probabilities
+        return HeadGemv.Applies(last, head!.weight!)
+            ? HeadGemv.Apply(last, head!.weight!)                                  // [B, V], one pass over the weight
+            : head!.call(last);                                                    // [B, V]
     }
 }

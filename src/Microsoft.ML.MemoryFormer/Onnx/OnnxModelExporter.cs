@@ -31,6 +31,7 @@ internal static class OnnxModelExporter
     /// </summary>
     public static ModelProto LanguageModel(LanguageModel model, ITextTokenizer? tokenizer, bool kvCache = false)
     {
+        model.ThrowIfAdaptiveHead("ONNX export");
         var config = model.Config;
         var g = new OnnxGraphBuilder();
         g.Graph.Name = kvCache ? "MemoryFormerLanguageModelWithCache" : "MemoryFormerLanguageModel";

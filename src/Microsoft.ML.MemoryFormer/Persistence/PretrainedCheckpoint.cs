@@ -20,7 +20,7 @@ internal static class PretrainedCheckpoint
         var config = archive.GetJson(ModelArchive.ConfigEntry, MemoryFormerConfig.FromJson);
         var tokenizer = archive.GetJson(ModelArchive.TokenizerEntry, json => ITextTokenizer.FromDescription(TokenizerDescription.FromJson(json)));
         ModelParts.CheckTokenizerFits(tokenizer, config);
-        ModuleWeights.CheckSizeFits(config, archive, headParameters: (double)config.VocabularySize * config.Width);
+        ModuleWeights.CheckSizeFits(config, archive, headParameters: LanguageModel.HeadParameterCount(config));
         return ModuleLoader.Load(archive, config, () => new LanguageModel(config), device: null, model => (model, tokenizer));
     }
 }

@@ -58,6 +58,8 @@ internal sealed class LanguageModelTask : ITrainingTask
         long t = windows.shape[1] - 1;
         var inputs = windows.narrow(1, 0, t);                                    // [B, T]
         var targets = windows.narrow(1, 1, t);                                   // [B, T]
+        if (model.AdaptiveHead is not null)
+            return model.TargetLogProbs(inputs, targets).mean().neg();           // scalar, no [B, T, V] logits
         var logits = model.call(inputs);                                         // [B, T, V]
         return F.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.reshape(-1)); // scalar
     }

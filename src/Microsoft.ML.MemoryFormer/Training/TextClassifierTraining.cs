@@ -143,7 +143,7 @@ internal static class TextClassifierTraining
 
     private static MemoryFormerConfig ChooseArchitecture(TextClassifierSettings settings, LanguageModel? pretrained, ITextTokenizer tokenizer) =>
         pretrained is not null
-            ? pretrained.Config with { Dropout = settings.Dropout }
+            ? pretrained.Config with { Dropout = settings.Dropout, AdaptiveSoftmaxCutoffs = null } // the LM head stays behind
             : (settings.Architecture ?? TextClassifierSettings.DefaultArchitecture) with
             {
                 VocabularySize = tokenizer.ModelVocabularySize, ContextLength = settings.MaxTokensPerRow, Dropout = settings.Dropout,

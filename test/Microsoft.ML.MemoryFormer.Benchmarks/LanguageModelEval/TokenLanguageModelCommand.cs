@@ -66,6 +66,15 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         [Description("The dense model's settings on top of the recipe, e.g. \"LearningRate=0.003\".")]
         public string? DenseSet { get; init; }
 
+        [CommandOption("--adaptive-cutoffs <LIST>")]
+        [Description("Both models get the adaptive softmax head (MemoryFormerConfig.AdaptiveSoftmaxCutoffs) with these " +
+            "frequency-rank cutoffs, e.g. \"2000,10000\". Default: the full 50,304-way head.")]
+        public string? AdaptiveCutoffs { get; init; }
+
+        /// <summary>The parsed <see cref="AdaptiveCutoffs"/>, or null.</summary>
+        public int[]? Cutoffs => string.IsNullOrWhiteSpace(AdaptiveCutoffs) ? null
+            : [.. AdaptiveCutoffs.Split(',', StringSplitOptions.TrimEntries).Select(c => int.Parse(c, CultureInfo.InvariantCulture))];
+
         [CommandOption("--threads <N>")]
         [Description("torch.set_num_threads for the run (the managed kernels follow it). Default: torch's.")]
         public int Threads { get; init; }
@@ -108,7 +117,10 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         string testText = ScoredText(testFile, settings.TestChars, settings.ValidationChars);
         string sealedText = ScoredText(testFile, settings.TestChars, null);
         var ml = new MLContext(Seed);
-        var train = ml.Data.LoadFromEnumerable(new[] { new SmallLanguageModel.Document { Text = File.ReadAllText(trainPath) } });
+        string trainText = File.ReadAllText(trainPath);
+        string coverage = settings.Cutoffs is { } cutoffs ? Coverage(trainText, cutoffs) : "";
+        if (coverage.Length > 0) AnsiConsole.WriteLine(coverage);
+        var train = ml.Data.LoadFromEnumerable(new[] { new SmallLanguageModel.Document { Text = trainText } });
         var test = ml.Data.LoadFromEnumerable(new[] { new SmallLanguageModel.Document { Text = testText } });
         var sealedTest = settings.SealedTest is null ? null
             : ml.Data.LoadFromEnumerable(new[] { new SmallLanguageModel.Document { Text = sealedText } });
@@ -118,10 +130,22 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
             File.WriteAllText(sealedFile, Markdown(sealedRuns, settings, sealedText.Length, validation: false) + Environment.NewLine);
         if (runs.Count == 2 && settings.ValidationChars is null)
             runs.Add(EqualTime(ml, runs, train, test, settings, cancellationToken));
-        string markdown = Markdown(runs, settings, testText.Length, settings.ValidationChars is not null) + Environment.NewLine + Perf.MachineFigures.Measure() + Environment.NewLine;
+        string markdown = Markdown(runs, settings, testText.Length, settings.ValidationChars is not null) + coverage + Environment.NewLine + Perf.MachineFigures.Measure() + Environment.NewLine;
         AnsiConsole.WriteLine(markdown);
         if (settings.Output is { } output) File.WriteAllText(output, markdown);
         return 0;
+    }
+
+    /// <summary>The share of the training text's GPT-2 tokens that fall in the adaptive head and in each tail cluster.</summary>
+    private static string Coverage(string trainText, int[] cutoffs)
+    {
+        var ids = new Gpt2Tokenizer().Encode(trainText);
+        var counts = ids.GroupBy(id => id).Select(g => (long)g.Count()).OrderByDescending(c => c).ToArray();  // by rank
+        int[] bounds = [0, .. cutoffs, int.MaxValue];
+        var shares = bounds.Zip(bounds.Skip(1)).Select(b => counts.Skip(b.First).Take(b.Second - b.First).Sum() / (double)ids.Count);
+        var parts = shares.Select((s, i) => FormattableString.Invariant($"{(i == 0 ? "head" : $"tail {i}")} {100 * s:F1} %"));
+        return FormattableString.Invariant($"Coverage on the training text ({ids.Count:N0} tokens, {counts.Length:N0} distinct): ") +
+            string.Join(", ", parts) + Environment.NewLine;
     }
 
     /// <summary>The scored text: the first --test-chars of the test file, or in tuning mode the --validation-chars after them.</summary>
@@ -150,9 +174,9 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         string label = Label(kind);
         AnsiConsole.MarkupLineInterpolated($"training {label} for {steps} steps ({budget}) ...");
         var reports = new List<TrainingProgress>();
-        var options = LanguageModelOverrides.Apply(
-            SmallLanguageModel.Options(kind, settings.Width, settings.Layers, settings.Batch, steps, TextTokenizerKind.Gpt2, cancellationToken),
-            kind == TransformerKind.Dense ? settings.DenseSet : settings.MemoryFormerSet);
+        var recipe = SmallLanguageModel.Options(kind, settings.Width, settings.Layers, settings.Batch, steps, TextTokenizerKind.Gpt2, cancellationToken);
+        recipe.Architecture = recipe.Architecture with { AdaptiveSoftmaxCutoffs = settings.Cutoffs };
+        var options = LanguageModelOverrides.Apply(recipe, kind == TransformerKind.Dense ? settings.DenseSet : settings.MemoryFormerSet);
         options.ReportEvery = 10;
         options.Progress = new Progress(reports);
         using var model = ml.Text.MemoryFormer(options).Fit(train);
@@ -187,6 +211,9 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         text.AppendLine(c, $"GPT-2 tokens, d = {settings.Width}, {settings.Layers} blocks, 4 heads, τ = 8, T = {ContextLength}, batch {settings.Batch}, " +
             $"seed {Seed}; trained on wikitext2_valid.txt (the train split is not in ../shared/data), scored on {where} " +
             $"of wikitext2_test.txt ({runs[0].Test.Tokens:N0} tokens, non-overlapping {ContextLength}-token windows).");
+        text.AppendLine(settings.Cutoffs is { } cutoffs
+            ? $"Output head: adaptive softmax (both models), cutoffs {string.Join(", ", cutoffs)} over tokens ranked by their count in the training text."
+            : "Output head: the full 50,304-way softmax.");
         foreach (var (name, set) in new[] { ("MemoryFormer", settings.MemoryFormerSet), ("Dense", settings.DenseSet) })
             if (!string.IsNullOrWhiteSpace(set)) text.AppendLine($"{name} settings on top of the recipe: `{set}`.");
         text.AppendLine($"torch threads {TorchSharp.torch.get_num_threads()}.");

@@ -55,7 +55,7 @@ internal sealed unsafe class FusedDecodeStep
     /// <summary>The fused step for <paramref name="model"/> decoding one sequence into <paramref name="caches"/>, or null.</summary>
     public static FusedDecodeStep? TryCreate(LanguageModel model, IReadOnlyList<AttentionCache>? caches)
     {
-        if (caches is null || caches.Count != model.Config.Layers || !model.UseFusedDecode || !KernelSettings.Current.UseFusedKernels
+        if (caches is null || caches.Count != model.Config.Layers || !model.UseFusedDecode || model.AdaptiveHead is not null || !KernelSettings.Current.UseFusedKernels
             || model.training || caches.Any(c => !c.IsBatchOneCpuFloat32)
             || !model.Backbone.Blocks.All(b => FusedDecodeBlock.Supports(b, model.Config) || FusedDenseDecodeBlock.Supports(b, model.Config))
             || !model.parameters().All(p => TensorMemory.IsCpuFloat32(p) && p.is_contiguous()))
