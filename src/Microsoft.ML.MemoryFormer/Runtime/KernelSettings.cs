@@ -137,13 +137,20 @@ internal sealed class KernelSettings
     /// 2026-12-06). The same values either way; <c>perf train</c> times both of this session's switches off as dense-copies and mf-copies.</summary>
     public bool PooledAttentionOutput { get; set; } = true;
 
+    /// <summary>Whether a Memory Layer keeps its table's tile-major copy (the <c>[h/16][R][16]</c> layout the tiled forward reads,
+    /// <c>Layers/Kernels/TileMajorTableCopy.cs</c>) between steps: the training forward makes it once, the table update fused into
+    /// the backward writes each updated row's slices into it, and the next forward reads it without copying the table again.
+    /// Off, the tiled forward copies the table into a pooled buffer on every call (the path before 2026-12-06 10:00). The same
+    /// values either way; <c>perf train</c> times it off as mf-notilecopy.</summary>
+    public bool TileMajorCopyFromUpdate { get; set; } = true;
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, TileMajorCopyFromUpdate);
         try
         {
             change(this);
@@ -152,7 +159,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, TileMajorCopyFromUpdate) = saved;
         }
     }
 }

@@ -24,9 +24,11 @@ internal sealed unsafe class LayerPhases : IDisposable
     public const string UpdatePrefetchRatio = "before ÷ after, row pass + fused AdamW (PrefetchUpdateRows off ÷ on)";
     public const string BothWholeRatio = "before ÷ after, whole call (both prefetches off ÷ on)";
     public const string PrefetchGatherRatio = "before ÷ after, token-major gather forward (PrefetchGatherRows off ÷ on)";
+    public const string TileCopyGatherRatio = "before ÷ after, gather forward (TileMajorCopyFromUpdate off ÷ on: table copied ÷ kept copy read)";
+    public const string TileWriteRatio = "row pass + fused AdamW writing the kept tile-major copy ÷ not (its cost)";
 
     /// <summary>The rows of the before/after table: median of per-round ratios (lowest–highest).</summary>
-    public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio, PrefetchWholeRatio, PrefetchGatherRatio, UpdatePrefetchRatio, BothWholeRatio];
+    public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio, PrefetchWholeRatio, PrefetchGatherRatio, UpdatePrefetchRatio, BothWholeRatio, TileCopyGatherRatio, TileWriteRatio];
 
     public const string Tiled = "  tiled kernel forced (where TiledGather.Pays)";
     public const string RowCopy = "  of it: int64 → int32 row copy";
@@ -50,6 +52,7 @@ internal sealed unsafe class LayerPhases : IDisposable
     private readonly List<IDisposable> owned = [];
     private readonly Tensor x, gradWeights;
     private readonly Tensor[] gradOuts, clones, moments1, moments2, gradients;
+    private readonly TileMajorTableCopy[] cloneCopies;
     private readonly SignHashKernel.Result codes;
     private readonly int[] rows32;
     private readonly float[] weights32;
@@ -75,6 +78,7 @@ internal sealed unsafe class LayerPhases : IDisposable
         moments1 = layers.Select(l => Own(zeros(l.Table.shape, ScalarType.BFloat16))).ToArray();
         moments2 = layers.Select(l => Own(zeros(l.Table.shape, ScalarType.BFloat16))).ToArray();
         gradients = layers.Select(l => Own(zeros_like(l.Table))).ToArray();
+        cloneCopies = layers.Select(_ => new TileMajorTableCopy()).ToArray();
         weightGrad = Own(zeros(n, k));
         fixed (float* w = weights32)
             hits = RowHits.Build(rows32, rows32.Length, k, w, rowCount, chunked: true);
@@ -114,6 +118,13 @@ internal sealed unsafe class LayerPhases : IDisposable
         ratios[UpdatePrefetchRatio] = Switched(c => c.PrefetchUpdateRows = false, c => c.PrefetchUpdateRows = true, RowPassWithUpdate, rounds);
         ratios[BothWholeRatio] = Switched(c => c.PrefetchUpdateRows = c.PrefetchGatherRows = false, c => c.PrefetchUpdateRows = c.PrefetchGatherRows = true,
             WholeCall, rounds);
+        // The kept copies made current first; a forward no backward follows reads them but never rebuilds or writes them.
+        for (int t = 0; t < layers.Length; t++)
+            layers[t].TileCopy.Sync(layers[t].Table);
+        var tileCopies = layers.Select(l => l.TileCopy).ToArray();
+        void KeptForward() { using var s = NewDisposeScope(); using var g = no_grad(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, null, biases, tileCopies: tileCopies); }
+        ratios[TileCopyGatherRatio] = Switched(c => c.TileMajorCopyFromUpdate = false, c => c.TileMajorCopyFromUpdate = true, KeptForward, rounds);
+        ratios[TileWriteRatio] = Pair(() => RowPassWithUpdate(tileMajor: true), () => RowPassWithUpdate(tileMajor: false), rounds);
         return ratios;
     }
 
@@ -191,16 +202,20 @@ internal sealed unsafe class LayerPhases : IDisposable
             RowHits.Build(rows32, rows32.Length, k, w, rowCount, chunked: true).Dispose();
     }
 
-    private TableGradientPass.RowPass Pass(int t) => new(hits, (nint)TensorMemory.Floats(clones[t]), (nint)TensorMemory.Floats(gradOuts[t]),
-        layers[t].OutputWidth, (nint)TensorMemory.Floats(weightGrad));
+    private TableGradientPass.RowPass Pass(int t, bool tileMajor = false) => new(hits, (nint)TensorMemory.Floats(clones[t]), (nint)TensorMemory.Floats(gradOuts[t]),
+        layers[t].OutputWidth, (nint)TensorMemory.Floats(weightGrad), TileMajor: tileMajor ? cloneCopies[t].Sync(clones[t]) : 0);
 
     private TableUpdate Update(int t) => new(moments1[t], moments2[t], new AdamWKernel.Coefficients(1e-4, 0.9, 0.95, 1e-8, 0.1, 3, 1.0), Bf16Moments.Salt(3, t));
 
-    private void RowPassWithUpdate()
+    /// <summary>The row pass with the fused AdamW over the clones; with <paramref name="tileMajor"/> each updated row also written into
+    /// a tile-major copy of its clone, as the training backward does with <see cref="KernelSettings.TileMajorCopyFromUpdate"/>.</summary>
+    private void RowPassWithUpdate(bool tileMajor)
     {
         for (int t = 0; t < layers.Length; t++)
-            TableGradientPass.UpdateAll(Pass(t), (int)clones[t].shape[0], Update(t).Kernel());
+            TableGradientPass.UpdateAll(Pass(t, tileMajor), (int)clones[t].shape[0], Update(t).Kernel());
     }
+
+    private void RowPassWithUpdate() => RowPassWithUpdate(tileMajor: false);
 
     private void RowPassAlone()
     {
@@ -240,6 +255,8 @@ internal sealed unsafe class LayerPhases : IDisposable
     public void Dispose()
     {
         hits.Dispose();
+        foreach (var c in cloneCopies)
+            c.Dispose();
         foreach (var o in owned)
             o.Dispose();
     }

@@ -80,8 +80,10 @@ internal static unsafe class TiledGather
     /// <param name="plan">How the work is cut.</param>
     /// <param name="tables16">Optional, per table: a bf16 copy [R_t, h_t] (<see cref="Bf16TableCopy"/>) to read instead of the table
     /// (0: the fp32 table); the tile-major buffer then holds its widened values (exact), so the sums are those of the bf16 table.</param>
+    /// <param name="tileMajor">Optional, per table: a current tile-major copy [h_t/16][rowLimit][16] of the table (<see cref="TileMajorTableCopy"/>,
+    /// 64-byte aligned) read in place of copying the table (0: copy it into the pooled buffer); with <see cref="Plan.TileMajor"/> only.</param>
     public static void Forward(int[] rows, bool chunked, int n, int k, long rowLimit, nint weights, nint[] tables, int[] widths,
-        nint[] biases, nint[] outputs, Plan plan, nint[]? tables16 = null)
+        nint[] biases, nint[] outputs, Plan plan, nint[]? tables16 = null, nint[]? tileMajor = null)
     {
         ArgumentNullException.ThrowIfNull(rows);
         if (n == 0 || k == 0)
@@ -102,7 +104,7 @@ internal static unsafe class TiledGather
             fixed (float* wt = weightsT)
             {
                 Interleave(r, (float*)weights, blocks, k, rt, wt);
-                Run(new Inputs((nint)r, weights, (nint)rt, (nint)wt), tables, widths, biases, outputs, plan, cut, tables16);
+                Run(new Inputs((nint)r, weights, (nint)rt, (nint)wt), tables, widths, biases, outputs, plan, cut, tables16, tileMajor);
             }
         }
         finally
@@ -133,7 +135,7 @@ internal static unsafe class TiledGather
     }
 
     /// <summary>Every table's tiles, split between threads: strided per-thread copies, or through the tile-major buffer.</summary>
-    private static void Run(Inputs inputs, nint[] tables, int[] widths, nint[] biases, nint[] outputs, Plan plan, Cut cut, nint[]? tables16)
+    private static void Run(Inputs inputs, nint[] tables, int[] widths, nint[] biases, nint[] outputs, Plan plan, Cut cut, nint[]? tables16, nint[]? tileMajor)
     {
         int n = cut.N, k = cut.K;
         long rowLimit = cut.RowLimit;
@@ -154,16 +156,21 @@ internal static unsafe class TiledGather
             });
             return;
         }
-        // Tile-major: one table at a time through one pooled buffer [h/16][rowLimit][16].
-        int maxTiles = widths.Max(Tiles);
-        nint buffer = RentBuffer((long)maxTiles * rowLimit * TileWidth, out long bufferFloats);
+        // Tile-major: one table at a time through one pooled buffer [h/16][rowLimit][16], or through the table's own kept copy.
+        bool[] kept = Enumerable.Range(0, tables.Length).Select(t => tileMajor is not null && tileMajor[t] != 0).ToArray();
+        int maxTiles = Enumerable.Range(0, tables.Length).Where(t => !kept[t]).Select(t => Tiles(widths[t])).DefaultIfEmpty(0).Max();
+        long bufferFloats = 0;
+        nint pooled = maxTiles == 0 ? 0 : RentBuffer((long)maxTiles * rowLimit * TileWidth, out bufferFloats);
         try
         {
             for (int t = 0; t < tables.Length; t++)
             {
                 int h = widths[t];
                 nint table = tables[t], bias = biases[t], output = outputs[t];
-                if (tables16 is not null && tables16[t] != 0)
+                nint buffer = pooled;
+                if (kept[t])
+                    buffer = tileMajor![t];                                     // already current: nothing to copy
+                else if (tables16 is not null && tables16[t] != 0)
                     ToTileMajor((ushort*)tables16[t], h, rowLimit, (float*)buffer);
                 else
                     ToTileMajor((float*)table, h, rowLimit, (float*)buffer, plan.StreamingCopy);
@@ -177,7 +184,8 @@ internal static unsafe class TiledGather
         }
         finally
         {
-            ReturnBuffer(buffer, bufferFloats);
+            if (pooled != 0)
+                ReturnBuffer(pooled, bufferFloats);
         }
     }
 
