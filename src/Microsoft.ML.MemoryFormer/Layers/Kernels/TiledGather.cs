@@ -20,7 +20,8 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// scratch, which stays in L2, and walks all tokens, <see cref="Plan.Tokens"/> at a time, each token's tile accumulated
 /// in one AVX-512 register over its hits in those chunks. With more than one chunk group a token's partial tile waits in
 /// a contiguous [N, 16] scratch between groups. The stored table keeps its row-major layout and the copy is rebuilt on
-/// every call, so a table that changed since the last forward cannot be read stale.</para>
+/// every call, so a table that changed since the last forward cannot be read stale; a training forward may instead pass the
+/// layer's kept copy (<see cref="TileMajorTableCopy"/>, <c>KernelSettings.TileMajorCopyFromUpdate</c>), which is current by its own check.</para>
 /// <para>Every output value is the same chain of fused multiply-adds as in today's kernel (bias or zero, then the
 /// chunks in ascending order), so results are bit-identical to it except in the last 1–7 columns of a width that is
 /// not a multiple of 8, where today's kernel adds without fusing. No atomics; nothing depends on the thread count.</para>
