@@ -140,9 +140,10 @@ internal sealed class KernelSettings
     /// <summary>Whether a Memory Layer keeps its table's tile-major copy (the <c>[h/16][R][16]</c> layout the tiled forward reads,
     /// <c>Layers/Kernels/TileMajorTableCopy.cs</c>) between steps: the training forward makes it once, the table update fused into
     /// the backward writes each updated row's slices into it, and the next forward reads it without copying the table again.
-    /// Off, the tiled forward copies the table into a pooled buffer on every call (the path before 2026-12-06 10:00). The same
-    /// values either way; <c>perf train</c> times it off as mf-notilecopy.</summary>
-    public bool TileMajorCopyFromUpdate { get; set; } = true;
+    /// Off (the default), the tiled forward copies the table into a pooled buffer on every call. The same values either way. Off
+    /// because it did not measurably win (the update's writes cost about what the forward's copy saved) and holds one more fp32
+    /// copy of each tiled table (0.8 GiB at d = 512); <c>perf train</c> times it on as mf-tilecopy (docs/benchmarks.md).</summary>
+    public bool TileMajorCopyFromUpdate { get; set; }
 
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
