@@ -20,7 +20,8 @@ internal static class MemoryGather
     /// EmbeddingBag path adds it afterwards. A layer's reused gradient buffer is passed only while a training loop has
     /// attached it (<see cref="TableGradient.Attached"/>). Each layer's bf16 copy (<see cref="MemoryLayer.ForwardCopy"/>) is passed
     /// always: the kernel reads it only in a training forward with <see cref="KernelSettings.Bf16ForwardTables"/> on, and keeps it
-    /// current whenever it updates a table in place.</remarks>
+    /// current whenever it updates a table in place; likewise the kept tile-major copy (<see cref="MemoryLayer.TileCopy"/>,
+    /// <see cref="KernelSettings.TileMajorCopyFromUpdate"/>).</remarks>
     public static Tensor[] ApplyShared(HashCodes codes, IReadOnlyList<MemoryLayer> layers)
     {
         var settings = KernelSettings.Current;
@@ -29,9 +30,10 @@ internal static class MemoryGather
         var tables = layers.Select(l => (Tensor)l.Table).ToArray();
         var gradients = layers.Select(l => l.Gradient.Attached ? l.Gradient : null).ToArray();
         var copies = layers.Select(l => l.ForwardCopy).ToArray();
+        var tileCopies = layers.Select(l => l.TileCopy).ToArray();
         if (settings.FoldBias)
-            return FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, layers.Select(l => (Tensor)l.Bias).ToArray(), copies);
-        var outputs = FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, copies: copies);
+            return FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, layers.Select(l => (Tensor)l.Bias).ToArray(), copies, tileCopies);
+        var outputs = FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, copies: copies, tileCopies: tileCopies);
         return outputs.Select((y, i) => LiveScalars.Add(y, layers[i].Bias)).ToArray();                         // [N, h] each
     }
 

@@ -92,6 +92,10 @@ public sealed class MemoryLayer : nn.Module<Tensor, Tensor>
     /// is on (made on first use, kept current; <see cref="Bf16TableCopy"/>).</summary>
     internal Bf16TableCopy ForwardCopy { get; } = new();
 
+    /// <summary>The table's tile-major copy that the tiled training forward reads while <see cref="Runtime.KernelSettings.TileMajorCopyFromUpdate"/>
+    /// is on (made by the first such forward, kept current by the fused update; <see cref="TileMajorTableCopy"/>).</summary>
+    internal TileMajorTableCopy TileCopy { get; } = new();
+
     /// <summary>x [.., K·τ] → y [.., h].</summary>
     /// <exception cref="ArgumentException">The last dimension of <paramref name="x"/> is not K·τ.</exception>
     public override Tensor forward(Tensor x)
@@ -139,6 +143,7 @@ public sealed class MemoryLayer : nn.Module<Tensor, Tensor>
         {
             Gradient.Dispose();
             ForwardCopy.Dispose();
+            TileCopy.Dispose();
         }
         base.Dispose(disposing);
     }

@@ -146,13 +146,21 @@ internal sealed class KernelSettings
     /// <c>perf train</c>'s mf-managedsums times it on.</summary>
     public bool ManagedBiasSums { get; set; }
 
+    /// <summary>Whether a Memory Layer keeps its table's tile-major copy (the <c>[h/16][R][16]</c> layout the tiled forward reads,
+    /// <c>Layers/Kernels/TileMajorTableCopy.cs</c>) between steps: the training forward makes it once, the table update fused into
+    /// the backward writes each updated row's slices into it, and the next forward reads it without copying the table again.
+    /// Off (the default), the tiled forward copies the table into a pooled buffer on every call. The same values either way. Off
+    /// because it did not measurably win (the update's writes cost about what the forward's copy saved) and holds one more fp32
+    /// copy of each tiled table (0.8 GiB at d = 512); <c>perf train</c> times it on as mf-tilecopy (docs/benchmarks.md).</summary>
+    public bool TileMajorCopyFromUpdate { get; set; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
         var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, ManagedBiasSums);
+            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, ManagedBiasSums, TileMajorCopyFromUpdate);
         try
         {
             change(this);
@@ -161,7 +169,7 @@ internal sealed class KernelSettings
         finally
         {
             (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, ManagedBiasSums) = saved;
+                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, ManagedBiasSums, TileMajorCopyFromUpdate) = saved;
         }
     }
 }

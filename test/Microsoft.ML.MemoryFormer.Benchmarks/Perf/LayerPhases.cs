@@ -26,10 +26,12 @@ internal sealed unsafe class LayerPhases : IDisposable
     public const string PrefetchGatherRatio = "before ÷ after, token-major gather forward (PrefetchGatherRows off ÷ on)";
     public const string BiasSumsWholeRatio = "before ÷ after, whole call (ManagedBiasSums off ÷ on)";
     public const string BiasSumsRatio = "before ÷ after, bias gradients (ManagedBiasSums off ÷ on)";
+    public const string TileCopyGatherRatio = "before ÷ after, gather forward (TileMajorCopyFromUpdate off ÷ on: table copied ÷ kept copy read)";
+    public const string TileWriteRatio = "row pass + fused AdamW writing the kept tile-major copy ÷ not (its cost)";
 
     /// <summary>The rows of the before/after table: median of per-round ratios (lowest–highest).</summary>
     public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio, PrefetchWholeRatio, PrefetchGatherRatio, UpdatePrefetchRatio, BothWholeRatio,
-        BiasSumsWholeRatio, BiasSumsRatio];
+        BiasSumsWholeRatio, BiasSumsRatio, TileCopyGatherRatio, TileWriteRatio];
 
     public const string Tiled = "  tiled kernel forced (where TiledGather.Pays)";
     public const string RowCopy = "  of it: int64 → int32 row copy";
@@ -53,6 +55,7 @@ internal sealed unsafe class LayerPhases : IDisposable
     private readonly List<IDisposable> owned = [];
     private readonly Tensor x, gradWeights;
     private readonly Tensor[] gradOuts, clones, moments1, moments2, gradients;
+    private readonly TileMajorTableCopy[] cloneCopies;
     private readonly SignHashKernel.Result codes;
     private readonly int[] rows32;
     private readonly float[] weights32;
@@ -78,6 +81,7 @@ internal sealed unsafe class LayerPhases : IDisposable
         moments1 = layers.Select(l => Own(zeros(l.Table.shape, ScalarType.BFloat16))).ToArray();
         moments2 = layers.Select(l => Own(zeros(l.Table.shape, ScalarType.BFloat16))).ToArray();
         gradients = layers.Select(l => Own(zeros_like(l.Table))).ToArray();
+        cloneCopies = layers.Select(_ => new TileMajorTableCopy()).ToArray();
         weightGrad = Own(zeros(n, k));
         fixed (float* w = weights32)
             hits = RowHits.Build(rows32, rows32.Length, k, w, rowCount, chunked: true);
@@ -209,6 +213,14 @@ internal sealed unsafe class LayerPhases : IDisposable
         var tables = layers.Select(l => (Tensor)l.Table).ToArray();
         var biases = layers.Select(l => (Tensor)l.Bias).ToArray();
         void Forward() { using var s = NewDisposeScope(); using var g = no_grad(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, null, biases); }
+        // The kept copies made current first; a forward no backward follows reads them but never rebuilds or writes them.
+        void SyncTileCopies()
+        {
+            for (int t = 0; t < layers.Length; t++)
+                layers[t].TileCopy.Sync(layers[t].Table);
+        }
+        var tileCopies = layers.Select(l => l.TileCopy).ToArray();
+        void KeptForward() { using var s = NewDisposeScope(); using var g = no_grad(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, null, biases, tileCopies: tileCopies); }
         var pairs = new Dictionary<string, Func<string>>
         {
             [WholeRatio] = () => Ratio(WholeCall, rounds),
@@ -221,6 +233,16 @@ internal sealed unsafe class LayerPhases : IDisposable
                 WholeCall, rounds),
             [BiasSumsWholeRatio] = () => Switched(c => c.ManagedBiasSums = false, c => c.ManagedBiasSums = true, WholeCall, rounds),
             [BiasSumsRatio] = () => Switched(c => c.ManagedBiasSums = false, c => c.ManagedBiasSums = true, BiasSumsAsDispatched, rounds),
+            [TileCopyGatherRatio] = () =>
+            {
+                SyncTileCopies();
+                return Switched(c => c.TileMajorCopyFromUpdate = false, c => c.TileMajorCopyFromUpdate = true, KeptForward, rounds);
+            },
+            [TileWriteRatio] = () =>
+            {
+                SyncTileCopies();
+                return Pair(() => RowPassWithUpdate(tileMajor: true), () => RowPassWithUpdate(tileMajor: false), rounds);
+            },
         };
         return RatioNames.ToDictionary(n => n, n => only is null || only.Any(o => n.Contains(o, StringComparison.Ordinal)) ? pairs[n]() : "");
     }
@@ -391,16 +413,20 @@ internal sealed unsafe class LayerPhases : IDisposable
             RowHits.Build(rows32, rows32.Length, k, w, rowCount, chunked: true).Dispose();
     }
 
-    private TableGradientPass.RowPass Pass(int t) => new(hits, (nint)TensorMemory.Floats(clones[t]), (nint)TensorMemory.Floats(gradOuts[t]),
-        layers[t].OutputWidth, (nint)TensorMemory.Floats(weightGrad));
+    private TableGradientPass.RowPass Pass(int t, bool tileMajor = false) => new(hits, (nint)TensorMemory.Floats(clones[t]), (nint)TensorMemory.Floats(gradOuts[t]),
+        layers[t].OutputWidth, (nint)TensorMemory.Floats(weightGrad), TileMajor: tileMajor ? cloneCopies[t].Sync(clones[t]) : 0);
 
     private TableUpdate Update(int t) => new(moments1[t], moments2[t], new AdamWKernel.Coefficients(1e-4, 0.9, 0.95, 1e-8, 0.1, 3, 1.0), Bf16Moments.Salt(3, t));
 
-    private void RowPassWithUpdate()
+    /// <summary>The row pass with the fused AdamW over the clones; with <paramref name="tileMajor"/> each updated row also written into
+    /// a tile-major copy of its clone, as the training backward does with <see cref="KernelSettings.TileMajorCopyFromUpdate"/>.</summary>
+    private void RowPassWithUpdate(bool tileMajor)
     {
         for (int t = 0; t < layers.Length; t++)
-            TableGradientPass.UpdateAll(Pass(t), (int)clones[t].shape[0], Update(t).Kernel());
+            TableGradientPass.UpdateAll(Pass(t, tileMajor), (int)clones[t].shape[0], Update(t).Kernel());
     }
+
+    private void RowPassWithUpdate() => RowPassWithUpdate(tileMajor: false);
 
     private void RowPassAlone()
     {
@@ -440,6 +466,8 @@ internal sealed unsafe class LayerPhases : IDisposable
     public void Dispose()
     {
         hits.Dispose();
+        foreach (var c in cloneCopies)
+            c.Dispose();
         foreach (var o in owned)
             o.Dispose();
     }

@@ -29,6 +29,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "dense-torchnorm and mf-torchnorm (RMSNorm and rotary as torch ops instead of the managed passes), mf-untiled (KernelSettings.TiledForward off), " +
             "mf-unshared (KernelSettings.TiledSharedForward off: the shared Q/K/V forward tiled only when each table holds 16 MB), " +
             "mf-noprefetch (KernelSettings.PrefetchGatherRows and PrefetchUpdateRows off: no L2 prefetch in the token-major forward nor the fused update), " +
+            "mf-tilecopy (KernelSettings.TileMajorCopyFromUpdate on: the tiled forward reads each table's tile-major copy, kept current by the fused update, instead of copying it every call), " +
             "mf-mixed-noprefetch (mf-mixed with both off), " +
             "dense-fattn and mf-fattn (the managed causal attention, opt-in, instead of libtorch's scaled_dot_product_attention), dense-sdpa and mf-sdpa (SDPA set explicitly), " +
             "dense-rotcopy and mf-rotcopy (KernelSettings.StridedRotaryGradient off: the rotary backward copies ∂L/∂y to contiguous memory first), " +
@@ -88,6 +89,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             }),
         new("mf-sepupdate", "MemoryFormer, the tables' AdamW after the backward instead of inside it (FusedTableUpdate off; same bits)",
             TransformerKind.MemoryFormer, Tweak: k => k.FusedTableUpdate = false),
+        new("mf-tilecopy", "MemoryFormer, the tiled forward reads a tile-major copy kept current by the fused update (TileMajorCopyFromUpdate on; same bits)",
+            TransformerKind.MemoryFormer, Tweak: k => k.TileMajorCopyFromUpdate = true),
         new("dense-bf16", "dense, Linear layers in bf16 with fp32 masters (Bf16DenseLinear on)", TransformerKind.Dense, Tweak: k => k.Bf16DenseLinear = true),
         new("mf-bf16fwd", "MemoryFormer, forward reads a bf16 copy of the tables (Bf16ForwardTables on)", TransformerKind.MemoryFormer,
             Tweak: k => k.Bf16ForwardTables = true),

@@ -65,8 +65,12 @@ internal static class FusedMemoryGather
     /// <param name="copies">Optional, one per table: its layer's bf16 copy (<see cref="Bf16TableCopy"/>), read by a forward that
     /// a backward can follow while <see cref="KernelSettings.Bf16ForwardTables"/> is on, and kept current by an update fused
     /// into the backward.</param>
+    /// <param name="tileCopies">Optional, one per table: its layer's kept tile-major copy (<see cref="TileMajorTableCopy"/>), which the
+    /// tiled forward reads instead of copying the table while <see cref="KernelSettings.TileMajorCopyFromUpdate"/> is on, and which an
+    /// update fused into the backward keeps current (or marks stale).</param>
     public static Tensor[] ApplyMany(Tensor rows, Tensor weights, IReadOnlyList<Tensor> tables,
-        IReadOnlyList<TableGradient?>? gradients = null, IReadOnlyList<Tensor>? biases = null, IReadOnlyList<Bf16TableCopy>? copies = null)
+        IReadOnlyList<TableGradient?>? gradients = null, IReadOnlyList<Tensor>? biases = null, IReadOnlyList<Bf16TableCopy>? copies = null,
+        IReadOnlyList<TileMajorTableCopy>? tileCopies = null)
     {
         ArgumentNullException.ThrowIfNull(tables);
         if (tables.Count == 0)
@@ -85,7 +89,7 @@ internal static class FusedMemoryGather
         bool backwardPossible = is_grad_enabled()
             && (weights.requires_grad || tables.Any(t => t.requires_grad) || (biases?.Any(b => b.requires_grad) ?? false));
         args[^1] = new GradientSinks(tables.ToArray(), gradients?.ToArray() ?? new TableGradient?[tableCount], backwardPossible, biasCount > 0,
-            copies?.ToArray() ?? new Bf16TableCopy?[tableCount]);
+            copies?.ToArray() ?? new Bf16TableCopy?[tableCount], tileCopies?.ToArray() ?? new TileMajorTableCopy?[tableCount]);
         return GatherFunction.apply(args).ToArray();
     }
 
@@ -154,7 +158,8 @@ internal static class FusedMemoryGather
                 if (table16.All(p => p != 0) && Bf16TiledGather.Supports(widths))
                     Bf16TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, table16, widths, biasPtrs, outPtrs);
                 else
-                    TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, TiledGather.Plan.Default, table16);
+                    TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, TiledGather.Plan.Default, table16,
+                        KeptTileCopies(sinks, tables, tablesC, rowLimit, table16));
             }
             else
             {
@@ -278,6 +283,7 @@ internal static class FusedMemoryGather
                         update.Applied = true;
                         // A raw write no bf16 copy followed. No version bump: the table is saved for a retained graph's second backward.
                         sinks.Copies[t]?.Invalidate();
+                        sinks.TileCopies[t]?.Invalidate();
                         result.Add(null!);
                         continue;
                     }
@@ -287,7 +293,7 @@ internal static class FusedMemoryGather
                         hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, smallest, pooled.Chunked);
                         using var narrow = Bf16Rows(grads[t], n, h);
                         rowUpdate.SquaredNorm = TableGradientPass.UpdateAll(new TableGradientPass.RowPass(hits, tablePtrs[t], gradPtrs[t], h, rowPassGw,
-                            Address(narrow), CurrentCopy(sinks, t, tables[t]), readBf16[t]), rowCount, rowUpdate.Kernel());
+                            Address(narrow), CurrentCopy(sinks, t, tables[t]), readBf16[t], TileCopyToWrite(sinks, t, tables[t])), rowCount, rowUpdate.Kernel());
                         rowUpdate.Applied = true;
                         result.Add(null!);
                         continue;
@@ -372,6 +378,40 @@ internal static class FusedMemoryGather
         return result;
     }
 
+    /// <summary>
+    /// The kept tile-major copy each table's tiled forward reads (<see cref="KernelSettings.TileMajorCopyFromUpdate"/>), made current, or 0
+    /// where the forward copies the table itself: switched off, no copy, a table read through its bf16 copy, one that is not the parameter's
+    /// own contiguous storage or has more rows than the call reads; a forward no backward follows only reads a copy already current.
+    /// </summary>
+    private static unsafe nint[] KeptTileCopies(GradientSinks sinks, Tensor[] tables, Tensor[] contiguous, long rowLimit, nint[] table16)
+    {
+        var result = new nint[tables.Length];
+        if (!KernelSettings.Current.TileMajorCopyFromUpdate)
+            return result;
+        for (int t = 0; t < tables.Length; t++)
+        {
+            if (sinks.TileCopies[t] is not { } copy || table16[t] != 0 || !tables[t].is_contiguous() || tables[t].shape[0] != rowLimit)
+                continue;
+            result[t] = sinks.BackwardPossible ? copy.Sync(contiguous[t]) : copy.IsCurrent(contiguous[t]) ? (nint)copy.Pointer : 0;
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// The kept tile-major copy the fused update of table <paramref name="t"/> writes its rows into: the copy when it is current and
+    /// <see cref="KernelSettings.TileMajorCopyFromUpdate"/> is on; otherwise 0, and a copy that was current is marked stale, since the
+    /// update writes the table without bumping its version.
+    /// </summary>
+    private static unsafe nint TileCopyToWrite(GradientSinks sinks, int t, Tensor table)
+    {
+        if (sinks.TileCopies[t] is not { } copy || !copy.IsCurrent(table))
+            return 0;
+        if (KernelSettings.Current.TileMajorCopyFromUpdate)
+            return (nint)copy.Pointer;
+        copy.Invalidate();
+        return 0;
+    }
+
     /// <summary>Table <paramref name="t"/>'s bf16 copy if it holds the table's current values, else 0.</summary>
     private static unsafe nint CurrentCopy(GradientSinks sinks, int t, Tensor table) =>
         sinks.Copies[t] is { } copy && copy.IsCurrent(table) ? (nint)copy.Pointer : 0;
@@ -405,6 +445,7 @@ internal static class FusedMemoryGather
     }
 
     /// <summary>The tables as passed in (their <c>grad</c> is set in the backward), their optional gradient buffers, and
-    /// whether a backward can follow (grad mode on and something requires grad when the node was applied), and the tables' bf16 copies.</summary>
-    private sealed record GradientSinks(Tensor[] Tables, TableGradient?[] Gradients, bool BackwardPossible, bool HasBias, Bf16TableCopy?[] Copies);
+    /// whether a backward can follow (grad mode on and something requires grad when the node was applied), and the tables' bf16 and tile-major copies.</summary>
+    private sealed record GradientSinks(Tensor[] Tables, TableGradient?[] Gradients, bool BackwardPossible, bool HasBias, Bf16TableCopy?[] Copies,
+        TileMajorTableCopy?[] TileCopies);
 }

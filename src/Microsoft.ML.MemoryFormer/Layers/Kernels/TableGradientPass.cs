@@ -104,7 +104,8 @@ internal static unsafe class TableGradientPass
     /// gradient (decay and momentum, as the dense step does). The row's inner products are taken before its update.
     /// fp32 moments take <see cref="AdamWKernel.UpdateRow"/>, bf16 ones <see cref="Bf16Moments.UpdateRow"/> (element index and
     /// salt as in the optimizer's own step, so the same bits).
-    /// With <see cref="RowPass.Table16"/> set, each updated row is also rounded into the table's bf16 copy (<see cref="Bf16TableCopy"/>).
+    /// With <see cref="RowPass.Table16"/> set, each updated row is also rounded into the table's bf16 copy (<see cref="Bf16TableCopy"/>);
+    /// with <see cref="RowPass.TileMajor"/>, its 16-column slices are written into the kept tile-major copy (<see cref="TileMajorTableCopy"/>).
     /// Returns the squared norm of the gradient, summed as <see cref="WriteAll"/> does.
     /// </summary>
     public static double UpdateAll(RowPass pass, int rowCount, BlockedTableGradient.FusedStep step)
@@ -133,8 +134,12 @@ internal static unsafe class TableGradientPass
                         AdamWKernel.UpdateRow((float*)pass.Table + o, g, (float*)step.ExpAvg + o, (float*)step.ExpAvgSq + o, h, step.Coefficients);
                     if (pass.Table16 != 0)                                       // the bf16 copy's row, while the new row is in L1
                         Bf16TableCopy.WriteRow((float*)pass.Table + o, (ushort*)pass.Table16 + o, h);
+                    if (pass.TileMajor != 0)                                     // the tile-major copy's slices, likewise
+                        TileMajorTableCopy.WriteRow((float*)pass.Table + o, h, rowCount, (float*)pass.TileMajor, r);
                 }
             }
+            if (pass.TileMajor != 0)
+                Sse.StoreFence();                                                // the non-temporal slices, before another thread reads them
         });
         return SumInOrder(squares, rowCount);
     }
@@ -200,10 +205,11 @@ internal static unsafe class TableGradientPass
     /// With <see cref="GradOut16"/> set (the paired bf16 copy of ∂L/∂y, <see cref="Bf16GradientRows"/>) every hit reads that
     /// instead of <see cref="GradOut"/> (<see cref="Bf16RowGradientKernel"/>). With <see cref="RoundDots"/> (the forward read the
     /// table's bf16 copy) the inner products take the row rounded to bf16, the values the forward used; <see cref="Table16"/>, when
-    /// set, is that copy, which <see cref="UpdateAll"/> keeps current.
+    /// set, is that copy, which <see cref="UpdateAll"/> keeps current; so is <see cref="TileMajor"/>, when set, the table's kept
+    /// tile-major copy [h/16][R][16] (<see cref="TileMajorTableCopy"/>).
     /// </summary>
     public readonly record struct RowPass(RowHits Hits, nint Table, nint GradOut, int Width, nint WeightGradient, nint GradOut16 = 0,
-        nint Table16 = 0, bool RoundDots = false)
+        nint Table16 = 0, bool RoundDots = false, nint TileMajor = 0)
     {
         /// <summary>Hits of row <paramref name="r"/>; rows past the sorted range (a larger table than the smallest) have none.</summary>
         public int HitCount(int r) => r < Hits.RowCount ? Hits.Starts[r + 1] - Hits.Starts[r] : 0;

@@ -20,7 +20,8 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// scratch, which stays in L2, and walks all tokens, <see cref="Plan.Tokens"/> at a time, each token's tile accumulated
 /// in one AVX-512 register over its hits in those chunks. With more than one chunk group a token's partial tile waits in
 /// a contiguous [N, 16] scratch between groups. The stored table keeps its row-major layout and the copy is rebuilt on
-/// every call, so a table that changed since the last forward cannot be read stale.</para>
+/// every call, so a table that changed since the last forward cannot be read stale; a training forward may instead pass the
+/// layer's kept copy (<see cref="TileMajorTableCopy"/>, <c>KernelSettings.TileMajorCopyFromUpdate</c>), which is current by its own check.</para>
 /// <para>Every output value is the same chain of fused multiply-adds as in today's kernel (bias or zero, then the
 /// chunks in ascending order), so results are bit-identical to it except in the last 1–7 columns of a width that is
 /// not a multiple of 8, where today's kernel adds without fusing. No atomics; nothing depends on the thread count.</para>
@@ -84,8 +85,10 @@ internal static unsafe class TiledGather
     /// <param name="plan">How the work is cut.</param>
     /// <param name="tables16">Optional, per table: a bf16 copy [R_t, h_t] (<see cref="Bf16TableCopy"/>) to read instead of the table
     /// (0: the fp32 table); the tile-major buffer then holds its widened values (exact), so the sums are those of the bf16 table.</param>
+    /// <param name="tileMajor">Optional, per table: a current tile-major copy [h_t/16][rowLimit][16] of the table (<see cref="TileMajorTableCopy"/>,
+    /// 64-byte aligned) read in place of copying the table (0: copy it into the pooled buffer); with <see cref="Plan.TileMajor"/> only.</param>
     public static void Forward(int[] rows, bool chunked, int n, int k, long rowLimit, nint weights, nint[] tables, int[] widths,
-        nint[] biases, nint[] outputs, Plan plan, nint[]? tables16 = null)
+        nint[] biases, nint[] outputs, Plan plan, nint[]? tables16 = null, nint[]? tileMajor = null)
     {
         ArgumentNullException.ThrowIfNull(rows);
         if (n == 0 || k == 0)
@@ -106,7 +109,7 @@ internal static unsafe class TiledGather
             fixed (float* wt = weightsT)
             {
                 Interleave(r, (float*)weights, blocks, k, rt, wt);
-                Run(new Inputs((nint)r, weights, (nint)rt, (nint)wt), tables, widths, biases, outputs, plan, cut, tables16);
+                Run(new Inputs((nint)r, weights, (nint)rt, (nint)wt), tables, widths, biases, outputs, plan, cut, tables16, tileMajor);
             }
         }
         finally
@@ -137,7 +140,7 @@ internal static unsafe class TiledGather
     }
 
     /// <summary>Every table's tiles, split between threads: strided per-thread copies, or through the tile-major buffer.</summary>
-    private static void Run(Inputs inputs, nint[] tables, int[] widths, nint[] biases, nint[] outputs, Plan plan, Cut cut, nint[]? tables16)
+    private static void Run(Inputs inputs, nint[] tables, int[] widths, nint[] biases, nint[] outputs, Plan plan, Cut cut, nint[]? tables16, nint[]? tileMajor)
     {
         int n = cut.N, k = cut.K;
         long rowLimit = cut.RowLimit;
@@ -158,16 +161,21 @@ internal static unsafe class TiledGather
             });
             return;
         }
-        // Tile-major: one table at a time through one pooled buffer [h/16][rowLimit][16].
-        int maxTiles = widths.Max(Tiles);
-        nint buffer = RentBuffer((long)maxTiles * rowLimit * TileWidth, out long bufferFloats);
+        // Tile-major: one table at a time through one pooled buffer [h/16][rowLimit][16], or through the table's own kept copy.
+        bool[] kept = Enumerable.Range(0, tables.Length).Select(t => tileMajor is not null && tileMajor[t] != 0).ToArray();
+        int maxTiles = Enumerable.Range(0, tables.Length).Where(t => !kept[t]).Select(t => Tiles(widths[t])).DefaultIfEmpty(0).Max();
+        long bufferFloats = 0;
+        nint pooled = maxTiles == 0 ? 0 : RentBuffer((long)maxTiles * rowLimit * TileWidth, out bufferFloats);
         try
         {
             for (int t = 0; t < tables.Length; t++)
             {
                 int h = widths[t];
                 nint table = tables[t], bias = biases[t], output = outputs[t];
-                if (tables16 is not null && tables16[t] != 0)
+                nint buffer = pooled;
+                if (kept[t])
+                    buffer = tileMajor![t];                                     // already current: nothing to copy
+                else if (tables16 is not null && tables16[t] != 0)
                     ToTileMajor((ushort*)tables16[t], h, rowLimit, (float*)buffer);
                 else
                     ToTileMajor((float*)table, h, rowLimit, (float*)buffer, plan.StreamingCopy);
@@ -181,7 +189,8 @@ internal static unsafe class TiledGather
         }
         finally
         {
-            ReturnBuffer(buffer, bufferFloats);
+            if (pooled != 0)
+                ReturnBuffer(pooled, bufferFloats);
         }
     }
 
