@@ -18,69 +18,69 @@ internal sealed class KernelSettings
     /// backwards, single-pass AdamW, the fused decode step). Off runs plain libtorch ops, the reference the kernels are
     /// tested against and what CUDA always uses.
     /// </summary>
-    public bool UseFusedKernels { get; set; } = true;
+    public bool UseFusedKernels { get => state.UseFusedKernels; set => state.UseFusedKernels = value; }
 
     /// <summary>Whether the decode step's bf16 and int8 gathers (<c>Layers/Kernels/Bf16Gather.cs</c>, <c>Int8Gather.cs</c>) prefetch their
     /// rows into L2 (<c>prefetcht1</c>) instead of L1 (<c>prefetcht0</c>), as the training gather does: the d = 1024 blocks 1.2–1.7× faster
     /// (docs/benchmarks.md, "Inference gathers: rows prefetched into L2"). Same results either way (a hint only); off for
     /// <c>perf decode-profile</c> to time it.</summary>
-    public bool DecodePrefetchIntoL2 { get; set; } = true;
+    public bool DecodePrefetchIntoL2 { get => state.DecodePrefetchIntoL2; set => state.DecodePrefetchIntoL2 = value; }
 
     /// <summary>Whether small backwards write only the touched rows of a layer's reused gradient buffer
     /// (<c>Layers/Kernels/TableGradient.cs</c>); off writes the whole table.</summary>
-    public bool WriteTouchedRowsOnly { get; set; } = true;
+    public bool WriteTouchedRowsOnly { get => state.WriteTouchedRowsOnly; set => state.WriteTouchedRowsOnly = value; }
 
     /// <summary>Whether the table gradient's row pass also computes the weight gradient (<c>Layers/Kernels/RowGradientKernel.cs</c>);
     /// off takes a separate token-major pass.</summary>
-    public bool WeightGradientInRowPass { get; set; } = true;
+    public bool WeightGradientInRowPass { get => state.WeightGradientInRowPass; set => state.WeightGradientInRowPass = value; }
 
     /// <summary>Whether Memory Layers pass their bias to the gather, which then starts each output row from it; off adds
     /// it afterwards (one more op and autograd node).</summary>
-    public bool FoldBias { get; set; } = true;
+    public bool FoldBias { get => state.FoldBias; set => state.FoldBias = value; }
 
     /// <summary>Whether gradient rows are written with non-temporal stores when aligned; off writes through the cache.</summary>
-    public bool StreamingStores { get; set; } = true;
+    public bool StreamingStores { get => state.StreamingStores; set => state.StreamingStores = value; }
 
     /// <summary>Whether the managed kernels take their outputs and workspaces from blocks the library keeps mapped and
     /// reuses (<c>Layers/Kernels/KernelBuffers.cs</c>); off allocates each through torch (glibc's heap, fresh pages
     /// whenever the heap was trimmed).</summary>
-    public bool ReuseKernelBuffers { get; set; } = true;
+    public bool ReuseKernelBuffers { get => state.ReuseKernelBuffers; set => state.ReuseKernelBuffers = value; }
 
     /// <summary>Whether the gather's backward writes a table gradient block by block without sorting the hits
     /// (<c>Layers/Kernels/BlockedTableGradient.cs</c>) where it applies; off takes the row pass (<c>TableGradientPass</c>).
     /// Off by default: on this project's loaded 2-core machine it did not beat the row pass (docs/benchmarks.md, "Probe");
     /// a table update fused into the backward (<see cref="FusedTableUpdate"/>) runs in whichever of the two passes is on.</summary>
-    public bool BlockedTableGradient { get; set; }
+    public bool BlockedTableGradient { get => state.BlockedTableGradient; set => state.BlockedTableGradient = value; }
 
     /// <summary>Whether an optimizer step armed on a table's gradient buffer (<c>Layers/Kernels/TableUpdate.cs</c>, only with
     /// <c>TrainingOptions.TableGradientClipping</c> other than Global) is applied inside the backward (row pass or blocks); off writes
     /// the gradient and the optimizer takes the same step afterwards.</summary>
-    public bool FusedTableUpdate { get; set; } = true;
+    public bool FusedTableUpdate { get => state.FusedTableUpdate; set => state.FusedTableUpdate = value; }
 
     /// <summary>Whether RMSNorm and rotary (with the split into heads) run as managed passes with custom backwards
     /// (<c>Layers/Kernels/FusedRmsNorm.cs</c>, <c>FusedRotary.cs</c>) while <see cref="UseFusedKernels"/> is on; off runs their
     /// torch ops, for <c>perf train</c> to time what the two save in both models.</summary>
-    public bool FusedNormAndRotary { get; set; } = true;
+    public bool FusedNormAndRotary { get => state.FusedNormAndRotary; set => state.FusedNormAndRotary = value; }
 
     /// <summary>Whether the row pass prefetches the ∂L/∂y rows of the next table row's hits while it works on the current
     /// one (<c>Layers/Kernels/TableGradientPass.cs</c>): those rows are random reads from an [N, h] matrix in L2/L3. Same
     /// results either way; <c>perf layer --engine stopwatch</c> times it off as an extra interleaved call.</summary>
-    public bool PrefetchHitRows { get; set; } = true;
+    public bool PrefetchHitRows { get => state.PrefetchHitRows; set => state.PrefetchHitRows = value; }
 
     /// <summary>Whether the gather's forward serves batches that hit each table row about four times or more one 16-column tile
     /// at a time from L2 (<c>Layers/Kernels/TiledGather.cs</c>); off keeps the token-major kernel for every batch.</summary>
-    public bool TiledForward { get; set; } = true;
+    public bool TiledForward { get => state.TiledForward; set => state.TiledForward = value; }
 
     /// <summary>The tiled forward runs only when every table of the call holds at least this many bytes (or, with
     /// <see cref="TiledSharedForward"/>, a call's several tables together): a single smaller one (d = 256: ML₁'s 10 MB) stays in
     /// the shared L3, where the token-major kernel is as fast (<c>perf probe-forward --width 256</c>, <c>perf profile-phases</c>).</summary>
-    public long TiledForwardMinTableBytes { get; set; } = 16L << 20;
+    public long TiledForwardMinTableBytes { get => state.TiledForwardMinTableBytes; set => state.TiledForwardMinTableBytes = value; }
 
     /// <summary>Whether a gather forward over several tables read with the same rows (the shared Q/K/V) takes the tiled forward
     /// when the tables together hold <see cref="TiledForwardMinTableBytes"/> (3 × 8 MB at d = 256), widths multiples of 8 (the same
     /// bits as the token-major kernel); off, each table must hold that much. The token-major kernel cycles all of the call's tables
     /// through the shared L3 (24 MB at d = 256), where each alone would fit (docs/benchmarks.md, "Memory Layers at d = 256").</summary>
-    public bool TiledSharedForward { get; set; } = true;
+    public bool TiledSharedForward { get => state.TiledSharedForward; set => state.TiledSharedForward = value; }
 
     /// <summary>Whether causal self-attention in training on the CPU (no padding mask, no cache, gradients on) runs the managed
     /// kernel with its own backward (<c>Layers/Kernels/FusedCausalAttention.cs</c>) while <see cref="UseFusedKernels"/> is on;
@@ -89,7 +89,7 @@ internal sealed class KernelSettings
     /// with the same seed, it ended 0.022 and 0.014 bits/byte worse on two seeds and 0.021 better on a third (mean +0.005:
     /// rounding sensitivity, not a measured cost), but the recorded seed's 2.2745 is above the project's 2.258 quality bar
     /// (docs/benchmarks.md, "Training: causal attention").</summary>
-    public bool FusedCausalAttention { get; set; }
+    public bool FusedCausalAttention { get => state.FusedCausalAttention; set => state.FusedCausalAttention = value; }
 
     /// <summary>Whether the backward's row pass reads a bf16 copy of ∂L/∂y (<c>Layers/Kernels/Bf16GradientRows.cs</c>), made once
     /// per table and backward, instead of the fp32 rows: half the bytes of its random row reads, accumulated in fp32. It changes
@@ -99,14 +99,14 @@ internal sealed class KernelSettings
     /// 1,500-step LM benchmark's recorded seed ended at 2.2810 bits/byte against 2.2525 without it, above the 2.258 bar, though seeds
     /// 2 and 3 gave 2.2641 and 2.2491 against 2.2814 and 2.2924 (three-seed mean 0.011 better: rounding sensitivity, not a cost)
     /// (docs/benchmarks.md, "Row pass over a bf16 copy of ∂L/∂y").</summary>
-    public bool Bf16GradientRows { get; set; }
+    public bool Bf16GradientRows { get => state.Bf16GradientRows; set => state.Bf16GradientRows = value; }
 
     /// <summary>Whether the dense baseline's Linear layers (Q/K/V, W_O, the FFN; not the LM head) compute in bf16 with their fp32
     /// weights as masters, as torch autocast does on the CPU (<c>Layers/DenseLinear.cs</c>): x and W cast to bf16 inside the graph,
     /// bf16 GEMMs (oneDNN), the output back to fp32 (the FFN's hidden layer and GELU stay bf16), gradients back to fp32 through
     /// the casts. Off by default; it never touches MemoryFormer. It exists so <c>perf train</c> can time a dense baseline with the
     /// same mixed precision as MemoryFormer's bf16 options (docs/benchmarks.md, "Dense baseline in bf16").</summary>
-    public bool Bf16DenseLinear { get; set; }
+    public bool Bf16DenseLinear { get => state.Bf16DenseLinear; set => state.Bf16DenseLinear = value; }
 
     /// <summary>Whether the training forward of each Memory Layer reads a bf16 copy of its table (<c>Layers/Kernels/Bf16TableCopy.cs</c>)
     /// instead of the fp32 table: the mixed-precision recipe (fp32 master table updated by the optimizer, a bf16 copy read by the
@@ -114,29 +114,29 @@ internal sealed class KernelSettings
     /// products take the same rounded rows. The copy is written by the fused table update row by row and rebuilt whole whenever
     /// the table changed any other way. Only where gradients flow (a forward under no_grad reads fp32) and where libtorch's version
     /// counter can be read. Off by default (docs/benchmarks.md, "Mixed-precision training").</summary>
-    public bool Bf16ForwardTables { get; set; }
+    public bool Bf16ForwardTables { get => state.Bf16ForwardTables; set => state.Bf16ForwardTables = value; }
 
     /// <summary>Whether the fp32 token-major forward gather (<c>Layers/Kernels/RowKernels.cs</c>, <c>WeightedBagSumPrefetched</c>) asks for
     /// the whole table row <see cref="Layers.Kernels.RowKernels.GatherPrefetchAhead"/> hits ahead into L2 (<c>prefetcht1</c>) during its
     /// first column pass, the next token's rows included, as the decode gathers do with theirs: the rows are scattered, so the hardware
     /// prefetcher cannot guess them. The same for the bf16 table copies of <see cref="Bf16ForwardTables"/> (<c>EncoderKernels.BagSumBf16</c>).
     /// Same results either way (a hint only); off for <c>perf</c> to time it.</summary>
-    public bool PrefetchGatherRows { get; set; } = true;
+    public bool PrefetchGatherRows { get => state.PrefetchGatherRows; set => state.PrefetchGatherRows = value; }
 
     /// <summary>Whether the table update fused into the row pass (<see cref="FusedTableUpdate"/>, <c>Layers/Kernels/TableGradientPass.cs</c>)
     /// asks for the table, m and v rows <see cref="Layers.Kernels.TableGradientPass.UpdatePrefetchAhead"/> rows ahead into L2
     /// (<c>prefetcht1</c>). Same results either way (a hint only); off for <c>perf</c> to time it.</summary>
-    public bool PrefetchUpdateRows { get; set; } = true;
+    public bool PrefetchUpdateRows { get => state.PrefetchUpdateRows; set => state.PrefetchUpdateRows = value; }
 
     /// <summary>Whether the managed rotary's backward reads ∂L/∂y where libtorch's CPU attention left it, a [B, H, T, hd] view of
     /// token-major storage (<c>Layers/Kernels/FusedRotary.cs</c>); off copies it to a contiguous tensor first (fresh memory, the path
     /// before 2026-12-06). The same values either way; <c>perf train</c> times it off as dense-rotcopy and mf-rotcopy.</summary>
-    public bool StridedRotaryGradient { get; set; } = true;
+    public bool StridedRotaryGradient { get => state.StridedRotaryGradient; set => state.StridedRotaryGradient = value; }
 
     /// <summary>Whether self-attention copies the heads' outputs into a reused kernel block while a training runs
     /// (<c>Layers/SelfAttention.cs</c>, <c>TokenMajor</c>); off lets <c>reshape</c> copy them into fresh memory (the path before
     /// 2026-12-06). The same values either way; <c>perf train</c> times both of this session's switches off as dense-copies and mf-copies.</summary>
-    public bool PooledAttentionOutput { get; set; } = true;
+    public bool PooledAttentionOutput { get => state.PooledAttentionOutput; set => state.PooledAttentionOutput = value; }
 
     /// <summary>Whether the Memory Layer gather's backward sums each bias gradient (Σ_n ∂L/∂y[n]) with the managed kernel that
     /// reproduces libtorch's order (<c>Layers/Kernels/ColumnSums.cs</c>) instead of the torch op <c>sum(0)</c>, whose OpenMP region
@@ -144,7 +144,7 @@ internal sealed class KernelSettings
     /// this process's libtorch, or the width is not a multiple of 32, the torch op runs). Off by default: on the loaded machine
     /// it saved 2–5% of a step's CPU time but no wall time (docs/benchmarks.md, "Around the Memory Layer kernels at d = 256");
     /// <c>perf train</c>'s mf-managedsums times it on.</summary>
-    public bool ManagedBiasSums { get; set; }
+    public bool ManagedBiasSums { get => state.ManagedBiasSums; set => state.ManagedBiasSums = value; }
 
     /// <summary>Whether a Memory Layer keeps its table's tile-major copy (the <c>[h/16][R][16]</c> layout the tiled forward reads,
     /// <c>Layers/Kernels/TileMajorTableCopy.cs</c>) between steps: the training forward makes it once, the table update fused into
@@ -152,15 +152,14 @@ internal sealed class KernelSettings
     /// Off (the default), the tiled forward copies the table into a pooled buffer on every call. The same values either way. Off
     /// because it did not measurably win (the update's writes cost about what the forward's copy saved) and holds one more fp32
     /// copy of each tiled table (0.8 GiB at d = 512); <c>perf train</c> times it on as mf-tilecopy (docs/benchmarks.md).</summary>
-    public bool TileMajorCopyFromUpdate { get; set; }
+    public bool TileMajorCopyFromUpdate { get => state.TileMajorCopyFromUpdate; set => state.TileMajorCopyFromUpdate = value; }
 
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
         ArgumentNullException.ThrowIfNull(change);
         ArgumentNullException.ThrowIfNull(body);
-        var saved = (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-            FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, ManagedBiasSums, TileMajorCopyFromUpdate);
+        var saved = state with { };
         try
         {
             change(this);
@@ -168,8 +167,39 @@ internal sealed class KernelSettings
         }
         finally
         {
-            (UseFusedKernels, WriteTouchedRowsOnly, WeightGradientInRowPass, FoldBias, StreamingStores, BlockedTableGradient, FusedTableUpdate,
-                FusedNormAndRotary, TiledForward, TiledForwardMinTableBytes, PrefetchHitRows, FusedCausalAttention, ReuseKernelBuffers, Bf16GradientRows, TiledSharedForward, Bf16DenseLinear, Bf16ForwardTables, PrefetchGatherRows, PrefetchUpdateRows, StridedRotaryGradient, PooledAttentionOutput, DecodePrefetchIntoL2, ManagedBiasSums, TileMajorCopyFromUpdate) = saved;
+            state = saved;
         }
+    }
+
+    private State state = new();
+
+    /// <summary>The switches' values, one field per property above with its default: <see cref="With"/> saves and restores
+    /// them as one copy, so a new switch is a property and a field here, nothing else.</summary>
+    private sealed record State
+    {
+        public bool UseFusedKernels = true;
+        public bool DecodePrefetchIntoL2 = true;
+        public bool WriteTouchedRowsOnly = true;
+        public bool WeightGradientInRowPass = true;
+        public bool FoldBias = true;
+        public bool StreamingStores = true;
+        public bool ReuseKernelBuffers = true;
+        public bool FusedTableUpdate = true;
+        public bool FusedNormAndRotary = true;
+        public bool PrefetchHitRows = true;
+        public bool TiledForward = true;
+        public long TiledForwardMinTableBytes = 16L << 20;
+        public bool TiledSharedForward = true;
+        public bool PrefetchGatherRows = true;
+        public bool PrefetchUpdateRows = true;
+        public bool StridedRotaryGradient = true;
+        public bool PooledAttentionOutput = true;
+        public bool BlockedTableGradient;
+        public bool FusedCausalAttention;
+        public bool Bf16GradientRows;
+        public bool Bf16DenseLinear;
+        public bool Bf16ForwardTables;
+        public bool ManagedBiasSums;
+        public bool TileMajorCopyFromUpdate;
     }
 }
