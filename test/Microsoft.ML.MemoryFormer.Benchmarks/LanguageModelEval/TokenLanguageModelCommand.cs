@@ -75,6 +75,15 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         public int[]? Cutoffs => string.IsNullOrWhiteSpace(AdaptiveCutoffs) ? null
             : [.. AdaptiveCutoffs.Split(',', StringSplitOptions.TrimEntries).Select(c => int.Parse(c, CultureInfo.InvariantCulture))];
 
+        [CommandOption("--extra-train <FILES>")]
+        [Description("More training text for both models: comma-separated files under ../shared/data (e.g. " +
+            "\"text/moby_dick.txt,text/tinyshakespeare.txt\"), appended after wikitext2_valid.txt. Default: none.")]
+        public string? ExtraTrain { get; init; }
+
+        /// <summary>The files named by <see cref="ExtraTrain"/>, relative to ../shared/data.</summary>
+        public string[] ExtraTrainFiles => string.IsNullOrWhiteSpace(ExtraTrain) ? []
+            : ExtraTrain.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+
         [CommandOption("--threads <N>")]
         [Description("torch.set_num_threads for the run (the managed kernels follow it). Default: torch's.")]
         public int Threads { get; init; }
@@ -107,9 +116,10 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
     {
         string trainPath = BenchmarkPaths.SharedData(Path.Combine("lm-eval", "wikitext2_valid.txt"));
         string testPath = BenchmarkPaths.SharedData(Path.Combine("lm-eval", "wikitext2_test.txt"));
-        if (!File.Exists(trainPath) || !File.Exists(testPath))
+        var extraPaths = settings.ExtraTrainFiles.Select(BenchmarkPaths.SharedData).ToArray();
+        if (!File.Exists(trainPath) || !File.Exists(testPath) || extraPaths.Any(f => !File.Exists(f)))
         {
-            AnsiConsole.MarkupLineInterpolated($"[yellow]Skipped: {trainPath} or {testPath} not found (developer data, not part of the repository).[/]");
+            AnsiConsole.MarkupLineInterpolated($"[yellow]Skipped: {trainPath}, {testPath} or an --extra-train file not found (developer data, not part of the repository).[/]");
             return 0;
         }
         if (settings.Threads > 0) TorchSharp.torch.set_num_threads(settings.Threads);
@@ -117,7 +127,7 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         string testText = ScoredText(testFile, settings.TestChars, settings.ValidationChars);
         string sealedText = ScoredText(testFile, settings.TestChars, null);
         var ml = new MLContext(Seed);
-        string trainText = File.ReadAllText(trainPath);
+        string trainText = string.Join("\n", extraPaths.Prepend(trainPath).Select(File.ReadAllText));
         string coverage = settings.Cutoffs is { } cutoffs ? Coverage(trainText, cutoffs) : "";
         if (coverage.Length > 0) AnsiConsole.WriteLine(coverage);
         var train = ml.Data.LoadFromEnumerable(new[] { new SmallLanguageModel.Document { Text = trainText } });
@@ -135,6 +145,10 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         if (settings.Output is { } output) File.WriteAllText(output, markdown);
         return 0;
     }
+
+    /// <summary>The words naming the --extra-train files after the training file in the table's note, or nothing.</summary>
+    private static string Extra(Settings settings) =>
+        settings.ExtraTrainFiles.Length == 0 ? "" : " followed by " + string.Join(" and ", settings.ExtraTrainFiles);
 
     /// <summary>The share of the training text's GPT-2 tokens that fall in the adaptive head and in each tail cluster.</summary>
     private static string Coverage(string trainText, int[] cutoffs)
@@ -209,7 +223,7 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         string where = !validation ? string.Create(c, $"the first {testChars:N0} characters")
             : string.Create(c, $"characters {start:N0} to {start + testChars:N0} (tuning text, not the reported test text)");
         text.AppendLine(c, $"GPT-2 tokens, d = {settings.Width}, {settings.Layers} blocks, 4 heads, τ = 8, T = {ContextLength}, batch {settings.Batch}, " +
-            $"seed {Seed}; trained on wikitext2_valid.txt (the train split is not in ../shared/data), scored on {where} " +
+            $"seed {Seed}; trained on wikitext2_valid.txt (the train split is not in ../shared/data){Extra(settings)}, scored on {where} " +
             $"of wikitext2_test.txt ({runs[0].Test.Tokens:N0} tokens, non-overlapping {ContextLength}-token windows).");
         text.AppendLine(settings.Cutoffs is { } cutoffs
             ? $"Output head: adaptive softmax (both models), cutoffs {string.Join(", ", cutoffs)} over tokens ranked by their count in the training text."
