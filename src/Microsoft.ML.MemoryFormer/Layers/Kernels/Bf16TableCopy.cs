@@ -14,78 +14,33 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// nearest bf16, ties to even (<see cref="Bf16Matrix.Round"/>).
 /// </summary>
 /// <remarks>
-/// <para>Never stale: the copy records the table's storage address, shape and libtorch version counter
-/// (<see cref="TableVersion"/>) when it was made, and <see cref="Sync"/> rebuilds it whole whenever any differs (init,
-/// load, a torch-ops optimizer step, the reference path, a user's edit: each bumps the counter or moves the storage).
+/// <para>Never stale (<see cref="KeptTableCopy"/>; the reference path, too, bumps the table's version counter).
 /// The fused table update (<see cref="TableGradientPass.UpdateAll"/>) writes each updated row's copy in the same pass, so
 /// the copy stays current without a bump; every other raw write of a table by this library bumps the counter
 /// (<c>Training/FusedAdamW.cs</c>, the weight loaders); the blocked update, which writes the table inside the backward,
-/// marks the copy stale with <see cref="Invalidate"/> instead.</para>
+/// marks the copy stale with <see cref="KeptTableCopy.Invalidate"/> instead.</para>
 /// <para>Where the version counter cannot be read (<see cref="TableVersion.IsAvailable"/>) no copy is made and the forward
 /// reads the fp32 table.</para>
 /// </remarks>
-internal sealed unsafe class Bf16TableCopy : IDisposable
+internal sealed unsafe class Bf16TableCopy : KeptTableCopy
 {
-    private ushort* values;
-    private long capacity, version = -1;
-    private nint address;
-    private long rows;
-    private int width;
-
     /// <summary>Whether the layer's training forward reads this copy even with <see cref="KernelSettings.Bf16ForwardTables"/> off: set
     /// for the duration of a run by the optimizer of a training with <c>TrainingOptions.MixedPrecisionTables</c>.</summary>
     public bool Requested { get; set; }
 
-    /// <summary>The copy's first value (valid after <see cref="Sync"/> returned non-zero).</summary>
-    public ushort* Pointer => values;
+    /// <summary>The copy's first value (valid after <see cref="KeptTableCopy.Sync"/> returned non-zero).</summary>
+    public ushort* Pointer => (ushort*)Values;
 
-    /// <summary>
-    /// Makes the copy current for <paramref name="table"/> (a contiguous CPU fp32 [R, h]) and returns its address, or 0 where
-    /// no copy can be kept (version counter unavailable). Rebuilds it whole when it is stale.
-    /// </summary>
-    public nint Sync(Tensor table)
+    protected override long BytesFor(long rowCount, int h) => rowCount * h * sizeof(ushort);
+
+    protected override void Fill(Tensor table, long rowCount, int h, byte* destination)
     {
-        if (!TableVersion.IsAvailable)
-            return 0;
-        if (!IsCurrent(table))
-            Rebuild(table);
-        return (nint)values;
-    }
-
-    /// <summary>Whether the copy holds <paramref name="table"/>'s current values (same storage, shape and version).</summary>
-    public bool IsCurrent(Tensor table) =>
-        values != null && version >= 0 && address == (nint)TensorMemory.Address(table) && rows == table.shape[0] && width == table.shape[1]
-        && version == TableVersion.Of(table);
-
-
-    /// <summary>Marks the copy stale, so the next <see cref="Sync"/> rebuilds it: for a raw write of the table inside a backward,
-    /// where bumping the table's version counter would fail a retained graph's second backward (the table is saved for it).</summary>
-    public void Invalidate() => version = -1;
-
-    /// <summary>How many whole rebuilds this copy has made (tests).</summary>
-    internal int Rebuilds { get; private set; }
-
-    private void Rebuild(Tensor table)
-    {
-        long count = table.shape[0] * table.shape[1];
-        if (count > capacity)
-        {
-            Free();
-            values = (ushort*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, count * sizeof(ushort)), 2 << 20);
-            HugePages.Advise(values, count * sizeof(ushort));
-            capacity = count;
-        }
-        (rows, width) = (table.shape[0], (int)table.shape[1]);
-        int h = width;
-        nint src = (nint)TensorMemory.Floats(table), dst = (nint)values;
-        KernelParallel.For((int)rows, h, (start, end) =>
+        nint src = (nint)TensorMemory.Floats(table), dst = (nint)destination;
+        KernelParallel.For((int)rowCount, h, (start, end) =>
         {
             for (long r = start; r < end; r++)
                 WriteRow((float*)src + (r * h), (ushort*)dst + (r * h), h);
         });
-        address = (nint)TensorMemory.Address(table);
-        version = TableVersion.Of(table);
-        Rebuilds++;
     }
 
     /// <summary>dst[0..h) = bf16(src[0..h)), round to nearest, ties to even (NaN stays NaN): one row of the copy.</summary>
@@ -150,16 +105,4 @@ internal sealed unsafe class Bf16TableCopy : IDisposable
     /// <summary>16 bf16 → 16 fp32 (exact).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Widen(ushort* p) => (Avx512F.ConvertToVector512UInt32(Vector256.Load(p)) << 16).AsSingle();
-
-    private void Free()
-    {
-        if (values != null)
-            NativeMemory.AlignedFree(values);
-        values = null;
-        capacity = 0;
-        version = -1;
-    }
-
-    /// <summary>Frees the copy.</summary>
-    public void Dispose() => Free();
 }

@@ -15,68 +15,22 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// copied, so the forward's sums are the same bits either way.
 /// </summary>
 /// <remarks>
-/// <para>Never stale, as <see cref="Bf16TableCopy"/>: the copy records the table's storage address, shape and libtorch version
-/// counter (<see cref="TableVersion"/>) when it was made, and <see cref="Sync"/> rebuilds it whole when any differs (init, load, a
-/// torch-ops optimizer step, a user's edit under no_grad: each bumps the counter or moves the storage). The fused update writes
-/// the table without a bump, so it must either write this copy too or call <see cref="Invalidate"/>: the backward does the first
-/// while the switch is on and the copy is current, the second otherwise (the blocked update included).</para>
+/// <para>Never stale (<see cref="KeptTableCopy"/>). The fused update writes the table without a version bump, so it either writes
+/// this copy too or calls <see cref="KeptTableCopy.Invalidate"/>: the backward does the first while the switch is on and the copy
+/// is current, the second otherwise (the blocked update included).</para>
 /// <para>Memory: one more fp32 copy of each table the tiled forward reads (d = 512: 33.5 MB a table), held for the layer's life;
 /// without it the forward copies into one pooled buffer of the largest such table, shared by all layers.</para>
 /// </remarks>
-internal sealed unsafe class TileMajorTableCopy : IDisposable
+internal sealed unsafe class TileMajorTableCopy : KeptTableCopy
 {
-    private float* values;
-    private long capacity, version = -1;
-    private nint address;
-    private long rows;
-    private int width;
+    /// <summary>The copy's first value (valid while <see cref="KeptTableCopy.IsCurrent"/>).</summary>
+    public float* Pointer => (float*)Values;
 
-    /// <summary>The copy's first value (valid while <see cref="IsCurrent"/>).</summary>
-    public float* Pointer => values;
+    protected override long BytesFor(long rowCount, int h) =>
+        ((h + TiledGather.TileWidth - 1) / TiledGather.TileWidth) * rowCount * TiledGather.TileWidth * sizeof(float);
 
-    /// <summary>The bytes the copy holds (0 before the first <see cref="Sync"/>).</summary>
-    public long Bytes => capacity * sizeof(float);
-
-    /// <summary>How many whole rebuilds this copy has made (tests).</summary>
-    internal int Rebuilds { get; private set; }
-
-    /// <summary>
-    /// Makes the copy current for <paramref name="table"/> (a contiguous CPU fp32 [R, h]) and returns its address, or 0 where no
-    /// copy can be kept (version counter unavailable). Rebuilds it whole when it is stale.
-    /// </summary>
-    public nint Sync(Tensor table)
-    {
-        if (!TableVersion.IsAvailable)
-            return 0;
-        if (!IsCurrent(table))
-            Rebuild(table);
-        return (nint)values;
-    }
-
-    /// <summary>Whether the copy holds <paramref name="table"/>'s current values (same storage, shape and version).</summary>
-    public bool IsCurrent(Tensor table) =>
-        values != null && version >= 0 && address == (nint)TensorMemory.Address(table) && rows == table.shape[0] && width == table.shape[1]
-        && version == TableVersion.Of(table);
-
-    /// <summary>Marks the copy stale, so the next <see cref="Sync"/> rebuilds it (a raw write of the table this copy did not follow).</summary>
-    public void Invalidate() => version = -1;
-
-    private void Rebuild(Tensor table)
-    {
-        (rows, width) = (table.shape[0], (int)table.shape[1]);
-        long count = ((width + TiledGather.TileWidth - 1) / TiledGather.TileWidth) * rows * TiledGather.TileWidth;
-        if (count > capacity)
-        {
-            Free();
-            values = (float*)NativeMemory.AlignedAlloc((nuint)(count * sizeof(float)), 2 << 20);
-            HugePages.Advise(values, count * sizeof(float));
-            capacity = count;
-        }
-        TiledGather.ToTileMajor(TensorMemory.Floats(table), width, rows, values, streaming: true);
-        address = (nint)TensorMemory.Address(table);
-        version = TableVersion.Of(table);
-        Rebuilds++;
-    }
+    protected override void Fill(Tensor table, long rowCount, int h, byte* destination) =>
+        TiledGather.ToTileMajor(TensorMemory.Floats(table), h, rowCount, (float*)destination, streaming: true);
 
     /// <summary>
     /// Writes table row <paramref name="r"/> (<paramref name="row"/>, h floats) into a tile-major copy [h/16][rowCount][16] at
@@ -99,16 +53,4 @@ internal sealed unsafe class TileMajorTableCopy : IDisposable
             Avx512F.StoreAlignedNonTemporal(d + (tile * stride), Vector512.Load(last));
         }
     }
-
-    private void Free()
-    {
-        if (values != null)
-            NativeMemory.AlignedFree(values);
-        values = null;
-        capacity = 0;
-        version = -1;
-    }
-
-    /// <summary>Frees the copy.</summary>
-    public void Dispose() => Free();
 }
