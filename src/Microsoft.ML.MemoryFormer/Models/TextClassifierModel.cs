@@ -105,6 +105,13 @@ internal sealed class TextClassifierModel : IDisposable
     /// gained 0–8 %; the benchmark and the equality tests switch it on.</summary>
     internal bool ShareFirstProjections { get; set; }
 
+    /// <summary>Keep the fused encoder's working memory from one call to the next (<see cref="FusedEncoderMemory"/>: no
+    /// ≈ 10 MB of fresh pinned arrays, and the gen-2 collections they caused, per call). On by default; the benchmark
+    /// switches it off to compare.</summary>
+    internal bool KeepFusedMemory { get; set; } = true;
+
+    private readonly FusedEncoderMemory.Pool fusedMemory = new();
+
     private Dictionary<nint, Bf16Matrix>? bf16Tables;
 
     /// <summary>The precision the fused scoring encoder computes in (<see cref="UseInferencePrecision"/>).</summary>
@@ -228,8 +235,9 @@ internal sealed class TextClassifierModel : IDisposable
     private void FusedWindowLogits(int[][] windows, float[] windowLogits, ScoringProfile? profile, ref long start)
     {
         bool bf16 = bf16Tables is not null;
+        var memory = KeepFusedMemory ? fusedMemory.Take() : null;
         var fused = new FusedEncoder(network.Backbone, UseTableMajorGathers && !bf16, simd: UseEncoderSimdKernels,
-            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections);
+            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections, memory: memory);
         for (int first = 0; first < windows.Length;)
         {
             int end = first + 1;
@@ -252,6 +260,8 @@ internal sealed class TextClassifierModel : IDisposable
             if (profile is not null) profile.HeadMs += Elapsed(ref start);
             first = end;
         }
+        if (memory is not null)
+            fusedMemory.Return(memory);                                          // not on an exception: a fresh one next time
     }
 
     /// <summary>Window logits [W, C] through the torch modules, windows sorted by length into padded batches (<see cref="WindowBatches"/>).</summary>

@@ -59,6 +59,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [DefaultValue(0)]
         public int EncoderReps { get; init; }
 
+        [CommandOption("--row-kinds")]
+        [Description("Which rows to score: long, short or both (comma-separated). Default long,short.")]
+        [DefaultValue("long,short")]
+        public string RowKinds { get; init; } = "long,short";
+
         public override ValidationResult Validate() =>
             EncoderReps < 0 ? ValidationResult.Error("--encoder-reps must be 0 or positive")
             : LongRows < 1 || ShortRows < 1 || EngineRows < 1 ? ValidationResult.Error("--long-rows, --short-rows and --engine-rows must be positive")
@@ -101,7 +106,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var (gflops, copy) = MachineFigures.Figures(settings);
 
         var table = new PerfTable("scoring", "Text-classification scoring: default architecture (d=128, 2 blocks, GPT-2, 128-token windows × ≤ 4)",
-            "rows", "path", "Transform rows/s", "Transform tokens/s", "PredictionEngine rows/s", "Transform speed-up, wall (reference ÷ path)", "Transform speed-up, CPU time", "PredictionEngine speed-up, wall", "max |Δ log p|, argmax equal");
+            "rows", "path", "Transform rows/s", "Transform tokens/s", "PredictionEngine rows/s", "Transform speed-up, wall (reference ÷ path)", "Transform speed-up, CPU time", "PredictionEngine speed-up, wall", "max |Δ log p|, argmax equal", "MB allocated, gen-2 GCs per pass");
         var phases = new PerfTable("scoring-phases", "Where one Transform pass goes (ms per pass, from the same model's profile)",
             "rows", "path", "tokenize", "window/pad", "encoder forward", "pooling/head", "ML.NET overhead", "Transform total", "padded ÷ real tokens");
         var parts = new PerfTable("scoring-fused-parts", "Where the fused encoder's forward goes (ms per Transform pass, both blocks together)",
@@ -111,7 +116,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             .Select(b => int.Parse(b, CultureInfo.InvariantCulture)).Where(b => b != defaultBudget).ToArray();
         foreach (var (name, rows) in new[] { ("long", longRows), ("short", shortRows) })
         {
-            if (rows is null) continue;
+            if (rows is null || !settings.RowKinds.Split(',', StringSplitOptions.TrimEntries).Contains(name)) continue;
             var data = ml.Data.LoadFromEnumerable(rows.Select(t => new Row { Text = t, Label = "a" }));
             long tokens = rows.Sum(t => CountTokens(model, t));
             var paths = new List<(string Name, Action<TextClassifierModel> Set)>
@@ -119,6 +124,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 ("reference (one padded batch per call)", m => Fused(m, false, defaultBudget, reference: true)),
                 ($"fused encoder, every token's first Q/K/V, {defaultBudget} tokens per group (default)", m => Fused(m, true, defaultBudget)),
                 ("fused encoder, first Q/K/V once per distinct id (internal switch, off)", m => Fused(m, true, defaultBudget, share: true)),
+                ("fused encoder, fresh working memory per call (before)", m => Fused(m, true, defaultBudget, keep: false)),
+                ("fused encoder, first Q/K/V once per distinct id, fresh working memory per call (before)", m => Fused(m, true, defaultBudget, share: true, keep: false)),
                 ("fused encoder, bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16)),
             };
             if (settings.LegacyPaths)
@@ -131,7 +138,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             paths.AddRange(budgets.Select(b => ($"batched, torch modules ({b} tokens per batch)", (Action<TextClassifierModel>)(m => Fused(m, false, b)))));
             paths.AddRange(budgets.Select(b => ($"fused encoder ({b} tokens per group)", (Action<TextClassifierModel>)(m => Fused(m, true, b)))));
 
-            var (transformMs, transformCpuMs) = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(),
+            var (transformMs, transformCpuMs, allocatedMb, gen2) = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(),
                 () => TimeTransform(transformer, data, rows.Length), rounds);
             var engineRows = rows.Take(settings.EngineRows).ToArray();
             using var engine = ml.Model.CreatePredictionEngine<Row, Scored>(transformer, new PredictionEngineOptions { OwnsTransformer = false });
@@ -148,7 +155,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 table.AddRow(name, paths[i].Name, Rate(rows.Length, transformMs[i]), Rate(tokens, transformMs[i]), Rate(engineRows.Length, engineMs[i]),
                     FormattableString.Invariant($"{transformMs[0] / transformMs[i]:F2}×"), FormattableString.Invariant($"{transformCpuMs[0] / transformCpuMs[i]:F2}×"),
                     FormattableString.Invariant($"{engineMs[0] / engineMs[i]:F2}×"),
-                    FormattableString.Invariant($"{diff:g2}, {same}/{rows.Length}"));
+                    FormattableString.Invariant($"{diff:g2}, {same}/{rows.Length}"), FormattableString.Invariant($"{allocatedMb[i]:F1}, {gen2[i]:F1}"));
 
                 var profile = model.Profile = new ScoringProfile();
                 double total = TimeTransform(transformer, data, rows.Length);
@@ -288,19 +295,21 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = false,
-        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32)
+        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true)
     {
-        (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch) =
-            (reference, fused, simd, share, budget);
+        (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.KeepFusedMemory) =
+            (reference, fused, simd, share, budget, keep);
         if (m.InferencePrecision != precision) m.UseInferencePrecision(precision);
     }
 
     /// <summary>Median wall and process CPU milliseconds of <paramref name="body"/> after each of <paramref name="setups"/>,
     /// one call each per round, in a rotating order (<see cref="Timing.Rotation"/>), after one warm-up round; the set-ups are not timed.</summary>
-    private static (double[] Wall, double[] Cpu) InterleaveWithCpu(IReadOnlyList<Action> setups, Action body, int rounds)
+    private static (double[] Wall, double[] Cpu, double[] AllocatedMb, double[] Gen2) InterleaveWithCpu(IReadOnlyList<Action> setups, Action body, int rounds)
     {
         var wall = setups.Select(_ => new double[rounds]).ToArray();
         var cpu = setups.Select(_ => new double[rounds]).ToArray();
+        var allocated = setups.Select(_ => new double[rounds]).ToArray();
+        var gen2 = setups.Select(_ => new double[rounds]).ToArray();
         using var process = Process.GetCurrentProcess();
         for (int round = -1; round < rounds; round++)
             foreach (int b in Timing.Rotation(setups.Count, round))
@@ -308,6 +317,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 setups[b]();
                 process.Refresh();
                 var cpuStart = process.TotalProcessorTime;
+                long bytes = GC.GetTotalAllocatedBytes(), collections = GC.CollectionCount(2);
                 long start = Stopwatch.GetTimestamp();
                 body();
                 double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
@@ -315,8 +325,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 if (round < 0) continue;
                 wall[b][round] = ms;
                 cpu[b][round] = (process.TotalProcessorTime - cpuStart).TotalMilliseconds;
+                allocated[b][round] = (GC.GetTotalAllocatedBytes() - bytes) / 1e6;
+                gen2[b][round] = GC.CollectionCount(2) - collections;
             }
-        return (wall.Select(Timing.Median).ToArray(), cpu.Select(Timing.Median).ToArray());
+        return (wall.Select(Timing.Median).ToArray(), cpu.Select(Timing.Median).ToArray(), allocated.Select(Timing.Median).ToArray(), gen2.Select(a => a.Average()).ToArray());
     }
 
     private static int ArgMax(float[] values) => Array.IndexOf(values, values.Max());

@@ -25,7 +25,12 @@ internal sealed unsafe class FusedEncoder
     private readonly int width;
     private readonly long vocabulary;
     private readonly bool staged;
-    private float[] buffer = [];
+    private readonly FusedEncoderMemory memory;
+
+    /// <summary>With shared first-block projections, the largest share of a group's tokens whose id is new (not met
+    /// earlier in this encoder's calls) for which the group still takes the shared rows; above it the group computes per
+    /// token, as copying each token's row then saves little (a group of mostly distinct ids).</summary>
+    public const double MaxNewIdShare = 0.75;
 
     /// <summary>Reads the backbone's parameters; <see cref="Supports"/> must be true.</summary>
     /// <param name="backbone">The encoder.</param>
@@ -40,11 +45,14 @@ internal sealed unsafe class FusedEncoder
     /// table in fp32 (<c>TextClassifierModel.UseInferencePrecision</c>).</param>
     /// <param name="shareFirstProjections">Compute the first block's Q, K and V before rotary once per distinct token id of
     /// the encoder's calls (<see cref="FusedEncoderBlock.Project"/>) instead of once per token: they depend on the id alone,
-    /// so the results are the same bits. Off by default (<see cref="TextClassifierModel.ShareFirstProjections"/>).</param>
+    /// so the results are the same bits. A group where more than <see cref="MaxNewIdShare"/> of the tokens bring an id not
+    /// met before computes per token instead (<see cref="TextClassifierModel.ShareFirstProjections"/>).</param>
+    /// <param name="memory">Working memory kept across calls (<see cref="FusedEncoderMemory.Pool"/>), or null for fresh arrays.</param>
     public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true,
-        Func<Tensor, Bf16Matrix?>? bf16 = null, bool shareFirstProjections = false)
+        Func<Tensor, Bf16Matrix?>? bf16 = null, bool shareFirstProjections = false, FusedEncoderMemory? memory = null)
     {
         this.backbone = backbone;
+        this.memory = memory ?? new FusedEncoderMemory();
         width = backbone.Config.Width;
         blocks = backbone.Blocks.Select(b => new FusedEncoderBlock(b, backbone.Config, bf16)).ToArray();
         embedding = TensorMemory.Floats(backbone.Embedding.weight!);
@@ -55,7 +63,7 @@ internal sealed unsafe class FusedEncoder
         this.staged = (staged || tableMajor) && blocks.All(b => b.TableMajor);
         foreach (var block in blocks)
             (block.TableMajorGathers, block.Simd) = (tableMajor, simd);
-        projections = shareFirstProjections && !this.staged && blocks.Length > 0 ? new FirstProjections(blocks[0], width, vocabulary) : null;
+        projections = shareFirstProjections && !this.staged && blocks.Length > 0 ? new FirstProjections(blocks[0], width, vocabulary, this.memory) : null;
     }
 
     private readonly FirstProjections? projections;
@@ -100,8 +108,9 @@ internal sealed unsafe class FusedEncoder
         int n = starts[^1];
         long scratchSize = staged ? blocks.Max(b => b.ScratchFloats(n)) : 0;
         long size = (5L * n * width) + scratchSize;
-        if (buffer.LongLength < size)
-            buffer = GC.AllocateUninitializedArray<float>(checked((int)size), pinned: true);
+        if (memory.Activations.LongLength < size)
+            memory.Activations = GC.AllocateUninitializedArray<float>(checked((int)size), pinned: true);
+        var buffer = memory.Activations;
         float* x = (float*)Unsafe.AsPointer(ref buffer[0]);
         float* q = x + ((long)n * width), k = q + ((long)n * width), v = k + ((long)n * width), attended = v + ((long)n * width);
         float* scratch = staged ? attended + ((long)n * width) : null;
@@ -167,36 +176,39 @@ internal sealed unsafe class FusedEncoder
     /// The first block's Q, K, V before rotary of each distinct token id met by this encoder, [U, 3·d] rows computed once
     /// per id (<see cref="FusedEncoderBlock.Project"/>) and copied per token: the first block's input is the token's
     /// embedding row, so they depend on the id alone (a scoring call of English text has ≈ 0.13–0.15 distinct ids per
-    /// token). Groups of fewer than <see cref="MinTokens"/> tokens (a PredictionEngine call of a short row) compute per token
-    /// instead. Bounded: past <see cref="MaxRows"/> ids it starts over.
+    /// token). Groups of fewer than <see cref="MinTokens"/> tokens (a PredictionEngine call of a short row), and groups
+    /// whose new ids exceed <see cref="MaxNewIdShare"/> of their tokens, compute per token instead. Bounded: past
+    /// <see cref="MaxRows"/> ids it starts over. The arrays live in <see cref="FusedEncoderMemory"/>; the rows are this
+    /// encoder's own (the slot array is reset on its first use).
     /// </summary>
-    private sealed class FirstProjections(FusedEncoderBlock block, int width, long vocabulary)
+    private sealed class FirstProjections(FusedEncoderBlock block, int width, long vocabulary, FusedEncoderMemory memory)
     {
         /// <summary>Fewest tokens of a group that take the shared rows.</summary>
         public const int MinTokens = 256;
 
-        private int[]? slotOfId;                                                 // [vocabulary], −1 = no row yet
         private readonly int maxRows = (int)Math.Max(4096, Math.Min(65536, (64L << 20) / (12L * width)));
-        private float[] rows = [];
+        private bool started;
         private int count;
 
         /// <summary>Most distinct ids kept.</summary>
         public int MaxRows => maxRows;
 
         /// <summary>The rows; valid until the next <see cref="Slots"/>.</summary>
-        public float* Rows => (float*)Unsafe.AsPointer(ref rows[0]);
+        public float* Rows => (float*)Unsafe.AsPointer(ref memory.Rows[0]);
 
         /// <summary>Each token's row (computing the rows of ids not met before from their embedding rows), or null when the
-        /// group is too small to share.</summary>
+        /// group is too small to share or brings too many new ids.</summary>
         public int[]? Slots(IReadOnlyList<int[]> windows, float* embedding, int n, ScoringProfile? profile)
         {
             if (n < MinTokens)
                 return null;
-            if (slotOfId is null || count + n > maxRows)                         // first use, or start over
+            var slotOfId = memory.SlotOfId;
+            if (!started || slotOfId is null || count + n > maxRows)             // first use, or start over
             {
-                slotOfId ??= new int[checked((int)vocabulary)];
+                if (slotOfId is null || slotOfId.LongLength < vocabulary)
+                    slotOfId = memory.SlotOfId = new int[checked((int)vocabulary)];
                 Array.Fill(slotOfId, -1);
-                count = 0;
+                (count, started) = (0, true);
             }
             var slots = new int[n];
             var fresh = new List<int>();
@@ -212,6 +224,12 @@ internal sealed unsafe class FusedEncoder
                     }
                     slots[t++] = slot;
                 }
+            if (fresh.Count > MaxNewIdShare * n)                                 // mostly new ids: per token is as cheap
+            {
+                foreach (int id in fresh)
+                    slotOfId[id] = -1;
+                return null;
+            }
             if (fresh.Count > 0)
                 Add(fresh, embedding);
             if (profile is not null) profile.FusedFirstBlockRows += fresh.Count;
@@ -221,11 +239,12 @@ internal sealed unsafe class FusedEncoder
         private void Add(List<int> fresh, float* embedding)
         {
             long needed = 3L * width * (count + fresh.Count);
+            var rows = memory.Rows;
             if (rows.LongLength < needed)
             {
                 var grown = GC.AllocateUninitializedArray<float>(checked((int)Math.Max(needed, Math.Min(2L * rows.LongLength, 3L * width * maxRows))), pinned: true);
-                Array.Copy(rows, grown, 3L * width * count);
-                rows = grown;
+                Array.Copy(rows, grown, Math.Min(rows.LongLength, 3L * width * count));
+                rows = memory.Rows = grown;
             }
             block.Project(embedding, fresh.ToArray(), fresh.Count, Rows + (3L * width * count));
             count += fresh.Count;
