@@ -100,10 +100,12 @@ internal sealed class TextClassifierModel : IDisposable
     internal bool UseEncoderSimdKernels { get; set; } = true;
 
     /// <summary>In the fused encoder, compute the first block's Q, K and V once per distinct token id of a call rather than
-    /// once per token (<see cref="FusedEncoder"/>: the same bits). Off: on an idle machine (docs/benchmarks.md, "Idle re-run
-    /// after the night merges") short-row Transform passes ran 25–30 % slower with it in three of four runs while long rows
-    /// gained 0–8 %; the benchmark and the equality tests switch it on.</summary>
-    internal bool ShareFirstProjections { get; set; }
+    /// once per token (<see cref="FusedEncoder"/>: the same bits); a group whose new ids exceed
+    /// <see cref="FusedEncoder.MaxNewIdShare"/> of its tokens, or of fewer than 256 tokens, computes per token. On by default
+    /// since the working memory is kept across calls (<see cref="KeepFusedMemory"/>): its short-row loss of 2026-12-06 02:41
+    /// came from the fresh arrays' gen-2 collections, not from the sharing (docs/benchmarks.md, "Scoring, fourth round");
+    /// the benchmark and the equality tests switch it off to compare.</summary>
+    internal bool ShareFirstProjections { get; set; } = true;
 
     /// <summary>Keep the fused encoder's working memory from one call to the next (<see cref="FusedEncoderMemory"/>: no
     /// ≈ 10 MB of fresh pinned arrays, and the gen-2 collections they caused, per call). On by default; the benchmark

@@ -122,17 +122,16 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             var paths = new List<(string Name, Action<TextClassifierModel> Set)>
             {
                 ("reference (one padded batch per call)", m => Fused(m, false, defaultBudget, reference: true)),
-                ($"fused encoder, every token's first Q/K/V, {defaultBudget} tokens per group (default)", m => Fused(m, true, defaultBudget)),
-                ("fused encoder, first Q/K/V once per distinct id (internal switch, off)", m => Fused(m, true, defaultBudget, share: true)),
-                ("fused encoder, fresh working memory per call (before)", m => Fused(m, true, defaultBudget, keep: false)),
-                ("fused encoder, first Q/K/V once per distinct id, fresh working memory per call (before)", m => Fused(m, true, defaultBudget, share: true, keep: false)),
+                ($"fused encoder, every token's first Q/K/V, fresh working memory per call, {defaultBudget} tokens per group (before)", m => Fused(m, true, defaultBudget, share: false, keep: false)),
+                ("fused encoder, every token's first Q/K/V, kept working memory", m => Fused(m, true, defaultBudget, share: false)),
+                ($"fused encoder, first Q/K/V once per distinct id, kept working memory (default)", m => Fused(m, true, defaultBudget)),
                 ("fused encoder, bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16)),
             };
             if (settings.LegacyPaths)
                 paths.InsertRange(1,
                 [
                     ($"batched, torch modules ({defaultBudget} tokens per batch)", m => Fused(m, false, defaultBudget)),
-                    ("fused encoder, scalar per-token kernels, every token's first Q/K/V", m => Fused(m, true, defaultBudget, simd: false)),
+                    ("fused encoder, scalar per-token kernels, every token's first Q/K/V", m => Fused(m, true, defaultBudget, simd: false, share: false)),
                 ]);
             int fusedIndex = paths.FindIndex(p => p.Name.EndsWith("(default)", StringComparison.Ordinal));
             paths.AddRange(budgets.Select(b => ($"batched, torch modules ({b} tokens per batch)", (Action<TextClassifierModel>)(m => Fused(m, false, b)))));
@@ -177,7 +176,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         table.AddNote("reference: Transform reads the training batch size (32) of rows per model call and scores them as one batch padded to its longest window; batched: at least 256 rows per call, windows sorted by length into batches padded to their own longest");
         table.AddNote("fused encoder (the default since 2026-12-05): the batched path's encoder as one managed inference forward (Layers/Kernels/FusedEncoder.cs), windows packed unpadded; \"batched, torch modules\" is the default before it");
         table.AddNote("fused encoder: SIMD per-token kernels (Layers/Kernels/EncoderKernels.cs: norms, rotary, bag sums with the row in AVX-512 registers; the default since 2026-12-05 04:30); \"scalar per-token kernels\": the decode step's, as before");
-        table.AddNote("first Q/K/V once per distinct id (TextClassifierModel.ShareFirstProjections, internal, off: idle, short-row Transform passes ran 25–30 % slower with it in three of four runs, long rows gained 0–8 %): the first block's Q, K, V before rotary depend on the token id alone, so they are computed once per distinct id of a call and copied (the same bits); bf16: TextClassifierModel.UseInferencePrecision(BFloat16), bf16 copies of the Memory Layer tables; bf16 attention left the library (measured no faster: docs/benchmarks.md, \"Scoring, third round\"); perf scoring-bf16-probe times it alone");
+        table.AddNote("first Q/K/V once per distinct id (TextClassifierModel.ShareFirstProjections, the default since 2026-12-06 s13; a group whose new ids exceed 75 % of its tokens computes per token): the first block's Q, K, V before rotary depend on the token id alone, so they are computed once per distinct id of a call and copied (the same bits); kept working memory (TextClassifierModel.KeepFusedMemory, default): the encoder's buffers are reused from call to call instead of fresh pinned arrays; bf16: TextClassifierModel.UseInferencePrecision(BFloat16), bf16 copies of the Memory Layer tables");
         table.AddNote(machine);
         phases.AddNote("ML.NET overhead = Transform total − the four phases (cursors, getters, output columns)");
         phases.AddNote(machine);
@@ -207,11 +206,13 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var pooling = model.Network.Head.Pooling;
         var copies = backbone.modules().OfType<Layers.MemoryLayer>().ToDictionary(l => Layers.Kernels.TensorMemory.Key(l.Table), l => Layers.Kernels.Bf16Matrix.From(l.Table));
         Func<TorchSharp.torch.Tensor, Layers.Kernels.Bf16Matrix?> bf16 = t => copies.GetValueOrDefault(Layers.Kernels.TensorMemory.Key(t));
+        var kept = new[] { new Layers.Kernels.FusedEncoderMemory(), new Layers.Kernels.FusedEncoderMemory(), new Layers.Kernels.FusedEncoderMemory() };
         var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
-            ("per token, SIMD kernels, every token's first Q/K/V (default)", () => new Layers.Kernels.FusedEncoder(backbone)),
-            ("per token, first Q/K/V once per distinct id (internal switch, off)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true)),
-            ("bf16 tables (opt-in BFloat16)", () => new Layers.Kernels.FusedEncoder(backbone, bf16: bf16)),
+            ("every token's first Q/K/V, fresh memory per call (before)", () => new Layers.Kernels.FusedEncoder(backbone)),
+            ("every token's first Q/K/V, kept memory", () => new Layers.Kernels.FusedEncoder(backbone, memory: kept[0])),
+            ("first Q/K/V once per distinct id, kept memory", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[1])),
+            ("bf16 tables (opt-in BFloat16), kept memory", () => new Layers.Kernels.FusedEncoder(backbone, bf16: bf16, memory: kept[2])),
         };
         var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 8).ToArray()).ToArray();
         using var noGrad = TorchSharp.torch.no_grad();
@@ -294,7 +295,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     }
 
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
-    private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = false,
+    private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true)
     {
         (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.KeepFusedMemory) =
