@@ -114,6 +114,11 @@ internal sealed class TextClassifierModel : IDisposable
 
     private readonly FusedEncoderMemory.Pool fusedMemory = new();
 
+    /// <summary>In the fused encoder, run every block over a few windows at a time, pieces in parallel (one fork/join per
+    /// group, activations kept in cache from block to block) rather than each block's passes over the whole group in turn;
+    /// the same bits. On by default; the benchmark switches it off to compare.</summary>
+    internal bool UseWindowMajorPasses { get; set; } = true;
+
     private Dictionary<nint, Bf16Matrix>? bf16Tables;
 
     /// <summary>The precision the fused scoring encoder computes in (<see cref="UseInferencePrecision"/>).</summary>
@@ -239,7 +244,7 @@ internal sealed class TextClassifierModel : IDisposable
         bool bf16 = bf16Tables is not null;
         var memory = KeepFusedMemory ? fusedMemory.Take() : null;
         var fused = new FusedEncoder(network.Backbone, UseTableMajorGathers && !bf16, simd: UseEncoderSimdKernels,
-            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections, memory: memory);
+            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections, memory: memory, windowMajor: UseWindowMajorPasses);
         for (int first = 0; first < windows.Length;)
         {
             int end = first + 1;

@@ -64,6 +64,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [DefaultValue("long,short")]
         public string RowKinds { get; init; } = "long,short";
 
+        [CommandOption("--encoder-only")]
+        [Description("Only the encoder-alone tables (--encoder-reps, default 20 then): no Transform or PredictionEngine timing.")]
+        public bool EncoderOnly { get; init; }
+
         public override ValidationResult Validate() =>
             EncoderReps < 0 ? ValidationResult.Error("--encoder-reps must be 0 or positive")
             : LongRows < 1 || ShortRows < 1 || EngineRows < 1 ? ValidationResult.Error("--long-rows, --short-rows and --engine-rows must be positive")
@@ -114,6 +118,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         int defaultBudget = model.ScoringTokensPerBatch;
         var budgets = settings.Budgets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(b => int.Parse(b, CultureInfo.InvariantCulture)).Where(b => b != defaultBudget).ToArray();
+        if (settings.EncoderOnly)
+        {
+            EncoderParts(model, longRows, settings.EncoderReps > 0 ? settings.EncoderReps : 20, MachineLine(gflops, copy), settings.Output, gathers: false);
+            return 0;
+        }
         foreach (var (name, rows) in new[] { ("long", longRows), ("short", shortRows) })
         {
             if (rows is null || !settings.RowKinds.Split(',', StringSplitOptions.TrimEntries).Contains(name)) continue;
@@ -122,16 +131,17 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             var paths = new List<(string Name, Action<TextClassifierModel> Set)>
             {
                 ("reference (one padded batch per call)", m => Fused(m, false, defaultBudget, reference: true)),
-                ($"fused encoder, every token's first Q/K/V, fresh working memory per call, {defaultBudget} tokens per group (before)", m => Fused(m, true, defaultBudget, share: false, keep: false)),
-                ("fused encoder, every token's first Q/K/V, kept working memory", m => Fused(m, true, defaultBudget, share: false)),
-                ($"fused encoder, first Q/K/V once per distinct id, kept working memory (default)", m => Fused(m, true, defaultBudget)),
+                ($"fused encoder, every token's first Q/K/V, fresh working memory per call, {defaultBudget} tokens per group (before)", m => Fused(m, true, defaultBudget, share: false, keep: false, windowMajor: false)),
+                ("fused encoder, every token's first Q/K/V, kept working memory, passes over the whole group", m => Fused(m, true, defaultBudget, share: false, windowMajor: false)),
+                ("fused encoder, first Q/K/V once per distinct id, kept working memory, passes over the whole group", m => Fused(m, true, defaultBudget, windowMajor: false)),
+                ($"fused encoder, first Q/K/V once per distinct id, kept working memory, every block window by window (default)", m => Fused(m, true, defaultBudget)),
                 ("fused encoder, bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16)),
             };
             if (settings.LegacyPaths)
                 paths.InsertRange(1,
                 [
                     ($"batched, torch modules ({defaultBudget} tokens per batch)", m => Fused(m, false, defaultBudget)),
-                    ("fused encoder, scalar per-token kernels, every token's first Q/K/V", m => Fused(m, true, defaultBudget, simd: false, share: false)),
+                    ("fused encoder, scalar per-token kernels, every token's first Q/K/V", m => Fused(m, true, defaultBudget, simd: false, share: false, windowMajor: false)),
                 ]);
             int fusedIndex = paths.FindIndex(p => p.Name.EndsWith("(default)", StringComparison.Ordinal));
             paths.AddRange(budgets.Select(b => ($"batched, torch modules ({b} tokens per batch)", (Action<TextClassifierModel>)(m => Fused(m, false, b)))));
@@ -169,8 +179,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             }
             paths[fusedIndex].Set(model);
         }
-        string machine = string.Create(CultureInfo.InvariantCulture,
-            $"machine in the same run: GEMM {gflops:F1} GFLOP/s (fp32 1024³ torch.mm), copy bandwidth {copy:F1} GB/s (read + write)");
+        string machine = MachineLine(gflops, copy);
         table.AddNote(FormattableString.Invariant($"long rows: {settings.LongRows} Moby Dick paragraphs of 500–3,000 characters (whitespace collapsed), cycled; short rows: {settings.ShortRows} banking77 test texts; PredictionEngine: the first {settings.EngineRows} of each"));
         table.AddNote(FormattableString.Invariant($"median of {rounds} rounds, the paths timed interleaved, each round starting one path later; tokens/s counts the windows' real tokens (start token included); CPU time is the process's user + system time of a pass (less disturbed by other processes than wall time; with several threads it also counts OpenMP workers waiting, so --threads 1 measures work)"));
         table.AddNote("reference: Transform reads the training batch size (32) of rows per model call and scores them as one batch padded to its longest window; batched: at least 256 rows per call, windows sorted by length into batches padded to their own longest");
@@ -189,9 +198,12 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         return 0;
     }
 
+    private static string MachineLine(double gflops, double copy) => string.Create(CultureInfo.InvariantCulture,
+        $"machine in the same run: GEMM {gflops:F1} GFLOP/s (fp32 1024³ torch.mm), copy bandwidth {copy:F1} GB/s (read + write)");
+
     /// <summary>The fused encoder alone on one group of long-row windows, both gather layouts interleaved: the fastest
     /// milliseconds of each part over <paramref name="reps"/> calls each.</summary>
-    private static void EncoderParts(TextClassifierModel model, string[] rows, int reps, string machine, string output)
+    private static void EncoderParts(TextClassifierModel model, string[] rows, int reps, string machine, string output, bool gathers = true)
     {
         var encoder = new TextPairEncoder(model.Tokenizer, model.MaxTokensPerRow);
         var windows = new List<int[]>();
@@ -206,36 +218,43 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var pooling = model.Network.Head.Pooling;
         var copies = backbone.modules().OfType<Layers.MemoryLayer>().ToDictionary(l => Layers.Kernels.TensorMemory.Key(l.Table), l => Layers.Kernels.Bf16Matrix.From(l.Table));
         Func<TorchSharp.torch.Tensor, Layers.Kernels.Bf16Matrix?> bf16 = t => copies.GetValueOrDefault(Layers.Kernels.TensorMemory.Key(t));
-        var kept = new[] { new Layers.Kernels.FusedEncoderMemory(), new Layers.Kernels.FusedEncoderMemory(), new Layers.Kernels.FusedEncoderMemory() };
+        var kept = Enumerable.Range(0, 4).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
         var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
-            ("every token's first Q/K/V, fresh memory per call (before)", () => new Layers.Kernels.FusedEncoder(backbone)),
-            ("every token's first Q/K/V, kept memory", () => new Layers.Kernels.FusedEncoder(backbone, memory: kept[0])),
-            ("first Q/K/V once per distinct id, kept memory", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[1])),
+            ("every token's first Q/K/V, fresh memory per call, whole-group passes (before)", () => new Layers.Kernels.FusedEncoder(backbone, windowMajor: false)),
+            ("every token's first Q/K/V, kept memory, whole-group passes", () => new Layers.Kernels.FusedEncoder(backbone, memory: kept[0], windowMajor: false)),
+            ("first Q/K/V once per distinct id, kept memory, whole-group passes", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[1], windowMajor: false)),
+            ("first Q/K/V once per distinct id, kept memory, window by window (default)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[3])),
             ("bf16 tables (opt-in BFloat16), kept memory", () => new Layers.Kernels.FusedEncoder(backbone, bf16: bf16, memory: kept[2])),
         };
-        var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 8).ToArray()).ToArray();
+        var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 5).ToArray()).ToArray();
+        var totals = modes.Select(_ => new double[reps]).ToArray();
+        int reference = Array.FindIndex(modes, m => m.Item1.EndsWith("(default)", StringComparison.Ordinal));
         using var noGrad = TorchSharp.torch.no_grad();
         for (int rep = -1; rep < reps; rep++)
-            for (int m = 0; m < modes.Length; m++)
+            foreach (int m in Timing.Rotation(modes.Length, rep))
             {
                 var profile = new ScoringProfile();
                 long start = Stopwatch.GetTimestamp();
                 using (var pooled = modes[m].Item2().Pooled(windows, pooling, profile)) { }
                 double total = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
                 if (rep < 0) continue;
-                double[] values = [profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs, profile.FusedEmbeddingMs + profile.FusedPoolingMs, total, profile.FusedGatherMs, profile.FusedHashMs, profile.FusedRotaryMs];
+                totals[m][rep] = total;
+                double[] values = [profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs, profile.FusedEmbeddingMs + profile.FusedPoolingMs, total];
                 for (int i = 0; i < values.Length; i++) best[m][i] = Math.Min(best[m][i], values[i]);
             }
-        var table = new PerfTable("scoring-encoder-min", FormattableString.Invariant($"The fused encoder alone: one group of {windows.Count} long-row windows ({tokens} tokens), fastest of {reps} calls per variant, ms, both blocks"),
-            "variant", "norm + hash + Q/K/V + rotary", "attention", "residual + norm + Memory Block + residual", "embedding + pooling", "encoder forward", "ns per token per block", "staged: gathers", "staged: norms + hashes", "staged: rotary");
+        var table = new PerfTable("scoring-encoder-min", FormattableString.Invariant($"The fused encoder alone: one group of {windows.Count} long-row windows ({tokens} tokens), fastest of {reps} calls per variant (rotating order), ms, both blocks"),
+            "variant", "norm + hash + Q/K/V + rotary", "attention", "residual + norm + Memory Block + residual", "embedding + pooling", "encoder forward, fastest", "encoder forward, median", "ns per token per block (fastest)", "median of per-round ratios: this ÷ default");
         for (int m = 0; m < modes.Length; m++)
-            table.AddRow(modes[m].Item1, best[m][0], best[m][1], best[m][2], best[m][3], best[m][4],
-                FormattableString.Invariant($"{best[m][4] * 1e6 / tokens / model.Network.Config.Layers:F0}"), best[m][5] == 0 ? "—" : best[m][5], best[m][6] == 0 ? "—" : best[m][6], best[m][7] == 0 ? "—" : best[m][7]);
+            table.AddRow(modes[m].Item1, best[m][0], best[m][1], best[m][2], best[m][3], best[m][4], Timing.Median(totals[m]),
+                FormattableString.Invariant($"{best[m][4] * 1e6 / tokens / model.Network.Config.Layers:F0}"),
+                FormattableString.Invariant($"{Timing.Median(totals[m].Zip(totals[reference], (a, b) => a / b).ToArray()):F3}"));
+        table.AddNote("window by window: the parts are thread time ÷ workers (one fork/join for the whole forward)");
         table.AddNote("each part's minimum is taken on its own, so the parts need not add up to the forward's minimum; the first two rows give the same bits; a new encoder per call, as per scoring call, so the shared first Q/K/V are computed in every call (once per distinct id of the group)");
         table.AddNote(machine);
         table.Publish(output);
-        GatherAlone(tokens, reps * 5, machine, output);
+        if (gathers)
+            GatherAlone(tokens, reps * 5, machine, output);
     }
 
     /// <summary>One gather pass alone over random chunked rows of <paramref name="n"/> tokens (16 chunks): three 128-wide
@@ -296,10 +315,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
-        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true)
+        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool windowMajor = true)
     {
-        (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.KeepFusedMemory) =
-            (reference, fused, simd, share, budget, keep);
+        (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.KeepFusedMemory, m.UseWindowMajorPasses) =
+            (reference, fused, simd, share, budget, keep, windowMajor);
         if (m.InferencePrecision != precision) m.UseInferencePrecision(precision);
     }
 

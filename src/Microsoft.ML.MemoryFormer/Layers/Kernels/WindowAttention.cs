@@ -78,6 +78,32 @@ internal static unsafe class WindowAttention
         });
     }
 
+    /// <summary>Floats of scratch <see cref="Window"/> needs for a window of up to <paramref name="longest"/> tokens.</summary>
+    public static int ScratchFloats(int headWidth, int longest)
+    {
+        int padded = (longest + KeyTile - 1) / KeyTile * KeyTile;
+        return (headWidth * padded) + (WideQueries * padded);
+    }
+
+    /// <summary>
+    /// Every head of the one window [offset, offset + length) on the calling thread: the work items of
+    /// <see cref="Run(float*, float*, float*, float*, int, int, int[], bool)"/> for that window, the same arithmetic and so
+    /// the same bits. <paramref name="scratch"/> holds <see cref="ScratchFloats"/>(hd, length) floats; hd must be
+    /// <see cref="Supports">supported</see>.
+    /// </summary>
+    public static void Window(float* q, float* k, float* v, float* y, int heads, int headWidth, int offset, int length, float* scratch, bool avx512 = true)
+    {
+        int padded = (length + KeyTile - 1) / KeyTile * KeyTile;
+        bool wide = avx512 && Vector512.IsHardwareAccelerated && headWidth % 32 == 0;
+        for (int h = 0; h < heads; h++)
+        {
+            if (wide)
+                Head512(q, k, v, y, heads * headWidth, headWidth, h, offset, length, scratch, scratch + (headWidth * padded));
+            else
+                Head(q, k, v, y, heads * headWidth, headWidth, h, offset, length, scratch, scratch + (headWidth * padded));
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Head(float* q, float* k, float* v, float* y, int width, int headWidth, int head, int offset, int length,
         float* keys, float* scores)
