@@ -198,6 +198,13 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         return 0;
     }
 
+    /// <summary>Sets the attention's key transpose (tiled or element by element) for the calls that follow, then builds.</summary>
+    private static T Transpose<T>(bool tiled, Func<T> build)
+    {
+        Layers.Kernels.WindowAttention.TiledTranspose = tiled;
+        return build();
+    }
+
     private static string MachineLine(double gflops, double copy) => string.Create(CultureInfo.InvariantCulture,
         $"machine in the same run: GEMM {gflops:F1} GFLOP/s (fp32 1024³ torch.mm), copy bandwidth {copy:F1} GB/s (read + write)");
 
@@ -218,13 +225,14 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var pooling = model.Network.Head.Pooling;
         var copies = backbone.modules().OfType<Layers.MemoryLayer>().ToDictionary(l => Layers.Kernels.TensorMemory.Key(l.Table), l => Layers.Kernels.Bf16Matrix.From(l.Table));
         Func<TorchSharp.torch.Tensor, Layers.Kernels.Bf16Matrix?> bf16 = t => copies.GetValueOrDefault(Layers.Kernels.TensorMemory.Key(t));
-        var kept = Enumerable.Range(0, 4).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
+        var kept = Enumerable.Range(0, 5).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
         var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
             ("every token's first Q/K/V, fresh memory per call, whole-group passes (before)", () => new Layers.Kernels.FusedEncoder(backbone, windowMajor: false)),
             ("every token's first Q/K/V, kept memory, whole-group passes", () => new Layers.Kernels.FusedEncoder(backbone, memory: kept[0], windowMajor: false)),
             ("first Q/K/V once per distinct id, kept memory, whole-group passes", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[1], windowMajor: false)),
-            ("first Q/K/V once per distinct id, kept memory, window by window (default)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[3])),
+            ("first Q/K/V once per distinct id, kept memory, window by window (default)", () => Transpose(true, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[3]))),
+            ("the same, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[4]))),
             ("bf16 tables (opt-in BFloat16), kept memory", () => new Layers.Kernels.FusedEncoder(backbone, bf16: bf16, memory: kept[2])),
         };
         var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 5).ToArray()).ToArray();
@@ -235,9 +243,12 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             foreach (int m in Timing.Rotation(modes.Length, rep))
             {
                 var profile = new ScoringProfile();
+                Layers.Kernels.WindowAttention.TiledTranspose = true;
+                var fused = modes[m].Item2();
                 long start = Stopwatch.GetTimestamp();
-                using (var pooled = modes[m].Item2().Pooled(windows, pooling, profile)) { }
+                using (var pooled = fused.Pooled(windows, pooling, profile)) { }
                 double total = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                Layers.Kernels.WindowAttention.TiledTranspose = true;
                 if (rep < 0) continue;
                 totals[m][rep] = total;
                 double[] values = [profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs, profile.FusedEmbeddingMs + profile.FusedPoolingMs, total];

@@ -79,6 +79,17 @@ public class FusedEncoderWindowMajorTests
                 WindowAttention.Window(q, k, v, a, heads, headWidth, starts[w], lengths[w], s, avx512);
         }
         Assert.Equal(expected, actual);
+        WindowAttention.TiledTranspose = false;                                 // keys transposed element by element: the same values
+        try
+        {
+            fixed (float* x = inputs, a = actual)
+                WindowAttention.Run(x, x + (n * width), x + (2 * n * width), a, heads, headWidth, starts, avx512);
+        }
+        finally
+        {
+            WindowAttention.TiledTranspose = true;
+        }
+        Assert.Equal(expected, actual);
     }
 
     [Fact]
