@@ -116,8 +116,10 @@ internal sealed class TextClassifierModel : IDisposable
 
     /// <summary>In the fused encoder, run every block over a few windows at a time, pieces in parallel (one fork/join per
     /// group, activations kept in cache from block to block) rather than each block's passes over the whole group in turn;
-    /// the same bits. On by default; the benchmark switches it off to compare.</summary>
-    internal bool UseWindowMajorPasses { get; set; } = true;
+    /// the same bits. Off: measured no faster on long rows and ≈ 5–10 % slower on short ones (each piece cycles through
+    /// every table of both blocks, so a table's hot rows leave L2 between uses; docs/benchmarks.md, "Scoring, fourth
+    /// round"); the benchmark and the tests switch it on.</summary>
+    internal bool UseWindowMajorPasses { get; set; }
 
     private Dictionary<nint, Bf16Matrix>? bf16Tables;
 

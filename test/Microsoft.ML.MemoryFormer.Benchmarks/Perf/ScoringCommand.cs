@@ -65,7 +65,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         public string RowKinds { get; init; } = "long,short";
 
         [CommandOption("--encoder-only")]
-        [Description("Only the encoder-alone tables (--encoder-reps, default 20 then): no Transform or PredictionEngine timing.")]
+        [Description("Only the encoder-alone tables (--encoder-reps, default 20 then) on long-row windows (short-row ones with --row-kinds short): no Transform or PredictionEngine timing.")]
         public bool EncoderOnly { get; init; }
 
         public override ValidationResult Validate() =>
@@ -120,7 +120,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             .Select(b => int.Parse(b, CultureInfo.InvariantCulture)).Where(b => b != defaultBudget).ToArray();
         if (settings.EncoderOnly)
         {
-            EncoderParts(model, longRows, settings.EncoderReps > 0 ? settings.EncoderReps : 20, MachineLine(gflops, copy), settings.Output, gathers: false);
+            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps > 0 ? settings.EncoderReps : 20, MachineLine(gflops, copy), settings.Output, gathers: false);
             return 0;
         }
         foreach (var (name, rows) in new[] { ("long", longRows), ("short", shortRows) })
@@ -131,17 +131,17 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             var paths = new List<(string Name, Action<TextClassifierModel> Set)>
             {
                 ("reference (one padded batch per call)", m => Fused(m, false, defaultBudget, reference: true)),
-                ($"fused encoder, every token's first Q/K/V, fresh working memory per call, {defaultBudget} tokens per group (before)", m => Fused(m, true, defaultBudget, share: false, keep: false, windowMajor: false)),
-                ("fused encoder, every token's first Q/K/V, kept working memory, passes over the whole group", m => Fused(m, true, defaultBudget, share: false, windowMajor: false)),
-                ("fused encoder, first Q/K/V once per distinct id, kept working memory, passes over the whole group", m => Fused(m, true, defaultBudget, windowMajor: false)),
-                ($"fused encoder, first Q/K/V once per distinct id, kept working memory, every block window by window (default)", m => Fused(m, true, defaultBudget)),
+                ($"fused encoder, every token's first Q/K/V, fresh working memory per call, keys transposed element by element, {defaultBudget} tokens per group (before)", m => Fused(m, true, defaultBudget, share: false, keep: false, tiled: false)),
+                ("fused encoder, every token's first Q/K/V, kept working memory", m => Fused(m, true, defaultBudget, share: false)),
+                ("fused encoder, first Q/K/V once per distinct id, kept working memory (default)", m => Fused(m, true, defaultBudget)),
+                ("fused encoder, the default with every block window by window (switch, off)", m => Fused(m, true, defaultBudget, windowMajor: true)),
                 ("fused encoder, bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16)),
             };
             if (settings.LegacyPaths)
                 paths.InsertRange(1,
                 [
                     ($"batched, torch modules ({defaultBudget} tokens per batch)", m => Fused(m, false, defaultBudget)),
-                    ("fused encoder, scalar per-token kernels, every token's first Q/K/V", m => Fused(m, true, defaultBudget, simd: false, share: false, windowMajor: false)),
+                    ("fused encoder, scalar per-token kernels, every token's first Q/K/V", m => Fused(m, true, defaultBudget, simd: false, share: false, keep: false, tiled: false)),
                 ]);
             int fusedIndex = paths.FindIndex(p => p.Name.EndsWith("(default)", StringComparison.Ordinal));
             paths.AddRange(budgets.Select(b => ($"batched, torch modules ({b} tokens per batch)", (Action<TextClassifierModel>)(m => Fused(m, false, b)))));
@@ -194,7 +194,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         parts.AddNote(machine);
         parts.Publish(settings.Output);
         if (settings.EncoderReps > 0)
-            EncoderParts(model, longRows, settings.EncoderReps, machine, settings.Output);
+            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps, machine, settings.Output);
         return 0;
     }
 
@@ -228,12 +228,12 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var kept = Enumerable.Range(0, 5).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
         var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
-            ("every token's first Q/K/V, fresh memory per call, whole-group passes (before)", () => new Layers.Kernels.FusedEncoder(backbone, windowMajor: false)),
-            ("every token's first Q/K/V, kept memory, whole-group passes", () => new Layers.Kernels.FusedEncoder(backbone, memory: kept[0], windowMajor: false)),
-            ("first Q/K/V once per distinct id, kept memory, whole-group passes", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[1], windowMajor: false)),
-            ("first Q/K/V once per distinct id, kept memory, window by window (default)", () => Transpose(true, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[3]))),
-            ("the same, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[4]))),
-            ("bf16 tables (opt-in BFloat16), kept memory", () => new Layers.Kernels.FusedEncoder(backbone, bf16: bf16, memory: kept[2])),
+            ("every token's first Q/K/V, fresh memory per call, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, windowMajor: false))),
+            ("every token's first Q/K/V, kept memory", () => new Layers.Kernels.FusedEncoder(backbone, memory: kept[0], windowMajor: false)),
+            ("first Q/K/V once per distinct id, kept memory, whole-group passes (default)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[1], windowMajor: false)),
+            ("the same, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[4], windowMajor: false))),
+            ("the same, every block window by window (switch, off)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[3], windowMajor: true)),
+            ("bf16 tables (opt-in BFloat16), kept memory", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, bf16: bf16, memory: kept[2], windowMajor: false)),
         };
         var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 5).ToArray()).ToArray();
         var totals = modes.Select(_ => new double[reps]).ToArray();
@@ -254,13 +254,13 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 double[] values = [profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs, profile.FusedEmbeddingMs + profile.FusedPoolingMs, total];
                 for (int i = 0; i < values.Length; i++) best[m][i] = Math.Min(best[m][i], values[i]);
             }
-        var table = new PerfTable("scoring-encoder-min", FormattableString.Invariant($"The fused encoder alone: one group of {windows.Count} long-row windows ({tokens} tokens), fastest of {reps} calls per variant (rotating order), ms, both blocks"),
+        var table = new PerfTable("scoring-encoder-min", FormattableString.Invariant($"The fused encoder alone: one group of {windows.Count} windows ({tokens} tokens), fastest of {reps} calls per variant (rotating order), ms, both blocks"),
             "variant", "norm + hash + Q/K/V + rotary", "attention", "residual + norm + Memory Block + residual", "embedding + pooling", "encoder forward, fastest", "encoder forward, median", "ns per token per block (fastest)", "median of per-round ratios: this ÷ default");
         for (int m = 0; m < modes.Length; m++)
             table.AddRow(modes[m].Item1, best[m][0], best[m][1], best[m][2], best[m][3], best[m][4], Timing.Median(totals[m]),
                 FormattableString.Invariant($"{best[m][4] * 1e6 / tokens / model.Network.Config.Layers:F0}"),
                 FormattableString.Invariant($"{Timing.Median(totals[m].Zip(totals[reference], (a, b) => a / b).ToArray()):F3}"));
-        table.AddNote("window by window: the parts are thread time ÷ workers (one fork/join for the whole forward)");
+        table.AddNote("window by window: the parts are thread time ÷ workers (one fork/join for the whole forward); \"before\" is the default before 2026-12-06 s13");
         table.AddNote("each part's minimum is taken on its own, so the parts need not add up to the forward's minimum; the first two rows give the same bits; a new encoder per call, as per scoring call, so the shared first Q/K/V are computed in every call (once per distinct id of the group)");
         table.AddNote(machine);
         table.Publish(output);
@@ -326,8 +326,9 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
-        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool windowMajor = true)
+        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool windowMajor = false, bool tiled = true)
     {
+        Layers.Kernels.WindowAttention.TiledTranspose = tiled;
         (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.KeepFusedMemory, m.UseWindowMajorPasses) =
             (reference, fused, simd, share, budget, keep, windowMajor);
         if (m.InferencePrecision != precision) m.UseInferencePrecision(precision);

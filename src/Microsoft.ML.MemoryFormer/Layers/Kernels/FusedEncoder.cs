@@ -27,6 +27,7 @@ internal sealed unsafe class FusedEncoder
     private readonly bool staged;
     private readonly FusedEncoderMemory memory;
     private readonly bool windowMajor;
+    private readonly int pieceTokens;
 
     /// <summary>With shared first-block projections, the largest share of a group's tokens whose id is new (not met
     /// earlier in this encoder's calls) for which the group still takes the shared rows; above it the group computes per
@@ -48,14 +49,17 @@ internal sealed unsafe class FusedEncoder
     /// the encoder's calls (<see cref="FusedEncoderBlock.Project"/>) instead of once per token: they depend on the id alone,
     /// so the results are the same bits. A group where more than <see cref="MaxNewIdShare"/> of the tokens bring an id not
     /// met before computes per token instead (<see cref="TextClassifierModel.ShareFirstProjections"/>).</param>
-    /// <param name="windowMajor">Run every block over a few windows at a time, pieces in parallel (<see cref="WindowMajor"/>,
-    /// the default) rather than each block's three passes over the whole group in turn (before 2026-12-06 s13); the same bits.
-    /// Staged passes always take the whole-group passes.</param>
+    /// <param name="windowMajor">Run every block over a few windows at a time, pieces in parallel (<see cref="WindowMajor"/>)
+    /// rather than each block's three passes over the whole group in turn (the default); the same bits. Off by default
+    /// (<see cref="TextClassifierModel.UseWindowMajorPasses"/>). Staged passes always take the whole-group passes.</param>
+    /// <param name="pieceTokens">Fewest tokens of a window-major piece (whole windows, within one thread's range).</param>
     /// <param name="memory">Working memory kept across calls (<see cref="FusedEncoderMemory.Pool"/>), or null for fresh arrays.</param>
     public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true,
-        Func<Tensor, Bf16Matrix?>? bf16 = null, bool shareFirstProjections = false, FusedEncoderMemory? memory = null, bool windowMajor = true)
+        Func<Tensor, Bf16Matrix?>? bf16 = null, bool shareFirstProjections = false, FusedEncoderMemory? memory = null, bool windowMajor = false,
+        int pieceTokens = PieceTokens)
     {
         this.windowMajor = windowMajor;
+        this.pieceTokens = pieceTokens;
         this.backbone = backbone;
         this.memory = memory ?? new FusedEncoderMemory();
         width = backbone.Config.Width;
@@ -210,7 +214,7 @@ internal sealed unsafe class FusedEncoder
                 for (int w0 = first; w0 < last;)
                 {
                     int w1 = w0 + 1;
-                    while (w1 < last && starts[w1] - starts[w0] < PieceTokens)
+                    while (w1 < last && starts[w1] - starts[w0] < pieceTokens)
                         w1++;
                     long tick = Stopwatch.GetTimestamp();
                     Embed(windows, starts, w0, w1, xs);

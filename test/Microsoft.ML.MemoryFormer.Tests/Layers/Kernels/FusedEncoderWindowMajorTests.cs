@@ -50,9 +50,10 @@ public class FusedEncoderWindowMajorTests
         var backbone = model.Network.Backbone;
         var windows = Windows(1, [1, 5, 33, 128, 100, 7, 64, 2, 127, 31, 128]);
         var expected = Pooled(new FusedEncoder(backbone, shareFirstProjections: share, windowMajor: false), windows, pooling);
-        Assert.Equal(expected, Pooled(new FusedEncoder(backbone, shareFirstProjections: share), windows, pooling));
-        Assert.Equal(expected, Pooled(new FusedEncoder(backbone, shareFirstProjections: !share), windows, pooling));
-        Assert.Equal(expected[..128], Pooled(new FusedEncoder(backbone, shareFirstProjections: share), windows[..1], pooling)); // one token alone
+        Assert.Equal(expected, Pooled(new FusedEncoder(backbone, shareFirstProjections: share, windowMajor: true), windows, pooling));
+        Assert.Equal(expected, Pooled(new FusedEncoder(backbone, shareFirstProjections: !share, windowMajor: true), windows, pooling));
+        Assert.Equal(expected, Pooled(new FusedEncoder(backbone, shareFirstProjections: share, windowMajor: true, pieceTokens: 1), windows, pooling));
+        Assert.Equal(expected[..128], Pooled(new FusedEncoder(backbone, shareFirstProjections: share, windowMajor: true), windows[..1], pooling)); // one token alone
     }
 
     [Theory]
@@ -102,7 +103,7 @@ public class FusedEncoderWindowMajorTests
         var small = Windows(3, [40, 128, 128, 20]);
         foreach (var windows in new[] { large, small, large })                   // a smaller call reads a larger call's buffers
             Assert.Equal(Pooled(new FusedEncoder(backbone, shareFirstProjections: true), windows, PoolingKind.Mean),
-                Pooled(new FusedEncoder(backbone, shareFirstProjections: true, memory: memory), windows, PoolingKind.Mean));
+                Pooled(new FusedEncoder(backbone, shareFirstProjections: true, memory: memory, windowMajor: windows == small), windows, PoolingKind.Mean));
         using (no_grad())                                                       // new weights: the kept per-id rows are stale
             ((MemoryQkv)backbone.Blocks[0].Attention.Qkv).Query.Table.add_(0.5f);
         var fresh = Pooled(new FusedEncoder(backbone, shareFirstProjections: true), large, PoolingKind.Mean);
