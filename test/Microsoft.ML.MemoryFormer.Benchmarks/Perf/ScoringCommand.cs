@@ -110,7 +110,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var (gflops, copy) = MachineFigures.Figures(settings);
 
         var table = new PerfTable("scoring", "Text-classification scoring: default architecture (d=128, 2 blocks, GPT-2, 128-token windows × ≤ 4)",
-            "rows", "path", "Transform rows/s", "Transform tokens/s", "PredictionEngine rows/s", "Transform speed-up, wall (reference ÷ path)", "Transform speed-up, CPU time", "PredictionEngine speed-up, wall", "max |Δ log p|, argmax equal", "MB allocated, gen-2 GCs per pass");
+            "rows", "path", "Transform rows/s", "Transform tokens/s", "PredictionEngine rows/s", "Transform speed-up, wall (reference ÷ path)", "Transform speed-up, CPU time", "PredictionEngine speed-up, wall", "max |Δ log p|, argmax equal", "MB allocated, gen-2 GCs per pass", "Transform: before ÷ path, median of per-round ratios");
         var phases = new PerfTable("scoring-phases", "Where one Transform pass goes (ms per pass, from the same model's profile)",
             "rows", "path", "tokenize", "window/pad", "encoder forward", "pooling/head", "ML.NET overhead", "Transform total", "padded ÷ real tokens");
         var parts = new PerfTable("scoring-fused-parts", "Where the fused encoder's forward goes (ms per Transform pass, both blocks together)",
@@ -144,10 +144,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                     ("fused encoder, scalar per-token kernels, every token's first Q/K/V", m => Fused(m, true, defaultBudget, simd: false, share: false, keep: false, tiled: false)),
                 ]);
             int fusedIndex = paths.FindIndex(p => p.Name.EndsWith("(default)", StringComparison.Ordinal));
+            int before = Math.Max(0, paths.FindIndex(p => p.Name.EndsWith("(before)", StringComparison.Ordinal)));
             paths.AddRange(budgets.Select(b => ($"batched, torch modules ({b} tokens per batch)", (Action<TextClassifierModel>)(m => Fused(m, false, b)))));
             paths.AddRange(budgets.Select(b => ($"fused encoder ({b} tokens per group)", (Action<TextClassifierModel>)(m => Fused(m, true, b)))));
 
-            var (transformMs, transformCpuMs, allocatedMb, gen2) = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(),
+            var (transformMs, transformCpuMs, allocatedMb, gen2, rounds1) = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(),
                 () => TimeTransform(transformer, data, rows.Length), rounds);
             var engineRows = rows.Take(settings.EngineRows).ToArray();
             using var engine = ml.Model.CreatePredictionEngine<Row, Scored>(transformer, new PredictionEngineOptions { OwnsTransformer = false });
@@ -164,7 +165,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 table.AddRow(name, paths[i].Name, Rate(rows.Length, transformMs[i]), Rate(tokens, transformMs[i]), Rate(engineRows.Length, engineMs[i]),
                     FormattableString.Invariant($"{transformMs[0] / transformMs[i]:F2}×"), FormattableString.Invariant($"{transformCpuMs[0] / transformCpuMs[i]:F2}×"),
                     FormattableString.Invariant($"{engineMs[0] / engineMs[i]:F2}×"),
-                    FormattableString.Invariant($"{diff:g2}, {same}/{rows.Length}"), FormattableString.Invariant($"{allocatedMb[i]:F1}, {gen2[i]:F1}"));
+                    FormattableString.Invariant($"{diff:g2}, {same}/{rows.Length}"), FormattableString.Invariant($"{allocatedMb[i]:F1}, {gen2[i]:F1}"),
+                    FormattableString.Invariant($"{Timing.Median(rounds1[before].Zip(rounds1[i], (a, b) => a / b).ToArray()):F3}"));
 
                 var profile = model.Profile = new ScoringProfile();
                 double total = TimeTransform(transformer, data, rows.Length);
@@ -336,7 +338,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 
     /// <summary>Median wall and process CPU milliseconds of <paramref name="body"/> after each of <paramref name="setups"/>,
     /// one call each per round, in a rotating order (<see cref="Timing.Rotation"/>), after one warm-up round; the set-ups are not timed.</summary>
-    private static (double[] Wall, double[] Cpu, double[] AllocatedMb, double[] Gen2) InterleaveWithCpu(IReadOnlyList<Action> setups, Action body, int rounds)
+    private static (double[] Wall, double[] Cpu, double[] AllocatedMb, double[] Gen2, double[][] WallRounds) InterleaveWithCpu(IReadOnlyList<Action> setups, Action body, int rounds)
     {
         var wall = setups.Select(_ => new double[rounds]).ToArray();
         var cpu = setups.Select(_ => new double[rounds]).ToArray();
@@ -360,7 +362,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 allocated[b][round] = (GC.GetTotalAllocatedBytes() - bytes) / 1e6;
                 gen2[b][round] = GC.CollectionCount(2) - collections;
             }
-        return (wall.Select(Timing.Median).ToArray(), cpu.Select(Timing.Median).ToArray(), allocated.Select(Timing.Median).ToArray(), gen2.Select(a => a.Average()).ToArray());
+        return (wall.Select(Timing.Median).ToArray(), cpu.Select(Timing.Median).ToArray(), allocated.Select(Timing.Median).ToArray(), gen2.Select(a => a.Average()).ToArray(), wall);
     }
 
     private static int ArgMax(float[] values) => Array.IndexOf(values, values.Max());
