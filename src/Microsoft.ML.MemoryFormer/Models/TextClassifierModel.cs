@@ -100,10 +100,26 @@ internal sealed class TextClassifierModel : IDisposable
     internal bool UseEncoderSimdKernels { get; set; } = true;
 
     /// <summary>In the fused encoder, compute the first block's Q, K and V once per distinct token id of a call rather than
-    /// once per token (<see cref="FusedEncoder"/>: the same bits). Off: on an idle machine (docs/benchmarks.md, "Idle re-run
-    /// after the night merges") short-row Transform passes ran 25–30 % slower with it in three of four runs while long rows
-    /// gained 0–8 %; the benchmark and the equality tests switch it on.</summary>
-    internal bool ShareFirstProjections { get; set; }
+    /// once per token (<see cref="FusedEncoder"/>: the same bits); a group whose new ids exceed
+    /// <see cref="FusedEncoder.MaxNewIdShare"/> of its tokens, or of fewer than 256 tokens, computes per token. On by default
+    /// since the working memory is kept across calls (<see cref="KeepFusedMemory"/>): its short-row loss of 2026-12-06 02:41
+    /// came from the fresh arrays' gen-2 collections, not from the sharing (docs/benchmarks.md, "Scoring, fourth round");
+    /// the benchmark and the equality tests switch it off to compare.</summary>
+    internal bool ShareFirstProjections { get; set; } = true;
+
+    /// <summary>Keep the fused encoder's working memory from one call to the next (<see cref="FusedEncoderMemory"/>: no
+    /// ≈ 10 MB of fresh pinned arrays, and the gen-2 collections they caused, per call). On by default; the benchmark
+    /// switches it off to compare.</summary>
+    internal bool KeepFusedMemory { get; set; } = true;
+
+    private readonly FusedEncoderMemory.Pool fusedMemory = new();
+
+    /// <summary>In the fused encoder, run every block over a few windows at a time, pieces in parallel (one fork/join per
+    /// group, activations kept in cache from block to block) rather than each block's passes over the whole group in turn;
+    /// the same bits. Off: measured no faster on long rows and ≈ 5–10 % slower on short ones (each piece cycles through
+    /// every table of both blocks, so a table's hot rows leave L2 between uses; docs/benchmarks.md, "Scoring, fourth
+    /// round"); the benchmark and the tests switch it on.</summary>
+    internal bool UseWindowMajorPasses { get; set; }
 
     private Dictionary<nint, Bf16Matrix>? bf16Tables;
 
@@ -228,8 +244,9 @@ internal sealed class TextClassifierModel : IDisposable
     private void FusedWindowLogits(int[][] windows, float[] windowLogits, ScoringProfile? profile, ref long start)
     {
         bool bf16 = bf16Tables is not null;
+        var memory = KeepFusedMemory ? fusedMemory.Take() : null;
         var fused = new FusedEncoder(network.Backbone, UseTableMajorGathers && !bf16, simd: UseEncoderSimdKernels,
-            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections);
+            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections, memory: memory, windowMajor: UseWindowMajorPasses);
         for (int first = 0; first < windows.Length;)
         {
             int end = first + 1;
@@ -252,6 +269,8 @@ internal sealed class TextClassifierModel : IDisposable
             if (profile is not null) profile.HeadMs += Elapsed(ref start);
             first = end;
         }
+        if (memory is not null)
+            fusedMemory.Return(memory);                                          // not on an exception: a fresh one next time
     }
 
     /// <summary>Window logits [W, C] through the torch modules, windows sorted by length into padded batches (<see cref="WindowBatches"/>).</summary>

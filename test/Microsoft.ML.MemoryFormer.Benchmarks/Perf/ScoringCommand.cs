@@ -59,6 +59,15 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [DefaultValue(0)]
         public int EncoderReps { get; init; }
 
+        [CommandOption("--row-kinds")]
+        [Description("Which rows to score: long, short or both (comma-separated). Default long,short.")]
+        [DefaultValue("long,short")]
+        public string RowKinds { get; init; } = "long,short";
+
+        [CommandOption("--encoder-only")]
+        [Description("Only the encoder-alone tables (--encoder-reps, default 20 then) on long-row windows (short-row ones with --row-kinds short): no Transform or PredictionEngine timing.")]
+        public bool EncoderOnly { get; init; }
+
         public override ValidationResult Validate() =>
             EncoderReps < 0 ? ValidationResult.Error("--encoder-reps must be 0 or positive")
             : LongRows < 1 || ShortRows < 1 || EngineRows < 1 ? ValidationResult.Error("--long-rows, --short-rows and --engine-rows must be positive")
@@ -101,7 +110,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var (gflops, copy) = MachineFigures.Figures(settings);
 
         var table = new PerfTable("scoring", "Text-classification scoring: default architecture (d=128, 2 blocks, GPT-2, 128-token windows × ≤ 4)",
-            "rows", "path", "Transform rows/s", "Transform tokens/s", "PredictionEngine rows/s", "Transform speed-up, wall (reference ÷ path)", "Transform speed-up, CPU time", "PredictionEngine speed-up, wall", "max |Δ log p|, argmax equal");
+            "rows", "path", "Transform rows/s", "Transform tokens/s", "PredictionEngine rows/s", "Transform speed-up, wall (reference ÷ path)", "Transform speed-up, CPU time", "PredictionEngine speed-up, wall", "max |Δ log p|, argmax equal", "MB allocated, gen-2 GCs per pass", "Transform: before ÷ path, median of per-round ratios");
         var phases = new PerfTable("scoring-phases", "Where one Transform pass goes (ms per pass, from the same model's profile)",
             "rows", "path", "tokenize", "window/pad", "encoder forward", "pooling/head", "ML.NET overhead", "Transform total", "padded ÷ real tokens");
         var parts = new PerfTable("scoring-fused-parts", "Where the fused encoder's forward goes (ms per Transform pass, both blocks together)",
@@ -109,29 +118,37 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         int defaultBudget = model.ScoringTokensPerBatch;
         var budgets = settings.Budgets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(b => int.Parse(b, CultureInfo.InvariantCulture)).Where(b => b != defaultBudget).ToArray();
+        if (settings.EncoderOnly)
+        {
+            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps > 0 ? settings.EncoderReps : 20, MachineLine(gflops, copy), settings.Output, gathers: false);
+            return 0;
+        }
         foreach (var (name, rows) in new[] { ("long", longRows), ("short", shortRows) })
         {
-            if (rows is null) continue;
+            if (rows is null || !settings.RowKinds.Split(',', StringSplitOptions.TrimEntries).Contains(name)) continue;
             var data = ml.Data.LoadFromEnumerable(rows.Select(t => new Row { Text = t, Label = "a" }));
             long tokens = rows.Sum(t => CountTokens(model, t));
             var paths = new List<(string Name, Action<TextClassifierModel> Set)>
             {
                 ("reference (one padded batch per call)", m => Fused(m, false, defaultBudget, reference: true)),
-                ($"fused encoder, every token's first Q/K/V, {defaultBudget} tokens per group (default)", m => Fused(m, true, defaultBudget)),
-                ("fused encoder, first Q/K/V once per distinct id (internal switch, off)", m => Fused(m, true, defaultBudget, share: true)),
+                ($"fused encoder, every token's first Q/K/V, fresh working memory per call, keys transposed element by element, {defaultBudget} tokens per group (before)", m => Fused(m, true, defaultBudget, share: false, keep: false, tiled: false)),
+                ("fused encoder, every token's first Q/K/V, kept working memory", m => Fused(m, true, defaultBudget, share: false)),
+                ("fused encoder, first Q/K/V once per distinct id, kept working memory (default)", m => Fused(m, true, defaultBudget)),
+                ("fused encoder, the default with every block window by window (switch, off)", m => Fused(m, true, defaultBudget, windowMajor: true)),
                 ("fused encoder, bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16)),
             };
             if (settings.LegacyPaths)
                 paths.InsertRange(1,
                 [
                     ($"batched, torch modules ({defaultBudget} tokens per batch)", m => Fused(m, false, defaultBudget)),
-                    ("fused encoder, scalar per-token kernels, every token's first Q/K/V", m => Fused(m, true, defaultBudget, simd: false)),
+                    ("fused encoder, scalar per-token kernels, every token's first Q/K/V", m => Fused(m, true, defaultBudget, simd: false, share: false, keep: false, tiled: false)),
                 ]);
             int fusedIndex = paths.FindIndex(p => p.Name.EndsWith("(default)", StringComparison.Ordinal));
+            int before = Math.Max(0, paths.FindIndex(p => p.Name.EndsWith("(before)", StringComparison.Ordinal)));
             paths.AddRange(budgets.Select(b => ($"batched, torch modules ({b} tokens per batch)", (Action<TextClassifierModel>)(m => Fused(m, false, b)))));
             paths.AddRange(budgets.Select(b => ($"fused encoder ({b} tokens per group)", (Action<TextClassifierModel>)(m => Fused(m, true, b)))));
 
-            var (transformMs, transformCpuMs) = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(),
+            var (transformMs, transformCpuMs, allocatedMb, gen2, rounds1) = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(),
                 () => TimeTransform(transformer, data, rows.Length), rounds);
             var engineRows = rows.Take(settings.EngineRows).ToArray();
             using var engine = ml.Model.CreatePredictionEngine<Row, Scored>(transformer, new PredictionEngineOptions { OwnsTransformer = false });
@@ -148,7 +165,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 table.AddRow(name, paths[i].Name, Rate(rows.Length, transformMs[i]), Rate(tokens, transformMs[i]), Rate(engineRows.Length, engineMs[i]),
                     FormattableString.Invariant($"{transformMs[0] / transformMs[i]:F2}×"), FormattableString.Invariant($"{transformCpuMs[0] / transformCpuMs[i]:F2}×"),
                     FormattableString.Invariant($"{engineMs[0] / engineMs[i]:F2}×"),
-                    FormattableString.Invariant($"{diff:g2}, {same}/{rows.Length}"));
+                    FormattableString.Invariant($"{diff:g2}, {same}/{rows.Length}"), FormattableString.Invariant($"{allocatedMb[i]:F1}, {gen2[i]:F1}"),
+                    FormattableString.Invariant($"{Timing.Median(rounds1[before].Zip(rounds1[i], (a, b) => a / b).ToArray()):F3}"));
 
                 var profile = model.Profile = new ScoringProfile();
                 double total = TimeTransform(transformer, data, rows.Length);
@@ -163,14 +181,13 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             }
             paths[fusedIndex].Set(model);
         }
-        string machine = string.Create(CultureInfo.InvariantCulture,
-            $"machine in the same run: GEMM {gflops:F1} GFLOP/s (fp32 1024³ torch.mm), copy bandwidth {copy:F1} GB/s (read + write)");
+        string machine = MachineLine(gflops, copy);
         table.AddNote(FormattableString.Invariant($"long rows: {settings.LongRows} Moby Dick paragraphs of 500–3,000 characters (whitespace collapsed), cycled; short rows: {settings.ShortRows} banking77 test texts; PredictionEngine: the first {settings.EngineRows} of each"));
         table.AddNote(FormattableString.Invariant($"median of {rounds} rounds, the paths timed interleaved, each round starting one path later; tokens/s counts the windows' real tokens (start token included); CPU time is the process's user + system time of a pass (less disturbed by other processes than wall time; with several threads it also counts OpenMP workers waiting, so --threads 1 measures work)"));
         table.AddNote("reference: Transform reads the training batch size (32) of rows per model call and scores them as one batch padded to its longest window; batched: at least 256 rows per call, windows sorted by length into batches padded to their own longest");
         table.AddNote("fused encoder (the default since 2026-12-05): the batched path's encoder as one managed inference forward (Layers/Kernels/FusedEncoder.cs), windows packed unpadded; \"batched, torch modules\" is the default before it");
         table.AddNote("fused encoder: SIMD per-token kernels (Layers/Kernels/EncoderKernels.cs: norms, rotary, bag sums with the row in AVX-512 registers; the default since 2026-12-05 04:30); \"scalar per-token kernels\": the decode step's, as before");
-        table.AddNote("first Q/K/V once per distinct id (TextClassifierModel.ShareFirstProjections, internal, off: idle, short-row Transform passes ran 25–30 % slower with it in three of four runs, long rows gained 0–8 %): the first block's Q, K, V before rotary depend on the token id alone, so they are computed once per distinct id of a call and copied (the same bits); bf16: TextClassifierModel.UseInferencePrecision(BFloat16), bf16 copies of the Memory Layer tables; bf16 attention left the library (measured no faster: docs/benchmarks.md, \"Scoring, third round\"); perf scoring-bf16-probe times it alone");
+        table.AddNote("first Q/K/V once per distinct id (TextClassifierModel.ShareFirstProjections, the default since 2026-12-06 s13; a group whose new ids exceed 75 % of its tokens computes per token): the first block's Q, K, V before rotary depend on the token id alone, so they are computed once per distinct id of a call and copied (the same bits); kept working memory (TextClassifierModel.KeepFusedMemory, default): the encoder's buffers are reused from call to call instead of fresh pinned arrays; bf16: TextClassifierModel.UseInferencePrecision(BFloat16), bf16 copies of the Memory Layer tables");
         table.AddNote(machine);
         phases.AddNote("ML.NET overhead = Transform total − the four phases (cursors, getters, output columns)");
         phases.AddNote(machine);
@@ -179,13 +196,23 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         parts.AddNote(machine);
         parts.Publish(settings.Output);
         if (settings.EncoderReps > 0)
-            EncoderParts(model, longRows, settings.EncoderReps, machine, settings.Output);
+            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps, machine, settings.Output);
         return 0;
     }
 
+    /// <summary>Sets the attention's key transpose (tiled or element by element) for the calls that follow, then builds.</summary>
+    private static T Transpose<T>(bool tiled, Func<T> build)
+    {
+        Layers.Kernels.WindowAttention.TiledTranspose = tiled;
+        return build();
+    }
+
+    private static string MachineLine(double gflops, double copy) => string.Create(CultureInfo.InvariantCulture,
+        $"machine in the same run: GEMM {gflops:F1} GFLOP/s (fp32 1024³ torch.mm), copy bandwidth {copy:F1} GB/s (read + write)");
+
     /// <summary>The fused encoder alone on one group of long-row windows, both gather layouts interleaved: the fastest
     /// milliseconds of each part over <paramref name="reps"/> calls each.</summary>
-    private static void EncoderParts(TextClassifierModel model, string[] rows, int reps, string machine, string output)
+    private static void EncoderParts(TextClassifierModel model, string[] rows, int reps, string machine, string output, bool gathers = true)
     {
         var encoder = new TextPairEncoder(model.Tokenizer, model.MaxTokensPerRow);
         var windows = new List<int[]>();
@@ -200,34 +227,47 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var pooling = model.Network.Head.Pooling;
         var copies = backbone.modules().OfType<Layers.MemoryLayer>().ToDictionary(l => Layers.Kernels.TensorMemory.Key(l.Table), l => Layers.Kernels.Bf16Matrix.From(l.Table));
         Func<TorchSharp.torch.Tensor, Layers.Kernels.Bf16Matrix?> bf16 = t => copies.GetValueOrDefault(Layers.Kernels.TensorMemory.Key(t));
+        var kept = Enumerable.Range(0, 5).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
         var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
-            ("per token, SIMD kernels, every token's first Q/K/V (default)", () => new Layers.Kernels.FusedEncoder(backbone)),
-            ("per token, first Q/K/V once per distinct id (internal switch, off)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true)),
-            ("bf16 tables (opt-in BFloat16)", () => new Layers.Kernels.FusedEncoder(backbone, bf16: bf16)),
+            ("every token's first Q/K/V, fresh memory per call, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, windowMajor: false))),
+            ("every token's first Q/K/V, kept memory", () => new Layers.Kernels.FusedEncoder(backbone, memory: kept[0], windowMajor: false)),
+            ("first Q/K/V once per distinct id, kept memory, whole-group passes (default)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[1], windowMajor: false)),
+            ("the same, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[4], windowMajor: false))),
+            ("the same, every block window by window (switch, off)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[3], windowMajor: true)),
+            ("bf16 tables (opt-in BFloat16), kept memory", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, bf16: bf16, memory: kept[2], windowMajor: false)),
         };
-        var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 8).ToArray()).ToArray();
+        var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 5).ToArray()).ToArray();
+        var totals = modes.Select(_ => new double[reps]).ToArray();
+        int reference = Array.FindIndex(modes, m => m.Item1.EndsWith("(default)", StringComparison.Ordinal));
         using var noGrad = TorchSharp.torch.no_grad();
         for (int rep = -1; rep < reps; rep++)
-            for (int m = 0; m < modes.Length; m++)
+            foreach (int m in Timing.Rotation(modes.Length, rep))
             {
                 var profile = new ScoringProfile();
+                Layers.Kernels.WindowAttention.TiledTranspose = true;
+                var fused = modes[m].Item2();
                 long start = Stopwatch.GetTimestamp();
-                using (var pooled = modes[m].Item2().Pooled(windows, pooling, profile)) { }
+                using (var pooled = fused.Pooled(windows, pooling, profile)) { }
                 double total = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                Layers.Kernels.WindowAttention.TiledTranspose = true;
                 if (rep < 0) continue;
-                double[] values = [profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs, profile.FusedEmbeddingMs + profile.FusedPoolingMs, total, profile.FusedGatherMs, profile.FusedHashMs, profile.FusedRotaryMs];
+                totals[m][rep] = total;
+                double[] values = [profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs, profile.FusedEmbeddingMs + profile.FusedPoolingMs, total];
                 for (int i = 0; i < values.Length; i++) best[m][i] = Math.Min(best[m][i], values[i]);
             }
-        var table = new PerfTable("scoring-encoder-min", FormattableString.Invariant($"The fused encoder alone: one group of {windows.Count} long-row windows ({tokens} tokens), fastest of {reps} calls per variant, ms, both blocks"),
-            "variant", "norm + hash + Q/K/V + rotary", "attention", "residual + norm + Memory Block + residual", "embedding + pooling", "encoder forward", "ns per token per block", "staged: gathers", "staged: norms + hashes", "staged: rotary");
+        var table = new PerfTable("scoring-encoder-min", FormattableString.Invariant($"The fused encoder alone: one group of {windows.Count} windows ({tokens} tokens), fastest of {reps} calls per variant (rotating order), ms, both blocks"),
+            "variant", "norm + hash + Q/K/V + rotary", "attention", "residual + norm + Memory Block + residual", "embedding + pooling", "encoder forward, fastest", "encoder forward, median", "ns per token per block (fastest)", "median of per-round ratios: this ÷ default");
         for (int m = 0; m < modes.Length; m++)
-            table.AddRow(modes[m].Item1, best[m][0], best[m][1], best[m][2], best[m][3], best[m][4],
-                FormattableString.Invariant($"{best[m][4] * 1e6 / tokens / model.Network.Config.Layers:F0}"), best[m][5] == 0 ? "—" : best[m][5], best[m][6] == 0 ? "—" : best[m][6], best[m][7] == 0 ? "—" : best[m][7]);
+            table.AddRow(modes[m].Item1, best[m][0], best[m][1], best[m][2], best[m][3], best[m][4], Timing.Median(totals[m]),
+                FormattableString.Invariant($"{best[m][4] * 1e6 / tokens / model.Network.Config.Layers:F0}"),
+                FormattableString.Invariant($"{Timing.Median(totals[m].Zip(totals[reference], (a, b) => a / b).ToArray()):F3}"));
+        table.AddNote("window by window: the parts are thread time ÷ workers (one fork/join for the whole forward); \"before\" is the default before 2026-12-06 s13");
         table.AddNote("each part's minimum is taken on its own, so the parts need not add up to the forward's minimum; the first two rows give the same bits; a new encoder per call, as per scoring call, so the shared first Q/K/V are computed in every call (once per distinct id of the group)");
         table.AddNote(machine);
         table.Publish(output);
-        GatherAlone(tokens, reps * 5, machine, output);
+        if (gathers)
+            GatherAlone(tokens, reps * 5, machine, output);
     }
 
     /// <summary>One gather pass alone over random chunked rows of <paramref name="n"/> tokens (16 chunks): three 128-wide
@@ -287,20 +327,23 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     }
 
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
-    private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = false,
-        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32)
+    private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
+        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool windowMajor = false, bool tiled = true)
     {
-        (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch) =
-            (reference, fused, simd, share, budget);
+        Layers.Kernels.WindowAttention.TiledTranspose = tiled;
+        (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.KeepFusedMemory, m.UseWindowMajorPasses) =
+            (reference, fused, simd, share, budget, keep, windowMajor);
         if (m.InferencePrecision != precision) m.UseInferencePrecision(precision);
     }
 
     /// <summary>Median wall and process CPU milliseconds of <paramref name="body"/> after each of <paramref name="setups"/>,
     /// one call each per round, in a rotating order (<see cref="Timing.Rotation"/>), after one warm-up round; the set-ups are not timed.</summary>
-    private static (double[] Wall, double[] Cpu) InterleaveWithCpu(IReadOnlyList<Action> setups, Action body, int rounds)
+    private static (double[] Wall, double[] Cpu, double[] AllocatedMb, double[] Gen2, double[][] WallRounds) InterleaveWithCpu(IReadOnlyList<Action> setups, Action body, int rounds)
     {
         var wall = setups.Select(_ => new double[rounds]).ToArray();
         var cpu = setups.Select(_ => new double[rounds]).ToArray();
+        var allocated = setups.Select(_ => new double[rounds]).ToArray();
+        var gen2 = setups.Select(_ => new double[rounds]).ToArray();
         using var process = Process.GetCurrentProcess();
         for (int round = -1; round < rounds; round++)
             foreach (int b in Timing.Rotation(setups.Count, round))
@@ -308,6 +351,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 setups[b]();
                 process.Refresh();
                 var cpuStart = process.TotalProcessorTime;
+                long bytes = GC.GetTotalAllocatedBytes(), collections = GC.CollectionCount(2);
                 long start = Stopwatch.GetTimestamp();
                 body();
                 double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
@@ -315,8 +359,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 if (round < 0) continue;
                 wall[b][round] = ms;
                 cpu[b][round] = (process.TotalProcessorTime - cpuStart).TotalMilliseconds;
+                allocated[b][round] = (GC.GetTotalAllocatedBytes() - bytes) / 1e6;
+                gen2[b][round] = GC.CollectionCount(2) - collections;
             }
-        return (wall.Select(Timing.Median).ToArray(), cpu.Select(Timing.Median).ToArray());
+        return (wall.Select(Timing.Median).ToArray(), cpu.Select(Timing.Median).ToArray(), allocated.Select(Timing.Median).ToArray(), gen2.Select(a => a.Average()).ToArray(), wall);
     }
 
     private static int ArgMax(float[] values) => Array.IndexOf(values, values.Max());

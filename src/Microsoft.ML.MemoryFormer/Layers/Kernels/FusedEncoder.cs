@@ -16,7 +16,7 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// causal mask, padded keys masked out) followed by <see cref="SequencePooling.Pool"/> up to float rounding.
 /// </summary>
 /// <remarks>Holds raw pointers into the backbone's parameters: build it per call (cheap).</remarks>
-internal sealed unsafe class FusedEncoder
+internal sealed unsafe partial class FusedEncoder
 {
     private readonly TransformerBackbone backbone;     // keeps the parameters alive
     private readonly FusedEncoderBlock[] blocks;
@@ -25,7 +25,14 @@ internal sealed unsafe class FusedEncoder
     private readonly int width;
     private readonly long vocabulary;
     private readonly bool staged;
-    private float[] buffer = [];
+    private readonly FusedEncoderMemory memory;
+    private readonly bool windowMajor;
+    private readonly int pieceTokens;
+
+    /// <summary>With shared first-block projections, the largest share of a group's tokens whose id is new (not met
+    /// earlier in this encoder's calls) for which the group still takes the shared rows; above it the group computes per
+    /// token, as copying each token's row then saves little (a group of mostly distinct ids).</summary>
+    public const double MaxNewIdShare = 0.75;
 
     /// <summary>Reads the backbone's parameters; <see cref="Supports"/> must be true.</summary>
     /// <param name="backbone">The encoder.</param>
@@ -40,11 +47,21 @@ internal sealed unsafe class FusedEncoder
     /// table in fp32 (<c>TextClassifierModel.UseInferencePrecision</c>).</param>
     /// <param name="shareFirstProjections">Compute the first block's Q, K and V before rotary once per distinct token id of
     /// the encoder's calls (<see cref="FusedEncoderBlock.Project"/>) instead of once per token: they depend on the id alone,
-    /// so the results are the same bits. Off by default (<see cref="TextClassifierModel.ShareFirstProjections"/>).</param>
+    /// so the results are the same bits. A group where more than <see cref="MaxNewIdShare"/> of the tokens bring an id not
+    /// met before computes per token instead (<see cref="TextClassifierModel.ShareFirstProjections"/>).</param>
+    /// <param name="windowMajor">Run every block over a few windows at a time, pieces in parallel (<see cref="WindowMajor"/>)
+    /// rather than each block's three passes over the whole group in turn (the default); the same bits. Off by default
+    /// (<see cref="TextClassifierModel.UseWindowMajorPasses"/>). Staged passes always take the whole-group passes.</param>
+    /// <param name="pieceTokens">Fewest tokens of a window-major piece (whole windows, within one thread's range).</param>
+    /// <param name="memory">Working memory kept across calls (<see cref="FusedEncoderMemory.Pool"/>), or null for fresh arrays.</param>
     public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true,
-        Func<Tensor, Bf16Matrix?>? bf16 = null, bool shareFirstProjections = false)
+        Func<Tensor, Bf16Matrix?>? bf16 = null, bool shareFirstProjections = false, FusedEncoderMemory? memory = null, bool windowMajor = false,
+        int pieceTokens = PieceTokens)
     {
+        this.windowMajor = windowMajor;
+        this.pieceTokens = pieceTokens;
         this.backbone = backbone;
+        this.memory = memory ?? new FusedEncoderMemory();
         width = backbone.Config.Width;
         blocks = backbone.Blocks.Select(b => new FusedEncoderBlock(b, backbone.Config, bf16)).ToArray();
         embedding = TensorMemory.Floats(backbone.Embedding.weight!);
@@ -55,7 +72,7 @@ internal sealed unsafe class FusedEncoder
         this.staged = (staged || tableMajor) && blocks.All(b => b.TableMajor);
         foreach (var block in blocks)
             (block.TableMajorGathers, block.Simd) = (tableMajor, simd);
-        projections = shareFirstProjections && !this.staged && blocks.Length > 0 ? new FirstProjections(blocks[0], width, vocabulary) : null;
+        projections = shareFirstProjections && !this.staged && blocks.Length > 0 ? new FirstProjections(blocks[0], width, vocabulary, this.memory) : null;
     }
 
     private readonly FirstProjections? projections;
@@ -100,20 +117,27 @@ internal sealed unsafe class FusedEncoder
         int n = starts[^1];
         long scratchSize = staged ? blocks.Max(b => b.ScratchFloats(n)) : 0;
         long size = (5L * n * width) + scratchSize;
-        if (buffer.LongLength < size)
-            buffer = GC.AllocateUninitializedArray<float>(checked((int)size), pinned: true);
+        if (memory.Activations.LongLength < size)
+            memory.Activations = GC.AllocateUninitializedArray<float>(checked((int)size), pinned: true);
+        var buffer = memory.Activations;
         float* x = (float*)Unsafe.AsPointer(ref buffer[0]);
         float* q = x + ((long)n * width), k = q + ((long)n * width), v = k + ((long)n * width), attended = v + ((long)n * width);
         float* scratch = staged ? attended + ((long)n * width) : null;
         for (int w = 0; w < windows.Count; w++)
-            for (int t = 0; t < windows[w].Length; t++)
-            {
-                int id = windows[w][t];
+            foreach (int id in windows[w])
                 if ((uint)id >= vocabulary)
                     throw new ArgumentException($"Token id {id} of window {w} is outside the vocabulary of {vocabulary} ids.", nameof(windows));
-                Unsafe.CopyBlock(x + ((long)(starts[w] + t) * width), embedding + ((long)id * width), (uint)(width * sizeof(float)));
-            }
-        if (profile is not null) profile.FusedEmbeddingMs += FusedEncoderBlock.Lap(ref clock);
+        if (!windowMajor || staged)
+        {
+            Embed(windows, starts, 0, windows.Count, x);
+            if (profile is not null) profile.FusedEmbeddingMs += FusedEncoderBlock.Lap(ref clock);
+        }
+        if (windowMajor && !staged)
+        {
+            WindowMajor(windows, starts, pooling, x, output, profile, clock);
+            GC.KeepAlive(buffer);
+            return;
+        }
         for (int b = 0; b < blocks.Length; b++)
         {
             long clock0 = Stopwatch.GetTimestamp();
@@ -133,6 +157,91 @@ internal sealed unsafe class FusedEncoder
             Pool(x, starts[w], starts[w + 1], pooling, q, output + ((long)w * width));
         if (profile is not null) profile.FusedPoolingMs += FusedEncoderBlock.Lap(ref clock);
         GC.KeepAlive(buffer);                                                    // x, q, k, v point into it
+        GC.KeepAlive(projections);
+        GC.KeepAlive(backbone);
+    }
+
+    /// <summary>Embedding rows of windows [first, last) into x (ids already checked).</summary>
+    private void Embed(IReadOnlyList<int[]> windows, int[] starts, int first, int last, float* x)
+    {
+        for (int w = first; w < last; w++)
+        {
+            var ids = windows[w];
+            for (int t = 0; t < ids.Length; t++)
+                Unsafe.CopyBlock(x + ((long)(starts[w] + t) * width), embedding + ((long)ids[t] * width), (uint)(width * sizeof(float)));
+        }
+    }
+
+    /// <summary>Fewest tokens a piece of <see cref="WindowMajor"/> runs through every block at once (whole windows).</summary>
+    public const int PieceTokens = 128;
+
+    /// <summary>
+    /// Every block over a few windows at a time (<see cref="FusedEncoderBlock.ForwardWindows"/>, pieces of about
+    /// <see cref="PieceTokens"/> tokens whose ≈ 320 KB of activations stay in L2 from block to block), pieces in parallel:
+    /// one fork/join per group instead of three per block, the same bits. The first block's shared rows, when any, are
+    /// made before (<see cref="FirstProjections"/>). The profile gets each part's thread time ÷ workers.
+    /// </summary>
+    private void WindowMajor(IReadOnlyList<int[]> windows, int[] starts, PoolingKind pooling, float* x, float* output, ScoringProfile? profile, long clock)
+    {
+        int n = starts[^1], count = windows.Count, longest = 0;
+        for (int w = 0; w < count; w++)
+            longest = Math.Max(longest, starts[w + 1] - starts[w]);
+        foreach (var block in blocks)
+            if (longest > block.RotaryPositions)
+                throw new ArgumentException($"A window of {longest} tokens is longer than the {block.RotaryPositions} rotary positions.", nameof(windows));
+        var positions = new int[n];
+        for (int w = 0; w < count; w++)
+            for (int t = starts[w]; t < starts[w + 1]; t++)
+                positions[t] = t - starts[w];
+        int[]? slots = blocks.Length > 0 ? projections?.Slots(windows, embedding, n, profile) : null;
+        if (profile is not null)
+        {
+            if (slots is null && blocks.Length > 0) profile.FusedFirstBlockRows += n;
+            profile.FusedAttentionInputsMs += FusedEncoderBlock.Lap(ref clock);
+        }
+        float* projected = slots is null ? null : projections!.Rows;
+        var ticks = profile is null ? null : new long[5];
+        nint xa = (nint)x, oa = (nint)output, pa = (nint)projected;
+        long size = (long)n * width;
+        int scratchFloats = WindowAttention.ScratchFloats(blocks.Length > 0 ? blocks[0].HeadWidth : 8, longest);
+        KernelParallel.For(count, (long)(n / count + 1) * width * 64, (first, last) =>
+        {
+            var local = ticks is null ? null : new long[5];
+            var scratch = GC.AllocateUninitializedArray<float>(scratchFloats);
+            fixed (float* attention = scratch)
+            {
+                float* xs = (float*)xa, q = xs + size, k = q + size, v = k + size, attended = v + size;
+                for (int w0 = first; w0 < last;)
+                {
+                    int w1 = w0 + 1;
+                    while (w1 < last && starts[w1] - starts[w0] < pieceTokens)
+                        w1++;
+                    long tick = Stopwatch.GetTimestamp();
+                    Embed(windows, starts, w0, w1, xs);
+                    if (local is not null) local[3] += Stopwatch.GetTimestamp() - tick;
+                    for (int b = 0; b < blocks.Length; b++)
+                        blocks[b].ForwardWindows(xs, starts, positions, w0, w1, q, k, v, attended, attention, local,
+                            b == 0 ? (float*)pa : null, b == 0 ? slots : null);
+                    tick = Stopwatch.GetTimestamp();
+                    for (int w = w0; w < w1; w++)
+                        Pool(xs, starts[w], starts[w + 1], pooling, q + ((long)starts[w] * width), (float*)oa + ((long)w * width));
+                    if (local is not null) local[4] += Stopwatch.GetTimestamp() - tick;
+                    w0 = w1;
+                }
+            }
+            if (local is not null)
+                lock (ticks!)
+                    for (int i = 0; i < local.Length; i++) ticks[i] += local[i];
+        });
+        if (profile is not null && ticks is not null)
+        {
+            double ms = 1000.0 / Stopwatch.Frequency / Math.Min(KernelParallel.Workers, count);
+            profile.FusedAttentionInputsMs += ticks[0] * ms;
+            profile.FusedAttentionMs += ticks[1] * ms;
+            profile.FusedFeedforwardMs += ticks[2] * ms;
+            profile.FusedEmbeddingMs += ticks[3] * ms;
+            profile.FusedPoolingMs += ticks[4] * ms;
+        }
         GC.KeepAlive(projections);
         GC.KeepAlive(backbone);
     }
@@ -161,74 +270,6 @@ internal sealed unsafe class FusedEncoder
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(pooling), pooling, "Unknown pooling.");
-        }
-    }
-    /// <summary>
-    /// The first block's Q, K, V before rotary of each distinct token id met by this encoder, [U, 3·d] rows computed once
-    /// per id (<see cref="FusedEncoderBlock.Project"/>) and copied per token: the first block's input is the token's
-    /// embedding row, so they depend on the id alone (a scoring call of English text has ≈ 0.13–0.15 distinct ids per
-    /// token). Groups of fewer than <see cref="MinTokens"/> tokens (a PredictionEngine call of a short row) compute per token
-    /// instead. Bounded: past <see cref="MaxRows"/> ids it starts over.
-    /// </summary>
-    private sealed class FirstProjections(FusedEncoderBlock block, int width, long vocabulary)
-    {
-        /// <summary>Fewest tokens of a group that take the shared rows.</summary>
-        public const int MinTokens = 256;
-
-        private int[]? slotOfId;                                                 // [vocabulary], −1 = no row yet
-        private readonly int maxRows = (int)Math.Max(4096, Math.Min(65536, (64L << 20) / (12L * width)));
-        private float[] rows = [];
-        private int count;
-
-        /// <summary>Most distinct ids kept.</summary>
-        public int MaxRows => maxRows;
-
-        /// <summary>The rows; valid until the next <see cref="Slots"/>.</summary>
-        public float* Rows => (float*)Unsafe.AsPointer(ref rows[0]);
-
-        /// <summary>Each token's row (computing the rows of ids not met before from their embedding rows), or null when the
-        /// group is too small to share.</summary>
-        public int[]? Slots(IReadOnlyList<int[]> windows, float* embedding, int n, ScoringProfile? profile)
-        {
-            if (n < MinTokens)
-                return null;
-            if (slotOfId is null || count + n > maxRows)                         // first use, or start over
-            {
-                slotOfId ??= new int[checked((int)vocabulary)];
-                Array.Fill(slotOfId, -1);
-                count = 0;
-            }
-            var slots = new int[n];
-            var fresh = new List<int>();
-            int t = 0;
-            foreach (var window in windows)
-                foreach (int id in window)
-                {
-                    int slot = slotOfId[id];
-                    if (slot < 0)
-                    {
-                        slot = slotOfId[id] = count + fresh.Count;
-                        fresh.Add(id);
-                    }
-                    slots[t++] = slot;
-                }
-            if (fresh.Count > 0)
-                Add(fresh, embedding);
-            if (profile is not null) profile.FusedFirstBlockRows += fresh.Count;
-            return slots;
-        }
-
-        private void Add(List<int> fresh, float* embedding)
-        {
-            long needed = 3L * width * (count + fresh.Count);
-            if (rows.LongLength < needed)
-            {
-                var grown = GC.AllocateUninitializedArray<float>(checked((int)Math.Max(needed, Math.Min(2L * rows.LongLength, 3L * width * maxRows))), pinned: true);
-                Array.Copy(rows, grown, 3L * width * count);
-                rows = grown;
-            }
-            block.Project(embedding, fresh.ToArray(), fresh.Count, Rows + (3L * width * count));
-            count += fresh.Count;
         }
     }
 }

@@ -62,6 +62,9 @@ internal sealed unsafe class FusedEncoderBlock
     public static bool Supports(TransformerBlock block, MemoryFormerConfig config) =>
         FusedDecodeBlock.Supports(block, config) && WindowAttention.Supports(config.HeadWidth);
 
+    /// <summary>The attention heads' width hd.</summary>
+    public int HeadWidth => headWidth;
+
     /// <summary>Positions the rotary tables cover: no window may be longer.</summary>
     public long RotaryPositions { get; }
 
@@ -123,6 +126,53 @@ internal sealed unsafe class FusedEncoderBlock
             TableMajorFeedforward(x, attended, n, q, scratch, profile);
         if (profile is not null) profile.FusedFeedforwardMs += Lap(ref clock);
         GC.KeepAlive(block);
+    }
+
+    /// <summary>
+    /// The block in place on the tokens of windows [first, last) only, on the calling thread: the three passes of
+    /// <see cref="Forward"/> over those tokens (Q/K/V, attention per window, Memory Block), the same per-token arithmetic
+    /// and so the same bits. Windows never see each other, so a caller can run every block over a few windows while
+    /// their activations stay in cache, with one fork/join for all of them (<see cref="FusedEncoder"/>).
+    /// </summary>
+    /// <param name="x">Hidden states [N, d] of the whole group; rows of windows [first, last) are replaced by the block's output.</param>
+    /// <param name="starts">Window starts, W + 1 entries, the last N.</param>
+    /// <param name="positions">Each token's position in its window.</param>
+    /// <param name="first">First window.</param>
+    /// <param name="last">One past the last window.</param>
+    /// <param name="q">Working buffer [N, d] (rows of these windows used).</param>
+    /// <param name="k">Working buffer [N, d].</param>
+    /// <param name="v">Working buffer [N, d].</param>
+    /// <param name="attended">Working buffer [N, d].</param>
+    /// <param name="attentionScratch"><see cref="WindowAttention.ScratchFloats"/> floats for the longest window.</param>
+    /// <param name="ticks">When set, the Stopwatch ticks of the three passes are added to its first three entries.</param>
+    /// <param name="projected">As in <see cref="Forward"/>: Q, K, V before rotary of slots[t], or null.</param>
+    /// <param name="slots">As in <see cref="Forward"/>.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void ForwardWindows(float* x, int[] starts, int[] positions, int first, int last, float* q, float* k, float* v, float* attended,
+        float* attentionScratch, long[]? ticks, float* projected = null, int[]? slots = null)
+    {
+        int start = starts[first], end = starts[last];
+        long clock = Stopwatch.GetTimestamp();
+        if (projected is not null && slots is not null)
+            ProjectedInputs(projected, slots, positions, start, end, q, k, v);
+        else
+            AttentionInputs(x, positions, start, end, q, k, v);
+        Tick(ticks, 0, ref clock);
+        for (int w = first; w < last; w++)
+            WindowAttention.Window(q, k, v, attended, heads, headWidth, starts[w], starts[w + 1] - starts[w], attentionScratch, Simd);
+        Tick(ticks, 1, ref clock);
+        Feedforward(x, attended, start, end);
+        Tick(ticks, 2, ref clock);
+        GC.KeepAlive(block);
+    }
+
+    private static void Tick(long[]? ticks, int part, ref long clock)
+    {
+        if (ticks is null)
+            return;
+        long now = Stopwatch.GetTimestamp();
+        ticks[part] += now - clock;
+        clock = now;
     }
 
     /// <summary>Q, K, V of all tokens: the hashes first (per token), then each table slice by slice over every token, then rotary.</summary>

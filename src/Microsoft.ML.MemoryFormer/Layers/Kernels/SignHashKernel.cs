@@ -253,7 +253,7 @@ internal static unsafe class SignHashKernel
 
     /// <summary>The 8 × 8 AVX transpose: interleave pairs of rows, then quads, then swap 128-bit halves.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(float* src, int srcStride, float* dst, int dstStride)
+    internal static void Transpose8x8(float* src, int srcStride, float* dst, int dstStride)
     {
         Vector256<float> r0 = Avx.LoadVector256(src), r1 = Avx.LoadVector256(src + srcStride),
             r2 = Avx.LoadVector256(src + (2 * srcStride)), r3 = Avx.LoadVector256(src + (3 * srcStride)),

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -78,6 +79,32 @@ internal static unsafe class WindowAttention
         });
     }
 
+    /// <summary>Floats of scratch <see cref="Window"/> needs for a window of up to <paramref name="longest"/> tokens.</summary>
+    public static int ScratchFloats(int headWidth, int longest)
+    {
+        int padded = (longest + KeyTile - 1) / KeyTile * KeyTile;
+        return (headWidth * padded) + (WideQueries * padded);
+    }
+
+    /// <summary>
+    /// Every head of the one window [offset, offset + length) on the calling thread: the work items of
+    /// <see cref="Run(float*, float*, float*, float*, int, int, int[], bool)"/> for that window, the same arithmetic and so
+    /// the same bits. <paramref name="scratch"/> holds <see cref="ScratchFloats"/>(hd, length) floats; hd must be
+    /// <see cref="Supports">supported</see>.
+    /// </summary>
+    public static void Window(float* q, float* k, float* v, float* y, int heads, int headWidth, int offset, int length, float* scratch, bool avx512 = true)
+    {
+        int padded = (length + KeyTile - 1) / KeyTile * KeyTile;
+        bool wide = avx512 && Vector512.IsHardwareAccelerated && headWidth % 32 == 0;
+        for (int h = 0; h < heads; h++)
+        {
+            if (wide)
+                Head512(q, k, v, y, heads * headWidth, headWidth, h, offset, length, scratch, scratch + (headWidth * padded));
+            else
+                Head(q, k, v, y, heads * headWidth, headWidth, h, offset, length, scratch, scratch + (headWidth * padded));
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Head(float* q, float* k, float* v, float* y, int width, int headWidth, int head, int offset, int length,
         float* keys, float* scores)
@@ -103,18 +130,28 @@ internal static unsafe class WindowAttention
     }
 
     /// <summary>One head's keys of a window, transposed and zero-padded: keys [hd, padded] from k's rows
-    /// [length, hd] (row stride <paramref name="width"/>).</summary>
+    /// [length, hd] (row stride <paramref name="width"/>): 8 × 8 AVX tiles (<see cref="SignHashKernel.Transpose8x8"/>)
+    /// for whole groups of eight keys, element by element for the rest (hd is a multiple of 8).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransposeKeys(float* k, int width, int headWidth, int length, int padded, float* keys)
     {
+        int tiled = Avx.IsSupported && TiledTranspose ? length / 8 * 8 : 0;
+        for (int j = 0; j < tiled; j += 8)
+            for (int c = 0; c < headWidth; c += 8)
+                SignHashKernel.Transpose8x8(k + ((long)j * width) + c, width, keys + (c * padded) + j, padded);
         for (int c = 0; c < headWidth; c++)
         {
             float* row = keys + (c * padded);
-            for (int j = 0; j < length; j++)
+            for (int j = tiled; j < length; j++)
                 row[j] = k[((long)j * width) + c];
             for (int j = length; j < padded; j++)
                 row[j] = 0f;
         }
     }
+
+    /// <summary>Transpose the keys in 8 × 8 AVX tiles (the default) rather than element by element (before 2026-12-06
+    /// s13; kept for the benchmark); the same values either way.</summary>
+    internal static bool TiledTranspose { get; set; } = true;
 
     /// <summary><see cref="Head"/> with AVX-512: eight queries at a time, scores in 8 × 32 tiles of sixteen 512-bit
     /// registers, the softmax's exp in 512-bit lanes and P·V in 8 × 32-column tiles; hd a multiple of 32.</summary>

@@ -1,0 +1,86 @@
+using System.Runtime.CompilerServices;
+using Microsoft.ML.MemoryFormer.Models;
+
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+
+internal sealed unsafe partial class FusedEncoder
+{
+    /// <summary>
+    /// The first block's Q, K, V before rotary of each distinct token id met by this encoder, [U, 3·d] rows computed once
+    /// per id (<see cref="FusedEncoderBlock.Project"/>) and copied per token: the first block's input is the token's
+    /// embedding row, so they depend on the id alone (a scoring call of English text has ≈ 0.13–0.15 distinct ids per
+    /// token). Groups of fewer than <see cref="MinTokens"/> tokens (a PredictionEngine call of a short row), and groups
+    /// whose new ids exceed <see cref="MaxNewIdShare"/> of their tokens, compute per token instead. Bounded: past
+    /// <see cref="MaxRows"/> ids it starts over. The arrays live in <see cref="FusedEncoderMemory"/>; the rows are this
+    /// encoder's own (the slot array is reset on its first use).
+    /// </summary>
+    private sealed class FirstProjections(FusedEncoderBlock block, int width, long vocabulary, FusedEncoderMemory memory)
+    {
+        /// <summary>Fewest tokens of a group that take the shared rows.</summary>
+        public const int MinTokens = 256;
+
+        private readonly int maxRows = (int)Math.Max(4096, Math.Min(65536, (64L << 20) / (12L * width)));
+        private bool started;
+        private int count;
+
+        /// <summary>Most distinct ids kept.</summary>
+        public int MaxRows => maxRows;
+
+        /// <summary>The rows; valid until the next <see cref="Slots"/>.</summary>
+        public float* Rows => (float*)Unsafe.AsPointer(ref memory.Rows[0]);
+
+        /// <summary>Each token's row (computing the rows of ids not met before from their embedding rows), or null when the
+        /// group is too small to share or brings too many new ids.</summary>
+        public int[]? Slots(IReadOnlyList<int[]> windows, float* embedding, int n, ScoringProfile? profile)
+        {
+            if (n < MinTokens)
+                return null;
+            var slotOfId = memory.SlotOfId;
+            if (!started || slotOfId is null || count + n > maxRows)             // first use, or start over
+            {
+                if (slotOfId is null || slotOfId.LongLength < vocabulary)
+                    slotOfId = memory.SlotOfId = new int[checked((int)vocabulary)];
+                Array.Fill(slotOfId, -1);
+                (count, started) = (0, true);
+            }
+            var slots = new int[n];
+            var fresh = new List<int>();
+            int t = 0;
+            foreach (var window in windows)
+                foreach (int id in window)
+                {
+                    int slot = slotOfId[id];
+                    if (slot < 0)
+                    {
+                        slot = slotOfId[id] = count + fresh.Count;
+                        fresh.Add(id);
+                    }
+                    slots[t++] = slot;
+                }
+            if (fresh.Count > MaxNewIdShare * n)                                 // mostly new ids: per token is as cheap
+            {
+                foreach (int id in fresh)
+                    slotOfId[id] = -1;
+                return null;
+            }
+            if (fresh.Count > 0)
+                Add(fresh, embedding);
+            if (profile is not null) profile.FusedFirstBlockRows += fresh.Count;
+            return slots;
+        }
+
+        private void Add(List<int> fresh, float* embedding)
+        {
+            long needed = 3L * width * (count + fresh.Count);
+            var rows = memory.Rows;
+            if (rows.LongLength < needed)
+            {
+                var grown = GC.AllocateUninitializedArray<float>(checked((int)Math.Max(needed, Math.Min(2L * rows.LongLength, 3L * width * maxRows))), pinned: true);
+                Array.Copy(rows, grown, Math.Min(rows.LongLength, 3L * width * count));
+                rows = memory.Rows = grown;
+            }
+            block.Project(embedding, fresh.ToArray(), fresh.Count, Rows + (3L * width * count));
+            count += fresh.Count;
+        }
+    }
+}

@@ -1,0 +1,46 @@
+namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
+
+/// <summary>
+/// The working memory of a <see cref="FusedEncoder"/> (activation buffers, the first block's per-id slot array and rows)
+/// kept from one scoring call to the next, so a call does not allocate ≈ 10 MB of fresh pinned memory. Fresh large arrays
+/// each call filled the large-object budget and ran a gen-2 collection every one or two Transform passes of short rows
+/// (measured with <c>perf scoring</c>; docs/benchmarks.md, "Scoring, fourth round"). Holds no results between calls: an
+/// encoder overwrites what it reads, and the per-id rows are rebuilt by each encoder (the weights may have changed).
+/// </summary>
+/// <remarks>Not thread-safe: one encoder uses it at a time (<see cref="Pool"/> lends it out).</remarks>
+internal sealed class FusedEncoderMemory
+{
+    /// <summary>Most bytes kept after a call; a larger set of arrays is dropped when returned to the pool.</summary>
+    public const long KeepBytes = 32L << 20;
+
+    /// <summary>Activations and scratch (pinned); grown on demand.</summary>
+    public float[] Activations { get; set; } = [];
+
+    /// <summary>The first block's slot of each token id (−1: none yet), [vocabulary]; null until first needed.</summary>
+    public int[]? SlotOfId { get; set; }
+
+    /// <summary>The first block's Q, K, V rows per distinct id (pinned); grown on demand.</summary>
+    public float[] Rows { get; set; } = [];
+
+    /// <summary>Bytes held.</summary>
+    public long Bytes => (4L * Activations.LongLength) + (4L * (SlotOfId?.LongLength ?? 0)) + (4L * Rows.LongLength);
+
+    /// <summary>
+    /// One kept <see cref="FusedEncoderMemory"/> shared by the calls of one model: <see cref="Take"/> lends it (or a new one
+    /// when another call holds it), <see cref="Return"/> keeps it for the next call unless it grew past <see cref="KeepBytes"/>.
+    /// </summary>
+    internal sealed class Pool
+    {
+        private FusedEncoderMemory? kept;
+
+        /// <summary>The kept memory, or a new one when it is lent out.</summary>
+        public FusedEncoderMemory Take() => Interlocked.Exchange(ref kept, null) ?? new FusedEncoderMemory();
+
+        /// <summary>Keeps <paramref name="memory"/> for the next call (if it is not too large).</summary>
+        public void Return(FusedEncoderMemory memory)
+        {
+            if (memory.Bytes <= KeepBytes)
+                Volatile.Write(ref kept, memory);
+        }
+    }
+}
