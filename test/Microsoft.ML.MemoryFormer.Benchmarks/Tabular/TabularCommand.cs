@@ -118,6 +118,10 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [Description("MemoryFormer's WeightAveragingDecay: d in [0, 1), an exponential moving average of the weights used for validation, early stopping and the trained model. Default off.")]
         public double? Ema { get; init; }
 
+        [CommandOption("--min-lr-ratio")]
+        [Description("MemoryFormer's MinLearningRateRatio: where the cosine schedule ends, as a fraction of the peak rates (1 = constant after warm-up). Default the trainer's (0.1).")]
+        public double? MinLrRatio { get; init; }
+
         [CommandOption("--seed")]
         [Description("MemoryFormer seed. Default 0.")]
         public int Seed { get; init; }
@@ -210,6 +214,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         if (settings.WeightDecay is { } decay) options.WeightDecay = decay;
         options.LabelSmoothing = settings.LabelSmoothing;
         options.WeightAveragingDecay = settings.Ema;
+        options.MinLearningRateRatio = settings.MinLrRatio;
         if (settings.Batch is { } batch) options.BatchSize = batch;
         if (settings.Patience is { } patience) options.EarlyStoppingPatience = patience;
         options.Architecture = options.Architecture with
