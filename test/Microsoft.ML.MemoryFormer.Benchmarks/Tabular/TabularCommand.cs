@@ -138,6 +138,10 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [Description("Run MemoryFormer only (skip LightGBM, FastTree and SDCA).")]
         public bool MemoryFormerOnly { get; init; }
 
+        [CommandOption("--baselines-only")]
+        [Description("Run LightGBM, FastTree and SDCA only (skip MemoryFormer), e.g. to save their predictions on a split whose MemoryFormer predictions a --seed-spread run wrote.")]
+        public bool BaselinesOnly { get; init; }
+
         [CommandOption("--trainer-defaults")]
         [Description("Give MemoryFormer the trainer's own defaults (size-aware) instead of the benchmark's per-size settings.")]
         public bool TrainerDefaults { get; init; }
@@ -182,7 +186,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             }
             var options = Options(settings, set);
             foreach (var contender in TabularContender.All(options, settings.Verbose ? Console.WriteLine : null)
-                .Where(c => !settings.MemoryFormerOnly || c.Name == "MemoryFormer"))
+                .Where(c => settings.MemoryFormerOnly ? c.Name == "MemoryFormer" : !settings.BaselinesOnly || c.Name != "MemoryFormer"))
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var result = Run(ml, set, contender, options, settings.SavePredictions ? settings.Output : null);
