@@ -118,6 +118,10 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [Description("MemoryFormer's WeightAveragingDecay: d in [0, 1), an exponential moving average of the weights used for validation, early stopping and the trained model. Default off.")]
         public double? Ema { get; init; }
 
+        [CommandOption("--min-lr-ratio")]
+        [Description("MemoryFormer's MinLearningRateRatio: where the cosine schedule ends, as a fraction of the peak rates (1 = constant after warm-up). Default the trainer's (0.1).")]
+        public double? MinLrRatio { get; init; }
+
         [CommandOption("--seed")]
         [Description("MemoryFormer seed. Default 0.")]
         public int Seed { get; init; }
@@ -133,6 +137,10 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [CommandOption("--memoryformer-only")]
         [Description("Run MemoryFormer only (skip LightGBM, FastTree and SDCA).")]
         public bool MemoryFormerOnly { get; init; }
+
+        [CommandOption("--baselines-only")]
+        [Description("Run LightGBM, FastTree and SDCA only (skip MemoryFormer), e.g. to save their predictions on a split whose MemoryFormer predictions a --seed-spread run wrote.")]
+        public bool BaselinesOnly { get; init; }
 
         [CommandOption("--trainer-defaults")]
         [Description("Give MemoryFormer the trainer's own defaults (size-aware) instead of the benchmark's per-size settings.")]
@@ -178,7 +186,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             }
             var options = Options(settings, set);
             foreach (var contender in TabularContender.All(options, settings.Verbose ? Console.WriteLine : null)
-                .Where(c => !settings.MemoryFormerOnly || c.Name == "MemoryFormer"))
+                .Where(c => settings.MemoryFormerOnly ? c.Name == "MemoryFormer" : !settings.BaselinesOnly || c.Name != "MemoryFormer"))
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var result = Run(ml, set, contender, options, settings.SavePredictions ? settings.Output : null);
@@ -210,6 +218,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         if (settings.WeightDecay is { } decay) options.WeightDecay = decay;
         options.LabelSmoothing = settings.LabelSmoothing;
         options.WeightAveragingDecay = settings.Ema;
+        options.MinLearningRateRatio = settings.MinLrRatio;
         if (settings.Batch is { } batch) options.BatchSize = batch;
         if (settings.Patience is { } patience) options.EarlyStoppingPatience = patience;
         options.Architecture = options.Architecture with

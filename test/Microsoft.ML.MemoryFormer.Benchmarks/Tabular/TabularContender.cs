@@ -47,5 +47,6 @@ internal sealed record TabularContender(string Name, Func<MLContext, TabularTask
         PeriodicScale = o.PeriodicScale, SizeAwareDefaults = o.SizeAwareDefaults,
         PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning, PiecewiseLinearMinLeafRows = o.PiecewiseLinearMinLeafRows, EnsembleSize = o.EnsembleSize,
         GroupOneHotSlots = o.GroupOneHotSlots, LabelSmoothing = o.LabelSmoothing, WeightAveragingDecay = o.WeightAveragingDecay,
+        MinLearningRateRatio = o.MinLearningRateRatio,
     };
 }

@@ -67,6 +67,7 @@ internal static class TabularEnsemble
         PeriodicScale = o.PeriodicScale, SizeAwareDefaults = o.SizeAwareDefaults,
         PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning, PiecewiseLinearMinLeafRows = o.PiecewiseLinearMinLeafRows, EnsembleSize = 1,
         GroupOneHotSlots = o.GroupOneHotSlots, LabelSmoothing = o.LabelSmoothing, WeightAveragingDecay = o.WeightAveragingDecay,
+        MinLearningRateRatio = o.MinLearningRateRatio,
     };
 
     private static double Metric(float[] predictions, float[] labels, bool regression) => regression
