@@ -27,6 +27,18 @@ internal static class LanguageModelOverrides
         return options;
     }
 
+    /// <summary>
+    /// <see cref="Apply(MemoryFormerLanguageModelEstimator.Options, string?)"/>, then the adaptive head's cutoffs (null = the
+    /// full head). The cutoffs come last: <c>Architecture.*</c> assignments validate the config, whose vocabulary is still
+    /// the recipe's 256 bytes (the trainer sets the tokenizer's later), and GPT-2 cutoffs such as 2000 exceed it.
+    /// </summary>
+    public static MemoryFormerLanguageModelEstimator.Options Apply(MemoryFormerLanguageModelEstimator.Options options, string? assignments, int[]? adaptiveCutoffs)
+    {
+        Apply(options, assignments);
+        options.Architecture = options.Architecture with { AdaptiveSoftmaxCutoffs = adaptiveCutoffs };
+        return options;
+    }
+
     /// <summary>A copy of <paramref name="config"/> with the named init properties set ("Name=value" each).</summary>
     private static MemoryFormerConfig WithProperties(MemoryFormerConfig config, IEnumerable<string> assignments)
     {

@@ -84,6 +84,10 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         public string[] ExtraTrainFiles => string.IsNullOrWhiteSpace(ExtraTrain) ? []
             : ExtraTrain.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
+        [CommandOption("--seed <N>")]
+        [Description("Seed of both models (initialisation, batch order, dropout). Default 1337.")]
+        public int Seed { get; init; } = SmallLanguageModel.Seed;
+
         [CommandOption("--threads <N>")]
         [Description("torch.set_num_threads for the run (the managed kernels follow it). Default: torch's.")]
         public int Threads { get; init; }
@@ -107,7 +111,6 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
     private const int DefaultValidationOffset = 300_000;
 
     private const int ContextLength = SmallLanguageModel.ContextLength;
-    private const int Seed = SmallLanguageModel.Seed;
 
     private sealed record Run(TransformerKind Kind, string Label, string Budget, int Steps, double Seconds, double TokensPerSecond, LanguageModelMetrics Test, double TrainLoss);
 
@@ -126,7 +129,7 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         string testFile = File.ReadAllText(testPath);
         string testText = ScoredText(testFile, settings.TestChars, settings.ValidationChars);
         string sealedText = ScoredText(testFile, settings.TestChars, null);
-        var ml = new MLContext(Seed);
+        var ml = new MLContext(settings.Seed);
         string trainText = string.Join("\n", extraPaths.Prepend(trainPath).Select(File.ReadAllText));
         string coverage = settings.Cutoffs is { } cutoffs ? Coverage(trainText, cutoffs) : "";
         if (coverage.Length > 0) AnsiConsole.WriteLine(coverage);
@@ -189,8 +192,8 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         AnsiConsole.MarkupLineInterpolated($"training {label} for {steps} steps ({budget}) ...");
         var reports = new List<TrainingProgress>();
         var recipe = SmallLanguageModel.Options(kind, settings.Width, settings.Layers, settings.Batch, steps, TextTokenizerKind.Gpt2, cancellationToken);
-        recipe.Architecture = recipe.Architecture with { AdaptiveSoftmaxCutoffs = settings.Cutoffs };
-        var options = LanguageModelOverrides.Apply(recipe, kind == TransformerKind.Dense ? settings.DenseSet : settings.MemoryFormerSet);
+        var options = LanguageModelOverrides.Apply(recipe, kind == TransformerKind.Dense ? settings.DenseSet : settings.MemoryFormerSet, settings.Cutoffs);
+        options.Seed = settings.Seed;
         options.ReportEvery = 10;
         options.Progress = new Progress(reports);
         using var model = ml.Text.MemoryFormer(options).Fit(train);
@@ -223,7 +226,7 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         string where = !validation ? string.Create(c, $"the first {testChars:N0} characters")
             : string.Create(c, $"characters {start:N0} to {start + testChars:N0} (tuning text, not the reported test text)");
         text.AppendLine(c, $"GPT-2 tokens, d = {settings.Width}, {settings.Layers} blocks, 4 heads, τ = 8, T = {ContextLength}, batch {settings.Batch}, " +
-            $"seed {Seed}; trained on wikitext2_valid.txt (the train split is not in ../shared/data){Extra(settings)}, scored on {where} " +
+            $"seed {settings.Seed}; trained on wikitext2_valid.txt (the train split is not in ../shared/data){Extra(settings)}, scored on {where} " +
             $"of wikitext2_test.txt ({runs[0].Test.Tokens:N0} tokens, non-overlapping {ContextLength}-token windows).");
         text.AppendLine(settings.Cutoffs is { } cutoffs
             ? $"Output head: adaptive softmax (both models), cutoffs {string.Join(", ", cutoffs)} over tokens ranked by their count in the training text."

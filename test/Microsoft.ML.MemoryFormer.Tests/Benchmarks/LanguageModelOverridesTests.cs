@@ -24,6 +24,20 @@ public class LanguageModelOverridesTests
     }
 
     [Fact]
+    public void Architecture_assignments_combine_with_gpt2_adaptive_cutoffs()
+    {
+        // the byte-level recipe's vocabulary (256) is below the cutoffs until the trainer sets the tokenizer's
+        var options = new MemoryFormerLanguageModelEstimator.Options { Architecture = MemoryFormerConfig.Small256 };
+
+        LanguageModelOverrides.Apply(options, "Architecture.Dropout=0.1,Seed=7", [2000, 10000]);
+
+        Assert.Equal(0.1, options.Architecture.Dropout);
+        Assert.Equal(new[] { 2000, 10000 }, options.Architecture.AdaptiveSoftmaxCutoffs!);
+        Assert.Equal(7, options.Seed);
+        Assert.Equal(256, options.Architecture.VocabularySize);
+    }
+
+    [Fact]
     public void No_assignments_leave_the_options_as_they_are()
     {
         var options = new MemoryFormerLanguageModelEstimator.Options();
