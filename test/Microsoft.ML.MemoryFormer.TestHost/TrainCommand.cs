@@ -37,11 +37,16 @@ internal sealed partial class TrainCommand : Command<TrainCommand.Settings>
         [CommandOption("--step-delay-ms <MS>")]
         [Description("Sleep after each step, so that a parent can kill the run mid-training")]
         public int StepDelayMs { get; init; }
+
+        [CommandOption("--no-retain-heap")]
+        [Description("KernelSettings.RetainTrainingHeap off: leave glibc's heap trimming as it is")]
+        public bool NoRetainHeap { get; init; }
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         torch.set_num_threads(1);
+        Runtime.KernelSettings.Current.RetainTrainingHeap = !settings.NoRetainHeap;
         var mlContext = new MLContext(seed: 1);
         mlContext.Log += (_, e) =>
         {
@@ -70,6 +75,7 @@ internal sealed partial class TrainCommand : Command<TrainCommand.Settings>
             .Append($"model {Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(saved)))}");
         File.WriteAllLines(settings.Output, lines);
         File.Delete(saved);
+        Console.WriteLine($"HEAP RETAINED {Runtime.TrainingHeap.Applied}");         // whether this run set glibc's heap parameters
         Console.WriteLine("DONE");
         return 0;
     }

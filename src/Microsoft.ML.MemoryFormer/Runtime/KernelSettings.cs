@@ -46,6 +46,14 @@ internal sealed class KernelSettings
     /// whenever the heap was trimmed).</summary>
     public bool ReuseKernelBuffers { get => state.ReuseKernelBuffers; set => state.ReuseKernelBuffers = value; }
 
+    /// <summary>Whether the first training of the process sets glibc's heap to keep its freed top mapped during training
+    /// (<c>Runtime/TrainingHeap.cs</c>: trim threshold 1 GiB, mmap threshold 32 MiB, top pad 64 MiB), so that torch's
+    /// temporaries reuse pages instead of faulting fresh ones in every step; only on Linux with glibc and only when
+    /// the process set neither <c>GLIBC_TUNABLES</c> nor a <c>MALLOC_*</c> variable. Costs heap memory not returned to
+    /// the kernel while a training runs (given back when the last one ends). Same bits either way; read once, when the
+    /// process's first training starts.</summary>
+    public bool RetainTrainingHeap { get => state.RetainTrainingHeap; set => state.RetainTrainingHeap = value; }
+
     /// <summary>Whether the gather's backward writes a table gradient block by block without sorting the hits
     /// (<c>Layers/Kernels/BlockedTableGradient.cs</c>) where it applies; off takes the row pass (<c>TableGradientPass</c>).
     /// Off by default: on this project's loaded 2-core machine it did not beat the row pass (docs/benchmarks.md, "Probe");
@@ -184,6 +192,7 @@ internal sealed class KernelSettings
         public bool FoldBias = true;
         public bool StreamingStores = true;
         public bool ReuseKernelBuffers = true;
+        public bool RetainTrainingHeap = true;
         public bool FusedTableUpdate = true;
         public bool FusedNormAndRotary = true;
         public bool PrefetchHitRows = true;

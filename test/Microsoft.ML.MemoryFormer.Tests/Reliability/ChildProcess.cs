@@ -28,13 +28,22 @@ internal sealed class ChildProcess : IDisposable
     /// (<c>TMPDIR</c>): a child killed mid-save leaves ML.NET's <c>ml_dotnet_*</c> scratch folders behind, and
     /// <see cref="Dispose"/> deletes them with the folder instead of leaving them in the machine's /tmp.
     /// </summary>
-    public static ChildProcess Start(params string[] args)
+    public static ChildProcess Start(params string[] args) => Start(new Dictionary<string, string?>(), args);
+
+    /// <summary>Like <see cref="Start(string[])"/>, with <paramref name="environment"/> changed in the child's environment
+    /// (a null value removes the variable).</summary>
+    public static ChildProcess Start(IReadOnlyDictionary<string, string?> environment, params string[] args)
     {
         var host = Path.Combine(AppContext.BaseDirectory, "Microsoft.ML.MemoryFormer.TestHost.dll");
         if (!File.Exists(host)) throw new FileNotFoundException("The test host was not built next to the tests.", host);
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         var tempFolder = Directory.CreateTempSubdirectory("mf-testhost-").FullName;
         info.Environment["TMPDIR"] = tempFolder;
+        foreach (var (name, value) in environment)
+        {
+            if (value is null) info.Environment.Remove(name);
+            else info.Environment[name] = value;
+        }
         info.ArgumentList.Add(host);
         foreach (var a in args) info.ArgumentList.Add(a);
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };

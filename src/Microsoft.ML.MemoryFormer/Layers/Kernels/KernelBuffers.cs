@@ -15,9 +15,10 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <para>Why: a training step allocates hundreds of megabytes of temporaries and frees them again. Through libtorch's
 /// CPU allocator they come from glibc's main heap, which hands the freed top of the heap back to the kernel whenever
 /// it exceeds its trim threshold and takes fresh pages again in the next step: 10–40 thousand minor page faults a
-/// MemoryFormer step at d = 256 (docs/benchmarks.md, "Training: fresh pages a step"). The library may not change the
-/// process's allocator policy, so the kernels' own outputs come from here instead: blocks of exact byte sizes kept
-/// in a free list once their tensor dies, and handed to the next tensor of the same size.</para>
+/// MemoryFormer step at d = 256 (docs/benchmarks.md, "Training: fresh pages a step"). The kernels' own outputs come
+/// from here instead, whatever the process's allocator policy: blocks of exact byte sizes kept in a free list once
+/// their tensor dies, and handed to the next tensor of the same size. (Torch's own temporaries are covered, when the
+/// process chose no allocator policy, by <c>Runtime/TrainingHeap.cs</c>, which <see cref="Training"/> applies.)</para>
 /// <para>A tensor made here owns its block through libtorch's <c>from_blob</c> with a deleter, which
 /// runs when libtorch frees the storage (every view and autograd reference gone, on whatever thread drops the last
 /// one); only then does the block return to the free list, so reuse can never alias a live tensor. Contents are
@@ -80,6 +81,7 @@ internal static unsafe class KernelBuffers
     /// </summary>
     public static IDisposable Training()
     {
+        TrainingHeap.TrainingStarted();                                       // once per process: glibc keeps the freed heap top
         Interlocked.Increment(ref trainings);
         return new TrainingLease();
     }
@@ -91,7 +93,10 @@ internal static unsafe class KernelBuffers
         public void Dispose()
         {
             if (Interlocked.Exchange(ref disposed, 1) == 0 && Interlocked.Decrement(ref trainings) == 0)
+            {
                 ReleaseIdle();
+                TrainingHeap.TrainingsEnded();                                // the heap's free memory back to the kernel
+            }
         }
     }
 
