@@ -72,7 +72,7 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         public bool Bf16FwdTables { get; init; }
 
         [CommandOption("--ema <D>")]
-        [Description("The trainer's WeightAveragingDecay d in [0, 1): the evaluated model is the moving average of its weights. Default off")]
+        [Description("The trainer's WeightAveragingDecay d in [[0, 1): the evaluated model is the moving average of its weights. Default off")]
         public double? Ema { get; init; }
 
         public override ValidationResult Validate()

@@ -80,6 +80,9 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
     internal int EnsembleSizeFor(long rows) =>
         EnsembleSize ?? (SizeAwareDefaults && rows < SmallTableRows ? SmallTableEnsembleSize : 1);
 
+    /// <summary>A shallow copy of every field (including ones added later), for callers that vary a setting per run.</summary>
+    internal MemoryFormerTabularOptions Copy() => (MemoryFormerTabularOptions)MemberwiseClone();
+
     /// <summary>These options for ensemble member <paramref name="member"/> (0-based) trained with <paramref name="seed"/>:
     /// a copy with that seed, one member, and its own checkpoint file.</summary>
     internal MemoryFormerTabularOptions ForMember(int member, int seed)

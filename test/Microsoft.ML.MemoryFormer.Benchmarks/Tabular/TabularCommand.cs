@@ -115,7 +115,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         public double LabelSmoothing { get; init; }
 
         [CommandOption("--ema")]
-        [Description("MemoryFormer's WeightAveragingDecay: d in [0, 1), an exponential moving average of the weights used for validation, early stopping and the trained model. Default off.")]
+        [Description("MemoryFormer's WeightAveragingDecay: d in [[0, 1), an exponential moving average of the weights used for validation, early stopping and the trained model. Default off.")]
         public double? Ema { get; init; }
 
         [CommandOption("--min-lr-ratio")]

@@ -39,14 +39,11 @@ internal sealed record TabularContender(string Name, Func<MLContext, TabularTask
         }),
     ];
 
-    private static MemoryFormerTabularOptions With(MemoryFormerTabularOptions o, Action<string>? log) => new()
+    // Every option reaches the trainer: a copy of all fields, not a list of them (a listed copy once dropped MinLearningRateRatio).
+    private static MemoryFormerTabularOptions With(MemoryFormerTabularOptions o, Action<string>? log)
     {
-        Architecture = o.Architecture, BatchSize = o.BatchSize, Epochs = o.Epochs, LearningRate = o.LearningRate,
-        TableLearningRate = o.TableLearningRate, WeightDecay = o.WeightDecay, ValidationFraction = o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
-        Seed = o.Seed, Log = log, NumericEmbedding = o.NumericEmbedding, PeriodicFrequencies = o.PeriodicFrequencies,
-        PeriodicScale = o.PeriodicScale, SizeAwareDefaults = o.SizeAwareDefaults,
-        PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning, PiecewiseLinearMinLeafRows = o.PiecewiseLinearMinLeafRows, EnsembleSize = o.EnsembleSize,
-        GroupOneHotSlots = o.GroupOneHotSlots, LabelSmoothing = o.LabelSmoothing, WeightAveragingDecay = o.WeightAveragingDecay,
-        MinLearningRateRatio = o.MinLearningRateRatio,
-    };
+        var copy = o.Copy();
+        copy.Log = log;
+        return copy;
+    }
 }

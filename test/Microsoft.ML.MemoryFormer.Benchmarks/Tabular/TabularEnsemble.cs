@@ -59,16 +59,8 @@ internal static class TabularEnsemble
     private static float[] Mean(List<float[]> predictions) =>
         Enumerable.Range(0, predictions[0].Length).Select(r => (float)predictions.Average(p => p[r])).ToArray();
 
-    private static MemoryFormerTabularOptions With(MemoryFormerTabularOptions o, int seed) => new()
-    {
-        Architecture = o.Architecture, BatchSize = o.BatchSize, Epochs = o.Epochs, LearningRate = o.LearningRate,
-        TableLearningRate = o.TableLearningRate, WeightDecay = o.WeightDecay, ValidationFraction = o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
-        Seed = seed, NumericEmbedding = o.NumericEmbedding, PeriodicFrequencies = o.PeriodicFrequencies,
-        PeriodicScale = o.PeriodicScale, SizeAwareDefaults = o.SizeAwareDefaults,
-        PiecewiseLinearBins = o.PiecewiseLinearBins, PiecewiseLinearBinning = o.PiecewiseLinearBinning, PiecewiseLinearMinLeafRows = o.PiecewiseLinearMinLeafRows, EnsembleSize = 1,
-        GroupOneHotSlots = o.GroupOneHotSlots, LabelSmoothing = o.LabelSmoothing, WeightAveragingDecay = o.WeightAveragingDecay,
-        MinLearningRateRatio = o.MinLearningRateRatio,
-    };
+    // Member i is the single model of seed first + i: every option copied, one member (MemoryFormerTabularOptions.ForMember).
+    private static MemoryFormerTabularOptions With(MemoryFormerTabularOptions o, int seed) => o.ForMember(0, seed);
 
     private static double Metric(float[] predictions, float[] labels, bool regression) => regression
         ? Math.Sqrt(predictions.Zip(labels).Average(p => (double)(p.First - p.Second) * (p.First - p.Second)))
