@@ -116,10 +116,12 @@ internal sealed class TextClassifierModel : IDisposable
 
     /// <summary>In the fused encoder, run every block over a few windows at a time, pieces in parallel (one fork/join per
     /// group, activations kept in cache from block to block) rather than each block's passes over the whole group in turn;
-    /// the same bits. Off: measured no faster on long rows and ≈ 5–10 % slower on short ones (each piece cycles through
-    /// every table of both blocks, so a table's hot rows leave L2 between uses; docs/benchmarks.md, "Scoring, fourth
-    /// round"); the benchmark and the tests switch it on.</summary>
-    internal bool UseWindowMajorPasses { get; set; }
+    /// the same bits. Null (the default) takes it when the kernels have more than one worker: idle with two threads it
+    /// scored long rows 1.82–1.98× the reference against 1.62–1.80× for the whole-group passes (four runs) and short rows
+    /// faster in three of four; on one thread, where no fork/join is saved, it was no faster on long rows and ≈ 5–10 %
+    /// slower on short ones (each piece cycles through every table of both blocks; docs/benchmarks.md, "Scoring, fourth
+    /// round" and "Idle re-run after the s13 merges"). The benchmark and the tests set it explicitly.</summary>
+    internal bool? UseWindowMajorPasses { get; set; }
 
     private Dictionary<nint, Bf16Matrix>? bf16Tables;
 
@@ -246,7 +248,7 @@ internal sealed class TextClassifierModel : IDisposable
         bool bf16 = bf16Tables is not null;
         var memory = KeepFusedMemory ? fusedMemory.Take() : null;
         var fused = new FusedEncoder(network.Backbone, UseTableMajorGathers && !bf16, simd: UseEncoderSimdKernels,
-            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections, memory: memory, windowMajor: UseWindowMajorPasses);
+            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections, memory: memory, windowMajor: UseWindowMajorPasses ?? KernelParallel.Workers > 1);
         for (int first = 0; first < windows.Length;)
         {
             int end = first + 1;

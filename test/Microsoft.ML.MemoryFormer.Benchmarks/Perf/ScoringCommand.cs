@@ -133,9 +133,9 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 ("reference (one padded batch per call)", m => Fused(m, false, defaultBudget, reference: true)),
                 ($"fused encoder, every token's first Q/K/V, fresh working memory per call, keys transposed element by element, {defaultBudget} tokens per group (before)", m => Fused(m, true, defaultBudget, share: false, keep: false, tiled: false)),
                 ("fused encoder, every token's first Q/K/V, kept working memory", m => Fused(m, true, defaultBudget, share: false)),
-                ("fused encoder, first Q/K/V once per distinct id, kept working memory (default)", m => Fused(m, true, defaultBudget)),
-                ("fused encoder, the default with every block window by window (switch, off)", m => Fused(m, true, defaultBudget, windowMajor: true)),
-                ("fused encoder, bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16)),
+                ("fused encoder, first Q/K/V once per distinct id, kept working memory, whole-group passes", m => Fused(m, true, defaultBudget)),
+                ("fused encoder, the same with every block window by window when more than one worker (default)", m => Fused(m, true, defaultBudget, windowMajor: null)),
+                ("fused encoder, the default with bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null)),
             };
             if (settings.LegacyPaths)
                 paths.InsertRange(1,
@@ -188,6 +188,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         table.AddNote("fused encoder (the default since 2026-12-05): the batched path's encoder as one managed inference forward (Layers/Kernels/FusedEncoder.cs), windows packed unpadded; \"batched, torch modules\" is the default before it");
         table.AddNote("fused encoder: SIMD per-token kernels (Layers/Kernels/EncoderKernels.cs: norms, rotary, bag sums with the row in AVX-512 registers; the default since 2026-12-05 04:30); \"scalar per-token kernels\": the decode step's, as before");
         table.AddNote("first Q/K/V once per distinct id (TextClassifierModel.ShareFirstProjections, the default since 2026-12-06 s13; a group whose new ids exceed 75 % of its tokens computes per token): the first block's Q, K, V before rotary depend on the token id alone, so they are computed once per distinct id of a call and copied (the same bits); kept working memory (TextClassifierModel.KeepFusedMemory, default): the encoder's buffers are reused from call to call instead of fresh pinned arrays; bf16: TextClassifierModel.UseInferencePrecision(BFloat16), bf16 copies of the Memory Layer tables");
+        table.AddNote("window by window (TextClassifierModel.UseWindowMajorPasses; null, the default since 2026-12-06 s13, takes it when the kernels have more than one worker): every block over a few windows at a time, pieces in parallel (the same bits); whole-group passes: each block's passes over the whole group in turn");
         table.AddNote(machine);
         phases.AddNote("ML.NET overhead = Transform total − the four phases (cursors, getters, output columns)");
         phases.AddNote(machine);
@@ -232,9 +233,9 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         {
             ("every token's first Q/K/V, fresh memory per call, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, windowMajor: false))),
             ("every token's first Q/K/V, kept memory", () => new Layers.Kernels.FusedEncoder(backbone, memory: kept[0], windowMajor: false)),
-            ("first Q/K/V once per distinct id, kept memory, whole-group passes (default)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[1], windowMajor: false)),
+            ("first Q/K/V once per distinct id, kept memory, whole-group passes", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[1], windowMajor: false)),
             ("the same, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[4], windowMajor: false))),
-            ("the same, every block window by window (switch, off)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[3], windowMajor: true)),
+            ("first Q/K/V once per distinct id, kept memory, every block window by window (default)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[3], windowMajor: true)),
             ("bf16 tables (opt-in BFloat16), kept memory", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, bf16: bf16, memory: kept[2], windowMajor: false)),
         };
         var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 5).ToArray()).ToArray();
@@ -328,7 +329,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
-        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool windowMajor = false, bool tiled = true)
+        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true)
     {
         Layers.Kernels.WindowAttention.TiledTranspose = tiled;
         (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.KeepFusedMemory, m.UseWindowMajorPasses) =
