@@ -3,7 +3,6 @@ using Microsoft.ML.MemoryFormer.Layers;
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Runtime;
-using Microsoft.ML.MemoryFormer.Text;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
@@ -13,16 +12,7 @@ namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 /// fp32.</summary>
 public class FusedEncoderPrecisionTests
 {
-    private static TextClassifierModel NewModel(int windowTokens = 128, int seed = 4)
-    {
-        TorchRuntime.Seed(seed);
-        var tokenizer = new ByteLevelTokenizer();
-        var config = MemoryFormerConfig.Nano with
-        {
-            VocabularySize = tokenizer.ModelVocabularySize, ContextLength = windowTokens, Width = 128, Heads = 4, BitsPerChunk = 8, Layers = 2,
-        };
-        return new TextClassifierModel(new SequenceClassifier(config, 5, PoolingKind.Mean, 0, 0), tokenizer, windowTokens, CPU, maxWindowsPerRow: 4);
-    }
+    private static TextClassifierModel NewModel(int windowTokens = 128, int seed = 4) => ScoringTestModels.Small(5, seed, windowTokens);
 
     private static readonly (string, string?)[] LongRows =
     [

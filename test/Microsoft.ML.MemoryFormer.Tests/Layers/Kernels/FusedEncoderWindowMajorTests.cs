@@ -2,8 +2,6 @@ using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Layers;
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Models;
-using Microsoft.ML.MemoryFormer.Runtime;
-using Microsoft.ML.MemoryFormer.Text;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
@@ -13,16 +11,7 @@ namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 /// shared first-block projections' fallback for groups of mostly new ids: each against the whole-group passes, bit for bit.</summary>
 public class FusedEncoderWindowMajorTests
 {
-    private static TextClassifierModel NewModel(int windowTokens = 128, int seed = 7)
-    {
-        TorchRuntime.Seed(seed);
-        var tokenizer = new ByteLevelTokenizer();
-        var config = MemoryFormerConfig.Nano with
-        {
-            VocabularySize = tokenizer.ModelVocabularySize, ContextLength = windowTokens, Width = 128, Heads = 4, BitsPerChunk = 8, Layers = 2,
-        };
-        return new TextClassifierModel(new SequenceClassifier(config, 3, PoolingKind.Mean, 0, 0), tokenizer, windowTokens, CPU, maxWindowsPerRow: 4);
-    }
+    private static TextClassifierModel NewModel(int windowTokens = 128, int seed = 7) => ScoringTestModels.Small(3, seed, windowTokens);
 
     /// <summary>Windows of odd lengths (1 token, short, one past a key tile, full), ids spread over the vocabulary.</summary>
     private static int[][] Windows(int seed, int[] lengths, int vocabulary = 258)
