@@ -22,6 +22,13 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         [Description("Only the shape of this width (256 or 512), e.g. to trace one run. Default: both.")]
         public int? Width { get; init; }
 
+        [CommandOption("--warmup-seconds <S>")]
+        [Description("Untimed steps go on after the warm-up count until this many seconds have passed, so the JIT has optimised " +
+            "the managed kernels before the timed rounds: with the count alone (0) a short process timed code still at tier 0, which made " +
+            "the model built first slower and a one-model process slower still (docs/benchmarks.md, \"Idle re-run after the s13 merges\"). Default 10.")]
+        [DefaultValue(10.0)]
+        public double WarmupSeconds { get; init; } = 10;
+
         [CommandOption("--models <LIST>")]
         [Description("Comma-separated subset of dense, mf (default clip: PreviousStep, table update fused into the backward), " +
             "mf-fresh and dense-fresh (KernelSettings.ReuseKernelBuffers off: kernel outputs from torch.empty, the path before 2026-12-05 23:00), mf-global " +
@@ -128,7 +135,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         settings.Apply();
-        Measure(settings, settings.Width, settings.ModelList).Publish(settings.Output);
+        Measure(settings, settings.Width, settings.ModelList, settings.WarmupSeconds).Publish(settings.Output);
         return 0;
     }
 
@@ -142,7 +149,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
 
     public static PerfTable Measure(PerfSettings settings) => Measure(settings, null, ["dense", "mf", "mf-bf16"]);
 
-    private static PerfTable Measure(PerfSettings settings, int? width, string[] models)
+    private static PerfTable Measure(PerfSettings settings, int? width, string[] models, double warmupSeconds = 0)
     {
         var chosen = models.Select(key => Variants.First(v => v.Key == key)).ToArray();
         string machine = MachineFigures.Measure(settings);
@@ -154,10 +161,12 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         {
             var trainees = chosen.Select(m => new Trainee(s, m)).ToArray();
             int warmup = settings.Quick ? 1 : s.Width >= 512 ? 2 : 3, rounds = settings.Quick ? 3 : s.Width >= 512 ? 6 : 10;
-            for (int step = 0; step < warmup; step++)
+            var warming = Stopwatch.StartNew();
+            for (int step = 0; step < warmup || warming.Elapsed.TotalSeconds < warmupSeconds; step++)
             {
                 foreach (var t in trainees)
                     t.Step(step, timed: false);
+                warmup = Math.Max(warmup, step + 1);
             }
             // Interleaved: this machine's speed drifts by up to 30% within minutes, so each round times one step of each
             // model back to back, starting one model later each round (a fixed order let the model in one slot win
@@ -185,7 +194,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             foreach (var t in trainees)
                 t.Dispose();
         }
-        table.AddNote("steps interleaved dense/MF after warm-up, each round starting one model later (d=256: 3 + 10 rounds, d=512: 2 + 6; --quick: 1 + 3); step ms = median; " +
+        table.AddNote("steps interleaved dense/MF after warm-up, each round starting one model later (d=256: 3 + 10 rounds, d=512: 2 + 6; --quick: 1 + 3; --warmup-seconds S: more warm-up steps until S seconds have passed); step ms = median; " +
             "MF ÷ dense = median over rounds of dense step ÷ MF step; page faults = minor faults per timed step (fresh pages the kernel mapped); CPU ms/step = the process's CPU time per timed step, all threads, median (spinning counts, sleeping not; less stretched by load than step ms); MF τ=8, K=d/8, fused CPU kernels; tables lr 3e-3, dense 1e-3 (TrainingOptions defaults); " +
             "bf16 table moments = TrainingOptions.TableMomentPrecision BFloat16; blocked = KernelSettings.BlockedTableGradient on (off by default: the row pass); " +
             "torchnorm = KernelSettings.FusedNormAndRotary off (both models' RMSNorm and rotary as torch ops, the path before 2026-12-05 04:30; an mf-torchnorm row's ratio divides dense-torchnorm when that was timed); every MemoryFormer row but mf-global uses the default TrainingOptions.TableGradientClipping (PreviousStep: AdamW applied " +
