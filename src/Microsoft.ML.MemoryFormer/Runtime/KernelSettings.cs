@@ -162,6 +162,11 @@ internal sealed class KernelSettings
     /// copy of each tiled table (0.8 GiB at d = 512); <c>perf train</c> times it on as mf-tilecopy (docs/benchmarks.md).</summary>
     public bool TileMajorCopyFromUpdate { get => state.TileMajorCopyFromUpdate; set => state.TileMajorCopyFromUpdate = value; }
 
+    /// <summary>Whether the scoring encoder's attention (<c>Layers/Kernels/WindowAttention.cs</c>) transposes each head's keys
+    /// in 8 × 8 AVX tiles; off transposes them element by element, as before 2026-12-06 s13. The same values either way; off
+    /// for <c>perf scoring</c> to time it.</summary>
+    public bool TiledKeyTranspose { get => state.TiledKeyTranspose; set => state.TiledKeyTranspose = value; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
@@ -203,6 +208,7 @@ internal sealed class KernelSettings
         public bool PrefetchUpdateRows = true;
         public bool StridedRotaryGradient = true;
         public bool PooledAttentionOutput = true;
+        public bool TiledKeyTranspose = true;
         public bool BlockedTableGradient;
         public bool FusedCausalAttention;
         public bool Bf16GradientRows;

@@ -204,7 +204,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     /// <summary>Sets the attention's key transpose (tiled or element by element) for the calls that follow, then builds.</summary>
     private static T Transpose<T>(bool tiled, Func<T> build)
     {
-        Layers.Kernels.WindowAttention.TiledTranspose = tiled;
+        Runtime.KernelSettings.Current.TiledKeyTranspose = tiled;
         return build();
     }
 
@@ -246,12 +246,12 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             foreach (int m in Timing.Rotation(modes.Length, rep))
             {
                 var profile = new ScoringProfile();
-                Layers.Kernels.WindowAttention.TiledTranspose = true;
+                Runtime.KernelSettings.Current.TiledKeyTranspose = true;
                 var fused = modes[m].Item2();
                 long start = Stopwatch.GetTimestamp();
                 using (var pooled = fused.Pooled(windows, pooling, profile)) { }
                 double total = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-                Layers.Kernels.WindowAttention.TiledTranspose = true;
+                Runtime.KernelSettings.Current.TiledKeyTranspose = true;
                 if (rep < 0) continue;
                 totals[m][rep] = total;
                 double[] values = [profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs, profile.FusedEmbeddingMs + profile.FusedPoolingMs, total];
@@ -331,7 +331,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true)
     {
-        Layers.Kernels.WindowAttention.TiledTranspose = tiled;
+        Runtime.KernelSettings.Current.TiledKeyTranspose = tiled;
         (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.KeepFusedMemory, m.UseWindowMajorPasses) =
             (reference, fused, simd, share, budget, keep, windowMajor);
         if (m.InferencePrecision != precision) m.UseInferencePrecision(precision);

@@ -50,8 +50,9 @@ internal sealed unsafe partial class FusedEncoder
     /// so the results are the same bits. A group where more than <see cref="MaxNewIdShare"/> of the tokens bring an id not
     /// met before computes per token instead (<see cref="TextClassifierModel.ShareFirstProjections"/>).</param>
     /// <param name="windowMajor">Run every block over a few windows at a time, pieces in parallel (<see cref="WindowMajor"/>)
-    /// rather than each block's three passes over the whole group in turn (the default); the same bits. Off by default
-    /// (<see cref="TextClassifierModel.UseWindowMajorPasses"/>). Staged passes always take the whole-group passes.</param>
+    /// rather than each block's three passes over the whole group in turn; the same bits. The model decides
+    /// (<see cref="TextClassifierModel.UseWindowMajorPasses"/>: on with more than one worker). Staged passes always take the
+    /// whole-group passes.</param>
     /// <param name="pieceTokens">Fewest tokens of a window-major piece (whole windows, within one thread's range).</param>
     /// <param name="memory">Working memory kept across calls (<see cref="FusedEncoderMemory.Pool"/>), or null for fresh arrays.</param>
     public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true,
@@ -127,17 +128,14 @@ internal sealed unsafe partial class FusedEncoder
             foreach (int id in windows[w])
                 if ((uint)id >= vocabulary)
                     throw new ArgumentException($"Token id {id} of window {w} is outside the vocabulary of {vocabulary} ids.", nameof(windows));
-        if (!windowMajor || staged)
-        {
-            Embed(windows, starts, 0, windows.Count, x);
-            if (profile is not null) profile.FusedEmbeddingMs += FusedEncoderBlock.Lap(ref clock);
-        }
         if (windowMajor && !staged)
         {
-            WindowMajor(windows, starts, pooling, x, output, profile, clock);
+            WindowMajor(windows, starts, pooling, x, output, profile, clock);              // embeds each piece itself
             GC.KeepAlive(buffer);
             return;
         }
+        Embed(windows, starts, 0, windows.Count, x);
+        if (profile is not null) profile.FusedEmbeddingMs += FusedEncoderBlock.Lap(ref clock);
         for (int b = 0; b < blocks.Length; b++)
         {
             long clock0 = Stopwatch.GetTimestamp();

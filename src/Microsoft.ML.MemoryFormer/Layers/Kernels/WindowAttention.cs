@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Microsoft.ML.MemoryFormer.Runtime;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -135,7 +136,7 @@ internal static unsafe class WindowAttention
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransposeKeys(float* k, int width, int headWidth, int length, int padded, float* keys)
     {
-        int tiled = Avx.IsSupported && TiledTranspose ? length / 8 * 8 : 0;
+        int tiled = Avx.IsSupported && KernelSettings.Current.TiledKeyTranspose ? length / 8 * 8 : 0;
         for (int j = 0; j < tiled; j += 8)
             for (int c = 0; c < headWidth; c += 8)
                 SignHashKernel.Transpose8x8(k + ((long)j * width) + c, width, keys + (c * padded) + j, padded);
@@ -148,10 +149,6 @@ internal static unsafe class WindowAttention
                 row[j] = 0f;
         }
     }
-
-    /// <summary>Transpose the keys in 8 × 8 AVX tiles (the default) rather than element by element (before 2026-12-06
-    /// s13; kept for the benchmark); the same values either way.</summary>
-    internal static bool TiledTranspose { get; set; } = true;
 
     /// <summary><see cref="Head"/> with AVX-512: eight queries at a time, scores in 8 × 32 tiles of sixteen 512-bit
     /// registers, the softmax's exp in 512-bit lanes and P·V in 8 × 32-column tiles; hd a multiple of 32.</summary>

@@ -2,6 +2,7 @@ using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Layers;
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Runtime;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
@@ -69,16 +70,11 @@ public class FusedEncoderWindowMajorTests
                 WindowAttention.Window(q, k, v, a, heads, headWidth, starts[w], lengths[w], s, avx512);
         }
         Assert.Equal(expected, actual);
-        WindowAttention.TiledTranspose = false;                                 // keys transposed element by element: the same values
-        try
+        KernelSettings.Current.With(s => s.TiledKeyTranspose = false, () =>   // keys transposed element by element: the same values
         {
             fixed (float* x = inputs, a = actual)
                 WindowAttention.Run(x, x + (n * width), x + (2 * n * width), a, heads, headWidth, starts, avx512);
-        }
-        finally
-        {
-            WindowAttention.TiledTranspose = true;
-        }
+        });
         Assert.Equal(expected, actual);
     }
 
