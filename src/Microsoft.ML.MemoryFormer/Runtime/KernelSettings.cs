@@ -167,6 +167,12 @@ internal sealed class KernelSettings
     /// for <c>perf scoring</c> to time it.</summary>
     public bool TiledKeyTranspose { get => state.TiledKeyTranspose; set => state.TiledKeyTranspose = value; }
 
+    /// <summary>Whether the tiled forward reads its pooled tile-major buffer again, without copying the table, when the buffer still holds
+    /// that table's current values (<c>Layers/Kernels/TileMajorBuffer.cs</c>: same layer, storage, shape and version, no raw write
+    /// since): inference, a layer called again before the optimizer step, gradient accumulation. Off copies the table on every call.
+    /// The same values either way.</summary>
+    public bool ReuseTileMajorBuffer { get => state.ReuseTileMajorBuffer; set => state.ReuseTileMajorBuffer = value; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
@@ -209,6 +215,7 @@ internal sealed class KernelSettings
         public bool StridedRotaryGradient = true;
         public bool PooledAttentionOutput = true;
         public bool TiledKeyTranspose = true;
+        public bool ReuseTileMajorBuffer = true;
         public bool BlockedTableGradient;
         public bool FusedCausalAttention;
         public bool Bf16GradientRows;
