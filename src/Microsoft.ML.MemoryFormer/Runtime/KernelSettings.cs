@@ -173,6 +173,10 @@ internal sealed class KernelSettings
     /// The same values either way.</summary>
     public bool ReuseTileMajorBuffer { get => state.ReuseTileMajorBuffer; set => state.ReuseTileMajorBuffer = value; }
 
+    /// <summary>Whether the row pass (<c>Layers/Kernels/RowGradientKernel.cs</c>) sums its hits' inner products sixteen at a time in one
+    /// shuffle network (<c>HitSums</c>) instead of one tree per hit. The same bits either way.</summary>
+    public bool BatchedHitSums { get => state.BatchedHitSums; set => state.BatchedHitSums = value; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
@@ -216,6 +220,7 @@ internal sealed class KernelSettings
         public bool PooledAttentionOutput = true;
         public bool TiledKeyTranspose = true;
         public bool ReuseTileMajorBuffer = true;
+        public bool BatchedHitSums = true;
         public bool BlockedTableGradient;
         public bool FusedCausalAttention;
         public bool Bf16GradientRows;

@@ -211,7 +211,7 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
     /// <summary>
     /// <c>perf layer</c>'s MF fwd+bwd (table gradient attached, no update) as it is and with each variant, interleaved one looped call
     /// each per round (order rotated), for <paramref name="rounds"/> rounds: median wall and CPU ms, and the median of the per-round
-    /// ratios before ÷ this (&gt; 1: this is faster); the MF forward alone likewise.
+    /// ratios before ÷ this (&gt; 1: this is faster); the MF forward alone likewise; BatchedHitSums off as as-it-is ÷ this (&lt; 1: batched faster).
     /// </summary>
     private static void LayerVariantRows(PerfTable table, MemoryLayer layer, Tensor xg, int rounds)
     {
@@ -223,6 +223,7 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         [
             ("MF fwd+bwd, table copied every call (ReuseTileMajorBuffer off: before)", With(k => k.ReuseTileMajorBuffer = false)),
             ("MF fwd+bwd, as it is", Call),
+            ("MF fwd+bwd, hit sums one tree per hit (BatchedHitSums off)", With(k => k.BatchedHitSums = false)),
             ("MF fwd (no grad), table copied every call (before)", () => KernelSettings.Current.With(k => k.ReuseTileMajorBuffer = false, Forward)),
             ("MF fwd (no grad), as it is", Forward),
         ];
@@ -255,7 +256,7 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         }
         for (int i = 0; i < variants.Length; i++)
         {
-            int baseline = i < 2 ? 0 : 2;
+            int baseline = i < 2 ? 0 : i == 2 ? 1 : 3;
             double Ratio(double[][] t) => Timing.Median(t[baseline].Zip(t[i], (a, b) => a / b));
             table.AddRow($"{variants[i].Name}: wall ms / CPU ms / wall ÷ / CPU ÷",
                 $"{Timing.Median(wall[i]):F2} / {Timing.Median(cpu[i]):F2} / {Ratio(wall):F3} / {Ratio(cpu):F3}");
