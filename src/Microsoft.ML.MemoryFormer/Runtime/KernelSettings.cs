@@ -177,6 +177,10 @@ internal sealed class KernelSettings
     /// shuffle network (<c>HitSums</c>) instead of one tree per hit. The same bits either way.</summary>
     public bool BatchedHitSums { get => state.BatchedHitSums; set => state.BatchedHitSums = value; }
 
+    /// <summary>Whether the backward's hit sort (<c>Layers/Kernels/RowHits.cs</c>) counts and places the hits of each worker's range of
+    /// chunks in one walk over the tokens instead of one walk per chunk. The same arrays either way.</summary>
+    public bool ChunkRangeSort { get => state.ChunkRangeSort; set => state.ChunkRangeSort = value; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
@@ -221,6 +225,7 @@ internal sealed class KernelSettings
         public bool TiledKeyTranspose = true;
         public bool ReuseTileMajorBuffer = true;
         public bool BatchedHitSums = true;
+        public bool ChunkRangeSort = true;
         public bool BlockedTableGradient;
         public bool FusedCausalAttention;
         public bool Bf16GradientRows;

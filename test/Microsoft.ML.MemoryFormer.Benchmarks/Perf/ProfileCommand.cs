@@ -121,6 +121,9 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         void Sort(bool chunked) => SortHits(flatRows, flatWeights, d / bits, (int)layer.Table.shape[0], chunked);
         Row("backward's hit sort by row, chunk blocks in parallel", () => Sort(chunked: true));
         Row("backward's hit sort by row, serial", () => Sort(chunked: false));
+        Interleaved(
+            ("backward's hit sort, one walk per chunk range (ChunkRangeSort, s14)", () => Sort(chunked: true)),
+            ("  the same, one walk per chunk (before)", () => KernelSettings.Current.With(k => k.ChunkRangeSort = false, () => Sort(chunked: true))));
         var gradOut = randn(n, h);
         var weightGrad = zeros(n, d / bits);
         var tableGrad = zeros_like(layer.Table);
@@ -219,6 +222,10 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         void Call() { using var s = NewDisposeScope(); xg.grad = null; foreach (var p in layer.parameters()) p.grad = null; layer.call(xg).sum().backward(); }
         Action With(Action<KernelSettings> change) => () => KernelSettings.Current.With(change, Call);
         void Forward() { using var s = NewDisposeScope(); using var g = no_grad(); layer.call(xg); }
+        var codes = layer.Hash(xg.detach());
+        int[] rows32 = codes.Rows.data<long>().Select(v => (int)v).ToArray();
+        float[] weights32 = codes.Weights.data<float>().ToArray();
+        void Sort() => SortHits(rows32, weights32, layer.ChunkCount, (int)layer.Table.shape[0], chunked: true);
         (string Name, Action Body)[] variants =
         [
             ("MF fwd+bwd, table copied every call (ReuseTileMajorBuffer off: before)", With(k => k.ReuseTileMajorBuffer = false)),
@@ -226,6 +233,8 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
             ("MF fwd+bwd, hit sums one tree per hit (BatchedHitSums off)", With(k => k.BatchedHitSums = false)),
             ("MF fwd (no grad), table copied every call (before)", () => KernelSettings.Current.With(k => k.ReuseTileMajorBuffer = false, Forward)),
             ("MF fwd (no grad), as it is", Forward),
+            ("hit sort alone, one walk per chunk (ChunkRangeSort off: before)", () => KernelSettings.Current.With(k => k.ChunkRangeSort = false, Sort)),
+            ("hit sort alone, as it is", Sort),
         ];
         var looped = variants.Select(v => Timing.Looped(v.Body, 2, 60)).ToArray();
         var process = System.Diagnostics.Process.GetCurrentProcess();
@@ -256,7 +265,7 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         }
         for (int i = 0; i < variants.Length; i++)
         {
-            int baseline = i < 2 ? 0 : i == 2 ? 1 : 3;
+            int baseline = i < 2 ? 0 : i == 2 ? 1 : i < 5 ? 3 : 5;
             double Ratio(double[][] t) => Timing.Median(t[baseline].Zip(t[i], (a, b) => a / b));
             table.AddRow($"{variants[i].Name}: wall ms / CPU ms / wall ÷ / CPU ÷",
                 $"{Timing.Median(wall[i]):F2} / {Timing.Median(cpu[i]):F2} / {Ratio(wall):F3} / {Ratio(cpu):F3}");
