@@ -178,7 +178,9 @@ internal sealed class KernelSettings
     public bool BatchedHitSums { get => state.BatchedHitSums; set => state.BatchedHitSums = value; }
 
     /// <summary>Whether the backward's hit sort (<c>Layers/Kernels/RowHits.cs</c>) counts and places the hits of each worker's range of
-    /// chunks in one walk over the tokens instead of one walk per chunk. The same arrays either way.</summary>
+    /// chunks in one walk over the tokens instead of one walk per chunk. The same arrays either way. Off by default: on the loaded
+    /// machine the sort alone was 1.08× faster in one run and 0.85–0.87× in two (its walk writes eight chunks' segments at once);
+    /// <c>perf profile --layer-variants</c> times it (docs/benchmarks.md, "The layer benchmark, fifth round").</summary>
     public bool ChunkRangeSort { get => state.ChunkRangeSort; set => state.ChunkRangeSort = value; }
 
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
@@ -225,7 +227,7 @@ internal sealed class KernelSettings
         public bool TiledKeyTranspose = true;
         public bool ReuseTileMajorBuffer = true;
         public bool BatchedHitSums = true;
-        public bool ChunkRangeSort = true;
+
         public bool BlockedTableGradient;
         public bool FusedCausalAttention;
         public bool Bf16GradientRows;
@@ -233,5 +235,6 @@ internal sealed class KernelSettings
         public bool Bf16ForwardTables;
         public bool ManagedBiasSums;
         public bool TileMajorCopyFromUpdate;
+        public bool ChunkRangeSort;
     }
 }

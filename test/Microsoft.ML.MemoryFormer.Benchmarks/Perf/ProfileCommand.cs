@@ -122,8 +122,8 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         Row("backward's hit sort by row, chunk blocks in parallel", () => Sort(chunked: true));
         Row("backward's hit sort by row, serial", () => Sort(chunked: false));
         Interleaved(
-            ("backward's hit sort, one walk per chunk range (ChunkRangeSort, s14)", () => Sort(chunked: true)),
-            ("  the same, one walk per chunk (before)", () => KernelSettings.Current.With(k => k.ChunkRangeSort = false, () => Sort(chunked: true))));
+            ("backward's hit sort, one walk per chunk", () => Sort(chunked: true)),
+            ("  the same, one walk per chunk range (ChunkRangeSort on)", () => KernelSettings.Current.With(k => k.ChunkRangeSort = true, () => Sort(chunked: true))));
         var gradOut = randn(n, h);
         var weightGrad = zeros(n, d / bits);
         var tableGrad = zeros_like(layer.Table);
@@ -214,7 +214,8 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
     /// <summary>
     /// <c>perf layer</c>'s MF fwd+bwd (table gradient attached, no update) as it is and with each variant, interleaved one looped call
     /// each per round (order rotated), for <paramref name="rounds"/> rounds: median wall and CPU ms, and the median of the per-round
-    /// ratios before ÷ this (&gt; 1: this is faster); the MF forward alone likewise; BatchedHitSums off as as-it-is ÷ this (&lt; 1: batched faster).
+    /// ratios before ÷ this (&gt; 1: this is faster): as it is and one switch off against all three off; BatchedHitSums off as as-it-is ÷ this
+    /// (&lt; 1: batched faster); the MF forward alone and the hit sort alone, each against its switch off.
     /// </summary>
     private static void LayerVariantRows(PerfTable table, MemoryLayer layer, Tensor xg, int rounds)
     {
@@ -228,13 +229,14 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         void Sort() => SortHits(rows32, weights32, layer.ChunkCount, (int)layer.Table.shape[0], chunked: true);
         (string Name, Action Body)[] variants =
         [
-            ("MF fwd+bwd, table copied every call (ReuseTileMajorBuffer off: before)", With(k => k.ReuseTileMajorBuffer = false)),
+            ("MF fwd+bwd, the s14 switches off (before s14)", With(k => (k.ReuseTileMajorBuffer, k.BatchedHitSums, k.ChunkRangeSort) = (false, false, false))),
+            ("MF fwd+bwd, table copied every call (ReuseTileMajorBuffer off)", With(k => k.ReuseTileMajorBuffer = false)),
             ("MF fwd+bwd, as it is", Call),
             ("MF fwd+bwd, hit sums one tree per hit (BatchedHitSums off)", With(k => k.BatchedHitSums = false)),
             ("MF fwd (no grad), table copied every call (before)", () => KernelSettings.Current.With(k => k.ReuseTileMajorBuffer = false, Forward)),
             ("MF fwd (no grad), as it is", Forward),
-            ("hit sort alone, one walk per chunk (ChunkRangeSort off: before)", () => KernelSettings.Current.With(k => k.ChunkRangeSort = false, Sort)),
-            ("hit sort alone, as it is", Sort),
+            ("hit sort alone, one walk per chunk (ChunkRangeSort off: as it is)", () => KernelSettings.Current.With(k => k.ChunkRangeSort = false, Sort)),
+            ("hit sort alone, one walk per chunk range (ChunkRangeSort on)", () => KernelSettings.Current.With(k => k.ChunkRangeSort = true, Sort)),
         ];
         var looped = variants.Select(v => Timing.Looped(v.Body, 2, 60)).ToArray();
         var process = System.Diagnostics.Process.GetCurrentProcess();
@@ -265,7 +267,7 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         }
         for (int i = 0; i < variants.Length; i++)
         {
-            int baseline = i < 2 ? 0 : i == 2 ? 1 : i < 5 ? 3 : 5;
+            int baseline = i switch { 0 or 1 => 0, 2 => 0, 3 => 2, 4 or 5 => 4, _ => 6 };
             double Ratio(double[][] t) => Timing.Median(t[baseline].Zip(t[i], (a, b) => a / b));
             table.AddRow($"{variants[i].Name}: wall ms / CPU ms / wall ÷ / CPU ÷",
                 $"{Timing.Median(wall[i]):F2} / {Timing.Median(cpu[i]):F2} / {Ratio(wall):F3} / {Ratio(cpu):F3}");
