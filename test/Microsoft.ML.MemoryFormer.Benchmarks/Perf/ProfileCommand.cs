@@ -195,7 +195,8 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
             ("perf layer: MF fwd+bwd (table gradient attached, no update)", () => Scoped(() => { Clear(layer); layer.call(xg).sum().backward(); })),
             ("  MF forward with the grad graph (hash + gather)", () => Scoped(() => { xg.grad = null; layer.call(xg); })),
             ("    hash with Jacobian", () => Scoped(() => SignHashKernel.Run(xg.detach(), bits, l1Scaled: true, 1f, withJacobian: true))),
-            ("    gather forward (tiled), bias folded", () => Scoped(() => { using var g = no_grad(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, [layer.Table], biases: [layer.Bias]); })),
+            ("    gather forward (tiled), bias folded, as the layer dispatches it (its table's tile-major copy reused)", () => Scoped(() => { using var g = no_grad();
+                FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, [layer.Table], biases: [layer.Bias], tileCopies: [layer.TileCopy]); })),
             ("  backward: hit sort + row pass (table gradient, streaming stores; weight gradient)", rowPass),
             ("  backward: hash backward (dx = ∂L/∂w · J)", () => Scoped(() => SignHashKernel.Backward(gradWeights, hashed.Jacobian!, bits))),
             ("  backward: bias gradient (Σ_n ∂L/∂y)", () => Scoped(() => gradOut.sum(0L))),
