@@ -86,7 +86,7 @@ internal static unsafe class SignHashKernel
     internal static void HashRow(float* x, int k, int bits, bool l1Scaled, float scale, long* rows, float* w, float* j)
     {
         int c = 0;
-        if (k >= WideSignHash.Lanes && KernelSettings.Current.WideSignHash && WideSignHash.Supports(bits))
+        if (k >= WideSignHash.Lanes && KernelSettings.Current.WideSignHash && WideSignHash.Pays(bits, j != null))
         {
             var scratch = stackalloc float[WideSignHash.ScratchFloats];
             for (; c + WideSignHash.Lanes <= k; c += WideSignHash.Lanes)
