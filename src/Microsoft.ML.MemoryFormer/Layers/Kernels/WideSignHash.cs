@@ -25,7 +25,7 @@ internal static unsafe class WideSignHash
     public static bool Supports(int bits) => Avx512F.IsSupported && bits >= 4;
 
     /// <summary>
-    /// Whether the block is worth taking: on odd τ (the ML₂ input's τ + 2 = 10), whose padded transposes it halves, and wherever
+    /// Whether the block is worth taking: on τ not a multiple of 8 (the ML₂ input's τ + 2 = 10), whose padded transposes it halves, and wherever
     /// the Jacobian is written (training). With τ a multiple of 8 and no Jacobian (the inference hash of Q/K/V and ML₁) the 8-lane
     /// path's straight AVX transposes are cheaper than its register pairs and permutes: 0.90–0.94× there in <c>perf probe-hash</c>
     /// (docs/benchmarks.md, "The training step at d = 256 in the sign hash and the fused update's terms").
@@ -43,7 +43,7 @@ internal static unsafe class WideSignHash
         var xt = (Vector512<float>*)scratch;                                       // [τ][16]: element b of each chunk
         var et = xt + 16;                                                          // e, later J, in the same layout
         var tile = et + 16;                                                        // 8 vectors: one transposed tile on the way out
-        float* padded = (float*)(tile + 8);                                        // 16 rows of 16 floats for odd τ
+        float* padded = (float*)(tile + 8);                                        // 16 rows of 16 floats for τ not a multiple of 8
         LoadTransposed(z, bits, padded, xt);
         Vector512<float> zero = Vector512<float>.Zero, one = Vector512<float>.One, l1 = zero, product = one;
         var code = Vector512<int>.Zero;
@@ -117,7 +117,7 @@ internal static unsafe class WideSignHash
     }
 
     /// <summary>The inverse of <see cref="LoadTransposed"/>: j[c·τ + b] = v[b][c], through the 8-vector <paramref name="rows"/>
-    /// (odd τ through <paramref name="padded"/>).</summary>
+    /// (τ not a multiple of 8 through <paramref name="padded"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreTransposed(Vector512<float>* v, int bits, Vector512<float>* rows, float* padded, float* j)
     {

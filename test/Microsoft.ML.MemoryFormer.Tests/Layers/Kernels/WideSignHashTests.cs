@@ -23,7 +23,7 @@ public class WideSignHashTests
     }
 
     // K = 16, 32 (whole 16-chunk blocks), 24 (one 16-block, then one 8-block), 21 and 37 (the scalar tail too); τ a multiple of 8
-    // (8, 16: straight transposes), odd τ (5, 10, 12: padded rows); both weight functions.
+    // (8, 16: straight transposes), other τ (5, 10, 12: padded rows); both weight functions.
     [Theory]
     [InlineData(8, 32, true, 1f)]
     [InlineData(10, 32, true, 1f)]
