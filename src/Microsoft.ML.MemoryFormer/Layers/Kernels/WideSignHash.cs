@@ -25,10 +25,11 @@ internal static unsafe class WideSignHash
     public static bool Supports(int bits) => Avx512F.IsSupported && bits >= 4;
 
     /// <summary>
-    /// Whether the block is worth taking: on τ not a multiple of 8 (the ML₂ input's τ + 2 = 10), whose padded transposes it halves, and wherever
-    /// the Jacobian is written (training). With τ a multiple of 8 and no Jacobian (the inference hash of Q/K/V and ML₁) the 8-lane
-    /// path's straight AVX transposes are cheaper than its register pairs and permutes: 0.90–0.94× there in <c>perf probe-hash</c>
-    /// (docs/benchmarks.md, "The training step at d = 256 in the sign hash and the fused update's terms").
+    /// Whether the block is worth taking: on τ not a multiple of 8 (the ML₂ input's τ + 2 = 10), whose padded transposes it
+    /// halves, and wherever the Jacobian is written (training). With τ a multiple of 8 and no Jacobian (the inference hash of
+    /// Q/K/V and ML₁) the 8-lane path's straight AVX transposes are cheaper than its register pairs and permutes: 0.90–0.94×
+    /// there in <c>perf probe-hash</c> (docs/benchmarks.md, "The training step at d = 256 in the sign hash and the fused
+    /// update's terms").
     /// </summary>
     public static bool Pays(int bits, bool jacobian) => Supports(bits) && (jacobian || bits % 8 != 0);
 
