@@ -183,6 +183,12 @@ internal sealed class KernelSettings
     /// <c>perf profile --layer-variants</c> times it (docs/benchmarks.md, "The layer benchmark, fifth round").</summary>
     public bool ChunkRangeSort { get => state.ChunkRangeSort; set => state.ChunkRangeSort = value; }
 
+    /// <summary>Whether the sign hash (<c>Layers/Kernels/SignHashKernel.cs</c>) takes 16 chunks at a time in AVX-512 registers
+    /// (<c>Layers/Kernels/WideSignHash.cs</c>) where the machine has them and it pays (training, and τ not a multiple of 8 such as the Memory Block's
+    /// τ + 2 = 10); off takes 8 at a time in AVX registers, as before 2026-12-06 s14. The same bits either way (each lane does the same
+    /// operations); off for <c>perf probe-hash</c> and <c>perf train</c>'s mf-narrowhash to time it.</summary>
+    public bool WideSignHash { get => state.WideSignHash; set => state.WideSignHash = value; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
@@ -227,6 +233,7 @@ internal sealed class KernelSettings
         public bool TiledKeyTranspose = true;
         public bool ReuseTileMajorBuffer = true;
         public bool BatchedHitSums = true;
+        public bool WideSignHash = true;
 
         public bool BlockedTableGradient;
         public bool FusedCausalAttention;

@@ -303,7 +303,7 @@ internal sealed unsafe class LayerPhases : IDisposable
     private static extern int ClockGetTime(int clock, out Timespec time);
 
     /// <summary>CPU time of the whole process (CLOCK_PROCESS_CPUTIME_ID), ms, to the nanosecond.</summary>
-    private static double ProcessCpuMs()
+    internal static double ProcessCpuMs()
     {
         ClockGetTime(2, out var t);
         return (t.Seconds * 1e3) + (t.Nanoseconds / 1e6);

@@ -24,6 +24,7 @@ internal static class PerfCommands
             perf.AddCommand<OpenMPCommand>("openmp").WithDescription("What idle OpenMP workers spinning after a torch op cost the managed kernels.");
             perf.AddCommand<ProbeCommand>("probe").WithDescription("Issue 16 probe: hits on 1/8/33.5 MB tables; blocked column-tiled gather vs today's kernel.");
             perf.AddCommand<GatherPrefetchProbeCommand>("probe-gather-prefetch").WithDescription("Issue 16: the token-major forward gather alone, without and with whole rows prefetched a few hits ahead (L2 or L1), interleaved.");
+            perf.AddCommand<HashProbeCommand>("probe-hash").WithDescription("Issue 16: the sign hash alone at the d = 256 training shapes, WideSignHash off ÷ on (16 chunks in AVX-512 registers), interleaved.");
             perf.AddCommand<RowPassProbeCommand>("probe-rowpass").WithDescription("Issue 16: the backward row pass alone, today vs variants, interleaved.");
             perf.AddCommand<Bf16ForwardProbeCommand>("probe-bf16fwd").WithDescription("Issue 16: the training forward over the fp32 table vs its bf16 copy, tiled and token-major, CPU time and wall time.");
             perf.AddCommand<TiledProbeCommand>("probe-tiled").WithDescription("Issue 16: the forward gather per call shape (train d = 256/512, perf layer): as dispatched vs token-major (L2 prefetch) vs tiled and its variants, interleaved.");

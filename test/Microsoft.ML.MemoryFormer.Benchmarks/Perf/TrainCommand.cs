@@ -41,7 +41,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "dense-fattn and mf-fattn (the managed causal attention, opt-in, instead of libtorch's scaled_dot_product_attention), dense-sdpa and mf-sdpa (SDPA set explicitly), " +
             "dense-rotcopy and mf-rotcopy (KernelSettings.StridedRotaryGradient off: the rotary backward copies ∂L/∂y to contiguous memory first), " +
             "dense-copies and mf-copies (that and KernelSettings.PooledAttentionOutput off: the attention output's copy in fresh memory too), " +
-            "mf-before14 (the s14 layer switches off: ReuseTileMajorBuffer, BatchedHitSums), mf-bf16rows (Bf16GradientRows on), mf-managedsums (KernelSettings.ManagedBiasSums on: the bias gradients by the managed ColumnSums instead of torch's sum(0)), dense-bf16 (the dense Linear layers in bf16 with fp32 masters, autocast-style: KernelSettings.Bf16DenseLinear), " +
+            "mf-before14 (the s14 layer switches off: ReuseTileMajorBuffer, BatchedHitSums), mf-bf16rows (Bf16GradientRows on), mf-narrowhash (KernelSettings.WideSignHash off: the sign hash 8 chunks at a time, as before 2026-12-06 s14), mf-managedsums (KernelSettings.ManagedBiasSums on: the bias gradients by the managed ColumnSums instead of torch's sum(0)), dense-bf16 (the dense Linear layers in bf16 with fp32 masters, autocast-style: KernelSettings.Bf16DenseLinear), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
         public string Models { get; init; } = "dense,mf,mf-bf16";
@@ -121,6 +121,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             TransformerKind.MemoryFormer, Tweak: k => k.ManagedBiasSums = true),
         new("mf-rotcopy", "MemoryFormer, rotary backward copies ∂L/∂y first (StridedRotaryGradient off, before 2026-12-06 06:30)", TransformerKind.MemoryFormer,
             Tweak: k => k.StridedRotaryGradient = false),
+        new("mf-narrowhash", "MemoryFormer, the sign hash 8 chunks at a time in AVX registers (WideSignHash off, before 2026-12-06 s14; same bits)",
+            TransformerKind.MemoryFormer, Tweak: k => k.WideSignHash = false),
     ];
 
     private static readonly (int Width, int Layers, int Heads, int Context, int Batch)[] Shapes =

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Microsoft.ML.MemoryFormer.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -12,7 +13,8 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// bits in the FFN's second layer). So a token row goes in blocks of 8 chunks, transposed: vector b holds element b
 /// of the 8 chunks, one chunk per lane, and every reduction becomes a loop over b of plain vector ops — no shuffle
 /// trees, and the scalar loop's order of operations, so both paths give the same bits up to exp's rounding. The
-/// Jacobian is elementwise in the same layout and goes back through the inverse transpose. The last K mod 8 chunks
+/// Jacobian is elementwise in the same layout and goes back through the inverse transpose. On AVX-512 machines blocks of
+/// 16 chunks go first (<see cref="WideSignHash"/>, the same operations per lane, so the same bits). The last K mod 8 chunks
 /// (and every chunk on hardware without 256-bit SIMD) take the scalar loop, <see cref="HashChunk"/>.
 /// </summary>
 internal static unsafe class SignHashKernel
@@ -84,7 +86,13 @@ internal static unsafe class SignHashKernel
     internal static void HashRow(float* x, int k, int bits, bool l1Scaled, float scale, long* rows, float* w, float* j)
     {
         int c = 0;
-        if (Vector256.IsHardwareAccelerated && k >= Lanes)
+        if (k >= WideSignHash.Lanes && KernelSettings.Current.WideSignHash && WideSignHash.Pays(bits, j != null))
+        {
+            var scratch = stackalloc float[WideSignHash.ScratchFloats];
+            for (; c + WideSignHash.Lanes <= k; c += WideSignHash.Lanes)
+                WideSignHash.HashBlock(x + (c * bits), c, bits, l1Scaled, scale, rows, w, j, scratch);
+        }
+        if (Vector256.IsHardwareAccelerated && k - c >= Lanes)
         {
             // x and e (later J) transposed, τ ≤ 16 vectors each, and 8 rows of 16 floats for odd-sized chunks.
             var block = stackalloc Vector256<float>[48];
@@ -239,7 +247,7 @@ internal static unsafe class SignHashKernel
 
     /// <summary>dst[0, n) = src[0, n) for 4 ≤ n ≤ 16 in whole vectors, the last one overlapping the one before.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CopyChunk(float* src, float* dst, int n)
+    internal static void CopyChunk(float* src, float* dst, int n)
     {
         if (n < 8)
         {

@@ -1,0 +1,62 @@
+using System.Runtime.Intrinsics.X86;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using Microsoft.ML.MemoryFormer.Runtime;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
+
+/// <summary>The 16-lane sign hash (<see cref="WideSignHash"/>) gives the 8-lane kernel's bits: rows, weights and the Jacobian.</summary>
+public class WideSignHashTests
+{
+    /// <summary>x [n, k·τ] with ±0, NaN, values whose e underflows, and tiny and large magnitudes around the random ones.</summary>
+    private static Tensor Inputs(int n, int k, int bits, long seed)
+    {
+        var x = randn([n, k * bits], generator: new Generator((ulong)seed)) * 3;
+        x[0, 0] = tensor(0f);
+        x[1, 1] = tensor(-0f);
+        x[2, 3] = tensor(60f);
+        x[3, (k * bits) - 2] = tensor(-45f);
+        x[4, 5] = tensor(float.NaN);
+        x[5, 17] = tensor(1e-30f);
+        x[6] = zeros(k * bits);
+        return x;
+    }
+
+    // K = 16, 32 (whole 16-chunk blocks), 24 (one 16-block, then one 8-block), 21 and 37 (the scalar tail too); τ a multiple of 8
+    // (8, 16: straight transposes), other τ (5, 10, 12: padded rows); both weight functions.
+    [Theory]
+    [InlineData(8, 32, true, 1f)]
+    [InlineData(10, 32, true, 1f)]
+    [InlineData(8, 16, false, 0.7f)]
+    [InlineData(10, 24, false, 1.5f)]
+    [InlineData(16, 21, true, 1f)]
+    [InlineData(12, 37, true, 1f)]
+    [InlineData(5, 40, false, 2f)]
+    [InlineData(4, 17, true, 1f)]
+    public void Rows_weights_and_Jacobian_are_the_same_bits_as_the_8_lane_path(int bits, int k, bool l1Scaled, float t)
+    {
+        Assert.True(Avx512F.IsSupported || !KernelSettings.Current.WideSignHash || !WideSignHash.Supports(bits));
+        var x = Inputs(67, k, bits, seed: (bits * 100) + k);
+        SignHashKernel.Result narrow = null!, wide = null!;
+        KernelSettings.Current.With(s => s.WideSignHash = false, () => narrow = SignHashKernel.Run(x, bits, l1Scaled, t, withJacobian: true));
+        KernelSettings.Current.With(s => s.WideSignHash = true, () => wide = SignHashKernel.Run(x, bits, l1Scaled, t, withJacobian: true));
+        Assert.Equal(narrow.Rows.data<long>().ToArray(), wide.Rows.data<long>().ToArray());
+        Assert.Equal(Bits(narrow.Weights), Bits(wide.Weights));
+        Assert.Equal(Bits(narrow.Jacobian!), Bits(wide.Jacobian!));
+        Assert.True(float.IsNaN(wide.Weights[4, 5 / bits].item<float>()));   // the NaN's chunk, as on the 8-lane path
+    }
+
+    [Fact]
+    public void Without_a_Jacobian_the_rows_and_weights_are_the_same_bits()
+    {
+        var x = Inputs(9, 32, 10, seed: 3);
+        SignHashKernel.Result narrow = null!, wide = null!;
+        KernelSettings.Current.With(s => s.WideSignHash = false, () => narrow = SignHashKernel.Run(x, 10, true, 1f, withJacobian: false));
+        KernelSettings.Current.With(s => s.WideSignHash = true, () => wide = SignHashKernel.Run(x, 10, true, 1f, withJacobian: false));
+        Assert.Null(wide.Jacobian);
+        Assert.Equal(narrow.Rows.data<long>().ToArray(), wide.Rows.data<long>().ToArray());
+        Assert.Equal(Bits(narrow.Weights), Bits(wide.Weights));
+    }
+
+    private static int[] Bits(Tensor t) => t.contiguous().data<float>().ToArray().Select(BitConverter.SingleToInt32Bits).ToArray();
+}
