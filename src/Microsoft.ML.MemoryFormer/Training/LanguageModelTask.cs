@@ -44,6 +44,7 @@ internal sealed class LanguageModelTask : ITrainingTask
         long count = 0;
         for (long start = 0; start < validation.shape[0]; start += batchSize)
         {
+            using var scope = NewDisposeScope();                                 // one batch's tensors at a time, not the whole pass's
             var batch = validation.narrow(0, start, Math.Min(batchSize, validation.shape[0] - start)).to(device);
             long tokens = batch.shape[0] * (batch.shape[1] - 1);
             total += LossOf(batch).item<float>() * tokens;
