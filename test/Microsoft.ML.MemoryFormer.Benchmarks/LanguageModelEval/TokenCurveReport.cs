@@ -14,11 +14,11 @@ internal static class TokenCurveReport
     public sealed record Curve(string Name, IReadOnlyList<Point> Points);
 
     /// <summary>One row per validation: model, step, training seconds, nats/token, perplexity, load.</summary>
-    public static string Markdown(IReadOnlyList<Curve> curves)
+    public static string Markdown(IReadOnlyList<Curve> curves, string unit)
     {
         var c = CultureInfo.InvariantCulture;
         var text = new StringBuilder();
-        text.AppendLine("| model | step | train s | validation nats/token (tuning text) | validation perplexity | load (1 min) |");
+        text.AppendLine($"| model | step | train {unit} | validation nats/token (tuning text) | validation perplexity | load (1 min) |");
         text.AppendLine("| --- | --- | --- | --- | --- | --- |");
         foreach (var curve in curves)
             foreach (var p in curve.Points)
@@ -27,7 +27,7 @@ internal static class TokenCurveReport
     }
 
     /// <summary>Validation loss (nats/token) against training seconds, one line with markers per model.</summary>
-    public static void SavePlot(IReadOnlyList<Curve> curves, string path, string title)
+    public static void SavePlot(IReadOnlyList<Curve> curves, string path, string title, string unit)
     {
         var plot = new ScottPlot.Plot();
         foreach (var curve in curves)
@@ -37,7 +37,7 @@ internal static class TokenCurveReport
             line.LineWidth = 2;
             line.MarkerSize = 5;
         }
-        plot.XLabel("training seconds (validation passes excluded)");
+        plot.XLabel($"training time, {unit} (validation passes excluded)");
         plot.YLabel("validation loss on the tuning text (nats/token)");
         plot.Title($"{title}: MemoryFormer vs dense, learning curves");
         plot.ShowLegend(ScottPlot.Alignment.UpperRight);

@@ -104,6 +104,15 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
             "seconds; no equal-steps MemoryFormer run. Default 0: equal steps, then the faster model again.")]
         public int CalibrationSteps { get; init; }
 
+        [CommandOption("--clock <CLOCK>")]
+        [Description("What measures training time: \"wall\" (the training loop's clock, the default) or \"cpu\" (this " +
+            "process's CPU seconds, Environment.CpuUsage, tokenising and validation taken out): on a loaded machine the " +
+            "wall clock measures the other work; with --threads 1 a CPU second is about a second of one core.")]
+        public string Clock { get; init; } = "wall";
+
+        /// <summary>Whether --clock cpu is set.</summary>
+        public bool CpuClock => Clock.Equals("cpu", StringComparison.OrdinalIgnoreCase);
+
         [CommandOption("--curve-plot <FILE>")]
         [Description("PNG of the learning curves (validation loss against training seconds) when --eval-every is set. " +
             "Default artifacts/benchmarks/lm-tokens-curves.png.")]
@@ -123,6 +132,7 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
                 && EvalEvery >= 0 && CalibrationSteps >= 0)
                 ? ValidationResult.Error("--steps, --width, --layers, --batch, --test-chars and --validation-chars must be positive")
                 : Kinds.Count == 0 ? ValidationResult.Error("--models: name mf, dense or both")
+                : !CpuClock && !Clock.Equals("wall", StringComparison.OrdinalIgnoreCase) ? ValidationResult.Error("--clock: wall or cpu")
                 : CalibrationSteps > 0 && (Kinds.Count != 2 || ValidationChars is not null)
                     ? ValidationResult.Error("--calibration-steps makes an equal-time pair: both models, no --validation-chars")
                 : ValidationResult.Success();
@@ -138,7 +148,7 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
 
     /// <summary>One trained model: <see cref="Load"/> is the mean 1-minute load average at its progress reports;
     /// <see cref="Curve"/> its validation losses on the tuning text (empty without --eval-every).</summary>
-    private sealed record Run(TransformerKind Kind, string Label, string Budget, int Steps, double Seconds, double TokensPerSecond,
+    private sealed record Run(TransformerKind Kind, string Label, string Budget, int Steps, double Seconds, double WallSeconds, double TokensPerSecond,
         LanguageModelMetrics? Test, double TrainLoss, double Load, IReadOnlyList<TokenCurveReport.Point> Curve)
     {
         /// <summary>The run's progress reports (a calibration run's step time is read from them).</summary>
@@ -200,9 +210,12 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         var curves = runs.Where(r => r.Curve.Count > 0).Select(r => new TokenCurveReport.Curve($"{r.Label}, {r.Steps} steps ({r.Budget})", r.Curve)).ToList();
         string plot = settings.CurvePlot ?? Path.Combine(BenchmarkPaths.RepoRoot, "artifacts", "benchmarks", "lm-tokens-curves.png");
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(plot))!);
-        TokenCurveReport.SavePlot(curves, plot, $"GPT-2 tokens, d = {settings.Width}, {settings.Layers} blocks, seed {settings.Seed}");
-        return TokenCurveReport.Markdown(curves) + $"Plot: {plot}" + Environment.NewLine;
+        TokenCurveReport.SavePlot(curves, plot, $"GPT-2 tokens, d = {settings.Width}, {settings.Layers} blocks, seed {settings.Seed}", Unit(settings));
+        return TokenCurveReport.Markdown(curves, Unit(settings)) + $"Plot: {plot}" + Environment.NewLine;
     }
+
+    /// <summary>"s" on the wall clock, "CPU s" on the CPU clock.</summary>
+    private static string Unit(Settings settings) => settings.CpuClock ? "CPU s" : "s";
 
     /// <summary>--calibration-steps: Dense for --steps (the budget), a calibration run of MemoryFormer, then MemoryFormer for the steps that fit.</summary>
     private static List<Run> CalibratedEqualTime(MLContext ml, Data data, Settings settings, CancellationToken cancellationToken)
@@ -211,8 +224,10 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         var calibration = Train(ml, TransformerKind.MemoryFormer, "calibration", settings.CalibrationSteps, data with { Curve = null },
             settings, cancellationToken, evaluate: false);
         int skip = Math.Min(20, settings.CalibrationSteps / 2);
-        int steps = StepTiming.FromProgress(calibration.Reports!, skip).StepsThatFit(dense.Seconds);
-        var mf = Train(ml, TransformerKind.MemoryFormer, $"equal time ({dense.Seconds:F0} s of Dense, calibrated on {settings.CalibrationSteps} steps)",
+        var timing = StepTiming.FromProgress(calibration.Reports!, skip);
+        if (settings.CpuClock) timing = timing with { StartupSeconds = 0 };   // Dense's first interval was charged at its step rate too
+        int steps = timing.StepsThatFit(dense.Seconds);
+        var mf = Train(ml, TransformerKind.MemoryFormer, $"equal time ({dense.Seconds:F0} {Unit(settings)} of Dense, calibrated on {settings.CalibrationSteps} steps)",
             steps, data, settings, cancellationToken);
         return [dense, calibration with { Reports = null }, mf];
     }
@@ -266,15 +281,17 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         options.Progress = progress;
         if (data.Curve is { } curve) (options.ValidationSet, options.ValidateEvery) = (curve, settings.EvalEvery);
         using var model = ml.Text.MemoryFormer(options).Fit(data.Train);
-        var reports = progress.Reports;
-        double[] seconds = TrainingClock.TrainingSeconds(reports);            // the curve's validation passes taken out
-        var last = reports[^1];
+        var reports = settings.CpuClock ? progress.OnCpuClock() : progress.Reports;
+        double[] wall = TrainingClock.TrainingSeconds(progress.Reports);      // the curve's validation passes taken out
+        double[] seconds = settings.CpuClock ? TrainingClock.TrainingSeconds([.. reports.Select(r =>
+            new TrainingClock.Mark(r.Step, r.Elapsed.TotalSeconds, r.ValidationLoss is not null))], setupInFirstInterval: true) : wall;
+        var last = progress.Reports[^1];
         var points = reports.Select((r, i) => (r, i)).Where(p => p.r.ValidationLoss is not null)
             .Select(p => new TokenCurveReport.Point(p.r.Step, seconds[p.i], p.r.ValidationLoss!.Value, progress.Loads[p.i])).ToList();
         var metrics = evaluate ? model.Evaluate(data.Test, cancellationToken: cancellationToken) : null;
-        var run = new Run(kind, label, budget, steps, seconds[^1] * steps / last.Step, last.ItemsPerSecond * last.Elapsed.TotalSeconds / seconds[^1],
+        var run = new Run(kind, label, budget, steps, seconds[^1] * steps / last.Step, wall[^1] * steps / last.Step, last.ItemsPerSecond * last.Elapsed.TotalSeconds / seconds[^1],
             metrics, model.TrainingResult!.LossHistory.TakeLast(20).Average(), progress.Loads.Average(), points) { Reports = reports };
-        AnsiConsole.MarkupLineInterpolated($"  {run.Seconds:F0} s, load {run.Load:F1}, {Scored(settings)} perplexity {metrics?.Perplexity:F1}");
+        AnsiConsole.MarkupLineInterpolated($"  {run.Seconds:F0} s ({settings.Clock}), {run.WallSeconds:F0} s wall, load {run.Load:F1}, {Scored(settings)} perplexity {metrics?.Perplexity:F1}");
         if (sealedTest is not null)
             sealedRuns!.Add(run with { Test = model.Evaluate(sealedTest, cancellationToken: cancellationToken) });
         return run;
@@ -289,12 +306,13 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         var c = CultureInfo.InvariantCulture;
         var text = new StringBuilder();
         string scored = validation ? "validation" : "test";
-        text.AppendLine($"| model | budget | steps | train s | train tokens/s | load (mean) | **{scored} perplexity (per GPT-2 token)** | {scored} nats/token | {scored} bits/byte | train loss (last 20 steps) |");
-        text.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        string clock = settings.CpuClock ? "train CPU s" : "train s";
+        text.AppendLine($"| model | budget | steps | {clock} | wall s | {(settings.CpuClock ? "tokens per CPU s" : "train tokens/s")} | load (mean) | **{scored} perplexity (per GPT-2 token)** | {scored} nats/token | {scored} bits/byte | train loss (last 20 steps) |");
+        text.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in runs)
         {
             string scores = r.Test is { } t ? string.Create(c, $"**{t.Perplexity:F1}** | {t.LossNatsPerToken:F4} | {t.BitsPerByte:F4}") : "— | — | —";
-            text.AppendLine(c, $"| {r.Label} | {r.Budget} | {r.Steps} | {r.Seconds:F0} | {r.TokensPerSecond:F0} | {r.Load:F1} | {scores} | {r.TrainLoss:F3} |");
+            text.AppendLine(c, $"| {r.Label} | {r.Budget} | {r.Steps} | {r.Seconds:F0} | {r.WallSeconds:F0} | {r.TokensPerSecond:F0} | {r.Load:F1} | {scores} | {r.TrainLoss:F3} |");
         }
         text.AppendLine();
         int start = settings.TestChars ?? DefaultValidationOffset;
@@ -312,9 +330,12 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         return text.ToString();
     }
 
-    /// <summary>Keeps the progress reports and the 1-minute load average at each.</summary>
+    /// <summary>Keeps the progress reports, the 1-minute load average and the process's CPU seconds (since this object was made) at each.</summary>
     private sealed class Progress : IProgress<TrainingProgress>
     {
+        private readonly TimeSpan cpuAtStart = Environment.CpuUsage.TotalTime;
+        private readonly List<double> cpuSeconds = [];
+
         public List<TrainingProgress> Reports { get; } = [];
 
         public List<double> Loads { get; } = [];
@@ -323,6 +344,10 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         {
             Reports.Add(value);
             Loads.Add(Perf.Timing.LoadAverage());
+            cpuSeconds.Add((Environment.CpuUsage.TotalTime - cpuAtStart).TotalSeconds);
         }
+
+        /// <summary>The reports with <see cref="TrainingProgress.Elapsed"/> on the CPU clock (tokenising included in the first).</summary>
+        public List<TrainingProgress> OnCpuClock() => [.. Reports.Select((r, i) => r with { Elapsed = TimeSpan.FromSeconds(cpuSeconds[i]) })];
     }
 }
