@@ -345,6 +345,9 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
             Reports.Add(value);
             Loads.Add(Perf.Timing.LoadAverage());
             cpuSeconds.Add((Environment.CpuUsage.TotalTime - cpuAtStart).TotalSeconds);
+            if (value.ValidationLoss is { } loss)                             // a long run's curve survives it being stopped
+                Console.WriteLine(FormattableString.Invariant(
+                    $"  step {value.Step}: validation {loss:F4} at {value.Elapsed.TotalSeconds:F0} s wall, {cpuSeconds[^1]:F0} CPU s (both with setup and validations), load {Loads[^1]:F1}"));
         }
 
         /// <summary>The reports with <see cref="TrainingProgress.Elapsed"/> on the CPU clock (tokenising included in the first).</summary>

@@ -51,4 +51,19 @@ public class TrainingClockTests
         Assert.Equal([5.0, 6.0], faster);
         Assert.Equal([4.0, 9.0], onlyValidations);
     }
+
+    [Fact]
+    public void A_clock_that_ran_before_the_first_step_has_its_setup_taken_out_of_the_first_interval()
+    {
+        // CPU seconds: 6 s of tokenising before step 0, then 0.3 s a step; a 4 s validation before the mark at step 30
+        TrainingClock.Mark[] marks = [new(10, 9.0, false), new(20, 12.0, false), new(30, 19.0, true)];
+
+        var withSetup = TrainingClock.TrainingSeconds(marks, setupInFirstInterval: true);
+        var fromZero = TrainingClock.TrainingSeconds(marks, setupInFirstInterval: false);
+
+        Assert.Equal(3.0, withSetup[0], 12);
+        Assert.Equal(6.0, withSetup[1], 12);
+        Assert.Equal(9.0, withSetup[2], 12);
+        Assert.Equal(9.0, fromZero[0], 12);
+    }
 }
