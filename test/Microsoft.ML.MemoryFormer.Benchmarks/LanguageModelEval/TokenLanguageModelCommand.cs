@@ -283,8 +283,7 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         using var model = ml.Text.MemoryFormer(options).Fit(data.Train);
         var reports = settings.CpuClock ? progress.OnCpuClock() : progress.Reports;
         double[] wall = TrainingClock.TrainingSeconds(progress.Reports);      // the curve's validation passes taken out
-        double[] seconds = settings.CpuClock ? TrainingClock.TrainingSeconds([.. reports.Select(r =>
-            new TrainingClock.Mark(r.Step, r.Elapsed.TotalSeconds, r.ValidationLoss is not null))], setupInFirstInterval: true) : wall;
+        double[] seconds = settings.CpuClock ? progress.CpuTrainingSeconds() : wall;
         var last = progress.Reports[^1];
         var points = reports.Select((r, i) => (r, i)).Where(p => p.r.ValidationLoss is not null)
             .Select(p => new TokenCurveReport.Point(p.r.Step, seconds[p.i], p.r.ValidationLoss!.Value, progress.Loads[p.i])).ToList();
@@ -347,8 +346,12 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
             cpuSeconds.Add((Environment.CpuUsage.TotalTime - cpuAtStart).TotalSeconds);
             if (value.ValidationLoss is { } loss)                             // a long run's curve survives it being stopped
                 Console.WriteLine(FormattableString.Invariant(
-                    $"  step {value.Step}: validation {loss:F4} at {value.Elapsed.TotalSeconds:F0} s wall, {cpuSeconds[^1]:F0} CPU s (both with setup and validations), load {Loads[^1]:F1}"));
+                    $"  step {value.Step}: validation {loss:F4} after {TrainingClock.TrainingSeconds(Reports)[^1]:F1} s wall, {CpuTrainingSeconds()[^1]:F1} CPU s of training, load {Loads[^1]:F1}"));
         }
+
+        /// <summary>Training CPU seconds at each report: tokenising and validations taken out (<see cref="TrainingClock"/>).</summary>
+        public double[] CpuTrainingSeconds() => TrainingClock.TrainingSeconds([.. OnCpuClock().Select(r =>
+            new TrainingClock.Mark(r.Step, r.Elapsed.TotalSeconds, r.ValidationLoss is not null))], setupInFirstInterval: true);
 
         /// <summary>The reports with <see cref="TrainingProgress.Elapsed"/> on the CPU clock (tokenising included in the first).</summary>
         public List<TrainingProgress> OnCpuClock() => [.. Reports.Select((r, i) => r with { Elapsed = TimeSpan.FromSeconds(cpuSeconds[i]) })];
