@@ -24,6 +24,8 @@ internal static class Program
                 .WithDescription("MemoryFormer vs the dense baseline as byte-level language models on tinyshakespeare");
             config.AddCommand<TokenLanguageModelCommand>("lm-tokens")
                 .WithDescription("MemoryFormer vs dense as GPT-2-token language models on WikiText-2, at equal steps and equal wall-clock");
+            config.AddCommand<TokenCurvePlotCommand>("lm-tokens-curves")
+                .WithDescription("One chart of the learning curves printed by several lm-tokens --eval-every runs");
             config.AddCommand<PretrainCommand>("pretrain")
                 .WithDescription("Pretrain a small GPT-2-token MemoryFormer LM on the shared English text, saved as a checkpoint classifiers fine-tune from");
             config.AddCommand<BlimpCommand>("blimp")

@@ -1,5 +1,7 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
+using Microsoft.ML.MemoryFormer.Training;
 using static Microsoft.ML.MemoryFormer.Tests.LanguageModeling.LanguageModelData;
 
 namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
@@ -62,5 +64,41 @@ public class MemoryFormerLanguageModelEstimatorTests
         var data = ml.Data.LoadFromEnumerable(new[] { new DocumentAndNumber { Text = "a b c", Number = 1 } });
         var e = Assert.ThrowsAny<ArgumentException>(() => ml.Text.MemoryFormer(options).GetOutputSchema(MLNetInternals.ShapeOf(data.Schema)));
         Assert.Contains("Column 'Number' (PromptColumnName) must be scalar text", e.Message);
+    }
+
+    [Theory]
+    [InlineData(TransformerKind.MemoryFormer)]
+    [InlineData(TransformerKind.Dense)]
+    public void Scoring_a_validation_set_every_few_steps_leaves_the_training_bit_identical(TransformerKind kind)
+    {
+        // bench lm-tokens --eval-every relies on this: its learning curves must not change the runs they describe
+        var ml = new MLContext(1);
+        var corpus = ml.Data.LoadFromEnumerable(Corpus);
+        var heldOut = ml.Data.LoadFromEnumerable(Corpus.Take(3));
+        LossProgress plainReports = new(), curveReports = new();
+        var plain = NanoOptions(steps: 12);
+        plain.Architecture = plain.Architecture with { Kind = kind };
+        (plain.ValidationFraction, plain.ValidateEvery, plain.Progress) = (0, 0, plainReports);
+        var curve = NanoOptions(steps: 12);
+        curve.Architecture = plain.Architecture;
+        (curve.ValidationFraction, curve.ValidationSet, curve.ValidateEvery, curve.Progress) = (0, heldOut, 3, curveReports);
+
+        using var a = new MLContext(1).Text.MemoryFormer(plain).Fit(corpus);      // a context each: the same seed
+        using var b = new MLContext(1).Text.MemoryFormer(curve).Fit(corpus);
+
+        Assert.Empty(plainReports.Validations);
+        Assert.Equal(4, curveReports.Validations.Count);                  // steps 3, 6, 9 and 12
+        Assert.Equal(a.TrainingResult!.LossHistory, b.TrainingResult!.LossHistory);
+        Assert.Equal(a.Evaluate(heldOut).LossNatsPerToken, b.Evaluate(heldOut).LossNatsPerToken);
+    }
+
+    private sealed class LossProgress : IProgress<TrainingProgress>
+    {
+        public List<double> Validations { get; } = [];
+
+        public void Report(TrainingProgress value)
+        {
+            if (value.ValidationLoss is { } loss) Validations.Add(loss);
+        }
     }
 }
