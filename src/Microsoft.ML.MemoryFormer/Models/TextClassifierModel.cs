@@ -123,6 +123,17 @@ internal sealed class TextClassifierModel : IDisposable
     /// round" and "Idle re-run after the s13 merges"). The benchmark and the tests set it explicitly.</summary>
     internal bool? UseWindowMajorPasses { get; set; }
 
+    /// <summary>
+    /// How a long row is cut into windows when scoring (<see cref="TextPairEncoder.EncodeWindows"/>). The default,
+    /// <see cref="WindowLayout.LastMovedBack"/>, is the layout of training: every window full, the last one overlapping its
+    /// predecessor (on 256 Moby Dick paragraphs 21 % of the window tokens are text tokens read a second time). The other
+    /// layouts, opt-in, read no token twice — less work, and a shorter window's attention costs less — but give other
+    /// outputs: the windows see other context than in training. Applies to every scoring path; rows that fit one window
+    /// and sentence pairs are unchanged. Speed and accuracy cost: docs/benchmarks.md (<c>perf scoring</c>,
+    /// <c>perf scoring-precision</c>).
+    /// </summary>
+    internal WindowLayout ScoringWindowLayout { get; set; }
+
     private Dictionary<nint, Bf16Matrix>? bf16Tables;
 
     /// <summary>The precision the fused scoring encoder computes in (<see cref="UseInferencePrecision"/>).</summary>
@@ -176,7 +187,7 @@ internal sealed class TextClassifierModel : IDisposable
     public int[][] Encode(string text, string? second)
     {
         long start = Stopwatch.GetTimestamp();
-        var windows = encoder.EncodeWindows(text, second, MaxWindowsPerRow);
+        var windows = encoder.EncodeWindows(text, second, MaxWindowsPerRow, ScoringWindowLayout);
         if (Profile is { } profile) profile.TokenizeMs += Elapsed(ref start);
         return windows;
     }

@@ -64,6 +64,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [DefaultValue("long,short")]
         public string RowKinds { get; init; } = "long,short";
 
+        [CommandOption("--window-layouts")]
+        [Description("Also time the default with these opt-in layouts of long rows' windows (TextClassifierModel.ScoringWindowLayout, comma-separated: ShortLast, Even; other outputs). Default none.")]
+        [DefaultValue("")]
+        public string WindowLayouts { get; init; } = "";
+
         [CommandOption("--encoder-only")]
         [Description("Only the encoder-alone tables (--encoder-reps, default 20 then) on long-row windows (short-row ones with --row-kinds short): no Transform or PredictionEngine timing.")]
         public bool EncoderOnly { get; init; }
@@ -127,6 +132,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         {
             if (rows is null || !settings.RowKinds.Split(',', StringSplitOptions.TrimEntries).Contains(name)) continue;
             var data = ml.Data.LoadFromEnumerable(rows.Select(t => new Row { Text = t, Label = "a" }));
+            if (name == "long")
+                ScoringWindowCounts.Table(name, model, rows).Publish(settings.Output);
             long tokens = rows.Sum(t => CountTokens(model, t));
             var paths = new List<(string Name, Action<TextClassifierModel> Set)>
             {
@@ -137,6 +144,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 ("fused encoder, the same with every block window by window when more than one worker (default)", m => Fused(m, true, defaultBudget, windowMajor: null)),
                 ("fused encoder, the default with bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null)),
             };
+            foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
+                paths.Add(($"fused encoder, the default with the window layout {layout} (opt-in ScoringWindowLayout)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
             if (settings.LegacyPaths)
                 paths.InsertRange(1,
                 [
@@ -329,8 +338,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
-        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true)
+        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
+        WindowLayout layout = WindowLayout.LastMovedBack)
     {
+        m.ScoringWindowLayout = layout;
         Runtime.KernelSettings.Current.TiledKeyTranspose = tiled;
         (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.KeepFusedMemory, m.UseWindowMajorPasses) =
             (reference, fused, simd, share, budget, keep, windowMajor);
