@@ -65,7 +65,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         public string RowKinds { get; init; } = "long,short";
 
         [CommandOption("--window-layouts")]
-        [Description("Also time the default with these opt-in layouts of long rows' windows (TextClassifierModel.ScoringWindowLayout, comma-separated: ShortLast, Even; other outputs). Default none.")]
+        [Description("Also time the default with these opt-in layouts of long rows' windows (TextClassifierModel.ScoringWindowLayout, comma-separated: ShortLast, Even; other outputs), each in fp32 and with bf16 tables. Default none.")]
         [DefaultValue("")]
         public string WindowLayouts { get; init; } = "";
 
@@ -134,7 +134,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             var data = ml.Data.LoadFromEnumerable(rows.Select(t => new Row { Text = t, Label = "a" }));
             if (name == "long")
                 ScoringWindowCounts.Table(name, model, rows).Publish(settings.Output);
-            long tokens = rows.Sum(t => CountTokens(model, t));
             var paths = new List<(string Name, Action<TextClassifierModel> Set)>
             {
                 ("reference (one padded batch per call)", m => Fused(m, false, defaultBudget, reference: true)),
@@ -145,7 +144,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 ("fused encoder, the default with bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null)),
             };
             foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
+            {
                 paths.Add(($"fused encoder, the default with the window layout {layout} (opt-in ScoringWindowLayout)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
+                paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (both opt-in)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
+            }
             if (settings.LegacyPaths)
                 paths.InsertRange(1,
                 [
@@ -171,7 +173,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 var scores = model.LogProbabilities(rows.Select(t => (t, (string?)null)).ToArray());
                 double diff = scores.Zip(reference).Max(p => p.First.Zip(p.Second).Max(v => Math.Abs(v.First - v.Second)));
                 int same = scores.Zip(reference).Count(p => ArgMax(p.First) == ArgMax(p.Second));
-                table.AddRow(name, paths[i].Name, Rate(rows.Length, transformMs[i]), Rate(tokens, transformMs[i]), Rate(engineRows.Length, engineMs[i]),
+                long pathTokens = rows.Sum(t => model.Encode(t, null).Sum(w => (long)w.Length));  // this path's window layout
+                table.AddRow(name, paths[i].Name, Rate(rows.Length, transformMs[i]), Rate(pathTokens, transformMs[i]), Rate(engineRows.Length, engineMs[i]),
                     FormattableString.Invariant($"{transformMs[0] / transformMs[i]:F2}×"), FormattableString.Invariant($"{transformCpuMs[0] / transformCpuMs[i]:F2}×"),
                     FormattableString.Invariant($"{engineMs[0] / engineMs[i]:F2}×"),
                     FormattableString.Invariant($"{diff:g2}, {same}/{rows.Length}"), FormattableString.Invariant($"{allocatedMb[i]:F1}, {gen2[i]:F1}"),
@@ -393,9 +396,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 
     private static string[] Cycle(string[] source, int count) =>
         source.Length == 0 ? throw new InvalidDataException("No rows to score.") : Enumerable.Range(0, count).Select(i => source[i % source.Length]).ToArray();
-
-    private static long CountTokens(TextClassifierModel model, string text) =>
-        new TextPairEncoder(model.Tokenizer, model.MaxTokensPerRow).EncodeWindows(text, null, model.MaxWindowsPerRow).Sum(w => w.Length);
 
     /// <summary>The classifier of the default options, trained for a few steps on four arbitrary classes.</summary>
     private static MemoryFormerTextClassificationTransformer Train(MLContext ml, string[] rows, int steps)
