@@ -165,24 +165,6 @@ internal sealed class TextClassifierModel : IDisposable
         bf16Tables = tables.ToDictionary(TensorMemory.Key, Bf16Matrix.From);
     }
 
-    private Dictionary<nint, Int8Matrix>? int8Tables;
-
-    /// <summary>Experimental, off: the fused scoring encoder gathers from int8 row-wise copies of the Memory Layer tables
-    /// (<see cref="EncoderInt8Gather"/>, a quarter of the fp32 bytes; taken before any bf16 copies); false drops them and
-    /// gives the previous results back exactly. A snapshot of the current weights, as the bf16 copies. Speed and accuracy
-    /// cost: docs/benchmarks.md (<c>perf scoring --int8-tables</c>, <c>perf scoring-precision</c>).</summary>
-    internal bool Int8Tables
-    {
-        get => int8Tables is not null;
-        set => int8Tables = !value ? null : network.Backbone.modules().OfType<MemoryLayer>().Select(l => l.Table)
-            .Where(t => TensorMemory.IsCpuFloat32(t) && t.is_contiguous()).ToDictionary(TensorMemory.Key, Int8Matrix.From);
-    }
-
-    /// <summary>The int8 copy of a table made by <see cref="Int8Tables"/>, or null.</summary>
-    private Int8Matrix? Int8Table(Tensor table) =>
-        int8Tables is not null && TensorMemory.IsCpuFloat32(table) && int8Tables.TryGetValue(TensorMemory.Key(table), out var copy)
-            && copy.Rows == table.shape[0] && copy.Columns == table.shape[1] ? copy : null;
-
     /// <summary>The bf16 copy of a table made by <see cref="UseInferencePrecision"/>, or null.</summary>
     private Bf16Matrix? Bf16Table(Tensor table) =>
         bf16Tables is not null && TensorMemory.IsCpuFloat32(table) && bf16Tables.TryGetValue(TensorMemory.Key(table), out var copy)
@@ -274,11 +256,10 @@ internal sealed class TextClassifierModel : IDisposable
     /// <see cref="ScoringTokensPerBatch"/> tokens (a longer window forms a group alone).</summary>
     private void FusedWindowLogits(int[][] windows, float[] windowLogits, ScoringProfile? profile, ref long start)
     {
-        bool bf16 = bf16Tables is not null || int8Tables is not null;
+        bool bf16 = bf16Tables is not null;
         var memory = KeepFusedMemory ? fusedMemory.Take() : null;
         var fused = new FusedEncoder(network.Backbone, UseTableMajorGathers && !bf16, simd: UseEncoderSimdKernels,
-            bf16: bf16Tables is not null ? Bf16Table : null, shareFirstProjections: ShareFirstProjections, memory: memory, windowMajor: UseWindowMajorPasses ?? KernelParallel.Workers > 1,
-            int8: int8Tables is not null ? Int8Table : null);
+            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections, memory: memory, windowMajor: UseWindowMajorPasses ?? KernelParallel.Workers > 1);
         for (int first = 0; first < windows.Length;)
         {
             int end = first + 1;

@@ -69,10 +69,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [DefaultValue("")]
         public string WindowLayouts { get; init; } = "";
 
-        [CommandOption("--int8-tables")]
-        [Description("Also time the default with int8 row-wise table copies (TextClassifierModel.Int8Tables, experimental; with --window-layouts also each layout with them).")]
-        public bool Int8Tables { get; init; }
-
         [CommandOption("--encoder-only")]
         [Description("Only the encoder-alone tables (--encoder-reps, default 20 then) on long-row windows (short-row ones with --row-kinds short): no Transform or PredictionEngine timing.")]
         public bool EncoderOnly { get; init; }
@@ -147,14 +143,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 ("fused encoder, the same with every block window by window when more than one worker (default)", m => Fused(m, true, defaultBudget, windowMajor: null)),
                 ("fused encoder, the default with bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null)),
             };
-            if (settings.Int8Tables)
-                paths.Add(("fused encoder, the default with int8 tables (experimental Int8Tables)", m => Fused(m, true, defaultBudget, windowMajor: null, int8: true)));
             foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
             {
                 paths.Add(($"fused encoder, the default with the window layout {layout} (opt-in ScoringWindowLayout)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (both opt-in)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
-                if (settings.Int8Tables)
-                    paths.Add(($"fused encoder, the window layout {layout} and int8 tables", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, int8: true)));
             }
             if (settings.LegacyPaths)
                 paths.InsertRange(1,
@@ -350,10 +342,9 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
-        WindowLayout layout = WindowLayout.LastMovedBack, bool int8 = false)
+        WindowLayout layout = WindowLayout.LastMovedBack)
     {
         m.ScoringWindowLayout = layout;
-        if (m.Int8Tables != int8) m.Int8Tables = int8;
         Runtime.KernelSettings.Current.TiledKeyTranspose = tiled;
         (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.KeepFusedMemory, m.UseWindowMajorPasses) =
             (reference, fused, simd, share, budget, keep, windowMajor);

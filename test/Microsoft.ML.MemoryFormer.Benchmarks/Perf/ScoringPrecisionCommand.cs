@@ -56,21 +56,16 @@ internal sealed class ScoringPrecisionCommand : Command<ScoringPrecisionCommand.
                 new MemoryFormerTextClassificationOptions { Seed = 1, Epochs = settings.Epochs }).Fit(train);
             AnsiConsole.MarkupLineInterpolated($"{set.Name}: trained in {clock.Elapsed.TotalSeconds:F0} s");
             float[][]? reference = null;
-            foreach (var (name, precision, layout, int8) in new[]
+            foreach (var (name, precision, layout) in new[]
             {
-                ("fp32", InferencePrecision.Float32, WindowLayout.LastMovedBack, false),
-                ("bf16 tables (BFloat16)", InferencePrecision.BFloat16, WindowLayout.LastMovedBack, false),
-                ("int8 tables (Int8Tables, experimental)", InferencePrecision.Float32, WindowLayout.LastMovedBack, true),
-                ("fp32, short last window (ScoringWindowLayout ShortLast)", InferencePrecision.Float32, WindowLayout.ShortLast, false),
-                ("fp32, even windows (ScoringWindowLayout Even)", InferencePrecision.Float32, WindowLayout.Even, false),
-                ("bf16 tables, short last window", InferencePrecision.BFloat16, WindowLayout.ShortLast, false),
-                ("bf16 tables, even windows", InferencePrecision.BFloat16, WindowLayout.Even, false),
-                ("int8 tables, even windows", InferencePrecision.Float32, WindowLayout.Even, true),
+                ("fp32", InferencePrecision.Float32, WindowLayout.LastMovedBack), ("bf16 tables (BFloat16)", InferencePrecision.BFloat16, WindowLayout.LastMovedBack),
+                ("fp32, short last window (ScoringWindowLayout ShortLast)", InferencePrecision.Float32, WindowLayout.ShortLast),
+                ("fp32, even windows (ScoringWindowLayout Even)", InferencePrecision.Float32, WindowLayout.Even),
+                ("bf16 tables, short last window", InferencePrecision.BFloat16, WindowLayout.ShortLast),
             })
             {
                 classifier.UseInferencePrecision(precision);
                 classifier.Model.ScoringWindowLayout = layout;
-                classifier.Model.Int8Tables = int8;
                 var scored = classifier.Transform(test);
                 var metrics = ml.MulticlassClassification.Evaluate(scored);
                 var scores = ml.Data.CreateEnumerable<Scored>(scored, reuseRowObject: false).Select(s => s.Score.Select(p => (float)Math.Log(Math.Max(p, 1e-30f))).ToArray()).ToArray();
@@ -84,7 +79,6 @@ internal sealed class ScoringPrecisionCommand : Command<ScoringPrecisionCommand.
             }
             classifier.UseInferencePrecision(InferencePrecision.Float32);
             classifier.Model.ScoringWindowLayout = WindowLayout.LastMovedBack;
-            classifier.Model.Int8Tables = false;
         }
         table.AddNote("the same trained model scored both ways; Δ log p from ML.NET's Score column (probabilities)");
         table.AddNote(FormattableString.Invariant($"load average {Timing.LoadAverage():F2} (accuracy only: deterministic, load does not matter)"));

@@ -55,18 +55,16 @@ internal sealed unsafe partial class FusedEncoder
     /// whole-group passes.</param>
     /// <param name="pieceTokens">Fewest tokens of a window-major piece (whole windows, within one thread's range).</param>
     /// <param name="memory">Working memory kept across calls (<see cref="FusedEncoderMemory.Pool"/>), or null for fresh arrays.</param>
-    /// <param name="int8">The int8 copy of a Memory Layer table to gather from, or null (<see cref="FusedEncoderBlock"/>); null:
-    /// no int8 copies (<c>TextClassifierModel.UseInferencePrecision(Int8)</c>).</param>
     public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true,
         Func<Tensor, Bf16Matrix?>? bf16 = null, bool shareFirstProjections = false, FusedEncoderMemory? memory = null, bool windowMajor = false,
-        int pieceTokens = PieceTokens, Func<Tensor, Int8Matrix?>? int8 = null)
+        int pieceTokens = PieceTokens)
     {
         this.windowMajor = windowMajor;
         this.pieceTokens = pieceTokens;
         this.backbone = backbone;
         this.memory = memory ?? new FusedEncoderMemory();
         width = backbone.Config.Width;
-        blocks = backbone.Blocks.Select(b => new FusedEncoderBlock(b, backbone.Config, bf16, int8)).ToArray();
+        blocks = backbone.Blocks.Select(b => new FusedEncoderBlock(b, backbone.Config, bf16)).ToArray();
         embedding = TensorMemory.Floats(backbone.Embedding.weight!);
         vocabulary = backbone.Embedding.weight!.shape[0];
         var norm = (RmsNorm)backbone.FinalNorm;

@@ -32,9 +32,7 @@ internal sealed unsafe class FusedEncoderBlock
     /// <param name="config">The encoder's configuration.</param>
     /// <param name="bf16">The bf16 copy of a Memory Layer table to gather from instead of the fp32 table, or null
     /// (<c>TextClassifierModel.UseInferencePrecision</c>); null: the fp32 tables.</param>
-    /// <param name="int8">The int8 row-wise copy of a Memory Layer table to gather from (<see cref="EncoderInt8Gather"/>), or
-    /// null; null: no int8 copies. A table with both copies reads the int8 one.</param>
-    public FusedEncoderBlock(TransformerBlock block, MemoryFormerConfig config, Func<Tensor, Bf16Matrix?>? bf16 = null, Func<Tensor, Int8Matrix?>? int8 = null)
+    public FusedEncoderBlock(TransformerBlock block, MemoryFormerConfig config, Func<Tensor, Bf16Matrix?>? bf16 = null)
     {
         this.block = block;
         var qkv = (MemoryQkv)block.Attention.Qkv;
@@ -51,13 +49,13 @@ internal sealed unsafe class FusedEncoderBlock
         cos = TensorMemory.Floats(block.Attention.Rotary.Tables.Cos);
         sin = TensorMemory.Floats(block.Attention.Rotary.Tables.Sin);
         RotaryPositions = block.Attention.Rotary.Tables.Cos.shape[0];
-        (query, key, value) = (new Layer(qkv.Query, bf16, int8), new Layer(qkv.Key, bf16, int8), new Layer(qkv.Value, bf16, int8));
-        (expand, project) = (new Layer(ffn.Expand, bf16, int8), new Layer(ffn.Project, bf16, int8));
-        LowPrecisionTables = query.Table16 is not null || query.Table8 is not null;
+        (query, key, value) = (new Layer(qkv.Query, bf16), new Layer(qkv.Key, bf16), new Layer(qkv.Value, bf16));
+        (expand, project) = (new Layer(ffn.Expand, bf16), new Layer(ffn.Project, bf16));
+        Bf16Tables = query.Table16 is not null;
     }
 
-    /// <summary>Whether the gathers read bf16 or int8 table copies (then the table-major gathers are not available).</summary>
-    public bool LowPrecisionTables { get; }
+    /// <summary>Whether the gathers read bf16 table copies (then the table-major gathers are not available).</summary>
+    public bool Bf16Tables { get; }
 
     /// <summary>True when this computes the block exactly: a MemoryFormer block with RMSNorms, contiguous CPU fp32
     /// parameters, τ+2 ≤ 16 and a head width the attention kernel handles.</summary>
@@ -72,7 +70,7 @@ internal sealed unsafe class FusedEncoderBlock
 
     /// <summary>Whether <see cref="Forward"/> can take the table-major gathers (<see cref="ColumnSliceGather"/>): the model
     /// width and the Memory Block's hidden width are multiples of its slice.</summary>
-    public bool TableMajor => ColumnSliceGather.Supports(width) && ColumnSliceGather.Supports(hidden) && !LowPrecisionTables;
+    public bool TableMajor => ColumnSliceGather.Supports(width) && ColumnSliceGather.Supports(hidden) && !Bf16Tables;
 
     /// <summary>Floats of the scratch <see cref="Forward"/> needs for <paramref name="n"/> tokens with table-major gathers.</summary>
     public long ScratchFloats(int n) => (long)n * (hidden + (2L * chunks));
@@ -345,8 +343,7 @@ internal sealed unsafe class FusedEncoderBlock
     private void Bag(Layer layer, int h, int* index, float* weights, float* output)
     {
         ushort* table16 = layer.Table16;
-        if (layer.Table8 is not null) EncoderInt8Gather.BagSum(layer.Table8, layer.Scales8, h, index, weights, chunks, output, layer.Bias);
-        else if (table16 is not null) EncoderKernels.BagSumBf16(table16, h, index, weights, chunks, output, layer.Bias);
+        if (table16 is not null) EncoderKernels.BagSumBf16(table16, h, index, weights, chunks, output, layer.Bias);
         else BagSum(layer.Table, h, index, weights, chunks, output, layer.Bias);
     }
 
@@ -453,14 +450,11 @@ internal sealed unsafe class FusedEncoderBlock
     }
 
     /// <summary>One Memory Layer's table, bias and hash settings as raw memory.</summary>
-    private sealed class Layer(MemoryLayer layer, Func<Tensor, Bf16Matrix?>? bf16, Func<Tensor, Int8Matrix?>? int8)
+    private sealed class Layer(MemoryLayer layer, Func<Tensor, Bf16Matrix?>? bf16)
     {
         private readonly Bf16Matrix? copy = bf16?.Invoke(layer.Table);         // kept alive with the block
-        private readonly Int8Matrix? copy8 = int8?.Invoke(layer.Table);
         public readonly float* Table = TensorMemory.Floats(layer.Table);
         public ushort* Table16 => copy is null ? null : copy.Pointer;
-        public sbyte* Table8 => copy8 is null ? null : copy8.Pointer;
-        public float* Scales8 => copy8 is null ? null : copy8.Scales;
         public readonly float* Bias = TensorMemory.Floats(layer.Bias);
         public readonly int Bits = layer.BitsPerChunk;
         public readonly bool L1Scaled = layer.WeightFunction == HashWeightFunction.L1ScaledSigmoidProduct;
