@@ -62,6 +62,7 @@ internal sealed class ScoringPrecisionCommand : Command<ScoringPrecisionCommand.
                 ("fp32, short last window (ScoringWindowLayout ShortLast)", InferencePrecision.Float32, WindowLayout.ShortLast),
                 ("fp32, even windows (ScoringWindowLayout Even)", InferencePrecision.Float32, WindowLayout.Even),
                 ("bf16 tables, short last window", InferencePrecision.BFloat16, WindowLayout.ShortLast),
+                ("bf16 tables, even windows", InferencePrecision.BFloat16, WindowLayout.Even),
             })
             {
                 classifier.UseInferencePrecision(precision);
