@@ -131,7 +131,7 @@ internal sealed class TextClassifierModel : IDisposable
     /// outputs: the windows see other context than in training. Applies to every scoring path; rows that fit one window
     /// and sentence pairs are unchanged. Measured loaded on long rows (docs/benchmarks.md, "Scoring, fifth round"):
     /// <see cref="WindowLayout.Even"/> ≈ 1.15× the default's rows/s with a lower log-loss on three long-document sets
-    /// (−0.006 to −0.022) at −0.85 to 0 accuracy points; <see cref="WindowLayout.ShortLast"/> ≈ 1.23× but a higher
+    /// (−0.006 to −0.022) at −0.85 to 0 accuracy points; <see cref="WindowLayout.ShortLast"/> ≈ 1.2× but a higher
     /// log-loss (+0.019 to +0.048): its last window can be a few tokens and still gets a full vote.
     /// </summary>
     internal WindowLayout ScoringWindowLayout { get; set; }
