@@ -1,3 +1,6 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Training;
+
 namespace Microsoft.ML.MemoryFormer.Text;
 
 /// <summary>
@@ -61,7 +64,7 @@ internal sealed class TextPairEncoder
     /// A row that fits one window, and every sentence pair (truncated as <see cref="Encode"/> does), is exactly
     /// <c>[Encode(text, second)]</c>.
     /// <paramref name="layout"/> other than <see cref="WindowLayout.LastMovedBack"/> cuts a long row without reading a token
-    /// twice (an opt-in of scoring; the classifiers are trained with the default layout).
+    /// twice; a classifier is trained and scored with the same layout (<see cref="TextClassifierSettings.WindowLayout"/>).
     /// </summary>
     public int[][] EncodeWindows(string text, string? second, int maxWindows, WindowLayout layout = WindowLayout.LastMovedBack)
     {

@@ -79,7 +79,7 @@ internal sealed class ScoringPrecisionCommand : Command<ScoringPrecisionCommand.
                     FormattableString.Invariant($"{same}/{scores.Length} ({(double)same / scores.Length:P2})"), FormattableString.Invariant($"{max:g3}"), FormattableString.Invariant($"{mean:g3}"));
             }
             classifier.UseInferencePrecision(InferencePrecision.Float32);
-            classifier.Model.ScoringWindowLayout = WindowLayout.LastMovedBack;
+            classifier.Model.ScoringWindowLayout = classifier.Model.WindowLayout;
         }
         table.AddNote("the same trained model scored both ways; Δ log p from ML.NET's Score column (probabilities)");
         table.AddNote(FormattableString.Invariant($"load average {Timing.LoadAverage():F2} (accuracy only: deterministic, load does not matter)"));
