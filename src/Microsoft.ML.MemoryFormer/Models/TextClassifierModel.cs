@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Layers;
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
@@ -19,24 +20,30 @@ namespace Microsoft.ML.MemoryFormer.Models;
 /// A row longer than one window is read as up to <see cref="MaxWindowsPerRow"/> windows whose logits are averaged
 /// (<see cref="TextPairEncoder.EncodeWindows"/>, <see cref="SequencePooling.MeanOverWindows"/>); the logits are divided by
 /// <see cref="Temperature"/> before the softmax. Models saved before these settings existed load with one window,
-/// temperature 1 and no n-gram bag (<see cref="HashedNgramBag"/>), and score exactly as before.
+/// temperature 1, no n-gram bag (<see cref="HashedNgramBag"/>) and <see cref="WindowLayout.LastMovedBack"/> windows, and
+/// score exactly as before.
 /// </remarks>
 internal sealed class TextClassifierModel : IDisposable
 {
     /// <summary>Archive entry with the head settings (JSON).</summary>
     public const string HeadEntry = "head.json";
 
+    /// <summary>The head entry's JSON. <see cref="WindowLayout"/> is written only when it is not the default, so a model
+    /// with the default layout saves the same bytes as before the setting existed.</summary>
     private sealed record HeadSettings(int Classes, PoolingKind Pooling, int MaxTokensPerRow, int MaxWindowsPerRow = 1, double Temperature = 1,
-        int NgramBuckets = 0, int NgramLength = 2);
+        int NgramBuckets = 0, int NgramLength = 2,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] WindowLayout WindowLayout = WindowLayout.LastMovedBack);
 
     private readonly SequenceClassifier network;
     private readonly TextPairEncoder encoder;
     private readonly Device device;
 
     public TextClassifierModel(SequenceClassifier network, ITextTokenizer tokenizer, int maxTokensPerRow, Device device,
-        int maxWindowsPerRow = 1, double temperature = 1)
+        int maxWindowsPerRow = 1, double temperature = 1, WindowLayout windowLayout = WindowLayout.LastMovedBack)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxWindowsPerRow, 1);
+        if (!Enum.IsDefined(windowLayout))
+            throw new ArgumentOutOfRangeException(nameof(windowLayout), windowLayout, "Unknown window layout.");
         if (!(temperature > 0 && double.IsFinite(temperature)))
             throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "The temperature must be positive and finite.");
         this.network = network;
@@ -44,6 +51,7 @@ internal sealed class TextClassifierModel : IDisposable
         Tokenizer = tokenizer;
         MaxWindowsPerRow = maxWindowsPerRow;
         Temperature = temperature;
+        WindowLayout = ScoringWindowLayout = windowLayout;
         encoder = new TextPairEncoder(tokenizer, maxTokensPerRow);
         network.to(device).eval();
     }
@@ -59,6 +67,10 @@ internal sealed class TextClassifierModel : IDisposable
 
     /// <summary>Most windows of <see cref="MaxTokensPerRow"/> tokens read from one row (1 = the row's head only).</summary>
     public int MaxWindowsPerRow { get; }
+
+    /// <summary>How a row longer than one window is cut (<see cref="TextPairEncoder.EncodeWindows"/>): the layout the model
+    /// was trained with, saved with it, and what <see cref="ScoringWindowLayout"/> starts as.</summary>
+    public WindowLayout WindowLayout { get; }
 
     /// <summary>The logits are divided by this before the softmax (1 = uncalibrated; fitted on validation rows).</summary>
     public double Temperature { get; }
@@ -123,6 +135,17 @@ internal sealed class TextClassifierModel : IDisposable
     /// round" and "Idle re-run after the s13 merges"). The benchmark and the tests set it explicitly.</summary>
     internal bool? UseWindowMajorPasses { get; set; }
 
+    /// <summary>
+    /// How a long row is cut into windows when scoring (<see cref="TextPairEncoder.EncodeWindows"/>): the trained
+    /// <see cref="WindowLayout"/> unless a benchmark or test sets another one to measure a train/score mismatch (not
+    /// saved: <see cref="ToArchive"/> writes <see cref="WindowLayout"/>). Applies to every scoring path; rows that fit one
+    /// window and sentence pairs are unchanged. Scoring a <see cref="WindowLayout.LastMovedBack"/>-trained model with
+    /// <see cref="WindowLayout.Even"/> windows, measured loaded (docs/benchmarks.md, "Scoring, fifth round"): ≈ 1.15× the
+    /// rows/s and a lower log-loss on three long-document sets, at −0.85 to 0 accuracy points (the windows see other
+    /// context than in training); training with the same layout: "Windows in training too".
+    /// </summary>
+    internal WindowLayout ScoringWindowLayout { get; set; }
+
     private Dictionary<nint, Bf16Matrix>? bf16Tables;
 
     /// <summary>The precision the fused scoring encoder computes in (<see cref="UseInferencePrecision"/>).</summary>
@@ -176,7 +199,7 @@ internal sealed class TextClassifierModel : IDisposable
     public int[][] Encode(string text, string? second)
     {
         long start = Stopwatch.GetTimestamp();
-        var windows = encoder.EncodeWindows(text, second, MaxWindowsPerRow);
+        var windows = encoder.EncodeWindows(text, second, MaxWindowsPerRow, ScoringWindowLayout);
         if (Profile is { } profile) profile.TokenizeMs += Elapsed(ref start);
         return windows;
     }
@@ -340,7 +363,7 @@ internal sealed class TextClassifierModel : IDisposable
         .SetText(ModelArchive.ConfigEntry, network.Config.ToJson())
         .SetText(ModelArchive.TokenizerEntry, Tokenizer.Describe().ToJson())
         .SetText(HeadEntry, JsonSerializer.Serialize(new HeadSettings(Classes, network.Head.Pooling, MaxTokensPerRow, MaxWindowsPerRow, Temperature,
-            network.NgramBag?.Buckets ?? 0, network.NgramBag?.NgramLength ?? 2)))
+            network.NgramBag?.Buckets ?? 0, network.NgramBag?.NgramLength ?? 2, WindowLayout)))
         .WithWeights(network);
 
     /// <summary>Rebuilds a model written by <see cref="ToArchive"/> on <paramref name="device"/>.</summary>
@@ -348,16 +371,16 @@ internal sealed class TextClassifierModel : IDisposable
     {
         var config = archive.GetJson(ModelArchive.ConfigEntry, MemoryFormerConfig.FromJson);
         var head = archive.GetJson(HeadEntry, json => JsonSerializer.Deserialize<HeadSettings>(json) is { Classes: >= 1, MaxTokensPerRow: >= 1, MaxWindowsPerRow: >= 1 } read
-            && Enum.IsDefined(read.Pooling) && read.Temperature > 0 && double.IsFinite(read.Temperature)
+            && Enum.IsDefined(read.Pooling) && Enum.IsDefined(read.WindowLayout) && read.Temperature > 0 && double.IsFinite(read.Temperature)
             && read.NgramBuckets >= 0 && read.NgramLength is >= 1 and <= 3 ? read
-            : throw new ArgumentException("Classes, MaxTokensPerRow, MaxWindowsPerRow and Temperature must be positive, Pooling known, " +
+            : throw new ArgumentException("Classes, MaxTokensPerRow, MaxWindowsPerRow and Temperature must be positive, Pooling and WindowLayout known, " +
                 "NgramBuckets ≥ 0 and NgramLength in [1, 3]."));
         var tokenizer = archive.GetJson(ModelArchive.TokenizerEntry, json => ITextTokenizer.FromDescription(TokenizerDescription.FromJson(json)));
         ModelParts.CheckTokenizerFits(tokenizer, config);
         ModuleWeights.CheckSizeFits(config, archive, headParameters: ((double)head.Classes + head.NgramBuckets) * config.Width);
         return ModuleLoader.Load(archive, config,
             () => new SequenceClassifier(config, head.Classes, head.Pooling, config.Dropout, head.NgramBuckets, head.NgramLength),
-            device, network => new TextClassifierModel(network, tokenizer, head.MaxTokensPerRow, device, head.MaxWindowsPerRow, head.Temperature));
+            device, network => new TextClassifierModel(network, tokenizer, head.MaxTokensPerRow, device, head.MaxWindowsPerRow, head.Temperature, head.WindowLayout));
     }
 
     public void Dispose() => network.Dispose();

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Google.Protobuf;
+using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Models;
@@ -87,8 +88,9 @@ internal static class OnnxModelExporter
             [N.PadIdKey] = (tokenizer.PadId ?? tokenizer.EndOfTextId).ToString(System.Globalization.CultureInfo.InvariantCulture),
             [N.RowLayoutKey] = $"[{tokenizer.EndOfTextId}] + tokens(text) (+ [{tokenizer.EndOfTextId}] + tokens(second text)), " +
                 $"at most {model.MaxTokensPerRow} ids; padded positions have attention_mask 0" + (model.MaxWindowsPerRow == 1 ? "" :
-                $"; the trained model reads a longer single text as up to {model.MaxWindowsPerRow} such windows and averages their " +
-                "logits: this graph scores one window, so average its logits over the windows outside it"),
+                $"; the trained model reads a longer single text as up to {model.MaxWindowsPerRow} such windows" +
+                (model.WindowLayout == WindowLayout.LastMovedBack ? "" : $" (cut as WindowLayout.{model.WindowLayout})") +
+                " and averages their logits: this graph scores one window, so average its logits over the windows outside it"),
             [N.PredictionKindKey] = kind.ToString(),
         };
         if (classNames is not null) metadata[N.ClassNamesKey] = JsonSerializer.Serialize(classNames);

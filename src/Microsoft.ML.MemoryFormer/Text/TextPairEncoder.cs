@@ -1,3 +1,6 @@
+using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Training;
+
 namespace Microsoft.ML.MemoryFormer.Text;
 
 /// <summary>
@@ -60,8 +63,10 @@ internal sealed class TextPairEncoder
     /// <c>maxWindows × (MaxTokens − 1)</c> tokens are kept (only those are tokenized, <see cref="TokenBudget.Head"/>).
     /// A row that fits one window, and every sentence pair (truncated as <see cref="Encode"/> does), is exactly
     /// <c>[Encode(text, second)]</c>.
+    /// <paramref name="layout"/> other than <see cref="WindowLayout.LastMovedBack"/> cuts a long row without reading a token
+    /// twice; a classifier is trained and scored with the same layout (<see cref="TextClassifierSettings.WindowLayout"/>).
     /// </summary>
-    public int[][] EncodeWindows(string text, string? second, int maxWindows)
+    public int[][] EncodeWindows(string text, string? second, int maxWindows, WindowLayout layout = WindowLayout.LastMovedBack)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxWindows, 1);
         if (second is not null || maxWindows == 1) return [Encode(text, second)];
@@ -72,11 +77,28 @@ internal sealed class TextPairEncoder
         var windows = new int[count][];
         for (int w = 0; w < count; w++)
         {
-            int start = Math.Min(w * perWindow, ids.Count - perWindow);
-            var row = windows[w] = new int[MaxTokens];
+            var (start, length) = Span(layout, w, count, ids.Count, perWindow);
+            var row = windows[w] = new int[1 + length];
             row[0] = tokenizer.EndOfTextId;
-            for (int i = 0; i < perWindow; i++) row[1 + i] = ids[start + i];
+            for (int i = 0; i < length; i++) row[1 + i] = ids[start + i];
         }
         return windows;
+    }
+
+    /// <summary>Window w of <paramref name="count"/> over <paramref name="total"/> kept tokens: its first token and length.</summary>
+    private static (int Start, int Length) Span(WindowLayout layout, int w, int count, int total, int perWindow)
+    {
+        switch (layout)
+        {
+            case WindowLayout.LastMovedBack:
+                return (Math.Min(w * perWindow, total - perWindow), perWindow);
+            case WindowLayout.ShortLast:
+                return (w * perWindow, Math.Min(perWindow, total - (w * perWindow)));
+            case WindowLayout.Even:
+                int size = total / count, longer = total % count;                 // the first `longer` windows one token longer
+                return ((w * size) + Math.Min(w, longer), size + (w < longer ? 1 : 0));
+            default:
+                throw new ArgumentOutOfRangeException(nameof(layout), layout, "Unknown window layout.");
+        }
     }
 }

@@ -82,7 +82,7 @@ internal static class TextClassifierTraining
             var encoder = new TextPairEncoder(tokenizer, maxTokens);
             var model = network;
             TokenRows Rows(LabelledTexts data) => new(model,
-                data.Rows.Select(r => encoder.EncodeWindows(r.Text, r.Second, settings.MaxWindowsPerRow)).ToArray(), tensor(data.Labels),
+                data.Rows.Select(r => encoder.EncodeWindows(r.Text, r.Second, settings.MaxWindowsPerRow, settings.WindowLayout)).ToArray(), tensor(data.Labels),
                 encoder.PadId, device);
             using var weights = ClassWeights(settings, train.Labels, classes);
             using var trainRows = Rows(train);
@@ -99,7 +99,7 @@ internal static class TextClassifierTraining
             var fitOn = calibrationRows ?? validationRows;
             double t = temperature ?? (settings.CalibrateTemperature && fitOn is not null
                 ? TextClassifierCalibration.FitTemperature(network, fitOn, settings.BatchSize, log) : 1);
-            return (new TextClassifierModel(network, tokenizer, maxTokens, device, settings.MaxWindowsPerRow, t), result);
+            return (new TextClassifierModel(network, tokenizer, maxTokens, device, settings.MaxWindowsPerRow, t, settings.WindowLayout), result);
         }
         catch
         {
@@ -116,7 +116,8 @@ internal static class TextClassifierTraining
         var run = new RunFingerprint().WithProperties("Architecture", config.ToJson())
             .With("tokenizer", tokenizer.Describe().ToJson())
             .With("head", $"{classes} classes, {settings.Pooling} pooling, {maxTokens} tokens per row" +
-                (settings.MaxWindowsPerRow > 1 ? $" (per window), up to {settings.MaxWindowsPerRow} windows per row" : "") + $", batches of {settings.BatchSize}" +
+                (settings.MaxWindowsPerRow > 1 ? $" (per window), up to {settings.MaxWindowsPerRow} windows per row" : "") +
+                (settings.WindowLayout != WindowLayout.LastMovedBack ? $", {settings.WindowLayout} windows" : "") + $", batches of {settings.BatchSize}" +
                 (settings.NgramBuckets > 0 ? $", n-gram bag of {settings.NgramBuckets} buckets, n ≤ {settings.NgramLength}" : ""))
             .With("class weights", settings.ClassWeights is { } w ? string.Join(", ", w) : $"{settings.ClassWeighting}")
             .With("pretrained backbone", settings.PretrainedCheckpointPath ?? (settings.PretrainedModel is null ? "none" : "a model in memory"))

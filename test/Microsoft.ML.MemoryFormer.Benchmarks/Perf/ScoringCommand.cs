@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML.Data;
+using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Text;
@@ -63,6 +64,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [Description("Which rows to score: long, short or both (comma-separated). Default long,short.")]
         [DefaultValue("long,short")]
         public string RowKinds { get; init; } = "long,short";
+
+        [CommandOption("--window-layouts")]
+        [Description("Also time the default with these opt-in layouts of long rows' windows (TextClassifierModel.ScoringWindowLayout, comma-separated: ShortLast, Even; other outputs), each in fp32 and with bf16 tables. Default none.")]
+        [DefaultValue("")]
+        public string WindowLayouts { get; init; } = "";
 
         [CommandOption("--encoder-only")]
         [Description("Only the encoder-alone tables (--encoder-reps, default 20 then) on long-row windows (short-row ones with --row-kinds short): no Transform or PredictionEngine timing.")]
@@ -127,7 +133,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         {
             if (rows is null || !settings.RowKinds.Split(',', StringSplitOptions.TrimEntries).Contains(name)) continue;
             var data = ml.Data.LoadFromEnumerable(rows.Select(t => new Row { Text = t, Label = "a" }));
-            long tokens = rows.Sum(t => CountTokens(model, t));
+            if (name == "long")
+                ScoringWindowCounts.Table(name, model, rows).Publish(settings.Output);
             var paths = new List<(string Name, Action<TextClassifierModel> Set)>
             {
                 ("reference (one padded batch per call)", m => Fused(m, false, defaultBudget, reference: true)),
@@ -137,6 +144,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 ("fused encoder, the same with every block window by window when more than one worker (default)", m => Fused(m, true, defaultBudget, windowMajor: null)),
                 ("fused encoder, the default with bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null)),
             };
+            foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
+            {
+                paths.Add(($"fused encoder, the default with the window layout {layout} (opt-in ScoringWindowLayout)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
+                paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (both opt-in)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
+            }
             if (settings.LegacyPaths)
                 paths.InsertRange(1,
                 [
@@ -162,7 +174,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 var scores = model.LogProbabilities(rows.Select(t => (t, (string?)null)).ToArray());
                 double diff = scores.Zip(reference).Max(p => p.First.Zip(p.Second).Max(v => Math.Abs(v.First - v.Second)));
                 int same = scores.Zip(reference).Count(p => ArgMax(p.First) == ArgMax(p.Second));
-                table.AddRow(name, paths[i].Name, Rate(rows.Length, transformMs[i]), Rate(tokens, transformMs[i]), Rate(engineRows.Length, engineMs[i]),
+                long pathTokens = rows.Sum(t => model.Encode(t, null).Sum(w => (long)w.Length));  // this path's window layout
+                table.AddRow(name, paths[i].Name, Rate(rows.Length, transformMs[i]), Rate(pathTokens, transformMs[i]), Rate(engineRows.Length, engineMs[i]),
                     FormattableString.Invariant($"{transformMs[0] / transformMs[i]:F2}×"), FormattableString.Invariant($"{transformCpuMs[0] / transformCpuMs[i]:F2}×"),
                     FormattableString.Invariant($"{engineMs[0] / engineMs[i]:F2}×"),
                     FormattableString.Invariant($"{diff:g2}, {same}/{rows.Length}"), FormattableString.Invariant($"{allocatedMb[i]:F1}, {gen2[i]:F1}"),
@@ -329,8 +342,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
-        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true)
+        Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
+        WindowLayout layout = WindowLayout.LastMovedBack)
     {
+        m.ScoringWindowLayout = layout;
         Runtime.KernelSettings.Current.TiledKeyTranspose = tiled;
         (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.KeepFusedMemory, m.UseWindowMajorPasses) =
             (reference, fused, simd, share, budget, keep, windowMajor);
@@ -382,9 +397,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 
     private static string[] Cycle(string[] source, int count) =>
         source.Length == 0 ? throw new InvalidDataException("No rows to score.") : Enumerable.Range(0, count).Select(i => source[i % source.Length]).ToArray();
-
-    private static long CountTokens(TextClassifierModel model, string text) =>
-        new TextPairEncoder(model.Tokenizer, model.MaxTokensPerRow).EncodeWindows(text, null, model.MaxWindowsPerRow).Sum(w => w.Length);
 
     /// <summary>The classifier of the default options, trained for a few steps on four arbitrary classes.</summary>
     private static MemoryFormerTextClassificationTransformer Train(MLContext ml, string[] rows, int steps)

@@ -5,6 +5,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.Benchmarks.Classification;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
+using Microsoft.ML.MemoryFormer.Text;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -12,7 +13,8 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 
 /// <summary>
 /// <c>perf scoring-precision</c> (issue 16, scoring target): the accuracy cost of lower-precision batched scoring
-/// (<c>UseInferencePrecision(BFloat16)</c>: bf16 tables) on classifiers trained with the flat defaults
+/// (<c>UseInferencePrecision(BFloat16)</c>: bf16 tables) and of the opt-in short last window of long rows
+/// (<c>TextClassifierModel.ScoringWindowLayout</c>: less work, other windows than in training) on classifiers trained with the flat defaults
 /// on developer sets (banking77, a long-document proxy): accuracy, log-loss and argmax agreement with fp32 scoring of the
 /// same trained model, and the largest difference of a log-probability. Deterministic; no timing.
 /// </summary>
@@ -54,9 +56,17 @@ internal sealed class ScoringPrecisionCommand : Command<ScoringPrecisionCommand.
                 new MemoryFormerTextClassificationOptions { Seed = 1, Epochs = settings.Epochs }).Fit(train);
             AnsiConsole.MarkupLineInterpolated($"{set.Name}: trained in {clock.Elapsed.TotalSeconds:F0} s");
             float[][]? reference = null;
-            foreach (var (name, precision) in new[] { ("fp32", InferencePrecision.Float32), ("bf16 tables (BFloat16)", InferencePrecision.BFloat16) })
+            foreach (var (name, precision, layout) in new[]
+            {
+                ("fp32", InferencePrecision.Float32, WindowLayout.LastMovedBack), ("bf16 tables (BFloat16)", InferencePrecision.BFloat16, WindowLayout.LastMovedBack),
+                ("fp32, short last window (ScoringWindowLayout ShortLast)", InferencePrecision.Float32, WindowLayout.ShortLast),
+                ("fp32, even windows (ScoringWindowLayout Even)", InferencePrecision.Float32, WindowLayout.Even),
+                ("bf16 tables, short last window", InferencePrecision.BFloat16, WindowLayout.ShortLast),
+                ("bf16 tables, even windows", InferencePrecision.BFloat16, WindowLayout.Even),
+            })
             {
                 classifier.UseInferencePrecision(precision);
+                classifier.Model.ScoringWindowLayout = layout;
                 var scored = classifier.Transform(test);
                 var metrics = ml.MulticlassClassification.Evaluate(scored);
                 var scores = ml.Data.CreateEnumerable<Scored>(scored, reuseRowObject: false).Select(s => s.Score.Select(p => (float)Math.Log(Math.Max(p, 1e-30f))).ToArray()).ToArray();
@@ -69,6 +79,7 @@ internal sealed class ScoringPrecisionCommand : Command<ScoringPrecisionCommand.
                     FormattableString.Invariant($"{same}/{scores.Length} ({(double)same / scores.Length:P2})"), FormattableString.Invariant($"{max:g3}"), FormattableString.Invariant($"{mean:g3}"));
             }
             classifier.UseInferencePrecision(InferencePrecision.Float32);
+            classifier.Model.ScoringWindowLayout = classifier.Model.WindowLayout;
         }
         table.AddNote("the same trained model scored both ways; Δ log p from ML.NET's Score column (probabilities)");
         table.AddNote(FormattableString.Invariant($"load average {Timing.LoadAverage():F2} (accuracy only: deterministic, load does not matter)"));

@@ -11,12 +11,12 @@ public class TextClassifierModelWindowsTests
 {
     private const int WindowTokens = 8;   // 7 text tokens per window
 
-    private static TextClassifierModel NewModel(int maxWindows, double temperature = 1)
+    private static TextClassifierModel NewModel(int maxWindows, double temperature = 1, WindowLayout layout = WindowLayout.LastMovedBack)
     {
         TorchRuntime.Seed(3);
         var tokenizer = new ByteLevelTokenizer();
         var config = MemoryFormerConfig.Nano with { VocabularySize = tokenizer.ModelVocabularySize, ContextLength = WindowTokens, Width = 32, Layers = 1 };
-        return new TextClassifierModel(new SequenceClassifier(config, 3, PoolingKind.Mean, 0), tokenizer, WindowTokens, CPU, maxWindows, temperature);
+        return new TextClassifierModel(new SequenceClassifier(config, 3, PoolingKind.Mean, 0), tokenizer, WindowTokens, CPU, maxWindows, temperature, layout);
     }
 
     private static ModelArchive RoundTrip(ModelArchive archive)
@@ -70,8 +70,29 @@ public class TextClassifierModelWindowsTests
         using var loaded = TextClassifierModel.FromArchive(RoundTrip(archive), CPU);
         Assert.Equal(1, loaded.MaxWindowsPerRow);
         Assert.Equal(1, loaded.Temperature);
+        Assert.Equal(WindowLayout.LastMovedBack, loaded.WindowLayout);
         (string, string?)[] rows = [("short", null), ("a row that is much longer than one window", null)];
         Assert.Equal(model.LogProbabilities(rows), loaded.LogProbabilities(rows));
+    }
+
+    [Fact]
+    public void The_window_layout_is_saved_only_when_it_is_not_the_default()
+    {
+        using var movedBack = NewModel(maxWindows: 3);
+        Assert.Equal("""{"Classes":3,"Pooling":0,"MaxTokensPerRow":8,"MaxWindowsPerRow":3,"Temperature":1,"NgramBuckets":0,"NgramLength":2}""",
+            movedBack.ToArchive().GetText(TextClassifierModel.HeadEntry));               // the bytes written before the setting existed
+        using var even = NewModel(maxWindows: 3, layout: WindowLayout.Even);
+        Assert.Contains("\"WindowLayout\":2", even.ToArchive().GetText(TextClassifierModel.HeadEntry));
+        using var loaded = TextClassifierModel.FromArchive(RoundTrip(even.ToArchive()), CPU);
+        Assert.Equal((WindowLayout.Even, WindowLayout.Even), (loaded.WindowLayout, loaded.ScoringWindowLayout));
+        string text = "sixteen bytes ok";                                                // 16 bytes: windows 7/7/7 moved back, 6/5/5 even
+        Assert.Equal(Score(even, text), Score(loaded, text));
+        Assert.NotEqual(Score(movedBack, text), Score(loaded, text));
+        using var old = TextClassifierModel.FromArchive(RoundTrip(movedBack.ToArchive()), CPU);
+        Assert.Equal(WindowLayout.LastMovedBack, old.WindowLayout);
+        var unknown = even.ToArchive().SetText(TextClassifierModel.HeadEntry,
+            """{"Classes":3,"Pooling":0,"MaxTokensPerRow":8,"MaxWindowsPerRow":3,"WindowLayout":9}""");
+        Assert.Throws<InvalidDataException>(() => TextClassifierModel.FromArchive(RoundTrip(unknown), CPU));
     }
 
     [Fact]

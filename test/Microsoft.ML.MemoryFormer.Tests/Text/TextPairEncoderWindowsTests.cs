@@ -1,3 +1,4 @@
+using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Text;
 using static TorchSharp.torch;
@@ -26,6 +27,25 @@ public class TextPairEncoderWindowsTests
         Assert.Equal([Eot, 'a', 'b', 'c'], windows[0]);
         Assert.Equal([Eot, 'd', 'e', 'f'], windows[1]);
         Assert.Equal([Eot, 'f', 'g', 'h'], windows[2]);
+    }
+
+    [Fact]
+    public void The_opt_in_layouts_read_every_kept_token_once()
+    {
+        // 8 tokens, 3 per window: short last 3 + 3 + 2; even 3 + 3 + 2; 7 tokens: short last 3 + 3 + 1, even 3 + 2 + 2.
+        Assert.Equal([[Eot, 'a', 'b', 'c'], [Eot, 'd', 'e', 'f'], [Eot, 'g', 'h']], Encoder.EncodeWindows("abcdefgh", null, 5, WindowLayout.ShortLast));
+        Assert.Equal([[Eot, 'a', 'b', 'c'], [Eot, 'd', 'e', 'f'], [Eot, 'g']], Encoder.EncodeWindows("abcdefg", null, 5, WindowLayout.ShortLast));
+        Assert.Equal([[Eot, 'a', 'b', 'c'], [Eot, 'd', 'e'], [Eot, 'f', 'g']], Encoder.EncodeWindows("abcdefg", null, 5, WindowLayout.Even));
+        Assert.Equal([[Eot, 'a', 'b'], [Eot, 'c', 'd']], Encoder.EncodeWindows("abcd", null, 5, WindowLayout.Even));
+        foreach (var layout in Enum.GetValues<WindowLayout>())
+        {
+            // a multiple of the window reads the same full windows in every layout; one window and pairs are unchanged
+            Assert.Equal(Encoder.EncodeWindows("abcdef", null, 5), Encoder.EncodeWindows("abcdef", null, 5, layout));
+            Assert.Equal([Encoder.Encode("abc")], Encoder.EncodeWindows("abc", null, 5, layout));
+            Assert.Equal([Encoder.Encode("abcdefgh", "xy")], Encoder.EncodeWindows("abcdefgh", "xy", 5, layout));
+            var text = new string('a', 9) + "XYZ" + new string('b', 10_000);     // bounded: the first 4 × 3 tokens
+            Assert.Equal("aaaaaaaaaXYZ", new string(Encoder.EncodeWindows(text, null, 4, layout).SelectMany(w => w.Skip(1)).Select(t => (char)t).ToArray()));
+        }
     }
 
     [Fact]
