@@ -167,22 +167,6 @@ internal sealed class KernelSettings
     /// for <c>perf scoring</c> to time it.</summary>
     public bool TiledKeyTranspose { get => state.TiledKeyTranspose; set => state.TiledKeyTranspose = value; }
 
-    /// <summary>Whether the tiled forward reads its pooled tile-major buffer again, without copying the table, when the buffer still holds
-    /// that table's current values (<c>Layers/Kernels/TileMajorBuffer.cs</c>: same layer, storage, shape and version, no raw write
-    /// since): inference, a layer called again before the optimizer step, gradient accumulation. Off copies the table on every call.
-    /// The same values either way.</summary>
-    public bool ReuseTileMajorBuffer { get => state.ReuseTileMajorBuffer; set => state.ReuseTileMajorBuffer = value; }
-
-    /// <summary>Whether the row pass (<c>Layers/Kernels/RowGradientKernel.cs</c>) sums its hits' inner products sixteen at a time in one
-    /// shuffle network (<c>HitSums</c>) instead of one tree per hit. The same bits either way.</summary>
-    public bool BatchedHitSums { get => state.BatchedHitSums; set => state.BatchedHitSums = value; }
-
-    /// <summary>Whether the backward's hit sort (<c>Layers/Kernels/RowHits.cs</c>) counts and places the hits of each worker's range of
-    /// chunks in one walk over the tokens instead of one walk per chunk. The same arrays either way. Off by default: on the loaded
-    /// machine the sort alone was 1.08× faster in one run and 0.85–0.87× in two (its walk writes eight chunks' segments at once);
-    /// <c>perf profile --layer-variants</c> times it (docs/benchmarks.md, "The layer benchmark, fifth round").</summary>
-    public bool ChunkRangeSort { get => state.ChunkRangeSort; set => state.ChunkRangeSort = value; }
-
     /// <summary>Whether the sign hash (<c>Layers/Kernels/SignHashKernel.cs</c>) takes 16 chunks at a time in AVX-512 registers
     /// (<c>Layers/Kernels/WideSignHash.cs</c>) where the machine has them and it pays (training, and τ not a multiple of 8 such as the Memory Block's
     /// τ + 2 = 10); off takes 8 at a time in AVX registers, as before 2026-12-06 s14. The same bits either way (each lane does the same
@@ -231,8 +215,6 @@ internal sealed class KernelSettings
         public bool StridedRotaryGradient = true;
         public bool PooledAttentionOutput = true;
         public bool TiledKeyTranspose = true;
-        public bool ReuseTileMajorBuffer = true;
-        public bool BatchedHitSums = true;
         public bool WideSignHash = true;
 
         public bool BlockedTableGradient;
@@ -242,6 +224,5 @@ internal sealed class KernelSettings
         public bool Bf16ForwardTables;
         public bool ManagedBiasSums;
         public bool TileMajorCopyFromUpdate;
-        public bool ChunkRangeSort;
     }
 }

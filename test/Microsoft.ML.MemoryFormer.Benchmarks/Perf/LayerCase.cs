@@ -1,6 +1,5 @@
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Layers;
-using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -72,17 +71,8 @@ internal sealed class LayerCase : IDisposable
         layer.call(x);
     }
 
-    /// <summary>
-    /// Forward + backward as in a training step. A step's optimizer changes the table before the next forward, so the Memory
-    /// Layer's forward must copy it into tile-major order again; the table here never changes, so each call first marks it
-    /// written (<see cref="TileMajorBuffer.NoteRawWrite"/>) and pays that copy as training does, instead of reusing the copy of the
-    /// previous call (<see cref="Runtime.KernelSettings.ReuseTileMajorBuffer"/>, which only inference and repeated forwards between
-    /// optimizer steps get). The forward-only rows (inference) keep the reuse.
-    /// </summary>
     private void ForwardBackward(nn.Module<Tensor, Tensor> layer)
     {
-        if (ReferenceEquals(layer, memory))
-            TileMajorBuffer.NoteRawWrite();
         using var scope = NewDisposeScope();
         x.grad = null;
         foreach (var p in layer.parameters()) p.grad = null;

@@ -49,7 +49,7 @@ internal sealed class LayerCommand : Command<LayerCommand.Settings>
                 r.Length > 14 ? r[14] : double.NaN, r.Length > 15 ? r[15] : double.NaN,
                 r.Length > 16 ? r[16] : double.NaN, r.Length > 17 ? r[17] : double.NaN, r.Length > 18 ? r[18] : double.NaN, r.Length > 19 ? r[19] : double.NaN,
                 r.Length > 20 ? r[20] : double.NaN);
-        table.AddNote($"engine {settings.Engine}{(settings.Engine == "stopwatch" ? " (the calls interleaved, 9 rounds; ratio = median of the rounds' ratios)" : "")}; MF includes hashing and bias; fwd under no_grad; fwd+bwd = sum(y).backward() with grads for x and all parameters, set to none before each call, and the MF table marked written before each call so its forward copies it again as after an optimizer step (fwd alone reuses the copy, as inference does); " +
+        table.AddNote($"engine {settings.Engine}{(settings.Engine == "stopwatch" ? " (the calls interleaved, 9 rounds; ratio = median of the rounds' ratios)" : "")}; MF includes hashing and bias; fwd under no_grad; fwd+bwd = sum(y).backward() with grads for x and all parameters, set to none before each call; " +
             "MF columns = the library's default backward (the row pass); 'blocked on' = KernelSettings.BlockedTableGradient on (the table gradient written block by block, " +
             "Layers/Kernels/BlockedTableGradient.cs), a fifth interleaved call (stopwatch only); 'prefetch off' = KernelSettings.PrefetchHitRows off " +
             "(the row pass without prefetching the next row's ∂L/∂y rows), a sixth; 'tiled off' = KernelSettings.TiledForward off " +

@@ -32,20 +32,6 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         [Description("Only perf layer's MF fwd+bwd and its phases, interleaved, beside Linear's.")]
         public bool LayerPhasesOnly { get; init; }
 
-        [CommandOption("--loop-layer")]
-        [Description("Only loop perf layer's MF fwd+bwd (table gradient attached) for this many seconds and print ms per call (a window for perf record). Default 0: off.")]
-        [DefaultValue(0.0)]
-        public double LoopLayer { get; init; }
-
-        [CommandOption("--layer-variants")]
-        [Description("Only perf layer's MF fwd+bwd and fwd with the pooled tile-major buffer reused and not (s14), interleaved: median ms and the median of per-round ratios, wall and CPU.")]
-        public bool LayerVariants { get; init; }
-
-        [CommandOption("--rounds")]
-        [Description("Rounds for --layer-variants. Default 15.")]
-        [DefaultValue(15)]
-        public int Rounds { get; init; } = 15;
-
         [CommandOption("--out-width")]
         [Description("h, the output width. Default: d.")]
         public int? OutputWidth { get; init; }
@@ -71,27 +57,6 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
                 table.AddRow(variants[i].Name, medians[i]);
         }
 
-        if (settings.LoopLayer > 0)
-        {
-            layer.Gradient.Attached = true;
-            var times = new List<double>();
-            long end = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(settings.LoopLayer * System.Diagnostics.Stopwatch.Frequency);
-            while (System.Diagnostics.Stopwatch.GetTimestamp() < end)
-            {
-                long start = System.Diagnostics.Stopwatch.GetTimestamp();
-                Scoped(() => { xg.grad = null; foreach (var p in layer.parameters()) p.grad = null; layer.call(xg).sum().backward(); });
-                times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-            }
-            Console.WriteLine($"MF fwd+bwd: {Timing.Median(times):F3} ms (median of {times.Count} calls), load {Timing.LoadAverage():F1}");
-            return 0;
-        }
-        if (settings.LayerVariants)
-        {
-            LayerVariantRows(table, layer, xg, settings.Rounds);
-            table.AddNote(MachineFigures.Measure(settings));
-            table.Publish(settings.Output);
-            return 0;
-        }
         if (settings.LayerPhasesOnly)
         {
             var hashedOnly = SignHashKernel.Run(x, bits, l1Scaled: true, 1f, withJacobian: true);
@@ -121,9 +86,6 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         void Sort(bool chunked) => SortHits(flatRows, flatWeights, d / bits, (int)layer.Table.shape[0], chunked);
         Row("backward's hit sort by row, chunk blocks in parallel", () => Sort(chunked: true));
         Row("backward's hit sort by row, serial", () => Sort(chunked: false));
-        Interleaved(
-            ("backward's hit sort, one walk per chunk", () => Sort(chunked: true)),
-            ("  the same, one walk per chunk range (ChunkRangeSort on)", () => KernelSettings.Current.With(k => k.ChunkRangeSort = true, () => Sort(chunked: true))));
         var gradOut = randn(n, h);
         var weightGrad = zeros(n, d / bits);
         var tableGrad = zeros_like(layer.Table);
@@ -195,8 +157,7 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
             ("perf layer: MF fwd+bwd (table gradient attached, no update)", () => Scoped(() => { Clear(layer); layer.call(xg).sum().backward(); })),
             ("  MF forward with the grad graph (hash + gather)", () => Scoped(() => { xg.grad = null; layer.call(xg); })),
             ("    hash with Jacobian", () => Scoped(() => SignHashKernel.Run(xg.detach(), bits, l1Scaled: true, 1f, withJacobian: true))),
-            ("    gather forward (tiled), bias folded, as the layer dispatches it (its table's tile-major copy reused)", () => Scoped(() => { using var g = no_grad();
-                FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, [layer.Table], biases: [layer.Bias], tileCopies: [layer.TileCopy]); })),
+            ("    gather forward (tiled), bias folded", () => Scoped(() => { using var g = no_grad(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, [layer.Table], biases: [layer.Bias]); })),
             ("  backward: hit sort + row pass (table gradient, streaming stores; weight gradient)", rowPass),
             ("  backward: hash backward (dx = ∂L/∂w · J)", () => Scoped(() => SignHashKernel.Backward(gradWeights, hashed.Jacobian!, bits))),
             ("  backward: bias gradient (Σ_n ∂L/∂y)", () => Scoped(() => gradOut.sum(0L))),
@@ -211,73 +172,6 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         table.AddRow("[interleaved]   the rest of MF fwd+bwd (autograd, ∂L/∂y, dx add, allocations)", ms[0] - ms[1] - ms[4] - ms[5] - ms[6]);
         table.AddNote($"[interleaved] rows: {rounds} interleaved rounds after a warm-up, each body looped to ≥ 60 ms; {Timing.LoadAverage():F1} load average at the end");
     }
-
-    /// <summary>
-    /// <c>perf layer</c>'s MF fwd+bwd (table gradient attached, no update) as it is and with each variant, interleaved one looped call
-    /// each per round (order rotated), for <paramref name="rounds"/> rounds: median wall and CPU ms, and the median of the per-round
-    /// ratios before ÷ this (&gt; 1: this is faster): as it is and one switch off against all three off; BatchedHitSums off as as-it-is ÷ this
-    /// (&lt; 1: batched faster); the MF forward alone and the hit sort alone, each against its switch off.
-    /// </summary>
-    private static void LayerVariantRows(PerfTable table, MemoryLayer layer, Tensor xg, int rounds)
-    {
-        layer.Gradient.Attached = true;
-        void Call() { using var s = NewDisposeScope(); xg.grad = null; foreach (var p in layer.parameters()) p.grad = null; layer.call(xg).sum().backward(); }
-        Action With(Action<KernelSettings> change) => () => KernelSettings.Current.With(change, Call);
-        void Forward() { using var s = NewDisposeScope(); using var g = no_grad(); layer.call(xg); }
-        var codes = layer.Hash(xg.detach());
-        int[] rows32 = codes.Rows.data<long>().Select(v => (int)v).ToArray();
-        float[] weights32 = codes.Weights.data<float>().ToArray();
-        void Sort() => SortHits(rows32, weights32, layer.ChunkCount, (int)layer.Table.shape[0], chunked: true);
-        (string Name, Action Body)[] variants =
-        [
-            ("MF fwd+bwd, the s14 switches off (before s14)", With(k => (k.ReuseTileMajorBuffer, k.BatchedHitSums, k.ChunkRangeSort) = (false, false, false))),
-            ("MF fwd+bwd, table copied every call (ReuseTileMajorBuffer off)", With(k => k.ReuseTileMajorBuffer = false)),
-            ("MF fwd+bwd, as it is", Call),
-            ("MF fwd+bwd, hit sums one tree per hit (BatchedHitSums off)", With(k => k.BatchedHitSums = false)),
-            ("MF fwd (no grad), table copied every call (before)", () => KernelSettings.Current.With(k => k.ReuseTileMajorBuffer = false, Forward)),
-            ("MF fwd (no grad), as it is", Forward),
-            ("hit sort alone, one walk per chunk (ChunkRangeSort off: as it is)", () => KernelSettings.Current.With(k => k.ChunkRangeSort = false, Sort)),
-            ("hit sort alone, one walk per chunk range (ChunkRangeSort on)", () => KernelSettings.Current.With(k => k.ChunkRangeSort = true, Sort)),
-        ];
-        var looped = variants.Select(v => Timing.Looped(v.Body, 2, 60)).ToArray();
-        var process = System.Diagnostics.Process.GetCurrentProcess();
-        var cpu = variants.Select(_ => new double[rounds]).ToArray();
-        var bodies = looped.Select((l, i) => (Action)(() =>
-        {
-            process.Refresh();
-            var before = process.TotalProcessorTime;
-            l.Body();
-            process.Refresh();
-            if (cpuRound >= 0)
-                cpu[i][cpuRound] = (process.TotalProcessorTime - before).TotalMilliseconds / l.Loops;
-        })).ToArray();
-        cpuRound = -1;
-        var wall = new double[variants.Length][];
-        for (int i = 0; i < variants.Length; i++)
-            wall[i] = new double[rounds];
-        for (int round = -1; round < rounds; round++)
-        {
-            cpuRound = round;
-            foreach (int b in Timing.Rotation(variants.Length, round))
-            {
-                long start = System.Diagnostics.Stopwatch.GetTimestamp();
-                bodies[b]();
-                if (round >= 0)
-                    wall[b][round] = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds / looped[b].Loops;
-            }
-        }
-        for (int i = 0; i < variants.Length; i++)
-        {
-            int baseline = i switch { 0 or 1 => 0, 2 => 0, 3 => 2, 4 or 5 => 4, _ => 6 };
-            double Ratio(double[][] t) => Timing.Median(t[baseline].Zip(t[i], (a, b) => a / b));
-            table.AddRow($"{variants[i].Name}: wall ms / CPU ms / wall ÷ / CPU ÷",
-                $"{Timing.Median(wall[i]):F2} / {Timing.Median(cpu[i]):F2} / {Ratio(wall):F3} / {Ratio(cpu):F3}");
-        }
-        table.AddNote($"{rounds} interleaved rounds, each body looped to ≥ 60 ms; ratios: median over rounds of before ÷ this (> 1: this faster); " +
-            $"{Timing.LoadAverage():F1} load average at the end");
-    }
-
-    private static int cpuRound;
 
     /// <summary>The gather's backward kernels alone: the hit sort, then the row pass writing the table and weight gradients.</summary>
     private static unsafe void RowPassAlone(int[] rows, float[] weights, int chunks, Tensor table, Tensor gradOut, Tensor weightGrad, Tensor tableGrad)

@@ -45,9 +45,8 @@ internal static unsafe class RowGradientKernel
         if (Vector512.IsHardwareAccelerated)
         {
             bool streaming = !cached && IsStreamable(dst, h);
-            bool batched = KernelSettings.Current.BatchedHitSums && HitSums.IsAccelerated;
             for (; c + 128 <= h; c += 128)
-                squares += Tile512(row, grad, h, c, tokens, pairs, w, count, dst, gw, streaming, batched);
+                squares += Tile512(row, grad, h, c, tokens, pairs, w, count, dst, gw, streaming);
         }
         for (; c + 32 <= h; c += 32)
             squares += Tile256(row, grad, h, c, tokens, pairs, w, count, dst, gw);
@@ -87,19 +86,15 @@ internal static unsafe class RowGradientKernel
     /// </summary>
     internal static bool IsStreamable(float* dst, int h) => KernelSettings.Current.StreamingStores && ((nint)dst & 63) == 0 && h % 16 == 0;
 
-    /// <summary>A 128-column tile with AVX-512: the table row's tile, the gradient sum and the hit's gradient tile take 24 registers.
-    /// With <paramref name="batched"/>, whole batches of sixteen hits have their inner products summed together (<see cref="HitSums"/>,
-    /// the same bits); the last count mod 16 hits one by one.</summary>
+    /// <summary>A 128-column tile with AVX-512: the table row's tile, the gradient sum and the hit's gradient tile take 24 registers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Tile512(float* row, float* grad, int h, int c, int* tokens, int* pairs, float* w, int count, float* dst, float* gw,
-        bool streaming, bool batched)
+        bool streaming)
     {
         float* t = row + c;
         Vector512<float> t0 = Vector512.Load(t), t1 = Vector512.Load(t + 16), t2 = Vector512.Load(t + 32), t3 = Vector512.Load(t + 48),
             t4 = Vector512.Load(t + 64), t5 = Vector512.Load(t + 80), t6 = Vector512.Load(t + 96), t7 = Vector512.Load(t + 112);
         Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        var batch = stackalloc Vector512<float>[16];                       // with batched sums: the hits' product vectors
-        int end = batched ? count & ~15 : 0;
         for (int j = 0; j < count; j++)
         {
             float* g = grad + ((long)tokens[j] * h) + c;
@@ -118,19 +113,7 @@ internal static unsafe class RowGradientKernel
             var q = Vector512.FusedMultiplyAdd(g5, t5, Vector512.FusedMultiplyAdd(g3, t3, g2 * t2));
             p = Vector512.FusedMultiplyAdd(g6, t6, p);
             q = Vector512.FusedMultiplyAdd(g7, t7, q);
-            if (j >= end)
-            {
-                gw[pairs[j]] += TreeSum(p + q);
-                continue;
-            }
-            batch[j & 15] = p + q;
-            if ((j & 15) == 15)                                              // sixteen hits: one network for their sums (HitSums)
-            {
-                var sums = HitSums.Sum16(batch);
-                int* pj = pairs + (j - 15);
-                for (int i = 0; i < 16; i++)
-                    gw[pj[i]] += sums.GetElement(i);
-            }
+            gw[pairs[j]] += TreeSum(p + q);
         }
         return StoreTile(dst + c, streaming, a0, a1, a2, a3, a4, a5, a6, a7);
     }

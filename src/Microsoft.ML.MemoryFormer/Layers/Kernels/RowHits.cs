@@ -63,9 +63,7 @@ internal sealed class RowHits : IDisposable
         var pairIndex = ArrayPool<int>.Shared.Rent(Math.Max(1, pairs));
         var tokenWeights = ArrayPool<float>.Shared.Rent(Math.Max(1, pairs));
         var result = (Starts: starts, Tokens: tokens, PairIndex: pairIndex, Weights: tokenWeights);
-        int touched = chunked && Runtime.KernelSettings.Current.ChunkRangeSort
-            ? SortByChunkRange(rows, pairs / chunkCount, chunkCount, (nint)weights, rowCount / chunkCount, result)
-            : chunked
+        int touched = chunked
             ? SortByChunk(rows, pairs / chunkCount, chunkCount, (nint)weights, rowCount / chunkCount, result)
             : SortAll(rows, pairs, chunkCount, weights, rowCount, result);
         return new RowHits
@@ -108,62 +106,6 @@ internal sealed class RowHits : IDisposable
         });
         ArrayPool<int>.Shared.Return(cursor);
         return touchedPerChunk.Sum();
-    }
-
-    /// <summary>
-    /// <see cref="SortByChunk"/> with each worker's range of chunks sorted together: one walk over the tokens reads each token's row
-    /// indices of all the range's chunks from one cache line, where a walk per chunk read the whole [N, K] row array (one line per
-    /// token) once per chunk. Each chunk's hits still go to their rows in token order: the same arrays.
-    /// </summary>
-    private static unsafe int SortByChunkRange(int[] rows, int n, int k, nint weights, int blockRows,
-        (int[] Starts, int[] Tokens, int[] PairIndex, float[] Weights) csr)
-    {
-        csr.Starts[0] = 0;
-        var cursor = ArrayPool<int>.Shared.Rent(k * blockRows);
-        var touchedPerChunk = new int[k];
-        KernelParallel.For(k, 4L * n, (first, last) =>
-        {
-            fixed (int* r = rows, starts = csr.Starts, next = cursor, tokens = csr.Tokens, pairIndex = csr.PairIndex)
-            fixed (float* tokenWeights = csr.Weights)
-            {
-                new Span<int>(starts + (first * blockRows) + 1, (last - first) * blockRows).Clear();
-                for (long p = 0; p < (long)n * k; p += k)                      // count each chunk's hits per row
-                    for (int c = first; c < last; c++)
-                        starts[r[p + c] + 1]++;
-                for (int c = first; c < last; c++)
-                    touchedPerChunk[c] = Offsets(starts, next, c, n, blockRows);
-                float* w = (float*)weights;
-                for (int i = 0; i < n; i++)                                     // every chunk's hits in token order
-                {
-                    long p = (long)i * k;
-                    for (int c = first; c < last; c++)
-                    {
-                        int pos = next[r[p + c]]++;
-                        tokens[pos] = i;
-                        pairIndex[pos] = (int)(p + c);
-                        tokenWeights[pos] = w[p + c];
-                    }
-                }
-            }
-        });
-        ArrayPool<int>.Shared.Return(cursor);
-        return touchedPerChunk.Sum();
-    }
-
-    /// <summary>Chunk <paramref name="c"/>'s row counts (in <paramref name="starts"/>[r + 1]) → each row's first slot in
-    /// <paramref name="cursor"/> and its end in <paramref name="starts"/>[r + 1], from the chunk's segment at c·N; returns its touched rows.</summary>
-    private static unsafe int Offsets(int* starts, int* cursor, int c, int n, int blockRows)
-    {
-        int running = c * n, touched = 0;
-        for (int r = c * blockRows; r < (c + 1) * blockRows; r++)
-        {
-            int count = starts[r + 1];
-            if (count > 0) touched++;
-            cursor[r] = running;
-            running += count;
-            starts[r + 1] = running;
-        }
-        return touched;
     }
 
     /// <summary>Chunk <paramref name="c"/>'s hits in token order to their rows' next free slots.</summary>
