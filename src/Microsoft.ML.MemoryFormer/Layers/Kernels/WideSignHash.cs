@@ -52,7 +52,7 @@ internal static unsafe class WideSignHash
         {
             var v = xt[b];
             var a = Vector512.Abs(v);
-            var e = Exp(a * scale);
+            var e = WindowAttention.Exp512(a * scale);
             et[b] = e;
             code = (code << 1) | (Vector512.GreaterThanOrEqual(v, zero).AsInt32() & Vector512<int>.One); // MSB first
             l1 += a;
@@ -75,23 +75,6 @@ internal static unsafe class WideSignHash
             et[b] = l1Scaled ? sign * p * (one + (twoL1 * sigmoidNeg)) : sign * p * twoOverT * sigmoidNeg;
         }
         StoreTransposed(et, bits, tile, padded, j + (c * bits));
-    }
-
-    /// <summary><see cref="SignHashKernel.ExpOfNonPositive"/> on 16 lanes: the same operations, so the same bits.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Exp(Vector512<float> x)
-    {
-        var n = Vector512.Round(x * 1.44269504f);
-        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);
-        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
-        var y = Vector512.FusedMultiplyAdd(Vector512.Create(1.9875691500e-4f), r, Vector512.Create(1.3981999507e-3f));
-        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(8.3334519073e-3f));
-        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(4.1665795894e-2f));
-        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(1.6666665459e-1f));
-        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(5.0000001201e-1f));
-        y = Vector512.FusedMultiplyAdd(y, r * r, r) + Vector512<float>.One;
-        var twoToN = ((Vector512.ConvertToInt32Native(n) + Vector512.Create(127)) << 23).AsSingle();
-        return Vector512.AndNot(y * twoToN, Vector512.LessThan(x, Vector512.Create(-87.33654f)));
     }
 
     /// <summary>xt[b·16 + c] = z[c·τ + b] for 16 chunks of τ floats: straight from x when τ is a multiple of 8, otherwise
