@@ -87,8 +87,8 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     /// is the same bit for bit. <see cref="Configuration.WindowLayout.LastMovedBack"/> (default): every window full, the
     /// last one moved back so that it repeats the end of its predecessor (on long paragraphs ≈ 21 % of the window tokens
     /// are read twice). <see cref="Configuration.WindowLayout.Even"/>: the same number of windows of equal length (± 1),
-    /// no token read twice: ≈ 0.79 of the window tokens and ≈ 0.70 of the attention work on long rows, ≈ 1.15× the
-    /// scoring rows/s (measured loaded on long paragraphs). Its accuracy effect, trained and scored with it, was smaller
+    /// no token read twice: ≈ 0.79 of the window tokens and ≈ 0.70 of the attention work on long rows, ≈ 1.1× the
+    /// scoring rows/s on long paragraphs (idle; ≈ 1.15× loaded). Its accuracy effect, trained and scored with it, was smaller
     /// than the seed's on the long-document sets (two seeds, 3 epochs, ≤ 2,000 rows: +1.17, +0.34 and −0.77 points,
     /// log-loss −0.054, +0.005 and −0.018 against the default on moby15, wikitext15 and mixed15), so it is not the
     /// default. <see cref="Configuration.WindowLayout.ShortLast"/>: full windows and a shorter last one (scored with a
