@@ -28,11 +28,18 @@ internal sealed class TextClassifierModel : IDisposable
     /// <summary>Archive entry with the head settings (JSON).</summary>
     public const string HeadEntry = "head.json";
 
+    /// <summary>The newest <see cref="HeadSettings.ReaderVersion"/> this library reads.</summary>
+    public const int SupportedReaderVersion = 2;
+
     /// <summary>The head entry's JSON. <see cref="WindowLayout"/> is written only when it is not the default, so a model
-    /// with the default layout saves the same bytes as before the setting existed.</summary>
+    /// with the default layout saves the same bytes as before the setting existed. <c>ReaderVersion</c> is the oldest
+    /// reader that scores the model as it was trained: 2 when a setting from 2026-12-06 on is not its default (the window
+    /// layout), omitted (1) otherwise. A reader refuses a version above <see cref="SupportedReaderVersion"/> instead of
+    /// ignoring settings it does not know (readers from before the field existed cannot check it).</summary>
     private sealed record HeadSettings(int Classes, PoolingKind Pooling, int MaxTokensPerRow, int MaxWindowsPerRow = 1, double Temperature = 1,
         int NgramBuckets = 0, int NgramLength = 2,
-        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] WindowLayout WindowLayout = WindowLayout.LastMovedBack);
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] WindowLayout WindowLayout = WindowLayout.LastMovedBack,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] int ReaderVersion = 0);
 
     private readonly SequenceClassifier network;
     private readonly TextPairEncoder encoder;
@@ -363,24 +370,34 @@ internal sealed class TextClassifierModel : IDisposable
         .SetText(ModelArchive.ConfigEntry, network.Config.ToJson())
         .SetText(ModelArchive.TokenizerEntry, Tokenizer.Describe().ToJson())
         .SetText(HeadEntry, JsonSerializer.Serialize(new HeadSettings(Classes, network.Head.Pooling, MaxTokensPerRow, MaxWindowsPerRow, Temperature,
-            network.NgramBag?.Buckets ?? 0, network.NgramBag?.NgramLength ?? 2, WindowLayout)))
+            network.NgramBag?.Buckets ?? 0, network.NgramBag?.NgramLength ?? 2, WindowLayout,
+            ReaderVersion: WindowLayout == WindowLayout.LastMovedBack ? 0 : 2)))
         .WithWeights(network);
 
     /// <summary>Rebuilds a model written by <see cref="ToArchive"/> on <paramref name="device"/>.</summary>
     public static TextClassifierModel FromArchive(ModelArchive archive, Device device)
     {
         var config = archive.GetJson(ModelArchive.ConfigEntry, MemoryFormerConfig.FromJson);
-        var head = archive.GetJson(HeadEntry, json => JsonSerializer.Deserialize<HeadSettings>(json) is { Classes: >= 1, MaxTokensPerRow: >= 1, MaxWindowsPerRow: >= 1 } read
-            && Enum.IsDefined(read.Pooling) && Enum.IsDefined(read.WindowLayout) && read.Temperature > 0 && double.IsFinite(read.Temperature)
-            && read.NgramBuckets >= 0 && read.NgramLength is >= 1 and <= 3 ? read
-            : throw new ArgumentException("Classes, MaxTokensPerRow, MaxWindowsPerRow and Temperature must be positive, Pooling and WindowLayout known, " +
-                "NgramBuckets ≥ 0 and NgramLength in [1, 3]."));
+        var head = archive.GetJson(HeadEntry, ReadHead);
         var tokenizer = archive.GetJson(ModelArchive.TokenizerEntry, json => ITextTokenizer.FromDescription(TokenizerDescription.FromJson(json)));
         ModelParts.CheckTokenizerFits(tokenizer, config);
         ModuleWeights.CheckSizeFits(config, archive, headParameters: ((double)head.Classes + head.NgramBuckets) * config.Width);
         return ModuleLoader.Load(archive, config,
             () => new SequenceClassifier(config, head.Classes, head.Pooling, config.Dropout, head.NgramBuckets, head.NgramLength),
             device, network => new TextClassifierModel(network, tokenizer, head.MaxTokensPerRow, device, head.MaxWindowsPerRow, head.Temperature, head.WindowLayout));
+    }
+
+    /// <summary>The head entry's settings, checked: a reader version this library does not know, or a value out of range, throws.</summary>
+    private static HeadSettings ReadHead(string json)
+    {
+        var read = JsonSerializer.Deserialize<HeadSettings>(json) ?? throw new ArgumentException("The head settings are null.");
+        if (read.ReaderVersion > SupportedReaderVersion)
+            throw new ArgumentException($"The model needs reader version {read.ReaderVersion}; this library reads up to {SupportedReaderVersion}. " +
+                "Update Microsoft.ML.MemoryFormer to load it.");
+        return read is { Classes: >= 1, MaxTokensPerRow: >= 1, MaxWindowsPerRow: >= 1 } && Enum.IsDefined(read.Pooling) && Enum.IsDefined(read.WindowLayout)
+            && read.Temperature > 0 && double.IsFinite(read.Temperature) && read.NgramBuckets >= 0 && read.NgramLength is >= 1 and <= 3 ? read
+            : throw new ArgumentException("Classes, MaxTokensPerRow, MaxWindowsPerRow and Temperature must be positive, Pooling and WindowLayout known, " +
+                "NgramBuckets ≥ 0 and NgramLength in [1, 3].");
     }
 
     public void Dispose() => network.Dispose();

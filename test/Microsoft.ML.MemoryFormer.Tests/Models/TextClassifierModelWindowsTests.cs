@@ -96,6 +96,20 @@ public class TextClassifierModelWindowsTests
     }
 
     [Fact]
+    public void A_non_default_layout_asks_for_reader_version_2_and_a_newer_reader_version_is_refused_with_a_message()
+    {
+        using var movedBack = NewModel(maxWindows: 3);
+        Assert.DoesNotContain("ReaderVersion", movedBack.ToArchive().GetText(TextClassifierModel.HeadEntry));
+        using var even = NewModel(maxWindows: 3, layout: WindowLayout.Even);
+        Assert.Contains("\"ReaderVersion\":2", even.ToArchive().GetText(TextClassifierModel.HeadEntry));
+        var newer = even.ToArchive().SetText(TextClassifierModel.HeadEntry,
+            $$"""{"Classes":3,"Pooling":0,"MaxTokensPerRow":8,"ReaderVersion":{{TextClassifierModel.SupportedReaderVersion + 1}}}""");
+        var error = Assert.Throws<InvalidDataException>(() => TextClassifierModel.FromArchive(RoundTrip(newer), CPU));
+        Assert.Contains("reader version 3", error.Message);
+        Assert.Contains("Update Microsoft.ML.MemoryFormer", error.Message);
+    }
+
+    [Fact]
     public void The_temperature_divides_the_logits_without_changing_the_prediction()
     {
         using var plain = NewModel(maxWindows: 1);
