@@ -181,7 +181,9 @@ internal sealed class KernelSettings
 
     /// <summary>Whether the row pass (<c>Layers/Kernels/RowGradientKernel.cs</c>) sums the inner products of a row with at least 16 hits
     /// sixteen at a time in one shuffle network (<c>HitSums</c>, in a 128-column loop of its own) instead of one tree per hit; rows with
-    /// fewer hits take the one-tree loop either way. The same bits either way.</summary>
+    /// fewer hits take the one-tree loop either way. The same bits either way. Off by default: against the one-tree loop as it is
+    /// (no vector spilled) it was level or slower in the row pass alone (0.91–1.01× CPU, loaded; docs/benchmarks.md, "The layer
+    /// benchmark, sixth round"); the 1.03–1.22× of s14 was measured against a one-tree loop that kept its vectors on the stack.</summary>
     public bool BatchedHitSums { get => state.BatchedHitSums; set => state.BatchedHitSums = value; }
 
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
@@ -227,7 +229,6 @@ internal sealed class KernelSettings
         public bool PooledAttentionOutput = true;
         public bool TiledKeyTranspose = true;
         public bool WideSignHash = true;
-        public bool BatchedHitSums = true;
         public bool ReuseTileMajorBuffer = true;
 
         public bool BlockedTableGradient;
@@ -237,5 +238,6 @@ internal sealed class KernelSettings
         public bool Bf16ForwardTables;
         public bool ManagedBiasSums;
         public bool TileMajorCopyFromUpdate;
+        public bool BatchedHitSums;
     }
 }

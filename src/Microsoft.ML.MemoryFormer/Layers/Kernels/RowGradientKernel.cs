@@ -129,9 +129,10 @@ internal static unsafe class RowGradientKernel
     /// <summary>
     /// <see cref="Tile512"/> for a row of at least <see cref="HitSums.Batch"/> hits: whole batches of sixteen hits have their inner
     /// products summed in one shuffle network (<see cref="HitSums.Sum16"/>, each lane the bits of <see cref="TreeSum"/>), the last
-    /// count mod 16 one by one. Its own method so that <see cref="Tile512"/>, which most rows of a training step take (2–8 hits a
-    /// row), keeps its own register allocation: the batch's stack buffer and the network's temporaries in that loop cost training
-    /// steps 10–20 % in the reverted s14 round (docs/benchmarks.md, "The layer benchmark, sixth round").
+    /// count mod 16 one by one (<see cref="KernelSettings.BatchedHitSums"/>, off by default: no faster than <see cref="Tile512"/>).
+    /// Its own method so that <see cref="Tile512"/> keeps its code: with the batch and the network inside its loop (the reverted s14
+    /// round) the JIT kept the eight table-tile and eight accumulator vectors on the stack, 16 loads and 8 stores more a hit, and
+    /// training steps ran 15–20 % slower whether the switch was on or off (docs/benchmarks.md, "The layer benchmark, sixth round").
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
     private static float Tile512Batched(float* row, float* grad, int h, int c, int* tokens, int* pairs, float* w, int count, float* dst, float* gw,
