@@ -173,6 +173,19 @@ internal sealed class KernelSettings
     /// operations); off for <c>perf probe-hash</c> and <c>perf train</c>'s mf-narrowhash to time it.</summary>
     public bool WideSignHash { get => state.WideSignHash; set => state.WideSignHash = value; }
 
+    /// <summary>Whether the tiled forward reads its pooled tile-major buffer again, without copying the table, when the buffer still holds
+    /// that table's current values (<c>Layers/Kernels/TileMajorBuffer.cs</c>: same layer, storage, shape and version, no raw write
+    /// since): inference, a layer called again before the optimizer step, gradient accumulation; never a training step, whose update
+    /// changes the table before the next forward. Off copies the table on every call. The same values either way.</summary>
+    public bool ReuseTileMajorBuffer { get => state.ReuseTileMajorBuffer; set => state.ReuseTileMajorBuffer = value; }
+
+    /// <summary>Whether the row pass (<c>Layers/Kernels/RowGradientKernel.cs</c>) sums the inner products of a row with at least 16 hits
+    /// sixteen at a time in one shuffle network (<c>HitSums</c>, in a 128-column loop of its own) instead of one tree per hit; rows with
+    /// fewer hits take the one-tree loop either way. The same bits either way. Off by default: against the one-tree loop as it is
+    /// (no vector spilled) it was level or slower in the row pass alone (0.91–1.01× CPU, loaded; docs/benchmarks.md, "The layer
+    /// benchmark, sixth round"); the 1.03–1.22× of s14 was measured against a one-tree loop that kept its vectors on the stack.</summary>
+    public bool BatchedHitSums { get => state.BatchedHitSums; set => state.BatchedHitSums = value; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
@@ -216,6 +229,7 @@ internal sealed class KernelSettings
         public bool PooledAttentionOutput = true;
         public bool TiledKeyTranspose = true;
         public bool WideSignHash = true;
+        public bool ReuseTileMajorBuffer = true;
 
         public bool BlockedTableGradient;
         public bool FusedCausalAttention;
@@ -224,5 +238,6 @@ internal sealed class KernelSettings
         public bool Bf16ForwardTables;
         public bool ManagedBiasSums;
         public bool TileMajorCopyFromUpdate;
+        public bool BatchedHitSums;
     }
 }

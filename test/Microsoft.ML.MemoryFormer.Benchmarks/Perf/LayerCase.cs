@@ -1,5 +1,6 @@
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Layers;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -54,6 +55,11 @@ internal sealed class LayerCase : IDisposable
     public void MemoryForwardBackwardMixed() =>
         Runtime.KernelSettings.Current.With(k => { k.Bf16ForwardTables = true; k.Bf16GradientRows = true; }, () => ForwardBackward(memory));
 
+    /// <summary><see cref="MemoryForwardBackward"/> without marking the table written: the forward reads the tile-major copy the previous
+    /// call left in the pooled buffer (<c>KernelSettings.ReuseTileMajorBuffer</c>), as a second forward over an unchanged table does.
+    /// No training step gets this: its optimizer changes the table before every forward.</summary>
+    public void MemoryForwardBackwardReused() => ForwardBackward(memory, tableWritten: false);
+
     public void LinearForwardBackward() => ForwardBackward(linear);
 
     /// <summary><see cref="MemoryForward"/> with the tiled forward off (the token-major kernel for every batch).</summary>
@@ -71,8 +77,16 @@ internal sealed class LayerCase : IDisposable
         layer.call(x);
     }
 
-    private void ForwardBackward(nn.Module<Tensor, Tensor> layer)
+    /// <summary>
+    /// Forward + backward as in a training step. A step's optimizer changes the table before the next forward, so the Memory
+    /// Layer's forward must copy it into tile-major order again; the table here never changes, so each call first marks it
+    /// written (<see cref="TileMajorBuffer.NoteRawWrite"/>, unless <paramref name="tableWritten"/> is false) and pays that copy as
+    /// training does. The forward-only rows (inference) keep the reuse.
+    /// </summary>
+    private void ForwardBackward(nn.Module<Tensor, Tensor> layer, bool tableWritten = true)
     {
+        if (tableWritten && ReferenceEquals(layer, memory))
+            TileMajorBuffer.NoteRawWrite();
         using var scope = NewDisposeScope();
         x.grad = null;
         foreach (var p in layer.parameters()) p.grad = null;

@@ -41,15 +41,15 @@ internal sealed class LayerCommand : Command<LayerCommand.Settings>
             "MF fwd, tiled off", "MF fwd+bwd, tiled off", "fwd: off ÷ default", "fwd+bwd: off ÷ default",
             "MF fwd+bwd, bf16 ∂L/∂y flipped", "flipped ÷ default (> 1: the default faster)",
             "MF fwd+bwd, bf16 fwd tables", "default ÷ bf16 fwd (> 1: bf16 fwd faster)", "MF fwd+bwd, both bf16", "default ÷ both (> 1: both faster)",
-            "fwd+bwd ratio, both bf16 (Linear ÷ MF)");
+            "fwd+bwd ratio, both bf16 (Linear ÷ MF)", "MF fwd+bwd, copy reused", "fwd+bwd ratio, copy reused (Linear ÷ MF)");
         foreach (var ((d, n), r) in results)
             table.AddRow(d, n, r[0], r[1], r.Length > 4 ? r[4] : r[0] / r[1], r[2], r[3], r.Length > 4 ? r[5] : r[2] / r[3],
                 r.Length > 6 ? r[6] : double.NaN, r.Length > 7 ? r[7] : double.NaN, r.Length > 8 ? r[8] : double.NaN, r.Length > 9 ? r[9] : double.NaN,
                 r.Length > 10 ? r[10] : double.NaN, r.Length > 11 ? r[11] : double.NaN, r.Length > 12 ? r[12] : double.NaN, r.Length > 13 ? r[13] : double.NaN,
                 r.Length > 14 ? r[14] : double.NaN, r.Length > 15 ? r[15] : double.NaN,
                 r.Length > 16 ? r[16] : double.NaN, r.Length > 17 ? r[17] : double.NaN, r.Length > 18 ? r[18] : double.NaN, r.Length > 19 ? r[19] : double.NaN,
-                r.Length > 20 ? r[20] : double.NaN);
-        table.AddNote($"engine {settings.Engine}{(settings.Engine == "stopwatch" ? " (the calls interleaved, 9 rounds; ratio = median of the rounds' ratios)" : "")}; MF includes hashing and bias; fwd under no_grad; fwd+bwd = sum(y).backward() with grads for x and all parameters, set to none before each call; " +
+                r.Length > 20 ? r[20] : double.NaN, r.Length > 22 ? r[21] : double.NaN, r.Length > 22 ? r[22] : double.NaN);
+        table.AddNote($"engine {settings.Engine}{(settings.Engine == "stopwatch" ? " (the calls interleaved, 9 rounds; ratio = median of the rounds' ratios)" : "")}; MF includes hashing and bias; fwd under no_grad; fwd+bwd = sum(y).backward() with grads for x and all parameters, set to none before each call, and the MF table marked written before each call so its forward copies it into tile-major order again as after an optimizer step (fwd alone reuses the copy, as inference does; 'copy reused' = fwd+bwd without the mark, a twelfth interleaved call: no training step gets it); " +
             "MF columns = the library's default backward (the row pass); 'blocked on' = KernelSettings.BlockedTableGradient on (the table gradient written block by block, " +
             "Layers/Kernels/BlockedTableGradient.cs), a fifth interleaved call (stopwatch only); 'prefetch off' = KernelSettings.PrefetchHitRows off " +
             "(the row pass without prefetching the next row's ∂L/∂y rows), a sixth; 'tiled off' = KernelSettings.TiledForward off " +
@@ -76,7 +76,8 @@ internal sealed class LayerCommand : Command<LayerCommand.Settings>
                 using var layer = new LayerCase(d, n);
                 var looped = new[] { layer.LinearForward, layer.MemoryForward, layer.LinearForwardBackward, layer.MemoryForwardBackward, layer.MemoryForwardBackwardBlocked,
                         layer.MemoryForwardBackwardNoPrefetch, layer.MemoryForwardUntiled, layer.MemoryForwardBackwardUntiled,
-                        layer.MemoryForwardBackwardBf16Flipped, layer.MemoryForwardBackwardBf16Forward, layer.MemoryForwardBackwardMixed }
+                        layer.MemoryForwardBackwardBf16Flipped, layer.MemoryForwardBackwardBf16Forward, layer.MemoryForwardBackwardMixed,
+                        layer.MemoryForwardBackwardReused }
                     .Select(b => Timing.Looped(b, 2, quick ? 30 : 100)).ToArray();
                 var rounds = Timing.InterleaveRounds(looped.Select(l => l.Body).ToArray(), quick ? 3 : 9);
                 var ms = rounds.Select((t, i) => t.Select(v => v / looped[i].Loops).ToArray()).ToArray();
@@ -84,7 +85,7 @@ internal sealed class LayerCommand : Command<LayerCommand.Settings>
                 var medians = ms.Select(Timing.Median).ToArray();
                 results[(d, n)] = [.. medians[..4], Ratio(0, 1), Ratio(2, 3), medians[4], Ratio(3, 4), medians[5], Ratio(5, 3),
                     medians[6], medians[7], Ratio(6, 1), Ratio(7, 3), medians[8], Ratio(8, 3),
-                    medians[9], Ratio(3, 9), medians[10], Ratio(3, 10), Ratio(2, 10)];
+                    medians[9], Ratio(3, 9), medians[10], Ratio(3, 10), Ratio(2, 10), medians[11], Ratio(2, 11)];
             }
         return results;
     }

@@ -32,6 +32,15 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         [Description("Only perf layer's MF fwd+bwd and its phases, interleaved, beside Linear's.")]
         public bool LayerPhasesOnly { get; init; }
 
+        [CommandOption("--layer-variants")]
+        [Description("Only perf layer's MF fwd+bwd and fwd with the layer round's switches on and off (training-like table copy vs reused copy, BatchedHitSums), interleaved: median ms and the median of per-round ratios, wall and CPU.")]
+        public bool LayerVariants { get; init; }
+
+        [CommandOption("--rounds")]
+        [Description("Rounds for --layer-variants. Default 15.")]
+        [DefaultValue(15)]
+        public int Rounds { get; init; } = 15;
+
         [CommandOption("--out-width")]
         [Description("h, the output width. Default: d.")]
         public int? OutputWidth { get; init; }
@@ -57,6 +66,13 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
                 table.AddRow(variants[i].Name, medians[i]);
         }
 
+        if (settings.LayerVariants)
+        {
+            Perf.LayerVariants.AddRows(table, layer, xg, settings.Quick ? 5 : settings.Rounds);
+            table.AddNote(MachineFigures.Measure(settings));
+            table.Publish(settings.Output);
+            return 0;
+        }
         if (settings.LayerPhasesOnly)
         {
             var hashedOnly = SignHashKernel.Run(x, bits, l1Scaled: true, 1f, withJacobian: true);

@@ -41,7 +41,7 @@ internal static unsafe class Bf16TiledGather
         int blocks = n / 8;
         var rowsT = ArrayPool<int>.Shared.Rent(Math.Max(1, blocks * k * 8));
         var weightsT = ArrayPool<float>.Shared.Rent(Math.Max(1, blocks * k * 8));
-        nint buffer = TiledGather.RentBuffer(widths.Max() / 2 * rowLimit, out long bufferFloats);
+        nint buffer = TileMajorBuffer.Rent(widths.Max() / 2 * rowLimit, out long bufferFloats, out _);
         try
         {
             fixed (int* r = rows, rt = rowsT)
@@ -67,7 +67,7 @@ internal static unsafe class Bf16TiledGather
         {
             ArrayPool<int>.Shared.Return(rowsT);
             ArrayPool<float>.Shared.Return(weightsT);
-            TiledGather.ReturnBuffer(buffer, bufferFloats);
+            TileMajorBuffer.Return(buffer, bufferFloats);                   // holds bf16 pairs: no table's fp32 copy
         }
     }
 

@@ -159,7 +159,7 @@ internal static class FusedMemoryGather
                     Bf16TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, table16, widths, biasPtrs, outPtrs);
                 else
                     TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, TiledGather.Plan.Default, table16,
-                        KeptTileCopies(sinks, tables, tablesC, rowLimit, table16));
+                        KeptTileCopies(sinks, tables, tablesC, rowLimit, table16), BufferKeys(sinks, tables, tablesC, rowLimit, table16));
             }
             else
             {
@@ -284,6 +284,7 @@ internal static class FusedMemoryGather
                         // A raw write no bf16 copy followed. No version bump: the table is saved for a retained graph's second backward.
                         sinks.Copies[t]?.Invalidate();
                         sinks.TileCopies[t]?.Invalidate();
+                        TileMajorBuffer.NoteRawWrite();
                         result.Add(null!);
                         continue;
                     }
@@ -294,6 +295,7 @@ internal static class FusedMemoryGather
                         using var narrow = Bf16Rows(grads[t], n, h);
                         rowUpdate.SquaredNorm = TableGradientPass.UpdateAll(new TableGradientPass.RowPass(hits, tablePtrs[t], gradPtrs[t], h, rowPassGw,
                             Address(narrow), CurrentCopy(sinks, t, tables[t]), readBf16[t], TileCopyToWrite(sinks, t, tables[t])), rowCount, rowUpdate.Kernel());
+                        TileMajorBuffer.NoteRawWrite();                            // no version bump (as above): a pooled copy of the table is stale
                         rowUpdate.Applied = true;
                         result.Add(null!);
                         continue;
@@ -395,6 +397,27 @@ internal static class FusedMemoryGather
             result[t] = sinks.BackwardPossible ? copy.Sync(contiguous[t]) : copy.IsCurrent(contiguous[t]) ? (nint)copy.Pointer : 0;
         }
         return result;
+    }
+
+    /// <summary>
+    /// Which values of each table the tiled forward's pooled buffer would hold once filled from it (<see cref="TileMajorBuffer.Key"/>), or
+    /// null where that cannot be known (no version counter, no layer to own it, a table read through its bf16 copy, not the parameter's
+    /// own contiguous storage, or with more rows than the call reads). Computed with <see cref="KernelSettings.ReuseTileMajorBuffer"/> off
+    /// too, so that turning it on finds the buffer's contents known.
+    /// </summary>
+    private static unsafe TileMajorBuffer.Key?[]? BufferKeys(GradientSinks sinks, Tensor[] tables, Tensor[] contiguous, long rowLimit, nint[] table16)
+    {
+        if (!TableVersion.IsAvailable)
+            return null;
+        var keys = new TileMajorBuffer.Key?[tables.Length];
+        for (int t = 0; t < tables.Length; t++)
+        {
+            if (sinks.TileCopies[t] is not { } owner || table16[t] != 0 || !tables[t].is_contiguous() || tables[t].shape[0] != rowLimit)
+                continue;
+            keys[t] = new TileMajorBuffer.Key(owner.Id, (nint)TensorMemory.Address(contiguous[t]), tables[t].shape[0], (int)tables[t].shape[1],
+                TableVersion.Of(contiguous[t]), TileMajorBuffer.RawWrites);
+        }
+        return keys;
     }
 
     /// <summary>

@@ -23,6 +23,11 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// </remarks>
 internal sealed unsafe class TileMajorTableCopy : KeptTableCopy
 {
+    private static long made;
+
+    /// <summary>This copy's number, unique in the process: names its layer in <see cref="TileMajorBuffer.Key"/>.</summary>
+    public long Id { get; } = Interlocked.Increment(ref made);
+
     /// <summary>The copy's first value (valid while <see cref="KeptTableCopy.IsCurrent"/>).</summary>
     public float* Pointer => (float*)Values;
 

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Microsoft.ML.MemoryFormer.Runtime;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -20,8 +21,9 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// scratch, which stays in L2, and walks all tokens, <see cref="Plan.Tokens"/> at a time, each token's tile accumulated
 /// in one AVX-512 register over its hits in those chunks. With more than one chunk group a token's partial tile waits in
 /// a contiguous [N, 16] scratch between groups. The stored table keeps its row-major layout and the copy is rebuilt on
-/// every call, so a table that changed since the last forward cannot be read stale; a training forward may instead pass the
-/// layer's kept copy (<see cref="TileMajorTableCopy"/>, <c>KernelSettings.TileMajorCopyFromUpdate</c>), which is current by its own check.</para>
+/// every call unless the pooled buffer still holds the table's current values (<see cref="TileMajorBuffer"/>, which checks that a
+/// table has not changed since); a training forward may instead pass the layer's kept copy (<see cref="TileMajorTableCopy"/>,
+/// <c>KernelSettings.TileMajorCopyFromUpdate</c>), which is current by its own check.</para>
 /// <para>Every output value is the same chain of fused multiply-adds as in today's kernel (bias or zero, then the
 /// chunks in ascending order), so results are bit-identical to it except in the last 1–7 columns of a width that is
 /// not a multiple of 8, where today's kernel adds without fusing. No atomics; nothing depends on the thread count.</para>
@@ -87,8 +89,10 @@ internal static unsafe class TiledGather
     /// (0: the fp32 table); the tile-major buffer then holds its widened values (exact), so the sums are those of the bf16 table.</param>
     /// <param name="tileMajor">Optional, per table: a current tile-major copy [h_t/16][rowLimit][16] of the table (<see cref="TileMajorTableCopy"/>,
     /// 64-byte aligned) read in place of copying the table (0: copy it into the pooled buffer); with <see cref="Plan.TileMajor"/> only.</param>
+    /// <param name="keys">Optional, per table: which values of it a copy holds (<see cref="TileMajorBuffer.Key"/>; null: unknown). A table
+    /// whose key the pooled buffer already holds is read from it without copying; with <see cref="Plan.TileMajor"/> only.</param>
     public static void Forward(int[] rows, bool chunked, int n, int k, long rowLimit, nint weights, nint[] tables, int[] widths,
-        nint[] biases, nint[] outputs, Plan plan, nint[]? tables16 = null, nint[]? tileMajor = null)
+        nint[] biases, nint[] outputs, Plan plan, nint[]? tables16 = null, nint[]? tileMajor = null, TileMajorBuffer.Key?[]? keys = null)
     {
         ArgumentNullException.ThrowIfNull(rows);
         if (n == 0 || k == 0)
@@ -109,7 +113,7 @@ internal static unsafe class TiledGather
             fixed (float* wt = weightsT)
             {
                 Interleave(r, (float*)weights, blocks, k, rt, wt);
-                Run(new Inputs((nint)r, weights, (nint)rt, (nint)wt), tables, widths, biases, outputs, plan, cut, tables16, tileMajor);
+                Run(new Inputs((nint)r, weights, (nint)rt, (nint)wt), tables, widths, biases, outputs, plan, cut, tables16, tileMajor, keys);
             }
         }
         finally
@@ -140,7 +144,8 @@ internal static unsafe class TiledGather
     }
 
     /// <summary>Every table's tiles, split between threads: strided per-thread copies, or through the tile-major buffer.</summary>
-    private static void Run(Inputs inputs, nint[] tables, int[] widths, nint[] biases, nint[] outputs, Plan plan, Cut cut, nint[]? tables16, nint[]? tileMajor)
+    private static void Run(Inputs inputs, nint[] tables, int[] widths, nint[] biases, nint[] outputs, Plan plan, Cut cut, nint[]? tables16, nint[]? tileMajor,
+        TileMajorBuffer.Key?[]? keys)
     {
         int n = cut.N, k = cut.K;
         long rowLimit = cut.RowLimit;
@@ -165,7 +170,8 @@ internal static unsafe class TiledGather
         bool[] kept = Enumerable.Range(0, tables.Length).Select(t => tileMajor is not null && tileMajor[t] != 0).ToArray();
         int maxTiles = Enumerable.Range(0, tables.Length).Where(t => !kept[t]).Select(t => Tiles(widths[t])).DefaultIfEmpty(0).Max();
         long bufferFloats = 0;
-        nint pooled = maxTiles == 0 ? 0 : RentBuffer((long)maxTiles * rowLimit * TileWidth, out bufferFloats);
+        TileMajorBuffer.Key? held = null;                                   // what the pooled buffer holds
+        nint pooled = maxTiles == 0 ? 0 : TileMajorBuffer.Rent((long)maxTiles * rowLimit * TileWidth, out bufferFloats, out held);
         try
         {
             for (int t = 0; t < tables.Length; t++)
@@ -173,12 +179,20 @@ internal static unsafe class TiledGather
                 int h = widths[t];
                 nint table = tables[t], bias = biases[t], output = outputs[t];
                 nint buffer = pooled;
+                var key = keys?[t];
                 if (kept[t])
                     buffer = tileMajor![t];                                     // already current: nothing to copy
-                else if (tables16 is not null && tables16[t] != 0)
-                    ToTileMajor((ushort*)tables16[t], h, rowLimit, (float*)buffer);
+                else if (key is not null && held == key && KernelSettings.Current.ReuseTileMajorBuffer)
+                    TileMajorBuffer.NoteReuse();                                // holds this table's current values: nothing to copy
                 else
-                    ToTileMajor((float*)table, h, rowLimit, (float*)buffer, plan.StreamingCopy);
+                {
+                    held = null;
+                    if (tables16 is not null && tables16[t] != 0)
+                        ToTileMajor((ushort*)tables16[t], h, rowLimit, (float*)buffer);
+                    else
+                        ToTileMajor((float*)table, h, rowLimit, (float*)buffer, plan.StreamingCopy);
+                    held = tables16 is not null && tables16[t] != 0 ? null : key;
+                }
                 KernelParallel.For(Tiles(h), (long)n * k * TileWidth, (start, end) =>
                 {
                     float* scratch = ThreadScratch((long)n * TileWidth + (plan.StageGroup ? cut.GroupRows * TileWidth : 0));
@@ -190,7 +204,7 @@ internal static unsafe class TiledGather
         finally
         {
             if (pooled != 0)
-                ReturnBuffer(pooled, bufferFloats);
+                TileMajorBuffer.Return(pooled, bufferFloats, held);
         }
     }
 
@@ -444,45 +458,6 @@ internal static unsafe class TiledGather
         Finish(in p, i + 5, a5);
         Finish(in p, i + 6, a6);
         Finish(in p, i + 7, a7);
-    }
-
-    private static nint pooledBuffer;
-    private static long pooledFloats;
-    private static readonly object PoolLock = new();
-
-    /// <summary>A 64-byte aligned buffer of at least <paramref name="floats"/> floats, reused across calls (a fresh 33.5 MB
-    /// buffer per forward would cost page faults and kernel zeroing each time); concurrent callers get their own.</summary>
-    internal static nint RentBuffer(long floats, out long size)
-    {
-        lock (PoolLock)
-        {
-            if (pooledBuffer != 0 && pooledFloats >= floats)
-            {
-                nint buffer = pooledBuffer;
-                size = pooledFloats;
-                pooledBuffer = 0;
-                return buffer;
-            }
-        }
-        size = floats;
-        nint fresh = (nint)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 2 << 20);
-        HugePages.Advise((void*)fresh, floats * sizeof(float));
-        return fresh;
-    }
-
-    /// <summary>Keeps <paramref name="buffer"/> for the next call (the larger of it and the kept one), frees the other.</summary>
-    internal static void ReturnBuffer(nint buffer, long floats)
-    {
-        nint free = buffer;
-        lock (PoolLock)
-        {
-            if (pooledBuffer == 0 || pooledFloats < floats)
-            {
-                (free, pooledBuffer, pooledFloats) = (pooledBuffer, buffer, floats);
-            }
-        }
-        if (free != 0)
-            NativeMemory.AlignedFree((void*)free);
     }
 
     [ThreadStatic]
