@@ -98,6 +98,18 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     public WindowLayout WindowLayout = WindowLayout.LastMovedBack;
 
     /// <summary>
+    /// The precision the trained model's fused CPU scoring encoder gathers its Memory Layer rows in, saved with the model
+    /// (models saved before this option load as <see cref="InferencePrecision.Float32"/> and score exactly as before).
+    /// <see cref="InferencePrecision.Float32"/> (default): the fp32 tables. <see cref="InferencePrecision.BFloat16"/>: bf16
+    /// copies of the tables made when the model is built or loaded (half the bytes, fp32 accumulation; norms, hashes,
+    /// attention and the head stay fp32), as <c>UseInferencePrecision(BFloat16)</c> on the transformer does; training and
+    /// the calibration temperature are unchanged (fitted in fp32). <see cref="InferencePrecision.Int8"/> is not implemented
+    /// for scoring. The transformer's <c>UseInferencePrecision</c> switches a loaded model either way without changing what
+    /// is saved. Speed and accuracy cost: docs/benchmarks.md (issue 16, "Scoring, sixth round").
+    /// </summary>
+    public InferencePrecision ScoringPrecision = InferencePrecision.Float32;
+
+    /// <summary>
     /// After training, fit a softmax temperature on the validation rows (<see cref="MemoryFormerTrainerOptions.ValidationSet"/>,
     /// or the hold-out of <see cref="MemoryFormerTrainerOptions.ValidationFraction"/> when early stopping is on) to
     /// minimise their log-loss, and divide the logits by it when scoring (temperature scaling, Guo et al. 2017).
@@ -184,6 +196,7 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
         Check(MaxTokensPerRow >= 3, nameof(MaxTokensPerRow), "must be at least 3");
         Check(MaxWindowsPerRow is >= 1 and <= 4096, nameof(MaxWindowsPerRow), "must be in [1, 4096]");
         Check(Enum.IsDefined(WindowLayout), nameof(WindowLayout), $"must be one of {string.Join(", ", Enum.GetNames<WindowLayout>())}");
+        Check(ScoringPrecision is InferencePrecision.Float32 or InferencePrecision.BFloat16, nameof(ScoringPrecision), "must be Float32 or BFloat16 (Int8 scoring is not implemented)");
         Check(NgramBuckets is >= 0 and <= 1 << 24, nameof(NgramBuckets), "must be in [0, 16777216] (0 = no n-gram bag)");
         Check(NgramLength is >= 1 and <= 3, nameof(NgramLength), "must be in [1, 3]");
         Check(WarmupFraction is >= 0 and < 1, nameof(WarmupFraction), "must be in [0, 1)");
@@ -200,7 +213,7 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     internal TextClassifierSettings ToSettings() => new()
     {
         Architecture = Architecture, Tokenizer = Tokenizer, MaxTokensPerRow = MaxTokensPerRow,
-        MaxWindowsPerRow = MaxWindowsPerRow, WindowLayout = WindowLayout, CalibrateTemperature = CalibrateTemperature, CalibrationFraction = CalibrationFraction,
+        MaxWindowsPerRow = MaxWindowsPerRow, WindowLayout = WindowLayout, ScoringPrecision = ScoringPrecision, CalibrateTemperature = CalibrateTemperature, CalibrationFraction = CalibrationFraction,
         CalibrationRefit = CalibrationRefit, LabelSmoothing = LabelSmoothing, Pooling = Pooling,
         NgramBuckets = NgramBuckets, NgramLength = NgramLength,
         BatchSize = BatchSize, Dropout = Dropout, ClassWeighting = ClassWeighting, ClassWeights = ClassWeights,
