@@ -172,11 +172,6 @@ internal sealed class KernelSettings
     /// padded keys per query. The same bits either way (a padded key's exp is 0); off for <c>perf scoring</c> to time it.</summary>
     public bool ShortKeyTiles { get => state.ShortKeyTiles; set => state.ShortKeyTiles = value; }
 
-    /// <summary>Whether the scoring encoder's fp32 bag sum (<c>Layers/Kernels/EncoderKernels.cs</c>) gathers a 160-wide row (the
-    /// Memory Block's first layer at d = 128, τ = 8) in one walk of the bag with ten registers rather than a 128-column walk
-    /// and a 32-column one. The same bits either way; off for <c>perf scoring</c> to time it.</summary>
-    public bool OnePassBagSum160 { get => state.OnePassBagSum160; set => state.OnePassBagSum160 = value; }
-
     /// <summary>Whether the sign hash (<c>Layers/Kernels/SignHashKernel.cs</c>) takes 16 chunks at a time in AVX-512 registers
     /// (<c>Layers/Kernels/WideSignHash.cs</c>) where the machine has them and it pays (training, and τ not a multiple of 8 such as the Memory Block's
     /// τ + 2 = 10); off takes 8 at a time in AVX registers, as before 2026-12-06 s14. The same bits either way (each lane does the same
@@ -227,7 +222,6 @@ internal sealed class KernelSettings
         public bool TiledKeyTranspose = true;
         public bool WideSignHash = true;
         public bool ShortKeyTiles = true;
-        public bool OnePassBagSum160 = true;
 
         public bool BlockedTableGradient;
         public bool FusedCausalAttention;

@@ -149,7 +149,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 ("fused encoder, the same with every block window by window when more than one worker (default)", m => Fused(m, true, defaultBudget, windowMajor: null)),
                 ("fused encoder, the default with bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null)),
                 ("fused encoder, the default with keys padded to 32 (before s15)", m => Fused(m, true, defaultBudget, windowMajor: null, shortTiles: false)),
-                ("fused encoder, the default with keys padded to 32 and the 160-wide bag sum in two walks (before s15)", m => Fused(m, true, defaultBudget, windowMajor: null, shortTiles: false, onePass: false)),
             };
             foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
             {
@@ -233,7 +232,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     private static T S15Switches<T>(bool shortTiles, bool onePass, Func<T> build)
     {
         Runtime.KernelSettings.Current.ShortKeyTiles = shortTiles;
-        Runtime.KernelSettings.Current.OnePassBagSum160 = onePass;
         return build();
     }
 
@@ -258,7 +256,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var pooling = model.Network.Head.Pooling;
         var copies = backbone.modules().OfType<Layers.MemoryLayer>().ToDictionary(l => Layers.Kernels.TensorMemory.Key(l.Table), l => Layers.Kernels.Bf16Matrix.From(l.Table));
         Func<TorchSharp.torch.Tensor, Layers.Kernels.Bf16Matrix?> bf16 = t => copies.GetValueOrDefault(Layers.Kernels.TensorMemory.Key(t));
-        var kept = Enumerable.Range(0, 7).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
+        var kept = Enumerable.Range(0, 6).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
         var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
             ("every token's first Q/K/V, fresh memory per call, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, windowMajor: false))),
@@ -267,8 +265,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             ("the same, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[4], windowMajor: false))),
             ("first Q/K/V once per distinct id, kept memory, every block window by window (default)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[3], windowMajor: true)),
             ("bf16 tables (opt-in BFloat16), kept memory", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, bf16: bf16, memory: kept[2], windowMajor: false)),
-            ("the default with keys padded to 32 (before s15)", () => S15Switches(false, true, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[5], windowMajor: true))),
-            ("the default with the 160-wide bag sum in two walks (before s15)", () => S15Switches(true, false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[6], windowMajor: true))),
+            ("the default with keys padded to 32 (before s15)", () => KeyTiles(false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[5], windowMajor: true))),
         };
         var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 5).ToArray()).ToArray();
         var totals = modes.Select(_ => new double[reps]).ToArray();
@@ -285,7 +282,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 double total = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
                 Runtime.KernelSettings.Current.TiledKeyTranspose = true;
                 Runtime.KernelSettings.Current.ShortKeyTiles = true;
-                Runtime.KernelSettings.Current.OnePassBagSum160 = true;
                 if (rep < 0) continue;
                 totals[m][rep] = total;
                 double[] values = [profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs, profile.FusedEmbeddingMs + profile.FusedPoolingMs, total];
@@ -364,12 +360,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
-        WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool onePass = true)
+        WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true)
     {
         m.ScoringWindowLayout = layout;
         Runtime.KernelSettings.Current.TiledKeyTranspose = tiled;
         Runtime.KernelSettings.Current.ShortKeyTiles = shortTiles;
-        Runtime.KernelSettings.Current.OnePassBagSum160 = onePass;
         (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.KeepFusedMemory, m.UseWindowMajorPasses) =
             (reference, fused, simd, share, budget, keep, windowMajor);
         if (m.InferencePrecision != precision) m.UseInferencePrecision(precision);

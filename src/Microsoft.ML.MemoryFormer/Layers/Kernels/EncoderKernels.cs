@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using Microsoft.ML.MemoryFormer.Runtime;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -116,8 +115,7 @@ internal static unsafe class EncoderKernels
             return;
         }
         int c = 0;
-        bool onePass = KernelSettings.Current.OnePassBagSum160;
-        for (; c + 128 <= h && !(onePass && h - c == 160); c += 128)
+        for (; c + 128 <= h; c += 128)
         {
             Vector512<float> a0 = Vector512.Load(init + c), a1 = Vector512.Load(init + c + 16), a2 = Vector512.Load(init + c + 32),
                 a3 = Vector512.Load(init + c + 48), a4 = Vector512.Load(init + c + 64), a5 = Vector512.Load(init + c + 80),
@@ -139,11 +137,6 @@ internal static unsafe class EncoderKernels
             a0.Store(d); a1.Store(d + 16); a2.Store(d + 32); a3.Store(d + 48);
             a4.Store(d + 64); a5.Store(d + 80); a6.Store(d + 96); a7.Store(d + 112);
         }
-        if (h - c == 160 && onePass)
-        {
-            BagSum160(src + c, h, idx, w, count, dst + c, init + c);
-            return;
-        }
         for (; c + 32 <= h; c += 32)
         {
             Vector512<float> a0 = Vector512.Load(init + c), a1 = Vector512.Load(init + c + 16);
@@ -164,34 +157,6 @@ internal static unsafe class EncoderKernels
             a.Store(dst + c);
         }
     }
-    /// <summary>The last 160 columns of <see cref="BagSum"/> in one walk of the bag, ten 512-bit registers (the Memory Block's
-    /// 160-wide first layer at d = 128, τ = 8): each column's FMA chain as in the 128 + 32 walks, so the same bits, with the
-    /// index and weight of a hit read once instead of twice.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void BagSum160(float* src, int h, int* idx, float* w, int count, float* dst, float* init)
-    {
-        Vector512<float> a0 = Vector512.Load(init), a1 = Vector512.Load(init + 16), a2 = Vector512.Load(init + 32), a3 = Vector512.Load(init + 48),
-            a4 = Vector512.Load(init + 64), a5 = Vector512.Load(init + 80), a6 = Vector512.Load(init + 96), a7 = Vector512.Load(init + 112),
-            a8 = Vector512.Load(init + 128), a9 = Vector512.Load(init + 144);
-        for (int j = 0; j < count; j++)
-        {
-            float* r = src + ((long)idx[j] * h);
-            var wj = Vector512.Create(w[j]);
-            a0 = Vector512.FusedMultiplyAdd(Vector512.Load(r), wj, a0);
-            a1 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 16), wj, a1);
-            a2 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 32), wj, a2);
-            a3 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 48), wj, a3);
-            a4 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 64), wj, a4);
-            a5 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 80), wj, a5);
-            a6 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 96), wj, a6);
-            a7 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 112), wj, a7);
-            a8 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 128), wj, a8);
-            a9 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 144), wj, a9);
-        }
-        a0.Store(dst); a1.Store(dst + 16); a2.Store(dst + 32); a3.Store(dst + 48); a4.Store(dst + 64);
-        a5.Store(dst + 80); a6.Store(dst + 96); a7.Store(dst + 112); a8.Store(dst + 128); a9.Store(dst + 144);
-    }
-
     /// <summary>
     /// dst = init + Σ_j w[j] · t[idx[j], :] over a bf16 table copy (<see cref="Bf16Matrix"/>), each value widened to fp32
     /// in registers and accumulated in fp32 (the bias added last): half the bytes of <see cref="BagSum"/>. With AVX-512, 128
