@@ -227,9 +227,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         return build();
     }
 
-    /// <summary>Sets the AVX-512 attention's key padding (16 or 32) and the 160-wide bag sum's walks (one or two) for the
-    /// calls that follow, then builds.</summary>
-    private static T S15Switches<T>(bool shortTiles, bool onePass, Func<T> build)
+    /// <summary>Sets the AVX-512 attention's key padding (16 or 32) for the calls that follow, then builds.</summary>
+    private static T KeyTiles<T>(bool shortTiles, Func<T> build)
     {
         Runtime.KernelSettings.Current.ShortKeyTiles = shortTiles;
         return build();
