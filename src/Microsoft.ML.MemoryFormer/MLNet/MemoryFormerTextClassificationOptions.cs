@@ -92,8 +92,9 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     /// than the seed's on the long-document sets (two seeds, 3 epochs, ≤ 2,000 rows: +1.17, +0.34 and −0.77 points,
     /// log-loss −0.054, +0.005 and −0.018 against the default on moby15, wikitext15 and mixed15), so it is not the
     /// default. At the full flat defaults (5 epochs, every row, one thread; docs/benchmarks.md, "Scoring, sixth round") it
-    /// was level or ahead on average on every long-document set: moby15 +1.56 points and −0.017 log-loss over three seeds,
-    /// wikitext15 and mixed15 ahead on every seed run; changing the default is left to a decision on that evidence. <see cref="Configuration.WindowLayout.ShortLast"/>: full windows and a shorter last one (scored with a
+    /// was level or ahead on average on every long-document set: moby15 +1.56 points and −0.017 log-loss, wikitext15 +1.99
+    /// and −0.080 (three seeds each), mixed15 +1.16 and −0.011 (one seed); changing the default is left to a decision on
+    /// that evidence. <see cref="Configuration.WindowLayout.ShortLast"/>: full windows and a shorter last one (scored with a
     /// default-trained model it raised the log-loss on every long-document set: a last window of a few tokens gets a
     /// full vote). Measurements: docs/benchmarks.md, "Windows in training too".
     /// </summary>
