@@ -91,11 +91,26 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     /// scoring rows/s on long paragraphs (idle; ≈ 1.15× loaded). Its accuracy effect, trained and scored with it, was smaller
     /// than the seed's on the long-document sets (two seeds, 3 epochs, ≤ 2,000 rows: +1.17, +0.34 and −0.77 points,
     /// log-loss −0.054, +0.005 and −0.018 against the default on moby15, wikitext15 and mixed15), so it is not the
-    /// default. <see cref="Configuration.WindowLayout.ShortLast"/>: full windows and a shorter last one (scored with a
+    /// default. At the full flat defaults (5 epochs, every row, one thread; docs/benchmarks.md, "Scoring, sixth round") it
+    /// was level or ahead on average on every long-document set: moby15 +1.56 points and −0.017 log-loss, wikitext15 +1.99
+    /// and −0.080 (three seeds each), mixed15 +1.16 and −0.011 (one seed); changing the default is left to a decision on
+    /// that evidence. <see cref="Configuration.WindowLayout.ShortLast"/>: full windows and a shorter last one (scored with a
     /// default-trained model it raised the log-loss on every long-document set: a last window of a few tokens gets a
     /// full vote). Measurements: docs/benchmarks.md, "Windows in training too".
     /// </summary>
     public WindowLayout WindowLayout = WindowLayout.LastMovedBack;
+
+    /// <summary>
+    /// The precision the trained model's fused CPU scoring encoder gathers its Memory Layer rows in, saved with the model
+    /// (models saved before this option load as <see cref="InferencePrecision.Float32"/> and score exactly as before).
+    /// <see cref="InferencePrecision.Float32"/> (default): the fp32 tables. <see cref="InferencePrecision.BFloat16"/>: bf16
+    /// copies of the tables made when the model is built or loaded (half the bytes, fp32 accumulation; norms, hashes,
+    /// attention and the head stay fp32), as <c>UseInferencePrecision(BFloat16)</c> on the transformer does; training and
+    /// the calibration temperature are unchanged (fitted in fp32). <see cref="InferencePrecision.Int8"/> is not implemented
+    /// for scoring. The transformer's <c>UseInferencePrecision</c> switches a loaded model either way without changing what
+    /// is saved. Speed and accuracy cost: docs/benchmarks.md (issue 16, "Scoring, sixth round").
+    /// </summary>
+    public InferencePrecision ScoringPrecision = InferencePrecision.Float32;
 
     /// <summary>
     /// After training, fit a softmax temperature on the validation rows (<see cref="MemoryFormerTrainerOptions.ValidationSet"/>,
@@ -184,6 +199,7 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
         Check(MaxTokensPerRow >= 3, nameof(MaxTokensPerRow), "must be at least 3");
         Check(MaxWindowsPerRow is >= 1 and <= 4096, nameof(MaxWindowsPerRow), "must be in [1, 4096]");
         Check(Enum.IsDefined(WindowLayout), nameof(WindowLayout), $"must be one of {string.Join(", ", Enum.GetNames<WindowLayout>())}");
+        Check(ScoringPrecision is InferencePrecision.Float32 or InferencePrecision.BFloat16, nameof(ScoringPrecision), "must be Float32 or BFloat16 (Int8 scoring is not implemented)");
         Check(NgramBuckets is >= 0 and <= 1 << 24, nameof(NgramBuckets), "must be in [0, 16777216] (0 = no n-gram bag)");
         Check(NgramLength is >= 1 and <= 3, nameof(NgramLength), "must be in [1, 3]");
         Check(WarmupFraction is >= 0 and < 1, nameof(WarmupFraction), "must be in [0, 1)");
@@ -200,7 +216,7 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     internal TextClassifierSettings ToSettings() => new()
     {
         Architecture = Architecture, Tokenizer = Tokenizer, MaxTokensPerRow = MaxTokensPerRow,
-        MaxWindowsPerRow = MaxWindowsPerRow, WindowLayout = WindowLayout, CalibrateTemperature = CalibrateTemperature, CalibrationFraction = CalibrationFraction,
+        MaxWindowsPerRow = MaxWindowsPerRow, WindowLayout = WindowLayout, ScoringPrecision = ScoringPrecision, CalibrateTemperature = CalibrateTemperature, CalibrationFraction = CalibrationFraction,
         CalibrationRefit = CalibrationRefit, LabelSmoothing = LabelSmoothing, Pooling = Pooling,
         NgramBuckets = NgramBuckets, NgramLength = NgramLength,
         BatchSize = BatchSize, Dropout = Dropout, ClassWeighting = ClassWeighting, ClassWeights = ClassWeights,

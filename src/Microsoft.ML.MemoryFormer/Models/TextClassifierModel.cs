@@ -20,7 +20,7 @@ namespace Microsoft.ML.MemoryFormer.Models;
 /// A row longer than one window is read as up to <see cref="MaxWindowsPerRow"/> windows whose logits are averaged
 /// (<see cref="TextPairEncoder.EncodeWindows"/>, <see cref="SequencePooling.MeanOverWindows"/>); the logits are divided by
 /// <see cref="Temperature"/> before the softmax. Models saved before these settings existed load with one window,
-/// temperature 1, no n-gram bag (<see cref="HashedNgramBag"/>) and <see cref="WindowLayout.LastMovedBack"/> windows, and
+/// temperature 1, no n-gram bag (<see cref="HashedNgramBag"/>), <see cref="WindowLayout.LastMovedBack"/> windows and fp32 scoring, and
 /// score exactly as before.
 /// </remarks>
 internal sealed class TextClassifierModel : IDisposable
@@ -31,14 +31,16 @@ internal sealed class TextClassifierModel : IDisposable
     /// <summary>The newest <see cref="HeadSettings.ReaderVersion"/> this library reads.</summary>
     public const int SupportedReaderVersion = 2;
 
-    /// <summary>The head entry's JSON. <see cref="WindowLayout"/> is written only when it is not the default, so a model
-    /// with the default layout saves the same bytes as before the setting existed. <c>ReaderVersion</c> is the oldest
-    /// reader that scores the model as it was trained: 2 when a setting from 2026-12-06 on is not its default (the window
-    /// layout), omitted (1) otherwise. A reader refuses a version above <see cref="SupportedReaderVersion"/> instead of
-    /// ignoring settings it does not know (readers from before the field existed cannot check it).</summary>
+    /// <summary>The head entry's JSON. <see cref="WindowLayout"/> and <see cref="ScoringPrecision"/> are written only when
+    /// they are not the default, so a model with the defaults saves the same bytes as before the settings existed.
+    /// <c>ReaderVersion</c> is the oldest reader that scores the model as it was saved: 2 when a setting from 2026-12-06 on
+    /// (the window layout, the scoring precision) is not its default, omitted (1) otherwise. A reader refuses a version above
+    /// <see cref="SupportedReaderVersion"/> instead of ignoring settings it does not know (readers from before the field
+    /// existed cannot check it).</summary>
     private sealed record HeadSettings(int Classes, PoolingKind Pooling, int MaxTokensPerRow, int MaxWindowsPerRow = 1, double Temperature = 1,
         int NgramBuckets = 0, int NgramLength = 2,
         [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] WindowLayout WindowLayout = WindowLayout.LastMovedBack,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] InferencePrecision ScoringPrecision = InferencePrecision.Float32,
         [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] int ReaderVersion = 0);
 
     private readonly SequenceClassifier network;
@@ -46,11 +48,14 @@ internal sealed class TextClassifierModel : IDisposable
     private readonly Device device;
 
     public TextClassifierModel(SequenceClassifier network, ITextTokenizer tokenizer, int maxTokensPerRow, Device device,
-        int maxWindowsPerRow = 1, double temperature = 1, WindowLayout windowLayout = WindowLayout.LastMovedBack)
+        int maxWindowsPerRow = 1, double temperature = 1, WindowLayout windowLayout = WindowLayout.LastMovedBack,
+        InferencePrecision scoringPrecision = InferencePrecision.Float32)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxWindowsPerRow, 1);
         if (!Enum.IsDefined(windowLayout))
             throw new ArgumentOutOfRangeException(nameof(windowLayout), windowLayout, "Unknown window layout.");
+        if (scoringPrecision is not (InferencePrecision.Float32 or InferencePrecision.BFloat16))
+            throw new ArgumentOutOfRangeException(nameof(scoringPrecision), scoringPrecision, "Scoring precision must be Float32 or BFloat16.");
         if (!(temperature > 0 && double.IsFinite(temperature)))
             throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "The temperature must be positive and finite.");
         this.network = network;
@@ -61,6 +66,9 @@ internal sealed class TextClassifierModel : IDisposable
         WindowLayout = ScoringWindowLayout = windowLayout;
         encoder = new TextPairEncoder(tokenizer, maxTokensPerRow);
         network.to(device).eval();
+        ScoringPrecision = scoringPrecision;
+        if (scoringPrecision != InferencePrecision.Float32)
+            UseInferencePrecision(scoringPrecision);                           // copies of the final weights
     }
 
     /// <summary>Number of classes.</summary>
@@ -78,6 +86,10 @@ internal sealed class TextClassifierModel : IDisposable
     /// <summary>How a row longer than one window is cut (<see cref="TextPairEncoder.EncodeWindows"/>): the layout the model
     /// was trained with, saved with it, and what <see cref="ScoringWindowLayout"/> starts as.</summary>
     public WindowLayout WindowLayout { get; }
+
+    /// <summary>The precision the model was trained to score in (the option <c>ScoringPrecision</c>), saved with it and applied
+    /// when it is built or loaded; <see cref="UseInferencePrecision"/> changes <see cref="InferencePrecision"/>, not this.</summary>
+    public InferencePrecision ScoringPrecision { get; }
 
     /// <summary>The logits are divided by this before the softmax (1 = uncalibrated; fitted on validation rows).</summary>
     public double Temperature { get; }
@@ -370,8 +382,8 @@ internal sealed class TextClassifierModel : IDisposable
         .SetText(ModelArchive.ConfigEntry, network.Config.ToJson())
         .SetText(ModelArchive.TokenizerEntry, Tokenizer.Describe().ToJson())
         .SetText(HeadEntry, JsonSerializer.Serialize(new HeadSettings(Classes, network.Head.Pooling, MaxTokensPerRow, MaxWindowsPerRow, Temperature,
-            network.NgramBag?.Buckets ?? 0, network.NgramBag?.NgramLength ?? 2, WindowLayout,
-            ReaderVersion: WindowLayout == WindowLayout.LastMovedBack ? 0 : 2)))
+            network.NgramBag?.Buckets ?? 0, network.NgramBag?.NgramLength ?? 2, WindowLayout, ScoringPrecision,
+            ReaderVersion: WindowLayout == WindowLayout.LastMovedBack && ScoringPrecision == InferencePrecision.Float32 ? 0 : 2)))
         .WithWeights(network);
 
     /// <summary>Rebuilds a model written by <see cref="ToArchive"/> on <paramref name="device"/>.</summary>
@@ -384,7 +396,7 @@ internal sealed class TextClassifierModel : IDisposable
         ModuleWeights.CheckSizeFits(config, archive, headParameters: ((double)head.Classes + head.NgramBuckets) * config.Width);
         return ModuleLoader.Load(archive, config,
             () => new SequenceClassifier(config, head.Classes, head.Pooling, config.Dropout, head.NgramBuckets, head.NgramLength),
-            device, network => new TextClassifierModel(network, tokenizer, head.MaxTokensPerRow, device, head.MaxWindowsPerRow, head.Temperature, head.WindowLayout));
+            device, network => new TextClassifierModel(network, tokenizer, head.MaxTokensPerRow, device, head.MaxWindowsPerRow, head.Temperature, head.WindowLayout, head.ScoringPrecision));
     }
 
     /// <summary>The head entry's settings, checked: a reader version this library does not know, or a value out of range, throws.</summary>
@@ -395,9 +407,10 @@ internal sealed class TextClassifierModel : IDisposable
             throw new ArgumentException($"The model needs reader version {read.ReaderVersion}; this library reads up to {SupportedReaderVersion}. " +
                 "Update Microsoft.ML.MemoryFormer to load it.");
         return read is { Classes: >= 1, MaxTokensPerRow: >= 1, MaxWindowsPerRow: >= 1 } && Enum.IsDefined(read.Pooling) && Enum.IsDefined(read.WindowLayout)
-            && read.Temperature > 0 && double.IsFinite(read.Temperature) && read.NgramBuckets >= 0 && read.NgramLength is >= 1 and <= 3 ? read
+            && read.Temperature > 0 && double.IsFinite(read.Temperature) && read.NgramBuckets >= 0 && read.NgramLength is >= 1 and <= 3
+            && read.ScoringPrecision is InferencePrecision.Float32 or InferencePrecision.BFloat16 ? read
             : throw new ArgumentException("Classes, MaxTokensPerRow, MaxWindowsPerRow and Temperature must be positive, Pooling and WindowLayout known, " +
-                "NgramBuckets ≥ 0 and NgramLength in [1, 3].");
+                "NgramBuckets ≥ 0, NgramLength in [1, 3] and ScoringPrecision Float32 or BFloat16.");
     }
 
     public void Dispose() => network.Dispose();

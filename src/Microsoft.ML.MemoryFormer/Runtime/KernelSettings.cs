@@ -167,6 +167,11 @@ internal sealed class KernelSettings
     /// for <c>perf scoring</c> to time it.</summary>
     public bool TiledKeyTranspose { get => state.TiledKeyTranspose; set => state.TiledKeyTranspose = value; }
 
+    /// <summary>Whether the scoring encoder's AVX-512 attention (<c>Layers/Kernels/WindowAttention.cs</c>) pads each window's
+    /// keys to a multiple of 16 (a last tile of 16 keys) rather than 32, so a window of L ≤ 16 mod 32 tokens scores 16 fewer
+    /// padded keys per query. The same bits either way (a padded key's exp is 0); off for <c>perf scoring</c> to time it.</summary>
+    public bool ShortKeyTiles { get => state.ShortKeyTiles; set => state.ShortKeyTiles = value; }
+
     /// <summary>Whether the sign hash (<c>Layers/Kernels/SignHashKernel.cs</c>) takes 16 chunks at a time in AVX-512 registers
     /// (<c>Layers/Kernels/WideSignHash.cs</c>) where the machine has them and it pays (training, and τ not a multiple of 8 such as the Memory Block's
     /// τ + 2 = 10); off takes 8 at a time in AVX registers, as before 2026-12-06 s14. The same bits either way (each lane does the same
@@ -230,6 +235,7 @@ internal sealed class KernelSettings
         public bool TiledKeyTranspose = true;
         public bool WideSignHash = true;
         public bool ReuseTileMajorBuffer = true;
+        public bool ShortKeyTiles = true;
 
         public bool BlockedTableGradient;
         public bool FusedCausalAttention;

@@ -22,6 +22,7 @@ internal sealed record TextClassifierSettings
     public int MaxTokensPerRow { get; init; } = 128;
     public int MaxWindowsPerRow { get; init; } = 1;
     public WindowLayout WindowLayout { get; init; }
+    public InferencePrecision ScoringPrecision { get; init; }
     public bool CalibrateTemperature { get; init; }
     public double CalibrationFraction { get; init; }
     public bool CalibrationRefit { get; init; }

@@ -99,7 +99,7 @@ internal static class TextClassifierTraining
             var fitOn = calibrationRows ?? validationRows;
             double t = temperature ?? (settings.CalibrateTemperature && fitOn is not null
                 ? TextClassifierCalibration.FitTemperature(network, fitOn, settings.BatchSize, log) : 1);
-            return (new TextClassifierModel(network, tokenizer, maxTokens, device, settings.MaxWindowsPerRow, t, settings.WindowLayout), result);
+            return (new TextClassifierModel(network, tokenizer, maxTokens, device, settings.MaxWindowsPerRow, t, settings.WindowLayout, settings.ScoringPrecision), result);
         }
         catch
         {

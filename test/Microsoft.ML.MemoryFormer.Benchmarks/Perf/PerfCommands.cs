@@ -32,6 +32,7 @@ internal static class PerfCommands
             perf.AddCommand<Bf16Command>("bf16").WithDescription("Issue 16: accuracy cost of bf16 inference weights (bits/byte, greedy text) on small trained models.");
             perf.AddCommand<DenseBf16ProbeCommand>("dense-bf16-probe").WithDescription("Issue 16: the dense baseline's Linear layers at the train shapes, fp32 vs bf16 (autocast-style casts), fwd+bwd, interleaved.");
             perf.AddCommand<ScoringBf16ProbeCommand>("scoring-bf16-probe").WithDescription("Issue 16: the scoring encoder's window attention as torch bmm/SDPA in fp32 and bf16 vs the managed kernel.");
+            perf.AddCommand<ScoringKernelsCommand>("scoring-kernels").WithDescription("Issue 16: the scoring encoder's same-bits kernel switches (16-key attention tiles, one-walk 160-wide bag sum) on and off, one thread.");
             perf.AddCommand<ScoringPrecisionCommand>("scoring-precision").WithDescription("Issue 16: accuracy cost of bf16 scoring (tables, attention) on trained classifiers: accuracy, log-loss, argmax agreement.");
             perf.AddCommand<ScoringCommand>("scoring").WithDescription("Issue 16: text-classification scoring rows/s on long and short rows, Transform and PredictionEngine, phases.");
             perf.AddCommand<AttentionCommand>("attention").WithDescription("Issue 16: causal attention at the training shapes, SDPA vs blocked, fwd and fwd+bwd, interleaved.");

@@ -70,6 +70,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [DefaultValue("")]
         public string WindowLayouts { get; init; } = "";
 
+        [CommandOption("--encoder-layout")]
+        [Description("The window layout of the encoder-alone group's long rows (LastMovedBack, Even, ShortLast). Default LastMovedBack.")]
+        [DefaultValue(WindowLayout.LastMovedBack)]
+        public WindowLayout EncoderLayout { get; init; } = WindowLayout.LastMovedBack;
+
         [CommandOption("--encoder-only")]
         [Description("Only the encoder-alone tables (--encoder-reps, default 20 then) on long-row windows (short-row ones with --row-kinds short): no Transform or PredictionEngine timing.")]
         public bool EncoderOnly { get; init; }
@@ -126,7 +131,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             .Select(b => int.Parse(b, CultureInfo.InvariantCulture)).Where(b => b != defaultBudget).ToArray();
         if (settings.EncoderOnly)
         {
-            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps > 0 ? settings.EncoderReps : 20, MachineLine(gflops, copy), settings.Output, gathers: false);
+            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps > 0 ? settings.EncoderReps : 20, MachineLine(gflops, copy), settings.Output, gathers: false, layout: settings.EncoderLayout);
             return 0;
         }
         foreach (var (name, rows) in new[] { ("long", longRows), ("short", shortRows) })
@@ -143,6 +148,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 ("fused encoder, first Q/K/V once per distinct id, kept working memory, whole-group passes", m => Fused(m, true, defaultBudget)),
                 ("fused encoder, the same with every block window by window when more than one worker (default)", m => Fused(m, true, defaultBudget, windowMajor: null)),
                 ("fused encoder, the default with bf16 tables (opt-in BFloat16)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null)),
+                ("fused encoder, the default with keys padded to 32 (before s15)", m => Fused(m, true, defaultBudget, windowMajor: null, shortTiles: false)),
             };
             foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
             {
@@ -210,7 +216,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         parts.AddNote(machine);
         parts.Publish(settings.Output);
         if (settings.EncoderReps > 0)
-            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps, machine, settings.Output);
+            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps, machine, settings.Output, layout: settings.EncoderLayout);
         return 0;
     }
 
@@ -221,17 +227,25 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         return build();
     }
 
+    /// <summary>Sets the AVX-512 attention's key padding (16 or 32) for the calls that follow, then builds.</summary>
+    private static T KeyTiles<T>(bool shortTiles, Func<T> build)
+    {
+        Runtime.KernelSettings.Current.ShortKeyTiles = shortTiles;
+        return build();
+    }
+
     private static string MachineLine(double gflops, double copy) => string.Create(CultureInfo.InvariantCulture,
         $"machine in the same run: GEMM {gflops:F1} GFLOP/s (fp32 1024³ torch.mm), copy bandwidth {copy:F1} GB/s (read + write)");
 
     /// <summary>The fused encoder alone on one group of long-row windows, both gather layouts interleaved: the fastest
     /// milliseconds of each part over <paramref name="reps"/> calls each.</summary>
-    private static void EncoderParts(TextClassifierModel model, string[] rows, int reps, string machine, string output, bool gathers = true)
+    private static void EncoderParts(TextClassifierModel model, string[] rows, int reps, string machine, string output, bool gathers = true,
+        WindowLayout layout = WindowLayout.LastMovedBack)
     {
         var encoder = new TextPairEncoder(model.Tokenizer, model.MaxTokensPerRow);
         var windows = new List<int[]>();
         int tokens = 0;
-        foreach (var window in rows.SelectMany(t => encoder.EncodeWindows(t, null, model.MaxWindowsPerRow)))
+        foreach (var window in rows.SelectMany(t => encoder.EncodeWindows(t, null, model.MaxWindowsPerRow, layout)))
         {
             if (tokens + window.Length > model.ScoringTokensPerBatch) break;
             windows.Add(window);
@@ -241,7 +255,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var pooling = model.Network.Head.Pooling;
         var copies = backbone.modules().OfType<Layers.MemoryLayer>().ToDictionary(l => Layers.Kernels.TensorMemory.Key(l.Table), l => Layers.Kernels.Bf16Matrix.From(l.Table));
         Func<TorchSharp.torch.Tensor, Layers.Kernels.Bf16Matrix?> bf16 = t => copies.GetValueOrDefault(Layers.Kernels.TensorMemory.Key(t));
-        var kept = Enumerable.Range(0, 5).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
+        var kept = Enumerable.Range(0, 6).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
         var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
             ("every token's first Q/K/V, fresh memory per call, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, windowMajor: false))),
@@ -250,6 +264,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             ("the same, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[4], windowMajor: false))),
             ("first Q/K/V once per distinct id, kept memory, every block window by window (default)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[3], windowMajor: true)),
             ("bf16 tables (opt-in BFloat16), kept memory", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, bf16: bf16, memory: kept[2], windowMajor: false)),
+            ("the default with keys padded to 32 (before s15)", () => KeyTiles(false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[5], windowMajor: true))),
         };
         var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 5).ToArray()).ToArray();
         var totals = modes.Select(_ => new double[reps]).ToArray();
@@ -265,12 +280,13 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 using (var pooled = fused.Pooled(windows, pooling, profile)) { }
                 double total = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
                 Runtime.KernelSettings.Current.TiledKeyTranspose = true;
+                Runtime.KernelSettings.Current.ShortKeyTiles = true;
                 if (rep < 0) continue;
                 totals[m][rep] = total;
                 double[] values = [profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs, profile.FusedEmbeddingMs + profile.FusedPoolingMs, total];
                 for (int i = 0; i < values.Length; i++) best[m][i] = Math.Min(best[m][i], values[i]);
             }
-        var table = new PerfTable("scoring-encoder-min", FormattableString.Invariant($"The fused encoder alone: one group of {windows.Count} windows ({tokens} tokens), fastest of {reps} calls per variant (rotating order), ms, both blocks"),
+        var table = new PerfTable("scoring-encoder-min", FormattableString.Invariant($"The fused encoder alone: one group of {windows.Count} windows ({tokens} tokens, {layout} layout), fastest of {reps} calls per variant (rotating order), ms, both blocks"),
             "variant", "norm + hash + Q/K/V + rotary", "attention", "residual + norm + Memory Block + residual", "embedding + pooling", "encoder forward, fastest", "encoder forward, median", "ns per token per block (fastest)", "median of per-round ratios: this ÷ default");
         for (int m = 0; m < modes.Length; m++)
             table.AddRow(modes[m].Item1, best[m][0], best[m][1], best[m][2], best[m][3], best[m][4], Timing.Median(totals[m]),
@@ -343,10 +359,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
-        WindowLayout layout = WindowLayout.LastMovedBack)
+        WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true)
     {
         m.ScoringWindowLayout = layout;
         Runtime.KernelSettings.Current.TiledKeyTranspose = tiled;
+        Runtime.KernelSettings.Current.ShortKeyTiles = shortTiles;
         (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.KeepFusedMemory, m.UseWindowMajorPasses) =
             (reference, fused, simd, share, budget, keep, windowMajor);
         if (m.InferencePrecision != precision) m.UseInferencePrecision(precision);

@@ -33,9 +33,24 @@ internal sealed class ScoringPrecisionCommand : Command<ScoringPrecisionCommand.
         public int MaxTrainRows { get; init; } = 2000;
 
         [CommandOption("--epochs")]
-        [Description("Training epochs (the flat defaults otherwise). Default 3.")]
+        [Description("Training epochs (the flat defaults otherwise; they train 5). Default 3.")]
         [DefaultValue(3)]
         public int Epochs { get; init; } = 3;
+
+        [CommandOption("--seed")]
+        [Description("The options' Seed (initialisation, batch order, dropout, calibration hold-out). Default 1.")]
+        [DefaultValue(1)]
+        public int Seed { get; init; } = 1;
+
+        [CommandOption("--train-layout")]
+        [Description("The WindowLayout option the classifier is trained with (LastMovedBack, Even, ShortLast). Default LastMovedBack.")]
+        [DefaultValue(WindowLayout.LastMovedBack)]
+        public WindowLayout TrainLayout { get; init; } = WindowLayout.LastMovedBack;
+
+        [CommandOption("--score-layouts")]
+        [Description("Comma-separated window layouts each trained model is scored with, fp32 and bf16 tables each; the first is the reference. Default: the training layout, then the other two.")]
+        [DefaultValue("")]
+        public string ScoreLayouts { get; init; } = "";
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -53,17 +68,10 @@ internal sealed class ScoringPrecisionCommand : Command<ScoringPrecisionCommand.
             var (train, test) = (keys.Transform(set.Train), keys.Transform(set.Test));
             var clock = Stopwatch.StartNew();
             var classifier = ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(
-                new MemoryFormerTextClassificationOptions { Seed = 1, Epochs = settings.Epochs }).Fit(train);
-            AnsiConsole.MarkupLineInterpolated($"{set.Name}: trained in {clock.Elapsed.TotalSeconds:F0} s");
+                new MemoryFormerTextClassificationOptions { Seed = settings.Seed, Epochs = settings.Epochs, WindowLayout = settings.TrainLayout }).Fit(train);
+            AnsiConsole.MarkupLineInterpolated($"{set.Name}: trained in {clock.Elapsed.TotalSeconds:F0} s, seed {settings.Seed}, {settings.TrainLayout} windows, temperature {classifier.Model.Temperature:F3}");
             float[][]? reference = null;
-            foreach (var (name, precision, layout) in new[]
-            {
-                ("fp32", InferencePrecision.Float32, WindowLayout.LastMovedBack), ("bf16 tables (BFloat16)", InferencePrecision.BFloat16, WindowLayout.LastMovedBack),
-                ("fp32, short last window (ScoringWindowLayout ShortLast)", InferencePrecision.Float32, WindowLayout.ShortLast),
-                ("fp32, even windows (ScoringWindowLayout Even)", InferencePrecision.Float32, WindowLayout.Even),
-                ("bf16 tables, short last window", InferencePrecision.BFloat16, WindowLayout.ShortLast),
-                ("bf16 tables, even windows", InferencePrecision.BFloat16, WindowLayout.Even),
-            })
+            foreach (var (name, precision, layout) in Ways(settings))
             {
                 classifier.UseInferencePrecision(precision);
                 classifier.Model.ScoringWindowLayout = layout;
@@ -75,7 +83,7 @@ internal sealed class ScoringPrecisionCommand : Command<ScoringPrecisionCommand.
                 int same = pairs.Count(p => ArgMax(p.First) == ArgMax(p.Second));
                 double max = pairs.Max(p => p.First.Zip(p.Second).Max(v => Math.Abs(v.First - v.Second)));
                 double mean = pairs.Average(p => p.First.Zip(p.Second).Average(v => Math.Abs(v.First - v.Second)));
-                table.AddRow(set.Name, name, scores.Length, FormattableString.Invariant($"{metrics.MicroAccuracy:P2}"), FormattableString.Invariant($"{metrics.LogLoss:F4}"),
+                table.AddRow(set.Name + FormattableString.Invariant($" (seed {settings.Seed}, trained {settings.TrainLayout})"), name, scores.Length, FormattableString.Invariant($"{metrics.MicroAccuracy:P2}"), FormattableString.Invariant($"{metrics.LogLoss:F4}"),
                     FormattableString.Invariant($"{same}/{scores.Length} ({(double)same / scores.Length:P2})"), FormattableString.Invariant($"{max:g3}"), FormattableString.Invariant($"{mean:g3}"));
             }
             classifier.UseInferencePrecision(InferencePrecision.Float32);
@@ -85,6 +93,16 @@ internal sealed class ScoringPrecisionCommand : Command<ScoringPrecisionCommand.
         table.AddNote(FormattableString.Invariant($"load average {Timing.LoadAverage():F2} (accuracy only: deterministic, load does not matter)"));
         table.Publish(settings.Output);
         return 0;
+    }
+
+    /// <summary>Each scoring layout in fp32, then each with bf16 tables; the first fp32 row is every row's reference.</summary>
+    private static (string Name, InferencePrecision Precision, WindowLayout Layout)[] Ways(Settings settings)
+    {
+        var layouts = settings.ScoreLayouts.Length > 0
+            ? settings.ScoreLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>).ToArray()
+            : new[] { settings.TrainLayout }.Concat(Enum.GetValues<WindowLayout>().Where(l => l != settings.TrainLayout)).ToArray();
+        return layouts.Select(l => ($"fp32, {l} windows", InferencePrecision.Float32, l))
+            .Concat(layouts.Select(l => ($"bf16 tables (BFloat16), {l} windows", InferencePrecision.BFloat16, l))).ToArray();
     }
 
     private sealed class Scored

@@ -12,7 +12,8 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// [N, H·hd] (heads side by side in a token's row, as the Memory Layers write them), windows back to back.
 /// </summary>
 /// <remarks>
-/// One (window, head) pair per work item: the head's keys are copied transposed into [hd, L'] (L' = L rounded up to 32,
+/// One (window, head) pair per work item: the head's keys are copied transposed into [hd, L'] (L' = L rounded up to 32, or to 16 in the
+/// AVX-512 kernel with <see cref="KernelSettings.ShortKeyTiles"/>,
 /// the tail zero and masked out), then four queries at a time get their scores from 4 × 32 register tiles
 /// (QKᵀ), a softmax with the vectorised exp of the sign hash (<see cref="SignHashKernel.ExpOfNonPositive"/>) and
 /// P·V in 4 × 32-column register tiles, normalised at the end. With AVX-512 and hd a multiple of 32, eight queries at a
@@ -27,6 +28,10 @@ internal static unsafe class WindowAttention
     private const int Queries = 4;
     private const int WideQueries = 8;
     private const int KeyTile = 32;
+
+    /// <summary>The AVX-512 kernel's last key tile when <see cref="KernelSettings.ShortKeyTiles"/> is on: keys are padded to a
+    /// multiple of 16, not 32 (one 512-bit register of scores per query instead of two).</summary>
+    private const int ShortKeyTile = 16;
 
     /// <summary>True when the kernel handles heads of this width.</summary>
     public static bool Supports(int headWidth) => headWidth > 0 && headWidth % 8 == 0 && Vector256.IsHardwareAccelerated;
@@ -158,7 +163,8 @@ internal static unsafe class WindowAttention
     {
         if (length == 0)
             return;
-        int padded = (length + KeyTile - 1) / KeyTile * KeyTile, column = head * headWidth;
+        int tile = KernelSettings.Current.ShortKeyTiles ? ShortKeyTile : KeyTile;
+        int padded = (length + tile - 1) / tile * tile, column = head * headWidth;
         TransposeKeys(k + ((long)offset * width) + column, width, headWidth, length, padded, keys);
         float scale = 1f / MathF.Sqrt(headWidth);
         var queries = stackalloc float*[WideQueries];
@@ -177,13 +183,15 @@ internal static unsafe class WindowAttention
         }
     }
 
-    /// <summary>scores[r, j] = q_r · key_j · scale for the eight queries and all L' keys.</summary>
+    /// <summary>scores[r, j] = q_r · key_j · scale for the eight queries and all L' keys (L' a multiple of 16): 32-key tiles,
+    /// then a 16-key one where L' is an odd multiple of 16.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Scores512(float** queries, float* keys, int headWidth, int padded, float scale, float* scores)
     {
         float* q0 = queries[0], q1 = queries[1], q2 = queries[2], q3 = queries[3], q4 = queries[4], q5 = queries[5], q6 = queries[6], q7 = queries[7];
         var s = Vector512.Create(scale);
-        for (int j = 0; j < padded; j += KeyTile)
+        int j = 0;
+        for (; j + KeyTile <= padded; j += KeyTile)
         {
             Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
             Vector512<float> a40 = default, a41 = default, a50 = default, a51 = default, a60 = default, a61 = default, a70 = default, a71 = default;
@@ -219,9 +227,36 @@ internal static unsafe class WindowAttention
             (a60 * s).Store(o); (a61 * s).Store(o + 16); o += padded;
             (a70 * s).Store(o); (a71 * s).Store(o + 16);
         }
+        if (j < padded)
+            ShortTileScores512(queries, keys + j, headWidth, padded, s, scores + j);
     }
 
-    /// <summary><see cref="Softmax"/> in 512-bit lanes (L' a multiple of 32).</summary>
+    /// <summary>The last 16 keys of <see cref="Scores512"/> (keys padded to a multiple of 16): one register per query, each
+    /// score the same FMA chain over c as in a 32-key tile, so the same bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ShortTileScores512(float** queries, float* keys, int headWidth, int padded, Vector512<float> s, float* scores)
+    {
+        float* q0 = queries[0], q1 = queries[1], q2 = queries[2], q3 = queries[3], q4 = queries[4], q5 = queries[5], q6 = queries[6], q7 = queries[7];
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        float* key = keys;
+        for (int c = 0; c < headWidth; c++, key += padded)
+        {
+            var k0 = Vector512.Load(key);                                        // keys j … j+15, element c
+            a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[c]), k0, a0);
+            a1 = Vector512.FusedMultiplyAdd(Vector512.Create(q1[c]), k0, a1);
+            a2 = Vector512.FusedMultiplyAdd(Vector512.Create(q2[c]), k0, a2);
+            a3 = Vector512.FusedMultiplyAdd(Vector512.Create(q3[c]), k0, a3);
+            a4 = Vector512.FusedMultiplyAdd(Vector512.Create(q4[c]), k0, a4);
+            a5 = Vector512.FusedMultiplyAdd(Vector512.Create(q5[c]), k0, a5);
+            a6 = Vector512.FusedMultiplyAdd(Vector512.Create(q6[c]), k0, a6);
+            a7 = Vector512.FusedMultiplyAdd(Vector512.Create(q7[c]), k0, a7);
+        }
+        (a0 * s).Store(scores); (a1 * s).Store(scores + padded); (a2 * s).Store(scores + (2 * padded)); (a3 * s).Store(scores + (3 * padded));
+        (a4 * s).Store(scores + (4 * padded)); (a5 * s).Store(scores + (5 * padded)); (a6 * s).Store(scores + (6 * padded)); (a7 * s).Store(scores + (7 * padded));
+    }
+
+    /// <summary><see cref="Softmax"/> in 512-bit lanes (L' a multiple of 16). The padded keys' exp is 0, and x + 0 = x, so the
+    /// sum per lane, and with it the result, does not depend on whether L' was rounded up to 16 or to 32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Softmax512(float* scores, int length, int padded)
     {

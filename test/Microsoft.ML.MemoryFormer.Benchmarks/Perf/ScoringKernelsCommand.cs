@@ -1,0 +1,75 @@
+using System.ComponentModel;
+using System.Globalization;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using Microsoft.ML.MemoryFormer.Runtime;
+using Spectre.Console.Cli;
+
+namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
+
+/// <summary>
+/// <c>perf scoring-kernels</c> (issue 16, scoring target, s15): a same-bits kernel switch of the scoring encoder timed on
+/// one thread, on and off alternating within every round: the AVX-512 window attention with keys padded to 16 or 32
+/// (<see cref="KernelSettings.ShortKeyTiles"/>) on windows of 128 tokens (the default layout's long rows), of 64–127 (the
+/// <c>Even</c> layout's) and of 8–40 (short rows). Calls of a few milliseconds, so the fastest and the per-round ratios
+/// survive a loaded machine better than the encoder's 20–50 ms forward.
+/// </summary>
+internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Settings>
+{
+    internal sealed class Settings : PerfSettings
+    {
+        [CommandOption("--reps")]
+        [Description("Rounds; each times every variant once, in a rotating order. Default 200.")]
+        [DefaultValue(200)]
+        public int Reps { get; init; } = 200;
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        settings.Apply();
+        string machine = MachineFigures.Measure(settings);
+        var table = new PerfTable("scoring-kernels", FormattableString.Invariant($"Scoring encoder kernels, one thread, each switch off and on alternating, {settings.Reps} rounds"),
+            "kernel", "work", "off: median ms", "off: fastest", "on: median ms", "on: fastest", "median of per-round ratios off ÷ on");
+        foreach (var (name, lengths) in new[]
+        {
+            ("attention, 4 heads × hd 32, keys padded to 16 (on) or 32 (off)", Enumerable.Repeat(128, 32).ToArray()),
+            ("attention, 4 heads × hd 32, keys padded to 16 (on) or 32 (off)", Enumerable.Range(64, 64).ToArray()),
+            ("attention, 4 heads × hd 32, keys padded to 16 (on) or 32 (off)", Enumerable.Range(8, 33).ToArray()),
+        })
+            Add(table, name, FormattableString.Invariant($"{lengths.Length} windows of {lengths.Min()}–{lengths.Max()} tokens"),
+                Attention(lengths, on => KernelSettings.Current.ShortKeyTiles = on), settings.Reps);
+        table.AddNote("the same bits on and off (WindowAttentionKeyTileTests); a window of L tokens pads to 16 or 32 only in Q·Kᵀ, P·V reads the L real keys");
+        table.AddNote(FormattableString.Invariant($"load average (1 min) {Timing.LoadAverage():F2} at the end"));
+        table.AddNote(machine);
+        table.Publish(settings.Output);
+        return 0;
+    }
+
+    private static void Add(PerfTable table, string name, string work, Action<bool> body, int reps)
+    {
+        var times = Timing.InterleaveRounds([() => body(false), () => body(true)], reps);
+        double ratio = Timing.Median(times[0].Zip(times[1], (off, on) => off / on));
+        table.AddRow(name, work, Timing.Median(times[0]), times[0].Min(), Timing.Median(times[1]), times[1].Min(),
+            ratio.ToString("F3", CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Every window's heads on the calling thread (<see cref="WindowAttention.Window"/>), the switch set by
+    /// <paramref name="set"/> for the call and restored on after it.</summary>
+    private static unsafe Action<bool> Attention(int[] lengths, Action<bool> set)
+    {
+        const int heads = 4, hd = 32, d = heads * hd;
+        int n = lengths.Sum();
+        var random = new Random(1);
+        var data = Enumerable.Range(0, 4 * n * d).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+        var scratch = new float[WindowAttention.ScratchFloats(hd, lengths.Max())];
+        var starts = new int[lengths.Length + 1];
+        for (int w = 0; w < lengths.Length; w++) starts[w + 1] = starts[w] + lengths[w];
+        return on =>
+        {
+            set(on);
+            fixed (float* p = data, s = scratch)
+                for (int w = 0; w < lengths.Length; w++)
+                    WindowAttention.Window(p, p + (n * d), p + (2 * n * d), p + (3 * n * d), heads, hd, starts[w], lengths[w], s);
+            set(true);
+        };
+    }
+}
