@@ -12,8 +12,9 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.LanguageModelEval;
 /// <c>--bucket-usage</c> of <c>bench lm</c> and <c>bench lm-tokens</c>: after training, the trained MemoryFormer reads a
 /// held-out text with a <see cref="BucketUsageRecorder"/> attached, and each Memory Layer gets one row: how many of its
 /// table rows the text never selects, how many it selects rarely (under a tenth of a uniform table's share), the mean
-/// normalised entropy of its tables, and the mean L2 norm of its rows by that usage, over the norm a row starts with
-/// (init std · √h; docs/model-spec.md, "Memory Layer"), which shows whether weight decay shrank the rows the text uses little.
+/// normalised entropy of its tables, how balanced the sign bits of its hash input are (<see cref="Bits"/>), and the mean
+/// L2 norm of its rows by that usage, over the norm a row starts with (init std · √h; docs/model-spec.md, "Memory Layer"),
+/// which shows whether weight decay shrank the rows the text uses little.
 /// </summary>
 internal static class BucketHealth
 {

@@ -303,7 +303,7 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
             metrics, model.TrainingResult!.LossHistory.TakeLast(20).Average(), progress.Loads.Average(), points) { Reports = reports };
         if (settings.BucketUsage && kind == TransformerKind.MemoryFormer)
         {
-            run = run with { Buckets = BucketHealth.Markdown(model, data.Curve ?? data.Test, $"the {Scored(settings)} text") + Environment.NewLine
+            run = run with { Buckets = BucketHealth.Markdown(model, data.Curve ?? data.Test, data.Curve is null ? $"the {Scored(settings)} text" : "the tuning text") + Environment.NewLine
                 + $"Last training log line: {lastLog}" + Environment.NewLine + Environment.NewLine };
             AnsiConsole.WriteLine(run.Buckets);
         }
