@@ -31,6 +31,9 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
     /// <summary>The trainer's <c>WeightAveragingDecay</c> for every model (null: off, the default).</summary>
     public double? WeightAveragingDecay { get; init; }
 
+    /// <summary>Whether each MemoryFormer's bucket health on the validation text is measured after its evaluation.</summary>
+    public bool BucketUsage { get; init; }
+
     private const int ReportEvery = 10;
     private const int PromptBytes = 16;
     private const int DecodeTokens = 100;   // 16 + 100 < T = 128: every step is one cached single-token forward
@@ -115,6 +118,7 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
                 measureDecode ? [trained.Generate("ROMEO:\n"), trained.Generate("\n")] : [])
             {
                 Steps = stepCount, TrainSeconds = last.Elapsed.TotalSeconds * stepCount / last.Step, Budget = budget, LoadAverage = Timing.LoadAverage(),
+                Buckets = BucketUsage && model.Kind == TransformerKind.MemoryFormer ? BucketHealth.Markdown(trained, data.Validation, "the validation text") : "",
             };
         });
         return result;

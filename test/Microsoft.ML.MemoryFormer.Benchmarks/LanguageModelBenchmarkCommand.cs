@@ -75,6 +75,10 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         [Description("The trainer's WeightAveragingDecay d in [[0, 1): the evaluated model is the moving average of its weights. Default off")]
         public double? Ema { get; init; }
 
+        [CommandOption("--bucket-usage")]
+        [Description("After each MemoryFormer's evaluation, its bucket health on the validation text: never and rarely selected rows, entropy and row norms per Memory Layer")]
+        public bool BucketUsage { get; init; }
+
         public override ValidationResult Validate()
         {
             if (Steps <= 0) return ValidationResult.Error($"--steps must be positive (got {Steps})");
@@ -105,7 +109,7 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         var models = LanguageModelBenchmarkModel.Parse(settings.Models, settings.EqualTime);
         var benchmark = new LanguageModelBenchmark(data, settings.Steps, settings.ValidationBytes, settings.Width, settings.Layers, settings.Seed)
         {
-            WeightAveragingDecay = settings.Ema,
+            WeightAveragingDecay = settings.Ema, BucketUsage = settings.BucketUsage,
         };
         LanguageModelBenchmarkReport report = null!;
         Runtime.KernelSettings.Current.With(k =>
@@ -123,6 +127,8 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         File.WriteAllText(markdown, report.ToMarkdown());
         report.SaveLossChart(chart);
         AnsiConsole.WriteLine(report.ToMarkdown());
+        foreach (var result in report.Results.Where(r => r.Buckets.Length > 0))
+            AnsiConsole.WriteLine($"{result.Name}: {result.Buckets}");
         AnsiConsole.MarkupLine($"[grey]Wrote {Markup.Escape(markdown)} and {Markup.Escape(chart)}[/]");
         return 0;
     }

@@ -18,4 +18,7 @@ internal sealed record LanguageModelBenchmarkResult(string Name, TransformerKind
 
     /// <summary>The machine's 1-minute load average when the model finished training.</summary>
     public double LoadAverage { get; init; }
+
+    /// <summary>With <c>--bucket-usage</c>, a MemoryFormer's bucket health on the validation text (<see cref="LanguageModelEval.BucketHealth"/>); else empty.</summary>
+    public string Buckets { get; init; } = "";
 }

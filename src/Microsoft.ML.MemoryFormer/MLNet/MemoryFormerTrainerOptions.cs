@@ -40,6 +40,22 @@ public abstract class MemoryFormerTrainerOptions
     /// <summary>Decoupled weight decay of dense matrices (biases and norm gains never decay).</summary>
     public double WeightDecay = 0.01;
 
+    /// <summary>Decoupled weight decay of the Memory Layer tables; null (the default) keeps each trainer's rule:
+    /// <see cref="WeightDecay"/> for the language model and the text classifier (the official code decays the tables like
+    /// every other matrix), 0 for the tabular trainer. Dense AdamW decays every row every step, so rows the hash rarely
+    /// selects shrink toward zero over long runs (docs/model-spec.md, "Training"); 0 turns that off for the tables only.</summary>
+    public double? TableWeightDecay;
+
+    /// <summary>Linear warm-up steps of the tables' learning rate alone, after which their cosine decay starts; null (the
+    /// default) gives the tables the trainer's warm-up, one schedule for every parameter. See
+    /// <see cref="TrainingOptions.TableWarmupSteps"/>.</summary>
+    public int? TableWarmupSteps;
+
+    /// <summary>Lazy table updates: a table row that no token selected in a step keeps its value and Adam moments (no
+    /// decay, no momentum drift), unlike the dense AdamW of the paper and the official code. Default false; the table
+    /// update then runs after the backward instead of inside it (slower). See <see cref="TrainingOptions.LazyTableUpdates"/>.</summary>
+    public bool LazyTableUpdates;
+
     /// <summary>Where the cosine learning-rate schedule ends, as a fraction in [0, 1] of the peak rates (both
     /// <see cref="LearningRate"/> and the table rate); null (the default) keeps the training loop's 0.1
     /// (<see cref="TrainingOptions.MinLearningRateRatio"/>). 0 decays to zero, 1 holds the peak rate after warm-up.</summary>
@@ -131,6 +147,9 @@ public abstract class MemoryFormerTrainerOptions
         Check(TableLearningRate is null || (TableLearningRate > 0 && double.IsFinite(TableLearningRate.Value)),
             nameof(TableLearningRate), "must be null or a positive number");
         Check(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), "must be ≥ 0");
+        Check(TableWeightDecay is not { } tableDecay || (tableDecay >= 0 && double.IsFinite(tableDecay)), nameof(TableWeightDecay),
+            "must be null (the trainer's rule) or ≥ 0");
+        Check(TableWarmupSteps is null or >= 0, nameof(TableWarmupSteps), "must be null (the trainer's warm-up) or ≥ 0");
         Check(MinLearningRateRatio is not { } floor || floor is >= 0 and <= 1, nameof(MinLearningRateRatio),
             "must be null (the default, 0.1) or in [0, 1]");
         Check(TableMomentPrecision is not { } moments || Enum.IsDefined(moments), nameof(TableMomentPrecision),
@@ -163,11 +182,13 @@ public abstract class MemoryFormerTrainerOptions
             TableLearningRate = TableLearningRate ?? 3 * LearningRate,
             WeightDecay = WeightDecay,
             TableWeightDecay = WeightDecay,
+            LazyTableUpdates = LazyTableUpdates,
             WeightAveragingDecay = WeightAveragingDecay,
             TableMomentPrecision = TableMomentPrecision,
             TableGradientClipping = TableGradientClipping,
             MixedPrecisionTables = MixedPrecisionTables,
             WarmupSteps = WarmupStepsOf(stepsPerEpoch, steps),
+            TableWarmupSteps = TableWarmupSteps,
             ValidateEvery = validated ? stepsPerEpoch : 0,
             EarlyStoppingPatience = validated ? EarlyStoppingPatience : 0,
             ReportEvery = Math.Max(1, stepsPerEpoch),
@@ -176,6 +197,7 @@ public abstract class MemoryFormerTrainerOptions
             CheckpointEverySteps = CheckpointEverySteps,
             CheckpointInterval = CheckpointInterval,
         });
+        if (TableWeightDecay is { } tableDecay) options = options with { TableWeightDecay = tableDecay };   // over a task's own rule
         return MinLearningRateRatio is { } floor ? options with { MinLearningRateRatio = floor } : options;
     }
 

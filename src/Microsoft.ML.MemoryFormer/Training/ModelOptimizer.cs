@@ -164,8 +164,12 @@ internal sealed class ModelOptimizer : IDisposable
     /// <summary>The dense learning rate at <paramref name="step"/>.</summary>
     public double LearningRateAt(int step) => RateAt(step, table: false);
 
-    private double RateAt(int step, bool table) => LearningRateSchedule.At(step,
-        table ? options.TableLearningRate : options.LearningRate, options.WarmupSteps, options.MaxSteps, options.MinLearningRateRatio);
+    /// <summary>The tables' learning rate at <paramref name="step"/> (their own warm-up when <see cref="TrainingOptions.TableWarmupSteps"/> is set).</summary>
+    internal double TableLearningRateAt(int step) => RateAt(step, table: true);
+
+    private double RateAt(int step, bool table) => table
+        ? LearningRateSchedule.At(step, options.TableLearningRate, options.TableWarmupSteps ?? options.WarmupSteps, options.MaxSteps, options.MinLearningRateRatio)
+        : LearningRateSchedule.At(step, options.LearningRate, options.WarmupSteps, options.MaxSteps, options.MinLearningRateRatio);
 
     /// <summary>Writes the three groups' states (moments and step counts) for a checkpoint.</summary>
     public void SaveState(BinaryWriter writer)

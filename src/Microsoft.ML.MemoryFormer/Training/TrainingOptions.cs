@@ -110,6 +110,11 @@ public sealed record TrainingOptions
     /// <summary>Linear warm-up steps.</summary>
     public int WarmupSteps { get; init; } = 50;
 
+    /// <summary>Linear warm-up steps of the tables' rate (<see cref="TableLearningRate"/>), after which their cosine decay
+    /// starts; null (the default) takes <see cref="WarmupSteps"/>, one schedule for every parameter.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int? TableWarmupSteps { get; init; }
+
     /// <summary>The cosine schedule ends at this fraction of the peak rates.</summary>
     public double MinLearningRateRatio { get; init; } = 0.1;
 
@@ -173,6 +178,7 @@ public sealed record TrainingOptions
         Check(TableGradientClipping is not { } rule || Enum.IsDefined(rule), nameof(TableGradientClipping),
             $"must be null (the default) or one of {string.Join(", ", Enum.GetNames<TableGradientClipping>())}");
         Check(WarmupSteps >= 0, nameof(WarmupSteps), "must be ≥ 0");
+        Check(TableWarmupSteps is null or >= 0, nameof(TableWarmupSteps), "must be null (WarmupSteps) or ≥ 0");
         Check(WeightAveragingDecay is not { } decay || decay is >= 0 and < 1, nameof(WeightAveragingDecay),
             "must be null (off, the default) or in [0, 1)");
         Check(MinLearningRateRatio is >= 0 and <= 1, nameof(MinLearningRateRatio), "must be in [0, 1]");

@@ -118,6 +118,11 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
             "Default artifacts/benchmarks/lm-tokens-curves.png.")]
         public string? CurvePlot { get; init; }
 
+        [CommandOption("--bucket-usage")]
+        [Description("After training MemoryFormer, its bucket health on the scored text (never and rarely selected rows, " +
+            "entropy and row norms per Memory Layer; BucketHealth) and the training log's last bucket summary.")]
+        public bool BucketUsage { get; init; }
+
         [CommandOption("--output <FILE>")]
         [Description("Markdown file the table is written to.")]
         public string? Output { get; init; }
@@ -153,6 +158,9 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
     {
         /// <summary>The run's progress reports (a calibration run's step time is read from them).</summary>
         public IReadOnlyList<TrainingProgress>? Reports { get; init; }
+
+        /// <summary>With --bucket-usage, MemoryFormer's bucket health (<see cref="BucketHealth"/>) and last training log line; else empty.</summary>
+        public string Buckets { get; init; } = "";
     }
 
     /// <inheritdoc />
@@ -194,6 +202,7 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
                 runs.Add(EqualTime(ml, runs, data, settings, cancellationToken));
         }
         string markdown = Markdown(runs, settings, testText.Length, settings.ValidationChars is not null) + coverage + Environment.NewLine
+            + string.Concat(runs.Select(r => r.Buckets))
             + "before: " + machineBefore + Environment.NewLine + "after: " + Perf.MachineFigures.Measure() + Environment.NewLine
             + (settings.EvalEvery > 0 ? Environment.NewLine + Curves(runs, settings) : "");
         AnsiConsole.WriteLine(markdown);
@@ -279,6 +288,8 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         options.Seed = settings.Seed;
         options.ReportEvery = 10;
         options.Progress = progress;
+        string lastLog = "";
+        options.Log = line => lastLog = line;                                 // its last line ends with the training's bucket summary
         if (data.Curve is { } curve) (options.ValidationSet, options.ValidateEvery) = (curve, settings.EvalEvery);
         using var model = ml.Text.MemoryFormer(options).Fit(data.Train);
         var reports = settings.CpuClock ? progress.OnCpuClock() : progress.Reports;
@@ -290,6 +301,12 @@ internal sealed class TokenLanguageModelCommand : Command<TokenLanguageModelComm
         var metrics = evaluate ? model.Evaluate(data.Test, cancellationToken: cancellationToken) : null;
         var run = new Run(kind, label, budget, steps, seconds[^1] * steps / last.Step, wall[^1] * steps / last.Step, last.ItemsPerSecond * last.Elapsed.TotalSeconds / seconds[^1],
             metrics, model.TrainingResult!.LossHistory.TakeLast(20).Average(), progress.Loads.Average(), points) { Reports = reports };
+        if (settings.BucketUsage && kind == TransformerKind.MemoryFormer)
+        {
+            run = run with { Buckets = BucketHealth.Markdown(model, data.Curve ?? data.Test, data.Curve is null ? $"the {Scored(settings)} text" : "the tuning text") + Environment.NewLine
+                + $"Last training log line: {lastLog}" + Environment.NewLine + Environment.NewLine };
+            AnsiConsole.WriteLine(run.Buckets);
+        }
         AnsiConsole.MarkupLineInterpolated($"  {run.Seconds:F0} s ({settings.Clock}), {run.WallSeconds:F0} s wall, load {run.Load:F1}, {Scored(settings)} perplexity {metrics?.Perplexity:F1}");
         if (sealedTest is not null)
             sealedRuns!.Add(run with { Test = model.Evaluate(sealedTest, cancellationToken: cancellationToken) });

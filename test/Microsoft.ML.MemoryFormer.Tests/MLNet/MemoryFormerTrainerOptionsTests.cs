@@ -63,6 +63,45 @@ public class MemoryFormerTrainerOptionsTests
         Assert.Contains("MemoryFormerTabularOptions.MinLearningRateRatio must be null (the default, 0.1) or in [0, 1]", e.Message);
     }
 
+    [Fact]
+    public void Table_weight_decay_keeps_each_trainers_rule_unless_set_and_a_bad_one_is_refused()
+    {
+        // unset: the language model and the text classifier decay the tables like the matrices, the tabular trainer not at all
+        Assert.Equal((0.1, 0.1), Decays(new MemoryFormerLanguageModelEstimator.Options()));
+        Assert.Equal((0.01, 0.01), Decays(new MemoryFormerTextClassificationOptions()));
+        Assert.Equal((1e-5, 0d), Decays(new MemoryFormerTabularOptions()));
+
+        // set: the tables' decay only, over the task's own rule; the matrices keep WeightDecay
+        Assert.Equal((0.1, 0d), Decays(new MemoryFormerLanguageModelEstimator.Options { TableWeightDecay = 0 }));
+        Assert.Equal((0.01, 0.3), Decays(new MemoryFormerTextClassificationOptions { TableWeightDecay = 0.3 }));
+        Assert.Equal((1e-5, 0.05), Decays(new MemoryFormerTabularOptions { TableWeightDecay = 0.05 }));
+
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new MemoryFormerLanguageModelEstimator.Options { TableWeightDecay = -0.1 }.Validate());
+        Assert.Equal("TableWeightDecay", e.ParamName);
+        Assert.Contains("MemoryFormerLanguageModelEstimator.Options.TableWeightDecay must be null (the trainer's rule) or ≥ 0", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new MemoryFormerTabularOptions { TableWeightDecay = double.NaN }.Validate());
+
+        static (double Matrices, double Tables) Decays(MemoryFormerTrainerOptions options)
+        {
+            var mapped = options.ToTrainingOptions(seed: 1, stepsPerEpoch: 2, validated: false);
+            return (mapped.WeightDecay, mapped.TableWeightDecay);
+        }
+    }
+
+    [Fact]
+    public void Table_warm_up_and_lazy_updates_reach_the_training_loop_only_when_asked_for()
+    {
+        var unset = new MemoryFormerLanguageModelEstimator.Options { WarmupSteps = 5 }.ToTrainingOptions(seed: 1, stepsPerEpoch: 2, validated: false);
+        Assert.Equal((5, (int?)null, false), (unset.WarmupSteps, unset.TableWarmupSteps, unset.LazyTableUpdates));
+
+        var set = new MemoryFormerLanguageModelEstimator.Options { WarmupSteps = 5, TableWarmupSteps = 40, LazyTableUpdates = true }
+            .ToTrainingOptions(seed: 1, stepsPerEpoch: 2, validated: false);
+        Assert.Equal((5, (int?)40, true), (set.WarmupSteps, set.TableWarmupSteps, set.LazyTableUpdates));
+
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new MemoryFormerTabularOptions { TableWarmupSteps = -1 }.Validate());
+        Assert.Equal("TableWarmupSteps", e.ParamName);
+    }
+
     [Theory]
     [InlineData(typeof(MemoryFormerTabularOptions))]
     [InlineData(typeof(MemoryFormerTextClassificationOptions))]
