@@ -69,8 +69,7 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     /// <summary>
     /// Most windows read from one long text (default 4, i.e. the first 4 × 127 = 508 tokens with the default window).
     /// A text longer than one window is cut into ⌈tokens ÷ (<see cref="MaxTokensPerRow"/> − 1)⌉ windows as
-    /// <see cref="WindowLayout"/> says (by default consecutive windows of <see cref="MaxTokensPerRow"/> − 1 tokens, the
-    /// last moved back to end at the last kept token, so it overlaps its predecessor), each starting with the end-of-text
+    /// <see cref="WindowLayout"/> says (by default windows of equal length, ± 1 token), each starting with the end-of-text
     /// token; the encoder scores every window and the row's logits are the mean of its
     /// windows' logits, in training and in scoring. Rows that fit one window, and sentence pairs, are scored exactly
     /// as with 1. Training and scoring cost grow with the windows read: a batch of long rows holds up to
@@ -82,23 +81,23 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
 
     /// <summary>
     /// How a text longer than one window is cut into its windows, in training and in scoring alike (saved with the model,
-    /// so the two always match; models saved before this option load as <see cref="Configuration.WindowLayout.LastMovedBack"/>).
-    /// Rows that fit one window and sentence pairs are cut the same way by every layout: on such data the trained model
-    /// is the same bit for bit. <see cref="Configuration.WindowLayout.LastMovedBack"/> (default): every window full, the
-    /// last one moved back so that it repeats the end of its predecessor (on long paragraphs ≈ 21 % of the window tokens
-    /// are read twice). <see cref="Configuration.WindowLayout.Even"/>: the same number of windows of equal length (± 1),
-    /// no token read twice: ≈ 0.79 of the window tokens and ≈ 0.70 of the attention work on long rows, ≈ 1.1× the
-    /// scoring rows/s on long paragraphs (idle; ≈ 1.15× loaded). Its accuracy effect, trained and scored with it, was smaller
-    /// than the seed's on the long-document sets (two seeds, 3 epochs, ≤ 2,000 rows: +1.17, +0.34 and −0.77 points,
-    /// log-loss −0.054, +0.005 and −0.018 against the default on moby15, wikitext15 and mixed15), so it is not the
-    /// default. At the full flat defaults (5 epochs, every row, one thread; docs/benchmarks.md, "Scoring, sixth round") it
-    /// was level or ahead on average on every long-document set: moby15 +1.56 points and −0.017 log-loss, wikitext15 +1.99
-    /// and −0.080 (three seeds each), mixed15 +1.16 and −0.011 (one seed); changing the default is left to a decision on
-    /// that evidence. <see cref="Configuration.WindowLayout.ShortLast"/>: full windows and a shorter last one (scored with a
-    /// default-trained model it raised the log-loss on every long-document set: a last window of a few tokens gets a
-    /// full vote). Measurements: docs/benchmarks.md, "Windows in training too".
+    /// so the two always match; models saved before this option load as <see cref="Configuration.WindowLayout.LastMovedBack"/>
+    /// and score as before). Rows that fit one window and sentence pairs are cut the same way by every layout: on such data
+    /// the trained model is the same bit for bit. <see cref="Configuration.WindowLayout.Even"/> (default since 2026-12-06):
+    /// the windows a row needs, of equal length (± 1), no token read twice: on long paragraphs ≈ 0.79 of the window tokens
+    /// and ≈ 0.70 of the attention work of <see cref="Configuration.WindowLayout.LastMovedBack"/>, ≈ 1.1× its scoring rows/s
+    /// idle. Trained and scored with it at the flat defaults (5 epochs, every row, one thread; docs/benchmarks.md, "Scoring,
+    /// sixth round") it was ahead on average on every long-document set: moby15 +1.56 points and −0.017 log-loss,
+    /// wikitext15 +1.99 and −0.080 (three seeds each), mixed15 +1.16 and −0.011 (one seed); in a shorter setting (two
+    /// seeds, 3 epochs, ≤ 2,000 rows) +1.17, +0.34 and −0.77 points. <see cref="Configuration.WindowLayout.LastMovedBack"/>
+    /// (the default before): every window full, the last one moved back so that it repeats the end of its predecessor
+    /// (≈ 21 % of the window tokens read twice). <see cref="Configuration.WindowLayout.ShortLast"/>: full windows and a
+    /// shorter last one (scored with a model trained otherwise it raised the log-loss on every long-document set: a last
+    /// window of a few tokens gets a full vote). Measurements: docs/benchmarks.md, "Windows in training too".
+    /// A model trained with a layout other than <see cref="Configuration.WindowLayout.LastMovedBack"/> asks for a reader
+    /// from 2026-12-06 on; older library versions score it with the old layout.
     /// </summary>
-    public WindowLayout WindowLayout = WindowLayout.LastMovedBack;
+    public WindowLayout WindowLayout = WindowLayout.Even;
 
     /// <summary>
     /// The precision the trained model's fused CPU scoring encoder gathers its Memory Layer rows in, saved with the model
