@@ -415,14 +415,16 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     private static string[] Cycle(string[] source, int count) =>
         source.Length == 0 ? throw new InvalidDataException("No rows to score.") : Enumerable.Range(0, count).Select(i => source[i % source.Length]).ToArray();
 
-    /// <summary>The classifier of the default options, trained for a few steps on four arbitrary classes.</summary>
+    /// <summary>The classifier of the default options, trained for a few steps on four arbitrary classes, with the window layout
+    /// of the earlier default (<see cref="WindowLayout.LastMovedBack"/>), so that the rows stay comparable with the earlier runs;
+    /// the library's default since 2026-12-06, <see cref="WindowLayout.Even"/>, is timed by <c>--window-layouts Even</c>.</summary>
     private static MemoryFormerTextClassificationTransformer Train(MLContext ml, string[] rows, int steps)
     {
         var data = ml.Data.LoadFromEnumerable(rows.Select((t, i) => new Row { Text = t, Label = ((char)('a' + i % 4)).ToString() }));
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
             .Append(ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(new MemoryFormerTextClassificationOptions
             {
-                MaxSteps = steps, Seed = 1, CalibrateTemperature = false,
+                MaxSteps = steps, Seed = 1, CalibrateTemperature = false, WindowLayout = WindowLayout.LastMovedBack,
             }));
         var clock = Stopwatch.StartNew();
         var chain = pipeline.Fit(data);
