@@ -173,6 +173,19 @@ internal sealed class KernelSettings
     /// operations); off for <c>perf probe-hash</c> and <c>perf train</c>'s mf-narrowhash to time it.</summary>
     public bool WideSignHash { get => state.WideSignHash; set => state.WideSignHash = value; }
 
+    /// <summary>Whether the managed kernels' fork/joins (<c>Layers/Kernels/KernelParallel.cs</c>) run on libtorch's OpenMP team
+    /// (<c>Layers/Kernels/OpenMPTeam.cs</c>) while a training runs, instead of on .NET's thread pool: one set of worker threads for
+    /// the torch ops and the kernels of a step, so a kernel right after a torch op gets libtorch's worker while it still spins and no
+    /// .NET pool thread spins beside it. Only where libtorch's libgomp is found. The same bits either way (the same ranges; no kernel's
+    /// result depends on which thread runs a range); off for <c>perf train</c>'s mf-poolforks and dense-poolforks to time it.</summary>
+    public bool OpenMPKernelForks { get => state.OpenMPKernelForks; set => state.OpenMPKernelForks = value; }
+
+    /// <summary>Whether libtorch's attention in training runs the GEMMs of its blocks with MKL set to one thread per calling thread
+    /// (<c>Layers/SelfAttention.cs</c>, <c>Layers/Kernels/OpenMPTeam.cs</c>): the forward's on every thread, the backward's on the
+    /// OpenMP worker threads. They run on one thread either way (inside libtorch's parallel region); switched off, MKL opens a nested
+    /// one-thread OpenMP region for each. The same bits; off for <c>perf train</c>'s mf-nestedgemms and dense-nestedgemms.</summary>
+    public bool SerialAttentionGemms { get => state.SerialAttentionGemms; set => state.SerialAttentionGemms = value; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
@@ -216,6 +229,7 @@ internal sealed class KernelSettings
         public bool PooledAttentionOutput = true;
         public bool TiledKeyTranspose = true;
         public bool WideSignHash = true;
+        public bool SerialAttentionGemms = true;
 
         public bool BlockedTableGradient;
         public bool FusedCausalAttention;
@@ -224,5 +238,6 @@ internal sealed class KernelSettings
         public bool Bf16ForwardTables;
         public bool ManagedBiasSums;
         public bool TileMajorCopyFromUpdate;
+        public bool OpenMPKernelForks;
     }
 }
