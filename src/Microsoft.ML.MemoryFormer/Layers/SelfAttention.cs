@@ -64,7 +64,8 @@ internal sealed class SelfAttention : nn.Module
     /// <summary>libtorch's <c>scaled_dot_product_attention</c>; while a training runs on the CPU with
     /// <see cref="Runtime.KernelSettings.SerialAttentionGemms"/> on, with MKL told to run the GEMMs of its blocks on their own threads
     /// (<see cref="Kernels.OpenMPTeam.SerialGemms"/>): they run there anyway, inside libtorch's parallel region, but otherwise each of
-    /// them (≈ 1,500 a training step at d = 256) opens a nested one-thread OpenMP region. The same GEMM on the same thread either way.</summary>
+    /// them opens a nested one-thread OpenMP region (≈ 11,000 a training step at d = 256, ≈ 7,300 of them skipped so; docs/benchmarks.md,
+    /// "The training step's overheads at d = 256"). The same GEMM on the same thread either way.</summary>
     private static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? mask, bool causal)
     {
         if (!Runtime.KernelSettings.Current.SerialAttentionGemms || !Kernels.KernelBuffers.TrainingRuns || !Kernels.OpenMPTeam.CanSetMklThreads

@@ -177,7 +177,9 @@ internal sealed class KernelSettings
     /// (<c>Layers/Kernels/OpenMPTeam.cs</c>) while a training runs, instead of on .NET's thread pool: one set of worker threads for
     /// the torch ops and the kernels of a step, so a kernel right after a torch op gets libtorch's worker while it still spins and no
     /// .NET pool thread spins beside it. Only where libtorch's libgomp is found. The same bits either way (the same ranges; no kernel's
-    /// result depends on which thread runs a range); off for <c>perf train</c>'s mf-poolforks and dense-poolforks to time it.</summary>
+    /// result depends on which thread runs a range). Off by default: on the loaded machine it lost (an OpenMP region waits at its end for a
+    /// worker that has no core, where <c>Parallel.For</c>'s caller takes its ranges and returns; docs/benchmarks.md, "The training step's
+    /// overheads at d = 256"); <c>perf train</c>'s mf-ompforks times it on.</summary>
     public bool OpenMPKernelForks { get => state.OpenMPKernelForks; set => state.OpenMPKernelForks = value; }
 
     /// <summary>Whether libtorch's attention in training runs the GEMMs of its blocks with MKL set to one thread per calling thread
