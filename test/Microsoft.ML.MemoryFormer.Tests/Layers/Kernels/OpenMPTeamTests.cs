@@ -105,12 +105,14 @@ public class OpenMPTeamTests
         if (!OperatingSystem.IsLinux())
             return;
         Assert.True(OpenMPTeam.CanSetMklThreads);
+        int before = OpenMPTeam.SerialGemms(3);                                     // this thread's MKL setting (torch.set_num_threads sets it), 3 meanwhile
         var nested = Train(k => k.SerialAttentionGemms = false);
         var serial = Train(k => k.SerialAttentionGemms = true);
+        int after = OpenMPTeam.SerialGemms(before);
         Assert.Equal(nested.Losses, serial.Losses);
         for (int i = 0; i < nested.Parameters.Length; i++)
             Assert.True(nested.Parameters[i].AsSpan().SequenceEqual(serial.Parameters[i]), $"parameter {i} differs");
-        Assert.Equal(0, OpenMPTeam.SerialGemms(0));                                 // the caller's own MKL setting restored after each call
+        Assert.Equal(3, after);                                                     // the caller's own MKL setting restored after each call
     }
 
     /// <summary>Three steps of a small MemoryFormer (large enough that its kernels fork and its attention runs blocks on both threads);
