@@ -56,9 +56,31 @@ internal sealed class SelfAttention : nn.Module
         bool causalFlag = mask is null && context.Causal && t > 1;              // top-left flag is exact only here
         var y = UsesFusedAttention(q, k, v, causalFlag && cache is null)
             ? Kernels.FusedCausalAttention.Apply(q, k, v)                        // [B, H, T, hd], token-major storage
-            : F.scaled_dot_product_attention(q, k, v, mask, 0.0, causalFlag);   // [B, H, T, hd]
+            : Attend(q, k, v, mask, causalFlag);                                // [B, H, T, hd]
         y = TokenMajor(y.transpose(1, 2), b, t);                                // [B, T, d]
         return output is null ? y : DenseLinear.Apply(output, y);
+    }
+
+    /// <summary>libtorch's <c>scaled_dot_product_attention</c>; while a training runs on the CPU with
+    /// <see cref="Runtime.KernelSettings.SerialAttentionGemms"/> on, with MKL told to run the GEMMs of its blocks on their own threads
+    /// (<see cref="Kernels.OpenMPTeam.SerialGemms"/>): they run there anyway, inside libtorch's parallel region, but otherwise each of
+    /// them opens a nested one-thread OpenMP region (≈ 11,000 a training step at d = 256, ≈ 7,300 of them skipped so; docs/benchmarks.md,
+    /// "The training step's overheads at d = 256"). The same GEMM on the same thread either way.</summary>
+    private static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? mask, bool causal)
+    {
+        if (!Runtime.KernelSettings.Current.SerialAttentionGemms || !Kernels.KernelBuffers.TrainingRuns || !Kernels.OpenMPTeam.CanSetMklThreads
+            || q.device_type != DeviceType.CPU || Kernels.KernelParallel.Workers < 2)
+            return F.scaled_dot_product_attention(q, k, v, mask, 0.0, causal);
+        Kernels.OpenMPTeam.SerialGemmsOnWorkers(Kernels.KernelParallel.Workers);
+        int previous = Kernels.OpenMPTeam.SerialGemms(1);
+        try
+        {
+            return F.scaled_dot_product_attention(q, k, v, mask, 0.0, causal);
+        }
+        finally
+        {
+            Kernels.OpenMPTeam.SerialGemms(previous);
+        }
     }
 
     /// <summary>Training on the CPU (gradients on, causal, no mask or cache) takes the managed causal attention

@@ -190,6 +190,20 @@ internal sealed class KernelSettings
     /// (no vector spilled) it was level or slower in the row pass alone (0.91–1.01× CPU, loaded; docs/benchmarks.md, "The layer
     /// benchmark, sixth round"); the 1.03–1.22× of s14 was measured against a one-tree loop that kept its vectors on the stack.</summary>
     public bool BatchedHitSums { get => state.BatchedHitSums; set => state.BatchedHitSums = value; }
+    /// <summary>Whether the managed kernels' fork/joins (<c>Layers/Kernels/KernelParallel.cs</c>) run on libtorch's OpenMP team
+    /// (<c>Layers/Kernels/OpenMPTeam.cs</c>) while a training runs, instead of on .NET's thread pool: one set of worker threads for
+    /// the torch ops and the kernels of a step, so a kernel right after a torch op gets libtorch's worker while it still spins and no
+    /// .NET pool thread spins beside it. Only where libtorch's libgomp is found. The same bits either way (the same ranges; no kernel's
+    /// result depends on which thread runs a range). Off by default: on the loaded machine it lost (an OpenMP region waits at its end for a
+    /// worker that has no core, where <c>Parallel.For</c>'s caller takes its ranges and returns; docs/benchmarks.md, "The training step's
+    /// overheads at d = 256"); <c>perf train</c>'s mf-ompforks times it on.</summary>
+    public bool OpenMPKernelForks { get => state.OpenMPKernelForks; set => state.OpenMPKernelForks = value; }
+
+    /// <summary>Whether libtorch's attention in training runs the GEMMs of its blocks with MKL set to one thread per calling thread
+    /// (<c>Layers/SelfAttention.cs</c>, <c>Layers/Kernels/OpenMPTeam.cs</c>): the forward's on every thread, the backward's on the
+    /// OpenMP worker threads. They run on one thread either way (inside libtorch's parallel region); switched off, MKL opens a nested
+    /// one-thread OpenMP region for each. The same bits; off for <c>perf train</c>'s mf-nestedgemms and dense-nestedgemms.</summary>
+    public bool SerialAttentionGemms { get => state.SerialAttentionGemms; set => state.SerialAttentionGemms = value; }
 
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
@@ -236,6 +250,7 @@ internal sealed class KernelSettings
         public bool WideSignHash = true;
         public bool ReuseTileMajorBuffer = true;
         public bool ShortKeyTiles = true;
+        public bool SerialAttentionGemms = true;
 
         public bool BlockedTableGradient;
         public bool FusedCausalAttention;
@@ -245,5 +260,6 @@ internal sealed class KernelSettings
         public bool ManagedBiasSums;
         public bool TileMajorCopyFromUpdate;
         public bool BatchedHitSums;
+        public bool OpenMPKernelForks;
     }
 }

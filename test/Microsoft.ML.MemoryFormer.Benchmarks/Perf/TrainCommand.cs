@@ -41,7 +41,9 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "dense-fattn and mf-fattn (the managed causal attention, opt-in, instead of libtorch's scaled_dot_product_attention), dense-sdpa and mf-sdpa (SDPA set explicitly), " +
             "dense-rotcopy and mf-rotcopy (KernelSettings.StridedRotaryGradient off: the rotary backward copies ∂L/∂y to contiguous memory first), " +
             "dense-copies and mf-copies (that and KernelSettings.PooledAttentionOutput off: the attention output's copy in fresh memory too), " +
-            "mf-bf16rows (Bf16GradientRows on), mf-batched (KernelSettings.BatchedHitSums on: rows of 16 hits or more sum their inner products 16 at a time, Tile512Batched), mf-narrowhash (KernelSettings.WideSignHash off: the sign hash 8 chunks at a time, as before 2026-12-06 s14), mf-managedsums (KernelSettings.ManagedBiasSums on: the bias gradients by the managed ColumnSums instead of torch's sum(0)), dense-bf16 (the dense Linear layers in bf16 with fp32 masters, autocast-style: KernelSettings.Bf16DenseLinear), " +
+            "mf-bf16rows (Bf16GradientRows on), mf-batched (KernelSettings.BatchedHitSums on: rows of 16 hits or more sum their inner products 16 at a time, Tile512Batched), mf-narrowhash (KernelSettings.WideSignHash off: the sign hash 8 chunks at a time, as before 2026-12-06 s14), " +
+            "mf-ompforks (KernelSettings.OpenMPKernelForks on, opt-in: the managed kernels fork on libtorch's OpenMP team), mf-poolforks and dense-poolforks (it off, the default), " +
+            "mf-nestedgemms and dense-nestedgemms (KernelSettings.SerialAttentionGemms off: MKL opens a nested OpenMP region for every GEMM of libtorch's attention blocks, as before 2026-12-06 s15), mf-managedsums (KernelSettings.ManagedBiasSums on: the bias gradients by the managed ColumnSums instead of torch's sum(0)), dense-bf16 (the dense Linear layers in bf16 with fp32 masters, autocast-style: KernelSettings.Bf16DenseLinear), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
         public string Models { get; init; } = "dense,mf,mf-bf16";
@@ -123,6 +125,16 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             Tweak: k => k.StridedRotaryGradient = false),
         new("mf-narrowhash", "MemoryFormer, the sign hash 8 chunks at a time in AVX registers (WideSignHash off, before 2026-12-06 s14; same bits)",
             TransformerKind.MemoryFormer, Tweak: k => k.WideSignHash = false),
+        new("mf-nestedgemms", "MemoryFormer, attention's block GEMMs each in a nested OpenMP region (SerialAttentionGemms off, before 2026-12-06 s15; same bits)",
+            TransformerKind.MemoryFormer, Tweak: k => k.SerialAttentionGemms = false),
+        new("dense-nestedgemms", "dense, attention's block GEMMs each in a nested OpenMP region (SerialAttentionGemms off, before 2026-12-06 s15; same bits)",
+            TransformerKind.Dense, Tweak: k => k.SerialAttentionGemms = false),
+        new("mf-ompforks", "MemoryFormer, the managed kernels' forks on libtorch's OpenMP team (OpenMPKernelForks on, opt-in; same bits)",
+            TransformerKind.MemoryFormer, Tweak: k => k.OpenMPKernelForks = true),
+        new("mf-poolforks", "MemoryFormer, the managed kernels' forks on .NET's thread pool (OpenMPKernelForks off, before 2026-12-06 s15; same bits)",
+            TransformerKind.MemoryFormer, Tweak: k => k.OpenMPKernelForks = false),
+        new("dense-poolforks", "dense, the managed kernels' forks on .NET's thread pool (OpenMPKernelForks off, before 2026-12-06 s15; same bits)",
+            TransformerKind.Dense, Tweak: k => k.OpenMPKernelForks = false),
     ];
 
     private static readonly (int Width, int Layers, int Heads, int Context, int Batch)[] Shapes =

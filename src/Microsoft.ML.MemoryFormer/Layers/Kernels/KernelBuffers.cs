@@ -53,6 +53,9 @@ internal static unsafe class KernelBuffers
     /// returns torch tensors on fresh memory.</summary>
     public static bool Reusing => KernelSettings.Current.ReuseKernelBuffers && Volatile.Read(ref trainings) > 0;
 
+    /// <summary>Whether a training runs now (a lease of <see cref="Training"/> is open).</summary>
+    public static bool TrainingRuns => Volatile.Read(ref trainings) > 0;
+
     /// <summary>Tensors made on blocks since the process started.</summary>
     public static long TensorsMade => Interlocked.Read(ref tensorsMade);
 

@@ -16,6 +16,11 @@ internal static class KernelParallel
     /// <summary>Workers a job may use: libtorch's thread setting, at most the logical CPUs.</summary>
     public static int Workers => Math.Max(1, Math.Min(torch.get_num_threads(), Environment.ProcessorCount));
 
+    /// <summary>Whether forks run on libtorch's OpenMP team (<see cref="OpenMPTeam"/>) now: switched on
+    /// (<see cref="Runtime.KernelSettings.OpenMPKernelForks"/>), a training running (<see cref="KernelBuffers.TrainingRuns"/>) and
+    /// libtorch's libgomp found; otherwise they take .NET's thread pool.</summary>
+    public static bool OnOpenMPTeam => Runtime.KernelSettings.Current.OpenMPKernelForks && KernelBuffers.TrainingRuns && OpenMPTeam.IsAvailable;
+
     /// <summary>Runs <paramref name="body"/>(start, end) over [0, count) in a few ranges per worker.</summary>
     /// <param name="count">Number of items.</param>
     /// <param name="workPerItem">Rough cost of one item (multiply-adds), to decide whether to fork at all.</param>
@@ -33,6 +38,11 @@ internal static class KernelParallel
 
         // A few ranges per worker balance a machine where other processes steal a core now and then.
         int ranges = Math.Min(count, workers * 4);
+        if (OnOpenMPTeam)
+        {
+            OpenMPTeam.For(count, ranges, workers, body);                   // the same ranges on libtorch's worker threads
+            return;
+        }
         // TaskScheduler.Default explicitly: Parallel.For otherwise inherits TaskScheduler.Current, and a caller
         // running under a limited scheduler (xunit's test scheduler, measured) then runs every range inline.
         var options = new ParallelOptions { MaxDegreeOfParallelism = workers, TaskScheduler = TaskScheduler.Default };
