@@ -72,6 +72,9 @@ internal sealed class SelfAttention : nn.Module
             || q.device_type != DeviceType.CPU || Kernels.KernelParallel.Workers < 2)
             return F.scaled_dot_product_attention(q, k, v, mask, 0.0, causal);
         Kernels.OpenMPTeam.SerialGemmsOnWorkers(Kernels.KernelParallel.Workers);
+        if (mask is null && causal && Runtime.KernelSettings.Current.SerialAttentionBackward && is_grad_enabled()
+            && (q.requires_grad || k.requires_grad || v.requires_grad))
+            return Kernels.SerialAttention.Apply(q, k, v);                      // the backward's GEMMs serial too
         int previous = Kernels.OpenMPTeam.SerialGemms(1);
         try
         {
