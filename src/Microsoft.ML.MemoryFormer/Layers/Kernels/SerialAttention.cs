@@ -50,7 +50,7 @@ internal static class SerialAttention
             {
                 OpenMPTeam.SerialGemms(previous);
             }
-            ctx.save_for_backward([qi, ki, vi, y]);
+            ctx.save_for_backward([qi, ki, vi, y]);                               // y keeps SDPA's node alive
             return y.detach();
         }
 
@@ -60,7 +60,9 @@ internal static class SerialAttention
             int previous = OpenMPTeam.SerialGemms(1);
             try
             {
-                var grads = autograd.grad([saved[3]], [saved[0], saved[1], saved[2]], [grad_output]);
+                // retain_graph: a graph run backward twice (retain_graph outside) reaches SDPA's node twice, as without this node;
+                // otherwise the node goes when autograd releases this node's saved variables, right after this backward.
+                var grads = autograd.grad([saved[3]], [saved[0], saved[1], saved[2]], [grad_output], retain_graph: true);
                 return [.. grads];                                                // ∂L/∂q, ∂L/∂k, ∂L/∂v
             }
             finally

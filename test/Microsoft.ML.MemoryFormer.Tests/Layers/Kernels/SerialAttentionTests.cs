@@ -38,6 +38,26 @@ public class SerialAttentionTests
         Assert.Contains(gradsRef[0], x => x != 0);
     }
 
+    [Fact]
+    public void A_graph_kept_for_a_second_backward_gives_sdpas_bytes_twice()
+    {
+        random.manual_seed(12);
+        using var qs = randn(2, 2, 40, 64);
+        using var ks = randn(2, 2, 40, 64);
+        using var vs = randn(2, 40, 2, 64).transpose(1, 2);
+        using var g = randn(2, 2, 40, 64);
+        var twice = (Func<Tensor, Tensor, Tensor, Tensor> attend) => (Func<Tensor, Tensor, Tensor, Tensor>)((q, k, v) =>
+        {
+            var y = attend(q, k, v);
+            y.backward([g], retain_graph: true);                                    // the second backward below adds to the grads
+            return y;
+        });
+        var (_, gradsRef) = Run(qs, ks, vs, g, twice((q, k, v) => F.scaled_dot_product_attention(q, k, v, null, 0.0, true)));
+        var (_, grads) = Run(qs, ks, vs, g, twice(SerialAttention.Apply));
+        for (int i = 0; i < 3; i++)
+            Assert.True(grads[i].AsSpan().SequenceEqual(gradsRef[i]), $"gradient {i} differs");
+    }
+
     [Theory]
     [InlineData(TransformerKind.MemoryFormer)]
     [InlineData(TransformerKind.Dense)]
