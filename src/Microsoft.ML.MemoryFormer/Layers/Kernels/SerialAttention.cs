@@ -19,14 +19,14 @@ internal static class SerialAttention
     /// differentiable in all three. The caller has set MKL serial on libtorch's worker threads.</summary>
     public static Tensor Apply(Tensor q, Tensor k, Tensor v)
     {
-        Interlocked.Increment(ref backwards);
+        Interlocked.Increment(ref calls);
         return AttentionFunction.apply(q, k, v);
     }
 
     /// <summary>How many attentions took this node since the process started (tests: the path is taken).</summary>
-    public static long Calls => Interlocked.Read(ref backwards);
+    public static long Calls => Interlocked.Read(ref calls);
 
-    private static long backwards;
+    private static long calls;
 
     /// <summary>The autograd node: keeps SDPA's own graph over leaf handles of q, k, v.</summary>
     private sealed class AttentionFunction : GuardedFunction<AttentionFunction>
@@ -61,7 +61,7 @@ internal static class SerialAttention
             try
             {
                 // retain_graph: a graph run backward twice (retain_graph outside) reaches SDPA's node twice, as without this node;
-                // otherwise the node goes when autograd releases this node's saved variables, right after this backward.
+                // otherwise SDPA's node goes with the saved handles (TorchSharp keeps them managed: the caller's dispose scope).
                 var grads = autograd.grad([saved[3]], [saved[0], saved[1], saved[2]], [grad_output], retain_graph: true);
                 return [.. grads];                                                // ∂L/∂q, ∂L/∂k, ∂L/∂v
             }
