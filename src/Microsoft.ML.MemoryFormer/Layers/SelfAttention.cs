@@ -65,13 +65,18 @@ internal sealed class SelfAttention : nn.Module
     /// <see cref="Runtime.KernelSettings.SerialAttentionGemms"/> on, with MKL told to run the GEMMs of its blocks on their own threads
     /// (<see cref="Kernels.OpenMPTeam.SerialGemms"/>): they run there anyway, inside libtorch's parallel region, but otherwise each of
     /// them opens a nested one-thread OpenMP region (≈ 11,000 a training step at d = 256, ≈ 7,300 of them skipped so; docs/benchmarks.md,
-    /// "The training step's overheads at d = 256"). The same GEMM on the same thread either way.</summary>
+    /// "The training step's overheads at d = 256"). With <see cref="Runtime.KernelSettings.SerialAttentionBackward"/> on, causal attention
+    /// without a mask runs inside <see cref="Kernels.SerialAttention"/>'s autograd node, whose backward does the same on the autograd
+    /// thread (≈ 3,600 more regions a d = 256 step). The same GEMM on the same thread either way.</summary>
     private static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? mask, bool causal)
     {
         if (!Runtime.KernelSettings.Current.SerialAttentionGemms || !Kernels.KernelBuffers.TrainingRuns || !Kernels.OpenMPTeam.CanSetMklThreads
             || q.device_type != DeviceType.CPU || Kernels.KernelParallel.Workers < 2)
             return F.scaled_dot_product_attention(q, k, v, mask, 0.0, causal);
         Kernels.OpenMPTeam.SerialGemmsOnWorkers(Kernels.KernelParallel.Workers);
+        if (mask is null && causal && Runtime.KernelSettings.Current.SerialAttentionBackward && is_grad_enabled()
+            && (q.requires_grad || k.requires_grad || v.requires_grad))
+            return Kernels.SerialAttention.Apply(q, k, v);                      // the backward's GEMMs serial too
         int previous = Kernels.OpenMPTeam.SerialGemms(1);
         try
         {

@@ -205,6 +205,12 @@ internal sealed class KernelSettings
     /// one-thread OpenMP region for each. The same bits; off for <c>perf train</c>'s mf-nestedgemms and dense-nestedgemms.</summary>
     public bool SerialAttentionGemms { get => state.SerialAttentionGemms; set => state.SerialAttentionGemms = value; }
 
+    /// <summary>Whether, with <see cref="SerialAttentionGemms"/> on, training's causal attention runs inside a custom autograd node
+    /// (<c>Layers/Kernels/SerialAttention.cs</c>) so that libtorch's attention backward, too, runs its blocks' GEMMs with MKL serial on
+    /// the autograd thread, instead of opening a nested one-thread OpenMP region for each (≈ 3,700 a d = 256 step). The same SDPA ops on
+    /// the same tensors, so the same bits; off for <c>perf train</c>'s mf-nestedbackward and dense-nestedbackward.</summary>
+    public bool SerialAttentionBackward { get => state.SerialAttentionBackward; set => state.SerialAttentionBackward = value; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
@@ -251,6 +257,7 @@ internal sealed class KernelSettings
         public bool ReuseTileMajorBuffer = true;
         public bool ShortKeyTiles = true;
         public bool SerialAttentionGemms = true;
+        public bool SerialAttentionBackward = true;
 
         public bool BlockedTableGradient;
         public bool FusedCausalAttention;
