@@ -34,6 +34,9 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
     /// <summary>Whether each MemoryFormer's bucket health on the validation text is measured after its evaluation.</summary>
     public bool BucketUsage { get; init; }
 
+    /// <summary>MemoryFormer's <see cref="MemoryFormerConfig.HashCentering"/> (the dense baseline has no hash).</summary>
+    public HashCentering HashCentering { get; init; }
+
     private const int ReportEvery = 10;
     private const int PromptBytes = 16;
     private const int DecodeTokens = 100;   // 16 + 100 < T = 128: every step is one cached single-token forward
@@ -90,7 +93,11 @@ internal sealed class LanguageModelBenchmark(string dataPath, int steps, int? va
     private MemoryFormerLanguageModelEstimator.Options Options(LanguageModelBenchmarkModel model, int stepCount, IProgress<TrainingProgress> progress,
         CancellationToken cancellationToken) => new()
     {
-        Architecture = MemoryFormerConfig.Small256 with { Kind = model.Kind, Width = width, Layers = layers },
+        Architecture = MemoryFormerConfig.Small256 with
+        {
+            Kind = model.Kind, Width = width, Layers = layers,
+            HashCentering = model.Kind == TransformerKind.MemoryFormer ? HashCentering : HashCentering.None,
+        },
         ContextLength = 128, BatchSize = 16, MaxSteps = stepCount, WarmupSteps = Math.Min(50, stepCount / 10),
         LearningRate = 1e-3, TableLearningRate = 3e-3, WeightDecay = 0.1, TableMomentPrecision = model.Moments, TableGradientClipping = model.Clipping,
         ValidationFraction = 0, ValidateEvery = 0, ReportEvery = ReportEvery, Seed = seed, WeightAveragingDecay = WeightAveragingDecay,

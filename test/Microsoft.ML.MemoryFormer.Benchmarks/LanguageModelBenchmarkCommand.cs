@@ -79,6 +79,10 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         [Description("After each MemoryFormer's evaluation, its bucket health on the validation text: never and rarely selected rows, entropy and row norms per Memory Layer")]
         public bool BucketUsage { get; init; }
 
+        [CommandOption("--hash-centering <KIND>")]
+        [Description("MemoryFormer's HashCentering: None (default) or RunningMean, per-channel centring of every hash input")]
+        public HashCentering HashCentering { get; init; }
+
         public override ValidationResult Validate()
         {
             if (Steps <= 0) return ValidationResult.Error($"--steps must be positive (got {Steps})");
@@ -109,7 +113,7 @@ internal sealed class LanguageModelBenchmarkCommand : Command<LanguageModelBench
         var models = LanguageModelBenchmarkModel.Parse(settings.Models, settings.EqualTime);
         var benchmark = new LanguageModelBenchmark(data, settings.Steps, settings.ValidationBytes, settings.Width, settings.Layers, settings.Seed)
         {
-            WeightAveragingDecay = settings.Ema, BucketUsage = settings.BucketUsage,
+            WeightAveragingDecay = settings.Ema, BucketUsage = settings.BucketUsage, HashCentering = settings.HashCentering,
         };
         LanguageModelBenchmarkReport report = null!;
         Runtime.KernelSettings.Current.With(k =>

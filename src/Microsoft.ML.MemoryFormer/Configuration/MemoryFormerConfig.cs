@@ -62,6 +62,17 @@ public sealed record MemoryFormerConfig
     /// </summary>
     public double NormEpsilon { get; init; } = 1e-8;
 
+    /// <summary>
+    /// Opt-in per-channel centring of every Memory Layer's hash input (<see cref="Configuration.HashCentering"/>); MemoryFormer
+    /// only. <see cref="Configuration.HashCentering.None"/> (the default) is the paper's and the code's model, and leaves the
+    /// config's JSON and the weights' layout as they were. With <see cref="Configuration.HashCentering.RunningMean"/> the model
+    /// keeps a running mean per hashed input (saved with its weights); the fused CPU decode and scoring paths, ONNX export and
+    /// GPT-NeoX / safetensors interop do not support it (the first two fall back to the general path, the others throw
+    /// <see cref="NotSupportedException"/>). A library that predates the option refuses such a model's weights.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public HashCentering HashCentering { get; init; } = HashCentering.None;
+
     /// <summary>Init std of Memory Block tables (code: 0.02).</summary>
     public double TableInitStd { get; init; } = 0.02;
 
@@ -187,7 +198,19 @@ public sealed record MemoryFormerConfig
         Require(Enum.IsDefined(Kind), nameof(Kind), $"must be one of {string.Join(", ", Enum.GetNames<TransformerKind>())}");
         Require(Enum.IsDefined(Norm), nameof(Norm), $"must be one of {string.Join(", ", Enum.GetNames<NormKind>())}");
         Require(Enum.IsDefined(WeightFunction), nameof(WeightFunction), $"must be one of {string.Join(", ", Enum.GetNames<HashWeightFunction>())}");
+        Require(Enum.IsDefined(HashCentering), nameof(HashCentering), $"must be one of {string.Join(", ", Enum.GetNames<HashCentering>())}");
+        Require(HashCentering == HashCentering.None || Kind == TransformerKind.MemoryFormer, nameof(HashCentering),
+            $"applies to MemoryFormer models only (the dense baseline has no hash); got {HashCentering} with Kind = {Kind}");
         return this;
+    }
+
+    /// <summary>Throws <see cref="NotSupportedException"/> naming <paramref name="what"/> when <see cref="HashCentering"/> is set.</summary>
+    internal void ThrowIfHashCentering(string what)
+    {
+        if (HashCentering != HashCentering.None)
+            throw new NotSupportedException($"{what} does not support {nameof(MemoryFormerConfig)}.{nameof(HashCentering)} = {HashCentering} " +
+                $"(the model subtracts a running mean from each hash input, which that format has no place for). " +
+                $"Train with {nameof(HashCentering)} = {HashCentering.None} to use it.");
     }
 
     /// <summary>Serialises the config as indented JSON (enums as names).</summary>

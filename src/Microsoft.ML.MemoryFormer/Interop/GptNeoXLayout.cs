@@ -49,6 +49,7 @@ internal static class GptNeoXLayout
         if ((int)(c.HeadWidth * c.RotaryFraction) % 2 != 0)
             throw new NotSupportedException(
                 $"int(head width {c.HeadWidth} × RotaryFraction {c.RotaryFraction}) is odd; the official rotary embedding needs an even number of rotated dimensions.");
+        c.ThrowIfHashCentering("The official code's layout (GPT-NeoX checkpoint export)");
         if (c.Dropout != 0)
             throw new NotSupportedException($"The model uses Dropout = {c.Dropout}; set hidden-dropout/attention-dropout in the official config instead (weights carry no dropout). Export a copy with Dropout = 0.");
     }

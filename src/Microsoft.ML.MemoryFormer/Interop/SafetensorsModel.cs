@@ -20,6 +20,7 @@ internal static class SafetensorsModel
     /// <summary>Writes the folder (created if needed).</summary>
     public static void Export(LanguageModel model, string folder, TokenizerDescription? tokenizer)
     {
+        model.Config.ThrowIfHashCentering("Safetensors export");
         Directory.CreateDirectory(folder);
         var tensors = model.state_dict().Select(kv => (kv.Key, kv.Value)).ToList();
         var metadata = new Dictionary<string, string> { ["format"] = "pt", ["producer"] = "Microsoft.ML.MemoryFormer" };

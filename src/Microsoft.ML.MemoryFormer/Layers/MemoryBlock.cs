@@ -16,6 +16,8 @@ internal sealed class MemoryBlock : nn.Module<Tensor, Tensor>
     private readonly MemoryLayer expand;
     private readonly LayerNorm norm;
     private readonly MemoryLayer project;
+    private readonly HashCentre? expand_centre;    // MemoryFormerConfig.HashCentering set; the names are the state dict's
+    private readonly HashCentre? project_centre;
 
     public MemoryBlock(MemoryFormerConfig c) : base(nameof(MemoryBlock))
     {
@@ -24,6 +26,8 @@ internal sealed class MemoryBlock : nn.Module<Tensor, Tensor>
         norm = nn.LayerNorm(c.BlockHiddenWidth, NormEpsilon);
         project = new MemoryLayer(c.ChunkCount, c.BitsPerChunk + c.ExtraBits, c.Width, c.WeightFunction, c.Temperature,
             c.TableInitStd, c.BiasInitStd);
+        if (c.HashCentering != HashCentering.None)
+            (expand_centre, project_centre) = (new HashCentre(c.Width), new HashCentre(c.BlockHiddenWidth));
         RegisterComponents();
     }
 
@@ -39,6 +43,9 @@ internal sealed class MemoryBlock : nn.Module<Tensor, Tensor>
     /// <summary>ML₂, K chunks of τ+2 bits → d.</summary>
     internal MemoryLayer Project => project;
 
+    /// <summary>The centring of ML₁'s and ML₂'s hash inputs, or nulls (<see cref="MemoryFormerConfig.HashCentering"/>).</summary>
+    internal (HashCentre? Expand, HashCentre? Project) Centres => (expand_centre, project_centre);
+
     /// <summary>x [N, d] → [N, d].</summary>
     /// <exception cref="ArgumentException">The last dimension of x is not d = K·τ.</exception>
     public override Tensor forward(Tensor x)
@@ -46,7 +53,9 @@ internal sealed class MemoryBlock : nn.Module<Tensor, Tensor>
         if (x.dim() != 2 || x.shape[1] != expand.InputWidth)
             throw new ArgumentException($"The Memory Block expects x [N, d] with d = K·τ = {expand.InputWidth}; got shape " +
                 $"[{string.Join(", ", x.shape)}].", nameof(x));
-        var hidden = expand.call(x);                                             // [N, K·(τ+2)]
-        return project.call(norm.call(hidden));                                  // [N, d]
+        var hidden = expand.call(Centre(expand_centre, x));                      // [N, K·(τ+2)]
+        return project.call(Centre(project_centre, norm.call(hidden)));          // [N, d]
     }
+
+    private static Tensor Centre(HashCentre? centre, Tensor z) => centre is null ? z : centre.call(z);
 }

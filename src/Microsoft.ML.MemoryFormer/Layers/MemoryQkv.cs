@@ -14,12 +14,15 @@ internal sealed class MemoryQkv : nn.Module<Tensor, (Tensor Q, Tensor K, Tensor 
     private readonly MemoryLayer query;
     private readonly MemoryLayer key;
     private readonly MemoryLayer value;
+    private readonly HashCentre? hash_centre;   // MemoryFormerConfig.HashCentering set; the name is the state dict's
 
     public MemoryQkv(MemoryFormerConfig config) : base(nameof(MemoryQkv))
     {
         query = NewLayer(config);
         key = NewLayer(config);
         value = NewLayer(config);
+        if (config.HashCentering != HashCentering.None)
+            hash_centre = new HashCentre(config.Width);
         RegisterComponents();
     }
 
@@ -32,9 +35,14 @@ internal sealed class MemoryQkv : nn.Module<Tensor, (Tensor Q, Tensor K, Tensor 
     /// <inheritdoc cref="Query"/>
     internal MemoryLayer Value => value;
 
+    /// <summary>The centring of the shared hash input, or null (<see cref="MemoryFormerConfig.HashCentering"/>).</summary>
+    internal HashCentre? Centre => hash_centre;
+
     /// <summary>x [N, d] → Q, K, V each [N, d].</summary>
     public override (Tensor Q, Tensor K, Tensor V) forward(Tensor x)
     {
+        if (hash_centre is not null)
+            x = hash_centre.call(x);                                            // [N, d] centred per channel
         var codes = value.Hash(x);                                              // one hash: rows, weights [N, K]
         var y = MemoryGather.ApplyShared(codes, [query, key, value]);           // 3 × [N, d], one fused pass
         return (y[0], y[1], y[2]);

@@ -36,6 +36,7 @@ internal static class OnnxModelExporter
         var config = model.Config;
         var g = new OnnxGraphBuilder();
         g.Graph.Name = kvCache ? "MemoryFormerLanguageModelWithCache" : "MemoryFormerLanguageModel";
+        model.Backbone.Config.ThrowIfHashCentering("ONNX export");
         var writer = new OnnxBackboneWriter(g, model.Backbone);
         var (ids, mask) = TokenInputs(g, kvCache ? "total_sequence" : "sequence");
         object[] cacheDims = ["batch", config.Heads, "past_sequence", config.HeadWidth];
@@ -71,6 +72,7 @@ internal static class OnnxModelExporter
         var network = model.Network;
         var g = new OnnxGraphBuilder();
         g.Graph.Name = "MemoryFormerTextClassifier";
+        network.Backbone.Config.ThrowIfHashCentering("ONNX export");
         var writer = new OnnxBackboneWriter(g, network.Backbone);
         var (ids, mask) = TokenInputs(g);
         var hidden = writer.Blocks(writer.Embed(ids), writer.NewPass(ids, causal: false, mask)); // [B, T, d]
@@ -109,6 +111,7 @@ internal static class OnnxModelExporter
         var scaled = g.Div(g.Sub(features, g.Weight("scaler.means", info.Scaler.Means, [f]), "centred"),
             g.Weight("scaler.stds", info.Scaler.Stds, [f]), "standardised");                   // [B, F]
         var tokens = FeatureTokens(g, model.Tokenizer, scaled);                                  // [B, 1 + F, d]
+        model.Backbone.Config.ThrowIfHashCentering("ONNX export");
         var writer = new OnnxBackboneWriter(g, model.Backbone);
         var hidden = writer.Blocks(tokens, writer.NewPass(tokens, causal: false, keyMask: null));
         var outputs = Head(g, model.Head, g.Gather(hidden, g.Ints([0], scalar: true), 1, "cls"));  // [B, outputs]

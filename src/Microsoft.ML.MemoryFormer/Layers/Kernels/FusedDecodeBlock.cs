@@ -46,7 +46,7 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
 
     /// <summary>True when the fused step computes this block exactly: a MemoryFormer block with RMSNorms, CPU fp32.</summary>
     public static bool Supports(TransformerBlock block, MemoryFormerConfig config) =>
-        config.Kind == TransformerKind.MemoryFormer && config.Norm == NormKind.RmsNorm
+        config.Kind == TransformerKind.MemoryFormer && config.Norm == NormKind.RmsNorm && config.HashCentering == HashCentering.None
         && config.BitsPerChunk + config.ExtraBits <= 16 && block.parameters().All(p => Contiguous(p))
         && block.buffers().All(b => Contiguous(b));
 
