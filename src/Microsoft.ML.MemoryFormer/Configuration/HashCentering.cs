@@ -13,10 +13,17 @@ public enum HashCentering
 
     /// <summary>
     /// Subtract a per-channel mean before the hash and the weights, as batch norm does: in training the batch's mean over
-    /// its tokens (detached, so the backward is the identity), folded into a running mean (momentum
+    /// its tokens, with the gradient through it (batch norm's backward: each channel's ∂L/∂z loses its mean over the
+    /// tokens), folded into a running mean (momentum
     /// <see cref="Layers.HashCentre.Momentum"/>) that is saved with the model; in evaluation the running mean, frozen. The
     /// Memory Layer is then a function of z − μ: its rows and weights both read the centred input. Applies to Q/K/V's shared
     /// hash and to both layers of the Memory Block.
     /// </summary>
     RunningMean,
+
+    /// <summary>
+    /// As <see cref="RunningMean"/>, but the batch mean carries no gradient: the backward passes ∂L/∂(z − μ) to z
+    /// unchanged, including the part common to every token that the centring removes again.
+    /// </summary>
+    RunningMeanDetached,
 }

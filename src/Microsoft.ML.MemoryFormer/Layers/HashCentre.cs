@@ -4,14 +4,15 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.MemoryFormer.Layers;
 
 /// <summary>
-/// Per-channel centring of a hash input, <see cref="Configuration.HashCentering.RunningMean"/>: z [N, w] → z − μ [N, w].
-/// In training μ is the batch's mean over its N tokens, detached (the backward passes ∂L/∂(z − μ) to z unchanged), and
-/// it is folded into the running mean, the persistent buffer <c>running_mean</c> [w]; in evaluation μ is the running mean,
-/// frozen. RMSNorm centres nothing and LayerNorm centres each token across its channels; this centres each channel across
-/// tokens, so every sign bit of the hash sees a channel whose mean is zero (docs/model-spec.md, "Norms").
+/// Per-channel centring of a hash input (<see cref="Configuration.HashCentering"/>): z [N, w] → z − μ [N, w]. In training
+/// μ is the batch's mean over its N tokens — with the gradient through it as batch norm has it (each channel's ∂L/∂z
+/// loses its mean over the tokens), or detached (∂L/∂(z − μ) passes to z unchanged) — and it is folded into the running
+/// mean, the persistent buffer <c>running_mean</c> [w]; in evaluation μ is the running mean, frozen. RMSNorm centres
+/// nothing and LayerNorm centres each token across its channels; this centres each channel across tokens, so every sign
+/// bit of the hash sees a channel whose mean is zero (docs/model-spec.md, "Norms").
 /// </summary>
-/// <remarks>The batch mean reads every token of the batch, later positions included, as batch norm does; it carries no
-/// gradient, and evaluation reads only the running mean.</remarks>
+/// <remarks>The batch mean reads every token of the batch, later positions included, as batch norm does; evaluation
+/// reads only the running mean.</remarks>
 internal sealed class HashCentre : nn.Module<Tensor, Tensor>
 {
     /// <summary>The running mean's momentum m: μ ← (1 − m)·μ + m·(batch mean), batch norm's default.</summary>
@@ -21,12 +22,16 @@ internal sealed class HashCentre : nn.Module<Tensor, Tensor>
     private readonly Scalar keep, take;
 
     /// <summary>Centres inputs of <paramref name="width"/> channels; the running mean starts at zero.</summary>
-    public HashCentre(int width) : base(nameof(HashCentre))
+    public HashCentre(int width, bool detached = false) : base(nameof(HashCentre))
     {
+        Detached = detached;
         mean = zeros(width).DetachFromDisposeScope();                         // owned by the module, not a caller's scope
         (keep, take) = (1 - Momentum, Momentum);                                // module-owned scalars: see Runtime.LiveScalars
         register_buffer("running_mean", mean);
     }
+
+    /// <summary>Whether the batch mean carries no gradient (<see cref="Configuration.HashCentering.RunningMeanDetached"/>).</summary>
+    internal bool Detached { get; }
 
     /// <summary>The running mean μ [w] (the buffer itself).</summary>
     internal Tensor RunningMean => mean;
@@ -45,6 +50,6 @@ internal sealed class HashCentre : nn.Module<Tensor, Tensor>
             batch = z.mean([0]);                                                // [w], detached
             mean.mul_(keep).add_(batch, take);
         }
-        return z - batch;                                                       // [N, w]
+        return z - (Detached ? batch : z.mean([0]));                            // [N, w]
     }
 }

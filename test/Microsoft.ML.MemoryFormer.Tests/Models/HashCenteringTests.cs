@@ -51,14 +51,18 @@ public class HashCenteringTests
         Assert.Equal(frozen.data<float>().ToArray(), centre.RunningMean.data<float>().ToArray());                          // and leaves it as it was
     }
 
-    [Fact]
-    public void The_batch_mean_is_detached_so_the_backward_is_the_identity()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_backward_removes_each_channels_mean_gradient_unless_the_batch_mean_is_detached(bool detached)
     {
-        using var centre = new HashCentre(4);
+        using var centre = new HashCentre(4, detached);
         var x = Offset(6, 4, 4).requires_grad_();
         var weights = Offset(6, 4, 5);
         (centre.call(x) * weights).sum().backward();
-        Assert.Equal(weights.data<float>().ToArray(), x.grad!.data<float>().ToArray());
+        var expected = detached ? weights : weights - weights.mean([0]);       // batch norm's centring backward
+        Assert.True(x.grad!.allclose(expected, rtol: 1e-5, atol: 1e-6));
+        Assert.Equal(detached, x.grad!.sum([0]).abs().max().item<float>() > 1e-3f);
     }
 
     [Fact]
