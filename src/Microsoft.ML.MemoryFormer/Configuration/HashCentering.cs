@@ -26,4 +26,11 @@ public enum HashCentering
     /// unchanged, including the part common to every token that the centring removes again.
     /// </summary>
     RunningMeanDetached,
+
+    /// <summary>
+    /// As <see cref="RunningMeanDetached"/> with the batch's per-channel median (the lower middle value) in place of its
+    /// mean, and a running mean of those medians: each sign bit is then balanced on the batch even where a channel's
+    /// distribution is skewed (its mean and median apart).
+    /// </summary>
+    RunningMedian,
 }

@@ -22,16 +22,19 @@ internal sealed class HashCentre : nn.Module<Tensor, Tensor>
     private readonly Scalar keep, take;
 
     /// <summary>Centres inputs of <paramref name="width"/> channels; the running mean starts at zero.</summary>
-    public HashCentre(int width, bool detached = false) : base(nameof(HashCentre))
+    public HashCentre(int width, Configuration.HashCentering kind = Configuration.HashCentering.RunningMean) : base(nameof(HashCentre))
     {
-        Detached = detached;
+        Kind = kind;
         mean = zeros(width).DetachFromDisposeScope();                         // owned by the module, not a caller's scope
         (keep, take) = (1 - Momentum, Momentum);                                // module-owned scalars: see Runtime.LiveScalars
         register_buffer("running_mean", mean);
     }
 
-    /// <summary>Whether the batch mean carries no gradient (<see cref="Configuration.HashCentering.RunningMeanDetached"/>).</summary>
-    internal bool Detached { get; }
+    /// <summary>Which centre and backward (<see cref="Configuration.HashCentering"/>, not None).</summary>
+    internal Configuration.HashCentering Kind { get; }
+
+    /// <summary>Whether the batch statistic carries no gradient (the detached mean and the median).</summary>
+    internal bool Detached => Kind != Configuration.HashCentering.RunningMean;
 
     /// <summary>The running mean μ [w] (the buffer itself).</summary>
     internal Tensor RunningMean => mean;
@@ -47,7 +50,9 @@ internal sealed class HashCentre : nn.Module<Tensor, Tensor>
         Tensor batch;
         using (no_grad())
         {
-            batch = z.mean([0]);                                                // [w], detached
+            batch = Kind == Configuration.HashCentering.RunningMedian
+                ? z.kthvalue((z.shape[0] + 1) / 2, 0).values                    // [w], the lower middle value
+                : z.mean([0]);                                                  // [w], detached
             mean.mul_(keep).add_(batch, take);
         }
         return z - (Detached ? batch : z.mean([0]));                            // [N, w]

@@ -27,7 +27,7 @@ internal sealed class MemoryBlock : nn.Module<Tensor, Tensor>
         project = new MemoryLayer(c.ChunkCount, c.BitsPerChunk + c.ExtraBits, c.Width, c.WeightFunction, c.Temperature,
             c.TableInitStd, c.BiasInitStd);
         if (c.HashCentering != HashCentering.None)
-            (expand_centre, project_centre) = (new HashCentre(c.Width, Detached(c)), new HashCentre(c.BlockHiddenWidth, Detached(c)));
+            (expand_centre, project_centre) = (new HashCentre(c.Width, c.HashCentering), new HashCentre(c.BlockHiddenWidth, c.HashCentering));
         RegisterComponents();
     }
 
@@ -56,8 +56,6 @@ internal sealed class MemoryBlock : nn.Module<Tensor, Tensor>
         var hidden = expand.call(Centre(expand_centre, x));                      // [N, K·(τ+2)]
         return project.call(Centre(project_centre, norm.call(hidden)));          // [N, d]
     }
-
-    private static bool Detached(MemoryFormerConfig c) => c.HashCentering == HashCentering.RunningMeanDetached;
 
     private static Tensor Centre(HashCentre? centre, Tensor z) => centre is null ? z : centre.call(z);
 }

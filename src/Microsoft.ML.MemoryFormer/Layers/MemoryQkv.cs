@@ -22,7 +22,7 @@ internal sealed class MemoryQkv : nn.Module<Tensor, (Tensor Q, Tensor K, Tensor 
         key = NewLayer(config);
         value = NewLayer(config);
         if (config.HashCentering != HashCentering.None)
-            hash_centre = new HashCentre(config.Width, config.HashCentering == HashCentering.RunningMeanDetached);
+            hash_centre = new HashCentre(config.Width, config.HashCentering);
         RegisterComponents();
     }
 

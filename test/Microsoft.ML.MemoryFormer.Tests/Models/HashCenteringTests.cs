@@ -51,12 +51,25 @@ public class HashCenteringTests
         Assert.Equal(frozen.data<float>().ToArray(), centre.RunningMean.data<float>().ToArray());                          // and leaves it as it was
     }
 
+    [Fact]
+    public void The_median_centring_balances_every_sign_bit_on_the_training_batch()
+    {
+        using var centre = new HashCentre(8, HashCentering.RunningMedian);
+        var x = Offset(33, 8, 11).pow(3);                                       // skewed channels: mean and median apart
+        var y = centre.call(x);
+        var ones = y.ge(0).sum([0]).data<long>().ToArray();                     // [w] tokens whose bit is 1
+        Assert.All(ones, n => Assert.Equal(17, n));                            // the 17th of 33 is the median
+        Assert.True(centre.RunningMean.allclose(x.kthvalue(17, 0).values * HashCentre.Momentum, rtol: 1e-5, atol: 1e-6));
+        using var mean = new HashCentre(8, HashCentering.RunningMeanDetached);
+        Assert.Contains(mean.call(x).ge(0).sum([0]).data<long>().ToArray(), n => n != 17);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public void The_backward_removes_each_channels_mean_gradient_unless_the_batch_mean_is_detached(bool detached)
     {
-        using var centre = new HashCentre(4, detached);
+        using var centre = new HashCentre(4, detached ? HashCentering.RunningMeanDetached : HashCentering.RunningMean);
         var x = Offset(6, 4, 4).requires_grad_();
         var weights = Offset(6, 4, 5);
         (centre.call(x) * weights).sum().backward();
