@@ -65,10 +65,11 @@ public sealed record MemoryFormerConfig
     /// <summary>
     /// Opt-in per-channel centring of every Memory Layer's hash input (<see cref="Configuration.HashCentering"/>); MemoryFormer
     /// only. <see cref="Configuration.HashCentering.None"/> (the default) is the paper's and the code's model, and leaves the
-    /// config's JSON and the weights' layout as they were. With <see cref="Configuration.HashCentering.RunningMean"/> the model
-    /// keeps a running mean per hashed input (saved with its weights); the fused CPU decode and scoring paths, ONNX export and
+    /// config's JSON and the weights' layout as they were. With any other kind the model keeps a running statistic per hashed
+    /// input (saved with its weights); the fused CPU decode and scoring paths, ONNX export and
     /// GPT-NeoX / safetensors interop do not support it (the first two fall back to the general path, the others throw
-    /// <see cref="NotSupportedException"/>). A library that predates the option refuses such a model's weights.
+    /// <see cref="NotSupportedException"/>). A library that predates the option refuses such a model's weights. Measured in
+    /// docs/benchmarks.md ("Language modelling at token level", round 5): healthier codes, no gain in loss; off by default.
     /// </summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public HashCentering HashCentering { get; init; } = HashCentering.None;

@@ -6,8 +6,8 @@ namespace Microsoft.ML.MemoryFormer.Layers;
 /// <summary>
 /// Per-channel centring of a hash input (<see cref="Configuration.HashCentering"/>): z [N, w] → z − μ [N, w]. In training
 /// μ is the batch's mean over its N tokens — with the gradient through it as batch norm has it (each channel's ∂L/∂z
-/// loses its mean over the tokens), or detached (∂L/∂(z − μ) passes to z unchanged) — and it is folded into the running
-/// mean, the persistent buffer <c>running_mean</c> [w]; in evaluation μ is the running mean, frozen. RMSNorm centres
+/// loses its mean over the tokens), or detached (∂L/∂(z − μ) passes to z unchanged) — or its detached lower median, and it
+/// is folded into the running mean, the persistent buffer <c>running_mean</c> [w]; in evaluation μ is that, frozen. RMSNorm centres
 /// nothing and LayerNorm centres each token across its channels; this centres each channel across tokens, so every sign
 /// bit of the hash sees a channel whose mean is zero (docs/model-spec.md, "Norms").
 /// </summary>
@@ -15,7 +15,7 @@ namespace Microsoft.ML.MemoryFormer.Layers;
 /// reads only the running mean.</remarks>
 internal sealed class HashCentre : nn.Module<Tensor, Tensor>
 {
-    /// <summary>The running mean's momentum m: μ ← (1 − m)·μ + m·(batch mean), batch norm's default.</summary>
+    /// <summary>The running mean's momentum m: μ ← (1 − m)·μ + m·(batch statistic), batch norm's default.</summary>
     public const double Momentum = 0.1;
 
     private readonly Tensor mean;   // [w], the running mean
