@@ -107,6 +107,13 @@ public class MemoryFormerTabularExpansionTests
 
         using var plain = ml.BinaryClassification.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(train);
         Assert.Null(plain.Info.Expansion);
+        var nothing = TabularRows.TinyOptions(1);
+        nothing.AutomaticValueCategories = true;
+        nothing.ValueCategoryMinRows = 1000;                                        // no value qualifies: nothing is added
+        using var same = ml.BinaryClassification.Trainers.MemoryFormerTabular(nothing).Fit(train);
+        Assert.Null(same.Info.Expansion);
+        Assert.Equal(plain.Transform(train).GetColumn<float>("Probability").ToArray(),
+            same.Transform(train).GetColumn<float>("Probability").ToArray());       // the option's plumbing keeps the bits
         var path = Path.Combine(Path.GetTempPath(), $"mf-tab-plain-{Guid.NewGuid():N}.zip");
         try
         {
