@@ -164,8 +164,11 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
     /// gets a categorical token: each of its values held by at least <see cref="ValueCategoryMinRows"/> training rows (at
     /// most 256, the most frequent) gets a learned embedding, every other value and NaN share one. The slot keeps its numeric
     /// token too. Found on the training rows only (the hold-out excluded) and saved with the model; slots that are all 0/1
-    /// never qualify. It does inside the trainer what one-hot encoding such a column by value in the featurization does
-    /// (docs/benchmarks.md, "Tabular: adult, round 6" and round 9). ONNX export refuses such models. Default false.
+    /// never qualify. It does inside the trainer what one-hot encoding such a column by value in the featurization does:
+    /// on adult's development split (Medium, four seeds; docs/benchmarks.md, "Tabular: adult, round 9") it found
+    /// capital-gain, capital-loss and education-num, got the rare-amount rows right as often as FastTree or more, and left
+    /// accuracy level with the featurization's (86.8 % against 86.7 %, within the seed noise). ONNX export refuses such
+    /// models. Default false.
     /// </summary>
     public bool AutomaticValueCategories;
 
@@ -185,7 +188,9 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
     /// <see cref="TargetEncodingSmoothing"/> rows of the overall mean mixed in. The training rows are encoded out of fold: they
     /// are dealt into K folds by the seed, and each fold gets the statistics of the other K − 1, so no row sees its own label;
     /// the hold-out and scored rows get the statistics of every training row, which are saved with the model. The new slots
-    /// are embedded like any numeric slot. ONNX export refuses such models. 0 (the default) is off.
+    /// are embedded like any numeric slot. On adult's development split (Medium, three seeds; docs/benchmarks.md, "Tabular:
+    /// adult, round 9") K = 5 raised AUC by 0.003 and lowered log-loss by 0.004 but left accuracy within the seed noise
+    /// (+0.1 point); it adds a token per categorical column. ONNX export refuses such models. 0 (the default) is off.
     /// </summary>
     public int TargetEncodingFolds;
 
