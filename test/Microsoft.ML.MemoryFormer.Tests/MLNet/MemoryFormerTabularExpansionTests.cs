@@ -126,6 +126,46 @@ public class MemoryFormerTabularExpansionTests
         finally { File.Delete(path); }
     }
 
+    public sealed class ClassRow
+    {
+        [VectorType(2)] public float[] Features { get; set; } = [];
+        public string Label { get; set; } = "";
+    }
+
+    [Fact]
+    public void A_multiclass_model_encodes_one_slot_per_class_and_loads_with_identical_scores()
+    {
+        var ml = new MLContext(1);
+        var random = new Random(4);
+        var rows = Enumerable.Range(0, 120).Select(_ => random.Next(3)).Select(k => new ClassRow
+        {
+            Features = [(float)random.NextDouble(), k * 10],                        // slot 1: three values, the class itself
+            Label = "abc"[k].ToString(),
+        }).ToArray();
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(ml.MulticlassClassification.Trainers.MemoryFormerTabular(Expanded(2)));
+        var model = pipeline.Fit(data);
+        var tabular = (MemoryFormerTabularTransformer)model.LastTransformer;
+        var encoding = Assert.Single(tabular.Info.Expansion!.TargetEncodings);
+        Assert.Equal(3, encoding.Means.Length);                                     // P(a), P(b), P(c) per category
+        Assert.Equal(2 + 3 + 3, tabular.Info.FeatureCount);
+        var path = Path.Combine(Path.GetTempPath(), $"mf-tab-expansion-mc-{Guid.NewGuid():N}.zip");
+        try
+        {
+            ml.Model.Save(model, data.Schema, path);
+            var loaded = new MLContext(2).Model.Load(path, out _);
+            Assert.Equal(model.Transform(data).GetColumn<float[]>("Score").SelectMany(x => x).ToArray(),
+                loaded.Transform(data).GetColumn<float[]>("Score").SelectMany(x => x).ToArray());
+            (loaded as IDisposable)?.Dispose();
+        }
+        finally
+        {
+            File.Delete(path);
+            tabular.Dispose();
+        }
+    }
+
     [Fact]
     public void Bad_options_and_a_feature_column_of_the_wrong_size_are_named()
     {
