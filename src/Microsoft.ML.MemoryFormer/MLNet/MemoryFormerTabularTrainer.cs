@@ -124,7 +124,8 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
             options.BatchSize, seed, core.Device, (stepsPerEpoch, validated) => options.ToTrainingOptions(seed, stepsPerEpoch, validated),
             log, progress, core.IsCanceled, options.CancellationToken,
             (options.NumericEmbedding, options.PeriodicFrequencies, options.PeriodicScale),
-            (options.PiecewiseLinearBins, options.PiecewiseLinearBinning, options.PiecewiseLinearMinLeafRows), options.GroupOneHotSlots, options.LabelSmoothing);
+            (options.PiecewiseLinearBins, options.PiecewiseLinearBinning, options.PiecewiseLinearMinLeafRows), options.GroupOneHotSlots, options.LabelSmoothing,
+            options.Expansion.Any ? options.Expansion : null);
 
     /// <summary>Reports an ensemble member's progress with its place in the ensemble.</summary>
     private sealed class MemberProgress(IProgress<TrainingProgress> inner, int member, int members) : IProgress<TrainingProgress>

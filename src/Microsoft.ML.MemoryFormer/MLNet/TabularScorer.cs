@@ -14,9 +14,9 @@ internal sealed class TabularScorer : IBatchScorer
     {
         var info = model.Info;
         int f = FeatureColumnReader.CheckFeatures(inputSchema, info.FeatureColumnName);
-        if (f != info.FeatureCount)
+        if (f != info.InputCount)
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Feature column '{info.FeatureColumnName}' has " +
-                $"{f} slots; the model was trained on {info.FeatureCount}. Featurize scoring data with the training pipeline.");
+                $"{f} slots; the model was trained on {info.InputCount}. Featurize scoring data with the training pipeline.");
         this.model = model;
         columns = new PredictionColumns(info.Label, "Score", "PredictedLabel");
         InputColumns = [inputSchema[info.FeatureColumnName]];
@@ -39,7 +39,7 @@ internal sealed class TabularScorer : IBatchScorer
         {
             var info = scorer.model.Info;
             getter(ref buffer);
-            var values = new float[info.FeatureCount];
+            var values = new float[info.InputCount];
             FeatureColumnReader.Dense(buffer, values, info.FeatureColumnName, row.Position);
             FeatureColumnReader.CheckFinite(values, info.FeatureColumnName, row.Position);
             buffered.AddRange(values);

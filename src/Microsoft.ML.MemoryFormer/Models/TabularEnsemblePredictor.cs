@@ -25,7 +25,7 @@ internal sealed class TabularEnsemblePredictor : IDisposable
         ArgumentNullException.ThrowIfNull(members);
         if (members.Count < 1) throw new ArgumentException("An ensemble needs at least one member.", nameof(members));
         var first = members[0].Info;
-        if (members.Any(m => m.Info.FeatureColumnName != first.FeatureColumnName || m.Info.FeatureCount != first.FeatureCount
+        if (members.Any(m => m.Info.FeatureColumnName != first.FeatureColumnName || m.Info.InputCount != first.InputCount
             || m.Info.OutputCount != first.OutputCount || m.Info.Label.Kind != first.Label.Kind))
             throw new ArgumentException("Ensemble members must read the same feature column and slots and predict the same label.", nameof(members));
         this.members = [.. members];

@@ -1,4 +1,5 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using System.Text.Json.Serialization;
 using Microsoft.ML.MemoryFormer.Data;
 
 namespace Microsoft.ML.MemoryFormer.Models;
@@ -15,15 +16,26 @@ namespace Microsoft.ML.MemoryFormer.Models;
 /// absent in models saved before the option).</param>
 /// <param name="SlotTokens">Per slot, the token its one-hot group shares (<see cref="OneHotGroups"/>); null for one token
 /// per slot (absent in models saved before the option).</param>
+/// <param name="Expansion">Slots appended to the input before standardisation (value categories, target encodings); null
+/// for none (not written then, so models without it save as before).</param>
 internal sealed record TabularModelInfo(string FeatureColumnName, LabelColumn Label, FeatureScaler Scaler,
     float LabelMean, float LabelStd, TabularNumericEmbedding NumericEmbedding = TabularNumericEmbedding.Linear,
-    int PeriodicFrequencies = 0, float[][]? BinEdges = null, int[]? SlotTokens = null)
+    int PeriodicFrequencies = 0, float[][]? BinEdges = null, int[]? SlotTokens = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] FeatureExpansion? Expansion = null)
 {
     /// <summary>The archive entry holding this record.</summary>
     public const string Entry = "tabular.json";
 
-    /// <summary>Feature slots F.</summary>
+    /// <summary>Feature slots the model reads after the <see cref="Expansion"/> (F without one).</summary>
     public int FeatureCount => Scaler.Means.Length;
+
+    /// <summary>Slots of the feature column: F, before the <see cref="Expansion"/>.</summary>
+    [JsonIgnore]
+    public int InputCount => Expansion?.InputCount ?? FeatureCount;
+
+    /// <summary>Values per group of a target encoding: one for regression and binary, one per class otherwise.</summary>
+    [JsonIgnore]
+    public int EncodedOutputs => FeatureExpansion.EncodedOutputs(Label.Kind == PredictionKind.Regression ? 0 : Label.Classes);
 
     /// <summary>Feature tokens per row after [CLS]: F, or the number of one-hot groups and other slots.</summary>
     public int TokenCount => SlotTokens is null ? FeatureCount : OneHotGroups.TokenCount(SlotTokens);

@@ -35,10 +35,11 @@ internal sealed class TabularPredictor : IDisposable
 
     /// <summary>
     /// Per row, the value in label units (regression) or the class log-probabilities (classification) of
-    /// <paramref name="features"/> [n·F] (raw, row-major; standardised in place).
+    /// <paramref name="features"/> [n·F] (raw, row-major; standardised in place, or expanded into a new array).
     /// </summary>
     public float[][] Forward(float[] features, int rows)
     {
+        if (Info.Expansion is { } expansion) features = expansion.Apply(features, rows);   // [n, F] → [n, F']
         Info.Scaler.Apply(features);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -71,6 +72,7 @@ internal sealed class TabularPredictor : IDisposable
             || (info.Label.ClassValueKind is { } kind && !LabelColumn.KeyValueTypes.ContainsKey(kind))
             || info.FeatureCount < 1 || info.OutputCount < 1
             || (info.SlotTokens is not null && !OneHotGroups.IsValid(info.SlotTokens, info.FeatureCount))
+            || (info.Expansion is { } expansion && !expansion.IsValid(info.FeatureCount, info.EncodedOutputs))
             || info.TokenCount + 1 != config.ContextLength
             || !Enum.IsDefined(info.NumericEmbedding) || info.PeriodicFrequencies is < 0 or > MaxPeriodicFrequencies
             || (info.NumericEmbedding is TabularNumericEmbedding.Periodic or TabularNumericEmbedding.PeriodicLinear) != (info.PeriodicFrequencies > 0)

@@ -101,6 +101,9 @@ internal static class OnnxModelExporter
     /// <summary>Raw features [batch, F] → logits and probabilities, or the regression score in label units.</summary>
     public static ModelProto Tabular(TabularModel model, TabularModelInfo info)
     {
+        if (info.Expansion is not null)
+            throw new NotSupportedException("ONNX export of tabular models trained with MemoryFormerTabularOptions." +
+                "AutomaticValueCategories or TargetEncodingFolds is not implemented; train without them to export.");
         var g = new OnnxGraphBuilder();
         g.Graph.Name = "MemoryFormerTabular";
         int f = info.FeatureCount;

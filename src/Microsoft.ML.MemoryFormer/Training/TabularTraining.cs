@@ -35,16 +35,32 @@ internal static class TabularTraining
     /// <param name="groupOneHot">Whether each one-hot group of slots becomes one token (<see cref="OneHotGroups"/>; the
     /// grouping is found on the raw training rows and saved with the model).</param>
     /// <param name="labelSmoothing">Classification: label smoothing of the training cross-entropy (0 = none).</param>
+    /// <param name="expansion">Value categories and target encodings appended to every row (<see cref="FeatureExpansion"/>;
+    /// fitted on the training rows and saved with the model); null adds nothing.</param>
     public static (TabularPredictor Model, TrainingResult Result) Fit(MemoryFormerConfig architecture, string featureColumnName,
         LabelColumn label, TabularData train, TabularData? validation, int batchSize, int seed, Device device,
         TrainingSchedule schedule, Action<string>? log = null, IProgress<TrainingProgress>? progress = null,
         Func<bool>? stopRequested = null, CancellationToken cancellation = default,
         (TabularNumericEmbedding Kind, int Frequencies, double Scale) embedding = default,
-        (int Count, TabularBinning Binning, int? MinLeafRows) bins = default, bool groupOneHot = false, double labelSmoothing = 0)
+        (int Count, TabularBinning Binning, int? MinLeafRows) bins = default, bool groupOneHot = false, double labelSmoothing = 0,
+        ExpansionSettings? expansion = null)
     {
         bool regression = label.Kind == PredictionKind.Regression;
-        var scaler = FeatureScaler.Fit(train.Features, train.FeatureCount);
         var slotTokens = groupOneHot ? OneHotGroups.Find(train.Features, train.FeatureCount) : null;
+        var expanded = expansion is null ? null : FeatureExpansion.Fit(train, expansion, regression ? 0 : label.Classes, seed);
+        if (expanded is var (added, expandedTrain))
+        {
+            slotTokens = added.SlotTokens(slotTokens);
+            validation = validation is null ? null : validation with
+            {
+                Features = added.Apply(validation.Features, validation.Rows), FeatureCount = added.OutputCount,
+            };
+            train = train with { Features = expandedTrain, FeatureCount = added.OutputCount };
+            log?.Invoke($"feature expansion: {added.InputCount} slots to {added.OutputCount}: {added.ValueCategories.Length} " +
+                $"value-category slots ({string.Join(", ", added.ValueCategories.Select(v => $"slot {v.Slot}: {v.Values.Length}"))}), " +
+                $"{added.TargetEncodings.Length} target-encoded groups");
+        }
+        var scaler = FeatureScaler.Fit(train.Features, train.FeatureCount);
         if (slotTokens is not null)
         {
             scaler = scaler.WithRawGroups(slotTokens);
@@ -63,7 +79,7 @@ internal static class TabularTraining
                 $"{edges.Length} slots ({edges.Count(e => e.Length > 2)} slots with more than one)");
         }
         var info = new TabularModelInfo(featureColumnName, label, scaler, labelMean, labelStd, embedding.Kind,
-            periodic ? embedding.Frequencies : 0, edges, slotTokens);
+            periodic ? embedding.Frequencies : 0, edges, slotTokens, expanded?.Expansion);
 
         TorchRuntime.Seed(seed);
         var model = new TabularModel(architecture, info.FeatureCount, info.OutputCount, embedding.Kind, info.PeriodicFrequencies,
@@ -78,7 +94,8 @@ internal static class TabularTraining
             ITrainingTask stoppable = stopRequested is null ? task : new StoppableTask(task, stopRequested);
             var options = schedule(task.StepsPerEpoch, validation is not null);
             var result = TrainingLoop.Run(model, stoppable, options, progress, log, cancellation,
-                () => Fingerprint(architecture, label, batchSize, train, validation, embedding, bins, slotTokens, labelSmoothing));
+                () => Fingerprint(architecture, label, batchSize, train, validation, embedding, bins, slotTokens, labelSmoothing)
+                    .WithExpansion(expanded?.Expansion));
             return (new TabularPredictor(model, info, device), result);
         }
         catch
@@ -111,6 +128,10 @@ internal static class TabularTraining
         return validation is null ? run
             : run.WithData<float>("validation features", validation.Features).WithData<float>("validation labels", validation.Labels);
     }
+
+    /// <summary>The run's fingerprint with the expansion's settings, when it has one (runs without keep their fingerprint).</summary>
+    private static RunFingerprint WithExpansion(this RunFingerprint run, FeatureExpansion? expansion) => expansion is null ? run
+        : run.With("feature expansion", System.Text.Json.JsonSerializer.Serialize(expansion));
 
     private static (float Mean, float Std) MeanStd(float[] values)
     {

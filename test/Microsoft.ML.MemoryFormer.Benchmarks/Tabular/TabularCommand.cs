@@ -122,6 +122,26 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [Description("MemoryFormer's MinLearningRateRatio: where the cosine schedule ends, as a fraction of the peak rates (1 = constant after warm-up). Default the trainer's (0.1).")]
         public double? MinLrRatio { get; init; }
 
+        [CommandOption("--auto-value-categories")]
+        [Description("MemoryFormer's AutomaticValueCategories: spike or few-valued numeric slots also get a categorical token, found on the training rows.")]
+        public bool AutoValueCategories { get; init; }
+
+        [CommandOption("--vc-max-distinct")]
+        [Description("MemoryFormer's ValueCategoryMaxDistinct. Default the trainer's (16).")]
+        public int? ValueCategoryMaxDistinct { get; init; }
+
+        [CommandOption("--vc-min-rows")]
+        [Description("MemoryFormer's ValueCategoryMinRows. Default the trainer's (8).")]
+        public int? ValueCategoryMinRows { get; init; }
+
+        [CommandOption("--target-encoding")]
+        [Description("MemoryFormer's TargetEncodingFolds K: out-of-fold target encodings of the categorical groups as extra slots. Default 0 (off).")]
+        public int TargetEncodingFolds { get; init; }
+
+        [CommandOption("--te-smoothing")]
+        [Description("MemoryFormer's TargetEncodingSmoothing m. Default the trainer's (10).")]
+        public double? TargetEncodingSmoothing { get; init; }
+
         [CommandOption("--seed")]
         [Description("MemoryFormer seed. Default 0.")]
         public int Seed { get; init; }
@@ -219,6 +239,11 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         options.LabelSmoothing = settings.LabelSmoothing;
         options.WeightAveragingDecay = settings.Ema;
         options.MinLearningRateRatio = settings.MinLrRatio;
+        options.AutomaticValueCategories = settings.AutoValueCategories;
+        if (settings.ValueCategoryMaxDistinct is { } distinct) options.ValueCategoryMaxDistinct = distinct;
+        if (settings.ValueCategoryMinRows is { } least) options.ValueCategoryMinRows = least;
+        options.TargetEncodingFolds = settings.TargetEncodingFolds;
+        if (settings.TargetEncodingSmoothing is { } m) options.TargetEncodingSmoothing = m;
         if (settings.Batch is { } batch) options.BatchSize = batch;
         if (settings.Patience is { } patience) options.EarlyStoppingPatience = patience;
         options.Architecture = options.Architecture with
@@ -340,6 +365,9 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             ("table lr", s.TableLearningRate), ("weight decay", s.WeightDecay), ("batch", s.Batch), ("patience", s.Patience),
             ("width", s.Width), ("blocks", s.Layers), ("heads", s.Heads), ("τ", s.Tau), ("dropout", s.Dropout),
             ("label smoothing", s.LabelSmoothing != 0 ? s.LabelSmoothing : null), ("weight averaging decay", s.Ema),
+            ("automatic value categories", s.AutoValueCategories ? "on" : null), ("value-category max distinct", s.ValueCategoryMaxDistinct),
+            ("value-category min rows", s.ValueCategoryMinRows),
+            ("target-encoding folds", s.TargetEncodingFolds != 0 ? s.TargetEncodingFolds : null), ("target-encoding smoothing", s.TargetEncodingSmoothing),
         }.Where(o => o.Value is not null).Select(o => string.Create(CultureInfo.InvariantCulture, $", {o.Name} {o.Value}")));
 
     private static string Format(double value) => value.ToString("F4", CultureInfo.InvariantCulture);
