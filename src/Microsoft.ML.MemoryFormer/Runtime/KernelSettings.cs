@@ -184,12 +184,6 @@ internal sealed class KernelSettings
     /// changes the table before the next forward. Off copies the table on every call. The same values either way.</summary>
     public bool ReuseTileMajorBuffer { get => state.ReuseTileMajorBuffer; set => state.ReuseTileMajorBuffer = value; }
 
-    /// <summary>Whether the row pass (<c>Layers/Kernels/RowGradientKernel.cs</c>) sums the inner products of a row with at least 16 hits
-    /// sixteen at a time in one shuffle network (<c>HitSums</c>, in a 128-column loop of its own) instead of one tree per hit; rows with
-    /// fewer hits take the one-tree loop either way. The same bits either way. Off by default: against the one-tree loop as it is
-    /// (no vector spilled) it was level or slower in the row pass alone (0.91–1.01× CPU, loaded; docs/benchmarks.md, "The layer
-    /// benchmark, sixth round"); the 1.03–1.22× of s14 was measured against a one-tree loop that kept its vectors on the stack.</summary>
-    public bool BatchedHitSums { get => state.BatchedHitSums; set => state.BatchedHitSums = value; }
     /// <summary>Whether the managed kernels' fork/joins (<c>Layers/Kernels/KernelParallel.cs</c>) run on libtorch's OpenMP team
     /// (<c>Layers/Kernels/OpenMPTeam.cs</c>) while a training runs, instead of on .NET's thread pool: one set of worker threads for
     /// the torch ops and the kernels of a step, so a kernel right after a torch op gets libtorch's worker while it still spins and no
@@ -259,7 +253,6 @@ internal sealed class KernelSettings
         public bool Bf16ForwardTables;
         public bool ManagedBiasSums;
         public bool TileMajorCopyFromUpdate;
-        public bool BatchedHitSums;
         public bool OpenMPKernelForks;
     }
 }
