@@ -184,10 +184,6 @@ internal sealed class KernelSettings
     /// changes the table before the next forward. Off copies the table on every call. The same values either way.</summary>
     public bool ReuseTileMajorBuffer { get => state.ReuseTileMajorBuffer; set => state.ReuseTileMajorBuffer = value; }
 
-    /// <summary>Whether the row pass walks the table band by band (<c>Layers/Kernels/BandedRowPass.cs</c>): ∂L/∂y copied into
-    /// 64-column bands [h/64][N][64] that stay in a core's L2, every table row walked once per band. The same bits either way.</summary>
-    public bool BandedRowPass { get => state.BandedRowPass; set => state.BandedRowPass = value; }
-
     /// <summary>Whether the managed kernels' fork/joins (<c>Layers/Kernels/KernelParallel.cs</c>) run on libtorch's OpenMP team
     /// (<c>Layers/Kernels/OpenMPTeam.cs</c>) while a training runs, instead of on .NET's thread pool: one set of worker threads for
     /// the torch ops and the kernels of a step, so a kernel right after a torch op gets libtorch's worker while it still spins and no
@@ -258,6 +254,5 @@ internal sealed class KernelSettings
         public bool ManagedBiasSums;
         public bool TileMajorCopyFromUpdate;
         public bool OpenMPKernelForks;
-        public bool BandedRowPass;
     }
 }

@@ -49,7 +49,7 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
         for (int i = 0; i < rows.Length; i++)
             rows[i] = ((i % Chunks) * BucketRows) + generator.Next(BucketRows);
         var variants = Variants(rows, n, table, gradOut, weights);
-        string check = CheckSliced(variants) + "; " + CheckBanded(variants);
+        string check = CheckSliced(variants);
         if (settings.Variants is { } only)
             variants = only.Split(',').Select(int.Parse).Select(i => variants[i]).ToArray();
         var cpu = variants.Select(_ => new double[rounds]).ToArray();
@@ -95,18 +95,6 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
             FormattableString.Invariant($"weight gradient max |Δ| {dw:G2} (max |∂L/∂w| {scale:G3}: rounding of the per-slice sums)");
     }
 
-    /// <summary>The banded pass (the last variant) against the library's: table and weight gradients byte for byte.</summary>
-    private static string CheckBanded((string Name, Action Body)[] variants)
-    {
-        weightGradient!.zero_();
-        variants[0].Body();
-        var whole = (Table: tableGradient!.bytes.ToArray(), Weights: weightGradient.bytes.ToArray());
-        weightGradient.zero_();
-        variants[^1].Body();
-        bool same = whole.Table.AsSpan().SequenceEqual(tableGradient!.bytes.ToArray()) && whole.Weights.AsSpan().SequenceEqual(weightGradient.bytes.ToArray());
-        return $"the banded pass's table and weight gradients are {(same ? "bit-identical to" : "DIFFERENT from")} the library row pass's";
-    }
-
     /// <summary>The bf16 row pass against the fp32 one: the table and weight gradients' largest differences, relative to their largest values.</summary>
     private static string CheckBf16((string Name, Action Body)[] variants, bool all)
     {
@@ -127,13 +115,6 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
         var block = System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)bytes, 2 << 20);
         HugePages.Advise(block, bytes);
         return (nint)block;
-    }
-
-    private static void BandLines(int lines, Action body)
-    {
-        int saved = BandedRowPass.PrefetchLines;
-        BandedRowPass.PrefetchLines = lines;
-        try { body(); } finally { BandedRowPass.PrefetchLines = saved; }
     }
 
     private static void Narrow128(Action body)
@@ -167,8 +148,6 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
         var gt = tableGradient;
         nint tp = (nint)TensorMemory.Floats(table), gp = (nint)TensorMemory.Floats(gradOut), wp = (nint)TensorMemory.Floats(gw);
         void Pass(RowHits h) => TableGradientPass.WriteAll(new TableGradientPass.RowPass(h, tp, gp, Width, wp), RowCount, gt, accumulate: false);
-        void Banded(RowHits h) => KernelSettings.Current.With(k => k.BandedRowPass = true, () =>
-            TableGradientPass.WriteAll(new TableGradientPass.RowPass(h, tp, gp, Width, wp), RowCount, gt, accumulate: false, tokens: n));
         void Sliced() => SlicedRowPass.WriteAll(new TableGradientPass.RowPass(hits, tp, gp, Width, wp), n, RowCount, TensorMemory.Floats(gt));
         var outputs = empty(n, Width);
         forwardOutput = outputs;
@@ -210,10 +189,6 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
             ("  the same, prefetch off: the library's bf16 path (pass alone)", () => Bf16Pass(hits)),
             ("  the same, incl. its narrow", () => { Narrow(); Bf16Pass(hits); }),
             ("  the same, ∂L/∂y folded into 256 tokens", () => Bf16Pass(folded)),
-            ("row pass, 64-column bands, prefetch off", () => BandLines(0, () => Banded(hits))),
-            ("row pass, 64-column bands, prefetch 4 lines", () => BandLines(4, () => Banded(hits))),
-            ("row pass, 64-column bands, ∂L/∂y folded into 256 tokens", () => Banded(folded)),
-            ("row pass, 64-column bands, ∂L/∂y copied band-major (BandedRowPass; same bits)", () => Banded(hits)),
         ];
     }
 }

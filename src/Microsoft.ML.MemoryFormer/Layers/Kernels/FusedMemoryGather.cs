@@ -317,7 +317,7 @@ internal static class FusedMemoryGather
                         var pass = new TableGradientPass.RowPass(hits!, tablePtrs[t], gradPtrs[t], h, rowPassGw, Address(narrow), Table16: readBf16[t] ? CurrentCopy(sinks, t, tables[t]) : 0,
                             RoundDots: readBf16[t]);
                         bool sparse = useSink && !accumulate && KernelSettings.Current.WriteTouchedRowsOnly && hits!.TouchedCount <= rowCount / SparseFraction;
-                        squaredNorm = sparse ? TableGradientPass.WriteTouched(pass, gt, sink!) : TableGradientPass.WriteAll(pass, rowCount, gt, accumulate, n);
+                        squaredNorm = sparse ? TableGradientPass.WriteTouched(pass, gt, sink!) : TableGradientPass.WriteAll(pass, rowCount, gt, accumulate);
                         if (useSink && !sparse)
                             sink!.NonZeroRows = null;                            // every row written: unknown zeros
                     }

@@ -62,15 +62,12 @@ internal static unsafe class TableGradientPass
         return SumInOrder(squares, touched.Length);
     }
 
-    /// <summary>Writes (or adds) every row of one table's gradient; returns the squared norm of the result. With <paramref name="tokens"/>
-    /// (∂L/∂y's rows) given and <see cref="KernelSettings.BandedRowPass"/> on, a written gradient takes <see cref="BandedRowPass"/>.</summary>
-    public static double WriteAll(RowPass pass, int rowCount, Tensor target, bool accumulate, int tokens = 0)
+    /// <summary>Writes (or adds) every row of one table's gradient; returns the squared norm of the result.</summary>
+    public static double WriteAll(RowPass pass, int rowCount, Tensor target, bool accumulate)
     {
         var csr = pass.Hits;
         int h = pass.Width;
         nint gtPtr = (nint)TensorMemory.Floats(target);
-        if (!accumulate && tokens > 0 && KernelSettings.Current.BandedRowPass && BandedRowPass.Applies(pass))
-            return BandedRowPass.WriteAll(pass, rowCount, (float*)gtPtr, tokens);
         var squares = ArrayPool<double>.Shared.Rent(rowCount);
         KernelParallel.For(rowCount, h * (1L + (csr.Pairs / Math.Max(1, rowCount))), (start, end) =>
         {
