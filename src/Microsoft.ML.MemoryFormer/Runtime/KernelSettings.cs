@@ -184,6 +184,11 @@ internal sealed class KernelSettings
     /// changes the table before the next forward. Off copies the table on every call. The same values either way.</summary>
     public bool ReuseTileMajorBuffer { get => state.ReuseTileMajorBuffer; set => state.ReuseTileMajorBuffer = value; }
 
+    /// <summary>Whether the tiled forward's 8-token walk (<c>Layers/Kernels/TiledGather.cs</c>) reads its interleaved rows as byte offsets
+    /// into the tile (row · 64, made once when the rows are interleaved) instead of row numbers it shifts on every hit. The same bits
+    /// either way.</summary>
+    public bool TiledByteOffsets { get => state.TiledByteOffsets; set => state.TiledByteOffsets = value; }
+
     /// <summary>Whether the managed kernels' fork/joins (<c>Layers/Kernels/KernelParallel.cs</c>) run on libtorch's OpenMP team
     /// (<c>Layers/Kernels/OpenMPTeam.cs</c>) while a training runs, instead of on .NET's thread pool: one set of worker threads for
     /// the torch ops and the kernels of a step, so a kernel right after a torch op gets libtorch's worker while it still spins and no
@@ -254,5 +259,6 @@ internal sealed class KernelSettings
         public bool ManagedBiasSums;
         public bool TileMajorCopyFromUpdate;
         public bool OpenMPKernelForks;
+        public bool TiledByteOffsets;
     }
 }
