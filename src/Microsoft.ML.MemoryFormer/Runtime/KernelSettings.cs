@@ -185,8 +185,8 @@ internal sealed class KernelSettings
     public bool ReuseTileMajorBuffer { get => state.ReuseTileMajorBuffer; set => state.ReuseTileMajorBuffer = value; }
 
     /// <summary>Whether the tiled forward's 8-token walk (<c>Layers/Kernels/TiledGather.cs</c>) reads its interleaved rows as byte offsets
-    /// into the tile (row · 64, made once when the rows are interleaved) instead of row numbers it shifts on every hit. The same bits
-    /// either way.</summary>
+    /// into the tile (row · 64, made once when the rows are interleaved) instead of row numbers it shifts on every hit: three instructions
+    /// a hit instead of four. The same bits either way. On by default (docs/benchmarks.md, "The layer benchmark, seventh round").</summary>
     public bool TiledByteOffsets { get => state.TiledByteOffsets; set => state.TiledByteOffsets = value; }
 
     /// <summary>Whether the managed kernels' fork/joins (<c>Layers/Kernels/KernelParallel.cs</c>) run on libtorch's OpenMP team
@@ -259,6 +259,6 @@ internal sealed class KernelSettings
         public bool ManagedBiasSums;
         public bool TileMajorCopyFromUpdate;
         public bool OpenMPKernelForks;
-        public bool TiledByteOffsets;
+        public bool TiledByteOffsets = true;
     }
 }
