@@ -186,7 +186,9 @@ internal sealed class KernelSettings
 
     /// <summary>Whether the tiled forward's 8-token walk (<c>Layers/Kernels/TiledGather.cs</c>) reads its interleaved rows as byte offsets
     /// into the tile (row · 64, made once when the rows are interleaved) instead of row numbers it shifts on every hit: three instructions
-    /// a hit instead of four. The same bits either way. On by default (docs/benchmarks.md, "The layer benchmark, seventh round").</summary>
+    /// a hit instead of four. The same bits either way. Off by default until an idle A/B against main decides: in one process it was level
+    /// to 1–4 % faster, processes against a frozen main build were inconclusive at load 6–29 (docs/benchmarks.md, "The layer benchmark,
+    /// seventh round").</summary>
     public bool TiledByteOffsets { get => state.TiledByteOffsets; set => state.TiledByteOffsets = value; }
 
     /// <summary>Whether the managed kernels' fork/joins (<c>Layers/Kernels/KernelParallel.cs</c>) run on libtorch's OpenMP team
@@ -259,6 +261,6 @@ internal sealed class KernelSettings
         public bool ManagedBiasSums;
         public bool TileMajorCopyFromUpdate;
         public bool OpenMPKernelForks;
-        public bool TiledByteOffsets = true;
+        public bool TiledByteOffsets;
     }
 }

@@ -101,12 +101,12 @@ internal static unsafe class TiledGather
         int groupChunks = !chunked ? k
             : plan.GroupChunks > 0 ? Math.Min(k, plan.GroupChunks)
             : Math.Clamp(ScratchBytes / (blockRows * TileWidth * sizeof(float)), 1, k);
-        var cut = new Cut(n, k, rowLimit, chunked ? (long)groupChunks * blockRows : rowLimit, groupChunks, (k + groupChunks - 1) / groupChunks, plan.Tokens,
-            ByteOffsets: false);
         // For the 8-token steps, each block of 8 tokens' rows and weights interleaved [N/8][K][8]: one pointer each walks
         // all eight, so the loop keeps every address in a register (eight separate pointers each did not fit).
         int blocks = plan.Tokens >= 8 ? n / 8 : 0;
         bool bytes = blocks > 0 && KernelSettings.Current.TiledByteOffsets && rowLimit * RowBytes <= int.MaxValue;
+        var cut = new Cut(n, k, rowLimit, chunked ? (long)groupChunks * blockRows : rowLimit, groupChunks, (k + groupChunks - 1) / groupChunks, plan.Tokens,
+            bytes);
         var rowsT = ArrayPool<int>.Shared.Rent(Math.Max(1, blocks * k * 8));
         var weightsT = ArrayPool<float>.Shared.Rent(Math.Max(1, blocks * k * 8));
         try
@@ -115,7 +115,7 @@ internal static unsafe class TiledGather
             fixed (float* wt = weightsT)
             {
                 Interleave(r, (float*)weights, blocks, k, rt, wt, bytes ? RowBytes : 1);
-                Run(new Inputs((nint)r, weights, (nint)rt, (nint)wt), tables, widths, biases, outputs, plan, cut with { ByteOffsets = bytes }, tables16, tileMajor, keys);
+                Run(new Inputs((nint)r, weights, (nint)rt, (nint)wt), tables, widths, biases, outputs, plan, cut, tables16, tileMajor, keys);
             }
         }
         finally
