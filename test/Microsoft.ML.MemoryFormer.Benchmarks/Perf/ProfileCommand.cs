@@ -33,7 +33,7 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         public bool LayerPhasesOnly { get; init; }
 
         [CommandOption("--layer-variants")]
-        [Description("Only perf layer's MF fwd+bwd and fwd with the layer round's switches on and off (training-like table copy vs reused copy, BatchedHitSums), interleaved: median ms and the median of per-round ratios, wall and CPU.")]
+        [Description("Only perf layer's MF fwd+bwd and fwd with the layer round's switches on and off (training-like table copy vs reused copy), interleaved: median ms and the median of per-round ratios, wall and CPU.")]
         public bool LayerVariants { get; init; }
 
         [CommandOption("--rounds")]

@@ -189,8 +189,6 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
             ("  the same, prefetch off: the library's bf16 path (pass alone)", () => Bf16Pass(hits)),
             ("  the same, incl. its narrow", () => { Narrow(); Bf16Pass(hits); }),
             ("  the same, ∂L/∂y folded into 256 tokens", () => Bf16Pass(folded)),
-            ("row pass, BatchedHitSums flipped (off by default: on = rows of ≥ 16 hits summed 16 at a time)", () => KernelSettings.Current.With(k => k.BatchedHitSums = !k.BatchedHitSums, () => Pass(hits))),
-            ("  the same, ∂L/∂y folded into 256 tokens", () => KernelSettings.Current.With(k => k.BatchedHitSums = !k.BatchedHitSums, () => Pass(folded))),
         ];
     }
 }

@@ -45,16 +45,8 @@ internal static unsafe class RowGradientKernel
         if (Vector512.IsHardwareAccelerated)
         {
             bool streaming = !cached && IsStreamable(dst, h);
-            if (count >= HitSums.Batch && KernelSettings.Current.BatchedHitSums && HitSums.IsAccelerated)
-            {
-                for (; c + 128 <= h; c += 128)
-                    squares += Tile512Batched(row, grad, h, c, tokens, pairs, w, count, dst, gw, streaming);
-            }
-            else
-            {
-                for (; c + 128 <= h; c += 128)
-                    squares += Tile512(row, grad, h, c, tokens, pairs, w, count, dst, gw, streaming);
-            }
+            for (; c + 128 <= h; c += 128)
+                squares += Tile512(row, grad, h, c, tokens, pairs, w, count, dst, gw, streaming);
         }
         for (; c + 32 <= h; c += 32)
             squares += Tile256(row, grad, h, c, tokens, pairs, w, count, dst, gw);
@@ -104,76 +96,6 @@ internal static unsafe class RowGradientKernel
             t4 = Vector512.Load(t + 64), t5 = Vector512.Load(t + 80), t6 = Vector512.Load(t + 96), t7 = Vector512.Load(t + 112);
         Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
         for (int j = 0; j < count; j++)
-        {
-            float* g = grad + ((long)tokens[j] * h) + c;
-            var wj = Vector512.Create(w[j]);
-            Vector512<float> g0 = Vector512.Load(g), g1 = Vector512.Load(g + 16), g2 = Vector512.Load(g + 32), g3 = Vector512.Load(g + 48),
-                g4 = Vector512.Load(g + 64), g5 = Vector512.Load(g + 80), g6 = Vector512.Load(g + 96), g7 = Vector512.Load(g + 112);
-            a0 = Vector512.FusedMultiplyAdd(g0, wj, a0);
-            a1 = Vector512.FusedMultiplyAdd(g1, wj, a1);
-            a2 = Vector512.FusedMultiplyAdd(g2, wj, a2);
-            a3 = Vector512.FusedMultiplyAdd(g3, wj, a3);
-            a4 = Vector512.FusedMultiplyAdd(g4, wj, a4);
-            a5 = Vector512.FusedMultiplyAdd(g5, wj, a5);
-            a6 = Vector512.FusedMultiplyAdd(g6, wj, a6);
-            a7 = Vector512.FusedMultiplyAdd(g7, wj, a7);
-            var p = Vector512.FusedMultiplyAdd(g4, t4, Vector512.FusedMultiplyAdd(g1, t1, g0 * t0));
-            var q = Vector512.FusedMultiplyAdd(g5, t5, Vector512.FusedMultiplyAdd(g3, t3, g2 * t2));
-            p = Vector512.FusedMultiplyAdd(g6, t6, p);
-            q = Vector512.FusedMultiplyAdd(g7, t7, q);
-            gw[pairs[j]] += TreeSum(p + q);
-        }
-        return StoreTile(dst + c, streaming, a0, a1, a2, a3, a4, a5, a6, a7);
-    }
-
-    /// <summary>
-    /// <see cref="Tile512"/> for a row of at least <see cref="HitSums.Batch"/> hits: whole batches of sixteen hits have their inner
-    /// products summed in one shuffle network (<see cref="HitSums.Sum16"/>, each lane the bits of <see cref="TreeSum"/>), the last
-    /// count mod 16 one by one (<see cref="KernelSettings.BatchedHitSums"/>, off by default: no faster than <see cref="Tile512"/>).
-    /// Its own method so that <see cref="Tile512"/> keeps its code: with the batch and the network inside its loop (the reverted s14
-    /// round) the JIT kept the eight table-tile and eight accumulator vectors on the stack, 16 loads and 8 stores more a hit, and
-    /// training steps ran 15–20 % slower whether the switch was on or off (docs/benchmarks.md, "The layer benchmark, sixth round").
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
-    private static float Tile512Batched(float* row, float* grad, int h, int c, int* tokens, int* pairs, float* w, int count, float* dst, float* gw,
-        bool streaming)
-    {
-        float* t = row + c;
-        Vector512<float> t0 = Vector512.Load(t), t1 = Vector512.Load(t + 16), t2 = Vector512.Load(t + 32), t3 = Vector512.Load(t + 48),
-            t4 = Vector512.Load(t + 64), t5 = Vector512.Load(t + 80), t6 = Vector512.Load(t + 96), t7 = Vector512.Load(t + 112);
-        Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        byte* raw = stackalloc byte[(HitSums.Batch + 1) * 64];           // not zeroed (SkipLocalsInit): every slot is written before it is read
-        var batch = (Vector512<float>*)(((nint)raw + 63) & ~(nint)63);     // 64-byte aligned: no store or load splits a cache line
-        int j = 0;
-        for (int end = count & -HitSums.Batch; j < end;)
-        {
-            for (int b = 0; b < HitSums.Batch; b++, j++)
-            {
-                float* g = grad + ((long)tokens[j] * h) + c;
-                var wj = Vector512.Create(w[j]);
-                Vector512<float> g0 = Vector512.Load(g), g1 = Vector512.Load(g + 16), g2 = Vector512.Load(g + 32), g3 = Vector512.Load(g + 48),
-                    g4 = Vector512.Load(g + 64), g5 = Vector512.Load(g + 80), g6 = Vector512.Load(g + 96), g7 = Vector512.Load(g + 112);
-                a0 = Vector512.FusedMultiplyAdd(g0, wj, a0);
-                a1 = Vector512.FusedMultiplyAdd(g1, wj, a1);
-                a2 = Vector512.FusedMultiplyAdd(g2, wj, a2);
-                a3 = Vector512.FusedMultiplyAdd(g3, wj, a3);
-                a4 = Vector512.FusedMultiplyAdd(g4, wj, a4);
-                a5 = Vector512.FusedMultiplyAdd(g5, wj, a5);
-                a6 = Vector512.FusedMultiplyAdd(g6, wj, a6);
-                a7 = Vector512.FusedMultiplyAdd(g7, wj, a7);
-                var p = Vector512.FusedMultiplyAdd(g4, t4, Vector512.FusedMultiplyAdd(g1, t1, g0 * t0));
-                var q = Vector512.FusedMultiplyAdd(g5, t5, Vector512.FusedMultiplyAdd(g3, t3, g2 * t2));
-                p = Vector512.FusedMultiplyAdd(g6, t6, p);
-                q = Vector512.FusedMultiplyAdd(g7, t7, q);
-                batch[b] = p + q;
-            }
-            float* sums = (float*)batch;                                   // the batch's first slot takes the sixteen sums
-            HitSums.Sum16(batch).Store(sums);
-            int* pj = pairs + (j - HitSums.Batch);
-            for (int i = 0; i < HitSums.Batch; i++)
-                gw[pj[i]] += sums[i];                                       // each hit its own pair: the adds' order is free
-        }
-        for (; j < count; j++)
         {
             float* g = grad + ((long)tokens[j] * h) + c;
             var wj = Vector512.Create(w[j]);
