@@ -152,8 +152,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             };
             foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
             {
-                paths.Add(($"fused encoder, the default with the window layout {layout} (opt-in ScoringWindowLayout)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
-                paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (both opt-in)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
+                paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
+                paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (opt-in ScoringPrecision)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
             }
             if (settings.LegacyPaths)
                 paths.InsertRange(1,
