@@ -184,13 +184,6 @@ internal sealed class KernelSettings
     /// changes the table before the next forward. Off copies the table on every call. The same values either way.</summary>
     public bool ReuseTileMajorBuffer { get => state.ReuseTileMajorBuffer; set => state.ReuseTileMajorBuffer = value; }
 
-    /// <summary>Whether the tiled forward's 8-token walk (<c>Layers/Kernels/TiledGather.cs</c>) reads its interleaved rows as byte offsets
-    /// into the tile (row · 64, made once when the rows are interleaved) instead of row numbers it shifts on every hit: three instructions
-    /// a hit instead of four. The same bits either way. Off by default until an idle A/B against main decides: in one process it was level
-    /// to 1–4 % faster, processes against a frozen main build were inconclusive at load 6–29 (docs/benchmarks.md, "The layer benchmark,
-    /// seventh round").</summary>
-    public bool TiledByteOffsets { get => state.TiledByteOffsets; set => state.TiledByteOffsets = value; }
-
     /// <summary>Whether the managed kernels' fork/joins (<c>Layers/Kernels/KernelParallel.cs</c>) run on libtorch's OpenMP team
     /// (<c>Layers/Kernels/OpenMPTeam.cs</c>) while a training runs, instead of on .NET's thread pool: one set of worker threads for
     /// the torch ops and the kernels of a step, so a kernel right after a torch op gets libtorch's worker while it still spins and no
@@ -268,6 +261,5 @@ internal sealed class KernelSettings
         public bool ManagedBiasSums;
         public bool TileMajorCopyFromUpdate;
         public bool OpenMPKernelForks;
-        public bool TiledByteOffsets;
     }
 }

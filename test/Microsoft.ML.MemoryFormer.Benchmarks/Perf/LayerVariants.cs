@@ -36,8 +36,6 @@ internal static class LayerVariants
             ("MF fwd+bwd, the copy of the previous call reused (ReuseTileMajorBuffer)", () => Call(false), 0),
             ("MF fwd (no grad), table copied every call (ReuseTileMajorBuffer off)", With(k => k.ReuseTileMajorBuffer = false, Forward), 2),
             ("MF fwd (no grad), the copy reused (as it is)", Forward, 2),
-            ("MF fwd+bwd, training-like, TiledByteOffsets flipped", With(k => k.TiledByteOffsets = !k.TiledByteOffsets, () => Call(true)), 0),
-            ("MF fwd (no grad), the copy reused, TiledByteOffsets flipped", With(k => k.TiledByteOffsets = !k.TiledByteOffsets, Forward), 3),
         ];
         var (wall, cpu, loops) = Time(variants.Select(v => v.Body).ToArray(), rounds);
         for (int i = 0; i < variants.Length; i++)

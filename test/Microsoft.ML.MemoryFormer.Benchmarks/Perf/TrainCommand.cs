@@ -41,7 +41,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "dense-fattn and mf-fattn (the managed causal attention, opt-in, instead of libtorch's scaled_dot_product_attention), dense-sdpa and mf-sdpa (SDPA set explicitly), " +
             "dense-rotcopy and mf-rotcopy (KernelSettings.StridedRotaryGradient off: the rotary backward copies ∂L/∂y to contiguous memory first), " +
             "dense-copies and mf-copies (that and KernelSettings.PooledAttentionOutput off: the attention output's copy in fresh memory too), " +
-            "mf-bf16rows (Bf16GradientRows on), mf-byteoffsets (KernelSettings.TiledByteOffsets on, opt-in: the tiled forward's 8-token walk on byte offsets), mf-narrowhash (KernelSettings.WideSignHash off: the sign hash 8 chunks at a time, as before 2026-12-06 s14), " +
+            "mf-bf16rows (Bf16GradientRows on), mf-narrowhash (KernelSettings.WideSignHash off: the sign hash 8 chunks at a time, as before 2026-12-06 s14), " +
             "mf-ompforks (KernelSettings.OpenMPKernelForks on, opt-in: the managed kernels fork on libtorch's OpenMP team), mf-poolforks and dense-poolforks (it off, the default), " +
             "mf-nestedgemms and dense-nestedgemms (KernelSettings.SerialAttentionGemms off: MKL opens a nested OpenMP region for every GEMM of libtorch's attention blocks, as before 2026-12-06 s15), mf-managedsums (KernelSettings.ManagedBiasSums on: the bias gradients by the managed ColumnSums instead of torch's sum(0)), dense-bf16 (the dense Linear layers in bf16 with fp32 masters, autocast-style: KernelSettings.Bf16DenseLinear), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
@@ -117,8 +117,6 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             TransformerKind.Dense, Tweak: k => (k.StridedRotaryGradient, k.PooledAttentionOutput) = (false, false)),
         new("mf-copies", "MemoryFormer, both copies into fresh memory (StridedRotaryGradient and PooledAttentionOutput off, before 2026-12-06 06:30)",
             TransformerKind.MemoryFormer, Tweak: k => (k.StridedRotaryGradient, k.PooledAttentionOutput) = (false, false)),
-        new("mf-byteoffsets", "MemoryFormer, the tiled forward's 8-token walk on byte offsets (TiledByteOffsets on, opt-in; same bits)",
-            TransformerKind.MemoryFormer, Tweak: k => k.TiledByteOffsets = true),
         new("mf-managedsums", "MemoryFormer, bias gradients by the managed ColumnSums, each before its row pass (ManagedBiasSums on, opt-in; same bits)",
             TransformerKind.MemoryFormer, Tweak: k => k.ManagedBiasSums = true),
         new("mf-rotcopy", "MemoryFormer, rotary backward copies ∂L/∂y first (StridedRotaryGradient off, before 2026-12-06 06:30)", TransformerKind.MemoryFormer,

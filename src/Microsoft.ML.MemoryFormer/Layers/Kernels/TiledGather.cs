@@ -104,9 +104,7 @@ internal static unsafe class TiledGather
         // For the 8-token steps, each block of 8 tokens' rows and weights interleaved [N/8][K][8]: one pointer each walks
         // all eight, so the loop keeps every address in a register (eight separate pointers each did not fit).
         int blocks = plan.Tokens >= 8 ? n / 8 : 0;
-        bool bytes = blocks > 0 && KernelSettings.Current.TiledByteOffsets && rowLimit * RowBytes <= int.MaxValue;
-        var cut = new Cut(n, k, rowLimit, chunked ? (long)groupChunks * blockRows : rowLimit, groupChunks, (k + groupChunks - 1) / groupChunks, plan.Tokens,
-            bytes);
+        var cut = new Cut(n, k, rowLimit, chunked ? (long)groupChunks * blockRows : rowLimit, groupChunks, (k + groupChunks - 1) / groupChunks, plan.Tokens);
         var rowsT = ArrayPool<int>.Shared.Rent(Math.Max(1, blocks * k * 8));
         var weightsT = ArrayPool<float>.Shared.Rent(Math.Max(1, blocks * k * 8));
         try
@@ -114,7 +112,7 @@ internal static unsafe class TiledGather
             fixed (int* r = rows, rt = rowsT)
             fixed (float* wt = weightsT)
             {
-                Interleave(r, (float*)weights, blocks, k, rt, wt, bytes ? RowBytes : 1);
+                Interleave(r, (float*)weights, blocks, k, rt, wt);
                 Run(new Inputs((nint)r, weights, (nint)rt, (nint)wt), tables, widths, biases, outputs, plan, cut, tables16, tileMajor, keys);
             }
         }
@@ -128,12 +126,8 @@ internal static unsafe class TiledGather
     /// <summary>The rows and weights [N, K] and their 8-token interleaved copies [N/8][K][8].</summary>
     private readonly record struct Inputs(nint Rows, nint Weights, nint RowsT, nint WeightsT);
 
-    /// <summary>Bytes of one row of a tile (16 floats): the unit of <see cref="Tokens8Bytes"/>'s offsets.</summary>
-    private const int RowBytes = TileWidth * sizeof(float);
-
-    /// <summary>rows/weights [N, K] → [blocks][K][8] for the first 8·<paramref name="blocks"/> tokens; each row multiplied by
-    /// <paramref name="scale"/> (<see cref="RowBytes"/>: byte offsets into a tile, for <see cref="Tokens8Bytes"/>).</summary>
-    internal static void Interleave(int* rows, float* weights, int blocks, int k, int* rowsT, float* weightsT, int scale = 1)
+    /// <summary>rows/weights [N, K] → [blocks][K][8] for the first 8·<paramref name="blocks"/> tokens.</summary>
+    internal static void Interleave(int* rows, float* weights, int blocks, int k, int* rowsT, float* weightsT)
     {
         for (long b = 0; b < blocks; b++)
             for (int m = 0; m < 8; m++)
@@ -143,7 +137,7 @@ internal static unsafe class TiledGather
                 long o = (b * k * 8) + m;
                 for (int j = 0; j < k; j++)
                 {
-                    rowsT[o + (j * 8)] = r[j] * scale;
+                    rowsT[o + (j * 8)] = r[j];
                     weightsT[o + (j * 8)] = w[j];
                 }
             }
@@ -216,9 +210,8 @@ internal static unsafe class TiledGather
 
     private static int Tiles(int h) => (h + TileWidth - 1) / TileWidth;
 
-    /// <summary>The shape of one call: tokens, chunks, rows, and how chunks are grouped; with ByteOffsets, the interleaved
-    /// rows are byte offsets (<see cref="Tokens8Bytes"/>).</summary>
-    private readonly record struct Cut(int N, int K, long RowLimit, long GroupRows, int GroupChunks, int Groups, int Tokens, bool ByteOffsets);
+    /// <summary>The shape of one call: tokens, chunks, rows, and how chunks are grouped.</summary>
+    private readonly record struct Cut(int N, int K, long RowLimit, long GroupRows, int GroupChunks, int Groups, int Tokens);
 
     /// <summary>Copies rows [0, rowLimit) of a row-major table into [h/16][rowLimit][16] (last tile zero-padded), in parallel over rows.</summary>
     internal static void ToTileMajor(float* table, int h, long rowLimit, float* buffer, bool streaming = false)
@@ -348,10 +341,7 @@ internal static unsafe class TiledGather
                     g == 0 && bias != 0 ? biasTile : null, g == 0 ? null : partial,
                     last && direct ? (float*)output + c0 : partial, last && direct ? h : TileWidth);
                 int i = 0, n = cut.N;
-                if (cut.Tokens >= 8 && cut.ByteOffsets)
-                    for (; i + 8 <= n; i += 8)
-                        Tokens8Bytes(in step, i);
-                else if (cut.Tokens >= 8)
+                if (cut.Tokens >= 8)
                     for (; i + 8 <= n; i += 8)
                         Tokens8(in step, i);
                 if (cut.Tokens >= 4)
@@ -459,39 +449,6 @@ internal static unsafe class TiledGather
             a5 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r[5] * TileWidth)), Vector512.Create(w[5]), a5);
             a6 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r[6] * TileWidth)), Vector512.Create(w[6]), a6);
             a7 = Avx512F.FusedMultiplyAdd(Vector512.Load(region + ((nint)r[7] * TileWidth)), Vector512.Create(w[7]), a7);
-        }
-        Finish(in p, i, a0);
-        Finish(in p, i + 1, a1);
-        Finish(in p, i + 2, a2);
-        Finish(in p, i + 3, a3);
-        Finish(in p, i + 4, a4);
-        Finish(in p, i + 5, a5);
-        Finish(in p, i + 6, a6);
-        Finish(in p, i + 7, a7);
-    }
-
-    /// <summary><see cref="Tokens8"/> with the interleaved rows as byte offsets into the tile (row · 64): each hit's address is the
-    /// region plus the offset, without <see cref="Tokens8"/>'s shift (<see cref="KernelSettings.TiledByteOffsets"/>). The same
-    /// loads and fused multiply-adds in the same order: the same bits.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tokens8Bytes(in Pass p, int i)
-    {
-        Vector512<float> a0 = Start(in p, i), a1 = Start(in p, i + 1), a2 = Start(in p, i + 2), a3 = Start(in p, i + 3),
-            a4 = Start(in p, i + 4), a5 = Start(in p, i + 5), a6 = Start(in p, i + 6), a7 = Start(in p, i + 7);
-        byte* region = (byte*)p.Region;
-        long first = (((long)i * p.K) + (p.KBegin * 8L));                  // i is a multiple of 8: block i/8, chunk KBegin
-        int* r = p.RowsT + first;
-        float* w = p.WeightsT + first;
-        for (int j = p.KBegin; j < p.KEnd; j++, r += 8, w += 8)
-        {
-            a0 = Avx512F.FusedMultiplyAdd(Vector512.Load((float*)(region + r[0])), Vector512.Create(w[0]), a0);
-            a1 = Avx512F.FusedMultiplyAdd(Vector512.Load((float*)(region + r[1])), Vector512.Create(w[1]), a1);
-            a2 = Avx512F.FusedMultiplyAdd(Vector512.Load((float*)(region + r[2])), Vector512.Create(w[2]), a2);
-            a3 = Avx512F.FusedMultiplyAdd(Vector512.Load((float*)(region + r[3])), Vector512.Create(w[3]), a3);
-            a4 = Avx512F.FusedMultiplyAdd(Vector512.Load((float*)(region + r[4])), Vector512.Create(w[4]), a4);
-            a5 = Avx512F.FusedMultiplyAdd(Vector512.Load((float*)(region + r[5])), Vector512.Create(w[5]), a5);
-            a6 = Avx512F.FusedMultiplyAdd(Vector512.Load((float*)(region + r[6])), Vector512.Create(w[6]), a6);
-            a7 = Avx512F.FusedMultiplyAdd(Vector512.Load((float*)(region + r[7])), Vector512.Create(w[7]), a7);
         }
         Finish(in p, i, a0);
         Finish(in p, i + 1, a1);
