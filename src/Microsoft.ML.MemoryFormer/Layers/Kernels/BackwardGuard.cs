@@ -19,7 +19,8 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 internal static class BackwardGuard
 {
     private const string InputsKey = "guard.tensorInputs";
-    private static Exception? failure;
+    [ThreadStatic]
+    private static Exception? failure;                                   // per thread: a CPU backward runs its nodes on the thread that called it
 
     /// <summary>Records which forward arguments are tensors, as TorchSharp counts the backward's results.</summary>
     public static void RecordInputs(autograd.AutogradContext ctx, object[] vars) =>

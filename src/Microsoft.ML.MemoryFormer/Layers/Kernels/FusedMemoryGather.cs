@@ -268,6 +268,17 @@ internal static class FusedMemoryGather
                     int rowCount = (int)tables[t].shape[0];
                     int h = widths[t];
                     var sink = sinks.Gradients[t];
+                    if (sink is not null && GradientStream.Current is >= 0 and int stream)
+                    {
+                        // A data-parallel step's stream: every row of this stream's part written into its own buffer, for the optimizer
+                        // to sum in stream order and update after every stream's backward (TableGradient.CombineStreams); no grad set.
+                        hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, smallest, pooled.Chunked);
+                        using var narrowPart = Bf16Rows(grads[t], n, h);
+                        TableGradientPass.WriteAll(new TableGradientPass.RowPass(hits, tablePtrs[t], gradPtrs[t], h, rowPassGw, Address(narrowPart),
+                            Table16: readBf16[t] ? CurrentCopy(sinks, t, tables[t]) : 0, RoundDots: readBf16[t]), rowCount, sink.RentStream(stream, tables[t]), accumulate: false);
+                        result.Add(null!);
+                        continue;
+                    }
                     var existing = sink is null ? null : sinks.Tables[t].grad;
                     bool useSink = sink is not null && (existing is null || existing.IsInvalid
                         || (TensorMemory.IsCpuFloat32(existing) && existing.is_contiguous() && existing.shape.SequenceEqual(tables[t].shape)));
@@ -444,7 +455,7 @@ internal static class FusedMemoryGather
 
     /// <summary>Whether <paramref name="update"/> can be applied in place: not yet applied, fp32 (or bf16, <see cref="TableUpdate.Bf16"/>)
     /// contiguous CPU moments shaped like the parameter, and the backward's table is the parameter's own storage.</summary>
-    private static unsafe bool CanFuse(TableUpdate update, Tensor parameter, Tensor table) =>
+    internal static unsafe bool CanFuse(TableUpdate update, Tensor parameter, Tensor table) =>
         KernelSettings.Current.FusedTableUpdate && !update.Applied
         && IsMoment(update.ExpAvg) && IsMoment(update.ExpAvgSq) && update.ExpAvg.dtype == update.ExpAvgSq.dtype
         && update.ExpAvg.is_contiguous() && update.ExpAvgSq.is_contiguous()
