@@ -49,7 +49,7 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
         foreach (var s in new[] { 256, 512 }.Where(w => settings.Width is null || settings.Width == w).Select(TrainCommand.ShapeOf))
         {
             var trainees = kinds.Select(k => new Trainee(s, k, streams)).ToArray();
-            var modes = new[] { Mode.Whole, Mode.HalfAlone, Mode.Streams };
+            var modes = new[] { Mode.Whole, Mode.WholeSeparate, Mode.HalfAlone, Mode.Streams };
             var items = trainees.SelectMany(t => modes.Select(m => (Trainee: t, Mode: m))).ToArray();
             int warmup = settings.Quick ? 1 : 2, rounds = settings.Quick ? 2 : s.Width >= 512 ? 5 : 8, step = 0;
             var warming = Stopwatch.StartNew();
@@ -79,7 +79,7 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
                 t.Dispose();
         }
         table.AddNote("one process, every (model, mode) timed once a round, each round starting one item later; medians over rounds. whole = today's step " +
-            "(ZeroGrad, loss, backward, clip + AdamW) with --threads; half alone = half the batch's forward + backward on stream 0 alone (libtorch threads 1, " +
+            "(ZeroGrad, loss, backward, clip + AdamW) with --threads; whole, table AdamW after the backward = the same with KernelSettings.FusedTableUpdate off (same bits), so its optimizer column is the tables' AdamW pass alone; half alone = half the batch's forward + backward on stream 0 alone (libtorch threads 1, " +
             "the other stream idle), no optimizer; streams = both halves at once on two dedicated threads (libtorch threads 1 each), then the tables' " +
             "streams summed in stream order with their AdamW step (combine), then clip + the other groups' AdamW (optimizer). CPU = the process's CPU time a step, all threads. " +
             "RSS = the process's resident memory after the model's last timed step of that mode.");
@@ -88,7 +88,7 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
         return 0;
     }
 
-    private enum Mode { Whole, HalfAlone, Streams }
+    private enum Mode { Whole, WholeSeparate, HalfAlone, Streams }
 
     private sealed record Sample(double Step, double ForwardBackward, double Stream0, double Stream1, double Forward0, double Backward0, double BusyShare,
         double Combine, double CombineCpu, double Optimizer, double Cpu, double RssMb);
@@ -116,7 +116,7 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
         private readonly LanguageModelTask task;
         private readonly ModelOptimizer optimizer;
         private readonly TrainingStreams streams;
-        private readonly Dictionary<Mode, List<Sample>> samples = new() { [Mode.Whole] = [], [Mode.HalfAlone] = [], [Mode.Streams] = [] };
+        private readonly Dictionary<Mode, List<Sample>> samples = new() { [Mode.Whole] = [], [Mode.WholeSeparate] = [], [Mode.HalfAlone] = [], [Mode.Streams] = [] };
 
         public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, TransformerKind kind, TrainingStreams streams)
         {
@@ -139,17 +139,27 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
 
         public object[] Row(string shape, Mode mode) =>
         [
-            shape, Kind == TransformerKind.Dense ? "dense" : "MemoryFormer", mode switch { Mode.Whole => "whole batch", Mode.HalfAlone => "half alone, 1 thread", _ => "two streams" },
+            shape, Kind == TransformerKind.Dense ? "dense" : "MemoryFormer", mode switch { Mode.Whole => "whole batch", Mode.WholeSeparate => "whole batch, table AdamW after the backward", Mode.HalfAlone => "half alone, 1 thread", _ => "two streams" },
             StepMs(mode), Median(mode, x => x.ForwardBackward),
-            mode == Mode.Whole ? "" : $"{Median(mode, x => x.Stream0):F1} / {(mode == Mode.Streams ? Median(mode, x => x.Stream1).ToString("F1") : "—")}",
-            mode == Mode.Whole ? "" : $"{Median(mode, x => x.Forward0):F1} / {Median(mode, x => x.Backward0):F1}",
-            mode == Mode.Whole ? "" : Median(mode, x => x.BusyShare).ToString("F2"),
+            mode is Mode.Whole or Mode.WholeSeparate ? "" : $"{Median(mode, x => x.Stream0):F1} / {(mode == Mode.Streams ? Median(mode, x => x.Stream1).ToString("F1") : "—")}",
+            mode is Mode.Whole or Mode.WholeSeparate ? "" : $"{Median(mode, x => x.Forward0):F1} / {Median(mode, x => x.Backward0):F1}",
+            mode is Mode.Whole or Mode.WholeSeparate ? "" : Median(mode, x => x.BusyShare).ToString("F2"),
             mode == Mode.Streams ? Median(mode, x => x.Combine) : "", mode == Mode.Streams ? Median(mode, x => x.CombineCpu) : "",
             mode == Mode.HalfAlone ? "" : Median(mode, x => x.Optimizer),
             Median(mode, x => x.Cpu), samples[mode][^1].RssMb,
         ];
 
         public void Run(Mode mode, int step, bool timed)
+        {
+            if (mode == Mode.WholeSeparate)
+            {
+                Runtime.KernelSettings.Current.With(k => k.FusedTableUpdate = false, () => RunOnce(Mode.WholeSeparate, step, timed));
+                return;
+            }
+            RunOnce(mode, step, timed);
+        }
+
+        private void RunOnce(Mode mode, int step, bool timed)
         {
             var cpu = Environment.CpuUsage.TotalTime;
             long start = Stopwatch.GetTimestamp();
@@ -160,7 +170,7 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
             using (var scope = NewDisposeScope())
             {
                 optimizer.ZeroGrad(step);
-                if (mode == Mode.Whole)
+                if (mode is Mode.Whole or Mode.WholeSeparate)
                 {
                     var (loss, _) = task.Loss(step);
                     loss.backward();
