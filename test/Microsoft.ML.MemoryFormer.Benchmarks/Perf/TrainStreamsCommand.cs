@@ -27,6 +27,10 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
         [DefaultValue("dense,mf")]
         public string Models { get; init; } = "dense,mf";
 
+        [CommandOption("--check")]
+        [Description("Also check the streams' step against the whole batch's: from the same seeded model, one step each, the largest parameter difference.")]
+        public bool Check { get; init; }
+
         [CommandOption("--warmup-seconds <S>")]
         [Description("Untimed rounds go on until this many seconds have passed (JIT tiering). Default 10.")]
         [DefaultValue(10.0)]
@@ -48,6 +52,9 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
         table.AddNote($"libtorch threads: caller {TorchSharp.torch.get_num_threads()}, streams {string.Join(", ", streamThreads)} (torch.get_num_threads() on each thread)");
         foreach (var s in new[] { 256, 512 }.Where(w => settings.Width is null || settings.Width == w).Select(TrainCommand.ShapeOf))
         {
+            if (settings.Check)
+                foreach (var kind in kinds)
+                    table.AddNote(CheckStep(s, kind, streams));
             var trainees = kinds.Select(k => new Trainee(s, k, streams)).ToArray();
             var modes = new[] { Mode.Whole, Mode.WholeSeparate, Mode.HalfAlone, Mode.Streams };
             var items = trainees.SelectMany(t => modes.Select(m => (Trainee: t, Mode: m))).ToArray();
@@ -88,6 +95,25 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
         return 0;
     }
 
+    /// <summary>Step 0's gradients of the whole batch and of the two streams (summed by <c>CombineStreams</c>), each from the same seeded
+    /// model with the Global clipping rule (so the tables' sums are written as their gradients, not applied): the largest difference of any
+    /// parameter's gradient, relative to that gradient's largest entry, and the losses.</summary>
+    private static string CheckStep((int Width, int Layers, int Heads, int Context, int Batch) s, TransformerKind kind, TrainingStreams streams)
+    {
+        using var whole = new Trainee(s, kind, streams, TableGradientClipping.Global);
+        using var streamed = new Trainee(s, kind, streams, TableGradientClipping.Global);
+        var (wholeLoss, a) = whole.Gradients(Mode.Whole);
+        var (streamedLoss, b) = streamed.Gradients(Mode.Streams);
+        double worst = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            double top = a[i].abs().max().item<float>();
+            worst = Math.Max(worst, a[i].sub(b[i]).abs().max().item<float>() / Math.Max(top, 1e-30));
+        }
+        return $"check d={s.Width} {kind}: step 0's loss whole {wholeLoss:F6}, two streams {streamedLoss:F6}; gradients of {a.Length} parameters, " +
+            $"largest |whole − streams| ÷ largest |whole| of a parameter {worst:G3}";
+    }
+
     private enum Mode { Whole, WholeSeparate, HalfAlone, Streams }
 
     private sealed record Sample(double Step, double ForwardBackward, double Stream0, double Stream1, double Forward0, double Backward0, double BusyShare,
@@ -118,17 +144,46 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
         private readonly TrainingStreams streams;
         private readonly Dictionary<Mode, List<Sample>> samples = new() { [Mode.Whole] = [], [Mode.WholeSeparate] = [], [Mode.HalfAlone] = [], [Mode.Streams] = [] };
 
-        public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, TransformerKind kind, TrainingStreams streams)
+        public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, TransformerKind kind, TrainingStreams streams,
+            TableGradientClipping? clipping = null)
         {
             Kind = kind;
             this.streams = streams;
             (model, task) = TrainCommand.ByteModel(s, kind);
-            optimizer = new ModelOptimizer(model, new TrainingOptions { MaxSteps = 1000, WarmupSteps = 10 });
+            optimizer = new ModelOptimizer(model, new TrainingOptions { MaxSteps = 1000, WarmupSteps = 10, TableGradientClipping = clipping });
             TableBytes = 4.0 * ParameterGroups.Of(model).Tables.Sum(p => p.numel());
             model.train();
         }
 
         public TransformerKind Kind { get; }
+
+        /// <summary>Step 0's loss and every parameter's gradient (cloned), whole batch or two streams (<see cref="CheckStep"/>).</summary>
+        public (double Loss, Tensor[] Gradients) Gradients(Mode mode)
+        {
+            optimizer.ZeroGrad(0);
+            double loss;
+            if (mode == Mode.Whole)
+            {
+                using var scope = NewDisposeScope();
+                var (l, _) = task.Loss(0);
+                l.backward();
+                loss = l.item<float>();
+            }
+            else
+            {
+                var parts = new double[2];
+                streams.Run(i =>
+                {
+                    using var scope = NewDisposeScope();
+                    var (l, _) = task.PartLoss(0, i, 2);
+                    l.backward();
+                    parts[i] = l.item<float>();
+                });
+                optimizer.CombineStreams(2);
+                loss = parts[0] + parts[1];
+            }
+            return (loss, model.parameters().Select(p => p.grad!.clone()).ToArray());
+        }
 
         /// <summary>The tables' fp32 bytes (0 for dense).</summary>
         public double TableBytes { get; }
