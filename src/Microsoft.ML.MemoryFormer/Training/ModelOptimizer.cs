@@ -42,6 +42,8 @@ internal sealed class ModelOptimizer : IDisposable
         var layers = ParameterGroups.TableLayers(model);
         tables = [.. g.Tables];
         tableGradients = layers.Count == tables.Length ? layers.Select(l => l.Gradient).ToArray() : [];
+        for (int i = 0; i < tableGradients.Length; i++)
+            tableGradients[i].Index = i;
         foreach (var gradient in tableGradients)
             gradient.Attached = true;                                    // the fused backward writes in place for this optimizer
         forwardCopies = options.MixedPrecisionTables ? layers.Select(l => l.ForwardCopy).ToArray() : [];
@@ -84,7 +86,10 @@ internal sealed class ModelOptimizer : IDisposable
         matrixOptimizer.ZeroGrad();
         vectorOptimizer.ZeroGrad();
         foreach (var gradient in tableGradients)
+        {
             gradient.Update = null;
+            gradient.ResetParts();
+        }
         if (step is not { } s || !fuseTableUpdates)
             return;
         double lr = RateAt(s, table: true), scale = TableScale();
@@ -106,6 +111,8 @@ internal sealed class ModelOptimizer : IDisposable
         using var noGrad = no_grad();
         for (int i = 0; i < tables.Length; i++)
         {
+            if (tableGradients[i].Update is { Applied: true })
+                continue;                                                    // updated inside its owner stream's backward
             var update = tableGradients[i].Update is { } u && FusedMemoryGather.CanFuse(u, tables[i], tables[i]) ? u : null;
             tableGradients[i].CombineStreams(tables[i], streams, update);
         }

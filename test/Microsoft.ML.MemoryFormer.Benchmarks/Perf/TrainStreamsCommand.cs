@@ -56,8 +56,8 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
                 foreach (var kind in kinds)
                     table.AddNote(CheckStep(s, kind, streams));
             var trainees = kinds.Select(k => new Trainee(s, k, streams)).ToArray();
-            var modes = new[] { Mode.Whole, Mode.WholeSeparate, Mode.HalfAlone, Mode.Streams };
-            var items = trainees.SelectMany(t => modes.Select(m => (Trainee: t, Mode: m))).ToArray();
+            var modes = new[] { Mode.Whole, Mode.WholeSeparate, Mode.HalfAlone, Mode.Streams, Mode.StreamsOwner };
+            var items = trainees.SelectMany(t => modes.Where(m => m != Mode.StreamsOwner || t.Kind == TransformerKind.MemoryFormer).Select(m => (Trainee: t, Mode: m))).ToArray();
             int warmup = settings.Quick ? 1 : 2, rounds = settings.Quick ? 2 : s.Width >= 512 ? 5 : 8, step = 0;
             var warming = Stopwatch.StartNew();
             for (int w = 0; w < warmup || warming.Elapsed.TotalSeconds < settings.WarmupSeconds; w++, step++)
@@ -78,7 +78,8 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
             }
             foreach (var t in trainees)
                 table.AddNote($"{shape} {t.Kind}: whole ÷ streams {t.StepMs(Mode.Whole) / t.StepMs(Mode.Streams):F2}× (> 1: streams faster); " +
-                    $"streams' fwd+bwd ÷ one half alone {t.Median(Mode.Streams, x => x.ForwardBackward) / t.Median(Mode.HalfAlone, x => x.ForwardBackward):F2} (1: two graphs at full speed side by side, 2: serialised)");
+                    $"streams' fwd+bwd ÷ one half alone {t.Median(Mode.Streams, x => x.ForwardBackward) / t.Median(Mode.HalfAlone, x => x.ForwardBackward):F2} (1: two graphs at full speed side by side, 2: serialised)" +
+                    (t.Kind == TransformerKind.MemoryFormer ? $"; whole ÷ streams with the owner-stream update {t.StepMs(Mode.Whole) / t.StepMs(Mode.StreamsOwner):F2}×" : ""));
             foreach (var t in trainees.Where(t => t.TableBytes > 0))
                 table.AddNote($"{shape} {t.Kind}: tables {t.TableBytes / 1048576.0:F0} MiB fp32, so the two streams' gradient buffers hold {2 * t.TableBytes / 1048576.0:F0} MiB more " +
                     "than the whole batch's step (which fuses the update into its row pass and writes no gradient)");
@@ -104,6 +105,17 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
         using var streamed = new Trainee(s, kind, streams, TableGradientClipping.Global);
         var (wholeLoss, a) = whole.Gradients(Mode.Whole);
         var (streamedLoss, b) = streamed.Gradients(Mode.Streams);
+        string owner = "";
+        if (kind == TransformerKind.MemoryFormer)
+        {
+            // The owner-stream update applied against the one-pass sum: two models from the same seed, one step each, parameters compared.
+            using var onePass = new Trainee(s, kind, streams);
+            using var owned = new Trainee(s, kind, streams);
+            onePass.Run(Mode.Streams, 0, timed: false);
+            owned.Run(Mode.StreamsOwner, 0, timed: false);
+            bool same = onePass.ParameterBytes().SequenceEqual(owned.ParameterBytes());
+            owner = $"; one step with the owner-stream update {(same ? "byte-identical to" : "DIFFERENT from")} the one-pass sum";
+        }
         double worst = 0;
         for (int i = 0; i < a.Length; i++)
         {
@@ -111,10 +123,10 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
             worst = Math.Max(worst, a[i].sub(b[i]).abs().max().item<float>() / Math.Max(top, 1e-30));
         }
         return $"check d={s.Width} {kind}: step 0's loss whole {wholeLoss:F6}, two streams {streamedLoss:F6}; gradients of {a.Length} parameters, " +
-            $"largest |whole − streams| ÷ largest |whole| of a parameter {worst:G3}";
+            $"largest |whole − streams| ÷ largest |whole| of a parameter {worst:G3}{owner}";
     }
 
-    private enum Mode { Whole, WholeSeparate, HalfAlone, Streams }
+    private enum Mode { Whole, WholeSeparate, HalfAlone, Streams, StreamsOwner }
 
     private sealed record Sample(double Step, double ForwardBackward, double Stream0, double Stream1, double Forward0, double Backward0, double BusyShare,
         double Combine, double CombineCpu, double Optimizer, double Cpu, double RssMb);
@@ -142,7 +154,7 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
         private readonly LanguageModelTask task;
         private readonly ModelOptimizer optimizer;
         private readonly TrainingStreams streams;
-        private readonly Dictionary<Mode, List<Sample>> samples = new() { [Mode.Whole] = [], [Mode.WholeSeparate] = [], [Mode.HalfAlone] = [], [Mode.Streams] = [] };
+        private readonly Dictionary<Mode, List<Sample>> samples = new() { [Mode.Whole] = [], [Mode.WholeSeparate] = [], [Mode.HalfAlone] = [], [Mode.Streams] = [], [Mode.StreamsOwner] = [] };
 
         public Trainee((int Width, int Layers, int Heads, int Context, int Batch) s, TransformerKind kind, TrainingStreams streams,
             TableGradientClipping? clipping = null)
@@ -156,6 +168,9 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
         }
 
         public TransformerKind Kind { get; }
+
+        /// <summary>Every parameter's bytes, in order.</summary>
+        public byte[] ParameterBytes() => model.parameters().SelectMany(p => p.detach().contiguous().bytes.ToArray()).ToArray();
 
         /// <summary>Step 0's loss and every parameter's gradient (cloned), whole batch or two streams (<see cref="CheckStep"/>).</summary>
         public (double Loss, Tensor[] Gradients) Gradients(Mode mode)
@@ -194,12 +209,12 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
 
         public object[] Row(string shape, Mode mode) =>
         [
-            shape, Kind == TransformerKind.Dense ? "dense" : "MemoryFormer", mode switch { Mode.Whole => "whole batch", Mode.WholeSeparate => "whole batch, table AdamW after the backward", Mode.HalfAlone => "half alone, 1 thread", _ => "two streams" },
+            shape, Kind == TransformerKind.Dense ? "dense" : "MemoryFormer", mode switch { Mode.Whole => "whole batch", Mode.WholeSeparate => "whole batch, table AdamW after the backward", Mode.HalfAlone => "half alone, 1 thread", Mode.StreamsOwner => "two streams, owner stream updates each table", _ => "two streams" },
             StepMs(mode), Median(mode, x => x.ForwardBackward),
-            mode is Mode.Whole or Mode.WholeSeparate ? "" : $"{Median(mode, x => x.Stream0):F1} / {(mode == Mode.Streams ? Median(mode, x => x.Stream1).ToString("F1") : "—")}",
+            mode is Mode.Whole or Mode.WholeSeparate ? "" : $"{Median(mode, x => x.Stream0):F1} / {(mode is Mode.Streams or Mode.StreamsOwner ? Median(mode, x => x.Stream1).ToString("F1") : "—")}",
             mode is Mode.Whole or Mode.WholeSeparate ? "" : $"{Median(mode, x => x.Forward0):F1} / {Median(mode, x => x.Backward0):F1}",
             mode is Mode.Whole or Mode.WholeSeparate ? "" : Median(mode, x => x.BusyShare).ToString("F2"),
-            mode == Mode.Streams ? Median(mode, x => x.Combine) : "", mode == Mode.Streams ? Median(mode, x => x.CombineCpu) : "",
+            mode is Mode.Streams or Mode.StreamsOwner ? Median(mode, x => x.Combine) : "", mode is Mode.Streams or Mode.StreamsOwner ? Median(mode, x => x.CombineCpu) : "",
             mode == Mode.HalfAlone ? "" : Median(mode, x => x.Optimizer),
             Median(mode, x => x.Cpu), samples[mode][^1].RssMb,
         ];
@@ -209,6 +224,13 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
             if (mode == Mode.WholeSeparate)
             {
                 Runtime.KernelSettings.Current.With(k => k.FusedTableUpdate = false, () => RunOnce(Mode.WholeSeparate, step, timed));
+                return;
+            }
+            if (mode == Mode.StreamsOwner)
+            {
+                Layers.Kernels.GradientStream.OwnerUpdates = true;
+                try { RunOnce(mode, step, timed); }
+                finally { Layers.Kernels.GradientStream.OwnerUpdates = false; }
                 return;
             }
             RunOnce(mode, step, timed);
@@ -249,7 +271,7 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
                     });
                 }
                 fb = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-                if (mode == Mode.Streams)
+                if (mode is Mode.Streams or Mode.StreamsOwner)
                 {
                     long t1 = Stopwatch.GetTimestamp();
                     var cpu1 = Environment.CpuUsage.TotalTime;
@@ -267,7 +289,7 @@ internal sealed class TrainStreamsCommand : Command<TrainStreamsCommand.Settings
             double total = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
             if (timed)
                 samples[mode].Add(new(total, fb, streamMs[0], streamMs[1], forward0, backward0,
-                    mode == Mode.Streams ? (streamCpu[0] + streamCpu[1]) / (streamMs[0] + streamMs[1]) : streamCpu[0] / streamMs[0],
+                    mode is Mode.Streams or Mode.StreamsOwner ? (streamCpu[0] + streamCpu[1]) / (streamMs[0] + streamMs[1]) : streamCpu[0] / streamMs[0],
                     combine, combineCpu, opt, (Environment.CpuUsage.TotalTime - cpu).TotalMilliseconds, Environment.WorkingSet / 1048576.0));
         }
 

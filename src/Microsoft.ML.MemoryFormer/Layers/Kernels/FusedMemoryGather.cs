@@ -268,6 +268,32 @@ internal static class FusedMemoryGather
                     int rowCount = (int)tables[t].shape[0];
                     int h = widths[t];
                     var sink = sinks.Gradients[t];
+                    if (sink is not null && GradientStream.Current is >= 0 and int owned && GradientStream.OwnerUpdates
+                        && sink.Update is { } ownerUpdate && CanFuse(ownerUpdate, sinks.Tables[t], tables[t]) && !readBf16[t])
+                    {
+                        hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, smallest, pooled.Chunked);
+                        using var narrowOwned = Bf16Rows(grads[t], n, h);
+                        var ownedPass = new TableGradientPass.RowPass(hits, tablePtrs[t], gradPtrs[t], h, rowPassGw, Address(narrowOwned));
+                        if (sink.Index % GradientStream.MaxStreams != owned)
+                        {
+                            // Not this stream's table: its part written for the owner to add, then marked.
+                            TableGradientPass.WriteAll(ownedPass, rowCount, sink.RentStream(owned, tables[t]), accumulate: false);
+                            sink.PartReady(owned);
+                        }
+                        else
+                        {
+                            // This stream's table: once the other part is written (and the other stream has read the table for the last
+                            // time this step), the update fused into this row pass with the two parts' sum.
+                            int other = 1 - owned;
+                            sink.WaitPart(other);
+                            ownerUpdate.SquaredNorm = TableGradientPass.UpdateAll(ownedPass, rowCount, ownerUpdate.Kernel(),
+                                (nint)TensorMemory.Floats(sink.RentStream(other, tables[t])));
+                            TileMajorBuffer.NoteRawWrite();
+                            ownerUpdate.Applied = true;
+                        }
+                        result.Add(null!);
+                        continue;
+                    }
                     if (sink is not null && GradientStream.Current is >= 0 and int stream)
                     {
                         // A data-parallel step's stream: every row of this stream's part written into its own buffer, for the optimizer

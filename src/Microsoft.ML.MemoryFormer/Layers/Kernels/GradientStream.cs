@@ -15,6 +15,11 @@ internal static class GradientStream
     /// <summary>The most streams a step may have.</summary>
     public const int MaxStreams = 2;
 
+    /// <summary>Probe switch: each table's update applied inside the backward of the stream that owns it (table index parity), from its
+    /// own gradient row plus the other stream's part, written once and read once (<see cref="TableGradient.PartReady"/>), instead of one
+    /// pass after both backwards.</summary>
+    public static volatile bool OwnerUpdates;
+
     [ThreadStatic]
     private static int currentPlusOne;                                   // 0: none (the default of a new thread)
 

@@ -60,6 +60,36 @@ internal sealed class TableGradient : IDisposable
         return buffer;
     }
 
+    /// <summary>The table's index among the model's tables (its owner stream under <see cref="GradientStream.OwnerUpdates"/> is its parity).</summary>
+    public int Index { get; set; }
+
+    private int partsReady;
+    private readonly object partGate = new();
+
+    /// <summary>Forgets the previous step's parts (the optimizer, before a step's backwards).</summary>
+    public void ResetParts() => Volatile.Write(ref partsReady, 0);
+
+    /// <summary>Marks stream <paramref name="stream"/>'s part of this step as written.</summary>
+    public void PartReady(int stream)
+    {
+        lock (partGate)
+        {
+            partsReady |= 1 << stream;
+            Monitor.PulseAll(partGate);
+        }
+    }
+
+    /// <summary>Waits until stream <paramref name="stream"/>'s part of this step is written (throws after 120 s: a failed stream).</summary>
+    public void WaitPart(int stream)
+    {
+        lock (partGate)
+        {
+            while ((partsReady & (1 << stream)) == 0)
+                if (!Monitor.Wait(partGate, TimeSpan.FromSeconds(120)))
+                    throw new TimeoutException($"Stream {stream} did not write its part of table {Index}.");
+        }
+    }
+
     /// <summary>Stream <paramref name="stream"/>'s buffer of a data-parallel step (<see cref="GradientStream"/>), shaped like
     /// <paramref name="table"/>, allocated on first use (contents undefined; the stream's backward writes every row).</summary>
     public Tensor RentStream(int stream, Tensor table)
