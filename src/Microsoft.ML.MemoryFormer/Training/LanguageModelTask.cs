@@ -31,33 +31,10 @@ internal sealed class LanguageModelTask : ITrainingTask
 
     public (Tensor Loss, long Items) Loss(int step)
     {
-        var batch = Batch(step);                                                 // [B, T+1]
-        return (LossOf(batch), batch.shape[0] * (batch.shape[1] - 1));
-    }
-
-    /// <inheritdoc/>
-    public string? CannotSplit => model.Config.Dropout > 0
-        ? "dropout draws from torch's one generator, which two streams would share"
-        : batchSize % 2 != 0 ? $"the batch size {batchSize} is odd" : null;
-
-    /// <inheritdoc/>
-    /// <remarks>Windows [part·B/P, (part+1)·B/P) of the step's batch; their mean loss times 1/P, exact for P = 2.</remarks>
-    public (Tensor Loss, long Items) PartLoss(int step, int part, int parts)
-    {
-        if (CannotSplit is { } reason)
-            throw new NotSupportedException(reason);
-        long size = batchSize / parts;
-        var windows = Batch(step).narrow(0, part * size, size);                 // [B/P, T+1]
-        using TorchSharp.Scalar share = 1.0 / parts;                                      // kept alive across the native call (Runtime.LiveScalars)
-        return (LossOf(windows).mul(share), windows.shape[0] * (windows.shape[1] - 1));
-    }
-
-    /// <summary>The windows of step <paramref name="step"/>'s batch, drawn from (seed, step): [B, T+1].</summary>
-    private Tensor Batch(int step)
-    {
         var random = new Random(StepSeed.Of(seed, step));
         var picks = Enumerable.Range(0, batchSize).Select(_ => (long)random.Next((int)train.shape[0])).ToArray();
-        return train.index_select(0, tensor(picks)).to(device);                 // [B, T+1]
+        var batch = train.index_select(0, tensor(picks)).to(device);             // [B, T+1]
+        return (LossOf(batch), batch.shape[0] * (batch.shape[1] - 1));
     }
 
     public (double Loss, double? Metric)? Validate()

@@ -42,8 +42,6 @@ internal sealed class ModelOptimizer : IDisposable
         var layers = ParameterGroups.TableLayers(model);
         tables = [.. g.Tables];
         tableGradients = layers.Count == tables.Length ? layers.Select(l => l.Gradient).ToArray() : [];
-        for (int i = 0; i < tableGradients.Length; i++)
-            tableGradients[i].Index = i;
         foreach (var gradient in tableGradients)
             gradient.Attached = true;                                    // the fused backward writes in place for this optimizer
         forwardCopies = options.MixedPrecisionTables ? layers.Select(l => l.ForwardCopy).ToArray() : [];
@@ -86,36 +84,12 @@ internal sealed class ModelOptimizer : IDisposable
         matrixOptimizer.ZeroGrad();
         vectorOptimizer.ZeroGrad();
         foreach (var gradient in tableGradients)
-        {
             gradient.Update = null;
-            gradient.ResetParts();
-        }
         if (step is not { } s || !fuseTableUpdates)
             return;
         double lr = RateAt(s, table: true), scale = TableScale();
         for (int i = 0; i < tables.Length; i++)
             tableGradients[i].Update = tableOptimizer.Arm(i, lr, scale);
-    }
-
-    /// <summary>
-    /// After the backwards of a data-parallel step's <paramref name="streams"/> streams (<see cref="GradientStream"/>), each table's
-    /// gradient as the sum of the streams' parts in stream order, with the armed update applied row by row where the single-stream
-    /// backward would have fused it (<see cref="TableGradient.CombineStreams"/>), or set as the table's <c>grad</c> for
-    /// <see cref="Step"/>. The dense parameters' gradients need nothing: autograd summed the streams' two contributions (a sum of two
-    /// terms is the same bits in either order).
-    /// </summary>
-    public void CombineStreams(int streams)
-    {
-        if (tableGradients.Length != tables.Length)
-            throw new InvalidOperationException("Data-parallel streams need every table on the managed CPU kernels.");
-        using var noGrad = no_grad();
-        for (int i = 0; i < tables.Length; i++)
-        {
-            if (tableGradients[i].Update is { Applied: true })
-                continue;                                                    // updated inside its owner stream's backward
-            var update = tableGradients[i].Update is { } u && FusedMemoryGather.CanFuse(u, tables[i], tables[i]) ? u : null;
-            tableGradients[i].CombineStreams(tables[i], streams, update);
-        }
     }
 
     /// <summary>The tables' gradient scale known before the backward: the previous step's factor, or 1.</summary>

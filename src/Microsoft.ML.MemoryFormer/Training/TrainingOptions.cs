@@ -67,22 +67,6 @@ public sealed record TrainingOptions
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool MixedPrecisionTables { get; init; }
 
-    /// <summary>
-    /// 2 (opt-in; null or 1, the default, is one stream): each step's batch is split in two halves (always two, whatever the thread count), each run forward and backward
-    /// on its own dedicated thread with libtorch's intra-op threads at 1 (no OpenMP regions, no kernel forks, each half's
-    /// activations in its own core's caches), and the halves' gradients summed in a fixed order before one optimizer step
-    /// (data parallelism across the cores; <c>Training/TrainingStreams.cs</c>). The tables' halves are written to per-stream
-    /// buffers and summed row by row with the AdamW step applied in the same pass. Byte-identical for the same seed on 1 and 2
-    /// threads, but not the bits of the default (the whole batch in one backward). Needs a task that splits its batches
-    /// (language modelling with an even batch size and no dropout) and every table on the managed CPU kernels; costs two more
-    /// fp32 gradient buffers the size of the tables. Recorded in a checkpoint's run fingerprint when set.
-    /// </summary>
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public int? DataParallelStreams { get; init; }
-
-    /// <summary>The streams a step runs: <see cref="DataParallelStreams"/>, or 1 when unset.</summary>
-    internal int Streams => DataParallelStreams ?? 1;
-
     /// <summary>The moments' precision of a new run on the managed CPU kernels whose <see cref="TableMomentPrecision"/> is
     /// null: <c>BFloat16</c> (docs/benchmarks.md: the same LM quality as fp32 at 1,500 steps, 1.7 GB less memory at
     /// d = 512 and a third less memory traffic in every table update).</summary>
@@ -202,7 +186,6 @@ public sealed record TrainingOptions
             "ValidateEvery and EarlyStoppingPatience must be ≥ 0, ReportEvery positive");
         Check(CheckpointPath is null || !string.IsNullOrWhiteSpace(CheckpointPath), nameof(CheckpointPath), "must be null or a file path");
         Check(CheckpointEverySteps >= 0, nameof(CheckpointEverySteps), "must be ≥ 0");
-        Check(DataParallelStreams is null or 1 or 2, nameof(DataParallelStreams), "must be null (one stream, the default), 1 or 2");
         Check(CheckpointInterval is null || CheckpointInterval > TimeSpan.Zero, nameof(CheckpointInterval), "must be positive when set");
         return this;
     }

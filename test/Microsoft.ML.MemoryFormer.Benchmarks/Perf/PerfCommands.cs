@@ -17,7 +17,6 @@ internal static class PerfCommands
             perf.AddCommand<BandwidthCommand>("bandwidth").WithDescription("Memory-bandwidth probe: a 512 MB tensor copy and sum.");
             perf.AddCommand<AllCommand>("all").WithDescription("Everything above in one run, plus artifacts/perf/summary.md.");
             perf.AddCommand<DecodeProfileCommand>("decode-profile").WithDescription("One decode step: the LM head alone and fused vs general MF steps vs dense.");
-            perf.AddCommand<TrainStreamsCommand>("train-streams").WithDescription("A training step on two single-threaded streams (data parallel) vs the whole batch, MF and dense.");
             perf.AddCommand<TrainProfileCommand>("train-profile").WithDescription("One training step part by part (norms, Q/K/V, attention, FFN, head, optimizer), MF beside dense.");
             perf.AddCommand<PhaseProfileCommand>("profile-phases").WithDescription("A training step's Memory Layer calls (Q/K/V, ML₁, ML₂) split into hash, gather, hit sort, row pass, table update and the rest, with GB/s.");
             perf.AddCommand<ProfileCommand>("profile").WithDescription("Phase breakdown of one Memory Layer fwd+bwd.");

@@ -19,8 +19,7 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 internal static class BackwardGuard
 {
     private const string InputsKey = "guard.tensorInputs";
-    [ThreadStatic]
-    private static Exception? failure;                                   // per thread: a CPU backward runs its nodes on the thread that called it
+    private static Exception? failure;
 
     /// <summary>Records which forward arguments are tensors, as TorchSharp counts the backward's results.</summary>
     public static void RecordInputs(autograd.AutogradContext ctx, object[] vars) =>

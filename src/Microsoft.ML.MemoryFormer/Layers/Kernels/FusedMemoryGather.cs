@@ -268,43 +268,6 @@ internal static class FusedMemoryGather
                     int rowCount = (int)tables[t].shape[0];
                     int h = widths[t];
                     var sink = sinks.Gradients[t];
-                    if (sink is not null && GradientStream.Current is >= 0 and int owned && GradientStream.OwnerUpdates
-                        && sink.Update is { } ownerUpdate && CanFuse(ownerUpdate, sinks.Tables[t], tables[t]) && !readBf16[t])
-                    {
-                        hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, smallest, pooled.Chunked);
-                        using var narrowOwned = Bf16Rows(grads[t], n, h);
-                        var ownedPass = new TableGradientPass.RowPass(hits, tablePtrs[t], gradPtrs[t], h, rowPassGw, Address(narrowOwned));
-                        if (sink.Index % GradientStream.MaxStreams != owned)
-                        {
-                            // Not this stream's table: its part written for the owner to add, then marked.
-                            TableGradientPass.WriteAll(ownedPass, rowCount, sink.RentStream(owned, tables[t]), accumulate: false);
-                            sink.PartReady(owned);
-                        }
-                        else
-                        {
-                            // This stream's table: once the other part is written (and the other stream has read the table for the last
-                            // time this step), the update fused into this row pass with the two parts' sum.
-                            int other = 1 - owned;
-                            sink.WaitPart(other);
-                            ownerUpdate.SquaredNorm = TableGradientPass.UpdateAll(ownedPass, rowCount, ownerUpdate.Kernel(),
-                                (nint)TensorMemory.Floats(sink.RentStream(other, tables[t])));
-                            TileMajorBuffer.NoteRawWrite();
-                            ownerUpdate.Applied = true;
-                        }
-                        result.Add(null!);
-                        continue;
-                    }
-                    if (sink is not null && GradientStream.Current is >= 0 and int stream)
-                    {
-                        // A data-parallel step's stream: every row of this stream's part written into its own buffer, for the optimizer
-                        // to sum in stream order and update after every stream's backward (TableGradient.CombineStreams); no grad set.
-                        hits ??= RowHits.Build(rows32, pooled.Count, k, (float*)wPtr, smallest, pooled.Chunked);
-                        using var narrowPart = Bf16Rows(grads[t], n, h);
-                        TableGradientPass.WriteAll(new TableGradientPass.RowPass(hits, tablePtrs[t], gradPtrs[t], h, rowPassGw, Address(narrowPart),
-                            Table16: readBf16[t] ? CurrentCopy(sinks, t, tables[t]) : 0, RoundDots: readBf16[t]), rowCount, sink.RentStream(stream, tables[t]), accumulate: false);
-                        result.Add(null!);
-                        continue;
-                    }
                     var existing = sink is null ? null : sinks.Tables[t].grad;
                     bool useSink = sink is not null && (existing is null || existing.IsInvalid
                         || (TensorMemory.IsCpuFloat32(existing) && existing.is_contiguous() && existing.shape.SequenceEqual(tables[t].shape)));
@@ -481,7 +444,7 @@ internal static class FusedMemoryGather
 
     /// <summary>Whether <paramref name="update"/> can be applied in place: not yet applied, fp32 (or bf16, <see cref="TableUpdate.Bf16"/>)
     /// contiguous CPU moments shaped like the parameter, and the backward's table is the parameter's own storage.</summary>
-    internal static unsafe bool CanFuse(TableUpdate update, Tensor parameter, Tensor table) =>
+    private static unsafe bool CanFuse(TableUpdate update, Tensor parameter, Tensor table) =>
         KernelSettings.Current.FusedTableUpdate && !update.Applied
         && IsMoment(update.ExpAvg) && IsMoment(update.ExpAvgSq) && update.ExpAvg.dtype == update.ExpAvgSq.dtype
         && update.ExpAvg.is_contiguous() && update.ExpAvgSq.is_contiguous()

@@ -26,7 +26,6 @@ internal sealed class TableGradient : IDisposable
 {
     private Tensor? buffer;
     private double? squaredNorm;
-    private readonly Tensor?[] streamBuffers = new Tensor?[GradientStream.MaxStreams];
 
     /// <summary>
     /// Whether the fused backward writes this buffer and sets it as the table's <c>grad</c> itself, bypassing autograd
@@ -60,76 +59,6 @@ internal sealed class TableGradient : IDisposable
         return buffer;
     }
 
-    /// <summary>The table's index among the model's tables (its owner stream under <see cref="GradientStream.OwnerUpdates"/> is its parity).</summary>
-    public int Index { get; set; }
-
-    private int partsReady;
-    private readonly object partGate = new();
-
-    /// <summary>Forgets the previous step's parts (the optimizer, before a step's backwards).</summary>
-    public void ResetParts() => Volatile.Write(ref partsReady, 0);
-
-    /// <summary>Marks stream <paramref name="stream"/>'s part of this step as written.</summary>
-    public void PartReady(int stream)
-    {
-        lock (partGate)
-        {
-            partsReady |= 1 << stream;
-            Monitor.PulseAll(partGate);
-        }
-    }
-
-    /// <summary>Waits until stream <paramref name="stream"/>'s part of this step is written (throws after 120 s: a failed stream).</summary>
-    public void WaitPart(int stream)
-    {
-        lock (partGate)
-        {
-            while ((partsReady & (1 << stream)) == 0)
-                if (!Monitor.Wait(partGate, TimeSpan.FromSeconds(120)))
-                    throw new TimeoutException($"Stream {stream} did not write its part of table {Index}.");
-        }
-    }
-
-    /// <summary>Stream <paramref name="stream"/>'s buffer of a data-parallel step (<see cref="GradientStream"/>), shaped like
-    /// <paramref name="table"/>, allocated on first use (contents undefined; the stream's backward writes every row).</summary>
-    public Tensor RentStream(int stream, Tensor table)
-    {
-        if (streamBuffers[stream] is not { } part || !part.shape.SequenceEqual(table.shape))
-        {
-            streamBuffers[stream]?.Dispose();
-            streamBuffers[stream] = part = empty(table.shape, ScalarType.Float32).DetachFromDisposeScope();
-        }
-        return part;
-    }
-
-    /// <summary>
-    /// After the backwards of <paramref name="streams"/> streams, the table's gradient as Σ of their buffers in stream order
-    /// (<see cref="StreamGradientSum"/>): with <paramref name="update"/> (armed and fusable), its AdamW step applied row by row
-    /// and marked <see cref="TableUpdate.Applied"/>, no gradient set; otherwise the sum written into this sink's buffer and set as
-    /// the table's <c>grad</c>, its norm recorded, as the single-stream backward leaves it.
-    /// </summary>
-    public unsafe void CombineStreams(Tensor table, int streams, TableUpdate? update)
-    {
-        var parts = new nint[streams];
-        for (int s = 0; s < streams; s++)
-            parts[s] = streamBuffers[s] is { } part && part.shape.SequenceEqual(table.shape)
-                ? (nint)TensorMemory.Floats(part)
-                : throw new InvalidOperationException($"Stream {s} wrote no gradient for a table of shape [{string.Join(", ", table.shape)}].");
-        int rowCount = (int)table.shape[0], h = (int)table.shape[1];
-        if (update is not null)
-        {
-            update.SquaredNorm = StreamGradientSum.UpdateAll(parts, (nint)TensorMemory.Floats(table), rowCount, h, update.Kernel());
-            update.Applied = true;
-            TableVersion.Bump(table);                                    // a raw write: any copy keyed on the version is stale
-            return;
-        }
-        var sum = Rent(table);
-        double squares = StreamGradientSum.WriteAll(parts, (nint)TensorMemory.Floats(sum), rowCount, h);
-        NonZeroRows = null;
-        table.grad = sum;
-        Record(squares);
-    }
-
     /// <summary>Records ‖grad‖² of the table's gradient as just written by the backward.</summary>
     public void Record(double value) => squaredNorm = value;
 
@@ -159,11 +88,6 @@ internal sealed class TableGradient : IDisposable
     {
         buffer?.Dispose();
         buffer = null;
-        for (int s = 0; s < streamBuffers.Length; s++)
-        {
-            streamBuffers[s]?.Dispose();
-            streamBuffers[s] = null;
-        }
         NonZeroRows = null;
     }
 }

@@ -108,7 +108,7 @@ internal static unsafe class TableGradientPass
     /// with <see cref="RowPass.TileMajor"/>, its 16-column slices are written into the kept tile-major copy (<see cref="TileMajorTableCopy"/>).
     /// Returns the squared norm of the gradient, summed as <see cref="WriteAll"/> does.
     /// </summary>
-    public static double UpdateAll(RowPass pass, int rowCount, BlockedTableGradient.FusedStep step, nint partner = 0)
+    public static double UpdateAll(RowPass pass, int rowCount, BlockedTableGradient.FusedStep step)
     {
         int h = pass.Width;
         var squares = ArrayPool<double>.Shared.Rent(rowCount);
@@ -128,12 +128,6 @@ internal static unsafe class TableGradientPass
                     if (ahead > 0 && r + ahead < end)
                         PrefetchUpdateRows(pass, step, o + ((long)ahead * h), h);
                     squares[r] = pass.Write(r, g, cached: true, rounding);
-                    if (partner != 0)
-                    {
-                        // A data-parallel step's other stream's gradient row (GradientStream): the sum of the two parts.
-                        RowKernels.Add((float*)partner + o, g, h);
-                        squares[r] = RowKernels.Dot(g, g, h);
-                    }
                     if (step.Bf16)                                               // the optimizer's own bf16 step: same index and salt, same bits
                         Bf16Moments.UpdateRow((float*)pass.Table + o, g, (ushort*)step.ExpAvg + o, (ushort*)step.ExpAvgSq + o, h, step.Coefficients, o, step.Salt);
                     else

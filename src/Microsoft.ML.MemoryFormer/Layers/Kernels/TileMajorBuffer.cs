@@ -18,22 +18,17 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <para>A write of a table through its raw memory that neither bumps its version (<see cref="TableVersion.Bump"/>) nor calls
 /// <see cref="NoteRawWrite"/> would be missed; the library's own writers do one or the other (<c>FusedAdamW</c>, the weight loaders
 /// and the checkpoint bump; the fused update notes).</para>
-/// <para>Two buffers are pooled (one before data-parallel streams): a caller gets a large enough one, preferring one that holds a
-/// table; more concurrent callers get a fresh one (with nothing held), and a returned buffer takes an empty slot or the smallest
-/// kept buffer's, if larger.</para>
+/// <para>One buffer is pooled, as before: concurrent callers get a fresh one (with nothing held), and only the larger of two
+/// returned buffers is kept, with what it holds.</para>
 /// </remarks>
 internal static unsafe class TileMajorBuffer
 {
     /// <summary>Which table's current values a tile-major buffer holds (see the class remarks).</summary>
     public readonly record struct Key(long Owner, nint Address, long Rows, int Width, long Version, long RawWrites);
 
-    /// <summary>Buffers kept between calls: two, so that the two streams of a data-parallel step (<see cref="GradientStream"/>), whose
-    /// forwards run at once, each find one instead of allocating (and faulting in) a fresh one every call.</summary>
-    private const int Kept = 2;
-
-    private static readonly nint[] pooled = new nint[Kept];
-    private static readonly long[] pooledFloats = new long[Kept];
-    private static readonly Key?[] pooledKey = new Key?[Kept];
+    private static nint pooled;
+    private static long pooledFloats;
+    private static Key? pooledKey;
     private static readonly object Gate = new();
     private static long rawWrites, reuses;
 
@@ -55,16 +50,11 @@ internal static unsafe class TileMajorBuffer
     {
         lock (Gate)
         {
-            // The kept buffer that is large enough and holds something, else any that is large enough.
-            int best = -1;
-            for (int i = 0; i < Kept; i++)
-                if (pooled[i] != 0 && pooledFloats[i] >= floats && (best < 0 || (pooledKey[best] is null && pooledKey[i] is not null)))
-                    best = i;
-            if (best >= 0)
+            if (pooled != 0 && pooledFloats >= floats)
             {
-                nint buffer = pooled[best];
-                (size, held) = (pooledFloats[best], pooledKey[best]);
-                (pooled[best], pooledKey[best]) = (0, null);
+                nint buffer = pooled;
+                (size, held) = (pooledFloats, pooledKey);
+                (pooled, pooledKey) = (0, null);
                 return buffer;
             }
         }
@@ -81,16 +71,8 @@ internal static unsafe class TileMajorBuffer
         nint free = buffer;
         lock (Gate)
         {
-            // Into an empty slot, else in place of the smallest kept buffer if this one is larger (which is then freed).
-            int slot = Array.IndexOf(pooled, (nint)0);
-            if (slot < 0)
-            {
-                slot = pooledFloats[0] <= pooledFloats[1] ? 0 : 1;
-                if (pooledFloats[slot] >= floats)
-                    slot = -1;
-            }
-            if (slot >= 0)
-                (free, pooled[slot], pooledFloats[slot], pooledKey[slot]) = (pooled[slot], buffer, floats, held);
+            if (pooled == 0 || pooledFloats < floats)
+                (free, pooled, pooledFloats, pooledKey) = (pooled, buffer, floats, held);
         }
         if (free != 0)
             NativeMemory.AlignedFree((void*)free);
