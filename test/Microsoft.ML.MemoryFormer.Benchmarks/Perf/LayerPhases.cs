@@ -251,10 +251,10 @@ internal sealed unsafe class LayerPhases : IDisposable
     private static string Switched(Action<KernelSettings> before, Action<KernelSettings> after, Action body, int rounds) =>
         Pair(() => KernelSettings.Current.With(before, body), () => KernelSettings.Current.With(after, body), rounds);
 
-    /// <summary>The token-major forward forced (TiledForwardMinTableBytes past any table), its prefetch as <paramref name="prefetch"/>.</summary>
+    /// <summary>The token-major forward forced (both tiled gates past any table), its prefetch as <paramref name="prefetch"/>.</summary>
     private static Action<KernelSettings> TokenMajorWith(bool prefetch) => c =>
     {
-        c.TiledForwardMinTableBytes = long.MaxValue;
+        c.TiledForwardMinTableBytes = c.TiledForwardAlignedMinTableBytes = long.MaxValue;
         c.PrefetchGatherRows = prefetch;
     };
 
@@ -326,7 +326,7 @@ internal sealed unsafe class LayerPhases : IDisposable
         var tables = layers.Select(l => (Tensor)l.Table).ToArray();
         var biases = layers.Select(l => (Tensor)l.Bias).ToArray();
         void Forward() { using var s = NewDisposeScope(); using var g = no_grad(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, null, biases); }
-        void ForwardWith(long minBytes) => KernelSettings.Current.With(c => c.TiledForwardMinTableBytes = minBytes, Forward);
+        void ForwardWith(long minBytes) => KernelSettings.Current.With(c => c.TiledForwardMinTableBytes = c.TiledForwardAlignedMinTableBytes = minBytes, Forward);
         return
         [
             (Whole, WholeCall),
