@@ -84,9 +84,6 @@ internal sealed class KernelSettings
     /// the shared L3, where the token-major kernel is as fast (<c>perf probe-forward --width 256</c>, <c>perf profile-phases</c>).</summary>
     public long TiledForwardMinTableBytes { get => state.TiledForwardMinTableBytes; set => state.TiledForwardMinTableBytes = value; }
 
-    /// <summary>Table rows ahead whose ∂L/∂y rows the backward's row pass asks for (<see cref="PrefetchHitRows"/>): 1, the next row.</summary>
-    public int HitPrefetchAhead { get => state.HitPrefetchAhead; set => state.HitPrefetchAhead = value; }
-
     /// <summary>The bytes one chunk group's tile may take in the tiled forward (<c>Layers/Kernels/TiledGather.cs</c>, when its plan
     /// leaves the group size to it, and its bf16 twin): by default half of a core's L2 (<see cref="TiledGroupBytesFor"/>). Any value gives
     /// the same bits (the partial tile of a token waits in fp32 between groups; <c>TiledGatherTests</c> compare plans byte for byte).</summary>
@@ -272,7 +269,6 @@ internal sealed class KernelSettings
         public long TiledForwardMinTableBytes = 16L << 20;
         public long TiledForwardAlignedMinTableBytes = AlignedTiledForwardGate(CacheSizes.L2Bytes, CacheSizes.L3Bytes);
         public int TiledGroupBytes = TiledGroupBytesFor(CacheSizes.L2Bytes);
-        public int HitPrefetchAhead = 1;
         public bool TiledSharedForward = true;
         public bool PrefetchGatherRows = !CpuVendor.IsIntel;
         public bool PrefetchUpdateRows = true;

@@ -28,13 +28,11 @@ internal sealed unsafe class LayerPhases : IDisposable
     public const string BiasSumsRatio = "before ÷ after, bias gradients (ManagedBiasSums off ÷ on)";
     public const string TileCopyGatherRatio = "before ÷ after, gather forward (TileMajorCopyFromUpdate off ÷ on: table copied ÷ kept copy read)";
     public const string TileWriteRatio = "row pass + fused AdamW writing the kept tile-major copy ÷ not (its cost)";
-    public const string HitAhead2Ratio = "row pass + fused AdamW, ∂L/∂y rows prefetched 1 ÷ 2 table rows ahead (HitPrefetchAhead)";
-    public const string HitAhead4Ratio = "row pass + fused AdamW, ∂L/∂y rows prefetched 1 ÷ 4 table rows ahead (HitPrefetchAhead)";
     public const string GroupBytesRatio = "gather forward, tiled chunk groups of 512 KB ÷ 1 MB (TiledGroupBytes)";
 
     /// <summary>The rows of the before/after table: median of per-round ratios (lowest–highest).</summary>
     public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio, PrefetchWholeRatio, PrefetchGatherRatio, UpdatePrefetchRatio, BothWholeRatio,
-        BiasSumsWholeRatio, BiasSumsRatio, TileCopyGatherRatio, TileWriteRatio, HitAhead2Ratio, HitAhead4Ratio, GroupBytesRatio];
+        BiasSumsWholeRatio, BiasSumsRatio, TileCopyGatherRatio, TileWriteRatio, GroupBytesRatio];
 
     public const string Tiled = "  tiled kernel forced (where TiledGather.Pays)";
     public const string RowCopy = "  of it: int64 → int32 row copy";
@@ -241,8 +239,6 @@ internal sealed unsafe class LayerPhases : IDisposable
                 SyncTileCopies();
                 return Switched(c => c.TileMajorCopyFromUpdate = false, c => c.TileMajorCopyFromUpdate = true, KeptForward, rounds);
             },
-            [HitAhead2Ratio] = () => Switched(c => c.HitPrefetchAhead = 1, c => c.HitPrefetchAhead = 2, () => RowPassWithUpdate(false), rounds),
-            [HitAhead4Ratio] = () => Switched(c => c.HitPrefetchAhead = 1, c => c.HitPrefetchAhead = 4, () => RowPassWithUpdate(false), rounds),
             [GroupBytesRatio] = () => Switched(c => { c.TiledForwardMinTableBytes = 0; c.TiledGroupBytes = 512 << 10; },
                 c => { c.TiledForwardMinTableBytes = 0; c.TiledGroupBytes = 1 << 20; }, Forward, rounds),
             [TileWriteRatio] = () =>

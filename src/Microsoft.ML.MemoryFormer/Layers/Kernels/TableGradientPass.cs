@@ -51,8 +51,8 @@ internal static unsafe class TableGradientPass
                 for (int i = start; i < end; i++)
                 {
                     int r = touched[i];
-                    if (prefetch && i + pass.Ahead < end)
-                        pass.Prefetch(touched[i + pass.Ahead]);
+                    if (prefetch && i + 1 < end)
+                        pass.Prefetch(touched[i + 1]);
                     squares[i] = pass.Write(r, (float*)gtPtr + ((long)r * h), rowScratch: rounding);
                 }
             }
@@ -78,8 +78,8 @@ internal static unsafe class TableGradientPass
                 for (int r = start; r < end; r++)
                 {
                     float* dst = (float*)gtPtr + ((long)r * h);
-                    if (prefetch && r + pass.Ahead < end)
-                        pass.Prefetch(r + pass.Ahead);
+                    if (prefetch && r + 1 < end)
+                        pass.Prefetch(r + 1);
                     if (!accumulate)
                     {
                         squares[r] = pass.Write(r, dst, rowScratch: rounding);
@@ -123,8 +123,8 @@ internal static unsafe class TableGradientPass
                 for (int r = start; r < end; r++)
                 {
                     long o = (long)r * h;
-                    if (prefetch && r + pass.Ahead < end)
-                        pass.Prefetch(r + pass.Ahead);
+                    if (prefetch && r + 1 < end)
+                        pass.Prefetch(r + 1);
                     if (ahead > 0 && r + ahead < end)
                         PrefetchUpdateRows(pass, step, o + ((long)ahead * h), h);
                     squares[r] = pass.Write(r, g, cached: true, rounding);
@@ -217,9 +217,6 @@ internal static unsafe class TableGradientPass
         /// <summary>Whether the passes call <see cref="Prefetch"/> (<see cref="KernelSettings.PrefetchHitRows"/>, x86 only; with bf16 rows
         /// only where <see cref="PrefetchBf16Rows"/> asks: the 256-column bf16 kernel ran 1.3–1.4× faster without it, <c>perf probe-rowpass</c>).</summary>
         public bool Prefetching => Sse.IsSupported && KernelSettings.Current.PrefetchHitRows && (GradOut16 == 0 || PrefetchBf16Rows);
-
-        /// <summary>Rows ahead whose ∂L/∂y rows <see cref="Prefetch"/> asks for (<see cref="KernelSettings.HitPrefetchAhead"/>, at least 1).</summary>
-        public int Ahead => Math.Max(1, KernelSettings.Current.HitPrefetchAhead);
 
         /// <summary>Whether <see cref="RoundDots"/> is honoured (on; a probe switch: off takes the fp32 row's inner products, to time the rounding).</summary>
         internal static bool RoundDotRows { get; set; } = true;
