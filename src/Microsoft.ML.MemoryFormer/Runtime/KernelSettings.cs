@@ -84,6 +84,30 @@ internal sealed class KernelSettings
     /// the shared L3, where the token-major kernel is as fast (<c>perf probe-forward --width 256</c>, <c>perf profile-phases</c>).</summary>
     public long TiledForwardMinTableBytes { get => state.TiledForwardMinTableBytes; set => state.TiledForwardMinTableBytes = value; }
 
+    /// <summary>The bytes one chunk group's tile may take in the tiled forward (<c>Layers/Kernels/TiledGather.cs</c>, when its plan
+    /// leaves the group size to it, and its bf16 twin): by default half of a core's L2 (<see cref="TiledGroupBytesFor"/>). Any value gives
+    /// the same bits (the partial tile of a token waits in fp32 between groups; <c>TiledGatherTests</c> compare plans byte for byte).</summary>
+    public int TiledGroupBytes { get => state.TiledGroupBytes; set => state.TiledGroupBytes = value; }
+
+    /// <summary>Half of an L2 of <paramref name="l2Bytes"/>, kept within 256 KB – 4 MB: 512 KB on a Zen 4 core (1 MB of L2, where the
+    /// tiled forward was tuned), 1 MB on an Emerald Rapids core (2 MB: d = 512's 64 chunks then form one group instead of two).</summary>
+    internal static int TiledGroupBytesFor(long l2Bytes) => (int)Math.Clamp(l2Bytes / 2, 256L << 10, 4L << 20);
+
+    /// <summary>The tiled forward also runs when every width of the call is a multiple of 8 (where it gives the token-major kernel's
+    /// bits) and its table (or, with <see cref="TiledSharedForward"/>, its tables together) holds at least this many bytes. By default
+    /// sized from the machine's caches (<see cref="AlignedTiledForwardGate"/>): 16 MB on a Zen 4 (the same gate as
+    /// <see cref="TiledForwardMinTableBytes"/>), 8 MB on the Emerald Rapids VM, whose L3 does not spare the token-major kernel
+    /// (docs/benchmarks.md, "The project's machine is now an Intel Xeon").</summary>
+    public long TiledForwardAlignedMinTableBytes { get => state.TiledForwardAlignedMinTableBytes; set => state.TiledForwardAlignedMinTableBytes = value; }
+
+    /// <summary>
+    /// The default of <see cref="TiledForwardAlignedMinTableBytes"/> for an L2 of <paramref name="l2Bytes"/> a core and an L3 of
+    /// <paramref name="l3Bytes"/>: half the L3 where it is at most 64 MB (a core complex's own L3, fast enough that a table held there
+    /// serves the token-major kernel as well as tiling: Zen 4's 32 MB gives 16 MB), else 4 × L2 (a server mesh's L3 shared by dozens of
+    /// cores: there an 8 MiB table's random rows cost 0.88× a 33.5 MB one's, so only what is near L2 is spared).
+    /// </summary>
+    internal static long AlignedTiledForwardGate(long l2Bytes, long l3Bytes) => l3Bytes <= (64L << 20) ? l3Bytes / 2 : 4 * l2Bytes;
+
     /// <summary>Whether a gather forward over several tables read with the same rows (the shared Q/K/V) takes the tiled forward
     /// when the tables together hold <see cref="TiledForwardMinTableBytes"/> (3 × 8 MB at d = 256), widths multiples of 8 (the same
     /// bits as the token-major kernel); off, each table must hold that much. The token-major kernel cycles all of the call's tables
@@ -128,7 +152,9 @@ internal sealed class KernelSettings
     /// the whole table row <see cref="Layers.Kernels.RowKernels.GatherPrefetchAhead"/> hits ahead into L2 (<c>prefetcht1</c>) during its
     /// first column pass, the next token's rows included, as the decode gathers do with theirs: the rows are scattered, so the hardware
     /// prefetcher cannot guess them. The same for the bf16 table copies of <see cref="Bf16ForwardTables"/> (<c>EncoderKernels.BagSumBf16</c>).
-    /// Same results either way (a hint only); off for <c>perf</c> to time it.</summary>
+    /// Same results either way (a hint only); off for <c>perf</c> to time it. On by default except on Intel processors
+    /// (<see cref="CpuVendor"/>): on the Zen 4 it made ML₂'s forward 2.3× faster, on the Emerald Rapids VM it costs the kernel 12–17 %
+    /// more CPU time at ML₂'s shapes in every round (docs/benchmarks.md, "The project's machine is now an Intel Xeon").</summary>
     public bool PrefetchGatherRows { get => state.PrefetchGatherRows; set => state.PrefetchGatherRows = value; }
 
     /// <summary>Whether the table update fused into the row pass (<see cref="FusedTableUpdate"/>, <c>Layers/Kernels/TableGradientPass.cs</c>)
@@ -241,8 +267,10 @@ internal sealed class KernelSettings
         public bool PrefetchHitRows = true;
         public bool TiledForward = true;
         public long TiledForwardMinTableBytes = 16L << 20;
+        public long TiledForwardAlignedMinTableBytes = AlignedTiledForwardGate(CacheSizes.L2Bytes, CacheSizes.L3Bytes);
+        public int TiledGroupBytes = TiledGroupBytesFor(CacheSizes.L2Bytes);
         public bool TiledSharedForward = true;
-        public bool PrefetchGatherRows = true;
+        public bool PrefetchGatherRows = !CpuVendor.IsIntel;
         public bool PrefetchUpdateRows = true;
         public bool StridedRotaryGradient = true;
         public bool PooledAttentionOutput = true;

@@ -117,6 +117,9 @@ internal sealed unsafe class GatherPrefetchProbeCommand : Command<GatherPrefetch
             new("whole rows 8 ahead into L1", () => Gather(outPtr, 8, l1: true)),
             new("bf16 table (mixed precision), no prefetch", () => GatherBf16(bf16Output, 0)),
             new($"bf16 table, whole rows {RowKernels.GatherPrefetchAhead} ahead into L2 (the library's)", () => GatherBf16(bf16Output, RowKernels.GatherPrefetchAhead)),
+            new("whole rows 12 ahead into L2", () => Gather(outPtr, 12)),
+            new("whole rows 24 ahead into L2", () => Gather(outPtr, 24)),
+            new("whole rows 32 ahead into L2", () => Gather(outPtr, 32)),
         };
         Gather(refPtr, 0);
         string check = Check(variants.Where(v => !v.Name.StartsWith("bf16", StringComparison.Ordinal)).ToList(), reference, output);

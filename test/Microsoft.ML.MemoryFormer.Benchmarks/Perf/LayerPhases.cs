@@ -28,10 +28,11 @@ internal sealed unsafe class LayerPhases : IDisposable
     public const string BiasSumsRatio = "before ÷ after, bias gradients (ManagedBiasSums off ÷ on)";
     public const string TileCopyGatherRatio = "before ÷ after, gather forward (TileMajorCopyFromUpdate off ÷ on: table copied ÷ kept copy read)";
     public const string TileWriteRatio = "row pass + fused AdamW writing the kept tile-major copy ÷ not (its cost)";
+    public const string GroupBytesRatio = "gather forward, tiled chunk groups of 512 KB ÷ 1 MB (TiledGroupBytes)";
 
     /// <summary>The rows of the before/after table: median of per-round ratios (lowest–highest).</summary>
     public static readonly string[] RatioNames = [WholeRatio, GatherRatio, SweepRatio, PrefetchWholeRatio, PrefetchGatherRatio, UpdatePrefetchRatio, BothWholeRatio,
-        BiasSumsWholeRatio, BiasSumsRatio, TileCopyGatherRatio, TileWriteRatio];
+        BiasSumsWholeRatio, BiasSumsRatio, TileCopyGatherRatio, TileWriteRatio, GroupBytesRatio];
 
     public const string Tiled = "  tiled kernel forced (where TiledGather.Pays)";
     public const string RowCopy = "  of it: int64 → int32 row copy";
@@ -238,6 +239,8 @@ internal sealed unsafe class LayerPhases : IDisposable
                 SyncTileCopies();
                 return Switched(c => c.TileMajorCopyFromUpdate = false, c => c.TileMajorCopyFromUpdate = true, KeptForward, rounds);
             },
+            [GroupBytesRatio] = () => Switched(c => { c.TiledForwardMinTableBytes = 0; c.TiledGroupBytes = 512 << 10; },
+                c => { c.TiledForwardMinTableBytes = 0; c.TiledGroupBytes = 1 << 20; }, Forward, rounds),
             [TileWriteRatio] = () =>
             {
                 SyncTileCopies();
@@ -251,10 +254,10 @@ internal sealed unsafe class LayerPhases : IDisposable
     private static string Switched(Action<KernelSettings> before, Action<KernelSettings> after, Action body, int rounds) =>
         Pair(() => KernelSettings.Current.With(before, body), () => KernelSettings.Current.With(after, body), rounds);
 
-    /// <summary>The token-major forward forced (TiledForwardMinTableBytes past any table), its prefetch as <paramref name="prefetch"/>.</summary>
+    /// <summary>The token-major forward forced (both tiled gates past any table), its prefetch as <paramref name="prefetch"/>.</summary>
     private static Action<KernelSettings> TokenMajorWith(bool prefetch) => c =>
     {
-        c.TiledForwardMinTableBytes = long.MaxValue;
+        c.TiledForwardMinTableBytes = c.TiledForwardAlignedMinTableBytes = long.MaxValue;
         c.PrefetchGatherRows = prefetch;
     };
 
@@ -326,7 +329,7 @@ internal sealed unsafe class LayerPhases : IDisposable
         var tables = layers.Select(l => (Tensor)l.Table).ToArray();
         var biases = layers.Select(l => (Tensor)l.Bias).ToArray();
         void Forward() { using var s = NewDisposeScope(); using var g = no_grad(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, null, biases); }
-        void ForwardWith(long minBytes) => KernelSettings.Current.With(c => c.TiledForwardMinTableBytes = minBytes, Forward);
+        void ForwardWith(long minBytes) => KernelSettings.Current.With(c => c.TiledForwardMinTableBytes = c.TiledForwardAlignedMinTableBytes = minBytes, Forward);
         return
         [
             (Whole, WholeCall),

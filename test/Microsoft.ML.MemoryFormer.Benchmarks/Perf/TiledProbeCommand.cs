@@ -120,7 +120,7 @@ internal sealed unsafe class TiledProbeCommand : Command<TiledProbeCommand.Setti
         var variants = new List<Variant>
         {
             new("as dispatched", () => Gather(_ => { })),
-            new("token-major, L2 prefetch (forced)", () => Gather(c => c.TiledForwardMinTableBytes = long.MaxValue)),
+            new("token-major, L2 prefetch (forced)", () => Gather(c => c.TiledForwardMinTableBytes = c.TiledForwardAlignedMinTableBytes = long.MaxValue)),
             new("tiled (forced where TiledGather.Pays)", () => Gather(c => c.TiledForwardMinTableBytes = 0)),
             new("as dispatched, outputs on reused blocks (KernelBuffers, as in a training)", () => Gather(c => c.ReuseKernelBuffers = true)),
             new("kernel alone: tiled, the default plan", () => Kernel(TiledGather.Plan.Default), false),
@@ -142,6 +142,10 @@ internal sealed unsafe class TiledProbeCommand : Command<TiledProbeCommand.Setti
                 fixed (float* wt = weightsT)
                     TiledGather.Interleave(r, TensorMemory.Floats(weights), blocks, k, rt, wt);
             }, false),
+            new("kernel alone: the default plan, groups of 32 chunks (512 KB at 2^τ = 256: half a Zen 4 core's 1 MB L2)", () => Kernel(TiledGather.Plan.Default with { GroupChunks = 32 }), false),
+            new("kernel alone: the default plan, groups of 64 chunks (1 MB at 2^τ = 256: half an Emerald Rapids core's 2 MB L2)", () => Kernel(TiledGather.Plan.Default with { GroupChunks = 64 }), false),
+            new("tiled (forced where TiledGather.Pays), groups of 512 KB (ScratchBytes as on a 1 MB L2)", () => Gather(c => { c.TiledForwardMinTableBytes = 0; c.TiledGroupBytes = 512 << 10; })),
+            new("tiled (forced where TiledGather.Pays), groups of 1 MB (ScratchBytes as on a 2 MB L2)", () => Gather(c => { c.TiledForwardMinTableBytes = 0; c.TiledGroupBytes = 1 << 20; })),
         };
         var reference = Run(variants[0]);
         var outputsMatch = variants.Select(v => !v.Checked ? "—" : Same(reference, Run(v)) ? "same bytes" : "DIFFERS").ToArray();

@@ -44,6 +44,7 @@ public class KernelSettingsTests
     {
         bool b => !b,
         long l => l + 1,
+        int i => i + 1,
         _ => throw new InvalidOperationException($"A switch of type {value?.GetType()} needs a case here."),
     };
 }

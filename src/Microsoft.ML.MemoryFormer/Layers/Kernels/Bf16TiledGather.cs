@@ -22,8 +22,8 @@ internal static unsafe class Bf16TiledGather
     /// <summary>Columns per tile: one 64-byte line of bf16.</summary>
     public const int TileWidth = 32;
 
-    /// <summary>The bytes of one chunk group's staged tile (a probe knob; <see cref="TiledGather.ScratchBytes"/> by default).</summary>
-    internal static int GroupBytes { get; set; } = TiledGather.ScratchBytes;
+    /// <summary>The bytes of one chunk group's staged tile (a probe knob; 0, the default, takes <see cref="TiledGather.ScratchBytes"/>).</summary>
+    internal static int GroupBytes { get; set; }
 
     /// <summary>Whether the kernel takes tables of these widths on this machine (AVX-512, each width a multiple of 32).</summary>
     public static bool Supports(int[] widths) => TiledGather.IsAccelerated && widths.All(h => h > 0 && h % TileWidth == 0);
@@ -36,7 +36,7 @@ internal static unsafe class Bf16TiledGather
         if (n == 0 || k == 0)
             return;
         int blockRows = chunked ? (int)(rowLimit / k) : 0;
-        int groupChunks = !chunked ? k : Math.Clamp(GroupBytes / (blockRows * 64), 1, k);
+        int groupChunks = !chunked ? k : Math.Clamp((GroupBytes > 0 ? GroupBytes : TiledGather.ScratchBytes) / (blockRows * 64), 1, k);
         var cut = new Cut(n, k, rowLimit, chunked ? (long)groupChunks * blockRows : rowLimit, groupChunks, (k + groupChunks - 1) / groupChunks);
         int blocks = n / 8;
         var rowsT = ArrayPool<int>.Shared.Rent(Math.Max(1, blocks * k * 8));

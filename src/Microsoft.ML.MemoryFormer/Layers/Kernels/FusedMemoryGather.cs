@@ -357,14 +357,17 @@ internal static class FusedMemoryGather
     /// Whether the forward takes <see cref="TiledGather"/>: switched on, enough hits a row (<see cref="TiledGather.Pays"/>) and
     /// tables large enough that the token-major kernel would stream them: each at least <see cref="KernelSettings.TiledForwardMinTableBytes"/>,
     /// or, with <see cref="KernelSettings.TiledSharedForward"/>, several tables read with the same rows (the shared Q/K/V) that hold as
-    /// much together and whose widths are multiples of 8 (where both kernels give the same bits).
+    /// much together and whose widths are multiples of 8 (where both kernels give the same bits). Where every width is a multiple of 8,
+    /// the machine-sized <see cref="KernelSettings.TiledForwardAlignedMinTableBytes"/> suffices too (the same bits either way).
     /// </summary>
     internal static bool TakesTiledForward(int n, int k, long rowLimit, int[] widths, long[] tableBytes, KernelSettings settings)
     {
         if (!settings.TiledForward || !widths.All(h => TiledGather.Pays(n, k, rowLimit, h)))
             return false;
-        bool shared = settings.TiledSharedForward && tableBytes.Length > 1 && widths.All(h => h % 8 == 0);
-        return (shared ? tableBytes.Sum() : tableBytes.Min()) >= settings.TiledForwardMinTableBytes;
+        bool aligned = widths.All(h => h % 8 == 0);
+        bool shared = settings.TiledSharedForward && tableBytes.Length > 1 && aligned;
+        long bytes = shared ? tableBytes.Sum() : tableBytes.Min();
+        return bytes >= settings.TiledForwardMinTableBytes || (aligned && bytes >= settings.TiledForwardAlignedMinTableBytes);
     }
 
     /// <summary>The bf16 copy each table's forward reads (<see cref="KernelSettings.Bf16ForwardTables"/>, or the copy's own

@@ -56,8 +56,9 @@ internal static unsafe class TiledGather
     /// copies (the walks read whatever the scratch holds: timing only, wrong outputs).</summary>
     internal static int ProbeSkip { get; set; }
 
-    /// <summary>The bytes one chunk group's tile may take when <see cref="Plan.GroupChunks"/> is 0 (half of a 1 MB L2).</summary>
-    public const int ScratchBytes = 512 * 1024;
+    /// <summary>The bytes one chunk group's tile may take when <see cref="Plan.GroupChunks"/> is 0: <see cref="KernelSettings.TiledGroupBytes"/>,
+    /// half of a core's L2 (512 KB on Zen 4's 1 MB, where the plan was tuned; 1 MB on Emerald Rapids' 2 MB).</summary>
+    public static int ScratchBytes => KernelSettings.Current.TiledGroupBytes;
 
     /// <summary>
     /// Whether the tiled kernel is expected to beat the token-major one: accelerated, at least one full tile, and enough

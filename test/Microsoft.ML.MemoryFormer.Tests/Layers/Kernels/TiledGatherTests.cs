@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Runtime;
 using static TorchSharp.torch;
@@ -74,6 +75,29 @@ public class TiledGatherTests
                 AssertSame(expected, y);
             }
         }
+    }
+
+    [SkippableFact]
+    public unsafe void The_chunk_groups_sized_for_any_L2_give_the_same_bytes()
+    {
+        Skip.IfNot(TiledGather.IsAccelerated, "The tiled kernel needs AVX-512.");
+        using var scope = NewDisposeScope();
+        const int n = 203, k = 16, bits = 6, h = 48;                             // a chunk's tile: 64 rows × 16 columns = 4 KB
+        var (rows, weights, table, bias) = Inputs(n, k, bits, h, seed: 5);
+        var rows32 = rows.to(ScalarType.Int32).data<int>().ToArray();
+        byte[] Run(int groupBytes)
+        {
+            var y = full([n, h], float.NaN);
+            KernelSettings.Current.With(s => s.TiledGroupBytes = groupBytes, () =>
+                TiledGather.Forward(rows32, true, n, k, table.shape[0], (nint)TensorMemory.Floats(weights), [(nint)TensorMemory.Floats(table)], [h],
+                    [(nint)TensorMemory.Floats(bias)], [(nint)TensorMemory.Floats(y)], TiledGather.Plan.Default));
+            return y.bytes.ToArray();
+        }
+        var one = Run(1 << 20);                                                   // one group (a 2 MB L2's half)
+        Assert.True(one.AsSpan().SequenceEqual(Run(512 << 10)));                  // Zen 4's half of 1 MB: still one group here
+        Assert.True(one.AsSpan().SequenceEqual(Run(12 << 10)));                   // three chunks a group: six groups
+        Assert.True(one.AsSpan().SequenceEqual(Run(4 << 10)));                    // one chunk a group
+        AssertSame(Forward(rows, weights, [table], [bias], tiled: false)[0], from_array(MemoryMarshal.Cast<byte, float>(one).ToArray()).view(n, h));
     }
 
     [SkippableFact]

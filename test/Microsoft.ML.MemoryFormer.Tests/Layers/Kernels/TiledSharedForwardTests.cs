@@ -14,19 +14,36 @@ public class TiledSharedForwardTests
 {
     private const long MB = 1L << 20;
 
-    private static bool Takes(int n, int k, long rowLimit, int[] widths, long[] bytes, bool shared)
+    /// <summary>Whether the call takes the tiled forward, with the aligned gate sized for an L2 and L3 (Zen 4's by default).</summary>
+    private static bool Takes(int n, int k, long rowLimit, int[] widths, long[] bytes, bool shared, long l2 = 1 * MB, long l3 = 32 * MB)
     {
         bool result = false;
-        KernelSettings.Current.With(s => s.TiledSharedForward = shared,
-            () => result = FusedMemoryGather.TakesTiledForward(n, k, rowLimit, widths, bytes, KernelSettings.Current));
+        KernelSettings.Current.With(s =>
+        {
+            s.TiledSharedForward = shared;
+            s.TiledForwardAlignedMinTableBytes = KernelSettings.AlignedTiledForwardGate(l2, l3);
+        }, () => result = FusedMemoryGather.TakesTiledForward(n, k, rowLimit, widths, bytes, KernelSettings.Current));
         return result;
+    }
+
+    [SkippableFact]
+    public void On_an_L3_that_does_not_spare_the_token_major_kernel_the_aligned_d256_tables_are_tiled_alone_too()
+    {
+        Skip.IfNot(TiledGather.IsAccelerated, "The tiled kernel needs AVX-512.");
+        const long l2 = 2 * MB, l3 = 300 * MB;                                                              // Emerald Rapids: an 8 MB gate
+        Assert.True(Takes(2048, 32, 8192, [320], [10 * MB], shared: true, l2, l3));                       // ML₁: now tiled
+        Assert.True(Takes(2048, 32, 8192, [256, 256, 256], [8 * MB, 8 * MB, 8 * MB], shared: false, l2, l3)); // each Q/K/V table alone
+        Assert.False(Takes(2048, 32, 8192, [252], [10 * MB], shared: true, l2, l3));                      // h mod 8 ≠ 0: the 16 MB gate, same bits
+        Assert.True(Takes(2048, 32, 8192, [252], [16 * MB], shared: true, l2, l3));                       // … which it reaches as before
+        Assert.False(Takes(2048, 32, 8192, [320], [4 * MB], shared: true, l2, l3));                       // below 4 × L2
+        Assert.False(Takes(2048, 32, 32768, [256], [32 * MB], shared: true, l2, l3));                     // ML₂: 2 hits a row
     }
 
     [SkippableFact]
     public void The_d256_training_shapes_tile_only_the_shared_call()
     {
         Skip.IfNot(TiledGather.IsAccelerated, "The tiled kernel needs AVX-512.");
-        // d = 256, N = 2048, K = 32: Q/K/V three [8192, 256] tables of 8 MB; ML₁ one [8192, 320] of 10 MB.
+        // d = 256, N = 2048, K = 32: Q/K/V three [8192, 256] tables of 8 MB; ML₁ one [8192, 320] of 10 MB (Zen 4's caches).
         Assert.True(Takes(2048, 32, 8192, [256, 256, 256], [8 * MB, 8 * MB, 8 * MB], shared: true));
         Assert.False(Takes(2048, 32, 8192, [256, 256, 256], [8 * MB, 8 * MB, 8 * MB], shared: false));  // before: each table alone
         Assert.False(Takes(2048, 32, 8192, [320], [10 * MB], shared: true));                           // one table: unchanged
