@@ -1,3 +1,4 @@
+using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Runtime;
 using Microsoft.ML.MemoryFormer.Text;
@@ -13,7 +14,8 @@ namespace Microsoft.ML.MemoryFormer.LanguageModeling;
 /// </summary>
 internal static class LanguageModelTrainer
 {
-    /// <summary>Trains a fresh model. On failure or cancellation the model is disposed and nothing is returned.</summary>
+    /// <summary>Trains a fresh model, or goes on training <see cref="LanguageModelTrainingPlan.Initial"/>. On failure or
+    /// cancellation the model is disposed and nothing is returned.</summary>
     /// <param name="documents">Training documents.</param>
     /// <param name="validationDocuments">Validation documents, or null to split off <see cref="LanguageModelTrainingPlan.ValidationFraction"/>.</param>
     /// <param name="plan">Architecture, tokenizer and optimisation settings.</param>
@@ -37,7 +39,7 @@ internal static class LanguageModelTrainer
             $"{t + 1} tokens; {options.MaxSteps} steps of {plan.BatchSize} windows");
 
         TorchRuntime.Seed(plan.Seed);
-        var model = new LanguageModel(plan.Config.Validate());
+        var model = plan.Initial is { } initial ? CheckFits(initial, plan.Config) : new LanguageModel(plan.Config.Validate());
         try
         {
             model.to(plan.Device);
@@ -61,6 +63,11 @@ internal static class LanguageModelTrainer
             throw;
         }
     }
+
+    /// <summary>The initial model when its architecture is the plan's (the run's tokenizer and context length included).</summary>
+    private static LanguageModel CheckFits(LanguageModel initial, MemoryFormerConfig config) =>
+        initial.Config.ToJson() == config.Validate().ToJson() ? initial
+            : throw new ArgumentException($"The initial model's architecture ({initial.Config.ToJson()}) is not the run's ({config.ToJson()}).", nameof(config));
 
     /// <summary>How often each token id occurs in <paramref name="ids"/> (ids outside the vocabulary are not counted).</summary>
     internal static long[] Counts(long[] ids, int vocabularySize)

@@ -1,4 +1,5 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Text;
 using Microsoft.ML.MemoryFormer.Training;
 using static TorchSharp.torch;
@@ -13,5 +14,9 @@ namespace Microsoft.ML.MemoryFormer.LanguageModeling;
 /// <param name="Seed">Seeds initialisation and batch order.</param>
 /// <param name="Device">Where to train.</param>
 /// <param name="Schedule">Run length, learning rates, decay, warm-up, validation and checkpoints for the packed windows.</param>
+/// <param name="Initial">A trained model of <paramref name="Config"/>'s architecture to go on training (continued or
+/// task-adaptive pretraining) instead of a fresh one; the trainer takes it over (trains it in place, disposes it when
+/// training fails; one of another architecture is refused with an <see cref="ArgumentException"/> and left alone).
+/// Null (the default): random initial weights.</param>
 internal sealed record LanguageModelTrainingPlan(MemoryFormerConfig Config, ITextTokenizer Tokenizer, int BatchSize,
-    double ValidationFraction, int Seed, Device Device, TrainingSchedule Schedule);
+    double ValidationFraction, int Seed, Device Device, TrainingSchedule Schedule, LanguageModel? Initial = null);

@@ -1,5 +1,6 @@
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Generation;
+using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Text;
 using Microsoft.ML.MemoryFormer.Training;
 
@@ -61,6 +62,10 @@ public sealed partial class MemoryFormerLanguageModelEstimator
 
         /// <summary>Prompts generated together when the transformer maps a column. Default 8.</summary>
         public int GenerationBatchSize = 8;
+
+        /// <summary>A trained model to go on training instead of a fresh one (continued or task-adaptive pretraining in the
+        /// benchmarks); its architecture must be the run's. Fit takes it over. Internal: not part of the public surface.</summary>
+        internal LanguageModel? InitialModel;
 
         private protected override string OptionsName => "MemoryFormerLanguageModelEstimator.Options";
 

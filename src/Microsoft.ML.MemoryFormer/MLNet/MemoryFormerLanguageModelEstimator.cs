@@ -69,7 +69,7 @@ public sealed partial class MemoryFormerLanguageModelEstimator : IEstimator<Memo
             ?? (options.Tokenizer == TextTokenizerKind.Gpt2 ? new Gpt2Tokenizer() : new ByteLevelTokenizer());
         var config = options.Architecture with { VocabularySize = tokenizer.ModelVocabularySize, ContextLength = options.ContextLength };
         var plan = new LanguageModelTrainingPlan(config, tokenizer, options.BatchSize, options.ValidationFraction, seed, device,
-            (stepsPerEpoch, validated) => options.ToTrainingOptions(seed, stepsPerEpoch, validated));
+            (stepsPerEpoch, validated) => options.ToTrainingOptions(seed, stepsPerEpoch, validated), options.InitialModel);
 
         using var channel = host.Start("Fit");
         var log = options.LogTo(channel);

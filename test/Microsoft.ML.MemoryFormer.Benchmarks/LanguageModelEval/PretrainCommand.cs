@@ -1,7 +1,9 @@
 using System.ComponentModel;
 using System.Globalization;
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.LanguageModeling;
 using Microsoft.ML.MemoryFormer.MLNet;
+using Microsoft.ML.MemoryFormer.Persistence;
 using Microsoft.ML.MemoryFormer.Text;
 using Microsoft.ML.MemoryFormer.Training;
 using Spectre.Console;
@@ -49,6 +51,19 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         [Description("Checkpoint file written at the end. Default pretrained-lm.mfckpt.")]
         public string Output { get; init; } = "pretrained-lm.mfckpt";
 
+        [CommandOption("--init <FILE>")]
+        [Description("Go on training this checkpoint (continued or task-adaptive pretraining) instead of random weights; its architecture, context and tokenizer replace --width, --layers and --context.")]
+        public string? Init { get; init; }
+
+        [CommandOption("--corpus <LIST>")]
+        [Description("Comma-separated training text: 'text' (wikitext2_valid + moby_dick + tinyshakespeare, the default) and/or classification sets " +
+            "(banking77, clinc150, sms_spam, detox) whose TRAINING-split texts are read, one document per row, labels unused.")]
+        public string Corpus { get; init; } = PretrainCorpus.General;
+
+        [CommandOption("--eval-texts <LIST>")]
+        [Description("Comma-separated classification sets whose TEST-split texts are also scored (perplexity only), before and after training.")]
+        public string? EvalTexts { get; init; }
+
         public override ValidationResult Validate() =>
             Steps > 0 && Width > 0 && Layers > 0 && Batch > 0 && Context >= 2 && TestChars is null or > 0
                 ? ValidationResult.Success() : ValidationResult.Error("--steps, --width, --layers, --batch and --test-chars must be positive, --context at least 2");
@@ -61,9 +76,13 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
     /// <inheritdoc />
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        var paths = Corpus.Select(BenchmarkPaths.SharedData).ToArray();
+        var parts = settings.Corpus.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var evalSets = settings.EvalTexts?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) ?? [];
         string testPath = BenchmarkPaths.SharedData(Path.Combine("lm-eval", "wikitext2_test.txt"));
-        if (paths.Append(testPath).FirstOrDefault(p => !File.Exists(p)) is { } absent)
+        var (documents, absent) = PretrainCorpus.Training(parts);
+        var evalTexts = evalSets.Select(name => (name, PretrainCorpus.Test(name))).ToArray();
+        absent ??= !File.Exists(testPath) ? testPath : evalTexts.Select(e => e.Item2.Missing).FirstOrDefault(m => m is not null);
+        if (documents is null || absent is not null)
         {
             AnsiConsole.MarkupLineInterpolated($"[yellow]Skipped: {absent} not found (developer data, not part of the repository).[/]");
             return 0;
@@ -71,17 +90,31 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
         string testText = File.ReadAllText(testPath);
         if (settings.TestChars is { } n && n < testText.Length) testText = testText[..n];
         var ml = new MLContext(SmallLanguageModel.Seed);
-        var train = ml.Data.LoadFromEnumerable(paths.Select(p => new SmallLanguageModel.Document { Text = File.ReadAllText(p) }).ToArray());
-        var test = ml.Data.LoadFromEnumerable(new[] { new SmallLanguageModel.Document { Text = testText } });
+        IDataView Documents(IEnumerable<string> texts) => ml.Data.LoadFromEnumerable(texts.Select(t => new SmallLanguageModel.Document { Text = t }).ToArray());
+        var train = Documents(documents);
+        var test = Documents([testText]);
 
         var options = SmallLanguageModel.Options(TransformerKind.MemoryFormer, settings.Width, settings.Layers, settings.Batch, settings.Steps,
             TextTokenizerKind.Gpt2, cancellationToken);
         options.ContextLength = settings.Context;
         options.ReportEvery = 10;
+        if (settings.Init is { } init)
+        {
+            var (initial, tokenizer) = PretrainedCheckpoint.Load(init);
+            options.InitialModel = initial;                    // Fit takes it over
+            options.Architecture = initial.Config;
+            options.ContextLength = initial.Config.ContextLength;
+            options.CustomTokenizer = tokenizer;
+            foreach (var (name, texts) in evalTexts)
+                AnsiConsole.WriteLine(Describe($"{Path.GetFileName(init)} on the {name} test texts",
+                    LanguageModelEvaluator.Evaluate(initial, tokenizer, texts.Texts!, TorchSharp.torch.CPU, batchSize: 16, cancellationToken)));
+        }
+        AnsiConsole.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Corpus {settings.Corpus}: {documents.Count:N0} documents, {documents.Sum(d => (long)d.Length):N0} characters"));
         var reports = new List<TrainingProgress>();
         bool interactive = AnsiConsole.Profile.Capabilities.Interactive;
         AnsiConsole.WriteLine($"Pretraining a MemoryFormer LM: d = {settings.Width}, {settings.Layers} blocks, T = {settings.Context}, " +
-            $"batch {settings.Batch}, {settings.Steps} steps, GPT-2 tokens, on {string.Join(" + ", paths.Select(Path.GetFileName))}");
+            $"batch {settings.Batch}, {settings.Steps} steps, GPT-2 tokens, on {settings.Corpus}" + (settings.Init is null ? "" : $", from {settings.Init}"));
         MemoryFormerLanguageModelTransformer? model = null;
         try
         {
@@ -115,6 +148,8 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
             AnsiConsole.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"wikitext2_test ({testText.Length:N0} characters, {metrics.Tokens:N0} tokens): perplexity {metrics.Perplexity:F1} per GPT-2 token, " +
                 $"{metrics.BitsPerByte:F4} bits/byte; training loss over the last 20 steps {model.TrainingResult!.LossHistory.TakeLast(20).Average():F3}"));
+            foreach (var (name, texts) in evalTexts)
+                AnsiConsole.WriteLine(Describe($"trained model on the {name} test texts", model.Evaluate(Documents(texts.Texts!), cancellationToken: cancellationToken)));
             AnsiConsole.WriteLine($"Checkpoint: {Path.GetFullPath(settings.Output)} (use it as PretrainedCheckpointPath, or bench classification --checkpoint)");
             AnsiConsole.WriteLine(Perf.MachineFigures.Measure());
             return 0;
@@ -129,6 +164,9 @@ internal sealed class PretrainCommand : Command<PretrainCommand.Settings>
             model?.Dispose();
         }
     }
+
+    private static string Describe(string what, LanguageModelMetrics metrics) =>
+        string.Create(CultureInfo.InvariantCulture, $"{what} ({metrics.Tokens:N0} tokens): perplexity {metrics.Perplexity:F1}, {metrics.BitsPerByte:F4} bits/byte");
 
     private sealed class Recorder(Action<TrainingProgress> report) : IProgress<TrainingProgress>
     {
