@@ -1,5 +1,6 @@
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Persistence;
+using Microsoft.ML.MemoryFormer.Tests.Models;
 
 namespace Microsoft.ML.MemoryFormer.Tests.LanguageModeling;
 
@@ -28,11 +29,7 @@ public class ContinuedPretrainingTests
             using var continued = ml.Text.MemoryFormer(options).Fit(corpus);
 
             Assert.Same(initial, continued.Model);
-            var expected = first.Model.state_dict();
-            var actual = continued.Model.state_dict();
-            Assert.Equal(expected.Keys.Order(), actual.Keys.Order());
-            foreach (var (name, weight) in expected)
-                Assert.True(weight.allclose(actual[name], rtol: 0, atol: 1e-6), $"weight '{name}' is not the initial model's");
+            WeightAssert.Same(first.Model, continued.Model, "the initial model");
         }
         finally
         {

@@ -4,6 +4,7 @@ using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Persistence;
 using Microsoft.ML.MemoryFormer.Tests.LanguageModeling;
 using Microsoft.ML.MemoryFormer.Text;
+using Microsoft.ML.MemoryFormer.Tests.Models;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
@@ -50,11 +51,7 @@ public class PretrainedBackboneTests
             Assert.IsType<ByteLevelTokenizer>(model.Tokenizer);
             Assert.Equal(24, model.MaxTokensPerRow);
             Assert.Equal(LmConfig with { Dropout = options.Dropout }, model.Network.Config);
-            var expected = lm.Backbone.state_dict();
-            var actual = model.Network.Backbone.state_dict();
-            Assert.Equal(expected.Keys.Order(), actual.Keys.Order());
-            foreach (var (name, weight) in expected)
-                Assert.True(weight.allclose(actual[name], rtol: 0, atol: 1e-6), $"backbone weight '{name}' differs from the checkpoint");
+            WeightAssert.Same(lm.Backbone, model.Network.Backbone, "the checkpoint's backbone");
         }
         finally
         {
@@ -84,9 +81,7 @@ public class PretrainedBackboneTests
 
             Assert.Equal(lm.Model.Config with { Dropout = options.Dropout }, model.Network.Config);
             Assert.Equal(lm.Tokenizer.Describe().ToJson(), model.Tokenizer.Describe().ToJson());
-            var expected = lm.Model.Backbone.state_dict();
-            foreach (var (name, weight) in model.Network.Backbone.state_dict())
-                Assert.True(weight.allclose(expected[name], rtol: 0, atol: 1e-6), $"backbone weight '{name}' differs from the saved language model");
+            WeightAssert.Same(lm.Model.Backbone, model.Network.Backbone, "the saved language model's backbone");
         }
         finally
         {
