@@ -16,22 +16,9 @@ public class KernelBufferTrainingTests
     /// <summary>Five steps of a small model (d = 64, 512 tokens a step: every kernel output ≥ 64 KB takes a block); every
     /// parameter's bytes and the losses.</summary>
     private static (byte[][] Parameters, IReadOnlyList<double> Losses) Train(TransformerKind kind, bool reuse)
-    {
-        byte[][] parameters = [];
-        IReadOnlyList<double> losses = [];
-        KernelSettings.Current.With(k => k.ReuseKernelBuffers = reuse, () =>
-        {
-            random.manual_seed(5);
-            var config = MemoryFormerConfig.Nano with { Kind = kind, Width = 64, Heads = 2, BitsPerChunk = 8, Layers = 2, ContextLength = 32 };
-            using var model = new LanguageModel(config);
-            var windows = randint(0, 64, [16, 33], dtype: ScalarType.Int64, generator: new TorchSharp.torch.Generator(4));
-            var task = new LanguageModelTask(model, windows, windows, batchSize: 16, seed: 5, CPU);
-            var result = TrainingLoop.Run(model, task, new TrainingOptions { MaxSteps = 5, WarmupSteps = 1, ReportEvery = 1 });
-            parameters = model.parameters().Select(p => p.bytes.ToArray()).ToArray();
-            losses = result.LossHistory;
-        });
-        return (parameters, losses);
-    }
+        => SeededTraining.Run(k => k.ReuseKernelBuffers = reuse,
+            MemoryFormerConfig.Nano with { Kind = kind, Width = 64, Heads = 2, BitsPerChunk = 8, Layers = 2, ContextLength = 32 },
+            seed: 5, windowSeed: 4, batchSize: 16, new TrainingOptions { MaxSteps = 5, WarmupSteps = 1, ReportEvery = 1 });
 
     [Theory]
     [InlineData(TransformerKind.MemoryFormer)]

@@ -3,6 +3,7 @@ using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Runtime;
 using Microsoft.ML.MemoryFormer.Training;
+using Microsoft.ML.MemoryFormer.Tests.Training;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
@@ -95,20 +96,6 @@ public class ColumnSumsTests
     /// <summary>Three steps of a small model (tables 256 and 384 wide: every bias sum takes the kernel when on); every parameter's
     /// bytes and the losses.</summary>
     private static (byte[][] Parameters, IReadOnlyList<double> Losses) Train(bool managed)
-    {
-        byte[][] parameters = [];
-        IReadOnlyList<double> losses = [];
-        KernelSettings.Current.With(k => k.ManagedBiasSums = managed, () =>
-        {
-            random.manual_seed(4);
-            var config = MemoryFormerConfig.Nano with { Width = 256, Heads = 2, BitsPerChunk = 4, Layers = 1, ContextLength = 16 };
-            using var model = new LanguageModel(config);
-            var windows = randint(0, 64, [8, 17], dtype: ScalarType.Int64, generator: new Generator(3));
-            var task = new LanguageModelTask(model, windows, windows, batchSize: 8, seed: 4, CPU);
-            var options = new TrainingOptions { MaxSteps = 3, WarmupSteps = 1, ReportEvery = 1 };
-            losses = TrainingLoop.Run(model, task, options).LossHistory;
-            parameters = model.parameters().Select(p => p.bytes.ToArray()).ToArray();
-        });
-        return (parameters, losses);
-    }
+        => SeededTraining.Run(k => k.ManagedBiasSums = managed, MemoryFormerConfig.Nano with { Width = 256, Heads = 2, BitsPerChunk = 4, Layers = 1, ContextLength = 16 },
+            seed: 4, windowSeed: 3, batchSize: 8, new TrainingOptions { MaxSteps = 3, WarmupSteps = 1, ReportEvery = 1 });
 }

@@ -3,6 +3,7 @@ using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Runtime;
 using Microsoft.ML.MemoryFormer.Training;
+using Microsoft.ML.MemoryFormer.Tests.Training;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
@@ -127,27 +128,14 @@ public class GatherPrefetchTests
     /// <summary>Three steps of a d = 256 model (tables 256 and 320 wide, small: the token-major forward; PreviousStep clipping: the
     /// update fused into the row pass); every parameter's bytes and the losses.</summary>
     private static (byte[][] Parameters, IReadOnlyList<double> Losses) Train(bool prefetch, MomentPrecision moments, bool bf16Tables)
-    {
-        byte[][] parameters = [];
-        IReadOnlyList<double> losses = [];
-        KernelSettings.Current.With(k =>
-        {
-            k.PrefetchGatherRows = k.PrefetchUpdateRows = prefetch;
-            k.Bf16ForwardTables = bf16Tables;
-        }, () =>
-        {
-            random.manual_seed(4);
-            var config = MemoryFormerConfig.Nano with { Width = 256, Heads = 2, BitsPerChunk = 4, Layers = 1, ContextLength = 16 };
-            using var model = new LanguageModel(config);
-            var windows = randint(0, 64, [8, 17], dtype: ScalarType.Int64, generator: new Generator(3));
-            var task = new LanguageModelTask(model, windows, windows, batchSize: 8, seed: 4, CPU);
-            var options = new TrainingOptions
+        => SeededTraining.Run(k =>
+            {
+                k.PrefetchGatherRows = k.PrefetchUpdateRows = prefetch;
+                k.Bf16ForwardTables = bf16Tables;
+            },
+            MemoryFormerConfig.Nano with { Width = 256, Heads = 2, BitsPerChunk = 4, Layers = 1, ContextLength = 16 }, seed: 4, windowSeed: 3, batchSize: 8,
+            new TrainingOptions
             {
                 MaxSteps = 3, WarmupSteps = 1, ReportEvery = 1, TableGradientClipping = TableGradientClipping.PreviousStep, TableMomentPrecision = moments,
-            };
-            losses = TrainingLoop.Run(model, task, options).LossHistory;
-            parameters = model.parameters().Select(p => p.bytes.ToArray()).ToArray();
-        });
-        return (parameters, losses);
-    }
+            });
 }

@@ -3,6 +3,7 @@ using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Runtime;
 using Microsoft.ML.MemoryFormer.Training;
+using Microsoft.ML.MemoryFormer.Tests.Training;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -97,20 +98,6 @@ public class SerialAttentionTests
 
     /// <summary>Three steps of a small model with two threads; every parameter's bytes and the losses.</summary>
     private static (byte[][] Parameters, IReadOnlyList<double> Losses) Train(TransformerKind kind, Action<KernelSettings> change)
-    {
-        byte[][] parameters = [];
-        IReadOnlyList<double> losses = [];
-        KernelSettings.Current.With(change, () =>
-        {
-            random.manual_seed(5);
-            var config = MemoryFormerConfig.Nano with { Kind = kind, Width = 256, Heads = 2, BitsPerChunk = 4, Layers = 2, ContextLength = 32 };
-            using var model = new LanguageModel(config);
-            var windows = randint(0, 64, [16, 33], dtype: ScalarType.Int64, generator: new Generator(6));
-            var task = new LanguageModelTask(model, windows, windows, batchSize: 16, seed: 5, CPU);
-            var options = new TrainingOptions { MaxSteps = 3, WarmupSteps = 1, ReportEvery = 1 };
-            losses = TrainingLoop.Run(model, task, options).LossHistory;
-            parameters = model.parameters().Select(p => p.bytes.ToArray()).ToArray();
-        });
-        return (parameters, losses);
-    }
+        => SeededTraining.Run(change, MemoryFormerConfig.Nano with { Kind = kind, Width = 256, Heads = 2, BitsPerChunk = 4, Layers = 2, ContextLength = 32 },
+            seed: 5, windowSeed: 6, batchSize: 16, new TrainingOptions { MaxSteps = 3, WarmupSteps = 1, ReportEvery = 1 });
 }
