@@ -3,7 +3,7 @@ namespace TextGeneration;
 /// <summary>Draws the training-loss curve to a PNG with ScottPlot.</summary>
 public static class LossChart
 {
-    /// <summary>Saves the per-step loss and its 20-step moving average to <paramref name="path"/>.</summary>
+    /// <summary>Saves the per-step loss and its centred 20-step moving average to <paramref name="path"/>.</summary>
     /// <param name="losses">Training loss of every step (nats per byte).</param>
     /// <param name="path">PNG file to write.</param>
     public static void Save(IReadOnlyList<double> losses, string path)
@@ -21,10 +21,16 @@ public static class LossChart
         plot.XLabel("step");
         plot.YLabel("training loss (nats per byte)");
         plot.Title("MemoryFormer on Moby Dick");
-        plot.ShowLegend();
+        plot.ShowLegend(ScottPlot.Alignment.UpperRight);   // the curve ends low on the right
         plot.SavePng(path, 900, 500);
     }
 
+    /// <summary>The mean of the <paramref name="window"/> steps centred on each step (fewer at the ends), so the curve does not lag
+    /// the raw loss as a trailing average does where the loss falls fast.</summary>
     private static double[] MovingAverage(IReadOnlyList<double> values, int window) =>
-        values.Select((_, i) => values.Skip(Math.Max(0, i - window + 1)).Take(Math.Min(window, i + 1)).Average()).ToArray();
+        values.Select((_, i) =>
+        {
+            int from = Math.Max(0, i - window / 2), to = Math.Min(values.Count, i + window / 2);
+            return values.Skip(from).Take(to - from).Average();
+        }).ToArray();
 }
