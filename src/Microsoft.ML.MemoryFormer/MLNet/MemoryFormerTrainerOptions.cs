@@ -165,6 +165,15 @@ public abstract class MemoryFormerTrainerOptions
         Check(CheckpointInterval is null || CheckpointInterval > TimeSpan.Zero, nameof(CheckpointInterval), "must be positive when set");
     }
 
+    /// <summary>How many of <paramref name="rows"/> training rows (those with a label) the text and tabular trainers hold out
+    /// for early stopping: <see cref="ValidationFraction"/> of them, rounded down, when <see cref="EarlyStoppingPatience"/>
+    /// is on and no <see cref="ValidationSet"/> is given; 0 otherwise, or when that would leave no row on either side.</summary>
+    internal int HeldOutRows(int rows)
+    {
+        int held = (int)(rows * ValidationFraction);
+        return ValidationSet is null && EarlyStoppingPatience > 0 && held >= 1 && rows - held >= 1 ? held : 0;
+    }
+
     /// <summary>
     /// The one mapping of these options onto the training loop's: called by the ML.NET-free trainer once it knows the
     /// optimizer steps of one pass over its data and whether it validates.

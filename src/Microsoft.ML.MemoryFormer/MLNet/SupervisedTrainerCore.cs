@@ -127,8 +127,8 @@ internal sealed class SupervisedTrainerCore<TData> where TData : class, ILabelle
     /// <summary>A seeded random hold-out for early stopping; none when early stopping is off or the data is too small.</summary>
     private (TData Train, TData? Validation) HoldOut(TData all, int seed)
     {
-        int held = (int)(all.Count * options.ValidationFraction);
-        if (held < 1 || options.EarlyStoppingPatience == 0 || all.Count - held < 1) return (all, null);
+        int held = options.HeldOutRows(all.Count);
+        if (held == 0) return (all, null);
         var order = Enumerable.Range(0, all.Count).ToArray();
         new Random(seed).Shuffle(order);
         return (all.Subset(order[held..]), all.Subset(order[..held]));

@@ -87,8 +87,9 @@ internal static class TrainingLoop
         using (var scope = NewDisposeScope())
         {
             optimizer.ZeroGrad(step);
+            using var guard = BackwardGuard.Open();                       // this step's backward failures, not another thread's
             var (loss, count) = task.Loss(step);
-            BackwardGuard.Backward(loss);
+            guard.Backward(loss);
             optimizer.Step(step);
             average?.Update(step);
             double value = loss.item<float>();

@@ -130,18 +130,21 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
             var (train, test) = (keys.Transform(set.Train), keys.Transform(set.Test));
             if (runs.Contains("sdca") && !settings.SkipSdca)
                 results.Add(Run(ml, set.Name, "FeaturizeText + SdcaMaximumEntropy", train, test,
-                    ml.Transforms.Text.FeaturizeText("Features", "Text").Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy()), ""));
+                    ml.Transforms.Text.FeaturizeText("Features", "Text").Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy()), "", null));
             if (runs.Contains("scratch"))
-                results.Add(settings.FlatDefaults
-                    ? Run(ml, set.Name, "MemoryFormer (flat defaults)", train, test,
-                        ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(FlatDefaults(settings)), settings.Set ?? "")
-                    : Run(ml, set.Name, "MemoryFormer (scratch)", train, test,
-                        ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, ScratchArchitecture(settings), null)),
-                        Describe(settings, ScratchArchitecture(settings), settings.Epochs)));
+            {
+                var options = settings.FlatDefaults ? FlatDefaults(settings) : Options(settings, ScratchArchitecture(settings), null);
+                results.Add(Run(ml, set.Name, settings.FlatDefaults ? "MemoryFormer (flat defaults)" : "MemoryFormer (scratch)", train, test,
+                    ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(options),
+                    settings.FlatDefaults ? settings.Set ?? "" : Describe(settings, ScratchArchitecture(settings), settings.Epochs), options));
+            }
             if (sameArchitecture)
+            {
+                var options = Options(settings, checkpointArchitecture, null);
                 results.Add(Run(ml, set.Name, "MemoryFormer (scratch, checkpoint's architecture)", train, test,
-                    ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(Options(settings, checkpointArchitecture, null)),
-                    Describe(settings, checkpointArchitecture!, settings.Epochs)));
+                    ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(options),
+                    Describe(settings, checkpointArchitecture!, settings.Epochs), options));
+            }
             if (pretrained && runs.Contains("pretrained"))
             {
                 var options = Options(settings, null, settings.Checkpoint);
@@ -150,7 +153,7 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
                 results.Add(Run(ml, set.Name, "MemoryFormer (pretrained)", train, test,
                     ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(options),
                     $"{Path.GetFileName(settings.Checkpoint!)}: " + Describe(settings, checkpointArchitecture!, options.Epochs) +
-                    FormattableString.Invariant($", learning rate {options.LearningRate:G3}")));
+                    FormattableString.Invariant($", learning rate {options.LearningRate:G3}"), options));
             }
         }
         string machine = Perf.MachineFigures.Measure();
@@ -211,9 +214,11 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
     }
 
     private static ClassificationResult Run(MLContext ml, string dataset, string name, IDataView train, IDataView test,
-        IEstimator<ITransformer> estimator, string notes)
+        IEstimator<ITransformer> estimator, string notes, MemoryFormerTrainerOptions? options)
     {
-        AnsiConsole.MarkupLineInterpolated($"[bold]{dataset}[/]: training {name} ...");
+        var (trainRows, heldOut) = ClassificationResult.TrainingRows((int)(train.GetRowCount() ?? train.GetColumn<uint>("Label").Count()), options);
+        AnsiConsole.MarkupLineInterpolated(
+            $"[bold]{dataset}[/]: training {name} on {trainRows:N0} rows{(heldOut > 0 ? $" ({heldOut:N0} more held out for early stopping)" : "")} ...");
         var clock = Stopwatch.StartNew();
         var model = estimator.Fit(train);
         var trainingTime = clock.Elapsed;
@@ -226,8 +231,7 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
             notes += FormattableString.Invariant(
                 $"; temperature {temperature:F2}, log-loss without it {UncalibratedLogLoss(scored, temperature):F3}");
         (model as IDisposable)?.Dispose();
-        int trainRows = (int)(train.GetRowCount() ?? train.GetColumn<uint>("Label").Count());
-        var result = new ClassificationResult(dataset, name, trainRows, rows, metrics.MicroAccuracy, metrics.MacroAccuracy,
+        var result = new ClassificationResult(dataset, name, trainRows, heldOut, rows, metrics.MicroAccuracy, metrics.MacroAccuracy,
             metrics.LogLoss, trainingTime, rowsPerSecond, notes);
         AnsiConsole.MarkupLineInterpolated($"  accuracy {result.MicroAccuracy:P2}, macro {result.MacroAccuracy:P2}, log-loss {result.LogLoss:F3}, {trainingTime.TotalSeconds:F0} s, {rowsPerSecond:F0} rows/s");
         return result;

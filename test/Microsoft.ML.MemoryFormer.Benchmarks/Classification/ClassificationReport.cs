@@ -29,7 +29,7 @@ internal static class ClassificationReport
 
     private static string[] Cells(ClassificationResult r) =>
     [
-        r.Dataset, r.Model, $"{r.TrainRows:N0} / {r.TestRows:N0}", P(r.MicroAccuracy), P(r.MacroAccuracy),
+        r.Dataset, r.Model, r.RowsCell, P(r.MicroAccuracy), P(r.MacroAccuracy),
         r.LogLoss.ToString("F3", CultureInfo.InvariantCulture), $"{r.TrainingTime.TotalSeconds:F0} s",
         r.ScoringRowsPerSecond.ToString("N0", CultureInfo.InvariantCulture), r.Notes,
     ];

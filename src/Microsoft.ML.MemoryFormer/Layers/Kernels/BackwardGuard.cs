@@ -13,17 +13,29 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// tensors' version check; an allocation failure) crashed the process. <see cref="GuardedFunction{T}"/> and
 /// <see cref="GuardedMultiFunction{T}"/> catch it, keep it, and hand autograd gradients of an impossible shape at every
 /// tensor input instead: libtorch then fails the backward with its own "invalid gradient" error, which reaches the caller of
-/// <c>backward()</c> as an ordinary exception. <see cref="Backward"/> (the training loop's call) replaces that error with
-/// the kept one.</para>
+/// <c>backward()</c> as an ordinary exception. <see cref="Scope.Backward"/> (the training loop's call) replaces that error
+/// with the kept one.</para>
+/// <para>Where a failure is kept: each guarded forward records the <see cref="Scope"/> open on its thread (the training loop
+/// opens one per step, around its forward and backward), and a failing backward keeps its exception in that scope, so
+/// trainings running at the same time on different threads each get their own failure and never another's. The scope is
+/// recorded at the forward, not looked up at the backward, because the backward may run on another thread (libtorch's
+/// device threads on CUDA). A forward outside any scope (a user's own <c>backward()</c>), or a backward run after its
+/// scope closed, keeps its failure for <see cref="Take"/> only, which no training reads.</para>
 /// </remarks>
 internal static class BackwardGuard
 {
-    private const string InputsKey = "guard.tensorInputs";
-    private static Exception? failure;
+    private const string RecordKey = "guard.record";
+    private static readonly AsyncLocal<Scope?> Current = new();
+    private static Exception? unscoped;
 
-    /// <summary>Records which forward arguments are tensors, as TorchSharp counts the backward's results.</summary>
+    /// <summary>Records which forward arguments are tensors, as TorchSharp counts the backward's results, and the scope open
+    /// on this thread (null: none).</summary>
     public static void RecordInputs(autograd.AutogradContext ctx, object[] vars) =>
-        ctx.save_data(InputsKey, vars.Select(v => v is Tensor t && !t.IsInvalid).ToArray());
+        ctx.save_data(RecordKey, new Record(vars.Select(v => v is Tensor t && !t.IsInvalid).ToArray(), Current.Value));
+
+    /// <summary>Opens a scope on this thread: the failures of guarded backwards whose forwards run until it is disposed are
+    /// kept for its <see cref="Scope.Backward"/>. Dispose it on the thread that opened it.</summary>
+    public static Scope Open() => new();
 
     /// <summary>Runs <paramref name="backward"/>; on an exception keeps it and returns gradients autograd refuses.</summary>
     public static List<Tensor> Run(autograd.AutogradContext ctx, string name, Func<List<Tensor>> backward)
@@ -35,33 +47,71 @@ internal static class BackwardGuard
         catch (Exception e)
         {
             var kept = new InvalidOperationException($"The backward of {name} failed: {e.Message}", e);
-            Interlocked.Exchange(ref failure, kept);
+            var record = (Record)ctx.get_data(RecordKey);
+            if (record.Scope is not { } scope || !scope.Keep(kept))
+                Interlocked.Exchange(ref unscoped, kept);
             Trace.TraceError(kept.Message);
-            var tensorInputs = (bool[])ctx.get_data(InputsKey);
-            return tensorInputs.Select(isTensor => isTensor ? Refused() : null!).ToList();
+            return record.TensorInputs.Select(isTensor => isTensor ? Refused() : null!).ToList();
         }
     }
 
-    /// <summary><c>loss.backward()</c>, throwing the kept exception of a guarded backward that failed inside it.</summary>
-    public static void Backward(Tensor loss)
-    {
-        Interlocked.Exchange(ref failure, null);
-        try
-        {
-            loss.backward();
-        }
-        catch (ExternalException) when (Volatile.Read(ref failure) is not null)
-        {
-            var kept = Interlocked.Exchange(ref failure, null)!;
-            throw new InvalidOperationException(kept.Message, kept.InnerException);
-        }
-    }
-
-    /// <summary>The kept exception of the last guarded backward that failed, cleared by reading it (tests).</summary>
-    internal static Exception? Take() => Interlocked.Exchange(ref failure, null);
+    /// <summary>The kept exception of the last guarded backward outside any open scope that failed, cleared by reading it
+    /// (tests).</summary>
+    internal static Exception? Take() => Interlocked.Exchange(ref unscoped, null);
 
     /// <summary>A gradient no input can take: more dimensions than any input of these functions has.</summary>
     private static Tensor Refused() => zeros([1, 1, 1, 1, 1, 1, 1, 1, 2]);
+
+    /// <summary>What a guarded forward records in its autograd context.</summary>
+    private sealed record Record(bool[] TensorInputs, Scope? Scope);
+
+    /// <summary>One training step's claim on the failures of the guarded backwards whose forwards ran inside it
+    /// (<see cref="Open"/>); nested scopes are allowed and restore the outer one when disposed.</summary>
+    public sealed class Scope : IDisposable
+    {
+        private readonly Scope? outer;
+        private Exception? failure;
+        private int open = 1;
+
+        internal Scope()
+        {
+            outer = Current.Value;
+            Current.Value = this;
+        }
+
+        /// <summary><c>loss.backward()</c>, throwing the kept exception of a guarded backward of this scope that failed
+        /// inside it (the backward's own error otherwise).</summary>
+        public void Backward(Tensor loss)
+        {
+            Interlocked.Exchange(ref failure, null);
+            try
+            {
+                loss.backward();
+            }
+            catch (ExternalException) when (Volatile.Read(ref failure) is not null)
+            {
+                var kept = Interlocked.Exchange(ref failure, null)!;
+                throw new InvalidOperationException(kept.Message, kept.InnerException);
+            }
+        }
+
+        /// <summary>Keeps the first failure while the scope is open; false once it is closed.</summary>
+        internal bool Keep(Exception kept)
+        {
+            if (Volatile.Read(ref open) == 0)
+                return false;
+            Interlocked.CompareExchange(ref failure, kept, null);
+            return true;
+        }
+
+        /// <summary>Closes the scope: later failures of its graphs go to <see cref="Take"/>, and the thread's outer scope
+        /// is current again.</summary>
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref open, 0) == 1 && Current.Value == this)
+                Current.Value = outer;
+        }
+    }
 }
 
 /// <summary>A single-output custom autograd function whose backward goes through <see cref="BackwardGuard"/>.</summary>

@@ -172,7 +172,7 @@ internal static unsafe class TiledGather
         int maxTiles = Enumerable.Range(0, tables.Length).Where(t => !kept[t]).Select(t => Tiles(widths[t])).DefaultIfEmpty(0).Max();
         long bufferFloats = 0;
         TileMajorBuffer.Key? held = null;                                   // what the pooled buffer holds
-        nint pooled = maxTiles == 0 ? 0 : TileMajorBuffer.Rent((long)maxTiles * rowLimit * TileWidth, out bufferFloats, out held);
+        nint pooled = maxTiles == 0 ? 0 : TileMajorBuffer.Rent((long)maxTiles * rowLimit * TileWidth, out bufferFloats, out held, keys);
         try
         {
             for (int t = 0; t < tables.Length; t++)

@@ -100,6 +100,81 @@ public class TileMajorBufferTests
         }
     }
 
+    [Fact]
+    public void Buffers_rented_at_the_same_time_are_all_kept_and_each_goes_back_to_its_table()
+    {
+        TileMajorBuffer.Drain();
+        long allocations = TileMajorBuffer.Allocations;
+        var (keyA, keyB) = (new TileMajorBuffer.Key(1, 64, 512, 32, 0, 0), new TileMajorBuffer.Key(2, 128, 512, 32, 0, 0));
+        nint a = TileMajorBuffer.Rent(1000, out long sizeA, out var heldA, [keyA]);   // two callers at once: two buffers
+        nint b = TileMajorBuffer.Rent(1000, out long sizeB, out var heldB, [keyB]);
+        Assert.Equal(allocations + 2, TileMajorBuffer.Allocations);
+        Assert.Null(heldA);
+        Assert.Null(heldB);
+        TileMajorBuffer.Return(a, sizeA, keyA);
+        TileMajorBuffer.Return(b, sizeB, keyB);
+        Assert.Equal(2, TileMajorBuffer.Pooled);                                  // both kept, not only one
+
+        nint b2 = TileMajorBuffer.Rent(1000, out sizeB, out heldB, [keyB]);        // each caller gets the buffer holding its table
+        nint a2 = TileMajorBuffer.Rent(1000, out sizeA, out heldA, [keyA]);
+        Assert.Equal(allocations + 2, TileMajorBuffer.Allocations);               // reused: nothing allocated
+        Assert.Equal((b, keyB), (b2, heldB));
+        Assert.Equal((a, keyA), (a2, heldA));
+        TileMajorBuffer.Return(a2, sizeA, keyA);
+        TileMajorBuffer.Return(b2, sizeB, keyB);
+
+        nint other = TileMajorBuffer.Rent(1000, out long size, out var held, [new TileMajorBuffer.Key(3, 64, 512, 32, 0, 0)]);
+        Assert.Equal(allocations + 2, TileMajorBuffer.Allocations);               // a third table gets one of them ...
+        Assert.True(held == keyA || held == keyB);                                // ... holding another table: the caller copies
+        TileMajorBuffer.Return(other, size, null);
+    }
+
+    [Fact]
+    public void The_pool_keeps_at_most_its_capacity()
+    {
+        TileMajorBuffer.Drain();
+        var rented = Enumerable.Range(0, TileMajorBuffer.Capacity + 2)
+            .Select(i => (Buffer: TileMajorBuffer.Rent(256 * (i + 1), out long size, out _), Size: size)).ToList();
+        foreach (var (buffer, size) in rented)
+            TileMajorBuffer.Return(buffer, size);
+        Assert.Equal(TileMajorBuffer.Capacity, TileMajorBuffer.Pooled);
+        long allocations = TileMajorBuffer.Allocations;                           // the largest ones were kept
+        var again = TileMajorBuffer.Rent(256 * (TileMajorBuffer.Capacity + 2), out long largest, out _);
+        Assert.Equal(allocations, TileMajorBuffer.Allocations);
+        TileMajorBuffer.Return(again, largest);
+        TileMajorBuffer.Drain();
+        Assert.Equal(0, TileMajorBuffer.Pooled);
+    }
+
+    [SkippableFact]
+    public void Forwards_on_several_threads_at_once_give_each_layer_its_own_bits()
+    {
+        Skip.IfNot(TableVersion.IsAvailable && TiledGather.IsAccelerated, "Needs libtorch's version counter and AVX-512.");
+        random.manual_seed(9);
+        var layers = Enumerable.Range(0, 3).Select(_ => Layer(32)).ToArray();
+        var x = randn(300, 48);
+        var expected = layers.Select(l => Forward(l, x, reuse: false, grad: false)).ToArray();
+        var outputs = new Tensor[layers.Length][];
+        KernelSettings.Current.With(k =>
+        {
+            k.ReuseTileMajorBuffer = true;
+            k.TiledForwardMinTableBytes = 0;
+        }, () =>
+        {
+            using var noGrad = no_grad();
+            Parallel.For(0, layers.Length, new ParallelOptions { MaxDegreeOfParallelism = layers.Length }, i =>
+            {
+                using var threadNoGrad = no_grad();
+                outputs[i] = Enumerable.Range(0, 4).Select(_ => layers[i].call(x).detach()).ToArray();
+            });
+        });
+        for (int i = 0; i < layers.Length; i++)
+            foreach (var y in outputs[i])
+                AssertSameBits(expected[i], y);
+        foreach (var layer in layers)
+            layer.Dispose();
+    }
+
     /// <summary>K = 8 chunks of τ = 6 (512 rows), so 300 tokens hit each row about 4.7 times: the tiled forward runs.</summary>
     private static MemoryLayer Layer(int h) => new(8, 6, h, HashWeightFunction.L1ScaledSigmoidProduct, 1.0, 0.1, 0.01);
 
