@@ -158,6 +158,73 @@ internal static unsafe class EncoderKernels
         }
     }
     /// <summary>
+    /// <see cref="BagSum"/> of three tables of one shape under one hash (Q, K and V of a token: the same rows and weights) in one
+    /// walk of the bag: 128 columns of each table at a time in 24 AVX-512 accumulators, so each step issues the three rows'
+    /// loads together. Every output column is the same FMA chain from its bias through the chunks in order as
+    /// <see cref="BagSum"/>'s, so the same bits; h not a multiple of 128 (or no AVX-512) takes three <see cref="BagSum"/> calls.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void BagSum3(float* a, float* b, float* c, int h, int* idx, float* w, int count,
+        float* da, float* db, float* dc, float* ia, float* ib, float* ic)
+    {
+        if (!Vector512.IsHardwareAccelerated || h % 128 != 0)
+        {
+            BagSum(a, h, idx, w, count, da, ia);
+            BagSum(b, h, idx, w, count, db, ib);
+            BagSum(c, h, idx, w, count, dc, ic);
+            return;
+        }
+        for (int col = 0; col < h; col += 128)
+        {
+            Vector512<float> a0 = Vector512.Load(ia + col), a1 = Vector512.Load(ia + col + 16), a2 = Vector512.Load(ia + col + 32),
+                a3 = Vector512.Load(ia + col + 48), a4 = Vector512.Load(ia + col + 64), a5 = Vector512.Load(ia + col + 80),
+                a6 = Vector512.Load(ia + col + 96), a7 = Vector512.Load(ia + col + 112);
+            Vector512<float> b0 = Vector512.Load(ib + col), b1 = Vector512.Load(ib + col + 16), b2 = Vector512.Load(ib + col + 32),
+                b3 = Vector512.Load(ib + col + 48), b4 = Vector512.Load(ib + col + 64), b5 = Vector512.Load(ib + col + 80),
+                b6 = Vector512.Load(ib + col + 96), b7 = Vector512.Load(ib + col + 112);
+            Vector512<float> c0 = Vector512.Load(ic + col), c1 = Vector512.Load(ic + col + 16), c2 = Vector512.Load(ic + col + 32),
+                c3 = Vector512.Load(ic + col + 48), c4 = Vector512.Load(ic + col + 64), c5 = Vector512.Load(ic + col + 80),
+                c6 = Vector512.Load(ic + col + 96), c7 = Vector512.Load(ic + col + 112);
+            for (int j = 0; j < count; j++)
+            {
+                long at = ((long)idx[j] * h) + col;
+                float* ra = a + at, rb = b + at, rc = c + at;
+                var wj = Vector512.Create(w[j]);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(ra), wj, a0);
+                b0 = Vector512.FusedMultiplyAdd(Vector512.Load(rb), wj, b0);
+                c0 = Vector512.FusedMultiplyAdd(Vector512.Load(rc), wj, c0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(ra + 16), wj, a1);
+                b1 = Vector512.FusedMultiplyAdd(Vector512.Load(rb + 16), wj, b1);
+                c1 = Vector512.FusedMultiplyAdd(Vector512.Load(rc + 16), wj, c1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(ra + 32), wj, a2);
+                b2 = Vector512.FusedMultiplyAdd(Vector512.Load(rb + 32), wj, b2);
+                c2 = Vector512.FusedMultiplyAdd(Vector512.Load(rc + 32), wj, c2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(ra + 48), wj, a3);
+                b3 = Vector512.FusedMultiplyAdd(Vector512.Load(rb + 48), wj, b3);
+                c3 = Vector512.FusedMultiplyAdd(Vector512.Load(rc + 48), wj, c3);
+                a4 = Vector512.FusedMultiplyAdd(Vector512.Load(ra + 64), wj, a4);
+                b4 = Vector512.FusedMultiplyAdd(Vector512.Load(rb + 64), wj, b4);
+                c4 = Vector512.FusedMultiplyAdd(Vector512.Load(rc + 64), wj, c4);
+                a5 = Vector512.FusedMultiplyAdd(Vector512.Load(ra + 80), wj, a5);
+                b5 = Vector512.FusedMultiplyAdd(Vector512.Load(rb + 80), wj, b5);
+                c5 = Vector512.FusedMultiplyAdd(Vector512.Load(rc + 80), wj, c5);
+                a6 = Vector512.FusedMultiplyAdd(Vector512.Load(ra + 96), wj, a6);
+                b6 = Vector512.FusedMultiplyAdd(Vector512.Load(rb + 96), wj, b6);
+                c6 = Vector512.FusedMultiplyAdd(Vector512.Load(rc + 96), wj, c6);
+                a7 = Vector512.FusedMultiplyAdd(Vector512.Load(ra + 112), wj, a7);
+                b7 = Vector512.FusedMultiplyAdd(Vector512.Load(rb + 112), wj, b7);
+                c7 = Vector512.FusedMultiplyAdd(Vector512.Load(rc + 112), wj, c7);
+            }
+            float* o = da + col;
+            a0.Store(o); a1.Store(o + 16); a2.Store(o + 32); a3.Store(o + 48); a4.Store(o + 64); a5.Store(o + 80); a6.Store(o + 96); a7.Store(o + 112);
+            o = db + col;
+            b0.Store(o); b1.Store(o + 16); b2.Store(o + 32); b3.Store(o + 48); b4.Store(o + 64); b5.Store(o + 80); b6.Store(o + 96); b7.Store(o + 112);
+            o = dc + col;
+            c0.Store(o); c1.Store(o + 16); c2.Store(o + 32); c3.Store(o + 48); c4.Store(o + 64); c5.Store(o + 80); c6.Store(o + 96); c7.Store(o + 112);
+        }
+    }
+
+    /// <summary>
     /// dst = init + Σ_j w[j] · t[idx[j], :] over a bf16 table copy (<see cref="Bf16Matrix"/>), each value widened to fp32
     /// in registers and accumulated in fp32 (the bias added last): half the bytes of <see cref="BagSum"/>. With AVX-512, 128
     /// columns at a time as 4 pairs of registers (even columns by a shift, odd by a mask, as <see cref="Bf16Gather"/>),

@@ -347,6 +347,21 @@ internal sealed unsafe class FusedEncoderBlock
         else BagSum(layer.Table, h, index, weights, chunks, output, layer.Bias);
     }
 
+    /// <summary>Q, K and V of one token under their one hash: in one walk of the bag (<see cref="EncoderKernels.BagSum3"/>) with the
+    /// SIMD kernels, fp32 tables and <see cref="Runtime.KernelSettings.FusedQkvBags"/>, else one gather per table; the same bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Bags(int* index, float* weights, float* q, float* k, float* v)
+    {
+        if (Simd && query.Table16 is null && Runtime.KernelSettings.Current.FusedQkvBags)
+        {
+            EncoderKernels.BagSum3(query.Table, key.Table, value.Table, width, index, weights, chunks, q, k, v, query.Bias, key.Bias, value.Bias);
+            return;
+        }
+        Bag(query, width, index, weights, q);
+        Bag(key, width, index, weights, k);
+        Bag(value, width, index, weights, v);
+    }
+
     /// <summary>
     /// Q, K, V before rotary of the hidden rows x[ids[i]] (x [·, d], e.g. the embedding table) into rows [count, 3·d] (Q,
     /// then K, then V of a row side by side): the first pass of <see cref="Forward"/> without rotary, the same kernels and
@@ -372,9 +387,7 @@ internal sealed unsafe class FusedEncoderBlock
             float* row = rows + (3L * i * width);
             RmsNorm(x + ((long)ids[i] * width), attentionGain, width, attentionEpsilon, normed);
             Hash(normed, value, wide, index, weights);                           // one hash for Q, K, V
-            Bag(query, width, index, weights, row);
-            Bag(key, width, index, weights, row + width);
-            Bag(value, width, index, weights, row + (2 * width));
+            Bags(index, weights, row, row + width, row + (2 * width));
         }
     }
 
@@ -408,9 +421,7 @@ internal sealed unsafe class FusedEncoderBlock
             long at = (long)t * width;
             RmsNorm(x + at, attentionGain, width, attentionEpsilon, normed);
             Hash(normed, value, rows, index, weights);                          // one hash for Q, K, V
-            Bag(query, width, index, weights, q + at);
-            Bag(key, width, index, weights, k + at);
-            Bag(value, width, index, weights, v + at);
+            Bags(index, weights, q + at, k + at, v + at);
             long rotary = (long)positions[t] * rotaryDims;
             Rotary(q + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
             Rotary(k + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);

@@ -31,7 +31,8 @@ internal static unsafe class WideSignHash
     /// there in <c>perf probe-hash</c> (docs/benchmarks.md, "The training step at d = 256 in the sign hash and the fused
     /// update's terms").
     /// </summary>
-    public static bool Pays(int bits, bool jacobian) => Supports(bits) && (jacobian || bits % 8 != 0);
+    public static bool Pays(int bits, bool jacobian) =>
+        Supports(bits) && (jacobian || bits % 8 != 0 || Runtime.KernelSettings.Current.WideInferenceHash);
 
     /// <summary>
     /// Chunks c … c+15 at <paramref name="z"/> (τ = <paramref name="bits"/> ≤ 16 floats each), one per lane: codes into

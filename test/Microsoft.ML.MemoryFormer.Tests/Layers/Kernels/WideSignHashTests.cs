@@ -58,5 +58,21 @@ public class WideSignHashTests
         Assert.Equal(Bits(narrow.Weights), Bits(wide.Weights));
     }
 
+    [Theory]
+    [InlineData(8, 16, true)]
+    [InlineData(8, 32, false)]
+    [InlineData(16, 24, true)]
+    public void The_inference_hash_of_whole_bytes_on_16_lanes_gives_the_8_lane_bits(int bits, int k, bool l1Scaled)
+    {
+        var x = Inputs(23, k, bits, seed: 40 + bits);
+        SignHashKernel.Result narrow = null!, wide = null!;
+        KernelSettings.Current.With(s => s.WideInferenceHash = false, () => narrow = SignHashKernel.Run(x, bits, l1Scaled, 1f, withJacobian: false));
+        KernelSettings.Current.With(s => s.WideInferenceHash = true, () => wide = SignHashKernel.Run(x, bits, l1Scaled, 1f, withJacobian: false));
+        Assert.Equal(narrow.Rows.data<long>().ToArray(), wide.Rows.data<long>().ToArray());
+        Assert.Equal(Bits(narrow.Weights), Bits(wide.Weights));
+        KernelSettings.Current.With(s => s.WideInferenceHash = true, () => Assert.Equal(Avx512F.IsSupported, WideSignHash.Pays(bits, jacobian: false)));
+        KernelSettings.Current.With(s => s.WideInferenceHash = false, () => Assert.False(WideSignHash.Pays(bits, jacobian: false)));
+    }
+
     private static int[] Bits(Tensor t) => t.contiguous().data<float>().ToArray().Select(BitConverter.SingleToInt32Bits).ToArray();
 }
