@@ -223,33 +223,6 @@ internal sealed class TextClassifierModel : IDisposable
         return windows;
     }
 
-    /// <summary>
-    /// <see cref="Encode"/> of every row, the rows split between the kernels' workers (<see cref="KernelParallel"/>) when
-    /// <see cref="ParallelEncoding"/> is on: tokenizing is the one serial part of a batched scoring call otherwise (≈ 6 % of a
-    /// long-row Transform pass on two threads). Each row's windows are the same ids either way, in the rows' order.
-    /// </summary>
-    public int[][][] EncodeAll(IReadOnlyList<(string Text, string? Second)> rows)
-    {
-        var encoded = new int[rows.Count][][];
-        if (!ParallelEncoding)
-        {
-            for (int i = 0; i < encoded.Length; i++) encoded[i] = Encode(rows[i].Text, rows[i].Second);
-            return encoded;
-        }
-        long start = Stopwatch.GetTimestamp();
-        KernelParallel.For(encoded.Length, 1 << 12, (first, end) =>
-        {
-            for (int i = first; i < end; i++)
-                encoded[i] = encoder.EncodeWindows(rows[i].Text, rows[i].Second, MaxWindowsPerRow, ScoringWindowLayout);
-        });
-        if (Profile is { } profile) profile.TokenizeMs += Elapsed(ref start);
-        return encoded;
-    }
-
-    /// <summary>Whether <see cref="EncodeAll"/> tokenizes rows on the kernels' workers (the default since 2026-12-06 s18) rather
-    /// than one after the other on the calling thread; the same windows either way, off for <c>perf scoring</c> to time it.</summary>
-    internal bool ParallelEncoding { get; set; } = true;
-
     /// <summary>Log-probabilities of each class for rows already encoded by <see cref="Encode"/>.</summary>
     public float[][] LogProbabilities(IReadOnlyList<int[][]> encodedRows)
     {
