@@ -263,7 +263,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var pooling = model.Network.Head.Pooling;
         var copies = backbone.modules().OfType<Layers.MemoryLayer>().ToDictionary(l => Layers.Kernels.TensorMemory.Key(l.Table), l => Layers.Kernels.Bf16Matrix.From(l.Table));
         Func<TorchSharp.torch.Tensor, Layers.Kernels.Bf16Matrix?> bf16 = t => copies.GetValueOrDefault(Layers.Kernels.TensorMemory.Key(t));
-        var kept = Enumerable.Range(0, 7).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
+        var kept = Enumerable.Range(0, 9).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
         var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
             ("every token's first Q/K/V, fresh memory per call, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, windowMajor: false))),
@@ -273,6 +273,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             ("first Q/K/V once per distinct id, kept memory, every block window by window (default)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[3], windowMajor: true)),
             ("bf16 tables (opt-in BFloat16), kept memory", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, bf16: bf16, memory: kept[2], windowMajor: false)),
             ("the default with keys padded to 32 (before s15)", () => KeyTiles(false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[5], windowMajor: true))),
+            ("the default in pieces of at least 256 tokens (PieceTokens 128)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[7], windowMajor: true, pieceTokens: 256)),
+            ("the default in pieces of at least 512 tokens", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[8], windowMajor: true, pieceTokens: 512)),
             ("the default with s18's kernel switches off (softmax, three Q/K/V walks, 8-lane τ = 8 hash: before s18)", () => Before18(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[6], windowMajor: true))),
         };
         var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 5).ToArray()).ToArray();

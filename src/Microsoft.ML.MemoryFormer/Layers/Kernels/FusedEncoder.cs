@@ -166,7 +166,7 @@ internal sealed unsafe partial class FusedEncoder
         {
             var ids = windows[w];
             for (int t = 0; t < ids.Length; t++)
-                Unsafe.CopyBlock(x + ((long)(starts[w] + t) * width), embedding + ((long)ids[t] * width), (uint)(width * sizeof(float)));
+                EncoderKernels.Copy(embedding + ((long)ids[t] * width), x + ((long)(starts[w] + t) * width), width);
         }
     }
 
@@ -251,16 +251,16 @@ internal sealed unsafe partial class FusedEncoder
         switch (pooling)
         {
             case PoolingKind.First:
-                VectorKernels.RmsNorm(x + ((long)start * width), finalGain, width, finalEpsilon, output);
+                EncoderKernels.RmsNorm(x + ((long)start * width), finalGain, width, finalEpsilon, output);
                 break;
             case PoolingKind.Last:
-                VectorKernels.RmsNorm(x + ((long)(end - 1) * width), finalGain, width, finalEpsilon, output);
+                EncoderKernels.RmsNorm(x + ((long)(end - 1) * width), finalGain, width, finalEpsilon, output);
                 break;
             case PoolingKind.Mean:
                 new Span<float>(output, width).Clear();
                 for (int t = start; t < end; t++)
                 {
-                    VectorKernels.RmsNorm(x + ((long)t * width), finalGain, width, finalEpsilon, normed);
+                    EncoderKernels.RmsNorm(x + ((long)t * width), finalGain, width, finalEpsilon, normed);   // the same bits as VectorKernels'
                     RowKernels.Add(normed, output, width);
                 }
                 for (int c = 0; c < width; c++)

@@ -395,14 +395,13 @@ internal sealed unsafe class FusedEncoderBlock
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ProjectedInputs(float* projected, int[] slots, int[] positions, int start, int end, float* q, float* k, float* v)
     {
-        uint bytes = (uint)(width * sizeof(float));
         for (int t = start; t < end; t++)
         {
             long at = (long)t * width;
             float* row = projected + (3L * slots[t] * width);
-            Unsafe.CopyBlock(q + at, row, bytes);
-            Unsafe.CopyBlock(k + at, row + width, bytes);
-            Unsafe.CopyBlock(v + at, row + (2 * width), bytes);
+            EncoderKernels.Copy(row, q + at, width);
+            EncoderKernels.Copy(row + width, k + at, width);
+            EncoderKernels.Copy(row + (2 * width), v + at, width);
             long rotary = (long)positions[t] * rotaryDims;
             Rotary(q + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
             Rotary(k + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
