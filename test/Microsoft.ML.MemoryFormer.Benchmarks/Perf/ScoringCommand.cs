@@ -155,6 +155,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (opt-in ScoringPrecision)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout} as before s18 (softmax, three Q/K/V walks, 8-lane τ = 8 hash)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, s18: false)));
+                paths.Add(($"fused encoder, the window layout {layout} and bf16 tables as before s18", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout, s18: false)));
             }
             if (settings.LegacyPaths)
                 paths.InsertRange(1,

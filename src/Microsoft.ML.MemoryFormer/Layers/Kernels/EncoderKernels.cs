@@ -306,6 +306,57 @@ internal static unsafe class EncoderKernels
         }
     }
 
+    /// <summary>
+    /// <see cref="BagSumBf16"/> of three bf16 table copies of one shape under one hash (Q, K and V) in one walk of the bag, 128
+    /// columns of each at a time (24 accumulators of even and odd columns): the same FMA chains per column as
+    /// <see cref="BagSumBf16"/>, so the same bits; h not a multiple of 128 (or no AVX-512) takes three <see cref="BagSumBf16"/> calls.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void BagSum3Bf16(ushort* a, ushort* b, ushort* c, int h, int* idx, float* w, int count,
+        float* da, float* db, float* dc, float* ia, float* ib, float* ic)
+    {
+        if (!Avx512F.IsSupported || h % 128 != 0)
+        {
+            BagSumBf16(a, h, idx, w, count, da, ia);
+            BagSumBf16(b, h, idx, w, count, db, ib);
+            BagSumBf16(c, h, idx, w, count, dc, ic);
+            return;
+        }
+        var high = Vector512.Create(0xFFFF0000u);
+        var lower = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        var upper = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        for (int col = 0; col < h; col += 128)
+        {
+            Vector512<float> ae0 = Vector512<float>.Zero, ae1 = ae0, ae2 = ae0, ae3 = ae0, ao0 = ae0, ao1 = ae0, ao2 = ae0, ao3 = ae0;
+            Vector512<float> be0 = ae0, be1 = ae0, be2 = ae0, be3 = ae0, bo0 = ae0, bo1 = ae0, bo2 = ae0, bo3 = ae0;
+            Vector512<float> ce0 = ae0, ce1 = ae0, ce2 = ae0, ce3 = ae0, co0 = ae0, co1 = ae0, co2 = ae0, co3 = ae0;
+            for (int j = 0; j < count; j++)
+            {
+                long at = ((long)idx[j] * h) + col;
+                uint* ra = (uint*)(a + at), rb = (uint*)(b + at), rc = (uint*)(c + at);
+                var wj = Vector512.Create(w[j]);
+                Step(Vector512.Load(ra), wj, high, ref ae0, ref ao0); Step(Vector512.Load(rb), wj, high, ref be0, ref bo0); Step(Vector512.Load(rc), wj, high, ref ce0, ref co0);
+                Step(Vector512.Load(ra + 16), wj, high, ref ae1, ref ao1); Step(Vector512.Load(rb + 16), wj, high, ref be1, ref bo1); Step(Vector512.Load(rc + 16), wj, high, ref ce1, ref co1);
+                Step(Vector512.Load(ra + 32), wj, high, ref ae2, ref ao2); Step(Vector512.Load(rb + 32), wj, high, ref be2, ref bo2); Step(Vector512.Load(rc + 32), wj, high, ref ce2, ref co2);
+                Step(Vector512.Load(ra + 48), wj, high, ref ae3, ref ao3); Step(Vector512.Load(rb + 48), wj, high, ref be3, ref bo3); Step(Vector512.Load(rc + 48), wj, high, ref ce3, ref co3);
+            }
+            StorePairBf16(ae0, ao0, lower, upper, ia + col, da + col); StorePairBf16(ae1, ao1, lower, upper, ia + col + 32, da + col + 32);
+            StorePairBf16(ae2, ao2, lower, upper, ia + col + 64, da + col + 64); StorePairBf16(ae3, ao3, lower, upper, ia + col + 96, da + col + 96);
+            StorePairBf16(be0, bo0, lower, upper, ib + col, db + col); StorePairBf16(be1, bo1, lower, upper, ib + col + 32, db + col + 32);
+            StorePairBf16(be2, bo2, lower, upper, ib + col + 64, db + col + 64); StorePairBf16(be3, bo3, lower, upper, ib + col + 96, db + col + 96);
+            StorePairBf16(ce0, co0, lower, upper, ic + col, dc + col); StorePairBf16(ce1, co1, lower, upper, ic + col + 32, dc + col + 32);
+            StorePairBf16(ce2, co2, lower, upper, ic + col + 64, dc + col + 64); StorePairBf16(ce3, co3, lower, upper, ic + col + 96, dc + col + 96);
+        }
+    }
+
+    /// <summary>One bf16 pair step of <see cref="BagSumBf16"/>: even columns widened by a shift, odd by a mask, each FMA'd.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Step(Vector512<uint> p, Vector512<float> wj, Vector512<uint> high, ref Vector512<float> even, ref Vector512<float> odd)
+    {
+        even = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(p, 16).AsSingle(), wj, even);
+        odd = Avx512F.FusedMultiplyAdd((p & high).AsSingle(), wj, odd);
+    }
+
     /// <summary>Interleaves even- and odd-column sums back into 32 columns and adds the bias.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StorePairBf16(Vector512<float> even, Vector512<float> odd, Vector512<int> lower, Vector512<int> upper, float* init, float* dst)

@@ -347,15 +347,25 @@ internal sealed unsafe class FusedEncoderBlock
         else BagSum(layer.Table, h, index, weights, chunks, output, layer.Bias);
     }
 
-    /// <summary>Q, K and V of one token under their one hash: in one walk of the bag (<see cref="EncoderKernels.BagSum3"/>) with the
-    /// SIMD kernels, fp32 tables and <see cref="Runtime.KernelSettings.FusedQkvBags"/>, else one gather per table; the same bits.</summary>
+    /// <summary>Q, K and V of one token under their one hash: in one walk of the bag (<see cref="EncoderKernels.BagSum3"/>, or
+    /// <see cref="EncoderKernels.BagSum3Bf16"/> over bf16 copies) with the SIMD kernels and <see cref="Runtime.KernelSettings.FusedQkvBags"/>,
+    /// else one gather per table; the same bits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Bags(int* index, float* weights, float* q, float* k, float* v)
     {
-        if (Simd && query.Table16 is null && Runtime.KernelSettings.Current.FusedQkvBags)
+        if (Simd && Runtime.KernelSettings.Current.FusedQkvBags)
         {
-            EncoderKernels.BagSum3(query.Table, key.Table, value.Table, width, index, weights, chunks, q, k, v, query.Bias, key.Bias, value.Bias);
-            return;
+            ushort* q16 = query.Table16, k16 = key.Table16, v16 = value.Table16;
+            if (q16 is null && k16 is null && v16 is null)
+            {
+                EncoderKernels.BagSum3(query.Table, key.Table, value.Table, width, index, weights, chunks, q, k, v, query.Bias, key.Bias, value.Bias);
+                return;
+            }
+            if (q16 is not null && k16 is not null && v16 is not null)
+            {
+                EncoderKernels.BagSum3Bf16(q16, k16, v16, width, index, weights, chunks, q, k, v, query.Bias, key.Bias, value.Bias);
+                return;
+            }
         }
         Bag(query, width, index, weights, q);
         Bag(key, width, index, weights, k);

@@ -79,5 +79,8 @@ public class WindowAttentionSoftmaxTests
         float[][] before = [];
         KernelSettings.Current.With(s => (s.LeanSoftmax, s.FusedQkvBags, s.WideInferenceHash) = (false, false, false), () => before = model.LogProbabilities(rows));
         Assert.Equal(before, model.LogProbabilities(rows));
+        model.UseInferencePrecision(MemoryFormer.Configuration.InferencePrecision.BFloat16);      // the bf16 tables' one-walk Q/K/V too
+        KernelSettings.Current.With(s => (s.LeanSoftmax, s.FusedQkvBags, s.WideInferenceHash) = (false, false, false), () => before = model.LogProbabilities(rows));
+        Assert.Equal(before, model.LogProbabilities(rows));
     }
 }
