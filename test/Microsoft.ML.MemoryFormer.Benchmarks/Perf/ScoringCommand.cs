@@ -75,6 +75,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [DefaultValue(WindowLayout.LastMovedBack)]
         public WindowLayout EncoderLayout { get; init; } = WindowLayout.LastMovedBack;
 
+        [CommandOption("--table-major")]
+        [Description("With --window-layouts: also time each layout with the table-major gathers (UseTableMajorGathers, staged whole-group passes) in slices of 512 KB, L2 / 2 and L2.")]
+        public bool TableMajor { get; init; }
+
         [CommandOption("--encoder-only")]
         [Description("Only the encoder-alone tables (--encoder-reps, default 20 then) on long-row windows (short-row ones with --row-kinds short): no Transform or PredictionEngine timing.")]
         public bool EncoderOnly { get; init; }
@@ -156,6 +160,12 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (opt-in ScoringPrecision)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout} as before s18 (softmax, three Q/K/V walks, 8-lane τ = 8 hash)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, s18: false)));
                 paths.Add(($"fused encoder, the window layout {layout} and bf16 tables as before s18", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout, s18: false)));
+                if (settings.TableMajor)
+                {
+                    paths.Add(($"fused encoder, the window layout {layout}, table-major gathers (UseTableMajorGathers) in 512 KB slices", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, tableMajor: 512 * 1024)));
+                    paths.Add(($"fused encoder, the window layout {layout}, table-major gathers in L2 / 2 slices ({Runtime.CacheSizes.L2Bytes / 2 / 1024} KB)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, tableMajor: Runtime.CacheSizes.L2Bytes / 2)));
+                    paths.Add(($"fused encoder, the window layout {layout}, table-major gathers in L2 slices ({Runtime.CacheSizes.L2Bytes / 1024} KB)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, tableMajor: Runtime.CacheSizes.L2Bytes)));
+                }
             }
             if (settings.LegacyPaths)
                 paths.InsertRange(1,
@@ -372,10 +382,12 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
-        WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true)
+        WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0)
     {
         m.ScoringWindowLayout = layout;
         S18(s18);
+        m.UseTableMajorGathers = tableMajor > 0;
+        Layers.Kernels.ColumnSliceGather.SliceBytes = tableMajor > 0 ? tableMajor : Runtime.CacheSizes.L2Bytes / 2;
         Runtime.KernelSettings.Current.TiledKeyTranspose = tiled;
         Runtime.KernelSettings.Current.ShortKeyTiles = shortTiles;
         (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.KeepFusedMemory, m.UseWindowMajorPasses) =
