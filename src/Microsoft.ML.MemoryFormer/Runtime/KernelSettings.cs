@@ -211,6 +211,11 @@ internal sealed class KernelSettings
     /// operations); off for <c>perf probe-hash</c> and <c>perf train</c>'s mf-narrowhash to time it.</summary>
     public bool WideSignHash { get => state.WideSignHash; set => state.WideSignHash = value; }
 
+    /// <summary>With <see cref="LeanSoftmax"/>, how many query rows the scoring attention's softmax takes at once (1, 2 or 4: their
+    /// exp passes interleaved, <c>WindowAttention.SoftmaxPair512</c>, <c>SoftmaxQuad512</c>), so that the out-of-order core has
+    /// independent exp chains to overlap. The same bits for any count; <c>perf scoring-kernels</c> times them.</summary>
+    public int SoftmaxRows { get => state.SoftmaxRows; set => state.SoftmaxRows = value; }
+
     /// <summary>Whether the scoring encoder gathers a token's Q, K and V rows (one hash, three fp32 tables) in one walk of the bag
     /// (<c>Layers/Kernels/EncoderKernels.cs</c>, <c>BagSum3</c>) instead of one walk per table. The same bits either way; off (as
     /// before 2026-12-06 s18) for <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
@@ -299,6 +304,7 @@ internal sealed class KernelSettings
         public bool ShortKeyTiles = true;
         public bool LeanSoftmax = true;
         public bool FusedQkvBags = true;
+        public int SoftmaxRows = 4;
         public bool SerialAttentionGemms = true;
         public bool SerialAttentionBackward = true;
 

@@ -41,6 +41,11 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
             Add(table, "attention, the softmax's row max with vmaxps in two chains and the lean exp (on) or as before s18 (off)",
                 FormattableString.Invariant($"{lengths.Length} windows of {lengths.Min()}–{lengths.Max()} tokens"),
                 Attention(lengths, on => KernelSettings.Current.LeanSoftmax = on), settings.Reps);
+        foreach (var (more, fewer) in new[] { (2, 1), (4, 2), (4, 1) })
+            foreach (var lengths in new[] { Enumerable.Repeat(128, 32).ToArray(), Enumerable.Range(64, 64).ToArray() })
+                Add(table, FormattableString.Invariant($"attention, the lean softmax {more} rows at a time (on) or {fewer} (off)"),
+                    FormattableString.Invariant($"{lengths.Length} windows of {lengths.Min()}–{lengths.Max()} tokens"),
+                    Attention(lengths, on => KernelSettings.Current.SoftmaxRows = on ? more : fewer), settings.Reps);
         foreach (var (width, bits) in new[] { (128, 8), (160, 10) })
             Add(table, FormattableString.Invariant($"sign hash (inference), {width} wide, 16 chunks of τ = {bits}: 16 lanes (on) or 8 (off)"),
                 "4,096 tokens", Hash(4096, width, bits), settings.Reps);

@@ -175,7 +175,14 @@ internal static unsafe class WindowAttention
                 queries[r] = q + ((long)(offset + Math.Min(i0 + r, length - 1)) * width) + column;
             Scores512(queries, keys, headWidth, padded, scale, scores);
             int rows = Math.Min(WideQueries, length - i0);
-            for (int r = 0; r < rows; r++)
+            int r0 = 0, together = KernelSettings.Current.LeanSoftmax ? KernelSettings.Current.SoftmaxRows : 1;
+            if (together >= 4)
+                for (; r0 + 4 <= rows; r0 += 4)
+                    SoftmaxQuad512(scores + (r0 * padded), padded, length, inverse + r0);
+            if (together >= 2)
+                for (; r0 + 2 <= rows; r0 += 2)
+                    SoftmaxPair512(scores + (r0 * padded), scores + ((r0 + 1) * padded), length, padded, inverse + r0);
+            for (int r = r0; r < rows; r++)
                 inverse[r] = 1f / Softmax512(scores + (r * padded), length, padded);
             for (int c = 0; c < headWidth; c += 32)
                 WeightedValues512(scores, padded, v + ((long)offset * width) + column + c, width, length, inverse,
@@ -273,6 +280,70 @@ internal static unsafe class WindowAttention
             sum += e;
         }
         return Vector512.Sum(sum);
+    }
+
+    /// <summary>
+    /// The lean <see cref="Softmax512"/> of two score rows at once, their max and exp passes interleaved: two independent
+    /// exp chains per step for the out-of-order core, where one row's short passes (≈ 7 vectors for a 112-key window) leave
+    /// it waiting on each exp's latency. Each row gets the same operations in the same order as alone, so the same bits;
+    /// writes 1 / sum of each row into <paramref name="inverse"/>[0, 1].
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SoftmaxPair512(float* a, float* b, int length, int padded, float* inverse)
+    {
+        for (int j = length; j < padded; j++)
+        {
+            a[j] = float.NegativeInfinity;
+            b[j] = float.NegativeInfinity;
+        }
+        var topA = Vector512.Create(RowMax512(a, padded));
+        var topB = Vector512.Create(RowMax512(b, padded));
+        Vector512<float> sumA = Vector512<float>.Zero, sumB = sumA;
+        for (int j = 0; j < padded; j += 16)
+        {
+            var ea = LeanExp512(Vector512.Load(a + j) - topA);                    // −∞ → 0
+            var eb = LeanExp512(Vector512.Load(b + j) - topB);
+            ea.Store(a + j);
+            eb.Store(b + j);
+            sumA += ea;
+            sumB += eb;
+        }
+        inverse[0] = 1f / Vector512.Sum(sumA);
+        inverse[1] = 1f / Vector512.Sum(sumB);
+    }
+
+    /// <summary><see cref="SoftmaxPair512"/> for four rows [4, L'] at <paramref name="s"/> (row stride L'): four exp chains per
+    /// step; the same bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SoftmaxQuad512(float* s, int padded, int length, float* inverse)
+    {
+        float* a = s, b = s + padded, c = b + padded, d = c + padded;
+        for (int j = length; j < padded; j++)
+            a[j] = b[j] = c[j] = d[j] = float.NegativeInfinity;
+        var topA = Vector512.Create(RowMax512(a, padded));
+        var topB = Vector512.Create(RowMax512(b, padded));
+        var topC = Vector512.Create(RowMax512(c, padded));
+        var topD = Vector512.Create(RowMax512(d, padded));
+        Vector512<float> sumA = Vector512<float>.Zero, sumB = sumA, sumC = sumA, sumD = sumA;
+        for (int j = 0; j < padded; j += 16)
+        {
+            var ea = LeanExp512(Vector512.Load(a + j) - topA);                    // −∞ → 0
+            var eb = LeanExp512(Vector512.Load(b + j) - topB);
+            var ec = LeanExp512(Vector512.Load(c + j) - topC);
+            var ed = LeanExp512(Vector512.Load(d + j) - topD);
+            ea.Store(a + j);
+            eb.Store(b + j);
+            ec.Store(c + j);
+            ed.Store(d + j);
+            sumA += ea;
+            sumB += eb;
+            sumC += ec;
+            sumD += ed;
+        }
+        inverse[0] = 1f / Vector512.Sum(sumA);
+        inverse[1] = 1f / Vector512.Sum(sumB);
+        inverse[2] = 1f / Vector512.Sum(sumC);
+        inverse[3] = 1f / Vector512.Sum(sumD);
     }
 
     /// <summary><see cref="Softmax512"/>'s max and exp passes as before 2026-12-06 s18 (<see cref="KernelSettings.LeanSoftmax"/> off).</summary>

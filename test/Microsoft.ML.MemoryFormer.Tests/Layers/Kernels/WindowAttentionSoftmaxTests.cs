@@ -42,7 +42,7 @@ public class WindowAttentionSoftmaxTests
 
     private static readonly int[] Lengths = [1, 2, 7, 16, 17, 31, 32, 33, 64, 65, 95, 112, 127, 128];
 
-    private static unsafe float[] Attention(bool lean, float spread)
+    private static unsafe float[] Attention(bool lean, float spread, int together = 4)
     {
         const int heads = 4, headWidth = 32, width = heads * headWidth;
         int n = Lengths.Sum();
@@ -52,7 +52,7 @@ public class WindowAttentionSoftmaxTests
         for (int w = 0; w < Lengths.Length; w++) starts[w + 1] = starts[w] + Lengths[w];
         var output = new float[n * width];
         var scratch = new float[WindowAttention.ScratchFloats(headWidth, Lengths.Max())];
-        KernelSettings.Current.With(s => s.LeanSoftmax = lean, () =>
+        KernelSettings.Current.With(s => (s.LeanSoftmax, s.SoftmaxRows) = (lean, together), () =>
         {
             fixed (float* x = inputs, y = output, s = scratch)
                 for (int w = 0; w < Lengths.Length; w++)
@@ -69,6 +69,8 @@ public class WindowAttentionSoftmaxTests
         var before = Attention(false, spread);
         Assert.Contains(before, v => v != 0f);
         Assert.Equal(before, Attention(true, spread));
+        Assert.Equal(before, Attention(true, spread, together: 2));
+        Assert.Equal(before, Attention(true, spread, together: 1));
     }
 
     [Fact]
@@ -77,10 +79,10 @@ public class WindowAttentionSoftmaxTests
         using var model = ScoringTestModels.Small(3, 11, 48);
         (string, string?)[] rows = [(string.Concat(Enumerable.Range(0, 60).Select(i => $"word{i % 17} ")), null), ("short text", null), ("a pair", "of texts")];
         float[][] before = [];
-        KernelSettings.Current.With(s => (s.LeanSoftmax, s.FusedQkvBags, s.WideInferenceHash) = (false, false, false), () => before = model.LogProbabilities(rows));
+        KernelSettings.Current.With(s => (s.LeanSoftmax, s.SoftmaxRows, s.FusedQkvBags, s.WideInferenceHash) = (false, 1, false, false), () => before = model.LogProbabilities(rows));
         Assert.Equal(before, model.LogProbabilities(rows));
         model.UseInferencePrecision(MemoryFormer.Configuration.InferencePrecision.BFloat16);      // the bf16 tables' one-walk Q/K/V too
-        KernelSettings.Current.With(s => (s.LeanSoftmax, s.FusedQkvBags, s.WideInferenceHash) = (false, false, false), () => before = model.LogProbabilities(rows));
+        KernelSettings.Current.With(s => (s.LeanSoftmax, s.SoftmaxRows, s.FusedQkvBags, s.WideInferenceHash) = (false, 1, false, false), () => before = model.LogProbabilities(rows));
         Assert.Equal(before, model.LogProbabilities(rows));
     }
 }
