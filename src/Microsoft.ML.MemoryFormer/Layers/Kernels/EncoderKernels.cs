@@ -23,6 +23,12 @@ internal static unsafe class EncoderKernels
     {
         float scale = 1f / ((MathF.Sqrt(RowKernels.Dot(x, x, d)) / MathF.Sqrt(d)) + epsilon);
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var s = Vector512.Create(scale);
+            for (; i + 16 <= d; i += 16)
+                (Vector512.Load(x + i) * s * Vector512.Load(gain + i)).Store(y + i);
+        }
         if (Vector256.IsHardwareAccelerated)
         {
             var s = Vector256.Create(scale);
@@ -80,8 +86,16 @@ internal static unsafe class EncoderKernels
             variance += c * c;
         }
         float inverse = 1f / MathF.Sqrt((variance / n) + epsilon);
+        i = 0;
+        if (Vector512.IsHardwareAccelerated)                                       // elementwise: the same operations per element
+        {
+            var m16 = Vector512.Create(mean);
+            var inv16 = Vector512.Create(inverse);
+            for (; i + 16 <= n; i += 16)
+                (((Vector512.Load(x + i) - m16) * inv16 * Vector512.Load(weight + i)) + Vector512.Load(bias + i)).Store(y + i);
+        }
         var inv = Vector256.Create(inverse);
-        for (i = 0; i + 8 <= n; i += 8)
+        for (; i + 8 <= n; i += 8)
             (((Vector256.Load(x + i) - m) * inv * Vector256.Load(weight + i)) + Vector256.Load(bias + i)).Store(y + i);
         for (; i < n; i++)
             y[i] = ((x[i] - mean) * inverse * weight[i]) + bias[i];
@@ -93,10 +107,25 @@ internal static unsafe class EncoderKernels
     public static void Rotary(float* x, int heads, int headWidth, int r, float* cos, float* sin)
     {
         int half = r / 2;
+        if (half == 4 && Vector256.IsHardwareAccelerated)
+        {
+            RotaryOfEight(x, heads, headWidth, cos, sin);
+            return;
+        }
         for (int h = 0; h < heads; h++)
         {
             float* v = x + (h * headWidth);
             int i = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                for (; i + 16 <= half; i += 16)
+                {
+                    var x1 = Vector512.Load(v + i);
+                    var x2 = Vector512.Load(v + i + half);
+                    ((x1 * Vector512.Load(cos + i)) - (x2 * Vector512.Load(sin + i))).Store(v + i);
+                    ((x2 * Vector512.Load(cos + i + half)) + (x1 * Vector512.Load(sin + i + half))).Store(v + i + half);
+                }
+            }
             if (Vector256.IsHardwareAccelerated)
             {
                 for (; i + 8 <= half; i += 8)
@@ -113,6 +142,27 @@ internal static unsafe class EncoderKernels
                 v[i] = (x1 * cos[i]) - (x2 * sin[i]);
                 v[i + half] = (x2 * cos[i + half]) + (x1 * sin[i + half]);
             }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Rotary"/> for r = 8 (the default quarter of a 32-wide head): a head's 8 rotated values in one AVX register
+    /// [x₁, x₂], the halves swapped for [x₂, x₁]; y = [x₁, x₂]·cos + ±([x₂, x₁]·sin), the sign flipped on the lower half's
+    /// products. Per element the same products and the same add or subtract (a − b and a + (−b) are the same IEEE operation),
+    /// so the same bits as the scalar loop, which the four-wide halves took before.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RotaryOfEight(float* x, int heads, int headWidth, float* cos, float* sin)
+    {
+        var c = Vector256.Load(cos);
+        var s = Vector256.Load(sin);
+        var negateLower = Vector256.Create(int.MinValue, int.MinValue, int.MinValue, int.MinValue, 0, 0, 0, 0).AsSingle();
+        for (int h = 0; h < heads; h++)
+        {
+            float* v = x + (h * headWidth);
+            var a = Vector256.Load(v);                                             // [x₁ (4), x₂ (4)]
+            var swapped = Vector256.Create(a.GetUpper(), a.GetLower());            // [x₂, x₁]
+            ((a * c) + ((swapped * s) ^ negateLower)).Store(v);
         }
     }
 

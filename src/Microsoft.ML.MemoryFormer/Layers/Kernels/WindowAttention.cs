@@ -150,8 +150,7 @@ internal static unsafe class WindowAttention
             float* row = keys + (c * padded);
             for (int j = tiled; j < length; j++)
                 row[j] = k[((long)j * width) + c];
-            for (int j = length; j < padded; j++)
-                row[j] = 0f;
+            new Span<float>(row + length, padded - length).Clear();
         }
     }
 
