@@ -221,6 +221,12 @@ internal sealed class KernelSettings
     /// before 2026-12-06 s18) for <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
     public bool FusedQkvBags { get => state.FusedQkvBags; set => state.FusedQkvBags = value; }
 
+    /// <summary>Whether the 16-lane sign hash (<c>Layers/Kernels/WideSignHash.cs</c>) takes the lean exp (<c>WindowAttention.LeanExp512</c>,
+    /// the same bits for its x ≤ 0) and, for τ &gt; 8 not a multiple of 8, loads its chunks with straight transposes and gathers instead of
+    /// through a padded copy. The same bits either way (training's Jacobian too); off (as before 2026-12-06 s18) for
+    /// <c>perf scoring-kernels</c> to time it.</summary>
+    public bool LeanWideHash { get => state.LeanWideHash; set => state.LeanWideHash = value; }
+
     /// <summary>Whether <see cref="WideSignHash"/> also takes the inference hash of chunks whose τ is a multiple of 8 (the scoring and
     /// decode hash of Q/K/V and ML₁, no Jacobian), which it left to the 8-lane path on the Zen 4, where that path was faster
     /// (<c>Layers/Kernels/WideSignHash.cs</c>, <c>Pays</c>). On by default on Intel, where the 16 lanes hash a scoring token 1.28×
@@ -305,6 +311,7 @@ internal sealed class KernelSettings
         public bool LeanSoftmax = true;
         public bool FusedQkvBags = true;
         public int SoftmaxRows = 4;
+        public bool LeanWideHash = true;
         public bool SerialAttentionGemms = true;
         public bool SerialAttentionBackward = true;
 

@@ -400,8 +400,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 
     /// <summary>The same-bits kernel switches of 2026-12-06 s18 on (their defaults) or off (as before).</summary>
     private static void S18(bool on) =>
-        (Runtime.KernelSettings.Current.LeanSoftmax, Runtime.KernelSettings.Current.SoftmaxRows, Runtime.KernelSettings.Current.FusedQkvBags, Runtime.KernelSettings.Current.WideInferenceHash) =
-            (on, on ? SoftmaxRowsDefault : 1, on, on && WideInferenceHashDefault);
+        (Runtime.KernelSettings.Current.LeanSoftmax, Runtime.KernelSettings.Current.SoftmaxRows, Runtime.KernelSettings.Current.FusedQkvBags, Runtime.KernelSettings.Current.WideInferenceHash, Runtime.KernelSettings.Current.LeanWideHash) =
+            (on, on ? SoftmaxRowsDefault : 1, on, on && WideInferenceHashDefault, on);
 
     /// <summary>Median wall and process CPU milliseconds of <paramref name="body"/> after each of <paramref name="setups"/>,
     /// one call each per round, in a rotating order (<see cref="Timing.Rotation"/>), after one warm-up round; the set-ups are not timed.</summary>

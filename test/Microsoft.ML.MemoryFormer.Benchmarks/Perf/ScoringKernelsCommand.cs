@@ -52,6 +52,9 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
         foreach (int tokens in new[] { 512, 4096 })
             Add(table, "Q, K, V gathers of one hash: one walk of the bag for the three tables (on) or one walk each (off)",
                 FormattableString.Invariant($"{tokens:N0} tokens × 16 uniform random rows of three 2 MB tables (d = 128, τ = 8)"), QkvBags(tokens), settings.Reps);
+        foreach (var (width, bits) in new[] { (128, 8), (160, 10) })
+            Add(table, FormattableString.Invariant($"sign hash (inference, 16 lanes), {width} wide, τ = {bits}: the lean exp and gathered tail (on) or as before s18 (off)"),
+                "4,096 tokens", LeanHash(4096, width, bits), settings.Reps);
         table.AddNote("the same bits on and off (WindowAttentionKeyTileTests); a window of L tokens pads to 16 or 32 only in Q·Kᵀ, P·V reads the L real keys");
         table.AddNote("the hash rows: SignHashKernel.HashRow per token as the fused encoder calls it; τ = 8 on is KernelSettings.WideInferenceHash, τ = 10 on is WideSignHash (16 lanes already the default there)");
         table.AddNote(FormattableString.Invariant($"load average (1 min) {Timing.LoadAverage():F2} at the end"));
@@ -96,6 +99,13 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
                     }
                 }
         };
+    }
+
+    /// <summary>The 16-lane inference sign hash of <paramref name="n"/> random rows, <see cref="KernelSettings.LeanWideHash"/> on or off.</summary>
+    private static unsafe Action<bool> LeanHash(int n, int width, int bits)
+    {
+        var hash = Hash(n, width, bits);
+        return on => KernelSettings.Current.With(s => s.LeanWideHash = on, () => hash(true));
     }
 
     /// <summary>The inference sign hash of <paramref name="n"/> random rows, token by token, 16 lanes (on) or 8 (off).</summary>
