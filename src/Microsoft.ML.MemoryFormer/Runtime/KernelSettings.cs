@@ -227,6 +227,11 @@ internal sealed class KernelSettings
     /// <c>perf scoring-kernels</c> to time it.</summary>
     public bool LeanWideHash { get => state.LeanWideHash; set => state.LeanWideHash = value; }
 
+    /// <summary>Whether the scoring encoder runs its per-token passes (norm, hash, Q/K/V gathers, rotary; the Memory Block) two tokens
+    /// at a time, each step of the two back to back (<c>Layers/Kernels/FusedEncoderBlock.cs</c>), so the out-of-order core overlaps two
+    /// tokens' chains of dependent steps. The same bits either way; off (as before 2026-12-06 s18) for <c>perf scoring</c> to time it.</summary>
+    public bool PairedTokens { get => state.PairedTokens; set => state.PairedTokens = value; }
+
     /// <summary>Whether <see cref="WideSignHash"/> also takes the inference hash of chunks whose τ is a multiple of 8 (the scoring and
     /// decode hash of Q/K/V and ML₁, no Jacobian), which it left to the 8-lane path on the Zen 4, where that path was faster
     /// (<c>Layers/Kernels/WideSignHash.cs</c>, <c>Pays</c>). On by default on Intel, where the 16 lanes hash a scoring token 1.28×
@@ -312,6 +317,7 @@ internal sealed class KernelSettings
         public bool FusedQkvBags = true;
         public int SoftmaxRows = 4;
         public bool LeanWideHash = true;
+        public bool PairedTokens = true;
         public bool SerialAttentionGemms = true;
         public bool SerialAttentionBackward = true;
 

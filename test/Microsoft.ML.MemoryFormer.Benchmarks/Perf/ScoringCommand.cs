@@ -246,6 +246,13 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         return build();
     }
 
+    /// <summary>Turns <see cref="Runtime.KernelSettings.PairedTokens"/> off for the calls that follow (the loop turns s18's switches on after each), then builds.</summary>
+    private static T Unpaired<T>(Func<T> build)
+    {
+        Runtime.KernelSettings.Current.PairedTokens = false;
+        return build();
+    }
+
     /// <summary>Sets the AVX-512 attention's key padding (16 or 32) for the calls that follow, then builds.</summary>
     private static T KeyTiles<T>(bool shortTiles, Func<T> build)
     {
@@ -274,7 +281,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var pooling = model.Network.Head.Pooling;
         var copies = backbone.modules().OfType<Layers.MemoryLayer>().ToDictionary(l => Layers.Kernels.TensorMemory.Key(l.Table), l => Layers.Kernels.Bf16Matrix.From(l.Table));
         Func<TorchSharp.torch.Tensor, Layers.Kernels.Bf16Matrix?> bf16 = t => copies.GetValueOrDefault(Layers.Kernels.TensorMemory.Key(t));
-        var kept = Enumerable.Range(0, 9).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
+        var kept = Enumerable.Range(0, 10).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
         var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
             ("every token's first Q/K/V, fresh memory per call, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, windowMajor: false))),
@@ -286,6 +293,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             ("the default with keys padded to 32 (before s15)", () => KeyTiles(false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[5], windowMajor: true))),
             ("the default in pieces of at least 256 tokens (PieceTokens 128)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[7], windowMajor: true, pieceTokens: 256)),
             ("the default in pieces of at least 512 tokens", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[8], windowMajor: true, pieceTokens: 512)),
+            ("the default one token at a time (PairedTokens off)", () => Unpaired(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[9], windowMajor: true))),
             ("the default with s18's kernel switches off (softmax, three Q/K/V walks, 8-lane τ = 8 hash: before s18)", () => Before18(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[6], windowMajor: true))),
         };
         var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 5).ToArray()).ToArray();
@@ -400,8 +408,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 
     /// <summary>The same-bits kernel switches of 2026-12-06 s18 on (their defaults) or off (as before).</summary>
     private static void S18(bool on) =>
-        (Runtime.KernelSettings.Current.LeanSoftmax, Runtime.KernelSettings.Current.SoftmaxRows, Runtime.KernelSettings.Current.FusedQkvBags, Runtime.KernelSettings.Current.WideInferenceHash, Runtime.KernelSettings.Current.LeanWideHash) =
-            (on, on ? SoftmaxRowsDefault : 1, on, on && WideInferenceHashDefault, on);
+        (Runtime.KernelSettings.Current.LeanSoftmax, Runtime.KernelSettings.Current.SoftmaxRows, Runtime.KernelSettings.Current.FusedQkvBags, Runtime.KernelSettings.Current.WideInferenceHash, Runtime.KernelSettings.Current.LeanWideHash, Runtime.KernelSettings.Current.PairedTokens) =
+            (on, on ? SoftmaxRowsDefault : 1, on, on && WideInferenceHashDefault, on, on);
 
     /// <summary>Median wall and process CPU milliseconds of <paramref name="body"/> after each of <paramref name="setups"/>,
     /// one call each per round, in a rotating order (<see cref="Timing.Rotation"/>), after one warm-up round; the set-ups are not timed.</summary>
