@@ -232,10 +232,6 @@ internal sealed class KernelSettings
     /// tokens' chains of dependent steps. The same bits either way; off (as before 2026-12-06 s18) for <c>perf scoring</c> to time it.</summary>
     public bool PairedTokens { get => state.PairedTokens; set => state.PairedTokens = value; }
 
-    /// <summary>Whether the scoring encoder's 160-wide bag sum (ML₁ at d = 128) walks the bag once with ten registers instead of a
-    /// 128-column and a 32-column walk. The same bits; off by default (as on the Zen 4, where it lost); <c>perf scoring-kernels</c> times it.</summary>
-    public bool OneWalkBag160 { get => state.OneWalkBag160; set => state.OneWalkBag160 = value; }
-
     /// <summary>Whether <see cref="WideSignHash"/> also takes the inference hash of chunks whose τ is a multiple of 8 (the scoring and
     /// decode hash of Q/K/V and ML₁, no Jacobian), which it left to the 8-lane path on the Zen 4, where that path was faster
     /// (<c>Layers/Kernels/WideSignHash.cs</c>, <c>Pays</c>). On by default on Intel, where the 16 lanes hash a scoring token 1.28×
@@ -334,6 +330,5 @@ internal sealed class KernelSettings
         public bool TileMajorCopyFromUpdate;
         public bool OpenMPKernelForks;
         public bool WideInferenceHash = CpuVendor.IsIntel;
-        public bool OneWalkBag160;
     }
 }

@@ -52,8 +52,6 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
         foreach (int tokens in new[] { 512, 4096 })
             Add(table, "Q, K, V gathers of one hash: one walk of the bag for the three tables (on) or one walk each (off)",
                 FormattableString.Invariant($"{tokens:N0} tokens × 16 uniform random rows of three 2 MB tables (d = 128, τ = 8)"), QkvBags(tokens), settings.Reps);
-        Add(table, "ML₁ bag sum, 160 wide: one walk with ten registers (on) or 128 + 32 columns (off)",
-            "4,096 tokens × 16 uniform random rows of a 2.6 MB table (τ = 8)", Bag160(4096), settings.Reps);
         foreach (var (width, bits) in new[] { (128, 8), (160, 10) })
             Add(table, FormattableString.Invariant($"sign hash (inference, 16 lanes), {width} wide, τ = {bits}: the lean exp and gathered tail (on) or as before s18 (off)"),
                 "4,096 tokens", LeanHash(4096, width, bits), settings.Reps);
@@ -71,25 +69,6 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
         double ratio = Timing.Median(times[0].Zip(times[1], (off, on) => off / on));
         table.AddRow(name, work, Timing.Median(times[0]), times[0].Min(), Timing.Median(times[1]), times[1].Min(),
             ratio.ToString("F3", CultureInfo.InvariantCulture));
-    }
-
-    /// <summary>160-wide bag sums of <paramref name="n"/> tokens over a random 16 × 256 × 160 table, <see cref="KernelSettings.OneWalkBag160"/> on or off.</summary>
-    private static unsafe Action<bool> Bag160(int n)
-    {
-        const int k = 16, h = 160, rowsPerChunk = 256;
-        var random = new Random(4);
-        var table = Enumerable.Range(0, k * rowsPerChunk * h).Select(_ => (float)random.NextDouble()).ToArray();
-        var rows = Enumerable.Range(0, n * k).Select(i => ((i % k) * rowsPerChunk) + random.Next(rowsPerChunk)).ToArray();
-        var weights = Enumerable.Range(0, n * k).Select(_ => (float)random.NextDouble()).ToArray();
-        var bias = new float[h];
-        var output = new float[n * h];
-        return on => KernelSettings.Current.With(s => s.OneWalkBag160 = on, () =>
-        {
-            fixed (float* t = table, w = weights, b = bias, o = output)
-            fixed (int* r = rows)
-                for (int i = 0; i < n; i++)
-                    EncoderKernels.BagSum(t, h, r + (i * k), w + (i * k), k, o + ((long)i * h), b);
-        });
     }
 
     /// <summary>Q, K and V bag sums of <paramref name="n"/> tokens over three random 2 MB tables (16 chunks × 256 rows × 128),

@@ -180,11 +180,6 @@ internal static unsafe class EncoderKernels
             return;
         }
         int c = 0;
-        if (h == 160 && Runtime.KernelSettings.Current.OneWalkBag160)
-        {
-            BagSum160(src, idx, w, count, dst, init);
-            return;
-        }
         for (; c + 128 <= h; c += 128)
         {
             Vector512<float> a0 = Vector512.Load(init + c), a1 = Vector512.Load(init + c + 16), a2 = Vector512.Load(init + c + 32),
@@ -227,33 +222,6 @@ internal static unsafe class EncoderKernels
             a.Store(dst + c);
         }
     }
-    /// <summary>The 160-wide rows of <see cref="BagSum"/> (the Memory Block's ML₁ at d = 128) in one walk of the bag, ten 512-bit
-    /// accumulators: each column's FMA chain as in the 128 + 32 walks, so the same bits (tried on the Zen 4 in s15, 2–4 % slower there).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void BagSum160(float* src, int* idx, float* w, int count, float* dst, float* init)
-    {
-        Vector512<float> a0 = Vector512.Load(init), a1 = Vector512.Load(init + 16), a2 = Vector512.Load(init + 32), a3 = Vector512.Load(init + 48),
-            a4 = Vector512.Load(init + 64), a5 = Vector512.Load(init + 80), a6 = Vector512.Load(init + 96), a7 = Vector512.Load(init + 112),
-            a8 = Vector512.Load(init + 128), a9 = Vector512.Load(init + 144);
-        for (int j = 0; j < count; j++)
-        {
-            float* r = src + ((long)idx[j] * 160);
-            var wj = Vector512.Create(w[j]);
-            a0 = Vector512.FusedMultiplyAdd(Vector512.Load(r), wj, a0);
-            a1 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 16), wj, a1);
-            a2 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 32), wj, a2);
-            a3 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 48), wj, a3);
-            a4 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 64), wj, a4);
-            a5 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 80), wj, a5);
-            a6 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 96), wj, a6);
-            a7 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 112), wj, a7);
-            a8 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 128), wj, a8);
-            a9 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 144), wj, a9);
-        }
-        a0.Store(dst); a1.Store(dst + 16); a2.Store(dst + 32); a3.Store(dst + 48); a4.Store(dst + 64);
-        a5.Store(dst + 80); a6.Store(dst + 96); a7.Store(dst + 112); a8.Store(dst + 128); a9.Store(dst + 144);
-    }
-
     /// <summary>
     /// <see cref="BagSum"/> of three tables of one shape under one hash (Q, K and V of a token: the same rows and weights) in one
     /// walk of the bag: 128 columns of each table at a time in 24 AVX-512 accumulators, so each step issues the three rows'
