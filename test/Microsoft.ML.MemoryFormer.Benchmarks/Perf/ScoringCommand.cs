@@ -291,10 +291,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             ("first Q/K/V once per distinct id, kept memory, every block window by window (default)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[3], windowMajor: true)),
             ("bf16 tables (opt-in BFloat16), kept memory", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, bf16: bf16, memory: kept[2], windowMajor: false)),
             ("the default with keys padded to 32 (before s15)", () => KeyTiles(false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[5], windowMajor: true))),
-            ("the default in pieces of at least 256 tokens (PieceTokens 128)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[7], windowMajor: true, pieceTokens: 256)),
-            ("the default in pieces of at least 512 tokens", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[8], windowMajor: true, pieceTokens: 512)),
+            ($"the default in pieces of at least 128 tokens (PieceTokens {Layers.Kernels.FusedEncoder.PieceTokens} here; 128 before s18)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[7], windowMajor: true, pieceTokens: 128)),
+            ("the default in pieces of at least 256 tokens", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[8], windowMajor: true, pieceTokens: 256)),
             ("the default one token at a time (PairedTokens off)", () => Unpaired(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[9], windowMajor: true))),
-            ("the default with s18's kernel switches off (softmax, three Q/K/V walks, 8-lane τ = 8 hash: before s18)", () => Before18(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[6], windowMajor: true))),
+            ("the default with s18's kernel switches off and 128-token pieces (softmax, three Q/K/V walks, hash, one token at a time: before s18)", () => Before18(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[6], windowMajor: true, pieceTokens: 128))),
         };
         var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 5).ToArray()).ToArray();
         var totals = modes.Select(_ => new double[reps]).ToArray();
