@@ -174,7 +174,10 @@ internal sealed unsafe partial class FusedEncoder
     /// of activations at d = 128) on a core with a 1 MB L2, as measured on the Zen 4; 512 (≈ 1.3 MB) where the L2 is larger, as on
     /// the Intel machine's 2 MB, where 512-token pieces ran the encoder 2.4–4.3 % faster than 128 (docs/benchmarks.md, "Scoring,
     /// seventh round"). Any size gives the same bits (windows never see each other).</summary>
-    public static int PieceTokens { get; } = Runtime.CacheSizes.L2Bytes > (1L << 20) ? 512 : 128;
+    public static int PieceTokens { get; } = PieceTokensFor(Runtime.CacheSizes.L2Bytes);
+
+    /// <summary><see cref="PieceTokens"/> for a core's L2 of <paramref name="l2Bytes"/>.</summary>
+    internal static int PieceTokensFor(long l2Bytes) => l2Bytes > (1L << 20) ? 512 : 128;
 
     /// <summary>
     /// Every block over a few windows at a time (<see cref="FusedEncoderBlock.ForwardWindows"/>, pieces of about
