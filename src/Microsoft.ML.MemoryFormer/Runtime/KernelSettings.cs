@@ -198,11 +198,46 @@ internal sealed class KernelSettings
     /// padded keys per query. The same bits either way (a padded key's exp is 0); off for <c>perf scoring</c> to time it.</summary>
     public bool ShortKeyTiles { get => state.ShortKeyTiles; set => state.ShortKeyTiles = value; }
 
+    /// <summary>Whether the scoring encoder's AVX-512 softmax (<c>Layers/Kernels/WindowAttention.cs</c>) takes a score row's maximum
+    /// with <c>vmaxps</c> in two independent chains rather than <c>Vector512.Max</c> (whose IEEE 754-2019 semantics compile to three
+    /// dependent instructions a step: a latency chain that cost more than the exp on the Intel machine), and its exp with one
+    /// rounding conversion and a masked multiply (<c>WindowAttention.LeanExp512</c>). The same bits either way; off (as before
+    /// 2026-12-06 s18) for <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
+    public bool LeanSoftmax { get => state.LeanSoftmax; set => state.LeanSoftmax = value; }
+
     /// <summary>Whether the sign hash (<c>Layers/Kernels/SignHashKernel.cs</c>) takes 16 chunks at a time in AVX-512 registers
     /// (<c>Layers/Kernels/WideSignHash.cs</c>) where the machine has them and it pays (training, and τ not a multiple of 8 such as the Memory Block's
     /// τ + 2 = 10); off takes 8 at a time in AVX registers, as before 2026-12-06 s14. The same bits either way (each lane does the same
     /// operations); off for <c>perf probe-hash</c> and <c>perf train</c>'s mf-narrowhash to time it.</summary>
     public bool WideSignHash { get => state.WideSignHash; set => state.WideSignHash = value; }
+
+    /// <summary>With <see cref="LeanSoftmax"/>, how many query rows the scoring attention's softmax takes at once (1, 2 or 4: their
+    /// exp passes interleaved, <c>WindowAttention.SoftmaxPair512</c>, <c>SoftmaxQuad512</c>), so that the out-of-order core has
+    /// independent exp chains to overlap. The same bits for any count; <c>perf scoring-kernels</c> times them.</summary>
+    public int SoftmaxRows { get => state.SoftmaxRows; set => state.SoftmaxRows = value; }
+
+    /// <summary>Whether the scoring encoder gathers a token's Q, K and V rows (one hash, three fp32 tables) in one walk of the bag
+    /// (<c>Layers/Kernels/EncoderKernels.cs</c>, <c>BagSum3</c>) instead of one walk per table. The same bits either way; off (as
+    /// before 2026-12-06 s18) for <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
+    public bool FusedQkvBags { get => state.FusedQkvBags; set => state.FusedQkvBags = value; }
+
+    /// <summary>Whether the 16-lane sign hash (<c>Layers/Kernels/WideSignHash.cs</c>) takes the lean exp (<c>WindowAttention.LeanExp512</c>,
+    /// the same bits for its x ≤ 0) and, for τ &gt; 8 not a multiple of 8, loads its chunks with straight transposes and gathers instead of
+    /// through a padded copy. The same bits either way (training's Jacobian too); off (as before 2026-12-06 s18) for
+    /// <c>perf scoring-kernels</c> to time it.</summary>
+    public bool LeanWideHash { get => state.LeanWideHash; set => state.LeanWideHash = value; }
+
+    /// <summary>Whether the scoring encoder runs its per-token passes (norm, hash, Q/K/V gathers, rotary; the Memory Block) two tokens
+    /// at a time, each step of the two back to back (<c>Layers/Kernels/FusedEncoderBlock.cs</c>), so the out-of-order core overlaps two
+    /// tokens' chains of dependent steps. The same bits either way; off (as before 2026-12-06 s18) for <c>perf scoring</c> to time it.</summary>
+    public bool PairedTokens { get => state.PairedTokens; set => state.PairedTokens = value; }
+
+    /// <summary>Whether <see cref="WideSignHash"/> also takes the inference hash of chunks whose τ is a multiple of 8 (the scoring and
+    /// decode hash of Q/K/V and ML₁, no Jacobian), which it left to the 8-lane path on the Zen 4, where that path was faster
+    /// (<c>Layers/Kernels/WideSignHash.cs</c>, <c>Pays</c>). On by default on Intel, where the 16 lanes hash a scoring token 1.28×
+    /// faster (docs/benchmarks.md, "Scoring, seventh round"); off elsewhere. The same bits either way; <c>perf scoring-kernels</c>
+    /// and <c>perf probe-hash</c> time it.</summary>
+    public bool WideInferenceHash { get => state.WideInferenceHash; set => state.WideInferenceHash = value; }
 
     /// <summary>Whether the tiled forward reads its pooled tile-major buffer again, without copying the table, when the buffer still holds
     /// that table's current values (<c>Layers/Kernels/TileMajorBuffer.cs</c>: same layer, storage, shape and version, no raw write
@@ -278,6 +313,11 @@ internal sealed class KernelSettings
         public bool WideSignHash = true;
         public bool ReuseTileMajorBuffer = true;
         public bool ShortKeyTiles = true;
+        public bool LeanSoftmax = true;
+        public bool FusedQkvBags = true;
+        public int SoftmaxRows = 4;
+        public bool LeanWideHash = true;
+        public bool PairedTokens = true;
         public bool SerialAttentionGemms = true;
         public bool SerialAttentionBackward = true;
 
@@ -289,5 +329,6 @@ internal sealed class KernelSettings
         public bool ManagedBiasSums;
         public bool TileMajorCopyFromUpdate;
         public bool OpenMPKernelForks;
+        public bool WideInferenceHash = CpuVendor.IsIntel;
     }
 }

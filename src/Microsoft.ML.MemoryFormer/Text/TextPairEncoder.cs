@@ -72,7 +72,16 @@ internal sealed class TextPairEncoder
         if (second is not null || maxWindows == 1) return [Encode(text, second)];
         int perWindow = MaxTokens - 1;
         var ids = TokenBudget.Head(tokenizer, text ?? "", checked(perWindow * maxWindows));
-        if (ids.Count <= perWindow) return [Encode(text ?? "")];
+        if (ids.Count <= perWindow)
+        {
+            // One window: Encode(text) is [EOT] + these ids whenever its own budget reads the whole text (then both are the full
+            // encoding), so a short row is not tokenized a second time; a longer text of few tokens keeps the general path.
+            if ((text ?? "").Length > ((long)perWindow + TokenBudget.Margin) * TokenBudget.CharactersPerToken) return [Encode(text ?? "")];
+            var single = new int[1 + ids.Count];
+            single[0] = tokenizer.EndOfTextId;
+            for (int i = 0; i < ids.Count; i++) single[1 + i] = ids[i];
+            return [single];
+        }
         int count = (ids.Count + perWindow - 1) / perWindow;
         var windows = new int[count][];
         for (int w = 0; w < count; w++)

@@ -43,6 +43,11 @@ internal sealed class HashProbeCommand : Command<HashProbeCommand.Settings>
                 string call = $"hash forward{(jacobian ? " + Jacobian (training)" : " (inference)")}, {width} wide, τ = {bits}";
                 table.AddRow([call, "WideSignHash off ÷ on", .. Compare(Hash(x, bits, false, jacobian), Hash(x, bits, true, jacobian), rounds)]);
             }
+            if (bits % 8 == 0)
+                table.AddRow([$"hash forward (inference), {width} wide, τ = {bits}", "WideInferenceHash off ÷ on",
+                    .. Compare(Hash(x, bits, true, false), Hash(x, bits, true, false, wideInference: true), rounds)]);
+            table.AddRow([$"hash forward + Jacobian (training), {width} wide, τ = {bits}", "LeanWideHash off ÷ on",
+                .. Compare(Hash(x, bits, true, true, lean: false), Hash(x, bits, true, true), rounds)]);
         }
         table.AddNote("each timed body loops the kernel until it lasts ≥ 20 ms (SignHashKernel.Run with l1-scaled weights, with the Jacobian as in training and without as in inference); wall and " +
             "process CPU time (clock_gettime, all threads) of the same calls; ms per call = the median of the rounds");
@@ -54,7 +59,7 @@ internal sealed class HashProbeCommand : Command<HashProbeCommand.Settings>
     private static bool cold;
     private static long[]? flush;
 
-    private static Action Hash(Tensor x, int bits, bool wide, bool jacobian) => () => KernelSettings.Current.With(s => s.WideSignHash = wide, () =>
+    private static Action Hash(Tensor x, int bits, bool wide, bool jacobian, bool wideInference = false, bool lean = true) => () => KernelSettings.Current.With(s => (s.WideSignHash, s.WideInferenceHash, s.LeanWideHash) = (wide, wideInference, lean), () =>
     {
         using var scope = NewDisposeScope();
         SignHashKernel.Run(x, bits, l1Scaled: true, 1f, withJacobian: jacobian);

@@ -75,6 +75,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [DefaultValue(WindowLayout.LastMovedBack)]
         public WindowLayout EncoderLayout { get; init; } = WindowLayout.LastMovedBack;
 
+        [CommandOption("--table-major")]
+        [Description("With --window-layouts: also time each layout with the table-major gathers (UseTableMajorGathers, staged whole-group passes) in slices of 512 KB, L2 / 2 and L2.")]
+        public bool TableMajor { get; init; }
+
         [CommandOption("--encoder-only")]
         [Description("Only the encoder-alone tables (--encoder-reps, default 20 then) on long-row windows (short-row ones with --row-kinds short): no Transform or PredictionEngine timing.")]
         public bool EncoderOnly { get; init; }
@@ -154,6 +158,14 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             {
                 paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (opt-in ScoringPrecision)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
+                paths.Add(($"fused encoder, the window layout {layout} as before s18 (softmax, three Q/K/V walks, 8-lane τ = 8 hash)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, s18: false)));
+                paths.Add(($"fused encoder, the window layout {layout} and bf16 tables as before s18", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout, s18: false)));
+                if (settings.TableMajor)
+                {
+                    paths.Add(($"fused encoder, the window layout {layout}, table-major gathers (UseTableMajorGathers) in 512 KB slices", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, tableMajor: 512 * 1024)));
+                    paths.Add(($"fused encoder, the window layout {layout}, table-major gathers in L2 / 2 slices ({Runtime.CacheSizes.L2Bytes / 2 / 1024} KB)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, tableMajor: Runtime.CacheSizes.L2Bytes / 2)));
+                    paths.Add(($"fused encoder, the window layout {layout}, table-major gathers in L2 slices ({Runtime.CacheSizes.L2Bytes / 1024} KB)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, tableMajor: Runtime.CacheSizes.L2Bytes)));
+                }
             }
             if (settings.LegacyPaths)
                 paths.InsertRange(1,
@@ -227,6 +239,20 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         return build();
     }
 
+    /// <summary>Turns s18's kernel switches off for the calls that follow (the encoder-alone loop turns them on after each), then builds.</summary>
+    private static T Before18<T>(Func<T> build)
+    {
+        S18(false);
+        return build();
+    }
+
+    /// <summary>Turns <see cref="Runtime.KernelSettings.PairedTokens"/> off for the calls that follow (the loop turns s18's switches on after each), then builds.</summary>
+    private static T Unpaired<T>(Func<T> build)
+    {
+        Runtime.KernelSettings.Current.PairedTokens = false;
+        return build();
+    }
+
     /// <summary>Sets the AVX-512 attention's key padding (16 or 32) for the calls that follow, then builds.</summary>
     private static T KeyTiles<T>(bool shortTiles, Func<T> build)
     {
@@ -255,7 +281,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var pooling = model.Network.Head.Pooling;
         var copies = backbone.modules().OfType<Layers.MemoryLayer>().ToDictionary(l => Layers.Kernels.TensorMemory.Key(l.Table), l => Layers.Kernels.Bf16Matrix.From(l.Table));
         Func<TorchSharp.torch.Tensor, Layers.Kernels.Bf16Matrix?> bf16 = t => copies.GetValueOrDefault(Layers.Kernels.TensorMemory.Key(t));
-        var kept = Enumerable.Range(0, 6).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
+        var kept = Enumerable.Range(0, 10).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
         var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
             ("every token's first Q/K/V, fresh memory per call, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, windowMajor: false))),
@@ -265,6 +291,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             ("first Q/K/V once per distinct id, kept memory, every block window by window (default)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[3], windowMajor: true)),
             ("bf16 tables (opt-in BFloat16), kept memory", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, bf16: bf16, memory: kept[2], windowMajor: false)),
             ("the default with keys padded to 32 (before s15)", () => KeyTiles(false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[5], windowMajor: true))),
+            ($"the default in pieces of at least 128 tokens (PieceTokens {Layers.Kernels.FusedEncoder.PieceTokens} here; 128 before s18)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[7], windowMajor: true, pieceTokens: 128)),
+            ("the default in pieces of at least 256 tokens", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[8], windowMajor: true, pieceTokens: 256)),
+            ("the default one token at a time (PairedTokens off)", () => Unpaired(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[9], windowMajor: true))),
+            ("the default with s18's kernel switches off and 128-token pieces (softmax, three Q/K/V walks, hash, one token at a time: before s18)", () => Before18(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[6], windowMajor: true, pieceTokens: 128))),
         };
         var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 5).ToArray()).ToArray();
         var totals = modes.Select(_ => new double[reps]).ToArray();
@@ -281,6 +311,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 double total = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
                 Runtime.KernelSettings.Current.TiledKeyTranspose = true;
                 Runtime.KernelSettings.Current.ShortKeyTiles = true;
+                S18(true);
                 if (rep < 0) continue;
                 totals[m][rep] = total;
                 double[] values = [profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs, profile.FusedEmbeddingMs + profile.FusedPoolingMs, total];
@@ -359,15 +390,26 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
-        WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true)
+        WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0)
     {
         m.ScoringWindowLayout = layout;
+        S18(s18);
+        m.UseTableMajorGathers = tableMajor > 0;
+        Layers.Kernels.ColumnSliceGather.SliceBytes = tableMajor > 0 ? tableMajor : Runtime.CacheSizes.L2Bytes / 2;
         Runtime.KernelSettings.Current.TiledKeyTranspose = tiled;
         Runtime.KernelSettings.Current.ShortKeyTiles = shortTiles;
         (m.UseReferenceScoring, m.UseFusedScoring, m.UseEncoderSimdKernels, m.ShareFirstProjections, m.ScoringTokensPerBatch, m.KeepFusedMemory, m.UseWindowMajorPasses) =
             (reference, fused, simd, share, budget, keep, windowMajor);
         if (m.InferencePrecision != precision) m.UseInferencePrecision(precision);
     }
+
+    private static readonly bool WideInferenceHashDefault = Runtime.KernelSettings.Current.WideInferenceHash;
+    private static readonly int SoftmaxRowsDefault = Runtime.KernelSettings.Current.SoftmaxRows;
+
+    /// <summary>The same-bits kernel switches of 2026-12-06 s18 on (their defaults) or off (as before).</summary>
+    private static void S18(bool on) =>
+        (Runtime.KernelSettings.Current.LeanSoftmax, Runtime.KernelSettings.Current.SoftmaxRows, Runtime.KernelSettings.Current.FusedQkvBags, Runtime.KernelSettings.Current.WideInferenceHash, Runtime.KernelSettings.Current.LeanWideHash, Runtime.KernelSettings.Current.PairedTokens) =
+            (on, on ? SoftmaxRowsDefault : 1, on, on && WideInferenceHashDefault, on, on);
 
     /// <summary>Median wall and process CPU milliseconds of <paramref name="body"/> after each of <paramref name="setups"/>,
     /// one call each per round, in a rotating order (<see cref="Timing.Rotation"/>), after one warm-up round; the set-ups are not timed.</summary>

@@ -37,7 +37,26 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
         })
             Add(table, name, FormattableString.Invariant($"{lengths.Length} windows of {lengths.Min()}–{lengths.Max()} tokens"),
                 Attention(lengths, on => KernelSettings.Current.ShortKeyTiles = on), settings.Reps);
+        foreach (var lengths in new[] { Enumerable.Repeat(128, 32).ToArray(), Enumerable.Range(64, 64).ToArray() })
+            Add(table, "attention, the softmax's row max with vmaxps in two chains and the lean exp (on) or as before s18 (off)",
+                FormattableString.Invariant($"{lengths.Length} windows of {lengths.Min()}–{lengths.Max()} tokens"),
+                Attention(lengths, on => KernelSettings.Current.LeanSoftmax = on), settings.Reps);
+        foreach (var (more, fewer) in new[] { (2, 1), (4, 2), (4, 1) })
+            foreach (var lengths in new[] { Enumerable.Repeat(128, 32).ToArray(), Enumerable.Range(64, 64).ToArray() })
+                Add(table, FormattableString.Invariant($"attention, the lean softmax {more} rows at a time (on) or {fewer} (off)"),
+                    FormattableString.Invariant($"{lengths.Length} windows of {lengths.Min()}–{lengths.Max()} tokens"),
+                    Attention(lengths, on => KernelSettings.Current.SoftmaxRows = on ? more : fewer), settings.Reps);
+        foreach (var (width, bits) in new[] { (128, 8), (160, 10) })
+            Add(table, FormattableString.Invariant($"sign hash (inference), {width} wide, 16 chunks of τ = {bits}: 16 lanes (on) or 8 (off)"),
+                "4,096 tokens", Hash(4096, width, bits), settings.Reps);
+        foreach (int tokens in new[] { 512, 4096 })
+            Add(table, "Q, K, V gathers of one hash: one walk of the bag for the three tables (on) or one walk each (off)",
+                FormattableString.Invariant($"{tokens:N0} tokens × 16 uniform random rows of three 2 MB tables (d = 128, τ = 8)"), QkvBags(tokens), settings.Reps);
+        foreach (var (width, bits) in new[] { (128, 8), (160, 10) })
+            Add(table, FormattableString.Invariant($"sign hash (inference, 16 lanes), {width} wide, τ = {bits}: the lean exp and gathered tail (on) or as before s18 (off)"),
+                "4,096 tokens", LeanHash(4096, width, bits), settings.Reps);
         table.AddNote("the same bits on and off (WindowAttentionKeyTileTests); a window of L tokens pads to 16 or 32 only in Q·Kᵀ, P·V reads the L real keys");
+        table.AddNote("the hash rows: SignHashKernel.HashRow per token as the fused encoder calls it; τ = 8 on is KernelSettings.WideInferenceHash, τ = 10 on is WideSignHash (16 lanes already the default there)");
         table.AddNote(FormattableString.Invariant($"load average (1 min) {Timing.LoadAverage():F2} at the end"));
         table.AddNote(machine);
         table.Publish(settings.Output);
@@ -50,6 +69,60 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
         double ratio = Timing.Median(times[0].Zip(times[1], (off, on) => off / on));
         table.AddRow(name, work, Timing.Median(times[0]), times[0].Min(), Timing.Median(times[1]), times[1].Min(),
             ratio.ToString("F3", CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Q, K and V bag sums of <paramref name="n"/> tokens over three random 2 MB tables (16 chunks × 256 rows × 128),
+    /// one walk (on) or three (off).</summary>
+    private static unsafe Action<bool> QkvBags(int n)
+    {
+        const int k = 16, h = 128, rowsPerChunk = 256;
+        var random = new Random(3);
+        var tables = Enumerable.Range(0, 3).Select(_ => Enumerable.Range(0, k * rowsPerChunk * h).Select(_ => (float)random.NextDouble()).ToArray()).ToArray();
+        var rows = Enumerable.Range(0, n * k).Select(i => ((i % k) * rowsPerChunk) + random.Next(rowsPerChunk)).ToArray();
+        var weights = Enumerable.Range(0, n * k).Select(_ => (float)random.NextDouble()).ToArray();
+        var bias = Enumerable.Range(0, h).Select(_ => (float)random.NextDouble()).ToArray();
+        var output = new float[3 * n * h];
+        return on =>
+        {
+            fixed (float* a = tables[0], b = tables[1], c = tables[2], w = weights, i = bias, o = output)
+            fixed (int* r = rows)
+                for (int t = 0; t < n; t++)
+                {
+                    float* q = o + ((long)t * 3 * h);
+                    if (on)
+                        EncoderKernels.BagSum3(a, b, c, h, r + (t * k), w + (t * k), k, q, q + h, q + (2 * h), i, i, i);
+                    else
+                    {
+                        EncoderKernels.BagSum(a, h, r + (t * k), w + (t * k), k, q, i);
+                        EncoderKernels.BagSum(b, h, r + (t * k), w + (t * k), k, q + h, i);
+                        EncoderKernels.BagSum(c, h, r + (t * k), w + (t * k), k, q + (2 * h), i);
+                    }
+                }
+        };
+    }
+
+    /// <summary>The 16-lane inference sign hash of <paramref name="n"/> random rows, <see cref="KernelSettings.LeanWideHash"/> on or off.</summary>
+    private static unsafe Action<bool> LeanHash(int n, int width, int bits)
+    {
+        var hash = Hash(n, width, bits);
+        return on => KernelSettings.Current.With(s => s.LeanWideHash = on, () => hash(true));
+    }
+
+    /// <summary>The inference sign hash of <paramref name="n"/> random rows, token by token, 16 lanes (on) or 8 (off).</summary>
+    private static unsafe Action<bool> Hash(int n, int width, int bits)
+    {
+        int k = width / bits;
+        var random = new Random(2);
+        var x = Enumerable.Range(0, n * width).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+        var rows = new long[k];
+        var weights = new float[k];
+        return on => KernelSettings.Current.With(s => (s.WideSignHash, s.WideInferenceHash) = (on, on), () =>
+        {
+            fixed (float* p = x, w = weights)
+            fixed (long* r = rows)
+                for (int t = 0; t < n; t++)
+                    SignHashKernel.HashRow(p + ((long)t * width), k, bits, true, -2f, r, w, null);
+        });
     }
 
     /// <summary>Every window's heads on the calling thread (<see cref="WindowAttention.Window"/>), the switch set by

@@ -20,6 +20,28 @@ public class TextPairEncoderWindowsTests
     }
 
     [Fact]
+    public void A_GPT2_row_of_one_window_is_its_Encode_without_a_second_tokenization()
+    {
+        var encoder = new TextPairEncoder(new Gpt2Tokenizer(), maxTokens: 128);
+        var random = new Random(3);
+        string[] words = ["the", " whale", ",", " Ishmael", " sea", "\n", " 1851", " call", " me", "!", "   ", " naïve", " 😀"];
+        int single = 0, several = 0;
+        for (int n = 0; n < 400; n += 7)
+        {
+            string text = string.Concat(Enumerable.Range(0, n).Select(_ => words[random.Next(words.Length)]));
+            var windows = encoder.EncodeWindows(text, null, maxWindows: 4, WindowLayout.Even);
+            if (windows.Length == 1)
+            {
+                single++;
+                Assert.Equal(encoder.Encode(text), windows[0]);
+            }
+            else
+                several++;
+        }
+        Assert.True(single > 5 && several > 5, $"{single} one-window and {several} longer rows");
+    }
+
+    [Fact]
     public void A_long_row_is_cut_into_full_windows_the_last_one_moved_back_to_end_at_the_last_token()
     {
         var windows = Encoder.EncodeWindows("abcdefgh", null, maxWindows: 5);

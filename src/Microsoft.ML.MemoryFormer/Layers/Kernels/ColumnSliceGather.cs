@@ -25,8 +25,10 @@ internal static unsafe class ColumnSliceGather
     /// <summary>Columns per slice: 128 bytes, two cache lines of a row.</summary>
     public const int Slice = 32;
 
-    /// <summary>The most bytes of one table slice a work item keeps hot (half a core's 1 MB L2).</summary>
-    public const long SliceBytes = 512 * 1024;
+    /// <summary>The most bytes of one table slice a work item keeps hot: half a core's L2, read at run time
+    /// (<see cref="Runtime.CacheSizes"/>: 512 KB on the Zen 4 as before, 1 MB on the Intel machine's 2 MB L2). Any size gives the
+    /// same bits (a chunk group's partial sums continue the same FMA chains); settable for <c>perf scoring</c> to time it.</summary>
+    internal static long SliceBytes { get; set; } = Runtime.CacheSizes.L2Bytes / 2;
 
     /// <summary>One table read with the shared rows and weights.</summary>
     /// <param name="Table">[R, Width] fp32 rows.</param>

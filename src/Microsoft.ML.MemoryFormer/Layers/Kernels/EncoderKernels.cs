@@ -23,6 +23,12 @@ internal static unsafe class EncoderKernels
     {
         float scale = 1f / ((MathF.Sqrt(RowKernels.Dot(x, x, d)) / MathF.Sqrt(d)) + epsilon);
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var s = Vector512.Create(scale);
+            for (; i + 16 <= d; i += 16)
+                (Vector512.Load(x + i) * s * Vector512.Load(gain + i)).Store(y + i);
+        }
         if (Vector256.IsHardwareAccelerated)
         {
             var s = Vector256.Create(scale);
@@ -31,6 +37,21 @@ internal static unsafe class EncoderKernels
         }
         for (; i < d; i++)
             y[i] = x[i] * scale * gain[i];
+    }
+
+    /// <summary>dst[0, n) = src[0, n) in 512-bit registers, inline: a token's 512-byte row costs a call into <c>Memmove</c> otherwise
+    /// (≈ 4 % of a long-row encoder pass in the Intel profile).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Copy(float* src, float* dst, int n)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i + 16 <= n; i += 16)
+                Vector512.Load(src + i).Store(dst + i);
+        }
+        for (; i < n; i++)
+            dst[i] = src[i];
     }
 
     /// <summary>LayerNorm over n values: y = (x − mean) / √(var + ε) · w + b, biased variance as torch; the sums in
@@ -65,8 +86,16 @@ internal static unsafe class EncoderKernels
             variance += c * c;
         }
         float inverse = 1f / MathF.Sqrt((variance / n) + epsilon);
+        i = 0;
+        if (Vector512.IsHardwareAccelerated)                                       // elementwise: the same operations per element
+        {
+            var m16 = Vector512.Create(mean);
+            var inv16 = Vector512.Create(inverse);
+            for (; i + 16 <= n; i += 16)
+                (((Vector512.Load(x + i) - m16) * inv16 * Vector512.Load(weight + i)) + Vector512.Load(bias + i)).Store(y + i);
+        }
         var inv = Vector256.Create(inverse);
-        for (i = 0; i + 8 <= n; i += 8)
+        for (; i + 8 <= n; i += 8)
             (((Vector256.Load(x + i) - m) * inv * Vector256.Load(weight + i)) + Vector256.Load(bias + i)).Store(y + i);
         for (; i < n; i++)
             y[i] = ((x[i] - mean) * inverse * weight[i]) + bias[i];
@@ -78,10 +107,25 @@ internal static unsafe class EncoderKernels
     public static void Rotary(float* x, int heads, int headWidth, int r, float* cos, float* sin)
     {
         int half = r / 2;
+        if (half == 4 && Vector256.IsHardwareAccelerated)
+        {
+            RotaryOfEight(x, heads, headWidth, cos, sin);
+            return;
+        }
         for (int h = 0; h < heads; h++)
         {
             float* v = x + (h * headWidth);
             int i = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                for (; i + 16 <= half; i += 16)
+                {
+                    var x1 = Vector512.Load(v + i);
+                    var x2 = Vector512.Load(v + i + half);
+                    ((x1 * Vector512.Load(cos + i)) - (x2 * Vector512.Load(sin + i))).Store(v + i);
+                    ((x2 * Vector512.Load(cos + i + half)) + (x1 * Vector512.Load(sin + i + half))).Store(v + i + half);
+                }
+            }
             if (Vector256.IsHardwareAccelerated)
             {
                 for (; i + 8 <= half; i += 8)
@@ -98,6 +142,27 @@ internal static unsafe class EncoderKernels
                 v[i] = (x1 * cos[i]) - (x2 * sin[i]);
                 v[i + half] = (x2 * cos[i + half]) + (x1 * sin[i + half]);
             }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Rotary"/> for r = 8 (the default quarter of a 32-wide head): a head's 8 rotated values in one AVX register
+    /// [x₁, x₂], the halves swapped for [x₂, x₁]; y = [x₁, x₂]·cos + ±([x₂, x₁]·sin), the sign flipped on the lower half's
+    /// products. Per element the same products and the same add or subtract (a − b and a + (−b) are the same IEEE operation),
+    /// so the same bits as the scalar loop, which the four-wide halves took before.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RotaryOfEight(float* x, int heads, int headWidth, float* cos, float* sin)
+    {
+        var c = Vector256.Load(cos);
+        var s = Vector256.Load(sin);
+        var negateLower = Vector256.Create(int.MinValue, int.MinValue, int.MinValue, int.MinValue, 0, 0, 0, 0).AsSingle();
+        for (int h = 0; h < heads; h++)
+        {
+            float* v = x + (h * headWidth);
+            var a = Vector256.Load(v);                                             // [x₁ (4), x₂ (4)]
+            var swapped = Vector256.Create(a.GetUpper(), a.GetLower());            // [x₂, x₁]
+            ((a * c) + ((swapped * s) ^ negateLower)).Store(v);
         }
     }
 
@@ -157,6 +222,73 @@ internal static unsafe class EncoderKernels
             a.Store(dst + c);
         }
     }
+    /// <summary>
+    /// <see cref="BagSum"/> of three tables of one shape under one hash (Q, K and V of a token: the same rows and weights) in one
+    /// walk of the bag: 128 columns of each table at a time in 24 AVX-512 accumulators, so each step issues the three rows'
+    /// loads together. Every output column is the same FMA chain from its bias through the chunks in order as
+    /// <see cref="BagSum"/>'s, so the same bits; h not a multiple of 128 (or no AVX-512) takes three <see cref="BagSum"/> calls.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void BagSum3(float* a, float* b, float* c, int h, int* idx, float* w, int count,
+        float* da, float* db, float* dc, float* ia, float* ib, float* ic)
+    {
+        if (!Vector512.IsHardwareAccelerated || h % 128 != 0)
+        {
+            BagSum(a, h, idx, w, count, da, ia);
+            BagSum(b, h, idx, w, count, db, ib);
+            BagSum(c, h, idx, w, count, dc, ic);
+            return;
+        }
+        for (int col = 0; col < h; col += 128)
+        {
+            Vector512<float> a0 = Vector512.Load(ia + col), a1 = Vector512.Load(ia + col + 16), a2 = Vector512.Load(ia + col + 32),
+                a3 = Vector512.Load(ia + col + 48), a4 = Vector512.Load(ia + col + 64), a5 = Vector512.Load(ia + col + 80),
+                a6 = Vector512.Load(ia + col + 96), a7 = Vector512.Load(ia + col + 112);
+            Vector512<float> b0 = Vector512.Load(ib + col), b1 = Vector512.Load(ib + col + 16), b2 = Vector512.Load(ib + col + 32),
+                b3 = Vector512.Load(ib + col + 48), b4 = Vector512.Load(ib + col + 64), b5 = Vector512.Load(ib + col + 80),
+                b6 = Vector512.Load(ib + col + 96), b7 = Vector512.Load(ib + col + 112);
+            Vector512<float> c0 = Vector512.Load(ic + col), c1 = Vector512.Load(ic + col + 16), c2 = Vector512.Load(ic + col + 32),
+                c3 = Vector512.Load(ic + col + 48), c4 = Vector512.Load(ic + col + 64), c5 = Vector512.Load(ic + col + 80),
+                c6 = Vector512.Load(ic + col + 96), c7 = Vector512.Load(ic + col + 112);
+            for (int j = 0; j < count; j++)
+            {
+                long at = ((long)idx[j] * h) + col;
+                float* ra = a + at, rb = b + at, rc = c + at;
+                var wj = Vector512.Create(w[j]);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(ra), wj, a0);
+                b0 = Vector512.FusedMultiplyAdd(Vector512.Load(rb), wj, b0);
+                c0 = Vector512.FusedMultiplyAdd(Vector512.Load(rc), wj, c0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(ra + 16), wj, a1);
+                b1 = Vector512.FusedMultiplyAdd(Vector512.Load(rb + 16), wj, b1);
+                c1 = Vector512.FusedMultiplyAdd(Vector512.Load(rc + 16), wj, c1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(ra + 32), wj, a2);
+                b2 = Vector512.FusedMultiplyAdd(Vector512.Load(rb + 32), wj, b2);
+                c2 = Vector512.FusedMultiplyAdd(Vector512.Load(rc + 32), wj, c2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(ra + 48), wj, a3);
+                b3 = Vector512.FusedMultiplyAdd(Vector512.Load(rb + 48), wj, b3);
+                c3 = Vector512.FusedMultiplyAdd(Vector512.Load(rc + 48), wj, c3);
+                a4 = Vector512.FusedMultiplyAdd(Vector512.Load(ra + 64), wj, a4);
+                b4 = Vector512.FusedMultiplyAdd(Vector512.Load(rb + 64), wj, b4);
+                c4 = Vector512.FusedMultiplyAdd(Vector512.Load(rc + 64), wj, c4);
+                a5 = Vector512.FusedMultiplyAdd(Vector512.Load(ra + 80), wj, a5);
+                b5 = Vector512.FusedMultiplyAdd(Vector512.Load(rb + 80), wj, b5);
+                c5 = Vector512.FusedMultiplyAdd(Vector512.Load(rc + 80), wj, c5);
+                a6 = Vector512.FusedMultiplyAdd(Vector512.Load(ra + 96), wj, a6);
+                b6 = Vector512.FusedMultiplyAdd(Vector512.Load(rb + 96), wj, b6);
+                c6 = Vector512.FusedMultiplyAdd(Vector512.Load(rc + 96), wj, c6);
+                a7 = Vector512.FusedMultiplyAdd(Vector512.Load(ra + 112), wj, a7);
+                b7 = Vector512.FusedMultiplyAdd(Vector512.Load(rb + 112), wj, b7);
+                c7 = Vector512.FusedMultiplyAdd(Vector512.Load(rc + 112), wj, c7);
+            }
+            float* o = da + col;
+            a0.Store(o); a1.Store(o + 16); a2.Store(o + 32); a3.Store(o + 48); a4.Store(o + 64); a5.Store(o + 80); a6.Store(o + 96); a7.Store(o + 112);
+            o = db + col;
+            b0.Store(o); b1.Store(o + 16); b2.Store(o + 32); b3.Store(o + 48); b4.Store(o + 64); b5.Store(o + 80); b6.Store(o + 96); b7.Store(o + 112);
+            o = dc + col;
+            c0.Store(o); c1.Store(o + 16); c2.Store(o + 32); c3.Store(o + 48); c4.Store(o + 64); c5.Store(o + 80); c6.Store(o + 96); c7.Store(o + 112);
+        }
+    }
+
     /// <summary>
     /// dst = init + Σ_j w[j] · t[idx[j], :] over a bf16 table copy (<see cref="Bf16Matrix"/>), each value widened to fp32
     /// in registers and accumulated in fp32 (the bias added last): half the bytes of <see cref="BagSum"/>. With AVX-512, 128
@@ -222,6 +354,57 @@ internal static unsafe class EncoderKernels
                 sum += w[j] * Bf16Matrix.ToFloat(t[((long)idx[j] * h) + c]);
             dst[c] = init[c] + sum;
         }
+    }
+
+    /// <summary>
+    /// <see cref="BagSumBf16"/> of three bf16 table copies of one shape under one hash (Q, K and V) in one walk of the bag, 128
+    /// columns of each at a time (24 accumulators of even and odd columns): the same FMA chains per column as
+    /// <see cref="BagSumBf16"/>, so the same bits; h not a multiple of 128 (or no AVX-512) takes three <see cref="BagSumBf16"/> calls.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void BagSum3Bf16(ushort* a, ushort* b, ushort* c, int h, int* idx, float* w, int count,
+        float* da, float* db, float* dc, float* ia, float* ib, float* ic)
+    {
+        if (!Avx512F.IsSupported || h % 128 != 0)
+        {
+            BagSumBf16(a, h, idx, w, count, da, ia);
+            BagSumBf16(b, h, idx, w, count, db, ib);
+            BagSumBf16(c, h, idx, w, count, dc, ic);
+            return;
+        }
+        var high = Vector512.Create(0xFFFF0000u);
+        var lower = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        var upper = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        for (int col = 0; col < h; col += 128)
+        {
+            Vector512<float> ae0 = Vector512<float>.Zero, ae1 = ae0, ae2 = ae0, ae3 = ae0, ao0 = ae0, ao1 = ae0, ao2 = ae0, ao3 = ae0;
+            Vector512<float> be0 = ae0, be1 = ae0, be2 = ae0, be3 = ae0, bo0 = ae0, bo1 = ae0, bo2 = ae0, bo3 = ae0;
+            Vector512<float> ce0 = ae0, ce1 = ae0, ce2 = ae0, ce3 = ae0, co0 = ae0, co1 = ae0, co2 = ae0, co3 = ae0;
+            for (int j = 0; j < count; j++)
+            {
+                long at = ((long)idx[j] * h) + col;
+                uint* ra = (uint*)(a + at), rb = (uint*)(b + at), rc = (uint*)(c + at);
+                var wj = Vector512.Create(w[j]);
+                Step(Vector512.Load(ra), wj, high, ref ae0, ref ao0); Step(Vector512.Load(rb), wj, high, ref be0, ref bo0); Step(Vector512.Load(rc), wj, high, ref ce0, ref co0);
+                Step(Vector512.Load(ra + 16), wj, high, ref ae1, ref ao1); Step(Vector512.Load(rb + 16), wj, high, ref be1, ref bo1); Step(Vector512.Load(rc + 16), wj, high, ref ce1, ref co1);
+                Step(Vector512.Load(ra + 32), wj, high, ref ae2, ref ao2); Step(Vector512.Load(rb + 32), wj, high, ref be2, ref bo2); Step(Vector512.Load(rc + 32), wj, high, ref ce2, ref co2);
+                Step(Vector512.Load(ra + 48), wj, high, ref ae3, ref ao3); Step(Vector512.Load(rb + 48), wj, high, ref be3, ref bo3); Step(Vector512.Load(rc + 48), wj, high, ref ce3, ref co3);
+            }
+            StorePairBf16(ae0, ao0, lower, upper, ia + col, da + col); StorePairBf16(ae1, ao1, lower, upper, ia + col + 32, da + col + 32);
+            StorePairBf16(ae2, ao2, lower, upper, ia + col + 64, da + col + 64); StorePairBf16(ae3, ao3, lower, upper, ia + col + 96, da + col + 96);
+            StorePairBf16(be0, bo0, lower, upper, ib + col, db + col); StorePairBf16(be1, bo1, lower, upper, ib + col + 32, db + col + 32);
+            StorePairBf16(be2, bo2, lower, upper, ib + col + 64, db + col + 64); StorePairBf16(be3, bo3, lower, upper, ib + col + 96, db + col + 96);
+            StorePairBf16(ce0, co0, lower, upper, ic + col, dc + col); StorePairBf16(ce1, co1, lower, upper, ic + col + 32, dc + col + 32);
+            StorePairBf16(ce2, co2, lower, upper, ic + col + 64, dc + col + 64); StorePairBf16(ce3, co3, lower, upper, ic + col + 96, dc + col + 96);
+        }
+    }
+
+    /// <summary>One bf16 pair step of <see cref="BagSumBf16"/>: even columns widened by a shift, odd by a mask, each FMA'd.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Step(Vector512<uint> p, Vector512<float> wj, Vector512<uint> high, ref Vector512<float> even, ref Vector512<float> odd)
+    {
+        even = Avx512F.FusedMultiplyAdd(Avx512F.ShiftLeftLogical(p, 16).AsSingle(), wj, even);
+        odd = Avx512F.FusedMultiplyAdd((p & high).AsSingle(), wj, odd);
     }
 
     /// <summary>Interleaves even- and odd-column sums back into 32 columns and adds the bias.</summary>

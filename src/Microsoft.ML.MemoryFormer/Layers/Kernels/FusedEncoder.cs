@@ -57,10 +57,10 @@ internal sealed unsafe partial class FusedEncoder
     /// <param name="memory">Working memory kept across calls (<see cref="FusedEncoderMemory.Pool"/>), or null for fresh arrays.</param>
     public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true,
         Func<Tensor, Bf16Matrix?>? bf16 = null, bool shareFirstProjections = false, FusedEncoderMemory? memory = null, bool windowMajor = false,
-        int pieceTokens = PieceTokens)
+        int? pieceTokens = null)
     {
         this.windowMajor = windowMajor;
-        this.pieceTokens = pieceTokens;
+        this.pieceTokens = pieceTokens ?? PieceTokens;
         this.backbone = backbone;
         this.memory = memory ?? new FusedEncoderMemory();
         width = backbone.Config.Width;
@@ -166,16 +166,22 @@ internal sealed unsafe partial class FusedEncoder
         {
             var ids = windows[w];
             for (int t = 0; t < ids.Length; t++)
-                Unsafe.CopyBlock(x + ((long)(starts[w] + t) * width), embedding + ((long)ids[t] * width), (uint)(width * sizeof(float)));
+                EncoderKernels.Copy(embedding + ((long)ids[t] * width), x + ((long)(starts[w] + t) * width), width);
         }
     }
 
-    /// <summary>Fewest tokens a piece of <see cref="WindowMajor"/> runs through every block at once (whole windows).</summary>
-    public const int PieceTokens = 128;
+    /// <summary>Fewest tokens a piece of <see cref="WindowMajor"/> runs through every block at once (whole windows): 128 (≈ 320 KB
+    /// of activations at d = 128) on a core with a 1 MB L2, as measured on the Zen 4; 512 (≈ 1.3 MB) where the L2 is larger, as on
+    /// the Intel machine's 2 MB, where 512-token pieces ran the encoder 2.4–4.3 % faster than 128 (docs/benchmarks.md, "Scoring,
+    /// seventh round"). Any size gives the same bits (windows never see each other).</summary>
+    public static int PieceTokens { get; } = PieceTokensFor(Runtime.CacheSizes.L2Bytes);
+
+    /// <summary><see cref="PieceTokens"/> for a core's L2 of <paramref name="l2Bytes"/>.</summary>
+    internal static int PieceTokensFor(long l2Bytes) => l2Bytes > (1L << 20) ? 512 : 128;
 
     /// <summary>
     /// Every block over a few windows at a time (<see cref="FusedEncoderBlock.ForwardWindows"/>, pieces of about
-    /// <see cref="PieceTokens"/> tokens whose ≈ 320 KB of activations stay in L2 from block to block), pieces in parallel:
+    /// <see cref="PieceTokens"/> tokens whose activations stay in L2 from block to block), pieces in parallel:
     /// one fork/join per group instead of three per block, the same bits. The first block's shared rows, when any, are
     /// made before (<see cref="FirstProjections"/>). The profile gets each part's thread time ÷ workers.
     /// </summary>
@@ -251,16 +257,16 @@ internal sealed unsafe partial class FusedEncoder
         switch (pooling)
         {
             case PoolingKind.First:
-                VectorKernels.RmsNorm(x + ((long)start * width), finalGain, width, finalEpsilon, output);
+                EncoderKernels.RmsNorm(x + ((long)start * width), finalGain, width, finalEpsilon, output);
                 break;
             case PoolingKind.Last:
-                VectorKernels.RmsNorm(x + ((long)(end - 1) * width), finalGain, width, finalEpsilon, output);
+                EncoderKernels.RmsNorm(x + ((long)(end - 1) * width), finalGain, width, finalEpsilon, output);
                 break;
             case PoolingKind.Mean:
                 new Span<float>(output, width).Clear();
                 for (int t = start; t < end; t++)
                 {
-                    VectorKernels.RmsNorm(x + ((long)t * width), finalGain, width, finalEpsilon, normed);
+                    EncoderKernels.RmsNorm(x + ((long)t * width), finalGain, width, finalEpsilon, normed);   // the same bits as VectorKernels'
                     RowKernels.Add(normed, output, width);
                 }
                 for (int c = 0; c < width; c++)

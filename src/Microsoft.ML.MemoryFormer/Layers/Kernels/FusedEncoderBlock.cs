@@ -113,6 +113,8 @@ internal sealed unsafe class FusedEncoderBlock
             nint pa = (nint)projected;
             KernelParallel.For(n, 3L * width, (start, end) => ProjectedInputs((float*)pa, slots, positions, start, end, (float*)qa, (float*)ka, (float*)va));
         }
+        else if (scratch is null && Runtime.KernelSettings.Current.PairedTokens)
+            KernelParallel.For(n, tokenWork, (start, end) => AttentionInputPairs((float*)xa, positions, start, end, (float*)qa, (float*)ka, (float*)va));
         else if (scratch is null)
             KernelParallel.For(n, tokenWork, (start, end) => AttentionInputs((float*)xa, positions, start, end, (float*)qa, (float*)ka, (float*)va));
         else
@@ -120,7 +122,9 @@ internal sealed unsafe class FusedEncoderBlock
         if (profile is not null) profile.FusedAttentionInputsMs += Lap(ref clock);
         WindowAttention.Run(q, k, v, attended, heads, headWidth, starts, Simd);
         if (profile is not null) profile.FusedAttentionMs += Lap(ref clock);
-        if (scratch is null)
+        if (scratch is null && Runtime.KernelSettings.Current.PairedTokens)
+            KernelParallel.For(n, tokenWork, (start, end) => FeedforwardPairs((float*)xa, (float*)ya, start, end));
+        else if (scratch is null)
             KernelParallel.For(n, tokenWork, (start, end) => Feedforward((float*)xa, (float*)ya, start, end));
         else
             TableMajorFeedforward(x, attended, n, q, scratch, profile);
@@ -153,15 +157,21 @@ internal sealed unsafe class FusedEncoderBlock
     {
         int start = starts[first], end = starts[last];
         long clock = Stopwatch.GetTimestamp();
+        bool paired = Runtime.KernelSettings.Current.PairedTokens;
         if (projected is not null && slots is not null)
             ProjectedInputs(projected, slots, positions, start, end, q, k, v);
+        else if (paired)
+            AttentionInputPairs(x, positions, start, end, q, k, v);
         else
             AttentionInputs(x, positions, start, end, q, k, v);
         Tick(ticks, 0, ref clock);
         for (int w = first; w < last; w++)
             WindowAttention.Window(q, k, v, attended, heads, headWidth, starts[w], starts[w + 1] - starts[w], attentionScratch, Simd);
         Tick(ticks, 1, ref clock);
-        Feedforward(x, attended, start, end);
+        if (paired)
+            FeedforwardPairs(x, attended, start, end);
+        else
+            Feedforward(x, attended, start, end);
         Tick(ticks, 2, ref clock);
         GC.KeepAlive(block);
     }
@@ -347,6 +357,31 @@ internal sealed unsafe class FusedEncoderBlock
         else BagSum(layer.Table, h, index, weights, chunks, output, layer.Bias);
     }
 
+    /// <summary>Q, K and V of one token under their one hash: in one walk of the bag (<see cref="EncoderKernels.BagSum3"/>, or
+    /// <see cref="EncoderKernels.BagSum3Bf16"/> over bf16 copies) with the SIMD kernels and <see cref="Runtime.KernelSettings.FusedQkvBags"/>,
+    /// else one gather per table; the same bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Bags(int* index, float* weights, float* q, float* k, float* v)
+    {
+        if (Simd && Runtime.KernelSettings.Current.FusedQkvBags)
+        {
+            ushort* q16 = query.Table16, k16 = key.Table16, v16 = value.Table16;
+            if (q16 is null && k16 is null && v16 is null)
+            {
+                EncoderKernels.BagSum3(query.Table, key.Table, value.Table, width, index, weights, chunks, q, k, v, query.Bias, key.Bias, value.Bias);
+                return;
+            }
+            if (q16 is not null && k16 is not null && v16 is not null)
+            {
+                EncoderKernels.BagSum3Bf16(q16, k16, v16, width, index, weights, chunks, q, k, v, query.Bias, key.Bias, value.Bias);
+                return;
+            }
+        }
+        Bag(query, width, index, weights, q);
+        Bag(key, width, index, weights, k);
+        Bag(value, width, index, weights, v);
+    }
+
     /// <summary>
     /// Q, K, V before rotary of the hidden rows x[ids[i]] (x [·, d], e.g. the embedding table) into rows [count, 3·d] (Q,
     /// then K, then V of a row side by side): the first pass of <see cref="Forward"/> without rotary, the same kernels and
@@ -372,9 +407,7 @@ internal sealed unsafe class FusedEncoderBlock
             float* row = rows + (3L * i * width);
             RmsNorm(x + ((long)ids[i] * width), attentionGain, width, attentionEpsilon, normed);
             Hash(normed, value, wide, index, weights);                           // one hash for Q, K, V
-            Bag(query, width, index, weights, row);
-            Bag(key, width, index, weights, row + width);
-            Bag(value, width, index, weights, row + (2 * width));
+            Bags(index, weights, row, row + width, row + (2 * width));
         }
     }
 
@@ -382,14 +415,13 @@ internal sealed unsafe class FusedEncoderBlock
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ProjectedInputs(float* projected, int[] slots, int[] positions, int start, int end, float* q, float* k, float* v)
     {
-        uint bytes = (uint)(width * sizeof(float));
         for (int t = start; t < end; t++)
         {
             long at = (long)t * width;
             float* row = projected + (3L * slots[t] * width);
-            Unsafe.CopyBlock(q + at, row, bytes);
-            Unsafe.CopyBlock(k + at, row + width, bytes);
-            Unsafe.CopyBlock(v + at, row + (2 * width), bytes);
+            EncoderKernels.Copy(row, q + at, width);
+            EncoderKernels.Copy(row + width, k + at, width);
+            EncoderKernels.Copy(row + (2 * width), v + at, width);
             long rotary = (long)positions[t] * rotaryDims;
             Rotary(q + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
             Rotary(k + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
@@ -408,13 +440,87 @@ internal sealed unsafe class FusedEncoderBlock
             long at = (long)t * width;
             RmsNorm(x + at, attentionGain, width, attentionEpsilon, normed);
             Hash(normed, value, rows, index, weights);                          // one hash for Q, K, V
-            Bag(query, width, index, weights, q + at);
-            Bag(key, width, index, weights, k + at);
-            Bag(value, width, index, weights, v + at);
+            Bags(index, weights, q + at, k + at, v + at);
             long rotary = (long)positions[t] * rotaryDims;
             Rotary(q + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
             Rotary(k + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
         }
+    }
+
+    /// <summary>
+    /// <see cref="Feedforward"/> two tokens at a time, each step of the two issued back to back (<see cref="Runtime.KernelSettings.PairedTokens"/>):
+    /// a token's Memory Block is a chain of dependent steps (norm, hash, gather from L3, LayerNorm, hash, gather) too long for the
+    /// out-of-order window to reach into the next token, so one token's latencies hid nothing; side by side the two chains overlap.
+    /// Each token's arithmetic is unchanged, so the same bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void FeedforwardPairs(float* x, float* attended, int start, int end)
+    {
+        float* normed = stackalloc float[2 * width];
+        float* output = stackalloc float[2 * width];
+        float* inner = stackalloc float[2 * hidden];
+        float* innerNormed = stackalloc float[2 * hidden];
+        float* weights = stackalloc float[2 * chunks];
+        long* rows = stackalloc long[2 * chunks];
+        int* index = stackalloc int[2 * chunks];
+        float* normed1 = normed + width, output1 = output + width, inner1 = inner + hidden, innerNormed1 = innerNormed + hidden, weights1 = weights + chunks;
+        long* rows1 = rows + chunks;
+        int* index1 = index + chunks;
+        float epsilon = (float)MemoryBlock.NormEpsilon;
+        int t = start;
+        for (; t + 2 <= end; t += 2)
+        {
+            float* row = x + ((long)t * width), row1 = row + width;
+            RowKernels.Add(attended + ((long)t * width), row, width);         // z = x + Attn(Norm(x))
+            RowKernels.Add(attended + ((long)(t + 1) * width), row1, width);
+            RmsNorm(row, ffnGain, width, ffnEpsilon, normed);
+            RmsNorm(row1, ffnGain, width, ffnEpsilon, normed1);
+            Hash(normed, expand, rows, index, weights);
+            Hash(normed1, expand, rows1, index1, weights1);
+            Bag(expand, hidden, index, weights, inner);                        // [K·(τ+2)]
+            Bag(expand, hidden, index1, weights1, inner1);
+            LayerNorm(inner, normWeight, normBias, hidden, epsilon, innerNormed);
+            LayerNorm(inner1, normWeight, normBias, hidden, epsilon, innerNormed1);
+            Hash(innerNormed, project, rows, index, weights);                  // K chunks of τ+2 bits
+            Hash(innerNormed1, project, rows1, index1, weights1);
+            Bag(project, width, index, weights, output);
+            Bag(project, width, index1, weights1, output1);
+            RowKernels.Add(output, row, width);                                // out = z + FFN(Norm(z))
+            RowKernels.Add(output1, row1, width);
+        }
+        if (t < end)
+            Feedforward(x, attended, t, end);
+    }
+
+    /// <summary><see cref="AttentionInputs"/> two tokens at a time, as <see cref="FeedforwardPairs"/>: the same bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void AttentionInputPairs(float* x, int[] positions, int start, int end, float* q, float* k, float* v)
+    {
+        float* normed = stackalloc float[2 * width];
+        float* weights = stackalloc float[2 * chunks];
+        long* rows = stackalloc long[2 * chunks];
+        int* index = stackalloc int[2 * chunks];
+        float* normed1 = normed + width, weights1 = weights + chunks;
+        long* rows1 = rows + chunks;
+        int* index1 = index + chunks;
+        int t = start;
+        for (; t + 2 <= end; t += 2)
+        {
+            long at = (long)t * width, at1 = at + width;
+            RmsNorm(x + at, attentionGain, width, attentionEpsilon, normed);
+            RmsNorm(x + at1, attentionGain, width, attentionEpsilon, normed1);
+            Hash(normed, value, rows, index, weights);                          // one hash for Q, K, V
+            Hash(normed1, value, rows1, index1, weights1);
+            Bags(index, weights, q + at, k + at, v + at);
+            Bags(index1, weights1, q + at1, k + at1, v + at1);
+            long rotary = (long)positions[t] * rotaryDims, rotary1 = (long)positions[t + 1] * rotaryDims;
+            Rotary(q + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
+            Rotary(q + at1, heads, headWidth, rotaryDims, cos + rotary1, sin + rotary1);
+            Rotary(k + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
+            Rotary(k + at1, heads, headWidth, rotaryDims, cos + rotary1, sin + rotary1);
+        }
+        if (t < end)
+            AttentionInputs(x, positions, t, end, q, k, v);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

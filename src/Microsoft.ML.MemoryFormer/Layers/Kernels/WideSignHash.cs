@@ -31,7 +31,8 @@ internal static unsafe class WideSignHash
     /// there in <c>perf probe-hash</c> (docs/benchmarks.md, "The training step at d = 256 in the sign hash and the fused
     /// update's terms").
     /// </summary>
-    public static bool Pays(int bits, bool jacobian) => Supports(bits) && (jacobian || bits % 8 != 0);
+    public static bool Pays(int bits, bool jacobian) =>
+        Supports(bits) && (jacobian || bits % 8 != 0 || Runtime.KernelSettings.Current.WideInferenceHash);
 
     /// <summary>
     /// Chunks c … c+15 at <paramref name="z"/> (τ = <paramref name="bits"/> ≤ 16 floats each), one per lane: codes into
@@ -45,14 +46,18 @@ internal static unsafe class WideSignHash
         var et = xt + 16;                                                          // e, later J, in the same layout
         var tile = et + 16;                                                        // 8 vectors: one transposed tile on the way out
         float* padded = (float*)(tile + 8);                                        // 16 rows of 16 floats for τ not a multiple of 8
-        LoadTransposed(z, bits, padded, xt);
+        bool lean = Runtime.KernelSettings.Current.LeanWideHash;
+        if (lean && bits > 8 && bits % 8 != 0 && Avx2.IsSupported)
+            LoadTransposedGathered(z, bits, xt);
+        else
+            LoadTransposed(z, bits, padded, xt);
         Vector512<float> zero = Vector512<float>.Zero, one = Vector512<float>.One, l1 = zero, product = one;
         var code = Vector512<int>.Zero;
         for (int b = 0; b < bits; b++)
         {
             var v = xt[b];
             var a = Vector512.Abs(v);
-            var e = WindowAttention.Exp512(a * scale);
+            var e = lean ? WindowAttention.LeanExp512(a * scale) : WindowAttention.Exp512(a * scale);   // a·scale ≤ 0: the same bits
             et[b] = e;
             code = (code << 1) | (Vector512.GreaterThanOrEqual(v, zero).AsInt32() & Vector512<int>.One); // MSB first
             l1 += a;
@@ -98,6 +103,29 @@ internal static unsafe class WideSignHash
                 Pair(s + (3 * stride), s + (11 * stride)), Pair(s + (4 * stride), s + (12 * stride)), Pair(s + (5 * stride), s + (13 * stride)),
                 Pair(s + (6 * stride), s + (14 * stride)), Pair(s + (7 * stride), s + (15 * stride)), xt + b);
         }
+    }
+
+    /// <summary>
+    /// <see cref="LoadTransposed"/> for τ &gt; 8 not a multiple of 8 (the Memory Block's τ + 2 = 10) without the padded copy: whole
+    /// groups of 8 elements transposed straight from x (chunk rows τ floats apart, reading only inside the 16 chunks), the last
+    /// τ mod 8 elements gathered one vector each. The same values; the padded path's reloads of half-written rows miss store
+    /// forwarding.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void LoadTransposedGathered(float* z, int bits, Vector512<float>* xt)
+    {
+        int b = 0;
+        for (; b + 8 <= bits; b += 8)
+        {
+            float* s = z + b;
+            Transpose(
+                Pair(s, s + (8 * bits)), Pair(s + bits, s + (9 * bits)), Pair(s + (2 * bits), s + (10 * bits)),
+                Pair(s + (3 * bits), s + (11 * bits)), Pair(s + (4 * bits), s + (12 * bits)), Pair(s + (5 * bits), s + (13 * bits)),
+                Pair(s + (6 * bits), s + (14 * bits)), Pair(s + (7 * bits), s + (15 * bits)), xt + b);
+        }
+        var index = Vector256<int>.Indices * bits;                                  // chunk c's element at c·τ, 8 chunks a gather
+        for (; b < bits; b++)
+            xt[b] = Vector512.Create(Avx2.GatherVector256(z + b, index, sizeof(float)), Avx2.GatherVector256(z + (8 * bits) + b, index, sizeof(float)));
     }
 
     /// <summary>The inverse of <see cref="LoadTransposed"/>: j[c·τ + b] = v[b][c], through the 8-vector <paramref name="rows"/>

@@ -73,4 +73,53 @@ public class EncoderKernelsTests
         }
         Assert.Equal(expected, actual);
     }
+
+    [Theory]
+    [InlineData(128, 16)]
+    [InlineData(256, 7)]
+    [InlineData(160, 16)]                                                      // not a multiple of 128: three single walks
+    public unsafe void Three_tables_in_one_walk_give_the_bits_of_one_walk_each(int h, int count)
+    {
+        const int rows = 64;
+        var tables = Enumerable.Range(0, 3).Select(i => Random(rows * h, h + (10 * i), 2f)).ToArray();
+        var biases = Enumerable.Range(0, 3).Select(i => Random(h, h + (10 * i) + 1)).ToArray();
+        var weights = Random(count, h + 2);
+        var index = Enumerable.Range(0, count).Select(i => (i * 29 + 3) % rows).ToArray();
+        var (expected, actual) = (new float[3 * h], new float[3 * h]);
+        fixed (float* t0 = tables[0], t1 = tables[1], t2 = tables[2], b0 = biases[0], b1 = biases[1], b2 = biases[2], w = weights, e = expected, a = actual)
+        fixed (int* idx = index)
+        {
+            EncoderKernels.BagSum(t0, h, idx, w, count, e, b0);
+            EncoderKernels.BagSum(t1, h, idx, w, count, e + h, b1);
+            EncoderKernels.BagSum(t2, h, idx, w, count, e + (2 * h), b2);
+            EncoderKernels.BagSum3(t0, t1, t2, h, idx, w, count, a, a + h, a + (2 * h), b0, b1, b2);
+        }
+        Assert.Contains(expected, v => v != 0f);
+        Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), actual.Select(BitConverter.SingleToInt32Bits));
+    }
+
+    [Theory]
+    [InlineData(128, 16)]
+    [InlineData(256, 5)]
+    [InlineData(160, 16)]                                                      // not a multiple of 128: three single walks
+    public unsafe void Three_bf16_tables_in_one_walk_give_the_bits_of_one_walk_each(int h, int count)
+    {
+        const int rows = 64;
+        var tables = Enumerable.Range(0, 3).Select(i => Random(rows * h, h + (10 * i), 2f).Select(v => (ushort)(BitConverter.SingleToUInt32Bits(v) >> 16)).ToArray()).ToArray();
+        var biases = Enumerable.Range(0, 3).Select(i => Random(h, h + (10 * i) + 1)).ToArray();
+        var weights = Random(count, h + 2);
+        var index = Enumerable.Range(0, count).Select(i => (i * 31 + 7) % rows).ToArray();
+        var (expected, actual) = (new float[3 * h], new float[3 * h]);
+        fixed (ushort* t0 = tables[0], t1 = tables[1], t2 = tables[2])
+        fixed (float* b0 = biases[0], b1 = biases[1], b2 = biases[2], w = weights, e = expected, a = actual)
+        fixed (int* idx = index)
+        {
+            EncoderKernels.BagSumBf16(t0, h, idx, w, count, e, b0);
+            EncoderKernels.BagSumBf16(t1, h, idx, w, count, e + h, b1);
+            EncoderKernels.BagSumBf16(t2, h, idx, w, count, e + (2 * h), b2);
+            EncoderKernels.BagSum3Bf16(t0, t1, t2, h, idx, w, count, a, a + h, a + (2 * h), b0, b1, b2);
+        }
+        Assert.Contains(expected, v => v != 0f);
+        Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), actual.Select(BitConverter.SingleToInt32Bits));
+    }
 }

@@ -125,4 +125,13 @@ public class FusedEncoderWindowMajorTests
         Assert.Equal(before, model.LogProbabilities(rows));
         Assert.Equal(before, model.LogProbabilities(rows));                       // the second call reuses the kept memory
     }
+
+    [Fact]
+    public void Pieces_follow_the_L2_128_tokens_on_the_Zen_4_and_512_on_a_2_MB_L2()
+    {
+        Assert.Equal(128, FusedEncoder.PieceTokensFor(1L << 20));
+        Assert.Equal(128, FusedEncoder.PieceTokensFor(512L << 10));
+        Assert.Equal(512, FusedEncoder.PieceTokensFor(2L << 20));
+        Assert.Equal(FusedEncoder.PieceTokensFor(MemoryFormer.Runtime.CacheSizes.L2Bytes), FusedEncoder.PieceTokens);
+    }
 }

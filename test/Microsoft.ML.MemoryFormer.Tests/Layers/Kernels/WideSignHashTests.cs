@@ -58,5 +58,40 @@ public class WideSignHashTests
         Assert.Equal(Bits(narrow.Weights), Bits(wide.Weights));
     }
 
+    [Theory]
+    [InlineData(8, 16, true)]
+    [InlineData(8, 32, false)]
+    [InlineData(16, 24, true)]
+    public void The_inference_hash_of_whole_bytes_on_16_lanes_gives_the_8_lane_bits(int bits, int k, bool l1Scaled)
+    {
+        var x = Inputs(23, k, bits, seed: 40 + bits);
+        SignHashKernel.Result narrow = null!, wide = null!;
+        KernelSettings.Current.With(s => s.WideInferenceHash = false, () => narrow = SignHashKernel.Run(x, bits, l1Scaled, 1f, withJacobian: false));
+        KernelSettings.Current.With(s => s.WideInferenceHash = true, () => wide = SignHashKernel.Run(x, bits, l1Scaled, 1f, withJacobian: false));
+        Assert.Equal(narrow.Rows.data<long>().ToArray(), wide.Rows.data<long>().ToArray());
+        Assert.Equal(Bits(narrow.Weights), Bits(wide.Weights));
+        KernelSettings.Current.With(s => s.WideInferenceHash = true, () => Assert.Equal(Avx512F.IsSupported, WideSignHash.Pays(bits, jacobian: false)));
+        KernelSettings.Current.With(s => s.WideInferenceHash = false, () => Assert.False(WideSignHash.Pays(bits, jacobian: false)));
+    }
+
+    // τ = 10 and 12 (straight transposes and gathers), 8 and 16 (the lean exp only), with and without the Jacobian.
+    [Theory]
+    [InlineData(10, 16, true, true)]
+    [InlineData(10, 32, false, false)]
+    [InlineData(12, 16, true, false)]
+    [InlineData(8, 16, true, true)]
+    [InlineData(16, 32, false, true)]
+    public void The_lean_16_lane_hash_gives_the_bits_before_it(int bits, int k, bool l1Scaled, bool jacobian)
+    {
+        var x = Inputs(31, k, bits, seed: 70 + bits);
+        SignHashKernel.Result before = null!, lean = null!;
+        KernelSettings.Current.With(s => (s.LeanWideHash, s.WideInferenceHash) = (false, true), () => before = SignHashKernel.Run(x, bits, l1Scaled, 0.8f, withJacobian: jacobian));
+        KernelSettings.Current.With(s => (s.LeanWideHash, s.WideInferenceHash) = (true, true), () => lean = SignHashKernel.Run(x, bits, l1Scaled, 0.8f, withJacobian: jacobian));
+        Assert.Equal(before.Rows.data<long>().ToArray(), lean.Rows.data<long>().ToArray());
+        Assert.Equal(Bits(before.Weights), Bits(lean.Weights));
+        if (jacobian)
+            Assert.Equal(Bits(before.Jacobian!), Bits(lean.Jacobian!));
+    }
+
     private static int[] Bits(Tensor t) => t.contiguous().data<float>().ToArray().Select(BitConverter.SingleToInt32Bits).ToArray();
 }
