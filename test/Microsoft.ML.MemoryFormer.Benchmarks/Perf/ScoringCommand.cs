@@ -79,11 +79,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [Description("With --window-layouts: also time each layout with the table-major gathers (UseTableMajorGathers, staged whole-group passes) in slices of 512 KB, L2 / 2 and L2.")]
         public bool TableMajor { get; init; }
 
-        [CommandOption("--tokenize-reps")]
-        [Description("Only time tokenizing the long rows (TextClassifierModel.EncodeAll) this many times, one thread and the workers' own tokenizers interleaved; then exit.")]
-        [DefaultValue(0)]
-        public int TokenizeReps { get; init; }
-
         [CommandOption("--encoder-only")]
         [Description("Only the encoder-alone tables (--encoder-reps, default 20 then) on long-row windows (short-row ones with --row-kinds short): no Transform or PredictionEngine timing.")]
         public bool EncoderOnly { get; init; }
@@ -138,11 +133,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         int defaultBudget = model.ScoringTokensPerBatch;
         var budgets = settings.Budgets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(b => int.Parse(b, CultureInfo.InvariantCulture)).Where(b => b != defaultBudget).ToArray();
-        if (settings.TokenizeReps > 0)
-        {
-            TokenizeOnly(model, longRows, settings.TokenizeReps, MachineLine(gflops, copy));
-            return 0;
-        }
         if (settings.EncoderOnly)
         {
             EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps > 0 ? settings.EncoderReps : 20, MachineLine(gflops, copy), settings.Output, gathers: false, layout: settings.EncoderLayout);
@@ -242,29 +232,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         if (settings.EncoderReps > 0)
             EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps, machine, settings.Output, layout: settings.EncoderLayout);
         return 0;
-    }
-
-    /// <summary>Times <see cref="TextClassifierModel.EncodeAll"/> of the long rows (Even windows) on one thread and on the workers,
-    /// interleaved, each rep in both orders; prints fastest and median ms.</summary>
-    private static void TokenizeOnly(TextClassifierModel model, string[] rows, int reps, string machine)
-    {
-        model.ScoringWindowLayout = WindowLayout.Even;
-        var input = rows.Select(t => (t, (string?)null)).ToArray();
-        var times = new List<double>[] { [], [] };
-        for (int rep = -2; rep < reps; rep++)
-            foreach (int mode in rep % 2 == 0 ? [0, 1] : new[] { 1, 0 })
-            {
-                model.ParallelEncoding = mode == 1;
-                long start = Stopwatch.GetTimestamp();
-                model.EncodeAll(input);
-                if (rep >= 0) times[mode].Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-            }
-        model.ParallelEncoding = true;
-        string Line(List<double> t) => FormattableString.Invariant($"fastest {t.Min():F2} ms, median {Timing.Median(t.ToArray()):F2} ms");
-        Console.WriteLine($"tokenize {rows.Length} long rows (EncodeAll, Even windows), {reps} reps interleaved:");
-        Console.WriteLine($"  one thread:                     {Line(times[0])}");
-        Console.WriteLine($"  workers, own tokenizers (default): {Line(times[1])}");
-        Console.WriteLine($"  {machine}");
     }
 
     /// <summary>What one more tokenizer for a worker of <see cref="TextClassifierModel.EncodeAll"/> costs to build: time and managed
