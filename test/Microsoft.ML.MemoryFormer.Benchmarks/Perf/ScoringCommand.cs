@@ -214,7 +214,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             paths[fusedIndex].Set(model);
         }
         string machine = MachineLine(gflops, copy);
-        table.AddNote(TokenizerCopyCost(model.Tokenizer));
         table.AddNote(FormattableString.Invariant($"long rows: {settings.LongRows} Moby Dick paragraphs of 500–3,000 characters (whitespace collapsed), cycled; short rows: {settings.ShortRows} banking77 test texts; PredictionEngine: the first {settings.EngineRows} of each"));
         table.AddNote(FormattableString.Invariant($"median of {rounds} rounds, the paths timed interleaved, each round starting one path later; tokens/s counts the windows' real tokens (start token included); CPU time is the process's user + system time of a pass (less disturbed by other processes than wall time; with several threads it also counts OpenMP workers waiting, so --threads 1 measures work)"));
         table.AddNote("reference: Transform reads the training batch size (32) of rows per model call and scores them as one batch padded to its longest window; batched: at least 256 rows per call, windows sorted by length into batches padded to their own longest");
@@ -232,19 +231,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         if (settings.EncoderReps > 0)
             EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps, machine, settings.Output, layout: settings.EncoderLayout);
         return 0;
-    }
-
-    /// <summary>What one more tokenizer for a worker of <see cref="TextClassifierModel.EncodeAll"/> costs to build: time and managed
-    /// bytes kept (the model built its copies on first use; this builds one more to measure it).</summary>
-    private static string TokenizerCopyCost(Text.ITextTokenizer tokenizer)
-    {
-        long before = GC.GetTotalMemory(forceFullCollection: true);
-        long start = Stopwatch.GetTimestamp();
-        var copy = Text.TokenizerCopies.Independent(tokenizer);
-        double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-        long after = GC.GetTotalMemory(forceFullCollection: true);
-        GC.KeepAlive(copy);
-        return FormattableString.Invariant($"tokenizing on the workers (TextClassifierModel.ParallelEncoding, default): each worker beyond the first has its own {tokenizer.GetType().Name} (TokenizerCopies.Independent), built once per model: {ms:F1} ms and {(after - before) / 1e6:F2} MB managed kept for one");
     }
 
     /// <summary>Sets the attention's key transpose (tiled or element by element) for the calls that follow, then builds.</summary>
