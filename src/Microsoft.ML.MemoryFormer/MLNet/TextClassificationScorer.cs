@@ -38,36 +38,20 @@ internal sealed class TextClassificationScorer : IBatchScorer
 
     public IBatchReader CreateReader(DataViewRow row) => new Reader(this, texts.Reader(row));
 
-    /// <summary>Longest row (characters of both texts) the buffer keeps as text, to tokenize with the others on every worker when
-    /// the batch is scored (<see cref="TextClassifierModel.EncodeAll"/>); a longer one is tokenized as it is read, so a buffer of very
-    /// long rows holds only the windows that are scored.</summary>
-    public const int BufferedTextChars = 16_384;
-
     private sealed class Reader(TextClassificationScorer scorer, Func<(string Text, string? Second)> read) : IBatchReader
     {
-        private readonly List<(string Text, string? Second)> texts = [];
-        private readonly List<int[][]?> rows = [];                                 // null: the next of texts, not yet tokenized
+        private readonly List<int[][]> rows = [];
 
+        /// <summary>Keeps the row's token windows, not its text: a buffer of very long rows holds only what is scored.</summary>
         public void Read()
         {
             var (text, second) = read();
-            if ((text?.Length ?? 0) + (second?.Length ?? 0) <= BufferedTextChars)
-            {
-                texts.Add((text ?? "", second));
-                rows.Add(null);
-            }
-            else
-                rows.Add(scorer.model.Encode(text!, second));
+            rows.Add(scorer.model.Encode(text, second));
         }
 
         public Array[] Score()
         {
-            var encoded = scorer.model.EncodeAll(texts);
-            var windows = new int[rows.Count][][];
-            for (int i = 0, t = 0; i < windows.Length; i++)
-                windows[i] = rows[i] ?? encoded[t++];
-            var values = scorer.columns.Values(scorer.model.LogProbabilities(windows));
-            texts.Clear();
+            var values = scorer.columns.Values(scorer.model.LogProbabilities(rows));
             rows.Clear();
             return values;
         }

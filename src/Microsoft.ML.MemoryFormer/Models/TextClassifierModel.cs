@@ -223,61 +223,6 @@ internal sealed class TextClassifierModel : IDisposable
         return windows;
     }
 
-    /// <summary>
-    /// <see cref="Encode"/> of every row, in the rows' order. With more than one kernel worker (<see cref="KernelParallel.Workers"/>)
-    /// and <see cref="ParallelEncoding"/> on, the workers take rows one at a time, each with its own tokenizer
-    /// (<see cref="TokenizerCopies.Independent"/>, built once on first use): tokenizing is the serial part of a batched scoring
-    /// call otherwise (≈ 7 % of a long-row Transform pass on two threads), and workers sharing one Tiktoken tokenizer wait on
-    /// its cache's lock. Each row's windows are the same ids either way.
-    /// </summary>
-    public int[][][] EncodeAll(IReadOnlyList<(string Text, string? Second)> rows)
-    {
-        var encoded = new int[rows.Count][][];
-        int workers = Math.Min(KernelParallel.Workers, rows.Count);
-        var encoders = ParallelEncoding && workers > 1 ? WorkerEncoders(workers) : null;
-        if (encoders is null)
-        {
-            for (int i = 0; i < encoded.Length; i++) encoded[i] = Encode(rows[i].Text, rows[i].Second);
-            return encoded;
-        }
-        long start = Stopwatch.GetTimestamp();
-        int next = -1;
-        var options = new ParallelOptions { MaxDegreeOfParallelism = encoders.Length, TaskScheduler = TaskScheduler.Default };
-        Parallel.For(0, encoders.Length, options, w =>
-        {
-            for (int i; (i = Interlocked.Increment(ref next)) < encoded.Length;)
-                encoded[i] = encoders[w].EncodeWindows(rows[i].Text, rows[i].Second, MaxWindowsPerRow, ScoringWindowLayout);
-        });
-        if (Profile is { } profile) profile.TokenizeMs += Elapsed(ref start);
-        return encoded;
-    }
-
-    /// <summary>Whether <see cref="EncodeAll"/> tokenizes on the kernels' workers (the default since 2026-12-07 s18) rather than
-    /// one row after the other on the calling thread; the same windows either way, off for <c>perf scoring</c> to compare.</summary>
-    internal bool ParallelEncoding { get; set; } = true;
-
-    private TextPairEncoder[]? workerEncoders;
-    private readonly object workerEncodersLock = new();
-
-    /// <summary><paramref name="workers"/> encoders, the first the model's own, each with a tokenizer of its own; null where the
-    /// tokenizer cannot be copied.</summary>
-    private TextPairEncoder[]? WorkerEncoders(int workers)
-    {
-        lock (workerEncodersLock)
-        {
-            var kept = workerEncoders ?? [encoder];
-            if (kept.Length >= workers) return kept[..workers];
-            var grown = new TextPairEncoder[workers];
-            kept.CopyTo(grown, 0);
-            for (int w = kept.Length; w < workers; w++)
-            {
-                if (TokenizerCopies.Independent(Tokenizer) is not { } copy) return null;
-                grown[w] = new TextPairEncoder(copy, encoder.MaxTokens);
-            }
-            return workerEncoders = grown;
-        }
-    }
-
     /// <summary>Log-probabilities of each class for rows already encoded by <see cref="Encode"/>.</summary>
     public float[][] LogProbabilities(IReadOnlyList<int[][]> encodedRows)
     {

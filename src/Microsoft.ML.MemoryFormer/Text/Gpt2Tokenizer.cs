@@ -29,16 +29,7 @@ public sealed class Gpt2Tokenizer : ITextTokenizer
     // Loading the vocabulary takes a few hundred milliseconds; the tokenizer is immutable and thread-safe, so share it.
     private static readonly Lazy<TiktokenTokenizer> Shared = new(() => TiktokenTokenizer.CreateForModel("gpt2"));
 
-    private readonly TiktokenTokenizer _tokenizer;
-
-    /// <summary>GPT-2's tokenizer, sharing the process's one Tiktoken instance (and its word cache).</summary>
-    public Gpt2Tokenizer() => _tokenizer = Shared.Value;
-
-    private Gpt2Tokenizer(TiktokenTokenizer own) => _tokenizer = own;
-
-    /// <summary>A second GPT-2 tokenizer with its own Tiktoken instance, so its own word cache: Microsoft.ML.Tokenizers locks
-    /// the cache on every word, so threads sharing one tokenizer wait on each other. The same ids as this one.</summary>
-    internal Gpt2Tokenizer WithOwnCache() => new(TiktokenTokenizer.CreateForModel("gpt2"));
+    private readonly TiktokenTokenizer _tokenizer = Shared.Value;
 
     /// <inheritdoc />
     public int VocabularySize => 50257;
