@@ -55,9 +55,11 @@ internal sealed unsafe partial class FusedEncoder
     /// whole-group passes.</param>
     /// <param name="pieceTokens">Fewest tokens of a window-major piece (whole windows, within one thread's range).</param>
     /// <param name="memory">Working memory kept across calls (<see cref="FusedEncoderMemory.Pool"/>), or null for fresh arrays.</param>
+    /// <param name="keepFirstRows">Reuse the first block's per-id rows <paramref name="memory"/> holds from an earlier encoder when
+    /// they were computed from the same weights (<see cref="FusedEncoderMemory.FirstRowsKey"/>); false: rebuild them (as before 2026-12-07).</param>
     public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true,
         Func<Tensor, Bf16Matrix?>? bf16 = null, bool shareFirstProjections = false, FusedEncoderMemory? memory = null, bool windowMajor = false,
-        int? pieceTokens = null)
+        int? pieceTokens = null, bool keepFirstRows = true)
     {
         this.windowMajor = windowMajor;
         this.pieceTokens = pieceTokens ?? PieceTokens;
@@ -74,7 +76,7 @@ internal sealed unsafe partial class FusedEncoder
         foreach (var block in blocks)
             (block.TableMajorGathers, block.Simd) = (tableMajor, simd);
         projections = shareFirstProjections && !this.staged && blocks.Length > 0
-            ? new FirstProjections(blocks[0], width, vocabulary, this.memory, FirstRowsKey(backbone.Embedding.weight!, blocks[0]))
+            ? new FirstProjections(blocks[0], width, vocabulary, this.memory, keepFirstRows ? FirstRowsKey(backbone.Embedding.weight!, blocks[0]) : null)
             : null;
     }
 

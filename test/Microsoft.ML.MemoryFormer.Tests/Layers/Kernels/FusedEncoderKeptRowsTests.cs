@@ -47,6 +47,9 @@ public class FusedEncoderKeptRowsTests
         var (again, rowsAgain) = Kept(backbone, memory);
         Assert.Equal(first, again);
         Assert.Equal(TableVersion.IsAvailable ? 0 : distinct, rowsAgain);             // kept only where edits can be seen
+        var profile = new ScoringProfile();
+        Assert.Equal(first, Pooled(new FusedEncoder(backbone, shareFirstProjections: true, memory: memory, keepFirstRows: false), profile));
+        Assert.Equal(distinct, profile.FusedFirstBlockRows);                          // switched off: rebuilt
 
         var block = backbone.Blocks[0];
         Action[] edits =
