@@ -143,6 +143,12 @@ internal sealed class TextClassifierModel : IDisposable
     /// switches it off to compare.</summary>
     internal bool KeepFusedMemory { get; set; } = true;
 
+    /// <summary>With <see cref="ShareFirstProjections"/> and <see cref="KeepFusedMemory"/>, keep the first block's per-id rows from one
+    /// call to the next while the weights they came from are unchanged (libtorch's version counters; <see cref="FusedEncoderMemory.FirstRowsKey"/>)
+    /// instead of rebuilding them each call; the same bits. On by default since 2026-12-07 (s18, scoring round 8); the benchmark
+    /// switches it off to compare.</summary>
+    internal bool KeepFirstRows { get; set; } = true;
+
     private readonly FusedEncoderMemory.Pool fusedMemory = new();
 
     /// <summary>In the fused encoder, run every block over a few windows at a time, pieces in parallel (one fork/join per
@@ -290,7 +296,7 @@ internal sealed class TextClassifierModel : IDisposable
         bool bf16 = bf16Tables is not null;
         var memory = KeepFusedMemory ? fusedMemory.Take() : null;
         var fused = new FusedEncoder(network.Backbone, UseTableMajorGathers && !bf16, simd: UseEncoderSimdKernels,
-            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections, memory: memory, windowMajor: UseWindowMajorPasses ?? KernelParallel.Workers > 1);
+            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections, memory: memory, keepFirstRows: KeepFirstRows, windowMajor: UseWindowMajorPasses ?? KernelParallel.Workers > 1);
         for (int first = 0; first < windows.Length;)
         {
             int end = first + 1;

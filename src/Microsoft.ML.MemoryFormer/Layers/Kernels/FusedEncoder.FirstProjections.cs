@@ -11,17 +11,19 @@ internal sealed unsafe partial class FusedEncoder
     /// embedding row, so they depend on the id alone (a scoring call of English text has ≈ 0.13–0.15 distinct ids per
     /// token). Groups of fewer than <see cref="MinTokens"/> tokens (a PredictionEngine call of a short row), and groups
     /// whose new ids exceed <see cref="MaxNewIdShare"/> of their tokens, compute per token instead. Bounded: past
-    /// <see cref="MaxRows"/> ids it starts over. The arrays live in <see cref="FusedEncoderMemory"/>; the rows are this
-    /// encoder's own (the slot array is reset on its first use).
+    /// <see cref="MaxRows"/> ids it starts over. The arrays live in <see cref="FusedEncoderMemory"/> and are kept for the next
+    /// encoder that takes the memory while <paramref name="key"/> (the embedding's and the first block's parameters with their
+    /// libtorch version counters, the bf16 copies, the kernels) is what they were computed from; else (or with a null key:
+    /// version counters unreadable) the slot array is reset on first use, as every encoder did before 2026-12-07.
     /// </summary>
-    private sealed class FirstProjections(FusedEncoderBlock block, int width, long vocabulary, FusedEncoderMemory memory)
+    private sealed class FirstProjections(FusedEncoderBlock block, int width, long vocabulary, FusedEncoderMemory memory, long[]? key)
     {
         /// <summary>Fewest tokens of a group that take the shared rows.</summary>
         public const int MinTokens = 256;
 
         private readonly int maxRows = (int)Math.Max(4096, Math.Min(65536, (64L << 20) / (12L * width)));
-        private bool started;
-        private int count;
+        private bool started = key is not null && memory.FirstRowsKey is { } kept && kept.AsSpan().SequenceEqual(key);
+        private int count = memory.FirstRowsCount;
 
         /// <summary>Most distinct ids kept.</summary>
         public int MaxRows => maxRows;
@@ -43,6 +45,7 @@ internal sealed unsafe partial class FusedEncoder
                 Array.Fill(slotOfId, -1);
                 (count, started) = (0, true);
             }
+            memory.FirstRowsKey = null;                                          // until the new rows are in
             var slots = new int[n];
             var fresh = new List<int>();
             int t = 0;
@@ -61,10 +64,12 @@ internal sealed unsafe partial class FusedEncoder
             {
                 foreach (int id in fresh)
                     slotOfId[id] = -1;
+                (memory.FirstRowsCount, memory.FirstRowsKey) = (count, key);          // the rows before still hold
                 return null;
             }
             if (fresh.Count > 0)
                 Add(fresh, embedding);
+            (memory.FirstRowsCount, memory.FirstRowsKey) = (count, key);
             if (profile is not null) profile.FusedFirstBlockRows += fresh.Count;
             return slots;
         }

@@ -55,9 +55,11 @@ internal sealed unsafe partial class FusedEncoder
     /// whole-group passes.</param>
     /// <param name="pieceTokens">Fewest tokens of a window-major piece (whole windows, within one thread's range).</param>
     /// <param name="memory">Working memory kept across calls (<see cref="FusedEncoderMemory.Pool"/>), or null for fresh arrays.</param>
+    /// <param name="keepFirstRows">Reuse the first block's per-id rows <paramref name="memory"/> holds from an earlier encoder when
+    /// they were computed from the same weights (<see cref="FusedEncoderMemory.FirstRowsKey"/>); false: rebuild them (as before 2026-12-07).</param>
     public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true,
         Func<Tensor, Bf16Matrix?>? bf16 = null, bool shareFirstProjections = false, FusedEncoderMemory? memory = null, bool windowMajor = false,
-        int? pieceTokens = null)
+        int? pieceTokens = null, bool keepFirstRows = true)
     {
         this.windowMajor = windowMajor;
         this.pieceTokens = pieceTokens ?? PieceTokens;
@@ -73,10 +75,17 @@ internal sealed unsafe partial class FusedEncoder
         this.staged = (staged || tableMajor) && blocks.All(b => b.TableMajor);
         foreach (var block in blocks)
             (block.TableMajorGathers, block.Simd) = (tableMajor, simd);
-        projections = shareFirstProjections && !this.staged && blocks.Length > 0 ? new FirstProjections(blocks[0], width, vocabulary, this.memory) : null;
+        projections = shareFirstProjections && !this.staged && blocks.Length > 0
+            ? new FirstProjections(blocks[0], width, vocabulary, this.memory, keepFirstRows ? FirstRowsKey(backbone.Embedding.weight!, blocks[0]) : null)
+            : null;
     }
 
     private readonly FirstProjections? projections;
+
+    /// <summary>What the first block's per-id rows are computed from (<see cref="FusedEncoderBlock.ProjectionKey"/>, the embedding
+    /// table's address, size and version, raw table writes that bump no version), or null where versions cannot be read.</summary>
+    private static long[]? FirstRowsKey(Tensor embedding, FusedEncoderBlock first) =>
+        first.ProjectionKey([(long)TensorMemory.Address(embedding), embedding.numel(), TableVersion.Of(embedding), TileMajorBuffer.RawWrites])?.ToArray();
 
     /// <summary>
     /// True when the fused forward computes this backbone exactly: fused kernels on, a MemoryFormer with RMSNorms in eval

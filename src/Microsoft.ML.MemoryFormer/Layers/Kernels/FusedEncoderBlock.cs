@@ -395,6 +395,23 @@ internal sealed unsafe class FusedEncoderBlock
         GC.KeepAlive(block);
     }
 
+    /// <summary>
+    /// What <see cref="Project"/>'s rows are computed from and how, for a caller that keeps them across calls: each parameter of the
+    /// block (its memory address, size and libtorch version counter, <see cref="TableVersion"/>), the bf16 copies gathered from, the
+    /// kernels (<see cref="Simd"/>, the Q/K/V walk and the hash switches), appended to <paramref name="into"/>. Null where version
+    /// counters cannot be read: then a change of the weights could not be seen.
+    /// </summary>
+    public List<long>? ProjectionKey(List<long> into)
+    {
+        if (!TableVersion.IsAvailable) return null;
+        foreach (var p in block.parameters())
+            into.AddRange([(long)TensorMemory.Address(p), p.numel(), TableVersion.Of(p)]);
+        var settings = Runtime.KernelSettings.Current;
+        into.AddRange([(long)query.Table16, (long)key.Table16, (long)value.Table16, Simd ? 1 : 0, settings.FusedQkvBags ? 1 : 0,
+            settings.WideInferenceHash ? 1 : 0, settings.LeanWideHash ? 1 : 0, BitConverter.SingleToInt32Bits(attentionEpsilon)]);
+        return into;
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ProjectRange(float* x, int[] ids, int start, int end, float* rows)
     {

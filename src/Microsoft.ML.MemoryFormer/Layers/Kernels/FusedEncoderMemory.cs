@@ -4,8 +4,10 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// The working memory of a <see cref="FusedEncoder"/> (activation buffers, the first block's per-id slot array and rows)
 /// kept from one scoring call to the next, so a call does not allocate ≈ 10 MB of fresh pinned memory. Fresh large arrays
 /// each call filled the large-object budget and ran a gen-2 collection every one or two Transform passes of short rows
-/// (measured with <c>perf scoring</c>; docs/benchmarks.md, "Scoring, fourth round"). Holds no results between calls: an
-/// encoder overwrites what it reads, and the per-id rows are rebuilt by each encoder (the weights may have changed).
+/// (measured with <c>perf scoring</c>; docs/benchmarks.md, "Scoring, fourth round"). The activations hold nothing between calls
+/// (an encoder overwrites what it reads); the first block's per-id rows are kept for the next encoder with
+/// <see cref="FirstRowsKey"/>, what they were computed from (the weights and their version counters), and are rebuilt when
+/// that differs.
 /// </summary>
 /// <remarks>Not thread-safe: one encoder uses it at a time (<see cref="Pool"/> lends it out).</remarks>
 internal sealed class FusedEncoderMemory
@@ -21,6 +23,13 @@ internal sealed class FusedEncoderMemory
 
     /// <summary>The first block's Q, K, V rows per distinct id (pinned); grown on demand.</summary>
     public float[] Rows { get; set; } = [];
+
+    /// <summary>Distinct ids whose rows <see cref="Rows"/> holds (the first of them, in slot order).</summary>
+    public int FirstRowsCount { get; set; }
+
+    /// <summary>What <see cref="Rows"/> and <see cref="SlotOfId"/> were computed from (<see cref="FusedEncoderBlock.ProjectionKey"/>
+    /// and the embedding table's), or null: nothing valid kept.</summary>
+    public long[]? FirstRowsKey { get; set; }
 
     /// <summary>Bytes held.</summary>
     public long Bytes => (4L * Activations.LongLength) + (4L * (SlotOfId?.LongLength ?? 0)) + (4L * Rows.LongLength);
