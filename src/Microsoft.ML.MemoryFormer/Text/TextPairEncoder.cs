@@ -76,22 +76,25 @@ internal sealed class TextPairEncoder
         {
             // One window: Encode(text) is [EOT] + these ids whenever its own budget reads the whole text (then both are the full
             // encoding), so a short row is not tokenized a second time; a longer text of few tokens keeps the general path.
-            if ((text ?? "").Length > ((long)perWindow + TokenBudget.Margin) * TokenBudget.CharactersPerToken) return [Encode(text ?? "")];
-            var single = new int[1 + ids.Count];
-            single[0] = tokenizer.EndOfTextId;
-            for (int i = 0; i < ids.Count; i++) single[1 + i] = ids[i];
-            return [single];
+            return TokenBudget.ReadsWholeText(text ?? "", perWindow) ? [Window(ids, 0, ids.Count)] : [Encode(text ?? "")];
         }
         int count = (ids.Count + perWindow - 1) / perWindow;
         var windows = new int[count][];
         for (int w = 0; w < count; w++)
         {
             var (start, length) = Span(layout, w, count, ids.Count, perWindow);
-            var row = windows[w] = new int[1 + length];
-            row[0] = tokenizer.EndOfTextId;
-            for (int i = 0; i < length; i++) row[1 + i] = ids[start + i];
+            windows[w] = Window(ids, start, length);
         }
         return windows;
+    }
+
+    /// <summary>One window's row: <c>[EOT]</c> and <paramref name="length"/> ids from <paramref name="start"/>.</summary>
+    private int[] Window(IReadOnlyList<int> ids, int start, int length)
+    {
+        var row = new int[1 + length];
+        row[0] = tokenizer.EndOfTextId;
+        for (int i = 0; i < length; i++) row[1 + i] = ids[start + i];
+        return row;
     }
 
     /// <summary>Window w of <paramref name="count"/> over <paramref name="total"/> kept tokens: its first token and length.</summary>

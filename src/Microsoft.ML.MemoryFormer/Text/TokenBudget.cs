@@ -36,12 +36,18 @@ internal static class TokenBudget
         return ids.Count <= maxTokens ? ids : ids.Skip(ids.Count - maxTokens).ToArray();
     }
 
+    /// <summary>Whether <see cref="Head"/> or <see cref="Tail"/> with <paramref name="maxTokens"/> encodes the whole of
+    /// <paramref name="text"/> (its first window already covers it), so their tokens are the full encoding's.</summary>
+    public static bool ReadsWholeText(string text, int maxTokens) => FirstWindow(maxTokens) >= text.Length;
+
+    private static long FirstWindow(int maxTokens) => ((long)maxTokens + Margin) * CharactersPerToken;
+
     private static IReadOnlyList<int> Encode(ITextTokenizer tokenizer, string text, int maxTokens, bool fromEnd)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(text);
         ArgumentOutOfRangeException.ThrowIfNegative(maxTokens);
-        long window = ((long)maxTokens + Margin) * CharactersPerToken;
+        long window = FirstWindow(maxTokens);
         while (true)
         {
             if (window >= text.Length) return tokenizer.Encode(text);
