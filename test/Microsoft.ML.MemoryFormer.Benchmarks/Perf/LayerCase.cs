@@ -29,6 +29,9 @@ internal sealed class LayerCase : IDisposable
         x = randn(tokens, width).requires_grad_(true);
     }
 
+    /// <summary>The Memory Layer under test (<c>perf layer-budget</c> times its kernels on its table).</summary>
+    public MemoryLayer Memory => memory;
+
     public void MemoryForward() => Forward(memory);
 
     public void LinearForward() => Forward(linear);
