@@ -37,6 +37,10 @@ internal sealed class LayerBudgetCommand : Command<LayerBudgetCommand.Settings>
         [Description("Only the access-pattern rates.")]
         public bool RatesOnly { get; init; }
 
+        [CommandOption("--flip")]
+        [Description("Only perf layer's MF fwd+bwd and fwd with this KernelSettings switch (a bool property, e.g. TiledStridedCopy) as it is and flipped, beside Linear's, interleaved: medians, per-round ratios, CPU time.")]
+        public string? Flip { get; init; }
+
         [CommandOption("--loop-seconds")]
         [Description("Only loop perf layer's MF fwd+bwd for this many seconds (for perf record) and print ms per call. Default 0: off.")]
         [DefaultValue(0)]
@@ -58,6 +62,13 @@ internal sealed class LayerBudgetCommand : Command<LayerBudgetCommand.Settings>
                 calls++;
             }
             Console.WriteLine($"perf layer MF fwd+bwd d={settings.Width} N={settings.Tokens}: {watch.Elapsed.TotalMilliseconds / calls:F2} ms a call over {calls} calls");
+            return 0;
+        }
+        if (settings.Flip is { } flip)
+        {
+            var flipped = LayerFlip.Measure(settings.Width, settings.Tokens, flip, rounds);
+            flipped.AddNote(MachineFigures.Measure(settings));
+            flipped.Publish(settings.Output);
             return 0;
         }
         if (!settings.RatesOnly)

@@ -36,6 +36,14 @@ internal sealed class LayerCase : IDisposable
 
     public void LinearForward() => Forward(linear);
 
+    /// <summary>The forward of <see cref="MemoryForwardBackward"/> alone: grad mode on (a backward could follow), table marked written.</summary>
+    public void MemoryForwardTraining()
+    {
+        TileMajorBuffer.NoteRawWrite();
+        using var scope = NewDisposeScope();
+        memory.call(x);
+    }
+
     public void MemoryForwardBackward() => ForwardBackward(memory);
 
     /// <summary><see cref="MemoryForwardBackward"/> with the blocked table gradient on (off by default: the row pass).</summary>

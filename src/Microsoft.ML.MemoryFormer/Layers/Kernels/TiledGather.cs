@@ -50,6 +50,10 @@ internal static unsafe class TiledGather
     {
         /// <summary>The default, from <c>perf probe-forward</c> at d = 512, τ = 8 (docs/benchmarks.md).</summary>
         public static Plan Default { get; } = new(0, 8, TileMajor: true, StageGroup: true, StreamingCopy: true);
+
+        /// <summary>Each thread copies its tile's rows straight from the row-major table into its L2 scratch, no tile-major copy: the
+        /// training forward's plan on Intel (<see cref="KernelSettings.TiledStridedCopy"/>).</summary>
+        public static Plan Strided { get; } = new(0, 8, TileMajor: false);
     }
 
     /// <summary>A probe knob (<c>perf probe-tiled</c>), 0 outside probes: 1 skips the token walks (the copies alone), 2 skips the staging
@@ -151,7 +155,7 @@ internal static unsafe class TiledGather
         int n = cut.N, k = cut.K;
         long rowLimit = cut.RowLimit;
         bool bf16 = tables16 is not null && tables16.Any(t => t != 0);
-        if (!plan.TileMajor && !bf16)
+        if (!plan.TileMajor && !bf16 && (tileMajor is null || tileMajor.All(t => t == 0)))
         {
             var firstTile = new int[tables.Length + 1];
             for (int t = 0; t < tables.Length; t++)

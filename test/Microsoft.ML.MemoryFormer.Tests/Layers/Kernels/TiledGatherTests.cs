@@ -137,6 +137,37 @@ public class TiledGatherTests
         Assert.True(allclose(on.W, off.W, 1e-5, 1e-6));
     }
 
+    [SkippableFact]
+    public void A_training_forward_copying_tiles_straight_from_the_table_gives_the_same_bytes_as_the_tile_major_copy()
+    {
+        Skip.IfNot(TiledGather.IsAccelerated, "The tiled kernel needs AVX-512.");
+        using var scope = NewDisposeScope();
+        var (rows, weights, table, bias) = Inputs(203, 16, 5, 80, seed: 9);   // five tiles, several groups with a small scratch
+        Assert.True(TiledGather.Pays(203, 16, table.shape[0], 80));
+        (byte[] Output, byte[] Table, byte[] Weights) Run(bool strided)
+        {
+            var w = weights.detach().clone().requires_grad_(true);
+            var t = table.detach().clone().requires_grad_(true);            // a backward can follow: the plan the switch picks
+            Tensor y = null!;
+            KernelSettings.Current.With(s =>
+            {
+                s.TiledForward = true;
+                s.TiledForwardMinTableBytes = 0;
+                s.TiledGroupBytes = 12 << 10;
+                s.TiledStridedCopy = strided;
+            }, () => y = FusedMemoryGather.ApplyMany(rows, w, [t], biases: [bias])[0]);
+            (y * y).sum().backward();
+            return (y.detach().bytes.ToArray(), t.grad!.bytes.ToArray(), w.grad!.bytes.ToArray());
+        }
+        var copied = Run(strided: false);
+        var straight = Run(strided: true);
+        Assert.True(straight.Output.AsSpan().SequenceEqual(copied.Output));
+        Assert.True(straight.Table.AsSpan().SequenceEqual(copied.Table));
+        Assert.True(straight.Weights.AsSpan().SequenceEqual(copied.Weights));
+        AssertSame(Forward(rows, weights, [table], [bias], tiled: false)[0],
+            from_array(MemoryMarshal.Cast<byte, float>(straight.Output).ToArray()).view(203, 80));
+    }
+
     [Fact]
     public void A_retained_graph_runs_its_backward_twice_after_a_tiled_forward()
     {
