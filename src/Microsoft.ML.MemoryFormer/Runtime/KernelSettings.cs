@@ -94,6 +94,11 @@ internal sealed class KernelSettings
     /// same bits either way (<c>TiledGatherTests</c> compare the plans byte for byte). Default: on for Intel processors, off elsewhere.</summary>
     public bool TiledStridedCopy { get => state.TiledStridedCopy; set => state.TiledStridedCopy = value; }
 
+    /// <summary>Whether the strided tiled forward (<see cref="TiledStridedCopy"/>) walks two adjacent 16-column tiles at once from a 32-column
+    /// scratch (<c>Layers/Kernels/TiledGather.Pairs.cs</c>): each hit's row index and weight are read once for both tiles. The same bits
+    /// either way (<c>TiledGatherTests</c>).</summary>
+    public bool TiledPairTiles { get => state.TiledPairTiles; set => state.TiledPairTiles = value; }
+
     /// <summary>The tiled forward runs only when every table of the call holds at least this many bytes (or, with
     /// <see cref="TiledSharedForward"/>, a call's several tables together): a single smaller one (d = 256: ML₁'s 10 MB) stays in
     /// the shared L3, where the token-major kernel is as fast (<c>perf probe-forward --width 256</c>, <c>perf profile-phases</c>).</summary>
@@ -322,6 +327,7 @@ internal sealed class KernelSettings
         public bool TiledSharedForward = true;
         public bool PrefetchGatherRows = !CpuVendor.IsIntel;
         public bool TiledStridedCopy = CpuVendor.IsIntel;
+        public bool TiledPairTiles = true;
         public bool PrefetchUpdateRows = true;
         public bool StridedRotaryGradient = true;
         public bool PooledAttentionOutput = true;

@@ -164,7 +164,8 @@ internal static class FusedMemoryGather
                     // A forward a backward follows reads a table the optimizer changes next: on Intel, copy its tiles straight from it,
                     // unless the pooled tile-major buffer already holds it.
                     bool held = settings.ReuseTileMajorBuffer && keys is not null && keys.Any(key => key is { } h && TileMajorBuffer.Holds(h));
-                    var plan = settings.TiledStridedCopy && sinks.BackwardPossible && !held && kept.All(p => p == 0) ? TiledGather.Plan.Strided : TiledGather.Plan.Default;
+                    var plan = settings.TiledStridedCopy && sinks.BackwardPossible && !held && kept.All(p => p == 0) 
+                        ? TiledGather.Plan.Strided with { PairTiles = settings.TiledPairTiles } : TiledGather.Plan.Default;
                     TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, plan, table16, kept, keys);
                 }
             }
