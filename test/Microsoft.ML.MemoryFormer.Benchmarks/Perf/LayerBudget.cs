@@ -58,9 +58,12 @@ internal sealed unsafe class LayerBudget : IDisposable
             ("  the same, tile-major copy reused (no training step gets this)", layer.MemoryForwardBackwardReused, double.NaN, "", false),
             ("  hash forward with Jacobian", HashForward, (2 * rowMb) + (pairs * 12 / 1e6), "x and Jacobian [N, d] streamed; rows int64, weights", true),
             ("  rows int64 → int32 (validated)", RowCopy, pairs * 12 / 1e6, "streamed", true),
-            ("  tile-major copy of the table", TileCopy, 2 * tableMb, "DRAM/L3 read, non-temporal write", true),
-            ("  tiled walk (interleave, per-tile staging, 8-token walk, output)", Walk, (pairs * 64 * h / 16 / 1e6) + (2 * tableMb) + rowMb,
-                "N·K·h/16 random 64-byte lines from L2; staging 2 × table; output", true),
+            ("  tiled forward as a training step runs it (strided tile copies, walk, output)", Strided, (pairs * 64 * h / 16 / 1e6) + tableMb + rowMb,
+                "N·K·h/16 random 64-byte lines from L2; table read once (strided); output", true),
+            ("    of it, the table's tiles copied alone (no walk)", StridedCopies, tableMb, "table read once, 64 or 128 bytes a row", false),
+            ("  before s19: tile-major copy of the table", TileCopy, 2 * tableMb, "DRAM/L3 read, non-temporal write", false),
+            ("  before s19: tiled walk from the tile-major copy (staging, 8-token walk, output)", Walk, (pairs * 64 * h / 16 / 1e6) + (2 * tableMb) + rowMb,
+                "N·K·h/16 random 64-byte lines from L2; staging 2 × table; output", false),
             ("  ∂L/∂y materialised (sum's expanded ones → contiguous)", GradOutCopy, rowMb, "written", true),
             ("  ∂L/∂w zeros [N, K]", WeightGradZeros, pairs * 4 / 1e6, "written", true),
             ("  hit sort by row (chunked)", Sort, pairs * 20 / 1e6, "rows, weights read; tokens, pairs, weights scattered", true),
@@ -76,7 +79,7 @@ internal sealed unsafe class LayerBudget : IDisposable
         var ms = medians.Select((m, i) => m / looped[i].Loops).ToArray();
         var result = phases.Select((p, i) => (p.Name, ms[i], p.Mb, p.Where)).ToList();
         double kernels = phases.Select((p, i) => p.Kernel ? ms[i] : 0).Sum();
-        result.Insert(12, ("  the rest (whole − the kernels above)", ms[0] - kernels, double.NaN, "autograd, allocations, page faults, views"));
+        result.Insert(14, ("  the rest (whole − the kernels marked in the call)", ms[0] - kernels, double.NaN, "autograd, allocations, page faults, views"));
         return result;
     }
 
@@ -97,6 +100,22 @@ internal sealed unsafe class LayerBudget : IDisposable
         fixed (float* w = weights32)
             TiledGather.Forward(rows32, chunked: true, n, k, rowCount, (nint)w, [(nint)TensorMemory.Floats(table)], [h],
                 [(nint)TensorMemory.Floats(bias)], [(nint)TensorMemory.Floats(output)], TiledGather.Plan.Default, tileMajor: [tileMajor]);
+    }
+
+    /// <summary>The forward's kernel as <c>FusedMemoryGather</c> dispatches a training forward (<c>KernelSettings.TiledStridedCopy</c>).</summary>
+    private void Strided()
+    {
+        var plan = KernelSettings.Current.TiledStridedCopy
+            ? TiledGather.Plan.Strided with { PairTiles = KernelSettings.Current.TiledPairTiles } : TiledGather.Plan.Default;
+        fixed (float* w = weights32)
+            TiledGather.Forward(rows32, chunked: true, n, k, rowCount, (nint)w, [(nint)TensorMemory.Floats(table)], [h],
+                [(nint)TensorMemory.Floats(bias)], [(nint)TensorMemory.Floats(output)], plan);
+    }
+
+    private void StridedCopies()
+    {
+        TiledGather.ProbeSkip = 1;
+        try { Strided(); } finally { TiledGather.ProbeSkip = 0; }
     }
 
     private void GradOutCopy()

@@ -52,6 +52,8 @@ internal static unsafe partial class TiledGather
         {
             long lo = g * cut.GroupRows, hi = Math.Min(cut.RowLimit, lo + cut.GroupRows);
             CopyPair((float*)table, h, c0, lo, hi, scratch);
+            if (ProbeSkip == 1)
+                continue;
             bool last = g == cut.Groups - 1;
             var step = new Pass(scratch - (lo * 2 * TileWidth), (int*)inputs.Rows, (float*)inputs.Weights, (int*)inputs.RowsT, (float*)inputs.WeightsT, cut.K,
                 g * cut.GroupChunks, Math.Min(cut.K, (g + 1) * cut.GroupChunks), g == 0 && bias != 0 ? biasPair : null, g == 0 ? null : partial,
