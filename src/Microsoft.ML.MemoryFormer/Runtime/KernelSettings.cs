@@ -75,11 +75,6 @@ internal sealed class KernelSettings
     /// results either way; <c>perf layer --engine stopwatch</c> times it off as an extra interleaved call.</summary>
     public bool PrefetchHitRows { get => state.PrefetchHitRows; set => state.PrefetchHitRows = value; }
 
-    /// <summary>Whether the row pass that writes a table's gradient (not the one fused with the table update) walks its rows once per
-    /// 128-column band (<c>Layers/Kernels/ColumnBandRowPass.cs</c>), so that a band of the ∂L/∂y rows (N × 512 bytes) can stay in L2
-    /// instead of every hit reading its whole row from L3. The same bits either way (<c>ColumnBandRowPassTests</c>).</summary>
-    public bool ColumnBandRowPass { get => state.ColumnBandRowPass; set => state.ColumnBandRowPass = value; }
-
     /// <summary>Whether the gather's forward serves batches that hit each table row about four times or more one 16-column tile
     /// at a time from L2 (<c>Layers/Kernels/TiledGather.cs</c>); off keeps the token-major kernel for every batch.</summary>
     public bool TiledForward { get => state.TiledForward; set => state.TiledForward = value; }
@@ -344,7 +339,6 @@ internal sealed class KernelSettings
         public bool SerialAttentionBackward = true;
 
         public bool BlockedTableGradient;
-        public bool ColumnBandRowPass;
         public bool FusedCausalAttention;
         public bool Bf16GradientRows;
         public bool Bf16DenseLinear;

@@ -73,7 +73,6 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
         result.AddNote("CPU ms = the process's processor time during the call (both threads; unlike wall time, it leaves out time spent waiting for a core on a loaded machine)");
         result.AddNote("rows: uniform random bucket per chunk; hit sort outside the timing; the table gradient written with the library's stores");
         result.AddNote(check);
-        result.AddNote(CheckBands(variants));
         result.AddNote(CheckBf16(variants, settings.Variants is null));
         result.AddNote(machine);
         result.Publish(settings.Output);
@@ -94,19 +93,6 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
         float dw = (weightGradient - whole.Weights).abs().max().item<float>(), scale = whole.Weights.abs().max().item<float>();
         return $"check: the sliced kernel's table gradient is {(same ? "bit-identical to" : "DIFFERENT from")} the library row pass's; " +
             FormattableString.Invariant($"weight gradient max |Δ| {dw:G2} (max |∂L/∂w| {scale:G3}: rounding of the per-slice sums)");
-    }
-
-    /// <summary>The 128-column band pass against the library's: both gradients byte for byte.</summary>
-    private static string CheckBands((string Name, Action Body)[] variants)
-    {
-        weightGradient!.zero_();
-        variants[0].Body();
-        var whole = (Table: tableGradient!.bytes.ToArray(), Weights: weightGradient.bytes.ToArray());
-        weightGradient.zero_();
-        tableGradient.zero_();
-        KernelSettings.Current.With(k => k.ColumnBandRowPass = true, variants[0].Body);
-        bool same = whole.Table.AsSpan().SequenceEqual(tableGradient.bytes.ToArray()) && whole.Weights.AsSpan().SequenceEqual(weightGradient.bytes.ToArray());
-        return $"check: the 128-column band pass's table and weight gradients are {(same ? "byte-identical to" : "DIFFERENT from")} the library row pass's";
     }
 
     /// <summary>The bf16 row pass against the fp32 one: the table and weight gradients' largest differences, relative to their largest values.</summary>
@@ -141,22 +127,6 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
     {
         TableGradientPass.RowPass.PrefetchBf16Rows = true;
         try { body(); } finally { TableGradientPass.RowPass.PrefetchBf16Rows = false; }
-    }
-
-    private static void Lines(int lines, int ahead, Action body)
-    {
-        TableGradientPass.RowPass.ProbeLines = lines;
-        TableGradientPass.RowPass.ProbeAhead = ahead;
-        try { body(); } finally { TableGradientPass.RowPass.ProbeLines = 1; TableGradientPass.RowPass.ProbeAhead = 1; }
-    }
-
-    private static void Bands(int rows, int tokens, Action body)
-    {
-        int savedRows = ColumnBandRowPass.GroupRows, savedTokens = ColumnBandRowPass.TokenBlock;
-        ColumnBandRowPass.GroupRows = rows;
-        ColumnBandRowPass.TokenBlock = tokens;
-        try { KernelSettings.Current.With(k => k.ColumnBandRowPass = true, body); }
-        finally { ColumnBandRowPass.GroupRows = savedRows; ColumnBandRowPass.TokenBlock = savedTokens; }
     }
 
     private static void WithBlock(int rows, Action body)
@@ -219,20 +189,6 @@ internal sealed class RowPassProbeCommand : Command<RowPassProbeCommand.Settings
             ("  the same, prefetch off: the library's bf16 path (pass alone)", () => Bf16Pass(hits)),
             ("  the same, incl. its narrow", () => { Narrow(); Bf16Pass(hits); }),
             ("  the same, ∂L/∂y folded into 256 tokens", () => Bf16Pass(folded)),
-            ("row pass, whole ∂L/∂y rows prefetched into L2 (32 lines a hit), next row", () => Lines(32, 1, () => Pass(hits))),
-            ("  the same, 16 lines a hit (every other line)", () => Lines(16, 1, () => Pass(hits))),
-            ("  the same, 32 lines a hit, two rows ahead", () => Lines(32, 2, () => Pass(hits))),
-            ("  the same, 16 lines a hit, two rows ahead", () => Lines(16, 2, () => Pass(hits))),
-            ("row pass, first line into L1 (the library's), two rows ahead", () => Lines(1, 2, () => Pass(hits))),
-            ("  the same, 8 lines a hit, next row", () => Lines(8, 1, () => Pass(hits))),
-            ("row pass by 128-column bands (ColumnBandRowPass)", () => KernelSettings.Current.With(k => k.ColumnBandRowPass = true, () => Pass(hits))),
-            ("  the same, prefetch off", () => KernelSettings.Current.With(k => { k.ColumnBandRowPass = true; k.PrefetchHitRows = false; }, () => Pass(hits))),
-            ("  the same, prefetch on, 2,048 rows × 1,024 tokens", () => Bands(2048, 1024, () => Pass(hits))),
-            ("  the same, 1,024 rows × 2,048 tokens", () => Bands(1024, 2048, () => Pass(hits))),
-            ("  the same, 1,024 rows × 512 tokens", () => Bands(1024, 512, () => Pass(hits))),
-            ("  the same, 512 rows × 1,024 tokens", () => Bands(512, 1024, () => Pass(hits))),
-            ("  the same, 16,384 rows × 4,096 tokens (bands only)", () => Bands(16384, 4096, () => Pass(hits))),
-            ("  the same, bands only, ∂L/∂y folded into 256 tokens", () => Bands(16384, 4096, () => Pass(folded))),
         ];
     }
 }

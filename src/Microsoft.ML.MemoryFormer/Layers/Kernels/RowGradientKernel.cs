@@ -118,66 +118,6 @@ internal static unsafe class RowGradientKernel
         return StoreTile(dst + c, streaming, a0, a1, a2, a3, a4, a5, a6, a7);
     }
 
-    /// <summary>
-    /// <see cref="Tile512"/> for one 128-column band of a row and a run of its hits (those of one block of tokens): the same operations in
-    /// the same order, except that the gradient sums start from <paramref name="partial"/> (from zero in the <paramref name="first"/> block)
-    /// and, unless <paramref name="final"/>, go back there (fp32, so the chain continues with the same bits in the next block), and each hit's partial
-    /// inner product goes to <c>dots[j · dotStride]</c> instead of being added to the weight gradient (<see cref="ColumnBandRowPass"/>
-    /// adds the bands' values in column order afterwards, the additions <see cref="Run"/> makes). Returns the band's squared norm when
-    /// <paramref name="final"/> (the sums then go to <paramref name="dst"/>), else 0.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float Band512(float* row, float* grad, int h, int c, int* tokens, float* w, int count, float* partial, bool first, bool final,
-        float* dst, float* dots, int dotStride, bool streaming)
-    {
-        float* t = row + c;
-        Vector512<float> t0 = Vector512.Load(t), t1 = Vector512.Load(t + 16), t2 = Vector512.Load(t + 32), t3 = Vector512.Load(t + 48),
-            t4 = Vector512.Load(t + 64), t5 = Vector512.Load(t + 80), t6 = Vector512.Load(t + 96), t7 = Vector512.Load(t + 112);
-        Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        if (!first)
-        {
-            a0 = Vector512.Load(partial);
-            a1 = Vector512.Load(partial + 16);
-            a2 = Vector512.Load(partial + 32);
-            a3 = Vector512.Load(partial + 48);
-            a4 = Vector512.Load(partial + 64);
-            a5 = Vector512.Load(partial + 80);
-            a6 = Vector512.Load(partial + 96);
-            a7 = Vector512.Load(partial + 112);
-        }
-        for (int j = 0; j < count; j++)
-        {
-            float* g = grad + ((long)tokens[j] * h) + c;
-            var wj = Vector512.Create(w[j]);
-            Vector512<float> g0 = Vector512.Load(g), g1 = Vector512.Load(g + 16), g2 = Vector512.Load(g + 32), g3 = Vector512.Load(g + 48),
-                g4 = Vector512.Load(g + 64), g5 = Vector512.Load(g + 80), g6 = Vector512.Load(g + 96), g7 = Vector512.Load(g + 112);
-            a0 = Vector512.FusedMultiplyAdd(g0, wj, a0);
-            a1 = Vector512.FusedMultiplyAdd(g1, wj, a1);
-            a2 = Vector512.FusedMultiplyAdd(g2, wj, a2);
-            a3 = Vector512.FusedMultiplyAdd(g3, wj, a3);
-            a4 = Vector512.FusedMultiplyAdd(g4, wj, a4);
-            a5 = Vector512.FusedMultiplyAdd(g5, wj, a5);
-            a6 = Vector512.FusedMultiplyAdd(g6, wj, a6);
-            a7 = Vector512.FusedMultiplyAdd(g7, wj, a7);
-            var p = Vector512.FusedMultiplyAdd(g4, t4, Vector512.FusedMultiplyAdd(g1, t1, g0 * t0));
-            var q = Vector512.FusedMultiplyAdd(g5, t5, Vector512.FusedMultiplyAdd(g3, t3, g2 * t2));
-            p = Vector512.FusedMultiplyAdd(g6, t6, p);
-            q = Vector512.FusedMultiplyAdd(g7, t7, q);
-            dots[(long)j * dotStride] = TreeSum(p + q);
-        }
-        if (final)
-            return StoreTile(dst + c, streaming, a0, a1, a2, a3, a4, a5, a6, a7);
-        a0.Store(partial);
-        a1.Store(partial + 16);
-        a2.Store(partial + 32);
-        a3.Store(partial + 48);
-        a4.Store(partial + 64);
-        a5.Store(partial + 80);
-        a6.Store(partial + 96);
-        a7.Store(partial + 112);
-        return 0f;
-    }
-
     /// <summary>Writes a 128-column tile's gradient sums to <paramref name="d"/> and returns their squared norm (the
     /// clip's share of the tile); shared by the fp32 and bf16 row kernels so both keep the same bits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

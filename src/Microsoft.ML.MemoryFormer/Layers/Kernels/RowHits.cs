@@ -34,9 +34,6 @@ internal sealed class RowHits : IDisposable
     /// <summary>The weight of each hit.</summary>
     public required float[] Weights { get; init; }
 
-    /// <summary>Tokens N: every hit's token is below it (the pairs over the chunks).</summary>
-    public int TokenCount { get; init; }
-
     /// <summary>How many rows have at least one hit.</summary>
     public required int TouchedCount { get; init; }
 
@@ -72,7 +69,7 @@ internal sealed class RowHits : IDisposable
         return new RowHits
         {
             RowCount = rowCount, Pairs = pairs, Starts = starts, Tokens = tokens, PairIndex = pairIndex, Weights = tokenWeights,
-            TouchedCount = touched, TokenCount = chunkCount == 0 ? 0 : (pairs + chunkCount - 1) / chunkCount,
+            TouchedCount = touched,
         };
     }
 

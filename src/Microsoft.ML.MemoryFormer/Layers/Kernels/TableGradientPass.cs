@@ -65,8 +65,6 @@ internal static unsafe class TableGradientPass
     /// <summary>Writes (or adds) every row of one table's gradient; returns the squared norm of the result.</summary>
     public static double WriteAll(RowPass pass, int rowCount, Tensor target, bool accumulate)
     {
-        if (!accumulate && KernelSettings.Current.ColumnBandRowPass && ColumnBandRowPass.Supports(pass))
-            return ColumnBandRowPass.WriteAll(pass, rowCount, target, pass.Hits.TokenCount);               // the same bits, one 128-column band at a time
         var csr = pass.Hits;
         int h = pass.Width;
         nint gtPtr = (nint)TensorMemory.Floats(target);
@@ -80,8 +78,8 @@ internal static unsafe class TableGradientPass
                 for (int r = start; r < end; r++)
                 {
                     float* dst = (float*)gtPtr + ((long)r * h);
-                    if (prefetch && r + RowPass.ProbeAhead < end)
-                        pass.Prefetch(r + RowPass.ProbeAhead);
+                    if (prefetch && r + 1 < end)
+                        pass.Prefetch(r + 1);
                     if (!accumulate)
                     {
                         squares[r] = pass.Write(r, dst, rowScratch: rounding);
@@ -248,28 +246,10 @@ internal static unsafe class TableGradientPass
                         Sse.Prefetch0((byte*)((uint*)GradOut16 + ((long)t[j] * (Width / 2))));
                     return;
                 }
-                if (ProbeLines > 1)
-                {
-                    int step = Math.Max(16, Width / ProbeLines);                    // floats between prefetched lines
-                    for (int j = 0; j < count; j++)
-                    {
-                        float* g = (float*)GradOut + ((long)t[j] * Width);
-                        for (int c = 0; c < Width; c += step)
-                            Sse.Prefetch1((byte*)(g + c));
-                    }
-                    return;
-                }
                 for (int j = 0; j < count; j++)
                     Sse.Prefetch0((byte*)((float*)GradOut + ((long)t[j] * Width)));
             }
         }
-
-        /// <summary>A probe knob (<c>perf probe-rowpass</c>): lines of each ∂L/∂y row <see cref="Prefetch"/> asks for (1: the first, into L1,
-        /// the library's; more: that many spread over the row, into L2).</summary>
-        internal static int ProbeLines { get; set; } = 1;
-
-        /// <summary>A probe knob: how many table rows ahead <see cref="TableGradientPass.WriteAll"/> prefetches (1: the next, the library's).</summary>
-        internal static int ProbeAhead { get; set; } = 1;
 
         /// <summary>dst = row r's table gradient (zeros without hits), and the weight gradient's share of row r; returns ‖dst‖².</summary>
         /// <param name="r">The row.</param>
