@@ -85,7 +85,8 @@ internal sealed class KernelSettings
     /// and staging each tile from there. On the Intel Xeon its IP stride prefetcher serves the strided read, and the whole-table copy is
     /// the cost saved (docs/benchmarks.md, "The layer benchmark on the Intel machine"); on the Zen 4 the tile-major copy was chosen. A
     /// forward under no_grad keeps the tile-major path, whose pooled copy a later forward over the same table reads again
-    /// (<see cref="ReuseTileMajorBuffer"/>: then a training forward reads it too), and so do a kept copy (<see cref="TileMajorCopyFromUpdate"/>) and the bf16 forward. The
+    /// (<see cref="ReuseTileMajorBuffer"/>: then a training forward reads it too), and so does a kept copy (<see cref="TileMajorCopyFromUpdate"/>). The bf16
+    /// forward (<see cref="Bf16ForwardTables"/>, which only a training forward takes) pairs each tile's bf16 columns straight from its row-major copy likewise. The
     /// same bits either way (<c>TiledGatherTests</c> compare the plans byte for byte). Default: on for Intel processors, off elsewhere.</summary>
     public bool TiledStridedCopy { get => state.TiledStridedCopy; set => state.TiledStridedCopy = value; }
 

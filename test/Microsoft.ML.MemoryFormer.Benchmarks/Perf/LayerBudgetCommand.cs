@@ -41,6 +41,10 @@ internal sealed class LayerBudgetCommand : Command<LayerBudgetCommand.Settings>
         [Description("Only perf layer's MF fwd+bwd and fwd with this KernelSettings switch (a bool property, e.g. TiledStridedCopy) as it is and flipped, beside Linear's, interleaved: medians, per-round ratios, CPU time.")]
         public string? Flip { get; init; }
 
+        [CommandOption("--with")]
+        [Description("With --flip: comma-separated bool KernelSettings switches turned on in every body (e.g. Bf16ForwardTables,Bf16GradientRows).")]
+        public string? With { get; init; }
+
         [CommandOption("--loop-seconds")]
         [Description("Only loop perf layer's MF fwd+bwd for this many seconds (for perf record) and print ms per call. Default 0: off.")]
         [DefaultValue(0)]
@@ -66,7 +70,8 @@ internal sealed class LayerBudgetCommand : Command<LayerBudgetCommand.Settings>
         }
         if (settings.Flip is { } flip)
         {
-            var flipped = LayerFlip.Measure(settings.Width, settings.Tokens, flip, rounds);
+            var flipped = LayerFlip.Measure(settings.Width, settings.Tokens, flip, rounds,
+                settings.With?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) ?? []);
             flipped.AddNote(MachineFigures.Measure(settings));
             flipped.Publish(settings.Output);
             return 0;

@@ -10,18 +10,25 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 /// </summary>
 internal static class LayerFlip
 {
-    public static PerfTable Measure(int width, int tokens, string name, int rounds)
+    public static PerfTable Measure(int width, int tokens, string name, int rounds, string[] with)
     {
-        var property = typeof(KernelSettings).GetProperty(name) is { PropertyType: var type } p && type == typeof(bool) ? p
-            : throw new ArgumentException($"KernelSettings has no bool switch '{name}'.", nameof(name));
-        bool current = (bool)property.GetValue(KernelSettings.Current)!;
+        var property = Switch(name);
+        var others = with.Select(Switch).ToArray();
+        void Base(KernelSettings k)
+        {
+            foreach (var o in others)
+                o.SetValue(k, true);
+        }
+        bool current = false;
+        KernelSettings.Current.With(Base, () => current = (bool)property.GetValue(KernelSettings.Current)!);
         using var layer = new LayerCase(width, tokens);
-        void Flipped(Action body) => KernelSettings.Current.With(k => property.SetValue(k, !current), body);
+        void Flipped(Action body) => KernelSettings.Current.With(k => { Base(k); property.SetValue(k, !current); }, body);
+        void Kept(Action body) => KernelSettings.Current.With(Base, body);
         var bodies = new (string Name, Action Body)[]
         {
-            ($"MF fwd+bwd, {name} = {current} (default)", layer.MemoryForwardBackward),
+            ($"MF fwd+bwd, {name} = {current} (default)", () => Kept(layer.MemoryForwardBackward)),
             ($"MF fwd+bwd, {name} = {!current}", () => Flipped(layer.MemoryForwardBackward)),
-            ($"MF fwd with grad (table marked written), {name} = {current}", layer.MemoryForwardTraining),
+            ($"MF fwd with grad (table marked written), {name} = {current}", () => Kept(layer.MemoryForwardTraining)),
             ($"MF fwd with grad (table marked written), {name} = {!current}", () => Flipped(layer.MemoryForwardTraining)),
             ("Linear fwd+bwd", layer.LinearForwardBackward),
             ("Linear fwd", layer.LinearForward),
@@ -45,7 +52,7 @@ internal static class LayerFlip
             var r = a.Zip(b, (x, y) => x / y).Order().ToArray();
             return FormattableString.Invariant($"{r[r.Length / 2]:F3} ({r[0]:F2}–{r[^1]:F2})");
         }
-        var table = new PerfTable($"layer-flip-{name}", $"perf layer d = {width}, N = {tokens}: {name} as it is and flipped, interleaved ({rounds} rounds)",
+        var table = new PerfTable($"layer-flip-{name}", $"perf layer d = {width}, N = {tokens}: {name} as it is and flipped{(with.Length > 0 ? ", with " + string.Join(", ", with) + " on" : "")}, interleaved ({rounds} rounds)",
             "call", "ms (median)", "CPU ms (both threads)", "Linear ÷ this, wall (per-round median)", "default ÷ this, wall", "default ÷ this, CPU");
         for (int i = 0; i < bodies.Length; i++)
         {
@@ -56,4 +63,8 @@ internal static class LayerFlip
         table.AddNote($"{Timing.LoadAverage():F1} load average at the end; each body looped to ≥ 60 ms a round");
         return table;
     }
+
+    private static System.Reflection.PropertyInfo Switch(string name) =>
+        typeof(KernelSettings).GetProperty(name) is { PropertyType: var type } p && type == typeof(bool) ? p
+            : throw new ArgumentException($"KernelSettings has no bool switch '{name}'.", nameof(name));
 }

@@ -148,6 +148,11 @@ internal sealed unsafe class TiledProbeCommand : Command<TiledProbeCommand.Setti
             new("tiled (forced where TiledGather.Pays), groups of 1 MB (ScratchBytes as on a 2 MB L2)", () => Gather(c => { c.TiledForwardMinTableBytes = 0; c.TiledGroupBytes = 1 << 20; })),
             new("kernel alone: strided per-thread copy, two tiles a walk (Plan.Strided with PairTiles: the training forward on Intel)",
                 () => Kernel(TiledGather.Plan.Strided with { PairTiles = true }), false),
+            new("kernel alone: strided pairs, groups of 16 chunks", () => Kernel(TiledGather.Plan.Strided with { PairTiles = true, GroupChunks = 16 }), false),
+            new("kernel alone: strided pairs, groups of 8 chunks", () => Kernel(TiledGather.Plan.Strided with { PairTiles = true, GroupChunks = 8 }), false),
+            new("kernel alone: strided pairs, groups of 64 chunks", () => Kernel(TiledGather.Plan.Strided with { PairTiles = true, GroupChunks = 64 }), false),
+            new("kernel alone: strided pairs, copies only (no token walk)", () => Skipping(1, () => Kernel(TiledGather.Plan.Strided with { PairTiles = true })), false),
+            new("kernel alone: strided pairs, rows confined to 8 buckets a chunk (read from L1)", () => Kernel(TiledGather.Plan.Strided with { PairTiles = true }, confined), false),
         };
         var reference = Run(variants[0]);
         var outputsMatch = variants.Select(v => !v.Checked ? "—" : Same(reference, Run(v)) ? "same bytes" : "DIFFERS").ToArray();

@@ -156,7 +156,7 @@ internal static class FusedMemoryGather
             if (TakesTiledForward(n, k, rowLimit, widths, tables.Select(t => t.shape[0] * t.shape[1] * sizeof(float)).ToArray(), settings))
             {
                 if (table16.All(p => p != 0) && Bf16TiledGather.Supports(widths))
-                    Bf16TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, table16, widths, biasPtrs, outPtrs);
+                    Bf16TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, table16, widths, biasPtrs, outPtrs, settings.TiledStridedCopy);
                 else
                 {
                     var kept = KeptTileCopies(sinks, tables, tablesC, rowLimit, table16);
