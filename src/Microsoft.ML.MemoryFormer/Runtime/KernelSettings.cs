@@ -90,9 +90,9 @@ internal sealed class KernelSettings
     /// same bits either way (<c>TiledGatherTests</c> compare the plans byte for byte). Default: on for Intel processors, off elsewhere.</summary>
     public bool TiledStridedCopy { get => state.TiledStridedCopy; set => state.TiledStridedCopy = value; }
 
-    /// <summary>Whether the strided tiled forward (<see cref="TiledStridedCopy"/>) walks two adjacent 16-column tiles at once from a 32-column
-    /// scratch (<c>Layers/Kernels/TiledGather.Pairs.cs</c>): each hit's row index and weight are read once for both tiles. The same bits
-    /// either way (<c>TiledGatherTests</c>).</summary>
+    /// <summary>Whether the fp32 tiled forward walks two adjacent 16-column tiles at once from a 32-column scratch
+    /// (<c>Layers/Kernels/TiledGather.Pairs.cs</c>), copied from the row-major table (<see cref="TiledStridedCopy"/>) or staged from the
+    /// tile-major copy: each hit's row index and weight are read once for both tiles. The same bits either way (<c>TiledGatherTests</c>).</summary>
     public bool TiledPairTiles { get => state.TiledPairTiles; set => state.TiledPairTiles = value; }
 
     /// <summary>The tiled forward runs only when every table of the call holds at least this many bytes (or, with

@@ -30,6 +30,8 @@ internal static class LayerFlip
             ($"MF fwd+bwd, {name} = {!current}", () => Flipped(layer.MemoryForwardBackward)),
             ($"MF fwd with grad (table marked written), {name} = {current}", () => Kept(layer.MemoryForwardTraining)),
             ($"MF fwd with grad (table marked written), {name} = {!current}", () => Flipped(layer.MemoryForwardTraining)),
+            ($"MF fwd under no_grad (the pooled copy reused), {name} = {current}", () => Kept(layer.MemoryForward)),
+            ($"MF fwd under no_grad (the pooled copy reused), {name} = {!current}", () => Flipped(layer.MemoryForward)),
             ("Linear fwd+bwd", layer.LinearForwardBackward),
             ("Linear fwd", layer.LinearForward),
         };
@@ -54,11 +56,12 @@ internal static class LayerFlip
         }
         var table = new PerfTable($"layer-flip-{name}", $"perf layer d = {width}, N = {tokens}: {name} as it is and flipped{(with.Length > 0 ? ", with " + string.Join(", ", with) + " on" : "")}, interleaved ({rounds} rounds)",
             "call", "ms (median)", "CPU ms (both threads)", "Linear ÷ this, wall (per-round median)", "default ÷ this, wall", "default ÷ this, CPU");
+        int mf = bodies.Length - 2;                                         // the MF rows come in pairs (default, flipped), then Linear's two
         for (int i = 0; i < bodies.Length; i++)
         {
-            int linear = i < 2 || i == 4 ? 4 : 5, baseline = i < 2 ? 0 : i < 4 ? 2 : i;
-            table.AddRow(bodies[i].Name, Timing.Median(wall[i]), Timing.Median(cpu[i]), i >= 4 ? "—" : Ratio(wall[linear], wall[i]),
-                i >= 4 || i == baseline ? "—" : Ratio(wall[baseline], wall[i]), i >= 4 || i == baseline ? "—" : Ratio(cpu[baseline].ToArray(), cpu[i].ToArray()));
+            int linear = i < 2 || i == mf ? mf : mf + 1, baseline = i < mf ? i - (i % 2) : i;
+            table.AddRow(bodies[i].Name, Timing.Median(wall[i]), Timing.Median(cpu[i]), i >= mf ? "—" : Ratio(wall[linear], wall[i]),
+                i >= mf || i == baseline ? "—" : Ratio(wall[baseline], wall[i]), i >= mf || i == baseline ? "—" : Ratio(cpu[baseline].ToArray(), cpu[i].ToArray()));
         }
         table.AddNote($"{Timing.LoadAverage():F1} load average at the end; each body looped to ≥ 60 ms a round");
         return table;

@@ -165,7 +165,7 @@ internal static class FusedMemoryGather
                     // unless the pooled tile-major buffer already holds it.
                     bool held = settings.ReuseTileMajorBuffer && keys is not null && keys.Any(key => key is { } h && TileMajorBuffer.Holds(h));
                     var plan = settings.TiledStridedCopy && sinks.BackwardPossible && !held && kept.All(p => p == 0) 
-                        ? TiledGather.Plan.Strided with { PairTiles = settings.TiledPairTiles } : TiledGather.Plan.Default;
+                        ? TiledGather.Plan.Strided with { PairTiles = settings.TiledPairTiles } : TiledGather.Plan.Default with { PairTiles = settings.TiledPairTiles };
                     TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, plan, table16, kept, keys);
                 }
             }

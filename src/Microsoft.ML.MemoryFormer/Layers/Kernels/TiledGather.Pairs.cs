@@ -5,16 +5,17 @@ using System.Runtime.Intrinsics.X86;
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
 /// <summary>
-/// The strided plan's walk over two adjacent 16-column tiles at once (<see cref="Plan.PairTiles"/>): each chunk group's rows of both tiles
-/// are copied from the row-major table into one [rows][32] scratch (128 contiguous bytes a row), and each hit's row index and weight,
+/// The walk over two adjacent 16-column tiles at once (<see cref="Plan.PairTiles"/>): each chunk group's rows of both tiles are copied
+/// from the row-major table (the strided plan) or from the tile-major copy into one [rows][32] scratch (128 contiguous bytes a row), and each hit's row index and weight,
 /// read once, feed two fused multiply-adds, one per tile: two loads a tile-hit instead of three. Every output column is the same chain as
 /// in <see cref="GatherTile"/> (bias or zero, then the chunks in ascending order, the partial sum kept in fp32 between groups), so the bits
 /// do not change.
 /// </summary>
 internal static unsafe partial class TiledGather
 {
-    /// <summary>Every table's tiles in pairs (a last odd or partial tile alone through <see cref="GatherTile"/>), split between threads.</summary>
-    private static void RunPairs(Inputs inputs, nint[] tables, int[] widths, nint[] biases, nint[] outputs, Cut cut, Cut pairCut)
+    /// <summary>Every table's tiles in pairs (a last odd or partial tile alone through <see cref="GatherTile"/>), split between threads; read
+    /// from the row-major tables, or (<paramref name="tileMajor"/> not 0, one table) from its tile-major copy [h/16][R][16].</summary>
+    private static void RunPairs(Inputs inputs, nint[] tables, int[] widths, nint[] biases, nint[] outputs, Cut cut, Cut pairCut, nint tileMajor = 0)
     {
         int n = cut.N, k = cut.K;
         var firstItem = new int[tables.Length + 1];
@@ -29,19 +30,20 @@ internal static unsafe partial class TiledGather
                 int t = Array.FindLastIndex(firstItem, f => f <= item), h = widths[t], tile = 2 * (item - firstItem[t]);
                 if ((tile + 2) * TileWidth <= h)
                 {
-                    GatherTilePair(inputs, tables[t], h, biases[t], outputs[t], tile, pairCut, scratch);
+                    GatherTilePair(inputs, tables[t], h, biases[t], outputs[t], tile, pairCut, scratch, (float*)tileMajor);
                     continue;
                 }
-                GatherTile(inputs, tables[t], h, biases[t], outputs[t], tile, cut, scratch, 0, false);
+                GatherTile(inputs, tables[t], h, biases[t], outputs[t], tile, cut, scratch, tileMajor, tileMajor != 0);
                 if (tile + 1 < Tiles(h))
-                    GatherTile(inputs, tables[t], h, biases[t], outputs[t], tile + 1, cut, scratch, 0, false);
+                    GatherTile(inputs, tables[t], h, biases[t], outputs[t], tile + 1, cut, scratch, tileMajor, tileMajor != 0);
             }
         });
     }
 
     /// <summary>Output tiles <paramref name="tile"/> and the next (both whole) of one table: every chunk group's pass over all tokens.
-    /// <paramref name="scratch"/> holds the group's [rows][32] copy, then the tokens' [N][32] partial sums.</summary>
-    private static void GatherTilePair(Inputs inputs, nint table, int h, nint bias, nint output, int tile, Cut cut, float* scratch)
+    /// <paramref name="scratch"/> holds the group's [rows][32] copy (from the row-major table, or from the tile-major copy
+    /// <paramref name="tileMajor"/> when not null), then the tokens' [N][32] partial sums.</summary>
+    private static void GatherTilePair(Inputs inputs, nint table, int h, nint bias, nint output, int tile, Cut cut, float* scratch, float* tileMajor)
     {
         int c0 = tile * TileWidth;
         float* partial = scratch + (cut.GroupRows * 2 * TileWidth);
@@ -51,7 +53,10 @@ internal static unsafe partial class TiledGather
         for (int g = 0; g < cut.Groups; g++)
         {
             long lo = g * cut.GroupRows, hi = Math.Min(cut.RowLimit, lo + cut.GroupRows);
-            CopyPair((float*)table, h, c0, lo, hi, scratch);
+            if (tileMajor != null)
+                InterleavePair(tileMajor + ((long)tile * cut.RowLimit * TileWidth), cut.RowLimit, lo, hi, scratch);
+            else
+                CopyPair((float*)table, h, c0, lo, hi, scratch);
             if (ProbeSkip == 1)
                 continue;
             bool last = g == cut.Groups - 1;
@@ -75,6 +80,19 @@ internal static unsafe partial class TiledGather
         {
             Vector512.Load(src + (i * h)).Store(scratch + (i * 2 * TileWidth));
             Vector512.Load(src + (i * h) + TileWidth).Store(scratch + (i * 2 * TileWidth) + TileWidth);
+        }
+    }
+
+    /// <summary>Rows [lo, hi) of two adjacent tiles of a tile-major copy (the first at <paramref name="first"/>, the second
+    /// <paramref name="rowLimit"/> rows after it) into <paramref name="scratch"/> [hi − lo, 32].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void InterleavePair(float* first, long rowLimit, long lo, long hi, float* scratch)
+    {
+        float* second = first + (rowLimit * TileWidth);
+        for (long r = lo; r < hi; r++)
+        {
+            Vector512.Load(first + (r * TileWidth)).Store(scratch + ((r - lo) * 2 * TileWidth));
+            Vector512.Load(second + (r * TileWidth)).Store(scratch + ((r - lo) * 2 * TileWidth) + TileWidth);
         }
     }
 

@@ -46,8 +46,9 @@ internal static unsafe partial class TiledGather
     /// scratch (sequential reads) instead of read in place.</param>
     /// <param name="StreamingCopy">With <paramref name="TileMajor"/>: the tile-major copy is written with non-temporal stores
     /// (no read for ownership of lines that are overwritten whole).</param>
-    /// <param name="PairTiles">Without <paramref name="TileMajor"/>: two adjacent 16-column tiles served in one walk from a 32-column scratch
-    /// (each hit's row index and weight read once for both; <see cref="GatherTilePair"/>), chunk groups sized for the pair.</param>
+    /// <param name="PairTiles">Two adjacent 16-column tiles served in one walk from a 32-column scratch (each hit's row index and weight
+    /// read once for both; <see cref="GatherTilePair"/>), chunk groups sized for the pair: copied from the row-major table without
+    /// <paramref name="TileMajor"/>, staged from the tile-major copy with it and <paramref name="StageGroup"/>.</param>
     public readonly record struct Plan(int GroupChunks, int Tokens, bool TileMajor, bool StageGroup = false, bool StreamingCopy = false, bool PairTiles = false)
     {
         /// <summary>The default, from <c>perf probe-forward</c> at d = 512, τ = 8 (docs/benchmarks.md).</summary>
@@ -209,6 +210,11 @@ internal static unsafe partial class TiledGather
                     else
                         ToTileMajor((float*)table, h, rowLimit, (float*)buffer, plan.StreamingCopy);
                     held = tables16 is not null && tables16[t] != 0 ? null : key;
+                }
+                if (plan.PairTiles && plan.StageGroup && plan.Tokens >= 8)
+                {
+                    RunPairs(inputs, [table], [h], [bias], [output], cut, pairCut, buffer);
+                    continue;
                 }
                 KernelParallel.For(Tiles(h), (long)n * k * TileWidth, (start, end) =>
                 {

@@ -65,7 +65,8 @@ public class TiledGatherTests
         var rows32 = rows.to(ScalarType.Int32).data<int>().ToArray();
         long rowCount = table.shape[0];
         TiledGather.Plan[] plans = [TiledGather.Plan.Default, new(1, 8, true, true), new(2, 4, true), new(3, 1, false), new(0, 8, false),
-            TiledGather.Plan.Strided with { PairTiles = true }, new(2, 8, false, PairTiles: true), new(3, 4, false, PairTiles: true)];
+            TiledGather.Plan.Strided with { PairTiles = true }, new(2, 8, false, PairTiles: true), new(3, 4, false, PairTiles: true),
+            TiledGather.Plan.Default with { PairTiles = true }, new(2, 8, true, true, PairTiles: true)];
         foreach (var plan in plans)
         {
             foreach (bool chunked in new[] { true, false })
