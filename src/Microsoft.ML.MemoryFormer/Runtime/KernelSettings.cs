@@ -79,6 +79,22 @@ internal sealed class KernelSettings
     /// at a time from L2 (<c>Layers/Kernels/TiledGather.cs</c>); off keeps the token-major kernel for every batch.</summary>
     public bool TiledForward { get => state.TiledForward; set => state.TiledForward = value; }
 
+    /// <summary>Whether a tiled forward that a backward can follow (a training forward: the optimizer changes the table before the next
+    /// one) copies each 16-column tile's rows straight from the row-major fp32 table into the thread's L2 scratch (a strided read, 64 bytes
+    /// a row; <c>Layers/Kernels/TiledGather.cs</c>, <c>Plan.Strided</c>) instead of first copying the whole table into the tile-major buffer
+    /// and staging each tile from there. On the Intel Xeon its IP stride prefetcher serves the strided read, and the whole-table copy is
+    /// the cost saved (docs/benchmarks.md, "The layer benchmark on the Intel machine"); on the Zen 4 the tile-major copy was chosen. A
+    /// forward under no_grad keeps the tile-major path, whose pooled copy a later forward over the same table reads again
+    /// (<see cref="ReuseTileMajorBuffer"/>: then a training forward reads it too), and so does a kept copy (<see cref="TileMajorCopyFromUpdate"/>). The bf16
+    /// forward (<see cref="Bf16ForwardTables"/>, which only a training forward takes) pairs each tile's bf16 columns straight from its row-major copy likewise. The
+    /// same bits either way (<c>TiledGatherTests</c> compare the plans byte for byte). Default: on for Intel processors, off elsewhere.</summary>
+    public bool TiledStridedCopy { get => state.TiledStridedCopy; set => state.TiledStridedCopy = value; }
+
+    /// <summary>Whether the fp32 tiled forward walks two adjacent 16-column tiles at once from a 32-column scratch
+    /// (<c>Layers/Kernels/TiledGather.Pairs.cs</c>), copied from the row-major table (<see cref="TiledStridedCopy"/>) or staged from the
+    /// tile-major copy: each hit's row index and weight are read once for both tiles. The same bits either way (<c>TiledGatherTests</c>).</summary>
+    public bool TiledPairTiles { get => state.TiledPairTiles; set => state.TiledPairTiles = value; }
+
     /// <summary>The tiled forward runs only when every table of the call holds at least this many bytes (or, with
     /// <see cref="TiledSharedForward"/>, a call's several tables together): a single smaller one (d = 256: ML₁'s 10 MB) stays in
     /// the shared L3, where the token-major kernel is as fast (<c>perf probe-forward --width 256</c>, <c>perf profile-phases</c>).</summary>
@@ -306,6 +322,8 @@ internal sealed class KernelSettings
         public int TiledGroupBytes = TiledGroupBytesFor(CacheSizes.L2Bytes);
         public bool TiledSharedForward = true;
         public bool PrefetchGatherRows = !CpuVendor.IsIntel;
+        public bool TiledStridedCopy = CpuVendor.IsIntel;
+        public bool TiledPairTiles = true;
         public bool PrefetchUpdateRows = true;
         public bool StridedRotaryGradient = true;
         public bool PooledAttentionOutput = true;

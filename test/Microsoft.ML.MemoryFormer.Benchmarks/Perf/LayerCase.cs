@@ -29,9 +29,20 @@ internal sealed class LayerCase : IDisposable
         x = randn(tokens, width).requires_grad_(true);
     }
 
+    /// <summary>The Memory Layer under test (<c>perf layer-budget</c> times its kernels on its table).</summary>
+    public MemoryLayer Memory => memory;
+
     public void MemoryForward() => Forward(memory);
 
     public void LinearForward() => Forward(linear);
+
+    /// <summary>The forward of <see cref="MemoryForwardBackward"/> alone: grad mode on (a backward could follow), table marked written.</summary>
+    public void MemoryForwardTraining()
+    {
+        TileMajorBuffer.NoteRawWrite();
+        using var scope = NewDisposeScope();
+        memory.call(x);
+    }
 
     public void MemoryForwardBackward() => ForwardBackward(memory);
 

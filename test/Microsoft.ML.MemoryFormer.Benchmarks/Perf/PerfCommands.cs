@@ -19,6 +19,7 @@ internal static class PerfCommands
             perf.AddCommand<DecodeProfileCommand>("decode-profile").WithDescription("One decode step: the LM head alone and fused vs general MF steps vs dense.");
             perf.AddCommand<TrainProfileCommand>("train-profile").WithDescription("One training step part by part (norms, Q/K/V, attention, FFN, head, optimizer), MF beside dense.");
             perf.AddCommand<PhaseProfileCommand>("profile-phases").WithDescription("A training step's Memory Layer calls (Q/K/V, ML₁, ML₂) split into hash, gather, hit sort, row pass, table update and the rest, with GB/s.");
+            perf.AddCommand<LayerBudgetCommand>("layer-budget").WithDescription("Issue 16: perf layer's MF fwd+bwd (d = 512, N = 4096) by phase with the bytes each moves and GB/s, and this machine's rates for those access patterns on 2 threads.");
             perf.AddCommand<ProfileCommand>("profile").WithDescription("Phase breakdown of one Memory Layer fwd+bwd.");
             perf.AddCommand<CheckpointCommand>("checkpoint").WithDescription("Write and resume a training checkpoint: size, time, peak memory.");
             perf.AddCommand<OpenMPCommand>("openmp").WithDescription("What idle OpenMP workers spinning after a torch op cost the managed kernels.");

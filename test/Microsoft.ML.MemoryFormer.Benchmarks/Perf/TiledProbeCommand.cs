@@ -146,6 +146,13 @@ internal sealed unsafe class TiledProbeCommand : Command<TiledProbeCommand.Setti
             new("kernel alone: the default plan, groups of 64 chunks (1 MB at 2^τ = 256: half an Emerald Rapids core's 2 MB L2)", () => Kernel(TiledGather.Plan.Default with { GroupChunks = 64 }), false),
             new("tiled (forced where TiledGather.Pays), groups of 512 KB (ScratchBytes as on a 1 MB L2)", () => Gather(c => { c.TiledForwardMinTableBytes = 0; c.TiledGroupBytes = 512 << 10; })),
             new("tiled (forced where TiledGather.Pays), groups of 1 MB (ScratchBytes as on a 2 MB L2)", () => Gather(c => { c.TiledForwardMinTableBytes = 0; c.TiledGroupBytes = 1 << 20; })),
+            new("kernel alone: strided per-thread copy, two tiles a walk (Plan.Strided with PairTiles: the training forward on Intel)",
+                () => Kernel(TiledGather.Plan.Strided with { PairTiles = true }), false),
+            new("kernel alone: strided pairs, groups of 16 chunks", () => Kernel(TiledGather.Plan.Strided with { PairTiles = true, GroupChunks = 16 }), false),
+            new("kernel alone: strided pairs, groups of 8 chunks", () => Kernel(TiledGather.Plan.Strided with { PairTiles = true, GroupChunks = 8 }), false),
+            new("kernel alone: strided pairs, groups of 64 chunks", () => Kernel(TiledGather.Plan.Strided with { PairTiles = true, GroupChunks = 64 }), false),
+            new("kernel alone: strided pairs, copies only (no token walk)", () => Skipping(1, () => Kernel(TiledGather.Plan.Strided with { PairTiles = true })), false),
+            new("kernel alone: strided pairs, rows confined to 8 buckets a chunk (read from L1)", () => Kernel(TiledGather.Plan.Strided with { PairTiles = true }, confined), false),
         };
         var reference = Run(variants[0]);
         var outputsMatch = variants.Select(v => !v.Checked ? "—" : Same(reference, Run(v)) ? "same bytes" : "DIFFERS").ToArray();

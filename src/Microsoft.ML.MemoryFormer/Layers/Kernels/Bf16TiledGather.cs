@@ -28,9 +28,11 @@ internal static unsafe class Bf16TiledGather
     /// <summary>Whether the kernel takes tables of these widths on this machine (AVX-512, each width a multiple of 32).</summary>
     public static bool Supports(int[] widths) => TiledGather.IsAccelerated && widths.All(h => h > 0 && h % TileWidth == 0);
 
-    /// <summary>outputs[t] [N, h_t] = bias_t + Σ_k weights[n, k] · bf16 table_t[rows[n, k]]; arguments as <see cref="TiledGather.Forward"/>.</summary>
+    /// <summary>outputs[t] [N, h_t] = bias_t + Σ_k weights[n, k] · bf16 table_t[rows[n, k]]; arguments as <see cref="TiledGather.Forward"/>;
+    /// with <c>strided</c> each thread pairs its tile's 32 columns of every row straight from the row-major bf16 table into its scratch
+    /// (<c>KernelSettings.TiledStridedCopy</c>) instead of reading them from the table's paired tile-major copy: the same values.</summary>
     public static void Forward(int[] rows, bool chunked, int n, int k, long rowLimit, nint weights, nint[] tables16, int[] widths,
-        nint[] biases, nint[] outputs)
+        nint[] biases, nint[] outputs, bool strided = false)
     {
         ArgumentNullException.ThrowIfNull(rows);
         if (n == 0 || k == 0)
@@ -41,7 +43,8 @@ internal static unsafe class Bf16TiledGather
         int blocks = n / 8;
         var rowsT = ArrayPool<int>.Shared.Rent(Math.Max(1, blocks * k * 8));
         var weightsT = ArrayPool<float>.Shared.Rent(Math.Max(1, blocks * k * 8));
-        nint buffer = TileMajorBuffer.Rent(widths.Max() / 2 * rowLimit, out long bufferFloats, out _);
+        long bufferFloats = 0;
+        nint buffer = strided ? 0 : TileMajorBuffer.Rent(widths.Max() / 2 * rowLimit, out bufferFloats, out _);
         try
         {
             fixed (int* r = rows, rt = rowsT)
@@ -53,12 +56,15 @@ internal static unsafe class Bf16TiledGather
                 {
                     int h = widths[t];
                     nint bias = biases[t], output = outputs[t];
-                    ToPairedTiles((ushort*)tables16[t], h, rowLimit, (uint*)buffer);
+                    ushort* table = (ushort*)tables16[t];
+                    if (!strided)
+                        ToPairedTiles(table, h, rowLimit, (uint*)buffer);
                     KernelParallel.For(h / TileWidth, (long)n * k * TileWidth, (start, end) =>
                     {
                         float* scratch = TiledGather.ThreadScratch(((long)n * TileWidth) + (cut.GroupRows * 16));
                         for (int tile = start; tile < end; tile++)
-                            GatherTile(inputs, (uint*)buffer + ((long)tile * rowLimit * 16), h, bias, output, tile, cut, scratch);
+                            GatherTile(inputs, strided ? null : (uint*)buffer + ((long)tile * rowLimit * 16), h, bias, output, tile, cut, scratch,
+                                strided ? table : null);
                     });
                 }
             }
@@ -67,7 +73,8 @@ internal static unsafe class Bf16TiledGather
         {
             ArrayPool<int>.Shared.Return(rowsT);
             ArrayPool<float>.Shared.Return(weightsT);
-            TileMajorBuffer.Return(buffer, bufferFloats);                   // holds bf16 pairs: no table's fp32 copy
+            if (buffer != 0)
+                TileMajorBuffer.Return(buffer, bufferFloats);               // holds bf16 pairs: no table's fp32 copy
         }
     }
 
@@ -97,8 +104,9 @@ internal static unsafe class Bf16TiledGather
         });
     }
 
-    /// <summary>One 32-column output tile of one table: each chunk group's tile staged in the thread's scratch, then every token.</summary>
-    private static void GatherTile(Inputs inputs, uint* tiles, int h, nint bias, nint output, int tile, Cut cut, float* scratch)
+    /// <summary>One 32-column output tile of one table: each chunk group's tile staged in the thread's scratch (from the paired tile-major
+    /// copy <paramref name="tiles"/>, or paired here from the row-major <paramref name="table"/>), then every token.</summary>
+    private static void GatherTile(Inputs inputs, uint* tiles, int h, nint bias, nint output, int tile, Cut cut, float* scratch, ushort* table)
     {
         int c0 = tile * TileWidth;
         float* partial = scratch;
@@ -107,7 +115,10 @@ internal static unsafe class Bf16TiledGather
         {
             long lo = g * cut.GroupRows, hi = Math.Min(cut.RowLimit, lo + cut.GroupRows);
             long bytes = (hi - lo) * 64;
-            Buffer.MemoryCopy(tiles + (lo * 16), staged, bytes, bytes);
+            if (table != null)
+                PairRows(table, h, c0, lo, hi, staged);
+            else
+                Buffer.MemoryCopy(tiles + (lo * 16), staged, bytes, bytes);
             bool last = g == cut.Groups - 1;
             var p = new Pass(staged - (lo * 16), (int*)inputs.Rows, (float*)inputs.Weights, (int*)inputs.RowsT, (float*)inputs.WeightsT, cut.K,
                 g * cut.GroupChunks, Math.Min(cut.K, (g + 1) * cut.GroupChunks), g == 0 && bias != 0 ? (float*)bias + c0 : null,
@@ -117,6 +128,20 @@ internal static unsafe class Bf16TiledGather
                 Tokens8(in p, i);
             for (; i < cut.N; i++)
                 Token(in p, i);
+        }
+    }
+
+    /// <summary>Columns [c0, c0 + 32) of rows [lo, hi) of a row-major bf16 table into <paramref name="staged"/> [hi − lo][16 paired lanes],
+    /// as <see cref="ToPairedTiles"/> lays them out.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PairRows(ushort* table, int h, int c0, long lo, long hi, uint* staged)
+    {
+        for (long r = lo; r < hi; r++)
+        {
+            ushort* s = table + (r * h) + c0;
+            var low = Avx512F.ConvertToVector512UInt32(Vector256.Load(s));
+            var high = Avx512F.ConvertToVector512UInt32(Vector256.Load(s + 16));
+            (low | (high << 16)).Store(staged + ((r - lo) * 16));
         }
     }
 

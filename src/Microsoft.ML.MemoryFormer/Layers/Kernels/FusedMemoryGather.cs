@@ -156,10 +156,18 @@ internal static class FusedMemoryGather
             if (TakesTiledForward(n, k, rowLimit, widths, tables.Select(t => t.shape[0] * t.shape[1] * sizeof(float)).ToArray(), settings))
             {
                 if (table16.All(p => p != 0) && Bf16TiledGather.Supports(widths))
-                    Bf16TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, table16, widths, biasPtrs, outPtrs);
+                    Bf16TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, table16, widths, biasPtrs, outPtrs, settings.TiledStridedCopy);
                 else
-                    TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, TiledGather.Plan.Default, table16,
-                        KeptTileCopies(sinks, tables, tablesC, rowLimit, table16), BufferKeys(sinks, tables, tablesC, rowLimit, table16));
+                {
+                    var kept = KeptTileCopies(sinks, tables, tablesC, rowLimit, table16);
+                    var keys = BufferKeys(sinks, tables, tablesC, rowLimit, table16);
+                    // A forward a backward follows reads a table the optimizer changes next: on Intel, copy its tiles straight from it,
+                    // unless the pooled tile-major buffer already holds it.
+                    bool held = settings.ReuseTileMajorBuffer && keys is not null && keys.Any(key => key is { } h && TileMajorBuffer.Holds(h));
+                    var plan = settings.TiledStridedCopy && sinks.BackwardPossible && !held && kept.All(p => p == 0) 
+                        ? TiledGather.Plan.Strided with { PairTiles = settings.TiledPairTiles } : TiledGather.Plan.Default with { PairTiles = settings.TiledPairTiles };
+                    TiledGather.Forward(rows32.Array!, rows32.Chunked, n, k, rowLimit, wPtr, tablePtrs, widths, biasPtrs, outPtrs, plan, table16, kept, keys);
+                }
             }
             else
             {

@@ -95,6 +95,13 @@ internal static unsafe class TileMajorBuffer
         return fresh;
     }
 
+    /// <summary>Whether a pooled buffer holds <paramref name="key"/>'s values now.</summary>
+    public static bool Holds(Key key)
+    {
+        lock (Gate)
+            return Slots.Any(s => s.Buffer != 0 && s.Held == key);
+    }
+
     /// <summary>Keeps <paramref name="buffer"/>, holding <paramref name="held"/> (null: nothing known), for a later call: in a free
     /// slot, else in place of the smallest pooled buffer if that one is smaller (which is freed); else frees it.</summary>
     public static void Return(nint buffer, long floats, Key? held = null)

@@ -28,7 +28,7 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// chunks in ascending order), so results are bit-identical to it except in the last 1–7 columns of a width that is
 /// not a multiple of 8, where today's kernel adds without fusing. No atomics; nothing depends on the thread count.</para>
 /// </remarks>
-internal static unsafe class TiledGather
+internal static unsafe partial class TiledGather
 {
     /// <summary>Columns per tile: one AVX-512 register of fp32.</summary>
     public const int TileWidth = 16;
@@ -46,10 +46,17 @@ internal static unsafe class TiledGather
     /// scratch (sequential reads) instead of read in place.</param>
     /// <param name="StreamingCopy">With <paramref name="TileMajor"/>: the tile-major copy is written with non-temporal stores
     /// (no read for ownership of lines that are overwritten whole).</param>
-    public readonly record struct Plan(int GroupChunks, int Tokens, bool TileMajor, bool StageGroup = false, bool StreamingCopy = false)
+    /// <param name="PairTiles">Two adjacent 16-column tiles served in one walk from a 32-column scratch (each hit's row index and weight
+    /// read once for both; <see cref="GatherTilePair"/>), chunk groups sized for the pair: copied from the row-major table without
+    /// <paramref name="TileMajor"/>, staged from the tile-major copy with it and <paramref name="StageGroup"/>.</param>
+    public readonly record struct Plan(int GroupChunks, int Tokens, bool TileMajor, bool StageGroup = false, bool StreamingCopy = false, bool PairTiles = false)
     {
         /// <summary>The default, from <c>perf probe-forward</c> at d = 512, τ = 8 (docs/benchmarks.md).</summary>
         public static Plan Default { get; } = new(0, 8, TileMajor: true, StageGroup: true, StreamingCopy: true);
+
+        /// <summary>Each thread copies its tile's rows straight from the row-major table into its L2 scratch, no tile-major copy: the
+        /// training forward's plan on Intel (<see cref="KernelSettings.TiledStridedCopy"/>).</summary>
+        public static Plan Strided { get; } = new(0, 8, TileMajor: false);
     }
 
     /// <summary>A probe knob (<c>perf probe-tiled</c>), 0 outside probes: 1 skips the token walks (the copies alone), 2 skips the staging
@@ -106,6 +113,10 @@ internal static unsafe class TiledGather
         // all eight, so the loop keeps every address in a register (eight separate pointers each did not fit).
         int blocks = plan.Tokens >= 8 ? n / 8 : 0;
         var cut = new Cut(n, k, rowLimit, chunked ? (long)groupChunks * blockRows : rowLimit, groupChunks, (k + groupChunks - 1) / groupChunks, plan.Tokens);
+        int pairChunks = !chunked ? k
+            : plan.GroupChunks > 0 ? Math.Min(k, plan.GroupChunks)
+            : Math.Clamp(ScratchBytes / (blockRows * 2 * TileWidth * sizeof(float)), 1, k);
+        var pairCut = cut with { GroupRows = chunked ? (long)pairChunks * blockRows : rowLimit, GroupChunks = pairChunks, Groups = (k + pairChunks - 1) / pairChunks };
         var rowsT = ArrayPool<int>.Shared.Rent(Math.Max(1, blocks * k * 8));
         var weightsT = ArrayPool<float>.Shared.Rent(Math.Max(1, blocks * k * 8));
         try
@@ -114,7 +125,7 @@ internal static unsafe class TiledGather
             fixed (float* wt = weightsT)
             {
                 Interleave(r, (float*)weights, blocks, k, rt, wt);
-                Run(new Inputs((nint)r, weights, (nint)rt, (nint)wt), tables, widths, biases, outputs, plan, cut, tables16, tileMajor, keys);
+                Run(new Inputs((nint)r, weights, (nint)rt, (nint)wt), tables, widths, biases, outputs, plan, cut, tables16, tileMajor, keys, pairCut);
             }
         }
         finally
@@ -146,12 +157,18 @@ internal static unsafe class TiledGather
 
     /// <summary>Every table's tiles, split between threads: strided per-thread copies, or through the tile-major buffer.</summary>
     private static void Run(Inputs inputs, nint[] tables, int[] widths, nint[] biases, nint[] outputs, Plan plan, Cut cut, nint[]? tables16, nint[]? tileMajor,
-        TileMajorBuffer.Key?[]? keys)
+        TileMajorBuffer.Key?[]? keys, Cut pairCut)
     {
         int n = cut.N, k = cut.K;
         long rowLimit = cut.RowLimit;
         bool bf16 = tables16 is not null && tables16.Any(t => t != 0);
-        if (!plan.TileMajor && !bf16)
+        bool strided = !plan.TileMajor && !bf16 && (tileMajor is null || tileMajor.All(t => t == 0));
+        if (strided && plan.PairTiles && plan.Tokens >= 8)
+        {
+            RunPairs(inputs, tables, widths, biases, outputs, cut, pairCut);
+            return;
+        }
+        if (strided)
         {
             var firstTile = new int[tables.Length + 1];
             for (int t = 0; t < tables.Length; t++)
@@ -193,6 +210,11 @@ internal static unsafe class TiledGather
                     else
                         ToTileMajor((float*)table, h, rowLimit, (float*)buffer, plan.StreamingCopy);
                     held = tables16 is not null && tables16[t] != 0 ? null : key;
+                }
+                if (plan.PairTiles && plan.StageGroup && plan.Tokens >= 8)
+                {
+                    RunPairs(inputs, [table], [h], [bias], [output], cut, pairCut, buffer);
+                    continue;
                 }
                 KernelParallel.For(Tiles(h), (long)n * k * TileWidth, (start, end) =>
                 {

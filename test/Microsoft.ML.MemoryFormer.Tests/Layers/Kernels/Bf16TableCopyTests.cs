@@ -73,6 +73,11 @@ public class Bf16TableCopyTests
             Assert.True(a.Y.allclose(b.Y, rtol: 1e-5, atol: 1e-6), "the token-major output differs by more than rounding");
         var unrounded = Run(bf16, x, upstream, on: false, tiled);
         Assert.False(unrounded.Y.eq(a.Y).all().item<bool>(), "the switch changed nothing");
+        var copied = Run(bf16, x, upstream, on: true, tiled, strided: false);   // the tiles from the table's paired tile-major copy
+        Assert.True(copied.Y.eq(a.Y).all().item<bool>() && copied.TableGrad.eq(a.TableGrad).all().item<bool>()
+            && copied.XGrad.eq(a.XGrad).all().item<bool>(), "TiledStridedCopy changed the bits");
+        var fp32Copied = Run(fp32, x, upstream, on: false, tiled, strided: false);
+        Assert.True(fp32Copied.Y.eq(b.Y).all().item<bool>() && fp32Copied.TableGrad.eq(b.TableGrad).all().item<bool>(), "TiledStridedCopy changed the fp32 bits");
     }
 
     [SkippableFact]
@@ -121,11 +126,12 @@ public class Bf16TableCopyTests
         }
     }
 
-    private static (Tensor Y, Tensor TableGrad, Tensor XGrad) Run(MemoryLayer layer, Tensor x, Tensor upstream, bool on, bool tiled)
+    private static (Tensor Y, Tensor TableGrad, Tensor XGrad) Run(MemoryLayer layer, Tensor x, Tensor upstream, bool on, bool tiled, bool strided = true)
     {
         (Tensor, Tensor, Tensor) result = default;
         KernelSettings.Current.With(k =>
         {
+            k.TiledStridedCopy = strided;
             k.Bf16ForwardTables = on;
             k.Bf16GradientRows = false;
             k.TiledForward = tiled;

@@ -64,7 +64,9 @@ public class TiledGatherTests
         var expected = Forward(rows, weights, [table], [bias], tiled: false)[0];
         var rows32 = rows.to(ScalarType.Int32).data<int>().ToArray();
         long rowCount = table.shape[0];
-        TiledGather.Plan[] plans = [TiledGather.Plan.Default, new(1, 8, true, true), new(2, 4, true), new(3, 1, false), new(0, 8, false)];
+        TiledGather.Plan[] plans = [TiledGather.Plan.Default, new(1, 8, true, true), new(2, 4, true), new(3, 1, false), new(0, 8, false),
+            TiledGather.Plan.Strided with { PairTiles = true }, new(2, 8, false, PairTiles: true), new(3, 4, false, PairTiles: true),
+            TiledGather.Plan.Default with { PairTiles = true }, new(2, 8, true, true, PairTiles: true)];
         foreach (var plan in plans)
         {
             foreach (bool chunked in new[] { true, false })
@@ -135,6 +137,41 @@ public class TiledGatherTests
             Assert.True(on.Tables[t].bytes.ToArray().AsSpan().SequenceEqual(off.Tables[t].bytes.ToArray()));   // backward unchanged
         }
         Assert.True(allclose(on.W, off.W, 1e-5, 1e-6));
+    }
+
+    [SkippableFact]
+    public void A_training_forward_copying_tiles_straight_from_the_table_alone_or_in_pairs_gives_the_same_bytes_as_the_tile_major_copy()
+    {
+        Skip.IfNot(TiledGather.IsAccelerated, "The tiled kernel needs AVX-512.");
+        using var scope = NewDisposeScope();
+        var (rows, weights, table, bias) = Inputs(203, 16, 5, 80, seed: 9);   // five tiles, several groups with a small scratch
+        Assert.True(TiledGather.Pays(203, 16, table.shape[0], 80));
+        (byte[] Output, byte[] Table, byte[] Weights) Run(bool strided, bool pairs = false)
+        {
+            var w = weights.detach().clone().requires_grad_(true);
+            var t = table.detach().clone().requires_grad_(true);            // a backward can follow: the plan the switch picks
+            Tensor y = null!;
+            KernelSettings.Current.With(s =>
+            {
+                s.TiledForward = true;
+                s.TiledForwardMinTableBytes = 0;
+                s.TiledGroupBytes = 12 << 10;
+                s.TiledStridedCopy = strided;
+                s.TiledPairTiles = pairs;
+            }, () => y = FusedMemoryGather.ApplyMany(rows, w, [t], biases: [bias])[0]);
+            (y * y).sum().backward();
+            return (y.detach().bytes.ToArray(), t.grad!.bytes.ToArray(), w.grad!.bytes.ToArray());
+        }
+        var copied = Run(strided: false);
+        var straight = Run(strided: true);
+        var paired = Run(strided: true, pairs: true);
+        Assert.True(straight.Output.AsSpan().SequenceEqual(copied.Output));
+        Assert.True(paired.Output.AsSpan().SequenceEqual(copied.Output));
+        Assert.True(paired.Table.AsSpan().SequenceEqual(copied.Table));
+        Assert.True(straight.Table.AsSpan().SequenceEqual(copied.Table));
+        Assert.True(straight.Weights.AsSpan().SequenceEqual(copied.Weights));
+        AssertSame(Forward(rows, weights, [table], [bias], tiled: false)[0],
+            from_array(MemoryMarshal.Cast<byte, float>(straight.Output).ToArray()).view(203, 80));
     }
 
     [Fact]
