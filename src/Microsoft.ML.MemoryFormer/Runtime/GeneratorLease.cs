@@ -10,7 +10,7 @@ namespace Microsoft.ML.MemoryFormer.Runtime;
 /// random draw — its model's constructor; a step's forward, where dropout draws its masks — and model loaders take it
 /// around the constructor whose random initial weights the file then overwrites; a second taker waits. Each training's
 /// draws therefore follow its own seed in the order they would alone: the same bits as a training run alone, which holds
-/// the lock uncontended (docs/reliability.md, "Concurrent trainings").
+/// the lock uncontended (docs/reliability.md, "Concurrent trainings: reproducible").
 /// </summary>
 /// <remarks>The lock is reentrant (a classifier's seeded construction loads a pretrained checkpoint, which takes it again).
 /// Code that seeds or draws from the global generator without a lease — a user's own <c>torch.random.manual_seed</c>

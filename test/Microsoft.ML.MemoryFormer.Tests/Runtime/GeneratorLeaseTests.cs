@@ -5,7 +5,7 @@ using static Microsoft.ML.MemoryFormer.Tests.LanguageModeling.LanguageModelData;
 namespace Microsoft.ML.MemoryFormer.Tests.Runtime;
 
 /// <summary>Torch's global generator held by one training at a time (<see cref="GeneratorLease"/>): two <c>Fit</c> calls at
-/// once with the same seed each save the bytes of that training run alone (docs/reliability.md, "Concurrent trainings").</summary>
+/// once with the same seed each save the bytes of that training run alone (docs/reliability.md, "Concurrent trainings: reproducible").</summary>
 public sealed class GeneratorLeaseTests : IDisposable
 {
     private readonly string folder = Directory.CreateTempSubdirectory("mf-lease-").FullName;
