@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Diagnostics;
 using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Runtime;
 using TorchSharp;
 
 namespace Microsoft.ML.MemoryFormer.Interop;
@@ -253,7 +254,9 @@ internal static partial class GptNeoXCheckpoint
     {
         if ((int)(config.HeadWidth * config.RotaryFraction) % 2 != 0)
             throw new NotSupportedException($"int(head width {config.HeadWidth} × rotary-pct {config.RotaryFraction}) is odd; such rotary settings are not supported.");
-        var model = new LanguageModel(config);
+        LanguageModel model;
+        using (GeneratorLease.Hold())                     // its random initial weights, overwritten below: not amid a training's draws
+            model = new LanguageModel(config);
         try
         {
             var slots = GptNeoXLayout.Slots(model);

@@ -1,6 +1,7 @@
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Diagnostics;
 using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Runtime;
 using Microsoft.ML.MemoryFormer.Text;
 using TorchSharp;
 
@@ -58,7 +59,9 @@ internal static class SafetensorsModel
         long needed = CostEstimator.LanguageModelParameters(config);
         if (needed != stored)
             throw new InvalidDataException($"'{configPath}' describes a model of {needed} parameters but '{WeightsFile}' holds {stored} values: they do not belong together.");
-        var model = new LanguageModel(config);
+        LanguageModel model;
+        using (GeneratorLease.Hold())                     // its random initial weights, overwritten below: not amid a training's draws
+            model = new LanguageModel(config);
         try
         {
             var state = model.state_dict();

@@ -38,8 +38,9 @@ internal static class LanguageModelTrainer
         log?.Invoke($"{all.Tokens.Length} tokens → {train.Count} training and {validation.Count} validation windows of " +
             $"{t + 1} tokens; {options.MaxSteps} steps of {plan.BatchSize} windows");
 
-        TorchRuntime.Seed(plan.Seed);
-        var model = plan.Initial is { } initial ? CheckFits(initial, plan.Config) : new LanguageModel(plan.Config.Validate());
+        LanguageModel model;
+        using (GeneratorLease.Seeded(plan.Seed))                                   // the initial weights: this run's draws alone
+            model = plan.Initial is { } initial ? CheckFits(initial, plan.Config) : new LanguageModel(plan.Config.Validate());
         try
         {
             model.to(plan.Device);

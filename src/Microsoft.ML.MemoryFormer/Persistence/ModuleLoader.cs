@@ -1,4 +1,5 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -17,7 +18,9 @@ internal static class ModuleLoader
         Device? device, Func<TModule, TResult> wrap) where TModule : nn.Module
     {
         using var torchScope = TorchSharp.torch.NewDisposeScope();               // temporaries stay reachable (Runtime/TorchScope.cs)
-        var module = create();
+        TModule module;
+        using (GeneratorLease.Hold())                       // its random initial weights: not drawn between a training's reseed and draws
+            module = create();
         try
         {
             ModuleWeights.Load(module, archive, config);

@@ -64,11 +64,12 @@ public static class TorchRuntime
             "-p:TorchBackend=cuda on a machine with an NVIDIA driver, or set MLContext.FallbackToCpu = true.");
     }
 
-    /// <summary>Seeds torch's global generator so that initialisation and dropout are reproducible.</summary>
+    /// <summary>Seeds torch's global generator so that initialisation and dropout are reproducible. Waits while a training
+    /// in this process holds the generator (between its reseed and its last draw of a step), so the seed does not land in
+    /// the middle of that training's draws; draws made after it still share the generator with any training running.</summary>
     public static void Seed(int seed)
     {
-        EnsureAvailable();
-        random.manual_seed(seed);
+        using var lease = GeneratorLease.Seeded(seed);
     }
 
     private static string NativeLoadMessage(Exception e)

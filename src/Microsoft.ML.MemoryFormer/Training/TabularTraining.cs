@@ -81,9 +81,10 @@ internal static class TabularTraining
         var info = new TabularModelInfo(featureColumnName, label, scaler, labelMean, labelStd, embedding.Kind,
             periodic ? embedding.Frequencies : 0, edges, slotTokens, expanded?.Expansion);
 
-        TorchRuntime.Seed(seed);
-        var model = new TabularModel(architecture, info.FeatureCount, info.OutputCount, embedding.Kind, info.PeriodicFrequencies,
-            embedding.Scale, edges, slotTokens);
+        TabularModel model;
+        using (GeneratorLease.Seeded(seed))                                        // the initial weights: this run's draws alone
+            model = new TabularModel(architecture, info.FeatureCount, info.OutputCount, embedding.Kind, info.PeriodicFrequencies,
+                embedding.Scale, edges, slotTokens);
         try
         {
             model.to(device);

@@ -58,12 +58,13 @@ internal static class TextClassifierTraining
         TrainingSchedule schedule, Action<string>? log, IProgress<TrainingProgress>? progress, Func<bool>? stopRequested,
         CancellationToken cancellation)
     {
-        TorchRuntime.Seed(seed);
-        var (pretrained, pretrainedTokenizer) = settings.PretrainedModel is { } given ? (given, null)
-            : settings.PretrainedCheckpointPath is { } path ? PretrainedCheckpoint.Load(path) : ((LanguageModel?)null, (ITextTokenizer?)null);
+        var initialisation = GeneratorLease.Seeded(seed);       // this run's draws alone until its classifier is built (a checkpoint's load draws too)
+        LanguageModel? pretrained = null;
         SequenceClassifier? network = null;
         try
         {
+            (pretrained, var pretrainedTokenizer) = settings.PretrainedModel is { } given ? (given, null)
+                : settings.PretrainedCheckpointPath is { } path ? PretrainedCheckpoint.Load(path) : ((LanguageModel?)null, (ITextTokenizer?)null);
             var tokenizer = ChooseTokenizer(settings, pretrained, pretrainedTokenizer);
             var config = ChooseArchitecture(settings, pretrained, tokenizer);
             int maxTokens = Math.Min(settings.MaxTokensPerRow, config.ContextLength);
@@ -71,6 +72,7 @@ internal static class TextClassifierTraining
                 log?.Invoke($"MaxTokensPerRow lowered from {settings.MaxTokensPerRow} to the pretrained context length {maxTokens}.");
 
             network = new SequenceClassifier(config, classes, settings.Pooling, settings.Dropout, settings.NgramBuckets, settings.NgramLength);
+            initialisation.Dispose();
             if (pretrained is not null) network.LoadBackbone(pretrained.Backbone);
             if (settings.PretrainedCheckpointPath is not null)
             {
@@ -106,6 +108,10 @@ internal static class TextClassifierTraining
             network?.Dispose();
             if (settings.PretrainedCheckpointPath is not null) pretrained?.Dispose();
             throw;
+        }
+        finally
+        {
+            initialisation.Dispose();
         }
     }
 

@@ -25,8 +25,10 @@ public sealed record TrainingResult(int Steps, double FinalLoss, double? BestVal
 /// </summary>
 /// <remarks>
 /// Step s is a pure function of the state after step s − 1 and of (seed, s): the learning rate comes from the step,
-/// the task draws its batch from the step, and torch's generator (dropout) is reseeded from (seed, s). So a run resumed
-/// from a checkpoint (<see cref="TrainingOptions.CheckpointPath"/>) repeats the uninterrupted run bit for bit.
+/// the task draws its batch from the step, and torch's generator (dropout) is reseeded from (seed, s) and held from the
+/// reseed through the forward (<see cref="GeneratorLease"/>), so another training in the process cannot draw in between.
+/// So a run resumed from a checkpoint (<see cref="TrainingOptions.CheckpointPath"/>) repeats the uninterrupted run bit for
+/// bit, and so does a run beside another training.
 /// Cancellation is checked before each step (and by tasks before they compute anything), never inside one, so a
 /// cancelled run stops within one step and its last checkpoint holds its last completed step.
 /// </remarks>
@@ -83,12 +85,14 @@ internal static class TrainingLoop
         TrainingOptions options, TrainingState state)
     {
         int step = state.Step;
-        TorchRuntime.Seed(StepSeed.Of(options.Seed, step));
         using (var scope = NewDisposeScope())
         {
             optimizer.ZeroGrad(step);
             using var guard = BackwardGuard.Open();                       // this step's backward failures, not another thread's
-            var (loss, count) = task.Loss(step);
+            Tensor loss;
+            long count;
+            using (GeneratorLease.Seeded(StepSeed.Of(options.Seed, step)))   // dropout's masks, drawn in the forward: this run's alone
+                (loss, count) = task.Loss(step);
             guard.Backward(loss);
             optimizer.Step(step);
             average?.Update(step);

@@ -67,15 +67,15 @@ internal static unsafe class AttentionTiles
     }
 
     /// <summary>Score row s[0, n) (scaled) → probabilities in place, zeros on [n, end); returns the log-sum-exp.
-    /// <paramref name="end"/> is a multiple of 32 and ≥ n.</summary>
+    /// <paramref name="end"/> is a multiple of 32 and ≥ n. The row max is <see cref="WindowAttention"/>'s <c>vmaxps</c> one
+    /// (<c>RowMax512</c>), whose proof of the same bits holds here too: a ±0 maximum changes neither s − max for s ≠ 0 nor
+    /// exp(±0) = 1, and top + log(total) with log(total) ≥ +0 is +0 for either zero.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Softmax(float* s, int n, int end)
     {
         int n16 = (n + 15) & ~15;
         for (int j = n; j < n16; j++) s[j] = float.NegativeInfinity;
-        var max = Vector512.Create(float.NegativeInfinity);
-        for (int j = 0; j < n16; j += 16) max = Vector512.Max(max, Vector512.Load(s + j));
-        float top = Max(max);
+        float top = WindowAttention.RowMax512(s, n16);                                   // vmaxps, two chains: the same bits
         var topV = Vector512.Create(top);
         var sum = Vector512<float>.Zero;
         for (int j = 0; j < n16; j += 16)
@@ -134,12 +134,4 @@ internal static unsafe class AttentionTiles
     }
 
     private static void Zero(float* s, int from, int end) => new Span<float>(s + from, Math.Max(0, end - from)).Clear();
-
-    private static float Max(Vector512<float> v)
-    {
-        var m = Vector256.Max(v.GetLower(), v.GetUpper());
-        float top = float.NegativeInfinity;
-        for (int i = 0; i < 8; i++) top = Math.Max(top, m.GetElement(i));
-        return top;
-    }
 }

@@ -118,10 +118,11 @@ internal static unsafe partial class WindowAttention
     /// made the max pass of <see cref="Softmax512"/> a latency chain costlier than its exp pass (the Intel profile in
     /// docs/benchmarks.md, "Scoring, seventh round"). The same bits: a maximum of finite scores and −∞ is exact in any order,
     /// and where it could differ — +0 against −0 — s − (+0) and s − (−0) are equal for every s ≠ 0 and both zeros give exp 1;
-    /// a NaN score still turns the whole row to NaN through its exp and the sum.
+    /// a NaN score still turns the whole row to NaN through its exp and the sum. Training's managed attention
+    /// (<see cref="AttentionTiles.Softmax"/>) uses it too.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float RowMax512(float* scores, int padded)
+    internal static float RowMax512(float* scores, int padded)
     {
         var m0 = Vector512.Create(float.NegativeInfinity);
         var m1 = m0;
