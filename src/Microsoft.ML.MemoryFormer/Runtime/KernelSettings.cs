@@ -227,6 +227,12 @@ internal sealed class KernelSettings
     /// <c>perf scoring-kernels</c> to time it.</summary>
     public bool LeanWideHash { get => state.LeanWideHash; set => state.LeanWideHash = value; }
 
+    /// <summary>Whether the lean 512-bit exp (<c>WindowAttention.LeanExp512</c>: the scoring attention's softmax and the 16-lane sign hash,
+    /// training's included) scales its polynomial by 2ⁿ with one <c>vscalefps</c> instead of building 2ⁿ in the exponent bits and
+    /// multiplying: two instructions fewer per 16 exps. The same bits either way; off (as before 2026-12-07 s19) for
+    /// <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
+    public bool ScaledExp { get => state.ScaledExp; set => state.ScaledExp = value; }
+
     /// <summary>Whether the scoring encoder runs its per-token passes (norm, hash, Q/K/V gathers, rotary; the Memory Block) two tokens
     /// at a time, each step of the two back to back (<c>Layers/Kernels/FusedEncoderBlock.cs</c>), so the out-of-order core overlaps two
     /// tokens' chains of dependent steps. The same bits either way; off (as before 2026-12-06 s18) for <c>perf scoring</c> to time it.</summary>
@@ -317,6 +323,7 @@ internal sealed class KernelSettings
         public bool FusedQkvBags = true;
         public int SoftmaxRows = 4;
         public bool LeanWideHash = true;
+        public bool ScaledExp = true;
         public bool PairedTokens = true;
         public bool SerialAttentionGemms = true;
         public bool SerialAttentionBackward = true;

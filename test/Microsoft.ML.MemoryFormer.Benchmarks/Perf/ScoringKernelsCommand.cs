@@ -55,6 +55,13 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
         foreach (var (width, bits) in new[] { (128, 8), (160, 10) })
             Add(table, FormattableString.Invariant($"sign hash (inference, 16 lanes), {width} wide, τ = {bits}: the lean exp and gathered tail (on) or as before s18 (off)"),
                 "4,096 tokens", LeanHash(4096, width, bits), settings.Reps);
+        foreach (var lengths in new[] { Enumerable.Repeat(128, 32).ToArray(), Enumerable.Range(64, 64).ToArray() })
+            Add(table, "attention, the lean exp's 2ⁿ by vscalefps (on) or in the exponent bits and a multiply (off; ScaledExp)",
+                FormattableString.Invariant($"{lengths.Length} windows of {lengths.Min()}–{lengths.Max()} tokens"),
+                Attention(lengths, on => KernelSettings.Current.ScaledExp = on), settings.Reps);
+        foreach (var (width, bits) in new[] { (128, 8), (160, 10) })
+            Add(table, FormattableString.Invariant($"sign hash (inference, 16 lanes), {width} wide, τ = {bits}: the lean exp's 2ⁿ by vscalefps (on) or as before (off; ScaledExp)"),
+                "4,096 tokens", ScaledHash(4096, width, bits), settings.Reps);
         table.AddNote("the same bits on and off (WindowAttentionKeyTileTests); a window of L tokens pads to 16 or 32 only in Q·Kᵀ, P·V reads the L real keys");
         table.AddNote("the hash rows: SignHashKernel.HashRow per token as the fused encoder calls it; τ = 8 on is KernelSettings.WideInferenceHash, τ = 10 on is WideSignHash (16 lanes already the default there)");
         table.AddNote(FormattableString.Invariant($"load average (1 min) {Timing.LoadAverage():F2} at the end"));
@@ -99,6 +106,13 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
                     }
                 }
         };
+    }
+
+    /// <summary>The 16-lane inference sign hash of <paramref name="n"/> random rows, <see cref="KernelSettings.ScaledExp"/> on or off.</summary>
+    private static unsafe Action<bool> ScaledHash(int n, int width, int bits)
+    {
+        var hash = Hash(n, width, bits);
+        return on => KernelSettings.Current.With(s => s.ScaledExp = on, () => hash(true));
     }
 
     /// <summary>The 16-lane inference sign hash of <paramref name="n"/> random rows, <see cref="KernelSettings.LeanWideHash"/> on or off.</summary>

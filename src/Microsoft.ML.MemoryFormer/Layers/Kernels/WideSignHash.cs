@@ -46,7 +46,7 @@ internal static unsafe class WideSignHash
         var et = xt + 16;                                                          // e, later J, in the same layout
         var tile = et + 16;                                                        // 8 vectors: one transposed tile on the way out
         float* padded = (float*)(tile + 8);                                        // 16 rows of 16 floats for τ not a multiple of 8
-        bool lean = Runtime.KernelSettings.Current.LeanWideHash;
+        bool lean = Runtime.KernelSettings.Current.LeanWideHash, scaled = Runtime.KernelSettings.Current.ScaledExp;
         if (lean && bits > 8 && bits % 8 != 0 && Avx2.IsSupported)
             LoadTransposedGathered(z, bits, xt);
         else
@@ -57,7 +57,7 @@ internal static unsafe class WideSignHash
         {
             var v = xt[b];
             var a = Vector512.Abs(v);
-            var e = lean ? WindowAttention.LeanExp512(a * scale) : WindowAttention.Exp512(a * scale);   // a·scale ≤ 0: the same bits
+            var e = lean ? WindowAttention.LeanExp512(a * scale, scaled) : WindowAttention.Exp512(a * scale);   // a·scale ≤ 0: the same bits
             et[b] = e;
             code = (code << 1) | (Vector512.GreaterThanOrEqual(v, zero).AsInt32() & Vector512<int>.One); // MSB first
             l1 += a;
