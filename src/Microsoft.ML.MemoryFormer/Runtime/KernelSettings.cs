@@ -233,6 +233,11 @@ internal sealed class KernelSettings
     /// <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
     public bool ScaledExp { get => state.ScaledExp; set => state.ScaledExp = value; }
 
+    /// <summary>Whether the scoring encoder hashes a token's 16 chunks with its own kernel (<c>Layers/Kernels/ScoringSignHash.cs</c>: the 16-lane
+    /// hash's operations without the general kernel's switch tests, Jacobian stores and int64 rows) where it applies. The same bits either way;
+    /// off (as before 2026-12-07 s19) for <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
+    public bool ScoringSignHash { get => state.ScoringSignHash; set => state.ScoringSignHash = value; }
+
     /// <summary>Whether the scoring encoder runs its per-token passes (norm, hash, Q/K/V gathers, rotary; the Memory Block) two tokens
     /// at a time, each step of the two back to back (<c>Layers/Kernels/FusedEncoderBlock.cs</c>), so the out-of-order core overlaps two
     /// tokens' chains of dependent steps. The same bits either way; off (as before 2026-12-06 s18) for <c>perf scoring</c> to time it.</summary>
@@ -324,6 +329,7 @@ internal sealed class KernelSettings
         public int SoftmaxRows = 4;
         public bool LeanWideHash = true;
         public bool ScaledExp = true;
+        public bool ScoringSignHash = true;
         public bool PairedTokens = true;
         public bool SerialAttentionGemms = true;
         public bool SerialAttentionBackward = true;

@@ -62,6 +62,9 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
         foreach (var (width, bits) in new[] { (128, 8), (160, 10) })
             Add(table, FormattableString.Invariant($"sign hash (inference, 16 lanes), {width} wide, τ = {bits}: the lean exp's 2ⁿ by vscalefps (on) or as before (off; ScaledExp)"),
                 "4,096 tokens", ScaledHash(4096, width, bits), settings.Reps);
+        foreach (var (width, bits) in new[] { (128, 8), (160, 10) })
+            Add(table, FormattableString.Invariant($"sign hash (inference), {width} wide, τ = {bits}: the scoring encoder's own kernel into int rows (on) or the general 16-lane kernel and int64 rows (off; ScoringSignHash)"),
+                "4,096 tokens", DirectHash(4096, width, bits), settings.Reps);
         table.AddNote("the same bits on and off (WindowAttentionKeyTileTests); a window of L tokens pads to 16 or 32 only in Q·Kᵀ, P·V reads the L real keys");
         table.AddNote("the hash rows: SignHashKernel.HashRow per token as the fused encoder calls it; τ = 8 on is KernelSettings.WideInferenceHash, τ = 10 on is WideSignHash (16 lanes already the default there)");
         table.AddNote(FormattableString.Invariant($"load average (1 min) {Timing.LoadAverage():F2} at the end"));
@@ -120,6 +123,33 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
     {
         var hash = Hash(n, width, bits);
         return on => KernelSettings.Current.With(s => s.LeanWideHash = on, () => hash(true));
+    }
+
+    /// <summary>The scoring encoder's hash of <paramref name="n"/> random rows as <c>FusedEncoderBlock</c> calls it: <see cref="ScoringSignHash"/> (on)
+    /// or <see cref="SignHashKernel.HashRow"/> and the int64 rows narrowed (off).</summary>
+    private static unsafe Action<bool> DirectHash(int n, int width, int bits)
+    {
+        int k = width / bits;
+        var random = new Random(2);
+        var x = Enumerable.Range(0, n * width).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+        var (rows, index, weights) = (new long[k], new int[k], new float[k]);
+        return on => KernelSettings.Current.With(s => s.WideInferenceHash = true, () =>
+        {
+            fixed (float* p = x, w = weights)
+            fixed (long* r = rows)
+            fixed (int* i = index)
+                for (int t = 0; t < n; t++)
+                {
+                    if (on)
+                        ScoringSignHash.Hash(p + ((long)t * width), bits, true, -2f, i, w);
+                    else
+                    {
+                        SignHashKernel.HashRow(p + ((long)t * width), k, bits, true, -2f, r, w, null);
+                        for (int c = 0; c < k; c++)
+                            i[c] = (int)r[c];
+                    }
+                }
+        });
     }
 
     /// <summary>The inference sign hash of <paramref name="n"/> random rows, token by token, 16 lanes (on) or 8 (off).</summary>

@@ -85,7 +85,7 @@ internal static unsafe class WideSignHash
     /// <summary>xt[b·16 + c] = z[c·τ + b] for 16 chunks of τ floats: straight from x when τ is a multiple of 8, otherwise
     /// through <paramref name="padded"/> (rows of 16 floats).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void LoadTransposed(float* z, int bits, float* padded, Vector512<float>* xt)
+    internal static void LoadTransposed(float* z, int bits, float* padded, Vector512<float>* xt)
     {
         int stride = bits;
         if (bits % 8 != 0)
@@ -112,7 +112,7 @@ internal static unsafe class WideSignHash
     /// forwarding.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void LoadTransposedGathered(float* z, int bits, Vector512<float>* xt)
+    internal static void LoadTransposedGathered(float* z, int bits, Vector512<float>* xt)
     {
         int b = 0;
         for (; b + 8 <= bits; b += 8)
