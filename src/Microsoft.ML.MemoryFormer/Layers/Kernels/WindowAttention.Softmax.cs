@@ -74,14 +74,26 @@ internal static unsafe partial class WindowAttention
         var topB = Vector512.Create(RowMax512(b, padded));
         var topC = Vector512.Create(RowMax512(c, padded));
         var topD = Vector512.Create(RowMax512(d, padded));
+        if (KernelSettings.Current.ScaledExp)                                    // the switch outside the loop: no branch per exp
+            QuadExps<ScaledFlag>(s, padded, topA, topB, topC, topD, inverse);
+        else
+            QuadExps<UnscaledFlag>(s, padded, topA, topB, topC, topD, inverse);
+    }
+
+    /// <summary><see cref="SoftmaxQuad512"/>'s exp pass, <see cref="LeanExp512(Vector512{float}, bool)"/>'s last step fixed by
+    /// <typeparamref name="TScaled"/> when the method is compiled.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void QuadExps<TScaled>(float* s, int padded, Vector512<float> topA, Vector512<float> topB, Vector512<float> topC,
+        Vector512<float> topD, float* inverse) where TScaled : struct, IExpFlag
+    {
+        float* a = s, b = s + padded, c = b + padded, d = c + padded;
         Vector512<float> sumA = Vector512<float>.Zero, sumB = sumA, sumC = sumA, sumD = sumA;
-        bool scaled = KernelSettings.Current.ScaledExp;
         for (int j = 0; j < padded; j += 16)
         {
-            var ea = LeanExp512(Vector512.Load(a + j) - topA, scaled);            // −∞ → 0
-            var eb = LeanExp512(Vector512.Load(b + j) - topB, scaled);
-            var ec = LeanExp512(Vector512.Load(c + j) - topC, scaled);
-            var ed = LeanExp512(Vector512.Load(d + j) - topD, scaled);
+            var ea = LeanExp512(Vector512.Load(a + j) - topA, TScaled.Scaled);    // −∞ → 0
+            var eb = LeanExp512(Vector512.Load(b + j) - topB, TScaled.Scaled);
+            var ec = LeanExp512(Vector512.Load(c + j) - topC, TScaled.Scaled);
+            var ed = LeanExp512(Vector512.Load(d + j) - topD, TScaled.Scaled);
             ea.Store(a + j);
             eb.Store(b + j);
             ec.Store(c + j);
@@ -95,6 +107,24 @@ internal static unsafe partial class WindowAttention
         inverse[1] = 1f / Vector512.Sum(sumB);
         inverse[2] = 1f / Vector512.Sum(sumC);
         inverse[3] = 1f / Vector512.Sum(sumD);
+    }
+
+    /// <summary>Which last step <see cref="QuadExps"/> compiles in: a constant per struct, folded by the JIT.</summary>
+    internal interface IExpFlag
+    {
+        static abstract bool Scaled { get; }
+    }
+
+    /// <summary><see cref="KernelSettings.ScaledExp"/> on.</summary>
+    internal readonly struct ScaledFlag : IExpFlag
+    {
+        public static bool Scaled => true;
+    }
+
+    /// <summary><see cref="KernelSettings.ScaledExp"/> off.</summary>
+    internal readonly struct UnscaledFlag : IExpFlag
+    {
+        public static bool Scaled => false;
     }
 
     /// <summary><see cref="Softmax512"/>'s max and exp passes as before 2026-12-06 s18 (<see cref="KernelSettings.LeanSoftmax"/> off).</summary>
