@@ -54,9 +54,9 @@ internal sealed partial class TextClassifierModel
                 int end = GroupEnd(stream.Windows, first);                       // every window it needs is encoded
                 var group = stream.Windows.GetRange(first, end - first).ToArray();
                 ExceptionDispatchInfo? failure = null;
-                Action? next = stream.Done ? null : () =>
+                Action? next = stream.Done || stream.Settles(end) ? null : () =>
                 {
-                    try { stream.EncodeGroupFrom(end); }
+                    try { stream.EncodeGroupFrom(end, AlongsideGroups); }
                     catch (Exception e) { failure = ExceptionDispatchInfo.Capture(e); }
                 };
                 var logits = new float[group.Length * Classes];
@@ -82,6 +82,10 @@ internal sealed partial class TextClassifierModel
         return result;
     }
 
+    /// <summary>How many groups' rows the worker beside the encoder tokenizes at once (when the next group's are not there yet): the
+    /// tokenizer's tables go cold in the core's caches while it runs the encoder, so fewer, longer turns cost it less.</summary>
+    private const int AlongsideGroups = 4;
+
     /// <summary>A call's rows encoded in order, as far as the groups scored so far need: their windows back to back.</summary>
     private sealed class RowWindows(IReadOnlyList<ScoringRow> rows, TextClassifierModel model, int budget)
     {
@@ -98,11 +102,15 @@ internal sealed partial class TextClassifierModel
 
         private int encodedRows;
 
-        /// <summary>Encodes rows until the group that starts at window <paramref name="first"/> is settled: its windows hold more than
-        /// the budget's tokens (so <see cref="GroupEnd"/> stops inside them), or every row is encoded.</summary>
-        public void EncodeGroupFrom(int first)
+        /// <summary>Whether the group that starts at window <paramref name="first"/> is settled: the windows from it hold more than the
+        /// budget's tokens (so <see cref="GroupEnd"/> stops inside them), or every row is encoded.</summary>
+        public bool Settles(int first) => Done || (first < Windows.Count && tokensBefore[^1] - tokensBefore[first] > budget);
+
+        /// <summary>Encodes rows until the windows from <paramref name="first"/> on hold more than <paramref name="groups"/> budgets' tokens
+        /// (at least the group that starts there is settled, <see cref="Settles"/>), or every row is encoded.</summary>
+        public void EncodeGroupFrom(int first, int groups = 1)
         {
-            while (!Done && (first >= Windows.Count || tokensBefore[^1] - tokensBefore[first] <= budget))
+            while (!Done && (first >= Windows.Count || tokensBefore[^1] - tokensBefore[first] <= (long)groups * budget))
             {
                 var row = rows[encodedRows];
                 var windows = row.Windows ?? model.Encode(row.Text!, row.Second);
