@@ -238,6 +238,11 @@ internal sealed class KernelSettings
     /// off (as before 2026-12-07 s19) for <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
     public bool ScoringSignHash { get => state.ScoringSignHash; set => state.ScoringSignHash = value; }
 
+    /// <summary>Whether the scoring encoder's paired Memory Block pass normalises its two tokens' hidden rows in one LayerNorm whose two
+    /// sum chains advance together (<c>EncoderKernels.LayerNormPair</c>) instead of one after the other. The same bits either way; off (as
+    /// before 2026-12-07 s19) for <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
+    public bool PairedLayerNorm { get => state.PairedLayerNorm; set => state.PairedLayerNorm = value; }
+
     /// <summary>Whether the scoring encoder runs its per-token passes (norm, hash, Q/K/V gathers, rotary; the Memory Block) two tokens
     /// at a time, each step of the two back to back (<c>Layers/Kernels/FusedEncoderBlock.cs</c>), so the out-of-order core overlaps two
     /// tokens' chains of dependent steps. The same bits either way; off (as before 2026-12-06 s18) for <c>perf scoring</c> to time it.</summary>
@@ -330,6 +335,7 @@ internal sealed class KernelSettings
         public bool LeanWideHash = true;
         public bool ScaledExp = true;
         public bool ScoringSignHash = true;
+        public bool PairedLayerNorm = true;
         public bool PairedTokens = true;
         public bool SerialAttentionGemms = true;
         public bool SerialAttentionBackward = true;

@@ -113,10 +113,10 @@ public class WindowAttentionSoftmaxTests
         using var model = ScoringTestModels.Small(3, 11, 48);
         (string, string?)[] rows = [(string.Concat(Enumerable.Range(0, 60).Select(i => $"word{i % 17} ")), null), ("short text", null), ("a pair", "of texts")];
         float[][] before = [];
-        KernelSettings.Current.With(s => (s.LeanSoftmax, s.SoftmaxRows, s.FusedQkvBags, s.WideInferenceHash, s.LeanWideHash, s.PairedTokens, s.ScaledExp, s.ScoringSignHash) = (false, 1, false, false, false, false, false, false), () => before = model.LogProbabilities(rows));
+        KernelSettings.Current.With(s => (s.LeanSoftmax, s.SoftmaxRows, s.FusedQkvBags, s.WideInferenceHash, s.LeanWideHash, s.PairedTokens, s.ScaledExp, s.ScoringSignHash, s.PairedLayerNorm) = (false, 1, false, false, false, false, false, false, false), () => before = model.LogProbabilities(rows));
         Assert.Equal(before, model.LogProbabilities(rows));
         model.UseInferencePrecision(MemoryFormer.Configuration.InferencePrecision.BFloat16);      // the bf16 tables' one-walk Q/K/V too
-        KernelSettings.Current.With(s => (s.LeanSoftmax, s.SoftmaxRows, s.FusedQkvBags, s.WideInferenceHash, s.LeanWideHash, s.PairedTokens, s.ScaledExp, s.ScoringSignHash) = (false, 1, false, false, false, false, false, false), () => before = model.LogProbabilities(rows));
+        KernelSettings.Current.With(s => (s.LeanSoftmax, s.SoftmaxRows, s.FusedQkvBags, s.WideInferenceHash, s.LeanWideHash, s.PairedTokens, s.ScaledExp, s.ScoringSignHash, s.PairedLayerNorm) = (false, 1, false, false, false, false, false, false, false), () => before = model.LogProbabilities(rows));
         Assert.Equal(before, model.LogProbabilities(rows));
     }
 }
