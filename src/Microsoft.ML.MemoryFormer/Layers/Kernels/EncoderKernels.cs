@@ -275,6 +275,86 @@ internal static unsafe class EncoderKernels
         }
     }
     /// <summary>
+    /// <see cref="BagSum"/> of two tokens' bags over one table (the paired Memory Block pass of <c>FusedEncoderBlock</c>), their walks
+    /// interleaved: each step loads both tokens' rows, so twice the independent loads are in flight where one token's walk waits on its
+    /// rows, and the 32-column tail of h = 160 runs four chains instead of two. Every output column is the same FMA chain from the bias
+    /// through the chunks in order as <see cref="BagSum"/>'s, so the same bits; without AVX-512 or for h not a multiple of 16, two calls.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void BagSumPair(float* src, int h, int* idx0, float* w0, int* idx1, float* w1, int count, float* dst0, float* dst1, float* init)
+    {
+        if (!Vector512.IsHardwareAccelerated || h % 16 != 0)
+        {
+            BagSum(src, h, idx0, w0, count, dst0, init);
+            BagSum(src, h, idx1, w1, count, dst1, init);
+            return;
+        }
+        int c = 0;
+        for (; c + 128 <= h; c += 128)
+        {
+            Vector512<float> a0 = Vector512.Load(init + c), a1 = Vector512.Load(init + c + 16), a2 = Vector512.Load(init + c + 32),
+                a3 = Vector512.Load(init + c + 48), a4 = Vector512.Load(init + c + 64), a5 = Vector512.Load(init + c + 80),
+                a6 = Vector512.Load(init + c + 96), a7 = Vector512.Load(init + c + 112);
+            Vector512<float> b0 = a0, b1 = a1, b2 = a2, b3 = a3, b4 = a4, b5 = a5, b6 = a6, b7 = a7;
+            for (int j = 0; j < count; j++)
+            {
+                float* r = src + ((long)idx0[j] * h) + c, q = src + ((long)idx1[j] * h) + c;
+                var wa = Vector512.Create(w0[j]);
+                var wb = Vector512.Create(w1[j]);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(r), wa, a0);
+                b0 = Vector512.FusedMultiplyAdd(Vector512.Load(q), wb, b0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 16), wa, a1);
+                b1 = Vector512.FusedMultiplyAdd(Vector512.Load(q + 16), wb, b1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 32), wa, a2);
+                b2 = Vector512.FusedMultiplyAdd(Vector512.Load(q + 32), wb, b2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 48), wa, a3);
+                b3 = Vector512.FusedMultiplyAdd(Vector512.Load(q + 48), wb, b3);
+                a4 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 64), wa, a4);
+                b4 = Vector512.FusedMultiplyAdd(Vector512.Load(q + 64), wb, b4);
+                a5 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 80), wa, a5);
+                b5 = Vector512.FusedMultiplyAdd(Vector512.Load(q + 80), wb, b5);
+                a6 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 96), wa, a6);
+                b6 = Vector512.FusedMultiplyAdd(Vector512.Load(q + 96), wb, b6);
+                a7 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 112), wa, a7);
+                b7 = Vector512.FusedMultiplyAdd(Vector512.Load(q + 112), wb, b7);
+            }
+            float* d = dst0 + c, e = dst1 + c;
+            a0.Store(d); a1.Store(d + 16); a2.Store(d + 32); a3.Store(d + 48);
+            a4.Store(d + 64); a5.Store(d + 80); a6.Store(d + 96); a7.Store(d + 112);
+            b0.Store(e); b1.Store(e + 16); b2.Store(e + 32); b3.Store(e + 48);
+            b4.Store(e + 64); b5.Store(e + 80); b6.Store(e + 96); b7.Store(e + 112);
+        }
+        for (; c + 32 <= h; c += 32)
+        {
+            Vector512<float> a0 = Vector512.Load(init + c), a1 = Vector512.Load(init + c + 16), b0 = a0, b1 = a1;
+            for (int j = 0; j < count; j++)
+            {
+                float* r = src + ((long)idx0[j] * h) + c, q = src + ((long)idx1[j] * h) + c;
+                var wa = Vector512.Create(w0[j]);
+                var wb = Vector512.Create(w1[j]);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(r), wa, a0);
+                b0 = Vector512.FusedMultiplyAdd(Vector512.Load(q), wb, b0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 16), wa, a1);
+                b1 = Vector512.FusedMultiplyAdd(Vector512.Load(q + 16), wb, b1);
+            }
+            a0.Store(dst0 + c); a1.Store(dst0 + c + 16);
+            b0.Store(dst1 + c); b1.Store(dst1 + c + 16);
+        }
+        for (; c < h; c += 16)
+        {
+            var a = Vector512.Load(init + c);
+            var b = a;
+            for (int j = 0; j < count; j++)
+            {
+                a = Vector512.FusedMultiplyAdd(Vector512.Load(src + ((long)idx0[j] * h) + c), Vector512.Create(w0[j]), a);
+                b = Vector512.FusedMultiplyAdd(Vector512.Load(src + ((long)idx1[j] * h) + c), Vector512.Create(w1[j]), b);
+            }
+            a.Store(dst0 + c);
+            b.Store(dst1 + c);
+        }
+    }
+
+    /// <summary>
     /// <see cref="BagSum"/> of three tables of one shape under one hash (Q, K and V of a token: the same rows and weights) in one
     /// walk of the bag: 128 columns of each table at a time in 24 AVX-512 accumulators, so each step issues the three rows'
     /// loads together. Every output column is the same FMA chain from its bias through the chunks in order as
