@@ -243,11 +243,6 @@ internal sealed class KernelSettings
     /// before 2026-12-07 s19) for <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
     public bool PairedLayerNorm { get => state.PairedLayerNorm; set => state.PairedLayerNorm = value; }
 
-    /// <summary>Whether the scoring encoder's paired Memory Block pass gathers its two tokens' fp32 rows in one interleaved walk of the table
-    /// (<c>EncoderKernels.BagSumPair</c>) instead of one walk after the other. The same bits either way; off (as before 2026-12-07 s19) for
-    /// <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
-    public bool PairedBags { get => state.PairedBags; set => state.PairedBags = value; }
-
     /// <summary>Whether the scoring encoder runs its per-token passes (norm, hash, Q/K/V gathers, rotary; the Memory Block) two tokens
     /// at a time, each step of the two back to back (<c>Layers/Kernels/FusedEncoderBlock.cs</c>), so the out-of-order core overlaps two
     /// tokens' chains of dependent steps. The same bits either way; off (as before 2026-12-06 s18) for <c>perf scoring</c> to time it.</summary>
@@ -341,7 +336,6 @@ internal sealed class KernelSettings
         public bool ScaledExp = true;
         public bool ScoringSignHash = true;
         public bool PairedLayerNorm = true;
-        public bool PairedBags = true;
         public bool PairedTokens = true;
         public bool SerialAttentionGemms = true;
         public bool SerialAttentionBackward = true;

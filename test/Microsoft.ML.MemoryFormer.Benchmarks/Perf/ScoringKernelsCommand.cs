@@ -65,9 +65,6 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
         foreach (var (width, bits) in new[] { (128, 8), (160, 10) })
             Add(table, FormattableString.Invariant($"sign hash (inference), {width} wide, τ = {bits}: the scoring encoder's own kernel into int rows (on) or the general 16-lane kernel and int64 rows (off; ScoringSignHash)"),
                 "4,096 tokens", DirectHash(4096, width, bits), settings.Reps);
-        foreach (var (h, bits, tokens) in new[] { (160, 8, 4096), (128, 10, 4096), (128, 10, 512) })
-            Add(table, FormattableString.Invariant($"bag sums of two tokens over one {h}-wide table of 16 × 2^{bits} rows: one interleaved walk (on) or one walk each (off; PairedBags)"),
-                FormattableString.Invariant($"{tokens:N0} tokens × 16 uniform random rows"), PairedBags(tokens, h, bits), settings.Reps);
         Add(table, "LayerNorm of two tokens' 160-wide hidden rows: both sum chains in one loop (on) or one row after the other (off; PairedLayerNorm)",
             "4,096 pairs of rows", LayerNormPairs(4096, 160), settings.Reps);
         table.AddNote("the same bits on and off (WindowAttentionKeyTileTests); a window of L tokens pads to 16 or 32 only in Q·Kᵀ, P·V reads the L real keys");
@@ -128,36 +125,6 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
     {
         var hash = Hash(n, width, bits);
         return on => KernelSettings.Current.With(s => s.LeanWideHash = on, () => hash(true));
-    }
-
-    /// <summary>Bag sums of <paramref name="n"/> tokens (pairs of tokens) over one random table [16·2^τ, h]: <see cref="EncoderKernels.BagSumPair"/> (on) or
-    /// two <see cref="EncoderKernels.BagSum"/> calls (off).</summary>
-    private static unsafe Action<bool> PairedBags(int n, int h, int bits)
-    {
-        const int k = 16;
-        var random = new Random(5);
-        var table = Enumerable.Range(0, (k << bits) * h).Select(_ => (float)random.NextDouble()).ToArray();
-        var rows = Enumerable.Range(0, n * k).Select(i => ((i % k) << bits) + random.Next(1 << bits)).ToArray();
-        var weights = Enumerable.Range(0, n * k).Select(_ => (float)random.NextDouble()).ToArray();
-        var bias = Enumerable.Range(0, h).Select(_ => (float)random.NextDouble()).ToArray();
-        var output = new float[n * h];
-        return on =>
-        {
-            fixed (float* t = table, w = weights, b = bias, o = output)
-            fixed (int* r = rows)
-                for (int i = 0; i + 1 < n; i += 2)
-                {
-                    int* r0 = r + (i * k), r1 = r0 + k;
-                    float* w0 = w + (i * k), w1 = w0 + k, o0 = o + ((long)i * h), o1 = o0 + h;
-                    if (on)
-                        EncoderKernels.BagSumPair(t, h, r0, w0, r1, w1, k, o0, o1, b);
-                    else
-                    {
-                        EncoderKernels.BagSum(t, h, r0, w0, k, o0, b);
-                        EncoderKernels.BagSum(t, h, r1, w1, k, o1, b);
-                    }
-                }
-        };
     }
 
     /// <summary>LayerNorms of <paramref name="pairs"/> pairs of random rows of <paramref name="n"/>: <see cref="EncoderKernels.LayerNormPair"/> (on) or two

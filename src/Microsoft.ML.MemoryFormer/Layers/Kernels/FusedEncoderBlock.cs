@@ -348,20 +348,6 @@ internal sealed unsafe class FusedEncoderBlock
         return ms;
     }
 
-    /// <summary>One layer's gathers for two tokens: in one interleaved walk of the fp32 table (<see cref="EncoderKernels.BagSumPair"/>) with the
-    /// SIMD kernels and <see cref="Runtime.KernelSettings.PairedBags"/>, else one <see cref="Bag"/> each; the same bits.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Bags(Layer layer, int h, int* index0, float* weights0, float* output0, int* index1, float* weights1, float* output1)
-    {
-        if (Simd && layer.Table16 is null && Runtime.KernelSettings.Current.PairedBags)
-        {
-            EncoderKernels.BagSumPair(layer.Table, h, index0, weights0, index1, weights1, chunks, output0, output1, layer.Bias);
-            return;
-        }
-        Bag(layer, h, index0, weights0, output0);
-        Bag(layer, h, index1, weights1, output1);
-    }
-
     /// <summary>One layer's gather for one token: from its bf16 copy where there is one, else the fp32 table.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Bag(Layer layer, int h, int* index, float* weights, float* output)
@@ -508,7 +494,8 @@ internal sealed unsafe class FusedEncoderBlock
             RmsNorm(row1, ffnGain, width, ffnEpsilon, normed1);
             Hash(normed, expand, rows, index, weights);
             Hash(normed1, expand, rows1, index1, weights1);
-            Bags(expand, hidden, index, weights, inner, index1, weights1, inner1);   // [K·(τ+2)] each
+            Bag(expand, hidden, index, weights, inner);                        // [K·(τ+2)]
+            Bag(expand, hidden, index1, weights1, inner1);
             if (Simd && Runtime.KernelSettings.Current.PairedLayerNorm)
                 EncoderKernels.LayerNormPair(inner, inner1, normWeight, normBias, hidden, epsilon, innerNormed, innerNormed1);   // the same bits
             else
@@ -518,7 +505,8 @@ internal sealed unsafe class FusedEncoderBlock
             }
             Hash(innerNormed, project, rows, index, weights);                  // K chunks of τ+2 bits
             Hash(innerNormed1, project, rows1, index1, weights1);
-            Bags(project, width, index, weights, output, index1, weights1, output1);
+            Bag(project, width, index, weights, output);
+            Bag(project, width, index1, weights1, output1);
             RowKernels.Add(output, row, width);                                // out = z + FFN(Norm(z))
             RowKernels.Add(output1, row1, width);
         }
