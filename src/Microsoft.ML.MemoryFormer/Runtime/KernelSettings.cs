@@ -243,9 +243,6 @@ internal sealed class KernelSettings
     /// before 2026-12-07 s19) for <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
     public bool PairedLayerNorm { get => state.PairedLayerNorm; set => state.PairedLayerNorm = value; }
 
-    /// <summary>Experiment: the scoring encoder reads fp32 copies of its tables on 2 MB pages (<c>Layers/Kernels/HugePageTables.cs</c>).</summary>
-    public bool HugePageTables { get => state.HugePageTables; set => state.HugePageTables = value; }
-
     /// <summary>Whether the scoring encoder runs its per-token passes (norm, hash, Q/K/V gathers, rotary; the Memory Block) two tokens
     /// at a time, each step of the two back to back (<c>Layers/Kernels/FusedEncoderBlock.cs</c>), so the out-of-order core overlaps two
     /// tokens' chains of dependent steps. The same bits either way; off (as before 2026-12-06 s18) for <c>perf scoring</c> to time it.</summary>
@@ -339,7 +336,6 @@ internal sealed class KernelSettings
         public bool ScaledExp = true;
         public bool ScoringSignHash = true;
         public bool PairedLayerNorm = true;
-        public bool HugePageTables;
         public bool PairedTokens = true;
         public bool SerialAttentionGemms = true;
         public bool SerialAttentionBackward = true;

@@ -67,7 +67,7 @@ internal sealed unsafe partial class FusedEncoder
         this.memory = memory ?? new FusedEncoderMemory();
         width = backbone.Config.Width;
         blocks = backbone.Blocks.Select(b => new FusedEncoderBlock(b, backbone.Config, bf16)).ToArray();
-        embedding = Runtime.KernelSettings.Current.HugePageTables ? HugePageTables.For(backbone.Embedding.weight!) : TensorMemory.Floats(backbone.Embedding.weight!);
+        embedding = TensorMemory.Floats(backbone.Embedding.weight!);
         vocabulary = backbone.Embedding.weight!.shape[0];
         var norm = (RmsNorm)backbone.FinalNorm;
         finalGain = TensorMemory.Floats(norm.Weight);

@@ -586,7 +586,7 @@ internal sealed unsafe class FusedEncoderBlock
     private sealed class Layer(MemoryLayer layer, Func<Tensor, Bf16Matrix?>? bf16)
     {
         private readonly Bf16Matrix? copy = bf16?.Invoke(layer.Table);         // kept alive with the block
-        public readonly float* Table = Runtime.KernelSettings.Current.HugePageTables ? HugePageTables.For(layer.Table) : TensorMemory.Floats(layer.Table);
+        public readonly float* Table = TensorMemory.Floats(layer.Table);
         public ushort* Table16 => copy is null ? null : copy.Pointer;
         public readonly float* Bias = TensorMemory.Floats(layer.Bias);
         public readonly int Bits = layer.BitsPerChunk;
