@@ -40,14 +40,13 @@ internal sealed class TextClassificationScorer : IBatchScorer
 
     private sealed class Reader(TextClassificationScorer scorer, Func<(string Text, string? Second)> read) : IBatchReader
     {
-        private readonly List<ScoringRow> rows = [];
+        private readonly List<int[][]> rows = [];
 
-        /// <summary>Keeps the row's text while short, to be tokenized beside the encoder during <see cref="Score"/>
-        /// (<see cref="TextClassifierModel.TokenizeAlongside"/>), else its token windows: a buffer of very long rows holds only what is scored.</summary>
+        /// <summary>Keeps the row's token windows, not its text: a buffer of very long rows holds only what is scored.</summary>
         public void Read()
         {
             var (text, second) = read();
-            rows.Add(scorer.model.Buffer(text, second));
+            rows.Add(scorer.model.Encode(text, second));
         }
 
         public Array[] Score()

@@ -23,7 +23,7 @@ namespace Microsoft.ML.MemoryFormer.Models;
 /// temperature 1, no n-gram bag (<see cref="HashedNgramBag"/>), <see cref="WindowLayout.LastMovedBack"/> windows and fp32 scoring, and
 /// score exactly as before.
 /// </remarks>
-internal sealed partial class TextClassifierModel : IDisposable
+internal sealed class TextClassifierModel : IDisposable
 {
     /// <summary>Archive entry with the head settings (JSON).</summary>
     public const string HeadEntry = "head.json";
@@ -290,58 +290,37 @@ internal sealed partial class TextClassifierModel : IDisposable
     }
 
     /// <summary>Window logits [W, C] from the fused encoder: windows in order, packed unpadded into groups of at most
-    /// <see cref="ScoringTokensPerBatch"/> tokens (a longer window forms a group alone, <see cref="GroupEnd"/>).</summary>
+    /// <see cref="ScoringTokensPerBatch"/> tokens (a longer window forms a group alone).</summary>
     private void FusedWindowLogits(int[][] windows, float[] windowLogits, ScoringProfile? profile, ref long start)
     {
+        bool bf16 = bf16Tables is not null;
         var memory = KeepFusedMemory ? fusedMemory.Take() : null;
-        var fused = NewFusedEncoder(memory);
+        var fused = new FusedEncoder(network.Backbone, UseTableMajorGathers && !bf16, simd: UseEncoderSimdKernels,
+            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections, memory: memory, keepFirstRows: KeepFirstRows, windowMajor: UseWindowMajorPasses ?? KernelParallel.Workers > 1);
         for (int first = 0; first < windows.Length;)
         {
-            int end = GroupEnd(windows, first);
-            GroupLogits(fused, windows[first..end], windowLogits.AsSpan(first * Classes), profile, ref start);
+            int end = first + 1;
+            for (long tokens = windows[first].Length; end < windows.Length && tokens + windows[end].Length <= ScoringTokensPerBatch; end++)
+                tokens += windows[end].Length;
+            var group = windows[first..end];
+            using (var scope = NewDisposeScope())
+            {
+                var pooled = fused.Pooled(group, network.Head.Pooling, profile); // [b, d]
+                if (profile is not null)
+                {
+                    profile.PaddedTokens += group.Sum(w => (long)w.Length);
+                    profile.ForwardMs += Elapsed(ref start);
+                }
+                var outputs = network.PooledOutputs(pooled, () => PaddedBatch.Create(group, encoder.PadId, device)); // [b, C]
+                var values = outputs.data<float>();
+                for (int j = 0; j < group.Length; j++)
+                    for (int c = 0; c < Classes; c++) windowLogits[(first + j) * Classes + c] = values[j * Classes + c];
+            }
+            if (profile is not null) profile.HeadMs += Elapsed(ref start);
             first = end;
         }
         if (memory is not null)
             fusedMemory.Return(memory);                                          // not on an exception: a fresh one next time
-    }
-
-    /// <summary>The fused encoder of this model's settings over <paramref name="memory"/> (kept working memory, or null).</summary>
-    private FusedEncoder NewFusedEncoder(FusedEncoderMemory? memory)
-    {
-        bool bf16 = bf16Tables is not null;
-        return new FusedEncoder(network.Backbone, UseTableMajorGathers && !bf16, simd: UseEncoderSimdKernels,
-            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections, memory: memory, keepFirstRows: KeepFirstRows,
-            windowMajor: UseWindowMajorPasses ?? KernelParallel.Workers > 1);
-    }
-
-    /// <summary>One past the last window of the group that starts at window <paramref name="first"/>: windows in order while their
-    /// tokens stay within <see cref="ScoringTokensPerBatch"/> (a longer window alone).</summary>
-    private int GroupEnd(IReadOnlyList<int[]> windows, int first)
-    {
-        int end = first + 1;
-        for (long tokens = windows[first].Length; end < windows.Count && tokens + windows[end].Length <= ScoringTokensPerBatch; end++)
-            tokens += windows[end].Length;
-        return end;
-    }
-
-    /// <summary>One group's window logits [b, C] into <paramref name="logits"/>; <paramref name="alongside"/>, when set, runs on a worker
-    /// beside the encoder's (<see cref="FusedEncoder.Pooled(IReadOnlyList{int[]}, PoolingKind, ScoringProfile?, Action?)"/>).</summary>
-    private void GroupLogits(FusedEncoder fused, int[][] group, Span<float> logits, ScoringProfile? profile, ref long start, Action? alongside = null)
-    {
-        using (var scope = NewDisposeScope())
-        {
-            var pooled = fused.Pooled(group, network.Head.Pooling, profile, alongside); // [b, d]
-            if (profile is not null)
-            {
-                profile.PaddedTokens += group.Sum(w => (long)w.Length);
-                profile.ForwardMs += Elapsed(ref start);
-            }
-            var outputs = network.PooledOutputs(pooled, () => PaddedBatch.Create(group, encoder.PadId, device)); // [b, C]
-            var values = outputs.data<float>();
-            for (int j = 0; j < group.Length; j++)
-                for (int c = 0; c < Classes; c++) logits[j * Classes + c] = values[j * Classes + c];
-        }
-        if (profile is not null) profile.HeadMs += Elapsed(ref start);
     }
 
     /// <summary>Window logits [W, C] through the torch modules, windows sorted by length into padded batches (<see cref="WindowBatches"/>).</summary>

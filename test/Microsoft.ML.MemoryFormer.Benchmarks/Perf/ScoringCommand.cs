@@ -173,7 +173,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
             {
                 paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
-                paths.Add(($"fused encoder, the window layout {layout}, rows tokenized before the encoder, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (TokenizeAlongside, ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false)));
+                paths.Add(($"fused encoder, the window layout {layout}, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, first-block rows rebuilt every call (KeepFirstRows off: before scoring round 8)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, keepRows: false)));
                 paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (opt-in ScoringPrecision)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout} as before s18 (softmax, three Q/K/V walks, 8-lane τ = 8 hash)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, s18: false)));
@@ -474,7 +474,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0, bool keepRows = true, bool round9 = true)
     {
         m.ScoringWindowLayout = layout;
-        m.TokenizeAlongside = round9;
         (Runtime.KernelSettings.Current.ScaledExp, Runtime.KernelSettings.Current.ScoringSignHash, Runtime.KernelSettings.Current.PairedLayerNorm) = (round9, round9, round9);
         m.KeepFirstRows = keepRows;
         S18(s18);

@@ -104,21 +104,16 @@ internal sealed unsafe partial class FusedEncoder
     /// <summary>Windows of token ids (each 1 … context length long) → pooled vectors [W, d] after the final norm, as a
     /// tensor libtorch allocated (its GEMMs may take another summation order for a differently aligned managed array).</summary>
     /// <exception cref="ArgumentException">A window is empty or too long, or a token id is outside the vocabulary.</exception>
-    /// <param name="windows">The windows' token ids.</param>
-    /// <param name="pooling">How a window's vectors are pooled.</param>
-    /// <param name="profile">When set, gets the time of each part.</param>
-    /// <param name="alongside">Work run once on one of the workers while the others start on the windows (the window-by-window
-    /// passes' fork/join, <see cref="KernelParallel.ForAlongside"/>), or inline first on other paths; null: none.</param>
-    public Tensor Pooled(IReadOnlyList<int[]> windows, PoolingKind pooling, ScoringProfile? profile = null, Action? alongside = null)
+    public Tensor Pooled(IReadOnlyList<int[]> windows, PoolingKind pooling, ScoringProfile? profile = null)
     {
         var pooled = empty(windows.Count, width);                              // [W, d]
-        Pooled(windows, pooling, TensorMemory.Floats(pooled), profile, alongside);
+        Pooled(windows, pooling, TensorMemory.Floats(pooled), profile);
         return pooled;
     }
 
-    /// <summary>As <see cref="Pooled(IReadOnlyList{int[]}, PoolingKind, ScoringProfile?, Action?)"/>, into <paramref name="output"/> [W·d];
+    /// <summary>As <see cref="Pooled(IReadOnlyList{int[]}, PoolingKind, ScoringProfile?)"/>, into <paramref name="output"/> [W·d];
     /// <paramref name="profile"/>, when set, gets the time of each part.</summary>
-    public void Pooled(IReadOnlyList<int[]> windows, PoolingKind pooling, float* output, ScoringProfile? profile = null, Action? alongside = null)
+    public void Pooled(IReadOnlyList<int[]> windows, PoolingKind pooling, float* output, ScoringProfile? profile = null)
     {
         long clock = Stopwatch.GetTimestamp();
         var starts = new int[windows.Count + 1];
@@ -144,11 +139,10 @@ internal sealed unsafe partial class FusedEncoder
                     throw new ArgumentException($"Token id {id} of window {w} is outside the vocabulary of {vocabulary} ids.", nameof(windows));
         if (windowMajor && !staged)
         {
-            WindowMajor(windows, starts, pooling, x, output, profile, clock, alongside);   // embeds each piece itself
+            WindowMajor(windows, starts, pooling, x, output, profile, clock);              // embeds each piece itself
             GC.KeepAlive(buffer);
             return;
         }
-        alongside?.Invoke();
         Embed(windows, starts, 0, windows.Count, x);
         if (profile is not null) profile.FusedEmbeddingMs += FusedEncoderBlock.Lap(ref clock);
         for (int b = 0; b < blocks.Length; b++)
@@ -200,8 +194,7 @@ internal sealed unsafe partial class FusedEncoder
     /// one fork/join per group instead of three per block, the same bits. The first block's shared rows, when any, are
     /// made before (<see cref="FirstProjections"/>). The profile gets each part's thread time ÷ workers.
     /// </summary>
-    private void WindowMajor(IReadOnlyList<int[]> windows, int[] starts, PoolingKind pooling, float* x, float* output, ScoringProfile? profile, long clock,
-        Action? alongside)
+    private void WindowMajor(IReadOnlyList<int[]> windows, int[] starts, PoolingKind pooling, float* x, float* output, ScoringProfile? profile, long clock)
     {
         int n = starts[^1], count = windows.Count, longest = 0;
         for (int w = 0; w < count; w++)
@@ -224,7 +217,7 @@ internal sealed unsafe partial class FusedEncoder
         nint xa = (nint)x, oa = (nint)output, pa = (nint)projected;
         long size = (long)n * width;
         int scratchFloats = WindowAttention.ScratchFloats(blocks.Length > 0 ? blocks[0].HeadWidth : 8, longest);
-        KernelParallel.ForAlongside(count, (long)(n / count + 1) * width * 64, (first, last) =>
+        KernelParallel.For(count, (long)(n / count + 1) * width * 64, (first, last) =>
         {
             var local = ticks is null ? null : new long[5];
             var scratch = GC.AllocateUninitializedArray<float>(scratchFloats);
@@ -252,7 +245,7 @@ internal sealed unsafe partial class FusedEncoder
             if (local is not null)
                 lock (ticks!)
                     for (int i = 0; i < local.Length; i++) ticks[i] += local[i];
-        }, alongside);
+        });
         if (profile is not null && ticks is not null)
         {
             double ms = 1000.0 / Stopwatch.Frequency / Math.Min(KernelParallel.Workers, count);

@@ -21,41 +21,6 @@ internal static class KernelParallel
     /// libtorch's libgomp found; otherwise they take .NET's thread pool.</summary>
     public static bool OnOpenMPTeam => Runtime.KernelSettings.Current.OpenMPKernelForks && KernelBuffers.TrainingRuns && OpenMPTeam.IsAvailable;
 
-    /// <summary>
-    /// As <see cref="For(int, long, Action{int, int})"/>, with <paramref name="alongside"/> run once as one more work item in the same
-    /// fork/join, the first one the calling thread takes while the other workers start on the ranges (the scorer tokenizes the next
-    /// group's rows so, beside the encoder: <c>TextClassifierModel.TokenizeAlongside</c>). Where the job runs on one thread (or on
-    /// libtorch's OpenMP team) <paramref name="alongside"/> runs first, inline. It must catch its own exceptions.
-    /// </summary>
-    public static void ForAlongside(int count, long workPerItem, Action<int, int> body, Action? alongside)
-    {
-        if (alongside is null)
-        {
-            For(count, workPerItem, body);
-            return;
-        }
-        int workers = Workers;
-        if (count <= 0 || workers == 1 || count == 1 || count * Math.Max(1, workPerItem) < InlineWork || OnOpenMPTeam)
-        {
-            alongside();
-            For(count, workPerItem, body);
-            return;
-        }
-        int ranges = Math.Min(count, workers * 4);
-        var options = new ParallelOptions { MaxDegreeOfParallelism = workers, TaskScheduler = TaskScheduler.Default };
-        Parallel.For(0, ranges + 1, options, r =>
-        {
-            if (r == 0)
-            {
-                alongside();
-                return;
-            }
-            int start = (int)((long)count * (r - 1) / ranges);
-            int end = (int)((long)count * r / ranges);
-            body(start, end);
-        });
-    }
-
     /// <summary>Runs <paramref name="body"/>(start, end) over [0, count) in a few ranges per worker.</summary>
     /// <param name="count">Number of items.</param>
     /// <param name="workPerItem">Rough cost of one item (multiply-adds), to decide whether to fork at all.</param>
