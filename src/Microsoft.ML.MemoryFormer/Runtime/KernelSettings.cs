@@ -243,6 +243,22 @@ internal sealed class KernelSettings
     /// <c>perf scoring-kernels</c> to time it.</summary>
     public bool LeanWideHash { get => state.LeanWideHash; set => state.LeanWideHash = value; }
 
+    /// <summary>Whether the lean 512-bit exp (<c>WindowAttention.LeanExp512</c>: the scoring attention's softmax and the 16-lane sign hash,
+    /// training's included) scales its polynomial by 2ⁿ with one <c>vscalefps</c> instead of building 2ⁿ in the exponent bits and
+    /// multiplying: two instructions fewer per 16 exps. The same bits either way; off (as before 2026-12-07 s19) for
+    /// <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
+    public bool ScaledExp { get => state.ScaledExp; set => state.ScaledExp = value; }
+
+    /// <summary>Whether the scoring encoder hashes a token's 16 chunks with its own kernel (<c>Layers/Kernels/ScoringSignHash.cs</c>: the 16-lane
+    /// hash's operations without the general kernel's switch tests, Jacobian stores and int64 rows) where it applies. The same bits either way;
+    /// off (as before 2026-12-07 s19) for <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
+    public bool ScoringSignHash { get => state.ScoringSignHash; set => state.ScoringSignHash = value; }
+
+    /// <summary>Whether the scoring encoder's paired Memory Block pass normalises its two tokens' hidden rows in one LayerNorm whose two
+    /// sum chains advance together (<c>EncoderKernels.LayerNormPair</c>) instead of one after the other. The same bits either way; off (as
+    /// before 2026-12-07 s19) for <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
+    public bool PairedLayerNorm { get => state.PairedLayerNorm; set => state.PairedLayerNorm = value; }
+
     /// <summary>Whether the scoring encoder runs its per-token passes (norm, hash, Q/K/V gathers, rotary; the Memory Block) two tokens
     /// at a time, each step of the two back to back (<c>Layers/Kernels/FusedEncoderBlock.cs</c>), so the out-of-order core overlaps two
     /// tokens' chains of dependent steps. The same bits either way; off (as before 2026-12-06 s18) for <c>perf scoring</c> to time it.</summary>
@@ -335,6 +351,9 @@ internal sealed class KernelSettings
         public bool FusedQkvBags = true;
         public int SoftmaxRows = 4;
         public bool LeanWideHash = true;
+        public bool ScaledExp = true;
+        public bool ScoringSignHash = true;
+        public bool PairedLayerNorm = true;
         public bool PairedTokens = true;
         public bool SerialAttentionGemms = true;
         public bool SerialAttentionBackward = true;

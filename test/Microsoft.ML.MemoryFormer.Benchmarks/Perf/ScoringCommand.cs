@@ -38,7 +38,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         public int EngineRows { get; init; } = 32;
 
         [CommandOption("--rounds")]
-        [Description("Interleaved timed rounds (median reported). Default 5 (3 with --quick).")]
+        [Description("Interleaved timed rounds (median reported). Default 7 (3 with --quick).")]
         public int? Rounds { get; init; }
 
         [CommandOption("--train-steps")]
@@ -83,6 +83,15 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [Description("Only the encoder-alone tables (--encoder-reps, default 20 then) on long-row windows (short-row ones with --row-kinds short): no Transform or PredictionEngine timing.")]
         public bool EncoderOnly { get; init; }
 
+        [CommandOption("--profile-passes")]
+        [Description("Only run this many Transform passes of the default path on long rows (the first of --window-layouts when given), after a marker line with the process id, for a profiler to attach to (perf record -p). No tables. Default 0: off.")]
+        [DefaultValue(0)]
+        public int ProfilePasses { get; init; }
+
+        [CommandOption("--ratio-pairs")]
+        [Description("Pairs of Transform passes, the reference and the default path (the first of --window-layouts when given) back to back, in A-B-B-A order, after the tables: the median of the per-pair ratios (table scoring-ratio). Default 16 (4 with --quick); 0: off.")]
+        public int? RatioPairs { get; init; }
+
         public override ValidationResult Validate() =>
             EncoderReps < 0 ? ValidationResult.Error("--encoder-reps must be 0 or positive")
             : LongRows < 1 || ShortRows < 1 || EngineRows < 1 ? ValidationResult.Error("--long-rows, --short-rows and --engine-rows must be positive")
@@ -114,7 +123,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             Console.Error.WriteLine($"perf scoring skipped: {mobyDick} is absent (the Moby Dick text of the shared data folder).");
             return 0;
         }
-        int rounds = settings.Rounds ?? (settings.Quick ? 3 : 5);
+        int rounds = settings.Rounds ?? (settings.Quick ? 3 : 7);
         var longRows = Cycle(Paragraphs(File.ReadAllText(mobyDick)), settings.LongRows);
         var shortRows = File.Exists(banking) ? Cycle(BankingTexts(banking), settings.ShortRows) : null;
         if (shortRows is null) AnsiConsole.MarkupLineInterpolated($"[yellow]{banking} is absent: the short-row rows are skipped.[/]");
@@ -125,14 +134,21 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var (gflops, copy) = MachineFigures.Figures(settings);
 
         var table = new PerfTable("scoring", "Text-classification scoring: default architecture (d=128, 2 blocks, GPT-2, 128-token windows × ≤ 4)",
-            "rows", "path", "Transform rows/s", "Transform tokens/s", "PredictionEngine rows/s", "Transform speed-up, wall (reference ÷ path)", "Transform speed-up, CPU time", "PredictionEngine speed-up, wall", "max |Δ log p|, argmax equal", "MB allocated, gen-2 GCs per pass", "Transform: before ÷ path, median of per-round ratios");
+            "rows", "path", "Transform rows/s", "Transform tokens/s", "PredictionEngine rows/s", "Transform speed-up, wall (reference ÷ path)", "Transform speed-up, CPU time", "PredictionEngine speed-up, wall", "max |Δ log p|, argmax equal", "MB allocated, gen-2 GCs per pass", "Transform: before ÷ path, median of per-round ratios", "Transform: reference ÷ path, median of per-round ratios");
         var phases = new PerfTable("scoring-phases", "Where one Transform pass goes (ms per pass, from the same model's profile)",
             "rows", "path", "tokenize", "window/pad", "encoder forward", "pooling/head", "ML.NET overhead", "Transform total", "padded ÷ real tokens");
+        var ratio = new PerfTable("scoring-ratio", "Ratios from adjacent pairs of Transform passes (wall time): the target's reference ÷ default, and before round 9 ÷ default",
+            "rows", "A ÷ B", "pairs", "median of per-pair ratios", "quartiles of per-pair ratios", "median A rows/s", "median B rows/s");
         var parts = new PerfTable("scoring-fused-parts", "Where the fused encoder's forward goes (ms per Transform pass, both blocks together)",
             "rows", "embedding", "norm + hash + Q/K/V + rotary", "attention", "residual + norm + Memory Block + residual", "final norm + pooling", "encoder forward", "ns per token per block", "first-block Q/K/V rows computed ÷ tokens");
         int defaultBudget = model.ScoringTokensPerBatch;
         var budgets = settings.Budgets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(b => int.Parse(b, CultureInfo.InvariantCulture)).Where(b => b != defaultBudget).ToArray();
+        if (settings.ProfilePasses > 0)
+        {
+            ProfilePasses(transformer, ml, longRows, defaultBudget, settings.WindowLayouts, settings.ProfilePasses);
+            return 0;
+        }
         if (settings.EncoderOnly)
         {
             EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps > 0 ? settings.EncoderReps : 20, MachineLine(gflops, copy), settings.Output, gathers: false, layout: settings.EncoderLayout);
@@ -157,6 +173,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
             {
                 paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
+                paths.Add(($"fused encoder, the window layout {layout}, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, first-block rows rebuilt every call (KeepFirstRows off: before scoring round 8)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, keepRows: false)));
                 paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (opt-in ScoringPrecision)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout} as before s18 (softmax, three Q/K/V walks, 8-lane τ = 8 hash)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, s18: false)));
@@ -198,7 +215,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                     FormattableString.Invariant($"{transformMs[0] / transformMs[i]:F2}×"), FormattableString.Invariant($"{transformCpuMs[0] / transformCpuMs[i]:F2}×"),
                     FormattableString.Invariant($"{engineMs[0] / engineMs[i]:F2}×"),
                     FormattableString.Invariant($"{diff:g2}, {same}/{rows.Length}"), FormattableString.Invariant($"{allocatedMb[i]:F1}, {gen2[i]:F1}"),
-                    FormattableString.Invariant($"{Timing.Median(rounds1[before].Zip(rounds1[i], (a, b) => a / b).ToArray()):F3}"));
+                    FormattableString.Invariant($"{Timing.Median(rounds1[before].Zip(rounds1[i], (a, b) => a / b).ToArray()):F3}"),
+                    FormattableString.Invariant($"{Timing.Median(rounds1[0].Zip(rounds1[i], (a, b) => a / b).ToArray()):F2}×"));
 
                 var profile = model.Profile = new ScoringProfile();
                 double total = TimeTransform(transformer, data, rows.Length);
@@ -211,6 +229,18 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                         FormattableString.Invariant($"{profile.ForwardMs * 1e6 / profile.Tokens / model.Network.Config.Layers:F0}"),
                         FormattableString.Invariant($"{(double)profile.FusedFirstBlockRows / profile.Tokens:F3}"));
             }
+            int pairs = settings.RatioPairs ?? (settings.Quick ? 4 : 16);
+            if (pairs > 0)
+            {
+                int measured = paths.FindIndex(p => p.Name.Contains("(ScoringWindowLayout;", StringComparison.Ordinal));
+                measured = measured < 0 ? fusedIndex : measured;
+                ratio.AddRow([name, "reference ÷ " + paths[measured].Name, .. RatioPairs(() => paths[0].Set(model), () => paths[measured].Set(model),
+                    () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
+                int round9 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 9", StringComparison.Ordinal));
+                if (round9 >= 0)
+                    ratio.AddRow([name, paths[round9].Name + " ÷ the default", .. RatioPairs(() => paths[round9].Set(model), () => paths[measured].Set(model),
+                        () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
+            }
             paths[fusedIndex].Set(model);
         }
         string machine = MachineLine(gflops, copy);
@@ -222,6 +252,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         table.AddNote("first Q/K/V once per distinct id (TextClassifierModel.ShareFirstProjections, the default since 2026-12-06 s13; a group whose new ids exceed 75 % of its tokens computes per token): the first block's Q, K, V before rotary depend on the token id alone, so they are computed once per distinct id of a call and copied (the same bits); kept working memory (TextClassifierModel.KeepFusedMemory, default): the encoder's buffers are reused from call to call instead of fresh pinned arrays; bf16: TextClassifierModel.UseInferencePrecision(BFloat16), bf16 copies of the Memory Layer tables");
         table.AddNote("window by window (TextClassifierModel.UseWindowMajorPasses; null, the default since 2026-12-06 s13, takes it when the kernels have more than one worker): every block over a few windows at a time, pieces in parallel (the same bits); whole-group passes: each block's passes over the whole group in turn");
         table.AddNote(machine);
+        ratio.AddNote("the second row times the default against the same build with scoring round 9's switches off in the same way (A: before round 9, B: the default)");
+        ratio.AddNote("each pair times the reference and the path back to back (the same Transform passes as the table above), in the order reference, path, then path, reference, alternating; the ratio is the median of the per-pair ratios (reference ms ÷ path ms), which a drift of the machine between pairs does not move; the quartiles show the spread within this process");
+        ratio.AddNote(machine);
+        ratio.Publish(settings.Output);
         phases.AddNote("ML.NET overhead = Transform total − the four phases (cursors, getters, output columns)");
         phases.AddNote(machine);
         table.Publish(settings.Output);
@@ -231,6 +265,52 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         if (settings.EncoderReps > 0)
             EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps, machine, settings.Output, layout: settings.EncoderLayout);
         return 0;
+    }
+
+    /// <summary><paramref name="pairs"/> pairs of passes, the reference and the path back to back (A-B, then B-A, alternating; one
+    /// untimed pair first): the pair count, the median and quartiles of the per-pair ratios, and both medians' rows/s.</summary>
+    private static string[] RatioPairs(Action reference, Action path, Func<double> pass, int pairs, int rows)
+    {
+        var ratios = new double[pairs];
+        var (a, b) = (new double[pairs], new double[pairs]);
+        for (int i = -1; i < pairs; i++)
+        {
+            double referenceMs, pathMs;
+            if ((i & 1) == 0)
+            {
+                reference(); referenceMs = pass();
+                path(); pathMs = pass();
+            }
+            else
+            {
+                path(); pathMs = pass();
+                reference(); referenceMs = pass();
+            }
+            if (i < 0) continue;
+            (a[i], b[i], ratios[i]) = (referenceMs, pathMs, referenceMs / pathMs);
+        }
+        var sorted = ratios.Order().ToArray();
+        return [pairs.ToString(CultureInfo.InvariantCulture), FormattableString.Invariant($"{Timing.Median(ratios):F2}×"),
+            FormattableString.Invariant($"{sorted[(pairs - 1) / 4]:F2}–{sorted[(3 * (pairs - 1) + 3) / 4]:F2}"),
+            Rate(rows, Timing.Median(a)).ToString("F0", CultureInfo.InvariantCulture), Rate(rows, Timing.Median(b)).ToString("F0", CultureInfo.InvariantCulture)];
+    }
+
+    /// <summary>Transform passes of the default path alone on <paramref name="rows"/>, after three warm-up passes and a marker line
+    /// (process id, UTC time) for a profiler to attach to; prints the median pass.</summary>
+    private static void ProfilePasses(MemoryFormerTextClassificationTransformer transformer, MLContext ml, string[] rows, int budget, string layouts, int passes)
+    {
+        var layout = layouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>)
+            .DefaultIfEmpty(WindowLayout.LastMovedBack).First();
+        Fused(transformer.Model, true, budget, windowMajor: null, layout: layout);
+        var data = ml.Data.LoadFromEnumerable(rows.Select(t => new Row { Text = t, Label = "a" }));
+        for (int i = 0; i < 3; i++)
+            TimeTransform(transformer, data, rows.Length);
+        Console.WriteLine(FormattableString.Invariant($"profile passes: pid {Environment.ProcessId}, {passes} passes of the default path ({layout}) from {DateTime.UtcNow:HH:mm:ss} UTC"));
+        Console.Out.Flush();
+        var times = new double[passes];
+        for (int i = 0; i < passes; i++)
+            times[i] = TimeTransform(transformer, data, rows.Length);
+        Console.WriteLine(FormattableString.Invariant($"profile passes done at {DateTime.UtcNow:HH:mm:ss} UTC: median {Timing.Median(times):F1} ms a pass, fastest {times.Min():F1}"));
     }
 
     /// <summary>Sets the attention's key transpose (tiled or element by element) for the calls that follow, then builds.</summary>
@@ -391,9 +471,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
-        WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0, bool keepRows = true)
+        WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0, bool keepRows = true, bool round9 = true)
     {
         m.ScoringWindowLayout = layout;
+        (Runtime.KernelSettings.Current.ScaledExp, Runtime.KernelSettings.Current.ScoringSignHash, Runtime.KernelSettings.Current.PairedLayerNorm) = (round9, round9, round9);
         m.KeepFirstRows = keepRows;
         S18(s18);
         m.UseTableMajorGathers = tableMajor > 0;

@@ -55,6 +55,18 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
         foreach (var (width, bits) in new[] { (128, 8), (160, 10) })
             Add(table, FormattableString.Invariant($"sign hash (inference, 16 lanes), {width} wide, τ = {bits}: the lean exp and gathered tail (on) or as before s18 (off)"),
                 "4,096 tokens", LeanHash(4096, width, bits), settings.Reps);
+        foreach (var lengths in new[] { Enumerable.Repeat(128, 32).ToArray(), Enumerable.Range(64, 64).ToArray() })
+            Add(table, "attention, the lean exp's 2ⁿ by vscalefps (on) or in the exponent bits and a multiply (off; ScaledExp)",
+                FormattableString.Invariant($"{lengths.Length} windows of {lengths.Min()}–{lengths.Max()} tokens"),
+                Attention(lengths, on => KernelSettings.Current.ScaledExp = on), settings.Reps);
+        foreach (var (width, bits) in new[] { (128, 8), (160, 10) })
+            Add(table, FormattableString.Invariant($"sign hash (inference, 16 lanes), {width} wide, τ = {bits}: the lean exp's 2ⁿ by vscalefps (on) or as before (off; ScaledExp)"),
+                "4,096 tokens", ScaledHash(4096, width, bits), settings.Reps);
+        foreach (var (width, bits) in new[] { (128, 8), (160, 10) })
+            Add(table, FormattableString.Invariant($"sign hash (inference), {width} wide, τ = {bits}: the scoring encoder's own kernel into int rows (on) or the general 16-lane kernel and int64 rows (off; ScoringSignHash)"),
+                "4,096 tokens", DirectHash(4096, width, bits), settings.Reps);
+        Add(table, "LayerNorm of two tokens' 160-wide hidden rows: both sum chains in one loop (on) or one row after the other (off; PairedLayerNorm)",
+            "4,096 pairs of rows", LayerNormPairs(4096, 160), settings.Reps);
         table.AddNote("the same bits on and off (WindowAttentionKeyTileTests); a window of L tokens pads to 16 or 32 only in Q·Kᵀ, P·V reads the L real keys");
         table.AddNote("the hash rows: SignHashKernel.HashRow per token as the fused encoder calls it; τ = 8 on is KernelSettings.WideInferenceHash, τ = 10 on is WideSignHash (16 lanes already the default there)");
         table.AddNote(FormattableString.Invariant($"load average (1 min) {Timing.LoadAverage():F2} at the end"));
@@ -101,11 +113,69 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
         };
     }
 
+    /// <summary>The 16-lane inference sign hash of <paramref name="n"/> random rows, <see cref="KernelSettings.ScaledExp"/> on or off.</summary>
+    private static unsafe Action<bool> ScaledHash(int n, int width, int bits)
+    {
+        var hash = Hash(n, width, bits);
+        return on => KernelSettings.Current.With(s => s.ScaledExp = on, () => hash(true));
+    }
+
     /// <summary>The 16-lane inference sign hash of <paramref name="n"/> random rows, <see cref="KernelSettings.LeanWideHash"/> on or off.</summary>
     private static unsafe Action<bool> LeanHash(int n, int width, int bits)
     {
         var hash = Hash(n, width, bits);
         return on => KernelSettings.Current.With(s => s.LeanWideHash = on, () => hash(true));
+    }
+
+    /// <summary>LayerNorms of <paramref name="pairs"/> pairs of random rows of <paramref name="n"/>: <see cref="EncoderKernels.LayerNormPair"/> (on) or two
+    /// <see cref="EncoderKernels.LayerNorm"/> calls (off).</summary>
+    private static unsafe Action<bool> LayerNormPairs(int pairs, int n)
+    {
+        var random = new Random(4);
+        var x = Enumerable.Range(0, 2 * pairs * n).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+        var (gain, bias, y) = (Enumerable.Repeat(1.1f, n).ToArray(), Enumerable.Repeat(0.1f, n).ToArray(), new float[2 * n]);
+        return on =>
+        {
+            fixed (float* p = x, g = gain, b = bias, o = y)
+                for (int t = 0; t < pairs; t++)
+                {
+                    float* x0 = p + ((long)2 * t * n), x1 = x0 + n;
+                    if (on)
+                        EncoderKernels.LayerNormPair(x0, x1, g, b, n, 1e-5f, o, o + n);
+                    else
+                    {
+                        EncoderKernels.LayerNorm(x0, g, b, n, 1e-5f, o);
+                        EncoderKernels.LayerNorm(x1, g, b, n, 1e-5f, o + n);
+                    }
+                }
+        };
+    }
+
+    /// <summary>The scoring encoder's hash of <paramref name="n"/> random rows as <c>FusedEncoderBlock</c> calls it: <see cref="ScoringSignHash"/> (on)
+    /// or <see cref="SignHashKernel.HashRow"/> and the int64 rows narrowed (off).</summary>
+    private static unsafe Action<bool> DirectHash(int n, int width, int bits)
+    {
+        int k = width / bits;
+        var random = new Random(2);
+        var x = Enumerable.Range(0, n * width).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+        var (rows, index, weights) = (new long[k], new int[k], new float[k]);
+        return on => KernelSettings.Current.With(s => s.WideInferenceHash = true, () =>
+        {
+            fixed (float* p = x, w = weights)
+            fixed (long* r = rows)
+            fixed (int* i = index)
+                for (int t = 0; t < n; t++)
+                {
+                    if (on)
+                        ScoringSignHash.Hash(p + ((long)t * width), bits, true, -2f, i, w);
+                    else
+                    {
+                        SignHashKernel.HashRow(p + ((long)t * width), k, bits, true, -2f, r, w, null);
+                        for (int c = 0; c < k; c++)
+                            i[c] = (int)r[c];
+                    }
+                }
+        });
     }
 
     /// <summary>The inference sign hash of <paramref name="n"/> random rows, token by token, 16 lanes (on) or 8 (off).</summary>

@@ -101,6 +101,58 @@ internal static unsafe class EncoderKernels
             y[i] = ((x[i] - mean) * inverse * weight[i]) + bias[i];
     }
 
+    /// <summary>
+    /// <see cref="LayerNorm"/> of two rows at once (two tokens of <c>FusedEncoderBlock</c>'s paired passes): each row's sums in its own
+    /// eight-lane chain, as alone, but the two chains advanced in the same loop, so the add latency of one overlaps the other's instead of
+    /// the second row's chains starting where the first's end. The same operations per row in the same order: the same bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void LayerNormPair(float* x0, float* x1, float* weight, float* bias, int n, float epsilon, float* y0, float* y1)
+    {
+        if (!Vector256.IsHardwareAccelerated || n < 8 || n % 8 != 0)
+        {
+            LayerNorm(x0, weight, bias, n, epsilon, y0);
+            LayerNorm(x1, weight, bias, n, epsilon, y1);
+            return;
+        }
+        Vector256<float> sum0 = Vector256<float>.Zero, sum1 = sum0;
+        for (int i = 0; i < n; i += 8)
+        {
+            sum0 += Vector256.Load(x0 + i);
+            sum1 += Vector256.Load(x1 + i);
+        }
+        float mean0 = Vector256.Sum(sum0) / n, mean1 = Vector256.Sum(sum1) / n;
+        Vector256<float> m0 = Vector256.Create(mean0), m1 = Vector256.Create(mean1), squares0 = Vector256<float>.Zero, squares1 = squares0;
+        for (int i = 0; i < n; i += 8)
+        {
+            var c0 = Vector256.Load(x0 + i) - m0;
+            var c1 = Vector256.Load(x1 + i) - m1;
+            squares0 += c0 * c0;
+            squares1 += c1 * c1;
+        }
+        float inverse0 = 1f / MathF.Sqrt((Vector256.Sum(squares0) / n) + epsilon), inverse1 = 1f / MathF.Sqrt((Vector256.Sum(squares1) / n) + epsilon);
+        Normalize(x0, weight, bias, n, mean0, inverse0, y0);
+        Normalize(x1, weight, bias, n, mean1, inverse1, y1);
+    }
+
+    /// <summary>y = (x − mean) · inverse · w + b elementwise, as <see cref="LayerNorm"/>'s last pass (n a multiple of 8).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Normalize(float* x, float* weight, float* bias, int n, float mean, float inverse, float* y)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var m16 = Vector512.Create(mean);
+            var inv16 = Vector512.Create(inverse);
+            for (; i + 16 <= n; i += 16)
+                (((Vector512.Load(x + i) - m16) * inv16 * Vector512.Load(weight + i)) + Vector512.Load(bias + i)).Store(y + i);
+        }
+        var m = Vector256.Create(mean);
+        var inv = Vector256.Create(inverse);
+        for (; i + 8 <= n; i += 8)
+            (((Vector256.Load(x + i) - m) * inv * Vector256.Load(weight + i)) + Vector256.Load(bias + i)).Store(y + i);
+    }
+
     /// <summary>Rotary as <see cref="VectorKernels.Rotary"/> (rotate-half on the first r dims of each head, in place), the
     /// same bits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -121,8 +121,13 @@ internal sealed unsafe partial class FusedEncoderBlock
             Hash(normed1, expand, rows1, index1, weights1);
             Bag(expand, hidden, index, weights, inner);                        // [K·(τ+2)]
             Bag(expand, hidden, index1, weights1, inner1);
-            LayerNorm(inner, normWeight, normBias, hidden, epsilon, innerNormed);
-            LayerNorm(inner1, normWeight, normBias, hidden, epsilon, innerNormed1);
+            if (Simd && Runtime.KernelSettings.Current.PairedLayerNorm)
+                EncoderKernels.LayerNormPair(inner, inner1, normWeight, normBias, hidden, epsilon, innerNormed, innerNormed1);   // the same bits
+            else
+            {
+                LayerNorm(inner, normWeight, normBias, hidden, epsilon, innerNormed);
+                LayerNorm(inner1, normWeight, normBias, hidden, epsilon, innerNormed1);
+            }
             Hash(innerNormed, project, rows, index, weights);                  // K chunks of τ+2 bits
             Hash(innerNormed1, project, rows1, index1, weights1);
             Bag(project, width, index, weights, output);

@@ -267,6 +267,11 @@ internal sealed unsafe partial class FusedEncoderBlock
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Hash(float* input, Layer layer, long* rows, int* index, float* weights)
     {
+        if (layer.ScoringHash)
+        {
+            ScoringSignHash.Hash(input, layer.Bits, layer.L1Scaled, layer.Scale, index, weights);   // the same bits
+            return;
+        }
         SignHashKernel.HashRow(input, chunks, layer.Bits, layer.L1Scaled, layer.Scale, rows, weights, null);
         for (int c = 0; c < chunks; c++)
             index[c] = (int)rows[c];
@@ -282,5 +287,8 @@ internal sealed unsafe partial class FusedEncoderBlock
         public readonly int Bits = layer.BitsPerChunk;
         public readonly bool L1Scaled = layer.WeightFunction == HashWeightFunction.L1ScaledSigmoidProduct;
         public readonly float Scale = -2f / (layer.WeightFunction == HashWeightFunction.L1ScaledSigmoidProduct ? 1f : (float)layer.Temperature);
+
+        /// <summary>Whether this call's hashes take <see cref="ScoringSignHash"/> (read once per encoder, as the other switches).</summary>
+        public readonly bool ScoringHash = ScoringSignHash.Applies(layer.ChunkCount, layer.BitsPerChunk);
     }
 }

@@ -46,23 +46,19 @@ internal static unsafe class WideSignHash
         var et = xt + 16;                                                          // e, later J, in the same layout
         var tile = et + 16;                                                        // 8 vectors: one transposed tile on the way out
         float* padded = (float*)(tile + 8);                                        // 16 rows of 16 floats for τ not a multiple of 8
-        bool lean = Runtime.KernelSettings.Current.LeanWideHash;
+        bool lean = Runtime.KernelSettings.Current.LeanWideHash, scaled = Runtime.KernelSettings.Current.ScaledExp;
         if (lean && bits > 8 && bits % 8 != 0 && Avx2.IsSupported)
             LoadTransposedGathered(z, bits, xt);
         else
             LoadTransposed(z, bits, padded, xt);
         Vector512<float> zero = Vector512<float>.Zero, one = Vector512<float>.One, l1 = zero, product = one;
         var code = Vector512<int>.Zero;
-        for (int b = 0; b < bits; b++)
-        {
-            var v = xt[b];
-            var a = Vector512.Abs(v);
-            var e = lean ? WindowAttention.LeanExp512(a * scale) : WindowAttention.Exp512(a * scale);   // a·scale ≤ 0: the same bits
-            et[b] = e;
-            code = (code << 1) | (Vector512.GreaterThanOrEqual(v, zero).AsInt32() & Vector512<int>.One); // MSB first
-            l1 += a;
-            product *= one + e;
-        }
+        if (!lean)                                                                 // the exp chosen outside the loop: no branch per step
+            Elements<FullExp>(xt, et, bits, scale, ref code, ref l1, ref product);
+        else if (scaled)
+            Elements<ScaledLeanExp>(xt, et, bits, scale, ref code, ref l1, ref product);
+        else
+            Elements<LeanExp>(xt, et, bits, scale, ref code, ref l1, ref product);
         var p = one / product;
         (l1Scaled ? l1 * p : p).Store(w + c);
         var offsets = (Vector512.Create(0L, 1, 2, 3, 4, 5, 6, 7) + Vector512.Create((long)c)) << bits;   // chunk c's rows start at c·2^τ
@@ -82,10 +78,53 @@ internal static unsafe class WideSignHash
         StoreTransposed(et, bits, tile, padded, j + (c * bits));
     }
 
+    /// <summary>The per-element steps of <see cref="HashBlock"/> over its τ transposed vectors, the exp fixed by <typeparamref name="TExp"/>
+    /// when the method is compiled: e = exp(|z|·scale) into <paramref name="et"/>, the code MSB first, ‖z‖₁ and Π (1 + e).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Elements<TExp>(Vector512<float>* xt, Vector512<float>* et, int bits, float scale, ref Vector512<int> code,
+        ref Vector512<float> l1, ref Vector512<float> product) where TExp : struct, IExp
+    {
+        Vector512<float> zero = Vector512<float>.Zero, one = Vector512<float>.One;
+        for (int b = 0; b < bits; b++)
+        {
+            var v = xt[b];
+            var a = Vector512.Abs(v);
+            var e = TExp.Of(a * scale);                                            // a·scale ≤ 0: the same bits for each exp
+            et[b] = e;
+            code = (code << 1) | (Vector512.GreaterThanOrEqual(v, zero).AsInt32() & Vector512<int>.One); // MSB first
+            l1 += a;
+            product *= one + e;
+        }
+    }
+
+    /// <summary>Which exp <see cref="Elements"/> compiles in.</summary>
+    internal interface IExp
+    {
+        static abstract Vector512<float> Of(Vector512<float> x);
+    }
+
+    /// <summary><see cref="WindowAttention.Exp512"/> (<see cref="Runtime.KernelSettings.LeanWideHash"/> off).</summary>
+    private readonly struct FullExp : IExp
+    {
+        public static Vector512<float> Of(Vector512<float> x) => WindowAttention.Exp512(x);
+    }
+
+    /// <summary>The lean exp with 2ⁿ in the exponent bits (<see cref="Runtime.KernelSettings.ScaledExp"/> off).</summary>
+    private readonly struct LeanExp : IExp
+    {
+        public static Vector512<float> Of(Vector512<float> x) => WindowAttention.LeanExp512(x, scaled: false);
+    }
+
+    /// <summary>The lean exp with 2ⁿ by <c>vscalefps</c> (the default).</summary>
+    private readonly struct ScaledLeanExp : IExp
+    {
+        public static Vector512<float> Of(Vector512<float> x) => WindowAttention.LeanExp512(x, scaled: true);
+    }
+
     /// <summary>xt[b·16 + c] = z[c·τ + b] for 16 chunks of τ floats: straight from x when τ is a multiple of 8, otherwise
     /// through <paramref name="padded"/> (rows of 16 floats).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void LoadTransposed(float* z, int bits, float* padded, Vector512<float>* xt)
+    internal static void LoadTransposed(float* z, int bits, float* padded, Vector512<float>* xt)
     {
         int stride = bits;
         if (bits % 8 != 0)
@@ -112,7 +151,7 @@ internal static unsafe class WideSignHash
     /// forwarding.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void LoadTransposedGathered(float* z, int bits, Vector512<float>* xt)
+    internal static void LoadTransposedGathered(float* z, int bits, Vector512<float>* xt)
     {
         int b = 0;
         for (; b + 8 <= bits; b += 8)

@@ -21,9 +21,10 @@ internal static unsafe partial class WindowAttention
             return SoftmaxBefore512(scores, padded);
         var top = Vector512.Create(RowMax512(scores, padded));
         var sum = Vector512<float>.Zero;
+        bool scaled = KernelSettings.Current.ScaledExp;
         for (int j = 0; j < padded; j += 16)
         {
-            var e = LeanExp512(Vector512.Load(scores + j) - top);                 // −∞ → 0
+            var e = LeanExp512(Vector512.Load(scores + j) - top, scaled);         // −∞ → 0
             e.Store(scores + j);
             sum += e;
         }
@@ -47,10 +48,11 @@ internal static unsafe partial class WindowAttention
         var topA = Vector512.Create(RowMax512(a, padded));
         var topB = Vector512.Create(RowMax512(b, padded));
         Vector512<float> sumA = Vector512<float>.Zero, sumB = sumA;
+        bool scaled = KernelSettings.Current.ScaledExp;
         for (int j = 0; j < padded; j += 16)
         {
-            var ea = LeanExp512(Vector512.Load(a + j) - topA);                    // −∞ → 0
-            var eb = LeanExp512(Vector512.Load(b + j) - topB);
+            var ea = LeanExp512(Vector512.Load(a + j) - topA, scaled);            // −∞ → 0
+            var eb = LeanExp512(Vector512.Load(b + j) - topB, scaled);
             ea.Store(a + j);
             eb.Store(b + j);
             sumA += ea;
@@ -72,13 +74,26 @@ internal static unsafe partial class WindowAttention
         var topB = Vector512.Create(RowMax512(b, padded));
         var topC = Vector512.Create(RowMax512(c, padded));
         var topD = Vector512.Create(RowMax512(d, padded));
+        if (KernelSettings.Current.ScaledExp)                                    // the switch outside the loop: no branch per exp
+            QuadExps<ScaledFlag>(s, padded, topA, topB, topC, topD, inverse);
+        else
+            QuadExps<UnscaledFlag>(s, padded, topA, topB, topC, topD, inverse);
+    }
+
+    /// <summary><see cref="SoftmaxQuad512"/>'s exp pass, <see cref="LeanExp512(Vector512{float}, bool)"/>'s last step fixed by
+    /// <typeparamref name="TScaled"/> when the method is compiled.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void QuadExps<TScaled>(float* s, int padded, Vector512<float> topA, Vector512<float> topB, Vector512<float> topC,
+        Vector512<float> topD, float* inverse) where TScaled : struct, IExpFlag
+    {
+        float* a = s, b = s + padded, c = b + padded, d = c + padded;
         Vector512<float> sumA = Vector512<float>.Zero, sumB = sumA, sumC = sumA, sumD = sumA;
         for (int j = 0; j < padded; j += 16)
         {
-            var ea = LeanExp512(Vector512.Load(a + j) - topA);                    // −∞ → 0
-            var eb = LeanExp512(Vector512.Load(b + j) - topB);
-            var ec = LeanExp512(Vector512.Load(c + j) - topC);
-            var ed = LeanExp512(Vector512.Load(d + j) - topD);
+            var ea = LeanExp512(Vector512.Load(a + j) - topA, TScaled.Scaled);    // −∞ → 0
+            var eb = LeanExp512(Vector512.Load(b + j) - topB, TScaled.Scaled);
+            var ec = LeanExp512(Vector512.Load(c + j) - topC, TScaled.Scaled);
+            var ed = LeanExp512(Vector512.Load(d + j) - topD, TScaled.Scaled);
             ea.Store(a + j);
             eb.Store(b + j);
             ec.Store(c + j);
@@ -92,6 +107,24 @@ internal static unsafe partial class WindowAttention
         inverse[1] = 1f / Vector512.Sum(sumB);
         inverse[2] = 1f / Vector512.Sum(sumC);
         inverse[3] = 1f / Vector512.Sum(sumD);
+    }
+
+    /// <summary>Which last step <see cref="QuadExps"/> compiles in: a constant per struct, folded by the JIT.</summary>
+    internal interface IExpFlag
+    {
+        static abstract bool Scaled { get; }
+    }
+
+    /// <summary><see cref="KernelSettings.ScaledExp"/> on.</summary>
+    internal readonly struct ScaledFlag : IExpFlag
+    {
+        public static bool Scaled => true;
+    }
+
+    /// <summary><see cref="KernelSettings.ScaledExp"/> off.</summary>
+    internal readonly struct UnscaledFlag : IExpFlag
+    {
+        public static bool Scaled => false;
     }
 
     /// <summary><see cref="Softmax512"/>'s max and exp passes as before 2026-12-06 s18 (<see cref="KernelSettings.LeanSoftmax"/> off).</summary>
@@ -167,8 +200,17 @@ internal static unsafe partial class WindowAttention
     /// not its second (+0 either way). The underflow mask zeroes the product in one masked multiply instead of a compare,
     /// a mask-to-vector move and an and. NaN stays NaN.
     /// </summary>
+    /// <remarks>With <see cref="KernelSettings.ScaledExp"/> (the overload with scaled) the last step, y · 2ⁿ, is one <c>vscalefps</c>
+    /// of y by the float n instead of 2ⁿ built in the exponent bits (an integer add and a shift) and a multiply: two instructions fewer
+    /// per vector and the same bits. Wherever the result is not masked, n is an integer in [−126, 0], so 2ⁿ is a normal float and both
+    /// compute y·2ⁿ exactly and round it once, to the same float (a subnormal one included); a NaN y stays the same NaN.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector512<float> LeanExp512(Vector512<float> x)
+    internal static Vector512<float> LeanExp512(Vector512<float> x) => LeanExp512(x, scaled: false);
+
+    /// <summary><see cref="LeanExp512(Vector512{float})"/>, its last step as <c>vscalefps</c> when <paramref name="scaled"/> (the caller
+    /// reads <see cref="KernelSettings.ScaledExp"/> once, outside its loop); the same bits either way.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> LeanExp512(Vector512<float> x, bool scaled)
     {
         var whole = Avx512F.ConvertToVector512Int32(x * 1.44269504f, FloatRoundingMode.ToEven);
         var n = Avx512F.ConvertToVector512Single(whole);
@@ -180,7 +222,7 @@ internal static unsafe partial class WindowAttention
         y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(1.6666665459e-1f));
         y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(5.0000001201e-1f));
         y = Vector512.FusedMultiplyAdd(y, r * r, r) + Vector512<float>.One;
-        var twoToN = ((whole + Vector512.Create(127)) << 23).AsSingle();
-        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(-87.33654f)), Vector512<float>.Zero, y * twoToN);
+        var e = scaled ? Avx512F.Scale(y, n) : y * ((whole + Vector512.Create(127)) << 23).AsSingle();
+        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(-87.33654f)), Vector512<float>.Zero, e);
     }
 }

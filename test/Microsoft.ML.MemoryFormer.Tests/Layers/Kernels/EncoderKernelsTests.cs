@@ -34,6 +34,31 @@ public class EncoderKernelsTests
             Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"LayerNorm element {i}: {expected[i]} vs {actual[i]}");
     }
 
+    // Two rows' LayerNorms with their sum chains side by side: each row's bits as alone (n = 160 is the Memory Block's K·(τ+2) at d = 128;
+    // 24 takes the 256-bit tail of the last pass; 12 is not a multiple of 8 and takes the single-row kernel).
+    [Theory]
+    [InlineData(160)]
+    [InlineData(320)]
+    [InlineData(24)]
+    [InlineData(8)]
+    [InlineData(12)]
+    public unsafe void Paired_LayerNorm_gives_each_row_the_bits_of_LayerNorm(int n)
+    {
+        var (x0, x1) = (Random(n, n + 10, 3f), Random(n, n + 11, 0.01f));
+        x1[0] = 1e6f;                                                            // a row far from the other's scale
+        var (gain, bias) = (Random(n, n + 12), Random(n, n + 13));
+        var (e0, e1, a0, a1) = (new float[n], new float[n], new float[n], new float[n]);
+        fixed (float* p0 = x0, p1 = x1, g = gain, b = bias, pe0 = e0, pe1 = e1, pa0 = a0, pa1 = a1)
+        {
+            EncoderKernels.LayerNorm(p0, g, b, n, 1e-5f, pe0);
+            EncoderKernels.LayerNorm(p1, g, b, n, 1e-5f, pe1);
+            EncoderKernels.LayerNormPair(p0, p1, g, b, n, 1e-5f, pa0, pa1);
+        }
+        Assert.Equal(e0.Select(BitConverter.SingleToInt32Bits), a0.Select(BitConverter.SingleToInt32Bits));
+        Assert.Equal(e1.Select(BitConverter.SingleToInt32Bits), a1.Select(BitConverter.SingleToInt32Bits));
+        Assert.NotEqual(e0, e1);
+    }
+
     [Theory]
     [InlineData(4, 32, 32)]
     [InlineData(2, 40, 20)]

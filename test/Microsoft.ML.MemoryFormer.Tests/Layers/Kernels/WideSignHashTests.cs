@@ -93,5 +93,23 @@ public class WideSignHashTests
             Assert.Equal(Bits(before.Jacobian!), Bits(lean.Jacobian!));
     }
 
+    // The lean hash with its exp's 2ⁿ by vscalefps (ScaledExp) against the exponent-bits multiply: inference and training's Jacobian.
+    [Theory]
+    [InlineData(10, 16, true, true)]
+    [InlineData(8, 16, false, false)]
+    [InlineData(8, 32, true, true)]
+    [InlineData(12, 16, false, true)]
+    public void The_scaled_exp_gives_the_hash_the_same_bits(int bits, int k, bool l1Scaled, bool jacobian)
+    {
+        var x = Inputs(31, k, bits, seed: 90 + bits);
+        SignHashKernel.Result before = null!, scaled = null!;
+        KernelSettings.Current.With(s => (s.ScaledExp, s.WideInferenceHash) = (false, true), () => before = SignHashKernel.Run(x, bits, l1Scaled, 0.8f, withJacobian: jacobian));
+        KernelSettings.Current.With(s => (s.ScaledExp, s.WideInferenceHash) = (true, true), () => scaled = SignHashKernel.Run(x, bits, l1Scaled, 0.8f, withJacobian: jacobian));
+        Assert.Equal(before.Rows.data<long>().ToArray(), scaled.Rows.data<long>().ToArray());
+        Assert.Equal(Bits(before.Weights), Bits(scaled.Weights));
+        if (jacobian)
+            Assert.Equal(Bits(before.Jacobian!), Bits(scaled.Jacobian!));
+    }
+
     private static int[] Bits(Tensor t) => t.contiguous().data<float>().ToArray().Select(BitConverter.SingleToInt32Bits).ToArray();
 }

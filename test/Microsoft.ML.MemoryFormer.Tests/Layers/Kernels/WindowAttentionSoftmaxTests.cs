@@ -40,6 +40,40 @@ public class WindowAttentionSoftmaxTests
         Assert.Equal(before.Select(BitConverter.SingleToInt32Bits), lean.Select(BitConverter.SingleToInt32Bits));
     }
 
+    [SkippableFact]
+    public unsafe void The_scaled_exp_gives_the_bits_of_the_lean_exp()
+    {
+        Skip.IfNot(Vector512.IsHardwareAccelerated, "no AVX-512: the 512-bit exp is not used");
+        // The edges and sweep above, then every 61st float of [−88, 0] by bit pattern (subnormal results near the mask's bound included).
+        var sweep = new List<float>(ExpInputs());
+        for (int bits = BitConverter.SingleToInt32Bits(-0f); bits <= BitConverter.SingleToInt32Bits(-88f); bits += 61)
+            sweep.Add(BitConverter.Int32BitsToSingle(bits));
+        sweep.Add(float.NaN);
+        while (sweep.Count % 16 != 0) sweep.Add(-0.5f);
+        var x = sweep.ToArray();
+        var (lean, scaled) = (new float[x.Length], new float[x.Length]);
+        fixed (float* p = x, l = lean, s = scaled)
+            for (int i = 0; i < x.Length; i += 16)
+            {
+                WindowAttention.LeanExp512(Vector512.Load(p + i), scaled: false).Store(l + i);
+                WindowAttention.LeanExp512(Vector512.Load(p + i), scaled: true).Store(s + i);
+            }
+        Assert.True(x.Length > 15_000_000);
+        Assert.Contains(lean, v => v > 0f && v < 1.5f * BitConverter.Int32BitsToSingle(0x00800000));          // results at the bottom of the normal range reached
+        Assert.Equal(lean.Select(BitConverter.SingleToInt32Bits), scaled.Select(BitConverter.SingleToInt32Bits));
+    }
+
+    [Theory]
+    [InlineData(1f)]
+    [InlineData(6f)]
+    public void Attention_with_the_scaled_exp_gives_the_same_bits(float spread)
+    {
+        float[] before = [];
+        KernelSettings.Current.With(s => s.ScaledExp = false, () => before = Attention(true, spread));
+        Assert.Contains(before, v => v != 0f);
+        Assert.Equal(before, Attention(true, spread));
+    }
+
     private static readonly int[] Lengths = [1, 2, 7, 16, 17, 31, 32, 33, 64, 65, 95, 112, 127, 128];
 
     private static unsafe float[] Attention(bool lean, float spread, int together = 4)
@@ -79,10 +113,10 @@ public class WindowAttentionSoftmaxTests
         using var model = ScoringTestModels.Small(3, 11, 48);
         (string, string?)[] rows = [(string.Concat(Enumerable.Range(0, 60).Select(i => $"word{i % 17} ")), null), ("short text", null), ("a pair", "of texts")];
         float[][] before = [];
-        KernelSettings.Current.With(s => (s.LeanSoftmax, s.SoftmaxRows, s.FusedQkvBags, s.WideInferenceHash, s.LeanWideHash, s.PairedTokens) = (false, 1, false, false, false, false), () => before = model.LogProbabilities(rows));
+        KernelSettings.Current.With(s => (s.LeanSoftmax, s.SoftmaxRows, s.FusedQkvBags, s.WideInferenceHash, s.LeanWideHash, s.PairedTokens, s.ScaledExp, s.ScoringSignHash, s.PairedLayerNorm) = (false, 1, false, false, false, false, false, false, false), () => before = model.LogProbabilities(rows));
         Assert.Equal(before, model.LogProbabilities(rows));
         model.UseInferencePrecision(MemoryFormer.Configuration.InferencePrecision.BFloat16);      // the bf16 tables' one-walk Q/K/V too
-        KernelSettings.Current.With(s => (s.LeanSoftmax, s.SoftmaxRows, s.FusedQkvBags, s.WideInferenceHash, s.LeanWideHash, s.PairedTokens) = (false, 1, false, false, false, false), () => before = model.LogProbabilities(rows));
+        KernelSettings.Current.With(s => (s.LeanSoftmax, s.SoftmaxRows, s.FusedQkvBags, s.WideInferenceHash, s.LeanWideHash, s.PairedTokens, s.ScaledExp, s.ScoringSignHash, s.PairedLayerNorm) = (false, 1, false, false, false, false, false, false, false), () => before = model.LogProbabilities(rows));
         Assert.Equal(before, model.LogProbabilities(rows));
     }
 }
