@@ -86,19 +86,7 @@ internal static unsafe class EncoderKernels
             variance += c * c;
         }
         float inverse = 1f / MathF.Sqrt((variance / n) + epsilon);
-        i = 0;
-        if (Vector512.IsHardwareAccelerated)                                       // elementwise: the same operations per element
-        {
-            var m16 = Vector512.Create(mean);
-            var inv16 = Vector512.Create(inverse);
-            for (; i + 16 <= n; i += 16)
-                (((Vector512.Load(x + i) - m16) * inv16 * Vector512.Load(weight + i)) + Vector512.Load(bias + i)).Store(y + i);
-        }
-        var inv = Vector256.Create(inverse);
-        for (; i + 8 <= n; i += 8)
-            (((Vector256.Load(x + i) - m) * inv * Vector256.Load(weight + i)) + Vector256.Load(bias + i)).Store(y + i);
-        for (; i < n; i++)
-            y[i] = ((x[i] - mean) * inverse * weight[i]) + bias[i];
+        Normalize(x, weight, bias, n, mean, inverse, y);
     }
 
     /// <summary>
@@ -135,7 +123,8 @@ internal static unsafe class EncoderKernels
         Normalize(x1, weight, bias, n, mean1, inverse1, y1);
     }
 
-    /// <summary>y = (x − mean) · inverse · w + b elementwise, as <see cref="LayerNorm"/>'s last pass (n a multiple of 8).</summary>
+    /// <summary>y = (x − mean) · inverse · w + b elementwise: <see cref="LayerNorm"/>'s and <see cref="LayerNormPair"/>'s last pass (the
+    /// same operations per element at every vector width).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Normalize(float* x, float* weight, float* bias, int n, float mean, float inverse, float* y)
     {
@@ -151,6 +140,8 @@ internal static unsafe class EncoderKernels
         var inv = Vector256.Create(inverse);
         for (; i + 8 <= n; i += 8)
             (((Vector256.Load(x + i) - m) * inv * Vector256.Load(weight + i)) + Vector256.Load(bias + i)).Store(y + i);
+        for (; i < n; i++)
+            y[i] = ((x[i] - mean) * inverse * weight[i]) + bias[i];
     }
 
     /// <summary>Rotary as <see cref="VectorKernels.Rotary"/> (rotate-half on the first r dims of each head, in place), the
