@@ -182,12 +182,7 @@ internal static unsafe partial class WindowAttention
         var n = Vector512.Round(x * 1.44269504f);
         var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);
         r = Vector512.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
-        var y = Vector512.FusedMultiplyAdd(Vector512.Create(1.9875691500e-4f), r, Vector512.Create(1.3981999507e-3f));
-        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(8.3334519073e-3f));
-        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(4.1665795894e-2f));
-        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(1.6666665459e-1f));
-        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(5.0000001201e-1f));
-        y = Vector512.FusedMultiplyAdd(y, r * r, r) + Vector512<float>.One;
+        var y = ExpPolynomial512(r);
         var twoToN = ((Vector512.ConvertToInt32Native(n) + Vector512.Create(127)) << 23).AsSingle();
         return Vector512.AndNot(y * twoToN, Vector512.LessThan(x, Vector512.Create(-87.33654f)));
     }
@@ -216,13 +211,21 @@ internal static unsafe partial class WindowAttention
         var n = Avx512F.ConvertToVector512Single(whole);
         var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);
         r = Vector512.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
+        var y = ExpPolynomial512(r);
+        var e = scaled ? Avx512F.Scale(y, n) : y * ((whole + Vector512.Create(127)) << 23).AsSingle();
+        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(-87.33654f)), Vector512<float>.Zero, e);
+    }
+
+    /// <summary>e^r for the reduced argument r (|r| ≤ ln 2 / 2) of both 512-bit exps: the polynomial of
+    /// <see cref="SignHashKernel.ExpOfNonPositive"/>, the same operations in the same order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> ExpPolynomial512(Vector512<float> r)
+    {
         var y = Vector512.FusedMultiplyAdd(Vector512.Create(1.9875691500e-4f), r, Vector512.Create(1.3981999507e-3f));
         y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(8.3334519073e-3f));
         y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(4.1665795894e-2f));
         y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(1.6666665459e-1f));
         y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(5.0000001201e-1f));
-        y = Vector512.FusedMultiplyAdd(y, r * r, r) + Vector512<float>.One;
-        var e = scaled ? Avx512F.Scale(y, n) : y * ((whole + Vector512.Create(127)) << 23).AsSingle();
-        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(-87.33654f)), Vector512<float>.Zero, e);
+        return Vector512.FusedMultiplyAdd(y, r * r, r) + Vector512<float>.One;
     }
 }
