@@ -111,6 +111,9 @@ internal static unsafe class TableGradientPass
     public static double UpdateAll(RowPass pass, int rowCount, BlockedTableGradient.FusedStep step)
     {
         int h = pass.Width;
+        if (KernelSettings.Current.ColumnSplitUpdate && ColumnSplitUpdate.Applies(pass, step, KernelParallel.Workers)
+            && rowCount <= pass.Hits.RowCount)
+            return ColumnSplitUpdate.Run(pass, rowCount, step, KernelParallel.Workers);
         var squares = ArrayPool<double>.Shared.Rent(rowCount);
         KernelParallel.For(rowCount, h * (1L + (pass.Hits.Pairs / Math.Max(1, rowCount))), (start, end) =>
         {
@@ -119,14 +122,15 @@ internal static unsafe class TableGradientPass
             fixed (float* buffer = row)
             {
                 float* g = buffer, rounding = buffer + h + 16;
-                int ahead = Sse.IsSupported && KernelSettings.Current.PrefetchUpdateRows ? UpdatePrefetchAhead : 0;
+                var settings = KernelSettings.Current;
+                int ahead = Sse.IsSupported && settings.PrefetchUpdateRows ? settings.UpdatePrefetchAhead : 0, stride = Math.Max(64, settings.UpdatePrefetchStride);
                 for (int r = start; r < end; r++)
                 {
                     long o = (long)r * h;
                     if (prefetch && r + 1 < end)
                         pass.Prefetch(r + 1);
                     if (ahead > 0 && r + ahead < end)
-                        PrefetchUpdateRows(pass, step, o + ((long)ahead * h), h);
+                        PrefetchUpdateRows(pass, step, o + ((long)ahead * h), h, stride);
                     squares[r] = pass.Write(r, g, cached: true, rounding);
                     if (step.Bf16)                                               // the optimizer's own bf16 step: same index and salt, same bits
                         Bf16Moments.UpdateRow((float*)pass.Table + o, g, (ushort*)step.ExpAvg + o, (ushort*)step.ExpAvgSq + o, h, step.Coefficients, o, step.Salt);
@@ -154,12 +158,19 @@ internal static unsafe class TableGradientPass
     /// running ahead on them. Into L1 (<c>prefetcht0</c>) this had shown nothing (docs/benchmarks.md, "Memory Layers at d = 256").
     /// A hint only: the same results.
     /// </summary>
-    private static void PrefetchUpdateRows(RowPass pass, BlockedTableGradient.FusedStep step, long o, int h)
+    private static void PrefetchUpdateRows(RowPass pass, BlockedTableGradient.FusedStep step, long o, int h, int stride)
     {
-        RowKernels.PrefetchRow((byte*)((float*)pass.Table + o), h * sizeof(float), l1: false);
+        PrefetchLines((byte*)((float*)pass.Table + o), h * sizeof(float), stride);
         int momentBytes = step.Bf16 ? sizeof(ushort) : sizeof(float);
-        RowKernels.PrefetchRow((byte*)step.ExpAvg + (o * momentBytes), h * momentBytes, l1: false);
-        RowKernels.PrefetchRow((byte*)step.ExpAvgSq + (o * momentBytes), h * momentBytes, l1: false);
+        PrefetchLines((byte*)step.ExpAvg + (o * momentBytes), h * momentBytes, stride);
+        PrefetchLines((byte*)step.ExpAvgSq + (o * momentBytes), h * momentBytes, stride);
+    }
+
+    /// <summary><c>prefetcht1</c> every <paramref name="stride"/> bytes of [p, p + bytes).</summary>
+    private static void PrefetchLines(byte* p, int bytes, int stride)
+    {
+        for (int l = 0; l < bytes; l += stride)
+            Sse.Prefetch1(p + l);
     }
 
     /// <summary>Σ values[0..count) in index order, then returns the pooled array: the thread-independent reduction.</summary>
