@@ -178,16 +178,10 @@ internal sealed class KernelSettings
     /// (<c>prefetcht1</c>). Same results either way (a hint only); off for <c>perf</c> to time it.</summary>
     public bool PrefetchUpdateRows { get => state.PrefetchUpdateRows; set => state.PrefetchUpdateRows = value; }
 
-    /// <summary>Bytes between the lines <see cref="PrefetchUpdateRows"/> asks for in each row (64: every line; 128: every other line, the
-    /// L2's adjacent-line prefetcher completing the pair). A hint only; for <c>perf train</c> to time.</summary>
-    public int UpdatePrefetchStride { get => state.UpdatePrefetchStride; set => state.UpdatePrefetchStride = value; }
-
-    /// <summary>Whether the fused row pass + AdamW splits each table's 128-column tiles, not its rows, between the workers
-    /// (<c>Layers/Kernels/ColumnSplitUpdate.cs</c>): each core then reads only its slice of ∂L/∂y, which can stay in its L2. Same bits.</summary>
-    public bool ColumnSplitUpdate { get => state.ColumnSplitUpdate; set => state.ColumnSplitUpdate = value; }
-
-    /// <summary>Table rows ahead whose rows <see cref="PrefetchUpdateRows"/> asks for. A hint only; for <c>perf train</c> to time.</summary>
-    public int UpdatePrefetchAhead { get => state.UpdatePrefetchAhead; set => state.UpdatePrefetchAhead = value; }
+    /// <summary>Whether the fused row pass + AdamW (<c>Layers/Kernels/TableGradientPass.cs</c>, <c>UpdateAll</c>) applies the AdamW step to each
+    /// 128-column tile of a row right after the row pass has written that tile's gradient, instead of to the whole row after its last tile: the
+    /// step's divisions and square roots then run while the next tile's ∂L/∂y loads are in flight. Same bits (the step is elementwise).</summary>
+    public bool TileInterleavedUpdate { get => state.TileInterleavedUpdate; set => state.TileInterleavedUpdate = value; }
 
     /// <summary>Whether the managed rotary's backward reads ∂L/∂y where libtorch's CPU attention left it, a [B, H, T, hd] view of
     /// token-major storage (<c>Layers/Kernels/FusedRotary.cs</c>); off copies it to a contiguous tensor first (fresh memory, the path
@@ -352,9 +346,7 @@ internal sealed class KernelSettings
         public bool TiledStridedCopy = CpuVendor.IsIntel;
         public bool TiledPairTiles = true;
         public bool PrefetchUpdateRows = true;
-        public int UpdatePrefetchStride = 64;
-        public int UpdatePrefetchAhead = 2;
-        public bool ColumnSplitUpdate;
+        public bool TileInterleavedUpdate;
         public bool StridedRotaryGradient = true;
         public bool PooledAttentionOutput = true;
         public bool TiledKeyTranspose = true;

@@ -28,9 +28,9 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
         public int Blocks { get; init; } = 6;
 
         [CommandOption("--variants")]
-        [Description("Comma-separated variants beside the default: noupdateprefetch, stride128, stride4k, ahead1, ahead4, nohitprefetch, noprefetches. Default all.")]
-        [DefaultValue("noupdateprefetch,stride128,ahead1,ahead4,nohitprefetch,noprefetches")]
-        public string Variants { get; init; } = "noupdateprefetch,stride128,ahead1,ahead4,nohitprefetch,noprefetches";
+        [Description("Comma-separated variants beside the default: noupdateprefetch, updateprefetch, nohitprefetch, noprefetches, tiles, rows, tiles-noprefetch. Default all.")]
+        [DefaultValue("noupdateprefetch,updateprefetch,nohitprefetch,noprefetches,tiles,rows,tiles-noprefetch")]
+        public string Variants { get; init; } = "noupdateprefetch,updateprefetch,nohitprefetch,noprefetches,tiles,rows,tiles-noprefetch";
 
         [CommandOption("--no-floors")]
         [Description("Skip the floor bodies (stream, arithmetic, row pass alone).")]
@@ -41,15 +41,12 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
     {
         ["default"] = _ => { },
         ["noupdateprefetch"] = k => k.PrefetchUpdateRows = false,
-        ["stride128"] = k => k.UpdatePrefetchStride = 128,
-        ["stride4k"] = k => k.UpdatePrefetchStride = 4096,
-        ["ahead1"] = k => k.UpdatePrefetchAhead = 1,
-        ["ahead4"] = k => k.UpdatePrefetchAhead = 4,
         ["nohitprefetch"] = k => k.PrefetchHitRows = false,
         ["noprefetches"] = k => k.PrefetchUpdateRows = k.PrefetchHitRows = false,
-        ["split"] = k => k.ColumnSplitUpdate = true,
-        ["split-noupdateprefetch"] = k => (k.ColumnSplitUpdate, k.PrefetchUpdateRows) = (true, false),
-        ["split-noprefetches"] = k => (k.ColumnSplitUpdate, k.PrefetchUpdateRows, k.PrefetchHitRows) = (true, false, false),
+        ["updateprefetch"] = k => k.PrefetchUpdateRows = true,
+        ["tiles"] = k => k.TileInterleavedUpdate = true,
+        ["rows"] = k => k.TileInterleavedUpdate = false,
+        ["tiles-noprefetch"] = k => (k.TileInterleavedUpdate, k.PrefetchUpdateRows) = (true, false),
     };
 
     private const int N = 2048, K = 64;
@@ -144,7 +141,9 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
                 names.Add("floor: the update's arithmetic on one row kept in L1, as many elements");
                 bodies.Add(() => Arithmetic(elements));
                 names.Add("floor: the row pass alone (gradient rows kept in cache, no update)");
-                bodies.Add(() => { foreach (var t in tables) RowPassOnly(t); });
+                bodies.Add(() => { foreach (var t in tables) RowPassOnly(t, dots: true); });
+                names.Add("floor: the hits' ∂L/∂y rows alone (the row pass without the table row and ∂L/∂w)");
+                bodies.Add(() => { foreach (var t in tables) RowPassOnly(t, dots: false); });
             }
             var wall = Timing.InterleaveRounds(bodies, rounds);
             var cpu = CpuRounds(bodies, rounds);
@@ -160,9 +159,9 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
             }
             table.AddNote($"the update's bytes: {updateGb:F2} GB (fp32 value read + write, bf16 m and v read + write: 16 B an element); the hits' ∂L/∂y rows " +
                 $"{hitGb:F2} GB (from [N, h] buffers of {N * 512 * 4 >> 20}–{N * 640 * 4 >> 20} MB, L2/L3); variants: noupdateprefetch = PrefetchUpdateRows off, " +
-                "strideX = UpdatePrefetchStride, aheadX = UpdatePrefetchAhead, nohitprefetch = PrefetchHitRows off; the floors do the same work in pieces: " +
+                "updateprefetch = PrefetchUpdateRows on, nohitprefetch = PrefetchHitRows off, tiles / rows = TileInterleavedUpdate on / off; the floors do the same work in pieces: " +
                 "the stream moves the update's bytes with vector loads and stores in the same row order on the same threads, the arithmetic runs " +
-                "Bf16Moments.UpdateRow over one 512-element row in L1 for as many elements, the row pass writes each row's gradient into a per-thread row");
+                "Bf16Moments.UpdateRow over one 512-element row in L1 for as many elements, the row pass writes each row's gradient into a per-thread row (reading each table row for the dots), the ∂L/∂y floor only sums the hits' rows");
             table.AddNote(machine);
             table.Publish(settings.Output);
         }
@@ -241,10 +240,11 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
         });
     }
 
-    /// <summary>The row pass of <see cref="TableGradientPass.UpdateAll"/> without the update: each row's gradient into a per-thread row.</summary>
-    private static void RowPassOnly(Table t)
+    /// <summary>The row pass of <see cref="TableGradientPass.UpdateAll"/> without the update: each row's gradient into a per-thread row;
+    /// without <paramref name="dots"/> only the weighted sum of the hits' ∂L/∂y rows (no table row read, no ∂L/∂w).</summary>
+    private static void RowPassOnly(Table t, bool dots)
     {
-        var pass = t.Pass;
+        var pass = dots ? t.Pass : t.Pass with { WeightGradient = 0 };
         int h = t.Width;
         KernelParallel.For(t.Rows, h * (1L + (t.Hits.Pairs / Math.Max(1, t.Rows))), (start, end) =>
         {
