@@ -175,13 +175,11 @@ internal sealed class KernelSettings
 
     /// <summary>Whether the table update fused into the row pass (<see cref="FusedTableUpdate"/>, <c>Layers/Kernels/TableGradientPass.cs</c>)
     /// asks for the table, m and v rows <see cref="Layers.Kernels.TableGradientPass.UpdatePrefetchAhead"/> rows ahead into L2
-    /// (<c>prefetcht1</c>). Same results either way (a hint only); off for <c>perf</c> to time it.</summary>
+    /// (<c>prefetcht1</c>). Same results either way (a hint only). On by default except on Intel (<see cref="CpuVendor"/>): on the Zen 4 it
+    /// made the fused pass 1.03–1.13× faster, on the Emerald Rapids VM the 64 prefetches a d = 512 row wait for line-fill buffers (80 % of
+    /// the update loop's own samples) and the hardware streamers do better without them: one d = 512 step's fused passes take 1.08–1.12×
+    /// less CPU time off (<c>perf probe-update</c>; docs/benchmarks.md, "Training at d = 512 on the Intel machine").</summary>
     public bool PrefetchUpdateRows { get => state.PrefetchUpdateRows; set => state.PrefetchUpdateRows = value; }
-
-    /// <summary>Whether the fused row pass + AdamW (<c>Layers/Kernels/TableGradientPass.cs</c>, <c>UpdateAll</c>) applies the AdamW step to each
-    /// 128-column tile of a row right after the row pass has written that tile's gradient, instead of to the whole row after its last tile: the
-    /// step's divisions and square roots then run while the next tile's ∂L/∂y loads are in flight. Same bits (the step is elementwise).</summary>
-    public bool TileInterleavedUpdate { get => state.TileInterleavedUpdate; set => state.TileInterleavedUpdate = value; }
 
     /// <summary>Whether the managed rotary's backward reads ∂L/∂y where libtorch's CPU attention left it, a [B, H, T, hd] view of
     /// token-major storage (<c>Layers/Kernels/FusedRotary.cs</c>); off copies it to a contiguous tensor first (fresh memory, the path
@@ -345,8 +343,7 @@ internal sealed class KernelSettings
         public bool PrefetchGatherRows = !CpuVendor.IsIntel;
         public bool TiledStridedCopy = CpuVendor.IsIntel;
         public bool TiledPairTiles = true;
-        public bool PrefetchUpdateRows = true;
-        public bool TileInterleavedUpdate;
+        public bool PrefetchUpdateRows = !CpuVendor.IsIntel;
         public bool StridedRotaryGradient = true;
         public bool PooledAttentionOutput = true;
         public bool TiledKeyTranspose = true;

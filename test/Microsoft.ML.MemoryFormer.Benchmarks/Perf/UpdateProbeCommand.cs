@@ -28,9 +28,9 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
         public int Blocks { get; init; } = 6;
 
         [CommandOption("--variants")]
-        [Description("Comma-separated variants beside the default: noupdateprefetch, updateprefetch, nohitprefetch, noprefetches, tiles, rows, tiles-noprefetch. Default all.")]
-        [DefaultValue("noupdateprefetch,updateprefetch,nohitprefetch,noprefetches,tiles,rows,tiles-noprefetch")]
-        public string Variants { get; init; } = "noupdateprefetch,updateprefetch,nohitprefetch,noprefetches,tiles,rows,tiles-noprefetch";
+        [Description("Comma-separated variants beside the default: noupdateprefetch, updateprefetch, nohitprefetch, noprefetches. Default: updateprefetch, noupdateprefetch, nohitprefetch.")]
+        [DefaultValue("updateprefetch,noupdateprefetch,nohitprefetch")]
+        public string Variants { get; init; } = "updateprefetch,noupdateprefetch,nohitprefetch";
 
         [CommandOption("--no-floors")]
         [Description("Skip the floor bodies (stream, arithmetic, row pass alone).")]
@@ -44,9 +44,6 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
         ["nohitprefetch"] = k => k.PrefetchHitRows = false,
         ["noprefetches"] = k => k.PrefetchUpdateRows = k.PrefetchHitRows = false,
         ["updateprefetch"] = k => k.PrefetchUpdateRows = true,
-        ["tiles"] = k => k.TileInterleavedUpdate = true,
-        ["rows"] = k => k.TileInterleavedUpdate = false,
-        ["tiles-noprefetch"] = k => (k.TileInterleavedUpdate, k.PrefetchUpdateRows) = (true, false),
     };
 
     private const int N = 2048, K = 64;
@@ -159,7 +156,7 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
             }
             table.AddNote($"the update's bytes: {updateGb:F2} GB (fp32 value read + write, bf16 m and v read + write: 16 B an element); the hits' ∂L/∂y rows " +
                 $"{hitGb:F2} GB (from [N, h] buffers of {N * 512 * 4 >> 20}–{N * 640 * 4 >> 20} MB, L2/L3); variants: noupdateprefetch = PrefetchUpdateRows off, " +
-                "updateprefetch = PrefetchUpdateRows on, nohitprefetch = PrefetchHitRows off, tiles / rows = TileInterleavedUpdate on / off; the floors do the same work in pieces: " +
+                "updateprefetch = PrefetchUpdateRows on, nohitprefetch = PrefetchHitRows off; the floors do the same work in pieces: " +
                 "the stream moves the update's bytes with vector loads and stores in the same row order on the same threads, the arithmetic runs " +
                 "Bf16Moments.UpdateRow over one 512-element row in L1 for as many elements, the row pass writes each row's gradient into a per-thread row (reading each table row for the dots), the ∂L/∂y floor only sums the hits' rows");
             table.AddNote(machine);

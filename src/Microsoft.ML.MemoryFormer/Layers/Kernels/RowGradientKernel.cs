@@ -56,14 +56,6 @@ internal static unsafe class RowGradientKernel
     }
 
     /// <summary>
-    /// The 128-column tile at column <paramref name="c"/> of <see cref="Run"/> with AVX-512 (cached stores): dst[c..c+128) and the tile's
-    /// share of each hit's ∂L/∂w; returns the tile's squares, which <see cref="Run"/> adds in ascending tile order from 0.
-    /// For callers that do other work between a row's tiles; the same operations, so the same bits.
-    /// </summary>
-    internal static float Tile(float* row, float* grad, int h, int c, int* tokens, int* pairs, float* w, int count, float* dst, float* gw) =>
-        Tile512(row, grad, h, c, tokens, pairs, w, count, dst, gw, streaming: false);
-
-    /// <summary>
     /// Writes zeros over a row of <paramref name="h"/> floats (a row without hits), bypassing the cache when it can:
     /// nothing reads the gradient again before the optimizer, after every other layer's backward.
     /// </summary>

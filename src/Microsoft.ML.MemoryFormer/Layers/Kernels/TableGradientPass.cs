@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Microsoft.ML.MemoryFormer.Runtime;
 using static TorchSharp.torch;
@@ -121,7 +120,6 @@ internal static unsafe class TableGradientPass
             {
                 float* g = buffer, rounding = buffer + h + 16;
                 int ahead = Sse.IsSupported && KernelSettings.Current.PrefetchUpdateRows ? UpdatePrefetchAhead : 0;
-                bool tiles = KernelSettings.Current.TileInterleavedUpdate && pass.CanUpdateTiles(step);
                 for (int r = start; r < end; r++)
                 {
                     long o = (long)r * h;
@@ -129,11 +127,6 @@ internal static unsafe class TableGradientPass
                         pass.Prefetch(r + 1);
                     if (ahead > 0 && r + ahead < end)
                         PrefetchUpdateRows(pass, step, o + ((long)ahead * h), h);
-                    if (tiles && pass.HitCount(r) > 0)
-                    {
-                        squares[r] = pass.WriteAndUpdateTiles(r, g, step);
-                        continue;
-                    }
                     squares[r] = pass.Write(r, g, cached: true, rounding);
                     if (step.Bf16)                                               // the optimizer's own bf16 step: same index and salt, same bits
                         Bf16Moments.UpdateRow((float*)pass.Table + o, g, (ushort*)step.ExpAvg + o, (ushort*)step.ExpAvgSq + o, h, step.Coefficients, o, step.Salt);
@@ -256,37 +249,6 @@ internal static unsafe class TableGradientPass
                 for (int j = 0; j < count; j++)
                     Sse.Prefetch0((byte*)((float*)GradOut + ((long)t[j] * Width)));
             }
-        }
-
-        /// <summary>Whether <see cref="WriteAndUpdateTiles"/> can take this pass: AVX-512, fp32 ∂L/∂y rows and table without copies to keep
-        /// current, the weight gradient wanted, bf16 moments, whole 128-column tiles.</summary>
-        public bool CanUpdateTiles(BlockedTableGradient.FusedStep step) => Vector512.IsHardwareAccelerated && step.Bf16 && GradOut16 == 0
-            && Table16 == 0 && TileMajor == 0 && !RoundDots && WeightGradient != 0 && Width % 128 == 0;
-
-        /// <summary>
-        /// <see cref="Write"/> (cached) and the AdamW step of row r, a 128-column tile at a time: each tile's gradient, then the step on
-        /// that tile's columns (<see cref="KernelSettings.TileInterleavedUpdate"/>). A tile reads only its own columns of the table row,
-        /// which the steps before it have not touched; the step is elementwise, with each element's own index for the rounding noise;
-        /// the squares add in <see cref="RowGradientKernel.Run"/>'s order. So the same bits as the write followed by the row's step.
-        /// </summary>
-        public double WriteAndUpdateTiles(int r, float* g, BlockedTableGradient.FusedStep step)
-        {
-            int s = Hits.Starts[r], count = HitCount(r);
-            long o = (long)r * Width;
-            float* row = (float*)Table + o;
-            float squares = 0f;
-            fixed (int* tok = Hits.Tokens)
-            fixed (int* pair = Hits.PairIndex)
-            fixed (float* tw = Hits.Weights)
-            {
-                for (int c = 0; c < Width; c += 128)
-                {
-                    squares += RowGradientKernel.Tile(row, (float*)GradOut, Width, c, tok + s, pair + s, tw + s, count, g, (float*)WeightGradient);
-                    Bf16Moments.UpdateRow(row + c, g + c, (ushort*)step.ExpAvg + o + c, (ushort*)step.ExpAvgSq + o + c, 128, step.Coefficients,
-                        o + c, step.Salt);
-                }
-            }
-            return squares;
         }
 
         /// <summary>dst = row r's table gradient (zeros without hits), and the weight gradient's share of row r; returns ‖dst‖².</summary>
