@@ -181,10 +181,6 @@ internal sealed class KernelSettings
     /// less CPU time off (<c>perf probe-update</c>; docs/benchmarks.md, "Training at d = 512 on the Intel machine").</summary>
     public bool PrefetchUpdateRows { get => state.PrefetchUpdateRows; set => state.PrefetchUpdateRows = value; }
 
-    /// <summary>Whether the fused row pass + bf16 AdamW runs software-pipelined (<c>Layers/Kernels/PipelinedRowUpdate.cs</c>): the step of
-    /// row r − 1 sixteen elements after each hit of row r's row pass, so the divider works while ∂L/∂y loads are in flight. Same bits.</summary>
-    public bool PipelinedUpdate { get => state.PipelinedUpdate; set => state.PipelinedUpdate = value; }
-
     /// <summary>Whether the managed rotary's backward reads ∂L/∂y where libtorch's CPU attention left it, a [B, H, T, hd] view of
     /// token-major storage (<c>Layers/Kernels/FusedRotary.cs</c>); off copies it to a contiguous tensor first (fresh memory, the path
     /// before 2026-12-06). The same values either way; <c>perf train</c> times it off as dense-rotcopy and mf-rotcopy.</summary>
@@ -348,7 +344,6 @@ internal sealed class KernelSettings
         public bool TiledStridedCopy = CpuVendor.IsIntel;
         public bool TiledPairTiles = true;
         public bool PrefetchUpdateRows = !CpuVendor.IsIntel;
-        public bool PipelinedUpdate;
         public bool StridedRotaryGradient = true;
         public bool PooledAttentionOutput = true;
         public bool TiledKeyTranspose = true;

@@ -155,8 +155,6 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             TransformerKind.MemoryFormer, Tweak: k => k.PrefetchUpdateRows = false),
         new("mf-updateprefetch", "MemoryFormer, the fused update's L2 prefetch of the table, m and v rows on (PrefetchUpdateRows on: the default before 2026-12-07 s20 on Intel; same bits)",
             TransformerKind.MemoryFormer, Tweak: k => k.PrefetchUpdateRows = true),
-        new("mf-pipelined", "MemoryFormer, the fused row pass + AdamW software-pipelined: row r − 1's step spread over row r's hits (PipelinedUpdate on; same bits)",
-            TransformerKind.MemoryFormer, Tweak: k => k.PipelinedUpdate = true),
         new("mf-nohitprefetch", "MemoryFormer, no L1 prefetch of the next row's ∂L/∂y rows in the row pass (PrefetchHitRows off; same bits)",
             TransformerKind.MemoryFormer, Tweak: k => k.PrefetchHitRows = false),
         new("mf-noprefetches", "MemoryFormer, neither the fused update's nor the row pass's prefetch (PrefetchUpdateRows and PrefetchHitRows off; same bits)",

@@ -44,7 +44,6 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
         ["nohitprefetch"] = k => k.PrefetchHitRows = false,
         ["noprefetches"] = k => k.PrefetchUpdateRows = k.PrefetchHitRows = false,
         ["updateprefetch"] = k => k.PrefetchUpdateRows = true,
-        ["pipelined"] = k => k.PipelinedUpdate = true,
     };
 
     private const int N = 2048, K = 64;

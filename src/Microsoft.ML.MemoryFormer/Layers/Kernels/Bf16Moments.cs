@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -87,23 +86,6 @@ internal static unsafe class Bf16Moments
         return i;
     }
 
-    /// <summary>
-    /// Sixteen elements of <see cref="UpdateRow512"/>: the same operations per element (the 512-bit loop takes its 32 elements as two
-    /// such halves, each with its own lanes' noise), so the same bits; for kernels that spread a row's update between other work
-    /// (<see cref="PipelinedRowUpdate"/>). <paramref name="index"/> is the first element's index in its parameter.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void Update16(float* p, float* g, ushort* m, ushort* v, long index, in VectorCoefficients512 k, Vector512<uint> saltVector)
-    {
-        var lanes = Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);
-        var m16 = Avx512F.ConvertToVector512UInt32(Vector256.Load(m));
-        var v16 = Avx512F.ConvertToVector512UInt32(Vector256.Load(v));
-        var noise = Noise512(Vector512.Create((uint)index) + lanes, saltVector);
-        var (mo, vo) = Update512(p, g, m16, v16, k);
-        Avx512F.ConvertToVector256UInt16((mo.AsUInt32() + (noise & Vector512.Create(0xFFFFu))) >> 16).Store(m);
-        Avx512F.ConvertToVector256UInt16((vo.AsUInt32() + (noise >> 16)) >> 16).Store(v);
-    }
-
     /// <summary><see cref="Update"/> on sixteen elements.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (Vector512<float> M, Vector512<float> V) Update512(float* p, float* g, Vector512<uint> m16, Vector512<uint> v16, in VectorCoefficients512 k)
@@ -187,7 +169,7 @@ internal static unsafe class Bf16Moments
         public readonly Vector256<float> NegStep = Vector256.Create(c.NegStepSize);
     }
 
-    internal readonly struct VectorCoefficients512(in AdamWKernel.Coefficients c)
+    private readonly struct VectorCoefficients512(in AdamWKernel.Coefficients c)
     {
         public readonly bool Scaled = c.GradScale != 1f;
         public readonly Vector512<float> Scale = Vector512.Create(c.GradScale);

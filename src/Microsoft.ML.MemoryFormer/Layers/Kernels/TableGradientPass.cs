@@ -112,12 +112,6 @@ internal static unsafe class TableGradientPass
     {
         int h = pass.Width;
         var squares = ArrayPool<double>.Shared.Rent(rowCount);
-        if (KernelSettings.Current.PipelinedUpdate && PipelinedRowUpdate.Applies(pass, step))
-        {
-            KernelParallel.For(rowCount, h * (1L + (pass.Hits.Pairs / Math.Max(1, rowCount))),
-                (start, end) => PipelinedRowUpdate.Rows(pass, step, start, end, squares));
-            return SumInOrder(squares, rowCount);
-        }
         KernelParallel.For(rowCount, h * (1L + (pass.Hits.Pairs / Math.Max(1, rowCount))), (start, end) =>
         {
             var row = new float[(2 * h) + 16];
