@@ -137,6 +137,8 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
                 bodies.Add(() => { foreach (var t in tables) Stream(t); });
                 names.Add("floor: the update's arithmetic on one row kept in L1, as many elements");
                 bodies.Add(() => Arithmetic(elements));
+                names.Add("  of it: one square root and one division per element alone (vsqrtps + vdivps), as many elements");
+                bodies.Add(() => Divider(elements));
                 names.Add("floor: the row pass alone (gradient rows kept in cache, no update)");
                 bodies.Add(() => { foreach (var t in tables) RowPassOnly(t, dots: true); });
                 names.Add("floor: the hits' ∂L/∂y rows alone (the row pass without the table row and ∂L/∂w)");
@@ -234,6 +236,34 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
                 for (int r = start; r < end; r++)
                     Bf16Moments.UpdateRow(pp, gp, mp, vp, 512, c, (long)r * 512, 7);
             }
+        });
+    }
+
+    /// <summary>What the AdamW step's divider does alone: a square root and a division for each of <paramref name="elements"/> elements,
+    /// sixteen at a time, eight independent chains (no loads, no stores but the result).</summary>
+    private static void Divider(long elements)
+    {
+        int blocks = (int)(elements / 128);
+        var sink = new float[KernelParallel.Workers * 16];
+        KernelParallel.For(blocks, 128 * 8, (start, end) =>
+        {
+            Vector512<float> a0 = Vector512.Create(1.5f), a1 = Vector512.Create(1.6f), a2 = Vector512.Create(1.7f), a3 = Vector512.Create(1.8f),
+                a4 = Vector512.Create(1.9f), a5 = Vector512.Create(2.1f), a6 = Vector512.Create(2.2f), a7 = Vector512.Create(2.3f);
+            var one = Vector512.Create(1.0001f);
+            for (int b = start; b < end; b++)
+            {
+                a0 = one / Vector512.Sqrt(a0);
+                a1 = one / Vector512.Sqrt(a1);
+                a2 = one / Vector512.Sqrt(a2);
+                a3 = one / Vector512.Sqrt(a3);
+                a4 = one / Vector512.Sqrt(a4);
+                a5 = one / Vector512.Sqrt(a5);
+                a6 = one / Vector512.Sqrt(a6);
+                a7 = one / Vector512.Sqrt(a7);
+            }
+            var total = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+            lock (sink)
+                sink[0] += total.GetElement(0);
         });
     }
 
