@@ -175,7 +175,10 @@ internal sealed class KernelSettings
 
     /// <summary>Whether the table update fused into the row pass (<see cref="FusedTableUpdate"/>, <c>Layers/Kernels/TableGradientPass.cs</c>)
     /// asks for the table, m and v rows <see cref="Layers.Kernels.TableGradientPass.UpdatePrefetchAhead"/> rows ahead into L2
-    /// (<c>prefetcht1</c>). Same results either way (a hint only); off for <c>perf</c> to time it.</summary>
+    /// (<c>prefetcht1</c>). Same results either way (a hint only). On by default except on Intel (<see cref="CpuVendor"/>): on the Zen 4 it
+    /// made the fused pass 1.03–1.13× faster, on the Emerald Rapids VM the 64 prefetches a d = 512 row wait for line-fill buffers (80 % of
+    /// the update loop's own samples) and the hardware streamers do better without them: one d = 512 step's fused passes take 1.08–1.12×
+    /// less CPU time off (<c>perf probe-update</c>; docs/benchmarks.md, "Training at d = 512 on the Intel machine").</summary>
     public bool PrefetchUpdateRows { get => state.PrefetchUpdateRows; set => state.PrefetchUpdateRows = value; }
 
     /// <summary>Whether the managed rotary's backward reads ∂L/∂y where libtorch's CPU attention left it, a [B, H, T, hd] view of
@@ -340,7 +343,7 @@ internal sealed class KernelSettings
         public bool PrefetchGatherRows = !CpuVendor.IsIntel;
         public bool TiledStridedCopy = CpuVendor.IsIntel;
         public bool TiledPairTiles = true;
-        public bool PrefetchUpdateRows = true;
+        public bool PrefetchUpdateRows = !CpuVendor.IsIntel;
         public bool StridedRotaryGradient = true;
         public bool PooledAttentionOutput = true;
         public bool TiledKeyTranspose = true;

@@ -27,6 +27,7 @@ internal static class PerfCommands
             perf.AddCommand<GatherPrefetchProbeCommand>("probe-gather-prefetch").WithDescription("Issue 16: the token-major forward gather alone, without and with whole rows prefetched a few hits ahead (L2 or L1), interleaved.");
             perf.AddCommand<HashProbeCommand>("probe-hash").WithDescription("Issue 16: the sign hash alone at the d = 256 training shapes, WideSignHash off ÷ on (16 chunks in AVX-512 registers), interleaved.");
             perf.AddCommand<RowPassProbeCommand>("probe-rowpass").WithDescription("Issue 16: the backward row pass alone, today vs variants, interleaved.");
+            perf.AddCommand<UpdateProbeCommand>("probe-update").WithDescription("Issue 16: one d = 512 step's row passes with the fused AdamW on tables from memory, variants and floors, interleaved.");
             perf.AddCommand<Bf16ForwardProbeCommand>("probe-bf16fwd").WithDescription("Issue 16: the training forward over the fp32 table vs its bf16 copy, tiled and token-major, CPU time and wall time.");
             perf.AddCommand<TiledProbeCommand>("probe-tiled").WithDescription("Issue 16: the forward gather per call shape (train d = 256/512, perf layer): as dispatched vs token-major (L2 prefetch) vs tiled and its variants, interleaved.");
             perf.AddCommand<ForwardProbeCommand>("probe-forward").WithDescription("Issue 16: the forward gather, today's kernel vs 16-column tiles in an L2 scratch, interleaved.");

@@ -74,9 +74,10 @@ public sealed class CacheSizesTests : IDisposable
     }
 
     [Fact]
-    public void The_row_prefetch_of_the_token_major_forward_is_off_on_Intel_only()
+    public void The_row_prefetches_of_the_token_major_forward_and_the_fused_update_are_off_on_Intel_only()
     {
         Assert.Equal(!CpuVendor.IsIntel, new KernelSettings().PrefetchGatherRows);
+        Assert.Equal(!CpuVendor.IsIntel, new KernelSettings().PrefetchUpdateRows);      // the fused update's row prefetch likewise (s20)
         if (!System.Runtime.Intrinsics.X86.X86Base.IsSupported)
         {
             Assert.Equal("", CpuVendor.Name);
