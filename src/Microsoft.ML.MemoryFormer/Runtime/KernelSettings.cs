@@ -298,12 +298,6 @@ internal sealed class KernelSettings
     /// the same tensors, so the same bits; off for <c>perf train</c>'s mf-nestedbackward and dense-nestedbackward.</summary>
     public bool SerialAttentionBackward { get => state.SerialAttentionBackward; set => state.SerialAttentionBackward = value; }
 
-    /// <summary>Whether the backward's hit sort (<c>Layers/Kernels/RowHits.cs</c>) walks each range of chunks token by token, reading
-    /// the range's row indices and weights as one contiguous slice of each token's row, instead of one chunk at a time down a column
-    /// of [N, K] (one cache line per hit, each line read by sixteen chunks). The same arrays either way (<c>RowHitsTests</c>); off is
-    /// the sort before 2026-12-07.</summary>
-    public bool HitSortByChunkRange { get => state.HitSortByChunkRange; set => state.HitSortByChunkRange = value; }
-
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
@@ -346,7 +340,6 @@ internal sealed class KernelSettings
         public bool PrefetchGatherRows = !CpuVendor.IsIntel;
         public bool TiledStridedCopy = CpuVendor.IsIntel;
         public bool TiledPairTiles = true;
-        public bool HitSortByChunkRange = true;
         public bool PrefetchUpdateRows = true;
         public bool StridedRotaryGradient = true;
         public bool PooledAttentionOutput = true;

@@ -67,7 +67,6 @@ internal sealed unsafe class LayerBudget : IDisposable
             ("  ∂L/∂y materialised (sum's expanded ones → contiguous)", GradOutCopy, rowMb, "written", true),
             ("  ∂L/∂w zeros [N, K]", WeightGradZeros, pairs * 4 / 1e6, "written", true),
             ("  hit sort by row (chunked)", Sort, pairs * 20 / 1e6, "rows, weights read; tokens, pairs, weights scattered", true),
-            ("    before s20: one chunk at a time (HitSortByChunkRange off)", SortByColumns, pairs * 20 / 1e6, "the same", false),
             ("  row pass: ∂L/∂T rows and ∂L/∂w (no sort)", RowPass, (pairs * h * 4 / 1e6) + (2 * tableMb) + (pairs * 8 / 1e6),
                 "N·K random ∂L/∂y rows (L3); table read, gradient written", true),
             ("  hash backward (dx = ∂L/∂w · J)", HashBackward, (2 * rowMb) + (pairs * 4 / 1e6), "streamed", true),
@@ -80,7 +79,7 @@ internal sealed unsafe class LayerBudget : IDisposable
         var ms = medians.Select((m, i) => m / looped[i].Loops).ToArray();
         var result = phases.Select((p, i) => (p.Name, ms[i], p.Mb, p.Where)).ToList();
         double kernels = phases.Select((p, i) => p.Kernel ? ms[i] : 0).Sum();
-        result.Insert(15, ("  the rest (whole − the kernels marked in the call)", ms[0] - kernels, double.NaN, "autograd, allocations, page faults, views"));
+        result.Insert(14, ("  the rest (whole − the kernels marked in the call)", ms[0] - kernels, double.NaN, "autograd, allocations, page faults, views"));
         return result;
     }
 
@@ -133,36 +132,6 @@ internal sealed unsafe class LayerBudget : IDisposable
         fixed (float* w = weights32)
             RowHits.Build(rows32, rows32.Length, k, w, rowCount, chunked: true).Dispose();
     }
-
-    /// <summary>The hit sort's variants (<c>--sort-variants</c>): "columns" (one chunk at a time) or a scatter width for the range sort,
-    /// interleaved, wall and process CPU ms a call.</summary>
-    public PerfTable SortVariants(string[] variants, int rounds)
-    {
-        var bodies = variants.Select(v => (Action)(v == "columns" ? SortByColumns : () =>
-        {
-            RowHits.ProbeScatterWidth = int.Parse(v, System.Globalization.CultureInfo.InvariantCulture);
-            try { Sort(); } finally { RowHits.ProbeScatterWidth = 0; }
-        })).ToArray();
-        var looped = bodies.Select(b => Timing.Looped(b, 3, 60)).ToArray();
-        var process = System.Diagnostics.Process.GetCurrentProcess();
-        var cpu = bodies.Select(_ => new List<double>()).ToArray();
-        var timed = looped.Select((l, i) => (Action)(() =>
-        {
-            process.Refresh();
-            var before = process.TotalProcessorTime;
-            l.Body();
-            process.Refresh();
-            cpu[i].Add((process.TotalProcessorTime - before).TotalMilliseconds / l.Loops);
-        })).ToArray();
-        var wall = Timing.InterleaveRounds(timed, rounds).Select((t, i) => t.Select(v => v / looped[i].Loops).ToArray()).ToArray();
-        var table = new PerfTable("layer-budget-sorts", $"hit sort variants, K = {k}, N = {n}, {rounds} interleaved rounds", "variant", "ms (median)", "CPU ms (median)", "first ÷ this, wall (per-round median)");
-        for (int i = 0; i < bodies.Length; i++)
-            table.AddRow(variants[i], Timing.Median(wall[i]), Timing.Median(cpu[i].Skip(1)), Timing.Median(wall[0].Zip(wall[i], (a, b) => a / b)));
-        table.AddNote($"{Timing.LoadAverage():F1} load average at the end");
-        return table;
-    }
-
-    private void SortByColumns() => KernelSettings.Current.With(s => s.HitSortByChunkRange = false, Sort);
 
     private void RowPass()
     {

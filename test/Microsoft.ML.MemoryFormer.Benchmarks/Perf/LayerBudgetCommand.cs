@@ -50,10 +50,6 @@ internal sealed class LayerBudgetCommand : Command<LayerBudgetCommand.Settings>
         [DefaultValue(0)]
         public int LoopSeconds { get; init; }
 
-        [CommandOption("--sort-variants")]
-        [Description("Only the hit sort: comma-separated variants, 'columns' (one chunk at a time) or a scatter width (0: the whole chunk range), timed interleaved (wall and CPU).")]
-        public string? SortVariants { get; init; }
-
         [CommandOption("--lease")]
         [Description("With --loop-seconds, --flip or the phase table: hold a training's lease (KernelBuffers.Training: pooled kernel outputs, the training heap) as a training step runs.")]
         public bool Lease { get; init; }
@@ -83,14 +79,6 @@ internal sealed class LayerBudgetCommand : Command<LayerBudgetCommand.Settings>
             Console.WriteLine($"perf layer MF fwd+bwd d={settings.Width} N={settings.Tokens}: {watch.Elapsed.TotalMilliseconds / calls:F2} ms a call over {calls} calls, " +
                 $"CPU {(process.TotalProcessorTime - cpuBefore).TotalMilliseconds / calls:F2} ms a call (both threads), " +
                 $"{(double)(PageFaults.Minor() - faults) / calls:F0} minor page faults a call{(settings.Lease ? ", inside a training's lease" : "")}");
-            return 0;
-        }
-        if (settings.SortVariants is { } variants)
-        {
-            using var budget = new LayerBudget(settings.Width, settings.Tokens);
-            var sorts = budget.SortVariants(variants.Split(','), rounds);
-            sorts.AddNote(MachineFigures.Measure(settings));
-            sorts.Publish(settings.Output);
             return 0;
         }
         if (settings.Flip is { } flip)

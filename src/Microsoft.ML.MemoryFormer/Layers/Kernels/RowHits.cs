@@ -63,9 +63,7 @@ internal sealed class RowHits : IDisposable
         var pairIndex = ArrayPool<int>.Shared.Rent(Math.Max(1, pairs));
         var tokenWeights = ArrayPool<float>.Shared.Rent(Math.Max(1, pairs));
         var result = (Starts: starts, Tokens: tokens, PairIndex: pairIndex, Weights: tokenWeights);
-        int touched = chunked && Runtime.KernelSettings.Current.HitSortByChunkRange
-            ? SortByChunkRange(rows, pairs / chunkCount, chunkCount, (nint)weights, rowCount / chunkCount, result)
-            : chunked
+        int touched = chunked
             ? SortByChunk(rows, pairs / chunkCount, chunkCount, (nint)weights, rowCount / chunkCount, result)
             : SortAll(rows, pairs, chunkCount, weights, rowCount, result);
         return new RowHits
@@ -109,73 +107,6 @@ internal sealed class RowHits : IDisposable
         ArrayPool<int>.Shared.Return(cursor);
         return touchedPerChunk.Sum();
     }
-
-    /// <summary>
-    /// <see cref="SortByChunk"/> by ranges of chunks: each range walks the tokens in order and reads its chunks' row indices and
-    /// weights as one contiguous slice of the token's [K] row (the column walk of <see cref="SortByChunk"/> loads a cache line per hit
-    /// and reads each line once per chunk in it). Counts, then each chunk's prefix sum, then the scatter, all inside the range's
-    /// own rows of <see cref="Starts"/> and its chunks' CSR segments, so ranges never share a cache line they write but at their
-    /// edges' counters, written in separate phases. The same arrays as <see cref="SortByChunk"/>: per chunk, rows ascending and each
-    /// row's hits in token order. Rows must be chunked (validated by <see cref="PooledRows.From"/>).
-    /// </summary>
-    private static unsafe int SortByChunkRange(int[] rows, int n, int k, nint weights, int blockRows,
-        (int[] Starts, int[] Tokens, int[] PairIndex, float[] Weights) csr)
-    {
-        csr.Starts[0] = 0;
-        var cursor = ArrayPool<int>.Shared.Rent(k * blockRows);
-        var touchedPerChunk = new int[k];
-        KernelParallel.For(k, 4L * n, (first, last) =>
-        {
-            int width = last - first, lo = first * blockRows, hi = last * blockRows;
-            fixed (int* rowBase = rows, starts = csr.Starts, next = cursor, tokens = csr.Tokens, pairIndex = csr.PairIndex)
-            fixed (float* hitWeights = csr.Weights)
-            {
-                int* counts = starts + 1;                                      // counts[r] = hits of row r, later its segment's end
-                new Span<int>(counts + lo, hi - lo).Clear();
-                int* slice = rowBase + first;                                  // [N] slices of [width] row indices, k apart
-                for (int i = 0; i < n; i++, slice += k)
-                {
-                    for (int c = 0; c < width; c++)
-                        counts[slice[c]]++;
-                }
-                for (int c = first; c < last; c++)
-                {
-                    int running = c * n, touched = 0;
-                    for (int r = c * blockRows, end = r + blockRows; r < end; r++)
-                    {
-                        int count = counts[r];
-                        if (count > 0) touched++;
-                        next[r] = running;
-                        running += count;
-                        counts[r] = running;
-                    }
-                    touchedPerChunk[c] = touched;
-                }
-                int group = ProbeScatterWidth <= 0 ? width : ProbeScatterWidth;
-                for (int g = 0; g < width; g += group)
-                {
-                    int gw = Math.Min(group, width - g);
-                    slice = rowBase + first + g;
-                    float* w = (float*)weights + first + g;
-                    for (int i = 0, p = first + g; i < n; i++, p += k, slice += k, w += k)
-                    {
-                        for (int c = 0; c < gw; c++)
-                        {
-                            int pos = next[slice[c]]++;
-                            tokens[pos] = i;
-                            pairIndex[pos] = p + c;
-                            hitWeights[pos] = w[c];
-                        }
-                    }
-                }
-            }
-        });
-        ArrayPool<int>.Shared.Return(cursor);
-        return touchedPerChunk.Sum();
-    }
-
-    /// <summary>Probe: chunks scattered together in <see cref="SortByChunkRange"/> (0: the whole range).</summary>
-    internal static int ProbeScatterWidth { get; set; }
 
     /// <summary>Chunk <paramref name="c"/>'s hits in token order to their rows' next free slots.</summary>
     private static unsafe void Scatter(int[] rows, int c, int n, int k, nint weights, int[] cursor,

@@ -1,12 +1,11 @@
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
-using Microsoft.ML.MemoryFormer.Runtime;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 
 /// <summary>
-/// The backward's hit sort (<see cref="RowHits"/>): the chunked sorts — by ranges of chunks walked token by token
-/// (<see cref="KernelSettings.HitSortByChunkRange"/>, the default) and one chunk at a time — give the general counting sort's arrays
-/// element for element, and those arrays are right: each row's hits in token order with their pair index and weight.
+/// The backward's hit sort (<see cref="RowHits"/>): the chunked sort (each chunk's hits on its own, chunks in parallel) gives the
+/// general counting sort's arrays element for element, and those arrays are right: each row's hits in token order with their pair
+/// index and weight.
 /// </summary>
 public class RowHitsTests
 {
@@ -15,7 +14,7 @@ public class RowHitsTests
     [InlineData(4096, 64, 8)]                                             // perf layer's d = 512 shape
     [InlineData(3001, 13, 5)]                                             // ranges of uneven widths, odd N
     [InlineData(5, 3, 2)]                                                 // inline (one range), rows left untouched
-    public unsafe void The_chunked_sorts_give_the_general_sorts_arrays(int n, int k, int bits)
+    public unsafe void The_chunked_sort_gives_the_general_sorts_arrays(int n, int k, int bits)
     {
         int blockRows = 1 << bits, rowCount = k * blockRows;
         var random = new Random(n + k);
@@ -34,22 +33,14 @@ public class RowHitsTests
         fixed (float* w = weights)
         {
             using var general = RowHits.Build(rows, n * k, k, w, rowCount, chunked: false);
-            nint address = (nint)w;
-            RowHits ranges = null!, columns = null!;
-            KernelSettings.Current.With(s => s.HitSortByChunkRange = true, () => ranges = RowHits.Build(rows, n * k, k, (float*)address, rowCount, chunked: true));
-            KernelSettings.Current.With(s => s.HitSortByChunkRange = false, () => columns = RowHits.Build(rows, n * k, k, (float*)address, rowCount, chunked: true));
-            using (ranges)
-            using (columns)
+            using (var sorted = RowHits.Build(rows, n * k, k, w, rowCount, chunked: true))
             {
-                foreach (var sorted in new[] { ranges, columns })
-                {
-                    Assert.Equal(general.TouchedCount, sorted.TouchedCount);
-                    Assert.Equal(general.Starts.AsSpan(0, rowCount + 1).ToArray(), sorted.Starts.AsSpan(0, rowCount + 1).ToArray());
-                    Assert.Equal(general.Tokens.AsSpan(0, n * k).ToArray(), sorted.Tokens.AsSpan(0, n * k).ToArray());
-                    Assert.Equal(general.PairIndex.AsSpan(0, n * k).ToArray(), sorted.PairIndex.AsSpan(0, n * k).ToArray());
-                    Assert.Equal(general.Weights.AsSpan(0, n * k).ToArray().Select(BitConverter.SingleToInt32Bits),
-                        sorted.Weights.AsSpan(0, n * k).ToArray().Select(BitConverter.SingleToInt32Bits));
-                }
+                Assert.Equal(general.TouchedCount, sorted.TouchedCount);
+                Assert.Equal(general.Starts.AsSpan(0, rowCount + 1).ToArray(), sorted.Starts.AsSpan(0, rowCount + 1).ToArray());
+                Assert.Equal(general.Tokens.AsSpan(0, n * k).ToArray(), sorted.Tokens.AsSpan(0, n * k).ToArray());
+                Assert.Equal(general.PairIndex.AsSpan(0, n * k).ToArray(), sorted.PairIndex.AsSpan(0, n * k).ToArray());
+                Assert.Equal(general.Weights.AsSpan(0, n * k).ToArray().Select(BitConverter.SingleToInt32Bits),
+                    sorted.Weights.AsSpan(0, n * k).ToArray().Select(BitConverter.SingleToInt32Bits));
             }
             for (int r = 0; r < rowCount; r++)
             {
