@@ -32,8 +32,8 @@ internal static class MemoryGather
         var copies = layers.Select(l => l.ForwardCopy).ToArray();
         var tileCopies = layers.Select(l => l.TileCopy).ToArray();
         if (settings.FoldBias)
-            return FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, layers.Select(l => (Tensor)l.Bias).ToArray(), copies, tileCopies);
-        var outputs = FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, copies: copies, tileCopies: tileCopies);
+            return FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, layers.Select(l => (Tensor)l.Bias).ToArray(), copies, tileCopies, codes.Rows32);
+        var outputs = FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, copies: copies, tileCopies: tileCopies, rows32: codes.Rows32);
         return outputs.Select((y, i) => LiveScalars.Add(y, layers[i].Bias)).ToArray();                         // [N, h] each
     }
 

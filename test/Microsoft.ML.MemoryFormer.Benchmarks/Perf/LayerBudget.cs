@@ -52,12 +52,15 @@ internal sealed unsafe class LayerBudget : IDisposable
     public List<(string Name, double Ms, double Mb, string Where)> Measure(int rounds)
     {
         double tableMb = table.numel() * 4 / 1e6, rowMb = n * h * 4 / 1e6, pairs = (double)n * k;
+        bool hashRows32 = KernelSettings.Current.HashWritesRows32;
         var phases = new (string Name, Action Body, double Mb, string Where, bool Kernel)[]
         {
             ("perf layer: MF fwd+bwd (table marked written)", layer.MemoryForwardBackward, double.NaN, "", false),
             ("  the same, tile-major copy reused (no training step gets this)", layer.MemoryForwardBackwardReused, double.NaN, "", false),
-            ("  hash forward with Jacobian", HashForward, (2 * rowMb) + (pairs * 12 / 1e6), "x and Jacobian [N, d] streamed; rows int64, weights", true),
-            ("  rows int64 → int32 (validated)", RowCopy, pairs * 12 / 1e6, "streamed", true),
+            ("  hash forward with Jacobian", HashForward, (2 * rowMb) + (pairs * 12 / 1e6), "x and Jacobian [N, d] streamed; rows int64, weights", !hashRows32),
+            ("  rows int64 → int32 (validated)", RowCopy, pairs * 12 / 1e6, "streamed", !hashRows32),
+            ("  hash forward with Jacobian, writing the int32 rows too (HashWritesRows32)", HashForwardRows32, (2 * rowMb) + (pairs * 16 / 1e6),
+                "x and Jacobian [N, d] streamed; rows int64 and int32, weights", hashRows32),
             ("  tiled forward as a training step runs it (strided tile copies, walk, output)", Strided, (pairs * 64 * h / 16 / 1e6) + tableMb + rowMb,
                 "N·K·h/16 random 64-byte lines from L2; table read once (strided); output", true),
             ("    of it, the table's tiles copied alone (no walk)", StridedCopies, tableMb, "table read once, 64 or 128 bytes a row", false),
@@ -79,7 +82,7 @@ internal sealed unsafe class LayerBudget : IDisposable
         var ms = medians.Select((m, i) => m / looped[i].Loops).ToArray();
         var result = phases.Select((p, i) => (p.Name, ms[i], p.Mb, p.Where)).ToList();
         double kernels = phases.Select((p, i) => p.Kernel ? ms[i] : 0).Sum();
-        result.Insert(14, ("  the rest (whole − the kernels marked in the call)", ms[0] - kernels, double.NaN, "autograd, allocations, page faults, views"));
+        result.Insert(15, ("  the rest (whole − the kernels marked in the call)", ms[0] - kernels, double.NaN, "autograd, allocations, page faults, views"));
         return result;
     }
 
@@ -89,6 +92,15 @@ internal sealed unsafe class LayerBudget : IDisposable
         r.Rows.Dispose();
         r.Weights.Dispose();
         r.Jacobian?.Dispose();
+    }
+
+    private void HashForwardRows32()
+    {
+        var r = SignHashKernel.Run(x, LayerCase.BitsPerChunk, l1Scaled: true, 1f, withJacobian: true, rows32: true);
+        r.Rows.Dispose();
+        r.Weights.Dispose();
+        r.Jacobian?.Dispose();
+        r.Rows32!.Return();
     }
 
     private void RowCopy() => PooledRows.From(codes.Rows, rowCount).Return();
