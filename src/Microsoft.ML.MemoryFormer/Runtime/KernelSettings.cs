@@ -304,6 +304,12 @@ internal sealed class KernelSettings
     /// arrays either way; off is the copy in the gather (the path before 2026-12-07).</summary>
     public bool HashWritesRows32 { get => state.HashWritesRows32; set => state.HashWritesRows32 = value; }
 
+    /// <summary>Whether the backward's hit sort (<c>Layers/Kernels/RowHits.cs</c>) first copies each range of chunks' row indices and
+    /// weights chunk-major into a staging array (one token-major walk that also counts), then scatters each chunk from its contiguous
+    /// column, instead of walking a column of [N, K] per chunk three times (a cache line per hit each time). The same arrays either way
+    /// (<c>RowHitsTests</c>); off is the sort before 2026-12-07.</summary>
+    public bool StagedHitSort { get => state.StagedHitSort; set => state.StagedHitSort = value; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
@@ -347,6 +353,7 @@ internal sealed class KernelSettings
         public bool TiledStridedCopy = CpuVendor.IsIntel;
         public bool TiledPairTiles = true;
         public bool HashWritesRows32 = true;
+        public bool StagedHitSort = true;
         public bool PrefetchUpdateRows = true;
         public bool StridedRotaryGradient = true;
         public bool PooledAttentionOutput = true;

@@ -70,6 +70,7 @@ internal sealed unsafe class LayerBudget : IDisposable
             ("  ∂L/∂y materialised (sum's expanded ones → contiguous)", GradOutCopy, rowMb, "written", true),
             ("  ∂L/∂w zeros [N, K]", WeightGradZeros, pairs * 4 / 1e6, "written", true),
             ("  hit sort by row (chunked)", Sort, pairs * 20 / 1e6, "rows, weights read; tokens, pairs, weights scattered", true),
+            ("    before s20: each chunk's column walked (StagedHitSort off)", SortByColumns, pairs * 20 / 1e6, "the same", false),
             ("  row pass: ∂L/∂T rows and ∂L/∂w (no sort)", RowPass, (pairs * h * 4 / 1e6) + (2 * tableMb) + (pairs * 8 / 1e6),
                 "N·K random ∂L/∂y rows (L3); table read, gradient written", true),
             ("  hash backward (dx = ∂L/∂w · J)", HashBackward, (2 * rowMb) + (pairs * 4 / 1e6), "streamed", true),
@@ -82,7 +83,7 @@ internal sealed unsafe class LayerBudget : IDisposable
         var ms = medians.Select((m, i) => m / looped[i].Loops).ToArray();
         var result = phases.Select((p, i) => (p.Name, ms[i], p.Mb, p.Where)).ToList();
         double kernels = phases.Select((p, i) => p.Kernel ? ms[i] : 0).Sum();
-        result.Insert(15, ("  the rest (whole − the kernels marked in the call)", ms[0] - kernels, double.NaN, "autograd, allocations, page faults, views"));
+        result.Insert(16, ("  the rest (whole − the kernels marked in the call)", ms[0] - kernels, double.NaN, "autograd, allocations, page faults, views"));
         return result;
     }
 
@@ -144,6 +145,8 @@ internal sealed unsafe class LayerBudget : IDisposable
         fixed (float* w = weights32)
             RowHits.Build(rows32, rows32.Length, k, w, rowCount, chunked: true).Dispose();
     }
+
+    private void SortByColumns() => KernelSettings.Current.With(s => s.StagedHitSort = false, Sort);
 
     private void RowPass()
     {

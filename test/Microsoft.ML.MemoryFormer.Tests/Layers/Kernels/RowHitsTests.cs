@@ -1,11 +1,12 @@
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using Microsoft.ML.MemoryFormer.Runtime;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 
 /// <summary>
-/// The backward's hit sort (<see cref="RowHits"/>): the chunked sort (each chunk's hits on its own, chunks in parallel) gives the
-/// general counting sort's arrays element for element, and those arrays are right: each row's hits in token order with their pair
-/// index and weight.
+/// The backward's hit sort (<see cref="RowHits"/>): the chunked sorts (each chunk's hits on its own, chunks in parallel; staged
+/// chunk-major first, <see cref="KernelSettings.StagedHitSort"/>, or walked down each chunk's column) give the general counting sort's
+/// arrays element for element, and those arrays are right: each row's hits in token order with their pair index and weight.
 /// </summary>
 public class RowHitsTests
 {
@@ -14,7 +15,7 @@ public class RowHitsTests
     [InlineData(4096, 64, 8)]                                             // perf layer's d = 512 shape
     [InlineData(3001, 13, 5)]                                             // ranges of uneven widths, odd N
     [InlineData(5, 3, 2)]                                                 // inline (one range), rows left untouched
-    public unsafe void The_chunked_sort_gives_the_general_sorts_arrays(int n, int k, int bits)
+    public unsafe void The_chunked_sorts_give_the_general_sorts_arrays(int n, int k, int bits)
     {
         int blockRows = 1 << bits, rowCount = k * blockRows;
         var random = new Random(n + k);
@@ -33,7 +34,13 @@ public class RowHitsTests
         fixed (float* w = weights)
         {
             using var general = RowHits.Build(rows, n * k, k, w, rowCount, chunked: false);
-            using (var sorted = RowHits.Build(rows, n * k, k, w, rowCount, chunked: true))
+            nint address = (nint)w;
+            RowHits staged = null!, columns = null!;
+            KernelSettings.Current.With(s => s.StagedHitSort = true, () => staged = RowHits.Build(rows, n * k, k, (float*)address, rowCount, chunked: true));
+            KernelSettings.Current.With(s => s.StagedHitSort = false, () => columns = RowHits.Build(rows, n * k, k, (float*)address, rowCount, chunked: true));
+            using var stagedSort = staged;
+            using var columnSort = columns;
+            foreach (var sorted in new[] { staged, columns })
             {
                 Assert.Equal(general.TouchedCount, sorted.TouchedCount);
                 Assert.Equal(general.Starts.AsSpan(0, rowCount + 1).ToArray(), sorted.Starts.AsSpan(0, rowCount + 1).ToArray());
