@@ -75,6 +75,8 @@ internal sealed unsafe class LayerBudget : IDisposable
                 "N·K random ∂L/∂y rows (L3); table read, gradient written", true),
             ("  hash backward (dx = ∂L/∂w · J)", HashBackward, (2 * rowMb) + (pairs * 4 / 1e6), "streamed", true),
             ("  bias gradient (Σ_n ∂L/∂y)", BiasSums, rowMb, "streamed", true),
+            ("    managed, columns split between the threads (ManagedBiasSums on)", ManagedBiasSums, rowMb, "streamed", false),
+            ("    torch's sum(0) (ManagedBiasSums off)", TorchBiasSums, rowMb, "streamed", false),
             ("perf layer: Linear fwd+bwd", layer.LinearForwardBackward, double.NaN, "", false),
             ("  Linear forward", layer.LinearForward, double.NaN, "", false),
         };
@@ -83,7 +85,7 @@ internal sealed unsafe class LayerBudget : IDisposable
         var ms = medians.Select((m, i) => m / looped[i].Loops).ToArray();
         var result = phases.Select((p, i) => (p.Name, ms[i], p.Mb, p.Where)).ToList();
         double kernels = phases.Select((p, i) => p.Kernel ? ms[i] : 0).Sum();
-        result.Insert(16, ("  the rest (whole − the kernels marked in the call)", ms[0] - kernels, double.NaN, "autograd, allocations, page faults, views"));
+        result.Insert(result.FindIndex(r => r.Name.StartsWith("perf layer: Linear", StringComparison.Ordinal)), ("  the rest (whole − the kernels marked in the call)", ms[0] - kernels, double.NaN, "autograd, allocations, page faults, views"));
         return result;
     }
 
@@ -158,6 +160,10 @@ internal sealed unsafe class LayerBudget : IDisposable
     private void HashBackward() => SignHashKernel.Backward(gradWeights, codes.Jacobian!, LayerCase.BitsPerChunk).Dispose();
 
     private void BiasSums() => ColumnSums.Of(gradOut).Dispose();
+
+    private void TorchBiasSums() => KernelSettings.Current.With(s => s.ManagedBiasSums = false, BiasSums);
+
+    private void ManagedBiasSums() => KernelSettings.Current.With(s => s.ManagedBiasSums = true, BiasSums);
 
     public void Dispose()
     {
