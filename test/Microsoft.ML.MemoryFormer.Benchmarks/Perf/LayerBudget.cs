@@ -67,7 +67,8 @@ internal sealed unsafe class LayerBudget : IDisposable
             ("  before s19: tile-major copy of the table", TileCopy, 2 * tableMb, "DRAM/L3 read, non-temporal write", false),
             ("  before s19: tiled walk from the tile-major copy (staging, 8-token walk, output)", Walk, (pairs * 64 * h / 16 / 1e6) + (2 * tableMb) + rowMb,
                 "N·K·h/16 random 64-byte lines from L2; staging 2 × table; output", false),
-            ("  ∂L/∂y materialised (sum's expanded ones → contiguous)", GradOutCopy, rowMb, "written", true),
+            ("  y.sum(), the benchmark's loss (Linear's call has it too)", LossSum, rowMb, "streamed", true),
+            ("  ∂L/∂y materialised (sum's expanded ones → contiguous; benchmark only: a training step's ∂L/∂y arrives contiguous)", GradOutCopy, rowMb, "written", true),
             ("  ∂L/∂w zeros [N, K]", WeightGradZeros, pairs * 4 / 1e6, "written", true),
             ("  hit sort by row (chunked)", Sort, pairs * 20 / 1e6, "rows, weights read; tokens, pairs, weights scattered", true),
             ("    before s20: each chunk's column walked (StagedHitSort off)", SortByColumns, pairs * 20 / 1e6, "the same", false),
@@ -85,7 +86,7 @@ internal sealed unsafe class LayerBudget : IDisposable
         var ms = medians.Select((m, i) => m / looped[i].Loops).ToArray();
         var result = phases.Select((p, i) => (p.Name, ms[i], p.Mb, p.Where)).ToList();
         double kernels = phases.Select((p, i) => p.Kernel ? ms[i] : 0).Sum();
-        result.Insert(result.FindIndex(r => r.Name.StartsWith("perf layer: Linear", StringComparison.Ordinal)), ("  the rest (whole − the kernels marked in the call)", ms[0] - kernels, double.NaN, "autograd, allocations, page faults, views"));
+        result.Insert(result.FindIndex(r => r.Name.StartsWith("perf layer: Linear", StringComparison.Ordinal)), ("  the rest (whole − the kernels marked in the call)", ms[0] - kernels, double.NaN, "autograd, the two nodes' glue, allocations, page faults, views"));
         return result;
     }
 
@@ -132,6 +133,8 @@ internal sealed unsafe class LayerBudget : IDisposable
         TiledGather.ProbeSkip = 1;
         try { Strided(); } finally { TiledGather.ProbeSkip = 0; }
     }
+
+    private void LossSum() => output.sum().Dispose();
 
     private void GradOutCopy()
     {
