@@ -11,8 +11,9 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// A Memory Layer's rows are structured: chunk k only reads rows [k·B, (k+1)·B) with B = 2^τ, so every chunk owns a
 /// block of rows and exactly N hits. Then each chunk is sorted on its own, in parallel, into the CSR segment
 /// [k·N, (k+1)·N): the serial sort with an integer division per hit had cost about as much as the whole row pass
-/// (<c>perf profile</c> times both sorts). Rows without that structure (any other caller) take the serial sort. Both give the
-/// same arrays.
+/// (<c>perf profile</c> times both sorts). Each range of chunks first copies its row indices and weights chunk-major into a padded
+/// staging array, so every chunk's scatter reads a contiguous column (<see cref="Runtime.KernelSettings.StagedHitSort"/>). Rows without
+/// that structure (any other caller) take the serial sort. All give the same arrays.
 /// </remarks>
 internal sealed class RowHits : IDisposable
 {
