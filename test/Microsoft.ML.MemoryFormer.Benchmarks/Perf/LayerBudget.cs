@@ -76,7 +76,7 @@ internal sealed unsafe class LayerBudget : IDisposable
                 "N·K random ∂L/∂y rows (L3); table read, gradient written", true),
             ("  hash backward (dx = ∂L/∂w · J)", HashBackward, (2 * rowMb) + (pairs * 4 / 1e6), "streamed", true),
             ("  bias gradient (Σ_n ∂L/∂y)", BiasSums, rowMb, "streamed", true),
-            ("    managed, columns split between the threads (ManagedBiasSums on)", ManagedBiasSums, rowMb, "streamed", false),
+            ("    the managed ColumnSums on the calling thread (ManagedBiasSums on)", ManagedBiasSums, rowMb, "streamed", false),
             ("    torch's sum(0) (ManagedBiasSums off)", TorchBiasSums, rowMb, "streamed", false),
             ("perf layer: Linear fwd+bwd", layer.LinearForwardBackward, double.NaN, "", false),
             ("  Linear forward", layer.LinearForward, double.NaN, "", false),
