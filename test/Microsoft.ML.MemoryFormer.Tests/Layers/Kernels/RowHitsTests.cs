@@ -35,12 +35,17 @@ public class RowHitsTests
         {
             using var general = RowHits.Build(rows, n * k, k, w, rowCount, chunked: false);
             nint address = (nint)w;
-            RowHits staged = null!, columns = null!;
+            RowHits staged = null!, columns = null!, alone = null!;
             KernelSettings.Current.With(s => s.StagedHitSort = true, () => staged = RowHits.Build(rows, n * k, k, (float*)address, rowCount, chunked: true));
             KernelSettings.Current.With(s => s.StagedHitSort = false, () => columns = RowHits.Build(rows, n * k, k, (float*)address, rowCount, chunked: true));
+            int threads = TorchSharp.torch.get_num_threads();
+            TorchSharp.torch.set_num_threads(1);                          // one range: the staged sort on the calling thread alone
+            try { alone = RowHits.Build(rows, n * k, k, w, rowCount, chunked: true); }
+            finally { TorchSharp.torch.set_num_threads(threads); }
             using var stagedSort = staged;
             using var columnSort = columns;
-            foreach (var sorted in new[] { staged, columns })
+            using var aloneSort = alone;
+            foreach (var sorted in new[] { staged, columns, alone })
             {
                 Assert.Equal(general.TouchedCount, sorted.TouchedCount);
                 Assert.Equal(general.Starts.AsSpan(0, rowCount + 1).ToArray(), sorted.Starts.AsSpan(0, rowCount + 1).ToArray());
