@@ -26,7 +26,10 @@ internal static class MemoryGather
     {
         var settings = KernelSettings.Current;
         if (!layers.All(l => UsesFusedKernel(settings, codes, l.Table)))
+        {
+            codes.Rows32?.Release();                                             // EmbeddingBag reads the int64 rows
             return layers.Select(l => LiveScalars.Add(l.Bag.call(codes.Rows, null, codes.Weights), l.Bias)).ToArray(); // [N, h] each
+        }
         var tables = layers.Select(l => (Tensor)l.Table).ToArray();
         var gradients = layers.Select(l => l.Gradient.Attached ? l.Gradient : null).ToArray();
         var copies = layers.Select(l => l.ForwardCopy).ToArray();

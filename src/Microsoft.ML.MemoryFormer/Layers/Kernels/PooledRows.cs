@@ -46,6 +46,13 @@ internal sealed class PooledRows
         return null;
     }
 
+    /// <summary>Gives the hash's array back to the pool unless a gather took it (a caller that reads the rows some other way).</summary>
+    public void Release()
+    {
+        if (Interlocked.Exchange(ref taken, 1) == 0)
+            Return();
+    }
+
     /// <summary>Copies <paramref name="rows"/> (int64 [N, K]) to int32, checking every index is in [0, rowLimit).</summary>
     /// <param name="rows">int64 [N, K], global table rows.</param>
     /// <param name="rowLimit">The smallest table's row count.</param>

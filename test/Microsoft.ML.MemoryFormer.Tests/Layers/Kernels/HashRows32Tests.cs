@@ -33,7 +33,13 @@ public class HashRows32Tests
         var fresh = SignHashKernel.Run(x, bits, l1Scaled: true, 1f, withJacobian: false, rows32: true).Rows32!;
         Assert.Same(fresh, fresh.Take(k << bits, k));
         Assert.Null(fresh.Take(k << bits, k));
+        fresh.Release();                                                  // taken: the taker returns it, not Release
+        Assert.NotNull(fresh.Array);
         fresh.Return();
+        var unused = SignHashKernel.Run(x, bits, l1Scaled: true, 1f, withJacobian: false, rows32: true).Rows32!;
+        unused.Release();                                                 // no gather took it: back to the pool, and no gather can
+        Assert.Null(unused.Array);
+        Assert.Null(unused.Take(k << bits, k));
     }
 
     [Theory]
