@@ -26,14 +26,17 @@ internal static class MemoryGather
     {
         var settings = KernelSettings.Current;
         if (!layers.All(l => UsesFusedKernel(settings, codes, l.Table)))
+        {
+            codes.Rows32?.Release();                                             // EmbeddingBag reads the int64 rows
             return layers.Select(l => LiveScalars.Add(l.Bag.call(codes.Rows, null, codes.Weights), l.Bias)).ToArray(); // [N, h] each
+        }
         var tables = layers.Select(l => (Tensor)l.Table).ToArray();
         var gradients = layers.Select(l => l.Gradient.Attached ? l.Gradient : null).ToArray();
         var copies = layers.Select(l => l.ForwardCopy).ToArray();
         var tileCopies = layers.Select(l => l.TileCopy).ToArray();
         if (settings.FoldBias)
-            return FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, layers.Select(l => (Tensor)l.Bias).ToArray(), copies, tileCopies);
-        var outputs = FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, copies: copies, tileCopies: tileCopies);
+            return FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, layers.Select(l => (Tensor)l.Bias).ToArray(), copies, tileCopies, codes.Rows32);
+        var outputs = FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, tables, gradients, copies: copies, tileCopies: tileCopies, rows32: codes.Rows32);
         return outputs.Select((y, i) => LiveScalars.Add(y, layers[i].Bias)).ToArray();                         // [N, h] each
     }
 

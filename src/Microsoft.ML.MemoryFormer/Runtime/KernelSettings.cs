@@ -301,6 +301,18 @@ internal sealed class KernelSettings
     /// the same tensors, so the same bits; off for <c>perf train</c>'s mf-nestedbackward and dense-nestedbackward.</summary>
     public bool SerialAttentionBackward { get => state.SerialAttentionBackward; set => state.SerialAttentionBackward = value; }
 
+    /// <summary>Whether the fused sign hash also writes each token's row indices as int32 into the pooled array the gather's kernels
+    /// read (<c>Layers/Kernels/PooledRows.cs</c>), in its parallel pass while the token's rows are in L1, so that the gather's forward
+    /// skips its own serial int64 → int32 copy and validation (the hash's rows are in range and chunked by construction). The same
+    /// arrays either way; off is the copy in the gather (the path before 2026-12-07).</summary>
+    public bool HashWritesRows32 { get => state.HashWritesRows32; set => state.HashWritesRows32 = value; }
+
+    /// <summary>Whether the backward's hit sort (<c>Layers/Kernels/RowHits.cs</c>) first copies each range of chunks' row indices and
+    /// weights chunk-major into a staging array (one token-major walk that also counts), then scatters each chunk from its contiguous
+    /// column, instead of walking a column of [N, K] per chunk three times (a cache line per hit each time). The same arrays either way
+    /// (<c>RowHitsTests</c>); off is the sort before 2026-12-07.</summary>
+    public bool StagedHitSort { get => state.StagedHitSort; set => state.StagedHitSort = value; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
@@ -343,6 +355,8 @@ internal sealed class KernelSettings
         public bool PrefetchGatherRows = !CpuVendor.IsIntel;
         public bool TiledStridedCopy = CpuVendor.IsIntel;
         public bool TiledPairTiles = true;
+        public bool HashWritesRows32 = true;
+        public bool StagedHitSort = true;
         public bool PrefetchUpdateRows = !CpuVendor.IsIntel;
         public bool StridedRotaryGradient = true;
         public bool PooledAttentionOutput = true;

@@ -49,15 +49,25 @@ internal sealed class LayerBudgetCommand : Command<LayerBudgetCommand.Settings>
         [Description("Only loop perf layer's MF fwd+bwd for this many seconds (for perf record) and print ms per call. Default 0: off.")]
         [DefaultValue(0)]
         public int LoopSeconds { get; init; }
+
+        [CommandOption("--lease")]
+        [Description("With --loop-seconds, --flip or the phase table: hold a training's lease (KernelBuffers.Training: pooled kernel outputs, the training heap) as a training step runs.")]
+        public bool Lease { get; init; }
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         settings.Apply();
+        using var trainingLease = settings.Lease && settings.LoopSeconds == 0 ? KernelBuffers.Training() : null;
         int rounds = settings.Quick ? 3 : settings.Rounds;
         if (settings.LoopSeconds > 0)
         {
+            using var lease = settings.Lease ? KernelBuffers.Training() : null;
             using var loopCase = new LayerCase(settings.Width, settings.Tokens);
+            loopCase.MemoryForwardBackward();
+            long faults = PageFaults.Minor();
+            var process = Process.GetCurrentProcess();
+            var cpuBefore = process.TotalProcessorTime;
             var watch = Stopwatch.StartNew();
             int calls = 0;
             while (watch.Elapsed.TotalSeconds < settings.LoopSeconds)
@@ -65,13 +75,18 @@ internal sealed class LayerBudgetCommand : Command<LayerBudgetCommand.Settings>
                 loopCase.MemoryForwardBackward();
                 calls++;
             }
-            Console.WriteLine($"perf layer MF fwd+bwd d={settings.Width} N={settings.Tokens}: {watch.Elapsed.TotalMilliseconds / calls:F2} ms a call over {calls} calls");
+            process.Refresh();
+            Console.WriteLine($"perf layer MF fwd+bwd d={settings.Width} N={settings.Tokens}: {watch.Elapsed.TotalMilliseconds / calls:F2} ms a call over {calls} calls, " +
+                $"CPU {(process.TotalProcessorTime - cpuBefore).TotalMilliseconds / calls:F2} ms a call (both threads), " +
+                $"{(double)(PageFaults.Minor() - faults) / calls:F0} minor page faults a call{(settings.Lease ? ", inside a training's lease" : "")}");
             return 0;
         }
         if (settings.Flip is { } flip)
         {
             var flipped = LayerFlip.Measure(settings.Width, settings.Tokens, flip, rounds,
                 settings.With?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) ?? []);
+            if (settings.Lease)
+                flipped.AddNote("inside a training's lease (KernelBuffers.Training: pooled kernel outputs, the training heap)");
             flipped.AddNote(MachineFigures.Measure(settings));
             flipped.Publish(settings.Output);
             return 0;
@@ -86,7 +101,8 @@ internal sealed class LayerBudgetCommand : Command<LayerBudgetCommand.Settings>
                 table.AddRow(name, ms, double.IsNaN(mb) ? "—" : mb.ToString("F1", System.Globalization.CultureInfo.InvariantCulture),
                     double.IsNaN(mb) ? "—" : (mb / ms).ToString("F1", System.Globalization.CultureInfo.InvariantCulture), where);
             table.AddNote(budget.Describe());
-            table.AddNote($"{Timing.LoadAverage():F1} load average at the end; torch threads {settings.Threads}");
+            table.AddNote($"{Timing.LoadAverage():F1} load average at the end; torch threads {settings.Threads}" +
+                (settings.Lease ? "; inside a training's lease (KernelBuffers.Training: pooled kernel outputs, the training heap)" : "; no training lease (kernel outputs from torch's allocator)"));
             table.AddNote(MachineFigures.Measure(settings));
             table.Publish(settings.Output);
         }

@@ -89,10 +89,12 @@ internal sealed class LayerCase : IDisposable
     }
 
     /// <summary>
-    /// Forward + backward as in a training step. A step's optimizer changes the table before the next forward, so the Memory
-    /// Layer's forward must copy it into tile-major order again; the table here never changes, so each call first marks it
-    /// written (<see cref="TileMajorBuffer.NoteRawWrite"/>, unless <paramref name="tableWritten"/> is false) and pays that copy as
-    /// training does. The forward-only rows (inference) keep the reuse.
+    /// Forward + backward as in a training step. A step's optimizer changes the table before the next forward, so no forward finds
+    /// the pooled tile-major copy current; the table here never changes, so each call first marks it written
+    /// (<see cref="TileMajorBuffer.NoteRawWrite"/>, unless <paramref name="tableWritten"/> is false) and its forward runs the plan a
+    /// training forward runs: on Intel each tile's columns copied straight from the table (<c>KernelSettings.TiledStridedCopy</c>),
+    /// elsewhere the table copied tile-major first. Unmarked, the forward reads the copy a previous call left (the tile-major plan),
+    /// which no training step gets. The forward-only rows (inference) keep the reuse.
     /// </summary>
     private void ForwardBackward(nn.Module<Tensor, Tensor> layer, bool tableWritten = true)
     {

@@ -26,6 +26,10 @@ internal sealed class LayerCommand : Command<LayerCommand.Settings>
         [Description("Comma-separated N values. Default 1,64,4096.")]
         [DefaultValue("1,64,4096")]
         public string Tokens { get; init; } = "1,64,4096";
+
+        [CommandOption("--training-lease")]
+        [Description("Run every call inside a training's lease (KernelBuffers.Training), as a training step runs: the kernels' outputs on reused blocks and glibc's training heap settings for torch's own allocations (Linear's too). Default off: the benchmark as before 2026-12-07.")]
+        public bool TrainingLease { get; init; }
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -33,6 +37,7 @@ internal sealed class LayerCommand : Command<LayerCommand.Settings>
         settings.Apply();
         var widths = settings.Widths.Split(',').Select(int.Parse).ToArray();
         var tokens = settings.Tokens.Split(',').Select(int.Parse).ToArray();
+        using var lease = settings.TrainingLease ? Layers.Kernels.KernelBuffers.Training() : null;
         var results = settings.Engine == "stopwatch" ? RunStopwatch(widths, tokens, settings.Quick) : RunBdn(widths, tokens, settings);
         string machine = settings.Engine == "stopwatch" ? MachineFigures.Measure(settings) : "";
         var table = new PerfTable("layer", "Memory Layer (d→d, τ=8) vs nn.Linear(d, d): ms per call, Linear ÷ MF (> 1: MF faster)",
@@ -41,7 +46,7 @@ internal sealed class LayerCommand : Command<LayerCommand.Settings>
             "MF fwd, tiled off", "MF fwd+bwd, tiled off", "fwd: off ÷ default", "fwd+bwd: off ÷ default",
             "MF fwd+bwd, bf16 ∂L/∂y flipped", "flipped ÷ default (> 1: the default faster)",
             "MF fwd+bwd, bf16 fwd tables", "default ÷ bf16 fwd (> 1: bf16 fwd faster)", "MF fwd+bwd, both bf16", "default ÷ both (> 1: both faster)",
-            "fwd+bwd ratio, both bf16 (Linear ÷ MF)", "MF fwd+bwd, copy reused", "fwd+bwd ratio, copy reused (Linear ÷ MF)");
+            "fwd+bwd ratio, both bf16 (Linear ÷ MF)", "MF fwd+bwd, pooled tile-major copy reused (no training step)", "fwd+bwd ratio, pooled copy reused (Linear ÷ MF)");
         foreach (var ((d, n), r) in results)
             table.AddRow(d, n, r[0], r[1], r.Length > 4 ? r[4] : r[0] / r[1], r[2], r[3], r.Length > 4 ? r[5] : r[2] / r[3],
                 r.Length > 6 ? r[6] : double.NaN, r.Length > 7 ? r[7] : double.NaN, r.Length > 8 ? r[8] : double.NaN, r.Length > 9 ? r[9] : double.NaN,
@@ -49,7 +54,10 @@ internal sealed class LayerCommand : Command<LayerCommand.Settings>
                 r.Length > 14 ? r[14] : double.NaN, r.Length > 15 ? r[15] : double.NaN,
                 r.Length > 16 ? r[16] : double.NaN, r.Length > 17 ? r[17] : double.NaN, r.Length > 18 ? r[18] : double.NaN, r.Length > 19 ? r[19] : double.NaN,
                 r.Length > 20 ? r[20] : double.NaN, r.Length > 22 ? r[21] : double.NaN, r.Length > 22 ? r[22] : double.NaN);
-        table.AddNote($"engine {settings.Engine}{(settings.Engine == "stopwatch" ? " (the calls interleaved, 9 rounds; ratio = median of the rounds' ratios)" : "")}; MF includes hashing and bias; fwd under no_grad; fwd+bwd = sum(y).backward() with grads for x and all parameters, set to none before each call, and the MF table marked written before each call so its forward copies it into tile-major order again as after an optimizer step (fwd alone reuses the copy, as inference does; 'copy reused' = fwd+bwd without the mark, a twelfth interleaved call: no training step gets it); " +
+        table.AddNote($"engine {settings.Engine}{(settings.Engine == "stopwatch" ? " (the calls interleaved, 9 rounds; ratio = median of the rounds' ratios)" : "")}; MF includes hashing and bias; fwd under no_grad; fwd+bwd = sum(y).backward() with grads for x and all parameters, set to none before each call, and the MF table marked written before each call, as an optimizer step does before every training forward, so the forward runs as in training: " +
+            (Runtime.KernelSettings.Current.TiledStridedCopy ? "each thread copies its tiles' columns straight from the row-major table (KernelSettings.TiledStridedCopy, on for Intel), no tile-major copy of the table; " : "the table copied into the pooled tile-major buffer first (KernelSettings.TiledStridedCopy off here); ") +
+            "fwd alone, under no_grad, reads the tile-major copy already in the pooled buffer, as inference over an unchanged table does; 'pooled tile-major copy reused' = fwd+bwd without the mark, so its forward reads that copy too (the tile-major plan), a twelfth interleaved call: no training step gets it; " +
+            (settings.TrainingLease ? "every call inside a training's lease (--training-lease: kernel outputs on reused blocks, the training heap); " : "no training lease (kernel outputs from torch's allocator, glibc's default heap: about 1,000 more page faults a call than a training step's layer call); ") +
             "MF columns = the library's default backward (the row pass); 'blocked on' = KernelSettings.BlockedTableGradient on (the table gradient written block by block, " +
             "Layers/Kernels/BlockedTableGradient.cs), a fifth interleaved call (stopwatch only); 'prefetch off' = KernelSettings.PrefetchHitRows off " +
             "(the row pass without prefetching the next row's ∂L/∂y rows), a sixth; 'tiled off' = KernelSettings.TiledForward off " +

@@ -21,7 +21,7 @@ internal static class LayerVariants
         void Call(bool written)
         {
             if (written)
-                TileMajorBuffer.NoteRawWrite();                              // as after an optimizer step: the forward copies the table again
+                TileMajorBuffer.NoteRawWrite();                              // as after an optimizer step: the forward runs the training plan
             using var s = NewDisposeScope();
             xg.grad = null;
             foreach (var p in layer.parameters())
@@ -32,7 +32,9 @@ internal static class LayerVariants
         Action With(Action<KernelSettings> change, Action body) => () => KernelSettings.Current.With(change, body);
         (string Name, Action Body, int Baseline)[] variants =
         [
-            ("MF fwd+bwd, table written before each call (training-like: the forward copies it)", () => Call(true), 0),
+            (KernelSettings.Current.TiledStridedCopy
+                ? "MF fwd+bwd, table written before each call (as in training: the forward copies its tiles straight from the table, TiledStridedCopy)"
+                : "MF fwd+bwd, table written before each call (as in training: the forward copies the table tile-major first)", () => Call(true), 0),
             ("MF fwd+bwd, the copy of the previous call reused (ReuseTileMajorBuffer)", () => Call(false), 0),
             ("MF fwd (no grad), table copied every call (ReuseTileMajorBuffer off)", With(k => k.ReuseTileMajorBuffer = false, Forward), 2),
             ("MF fwd (no grad), the copy reused (as it is)", Forward, 2),

@@ -170,10 +170,16 @@ internal sealed class ProfileCommand : Command<ProfileCommand.Settings>
         var codes = layer.Hash(xg.detach());
         (string Name, Action Body)[] phases =
         [
-            ("perf layer: MF fwd+bwd (table gradient attached, no update)", () => Scoped(() => { Clear(layer); layer.call(xg).sum().backward(); })),
-            ("  MF forward with the grad graph (hash + gather)", () => Scoped(() => { xg.grad = null; layer.call(xg); })),
+            // Each call marks the table written, as an optimizer step does before every training forward, so no forward finds the
+            // pooled tile-major copy current: the forward runs the plan a training step runs (LayerCase does the same for perf layer).
+            ("perf layer: MF fwd+bwd (table gradient attached, no update, table marked written)",
+                () => Scoped(() => { TileMajorBuffer.NoteRawWrite(); Clear(layer); layer.call(xg).sum().backward(); })),
+            ("  MF forward with the grad graph (hash + gather)", () => Scoped(() => { TileMajorBuffer.NoteRawWrite(); xg.grad = null; layer.call(xg); })),
             ("    hash with Jacobian", () => Scoped(() => SignHashKernel.Run(xg.detach(), bits, l1Scaled: true, 1f, withJacobian: true))),
-            ("    gather forward (tiled), bias folded", () => Scoped(() => { using var g = no_grad(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, [layer.Table], biases: [layer.Bias]); })),
+            (KernelSettings.Current.TiledStridedCopy
+                ? "    gather forward as a training step runs it (a backward can follow: tiles copied straight from the table, TiledStridedCopy), bias folded"
+                : "    gather forward as a training step runs it (a backward can follow: the table copied tile-major first), bias folded",
+                () => Scoped(() => { TileMajorBuffer.NoteRawWrite(); FusedMemoryGather.ApplyMany(codes.Rows, codes.Weights, [layer.Table], biases: [layer.Bias]); })),
             ("  backward: hit sort + row pass (table gradient, streaming stores; weight gradient)", rowPass),
             ("  backward: hash backward (dx = ∂L/∂w · J)", () => Scoped(() => SignHashKernel.Backward(gradWeights, hashed.Jacobian!, bits))),
             ("  backward: bias gradient (Σ_n ∂L/∂y)", () => Scoped(() => gradOut.sum(0L))),

@@ -42,7 +42,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "dense-rotcopy and mf-rotcopy (KernelSettings.StridedRotaryGradient off: the rotary backward copies ∂L/∂y to contiguous memory first), " +
             "dense-copies and mf-copies (that and KernelSettings.PooledAttentionOutput off: the attention output's copy in fresh memory too), " +
             "mf-bf16rows (Bf16GradientRows on), mf-narrowhash (KernelSettings.WideSignHash off: the sign hash 8 chunks at a time, as before 2026-12-06 s14), " +
-            "mf-zen4caches (the tiled forward sized for Zen 4's caches, before s17: TiledGroupBytes 512 KB and TiledForwardAlignedMinTableBytes 16 MB), mf-zen4groups and mf-zen4gate (each of the two alone), mf-zen4tuning (both and PrefetchGatherRows on: every s17 default as before), mf-tilemajorcopy (KernelSettings.TiledStridedCopy off: the training forward's tile-major copy), mf-s18forward (it and TiledPairTiles off: the forward before s19), mf-nogatherprefetch / mf-gatherprefetch (KernelSettings.PrefetchGatherRows off / on), mf-ompforks (KernelSettings.OpenMPKernelForks on, opt-in: the managed kernels fork on libtorch's OpenMP team), mf-poolforks and dense-poolforks (it off, the default), " +
+            "mf-zen4caches (the tiled forward sized for Zen 4's caches, before s17: TiledGroupBytes 512 KB and TiledForwardAlignedMinTableBytes 16 MB), mf-zen4groups and mf-zen4gate (each of the two alone), mf-zen4tuning (both and PrefetchGatherRows on: every s17 default as before), mf-tilemajorcopy (KernelSettings.TiledStridedCopy off: the training forward's tile-major copy), mf-s18forward (it and TiledPairTiles off: the forward before s19), mf-s19glue (HashWritesRows32 and StagedHitSort off: the layer glue before s20), mf-gathercopiesrows and mf-columnsort (each alone), mf-nogatherprefetch / mf-gatherprefetch (KernelSettings.PrefetchGatherRows off / on), mf-ompforks (KernelSettings.OpenMPKernelForks on, opt-in: the managed kernels fork on libtorch's OpenMP team), mf-poolforks and dense-poolforks (it off, the default), " +
             "mf-nestedgemms and dense-nestedgemms (KernelSettings.SerialAttentionGemms off: MKL opens a nested OpenMP region for every GEMM of libtorch's attention blocks, as before 2026-12-06 s15), mf-managedsums (KernelSettings.ManagedBiasSums on: the bias gradients by the managed ColumnSums instead of torch's sum(0)), dense-bf16 (the dense Linear layers in bf16 with fp32 masters, autocast-style: KernelSettings.Bf16DenseLinear), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
@@ -143,6 +143,12 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             TransformerKind.MemoryFormer, Tweak: k => k.TiledStridedCopy = false),
         new("mf-s18forward", "MemoryFormer, the tiled forward as before s19 (TiledStridedCopy and TiledPairTiles off: the tile-major copy, one tile a walk; same bits)",
             TransformerKind.MemoryFormer, Tweak: k => k.TiledStridedCopy = k.TiledPairTiles = false),
+        new("mf-s19glue", "MemoryFormer, the Memory Layer glue as before s20 (HashWritesRows32 and StagedHitSort off: the gather's own int64 → int32 copy, the hit sort walking each chunk's column; same bits)",
+            TransformerKind.MemoryFormer, Tweak: k => k.HashWritesRows32 = k.StagedHitSort = false),
+        new("mf-gathercopiesrows", "MemoryFormer, the gather's own int64 → int32 row copy (HashWritesRows32 off; same bits)",
+            TransformerKind.MemoryFormer, Tweak: k => k.HashWritesRows32 = false),
+        new("mf-columnsort", "MemoryFormer, the hit sort walking each chunk's column (StagedHitSort off; same bits)",
+            TransformerKind.MemoryFormer, Tweak: k => k.StagedHitSort = false),
         new("mf-zen4groups", "MemoryFormer, the tiled forward's chunk groups sized for Zen 4's 1 MB L2 (TiledGroupBytes 512 KB; same bits)",
             TransformerKind.MemoryFormer, Tweak: k => k.TiledGroupBytes = 512 << 10),
         new("mf-zen4gate", "MemoryFormer, the tiled forward's gate sized for Zen 4's 32 MB L3 (TiledForwardAlignedMinTableBytes 16 MB; same bits)",

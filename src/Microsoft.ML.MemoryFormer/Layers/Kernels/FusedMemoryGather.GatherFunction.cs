@@ -25,7 +25,7 @@ internal static partial class FusedMemoryGather
 
             int n = (int)rows.shape[0], k = (int)rows.shape[1];
             long rowLimit = tables.Min(t => t.shape[0]);
-            var rows32 = PooledRows.From(rows, rowLimit);
+            var rows32 = sinks.Rows32?.Take(rowLimit, k) ?? PooledRows.From(rows, rowLimit);   // the hash's int32 rows, or a copy
 
             using var scope = NewDisposeScope();
             var biases = sinks.HasBias ? Enumerable.Range(0, tableCount).Select(t => ((Tensor)vars[tableCount + t + 2]).contiguous()).ToArray() : null;

@@ -68,9 +68,11 @@ internal static partial class FusedMemoryGather
     /// <param name="tileCopies">Optional, one per table: its layer's kept tile-major copy (<see cref="TileMajorTableCopy"/>), which the
     /// tiled forward reads instead of copying the table while <see cref="KernelSettings.TileMajorCopyFromUpdate"/> is on, and which an
     /// update fused into the backward keeps current (or marks stale).</param>
+    /// <param name="rows32">Optional: <paramref name="rows"/> as int32, written by the fused hash (<see cref="HashCodes.Rows32"/>); the forward
+    /// takes it instead of copying the rows when it fits the tables (<see cref="PooledRows.Take"/>).</param>
     public static Tensor[] ApplyMany(Tensor rows, Tensor weights, IReadOnlyList<Tensor> tables,
         IReadOnlyList<TableGradient?>? gradients = null, IReadOnlyList<Tensor>? biases = null, IReadOnlyList<Bf16TableCopy>? copies = null,
-        IReadOnlyList<TileMajorTableCopy>? tileCopies = null)
+        IReadOnlyList<TileMajorTableCopy>? tileCopies = null, PooledRows? rows32 = null)
     {
         ArgumentNullException.ThrowIfNull(tables);
         if (tables.Count == 0)
@@ -89,7 +91,7 @@ internal static partial class FusedMemoryGather
         bool backwardPossible = is_grad_enabled()
             && (weights.requires_grad || tables.Any(t => t.requires_grad) || (biases?.Any(b => b.requires_grad) ?? false));
         args[^1] = new GradientSinks(tables.ToArray(), gradients?.ToArray() ?? new TableGradient?[tableCount], backwardPossible, biasCount > 0,
-            copies?.ToArray() ?? new Bf16TableCopy?[tableCount], tileCopies?.ToArray() ?? new TileMajorTableCopy?[tableCount]);
+            copies?.ToArray() ?? new Bf16TableCopy?[tableCount], tileCopies?.ToArray() ?? new TileMajorTableCopy?[tableCount], rows32);
         return GatherFunction.apply(args).ToArray();
     }
 
@@ -247,7 +249,8 @@ internal static partial class FusedMemoryGather
     }
 
     /// <summary>The tables as passed in (their <c>grad</c> is set in the backward), their optional gradient buffers, and
-    /// whether a backward can follow (grad mode on and something requires grad when the node was applied), and the tables' bf16 and tile-major copies.</summary>
+    /// whether a backward can follow (grad mode on and something requires grad when the node was applied), the tables' bf16 and tile-major copies,
+    /// and the hash's int32 rows if it wrote them.</summary>
     private sealed record GradientSinks(Tensor[] Tables, TableGradient?[] Gradients, bool BackwardPossible, bool HasBias, Bf16TableCopy?[] Copies,
-        TileMajorTableCopy?[] TileCopies);
+        TileMajorTableCopy?[] TileCopies, PooledRows? Rows32 = null);
 }

@@ -35,11 +35,11 @@ internal static class FusedSignHash
             throw new ArgumentOutOfRangeException(nameof(bitsPerChunk), "The fused hash supports 1 to 16 bits per chunk.");
         bool needsGrad = x.requires_grad && is_grad_enabled();
         var result = SignHashKernel.Run(x, bitsPerChunk, function == HashWeightFunction.L1ScaledSigmoidProduct,
-            (float)temperature, needsGrad);
+            (float)temperature, needsGrad, Runtime.KernelSettings.Current.HashWritesRows32);
         if (!needsGrad)
-            return new HashCodes(result.Rows, result.Weights);
+            return new HashCodes(result.Rows, result.Weights) { Rows32 = result.Rows32 };
         var weights = WeightsFunction.apply(x, result);
-        return new HashCodes(result.Rows, weights);
+        return new HashCodes(result.Rows, weights) { Rows32 = result.Rows32 };
     }
 
     /// <summary>Hands the precomputed weights to autograd; the backward multiplies by the saved Jacobian.</summary>

@@ -20,6 +20,39 @@ internal sealed class PooledRows
     /// <summary>Whether chunk k reads only its own block of rowLimit / K rows, as a Memory Layer's hash gives (<see cref="RowHits"/>).</summary>
     public bool Chunked { get; private init; }
 
+    /// <summary>Chunk k's rows start at k·<see cref="blockRows"/> when the hash wrote the array (<see cref="ForHash"/>); 0 otherwise.</summary>
+    private int blockRows;
+
+    /// <summary>1 once <see cref="Take"/> handed the array on (or gave it back).</summary>
+    private int taken;
+
+    /// <summary>An array of <paramref name="count"/> pairs for the fused hash to fill with rows code + k·<paramref name="blockRows"/>, each in its
+    /// chunk's block by construction (<see cref="SignHashKernel"/>); a gather takes it with <see cref="Take"/>.</summary>
+    public static PooledRows ForHash(int count, int blockRows) =>
+        new() { Array = ArrayPool<int>.Shared.Rent(Math.Max(1, count)), Count = count, Chunked = true, blockRows = blockRows };
+
+    /// <summary>
+    /// The hash's array for a gather over tables of <paramref name="rowLimit"/> rows (the smallest), once: a table of exactly K·2^τ rows,
+    /// K = <paramref name="chunkCount"/>, holds every row in range and chunked as <see cref="From"/> would find. Null for a second caller,
+    /// or for other tables (the array then goes back to the pool, and the caller copies the int64 rows with <see cref="From"/>).
+    /// </summary>
+    public PooledRows? Take(long rowLimit, int chunkCount)
+    {
+        if (Interlocked.Exchange(ref taken, 1) != 0 || Array is null)
+            return null;
+        if (blockRows > 0 && rowLimit == (long)chunkCount * blockRows && Count % Math.Max(1, chunkCount) == 0)
+            return this;
+        Return();
+        return null;
+    }
+
+    /// <summary>Gives the hash's array back to the pool unless a gather took it (a caller that reads the rows some other way).</summary>
+    public void Release()
+    {
+        if (Interlocked.Exchange(ref taken, 1) == 0)
+            Return();
+    }
+
     /// <summary>Copies <paramref name="rows"/> (int64 [N, K]) to int32, checking every index is in [0, rowLimit).</summary>
     /// <param name="rows">int64 [N, K], global table rows.</param>
     /// <param name="rowLimit">The smallest table's row count.</param>

@@ -11,8 +11,9 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// A Memory Layer's rows are structured: chunk k only reads rows [k·B, (k+1)·B) with B = 2^τ, so every chunk owns a
 /// block of rows and exactly N hits. Then each chunk is sorted on its own, in parallel, into the CSR segment
 /// [k·N, (k+1)·N): the serial sort with an integer division per hit had cost about as much as the whole row pass
-/// (<c>perf profile</c> times both sorts). Rows without that structure (any other caller) take the serial sort. Both give the
-/// same arrays.
+/// (<c>perf profile</c> times both sorts). Each range of chunks first copies its row indices and weights chunk-major into a padded
+/// staging array, so every chunk's scatter reads a contiguous column (<see cref="Runtime.KernelSettings.StagedHitSort"/>). Rows without
+/// that structure (any other caller) take the serial sort. All give the same arrays.
 /// </remarks>
 internal sealed class RowHits : IDisposable
 {
@@ -63,7 +64,9 @@ internal sealed class RowHits : IDisposable
         var pairIndex = ArrayPool<int>.Shared.Rent(Math.Max(1, pairs));
         var tokenWeights = ArrayPool<float>.Shared.Rent(Math.Max(1, pairs));
         var result = (Starts: starts, Tokens: tokens, PairIndex: pairIndex, Weights: tokenWeights);
-        int touched = chunked
+        int touched = chunked && Runtime.KernelSettings.Current.StagedHitSort
+            ? SortByChunkStaged(rows, pairs / chunkCount, chunkCount, (nint)weights, rowCount / chunkCount, result)
+            : chunked
             ? SortByChunk(rows, pairs / chunkCount, chunkCount, (nint)weights, rowCount / chunkCount, result)
             : SortAll(rows, pairs, chunkCount, weights, rowCount, result);
         return new RowHits
@@ -103,6 +106,72 @@ internal sealed class RowHits : IDisposable
                 Scatter(rows, c, n, k, weights, cursor, csr);
                 touchedPerChunk[c] = touched;
             }
+        });
+        ArrayPool<int>.Shared.Return(cursor);
+        return touchedPerChunk.Sum();
+    }
+
+    /// <summary>
+    /// <see cref="SortByChunk"/> with each range of chunks' row indices and weights first copied chunk-major into a staging array: one
+    /// token-major walk reads the range's slice of every token's [K] row (contiguous) and counts, then each chunk scatters from its own
+    /// contiguous staged column. The column walk of <see cref="SortByChunk"/> instead pulls a cache line per hit through L1 three times a
+    /// chunk (count, row, weight), which evicts the chunk's CSR segment the scatter is writing. The same arrays (<c>RowHitsTests</c>).
+    /// </summary>
+    private static unsafe int SortByChunkStaged(int[] rows, int n, int k, nint weights, int blockRows,
+        (int[] Starts, int[] Tokens, int[] PairIndex, float[] Weights) csr)
+    {
+        csr.Starts[0] = 0;
+        var cursor = ArrayPool<int>.Shared.Rent(k * blockRows);
+        var touchedPerChunk = new int[k];
+        KernelParallel.For(k, 4L * n, (first, last) =>
+        {
+            int width = last - first, lo = first * blockRows, hi = last * blockRows;
+            // [width][stride] rows, then [width][stride] weights' bits; the stride is N padded by a cache line and a bit more, so that
+            // the 2·width columns written together do not fall into one L1 set (N = 4,096 ints: 16 KB apart otherwise).
+            int stride = n + 16 + 8;
+            var stage = ArrayPool<int>.Shared.Rent(2 * width * stride);
+            fixed (int* rowBase = rows, starts = csr.Starts, next = cursor, tokens = csr.Tokens, pairIndex = csr.PairIndex, staged = stage)
+            fixed (float* hitWeights = csr.Weights)
+            {
+                int* counts = starts + 1;                                      // counts[r] = hits of row r, later its segment's end
+                new Span<int>(counts + lo, hi - lo).Clear();
+                int* slice = rowBase + first;
+                int* w = (int*)weights + first;                                // the weights' bits
+                int* stagedWeights = staged + ((long)width * stride) + 8;
+                for (int i = 0; i < n; i++, slice += k, w += k)
+                {
+                    for (int c = 0; c < width; c++)
+                    {
+                        int r = slice[c];
+                        counts[r]++;
+                        staged[((long)c * stride) + i] = r;
+                        stagedWeights[((long)c * stride) + i] = w[c];
+                    }
+                }
+                for (int c = first; c < last; c++)
+                {
+                    int running = c * n, touched = 0;
+                    for (int r = c * blockRows, end = r + blockRows; r < end; r++)
+                    {
+                        int count = counts[r];
+                        touched += count > 0 ? 1 : 0;
+                        next[r] = running;
+                        running += count;
+                        counts[r] = running;
+                    }
+                    touchedPerChunk[c] = touched;
+                    int* column = staged + ((long)(c - first) * stride), columnWeights = stagedWeights + ((long)(c - first) * stride);
+                    int* hitBits = (int*)hitWeights;
+                    for (int i = 0, p = c; i < n; i++, p += k)
+                    {
+                        int pos = next[column[i]]++;
+                        tokens[pos] = i;
+                        pairIndex[pos] = p;
+                        hitBits[pos] = columnWeights[i];
+                    }
+                }
+            }
+            ArrayPool<int>.Shared.Return(stage);
         });
         ArrayPool<int>.Shared.Return(cursor);
         return touchedPerChunk.Sum();

@@ -22,10 +22,11 @@ internal static unsafe class SignHashKernel
     /// <summary>Chunks per block: one lane of a <see cref="Vector256{T}"/> each.</summary>
     private const int Lanes = 8;
 
-    /// <summary>Rows int64 [N, K], weights [N, K] and, when a gradient is needed, J = ∂w/∂x [N, K·τ].</summary>
-    public sealed record Result(Tensor Rows, Tensor Weights, Tensor? Jacobian, int BitsPerChunk);
+    /// <summary>Rows int64 [N, K], weights [N, K] and, when a gradient is needed, J = ∂w/∂x [N, K·τ]; and the rows as int32 in a pooled
+    /// array, when asked for (<c>Rows32</c>, <see cref="Runtime.KernelSettings.HashWritesRows32"/>).</summary>
+    public sealed record Result(Tensor Rows, Tensor Weights, Tensor? Jacobian, int BitsPerChunk, PooledRows? Rows32 = null);
 
-    public static Result Run(Tensor x, int bits, bool l1Scaled, float temperature, bool withJacobian)
+    public static Result Run(Tensor x, int bits, bool l1Scaled, float temperature, bool withJacobian, bool rows32 = false)
     {
         using var scope = NewDisposeScope();
         var xc = x.detach().contiguous();
@@ -36,16 +37,36 @@ internal static unsafe class SignHashKernel
         nint xp = (nint)TensorMemory.Floats(xc), rp = (nint)TensorMemory.Longs(rows), wp = (nint)TensorMemory.Floats(weights);
         nint jp = jacobian is null ? 0 : (nint)TensorMemory.Floats(jacobian);
         float scale = -2f / (l1Scaled ? 1f : temperature);
+        var narrow = rows32 ? PooledRows.ForHash(n * k, 1 << bits) : null;
         KernelParallel.For(n, 8L * d, (start, end) =>
         {
-            for (int i = start; i < end; i++)
+            fixed (int* r32 = narrow?.Array)
             {
-                float* jr = jp == 0 ? null : (float*)jp + ((long)i * d);
-                HashRow((float*)xp + ((long)i * d), k, bits, l1Scaled, scale, (long*)rp + ((long)i * k), (float*)wp + ((long)i * k), jr);
+                for (int i = start; i < end; i++)
+                {
+                    float* jr = jp == 0 ? null : (float*)jp + ((long)i * d);
+                    long* r = (long*)rp + ((long)i * k);
+                    HashRow((float*)xp + ((long)i * d), k, bits, l1Scaled, scale, r, (float*)wp + ((long)i * k), jr);
+                    if (r32 != null)
+                        Narrow(r, r32 + ((long)i * k), k);                     // the token's rows, still in L1
+                }
             }
         });
         return new Result(rows.MoveToOuterDisposeScope(), weights.MoveToOuterDisposeScope(),
-            jacobian?.MoveToOuterDisposeScope(), bits);
+            jacobian?.MoveToOuterDisposeScope(), bits, narrow);
+    }
+
+    /// <summary>dst[c] = (int)src[c] for the <paramref name="k"/> rows of one token (each below 2^31: a table's row count is an int).</summary>
+    private static void Narrow(long* src, int* dst, int k)
+    {
+        int c = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; c + 16 <= k; c += 16)
+                Vector512.Narrow(Vector512.Load(src + c), Vector512.Load(src + c + 8)).Store(dst + c);
+        }
+        for (; c < k; c++)
+            dst[c] = (int)src[c];
     }
 
     /// <summary>∂L/∂x [N, K·τ] = ∂L/∂w [N, K] (repeated over each chunk's τ elements) · J.</summary>
