@@ -22,7 +22,7 @@ internal sealed class HashProbeCommand : Command<HashProbeCommand.Settings>
         public int? Rounds { get; init; }
 
         [CommandOption("--cold")]
-        [Description("Time one call at a time right after an untimed read of a 96 MB buffer (L3 is 32 MB), as a training step finds the data, instead of looping warm calls.")]
+        [Description("Time one call at a time right after an untimed write of three times the L3 (at least 96 MB), as a training step finds the data, instead of looping warm calls.")]
         public bool Cold { get; init; }
     }
 
@@ -57,7 +57,6 @@ internal sealed class HashProbeCommand : Command<HashProbeCommand.Settings>
     }
 
     private static bool cold;
-    private static long[]? flush;
 
     private static Action Hash(Tensor x, int bits, bool wide, bool jacobian, bool wideInference = false, bool lean = true) => () => KernelSettings.Current.With(s => (s.WideSignHash, s.WideInferenceHash, s.LeanWideHash) = (wide, wideInference, lean), () =>
     {
@@ -80,7 +79,7 @@ internal sealed class HashProbeCommand : Command<HashProbeCommand.Settings>
             foreach (int v in Timing.Rotation(2, round))
             {
                 if (cold)
-                    Flush();
+                    Timing.EvictCaches();
                 double c0 = LayerPhases.ProcessCpuMs();
                 long w0 = System.Diagnostics.Stopwatch.GetTimestamp();
                 (v == 0 ? loopedOff : loopedOn)();
@@ -91,16 +90,6 @@ internal sealed class HashProbeCommand : Command<HashProbeCommand.Settings>
         return [Ratios(wall), Ratios(cpu), Timing.Median(wall[0]), Timing.Median(wall[1])];
     }
 
-    /// <summary>Reads one long of every 64-byte line of a 96 MB buffer (three times the L3).</summary>
-    private static void Flush()
-    {
-        flush ??= Enumerable.Repeat(1L, 96 << 17).ToArray();
-        long sum = 0;
-        for (int i = 0; i < flush.Length; i += 8)
-            sum += flush[i];
-        if (sum == 0)
-            throw new InvalidOperationException("unreachable");
-    }
 
     private static string Ratios(double[][] t)
     {

@@ -102,9 +102,9 @@ internal sealed unsafe class LayerPhases : IDisposable
 
     /// <summary>
     /// Milliseconds of one call of the fused pass and of each half (median of <paramref name="rounds"/> rounds, the three in turn),
-    /// each call right after a read of a 96 MB buffer that evicts the tables, moments, gradients and ∂L/∂y from every cache level, as
+    /// each call right after a write of <see cref="Timing.EvictionBytes"/> that evicts the tables, moments, gradients and ∂L/∂y from every cache level, as
     /// a training step finds them; the flush is outside the timing (wall or, with <see cref="CpuTime"/>, process CPU time). The
-    /// looped phase table keeps part of a half's data in the 32 MB L3 from one call to the next.
+    /// looped phase table keeps part of a half's data in the L3 from one call to the next.
     /// </summary>
     public Dictionary<string, double> Cold(int rounds)
     {
@@ -116,7 +116,7 @@ internal sealed unsafe class LayerPhases : IDisposable
         {
             foreach (int b in Timing.Rotation(bodies.Length, round))
             {
-                Flush();
+                Timing.EvictCaches();
                 double start = CpuTime ? ProcessCpuMs() : System.Diagnostics.Stopwatch.GetTimestamp();
                 bodies[b]();
                 times[b][round] = CpuTime ? ProcessCpuMs() - start
@@ -124,19 +124,6 @@ internal sealed unsafe class LayerPhases : IDisposable
             }
         }
         return ColdNames.Select((n, i) => (n, Timing.Median(times[i]))).ToDictionary(p => p.n, p => p.Item2);
-    }
-
-    private static long[]? flushBuffer;
-
-    /// <summary>Reads one long of every 64-byte line of a 96 MB buffer (three times the L3).</summary>
-    private static void Flush()
-    {
-        flushBuffer ??= Enumerable.Repeat(1L, 96 << 17).ToArray();
-        long sum = 0;
-        for (int i = 0; i < flushBuffer.Length; i += 8)
-            sum += flushBuffer[i];
-        if (sum == 0)
-            throw new InvalidOperationException("unreachable");
     }
 
     /// <summary>Milliseconds per call of every phase (median of <paramref name="rounds"/> interleaved rounds) and the bytes each moves.</summary>
@@ -152,10 +139,10 @@ internal sealed unsafe class LayerPhases : IDisposable
 
     /// <summary>
     /// Milliseconds per call of every phase and the whole call with cold caches: before each timed single call an untimed pass
-    /// writes <paramref name="evict"/> (larger than L3), so every phase starts from memory as it does in a training step, where the
+    /// writes <see cref="Timing.EvictionBytes"/> (three times the L3), so every phase starts from memory as it does in a training step, where the
     /// other blocks' work runs between two uses of a table. Median of <paramref name="rounds"/> rounds, bodies rotated.
     /// </summary>
-    public Dictionary<string, double> MeasureCold(int rounds, byte[] evict)
+    public Dictionary<string, double> MeasureCold(int rounds)
     {
         var bodies = Bodies();
         var times = bodies.Select(_ => new double[rounds]).ToArray();
@@ -163,7 +150,7 @@ internal sealed unsafe class LayerPhases : IDisposable
         {
             foreach (int i in Timing.Rotation(bodies.Count, round))
             {
-                Evict(evict);
+                Timing.EvictCaches();
                 long start = System.Diagnostics.Stopwatch.GetTimestamp();
                 bodies[i].Body();
                 if (round >= 0)
@@ -197,13 +184,6 @@ internal sealed unsafe class LayerPhases : IDisposable
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         body();
         return System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-    }
-
-    /// <summary>Writes every cache line of <paramref name="buffer"/> (pushes the tables and moments out of L3).</summary>
-    public static void Evict(byte[] buffer)
-    {
-        for (int i = 0; i < buffer.Length; i += 64)
-            buffer[i]++;
     }
 
     /// <summary>Before ÷ after (TiledSharedForward off ÷ on, and each switch's row) for the whole call, the gather forward or the

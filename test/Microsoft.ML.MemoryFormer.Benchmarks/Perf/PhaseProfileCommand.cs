@@ -43,7 +43,7 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
         public bool CpuTime { get; init; }
 
         [CommandOption("--cold-halves")]
-        [Description("Also time the fused row pass + AdamW and its two halves one call each right after a 96 MB cache flush.")]
+        [Description("Also time the fused row pass + AdamW and its two halves one call each right after a cache eviction (three times the L3).")]
         public bool ColdHalves { get; init; }
 
         [CommandOption("--skip-phases")]
@@ -51,7 +51,7 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
         public bool SkipPhases { get; init; }
 
         [CommandOption("--cold")]
-        [Description("Also time every phase with cold caches (a 96 MB buffer written before each call), as in a whole step.")]
+        [Description("Also time every phase with cold caches (three times the L3 written before each call), as in a whole step.")]
         public bool Cold { get; init; }
 
         [CommandOption("--no-ratios")]
@@ -113,13 +113,12 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
             rates.AddRow([name, .. results.SelectMany(r => new object[] { r.Megabytes[name], r.Megabytes[name] / r.Ms[name] })]);
         if (settings.Cold)
         {
-            var evict = new byte[96 << 20];
-            var cold = calls.Select(c => c.Phases.MeasureCold(rounds, evict)).ToArray();
+            var cold = calls.Select(c => c.Phases.MeasureCold(rounds)).ToArray();
             var coldTable = new PerfTable($"profile-phases-d{s.Width}-cold", $"The same phases with cold caches (d={s.Width}, N={n}; " +
-                $"ms per single call after writing 96 MB, median of {rounds} rounds)", ["phase", .. calls.Select(c => c.Name)]);
+                $"ms per single call after writing {Timing.EvictionBytes >> 20} MB, median of {rounds} rounds)", ["phase", .. calls.Select(c => c.Name)]);
             foreach (var name in LayerPhases.Names.Append(LayerPhases.WholeAfterPause).Append(LayerPhases.WholeBackToBack))
                 coldTable.AddRow([name, .. cold.Select(r => (object)r[name])]);
-            coldTable.AddNote("as the first table, but each call timed alone right after an untimed write of a 96 MB buffer (L3 is 32 MB): " +
+            coldTable.AddNote("as the first table, but each call timed alone right after an untimed write of " + Timing.EvictionNote + ": " +
                 "tables, moments and codes come from memory, as in a training step where the other blocks run between two uses of a table; " +
                 "the last two rows time the whole call without the eviction: alone after 20 ms asleep, and as the second of two calls back to back");
             coldTable.AddNote(machine);
@@ -135,7 +134,7 @@ internal sealed class PhaseProfileCommand : Command<PhaseProfileCommand.Settings
             foreach (var name in LayerPhases.ColdNames)
                 cold.AddRow([name, .. colds.Select(r => (object)r[name])]);
             cold.AddRow(["  the two halves together", .. colds.Select(r => (object)(r[LayerPhases.RowPass] + r[LayerPhases.Sweep]))]);
-            cold.AddNote("each call right after reading a 96 MB buffer (three times the L3), outside the timing: the data as a training step finds it");
+            cold.AddNote("each call right after writing " + Timing.EvictionNote + ", outside the timing: the data as a training step finds it");
             cold.AddNote(machine);
             cold.Publish(settings.Output);
         }

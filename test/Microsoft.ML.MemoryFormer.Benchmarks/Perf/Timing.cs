@@ -1,3 +1,4 @@
+using Microsoft.ML.MemoryFormer.Runtime;
 using System.Diagnostics;
 
 namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
@@ -87,6 +88,24 @@ internal static class Timing
         return sorted[sorted.Length / 2];
     }
 
+    /// <summary>Bytes <see cref="EvictCaches"/> writes: three times the L3 this machine reports, at least 96 MB (three times a
+    /// Zen 4's 32 MB), so that afterwards tables, moments and ∂L/∂y come from memory, as a training step finds them. A fixed
+    /// 96 MB left the Intel Xeon's 300 MB L3 holding them (2026-12-07).</summary>
+    public static long EvictionBytes { get; } = Math.Max(96L << 20, 3 * CacheSizes.L3Bytes);
+
+    /// <summary>How an eviction is described in tables' notes, e.g. "a 900 MB buffer (three times the 300 MB L3)".</summary>
+    public static string EvictionNote => $"a {EvictionBytes >> 20} MB buffer (three times the {CacheSizes.L3Bytes >> 20} MB L3, at least 96 MB)";
+
+    private static byte[]? evictionBuffer;
+
+    /// <summary>Writes one byte of every 64-byte line of an <see cref="EvictionBytes"/> buffer: outside any timing, before a
+    /// call that must find cold caches.</summary>
+    public static void EvictCaches()
+    {
+        var buffer = evictionBuffer ??= new byte[EvictionBytes];
+        for (long i = 0; i < buffer.LongLength; i += 64)
+            buffer[i]++;
+    }
     /// <summary>The load average of the last minute (Linux), reported next to every number.</summary>
     public static double LoadAverage()
     {
