@@ -259,6 +259,11 @@ internal sealed class KernelSettings
     /// before 2026-12-07 s19) for <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
     public bool PairedLayerNorm { get => state.PairedLayerNorm; set => state.PairedLayerNorm = value; }
 
+    /// <summary>Whether the scoring encoder's paired per-token passes run as software pipelines that hash the next pair of tokens and
+    /// prefetch its table rows before gathering the current pair's (<c>Layers/Kernels/FusedEncoderBlock.Prefetched.cs</c>). The same bits
+    /// either way; off (as before 2026-12-07 s20) for <c>perf scoring</c> to time it.</summary>
+    public bool PrefetchNextRows { get => state.PrefetchNextRows; set => state.PrefetchNextRows = value; }
+
     /// <summary>Whether the scoring encoder runs its per-token passes (norm, hash, Q/K/V gathers, rotary; the Memory Block) two tokens
     /// at a time, each step of the two back to back (<c>Layers/Kernels/FusedEncoderBlock.cs</c>), so the out-of-order core overlaps two
     /// tokens' chains of dependent steps. The same bits either way; off (as before 2026-12-06 s18) for <c>perf scoring</c> to time it.</summary>
@@ -355,6 +360,7 @@ internal sealed class KernelSettings
         public bool ScoringSignHash = true;
         public bool PairedLayerNorm = true;
         public bool PairedTokens = true;
+        public bool PrefetchNextRows = true;
         public bool SerialAttentionGemms = true;
         public bool SerialAttentionBackward = true;
 

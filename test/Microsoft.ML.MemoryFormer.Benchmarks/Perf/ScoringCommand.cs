@@ -173,7 +173,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
             {
                 paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
-                paths.Add(($"fused encoder, the window layout {layout}, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false)));
+                paths.Add(($"fused encoder, the window layout {layout}, no rows prefetched for the next pair of tokens (PrefetchNextRows off): before scoring round 10", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, prefetch: 0)));
+                paths.Add(($"fused encoder, the window layout {layout}, PROBE next rows into L2", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, prefetch: 2)));
+                paths.Add(($"fused encoder, the window layout {layout}, PROBE next rows every other line", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, prefetch: 3)));
+                paths.Add(($"fused encoder, the window layout {layout}, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false, prefetch: 0)));
                 paths.Add(($"fused encoder, the window layout {layout}, first-block rows rebuilt every call (KeepFirstRows off: before scoring round 8)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, keepRows: false)));
                 paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (opt-in ScoringPrecision)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout} as before s18 (softmax, three Q/K/V walks, 8-lane τ = 8 hash)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, s18: false)));
@@ -236,6 +239,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 measured = measured < 0 ? fusedIndex : measured;
                 ratio.AddRow([name, "reference ÷ " + paths[measured].Name, .. RatioPairs(() => paths[0].Set(model), () => paths[measured].Set(model),
                     () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
+                int round10 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 10", StringComparison.Ordinal));
+                if (round10 >= 0)
+                    ratio.AddRow([name, paths[round10].Name + " ÷ the default", .. RatioPairs(() => paths[round10].Set(model), () => paths[measured].Set(model),
+                        () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
                 int round9 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 9", StringComparison.Ordinal));
                 if (round9 >= 0)
                     ratio.AddRow([name, paths[round9].Name + " ÷ the default", .. RatioPairs(() => paths[round9].Set(model), () => paths[measured].Set(model),
@@ -471,8 +478,12 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
-        WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0, bool keepRows = true, bool round9 = true)
+        WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0, bool keepRows = true, bool round9 = true,
+        int prefetch = 1)
     {
+        Runtime.KernelSettings.Current.PrefetchNextRows = prefetch > 0;
+        Layers.Kernels.FusedEncoderBlock.PrefetchIntoL2 = prefetch == 2;
+        Layers.Kernels.FusedEncoderBlock.PrefetchStep = prefetch == 3 ? 128 : 64;
         m.ScoringWindowLayout = layout;
         (Runtime.KernelSettings.Current.ScaledExp, Runtime.KernelSettings.Current.ScoringSignHash, Runtime.KernelSettings.Current.PairedLayerNorm) = (round9, round9, round9);
         m.KeepFirstRows = keepRows;
