@@ -173,10 +173,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
             {
                 paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
-                paths.Add(($"fused encoder, the window layout {layout}, no rows prefetched for the next pair of tokens (PrefetchNextRows off): before scoring round 10", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, prefetch: 0)));
-                paths.Add(($"fused encoder, the window layout {layout}, PROBE next rows into L2", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, prefetch: 2)));
-                paths.Add(($"fused encoder, the window layout {layout}, PROBE next rows every other line", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, prefetch: 3)));
-                paths.Add(($"fused encoder, the window layout {layout}, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false, prefetch: 0)));
+                paths.Add(($"fused encoder, the window layout {layout}, windows split among the workers in equal counts (BalancedWindowRanges off): before scoring round 10", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round10: false)));
+                paths.Add(($"fused encoder, the window layout {layout}, PROBE paired passes pipelined, nothing prefetched", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, prefetch: 2)));
+                paths.Add(($"fused encoder, the window layout {layout}, PROBE next pair's rows prefetched", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, prefetch: 1)));
+                paths.Add(($"fused encoder, the window layout {layout}, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false, round10: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, first-block rows rebuilt every call (KeepFirstRows off: before scoring round 8)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, keepRows: false)));
                 paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (opt-in ScoringPrecision)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout} as before s18 (softmax, three Q/K/V walks, 8-lane τ = 8 hash)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, s18: false)));
@@ -237,8 +237,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             {
                 int measured = paths.FindIndex(p => p.Name.Contains("(ScoringWindowLayout;", StringComparison.Ordinal));
                 measured = measured < 0 ? fusedIndex : measured;
+                var orders = new List<string>();
                 ratio.AddRow([name, "reference ÷ " + paths[measured].Name, .. RatioPairs(() => paths[0].Set(model), () => paths[measured].Set(model),
-                    () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
+                    () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length, orders)]);
+                ratio.AddNote($"{name} rows, reference (A) and the default (B), medians by the pass before: {orders[0]}");
                 int round10 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 10", StringComparison.Ordinal));
                 if (round10 >= 0)
                     ratio.AddRow([name, paths[round10].Name + " ÷ the default", .. RatioPairs(() => paths[round10].Set(model), () => paths[measured].Set(model),
@@ -276,7 +278,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 
     /// <summary><paramref name="pairs"/> pairs of passes, the reference and the path back to back (A-B, then B-A, alternating; one
     /// untimed pair first): the pair count, the median and quartiles of the per-pair ratios, and both medians' rows/s.</summary>
-    private static string[] RatioPairs(Action reference, Action path, Func<double> pass, int pairs, int rows)
+    private static string[] RatioPairs(Action reference, Action path, Func<double> pass, int pairs, int rows, List<string>? orders = null)
     {
         var ratios = new double[pairs];
         var (a, b) = (new double[pairs], new double[pairs]);
@@ -297,6 +299,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             (a[i], b[i], ratios[i]) = (referenceMs, pathMs, referenceMs / pathMs);
         }
         var sorted = ratios.Order().ToArray();
+        double Half(double[] ms, int parity) => Timing.Median(ms.Where((_, i) => (i & 1) == parity).ToArray());
+        orders?.Add(FormattableString.Invariant($"A ms after A / after B: {Half(a, 0):F1} / {Half(a, 1):F1}; B ms after A / after B: {Half(b, 0):F1} / {Half(b, 1):F1}"));
         return [pairs.ToString(CultureInfo.InvariantCulture), FormattableString.Invariant($"{Timing.Median(ratios):F2}×"),
             FormattableString.Invariant($"{sorted[(pairs - 1) / 4]:F2}–{sorted[(3 * (pairs - 1) + 3) / 4]:F2}"),
             Rate(rows, Timing.Median(a)).ToString("F0", CultureInfo.InvariantCulture), Rate(rows, Timing.Median(b)).ToString("F0", CultureInfo.InvariantCulture)];
@@ -479,11 +483,12 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
         WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0, bool keepRows = true, bool round9 = true,
-        int prefetch = 1)
+        bool round10 = true, int prefetch = 0)
     {
+        Runtime.KernelSettings.Current.BalancedWindowRanges = round10;
         Runtime.KernelSettings.Current.PrefetchNextRows = prefetch > 0;
-        Layers.Kernels.FusedEncoderBlock.PrefetchIntoL2 = prefetch == 2;
-        Layers.Kernels.FusedEncoderBlock.PrefetchStep = prefetch == 3 ? 128 : 64;
+        Layers.Kernels.FusedEncoderBlock.PrefetchIntoL2 = false;
+        Layers.Kernels.FusedEncoderBlock.PrefetchStep = prefetch == 2 ? 0 : prefetch == 3 ? 1 << 20 : 64;
         m.ScoringWindowLayout = layout;
         (Runtime.KernelSettings.Current.ScaledExp, Runtime.KernelSettings.Current.ScoringSignHash, Runtime.KernelSettings.Current.PairedLayerNorm) = (round9, round9, round9);
         m.KeepFirstRows = keepRows;

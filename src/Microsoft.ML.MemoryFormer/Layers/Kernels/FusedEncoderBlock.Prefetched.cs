@@ -144,6 +144,8 @@ internal sealed unsafe partial class FusedEncoderBlock
     {
         bool l2 = PrefetchIntoL2;
         int step = PrefetchStep;
+        if (step <= 0)
+            return;
         for (int j = 0; j < count; j++)
         {
             byte* p = table + ((long)index[j] * rowBytes);

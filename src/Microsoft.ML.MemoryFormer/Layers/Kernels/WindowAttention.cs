@@ -145,6 +145,11 @@ internal static unsafe partial class WindowAttention
         for (int j = 0; j < tiled; j += 8)
             for (int c = 0; c < headWidth; c += 8)
                 SignHashKernel.Transpose8x8(k + ((long)j * width) + c, width, keys + (c * padded) + j, padded);
+        if (tiled > 0 && KernelSettings.Current.AttentionTails)
+        {
+            TransposeKeyTail(k, width, headWidth, length, padded, keys);      // the same floats
+            return;
+        }
         for (int c = 0; c < headWidth; c++)
         {
             float* row = keys + (c * padded);
@@ -166,26 +171,34 @@ internal static unsafe partial class WindowAttention
         int padded = (length + tile - 1) / tile * tile, column = head * headWidth;
         TransposeKeys(k + ((long)offset * width) + column, width, headWidth, length, padded, keys);
         float scale = 1f / MathF.Sqrt(headWidth);
+        bool tails = KernelSettings.Current.AttentionTails;
         var queries = stackalloc float*[WideQueries];
         var inverse = stackalloc float[WideQueries];
         for (int i0 = 0; i0 < length; i0 += WideQueries)
         {
             for (int r = 0; r < WideQueries; r++)                                // a short last group repeats its last query
                 queries[r] = q + ((long)(offset + Math.Min(i0 + r, length - 1)) * width) + column;
-            Scores512(queries, keys, headWidth, padded, scale, scores);
             int rows = Math.Min(WideQueries, length - i0);
+            bool four = tails && rows <= 4;                                      // a short last group: four queries, not eight
+            if (four) Scores512x4(queries, keys, headWidth, padded, scale, scores);
+            else Scores512(queries, keys, headWidth, padded, scale, scores);
+            if (tails) MaskPaddedScores(scores, padded, length, rows);           // then the softmaxes fill nothing
+            int fill = tails ? padded : length;
             int r0 = 0, together = KernelSettings.Current.LeanSoftmax ? KernelSettings.Current.SoftmaxRows : 1;
             if (together >= 4)
                 for (; r0 + 4 <= rows; r0 += 4)
-                    SoftmaxQuad512(scores + (r0 * padded), padded, length, inverse + r0);
+                    SoftmaxQuad512(scores + (r0 * padded), padded, fill, inverse + r0);
             if (together >= 2)
                 for (; r0 + 2 <= rows; r0 += 2)
-                    SoftmaxPair512(scores + (r0 * padded), scores + ((r0 + 1) * padded), length, padded, inverse + r0);
+                    SoftmaxPair512(scores + (r0 * padded), scores + ((r0 + 1) * padded), fill, padded, inverse + r0);
             for (int r = r0; r < rows; r++)
-                inverse[r] = 1f / Softmax512(scores + (r * padded), length, padded);
+                inverse[r] = 1f / Softmax512(scores + (r * padded), fill, padded);
             for (int c = 0; c < headWidth; c += 32)
-                WeightedValues512(scores, padded, v + ((long)offset * width) + column + c, width, length, inverse,
-                    y + ((long)(offset + i0) * width) + column + c, rows);
+            {
+                float* values = v + ((long)offset * width) + column + c, output = y + ((long)(offset + i0) * width) + column + c;
+                if (four) WeightedValues512x4(scores, padded, values, width, length, inverse, output, rows);
+                else WeightedValues512(scores, padded, values, width, length, inverse, output, rows);
+            }
         }
     }
 
