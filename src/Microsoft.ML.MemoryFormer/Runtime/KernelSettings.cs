@@ -275,6 +275,12 @@ internal sealed class KernelSettings
     /// 2026-12-07 s20) for <c>perf scoring</c> and <c>perf scoring-kernels</c>.</summary>
     public bool AttentionTails { get => state.AttentionTails; set => state.AttentionTails = value; }
 
+    /// <summary>Whether the scoring attention's AVX-512 kernel takes each score row's maximum as it stores the row's scores
+    /// (<c>Layers/Kernels/WindowAttention.RowMax.cs</c>) instead of in a pass of the softmax over the stored row; with
+    /// <see cref="AttentionTails"/>, the lean softmax and four rows at a time. The same bits either way; off (as before 2026-12-07 s20) for
+    /// <c>perf scoring</c> and <c>perf scoring-kernels</c>.</summary>
+    public bool ScoresRowMax { get => state.ScoresRowMax; set => state.ScoresRowMax = value; }
+
     /// <summary>Whether the scoring encoder runs its per-token passes (norm, hash, Q/K/V gathers, rotary; the Memory Block) two tokens
     /// at a time, each step of the two back to back (<c>Layers/Kernels/FusedEncoderBlock.cs</c>), so the out-of-order core overlaps two
     /// tokens' chains of dependent steps. The same bits either way; off (as before 2026-12-06 s18) for <c>perf scoring</c> to time it.</summary>
@@ -374,6 +380,7 @@ internal sealed class KernelSettings
         public bool PrefetchNextRows;
         public bool BalancedWindowRanges = true;
         public bool AttentionTails = true;
+        public bool ScoresRowMax = true;
         public bool SerialAttentionGemms = true;
         public bool SerialAttentionBackward = true;
 

@@ -43,6 +43,10 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
             Add(table, "attention, padded scores masked by one blended store a row and a short last group as four queries (on) or as before s20 (off; AttentionTails)",
                 FormattableString.Invariant($"{lengths.Length} windows of {lengths.Min()}–{lengths.Max()} tokens"),
                 Attention(lengths, on => KernelSettings.Current.AttentionTails = on), settings.Reps);
+        foreach (var lengths in new[] { evenLike, Enumerable.Repeat(128, 32).ToArray() })
+            Add(table, "attention, each score row's maximum taken as its scores are stored (on) or in a pass of the softmax (off; ScoresRowMax)",
+                FormattableString.Invariant($"{lengths.Length} windows of {lengths.Min()}–{lengths.Max()} tokens"),
+                Attention(lengths, on => KernelSettings.Current.ScoresRowMax = on), settings.Reps);
         foreach (var (name, lengths) in new[]
         {
             ("attention, 4 heads × hd 32, keys padded to 16 (on) or 32 (off)", Enumerable.Repeat(128, 32).ToArray()),

@@ -11,7 +11,7 @@ public class WindowAttentionTailTests
 {
     private static readonly int[] Lengths = Enumerable.Range(1, 130).ToArray();
 
-    private static unsafe int[] AttentionBits(bool tails, bool shortTiles, int heads, int headWidth, bool windowByWindow)
+    private static unsafe int[] AttentionBits(bool tails, bool shortTiles, int heads, int headWidth, bool windowByWindow, bool rowMax = true)
     {
         int n = Lengths.Sum(), width = heads * headWidth;
         var random = new Random(7);
@@ -21,7 +21,7 @@ public class WindowAttentionTailTests
         var output = new float[n * width];
         var scratch = new float[WindowAttention.ScratchFloats(headWidth, Lengths.Max())];
         Array.Fill(scratch, float.NaN);                                          // padding must not leak into a result
-        KernelSettings.Current.With(s => (s.AttentionTails, s.ShortKeyTiles) = (tails, shortTiles), () =>
+        KernelSettings.Current.With(s => (s.AttentionTails, s.ShortKeyTiles, s.ScoresRowMax) = (tails, shortTiles, rowMax), () =>
         {
             fixed (float* x = inputs, y = output, s = scratch)
             {
@@ -50,11 +50,24 @@ public class WindowAttentionTailTests
         Assert.Equal(before, AttentionBits(true, shortTiles, heads, headWidth, windowByWindow));
     }
 
+    [Theory]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    [InlineData(false, true)]
+    public void The_row_max_taken_with_the_scores_gives_the_bits_of_the_softmax_pass(bool shortTiles, bool windowByWindow)
+    {
+        var softmaxPass = AttentionBits(true, shortTiles, 4, 32, windowByWindow, rowMax: false);
+        Assert.Contains(softmaxPass, b => b != 0);
+        Assert.Equal(softmaxPass, AttentionBits(true, shortTiles, 4, 32, windowByWindow, rowMax: true));
+        Assert.Equal(AttentionBits(false, shortTiles, 4, 32, windowByWindow), softmaxPass);
+    }
+
     [SkippableFact]
     public void The_tails_are_on_by_default_where_the_kernel_takes_them()
     {
         Skip.IfNot(Vector512.IsHardwareAccelerated, "no AVX-512: only the key tail's path is compared");
         Assert.True(KernelSettings.Current.AttentionTails);
+        Assert.True(KernelSettings.Current.ScoresRowMax);
     }
 
     [Fact]
@@ -63,7 +76,7 @@ public class WindowAttentionTailTests
         using var model = ScoringTestModels.Small(3, 11, 48);
         (string, string?)[] rows = [(string.Concat(Enumerable.Range(0, 40).Select(i => $"word{i} ")), null), ("short text", null), ("a pair", "of texts"), ("x", null)];
         float[][] before = [];
-        KernelSettings.Current.With(s => s.AttentionTails = false, () => before = model.LogProbabilities(rows));
+        KernelSettings.Current.With(s => (s.AttentionTails, s.ScoresRowMax) = (false, false), () => before = model.LogProbabilities(rows));
         var after = model.LogProbabilities(rows);
         Assert.Equal(before.SelectMany(r => r.Select(BitConverter.SingleToInt32Bits)), after.SelectMany(r => r.Select(BitConverter.SingleToInt32Bits)));
     }
