@@ -259,11 +259,6 @@ internal sealed class KernelSettings
     /// before 2026-12-07 s19) for <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
     public bool PairedLayerNorm { get => state.PairedLayerNorm; set => state.PairedLayerNorm = value; }
 
-    /// <summary>Whether the scoring encoder's paired per-token passes run as software pipelines that hash the next pair of tokens and
-    /// prefetch its table rows before gathering the current pair's (<c>Layers/Kernels/FusedEncoderBlock.Prefetched.cs</c>). The same bits
-    /// either way; off (as before 2026-12-07 s20) for <c>perf scoring</c> to time it.</summary>
-    public bool PrefetchNextRows { get => state.PrefetchNextRows; set => state.PrefetchNextRows = value; }
-
     /// <summary>Whether the scoring encoder's window-by-window passes split a group's windows into ranges of about equal cost (tokens and
     /// attention scores, <c>Layers/Kernels/FusedEncoder.cs</c>, <c>BalancedRanges</c>) instead of equal window counts, so the workers end
     /// a group together. The same bits either way (windows never see each other); off (as before 2026-12-07 s20) for <c>perf scoring</c>.</summary>
@@ -377,7 +372,6 @@ internal sealed class KernelSettings
         public bool ScoringSignHash = true;
         public bool PairedLayerNorm = true;
         public bool PairedTokens = true;
-        public bool PrefetchNextRows;
         public bool BalancedWindowRanges = true;
         public bool AttentionTails = true;
         public bool ScoresRowMax = true;

@@ -173,9 +173,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
             {
                 paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
-                paths.Add(($"fused encoder, the window layout {layout}, windows split among the workers in equal counts (BalancedWindowRanges off): before scoring round 10", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round10: false)));
-                paths.Add(($"fused encoder, the window layout {layout}, PROBE paired passes pipelined, nothing prefetched", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, prefetch: 2)));
-                paths.Add(($"fused encoder, the window layout {layout}, PROBE next pair's rows prefetched", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, prefetch: 1)));
+                paths.Add(($"fused encoder, the window layout {layout}, the attention's window tails and row max as before, windows split among the workers in equal counts (AttentionTails, ScoresRowMax, BalancedWindowRanges off): before scoring round 10", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round10: false)));
+                paths.Add(($"fused encoder, the window layout {layout}, PROBE windows split among the workers in equal counts (BalancedWindowRanges off)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, balanced: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false, round10: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, first-block rows rebuilt every call (KeepFirstRows off: before scoring round 8)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, keepRows: false)));
                 paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (opt-in ScoringPrecision)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
@@ -483,12 +482,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
         WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0, bool keepRows = true, bool round9 = true,
-        bool round10 = true, int prefetch = 0)
+        bool round10 = true, bool balanced = true)
     {
-        Runtime.KernelSettings.Current.BalancedWindowRanges = round10;
-        Runtime.KernelSettings.Current.PrefetchNextRows = prefetch > 0;
-        Layers.Kernels.FusedEncoderBlock.PrefetchIntoL2 = false;
-        Layers.Kernels.FusedEncoderBlock.PrefetchStep = prefetch == 2 ? 0 : prefetch == 3 ? 1 << 20 : 64;
+        (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (round10, round10);
+        Runtime.KernelSettings.Current.BalancedWindowRanges = round10 && balanced;
         m.ScoringWindowLayout = layout;
         (Runtime.KernelSettings.Current.ScaledExp, Runtime.KernelSettings.Current.ScoringSignHash, Runtime.KernelSettings.Current.PairedLayerNorm) = (round9, round9, round9);
         m.KeepFirstRows = keepRows;

@@ -115,8 +115,6 @@ internal sealed unsafe partial class FusedEncoderBlock
             nint pa = (nint)projected;
             KernelParallel.For(n, 3L * width, (start, end) => ProjectedInputs((float*)pa, slots, positions, start, end, (float*)qa, (float*)ka, (float*)va));
         }
-        else if (scratch is null && Runtime.KernelSettings.Current.PairedTokens && Runtime.KernelSettings.Current.PrefetchNextRows)
-            KernelParallel.For(n, tokenWork, (start, end) => AttentionInputPairsPrefetched((float*)xa, positions, start, end, (float*)qa, (float*)ka, (float*)va));
         else if (scratch is null && Runtime.KernelSettings.Current.PairedTokens)
             KernelParallel.For(n, tokenWork, (start, end) => AttentionInputPairs((float*)xa, positions, start, end, (float*)qa, (float*)ka, (float*)va));
         else if (scratch is null)
@@ -126,9 +124,7 @@ internal sealed unsafe partial class FusedEncoderBlock
         if (profile is not null) profile.FusedAttentionInputsMs += Lap(ref clock);
         WindowAttention.Run(q, k, v, attended, heads, headWidth, starts, Simd);
         if (profile is not null) profile.FusedAttentionMs += Lap(ref clock);
-        if (scratch is null && Runtime.KernelSettings.Current.PairedTokens && Runtime.KernelSettings.Current.PrefetchNextRows)
-            KernelParallel.For(n, tokenWork, (start, end) => FeedforwardPairsPrefetched((float*)xa, (float*)ya, start, end));
-        else if (scratch is null && Runtime.KernelSettings.Current.PairedTokens)
+        if (scratch is null && Runtime.KernelSettings.Current.PairedTokens)
             KernelParallel.For(n, tokenWork, (start, end) => FeedforwardPairs((float*)xa, (float*)ya, start, end));
         else if (scratch is null)
             KernelParallel.For(n, tokenWork, (start, end) => Feedforward((float*)xa, (float*)ya, start, end));
@@ -163,11 +159,9 @@ internal sealed unsafe partial class FusedEncoderBlock
     {
         int start = starts[first], end = starts[last];
         long clock = Stopwatch.GetTimestamp();
-        bool paired = Runtime.KernelSettings.Current.PairedTokens, prefetched = paired && Runtime.KernelSettings.Current.PrefetchNextRows;
+        bool paired = Runtime.KernelSettings.Current.PairedTokens;
         if (projected is not null && slots is not null)
             ProjectedInputs(projected, slots, positions, start, end, q, k, v);
-        else if (prefetched)
-            AttentionInputPairsPrefetched(x, positions, start, end, q, k, v);
         else if (paired)
             AttentionInputPairs(x, positions, start, end, q, k, v);
         else
@@ -176,9 +170,7 @@ internal sealed unsafe partial class FusedEncoderBlock
         for (int w = first; w < last; w++)
             WindowAttention.Window(q, k, v, attended, heads, headWidth, starts[w], starts[w + 1] - starts[w], attentionScratch, Simd);
         Tick(ticks, 1, ref clock);
-        if (prefetched)
-            FeedforwardPairsPrefetched(x, attended, start, end);
-        else if (paired)
+        if (paired)
             FeedforwardPairs(x, attended, start, end);
         else
             Feedforward(x, attended, start, end);
@@ -286,7 +278,7 @@ internal sealed unsafe partial class FusedEncoderBlock
     }
 
     /// <summary>One Memory Layer's table, bias and hash settings as raw memory.</summary>
-    private sealed partial class Layer(MemoryLayer layer, Func<Tensor, Bf16Matrix?>? bf16)
+    private sealed class Layer(MemoryLayer layer, Func<Tensor, Bf16Matrix?>? bf16)
     {
         private readonly Bf16Matrix? copy = bf16?.Invoke(layer.Table);         // kept alive with the block
         public readonly float* Table = TensorMemory.Floats(layer.Table);
