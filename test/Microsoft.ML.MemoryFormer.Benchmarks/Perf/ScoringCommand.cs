@@ -88,6 +88,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [DefaultValue(0)]
         public int ProfilePasses { get; init; }
 
+        [CommandOption("--encoder-variants")]
+        [Description("With --encoder-only or --encoder-reps: time only the encoder variants whose name contains one of these comma-separated texts, and the default. Default: all.")]
+        [DefaultValue("")]
+        public string EncoderVariants { get; init; } = "";
+
         [CommandOption("--ratio-pairs")]
         [Description("Pairs of Transform passes, the reference and the default path (the first of --window-layouts when given) back to back, in A-B-B-A order, after the tables: the median of the per-pair ratios (table scoring-ratio). Default 16 (4 with --quick); 0: off.")]
         public int? RatioPairs { get; init; }
@@ -151,7 +156,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         }
         if (settings.EncoderOnly)
         {
-            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps > 0 ? settings.EncoderReps : 20, MachineLine(gflops, copy), settings.Output, gathers: false, layout: settings.EncoderLayout);
+            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps > 0 ? settings.EncoderReps : 20, MachineLine(gflops, copy), settings.Output, gathers: false, layout: settings.EncoderLayout, variants: settings.EncoderVariants);
             return 0;
         }
         foreach (var (name, rows) in new[] { ("long", longRows), ("short", shortRows) })
@@ -175,6 +180,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout}, the attention's window tails and row max as before, windows split among the workers in equal counts (AttentionTails, ScoresRowMax, BalancedWindowRanges off): before scoring round 10", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round10: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, PROBE windows split among the workers in equal counts (BalancedWindowRanges off)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, balanced: false)));
+                paths.Add(($"fused encoder, the window layout {layout}, PROBE per-id rows not prefetched", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, ahead: 0)));
+                paths.Add(($"fused encoder, the window layout {layout}, PROBE per-id rows 8 ahead", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, ahead: 8)));
                 paths.Add(($"fused encoder, the window layout {layout}, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false, round10: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, first-block rows rebuilt every call (KeepFirstRows off: before scoring round 8)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, keepRows: false)));
                 paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (opt-in ScoringPrecision)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
@@ -244,6 +251,13 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 if (round10 >= 0)
                     ratio.AddRow([name, paths[round10].Name + " ÷ the default", .. RatioPairs(() => paths[round10].Set(model), () => paths[measured].Set(model),
                         () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
+                for (int probe = 0; probe < paths.Count; probe++)
+                {
+                    if (!paths[probe].Name.Contains("PROBE", StringComparison.Ordinal)) continue;
+                    int p0 = probe;
+                    ratio.AddRow([name, paths[p0].Name + " ÷ the default", .. RatioPairs(() => paths[p0].Set(model), () => paths[measured].Set(model),
+                        () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
+                }
                 int round9 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 9", StringComparison.Ordinal));
                 if (round9 >= 0)
                     ratio.AddRow([name, paths[round9].Name + " ÷ the default", .. RatioPairs(() => paths[round9].Set(model), () => paths[measured].Set(model),
@@ -271,7 +285,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         parts.AddNote(machine);
         parts.Publish(settings.Output);
         if (settings.EncoderReps > 0)
-            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps, machine, settings.Output, layout: settings.EncoderLayout);
+            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps, machine, settings.Output, layout: settings.EncoderLayout, variants: settings.EncoderVariants);
         return 0;
     }
 
@@ -337,6 +351,28 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         return build();
     }
 
+    /// <summary>Turns scoring round 10's switches off for the calls that follow (the encoder-alone loop turns them on after each), then builds.</summary>
+    private static T Before20<T>(Func<T> build)
+    {
+        (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (false, false);
+        Layers.Kernels.FusedEncoderBlock.ProjectedRowsAhead = 0;
+        return build();
+    }
+
+    /// <summary>Sets how far ahead the per-id rows are prefetched for the calls that follow, then builds.</summary>
+    private static T Ahead<T>(int ahead, Func<T> build)
+    {
+        Layers.Kernels.FusedEncoderBlock.ProjectedRowsAhead = ahead;
+        return build();
+    }
+
+    /// <summary>Sets the attention's window tails and row max for the calls that follow, then builds.</summary>
+    private static T Tails<T>(bool on, Func<T> build)
+    {
+        (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (on, on);
+        return build();
+    }
+
     /// <summary>Turns <see cref="Runtime.KernelSettings.PairedTokens"/> off for the calls that follow (the loop turns s18's switches on after each), then builds.</summary>
     private static T Unpaired<T>(Func<T> build)
     {
@@ -357,8 +393,9 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     /// <summary>The fused encoder alone on one group of long-row windows, both gather layouts interleaved: the fastest
     /// milliseconds of each part over <paramref name="reps"/> calls each.</summary>
     private static void EncoderParts(TextClassifierModel model, string[] rows, int reps, string machine, string output, bool gathers = true,
-        WindowLayout layout = WindowLayout.LastMovedBack)
+        WindowLayout layout = WindowLayout.LastMovedBack, string variants = "")
     {
+        var wanted = variants.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var encoder = new TextPairEncoder(model.Tokenizer, model.MaxTokensPerRow);
         var windows = new List<int[]>();
         int tokens = 0;
@@ -372,7 +409,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var pooling = model.Network.Head.Pooling;
         var copies = backbone.modules().OfType<Layers.MemoryLayer>().ToDictionary(l => Layers.Kernels.TensorMemory.Key(l.Table), l => Layers.Kernels.Bf16Matrix.From(l.Table));
         Func<TorchSharp.torch.Tensor, Layers.Kernels.Bf16Matrix?> bf16 = t => copies.GetValueOrDefault(Layers.Kernels.TensorMemory.Key(t));
-        var kept = Enumerable.Range(0, 10).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
+        var kept = Enumerable.Range(0, 13).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
         var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
             ("every token's first Q/K/V, fresh memory per call, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, windowMajor: false))),
@@ -385,8 +422,13 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             ($"the default in pieces of at least 128 tokens (PieceTokens {Layers.Kernels.FusedEncoder.PieceTokens} here; 128 before s18)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[7], windowMajor: true, pieceTokens: 128)),
             ("the default in pieces of at least 256 tokens", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[8], windowMajor: true, pieceTokens: 256)),
             ("the default one token at a time (PairedTokens off)", () => Unpaired(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[9], windowMajor: true))),
+            ("the default with s20's switches off (AttentionTails, ScoresRowMax, per-id rows not prefetched): before scoring round 10", () => Before20(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[10], windowMajor: true))),
+            ("the default, per-id rows not prefetched (PROBE)", () => Ahead(0, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[11], windowMajor: true))),
+            ("the default, attention tails and row max off (PROBE)", () => Tails(false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[12], windowMajor: true))),
             ("the default with s18's kernel switches off and 128-token pieces (softmax, three Q/K/V walks, hash, one token at a time: before s18)", () => Before18(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[6], windowMajor: true, pieceTokens: 128))),
         };
+        if (wanted.Length > 0)
+            modes = modes.Where(m => m.Item1.EndsWith("(default)", StringComparison.Ordinal) || wanted.Any(w => m.Item1.Contains(w, StringComparison.Ordinal))).ToArray();
         var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 5).ToArray()).ToArray();
         var totals = modes.Select(_ => new double[reps]).ToArray();
         int reference = Array.FindIndex(modes, m => m.Item1.EndsWith("(default)", StringComparison.Ordinal));
@@ -403,6 +445,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 Runtime.KernelSettings.Current.TiledKeyTranspose = true;
                 Runtime.KernelSettings.Current.ShortKeyTiles = true;
                 S18(true);
+                (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (true, true);
+                Layers.Kernels.FusedEncoderBlock.ProjectedRowsAhead = 4;
                 if (rep < 0) continue;
                 totals[m][rep] = total;
                 double[] values = [profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs, profile.FusedEmbeddingMs + profile.FusedPoolingMs, total];
@@ -482,8 +526,9 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
         WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0, bool keepRows = true, bool round9 = true,
-        bool round10 = true, bool balanced = true)
+        bool round10 = true, bool balanced = true, int ahead = 4)
     {
+        Layers.Kernels.FusedEncoderBlock.ProjectedRowsAhead = round10 ? ahead : 0;
         (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (round10, round10);
         Runtime.KernelSettings.Current.BalancedWindowRanges = round10 && balanced;
         m.ScoringWindowLayout = layout;
