@@ -259,11 +259,6 @@ internal sealed class KernelSettings
     /// before 2026-12-07 s19) for <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
     public bool PairedLayerNorm { get => state.PairedLayerNorm; set => state.PairedLayerNorm = value; }
 
-    /// <summary>Whether the scoring encoder's window-by-window passes split a group's windows into ranges of about equal cost (tokens and
-    /// attention scores, <c>Layers/Kernels/FusedEncoder.cs</c>, <c>BalancedRanges</c>) instead of equal window counts, so the workers end
-    /// a group together. The same bits either way (windows never see each other); off (as before 2026-12-07 s20) for <c>perf scoring</c>.</summary>
-    public bool BalancedWindowRanges { get => state.BalancedWindowRanges; set => state.BalancedWindowRanges = value; }
-
     /// <summary>Whether the scoring attention's AVX-512 kernel sets the padded keys' scores to −∞ by one blended 512-bit store per row
     /// (instead of float by float in each softmax, whose 512-bit reloads then missed store forwarding) and scores a last group of at most
     /// four queries as four rows instead of eight (<c>Layers/Kernels/WindowAttention.Tails.cs</c>). The same bits either way; off (as before
@@ -372,7 +367,6 @@ internal sealed class KernelSettings
         public bool ScoringSignHash = true;
         public bool PairedLayerNorm = true;
         public bool PairedTokens = true;
-        public bool BalancedWindowRanges = true;
         public bool AttentionTails = true;
         public bool ScoresRowMax = true;
         public bool SerialAttentionGemms = true;

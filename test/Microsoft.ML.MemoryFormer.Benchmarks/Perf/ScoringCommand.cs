@@ -178,10 +178,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
             {
                 paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
-                paths.Add(($"fused encoder, the window layout {layout}, the attention's window tails and row max as before, windows split among the workers in equal counts (AttentionTails, ScoresRowMax, BalancedWindowRanges off): before scoring round 10", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round10: false)));
-                paths.Add(($"fused encoder, the window layout {layout}, PROBE windows split among the workers in equal counts (BalancedWindowRanges off)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, balanced: false)));
-                paths.Add(($"fused encoder, the window layout {layout}, PROBE per-id rows not prefetched", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, ahead: 0)));
-                paths.Add(($"fused encoder, the window layout {layout}, PROBE per-id rows 8 ahead", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, ahead: 8)));
+                paths.Add(($"fused encoder, the window layout {layout}, the attention's window tails and row max as before (AttentionTails, ScoresRowMax off): before scoring round 10", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round10: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false, round10: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, first-block rows rebuilt every call (KeepFirstRows off: before scoring round 8)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, keepRows: false)));
                 paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (opt-in ScoringPrecision)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
@@ -355,21 +352,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     private static T Before20<T>(Func<T> build)
     {
         (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (false, false);
-        Layers.Kernels.FusedEncoderBlock.ProjectedRowsAhead = 0;
-        return build();
-    }
-
-    /// <summary>Sets how far ahead the per-id rows are prefetched for the calls that follow, then builds.</summary>
-    private static T Ahead<T>(int ahead, Func<T> build)
-    {
-        Layers.Kernels.FusedEncoderBlock.ProjectedRowsAhead = ahead;
-        return build();
-    }
-
-    /// <summary>Sets the attention's window tails and row max for the calls that follow, then builds.</summary>
-    private static T Tails<T>(bool on, Func<T> build)
-    {
-        (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (on, on);
         return build();
     }
 
@@ -409,7 +391,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var pooling = model.Network.Head.Pooling;
         var copies = backbone.modules().OfType<Layers.MemoryLayer>().ToDictionary(l => Layers.Kernels.TensorMemory.Key(l.Table), l => Layers.Kernels.Bf16Matrix.From(l.Table));
         Func<TorchSharp.torch.Tensor, Layers.Kernels.Bf16Matrix?> bf16 = t => copies.GetValueOrDefault(Layers.Kernels.TensorMemory.Key(t));
-        var kept = Enumerable.Range(0, 13).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
+        var kept = Enumerable.Range(0, 11).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
         var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
             ("every token's first Q/K/V, fresh memory per call, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, windowMajor: false))),
@@ -422,9 +404,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             ($"the default in pieces of at least 128 tokens (PieceTokens {Layers.Kernels.FusedEncoder.PieceTokens} here; 128 before s18)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[7], windowMajor: true, pieceTokens: 128)),
             ("the default in pieces of at least 256 tokens", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[8], windowMajor: true, pieceTokens: 256)),
             ("the default one token at a time (PairedTokens off)", () => Unpaired(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[9], windowMajor: true))),
-            ("the default with s20's switches off (AttentionTails, ScoresRowMax, per-id rows not prefetched): before scoring round 10", () => Before20(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[10], windowMajor: true))),
-            ("the default, per-id rows not prefetched (PROBE)", () => Ahead(0, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[11], windowMajor: true))),
-            ("the default, attention tails and row max off (PROBE)", () => Tails(false, () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[12], windowMajor: true))),
+            ("the default with s20's switches off (AttentionTails, ScoresRowMax): before scoring round 10", () => Before20(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[10], windowMajor: true))),
             ("the default with s18's kernel switches off and 128-token pieces (softmax, three Q/K/V walks, hash, one token at a time: before s18)", () => Before18(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[6], windowMajor: true, pieceTokens: 128))),
         };
         if (wanted.Length > 0)
@@ -446,7 +426,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 Runtime.KernelSettings.Current.ShortKeyTiles = true;
                 S18(true);
                 (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (true, true);
-                Layers.Kernels.FusedEncoderBlock.ProjectedRowsAhead = 4;
                 if (rep < 0) continue;
                 totals[m][rep] = total;
                 double[] values = [profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs, profile.FusedEmbeddingMs + profile.FusedPoolingMs, total];
@@ -526,11 +505,9 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
         WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0, bool keepRows = true, bool round9 = true,
-        bool round10 = true, bool balanced = true, int ahead = 4)
+        bool round10 = true)
     {
-        Layers.Kernels.FusedEncoderBlock.ProjectedRowsAhead = round10 ? ahead : 0;
         (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (round10, round10);
-        Runtime.KernelSettings.Current.BalancedWindowRanges = round10 && balanced;
         m.ScoringWindowLayout = layout;
         (Runtime.KernelSettings.Current.ScaledExp, Runtime.KernelSettings.Current.ScoringSignHash, Runtime.KernelSettings.Current.PairedLayerNorm) = (round9, round9, round9);
         m.KeepFirstRows = keepRows;

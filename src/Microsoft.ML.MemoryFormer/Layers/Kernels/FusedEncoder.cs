@@ -217,17 +217,7 @@ internal sealed unsafe partial class FusedEncoder
         nint xa = (nint)x, oa = (nint)output, pa = (nint)projected;
         long size = (long)n * width;
         int scratchFloats = WindowAttention.ScratchFloats(blocks.Length > 0 ? blocks[0].HeadWidth : 8, longest);
-        int[]? bounds = KernelSettings.Current.BalancedWindowRanges ? BalancedRanges(starts, count, Math.Min(count, KernelParallel.Workers * 4)) : null;
-        if (bounds is not null)
-            KernelParallel.For(bounds.Length - 1, (long)(n / (bounds.Length - 1) + 1) * width * 64, (r0, r1) =>
-            {
-                for (int r = r0; r < r1; r++)
-                    if (bounds[r] < bounds[r + 1])
-                        RunRange(bounds[r], bounds[r + 1]);
-            });
-        else
-            KernelParallel.For(count, (long)(n / count + 1) * width * 64, RunRange);
-        void RunRange(int first, int last)
+        KernelParallel.For(count, (long)(n / count + 1) * width * 64, (first, last) =>
         {
             var local = ticks is null ? null : new long[5];
             var scratch = GC.AllocateUninitializedArray<float>(scratchFloats);
@@ -255,7 +245,7 @@ internal sealed unsafe partial class FusedEncoder
             if (local is not null)
                 lock (ticks!)
                     for (int i = 0; i < local.Length; i++) ticks[i] += local[i];
-        }
+        });
         if (profile is not null && ticks is not null)
         {
             double ms = 1000.0 / Stopwatch.Frequency / Math.Min(KernelParallel.Workers, count);
@@ -268,37 +258,6 @@ internal sealed unsafe partial class FusedEncoder
         GC.KeepAlive(projections);
         GC.KeepAlive(backbone);
     }
-
-    /// <summary>
-    /// <paramref name="ranges"/> contiguous ranges of the <paramref name="count"/> windows of about equal cost (bounds, ranges + 1 entries; a
-    /// range may be empty), for <see cref="WindowMajor"/>'s workers (<see cref="KernelSettings.BalancedWindowRanges"/>): a window of L tokens
-    /// costs ≈ L·(<see cref="TokenCostInScores"/> + L), its per-token passes and its attention (≈ 0.7 µs a token and 5 ns a score on the
-    /// Intel machine). Equal window counts gave ranges up to ≈ 1.5× apart, and the worker left with the last, largest one ran alone.
-    /// </summary>
-    internal static int[] BalancedRanges(int[] starts, int count, int ranges)
-    {
-        var bounds = new int[ranges + 1];
-        double total = 0;
-        for (int w = 0; w < count; w++)
-            total += Cost(starts[w + 1] - starts[w]);
-        double sum = 0;
-        int r = 1;
-        for (int w = 0; w < count && r < ranges; w++)
-        {
-            sum += Cost(starts[w + 1] - starts[w]);
-            while (r < ranges && sum >= total * r / ranges)
-                bounds[r++] = w + 1;
-        }
-        for (; r <= ranges; r++)
-            bounds[r] = count;
-        return bounds;
-
-        static double Cost(int length) => (double)length * (TokenCostInScores + length);
-    }
-
-    /// <summary>A token's per-token passes (norm, hash, gathers of both Memory Layers, for Q/K/V) in units of one attention score
-    /// (Q·Kᵀ, softmax, P·V of one query and key): ≈ 0.72 µs ÷ 5.3 ns on the Intel machine (docs/benchmarks.md, "Scoring, ninth round").</summary>
-    internal const double TokenCostInScores = 136;
 
     /// <summary>The final norm of the tokens pooling reads, then the pooled vector of window [start, end).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

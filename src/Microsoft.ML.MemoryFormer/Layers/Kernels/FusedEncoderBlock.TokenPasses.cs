@@ -57,11 +57,8 @@ internal sealed unsafe partial class FusedEncoderBlock
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ProjectedInputs(float* projected, int[] slots, int[] positions, int start, int end, float* q, float* k, float* v)
     {
-        int ahead = ProjectedRowsAhead;
         for (int t = start; t < end; t++)
         {
-            if (ahead > 0 && t + ahead < end)
-                PrefetchProjected(projected + (3L * slots[t + ahead] * width), 12 * width);
             long at = (long)t * width;
             float* row = projected + (3L * slots[t] * width);
             EncoderKernels.Copy(row, q + at, width);
@@ -71,17 +68,6 @@ internal sealed unsafe partial class FusedEncoderBlock
             Rotary(q + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
             Rotary(k + at, heads, headWidth, rotaryDims, cos + rotary, sin + rotary);
         }
-    }
-
-    /// <summary>Tokens ahead whose per-id Q/K/V row <see cref="ProjectedInputs"/> asks for into L1 (0: none). The rows are scattered over the
-    /// kept rows (≈ 12 MB for a long-row call), so the hardware prefetcher cannot guess the next token's; its slot is known.</summary>
-    internal static int ProjectedRowsAhead { get; set; } = 4;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchProjected(float* row, int bytes)
-    {
-        for (int l = 0; l < bytes; l += 64)
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0((byte*)row + l);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
