@@ -262,6 +262,18 @@ internal sealed class KernelSettings
     /// before 2026-12-07 s19) for <c>perf scoring-kernels</c> and <c>perf scoring</c> to time it.</summary>
     public bool PairedLayerNorm { get => state.PairedLayerNorm; set => state.PairedLayerNorm = value; }
 
+    /// <summary>Whether the scoring attention's AVX-512 kernel sets the padded keys' scores to −∞ by one blended 512-bit store per row
+    /// (instead of float by float in each softmax, whose 512-bit reloads then missed store forwarding) and scores a last group of at most
+    /// four queries as four rows instead of eight (<c>Layers/Kernels/WindowAttention.Tails.cs</c>). The same bits either way; off (as before
+    /// 2026-12-07 s20) for <c>perf scoring</c> and <c>perf scoring-kernels</c>.</summary>
+    public bool AttentionTails { get => state.AttentionTails; set => state.AttentionTails = value; }
+
+    /// <summary>Whether the scoring attention's AVX-512 kernel takes each score row's maximum as it stores the row's scores
+    /// (<c>Layers/Kernels/WindowAttention.RowMax.cs</c>) instead of in a pass of the softmax over the stored row; with
+    /// <see cref="AttentionTails"/>, the lean softmax and four rows at a time. The same bits either way; off (as before 2026-12-07 s20) for
+    /// <c>perf scoring</c> and <c>perf scoring-kernels</c>.</summary>
+    public bool ScoresRowMax { get => state.ScoresRowMax; set => state.ScoresRowMax = value; }
+
     /// <summary>Whether the scoring encoder runs its per-token passes (norm, hash, Q/K/V gathers, rotary; the Memory Block) two tokens
     /// at a time, each step of the two back to back (<c>Layers/Kernels/FusedEncoderBlock.cs</c>), so the out-of-order core overlaps two
     /// tokens' chains of dependent steps. The same bits either way; off (as before 2026-12-06 s18) for <c>perf scoring</c> to time it.</summary>
@@ -372,6 +384,8 @@ internal sealed class KernelSettings
         public bool ScoringSignHash = true;
         public bool PairedLayerNorm = true;
         public bool PairedTokens = true;
+        public bool AttentionTails = true;
+        public bool ScoresRowMax = true;
         public bool SerialAttentionGemms = true;
         public bool SerialAttentionBackward = true;
 

@@ -88,6 +88,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [DefaultValue(0)]
         public int ProfilePasses { get; init; }
 
+        [CommandOption("--encoder-variants")]
+        [Description("With --encoder-only or --encoder-reps: time only the encoder variants whose name contains one of these comma-separated texts, and the default. Default: all.")]
+        [DefaultValue("")]
+        public string EncoderVariants { get; init; } = "";
+
         [CommandOption("--ratio-pairs")]
         [Description("Pairs of Transform passes, the reference and the default path (the first of --window-layouts when given) back to back, in A-B-B-A order, after the tables: the median of the per-pair ratios (table scoring-ratio). Default 16 (4 with --quick); 0: off.")]
         public int? RatioPairs { get; init; }
@@ -151,7 +156,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         }
         if (settings.EncoderOnly)
         {
-            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps > 0 ? settings.EncoderReps : 20, MachineLine(gflops, copy), settings.Output, gathers: false, layout: settings.EncoderLayout);
+            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps > 0 ? settings.EncoderReps : 20, MachineLine(gflops, copy), settings.Output, gathers: false, layout: settings.EncoderLayout, variants: settings.EncoderVariants);
             return 0;
         }
         foreach (var (name, rows) in new[] { ("long", longRows), ("short", shortRows) })
@@ -173,7 +178,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
             {
                 paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
-                paths.Add(($"fused encoder, the window layout {layout}, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false)));
+                paths.Add(($"fused encoder, the window layout {layout}, the attention's window tails and row max as before (AttentionTails, ScoresRowMax off): before scoring round 10", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round10: false)));
+                paths.Add(($"fused encoder, the window layout {layout}, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false, round10: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, first-block rows rebuilt every call (KeepFirstRows off: before scoring round 8)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, keepRows: false)));
                 paths.Add(($"fused encoder, the window layout {layout} and bf16 tables (opt-in ScoringPrecision)", m => Fused(m, true, defaultBudget, precision: Configuration.InferencePrecision.BFloat16, windowMajor: null, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout} as before s18 (softmax, three Q/K/V walks, 8-lane τ = 8 hash)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, s18: false)));
@@ -234,8 +240,21 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             {
                 int measured = paths.FindIndex(p => p.Name.Contains("(ScoringWindowLayout;", StringComparison.Ordinal));
                 measured = measured < 0 ? fusedIndex : measured;
+                var orders = new List<string>();
                 ratio.AddRow([name, "reference ÷ " + paths[measured].Name, .. RatioPairs(() => paths[0].Set(model), () => paths[measured].Set(model),
-                    () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
+                    () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length, orders)]);
+                ratio.AddNote($"{name} rows, reference (A) and the default (B), medians by the pass before: {orders[0]}");
+                int round10 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 10", StringComparison.Ordinal));
+                if (round10 >= 0)
+                    ratio.AddRow([name, paths[round10].Name + " ÷ the default", .. RatioPairs(() => paths[round10].Set(model), () => paths[measured].Set(model),
+                        () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
+                for (int probe = 0; probe < paths.Count; probe++)
+                {
+                    if (!paths[probe].Name.Contains("PROBE", StringComparison.Ordinal)) continue;
+                    int p0 = probe;
+                    ratio.AddRow([name, paths[p0].Name + " ÷ the default", .. RatioPairs(() => paths[p0].Set(model), () => paths[measured].Set(model),
+                        () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
+                }
                 int round9 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 9", StringComparison.Ordinal));
                 if (round9 >= 0)
                     ratio.AddRow([name, paths[round9].Name + " ÷ the default", .. RatioPairs(() => paths[round9].Set(model), () => paths[measured].Set(model),
@@ -263,13 +282,13 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         parts.AddNote(machine);
         parts.Publish(settings.Output);
         if (settings.EncoderReps > 0)
-            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps, machine, settings.Output, layout: settings.EncoderLayout);
+            EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps, machine, settings.Output, layout: settings.EncoderLayout, variants: settings.EncoderVariants);
         return 0;
     }
 
     /// <summary><paramref name="pairs"/> pairs of passes, the reference and the path back to back (A-B, then B-A, alternating; one
     /// untimed pair first): the pair count, the median and quartiles of the per-pair ratios, and both medians' rows/s.</summary>
-    private static string[] RatioPairs(Action reference, Action path, Func<double> pass, int pairs, int rows)
+    private static string[] RatioPairs(Action reference, Action path, Func<double> pass, int pairs, int rows, List<string>? orders = null)
     {
         var ratios = new double[pairs];
         var (a, b) = (new double[pairs], new double[pairs]);
@@ -290,6 +309,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             (a[i], b[i], ratios[i]) = (referenceMs, pathMs, referenceMs / pathMs);
         }
         var sorted = ratios.Order().ToArray();
+        double Half(double[] ms, int parity) => Timing.Median(ms.Where((_, i) => (i & 1) == parity).ToArray());
+        orders?.Add(FormattableString.Invariant($"A ms after A / after B: {Half(a, 0):F1} / {Half(a, 1):F1}; B ms after A / after B: {Half(b, 0):F1} / {Half(b, 1):F1}"));
         return [pairs.ToString(CultureInfo.InvariantCulture), FormattableString.Invariant($"{Timing.Median(ratios):F2}×"),
             FormattableString.Invariant($"{sorted[(pairs - 1) / 4]:F2}–{sorted[(3 * (pairs - 1) + 3) / 4]:F2}"),
             Rate(rows, Timing.Median(a)).ToString("F0", CultureInfo.InvariantCulture), Rate(rows, Timing.Median(b)).ToString("F0", CultureInfo.InvariantCulture)];
@@ -327,6 +348,13 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         return build();
     }
 
+    /// <summary>Turns scoring round 10's switches off for the calls that follow (the encoder-alone loop turns them on after each), then builds.</summary>
+    private static T Before20<T>(Func<T> build)
+    {
+        (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (false, false);
+        return build();
+    }
+
     /// <summary>Turns <see cref="Runtime.KernelSettings.PairedTokens"/> off for the calls that follow (the loop turns s18's switches on after each), then builds.</summary>
     private static T Unpaired<T>(Func<T> build)
     {
@@ -347,8 +375,9 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     /// <summary>The fused encoder alone on one group of long-row windows, both gather layouts interleaved: the fastest
     /// milliseconds of each part over <paramref name="reps"/> calls each.</summary>
     private static void EncoderParts(TextClassifierModel model, string[] rows, int reps, string machine, string output, bool gathers = true,
-        WindowLayout layout = WindowLayout.LastMovedBack)
+        WindowLayout layout = WindowLayout.LastMovedBack, string variants = "")
     {
+        var wanted = variants.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var encoder = new TextPairEncoder(model.Tokenizer, model.MaxTokensPerRow);
         var windows = new List<int[]>();
         int tokens = 0;
@@ -362,7 +391,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var pooling = model.Network.Head.Pooling;
         var copies = backbone.modules().OfType<Layers.MemoryLayer>().ToDictionary(l => Layers.Kernels.TensorMemory.Key(l.Table), l => Layers.Kernels.Bf16Matrix.From(l.Table));
         Func<TorchSharp.torch.Tensor, Layers.Kernels.Bf16Matrix?> bf16 = t => copies.GetValueOrDefault(Layers.Kernels.TensorMemory.Key(t));
-        var kept = Enumerable.Range(0, 10).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
+        var kept = Enumerable.Range(0, 11).Select(_ => new Layers.Kernels.FusedEncoderMemory()).ToArray();
         var modes = new (string, Func<Layers.Kernels.FusedEncoder>)[]
         {
             ("every token's first Q/K/V, fresh memory per call, keys transposed element by element (before)", () => Transpose(false, () => new Layers.Kernels.FusedEncoder(backbone, windowMajor: false))),
@@ -375,8 +404,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             ($"the default in pieces of at least 128 tokens (PieceTokens {Layers.Kernels.FusedEncoder.PieceTokens} here; 128 before s18)", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[7], windowMajor: true, pieceTokens: 128)),
             ("the default in pieces of at least 256 tokens", () => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[8], windowMajor: true, pieceTokens: 256)),
             ("the default one token at a time (PairedTokens off)", () => Unpaired(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[9], windowMajor: true))),
+            ("the default with s20's switches off (AttentionTails, ScoresRowMax): before scoring round 10", () => Before20(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[10], windowMajor: true))),
             ("the default with s18's kernel switches off and 128-token pieces (softmax, three Q/K/V walks, hash, one token at a time: before s18)", () => Before18(() => new Layers.Kernels.FusedEncoder(backbone, shareFirstProjections: true, memory: kept[6], windowMajor: true, pieceTokens: 128))),
         };
+        if (wanted.Length > 0)
+            modes = modes.Where(m => m.Item1.EndsWith("(default)", StringComparison.Ordinal) || wanted.Any(w => m.Item1.Contains(w, StringComparison.Ordinal))).ToArray();
         var best = modes.Select(_ => Enumerable.Repeat(double.MaxValue, 5).ToArray()).ToArray();
         var totals = modes.Select(_ => new double[reps]).ToArray();
         int reference = Array.FindIndex(modes, m => m.Item1.EndsWith("(default)", StringComparison.Ordinal));
@@ -393,6 +425,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 Runtime.KernelSettings.Current.TiledKeyTranspose = true;
                 Runtime.KernelSettings.Current.ShortKeyTiles = true;
                 S18(true);
+                (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (true, true);
                 if (rep < 0) continue;
                 totals[m][rep] = total;
                 double[] values = [profile.FusedAttentionInputsMs, profile.FusedAttentionMs, profile.FusedFeedforwardMs, profile.FusedEmbeddingMs + profile.FusedPoolingMs, total];
@@ -471,8 +504,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     /// <summary>Sets the model's scoring switches for one path (outside the timed part: the bf16 copies are made here).</summary>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
-        WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0, bool keepRows = true, bool round9 = true)
+        WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0, bool keepRows = true, bool round9 = true,
+        bool round10 = true)
     {
+        (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (round10, round10);
         m.ScoringWindowLayout = layout;
         (Runtime.KernelSettings.Current.ScaledExp, Runtime.KernelSettings.Current.ScoringSignHash, Runtime.KernelSettings.Current.PairedLayerNorm) = (round9, round9, round9);
         m.KeepFirstRows = keepRows;

@@ -21,14 +21,32 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
         [Description("Rounds; each times every variant once, in a rotating order. Default 200.")]
         [DefaultValue(200)]
         public int Reps { get; init; } = 200;
+
+        [CommandOption("--only")]
+        [Description("Time only the kernels whose name contains this text (case-insensitive). Default: all.")]
+        [DefaultValue("")]
+        public string Only { get; init; } = "";
     }
+
+    private static string only = "";
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         settings.Apply();
+        only = settings.Only;
         string machine = MachineFigures.Measure(settings);
         var table = new PerfTable("scoring-kernels", FormattableString.Invariant($"Scoring encoder kernels, one thread, each switch off and on alternating, {settings.Reps} rounds"),
             "kernel", "work", "off: median ms", "off: fastest", "on: median ms", "on: fastest", "median of per-round ratios off ÷ on");
+        var random = new Random(5);
+        var evenLike = Enumerable.Range(0, 48).Select(_ => random.Next(57, 129)).ToArray();    // lengths as Even windows of long rows have them
+        foreach (var lengths in new[] { evenLike, Enumerable.Range(64, 64).ToArray(), Enumerable.Repeat(128, 32).ToArray() })
+            Add(table, "attention, padded scores masked by one blended store a row and a short last group as four queries (on) or as before s20 (off; AttentionTails)",
+                FormattableString.Invariant($"{lengths.Length} windows of {lengths.Min()}–{lengths.Max()} tokens"),
+                Attention(lengths, on => KernelSettings.Current.AttentionTails = on), settings.Reps);
+        foreach (var lengths in new[] { evenLike, Enumerable.Repeat(128, 32).ToArray() })
+            Add(table, "attention, each score row's maximum taken as its scores are stored (on) or in a pass of the softmax (off; ScoresRowMax)",
+                FormattableString.Invariant($"{lengths.Length} windows of {lengths.Min()}–{lengths.Max()} tokens"),
+                Attention(lengths, on => KernelSettings.Current.ScoresRowMax = on), settings.Reps);
         foreach (var (name, lengths) in new[]
         {
             ("attention, 4 heads × hd 32, keys padded to 16 (on) or 32 (off)", Enumerable.Repeat(128, 32).ToArray()),
@@ -77,6 +95,8 @@ internal sealed class ScoringKernelsCommand : Command<ScoringKernelsCommand.Sett
 
     private static void Add(PerfTable table, string name, string work, Action<bool> body, int reps)
     {
+        if (!name.Contains(only, StringComparison.OrdinalIgnoreCase))
+            return;
         var times = Timing.InterleaveRounds([() => body(false), () => body(true)], reps);
         double ratio = Timing.Median(times[0].Zip(times[1], (off, on) => off / on));
         table.AddRow(name, work, Timing.Median(times[0]), times[0].Min(), Timing.Median(times[1]), times[1].Min(),

@@ -11,11 +11,12 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 internal static unsafe partial class WindowAttention
 {
     /// <summary><see cref="Softmax"/> in 512-bit lanes (L' a multiple of 16). The padded keys' exp is 0, and x + 0 = x, so the
-    /// sum per lane, and with it the result, does not depend on whether L' was rounded up to 16 or to 32.</summary>
+    /// sum per lane, and with it the result, does not depend on whether L' was rounded up to 16 or to 32. Scores [fill, L') are set
+    /// to −∞ first: fill = L, or L' where the caller has masked them (<see cref="MaskPaddedScores"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Softmax512(float* scores, int length, int padded)
+    private static float Softmax512(float* scores, int fill, int padded)
     {
-        for (int j = length; j < padded; j++)
+        for (int j = fill; j < padded; j++)
             scores[j] = float.NegativeInfinity;
         if (!KernelSettings.Current.LeanSoftmax)
             return SoftmaxBefore512(scores, padded);
@@ -38,9 +39,9 @@ internal static unsafe partial class WindowAttention
     /// writes 1 / sum of each row into <paramref name="inverse"/>[0, 1].
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SoftmaxPair512(float* a, float* b, int length, int padded, float* inverse)
+    private static void SoftmaxPair512(float* a, float* b, int fill, int padded, float* inverse)
     {
-        for (int j = length; j < padded; j++)
+        for (int j = fill; j < padded; j++)
         {
             a[j] = float.NegativeInfinity;
             b[j] = float.NegativeInfinity;
@@ -65,10 +66,10 @@ internal static unsafe partial class WindowAttention
     /// <summary><see cref="SoftmaxPair512"/> for four rows [4, L'] at <paramref name="s"/> (row stride L'): four exp chains per
     /// step; the same bits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SoftmaxQuad512(float* s, int padded, int length, float* inverse)
+    private static void SoftmaxQuad512(float* s, int padded, int fill, float* inverse)
     {
         float* a = s, b = s + padded, c = b + padded, d = c + padded;
-        for (int j = length; j < padded; j++)
+        for (int j = fill; j < padded; j++)
             a[j] = b[j] = c[j] = d[j] = float.NegativeInfinity;
         var topA = Vector512.Create(RowMax512(a, padded));
         var topB = Vector512.Create(RowMax512(b, padded));

@@ -145,6 +145,11 @@ internal static unsafe partial class WindowAttention
         for (int j = 0; j < tiled; j += 8)
             for (int c = 0; c < headWidth; c += 8)
                 SignHashKernel.Transpose8x8(k + ((long)j * width) + c, width, keys + (c * padded) + j, padded);
+        if (tiled > 0 && KernelSettings.Current.AttentionTails)
+        {
+            TransposeKeyTail(k, width, headWidth, length, padded, keys);      // the same floats
+            return;
+        }
         for (int c = 0; c < headWidth; c++)
         {
             float* row = keys + (c * padded);
@@ -166,27 +171,52 @@ internal static unsafe partial class WindowAttention
         int padded = (length + tile - 1) / tile * tile, column = head * headWidth;
         TransposeKeys(k + ((long)offset * width) + column, width, headWidth, length, padded, keys);
         float scale = 1f / MathF.Sqrt(headWidth);
+        bool tails = KernelSettings.Current.AttentionTails;
+        bool rowMax = tails && KernelSettings.Current.ScoresRowMax && KernelSettings.Current.LeanSoftmax && KernelSettings.Current.SoftmaxRows == 4;
+        var tops = stackalloc float[WideQueries];
         var queries = stackalloc float*[WideQueries];
         var inverse = stackalloc float[WideQueries];
         for (int i0 = 0; i0 < length; i0 += WideQueries)
         {
             for (int r = 0; r < WideQueries; r++)                                // a short last group repeats its last query
                 queries[r] = q + ((long)(offset + Math.Min(i0 + r, length - 1)) * width) + column;
-            Scores512(queries, keys, headWidth, padded, scale, scores);
             int rows = Math.Min(WideQueries, length - i0);
-            int r0 = 0, together = KernelSettings.Current.LeanSoftmax ? KernelSettings.Current.SoftmaxRows : 1;
-            if (together >= 4)
-                for (; r0 + 4 <= rows; r0 += 4)
-                    SoftmaxQuad512(scores + (r0 * padded), padded, length, inverse + r0);
-            if (together >= 2)
-                for (; r0 + 2 <= rows; r0 += 2)
-                    SoftmaxPair512(scores + (r0 * padded), scores + ((r0 + 1) * padded), length, padded, inverse + r0);
-            for (int r = r0; r < rows; r++)
-                inverse[r] = 1f / Softmax512(scores + (r * padded), length, padded);
+            bool four = tails && rows <= 4;                                      // a short last group: four queries, not eight
+            if (rowMax && !four)
+            {
+                Scores512Max(queries, keys, headWidth, padded, length, scale, scores, tops);   // and each row's max, −∞ padding
+                SoftmaxRowsWithTops(scores, padded, rows, tops, inverse);
+            }
+            else
+                Softmax512Rows(queries, keys, headWidth, padded, length, scale, scores, inverse, rows, tails, four);
             for (int c = 0; c < headWidth; c += 32)
-                WeightedValues512(scores, padded, v + ((long)offset * width) + column + c, width, length, inverse,
-                    y + ((long)(offset + i0) * width) + column + c, rows);
+            {
+                float* values = v + ((long)offset * width) + column + c, output = y + ((long)(offset + i0) * width) + column + c;
+                if (four) WeightedValues512x4(scores, padded, values, width, length, inverse, output, rows);
+                else WeightedValues512(scores, padded, values, width, length, inverse, output, rows);
+            }
         }
+    }
+
+    /// <summary><see cref="Head512"/>'s scores and softmax of one group of queries without <see cref="Scores512Max"/>: the scores, the padded
+    /// ones masked (with the window tails) or filled by each softmax, and the softmax one, two or four rows at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Softmax512Rows(float** queries, float* keys, int headWidth, int padded, int length, float scale, float* scores, float* inverse,
+        int rows, bool tails, bool four)
+    {
+        if (four) Scores512x4(queries, keys, headWidth, padded, scale, scores);
+        else Scores512(queries, keys, headWidth, padded, scale, scores);
+        if (tails) MaskPaddedScores(scores, padded, length, rows);               // then the softmaxes fill nothing
+        int fill = tails ? padded : length;
+        int r0 = 0, together = KernelSettings.Current.LeanSoftmax ? KernelSettings.Current.SoftmaxRows : 1;
+        if (together >= 4)
+            for (; r0 + 4 <= rows; r0 += 4)
+                SoftmaxQuad512(scores + (r0 * padded), padded, fill, inverse + r0);
+        if (together >= 2)
+            for (; r0 + 2 <= rows; r0 += 2)
+                SoftmaxPair512(scores + (r0 * padded), scores + ((r0 + 1) * padded), fill, padded, inverse + r0);
+        for (int r = r0; r < rows; r++)
+            inverse[r] = 1f / Softmax512(scores + (r * padded), fill, padded);
     }
 
     /// <summary>scores[r, j] = q_r · key_j · scale for the eight queries and all L' keys (L' a multiple of 16): 32-key tiles,
