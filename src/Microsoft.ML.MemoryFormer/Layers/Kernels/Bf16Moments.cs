@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using Microsoft.ML.MemoryFormer.Runtime;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -61,7 +62,9 @@ internal static unsafe class Bf16Moments
 
     /// <summary>
     /// The 512-bit loop of <see cref="UpdateRow"/> (32 elements at a time; half the instructions of the 256-bit loop on
-    /// a row): the same elementwise operations and the same noise per element index, so the same bits. Returns how many
+    /// a row): the same elementwise operations and the same noise per element index, so the same bits. With
+    /// <c>KernelSettings.AdamWFmaSqrt</c> / <c>AdamWFmaDivide</c> its square root and division run on the FMA ports
+    /// (<see cref="CorrectlyRounded512"/>: the same bits, vectors outside the proven domain on the divider). Returns how many
     /// elements it did.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -94,8 +97,11 @@ internal static unsafe class Bf16Moments
         var pi = Vector512.Load(p) * k.Decay;
         var mi = ((m16 << 16).AsSingle() * k.Beta1) + (k.OneMinusBeta1 * gi);
         var vi = ((v16 << 16).AsSingle() * k.Beta2) + (k.OneMinusBeta2 * gi * gi);
-        var denom = (Vector512.Sqrt(vi) * k.InverseBias2) + k.Eps;
-        pi += k.NegStep * mi / denom;
+        var a = k.NegStep * mi;
+        bool fast = k.Fma && CorrectlyRounded512.OutsideAdamWDomain(vi, a) == Vector512<uint>.Zero;
+        var root = fast && k.FmaSqrt ? CorrectlyRounded512.SqrtFast(vi) : Vector512.Sqrt(vi);
+        var denom = (root * k.InverseBias2) + k.Eps;
+        pi += fast && k.FmaDivide ? CorrectlyRounded512.DivideFast(a, denom, CorrectlyRounded512.Reciprocal(denom)) : a / denom;
         pi.Store(p);
         return (mi, vi);
     }
@@ -181,5 +187,8 @@ internal static unsafe class Bf16Moments
         public readonly Vector512<float> InverseBias2 = Vector512.Create(1f / c.Bias2Sqrt);
         public readonly Vector512<float> Eps = Vector512.Create(c.Eps);
         public readonly Vector512<float> NegStep = Vector512.Create(c.NegStepSize);
+        public readonly bool FmaSqrt = KernelSettings.Current.AdamWFmaSqrt && CorrectlyRounded512.IsSupported && CorrectlyRounded512.AdamWScalarsFit(1f / c.Bias2Sqrt, c.Eps);
+        public readonly bool FmaDivide = KernelSettings.Current.AdamWFmaDivide && CorrectlyRounded512.IsSupported && CorrectlyRounded512.AdamWScalarsFit(1f / c.Bias2Sqrt, c.Eps);
+        public bool Fma => FmaSqrt || FmaDivide;
     }
 }
