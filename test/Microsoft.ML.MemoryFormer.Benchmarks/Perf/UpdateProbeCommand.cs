@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
@@ -28,7 +29,7 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
         public int Blocks { get; init; } = 6;
 
         [CommandOption("--variants")]
-        [Description("Comma-separated variants beside the default: noupdateprefetch, updateprefetch, nohitprefetch, noprefetches. Default: updateprefetch, noupdateprefetch, nohitprefetch.")]
+        [Description("Comma-separated variants beside the default: noupdateprefetch, updateprefetch, nohitprefetch, noprefetches; divider (AdamWFmaSqrt and AdamWFmaDivide off), fmasqrt, fmadivide (one of them on), fmaadamw (both on). Default: updateprefetch, noupdateprefetch, nohitprefetch.")]
         [DefaultValue("updateprefetch,noupdateprefetch,nohitprefetch")]
         public string Variants { get; init; } = "updateprefetch,noupdateprefetch,nohitprefetch";
 
@@ -44,6 +45,10 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
         ["nohitprefetch"] = k => k.PrefetchHitRows = false,
         ["noprefetches"] = k => k.PrefetchUpdateRows = k.PrefetchHitRows = false,
         ["updateprefetch"] = k => k.PrefetchUpdateRows = true,
+        ["divider"] = k => k.AdamWFmaSqrt = k.AdamWFmaDivide = false,
+        ["fmasqrt"] = k => (k.AdamWFmaSqrt, k.AdamWFmaDivide) = (true, false),
+        ["fmadivide"] = k => (k.AdamWFmaSqrt, k.AdamWFmaDivide) = (false, true),
+        ["fmaadamw"] = k => k.AdamWFmaSqrt = k.AdamWFmaDivide = true,
     };
 
     private const int N = 2048, K = 64;
@@ -137,8 +142,12 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
                 bodies.Add(() => { foreach (var t in tables) Stream(t); });
                 names.Add("floor: the update's arithmetic on one row kept in L1, as many elements");
                 bodies.Add(() => Arithmetic(elements));
+                names.Add("floor: the update's arithmetic as above with the square root and division on the divider (AdamWFmaSqrt, AdamWFmaDivide off)");
+                bodies.Add(() => KernelSettings.Current.With(Tweaks["divider"], () => Arithmetic(elements)));
                 names.Add("  of it: one square root and one division per element alone (vsqrtps + vdivps), as many elements");
                 bodies.Add(() => Divider(elements));
+                names.Add("  of it: one square root and one division per element on the FMA ports (CorrectlyRounded512), as many elements");
+                bodies.Add(() => FmaDivider(elements));
                 names.Add("floor: the row pass alone (gradient rows kept in cache, no update)");
                 bodies.Add(() => { foreach (var t in tables) RowPassOnly(t, dots: true); });
                 names.Add("floor: the hits' ∂L/∂y rows alone (the row pass without the table row and ∂L/∂w)");
@@ -265,6 +274,42 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
             lock (sink)
                 sink[0] += total.GetElement(0);
         });
+    }
+
+    /// <summary><see cref="Divider"/> with <see cref="CorrectlyRounded512"/>'s square root, reciprocal and division (the same chains).</summary>
+    private static void FmaDivider(long elements)
+    {
+        if (!CorrectlyRounded512.IsSupported)
+            return;
+        int blocks = (int)(elements / 128);
+        var sink = new float[KernelParallel.Workers * 16];
+        KernelParallel.For(blocks, 128 * 8, (start, end) =>
+        {
+            Vector512<float> a0 = Vector512.Create(1.5f), a1 = Vector512.Create(1.6f), a2 = Vector512.Create(1.7f), a3 = Vector512.Create(1.8f),
+                a4 = Vector512.Create(1.9f), a5 = Vector512.Create(2.1f), a6 = Vector512.Create(2.2f), a7 = Vector512.Create(2.3f);
+            var one = Vector512.Create(1.0001f);
+            for (int b = start; b < end; b++)
+            {
+                a0 = Step(a0, one);
+                a1 = Step(a1, one);
+                a2 = Step(a2, one);
+                a3 = Step(a3, one);
+                a4 = Step(a4, one);
+                a5 = Step(a5, one);
+                a6 = Step(a6, one);
+                a7 = Step(a7, one);
+            }
+            var total = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+            lock (sink)
+                sink[0] += total.GetElement(0);
+        });
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static Vector512<float> Step(Vector512<float> x, Vector512<float> one)
+        {
+            var root = CorrectlyRounded512.SqrtFast(x);
+            return CorrectlyRounded512.DivideFast(one, root, CorrectlyRounded512.Reciprocal(root));
+        }
     }
 
     /// <summary>The row pass of <see cref="TableGradientPass.UpdateAll"/> without the update: each row's gradient into a per-thread row;
