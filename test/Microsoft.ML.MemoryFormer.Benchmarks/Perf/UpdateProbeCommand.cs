@@ -144,6 +144,12 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
                 bodies.Add(() => Arithmetic(elements));
                 names.Add("floor: the update's arithmetic as above with the square root and division on the divider (AdamWFmaSqrt, AdamWFmaDivide off)");
                 bodies.Add(() => KernelSettings.Current.With(Tweaks["divider"], () => Arithmetic(elements)));
+                names.Add("  the same with the square root and division replaced by multiplies (other results: what the rest costs the ports)");
+                bodies.Add(() => NoDivider(elements));
+                names.Add("floor: the fp32-moment arithmetic (AdamWKernel.UpdateRow: sqrt, two divisions) on one row in L1, FMA ports");
+                bodies.Add(() => Fp32Arithmetic(elements));
+                names.Add("floor: the fp32-moment arithmetic as above on the divider");
+                bodies.Add(() => KernelSettings.Current.With(Tweaks["divider"], () => Fp32Arithmetic(elements)));
                 names.Add("  of it: one square root and one division per element alone (vsqrtps + vdivps), as many elements");
                 bodies.Add(() => Divider(elements));
                 names.Add("  of it: one square root and one division per element on the FMA ports (CorrectlyRounded512), as many elements");
@@ -274,6 +280,97 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
             lock (sink)
                 sink[0] += total.GetElement(0);
         });
+    }
+
+    /// <summary><see cref="AdamWKernel.UpdateRow"/> (fp32 moments) over <paramref name="elements"/> elements on one 512-element row per thread.</summary>
+    private static void Fp32Arithmetic(long elements)
+    {
+        int rows = (int)(elements / 512);
+        var c = new AdamWKernel.Coefficients(1e-4, 0.9, 0.95, 1e-8, 0.1, 3, 1.0);
+        KernelParallel.For(rows, 512 * 8, (start, end) =>
+        {
+            var p = new float[512];
+            var g = new float[512];
+            var m = new float[512];
+            var v = new float[512];
+            Array.Fill(g, 1e-3f);
+            Array.Fill(m, 1e-3f);
+            Array.Fill(v, 1e-6f);
+            fixed (float* pp = p, gp = g, mp = m, vp = v)
+            {
+                for (int r = start; r < end; r++)
+                    AdamWKernel.UpdateRow(pp, gp, mp, vp, 512, c);
+            }
+        });
+    }
+
+    /// <summary><see cref="Arithmetic"/> with <c>Bf16Moments.UpdateRow512</c>'s loop copied here and its square root and division
+    /// replaced by multiplies: the same loads, noise hash, rounding and stores, no divider (other results; a floor only).</summary>
+    private static void NoDivider(long elements)
+    {
+        int rows = (int)(elements / 512);
+        var c = new AdamWKernel.Coefficients(1e-4, 0.9, 0.95, 1e-8, 0.1, 3, 1.0);
+        KernelParallel.For(rows, 512 * 8, (start, end) =>
+        {
+            var p = new float[512];
+            var g = new float[512];
+            var m = new ushort[512];
+            var v = new ushort[512];
+            Array.Fill(g, 1e-3f);
+            Array.Fill(m, (ushort)0x3A00);
+            Array.Fill(v, (ushort)0x3500);
+            fixed (float* pp = p, gp = g)
+            fixed (ushort* mp = m, vp = v)
+            {
+                for (int r = start; r < end; r++)
+                    NoDividerRow(pp, gp, mp, vp, 512, c, (long)r * 512, 7);
+            }
+        });
+    }
+
+    private static void NoDividerRow(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt)
+    {
+        var lanes = Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);
+        var mask = Vector512.Create(0xFFFFu);
+        var saltVector = Vector512.Create(salt);
+        Vector512<float> decay = Vector512.Create(c.Decay), b1 = Vector512.Create(c.Beta1), omb1 = Vector512.Create(c.OneMinusBeta1),
+            b2 = Vector512.Create(c.Beta2), omb2 = Vector512.Create(c.OneMinusBeta2), ib = Vector512.Create(1f / c.Bias2Sqrt),
+            eps = Vector512.Create(c.Eps), negStep = Vector512.Create(c.NegStepSize);
+        for (int i = 0; i + 32 <= n; i += 32)
+        {
+            var (m0, m1) = Vector512.Widen(Vector512.Load(m + i));
+            var (v0, v1) = Vector512.Widen(Vector512.Load(v + i));
+            var noise0 = Noise(Vector512.Create((uint)(index + i)) + lanes, saltVector);
+            var noise1 = Noise(Vector512.Create((uint)(index + i + 16)) + lanes, saltVector);
+            var (mo0, vo0) = Update(p + i, g + i, m0, v0);
+            var (mo1, vo1) = Update(p + i + 16, g + i + 16, m1, v1);
+            Vector512.Narrow((mo0.AsUInt32() + (noise0 & mask)) >> 16, (mo1.AsUInt32() + (noise1 & mask)) >> 16).Store(m + i);
+            Vector512.Narrow((vo0.AsUInt32() + (noise0 >> 16)) >> 16, (vo1.AsUInt32() + (noise1 >> 16)) >> 16).Store(v + i);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        (Vector512<float> M, Vector512<float> V) Update(float* p, float* g, Vector512<uint> m16, Vector512<uint> v16)
+        {
+            var gi = Vector512.Load(g);
+            var pi = Vector512.Load(p) * decay;
+            var mi = ((m16 << 16).AsSingle() * b1) + (omb1 * gi);
+            var vi = ((v16 << 16).AsSingle() * b2) + (omb2 * gi * gi);
+            var denom = (vi * ib) + eps;                                   // no square root
+            pi += negStep * mi * denom;                                    // no division
+            pi.Store(p);
+            return (mi, vi);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static Vector512<uint> Noise(Vector512<uint> index, Vector512<uint> salt)
+        {
+            var x = index ^ salt;
+            x ^= x >> 16;
+            x *= Vector512.Create(0x7FEB352Du);
+            x ^= x >> 15;
+            x *= Vector512.Create(0x846CA68Bu);
+            return x ^ (x >> 16);
+        }
     }
 
     /// <summary><see cref="Divider"/> with <see cref="CorrectlyRounded512"/>'s square root, reciprocal and division (the same chains).</summary>
