@@ -29,7 +29,7 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
         public int Blocks { get; init; } = 6;
 
         [CommandOption("--variants")]
-        [Description("Comma-separated variants beside the default: noupdateprefetch, updateprefetch, nohitprefetch, noprefetches; divider (AdamWFmaSqrt and AdamWFmaDivide off), fmasqrt, fmadivide (one of them on), fmaadamw (both on). Default: updateprefetch, noupdateprefetch, nohitprefetch.")]
+        [Description("Comma-separated variants beside the default: noupdateprefetch, updateprefetch, nohitprefetch, noprefetches; plainupdate (LeanBf16Update off). Default: updateprefetch, noupdateprefetch, nohitprefetch.")]
         [DefaultValue("updateprefetch,noupdateprefetch,nohitprefetch")]
         public string Variants { get; init; } = "updateprefetch,noupdateprefetch,nohitprefetch";
 
@@ -45,10 +45,7 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
         ["nohitprefetch"] = k => k.PrefetchHitRows = false,
         ["noprefetches"] = k => k.PrefetchUpdateRows = k.PrefetchHitRows = false,
         ["updateprefetch"] = k => k.PrefetchUpdateRows = true,
-        ["divider"] = k => k.AdamWFmaSqrt = k.AdamWFmaDivide = false,
-        ["fmasqrt"] = k => (k.AdamWFmaSqrt, k.AdamWFmaDivide) = (true, false),
-        ["fmadivide"] = k => (k.AdamWFmaSqrt, k.AdamWFmaDivide) = (false, true),
-        ["fmaadamw"] = k => k.AdamWFmaSqrt = k.AdamWFmaDivide = true,
+        ["plainupdate"] = k => k.LeanBf16Update = false,
     };
 
     private const int N = 2048, K = 64;
@@ -142,18 +139,12 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
                 bodies.Add(() => { foreach (var t in tables) Stream(t); });
                 names.Add("floor: the update's arithmetic on one row kept in L1, as many elements");
                 bodies.Add(() => Arithmetic(elements));
-                names.Add("floor: the update's arithmetic as above with the square root and division on the divider (AdamWFmaSqrt, AdamWFmaDivide off)");
-                bodies.Add(() => KernelSettings.Current.With(Tweaks["divider"], () => Arithmetic(elements)));
-                names.Add("  the same with the square root and division replaced by multiplies (other results: what the rest costs the ports)");
+                names.Add("floor: the update's arithmetic as above, the plain loop (LeanBf16Update off)");
+                bodies.Add(() => KernelSettings.Current.With(Tweaks["plainupdate"], () => Arithmetic(elements)));
+                names.Add("  floor: the plain loop's arithmetic with its square root and division replaced by multiplies (other results: what the rest costs ports 0/5)");
                 bodies.Add(() => NoDivider(elements));
-                names.Add("floor: the fp32-moment arithmetic (AdamWKernel.UpdateRow: sqrt, two divisions) on one row in L1, FMA ports");
-                bodies.Add(() => Fp32Arithmetic(elements));
-                names.Add("floor: the fp32-moment arithmetic as above on the divider");
-                bodies.Add(() => KernelSettings.Current.With(Tweaks["divider"], () => Fp32Arithmetic(elements)));
                 names.Add("  of it: one square root and one division per element alone (vsqrtps + vdivps), as many elements");
                 bodies.Add(() => Divider(elements));
-                names.Add("  of it: one square root and one division per element on the FMA ports (CorrectlyRounded512), as many elements");
-                bodies.Add(() => FmaDivider(elements));
                 names.Add("floor: the row pass alone (gradient rows kept in cache, no update)");
                 bodies.Add(() => { foreach (var t in tables) RowPassOnly(t, dots: true); });
                 names.Add("floor: the hits' ∂L/∂y rows alone (the row pass without the table row and ∂L/∂w)");
@@ -282,28 +273,6 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
         });
     }
 
-    /// <summary><see cref="AdamWKernel.UpdateRow"/> (fp32 moments) over <paramref name="elements"/> elements on one 512-element row per thread.</summary>
-    private static void Fp32Arithmetic(long elements)
-    {
-        int rows = (int)(elements / 512);
-        var c = new AdamWKernel.Coefficients(1e-4, 0.9, 0.95, 1e-8, 0.1, 3, 1.0);
-        KernelParallel.For(rows, 512 * 8, (start, end) =>
-        {
-            var p = new float[512];
-            var g = new float[512];
-            var m = new float[512];
-            var v = new float[512];
-            Array.Fill(g, 1e-3f);
-            Array.Fill(m, 1e-3f);
-            Array.Fill(v, 1e-6f);
-            fixed (float* pp = p, gp = g, mp = m, vp = v)
-            {
-                for (int r = start; r < end; r++)
-                    AdamWKernel.UpdateRow(pp, gp, mp, vp, 512, c);
-            }
-        });
-    }
-
     /// <summary><see cref="Arithmetic"/> with <c>Bf16Moments.UpdateRow512</c>'s loop copied here and its square root and division
     /// replaced by multiplies: the same loads, noise hash, rounding and stores, no divider (other results; a floor only).</summary>
     private static void NoDivider(long elements)
@@ -370,42 +339,6 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
             x ^= x >> 15;
             x *= Vector512.Create(0x846CA68Bu);
             return x ^ (x >> 16);
-        }
-    }
-
-    /// <summary><see cref="Divider"/> with <see cref="CorrectlyRounded512"/>'s square root, reciprocal and division (the same chains).</summary>
-    private static void FmaDivider(long elements)
-    {
-        if (!CorrectlyRounded512.IsSupported)
-            return;
-        int blocks = (int)(elements / 128);
-        var sink = new float[KernelParallel.Workers * 16];
-        KernelParallel.For(blocks, 128 * 8, (start, end) =>
-        {
-            Vector512<float> a0 = Vector512.Create(1.5f), a1 = Vector512.Create(1.6f), a2 = Vector512.Create(1.7f), a3 = Vector512.Create(1.8f),
-                a4 = Vector512.Create(1.9f), a5 = Vector512.Create(2.1f), a6 = Vector512.Create(2.2f), a7 = Vector512.Create(2.3f);
-            var one = Vector512.Create(1.0001f);
-            for (int b = start; b < end; b++)
-            {
-                a0 = Step(a0, one);
-                a1 = Step(a1, one);
-                a2 = Step(a2, one);
-                a3 = Step(a3, one);
-                a4 = Step(a4, one);
-                a5 = Step(a5, one);
-                a6 = Step(a6, one);
-                a7 = Step(a7, one);
-            }
-            var total = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
-            lock (sink)
-                sink[0] += total.GetElement(0);
-        });
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static Vector512<float> Step(Vector512<float> x, Vector512<float> one)
-        {
-            var root = CorrectlyRounded512.SqrtFast(x);
-            return CorrectlyRounded512.DivideFast(one, root, CorrectlyRounded512.Reciprocal(root));
         }
     }
 

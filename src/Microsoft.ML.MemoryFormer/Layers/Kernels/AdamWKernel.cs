@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using Microsoft.ML.MemoryFormer.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -164,8 +163,7 @@ internal static unsafe class AdamWKernel
     }
 
     /// <summary>The 512-bit loop of <see cref="UpdateRow"/> (16 elements at a time): the same elementwise operations in the
-    /// same order, so the same bits, with half the instructions; with <c>KernelSettings.AdamWFmaSqrt</c> / <c>AdamWFmaDivide</c> the
-    /// square root and both divisions on the FMA ports (<see cref="CorrectlyRounded512"/>, the same bits). Returns how many elements it did.</summary>
+    /// same order, so the same bits, with half the instructions. Returns how many elements it did.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int UpdateRow512(float* p, float* g, float* m, float* v, int n, Coefficients c)
     {
@@ -173,10 +171,6 @@ internal static unsafe class AdamWKernel
             b2 = Vector512.Create(c.Beta2), omb2 = Vector512.Create(c.OneMinusBeta2), bias2 = Vector512.Create(c.Bias2Sqrt),
             eps = Vector512.Create(c.Eps), negStep = Vector512.Create(c.NegStepSize), scale = Vector512.Create(c.GradScale);
         bool scaled = c.GradScale != 1f;
-        var settings = KernelSettings.Current;
-        bool fits = CorrectlyRounded512.IsSupported && CorrectlyRounded512.AdamWScalarsFit(c.Bias2Sqrt, c.Eps);
-        bool fmaSqrt = fits && settings.AdamWFmaSqrt, fmaDivide = fits && settings.AdamWFmaDivide, fma = fmaSqrt || fmaDivide;
-        var inverseBias2 = Vector512.Create(1f / c.Bias2Sqrt);                  // RN(1/bias2): Markstein's y for the division by bias2
         int i = 0;
         for (; i + 16 <= n; i += 16)
         {
@@ -184,11 +178,8 @@ internal static unsafe class AdamWKernel
             var pi = Vector512.Load(p + i) * decay;
             var mi = (Vector512.Load(m + i) * b1) + (omb1 * gi);
             var vi = (Vector512.Load(v + i) * b2) + (omb2 * gi * gi);
-            var a = negStep * mi;
-            bool fast = fma && CorrectlyRounded512.OutsideAdamWDomain(vi, a) == Vector512<uint>.Zero;
-            var root = fast && fmaSqrt ? CorrectlyRounded512.SqrtFast(vi) : Vector512.Sqrt(vi);
-            var denom = (fast && fmaDivide ? CorrectlyRounded512.DivideFast(root, bias2, inverseBias2) : root / bias2) + eps;
-            pi += fast && fmaDivide ? CorrectlyRounded512.DivideFast(a, denom, CorrectlyRounded512.Reciprocal(denom)) : a / denom;
+            var denom = (Vector512.Sqrt(vi) / bias2) + eps;
+            pi += negStep * mi / denom;
             pi.Store(p + i);
             mi.Store(m + i);
             vi.Store(v + i);
