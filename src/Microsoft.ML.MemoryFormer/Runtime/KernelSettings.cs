@@ -325,6 +325,11 @@ internal sealed class KernelSettings
     /// (<c>RowHitsTests</c>); off is the sort before 2026-12-07.</summary>
     public bool StagedHitSort { get => state.StagedHitSort; set => state.StagedHitSort = value; }
 
+    /// <summary>Whether the bf16-moment AdamW step (<c>Layers/Kernels/Bf16Moments.cs</c>, <c>UpdateRow512Lean</c>) widens, narrows and
+    /// hashes in fewer port 0/5 instructions (<c>vpmovzxwd</c> from memory, <c>vpackusdw</c> + <c>vpermq</c>, <c>vpternlogd</c>). The same
+    /// bits either way; off (as before 2026-12-07 s21) for <c>perf probe-update</c> and <c>perf train</c>'s mf-plainupdate.</summary>
+    public bool LeanBf16Update { get => state.LeanBf16Update; set => state.LeanBf16Update = value; }
+
     /// <summary>Runs <paramref name="body"/> with <paramref name="change"/> applied, then restores every switch.</summary>
     public void With(Action<KernelSettings> change, Action body)
     {
@@ -388,6 +393,7 @@ internal sealed class KernelSettings
         public bool ScoresRowMax = true;
         public bool SerialAttentionGemms = true;
         public bool SerialAttentionBackward = true;
+        public bool LeanBf16Update = true;
 
         public bool BlockedTableGradient;
         public bool FusedCausalAttention;

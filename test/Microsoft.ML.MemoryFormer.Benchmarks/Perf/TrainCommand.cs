@@ -44,6 +44,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "mf-bf16rows (Bf16GradientRows on), mf-narrowhash (KernelSettings.WideSignHash off: the sign hash 8 chunks at a time, as before 2026-12-06 s14), " +
             "mf-zen4caches (the tiled forward sized for Zen 4's caches, before s17: TiledGroupBytes 512 KB and TiledForwardAlignedMinTableBytes 16 MB), mf-zen4groups and mf-zen4gate (each of the two alone), mf-zen4tuning (both and PrefetchGatherRows on: every s17 default as before), mf-tilemajorcopy (KernelSettings.TiledStridedCopy off: the training forward's tile-major copy), mf-s18forward (it and TiledPairTiles off: the forward before s19), mf-s19glue (HashWritesRows32 and StagedHitSort off: the layer glue before s20), mf-gathercopiesrows and mf-columnsort (each alone), mf-nogatherprefetch / mf-gatherprefetch (KernelSettings.PrefetchGatherRows off / on), mf-ompforks (KernelSettings.OpenMPKernelForks on, opt-in: the managed kernels fork on libtorch's OpenMP team), mf-poolforks and dense-poolforks (it off, the default), " +
             "mf-nestedgemms and dense-nestedgemms (KernelSettings.SerialAttentionGemms off: MKL opens a nested OpenMP region for every GEMM of libtorch's attention blocks, as before 2026-12-06 s15), mf-managedsums (KernelSettings.ManagedBiasSums on: the bias gradients by the managed ColumnSums instead of torch's sum(0)), dense-bf16 (the dense Linear layers in bf16 with fp32 masters, autocast-style: KernelSettings.Bf16DenseLinear), " +
+            "mf-plainupdate (KernelSettings.LeanBf16Update off: the bf16-moment AdamW loop as before s21), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
         [DefaultValue("dense,mf,mf-bf16")]
         public string Models { get; init; } = "dense,mf,mf-bf16";
@@ -167,6 +168,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             TransformerKind.MemoryFormer, Tweak: k => k.PrefetchUpdateRows = k.PrefetchHitRows = false),
         new("dense-poolforks", "dense, the managed kernels' forks on .NET's thread pool (OpenMPKernelForks off, before 2026-12-06 s15; same bits)",
             TransformerKind.Dense, Tweak: k => k.OpenMPKernelForks = false),
+        new("mf-plainupdate", "MemoryFormer, the bf16-moment AdamW loop as before 2026-12-07 s21 (LeanBf16Update off; same bits)",
+            TransformerKind.MemoryFormer, Tweak: k => k.LeanBf16Update = false),
     ];
 
     private static readonly (int Width, int Layers, int Heads, int Context, int Batch)[] Shapes =

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
@@ -28,7 +29,7 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
         public int Blocks { get; init; } = 6;
 
         [CommandOption("--variants")]
-        [Description("Comma-separated variants beside the default: noupdateprefetch, updateprefetch, nohitprefetch, noprefetches. Default: updateprefetch, noupdateprefetch, nohitprefetch.")]
+        [Description("Comma-separated variants beside the default: noupdateprefetch, updateprefetch, nohitprefetch, noprefetches; plainupdate (LeanBf16Update off). Default: updateprefetch, noupdateprefetch, nohitprefetch.")]
         [DefaultValue("updateprefetch,noupdateprefetch,nohitprefetch")]
         public string Variants { get; init; } = "updateprefetch,noupdateprefetch,nohitprefetch";
 
@@ -44,6 +45,7 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
         ["nohitprefetch"] = k => k.PrefetchHitRows = false,
         ["noprefetches"] = k => k.PrefetchUpdateRows = k.PrefetchHitRows = false,
         ["updateprefetch"] = k => k.PrefetchUpdateRows = true,
+        ["plainupdate"] = k => k.LeanBf16Update = false,
     };
 
     private const int N = 2048, K = 64;
@@ -137,6 +139,10 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
                 bodies.Add(() => { foreach (var t in tables) Stream(t); });
                 names.Add("floor: the update's arithmetic on one row kept in L1, as many elements");
                 bodies.Add(() => Arithmetic(elements));
+                names.Add("floor: the update's arithmetic as above, the plain loop (LeanBf16Update off)");
+                bodies.Add(() => KernelSettings.Current.With(Tweaks["plainupdate"], () => Arithmetic(elements)));
+                names.Add("  floor: the plain loop's arithmetic with its square root and division replaced by multiplies (other results: what the rest costs ports 0/5)");
+                bodies.Add(() => NoDivider(elements));
                 names.Add("  of it: one square root and one division per element alone (vsqrtps + vdivps), as many elements");
                 bodies.Add(() => Divider(elements));
                 names.Add("floor: the row pass alone (gradient rows kept in cache, no update)");
@@ -265,6 +271,75 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
             lock (sink)
                 sink[0] += total.GetElement(0);
         });
+    }
+
+    /// <summary><see cref="Arithmetic"/> with <c>Bf16Moments.UpdateRow512</c>'s loop copied here and its square root and division
+    /// replaced by multiplies: the same loads, noise hash, rounding and stores, no divider (other results; a floor only).</summary>
+    private static void NoDivider(long elements)
+    {
+        int rows = (int)(elements / 512);
+        var c = new AdamWKernel.Coefficients(1e-4, 0.9, 0.95, 1e-8, 0.1, 3, 1.0);
+        KernelParallel.For(rows, 512 * 8, (start, end) =>
+        {
+            var p = new float[512];
+            var g = new float[512];
+            var m = new ushort[512];
+            var v = new ushort[512];
+            Array.Fill(g, 1e-3f);
+            Array.Fill(m, (ushort)0x3A00);
+            Array.Fill(v, (ushort)0x3500);
+            fixed (float* pp = p, gp = g)
+            fixed (ushort* mp = m, vp = v)
+            {
+                for (int r = start; r < end; r++)
+                    NoDividerRow(pp, gp, mp, vp, 512, c, (long)r * 512, 7);
+            }
+        });
+    }
+
+    private static void NoDividerRow(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt)
+    {
+        var lanes = Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);
+        var mask = Vector512.Create(0xFFFFu);
+        var saltVector = Vector512.Create(salt);
+        Vector512<float> decay = Vector512.Create(c.Decay), b1 = Vector512.Create(c.Beta1), omb1 = Vector512.Create(c.OneMinusBeta1),
+            b2 = Vector512.Create(c.Beta2), omb2 = Vector512.Create(c.OneMinusBeta2), ib = Vector512.Create(1f / c.Bias2Sqrt),
+            eps = Vector512.Create(c.Eps), negStep = Vector512.Create(c.NegStepSize);
+        for (int i = 0; i + 32 <= n; i += 32)
+        {
+            var (m0, m1) = Vector512.Widen(Vector512.Load(m + i));
+            var (v0, v1) = Vector512.Widen(Vector512.Load(v + i));
+            var noise0 = Noise(Vector512.Create((uint)(index + i)) + lanes, saltVector);
+            var noise1 = Noise(Vector512.Create((uint)(index + i + 16)) + lanes, saltVector);
+            var (mo0, vo0) = Update(p + i, g + i, m0, v0);
+            var (mo1, vo1) = Update(p + i + 16, g + i + 16, m1, v1);
+            Vector512.Narrow((mo0.AsUInt32() + (noise0 & mask)) >> 16, (mo1.AsUInt32() + (noise1 & mask)) >> 16).Store(m + i);
+            Vector512.Narrow((vo0.AsUInt32() + (noise0 >> 16)) >> 16, (vo1.AsUInt32() + (noise1 >> 16)) >> 16).Store(v + i);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        (Vector512<float> M, Vector512<float> V) Update(float* p, float* g, Vector512<uint> m16, Vector512<uint> v16)
+        {
+            var gi = Vector512.Load(g);
+            var pi = Vector512.Load(p) * decay;
+            var mi = ((m16 << 16).AsSingle() * b1) + (omb1 * gi);
+            var vi = ((v16 << 16).AsSingle() * b2) + (omb2 * gi * gi);
+            var denom = (vi * ib) + eps;                                   // no square root
+            pi += negStep * mi * denom;                                    // no division
+            pi.Store(p);
+            return (mi, vi);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static Vector512<uint> Noise(Vector512<uint> index, Vector512<uint> salt)
+        {
+            var x = index ^ salt;
+            x ^= x >> 16;
+            x *= Vector512.Create(0x7FEB352Du);
+            x ^= x >> 15;
+            x *= Vector512.Create(0x846CA68Bu);
+            return x ^ (x >> 16);
+        }
     }
 
     /// <summary>The row pass of <see cref="TableGradientPass.UpdateAll"/> without the update: each row's gradient into a per-thread row;

@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Microsoft.ML.MemoryFormer.Runtime;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
@@ -27,7 +29,7 @@ internal static unsafe class Bf16Moments
     {
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
-            i = UpdateRow512(p, g, m, v, n, c, index, salt);
+            i = KernelSettings.Current.LeanBf16Update && Avx512BW.IsSupported ? UpdateRow512Lean(p, g, m, v, n, c, index, salt) : UpdateRow512(p, g, m, v, n, c, index, salt);
         if (Vector256.IsHardwareAccelerated)
         {
             var k = new VectorCoefficients(c);
@@ -85,6 +87,59 @@ internal static unsafe class Bf16Moments
         }
         return i;
     }
+
+    /// <summary>
+    /// <see cref="UpdateRow512"/> in fewer instructions on ports 0 and 5, which bound it (not the divider: docs/benchmarks.md, "The
+    /// AdamW step without the divider"), with the same bits: the bf16 moments widened from memory (<c>vpmovzxwd</c> with its load),
+    /// narrowed by one <c>vpackusdw</c> and one <c>vpermq</c> per 32 (instead of two <c>vpmovdw</c> of two uops and an insert: the
+    /// values are at most 0xFFFF, so saturation never applies), the element indices kept in a vector counter, and the hash's first
+    /// and last xor-shifts folded into <c>vpternlogd</c>: x ^ salt ^ ((x ^ salt) ≫ 16) = x ^ (x ≫ 16) ^ (salt ^ salt ≫ 16), the
+    /// first moment's noise (h ^ h ≫ 16) &amp; 0xFFFF in one, and the second's (h ^ h ≫ 16) ≫ 16 = h ≫ 16.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int UpdateRow512Lean(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt)
+    {
+        var k = new VectorCoefficients512(c);
+        var counter = Vector512.Create((uint)index) + Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);
+        var saltMix = Vector512.Create(salt ^ (salt >> 16));
+        var low = Vector512.Create(0xFFFFu);
+        var sixteen = Vector512.Create(16u);
+        var order = Vector512.Create(0ul, 2ul, 4ul, 6ul, 1ul, 3ul, 5ul, 7ul);                // vpackusdw's 128-bit lanes back in order
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            var m0 = Avx512F.ConvertToVector512UInt32(Vector256.Load(m + i));
+            var m1 = Avx512F.ConvertToVector512UInt32(Vector256.Load(m + i + 16));
+            var v0 = Avx512F.ConvertToVector512UInt32(Vector256.Load(v + i));
+            var v1 = Avx512F.ConvertToVector512UInt32(Vector256.Load(v + i + 16));
+            var h0 = Hash512(counter, saltMix);
+            var h1 = Hash512(counter + sixteen, saltMix);
+            counter += Vector512.Create(32u);
+            var (mo0, vo0) = Update512(p + i, g + i, m0, v0, k);
+            var (mo1, vo1) = Update512(p + i + 16, g + i + 16, m1, v1, k);
+            Vector512<uint> high0 = h0 >> 16, high1 = h1 >> 16;
+            var mNoise0 = Avx512F.TernaryLogic(h0, high0, low, 0x28);                          // (A ^ B) & C
+            var mNoise1 = Avx512F.TernaryLogic(h1, high1, low, 0x28);
+            Pack((mo0.AsUInt32() + mNoise0) >> 16, (mo1.AsUInt32() + mNoise1) >> 16, order).Store(m + i);
+            Pack((vo0.AsUInt32() + high0) >> 16, (vo1.AsUInt32() + high1) >> 16, order).Store(v + i);
+        }
+        return i;
+    }
+
+    /// <summary><see cref="Noise512"/> before its last xor-shift, with the salt pre-mixed (<paramref name="saltMix"/> = salt ^ salt ≫ 16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<uint> Hash512(Vector512<uint> index, Vector512<uint> saltMix)
+    {
+        var x = Avx512F.TernaryLogic(index, index >> 16, saltMix, 0x96);                       // A ^ B ^ C
+        x *= Vector512.Create(0x7FEB352Du);
+        x ^= x >> 15;
+        return x * Vector512.Create(0x846CA68Bu);
+    }
+
+    /// <summary>Two vectors of values ≤ 0xFFFF as 32 ushorts in order (<c>vpackusdw</c> + <c>vpermq</c>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ushort> Pack(Vector512<uint> low, Vector512<uint> high, Vector512<ulong> order) =>
+        Avx512F.PermuteVar8x64(Avx512BW.PackUnsignedSaturate(low.AsInt32(), high.AsInt32()).AsUInt64(), order).AsUInt16();
 
     /// <summary><see cref="Update"/> on sixteen elements.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
