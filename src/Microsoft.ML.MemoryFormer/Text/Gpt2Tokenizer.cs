@@ -51,6 +51,14 @@ public sealed class Gpt2Tokenizer : ITextTokenizer
     {
         ArgumentNullException.ThrowIfNull(text);
         text = ReplaceLoneSurrogates(text);
+        if (Gpt2WordEncoder.Enabled)
+        {
+            // The same ids without the special-token cuts below: the word scanner never takes "<|endoftext|>" as one word.
+            var words = new List<int>((text.Length / 4) + 4);
+            Gpt2WordEncoder.Encode(_tokenizer, text, words);
+            return words;
+        }
+
         var ids = new List<int>();
         // Cut every "<|endoftext|>" before its closing "|>": no piece then holds the special token, and each cut
         // falls on a boundary of GPT-2's pre-tokenizer ("<|", "endoftext", "|>"), so the ids match plain-text encoding.

@@ -97,6 +97,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [Description("Pairs of Transform passes, the reference and the default path (the first of --window-layouts when given) back to back, in A-B-B-A order, after the tables: the median of the per-pair ratios (table scoring-ratio). Default 16 (4 with --quick); 0: off.")]
         public int? RatioPairs { get; init; }
 
+        [CommandOption("--tokenize-reps")]
+        [Description("Only time the scoring path's tokenizing of the long rows (GPT-2, Even windows) this many passes a variant, interleaved on one thread, ids checked equal (table scoring-tokenize); no model is trained. Default 0: off.")]
+        [DefaultValue(0)]
+        public int TokenizeReps { get; init; }
+
         public override ValidationResult Validate() =>
             EncoderReps < 0 ? ValidationResult.Error("--encoder-reps must be 0 or positive")
             : LongRows < 1 || ShortRows < 1 || EngineRows < 1 ? ValidationResult.Error("--long-rows, --short-rows and --engine-rows must be positive")
@@ -132,6 +137,13 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var longRows = Cycle(Paragraphs(File.ReadAllText(mobyDick)), settings.LongRows);
         var shortRows = File.Exists(banking) ? Cycle(BankingTexts(banking), settings.ShortRows) : null;
         if (shortRows is null) AnsiConsole.MarkupLineInterpolated($"[yellow]{banking} is absent: the short-row rows are skipped.[/]");
+
+        if (settings.TokenizeReps > 0)
+        {
+            var (g, c) = MachineFigures.Figures(settings);
+            ScoringTokenizing.Run(longRows, settings.TokenizeReps, settings.Output, MachineLine(g, c));
+            return 0;
+        }
 
         var ml = new MLContext(seed: 1);
         using var transformer = Train(ml, longRows, settings.TrainSteps);
