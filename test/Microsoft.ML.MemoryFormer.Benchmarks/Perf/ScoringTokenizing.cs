@@ -53,6 +53,7 @@ internal static class ScoringTokenizing
             }
         }
         variants[1].Set();
+        int checkedTexts = CheckWholeTexts(tokenizer);
         var table = new PerfTable("scoring-tokenize", "The scoring path's tokenizing alone: long rows, GPT-2, Even windows, one thread, variants interleaved",
             "variant", "median ms a pass", "fastest ms", "ns a token (median)", "before ÷ variant (median of per-rep ratios)");
         for (int v = 0; v < variants.Length; v++)
@@ -62,8 +63,25 @@ internal static class ScoringTokenizing
             table.AddRow(variants[v].Name, median, times[v].Min(), median * 1e6 / tokens, FormattableString.Invariant($"{ratio:F3}"));
         }
         table.AddNote(FormattableString.Invariant($"{rows.Length} rows, {tokens:N0} window tokens a pass (start tokens excluded), {reps} passes of each variant; ids equal across variants (checked)"));
+        table.AddNote(FormattableString.Invariant($"ids of the default equal the library path's on the whole Moby Dick text and the banking77 test texts ({checkedTexts:N0} texts, checked)"));
         table.AddNote(machine);
         table.Publish(output);
+    }
+
+    /// <summary>The default's ids against the library path's on the whole Moby Dick text and each banking77 test text, where present.</summary>
+    private static int CheckWholeTexts(Gpt2Tokenizer tokenizer)
+    {
+        var texts = new List<string>();
+        string mobyDick = BenchmarkPaths.SharedData(Path.Combine("text", "moby_dick.txt"));
+        string banking = BenchmarkPaths.SharedData(Path.Combine("classification", "banking77_test.csv"));
+        if (File.Exists(mobyDick)) texts.Add(File.ReadAllText(mobyDick));
+        if (File.Exists(banking)) texts.AddRange(File.ReadLines(banking).Skip(1));
+        foreach (var text in texts)
+        {
+            if (!tokenizer.Encode(text).SequenceEqual(tokenizer.EncodeWithLibrary(text)))
+                throw new InvalidOperationException("The word encoder's ids differ from the library's on the scoring data.");
+        }
+        return texts.Count;
     }
 
     private static bool Same(int[][][] a, int[][][] b) =>
