@@ -171,6 +171,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps > 0 ? settings.EncoderReps : 20, MachineLine(gflops, copy), settings.Output, gathers: false, layout: settings.EncoderLayout, variants: settings.EncoderVariants);
             return 0;
         }
+        string referenceName = "", measuredName = "";
         foreach (var (name, rows) in new[] { ("long", longRows), ("short", shortRows) })
         {
             if (rows is null || !settings.RowKinds.Split(',', StringSplitOptions.TrimEntries).Contains(name)) continue;
@@ -215,8 +216,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             paths.AddRange(budgets.Select(b => ($"batched, torch modules ({b} tokens per batch)", (Action<TextClassifierModel>)(m => Fused(m, false, b)))));
             paths.AddRange(budgets.Select(b => ($"fused encoder ({b} tokens per group)", (Action<TextClassifierModel>)(m => Fused(m, true, b)))));
 
+            paths = paths.Select(p => (p.Name, (Action<TextClassifierModel>)(m => { p.Set(m); ScoringPassLog.Path = p.Name; }))).ToList();
+            (ScoringPassLog.Rows, ScoringPassLog.Part) = (name, "rounds");
             var (transformMs, transformCpuMs, allocatedMb, gen2, rounds1) = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(),
-                () => TimeTransform(transformer, data, rows.Length), rounds);
+                () => ScoringPassLog.Time(() => TimeTransform(transformer, data, rows.Length)), rounds);
+            ScoringPassLog.Part = "other";
             var engineRows = rows.Take(settings.EngineRows).ToArray();
             using var engine = ml.Model.CreatePredictionEngine<Row, Scored>(transformer, new PredictionEngineOptions { OwnsTransformer = false });
             var engineMs = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(), () => TimeEngine(engine, engineRows), rounds).Wall;
@@ -254,8 +258,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 int measured = paths.FindIndex(p => p.Name.Contains("(ScoringWindowLayout;", StringComparison.Ordinal));
                 measured = measured < 0 ? fusedIndex : measured;
                 var orders = new List<string>();
+                ScoringPassLog.Part = "pairs";
                 ratio.AddRow([name, "reference ÷ " + paths[measured].Name, .. RatioPairs(() => paths[0].Set(model), () => paths[measured].Set(model),
-                    () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length, orders)]);
+                    () => ScoringPassLog.Time(() => TimeTransform(transformer, data, rows.Length)), pairs, rows.Length, orders)]);
+                ScoringPassLog.Part = "other";
+                (referenceName, measuredName) = (paths[0].Name, paths[measured].Name);
                 ratio.AddNote($"{name} rows, reference (A) and the default (B), medians by the pass before: {orders[0]}");
                 int round11 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 11", StringComparison.Ordinal));
                 if (round11 >= 0)
@@ -296,6 +303,9 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         phases.AddNote(machine);
         table.Publish(settings.Output);
         phases.Publish(settings.Output);
+        var passLog = ScoringPassLog.Table(referenceName, measuredName);
+        passLog.AddNote(machine);
+        passLog.Publish(settings.Output);
         parts.AddNote(machine);
         parts.Publish(settings.Output);
         if (settings.EncoderReps > 0)
