@@ -306,6 +306,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var passLog = ScoringPassLog.Table(referenceName, measuredName);
         passLog.AddNote(machine);
         passLog.Publish(settings.Output);
+        ScoringPassLog.WriteCsv(settings.Output);
         parts.AddNote(machine);
         parts.Publish(settings.Output);
         if (settings.EncoderReps > 0)

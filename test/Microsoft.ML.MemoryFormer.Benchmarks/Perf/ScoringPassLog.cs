@@ -48,8 +48,9 @@ internal static class ScoringPassLog
         {
             foreach (var part in new[] { "rounds", "pairs" })
             {
-                var a = Passes.Where(p => p.Rows == rows && p.Part == part && p.Path == reference).ToArray();
-                var b = Passes.Where(p => p.Rows == rows && p.Part == part && p.Path == measured).ToArray();
+                const int skip = 1;                                               // the rounds' warm-up round, the pairs' untimed first pair
+                var a = Passes.Where(p => p.Rows == rows && p.Part == part && p.Path == reference).Skip(skip).ToArray();
+                var b = Passes.Where(p => p.Rows == rows && p.Part == part && p.Path == measured).Skip(skip).ToArray();
                 if (a.Length == 0 || b.Length == 0) continue;
                 Add(table, rows, part, a, b);
                 if (part == "pairs" && a.Length >= 8)
@@ -59,8 +60,17 @@ internal static class ScoringPassLog
                 }
             }
         }
-        table.AddNote("rounds: the rotated rounds of the main table (every path once a round, one round of warm-up untimed); pairs: the reference ÷ default pairs of scoring-ratio (one untimed pair first), in the order they ran");
+        table.AddNote("rounds: the rotated rounds of the main table (every path once a round; the warm-up round left out); pairs: the reference ÷ default pairs of scoring-ratio (the untimed first pair left out), in the order they ran; scoring-passes.csv lists every pass");
         return table;
+    }
+
+    /// <summary>Writes every recorded pass, in order, as <c>scoring-passes.csv</c> into <paramref name="folder"/>.</summary>
+    public static void WriteCsv(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        var lines = Passes.Select(p => string.Create(CultureInfo.InvariantCulture,
+            $"{p.Index},{p.Rows},{p.Part},\"{p.Path.Replace("\"", "'", StringComparison.Ordinal)}\",{p.WallMs:F2},{p.CpuMs:F2},{p.Gen0},{p.Gen2}"));
+        File.WriteAllLines(System.IO.Path.Combine(folder, "scoring-passes.csv"), ["index,rows,part,path,wall_ms,cpu_ms,gen0,gen2", .. lines]);
     }
 
     private static void Add(PerfTable table, string rows, string part, Pass[] a, Pass[] b)
