@@ -97,6 +97,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [Description("Pairs of Transform passes, the reference and the default path (the first of --window-layouts when given) back to back, in A-B-B-A order, after the tables: the median of the per-pair ratios (table scoring-ratio). Default 16 (4 with --quick); 0: off.")]
         public int? RatioPairs { get; init; }
 
+        [CommandOption("--warmup-rounds")]
+        [Description("Untimed rounds before the timed ones of the main table (every path once a round). Default 1, as the target's rounds have been read since s16; the reference path's passes settle after about three (docs/benchmarks.md, scoring round 11).")]
+        [DefaultValue(1)]
+        public int WarmupRounds { get; init; } = 1;
+
         [CommandOption("--tokenize-reps")]
         [Description("Only time the scoring path's tokenizing of the long rows (GPT-2, Even windows) this many passes a variant, interleaved on one thread, ids checked equal (table scoring-tokenize); no model is trained. Default 0: off.")]
         [DefaultValue(0)]
@@ -219,11 +224,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             paths = paths.Select(p => (p.Name, (Action<TextClassifierModel>)(m => { p.Set(m); ScoringPassLog.Path = p.Name; }))).ToList();
             (ScoringPassLog.Rows, ScoringPassLog.Part) = (name, "rounds");
             var (transformMs, transformCpuMs, allocatedMb, gen2, rounds1) = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(),
-                () => ScoringPassLog.Time(() => TimeTransform(transformer, data, rows.Length)), rounds);
+                () => ScoringPassLog.Time(() => TimeTransform(transformer, data, rows.Length)), rounds, settings.WarmupRounds, logParts: true);
             ScoringPassLog.Part = "other";
             var engineRows = rows.Take(settings.EngineRows).ToArray();
             using var engine = ml.Model.CreatePredictionEngine<Row, Scored>(transformer, new PredictionEngineOptions { OwnsTransformer = false });
-            var engineMs = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(), () => TimeEngine(engine, engineRows), rounds).Wall;
+            var engineMs = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(), () => TimeEngine(engine, engineRows), rounds, settings.WarmupRounds).Wall;
 
             paths[0].Set(model);
             var reference = model.LogProbabilities(rows.Select(t => (t, (string?)null)).ToArray());
@@ -559,17 +564,19 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             (on, on ? SoftmaxRowsDefault : 1, on, on && WideInferenceHashDefault, on, on);
 
     /// <summary>Median wall and process CPU milliseconds of <paramref name="body"/> after each of <paramref name="setups"/>,
-    /// one call each per round, in a rotating order (<see cref="Timing.Rotation"/>), after one warm-up round; the set-ups are not timed.</summary>
-    private static (double[] Wall, double[] Cpu, double[] AllocatedMb, double[] Gen2, double[][] WallRounds) InterleaveWithCpu(IReadOnlyList<Action> setups, Action body, int rounds)
+    /// one call each per round, in a rotating order (<see cref="Timing.Rotation"/>), after <paramref name="warmups"/> untimed rounds; the set-ups are not timed.</summary>
+    private static (double[] Wall, double[] Cpu, double[] AllocatedMb, double[] Gen2, double[][] WallRounds) InterleaveWithCpu(IReadOnlyList<Action> setups, Action body, int rounds,
+        int warmups = 1, bool logParts = false)
     {
         var wall = setups.Select(_ => new double[rounds]).ToArray();
         var cpu = setups.Select(_ => new double[rounds]).ToArray();
         var allocated = setups.Select(_ => new double[rounds]).ToArray();
         var gen2 = setups.Select(_ => new double[rounds]).ToArray();
         using var process = Process.GetCurrentProcess();
-        for (int round = -1; round < rounds; round++)
+        for (int round = -Math.Max(warmups, 0); round < rounds; round++)
             foreach (int b in Timing.Rotation(setups.Count, round))
             {
+                if (logParts) ScoringPassLog.Part = round < 0 ? "warm-up" : "rounds";
                 setups[b]();
                 process.Refresh();
                 var cpuStart = process.TotalProcessorTime;

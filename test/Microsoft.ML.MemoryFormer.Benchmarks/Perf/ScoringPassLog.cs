@@ -48,7 +48,7 @@ internal static class ScoringPassLog
         {
             foreach (var part in new[] { "rounds", "pairs" })
             {
-                const int skip = 1;                                               // the rounds' warm-up round, the pairs' untimed first pair
+                int skip = part == "pairs" ? 1 : 0;                              // the pairs' untimed first pair (warm-up rounds are logged apart)
                 var a = Passes.Where(p => p.Rows == rows && p.Part == part && p.Path == reference).Skip(skip).ToArray();
                 var b = Passes.Where(p => p.Rows == rows && p.Part == part && p.Path == measured).Skip(skip).ToArray();
                 if (a.Length == 0 || b.Length == 0) continue;
@@ -60,7 +60,7 @@ internal static class ScoringPassLog
                 }
             }
         }
-        table.AddNote("rounds: the rotated rounds of the main table (every path once a round; the warm-up round left out); pairs: the reference ÷ default pairs of scoring-ratio (the untimed first pair left out), in the order they ran; scoring-passes.csv lists every pass");
+        table.AddNote("rounds: the rotated rounds of the main table (every path once a round; the --warmup-rounds left out); pairs: the reference ÷ default pairs of scoring-ratio (the untimed first pair left out), in the order they ran; scoring-passes.csv lists every pass");
         return table;
     }
 
