@@ -51,6 +51,17 @@ public sealed class Gpt2Tokenizer : ITextTokenizer
     {
         ArgumentNullException.ThrowIfNull(text);
         text = ReplaceLoneSurrogates(text);
+        if (!Gpt2WordEncoder.Enabled) return EncodeWithLibrary(text);
+        // The word scanner never takes "<|endoftext|>" as one word, so it needs none of EncodeWithLibrary's cuts.
+        var ids = new List<int>((text.Length / 4) + 4);
+        Gpt2WordEncoder.Encode(_tokenizer, text, ids);
+        return ids;
+    }
+
+    /// <summary>The ids as Microsoft.ML.Tokenizers' <see cref="TiktokenTokenizer"/> gives them for a whole text (the path before
+    /// <see cref="Gpt2WordEncoder"/>, and its tests' reference); <paramref name="text"/> has no lone surrogates.</summary>
+    internal IReadOnlyList<int> EncodeWithLibrary(string text)
+    {
         var ids = new List<int>();
         // Cut every "<|endoftext|>" before its closing "|>": no piece then holds the special token, and each cut
         // falls on a boundary of GPT-2's pre-tokenizer ("<|", "endoftext", "|>"), so the ids match plain-text encoding.

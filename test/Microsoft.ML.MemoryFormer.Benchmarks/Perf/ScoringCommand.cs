@@ -97,6 +97,16 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         [Description("Pairs of Transform passes, the reference and the default path (the first of --window-layouts when given) back to back, in A-B-B-A order, after the tables: the median of the per-pair ratios (table scoring-ratio). Default 16 (4 with --quick); 0: off.")]
         public int? RatioPairs { get; init; }
 
+        [CommandOption("--warmup-rounds")]
+        [Description("Untimed rounds before the timed ones of the main table (every path once a round). Default 1, as the target's rounds have been read since s16; the reference path's passes settle after about three (docs/benchmarks.md, scoring round 11).")]
+        [DefaultValue(1)]
+        public int WarmupRounds { get; init; } = 1;
+
+        [CommandOption("--tokenize-reps")]
+        [Description("Only time the scoring path's tokenizing of the long rows (GPT-2, Even windows) this many passes a variant, interleaved on one thread, ids checked equal (table scoring-tokenize); no model is trained. Default 0: off.")]
+        [DefaultValue(0)]
+        public int TokenizeReps { get; init; }
+
         public override ValidationResult Validate() =>
             EncoderReps < 0 ? ValidationResult.Error("--encoder-reps must be 0 or positive")
             : LongRows < 1 || ShortRows < 1 || EngineRows < 1 ? ValidationResult.Error("--long-rows, --short-rows and --engine-rows must be positive")
@@ -133,6 +143,13 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         var shortRows = File.Exists(banking) ? Cycle(BankingTexts(banking), settings.ShortRows) : null;
         if (shortRows is null) AnsiConsole.MarkupLineInterpolated($"[yellow]{banking} is absent: the short-row rows are skipped.[/]");
 
+        if (settings.TokenizeReps > 0)
+        {
+            var (g, c) = MachineFigures.Figures(settings);
+            ScoringTokenizing.Run(longRows, settings.TokenizeReps, settings.Output, MachineLine(g, c));
+            return 0;
+        }
+
         var ml = new MLContext(seed: 1);
         using var transformer = Train(ml, longRows, settings.TrainSteps);
         var model = transformer.Model;
@@ -159,6 +176,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             EncoderParts(model, settings.RowKinds == "short" && shortRows is not null ? shortRows : longRows, settings.EncoderReps > 0 ? settings.EncoderReps : 20, MachineLine(gflops, copy), settings.Output, gathers: false, layout: settings.EncoderLayout, variants: settings.EncoderVariants);
             return 0;
         }
+        string referenceName = "", measuredName = "";
         foreach (var (name, rows) in new[] { ("long", longRows), ("short", shortRows) })
         {
             if (rows is null || !settings.RowKinds.Split(',', StringSplitOptions.TrimEntries).Contains(name)) continue;
@@ -178,6 +196,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
             {
                 paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
+                paths.Add(($"fused encoder, the window layout {layout}, tokenizing by Microsoft.ML.Tokenizers' TiktokenTokenizer on the whole text (Gpt2WordEncoder off): before scoring round 11", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round11: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, the attention's window tails and row max as before (AttentionTails, ScoresRowMax off): before scoring round 10", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round10: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false, round10: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, first-block rows rebuilt every call (KeepFirstRows off: before scoring round 8)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, keepRows: false)));
@@ -202,11 +221,14 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             paths.AddRange(budgets.Select(b => ($"batched, torch modules ({b} tokens per batch)", (Action<TextClassifierModel>)(m => Fused(m, false, b)))));
             paths.AddRange(budgets.Select(b => ($"fused encoder ({b} tokens per group)", (Action<TextClassifierModel>)(m => Fused(m, true, b)))));
 
+            paths = paths.Select(p => (p.Name, (Action<TextClassifierModel>)(m => { p.Set(m); ScoringPassLog.Path = p.Name; }))).ToList();
+            (ScoringPassLog.Rows, ScoringPassLog.Part) = (name, "rounds");
             var (transformMs, transformCpuMs, allocatedMb, gen2, rounds1) = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(),
-                () => TimeTransform(transformer, data, rows.Length), rounds);
+                () => ScoringPassLog.Time(() => TimeTransform(transformer, data, rows.Length)), rounds, settings.WarmupRounds, logParts: true);
+            ScoringPassLog.Part = "other";
             var engineRows = rows.Take(settings.EngineRows).ToArray();
             using var engine = ml.Model.CreatePredictionEngine<Row, Scored>(transformer, new PredictionEngineOptions { OwnsTransformer = false });
-            var engineMs = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(), () => TimeEngine(engine, engineRows), rounds).Wall;
+            var engineMs = InterleaveWithCpu(paths.Select(p => (Action)(() => p.Set(model))).ToArray(), () => TimeEngine(engine, engineRows), rounds, settings.WarmupRounds).Wall;
 
             paths[0].Set(model);
             var reference = model.LogProbabilities(rows.Select(t => (t, (string?)null)).ToArray());
@@ -241,9 +263,16 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 int measured = paths.FindIndex(p => p.Name.Contains("(ScoringWindowLayout;", StringComparison.Ordinal));
                 measured = measured < 0 ? fusedIndex : measured;
                 var orders = new List<string>();
+                ScoringPassLog.Part = "pairs";
                 ratio.AddRow([name, "reference ÷ " + paths[measured].Name, .. RatioPairs(() => paths[0].Set(model), () => paths[measured].Set(model),
-                    () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length, orders)]);
+                    () => ScoringPassLog.Time(() => TimeTransform(transformer, data, rows.Length)), pairs, rows.Length, orders)]);
+                ScoringPassLog.Part = "other";
+                (referenceName, measuredName) = (paths[0].Name, paths[measured].Name);
                 ratio.AddNote($"{name} rows, reference (A) and the default (B), medians by the pass before: {orders[0]}");
+                int round11 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 11", StringComparison.Ordinal));
+                if (round11 >= 0)
+                    ratio.AddRow([name, paths[round11].Name + " ÷ the default", .. RatioPairs(() => paths[round11].Set(model), () => paths[measured].Set(model),
+                        () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
                 int round10 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 10", StringComparison.Ordinal));
                 if (round10 >= 0)
                     ratio.AddRow([name, paths[round10].Name + " ÷ the default", .. RatioPairs(() => paths[round10].Set(model), () => paths[measured].Set(model),
@@ -264,7 +293,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         }
         string machine = MachineLine(gflops, copy);
         table.AddNote(FormattableString.Invariant($"long rows: {settings.LongRows} Moby Dick paragraphs of 500–3,000 characters (whitespace collapsed), cycled; short rows: {settings.ShortRows} banking77 test texts; PredictionEngine: the first {settings.EngineRows} of each"));
-        table.AddNote(FormattableString.Invariant($"median of {rounds} rounds, the paths timed interleaved, each round starting one path later; tokens/s counts the windows' real tokens (start token included); CPU time is the process's user + system time of a pass (less disturbed by other processes than wall time; with several threads it also counts OpenMP workers waiting, so --threads 1 measures work)"));
+        table.AddNote(FormattableString.Invariant($"median of {rounds} rounds after {settings.WarmupRounds} untimed, the paths timed interleaved, each round starting one path later; tokens/s counts the windows' real tokens (start token included); CPU time is the process's user + system time of a pass (less disturbed by other processes than wall time; with several threads it also counts OpenMP workers waiting, so --threads 1 measures work)"));
         table.AddNote("reference: Transform reads the training batch size (32) of rows per model call and scores them as one batch padded to its longest window; batched: at least 256 rows per call, windows sorted by length into batches padded to their own longest");
         table.AddNote("fused encoder (the default since 2026-12-05): the batched path's encoder as one managed inference forward (Layers/Kernels/FusedEncoder.cs), windows packed unpadded; \"batched, torch modules\" is the default before it");
         table.AddNote("fused encoder: SIMD per-token kernels (Layers/Kernels/EncoderKernels.cs: norms, rotary, bag sums with the row in AVX-512 registers; the default since 2026-12-05 04:30); \"scalar per-token kernels\": the decode step's, as before");
@@ -279,6 +308,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         phases.AddNote(machine);
         table.Publish(settings.Output);
         phases.Publish(settings.Output);
+        var passLog = ScoringPassLog.Table(referenceName, measuredName);
+        passLog.AddNote(machine);
+        passLog.Publish(settings.Output);
+        ScoringPassLog.WriteCsv(settings.Output);
         parts.AddNote(machine);
         parts.Publish(settings.Output);
         if (settings.EncoderReps > 0)
@@ -505,8 +538,9 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
         WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0, bool keepRows = true, bool round9 = true,
-        bool round10 = true)
+        bool round10 = true, bool round11 = true)
     {
+        Gpt2WordEncoder.Enabled = round11;
         (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (round10, round10);
         m.ScoringWindowLayout = layout;
         (Runtime.KernelSettings.Current.ScaledExp, Runtime.KernelSettings.Current.ScoringSignHash, Runtime.KernelSettings.Current.PairedLayerNorm) = (round9, round9, round9);
@@ -530,17 +564,19 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             (on, on ? SoftmaxRowsDefault : 1, on, on && WideInferenceHashDefault, on, on);
 
     /// <summary>Median wall and process CPU milliseconds of <paramref name="body"/> after each of <paramref name="setups"/>,
-    /// one call each per round, in a rotating order (<see cref="Timing.Rotation"/>), after one warm-up round; the set-ups are not timed.</summary>
-    private static (double[] Wall, double[] Cpu, double[] AllocatedMb, double[] Gen2, double[][] WallRounds) InterleaveWithCpu(IReadOnlyList<Action> setups, Action body, int rounds)
+    /// one call each per round, in a rotating order (<see cref="Timing.Rotation"/>), after <paramref name="warmups"/> untimed rounds; the set-ups are not timed.</summary>
+    private static (double[] Wall, double[] Cpu, double[] AllocatedMb, double[] Gen2, double[][] WallRounds) InterleaveWithCpu(IReadOnlyList<Action> setups, Action body, int rounds,
+        int warmups = 1, bool logParts = false)
     {
         var wall = setups.Select(_ => new double[rounds]).ToArray();
         var cpu = setups.Select(_ => new double[rounds]).ToArray();
         var allocated = setups.Select(_ => new double[rounds]).ToArray();
         var gen2 = setups.Select(_ => new double[rounds]).ToArray();
         using var process = Process.GetCurrentProcess();
-        for (int round = -1; round < rounds; round++)
+        for (int round = -Math.Max(warmups, 0); round < rounds; round++)
             foreach (int b in Timing.Rotation(setups.Count, round))
             {
+                if (logParts) ScoringPassLog.Part = round < 0 ? "warm-up" : "rounds";
                 setups[b]();
                 process.Refresh();
                 var cpuStart = process.TotalProcessorTime;
