@@ -223,7 +223,11 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
     }
 
     /// <summary>The bf16 AdamW arithmetic over <paramref name="elements"/> elements, on one 512-element row per thread that stays in L1.</summary>
-    private static void Arithmetic(long elements)
+    private static void Arithmetic(long elements) => OnL1Rows(elements, &Bf16Moments.UpdateRow);
+
+    /// <summary>Runs <paramref name="row"/> (a bf16 AdamW row body) over <paramref name="elements"/> elements, 512 at a time on one row
+    /// per thread that stays in L1 (gradients 1e-3, moments of ordinary size).</summary>
+    private static void OnL1Rows(long elements, delegate*<float*, float*, ushort*, ushort*, int, in AdamWKernel.Coefficients, long, uint, void> row)
     {
         int rows = (int)(elements / 512);
         var c = new AdamWKernel.Coefficients(1e-4, 0.9, 0.95, 1e-8, 0.1, 3, 1.0);
@@ -240,7 +244,7 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
             fixed (ushort* mp = m, vp = v)
             {
                 for (int r = start; r < end; r++)
-                    Bf16Moments.UpdateRow(pp, gp, mp, vp, 512, c, (long)r * 512, 7);
+                    row(pp, gp, mp, vp, 512, c, (long)r * 512, 7);
             }
         });
     }
@@ -275,27 +279,7 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
 
     /// <summary><see cref="Arithmetic"/> with <c>Bf16Moments.UpdateRow512</c>'s loop copied here and its square root and division
     /// replaced by multiplies: the same loads, noise hash, rounding and stores, no divider (other results; a floor only).</summary>
-    private static void NoDivider(long elements)
-    {
-        int rows = (int)(elements / 512);
-        var c = new AdamWKernel.Coefficients(1e-4, 0.9, 0.95, 1e-8, 0.1, 3, 1.0);
-        KernelParallel.For(rows, 512 * 8, (start, end) =>
-        {
-            var p = new float[512];
-            var g = new float[512];
-            var m = new ushort[512];
-            var v = new ushort[512];
-            Array.Fill(g, 1e-3f);
-            Array.Fill(m, (ushort)0x3A00);
-            Array.Fill(v, (ushort)0x3500);
-            fixed (float* pp = p, gp = g)
-            fixed (ushort* mp = m, vp = v)
-            {
-                for (int r = start; r < end; r++)
-                    NoDividerRow(pp, gp, mp, vp, 512, c, (long)r * 512, 7);
-            }
-        });
-    }
+    private static void NoDivider(long elements) => OnL1Rows(elements, &NoDividerRow);
 
     private static void NoDividerRow(float* p, float* g, ushort* m, ushort* v, int n, in AdamWKernel.Coefficients c, long index, uint salt)
     {
@@ -309,8 +293,8 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
         {
             var (m0, m1) = Vector512.Widen(Vector512.Load(m + i));
             var (v0, v1) = Vector512.Widen(Vector512.Load(v + i));
-            var noise0 = Noise(Vector512.Create((uint)(index + i)) + lanes, saltVector);
-            var noise1 = Noise(Vector512.Create((uint)(index + i + 16)) + lanes, saltVector);
+            var noise0 = Bf16Moments.Noise512(Vector512.Create((uint)(index + i)) + lanes, saltVector);
+            var noise1 = Bf16Moments.Noise512(Vector512.Create((uint)(index + i + 16)) + lanes, saltVector);
             var (mo0, vo0) = Update(p + i, g + i, m0, v0);
             var (mo1, vo1) = Update(p + i + 16, g + i + 16, m1, v1);
             Vector512.Narrow((mo0.AsUInt32() + (noise0 & mask)) >> 16, (mo1.AsUInt32() + (noise1 & mask)) >> 16).Store(m + i);
@@ -328,17 +312,6 @@ internal sealed unsafe class UpdateProbeCommand : Command<UpdateProbeCommand.Set
             pi += negStep * mi * denom;                                    // no division
             pi.Store(p);
             return (mi, vi);
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static Vector512<uint> Noise(Vector512<uint> index, Vector512<uint> salt)
-        {
-            var x = index ^ salt;
-            x ^= x >> 16;
-            x *= Vector512.Create(0x7FEB352Du);
-            x ^= x >> 15;
-            x *= Vector512.Create(0x846CA68Bu);
-            return x ^ (x >> 16);
         }
     }
 

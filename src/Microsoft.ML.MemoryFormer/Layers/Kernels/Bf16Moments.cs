@@ -157,7 +157,7 @@ internal static unsafe class Bf16Moments
 
     /// <summary><see cref="Noise"/> on sixteen lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<uint> Noise512(Vector512<uint> index, Vector512<uint> salt)
+    internal static Vector512<uint> Noise512(Vector512<uint> index, Vector512<uint> salt)
     {
         var x = index ^ salt;
         x ^= x >> 16;
