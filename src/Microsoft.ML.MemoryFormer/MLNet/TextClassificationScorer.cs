@@ -38,42 +38,19 @@ internal sealed class TextClassificationScorer : IBatchScorer
 
     public IBatchReader CreateReader(DataViewRow row) => new Reader(this, texts.Reader(row));
 
-    /// <summary>Longest text (UTF-16 units, both texts of a pair) a reader keeps as text until the batch is scored, so that
-    /// the batch's rows are tokenized together (<see cref="TextClassifierModel.EncodeRows"/>, on several threads); a longer
-    /// row is tokenized when read. 256 rows of this length are 8 MB.</summary>
-    public const int MaxBufferedTextChars = 16_384;
-
     private sealed class Reader(TextClassificationScorer scorer, Func<(string Text, string? Second)> read) : IBatchReader
     {
-        private readonly List<int[][]> rows = [];          // null! where a row's text waits in texts
-        private readonly List<(string Text, string? Second)> texts = [];
-        private readonly List<int> textRows = [];
+        private readonly List<int[][]> rows = [];
 
-        /// <summary>Keeps the row's token windows, not its text: a buffer of very long rows holds only what is scored. With
-        /// <see cref="TextClassifierModel.TokenizeInParallel"/>, a row of at most <see cref="MaxBufferedTextChars"/> keeps its
-        /// text until <see cref="Score"/> tokenizes the batch's rows together.</summary>
+        /// <summary>Keeps the row's token windows, not its text: a buffer of very long rows holds only what is scored.</summary>
         public void Read()
         {
             var (text, second) = read();
-            if (scorer.model.TokenizeInParallel && (text?.Length ?? 0) + (second?.Length ?? 0) <= MaxBufferedTextChars)
-            {
-                textRows.Add(rows.Count);
-                texts.Add((text!, second));
-                rows.Add(null!);
-                return;
-            }
-            rows.Add(scorer.model.Encode(text!, second));
+            rows.Add(scorer.model.Encode(text, second));
         }
 
         public Array[] Score()
         {
-            if (texts.Count > 0)
-            {
-                var encoded = scorer.model.EncodeRows(texts);
-                for (int i = 0; i < encoded.Length; i++) rows[textRows[i]] = encoded[i];
-                texts.Clear();
-                textRows.Clear();
-            }
             var values = scorer.columns.Values(scorer.model.LogProbabilities(rows));
             rows.Clear();
             return values;

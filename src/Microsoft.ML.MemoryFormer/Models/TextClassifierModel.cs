@@ -216,49 +216,7 @@ internal sealed class TextClassifierModel : IDisposable
     /// the result equals <see cref="UseReferenceScoring"/>'s up to float rounding.
     /// </summary>
     public float[][] LogProbabilities(IReadOnlyList<(string Text, string? Second)> rows) =>
-        LogProbabilities(EncodeRows(rows));
-
-    /// <summary>Tokenize the rows of a call on the kernels' workers (<see cref="KernelParallel.Workers"/>) instead of one after
-    /// another; the same ids (each row is encoded on its own). Only for the library's own tokenizers, which are safe to share
-    /// between threads (<see cref="Gpt2Tokenizer"/>'s word cache is read without a lock, <see cref="ByteLevelTokenizer"/> keeps no
-    /// state). On by default since 2026-12-07 (s21, scoring round 12); the benchmark switches it off to compare.</summary>
-    internal bool TokenizeInParallel { get; set; } = true;
-
-    /// <summary>Fewest characters of text in a call for <see cref="TokenizeInParallel"/> to fork (≈ 1,000 tokens, ≈ 40 µs of
-    /// tokenizing against a fork's few µs).</summary>
-    internal const int ParallelTokenizingChars = 4096;
-
-    /// <summary>The windows of each row, as <see cref="Encode"/> gives them; the rows on several threads when
-    /// <see cref="TokenizesInParallel"/> says so.</summary>
-    internal int[][][] EncodeRows(IReadOnlyList<(string Text, string? Second)> rows)
-    {
-        if (!TokenizesInParallel(rows)) return rows.Select(r => Encode(r.Text, r.Second)).ToArray();
-        long start = Stopwatch.GetTimestamp();
-        var encoded = new int[rows.Count][][];
-        var options = new ParallelOptions { MaxDegreeOfParallelism = KernelParallel.Workers, TaskScheduler = TaskScheduler.Default };
-        try
-        {
-            Parallel.For(0, rows.Count, options, i => encoded[i] = encoder.EncodeWindows(rows[i].Text, rows[i].Second, MaxWindowsPerRow, ScoringWindowLayout));
-        }
-        catch (AggregateException e) when (e.InnerExceptions.Count == 1)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);  // as the serial path throws it
-        }
-        if (Profile is { } profile) profile.TokenizeMs += Elapsed(ref start);
-        return encoded;
-    }
-
-    /// <summary>Whether <see cref="EncodeRows"/> tokenizes these rows on several threads: switched on, more than one worker,
-    /// a tokenizer safe to share, and at least <see cref="ParallelTokenizingChars"/> characters.</summary>
-    internal bool TokenizesInParallel(IReadOnlyList<(string Text, string? Second)> rows)
-    {
-        if (!TokenizeInParallel || rows.Count < 2 || KernelParallel.Workers < 2 || Tokenizer is not (Gpt2Tokenizer or ByteLevelTokenizer))
-            return false;
-        long chars = 0;
-        for (int i = 0; i < rows.Count && chars < ParallelTokenizingChars; i++)
-            chars += (rows[i].Text?.Length ?? 0) + (rows[i].Second?.Length ?? 0);
-        return chars >= ParallelTokenizingChars;
-    }
+        LogProbabilities(rows.Select(r => Encode(r.Text, r.Second)).ToArray());
 
     /// <summary>The windows of one row, as <see cref="LogProbabilities(IReadOnlyList{int[][]})"/> reads them: a scorer that
     /// buffers rows keeps these (at most <see cref="MaxWindowsPerRow"/> × <see cref="MaxTokensPerRow"/> ids) rather than the

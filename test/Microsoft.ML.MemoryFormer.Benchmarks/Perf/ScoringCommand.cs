@@ -196,7 +196,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             foreach (var layout in settings.WindowLayouts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Enum.Parse<WindowLayout>))
             {
                 paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
-                paths.Add(($"fused encoder, the window layout {layout}, the rows of a call tokenized one after another as each is read (TokenizeInParallel off): before scoring round 12", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round12: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, tokenizing by Microsoft.ML.Tokenizers' TiktokenTokenizer on the whole text (Gpt2WordEncoder off): before scoring round 11", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round11: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, the attention's window tails and row max as before (AttentionTails, ScoresRowMax off): before scoring round 10", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round10: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false, round10: false)));
@@ -270,10 +269,6 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 ScoringPassLog.Part = "other";
                 (referenceName, measuredName) = (paths[0].Name, paths[measured].Name);
                 ratio.AddNote($"{name} rows, reference (A) and the default (B), medians by the pass before: {orders[0]}");
-                int round12 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 12", StringComparison.Ordinal));
-                if (round12 >= 0)
-                    ratio.AddRow([name, paths[round12].Name + " ÷ the default", .. RatioPairs(() => paths[round12].Set(model), () => paths[measured].Set(model),
-                        () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
                 int round11 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 11", StringComparison.Ordinal));
                 if (round11 >= 0)
                     ratio.AddRow([name, paths[round11].Name + " ÷ the default", .. RatioPairs(() => paths[round11].Set(model), () => paths[measured].Set(model),
@@ -543,10 +538,9 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
         WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0, bool keepRows = true, bool round9 = true,
-        bool round10 = true, bool round11 = true, bool round12 = true)
+        bool round10 = true, bool round11 = true)
     {
         Gpt2WordEncoder.Enabled = round11;
-        m.TokenizeInParallel = round12;
         (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (round10, round10);
         m.ScoringWindowLayout = layout;
         (Runtime.KernelSettings.Current.ScaledExp, Runtime.KernelSettings.Current.ScoringSignHash, Runtime.KernelSettings.Current.PairedLayerNorm) = (round9, round9, round9);

@@ -8,7 +8,7 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Perf;
 /// <summary>
 /// <c>perf scoring --tokenize-reps N</c>: the scoring path's tokenizing alone (<see cref="TextPairEncoder.EncodeWindows"/> of
 /// the long rows with GPT-2 tokens, 128-token windows × ≤ 4, the <see cref="WindowLayout.Even"/> layout), each variant timed
-/// interleaved on one thread (the last variant on the kernels' workers), and the ids of every variant checked equal to the first's.
+/// interleaved on one thread, and the ids of every variant checked equal to the first's.
 /// </summary>
 internal static class ScoringTokenizing
 {
@@ -17,13 +17,10 @@ internal static class ScoringTokenizing
     {
         var tokenizer = new Gpt2Tokenizer();
         var encoder = new TextPairEncoder(tokenizer, 128);
-        bool parallel = false;
-        var options = new ParallelOptions { MaxDegreeOfParallelism = Layers.Kernels.KernelParallel.Workers, TaskScheduler = TaskScheduler.Default };
         var variants = new (string Name, Action Set)[]
         {
-            ("Microsoft.ML.Tokenizers' TiktokenTokenizer.EncodeToIds on the whole text (before)", () => (Gpt2WordEncoder.Enabled, parallel) = (false, false)),
-            ("the word scanner and its word → ids cache (Gpt2WordEncoder, default)", () => (Gpt2WordEncoder.Enabled, parallel) = (true, false)),
-            ("the same, the rows on the kernels' workers (Parallel.For, as TextClassifierModel.EncodeRows with TokenizeInParallel)", () => (Gpt2WordEncoder.Enabled, parallel) = (true, true)),
+            ("Microsoft.ML.Tokenizers' TiktokenTokenizer.EncodeToIds on the whole text (before)", () => Gpt2WordEncoder.Enabled = false),
+            ("the word scanner and its word → ids cache (Gpt2WordEncoder, default)", () => Gpt2WordEncoder.Enabled = true),
         };
         int[][][]? expected = null;
         long tokens = 0;
@@ -36,11 +33,8 @@ internal static class ScoringTokenizing
                 variants[v].Set();
                 var result = new int[rows.Length][][];
                 long start = Stopwatch.GetTimestamp();
-                if (parallel)
-                    Parallel.For(0, rows.Length, options, r => result[r] = encoder.EncodeWindows(rows[r], null, 4, WindowLayout.Even));
-                else
-                    for (int r = 0; r < rows.Length; r++)
-                        result[r] = encoder.EncodeWindows(rows[r], null, 4, WindowLayout.Even);
+                for (int r = 0; r < rows.Length; r++)
+                    result[r] = encoder.EncodeWindows(rows[r], null, 4, WindowLayout.Even);
                 double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
                 if (rep < 0)
                 {
@@ -60,7 +54,7 @@ internal static class ScoringTokenizing
         }
         variants[1].Set();
         int checkedTexts = CheckWholeTexts(tokenizer);
-        var table = new PerfTable("scoring-tokenize", "The scoring path's tokenizing alone: long rows, GPT-2, Even windows, one thread (the last variant: the workers), variants interleaved",
+        var table = new PerfTable("scoring-tokenize", "The scoring path's tokenizing alone: long rows, GPT-2, Even windows, one thread, variants interleaved",
             "variant", "median ms a pass", "fastest ms", "ns a token (median)", "before ÷ variant (median of per-rep ratios)");
         for (int v = 0; v < variants.Length; v++)
         {

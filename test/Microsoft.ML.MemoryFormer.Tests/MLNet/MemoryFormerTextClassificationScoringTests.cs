@@ -67,25 +67,4 @@ public class MemoryFormerTextClassificationScoringTests
         Assert.Equal(2, profile.Calls);                                           // 256 + 44 rows, not ten calls of the batch size
         Assert.Equal(first, Scores(model.Transform(data)));
     }
-
-    [Fact]
-    public void Transform_scores_the_same_bits_with_the_rows_tokenized_together_or_as_read()
-    {
-        var (ml, model, _) = Trained();
-        using var _ = model;
-        // Rows longer than a reader keeps as text (tokenized when read) between rows tokenized together at Score: order kept.
-        string huge = string.Concat(Enumerable.Repeat("snow and rain ", TextClassificationScorer.MaxBufferedTextChars / 10));
-        var rows = Enumerable.Range(0, 300).Select(i => new ClassificationRows.TextRow
-            { Text = i % 37 == 5 ? huge + i : Texts[i % Texts.Length] + " " + i, Label = "food" }).ToArray();
-        var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(ClassificationRows.Multiclass()))
-            .Transform(ml.Data.LoadFromEnumerable(rows));
-        Assert.True(model.Model.TokenizeInParallel, "on by default");
-        var together = Scores(model.Transform(data));
-        model.Model.TokenizeInParallel = false;
-        var asRead = Scores(model.Transform(data));
-        model.Model.TokenizeInParallel = true;
-        Assert.Equal(300, together.Length);
-        Assert.Equal(asRead, together);
-        Assert.NotEqual(together[5], together[6]);                                // the long rows are where they were read
-    }
 }
