@@ -160,6 +160,12 @@ internal sealed class TextClassifierModel : IDisposable
     /// round" and "Idle re-run after the s13 merges"). The benchmark and the tests set it explicitly.</summary>
     internal bool? UseWindowMajorPasses { get; set; }
 
+    /// <summary>With window-major passes, run each piece of windows in its worker's own activation buffer, the workers taking
+    /// pieces one at a time, and score a call as one group (<see cref="FusedEncoder.GroupTokens"/>) instead of groups of
+    /// <see cref="ScoringTokensPerBatch"/> tokens, each a fork/join over fixed ranges of windows; the same bits. On by default since
+    /// 2026-12-07 (s22, scoring round 13); the benchmark switches it off to compare.</summary>
+    internal bool UsePieceBuffers { get; set; } = true;
+
     /// <summary>
     /// How a long row is cut into windows when scoring (<see cref="TextPairEncoder.EncodeWindows"/>): the trained
     /// <see cref="WindowLayout"/> unless a benchmark or test sets another one to measure a train/score mismatch (not
@@ -290,17 +296,20 @@ internal sealed class TextClassifierModel : IDisposable
     }
 
     /// <summary>Window logits [W, C] from the fused encoder: windows in order, packed unpadded into groups of at most
-    /// <see cref="ScoringTokensPerBatch"/> tokens (a longer window forms a group alone).</summary>
+    /// <see cref="FusedEncoder.GroupTokens"/> tokens (a longer window forms a group alone): the whole call where the encoder runs its
+    /// pieces in its workers' own buffers, else <see cref="ScoringTokensPerBatch"/>.</summary>
     private void FusedWindowLogits(int[][] windows, float[] windowLogits, ScoringProfile? profile, ref long start)
     {
         bool bf16 = bf16Tables is not null;
         var memory = KeepFusedMemory ? fusedMemory.Take() : null;
         var fused = new FusedEncoder(network.Backbone, UseTableMajorGathers && !bf16, simd: UseEncoderSimdKernels,
-            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections, memory: memory, keepFirstRows: KeepFirstRows, windowMajor: UseWindowMajorPasses ?? KernelParallel.Workers > 1);
+            bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections, memory: memory, keepFirstRows: KeepFirstRows,
+            windowMajor: UseWindowMajorPasses ?? KernelParallel.Workers > 1, pieceBuffers: UsePieceBuffers);
+        int groupTokens = fused.GroupTokens(ScoringTokensPerBatch);
         for (int first = 0; first < windows.Length;)
         {
             int end = first + 1;
-            for (long tokens = windows[first].Length; end < windows.Length && tokens + windows[end].Length <= ScoringTokensPerBatch; end++)
+            for (long tokens = windows[first].Length; end < windows.Length && tokens + windows[end].Length <= groupTokens; end++)
                 tokens += windows[end].Length;
             var group = windows[first..end];
             using (var scope = NewDisposeScope())

@@ -197,6 +197,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             {
                 paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout}, tokenizing by Microsoft.ML.Tokenizers' TiktokenTokenizer on the whole text (Gpt2WordEncoder off): before scoring round 11", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round11: false)));
+                paths.Add(($"fused encoder, the window layout {layout}, groups of {defaultBudget} tokens, each in fixed ranges of windows per worker (UsePieceBuffers off): before scoring round 13", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round13: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, the attention's window tails and row max as before (AttentionTails, ScoresRowMax off): before scoring round 10", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round10: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false, round10: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, first-block rows rebuilt every call (KeepFirstRows off: before scoring round 8)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, keepRows: false)));
@@ -269,6 +270,10 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 ScoringPassLog.Part = "other";
                 (referenceName, measuredName) = (paths[0].Name, paths[measured].Name);
                 ratio.AddNote($"{name} rows, reference (A) and the default (B), medians by the pass before: {orders[0]}");
+                int round13 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 13", StringComparison.Ordinal));
+                if (round13 >= 0)
+                    ratio.AddRow([name, paths[round13].Name + " ÷ the default", .. RatioPairs(() => paths[round13].Set(model), () => paths[measured].Set(model),
+                        () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
                 int round11 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 11", StringComparison.Ordinal));
                 if (round11 >= 0)
                     ratio.AddRow([name, paths[round11].Name + " ÷ the default", .. RatioPairs(() => paths[round11].Set(model), () => paths[measured].Set(model),
@@ -538,8 +543,9 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     private static void Fused(TextClassifierModel m, bool fused, int budget, bool reference = false, bool simd = true, bool share = true,
         Configuration.InferencePrecision precision = Configuration.InferencePrecision.Float32, bool keep = true, bool? windowMajor = false, bool tiled = true,
         WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0, bool keepRows = true, bool round9 = true,
-        bool round10 = true, bool round11 = true)
+        bool round10 = true, bool round11 = true, bool round13 = true)
     {
+        m.UsePieceBuffers = round13;
         Gpt2WordEncoder.Enabled = round11;
         (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (round10, round10);
         m.ScoringWindowLayout = layout;

@@ -10,8 +10,9 @@ internal sealed unsafe partial class FusedEncoder
     /// per id (<see cref="FusedEncoderBlock.Project"/>) and copied per token: the first block's input is the token's
     /// embedding row, so they depend on the id alone (a scoring call of English text has ≈ 0.13–0.15 distinct ids per
     /// token). Groups of fewer than <see cref="MinTokens"/> tokens (a PredictionEngine call of a short row), and groups
-    /// whose new ids exceed <see cref="MaxNewIdShare"/> of their tokens, compute per token instead. Bounded: past
-    /// <see cref="MaxRows"/> ids it starts over. The arrays live in <see cref="FusedEncoderMemory"/> and are kept for the next
+    /// whose new ids exceed <see cref="MaxNewIdShare"/> of their tokens, compute per token instead. Bounded: a group whose new ids
+    /// would take the kept ids past <see cref="MaxRows"/> starts over with its own ids (and one with more distinct ids than that
+    /// computes per token). The arrays live in <see cref="FusedEncoderMemory"/> and are kept for the next
     /// encoder that takes the memory while <paramref name="key"/> (the embedding's and the first block's parameters with their
     /// libtorch version counters, the bf16 copies, the kernels) is what they were computed from; else (or with a null key:
     /// version counters unreadable) the slot array is reset on first use, as every encoder did before 2026-12-07.
@@ -38,28 +39,24 @@ internal sealed unsafe partial class FusedEncoder
             if (n < MinTokens)
                 return null;
             var slotOfId = memory.SlotOfId;
-            if (!started || slotOfId is null || count + n > maxRows)             // first use, or start over
-            {
-                if (slotOfId is null || slotOfId.LongLength < vocabulary)
-                    slotOfId = memory.SlotOfId = new int[checked((int)vocabulary)];
-                Array.Fill(slotOfId, -1);
-                (count, started) = (0, true);
-            }
+            if (!started || slotOfId is null)                                    // first use
+                slotOfId = StartOver();
             memory.FirstRowsKey = null;                                          // until the new rows are in
             var slots = new int[n];
             var fresh = new List<int>();
-            int t = 0;
-            foreach (var window in windows)
-                foreach (int id in window)
+            Assign(windows, slotOfId, slots, fresh);
+            if (count + fresh.Count > maxRows)                                   // past the bound: start over with this group's ids
+            {
+                slotOfId = StartOver();
+                fresh.Clear();
+                Assign(windows, slotOfId, slots, fresh);
+                if (fresh.Count > maxRows)                                       // more distinct ids than the bound: per token
                 {
-                    int slot = slotOfId[id];
-                    if (slot < 0)
-                    {
-                        slot = slotOfId[id] = count + fresh.Count;
-                        fresh.Add(id);
-                    }
-                    slots[t++] = slot;
+                    Array.Fill(slotOfId, -1);
+                    (memory.FirstRowsCount, memory.FirstRowsKey) = (0, key);
+                    return null;
                 }
+            }
             if (fresh.Count > MaxNewIdShare * n)                                 // mostly new ids: per token is as cheap
             {
                 foreach (int id in fresh)
@@ -72,6 +69,34 @@ internal sealed unsafe partial class FusedEncoder
             (memory.FirstRowsCount, memory.FirstRowsKey) = (count, key);
             if (profile is not null) profile.FusedFirstBlockRows += fresh.Count;
             return slots;
+        }
+
+        /// <summary>An empty slot array (every id −1) and no rows.</summary>
+        private int[] StartOver()
+        {
+            var slotOfId = memory.SlotOfId;
+            if (slotOfId is null || slotOfId.LongLength < vocabulary)
+                slotOfId = memory.SlotOfId = new int[checked((int)vocabulary)];
+            Array.Fill(slotOfId, -1);
+            (count, started) = (0, true);
+            return slotOfId;
+        }
+
+        /// <summary>Each token's slot, giving the ids without one the next slots after the <see cref="count"/> kept (listed in <paramref name="fresh"/>).</summary>
+        private void Assign(IReadOnlyList<int[]> windows, int[] slotOfId, int[] slots, List<int> fresh)
+        {
+            int t = 0;
+            foreach (var window in windows)
+                foreach (int id in window)
+                {
+                    int slot = slotOfId[id];
+                    if (slot < 0)
+                    {
+                        slot = slotOfId[id] = count + fresh.Count;
+                        fresh.Add(id);
+                    }
+                    slots[t++] = slot;
+                }
         }
 
         private void Add(List<int> fresh, float* embedding)

@@ -28,6 +28,17 @@ internal sealed unsafe partial class FusedEncoder
     private readonly FusedEncoderMemory memory;
     private readonly bool windowMajor;
     private readonly int pieceTokens;
+    private readonly bool pieceBuffers;
+
+    /// <summary>Most tokens a call should pass to <see cref="Pooled(IReadOnlyList{int[]}, PoolingKind, float*, ScoringProfile?)"/> at
+    /// once: unbounded in practice (<see cref="MaxGroupTokens"/>) where pieces run in their workers' buffers, whose size does not
+    /// depend on the group; else <paramref name="wholeGroupTokens"/>, which sizes the activations of the whole group
+    /// (5 · tokens · d floats). One group a call means one fork/join and one head call instead of one per group, and a
+    /// single tail where one worker waits for the other.</summary>
+    public int GroupTokens(int wholeGroupTokens) => windowMajor && pieceBuffers && !staged ? MaxGroupTokens : wholeGroupTokens;
+
+    /// <summary>The largest group <see cref="GroupTokens"/> gives: bounds the per-token index arrays of one call (≈ 12 bytes a token).</summary>
+    public const int MaxGroupTokens = 1 << 20;
 
     /// <summary>With shared first-block projections, the largest share of a group's tokens whose id is new (not met
     /// earlier in this encoder's calls) for which the group still takes the shared rows; above it the group computes per
@@ -55,13 +66,18 @@ internal sealed unsafe partial class FusedEncoder
     /// whole-group passes.</param>
     /// <param name="pieceTokens">Fewest tokens of a window-major piece (whole windows, within one thread's range).</param>
     /// <param name="memory">Working memory kept across calls (<see cref="FusedEncoderMemory.Pool"/>), or null for fresh arrays.</param>
+    /// <param name="pieceBuffers">With <paramref name="windowMajor"/>, run each piece in its worker's own activation buffer, the workers
+    /// taking pieces one at a time (<see cref="InPieceBuffers"/>), so the activations no longer grow with the group and a call
+    /// can be one group (<see cref="GroupTokens"/>); false: every piece in its place in one buffer of the whole group, in fixed
+    /// ranges of windows per worker (as before 2026-12-07 s22). The same bits.</param>
     /// <param name="keepFirstRows">Reuse the first block's per-id rows <paramref name="memory"/> holds from an earlier encoder when
     /// they were computed from the same weights (<see cref="FusedEncoderMemory.FirstRowsKey"/>); false: rebuild them (as before 2026-12-07).</param>
     public FusedEncoder(TransformerBackbone backbone, bool tableMajor = false, bool staged = false, bool simd = true,
         Func<Tensor, Bf16Matrix?>? bf16 = null, bool shareFirstProjections = false, FusedEncoderMemory? memory = null, bool windowMajor = false,
-        int? pieceTokens = null, bool keepFirstRows = true)
+        int? pieceTokens = null, bool keepFirstRows = true, bool pieceBuffers = true)
     {
         this.windowMajor = windowMajor;
+        this.pieceBuffers = pieceBuffers;
         this.pieceTokens = pieceTokens ?? PieceTokens;
         this.backbone = backbone;
         this.memory = memory ?? new FusedEncoderMemory();
@@ -125,24 +141,20 @@ internal sealed unsafe partial class FusedEncoder
             starts[w + 1] = starts[w] + length;
         }
         int n = starts[^1];
-        long scratchSize = staged ? blocks.Max(b => b.ScratchFloats(n)) : 0;
-        long size = (5L * n * width) + scratchSize;
-        if (memory.Activations.LongLength < size)
-            memory.Activations = GC.AllocateUninitializedArray<float>(checked((int)size), pinned: true);
-        var buffer = memory.Activations;
-        float* x = (float*)Unsafe.AsPointer(ref buffer[0]);
-        float* q = x + ((long)n * width), k = q + ((long)n * width), v = k + ((long)n * width), attended = v + ((long)n * width);
-        float* scratch = staged ? attended + ((long)n * width) : null;
         for (int w = 0; w < windows.Count; w++)
             foreach (int id in windows[w])
                 if ((uint)id >= vocabulary)
                     throw new ArgumentException($"Token id {id} of window {w} is outside the vocabulary of {vocabulary} ids.", nameof(windows));
         if (windowMajor && !staged)
         {
-            WindowMajor(windows, starts, pooling, x, output, profile, clock);              // embeds each piece itself
-            GC.KeepAlive(buffer);
+            WindowMajor(windows, starts, pooling, output, profile, clock);                 // embeds each piece itself
             return;
         }
+        long scratchSize = staged ? blocks.Max(b => b.ScratchFloats(n)) : 0;
+        var buffer = Activations((5L * n * width) + scratchSize);
+        float* x = (float*)Unsafe.AsPointer(ref buffer[0]);
+        float* q = x + ((long)n * width), k = q + ((long)n * width), v = k + ((long)n * width), attended = v + ((long)n * width);
+        float* scratch = staged ? attended + ((long)n * width) : null;
         Embed(windows, starts, 0, windows.Count, x);
         if (profile is not null) profile.FusedEmbeddingMs += FusedEncoderBlock.Lap(ref clock);
         for (int b = 0; b < blocks.Length; b++)
@@ -166,6 +178,14 @@ internal sealed unsafe partial class FusedEncoder
         GC.KeepAlive(buffer);                                                    // x, q, k, v point into it
         GC.KeepAlive(projections);
         GC.KeepAlive(backbone);
+    }
+
+    /// <summary>The kept activation buffer (pinned), grown to at least <paramref name="floats"/>.</summary>
+    private float[] Activations(long floats)
+    {
+        if (memory.Activations.LongLength < floats)
+            memory.Activations = GC.AllocateUninitializedArray<float>(checked((int)floats), pinned: true);
+        return memory.Activations;
     }
 
     /// <summary>Embedding rows of windows [first, last) into x (ids already checked).</summary>
@@ -194,7 +214,7 @@ internal sealed unsafe partial class FusedEncoder
     /// one fork/join per group instead of three per block, the same bits. The first block's shared rows, when any, are
     /// made before (<see cref="FirstProjections"/>). The profile gets each part's thread time ÷ workers.
     /// </summary>
-    private void WindowMajor(IReadOnlyList<int[]> windows, int[] starts, PoolingKind pooling, float* x, float* output, ScoringProfile? profile, long clock)
+    private void WindowMajor(IReadOnlyList<int[]> windows, int[] starts, PoolingKind pooling, float* output, ScoringProfile? profile, long clock)
     {
         int n = starts[^1], count = windows.Count, longest = 0;
         for (int w = 0; w < count; w++)
@@ -214,9 +234,101 @@ internal sealed unsafe partial class FusedEncoder
         }
         float* projected = slots is null ? null : projections!.Rows;
         var ticks = profile is null ? null : new long[5];
-        nint xa = (nint)x, oa = (nint)output, pa = (nint)projected;
-        long size = (long)n * width;
         int scratchFloats = WindowAttention.ScratchFloats(blocks.Length > 0 ? blocks[0].HeadWidth : 8, longest);
+        if (pieceBuffers)
+            InPieceBuffers(windows, starts, positions, slots, projected, pooling, output, ticks, scratchFloats);
+        else
+            InRanges(windows, starts, positions, slots, projected, pooling, output, ticks, scratchFloats);
+        if (profile is not null && ticks is not null)
+        {
+            double ms = 1000.0 / Stopwatch.Frequency / Math.Min(KernelParallel.Workers, count);
+            profile.FusedAttentionInputsMs += ticks[0] * ms;
+            profile.FusedAttentionMs += ticks[1] * ms;
+            profile.FusedFeedforwardMs += ticks[2] * ms;
+            profile.FusedEmbeddingMs += ticks[3] * ms;
+            profile.FusedPoolingMs += ticks[4] * ms;
+        }
+        GC.KeepAlive(projections);
+        GC.KeepAlive(backbone);
+    }
+
+    /// <summary>
+    /// <see cref="WindowMajor"/>'s pieces, each in its worker's own buffer: the group is cut into pieces of whole windows of at
+    /// least <see cref="PieceTokens"/> tokens (fewer where the group has less than four such pieces a worker: a PredictionEngine
+    /// call of one long row still runs its windows on every worker), and each worker takes the next piece not yet taken until none is left, running it in
+    /// a buffer of 5 · (longest piece) · d floats that is the same for every piece it takes (its lines stay in the core's L2
+    /// and TLB). The buffer's pointers are shifted by the piece's first token, so the blocks index tokens as in one buffer of
+    /// the whole group. Pieces taken one at a time leave at most one piece of waiting at the end, where fixed ranges of windows
+    /// left up to a range; and as the buffers do not grow with the group, a call scores as one group (<see cref="GroupTokens"/>).
+    /// </summary>
+    private void InPieceBuffers(IReadOnlyList<int[]> windows, int[] starts, int[] positions, int[]? slots, float* projected,
+        PoolingKind pooling, float* output, long[]? ticks, int scratchFloats)
+    {
+        int count = windows.Count;
+        var pieces = new List<int> { 0 };                                        // each piece's first window, then count
+        int longestPiece = 0, target = Math.Clamp(starts[count] / (4 * KernelParallel.Workers), 1, pieceTokens); // ≥ 4 pieces a worker when the call is small
+        for (int w0 = 0; w0 < count;)
+        {
+            int w1 = w0 + 1;
+            while (w1 < count && starts[w1] - starts[w0] < target)
+                w1++;
+            longestPiece = Math.Max(longestPiece, starts[w1] - starts[w0]);
+            pieces.Add(w0 = w1);
+        }
+        int pieceCount = pieces.Count - 1, workers = Math.Min(KernelParallel.Workers, pieceCount);
+        long pieceFloats = (long)longestPiece * width, workerFloats = Align((5 * pieceFloats) + scratchFloats);
+        var buffer = Activations(workers * workerFloats);
+        nint ba = (nint)Unsafe.AsPointer(ref buffer[0]), oa = (nint)output, pa = (nint)projected;
+        int next = -1;
+        KernelParallel.For(workers, (long)starts[count] / workers * width * 64, (first, last) =>
+        {
+            var local = ticks is null ? null : new long[5];
+            for (int worker = first; worker < last; worker++)
+            {
+                float* own = (float*)ba + (worker * workerFloats), attention = own + (5 * pieceFloats);
+                for (int p; (p = Interlocked.Increment(ref next)) < pieceCount;)
+                {
+                    int w0 = pieces[p], w1 = pieces[p + 1];
+                    long shift = (long)starts[w0] * width;                       // token t of the group at own[(t − start) · d]
+                    float* xs = own - shift, q = xs + pieceFloats, k = q + pieceFloats, v = k + pieceFloats, attended = v + pieceFloats;
+                    RunPiece(windows, starts, positions, w0, w1, xs, q, k, v, attended, attention, local, (float*)pa, slots, pooling, (float*)oa);
+                }
+            }
+            if (local is not null)
+                lock (ticks!)
+                    for (int i = 0; i < local.Length; i++) ticks[i] += local[i];
+        });
+        GC.KeepAlive(buffer);
+    }
+
+    /// <summary>Rounds a float count up to whole 64-byte lines.</summary>
+    private static long Align(long floats) => (floats + 15) & ~15L;
+
+    /// <summary>Windows [w0, w1) through every block and the pooling (<see cref="WindowMajor"/>).</summary>
+    private void RunPiece(IReadOnlyList<int[]> windows, int[] starts, int[] positions, int w0, int w1, float* xs, float* q, float* k, float* v,
+        float* attended, float* attention, long[]? local, float* projected, int[]? slots, PoolingKind pooling, float* output)
+    {
+        long tick = Stopwatch.GetTimestamp();
+        Embed(windows, starts, w0, w1, xs);
+        if (local is not null) local[3] += Stopwatch.GetTimestamp() - tick;
+        for (int b = 0; b < blocks.Length; b++)
+            blocks[b].ForwardWindows(xs, starts, positions, w0, w1, q, k, v, attended, attention, local,
+                b == 0 ? projected : null, b == 0 ? slots : null);
+        tick = Stopwatch.GetTimestamp();
+        for (int w = w0; w < w1; w++)
+            Pool(xs, starts[w], starts[w + 1], pooling, q + ((long)starts[w] * width), output + ((long)w * width));
+        if (local is not null) local[4] += Stopwatch.GetTimestamp() - tick;
+    }
+
+    /// <summary><see cref="WindowMajor"/> as before 2026-12-07 s22: fixed ranges of windows per worker, every piece in its place in
+    /// one buffer of the whole group's activations.</summary>
+    private void InRanges(IReadOnlyList<int[]> windows, int[] starts, int[] positions, int[]? slots, float* projected,
+        PoolingKind pooling, float* output, long[]? ticks, int scratchFloats)
+    {
+        int count = windows.Count, n = starts[count];
+        var buffer = Activations(5L * n * width);
+        nint xa = (nint)Unsafe.AsPointer(ref buffer[0]), oa = (nint)output, pa = (nint)projected;
+        long size = (long)n * width;
         KernelParallel.For(count, (long)(n / count + 1) * width * 64, (first, last) =>
         {
             var local = ticks is null ? null : new long[5];
@@ -229,16 +341,7 @@ internal sealed unsafe partial class FusedEncoder
                     int w1 = w0 + 1;
                     while (w1 < last && starts[w1] - starts[w0] < pieceTokens)
                         w1++;
-                    long tick = Stopwatch.GetTimestamp();
-                    Embed(windows, starts, w0, w1, xs);
-                    if (local is not null) local[3] += Stopwatch.GetTimestamp() - tick;
-                    for (int b = 0; b < blocks.Length; b++)
-                        blocks[b].ForwardWindows(xs, starts, positions, w0, w1, q, k, v, attended, attention, local,
-                            b == 0 ? (float*)pa : null, b == 0 ? slots : null);
-                    tick = Stopwatch.GetTimestamp();
-                    for (int w = w0; w < w1; w++)
-                        Pool(xs, starts[w], starts[w + 1], pooling, q + ((long)starts[w] * width), (float*)oa + ((long)w * width));
-                    if (local is not null) local[4] += Stopwatch.GetTimestamp() - tick;
+                    RunPiece(windows, starts, positions, w0, w1, xs, q, k, v, attended, attention, local, (float*)pa, slots, pooling, (float*)oa);
                     w0 = w1;
                 }
             }
@@ -246,17 +349,7 @@ internal sealed unsafe partial class FusedEncoder
                 lock (ticks!)
                     for (int i = 0; i < local.Length; i++) ticks[i] += local[i];
         });
-        if (profile is not null && ticks is not null)
-        {
-            double ms = 1000.0 / Stopwatch.Frequency / Math.Min(KernelParallel.Workers, count);
-            profile.FusedAttentionInputsMs += ticks[0] * ms;
-            profile.FusedAttentionMs += ticks[1] * ms;
-            profile.FusedFeedforwardMs += ticks[2] * ms;
-            profile.FusedEmbeddingMs += ticks[3] * ms;
-            profile.FusedPoolingMs += ticks[4] * ms;
-        }
-        GC.KeepAlive(projections);
-        GC.KeepAlive(backbone);
+        GC.KeepAlive(buffer);
     }
 
     /// <summary>The final norm of the tokens pooling reads, then the pooled vector of window [start, end).</summary>

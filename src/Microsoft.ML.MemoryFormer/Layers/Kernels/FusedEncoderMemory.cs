@@ -12,7 +12,9 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <remarks>Not thread-safe: one encoder uses it at a time (<see cref="Pool"/> lends it out).</remarks>
 internal sealed class FusedEncoderMemory
 {
-    /// <summary>Most bytes kept after a call; a larger set of arrays is dropped when returned to the pool.</summary>
+    /// <summary>Most bytes of activations kept after a call; memory whose activations grew larger (a caller's unusually large
+    /// group) is dropped when returned to the pool. The first block's rows and slot array have bounds of their own (at most
+    /// ≈ 64 MB of rows, one int a vocabulary id) and do not count: dropping them would rebuild every row on the next call.</summary>
     public const long KeepBytes = 32L << 20;
 
     /// <summary>Activations and scratch (pinned); grown on demand.</summary>
@@ -36,7 +38,7 @@ internal sealed class FusedEncoderMemory
 
     /// <summary>
     /// One kept <see cref="FusedEncoderMemory"/> shared by the calls of one model: <see cref="Take"/> lends it (or a new one
-    /// when another call holds it), <see cref="Return"/> keeps it for the next call unless it grew past <see cref="KeepBytes"/>.
+    /// when another call holds it), <see cref="Return"/> keeps it for the next call unless its activations grew past <see cref="KeepBytes"/>.
     /// </summary>
     internal sealed class Pool
     {
@@ -48,7 +50,7 @@ internal sealed class FusedEncoderMemory
         /// <summary>Keeps <paramref name="memory"/> for the next call (if it is not too large).</summary>
         public void Return(FusedEncoderMemory memory)
         {
-            if (memory.Bytes <= KeepBytes)
+            if (4L * memory.Activations.LongLength <= KeepBytes)
                 Volatile.Write(ref kept, memory);
         }
     }

@@ -126,6 +126,67 @@ public class FusedEncoderWindowMajorTests
         Assert.Equal(before, model.LogProbabilities(rows));                       // the second call reuses the kept memory
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(64)]
+    [InlineData(200)]
+    [InlineData(100000)]
+    public void Pieces_in_their_workers_buffers_give_the_fixed_ranges_bit_for_bit(int pieceTokens)
+    {
+        using var model = NewModel();
+        var backbone = model.Network.Backbone;
+        var windows = Windows(4, [1, 5, 33, 128, 100, 7, 64, 2, 127, 31, 128, 128, 90, 3, 128, 17, 128, 60]);
+        foreach (var pooling in new[] { PoolingKind.Mean, PoolingKind.Last })
+        {
+            var expected = Pooled(new FusedEncoder(backbone, shareFirstProjections: true, windowMajor: true, pieceTokens: pieceTokens, pieceBuffers: false), windows, pooling);
+            var memory = new FusedEncoderMemory();
+            for (int call = 0; call < 2; call++)                                // the second call reuses the buffers
+                Assert.Equal(expected, Pooled(new FusedEncoder(backbone, shareFirstProjections: true, memory: memory, windowMajor: true, pieceTokens: pieceTokens), windows, pooling));
+            Assert.Equal(expected, Pooled(new FusedEncoder(backbone, windowMajor: false), windows, pooling));
+        }
+    }
+
+    [Fact]
+    public void A_call_scores_as_one_group_with_piece_buffers_and_in_groups_without()
+    {
+        using var model = NewModel();
+        var backbone = model.Network.Backbone;
+        Assert.Equal(FusedEncoder.MaxGroupTokens, new FusedEncoder(backbone, windowMajor: true).GroupTokens(4096));
+        Assert.Equal(4096, new FusedEncoder(backbone, windowMajor: true, pieceBuffers: false).GroupTokens(4096));
+        Assert.Equal(4096, new FusedEncoder(backbone, windowMajor: false).GroupTokens(4096));
+        var rows = Enumerable.Range(0, 40).Select(i => (string.Concat(Enumerable.Range(0, 20 + i).Select(j => $"word{(i * j) % 97} ")), (string?)null)).ToArray();
+        model.ScoringTokensPerBatch = 300;                                      // several groups without piece buffers
+        (model.UseWindowMajorPasses, model.UsePieceBuffers) = (true, false);
+        var grouped = model.LogProbabilities(rows);
+        model.UseWindowMajorPasses = false;
+        Assert.Equal(grouped, model.LogProbabilities(rows));                     // the same groups: the same bits
+        (model.UseWindowMajorPasses, model.UsePieceBuffers) = (true, true);
+        var whole = model.LogProbabilities(rows);
+        // One group: the pooled vectors are the same bits (above), but libtorch's head GEMM over 40-odd rows instead of a few
+        // rounds its sums in another order, so a log-probability may move by an ulp or so.
+        Assert.Equal(grouped.Length, whole.Length);
+        for (int i = 0; i < grouped.Length; i++)
+            for (int c = 0; c < grouped[i].Length; c++)
+                Assert.Equal(grouped[i][c], whole[i][c], 1e-5f);
+    }
+
+    [Fact]
+    public void A_group_larger_than_the_row_bound_keeps_its_rows_for_the_next_call()
+    {
+        using var model = NewModel();
+        var backbone = model.Network.Backbone;
+        var random = new Random(5);
+        var windows = Enumerable.Range(0, 360).Select(_ => Enumerable.Range(0, 128).Select(_ => random.Next(258)).ToArray()).ToArray(); // 46,080 tokens
+        var memory = new FusedEncoderMemory();
+        var expected = Pooled(new FusedEncoder(backbone, shareFirstProjections: false, windowMajor: true), windows, PoolingKind.Mean);
+        for (int call = 0; call < 2; call++)
+        {
+            var profile = new ScoringProfile();
+            Assert.Equal(expected, Pooled(new FusedEncoder(backbone, shareFirstProjections: true, memory: memory, windowMajor: true), windows, PoolingKind.Mean, profile));
+            Assert.Equal(call == 0 ? 258 : 0, profile.FusedFirstBlockRows);     // more tokens than the 43,690-row bound, 258 ids: no start-over
+        }
+    }
+
     [Fact]
     public void Pieces_follow_the_L2_128_tokens_on_the_Zen_4_and_512_on_a_2_MB_L2()
     {
