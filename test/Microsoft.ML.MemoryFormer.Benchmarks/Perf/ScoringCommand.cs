@@ -197,6 +197,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             {
                 paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout}, tokenizing by Microsoft.ML.Tokenizers' TiktokenTokenizer on the whole text (Gpt2WordEncoder off): before scoring round 11", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round11: false)));
+                if (Layers.Kernels.KernelParallel.Workers == 1)                   // where the default takes the whole-group passes
+                    paths.Add(($"fused encoder, the window layout {layout}, window by window on one worker too (UseWindowMajorPasses on)", m => Fused(m, true, defaultBudget, windowMajor: true, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout}, groups of {defaultBudget} tokens, each in fixed ranges of windows per worker (UsePieceBuffers off): before scoring round 13", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round13: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, the attention's window tails and row max as before (AttentionTails, ScoresRowMax off): before scoring round 10", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round10: false)));
                 paths.Add(($"fused encoder, the window layout {layout}, the general hash kernel, 2ⁿ in the exp's exponent bits, one LayerNorm at a time (ScoringSignHash, ScaledExp, PairedLayerNorm off): before scoring round 9", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round9: false, round10: false)));
@@ -233,10 +235,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 
             paths[0].Set(model);
             var reference = model.LogProbabilities(rows.Select(t => (t, (string?)null)).ToArray());
+            var pathScores = new float[paths.Count][][];
             for (int i = 0; i < paths.Count; i++)
             {
                 paths[i].Set(model);
-                var scores = model.LogProbabilities(rows.Select(t => (t, (string?)null)).ToArray());
+                var scores = pathScores[i] = model.LogProbabilities(rows.Select(t => (t, (string?)null)).ToArray());
                 double diff = scores.Zip(reference).Max(p => p.First.Zip(p.Second).Max(v => Math.Abs(v.First - v.Second)));
                 int same = scores.Zip(reference).Count(p => ArgMax(p.First) == ArgMax(p.Second));
                 long pathTokens = rows.Sum(t => model.Encode(t, null).Sum(w => (long)w.Length));  // this path's window layout
@@ -257,6 +260,15 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                         profile.FusedPoolingMs, profile.ForwardMs,
                         FormattableString.Invariant($"{profile.ForwardMs * 1e6 / profile.Tokens / model.Network.Config.Layers:F0}"),
                         FormattableString.Invariant($"{(double)profile.FusedFirstBlockRows / profile.Tokens:F3}"));
+            }
+            int layoutDefault = paths.FindIndex(p => p.Name.Contains("(ScoringWindowLayout;", StringComparison.Ordinal)),
+                beforePieces = paths.FindIndex(p => p.Name.EndsWith("before scoring round 13", StringComparison.Ordinal));
+            if (layoutDefault >= 0 && beforePieces >= 0)
+            {
+                var (now, was) = (pathScores[layoutDefault], pathScores[beforePieces]);
+                double moved = now.Zip(was).Max(p => p.First.Zip(p.Second).Max(v => Math.Abs(v.First - v.Second)));
+                int bitsEqual = now.Zip(was).Count(p => p.First.AsSpan().SequenceEqual(p.Second));
+                table.AddNote(FormattableString.Invariant($"{name} rows, the default against the same layout before scoring round 13 (groups of {defaultBudget} tokens): max |Δ log p| {moved:g2}, rows with every log p the same bits {bitsEqual}/{rows.Length}, argmax equal {now.Zip(was).Count(p => ArgMax(p.First) == ArgMax(p.Second))}/{rows.Length} (the pooled vectors are the same bits; libtorch's head GEMM over one group's rows instead of several rounds in another order)"));
             }
             int pairs = settings.RatioPairs ?? (settings.Quick ? 4 : 16);
             if (pairs > 0)
@@ -304,6 +316,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         table.AddNote("fused encoder: SIMD per-token kernels (Layers/Kernels/EncoderKernels.cs: norms, rotary, bag sums with the row in AVX-512 registers; the default since 2026-12-05 04:30); \"scalar per-token kernels\": the decode step's, as before");
         table.AddNote("first Q/K/V once per distinct id (TextClassifierModel.ShareFirstProjections, the default since 2026-12-06 s13; a group whose new ids exceed 75 % of its tokens computes per token): the first block's Q, K, V before rotary depend on the token id alone, so they are computed once per distinct id of a call and copied (the same bits); kept working memory (TextClassifierModel.KeepFusedMemory, default): the encoder's buffers are reused from call to call instead of fresh pinned arrays; bf16: TextClassifierModel.UseInferencePrecision(BFloat16), bf16 copies of the Memory Layer tables");
         table.AddNote("window by window (TextClassifierModel.UseWindowMajorPasses; null, the default since 2026-12-06 s13, takes it when the kernels have more than one worker): every block over a few windows at a time, pieces in parallel (the same bits); whole-group passes: each block's passes over the whole group in turn");
+        table.AddNote($"window by window, since scoring round 13 (TextClassifierModel.UsePieceBuffers, 2026-12-07 s22): each piece in its worker's own activation buffer, the workers taking pieces one at a time, and a call scored as one group; before it, groups of {defaultBudget} tokens, each a fork/join over fixed ranges of windows in one buffer of the group (the same pooled bits)");
         table.AddNote(machine);
         ratio.AddNote("the second row times the default against the same build with scoring round 9's switches off in the same way (A: before round 9, B: the default)");
         ratio.AddNote("each pair times the reference and the path back to back (the same Transform passes as the table above), in the order reference, path, then path, reference, alternating; the ratio is the median of the per-pair ratios (reference ms ÷ path ms), which a drift of the machine between pairs does not move; the quartiles show the spread within this process");
