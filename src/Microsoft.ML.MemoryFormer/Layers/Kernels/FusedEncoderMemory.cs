@@ -33,9 +33,6 @@ internal sealed class FusedEncoderMemory
     /// and the embedding table's), or null: nothing valid kept.</summary>
     public long[]? FirstRowsKey { get; set; }
 
-    /// <summary>Bytes held.</summary>
-    public long Bytes => (4L * Activations.LongLength) + (4L * (SlotOfId?.LongLength ?? 0)) + (4L * Rows.LongLength);
-
     /// <summary>
     /// One kept <see cref="FusedEncoderMemory"/> shared by the calls of one model: <see cref="Take"/> lends it (or a new one
     /// when another call holds it), <see cref="Return"/> keeps it for the next call unless its activations grew past <see cref="KeepBytes"/>.
