@@ -166,6 +166,9 @@ internal sealed class TextClassifierModel : IDisposable
     /// 2026-12-07 (s22, scoring round 13); the benchmark switches it off to compare.</summary>
     internal bool UsePieceBuffers { get; set; } = true;
 
+    /// <summary>Fewest tokens of a window-major piece, or null for <see cref="FusedEncoder.PieceTokens"/> (the benchmark sweeps it).</summary>
+    internal int? ScoringPieceTokens { get; set; }
+
     /// <summary>
     /// How a long row is cut into windows when scoring (<see cref="TextPairEncoder.EncodeWindows"/>): the trained
     /// <see cref="WindowLayout"/> unless a benchmark or test sets another one to measure a train/score mismatch (not
@@ -304,7 +307,7 @@ internal sealed class TextClassifierModel : IDisposable
         var memory = KeepFusedMemory ? fusedMemory.Take() : null;
         var fused = new FusedEncoder(network.Backbone, UseTableMajorGathers && !bf16, simd: UseEncoderSimdKernels,
             bf16: bf16 ? Bf16Table : null, shareFirstProjections: ShareFirstProjections, memory: memory, keepFirstRows: KeepFirstRows,
-            windowMajor: UseWindowMajorPasses ?? KernelParallel.Workers > 1, pieceBuffers: UsePieceBuffers);
+            windowMajor: UseWindowMajorPasses ?? KernelParallel.Workers > 1, pieceTokens: ScoringPieceTokens, pieceBuffers: UsePieceBuffers);
         int groupTokens = fused.GroupTokens(ScoringTokensPerBatch);
         for (int first = 0; first < windows.Length;)
         {

@@ -6,6 +6,7 @@ using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Text;
+using Microsoft.ML.MemoryFormer.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -22,6 +23,14 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
 {
     internal sealed class Settings : PerfSettings
     {
+        [CommandOption("--width")]
+        [Description("Model width of the trained classifier (heads of 32 columns, 2 blocks). Default: the text classifier's default architecture (d = 128).")]
+        public int? Width { get; init; }
+
+        [CommandOption("--piece-tokens <LIST>")]
+        [Description("Comma-separated piece sizes (fewest tokens of a window-major piece) to time against the default in adjacent pairs, e.g. 128,256. Default: none.")]
+        public string PieceTokens { get; init; } = "";
+
         [CommandOption("--long-rows")]
         [Description("Long rows scored per round. Default 256.")]
         [DefaultValue(256)]
@@ -151,11 +160,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         }
 
         var ml = new MLContext(seed: 1);
-        using var transformer = Train(ml, longRows, settings.TrainSteps);
+        using var transformer = Train(ml, longRows, settings.TrainSteps, settings.Width);
         var model = transformer.Model;
         var (gflops, copy) = MachineFigures.Figures(settings);
 
-        var table = new PerfTable("scoring", "Text-classification scoring: default architecture (d=128, 2 blocks, GPT-2, 128-token windows × ≤ 4)",
+        var table = new PerfTable("scoring", settings.Width is int width ? $"Text-classification scoring: d={width}, {Math.Max(1, width / 32)} heads, 2 blocks, GPT-2, 128-token windows × ≤ 4" : "Text-classification scoring: default architecture (d=128, 2 blocks, GPT-2, 128-token windows × ≤ 4)",
             "rows", "path", "Transform rows/s", "Transform tokens/s", "PredictionEngine rows/s", "Transform speed-up, wall (reference ÷ path)", "Transform speed-up, CPU time", "Transform: cores used (CPU ÷ wall)", "PredictionEngine speed-up, wall", "max |Δ log p|, argmax equal", "MB allocated, gen-2 GCs per pass", "Transform: before ÷ path, median of per-round ratios", "Transform: reference ÷ path, median of per-round ratios");
         var phases = new PerfTable("scoring-phases", "Where one Transform pass goes (ms per pass, from the same model's profile)",
             "rows", "path", "tokenize", "window/pad", "encoder forward", "pooling/head", "ML.NET overhead", "Transform total", "padded ÷ real tokens");
@@ -197,6 +206,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             {
                 paths.Add(($"fused encoder, the default with the window layout {layout} (ScoringWindowLayout; Even is the trainer's default since 2026-12-06)", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout}, tokenizing by Microsoft.ML.Tokenizers' TiktokenTokenizer on the whole text (Gpt2WordEncoder off): before scoring round 11", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round11: false)));
+                foreach (int pieces in settings.PieceTokens.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse))
+                    paths.Add(($"PROBE the default with pieces of at least {pieces} tokens (default {Layers.Kernels.FusedEncoder.PieceTokens})", m => { Fused(m, true, defaultBudget, windowMajor: null, layout: layout); m.ScoringPieceTokens = pieces; }));
                 if (Layers.Kernels.KernelParallel.Workers == 1)                   // where the default takes the whole-group passes
                     paths.Add(($"fused encoder, the window layout {layout}, window by window on one worker too (UseWindowMajorPasses on)", m => Fused(m, true, defaultBudget, windowMajor: true, layout: layout)));
                 paths.Add(($"fused encoder, the window layout {layout}, groups of {defaultBudget} tokens, each in fixed ranges of windows per worker (UsePieceBuffers off): before scoring round 13", m => Fused(m, true, defaultBudget, windowMajor: null, layout: layout, round13: false)));
@@ -558,7 +569,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
         WindowLayout layout = WindowLayout.LastMovedBack, bool shortTiles = true, bool s18 = true, long tableMajor = 0, bool keepRows = true, bool round9 = true,
         bool round10 = true, bool round11 = true, bool round13 = true)
     {
-        m.UsePieceBuffers = round13;
+        (m.UsePieceBuffers, m.ScoringPieceTokens) = (round13, null);
         Gpt2WordEncoder.Enabled = round11;
         (Runtime.KernelSettings.Current.AttentionTails, Runtime.KernelSettings.Current.ScoresRowMax) = (round10, round10);
         m.ScoringWindowLayout = layout;
@@ -633,13 +644,14 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
     /// <summary>The classifier of the default options, trained for a few steps on four arbitrary classes, with the window layout
     /// of the earlier default (<see cref="WindowLayout.LastMovedBack"/>), so that the rows stay comparable with the earlier runs;
     /// the library's default since 2026-12-06, <see cref="WindowLayout.Even"/>, is timed by <c>--window-layouts Even</c>.</summary>
-    private static MemoryFormerTextClassificationTransformer Train(MLContext ml, string[] rows, int steps)
+    private static MemoryFormerTextClassificationTransformer Train(MLContext ml, string[] rows, int steps, int? width)
     {
+        var architecture = width is int d ? TextClassifierSettings.DefaultArchitecture with { Width = d, Heads = Math.Max(1, d / 32) } : null;
         var data = ml.Data.LoadFromEnumerable(rows.Select((t, i) => new Row { Text = t, Label = ((char)('a' + i % 4)).ToString() }));
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
             .Append(ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(new MemoryFormerTextClassificationOptions
             {
-                MaxSteps = steps, Seed = 1, CalibrateTemperature = false, WindowLayout = WindowLayout.LastMovedBack,
+                MaxSteps = steps, Seed = 1, CalibrateTemperature = false, WindowLayout = WindowLayout.LastMovedBack, Architecture = architecture,
             }));
         var clock = Stopwatch.StartNew();
         var chain = pipeline.Fit(data);
