@@ -64,7 +64,7 @@ internal sealed unsafe partial class FusedEncoder
     /// rather than each block's three passes over the whole group in turn; the same bits. The model decides
     /// (<see cref="TextClassifierModel.UseWindowMajorPasses"/>: on with more than one worker). Staged passes always take the
     /// whole-group passes.</param>
-    /// <param name="pieceTokens">Fewest tokens of a window-major piece (whole windows, within one thread's range).</param>
+    /// <param name="pieceTokens">Fewest tokens of a window-major piece (whole windows), or null for <see cref="PieceTokens"/>.</param>
     /// <param name="memory">Working memory kept across calls (<see cref="FusedEncoderMemory.Pool"/>), or null for fresh arrays.</param>
     /// <param name="pieceBuffers">With <paramref name="windowMajor"/>, run each piece in its worker's own activation buffer, the workers
     /// taking pieces one at a time (<see cref="InPieceBuffers"/>), so the activations no longer grow with the group and a call
