@@ -292,14 +292,14 @@ internal sealed class KernelSettings
     /// changes the table before the next forward. Off copies the table on every call. The same values either way.</summary>
     public bool ReuseTileMajorBuffer { get => state.ReuseTileMajorBuffer; set => state.ReuseTileMajorBuffer = value; }
 
-    /// <summary>Whether the managed kernels' fork/joins (<c>Layers/Kernels/KernelParallel.cs</c>) run on libtorch's OpenMP team
-    /// (<c>Layers/Kernels/OpenMPTeam.cs</c>) while a training runs, instead of on .NET's thread pool: one set of worker threads for
-    /// the torch ops and the kernels of a step, so a kernel right after a torch op gets libtorch's worker while it still spins and no
-    /// .NET pool thread spins beside it. Only where libtorch's libgomp is found. The same bits either way (the same ranges; no kernel's
-    /// result depends on which thread runs a range). Off by default: on the loaded machine it lost (an OpenMP region waits at its end for a
-    /// worker that has no core, where <c>Parallel.For</c>'s caller takes its ranges and returns; docs/benchmarks.md, "The training step's
-    /// overheads at d = 256"); <c>perf train</c>'s mf-ompforks times it on.</summary>
-    public bool OpenMPKernelForks { get => state.OpenMPKernelForks; set => state.OpenMPKernelForks = value; }
+    /// <summary>Where the managed kernels' fork/joins (<c>Layers/Kernels/KernelParallel.cs</c>) run while a training runs:
+    /// .NET's thread pool or libtorch's OpenMP team (<c>Layers/Kernels/OpenMPTeam.cs</c>, only where libtorch's libgomp is found).
+    /// The same bits under each. <see cref="KernelForkPolicy.Auto"/> (the default since 2026-12-07 s22) lets each training time
+    /// its steps under both and keep the faster (<see cref="ForkTuner"/>): on the idle 2-core machine the team made a
+    /// step 1.08× faster at d = 256 and d = 512, while on a loaded one it lost by up to 1.30× (s15), so neither fixed choice
+    /// holds everywhere (docs/benchmarks.md, "Training: the kernels' forks chosen by timing"). <c>perf train</c>'s mf-ompforks
+    /// and mf-poolforks fix one.</summary>
+    public KernelForkPolicy KernelForks { get => state.KernelForks; set => state.KernelForks = value; }
 
     /// <summary>Whether libtorch's attention in training runs the GEMMs of its blocks with MKL set to one thread per calling thread
     /// (<c>Layers/SelfAttention.cs</c>, <c>Layers/Kernels/OpenMPTeam.cs</c>): the forward's on every thread, the backward's on the
@@ -402,7 +402,7 @@ internal sealed class KernelSettings
         public bool Bf16ForwardTables;
         public bool ManagedBiasSums;
         public bool TileMajorCopyFromUpdate;
-        public bool OpenMPKernelForks;
+        public KernelForkPolicy KernelForks = KernelForkPolicy.Auto;
         public bool WideInferenceHash = CpuVendor.IsIntel;
     }
 }

@@ -35,6 +35,9 @@ internal sealed class ModelOptimizer : IDisposable
 
     private readonly Layers.Kernels.Bf16TableCopy[] forwardCopies;
 
+    /// <summary>Times this training's steps to choose where the kernels fork (<see cref="KernelForkPolicy.Auto"/>).</summary>
+    private readonly ForkTuner forks = new();
+
     public ModelOptimizer(nn.Module model, TrainingOptions options)
     {
         this.options = options;
@@ -80,6 +83,7 @@ internal sealed class ModelOptimizer : IDisposable
     /// update for the backward to apply in place when the clipping rule allows (<see cref="TableUpdate"/>).</summary>
     public void ZeroGrad(int? step = null)
     {
+        forks.Begin();                                                   // a step starts here and ends with Step
         tableOptimizer.ZeroGrad();
         matrixOptimizer.ZeroGrad();
         vectorOptimizer.ZeroGrad();
@@ -110,6 +114,7 @@ internal sealed class ModelOptimizer : IDisposable
             gradient.Update = null;
         matrixOptimizer.Step(RateAt(step, table: false));
         vectorOptimizer.Step(RateAt(step, table: false));
+        forks.End();
         return norm;
     }
 

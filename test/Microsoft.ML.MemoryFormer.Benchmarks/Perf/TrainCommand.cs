@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Diagnostics;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Runtime;
 using Microsoft.ML.MemoryFormer.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -42,7 +43,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             "dense-rotcopy and mf-rotcopy (KernelSettings.StridedRotaryGradient off: the rotary backward copies ∂L/∂y to contiguous memory first), " +
             "dense-copies and mf-copies (that and KernelSettings.PooledAttentionOutput off: the attention output's copy in fresh memory too), " +
             "mf-bf16rows (Bf16GradientRows on), mf-narrowhash (KernelSettings.WideSignHash off: the sign hash 8 chunks at a time, as before 2026-12-06 s14), " +
-            "mf-zen4caches (the tiled forward sized for Zen 4's caches, before s17: TiledGroupBytes 512 KB and TiledForwardAlignedMinTableBytes 16 MB), mf-zen4groups and mf-zen4gate (each of the two alone), mf-zen4tuning (both and PrefetchGatherRows on: every s17 default as before), mf-tilemajorcopy (KernelSettings.TiledStridedCopy off: the training forward's tile-major copy), mf-s18forward (it and TiledPairTiles off: the forward before s19), mf-s19glue (HashWritesRows32 and StagedHitSort off: the layer glue before s20), mf-gathercopiesrows and mf-columnsort (each alone), mf-nogatherprefetch / mf-gatherprefetch (KernelSettings.PrefetchGatherRows off / on), mf-ompforks (KernelSettings.OpenMPKernelForks on, opt-in: the managed kernels fork on libtorch's OpenMP team), mf-poolforks and dense-poolforks (it off, the default), " +
+            "mf-zen4caches (the tiled forward sized for Zen 4's caches, before s17: TiledGroupBytes 512 KB and TiledForwardAlignedMinTableBytes 16 MB), mf-zen4groups and mf-zen4gate (each of the two alone), mf-zen4tuning (both and PrefetchGatherRows on: every s17 default as before), mf-tilemajorcopy (KernelSettings.TiledStridedCopy off: the training forward's tile-major copy), mf-s18forward (it and TiledPairTiles off: the forward before s19), mf-s19glue (HashWritesRows32 and StagedHitSort off: the layer glue before s20), mf-gathercopiesrows and mf-columnsort (each alone), mf-nogatherprefetch / mf-gatherprefetch (KernelSettings.PrefetchGatherRows off / on), mf-ompforks (KernelSettings.KernelForks = OpenMPTeam: the managed kernels always fork on libtorch's OpenMP team), mf-poolforks and dense-poolforks (always on .NET's thread pool, the default before s22; the default now chooses by timing steps, KernelForkPolicy.Auto), " +
             "mf-nestedgemms and dense-nestedgemms (KernelSettings.SerialAttentionGemms off: MKL opens a nested OpenMP region for every GEMM of libtorch's attention blocks, as before 2026-12-06 s15), mf-managedsums (KernelSettings.ManagedBiasSums on: the bias gradients by the managed ColumnSums instead of torch's sum(0)), dense-bf16 (the dense Linear layers in bf16 with fp32 masters, autocast-style: KernelSettings.Bf16DenseLinear), " +
             "mf-plainupdate (KernelSettings.LeanBf16Update off: the bf16-moment AdamW loop as before s21), " +
             "e.g. to time one model per process; ratios need dense first. Default: dense, mf, mf-bf16.")]
@@ -154,10 +155,10 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             TransformerKind.MemoryFormer, Tweak: k => k.TiledGroupBytes = 512 << 10),
         new("mf-zen4gate", "MemoryFormer, the tiled forward's gate sized for Zen 4's 32 MB L3 (TiledForwardAlignedMinTableBytes 16 MB; same bits)",
             TransformerKind.MemoryFormer, Tweak: k => k.TiledForwardAlignedMinTableBytes = 16L << 20),
-        new("mf-ompforks", "MemoryFormer, the managed kernels' forks on libtorch's OpenMP team (OpenMPKernelForks on, opt-in; same bits)",
-            TransformerKind.MemoryFormer, Tweak: k => k.OpenMPKernelForks = true),
-        new("mf-poolforks", "MemoryFormer, the managed kernels' forks on .NET's thread pool (OpenMPKernelForks off, before 2026-12-06 s15; same bits)",
-            TransformerKind.MemoryFormer, Tweak: k => k.OpenMPKernelForks = false),
+        new("mf-ompforks", "MemoryFormer, the managed kernels' forks always on libtorch's OpenMP team (KernelForks = OpenMPTeam; same bits)",
+            TransformerKind.MemoryFormer, Tweak: k => k.KernelForks = KernelForkPolicy.OpenMPTeam),
+        new("mf-poolforks", "MemoryFormer, the managed kernels' forks on .NET's thread pool (KernelForks = ThreadPool: the default before 2026-12-07 s22; same bits)",
+            TransformerKind.MemoryFormer, Tweak: k => k.KernelForks = KernelForkPolicy.ThreadPool),
         new("mf-noupdateprefetch", "MemoryFormer, no L2 prefetch of the table, m and v rows in the fused update (PrefetchUpdateRows off; same bits)",
             TransformerKind.MemoryFormer, Tweak: k => k.PrefetchUpdateRows = false),
         new("mf-updateprefetch", "MemoryFormer, the fused update's L2 prefetch of the table, m and v rows on (PrefetchUpdateRows on: the default before 2026-12-07 s20 on Intel; same bits)",
@@ -166,8 +167,8 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             TransformerKind.MemoryFormer, Tweak: k => k.PrefetchHitRows = false),
         new("mf-noprefetches", "MemoryFormer, neither the fused update's nor the row pass's prefetch (PrefetchUpdateRows and PrefetchHitRows off; same bits)",
             TransformerKind.MemoryFormer, Tweak: k => k.PrefetchUpdateRows = k.PrefetchHitRows = false),
-        new("dense-poolforks", "dense, the managed kernels' forks on .NET's thread pool (OpenMPKernelForks off, before 2026-12-06 s15; same bits)",
-            TransformerKind.Dense, Tweak: k => k.OpenMPKernelForks = false),
+        new("dense-poolforks", "dense, the managed kernels' forks on .NET's thread pool (KernelForks = ThreadPool: the default before 2026-12-07 s22; same bits)",
+            TransformerKind.Dense, Tweak: k => k.KernelForks = KernelForkPolicy.ThreadPool),
         new("mf-plainupdate", "MemoryFormer, the bf16-moment AdamW loop as before 2026-12-07 s21 (LeanBf16Update off; same bits)",
             TransformerKind.MemoryFormer, Tweak: k => k.LeanBf16Update = false),
     ];

@@ -45,6 +45,7 @@ public class KernelSettingsTests
         bool b => !b,
         long l => l + 1,
         int i => i + 1,
+        Enum e => Enum.GetValues(e.GetType()).Cast<object>().Where(v => !v.Equals(e)).First(),
         _ => throw new InvalidOperationException($"A switch of type {value?.GetType()} needs a case here."),
     };
 }

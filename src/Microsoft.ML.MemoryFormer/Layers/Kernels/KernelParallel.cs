@@ -16,10 +16,15 @@ internal static class KernelParallel
     /// <summary>Workers a job may use: libtorch's thread setting, at most the logical CPUs.</summary>
     public static int Workers => Math.Max(1, Math.Min(torch.get_num_threads(), Environment.ProcessorCount));
 
-    /// <summary>Whether forks run on libtorch's OpenMP team (<see cref="OpenMPTeam"/>) now: switched on
-    /// (<see cref="Runtime.KernelSettings.OpenMPKernelForks"/>), a training running (<see cref="KernelBuffers.TrainingRuns"/>) and
-    /// libtorch's libgomp found; otherwise they take .NET's thread pool.</summary>
-    public static bool OnOpenMPTeam => Runtime.KernelSettings.Current.OpenMPKernelForks && KernelBuffers.TrainingRuns && OpenMPTeam.IsAvailable;
+    /// <summary>Whether forks run on libtorch's OpenMP team (<see cref="OpenMPTeam"/>) now: chosen (<see cref="Runtime.KernelSettings.KernelForks"/>
+    /// fixed to the team, or <see cref="Runtime.KernelForkPolicy.Auto"/> with the running training's <see cref="Runtime.ForkTuner"/> on the team),
+    /// a training running (<see cref="KernelBuffers.TrainingRuns"/>) and libtorch's libgomp found; otherwise they take .NET's thread pool.</summary>
+    public static bool OnOpenMPTeam => Runtime.KernelSettings.Current.KernelForks switch
+    {
+        Runtime.KernelForkPolicy.OpenMPTeam => true,
+        Runtime.KernelForkPolicy.Auto => Runtime.ForkTuner.TeamChosen,
+        _ => false,
+    } && KernelBuffers.TrainingRuns && OpenMPTeam.IsAvailable;
 
     /// <summary>Runs <paramref name="body"/>(start, end) over [0, count) in a few ranges per worker.</summary>
     /// <param name="count">Number of items.</param>

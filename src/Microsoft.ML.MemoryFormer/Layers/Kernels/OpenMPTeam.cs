@@ -24,10 +24,11 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <para><c>GOMP_parallel</c> is looked up in libtorch's own dependency tree (<c>dlsym</c> on the loaded
 /// <c>libtorch_cpu.so</c>), so it is the libgomp instance libtorch's ops use; where there is none (another OpenMP runtime,
 /// another system), <see cref="IsAvailable"/> is false and the kernels keep the thread pool.</para>
-/// <para>The forks take the team only while <see cref="Runtime.KernelSettings.OpenMPKernelForks"/> is on, which is off by default: on
-/// the loaded 2-core machine it lost, since a region ends only when every team thread has reached its barrier, where
-/// <c>Parallel.For</c>'s caller takes the ranges of a worker that has no core and returns (docs/benchmarks.md, "The training step's
-/// overheads at d = 256"). The same dependency tree also gives MKL's per-thread setting, which libtorch's attention uses in
+/// <para>The forks take the team when <see cref="Runtime.KernelSettings.KernelForks"/> says so: fixed to the team, or, by default, while
+/// the running training's <see cref="Runtime.ForkTuner"/> has timed it faster than the thread pool. Neither fixed choice holds
+/// everywhere: on the idle 2-core machine the team made a step 1.08× faster, on a loaded one it lost by up to 1.30×, since a region
+/// ends only when every team thread has reached its barrier, where <c>Parallel.For</c>'s caller takes the ranges of a worker that
+/// has no core and returns (docs/benchmarks.md, "The training step's overheads at d = 256"). The same dependency tree also gives MKL's per-thread setting, which libtorch's attention uses in
 /// training (<see cref="SerialGemms"/>, <see cref="Runtime.KernelSettings.SerialAttentionGemms"/>).</para>
 /// </remarks>
 internal static unsafe partial class OpenMPTeam

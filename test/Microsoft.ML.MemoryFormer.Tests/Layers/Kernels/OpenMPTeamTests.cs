@@ -10,7 +10,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.MemoryFormer.Tests.Layers.Kernels;
 
 /// <summary>
-/// libtorch's OpenMP team from managed code (<see cref="OpenMPTeam"/>): the kernels' forks on it (<see cref="KernelSettings.OpenMPKernelForks"/>):
+/// libtorch's OpenMP team from managed code (<see cref="OpenMPTeam"/>): the kernels' forks on it (<see cref="KernelSettings.KernelForks"/>):
 /// libtorch's libgomp is found, every range runs once on the team's threads, errors come back, nested forks run; and training steps
 /// give the same bytes with the forks on the team or the thread pool, and with attention's GEMMs serial or in nested regions
 /// (<see cref="KernelSettings.SerialAttentionGemms"/>).
@@ -86,9 +86,9 @@ public class OpenMPTeamTests
     public void Training_steps_give_the_same_bytes_with_forks_on_the_openmp_team_or_the_thread_pool()
     {
         long before = OpenMPTeam.Forks;
-        var pool = Train(k => k.OpenMPKernelForks = false);
+        var pool = Train(k => k.KernelForks = KernelForkPolicy.ThreadPool);
         long afterPool = OpenMPTeam.Forks;
-        var team = Train(k => k.OpenMPKernelForks = true);
+        var team = Train(k => k.KernelForks = KernelForkPolicy.OpenMPTeam);
         if (OpenMPTeam.IsAvailable && KernelParallel.Workers > 1)
         {
             Assert.Equal(before, afterPool);                                      // off: no fork took the team
@@ -98,6 +98,20 @@ public class OpenMPTeamTests
         Assert.Equal(pool.Parameters.Length, team.Parameters.Length);
         for (int i = 0; i < pool.Parameters.Length; i++)
             Assert.True(pool.Parameters[i].AsSpan().SequenceEqual(team.Parameters[i]), $"parameter {i} differs");
+    }
+
+    [Fact]
+    public void A_training_that_chooses_its_forks_by_timing_gives_the_bytes_of_the_thread_pool()
+    {
+        var options = new TrainingOptions { MaxSteps = ForkTuner.SkipSteps + ForkTuner.ProbeSteps + 2, WarmupSteps = 1, ReportEvery = 1 };
+        var pool = Train(k => k.KernelForks = KernelForkPolicy.ThreadPool, options);
+        long before = OpenMPTeam.Forks;
+        var auto = Train(k => k.KernelForks = KernelForkPolicy.Auto, options);   // skip, probe both, then the choice
+        if (OpenMPTeam.IsAvailable && KernelParallel.Workers > 1)
+            Assert.True(OpenMPTeam.Forks > before);                               // the probe's team steps took the team
+        Assert.Equal(pool.Losses, auto.Losses);
+        for (int i = 0; i < pool.Parameters.Length; i++)
+            Assert.True(pool.Parameters[i].AsSpan().SequenceEqual(auto.Parameters[i]), $"parameter {i} differs");
     }
 
     [Fact]
@@ -118,7 +132,7 @@ public class OpenMPTeamTests
 
     /// <summary>Three steps of a small MemoryFormer (large enough that its kernels fork and its attention runs blocks on both threads);
     /// every parameter's bytes and the losses.</summary>
-    private static (byte[][] Parameters, IReadOnlyList<double> Losses) Train(Action<KernelSettings> change)
+    private static (byte[][] Parameters, IReadOnlyList<double> Losses) Train(Action<KernelSettings> change, TrainingOptions? options = null)
         => SeededTraining.Run(change, MemoryFormerConfig.Nano with { Width = 256, Heads = 2, BitsPerChunk = 4, Layers = 2, ContextLength = 32 },
-            seed: 5, windowSeed: 6, batchSize: 16, new TrainingOptions { MaxSteps = 3, WarmupSteps = 1, ReportEvery = 1 });
+            seed: 5, windowSeed: 6, batchSize: 16, options ?? new TrainingOptions { MaxSteps = 3, WarmupSteps = 1, ReportEvery = 1 });
 }
