@@ -6,14 +6,13 @@ namespace Microsoft.ML.MemoryFormer.Runtime;
 /// <summary>
 /// Chooses for one training, while <see cref="KernelSettings.KernelForks"/> is <see cref="KernelForkPolicy.Auto"/>, whether
 /// the managed kernels fork on libtorch's OpenMP team or on .NET's thread pool, by timing its own steps. After
-/// <see cref="SkipSteps"/> steps (JIT, first allocations) it times <see cref="ProbeSteps"/> steps alternating team and pool
-/// (A-B-B-A, so a drift of the machine weighs on both), keeps the one with the lower median for the next
-/// <see cref="ExploitSteps"/> steps, then probes again, so a machine that gets busy or idle during a run is followed. Both
-/// policies give the same bits, so the choice changes only time; the probes cost about one step in a hundred of the slower
-/// policy's extra time.
+/// <see cref="SkipSteps"/> steps on the pool it times <see cref="ProbeSteps"/> steps alternating team and pool (A-B-B-A, so a
+/// drift of the machine weighs on both) and keeps the one with the lower median until the next probe. The first probes come
+/// soon and then ever less often (after 8, 16, 32, 64 and 128 steps, then every <see cref="ExploitSteps"/>): early steps still
+/// run code the JIT has not optimised, which can mislead the first probe, and a machine that gets busy or idle during a run is
+/// followed. Both policies give the same bits, so the choice changes only time; once the probes are
+/// <see cref="ExploitSteps"/> apart they cost about one step in a hundred of the slower policy's extra time.
 /// </summary>
-/// <remarks>The choice is process-wide (<see cref="TeamChosen"/>, read by <see cref="KernelParallel.OnOpenMPTeam"/>): two trainings
-/// running at once take turns setting it, which can only cost time.</remarks>
 internal sealed class ForkTuner
 {
     /// <summary>Steps run on the thread pool, untimed, before the first probe.</summary>
@@ -22,7 +21,10 @@ internal sealed class ForkTuner
     /// <summary>Steps of a probe, half on each policy.</summary>
     public const int ProbeSteps = 8;
 
-    /// <summary>Steps run on the chosen policy between probes.</summary>
+    /// <summary>Steps run on the chosen policy after the first probe; each later gap doubles, up to <see cref="ExploitSteps"/>.</summary>
+    public const int FirstExploitSteps = 8;
+
+    /// <summary>Most steps run on the chosen policy between probes.</summary>
     public const int ExploitSteps = 200;
 
     private static volatile bool teamChosen;
@@ -37,22 +39,32 @@ internal sealed class ForkTuner
     /// <summary>The policy kept between probes: false (the thread pool) until the first probe ends.</summary>
     public bool Chosen { get; private set; }
 
-    /// <summary>Step <paramref name="index"/>'s policy (0-based, counting the steps this tuner timed) and whether it is a probe step.</summary>
-    internal (bool Team, bool Probe) Plan(int index)
+    /// <summary>Step <paramref name="index"/>'s policy (0-based, counting the steps this tuner timed), whether it is a probe step,
+    /// and whether it is a probe's last.</summary>
+    internal (bool Team, bool Probe, bool Last) Plan(int index)
     {
         if (index < SkipSteps)
-            return (false, false);
-        int k = (index - SkipSteps) % (ProbeSteps + ExploitSteps);
-        return k < ProbeSteps ? ((k % 4) is 0 or 3, true) : (Chosen, false);
+            return (false, false, false);
+        int start = SkipSteps;
+        for (int exploit = FirstExploitSteps; exploit < ExploitSteps; exploit *= 2)
+        {
+            if (index < start + ProbeSteps + exploit)
+                return At(index - start);
+            start += ProbeSteps + exploit;
+        }
+        return At((index - start) % (ProbeSteps + ExploitSteps));
+
+        (bool, bool, bool) At(int k) => k < ProbeSteps ? ((k % 4) is 0 or 3, true, k == ProbeSteps - 1) : (Chosen, false, false);
     }
 
     /// <summary>Records step <paramref name="index"/>'s wall time; the last step of a probe keeps the policy of the lower median.</summary>
     internal void Record(int index, bool teamStep, double ms)
     {
-        if (!Plan(index).Probe)
+        var (_, probe, last) = Plan(index);
+        if (!probe)
             return;
         (teamStep ? team : pool).Add(ms);
-        if ((index - SkipSteps) % (ProbeSteps + ExploitSteps) != ProbeSteps - 1)
+        if (!last)
             return;
         Chosen = Median(team) < Median(pool);
         team.Clear();

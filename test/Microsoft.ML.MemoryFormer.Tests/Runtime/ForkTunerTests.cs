@@ -6,7 +6,9 @@ namespace Microsoft.ML.MemoryFormer.Tests.Runtime;
 /// policy it keeps from their times.</summary>
 public class ForkTunerTests
 {
-    private const int Cycle = ForkTuner.ProbeSteps + ForkTuner.ExploitSteps;
+    /// <summary>The first step of every probe among the first <paramref name="steps"/>.</summary>
+    private static int[] ProbeStarts(ForkTuner tuner, int steps) =>
+        Enumerable.Range(0, steps).Where(i => tuner.Plan(i).Probe && (i == 0 || !tuner.Plan(i - 1).Probe)).ToArray();
 
     /// <summary>Runs <paramref name="steps"/> steps with the team's and the pool's step times given per step index; returns each step's policy.</summary>
     private static bool[] Run(ForkTuner tuner, int steps, Func<int, double> teamMs, Func<int, double> poolMs)
@@ -21,27 +23,28 @@ public class ForkTunerTests
     }
 
     [Fact]
-    public void The_first_steps_take_the_pool_then_a_probe_alternates_a_b_b_a()
+    public void The_first_steps_take_the_pool_then_probes_alternate_a_b_b_a_ever_less_often()
     {
         var tuner = new ForkTuner();
         for (int i = 0; i < ForkTuner.SkipSteps; i++)
-            Assert.Equal((false, false), tuner.Plan(i));
+            Assert.Equal((false, false, false), tuner.Plan(i));
         var probe = Enumerable.Range(ForkTuner.SkipSteps, ForkTuner.ProbeSteps).Select(i => tuner.Plan(i)).ToArray();
         Assert.All(probe, p => Assert.True(p.Probe));
         Assert.Equal([true, false, false, true, true, false, false, true], probe.Select(p => p.Team));
-        Assert.False(tuner.Plan(ForkTuner.SkipSteps + ForkTuner.ProbeSteps).Probe);
-        Assert.True(tuner.Plan(ForkTuner.SkipSteps + Cycle).Probe);                // the next probe
+        Assert.Equal([false, false, false, false, false, false, false, true], probe.Select(p => p.Last));
+        // Gaps of 8, 16, 32, 64 and 128 steps after the first probes, then 200.
+        Assert.Equal([2, 18, 42, 82, 154, 290, 498, 706], ProbeStarts(tuner, 800));
     }
 
     [Fact]
     public void It_keeps_the_faster_policy_and_follows_a_machine_that_changes()
     {
         var tuner = new ForkTuner();
-        int firstExploit = ForkTuner.SkipSteps + ForkTuner.ProbeSteps, secondExploit = firstExploit + Cycle;
-        // Idle: the team is faster; then, from the second probe on, the machine is busy and the pool is faster.
-        var policies = Run(tuner, secondExploit + 5, i => i < firstExploit + ForkTuner.ExploitSteps ? 130 : 320, _ => 140);
-        Assert.All(policies[firstExploit..(firstExploit + ForkTuner.ExploitSteps)], Assert.True);
-        Assert.All(policies[secondExploit..], Assert.False);
+        // Idle until step 300: the team is faster; then the machine is busy and the pool is faster.
+        var policies = Run(tuner, 720, i => i < 300 ? 130 : 320, _ => 140);
+        Assert.All(policies[10..18], Assert.True);                               // after the first probe (steps 2-9)
+        Assert.All(policies[298..498], Assert.True);                             // kept from the probe at 290, before the change
+        Assert.All(policies[506..706], Assert.False);                            // the probe at 498 saw the busy machine
         Assert.False(tuner.Chosen);
     }
 
