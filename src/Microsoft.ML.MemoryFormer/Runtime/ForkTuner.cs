@@ -90,6 +90,14 @@ internal sealed class ForkTuner
         Record(steps++, current, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
     }
 
+    /// <summary>At the training's end: the thread pool again, unless no step of this tuner chose (another training's choice stands).</summary>
+    public void Stop()
+    {
+        if (steps > 0 || timing)
+            teamChosen = false;
+        timing = false;
+    }
+
     private static double Median(List<double> values)
     {
         if (values.Count == 0)

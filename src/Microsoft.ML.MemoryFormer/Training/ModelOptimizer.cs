@@ -206,6 +206,7 @@ internal sealed class ModelOptimizer : IDisposable
         tableOptimizer.Dispose();
         matrixOptimizer.Dispose();
         vectorOptimizer.Dispose();
+        forks.Stop();
         training.Dispose();                                              // the last training's end frees the kernels' idle blocks
     }
 }

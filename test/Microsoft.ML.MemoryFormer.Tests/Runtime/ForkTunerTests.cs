@@ -1,3 +1,4 @@
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Runtime;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Runtime;
@@ -55,6 +56,21 @@ public class ForkTunerTests
         int first = ForkTuner.SkipSteps;
         Run(tuner, first + ForkTuner.ProbeSteps, i => i == first ? 900 : 130, _ => 140);   // the team's first probe step stalls once
         Assert.True(tuner.Chosen);
+    }
+
+    [Fact]
+    public void A_tuner_that_timed_steps_hands_the_pool_back_when_its_training_ends()
+    {
+        var tuner = new ForkTuner();
+        for (int i = 0; i <= ForkTuner.SkipSteps; i++)                           // up to the probe's first step: the team
+        {
+            tuner.Begin();
+            if (i < ForkTuner.SkipSteps) tuner.End();
+        }
+        if (OpenMPTeam.IsAvailable && KernelParallel.Workers > 1)                // else the tuner does not time (the pool throughout)
+            Assert.True(ForkTuner.TeamChosen);
+        tuner.Stop();
+        Assert.False(ForkTuner.TeamChosen);
     }
 
     [Fact]
