@@ -91,16 +91,13 @@ internal static class Gpt2WordEncoder
     private enum CharKind : byte { Letter, Number, Other, Space }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static CharKind Classify(char c)
-    {
-        if (c < 128) return AsciiKinds[c];
-        return char.IsWhiteSpace(c) ? CharKind.Space : char.IsLetter(c) ? CharKind.Letter : char.IsNumber(c) ? CharKind.Number : CharKind.Other;
-    }
+    private static CharKind Classify(char c) => c < 128 ? AsciiKinds[c] : KindOf(c);
 
-    private static readonly CharKind[] AsciiKinds = Enumerable.Range(0, 128)
-        .Select(i => (char)i)
-        .Select(c => char.IsWhiteSpace(c) ? CharKind.Space : char.IsLetter(c) ? CharKind.Letter : char.IsNumber(c) ? CharKind.Number : CharKind.Other)
-        .ToArray();
+    /// <summary>The class the regex engine gives <paramref name="c"/> in GPT-2's pattern.</summary>
+    private static CharKind KindOf(char c) =>
+        char.IsWhiteSpace(c) ? CharKind.Space : char.IsLetter(c) ? CharKind.Letter : char.IsNumber(c) ? CharKind.Number : CharKind.Other;
+
+    private static readonly CharKind[] AsciiKinds = Enumerable.Range(0, 128).Select(i => KindOf((char)i)).ToArray();
 
     private static void AddWord(TiktokenTokenizer tokenizer, ReadOnlySpan<char> word, List<int> ids)
     {

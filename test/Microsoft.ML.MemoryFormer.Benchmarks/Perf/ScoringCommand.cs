@@ -121,6 +121,9 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             : LongRows < 1 || ShortRows < 1 || EngineRows < 1 ? ValidationResult.Error("--long-rows, --short-rows and --engine-rows must be positive")
             : Rounds is < 1 ? ValidationResult.Error("--rounds must be positive")
             : TrainSteps < 1 ? ValidationResult.Error("--train-steps must be positive")
+            : Width is { } w && (w < 32 || w % 32 != 0) ? ValidationResult.Error($"--width {w}: give a positive multiple of 32 (heads of 32 columns), e.g. 256")
+            : PieceTokens.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault(t => !int.TryParse(t, out int n) || n < 1) is { } bad
+                ? ValidationResult.Error($"--piece-tokens: '{bad}' is not a positive whole number of tokens (give a comma-separated list, e.g. 128,256)")
             : ValidationResult.Success();
     }
 
@@ -272,8 +275,8 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                         FormattableString.Invariant($"{profile.ForwardMs * 1e6 / profile.Tokens / model.Network.Config.Layers:F0}"),
                         FormattableString.Invariant($"{(double)profile.FusedFirstBlockRows / profile.Tokens:F3}"));
             }
-            int layoutDefault = paths.FindIndex(p => p.Name.Contains("(ScoringWindowLayout;", StringComparison.Ordinal)),
-                beforePieces = paths.FindIndex(p => p.Name.EndsWith("before scoring round 13", StringComparison.Ordinal));
+            int Find(string suffix) => paths.FindIndex(p => p.Name.EndsWith(suffix, StringComparison.Ordinal));
+            int layoutDefault = paths.FindIndex(p => p.Name.Contains("(ScoringWindowLayout;", StringComparison.Ordinal)), beforePieces = Find("before scoring round 13");
             if (layoutDefault >= 0 && beforePieces >= 0)
             {
                 var (now, was) = (pathScores[layoutDefault], pathScores[beforePieces]);
@@ -284,8 +287,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
             int pairs = settings.RatioPairs ?? (settings.Quick ? 4 : 16);
             if (pairs > 0)
             {
-                int measured = paths.FindIndex(p => p.Name.Contains("(ScoringWindowLayout;", StringComparison.Ordinal));
-                measured = measured < 0 ? fusedIndex : measured;
+                int measured = layoutDefault < 0 ? fusedIndex : layoutDefault;
                 var orders = new List<string>();
                 ScoringPassLog.Part = "pairs";
                 ratio.AddRow([name, "reference ÷ " + paths[measured].Name, .. RatioPairs(() => paths[0].Set(model), () => paths[measured].Set(model),
@@ -293,28 +295,11 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 ScoringPassLog.Part = "other";
                 (referenceName, measuredName) = (paths[0].Name, paths[measured].Name);
                 ratio.AddNote($"{name} rows, reference (A) and the default (B), medians by the pass before: {orders[0]}");
-                int round13 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 13", StringComparison.Ordinal));
-                if (round13 >= 0)
-                    ratio.AddRow([name, paths[round13].Name + " ÷ the default", .. RatioPairs(() => paths[round13].Set(model), () => paths[measured].Set(model),
-                        () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
-                int round11 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 11", StringComparison.Ordinal));
-                if (round11 >= 0)
-                    ratio.AddRow([name, paths[round11].Name + " ÷ the default", .. RatioPairs(() => paths[round11].Set(model), () => paths[measured].Set(model),
-                        () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
-                int round10 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 10", StringComparison.Ordinal));
-                if (round10 >= 0)
-                    ratio.AddRow([name, paths[round10].Name + " ÷ the default", .. RatioPairs(() => paths[round10].Set(model), () => paths[measured].Set(model),
-                        () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
-                for (int probe = 0; probe < paths.Count; probe++)
-                {
-                    if (!paths[probe].Name.Contains("PROBE", StringComparison.Ordinal)) continue;
-                    int p0 = probe;
-                    ratio.AddRow([name, paths[p0].Name + " ÷ the default", .. RatioPairs(() => paths[p0].Set(model), () => paths[measured].Set(model),
-                        () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
-                }
-                int round9 = paths.FindIndex(p => p.Name.EndsWith("before scoring round 9", StringComparison.Ordinal));
-                if (round9 >= 0)
-                    ratio.AddRow([name, paths[round9].Name + " ÷ the default", .. RatioPairs(() => paths[round9].Set(model), () => paths[measured].Set(model),
+                // The code before each kept round, and each probe, against the default in the same adjacent pairs.
+                var probes = Enumerable.Range(0, paths.Count).Where(i => paths[i].Name.Contains("PROBE", StringComparison.Ordinal));
+                foreach (int other in new[] { beforePieces, Find("before scoring round 11"), Find("before scoring round 10") }.Concat(probes)
+                    .Append(Find("before scoring round 9")).Where(i => i >= 0))
+                    ratio.AddRow([name, paths[other].Name + " ÷ the default", .. RatioPairs(() => paths[other].Set(model), () => paths[measured].Set(model),
                         () => TimeTransform(transformer, data, rows.Length), pairs, rows.Length)]);
             }
             paths[fusedIndex].Set(model);

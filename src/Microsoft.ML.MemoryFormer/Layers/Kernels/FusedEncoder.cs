@@ -269,9 +269,7 @@ internal sealed unsafe partial class FusedEncoder
         int longestPiece = 0, target = Math.Clamp(starts[count] / (4 * KernelParallel.Workers), 1, pieceTokens); // ≥ 4 pieces a worker when the call is small
         for (int w0 = 0; w0 < count;)
         {
-            int w1 = w0 + 1;
-            while (w1 < count && starts[w1] - starts[w0] < target)
-                w1++;
+            int w1 = PieceEnd(starts, w0, count, target);
             longestPiece = Math.Max(longestPiece, starts[w1] - starts[w0]);
             pieces.Add(w0 = w1);
         }
@@ -299,6 +297,16 @@ internal sealed unsafe partial class FusedEncoder
                     for (int i = 0; i < local.Length; i++) ticks[i] += local[i];
         });
         GC.KeepAlive(buffer);
+    }
+
+    /// <summary>The window after the piece that starts at window <paramref name="w0"/>: whole windows up to <paramref name="last"/>
+    /// until the piece holds at least <paramref name="tokens"/> tokens.</summary>
+    private static int PieceEnd(int[] starts, int w0, int last, int tokens)
+    {
+        int w1 = w0 + 1;
+        while (w1 < last && starts[w1] - starts[w0] < tokens)
+            w1++;
+        return w1;
     }
 
     /// <summary>Rounds a float count up to whole 64-byte lines.</summary>
@@ -338,9 +346,7 @@ internal sealed unsafe partial class FusedEncoder
                 float* xs = (float*)xa, q = xs + size, k = q + size, v = k + size, attended = v + size;
                 for (int w0 = first; w0 < last;)
                 {
-                    int w1 = w0 + 1;
-                    while (w1 < last && starts[w1] - starts[w0] < pieceTokens)
-                        w1++;
+                    int w1 = PieceEnd(starts, w0, last, pieceTokens);
                     RunPiece(windows, starts, positions, w0, w1, xs, q, k, v, attended, attention, local, (float*)pa, slots, pooling, (float*)oa);
                     w0 = w1;
                 }
