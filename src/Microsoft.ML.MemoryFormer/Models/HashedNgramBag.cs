@@ -1,3 +1,4 @@
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -74,5 +75,33 @@ internal sealed class HashedNgramBag : nn.Module
         var rowsOf = table.index_select(0, all.flatten()).view(rows, all.shape[1], -1);         // [B, N, d]
         var counts = weight.sum(1, keepdim: true).clamp_min(LiveScalars.One);                   // [B, 1]
         return weight.unsqueeze(1).bmm(rowsOf).squeeze(1) / counts;                             // [B, d]
+    }
+
+    /// <summary>
+    /// One window's bag vector [d] into <paramref name="destination"/>, without padding or torch: the n-gram rows of
+    /// <see cref="Forward"/> (every unigram, then every bigram, …) summed in that order and divided by their count, so a
+    /// window's vector does not depend on the other windows of its call (the fused scoring path).
+    /// </summary>
+    internal unsafe void WindowBag(int[] window, float* destination)
+    {
+        int width = (int)table.shape[1];
+        float* rows = TensorMemory.Floats(table);
+        new Span<float>(destination, width).Clear();
+        Span<long> hashes = window.Length <= 1024 ? stackalloc long[window.Length] : new long[window.Length];
+        int count = 0;
+        for (int n = 1; n <= NgramLength && n <= window.Length; n++)
+        {
+            for (int i = 0; i + n <= window.Length; i++)
+            {
+                long id = window[i + n - 1];
+                hashes[i] = n == 1 ? id : ((hashes[i] * Multiplier) + id + 1) % Prime;       // the n-gram starting at i
+                RowKernels.Add(rows + ((hashes[i] % Buckets) * width), destination, width);
+                count++;
+            }
+        }
+        float scale = Math.Max(count, 1);
+        for (int c = 0; c < width; c++)
+            destination[c] /= scale;
+        GC.KeepAlive(table);
     }
 }

@@ -1,5 +1,6 @@
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Layers;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -62,16 +63,33 @@ internal sealed class SequenceClassifier : nn.Module
         return LiveScalars.Add(outputs, bag.matmul(head.Output.weight!.t()));                    // [B, C]
     }
 
-    /// <summary>The head (and the wide branch, when on) over vectors already pooled [B, d] (the fused inference encoder,
-    /// <see cref="Layers.Kernels.FusedEncoder"/>) → outputs [B, C], as <see cref="Outputs"/> in eval mode;
-    /// <paramref name="tokens"/> builds the padded tokens and mask, called only when the wide branch is on.</summary>
-    public Tensor PooledOutputs(Tensor pooled, Func<(Tensor Tokens, Tensor? Mask)> tokens)
+    /// <summary>The head (and the wide branch, when on) over vectors already pooled by the fused inference encoder
+    /// (<see cref="Layers.Kernels.FusedEncoder"/>), as <see cref="Outputs"/> in eval mode: pooled [B, d] and the windows they
+    /// came from → logits [B, C] at <paramref name="logits"/>.</summary>
+    /// <remarks>Each window's logits are computed from its own pooled vector (and bag) alone, in a fixed order
+    /// (<see cref="HeadGemv"/>, then the bias, then the bag's product), so they do not depend on how many other windows share
+    /// the call: a row scored by a PredictionEngine gets the bits a batched Transform gives it. libtorch's GEMM, used before,
+    /// rounds by batch shape and could move a logit by one ulp.</remarks>
+    public unsafe void PooledLogits(float* pooled, IReadOnlyList<int[]> windows, float* logits)
     {
-        var outputs = head.Output.call(pooled);                                                  // [B, C]
-        if (ngrams is null) return outputs;
-        var (ids, mask) = tokens();
-        var bag = ngrams.Forward(ids, mask);                                                     // [B, d]
-        return LiveScalars.Add(outputs, bag.matmul(head.Output.weight!.t()));                    // [B, C]
+        var weight = head.Output.weight!;                                                        // [C, d]
+        float* w = TensorMemory.Floats(weight), bias = TensorMemory.Floats(head.Output.bias!);
+        int rows = windows.Count, classes = (int)weight.shape[0], width = (int)weight.shape[1];
+        HeadGemv.Compute(pooled, rows, w, classes, width, logits);                               // [B, C]
+        float* bag = stackalloc float[ngrams is null ? 0 : width];
+        float* bagLogits = stackalloc float[ngrams is null ? 0 : classes];
+        for (int r = 0; r < rows; r++)
+        {
+            float* y = logits + ((long)r * classes);
+            for (int c = 0; c < classes; c++)
+                y[c] += bias[c];
+            if (ngrams is null) continue;
+            ngrams.WindowBag(windows[r], bag);                                                   // [d]
+            HeadGemv.Compute(bag, 1, w, classes, width, bagLogits);                              // [C]
+            for (int c = 0; c < classes; c++)
+                y[c] += bagLogits[c];
+        }
+        GC.KeepAlive(weight);
     }
 
     /// <summary>Copies every backbone weight from <paramref name="source"/> (same architecture).</summary>

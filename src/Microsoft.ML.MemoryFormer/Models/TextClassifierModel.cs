@@ -301,7 +301,7 @@ internal sealed class TextClassifierModel : IDisposable
     /// <summary>Window logits [W, C] from the fused encoder: windows in order, packed unpadded into groups of at most
     /// <see cref="FusedEncoder.GroupTokens"/> tokens (a longer window forms a group alone): the whole call where the encoder runs its
     /// pieces in its workers' own buffers, else <see cref="ScoringTokensPerBatch"/>.</summary>
-    private void FusedWindowLogits(int[][] windows, float[] windowLogits, ScoringProfile? profile, ref long start)
+    private unsafe void FusedWindowLogits(int[][] windows, float[] windowLogits, ScoringProfile? profile, ref long start)
     {
         bool bf16 = bf16Tables is not null;
         var memory = KeepFusedMemory ? fusedMemory.Take() : null;
@@ -323,10 +323,8 @@ internal sealed class TextClassifierModel : IDisposable
                     profile.PaddedTokens += group.Sum(w => (long)w.Length);
                     profile.ForwardMs += Elapsed(ref start);
                 }
-                var outputs = network.PooledOutputs(pooled, () => PaddedBatch.Create(group, encoder.PadId, device)); // [b, C]
-                var values = outputs.data<float>();
-                for (int j = 0; j < group.Length; j++)
-                    for (int c = 0; c < Classes; c++) windowLogits[(first + j) * Classes + c] = values[j * Classes + c];
+                fixed (float* logits = &windowLogits[first * Classes])
+                    network.PooledLogits(TensorMemory.Floats(pooled), group, logits);     // [b, C]
             }
             if (profile is not null) profile.HeadMs += Elapsed(ref start);
             first = end;

@@ -282,7 +282,7 @@ internal sealed class ScoringCommand : Command<ScoringCommand.Settings>
                 var (now, was) = (pathScores[layoutDefault], pathScores[beforePieces]);
                 double moved = now.Zip(was).Max(p => p.First.Zip(p.Second).Max(v => Math.Abs(v.First - v.Second)));
                 int bitsEqual = now.Zip(was).Count(p => p.First.AsSpan().SequenceEqual(p.Second));
-                table.AddNote(FormattableString.Invariant($"{name} rows, the default against the same layout before scoring round 13 (groups of {defaultBudget} tokens): max |Δ log p| {moved:g2}, rows with every log p the same bits {bitsEqual}/{rows.Length}, argmax equal {now.Zip(was).Count(p => ArgMax(p.First) == ArgMax(p.Second))}/{rows.Length} (the pooled vectors are the same bits; libtorch's head GEMM over one group's rows instead of several rounds in another order)"));
+                table.AddNote(FormattableString.Invariant($"{name} rows, the default against the same layout before scoring round 13 (groups of {defaultBudget} tokens): max |Δ log p| {moved:g2}, rows with every log p the same bits {bitsEqual}/{rows.Length}, argmax equal {now.Zip(was).Count(p => ArgMax(p.First) == ArgMax(p.Second))}/{rows.Length} (the pooled vectors are the same bits, and since 2026-12-07 the head computes each window's logits on their own, so the groups cannot move them: 0 and every row expected)"));
             }
             int pairs = settings.RatioPairs ?? (settings.Quick ? 4 : 16);
             if (pairs > 0)

@@ -36,9 +36,9 @@ public class FusedEncoderPrecisionTests
         Assert.True(FusedEncoder.Supports(model.Network.Backbone));
         var perToken = Score(model, share: false);
         Assert.Equal(perToken, Score(model));
-        // Small groups: rows made in one group are reused in later ones (compared at one group size: the head's GEMM may
-        // round another batch size differently).
-        Assert.Equal(Score(model, share: false, tokensPerBatch: 300), Score(model, tokensPerBatch: 300));
+        // Small groups: rows made in one group are reused in later ones, and the group size moves no score.
+        Assert.Equal(perToken, Score(model, share: false, tokensPerBatch: 300));
+        Assert.Equal(perToken, Score(model, tokensPerBatch: 300));
     }
 
     [Fact]
@@ -105,10 +105,7 @@ public class FusedEncoderPrecisionTests
         Assert.Equal(InferencePrecision.BFloat16, model.InferencePrecision);
         var bf16 = Score(model);
         Assert.Equal(bf16, Score(model));
-        var grouped = Score(model, tokensPerBatch: 200);                         // the encoder's arithmetic does not depend on
-        for (int r = 0; r < bf16.Length; r++)                                    // the groups; the head's GEMM may round
-            for (int c = 0; c < bf16[r].Length; c++)                             // another batch size differently
-                Assert.True(Math.Abs(bf16[r][c] - grouped[r][c]) <= 1e-5f, $"row {r}, class {c}: {bf16[r][c]} vs {grouped[r][c]}");
+        Assert.Equal(bf16, Score(model, tokensPerBatch: 200));                   // neither the encoder nor the head depends on the groups
         Assert.NotEqual(fp32, bf16);                                            // the copies are read
         // Rounding moves activations by ≈ 2⁻⁹ relative; where one lies that close to zero a sign-hash bit flips and the
         // token reads another table row, so a row of few tokens can move by a few hundredths (measured ≤ 0.085 here), a
