@@ -1,4 +1,5 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -137,7 +138,7 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
         var values = x.nan_to_num(0).unsqueeze(-1);                             // [B, F, 1]
         var tokens = weight is not null ? Runtime.LiveScalars.Add(values * weight, bias)               // [B, F, d]
             : frequencies is not null ? Periodic(values)
-            : Runtime.LiveScalars.Add(einsum("bft,ftd->bfd", Encode(values.squeeze(-1)), projection!), bias);
+            : Runtime.LiveScalars.Add(Project(Encode(values.squeeze(-1))), bias);
         tokens = where(isMissing, missing.expand_as(tokens), tokens);            // [B, F, d]
         if (groups is not null) tokens = On(groups, x).matmul(tokens);           // [B, G, d]
         var first = cls.view(1, 1, -1).expand(x.shape[0], 1, -1);               // [B, 1, d]
@@ -149,10 +150,15 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     {
         var angles = values.mul(frequencies!).mul_(TwoPi);                      // [B, F, k]
         var features = cat([angles.cos(), angles.sin()], -1);                  // [B, F, 2k]
-        var projected = einsum("bfk,fkd->bfd", features, projection!);         // [B, F, d]
+        var projected = Project(features);                                      // [B, F, d]
         var tokens = Runtime.LiveScalars.Add(projected, bias);                   // [B, F, d]
         return Embedding == TabularNumericEmbedding.PeriodicLinear ? tokens : nn.functional.relu(tokens);
     }
+
+    /// <summary>features [B, F, T] · the per-slot projection [F, T, d] → [B, F, d]; at inference on the CPU each row on its own
+    /// (<see cref="SlotProjection"/>), so a row's tokens do not depend on the batch it is scored in.</summary>
+    private Tensor Project(Tensor features) =>
+        SlotProjection.Serves(features, projection!) ? SlotProjection.Apply(features, projection!) : einsum("bft,ftd->bfd", features, projection!);
 
     /// <summary>
     /// Piecewise-linear encoding of standardised values x [B, F] (no NaN) → [B, F, T]: component t of slot i is

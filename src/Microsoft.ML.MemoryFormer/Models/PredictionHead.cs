@@ -1,4 +1,5 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -41,6 +42,10 @@ internal sealed class PredictionHead : nn.Module
     internal Linear Output => output;
 
     /// <summary>hidden [B, T, d] and mask bool [B, T] (null = unpadded) → outputs [B, outputs].</summary>
-    public Tensor Forward(Tensor hidden, Tensor? mask) =>
-        output.call(dropout.call(SequencePooling.Pool(hidden, mask, Pooling)));    // [B, outputs]
+    public Tensor Forward(Tensor hidden, Tensor? mask) => Linear(dropout.call(SequencePooling.Pool(hidden, mask, Pooling))); // [B, outputs]
+
+    /// <summary>The linear layer over pooled rows [B, d] → [B, outputs]: at inference on the CPU each row on its own
+    /// (<see cref="HeadGemv.Linear(Tensor, Tensor, Tensor?)"/>), so a row's outputs do not depend on the batch it is scored in.</summary>
+    public Tensor Linear(Tensor pooled) =>
+        HeadGemv.ServesRows(pooled, output.weight!) ? HeadGemv.Linear(pooled, output.weight!, output.bias) : output.call(pooled);
 }

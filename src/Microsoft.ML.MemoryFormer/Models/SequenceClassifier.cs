@@ -67,7 +67,7 @@ internal sealed class SequenceClassifier : nn.Module
     /// (<see cref="Layers.Kernels.FusedEncoder"/>), as <see cref="Outputs"/> in eval mode: pooled [B, d] and the windows they
     /// came from → logits [B, C] at <paramref name="logits"/>.</summary>
     /// <remarks>Each window's logits are computed from its own pooled vector (and bag) alone, in a fixed order
-    /// (<see cref="HeadGemv"/>, then the bias, then the bag's product), so they do not depend on how many other windows share
+    /// (<see cref="HeadGemv.Linear(float*, int, float*, float*, int, int, float*)"/>, then the bag's product), so they do not depend on how many other windows share
     /// the call: a row scored by a PredictionEngine gets the bits a batched Transform gives it. libtorch's GEMM, used before,
     /// rounds by batch shape and could move a logit by one ulp.</remarks>
     public unsafe void PooledLogits(float* pooled, IReadOnlyList<int[]> windows, float* logits)
@@ -75,15 +75,12 @@ internal sealed class SequenceClassifier : nn.Module
         var weight = head.Output.weight!;                                                        // [C, d]
         float* w = TensorMemory.Floats(weight), bias = TensorMemory.Floats(head.Output.bias!);
         int rows = windows.Count, classes = (int)weight.shape[0], width = (int)weight.shape[1];
-        HeadGemv.Compute(pooled, rows, w, classes, width, logits);                               // [B, C]
+        HeadGemv.Linear(pooled, rows, w, bias, classes, width, logits);                          // [B, C]
         float* bag = stackalloc float[ngrams is null ? 0 : width];
         float* bagLogits = stackalloc float[ngrams is null ? 0 : classes];
-        for (int r = 0; r < rows; r++)
+        for (int r = 0; ngrams is not null && r < rows; r++)
         {
             float* y = logits + ((long)r * classes);
-            for (int c = 0; c < classes; c++)
-                y[c] += bias[c];
-            if (ngrams is null) continue;
             ngrams.WindowBag(windows[r], bag);                                                   // [d]
             HeadGemv.Compute(bag, 1, w, classes, width, bagLogits);                              // [C]
             for (int c = 0; c < classes; c++)

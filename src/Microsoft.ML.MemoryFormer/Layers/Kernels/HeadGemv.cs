@@ -42,6 +42,38 @@ internal static class HeadGemv
         return y.MoveToOuterDisposeScope();
     }
 
+    /// <summary>True when <see cref="Linear(Tensor, Tensor, Tensor?)"/> serves x [B, d] · weightᵀ: inference (no gradients) over
+    /// CPU fp32 tensors, any B.</summary>
+    public static bool ServesRows(Tensor x, Tensor weight) =>
+        TorchRuntime.UseFusedKernels && !is_grad_enabled() && x.dim() == 2
+        && TensorMemory.IsCpuFloat32(x) && TensorMemory.IsCpuFloat32(weight) && weight.is_contiguous();
+
+    /// <summary>
+    /// A task head's linear layer at inference, x [B, d] → x · weightᵀ + bias [B, V], each row computed from its own
+    /// vector alone in a fixed order (<see cref="Linear(float*, int, float*, float*, int, int, float*)"/>). libtorch's GEMM
+    /// rounds by batch shape, so a row scored alone (a PredictionEngine) could get other bits than in a batch.
+    /// </summary>
+    public static unsafe Tensor Linear(Tensor x, Tensor weight, Tensor? bias)
+    {
+        using var scope = NewDisposeScope();
+        var xc = x.contiguous();
+        int b = (int)xc.shape[0], d = (int)xc.shape[1], v = (int)weight.shape[0];
+        var y = empty(b, v, ScalarType.Float32);
+        Linear(TensorMemory.Floats(xc), b, TensorMemory.Floats(weight), bias is null ? null : TensorMemory.Floats(bias), v, d, TensorMemory.Floats(y));
+        return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>y [B, V] = x [B, d] · w [V, d]ᵀ + bias [V] (bias may be null): each y[i, r] is ⟨x[i], w[r]⟩ in a fixed order,
+    /// then the bias added, whatever B is.</summary>
+    public static unsafe void Linear(float* x, int b, float* w, float* bias, int v, int d, float* y)
+    {
+        Compute(x, b, w, v, d, y);
+        if (bias == null) return;
+        for (int i = 0; i < b; i++)
+            for (int r = 0; r < v; r++)
+                y[((long)i * v) + r] += bias[r];
+    }
+
     /// <summary>y [B, V] = x [B, d] · w [V, d]ᵀ over raw contiguous fp32 memory.</summary>
     public static unsafe void Compute(float* x, int b, float* w, int v, int d, float* y) => Compute(x, b, w, null, v, d, y);
 

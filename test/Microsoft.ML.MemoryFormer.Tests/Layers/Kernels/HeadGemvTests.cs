@@ -19,4 +19,21 @@ public class HeadGemvTests
         Assert.True(HeadGemv.Applies(x, weight));
         Assert.True(allclose(HeadGemv.Apply(x, weight), nn.functional.linear(x, weight), 1e-4, 1e-4));
     }
+
+    [Fact]
+    public void A_heads_rows_do_not_depend_on_the_batch_and_equal_the_linear_layer()
+    {
+        var gen = new Generator(3);
+        var x = randn([300, 48], generator: gen);
+        var weight = randn([77, 48], generator: gen);
+        var bias = randn([77], generator: gen);
+        using var noGrad = no_grad();
+        Assert.True(HeadGemv.ServesRows(x, weight));
+        var all = HeadGemv.Linear(x, weight, bias);
+        Assert.True(allclose(all, nn.functional.linear(x, weight, bias), 1e-4, 1e-4));
+        for (int r = 0; r < 300; r += 37)                                        // one row alone: the same bits as in the batch
+            Assert.Equal(all[r].data<float>().ToArray(), HeadGemv.Linear(x.narrow(0, r, 1), weight, bias)[0].data<float>().ToArray());
+        using var grad = enable_grad();
+        Assert.False(HeadGemv.ServesRows(x, weight));                            // training keeps nn.Linear
+    }
 }
