@@ -64,14 +64,25 @@ internal static class HeadGemv
     }
 
     /// <summary>y [B, V] = x [B, d] · w [V, d]ᵀ + bias [V] (bias may be null): each y[i, r] is ⟨x[i], w[r]⟩ in a fixed order,
-    /// then the bias added, whatever B is.</summary>
+    /// then the bias added, whatever B is. A weight of at most one block (a task head) stays in each core's cache while the
+    /// workers share the rows; a larger one is shared by vocabulary blocks (<see cref="Compute(float*, int, float*, int, int, float*)"/>,
+    /// the same bits: <see cref="DotRows"/> groups a row's outputs by four from row 0 either way).</summary>
     public static unsafe void Linear(float* x, int b, float* w, float* bias, int v, int d, float* y)
     {
-        Compute(x, b, w, v, d, y);
-        if (bias == null) return;
-        for (int i = 0; i < b; i++)
-            for (int r = 0; r < v; r++)
-                y[((long)i * v) + r] += bias[r];
+        nint xp = (nint)x, wp = (nint)w, bp = (nint)bias, yp = (nint)y;
+        if (4L * v * d > BlockBytes)
+            Compute(x, b, w, v, d, y);
+        KernelParallel.For(b, (long)v * d, (first, end) =>
+        {
+            for (int i = first; i < end; i++)
+            {
+                float* yi = (float*)yp + ((long)i * v);
+                if (4L * v * d <= BlockBytes)
+                    DotRows((float*)xp + ((long)i * d), (float*)wp, d, 0, v, yi);
+                for (int r = 0; bp != 0 && r < v; r++)
+                    yi[r] += ((float*)bp)[r];
+            }
+        });
     }
 
     /// <summary>y [B, V] = x [B, d] · w [V, d]ᵀ over raw contiguous fp32 memory.</summary>
