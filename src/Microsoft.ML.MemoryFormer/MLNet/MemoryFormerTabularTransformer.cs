@@ -39,6 +39,9 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
     /// <summary>The network of a single-member model (read by the ONNX export, which refuses ensembles before reading it).</summary>
     internal TabularModel Model => model.Members[0].Model;
 
+    /// <summary>The members' predictors (tests switch their scoring path).</summary>
+    internal TabularEnsemblePredictor Ensemble => model;
+
     /// <summary>Scaler, label and column settings (read by the ONNX export).</summary>
     internal TabularModelInfo Info => model.Info;
 

@@ -1,5 +1,7 @@
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Layers;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
+using Microsoft.ML.MemoryFormer.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -62,6 +64,31 @@ internal sealed class TabularModel : nn.Module<Tensor, Tensor>
     /// <summary>The config a model of <paramref name="tokenCount"/> feature tokens (slots, or slot groups) runs with.</summary>
     public static MemoryFormerConfig ForFeatures(MemoryFormerConfig config, int tokenCount) =>
         config with { ContextLength = tokenCount + 1, VocabularySize = 1 };
+
+    /// <summary>Whether <see cref="ForwardFused"/> computes this model: in eval mode, on the CPU, with the fused kernels
+    /// (<see cref="FusedEncoder.Supports"/>).</summary>
+    public bool TakesFusedForward => !training && FusedEncoder.Supports(backbone);
+
+    /// <summary>
+    /// As <see cref="forward"/> at inference, the blocks run by the fused inference encoder the text classifier scores with
+    /// (each row one window of 1 + G token vectors, no torch dispatch per op): standardised features x [B, F] → outputs [B, outputs].
+    /// Call under no_grad where <see cref="TakesFusedForward"/>; up to float rounding the same outputs, and each row's the same
+    /// bits whatever the batch.
+    /// </summary>
+    public unsafe Tensor ForwardFused(Tensor x)
+    {
+        var tokens = tokenizer.call(x).contiguous();                            // [B, 1 + G, d]
+        int rows = (int)tokens.shape[0], length = (int)tokens.shape[1];
+        var pooled = empty(rows, Config.Width);                                  // [B, d]
+        var memory = fusedMemory.Take();
+        new FusedEncoder(backbone, memory: memory, windowMajor: KernelParallel.Workers > 1)
+            .PooledVectors(TensorMemory.Floats(tokens), rows, length, head.Pooling, TensorMemory.Floats(pooled));
+        fusedMemory.Return(memory);                                              // not on an exception: a fresh one next time
+        GC.KeepAlive(tokens);
+        return head.Linear(pooled);                                              // [B, outputs]
+    }
+
+    private readonly FusedEncoderMemory.Pool fusedMemory = new();
 
     /// <summary>Standardised features x [B, F] (NaN = missing) → outputs [B, outputs].</summary>
     public override Tensor forward(Tensor x)

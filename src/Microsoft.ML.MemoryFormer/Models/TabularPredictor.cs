@@ -24,6 +24,10 @@ internal sealed class TabularPredictor : IDisposable
         model.to(device).eval();
     }
 
+    /// <summary>Score with the fused inference encoder where the model allows it (<see cref="TabularModel.TakesFusedForward"/>);
+    /// false: the torch modules throughout, the reference path.</summary>
+    public bool UseFusedScoring { get; set; } = true;
+
     /// <summary>The feature column, label, standardisation and output count.</summary>
     public TabularModelInfo Info { get; }
 
@@ -44,7 +48,7 @@ internal sealed class TabularPredictor : IDisposable
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var x = tensor(features, [rows, Info.FeatureCount]).to(device);         // [n, F]
-        var outputs = model.call(x);                                             // [n, C]
+        var outputs = UseFusedScoring && model.TakesFusedForward ? model.ForwardFused(x) : model.call(x); // [n, C]
         if (Info.Label.Kind != PredictionKind.Regression) outputs = outputs.log_softmax(1);
         else
         {

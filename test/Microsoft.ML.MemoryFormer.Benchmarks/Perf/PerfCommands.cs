@@ -37,6 +37,7 @@ internal static class PerfCommands
             perf.AddCommand<ScoringKernelsCommand>("scoring-kernels").WithDescription("Issue 16: the scoring encoder's same-bits kernel switches (16-key attention tiles, one-walk 160-wide bag sum) on and off, one thread.");
             perf.AddCommand<ScoringPrecisionCommand>("scoring-precision").WithDescription("Issue 16: accuracy cost of bf16 scoring (tables, attention) on trained classifiers: accuracy, log-loss, argmax agreement.");
             perf.AddCommand<ScoringCommand>("scoring").WithDescription("Issue 16: text-classification scoring rows/s on long and short rows, Transform and PredictionEngine, phases.");
+            perf.AddCommand<TabularScoringCommand>("tabular-scoring").WithDescription("Tabular scoring rows/s, the fused inference encoder vs the torch modules, Transform and PredictionEngine.");
             perf.AddCommand<AttentionCommand>("attention").WithDescription("Issue 16: causal attention at the training shapes, SDPA vs blocked, fwd and fwd+bwd, interleaved.");
             perf.AddCommand<OnnxCommand>("onnx").WithDescription("ONNX Runtime CPU vs this library: batched classification scoring and batch-1 decode.");
         });

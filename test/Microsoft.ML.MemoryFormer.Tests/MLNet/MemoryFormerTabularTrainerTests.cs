@@ -117,6 +117,34 @@ public class MemoryFormerTabularTrainerTests
         var engine = ml.Model.CreatePredictionEngine<TabularRows.Regression, ScoreRow>(model);
         for (int r = 0; r < rows.Length; r++)
             Assert.Equal(batched[r], engine.Predict(rows[r]).Score);
+
+        // The default scoring runs the blocks in the fused inference encoder; the torch modules (the reference) agree.
+        Assert.True(model.Model.TakesFusedForward);
+        foreach (var member in model.Ensemble.Members) member.UseFusedScoring = false;
+        var reference = model.Transform(data).GetColumn<float>("Score").ToArray();
+        for (int r = 0; r < rows.Length; r++)
+            Assert.True(Math.Abs(reference[r] - batched[r]) <= 1e-4f * (1 + Math.Abs(reference[r])), $"row {r}: {reference[r]} (torch) vs {batched[r]} (fused)");
+    }
+
+    [Fact]
+    public void Fused_scoring_of_an_ensemble_classifier_agrees_with_the_torch_modules()
+    {
+        var ml = new MLContext(3);
+        var options = TabularRows.TinyOptions(epochs: 3);
+        options.EnsembleSize = 2;
+        var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(ml.MulticlassClassification.Trainers.MemoryFormerTabular(options));
+        var model = pipeline.Fit(ml.Data.LoadFromEnumerable(TabularRows.MulticlassRows(192, 5)));
+        var test = ml.Data.LoadFromEnumerable(TabularRows.MulticlassRows(100, 6));
+        var fused = model.Transform(test).GetColumn<float[]>("Score").ToArray();
+        var tabular = model.LastTransformer;
+        Assert.True(tabular.Model.TakesFusedForward);
+        foreach (var member in tabular.Ensemble.Members) member.UseFusedScoring = false;
+        var reference = model.Transform(test).GetColumn<float[]>("Score").ToArray();
+        for (int r = 0; r < fused.Length; r++)
+            for (int c = 0; c < fused[r].Length; c++)
+                Assert.True(Math.Abs(reference[r][c] - fused[r][c]) <= 1e-5f, $"row {r}, class {c}: {reference[r][c]} vs {fused[r][c]}");
+        tabular.Dispose();
     }
 
     private sealed class ScoreRow

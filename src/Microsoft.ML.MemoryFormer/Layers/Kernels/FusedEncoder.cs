@@ -180,6 +180,25 @@ internal sealed unsafe partial class FusedEncoder
         GC.KeepAlive(backbone);
     }
 
+    /// <summary>
+    /// Rows of token vectors already embedded (the tabular tokenizer's output [B, T, d], contiguous) → pooled vectors [B, d]
+    /// after the final norm into <paramref name="output"/>: the blocks of <see cref="Pooled(IReadOnlyList{int[]}, PoolingKind, float*, ScoringProfile?)"/>
+    /// with each row one window of <paramref name="length"/> tokens, read from <paramref name="tokens"/> instead of the embedding table.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The encoder shares the first block's per-id rows, which vectors do not have.</exception>
+    public void PooledVectors(float* tokens, int rows, int length, PoolingKind pooling, float* output)
+    {
+        if (projections is not null)
+            throw new InvalidOperationException("An encoder that shares the first block's per-id rows cannot take token vectors.");
+        var window = new int[length];                                            // id 0: every row's length; the vectors come from tokens
+        vectors = tokens;
+        try { Pooled(Enumerable.Repeat(window, rows).ToArray(), pooling, output); }
+        finally { vectors = null; }
+    }
+
+    /// <summary>During <see cref="PooledVectors"/>, the token vectors <see cref="Embed"/> copies instead of embedding rows.</summary>
+    private float* vectors;
+
     /// <summary>The kept activation buffer (pinned), grown to at least <paramref name="floats"/>.</summary>
     private float[] Activations(long floats)
     {
@@ -188,14 +207,17 @@ internal sealed unsafe partial class FusedEncoder
         return memory.Activations;
     }
 
-    /// <summary>Embedding rows of windows [first, last) into x (ids already checked).</summary>
+    /// <summary>Embedding rows of windows [first, last) into x (ids already checked), or their token vectors (<see cref="PooledVectors"/>).</summary>
     private void Embed(IReadOnlyList<int[]> windows, int[] starts, int first, int last, float* x)
     {
         for (int w = first; w < last; w++)
         {
             var ids = windows[w];
             for (int t = 0; t < ids.Length; t++)
-                EncoderKernels.Copy(embedding + ((long)ids[t] * width), x + ((long)(starts[w] + t) * width), width);
+            {
+                long token = starts[w] + t;
+                EncoderKernels.Copy(vectors != null ? vectors + (token * width) : embedding + ((long)ids[t] * width), x + (token * width), width);
+            }
         }
     }
 
