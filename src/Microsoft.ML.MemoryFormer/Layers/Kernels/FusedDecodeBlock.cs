@@ -46,9 +46,11 @@ internal sealed unsafe class FusedDecodeBlock : IFusedDecodeBlock
 
     /// <summary>True when the fused step computes this block exactly: a MemoryFormer block with RMSNorms, CPU fp32.</summary>
     public static bool Supports(TransformerBlock block, MemoryFormerConfig config) =>
-        config.Kind == TransformerKind.MemoryFormer && config.Norm == NormKind.RmsNorm
-        && config.BitsPerChunk + config.ExtraBits <= 16 && block.parameters().All(p => Contiguous(p))
-        && block.buffers().All(b => Contiguous(b));
+        SupportsConfig(config) && block.parameters().All(p => Contiguous(p)) && block.buffers().All(b => Contiguous(b));
+
+    /// <summary>The configuration's part of <see cref="Supports"/>: a MemoryFormer with RMSNorms and at most 16 bits a chunk.</summary>
+    public static bool SupportsConfig(MemoryFormerConfig config) =>
+        config.Kind == TransformerKind.MemoryFormer && config.Norm == NormKind.RmsNorm && config.BitsPerChunk + config.ExtraBits <= 16;
 
     /// <summary>Positions the rotary tables cover; a cache position at or past it cannot be decoded.</summary>
     public long RotaryPositions => attention.RotaryPositions;

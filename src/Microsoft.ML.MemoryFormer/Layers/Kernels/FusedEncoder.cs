@@ -105,16 +105,41 @@ internal sealed unsafe partial class FusedEncoder
 
     /// <summary>
     /// True when the fused forward computes this backbone exactly: fused kernels on, a MemoryFormer with RMSNorms in eval
-    /// mode, every parameter contiguous CPU fp32, and no bucket-usage counter attached (the fused forward records no hits).
+    /// mode, every parameter and block buffer contiguous CPU fp32, and no bucket-usage counter attached (the fused forward
+    /// records no hits).
     /// </summary>
+    /// <remarks>Scorers ask before every call, and enumerating a backbone's parameters, buffers and modules through TorchSharp
+    /// took ≈ 70 µs, the largest part of a one-row tabular prediction (≈ 100 µs). So everything but the mode, the switch and the
+    /// usage counters is worked out once per backbone, and again when its embedding weight lives at another address (the
+    /// parameters were replaced, as by a move to another device or dtype; this library never replaces only some of them).</remarks>
     public static bool Supports(TransformerBackbone backbone)
     {
-        var config = backbone.Config;
-        return KernelSettings.Current.UseFusedKernels && !backbone.training && config.Kind == TransformerKind.MemoryFormer
-            && config.Norm == NormKind.RmsNorm && backbone.FinalNorm is RmsNorm
+        if (!KernelSettings.Current.UseFusedKernels || backbone.training)
+            return false;
+        nint embedding;
+        using (var weight = backbone.Embedding.weight!)                        // TorchSharp hands out a new wrapper each time
+        {
+            if (!TensorMemory.IsCpuFloat32(weight))
+                return false;
+            embedding = (nint)TensorMemory.Address(weight);
+        }
+        if (!Shapes.TryGetValue(backbone, out var shape) || shape.Embedding != embedding)
+            Shapes.AddOrUpdate(backbone, shape = Examine(backbone, embedding));
+        return shape.Fits && shape.Layers.All(l => l.UsageCounter is null);
+    }
+
+    /// <summary>What <see cref="Supports"/> works out once per backbone: whether its architecture and storage fit (every
+    /// parameter and block buffer contiguous CPU fp32), the embedding weight's address then, and its Memory Layers.</summary>
+    private sealed record Shape(bool Fits, nint Embedding, MemoryLayer[] Layers);
+
+    private static readonly ConditionalWeakTable<TransformerBackbone, Shape> Shapes = new();
+
+    private static Shape Examine(TransformerBackbone backbone, nint embedding)
+    {
+        bool fits = FusedEncoderBlock.SupportsConfig(backbone.Config) && backbone.FinalNorm is RmsNorm
             && backbone.parameters().All(p => TensorMemory.IsCpuFloat32(p) && p.is_contiguous())
-            && backbone.Blocks.All(b => FusedEncoderBlock.Supports(b, config))
-            && backbone.modules().OfType<MemoryLayer>().All(l => l.UsageCounter is null);
+            && backbone.Blocks.All(b => b.buffers().All(t => TensorMemory.IsCpuFloat32(t) && t.is_contiguous()));
+        return new Shape(fits, embedding, backbone.modules().OfType<MemoryLayer>().ToArray());
     }
 
     /// <summary>Windows of token ids (each 1 … context length long) → pooled vectors [W, d] after the final norm, as a

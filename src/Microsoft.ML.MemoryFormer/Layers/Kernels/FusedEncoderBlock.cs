@@ -64,6 +64,9 @@ internal sealed unsafe partial class FusedEncoderBlock
     public static bool Supports(TransformerBlock block, MemoryFormerConfig config) =>
         FusedDecodeBlock.Supports(block, config) && WindowAttention.Supports(config.HeadWidth);
 
+    /// <summary>The configuration's part of <see cref="Supports"/>.</summary>
+    public static bool SupportsConfig(MemoryFormerConfig config) => FusedDecodeBlock.SupportsConfig(config) && WindowAttention.Supports(config.HeadWidth);
+
     /// <summary>The attention heads' width hd.</summary>
     public int HeadWidth => headWidth;
 

@@ -1,4 +1,6 @@
 using Microsoft.ML.MemoryFormer.Configuration;
+using Microsoft.ML.MemoryFormer.Diagnostics;
+using Microsoft.ML.MemoryFormer.Layers;
 using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using Microsoft.ML.MemoryFormer.Models;
 using Microsoft.ML.MemoryFormer.Runtime;
@@ -111,12 +113,23 @@ public class FusedEncoderTests
         using var model = NewModel(PoolingKind.Mean);
         var rows = Rows;
         var fused = Score(model, rows, fused: true);
+        var backbone = model.Network.Backbone;
+        Assert.True(FusedEncoder.Supports(backbone));                           // worked out once, then read on every call:
         model.Network.train();
-        Assert.False(FusedEncoder.Supports(model.Network.Backbone));              // training mode: dropout and autograd are the modules' job
+        Assert.False(FusedEncoder.Supports(backbone));                          // training mode: dropout and autograd are the modules' job
         model.Network.eval();
+        Assert.True(FusedEncoder.Supports(backbone));
+        var layer = backbone.modules().OfType<MemoryLayer>().First();
+        using (var counter = new BucketCounter(layer.Table.shape[0], CPU, trainingOnly: false))
+        {
+            layer.UsageCounter = counter;                                       // the fused forward records no hits
+            Assert.False(FusedEncoder.Supports(backbone));
+            layer.UsageCounter = null;
+        }
+        Assert.True(FusedEncoder.Supports(backbone));
         KernelSettings.Current.With(s => s.UseFusedKernels = false, () =>
         {
-            Assert.False(FusedEncoder.Supports(model.Network.Backbone));
+            Assert.False(FusedEncoder.Supports(backbone));
             AssertClose(fused, Score(model, rows, fused: true));
         });
     }
