@@ -77,7 +77,7 @@ internal sealed class TabularModel : nn.Module<Tensor, Tensor>
     /// </summary>
     public unsafe Tensor ForwardFused(Tensor x)
     {
-        var tokens = tokenizer.call(x).contiguous();                            // [B, 1 + G, d]
+        var tokens = (tokenizer.LinearTokens(x) ?? tokenizer.call(x)).contiguous(); // [B, 1 + G, d]
         int rows = (int)tokens.shape[0], length = (int)tokens.shape[1];
         var pooled = empty(rows, Config.Width);                                  // [B, d]
         var memory = fusedMemory.Take();

@@ -29,6 +29,29 @@ public class FeatureTokenizerTests
     }
 
     [Fact]
+    public void The_managed_linear_tokens_are_the_forwards_bits_and_only_where_they_apply()
+    {
+        using var tokenizer = new FeatureTokenizer(featureCount: 5, width: 36);      // a width with a tail past 32
+        var x = randn(64, 5, generator: new Generator(2)).mul_(3);
+        x[3, 1] = tensor(float.NaN);
+        x[10, 4] = tensor(float.NaN);
+        using (no_grad())
+        {
+            var managed = tokenizer.LinearTokens(x);
+            Assert.NotNull(managed);
+            Assert.Equal(tokenizer.call(x).data<float>().ToArray(), managed!.data<float>().ToArray());
+        }
+        Assert.Null(tokenizer.LinearTokens(x));                                     // gradients on: the torch ops
+        using var grouped = new FeatureTokenizer(featureCount: 3, width: 4, slotTokens: [0, 1, 1]);
+        using var piecewise = new FeatureTokenizer(featureCount: 2, width: 4, TabularNumericEmbedding.PiecewiseLinear, binEdges: [[0f, 1f], [0f, 2f]]);
+        using (no_grad())
+        {
+            Assert.Null(grouped.LinearTokens(randn(2, 3)));
+            Assert.Null(piecewise.LinearTokens(randn(2, 2)));
+        }
+    }
+
+    [Fact]
     public void Scaler_standardises_slots_ignoring_nan_and_keeps_nan()
     {
         var features = new[] { 1f, 5f, 3f, float.NaN, 5f, 5f };                  // [3, 2]
