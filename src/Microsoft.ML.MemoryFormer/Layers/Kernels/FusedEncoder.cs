@@ -83,8 +83,9 @@ internal sealed unsafe partial class FusedEncoder
         this.memory = memory ?? new FusedEncoderMemory();
         width = backbone.Config.Width;
         blocks = backbone.Blocks.Select(b => new FusedEncoderBlock(b, backbone.Config, bf16)).ToArray();
-        embedding = TensorMemory.Floats(backbone.Embedding.weight!);
-        vocabulary = backbone.Embedding.weight!.shape[0];
+        using var embeddingWeight = backbone.Embedding.weight!;                 // a new wrapper each read (TorchSharp); the module keeps the storage
+        embedding = TensorMemory.Floats(embeddingWeight);
+        vocabulary = embeddingWeight.shape[0];
         var norm = (RmsNorm)backbone.FinalNorm;
         finalGain = TensorMemory.Floats(norm.Weight);
         finalEpsilon = (float)norm.Epsilon;
@@ -92,7 +93,7 @@ internal sealed unsafe partial class FusedEncoder
         foreach (var block in blocks)
             (block.TableMajorGathers, block.Simd) = (tableMajor, simd);
         projections = shareFirstProjections && !this.staged && blocks.Length > 0
-            ? new FirstProjections(blocks[0], width, vocabulary, this.memory, keepFirstRows ? FirstRowsKey(backbone.Embedding.weight!, blocks[0]) : null)
+            ? new FirstProjections(blocks[0], width, vocabulary, this.memory, keepFirstRows ? FirstRowsKey(embeddingWeight, blocks[0]) : null)
             : null;
     }
 
