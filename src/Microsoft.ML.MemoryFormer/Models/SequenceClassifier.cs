@@ -67,9 +67,9 @@ internal sealed class SequenceClassifier : nn.Module
     /// (<see cref="Layers.Kernels.FusedEncoder"/>), as <see cref="Outputs"/> in eval mode: pooled [B, d] and the windows they
     /// came from → logits [B, C] at <paramref name="logits"/>.</summary>
     /// <remarks>Each window's logits are computed from its own pooled vector (and bag) alone, in a fixed order
-    /// (<see cref="HeadGemv.Linear(float*, int, float*, float*, int, int, float*)"/>, then the bag's product), so they do not depend on how many other windows share
-    /// the call: a row scored by a PredictionEngine gets the bits a batched Transform gives it. libtorch's GEMM, used before,
-    /// rounds by batch shape and could move a logit by one ulp.</remarks>
+    /// (<see cref="HeadGemv.Linear(float*, int, float*, float*, int, int, float*)"/>, then the bag's product), so they do not
+    /// depend on how many other windows share the call: a row scored by a PredictionEngine gets the bits a batched Transform
+    /// gives it. libtorch's GEMM, used before, rounds by batch shape and could move a logit by one ulp.</remarks>
     public unsafe void PooledLogits(float* pooled, IReadOnlyList<int[]> windows, float* logits)
     {
         var weight = head.Output.weight!;                                                        // [C, d]
