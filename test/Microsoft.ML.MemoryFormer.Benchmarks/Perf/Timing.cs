@@ -32,8 +32,9 @@ internal static class Timing
     /// <summary>
     /// Median milliseconds of each of <paramref name="bodies"/>, timed one call each per round, in turn, for
     /// <paramref name="rounds"/> rounds after one warm-up round: this machine drifts by ±30% within a minute, so
-    /// variants compared side by side are timed interleaved. Each round starts one body later (<see cref="Rotation"/>),
-    /// so no variant always follows the same one: a fixed order made one slot slow whichever path sat in it (2026-12-06).
+    /// variants compared side by side are timed interleaved. Each round starts one body later and odd rounds run backwards
+    /// (<see cref="Rotation"/>), so no variant always sits in the same slot or follows the same one: a fixed order made one
+    /// slot slow whichever path sat in it (2026-12-06).
     /// </summary>
     public static double[] Interleave(IReadOnlyList<Action> bodies, int rounds)
     {
@@ -58,12 +59,15 @@ internal static class Timing
     }
 
     /// <summary>The order of <paramref name="count"/> interleaved variants in <paramref name="round"/> (−1: the warm-up,
-    /// in list order): each round starts one variant later than the one before.</summary>
+    /// in list order): each round starts one variant later than the one before, and odd rounds run the list backwards, so
+    /// each variant follows both of its neighbours in turn (rotation alone kept every variant behind the same one). Two
+    /// variants alternate as before.</summary>
     public static IEnumerable<int> Rotation(int count, int round)
     {
         int first = Math.Max(round, 0) % Math.Max(count, 1);
+        bool backwards = round > 0 && round % 2 == 1;
         for (int k = 0; k < count; k++)
-            yield return (first + k) % count;
+            yield return backwards ? (first - k + count) % count : (first + k) % count;
     }
 
     /// <summary>
