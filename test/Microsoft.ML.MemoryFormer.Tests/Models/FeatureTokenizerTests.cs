@@ -31,7 +31,7 @@ public class FeatureTokenizerTests
     [Fact]
     public void The_managed_linear_tokens_are_the_forwards_bits_and_only_where_they_apply()
     {
-        using var tokenizer = new FeatureTokenizer(featureCount: 5, width: 36);      // a width with a tail past 32
+        using var tokenizer = new FeatureTokenizer(featureCount: 5, width: 36);
         var x = randn(64, 5, generator: new Generator(2)).mul_(3);
         x[3, 1] = tensor(float.NaN);
         x[10, 4] = tensor(float.NaN);
