@@ -76,9 +76,11 @@ internal sealed class SequenceClassifier : nn.Module
         float* w = TensorMemory.Floats(weight), bias = TensorMemory.Floats(head.Output.bias!);
         int rows = windows.Count, classes = (int)weight.shape[0], width = (int)weight.shape[1];
         HeadGemv.Linear(pooled, rows, w, bias, classes, width, logits);                          // [B, C]
-        float* bag = stackalloc float[ngrams is null ? 0 : width];
-        float* bagLogits = stackalloc float[ngrams is null ? 0 : classes];
-        for (int r = 0; ngrams is not null && r < rows; r++)
+        GC.KeepAlive(weight);
+        if (ngrams is null) return;
+        float* bag = stackalloc float[width];
+        float* bagLogits = stackalloc float[classes];
+        for (int r = 0; r < rows; r++)
         {
             float* y = logits + ((long)r * classes);
             ngrams.WindowBag(windows[r], bag);                                                   // [d]

@@ -17,7 +17,7 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// Three passes: (1) per token, parallel over tokens: RMSNorm → sign hash → Q, K, V rows (one shared hash, bias folded)
 /// → rotary on Q and K; (2) attention per (window, head); (3) per token: residual, RMSNorm → hash → ML₁ → LayerNorm →
 /// hash (τ+2 bits) → ML₂ → residual. Every intermediate of a token stays in a few hundred bytes of stack. CPU fp32, eval
-/// mode, RMSNorm only (<see cref="Supports"/>). Holds raw pointers into the block's parameters: build it per call.
+/// mode, RMSNorm only (<see cref="FusedEncoder.Supports"/>). Holds raw pointers into the block's parameters: build it per call.
 /// The per-token passes are in <c>FusedEncoderBlock.TokenPasses.cs</c>, the staged table-major ones in
 /// <c>FusedEncoderBlock.TableMajor.cs</c>.
 /// </remarks>
@@ -29,7 +29,7 @@ internal sealed unsafe partial class FusedEncoderBlock
     private readonly float attentionEpsilon, ffnEpsilon;
     private readonly Layer query, key, value, expand, project;
 
-    /// <summary>Reads the block's parameters; <see cref="Supports"/> must be true.</summary>
+    /// <summary>Reads the block's parameters; <see cref="FusedEncoder.Supports"/> must be true of its backbone.</summary>
     /// <param name="block">The block.</param>
     /// <param name="config">The encoder's configuration.</param>
     /// <param name="bf16">The bf16 copy of a Memory Layer table to gather from instead of the fp32 table, or null
@@ -59,12 +59,9 @@ internal sealed unsafe partial class FusedEncoderBlock
     /// <summary>Whether the gathers read bf16 table copies (then the table-major gathers are not available).</summary>
     public bool Bf16Tables { get; }
 
-    /// <summary>True when this computes the block exactly: a MemoryFormer block with RMSNorms, contiguous CPU fp32
-    /// parameters, τ+2 ≤ 16 and a head width the attention kernel handles.</summary>
-    public static bool Supports(TransformerBlock block, MemoryFormerConfig config) =>
-        FusedDecodeBlock.Supports(block, config) && WindowAttention.Supports(config.HeadWidth);
-
-    /// <summary>The configuration's part of <see cref="Supports"/>.</summary>
+    /// <summary>True when this computes blocks of <paramref name="config"/> exactly: MemoryFormer blocks with RMSNorms,
+    /// τ+2 ≤ 16 and a head width the attention kernel handles (the parameters' storage is <see cref="FusedEncoder.Supports"/>'s
+    /// to check).</summary>
     public static bool SupportsConfig(MemoryFormerConfig config) => FusedDecodeBlock.SupportsConfig(config) && WindowAttention.Supports(config.HeadWidth);
 
     /// <summary>The attention heads' width hd.</summary>

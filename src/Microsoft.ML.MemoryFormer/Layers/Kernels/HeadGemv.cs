@@ -70,14 +70,15 @@ internal static class HeadGemv
     public static unsafe void Linear(float* x, int b, float* w, float* bias, int v, int d, float* y)
     {
         nint xp = (nint)x, wp = (nint)w, bp = (nint)bias, yp = (nint)y;
-        if (4L * v * d > BlockBytes)
+        bool oneBlock = 4L * v * d <= BlockBytes;
+        if (!oneBlock)
             Compute(x, b, w, v, d, y);
         KernelParallel.For(b, (long)v * d, (first, end) =>
         {
             for (int i = first; i < end; i++)
             {
                 float* yi = (float*)yp + ((long)i * v);
-                if (4L * v * d <= BlockBytes)
+                if (oneBlock)
                     DotRows((float*)xp + ((long)i * d), (float*)wp, d, 0, v, yi);
                 for (int r = 0; bp != 0 && r < v; r++)
                     yi[r] += ((float*)bp)[r];
