@@ -119,6 +119,12 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     /// <summary>P [F, 2k, d] of the periodic or [F, T, d] of the piecewise-linear embedding; null for linear embeddings.</summary>
     internal Parameter? Projection => projection;
 
+    /// <summary>The piecewise-linear encoding's constants [F, T] (read by the ONNX export): each bin's left edge and width, the
+    /// clip's lower bound (−∞ on a slot's first bin, else 0) and upper bound (+∞ on its last, else 1), and 1 on the slot's own
+    /// bins, 0 on padding (see <see cref="Encode"/>); null for other embeddings.</summary>
+    internal (Tensor Left, Tensor Width, Tensor Low, Tensor High, Tensor Mask)? BinConstants =>
+        binLeft is null ? null : (binLeft, binWidth!, binLow!, binHigh!, binMask!);
+
     /// <summary>b [F, d].</summary>
     internal Parameter Bias => bias;
 

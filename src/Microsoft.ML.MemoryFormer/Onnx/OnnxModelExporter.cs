@@ -185,13 +185,10 @@ internal static class OnnxModelExporter
     /// <summary>Scaled features [B, F] → tokens [B, 1 + G, d], as <see cref="FeatureTokenizer"/> (G = F without slot groups).</summary>
     private static string FeatureTokens(OnnxGraphBuilder g, FeatureTokenizer tokenizer, string x)
     {
-        if (tokenizer.Weight is null)
-            throw new NotSupportedException($"ONNX export of tabular models with {tokenizer.Embedding} numeric embeddings is not implemented; " +
-                "train with MemoryFormerTabularOptions.NumericEmbedding = Linear to export.");
         var missing = g.Unsqueeze(g.Unary("IsNaN", x, "is_missing"), [-1], "is_missing3");        // [B, F, 1]
         var values = g.Unsqueeze(g.Where(g.Unary("IsNaN", x, "is_nan"), g.Float(0f), x, "values"), [-1], "values3");
-        var tokens = g.Add(g.Mul(values, g.Weight("features.weight", tokenizer.Weight), "feature_scaled"),
-            g.Weight("features.bias", tokenizer.Bias), "feature_tokens");                         // [B, F, d]
+        var tokens = g.Add(NumericTokens(g, tokenizer, values), g.Weight("features.bias", tokenizer.Bias), "feature_tokens"); // [B, F, d]
+        if (tokenizer.Embedding == Configuration.TabularNumericEmbedding.Periodic) tokens = g.Unary("Relu", tokens, "feature_tokens_relu");
         tokens = g.Where(missing, g.Weight("features.missing", tokenizer.Missing), tokens, "feature_tokens_or_missing");
         if (tokenizer.Groups is { } groups)                                                         // one-hot groups: [G, F] · [B, F, d]
             tokens = g.MatMul(g.Weight("features.groups", groups), tokens, "group_tokens");           // [B, G, d]
@@ -199,6 +196,32 @@ internal static class OnnxModelExporter
         var clsShape = g.Concat([g.Dim(x, 0, "rows"), g.Ints([1, d])], 0, "cls_shape");
         var cls = g.Node("Expand", "cls_tokens", [g.Reshape(g.Weight("features.cls", tokenizer.Cls), [1, 1, d], "cls3"), clsShape]);
         return g.Concat([cls, tokens], 1, "tokens");                                              // [B, 1 + F, d]
+    }
+
+    /// <summary>Present values [B, F, 1] → each slot's numeric token before the bias [B, F, d]: x · W (linear),
+    /// [cos 2πcx, sin 2πcx] · P (periodic) or PLE(x) · P (piecewise-linear), as <see cref="FeatureTokenizer"/>.</summary>
+    private static string NumericTokens(OnnxGraphBuilder g, FeatureTokenizer tokenizer, string values)
+    {
+        if (tokenizer.Weight is { } weight) return g.Mul(values, g.Weight("features.weight", weight), "feature_scaled");
+        string encoded;
+        if (tokenizer.BinConstants is var (left, width, low, high, mask))
+        {
+            var ratio = g.Div(g.Sub(values, g.Weight("features.bin_left", left), "bin_offset"),
+                g.Weight("features.bin_width", width), "bin_ratio");                               // [B, F, T]
+            var clipped = g.Node("Min", "bin_clip_high", [g.Node("Max", "bin_clip_low", [ratio, g.Weight("features.bin_low", low)]),
+                g.Weight("features.bin_high", high)]);
+            encoded = g.Mul(clipped, g.Weight("features.bin_mask", mask), "ple");                    // [B, F, T]
+        }
+        else if (tokenizer.Frequencies is { } frequencies)
+        {
+            var angles = g.Mul(g.Mul(values, g.Weight("features.frequencies", frequencies), "phase"),
+                g.Float((float)(2 * Math.PI)), "angles");                                           // [B, F, k]
+            encoded = g.Concat([g.Unary("Cos", angles, "cos"), g.Unary("Sin", angles, "sin")], -1, "periodic"); // [B, F, 2k]
+        }
+        else throw new NotSupportedException($"ONNX export does not know the numeric embedding '{tokenizer.Embedding}'.");
+        var bySlot = g.Transpose(encoded, [1, 0, 2], "encoded_by_slot");                             // [F, B, T]
+        var projected = g.MatMul(bySlot, g.Weight("features.projection", tokenizer.Projection!), "projected_by_slot"); // [F, B, d]
+        return g.Transpose(projected, [1, 0, 2], "projected");                                       // [B, F, d]
     }
 
     private static ModelProto Model(OnnxGraphBuilder g, string doc, Dictionary<string, string> metadata)

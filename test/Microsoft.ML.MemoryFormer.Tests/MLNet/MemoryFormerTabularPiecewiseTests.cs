@@ -89,17 +89,4 @@ public class MemoryFormerTabularPiecewiseTests
         var error = Assert.Throws<ArgumentOutOfRangeException>(() => new MLContext(1).Regression.Trainers.MemoryFormerTabular(bad));
         Assert.Equal(nameof(bad.PiecewiseLinearBinning), error.ParamName);
     }
-
-    [Fact]
-    public void Onnx_export_of_a_piecewise_linear_model_is_refused_with_the_way_out()
-    {
-        var ml = new MLContext(1);
-        var train = ml.Data.LoadFromEnumerable(KinkRows(32, 1));
-        using var model = ml.Regression.Trainers.MemoryFormerTabular(Piecewise(epochs: 1)).Fit(train);
-        using var stream = new MemoryStream();
-        var e = Assert.ThrowsAny<Exception>(() => model.ExportToOnnx(stream));
-        var message = (e.InnerException ?? e).Message;
-        Assert.Contains("PiecewiseLinear", message, StringComparison.Ordinal);
-        Assert.Contains("NumericEmbedding = Linear", message, StringComparison.Ordinal);
-    }
 }
