@@ -75,14 +75,12 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
         ArgumentNullException.ThrowIfNull(input);
         using var torchScope = TorchSharp.torch.NewDisposeScope();               // temporaries stay reachable (Runtime/TorchScope.cs)
         long rows = this.options.SizeAwareDefaults ? CountRows(input) : long.MaxValue;
-        var options = this.options.ForRows(rows);
+        var (options, sizeNote) = this.options.ForRows(rows);
         int members = this.options.EnsembleSizeFor(rows);
-        var core = ReferenceEquals(options, this.options) ? this.core : Core(options);
+        var core = Core(options);
         var (label, train, validation, seed) = core.Read(input);
         using var channel = core.Host.Start("Training");
-        if (!ReferenceEquals(options, this.options))
-            options.LogTo(channel)($"small table: batch {options.BatchSize}, at most {options.Epochs} epochs, patience " +
-                $"{options.EarlyStoppingPatience}, hold-out {options.ValidationFraction:P0} (SizeAwareDefaults)");
+        if (sizeNote is not null) options.LogTo(channel)(sizeNote);
         if (members == 1)
         {
             var (model, result) = Train(options, label, train, validation, seed, core, options.LogTo(channel), options.Progress);
@@ -123,8 +121,8 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
         TabularTraining.Fit(options.Architecture, options.FeatureColumnName, label, train, validation,
             options.BatchSize, seed, core.Device, (stepsPerEpoch, validated) => options.ToTrainingOptions(seed, stepsPerEpoch, validated),
             log, progress, core.IsCanceled, options.CancellationToken,
-            (options.NumericEmbedding, options.PeriodicFrequencies, options.PeriodicScale),
-            (options.PiecewiseLinearBins, options.PiecewiseLinearBinning, options.PiecewiseLinearMinLeafRows), options.GroupOneHotSlots, options.LabelSmoothing,
+            (options.NumericEmbedding!.Value, options.PeriodicFrequencies, options.PeriodicScale),           // resolved by ForRows
+            (options.PiecewiseLinearBins, options.PiecewiseLinearBinning, options.PiecewiseLinearMinLeafRows), options.GroupOneHotSlots!.Value, options.LabelSmoothing,
             options.Expansion.Any ? options.Expansion : null);
 
     /// <summary>Reports an ensemble member's progress with its place in the ensemble.</summary>
@@ -138,7 +136,7 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
         if (data.GetRowCount() is { } known) return known;
         using var cursor = data.GetRowCursor([]);
         long n = 0;
-        while (cursor.MoveNext() && n < MemoryFormerTabularOptions.SmallTableRows) n++;
+        while (cursor.MoveNext() && n < MemoryFormerTabularOptions.LargeTableRows) n++;
         return n;
     }
 }

@@ -43,8 +43,8 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         public int Threads { get; init; }
 
         [CommandOption("--embedding")]
-        [Description("MemoryFormer numeric embedding: linear, periodic (PLR), periodic-linear (PL) or piecewise-linear (PLE). Default linear.")]
-        public string Embedding { get; init; } = "linear";
+        [Description("MemoryFormer numeric embedding: linear, periodic (PLR), periodic-linear (PL) or piecewise-linear (PLE). Default linear; with --trainer-defaults the trainer's size rule.")]
+        public string? Embedding { get; init; }
 
         [CommandOption("--periodic-scale")]
         [Description("σ of the periodic frequencies' initialisation. Default 0.1.")]
@@ -69,6 +69,10 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [CommandOption("--group-onehot")]
         [Description("MemoryFormer's GroupOneHotSlots: one token per one-hot categorical column instead of one per slot.")]
         public bool GroupOneHot { get; init; }
+
+        [CommandOption("--no-group-onehot")]
+        [Description("GroupOneHotSlots off even where --trainer-defaults would turn it on (tables of 10,000+ rows).")]
+        public bool NoGroupOneHot { get; init; }
 
         [CommandOption("--lr")]
         [Description("MemoryFormer learning rate; default the trainer's.")]
@@ -224,15 +228,16 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
     private static MemoryFormerTabularOptions Options(Settings settings, TabularDataset set)
     {
         bool small = CountRows(set.Train) < 2000;
-        var embedding = settings.Embedding.ToLowerInvariant() switch
+        TabularNumericEmbedding? embedding = settings.Embedding?.ToLowerInvariant() switch
         {
+            null => settings.TrainerDefaults ? null : TabularNumericEmbedding.Linear,
             "periodic" => TabularNumericEmbedding.Periodic,
             "periodic-linear" => TabularNumericEmbedding.PeriodicLinear,
             "piecewise-linear" => TabularNumericEmbedding.PiecewiseLinear,
             _ => TabularNumericEmbedding.Linear,
         };
         var options = Base(settings, small, embedding);
-        options.GroupOneHotSlots = settings.GroupOneHot;
+        options.GroupOneHotSlots = settings.GroupOneHot ? true : settings.NoGroupOneHot ? false : settings.TrainerDefaults ? null : false;
         if (settings.LearningRate is { } lr) options.LearningRate = lr;
         if (settings.TableLearningRate is { } tableLr) options.TableLearningRate = tableLr;
         if (settings.WeightDecay is { } decay) options.WeightDecay = decay;
@@ -257,7 +262,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         return options;
     }
 
-    private static MemoryFormerTabularOptions Base(Settings settings, bool small, TabularNumericEmbedding embedding)
+    private static MemoryFormerTabularOptions Base(Settings settings, bool small, TabularNumericEmbedding? embedding)
     {
         if (settings.TrainerDefaults)
             return new MemoryFormerTabularOptions
@@ -385,11 +390,12 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             text.AppendLine();
         }
         text.AppendLine($"Machine at the start of the write-up: {Perf.MachineFigures.Measure()}.");
-        text.AppendLine($"MemoryFormer preset {settings.Preset}, numeric embedding {settings.Embedding}" +
-            (settings.Embedding == "piecewise-linear" ? $" ({settings.Bins} {settings.Binning} bins{(settings.MinLeaf is { } m ? $", at least {m} rows a bin" : "")})"
-                : settings.Embedding != "linear" ? $" (k = {settings.PeriodicFrequencies}, σ = {settings.PeriodicScale})" : "") +
+        var embedding = settings.Embedding ?? (settings.TrainerDefaults ? "by table size" : "linear");
+        text.AppendLine($"MemoryFormer preset {settings.Preset}, numeric embedding {embedding}" +
+            (embedding is "piecewise-linear" or "by table size" ? $" ({settings.Bins} {settings.Binning} bins{(settings.MinLeaf is { } m ? $", at least {m} rows a bin" : "")})"
+                : embedding != "linear" ? $" (k = {settings.PeriodicFrequencies}, σ = {settings.PeriodicScale})" : "") +
             $", seed {settings.Seed}" + (settings.DevSplit > 0 ? $", scored on a {settings.DevSplit} development split of the training rows" : "") + (settings.Ensemble is { } k ? $", EnsembleSize {k}" : ", EnsembleSize by size") +
-            (settings.ValueCategories is { } values ? $", value categories {values}" : "") + (settings.TrainerDefaults ? ", trainer defaults" : "") + (settings.GroupOneHot ? ", one-hot groups" : "") +
+            (settings.ValueCategories is { } values ? $", value categories {values}" : "") + (settings.TrainerDefaults ? ", trainer defaults" : "") + (settings.GroupOneHot ? ", one-hot groups" : settings.NoGroupOneHot ? ", no one-hot groups" : "") +
             (settings.LearningRate is { } lr ? $", lr {lr}" : "") + Overrides(settings) + $", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
         return text.ToString();
     }
