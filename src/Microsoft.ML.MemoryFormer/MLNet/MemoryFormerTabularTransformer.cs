@@ -36,7 +36,7 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
     /// single model and for every model saved before ensembles.</summary>
     public int EnsembleSize => model.Members.Count;
 
-    /// <summary>The network of a single-member model (read by the ONNX export, which refuses ensembles before reading it).</summary>
+    /// <summary>The first member's network (the whole model when it is a single one).</summary>
     internal TabularModel Model => model.Members[0].Model;
 
     /// <summary>The members' predictors (tests switch their scoring path).</summary>

@@ -57,15 +57,13 @@ public static class MemoryFormerOnnxExtensions
     /// Writes the tabular model as ONNX: input <c>features</c> float [batch, F] (raw, NaN = missing; the training
     /// standardisation is in the graph); outputs <c>logits</c> and <c>probabilities</c> [batch, classes], or
     /// <c>score</c> [batch, 1] for regression. An ensemble (<see cref="MemoryFormerTabularTransformer.EnsembleSize"/> &gt; 1)
-    /// is refused with <see cref="NotSupportedException"/>.
+    /// exports as one graph holding every member: <c>score</c> is their mean, <c>probabilities</c> their mean class
+    /// probabilities and <c>logits</c> the log of that mean, as the transformer scores.
     /// </summary>
     public static void ExportToOnnx(this MemoryFormerTabularTransformer transformer, Stream stream)
     {
         ArgumentNullException.ThrowIfNull(transformer);
-        if (transformer.EnsembleSize > 1)
-            throw new NotSupportedException($"This tabular model is an ensemble of {transformer.EnsembleSize} models " +
-                "(MemoryFormerTabularOptions.EnsembleSize); ONNX export writes a single model. Train with EnsembleSize = 1 to export it.");
-        Write(() => OnnxModelExporter.Tabular(transformer.Model, transformer.Info), stream);
+        Write(() => OnnxModelExporter.Tabular(transformer.Ensemble.Members), stream);
     }
 
     /// <summary>

@@ -63,4 +63,7 @@ public static class MemoryFormerOnnxNames
 
     /// <summary>Metadata key: the prediction task (<c>MulticlassClassification</c>, <c>BinaryClassification</c>, <c>Regression</c>).</summary>
     public const string PredictionKindKey = "memoryformer.prediction_kind";
+
+    /// <summary>Metadata key of a tabular model: how many ensemble members the graph averages ("1" for a single model).</summary>
+    public const string EnsembleSizeKey = "memoryformer.ensemble_size";
 }

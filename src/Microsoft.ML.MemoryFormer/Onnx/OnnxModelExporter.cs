@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Google.Protobuf;
 using Microsoft.ML.MemoryFormer.Configuration;
@@ -98,39 +99,66 @@ internal static class OnnxModelExporter
             "probabilities [batch, classes]. Tokenize outside the graph with the tokenizer in the metadata.", metadata);
     }
 
-    /// <summary>Raw features [batch, F] → logits and probabilities, or the regression score in label units.</summary>
-    public static ModelProto Tabular(TabularModel model, TabularModelInfo info)
+    /// <summary>
+    /// Raw features [batch, F] → logits and probabilities, or the regression score in label units. Several members (a deep
+    /// ensemble) predict as <see cref="TabularEnsemblePredictor"/> does: each standardises with its own statistics, and the
+    /// graph returns the members' mean score, or their mean class probabilities with the log of that mean as the logits.
+    /// </summary>
+    public static ModelProto Tabular(IReadOnlyList<TabularPredictor> members)
     {
-        if (info.Expansion is not null)
+        if (members.Any(m => m.Info.Expansion is not null))
             throw new NotSupportedException("ONNX export of tabular models trained with MemoryFormerTabularOptions." +
                 "AutomaticValueCategories or TargetEncodingFolds is not implemented; train without them to export.");
+        var info = members[0].Info;
         var g = new OnnxGraphBuilder();
         g.Graph.Name = "MemoryFormerTabular";
         int f = info.FeatureCount;
         var features = g.Input(N.Features, DataType.Float, ["batch", f],
             "The raw feature vector (before the training standardisation, which the graph applies); NaN = missing.");
-        var scaled = g.Div(g.Sub(features, g.Weight("scaler.means", info.Scaler.Means, [f]), "centred"),
-            g.Weight("scaler.stds", info.Scaler.Stds, [f]), "standardised");                   // [B, F]
-        var tokens = FeatureTokens(g, model.Tokenizer, scaled);                                  // [B, 1 + F, d]
-        var writer = new OnnxBackboneWriter(g, model.Backbone);
-        var hidden = writer.Blocks(tokens, writer.NewPass(tokens, causal: false, keyMask: null));
-        var outputs = Head(g, model.Head, g.Gather(hidden, g.Ints([0], scalar: true), 1, "cls"));  // [B, outputs]
+        var outputs = members.Select(m => MemberOutputs(g, m.Model, m.Info, features)).ToArray();        // each [B, outputs]
         if (info.Label.Kind == PredictionKind.Regression)
         {
-            var score = g.Add(g.Mul(outputs, g.Float(info.LabelStd), "score_scaled"), g.Float(info.LabelMean), "score_value");
-            g.Output(score, N.Score, DataType.Float, ["batch", 1], "The predicted value in label units.");
+            var scores = members.Select((m, i) => g.Add(g.Mul(outputs[i], g.Float(m.Info.LabelStd), "score_scaled"),
+                g.Float(m.Info.LabelMean), "score_value")).ToArray();
+            g.Output(Mean(g, scores, "score_mean"), N.Score, DataType.Float, ["batch", 1], "The predicted value in label units" +
+                (members.Count > 1 ? $", the mean of the {members.Count} ensemble members'." : "."));
         }
-        else ClassOutputs(g, outputs, info.OutputCount);
+        else if (members.Count == 1) ClassOutputs(g, outputs[0], info.OutputCount);
+        else
+        {
+            var mean = Mean(g, [.. outputs.Select(o => g.Softmax(o, 1, "member_probabilities"))], "mean_probabilities");
+            g.Output(g.Unary("Log", mean, "log_mean_probabilities"), N.Logits, DataType.Float, ["batch", info.OutputCount],
+                $"The log of the {members.Count} ensemble members' mean class probabilities.");
+            g.Output(mean, N.Probabilities, DataType.Float, ["batch", info.OutputCount],
+                "The ensemble members' mean class probabilities, in the order of the class names.");
+        }
         var metadata = new Dictionary<string, string>
         {
             [N.ModelKindKey] = "Tabular",
-            [N.ConfigKey] = model.Config.ToJson(),
+            [N.ConfigKey] = members[0].Model.Config.ToJson(),
             [N.PredictionKindKey] = info.Label.Kind.ToString(),
+            [N.EnsembleSizeKey] = members.Count.ToString(CultureInfo.InvariantCulture),
         };
         if (info.Label.ClassNames is { } names) metadata[N.ClassNamesKey] = JsonSerializer.Serialize(names);
-        return Model(g, $"MemoryFormer tabular model: features [batch, {f}] → " + (info.Label.Kind == PredictionKind.Regression
-            ? "score [batch, 1]." : "logits and probabilities [batch, classes]."), metadata);
+        return Model(g, $"MemoryFormer tabular model{(members.Count > 1 ? $" (ensemble of {members.Count})" : "")}: features [batch, {f}] → " +
+            (info.Label.Kind == PredictionKind.Regression ? "score [batch, 1]." : "logits and probabilities [batch, classes]."), metadata);
     }
+
+    /// <summary>One member's head outputs [B, outputs] from the raw features: its standardisation, tokens, blocks and head.</summary>
+    private static string MemberOutputs(OnnxGraphBuilder g, TabularModel model, TabularModelInfo info, string features)
+    {
+        int f = info.FeatureCount;
+        var scaled = g.Div(g.Sub(features, g.Weight("scaler.means", info.Scaler.Means, [f]), "centred"),
+            g.Weight("scaler.stds", info.Scaler.Stds, [f]), "standardised");                   // [B, F]
+        var tokens = FeatureTokens(g, model.Tokenizer, scaled);                                  // [B, 1 + G, d]
+        var writer = new OnnxBackboneWriter(g, model.Backbone);
+        var hidden = writer.Blocks(tokens, writer.NewPass(tokens, causal: false, keyMask: null));
+        return Head(g, model.Head, g.Gather(hidden, g.Ints([0], scalar: true), 1, "cls"));       // [B, outputs]
+    }
+
+    /// <summary>The elementwise mean of <paramref name="values"/> (the value itself when there is one).</summary>
+    private static string Mean(OnnxGraphBuilder g, string[] values, string hint) =>
+        values.Length == 1 ? values[0] : g.Div(g.Node("Sum", hint + "_sum", values), g.Float(values.Length), hint);
 
     /// <summary>Serialises <paramref name="model"/> to <paramref name="stream"/>.</summary>
     public static void Write(ModelProto model, Stream stream)

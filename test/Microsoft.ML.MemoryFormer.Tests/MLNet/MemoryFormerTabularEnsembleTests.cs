@@ -85,10 +85,18 @@ public class MemoryFormerTabularEnsembleTests
             for (int c = 0; c < mean[r].Length; c++) Assert.Equal((a[r][c] + b[r][c]) / 2, mean[r][c], 1e-4);
         }
         Assert.InRange(ml.MulticlassClassification.Evaluate(ensemble.Transform(train)).MicroAccuracy, 0, 1);
+
+        using var stream = new MemoryStream();
+        ml.Model.ConvertToOnnx(ensemble, train, stream);                          // one graph: the mean of the members' probabilities
+        var features = train.GetColumn<float[]>("Features").ToArray();
+        var outputs = Onnx.OnnxRunner.Run(stream.ToArray(),
+            Onnx.OnnxRunner.Floats(MemoryFormerOnnxNames.Features, features.SelectMany(f => f).ToArray(), features.Length, 4));
+        Onnx.OnnxRunner.AssertClose([.. mean.SelectMany(m => m)], outputs[MemoryFormerOnnxNames.Probabilities].Values, "probabilities");
+        Onnx.OnnxRunner.AssertClose([.. mean.SelectMany(m => m).Select(p => MathF.Log(p))], outputs[MemoryFormerOnnxNames.Logits].Values, "logits");
     }
 
     [Fact]
-    public void A_saved_ensemble_loads_with_identical_scores_and_refuses_ONNX_export_by_name()
+    public void A_saved_ensemble_loads_with_identical_scores_and_exports_to_ONNX_as_one_graph()
     {
         var ml = new MLContext(1);
         var train = ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(64, 1));
@@ -105,8 +113,16 @@ public class MemoryFormerTabularEnsembleTests
             var reloaded = Assert.IsType<MemoryFormerTabularTransformer>(loaded);
             Assert.Equal(3, reloaded.EnsembleSize);
             Assert.Null(reloaded.TrainingResult);
-            var e = Assert.Throws<NotSupportedException>(() => reloaded.ExportToOnnx(new MemoryStream()));
-            Assert.Contains("EnsembleSize = 1", e.Message, StringComparison.Ordinal);
+            using (var stream = new MemoryStream())
+            {
+                reloaded.ExportToOnnx(stream);
+                var features = train.GetColumn<float[]>("Features").ToArray();
+                var outputs = Onnx.OnnxRunner.Run(stream.ToArray(),
+                    Onnx.OnnxRunner.Floats(MemoryFormerOnnxNames.Features, features.SelectMany(f => f).ToArray(), features.Length, 4));
+                Onnx.OnnxRunner.AssertClose(before, outputs[MemoryFormerOnnxNames.Score].Values, "Score");
+                using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(stream.ToArray());
+                Assert.Equal("3", session.ModelMetadata.CustomMetadataMap[MemoryFormerOnnxNames.EnsembleSizeKey]);
+            }
             reloaded.Dispose();
         }
         finally { File.Delete(path); }
