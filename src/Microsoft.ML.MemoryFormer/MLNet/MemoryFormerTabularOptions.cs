@@ -191,8 +191,8 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
     /// never qualify. It does inside the trainer what one-hot encoding such a column by value in the featurization does:
     /// on adult's development split (Medium, four seeds; docs/benchmarks.md, "Tabular: adult, round 9") it found
     /// capital-gain, capital-loss and education-num, got the rare-amount rows right as often as FastTree or more, and left
-    /// accuracy level with the featurization's (86.8 % against 86.7 %, within the seed noise). ONNX export refuses such
-    /// models. Default false.
+    /// accuracy level with the featurization's (86.8 % against 86.7 %, within the seed noise).
+    /// Exports to ONNX. Default false.
     /// </summary>
     public bool AutomaticValueCategories;
 
@@ -214,7 +214,7 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
     /// the hold-out and scored rows get the statistics of every training row, which are saved with the model. The new slots
     /// are embedded like any numeric slot. On adult's development split (Medium, four seeds; docs/benchmarks.md, "Tabular:
     /// adult, round 9") K = 5 raised AUC by 0.003 and lowered log-loss by 0.005 but left accuracy where it was (86.6 %
-    /// against 86.7 %); it adds a token per categorical column. ONNX export refuses such models. 0 (the default) is off.
+    /// against 86.7 %); it adds a token per categorical column. Exports to ONNX. 0 (the default) is off.
     /// </summary>
     public int TargetEncodingFolds;
 

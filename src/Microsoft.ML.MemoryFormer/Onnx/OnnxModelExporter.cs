@@ -106,13 +106,10 @@ internal static class OnnxModelExporter
     /// </summary>
     public static ModelProto Tabular(IReadOnlyList<TabularPredictor> members)
     {
-        if (members.Any(m => m.Info.Expansion is not null))
-            throw new NotSupportedException("ONNX export of tabular models trained with MemoryFormerTabularOptions." +
-                "AutomaticValueCategories or TargetEncodingFolds is not implemented; train without them to export.");
         var info = members[0].Info;
         var g = new OnnxGraphBuilder();
         g.Graph.Name = "MemoryFormerTabular";
-        int f = info.FeatureCount;
+        int f = info.InputCount;
         var features = g.Input(N.Features, DataType.Float, ["batch", f],
             "The raw feature vector (before the training standardisation, which the graph applies); NaN = missing.");
         var outputs = members.Select(m => MemberOutputs(g, m.Model, m.Info, features)).ToArray();        // each [B, outputs]
@@ -144,10 +141,12 @@ internal static class OnnxModelExporter
             (info.Label.Kind == PredictionKind.Regression ? "score [batch, 1]." : "logits and probabilities [batch, classes]."), metadata);
     }
 
-    /// <summary>One member's head outputs [B, outputs] from the raw features: its standardisation, tokens, blocks and head.</summary>
+    /// <summary>One member's head outputs [B, outputs] from the raw features: its feature expansion, standardisation, tokens,
+    /// blocks and head.</summary>
     private static string MemberOutputs(OnnxGraphBuilder g, TabularModel model, TabularModelInfo info, string features)
     {
         int f = info.FeatureCount;
+        if (info.Expansion is { } expansion) features = OnnxFeatureExpansionWriter.Apply(g, expansion, features);   // [B, F']
         var scaled = g.Div(g.Sub(features, g.Weight("scaler.means", info.Scaler.Means, [f]), "centred"),
             g.Weight("scaler.stds", info.Scaler.Stds, [f]), "standardised");                   // [B, F]
         var tokens = FeatureTokens(g, model.Tokenizer, scaled);                                  // [B, 1 + G, d]

@@ -188,21 +188,28 @@ public class MemoryFormerTabularExpansionTests
         Assert.Contains("'Features' has 4 slots; the model was trained on 5", error.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public void Onnx_export_is_refused_naming_the_options_and_an_ensemble_of_expanded_members_scores()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void An_expanded_model_exports_to_ONNX_and_scores_as_the_model_does(int members)
     {
         var ml = new MLContext(1);
         var train = ml.Data.LoadFromEnumerable(Rows(96, 1));
-        var options = Expanded(1);
-        options.EnsembleSize = 2;
-        using var ensemble = ml.BinaryClassification.Trainers.MemoryFormerTabular(options).Fit(train);
-        var metrics = ml.BinaryClassification.Evaluate(ensemble.Transform(train));
-        Assert.InRange(metrics.AreaUnderRocCurve, 0, 1);
-        using var single = ml.BinaryClassification.Trainers.MemoryFormerTabular(Expanded(1)).Fit(train);
+        var options = Expanded(2);
+        options.EnsembleSize = members;
+        using var model = ml.BinaryClassification.Trainers.MemoryFormerTabular(options).Fit(train);
+        Assert.NotNull(model.Info.Expansion);
         using var stream = new MemoryStream();
-        var e = Assert.ThrowsAny<Exception>(() => single.ExportToOnnx(stream));
-        var message = (e.InnerException ?? e).Message;
-        Assert.Contains("AutomaticValueCategories", message, StringComparison.Ordinal);
-        Assert.Contains("TargetEncodingFolds", message, StringComparison.Ordinal);
+        ml.Model.ConvertToOnnx(model, train, stream);
+
+        var rows = Rows(40, 4, amount: 7).ToList();                                 // 7: an amount training never saw
+        rows[0].Features[1] = float.NaN;                                           // a missing amount
+        Array.Clear(rows[1].Features, 2, 3);                                       // no category set
+        var features = rows.Select(r => r.Features).ToArray();
+        var outputs = Onnx.OnnxRunner.Run(stream.ToArray(),
+            Onnx.OnnxRunner.Floats(MemoryFormerOnnxNames.Features, features.SelectMany(f => f).ToArray(), features.Length, 5));
+        var probabilities = outputs[MemoryFormerOnnxNames.Probabilities].Values;
+        var expected = model.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("Probability").ToArray();
+        Onnx.OnnxRunner.AssertClose(expected, Enumerable.Range(0, rows.Count).Select(r => probabilities[2 * r + 1]).ToArray(), "Probability");
     }
 }
