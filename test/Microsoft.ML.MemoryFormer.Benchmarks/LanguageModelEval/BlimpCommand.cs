@@ -12,8 +12,8 @@ using Spectre.Console.Cli;
 namespace Microsoft.ML.MemoryFormer.Benchmarks.LanguageModelEval;
 
 /// <summary>
-/// <c>bench blimp</c>: trains a small MemoryFormer and the dense baseline of the same shape as byte-level language
-/// models for the same number of steps on one text, then scores both zero-shot on the BLiMP minimal pairs in
+/// <c>bench blimp</c>: trains a small MemoryFormer and the dense baseline of the same shape as language models (byte-level
+/// or GPT-2 tokens) for the same number of steps on one text, then scores both zero-shot on the BLiMP minimal pairs in
 /// <c>../shared/data/lm-eval/blimp</c> (<see cref="MemoryFormerLanguageModelTransformer.EvaluateMinimalPairs"/>:
 /// accuracy = share of pairs with log P(good) &gt; log P(bad)) and prints a table per paradigm.
 /// </summary>
@@ -46,12 +46,21 @@ internal sealed class BlimpCommand : Command<BlimpCommand.Settings>
         [Description("Blocks. Default 2.")]
         public int Layers { get; init; } = 2;
 
+        [CommandOption("--tokenizer <KIND>")]
+        [Description("byte (default) or gpt2: the models' tokens.")]
+        public string Tokenizer { get; init; } = "byte";
+
         [CommandOption("--output <FILE>")]
         [Description("Markdown file the table is written to.")]
         public string? Output { get; init; }
 
         public override ValidationResult Validate() =>
-            Steps > 0 && Pairs > 0 && Width > 0 && Layers > 0 ? ValidationResult.Success() : ValidationResult.Error("--steps, --pairs, --width and --layers must be positive");
+            Steps <= 0 || Pairs <= 0 || Width <= 0 || Layers <= 0 ? ValidationResult.Error("--steps, --pairs, --width and --layers must be positive")
+            : Tokenizer is not ("byte" or "gpt2") ? ValidationResult.Error($"--tokenizer must be byte or gpt2; got '{Tokenizer}'")
+            : ValidationResult.Success();
+
+        /// <summary>The tokenizer kind <see cref="Tokenizer"/> names.</summary>
+        public TextTokenizerKind TokenizerKind => Tokenizer == "gpt2" ? TextTokenizerKind.Gpt2 : TextTokenizerKind.ByteLevel;
     }
 
     private const int ContextLength = SmallLanguageModel.ContextLength;   // every BLiMP sentence of the shipped files fits in 128 bytes after EOT
@@ -76,7 +85,7 @@ internal sealed class BlimpCommand : Command<BlimpCommand.Settings>
         {
             AnsiConsole.MarkupLineInterpolated($"training {label} for {settings.Steps} steps ...");
             var options = SmallLanguageModel.Options(kind, settings.Width, settings.Layers, batchSize: 16, settings.Steps,
-                TextTokenizerKind.ByteLevel, cancellationToken);
+                settings.TokenizerKind, cancellationToken);
             var clock = Stopwatch.StartNew();
             using var model = ml.Text.MemoryFormer(options).Fit(train);
             var time = clock.Elapsed;
@@ -103,9 +112,9 @@ internal sealed class BlimpCommand : Command<BlimpCommand.Settings>
             text.AppendLine(c, $"| {tasks[i].Name} | {tasks[i].Pairs.Count} | {string.Join(" | ", columns.Select(m => m.Scores[i].Accuracy.ToString("P1", c)))} |");
         text.AppendLine(c, $"| **mean over paradigms** | {tasks.Sum(t => t.Pairs.Count)} | {string.Join(" | ", columns.Select(m => m.Scores.Average(s => s.Accuracy).ToString("P1", c)))} |");
         text.AppendLine();
-        text.Append(c, $"Byte-level LMs, d = {settings.Width}, {settings.Layers} blocks, 4 heads, τ = 8, T = {ContextLength}, batch 16, ");
+        text.Append(c, $"{(settings.TokenizerKind == TextTokenizerKind.Gpt2 ? "GPT-2-token" : "Byte-level")} LMs, d = {settings.Width}, {settings.Layers} blocks, 4 heads, τ = 8, T = {ContextLength}, batch 16, ");
         text.Append(c, $"{settings.Steps} steps (seed {Seed}) on {Path.GetFileName(settings.Data ?? "wikitext2_valid.txt")}; ");
-        text.AppendLine(string.Join("; ", columns.Select(m => string.Create(c, $"{m.Label}: {m.Time.TotalSeconds:F0} s of training, training loss over the last 20 steps {m.Loss:F3} nats per byte token"))) + ".");
+        text.AppendLine(string.Join("; ", columns.Select(m => string.Create(c, $"{m.Label}: {m.Time.TotalSeconds:F0} s of training, training loss over the last 20 steps {m.Loss:F3} nats per token"))) + ".");
         return text.ToString();
     }
 }
