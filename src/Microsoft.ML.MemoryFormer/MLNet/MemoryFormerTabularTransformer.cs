@@ -48,6 +48,14 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
     /// <summary>The feature vector column the model reads.</summary>
     public string FeatureColumnName => model.Info.FeatureColumnName;
 
+    /// <summary>How the model turns numeric slots into tokens: the caller's <see cref="MemoryFormerTabularOptions.NumericEmbedding"/>,
+    /// or what <see cref="MemoryFormerTabularOptions.SizeAwareDefaults"/> chose for the table's size.</summary>
+    public Configuration.TabularNumericEmbedding NumericEmbedding => model.Info.NumericEmbedding;
+
+    /// <summary>Tokens per row after [CLS]: one per feature slot, or one per slot group with
+    /// <see cref="MemoryFormerTabularOptions.GroupOneHotSlots"/> (plus any appended value-category and target-encoding tokens).</summary>
+    public int FeatureTokens => model.Info.TokenCount;
+
     /// <summary>The outcome of training (steps, losses, early stopping, time) of the first (or only) ensemble member; null
     /// for a loaded model.</summary>
     public TrainingResult? TrainingResult => MemberTrainingResults?[0];

@@ -84,7 +84,8 @@ public class MemoryFormerTabularDefaultsTests
         };
         using var model = ml.BinaryClassification.Trainers.MemoryFormerTabular(options).Fit(train);
         Assert.Contains(lines, l => l.Contains("large table", StringComparison.Ordinal));
-        Assert.Equal(TabularNumericEmbedding.PiecewiseLinear, model.Info.NumericEmbedding);
+        Assert.Equal(TabularNumericEmbedding.PiecewiseLinear, model.NumericEmbedding);
+        Assert.Equal(3, model.FeatureTokens);                                   // two numeric slots and one one-hot column
         Assert.Equal([0, 1, 2, 2, 2], model.Info.SlotTokens!);
         Assert.Null(options.NumericEmbedding);   // the caller's options are not modified
     }
@@ -101,6 +102,7 @@ public class MemoryFormerTabularDefaultsTests
         };
         using var model = ml.Regression.Trainers.MemoryFormerTabular(options).Fit(train);
         Assert.Contains(lines, l => l.Contains("small table: batch 32", StringComparison.Ordinal));
+        Assert.Equal((TabularNumericEmbedding.Linear, 4), (model.NumericEmbedding, model.FeatureTokens));
         // The large-table defaults (30 epochs of 256 rows) would stop after 30 steps; batches of 32 make 6 steps an epoch.
         Assert.True(model.TrainingResult!.Steps > 30, $"{model.TrainingResult.Steps} steps");
         Assert.Equal(256, options.BatchSize);   // the caller's options are not modified
