@@ -145,11 +145,27 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
         var tokens = weight is not null ? Runtime.LiveScalars.Add(values * weight, bias)               // [B, F, d]
             : frequencies is not null ? Periodic(values)
             : Runtime.LiveScalars.Add(Project(Encode(values.squeeze(-1))), bias);
-        tokens = where(isMissing, missing.expand_as(tokens), tokens);            // [B, F, d]
+        tokens = AnyMissing(isMissing) ? where(isMissing, missing.expand_as(tokens), tokens)    // [B, F, d]
+            : is_grad_enabled() ? Runtime.LiveScalars.Add(tokens, missing.mul(Zero).sum()) : tokens;
         if (groups is not null) tokens = On(groups, x).matmul(tokens);           // [B, G, d]
         var first = cls.view(1, 1, -1).expand(x.shape[0], 1, -1);               // [B, 1, d]
         return cat([first, tokens], 1);                                          // [B, 1 + G, d]
     }
+
+    /// <summary>
+    /// Whether any value of the batch is missing. Without one, the <c>where</c> that puts M in place of missing values changes
+    /// nothing, and on [B, F, d] it was ≈ 10 % of a tabular training step (adult: three scalar passes over 1.75 M elements,
+    /// forward and backward). Training then adds a zero that depends on M instead, so M still gets its zero gradient and the
+    /// optimizer updates it (decay, moments) exactly as after the <c>where</c>: the same bits either way.
+    /// </summary>
+    private static bool AnyMissing(Tensor isMissing)
+    {
+        using var any = isMissing.any();
+        return any.item<bool>();
+    }
+
+    /// <summary>0, alive for the process (see <see cref="TwoPi"/>).</summary>
+    private static readonly Scalar Zero = 0f;
 
     /// <summary>values [B, F, 1] → ReLU([cos 2πcx, sin 2πcx] · P + b) [B, F, d] (no ReLU for PeriodicLinear).</summary>
     private Tensor Periodic(Tensor values)

@@ -29,6 +29,28 @@ public class FeatureTokenizerTests
     }
 
     [Fact]
+    public void A_batch_without_missing_values_gives_the_tokens_and_gradients_of_the_missing_value_path()
+    {
+        random.manual_seed(3);
+        using var tokenizer = new FeatureTokenizer(featureCount: 3, width: 8);
+        var p = tokenizer.named_parameters().ToDictionary(kv => kv.name, kv => kv.parameter);
+        var x = randn(16, 3, generator: new Generator(4));                       // no NaN: the tokenizer skips the where
+        var weights = randn(16, 3, 8, generator: new Generator(5));
+        tokenizer.call(x).narrow(1, 1, 3).mul(weights).sum().backward();
+        var grads = p.ToDictionary(kv => kv.Key, kv => kv.Value.grad!.clone());
+
+        // the path of a batch with a missing value, written out: where(isnan, M, x · W + b)
+        foreach (var parameter in p.Values) parameter.grad = null;
+        var reference = where(x.isnan().unsqueeze(-1), p["missing"].expand(16, 3, 8), x.unsqueeze(-1).mul(p["weight"]).add(p["bias"]));
+        reference.mul(weights).sum().backward();
+        using (no_grad())
+            Assert.Equal(reference.data<float>().ToArray(), tokenizer.call(x).narrow(1, 1, 3).contiguous().data<float>().ToArray());
+        foreach (var name in new[] { "weight", "bias", "missing" })
+            Assert.Equal(p[name].grad!.data<float>().ToArray(), grads[name].data<float>().ToArray());
+        Assert.Equal(0f, grads["missing"].abs().max().item<float>());             // a zero gradient, not none: AdamW still moves M
+    }
+
+    [Fact]
     public void The_managed_linear_tokens_are_the_forwards_bits_and_only_where_they_apply()
     {
         using var tokenizer = new FeatureTokenizer(featureCount: 5, width: 36);
