@@ -28,9 +28,11 @@ internal static class BinEdges
         var edges = new float[featureCount][];
         for (int slot = 0; slot < featureCount; slot++)
         {
-            var order = Enumerable.Range(0, rows).Where(r => !float.IsNaN(features[r * featureCount + slot]))
-                .OrderBy(r => features[r * featureCount + slot]).ThenBy(r => r).ToArray();
-            var values = order.Select(r => features[r * featureCount + slot]).ToArray();
+            var present = Enumerable.Range(0, rows).Where(r => !float.IsNaN(features[r * featureCount + slot]))
+                .Select(r => (Value: features[r * featureCount + slot], Row: r)).ToArray();
+            Array.Sort(present, static (a, b) => a.Value != b.Value ? a.Value.CompareTo(b.Value) : a.Row.CompareTo(b.Row));  // by value, ties by row
+            var order = present.Select(p => p.Row).ToArray();
+            var values = present.Select(p => p.Value).ToArray();
             edges[slot] = values.Length == 0 || values[0] == values[^1]
                 ? [values.Length == 0 ? 0f : values[0], (values.Length == 0 ? 0f : values[0]) + 1f]
                 : TwoValued(values) ? [values[0], values[^1]]
@@ -56,60 +58,112 @@ internal static class BinEdges
         return [.. edges];
     }
 
-    /// <summary>Thresholds of a best-first tree of at most <paramref name="bins"/> leaves on one slot, plus its min and max.</summary>
+    /// <summary>
+    /// Thresholds of a best-first tree of at most <paramref name="bins"/> leaves on one slot, plus its min and max. Each
+    /// round splits the leaf whose best split gains most (the first such leaf, and within it the first such split); a
+    /// leaf's best split is found once, when the leaf is made, by one scan with running class counts, so memory is
+    /// O(rows + classes) and time O(rows × depth × classes) (a table of a million rows and a hundred classes needs no
+    /// rows × classes prefix table).
+    /// </summary>
     private static float[] Tree(float[] sorted, float[] labels, int classes, int bins, int minLeaf)
     {
-        int n = sorted.Length, width = classes > 0 ? classes : 1;
-        // prefix sums of the target vector (one-hot class or the value) and of its squares: a segment's impurity is
-        // Σ_c (Σy_c² − (Σy_c)² / n), the squared error for regression and n × Gini for classes
-        var sum = new double[(n + 1) * width];
-        var squares = new double[n + 1];
-        for (int i = 0; i < n; i++)
-        {
-            for (int c = 0; c < width; c++) sum[(i + 1) * width + c] = sum[i * width + c];
-            double y = classes > 0 ? 1 : labels[i];
-            sum[(i + 1) * width + (classes > 0 ? (int)labels[i] : 0)] += y;
-            squares[i + 1] = squares[i] + y * y;
-        }
-        var leaves = new List<(int Start, int End)> { (0, n) };
+        var impurity = new SegmentImpurity(labels, classes);
+        var leaves = new List<(int Start, int End, double Gain, int Split)> { impurity.BestSplit(sorted, 0, sorted.Length, minLeaf) };
         var thresholds = new List<float>();
         while (leaves.Count < bins)
         {
-            int bestLeaf = -1, bestSplit = -1;
+            int bestLeaf = -1;
             double bestGain = 1e-12;
             for (int l = 0; l < leaves.Count; l++)
-            {
-                var (start, end) = leaves[l];
-                double whole = Impurity(start, end);
-                for (int split = start + minLeaf; split <= end - minLeaf; split++)
-                {
-                    if (sorted[split - 1] == sorted[split]) continue;    // a threshold must separate distinct values
-                    double gain = whole - Impurity(start, split) - Impurity(split, end);
-                    if (gain > bestGain) (bestGain, bestLeaf, bestSplit) = (gain, l, split);
-                }
-            }
+                if (leaves[l].Gain > bestGain) (bestGain, bestLeaf) = (leaves[l].Gain, l);
             if (bestLeaf < 0) break;
-            var leaf = leaves[bestLeaf];
-            leaves[bestLeaf] = (leaf.Start, bestSplit);
-            leaves.Add((bestSplit, leaf.End));
-            thresholds.Add((sorted[bestSplit - 1] + sorted[bestSplit]) / 2);
+            var (start, end, _, split) = leaves[bestLeaf];
+            leaves[bestLeaf] = impurity.BestSplit(sorted, start, split, minLeaf);
+            leaves.Add(impurity.BestSplit(sorted, split, end, minLeaf));
+            thresholds.Add((sorted[split - 1] + sorted[split]) / 2);
         }
         thresholds.Sort();
         var edges = new List<float> { sorted[0] };
         foreach (var t in thresholds) if (t > edges[^1] && t < sorted[^1]) edges.Add(t);
         edges.Add(sorted[^1]);
         return [.. edges];
+    }
 
-        double Impurity(int start, int end)
+    /// <summary>
+    /// A segment's impurity Σ_c (Σy_c² − (Σy_c)² / n): n × Gini over one-hot classes, or the squared error of a regression
+    /// value. Regression reads prefix sums of y and y² (two arrays of rows + 1); classification counts each class in a running
+    /// scan (its sums are whole numbers, so a running count and a prefix difference are the same double).
+    /// </summary>
+    private sealed class SegmentImpurity
+    {
+        private readonly float[] labels;
+        private readonly int classes;
+        private readonly double[]? sum, squares;             // regression prefix sums
+        private readonly double[] left, whole;               // classification counts of a scan's left part and of its leaf
+
+        public SegmentImpurity(float[] labels, int classes)
         {
-            int count = end - start;
-            double total = squares[end] - squares[start];
-            for (int c = 0; c < width; c++)
+            (this.labels, this.classes) = (labels, classes);
+            left = new double[Math.Max(classes, 1)];
+            whole = new double[Math.Max(classes, 1)];
+            if (classes > 0) return;
+            sum = new double[labels.Length + 1];
+            squares = new double[labels.Length + 1];
+            for (int i = 0; i < labels.Length; i++)
             {
-                double s = sum[end * width + c] - sum[start * width + c];
+                double y = labels[i];
+                sum[i + 1] = sum[i] + y;
+                squares[i + 1] = squares[i] + y * y;
+            }
+        }
+
+        /// <summary>The leaf [start, end) with its best split: the first split of the largest gain above none (gain 0, split −1
+        /// when no split of at least <paramref name="minLeaf"/> rows a side between distinct values gains anything).</summary>
+        public (int Start, int End, double Gain, int Split) BestSplit(float[] sorted, int start, int end, int minLeaf)
+        {
+            double bestGain = 1e-12;
+            int bestSplit = -1;
+            if (classes > 0)
+            {
+                Array.Clear(left);
+                Array.Clear(whole);
+                for (int i = start; i < end; i++) whole[(int)labels[i]] += 1;
+            }
+            double all = Impurity(start, end, whole, end - start);
+            for (int split = start + 1; split < end; split++)
+            {
+                if (classes > 0) left[(int)labels[split - 1]] += 1;
+                if (split < start + minLeaf || split > end - minLeaf) continue;
+                if (sorted[split - 1] == sorted[split]) continue;    // a threshold must separate distinct values
+                double gain = all - Impurity(start, split, left, split - start) - RightImpurity(split, end);
+                if (gain > bestGain) (bestGain, bestSplit) = (gain, split);
+            }
+            return (start, end, bestSplit < 0 ? 0 : bestGain, bestSplit);
+        }
+
+        private double RightImpurity(int split, int end)
+        {
+            if (classes == 0) return Impurity(split, end, whole, end - split);
+            int count = end - split;
+            double total = count;                                // Σy² of one-hot rows: one per row
+            for (int c = 0; c < classes; c++)
+            {
+                double s = whole[c] - left[c];
                 total -= s * s / count;
             }
             return total;
+        }
+
+        private double Impurity(int start, int end, double[] counts, int count)
+        {
+            if (classes > 0)
+            {
+                double total = count;
+                for (int c = 0; c < classes; c++) total -= counts[c] * counts[c] / count;
+                return total;
+            }
+            double s = sum![end] - sum[start];
+            return squares![end] - squares[start] - s * s / count;
         }
     }
 

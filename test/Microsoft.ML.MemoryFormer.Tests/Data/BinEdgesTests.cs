@@ -59,6 +59,16 @@ public class BinEdgesTests
     }
 
     [Fact]
+    public void Tree_edges_separate_every_class_of_a_multiclass_label_and_then_stop()
+    {
+        // one slot, values 0..299 (row order reversed); the class is value / 100: two thresholds make every leaf pure
+        var features = Enumerable.Range(0, 300).Select(r => (float)(299 - r)).ToArray();
+        var labels = features.Select(v => (float)(int)(v / 100)).ToArray();
+        var edges = BinEdges.Fit(features, 1, bins: 16, TabularBinning.Tree, labels, classes: 3)[0];
+        Assert.Equal([0f, 99.5f, 199.5f, 299f], edges);
+    }
+
+    [Fact]
     public void A_smaller_minimum_leaf_isolates_a_rare_value_that_carries_the_label()
     {
         // one slot, values 0..99, 10 rows each; only the value 50 is positive: isolating it takes a 10-row bin
