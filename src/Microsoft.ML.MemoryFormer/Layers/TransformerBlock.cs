@@ -17,7 +17,7 @@ internal sealed class TransformerBlock : nn.Module
     private readonly SelfAttention attention;
     private readonly nn.Module<Tensor, Tensor> ffnNorm;
     private readonly nn.Module<Tensor, Tensor> ffn;
-    private readonly Dropout dropout;
+    private readonly HashedDropout dropout;
     private readonly int width;
 
     public TransformerBlock(MemoryFormerConfig c) : base(nameof(TransformerBlock))
@@ -27,7 +27,7 @@ internal sealed class TransformerBlock : nn.Module
         attention = new SelfAttention(c);
         ffnNorm = RmsNorm.Create(c.Norm, c.Width, c.NormEpsilon);
         ffn = c.Kind == TransformerKind.MemoryFormer ? new MemoryBlock(c) : new DenseMlp(c);
-        dropout = nn.Dropout(c.Dropout);
+        dropout = new HashedDropout(c.Dropout);
         RegisterComponents();
     }
 

@@ -13,7 +13,7 @@ namespace Microsoft.ML.MemoryFormer.Models;
 /// </summary>
 internal sealed class PredictionHead : nn.Module
 {
-    private readonly Dropout dropout;
+    private readonly Layers.HashedDropout dropout;
     private readonly Linear output;
 
     public PredictionHead(int width, int outputs, PoolingKind pooling, double dropoutRate, double initStd = 0.02)
@@ -22,7 +22,7 @@ internal sealed class PredictionHead : nn.Module
         ArgumentOutOfRangeException.ThrowIfLessThan(outputs, 1);
         Pooling = pooling;
         Outputs = outputs;
-        dropout = nn.Dropout(dropoutRate);
+        dropout = new Layers.HashedDropout(dropoutRate);
         output = nn.Linear(width, outputs);
         using (no_grad())
         {
