@@ -31,6 +31,7 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     private readonly Tensor? binHigh;         // +∞ for the last bin of a slot, else 1 [F, T]
     private readonly Tensor? binMask;         // 1 for a slot's bins, 0 for padding [F, T]
     private readonly Tensor? groups;          // 1 where slot f belongs to token g [G, F] (slot groups only)
+    private readonly OneHotGroupTokens? groupPath;   // the same group tokens a gather per group (linear and piecewise-linear)
     private readonly Parameter bias;          // b [F, d]
     private readonly Parameter missing;       // M [F, d]
     private readonly Parameter cls;           // [d]
@@ -90,6 +91,8 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
             var g = new float[TokenCount * featureCount];
             for (int slot = 0; slot < featureCount; slot++) g[slotTokens[slot] * featureCount + slot] = 1;
             groups = tensor(g, [TokenCount, featureCount]).DetachFromDisposeScope();     // the module's, not a scope's
+            if (embedding is TabularNumericEmbedding.Linear or TabularNumericEmbedding.PiecewiseLinear)
+                groupPath = OneHotGroupTokens.Create(slotTokens, embedding == TabularNumericEmbedding.PiecewiseLinear ? binEdges : null);
         }
         RegisterComponents();
     }
@@ -102,6 +105,9 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
 
     /// <summary>The 0/1 matrix [G, F] that sums slot tokens into group tokens (read by the ONNX export); null without groups.</summary>
     internal Tensor? Groups => groups;
+
+    /// <summary>The per-group path of one-hot groups (<see cref="OneHotGroupTokens"/>); null where it does not apply.</summary>
+    internal OneHotGroupTokens? GroupPath => groupPath;
 
     /// <summary>How present numeric values become tokens.</summary>
     public TabularNumericEmbedding Embedding { get; }
@@ -141,15 +147,39 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
             throw new ArgumentException($"The tabular model expects features [B, F] with F = {FeatureCount}; got shape " +
                 $"[{string.Join(", ", x.shape)}].", nameof(x));
         var isMissing = x.isnan().unsqueeze(-1);                                // [B, F, 1]
-        var values = x.nan_to_num(0).unsqueeze(-1);                             // [B, F, 1]
-        var tokens = weight is not null ? Runtime.LiveScalars.Add(values * weight, bias)               // [B, F, d]
-            : frequencies is not null ? Periodic(values)
-            : Runtime.LiveScalars.Add(Project(Encode(values.squeeze(-1))), bias);
-        tokens = AnyMissing(isMissing) ? where(isMissing, missing.expand_as(tokens), tokens)    // [B, F, d]
-            : is_grad_enabled() ? Runtime.LiveScalars.Add(tokens, missing.mul(Zero).sum()) : tokens;
-        if (groups is not null) tokens = On(groups, x).matmul(tokens);           // [B, G, d]
+        bool anyMissing = AnyMissing(isMissing);
+        Tensor tokens;
+        if (!anyMissing && groupPath is not null && groupPath.Applies(x))
+        {
+            tokens = groupPath.Tokens(x, weight ?? projection!.select(1, 0), bias, SlotTokens);  // [B, G, d]
+        }
+        else
+        {
+            var values = x.nan_to_num(0).unsqueeze(-1);                         // [B, F, 1]
+            tokens = weight is not null ? Runtime.LiveScalars.Add(values * weight, bias)           // [B, F, d]
+                : frequencies is not null ? Periodic(values)
+                : Runtime.LiveScalars.Add(Project(Encode(values.squeeze(-1))), bias);
+            if (anyMissing) tokens = where(isMissing, missing.expand_as(tokens), tokens);          // [B, F, d]
+            if (groups is not null) tokens = On(groups, x).matmul(tokens);       // [B, G, d]
+        }
+        if (!anyMissing && is_grad_enabled()) tokens = Runtime.LiveScalars.Add(tokens, missing.mul(Zero).sum());
         var first = cls.view(1, 1, -1).expand(x.shape[0], 1, -1);               // [B, 1, d]
         return cat([first, tokens], 1);                                          // [B, 1 + G, d]
+    }
+
+    /// <summary>The tokens [B, S, d] of the slots <paramref name="slots"/> [S] from their values [B, S] (no NaN), as
+    /// <see cref="forward"/> makes them one per slot (linear or piecewise-linear).</summary>
+    private Tensor SlotTokens(Tensor values, Tensor slots)
+    {
+        var slotBias = bias.index_select(0, slots);                             // [S, d]
+        if (weight is not null) return Runtime.LiveScalars.Add(values.unsqueeze(-1) * weight.index_select(0, slots), slotBias);
+        var ratio = (values.unsqueeze(-1) - binLeft!.index_select(0, slots)).div_(binWidth!.index_select(0, slots)); // [B, S, T]
+        var encoded = maximum(ratio, binLow!.index_select(0, slots)).minimum(binHigh!.index_select(0, slots))
+            .mul_(binMask!.index_select(0, slots));
+        var slotProjection = projection!.index_select(0, slots);               // [S, T, d]
+        var projected = SlotProjection.Serves(encoded, slotProjection) ? SlotProjection.Apply(encoded, slotProjection)
+            : einsum("bft,ftd->bfd", encoded, slotProjection);
+        return Runtime.LiveScalars.Add(projected, slotBias);                     // [B, S, d]
     }
 
     /// <summary>
@@ -287,6 +317,7 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
             binHigh?.Dispose();
             binMask?.Dispose();
             groups?.Dispose();
+            groupPath?.Dispose();
         }
         base.Dispose(disposing);
     }

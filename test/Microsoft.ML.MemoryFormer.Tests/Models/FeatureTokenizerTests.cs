@@ -50,6 +50,61 @@ public class FeatureTokenizerTests
         Assert.Equal(0f, grads["missing"].abs().max().item<float>());             // a zero gradient, not none: AdamW still moves M
     }
 
+    [Theory]
+    [InlineData(TabularNumericEmbedding.Linear)]
+    [InlineData(TabularNumericEmbedding.PiecewiseLinear)]
+    public void One_hot_group_tokens_gathered_per_group_match_the_per_slot_sum_forward_and_backward(TabularNumericEmbedding embedding)
+    {
+        // slots 0, 3, 6 numeric; 1–2 a group, 4–5 a group, 7–9 a group; rows set one slot of a group, or none
+        int[] slotTokens = [0, 1, 1, 2, 3, 3, 4, 5, 5, 5];
+        float[][]? edges = embedding == TabularNumericEmbedding.PiecewiseLinear
+            ? [.. slotTokens.Select((t, s) => s is 0 or 3 or 6 ? new[] { -2f, -0.5f, 0.3f, 2f } : new[] { 0f, 1f })] : null;
+        random.manual_seed(6);
+        using var tokenizer = new FeatureTokenizer(10, 8, embedding, binEdges: edges, slotTokens: slotTokens);
+        var random1 = new Random(7);
+        var x = zeros(24, 10);
+        for (int r = 0; r < 24; r++)
+        {
+            foreach (int s in new[] { 0, 3, 6 }) x[r, s] = tensor((float)(random1.NextDouble() * 5 - 2.5));   // beyond the edges too
+            foreach (var group in new[] { new[] { 1, 2 }, [4, 5], [7, 8, 9] })
+                if (random1.Next(4) > 0) x[r, group[random1.Next(group.Length)]] = tensor(1f);
+        }
+        Assert.True(tokenizer.GroupPath!.Applies(x));                             // x takes the per-group gather
+        Assert.Equal([0, 3, 6], tokenizer.GroupPath.SingletonSlots);
+        var perSlot = x.clone();
+        perSlot[0, 0] = tensor(float.NaN);                                      // a NaN sends the batch down the per-slot path
+        var weights = randn(23, 7, 8, generator: new Generator(8));
+        var p = tokenizer.named_parameters().ToDictionary(kv => kv.name, kv => kv.parameter);
+        (float[] Tokens, Dictionary<string, float[]> Grads) Run(Tensor input)
+        {
+            foreach (var parameter in p.Values) parameter.grad = null;
+            var rows = tokenizer.call(input).narrow(0, 1, 23);                   // rows 1..23 hold no NaN in either input
+            rows.mul(weights).sum().backward();
+            return (rows.detach().contiguous().data<float>().ToArray(),
+                p.Where(kv => kv.Value.grad is not null).ToDictionary(kv => kv.Key, kv => kv.Value.grad!.data<float>().ToArray()));
+        }
+        var (fast, fastGrads) = Run(x);
+        var (slow, slowGrads) = Run(perSlot);
+        for (int i = 0; i < fast.Length; i++) Assert.Equal(slow[i], fast[i], 5);
+        foreach (var name in new[] { "bias", "cls", embedding == TabularNumericEmbedding.Linear ? "weight" : "projection" })
+            for (int i = 0; i < slowGrads[name].Length; i++) Assert.Equal(slowGrads[name][i], fastGrads[name][i], 4);
+        Assert.Equal(slowGrads["missing"].Length, fastGrads["missing"].Length);   // both give M a gradient
+    }
+
+    [Fact]
+    public void A_row_outside_one_hot_form_takes_the_per_slot_sum()
+    {
+        using var tokenizer = new FeatureTokenizer(3, 4, slotTokens: [0, 0, 1]);
+        var p = tokenizer.named_parameters().ToDictionary(kv => kv.name, kv => kv.parameter);
+        using var noGrad = no_grad();
+        foreach (var row in new[] { new[] { 1f, 1f, 0.5f }, [0.5f, 0f, 2f] })   // two slots of a group set; a value of 0.5
+        {
+            var tokens = tokenizer.call(tensor(row, [1, 3]));
+            var expected = p["weight"][0].mul(row[0]).add(p["bias"][0]).add(p["weight"][1].mul(row[1]).add(p["bias"][1]));
+            Assert.True(tokens[0, 1].allclose(expected, rtol: 1e-6, atol: 1e-6));
+        }
+    }
+
     [Fact]
     public void The_managed_linear_tokens_are_the_forwards_bits_and_only_where_they_apply()
     {
