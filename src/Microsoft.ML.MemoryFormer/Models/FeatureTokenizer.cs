@@ -149,7 +149,7 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
         var isMissing = x.isnan().unsqueeze(-1);                                // [B, F, 1]
         bool anyMissing = AnyMissing(isMissing);
         Tensor tokens;
-        if (!anyMissing && groupPath is not null && groupPath.Applies(x))
+        if (!anyMissing && groupPath is not null && x.shape[0] >= OneHotGroupTokens.MinRows && groupPath.Applies(x))
         {
             tokens = groupPath.Tokens(x, weight ?? projection!.select(1, 0), bias, SlotTokens);  // [B, G, d]
         }

@@ -99,7 +99,9 @@ public class FeatureTokenizerTests
         using var noGrad = no_grad();
         foreach (var row in new[] { new[] { 1f, 1f, 0.5f }, [0.5f, 0f, 2f] })   // two slots of a group set; a value of 0.5
         {
-            var tokens = tokenizer.call(tensor(row, [1, 3]));
+            var batch = tensor(row, [1, 3]).expand(OneHotGroupTokens.MinRows, 3).contiguous();   // enough rows for the group path
+            Assert.False(tokenizer.GroupPath!.Applies(batch));
+            var tokens = tokenizer.call(batch);
             var expected = p["weight"][0].mul(row[0]).add(p["bias"][0]).add(p["weight"][1].mul(row[1]).add(p["bias"][1]));
             Assert.True(tokens[0, 1].allclose(expected, rtol: 1e-6, atol: 1e-6));
         }
