@@ -173,12 +173,7 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     {
         var slotBias = bias.index_select(0, slots);                             // [S, d]
         if (weight is not null) return Runtime.LiveScalars.Add(values.unsqueeze(-1) * weight.index_select(0, slots), slotBias);
-        var ratio = (values.unsqueeze(-1) - binLeft!.index_select(0, slots)).div_(binWidth!.index_select(0, slots)); // [B, S, T]
-        var encoded = maximum(ratio, binLow!.index_select(0, slots)).minimum(binHigh!.index_select(0, slots))
-            .mul_(binMask!.index_select(0, slots));
-        var slotProjection = projection!.index_select(0, slots);               // [S, T, d]
-        var projected = SlotProjection.Serves(encoded, slotProjection) ? SlotProjection.Apply(encoded, slotProjection)
-            : einsum("bft,ftd->bfd", encoded, slotProjection);
+        var projected = Project(Encode(values, slots), projection!.index_select(0, slots));       // [B, S, d]
         return Runtime.LiveScalars.Add(projected, slotBias);                     // [B, S, d]
     }
 
@@ -249,19 +244,26 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
 
     /// <summary>features [B, F, T] · the per-slot projection [F, T, d] → [B, F, d]; at inference on the CPU each row on its own
     /// (<see cref="SlotProjection"/>), so a row's tokens do not depend on the batch it is scored in.</summary>
-    private Tensor Project(Tensor features) =>
-        SlotProjection.Serves(features, projection!) ? SlotProjection.Apply(features, projection!) : einsum("bft,ftd->bfd", features, projection!);
+    private Tensor Project(Tensor features) => Project(features, projection!);
+
+    /// <summary>features [B, S, T] · <paramref name="slotProjection"/> [S, T, d] → [B, S, d] (see <see cref="Project(Tensor)"/>).</summary>
+    private static Tensor Project(Tensor features, Tensor slotProjection) =>
+        SlotProjection.Serves(features, slotProjection) ? SlotProjection.Apply(features, slotProjection)
+            : einsum("bft,ftd->bfd", features, slotProjection);
 
     /// <summary>
     /// Piecewise-linear encoding of standardised values x [B, F] (no NaN) → [B, F, T]: component t of slot i is
     /// (x − b_{t−1}) / (b_t − b_{t−1}) clipped to [0, 1], except that the first bin is not clipped below and the last
     /// not above (so values outside the training range extrapolate linearly); bins a slot does not have are 0.
     /// </summary>
-    internal Tensor Encode(Tensor x)
+    /// <param name="x">Values [B, F], or [B, S] of the slots <paramref name="slots"/> [S].</param>
+    /// <param name="slots">The slots x holds, or null for all of them.</param>
+    internal Tensor Encode(Tensor x, Tensor? slots = null)
     {
         if (binLeft is null) throw new InvalidOperationException("Only piecewise-linear tokenizers have an encoding.");
-        var ratio = (x.unsqueeze(-1) - On(binLeft, x)).div_(On(binWidth!, x));                    // [B, F, T]
-        return maximum(ratio, On(binLow!, x)).minimum(On(binHigh!, x)).mul_(On(binMask!, x));
+        Tensor Bins(Tensor bins) => slots is null ? On(bins, x) : On(bins, x).index_select(0, slots);
+        var ratio = (x.unsqueeze(-1) - Bins(binLeft)).div_(Bins(binWidth!));                      // [B, F, T]
+        return maximum(ratio, Bins(binLow!)).minimum(Bins(binHigh!)).mul_(Bins(binMask!));
     }
 
     /// <summary>A bin tensor on <paramref name="x"/>'s device (the bins are constants, not parameters, so Module.to leaves them).</summary>
