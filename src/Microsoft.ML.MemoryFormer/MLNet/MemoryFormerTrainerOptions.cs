@@ -100,8 +100,10 @@ public abstract class MemoryFormerTrainerOptions
     /// rows, and only when <see cref="EarlyStoppingPatience"/> is on.</summary>
     public double ValidationFraction;
 
-    /// <summary>Stop after this many validations without a better metric (accuracy, −RMSE, or the loss) and keep the
-    /// best weights; 0 = off.</summary>
+    /// <summary>Stop after this many validations in a row that neither raised the metric (accuracy, −RMSE) nor lowered the
+    /// validation loss, and keep the weights of the best metric; 0 = off. Counting the loss too keeps a run going while
+    /// accuracy on a small hold-out wanders up and down within its noise (docs/benchmarks.md, "Early stopping counts the
+    /// loss too").</summary>
     public int EarlyStoppingPatience;
 
     /// <summary>Receives step, loss, validation metrics, items/s and the time left at every report. Default null.</summary>

@@ -121,12 +121,15 @@ internal static class TrainingLoop
         var validation = Validate(model, task);
         state.LastValidation = validation;
         if (validation is not { } v) return;                              // the task has no validation data
+        bool lowerLoss = state.LowestLoss is not { } lowest || v.Loss < lowest;
+        if (lowerLoss) state.LowestLoss = v.Loss;
         if (state.Best is null || IsBetter(v, state.Best.Value))
         {
             state.Best = v;
             state.SinceBest = 0;
             if (options.EarlyStoppingPatience > 0) state.SetBestWeights(Snapshot(model));
         }
+        else if (lowerLoss) state.SinceBest = 0;                        // still learning: the loss fell though the metric did not rise
         else if (options.EarlyStoppingPatience > 0 && ++state.SinceBest >= options.EarlyStoppingPatience)
         {
             state.StoppedEarly = true;

@@ -138,7 +138,9 @@ public sealed record TrainingOptions
     /// <summary>Run validation every this many steps (and after the last); 0 = only at the end.</summary>
     public int ValidateEvery { get; init; }
 
-    /// <summary>Stop after this many validations without improvement and restore the best weights; 0 = off.</summary>
+    /// <summary>Stop after this many validations in a row that neither raised the metric nor lowered the loss, and restore
+    /// the weights of the best metric (ties: the lower loss); 0 = off. A falling loss keeps the run going while the metric,
+    /// noisy on a small hold-out, stalls.</summary>
     public int EarlyStoppingPatience { get; init; }
 
     /// <summary>Report progress every this many steps.</summary>

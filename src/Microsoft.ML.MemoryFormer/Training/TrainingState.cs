@@ -23,7 +23,10 @@ internal sealed class TrainingState : IDisposable
     /// <summary>The best validation so far.</summary>
     public (double Loss, double? Metric)? Best { get; set; }
 
-    /// <summary>Validations since the best one.</summary>
+    /// <summary>The lowest validation loss so far (with a metric, not always the best validation's loss).</summary>
+    public double? LowestLoss { get; set; }
+
+    /// <summary>Validations since the last that raised the metric or lowered the loss.</summary>
     public int SinceBest { get; set; }
 
     /// <summary>The validation of the last step, if it ran one (reported, not checkpointed).</summary>
@@ -58,6 +61,8 @@ internal sealed class TrainingState : IDisposable
         writer.Write(StoppedEarly);
         writer.Write(Losses.Count);
         foreach (var loss in Losses) writer.Write(loss);
+        writer.Write(LowestLoss is not null);                            // appended in format 2; ReadFrom accepts its absence
+        writer.Write(LowestLoss ?? 0);
     }
 
     /// <summary>Reads what <see cref="WriteTo"/> wrote.</summary>
@@ -75,6 +80,14 @@ internal sealed class TrainingState : IDisposable
         if (count != state.Step)
             throw new InvalidDataException($"The checkpoint's loss history holds {count} steps but its step is {state.Step}.");
         for (int i = 0; i < count; i++) state.Losses.Add(reader.ReadDouble());
+        if (reader.BaseStream.Position == reader.BaseStream.Length)      // written before the lowest loss was kept:
+            state.LowestLoss = state.Best?.Loss;                         // the best validation's loss stands in for it
+        else
+        {
+            bool hasLowest = reader.ReadBoolean();
+            double lowest = reader.ReadDouble();
+            state.LowestLoss = hasLowest ? lowest : null;
+        }
         return state;
     }
 

@@ -31,7 +31,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         public string Preset { get; init; } = "small";
 
         [CommandOption("--epochs")]
-        [Description("MemoryFormer max epochs; default 2 on sets of 2,000+ training rows, 100 below.")]
+        [Description("MemoryFormer max epochs; default 2 on sets of 2,000+ training rows, 100 below (with --trainer-defaults: the trainer's).")]
         public int? Epochs { get; init; }
 
         [CommandOption("--out")]
@@ -91,7 +91,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         public int? Batch { get; init; }
 
         [CommandOption("--patience")]
-        [Description("MemoryFormer early-stopping patience in epochs; default 3 on sets of 2,000+ training rows, 15 below.")]
+        [Description("MemoryFormer early-stopping patience in epochs; default 3 on sets of 2,000+ training rows, 15 below (with --trainer-defaults: the trainer's).")]
         public int? Patience { get; init; }
 
         [CommandOption("--width")]
@@ -250,6 +250,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         options.TargetEncodingFolds = settings.TargetEncodingFolds;
         if (settings.TargetEncodingSmoothing is { } m) options.TargetEncodingSmoothing = m;
         if (settings.Batch is { } batch) options.BatchSize = batch;
+        if (settings.Epochs is { } epochs) options.Epochs = epochs;
         if (settings.Patience is { } patience) options.EarlyStoppingPatience = patience;
         options.Architecture = options.Architecture with
         {
