@@ -125,7 +125,7 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
     /// <see cref="GroupOneHotSlots"/>, from <see cref="LargeTableRows"/> input rows up when <see cref="SizeAwareDefaults"/> is on,
     /// linear otherwise. Measured with the trainer's defaults on adult (docs/benchmarks.md, "Tabular: size-aware numeric
     /// embeddings"): on 20,825 training rows the pair gave 0.861–0.868 development accuracy against linear tokens' 0.853 and
-    /// trained 2.3–3.4 times faster (on the test split 86.7 ± 0.5 % over three seeds with today's code, against 85.3 %); on ≈ 10,400 rows it was level and 7–11 times
+    /// trained 2.3–3.4 times faster (on the test split 87.0 ± 0.2 % over three seeds with today's code, against 85.3 %); on ≈ 10,400 rows it was level and 7–11 times
     /// faster; on ≈ 2,600 rows it was no better than linear (one seed ahead, one behind, lower AUC on both), and on 400-row
     /// housing piecewise-linear tokens overfit (RMSE 4.18 against 3.70).
     /// </summary>
