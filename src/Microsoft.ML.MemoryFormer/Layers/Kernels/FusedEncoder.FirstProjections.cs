@@ -13,17 +13,20 @@ internal sealed unsafe partial class FusedEncoder
     /// whose new ids exceed <see cref="MaxNewIdShare"/> of their tokens, compute per token instead. Bounded: a group whose new ids
     /// would take the kept ids past <see cref="MaxRows"/> starts over with its own ids (and one with more distinct ids than that
     /// computes per token). The arrays live in <see cref="FusedEncoderMemory"/> and are kept for the next
-    /// encoder that takes the memory while <paramref name="key"/> (the embedding's and the first block's parameters with their
-    /// libtorch version counters, the bf16 copies, the kernels) is what they were computed from; else (or with a null key:
-    /// version counters unreadable) the slot array is reset on first use, as every encoder did before 2026-12-07.
+    /// encoder that takes the memory while the key <paramref name="keyOf"/> gives (the embedding's and the first block's parameters
+    /// with their libtorch version counters, the bf16 copies, the kernels) is what they were computed from; else (or with a null
+    /// key: version counters unreadable) the slot array is reset on first use, as every encoder did before 2026-12-07. The key
+    /// is read on the first group large enough to share rows: enumerating the parameters for it took ≈ 29 µs, most of the cost
+    /// of a one-row call that never shares.
     /// </summary>
-    private sealed class FirstProjections(FusedEncoderBlock block, int width, long vocabulary, FusedEncoderMemory memory, long[]? key)
+    private sealed class FirstProjections(FusedEncoderBlock block, int width, long vocabulary, FusedEncoderMemory memory, Func<long[]?> keyOf)
     {
         /// <summary>Fewest tokens of a group that take the shared rows.</summary>
         public const int MinTokens = 256;
 
         private readonly int maxRows = (int)Math.Max(4096, Math.Min(65536, (64L << 20) / (12L * width)));
-        private bool started = key is not null && memory.FirstRowsKey is { } kept && kept.AsSpan().SequenceEqual(key);
+        private long[]? key;
+        private bool keyRead, started;
         private int count = memory.FirstRowsCount;
 
         /// <summary>Most distinct ids kept.</summary>
@@ -38,6 +41,11 @@ internal sealed unsafe partial class FusedEncoder
         {
             if (n < MinTokens)
                 return null;
+            if (!keyRead)
+            {
+                (key, keyRead) = (keyOf(), true);
+                started = key is not null && memory.FirstRowsKey is { } kept && kept.AsSpan().SequenceEqual(key);
+            }
             var slotOfId = memory.SlotOfId;
             if (!started || slotOfId is null)                                    // first use
                 slotOfId = StartOver();

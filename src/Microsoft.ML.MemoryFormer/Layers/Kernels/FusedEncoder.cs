@@ -93,7 +93,7 @@ internal sealed unsafe partial class FusedEncoder
         foreach (var block in blocks)
             (block.TableMajorGathers, block.Simd) = (tableMajor, simd);
         projections = shareFirstProjections && !this.staged && blocks.Length > 0
-            ? new FirstProjections(blocks[0], width, vocabulary, this.memory, keepFirstRows ? FirstRowsKey(embeddingWeight, blocks[0]) : null)
+            ? new FirstProjections(blocks[0], width, vocabulary, this.memory, keepFirstRows ? () => FirstRowsKey(backbone, blocks[0]) : () => null)
             : null;
     }
 
@@ -101,8 +101,11 @@ internal sealed unsafe partial class FusedEncoder
 
     /// <summary>What the first block's per-id rows are computed from (<see cref="FusedEncoderBlock.ProjectionKey"/>, the embedding
     /// table's address, size and version, raw table writes that bump no version), or null where versions cannot be read.</summary>
-    private static long[]? FirstRowsKey(Tensor embedding, FusedEncoderBlock first) =>
-        first.ProjectionKey([(long)TensorMemory.Address(embedding), embedding.numel(), TableVersion.Of(embedding), TileMajorBuffer.RawWrites])?.ToArray();
+    private static long[]? FirstRowsKey(TransformerBackbone backbone, FusedEncoderBlock first)
+    {
+        using var embedding = backbone.Embedding.weight!;
+        return first.ProjectionKey([(long)TensorMemory.Address(embedding), embedding.numel(), TableVersion.Of(embedding), TileMajorBuffer.RawWrites])?.ToArray();
+    }
 
     /// <summary>
     /// True when the fused forward computes this backbone exactly: fused kernels on, a MemoryFormer with RMSNorms in eval
