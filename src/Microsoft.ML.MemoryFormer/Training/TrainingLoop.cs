@@ -72,6 +72,9 @@ internal static class TrainingLoop
         }
         if (checkpoint is not null && checkpoint.SavedStep != state.Step)
             checkpoint.Save(model, optimizer, state, Elapsed(), average);
+        if (state.StoppedEarly && state.Best is { } kept)
+            log?.Invoke($"early stopping after step {state.Step}: {options.EarlyStoppingPatience} validations in a row raised no metric " +
+                $"and lowered no loss; the model keeps the weights of the best validation ({(kept.Metric is { } m ? $"metric {m:F4}, " : "")}loss {kept.Loss:F4})");
         if (state.BestWeights is { } best) Restore(model, best);            // averaged weights when averaging is on
         else average?.CopyInto();
         model.eval();

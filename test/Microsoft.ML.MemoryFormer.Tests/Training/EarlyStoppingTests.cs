@@ -25,7 +25,8 @@ public class EarlyStoppingTests
             EarlyStoppingPatience = 2, ReportEvery = 100, Seed = 1,
         };
 
-        var result = TrainingLoop.Run(model, task, options);
+        var log = new List<string>();
+        var result = TrainingLoop.Run(model, task, options, log: log.Add);
 
         // validations 2-4 lower the loss (each resets the count), 5 and 6 improve neither: stop after the sixth. Counting
         // the metric alone would have stopped after the third.
@@ -34,6 +35,7 @@ public class EarlyStoppingTests
         Assert.Equal((1.0, 0.80), (result.BestValidationLoss!.Value, result.BestValidationMetric!.Value));
         Assert.Equal(task.WeightsAt[0], model.weight.item<float>());             // restored to the first validation's weights
         Assert.NotEqual(task.WeightsAt[0], task.WeightsAt[^1]);                   // which training had moved away from
+        Assert.Contains(log, line => line.StartsWith("early stopping after step 12: 2 validations") && line.EndsWith($"(metric {0.8:F4}, loss {1.0:F4})"));
     }
 
     [Fact]
