@@ -72,4 +72,28 @@ public class HashedDropoutTests
         }
         Assert.Equal(Run(1), Run(2));
     }
+
+    [Theory]
+    [InlineData(1L, 0)]
+    [InlineData(37L, 3)]                                                         // odd: the last pair is half used
+    [InlineData(4096L, 5)]
+    [InlineData(4099L, 11)]
+    public unsafe void Every_element_follows_the_SplitMix64_rule_whatever_the_range_split(long count, int first)
+    {
+        const ulong Key = 0x0123456789ABCDEF;
+        const uint Cut = 1_288_490_189;                                          // p = 0.3
+        long pairs = (count + 1) / 2;
+        var mask = new float[count];
+        fixed (float* o = mask)
+        {
+            HashedDropout.FillPairs(o, 0, Math.Min(first, pairs), count, Key, Cut, 2f);   // two ranges, the second unaligned
+            HashedDropout.FillPairs(o, Math.Min(first, pairs), pairs, count, Key, Cut, 2f);
+        }
+        for (long i = 0; i < count; i++)
+        {
+            ulong bits = HashedDropout.SplitMix64(Key + (ulong)(i / 2));
+            uint half = i % 2 == 0 ? (uint)(bits >> 32) : (uint)bits;
+            Assert.True(mask[i] == (half >= Cut ? 2f : 0f), $"element {i} of {count}");
+        }
+    }
 }
