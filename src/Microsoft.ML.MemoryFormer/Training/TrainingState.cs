@@ -61,7 +61,7 @@ internal sealed class TrainingState : IDisposable
         writer.Write(StoppedEarly);
         writer.Write(Losses.Count);
         foreach (var loss in Losses) writer.Write(loss);
-        writer.Write(LowestLoss is not null);                            // appended in format 2; ReadFrom accepts its absence
+        writer.Write(LowestLoss is not null);                            // appended last (2026-12-07): ReadFrom accepts a state without it
         writer.Write(LowestLoss ?? 0);
     }
 

@@ -16,8 +16,8 @@ internal sealed unsafe partial class FusedEncoder
     /// encoder that takes the memory while the key <paramref name="keyOf"/> gives (the embedding's and the first block's parameters
     /// with their libtorch version counters, the bf16 copies, the kernels) is what they were computed from; else (or with a null
     /// key: version counters unreadable) the slot array is reset on first use, as every encoder did before 2026-12-07. The key
-    /// is read on the first group large enough to share rows: enumerating the parameters for it took ≈ 29 µs, most of the cost
-    /// of a one-row call that never shares.
+    /// is read on the first group large enough to share rows: enumerating the parameters for it cost a one-row call, which never
+    /// shares, about 7 % of PredictionEngine's short-row throughput (docs/benchmarks.md, "PredictionEngine: the first-rows key").
     /// </summary>
     private sealed class FirstProjections(FusedEncoderBlock block, int width, long vocabulary, FusedEncoderMemory memory, Func<long[]?> keyOf)
     {
