@@ -278,7 +278,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
             PiecewiseLinearBins = settings.Bins, PiecewiseLinearBinning = Binning(settings), PiecewiseLinearMinLeafRows = settings.MinLeaf,
             Architecture = Preset(settings),
             BatchSize = small ? 32 : 256,
-            Epochs = settings.Epochs ?? (small ? 100 : 2),
+            Epochs = small ? 100 : 2,                                            // --epochs is applied in Options, as for the trainer's defaults
             EarlyStoppingPatience = small ? 15 : 3,
             ValidationFraction = small ? 0.15 : 0.1,
             Seed = settings.Seed,
