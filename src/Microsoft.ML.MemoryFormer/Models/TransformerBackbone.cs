@@ -1,5 +1,6 @@
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.Layers;
+using Microsoft.ML.MemoryFormer.Layers.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -34,6 +35,10 @@ public sealed class TransformerBackbone : nn.Module
     /// <summary>The token embedding [V, d].</summary>
     internal Embedding Embedding => embedding;
 
+    /// <summary>The token embedding's reused gradient buffer, written by the sparse lookup while a training loop has attached it
+    /// (<see cref="SparseEmbedding"/>).</summary>
+    internal TableGradient EmbeddingGradient { get; } = new();
+
     /// <summary>The blocks, in order.</summary>
     internal IList<TransformerBlock> Blocks => blocks;
 
@@ -46,11 +51,16 @@ public sealed class TransformerBackbone : nn.Module
     {
         if (tokens.dim() != 2)
             throw new ArgumentException($"Token ids must be [B, T]; got shape [{string.Join(", ", tokens.shape)}].", nameof(tokens));
-        return ForwardEmbeddings(embedding.call(tokens), context);              // [B, T, d]
+        return ForwardEmbeddings(Embed(tokens), context);                       // [B, T, d]
     }
 
-    /// <summary>The embedding vectors of token ids [..] → [.., d] (used by tabular feature tokens).</summary>
-    internal Tensor Embed(Tensor tokens) => embedding.call(tokens);
+    /// <summary>The embedding vectors of token ids [..] → [.., d] (also used by tabular feature tokens); sparse in a training
+    /// step whose batch holds few of the rows (<see cref="SparseEmbedding"/>).</summary>
+    internal Tensor Embed(Tensor tokens)
+    {
+        var weight = embedding.weight!;
+        return SparseEmbedding.Takes(tokens, weight, EmbeddingGradient) ? SparseEmbedding.Lookup(tokens, weight, EmbeddingGradient) : embedding.call(tokens);
+    }
 
     /// <summary>Runs the blocks and final norm on embeddings x [B, T, d] (task heads that build their own tokens).</summary>
     /// <exception cref="ArgumentException">x is not [B, T, d], or the positions run past the context length.</exception>

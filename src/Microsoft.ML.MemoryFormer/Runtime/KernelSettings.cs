@@ -30,6 +30,12 @@ internal sealed class KernelSettings
     /// (<c>Layers/Kernels/TableGradient.cs</c>); off writes the whole table.</summary>
     public bool WriteTouchedRowsOnly { get => state.WriteTouchedRowsOnly; set => state.WriteTouchedRowsOnly = value; }
 
+    /// <summary>Whether a training step's token embedding takes the sparse lookup when a batch holds few of its rows
+    /// (<c>Layers/SparseEmbedding.cs</c>): the gradient written for those rows only, its norm measured in the backward, and the
+    /// optimizer stepping only rows some batch has held. Off takes <c>nn.Embedding</c> and its dense gradient (the same
+    /// result up to the order of the gradient's sums).</summary>
+    public bool SparseEmbeddingGradient { get => state.SparseEmbeddingGradient; set => state.SparseEmbeddingGradient = value; }
+
     /// <summary>Whether the table gradient's row pass also computes the weight gradient (<c>Layers/Kernels/RowGradientKernel.cs</c>);
     /// off takes a separate token-major pass.</summary>
     public bool WeightGradientInRowPass { get => state.WeightGradientInRowPass; set => state.WeightGradientInRowPass = value; }
@@ -356,6 +362,7 @@ internal sealed class KernelSettings
         public bool UseFusedKernels = true;
         public bool DecodePrefetchIntoL2 = true;
         public bool WriteTouchedRowsOnly = true;
+        public bool SparseEmbeddingGradient = true;
         public bool WeightGradientInRowPass = true;
         public bool FoldBias = true;
         public bool StreamingStores = true;

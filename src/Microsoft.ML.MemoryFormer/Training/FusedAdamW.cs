@@ -40,6 +40,7 @@ internal sealed class FusedAdamW : IDisposable
     private readonly Tensor[] _expAvgSq;
     private readonly long[] _steps;
     private TableUpdate?[]? _armed;
+    private bool[]?[]? _active;
     private bool _disposed;
 
     /// <summary>Creates the optimizer and its zero moments (one pair per parameter, same shape and device).</summary>
@@ -99,6 +100,34 @@ internal sealed class FusedAdamW : IDisposable
     /// </summary>
     public IReadOnlyList<TableGradient?>? RowSources { get; set; }
 
+    /// <summary>
+    /// The rows of parameter <paramref name="index"/> a dense step must update in full, given the rows its gradient may be
+    /// non-zero in this step (<paramref name="touched"/>, from its <see cref="RowSources"/> entry): every row whose moments
+    /// may be non-zero, i.e. every row some step's gradient has touched. The others have a zero gradient and zero moments,
+    /// and dense AdamW only decays them (<see cref="AdamWKernel.StepActive"/>). Built from the moments themselves the first
+    /// time (and after a restore or a step whose touched rows were unknown), so it holds whatever came before. Null for bf16
+    /// moments, which take the ordinary step.
+    /// </summary>
+    internal bool[]? ActiveRows(int index, int[] touched)
+    {
+        var m = _expAvg[index];
+        if (!TensorMemory.IsCpuFloat32(m) || !m.is_contiguous() || !_expAvgSq[index].is_contiguous() || m.dim() == 0)
+            return null;
+        _active ??= new bool[]?[_parameters.Length];
+        if (_active[index] is not { } active)
+        {
+            long rows = m.shape[0];
+            int w = (int)(m.numel() / Math.Max(1, rows));
+            active = new bool[rows];
+            for (long r = 0; r < rows; r++)
+                active[r] = AdamWKernel.MomentsNonZero(m, _expAvgSq[index], r, w);
+            _active[index] = active;
+        }
+        foreach (int r in touched)
+            active[r] = true;
+        return active;
+    }
+
     /// <summary>The parameters this optimizer updates.</summary>
     public IReadOnlyList<Parameter> Parameters => _parameters;
 
@@ -133,6 +162,7 @@ internal sealed class FusedAdamW : IDisposable
         if (count != _parameters.Length)
             throw new InvalidDataException($"The optimizer state holds {count} parameters; this optimizer has {_parameters.Length}.");
         using var guard = no_grad();
+        _active = null;                                                     // rebuilt from the restored moments
         for (int i = 0; i < count; i++)
         {
             _steps[i] = reader.ReadInt64();
@@ -192,6 +222,15 @@ internal sealed class FusedAdamW : IDisposable
             var c = new AdamWKernel.Coefficients(lr, Beta1, Beta2, Eps, WeightDecay, t, gradScale);
             int[]? rows = SkipUntouchedRows && RowSources is { } sources && i < sources.Count ? sources[i]?.NonZeroRowsOf(p) : null;
             bool managed = KernelSettings.Current.UseFusedKernels && AdamWKernel.IsSupported(p, grad, _expAvg[i]);
+            int[]? touched = !SkipUntouchedRows && managed && RowSources is { } known && i < known.Count ? known[i]?.NonZeroRowsOf(p) : null;
+            if (managed && touched is not null && ActiveRows(i, touched) is { } active)
+            {
+                AdamWKernel.StepActive(p, grad, _expAvg[i], _expAvgSq[i], c, active);    // dense AdamW, quiet rows only decayed
+                TableVersion.Bump(p);
+                continue;
+            }
+            if (_active is not null)
+                _active[i] = null;                                          // rows touched now are unknown: rebuilt if needed
             if (managed)
             {
                 if (rows is not null)

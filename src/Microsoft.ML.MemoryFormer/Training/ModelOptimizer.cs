@@ -28,6 +28,9 @@ internal sealed class ModelOptimizer : IDisposable
     private readonly Parameter[] tables;
     private readonly TableGradient[] tableGradients;
     private readonly Parameter[] others;
+    /// <summary>One per entry of <see cref="others"/>: the token embedding's gradient buffer where it is that parameter, else null.</summary>
+    private readonly TableGradient?[] otherGradients;
+    private readonly TableGradient[] embeddingGradients;
     private readonly bool fuseTableUpdates;
 
     /// <summary>The previous step's global clip factor (1 before the first step), for <see cref="TableGradientClipping.PreviousStep"/>.</summary>
@@ -51,12 +54,18 @@ internal sealed class ModelOptimizer : IDisposable
         foreach (var copy in forwardCopies)
             copy.Requested = true;                                       // the training forward reads the bf16 copy (Bf16TableCopy)
         others = [.. g.Matrices, .. g.Vectors];
+        var backbones = model.named_modules().Select(m => m.module).OfType<TransformerBackbone>().ToArray();
+        embeddingGradients = backbones.Select(b => b.EmbeddingGradient).ToArray();
+        foreach (var gradient in embeddingGradients)
+            gradient.Attached = true;                                    // a sparse token lookup writes it in place (SparseEmbedding)
+        otherGradients = others.Select(p => EmbeddingGradientOf(p, backbones)).ToArray();
         foldClipping = ManagedTables(g.Tables);
         TableMoments = options.TableMomentPrecision ?? DefaultMoments(model);
         tableOptimizer = New(g.Tables, options.TableWeightDecay, options.LazyTableUpdates, TableMoments == MomentPrecision.BFloat16);
         if (tableGradients.Length == tables.Length)
             tableOptimizer.RowSources = tableGradients;                  // lazy steps visit only the rows a small batch hit
         matrixOptimizer = New(g.Matrices, options.WeightDecay, lazy: false);
+        matrixOptimizer.RowSources = otherGradients[..g.Matrices.Count];  // the embedding's dense step skips rows no batch has held
         vectorOptimizer = New(g.Vectors, 0.0, lazy: false);
         fuseTableUpdates = options.TableClippingRule != TableGradientClipping.Global && tableGradients.Length == tables.Length
             && tables.Length > 0 && foldClipping;
@@ -71,6 +80,10 @@ internal sealed class ModelOptimizer : IDisposable
     /// bf16 moments stochastically), else Float32 (torch's path rounds to nearest, which can freeze a slow moment).</summary>
     public static MomentPrecision DefaultMoments(nn.Module model) =>
         ManagedTables(ParameterGroups.Of(model).Tables) ? TrainingOptions.DefaultTableMomentPrecision : MomentPrecision.Float32;
+
+    /// <summary>The gradient buffer of the backbone whose token embedding <paramref name="p"/> is, or null.</summary>
+    private static unsafe TableGradient? EmbeddingGradientOf(Parameter p, IEnumerable<TransformerBackbone> backbones) =>
+        backbones.FirstOrDefault(b => TensorMemory.Address(b.Embedding.weight!) == TensorMemory.Address(p))?.EmbeddingGradient;
 
     /// <summary>Whether there are tables and every one takes the managed CPU kernels (fused kernels on, CPU fp32).</summary>
     private static bool ManagedTables(IReadOnlyCollection<Parameter> tables) =>
@@ -137,8 +150,21 @@ internal sealed class ModelOptimizer : IDisposable
             else if (tables[i].grad is { } g && !g.IsInvalid)
                 squared += Math.Pow(g.norm().to(ScalarType.Float64).item<double>(), 2);
         }
-        var dense = others.Select(p => p.grad).Where(g => g is not null && !g.IsInvalid).Select(g => g!).ToArray();
-        if (dense.Length > 0)
+        var dense = new List<Tensor>();
+        var sparse = new List<int>();                                           // others whose norm their sparse backward measured
+        for (int i = 0; i < others.Length; i++)
+        {
+            if (others[i].grad is not { } g || g.IsInvalid)
+                continue;
+            if (otherGradients[i] is { } sink && sink.TryTakeSquaredNorm(others[i], out double measuredSquare))
+            {
+                squared += measuredSquare;
+                sparse.Add(i);
+            }
+            else
+                dense.Add(g);
+        }
+        if (dense.Count > 0)
         {
             var norms = stack(dense.Select(g => g.norm().to(ScalarType.Float64)).ToArray());
             squared += norms.mul(norms).sum().item<double>();                   // not square() or pow(2): TorchSharp makes an implicit scalar there
@@ -157,6 +183,7 @@ internal sealed class ModelOptimizer : IDisposable
         {
             using Scalar factor = coefficient;               // kept alive across the native calls (Runtime.LiveScalars)
             foreach (var g in dense) g.mul_(factor);
+            foreach (int i in sparse) otherGradients[i]!.Scale(others[i], coefficient);   // its non-zero rows only
         }
         if (tableFactor >= 1.0) return (norm, 1.0);
         if (foldClipping) return (norm, tableFactor);
@@ -198,6 +225,11 @@ internal sealed class ModelOptimizer : IDisposable
     {
         foreach (var gradient in tableGradients)
             gradient.Attached = false;
+        foreach (var gradient in embeddingGradients)
+        {
+            gradient.Attached = false;
+            gradient.Dispose();                                          // [V, d] back; a later run rents a new one
+        }
         foreach (var copy in forwardCopies)
         {
             copy.Requested = false;

@@ -59,6 +59,54 @@ internal static unsafe class AdamWKernel
         });
     }
 
+    /// <summary>
+    /// One dense step (fp32 moments) that updates only the <paramref name="active"/> rows in full. Every other row has a zero
+    /// gradient and zero moments, so the full update leaves its moments at zero and its parameter at <c>p·(1 − lr·λ)</c>
+    /// (the step term is <c>−0</c>): that product alone is computed for it, the same bits without reading its gradient or moments.
+    /// </summary>
+    public static void StepActive(Tensor p, Tensor grad, Tensor m, Tensor v, Coefficients c, bool[] active)
+    {
+        int rows = (int)p.shape[0];
+        int w = rows == 0 ? 0 : (int)(p.numel() / rows);
+        nint pp = (nint)TensorMemory.Floats(p), gp = (nint)TensorMemory.Floats(grad), mp = (nint)TensorMemory.Floats(m), vp = (nint)TensorMemory.Floats(v);
+        KernelParallel.For(rows, w, (start, end) =>
+        {
+            for (long r = start; r < end; r++)
+            {
+                long o = r * w;
+                if (active[r])
+                    UpdateRow((float*)pp + o, (float*)gp + o, (float*)mp + o, (float*)vp + o, w, c);
+                else if (c.Decay != 1f)
+                    Scale((float*)pp + o, w, c.Decay);
+            }
+        });
+    }
+
+    /// <summary>x ← x · <paramref name="factor"/> over <paramref name="n"/> floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Scale(float* x, int n, float factor)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var f = Vector512.Create(factor);
+            for (; i + 16 <= n; i += 16)
+                (Vector512.Load(x + i) * f).Store(x + i);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var f = Vector256.Create(factor);
+            for (; i + 8 <= n; i += 8)
+                (Vector256.Load(x + i) * f).Store(x + i);
+        }
+        for (; i < n; i++)
+            x[i] *= factor;
+    }
+
+    /// <summary>Whether row <paramref name="row"/> of the fp32 moments (rows of <paramref name="w"/>) holds a non-zero value.</summary>
+    public static bool MomentsNonZero(Tensor m, Tensor v, long row, int w) =>
+        !IsZero(TensorMemory.Floats(m) + (row * w), w) || !IsZero(TensorMemory.Floats(v) + (row * w), w);
+
     /// <summary>The step's scalars, rounded to fp32 as torch's CPU kernels do for a float tensor.</summary>
     public readonly struct Coefficients(double lr, double beta1, double beta2, double eps, double weightDecay, long step, double gradScale)
     {

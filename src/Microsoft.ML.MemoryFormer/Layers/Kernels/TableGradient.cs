@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
@@ -82,6 +83,33 @@ internal sealed class TableGradient : IDisposable
             && TensorMemory.IsCpuFloat32(g) && g.is_contiguous() && TensorMemory.Address(g) == TensorMemory.Address(buffer);
         squaredNorm = null;
         return valid;
+    }
+
+    /// <summary>Multiplies <paramref name="table"/>'s gradient by <paramref name="factor"/> (the clip), as <c>mul_</c> would: only the
+    /// rows that may be non-zero when the gradient is this buffer with known rows (<see cref="NonZeroRowsOf"/>), else all of it.</summary>
+    public unsafe void Scale(Tensor table, double factor)
+    {
+        using var g = table.grad;
+        if (g is null || g.IsInvalid)
+            return;
+        if (NonZeroRowsOf(table) is not { } rows || g.dim() != 2)
+        {
+            using Scalar f = factor;                                            // kept alive across the native call (LiveScalars)
+            g.mul_(f);
+            return;
+        }
+        float* data = TensorMemory.Floats(g);
+        int h = (int)g.shape[1];
+        float f32 = (float)factor;                                              // torch multiplies a float tensor by the scalar as float
+        KernelParallel.For(rows.Length, h, (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                float* row = data + ((long)rows[i] * h);
+                for (int j = 0; j < h; j++)
+                    row[j] *= f32;
+            }
+        });
     }
 
     public void Dispose()
