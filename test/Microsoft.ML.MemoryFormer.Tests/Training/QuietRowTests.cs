@@ -51,21 +51,38 @@ public class QuietRowTests
         }
     }
 
-    /// <summary>6 steps of a small language model whose 2,048-token vocabulary a batch of 256 tokens covers sparsely.</summary>
-    private static (float[] Losses, Tensor[] Parameters, bool Sparse) Train(bool sparseEmbedding)
+    /// <summary>6 steps of a small language model whose 2,048-token vocabulary a batch of 256 tokens covers sparsely; with a
+    /// checkpoint every 2 steps when <paramref name="checkpoint"/> is given, cancelled after <paramref name="cancelAfter"/> steps.</summary>
+    private static (float[] Losses, Tensor[] Parameters, bool Sparse) Train(bool sparseEmbedding, string? checkpoint = null, int? cancelAfter = null)
     {
         random.manual_seed(9);
         var config = MemoryFormerConfig.Nano with { Width = 32, Heads = 2, BitsPerChunk = 8, Layers = 1, ContextLength = 32, VocabularySize = 2048 };
         using var model = new LanguageModel(config);
         var windows = randint(0, 2048, [16, 33], dtype: ScalarType.Int64, generator: new Generator(3));
         var task = new LanguageModelTask(model, windows, windows, batchSize: 8, seed: 9, CPU);
-        var options = new TrainingOptions { MaxSteps = 6, WarmupSteps = 1, GradientClip = 0.05, ReportEvery = 1 };
+        var options = new TrainingOptions
+        {
+            MaxSteps = 6, WarmupSteps = 1, GradientClip = 0.05, ReportEvery = 1, CheckpointPath = checkpoint,
+            CheckpointEverySteps = checkpoint is null ? 0 : 2,
+        };
         bool sawSparse = false;
-        var progress = new SynchronousProgress(_ => sawSparse |= model.Backbone.EmbeddingGradient.NonZeroRows is not null);
+        using var cancel = new CancellationTokenSource();
+        var progress = new SynchronousProgress(p =>
+        {
+            sawSparse |= model.Backbone.EmbeddingGradient.NonZeroRows is not null;
+            if (p.Step == cancelAfter) cancel.Cancel();
+        });
         TrainingResult result = null!;
         KernelSettings.Current.With(k => k.SparseEmbeddingGradient = sparseEmbedding,
-            () => result = TrainingLoop.Run(model, task, options, progress, null, CancellationToken.None));
+            () => result = TrainingLoop.Run(model, task, options, progress, null, cancel.Token));
         return (result.LossHistory.Select(l => (float)l).ToArray(), model.parameters().Select(p => p.detach().clone()).ToArray(), sawSparse);
+    }
+
+    private static void AssertSameBytes((float[] Losses, Tensor[] Parameters, bool Sparse) a, (float[] Losses, Tensor[] Parameters, bool Sparse) b)
+    {
+        Assert.Equal(a.Losses, b.Losses);
+        for (int i = 0; i < a.Parameters.Length; i++)
+            Assert.True(a.Parameters[i].bytes.SequenceEqual(b.Parameters[i].bytes), $"parameter {i} differs");
     }
 
     [Fact]
@@ -80,5 +97,29 @@ public class QuietRowTests
             Assert.Equal(off.Losses[i], on.Losses[i], 4);
         for (int i = 0; i < on.Parameters.Length; i++)
             Assert.True(allclose(on.Parameters[i], off.Parameters[i], 1e-3, 1e-5), $"parameter {i} differs beyond rounding");
+    }
+
+    [Fact]
+    public void The_sparse_path_repeats_its_bytes_on_two_threads_and_across_a_cancel_and_resume()
+    {
+        int previous = get_num_threads();
+        set_num_threads(2);
+        try
+        {
+            var straight = Train(sparseEmbedding: true);
+            AssertSameBytes(straight, Train(sparseEmbedding: true));
+
+            using var folder = new Reliability.CheckpointFolder();
+            string path = folder.File("run.ckpt");
+            Assert.ThrowsAny<OperationCanceledException>(() => Train(sparseEmbedding: true, path, cancelAfter: 3));
+            Assert.Equal(3, Reliability.CheckpointFolder.StepOf(path));
+            var resumed = Train(sparseEmbedding: true, path);                  // the optimizer's touched rows rebuilt from the moments
+            Assert.True(resumed.Sparse);
+            Assert.Equal(straight.Parameters.Length, resumed.Parameters.Length);
+            for (int i = 0; i < straight.Parameters.Length; i++)
+                Assert.True(straight.Parameters[i].bytes.SequenceEqual(resumed.Parameters[i].bytes), $"parameter {i} differs after the resume");
+            Assert.Equal(straight.Losses[^1], resumed.Losses[^1]);
+        }
+        finally { set_num_threads(previous); }
     }
 }
