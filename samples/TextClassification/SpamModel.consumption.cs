@@ -7,7 +7,7 @@ namespace TextClassification;
 public static partial class SpamModel
 {
     /// <summary>Where Program.cs saves the trained model and <see cref="Predict"/> loads it from.</summary>
-    public static string ModelPath { get; set; } = Path.GetFullPath("SpamModel.mlnet");
+    public static string ModelPath { get; set; } = Path.Combine(AppContext.BaseDirectory, "SpamModel.mlnet");
 
     private static readonly Lazy<PredictionEngine<ModelInput, ModelOutput>> PredictEngine = new(CreatePredictEngine, true);
 
