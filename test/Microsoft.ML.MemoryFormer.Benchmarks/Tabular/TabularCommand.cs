@@ -23,7 +23,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         public string Data { get; init; } = Path.Combine("..", "shared", "data", "tabular");
 
         [CommandOption("--sets")]
-        [Description("Comma-separated sets. Default adult,penguins,housing.")]
+        [Description("Comma-separated sets. Default adult,penguins,housing; diabetes, breast_cancer, wine and iris read the folder tools/sklearn-sets.sh fills (pass it as --data).")]
         public string Sets { get; init; } = string.Join(',', TabularDataset.Names);
 
         [CommandOption("--preset")]

@@ -15,6 +15,10 @@ internal sealed record TabularDataset(string Name, TabularTask Task, IDataView T
 {
     public static string[] Names { get; } = ["adult", "penguins", "housing"];
 
+    /// <summary>Small sets scikit-learn ships, fetched by <c>tools/sklearn-sets.sh</c> into a folder of their own (pass it as
+    /// <c>--data</c>): a held-out check of the trainer's defaults on a few hundred rows, sets no default was tuned on.</summary>
+    public static string[] HeldOutNames { get; } = ["diabetes", "breast_cancer", "wine", "iris"];
+
     /// <summary>Loads set <paramref name="name"/> from <paramref name="folder"/>, or returns null when its file is absent.
     /// The numeric columns named in <paramref name="valueCategories"/> are also read as text and one-hot encoded after
     /// the categorical columns (each distinct value a category), for every model alike.</summary>
@@ -32,7 +36,19 @@ internal sealed record TabularDataset(string Name, TabularTask Task, IDataView T
         "housing" => FromText(ml, folder, "housing.txt", TabularTask.Regression, '\t', "MedianHomeValue",
             new TextLoader.Column("MedianHomeValue", DataKind.Single, 0),
             Enumerable.Range(1, 13).Select(i => new TextLoader.Column($"x{i}", DataKind.Single, i)).ToArray(), [], valueCategories),
-        _ => throw new ArgumentException($"Unknown tabular set '{name}'; known: {string.Join(", ", Names)}."),
+        "diabetes" => FromText(ml, folder, "diabetes.txt", TabularTask.Regression, ' ', "target",
+            new TextLoader.Column("target", DataKind.Single, 0),
+            Enumerable.Range(1, 10).Select(i => new TextLoader.Column($"x{i}", DataKind.Single, i)).ToArray(), [], valueCategories),
+        "breast_cancer" => FromText(ml, folder, "breast_cancer.csv", TabularTask.Binary, ',', "malignant",
+            new TextLoader.Column("malignant", DataKind.Boolean, 30),
+            Enumerable.Range(0, 30).Select(i => new TextLoader.Column($"x{i}", DataKind.Single, i)).ToArray(), [], valueCategories),
+        "wine" => FromText(ml, folder, "wine.csv", TabularTask.Multiclass, ',', "cultivar",
+            new TextLoader.Column("cultivar", DataKind.String, 13),
+            Enumerable.Range(0, 13).Select(i => new TextLoader.Column($"x{i}", DataKind.Single, i)).ToArray(), [], valueCategories),
+        "iris" => FromText(ml, folder, "iris.csv", TabularTask.Multiclass, ',', "species",
+            new TextLoader.Column("species", DataKind.String, 4),
+            Enumerable.Range(0, 4).Select(i => new TextLoader.Column($"x{i}", DataKind.Single, i)).ToArray(), [], valueCategories),
+        _ => throw new ArgumentException($"Unknown tabular set '{name}'; known: {string.Join(", ", Names.Concat(HeldOutNames))}."),
     };
 
     /// <summary>
