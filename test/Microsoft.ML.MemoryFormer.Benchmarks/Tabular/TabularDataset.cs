@@ -35,19 +35,19 @@ internal sealed record TabularDataset(string Name, TabularTask Task, IDataView T
             Categorical(("island", 1), ("sex", 6)), valueCategories),
         "housing" => FromText(ml, folder, "housing.txt", TabularTask.Regression, '\t', "MedianHomeValue",
             new TextLoader.Column("MedianHomeValue", DataKind.Single, 0),
-            Enumerable.Range(1, 13).Select(i => new TextLoader.Column($"x{i}", DataKind.Single, i)).ToArray(), [], valueCategories),
+            Numbered(1, 13), [], valueCategories),
         "diabetes" => FromText(ml, folder, "diabetes.txt", TabularTask.Regression, ' ', "target",
             new TextLoader.Column("target", DataKind.Single, 0),
-            Enumerable.Range(1, 10).Select(i => new TextLoader.Column($"x{i}", DataKind.Single, i)).ToArray(), [], valueCategories),
+            Numbered(1, 10), [], valueCategories),
         "breast_cancer" => FromText(ml, folder, "breast_cancer.csv", TabularTask.Binary, ',', "malignant",
             new TextLoader.Column("malignant", DataKind.Boolean, 30),
-            Enumerable.Range(0, 30).Select(i => new TextLoader.Column($"x{i}", DataKind.Single, i)).ToArray(), [], valueCategories),
+            Numbered(0, 30), [], valueCategories),
         "wine" => FromText(ml, folder, "wine.csv", TabularTask.Multiclass, ',', "cultivar",
             new TextLoader.Column("cultivar", DataKind.String, 13),
-            Enumerable.Range(0, 13).Select(i => new TextLoader.Column($"x{i}", DataKind.Single, i)).ToArray(), [], valueCategories),
+            Numbered(0, 13), [], valueCategories),
         "iris" => FromText(ml, folder, "iris.csv", TabularTask.Multiclass, ',', "species",
             new TextLoader.Column("species", DataKind.String, 4),
-            Enumerable.Range(0, 4).Select(i => new TextLoader.Column($"x{i}", DataKind.Single, i)).ToArray(), [], valueCategories),
+            Numbered(0, 4), [], valueCategories),
         _ => throw new ArgumentException($"Unknown tabular set '{name}'; known: {string.Join(", ", Names.Concat(HeldOutNames))}."),
     };
 
@@ -64,6 +64,10 @@ internal sealed record TabularDataset(string Name, TabularTask Task, IDataView T
 
     private static TextLoader.Column[] Numeric(params (string Name, int Index)[] columns) =>
         columns.Select(c => new TextLoader.Column(c.Name, DataKind.Single, c.Index)).ToArray();
+
+    /// <summary>Numeric columns x{i} for the <paramref name="count"/> columns from index <paramref name="first"/> on.</summary>
+    private static TextLoader.Column[] Numbered(int first, int count) =>
+        Enumerable.Range(first, count).Select(i => new TextLoader.Column($"x{i}", DataKind.Single, i)).ToArray();
 
     private static TextLoader.Column[] Categorical(params (string Name, int Index)[] columns) =>
         columns.Select(c => new TextLoader.Column(c.Name, DataKind.String, c.Index)).ToArray();
