@@ -25,7 +25,7 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         [CommandOption("--data")]
         public string Data { get; init; } = "../shared/data/classification";
 
-        [Description("Comma-separated data sets: banking77, clinc150, sms_spam, detox, and the long-document proxies wikitext15, moby15, mixed15 (LongDocumentSets).")]
+        [Description("Comma-separated data sets: banking77, clinc150, sms_spam, detox, the long-document proxies wikitext15, moby15, mixed15 (LongDocumentSets), and tsv:PATH for a file of label<TAB>text lines (split 80/20 as sms_spam).")]
         [CommandOption("--datasets")]
         public string Datasets { get; init; } = "banking77,clinc150,sms_spam,detox";
 

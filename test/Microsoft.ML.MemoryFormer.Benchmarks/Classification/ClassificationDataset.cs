@@ -18,6 +18,15 @@ internal sealed record ClassificationDataset(string Name, IDataView Train, IData
         var missing = new List<string>();
         foreach (var name in names)
         {
+            if (name.StartsWith("tsv:", StringComparison.Ordinal))
+            {
+                var path = name[4..];
+                if (File.Exists(path))
+                    found.Add(Tsv(ml, Path.GetFileNameWithoutExtension(path), path));
+                else
+                    missing.Add($"Skipped {name}: {Path.GetFullPath(path)} not found.");
+                continue;
+            }
             if (LongDocumentSets.Names.Contains(name))
             {
                 var shared = Path.GetFullPath(Path.Combine(folder, ".."));
@@ -65,11 +74,15 @@ internal sealed record ClassificationDataset(string Name, IDataView Train, IData
         separatorChar: '\t', hasHeader: true, allowQuoting: false);
 
     // no header: label<TAB>text; no fixed split upstream, so a seeded 80/20 split
-    private static ClassificationDataset Sms(MLContext ml, string path)
+    private static ClassificationDataset Sms(MLContext ml, string path) => Tsv(ml, "sms_spam", path);
+
+    /// <summary>Any file of label&lt;TAB&gt;text lines (<c>--datasets tsv:PATH</c>, e.g. a held-out set of one's own), split as sms_spam.</summary>
+    private static ClassificationDataset Tsv(MLContext ml, string name, string path)
     {
         var rows = File.ReadLines(path).Where(l => l.Length > 0).Select(l => l.Split('\t', 2))
-            .Select(p => new Row { Label = p[0], Text = p[1] }).ToArray();
-        return Split(ml, "sms_spam", rows);
+            .Select((p, i) => p.Length == 2 ? new Row { Label = p[0], Text = p[1] }
+                : throw new InvalidDataException($"{path}, line {i + 1}: expected label<TAB>text.")).ToArray();
+        return Split(ml, name, rows);
     }
 
     // rows in file order → shuffled with Random(42), first 80 % train, rest test
