@@ -56,6 +56,8 @@ internal sealed class SelfAttention : nn.Module
         bool causalFlag = mask is null && context.Causal && t > 1;              // top-left flag is exact only here
         var y = UsesFusedAttention(q, k, v, causalFlag && cache is null)
             ? Kernels.FusedCausalAttention.Apply(q, k, v)                        // [B, H, T, hd], token-major storage
+            : PaddedKeyLengths(q, k, v, context, cache) is { } lengths
+            ? Kernels.FusedCausalAttention.ApplyPadded(q, k, v, lengths)        // [B, H, T, hd], token-major storage
             : Attend(q, k, v, mask, causalFlag);                                // [B, H, T, hd]
         y = TokenMajor(y.transpose(1, 2), b, t);                                // [B, T, d]
         return output is null ? y : DenseLinear.Apply(output, y);
@@ -95,6 +97,34 @@ internal sealed class SelfAttention : nn.Module
         var settings = Runtime.KernelSettings.Current;
         return plainCausal && settings.UseFusedKernels && settings.FusedCausalAttention && is_grad_enabled()
             && (q.requires_grad || k.requires_grad || v.requires_grad) && Kernels.FusedCausalAttention.IsSupported(q, k, v);
+    }
+
+    /// <summary>
+    /// Each batch row's count of real keys when a training step on the CPU attends bidirectionally over right-padded rows
+    /// (the text classifier's windows: <see cref="AttentionContext.KeyMask"/> a prefix of trues in every row, no cache) and
+    /// <see cref="Runtime.KernelSettings.FusedPaddedAttention"/> is on: that attention then takes the managed kernel
+    /// (<see cref="Kernels.FusedCausalAttention.ApplyPadded"/>). Null for everything else, which keeps libtorch's SDPA.
+    /// </summary>
+    private static int[]? PaddedKeyLengths(Tensor q, Tensor k, Tensor v, AttentionContext context, AttentionCache? cache)
+    {
+        var settings = Runtime.KernelSettings.Current;
+        if (context.Causal || cache is not null || context.KeyMask is not { } keyMask || !settings.UseFusedKernels || !settings.FusedPaddedAttention
+            || !is_grad_enabled() || !(q.requires_grad || k.requires_grad || v.requires_grad) || !Kernels.FusedCausalAttention.IsSupported(q, k, v)
+            || keyMask.device_type != DeviceType.CPU || keyMask.dim() != 2 || keyMask.shape[0] != q.shape[0] || keyMask.shape[1] != q.shape[2])
+            return null;
+        var real = keyMask.to(ScalarType.Bool).data<bool>().ToArray();        // [B·T]
+        int rows = (int)keyMask.shape[0], t = (int)keyMask.shape[1];
+        var lengths = new int[rows];
+        for (int b = 0; b < rows; b++)
+        {
+            int n = 0;
+            while (n < t && real[(b * t) + n]) n++;
+            for (int j = n; j < t; j++)
+                if (real[(b * t) + j]) return null;                             // not right-padded
+            if (n == 0) return null;
+            lengths[b] = n;
+        }
+        return lengths;
     }
 
     /// <summary>

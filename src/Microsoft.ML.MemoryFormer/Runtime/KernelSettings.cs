@@ -26,6 +26,12 @@ internal sealed class KernelSettings
     /// <c>perf decode-profile</c> to time it.</summary>
     public bool DecodePrefetchIntoL2 { get => state.DecodePrefetchIntoL2; set => state.DecodePrefetchIntoL2 = value; }
 
+    /// <summary>Whether a training step's bidirectional attention over right-padded rows (the text classifier's windows) runs in the
+    /// managed kernel of causal attention, its keys bounded per row instead of per query (<c>Layers/SelfAttention.cs</c>,
+    /// <c>PaddedKeyLengths</c>); off takes libtorch's SDPA with the key-padding mask. The same function at every real token,
+    /// other rounding.</summary>
+    public bool FusedPaddedAttention { get => state.FusedPaddedAttention; set => state.FusedPaddedAttention = value; }
+
     /// <summary>Whether small backwards write only the touched rows of a layer's reused gradient buffer
     /// (<c>Layers/Kernels/TableGradient.cs</c>); off writes the whole table.</summary>
     public bool WriteTouchedRowsOnly { get => state.WriteTouchedRowsOnly; set => state.WriteTouchedRowsOnly = value; }
@@ -363,6 +369,7 @@ internal sealed class KernelSettings
         public bool DecodePrefetchIntoL2 = true;
         public bool WriteTouchedRowsOnly = true;
         public bool SparseEmbeddingGradient = true;
+        public bool FusedPaddedAttention = true;
         public bool WeightGradientInRowPass = true;
         public bool FoldBias = true;
         public bool StreamingStores = true;

@@ -43,8 +43,10 @@ internal static unsafe class CausalAttentionKernel
         public float Scale => 1f / MathF.Sqrt(HeadWidth);
     }
 
-    /// <summary>o = causal softmax(q kᵀ/√hd) v per (b, h); lse [B·H, T] gets each row's log-sum-exp.</summary>
-    public static void Forward(View q, View k, View v, View o, float* lse, Sizes s)
+    /// <summary>o = causal softmax(q kᵀ/√hd) v per (b, h); lse [B·H, T] gets each row's log-sum-exp. With
+    /// <paramref name="keyLengths"/> ([B], each in [1, T]) the attention is bidirectional instead: every query of batch row b
+    /// sees keys [0, keyLengths[b]) (right-padded sequences; a padded query sees the same keys, not itself).</summary>
+    public static void Forward(View q, View k, View v, View o, float* lse, Sizes s, int[]? keyLengths = null)
     {
         nint lseAddress = (nint)lse;
         KernelParallel.For(s.Batch * s.Heads, 2L * s.Tokens * s.Tokens * s.HeadWidth, (start, end) =>
@@ -52,13 +54,15 @@ internal static unsafe class CausalAttentionKernel
             fixed (float* work = Scratch((s.HeadWidth * s.Padded) + (R * s.Padded)))
             {
                 for (int item = start; item < end; item++)
-                    ForwardItem(q, k, v, o, (float*)lseAddress + ((long)item * s.Tokens), s, item / s.Heads, item % s.Heads, work);
+                    ForwardItem(q, k, v, o, (float*)lseAddress + ((long)item * s.Tokens), s, item / s.Heads, item % s.Heads, work,
+                        keyLengths?[item / s.Heads] ?? 0);
             }
         });
     }
 
-    /// <summary>dq, dk, dv of <see cref="Forward"/> from dO, the saved inputs, the output and the log-sum-exp.</summary>
-    public static void Backward(View q, View k, View v, View o, View dO, float* lse, View dq, View dk, View dv, Sizes s)
+    /// <summary>dq, dk, dv of <see cref="Forward"/> from dO, the saved inputs, the output and the log-sum-exp (the same
+    /// <paramref name="keyLengths"/>; dk and dv are zero at keys no query sees).</summary>
+    public static void Backward(View q, View k, View v, View o, View dO, float* lse, View dq, View dk, View dv, Sizes s, int[]? keyLengths = null)
     {
         nint lseAddress = (nint)lse;
         long tp = s.Padded;
@@ -67,7 +71,8 @@ internal static unsafe class CausalAttentionKernel
             fixed (float* work = Scratch((2 * s.HeadWidth * tp) + (2 * tp * tp)))
             {
                 for (int item = start; item < end; item++)
-                    BackwardItem(q, k, v, o, dO, (float*)lseAddress + ((long)item * s.Tokens), dq, dk, dv, s, item / s.Heads, item % s.Heads, work);
+                    BackwardItem(q, k, v, o, dO, (float*)lseAddress + ((long)item * s.Tokens), dq, dk, dv, s, item / s.Heads, item % s.Heads, work,
+                        keyLengths?[item / s.Heads] ?? 0);
             }
         });
     }
@@ -79,8 +84,11 @@ internal static unsafe class CausalAttentionKernel
         return scratch;
     }
 
+    /// <summary>The keys query row i sees: [0, i + 1) when causal (<paramref name="keyLength"/> 0), else [0, keyLength).</summary>
+    private static int KeysOf(int i, int keyLength) => keyLength > 0 ? keyLength : i + 1;
+
     /// <summary>One (b, h): keys transposed into kt [hd, T'], then per 8-query tile scores [8, ≤T'] → P → O rows.</summary>
-    private static void ForwardItem(View qv, View kv, View vv, View ov, float* lse, Sizes s, int b, int h, float* work)
+    private static void ForwardItem(View qv, View kv, View vv, View ov, float* lse, Sizes s, int b, int h, float* work, int keyLength)
     {
         int t = s.Tokens, hd = s.HeadWidth, tp = s.Padded;
         float* q = qv.At(b, h), k = kv.At(b, h), v = vv.At(b, h), o = ov.At(b, h);
@@ -88,11 +96,11 @@ internal static unsafe class CausalAttentionKernel
         AttentionTiles.Transpose(k, kv.Token, t, hd, kt, tp);
         for (int i0 = 0; i0 < t; i0 += R)
         {
-            int rows = Math.Min(R, t - i0), keys = i0 + rows, end = (keys + C - 1) / C * C;
+            int rows = Math.Min(R, t - i0), keys = KeysOf(i0 + rows - 1, keyLength), end = (keys + C - 1) / C * C;
             for (int j = 0; j < end; j += C)                                                 // scores [8, end)
                 AttentionTiles.Product(q + (i0 * qv.Token), qv.Token, 1, rows, kt + j, tp, 0, hd, p + j, tp, R, s.Scale);
             for (int r = 0; r < rows; r++)
-                lse[i0 + r] = AttentionTiles.Softmax(p + ((long)r * tp), i0 + r + 1, end);
+                lse[i0 + r] = AttentionTiles.Softmax(p + ((long)r * tp), KeysOf(i0 + r, keyLength), end);
             for (int c = 0; c < hd; c += C)                                                  // O rows = P · V
                 AttentionTiles.Product(p, tp, 1, rows, v + c, vv.Token, 0, keys, o + (i0 * ov.Token) + c, ov.Token, rows, 1f);
         }
@@ -100,7 +108,7 @@ internal static unsafe class CausalAttentionKernel
 
     /// <summary>One (b, h) backward: per query tile P again, dS and dQ; then dV = Pᵀ dO and dK = dSᵀ Q per key tile.</summary>
     private static void BackwardItem(View qv, View kv, View vv, View ov, View dov, float* lse, View dqv, View dkv, View dvv,
-        Sizes s, int b, int h, float* work)
+        Sizes s, int b, int h, float* work, int keyLength)
     {
         int t = s.Tokens, hd = s.HeadWidth, tp = s.Padded;
         float* q = qv.At(b, h), k = kv.At(b, h), v = vv.At(b, h), o = ov.At(b, h), dO = dov.At(b, h);
@@ -108,25 +116,33 @@ internal static unsafe class CausalAttentionKernel
         AttentionTiles.Transpose(k, kv.Token, t, hd, kt, tp);
         AttentionTiles.Transpose(v, vv.Token, t, hd, vt, tp);
         for (int i0 = 0; i0 < t; i0 += R)
-            QueryTile(q, qv.Token, k, kv.Token, dO, dov.Token, o, ov.Token, lse, dqv.At(b, h), dqv.Token, kt, vt, p, ds, s, i0);
+            QueryTile(q, qv.Token, k, kv.Token, dO, dov.Token, o, ov.Token, lse, dqv.At(b, h), dqv.Token, kt, vt, p, ds, s, i0, keyLength);
         float* dk = dkv.At(b, h), dv = dvv.At(b, h);
-        for (int j0 = 0; j0 < t; j0 += R)
+        // Causal: key j is seen by queries [j, T). Bidirectional: by every query, and keys from keyLength on by none (their P
+        // columns are zero up to the 8-row tile holding keyLength − 1; the rows past it are cleared).
+        int seen = keyLength > 0 ? (keyLength + R - 1) / R * R : t;
+        for (int j0 = 0; j0 < Math.Min(t, seen); j0 += R)
         {
-            int rows = Math.Min(R, t - j0);
+            int rows = Math.Min(R, t - j0), first = keyLength > 0 ? 0 : j0;
             for (int c = 0; c < hd; c += C)                                                  // rows j0… of Pᵀ dO and dSᵀ Q
             {
-                AttentionTiles.Product(p + j0, 1, tp, rows, dO + c, dov.Token, j0, t, dv + (j0 * dvv.Token) + c, dvv.Token, rows, 1f);
-                AttentionTiles.Product(ds + j0, 1, tp, rows, q + c, qv.Token, j0, t, dk + (j0 * dkv.Token) + c, dkv.Token, rows, s.Scale);
+                AttentionTiles.Product(p + j0, 1, tp, rows, dO + c, dov.Token, first, t, dv + (j0 * dvv.Token) + c, dvv.Token, rows, 1f);
+                AttentionTiles.Product(ds + j0, 1, tp, rows, q + c, qv.Token, first, t, dk + (j0 * dkv.Token) + c, dkv.Token, rows, s.Scale);
             }
+        }
+        for (int j = seen; j < t; j++)
+        {
+            new Span<float>(dv + (j * dvv.Token), hd).Clear();
+            new Span<float>(dk + (j * dkv.Token), hd).Clear();
         }
     }
 
     /// <summary>Query rows i0…i0+7: P rows again from the scores and lse, dP = dO·Vᵀ, dS in place, dQ rows = dS·K/√hd.</summary>
     private static void QueryTile(float* q, long qRow, float* k, long kRow, float* dO, long dORow, float* o, long oRow, float* lse,
-        float* dq, long dqRow, float* kt, float* vt, float* p, float* ds, Sizes s, int i0)
+        float* dq, long dqRow, float* kt, float* vt, float* p, float* ds, Sizes s, int i0, int keyLength)
     {
         int t = s.Tokens, hd = s.HeadWidth, tp = s.Padded;
-        int rows = Math.Min(R, t - i0), keys = i0 + rows, end = (keys + C - 1) / C * C;
+        int rows = Math.Min(R, t - i0), keys = KeysOf(i0 + rows - 1, keyLength), end = (keys + C - 1) / C * C;
         float* pRows = p + ((long)i0 * tp), dsRows = ds + ((long)i0 * tp);
         for (int j = 0; j < end; j += C)
         {
@@ -136,7 +152,7 @@ internal static unsafe class CausalAttentionKernel
         for (int r = 0; r < rows; r++)
         {
             int i = i0 + r;
-            AttentionTiles.Probabilities(pRows + ((long)r * tp), i + 1, end, lse[i]);
+            AttentionTiles.Probabilities(pRows + ((long)r * tp), KeysOf(i, keyLength), end, lse[i]);
             float rowDot = AttentionTiles.Dot(dO + (i * dORow), o + (i * oRow), hd);
             AttentionTiles.ScoreGradient(pRows + ((long)r * tp), dsRows + ((long)r * tp), end, rowDot);
         }

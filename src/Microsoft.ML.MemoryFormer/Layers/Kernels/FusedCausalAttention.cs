@@ -42,6 +42,17 @@ internal static unsafe class FusedCausalAttention
         return output.transpose(1, 2);
     }
 
+    /// <summary>Bidirectional attention of right-padded sequences: every query of batch row b sees keys [0, keyLengths[b]);
+    /// differentiable in q, k and v. Equal to <c>scaled_dot_product_attention</c> with the key-padding mask at every real query;
+    /// a padded query sees the real keys only, where the model's mask also lets it see itself (<see cref="AttentionContext.BuildMask"/>):
+    /// padded rows are never read by a real row and get no gradient, so the loss and every gradient are the same.</summary>
+    public static Tensor ApplyPadded(Tensor q, Tensor k, Tensor v, int[] keyLengths)
+    {
+        if (!IsSupported(q, k, v) || keyLengths.Length != q.shape[0] || keyLengths.Any(l => l < 1 || l > q.shape[2]))
+            throw new ArgumentException($"Fused padded attention: unsupported q [{string.Join(", ", q.shape)}] or key lengths.", nameof(q));
+        return AttentionFunction.apply(q, k, v, keyLengths);
+    }
+
     private static CausalAttentionKernel.Sizes SizesOf(Tensor q) => new((int)q.shape[0], (int)q.shape[1], (int)q.shape[2], (int)q.shape[3]);
 
     /// <summary>Each of q, k, v as a contiguous tensor in [B, H, T, hd] (false) or [B, T, H, hd] (true) order.</summary>
@@ -73,12 +84,12 @@ internal static unsafe class FusedCausalAttention
     }
 
     /// <summary>Output [B, T, H, hd] (token-major) and log-sum-exp [B·H, T].</summary>
-    private static (Tensor Output, Tensor Lse) Forward(Tensor[] operands, bool[] tokenMajor, CausalAttentionKernel.Sizes s)
+    private static (Tensor Output, Tensor Lse) Forward(Tensor[] operands, bool[] tokenMajor, CausalAttentionKernel.Sizes s, int[]? keyLengths = null)
     {
         var output = empty(s.Batch, s.Tokens, s.Heads, s.HeadWidth);
         var lse = empty((long)s.Batch * s.Heads, s.Tokens);
         CausalAttentionKernel.Forward(ViewOf(operands[0], tokenMajor[0], s), ViewOf(operands[1], tokenMajor[1], s),
-            ViewOf(operands[2], tokenMajor[2], s), ViewOf(output, true, s), TensorMemory.Floats(lse), s);
+            ViewOf(operands[2], tokenMajor[2], s), ViewOf(output, true, s), TensorMemory.Floats(lse), s, keyLengths);
         return (output, lse);
     }
 
@@ -90,11 +101,13 @@ internal static unsafe class FusedCausalAttention
         protected override Tensor ForwardPass(autograd.AutogradContext ctx, object[] vars)
         {
             var (q, k, v) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2]);
+            var keyLengths = vars.Length > 3 ? (int[])vars[3] : null;                           // null: causal
             var s = SizesOf(q);
             var (operands, tokenMajor) = Operands(q, k, v);
-            var (output, lse) = Forward(operands, tokenMajor, s);
+            var (output, lse) = Forward(operands, tokenMajor, s, keyLengths);
             ctx.save_for_backward([.. operands, output, lse]);
             ctx.save_data("tokenMajor", tokenMajor);
+            ctx.save_data("keyLengths", keyLengths ?? []);                                  // empty: causal
             return output.transpose(1, 2);                                                      // [B, H, T, hd]
         }
 
@@ -102,6 +115,8 @@ internal static unsafe class FusedCausalAttention
         {
             var saved = ctx.get_saved_variables();
             var tokenMajor = (bool[])ctx.get_data("tokenMajor");
+            var lengths = (int[])ctx.get_data("keyLengths");
+            int[]? keyLengths = lengths.Length > 0 ? lengths : null;
             var s = SizesOf(grad_output);
             var (dOut, dOutTokenMajor) = Operand(grad_output);
             var dq = empty(s.Batch, s.Heads, s.Tokens, s.HeadWidth);
@@ -109,8 +124,8 @@ internal static unsafe class FusedCausalAttention
             var dv = empty(s.Batch, s.Tokens, s.Heads, s.HeadWidth);
             CausalAttentionKernel.Backward(ViewOf(saved[0], tokenMajor[0], s), ViewOf(saved[1], tokenMajor[1], s), ViewOf(saved[2], tokenMajor[2], s),
                 ViewOf(saved[3], true, s), ViewOf(dOut, dOutTokenMajor, s), TensorMemory.Floats(saved[4]),
-                ViewOf(dq, false, s), ViewOf(dk, false, s), ViewOf(dv, true, s), s);
-            return [dq, dk, dv.transpose(1, 2)];
+                ViewOf(dq, false, s), ViewOf(dk, false, s), ViewOf(dv, true, s), s, keyLengths);
+            return keyLengths is null ? [dq, dk, dv.transpose(1, 2)] : [dq, dk, dv.transpose(1, 2), null!];
         }
     }
 }
