@@ -24,6 +24,7 @@ public class FusedPaddedAttentionTests
     [InlineData(new[] { 37, 17, 1 }, 37, 32)]
     [InlineData(new[] { 8, 33, 64, 40 }, 70, 64)]
     [InlineData(new[] { 32, 31, 9 }, 40, 32)]
+    [InlineData(new[] { 128, 127, 100, 65, 3 }, 128, 32)]    // the text classifier's windows: 128 tokens, hd = 32
     public void Real_rows_and_every_gradient_equal_masked_sdpa(int[] lengths, int t, int hd)
     {
         if (!Available) return;                                                  // no AVX-512: SDPA serves every call
