@@ -3,7 +3,8 @@ using System.Runtime.Intrinsics;
 namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 
 /// <summary>
-/// Causal softmax attention, forward and backward, in managed AVX-512 code for training on the CPU: one (batch, head)
+/// Causal softmax attention (or, with per-row key lengths, bidirectional attention over right-padded rows), forward and
+/// backward, in managed AVX-512 code for training on the CPU: one (batch, head)
 /// pair per work item, thread-owned, so every output element is summed in one fixed order on one thread (the same bits
 /// for any thread count). The forward goes eight queries at a time: scores against the keys up to the tile's last query
 /// (the masked blocks beyond skipped), the causal softmax in place (log-sum-exp saved), then P·V into the output rows. The

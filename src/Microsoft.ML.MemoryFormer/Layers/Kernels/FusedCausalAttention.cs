@@ -9,6 +9,7 @@ namespace Microsoft.ML.MemoryFormer.Layers.Kernels;
 /// <c>scaled_dot_product_attention(q, k, v, is_causal: true)</c> up to float rounding. It saves q, k, v, the output and the
 /// rows' log-sum-exp [B·H, T] (not the probabilities) and its backward recomputes P. The output is a [B, H, T, hd] view of
 /// token-major [B, T, H, hd] storage, so the model's merge of the heads back into [B, T, H·hd] is a free view.
+/// <see cref="ApplyPadded"/> runs the same kernel bidirectionally over right-padded rows (the text classifier's windows).
 /// </summary>
 /// <remarks>Operands contiguous as [B, H, T, hd] (the fused rotary's q and k) or as [B, T, H, hd] (v split into heads) are
 /// read in place; any other layout is copied once.</remarks>
