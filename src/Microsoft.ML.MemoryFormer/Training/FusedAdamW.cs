@@ -114,15 +114,7 @@ internal sealed class FusedAdamW : IDisposable
         if (!TensorMemory.IsCpuFloat32(m) || !m.is_contiguous() || !_expAvgSq[index].is_contiguous() || m.dim() == 0)
             return null;
         _active ??= new bool[]?[_parameters.Length];
-        if (_active[index] is not { } active)
-        {
-            long rows = m.shape[0];
-            int w = (int)(m.numel() / Math.Max(1, rows));
-            active = new bool[rows];
-            for (long r = 0; r < rows; r++)
-                active[r] = AdamWKernel.MomentsNonZero(m, _expAvgSq[index], r, w);
-            _active[index] = active;
-        }
+        var active = _active[index] ??= AdamWKernel.NonZeroMomentRows(m, _expAvgSq[index]);
         foreach (int r in touched)
             active[r] = true;
         return active;

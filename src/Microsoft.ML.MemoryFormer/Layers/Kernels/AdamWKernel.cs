@@ -103,9 +103,17 @@ internal static unsafe class AdamWKernel
             x[i] *= factor;
     }
 
-    /// <summary>Whether row <paramref name="row"/> of the fp32 moments (rows of <paramref name="w"/>) holds a non-zero value.</summary>
-    public static bool MomentsNonZero(Tensor m, Tensor v, long row, int w) =>
-        !IsZero(TensorMemory.Floats(m) + (row * w), w) || !IsZero(TensorMemory.Floats(v) + (row * w), w);
+    /// <summary>Per row (first dimension) of the fp32 moments, whether either holds a non-zero value.</summary>
+    public static bool[] NonZeroMomentRows(Tensor m, Tensor v)
+    {
+        long rows = m.dim() == 0 ? 1 : m.shape[0];
+        int w = rows == 0 ? 0 : (int)(m.numel() / rows);
+        float* mp = TensorMemory.Floats(m), vp = TensorMemory.Floats(v);
+        var result = new bool[rows];
+        for (long r = 0; r < rows; r++)
+            result[r] = !IsZero(mp + (r * w), w) || !IsZero(vp + (r * w), w);
+        return result;
+    }
 
     /// <summary>The step's scalars, rounded to fp32 as torch's CPU kernels do for a float tensor.</summary>
     public readonly struct Coefficients(double lr, double beta1, double beta2, double eps, double weightDecay, long step, double gradScale)
