@@ -69,6 +69,10 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         [CommandOption("--checkpoint")]
         public string? Checkpoint { get; init; }
 
+        [CommandOption("--fused-padded-attention")]
+        [Description("Train with the padded attention in the managed kernel (KernelSettings.FusedPaddedAttention, off by default).")]
+        public bool FusedPaddedAttention { get; init; }
+
         [Description("Comma-separated models to train: sdca, scratch, same-arch (the checkpoint's architecture from random weights), pretrained. Default all.")]
         [CommandOption("--runs")]
         public string Runs { get; init; } = "sdca,scratch,same-arch,pretrained";
@@ -107,6 +111,7 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
     /// <inheritdoc />
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        Runtime.KernelSettings.Current.FusedPaddedAttention = settings.FusedPaddedAttention;
         var ml = new MLContext(seed: 1);
         var (sets, missing) = ClassificationDataset.Load(ml, settings.Data, settings.Datasets.Split(',', StringSplitOptions.TrimEntries));
         missing.ForEach(m => AnsiConsole.MarkupLineInterpolated($"[yellow]{m}[/]"));
