@@ -16,6 +16,35 @@ internal sealed record AttentionContext(bool Causal, Tensor? KeyMask = null, IRe
     /// <summary>Positions already in the caches (0 without caches).</summary>
     public long PastLength => Caches is { Count: > 0 } c ? c[0].Length : 0;
 
+    private (Tensor? Mask, int[]? Lengths)? rightPadded;                         // keyed by the mask: a `with` copy may change it
+
+    /// <summary>Each row's count of real keys when <see cref="KeyMask"/> is a CPU [B, S] prefix of trues in every row (right
+    /// padding, at least one real key), else null; read from the mask once per context, not once per layer.</summary>
+    public int[]? RightPaddedLengths
+    {
+        get
+        {
+            if (rightPadded is { } known && ReferenceEquals(known.Mask, KeyMask)) return known.Lengths;
+            rightPadded = (KeyMask, null);
+            if (KeyMask is not { } mask || mask.device_type != DeviceType.CPU || mask.dim() != 2) return null;
+            using var flags = mask.to(ScalarType.Bool);
+            var real = flags.data<bool>().ToArray();                              // [B·S]
+            int rows = (int)mask.shape[0], keys = (int)mask.shape[1];
+            var lengths = new int[rows];
+            for (int b = 0; b < rows; b++)
+            {
+                int n = 0;
+                while (n < keys && real[(b * keys) + n]) n++;
+                for (int j = n; j < keys; j++)
+                    if (real[(b * keys) + j]) return null;                        // not right-padded
+                if (n == 0) return null;
+                lengths[b] = n;
+            }
+            rightPadded = (mask, lengths);
+            return lengths;
+        }
+    }
+
     /// <summary>Causal attention over unpadded sequences, no cache: the training case of a language model.</summary>
     public static AttentionContext CausalLm { get; } = new(true);
 

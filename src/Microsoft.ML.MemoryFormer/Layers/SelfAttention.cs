@@ -110,21 +110,9 @@ internal sealed class SelfAttention : nn.Module
         var settings = Runtime.KernelSettings.Current;
         if (context.Causal || cache is not null || context.KeyMask is not { } keyMask || !settings.UseFusedKernels || !settings.FusedPaddedAttention
             || !is_grad_enabled() || !(q.requires_grad || k.requires_grad || v.requires_grad) || !Kernels.FusedCausalAttention.IsSupported(q, k, v)
-            || keyMask.device_type != DeviceType.CPU || keyMask.dim() != 2 || keyMask.shape[0] != q.shape[0] || keyMask.shape[1] != q.shape[2])
+            || keyMask.shape[0] != q.shape[0] || keyMask.shape[1] != q.shape[2])
             return null;
-        var real = keyMask.to(ScalarType.Bool).data<bool>().ToArray();        // [B·T]
-        int rows = (int)keyMask.shape[0], t = (int)keyMask.shape[1];
-        var lengths = new int[rows];
-        for (int b = 0; b < rows; b++)
-        {
-            int n = 0;
-            while (n < t && real[(b * t) + n]) n++;
-            for (int j = n; j < t; j++)
-                if (real[(b * t) + j]) return null;                             // not right-padded
-            if (n == 0) return null;
-            lengths[b] = n;
-        }
-        return lengths;
+        return context.RightPaddedLengths;
     }
 
     /// <summary>
