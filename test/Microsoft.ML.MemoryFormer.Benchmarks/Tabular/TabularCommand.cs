@@ -23,7 +23,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         public string Data { get; init; } = Path.Combine("..", "shared", "data", "tabular");
 
         [CommandOption("--sets")]
-        [Description("Comma-separated sets. Default adult,penguins,housing; diabetes, breast_cancer, wine and iris read the folder tools/sklearn-sets.sh fills (pass it as --data).")]
+        [Description("Comma-separated sets. Default adult,penguins,housing; diabetes, breast_cancer, wine and iris read the folder tools/sklearn-sets.sh fills, flights and randhie the one tools/large-sets.sh fills (pass it as --data).")]
         public string Sets { get; init; } = string.Join(',', TabularDataset.Names);
 
         [CommandOption("--preset")]
@@ -93,6 +93,10 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [CommandOption("--patience")]
         [Description("MemoryFormer early-stopping patience in epochs; default 3 on sets of 2,000+ training rows, 15 below (with --trainer-defaults: the trainer's).")]
         public int? Patience { get; init; }
+
+        [CommandOption("--validation-fraction")]
+        [Description("MemoryFormer hold-out fraction for early stopping; 0 trains on every row for the whole schedule (default: 0.1 on sets of 2,000+ training rows, 0.15 below; with --trainer-defaults: the trainer's).")]
+        public double? ValidationFraction { get; init; }
 
         [CommandOption("--width")]
         [Description("Override the preset's width d.")]
@@ -252,6 +256,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         if (settings.Batch is { } batch) options.BatchSize = batch;
         if (settings.Epochs is { } epochs) options.Epochs = epochs;
         if (settings.Patience is { } patience) options.EarlyStoppingPatience = patience;
+        if (settings.ValidationFraction is { } fraction) options.ValidationFraction = fraction;
         options.Architecture = options.Architecture with
         {
             Width = settings.Width ?? options.Architecture.Width,

@@ -19,6 +19,10 @@ internal sealed record TabularDataset(string Name, TabularTask Task, IDataView T
     /// <c>--data</c>): a held-out check of the trainer's defaults on a few hundred rows, sets no default was tuned on.</summary>
     public static string[] HeldOutNames { get; } = ["diabetes", "breast_cancer", "wine", "iris"];
 
+    /// <summary>Two tables of 20,000 rows fetched by <c>tools/large-sets.sh</c> (pass its folder as <c>--data</c>): a held-out
+    /// check of the trainer's large-table defaults.</summary>
+    public static string[] LargeHeldOutNames { get; } = ["flights", "randhie"];
+
     /// <summary>Loads set <paramref name="name"/> from <paramref name="folder"/>, or returns null when its file is absent.
     /// The numeric columns named in <paramref name="valueCategories"/> are also read as text and one-hot encoded after
     /// the categorical columns (each distinct value a category), for every model alike.</summary>
@@ -48,7 +52,14 @@ internal sealed record TabularDataset(string Name, TabularTask Task, IDataView T
         "iris" => FromText(ml, folder, "iris.csv", TabularTask.Multiclass, ',', "species",
             new TextLoader.Column("species", DataKind.String, 4),
             Numbered(0, 4), [], valueCategories),
-        _ => throw new ArgumentException($"Unknown tabular set '{name}'; known: {string.Join(", ", Names.Concat(HeldOutNames))}."),
+        "flights" => FromText(ml, folder, "flights.csv", TabularTask.Binary, ',', "delayed",
+            new TextLoader.Column("delayed", DataKind.Boolean, 0),
+            Numeric(("hour", 1), ("weekday", 2), ("day", 3), ("month", 4), ("distance", 5)),
+            Categorical(("origin", 6), ("destination", 7)), valueCategories),
+        "randhie" => FromText(ml, folder, "randhie.csv", TabularTask.Regression, ',', "mdvis",
+            new TextLoader.Column("mdvis", DataKind.Single, 0),
+            Numbered(1, 9), [], valueCategories),
+        _ => throw new ArgumentException($"Unknown tabular set '{name}'; known: {string.Join(", ", Names.Concat(HeldOutNames).Concat(LargeHeldOutNames))}."),
     };
 
     /// <summary>
