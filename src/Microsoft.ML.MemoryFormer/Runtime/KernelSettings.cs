@@ -29,8 +29,8 @@ internal sealed class KernelSettings
     /// <summary>Whether a training step's bidirectional attention over right-padded rows (the text classifier's windows) runs in the
     /// managed kernel of causal attention, its keys bounded per row instead of per query (<c>Layers/SelfAttention.cs</c>,
     /// <c>PaddedKeyLengths</c>); off takes libtorch's SDPA with the key-padding mask. The same function at every real token,
-    /// other rounding, and 7–12 % faster training on long documents, but off by default: over seven seeds wikitext15's
-    /// log-loss read 0.047 higher with it (docs/benchmarks.md, "The classifier's padded attention in the managed kernel").</summary>
+    /// other rounding, and 7–12 % faster training on long documents, but off by default: over twenty seeds wikitext15's
+    /// log-loss read 0.028 higher with it (t = 2.8; docs/benchmarks.md, "The classifier's padded attention in the managed kernel").</summary>
     public bool FusedPaddedAttention { get => state.FusedPaddedAttention; set => state.FusedPaddedAttention = value; }
 
     /// <summary>Whether small backwards write only the touched rows of a layer's reused gradient buffer
