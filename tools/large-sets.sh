@@ -2,7 +2,7 @@
 # Fetches two public tables of 20,000 rows (16,000 training rows after the benchmark's 80/20 split, so the tabular
 # trainer's large-table defaults apply) into one folder, for a held-out check of those defaults on sets none was tuned on:
 #   flights.csv  20,000 US domestic flights of January-March 2001 (npm package vega-datasets, flights-20k.json),
-#                binary: arrival delay over 15 minutes, from the hour, weekday, day and month of departure, the
+#                binary: a delay over 15 minutes, from the hour, weekday, day and month of departure, the
 #                distance and the origin and destination airports (59 each)
 #   randhie.csv  20,190 person-years of the RAND Health Insurance Experiment (Debian package python3-statsmodels,
 #                downloaded with apt-get, never installed), regression: doctor visits a year from 9 numeric columns
