@@ -16,7 +16,7 @@ public class FusedCausalAttentionTests
 
     /// <summary>y and ∂L/∂q, ∂L/∂k, ∂L/∂v of <paramref name="attend"/> for L = Σ y ∘ upstream; v given as <paramref name="layout"/>
     /// makes it (0: contiguous [B, H, T, hd]; 1: a transposed view of [B, T, H, hd]; 2: a chunk of a wider tensor).</summary>
-    private static Tensor[] Run(Func<Tensor, Tensor, Tensor, Tensor> attend, Tensor q0, Tensor k0, Tensor v0, Tensor upstream, int layout)
+    internal static Tensor[] Run(Func<Tensor, Tensor, Tensor, Tensor> attend, Tensor q0, Tensor k0, Tensor v0, Tensor upstream, int layout)
     {
         var q = q0.clone().requires_grad_(true);
         var k = k0.clone().requires_grad_(true);
