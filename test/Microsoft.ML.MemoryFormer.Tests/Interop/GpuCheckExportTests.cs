@@ -15,7 +15,7 @@ public class GpuCheckExportTests
     [SkippableFact]
     public void Checked_in_export_for_the_gpu_check_is_what_the_library_writes()
     {
-        var root = RepositoryRoot();
+        var root = RepositoryFolder.Find();
         Skip.If(root is null, "The repository (tools/interop) is not above the test output folder.");
         var checkedIn = Path.Combine(root!, "tools", "interop", "gpu", "exported");
         using var model = LanguageModel.ImportGptNeoXCheckpoint(OfficialFile);
@@ -35,12 +35,5 @@ public class GpuCheckExportTests
         foreach (var file in written)
             Assert.True(File.ReadAllBytes(Path.Combine(folder.Path, file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(checkedIn, file))),
                 $"{file} differs from what the library writes; rerun with MF_INTEROP_WRITE_GPU_EXPORT=1 if the change is deliberate.");
-    }
-
-    private static string? RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Microsoft.ML.MemoryFormer.sln"))) return dir.FullName;
-        return null;
     }
 }
