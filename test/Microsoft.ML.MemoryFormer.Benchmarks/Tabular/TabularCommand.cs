@@ -178,6 +178,14 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         [Description("F in (0, 1): select on the training rows only: train on a (1 − F) part of the training split and score the other F part (TrainTestSplit of the training split, seed 1) instead of the test split. Default 0 (the test split).")]
         public double DevSplit { get; init; }
 
+        [CommandOption("--folds")]
+        [Description("K ≥ 2: score fold --fold of a K-fold split of every row (CrossValidationSplit, seed 0) instead of the test split, training on the other folds. Default 0 (the test split).")]
+        public int Folds { get; init; }
+
+        [CommandOption("--fold")]
+        [Description("With --folds: which fold (0 to K − 1) to score. Default 0.")]
+        public int Fold { get; init; }
+
         [CommandOption("--value-categories")]
         [Description("Comma-separated numeric columns that every model also gets one-hot encoded by value (each distinct value a category, e.g. adult's capital-gain,capital-loss amounts).")]
         public string? ValueCategories { get; init; }
@@ -194,6 +202,8 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         if (settings.Threads > 0) TorchSharp.torch.set_num_threads(settings.Threads);
+        if (settings.Folds > 0 && settings.DevSplit > 0)
+            throw new ArgumentException("--folds and --dev-split each choose the rows to score; give one of them.");
         var results = new List<TabularResult>();
         foreach (var name in settings.Sets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
@@ -206,6 +216,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
                 continue;
             }
             if (settings.DevSplit > 0) set = set.Development(ml, settings.DevSplit);
+            if (settings.Folds > 0) set = set.Fold(ml, settings.Fold, settings.Folds);
             AnsiConsole.MarkupLineInterpolated($"[bold]{set.Name}[/] ({set.Task}): {set.Description}");
             if (settings.SeedSpread > 1)
             {
@@ -400,7 +411,7 @@ internal sealed class TabularCommand : Command<TabularCommand.Settings>
         text.AppendLine($"MemoryFormer preset {settings.Preset}, numeric embedding {embedding}" +
             (embedding is "piecewise-linear" or "by table size" ? $" ({settings.Bins} {settings.Binning} bins{(settings.MinLeaf is { } m ? $", at least {m} rows a bin" : "")})"
                 : embedding != "linear" ? $" (k = {settings.PeriodicFrequencies}, σ = {settings.PeriodicScale})" : "") +
-            $", seed {settings.Seed}" + (settings.DevSplit > 0 ? $", scored on a {settings.DevSplit} development split of the training rows" : "") + (settings.Ensemble is { } k ? $", EnsembleSize {k}" : ", EnsembleSize by size") +
+            $", seed {settings.Seed}" + (settings.DevSplit > 0 ? $", scored on a {settings.DevSplit} development split of the training rows" : "") + (settings.Folds > 0 ? $", scored on fold {settings.Fold} of {settings.Folds}" : "") + (settings.Ensemble is { } k ? $", EnsembleSize {k}" : ", EnsembleSize by size") +
             (settings.ValueCategories is { } values ? $", value categories {values}" : "") + (settings.TrainerDefaults ? ", trainer defaults" : "") + (settings.GroupOneHot ? ", one-hot groups" : settings.NoGroupOneHot ? ", no one-hot groups" : "") +
             (settings.LearningRate is { } lr ? $", lr {lr}" : "") + Overrides(settings) + $", torch threads {(settings.Threads > 0 ? settings.Threads : TorchSharp.torch.get_num_threads())}; splits: TrainTestSplit(testFraction 0.2, seed 0); MLContext(seed 0).");
         return text.ToString();

@@ -11,7 +11,7 @@ internal enum TabularTask { Binary, Multiclass, Regression }
 /// (NaN kept: MemoryFormer and the trees handle it; SDCA gets ReplaceMissingValues + NormalizeMeanVariance on top).
 /// </summary>
 internal sealed record TabularDataset(string Name, TabularTask Task, IDataView Train, IDataView Test,
-    IEstimator<ITransformer> Featurize, string Description)
+    IEstimator<ITransformer> Featurize, string Description, IDataView All)
 {
     public static string[] Names { get; } = ["adult", "penguins", "housing"];
 
@@ -73,6 +73,19 @@ internal sealed record TabularDataset(string Name, TabularTask Task, IDataView T
         return this with { Train = split.TrainSet, Test = split.TestSet, Description = $"{Description}; development split: {fraction} of the training split scored, the rest trained on" };
     }
 
+    /// <summary>
+    /// Fold <paramref name="fold"/> (0-based) of a <paramref name="folds"/>-fold cross-validation over every row of the file
+    /// (ML.NET's <c>CrossValidationSplit</c>, seed 0): that fold takes the test split's place and the others are trained on,
+    /// so that a comparison can be repeated on splits other than the one test split.
+    /// </summary>
+    public TabularDataset Fold(MLContext ml, int fold, int folds)
+    {
+        if (folds < 2 || fold < 0 || fold >= folds)
+            throw new ArgumentOutOfRangeException(nameof(fold), $"--fold {fold} --folds {folds}: need folds ≥ 2 and 0 ≤ fold < folds.");
+        var split = ml.Data.CrossValidationSplit(All, folds, seed: 0)[fold];
+        return this with { Train = split.TrainSet, Test = split.TestSet, Description = $"{Description}; fold {fold} of a {folds}-fold split of every row scored, the other folds trained on" };
+    }
+
     private static TextLoader.Column[] Numeric(params (string Name, int Index)[] columns) =>
         columns.Select(c => new TextLoader.Column(c.Name, DataKind.Single, c.Index)).ToArray();
 
@@ -111,6 +124,6 @@ internal sealed record TabularDataset(string Name, TabularTask Task, IDataView T
             [.. numeric.Select(c => c.Name), .. categorical.Select(c => c.Name + "_onehot")]));
         long rows = data.GetColumn<float>(numeric[0].Name).LongCount();
         return new TabularDataset(Path.GetFileNameWithoutExtension(file), task, split.TrainSet, split.TestSet, featurize,
-            $"{rows} rows, {numeric.Length} numeric + {categorical.Length} categorical columns");
+            $"{rows} rows, {numeric.Length} numeric + {categorical.Length} categorical columns", data);
     }
 }

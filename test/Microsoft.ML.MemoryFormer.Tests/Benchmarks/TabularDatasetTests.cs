@@ -3,7 +3,7 @@ using Microsoft.ML.MemoryFormer.Benchmarks.Tabular;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Benchmarks;
 
-/// <summary>The tabular benchmark's development split, value categories and saved predictions (linked from the benchmark program).</summary>
+/// <summary>The tabular benchmark's development split, cross-validation folds, value categories and saved predictions (linked from the benchmark program).</summary>
 public sealed class TabularDatasetTests : IDisposable
 {
     private readonly string folder = Path.Combine(Path.GetTempPath(), $"mf-tab-set-{Guid.NewGuid():N}");
@@ -38,6 +38,20 @@ public sealed class TabularDatasetTests : IDisposable
         Assert.InRange(Rows(development.Test), Rows(set.Train) / 8, Rows(set.Train) / 2);
         var trainWeights = set.Train.GetColumn<float>("fnlwgt").ToHashSet();
         Assert.All(development.Test.GetColumn<float>("fnlwgt"), w => Assert.Contains(w, trainWeights));
+    }
+
+    [Fact]
+    public void The_folds_test_sets_partition_every_row_and_each_fold_trains_on_the_rest()
+    {
+        var ml = new MLContext(0);
+        var set = TabularDataset.Load(ml, folder, "adult")!;
+        var all = set.All.GetColumn<float>("fnlwgt").Order().ToArray();
+        Assert.Equal(400, all.Length);
+        var folds = Enumerable.Range(0, 4).Select(i => set.Fold(ml, i, 4)).ToArray();
+        Assert.Equal(all, folds.SelectMany(f => f.Test.GetColumn<float>("fnlwgt")).Order());
+        Assert.All(folds, f => Assert.Equal(all, f.Train.GetColumn<float>("fnlwgt").Concat(f.Test.GetColumn<float>("fnlwgt")).Order()));
+        Assert.All(folds, f => Assert.InRange(Rows(f.Test), 50, 150));
+        Assert.Throws<ArgumentOutOfRangeException>(() => set.Fold(ml, 4, 4));
     }
 
     [Fact]
