@@ -116,35 +116,27 @@ public partial class DocumentationSnippetTests
             .Select(p => (MetadataReference)MetadataReference.CreateFromFile(p)).ToArray());
 
     /// <summary>Each <c>```csharp</c> block of a markdown file with the file line its code starts on.</summary>
-    internal static List<(int Line, string Text)> Snippets(string[] lines)
-    {
-        var snippets = new List<(int, string)>();
-        for (int i = 0; i < lines.Length; i++)
-        {
-            if (lines[i].Trim() != "```csharp") continue;
-            int start = i + 1, end = start;
-            while (end < lines.Length && lines[end].Trim() != "```") end++;
-            snippets.Add((start + 1, string.Join('\n', lines[start..end])));
-            i = end;
-        }
-        return snippets;
-    }
+    internal static List<(int Line, string Text)> Snippets(string[] lines) => Blocks(lines, "```csharp", "```", line => line);
 
     /// <summary>Each multi-line <c>/// &lt;code&gt;</c> block of a C# file, its <c>///</c> prefixes and XML escapes removed, with
     /// the file line its code starts on.</summary>
-    internal static List<(int Line, string Text)> XmlDocExamples(string[] lines)
+    internal static List<(int Line, string Text)> XmlDocExamples(string[] lines) => Blocks(lines, "/// <code>", "/// </code>",
+        line => System.Net.WebUtility.HtmlDecode(line.TrimStart() is var t && t.StartsWith("/// ", StringComparison.Ordinal) ? t[4..] : t.TrimStart('/')));
+
+    /// <summary>The lines between each line that reads <paramref name="open"/> and the next that reads <paramref name="close"/>
+    /// (both trimmed), each passed through <paramref name="clean"/>, with the file line (1-based) the block's first line is on.</summary>
+    private static List<(int Line, string Text)> Blocks(string[] lines, string open, string close, Func<string, string> clean)
     {
-        var examples = new List<(int, string)>();
+        var blocks = new List<(int, string)>();
         for (int i = 0; i < lines.Length; i++)
         {
-            if (lines[i].Trim() != "/// <code>") continue;
+            if (lines[i].Trim() != open) continue;
             int start = i + 1, end = start;
-            while (end < lines.Length && lines[end].Trim() != "/// </code>") end++;
-            var code = lines[start..end].Select(l => l.TrimStart() is var t && t.StartsWith("/// ", StringComparison.Ordinal) ? t[4..] : t.TrimStart('/'));
-            examples.Add((start + 1, System.Net.WebUtility.HtmlDecode(string.Join('\n', code))));
+            while (end < lines.Length && lines[end].Trim() != close) end++;
+            blocks.Add((start + 1, string.Join('\n', lines[start..end].Select(clean))));
             i = end;
         }
-        return examples;
+        return blocks;
     }
 
     /// <summary>A <c>using</c> directive on a line of its own, perhaps with a comment after it (not <c>using var</c> nor a
