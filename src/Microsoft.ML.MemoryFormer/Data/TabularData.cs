@@ -8,7 +8,8 @@ namespace Microsoft.ML.MemoryFormer.Data;
 /// <param name="Labels">N labels.</param>
 /// <param name="FeatureCount">F.</param>
 /// <param name="Skipped">Rows left out because their label was missing.</param>
-internal sealed record TabularData(float[] Features, float[] Labels, int FeatureCount, int Skipped) : ILabelledData<TabularData>
+/// <param name="Weights">N example weights (finite, ≥ 0) from <c>ExampleWeightColumnName</c>; null when every row counts once.</param>
+internal sealed record TabularData(float[] Features, float[] Labels, int FeatureCount, int Skipped, float[]? Weights = null) : ILabelledData<TabularData>
 {
     /// <summary>N, the number of rows.</summary>
     public int Rows => Labels.Length;
@@ -25,6 +26,6 @@ internal sealed record TabularData(float[] Features, float[] Labels, int Feature
         int f = FeatureCount;
         var features = new float[rows.Length * f];
         for (int i = 0; i < rows.Length; i++) Features.AsSpan(rows[i] * f, f).CopyTo(features.AsSpan(i * f));
-        return this with { Features = features, Labels = rows.Select(r => Labels[r]).ToArray() };
+        return this with { Features = features, Labels = rows.Select(r => Labels[r]).ToArray(), Weights = Weights is { } w ? rows.Select(r => w[r]).ToArray() : null };
     }
 }

@@ -114,6 +114,15 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
     /// <summary>The label: Single for regression, Boolean for binary, a UInt32 key for multiclass. Default "Label".</summary>
     public string LabelColumnName = "Label";
 
+    /// <summary>
+    /// An optional Single column of example weights, as ML.NET's trainers take it: each training row's loss counts in
+    /// proportion to its weight (Σ wᵢ·lossᵢ / Σ wᵢ over a batch), so a weight of 0 leaves a row out and 2 counts it twice.
+    /// Weights must be finite and ≥ 0, with at least one above 0; a <see cref="MemoryFormerTrainerOptions.ValidationSet"/>
+    /// needs the column too. The hold-out, early stopping, the tree bins of piecewise-linear embeddings and target
+    /// encodings do not use the weights. Not saved with the model (scoring never reads it). Default null: every row counts once.
+    /// </summary>
+    public string? ExampleWeightColumnName;
+
     /// <summary>The architecture (width, blocks, heads, τ, dropout); its context length is set from the feature count.
     /// Default <see cref="TabularPresets.Small"/>.</summary>
     public MemoryFormerConfig Architecture = TabularPresets.Small;
@@ -244,6 +253,8 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
         Architecture!.Validate();
         Check(!string.IsNullOrEmpty(FeatureColumnName), nameof(FeatureColumnName), "must name a column");
         Check(!string.IsNullOrEmpty(LabelColumnName), nameof(LabelColumnName), "must name a column");
+        Check(ExampleWeightColumnName is null || ExampleWeightColumnName.Length > 0, nameof(ExampleWeightColumnName),
+            "must be null (no weights) or name a column");
         Check(NumericEmbedding is not { } embedding || Enum.IsDefined(embedding), nameof(NumericEmbedding),
             $"must be null (by table size) or one of {string.Join(", ", Enum.GetNames<TabularNumericEmbedding>())}");
         Check(PeriodicFrequencies is >= 1 and <= TabularPredictor.MaxPeriodicFrequencies, nameof(PeriodicFrequencies),

@@ -20,6 +20,7 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// <listheader><term>Column</term><description>Type</description></listheader>
 /// <item><term>Features (input)</term><description>known-size vector of Single; NaN = missing (learned embedding); infinite values are refused</description></item>
 /// <item><term>Label (input)</term><description>Single (regression), Boolean (binary), key over UInt32 (multiclass)</description></item>
+/// <item><term>Example weight (input, optional)</term><description>Single ≥ 0, named by <see cref="MemoryFormerTabularOptions.ExampleWeightColumnName"/></description></item>
 /// <item><term>Score</term><description>Single (regression value, binary margin) or vector of class probabilities with SlotNames (multiclass)</description></item>
 /// <item><term>Probability</term><description>Single, binary only</description></item>
 /// <item><term>PredictedLabel</term><description>Boolean (binary) or key with the label's KeyValues, text or numbers (multiclass)</description></item>
@@ -51,7 +52,7 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
     private SupervisedTrainerCore<TabularData> Core(MemoryFormerTabularOptions o) =>
         new(env, nameof(MemoryFormerTabularTrainer), kind, o, o.LabelColumnName, (data, label) =>
         {
-            var rows = FeatureColumnReader.Read(data, o.FeatureColumnName, label);
+            var rows = FeatureColumnReader.Read(data, o.FeatureColumnName, label, o.ExampleWeightColumnName);
             return (rows, rows.Skipped);
         });
 
@@ -64,6 +65,11 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Feature column '{options.FeatureColumnName}' " +
                 (features.Name is null ? "was not found" : $"is a {features.Kind} of {features.ItemType}") +
                 "; expected a known-size vector of Single (float).");
+        if (options.ExampleWeightColumnName is { } weightName
+            && inputSchema.LastOrDefault(c => c.Name == weightName) is var weight
+            && (weight.Name is null || weight.Kind != SchemaShape.Column.VectorKind.Scalar || weight.ItemType != NumberDataViewType.Single))
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Example weight column '{weightName}' " +
+                (weight.Name is null ? "was not found" : $"is a {weight.Kind} of {weight.ItemType}") + "; expected a scalar Single (float).");
         return core.OutputSchema(inputSchema, "Score", "PredictedLabel");
     }
 

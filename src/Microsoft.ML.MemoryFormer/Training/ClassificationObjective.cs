@@ -12,8 +12,13 @@ internal sealed class ClassificationObjective(Tensor? classWeights = null, doubl
 {
     public override string MetricName => "accuracy";
 
-    public override Tensor Loss(Tensor outputs, Tensor targets) =>
-        F.cross_entropy(outputs, targets, classWeights?.to(outputs.device), label_smoothing: labelSmoothing);    // scalar
+    public override Tensor Loss(Tensor outputs, Tensor targets, Tensor? weights = null)
+    {
+        var perClass = classWeights?.to(outputs.device);
+        if (weights is null) return F.cross_entropy(outputs, targets, perClass, label_smoothing: labelSmoothing);    // scalar
+        var rows = F.cross_entropy(outputs, targets, perClass, reduction: nn.Reduction.None, label_smoothing: labelSmoothing); // [B]
+        return WeightedMean(rows, weights, perClass?.index_select(0, targets));                                    // scalar
+    }
 
     public override (double LossSum, double MetricSum) Sums(Tensor outputs, Tensor targets)
     {

@@ -8,7 +8,8 @@ namespace Microsoft.ML.MemoryFormer.Training;
 /// <param name="features">float [N, F] on the CPU (NaN = missing).</param>
 /// <param name="targets">int64 [N] classes or float [N] standardised values, on the CPU.</param>
 /// <param name="device">Where the model runs.</param>
-internal sealed class FeatureRows(TabularModel model, Tensor features, Tensor targets, Device device) : ILabelledRows, IDisposable
+/// <param name="weights">float [N] example weights on the CPU, or null (every row counts once).</param>
+internal sealed class FeatureRows(TabularModel model, Tensor features, Tensor targets, Device device, Tensor? weights = null) : ILabelledRows, IDisposable
 {
     public int Count => (int)features.shape[0];
 
@@ -19,9 +20,13 @@ internal sealed class FeatureRows(TabularModel model, Tensor features, Tensor ta
         return (model.call(x), targets.index_select(0, index).to(device));       // [B, C], [B]
     }
 
+    public Tensor? Weights(int[] rows) =>
+        weights?.index_select(0, tensor(rows.Select(i => (long)i).ToArray())).to(device);   // [B]
+
     public void Dispose()
     {
         features.Dispose();
         targets.Dispose();
+        weights?.Dispose();
     }
 }

@@ -13,4 +13,7 @@ internal interface ILabelledRows
 
     /// <summary>Runs the model on <paramref name="rows"/>: outputs [B, C] and targets [B] (int64 classes or float values).</summary>
     (Tensor Outputs, Tensor Targets) Run(int[] rows);
+
+    /// <summary>The example weights of <paramref name="rows"/>, float [B] on the outputs' device; null when every row counts once.</summary>
+    Tensor? Weights(int[] rows) => null;
 }

@@ -8,8 +8,9 @@ internal sealed class RegressionObjective : SupervisedObjective
 {
     public override string MetricName => "-RMSE";
 
-    public override Tensor Loss(Tensor outputs, Tensor targets) =>
-        F.mse_loss(outputs.squeeze(-1), targets);                               // scalar
+    public override Tensor Loss(Tensor outputs, Tensor targets, Tensor? weights = null) => weights is null
+        ? F.mse_loss(outputs.squeeze(-1), targets)                                                              // scalar
+        : WeightedMean(F.mse_loss(outputs.squeeze(-1), targets, nn.Reduction.None), weights);                   // scalar
 
     public override (double LossSum, double MetricSum) Sums(Tensor outputs, Tensor targets)
     {

@@ -8,8 +8,15 @@ internal abstract class SupervisedObjective
     /// <summary>The metric's name for logs, e.g. "accuracy".</summary>
     public abstract string MetricName { get; }
 
-    /// <summary>Training loss of a batch: a scalar with grad.</summary>
-    public abstract Tensor Loss(Tensor outputs, Tensor targets);
+    /// <summary>Training loss of a batch: a scalar with grad. With <paramref name="weights"/> (float [B], ≥ 0) each row's
+    /// loss counts in proportion to its weight: Σ wᵢ·lossᵢ / Σ wᵢ, so a row of weight 0 adds nothing and a weight of 2
+    /// counts a row as twice; a batch whose weights are all 0 gives 0.</summary>
+    public abstract Tensor Loss(Tensor outputs, Tensor targets, Tensor? weights = null);
+
+    /// <summary>Σ wᵢ·lossᵢ / Σ (wᵢ·normᵢ) for per-row losses [B]; norm (the class weight of each row's class, as
+    /// cross-entropy's mean divides by) defaults to 1.</summary>
+    protected static Tensor WeightedMean(Tensor rowLosses, Tensor weights, Tensor? norms = null) =>
+        (rowLosses * weights).sum() / (norms is null ? weights.sum() : (weights * norms).sum()).clamp_min(1e-12);   // scalar
 
     /// <summary>Validation sums of a batch: summed per-row loss and the summed quantity behind the metric.</summary>
     public abstract (double LossSum, double MetricSum) Sums(Tensor outputs, Tensor targets);

@@ -40,7 +40,7 @@ internal sealed class SupervisedTask : ITrainingTask
         }
         var rows = epochBatches[step % StepsPerEpoch];
         var (outputs, targets) = train.Run(rows);
-        return (objective.Loss(outputs, targets), rows.Length);
+        return (objective.Loss(outputs, targets, train.Weights(rows)), rows.Length);
     }
 
     public (double Loss, double? Metric)? Validate()

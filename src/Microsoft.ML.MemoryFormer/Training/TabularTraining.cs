@@ -117,6 +117,7 @@ internal static class TabularTraining
         var run = new RunFingerprint().WithProperties("Architecture", architecture.ToJson())
             .With("task", $"{label.Kind}, {label.Classes} classes, {train.FeatureCount} features, batches of {batchSize}")
             .WithData<float>("training features", train.Features).WithData<float>("training labels", train.Labels);
+        if (train.Weights is { } weights) run = run.WithData<float>("training weights", weights);   // unweighted runs keep their fingerprint
         if (embedding.Kind == TabularNumericEmbedding.PiecewiseLinear)
             run = run.With("numeric embedding", $"{embedding.Kind}, {bins.Count} {bins.Binning} bins" +
                 (bins.MinLeafRows is { } least ? $", at least {least} rows a bin" : ""));   // unset: the fingerprint it had before the option
@@ -148,6 +149,7 @@ internal static class TabularTraining
         var targets = info.Label.Kind == PredictionKind.Regression
             ? tensor(data.Labels.Select(l => (l - info.LabelMean) / info.LabelStd).ToArray())           // [N] float
             : tensor(data.Labels.Select(l => (long)l).ToArray());                                        // [N] int64
-        return new FeatureRows(model, tensor(features, [data.Rows, data.FeatureCount]), targets, device);
+        return new FeatureRows(model, tensor(features, [data.Rows, data.FeatureCount]), targets, device,
+            data.Weights is { } w ? tensor(w) : null);                                                     // [N] float
     }
 }

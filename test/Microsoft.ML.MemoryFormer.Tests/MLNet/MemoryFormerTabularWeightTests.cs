@@ -1,0 +1,114 @@
+using Microsoft.ML.MemoryFormer.MLNet;
+using Microsoft.ML.MemoryFormer.Training;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
+
+/// <summary><see cref="MemoryFormerTabularOptions.ExampleWeightColumnName"/>: what the weights do to the loss and the model,
+/// and the errors for a bad weight column.</summary>
+public class MemoryFormerTabularWeightTests
+{
+    private sealed class WeightedBinary
+    {
+        [Microsoft.ML.Data.VectorType(4)] public float[] Features { get; set; } = [];
+        public bool Label { get; set; }
+        public float Weight { get; set; }
+    }
+
+    private sealed class DoubleWeight
+    {
+        [Microsoft.ML.Data.VectorType(4)] public float[] Features { get; set; } = [];
+        public bool Label { get; set; }
+        public double Weight { get; set; }
+    }
+
+    /// <summary>The binary rows, each once with its label at <paramref name="kept"/> and once with the opposite label at
+    /// <paramref name="flipped"/>.</summary>
+    private static IEnumerable<WeightedBinary> Contradicted(float kept, float flipped) =>
+        TabularRows.BinaryRows(256, 1).SelectMany(r => new[]
+        {
+            new WeightedBinary { Features = r.Features, Label = r.Label, Weight = kept },
+            new WeightedBinary { Features = (float[])r.Features.Clone(), Label = !r.Label, Weight = flipped },
+        });
+
+    private static MemoryFormerTabularOptions Weighted(int epochs = 12)
+    {
+        var options = TabularRows.TinyOptions(epochs);
+        options.ExampleWeightColumnName = "Weight";
+        return options;
+    }
+
+    [Fact]
+    public void Rows_of_weight_zero_leave_no_trace_and_equal_weights_change_nothing()
+    {
+        var ml = new MLContext(1);
+        var test = ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(200, 2));
+        double Accuracy(float kept, float flipped)
+        {
+            using var model = ml.BinaryClassification.Trainers.MemoryFormerTabular(Weighted())
+                .Fit(ml.Data.LoadFromEnumerable(Contradicted(kept, flipped)));
+            return ml.BinaryClassification.Evaluate(model.Transform(test)).Accuracy;
+        }
+        double ignoringFlipped = Accuracy(1, 0), equal = Accuracy(1, 1), preferringFlipped = Accuracy(0, 1);
+        Assert.True(ignoringFlipped > 0.8, $"weight 0 on the flipped rows: accuracy {ignoringFlipped:F3}");
+        Assert.True(preferringFlipped < 0.2, $"weight 0 on the true rows: accuracy {preferringFlipped:F3}");
+        Assert.True(equal > preferringFlipped + 0.1 && equal < ignoringFlipped - 0.1, $"equal weights: accuracy {equal:F3}");
+    }
+
+    [Fact]
+    public void The_weighted_loss_is_the_weighted_mean_of_the_row_losses()
+    {
+        using var scope = NewDisposeScope();
+        var logits = tensor(new float[] { 2, -1, 0.5f, 0.5f, -3, 1 }, [3, 2]);
+        var classes = tensor(new long[] { 0, 1, 1 });
+        var weights = tensor(new float[] { 1, 0, 3 });
+        var rows = nn.functional.cross_entropy(logits, classes, reduction: nn.Reduction.None);
+        float expected = (rows[0].item<float>() + 3 * rows[2].item<float>()) / 4;
+        Assert.Equal(expected, new ClassificationObjective().Loss(logits, classes, weights).item<float>(), 5);
+        Assert.Equal(new ClassificationObjective().Loss(logits, classes).item<float>(),
+            new ClassificationObjective().Loss(logits, classes, ones(3)).item<float>(), 5);
+        var predictions = tensor(new float[] { 1, 2, 4 }, [3, 1]);
+        var values = tensor(new float[] { 0, 0, 0 });
+        Assert.Equal((1 * 1 + 3 * 16) / 4f, new RegressionObjective().Loss(predictions, values, weights).item<float>(), 5);
+        Assert.Equal(0f, new RegressionObjective().Loss(predictions, values, zeros(3)).item<float>());
+    }
+
+    [Fact]
+    public void A_missing_or_mistyped_weight_column_is_refused_by_name()
+    {
+        var ml = new MLContext(1);
+        var noWeights = ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(32, 1));
+        var trainer = ml.BinaryClassification.Trainers.MemoryFormerTabular(Weighted(1));
+        var missing = Assert.Throws<ArgumentOutOfRangeException>(() => trainer.Fit(noWeights));
+        Assert.Contains("Example weight column 'Weight' was not found", missing.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => trainer.GetOutputSchema(Microsoft.ML.MemoryFormer.MLNet.MLNetInternals.ShapeOf(noWeights.Schema)));
+        var doubles = ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(32, 1)
+            .Select(r => new DoubleWeight { Features = r.Features, Label = r.Label, Weight = 1 }));
+        var typed = Assert.Throws<ArgumentOutOfRangeException>(() => trainer.Fit(doubles));
+        Assert.Contains("expected Single", typed.Message);
+    }
+
+    [Theory]
+    [InlineData(-1f)]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    public void A_negative_or_non_finite_weight_is_refused_with_its_row(float bad)
+    {
+        var ml = new MLContext(1);
+        var rows = Contradicted(1, 1).ToArray();
+        rows[5].Weight = bad;
+        var e = Assert.Throws<InvalidOperationException>(() =>
+            ml.BinaryClassification.Trainers.MemoryFormerTabular(Weighted(1)).Fit(ml.Data.LoadFromEnumerable(rows)));
+        Assert.Contains("Example weight column 'Weight'", e.Message);
+        Assert.Contains("at row 5", e.Message);
+    }
+
+    [Fact]
+    public void Weights_that_are_all_zero_are_refused()
+    {
+        var ml = new MLContext(1);
+        var e = Assert.Throws<InvalidOperationException>(() =>
+            ml.BinaryClassification.Trainers.MemoryFormerTabular(Weighted(1)).Fit(ml.Data.LoadFromEnumerable(Contradicted(0, 0))));
+        Assert.Contains("0 on every labelled row", e.Message);
+    }
+}
