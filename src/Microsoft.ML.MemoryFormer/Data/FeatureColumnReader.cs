@@ -38,24 +38,12 @@ internal static class FeatureColumnReader
                     "(NaN marks a missing value). Clip or replace infinite values before training or scoring.");
     }
 
-    /// <summary>Checks the example weight column: a scalar Single.</summary>
-    public static void CheckWeights(DataViewSchema schema, string name)
-    {
-        var column = schema.GetColumnOrNull(name) ?? throw new ArgumentOutOfRangeException(nameof(schema),
-            $"Example weight column '{name}' was not found. Expected a Single (float) column with one weight ≥ 0 per row, " +
-            "or leave ExampleWeightColumnName null to count every row once.");
-        if (column.Type != NumberDataViewType.Single)
-            throw new ArgumentOutOfRangeException(nameof(schema),
-                $"Example weight column '{name}' has type {column.Type}; expected Single (float). Convert it with " +
-                "mlContext.Transforms.Conversion.ConvertType(..., DataKind.Single).");
-    }
-
     /// <summary>Reads every row of <paramref name="data"/> into memory, with each row's weight from
     /// <paramref name="weightColumn"/> when it is given (rows whose label is missing are skipped with their weight).</summary>
     public static TabularData Read(IDataView data, string featureColumn, LabelColumn label, string? weightColumn = null)
     {
         int f = CheckFeatures(data.Schema, featureColumn);
-        if (weightColumn is not null) CheckWeights(data.Schema, weightColumn);
+        if (weightColumn is not null) WeightColumn.Check(data.Schema, weightColumn);
         var features = new List<float>();
         var labels = new List<float>();
         var weights = weightColumn is null ? null : new List<float>();
@@ -65,7 +53,7 @@ internal static class FeatureColumnReader
             : [featureCol, data.Schema[label.Name], data.Schema[weightColumn]]);
         var getFeatures = cursor.GetGetter<VBuffer<float>>(featureCol);
         var getLabel = LabelGetter(cursor, label);
-        var getWeight = weightColumn is null ? null : cursor.GetGetter<float>(data.Schema[weightColumn]);
+        var getWeight = weightColumn is null ? null : WeightColumn.Reader(cursor, weightColumn);
         VBuffer<float> buffer = default;
         int skipped = 0;
         while (cursor.MoveNext())
@@ -77,22 +65,9 @@ internal static class FeatureColumnReader
             if (float.IsNaN(y)) { skipped++; continue; }
             features.AddRange(row);
             labels.Add(y);
-            if (getWeight is not null) weights!.Add(Weight(getWeight, weightColumn!, cursor.Position));
+            if (getWeight is not null) weights!.Add(getWeight());
         }
-        if (weights is not null && labels.Count > 0 && weights.Sum(w => (double)w) <= 0)
-            throw new InvalidOperationException($"Example weight column '{weightColumn}' is 0 on every labelled row; " +
-                "at least one row needs a positive weight.");
-        return new TabularData([.. features], [.. labels], f, skipped, weights?.ToArray());
-    }
-
-    private static float Weight(ValueGetter<float> getter, string column, long row)
-    {
-        float w = 0;
-        getter(ref w);
-        if (!float.IsFinite(w) || w < 0)
-            throw new InvalidOperationException($"Example weight column '{column}' holds {w} at row {row}; expected a finite " +
-                "weight ≥ 0 (0 leaves the row out of the training loss).");
-        return w;
+        return new TabularData([.. features], [.. labels], f, skipped, weights is null ? null : WeightColumn.Finish(weights, weightColumn!));
     }
 
     /// <summary>Copies a (possibly sparse) vector into <paramref name="row"/>, checking its length.</summary>

@@ -65,11 +65,7 @@ public sealed class MemoryFormerTabularTrainer : IEstimator<MemoryFormerTabularT
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Feature column '{options.FeatureColumnName}' " +
                 (features.Name is null ? "was not found" : $"is a {features.Kind} of {features.ItemType}") +
                 "; expected a known-size vector of Single (float).");
-        if (options.ExampleWeightColumnName is { } weightName
-            && inputSchema.LastOrDefault(c => c.Name == weightName) is var weight
-            && (weight.Name is null || weight.Kind != SchemaShape.Column.VectorKind.Scalar || weight.ItemType != NumberDataViewType.Single))
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Example weight column '{weightName}' " +
-                (weight.Name is null ? "was not found" : $"is a {weight.Kind} of {weight.ItemType}") + "; expected a scalar Single (float).");
+        WeightColumn.CheckShape(inputSchema, options.ExampleWeightColumnName);
         return core.OutputSchema(inputSchema, "Score", "PredictedLabel");
     }
 

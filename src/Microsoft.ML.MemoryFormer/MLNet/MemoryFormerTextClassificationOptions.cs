@@ -41,6 +41,15 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     /// <summary>An optional second text column for sentence pairs; the two texts are joined with a separator token.</summary>
     public string? SecondTextColumnName;
 
+    /// <summary>
+    /// An optional Single column of example weights, as ML.NET's trainers take it: each training row's loss counts in
+    /// proportion to its weight (Σ wᵢ·lossᵢ / Σ wᵢ over a batch, on top of any <see cref="ClassWeighting"/>), so a weight of
+    /// 0 leaves a row out and 2 counts it twice. Weights must be finite and ≥ 0, with at least one above 0; a
+    /// <see cref="MemoryFormerTrainerOptions.ValidationSet"/> needs the column too. The hold-outs, early stopping and the
+    /// temperature fit do not use the weights. Not saved with the model. Default null: every row counts once.
+    /// </summary>
+    public string? ExampleWeightColumnName;
+
     /// <summary>Name of the Score output column. Default "Score".</summary>
     public string ScoreColumnName = "Score";
 
@@ -195,6 +204,8 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     {
         base.Validate();
         Check(!string.IsNullOrEmpty(LabelColumnName) && !string.IsNullOrEmpty(TextColumnName), nameof(TextColumnName), "and LabelColumnName must be set");
+        Check(ExampleWeightColumnName is null || ExampleWeightColumnName.Length > 0, nameof(ExampleWeightColumnName),
+            "must be null (no weights) or name a column");
         Check(MaxTokensPerRow >= 3, nameof(MaxTokensPerRow), "must be at least 3");
         Check(MaxWindowsPerRow is >= 1 and <= 4096, nameof(MaxWindowsPerRow), "must be in [1, 4096]");
         Check(Enum.IsDefined(WindowLayout), nameof(WindowLayout), $"must be one of {string.Join(", ", Enum.GetNames<WindowLayout>())}");

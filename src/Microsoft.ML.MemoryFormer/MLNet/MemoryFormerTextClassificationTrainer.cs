@@ -17,6 +17,7 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// <listheader><term>Column</term><description>Type</description></listheader>
 /// <item><term>Text (and optional second text)</term><description>String</description></item>
 /// <item><term>Label</term><description>key (multiclass; apply MapValueToKey) or Boolean (binary)</description></item>
+/// <item><term>Example weight (optional)</term><description>Single ≥ 0, named by <see cref="MemoryFormerTextClassificationOptions.ExampleWeightColumnName"/></description></item>
 /// <item><term>Score</term><description>multiclass: vector of Single class probabilities with SlotNames; binary: Single margin</description></item>
 /// <item><term>Probability</term><description>binary only: Single, P(true)</description></item>
 /// <item><term>PredictedLabel</term><description>multiclass: key with the label's KeyValues (text or numbers); binary: Boolean</description></item>
@@ -41,7 +42,7 @@ public sealed class MemoryFormerTextClassificationTrainer : IEstimator<MemoryFor
         options.Validate();
         this.options = options;
         core = new SupervisedTrainerCore<LabelledTexts>(env, nameof(MemoryFormerTextClassificationTrainer), kind, options,
-            options.LabelColumnName, (data, label) => LabelledTextReader.Read(data, Texts, label));
+            options.LabelColumnName, (data, label) => LabelledTextReader.Read(data, Texts, label, options.ExampleWeightColumnName));
     }
 
     private TextColumns Texts => new(options.TextColumnName, options.SecondTextColumnName);
@@ -68,6 +69,7 @@ public sealed class MemoryFormerTextClassificationTrainer : IEstimator<MemoryFor
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         Texts.CheckShape(inputSchema);
+        WeightColumn.CheckShape(inputSchema, options.ExampleWeightColumnName);
         return core.OutputSchema(inputSchema, options.ScoreColumnName, options.PredictedLabelColumnName);
     }
 }

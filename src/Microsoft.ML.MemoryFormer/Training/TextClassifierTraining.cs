@@ -85,7 +85,7 @@ internal static class TextClassifierTraining
             var model = network;
             TokenRows Rows(LabelledTexts data) => new(model,
                 data.Rows.Select(r => encoder.EncodeWindows(r.Text, r.Second, settings.MaxWindowsPerRow, settings.WindowLayout)).ToArray(), tensor(data.Labels),
-                encoder.PadId, device);
+                encoder.PadId, device, data.Weights is { } w ? tensor(w) : null);
             using var weights = ClassWeights(settings, train.Labels, classes);
             using var trainRows = Rows(train);
             using var validationRows = validation is null ? null : Rows(validation);
@@ -129,6 +129,7 @@ internal static class TextClassifierTraining
             .With("pretrained backbone", settings.PretrainedCheckpointPath ?? (settings.PretrainedModel is null ? "none" : "a model in memory"))
             .WithTexts("training texts", train.Rows.SelectMany(r => new[] { r.Text, r.Second }))
             .WithData<long>("training labels", train.Labels);
+        if (train.Weights is { } weights) run = run.WithData<float>("training weights", weights);   // unweighted runs keep their fingerprint
         return validation is null ? run : run
             .WithTexts("validation texts", validation.Rows.SelectMany(r => new[] { r.Text, r.Second }))
             .WithData<long>("validation labels", validation.Labels);

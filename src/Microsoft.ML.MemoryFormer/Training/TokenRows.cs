@@ -12,8 +12,9 @@ namespace Microsoft.ML.MemoryFormer.Training;
 /// <param name="targets">int64 [N] classes or float [N] values, on the CPU.</param>
 /// <param name="padId">Id used for padding (masked out).</param>
 /// <param name="device">Where the model runs.</param>
-internal sealed class TokenRows(SequenceClassifier model, IReadOnlyList<int[][]> rows, Tensor targets, int padId, Device device)
-    : ILabelledRows, IDisposable
+/// <param name="weights">float [N] example weights on the CPU, or null (every row counts once).</param>
+internal sealed class TokenRows(SequenceClassifier model, IReadOnlyList<int[][]> rows, Tensor targets, int padId, Device device,
+    Tensor? weights = null) : ILabelledRows, IDisposable
 {
     public int Count => rows.Count;
 
@@ -25,5 +26,12 @@ internal sealed class TokenRows(SequenceClassifier model, IReadOnlyList<int[][]>
         return (outputs, picked);                                                                        // [B, C], [B]
     }
 
-    public void Dispose() => targets.Dispose();
+    public Tensor? Weights(int[] indices) =>
+        weights?.index_select(0, tensor(indices.Select(i => (long)i).ToArray())).to(device);                    // [B]
+
+    public void Dispose()
+    {
+        targets.Dispose();
+        weights?.Dispose();
+    }
 }

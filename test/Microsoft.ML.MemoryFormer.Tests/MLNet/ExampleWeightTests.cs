@@ -4,10 +4,18 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 
-/// <summary><see cref="MemoryFormerTabularOptions.ExampleWeightColumnName"/>: what the weights do to the loss and the model,
-/// and the errors for a bad weight column.</summary>
-public class MemoryFormerTabularWeightTests
+/// <summary><see cref="MemoryFormerTabularOptions.ExampleWeightColumnName"/> and
+/// <see cref="MemoryFormerTextClassificationOptions.ExampleWeightColumnName"/>: what the weights do to the loss and the
+/// models, and the errors for a bad weight column.</summary>
+public class ExampleWeightTests
 {
+    private sealed class WeightedText
+    {
+        public string Text { get; set; } = "";
+        public bool Label { get; set; }
+        public float Weight { get; set; }
+    }
+
     private sealed class WeightedBinary
     {
         [Microsoft.ML.Data.VectorType(4)] public float[] Features { get; set; } = [];
@@ -56,6 +64,39 @@ public class MemoryFormerTabularWeightTests
     }
 
     [Fact]
+    public void The_text_classifier_follows_the_rows_that_carry_weight()
+    {
+        var ml = new MLContext(1);
+        var truth = ml.Data.LoadFromEnumerable(ClassificationRows.Binary());
+        double Accuracy(float kept, float flipped)
+        {
+            var rows = ClassificationRows.Binary().SelectMany(r => new[]
+            {
+                new WeightedText { Text = r.Text, Label = r.Label, Weight = kept },
+                new WeightedText { Text = r.Text, Label = !r.Label, Weight = flipped },
+            });
+            var options = ClassificationRows.Options(epochs: 20);
+            options.ExampleWeightColumnName = "Weight";
+            using var model = ml.BinaryClassification.Trainers.MemoryFormerTextClassification(options).Fit(ml.Data.LoadFromEnumerable(rows));
+            return ml.BinaryClassification.Evaluate(model.Transform(truth)).Accuracy;
+        }
+        double ignoringFlipped = Accuracy(1, 0), preferringFlipped = Accuracy(0, 1);
+        Assert.True(ignoringFlipped > 0.9, $"weight 0 on the flipped rows: accuracy {ignoringFlipped:F3}");
+        Assert.True(preferringFlipped < 0.1, $"weight 0 on the true rows: accuracy {preferringFlipped:F3}");
+    }
+
+    [Fact]
+    public void A_text_weight_column_of_the_wrong_type_is_refused_by_name()
+    {
+        var ml = new MLContext(1);
+        var options = ClassificationRows.Options(epochs: 1);
+        options.ExampleWeightColumnName = "Label";                                // a Boolean column
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            ml.BinaryClassification.Trainers.MemoryFormerTextClassification(options).Fit(ml.Data.LoadFromEnumerable(ClassificationRows.Binary())));
+        Assert.Contains("Example weight column 'Label' has type Boolean", e.Message);
+    }
+
+    [Fact]
     public void The_weighted_loss_is_the_weighted_mean_of_the_row_losses()
     {
         using var scope = NewDisposeScope();
@@ -67,6 +108,9 @@ public class MemoryFormerTabularWeightTests
         Assert.Equal(expected, new ClassificationObjective().Loss(logits, classes, weights).item<float>(), 5);
         Assert.Equal(new ClassificationObjective().Loss(logits, classes).item<float>(),
             new ClassificationObjective().Loss(logits, classes, ones(3)).item<float>(), 5);
+        var perClass = tensor(new float[] { 1, 2 });
+        float withClasses = (rows[0].item<float>() * 1 + 3 * 2 * rows[2].item<float>()) / (1 * 1 + 3 * 2);
+        Assert.Equal(withClasses, new ClassificationObjective(perClass).Loss(logits, classes, weights).item<float>(), 5);
         var predictions = tensor(new float[] { 1, 2, 4 }, [3, 1]);
         var values = tensor(new float[] { 0, 0, 0 });
         Assert.Equal((1 * 1 + 3 * 16) / 4f, new RegressionObjective().Loss(predictions, values, weights).item<float>(), 5);
