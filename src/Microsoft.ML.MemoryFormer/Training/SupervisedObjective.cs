@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Training;
@@ -16,7 +17,10 @@ internal abstract class SupervisedObjective
     /// <summary>Σ wᵢ·lossᵢ / Σ (wᵢ·normᵢ) for per-row losses [B]; norm (the class weight of each row's class, as
     /// cross-entropy's mean divides by) defaults to 1.</summary>
     protected static Tensor WeightedMean(Tensor rowLosses, Tensor weights, Tensor? norms = null) =>
-        (rowLosses * weights).sum() / (norms is null ? weights.sum() : (weights * norms).sum()).clamp_min(1e-12);   // scalar
+        (rowLosses * weights).sum() / (norms is null ? weights.sum() : (weights * norms).sum()).clamp_min(SmallestWeightSum);   // scalar
+
+    /// <summary>The divisor's floor: a batch whose weights are all 0 gives a loss of 0, not NaN (kept alive for native ops).</summary>
+    private static readonly Scalar SmallestWeightSum = 1e-12;
 
     /// <summary>Validation sums of a batch: summed per-row loss and the summed quantity behind the metric.</summary>
     public abstract (double LossSum, double MetricSum) Sums(Tensor outputs, Tensor targets);
