@@ -11,7 +11,7 @@ internal abstract class SupervisedObjective
 
     /// <summary>Training loss of a batch: a scalar with grad. With <paramref name="weights"/> (float [B], ≥ 0) each row's
     /// loss counts in proportion to its weight: Σ wᵢ·lossᵢ / Σ wᵢ, so a row of weight 0 adds nothing and a weight of 2
-    /// counts a row as twice; a batch whose weights are all 0 gives 0.</summary>
+    /// counts a row twice; a batch whose weights are all 0 gives 0.</summary>
     public abstract Tensor Loss(Tensor outputs, Tensor targets, Tensor? weights = null);
 
     /// <summary>Σ wᵢ·lossᵢ / Σ (wᵢ·normᵢ) for per-row losses [B]; norm (the class weight of each row's class, as
