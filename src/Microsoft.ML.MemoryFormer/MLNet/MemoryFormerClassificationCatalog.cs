@@ -21,6 +21,8 @@ public static class MemoryFormerClassificationCatalog
     /// <param name="epochs">Passes over the training rows (default 5, as <see cref="MemoryFormerTextClassificationOptions"/>).</param>
     /// <param name="validationSet">Optional preprocessed rows validated after every epoch.</param>
     /// <param name="pretrainedCheckpointPath">Optional language-model checkpoint whose backbone and tokenizer are fine-tuned.</param>
+    /// <param name="exampleWeightColumnName">An optional Single column of example weights ≥ 0
+    /// (<see cref="MemoryFormerTextClassificationOptions.ExampleWeightColumnName"/>).</param>
     /// <returns>The trainer.</returns>
     /// <example>
     /// <code>
@@ -35,9 +37,9 @@ public static class MemoryFormerClassificationCatalog
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string labelColumnName = "Label", string textColumnName = "Text", string? secondTextColumnName = null,
         int maxTokensPerRow = 128, int batchSize = 32, int epochs = 5, IDataView? validationSet = null,
-        string? pretrainedCheckpointPath = null) =>
+        string? pretrainedCheckpointPath = null, string? exampleWeightColumnName = null) =>
         catalog.MemoryFormerTextClassification(Flat(labelColumnName, textColumnName, secondTextColumnName, maxTokensPerRow,
-            batchSize, epochs, validationSet, pretrainedCheckpointPath));
+            batchSize, epochs, validationSet, pretrainedCheckpointPath, exampleWeightColumnName));
 
     /// <summary>Fine-tunes a MemoryFormer encoder to predict a key-typed label from text, with every option.</summary>
     /// <param name="catalog">The multiclass trainers catalog.</param>
@@ -63,6 +65,8 @@ public static class MemoryFormerClassificationCatalog
     /// <param name="epochs">Passes over the training rows (default 5, as <see cref="MemoryFormerTextClassificationOptions"/>).</param>
     /// <param name="validationSet">Optional preprocessed rows validated after every epoch.</param>
     /// <param name="pretrainedCheckpointPath">Optional language-model checkpoint whose backbone and tokenizer are fine-tuned.</param>
+    /// <param name="exampleWeightColumnName">An optional Single column of example weights ≥ 0
+    /// (<see cref="MemoryFormerTextClassificationOptions.ExampleWeightColumnName"/>).</param>
     /// <returns>The trainer.</returns>
     /// <example>
     /// <code>
@@ -75,9 +79,9 @@ public static class MemoryFormerClassificationCatalog
         this BinaryClassificationCatalog.BinaryClassificationTrainers catalog,
         string labelColumnName = "Label", string textColumnName = "Text", string? secondTextColumnName = null,
         int maxTokensPerRow = 128, int batchSize = 32, int epochs = 5, IDataView? validationSet = null,
-        string? pretrainedCheckpointPath = null) =>
+        string? pretrainedCheckpointPath = null, string? exampleWeightColumnName = null) =>
         catalog.MemoryFormerTextClassification(Flat(labelColumnName, textColumnName, secondTextColumnName, maxTokensPerRow,
-            batchSize, epochs, validationSet, pretrainedCheckpointPath));
+            batchSize, epochs, validationSet, pretrainedCheckpointPath, exampleWeightColumnName));
 
     /// <summary>Fine-tunes a MemoryFormer encoder to predict a Boolean label from text, with every option.</summary>
     /// <param name="catalog">The binary trainers catalog.</param>
@@ -93,8 +97,8 @@ public static class MemoryFormerClassificationCatalog
         this BinaryClassificationCatalog.BinaryClassificationTrainers catalog, MemoryFormerTextClassificationOptions options) =>
         new(MLNetInternals.GetEnvironment(catalog), PredictionKind.BinaryClassification, options);
 
-    /// <summary>The former name of <see cref="MemoryFormerTextClassification(MulticlassClassificationCatalog.MulticlassClassificationTrainers, string, string, string?, int, int, int, IDataView?, string?)"/>.</summary>
-    /// <inheritdoc cref="MemoryFormerTextClassification(MulticlassClassificationCatalog.MulticlassClassificationTrainers, string, string, string?, int, int, int, IDataView?, string?)"/>
+    /// <summary>The former name of <see cref="MemoryFormerTextClassification(MulticlassClassificationCatalog.MulticlassClassificationTrainers, string, string, string?, int, int, int, IDataView?, string?, string?)"/>.</summary>
+    /// <inheritdoc cref="MemoryFormerTextClassification(MulticlassClassificationCatalog.MulticlassClassificationTrainers, string, string, string?, int, int, int, IDataView?, string?, string?)"/>
     [Obsolete("Use MulticlassClassification.Trainers.MemoryFormerTextClassification (text) or MemoryFormerTabular (a Features vector).")]
     public static MemoryFormerTextClassificationTrainer MemoryFormer(
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
@@ -111,8 +115,8 @@ public static class MemoryFormerClassificationCatalog
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, MemoryFormerTextClassificationOptions options) =>
         catalog.MemoryFormerTextClassification(options);
 
-    /// <summary>The former name of <see cref="MemoryFormerTextClassification(BinaryClassificationCatalog.BinaryClassificationTrainers, string, string, string?, int, int, int, IDataView?, string?)"/>.</summary>
-    /// <inheritdoc cref="MemoryFormerTextClassification(BinaryClassificationCatalog.BinaryClassificationTrainers, string, string, string?, int, int, int, IDataView?, string?)"/>
+    /// <summary>The former name of <see cref="MemoryFormerTextClassification(BinaryClassificationCatalog.BinaryClassificationTrainers, string, string, string?, int, int, int, IDataView?, string?, string?)"/>.</summary>
+    /// <inheritdoc cref="MemoryFormerTextClassification(BinaryClassificationCatalog.BinaryClassificationTrainers, string, string, string?, int, int, int, IDataView?, string?, string?)"/>
     [Obsolete("Use BinaryClassification.Trainers.MemoryFormerTextClassification (text) or MemoryFormerTabular (a Features vector).")]
     public static MemoryFormerTextClassificationTrainer MemoryFormer(
         this BinaryClassificationCatalog.BinaryClassificationTrainers catalog,
@@ -130,9 +134,10 @@ public static class MemoryFormerClassificationCatalog
         catalog.MemoryFormerTextClassification(options);
 
     private static MemoryFormerTextClassificationOptions Flat(string label, string text, string? second, int maxTokens,
-        int batchSize, int epochs, IDataView? validationSet, string? checkpoint) => new()
+        int batchSize, int epochs, IDataView? validationSet, string? checkpoint, string? weights) => new()
     {
         LabelColumnName = label, TextColumnName = text, SecondTextColumnName = second, MaxTokensPerRow = maxTokens,
         BatchSize = batchSize, Epochs = epochs, ValidationSet = validationSet, PretrainedCheckpointPath = checkpoint,
+        ExampleWeightColumnName = weights,
     };
 }

@@ -45,8 +45,9 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     /// An optional Single column of example weights, as ML.NET's trainers take it: each training row's loss counts in
     /// proportion to its weight (Σ wᵢ·lossᵢ / Σ wᵢ over a batch, on top of any <see cref="ClassWeighting"/>), so a weight of
     /// 0 leaves a row out and 2 counts it twice. Weights must be finite and ≥ 0, with at least one above 0; a
-    /// <see cref="MemoryFormerTrainerOptions.ValidationSet"/> needs the column too. The hold-outs, early stopping and the
-    /// temperature fit do not use the weights. Not saved with the model. Default null: every row counts once.
+    /// <see cref="MemoryFormerTrainerOptions.ValidationSet"/> needs the column too. Validation (its loss and accuracy, so
+    /// early stopping) and the temperature fit weigh the rows the same way, unless every validation weight is 0; the
+    /// hold-outs are drawn without them. Not saved with the model. Default null: every row counts once.
     /// </summary>
     public string? ExampleWeightColumnName;
 

@@ -19,6 +19,8 @@ public static class TabularCatalogExtensions
     /// <param name="batchSize">Rows per step.</param>
     /// <param name="learningRate">Peak learning rate of dense parameters (the tables take 3×).</param>
     /// <param name="validationSet">Rows for early stopping; null holds out 10% of the training rows.</param>
+    /// <param name="exampleWeightColumnName">An optional Single column of example weights ≥ 0
+    /// (<see cref="MemoryFormerTabularOptions.ExampleWeightColumnName"/>).</param>
     /// <returns>The trainer.</returns>
     /// <example>
     /// <code>
@@ -30,8 +32,9 @@ public static class TabularCatalogExtensions
     /// </example>
     public static MemoryFormerTabularTrainer MemoryFormerTabular(this RegressionCatalog.RegressionTrainers catalog,
         string labelColumnName = "Label", string featureColumnName = "Features", int epochs = 30, int batchSize = 256,
-        double learningRate = 1e-3, IDataView? validationSet = null) =>
-        catalog.MemoryFormerTabular(Flat(labelColumnName, featureColumnName, epochs, batchSize, learningRate, validationSet));
+        double learningRate = 1e-3, IDataView? validationSet = null, string? exampleWeightColumnName = null) =>
+        catalog.MemoryFormerTabular(Flat(labelColumnName, featureColumnName, epochs, batchSize, learningRate, validationSet,
+            exampleWeightColumnName));
 
     /// <summary>A MemoryFormer regression on a Features vector, with every option; appends Score (Single).</summary>
     /// <param name="catalog">The regression trainers catalog.</param>
@@ -56,6 +59,8 @@ public static class TabularCatalogExtensions
     /// <param name="batchSize">Rows per step.</param>
     /// <param name="learningRate">Peak learning rate of dense parameters (the tables take 3×).</param>
     /// <param name="validationSet">Rows for early stopping; null holds out 10% of the training rows.</param>
+    /// <param name="exampleWeightColumnName">An optional Single column of example weights ≥ 0
+    /// (<see cref="MemoryFormerTabularOptions.ExampleWeightColumnName"/>).</param>
     /// <returns>The trainer.</returns>
     /// <example>
     /// <code>
@@ -65,8 +70,9 @@ public static class TabularCatalogExtensions
     /// </example>
     public static MemoryFormerTabularTrainer MemoryFormerTabular(this BinaryClassificationCatalog.BinaryClassificationTrainers catalog,
         string labelColumnName = "Label", string featureColumnName = "Features", int epochs = 30, int batchSize = 256,
-        double learningRate = 1e-3, IDataView? validationSet = null) =>
-        catalog.MemoryFormerTabular(Flat(labelColumnName, featureColumnName, epochs, batchSize, learningRate, validationSet));
+        double learningRate = 1e-3, IDataView? validationSet = null, string? exampleWeightColumnName = null) =>
+        catalog.MemoryFormerTabular(Flat(labelColumnName, featureColumnName, epochs, batchSize, learningRate, validationSet,
+            exampleWeightColumnName));
 
     /// <summary>A MemoryFormer binary classification on a Features vector, with every option; appends Score, Probability, PredictedLabel.</summary>
     /// <param name="catalog">The binary classification trainers catalog.</param>
@@ -91,6 +97,8 @@ public static class TabularCatalogExtensions
     /// <param name="batchSize">Rows per step.</param>
     /// <param name="learningRate">Peak learning rate of dense parameters (the tables take 3×).</param>
     /// <param name="validationSet">Rows for early stopping; null holds out 10% of the training rows.</param>
+    /// <param name="exampleWeightColumnName">An optional Single column of example weights ≥ 0
+    /// (<see cref="MemoryFormerTabularOptions.ExampleWeightColumnName"/>).</param>
     /// <returns>The trainer.</returns>
     /// <example>
     /// <code>
@@ -102,8 +110,9 @@ public static class TabularCatalogExtensions
     /// </example>
     public static MemoryFormerTabularTrainer MemoryFormerTabular(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string labelColumnName = "Label", string featureColumnName = "Features", int epochs = 30, int batchSize = 256,
-        double learningRate = 1e-3, IDataView? validationSet = null) =>
-        catalog.MemoryFormerTabular(Flat(labelColumnName, featureColumnName, epochs, batchSize, learningRate, validationSet));
+        double learningRate = 1e-3, IDataView? validationSet = null, string? exampleWeightColumnName = null) =>
+        catalog.MemoryFormerTabular(Flat(labelColumnName, featureColumnName, epochs, batchSize, learningRate, validationSet,
+            exampleWeightColumnName));
 
     /// <summary>A MemoryFormer multiclass classification on a Features vector, with every option; appends Score (class probabilities) and PredictedLabel (key).</summary>
     /// <param name="catalog">The multiclass classification trainers catalog.</param>
@@ -160,9 +169,9 @@ public static class TabularCatalogExtensions
         catalog.MemoryFormerTabular(options);
 
     private static MemoryFormerTabularOptions Flat(string label, string features, int epochs, int batchSize, double learningRate,
-        IDataView? validationSet) => new()
+        IDataView? validationSet, string? weights) => new()
     {
         LabelColumnName = label, FeatureColumnName = features, Epochs = epochs, BatchSize = batchSize,
-        LearningRate = learningRate, ValidationSet = validationSet,
+        LearningRate = learningRate, ValidationSet = validationSet, ExampleWeightColumnName = weights,
     };
 }

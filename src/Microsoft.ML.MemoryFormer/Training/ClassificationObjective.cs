@@ -20,12 +20,15 @@ internal sealed class ClassificationObjective(Tensor? classWeights = null, doubl
         return WeightedMean(rows, weights, perClass?.index_select(0, targets));                                    // scalar
     }
 
-    public override (double LossSum, double MetricSum) Sums(Tensor outputs, Tensor targets)
+    protected override (double LossSum, double MetricSum) UnweightedSums(Tensor outputs, Tensor targets)
     {
         double loss = F.cross_entropy(outputs, targets, reduction: nn.Reduction.Sum).item<float>();
         double correct = outputs.argmax(1).eq(targets).sum().item<long>();
         return (loss, correct);
     }
 
-    public override double Metric(double metricSum, long count) => metricSum / count;
+    protected override (Tensor Loss, Tensor Metric) RowValues(Tensor outputs, Tensor targets) =>
+        (F.cross_entropy(outputs, targets, reduction: nn.Reduction.None), outputs.argmax(1).eq(targets).to(ScalarType.Float32)); // [B], [B]
+
+    public override double Metric(double metricSum, double count) => metricSum / count;
 }

@@ -12,11 +12,17 @@ internal sealed class RegressionObjective : SupervisedObjective
         ? F.mse_loss(outputs.squeeze(-1), targets)                                                              // scalar
         : WeightedMean(F.mse_loss(outputs.squeeze(-1), targets, nn.Reduction.None), weights);                   // scalar
 
-    public override (double LossSum, double MetricSum) Sums(Tensor outputs, Tensor targets)
+    protected override (double LossSum, double MetricSum) UnweightedSums(Tensor outputs, Tensor targets)
     {
         double squared = F.mse_loss(outputs.squeeze(-1), targets, nn.Reduction.Sum).item<float>();
         return (squared, squared);
     }
 
-    public override double Metric(double metricSum, long count) => -Math.Sqrt(metricSum / count);
+    protected override (Tensor Loss, Tensor Metric) RowValues(Tensor outputs, Tensor targets)
+    {
+        var squared = F.mse_loss(outputs.squeeze(-1), targets, nn.Reduction.None);                             // [B]
+        return (squared, squared);
+    }
+
+    public override double Metric(double metricSum, double count) => -Math.Sqrt(metricSum / count);
 }

@@ -22,9 +22,23 @@ internal abstract class SupervisedObjective
     /// <summary>The divisor's floor: a batch whose weights are all 0 gives a loss of 0, not NaN (kept alive for native ops).</summary>
     private static readonly Scalar SmallestWeightSum = 1e-12;
 
-    /// <summary>Validation sums of a batch: summed per-row loss and the summed quantity behind the metric.</summary>
-    public abstract (double LossSum, double MetricSum) Sums(Tensor outputs, Tensor targets);
+    /// <summary>Validation sums of a batch: the per-row loss and the per-row quantity behind the metric, each summed
+    /// over the rows, or with <paramref name="weights"/> (float [B], ≥ 0) summed with each row's weight, as ML.NET's
+    /// evaluators weigh rows when given a weight column.</summary>
+    public (double LossSum, double MetricSum) Sums(Tensor outputs, Tensor targets, Tensor? weights = null)
+    {
+        if (weights is null) return UnweightedSums(outputs, targets);
+        var (loss, metric) = RowValues(outputs, targets);                                   // [B], [B]
+        return ((loss * weights).sum().item<float>(), (metric * weights).sum().item<float>());
+    }
 
-    /// <summary>The metric over a whole validation set from its <see cref="Sums"/>.</summary>
-    public abstract double Metric(double metricSum, long count);
+    /// <summary>The unweighted <see cref="Sums"/>, reduced by the loss's own sum (the bits every
+    /// unweighted run had before weights).</summary>
+    protected abstract (double LossSum, double MetricSum) UnweightedSums(Tensor outputs, Tensor targets);
+
+    /// <summary>Each row's validation loss and metric quantity, float [B] each.</summary>
+    protected abstract (Tensor Loss, Tensor Metric) RowValues(Tensor outputs, Tensor targets);
+
+    /// <summary>The metric over a whole validation set from its <see cref="Sums"/> and its row count (or summed weight).</summary>
+    public abstract double Metric(double metricSum, double count);
 }

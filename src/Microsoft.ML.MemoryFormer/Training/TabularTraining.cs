@@ -127,8 +127,9 @@ internal static class TabularTraining
         if (slotTokens is not null) run = run.With("one-hot groups", string.Join(",", slotTokens));
         if (labelSmoothing != 0)   // runs without it keep the fingerprint they had before the option
             run = run.With("label smoothing", labelSmoothing.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
-        return validation is null ? run
-            : run.WithData<float>("validation features", validation.Features).WithData<float>("validation labels", validation.Labels);
+        if (validation is null) return run;
+        run = run.WithData<float>("validation features", validation.Features).WithData<float>("validation labels", validation.Labels);
+        return validation.Weights is { } validationWeights ? run.WithData<float>("validation weights", validationWeights) : run;
     }
 
     /// <summary>The run's fingerprint with the expansion's settings, when it has one (runs without keep their fingerprint).</summary>

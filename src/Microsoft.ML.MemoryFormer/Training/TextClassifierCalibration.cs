@@ -6,7 +6,8 @@ namespace Microsoft.ML.MemoryFormer.Training;
 /// <summary>
 /// Temperature scaling (Guo et al. 2017, "On Calibration of Modern Neural Networks"): after training, one scalar T
 /// is fitted on the validation rows to minimise their log-loss with probabilities softmax(logits / T). It rescales
-/// confidence without changing any prediction (the arg-max is the same for every T &gt; 0).
+/// confidence without changing any prediction (the arg-max is the same for every T &gt; 0). Rows with example weights
+/// count in proportion to them (unless every one is 0), as in training.
 /// </summary>
 /// <remarks>
 /// The mean negative log-likelihood is convex in β = 1/T (a log-sum-exp of functions linear in β minus a linear term),
@@ -22,27 +23,29 @@ internal static class TextClassifierCalibration
     /// <returns>T, or 1 when the validation rows do not improve on it.</returns>
     public static double FitTemperature(SequenceClassifier network, TokenRows validation, int batchSize, Action<string>? log)
     {
-        var (logits, labels) = Logits(network, validation, batchSize);
-        double before = LogLoss(logits, labels, 1);
+        var (logits, labels, weights) = Logits(network, validation, batchSize);
+        double Loss(double beta) => LogLoss(logits, labels, beta, weights);
+        double before = Loss(1);
         double lo = LowestLogBeta, hi = HighestLogBeta, ratio = (Math.Sqrt(5) - 1) / 2;
         double a = hi - ratio * (hi - lo), b = lo + ratio * (hi - lo);
-        double fa = LogLoss(logits, labels, Math.Exp(a)), fb = LogLoss(logits, labels, Math.Exp(b));
+        double fa = Loss(Math.Exp(a)), fb = Loss(Math.Exp(b));
         for (int i = 0; i < Iterations; i++)
         {
-            if (fa <= fb) { hi = b; b = a; fb = fa; a = hi - ratio * (hi - lo); fa = LogLoss(logits, labels, Math.Exp(a)); }
-            else { lo = a; a = b; fa = fb; b = lo + ratio * (hi - lo); fb = LogLoss(logits, labels, Math.Exp(b)); }
+            if (fa <= fb) { hi = b; b = a; fb = fa; a = hi - ratio * (hi - lo); fa = Loss(Math.Exp(a)); }
+            else { lo = a; a = b; fa = fb; b = lo + ratio * (hi - lo); fb = Loss(Math.Exp(b)); }
         }
-        double beta = Math.Exp((lo + hi) / 2), after = LogLoss(logits, labels, beta);
+        double beta = Math.Exp((lo + hi) / 2), after = Loss(beta);
         if (!(after < before)) beta = 1;
         log?.Invoke($"Temperature scaling on {labels.Length} validation rows: T = {1 / beta:G4}, " +
             $"validation log-loss {before:F4} → {Math.Min(before, after):F4}.");
         return 1 / beta;
     }
 
-    /// <summary>Mean −log softmax(β · z)[label] over the rows, in double precision.</summary>
-    internal static double LogLoss(float[][] logits, long[] labels, double beta)
+    /// <summary>Mean −log softmax(β · z)[label] over the rows, in double precision; with <paramref name="weights"/> the
+    /// weighted mean Σ wᵣ·lossᵣ / Σ wᵣ.</summary>
+    internal static double LogLoss(float[][] logits, long[] labels, double beta, float[]? weights = null)
     {
-        double total = 0;
+        double total = 0, count = 0;
         for (int r = 0; r < logits.Length; r++)
         {
             var z = logits[r];
@@ -50,12 +53,15 @@ internal static class TextClassifierCalibration
             foreach (var v in z) max = Math.Max(max, beta * v);
             double sum = 0;
             foreach (var v in z) sum += Math.Exp(beta * v - max);
-            total += max + Math.Log(sum) - beta * z[labels[r]];
+            double w = weights?[r] ?? 1;
+            total += w * (max + Math.Log(sum) - beta * z[labels[r]]);
+            count += w;
         }
-        return total / logits.Length;
+        return total / count;
     }
 
-    private static (float[][] Logits, long[] Labels) Logits(SequenceClassifier network, TokenRows rows, int batchSize)
+    /// <summary>The rows' logits and labels, and their weights when they have some above 0.</summary>
+    private static (float[][] Logits, long[] Labels, float[]? Weights) Logits(SequenceClassifier network, TokenRows rows, int batchSize)
     {
         bool training = network.training;
         network.eval();
@@ -63,6 +69,7 @@ internal static class TextClassifierCalibration
         {
             var logits = new List<float[]>(rows.Count);
             var labels = new List<long>(rows.Count);
+            var weights = new List<float>();
             for (int start = 0; start < rows.Count; start += batchSize)
             {
                 using var scope = NewDisposeScope();
@@ -73,8 +80,9 @@ internal static class TextClassifierCalibration
                 int classes = (int)outputs.shape[1];
                 for (int i = 0; i < indices.Length; i++) logits.Add(flat.AsSpan(i * classes, classes).ToArray());
                 labels.AddRange(targets.cpu().data<long>().ToArray());
+                if (rows.Weights(indices) is { } w) weights.AddRange(w.cpu().data<float>().ToArray());
             }
-            return (logits.ToArray(), labels.ToArray());
+            return (logits.ToArray(), labels.ToArray(), weights.Sum(w => (double)w) > 0 ? weights.ToArray() : null);
         }
         finally
         {

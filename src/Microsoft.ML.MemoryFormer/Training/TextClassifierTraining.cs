@@ -130,9 +130,10 @@ internal static class TextClassifierTraining
             .WithTexts("training texts", train.Rows.SelectMany(r => new[] { r.Text, r.Second }))
             .WithData<long>("training labels", train.Labels);
         if (train.Weights is { } weights) run = run.WithData<float>("training weights", weights);   // unweighted runs keep their fingerprint
-        return validation is null ? run : run
-            .WithTexts("validation texts", validation.Rows.SelectMany(r => new[] { r.Text, r.Second }))
+        if (validation is null) return run;
+        run = run.WithTexts("validation texts", validation.Rows.SelectMany(r => new[] { r.Text, r.Second }))
             .WithData<long>("validation labels", validation.Labels);
+        return validation.Weights is { } validationWeights ? run.WithData<float>("validation weights", validationWeights) : run;
     }
 
     private static ITextTokenizer ChooseTokenizer(TextClassifierSettings settings, LanguageModel? pretrained, ITextTokenizer? fromCheckpoint)

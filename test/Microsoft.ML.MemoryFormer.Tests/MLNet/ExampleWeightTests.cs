@@ -155,4 +155,85 @@ public class ExampleWeightTests
             ml.BinaryClassification.Trainers.MemoryFormerTabular(Weighted(1)).Fit(ml.Data.LoadFromEnumerable(Contradicted(0, 0))));
         Assert.Contains("0 on every labelled row", e.Message);
     }
+
+    /// <summary>Fixed outputs for a validation pass: row i scores <c>outputs[i]</c> against <c>targets[i]</c>.</summary>
+    private sealed class FixedRows(float[,] outputs, long[] targets, float[]? weights) : ILabelledRows
+    {
+        public int Count => targets.Length;
+
+        public (Tensor Outputs, Tensor Targets) Run(int[] rows) =>
+            (tensor(rows.SelectMany(r => Enumerable.Range(0, outputs.GetLength(1)).Select(c => outputs[r, c])).ToArray(), [rows.Length, outputs.GetLength(1)]),
+             tensor(rows.Select(r => targets[r]).ToArray()));
+
+        public Tensor? Weights(int[] rows) => weights is null ? null : tensor(rows.Select(r => weights[r]).ToArray());
+    }
+
+    [Fact]
+    public void Validation_weighs_each_row_as_training_does_unless_every_weight_is_zero()
+    {
+        using var scope = NewDisposeScope();
+        var outputs = new float[,] { { 3, 0 }, { 0, 3 }, { 3, 0 }, { 1, 0 }, { 0, 2 } };
+        long[] targets = [0, 1, 1, 1, 0];                                            // rows 2, 3 and 4 are wrong
+        double Accuracy(float[]? weights) => new SupervisedTask(new ClassificationObjective(), new FixedRows(outputs, targets, null),
+            new FixedRows(outputs, targets, weights), batchSize: 2, seed: 1).Validate()!.Value.Metric!.Value;
+        Assert.Equal(2 / 5.0, Accuracy(null), 6);
+        Assert.Equal(1.0, Accuracy([1, 1, 0, 0, 0]), 6);                             // the wrong rows weigh nothing
+        Assert.Equal(2 / 9.0, Accuracy([1, 1, 1, 2, 4]), 6);
+        Assert.Equal(2 / 5.0, Accuracy([0, 0, 0, 0, 0]), 6);                         // no weight anywhere: each row once
+
+        var rows = nn.functional.cross_entropy(tensor(new float[] { 3, 0, 0, 3, 3, 0, 1, 0, 0, 2 }, [5, 2]), tensor(targets),
+            reduction: nn.Reduction.None).data<float>().ToArray();
+        var loss = new SupervisedTask(new ClassificationObjective(), new FixedRows(outputs, targets, null),
+            new FixedRows(outputs, targets, [1, 1, 1, 2, 4]), batchSize: 2, seed: 1).Validate()!.Value.Loss;
+        Assert.Equal((rows[0] + rows[1] + rows[2] + 2 * rows[3] + 4 * rows[4]) / 9.0, loss, 5);
+    }
+
+    [Fact]
+    public void The_weighted_validation_rmse_counts_a_row_of_weight_two_twice()
+    {
+        using var scope = NewDisposeScope();
+        var predictions = tensor(new float[] { 1, 2, 4 }, [3, 1]);
+        var values = tensor(new float[] { 0, 0, 0 });
+        var objective = new RegressionObjective();
+        var (_, weighted) = objective.Sums(predictions, values, tensor(new float[] { 2, 0, 1 }));
+        var (_, repeated) = objective.Sums(tensor(new float[] { 1, 1, 4 }, [3, 1]), values);
+        Assert.Equal(repeated, weighted, 5);
+        Assert.Equal(-Math.Sqrt(18 / 3.0), objective.Metric(weighted, 3), 5);
+    }
+
+    [Fact]
+    public void The_temperature_fit_counts_a_row_of_weight_two_twice_and_one_of_weight_zero_not_at_all()
+    {
+        float[][] logits = [[2, -1], [0.5f, 0.5f], [-3, 1], [4, 0]];
+        long[] labels = [0, 1, 1, 1];
+        foreach (double beta in new[] { 0.3, 1, 2.5 })
+        {
+            double weighted = TextClassifierCalibration.LogLoss(logits, labels, beta, [2, 1, 1, 0]);
+            double repeated = TextClassifierCalibration.LogLoss([logits[0], logits[0], logits[1], logits[2]], [0, 0, 1, 1], beta);
+            Assert.Equal(repeated, weighted, 12);
+            Assert.NotEqual(TextClassifierCalibration.LogLoss(logits, labels, beta), weighted, 3);
+        }
+    }
+
+    [Fact]
+    public void The_flat_overloads_take_the_weight_column()
+    {
+        var ml = new MLContext(1);
+        var rows = ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(32, 1));
+        var tabular = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            ml.BinaryClassification.Trainers.MemoryFormerTabular(epochs: 1, exampleWeightColumnName: "Importance").Fit(rows));
+        Assert.Contains("Example weight column 'Importance' was not found", tabular.Message);
+        var shape = Microsoft.ML.MemoryFormer.MLNet.MLNetInternals.ShapeOf(rows.Schema);
+        Assert.Contains("'Importance' was not found", Assert.Throws<ArgumentOutOfRangeException>(() =>
+            ml.Regression.Trainers.MemoryFormerTabular(exampleWeightColumnName: "Importance").GetOutputSchema(shape)).Message);
+        Assert.Contains("'Importance' was not found", Assert.Throws<ArgumentOutOfRangeException>(() =>
+            ml.MulticlassClassification.Trainers.MemoryFormerTabular(exampleWeightColumnName: "Importance").GetOutputSchema(shape)).Message);
+        var texts = ml.Data.LoadFromEnumerable(ClassificationRows.Binary());
+        var text = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            ml.BinaryClassification.Trainers.MemoryFormerTextClassification(epochs: 1, exampleWeightColumnName: "Importance").Fit(texts));
+        Assert.Contains("Example weight column 'Importance' was not found", text.Message);
+        Assert.Contains("'Importance' was not found", Assert.Throws<ArgumentOutOfRangeException>(() =>
+            ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(exampleWeightColumnName: "Importance")
+                .GetOutputSchema(Microsoft.ML.MemoryFormer.MLNet.MLNetInternals.ShapeOf(texts.Schema))).Message);
+    }
 }
