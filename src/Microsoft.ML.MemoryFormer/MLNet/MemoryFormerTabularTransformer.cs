@@ -14,8 +14,11 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// Transform scores rows in batches (through <c>Models/TabularEnsemblePredictor</c>, which knows nothing of ML.NET); an
 /// ensemble (<see cref="EnsembleSize"/> &gt; 1) appends its members' mean value or mean class probabilities. Saved and
 /// loaded with <c>mlContext.Model.Save/Load</c> (any MLContext, in any process, loads it with no registration call). Dispose to free the model.
+/// As a single-feature prediction transformer (its model is itself), it works with ML.NET's
+/// <c>PermutationFeatureImportance</c>, given the whole fitted chain or this transformer, and the data with the Features column.
 /// </summary>
-public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, IModelLoadable<MemoryFormerTabularTransformer>
+public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, IModelLoadable<MemoryFormerTabularTransformer>,
+    ISingleFeaturePredictionTransformer<MemoryFormerTabularTransformer>, ISingleFeaturePredictionTransformer
 {
     private readonly TabularEnsemblePredictor model;
 
@@ -47,6 +50,12 @@ public sealed class MemoryFormerTabularTransformer : ITransformer, IDisposable, 
 
     /// <summary>The feature vector column the model reads.</summary>
     public string FeatureColumnName => model.Info.FeatureColumnName;
+
+    /// <summary>The type the feature column must have: a vector of <see cref="Info"/>'s input slot count of Single.</summary>
+    public DataViewType FeatureColumnType => new VectorDataViewType(NumberDataViewType.Single, model.Info.InputCount);
+
+    /// <summary>This transformer: ML.NET's prediction transformers expose a model object; a MemoryFormer's is the transformer.</summary>
+    MemoryFormerTabularTransformer IPredictionTransformer<MemoryFormerTabularTransformer>.Model => this;
 
     /// <summary>How the model turns numeric slots into tokens: the caller's <see cref="MemoryFormerTabularOptions.NumericEmbedding"/>,
     /// or what <see cref="MemoryFormerTabularOptions.SizeAwareDefaults"/> chose for the table's size.</summary>
