@@ -53,6 +53,27 @@ public class MemoryFormerTabularTrainerTests
     }
 
     [Fact]
+    public void MLNet_cross_validation_fits_and_scores_one_model_per_fold()
+    {
+        var ml = new MLContext(1);
+        var data = ml.Data.LoadFromEnumerable(TabularRows.BinaryRows(300, 5));
+        var folds = ml.BinaryClassification.CrossValidate(data, ml.BinaryClassification.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(15)),
+            numberOfFolds: 3);
+        try
+        {
+            Assert.Equal([0, 1, 2], folds.Select(f => f.Fold));
+            Assert.All(folds, f => Assert.True(f.Metrics.Accuracy > 0.8 && f.Metrics.AreaUnderRocCurve > 0.85,
+                $"fold {f.Fold}: accuracy {f.Metrics.Accuracy:F3}, AUC {f.Metrics.AreaUnderRocCurve:F3}"));
+            Assert.Equal(300, folds.Sum(f => f.ScoredHoldOutSet.GetColumn<float>("Probability").Count()));   // every row held out once
+            Assert.Equal(3, folds.Select(f => f.Model).Distinct().Count());
+        }
+        finally
+        {
+            foreach (var fold in folds) (fold.Model as IDisposable)?.Dispose();
+        }
+    }
+
+    [Fact]
     public void Multiclass_predicts_keys_with_the_label_names_and_evaluates()
     {
         var ml = new MLContext(1);
