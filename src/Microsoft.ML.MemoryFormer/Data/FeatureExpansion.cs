@@ -56,7 +56,7 @@ internal sealed record FeatureExpansion(int InputCount, ValueCategories[] ValueC
         foreach (var (first, count) in groups)
         {
             var (encoding, outOfFold) = TargetEncoding.FitOutOfFold(categorised, partial.CategorisedCount, first, count,
-                targets, foldOf, settings.TargetEncodingFolds, settings.Smoothing);
+                targets, foldOf, settings.TargetEncodingFolds, settings.Smoothing, train.Weights);
             encodings.Add(encoding);
             columns.AddRange(outOfFold);
         }

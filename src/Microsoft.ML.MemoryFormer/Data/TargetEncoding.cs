@@ -2,7 +2,8 @@ namespace Microsoft.ML.MemoryFormer.Data;
 
 /// <summary>
 /// Target encoding of one categorical group of slots (a one-hot column, or a slot's <see cref="ValueCategories"/>):
-/// per category, the smoothed mean of the training label, (Σ y + m · prior) / (n + m) (Micci-Barreca 2001), one value
+/// per category, the smoothed mean of the training label, (Σ y + m · prior) / (n + m) (Micci-Barreca 2001; with example
+/// weights Σ w·y and Σ w in place of Σ y and n, so m counts in units of weight), one value
 /// per output (regression: the label; binary: P(class 1); multiclass: P(class k) for every k). A row's category is the
 /// first slot of the group at ≥ 0.5, or "none" (the last entry) when no slot is. The training rows themselves are
 /// encoded out of fold (<see cref="FitOutOfFold"/>), so no row sees its own label.
@@ -34,8 +35,9 @@ internal sealed record TargetEncoding(int First, int Count, float[][] Means)
     /// <param name="folds">K.</param>
     /// <param name="targets">[outputs][N]: per output, each row's target (the label, or 1 where the row is of class k).</param>
     /// <param name="smoothing">m, the prior's weight in rows.</param>
+    /// <param name="weights">Each row's example weight, or null for one each.</param>
     public static (TargetEncoding Encoding, float[][] OutOfFold) FitOutOfFold(float[] features, int featureCount, int first, int count,
-        float[][] targets, int[] foldOf, int folds, double smoothing)
+        float[][] targets, int[] foldOf, int folds, double smoothing, float[]? weights = null)
     {
         int rows = foldOf.Length;
         var category = new int[rows];
@@ -45,7 +47,7 @@ internal sealed record TargetEncoding(int First, int Count, float[][] Means)
         var outOfFold = new float[targets.Length][];
         for (int k = 0; k < targets.Length; k++)
         {
-            var (sums, counts) = Tally(category, targets[k], foldOf, folds, count + 1);          // [folds + 1, C + 1]
+            var (sums, counts) = Tally(category, targets[k], weights, foldOf, folds, count + 1); // [folds + 1, C + 1]
             means[k] = Smoothed(sums[folds], counts[folds], smoothing);                        // every row
             outOfFold[k] = new float[rows];
             for (int f = 0; f < folds; f++)
@@ -73,18 +75,21 @@ internal sealed record TargetEncoding(int First, int Count, float[][] Means)
         First >= 0 && Count >= 1 && First + Count <= slots && Means is not null && Means.Length == outputs
         && Means.All(m => m is not null && m.Length == Count + 1 && m.All(float.IsFinite));
 
-    /// <summary>Per fold (and, at index folds, over all rows): the sum of targets and the row count of each category.</summary>
-    private static (double[][] Sums, double[][] Counts) Tally(int[] category, float[] target, int[] foldOf, int folds, int categories)
+    /// <summary>Per fold (and, at index folds, over all rows): the (weighted) sum of targets and the row count (summed weight)
+    /// of each category.</summary>
+    private static (double[][] Sums, double[][] Counts) Tally(int[] category, float[] target, float[]? weights, int[] foldOf, int folds,
+        int categories)
     {
         var sums = new double[folds + 1][];
         var counts = new double[folds + 1][];
         for (int f = 0; f <= folds; f++) (sums[f], counts[f]) = (new double[categories], new double[categories]);
         for (int r = 0; r < category.Length; r++)
         {
-            sums[foldOf[r]][category[r]] += target[r];
-            counts[foldOf[r]][category[r]]++;
-            sums[folds][category[r]] += target[r];
-            counts[folds][category[r]]++;
+            double w = weights?[r] ?? 1;
+            sums[foldOf[r]][category[r]] += w * target[r];
+            counts[foldOf[r]][category[r]] += w;
+            sums[folds][category[r]] += w * target[r];
+            counts[folds][category[r]] += w;
         }
         return (sums, counts);
     }

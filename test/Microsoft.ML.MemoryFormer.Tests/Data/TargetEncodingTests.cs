@@ -40,6 +40,22 @@ public class TargetEncodingTests
     }
 
     [Fact]
+    public void Example_weights_count_a_row_of_weight_two_twice_and_one_of_weight_zero_not_at_all()
+    {
+        var (features, labels) = Rows();
+        var weights = Enumerable.Range(0, 60).Select(r => r % 3 == 0 ? 2f : r % 3 == 1 ? 0f : 1f).ToArray();
+        var rows = Enumerable.Range(0, 60).SelectMany(r => Enumerable.Repeat(r, (int)weights[r])).ToArray();  // weight 2 twice, 0 never
+        var copies = rows.SelectMany(r => features.AsSpan(r * 4, 4).ToArray()).ToArray();
+        var (weighted, outOfFold) = TargetEncoding.FitOutOfFold(features, 4, 1, 3, [labels], new int[60], 1, smoothing: 3, weights);
+        var (repeated, _) = TargetEncoding.FitOutOfFold(copies, 4, 1, 3, [rows.Select(r => labels[r]).ToArray()], new int[rows.Length], 1,
+            smoothing: 3);
+        Assert.Equal(repeated.Means[0], weighted.Means[0], (a, b) => Math.Abs(a - b) < 1e-6);
+        var (unweighted, _) = TargetEncoding.FitOutOfFold(features, 4, 1, 3, [labels], new int[60], 1, smoothing: 3);
+        Assert.NotEqual(unweighted.Means[0][1], weighted.Means[0][1], 3);             // category 1's rows of label 1 weigh 2 or 0
+        Assert.All(outOfFold[0], v => Assert.True(float.IsFinite(v)));
+    }
+
+    [Fact]
     public void A_row_alone_in_its_category_does_not_see_its_own_label()
     {
         var (features, labels) = Rows();
@@ -82,5 +98,9 @@ public class TargetEncodingTests
         Assert.False(expansion.IsValid(13, 1));
         Assert.Null(FeatureExpansion.Fit(new TabularData(features, labels, 4, 0), settings with { ValueCategories = false, MaxDistinct = 2,
             TargetEncodingFolds = 0 }, 2, 1));
+
+        var positivesOnly = labels.Select(y => y).ToArray();                      // weight 0 on every negative row
+        var (weighted, _) = FeatureExpansion.Fit(new TabularData(features, labels, 4, 0, positivesOnly), settings, classes: 2, seed: 1)!.Value;
+        Assert.All(weighted.TargetEncodings.SelectMany(t => t.Means[0]), mean => Assert.Equal(1f, mean, 5));   // the prior is 1 too
     }
 }
