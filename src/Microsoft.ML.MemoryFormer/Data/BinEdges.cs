@@ -19,8 +19,9 @@ internal static class BinEdges
     /// <param name="labels">Training labels (regression value or 0-based class); read by tree binning only.</param>
     /// <param name="classes">Class count, or 0 for regression.</param>
     /// <param name="minLeafRows">Tree binning: the fewest rows a bin may hold; null takes <see cref="MinLeaf"/>'s rule.</param>
+    /// <param name="weights">Tree binning: each row's example weight in the impurities (null: one each); quantiles count rows.</param>
     public static float[][] Fit(float[] features, int featureCount, int bins, TabularBinning binning, float[] labels, int classes,
-        int? minLeafRows = null)
+        int? minLeafRows = null, float[]? weights = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(bins, 1);
         if (minLeafRows is { } least) ArgumentOutOfRangeException.ThrowIfLessThan(least, 1, nameof(minLeafRows));
@@ -37,7 +38,8 @@ internal static class BinEdges
                 ? [values.Length == 0 ? 0f : values[0], (values.Length == 0 ? 0f : values[0]) + 1f]
                 : TwoValued(values) ? [values[0], values[^1]]
                 : binning == TabularBinning.Quantile ? Quantiles(values, bins)
-                : Tree(values, order.Select(r => labels[r]).ToArray(), classes, bins, minLeafRows ?? MinLeaf(values.Length, bins));
+                : Tree(values, order.Select(r => labels[r]).ToArray(), weights is null ? null : order.Select(r => weights[r]).ToArray(),
+                    classes, bins, minLeafRows ?? MinLeaf(values.Length, bins));
         }
         return edges;
     }
@@ -63,11 +65,11 @@ internal static class BinEdges
     /// round splits the leaf whose best split gains most (the first such leaf, and within it the first such split); a
     /// leaf's best split is found once, when the leaf is made, by one scan with running class counts, so memory is
     /// O(rows + classes) and time O(rows × depth × classes) (a table of a million rows and a hundred classes needs no
-    /// rows × classes prefix table).
+    /// rows × classes prefix table). With <paramref name="weights"/> every sum is weighted (the leaf sizes stay in rows).
     /// </summary>
-    private static float[] Tree(float[] sorted, float[] labels, int classes, int bins, int minLeaf)
+    private static float[] Tree(float[] sorted, float[] labels, float[]? weights, int classes, int bins, int minLeaf)
     {
-        var impurity = new SegmentImpurity(labels, classes);
+        var impurity = new SegmentImpurity(labels, weights, classes);
         var leaves = new List<(int Start, int End, double Gain, int Split)> { impurity.BestSplit(sorted, 0, sorted.Length, minLeaf) };
         var thresholds = new List<float>();
         while (leaves.Count < bins)
@@ -90,30 +92,35 @@ internal static class BinEdges
     }
 
     /// <summary>
-    /// A segment's impurity Σ_c (Σy_c² − (Σy_c)² / n): n × Gini over one-hot classes, or the squared error of a regression
-    /// value. Regression reads prefix sums of y and y² (two arrays of rows + 1); classification counts each class in a running
-    /// scan (its sums are whole numbers, so a running count and a prefix difference are the same double).
+    /// A segment's impurity Σ_c (Σw·y_c² − (Σw·y_c)² / Σw): Σw × Gini over one-hot classes, or the weighted squared error of
+    /// a regression value (w = 1 without example weights). Regression reads prefix sums of w, w·y and w·y² (arrays of rows +
+    /// 1); classification sums each class's weight in a running scan (without weights its sums are whole numbers, so a running
+    /// count and a prefix difference are the same double).
     /// </summary>
     private sealed class SegmentImpurity
     {
         private readonly float[] labels;
+        private readonly float[]? weights;
         private readonly int classes;
+        private readonly double[] size;                      // prefix sums of the weights (row counts without weights)
         private readonly double[]? sum, squares;             // regression prefix sums
-        private readonly double[] left, whole;               // classification counts of a scan's left part and of its leaf
+        private readonly double[] left, whole;               // classification weights of a scan's left part and of its leaf
 
-        public SegmentImpurity(float[] labels, int classes)
+        public SegmentImpurity(float[] labels, float[]? weights, int classes)
         {
-            (this.labels, this.classes) = (labels, classes);
+            (this.labels, this.weights, this.classes) = (labels, weights, classes);
             left = new double[Math.Max(classes, 1)];
             whole = new double[Math.Max(classes, 1)];
+            size = new double[labels.Length + 1];
+            for (int i = 0; i < labels.Length; i++) size[i + 1] = size[i] + (weights?[i] ?? 1);
             if (classes > 0) return;
             sum = new double[labels.Length + 1];
             squares = new double[labels.Length + 1];
             for (int i = 0; i < labels.Length; i++)
             {
-                double y = labels[i];
-                sum[i + 1] = sum[i] + y;
-                squares[i + 1] = squares[i] + y * y;
+                double y = labels[i], w = weights?[i] ?? 1;
+                sum[i + 1] = sum[i] + w * y;
+                squares[i + 1] = squares[i] + w * y * y;
             }
         }
 
@@ -127,15 +134,15 @@ internal static class BinEdges
             {
                 Array.Clear(left);
                 Array.Clear(whole);
-                for (int i = start; i < end; i++) whole[(int)labels[i]] += 1;
+                for (int i = start; i < end; i++) whole[(int)labels[i]] += weights?[i] ?? 1;
             }
-            double all = Impurity(start, end, whole, end - start);
+            double all = Impurity(start, end, whole);
             for (int split = start + 1; split < end; split++)
             {
-                if (classes > 0) left[(int)labels[split - 1]] += 1;
+                if (classes > 0) left[(int)labels[split - 1]] += weights?[split - 1] ?? 1;
                 if (split < start + minLeaf || split > end - minLeaf) continue;
                 if (sorted[split - 1] == sorted[split]) continue;    // a threshold must separate distinct values
-                double gain = all - Impurity(start, split, left, split - start) - RightImpurity(split, end);
+                double gain = all - Impurity(start, split, left) - RightImpurity(split, end);
                 if (gain > bestGain) (bestGain, bestSplit) = (gain, split);
             }
             return (start, end, bestSplit < 0 ? 0 : bestGain, bestSplit);
@@ -143,9 +150,10 @@ internal static class BinEdges
 
         private double RightImpurity(int split, int end)
         {
-            if (classes == 0) return Impurity(split, end, whole, end - split);
-            int count = end - split;
-            double total = count;                                // Σy² of one-hot rows: one per row
+            if (classes == 0) return Impurity(split, end, whole);
+            double count = size[end] - size[split];
+            if (count <= 0) return 0;                            // rows of weight 0 only
+            double total = count;                                // Σw·y² of one-hot rows: each row's weight
             for (int c = 0; c < classes; c++)
             {
                 double s = whole[c] - left[c];
@@ -154,8 +162,10 @@ internal static class BinEdges
             return total;
         }
 
-        private double Impurity(int start, int end, double[] counts, int count)
+        private double Impurity(int start, int end, double[] counts)
         {
+            double count = size[end] - size[start];
+            if (count <= 0) return 0;                            // rows of weight 0 only
             if (classes > 0)
             {
                 double total = count;

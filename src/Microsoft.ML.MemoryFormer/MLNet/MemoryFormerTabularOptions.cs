@@ -119,8 +119,8 @@ public sealed class MemoryFormerTabularOptions : MemoryFormerTrainerOptions
     /// proportion to its weight (Σ wᵢ·lossᵢ / Σ wᵢ over a batch), so a weight of 0 leaves a row out and 2 counts it twice.
     /// Weights must be finite and ≥ 0, with at least one above 0; a <see cref="MemoryFormerTrainerOptions.ValidationSet"/>
     /// needs the column too. Validation (its loss and metric, so early stopping) weighs the rows the same way, unless every
-    /// validation weight is 0, and so do target encodings (weighted means); the hold-out and the tree bins of
-    /// piecewise-linear embeddings do not use the weights. Not saved with the model (scoring never reads it). Default null: every row counts once.
+    /// validation weight is 0, and so do target encodings (weighted means) and the tree bins of piecewise-linear embeddings
+    /// (weighted impurities; quantile bins and the hold-out count rows). Not saved with the model (scoring never reads it). Default null: every row counts once.
     /// </summary>
     public string? ExampleWeightColumnName;
 

@@ -74,7 +74,7 @@ internal static class TabularTraining
             var standardised = (float[])train.Features.Clone();
             scaler.Apply(standardised);
             edges = BinEdges.Fit(standardised, train.FeatureCount, bins.Count, bins.Binning, train.Labels, regression ? 0 : label.Classes,
-                bins.MinLeafRows);
+                bins.MinLeafRows, train.Weights);
             log?.Invoke($"piecewise-linear embedding: {bins.Binning} bins, {edges.Sum(e => e.Length - 1)} in all over " +
                 $"{edges.Length} slots ({edges.Count(e => e.Length > 2)} slots with more than one)");
         }

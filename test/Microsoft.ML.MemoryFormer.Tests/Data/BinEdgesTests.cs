@@ -69,6 +69,32 @@ public class BinEdgesTests
     }
 
     [Fact]
+    public void Tree_edges_weigh_rows_by_their_example_weights()
+    {
+        // the multiclass slot above: with weight 0 on class 2's rows, separating it gains nothing
+        var features = Enumerable.Range(0, 300).Select(r => (float)(299 - r)).ToArray();
+        var labels = features.Select(v => (float)(int)(v / 100)).ToArray();
+        var noClassTwo = labels.Select(l => l == 2 ? 0f : 1f).ToArray();
+        Assert.Equal([0f, 99.5f, 299f], BinEdges.Fit(features, 1, bins: 16, TabularBinning.Tree, labels, classes: 3, weights: noClassTwo)[0]);
+
+        // a weight of 2 splits as a repeated row does, for Gini and for squared error
+        var random = new Random(4);
+        var values = Enumerable.Range(0, 200).Select(_ => (float)random.Next(60)).ToArray();
+        var targets = values.Select(v => (float)(Math.Sin(v / 7) + random.NextDouble())).ToArray();
+        var weights = values.Select(_ => random.Next(2) + 1f).ToArray();
+        var repeated = Enumerable.Range(0, 200).SelectMany(r => Enumerable.Repeat(r, (int)weights[r])).ToArray();
+        foreach (int classes in new[] { 0, 2 })
+        {
+            var y = classes == 0 ? targets : targets.Select(t => t > 0.8 ? 1f : 0f).ToArray();
+            var weighted = BinEdges.Fit(values, 1, bins: 6, TabularBinning.Tree, y, classes, minLeafRows: 1, weights: weights)[0];
+            var copies = BinEdges.Fit(repeated.Select(r => values[r]).ToArray(), 1, bins: 6, TabularBinning.Tree,
+                repeated.Select(r => y[r]).ToArray(), classes, minLeafRows: 1)[0];
+            Assert.Equal(copies, weighted);
+            Assert.NotEqual(BinEdges.Fit(values, 1, bins: 6, TabularBinning.Tree, y, classes, minLeafRows: 1)[0], weighted);
+        }
+    }
+
+    [Fact]
     public void A_smaller_minimum_leaf_isolates_a_rare_value_that_carries_the_label()
     {
         // one slot, values 0..99, 10 rows each; only the value 50 is positive: isolating it takes a 10-row bin

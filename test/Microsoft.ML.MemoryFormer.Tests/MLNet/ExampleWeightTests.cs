@@ -236,4 +236,22 @@ public class ExampleWeightTests
             ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(exampleWeightColumnName: "Importance")
                 .GetOutputSchema(Microsoft.ML.MemoryFormer.MLNet.MLNetInternals.ShapeOf(texts.Schema))).Message);
     }
+
+    [Fact]
+    public void The_tree_bins_of_piecewise_linear_tokens_follow_the_weights()
+    {
+        var ml = new MLContext(1);
+        float[][] Edges(float kept, float flipped)
+        {
+            var options = Weighted(1);
+            options.NumericEmbedding = Microsoft.ML.MemoryFormer.Configuration.TabularNumericEmbedding.PiecewiseLinear;
+            options.PiecewiseLinearBinning = Microsoft.ML.MemoryFormer.Configuration.TabularBinning.Tree;
+            options.PiecewiseLinearBins = 8;
+            using var model = ml.BinaryClassification.Trainers.MemoryFormerTabular(options).Fit(ml.Data.LoadFromEnumerable(Contradicted(kept, flipped)));
+            return model.Info.BinEdges!;
+        }
+        var truth = Edges(1, 0);
+        Assert.True(truth[0].Length > 2, "the label's slots get split points when only the true rows weigh");
+        Assert.NotEqual(Edges(1, 1)[0], truth[0]);                                  // contradicted labels: nothing to gain
+    }
 }
