@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.Model.OnnxConverter;
 
 namespace Microsoft.ML.MemoryFormer.MLNet;
 
@@ -7,8 +8,27 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 /// <see cref="IBatchScorer.BatchSize"/> rows and scores them at once, while a second cursor over the same source
 /// moves in step and serves the pass-through columns. Rows keep their order; shuffling is not supported.
 /// </summary>
-internal sealed class BatchScoringDataView(IDataView source, ScoringMapper mapper) : IDataView
+/// <remarks>
+/// ML.NET's <c>ConvertToOnnx</c> (package Microsoft.ML.OnnxConverter) translates a transformed view by walking it back
+/// through the transforms that can save themselves as ONNX (its internal <c>ITransformCanSaveOnnx</c>). A view it cannot
+/// walk ends the walk without a word, and the file it then writes takes the scores as inputs and returns them unchanged.
+/// So this view is one it can walk, and stops the conversion there with <see cref="NotSupportedException"/> naming the
+/// route that works: the MemoryFormer transformer converted on its own (<c>Onnx/MemoryFormerOnnxExtensions.cs</c>).
+/// </remarks>
+internal sealed class BatchScoringDataView(IDataView source, ScoringMapper mapper) : IDataView, ITransformCanSaveOnnx
 {
+    /// <summary>Why a pipeline with a MemoryFormer model does not convert with ML.NET's converter, and what does.</summary>
+    internal const string OnnxConversionMessage =
+        "ML.NET's ConvertToOnnx (Microsoft.ML.OnnxConverter) has no translation for MemoryFormer models, which export as " +
+        "opset 18 graphs of their own; without this stop it would write a file that returns its inputs unchanged. Export " +
+        "the MemoryFormer transformer on its own: transformer.ExportToOnnx(path or stream), or " +
+        "MemoryFormerOnnxExtensions.ConvertToOnnx(mlContext.Model, transformer, data, stream) (namespace " +
+        "Microsoft.ML.MemoryFormer.Onnx). A call written mlContext.Model.ConvertToOnnx(transformer, data, stream) reaches " +
+        "that method, except from code in a namespace inside Microsoft.ML, where C# binds ML.NET's first. In a fitted chain " +
+        "the transformer is one of its elements (e.g. chain.LastTransformer); its graph takes the model's own inputs (the " +
+        "features vector; token ids for text, see TokenizeForOnnx), so run the steps before it in ML.NET, or convert them " +
+        "on their own with ML.NET's ConvertToOnnx.";
+
     public bool CanShuffle => false;
     public DataViewSchema Schema => mapper.OutputSchema;
     public long? GetRowCount() => source.GetRowCount();
@@ -24,6 +44,16 @@ internal sealed class BatchScoringDataView(IDataView source, ScoringMapper mappe
 
     public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
         [GetRowCursor(columnsNeeded, rand)];
+
+    IDataView IDataTransform.Source => source;
+
+    bool ICanSaveOnnx.CanSaveOnnx(OnnxContext ctx) => throw new NotSupportedException(OnnxConversionMessage);
+
+    void ISaveAsOnnx.SaveAsOnnx(OnnxContext ctx) => throw new NotSupportedException(OnnxConversionMessage);
+
+    void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException(
+        "The scored view of a MemoryFormer transformer is not saved on its own: save the fitted transformer or chain with " +
+        "mlContext.Model.Save(model, schema, path).");
 
     private sealed class Cursor : DataViewRowCursor
     {

@@ -9,7 +9,8 @@ using Microsoft.ML.MemoryFormer.MLNet;
 // Every IModelLoadable type of this assembly needs a line here (MemoryFormerRegistrationTests checks it).
 [assembly: System.Runtime.CompilerServices.IgnoresAccessChecksTo("Microsoft.ML.Core")]
 // Microsoft.ML.Data's ISingleFeaturePredictionTransformer, by which PermutationFeatureImportance finds a chain's predictor
-// (implemented by MemoryFormerTabularTransformer; public in the compile-time copy, build/LoaderAttributes.targets).
+// (implemented by MemoryFormerTabularTransformer), and the ONNX converter's IDataTransform and ITransformCanSaveOnnx
+// (implemented by BatchScoringDataView); public in the compile-time copy, build/LoaderAttributes.targets.
 [assembly: System.Runtime.CompilerServices.IgnoresAccessChecksTo("Microsoft.ML.Data")]
 [assembly: LoadableClass(typeof(MemoryFormerLanguageModelTransformer), typeof(ModelLoader<MemoryFormerLanguageModelTransformer>), null,
     typeof(SignatureLoadModel), "MemoryFormer language model", "MemoryFormerLM")]

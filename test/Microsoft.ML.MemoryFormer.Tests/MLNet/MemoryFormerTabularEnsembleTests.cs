@@ -1,13 +1,15 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Models;
-using Microsoft.ML.MemoryFormer.Onnx;
 using Microsoft.ML.MemoryFormer.Persistence;
 using Microsoft.ML.MemoryFormer.Tests.Reliability;
 using Microsoft.ML.MemoryFormer.Tests.Training;
 using Microsoft.ML.MemoryFormer.Training;
 
 namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
+
+// Inside the namespace, so that ml.Model.ConvertToOnnx binds to this library's overloads before ML.NET's (OnnxConverterPipelineTests).
+using Microsoft.ML.MemoryFormer.Onnx;
 
 /// <summary>Deep ensembles of the tabular trainer (<see cref="MemoryFormerTabularOptions.EnsembleSize"/>).</summary>
 public class MemoryFormerTabularEnsembleTests

@@ -1,9 +1,11 @@
 using System.IO.Compression;
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
-using Microsoft.ML.MemoryFormer.Onnx;
 
 namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
+
+// Inside the namespace, so that ml.Model.ConvertToOnnx binds to this library's overloads before ML.NET's (OnnxConverterPipelineTests).
+using Microsoft.ML.MemoryFormer.Onnx;
 
 public class MemoryFormerTabularExpansionTests
 {

@@ -1,10 +1,12 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.MLNet;
-using Microsoft.ML.MemoryFormer.Onnx;
 using Microsoft.ML.MemoryFormer.Tests.MLNet;
 using Microsoft.ML.MemoryFormer.Text;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Onnx;
+
+// Inside the namespace, so that ml.Model.ConvertToOnnx binds to this library's overloads before ML.NET's (OnnxConverterPipelineTests).
+using Microsoft.ML.MemoryFormer.Onnx;
 
 /// <summary>
 /// Trained ML.NET transformers exported with <c>mlContext.Model.ConvertToOnnx</c> score the same as the transformers

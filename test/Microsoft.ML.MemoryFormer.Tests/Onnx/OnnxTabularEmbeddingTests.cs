@@ -1,10 +1,12 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
-using Microsoft.ML.MemoryFormer.Onnx;
 using Microsoft.ML.MemoryFormer.Tests.MLNet;
 
 namespace Microsoft.ML.MemoryFormer.Tests.Onnx;
+
+// Inside the namespace, so that ml.Model.ConvertToOnnx binds to this library's overloads before ML.NET's (OnnxConverterPipelineTests).
+using Microsoft.ML.MemoryFormer.Onnx;
 
 /// <summary>Every numeric embedding of the tabular trainer exports, and ONNX Runtime scores as the model does: missing values,
 /// values beyond the training range (where piecewise-linear encodings extrapolate) and one-hot groups included.</summary>
