@@ -24,6 +24,12 @@ public sealed class GenerateRequest
     /// <summary>Repetition penalty &gt; 0; 1 turns it off.</summary>
     public double? RepetitionPenalty { get; set; }
 
+    /// <summary>Frequency penalty (finite; OpenAI's API takes −2 to 2): lowers a token's logit per occurrence in the output; 0 turns it off.</summary>
+    public double? FrequencyPenalty { get; set; }
+
+    /// <summary>Presence penalty (finite): lowers a token's logit once it occurs in the output; 0 turns it off.</summary>
+    public double? PresencePenalty { get; set; }
+
     /// <summary>Stop sequences (at most <see cref="ServingOptions.MaxStopSequences"/>, each 1 to 64 characters).</summary>
     public string?[]? Stop { get; set; }
 

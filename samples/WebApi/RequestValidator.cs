@@ -71,6 +71,8 @@ public static class RequestValidator
             TopK = request.TopK ?? defaults.TopK,
             TopP = request.TopP ?? defaults.TopP,
             RepetitionPenalty = request.RepetitionPenalty ?? defaults.RepetitionPenalty,
+            FrequencyPenalty = request.FrequencyPenalty ?? defaults.FrequencyPenalty,
+            PresencePenalty = request.PresencePenalty ?? defaults.PresencePenalty,
             StopSequences = request.Stop is null ? defaults.StopSequences : [.. stop.Select(s => s!)],
             Seed = request.Seed ?? defaults.Seed,
         };

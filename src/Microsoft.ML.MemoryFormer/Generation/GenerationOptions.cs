@@ -1,12 +1,15 @@
+using System.Text.Json.Serialization;
+
 namespace Microsoft.ML.MemoryFormer.Generation;
 
 /// <summary>
-/// How text is generated: length, sampling (temperature, top-k, top-p, repetition penalty), stop sequences and seed.
+/// How text is generated: length, sampling (temperature, top-k, top-p, repetition, frequency and presence penalties),
+/// stop sequences and seed.
 /// Init-only with defaults; call <see cref="Validate"/> (generators do) to check the rules.
 /// </summary>
 /// <remarks>
-/// Sampling order, as in Hugging Face transformers: repetition penalty, then temperature, then top-k, then top-p,
-/// then a draw. <see cref="Temperature"/> = 0 takes the most likely token (greedy) and ignores top-k, top-p and the seed.
+/// Sampling order, as in Hugging Face transformers: repetition penalty (then the frequency and presence penalties),
+/// then temperature, then top-k, then top-p, then a draw. <see cref="Temperature"/> = 0 takes the most likely token (greedy) and ignores top-k, top-p and the seed.
 /// </remarks>
 public sealed record GenerationOptions
 {
@@ -27,6 +30,19 @@ public sealed record GenerationOptions
     /// <summary>CTRL-style penalty on tokens already in the prompt or output: positive logits are divided by it,
     /// negative ones multiplied. Default 1.0 (off); must be &gt; 0; above 1 discourages repetition.</summary>
     public double RepetitionPenalty { get; init; } = 1.0;
+
+    /// <summary>OpenAI-style frequency penalty: a token's logit is lowered by this much for each time the token already
+    /// occurs in the generated text (the prompt does not count). Default 0 (off); must be finite; positive values
+    /// discourage repeating the output verbatim, negative ones encourage it (OpenAI's API takes −2 to 2).
+    /// A saved language model writes it only when set, so files without it read as before.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double FrequencyPenalty { get; init; }
+
+    /// <summary>OpenAI-style presence penalty: a token's logit is lowered by this much once the token occurs in the
+    /// generated text (the prompt does not count), however often. Default 0 (off); must be finite; positive values
+    /// push towards new tokens (OpenAI's API takes −2 to 2). Saved like <see cref="FrequencyPenalty"/>.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double PresencePenalty { get; init; }
 
     /// <summary>Generation stops when the text contains one of these; the stop sequence itself is not returned.
     /// Default empty; entries must be non-empty.</summary>
@@ -65,6 +81,16 @@ public sealed record GenerationOptions
         if (!(RepetitionPenalty > 0) || double.IsInfinity(RepetitionPenalty))
         {
             throw OutOfRange(nameof(RepetitionPenalty), RepetitionPenalty, "must be a finite number > 0 (1 turns it off)");
+        }
+
+        if (!double.IsFinite(FrequencyPenalty))
+        {
+            throw OutOfRange(nameof(FrequencyPenalty), FrequencyPenalty, "must be a finite number (0 turns it off)");
+        }
+
+        if (!double.IsFinite(PresencePenalty))
+        {
+            throw OutOfRange(nameof(PresencePenalty), PresencePenalty, "must be a finite number (0 turns it off)");
         }
 
         if (StopSequences is null)

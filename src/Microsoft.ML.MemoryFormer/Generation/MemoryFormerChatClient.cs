@@ -19,6 +19,11 @@ namespace Microsoft.ML.MemoryFormer.Generation;
 /// <see cref="ChatFinishReason.Length"/> at <see cref="ChatOptions.MaxOutputTokens"/>) and token
 /// <see cref="ChatResponse.Usage"/>; a stream carries the same ids on every update and the finish reason and a
 /// <see cref="UsageContent"/> on its last one. <see cref="ChatOptions.Instructions"/> become a first system turn.
+/// <see cref="ChatOptions.MaxOutputTokens"/>, <see cref="ChatOptions.Temperature"/>, <see cref="ChatOptions.TopP"/>,
+/// <see cref="ChatOptions.TopK"/>, <see cref="ChatOptions.FrequencyPenalty"/>, <see cref="ChatOptions.PresencePenalty"/>,
+/// <see cref="ChatOptions.Seed"/> and <see cref="ChatOptions.StopSequences"/> set the matching <see cref="GenerationOptions"/>;
+/// the model calls no tools (a request that requires one is refused with <see cref="NotSupportedException"/>; offered
+/// tools are otherwise left unused) and a <see cref="ChatOptions.ResponseFormat"/> is not enforced.
 /// The reply is trimmed of surrounding white space, and so is the stream (its pieces concatenate to the reply's text).
 /// Generation runs on the thread pool, never on the caller's thread.
 /// </remarks>
@@ -155,12 +160,17 @@ public sealed class MemoryFormerChatClient : IChatClient
 
     private GenerationOptions Merge(ChatOptions? o)
     {
+        if (o?.ToolMode is RequiredChatToolMode && o.Tools is { Count: > 0 })
+            throw new NotSupportedException("This chat client cannot call tools (a MemoryFormer language model only continues " +
+                "text), but ChatOptions.ToolMode requires a tool call. Leave ToolMode at Auto or None, or remove the tools.");
         var merged = defaults with
         {
             MaxNewTokens = o?.MaxOutputTokens ?? defaults.MaxNewTokens,
             Temperature = o?.Temperature ?? defaults.Temperature,
             TopP = o?.TopP ?? defaults.TopP,
             TopK = o?.TopK ?? defaults.TopK,
+            FrequencyPenalty = o?.FrequencyPenalty ?? defaults.FrequencyPenalty,
+            PresencePenalty = o?.PresencePenalty ?? defaults.PresencePenalty,
             Seed = o?.Seed is long seed ? unchecked((int)seed) : defaults.Seed,
             StopSequences = [.. defaults.StopSequences, .. o?.StopSequences ?? [], .. Template.StopSequences],
         };

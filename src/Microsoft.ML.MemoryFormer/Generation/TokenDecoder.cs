@@ -34,6 +34,7 @@ internal sealed class TokenDecoder(LanguageModel model, int padId, int startId, 
         var tokens = rows.Select(r => Enumerable.Repeat(padId, length - r.Count).Concat(r).ToList()).ToArray();   // left-padded
         var real = rows.Select(r => Enumerable.Repeat(false, length - r.Count).Concat(Enumerable.Repeat(true, r.Count)).ToList()).ToArray();
         var histories = rows.Select(r => (IReadOnlyList<int>)r).ToArray();
+        var generated = rows.Select(_ => new List<int>()).ToArray();                // what the frequency and presence penalties count
         AttentionCache[]? caches;
         FusedDecodeStep? fused;
         using (NewDisposeScope())                                                   // no tensor outside a scope (Runtime/TorchScope.cs)
@@ -51,9 +52,10 @@ internal sealed class TokenDecoder(LanguageModel model, int padId, int startId, 
                     windowStart = length - context / 2;
                     foreach (var c in caches ?? []) c.Reset();
                 }
-                var next = Step(tokens, real, windowStart, length, caches, fused, sampler, histories);
+                var next = Step(tokens, real, windowStart, length, caches, fused, sampler, histories, generated);
                 for (int i = 0; i < b; i++)
                 {
+                    generated[i].Add(next[i]);
                     tokens[i].Add(next[i]);
                     real[i].Add(true);
                     rows[i].Add(next[i]);
@@ -69,14 +71,14 @@ internal sealed class TokenDecoder(LanguageModel model, int padId, int startId, 
     }
 
     private int[] Step(List<int>[] tokens, List<bool>[] real, int windowStart, int length, AttentionCache[]? caches,
-        FusedDecodeStep? fused, TokenSampler sampler, IReadOnlyList<IReadOnlyList<int>> histories)
+        FusedDecodeStep? fused, TokenSampler sampler, IReadOnlyList<IReadOnlyList<int>> histories, IReadOnlyList<IReadOnlyList<int>> generated)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         long cached = caches?[0].Length ?? 0;
         int start = caches is null ? windowStart : windowStart + (int)cached;       // first position fed this step
         if (fused is not null && tokens.Length == 1 && length - start == 1)
-            return sampler.Sample(fused.Logits(tokens[0][start]), histories);        // one token of one sequence: no mask
+            return sampler.Sample(fused.Logits(tokens[0][start]), histories, generated); // one token of one sequence: no mask
         var input = tensor(tokens.Select(t => t.Skip(start).Take(length - start).Select(x => (long)x)).SelectMany(x => x).ToArray(),
             [tokens.Length, length - start], device: device);                       // [B, T]
         bool padded = real.Any(r => r.Skip(windowStart).Take(length - windowStart).Contains(false));
@@ -84,6 +86,6 @@ internal sealed class TokenDecoder(LanguageModel model, int padId, int startId, 
             ? tensor(real.SelectMany(r => r.Skip(windowStart).Take(length - windowStart)).ToArray(), [real.Length, length - windowStart], device: device)
             : null;                                                                 // [B, S] over the whole window
         var logits = model.ForwardLast(input, new AttentionContext(true, keyMask, caches)); // [B, V]
-        return sampler.Sample(logits, histories);
+        return sampler.Sample(logits, histories, generated);
     }
 }

@@ -14,6 +14,8 @@ public class GenerationOptionsTests
         Assert.Equal(0, options.TopK);
         Assert.Equal(1.0, options.TopP);
         Assert.Equal(1.0, options.RepetitionPenalty);
+        Assert.Equal(0.0, options.FrequencyPenalty);
+        Assert.Equal(0.0, options.PresencePenalty);
         Assert.Empty(options.StopSequences);
         Assert.Null(options.Seed);
         Assert.Null(Record.Exception(options.Validate));
@@ -28,7 +30,20 @@ public class GenerationOptionsTests
         { new GenerationOptions { TopP = 0 }, nameof(GenerationOptions.TopP), "(0, 1]" },
         { new GenerationOptions { TopP = 1.5 }, nameof(GenerationOptions.TopP), "(0, 1]" },
         { new GenerationOptions { RepetitionPenalty = 0 }, nameof(GenerationOptions.RepetitionPenalty), "> 0" },
+        { new GenerationOptions { FrequencyPenalty = double.NaN }, nameof(GenerationOptions.FrequencyPenalty), "finite" },
+        { new GenerationOptions { PresencePenalty = double.PositiveInfinity }, nameof(GenerationOptions.PresencePenalty), "finite" },
     };
+
+    [Fact]
+    public void Output_penalties_are_saved_only_when_set()
+    {
+        string plain = System.Text.Json.JsonSerializer.Serialize(new GenerationOptions());
+        Assert.DoesNotContain("PresencePenalty", plain, StringComparison.Ordinal);
+        Assert.DoesNotContain("FrequencyPenalty", plain, StringComparison.Ordinal);
+        var set = new GenerationOptions { FrequencyPenalty = 0.5, PresencePenalty = -0.25 };
+        var read = System.Text.Json.JsonSerializer.Deserialize<GenerationOptions>(System.Text.Json.JsonSerializer.Serialize(set))!;
+        Assert.Equal((0.5, -0.25), (read.FrequencyPenalty, read.PresencePenalty));
+    }
 
     [Theory]
     [MemberData(nameof(OutOfRange))]

@@ -44,6 +44,35 @@ public sealed class MemoryFormerChatClientTests : IDisposable
     }
 
     [Fact]
+    public async Task Frequency_and_presence_penalties_reach_the_generator()
+    {
+        using IChatClient client = new MemoryFormerChatClient(generator);
+        var plain = await client.GetResponseAsync(Conversation, new ChatOptions { MaxOutputTokens = 24, Temperature = 0 });
+        var penalized = await client.GetResponseAsync(Conversation,
+            new ChatOptions { MaxOutputTokens = 24, Temperature = 0, FrequencyPenalty = 4f, PresencePenalty = 2f });
+
+        var expected = generator.Generate(Transcript, new GenerationOptions
+        {
+            MaxNewTokens = 24, Temperature = 0, FrequencyPenalty = 4, PresencePenalty = 2, StopSequences = TemplateStops,
+        });
+        Assert.Equal(expected.Trim(), penalized.Text);
+        Assert.NotEqual(plain.Text, penalized.Text);
+    }
+
+    [Fact]
+    public async Task A_request_that_requires_a_tool_call_is_refused()
+    {
+        using IChatClient client = new MemoryFormerChatClient(generator);
+        var tool = AIFunctionFactory.Create(() => "sunny", "weather");
+        var error = await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(Conversation,
+            new ChatOptions { Tools = [tool], ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 4 }));
+        Assert.Contains("ToolMode", error.Message, StringComparison.Ordinal);
+
+        var offered = await client.GetResponseAsync(Conversation, new ChatOptions { Tools = [tool], MaxOutputTokens = 4, Seed = 1 });
+        Assert.Equal(ChatRole.Assistant, offered.Messages[0].Role);                  // Auto: answered in text
+    }
+
+    [Fact]
     public async Task A_response_carries_ids_creation_time_model_and_token_usage()
     {
         using IChatClient client = new MemoryFormerChatClient(generator, modelId: "mf-nano");

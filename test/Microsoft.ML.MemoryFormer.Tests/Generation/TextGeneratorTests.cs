@@ -45,6 +45,26 @@ public sealed class TextGeneratorTests : IDisposable
     }
 
     [Fact]
+    public void Output_penalties_count_each_rows_own_output_with_and_without_the_cache_and_in_a_batch()
+    {
+        var penalized = Greedy with { MaxNewTokens = 10, FrequencyPenalty = 3, PresencePenalty = 1 };
+        var ids = generator.Tokenizer.Encode("To be");
+        var cached = generator.GenerateIds(ids, penalized, useCache: true);
+        Assert.Equal(generator.GenerateIds(ids, penalized, useCache: false), cached);
+        Assert.NotEqual(generator.GenerateIds(ids, Greedy with { MaxNewTokens = 10 }, useCache: true), cached);
+
+        string[] prompts = ["To be", "or not", "x"];
+        Assert.Equal(prompts.Select(p => generator.Generate(p, penalized)), generator.GenerateBatch(prompts, penalized));
+
+        // The prompt does not count: on a prompt of one token repeated, which is also the greedy next token, the first
+        // token is the same with and without the penalties.
+        int NextOf(int[] prompt, GenerationOptions o) => generator.GenerateIds(prompt, o with { MaxNewTokens = 1 }, useCache: true)[0];
+        var repeated = Enumerable.Range(0, 256).Select(c => Enumerable.Repeat(c, 6).ToArray()).FirstOrDefault(p => NextOf(p, Greedy) == p[0]);
+        Assert.NotNull(repeated);
+        Assert.Equal(repeated[0], NextOf(repeated, penalized));
+    }
+
+    [Fact]
     public void A_batch_of_prompts_of_different_lengths_gives_the_same_greedy_text_as_one_at_a_time()
     {
         // within the 16-token context (the window slides per batch, by its longest row, once it is full)

@@ -5,7 +5,7 @@ namespace Microsoft.ML.MemoryFormer.Generation.Sampling;
 
 /// <summary>
 /// Picks the next token from a model's logits as <see cref="GenerationOptions"/> say: vocabulary limit, repetition
-/// penalty, then greedy argmax (temperature 0) or temperature → top-k → top-p → a draw from a seeded
+/// penalty, frequency and presence penalties (on the generated ids only), then greedy argmax (temperature 0) or temperature → top-k → top-p → a draw from a seeded
 /// <see cref="torch.Generator"/>. Works on [V] logits (one sequence) or [B, V] logits (B sequences at once), on any
 /// device; the draws depend only on the seed, the logits and the device.
 /// </summary>
@@ -13,6 +13,7 @@ internal sealed class TokenSampler : IDisposable
 {
     private readonly ILogitsProcessor[] _beforeChoice;
     private readonly ILogitsProcessor[] _truncation;
+    private readonly OutputPenalties? _outputPenalties;
     private readonly ulong _seed;
     private Generator? _generator;
 
@@ -35,6 +36,11 @@ internal sealed class TokenSampler : IDisposable
         if (options.RepetitionPenalty != 1.0)
         {
             beforeChoice.Add(new RepetitionPenalty(options.RepetitionPenalty));
+        }
+
+        if (options.FrequencyPenalty != 0 || options.PresencePenalty != 0)
+        {
+            _outputPenalties = new OutputPenalties(options.FrequencyPenalty, options.PresencePenalty);
         }
 
         var truncation = new List<ILogitsProcessor>();
@@ -65,8 +71,9 @@ internal sealed class TokenSampler : IDisposable
     /// <summary>Picks the next token of one sequence.</summary>
     /// <param name="logits">[V] next-token logits.</param>
     /// <param name="history">Ids already in the sequence (prompt and output), for the repetition penalty.</param>
+    /// <param name="generated">The ids generated so far, for the frequency and presence penalties; none when null.</param>
     /// <returns>The chosen id.</returns>
-    public int Sample(Tensor logits, IReadOnlyList<int> history)
+    public int Sample(Tensor logits, IReadOnlyList<int> history, IReadOnlyList<int>? generated = null)
     {
         ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(history);
@@ -76,14 +83,15 @@ internal sealed class TokenSampler : IDisposable
         }
 
         using DisposeScope scope = torch.NewDisposeScope();
-        return Sample(logits.unsqueeze(0), [history])[0]; // [1, V]
+        return Sample(logits.unsqueeze(0), [history], [generated ?? []])[0]; // [1, V]
     }
 
     /// <summary>Picks the next token of each of B sequences.</summary>
     /// <param name="logits">[B, V] next-token logits.</param>
     /// <param name="histories">Per row, ids already in the sequence; B entries.</param>
+    /// <param name="generated">Per row, the ids generated so far (the frequency and presence penalties count these); none when null.</param>
     /// <returns>B chosen ids.</returns>
-    public int[] Sample(Tensor logits, IReadOnlyList<IReadOnlyList<int>> histories)
+    public int[] Sample(Tensor logits, IReadOnlyList<IReadOnlyList<int>> histories, IReadOnlyList<IReadOnlyList<int>>? generated = null)
     {
         ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(histories);
@@ -98,6 +106,11 @@ internal sealed class TokenSampler : IDisposable
         foreach (ILogitsProcessor processor in _beforeChoice)
         {
             scores = processor.Process(scores, histories);
+        }
+
+        if (_outputPenalties is not null && generated is not null)
+        {
+            scores = _outputPenalties.Process(scores, generated);
         }
 
         Tensor chosen;                                                 // [B]

@@ -125,6 +125,28 @@ public class TokenSamplerTests
     }
 
     [Fact]
+    public void Frequency_and_presence_penalties_subtract_per_occurrence_and_once()
+    {
+        using Tensor logits = torch.tensor(new[] { 2f, -1f, 0.5f }, [1, 3]);
+        IReadOnlyList<IReadOnlyList<int>> generated = [[0, 1, 0]];
+
+        using Tensor penalized = new OutputPenalties(frequency: 0.5, presence: 0.25).Process(logits, generated);
+
+        Assert.Equal([2f - (2 * 0.5f) - 0.25f, -1f - 0.5f - 0.25f, 0.5f], penalized.data<float>().ToArray());
+    }
+
+    [Fact]
+    public void Frequency_and_presence_penalties_count_the_output_not_the_prompt()
+    {
+        using Tensor logits = torch.tensor(new[] { 2f, 1.5f, 0f });
+        using var sampler = new TokenSampler(new GenerationOptions { Temperature = 0, FrequencyPenalty = 0.4, PresencePenalty = 0.2 });
+
+        Assert.Equal(0, sampler.Sample(logits, history: [0, 0, 0], generated: []));   // token 0 only in the prompt
+        Assert.Equal(1, sampler.Sample(logits, history: [0], generated: [0]));        // 2 − 0.4 − 0.2 < 1.5
+        Assert.Equal(0, sampler.Sample(logits, history: [0], generated: null));       // nothing counted
+    }
+
+    [Fact]
     public void Batched_rows_use_their_own_history_and_padding_ids_are_never_drawn()
     {
         // 2 rows over a padded vocabulary of 6 where only 4 ids are real; ids 4 and 5 have the largest logits.
