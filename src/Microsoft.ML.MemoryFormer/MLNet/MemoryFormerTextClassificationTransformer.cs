@@ -67,6 +67,35 @@ public sealed class MemoryFormerTextClassificationTransformer : ITransformer, ID
     /// <summary>The precision batched scoring computes in (<see cref="UseInferencePrecision"/>).</summary>
     public Configuration.InferencePrecision InferencePrecision => model.InferencePrecision;
 
+    /// <summary>
+    /// Explains one prediction by leave-one-out occlusion: the row is scored as <c>Transform</c> scores it and once with each
+    /// word left out, in one batched call, and each word's importance is how much the class's probability falls without it.
+    /// A word is a run of non-white-space characters. Deterministic; costs one scoring call of up to
+    /// <paramref name="maxWords"/> + 1 rows (the first <paramref name="maxWords"/> words are explained, those of
+    /// <paramref name="text"/> first; words the model does not read, beyond its <c>MaxWindowsPerRow</c> windows, get 0).
+    /// </summary>
+    /// <param name="text">The row's text.</param>
+    /// <param name="secondText">The row's second text, for a model trained on sentence pairs; null otherwise.</param>
+    /// <param name="classIndex">The class to explain (0-based; for binary classification 1 is true); null explains the
+    /// predicted class.</param>
+    /// <param name="maxWords">Most words explained (≥ 1).</param>
+    /// <returns>The class, its probability and the words' importance.</returns>
+    /// <exception cref="ArgumentException">A second text for a model trained on single texts, or none for a model trained on
+    /// pairs; a class index outside the model's classes; <paramref name="maxWords"/> below 1.</exception>
+    public TextExplanation Explain(string text, string? secondText = null, int? classIndex = null, int maxWords = 256)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if ((secondText is null) != (texts.Second is null))
+            throw new ArgumentException(texts.Second is null
+                ? $"This model was trained on one text column ('{texts.Text}'); pass no second text."
+                : $"This model was trained on text pairs ('{texts.Text}', '{texts.Second}'); pass the second text too.", nameof(secondText));
+        var result = TextOcclusion.Explain(model, text, secondText, classIndex, maxWords);
+        string name = kind == PredictionKind.BinaryClassification ? (result.Class == 1 ? "True" : "False")
+            : label.ClassNames is { } names ? names[result.Class] : (result.Class + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return new TextExplanation(result.Class, name, result.Probability, result.Words.Select(w => new WordImportance(
+            (w.Word.InSecond ? secondText! : text).Substring(w.Word.Start, w.Word.Length), w.Word.Start, w.Word.InSecond, w.Importance)).ToArray());
+    }
+
     /// <summary>The task: binary or multiclass classification (read by the ONNX export).</summary>
     internal PredictionKind Kind => kind;
 
