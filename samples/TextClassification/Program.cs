@@ -5,6 +5,7 @@
 //   dotnet run --project samples/TextClassification -- --data my.tsv     # your own file: label<TAB>text per line
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.MemoryFormer.MLNet;
 using Spectre.Console;
 using TextClassification;
 
@@ -66,3 +67,13 @@ foreach (var sample in samples)
     table.AddRow(Markup.Escape(sample.Text[..Math.Min(60, sample.Text.Length)]) + "…", output.PredictedLabel, $"{output.Score.Max():P1}");
 }
 AnsiConsole.Write(table);
+
+// 6. Why: the words the first e-mail's prediction leans on most. Explain scores the e-mail once with each word left out
+//    (in one batched call); a word's importance is how much the predicted class's probability falls without it.
+var classifier = ((IEnumerable<ITransformer>)model).OfType<MemoryFormerTextClassificationTransformer>().Single();
+var why = classifier.Explain(samples[0].Text);
+var words = new Table().Title($"Why the first e-mail is '{Markup.Escape(why.ClassName)}' ({why.Probability:P1}): the words it leans on most")
+    .AddColumns("word", "probability without it");
+foreach (var word in why.Top(5))
+    words.AddRow(Markup.Escape(word.Word), $"{why.Probability - word.Importance:P1}");
+AnsiConsole.Write(words);
