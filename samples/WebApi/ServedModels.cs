@@ -15,6 +15,7 @@ public sealed class ServedModels : IDisposable
     {
         MLContext = mlContext;
         Classifier = classifier;
+        TextClassifier = Find<MemoryFormerTextClassificationTransformer>(classifier);
         ClassNames = classNames;
         LanguageModel = languageModel;
     }
@@ -24,6 +25,9 @@ public sealed class ServedModels : IDisposable
 
     /// <summary>The classification pipeline (Text → PredictedLabel, Score).</summary>
     public ITransformer Classifier { get; }
+
+    /// <summary>The MemoryFormer text classifier inside <see cref="Classifier"/> (for <c>/explain</c>); null when it holds none.</summary>
+    public MemoryFormerTextClassificationTransformer? TextClassifier { get; }
 
     /// <summary>Class names in the order of the Score vector (its SlotNames).</summary>
     public IReadOnlyList<string> ClassNames { get; }
@@ -51,7 +55,7 @@ public sealed class ServedModels : IDisposable
         var classifier = mlContext.Model.LoadChecked(classifierPath, out _);
         var classNames = ReadClassNames(classifier, classifierPath);
         var loaded = mlContext.Model.LoadChecked(languageModelPath, out _);
-        var languageModel = FindLanguageModel(loaded) ?? throw new InvalidOperationException(
+        var languageModel = Find<MemoryFormerLanguageModelTransformer>(loaded) ?? throw new InvalidOperationException(
             $"'{languageModelPath}' holds no MemoryFormer language model (found {loaded.GetType().Name}); save one made by mlContext.Text.MemoryFormer(...).");
         return new ServedModels(mlContext, classifier, classNames, languageModel);
     }
@@ -63,10 +67,11 @@ public sealed class ServedModels : IDisposable
         (Classifier as IDisposable)?.Dispose();
     }
 
-    private static MemoryFormerLanguageModelTransformer? FindLanguageModel(ITransformer model) => model switch
+    /// <summary>The last <typeparamref name="T"/> in <paramref name="model"/>, looking inside chains.</summary>
+    private static T? Find<T>(ITransformer model) where T : class, ITransformer => model switch
     {
-        MemoryFormerLanguageModelTransformer lm => lm,
-        IEnumerable<ITransformer> chain => chain.Select(FindLanguageModel).LastOrDefault(lm => lm is not null),
+        T found => found,
+        IEnumerable<ITransformer> chain => chain.Select(Find<T>).LastOrDefault(t => t is not null),
         _ => null,
     };
 

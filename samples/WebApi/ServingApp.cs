@@ -3,7 +3,7 @@ using Microsoft.Extensions.Options;
 namespace WebApi;
 
 /// <summary>
-/// Builds the Web API: options, the loaded models, the engine pool, the generation slots, the counters and the four
+/// Builds the Web API: options, the loaded models, the engine pool, the generation slots, the counters and the five
 /// endpoints. <c>Program.cs</c> runs it; tests start it in-process through <c>WebApplicationFactory&lt;ServingApp&gt;</c>.
 /// </summary>
 public sealed class ServingApp
@@ -38,6 +38,7 @@ public sealed class ServingApp
         app.UseStatusCodePages();
 
         app.MapPost("/classify", ClassifyEndpoint.HandleAsync);
+        app.MapPost("/explain", ExplainEndpoint.HandleAsync);
         app.MapPost("/generate", GenerateEndpoints.GenerateAsync);
         app.MapPost("/generate/stream", GenerateEndpoints.StreamAsync);
         app.MapGet("/health", (ServedModels served, GenerationSlots slots, ServingCounters counters) =>

@@ -63,6 +63,31 @@ public sealed class WebApiTests(WebApiFactory app) : IClassFixture<WebApiFactory
     }
 
     [Fact]
+    public async Task Explain_answers_with_the_classifiers_label_and_probability_and_each_words_importance()
+    {
+        var expected = DirectPredictions();
+        var answers = await Task.WhenAll(new[] { 0, 3, 6 }.Select(i => PostAsync("/explain", new { text = Texts[i] })));
+        foreach (var (answer, i) in answers.Zip(new[] { 0, 3, 6 }))
+        {
+            Assert.Equal(HttpStatusCode.OK, answer.Status);
+            var (label, scores) = expected[i];
+            Assert.Equal(label, answer.Json.GetProperty("label").GetString());
+            Assert.Equal(scores[label], answer.Json.GetProperty("probability").GetDouble(), 1e-5);
+            var words = answer.Json.GetProperty("words").EnumerateArray().ToArray();
+            Assert.Equal(Texts[i].Split(' '), words.Select(w => w.GetProperty("word").GetString()));
+            Assert.All(words, w => Assert.InRange(w.GetProperty("importance").GetDouble(), -1, 1));
+        }
+
+        var limited = await PostAsync("/explain", new { text = Texts[1], maxWords = 2 });
+        Assert.Equal(2, limited.Json.GetProperty("words").GetArrayLength());
+        var bad = await PostAsync("/explain", new { text = Texts[1], maxWords = 0 });
+        Assert.Equal(HttpStatusCode.BadRequest, bad.Status);
+        Assert.Contains("1..256", bad.Json.GetProperty("errors").GetProperty("maxWords")[0].GetString());
+        Assert.Equal(HttpStatusCode.BadRequest, (await PostAsync("/explain", new { texts = new[] { "x" } })).Status);   // a typo'd field
+        AssertNothingHeld();
+    }
+
+    [Fact]
     public async Task Engines_the_pool_does_not_keep_are_disposed_without_disposing_the_shared_classifier()
     {
         var expected = DirectPredictions();
