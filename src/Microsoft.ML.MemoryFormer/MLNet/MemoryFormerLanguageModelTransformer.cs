@@ -155,6 +155,18 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
     }
 
     /// <summary>
+    /// Every token of <paramref name="text"/> with its log-probability given the text before it (after an end-of-text
+    /// token, as <see cref="EvaluateMinimalPairs"/> reads a sentence): per-token surprisal, a text's total log-probability
+    /// and its bits per byte. A text longer than the context is read in windows that move on by half a context, so each
+    /// token after the first window is predicted from at least half a context of history.
+    /// </summary>
+    /// <param name="text">The text (empty gives no tokens).</param>
+    /// <param name="cancellationToken">Stops between windows.</param>
+    /// <returns>The tokens, their text pieces and log-probabilities.</returns>
+    public TokenScores ScoreTokens(string text, CancellationToken cancellationToken = default) =>
+        TokenScorer.Score(Alive(model), Tokenizer, text, device, cancellationToken);
+
+    /// <summary>
     /// Zero-shot minimal-pair accuracy (BLiMP style, as lm-evaluation-harness scores it): the share of pairs whose good
     /// sentence gets a strictly higher summed token log-probability, after an end-of-text token, than its bad one.
     /// </summary>

@@ -24,6 +24,21 @@ public class MemoryFormerLanguageModelTransformerTests
     }
 
     [Fact]
+    public void ScoreTokens_gives_each_tokens_log_probability_consistent_with_minimal_pairs()
+    {
+        var (_, model) = Fit();
+        using var _ = model;
+        const string good = "the cat sat", bad = "cat the sat";
+
+        var scores = model.ScoreTokens(good);
+
+        Assert.Equal(good, string.Concat(scores.Tokens.Select(t => t.Text)));
+        Assert.All(scores.Tokens, t => Assert.True(t.LogProbability < 0));
+        double margin = model.EvaluateMinimalPairs([(good, bad)]).MeanMarginNats;
+        Assert.Equal(margin, scores.LogProbability - model.ScoreTokens(bad).LogProbability, 6);
+    }
+
+    [Fact]
     public void A_pipeline_fits_and_generates_text_for_every_prompt_row()
     {
         var ml = new MLContext(seed: 1);
