@@ -78,6 +78,22 @@ public sealed class TrainCommand : AsyncCommand<TrainCommand.Settings>
         table.AddRow("bits per byte", $"{metrics.BitsPerByte:F3}");
         AnsiConsole.Write(table);
 
+        // Per token: where the model is most surprised in a held-out passage (ScoreTokens: each token's log-probability
+        // given the text before it; surprisal = −log₂ p in bits).
+        string passage = documents[^heldOut].Text[..Math.Min(400, documents[^heldOut].Text.Length)];
+        var tokens = model.ScoreTokens(passage, cancellationToken).Tokens;
+        var ends = new int[tokens.Count];
+        for (int i = 0, at = 0; i < tokens.Count; i++) ends[i] = at += tokens[i].Text.Length;
+        var surprises = new Table().AddColumns("most surprising token (in [[ ]])", "bits");
+        foreach (int i in Enumerable.Range(0, tokens.Count).Where(i => tokens[i].Text.Trim().Length > 0)
+                     .OrderBy(i => tokens[i].LogProbability).Take(5))
+        {
+            int start = ends[i] - tokens[i].Text.Length, from = Math.Max(0, start - 30);
+            string shown = $"…{passage[from..start]}[{tokens[i].Text}]".ReplaceLineEndings(" ");
+            surprises.AddRow(Markup.Escape(shown), $"{-tokens[i].LogProbability / Math.Log(2):F1}");
+        }
+        AnsiConsole.Write(surprises);
+
         // 4. Save the model (an ML.NET zip) and the loss curve.
         Directory.CreateDirectory(settings.Output);
         TextGenerationModel.ModelPath = Path.GetFullPath(Path.Combine(settings.Output, "TextGenerationModel.mlnet"));
