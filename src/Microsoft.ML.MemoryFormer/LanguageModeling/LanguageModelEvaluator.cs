@@ -1,5 +1,6 @@
 using Microsoft.ML.MemoryFormer.Layers;
 using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Runtime;
 using Microsoft.ML.MemoryFormer.Text;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -24,31 +25,22 @@ internal static class LanguageModelEvaluator
         int t = model.Config.ContextLength;
         var windows = new TokenWindows(stream, t);
         double nats = 0;
-        bool wasTraining = model.training;
-        model.eval();
-        try
+        using var evaluation = EvaluationMode.Enter(model);            // eval mode, no gradients; training mode restored after
+        for (int start = 0; start < windows.Count; start += batchSize)
         {
-            using var noGrad = no_grad();
-            for (int start = 0; start < windows.Count; start += batchSize)
-            {
-                cancellation.ThrowIfCancellationRequested();
-                using var scope = NewDisposeScope();
-                var (inputs, targets) = windows.GetBatch(
-                    Enumerable.Range(start, Math.Min(batchSize, windows.Count - start)).ToArray(), device); // [B, T] each
-                nats += SumNats(model, inputs, targets);
-            }
-            int covered = windows.Count * t;                                         // tokens predicted so far
-            if (covered + 1 < stream.Length)
-            {
-                using var scope = NewDisposeScope();
-                var tail = stream[covered..].Select(x => (long)x).ToArray();
-                var ids = tensor(tail, [1, tail.Length]).to(device);                  // [1, n+1]
-                nats += SumNats(model, ids.narrow(1, 0, tail.Length - 1), ids.narrow(1, 1, tail.Length - 1));
-            }
+            cancellation.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            var (inputs, targets) = windows.GetBatch(
+                Enumerable.Range(start, Math.Min(batchSize, windows.Count - start)).ToArray(), device); // [B, T] each
+            nats += SumNats(model, inputs, targets);
         }
-        finally
+        int covered = windows.Count * t;                                         // tokens predicted so far
+        if (covered + 1 < stream.Length)
         {
-            if (wasTraining) model.train();
+            using var scope = NewDisposeScope();
+            var tail = stream[covered..].Select(x => (long)x).ToArray();
+            var ids = tensor(tail, [1, tail.Length]).to(device);                  // [1, n+1]
+            nats += SumNats(model, ids.narrow(1, 0, tail.Length - 1), ids.narrow(1, 1, tail.Length - 1));
         }
         return new LanguageModelMetrics(stream.Length - 1, bytes, nats);
     }

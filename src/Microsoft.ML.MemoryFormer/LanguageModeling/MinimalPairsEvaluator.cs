@@ -1,5 +1,6 @@
 using Microsoft.ML.MemoryFormer.Layers;
 using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Runtime;
 using Microsoft.ML.MemoryFormer.Text;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -55,40 +56,31 @@ internal static class MinimalPairsEvaluator
             rows[i] = [tokenizer.EndOfTextId, .. ids];
         }
         var result = new double[rows.Length];
-        bool wasTraining = model.training;
-        model.eval();
-        try
+        using var evaluation = EvaluationMode.Enter(model);            // eval mode, no gradients; training mode restored after
+        for (int start = 0; start < rows.Length; start += batchSize)
         {
-            using var noGrad = no_grad();
-            for (int start = 0; start < rows.Length; start += batchSize)
+            cancellation.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            int b = Math.Min(batchSize, rows.Length - start), t = rows.Skip(start).Take(b).Max(r => r.Length) - 1;
+            var inputs = new long[b * t];
+            var targets = new long[b * t];
+            var real = new float[b * t];
+            for (int r = 0; r < b; r++)
             {
-                cancellation.ThrowIfCancellationRequested();
-                using var scope = NewDisposeScope();
-                int b = Math.Min(batchSize, rows.Length - start), t = rows.Skip(start).Take(b).Max(r => r.Length) - 1;
-                var inputs = new long[b * t];
-                var targets = new long[b * t];
-                var real = new float[b * t];
-                for (int r = 0; r < b; r++)
+                var row = rows[start + r];
+                for (int j = 0; j < row.Length - 1; j++)
                 {
-                    var row = rows[start + r];
-                    for (int j = 0; j < row.Length - 1; j++)
-                    {
-                        inputs[r * t + j] = row[j];
-                        targets[r * t + j] = row[j + 1];
-                        real[r * t + j] = 1;
-                    }
+                    inputs[r * t + j] = row[j];
+                    targets[r * t + j] = row[j + 1];
+                    real[r * t + j] = 1;
                 }
-                // Right padding: causal attention never lets a real position see the padding after it.
-                var logits = model.Forward(tensor(inputs, [b, t], device: device), AttentionContext.CausalLm); // [B, T, V]
-                var picked = F.log_softmax(logits.to_type(ScalarType.Float64), -1)
-                    .gather(-1, tensor(targets, [b, t], device: device).unsqueeze(-1)).squeeze(-1);              // [B, T]
-                var sums = (picked * tensor(real, [b, t], device: device).to_type(ScalarType.Float64)).sum(1).cpu(); // [B]
-                sums.data<double>().CopyTo(result.AsSpan(start, b));
             }
-        }
-        finally
-        {
-            if (wasTraining) model.train();
+            // Right padding: causal attention never lets a real position see the padding after it.
+            var logits = model.Forward(tensor(inputs, [b, t], device: device), AttentionContext.CausalLm); // [B, T, V]
+            var picked = F.log_softmax(logits.to_type(ScalarType.Float64), -1)
+                .gather(-1, tensor(targets, [b, t], device: device).unsqueeze(-1)).squeeze(-1);              // [B, T]
+            var sums = (picked * tensor(real, [b, t], device: device).to_type(ScalarType.Float64)).sum(1).cpu(); // [B]
+            sums.data<double>().CopyTo(result.AsSpan(start, b));
         }
         return result;
     }

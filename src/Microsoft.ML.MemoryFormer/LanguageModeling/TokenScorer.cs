@@ -1,5 +1,6 @@
 using Microsoft.ML.MemoryFormer.Layers;
 using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Runtime;
 using Microsoft.ML.MemoryFormer.Text;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -32,28 +33,19 @@ internal static class TokenScorer
     {
         int context = model.Config.ContextLength, stride = Math.Max(1, context / 2);
         var result = new double[row.Length - 1];
-        bool wasTraining = model.training;
-        model.eval();
-        try
+        using var evaluation = EvaluationMode.Enter(model);            // eval mode, no gradients; training mode restored after
+        for (int start = 0, scored = 0; scored < result.Length; start += stride)
         {
-            using var noGrad = no_grad();
-            for (int start = 0, scored = 0; scored < result.Length; start += stride)
-            {
-                cancellation.ThrowIfCancellationRequested();
-                using var scope = NewDisposeScope();
-                int length = Math.Min(context, row.Length - 1 - start);              // inputs row[start..start+length), targets one later
-                var inputs = tensor(row.Skip(start).Take(length).Select(x => (long)x).ToArray(), [1, length], device: device);
-                var targets = tensor(row.Skip(start + 1).Take(length).Select(x => (long)x).ToArray(), [1, length], device: device);
-                // In float64, as MinimalPairsEvaluator scores a sentence, so a short text's sum is its sentence score.
-                var picked = F.log_softmax(model.Forward(inputs, AttentionContext.CausalLm).to_type(ScalarType.Float64), -1)
-                    .gather(-1, targets.unsqueeze(-1)).squeeze(-1)[0].cpu().data<double>().ToArray();   // [length]
-                for (int j = scored - start; j < length; j++) result[start + j] = picked[j];
-                scored = start + length;
-            }
-        }
-        finally
-        {
-            if (wasTraining) model.train();
+            cancellation.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            int length = Math.Min(context, row.Length - 1 - start);              // inputs row[start..start+length), targets one later
+            var inputs = tensor(row.Skip(start).Take(length).Select(x => (long)x).ToArray(), [1, length], device: device);
+            var targets = tensor(row.Skip(start + 1).Take(length).Select(x => (long)x).ToArray(), [1, length], device: device);
+            // In float64, as MinimalPairsEvaluator scores a sentence, so a short text's sum is its sentence score.
+            var picked = F.log_softmax(model.Forward(inputs, AttentionContext.CausalLm).to_type(ScalarType.Float64), -1)
+                .gather(-1, targets.unsqueeze(-1)).squeeze(-1)[0].cpu().data<double>().ToArray();   // [length]
+            for (int j = scored - start; j < length; j++) result[start + j] = picked[j];
+            scored = start + length;
         }
         return result;
     }

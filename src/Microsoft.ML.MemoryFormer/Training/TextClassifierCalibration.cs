@@ -1,4 +1,5 @@
 using Microsoft.ML.MemoryFormer.Models;
+using Microsoft.ML.MemoryFormer.Runtime;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MemoryFormer.Training;
@@ -63,30 +64,21 @@ internal static class TextClassifierCalibration
     /// <summary>The rows' logits and labels, and their weights when they have some above 0.</summary>
     private static (float[][] Logits, long[] Labels, float[]? Weights) Logits(SequenceClassifier network, TokenRows rows, int batchSize)
     {
-        bool training = network.training;
-        network.eval();
-        try
+        using var evaluation = EvaluationMode.Enter(network);          // eval mode, no gradients; training mode restored after
+        var logits = new List<float[]>(rows.Count);
+        var labels = new List<long>(rows.Count);
+        var weights = new List<float>();
+        for (int start = 0; start < rows.Count; start += batchSize)
         {
-            var logits = new List<float[]>(rows.Count);
-            var labels = new List<long>(rows.Count);
-            var weights = new List<float>();
-            for (int start = 0; start < rows.Count; start += batchSize)
-            {
-                using var scope = NewDisposeScope();
-                using var noGrad = no_grad();
-                var indices = Enumerable.Range(start, Math.Min(batchSize, rows.Count - start)).ToArray();
-                var (outputs, targets) = rows.Run(indices);                                 // [B, C], [B]
-                var flat = outputs.cpu().data<float>().ToArray();
-                int classes = (int)outputs.shape[1];
-                for (int i = 0; i < indices.Length; i++) logits.Add(flat.AsSpan(i * classes, classes).ToArray());
-                labels.AddRange(targets.cpu().data<long>().ToArray());
-                if (rows.Weights(indices) is { } w) weights.AddRange(w.cpu().data<float>().ToArray());
-            }
-            return (logits.ToArray(), labels.ToArray(), weights.Sum(w => (double)w) > 0 ? weights.ToArray() : null);
+            using var scope = NewDisposeScope();
+            var indices = Enumerable.Range(start, Math.Min(batchSize, rows.Count - start)).ToArray();
+            var (outputs, targets) = rows.Run(indices);                                 // [B, C], [B]
+            var flat = outputs.cpu().data<float>().ToArray();
+            int classes = (int)outputs.shape[1];
+            for (int i = 0; i < indices.Length; i++) logits.Add(flat.AsSpan(i * classes, classes).ToArray());
+            labels.AddRange(targets.cpu().data<long>().ToArray());
+            if (rows.Weights(indices) is { } w) weights.AddRange(w.cpu().data<float>().ToArray());
         }
-        finally
-        {
-            if (training) network.train();
-        }
+        return (logits.ToArray(), labels.ToArray(), weights.Sum(w => (double)w) > 0 ? weights.ToArray() : null);
     }
 }
