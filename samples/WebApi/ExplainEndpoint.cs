@@ -31,13 +31,7 @@ public static class ExplainEndpoint
             counters.Rejected();
             return problem;
         }
-        var errors = new Dictionary<string, string[]>();
-        if (request!.Text is null)
-            errors["text"] = ["Required: the text to explain."];
-        else if (request.Text.Length > options.Value.MaxTextLength)
-            errors["text"] = [$"{request.Text.Length} characters; at most {options.Value.MaxTextLength} ({ServingOptions.Section}:MaxTextLength)."];
-        if (request.MaxWords is { } n && (n < 1 || n > MaxWords))
-            errors["maxWords"] = [$"{n} is outside 1..{MaxWords}."];
+        var errors = RequestValidator.Validate(request!, options.Value);
         if (errors.Count > 0)
         {
             counters.Rejected();
@@ -47,7 +41,7 @@ public static class ExplainEndpoint
             return Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "Nothing to explain",
                 detail: "The served classifier holds no MemoryFormer text classifier, whose predictions /explain explains.");
 
-        var why = classifier.Explain(request.Text!, maxWords: request.MaxWords ?? DefaultWords);
+        var why = classifier.Explain(request!.Text!, maxWords: request.MaxWords ?? DefaultWords);
         return Results.Ok(new ExplainResponse(why.ClassName, why.Probability,
             [.. why.Words.Select(w => new ExplainedWord(w.Word, w.Start, w.Importance))]));
     }

@@ -3,7 +3,7 @@ using Microsoft.ML.MemoryFormer.Generation;
 namespace WebApi;
 
 /// <summary>
-/// Checks <see cref="ClassifyRequest"/>s and <see cref="GenerateRequest"/>s against <see cref="ServingOptions"/> and
+/// Checks <see cref="ClassifyRequest"/>s, <see cref="ExplainRequest"/>s and <see cref="GenerateRequest"/>s against <see cref="ServingOptions"/> and
 /// the rules of <see cref="GenerationOptions"/>; every error names the field (camelCase, as in the JSON) and says
 /// what is allowed.
 /// </summary>
@@ -34,6 +34,23 @@ public static class RequestValidator
             else if (texts[i]!.Length > limits.MaxTextLength)
                 errors[$"texts[{i}]"] = [$"{texts[i]!.Length} characters; at most {limits.MaxTextLength} ({ServingOptions.Section}:MaxTextLength)."];
         }
+        return errors;
+    }
+
+    /// <summary>Errors of an explanation request, by field; empty when it is valid.</summary>
+    /// <param name="request">The request.</param>
+    /// <param name="limits">The server's limits.</param>
+    public static Dictionary<string, string[]> Validate(ExplainRequest request, ServingOptions limits)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(limits);
+        var errors = new Dictionary<string, string[]>();
+        if (request.Text is null)
+            errors["text"] = ["Required: the text to explain."];
+        else if (request.Text.Length > limits.MaxTextLength)
+            errors["text"] = [$"{request.Text.Length} characters; at most {limits.MaxTextLength} ({ServingOptions.Section}:MaxTextLength)."];
+        if (request.MaxWords is { } n && (n < 1 || n > ExplainEndpoint.MaxWords))
+            errors["maxWords"] = [$"{n} is outside 1..{ExplainEndpoint.MaxWords}."];
         return errors;
     }
 
