@@ -91,6 +91,29 @@ internal sealed class SequenceClassifier : nn.Module
         GC.KeepAlive(weight);
     }
 
+    /// <summary>What the head's linear layer reads for each window, pooled by the fused encoder: the pooled vector, plus the
+    /// window's n-gram bag when the wide branch is on (the logits are this times the head's weight, plus its bias). pooled [B, d]
+    /// → features [B, d] at <paramref name="features"/>.</summary>
+    public unsafe void PooledFeatures(float* pooled, IReadOnlyList<int[]> windows, float* features)
+    {
+        int width = Config.Width;
+        Buffer.MemoryCopy(pooled, features, (long)windows.Count * width * sizeof(float), (long)windows.Count * width * sizeof(float));
+        if (ngrams is null) return;
+        float* bag = stackalloc float[width];
+        for (int r = 0; r < windows.Count; r++)
+        {
+            ngrams.WindowBag(windows[r], bag);                                                   // [d]
+            RowKernels.Add(bag, features + ((long)r * width), width);
+        }
+    }
+
+    /// <summary>The same features through the torch modules: tokens int64 [B, T], hidden [B, T, d], mask → [B, d].</summary>
+    public Tensor Features(Tensor tokens, Tensor hidden, Tensor? mask)
+    {
+        var pooled = SequencePooling.Pool(hidden, mask, head.Pooling);                          // [B, d]
+        return ngrams is null ? pooled : LiveScalars.Add(pooled, ngrams.Forward(tokens, mask));
+    }
+
     /// <summary>Copies every backbone weight from <paramref name="source"/> (same architecture).</summary>
     public void LoadBackbone(TransformerBackbone source)
     {

@@ -298,10 +298,19 @@ internal sealed class TextClassifierModel : IDisposable
         return MeanLogits(encoded, windowLogits);
     }
 
-    /// <summary>Window logits [W, C] from the fused encoder: windows in order, packed unpadded into groups of at most
+    /// <summary>Window logits [W, C] from the fused encoder (<see cref="FusedWindows"/>).</summary>
+    private unsafe void FusedWindowLogits(int[][] windows, float[] windowLogits, ScoringProfile? profile, ref long start) =>
+        FusedWindows(windows, (pooled, group, first) =>
+        {
+            fixed (float* logits = &windowLogits[first * Classes])
+                network.PooledLogits((float*)pooled, group, logits);             // [b, C]
+        }, profile, ref start);
+
+    /// <summary>The fused encoder over the windows in order, packed unpadded into groups of at most
     /// <see cref="FusedEncoder.GroupTokens"/> tokens (a longer window forms a group alone): the whole call where the encoder runs its
-    /// pieces in its workers' own buffers, else <see cref="ScoringTokensPerBatch"/>.</summary>
-    private unsafe void FusedWindowLogits(int[][] windows, float[] windowLogits, ScoringProfile? profile, ref long start)
+    /// pieces in its workers' own buffers, else <see cref="ScoringTokensPerBatch"/>. Each group's pooled vectors [b, d] go to
+    /// <paramref name="head"/> with the group and its first window's index.</summary>
+    private unsafe void FusedWindows(int[][] windows, Action<nint, int[][], int> head, ScoringProfile? profile, ref long start)
     {
         bool bf16 = bf16Tables is not null;
         var memory = KeepFusedMemory ? fusedMemory.Take() : null;
@@ -323,14 +332,55 @@ internal sealed class TextClassifierModel : IDisposable
                     profile.PaddedTokens += group.Sum(w => (long)w.Length);
                     profile.ForwardMs += Elapsed(ref start);
                 }
-                fixed (float* logits = &windowLogits[first * Classes])
-                    network.PooledLogits(TensorMemory.Floats(pooled), group, logits);     // [b, C]
+                head((nint)TensorMemory.Floats(pooled), group, first);
             }
             if (profile is not null) profile.HeadMs += Elapsed(ref start);
             first = end;
         }
         if (memory is not null)
             fusedMemory.Return(memory);                                          // not on an exception: a fresh one next time
+    }
+
+    /// <summary>
+    /// What the head's linear layer reads for each row: the mean over the row's windows of each window's pooled vector (plus its
+    /// n-gram bag when the wide branch is on), so a row's logits are this vector times the head's weight plus its bias, before
+    /// the temperature. Rows already encoded by <see cref="Encode"/> → [B][d]. Fused encoder on the CPU, torch modules elsewhere.
+    /// </summary>
+    public unsafe float[][] Features(IReadOnlyList<int[][]> encodedRows)
+    {
+        var encoded = encodedRows as int[][][] ?? encodedRows.ToArray();
+        var windows = encoded.SelectMany(w => w).ToArray();
+        int width = network.Config.Width;
+        var windowFeatures = new float[windows.Length * width];                  // [W, d]
+        using (var noGrad = no_grad())
+        using (var scope = NewDisposeScope())
+        {
+            long start = 0;
+            if (UseFusedScoring && FusedEncoder.Supports(network.Backbone))
+                FusedWindows(windows, (pooled, group, first) =>
+                {
+                    fixed (float* features = &windowFeatures[first * width])
+                        network.PooledFeatures((float*)pooled, group, features);  // [b, d]
+                }, null, ref start);
+            else
+                foreach (var batch in WindowBatches.Plan(windows.Select(w => w.Length).ToArray(), ScoringTokensPerBatch))
+                {
+                    using var inner = NewDisposeScope();
+                    var (tokens, mask) = PaddedBatch.Create(batch.Select(i => windows[i]).ToArray(), encoder.PadId, device); // [b, T]
+                    var hidden = network.Backbone.Forward(tokens, new AttentionContext(Causal: false, KeyMask: mask)); // [b, T, d]
+                    var values = network.Features(tokens, hidden, mask).cpu().data<float>();          // [b, d]
+                    for (int j = 0; j < batch.Length; j++)
+                        for (int c = 0; c < width; c++) windowFeatures[(batch[j] * width) + c] = values[(j * width) + c];
+                }
+        }
+        var result = new float[encoded.Length][];
+        for (int r = 0, w = 0; r < encoded.Length; w += encoded[r].Length, r++)
+        {
+            result[r] = new float[width];
+            for (int i = 0; i < encoded[r].Length; i++)
+                for (int c = 0; c < width; c++) result[r][c] += windowFeatures[((w + i) * width) + c] / encoded[r].Length;
+        }
+        return result;
     }
 
     /// <summary>Window logits [W, C] through the torch modules, windows sorted by length into padded batches (<see cref="WindowBatches"/>).</summary>

@@ -101,6 +101,10 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         [CommandOption("--skip-sdca")]
         public bool SkipSdca { get; init; }
 
+        [Description("On sets with out-of-scope queries (clinc150: clinc150_oos_test.tsv), also evaluate rejecting low-confidence rows: the threshold is fitted on the in-scope validation split at this in-scope recall (e.g. 0.95), then applied to the test split and the out-of-scope queries. 0 = off.")]
+        [CommandOption("--out-of-scope")]
+        public double OutOfScopeRecall { get; init; }
+
         [Description("Markdown file the table is written to.")]
         [CommandOption("--output")]
         public string? Output { get; init; }
@@ -133,20 +137,24 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         {
             var keys = ml.Transforms.Conversion.MapValueToKey("Label").Fit(set.Train);
             var (train, test) = (keys.Transform(set.Train), keys.Transform(set.Test));
+            var outOfScope = settings.OutOfScopeRecall > 0 && set is { Validation: { } validation, OutOfScope: { } queries }
+                ? new OutOfScopeSplits(keys.Transform(validation), keys.Transform(queries), settings.OutOfScopeRecall) : null;
+            if (settings.OutOfScopeRecall > 0 && outOfScope is null)
+                AnsiConsole.MarkupLineInterpolated($"[yellow]{set.Name}: no in-scope validation split and out-of-scope queries here: --out-of-scope skipped.[/]");
             if (runs.Contains("sdca") && !settings.SkipSdca)
-                results.Add(Run(ml, set.Name, "FeaturizeText + SdcaMaximumEntropy", train, test,
+                results.Add(Run(ml, set.Name, outOfScope, "FeaturizeText + SdcaMaximumEntropy", train, test,
                     ml.Transforms.Text.FeaturizeText("Features", "Text").Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy()), "", null));
             if (runs.Contains("scratch"))
             {
                 var options = settings.FlatDefaults ? FlatDefaults(settings) : Options(settings, ScratchArchitecture(settings), null);
-                results.Add(Run(ml, set.Name, settings.FlatDefaults ? "MemoryFormer (flat defaults)" : "MemoryFormer (scratch)", train, test,
+                results.Add(Run(ml, set.Name, outOfScope, settings.FlatDefaults ? "MemoryFormer (flat defaults)" : "MemoryFormer (scratch)", train, test,
                     ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(options),
                     settings.FlatDefaults ? settings.Set ?? "" : Describe(settings, ScratchArchitecture(settings), settings.Epochs), options));
             }
             if (sameArchitecture)
             {
                 var options = Options(settings, checkpointArchitecture, null);
-                results.Add(Run(ml, set.Name, "MemoryFormer (scratch, checkpoint's architecture)", train, test,
+                results.Add(Run(ml, set.Name, outOfScope, "MemoryFormer (scratch, checkpoint's architecture)", train, test,
                     ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(options),
                     Describe(settings, checkpointArchitecture!, settings.Epochs), options));
             }
@@ -155,15 +163,19 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
                 var options = Options(settings, null, settings.Checkpoint);
                 options.Epochs = settings.FinetuneEpochs ?? settings.Epochs;
                 options.LearningRate = settings.FinetuneLearningRate ?? options.LearningRate;
-                results.Add(Run(ml, set.Name, "MemoryFormer (pretrained)", train, test,
+                results.Add(Run(ml, set.Name, outOfScope, "MemoryFormer (pretrained)", train, test,
                     ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(options),
                     $"{Path.GetFileName(settings.Checkpoint!)}: " + Describe(settings, checkpointArchitecture!, options.Epochs) +
                     FormattableString.Invariant($", learning rate {options.LearningRate:G3}"), options));
             }
         }
         string machine = Perf.MachineFigures.Measure();
-        var markdown = ClassificationReport.Markdown(results) + Environment.NewLine + machine + Environment.NewLine;
+        var rejection = ClassificationReport.OutOfScopeRows(results);
+        var markdown = ClassificationReport.Markdown(results) + Environment.NewLine +
+            (rejection.Count > 0 ? ClassificationReport.OutOfScopeMarkdown(rejection) + Environment.NewLine : "") + machine + Environment.NewLine;
         AnsiConsole.Write(ClassificationReport.Table(results));
+        if (rejection.Count > 0)
+            AnsiConsole.Write(ClassificationReport.OutOfScopeTable(rejection));
         AnsiConsole.WriteLine(machine);
         if (settings.Output is { } output) File.WriteAllText(output, markdown);
         return 0;
@@ -218,7 +230,10 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         }).Average();
     }
 
-    private static ClassificationResult Run(MLContext ml, string dataset, string name, IDataView train, IDataView test,
+    /// <summary>A set's in-scope validation rows (the threshold is fitted on them at <paramref name="Recall"/>) and its out-of-scope queries.</summary>
+    private sealed record OutOfScopeSplits(IDataView Validation, IDataView Queries, double Recall);
+
+    private static ClassificationResult Run(MLContext ml, string dataset, OutOfScopeSplits? outOfScope, string name, IDataView train, IDataView test,
         IEstimator<ITransformer> estimator, string notes, MemoryFormerTrainerOptions? options)
     {
         var (trainRows, heldOut) = ClassificationResult.TrainingRows((int)(train.GetRowCount() ?? train.GetColumn<uint>("Label").Count()), options);
@@ -232,12 +247,23 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         int rows = scored.GetColumn<float[]>("Score").Count();
         double rowsPerSecond = rows / clock.Elapsed.TotalSeconds;
         var metrics = ml.MulticlassClassification.Evaluate(scored);   // a second, untimed pass
+        OutOfScopeMetrics? rejection = null;
+        if (outOfScope is not null)
+        {
+            float threshold = ml.MulticlassClassification.FitOutOfScopeThreshold(model.Transform(outOfScope.Validation), outOfScope.Recall);
+            rejection = ml.MulticlassClassification.EvaluateOutOfScope(scored, model.Transform(outOfScope.Queries), threshold);
+            AnsiConsole.MarkupLineInterpolated(
+                $"  out of scope: AUC {rejection.AreaUnderRocCurve:F4}, threshold {rejection.Threshold:G4}, in-scope accuracy {rejection.InScopeAccuracy:P2} (recall {rejection.InScopeRecall:P2}), out-of-scope recall {rejection.OutOfScopeRecall:P2}");
+            if (model is MemoryFormerTextClassificationTransformer memoryFormer)
+                foreach (var (score, auc) in OutOfScopeScores.Compare(memoryFormer, train, test, outOfScope.Queries))
+                    AnsiConsole.MarkupLineInterpolated($"    AUC by {score}: {auc:F4}");
+        }
         if (model is MemoryFormerTextClassificationTransformer { Model.Temperature: not 1.0 and var temperature })
             notes += FormattableString.Invariant(
                 $"; temperature {temperature:F2}, log-loss without it {UncalibratedLogLoss(scored, temperature):F3}");
         (model as IDisposable)?.Dispose();
         var result = new ClassificationResult(dataset, name, trainRows, heldOut, rows, metrics.MicroAccuracy, metrics.MacroAccuracy,
-            metrics.LogLoss, trainingTime, rowsPerSecond, notes);
+            metrics.LogLoss, trainingTime, rowsPerSecond, notes) { OutOfScope = rejection };
         AnsiConsole.MarkupLineInterpolated($"  accuracy {result.MicroAccuracy:P2}, macro {result.MacroAccuracy:P2}, log-loss {result.LogLoss:F3}, {trainingTime.TotalSeconds:F0} s, {rowsPerSecond:F0} rows/s");
         return result;
     }

@@ -2,8 +2,9 @@ using Microsoft.ML.Data;
 
 namespace Microsoft.ML.MemoryFormer.Benchmarks.Classification;
 
-/// <summary>A text classification set from ../shared/data/classification: fixed train and test splits with Text and Label columns.</summary>
-internal sealed record ClassificationDataset(string Name, IDataView Train, IDataView Test)
+/// <summary>A text classification set from ../shared/data/classification: fixed train and test splits with Text and Label columns;
+/// for clinc150 also its in-scope validation split and its out-of-scope test queries, when present (<c>--out-of-scope</c>).</summary>
+internal sealed record ClassificationDataset(string Name, IDataView Train, IDataView Test, IDataView? Validation = null, IDataView? OutOfScope = null)
 {
     private sealed class Row
     {
@@ -53,7 +54,8 @@ internal sealed record ClassificationDataset(string Name, IDataView Train, IData
             found.Add(name switch
             {
                 "banking77" => new(name, Banking(ml, paths[0]), Banking(ml, paths[1])),
-                "clinc150" => new(name, Clinc(ml, paths[0]), Clinc(ml, paths[1])),
+                "clinc150" => new(name, Clinc(ml, paths[0]), Clinc(ml, paths[1]), ClincIfPresent(ml, folder, "clinc150_val.tsv"),
+                    ClincIfPresent(ml, folder, "clinc150_oos_test.tsv")),
                 "detox" => Detox(ml, paths[0]),
                 _ => Sms(ml, paths[0]),
             });
@@ -72,6 +74,9 @@ internal sealed record ClassificationDataset(string Name, IDataView Train, IData
     private static IDataView Clinc(MLContext ml, string path) => ml.Data.LoadFromTextFile(path, [
         new TextLoader.Column("Label", DataKind.String, 0), new TextLoader.Column("Text", DataKind.String, 2)],
         separatorChar: '\t', hasHeader: true, allowQuoting: false);
+
+    private static IDataView? ClincIfPresent(MLContext ml, string folder, string file) =>
+        File.Exists(Path.Combine(folder, file)) ? Clinc(ml, Path.Combine(folder, file)) : null;
 
     // no header: label<TAB>text; no fixed split upstream, so a seeded 80/20 split
     private static ClassificationDataset Sms(MLContext ml, string path) => Tsv(ml, "sms_spam", path);

@@ -27,6 +27,37 @@ internal static class ClassificationReport
         return text.ToString();
     }
 
+    private static readonly string[] OutOfScopeHeaders =
+        ["data set", "model", "AUC (in vs out of scope)", "threshold", "in-scope recall", "in-scope accuracy", "accuracy of accepted", "out-of-scope recall", "in / out rows"];
+
+    /// <summary>The out-of-scope table of the results that measured it; empty when none did.</summary>
+    public static IReadOnlyList<string[]> OutOfScopeRows(IEnumerable<ClassificationResult> results) =>
+        results.Where(r => r.OutOfScope is not null).Select(r => OutOfScopeCells(r, r.OutOfScope!)).ToList();
+
+    public static Table OutOfScopeTable(IReadOnlyList<string[]> rows)
+    {
+        var table = new Table().Title("Out-of-scope rejection by confidence (threshold fitted on the in-scope validation split)");
+        foreach (var header in OutOfScopeHeaders) table.AddColumn(header);
+        foreach (var cells in rows) table.AddRow(cells.Select(Markup.Escape).ToArray());
+        return table;
+    }
+
+    public static string OutOfScopeMarkdown(IReadOnlyList<string[]> rows)
+    {
+        var text = new StringBuilder();
+        text.AppendLine("| " + string.Join(" | ", OutOfScopeHeaders) + " |");
+        text.AppendLine("|" + string.Concat(OutOfScopeHeaders.Select(_ => " --- |")));
+        foreach (var cells in rows) text.AppendLine("| " + string.Join(" | ", cells) + " |");
+        return text.ToString();
+    }
+
+    private static string[] OutOfScopeCells(ClassificationResult r, Microsoft.ML.MemoryFormer.MLNet.OutOfScopeMetrics m) =>
+    [
+        r.Dataset, r.Model, m.AreaUnderRocCurve.ToString("F4", CultureInfo.InvariantCulture), m.Threshold.ToString("G4", CultureInfo.InvariantCulture),
+        P(m.InScopeRecall), P(m.InScopeAccuracy), P(m.AcceptedAccuracy), P(m.OutOfScopeRecall),
+        string.Create(CultureInfo.InvariantCulture, $"{m.InScopeRows:N0} / {m.OutOfScopeRows:N0}"),
+    ];
+
     private static string[] Cells(ClassificationResult r) =>
     [
         r.Dataset, r.Model, r.RowsCell, P(r.MicroAccuracy), P(r.MacroAccuracy),

@@ -8,6 +8,10 @@ namespace Microsoft.ML.MemoryFormer.Benchmarks.Classification;
 internal sealed record ClassificationResult(string Dataset, string Model, int TrainRows, int HeldOutRows, int TestRows, double MicroAccuracy,
     double MacroAccuracy, double LogLoss, TimeSpan TrainingTime, double ScoringRowsPerSecond, string Notes)
 {
+    /// <summary>Out-of-scope detection on the set's out-of-scope queries (<c>--out-of-scope</c>), the threshold fitted on its
+    /// in-scope validation rows; null when not measured.</summary>
+    public OutOfScopeMetrics? OutOfScope { get; init; }
+
     /// <summary>The table's rows cell: "trained / test", or "trained + held out / test" when early stopping held rows out.</summary>
     public string RowsCell => HeldOutRows > 0
         ? string.Create(CultureInfo.InvariantCulture, $"{TrainRows:N0} + {HeldOutRows:N0} held out / {TestRows:N0}")

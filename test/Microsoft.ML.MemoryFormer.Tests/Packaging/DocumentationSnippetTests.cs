@@ -77,7 +77,7 @@ public partial class DocumentationSnippetTests
         private static Microsoft.ML.MLContext mlContext = null!;
         private static System.Collections.Generic.IEnumerable<TextRow> myDocuments = [];
         private static Microsoft.ML.IDataView documents = null!, heldOutDocuments = null!, heldOut = null!, train = null!, test = null!, trainingData = null!,
-            trainData = null!, testData = null!, validationData = null!;
+            trainData = null!, testData = null!, validationData = null!, outOfScopeQueries = null!;
         private static Microsoft.ML.MemoryFormer.MLNet.MemoryFormerLanguageModelEstimator estimator = null!;
         private static Microsoft.ML.MemoryFormer.MLNet.MemoryFormerLanguageModelTransformer lm = null!;
         private static Microsoft.ML.MemoryFormer.MLNet.MemoryFormerTextClassificationTransformer classifier = null!;
