@@ -10,43 +10,35 @@ internal static class ClassificationReport
     private static readonly string[] Headers =
         ["data set", "model", "train / test rows", "accuracy (micro)", "accuracy (macro)", "log-loss", "training time", "scoring rows/s", "notes"];
 
-    public static Table Table(IEnumerable<ClassificationResult> results)
-    {
-        var table = new Table().Title("Text classification");
-        foreach (var header in Headers) table.AddColumn(header);
-        foreach (var cells in results.Select(Cells)) table.AddRow(cells.Select(Markup.Escape).ToArray());
-        return table;
-    }
+    public static Table Table(IEnumerable<ClassificationResult> results) => Table("Text classification", Headers, results.Select(Cells));
 
-    public static string Markdown(IEnumerable<ClassificationResult> results)
-    {
-        var text = new StringBuilder();
-        text.AppendLine("| " + string.Join(" | ", Headers) + " |");
-        text.AppendLine("|" + string.Concat(Headers.Select(_ => " --- |")));
-        foreach (var cells in results.Select(Cells)) text.AppendLine("| " + string.Join(" | ", cells) + " |");
-        return text.ToString();
-    }
+    public static string Markdown(IEnumerable<ClassificationResult> results) => Markdown(Headers, results.Select(Cells));
 
     private static readonly string[] OutOfScopeHeaders =
         ["data set", "model", "AUC (in vs out of scope)", "threshold", "in-scope recall", "in-scope accuracy", "accuracy of accepted", "out-of-scope recall", "in / out rows"];
 
-    /// <summary>The out-of-scope table of the results that measured it; empty when none did.</summary>
+    /// <summary>The out-of-scope table's rows, of the results that measured it; empty when none did.</summary>
     public static IReadOnlyList<string[]> OutOfScopeRows(IEnumerable<ClassificationResult> results) =>
         results.Where(r => r.OutOfScope is not null).Select(r => OutOfScopeCells(r, r.OutOfScope!)).ToList();
 
-    public static Table OutOfScopeTable(IReadOnlyList<string[]> rows)
+    public static Table OutOfScopeTable(IReadOnlyList<string[]> rows) =>
+        Table("Out-of-scope rejection by confidence (threshold fitted on the in-scope validation split)", OutOfScopeHeaders, rows);
+
+    public static string OutOfScopeMarkdown(IReadOnlyList<string[]> rows) => Markdown(OutOfScopeHeaders, rows);
+
+    private static Table Table(string title, string[] headers, IEnumerable<string[]> rows)
     {
-        var table = new Table().Title("Out-of-scope rejection by confidence (threshold fitted on the in-scope validation split)");
-        foreach (var header in OutOfScopeHeaders) table.AddColumn(header);
+        var table = new Table().Title(title);
+        foreach (var header in headers) table.AddColumn(header);
         foreach (var cells in rows) table.AddRow(cells.Select(Markup.Escape).ToArray());
         return table;
     }
 
-    public static string OutOfScopeMarkdown(IReadOnlyList<string[]> rows)
+    private static string Markdown(string[] headers, IEnumerable<string[]> rows)
     {
         var text = new StringBuilder();
-        text.AppendLine("| " + string.Join(" | ", OutOfScopeHeaders) + " |");
-        text.AppendLine("|" + string.Concat(OutOfScopeHeaders.Select(_ => " --- |")));
+        text.AppendLine("| " + string.Join(" | ", headers) + " |");
+        text.AppendLine("|" + string.Concat(headers.Select(_ => " --- |")));
         foreach (var cells in rows) text.AppendLine("| " + string.Join(" | ", cells) + " |");
         return text.ToString();
     }
