@@ -28,4 +28,15 @@ internal static class LabelledTextReader
         }
         return (new LabelledTexts(rows, [.. labels], weights is null ? null : WeightColumn.Finish(weights, weightColumn!)), skipped);
     }
+
+    /// <summary>Every row's texts, no label read (e.g. a classifier's outlier rows).</summary>
+    public static (string Text, string? Second)[] ReadTexts(IDataView data, TextColumns texts)
+    {
+        var rows = new List<(string, string?)>();
+        using var cursor = data.GetRowCursor(texts.In(data.Schema));
+        var readText = texts.Reader(cursor);
+        while (cursor.MoveNext())
+            rows.Add(readText());
+        return [.. rows];
+    }
 }

@@ -199,6 +199,21 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
     /// <summary>A language model in memory whose backbone is fine-tuned (set <see cref="Tokenizer"/> to its tokenizer).</summary>
     public LanguageModel? PretrainedModel;
 
+    /// <summary>
+    /// Optional rows of text that belong to none of the classes: general sentences, or queries known to be out of scope.
+    /// They are trained to give every class the same probability (outlier exposure: the cross-entropy to the uniform
+    /// distribution, weighted by <see cref="OutlierLossWeight"/>, Hendrycks et al. 2019), so that the model's confidence
+    /// falls on text unlike its classes' and a threshold on it (<see cref="OutOfScopeCatalogExtensions.FitOutOfScopeThreshold"/>)
+    /// rejects more of it. Read from the same text column(s) as the training rows; any label column is ignored. Each epoch
+    /// passes over these rows too; nothing of them is saved with the model. On CLINC150, 8,174 general-text sentences raised
+    /// the out-of-scope recall at 95 % in-scope recall from 48 to 57 % (two seeds; SDCA on n-grams: 58 %) and kept the accuracy
+    /// (docs/benchmarks.md, <i>Out-of-scope queries</i>).
+    /// </summary>
+    public IDataView? OutlierSet;
+
+    /// <summary>Weight of the <see cref="OutlierSet"/> rows' mean loss against the labelled rows' (default 0.5); ≥ 0.</summary>
+    public double OutlierLossWeight = 0.5;
+
     private protected override string OptionsName => nameof(MemoryFormerTextClassificationOptions);
 
     internal override void Validate()
@@ -220,6 +235,7 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
         Check(EarlyStoppingPatience == 0 || ValidationSet is not null || ValidationFraction > 0, nameof(EarlyStoppingPatience),
             "needs a ValidationSet or a ValidationFraction");
         Check(PretrainedModel is null || PretrainedCheckpointPath is null, nameof(PretrainedModel), "and PretrainedCheckpointPath cannot both be set");
+        Check(OutlierLossWeight >= 0 && double.IsFinite(OutlierLossWeight), nameof(OutlierLossWeight), "must be a finite number ≥ 0");
     }
 
     private protected override int WarmupStepsOf(int stepsPerEpoch, int steps) => (int)(WarmupFraction * steps);
@@ -231,6 +247,6 @@ public sealed class MemoryFormerTextClassificationOptions : MemoryFormerTrainerO
         CalibrationRefit = CalibrationRefit, LabelSmoothing = LabelSmoothing, Pooling = Pooling,
         NgramBuckets = NgramBuckets, NgramLength = NgramLength,
         BatchSize = BatchSize, Dropout = Dropout, ClassWeighting = ClassWeighting, ClassWeights = ClassWeights,
-        PretrainedCheckpointPath = PretrainedCheckpointPath, PretrainedModel = PretrainedModel,
+        PretrainedCheckpointPath = PretrainedCheckpointPath, PretrainedModel = PretrainedModel, OutlierLossWeight = OutlierLossWeight,
     };
 }

@@ -54,7 +54,8 @@ public sealed class MemoryFormerTextClassificationTrainer : IEstimator<MemoryFor
         var (label, train, validation, seed) = core.Read(input);
         using var channel = core.Host.Start("Training");
         var log = options.LogTo(channel);
-        var (model, result) = TextClassifierTraining.Fit(options.ToSettings(), train, validation, label.Classes, seed, core.Device,
+        var settings = options.OutlierSet is { } outliers ? options.ToSettings() with { OutlierTexts = ReadOutliers(outliers) } : options.ToSettings();
+        var (model, result) = TextClassifierTraining.Fit(settings, train, validation, label.Classes, seed, core.Device,
             (stepsPerEpoch, validated) => options.ToTrainingOptions(seed, stepsPerEpoch, validated), log, options.Progress,
             core.IsCanceled, options.CancellationToken);
         log($"Trained {result.Steps} steps in {result.Elapsed.TotalSeconds:F1} s" +
@@ -62,6 +63,19 @@ public sealed class MemoryFormerTextClassificationTrainer : IEstimator<MemoryFor
             (result.StoppedEarly ? " (stopped early)" : "") + ".");
         return new MemoryFormerTextClassificationTransformer(model, core.Kind, Texts, label,
             new PredictionColumns(label, options.ScoreColumnName, options.PredictedLabelColumnName), options.BatchSize * 2, result);
+    }
+
+    private (string Text, string? Second)[] ReadOutliers(IDataView outliers)
+    {
+        try
+        {
+            return LabelledTextReader.ReadTexts(outliers, Texts);
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new ArgumentException($"{nameof(MemoryFormerTextClassificationOptions.OutlierSet)}: {e.Message.Split(" (Parameter")[0]} " +
+                "It needs the training rows' text column(s).", nameof(MemoryFormerTextClassificationOptions.OutlierSet), e);
+        }
     }
 
     /// <summary>The input schema plus Score (and Probability) and PredictedLabel, as ML.NET's own classifiers.</summary>

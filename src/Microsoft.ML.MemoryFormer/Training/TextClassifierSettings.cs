@@ -36,4 +36,6 @@ internal sealed record TextClassifierSettings
     public float[]? ClassWeights { get; init; }
     public string? PretrainedCheckpointPath { get; init; }
     public LanguageModel? PretrainedModel { get; init; }
+    public IReadOnlyList<(string Text, string? Second)>? OutlierTexts { get; init; }
+    public double OutlierLossWeight { get; init; } = 0.5;
 }

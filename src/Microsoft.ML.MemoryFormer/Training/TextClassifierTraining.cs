@@ -87,10 +87,10 @@ internal static class TextClassifierTraining
                 data.Rows.Select(r => encoder.EncodeWindows(r.Text, r.Second, settings.MaxWindowsPerRow, settings.WindowLayout)).ToArray(), tensor(data.Labels),
                 encoder.PadId, device, data.Weights is { } w ? tensor(w) : null);
             using var weights = ClassWeights(settings, train.Labels, classes);
-            using var trainRows = Rows(train);
+            using var trainRows = Rows(WithOutliers(train, settings.OutlierTexts));
             using var validationRows = validation is null ? null : Rows(validation);
             using var calibrationRows = calibration is null ? null : Rows(calibration);
-            var task = new SupervisedTask(new ClassificationObjective(weights, settings.LabelSmoothing), trainRows, validationRows,
+            var task = new SupervisedTask(new ClassificationObjective(weights, settings.LabelSmoothing, settings.OutlierLossWeight), trainRows, validationRows,
                 settings.BatchSize, seed);
             ITrainingTask stoppable = stopRequested is null ? task : new StoppableTask(task, stopRequested);
 
@@ -115,6 +115,13 @@ internal static class TextClassifierTraining
         }
     }
 
+    /// <summary>The training rows followed by the outlier rows (target −1, weight 1 where the rows are weighted), which only
+    /// the training batches see: class weights, the calibration split and validation use the labelled rows alone.</summary>
+    private static LabelledTexts WithOutliers(LabelledTexts train, IReadOnlyList<(string Text, string? Second)>? outliers) =>
+        outliers is not { Count: > 0 } ? train
+        : new LabelledTexts([.. train.Rows, .. outliers], [.. train.Labels, .. outliers.Select(_ => -1L)],
+            train.Weights is { } w ? [.. w, .. outliers.Select(_ => 1f)] : null);
+
     /// <summary>What identifies the run for its checkpoint besides the training options (which hold the seed).</summary>
     private static RunFingerprint Fingerprint(TextClassifierSettings settings, MemoryFormerConfig config, ITextTokenizer tokenizer,
         int maxTokens, int classes, LabelledTexts train, LabelledTexts? validation)
@@ -130,6 +137,9 @@ internal static class TextClassifierTraining
             .WithTexts("training texts", train.Rows.SelectMany(r => new[] { r.Text, r.Second }))
             .WithData<long>("training labels", train.Labels);
         if (train.Weights is { } weights) run = run.WithData<float>("training weights", weights);   // unweighted runs keep their fingerprint
+        if (settings.OutlierTexts is { Count: > 0 } outliers)                                      // runs without outliers keep theirs too
+            run = run.WithTexts("outlier texts", outliers.SelectMany(r => new[] { r.Text, r.Second }))
+                .With("outlier loss weight", settings.OutlierLossWeight.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
         if (validation is null) return run;
         run = run.WithTexts("validation texts", validation.Rows.SelectMany(r => new[] { r.Text, r.Second }))
             .WithData<long>("validation labels", validation.Labels);

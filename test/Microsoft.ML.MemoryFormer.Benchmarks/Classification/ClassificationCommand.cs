@@ -105,12 +105,21 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         [CommandOption("--out-of-scope")]
         public double OutOfScopeRecall { get; init; }
 
+        [Description("MemoryFormer runs: train with these texts of no class as the OutlierSet (outlier exposure): 'general' for 8,174 general-text sentences from ../shared/data (OutlierSentences), or a file with one text per line.")]
+        [CommandOption("--outliers")]
+        public string? Outliers { get; init; }
+
         [Description("Markdown file the table is written to.")]
         [CommandOption("--output")]
         public string? Output { get; init; }
     }
 
     private static readonly string[] KnownRuns = ["sdca", "scratch", "same-arch", "pretrained"];
+
+    private sealed class OutlierRow
+    {
+        public string Text { get; set; } = "";
+    }
 
     /// <inheritdoc />
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -132,6 +141,11 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
             AnsiConsole.MarkupLine("[yellow]The checkpoint has the scratch run's architecture: the same-architecture run would repeat the scratch run, so it is skipped.[/]");
             sameArchitecture = false;
         }
+        var outliers = settings.Outliers is { } source
+            ? ml.Data.LoadFromEnumerable(OutlierSentences.Load(source, Path.GetFullPath(Path.Combine(settings.Data, ".."))).Select(t => new OutlierRow { Text = t }))
+            : null;
+        if (outliers is not null)
+            AnsiConsole.MarkupLineInterpolated($"MemoryFormer runs train with {outliers.GetColumn<string>("Text").Count():N0} outlier texts ({settings.Outliers}).");
         var results = new List<ClassificationResult>();
         foreach (var set in sets.Select(d => d.WithTrainingRows(ml, settings.MaxTrainRows)))
         {
@@ -147,6 +161,7 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
             if (runs.Contains("scratch"))
             {
                 var options = settings.FlatDefaults ? FlatDefaults(settings) : Options(settings, ScratchArchitecture(settings), null);
+                options.OutlierSet = outliers;
                 results.Add(Run(ml, set.Name, outOfScope, settings.FlatDefaults ? "MemoryFormer (flat defaults)" : "MemoryFormer (scratch)", train, test,
                     ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(options),
                     settings.FlatDefaults ? settings.Set ?? "" : Describe(settings, ScratchArchitecture(settings), settings.Epochs), options));
@@ -154,6 +169,7 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
             if (sameArchitecture)
             {
                 var options = Options(settings, checkpointArchitecture, null);
+                options.OutlierSet = outliers;
                 results.Add(Run(ml, set.Name, outOfScope, "MemoryFormer (scratch, checkpoint's architecture)", train, test,
                     ml.MulticlassClassification.Trainers.MemoryFormerTextClassification(options),
                     Describe(settings, checkpointArchitecture!, settings.Epochs), options));
@@ -161,6 +177,7 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
             if (pretrained && runs.Contains("pretrained"))
             {
                 var options = Options(settings, null, settings.Checkpoint);
+                options.OutlierSet = outliers;
                 options.Epochs = settings.FinetuneEpochs ?? settings.Epochs;
                 options.LearningRate = settings.FinetuneLearningRate ?? options.LearningRate;
                 results.Add(Run(ml, set.Name, outOfScope, "MemoryFormer (pretrained)", train, test,
@@ -239,6 +256,8 @@ internal sealed class ClassificationCommand : Command<ClassificationCommand.Sett
         var (trainRows, heldOut) = ClassificationResult.TrainingRows((int)(train.GetRowCount() ?? train.GetColumn<uint>("Label").Count()), options);
         AnsiConsole.MarkupLineInterpolated(
             $"[bold]{dataset}[/]: training {name} on {trainRows:N0} rows{(heldOut > 0 ? $" ({heldOut:N0} more held out for early stopping)" : "")} ...");
+        if (options is MemoryFormerTextClassificationOptions { OutlierSet: not null, OutlierLossWeight: var weight })
+            notes += FormattableString.Invariant($"; outlier exposure, weight {weight}");
         var clock = Stopwatch.StartNew();
         var model = estimator.Fit(train);
         var trainingTime = clock.Elapsed;

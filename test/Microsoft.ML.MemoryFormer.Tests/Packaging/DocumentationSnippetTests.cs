@@ -75,7 +75,7 @@ public partial class DocumentationSnippetTests
     /// <summary>The names the documents' snippets use without declaring them, as the text around each snippet describes them.</summary>
     private const string Surroundings = """
         private static Microsoft.ML.MLContext mlContext = null!;
-        private static System.Collections.Generic.IEnumerable<TextRow> myDocuments = [];
+        private static System.Collections.Generic.IEnumerable<TextRow> myDocuments = [], generalSentences = [];
         private static Microsoft.ML.IDataView documents = null!, heldOutDocuments = null!, heldOut = null!, train = null!, test = null!, trainingData = null!,
             trainData = null!, testData = null!, validationData = null!, outOfScopeQueries = null!;
         private static Microsoft.ML.MemoryFormer.MLNet.MemoryFormerLanguageModelEstimator estimator = null!;
