@@ -33,6 +33,7 @@ internal sealed class ClassificationObjective(Tensor? classWeights = null, doubl
         var rows = F.cross_entropy(outputs, targets, perClass, reduction: nn.Reduction.None, label_smoothing: labelSmoothing); // [B]
         return WeightedMean(rows, weights, perClass?.index_select(0, targets));                                    // scalar
     }
+
     protected override (double LossSum, double MetricSum) UnweightedSums(Tensor outputs, Tensor targets)
     {
         double loss = F.cross_entropy(outputs, targets, reduction: nn.Reduction.Sum).item<float>();
