@@ -1,3 +1,5 @@
+using Microsoft.ML.MemoryFormer.Runtime;
+using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -17,13 +19,14 @@ internal sealed class ClassificationObjective(Tensor? classWeights = null, doubl
 
     public override Tensor Loss(Tensor outputs, Tensor targets, Tensor? weights = null)
     {
-        var outlier = targets.lt(0L);                                                            // [B]
+        using Scalar weight = outlierWeight;                                                     // named: see Runtime/LiveScalars.cs
+        var outlier = targets.lt(LiveScalars.ZeroInteger);                                       // [B]
         if (!outlier.any().item<bool>()) return ClassLoss(outputs, targets, weights);
         var inside = outlier.logical_not();
-        var uniform = -F.log_softmax(outputs.index(outlier), 1).mean([1L]);                     // [outliers]
-        var outlierLoss = weights is null ? uniform.mean() : WeightedMean(uniform, weights.index(outlier));
-        if (!inside.any().item<bool>()) return outlierLoss * outlierWeight;                     // a batch of outliers only
-        return ClassLoss(outputs.index(inside), targets.index(inside), weights?.index(inside)) + (outlierLoss * outlierWeight); // scalar
+        var uniform = F.log_softmax(outputs.index(outlier), 1).mean([1L]).neg();                // [outliers]
+        var outlierLoss = (weights is null ? uniform.mean() : WeightedMean(uniform, weights.index(outlier))).mul(weight);
+        if (!inside.any().item<bool>()) return outlierLoss;                                      // a batch of outliers only
+        return LiveScalars.Add(ClassLoss(outputs.index(inside), targets.index(inside), weights?.index(inside)), outlierLoss); // scalar
     }
 
     private Tensor ClassLoss(Tensor outputs, Tensor targets, Tensor? weights)
