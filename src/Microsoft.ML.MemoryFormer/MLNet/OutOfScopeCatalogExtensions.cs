@@ -82,20 +82,32 @@ public static class OutOfScopeCatalogExtensions
                 "pass the model's scored output (model.Transform(data)) or name its score column.", argument);
         if (type is not VectorDataViewType { ItemType: NumberDataViewType n } || n != NumberDataViewType.Single)
             throw new ArgumentException($"Column '{column}' of the {argument} rows is {type}, not the vector of Single class probabilities a multiclass model writes.", argument);
-        var scores = data.GetColumn<float[]>(column).ToArray();
-        if (scores.Length == 0)
-            throw new ArgumentException($"The {argument} rows are empty.", argument);
-        argmax = new int[scores.Length];
-        var confidences = new float[scores.Length];
-        for (int i = 0; i < scores.Length; i++)
+        var confidences = new List<float>();
+        var predicted = new List<int>();
+        using (var cursor = data.GetRowCursor([data.Schema[column]]))           // one row's scores at a time: any number of rows
         {
-            float best = float.NaN;
-            for (int c = 0; c < scores[i].Length; c++)
-                if (float.IsNaN(best) || scores[i][c] > best)
-                    (best, argmax[i]) = (scores[i][c], c);
-            confidences[i] = best;
+            var getter = cursor.GetGetter<VBuffer<float>>(data.Schema[column]);
+            var scores = default(VBuffer<float>);
+            while (cursor.MoveNext())
+            {
+                getter(ref scores);
+                var values = scores.DenseValues();
+                float best = float.NaN;
+                int at = 0, c = 0;
+                foreach (var value in values)
+                {
+                    if (float.IsNaN(best) || value > best)
+                        (best, at) = (value, c);
+                    c++;
+                }
+                confidences.Add(best);
+                predicted.Add(at);
+            }
         }
-        return confidences;
+        if (confidences.Count == 0)
+            throw new ArgumentException($"The {argument} rows are empty.", argument);
+        argmax = [.. predicted];
+        return [.. confidences];
     }
 
     private static uint[] Labels(IDataView data, string column)
