@@ -44,17 +44,19 @@ public static class ClassifyEndpoint
                 if (aborted.IsCancellationRequested) return Results.Empty;   // the client left: stop scoring
                 input.Text = texts[i]!;
                 var output = lease.Engine.Predict(input);
-                predictions[i] = ToPrediction(output, models.ClassNames);
+                predictions[i] = ToPrediction(output, models.ClassNames, limits.OutOfScopeThreshold);
             }
         }
         counters.Classified(texts.Length);
         return Results.Ok(new ClassifyResponse(predictions));
     }
 
-    private static ClassPrediction ToPrediction(ClassifierOutput output, IReadOnlyList<string> classNames)
+    private static ClassPrediction ToPrediction(ClassifierOutput output, IReadOnlyList<string> classNames, float outOfScopeThreshold)
     {
         var scores = new Dictionary<string, float>(classNames.Count);
         for (int c = 0; c < classNames.Count && c < output.Score.Length; c++) scores[classNames[c]] = output.Score[c];
-        return new ClassPrediction(output.PredictedLabel, scores);
+        // EvaluateOutOfScope's rule: in scope when the largest probability is at least the threshold (a NaN score is not).
+        bool? outOfScope = outOfScopeThreshold > 0 ? !(output.Score.Max() >= outOfScopeThreshold) : null;
+        return new ClassPrediction(output.PredictedLabel, scores, outOfScope);
     }
 }

@@ -37,6 +37,14 @@ public sealed class ServingOptions
     /// <summary>Generations that run at once; further requests wait (in order) for a slot. Default 8.</summary>
     public int MaxConcurrentGenerations { get; set; } = 8;
 
+    /// <summary>
+    /// The confidence (a text's largest class probability) below which <c>POST /classify</c> marks the text out of scope
+    /// (<c>"outOfScope": true</c>: it probably belongs to none of the classes). 0, the default, judges nothing and leaves the
+    /// field out. Fit it on held-out in-scope texts with <c>mlContext.MulticlassClassification.FitOutOfScopeThreshold</c>
+    /// (e.g. the threshold that accepts 95 % of them); a text is in scope when its confidence is at least the threshold.
+    /// </summary>
+    public float OutOfScopeThreshold { get; set; }
+
     /// <summary>Idle classifier engines the pool keeps; more are made under load and disposed when returned. Default 2 × cores.</summary>
     public int MaxIdleEngines { get; set; } = 2 * Environment.ProcessorCount;
 
@@ -64,6 +72,9 @@ public sealed class ServingOptions
         Positive(nameof(MaxConcurrentGenerations), MaxConcurrentGenerations);
         Positive(nameof(MaxIdleEngines), MaxIdleEngines);
         if (MaxStopSequences < 0) Positive(nameof(MaxStopSequences), MaxStopSequences);
+        if (!(OutOfScopeThreshold >= 0 && OutOfScopeThreshold <= 1))
+            throw new InvalidOperationException(
+                $"Configuration {Section}:{nameof(OutOfScopeThreshold)} must be a probability in [0, 1] (0: off); it is {OutOfScopeThreshold}.");
     }
 
     private static void Positive(string name, long value)

@@ -1,7 +1,9 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.ML.MemoryFormer.Generation;
 using Microsoft.ML.MemoryFormer.MLNet;
 using WebApi;
@@ -222,6 +224,33 @@ public sealed class WebApiTests(WebApiFactory app) : IClassFixture<WebApiFactory
         var health = await client.GetFromJsonAsync<JsonElement>("/health");
         Assert.Equal("ok", health.GetProperty("status").GetString());
         Assert.Equal(4, health.GetProperty("classes").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task The_out_of_scope_flag_follows_the_configured_threshold_and_is_left_out_without_one()
+    {
+        var expected = DirectPredictions();
+        var batch = Enumerable.Range(0, WebApiFactory.MaxBatchSize).ToArray();
+        var confidences = batch.Select(i => expected[i].Scores.Values.Max()).ToArray();
+        float threshold = confidences.Order().ElementAt(batch.Length / 2);   // half the texts in scope, half out
+        Assert.True(confidences.Min() < threshold, "precondition: the test texts' confidences differ");
+
+        var plain = await PostAsync("/classify", new { texts = batch.Select(i => Texts[i]) });
+        Assert.All(plain.Json.GetProperty("predictions").EnumerateArray(), p => Assert.False(p.TryGetProperty("outOfScope", out _)));
+
+        using var judged = app.WithWebHostBuilder(b => b.UseSetting("Serving:OutOfScopeThreshold", threshold.ToString("R", CultureInfo.InvariantCulture)));
+        using var judgedClient = judged.CreateClient();
+        using var response = await judgedClient.PostAsJsonAsync("/classify", new { texts = batch.Select(i => Texts[i]) });
+        var predictions = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("predictions").EnumerateArray().ToArray();
+        for (int j = 0; j < batch.Length; j++)
+        {
+            Assert.Equal(expected[batch[j]].Label, predictions[j].GetProperty("label").GetString());
+            Assert.Equal(confidences[j] < threshold, predictions[j].GetProperty("outOfScope").GetBoolean());   // at the threshold: in scope
+        }
+
+        using var invalid = app.WithWebHostBuilder(b => b.UseSetting("Serving:OutOfScopeThreshold", "1.5"));
+        var error = Assert.Throws<InvalidOperationException>(() => invalid.CreateClient());
+        Assert.Contains("Serving:OutOfScopeThreshold", error.Message, StringComparison.Ordinal);
     }
 
     private Dictionary<int, (string Label, Dictionary<string, float> Scores)> DirectPredictions()
