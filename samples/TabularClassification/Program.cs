@@ -1,7 +1,8 @@
 // Classifies Palmer penguins by species with a MemoryFormer on tabular features, Model Builder style:
-// load → split → train (with progress) → evaluate → explain → save → load → predict.
+// load → split → train (with progress) → evaluate → explain (the features overall, then one row) → save → load → predict.
 // Usage: dotnet run --project samples/TabularClassification [path/to/penguins.csv]
 using Microsoft.ML;
+using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Training;
 using TabularClassification;
 
@@ -31,7 +32,15 @@ Console.WriteLine("Features the model relies on most (macro accuracy when the sl
 foreach (var (slot, change) in importance.OrderBy(p => p.Value.MacroAccuracy.Mean).Take(5))
     Console.WriteLine($"  {slot,-22} {change.MacroAccuracy.Mean:+0.000;-0.000} ± {change.MacroAccuracy.StandardError:0.000}");
 
-// 5. Save, then predict through the consumption code, which loads the file in a fresh MLContext.
+// 5. Why one penguin got its species: each feature's values are replaced by those of 100 training penguins in turn, and
+//    its contribution is how much the predicted species' probability falls on average (a one-hot column is one feature).
+var why = mlContext.Model.ExplainTabular(model, mlContext.Data.TakeRows(split.TestSet, 1), background: split.TrainSet)[0];
+Console.WriteLine($"The first test penguin is {why.ClassName} with probability {why.Prediction:P0} " +
+    $"(a typical penguin: {why.BackgroundPrediction:P0}), mostly because of:");
+foreach (var feature in why.Top(3))
+    Console.WriteLine($"  {feature.Name,-22} {feature.DisplayValue,-12} {feature.Contribution,7:F3}");
+
+// 6. Save, then predict through the consumption code, which loads the file in a fresh MLContext.
 mlContext.Model.SaveAtomically(model, data.Schema, PenguinsModel.ModelPath);
 Console.WriteLine($"Saved {PenguinsModel.ModelPath}");
 foreach (var row in mlContext.Data.CreateEnumerable<ModelInput>(split.TestSet, reuseRowObject: false).Take(5))

@@ -2,6 +2,7 @@
 // style: load → split → train (with progress) → evaluate → explain → save → load → predict.
 // Usage: dotnet run --project samples/TabularRegression [path/to/penguins.csv]
 using Microsoft.ML;
+using Microsoft.ML.MemoryFormer.MLNet;
 using Microsoft.ML.MemoryFormer.Training;
 using TabularRegression;
 
@@ -31,7 +32,14 @@ Console.WriteLine("Features the model relies on most (RMSE rise when the slot is
 foreach (var (slot, change) in importance.OrderByDescending(p => p.Value.RootMeanSquaredError.Mean).Take(5))
     Console.WriteLine($"  {slot,-24} +{change.RootMeanSquaredError.Mean:F0} g ± {change.RootMeanSquaredError.StandardError:F0}");
 
-// 5. Save, then predict through the consumption code, which loads the file in a fresh MLContext.
+// 5. Why one penguin's predicted mass: each feature's values are replaced by those of 100 training penguins in turn, and
+//    its contribution is how much the prediction falls on average (a one-hot column is one feature).
+var why = mlContext.Model.ExplainTabular(model, mlContext.Data.TakeRows(split.TestSet, 1), background: split.TrainSet)[0];
+Console.WriteLine($"The first test penguin: {why.Prediction:F0} g predicted (a typical penguin: {why.BackgroundPrediction:F0} g), mostly because of:");
+foreach (var feature in why.Top(3))
+    Console.WriteLine($"  {feature.Name,-24} {feature.DisplayValue,-12} {feature.Contribution,6:F0} g");
+
+// 6. Save, then predict through the consumption code, which loads the file in a fresh MLContext.
 mlContext.Model.SaveAtomically(model, data.Schema, PenguinMassModel.ModelPath);
 Console.WriteLine($"Saved {PenguinMassModel.ModelPath}");
 foreach (var row in mlContext.Data.CreateEnumerable<ModelInput>(split.TestSet, reuseRowObject: false).Take(5))

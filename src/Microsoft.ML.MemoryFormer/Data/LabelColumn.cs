@@ -100,6 +100,11 @@ internal sealed record LabelColumn(string Name, PredictionKind Kind, int Classes
         CheckSameClasses(WithKeyValues(Name, Kind, (int)Math.Min(key.Count, int.MaxValue), column), "data");
     }
 
+    /// <summary>The name of class <paramref name="classIndex"/> (0-based) as explanations report it: "True"/"False" for binary
+    /// classification, the label's key value for multiclass (its 1-based key when the label has no KeyValues).</summary>
+    public string ClassName(int classIndex) => Kind == PredictionKind.BinaryClassification ? (classIndex == 1 ? "True" : "False")
+        : ClassNames is { } names ? names[classIndex] : (classIndex + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>Throws when <paramref name="other"/> (the label of the <paramref name="what"/>) has other classes than this one.</summary>
     public void CheckSameClasses(LabelColumn other, string what)
     {

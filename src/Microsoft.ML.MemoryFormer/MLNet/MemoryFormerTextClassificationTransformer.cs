@@ -90,9 +90,7 @@ public sealed class MemoryFormerTextClassificationTransformer : ITransformer, ID
                 ? $"This model was trained on one text column ('{texts.Text}'); pass no second text."
                 : $"This model was trained on text pairs ('{texts.Text}', '{texts.Second}'); pass the second text too.", nameof(secondText));
         var result = TextOcclusion.Explain(model, text, secondText, classIndex, maxWords);
-        string name = kind == PredictionKind.BinaryClassification ? (result.Class == 1 ? "True" : "False")
-            : label.ClassNames is { } names ? names[result.Class] : (result.Class + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return new TextExplanation(result.Class, name, result.Probability, result.Words.Select(w => new WordImportance(
+        return new TextExplanation(result.Class, label.ClassName(result.Class), result.Probability, result.Words.Select(w => new WordImportance(
             (w.Word.InSecond ? secondText! : text).Substring(w.Word.Start, w.Word.Length), w.Word.Start, w.Word.InSecond, w.Importance)).ToArray());
     }
 

@@ -77,7 +77,9 @@ public partial class DocumentationSnippetTests
         private static Microsoft.ML.MLContext mlContext = null!;
         private static System.Collections.Generic.IEnumerable<TextRow> myDocuments = [], generalSentences = [];
         private static Microsoft.ML.IDataView documents = null!, heldOutDocuments = null!, heldOut = null!, train = null!, test = null!, trainingData = null!,
-            trainData = null!, testData = null!, validationData = null!, outOfScopeQueries = null!;
+            trainData = null!, testData = null!, validationData = null!, outOfScopeQueries = null!, featurizedTest = null!, featurizedTrain = null!;
+        private static Microsoft.ML.ITransformer model = null!;
+        private static Microsoft.ML.MemoryFormer.MLNet.MemoryFormerTabularTransformer tabular = null!;
         private static Microsoft.ML.MemoryFormer.MLNet.MemoryFormerLanguageModelEstimator estimator = null!;
         private static Microsoft.ML.MemoryFormer.MLNet.MemoryFormerLanguageModelTransformer lm = null!;
         private static Microsoft.ML.MemoryFormer.MLNet.MemoryFormerTextClassificationTransformer classifier = null!;
