@@ -9,15 +9,6 @@ namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 /// with the column or argument named.</summary>
 public class MemoryFormerTabularExplanationTests
 {
-    private sealed class Columns
-    {
-        public float Strong { get; set; }
-        public float Weak { get; set; }
-        public float Noise { get; set; }
-        public float Unused { get; set; }
-        public float Label { get; set; }
-    }
-
     private sealed class Categorical
     {
         public float X { get; set; }
@@ -30,13 +21,9 @@ public class MemoryFormerTabularExplanationTests
         public float Score { get; set; }
     }
 
-    private static readonly string[] FeatureNames = ["Strong", "Weak", "Noise", "Unused"];
+    private static readonly string[] FeatureNames = TabularRows.Named.FeatureNames;
 
-    /// <summary>Label = 10 + 3·Strong − Weak; Noise and Unused play no part.</summary>
-    private static IEnumerable<Columns> Rows(int count, int seed) => TabularRows.Points(count, seed).Select(x => new Columns
-    {
-        Strong = x[0], Weak = x[1], Noise = x[2], Unused = x[3], Label = 10 + 3 * x[0] - x[1],
-    });
+    private static IEnumerable<TabularRows.Named> Rows(int count, int seed) => TabularRows.NamedRows(count, seed);
 
     /// <summary>X + shift(Category) &gt; 0 with shifts a: −1, b: 0, c: +1.5.</summary>
     private static IEnumerable<Categorical> CategoricalRows(int count, int seed)

@@ -7,23 +7,9 @@ namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
 /// above those it does not.</summary>
 public class MemoryFormerTabularFeatureImportanceTests
 {
-    private sealed class Columns
-    {
-        public float Strong { get; set; }
-        public float Weak { get; set; }
-        public float Noise { get; set; }
-        public float Unused { get; set; }
-        public float Label { get; set; }
-        public bool IsHigh { get; set; }
-    }
+    private static IEnumerable<TabularRows.Named> Rows(int count, int seed) => TabularRows.NamedRows(count, seed);
 
-    /// <summary>Label = 10 + 3·Strong − Weak; IsHigh = Strong + 0.3·Weak &gt; 0; Noise and Unused play no part.</summary>
-    private static IEnumerable<Columns> Rows(int count, int seed) => TabularRows.Points(count, seed).Select(x => new Columns
-    {
-        Strong = x[0], Weak = x[1], Noise = x[2], Unused = x[3], Label = 10 + 3 * x[0] - x[1], IsHigh = x[0] + 0.3f * x[1] > 0,
-    });
-
-    private static string[] FeatureNames => ["Strong", "Weak", "Noise", "Unused"];
+    private static string[] FeatureNames => TabularRows.Named.FeatureNames;
 
     [Fact]
     public void Regression_importance_ranks_the_slots_by_how_much_the_label_depends_on_them()

@@ -25,6 +25,19 @@ internal static class TabularRows
         public string Label { get; set; } = "";
     }
 
+    /// <summary>Four named columns: Label = 10 + 3·Strong − Weak; IsHigh = Strong + 0.3·Weak &gt; 0; Noise and Unused play no part.</summary>
+    public sealed class Named
+    {
+        public static string[] FeatureNames { get; } = ["Strong", "Weak", "Noise", "Unused"];
+
+        public float Strong { get; set; }
+        public float Weak { get; set; }
+        public float Noise { get; set; }
+        public float Unused { get; set; }
+        public float Label { get; set; }
+        public bool IsHigh { get; set; }
+    }
+
     /// <summary>d = 16, 1 block, τ = 4: trains in a second or two. One model (these small tables would otherwise get the
     /// small-table ensemble); the ensemble tests set <see cref="MemoryFormerTabularOptions.EnsembleSize"/> themselves.</summary>
     public static MemoryFormerTabularOptions TinyOptions(int epochs = 25) => new()
@@ -39,6 +52,11 @@ internal static class TabularRows
         return Enumerable.Range(0, count).Select(_ => Enumerable.Range(0, 4)
             .Select(_ => random.NextDouble() < missing ? float.NaN : (float)(random.NextDouble() * 4 - 2)).ToArray()).ToArray();
     }
+
+    public static IEnumerable<Named> NamedRows(int count, int seed) => Points(count, seed).Select(x => new Named
+    {
+        Strong = x[0], Weak = x[1], Noise = x[2], Unused = x[3], Label = 10 + 3 * x[0] - x[1], IsHigh = x[0] + 0.3f * x[1] > 0,
+    });
 
     public static IEnumerable<Regression> RegressionRows(int count, int seed) =>
         Points(count, seed).Select(x => new Regression { Features = x, Label = 10 + 3 * x[0] - 2 * x[1] });
