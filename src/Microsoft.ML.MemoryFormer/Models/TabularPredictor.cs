@@ -85,7 +85,10 @@ internal sealed class TabularPredictor : IDisposable
                 || edges.Any(e => e is null || e.Length is < 2 or > MaxBins + 1))))
             throw new InvalidDataException($"The model's '{TabularModelInfo.Entry}' is inconsistent: its scaler, label and feature " +
                 $"count must agree with each other and with the config (ContextLength = {config.ContextLength} = 1 + feature tokens).");
-        ModuleWeights.CheckSizeFits(config, archive, headParameters: (3.0 * info.FeatureCount + info.OutputCount) * config.Width
+        // The tokenizer's bias and missing embeddings [F, d] each, a linear embedding's weight [F, d] (periodic and piecewise-linear
+        // ones have their projections instead, counted below), and the output head.
+        double tokenMatrices = info.NumericEmbedding == TabularNumericEmbedding.Linear ? 3 : 2;
+        ModuleWeights.CheckSizeFits(config, archive, headParameters: (tokenMatrices * info.FeatureCount + info.OutputCount) * config.Width
             + (double)info.FeatureCount * info.PeriodicFrequencies * (2.0 * config.Width + 1)
             + (double)info.FeatureCount * (info.BinEdges?.Max(e => e.Length - 1) ?? 0) * config.Width);
         return ModuleLoader.Load(archive, config, () => new TabularModel(config, info.FeatureCount, info.OutputCount,
