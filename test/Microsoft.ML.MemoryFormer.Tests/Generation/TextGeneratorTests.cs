@@ -75,6 +75,18 @@ public sealed class TextGeneratorTests : IDisposable
     }
 
     [Fact]
+    public void A_sampled_prompt_gets_the_same_text_in_a_batch_as_alone_whatever_its_place()
+    {
+        // Each row draws from its own generator seeded alike: neither its neighbours nor its position change its text.
+        string[] prompts = ["To be", "or not", "x"];
+        var options = new GenerationOptions { Temperature = 1.0, MaxNewTokens = 12, Seed = 4 };
+        var alone = prompts.Select(p => generator.Generate(p, options)).ToArray();
+        Assert.Equal(alone, generator.GenerateBatch(prompts, options));
+        Assert.Equal(alone.Reverse(), generator.GenerateBatch([.. prompts.Reverse()], options));
+        Assert.Equal([alone[1], alone[1]], generator.GenerateBatch(["or not", "or not"], options));
+    }
+
+    [Fact]
     public async Task Streamed_pieces_concatenate_to_the_generated_text()
     {
         var options = new GenerationOptions { Temperature = 0.9, MaxNewTokens = 30, Seed = 3 };

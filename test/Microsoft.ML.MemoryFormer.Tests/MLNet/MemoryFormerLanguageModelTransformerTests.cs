@@ -55,6 +55,19 @@ public class MemoryFormerLanguageModelTransformerTests
     }
 
     [Fact]
+    public void Sampled_text_of_a_prompt_row_does_not_depend_on_its_neighbours_or_its_place()
+    {
+        var options = NanoOptions(steps: 5);
+        options.Generation = new GenerationOptions { Temperature = 1.0, TopK = 40, MaxNewTokens = 12, Seed = 3 };
+        var (ml, model) = Fit(options);
+        using var _ = model;
+        string[] prompts = ["the cat", "the dog", "a"];
+        var alone = prompts.Select(p => model.Generate(p)).ToArray();
+        Assert.Equal(alone, GenerateColumn(ml, model, prompts));
+        Assert.Equal(alone.Reverse(), GenerateColumn(ml, model, [.. prompts.Reverse()]));
+    }
+
+    [Fact]
     public void Save_then_load_in_a_new_MLContext_gives_identical_greedy_output()
     {
         var (ml, model) = Fit();

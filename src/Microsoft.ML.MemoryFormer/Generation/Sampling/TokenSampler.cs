@@ -7,7 +7,9 @@ namespace Microsoft.ML.MemoryFormer.Generation.Sampling;
 /// Picks the next token from a model's logits as <see cref="GenerationOptions"/> say: vocabulary limit, repetition
 /// penalty, frequency and presence penalties (on the generated ids only), then greedy argmax (temperature 0) or temperature → top-k → top-p → a draw from a seeded
 /// <see cref="torch.Generator"/>. Works on [V] logits (one sequence) or [B, V] logits (B sequences at once), on any
-/// device; the draws depend only on the seed, the logits and the device.
+/// device. Each row of a batch draws from its own generator, every one seeded with the seed, so a sequence's draws depend
+/// only on the seed, its own logits and the device — not on the other sequences of its batch or its place among them: a
+/// prompt sampled in a batch gets the text it gets alone.
 /// </summary>
 internal sealed class TokenSampler : IDisposable
 {
@@ -15,7 +17,7 @@ internal sealed class TokenSampler : IDisposable
     private readonly ILogitsProcessor[] _truncation;
     private readonly OutputPenalties? _outputPenalties;
     private readonly ulong _seed;
-    private Generator? _generator;
+    private readonly List<Generator> _generators = [];
 
     /// <param name="options">Validated here.</param>
     /// <param name="defaultSeed">Seed when <see cref="GenerationOptions.Seed"/> is null (the model's or MLContext's).</param>
@@ -126,29 +128,42 @@ internal sealed class TokenSampler : IDisposable
             }
 
             Tensor probabilities = scores.softmax(-1);                 // [B, V]
-            chosen = torch.multinomial(probabilities, 1, generator: GeneratorFor(logits.device)).squeeze(-1);
+            var rows = new Tensor[probabilities.shape[0]];
+            for (int i = 0; i < rows.Length; i++)                      // row i from generator i: [1, 1] each
+                rows[i] = torch.multinomial(probabilities.narrow(0, i, 1), 1, generator: GeneratorFor(logits.device, i));
+            chosen = torch.cat(rows, 0).squeeze(-1);
         }
 
         long[] ids = chosen.cpu().data<long>().ToArray();
         return Array.ConvertAll(ids, id => (int)id);
     }
 
-    /// <summary>Releases the random generator.</summary>
+    /// <summary>Releases the random generators.</summary>
     public void Dispose()
     {
-        _generator?.Dispose();
-        _generator = null;
-    }
-
-    private Generator GeneratorFor(Device device)
-    {
-        // One generator per sampler, made on the logits' device on first use: CUDA sampling needs a CUDA generator.
-        _generator ??= new Generator(_seed, device);
-        if (_generator.device.type != device.type || (device.type != DeviceType.CPU && _generator.device.index != device.index))
+        foreach (Generator generator in _generators)
         {
-            throw new ArgumentException($"This sampler draws on {_generator.device}; logits are on {device}.", nameof(device));
+            generator.Dispose();
         }
 
-        return _generator;
+        _generators.Clear();
+    }
+
+    private Generator GeneratorFor(Device device, int row)
+    {
+        // One generator per row of the batch, made on the logits' device on first use (CUDA sampling needs a CUDA generator),
+        // all seeded alike: row i's draws are those of its sequence sampled alone.
+        while (_generators.Count <= row)
+        {
+            _generators.Add(new Generator(_seed, device));
+        }
+
+        Generator generator = _generators[row];
+        if (generator.device.type != device.type || (device.type != DeviceType.CPU && generator.device.index != device.index))
+        {
+            throw new ArgumentException($"This sampler draws on {generator.device}; logits are on {device}.", nameof(device));
+        }
+
+        return generator;
     }
 }
