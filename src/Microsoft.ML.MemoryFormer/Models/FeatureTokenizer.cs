@@ -106,6 +106,9 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
     /// <summary>The 0/1 matrix [G, F] that sums slot tokens into group tokens (read by the ONNX export); null without groups.</summary>
     internal Tensor? Groups => groups;
 
+    /// <summary>Whether rows in one-hot form take the per-group path (tests switch it off to compare with the per-slot sum).</summary>
+    internal bool GroupPathEnabled { get; set; } = true;
+
     /// <summary>The per-group path of one-hot groups (<see cref="OneHotGroupTokens"/>); null where it does not apply.</summary>
     internal OneHotGroupTokens? GroupPath => groupPath;
 
@@ -148,23 +151,48 @@ internal sealed class FeatureTokenizer : nn.Module<Tensor, Tensor>
                 $"[{string.Join(", ", x.shape)}].", nameof(x));
         var isMissing = x.isnan().unsqueeze(-1);                                // [B, F, 1]
         bool anyMissing = AnyMissing(isMissing);
-        Tensor tokens;
-        if (!anyMissing && groupPath is not null && x.shape[0] >= OneHotGroupTokens.MinRows && groupPath.Applies(x))
-        {
-            tokens = groupPath.Tokens(x, weight ?? projection!.select(1, 0), bias, SlotTokens);  // [B, G, d]
-        }
-        else
-        {
-            var values = x.nan_to_num(0).unsqueeze(-1);                         // [B, F, 1]
-            tokens = weight is not null ? Runtime.LiveScalars.Add(values * weight, bias)           // [B, F, d]
-                : frequencies is not null ? Periodic(values)
-                : Runtime.LiveScalars.Add(Project(Encode(values.squeeze(-1))), bias);
-            if (anyMissing) tokens = where(isMissing, missing.expand_as(tokens), tokens);          // [B, F, d]
-            if (groups is not null) tokens = On(groups, x).matmul(tokens);       // [B, G, d]
-        }
+        var tokens = GroupPathEnabled && groupPath?.RowsThatApply(x) is { } applies ? GroupedTokens(x, applies, anyMissing)
+            : PerSlotTokens(x, anyMissing);
         if (!anyMissing && is_grad_enabled()) tokens = Runtime.LiveScalars.Add(tokens, missing.mul(Zero).sum());
         var first = cls.view(1, 1, -1).expand(x.shape[0], 1, -1);               // [B, 1, d]
         return cat([first, tokens], 1);                                          // [B, 1 + G, d]
+    }
+
+    /// <summary>Tokens [B, G, d] (F without groups): one per slot, missing values M, summed into their groups by the [G, F] matrix.</summary>
+    private Tensor PerSlotTokens(Tensor x, bool anyMissing)
+    {
+        var values = x.nan_to_num(0).unsqueeze(-1);                             // [B, F, 1]
+        var tokens = weight is not null ? Runtime.LiveScalars.Add(values * weight, bias)                   // [B, F, d]
+            : frequencies is not null ? Periodic(values)
+            : Runtime.LiveScalars.Add(Project(Encode(values.squeeze(-1))), bias);
+        if (anyMissing) tokens = where(x.isnan().unsqueeze(-1), missing.expand_as(tokens), tokens);       // [B, F, d]
+        return groups is null ? tokens : On(groups, x).matmul(tokens);          // [B, G, d]
+    }
+
+    /// <summary>
+    /// Tokens [B, G, d] with one-hot groups: the rows <paramref name="applies"/> [B] marks through the per-group path, the others
+    /// (a NaN or a value other than 0/1 in a group slot, two categories at once) one slot at a time; each row's by its own
+    /// values alone, so a row gets the same tokens in any batch.
+    /// </summary>
+    private Tensor GroupedTokens(Tensor x, Tensor applies, bool anyMissing)
+    {
+        Tensor Grouped(Tensor rows) => groupPath!.Tokens(rows, weight ?? projection!.select(1, 0), bias, SingletonTokens);
+        long taking = applies.sum().item<long>();
+        if (taking == x.shape[0]) return Grouped(x);                            // [B, G, d]
+        if (taking == 0) return PerSlotTokens(x, anyMissing);
+        var grouped = applies.nonzero().view(-1);                                // [Bg]
+        var others = applies.logical_not().nonzero().view(-1);                   // [Bo]
+        var tokens = cat([Grouped(x.index_select(0, grouped)), PerSlotTokens(x.index_select(0, others), anyMissing)], 0);
+        return tokens.index_select(0, cat([grouped, others]).argsort());         // [B, G, d] in row order
+    }
+
+    /// <summary>The tokens [B, S, d] of singleton slots <paramref name="slots"/> [S] from their values [B, S]: M where a value is missing.</summary>
+    private Tensor SingletonTokens(Tensor values, Tensor slots)
+    {
+        var isMissing = values.isnan();
+        using var any = isMissing.any();
+        if (!any.item<bool>()) return SlotTokens(values, slots);
+        return where(isMissing.unsqueeze(-1), missing.index_select(0, slots).unsqueeze(0), SlotTokens(values.nan_to_num(0), slots));
     }
 
     /// <summary>The tokens [B, S, d] of the slots <paramref name="slots"/> [S] from their values [B, S] (no NaN), as

@@ -10,7 +10,10 @@ namespace Microsoft.ML.MemoryFormer.Models;
 /// is V of the set slot (none: nothing) plus the group's summed biases: a gather of one row per group instead of a token
 /// per slot summed by a [G, F] matrix. Slots that are tokens of their own go through the tokenizer's usual embedding. On
 /// adult (107 slots, 14 tokens) the per-slot path built [rows, 107, d] tensors forward and backward, most of the tokenizer's
-/// time. <see cref="Applies"/> says when a batch may take this path; the tokenizer falls back to the per-slot one otherwise.
+/// time. <see cref="RowsThatApply"/> says which rows may take this path, whatever the batch size; the tokenizer takes the
+/// per-slot one for the others, so a row's tokens (and scores) depend on its own values only, never on its batch. The price is
+/// a slower single row (a <c>PredictionEngine</c> call on adult's shape: 76 µs here against 33 µs one slot at a time; 8 rows
+/// 100–111 against 122–201 µs, 64 rows 183–188 against 520–573 µs).
 /// </summary>
 internal sealed class OneHotGroupTokens : IDisposable
 {
@@ -54,30 +57,23 @@ internal sealed class OneHotGroupTokens : IDisposable
         SingletonSlots = singles;
     }
 
-    /// <summary>
-    /// The fewest rows a batch needs to take this path. Its checks and gathers are some thirty small ops: on adult's shape one
-    /// row took 76 µs here against 33 µs one slot at a time (a <c>PredictionEngine</c> call), 8 rows 100–111 against 122–201 µs,
-    /// 64 rows 183–188 against 520–573 µs.
-    /// </summary>
-    public const int MinRows = 8;
-
     /// <summary>The slots that are tokens of their own, ascending.</summary>
     public int[] SingletonSlots { get; }
 
-    /// <summary>Whether the batch may take this path: no NaN anywhere (the caller checks), every group slot 0 or 1, at most one 1
-    /// per group and row, and the inputs on the CPU (the index tensors live there).</summary>
-    public bool Applies(Tensor x)
+    /// <summary>Which rows of x [B, F] may take this path: [B] true where every group slot is 0 or 1 (so not NaN) with at most one 1
+    /// per group; null when none may (the inputs are not on the CPU, where the index tensors live).</summary>
+    public Tensor? RowsThatApply(Tensor x)
     {
-        if (x.device_type != DeviceType.CPU) return false;
-        using var scope = NewDisposeScope();
+        if (x.device_type != DeviceType.CPU) return null;
         var values = x.index_select(1, groupSlots);                                           // [B, Fg]
-        if (!values.eq(Zero).logical_or_(values.eq(One)).all().item<bool>()) return false;
-        return values.matmul(slotOfGroup).le(One).all().item<bool>();
+        var zeroOrOne = values.eq(Zero).logical_or_(values.eq(One)).all(1);                   // [B]
+        return zeroOrOne.logical_and_(values.nan_to_num(0).matmul(slotOfGroup).le(One).all(1)); // [B]
     }
 
     /// <summary>
-    /// Tokens [B, G, d] of raw-or-standardised x [B, F] (no NaN): each group's gathered row V plus its summed biases, each other
-    /// slot's token from <paramref name="singletons"/>(its values [B, Fs], its slot indices).
+    /// Tokens [B, G, d] of raw-or-standardised x [B, F] whose rows all apply (<see cref="RowsThatApply"/>; NaN only in singleton
+    /// slots): each group's gathered row V plus its summed biases, each other slot's token from <paramref name="singletons"/>(its
+    /// values [B, Fs], its slot indices).
     /// </summary>
     /// <param name="x">The features.</param>
     /// <param name="rows">V [F, d]: each slot's row (the linear weight, or the projection of its first bin).</param>

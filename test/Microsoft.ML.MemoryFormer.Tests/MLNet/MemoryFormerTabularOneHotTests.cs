@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.MemoryFormer.Configuration;
 using Microsoft.ML.MemoryFormer.MLNet;
 
 namespace Microsoft.ML.MemoryFormer.Tests.MLNet;
@@ -48,6 +49,38 @@ public class MemoryFormerTabularOneHotTests
         Assert.Equal([0f, 0f, 0f], model.Info.Scaler.Means.Skip(1));      // one-hot slots stay raw 0/1
         var metrics = ml.BinaryClassification.Evaluate(model.Transform(ml.Data.LoadFromEnumerable(Rows(200, 2))));
         Assert.True(metrics.Accuracy > 0.9, $"accuracy {metrics.Accuracy}");
+    }
+
+    [Theory]
+    [InlineData(TabularNumericEmbedding.Linear)]
+    [InlineData(TabularNumericEmbedding.PiecewiseLinear)]
+    public void A_rows_scores_do_not_depend_on_its_batch_whatever_the_other_rows_hold(TabularNumericEmbedding embedding)
+    {
+        // Rows that take the per-group path beside rows that cannot (a NaN or a fraction in a group slot, two categories at
+        // once) and rows with a missing numeric value: every row scores the same alone, in a batch of any size, and in any company.
+        var ml = new MLContext(1);
+        var options = Grouped(3);
+        options.NumericEmbedding = embedding;
+        using var model = ml.BinaryClassification.Trainers.MemoryFormerTabular(options).Fit(ml.Data.LoadFromEnumerable(Rows(256, 1)));
+        var rows = Rows(40, 3).ToArray();
+        rows[3].Features[0] = float.NaN;                 // missing numeric value
+        rows[7].Features[2] = float.NaN;                 // missing category slot
+        rows[11].Features[1] = 0.5f;                     // not one-hot
+        rows[15].Features[1] = rows[15].Features[3] = 1; // two categories
+        float[] Scores(IEnumerable<Row> batch) => model.Transform(ml.Data.LoadFromEnumerable(batch)).GetColumn<float>("Score").ToArray();
+
+        var together = Scores(rows);
+        var alone = rows.Select(r => Scores([r])[0]).ToArray();
+        var clean = Enumerable.Range(0, rows.Length).Where(i => i is not (3 or 7 or 11 or 15)).ToArray();
+        Assert.Equal(alone, together);
+        Assert.Equal(clean.Select(i => alone[i]), Scores(clean.Select(i => rows[i])));   // a batch every row of which takes the group path
+        using var engine = ml.Model.CreatePredictionEngine<Row, ScoreRow>(model);
+        Assert.Equal(alone, rows.Select(r => engine.Predict(r).Score));
+    }
+
+    private sealed class ScoreRow
+    {
+        public float Score { get; set; }
     }
 
     [Fact]
