@@ -63,6 +63,9 @@ internal static class FeatureColumnReader
             CheckFinite(row, featureColumn, cursor.Position);
             float y = getLabel();
             if (float.IsNaN(y)) { skipped++; continue; }
+            if (float.IsInfinity(y))
+                throw new InvalidOperationException($"Label column '{label.Name}' holds {y} at row {cursor.Position}; expected finite " +
+                    "values (NaN marks a missing label: that row is skipped). Clip or remove infinite labels before training.");
             features.AddRange(row);
             labels.Add(y);
             if (getWeight is not null) weights!.Add(getWeight());

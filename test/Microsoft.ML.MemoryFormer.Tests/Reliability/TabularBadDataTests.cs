@@ -129,6 +129,17 @@ public class TabularBadDataTests(TabularBadDataTests.Trained trained) : IClassFi
                 Assert.Contains("Clip or replace infinite values", e.Message);
             }
         },
+        ["±∞ labels at Fit"] = t =>
+        {
+            foreach (var value in new[] { float.PositiveInfinity, float.NegativeInfinity })
+            {
+                var rows = TabularRows.RegressionRows(6, 1).ToArray();
+                rows[2].Label = value;
+                var e = FitRegression(t, rows);
+                Assert.Contains($"Label column 'Label' holds {value} at row 2", e.Message);
+                Assert.Contains("Clip or remove infinite labels", e.Message);
+            }
+        },
         ["±∞ features at prediction"] = t =>
         {
             var engine = t.Ml.Model.CreatePredictionEngine<FeaturesOnly, Scored>(t.Regression);
