@@ -53,6 +53,7 @@ internal sealed class TabularEnsemblePredictor : IDisposable
     /// </summary>
     public float[][] Forward(float[] features, int rows)
     {
+        DisposedModel.ThrowIf(disposed, "MemoryFormer tabular model");
         if (members.Length == 1) return members[0].Forward(features, rows);
         bool regression = Info.Label.Kind == PredictionKind.Regression;
         var sums = new double[rows][];
@@ -123,8 +124,11 @@ internal sealed class TabularEnsemblePredictor : IDisposable
     /// <summary>Frees every member's tensors.</summary>
     public void Dispose()
     {
+        disposed = true;
         foreach (var member in members) member.Dispose();
     }
+
+    private bool disposed;
 
     private sealed record Layout(int FormatVersion, int Members);
 }

@@ -241,6 +241,7 @@ internal sealed class TextClassifierModel : IDisposable
     /// <summary>Log-probabilities of each class for rows already encoded by <see cref="Encode"/>.</summary>
     public float[][] LogProbabilities(IReadOnlyList<int[][]> encodedRows)
     {
+        DisposedModel.ThrowIf(disposed, "MemoryFormer text classifier");
         if (encodedRows.Count == 0) return [];
         long start = Stopwatch.GetTimestamp();
         var encoded = encodedRows as int[][][] ?? encodedRows.ToArray();
@@ -348,6 +349,7 @@ internal sealed class TextClassifierModel : IDisposable
     /// </summary>
     public unsafe float[][] Features(IReadOnlyList<int[][]> encodedRows)
     {
+        DisposedModel.ThrowIf(disposed, "MemoryFormer text classifier");
         var encoded = encodedRows as int[][][] ?? encodedRows.ToArray();
         var windows = encoded.SelectMany(w => w).ToArray();
         int width = network.Config.Width;
@@ -479,5 +481,11 @@ internal sealed class TextClassifierModel : IDisposable
                 "NgramBuckets ≥ 0, NgramLength in [1, 3] and ScoringPrecision Float32 or BFloat16.");
     }
 
-    public void Dispose() => network.Dispose();
+    public void Dispose()
+    {
+        disposed = true;
+        network.Dispose();
+    }
+
+    private bool disposed;
 }

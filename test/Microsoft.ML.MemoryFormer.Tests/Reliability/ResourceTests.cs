@@ -115,4 +115,29 @@ public class ResourceTests(ITestOutputHelper output)
         Assert.True(released.Bytes - baseline.Bytes < (loaded.Bytes - baseline.Bytes) / 3, report);
         Assert.Throws<ObjectDisposedException>(() => language.Generate("the"));
     }
+
+    [Fact]
+    public void A_model_its_owning_engine_disposed_says_so_and_how_to_share_one()
+    {
+        var ml = new MLContext(seed: 1);
+        var tabularData = ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(32, 1));
+        using var tabular = ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(1)).Fit(tabularData);
+        var textData = ml.Data.LoadFromEnumerable(ClassificationRows.Binary());
+        using var text = ml.BinaryClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options(epochs: 1)).Fit(textData);
+
+        ml.Model.CreatePredictionEngine<TabularRows.Regression, TabularScore>(tabular).Dispose();   // owns the transformer by default
+        ml.Model.CreatePredictionEngine<ClassificationRows.BinaryRow, TabularScore>(text).Dispose();
+
+        foreach (var (model, data, name) in new[] { ((ITransformer)tabular, tabularData, "tabular model"), (text, textData, "text classifier") })
+        {
+            var e = Assert.Throws<ObjectDisposedException>(() => model.Transform(data).GetColumn<float>("Score").ToArray());
+            Assert.Contains($"MemoryFormer {name}", e.Message);
+            Assert.Contains("OwnsTransformer = false", e.Message);
+        }
+    }
+
+    private sealed class TabularScore
+    {
+        public float Score { get; set; }
+    }
 }
