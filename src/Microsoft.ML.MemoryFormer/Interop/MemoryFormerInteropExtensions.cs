@@ -62,7 +62,7 @@ public static class MemoryFormerInteropExtensions
     {
         ArgumentNullException.ThrowIfNull(languageModel);
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
-        SafetensorsModel.Export(languageModel.Model, directory, languageModel.Tokenizer.Describe());
+        languageModel.Model.ExportSafetensors(directory, languageModel.Tokenizer.Describe());    // its checks too (adaptive head)
     }
 
     /// <summary>Writes the transformer's model as a checkpoint of the official code (see <c>LanguageModel.ExportGptNeoXCheckpoint</c>).
@@ -76,6 +76,6 @@ public static class MemoryFormerInteropExtensions
     {
         ArgumentNullException.ThrowIfNull(languageModel);
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
-        return GptNeoXCheckpoint.Export(languageModel.Model, directory, options ?? new GptNeoXExportOptions());
+        return languageModel.Model.ExportGptNeoXCheckpoint(directory, options);
     }
 }

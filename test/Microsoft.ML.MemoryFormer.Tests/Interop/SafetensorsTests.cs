@@ -56,6 +56,21 @@ public class SafetensorsTests
     }
 
     [Fact]
+    public void A_transformer_with_an_adaptive_head_refuses_both_exports_and_writes_nothing()
+    {
+        // The transformer's exports take the model's own checks: safetensors' config cannot carry the cutoffs, so an export
+        // that went through would write a folder no import can read.
+        var options = LanguageModeling.LanguageModelData.NanoOptions(steps: 1);
+        options.Architecture = options.Architecture with { AdaptiveSoftmaxCutoffs = [64, 128] };
+        var ml = new MLContext(seed: 1);
+        using var transformer = ml.Text.MemoryFormer(options).Fit(ml.Data.LoadFromEnumerable(LanguageModeling.LanguageModelData.Corpus));
+        using var folder = NewFolder();
+        foreach (var export in new Action[] { () => transformer.ExportSafetensors(folder.Path), () => transformer.ExportGptNeoXCheckpoint(folder.Path) })
+            Assert.Contains(nameof(MemoryFormerConfig.AdaptiveSoftmaxCutoffs), Assert.Throws<NotSupportedException>(export).Message);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(folder.Path));
+    }
+
+    [Fact]
     public void Config_json_uses_the_documented_keys()
     {
         using var model = new LanguageModel(MemoryFormerConfig.Nano);
