@@ -37,8 +37,9 @@ public static class GenerateEndpoints
             counters.GenerationStarted();
             try
             {
-                string text = models.LanguageModel.Generate(prompt!, generation, aborted);
-                int tokens = models.LanguageModel.Tokenizer.Encode(text).Count;
+                var usage = new GenerationUsage();                           // the model's own count, not a re-tokenization of the text
+                string text = models.LanguageModel.Generate(prompt!, generation, usage, aborted);
+                int tokens = usage.GeneratedTokens;
                 counters.GenerationCompleted(tokens);
                 return Results.Ok(new GenerateResponse(text, tokens));
             }
@@ -97,16 +98,13 @@ public static class GenerateEndpoints
             response.ContentType = "text/event-stream";
             response.Headers.CacheControl = "no-cache";
             response.Headers["X-Accel-Buffering"] = "no";
-            var text = new StringBuilder();
+            var usage = new GenerationUsage();
             try
             {
                 await response.StartAsync(aborted);
-                await foreach (var piece in models.LanguageModel.GenerateStreaming(prompt!, generation, aborted))
-                {
-                    text.Append(piece);
+                await foreach (var piece in models.LanguageModel.GenerateStreaming(prompt!, generation, usage, aborted))
                     await WriteEventAsync(response, null, new { text = piece }, aborted);
-                }
-                int tokens = models.LanguageModel.Tokenizer.Encode(text.ToString()).Count;
+                int tokens = usage.GeneratedTokens;
                 await WriteEventAsync(response, "done", new { tokens }, aborted);
                 counters.GenerationCompleted(tokens);
             }

@@ -80,7 +80,7 @@ public sealed class MemoryFormerChatClient : IChatClient
         var settings = Merge(options);
         var id = "mf-" + Guid.NewGuid().ToString("N");
         var created = DateTimeOffset.UtcNow;
-        var report = new GenerationReport();
+        var report = new GenerationUsage();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var pieces = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         ExceptionDispatchInfo? failure = null;
@@ -127,7 +127,7 @@ public sealed class MemoryFormerChatClient : IChatClient
             TotalTokenCount = report.PromptTokens + report.GeneratedTokens,
         };
         var final = Update(id, created, [new UsageContent(usage)]);
-        final.FinishReason = report.ReachedLimit ? ChatFinishReason.Length : ChatFinishReason.Stop;
+        final.FinishReason = report.StoppedAtMaxNewTokens ? ChatFinishReason.Length : ChatFinishReason.Stop;
         yield return final;
     }
 

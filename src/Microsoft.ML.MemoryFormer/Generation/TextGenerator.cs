@@ -54,32 +54,49 @@ public sealed class TextGenerator
 
     /// <summary>Generates continuations of many prompts at once (one forward pass per step for all of them).</summary>
     public IReadOnlyList<string> GenerateBatch(IReadOnlyList<string> prompts, GenerationOptions options,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) => GenerateBatch(prompts, options, usages: null, cancellationToken);
+
+    /// <summary><see cref="Generate(string, GenerationOptions, CancellationToken)"/> that also fills in <paramref name="usage"/>.</summary>
+    public string Generate(string prompt, GenerationOptions options, GenerationUsage usage, CancellationToken cancellationToken = default) =>
+        GenerateBatch([prompt], options, [usage ?? throw new ArgumentNullException(nameof(usage))], cancellationToken)[0];
+
+    private IReadOnlyList<string> GenerateBatch(IReadOnlyList<string> prompts, GenerationOptions options, GenerationUsage[]? usages,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         if (prompts.Count == 0) return [];
         var outputs = prompts.Select(_ => new Continuation(Tokenizer, options)).ToArray();
+        var encoded = prompts.Select(Encode).ToArray();
         using var sampler = NewSampler(options);
-        foreach (var next in decoder.Decode(prompts.Select(Encode).ToArray(), sampler, useCache: true))
+        foreach (var next in decoder.Decode(encoded, sampler, useCache: true))
         {
             cancellationToken.ThrowIfCancellationRequested();
-            for (int i = 0; i < next.Length; i++) outputs[i].Push(next[i]);
+            for (int i = 0; i < next.Length; i++)
+            {
+                if (usages is not null && !outputs[i].Done) usages[i].GeneratedTokens++;   // as the stream counts: the token that ends it too
+                outputs[i].Push(next[i]);
+            }
             if (outputs.All(o => o.Done)) break;
+        }
+        for (int i = 0; usages is not null && i < usages.Length; i++)
+        {
+            usages[i].PromptTokens = Math.Min(Math.Max(encoded[i].Count, 1), Model.Config.ContextLength);
+            usages[i].StoppedAtMaxNewTokens = !outputs[i].Done;
         }
         return outputs.Select(o => o.Finish()).ToArray();
     }
 
     /// <summary>Streams the continuation of <paramref name="prompt"/> as text pieces, as soon as each is decoded.</summary>
-    /// <remarks>Pieces never split a multi-byte character; their concatenation equals <see cref="Generate"/>'s text.</remarks>
+    /// <remarks>Pieces never split a multi-byte character; their concatenation equals <see cref="Generate(string, GenerationOptions, CancellationToken)"/>'s text.</remarks>
     public IAsyncEnumerable<string> GenerateStreaming(string prompt, GenerationOptions options,
         CancellationToken cancellationToken = default) =>
-        GenerateStreaming(prompt, options, new GenerationReport(), cancellationToken);
+        GenerateStreaming(prompt, options, new GenerationUsage(), cancellationToken);
 
     /// <summary>
     /// <see cref="GenerateStreaming(string, GenerationOptions, CancellationToken)"/> that also fills in
     /// <paramref name="report"/>: prompt and generated token counts, and whether it ended at MaxNewTokens.
     /// </summary>
-    internal async IAsyncEnumerable<string> GenerateStreaming(string prompt, GenerationOptions options, GenerationReport report,
+    internal async IAsyncEnumerable<string> GenerateStreaming(string prompt, GenerationOptions options, GenerationUsage report,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(report);
@@ -87,7 +104,7 @@ public sealed class TextGenerator
         using var sampler = NewSampler(options);
         var ids = Encode(prompt);
         report.PromptTokens = Math.Min(Math.Max(ids.Count, 1), Model.Config.ContextLength);
-        report.ReachedLimit = true;
+        report.StoppedAtMaxNewTokens = true;
         foreach (var next in decoder.Decode([ids], sampler, useCache: true))
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -100,7 +117,7 @@ public sealed class TextGenerator
             }
             if (output.Done)
             {
-                report.ReachedLimit = false;
+                report.StoppedAtMaxNewTokens = false;
                 break;
             }
         }

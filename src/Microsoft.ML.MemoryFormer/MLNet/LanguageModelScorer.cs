@@ -5,7 +5,7 @@ using Microsoft.ML.MemoryFormer.Generation;
 namespace Microsoft.ML.MemoryFormer.MLNet;
 
 /// <summary>
-/// Continues a batch of prompts at once (<see cref="TextGenerator.GenerateBatch"/>): prompt text → generated text.
+/// Continues a batch of prompts at once (<see cref="TextGenerator.GenerateBatch(IReadOnlyList{string}, GenerationOptions, CancellationToken)"/>): prompt text → generated text.
 /// Training data (it has the training text column but no prompt column, as when the estimator sits in an
 /// <c>Append</c> chain and the chain transforms the training data) passes through: no input, no output column. Other
 /// data without the prompt column gets an error naming it.

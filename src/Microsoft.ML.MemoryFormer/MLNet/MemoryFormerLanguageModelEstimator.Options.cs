@@ -57,7 +57,7 @@ public sealed partial class MemoryFormerLanguageModelEstimator
         public int ReportEvery = 10;
 
         /// <summary>Generation settings the transformer uses for its prompt column and as the default of
-        /// <see cref="MemoryFormerLanguageModelTransformer.Generate"/>; a null seed becomes <see cref="MemoryFormerTrainerOptions.Seed"/>.</summary>
+        /// <see cref="MemoryFormerLanguageModelTransformer.Generate(string, GenerationOptions?, CancellationToken)"/>; a null seed becomes <see cref="MemoryFormerTrainerOptions.Seed"/>.</summary>
         public GenerationOptions Generation = new();
 
         /// <summary>Prompts generated together when the transformer maps a column. Default 8.</summary>

@@ -17,7 +17,7 @@ namespace Microsoft.ML.MemoryFormer.MLNet;
 
 /// <summary>
 /// A trained MemoryFormer language model in an ML.NET pipeline: maps a prompt column to a generated-text column
-/// (prompts are generated in batches), and offers <see cref="Generate"/>, <see cref="GenerateStreaming"/> and
+/// (prompts are generated in batches), and offers <see cref="Generate(string, GenerationOptions?, CancellationToken)"/>, <see cref="GenerateStreaming(string, GenerationOptions?, CancellationToken)"/> and
 /// <see cref="Evaluate"/> directly. Dispose it to free the model.
 /// </summary>
 /// <remarks>
@@ -68,7 +68,7 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
     /// <summary>The tokenizer the model was trained with.</summary>
     public ITextTokenizer Tokenizer { get; }
 
-    /// <summary>Generation settings used for the prompt column and when <see cref="Generate"/> gets no options.</summary>
+    /// <summary>Generation settings used for the prompt column and when <see cref="Generate(string, GenerationOptions?, CancellationToken)"/> gets no options.</summary>
     public GenerationOptions DefaultGenerationOptions { get; }
 
     /// <summary>Column of prompts read by <see cref="Transform"/>.</summary>
@@ -125,8 +125,29 @@ public sealed class MemoryFormerLanguageModelTransformer : ITransformer, IDispos
     public string Generate(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
         Generator.Generate(prompt, options ?? DefaultGenerationOptions, cancellationToken);
 
+    /// <summary>Continues <paramref name="prompt"/> and fills in <paramref name="usage"/>: the prompt and generated token counts and
+    /// whether it stopped at <see cref="GenerationOptions.MaxNewTokens"/>.</summary>
+    /// <param name="prompt">Text to continue.</param>
+    /// <param name="options">Generation settings; null takes <see cref="DefaultGenerationOptions"/>.</param>
+    /// <param name="usage">A new <see cref="GenerationUsage"/>, filled in by the time this returns.</param>
+    /// <param name="cancellationToken">Stops between tokens.</param>
+    /// <returns>The generated text, the same as <see cref="Generate(string, GenerationOptions?, CancellationToken)"/>'s.</returns>
+    public string Generate(string prompt, GenerationOptions? options, GenerationUsage usage, CancellationToken cancellationToken = default) =>
+        Generator.Generate(prompt, options ?? DefaultGenerationOptions, usage, cancellationToken);
+
+    /// <summary><see cref="GenerateStreaming(string, GenerationOptions?, CancellationToken)"/> that fills in <paramref name="usage"/> as
+    /// it streams: complete when the last piece has been read.</summary>
+    /// <param name="prompt">Text to continue.</param>
+    /// <param name="options">Generation settings; null takes <see cref="DefaultGenerationOptions"/>.</param>
+    /// <param name="usage">A new <see cref="GenerationUsage"/>.</param>
+    /// <param name="cancellationToken">Stops between tokens.</param>
+    /// <returns>The pieces of the generated text.</returns>
+    public IAsyncEnumerable<string> GenerateStreaming(string prompt, GenerationOptions? options, GenerationUsage usage,
+        CancellationToken cancellationToken = default) =>
+        Generator.GenerateStreaming(prompt, options ?? DefaultGenerationOptions, usage ?? throw new ArgumentNullException(nameof(usage)), cancellationToken);
+
     /// <summary>Continues <paramref name="prompt"/>, yielding text pieces as they are decoded; their concatenation equals
-    /// <see cref="Generate"/>'s result for the same options.</summary>
+    /// <see cref="Generate(string, GenerationOptions?, CancellationToken)"/>'s result for the same options.</summary>
     /// <param name="prompt">Text to continue.</param>
     /// <param name="options">Generation settings; null takes <see cref="DefaultGenerationOptions"/>.</param>
     /// <param name="cancellationToken">Stops between tokens.</param>

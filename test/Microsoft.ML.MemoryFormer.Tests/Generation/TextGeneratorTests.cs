@@ -87,6 +87,31 @@ public sealed class TextGeneratorTests : IDisposable
     }
 
     [Fact]
+    public async Task Usage_counts_the_models_own_tokens_and_says_why_generation_stopped()
+    {
+        var options = new GenerationOptions { Temperature = 1.0, MaxNewTokens = 12, Seed = 2 };
+        var promptIds = generator.Tokenizer.Encode("Usage");
+        var ids = generator.GenerateIds(promptIds, options, useCache: true);
+        int end = Array.IndexOf(ids, generator.Tokenizer.EndOfTextId);
+        var usage = new GenerationUsage();
+        Assert.Equal(generator.Generate("Usage", options), generator.Generate("Usage", options, usage));
+        Assert.Equal(end < 0 ? 12 : end + 1, usage.GeneratedTokens);
+        Assert.Equal(end < 0, usage.StoppedAtMaxNewTokens);
+        Assert.Equal(promptIds.Count, usage.PromptTokens);
+        var streamed = new GenerationUsage();
+        await foreach (var _ in generator.GenerateStreaming("Usage", options, streamed)) { }
+        Assert.Equal((usage.PromptTokens, usage.GeneratedTokens, usage.StoppedAtMaxNewTokens),
+            (streamed.PromptTokens, streamed.GeneratedTokens, streamed.StoppedAtMaxNewTokens));
+
+        // Stopped by a stop sequence: not at the limit, and the tokens up to the one completing it counted.
+        var free = generator.Generate("Stop", Greedy with { MaxNewTokens = 30 });
+        var stopped = new GenerationUsage();
+        generator.Generate("Stop", Greedy with { MaxNewTokens = 30, StopSequences = [free.Substring(2, 2)] }, stopped);
+        Assert.False(stopped.StoppedAtMaxNewTokens);
+        Assert.InRange(stopped.GeneratedTokens, 1, 29);
+    }
+
+    [Fact]
     public async Task Streamed_pieces_concatenate_to_the_generated_text()
     {
         var options = new GenerationOptions { Temperature = 0.9, MaxNewTokens = 30, Seed = 3 };
