@@ -125,7 +125,8 @@ public abstract class MemoryFormerTrainerOptions
     /// resumes from it ("resumed from step k" in the log), reaching bit-identical weights and losses; a finished run's
     /// checkpoint returns the same model at once. A checkpoint of another run makes Fit throw an
     /// <see cref="InvalidOperationException"/> naming what differs. Set <see cref="Seed"/> (or the MLContext's seed):
-    /// the run's identity includes it.
+    /// the run's identity includes it. A text classifier that fits its temperature and then trains again on every row
+    /// (the default without a validation set) checkpoints its first run to <c>{CheckpointPath}.calibration</c>.
     /// </summary>
     public string? CheckpointPath;
 

@@ -43,13 +43,19 @@ internal static class TextClassifierTraining
         if (!settings.CalibrationRefit)
             return FitOnce(settings, train.Subset(split.Kept), null, train.Subset(split.Held), null, classes, seed, device, schedule,
                 log, progress, stopRequested, cancellation);
-        TrainingOptions Unsaved(int stepsPerEpoch, bool validated) => schedule(stepsPerEpoch, validated) with { CheckpointPath = null };
-        var (held, _) = FitOnce(settings, train.Subset(split.Kept), null, train.Subset(split.Held), null, classes, seed, device, Unsaved,
+        // The first run checkpoints beside the second, under its own name (its rows and fingerprint differ): a Fit cancelled or
+        // killed in it resumes there, and one cancelled in the second finds it complete.
+        TrainingOptions Calibrating(int stepsPerEpoch, bool validated) => schedule(stepsPerEpoch, validated) is var o && o.CheckpointPath is { } path
+            ? o with { CheckpointPath = CalibrationCheckpointPath(path) } : o;
+        var (held, _) = FitOnce(settings, train.Subset(split.Kept), null, train.Subset(split.Held), null, classes, seed, device, Calibrating,
             log, progress, stopRequested, cancellation);
         double temperature = held.Temperature;
         held.Dispose();
         return FitOnce(settings, train, null, null, temperature, classes, seed, device, schedule, log, progress, stopRequested, cancellation);
     }
+
+    /// <summary>Where the first of the two runs of "fit T, then refit" checkpoints, given the trainer's checkpoint path.</summary>
+    public static string CalibrationCheckpointPath(string checkpointPath) => checkpointPath + ".calibration";
 
     /// <summary>One training run: <paramref name="validation"/> is validated on (and fits the temperature),
     /// <paramref name="calibration"/> only fits the temperature, and <paramref name="temperature"/>, when given, is kept as is.</summary>

@@ -56,4 +56,37 @@ public class MemoryFormerTextClassificationResumeTests
         Assert.Equal(CheckpointFolder.Tensors(folder.File("full.ckpt")), CheckpointFolder.Tensors(folder.File("run.ckpt")));
         Assert.Empty(folder.Others("full.ckpt", "run.ckpt"));
     }
+
+    [Fact]
+    public void A_classifier_cancelled_in_its_calibration_run_resumes_there_to_the_same_scores()
+    {
+        // No validation set: the temperature is fitted on a held-out half by a first run, then the model trains again on every
+        // row. A cancel inside the first run leaves that run's own checkpoint, and the resumed Fit ends where an
+        // uninterrupted one does.
+        MemoryFormerTextClassificationOptions Calibrated(string checkpoint, Action<TrainingProgress>? onStep = null, CancellationToken cancel = default)
+        {
+            var options = ClassificationRows.Options(epochs: 4);
+            options.BatchSize = 2;
+            options.CalibrationFraction = 0.5;          // 3 of each class's 6 rows: enough for a temperature
+            options.CheckpointPath = checkpoint;
+            options.CheckpointEverySteps = 2;
+            options.CancellationToken = cancel;
+            if (onStep is not null) options.Progress = new SynchronousProgress(onStep);
+            return options;
+        }
+        using var folder = new CheckpointFolder();
+        var (_, expectedScores) = Fit(Calibrated(folder.File("full.ckpt")));
+        Assert.True(File.Exists(folder.File("full.ckpt.calibration")));
+
+        using var cancel = new CancellationTokenSource();
+        int cancelledAt = 0;                                              // the first report (an epoch of the first run)
+        Assert.ThrowsAny<OperationCanceledException>(() => Fit(Calibrated(folder.File("run.ckpt"),
+            p => { if (cancelledAt == 0) { cancelledAt = p.Step; cancel.Cancel(); } }, cancel.Token)));
+        Assert.InRange(cancelledAt, 1, 11);
+        Assert.Equal(cancelledAt, CheckpointFolder.StepOf(folder.File("run.ckpt.calibration")));
+        Assert.False(File.Exists(folder.File("run.ckpt")));              // the second run never started
+
+        var (_, scores) = Fit(Calibrated(folder.File("run.ckpt")));
+        Assert.Equal(expectedScores, scores);
+    }
 }
