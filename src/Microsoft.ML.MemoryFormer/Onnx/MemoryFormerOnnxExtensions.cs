@@ -114,6 +114,9 @@ public static class MemoryFormerOnnxExtensions
     /// described in the ONNX model's metadata into the vector columns <c>input_ids</c> and <c>attention_mask</c>
     /// (int64, max_tokens_per_row slots, padding masked out). The mapping is not saveable with the ML.NET model.
     /// </summary>
+    /// <remarks>The exported graph scores one window, and this step keeps a text's first max_tokens_per_row tokens: a row
+    /// longer than that, which the ML.NET model scores as the mean over up to <c>MaxWindowsPerRow</c> windows, gets other
+    /// probabilities through ONNX (rows that fit one window match). Score long documents through the ML.NET model.</remarks>
     /// <param name="catalog">The transforms catalog.</param>
     /// <param name="onnxModelPath">An ONNX file written by a text classifier's <c>ExportToOnnx</c>/<c>ConvertToOnnx</c>.</param>
     /// <param name="textColumnName">The text column.</param>
