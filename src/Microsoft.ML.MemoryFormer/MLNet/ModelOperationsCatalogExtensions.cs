@@ -33,6 +33,9 @@ public static class ModelOperationsCatalogExtensions
         // ML.NET's zip goes to a temporary file first (not memory: a model may exceed 2 GB), then is rewritten with fixed
         // time stamps into the target, atomically.
         var fullPath = Path.GetFullPath(filePath);
+        if (Path.GetDirectoryName(fullPath) is { } folder && !Directory.Exists(folder))
+            throw new DirectoryNotFoundException($"Cannot save '{filePath}': its folder '{folder}' does not exist. Create it first " +
+                "(Directory.CreateDirectory).");
         var raw = ModelArchive.TemporaryFileFor(fullPath);
         try
         {
@@ -68,6 +71,8 @@ public static class ModelOperationsCatalogExtensions
     /// <returns>The loaded model.</returns>
     /// <exception cref="InvalidDataException">The file is damaged, truncated, not an ML.NET model, or holds a
     /// MemoryFormer model whose entries are damaged or do not belong together.</exception>
+    /// <exception cref="InvalidOperationException">The MLContext asks for a GPU (<c>GpuDeviceId</c>) that CUDA cannot give and
+    /// <c>FallbackToCpu</c> is off: the file is fine.</exception>
     public static ITransformer LoadChecked(this ModelOperationsCatalog catalog, string filePath, out DataViewSchema inputSchema)
     {
         ArgumentException.ThrowIfNullOrEmpty(filePath);
@@ -92,6 +97,11 @@ public static class ModelOperationsCatalogExtensions
         try
         {
             return catalog.Load(stream, out inputSchema);
+        }
+        catch (Exception e) when (Causes(e).FirstOrDefault(x => x.Data.Contains(MemoryFormer.Runtime.TorchRuntime.DeviceNotAvailable)) is { } device)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(device);   // a setting to change, not a damaged file
+            throw;
         }
         catch (Exception e) when (e is InvalidDataException or FormatException or InvalidOperationException
                                       or System.Reflection.TargetInvocationException or EndOfStreamException)

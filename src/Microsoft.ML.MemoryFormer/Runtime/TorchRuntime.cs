@@ -55,14 +55,22 @@ public static class TorchRuntime
     {
         EnsureAvailable();
         if (gpuDeviceId is null) return CPU;
+        if (gpuDeviceId < 0)
+            throw new ArgumentOutOfRangeException(nameof(gpuDeviceId), gpuDeviceId,
+                "A GPU device id is 0 or more (MLContext.GpuDeviceId, or a Load call's gpuDeviceId); leave it null for the CPU.");
         if (cuda.is_available() && gpuDeviceId.Value < cuda.device_count())
             return new Device(DeviceType.CUDA, gpuDeviceId.Value);
         if (fallbackToCpu) return CPU;
-        throw new InvalidOperationException(
-            $"MLContext.GpuDeviceId is {gpuDeviceId} but CUDA is not available to TorchSharp (cuda.is_available() = " +
+        var unavailable = new InvalidOperationException(
+            $"GPU device {gpuDeviceId} was asked for (MLContext.GpuDeviceId, or a Load call's gpuDeviceId) but CUDA is not available to TorchSharp (cuda.is_available() = " +
             $"{cuda.is_available()}, devices = {(cuda.is_available() ? cuda.device_count() : 0)}). Build with " +
             "-p:TorchBackend=cuda on a machine with an NVIDIA driver, or set MLContext.FallbackToCpu = true.");
+        unavailable.Data[DeviceNotAvailable] = true;                                  // a setting to change, not damaged data (LoadChecked)
+        throw unavailable;
     }
+
+    /// <summary>The <see cref="Exception.Data"/> key that marks <see cref="SelectDevice"/>'s error for a GPU CUDA cannot give.</summary>
+    public const string DeviceNotAvailable = "MemoryFormer.DeviceNotAvailable";
 
     /// <summary>Seeds torch's global generator so that initialisation and dropout are reproducible. Waits while a training
     /// in this process holds the generator (between its reseed and its last draw of a step), so the seed does not land in

@@ -23,7 +23,7 @@ public class MLContextDeviceTests
         var data = ml.Data.LoadFromEnumerable(ClassificationRows.Binary());
         var e = Assert.Throws<InvalidOperationException>(() =>
             ml.BinaryClassification.Trainers.MemoryFormerTextClassification(ClassificationRows.Options(epochs: 1)).Fit(data));
-        Assert.Contains("MLContext.GpuDeviceId is 0", e.Message);
+        Assert.Contains("GPU device 0 was asked for (MLContext.GpuDeviceId", e.Message);
     }
 
     [SkippableFact]
@@ -34,7 +34,7 @@ public class MLContextDeviceTests
         var data = ml.Data.LoadFromEnumerable(TabularRows.RegressionRows(32, 1));
         var e = Assert.Throws<InvalidOperationException>(() =>
             ml.Regression.Trainers.MemoryFormerTabular(TabularRows.TinyOptions(epochs: 1)).Fit(data));
-        Assert.Contains("MLContext.GpuDeviceId is 0", e.Message);
+        Assert.Contains("GPU device 0 was asked for (MLContext.GpuDeviceId", e.Message);
     }
 
     [SkippableFact]
@@ -55,8 +55,15 @@ public class MLContextDeviceTests
             var gpu = GpuOnly(2);
             gpu.ComponentCatalog.RegisterMemoryFormer();
             var e = Assert.ThrowsAny<Exception>(() => gpu.Model.Load(stream, out _));
-            Assert.Contains("MLContext.GpuDeviceId is 0", Messages(e));
+            Assert.Contains("GPU device 0 was asked for (MLContext.GpuDeviceId", Messages(e));
+
+            // LoadChecked reports a setting to change, not a damaged file.
+            stream.Position = 0;
+            var setting = Assert.Throws<InvalidOperationException>(() => gpu.Model.LoadChecked(stream, out _));
+            Assert.Contains("GPU device 0 was asked for", setting.Message);
         }
+        Assert.Throws<ArgumentOutOfRangeException>(() => new MLContext(1) { GpuDeviceId = -1 }.Regression.Trainers
+            .MemoryFormerTabular(TabularRows.TinyOptions(epochs: 1)).Fit(table));
     }
 
     private static string Messages(Exception e) => e.InnerException is null ? e.Message : e.Message + " | " + Messages(e.InnerException);

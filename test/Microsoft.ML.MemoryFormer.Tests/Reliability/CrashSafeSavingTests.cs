@@ -13,6 +13,18 @@ public sealed class CrashSafeSavingTests(ITestOutputHelper output) : IDisposable
 
     public void Dispose() => Directory.Delete(folder, recursive: true);
 
+    [Fact]
+    public void Saving_into_a_missing_folder_names_the_folder_and_writes_nothing()
+    {
+        var ml = new MLContext(1);
+        var data = ml.Data.LoadFromEnumerable(MLNet.TabularRows.RegressionRows(16, 1));
+        using var model = ml.Regression.Trainers.MemoryFormerTabular(MLNet.TabularRows.TinyOptions(1)).Fit(data);
+        var missing = Path.Combine(folder, "not-yet");
+        var e = Assert.Throws<DirectoryNotFoundException>(() => ml.Model.SaveAtomically(model, data.Schema, Path.Combine(missing, "model.zip")));
+        Assert.Contains($"its folder '{missing}' does not exist", e.Message);
+        Assert.False(Directory.Exists(missing));
+    }
+
     /// <param name="mlnet">Save with <c>mlContext.Model.SaveAtomically</c> rather than the standalone checkpoint.</param>
     /// <param name="killAt">When to kill each run, as a fraction of the duration of the run's previous save, counted
     /// from the start of the next one: early (while the model is serialised), mid-write, near the rename.</param>
