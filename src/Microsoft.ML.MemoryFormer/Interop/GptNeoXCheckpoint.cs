@@ -103,6 +103,7 @@ internal static partial class GptNeoXCheckpoint
         args.Set("max_position_embeddings", (long)c.ContextLength);
         args.Set("padded_vocab_size", (long)c.VocabularySize);
         args.Set("model_parallel_size", 1L);
+        foreach (var (name, value) in RecordedSettings(c)) args.Set(name, value);   // read back on import (the tensors do not say)
         PickleDict? module = null;
         if (options.PipelineLayout)
         {
@@ -237,9 +238,11 @@ internal static partial class GptNeoXCheckpoint
             return new MemoryFormerConfig
             {
                 Kind = TransformerKind.MemoryFormer, VocabularySize = vocab, ContextLength = context, Width = width, Layers = layers,
-                Heads = heads, BitsPerChunk = tau, ExtraBits = 2, RotaryFraction = options.RotaryFraction, RotaryBase = options.RotaryBase,
+                Heads = heads, BitsPerChunk = tau, ExtraBits = 2,
+                RotaryFraction = Recorded(args, "rotary_pct", options.RotaryFraction, GptNeoXImportOptions.DefaultRotaryFraction, nameof(options.RotaryFraction)),
+                RotaryBase = Recorded(args, "rotary_emb_base", options.RotaryBase, GptNeoXImportOptions.DefaultRotaryBase, nameof(options.RotaryBase)),
                 WeightFunction = HashWeightFunction.L1ScaledSigmoidProduct, Norm = rms ? NormKind.RmsNorm : NormKind.LayerNorm,
-                NormEpsilon = options.NormEpsilon ?? (rms ? 1e-8 : 1e-5), Dropout = 0,
+                NormEpsilon = options.NormEpsilon ?? Real(args, rms ? "rms_norm_epsilon" : "layernorm_epsilon") ?? (rms ? 1e-8 : 1e-5), Dropout = 0,
             }.Validate();
         }
         catch (ArgumentException e)
@@ -247,6 +250,23 @@ internal static partial class GptNeoXCheckpoint
             throw new InvalidDataException($"The checkpoint's shapes give an invalid config: {e.Message}", e);
         }
     }
+
+    /// <summary>A real-valued setting: the checkpoint's <c>args</c> value when the option keeps its default (or equals it), the
+    /// option when the checkpoint records none; a changed option that contradicts the recorded value is refused by name.</summary>
+    private static double Recorded(PickleDict? args, string name, double option, double byDefault, string optionName)
+    {
+        if (Real(args, name) is not { } recorded || recorded == option) return option;
+        if (option == byDefault) return recorded;
+        throw new InvalidDataException($"The checkpoint's args record {name} = {recorded} but GptNeoXImportOptions.{optionName} is {option}; " +
+            $"leave {optionName} at its default to take the recorded value.");
+    }
+
+    private static double? Real(PickleDict? args, string name) => args?.Get(name) switch
+    {
+        double d when double.IsFinite(d) && d > 0 => d,
+        long l when l > 0 => l,
+        _ => null,
+    };
 
     private static int? Arg(PickleDict? args, string name) => args?.Get(name) is long v && v is > 0 and <= int.MaxValue ? (int)v : null;
 
@@ -321,11 +341,25 @@ internal static partial class GptNeoXCheckpoint
 
     private static string Printable(string s) => s.Length > 80 ? s[..80] + "…" : s;
 
+    /// <summary>A number as the YAML config writes it. YAML 1.1 (PyYAML, which GPT-NeoX uses) reads a float only with a '.', so
+    /// 1e-8 is written 1.0e-08.</summary>
+    private static string F(double v) => v.ToString(v != 0 && (Math.Abs(v) < 1e-4 || Math.Abs(v) >= 1e15) ? "0.0##############e-00" : "0.0##############",
+        CultureInfo.InvariantCulture);
+
+    /// <summary>The settings the YAML config holds that the tensors do not show, under neox_args' attribute names and with the
+    /// values the official code reads from that YAML: its <c>check_checkpoint_args</c> compares every entry of a checkpoint's
+    /// <c>args</c> with its own, so they must be equal, and the import reads them back.</summary>
+    private static IEnumerable<(string Name, object Value)> RecordedSettings(MemoryFormerConfig c)
+    {
+        yield return ("rotary_pct", double.Parse(F(c.RotaryFraction), CultureInfo.InvariantCulture));
+        yield return ("rotary_emb_base", c.RotaryBase % 1 == 0 && c.RotaryBase < 1e15 ? (object)(long)c.RotaryBase
+            : double.Parse(F(c.RotaryBase), CultureInfo.InvariantCulture));
+        yield return c.Norm == NormKind.RmsNorm ? ("rms_norm_epsilon", double.Parse(F(c.NormEpsilon), CultureInfo.InvariantCulture))
+            : ("layernorm_epsilon", double.Parse(F(Math.Max(c.NormEpsilon, 1e-5)), CultureInfo.InvariantCulture));
+    }
+
     private static string ModelYaml(MemoryFormerConfig c, bool pipeline)
     {
-        // YAML 1.1 (PyYAML, which GPT-NeoX uses) reads a float only with a '.', so 1e-8 is written 1.0e-08.
-        string F(double v) => v.ToString(v != 0 && (Math.Abs(v) < 1e-4 || Math.Abs(v) >= 1e15) ? "0.0##############e-00" : "0.0##############",
-            CultureInfo.InvariantCulture);
         var sb = new StringBuilder();
         sb.AppendLine("# Model settings of a checkpoint exported by Microsoft.ML.MemoryFormer; merge into the official code's training config");
         sb.AppendLine("# (e.g. configs/memoryformer_tiny.yml) and load it with \"finetune\": true (weights only, fresh optimizer).");

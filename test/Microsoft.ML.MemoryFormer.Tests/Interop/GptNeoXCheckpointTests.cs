@@ -69,14 +69,23 @@ public class GptNeoXCheckpointTests
     public void A_fresh_model_round_trips_exactly_with_its_rotary_and_norm_settings()
     {
         torch.manual_seed(5);
-        var config = MemoryFormerConfig.Nano with { Width = 32, Heads = 2, BitsPerChunk = 4, RotaryFraction = 0.5, RotaryBase = 500, ContextLength = 24 };
+        var config = MemoryFormerConfig.Nano with
+        {
+            Width = 32, Heads = 2, BitsPerChunk = 4, RotaryFraction = 0.5, RotaryBase = 500, ContextLength = 24, NormEpsilon = 1e-5,
+        };
         using var model = new LanguageModel(config);
         using var folder = NewFolder();
         model.ExportGptNeoXCheckpoint(folder.Path);
-        using var back = LanguageModel.ImportGptNeoXCheckpoint(folder.Path, new GptNeoXImportOptions { RotaryFraction = 0.5, RotaryBase = 500 });
         var tokens = new long[,] { { 1, 2, 3, 4, 5, 6 } };
-        Assert.Equal(Logits(model, tokens), Logits(back, tokens));
-        Assert.Equal(config with { TableInitStd = back.Config.TableInitStd, QkvInitStd = back.Config.QkvInitStd }, back.Config);
+        // The export records the settings the tensors do not show in the checkpoint's args: the default options take them.
+        foreach (var options in new[] { null, new GptNeoXImportOptions { RotaryFraction = 0.5, RotaryBase = 500 } })
+        {
+            using var back = LanguageModel.ImportGptNeoXCheckpoint(folder.Path, options);
+            Assert.Equal(Logits(model, tokens), Logits(back, tokens));
+            Assert.Equal(config with { TableInitStd = back.Config.TableInitStd, QkvInitStd = back.Config.QkvInitStd }, back.Config);
+        }
+        var conflict = Assert.Throws<InvalidDataException>(() => LanguageModel.ImportGptNeoXCheckpoint(folder.Path, new GptNeoXImportOptions { RotaryBase = 400 }));
+        Assert.Contains("rotary_emb_base = 500 but GptNeoXImportOptions.RotaryBase is 400", conflict.Message);
     }
 
     [Fact]
