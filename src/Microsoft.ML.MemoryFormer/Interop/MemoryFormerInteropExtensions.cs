@@ -42,7 +42,9 @@ public static class MemoryFormerInteropExtensions
         var model = safetensors ? SafetensorsModel.Import(path) : GptNeoXCheckpoint.Import(path, options ?? new GptNeoXImportOptions());
         try
         {
-            ModelParts.CheckTokenizerFits(tokenizer, model.Config);
+            if (tokenizer.VocabularySize > model.Config.VocabularySize)
+                throw new ArgumentException($"The tokenizer has {tokenizer.VocabularySize} ids but the model at '{path}' has a vocabulary of " +
+                    $"{model.Config.VocabularySize}: pass the tokenizer the model was trained with.", nameof(tokenizer));
             var device = MLContextDevice.Of(catalog.Context);
             model.to(device);
             return new MemoryFormerLanguageModelTransformer(model, tokenizer, device, new GenerationOptions(),
