@@ -48,10 +48,19 @@ internal static class TextClassifierTraining
         TrainingOptions Calibrating(int stepsPerEpoch, bool validated) => schedule(stepsPerEpoch, validated) is var o && o.CheckpointPath is { } path
             ? o with { CheckpointPath = CalibrationCheckpointPath(path) } : o;
         var (held, _) = FitOnce(settings, train.Subset(split.Kept), null, train.Subset(split.Held), null, classes, seed, device, Calibrating,
-            log, progress, stopRequested, cancellation);
+            log, RunProgress.Of(progress, 1), stopRequested, cancellation);
         double temperature = held.Temperature;
         held.Dispose();
-        return FitOnce(settings, train, null, null, temperature, classes, seed, device, schedule, log, progress, stopRequested, cancellation);
+        return FitOnce(settings, train, null, null, temperature, classes, seed, device, schedule, log, RunProgress.Of(progress, 2),
+            stopRequested, cancellation);
+    }
+
+    /// <summary>Reports a run of "fit T, then refit" with its place among the two.</summary>
+    private sealed class RunProgress(IProgress<TrainingProgress> inner, int run) : IProgress<TrainingProgress>
+    {
+        public static IProgress<TrainingProgress>? Of(IProgress<TrainingProgress>? inner, int run) => inner is null ? null : new RunProgress(inner, run);
+
+        public void Report(TrainingProgress value) => inner.Report(value with { Run = run, Runs = 2 });
     }
 
     /// <summary>Where the first of the two runs of "fit T, then refit" checkpoints, given the trainer's checkpoint path.</summary>

@@ -18,4 +18,12 @@ public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, dou
 
     /// <summary>How many models the ensemble trains, one after another; 1 for a single model.</summary>
     public int EnsembleSize { get; init; } = 1;
+
+    /// <summary>Which training run of the Fit this report belongs to, from 1. A text classifier that fits its temperature
+    /// and then trains again on every row (the default without a validation set) makes two runs, its step count restarting
+    /// with the second; 1 otherwise.</summary>
+    public int Run { get; init; } = 1;
+
+    /// <summary>How many training runs the Fit makes one after another (see <see cref="Run"/>); 1 for most.</summary>
+    public int Runs { get; init; } = 1;
 }

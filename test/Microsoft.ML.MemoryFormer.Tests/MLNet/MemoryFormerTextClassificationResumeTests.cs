@@ -86,7 +86,13 @@ public class MemoryFormerTextClassificationResumeTests
         Assert.Equal(cancelledAt, CheckpointFolder.StepOf(folder.File("run.ckpt.calibration")));
         Assert.False(File.Exists(folder.File("run.ckpt")));              // the second run never started
 
-        var (_, scores) = Fit(Calibrated(folder.File("run.ckpt")));
+        var reports = new List<TrainingProgress>();
+        var (_, scores) = Fit(Calibrated(folder.File("run.ckpt"), reports.Add));
         Assert.Equal(expectedScores, scores);
+
+        // Progress says which of the two runs a report belongs to, the step count restarting with the second.
+        Assert.All(reports, r => Assert.Equal(2, r.Runs));
+        Assert.Equal([1, 2], reports.Select(r => r.Run).Distinct());
+        Assert.True(reports.Last(r => r.Run == 1).TotalSteps < reports.Last().TotalSteps);
     }
 }
