@@ -26,7 +26,23 @@ var split = mlContext.Data.TrainTestSplit(data, testFraction: 0.2, seed: 1);
 //    and maps the predicted keys back to text.
 AnsiConsole.MarkupLine($"Training on [bold]{dataPath}[/] for {epochs} epochs ...");
 var clock = System.Diagnostics.Stopwatch.StartNew();
-ITransformer model = SpamModel.RetrainModel(mlContext, split.TrainSet, epochs);
+// Without a validation set the trainer fits its temperature on a held-out tenth first, then trains again on every row:
+// two runs, one bar each (TrainingProgress.Run / Runs).
+ITransformer model = AnsiConsole.Progress()
+    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+    .Start(ctx =>
+    {
+        var bars = new Dictionary<int, ProgressTask>();
+        var progress = new SynchronousProgress(p =>
+        {
+            if (!bars.TryGetValue(p.Run, out var bar))
+                bars[p.Run] = bar = ctx.AddTask(p.Runs > 1 && p.Run == 1 ? "calibration run" : "training", maxValue: p.TotalSteps);
+            bar.MaxValue = p.TotalSteps;
+            bar.Value = p.Step;
+            bar.Description = $"{(p.Runs > 1 && p.Run == 1 ? "calibration run" : "training")} · loss {p.Loss:F3}";
+        });
+        return SpamModel.RetrainModel(mlContext, split.TrainSet, epochs, progress);
+    });
 AnsiConsole.MarkupLine($"Trained in {clock.Elapsed.TotalSeconds:F0} s.");
 
 // 4. Evaluate with ML.NET's own evaluator on the held-out rows.
@@ -77,3 +93,10 @@ var words = new Table().Title($"Why the first e-mail is '{Markup.Escape(why.Clas
 foreach (var word in why.Top(5))
     words.AddRow(Markup.Escape(word.Word), $"{why.Probability - word.Importance:P1}");
 AnsiConsole.Write(words);
+
+/// <summary>Reports on the training thread as they come (Progress&lt;T&gt; would post them to the thread pool, out of order).</summary>
+internal sealed class SynchronousProgress(Action<Microsoft.ML.MemoryFormer.Training.TrainingProgress> report)
+    : IProgress<Microsoft.ML.MemoryFormer.Training.TrainingProgress>
+{
+    public void Report(Microsoft.ML.MemoryFormer.Training.TrainingProgress value) => report(value);
+}

@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.MemoryFormer.MLNet;
+using Microsoft.ML.MemoryFormer.Training;
 
 namespace TextClassification;
 
@@ -12,7 +13,8 @@ public static partial class SpamModel
     /// </summary>
     /// <param name="mlContext">The ML.NET context (its seed makes training repeatable).</param>
     /// <param name="epochs">Passes over the training rows.</param>
-    public static IEstimator<ITransformer> BuildPipeline(MLContext mlContext, int epochs = 4) =>
+    /// <param name="progress">Receives a report after training steps (null: none).</param>
+    public static IEstimator<ITransformer> BuildPipeline(MLContext mlContext, int epochs = 4, IProgress<TrainingProgress>? progress = null) =>
         mlContext.Transforms.Conversion.MapValueToKey(outputColumnName: "Label", inputColumnName: "Label")
             .Append(mlContext.MulticlassClassification.Trainers.MemoryFormerTextClassification(new MemoryFormerTextClassificationOptions
             {
@@ -21,6 +23,7 @@ public static partial class SpamModel
                 MaxTokensPerRow = 96,   // GPT-2 tokens; longer e-mails keep their first 95 tokens
                 BatchSize = 32,
                 Epochs = epochs,
+                Progress = progress,
             }))
             .Append(mlContext.Transforms.Conversion.MapKeyToValue(outputColumnName: "PredictedLabel", inputColumnName: "PredictedLabel"));
 
@@ -28,6 +31,7 @@ public static partial class SpamModel
     /// <param name="mlContext">The ML.NET context.</param>
     /// <param name="trainData">Rows with Label and Text columns.</param>
     /// <param name="epochs">Passes over the training rows.</param>
-    public static ITransformer RetrainModel(MLContext mlContext, IDataView trainData, int epochs = 4) =>
-        BuildPipeline(mlContext, epochs).Fit(trainData);
+    /// <param name="progress">Receives a report after training steps (null: none).</param>
+    public static ITransformer RetrainModel(MLContext mlContext, IDataView trainData, int epochs = 4, IProgress<TrainingProgress>? progress = null) =>
+        BuildPipeline(mlContext, epochs, progress).Fit(trainData);
 }
