@@ -5,19 +5,26 @@ namespace Microsoft.ML.MemoryFormer.Text;
 /// concatenate to <see cref="ITextTokenizer.Decode"/> of all ids.
 /// </summary>
 /// <remarks>
-/// A token may end in the middle of a multi-byte UTF-8 character (byte-level tokens always split them; GPT-2 byte-pair
+/// <para>A token may end in the middle of a multi-byte UTF-8 character (byte-level tokens always split them; GPT-2 byte-pair
 /// tokens sometimes do). Such a partial decode ends in U+FFFD; the detokenizer then holds the ids back until a later
-/// token completes the character, or until <see cref="Flush"/>. Text is decoded from the window of ids since the
-/// last emitted piece, which always starts on a character boundary; for byte-level and byte-pair tokenizers (whose
-/// decoding is UTF-8 decoding of the concatenated token bytes) the windows' texts then concatenate to the full decode,
-/// leading-space tokens included.
+/// token completes the character, or until <see cref="Flush"/>.</para>
+/// <para>A window of new ids is decoded after up to <see cref="ContextIds"/> ids already emitted, and its text is what that
+/// decode adds to the decode of the context alone. Tokenizers whose decoding depends on the neighbours need it:
+/// SentencePiece drops the word-start space of the first piece it decodes, and WordPiece puts spaces only between
+/// tokens, so windows decoded alone lose every word boundary. For byte-level and byte-pair tokenizers (UTF-8 decoding of
+/// the concatenated token bytes) it equals decoding the window alone. Where a context's decode is not a prefix of the
+/// longer one, the window is decoded alone, as before.</para>
 /// </remarks>
 internal sealed class StreamingDetokenizer
 {
     private const char Replacement = '\uFFFD';
 
+    /// <summary>Ids already emitted kept as left context (enough for a word boundary; the decode per token stays cheap).</summary>
+    internal const int ContextIds = 8;
+
     private readonly ITextTokenizer _tokenizer;
     private readonly List<int> _pending = [];
+    private readonly List<int> _context = [];
 
     /// <param name="tokenizer">The tokenizer whose ids are fed in.</param>
     public StreamingDetokenizer(ITextTokenizer tokenizer)
@@ -35,14 +42,13 @@ internal sealed class StreamingDetokenizer
     public string Push(int id)
     {
         _pending.Add(id);
-        string text = _tokenizer.Decode(_pending);
+        string text = DecodePending();
         if (text.Length == 0 || text[^1] == Replacement)
         {
             return string.Empty;
         }
 
-        // The window ends on a complete character, so decoding it alone equals its share of the full decode.
-        _pending.Clear();
+        Emit();
         return text;
     }
 
@@ -55,8 +61,31 @@ internal sealed class StreamingDetokenizer
             return string.Empty;
         }
 
-        string text = _tokenizer.Decode(_pending);
-        _pending.Clear();
+        string text = DecodePending();
+        Emit();
         return text;
+    }
+
+    /// <summary>The text the pending ids add after the context.</summary>
+    private string DecodePending()
+    {
+        if (_context.Count == 0)
+        {
+            return _tokenizer.Decode(_pending);
+        }
+
+        string context = _tokenizer.Decode(_context);
+        string both = _tokenizer.Decode([.. _context, .. _pending]);
+        return both.StartsWith(context, StringComparison.Ordinal) ? both[context.Length..] : _tokenizer.Decode(_pending);
+    }
+
+    private void Emit()
+    {
+        _context.AddRange(_pending);
+        _pending.Clear();
+        if (_context.Count > ContextIds)
+        {
+            _context.RemoveRange(0, _context.Count - ContextIds);
+        }
     }
 }

@@ -71,6 +71,29 @@ public class StreamingDetokenizerTests
     }
 
     [Fact]
+    public void SentencePiece_and_wordpiece_pieces_keep_their_word_boundaries()
+    {
+        // Their decoders depend on the neighbours (SentencePiece drops the word-start space of the first piece, WordPiece puts
+        // spaces between tokens): pieces decoded one by one without context lost every space.
+        KeyValuePair<string, float>[] pieces =
+            [.. new (string, float)[] { ("<unk>", 0), ("<s>", 0), ("</s>", 0), ("▁the", -1), ("▁whale", -1), ("▁sea", -1), ("▁", -2),
+                ("t", -3), ("h", -3), ("e", -3), ("w", -3), ("a", -3), ("l", -3), ("s", -3) }.Select(p => KeyValuePair.Create(p.Item1, p.Item2))];
+        var sentencePiece = TokenizerAdapter.SentencePiece(pieces, unknownId: 0);
+        var wordPiece = TokenizerAdapter.Bert(Encoding.UTF8.GetBytes(string.Join('\n',
+            new[] { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "whale", "sea", "##s", "call", "me", "." }) + "\n"));
+        foreach (var (tokenizer, text) in new[] { ((ITextTokenizer)sentencePiece, "the whale the sea the whales the sea the whale"), (wordPiece, "call me. the whales the sea call me. the whale") })
+        {
+            var ids = tokenizer.Encode(text);
+            Assert.True(ids.Count > ContextLongerThan, "precondition: longer than the detokenizer's left context");
+            var (joined, _) = Stream(tokenizer, ids);
+            Assert.Equal(tokenizer.Decode(ids), joined);
+            Assert.Contains(" the", joined, StringComparison.Ordinal);
+        }
+    }
+
+    private const int ContextLongerThan = StreamingDetokenizer.ContextIds;
+
+    [Fact]
     public void Byte_level_emoji_is_held_back_until_its_last_byte()
     {
         var tokenizer = new ByteLevelTokenizer();
