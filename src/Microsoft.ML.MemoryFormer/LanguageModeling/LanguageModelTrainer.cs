@@ -34,6 +34,10 @@ internal static class LanguageModelTrainer
             throw new ArgumentException($"The training text holds {all.Tokens.Length} tokens (end-of-text separators included); " +
                 $"at least ContextLength + 1 = {t + 1} are needed. Give more text or a smaller ContextLength.", nameof(documents));
         var (train, validation) = validationDocuments is null ? all.Split(plan.ValidationFraction) : (all, packer.Pack(validationDocuments, t));
+        if (validationDocuments is not null && validation.Count == 0)
+            throw new ArgumentException($"The validation set holds {validation.Tokens.Length} tokens (end-of-text separators included); " +
+                $"at least ContextLength + 1 = {t + 1} are needed for one window. Give more validation text, a smaller ContextLength, " +
+                "or no ValidationSet (a ValidationFraction of the training text is held out then).", nameof(validationDocuments));
         var options = plan.Schedule((train.Count + plan.BatchSize - 1) / plan.BatchSize, validation.Count > 0);
         log?.Invoke($"{all.Tokens.Length} tokens → {train.Count} training and {validation.Count} validation windows of " +
             $"{t + 1} tokens; {options.MaxSteps} steps of {plan.BatchSize} windows");

@@ -45,6 +45,13 @@ public class MemoryFormerLanguageModelBadInputTests
         Assert.Contains("holds no text", Assert.Throws<ArgumentException>(() => ml.Text.MemoryFormer(NanoOptions()).Fit(empty)).Message);
         var tiny = ml.Data.LoadFromEnumerable(new[] { new Document { Text = "hi" } });
         Assert.Contains("ContextLength", Assert.Throws<ArgumentException>(() => ml.Text.MemoryFormer(NanoOptions()).Fit(tiny)).Message);
+
+        // A validation set too short for one window is refused, not silently dropped with early stopping.
+        var options = NanoOptions();
+        options.ValidationSet = tiny;
+        var e = Assert.Throws<ArgumentException>(() => ml.Text.MemoryFormer(options).Fit(ml.Data.LoadFromEnumerable(LanguageModeling.LanguageModelData.Corpus)));
+        Assert.Contains("The validation set holds", e.Message);
+        Assert.Contains("ContextLength + 1", e.Message);
     }
 
     [Theory]
