@@ -17,7 +17,8 @@ public sealed record GenerationOptions
     public int MaxNewTokens { get; init; } = 64;
 
     /// <summary>Divides the logits before sampling: below 1 sharpens, above 1 flattens. Default 0.8; must be ≥ 0;
-    /// 0 means greedy decoding.</summary>
+    /// 0 means greedy decoding (so does a temperature below float32's smallest normal number, 1.2e-38, where the float32 sampling
+    /// arithmetic would divide by zero).</summary>
     public double Temperature { get; init; } = 0.8;
 
     /// <summary>Keeps only the <c>TopK</c> most likely tokens. Default 0 (off); must be ≥ 0.</summary>

@@ -26,5 +26,8 @@ internal sealed class Temperature : ILogitsProcessor
     private readonly Scalar divisor;
 
     /// <inheritdoc />
-    public Tensor Process(Tensor logits, IReadOnlyList<IReadOnlyList<int>> history) => logits.div(divisor);
+    /// <remarks>The row's largest logit is subtracted first (softmax does not change): with a temperature so small that the
+    /// quotients overflow float32, the largest stays 0 and the others go to −∞ (greedy), instead of ∞ − ∞ = NaN in the softmax.</remarks>
+    public Tensor Process(Tensor logits, IReadOnlyList<IReadOnlyList<int>> history) =>
+        logits.sub(logits.amax([-1], keepdim: true)).div(divisor);
 }

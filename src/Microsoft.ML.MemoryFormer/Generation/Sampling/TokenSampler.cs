@@ -67,8 +67,12 @@ internal sealed class TokenSampler : IDisposable
     /// <summary>The options this sampler follows.</summary>
     public GenerationOptions Options { get; }
 
-    /// <summary>Whether tokens are chosen by argmax (temperature 0).</summary>
-    public bool IsGreedy => Options.Temperature == 0;
+    /// <summary>Whether tokens are chosen by argmax: temperature 0, or one below float32's smallest normal number (the
+    /// sampling arithmetic runs in float32, where such a temperature divides by zero; its limit is greedy anyway).</summary>
+    public bool IsGreedy => Options.Temperature < MinimumSampledTemperature;
+
+    /// <summary>float32's smallest normal number: the lowest temperature that is sampled rather than greedy.</summary>
+    public const double MinimumSampledTemperature = 1.1754943508222875e-38;
 
     /// <summary>Picks the next token of one sequence.</summary>
     /// <param name="logits">[V] next-token logits.</param>
@@ -122,6 +126,9 @@ internal sealed class TokenSampler : IDisposable
         }
         else
         {
+            // Penalties of extreme (but valid) sizes can push scores to +∞ in float32: the largest float keeps the temperature's
+            // shift and the softmax defined.
+            scores = scores.clamp_max(float.MaxValue);
             foreach (ILogitsProcessor processor in _truncation)
             {
                 scores = processor.Process(scores, histories);

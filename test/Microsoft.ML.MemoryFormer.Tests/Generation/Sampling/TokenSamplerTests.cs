@@ -31,6 +31,21 @@ public class TokenSamplerTests
     }
 
     [Fact]
+    public void Extreme_but_valid_settings_sample_instead_of_failing_in_softmax()
+    {
+        // Temperatures and penalties that pass validation but overflow float32: a vanishing temperature is greedy, and
+        // penalties pushing scores to ±∞ leave softmax defined.
+        using Tensor logits = Logits();
+        using (var tiny = new TokenSampler(new GenerationOptions { Temperature = double.Epsilon, Seed = 1 }))
+            Assert.Equal(5, tiny.Sample(logits, NoHistory));
+        IReadOnlyList<int> history = [5, 13, 1];
+        using (var repetition = new TokenSampler(new GenerationOptions { Temperature = 1, RepetitionPenalty = 1e-39, Seed = 1 }))
+            Assert.Contains(repetition.Sample(logits, history), history);                      // 1/1e-39 lifts the seen ids to +∞
+        using (var frequency = new TokenSampler(new GenerationOptions { Temperature = 1, FrequencyPenalty = -1e39, Seed = 1 }))
+            Assert.Contains(frequency.Sample(logits, history, generated: [2]), new[] { 2 });   // −(−1e39) lifts the generated id
+    }
+
+    [Fact]
     public void Top_k_never_returns_a_token_outside_the_top_k()
     {
         using var sampler = new TokenSampler(new GenerationOptions { Temperature = 2.0, TopK = 3, Seed = 1 });
