@@ -58,6 +58,8 @@ public interface ITextTokenizer
     static ITextTokenizer FromDescription(TokenizerDescription description)
     {
         ArgumentNullException.ThrowIfNull(description);
+        if (description.Parameters is null)
+            description = description with { Parameters = new Dictionary<string, string>() };      // as FromJson reads a missing one
         return description.Kind switch
         {
             ByteLevelTokenizer.Kind => ByteLevelTokenizer.FromDescription(description),

@@ -23,7 +23,16 @@ public sealed record TokenizerDescription(string Kind, IReadOnlyDictionary<strin
     public static TokenizerDescription FromJson(string json)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(json);
-        TokenizerDescription? description = JsonSerializer.Deserialize<TokenizerDescription>(json, JsonOptions);
+        TokenizerDescription? description;
+        try
+        {
+            description = JsonSerializer.Deserialize<TokenizerDescription>(json, JsonOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new ArgumentException($"The text is not a tokenizer description's JSON: {e.Message}", nameof(json), e);
+        }
+
         if (description is null || string.IsNullOrEmpty(description.Kind))
         {
             throw new ArgumentException("The JSON does not describe a tokenizer: 'kind' is missing.", nameof(json));

@@ -28,6 +28,16 @@ public class TokenizerAdapterTests
         ITextTokenizer.FromDescription(TokenizerDescription.FromJson(tokenizer.Describe().ToJson()));
 
     [Fact]
+    public void Malformed_descriptions_are_argument_errors_and_missing_parameters_are_empty()
+    {
+        var notJson = Assert.Throws<ArgumentException>(() => TokenizerDescription.FromJson("not json"));
+        Assert.Equal("json", notJson.ParamName);
+        Assert.Contains("'kind' is missing", Assert.Throws<ArgumentException>(() => TokenizerDescription.FromJson("{}")).Message);
+        foreach (var kind in new[] { "byte-level", "gpt2" })
+            Assert.Equal(kind, ITextTokenizer.FromDescription(new TokenizerDescription(kind, null!)).Describe().Kind);
+    }
+
+    [Fact]
     public void Tiktoken_encodes_text_losslessly_and_rebuilds_from_its_description()
     {
         var tokenizer = TinyTiktoken();
