@@ -19,6 +19,9 @@ internal sealed class TokenSampler : IDisposable
     private readonly ulong _seed;
     private readonly List<Generator> _generators = [];
 
+    /// <summary>float32's largest value, alive for the process (an implicit scalar could be finalized while an op reads it; see Runtime.LiveScalars).</summary>
+    private static readonly Scalar LargestFloat = float.MaxValue;
+
     /// <param name="options">Validated here.</param>
     /// <param name="defaultSeed">Seed when <see cref="GenerationOptions.Seed"/> is null (the model's or MLContext's).</param>
     /// <param name="vocabularySize">Real vocabulary size when the logits are wider (padded); null when they are not.</param>
@@ -128,7 +131,7 @@ internal sealed class TokenSampler : IDisposable
         {
             // Penalties of extreme (but valid) sizes can push scores to +∞ in float32: the largest float keeps the temperature's
             // shift and the softmax defined.
-            scores = scores.clamp_max(float.MaxValue);
+            scores = scores.clamp_max(LargestFloat);
             foreach (ILogitsProcessor processor in _truncation)
             {
                 scores = processor.Process(scores, histories);
