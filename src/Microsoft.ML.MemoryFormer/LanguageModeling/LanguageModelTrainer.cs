@@ -33,7 +33,15 @@ internal static class LanguageModelTrainer
         if (all.Count == 0)
             throw new ArgumentException($"The training text holds {all.Tokens.Length} tokens (end-of-text separators included); " +
                 $"at least ContextLength + 1 = {t + 1} are needed. Give more text or a smaller ContextLength.", nameof(documents));
-        var (train, validation) = validationDocuments is null ? all.Split(plan.ValidationFraction) : (all, packer.Pack(validationDocuments, t));
+        double fraction = plan.ValidationFraction;
+        if (validationDocuments is null && fraction > 0 && all.Count < 2)
+        {
+            // As the other trainers do with too few rows: no hold-out rather than no training window.
+            log?.Invoke($"The text makes {all.Count} window of {t + 1} tokens, too few to hold out ValidationFraction {fraction}: " +
+                "training on it without validation.");
+            fraction = 0;
+        }
+        var (train, validation) = validationDocuments is null ? all.Split(fraction) : (all, packer.Pack(validationDocuments, t));
         if (validationDocuments is not null && validation.Count == 0)
             throw new ArgumentException($"The validation set holds {validation.Tokens.Length} tokens (end-of-text separators included); " +
                 $"at least ContextLength + 1 = {t + 1} are needed for one window. Give more validation text, a smaller ContextLength, " +

@@ -46,6 +46,11 @@ public class MemoryFormerLanguageModelBadInputTests
         var tiny = ml.Data.LoadFromEnumerable(new[] { new Document { Text = "hi" } });
         Assert.Contains("ContextLength", Assert.Throws<ArgumentException>(() => ml.Text.MemoryFormer(NanoOptions()).Fit(tiny)).Message);
 
+        // Text for exactly one window trains on it without the default hold-out (as the other trainers do with few rows).
+        var oneWindow = ml.Data.LoadFromEnumerable(new[] { new Document { Text = "call me ishmael, friend" } });   // 23 bytes + end-of-text
+        using (var model = ml.Text.MemoryFormer(NanoOptions(steps: 2)).Fit(oneWindow))
+            Assert.Null(model.TrainingResult!.BestValidationLoss);
+
         // A validation set too short for one window is refused, not silently dropped with early stopping.
         var options = NanoOptions();
         options.ValidationSet = tiny;
