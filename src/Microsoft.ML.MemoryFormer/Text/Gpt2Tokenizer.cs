@@ -82,7 +82,14 @@ public sealed class Gpt2Tokenizer : ITextTokenizer
     public string Decode(IEnumerable<int> ids)
     {
         ArgumentNullException.ThrowIfNull(ids);
-        return _tokenizer.Decode(ids);
+        var list = ids as IReadOnlyList<int> ?? [.. ids];
+        foreach (int id in list)
+        {
+            if (id < 0 || id >= VocabularySize)                                     // as the byte-level tokenizer: not an empty string
+                throw new ArgumentOutOfRangeException(nameof(ids), id, $"Token id must be in [0, {VocabularySize}).");
+        }
+
+        return _tokenizer.Decode(list);
     }
 
     /// <inheritdoc />

@@ -54,6 +54,8 @@ public class Gpt2TokenizerTests
         Assert.Equal(50256, _tokenizer.EndOfTextId);
         Assert.Null(_tokenizer.PadId);
         Assert.Equal("<|endoftext|>", _tokenizer.Decode([50256]));
+        foreach (int id in new[] { -1, 50257, 50300 })                                 // as the byte-level tokenizer: refused, not ""
+            Assert.Throws<ArgumentOutOfRangeException>(() => _tokenizer.Decode([40, id]));
     }
 
     [Fact]
