@@ -25,6 +25,7 @@ internal sealed class StreamingDetokenizer
     private readonly ITextTokenizer _tokenizer;
     private readonly List<int> _pending = [];
     private readonly List<int> _context = [];
+    private string _contextText = string.Empty;                                  // Decode(_context), kept from Emit to Emit
 
     /// <param name="tokenizer">The tokenizer whose ids are fed in.</param>
     public StreamingDetokenizer(ITextTokenizer tokenizer)
@@ -74,9 +75,8 @@ internal sealed class StreamingDetokenizer
             return _tokenizer.Decode(_pending);
         }
 
-        string context = _tokenizer.Decode(_context);
         string both = _tokenizer.Decode([.. _context, .. _pending]);
-        return both.StartsWith(context, StringComparison.Ordinal) ? both[context.Length..] : _tokenizer.Decode(_pending);
+        return both.StartsWith(_contextText, StringComparison.Ordinal) ? both[_contextText.Length..] : _tokenizer.Decode(_pending);
     }
 
     private void Emit()
@@ -87,5 +87,7 @@ internal sealed class StreamingDetokenizer
         {
             _context.RemoveRange(0, _context.Count - ContextIds);
         }
+
+        _contextText = _tokenizer.Decode(_context);
     }
 }
